@@ -1,0 +1,46 @@
+/* checkpoint.h - read-only access to the named tensors of an HF checkpoint
+ * (model.safetensors, or pytorch_model.bin: a zip holding a pickled state
+ * dict), without Python. Internal to the engine.
+ *
+ * Seam: src/mt/io/ implements it (mmap + validated headers); the model code
+ * in src/mt/ looks tensors up by their HF names and converts them to its own
+ * layout with mt_tensor_to_f32(). Every size and offset is validated against
+ * the file before any tensor is handed out. */
+#ifndef MT_CHECKPOINT_H
+#define MT_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stts_common.h"
+
+typedef enum { MT_DTYPE_F32 = 0, MT_DTYPE_F16, MT_DTYPE_BF16, MT_DTYPE_I64, MT_DTYPE_OTHER } mt_dtype;
+
+typedef struct {
+    const char *name;        /* HF state-dict key, e.g. "model.encoder.layers.0.fc1.weight" */
+    mt_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    const void *data;        /* points into the mapped file; contiguous, row-major */
+    size_t nbytes;
+} mt_tensor;
+
+typedef struct mt_checkpoint mt_checkpoint;
+
+/* path: a model directory (model.safetensors preferred, then
+ * pytorch_model.bin) or one of those files directly. */
+stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error *err);
+/* Parse an in-memory image (tests, fuzzers). The buffer must outlive the handle. */
+stts_status mt_checkpoint_open_safetensors_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err);
+stts_status mt_checkpoint_open_torch_zip_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err);
+void mt_checkpoint_close(mt_checkpoint *ck);
+
+size_t mt_checkpoint_count(const mt_checkpoint *ck);
+const mt_tensor *mt_checkpoint_at(const mt_checkpoint *ck, size_t i);
+const mt_tensor *mt_checkpoint_find(const mt_checkpoint *ck, const char *name); /* NULL if absent */
+const char *mt_checkpoint_path(const mt_checkpoint *ck);
+
+/* Converts n elements (f32/f16/bf16) to float; errors if n != element count. */
+stts_status mt_tensor_to_f32(const mt_tensor *t, float *dst, size_t n, stts_error *err);
+
+#endif

@@ -1,0 +1,52 @@
+/* test.h - the project's minimal test harness. A test program is a main()
+ * that calls TEST_RUN(fn) for each case; checks record failures with file and
+ * line and keep going. TEST_SUMMARY() prints "N passed, N failed" (a closing
+ * line CI reads) and yields the exit status. TEST_SKIP_ALL() is for tests
+ * whose hardware or data is absent: it says why and exits 77, which CTest
+ * reports as skipped (SKIP_RETURN_CODE is set by stts_add_test users). */
+#ifndef STTS_TEST_H
+#define STTS_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_passed_ = 0, test_failed_ = 0, test_case_failed_ = 0;
+static const char *test_current_ = "";
+
+#define CHECK(cond) do { \
+    if (!(cond)) { \
+        fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, test_current_, #cond); \
+        test_case_failed_ = 1; \
+    } } while (0)
+
+#define CHECK_MSG(cond, ...) do { \
+    if (!(cond)) { \
+        fprintf(stderr, "%s:%d: [%s] CHECK failed: %s: ", __FILE__, __LINE__, test_current_, #cond); \
+        fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); \
+        test_case_failed_ = 1; \
+    } } while (0)
+
+#define CHECK_EQ_INT(a, b) do { long long a_ = (long long)(a), b_ = (long long)(b); \
+    CHECK_MSG(a_ == b_, "%lld != %lld", a_, b_); } while (0)
+
+#define CHECK_EQ_STR(a, b) do { const char *a_ = (a), *b_ = (b); \
+    CHECK_MSG(a_ && b_ && strcmp(a_, b_) == 0, "\n  got:      \"%s\"\n  expected: \"%s\"", \
+              a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
+
+#define CHECK_NEAR(a, b, tol) do { double a_ = (a), b_ = (b); \
+    CHECK_MSG(fabs(a_ - b_) <= (tol), "%.9g vs %.9g (tol %g)", a_, b_, (double)(tol)); } while (0)
+
+#define TEST_RUN(fn) do { \
+    test_current_ = #fn; test_case_failed_ = 0; fn(); \
+    if (test_case_failed_) { test_failed_++; fprintf(stderr, "FAIL %s\n", #fn); } \
+    else test_passed_++; } while (0)
+
+#define TEST_SUMMARY() ( printf("%d passed, %d failed\n", test_passed_, test_failed_), \
+                         test_failed_ ? 1 : 0 )
+
+#define TEST_SKIP_ALL(...) do { printf("SKIPPED: "); printf(__VA_ARGS__); printf("\n"); \
+    exit(77); } while (0)
+
+#endif

@@ -23,6 +23,11 @@ typedef struct {
     int64_t shape[4];
     const void *data;        /* points into the mapped file; contiguous, row-major */
     size_t nbytes;
+    /* Added by src/mt/io: the file's own dtype name ("F32", "F16", "BF16",
+     * "I64", "I32", "F64", ... for safetensors; "float32" ... for torch), so
+     * errors about MT_DTYPE_OTHER tensors can say what they are. */
+    const char *dtype_name;
+    int64_t numel;           /* product of shape[0..ndim) (1 for a scalar) */
 } mt_tensor;
 
 typedef struct mt_checkpoint mt_checkpoint;
@@ -42,5 +47,18 @@ const char *mt_checkpoint_path(const mt_checkpoint *ck);
 
 /* Converts n elements (f32/f16/bf16) to float; errors if n != element count. */
 stts_status mt_tensor_to_f32(const mt_tensor *t, float *dst, size_t n, stts_error *err);
+
+/* Added by src/mt/io. Bytes per element of a dtype (0 for MT_DTYPE_OTHER;
+ * the tensor's nbytes / numel gives it for any tensor). */
+size_t mt_dtype_size(mt_dtype d);
+const char *mt_dtype_name(mt_dtype d); /* "f32", "f16", "bf16", "i64", "other" */
+/* Checks that t exists with this dtype class and shape (ndim entries of
+ * shape); the error names the tensor, and what was expected and found.
+ * Pass ck and name so a missing tensor gets a clear message too. */
+stts_status mt_checkpoint_expect(const mt_checkpoint *ck, const char *name, int ndim, const int64_t *shape,
+                                 const mt_tensor **out, stts_error *err);
+
+/* Thread safety: a checkpoint is immutable after open; any number of threads
+ * may call the lookup and conversion functions on it concurrently. */
 
 #endif

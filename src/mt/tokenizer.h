@@ -42,4 +42,10 @@ stts_status mt_tokenizer_encode(const mt_tokenizer *tok, const char *text, int32
 stts_status mt_tokenizer_decode(const mt_tokenizer *tok, const int32_t *ids, size_t n, char **text,
                                 stts_error *err);
 
+/* Added by src/mt/io. The id of <mask> (spm_size + 1 + 202). */
+int mt_tokenizer_mask_id(const mt_tokenizer *tok);
+
+/* Thread safety: a loaded tokenizer is immutable; encode, decode and the
+ * lookups may be called from any number of threads at once. */
+
 #endif

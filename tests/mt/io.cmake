@@ -1,0 +1,10 @@
+# Tests of the engine's I/O part (src/mt/io): config reader, checkpoint
+# readers, tokenizer shim, plus the fuzz targets of every model-file parser.
+# Fixtures: tests/fixtures/mtio (scripts/fixtures/make-io-fixtures.py) and,
+# when present, the lead's tests/fixtures/mt (torch-written checkpoints, HF
+# tokenizer references).
+if(TARGET nllb)
+  stts_add_test(test_mt_io_config SOURCES test_mt_io_config.c LIBS nllb LABELS mt)
+  stts_add_test(test_mt_io_safetensors SOURCES test_mt_io_safetensors.c LIBS nllb LABELS mt)
+  stts_add_test(test_mt_io_tokenizer SOURCES test_mt_io_tokenizer.c LIBS nllb LABELS mt)
+endif()

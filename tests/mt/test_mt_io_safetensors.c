@@ -1,0 +1,170 @@
+/* test_mt_io_safetensors.c - safetensors reader: the tiny fixture's
+ * tensors against Python-computed values (f32/f16/bf16/i64, scalar, empty,
+ * 4-D), sharded checkpoints, one clear error per corrupted variant, the
+ * in-memory API, and the f16 widening of all 65536 half values against an
+ * independent ldexp-based reference. */
+#include <math.h>
+
+#include "test_mt_io_common.h"
+
+static void test_tiny_file(void) {
+    mt_checkpoint *ck = NULL;
+    stts_error e = {0};
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "tiny.safetensors", &ck, &e), STTS_OK);
+    if (!ck) return;
+    mtio_check_expected(ck, MTIO_FIX "tiny.expected.json");
+    CHECK_EQ_STR(mt_checkpoint_path(ck), MTIO_FIX "tiny.safetensors");
+    /* Header order is kept by mt_checkpoint_at. */
+    CHECK_EQ_STR(mt_checkpoint_at(ck, 0)->name, "model.shared.weight");
+    CHECK_EQ_STR(mt_checkpoint_at(ck, 0)->dtype_name, "F32");
+    CHECK(mt_checkpoint_at(ck, mt_checkpoint_count(ck)) == NULL);
+    CHECK(mt_checkpoint_find(ck, "model.shared") == NULL);
+    CHECK(mt_checkpoint_find(ck, "") == NULL);
+    CHECK(mt_checkpoint_find(ck, "__metadata__") == NULL);
+    const mt_tensor *t = NULL;
+    int64_t shp[2] = {8, 4}, bad[2] = {4, 8};
+    CHECK_EQ_INT(mt_checkpoint_expect(ck, "model.shared.weight", 2, shp, &t, &e), STTS_OK);
+    CHECK(t && t->numel == 32);
+    CHECK_EQ_INT(mt_checkpoint_expect(ck, "model.shared.weight", 2, bad, &t, &e), STTS_ERR_FORMAT);
+    CHECK(strstr(e.msg, "[8,4]") && strstr(e.msg, "[4,8]") && strstr(e.msg, "model.shared.weight"));
+    CHECK_EQ_INT(mt_checkpoint_expect(ck, "lm_head.weight", 2, shp, &t, &e), STTS_ERR_FORMAT);
+    CHECK(strstr(e.msg, "lm_head.weight") && strstr(e.msg, "missing"));
+    int64_t three = 3;
+    CHECK_EQ_INT(mt_checkpoint_expect(ck, "positions", 1, &three, &t, &e), STTS_ERR_UNSUPPORTED);
+    CHECK(strstr(e.msg, "I64") != NULL);
+    mt_checkpoint_close(ck);
+    mt_checkpoint_close(NULL);
+}
+
+static void test_dir_and_mem(void) {
+    /* A directory with only tiny files is not a model; the file itself is. */
+    mt_checkpoint *ck = NULL;
+    stts_error e = {0};
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded-bad-path/..", &ck, &e), STTS_ERR_NOT_FOUND);
+    CHECK(strstr(e.msg, "model.safetensors") != NULL);
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "nope.safetensors", &ck, &e), STTS_ERR_NOT_FOUND);
+    CHECK(ck == NULL);
+    size_t n = 0;
+    char *buf = mtio_slurp(MTIO_FIX "tiny.safetensors", &n);
+    CHECK(buf != NULL);
+    CHECK_EQ_INT(mt_checkpoint_open_safetensors_mem(buf, n, &ck, &e), STTS_OK);
+    if (ck) mtio_check_expected(ck, MTIO_FIX "tiny.expected.json");
+    mt_checkpoint_close(ck);
+    /* Every truncation of a valid file fails cleanly (or, never, succeeds with fewer tensors). */
+    for (size_t k = 0; k < n; k++) {
+        ck = NULL;
+        stts_status s = mt_checkpoint_open_safetensors_mem(buf, k, &ck, &e);
+        CHECK_MSG(s == STTS_ERR_FORMAT, "prefix %zu -> %s", k, stts_status_name(s));
+        CHECK(ck == NULL);
+    }
+    free(buf);
+}
+
+static void test_sharded(void) {
+    mt_checkpoint *ck = NULL;
+    stts_error e = {0};
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded", &ck, &e), STTS_OK);
+    if (ck) mtio_check_expected(ck, MTIO_FIX "tiny.expected.json");
+    mt_checkpoint_close(ck);
+    ck = NULL;
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded/model.safetensors.index.json", &ck, &e), STTS_OK);
+    mt_checkpoint_close(ck);
+    ck = NULL;
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded-bad-missing", &ck, &e), STTS_ERR_NOT_FOUND);
+    CHECK(strstr(e.msg, "model-00003-of-00002.safetensors") != NULL);
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded-bad-path", &ck, &e), STTS_ERR_FORMAT);
+    CHECK(strstr(e.msg, "same directory") && strstr(e.msg, "scalar"));
+    CHECK(ck == NULL);
+}
+
+static void bad(const char *file, const char *s1, const char *s2) {
+    char path[512];
+    snprintf(path, sizeof path, MTIO_FIX "%s", file);
+    mt_checkpoint *ck = (mt_checkpoint *)1;
+    stts_error e = {0};
+    stts_status s = mt_checkpoint_open(path, &ck, &e);
+    CHECK_MSG(s == STTS_ERR_FORMAT || s == STTS_ERR_UNSUPPORTED, "%s -> %s", file, stts_status_name(s));
+    CHECK_MSG(ck == NULL, "%s: handle not NULL", file);
+    CHECK_MSG(strstr(e.msg, file) != NULL, "message \"%s\" does not name the file", e.msg);
+    CHECK_MSG(strstr(e.msg, s1) != NULL, "%s: message \"%s\" lacks \"%s\"", file, e.msg, s1);
+    if (s2) CHECK_MSG(strstr(e.msg, s2) != NULL, "%s: message \"%s\" lacks \"%s\"", file, e.msg, s2);
+}
+
+static void test_corrupted(void) {
+    bad("bad-short.safetensors", "too short", NULL);
+    bad("bad-truncated.safetensors", "data_offsets", "truncated");
+    bad("bad-header-len.safetensors", "header claims", NULL);
+    bad("bad-header-huge.safetensors", "header claims", NULL);
+    bad("bad-offsets-order.safetensors", "scalar", "[200, 196]");
+    bad("bad-offsets-size.safetensors", "model.shared.weight", "120 bytes");
+    bad("bad-offsets-outside.safetensors", "scalar", "100000");
+    bad("bad-dtype.safetensors", "model.shared.weight", "Q7");
+    bad("bad-ndim.safetensors", "empty", "5 dimensions");
+    bad("bad-shape-neg.safetensors", "scalar", "shape[0]");
+    bad("bad-shape-overflow.safetensors", "empty", "overflow");
+    bad("bad-entry.safetensors", "scalar", "data_offsets");
+    bad("bad-metadata.safetensors", "__metadata__", NULL);
+    bad("bad-json.safetensors", "not valid JSON", NULL);
+    bad("bad-notobject.safetensors", "JSON object", NULL);
+    bad("bad-dup.safetensors", "not valid JSON", "duplicate");
+}
+
+/* Independent reference: value = (-1)^s * 2^(e-15) * (1 + m/1024), subnormal 2^-14 * m/1024. */
+static float half_ref(uint16_t h) {
+    int s = h >> 15, ex = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (ex == 31) v = m ? NAN : INFINITY;
+    else if (ex == 0) v = ldexp(m / 1024.0, -14);
+    else v = ldexp(1.0 + m / 1024.0, ex - 15);
+    return (float)(s ? -v : v);
+}
+
+static void test_f16_exhaustive(void) {
+    static uint16_t h[65536];
+    static float f[65536];
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    mt_tensor t = {0};
+    t.name = "all_halves";
+    t.dtype = MT_DTYPE_F16;
+    t.ndim = 1;
+    t.shape[0] = 65536;
+    t.numel = 65536;
+    t.data = h;
+    t.nbytes = sizeof h;
+    stts_error e = {0};
+    CHECK_EQ_INT(mt_tensor_to_f32(&t, f, 65536, &e), STTS_OK);
+    int bad_n = 0;
+    for (int i = 0; i < 65536; i++) {
+        float r = half_ref((uint16_t)i);
+        int ok = isnan(r) ? isnan(f[i]) : (memcmp(&r, &f[i], 4) == 0);
+        if (isnan(r) && ok) { /* NaN payload and sign are kept */
+            uint32_t b;
+            memcpy(&b, &f[i], 4);
+            ok = (b >> 31) == (uint32_t)(i >> 15) && ((b >> 13) & 1023) == (uint32_t)(i & 1023);
+        }
+        if (!ok && bad_n++ < 5) CHECK_MSG(0, "half %04x -> %a, expected %a", i, f[i], r);
+    }
+    CHECK_EQ_INT(bad_n, 0);
+    /* bf16 is the high half of f32. */
+    uint16_t b[3] = {0x3f80, 0xc2f7, 0x7fc0};
+    float out[3];
+    t.dtype = MT_DTYPE_BF16;
+    t.data = b;
+    t.numel = 3;
+    t.shape[0] = 3;
+    CHECK_EQ_INT(mt_tensor_to_f32(&t, out, 3, &e), STTS_OK);
+    CHECK(out[0] == 1.0f && out[1] == -123.5f && isnan(out[2]));
+    t.dtype = MT_DTYPE_OTHER;
+    t.dtype_name = "F64";
+    CHECK_EQ_INT(mt_tensor_to_f32(&t, out, 3, &e), STTS_ERR_UNSUPPORTED);
+    CHECK(strstr(e.msg, "F64") && strstr(e.msg, "all_halves"));
+}
+
+int main(void) {
+    TEST_RUN(test_tiny_file);
+    TEST_RUN(test_dir_and_mem);
+    TEST_RUN(test_sharded);
+    TEST_RUN(test_corrupted);
+    TEST_RUN(test_f16_exhaustive);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,497 @@
+/* jtalk.c - the Open JTalk backend, in-process: the naist-jdic dictionary
+ * (plus the reading dictionaries) and one HTS voice are loaded once; each
+ * utterance runs the front end the way the open_jtalk program does
+ * (text2mecab, mecab, mecab2njd, the NJD passes, njd2jpcommon, labels),
+ * then HTS engine's state and parameter generation, and then our own
+ * vocoder loop: HTS_GStreamSet_create vocodes the whole utterance into one
+ * buffer, so we call HTS engine's frame vocoder (HTS_Vocoder_synthesize,
+ * declared in HTS_hidden.h from the same htsengine source version) once per
+ * frame and hand each frame's samples out at once. The samples are the ones
+ * HTS_Engine_synthesize_from_strings would have made (tests compare). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef STTS_HAVE_OPENJTALK
+/* Order matters: njd.h before the passes that use NJD, and mecab.h before
+ * HTS_hidden.h, which #defines names mecab.h uses for parameters. */
+#include <mecab.h>
+#include <njd.h>
+#include <jpcommon.h>
+#include <mecab2njd.h>
+#include <njd2jpcommon.h>
+#include <njd_set_accent_phrase.h>
+#include <njd_set_accent_type.h>
+#include <njd_set_digit.h>
+#include <njd_set_long_vowel.h>
+#include <njd_set_pronunciation.h>
+#include <njd_set_unvoiced_vowel.h>
+#include <text2mecab.h>
+#include <HTS_engine.h>
+#include <HTS_hidden.h>
+#endif
+
+#include "tts/tts_internal.h"
+
+#ifdef STTS_HAVE_OPENJTALK
+
+#ifdef STTS_NAIST_JDIC_DIR
+#define DEFAULT_DICT_DIR STTS_NAIST_JDIC_DIR
+#else
+#define DEFAULT_DICT_DIR "/var/lib/mecab/dic/open-jtalk/naist-jdic"
+#endif
+/* Pieces of text analysed at once: bounds the front end's work and the
+ * utterance MLPG runs over; cut at sentence/clause marks first. */
+#define PIECE_MAX 600
+
+typedef struct {
+    Mecab mecab;
+    NJD njd;
+    JPCommon jpc;
+    HTS_Engine engine;
+    int engine_loaded;
+    size_t fperiod;
+    double *raw;     /* one frame of vocoder output */
+    int16_t *pcm;    /* the same frame as int16 */
+    double *spec;
+    double *lpf;
+    char *buf;       /* text2mecab output, grown as needed */
+    size_t buf_cap;
+} jtalk;
+
+static void jtalk_close(void *impl) {
+    jtalk *j = impl;
+    if (!j) return;
+    Mecab_clear(&j->mecab);
+    NJD_clear(&j->njd);
+    JPCommon_clear(&j->jpc);
+    if (j->engine_loaded) HTS_Engine_clear(&j->engine);
+    free(j->raw);
+    free(j->pcm);
+    free(j->spec);
+    free(j->lpf);
+    free(j->buf);
+    free(j);
+}
+
+/* ---- dictionaries ------------------------------------------------------ */
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcasecmp(s + n - m, suf) == 0;
+}
+
+static int cache_dir(char *out, size_t size) {
+    const char *x = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (x && *x) n = snprintf(out, size, "%s/stream-tts", x);
+    else if (home && *home) n = snprintf(out, size, "%s/.cache/stream-tts", home);
+    else n = snprintf(out, size, "/tmp/stream-tts-%ld", (long)getuid());
+    if (n < 0 || (size_t)n >= size) return -1;
+    /* mkdir -p for the last two levels is enough for these paths. */
+    char parent[1024];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) { *slash = '\0'; mkdir(parent, 0755); }
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* FNV-1a over the CSV bytes and the system dictionary path: the cache key. */
+static int hash_file(const char *path, const char *salt, uint64_t *h) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    uint64_t x = 1469598103934665603ULL;
+    unsigned char b[8192];
+    size_t n;
+    while ((n = fread(b, 1, sizeof b, f)) > 0)
+        for (size_t i = 0; i < n; i++) { x ^= b[i]; x *= 1099511628211ULL; }
+    fclose(f);
+    for (const char *s = salt; *s; s++) { x ^= (unsigned char)*s; x *= 1099511628211ULL; }
+    *h = x;
+    return 0;
+}
+
+/* Compiles a naist-jdic format CSV into a mecab user dictionary with
+ * mecab's own dictionary compiler (in libmecab). The compiler exits the
+ * process on bad input, so it runs in a forked child; its messages go to a
+ * log whose last line becomes our error. */
+static stts_status compile_csv(const char *dicdir, const char *csv, char *out, size_t size,
+                               stts_error *err) {
+    char dir[1024], tmp[1400], log[1400];
+    uint64_t h;
+    if (!file_exists(csv))
+        return stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' not found", csv);
+    if (hash_file(csv, dicdir, &h) != 0)
+        return stts_error_set(err, STTS_ERR_IO, "cannot read user dictionary '%s': %s", csv, strerror(errno));
+    if (cache_dir(dir, sizeof dir) != 0)
+        return stts_error_set(err, STTS_ERR_IO, "cannot create a cache directory for compiled user dictionaries (set XDG_CACHE_HOME)");
+    int n = snprintf(out, size, "%s/userdic-%016llx.dic", dir, (unsigned long long)h);
+    if (n < 0 || (size_t)n >= size)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "cache path too long for '%s'", csv);
+    if (file_exists(out)) return STTS_OK;
+    snprintf(tmp, sizeof tmp, "%.1150s.%ld.tmp", out, (long)getpid());
+    snprintf(log, sizeof log, "%.1150s.%ld.log", out, (long)getpid());
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return stts_error_set(err, STTS_ERR_INTERNAL, "fork failed compiling '%s': %s", csv, strerror(errno));
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+        char *argv[] = {"mecab-dict-index", "-d", (char *)dicdir, "-u", tmp, "-f", "utf-8",
+                        "-t", "utf-8", (char *)csv, NULL};
+        _exit(mecab_dict_index(10, argv) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !file_exists(tmp)) {
+        char last[300] = "", line[300];
+        FILE *f = fopen(log, "r");
+        if (f) {
+            while (fgets(line, sizeof line, f))
+                if (line[0] != '\n' && strncmp(line, "reading", 7) != 0 && strncmp(line, "emitting", 8) != 0)
+                    snprintf(last, sizeof last, "%s", line);
+            fclose(f);
+        }
+        size_t l = strlen(last);
+        while (l && (last[l - 1] == '\n' || last[l - 1] == '\r')) last[--l] = '\0';
+        unlink(log);
+        unlink(tmp);
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "user dictionary '%s' did not compile (%s); each line must be naist-jdic CSV: "
+                              "surface,left-id,right-id,cost,POS,...,reading,pronunciation,accent/morae,chain-rule",
+                              csv, l ? last : "mecab-dict-index failed");
+    }
+    unlink(log);
+    if (rename(tmp, out) != 0) {
+        unlink(tmp);
+        return stts_error_set(err, STTS_ERR_IO, "cannot store compiled dictionary '%s': %s", out, strerror(errno));
+    }
+    return STTS_OK;
+}
+
+/* Builds the comma-separated -u list: the built-in terms dictionary, then
+ * the user's files (.csv compiled, anything else used as a compiled .dic). */
+static stts_status user_dict_list(const tts_params *p, const char *dicdir, char **out, stts_error *err) {
+    size_t cap = 4096, len = 0;
+    char *list = calloc(1, cap);
+    if (!list) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+#ifdef STTS_BUILTIN_DICT
+    if (p->builtin_dict) {
+        if (!file_exists(STTS_BUILTIN_DICT)) {
+            free(list);
+            return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                                  "the built-in reading dictionary %s is missing; rebuild stream-tts "
+                                  "(target stts_user_dict) or pass builtin_dict=0 / --no-builtin-dict",
+                                  STTS_BUILTIN_DICT);
+        }
+        len = (size_t)snprintf(list, cap, "%s", STTS_BUILTIN_DICT);
+    }
+#endif
+    if (p->user_dict && *p->user_dict) {
+        char *copy = strdup(p->user_dict);
+        if (!copy) { free(list); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); }
+        char *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            char path[1200];
+            if (ends_with(tok, ".csv")) {
+                stts_status st = compile_csv(dicdir, tok, path, sizeof path, err);
+                if (st != STTS_OK) { free(copy); free(list); return st; }
+            } else {
+                if (!file_exists(tok)) {
+                    stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' not found", tok);
+                    free(copy); free(list);
+                    return STTS_ERR_NOT_FOUND;
+                }
+                snprintf(path, sizeof path, "%s", tok);
+            }
+            size_t need = len + strlen(path) + 2;
+            if (need > cap) {
+                char *g = realloc(list, need * 2);
+                if (!g) { free(copy); free(list); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); }
+                list = g; cap = need * 2;
+            }
+            len += (size_t)snprintf(list + len, cap - len, "%s%s", len ? "," : "", path);
+        }
+        free(copy);
+    }
+    *out = list;
+    return STTS_OK;
+}
+
+static stts_status load_mecab(jtalk *j, const tts_params *p, stts_error *err) {
+    const char *dicdir = p->dict_dir && *p->dict_dir ? p->dict_dir : DEFAULT_DICT_DIR;
+    char sysdic[1200];
+    snprintf(sysdic, sizeof sysdic, "%s/sys.dic", dicdir);
+    if (!file_exists(sysdic))
+        return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                              "Open JTalk dictionary not found in %s (install open-jtalk-mecab-naist-jdic "
+                              "or pass the naist-jdic directory)", dicdir);
+    char *users = NULL;
+    stts_status st = user_dict_list(p, dicdir, &users, err);
+    if (st != STTS_OK) return st;
+    char *argv[5] = {"mecab", "-d", (char *)dicdir, NULL, NULL};
+    int argc = 3;
+    if (users[0]) { argv[3] = "-u"; argv[4] = users; argc = 5; }
+    mecab_model_t *model = mecab_model_new(argc, argv);
+    if (!model) {
+        const char *why = mecab_strerror(NULL);
+        stts_error_set(err, STTS_ERR_FORMAT, "cannot load the Open JTalk dictionary %s%s%s: %s", dicdir,
+                       users[0] ? " with user dictionaries " : "", users, why ? why : "mecab failed");
+        free(users);
+        return STTS_ERR_FORMAT;
+    }
+    free(users);
+    mecab_t *tagger = mecab_model_new_tagger(model);
+    mecab_lattice_t *lattice = tagger ? mecab_model_new_lattice(model) : NULL;
+    if (!tagger || !lattice) {
+        if (tagger) mecab_destroy(tagger);
+        mecab_model_destroy(model);
+        return stts_error_set(err, STTS_ERR_INTERNAL, "mecab could not create a tagger for %s", dicdir);
+    }
+    /* Mecab_analysis/Mecab_clear use these as the C++ objects they are. */
+    j->mecab.model = model;
+    j->mecab.tagger = tagger;
+    j->mecab.lattice = lattice;
+    return STTS_OK;
+}
+
+/* ---- voice ------------------------------------------------------------- */
+
+static stts_status load_voice(jtalk *j, const tts_params *p, tts_opened *o, stts_error *err) {
+    char path[1024];
+    stts_status st = tts_find_voice(p->voice, path, sizeof path, err);
+    if (st != STTS_OK) return st;
+    /* HTS engine prints its own complaints on stderr and returns FALSE; a
+     * truncated or foreign file must not get further than here. */
+    HTS_Engine_initialize(&j->engine);
+    j->engine_loaded = 1;
+    char *voices[1] = {path};
+    if (HTS_Engine_load(&j->engine, voices, 1) != TRUE)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "cannot load HTS voice %s: not a valid .htsvoice file (re-fetch it with scripts/fetch-assets)", path);
+    const char *fmt = HTS_Engine_get_fullcontext_label_format(&j->engine);
+    if (!fmt || strcmp(fmt, "HTS_TTS_JPN") != 0)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "HTS voice %s is for label format '%s', not Open JTalk's HTS_TTS_JPN", path,
+                              fmt ? fmt : "?");
+    if (HTS_Engine_get_nstream(&j->engine) < 2 || HTS_Engine_get_nstream(&j->engine) > 3)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "HTS voice %s has %zu streams; expected 2 or 3", path,
+                              HTS_Engine_get_nstream(&j->engine));
+    if (p->speed != 1.0) HTS_Engine_set_speed(&j->engine, p->speed);
+    if (p->pitch != 0.0) HTS_Engine_add_half_tone(&j->engine, p->pitch);
+    if (p->volume_db != 0.0) HTS_Engine_set_volume(&j->engine, p->volume_db);
+    j->fperiod = HTS_Engine_get_fperiod(&j->engine);
+    o->rate = (int)HTS_Engine_get_sampling_frequency(&j->engine);
+    if (j->fperiod == 0 || j->fperiod > 100000 || o->rate < 8000 || o->rate > 192000)
+        return stts_error_set(err, STTS_ERR_FORMAT, "HTS voice %s has frame period %zu and rate %d; not usable",
+                              path, j->fperiod, o->rate);
+    const char *base = strrchr(path, '/');
+    snprintf(o->voice, sizeof o->voice, "%.200s", base ? base + 1 : path);
+    char *dot = strrchr(o->voice, '.');
+    if (dot && strcmp(dot, ".htsvoice") == 0) *dot = '\0';
+    j->raw = calloc(j->fperiod, sizeof *j->raw);
+    j->pcm = calloc(j->fperiod, sizeof *j->pcm);
+    if (!j->raw || !j->pcm) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    return STTS_OK;
+}
+
+/* ---- front end ---------------------------------------------------------- */
+
+static void frontend_refresh(jtalk *j) {
+    JPCommon_refresh(&j->jpc);
+    NJD_refresh(&j->njd);
+    Mecab_refresh(&j->mecab);
+}
+
+/* Analyses piece[0..len): afterwards the JPCommon labels are ready. */
+static stts_status frontend(jtalk *j, const char *piece, size_t len, stts_error *err) {
+    /* text2mecab turns each ASCII byte into a 3-byte full-width character
+     * and copies everything else, so 3x + 1 always fits. */
+    size_t need = 3 * len + 1 + len + 1;
+    if (need > j->buf_cap) {
+        char *g = realloc(j->buf, need);
+        if (!g) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", len);
+        j->buf = g;
+        j->buf_cap = need;
+    }
+    char *in = j->buf + 3 * len + 1;
+    memcpy(in, piece, len);
+    in[len] = '\0';
+    text2mecab(j->buf, in);
+    if (j->buf[0] == '\0') return STTS_OK;
+    if (Mecab_analysis(&j->mecab, j->buf) != TRUE)
+        return stts_error_set(err, STTS_ERR_INTERNAL, "mecab failed on the text \"%.60s\"", in);
+    mecab2njd(&j->njd, Mecab_get_feature(&j->mecab), Mecab_get_size(&j->mecab));
+    njd_set_pronunciation(&j->njd);
+    njd_set_digit(&j->njd);
+    njd_set_accent_phrase(&j->njd);
+    njd_set_accent_type(&j->njd);
+    njd_set_unvoiced_vowel(&j->njd);
+    njd_set_long_vowel(&j->njd);
+    njd2jpcommon(&j->jpc, &j->njd);
+    JPCommon_make_label(&j->jpc);
+    return STTS_OK;
+}
+
+/* ---- streaming vocoder -------------------------------------------------- */
+
+static double frame_param(HTS_PStreamSet *pss, size_t s, size_t frame, size_t *msd_index, size_t k) {
+    if (HTS_PStreamSet_is_msd(pss, s)) {
+        if (HTS_PStreamSet_get_msd_flag(pss, s, frame) != TRUE) return HTS_NODATA;
+        return HTS_PStreamSet_get_parameter(pss, s, *msd_index, k);
+    }
+    return HTS_PStreamSet_get_parameter(pss, s, frame, k);
+}
+
+/* What HTS_GStreamSet_create does, one frame at a time, with each frame's
+ * samples handed out as soon as they exist. */
+static stts_status vocode(jtalk *j, tts_out *o, stts_error *err) {
+    HTS_Engine *e = &j->engine;
+    HTS_PStreamSet *pss = &e->pss;
+    size_t nstream = HTS_PStreamSet_get_nstream(pss);
+    size_t total = HTS_PStreamSet_get_total_frame(pss);
+    size_t mlen = HTS_PStreamSet_get_vector_length(pss, 0);
+    size_t nlpf = nstream >= 3 ? HTS_PStreamSet_get_vector_length(pss, 2) : 0;
+    if (nstream < 2 || HTS_PStreamSet_get_vector_length(pss, 1) != 1 || mlen < 1 || (nlpf && nlpf % 2 == 0))
+        return stts_error_set(err, STTS_ERR_FORMAT, "the HTS voice has an unexpected stream layout");
+    double *spec = realloc(j->spec, mlen * sizeof *spec);
+    if (!spec) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    j->spec = spec;
+    double *lpf = NULL;
+    if (nlpf) {
+        lpf = realloc(j->lpf, nlpf * sizeof *lpf);
+        if (!lpf) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        j->lpf = lpf;
+    }
+    const HTS_Condition *c = &e->condition;
+    HTS_Vocoder v;
+    HTS_Vocoder_initialize(&v, mlen - 1, c->stage, c->use_log_gain, c->sampling_frequency, c->fperiod);
+    size_t msd[3] = {0, 0, 0};
+    stts_status st = STTS_OK;
+    for (size_t i = 0; i < total; i++) {
+        for (size_t k = 0; k < mlen; k++) spec[k] = frame_param(pss, 0, i, &msd[0], k);
+        double lf0 = frame_param(pss, 1, i, &msd[1], 0);
+        for (size_t k = 0; k < nlpf; k++) lpf[k] = frame_param(pss, 2, i, &msd[2], k);
+        for (size_t s = 0; s < nstream && s < 3; s++)
+            if (HTS_PStreamSet_is_msd(pss, s) && HTS_PStreamSet_get_msd_flag(pss, s, i) == TRUE) msd[s]++;
+        HTS_Vocoder_synthesize(&v, mlen - 1, lf0, spec, nlpf, lpf, c->alpha, c->beta, c->volume, j->raw, NULL);
+        for (size_t k = 0; k < j->fperiod; k++) {
+            double x = j->raw[k];
+            j->pcm[k] = x > 32767.0 ? 32767 : x < -32768.0 ? -32768 : (int16_t)x;
+        }
+        if (tts_out_emit(o, j->pcm, j->fperiod)) { st = tts_out_cancelled(o, err); break; }
+    }
+    HTS_Vocoder_clear(&v);
+    return st;
+}
+
+static stts_status synth_piece(jtalk *j, const char *piece, size_t len, tts_out *o, int *spoke,
+                               stts_error *err) {
+    stts_status st = frontend(j, piece, len, err);
+    if (st == STTS_OK && JPCommon_get_label_size(&j->jpc) > 2) {
+        if (tts_out_should_stop(o)) {
+            st = tts_out_cancelled(o, err);
+        } else if (HTS_Engine_generate_state_sequence_from_strings(&j->engine, JPCommon_get_label_feature(&j->jpc),
+                                                                   (size_t)JPCommon_get_label_size(&j->jpc)) != TRUE ||
+                   HTS_Engine_generate_parameter_sequence(&j->engine) != TRUE) {
+            st = stts_error_set(err, STTS_ERR_INTERNAL, "HTS engine could not generate speech for \"%.60s\"", piece);
+        } else {
+            *spoke = 1;
+            st = tts_out_should_stop(o) ? tts_out_cancelled(o, err) : vocode(j, o, err);
+        }
+        HTS_Engine_refresh(&j->engine);
+    }
+    frontend_refresh(j);
+    return st;
+}
+
+static stts_status jtalk_synthesize(void *impl, const char *text, tts_out *o, stts_error *err) {
+    jtalk *j = impl;
+    size_t len = strlen(text);
+    int spoke = 0;
+    for (size_t pos = 0; pos < len;) {
+        size_t n = tts_next_piece(text + pos, len - pos, PIECE_MAX);
+        stts_status st = synth_piece(j, text + pos, n, o, &spoke, err);
+        if (st != STTS_OK) return st;
+        pos += n;
+    }
+    if (!spoke)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "nothing to say in \"%.60s\" (no readable words)", text);
+    return STTS_OK;
+}
+
+static stts_status jtalk_labels(void *impl, const char *text, char **out, stts_error *err) {
+    jtalk *j = impl;
+    size_t len = strlen(text), cap = 1024, used = 0;
+    char *res = malloc(cap);
+    if (!res) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    res[0] = '\0';
+    for (size_t pos = 0; pos < len;) {
+        size_t n = tts_next_piece(text + pos, len - pos, PIECE_MAX);
+        stts_status st = frontend(j, text + pos, n, err);
+        if (st != STTS_OK) { frontend_refresh(j); free(res); return st; }
+        int nl = JPCommon_get_label_size(&j->jpc);
+        char **lab = JPCommon_get_label_feature(&j->jpc);
+        for (int i = 0; i < nl; i++) {
+            size_t l = strlen(lab[i]);
+            if (used + l + 2 > cap) {
+                size_t nc = (used + l + 2) * 2;
+                char *g = realloc(res, nc);
+                if (!g) { frontend_refresh(j); free(res); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); }
+                res = g; cap = nc;
+            }
+            memcpy(res + used, lab[i], l);
+            used += l;
+            res[used++] = '\n';
+            res[used] = '\0';
+        }
+        frontend_refresh(j);
+        pos += n;
+    }
+    *out = res;
+    return STTS_OK;
+}
+
+static const tts_ops jtalk_ops = {jtalk_synthesize, jtalk_labels, jtalk_close};
+
+stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
+    jtalk *j = calloc(1, sizeof *j);
+    if (!j) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    Mecab_initialize(&j->mecab);
+    NJD_initialize(&j->njd);
+    JPCommon_initialize(&j->jpc);
+    stts_status st = load_voice(j, p, o, err);
+    if (st == STTS_OK) st = load_mecab(j, p, err);
+    if (st != STTS_OK) { jtalk_close(j); return st; }
+    o->ops = &jtalk_ops;
+    o->impl = j;
+    return STTS_OK;
+}
+
+#else  /* !STTS_HAVE_OPENJTALK */
+
+stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
+    (void)p;
+    (void)o;
+    return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                          "this stream-tts was built without Open JTalk: run scripts/build-openjtalk and rebuild");
+}
+
+#endif

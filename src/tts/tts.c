@@ -1,0 +1,391 @@
+/* tts.c - the front door of the synthesis stage: parameters, choosing and
+ * opening a backend, the output path every chunk takes (stop flag, user
+ * callback, resampling to a requested rate with libsamplerate), text
+ * clean-up shared by the backends, voice lookup and voice listing. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <samplerate.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tts/tts_internal.h"
+
+struct tts_synth {
+    tts_opened o;
+    tts_backend backend;
+    int out_rate;            /* what callers get */
+    SRC_STATE *src;          /* non-NULL when out_rate != native rate */
+};
+
+struct tts_out {
+    tts_synth *s;
+    tts_chunk_fn cb;
+    void *user;
+    const atomic_int *stop;
+    int by_callback;         /* the callback asked to stop */
+    float *fin, *fout;       /* resampler buffers */
+    int16_t *pcm;
+    size_t fin_cap, fout_cap, pcm_cap;
+};
+
+void tts_default_params(tts_params *p) {
+    memset(p, 0, sizeof *p);
+    p->lang = "jpn_Jpan";
+    p->backend = TTS_BACKEND_AUTO;
+    p->speed = 1.0;
+    p->builtin_dict = 1;
+}
+
+const char *tts_backend_label(tts_backend b) {
+    switch (b) {
+    case TTS_BACKEND_OPENJTALK: return "openjtalk";
+    case TTS_BACKEND_ESPEAK: return "espeak-ng";
+    case TTS_BACKEND_COMMAND: return "command";
+    default: return "auto";
+    }
+}
+
+/* ---- output path -------------------------------------------------------- */
+
+int tts_out_should_stop(tts_out *o) {
+    return o->by_callback || (o->stop && atomic_load(o->stop));
+}
+
+stts_status tts_out_cancelled(tts_out *o, stts_error *err) {
+    return stts_error_set(err, STTS_ERR_CANCELLED, "synthesis stopped by %s",
+                          o->by_callback ? "the chunk callback" : "the stop flag");
+}
+
+static int deliver(tts_out *o, const int16_t *pcm, size_t n) {
+    if (n && o->cb && o->cb(o->user, pcm, n) != 0) o->by_callback = 1;
+    return tts_out_should_stop(o);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    void *g = realloc(*p, need * elem);
+    if (!g) return -1;
+    *p = g;
+    *cap = need;
+    return 0;
+}
+
+/* Resamples pcm through the synth's libsamplerate state; last=1 flushes. */
+static int resample(tts_out *o, const int16_t *pcm, size_t n, int last) {
+    tts_synth *s = o->s;
+    double ratio = (double)s->out_rate / s->o.rate;
+    size_t out_max = (size_t)ceil(n * ratio) + 256;
+    if (grow((void **)&o->fin, &o->fin_cap, n + 1, sizeof(float)) ||
+        grow((void **)&o->fout, &o->fout_cap, out_max, sizeof(float)) ||
+        grow((void **)&o->pcm, &o->pcm_cap, out_max, sizeof(int16_t)))
+        return o->by_callback = 1;
+    for (size_t i = 0; i < n; i++) o->fin[i] = pcm[i] / 32768.0f;
+    SRC_DATA d;
+    memset(&d, 0, sizeof d);
+    d.data_in = o->fin;
+    d.input_frames = (long)n;
+    d.src_ratio = ratio;
+    d.end_of_input = last;
+    for (;;) {
+        d.data_out = o->fout;
+        d.output_frames = (long)out_max;
+        if (src_process(s->src, &d) != 0) return o->by_callback = 1;
+        for (long i = 0; i < d.output_frames_gen; i++) {
+            float x = o->fout[i] * 32768.0f;
+            o->pcm[i] = x >= 32767.0f ? 32767 : x <= -32768.0f ? -32768 : (int16_t)lrintf(x);
+        }
+        if (deliver(o, o->pcm, (size_t)d.output_frames_gen)) return 1;
+        d.data_in += d.input_frames_used;
+        d.input_frames -= d.input_frames_used;
+        if (d.input_frames == 0 && (!last || d.output_frames_gen == 0)) break;
+    }
+    return 0;
+}
+
+int tts_out_emit(tts_out *o, const int16_t *pcm, size_t n) {
+    if (tts_out_should_stop(o)) return 1;
+    if (o->s->src) return resample(o, pcm, n, 0);
+    return deliver(o, pcm, n);
+}
+
+/* ---- text helpers ------------------------------------------------------- */
+
+static int droppable(uint32_t cp) {
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp >= 0x10000 ||
+           (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0xE000 && cp <= 0xF8FF) ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0x200B && cp <= 0x200F) ||
+           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF ||
+           cp == 0xFFFC || cp == 0xFFFD;
+}
+
+char *tts_clean_text(const char *text, stts_error *err) {
+    size_t n = strlen(text);
+    char *out = malloc(n + 1);
+    if (!out) { stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", n); return NULL; }
+    size_t w = 0;
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = stts_utf8_decode(s + i, n - i, &cp);
+        if (k == 0) {
+            free(out);
+            stts_error_set(err, STTS_ERR_FORMAT, "text is not valid UTF-8 (byte %zu)", i);
+            return NULL;
+        }
+        if (cp == '\n' || cp == '\t' || cp == '\r') {
+            out[w++] = ' ';
+        } else if (!droppable(cp)) {
+            memcpy(out + w, s + i, k);
+            w += k;
+        } else if (cp >= 0x10000 && w && out[w - 1] != ' ') {
+            out[w++] = ' ';  /* an emoji between words still separates them */
+        }
+        i += k;
+    }
+    out[w] = '\0';
+    return out;
+}
+
+int tts_has_speakable(const char *text) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = stts_utf8_decode(s + i, n - i, &cp);
+        if (k == 0) { i++; continue; }
+        i += k;
+        if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z')) return 1;
+        if (cp < 0xC0 || cp == 0xD7 || cp == 0xF7) continue;                /* Latin-1 symbols */
+        if (cp >= 0x2000 && cp <= 0x2BFF) continue;                         /* punctuation, arrows, shapes */
+        if (cp >= 0x3000 && cp <= 0x3004) continue;                         /* CJK punctuation */
+        if (cp >= 0x3008 && cp <= 0x3020) continue;
+        if (cp == 0x30FB || cp == 0x30FC) continue;                         /* ・ ー alone */
+        if (cp >= 0xFF01 && cp <= 0xFF0F) continue;                         /* full-width punctuation */
+        if ((cp >= 0xFF1A && cp <= 0xFF20) || (cp >= 0xFF3B && cp <= 0xFF40) || (cp >= 0xFF5B && cp <= 0xFF65))
+            continue;
+        if (cp >= 0xFE10 && cp <= 0xFE6F) continue;
+        return 1;
+    }
+    return 0;
+}
+
+static int is_mark(const char *p, size_t left, const char *const *marks) {
+    for (size_t i = 0; marks[i]; i++) {
+        size_t m = strlen(marks[i]);
+        if (m <= left && memcmp(p, marks[i], m) == 0) return (int)m;
+    }
+    return 0;
+}
+
+size_t tts_next_piece(const char *text, size_t len, size_t max) {
+    if (len <= max) return len;
+    static const char *const sentence[] = {"\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F", ". ", "! ", "? ", NULL};
+    static const char *const clause[] = {"\xE3\x80\x81", "\xEF\xBC\x8C", ", ", "; ", ": ", NULL};
+    size_t best_s = 0, best_c = 0, best_sp = 0;
+    for (size_t i = 0; i < max;) {
+        int m;
+        if ((m = is_mark(text + i, len - i, sentence)) && i + (size_t)m <= max) best_s = i + (size_t)m;
+        else if ((m = is_mark(text + i, len - i, clause)) && i + (size_t)m <= max) best_c = i + (size_t)m;
+        else if (text[i] == ' ') best_sp = i + 1;
+        i += m ? (size_t)m : 1;
+    }
+    size_t cut = best_s ? best_s : best_c ? best_c : best_sp;
+    if (cut == 0) {
+        cut = max;  /* back off to a character boundary */
+        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80) cut--;
+        if (cut == 0) cut = max;
+    }
+    return cut;
+}
+
+/* ---- voices ------------------------------------------------------------- */
+
+const char *tts_voice_dirs(char *buf, size_t size) {
+    size_t w = 0;
+    buf[0] = '\0';
+#define ADD(...) do { if (w < size) { int n_ = snprintf(buf + w, size - w, "%s", w ? ":" : ""); \
+        if (n_ > 0) w += (size_t)n_; } if (w < size) { int n_ = snprintf(buf + w, size - w, __VA_ARGS__); \
+        if (n_ > 0) w += (size_t)n_; } } while (0)
+    const char *e = getenv("STTS_VOICE_DIR");
+    if (e && *e) ADD("%s", e);
+    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (x && *x) ADD("%s/stream-tts/voices", x);
+    else if (home && *home) ADD("%s/.local/share/stream-tts/voices", home);
+    ADD("/usr/local/share/stream-tts/voices");
+    ADD("/usr/share/stream-tts/voices");
+#ifdef STTS_DEV_VOICE_DIR
+    ADD("%s", STTS_DEV_VOICE_DIR);
+#endif
+#undef ADD
+    if (w >= size) buf[size - 1] = '\0';
+    return buf;
+}
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+stts_status tts_find_voice(const char *name, char *path, size_t size, stts_error *err) {
+    if (!name || !*name) name = "mei_normal";
+    if (strchr(name, '/') || (strlen(name) > 9 && strcmp(name + strlen(name) - 9, ".htsvoice") == 0)) {
+        if (!is_file(name))
+            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' not found", name);
+        snprintf(path, size, "%s", name);
+        return STTS_OK;
+    }
+    char dirs[4096];
+    tts_voice_dirs(dirs, sizeof dirs);
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        int n = snprintf(path, size, "%s/%s.htsvoice", d, name);
+        if (n > 0 && (size_t)n < size && is_file(path)) return STTS_OK;
+    }
+    tts_voice_dirs(dirs, sizeof dirs);
+    return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                          "Open JTalk voice '%s' not found in %s; run scripts/fetch-assets or pass a .htsvoice path",
+                          name, dirs);
+}
+
+stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
+    (void)err;
+    char dirs[4096];
+    tts_voice_dirs(dirs, sizeof dirs);
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !*stopped; d = strtok_r(NULL, ":", &save)) {
+        struct dirent **names = NULL;
+        int n = scandir(d, &names, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+            const char *f = names[i]->d_name;
+            size_t l = strlen(f);
+            if (!*stopped && l > 9 && strcmp(f + l - 9, ".htsvoice") == 0) {
+                char name[256], path[4096];
+                snprintf(name, sizeof name, "%.*s", (int)(l - 9), f);
+                snprintf(path, sizeof path, "%s/%s", d, f);
+                tts_voice_info v = {TTS_BACKEND_OPENJTALK, "jpn_Jpan", name, path};
+                if (fn(user, &v)) *stopped = 1;
+            }
+            free(names[i]);
+        }
+        free(names);
+    }
+    return STTS_OK;
+}
+
+stts_status tts_list_voices(tts_backend which, tts_voice_fn fn, void *user, stts_error *err) {
+    int stopped = 0;
+    stts_status st = STTS_OK;
+    if (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_OPENJTALK) st = tts_jtalk_list(fn, user, &stopped, err);
+    if (st == STTS_OK && !stopped && (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_ESPEAK))
+        st = tts_espeak_list(fn, user, &stopped, err);
+    if (st == STTS_OK && !stopped && (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_COMMAND)) {
+        tts_voice_info v = {TTS_BACKEND_COMMAND, "*", "(your command)",
+                            "--tts-command CMD: text on stdin, WAV on stdout"};
+        fn(user, &v);
+    }
+    return st;
+}
+
+/* ---- open / synthesize -------------------------------------------------- */
+
+static stts_status check_params(const tts_params *p, stts_error *err) {
+    if (!p->lang || !*p->lang) return stts_error_set(err, STTS_ERR_INVALID_ARG, "no language given (e.g. jpn_Jpan)");
+    if (!(p->speed > 0.25 && p->speed <= 4.0))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "speed %g out of range (0.25, 4]", p->speed);
+    if (!(p->pitch >= -24.0 && p->pitch <= 24.0))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "pitch shift %g semitones out of range [-24, 24]", p->pitch);
+    if (!(p->volume_db >= -40.0 && p->volume_db <= 20.0))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "volume %g dB out of range [-40, 20]", p->volume_db);
+    if (p->sample_rate != 0 && (p->sample_rate < 8000 || p->sample_rate > 192000))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "sample rate %d Hz out of range [8000, 192000]", p->sample_rate);
+    return STTS_OK;
+}
+
+stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err) {
+    *out = NULL;
+    if (!p) return stts_error_set(err, STTS_ERR_INVALID_ARG, "tts_open: no parameters");
+    stts_status st = check_params(p, err);
+    if (st != STTS_OK) return st;
+    tts_backend b = p->backend;
+    if (b == TTS_BACKEND_AUTO)
+        b = p->command && *p->command ? TTS_BACKEND_COMMAND
+            : strcmp(p->lang, "jpn_Jpan") == 0 ? TTS_BACKEND_OPENJTALK : TTS_BACKEND_ESPEAK;
+    tts_synth *s = calloc(1, sizeof *s);
+    if (!s) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    s->backend = b;
+    switch (b) {
+    case TTS_BACKEND_OPENJTALK:
+        if (strcmp(p->lang, "jpn_Jpan") != 0)
+            st = stts_error_set(err, STTS_ERR_UNSUPPORTED, "Open JTalk speaks only jpn_Jpan, not %s", p->lang);
+        else st = tts_jtalk_open(p, &s->o, err);
+        break;
+    case TTS_BACKEND_ESPEAK: st = tts_espeak_open(p, &s->o, err); break;
+    case TTS_BACKEND_COMMAND: st = tts_command_open(p, &s->o, err); break;
+    default: st = stts_error_set(err, STTS_ERR_INVALID_ARG, "unknown TTS backend %d", (int)b);
+    }
+    if (st != STTS_OK) { free(s); return st; }
+    s->out_rate = p->sample_rate ? p->sample_rate : s->o.rate;
+    if (s->out_rate != s->o.rate) {
+        int e = 0;
+        s->src = src_new(SRC_SINC_FASTEST, 1, &e);
+        if (!s->src) {
+            tts_close(s);
+            return stts_error_set(err, STTS_ERR_INTERNAL, "libsamplerate: %s", src_strerror(e));
+        }
+    }
+    *out = s;
+    return STTS_OK;
+}
+
+void tts_close(tts_synth *s) {
+    if (!s) return;
+    if (s->o.ops) s->o.ops->close(s->o.impl);
+    if (s->src) src_delete(s->src);
+    free(s);
+}
+
+int tts_sample_rate(const tts_synth *s) { return s->out_rate; }
+tts_backend tts_backend_of(const tts_synth *s) { return s->backend; }
+const char *tts_voice_name(const tts_synth *s) { return s->o.voice; }
+
+stts_status tts_synthesize(tts_synth *s, const char *text, tts_chunk_fn cb, void *user,
+                           const atomic_int *stop, stts_error *err) {
+    if (!s || !text) return stts_error_set(err, STTS_ERR_INVALID_ARG, "tts_synthesize: no synthesizer or no text");
+    char *clean = tts_clean_text(text, err);
+    if (!clean) return err ? err->code : STTS_ERR_FORMAT;
+    if (!tts_has_speakable(clean)) {
+        free(clean);
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "nothing to say in \"%.60s\" (empty, punctuation or symbols only)",
+                              text);
+    }
+    tts_out o;
+    memset(&o, 0, sizeof o);
+    o.s = s;
+    o.cb = cb;
+    o.user = user;
+    o.stop = stop;
+    if (s->src) src_reset(s->src);
+    stts_status st = s->o.ops->synthesize(s->o.impl, clean, &o, err);
+    if (st == STTS_OK && s->src && resample(&o, NULL, 0, 1)) st = tts_out_cancelled(&o, err);
+    free(o.fin);
+    free(o.fout);
+    free(o.pcm);
+    free(clean);
+    return st;
+}
+
+stts_status tts_labels(tts_synth *s, const char *text, char **out, stts_error *err) {
+    *out = NULL;
+    if (!s || !text) return stts_error_set(err, STTS_ERR_INVALID_ARG, "tts_labels: no synthesizer or no text");
+    if (!s->o.ops->labels)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "%s has no label front end", tts_backend_label(s->backend));
+    char *clean = tts_clean_text(text, err);
+    if (!clean) return err ? err->code : STTS_ERR_FORMAT;
+    stts_status st = s->o.ops->labels(s->o.impl, clean, out, err);
+    free(clean);
+    return st;
+}

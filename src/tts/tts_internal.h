@@ -1,0 +1,57 @@
+/* tts_internal.h - what the backends (jtalk.c, espeak.c, command.c) share
+ * with the front door (tts.c): the output path every sample goes through
+ * (stop flag, callback, optional resampling) and each backend's entry
+ * points. Not installed; not part of the public API. */
+#ifndef STTS_TTS_INTERNAL_H
+#define STTS_TTS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stts_tts.h"
+
+/* Where a backend puts samples. tts_out_emit returns non-zero when synthesis
+ * must end (stop flag set or the callback asked to stop); the backend then
+ * returns STTS_ERR_CANCELLED (use tts_out_cancelled for the message). */
+typedef struct tts_out tts_out;
+int tts_out_emit(tts_out *o, const int16_t *pcm, size_t n);
+int tts_out_should_stop(tts_out *o);
+stts_status tts_out_cancelled(tts_out *o, stts_error *err);
+
+typedef struct {
+    stts_status (*synthesize)(void *impl, const char *text, tts_out *o, stts_error *err);
+    stts_status (*labels)(void *impl, const char *text, char **out, stts_error *err); /* may be NULL */
+    void (*close)(void *impl);
+} tts_ops;
+
+/* Each opener fills *ops, *impl, the native sample rate and a voice name. */
+typedef struct {
+    const tts_ops *ops;
+    void *impl;
+    int rate;
+    char voice[256];
+} tts_opened;
+
+stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err);
+stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err);
+stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err);
+
+stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err);
+stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err);
+
+/* Resolves an Open JTalk voice name or path to an existing file path. */
+stts_status tts_find_voice(const char *name, char *path, size_t size, stts_error *err);
+
+/* Text helpers (tts.c). tts_clean_text copies text dropping what no backend
+ * can say and what breaks Open JTalk's front end (control characters,
+ * characters outside the BMP such as emoji, variation selectors, joiners,
+ * private use); returns malloc'd text or NULL on invalid UTF-8 / no memory
+ * (err says which). tts_has_speakable: any letter, digit or CJK character. */
+char *tts_clean_text(const char *text, stts_error *err);
+int tts_has_speakable(const char *text);
+/* Length of the next piece of at most max bytes, cut after sentence marks,
+ * then clause marks, then spaces, else at a UTF-8 boundary. */
+size_t tts_next_piece(const char *text, size_t len, size_t max);
+
+#endif

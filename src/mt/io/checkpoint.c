@@ -317,13 +317,14 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
     if (ends_with(file, ".index.json")) {
         s = add_sharded(ck, file, err);
     } else {
-        /* Decide by content, not name: a zip starts with "PK\3\4". */
+        /* Decide by content (a zip starts with "PK\3\4"), or by the .bin
+         * name, so a legacy or broken .bin gets the torch reader's error. */
         const void *data = NULL;
         size_t n = 0;
         s = mtio_map_file(file, &data, &n, err);
         if (!s) s = mtio_ck_keep(ck, data, n, 1, err);
         if (!s) {
-            int zip = n >= 4 && memcmp(data, "PK\x03\x04", 4) == 0;
+            int zip = (n >= 4 && memcmp(data, "PK\x03\x04", 4) == 0) || ends_with(file, ".bin");
             s = (zip ? mtio_parse_torch_zip : mtio_parse_safetensors)(ck, data, n, file, err);
         }
         if (!s) s = mtio_ck_finish(ck, file, err);

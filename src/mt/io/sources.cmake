@@ -9,6 +9,7 @@ set(NLLB_IO_SOURCES
   io/checkpoint.c
   io/safetensors.c
   io/torch_zip.c
+  io/pickle.c
   io/tensor_convert.c
   io/lang_codes.c
   io/lang_index.c

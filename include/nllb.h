@@ -1,0 +1,169 @@
+/* nllb.h - the NLLB-200 (M2M100) translation engine of stream-tts: load an
+ * HF checkpoint directory, translate sentences between NLLB language codes
+ * (eng_Latn, jpn_Jpan, ...) with greedy or beam search, computing exactly
+ * what HF transformers' M2M100ForConditionalGeneration.generate() computes.
+ *
+ * Objects:
+ *   nllb_model   - immutable after load: config, weights, tokenizer, language
+ *                  table, compute backend (CPU: thread pool + SIMD kernels).
+ *   nllb_session - per-thread working state: KV caches, activations, search
+ *                  state. Created from a model; grows (outside the token loop)
+ *                  when a call needs more room than it has.
+ *
+ * Thread-safety rule: a model may be shared by any number of threads once
+ * nllb_model_load()/nllb_model_new_random() has returned; a session must be
+ * used by one thread at a time. All sessions of one model share the model's
+ * compute thread pool, so calls on different sessions of the same model are
+ * serialised inside the engine (they are safe, not parallel); for parallel
+ * translation load the model once per worker. Library code never prints and
+ * never exits; failures return a status and fill the caller's stts_error. */
+#ifndef NLLB_H
+#define NLLB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stts_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nllb_model nllb_model;
+typedef struct nllb_session nllb_session;
+
+/* Kernel level of the CPU backend. AUTO picks the best the CPU supports
+ * (checked at run time); the others force a level (tests, benchmarks) and
+ * fall back to a lower one when the CPU lacks it. */
+typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
+
+typedef struct {
+    int threads;        /* compute threads; 0 = number of online cores */
+    nllb_simd simd;     /* NLLB_SIMD_AUTO */
+} nllb_model_params;
+nllb_model_params nllb_model_default_params(void);
+
+/* The architecture of a model (what config.json says). */
+typedef struct {
+    int vocab_size, d_model;
+    int encoder_layers, decoder_layers;
+    int encoder_attention_heads, decoder_attention_heads;
+    int encoder_ffn_dim, decoder_ffn_dim;
+    int max_position_embeddings;
+    int pad_token_id, eos_token_id, decoder_start_token_id;
+    int scale_embedding;
+    int max_length;     /* generation_config.json max_length (0: unset -> 200) */
+    int spm_size;       /* SentencePiece pieces; language i has id spm_size + 1 + i */
+} nllb_config;
+/* NLLB-200-distilled-600M's architecture (shared/nllb/...600M.config.json). */
+nllb_config nllb_config_600m(void);
+
+/* Loads DIR (config.json, optional generation_config.json,
+ * sentencepiece.bpe.model, model.safetensors or pytorch_model.bin; f32, f16
+ * or bf16 weights, converted to f32). Every tensor's shape is checked against
+ * the config; errors name the file or tensor. params may be NULL. */
+stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nllb_model **out,
+                            stts_error *err);
+/* A model with deterministic pseudo-random weights (same seed -> same
+ * weights on any machine and thread count), built in memory with no files
+ * and no tokenizer (text entry points return STTS_ERR_UNSUPPORTED; the id
+ * entry points work). For benchmarks at full size. */
+stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const nllb_model_params *params,
+                                  nllb_model **out, stts_error *err);
+void nllb_model_free(nllb_model *model);
+
+const nllb_config *nllb_model_config(const nllb_model *model);
+/* e.g. "cpu avx512 x2": backend, kernel level, threads. */
+const char *nllb_model_backend(const nllb_model *model);
+/* Bytes of weights held (f32). */
+size_t nllb_model_weight_bytes(const nllb_model *model);
+/* Bytes one decoder step must read: decoder layers (without the cross
+ * attention K/V projections, applied once per sentence) + final LayerNorm
+ * + LM head. The bandwidth floor of a step is this over the memory's read
+ * bandwidth. */
+size_t nllb_model_step_bytes(const nllb_model *model);
+/* Bytes the encoder pass reads once per sentence (encoder + cross K/V weights). */
+size_t nllb_model_encode_bytes(const nllb_model *model);
+
+/* Languages: the 202 NLLB codes in vocabulary order. */
+int nllb_num_languages(void);
+const char *nllb_language_code(int i);          /* NULL when out of range */
+/* Token id of a language code in this model, or -1 when not an NLLB code. */
+int nllb_model_lang_id(const nllb_model *model, const char *code);
+
+/* ---- sessions ---- */
+typedef struct {
+    int max_batch;      /* sentences per call to reserve for (grows on demand) */
+    int max_beams;      /* beams to reserve for */
+    int max_src_len;    /* source tokens per sentence to reserve for */
+} nllb_session_params;
+nllb_session_params nllb_session_default_params(void);
+stts_status nllb_session_new(const nllb_model *model, const nllb_session_params *params, nllb_session **out,
+                             stts_error *err);
+void nllb_session_free(nllb_session *s);
+
+/* ---- translation ---- */
+/* Called once per decoding step and sentence with the newest token. Greedy:
+ * the token is final. Beam search: it is the newest token of the currently
+ * best running beam, which later steps may abandon (provisional). */
+typedef void (*nllb_token_cb)(void *user, int sentence, int step, int32_t token);
+
+typedef struct {
+    int num_beams;          /* 1 = greedy (HF _sample without sampling) */
+    float length_penalty;   /* 1.0 (HF default): score = sum log p / length^lp */
+    int early_stopping;     /* 0 = HF False (NLLB's setting), 1 = True */
+    int max_length;         /* decoder length incl. the start token; 0 = generation_config (200) */
+    int max_new_tokens;     /* > 0: overrides max_length = 1 + max_new_tokens (HF semantics) */
+    int force_length;       /* > 0: ignore </s> and generate exactly force_length tokens after the
+                               target-language token (benchmarks) */
+    nllb_token_cb on_token; /* optional */
+    void *user;
+    const atomic_int *abort_flag; /* optional: nonzero -> stop before the next step, STTS_ERR_CANCELLED */
+} nllb_translate_params;
+nllb_translate_params nllb_translate_default_params(void);
+
+typedef struct {
+    char *text;         /* detokenized output (NULL for a model without tokenizer) */
+    int32_t *ids;       /* the decoder sequence as HF generate returns it: </s>, target
+                           language, tokens..., </s> (no </s> when max length was hit) */
+    int n_ids;
+    float score;        /* beam: HF sequences_scores (sum of log-probs / generated length^lp);
+                           greedy: sum of the log-probs of the generated tokens */
+    int src_tokens;     /* source length used, with language code and </s> */
+    int truncated;      /* 1: source longer than max_position_embeddings, cut (warning) */
+} nllb_result;
+void nllb_result_clear(nllb_result *r);
+
+/* Translates n sentences (a batch, decoded together) from src_lang to
+ * tgt_lang (NLLB codes). results[0..n) are filled (caller clears them with
+ * nllb_result_clear). Empty text is translated as HF would ([src_lang, </s>]);
+ * the CLI maps an empty line to an empty line without calling the engine.
+ * params may be NULL (defaults). */
+stts_status nllb_translate(nllb_session *s, const char *const *texts, int n, const char *src_lang,
+                           const char *tgt_lang, const nllb_translate_params *params, nllb_result *results,
+                           stts_error *err);
+/* Same from token ids: src_ids[i] is a full source sequence ([lang] tokens
+ * </s>), tgt_lang_id the forced first token. */
+stts_status nllb_translate_ids(nllb_session *s, const int32_t *const *src_ids, const int *src_lens, int n,
+                               int32_t tgt_lang_id, const nllb_translate_params *params, nllb_result *results,
+                               stts_error *err);
+
+/* ---- lower-level entry points (tests, tools) ---- */
+/* Source ids for text: [src_lang] pieces </s> (malloc'ed, caller frees). */
+stts_status nllb_tokenize(const nllb_model *model, const char *text, const char *src_lang, int32_t **ids,
+                          int *n, stts_error *err);
+/* Text of ids, skipping special tokens and language codes (malloc'ed). */
+stts_status nllb_detokenize(const nllb_model *model, const int32_t *ids, int n, char **text, stts_error *err);
+/* Encoder output for one source sequence: out[n * d_model]. */
+stts_status nllb_encode(nllb_session *s, const int32_t *src_ids, int n, float *out, stts_error *err);
+/* Runs the decoder (with its KV cache, one step per token) over dec_ids for
+ * one source sequence; logits[n_dec * vocab_size] receives the LM-head
+ * output after each decoder token. */
+stts_status nllb_decoder_logits(nllb_session *s, const int32_t *src_ids, int n_src, const int32_t *dec_ids,
+                                int n_dec, float *logits, stts_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,315 @@
+/* api.c - the public entry points of include/nllb.h that are not model
+ * construction (model.c): sessions, tokenize/detokenize, translate, the
+ * lower-level encode and decoder-logits calls, languages and model facts.
+ * Argument checking lives here so the forward pass and search can assume
+ * valid input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* ---------------- model facts ---------------- */
+
+const nllb_config *nllb_model_config(const nllb_model *m) { return &m->pub; }
+const char *nllb_model_backend(const nllb_model *m) { return m->be->desc; }
+size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_floats * sizeof(float); }
+
+size_t nllb_model_step_bytes(const nllb_model *m) {
+    const nllb_config *c = &m->pub;
+    size_t d = (size_t)c->d_model, f = (size_t)c->decoder_ffn_dim;
+    /* self qkv + o, cross q + o, fc1 + fc2 (weights + biases), 3 LayerNorms */
+    size_t layer = (3 * d * d + 3 * d) + (d * d + d) + 2 * (d * d + d) + (f * d + f) + (d * f + d) + 3 * 2 * d;
+    return (layer * (size_t)c->decoder_layers + 2 * d + (size_t)c->vocab_size * d) * sizeof(float);
+}
+
+size_t nllb_model_encode_bytes(const nllb_model *m) {
+    const nllb_config *c = &m->pub;
+    size_t d = (size_t)c->d_model, f = (size_t)c->encoder_ffn_dim;
+    size_t layer = (3 * d * d + 3 * d) + (d * d + d) + (f * d + f) + (d * f + d) + 2 * 2 * d;
+    size_t ckv = (2 * d * d + 2 * d) * (size_t)c->decoder_layers;
+    return (layer * (size_t)c->encoder_layers + 2 * d + ckv) * sizeof(float);
+}
+
+int nllb_num_languages(void) { return NLLB_NUM_LANGS; }
+
+const char *nllb_language_code(int i) { return i >= 0 && i < NLLB_NUM_LANGS ? mt_lang_code(i) : NULL; }
+
+int nllb_model_lang_id(const nllb_model *m, const char *code) {
+    if (!code) return -1;
+    if (m->tok) return mt_tokenizer_lang_id(m->tok, code);
+    for (int i = 0; i < NLLB_NUM_LANGS; i++)
+        if (strcmp(mt_lang_code(i), code) == 0) return m->pub.spm_size + 1 + i;
+    return -1;
+}
+
+/* ---------------- sessions ---------------- */
+
+nllb_session_params nllb_session_default_params(void) {
+    nllb_session_params p = {1, 1, 64};
+    return p;
+}
+
+stts_status nllb_session_new(const nllb_model *m, const nllb_session_params *params, nllb_session **out,
+                             stts_error *err) {
+    *out = NULL;
+    if (!m) return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_session_new: model is NULL");
+    nllb_session_params p = params ? *params : nllb_session_default_params();
+    nllb_session *s = calloc(1, sizeof *s);
+    if (!s) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating a session");
+    s->m = m;
+    s->be = m->be;
+    int beams = p.max_beams > 0 ? p.max_beams : 1, batch = p.max_batch > 0 ? p.max_batch : 1;
+    int src = p.max_src_len > 0 ? p.max_src_len : 64;
+    if (src > m->pub.max_position_embeddings) src = m->pub.max_position_embeddings;
+    int len = m->pub.max_length < m->pub.max_position_embeddings ? m->pub.max_length : m->pub.max_position_embeddings;
+    stts_status st = mt_session_reserve(s, batch * src, batch, batch * beams, len, err);
+    if (st) {
+        nllb_session_free(s);
+        return st;
+    }
+    *out = s;
+    return STTS_OK;
+}
+
+void nllb_session_free(nllb_session *s) {
+    if (!s) return;
+    mt_backend *be = s->be;
+    float *bufs[] = {s->ex, s->eh, s->eqkv, s->eatt, s->eff, s->ckv, s->dx, s->dh, s->dq,
+                     s->dqkv, s->datt, s->dff, s->logits, s->kc, s->vc};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) be->ops->release(be, bufs[i]);
+    free(s->logits_host);
+    free(s->seg_start), free(s->seg_len), free(s->kp), free(s->vp), free(s->lens), free(s->pos), free(s->ids);
+    free(s->search);
+    free(s);
+}
+
+/* ---------------- tokenizer ---------------- */
+
+static stts_status need_tok(const nllb_model *m, stts_error *err) {
+    if (m->tok) return STTS_OK;
+    return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                          "this model has no tokenizer (random weights): use the token-id entry points");
+}
+
+static stts_status lang_or_err(const nllb_model *m, const char *code, const char *what, int *id, stts_error *err) {
+    *id = nllb_model_lang_id(m, code);
+    if (*id < 0 || *id >= m->pub.vocab_size)
+        return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                              "unknown %s language code \"%s\" (NLLB codes look like eng_Latn, jpn_Jpan; "
+                              "see --list-languages)",
+                              what, code ? code : "(null)");
+    return STTS_OK;
+}
+
+stts_status nllb_tokenize(const nllb_model *m, const char *text, const char *src_lang, int32_t **ids, int *n,
+                          stts_error *err) {
+    *ids = NULL;
+    *n = 0;
+    stts_status st = need_tok(m, err);
+    if (st) return st;
+    int lang;
+    if ((st = lang_or_err(m, src_lang, "source", &lang, err))) return st;
+    int32_t *p = NULL;
+    size_t k = 0;
+    if ((st = mt_tokenizer_encode(m->tok, text ? text : "", &p, &k, err))) return st;
+    int32_t *o = malloc((k + 2) * sizeof(int32_t));
+    if (!o) {
+        free(p);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory tokenizing");
+    }
+    o[0] = lang;
+    if (k) memcpy(o + 1, p, k * sizeof(int32_t));
+    o[k + 1] = NLLB_ID_EOS;
+    free(p);
+    *ids = o;
+    *n = (int)k + 2;
+    return STTS_OK;
+}
+
+stts_status nllb_detokenize(const nllb_model *m, const int32_t *ids, int n, char **text, stts_error *err) {
+    *text = NULL;
+    stts_status st = need_tok(m, err);
+    if (st) return st;
+    return mt_tokenizer_decode(m->tok, ids, n > 0 ? (size_t)n : 0, text, err);
+}
+
+/* ---------------- translation ---------------- */
+
+nllb_translate_params nllb_translate_default_params(void) {
+    nllb_translate_params p;
+    memset(&p, 0, sizeof p);
+    p.num_beams = 1;
+    p.length_penalty = 1.0f;
+    return p;
+}
+
+void nllb_result_clear(nllb_result *r) {
+    if (!r) return;
+    free(r->text);
+    free(r->ids);
+    memset(r, 0, sizeof *r);
+}
+
+static stts_status check_ids(const nllb_model *m, const int32_t *ids, int n, const char *what, stts_error *err) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->pub.vocab_size)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG, "%s token %d at index %d is outside the vocabulary (%d)",
+                                  what, ids[i], i, m->pub.vocab_size);
+    return STTS_OK;
+}
+
+/* Lays the sources out as encoder rows (truncating to the model's positions,
+ * keeping the final </s>) and runs the encoder. */
+static stts_status prepare_sources(nllb_session *s, const int32_t *const *src, const int *lens, int n, int slots,
+                                   int max_len, nllb_result *res, stts_error *err) {
+    const nllb_model *m = s->m;
+    int maxp = m->pub.max_position_embeddings, total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!src[i] || lens[i] < 1)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG, "source %d is empty (it needs at least </s>)", i);
+        stts_status st = check_ids(m, src[i], lens[i], "source", err);
+        if (st) return st;
+        total += lens[i] > maxp ? maxp : lens[i];
+    }
+    stts_status st = mt_session_reserve(s, total, n, slots, max_len, err);
+    if (st) return st;
+    int off = 0;
+    for (int i = 0; i < n; i++) {
+        int L = lens[i] > maxp ? maxp : lens[i];
+        s->seg_start[i] = off;
+        s->seg_len[i] = L;
+        memcpy(s->ids + off, src[i], (size_t)L * sizeof(int32_t));
+        if (L < lens[i]) s->ids[off + L - 1] = src[i][lens[i] - 1]; /* keep </s> last */
+        if (res) {
+            res[i].src_tokens = L;
+            res[i].truncated = L < lens[i];
+        }
+        off += L;
+    }
+    return STTS_OK;
+}
+
+static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int *lens, int n, int32_t tgt,
+                           const nllb_translate_params *pp, nllb_result *res, stts_error *err) {
+    const nllb_model *m = s->m;
+    nllb_translate_params p = pp ? *pp : nllb_translate_default_params();
+    if (n < 0 || (n > 0 && (!src || !lens || !res)))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "translate: bad batch arguments");
+    if (tgt < 0 || tgt >= m->pub.vocab_size)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "target language id %d is outside the vocabulary", tgt);
+    if (p.num_beams < 1) p.num_beams = 1;
+    mt_search_cfg c;
+    memset(&c, 0, sizeof c);
+    c.num_beams = p.num_beams;
+    c.length_penalty = p.length_penalty;
+    c.early_stopping = p.early_stopping;
+    c.start = m->pub.decoder_start_token_id;
+    c.eos = m->pub.eos_token_id;
+    c.pad = m->pub.pad_token_id;
+    c.bos_forced = tgt;
+    c.p = &p;
+    c.max_length = p.max_new_tokens > 0 ? 1 + p.max_new_tokens : p.max_length > 0 ? p.max_length : m->pub.max_length;
+    if (p.force_length > 0) {
+        c.max_length = p.force_length + 2; /* start, language, force_length tokens */
+        c.eos = -1;
+    }
+    if (c.max_length > m->pub.max_position_embeddings)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "max length %d exceeds the model's max_position_embeddings %d", c.max_length,
+                              m->pub.max_position_embeddings);
+    for (int i = 0; i < n; i++) memset(&res[i], 0, sizeof res[i]);
+    if (n == 0) return STTS_OK;
+    pthread_mutex_lock((pthread_mutex_t *)&m->run_lock);
+    stts_status st = prepare_sources(s, src, lens, n, n * c.num_beams, c.max_length, res, err);
+    if (!st) {
+        int total = s->seg_start[n - 1] + s->seg_len[n - 1];
+        mt_encode(s, s->ids, n, total, NULL);
+        st = mt_search(s, n, &c, res, err);
+    }
+    pthread_mutex_unlock((pthread_mutex_t *)&m->run_lock);
+    if (st)
+        for (int i = 0; i < n; i++) nllb_result_clear(&res[i]);
+    return st;
+}
+
+stts_status nllb_translate_ids(nllb_session *s, const int32_t *const *src_ids, const int *src_lens, int n,
+                               int32_t tgt_lang_id, const nllb_translate_params *params, nllb_result *results,
+                               stts_error *err) {
+    if (!s) return stts_error_set(err, STTS_ERR_INVALID_ARG, "translate: session is NULL");
+    stts_status st = run_ids(s, src_ids, src_lens, n, tgt_lang_id, params, results, err);
+    if (st || !s->m->tok) return st;
+    for (int i = 0; i < n; i++)
+        if ((st = nllb_detokenize(s->m, results[i].ids, results[i].n_ids, &results[i].text, err))) {
+            for (int k = 0; k < n; k++) nllb_result_clear(&results[k]);
+            return st;
+        }
+    return STTS_OK;
+}
+
+stts_status nllb_translate(nllb_session *s, const char *const *texts, int n, const char *src_lang,
+                           const char *tgt_lang, const nllb_translate_params *params, nllb_result *results,
+                           stts_error *err) {
+    if (!s) return stts_error_set(err, STTS_ERR_INVALID_ARG, "translate: session is NULL");
+    const nllb_model *m = s->m;
+    stts_status st = need_tok(m, err);
+    int tgt, srcid;
+    if (st || (st = lang_or_err(m, tgt_lang, "target", &tgt, err)) ||
+        (st = lang_or_err(m, src_lang, "source", &srcid, err)))
+        return st;
+    if (n < 0 || (n > 0 && (!texts || !results)))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "translate: bad batch arguments");
+    int32_t **ids = calloc((size_t)(n > 0 ? n : 1), sizeof *ids);
+    int *lens = calloc((size_t)(n > 0 ? n : 1), sizeof *lens);
+    if (!ids || !lens) {
+        free(ids), free(lens);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n && !st; i++) st = nllb_tokenize(m, texts[i], src_lang, &ids[i], &lens[i], err);
+    if (!st) st = nllb_translate_ids(s, (const int32_t *const *)ids, lens, n, tgt, params, results, err);
+    for (int i = 0; i < n; i++) free(ids[i]);
+    free(ids), free(lens);
+    return st;
+}
+
+/* ---------------- lower level ---------------- */
+
+stts_status nllb_encode(nllb_session *s, const int32_t *src_ids, int n, float *out, stts_error *err) {
+    if (!s || !src_ids || n < 1 || !out) return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_encode: bad arguments");
+    if (n > s->m->pub.max_position_embeddings)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_encode: %d tokens exceed max_position_embeddings %d", n,
+                              s->m->pub.max_position_embeddings);
+    const int32_t *src[1] = {src_ids};
+    pthread_mutex_lock((pthread_mutex_t *)&s->m->run_lock);
+    stts_status st = prepare_sources(s, src, &n, 1, 1, 1, NULL, err);
+    if (!st) mt_encode(s, s->ids, 1, n, out);
+    pthread_mutex_unlock((pthread_mutex_t *)&s->m->run_lock);
+    return st;
+}
+
+stts_status nllb_decoder_logits(nllb_session *s, const int32_t *src_ids, int n_src, const int32_t *dec_ids,
+                                int n_dec, float *logits, stts_error *err) {
+    if (!s || !src_ids || n_src < 1 || !dec_ids || n_dec < 1 || !logits)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_decoder_logits: bad arguments");
+    const nllb_model *m = s->m;
+    if (n_src > m->pub.max_position_embeddings || n_dec > m->pub.max_position_embeddings)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_decoder_logits: sequence longer than max_position_embeddings %d",
+                              m->pub.max_position_embeddings);
+    stts_status st = check_ids(m, dec_ids, n_dec, "decoder", err);
+    if (st) return st;
+    const int32_t *src[1] = {src_ids};
+    pthread_mutex_lock((pthread_mutex_t *)&m->run_lock);
+    st = prepare_sources(s, src, &n_src, 1, 1, n_dec, NULL, err);
+    if (!st) {
+        mt_encode(s, s->ids, 1, n_src, NULL);
+        int slot = 0, sent = 0;
+        size_t V = (size_t)m->pub.vocab_size;
+        for (int t = 0; t < n_dec; t++) {
+            mt_decode_step(s, 1, &dec_ids[t], &slot, &sent, t, 1);
+            memcpy(logits + (size_t)t * V, mt_logits_host(s, 1), V * sizeof(float));
+        }
+    }
+    pthread_mutex_unlock((pthread_mutex_t *)&m->run_lock);
+    return st;
+}

@@ -1,0 +1,17 @@
+# The engine's core part (owned by src/mt core): public API, model build and
+# load, forward pass, search, and the CPU backend (thread pool + SIMD kernels
+# with run-time dispatch). Included by src/mt/CMakeLists.txt; paths relative
+# to src/mt. A CUDA backend adds its files here under STTS_CUDA.
+set(NLLB_CORE_SOURCES
+  api.c
+  model.c
+  forward.c
+  search.c
+  cpu/cpu_backend.c
+  cpu/kernels.c
+  cpu/threadpool.c)
+find_library(NLLB_LIBM m)
+set(NLLB_CORE_LIBS Threads::Threads)
+if(NLLB_LIBM)
+  list(APPEND NLLB_CORE_LIBS ${NLLB_LIBM})
+endif()

@@ -1,0 +1,224 @@
+/* forward.c - the M2M100 forward pass on backend ops, exactly as HF
+ * transformers' modeling_m2m_100.py computes it:
+ *   x = embed(ids) * sqrt(d) (scale_embedding) + sinusoid(positions from 2)
+ *   pre-LN layers: x += Attn(LN(x)); [decoder: x += CrossAttn(LN(x), enc)];
+ *                  x += fc2(relu(fc1(LN(x))))
+ *   final LayerNorm after each stack; logits = x E^T (tied, no bias).
+ * q = (x Wq^T + bq) * head_dim^-0.5 (scaled after the bias). No embedding
+ * LayerNorm. The decoder runs one token per step with a KV cache; cross
+ * attention K/V are computed once per sentence (mt_encode). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define LN_EPS 1e-5f
+
+static float *grow(mt_backend *be, float *old, size_t n) {
+    if (old) be->ops->release(be, old);
+    return be->ops->alloc(be, n ? n : 1);
+}
+
+stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots, int len, stts_error *err) {
+    const nllb_model *m = s->m;
+    mt_backend *be = s->be;
+    const size_t d = (size_t)m->pub.d_model, V = (size_t)m->pub.vocab_size;
+    const size_t ffe = (size_t)m->pub.encoder_ffn_dim, ffd = (size_t)m->pub.decoder_ffn_dim;
+    const size_t Le = (size_t)m->pub.encoder_layers, Ld = (size_t)m->pub.decoder_layers;
+    (void)Le;
+    if (tokens < 1) tokens = 1;
+    if (sents < 1) sents = 1;
+    if (slots < 1) slots = 1;
+    if (len < 1) len = 1;
+    int ok = 1;
+    if (tokens > s->cap_tokens) {
+        size_t T = (size_t)tokens;
+        s->ex = grow(be, s->ex, T * d);
+        s->eh = grow(be, s->eh, T * d);
+        s->eqkv = grow(be, s->eqkv, T * 3 * d);
+        s->eatt = grow(be, s->eatt, T * d);
+        s->eff = grow(be, s->eff, T * ffe);
+        s->ckv = grow(be, s->ckv, Ld * T * 2 * d);
+        ok = s->ex && s->eh && s->eqkv && s->eatt && s->eff && s->ckv;
+        if (ok) s->cap_tokens = tokens;
+    }
+    if (ok && sents > s->cap_sents) {
+        free(s->seg_start);
+        free(s->seg_len);
+        s->seg_start = malloc((size_t)sents * sizeof(int));
+        s->seg_len = malloc((size_t)sents * sizeof(int));
+        ok = s->seg_start && s->seg_len;
+        if (ok) s->cap_sents = sents;
+    }
+    if (ok && (slots > s->cap_slots || len > s->cap_len)) {
+        int ns = slots > s->cap_slots ? slots : s->cap_slots;
+        int nl = len > s->cap_len ? len : s->cap_len;
+        size_t R = (size_t)ns;
+        s->dx = grow(be, s->dx, R * d);
+        s->dh = grow(be, s->dh, R * d);
+        s->dqkv = grow(be, s->dqkv, R * 3 * d);
+        s->dq = grow(be, s->dq, R * d);
+        s->datt = grow(be, s->datt, R * d);
+        s->dff = grow(be, s->dff, R * ffd);
+        s->logits = grow(be, s->logits, R * V);
+        s->kc = grow(be, s->kc, Ld * R * (size_t)nl * d);
+        s->vc = grow(be, s->vc, Ld * R * (size_t)nl * d);
+        ok = s->dx && s->dh && s->dqkv && s->dq && s->datt && s->dff && s->logits && s->kc && s->vc;
+        if (ok && !be->ops->host_visible) {
+            free(s->logits_host);
+            ok = (s->logits_host = malloc(R * V * sizeof(float))) != NULL;
+        }
+        if (ok) {
+            s->cap_slots = ns;
+            s->cap_len = nl;
+        }
+    }
+    if (ok) {
+        int rows = s->cap_tokens > s->cap_slots ? s->cap_tokens : s->cap_slots;
+        free(s->kp);
+        free(s->vp);
+        free(s->lens);
+        free(s->pos);
+        free(s->ids);
+        s->kp = malloc((size_t)rows * sizeof *s->kp);
+        s->vp = malloc((size_t)rows * sizeof *s->vp);
+        s->lens = malloc((size_t)rows * sizeof(int));
+        s->pos = malloc((size_t)rows * sizeof(int));
+        s->ids = malloc((size_t)rows * sizeof(int32_t));
+        ok = s->kp && s->vp && s->lens && s->pos && s->ids;
+    }
+    if (!ok) {
+        /* Capacities of failed buffers are unknown now: reset so the next call retries. */
+        s->cap_tokens = s->cap_slots = s->cap_len = s->cap_sents = 0;
+        return stts_error_set(err, STTS_ERR_NOMEM,
+                              "out of memory reserving the translation session (%d source tokens, %d decoder rows "
+                              "of %d positions)",
+                              tokens, slots, len);
+    }
+    return STTS_OK;
+}
+
+static int position_of(const nllb_model *m, int32_t id, int index) {
+    /* HF create_position_ids_from_input_ids: pad tokens get padding_idx (a zero
+     * row), others index + padding_idx + 1. */
+    int pad = m->pub.pad_token_id;
+    return id == pad ? pad : index + pad + 1;
+}
+
+void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *enc_out) {
+    const nllb_model *m = s->m;
+    mt_backend *be = s->be;
+    const mt_backend_ops *op = be->ops;
+    const int d = m->pub.d_model, H = m->pub.encoder_attention_heads, hd = d / H;
+    const int ff = m->pub.encoder_ffn_dim;
+    const float qscale = 1.0f / sqrtf((float)hd);
+
+    for (int i = 0; i < n_sents; i++)
+        for (int j = 0; j < s->seg_len[i]; j++) {
+            int r = s->seg_start[i] + j;
+            s->pos[r] = position_of(m, ids[r], j);
+        }
+    op->embed(be, m->embed, d, ids, s->pos, T, m->embed_scale, m->pub.pad_token_id, s->ex);
+
+    /* every row of sentence i attends to the sentence's own rows */
+    for (int i = 0; i < n_sents; i++)
+        for (int j = 0; j < s->seg_len[i]; j++) {
+            int r = s->seg_start[i] + j;
+            s->kp[r] = s->eqkv + (size_t)s->seg_start[i] * 3 * d + d;
+            s->vp[r] = s->eqkv + (size_t)s->seg_start[i] * 3 * d + 2 * d;
+            s->lens[r] = s->seg_len[i];
+        }
+    mt_attn_args aa = {T, H, hd, s->eqkv, 3 * d, s->kp, s->vp, s->lens, 3 * d, s->eatt, d};
+
+    for (int l = 0; l < m->pub.encoder_layers; l++) {
+        const mt_enc_layer *L = &m->enc[l];
+        op->layernorm(be, s->ex, T, d, L->ln_attn.g, L->ln_attn.b, LN_EPS, s->eh);
+        op->linear(be, s->eh, T, d, L->qkv.w, 3 * d, L->qkv.b, s->eqkv, 0);
+        op->scale_cols(be, s->eqkv, T, d, 3 * d, qscale);
+        op->attention(be, &aa);
+        op->linear(be, s->eatt, T, d, L->o.w, d, L->o.b, s->ex, MT_LIN_ACCUM);
+        op->layernorm(be, s->ex, T, d, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->eh);
+        op->linear(be, s->eh, T, d, L->fc1.w, ff, L->fc1.b, s->eff, MT_LIN_RELU);
+        op->linear(be, s->eff, T, ff, L->fc2.w, d, L->fc2.b, s->ex, MT_LIN_ACCUM);
+    }
+    op->layernorm(be, s->ex, T, d, m->enc_ln.g, m->enc_ln.b, LN_EPS, s->eh);
+    if (enc_out) op->download(be, enc_out, s->eh, (size_t)T * d);
+    /* cross-attention K/V of every decoder layer, once per sentence */
+    for (int l = 0; l < m->pub.decoder_layers; l++) {
+        const mt_dec_layer *L = &m->dec[l];
+        op->linear(be, s->eh, T, d, L->ckv.w, 2 * d, L->ckv.b, s->ckv + (size_t)l * s->cap_tokens * 2 * d, 0);
+    }
+}
+
+static float *kv_row(const nllb_session *s, float *base, int layer, int slot, int t) {
+    size_t d = (size_t)s->m->pub.d_model;
+    return base + (((size_t)layer * s->cap_slots + (size_t)slot) * s->cap_len + (size_t)t) * d;
+}
+
+void mt_kv_copy_slot(nllb_session *s, int dst, int src, int len) {
+    if (dst == src || len <= 0) return;
+    size_t n = (size_t)len * s->m->pub.d_model;
+    for (int l = 0; l < s->m->pub.decoder_layers; l++) {
+        s->be->ops->copy(s->be, kv_row(s, s->kc, l, dst, 0), kv_row(s, s->kc, l, src, 0), n);
+        s->be->ops->copy(s->be, kv_row(s, s->vc, l, dst, 0), kv_row(s, s->vc, l, src, 0), n);
+    }
+}
+
+void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                    int want_logits) {
+    const nllb_model *m = s->m;
+    mt_backend *be = s->be;
+    const mt_backend_ops *op = be->ops;
+    const int d = m->pub.d_model, H = m->pub.decoder_attention_heads, hd = d / H;
+    const int ff = m->pub.decoder_ffn_dim, V = m->pub.vocab_size;
+    const float qscale = 1.0f / sqrtf((float)hd);
+
+    for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
+    op->embed(be, m->embed, d, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, s->dx);
+
+    for (int l = 0; l < m->pub.decoder_layers; l++) {
+        const mt_dec_layer *L = &m->dec[l];
+        /* self-attention over the row's cache, this token included */
+        op->layernorm(be, s->dx, R, d, L->ln_self.g, L->ln_self.b, LN_EPS, s->dh);
+        op->linear(be, s->dh, R, d, L->qkv.w, 3 * d, L->qkv.b, s->dqkv, 0);
+        op->scale_cols(be, s->dqkv, R, d, 3 * d, qscale);
+        for (int r = 0; r < R; r++) {
+            op->copy(be, kv_row(s, s->kc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + d, (size_t)d);
+            op->copy(be, kv_row(s, s->vc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + 2 * d, (size_t)d);
+            s->kp[r] = kv_row(s, s->kc, l, slot[r], 0);
+            s->vp[r] = kv_row(s, s->vc, l, slot[r], 0);
+            s->lens[r] = t + 1;
+        }
+        mt_attn_args sa = {R, H, hd, s->dqkv, 3 * d, s->kp, s->vp, s->lens, d, s->datt, d};
+        op->attention(be, &sa);
+        op->linear(be, s->datt, R, d, L->o.w, d, L->o.b, s->dx, MT_LIN_ACCUM);
+
+        /* cross-attention over the sentence's encoder K/V */
+        op->layernorm(be, s->dx, R, d, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh);
+        op->linear(be, s->dh, R, d, L->cq.w, d, L->cq.b, s->dq, 0);
+        op->scale_cols(be, s->dq, R, d, d, qscale);
+        const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
+        for (int r = 0; r < R; r++) {
+            s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
+            s->vp[r] = s->kp[r] + d;
+            s->lens[r] = s->seg_len[sent[r]];
+        }
+        mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d};
+        op->attention(be, &ca);
+        op->linear(be, s->datt, R, d, L->co.w, d, L->co.b, s->dx, MT_LIN_ACCUM);
+
+        op->layernorm(be, s->dx, R, d, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->dh);
+        op->linear(be, s->dh, R, d, L->fc1.w, ff, L->fc1.b, s->dff, MT_LIN_RELU);
+        op->linear(be, s->dff, R, ff, L->fc2.w, d, L->fc2.b, s->dx, MT_LIN_ACCUM);
+    }
+    if (!want_logits) return;
+    op->layernorm(be, s->dx, R, d, m->dec_ln.g, m->dec_ln.b, LN_EPS, s->dh);
+    op->linear(be, s->dh, R, d, m->lm_head, V, NULL, s->logits, 0);
+}
+
+const float *mt_logits_host(nllb_session *s, int R) {
+    if (s->be->ops->host_visible) return s->logits;
+    s->be->ops->download(s->be, s->logits_host, s->logits, (size_t)R * s->m->pub.vocab_size);
+    return s->logits_host;
+}

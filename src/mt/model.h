@@ -1,0 +1,116 @@
+/* model.h - the engine's internal model and session structures, shared by
+ * model.c (load, random init, validation), forward.c (encoder, decoder
+ * step), search.c (greedy, beam) and api.c (the public nllb.h entry points).
+ *
+ * Weight layout (all f32 in backend memory, HF [out][in] row-major):
+ *   embed [V][d] (shared by both embeddings and the tied LM head);
+ *   per layer, Q/K/V fused into one [3d][d] matrix (one streamed pass, one
+ *   thread-pool dispatch); the decoder's cross-attention K/V fused [2d][d]
+ *   (applied once per sentence to the encoder output).
+ * Session layout: KV caches [layer][slot][max_len][d] for self-attention,
+ * cross K/V [layer][src token][2d] per batch; decoder rows address caches by
+ * slot so finished rows drop out and beams are reordered without moving
+ * data except on a fork. */
+#ifndef MT_MODEL_H
+#define MT_MODEL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+#include "nllb.h"
+#include "tokenizer.h"
+
+typedef struct {
+    float *g, *b;
+} mt_ln;
+
+typedef struct {
+    float *w, *b; /* w [out][in], b [out] */
+    int out, in;
+} mt_lin;
+
+typedef struct {
+    mt_ln ln_attn;
+    mt_lin qkv, o;
+    mt_ln ln_ffn;
+    mt_lin fc1, fc2;
+} mt_enc_layer;
+
+typedef struct {
+    mt_ln ln_self;
+    mt_lin qkv, o;
+    mt_ln ln_cross;
+    mt_lin cq, ckv, co;
+    mt_ln ln_ffn;
+    mt_lin fc1, fc2;
+} mt_dec_layer;
+
+struct nllb_model {
+    nllb_config pub;
+    mt_config cfg;
+    mt_tokenizer *tok;  /* NULL for random models */
+    mt_backend *be;
+    float *embed;       /* [V][d] */
+    float *lm_head;     /* == embed when tied */
+    mt_enc_layer *enc;
+    mt_dec_layer *dec;
+    mt_ln enc_ln, dec_ln;
+    float embed_scale;
+    size_t weight_floats;
+    pthread_mutex_t run_lock; /* sessions share the backend's pool: one call at a time */
+};
+
+struct nllb_session {
+    const nllb_model *m;
+    mt_backend *be;
+    /* capacities (grown by mt_session_reserve, never inside the token loop) */
+    int cap_tokens;   /* encoder rows (sum of source lengths) */
+    int cap_slots;    /* decoder rows / KV-cache slots */
+    int cap_len;      /* decoder positions per slot */
+    int cap_sents;
+    /* encoder */
+    float *ex, *eh, *eqkv, *eatt, *eff; /* [T][d], [T][d], [T][3d], [T][d], [T][ffn] */
+    float *ckv;                         /* [layers][T][2d] */
+    int *seg_start, *seg_len;           /* per sentence, into the encoder rows */
+    /* decoder */
+    float *dx, *dh, *dqkv, *dq, *datt, *dff; /* [R][d], [R][d], [R][3d], [R][d], [R][d], [R][ffn] */
+    float *logits;                           /* [R][V] */
+    float *logits_host;                      /* [R][V] malloc'ed, only when the backend is not host visible */
+    float *kc, *vc;                          /* [layers][slots][cap_len][d] */
+    /* per-row attention arguments */
+    const float **kp, **vp;
+    int *lens, *pos;
+    int32_t *ids;
+    /* search scratch (host) */
+    void *search;
+    size_t search_bytes;
+};
+
+/* forward.c */
+stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots, int len, stts_error *err);
+/* Encodes sentences seg_start[i]..+seg_len[i] of ids (already in s->seg_*):
+ * fills s->ckv (cross K/V of every decoder layer); enc_out (host, may be NULL)
+ * receives the final encoder states [T][d]. */
+void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int total, float *enc_out);
+/* One decoder step for R rows: token tok[r] at position index t, KV slot
+ * slot[r], source sentence sent[r]. With want_logits, s->logits[R][V]. */
+void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                    int want_logits);
+/* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
+void mt_kv_copy_slot(nllb_session *s, int dst, int src, int len);
+/* Host view of s->logits rows (backend memory when host visible). */
+const float *mt_logits_host(nllb_session *s, int R);
+
+/* search.c */
+typedef struct {
+    int num_beams, max_length, eos, bos_forced, start, pad;
+    float length_penalty;
+    int early_stopping;
+    const nllb_translate_params *p;
+} mt_search_cfg;
+stts_status mt_search(nllb_session *s, int n_sents, const mt_search_cfg *c, nllb_result *res, stts_error *err);
+
+#endif

@@ -1,0 +1,407 @@
+/* search.c - greedy and beam search over the decoder, reproducing HF
+ * transformers' generate() for M2M100 (generation/utils.py):
+ *   greedy (_sample, do_sample=False): argmax of the processed logits (first
+ *     index on ties); stop at eos or max_length.
+ *   beam (_beam_search, the vectorised version): running scores start at
+ *     [0, -1e9, ...]; per step log_softmax + running score, top 2*num_beams
+ *     over beams x vocabulary; candidates ending in eos (or reaching
+ *     max_length) among the first num_beams become finished with score
+ *     sum / (generated length ^ length_penalty); the best num_beams others
+ *     keep running; the -1e9 masking arithmetic, the early-stop heuristic
+ *     (early_stopping False: best running score / current length vs the
+ *     worst finished) and the stop conditions follow HF step by step.
+ * Logits processors used by NLLB: forced BOS (the target language) at
+ * length 1; its logits are never needed, so that step skips the LM head.
+ * All buffers are allocated before the token loop. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define NEG_1E9 (-1.0e9f)
+#define MAX_BEAMS 64
+
+/* ---- per-row statistics: max, log-sum-exp and the top k indices by logit ---- */
+typedef struct {
+    const float *logits;
+    int V, k;
+    float *mx, *lse;
+    int *top; /* [rows][k] */
+} stats_job;
+
+static void row_stats(void *ctx, int r) {
+    stats_job *j = ctx;
+    const float *x = j->logits + (size_t)r * j->V;
+    int k = j->k, *top = j->top + (size_t)r * k, n = 0;
+    float mx = -INFINITY;
+    for (int v = 0; v < j->V; v++) {
+        float xv = x[v];
+        if (xv > mx) mx = xv;
+        /* keep top k sorted by value desc; equal values keep the lower index first */
+        if (n < k || xv > x[top[n - 1]]) {
+            int p = n < k ? n++ : k - 1;
+            while (p > 0 && xv > x[top[p - 1]]) {
+                top[p] = top[p - 1];
+                p--;
+            }
+            top[p] = v;
+        }
+    }
+    double s = 0.0;
+    for (int v = 0; v < j->V; v++) s += expf(x[v] - mx);
+    j->mx[r] = mx;
+    j->lse[r] = (float)log(s);
+}
+
+/* log_softmax as torch computes it: (x - max) - log(sum(exp(x - max))) */
+static inline float logprob(const float *x, int v, float mx, float lse) { return (x[v] - mx) - lse; }
+
+static int aborted(const mt_search_cfg *c) {
+    return c->p && c->p->abort_flag && atomic_load(c->p->abort_flag) != 0;
+}
+
+/* Sorts idx[0..n) by val desc, ties by lower idx (stable insertion sort; n is small). */
+static void sort_desc(const float *val, int *idx, int n) {
+    for (int i = 1; i < n; i++) {
+        int t = idx[i], p = i;
+        while (p > 0 && (val[t] > val[idx[p - 1]] || (val[t] == val[idx[p - 1]] && t < idx[p - 1]))) {
+            idx[p] = idx[p - 1];
+            p--;
+        }
+        idx[p] = t;
+    }
+}
+
+static stts_status set_result(nllb_result *r, const int32_t *ids, int n, float score, stts_error *err) {
+    r->ids = malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (!r->ids) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a translation result");
+    memcpy(r->ids, ids, (size_t)n * sizeof(int32_t));
+    r->n_ids = n;
+    r->score = score;
+    return STTS_OK;
+}
+
+/* ------------------------------------------------------------------ greedy */
+static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
+    const int V = s->m->pub.vocab_size, L = c->max_length;
+    int32_t *seq = malloc((size_t)N * L * sizeof(int32_t));
+    float *score = calloc((size_t)N, sizeof(float));
+    int *active = malloc((size_t)N * sizeof(int)), *slot = malloc((size_t)N * sizeof(int));
+    int *top = malloc((size_t)N * sizeof(int));
+    float *mx = malloc((size_t)N * sizeof(float)), *lse = malloc((size_t)N * sizeof(float));
+    int32_t *tok = malloc((size_t)N * sizeof(int32_t));
+    int *len = malloc((size_t)N * sizeof(int));
+    stts_status st = STTS_OK;
+    if (!seq || !score || !active || !slot || !top || !mx || !lse || !tok || !len) {
+        st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for greedy search");
+        goto out;
+    }
+    int R = N;
+    for (int i = 0; i < N; i++) {
+        seq[(size_t)i * L] = c->start;
+        len[i] = 1;
+        active[i] = i;
+    }
+    for (int cur = 1; R > 0 && cur < L; cur++) {
+        if (aborted(c)) {
+            st = stts_error_set(err, STTS_ERR_CANCELLED, "translation cancelled");
+            goto out;
+        }
+        for (int r = 0; r < R; r++) {
+            tok[r] = seq[(size_t)active[r] * L + cur - 1];
+            slot[r] = active[r];
+        }
+        int forced = (cur == 1 && c->bos_forced >= 0);
+        mt_decode_step(s, R, tok, slot, active, cur - 1, !forced);
+        const float *lg = NULL;
+        if (!forced) {
+            lg = mt_logits_host(s, R);
+            stats_job j = {lg, V, 1, mx, lse, top};
+            s->be->ops->parallel_for(s->be, R, row_stats, &j);
+        }
+        int w = 0;
+        for (int r = 0; r < R; r++) {
+            int i = active[r];
+            int32_t next = forced ? c->bos_forced : top[r];
+            if (!forced) score[i] += logprob(lg + (size_t)r * V, next, mx[r], lse[r]);
+            seq[(size_t)i * L + cur] = next;
+            len[i] = cur + 1;
+            if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, next);
+            if (!(next == c->eos || cur + 1 >= L)) active[w++] = i;
+        }
+        R = w;
+    }
+    for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
+out:
+    free(seq), free(score), free(active), free(slot), free(top), free(mx), free(lse), free(tok), free(len);
+    return st;
+}
+
+/* -------------------------------------------------------------------- beam */
+typedef struct {
+    int32_t *run, *run2; /* [B][L] running sequences (double buffer) */
+    float *rs;           /* [B] running scores */
+    int *slot;           /* [B] KV slot of each running beam */
+    int32_t *fin, *fin2; /* [B][L] finished sequences */
+    int *flen, *flen2;
+    float *fs, *fs2;
+    unsigned char *ff, *ff2; /* is_sent_finished */
+    int heur;                /* is_early_stop_heuristic_unsatisfied */
+    int done;
+} beam_sent;
+
+static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
+    const int V = s->m->pub.vocab_size, L = c->max_length, B = c->num_beams, K = 2 * B;
+    stts_status st = STTS_OK;
+    beam_sent *bs = calloc((size_t)N, sizeof *bs);
+    size_t rows = (size_t)N * B;
+    int32_t *tok = malloc(rows * sizeof(int32_t));
+    int *slot = malloc(rows * sizeof(int)), *sent = malloc(rows * sizeof(int));
+    int *top = malloc(rows * K * sizeof(int));
+    float *mx = malloc(rows * sizeof(float)), *lse = malloc(rows * sizeof(float));
+    int *rowbase = malloc((size_t)N * sizeof(int));
+    int ok = bs && tok && slot && sent && top && mx && lse && rowbase;
+    for (int i = 0; ok && i < N; i++) {
+        beam_sent *b = &bs[i];
+        b->run = malloc((size_t)B * L * sizeof(int32_t));
+        b->run2 = malloc((size_t)B * L * sizeof(int32_t));
+        b->fin = malloc((size_t)B * L * sizeof(int32_t));
+        b->fin2 = malloc((size_t)B * L * sizeof(int32_t));
+        b->rs = malloc((size_t)B * sizeof(float));
+        b->slot = malloc((size_t)B * sizeof(int));
+        b->flen = calloc((size_t)B, sizeof(int));
+        b->flen2 = calloc((size_t)B, sizeof(int));
+        b->fs = malloc((size_t)B * sizeof(float));
+        b->fs2 = malloc((size_t)B * sizeof(float));
+        b->ff = calloc((size_t)B, 1);
+        b->ff2 = calloc((size_t)B, 1);
+        ok = b->run && b->run2 && b->fin && b->fin2 && b->rs && b->slot && b->flen && b->flen2 && b->fs && b->fs2 &&
+             b->ff && b->ff2;
+        if (!ok) break;
+        for (int k = 0; k < B; k++) {
+            b->run[(size_t)k * L] = c->start;
+            b->rs[k] = k == 0 ? 0.0f : NEG_1E9; /* only beam 0 is live at first */
+            b->slot[k] = i * B + k;
+            b->fs[k] = NEG_1E9;
+            b->flen[k] = 0;
+        }
+        b->heur = 1;
+    }
+    if (!ok) {
+        st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for beam search");
+        goto out;
+    }
+
+    float cval[2 * MAX_BEAMS], rv[2 * MAX_BEAMS], fv[3 * MAX_BEAMS];
+    int cbeam[2 * MAX_BEAMS], hit[2 * MAX_BEAMS], order[3 * MAX_BEAMS];
+    int32_t ctok[2 * MAX_BEAMS];
+    int cur = 1;
+    for (;;) {
+        if (aborted(c)) {
+            st = stts_error_set(err, STTS_ERR_CANCELLED, "translation cancelled");
+            goto out;
+        }
+        /* a. rows of the live sentences */
+        int R = 0;
+        for (int i = 0; i < N; i++) {
+            if (bs[i].done) continue;
+            rowbase[i] = R;
+            for (int k = 0; k < B; k++, R++) {
+                tok[R] = bs[i].run[(size_t)k * L + cur - 1];
+                slot[R] = bs[i].slot[k];
+                sent[R] = i;
+            }
+        }
+        if (R == 0) break;
+        int forced = (cur == 1 && c->bos_forced >= 0);
+        mt_decode_step(s, R, tok, slot, sent, cur - 1, !forced);
+        const float *lg = NULL;
+        if (!forced) {
+            lg = mt_logits_host(s, R);
+            stats_job j = {lg, V, K < V ? K : V, mx, lse, top};
+            s->be->ops->parallel_for(s->be, R, row_stats, &j);
+        }
+        int kk = K < V ? K : V;
+        for (int i = 0; i < N; i++) {
+            beam_sent *b = &bs[i];
+            if (b->done) continue;
+            int r0 = rowbase[i];
+            /* b. c. top 2B continuations over beams x vocabulary */
+            int nc = 0;
+            if (forced) {
+                /* forced BOS: every token but bos is -inf; B finite candidates */
+                for (int k = 0; k < B; k++) {
+                    cval[nc] = 0.0f + b->rs[k];
+                    cbeam[nc] = k;
+                    ctok[nc] = c->bos_forced;
+                    nc++;
+                }
+            } else {
+                for (int k = 0; k < B; k++) {
+                    const float *x = lg + (size_t)(r0 + k) * V;
+                    for (int q = 0; q < kk; q++) {
+                        int v = top[(size_t)(r0 + k) * K + q];
+                        cval[nc] = logprob(x, v, mx[r0 + k], lse[r0 + k]) + b->rs[k];
+                        cbeam[nc] = k;
+                        ctok[nc] = v;
+                        nc++;
+                    }
+                }
+            }
+            /* rank by value desc, ties by flat index (beam * V + token) */
+            for (int q = 0; q < nc; q++) order[q] = q;
+            for (int q = 1; q < nc; q++) {
+                int t = order[q], p = q;
+                while (p > 0) {
+                    int u = order[p - 1];
+                    long long ft = (long long)cbeam[t] * V + ctok[t], fu = (long long)cbeam[u] * V + ctok[u];
+                    if (cval[t] > cval[u] || (cval[t] == cval[u] && ft < fu)) {
+                        order[p] = u;
+                        p--;
+                    } else
+                        break;
+                }
+                order[p] = t;
+            }
+            float tv[2 * MAX_BEAMS];
+            int tb[2 * MAX_BEAMS];
+            int32_t tt[2 * MAX_BEAMS];
+            int nk = nc < K ? nc : K;
+            for (int q = 0; q < K; q++) {
+                if (q < nk) {
+                    tv[q] = cval[order[q]];
+                    tb[q] = cbeam[order[q]];
+                    tt[q] = ctok[order[q]];
+                } else { /* -inf fillers (HF's topk returns them when fewer are finite) */
+                    tv[q] = -INFINITY;
+                    tb[q] = 0;
+                    tt[q] = 0;
+                }
+            }
+            /* d. which candidates hit a stopping criterion */
+            for (int q = 0; q < K; q++) hit[q] = (tt[q] == c->eos) || (cur + 1 >= L);
+            /* e. next running beams: best B that did not stop */
+            for (int q = 0; q < K; q++) {
+                rv[q] = hit[q] ? tv[q] + NEG_1E9 : tv[q];
+                order[q] = q;
+            }
+            sort_desc(rv, order, K);
+            int parent[MAX_BEAMS];
+            for (int k = 0; k < B; k++) {
+                int q = order[k];
+                parent[k] = tb[q];
+                memcpy(b->run2 + (size_t)k * L, b->run + (size_t)tb[q] * L, (size_t)cur * sizeof(int32_t));
+                b->run2[(size_t)k * L + cur] = tt[q];
+            }
+            float nrs[MAX_BEAMS];
+            for (int k = 0; k < B; k++) nrs[k] = rv[order[k]];
+            /* f. finished beams: merge old finished with newly finished top-B candidates */
+            float denom = (float)pow((double)cur, (double)c->length_penalty); /* cur + 1 - prompt len 1 */
+            int full = 1;
+            for (int k = 0; k < B; k++) full &= b->ff[k];
+            for (int k = 0; k < B; k++) fv[k] = b->fs[k];
+            for (int q = 0; q < K; q++) {
+                float v = tv[q] / denom;
+                if (c->early_stopping && full) v += NEG_1E9;
+                if (!b->heur) v += NEG_1E9;
+                int did = hit[q] && q < B;
+                if (!did) v += NEG_1E9;
+                fv[B + q] = v;
+            }
+            for (int q = 0; q < B + K; q++) order[q] = q;
+            sort_desc(fv, order, B + K);
+            for (int k = 0; k < B; k++) {
+                int q = order[k];
+                if (q < B) {
+                    memcpy(b->fin2 + (size_t)k * L, b->fin + (size_t)q * L, (size_t)b->flen[q] * sizeof(int32_t));
+                    b->flen2[k] = b->flen[q];
+                    b->ff2[k] = b->ff[q];
+                } else {
+                    int cq = q - B;
+                    memcpy(b->fin2 + (size_t)k * L, b->run + (size_t)tb[cq] * L, (size_t)cur * sizeof(int32_t));
+                    b->fin2[(size_t)k * L + cur] = tt[cq];
+                    b->flen2[k] = cur + 1;
+                    b->ff2[k] = (unsigned char)(hit[cq] && cq < B);
+                }
+                b->fs2[k] = fv[q];
+            }
+            /* swap buffers */
+            int32_t *t32 = b->fin;
+            b->fin = b->fin2, b->fin2 = t32;
+            int *ti = b->flen;
+            b->flen = b->flen2, b->flen2 = ti;
+            float *tf = b->fs;
+            b->fs = b->fs2, b->fs2 = tf;
+            unsigned char *tu = b->ff;
+            b->ff = b->ff2, b->ff2 = tu;
+            t32 = b->run;
+            b->run = b->run2, b->run2 = t32;
+            memcpy(b->rs, nrs, (size_t)B * sizeof(float));
+            /* g. KV caches follow their beams: a parent's slot goes to its first
+             * child; further children get the slots nobody continues, copied. */
+            int claimed[MAX_BEAMS] = {0}, nslot[MAX_BEAMS], need[MAX_BEAMS];
+            for (int k = 0; k < B; k++) {
+                need[k] = claimed[parent[k]];
+                if (!need[k]) {
+                    claimed[parent[k]] = 1;
+                    nslot[k] = b->slot[parent[k]];
+                }
+            }
+            int fr = 0;
+            for (int k = 0; k < B; k++) {
+                if (!need[k]) continue;
+                while (claimed[fr]) fr++;
+                claimed[fr] = 1;
+                nslot[k] = b->slot[fr];
+                mt_kv_copy_slot(s, nslot[k], b->slot[parent[k]], cur);
+            }
+            memcpy(b->slot, nslot, (size_t)B * sizeof(int));
+            if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, b->run[cur]);
+        }
+        cur++;
+        /* early-stop heuristic and per-sentence completion */
+        int any_live = 0;
+        for (int i = 0; i < N; i++) {
+            beam_sent *b = &bs[i];
+            if (b->done) continue;
+            float best = b->rs[0] / (float)pow((double)(cur - 1), (double)c->length_penalty);
+            float worst = b->fs[0];
+            for (int k = 1; k < B; k++)
+                if (b->fs[k] < worst) worst = b->fs[k];
+            int improve = 0, allf = 1;
+            for (int k = 0; k < B; k++) {
+                improve |= best > (b->ff[k] ? worst : NEG_1E9);
+                allf &= b->ff[k];
+            }
+            b->heur = b->heur && improve;
+            if (!b->heur || (c->early_stopping && allf)) b->done = 1;
+            else any_live = 1;
+        }
+        if (!any_live || cur >= L) break;
+    }
+    for (int i = 0; i < N && !st; i++) {
+        beam_sent *b = &bs[i];
+        if (b->ff[0]) st = set_result(&res[i], b->fin, b->flen[0], b->fs[0], err);
+        else st = set_result(&res[i], b->run, cur, b->rs[0], err); /* unreachable in HF's rules */
+    }
+out:
+    if (bs)
+        for (int i = 0; i < N; i++) {
+            beam_sent *b = &bs[i];
+            free(b->run), free(b->run2), free(b->fin), free(b->fin2), free(b->rs), free(b->slot);
+            free(b->flen), free(b->flen2), free(b->fs), free(b->fs2), free(b->ff), free(b->ff2);
+        }
+    free(bs), free(tok), free(slot), free(sent), free(top), free(mx), free(lse), free(rowbase);
+    return st;
+}
+
+stts_status mt_search(nllb_session *s, int n_sents, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
+    if (c->num_beams < 1 || c->num_beams > MAX_BEAMS)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "num_beams %d is out of range (1..%d)", c->num_beams,
+                              MAX_BEAMS);
+    if (c->max_length < 2)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "max_length %d leaves no room to generate (>= 2)",
+                              c->max_length);
+    return c->num_beams == 1 ? greedy(s, n_sents, c, res, err) : beam(s, n_sents, c, res, err);
+}

@@ -1,0 +1,9 @@
+# Engine core tests (model, kernels, search, parity with HF transformers).
+# test_nllb_model needs no files (random in-memory model, naive reference);
+# test_nllb_parity runs on tests/fixtures/mt (made by
+# scripts/fixtures/make-mt-fixtures.py) and skips when they are absent.
+if(TARGET nllb)
+  stts_add_test(test_nllb_model SOURCES test_nllb_model.c LIBS nllb m LABELS mt)
+  pkg_check_modules(NLLB_TEST_JANSSON REQUIRED IMPORTED_TARGET jansson)
+  stts_add_test(test_nllb_parity SOURCES test_nllb_parity.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m LABELS mt)
+endif()

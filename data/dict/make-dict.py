@@ -6,7 +6,7 @@ that src/tts compiles with Open JTalk's mecab-dict-index at build time.
 Open JTalk's text2mecab turns ASCII into full-width characters before
 mecab sees the text, so surfaces are written full-width. Each term gets
 the spellings people type: as given, lower case, upper case, capitalized
-(units keep their exact case: MB is not mb). Run it after editing
+capitalized, Title Case (units keep their exact case: MB is not mb). Run it after editing
 terms.txt:  data/dict/make-dict.py  (the CSV is committed)."""
 import os
 import sys
@@ -63,7 +63,8 @@ def main():
                 sys.exit(f"terms.txt:{lineno}: accent {a} outside 0..{n}")
             terms += 1
             spellings = [surface] if cls == "u" else [surface, surface.lower(), surface.upper(),
-                                                      surface[:1].upper() + surface[1:].lower()]
+                                                      surface[:1].upper() + surface[1:].lower(),
+                                                      " ".join(w[:1].upper() + w[1:] for w in surface.split(" "))]
             cid, pos = CLASSES[cls]
             for s in spellings:
                 fw = fullwidth(s)

@@ -127,6 +127,128 @@ static int hash_file(const char *path, const char *salt, uint64_t *h) {
     return 0;
 }
 
+/* Appends s[0..n) to f with ASCII made full-width, as text2mecab will make
+ * the text it looks up. */
+static void put_fullwidth(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ') fputs("\xE3\x80\x80", f);
+        else if (c >= 0x21 && c <= 0x7E) {
+            char u[4];
+            size_t k = stts_utf8_encode(0xFF01 + (c - 0x21), u);
+            fwrite(u, 1, k, f);
+        } else fputc(c, f);
+    }
+}
+
+/* Morae of a katakana reading, or -1 if it is not all katakana. */
+static int katakana_morae(const char *s) {
+    int m = 0;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = stts_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (k == 0 || !((cp >= 0x30A1 && cp <= 0x30FA) || cp == 0x30FC)) return -1;
+        /* small ァィゥェォャュョヮ join the mora before them */
+        if (!(cp == 0x30A1 || cp == 0x30A3 || cp == 0x30A5 || cp == 0x30A7 || cp == 0x30A9 || cp == 0x30E3 ||
+              cp == 0x30E5 || cp == 0x30E7 || cp == 0x30EE))
+            m++;
+        i += k;
+    }
+    return m;
+}
+
+/* Users write ASCII surfaces and may use the short form
+ * "surface,katakana[,accent]"; this rewrites their file into what
+ * mecab-dict-index takes (full naist-jdic lines, full-width surfaces). */
+static long count_lines(const char *dicdir, const char *name) {
+    char p[1200];
+    snprintf(p, sizeof p, "%.1000s/%s", dicdir, name);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int parse_id(const char *s, long max, long *v) {
+    char *end;
+    *v = strtol(s, &end, 10);
+    return *s && *end == '\0' && *v >= 0 && (max < 0 || *v < max);
+}
+
+static stts_status normalize_user_csv(const char *dicdir, const char *csv, const char *out, stts_error *err) {
+    /* mecab-dict-index does not check context ids against the system
+     * dictionary when building a user dictionary, and a bad id later reads
+     * outside the connection matrix: check them here. */
+    long nleft = count_lines(dicdir, "left-id.def"), nright = count_lines(dicdir, "right-id.def");
+    FILE *in = fopen(csv, "r");
+    if (!in) return stts_error_set(err, STTS_ERR_IO, "cannot read user dictionary '%s': %s", csv, strerror(errno));
+    FILE *o = fopen(out, "w");
+    if (!o) { fclose(in); return stts_error_set(err, STTS_ERR_IO, "cannot write '%s': %s", out, strerror(errno)); }
+    char line[4096];
+    int lineno = 0, entries = 0;
+    stts_status st = STTS_OK;
+    while (st == STTS_OK && fgets(line, sizeof line, in)) {
+        lineno++;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = '\0';
+        if (l == 0 || line[0] == '#') continue;
+        char *f[32];
+        int nf = 0;
+        for (char *p = line; nf < 32;) {
+            f[nf++] = p;
+            char *c = strchr(p, ',');
+            if (!c) break;
+            *c = '\0';
+            p = c + 1;
+        }
+        if (nf >= 2 && nf <= 3) {
+            int m = katakana_morae(f[1]);
+            int acc = nf == 3 ? atoi(f[2]) : (m > 3 ? m - 2 : 1);
+            if (m <= 0 || acc < 0 || acc > m || !f[0][0]) {
+                st = stts_error_set(err, STTS_ERR_FORMAT,
+                                    "user dictionary %s line %d: want surface,katakana reading[,accent 0..morae]", csv, lineno);
+                break;
+            }
+            put_fullwidth(o, f[0], strlen(f[0]));
+            fputs(",1348,1348,2000,\xE5\x90\x8D\xE8\xA9\x9E,\xE5\x9B\xBA\xE6\x9C\x89\xE5\x90\x8D\xE8\xA9\x9E,"
+                  "\xE4\xB8\x80\xE8\x88\xAC,*,*,*,", o);  /* 名詞,固有名詞,一般 */
+            put_fullwidth(o, f[0], strlen(f[0]));
+            fprintf(o, ",%s,%s,%d/%d,C1\n", f[1], f[1], acc, m);
+        } else if (nf >= 13) {
+            long lid, rid, cost;
+            if (!parse_id(f[1], nleft, &lid) || !parse_id(f[2], nright, &rid) ||
+                !(cost = strtol(f[3], NULL, 10), f[3][0] && strspn(f[3], "-0123456789") == strlen(f[3]))) {
+                st = stts_error_set(err, STTS_ERR_FORMAT,
+                                    "user dictionary %s line %d: left/right context ids must be 0..%ld/0..%ld "
+                                    "and the cost a number", csv, lineno, nleft - 1, nright - 1);
+                break;
+            }
+            (void)cost;
+            for (int i = 0; i < nf; i++) {
+                if (i) fputc(',', o);
+                if (i == 0 || i == 10) put_fullwidth(o, f[i], strlen(f[i]));
+                else fputs(f[i], o);
+            }
+            fputc('\n', o);
+        } else {
+            st = stts_error_set(err, STTS_ERR_FORMAT,
+                                "user dictionary %s line %d: %d fields; want surface,katakana[,accent] or a "
+                                "naist-jdic line (15 fields)", csv, lineno, nf);
+            break;
+        }
+        entries++;
+    }
+    fclose(in);
+    if (fclose(o) != 0 && st == STTS_OK) st = stts_error_set(err, STTS_ERR_IO, "cannot write '%s'", out);
+    if (st == STTS_OK && entries == 0)
+        st = stts_error_set(err, STTS_ERR_FORMAT, "user dictionary %s has no entries", csv);
+    return st;
+}
+
 /* Compiles a naist-jdic format CSV into a mecab user dictionary with
  * mecab's own dictionary compiler (in libmecab). The compiler exits the
  * process on bad input, so it runs in a forked child; its messages go to a
@@ -145,8 +267,12 @@ static stts_status compile_csv(const char *dicdir, const char *csv, char *out, s
     if (n < 0 || (size_t)n >= size)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "cache path too long for '%s'", csv);
     if (file_exists(out)) return STTS_OK;
+    char norm[1400];
     snprintf(tmp, sizeof tmp, "%.1150s.%ld.tmp", out, (long)getpid());
     snprintf(log, sizeof log, "%.1150s.%ld.log", out, (long)getpid());
+    snprintf(norm, sizeof norm, "%.1150s.%ld.csv", out, (long)getpid());
+    stts_status nst = normalize_user_csv(dicdir, csv, norm, err);
+    if (nst != STTS_OK) { unlink(norm); return nst; }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
@@ -155,7 +281,7 @@ static stts_status compile_csv(const char *dicdir, const char *csv, char *out, s
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
         char *argv[] = {"mecab-dict-index", "-d", (char *)dicdir, "-u", tmp, "-f", "utf-8",
-                        "-t", "utf-8", (char *)csv, NULL};
+                        "-t", "utf-8", norm, NULL};
         _exit(mecab_dict_index(10, argv) == 0 ? 0 : 1);
     }
     int status = 0;
@@ -173,12 +299,14 @@ static stts_status compile_csv(const char *dicdir, const char *csv, char *out, s
         while (l && (last[l - 1] == '\n' || last[l - 1] == '\r')) last[--l] = '\0';
         unlink(log);
         unlink(tmp);
+        unlink(norm);
         return stts_error_set(err, STTS_ERR_FORMAT,
                               "user dictionary '%s' did not compile (%s); each line must be naist-jdic CSV: "
                               "surface,left-id,right-id,cost,POS,...,reading,pronunciation,accent/morae,chain-rule",
                               csv, l ? last : "mecab-dict-index failed");
     }
     unlink(log);
+    unlink(norm);
     if (rename(tmp, out) != 0) {
         unlink(tmp);
         return stts_error_set(err, STTS_ERR_IO, "cannot store compiled dictionary '%s': %s", out, strerror(errno));
@@ -320,20 +448,61 @@ static void frontend_refresh(jtalk *j) {
     Mecab_refresh(&j->mecab);
 }
 
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Version numbers: Open JTalk reads "1.2.3" as "1.2" then "3" and "v1.2"
+ * as the letter v. We write "v1.2.3" as バージョン1点2点3 (njd_set_digit
+ * then reads each part as a number: いってんにてんさん); plain decimals
+ * such as 3.12 are left to Open JTalk. out must hold 6 * len + 1 bytes
+ * (each '.' becomes 3 bytes, each "v" 15). Returns the new length. */
+static size_t normalize_versions(const char *in, size_t len, char *out) {
+    static const char ver[] = "\xE3\x83\x90\xE3\x83\xBC\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3"; /* バージョン */
+    static const char ten[] = "\xE7\x82\xB9";                                                      /* 点 */
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        int vprefix = (in[i] == 'v' || in[i] == 'V') && (i == 0 || !((in[i - 1] | 0x20) >= 'a' && (in[i - 1] | 0x20) <= 'z')) &&
+                      i + 1 < len && is_digit(in[i + 1]);
+        size_t start = vprefix ? i + 1 : i;
+        if (is_digit(in[start]) && (start == 0 || !is_digit(in[start - 1])) && (vprefix || start == i)) {
+            /* Scan digits(.digits)* and count the dots. */
+            size_t k = start, dots = 0;
+            while (k < len && is_digit(in[k])) k++;
+            while (k + 1 < len && in[k] == '.' && is_digit(in[k + 1])) {
+                dots++;
+                k++;
+                while (k < len && is_digit(in[k])) k++;
+            }
+            if ((vprefix && dots >= 1) || dots >= 2) {
+                if (vprefix) { memcpy(out + w, ver, sizeof ver - 1); w += sizeof ver - 1; }
+                for (size_t m = start; m < k; m++) {
+                    if (in[m] == '.') { memcpy(out + w, ten, sizeof ten - 1); w += sizeof ten - 1; }
+                    else out[w++] = in[m];
+                }
+                i = k;
+                continue;
+            }
+        }
+        out[w++] = in[i++];
+    }
+    out[w] = '\0';
+    return w;
+}
+
 /* Analyses piece[0..len): afterwards the JPCommon labels are ready. */
 static stts_status frontend(jtalk *j, const char *piece, size_t len, stts_error *err) {
-    /* text2mecab turns each ASCII byte into a 3-byte full-width character
-     * and copies everything else, so 3x + 1 always fits. */
-    size_t need = 3 * len + 1 + len + 1;
+    /* Versions may grow the text 6x; text2mecab then turns each ASCII byte
+     * into a 3-byte full-width character and copies everything else, so
+     * 3x of that + 1 always fits. */
+    size_t nlen = 6 * len + 1;
+    size_t need = 3 * nlen + 1 + nlen;
     if (need > j->buf_cap) {
         char *g = realloc(j->buf, need);
         if (!g) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", len);
         j->buf = g;
         j->buf_cap = need;
     }
-    char *in = j->buf + 3 * len + 1;
-    memcpy(in, piece, len);
-    in[len] = '\0';
+    char *in = j->buf + 3 * nlen + 1;
+    normalize_versions(piece, len, in);
     text2mecab(j->buf, in);
     if (j->buf[0] == '\0') return STTS_OK;
     if (Mecab_analysis(&j->mecab, j->buf) != TRUE)

@@ -1,5 +1,5 @@
 /* test_mt_io_torch.c - pytorch_model.bin reader (zip + pickle): a
- * torch.save-layout fixture made without torch (stored and deflated) against
+ * torch.save-layout fixture made without torch (stored, deflated, ZIP64) against
  * Python-computed values, tied weights, storage offsets, a transposed
  * (non-contiguous) tensor, bit-for-bit equality with the same tensors as
  * safetensors, one clear error per corrupted variant (never executing a
@@ -48,6 +48,10 @@ static void test_crafted(void) {
         mtio_check_expected(df, MTIO_FIX "crafted-torch.expected.json");
         same_tensors(df, ck, "deflated vs stored");
     }
+    mt_checkpoint *z64 = NULL;
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "crafted-zip64.bin", &z64, &e), STTS_OK);
+    if (z64) same_tensors(z64, ck, "ZIP64 vs classic zip");
+    mt_checkpoint_close(z64);
     mt_checkpoint_close(ck);
     mt_checkpoint_close(st);
     mt_checkpoint_close(df);

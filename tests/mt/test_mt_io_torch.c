@@ -48,6 +48,10 @@ static void test_crafted(void) {
         mtio_check_expected(df, MTIO_FIX "crafted-torch.expected.json");
         same_tensors(df, ck, "deflated vs stored");
     }
+    mt_checkpoint *sh = NULL;
+    CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "sharded-torch", &sh, &e), STTS_OK);
+    if (sh) mtio_check_expected(sh, MTIO_FIX "crafted-torch.expected.json");
+    mt_checkpoint_close(sh);
     mt_checkpoint *z64 = NULL;
     CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "crafted-zip64.bin", &z64, &e), STTS_OK);
     if (z64) same_tensors(z64, ck, "ZIP64 vs classic zip");

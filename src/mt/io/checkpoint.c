@@ -194,10 +194,14 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* model.safetensors.index.json: {"metadata": {...}, "weight_map": {tensor:
- * shard file}}. Every shard is mapped and parsed; each tensor the index names
- * must be in the shard it names. Shard names may not leave the directory. */
+/* model.safetensors.index.json (or pytorch_model.bin.index.json):
+ * {"metadata": {...}, "weight_map": {tensor: shard file}}. Every shard is
+ * mapped and parsed; each tensor the index names must be in the shard it
+ * names. Shard names may not leave the directory. */
 static stts_status add_sharded(mt_checkpoint *ck, const char *index_path, stts_error *err) {
+    int torch = ends_with(index_path, ".bin.index.json");
+    const char *ext = torch ? ".bin" : ".safetensors";
+    parse_fn fn = torch ? mtio_parse_torch_zip : mtio_parse_safetensors;
     char *text = NULL;
     size_t n = 0;
     stts_status s = mtio_read_file(index_path, MAX_INDEX_JSON_BYTES, &text, &n, err);
@@ -228,11 +232,10 @@ static stts_status add_sharded(mt_checkpoint *ck, const char *index_path, stts_e
     json_t *v;
     json_object_foreach(wm, key, v) {
         const char *f = json_is_string(v) ? json_string_value(v) : NULL;
-        if (!f || !*f || strchr(f, '/') || strcmp(f, ".") == 0 || strcmp(f, "..") == 0 ||
-            !ends_with(f, ".safetensors")) {
+        if (!f || !*f || strchr(f, '/') || strcmp(f, ".") == 0 || strcmp(f, "..") == 0 || !ends_with(f, ext)) {
             s = stts_error_set(err, STTS_ERR_FORMAT,
-                               "%s: weight_map[\"%.200s\"] must name a .safetensors file in the same directory",
-                               index_path, key);
+                               "%s: weight_map[\"%.200s\"] must name a %s file in the same directory", index_path,
+                               key, ext);
             goto out;
         }
         size_t i, k = json_array_size(shards);
@@ -253,7 +256,7 @@ static stts_status add_sharded(mt_checkpoint *ck, const char *index_path, stts_e
             goto out;
         }
         size_t before = ck->n;
-        s = add_file(ck, p, mtio_parse_safetensors, err);
+        s = add_file(ck, p, fn, err);
         if (s == STTS_ERR_NOT_FOUND)
             stts_error_set(err, s, "%s: shard %s is missing (listed in %s; an incomplete download?)", p,
                            json_string_value(json_array_get(shards, i)), index_path);
@@ -290,7 +293,7 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
     if (is_dir < 0) return stts_error_set(err, STTS_ERR_NOT_FOUND, "%s: no such file or directory", path);
     if (is_dir) {
         static const char *const names[] = {"model.safetensors", "model.safetensors.index.json",
-                                            "pytorch_model.bin"};
+                                            "pytorch_model.bin", "pytorch_model.bin.index.json"};
         for (size_t i = 0; i < sizeof names / sizeof names[0] && !file; i++) {
             char *p = mtio_path_join(path, names[i]);
             if (!p) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
@@ -301,7 +304,7 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
         }
         if (!file)
             return stts_error_set(err, STTS_ERR_NOT_FOUND,
-                                  "%s: no model.safetensors, model.safetensors.index.json or pytorch_model.bin "
+                                  "%s: no model.safetensors, pytorch_model.bin or their sharded *.index.json "
                                   "(scripts/fetch-model downloads a model)",
                                   path);
     } else {

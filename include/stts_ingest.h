@@ -1,0 +1,144 @@
+/* stts_ingest.h - the ingest stage: reading Claude Code's output line by line
+ * and turning it into a stream of speakable sentences (the "front end" =
+ * ingest + the text stage's cleaning and segmentation).
+ *
+ *   ingest_reader    complete lines from a file descriptor (any length, memory
+ *                    bounded by the longest line), with a wait-with-timeout so
+ *                    the caller can run the idle timer; can follow a growing
+ *                    file across truncation and rotation.
+ *   ingest_frontend  one line at a time (stream-json or transcript JSONL) in,
+ *                    sentences out through a callback, each with its message
+ *                    id, sequence number, kind and timestamps.
+ *
+ * Which text is spoken (once), what is announced, and why: docs/FRONTEND.md.
+ *
+ * Thread safety: a reader or a front end is used by one thread at a time; use
+ * one per thread. Callbacks run on the calling thread inside feed/tick/finish.
+ * Library code never prints: warnings go to the warn callback. */
+#ifndef STTS_INGEST_H
+#define STTS_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stts_common.h"
+#include "stts_text.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- line reader ---------------------------------------------------------- */
+typedef struct ingest_reader ingest_reader;
+
+enum {
+    INGEST_LINE_TRUNCATED = 1,  /* the input ended without a final '\n' */
+    INGEST_LINE_TOO_LONG = 2    /* longer than max_line: its bytes were dropped (len 0) */
+};
+
+typedef struct {
+    const char *data;   /* the line without '\n' or "\r\n"; valid until the next call */
+    size_t len;
+    uint64_t no;        /* 1-based line number */
+    unsigned flags;     /* INGEST_LINE_* */
+} ingest_line;
+
+typedef enum { INGEST_GOT_LINE, INGEST_TIMEOUT, INGEST_EOF } ingest_result;
+
+#define INGEST_DEFAULT_MAX_LINE ((size_t)256 << 20)   /* 256 MiB */
+
+/* Reads from fd (not closed by the reader). max_line 0 = the default. */
+stts_status ingest_reader_new(int fd, size_t max_line, ingest_reader **out, stts_error *err);
+/* Follows a file that grows (tail -F): starts at its end when from_end, else
+ * at its start; never reports EOF; after truncation it reads again from the
+ * start, after rotation (a new file at path) it opens the new file. */
+stts_status ingest_reader_follow(const char *path, int from_end, size_t max_line,
+                                 ingest_reader **out, stts_error *err);
+void ingest_reader_free(ingest_reader *r);
+/* Waits up to timeout_ms (<0: forever) for the next complete line.
+ * INGEST_GOT_LINE fills *line; INGEST_TIMEOUT: nothing yet; INGEST_EOF: end.
+ * A last line without '\n' is returned once with INGEST_LINE_TRUNCATED.
+ * Fails (STTS_ERR_IO/NOMEM) only when the input cannot be read. */
+stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *line,
+                               ingest_result *res, stts_error *err);
+/* Bytes currently buffered (memory is about max(longest line, 64 KiB) x 2). */
+size_t ingest_reader_buffer_size(const ingest_reader *r);
+/* Number of times a followed file was truncated or replaced. */
+uint64_t ingest_reader_rewinds(const ingest_reader *r);
+
+/* ---- front end ---------------------------------------------------------------- */
+typedef struct {
+    text_params text;        /* cleaning/segmentation options and the notice language */
+    int speak_subagents;     /* 0: lines with parent_tool_use_id (or isSidechain) are silent */
+    int announce_tools;      /* 0: tool calls are silent; 1: "Running: git status." */
+    int speak_thinking;      /* 0: thinking is never spoken */
+    int transcript;          /* 1: input is a Claude Code transcript JSONL, not stream-json */
+} ingest_params;
+
+void ingest_default_params(ingest_params *p);
+
+typedef struct {
+    const char *text;        /* UTF-8, cleaned, one line, NUL-terminated; valid in the callback */
+    size_t len;
+    text_kind kind;          /* TEXT_SPEECH or a notice */
+    const char *lang;        /* notices: NLLB code of text; speech: NULL (source language) */
+    const char *message_id;  /* message.id, or "turn-N" when the line had none */
+    uint64_t seq;            /* 0, 1, 2, ... in emission order */
+    uint64_t line_no;        /* input line that completed the sentence */
+    uint64_t arrival_ns;     /* when that line arrived (stts_now_ns clock) */
+    uint64_t emit_ns;        /* when the sentence was handed to the callback */
+} ingest_sentence;
+
+typedef void (*ingest_sentence_fn)(void *user, const ingest_sentence *s);
+/* A skipped or repaired line: msg names the problem ("line 12: ..."). */
+typedef void (*ingest_warn_fn)(void *user, uint64_t line_no, const char *msg);
+
+typedef struct {
+    uint64_t lines;             /* lines fed */
+    uint64_t bytes;             /* bytes fed */
+    uint64_t bad_lines;         /* skipped: not JSON, not an object, no type, too long */
+    uint64_t invalid_utf8;      /* lines whose invalid UTF-8 was replaced */
+    uint64_t truncated;         /* last line without newline */
+    uint64_t unknown_types;     /* lines of a type (or event type) not handled */
+    uint64_t missing_fields;    /* known type but a needed field missing or mistyped */
+    uint64_t subagent_skipped;  /* subagent lines not spoken */
+    uint64_t duplicates;        /* text blocks not spoken because already spoken */
+    uint64_t stream_events;     /* stream_event lines */
+    uint64_t results;           /* result lines (turns) */
+    uint64_t sentences;         /* speech sentences emitted */
+    uint64_t notices;           /* notices emitted */
+} ingest_stats;
+
+typedef struct ingest_frontend ingest_frontend;
+
+stts_status ingest_frontend_new(const ingest_params *p, ingest_sentence_fn fn, ingest_warn_fn warn,
+                                void *user, ingest_frontend **out, stts_error *err);
+void ingest_frontend_free(ingest_frontend *fe);
+/* One input line (without its '\n'), its number, its arrival time and the
+ * reader's INGEST_LINE_* flags. Bad lines are warned about and skipped;
+ * the only failure is STTS_ERR_NOMEM. */
+stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t len, uint64_t line_no,
+                                 uint64_t arrival_ns, unsigned flags, stts_error *err);
+/* Idle timer: call when ingest_frontend_deadline() has passed (or any time). */
+void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns);
+/* When tick should next run (stts_now_ns clock); 0 when nothing is pending. */
+uint64_t ingest_frontend_deadline(const ingest_frontend *fe);
+/* End of input: everything pending is emitted. */
+void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns);
+void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out);
+
+/* ---- transcripts ---------------------------------------------------------------- */
+/* Is this transcript line a user prompt (the start of a turn)? Tool results,
+ * meta lines, sidechains and interruption markers are not. */
+int ingest_transcript_is_prompt(const char *line, size_t len);
+/* Speaks the last turn of a transcript file through fe (which must have
+ * transcript=1): finds the last prompt, then feeds the lines after it. */
+stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, stts_error *err);
+/* The transcript_path of a Stop-hook payload (JSON on stdin). Returns a
+ * malloc'd string the caller frees. */
+stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

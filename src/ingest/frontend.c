@@ -1,0 +1,714 @@
+/* frontend.c - Claude Code stream-json (or transcript JSONL) lines in,
+ * speakable sentences out. Decides which text is spoken, exactly once:
+ *   - partial mode: text_delta text is spoken as it streams; the complete
+ *     `assistant` line that follows adds only a missing suffix, if any;
+ *   - otherwise the `assistant` text block is the source;
+ *   - a text block already spoken (same message id, same text) is skipped;
+ *   - result.result only when the turn spoke nothing else;
+ *   - subagent lines, thinking and tool calls are silent unless enabled;
+ *   - CLI error messages and error results become short error notices.
+ * Cleaning and segmentation are the text stage's (one text_stream per
+ * speaker: the main agent and each subagent that is spoken). */
+#define _POSIX_C_SOURCE 200809L
+#include "stts_ingest.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SOURCES 8
+#define SEEN_RING 1024
+#define MAX_TOOL_JSON ((size_t)1 << 20)
+
+enum { BLK_NONE, BLK_TEXT, BLK_THINK, BLK_TOOL, BLK_OTHER };
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} fbuf;
+
+static int fb_put(fbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+struct ingest_frontend;
+
+typedef struct {
+    struct ingest_frontend *fe;
+    char *parent;            /* NULL: the main agent */
+    text_stream *ts;
+    char msg_id[128];        /* current message.id; "" = none (the turn id is used) */
+    int open_kind;           /* the content block open in partial mode */
+    fbuf streamed;           /* text_delta text of the open text block */
+    char tool_name[96];
+    char tool_id[96];
+    fbuf tool_json;
+    uint64_t last_line;
+    uint64_t used;           /* for eviction */
+} source;
+
+struct ingest_frontend {
+    ingest_params p;
+    char lang[32];
+    ingest_sentence_fn fn;
+    ingest_warn_fn warn;
+    void *user;
+    source *src[MAX_SOURCES];
+    int nsrc;
+    ingest_stats st;
+    uint64_t seq, use_clock;
+    uint64_t cur_line, cur_arrival;
+    int in_tick;
+    uint64_t turn;
+    char turn_id[32];
+    int turn_had_text, turn_error;
+    uint64_t seen[SEEN_RING];   /* hashes of spoken text blocks and announced tool ids */
+    size_t seen_n, seen_pos;
+    char unknown[16][40];       /* unknown type names already warned about */
+    int nunknown;
+    fbuf fix;                   /* a line with invalid UTF-8, repaired */
+    int oom;
+};
+
+void ingest_default_params(ingest_params *p) {
+    memset(p, 0, sizeof *p);
+    text_default_params(&p->text);
+}
+
+static void warnf(ingest_frontend *fe, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void warnf(ingest_frontend *fe, const char *fmt, ...) {
+    if (!fe->warn) return;
+    char msg[400];
+    int k = snprintf(msg, sizeof msg, "line %llu: ", (unsigned long long)fe->cur_line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+    va_end(ap);
+    fe->warn(fe->user, fe->cur_line, msg);
+}
+
+static uint64_t fnv(uint64_t h, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ull; }
+    return h;
+}
+static uint64_t key_hash(const char *kind, const char *id, const char *text, size_t n) {
+    uint64_t h = fnv(14695981039346656037ull, kind, strlen(kind) + 1);
+    h = fnv(h, id, strlen(id) + 1);
+    return fnv(h, text, n);
+}
+static int seen_has(const ingest_frontend *fe, uint64_t h) {
+    for (size_t i = 0; i < fe->seen_n; i++)
+        if (fe->seen[i] == h) return 1;
+    return 0;
+}
+static void seen_add(ingest_frontend *fe, uint64_t h) {
+    fe->seen[fe->seen_pos] = h;
+    fe->seen_pos = (fe->seen_pos + 1) % SEEN_RING;
+    if (fe->seen_n < SEEN_RING) fe->seen_n++;
+}
+
+/* ---- sentences out ---------------------------------------------------------- */
+static void text_cb(void *user, const text_sentence *s) {
+    source *src = user;
+    ingest_frontend *fe = src->fe;
+    ingest_sentence o;
+    o.text = s->text;
+    o.len = s->len;
+    o.kind = s->kind;
+    o.lang = s->lang;
+    o.message_id = src->msg_id[0] ? src->msg_id : fe->turn_id;
+    o.seq = fe->seq++;
+    o.line_no = fe->in_tick ? src->last_line : fe->cur_line;
+    o.arrival_ns = s->arrival_ns;
+    o.emit_ns = stts_now_ns();
+    if (s->kind == TEXT_SPEECH) fe->st.sentences++;
+    else fe->st.notices++;
+    fe->fn(fe->user, &o);
+}
+
+static void source_free(source *s) {
+    if (!s) return;
+    text_stream_free(s->ts);
+    free(s->parent);
+    free(s->streamed.p);
+    free(s->tool_json.p);
+    free(s);
+}
+
+static source *source_get(ingest_frontend *fe, const char *parent) {
+    for (int i = 0; i < fe->nsrc; i++) {
+        source *s = fe->src[i];
+        if ((!parent && !s->parent) || (parent && s->parent && strcmp(parent, s->parent) == 0)) {
+            s->used = ++fe->use_clock;
+            return s;
+        }
+    }
+    int slot = fe->nsrc;
+    if (slot == MAX_SOURCES) {   /* evict the least recently used subagent */
+        slot = 1;
+        for (int i = 2; i < fe->nsrc; i++)
+            if (fe->src[i]->used < fe->src[slot]->used) slot = i;
+        text_stream_end(fe->src[slot]->ts, fe->cur_arrival);
+        source_free(fe->src[slot]);
+        fe->src[slot] = NULL;
+    }
+    source *s = calloc(1, sizeof *s);
+    if (!s) { fe->oom = 1; return NULL; }
+    s->fe = fe;
+    if (parent && !(s->parent = strdup(parent))) { free(s); fe->oom = 1; return NULL; }
+    if (text_stream_new(&fe->p.text, text_cb, s, &s->ts, NULL) != STTS_OK) {
+        source_free(s);
+        fe->oom = 1;
+        return NULL;
+    }
+    s->used = ++fe->use_clock;
+    fe->src[slot] = s;
+    if (slot == fe->nsrc) fe->nsrc++;
+    return s;
+}
+
+/* A new message id for this speaker: whatever is pending belongs to the old one. */
+static void set_msg(ingest_frontend *fe, source *s, const char *id) {
+    const char *n = id ? id : "";
+    if (strcmp(s->msg_id, n) == 0) return;
+    text_stream_end(s->ts, fe->cur_arrival);
+    snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
+    s->open_kind = BLK_NONE;
+}
+
+static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
+    stts_error e;
+    s->last_line = fe->cur_line;
+    if (text_stream_feed(s->ts, t, n, fe->cur_arrival, &e) != STTS_OK) fe->oom = 1;
+    if (!s->parent) fe->turn_had_text = 1;
+}
+
+/* ---- JSON helpers ---------------------------------------------------------------- */
+static const char *jstr(const json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+static size_t jstrlen(const json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_length(v) : 0;
+}
+
+static void unknown_type(ingest_frontend *fe, const char *what, const char *name) {
+    fe->st.unknown_types++;
+    for (int i = 0; i < fe->nunknown; i++)
+        if (strcmp(fe->unknown[i], name) == 0) return;
+    if (fe->nunknown < 16) snprintf(fe->unknown[fe->nunknown++], sizeof fe->unknown[0], "%s", name);
+    warnf(fe, "unknown %s \"%.60s\" ignored (further ones are counted, not reported)", what, name);
+}
+
+static void missing(ingest_frontend *fe, const char *what) {
+    fe->st.missing_fields++;
+    warnf(fe, "%s; line skipped", what);
+}
+
+/* ---- notices ---------------------------------------------------------------------- */
+static void notice(ingest_frontend *fe, source *s, text_kind kind, text_phrase_id id, const char *arg) {
+    char buf[320];
+    const char *lu;
+    text_phrase_format(fe->lang, id, arg, 0, buf, sizeof buf, &lu);
+    s->last_line = fe->cur_line;
+    text_stream_notice(s->ts, kind, buf, lu, fe->cur_arrival);
+}
+
+static void basename_of(const char *path, char *out, size_t cap) {
+    const char *b = path;
+    size_t n = strlen(path);
+    while (n > 1 && (path[n - 1] == '/' || path[n - 1] == '\\')) n--;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '/' || path[i] == '\\') b = path + i + 1;
+    size_t l = (size_t)(path + n - b);
+    text_clean_short(b, l, out, cap);
+}
+
+/* A tool call as a short sentence built from its name and input. */
+static void announce_tool(ingest_frontend *fe, source *s, const char *name, const json_t *input) {
+    char arg[200] = "";
+    text_phrase_id id = TEXT_PH_TOOL_OTHER;
+    const char *v;
+    if (!name) name = "unnamed";
+    if (strcmp(name, "Bash") == 0 && (v = jstr(input, "command"))) {
+        size_t n = strcspn(v, "\n");
+        text_clean_short(v, n, arg, sizeof arg);
+        /* the first eight words say what it is */
+        int words = 0;
+        for (size_t i = 0; arg[i]; i++)
+            if (arg[i] == ' ' && ++words == 8) { arg[i] = '\0'; break; }
+        id = TEXT_PH_TOOL_RUN;
+    } else if ((strcmp(name, "Read") == 0 || strcmp(name, "NotebookRead") == 0) &&
+               (v = jstr(input, "file_path"))) {
+        basename_of(v, arg, sizeof arg);
+        id = TEXT_PH_TOOL_READ;
+    } else if ((strcmp(name, "Edit") == 0 || strcmp(name, "MultiEdit") == 0) && (v = jstr(input, "file_path"))) {
+        basename_of(v, arg, sizeof arg);
+        id = TEXT_PH_TOOL_EDIT;
+    } else if (strcmp(name, "NotebookEdit") == 0 && (v = jstr(input, "notebook_path"))) {
+        basename_of(v, arg, sizeof arg);
+        id = TEXT_PH_TOOL_EDIT;
+    } else if (strcmp(name, "Write") == 0 && (v = jstr(input, "file_path"))) {
+        basename_of(v, arg, sizeof arg);
+        id = TEXT_PH_TOOL_WRITE;
+    } else if (strcmp(name, "Grep") == 0 && (v = jstr(input, "pattern"))) {
+        snprintf(arg, sizeof arg, "%s", v);
+        for (char *c = arg; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+        id = TEXT_PH_TOOL_GREP;
+    } else if (strcmp(name, "Glob") == 0 && (v = jstr(input, "pattern"))) {
+        const char *b = v;
+        while (strncmp(b, "**/", 3) == 0) b += 3;
+        snprintf(arg, sizeof arg, "%s", b);
+        for (char *c = arg; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+        id = TEXT_PH_TOOL_GLOB;
+    } else if (strcmp(name, "LS") == 0 && (v = jstr(input, "path"))) {
+        basename_of(v, arg, sizeof arg);
+        id = TEXT_PH_TOOL_LIST;
+    } else if (strcmp(name, "WebFetch") == 0 && (v = jstr(input, "url"))) {
+        text_clean_short(v, strlen(v), arg, sizeof arg);
+        id = TEXT_PH_TOOL_FETCH;
+    } else if (strcmp(name, "WebSearch") == 0 && (v = jstr(input, "query"))) {
+        text_clean_short(v, strlen(v), arg, sizeof arg);
+        id = TEXT_PH_TOOL_WEBSEARCH;
+    } else if ((strcmp(name, "Task") == 0 || strcmp(name, "Agent") == 0) && (v = jstr(input, "description"))) {
+        text_clean_short(v, strlen(v), arg, sizeof arg);
+        id = TEXT_PH_TOOL_AGENT;
+    } else if (strcmp(name, "TodoWrite") == 0) {
+        id = TEXT_PH_TOOL_TODO;
+    } else {
+        /* mcp__server__do_thing -> "do thing" */
+        const char *b = name, *m;
+        while ((m = strstr(b, "__")) && m[2]) b = m + 2;
+        snprintf(arg, sizeof arg, "%s", b);
+        for (char *c = arg; *c; c++) if (*c == '_' || (unsigned char)*c < 0x20) *c = ' ';
+    }
+    if (!arg[0] && id != TEXT_PH_TOOL_TODO) {
+        snprintf(arg, sizeof arg, "%s", name);
+        id = TEXT_PH_TOOL_OTHER;
+    }
+    notice(fe, s, TEXT_NOTICE_TOOL, id, arg);
+}
+
+static void maybe_announce(ingest_frontend *fe, source *s, const char *tool_id, const char *name,
+                           const json_t *input) {
+    if (!fe->p.announce_tools) return;
+    if (tool_id) {
+        uint64_t h = key_hash("tool", tool_id, "", 0);
+        if (seen_has(fe, h)) return;
+        seen_add(fe, h);
+    }
+    announce_tool(fe, s, name, input);
+}
+
+static text_phrase_id error_phrase(const char *code) {
+    if (!code) return TEXT_PH_ERR_GENERIC;
+    if (strstr(code, "auth")) return TEXT_PH_ERR_AUTH;
+    if (strstr(code, "rate")) return TEXT_PH_ERR_RATE_LIMIT;
+    if (strstr(code, "billing")) return TEXT_PH_ERR_BILLING;
+    if (strstr(code, "model")) return TEXT_PH_ERR_MODEL;
+    if (strstr(code, "max_turns")) return TEXT_PH_ERR_MAX_TURNS;
+    if (strstr(code, "budget")) return TEXT_PH_ERR_BUDGET;
+    if (strstr(code, "during_execution")) return TEXT_PH_ERR_EXECUTION;
+    if (strstr(code, "api") || strstr(code, "overloaded")) return TEXT_PH_ERR_API;
+    return TEXT_PH_ERR_GENERIC;
+}
+
+/* ---- line handlers ----------------------------------------------------------------- */
+static const char *parent_of(ingest_frontend *fe, const json_t *root) {
+    if (fe->p.transcript) return json_is_true(json_object_get(root, "isSidechain")) ? "sidechain" : NULL;
+    return jstr(root, "parent_tool_use_id");
+}
+
+static void on_assistant(ingest_frontend *fe, const json_t *root) {
+    const char *parent = parent_of(fe, root);
+    if (parent && !fe->p.speak_subagents) { fe->st.subagent_skipped++; return; }
+    const json_t *msg = json_object_get(root, "message");
+    if (!json_is_object(msg)) { missing(fe, "assistant line without a \"message\" object"); return; }
+    const json_t *content = json_object_get(msg, "content");
+    if (!json_is_array(content) && !json_is_string(content)) {
+        missing(fe, "assistant message without \"content\"");
+        return;
+    }
+    source *s = source_get(fe, parent);
+    if (!s) return;
+    const char *id = jstr(msg, "id");
+    const char *model = jstr(msg, "model");
+    const char *err = jstr(root, "error");
+    int api_err = json_is_true(json_object_get(root, "is_api_error_message")) ||
+                  json_is_true(json_object_get(root, "isApiErrorMessage"));
+    int synthetic = model && strcmp(model, "<synthetic>") == 0;
+    int streaming_this = id && s->open_kind != BLK_NONE && strcmp(s->msg_id, id) == 0;
+    if (!streaming_this) set_msg(fe, s, id);
+    if (api_err || (synthetic && err)) {
+        /* a CLI error dressed as a message: say what kind, do not read it */
+        uint64_t h = key_hash("error", id ? id : fe->turn_id, err ? err : "", err ? strlen(err) : 0);
+        if (!seen_has(fe, h)) {
+            seen_add(fe, h);
+            if (!parent) fe->turn_error = 1;
+            notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(err), NULL);
+        }
+        return;
+    }
+    if (synthetic) return;   /* local command output (/context tables): not the model speaking */
+    size_t nb = json_is_array(content) ? json_array_size(content) : 1;
+    for (size_t b = 0; b < nb; b++) {
+        const json_t *blk = json_is_array(content) ? json_array_get(content, b) : NULL;
+        const char *bt = blk ? jstr(blk, "type") : "text";
+        if (!bt) continue;
+        if (strcmp(bt, "text") == 0 || (strcmp(bt, "thinking") == 0 && fe->p.speak_thinking)) {
+            int think = bt[1] == 'h';
+            const char *key = think ? "thinking" : "text";
+            const char *t = blk ? jstr(blk, key) : json_string_value(content);
+            size_t n = blk ? jstrlen(blk, key) : json_string_length(content);
+            if (!t) { missing(fe, "text block without text"); continue; }
+            if (streaming_this && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
+                /* already streamed as deltas: only a missing tail is new */
+                if (n > s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
+                    feed_text(fe, s, t + s->streamed.len, n - s->streamed.len);
+                    if (fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len)) fe->oom = 1;
+                } else {
+                    fe->st.duplicates++;
+                }
+                continue;
+            }
+            uint64_t h = key_hash(key, id ? id : fe->turn_id, t, n);
+            if (seen_has(fe, h)) { fe->st.duplicates++; continue; }
+            seen_add(fe, h);
+            feed_text(fe, s, t, n);
+            text_stream_end(s->ts, fe->cur_arrival);
+        } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
+            maybe_announce(fe, s, jstr(blk, "id"), jstr(blk, "name"), json_object_get(blk, "input"));
+        }
+    }
+}
+
+static void on_event(ingest_frontend *fe, const json_t *root) {
+    fe->st.stream_events++;
+    const char *parent = jstr(root, "parent_tool_use_id");
+    if (parent && !fe->p.speak_subagents) { fe->st.subagent_skipped++; return; }
+    const json_t *ev = json_object_get(root, "event");
+    const char *et = json_is_object(ev) ? jstr(ev, "type") : NULL;
+    if (!et) { missing(fe, "stream_event without an event type"); return; }
+    source *s = source_get(fe, parent);
+    if (!s) return;
+    if (strcmp(et, "content_block_delta") == 0) {
+        const json_t *d = json_object_get(ev, "delta");
+        const char *dt = json_is_object(d) ? jstr(d, "type") : NULL;
+        if (!dt) { missing(fe, "content_block_delta without a delta type"); return; }
+        if (strcmp(dt, "text_delta") == 0 || (strcmp(dt, "thinking_delta") == 0 && fe->p.speak_thinking)) {
+            int think = dt[1] == 'h';
+            const char *key = think ? "thinking" : "text";
+            const char *t = jstr(d, key);
+            if (!t) { missing(fe, "text_delta without text"); return; }
+            size_t n = jstrlen(d, key);
+            int kind = think ? BLK_THINK : BLK_TEXT;
+            if (s->open_kind != kind) { s->open_kind = kind; s->streamed.len = 0; }   /* start was lost */
+            if (fb_put(&s->streamed, t, n)) fe->oom = 1;
+            feed_text(fe, s, t, n);
+        } else if (strcmp(dt, "input_json_delta") == 0 && s->open_kind == BLK_TOOL) {
+            const char *t = jstr(d, "partial_json");
+            size_t n = jstrlen(d, "partial_json");
+            if (t && s->tool_json.len + n <= MAX_TOOL_JSON && fb_put(&s->tool_json, t, n)) fe->oom = 1;
+        }
+        return;
+    }
+    if (strcmp(et, "message_start") == 0) {
+        const json_t *m = json_object_get(ev, "message");
+        set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
+        s->open_kind = BLK_NONE;
+    } else if (strcmp(et, "content_block_start") == 0) {
+        const json_t *cb = json_object_get(ev, "content_block");
+        const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
+        if (!t) { missing(fe, "content_block_start without a block type"); return; }
+        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) text_stream_end(s->ts, fe->cur_arrival);
+        s->streamed.len = 0;
+        s->tool_json.len = 0;
+        if (strcmp(t, "text") == 0) s->open_kind = BLK_TEXT;
+        else if (strcmp(t, "thinking") == 0 || strcmp(t, "redacted_thinking") == 0) s->open_kind = BLK_THINK;
+        else if (strcmp(t, "tool_use") == 0 || strcmp(t, "server_tool_use") == 0) {
+            s->open_kind = BLK_TOOL;
+            snprintf(s->tool_name, sizeof s->tool_name, "%s", jstr(cb, "name") ? jstr(cb, "name") : "");
+            snprintf(s->tool_id, sizeof s->tool_id, "%s", jstr(cb, "id") ? jstr(cb, "id") : "");
+        } else s->open_kind = BLK_OTHER;
+    } else if (strcmp(et, "content_block_stop") == 0) {
+        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
+            s->last_line = fe->cur_line;
+            text_stream_end(s->ts, fe->cur_arrival);
+            seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
+                                  s->msg_id[0] ? s->msg_id : fe->turn_id,
+                                  s->streamed.p ? s->streamed.p : "", s->streamed.len));
+        } else if (s->open_kind == BLK_TOOL && fe->p.announce_tools) {
+            /* the complete assistant line normally announced it; if not, use the streamed input */
+            json_t *in = json_loadb(s->tool_json.p ? s->tool_json.p : "{}", s->tool_json.len ? s->tool_json.len : 2, 0, NULL);
+            maybe_announce(fe, s, s->tool_id[0] ? s->tool_id : NULL, s->tool_name, in);
+            json_decref(in);
+        }
+        s->open_kind = BLK_NONE;
+    } else if (strcmp(et, "message_stop") == 0) {
+        s->last_line = fe->cur_line;
+        text_stream_end(s->ts, fe->cur_arrival);
+        s->open_kind = BLK_NONE;
+    } else if (strcmp(et, "error") == 0) {
+        const json_t *e = json_object_get(ev, "error");
+        if (!parent) fe->turn_error = 1;
+        notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(json_is_object(e) ? jstr(e, "type") : NULL), NULL);
+    } else if (strcmp(et, "message_delta") != 0 && strcmp(et, "ping") != 0) {
+        unknown_type(fe, "stream event type", et);
+    }
+}
+
+static void new_turn(ingest_frontend *fe) {
+    fe->turn++;
+    snprintf(fe->turn_id, sizeof fe->turn_id, "turn-%llu", (unsigned long long)fe->turn);
+    fe->turn_had_text = 0;
+    fe->turn_error = 0;
+}
+
+static void on_result(ingest_frontend *fe, const json_t *root) {
+    fe->st.results++;
+    for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, fe->cur_arrival);
+    source *s = source_get(fe, NULL);
+    if (!s) return;
+    const char *sub = jstr(root, "subtype");
+    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0);
+    if (is_err) {
+        if (!fe->turn_error) {
+            set_msg(fe, s, NULL);
+            const char *why = sub && strcmp(sub, "success") != 0 ? sub : jstr(root, "terminal_reason");
+            text_phrase_id id = error_phrase(why);
+            if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
+            notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
+        }
+    } else if (!fe->turn_had_text) {
+        /* nothing was said this turn: the result text is the answer */
+        const char *r = jstr(root, "result");
+        if (r && r[0]) {
+            set_msg(fe, s, NULL);
+            feed_text(fe, s, r, jstrlen(root, "result"));
+            text_stream_end(s->ts, fe->cur_arrival);
+        }
+    }
+    new_turn(fe);
+}
+
+static int is_prompt_obj(const json_t *root) {
+    const char *type = jstr(root, "type");
+    if (!type || strcmp(type, "user") != 0) return 0;
+    if (json_is_true(json_object_get(root, "isSidechain")) || json_is_true(json_object_get(root, "isMeta")) ||
+        json_is_true(json_object_get(root, "isCompactSummary")))
+        return 0;
+    const json_t *msg = json_object_get(root, "message");
+    const json_t *c = json_is_object(msg) ? json_object_get(msg, "content") : NULL;
+    const char *text = NULL;
+    if (json_is_string(c)) text = json_string_value(c);
+    else if (json_is_array(c)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(c, i, b) {
+            const char *bt = jstr(b, "type");
+            if (bt && strcmp(bt, "tool_result") == 0) return 0;
+            if (bt && strcmp(bt, "text") == 0 && !text) text = jstr(b, "text");
+        }
+    }
+    if (!text) return 0;
+    return strncmp(text, "[Request interrupted", 20) != 0 && strncmp(text, "<local-command-stdout>", 22) != 0;
+}
+
+static const char *const ignored_types[] = {
+    "system", "user", "rate_limit_event", "control_request", "control_response",
+    "control_cancel_request", "keep_alive", "tool_progress", "auth_status", "summary",
+    "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage", NULL};
+
+static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
+    if (strcmp(type, "assistant") == 0) { on_assistant(fe, root); return; }
+    if (fe->p.transcript) {
+        if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
+            for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, fe->cur_arrival);
+            new_turn(fe);
+        }
+    } else if (strcmp(type, "stream_event") == 0) {
+        on_event(fe, root);
+        return;
+    } else if (strcmp(type, "result") == 0) {
+        on_result(fe, root);
+        return;
+    }
+    for (int i = 0; ignored_types[i]; i++)
+        if (strcmp(type, ignored_types[i]) == 0) return;
+    if (fe->p.transcript && (strcmp(type, "result") == 0 || strcmp(type, "stream_event") == 0)) return;
+    unknown_type(fe, "line type", type);
+}
+
+/* ---- public API ---------------------------------------------------------------------- */
+stts_status ingest_frontend_new(const ingest_params *p, ingest_sentence_fn fn, ingest_warn_fn warn, void *user,
+                                ingest_frontend **out, stts_error *err) {
+    if (!out || !fn) return stts_error_set(err, STTS_ERR_INVALID_ARG, "ingest_frontend_new: out and fn are required");
+    *out = NULL;
+    ingest_frontend *fe = calloc(1, sizeof *fe);
+    if (!fe) return stts_error_set(err, STTS_ERR_NOMEM, "ingest_frontend_new: out of memory");
+    if (p) fe->p = *p;
+    else ingest_default_params(&fe->p);
+    const char *lang = fe->p.text.notice_lang ? fe->p.text.notice_lang : "eng_Latn";
+    if (strlen(lang) >= sizeof fe->lang) {
+        free(fe);
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "notice language '%.40s' is not an NLLB code (like eng_Latn)", lang);
+    }
+    strcpy(fe->lang, lang);
+    fe->p.text.notice_lang = fe->lang;
+    fe->fn = fn;
+    fe->warn = warn;
+    fe->user = user;
+    new_turn(fe);
+    if (!source_get(fe, NULL)) {
+        ingest_frontend_free(fe);
+        return stts_error_set(err, STTS_ERR_NOMEM, "ingest_frontend_new: out of memory");
+    }
+    *out = fe;
+    return STTS_OK;
+}
+
+void ingest_frontend_free(ingest_frontend *fe) {
+    if (!fe) return;
+    for (int i = 0; i < fe->nsrc; i++) source_free(fe->src[i]);
+    free(fe->fix.p);
+    free(fe);
+}
+
+/* Replaces each invalid UTF-8 byte with U+FFFD (the text stage drops it);
+ * returns the offset of the first bad byte. */
+static size_t repair_utf8(ingest_frontend *fe, const char *line, size_t len) {
+    fe->fix.len = 0;
+    size_t first = (size_t)-1, i = 0;
+    while (i < len) {
+        size_t ok = stts_utf8_valid_prefix((const unsigned char *)line + i, len - i);
+        if (fb_put(&fe->fix, line + i, ok)) { fe->oom = 1; return first; }
+        i += ok;
+        if (i < len) {
+            if (first == (size_t)-1) first = i;
+            if (fb_put(&fe->fix, "\xEF\xBF\xBD", 3)) { fe->oom = 1; return first; }
+            i++;
+        }
+    }
+    return first;
+}
+
+stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t len, uint64_t line_no,
+                                 uint64_t arrival_ns, unsigned flags, stts_error *err) {
+    fe->st.lines++;
+    fe->st.bytes += len + 1;
+    fe->cur_line = line_no;
+    fe->cur_arrival = arrival_ns;
+    if (flags & INGEST_LINE_TOO_LONG) {
+        fe->st.bad_lines++;
+        warnf(fe, "line longer than the limit; skipped");
+        return STTS_OK;
+    }
+    if (flags & INGEST_LINE_TRUNCATED) {
+        fe->st.truncated++;
+        warnf(fe, "input ended without a newline: the last line may be cut short");
+    }
+    size_t k = 0;
+    while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+    if (k == len) return STTS_OK;   /* blank line */
+    if (stts_utf8_valid_prefix((const unsigned char *)line, len) != len) {
+        size_t at = repair_utf8(fe, line, len);
+        if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
+        fe->st.invalid_utf8++;
+        warnf(fe, "invalid UTF-8 at byte %zu replaced", at + 1);
+        line = fe->fix.p;
+        len = fe->fix.len;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!root) {
+        fe->st.bad_lines++;
+        warnf(fe, "not valid JSON (%s, at column %d); skipped", je.text, je.column);
+        return STTS_OK;
+    }
+    if (!json_is_object(root)) {
+        fe->st.bad_lines++;
+        warnf(fe, "not a JSON object; skipped");
+    } else {
+        const char *type = jstr(root, "type");
+        if (!type) {
+            fe->st.bad_lines++;
+            warnf(fe, "no \"type\" field; skipped");
+        } else {
+            dispatch(fe, root, type);
+        }
+    }
+    json_decref(root);
+    if (fe->oom) {
+        fe->oom = 0;
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory at line %llu", (unsigned long long)line_no);
+    }
+    return STTS_OK;
+}
+
+void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns) {
+    fe->in_tick = 1;
+    for (int i = 0; i < fe->nsrc; i++) text_stream_tick(fe->src[i]->ts, now_ns);
+    fe->in_tick = 0;
+}
+
+uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
+    uint64_t d = 0;
+    for (int i = 0; i < fe->nsrc; i++) {
+        uint64_t t = text_stream_deadline(fe->src[i]->ts);
+        if (t && (!d || t < d)) d = t;
+    }
+    return d;
+}
+
+void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns) {
+    fe->in_tick = 1;   /* sentences belong to the last line that fed them */
+    for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, now_ns);
+    fe->in_tick = 0;
+}
+
+void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out) { *out = fe->st; }
+
+/* ---- transcripts ------------------------------------------------------------------------ */
+int ingest_transcript_is_prompt(const char *line, size_t len) {
+    json_t *root = json_loadb(line, len, 0, NULL);
+    if (!root) return 0;
+    int r = json_is_object(root) && is_prompt_obj(root);
+    json_decref(root);
+    return r;
+}
+
+stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err) {
+    *path = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(payload, len, 0, &je);
+    if (!root)
+        return stts_error_set(err, STTS_ERR_FORMAT, "the hook payload on stdin is not JSON (%s at column %d); "
+                              "run stream-tts --hook from a Claude Code Stop hook", je.text, je.column);
+    const char *p = json_is_object(root) ? jstr(root, "transcript_path") : NULL;
+    if (!p || !p[0]) {
+        json_decref(root);
+        return stts_error_set(err, STTS_ERR_FORMAT, "the hook payload has no \"transcript_path\" string");
+    }
+    *path = strdup(p);
+    json_decref(root);
+    if (!*path) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    return STTS_OK;
+}

@@ -1,0 +1,1147 @@
+/* stream.c - incremental markdown-to-speech cleaning and sentence
+ * segmentation (the text_stream of stts_text.h).
+ *
+ * Four layers, each fed one code point (or one decided token) at a time, so
+ * the output never depends on where the input was split:
+ *   1. sanitize  bytes -> valid UTF-8 code points; invalid bytes, controls,
+ *                emoji and box drawing are dropped; '\n' ends a line.
+ *   2. block     the start of each line decides what the line is (paragraph,
+ *                heading, list item, quote, table row, fence, indented code,
+ *                rule, trailer); it waits only for the few bytes it needs.
+ *   3. inline    markup inside a line (code spans, emphasis, links, HTML,
+ *                entities, footnotes) is removed; a token is consumed only
+ *                once it is complete, otherwise its bytes wait.
+ *   4. word      whole words: URLs -> domain, long paths -> last component.
+ *   5. segment   sentence ends, abbreviations, long-sentence cuts, merging
+ *                of short sentences, idle flush.
+ * docs/FRONTEND.md lists the rules with their functions. */
+#include "stts_text.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- growable byte buffer ---------------------------------------------- */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} tbuf;
+
+static int tb_reserve(tbuf *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+enum { LS_START, LS_INLINE, LS_DROP };
+enum { LK_PARA, LK_HEADING, LK_ITEM };
+
+struct text_stream {
+    text_params p;
+    char lang[32];
+    text_sentence_fn fn;
+    void *user;
+    int oom;
+    uint64_t invalid_bytes;
+    unsigned char carry[4];
+    size_t ncarry;
+    uint64_t now;         /* arrival of the input being processed */
+    uint64_t last_input;  /* arrival of the latest input */
+    int force;            /* end/tick: deliver without holding short sentences */
+
+    /* block layer */
+    tbuf line;            /* bytes of the current line; [off, len) not consumed */
+    size_t off;
+    int ls, lk;
+    int prev_blank, in_list;
+    int in_fence;
+    char fence_ch;
+    size_t fence_len;
+    long fence_lines;
+    char code_lang[32];
+    int in_icode;
+    long icode_lines;
+    int in_table, table_delim;
+    long table_rows;
+    int in_sysrem;
+
+    /* inline layer */
+    size_t code_ticks;    /* inside a code span opened by this many backticks */
+    int url_depth;        /* inside a link destination "(...)" being skipped */
+    uint32_t prev_cp;     /* last code point passed on (intraword '_') */
+
+    /* word and segment layers */
+    tbuf word;
+    tbuf sent;
+    size_t sent_chars;
+    int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
+    tbuf held;            /* short sentence waiting to be merged */
+    uint64_t held_at;
+    tbuf out;             /* scratch for delivery */
+};
+
+static void tb_put(text_stream *ts, tbuf *b, const char *s, size_t n) {
+    if (tb_reserve(b, n) != 0) {
+        ts->oom = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void text_default_params(text_params *p) {
+    memset(p, 0, sizeof *p);
+    p->read_tables = 0;
+    p->max_sentence_chars = 200;
+    p->merge_short_chars = 10;
+    p->idle_flush_ns = 1500000000ull;
+    p->notice_lang = "eng_Latn";
+}
+
+/* ---- character classes -------------------------------------------------- */
+static uint32_t dec(const char *s, size_t n, size_t *k) {
+    uint32_t cp = 0;
+    *k = stts_utf8_decode((const unsigned char *)s, n, &cp);
+    if (*k == 0) { *k = 1; cp = 0xFFFD; }
+    return cp;
+}
+
+/* Scripts written without spaces: a word ends at each of their characters. */
+static int is_nospace_script(uint32_t cp) {
+    return (cp >= 0x2E80 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+           (cp >= 0xFF00 && cp <= 0xFFEF) || (cp >= 0x20000 && cp <= 0x3FFFF);
+}
+static int is_cjk_term(uint32_t cp) { return cp == 0x3002 || cp == 0xFF01 || cp == 0xFF1F || cp == 0xFF61; }
+static int is_closer(uint32_t cp) {
+    return cp == ')' || cp == ']' || cp == '"' || cp == '\'' || cp == 0x201D || cp == 0x2019 ||
+           cp == 0xBB || cp == 0x300D || cp == 0x300F || cp == 0xFF09 || cp == 0x3011 ||
+           cp == 0x3009 || cp == 0x300B;
+}
+/* Emoji, pictographs, dingbats, box drawing, geometric shapes: not speech. */
+static int is_dropped_symbol(uint32_t cp) {
+    return (cp >= 0x2500 && cp <= 0x25FF) || (cp >= 0x2600 && cp <= 0x27BF) ||
+           (cp >= 0x2B00 && cp <= 0x2BFF) || (cp >= 0x1F000 && cp <= 0x1FAFF) ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xE0000 && cp <= 0xE007F) ||
+           cp == 0x200D || cp == 0x20E3 || cp == 0x231A || cp == 0x231B ||
+           (cp >= 0x23E9 && cp <= 0x23FA);
+}
+static int is_word_cp(uint32_t cp) { return cp >= 0x80 || isalnum((int)cp); }
+
+/* ---- segment layer -------------------------------------------------------- */
+static size_t count_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static void call(text_stream *ts, const char *s, size_t n, text_kind kind, const char *lang,
+                 uint64_t arrival) {
+    ts->out.len = 0;
+    tb_put(ts, &ts->out, s, n);
+    if (ts->oom) return;
+    text_sentence st = {ts->out.p, n, kind, lang, arrival};
+    ts->fn(ts->user, &st);
+}
+
+static void flush_held(text_stream *ts) {
+    if (ts->held.len == 0) return;
+    tbuf h = ts->held;
+    ts->held = ts->out;       /* swap so call() may use out freely */
+    ts->out = h;
+    ts->held.len = 0;
+    text_sentence st = {h.p, h.len, TEXT_SPEECH, NULL, ts->held_at};
+    ts->fn(ts->user, &st);
+}
+
+/* "OK." and "はい。" are short sentences; a heading or list item is not. */
+static int ends_terminal(const char *s, size_t n) {
+    unsigned char c = (unsigned char)s[n - 1];
+    if (c == '.' || c == '!' || c == '?') return 1;
+    if (n >= 3) {
+        const char *t = s + n - 3;
+        return memcmp(t, "\xE3\x80\x82", 3) == 0 || memcmp(t, "\xEF\xBC\x81", 3) == 0 ||
+               memcmp(t, "\xEF\xBC\x9F", 3) == 0 || memcmp(t, "\xE2\x80\xA6", 3) == 0;
+    }
+    return 0;
+}
+
+/* Every finished sentence passes here: short ones wait for the next. */
+static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, const char *lang,
+                    uint64_t arrival) {
+    if (n == 0) return;
+    if (kind != TEXT_SPEECH) {
+        flush_held(ts);
+        call(ts, s, n, kind, lang, arrival);
+        return;
+    }
+    if (ts->held.len) {
+        /* Japanese joins without a space: "はい。次に…" */
+        size_t st = ts->held.len - 1, k;
+        while (st > 0 && ((unsigned char)ts->held.p[st] & 0xC0) == 0x80) st--;
+        if (!is_nospace_script(dec(ts->held.p + st, ts->held.len - st, &k))) tb_put(ts, &ts->held, " ", 1);
+        tb_put(ts, &ts->held, s, n);
+        if (ts->oom) return;
+        s = ts->held.p;
+        n = ts->held.len;
+    }
+    if (!ts->force && ts->p.merge_short_chars && count_chars(s, n) <= ts->p.merge_short_chars &&
+        ends_terminal(s, n)) {
+        if (s != ts->held.p) tb_put(ts, &ts->held, s, n);
+        ts->held_at = arrival;
+        return;
+    }
+    if (s == ts->held.p) {
+        ts->held_at = arrival;
+        flush_held(ts);
+    } else {
+        call(ts, s, n, TEXT_SPEECH, NULL, arrival);
+    }
+}
+
+static void emit_sentence(text_stream *ts) {
+    size_t n = ts->sent.len;
+    while (n > 0 && ts->sent.p[n - 1] == ' ') n--;
+    if (n) deliver(ts, ts->sent.p, n, TEXT_SPEECH, NULL, ts->now);
+    ts->sent.len = 0;
+    ts->sent_chars = 0;
+    ts->cjk_end = 0;
+}
+
+static int is_conj(const char *s, size_t n) {
+    static const char *const w[] = {"and ", "but ", "or ", "so ", "because ", "which ",
+                                    "while ", "although ", "then ", "when ", "where ", NULL};
+    for (int i = 0; w[i]; i++) {
+        size_t l = strlen(w[i]);
+        if (n >= l && memcmp(s, w[i], l) == 0) return 1;
+    }
+    return 0;
+}
+
+/* A sentence over the limit is cut at the best clause boundary in its later
+ * two thirds: ';' ':' > ',' '、' > before a conjunction > any space. */
+static void cut_long(text_stream *ts) {
+    const char *s = ts->sent.p;
+    size_t n = ts->sent.len, chars = 0, min_chars = ts->p.max_sentence_chars / 3;
+    size_t best = 0;
+    int best_cls = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) chars++;
+        if (chars < min_chars) continue;
+        int cls = -1;
+        size_t at = 0;
+        unsigned char c = (unsigned char)s[i];
+        if ((c == ';' || c == ':') && i + 1 < n && s[i + 1] == ' ') { cls = 3; at = i + 1; }
+        else if (c == ',' && i + 1 < n && s[i + 1] == ' ') { cls = 2; at = i + 1; }
+        else if (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+                 (unsigned char)s[i + 2] == 0x81) { cls = 2; at = i + 3; }        /* 、 */
+        else if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
+                 ((unsigned char)s[i + 2] == 0x8C || (unsigned char)s[i + 2] == 0x9B ||
+                  (unsigned char)s[i + 2] == 0x9A)) { cls = 3; at = i + 3; }      /* ，；： */
+        else if (c == ' ' && i + 1 < n && is_conj(s + i + 1, n - i - 1)) { cls = 1; at = i; }
+        else if (c == ' ') { cls = 0; at = i; }
+        if (cls >= 0 && cls >= best_cls && at < n) { best_cls = cls; best = at; }
+    }
+    if (best_cls < 0) {   /* no boundary at all (e.g. CJK without punctuation): cut before the last character */
+        best = n - 1;
+        while (best > 0 && ((unsigned char)s[best] & 0xC0) == 0x80) best--;
+    }
+    size_t keep_from = best;
+    while (keep_from < n && s[keep_from] == ' ') keep_from++;
+    size_t e = best;
+    while (e > 0 && s[e - 1] == ' ') e--;
+    if (e) deliver(ts, s, e, TEXT_SPEECH, NULL, ts->now);
+    memmove(ts->sent.p, ts->sent.p + keep_from, n - keep_from);
+    ts->sent.len = n - keep_from;
+    ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
+}
+
+/* Abbreviations after which '.' plus space does not end a sentence. */
+static int is_abbrev(const char *w, size_t n) {
+    static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
+                                     "jr.", "vs.", "cf.", "approx.", "st.", "fig.", "eq.",
+                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", NULL};
+    char low[16];
+    if (n >= sizeof low) return 0;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);
+    low[n] = '\0';
+    for (int i = 0; ab[i]; i++)
+        if (strcmp(low, ab[i]) == 0) return 1;
+    /* Initialisms written with dots: "U.S.", "a.m." */
+    if (n >= 4) {
+        int ok = 1;
+        for (size_t i = 0; i < n; i++)
+            if ((i % 2 == 0) != !!isalpha((unsigned char)w[i]) || (i % 2 == 1 && w[i] != '.')) ok = 0;
+        if (ok) return 1;
+    }
+    return 0;
+}
+
+/* Does the sentence so far end with '.', '!', '?' or '…' (plus closers) that
+ * a following space makes final? */
+static int ends_sentence(const text_stream *ts) {
+    const char *s = ts->sent.p;
+    size_t n = ts->sent.len;
+    while (n > 0) {  /* skip closing quotes/brackets */
+        size_t st = n - 1;
+        while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+        size_t k;
+        uint32_t cp = dec(s + st, n - st, &k);
+        if (!is_closer(cp)) break;
+        n = st;
+    }
+    if (n == 0) return 0;
+    unsigned char c = (unsigned char)s[n - 1];
+    if (c == '!' || c == '?') return 1;
+    if (n >= 3 && memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0) return 1;   /* … */
+    if (c != '.') return 0;
+    size_t w = n;
+    while (w > 0 && s[w - 1] != ' ') w--;
+    while (w < n && strchr("([{\"'", s[w])) w++;
+    return !is_abbrev(s + w, n - w);
+}
+
+static void seg_space(text_stream *ts) {
+    if (ts->sent.len == 0 || ts->sent.p[ts->sent.len - 1] == ' ') return;
+    if (ts->cjk_end || ends_sentence(ts)) {
+        emit_sentence(ts);
+        return;
+    }
+    tb_put(ts, &ts->sent, " ", 1);
+    ts->sent_chars++;
+}
+
+static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
+    if (ts->cjk_end) {
+        if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
+    } else if (is_nospace_script(cp) && ts->sent.len &&
+               (ts->sent.p[ts->sent.len - 1] == '!' || ts->sent.p[ts->sent.len - 1] == '?')) {
+        emit_sentence(ts);   /* "完了!次" : ASCII terminator inside CJK text */
+    }
+    tb_put(ts, &ts->sent, p, k);
+    ts->sent_chars++;
+    if (is_cjk_term(cp)) ts->cjk_end = 1;
+    if (ts->p.max_sentence_chars && ts->sent_chars > ts->p.max_sentence_chars) cut_long(ts);
+}
+
+static void seg_put_str(text_stream *ts, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cp = dec(s + i, n - i, &k);
+        if (cp == ' ') seg_space(ts);
+        else seg_put(ts, s + i, k, cp);
+        i += k;
+    }
+}
+
+/* ---- word layer ----------------------------------------------------------- */
+static int starts_ci(const char *s, size_t n, const char *pre) {
+    size_t l = strlen(pre);
+    if (n < l) return 0;
+    for (size_t i = 0; i < l; i++)
+        if (tolower((unsigned char)s[i]) != pre[i]) return 0;
+    return 1;
+}
+
+/* "https://www.github.com/a/b?x" -> "github.com"; 0 when not a URL. */
+static size_t url_domain(const char *s, size_t n, const char **out) {
+    size_t i;
+    if (starts_ci(s, n, "https://")) i = 8;
+    else if (starts_ci(s, n, "http://")) i = 7;
+    else if (starts_ci(s, n, "ftp://")) i = 6;
+    else if (starts_ci(s, n, "www.") && n > 4) i = 0;
+    else return 0;
+    size_t e = i;
+    while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#') e++;
+    for (size_t k = i; k < e; k++)
+        if (s[k] == '@') i = k + 1;   /* user:pass@host */
+    for (size_t k = i; k < e; k++)
+        if (s[k] == ':') { e = k; break; }   /* :port */
+    if (e - i > 4 && starts_ci(s + i, e - i, "www.")) i += 4;
+    if (e <= i) return 0;
+    *out = s + i;
+    return e - i;
+}
+
+/* "/home/me/src/app/main.c" -> "main.c"; 0 when not a long path. */
+static size_t path_last(const char *s, size_t n, const char **out) {
+    size_t seps = 0;
+    int other = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '/' || s[i] == '\\') seps++;
+        else if (!isdigit((unsigned char)s[i]) && s[i] != '.' && s[i] != '-') other = 1;
+    }
+    if (seps == 0 || !other) return 0;   /* dates and fractions stay */
+    int absolute = (s[0] == '/' && n > 1) || starts_ci(s, n, "~/") || starts_ci(s, n, "./") ||
+                   starts_ci(s, n, "../") ||
+                   (n > 3 && isalpha((unsigned char)s[0]) && s[1] == ':' && (s[2] == '\\' || s[2] == '/'));
+    if (!absolute && seps < 2) return 0;  /* "and/or", "src/main.c" stay */
+    size_t e = n;
+    while (e > 0 && (s[e - 1] == '/' || s[e - 1] == '\\')) e--;
+    size_t b = e;
+    while (b > 0 && s[b - 1] != '/' && s[b - 1] != '\\') b--;
+    if (b >= e) return 0;
+    *out = s + b;
+    return e - b;
+}
+
+static int is_lead_punct(const char *s, size_t n, size_t *k) {
+    if (n && strchr("([{\"'<", s[0]) && s[0]) { *k = 1; return 1; }
+    if (n >= 3 && (memcmp(s, "\xE2\x80\x9C", 3) == 0 || memcmp(s, "\xE2\x80\x98", 3) == 0)) { *k = 3; return 1; }
+    if (n >= 2 && memcmp(s, "\xC2\xAB", 2) == 0) { *k = 2; return 1; }
+    return 0;
+}
+static int is_trail_punct(const char *s, size_t n, size_t *k) {
+    if (n && s[n - 1] && strchr(".,;:!?)]}\"'>", s[n - 1])) { *k = 1; return 1; }
+    if (n >= 3 && (memcmp(s + n - 3, "\xE2\x80\x9D", 3) == 0 || memcmp(s + n - 3, "\xE2\x80\x99", 3) == 0 ||
+                   memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0)) { *k = 3; return 1; }
+    if (n >= 2 && memcmp(s + n - 2, "\xC2\xBB", 2) == 0) { *k = 2; return 1; }
+    return 0;
+}
+
+static void word_end(text_stream *ts) {
+    if (ts->word.len == 0) return;
+    const char *w = ts->word.p;
+    size_t n = ts->word.len, a = 0, b = n, k;
+    while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
+    while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
+    const char *core = NULL;
+    size_t cl = 0;
+    if (b > a) {
+        cl = url_domain(w + a, b - a, &core);
+        if (!cl) cl = path_last(w + a, b - a, &core);
+    }
+    ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    if (cl) {
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, core, cl);
+        seg_put_str(ts, w + b, n - b);
+    } else {
+        seg_put_str(ts, w, n);
+    }
+}
+
+/* One cleaned code point (or space) from the inline layer. */
+static void put_cp(text_stream *ts, const char *p, size_t k, uint32_t cp) {
+    ts->prev_cp = cp;
+    if (cp == ' ') {
+        word_end(ts);
+        seg_space(ts);
+    } else if (is_nospace_script(cp)) {
+        word_end(ts);
+        seg_put(ts, p, k, cp);
+    } else {
+        tb_put(ts, &ts->word, p, k);
+        if (ts->word.len > 1024) word_end(ts);   /* a token this long is not a URL or path */
+    }
+}
+static void put_bytes(text_stream *ts, const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cp = dec(s + i, n - i, &k);
+        put_cp(ts, s + i, k, cp);
+        i += k;
+    }
+}
+
+static void hard_break(text_stream *ts) {
+    word_end(ts);
+    if (ts->sent.len || ts->cjk_end) emit_sentence(ts);
+}
+
+/* ---- inline layer ----------------------------------------------------------- */
+static const char *find(const char *s, size_t n, const char *pat, size_t pl) {
+    for (size_t i = 0; i + pl <= n; i++)
+        if (s[i] == pat[0] && memcmp(s + i, pat, pl) == 0) return s + i;
+    return NULL;
+}
+
+static size_t run_of(const char *s, size_t n, size_t i, char c) {
+    size_t r = 0;
+    while (i + r < n && s[i + r] == c) r++;
+    return r;
+}
+
+/* An HTML tag between '<' and '>': drops it; returns 0 if it is not a tag. */
+static int html_tag(text_stream *ts, const char *t, size_t n) {
+    size_t i = 0;
+    if (n >= 3 && memcmp(t, "!--", 3) == 0) return 1;   /* comment */
+    int closing = 0;
+    if (i < n && t[i] == '/') { closing = 1; i++; }
+    size_t ns = i;
+    if (i >= n || !isalpha((unsigned char)t[i])) return 0;
+    while (i < n && (isalnum((unsigned char)t[i]) || t[i] == '-' || t[i] == '_' || t[i] == ':')) i++;
+    size_t nl = i - ns;
+    if (i < n && t[i] != ' ' && t[i] != '/' && t[i] != '\t') return 0;
+    if (!closing && nl == 15 && memcmp(t + ns, "system-reminder", 15) == 0) {
+        ts->in_sysrem = 1;
+        return 1;
+    }
+    static const char *const blocks[] = {"br", "p", "div", "li", "tr", "td", "th", "hr", "ul", "ol",
+                                          "h1", "h2", "h3", "h4", "h5", "h6", "table", "details",
+                                          "summary", "blockquote", "pre", NULL};
+    for (int b = 0; blocks[b]; b++)
+        if (strlen(blocks[b]) == nl && starts_ci(t + ns, nl, blocks[b])) put_cp(ts, " ", 1, ' ');
+    return 1;
+}
+
+static int entity(text_stream *ts, const char *e, size_t n) {
+    static const struct { const char *name, *text; } ents[] = {
+        {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}, {"nbsp", " "},
+        {"mdash", "\xE2\x80\x94"}, {"ndash", "\xE2\x80\x93"}, {"hellip", "\xE2\x80\xA6"},
+    };
+    for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++)
+        if (strlen(ents[i].name) == n && memcmp(ents[i].name, e, n) == 0) {
+            put_bytes(ts, ents[i].text, strlen(ents[i].text));
+            return 1;
+        }
+    if (n >= 2 && e[0] == '#') {
+        char num[12];
+        if (n - 1 >= sizeof num) return 0;
+        memcpy(num, e + 1, n - 1);
+        num[n - 1] = '\0';
+        char *end;
+        long v = (num[0] == 'x' || num[0] == 'X') ? strtol(num + 1, &end, 16) : strtol(num, &end, 10);
+        if (*end || v <= 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+        char b[4];
+        size_t k = stts_utf8_encode((uint32_t)v, b);
+        if ((uint32_t)v < 0x20 || is_dropped_symbol((uint32_t)v)) return 1;
+        put_cp(ts, b, k, (uint32_t)v);
+        return 1;
+    }
+    return 0;
+}
+
+#define SYSREM_CLOSE "</system-reminder>"
+#define SYSREM_CLOSE_LEN 18
+
+static void inline_run(text_stream *ts, int final) {
+    const char *s = ts->line.p;
+    size_t n = ts->line.len, i = ts->off;
+    while (i < n && !ts->oom) {
+        unsigned char c = (unsigned char)s[i];
+        if (ts->in_sysrem) {
+            const char *f = find(s + i, n - i, SYSREM_CLOSE, SYSREM_CLOSE_LEN);
+            if (f) { i = (size_t)(f - s) + SYSREM_CLOSE_LEN; ts->in_sysrem = 0; continue; }
+            if (final) { i = n; break; }
+            if (n - i >= SYSREM_CLOSE_LEN) i = n - (SYSREM_CLOSE_LEN - 1);
+            break;
+        }
+        if (ts->url_depth) {
+            if (c == '(') ts->url_depth++;
+            else if (c == ')') ts->url_depth--;
+            i++;
+            continue;
+        }
+        if (ts->code_ticks) {
+            if (c == '`') {
+                size_t r = run_of(s, n, i, '`');
+                if (i + r == n && !final) break;
+                if (r == ts->code_ticks) ts->code_ticks = 0;
+                else put_bytes(ts, s + i, r);
+                i += r;
+                continue;
+            }
+            size_t k;
+            uint32_t cp = dec(s + i, n - i, &k);
+            put_cp(ts, s + i, k, cp);
+            i += k;
+            continue;
+        }
+        int need_next = (i + 1 == n && !final);
+        switch (c) {
+        case '\\':
+            if (need_next) goto hold;
+            if (i + 1 < n && ispunct((unsigned char)s[i + 1])) { put_cp(ts, s + i + 1, 1, (unsigned char)s[i + 1]); i += 2; }
+            else { put_cp(ts, "\\", 1, '\\'); i++; }
+            break;
+        case '`': {
+            size_t r = run_of(s, n, i, '`');
+            if (i + r == n && !final) goto hold;
+            ts->code_ticks = r;
+            i += r;
+            break;
+        }
+        case '*': case '_': case '~': {
+            size_t r = run_of(s, n, i, (char)c);
+            if (i + r == n && !final) goto hold;
+            unsigned char nx = i + r < n ? (unsigned char)s[i + r] : ' ';
+            uint32_t pv = ts->prev_cp;
+            int keep;
+            if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
+            else if (c == '*') keep = r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx);  /* 2*3 */
+            else keep = r == 1;                                                 /* ~/x, ~5 */
+            if (keep) put_bytes(ts, s + i, r);
+            i += r;
+            break;
+        }
+        case '[':
+            if (need_next) goto hold;
+            if (i + 1 < n && s[i + 1] == '^') {   /* footnote [^1] or [^1]: */
+                const char *e = memchr(s + i, ']', n - i < 64 ? n - i : 64);
+                if (!e) {
+                    if (!final && n - i < 64) goto hold;
+                    i++;
+                    break;
+                }
+                size_t j = (size_t)(e - s) + 1;
+                if (j == n && !final) goto hold;
+                if (j < n && s[j] == ':') j++;
+                i = j;
+                break;
+            }
+            i++;   /* link text: the bracket goes, the words stay */
+            break;
+        case ']':
+            if (need_next) goto hold;
+            if (i + 1 < n && s[i + 1] == '(') { ts->url_depth = 1; i += 2; break; }
+            if (i + 1 < n && s[i + 1] == '[') {   /* [text][ref] */
+                const char *e = memchr(s + i + 2, ']', n - i - 2 < 64 ? n - i - 2 : 64);
+                if (!e) {
+                    if (!final && n - i < 64) goto hold;
+                    i++;
+                    break;
+                }
+                i = (size_t)(e - s) + 1;
+                break;
+            }
+            i++;
+            break;
+        case '!':
+            if (need_next) goto hold;
+            if (i + 1 < n && s[i + 1] == '[') { i++; break; }   /* image: keep the alt text */
+            put_cp(ts, "!", 1, '!');
+            i++;
+            break;
+        case '<': {
+            if (need_next) goto hold;
+            unsigned char nx = i + 1 < n ? (unsigned char)s[i + 1] : ' ';
+            if (!isalpha(nx) && nx != '/' && nx != '!') { put_cp(ts, "<", 1, '<'); i++; break; }
+            size_t lim = n - i < 256 ? n - i : 256;
+            const char *e = memchr(s + i + 1, '>', lim - 1);
+            if (!e) {
+                if (!final && n - i < 256) goto hold;
+                put_cp(ts, "<", 1, '<');
+                i++;
+                break;
+            }
+            const char *t = s + i + 1;
+            size_t tl = (size_t)(e - t);
+            if (url_domain(t, tl, &t) || starts_ci(s + i + 1, tl, "mailto:")) {
+                put_bytes(ts, s + i + 1, tl);   /* autolink <https://...> */
+                i = (size_t)(e - s) + 1;
+                break;
+            }
+            if (html_tag(ts, s + i + 1, tl)) { i = (size_t)(e - s) + 1; break; }
+            put_cp(ts, "<", 1, '<');
+            i++;
+            break;
+        }
+        case '&': {
+            size_t lim = n - i < 12 ? n - i : 12;
+            const char *e = memchr(s + i, ';', lim);
+            if (!e) {
+                if (!final && n - i < 12) goto hold;
+                put_cp(ts, "&", 1, '&');
+                i++;
+                break;
+            }
+            if (entity(ts, s + i + 1, (size_t)(e - s) - i - 1)) i = (size_t)(e - s) + 1;
+            else { put_cp(ts, "&", 1, '&'); i++; }
+            break;
+        }
+        default: {
+            if (c < 0x80) {
+                put_cp(ts, s + i, 1, c);
+                i++;
+            } else {
+                size_t k;
+                uint32_t cp = dec(s + i, n - i, &k);
+                put_cp(ts, s + i, k, cp);
+                i += k;
+            }
+        }
+        }
+    }
+hold:
+    ts->off = i;
+}
+
+/* ---- block layer ------------------------------------------------------------ */
+static void notice(text_stream *ts, text_kind kind, text_phrase_id many, text_phrase_id one,
+                   text_phrase_id lang_many, text_phrase_id lang_one, const char *a, long n) {
+    char buf[256];
+    const char *lu;
+    text_phrase_id id = (a && a[0]) ? (n == 1 ? lang_one : lang_many) : (n == 1 ? one : many);
+    size_t len = text_phrase_format(ts->lang, id, a, n, buf, sizeof buf, &lu);
+    hard_break(ts);
+    deliver(ts, buf, len, kind, lu, ts->now);
+}
+
+static void end_table(text_stream *ts) {
+    if (!ts->in_table) return;
+    ts->in_table = 0;
+    if (ts->p.read_tables) { hard_break(ts); return; }
+    long rows = ts->table_rows;
+    if (ts->table_delim && rows > 1) rows--;   /* the header is not a data row */
+    notice(ts, TEXT_NOTICE_TABLE, TEXT_PH_TABLE_N, TEXT_PH_TABLE_1, TEXT_PH_TABLE_N, TEXT_PH_TABLE_1,
+           NULL, rows);
+}
+
+static void end_icode(text_stream *ts) {
+    if (!ts->in_icode) return;
+    ts->in_icode = 0;
+    notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_N, TEXT_PH_CODE_1, NULL,
+           ts->icode_lines);
+}
+
+static void end_fence(text_stream *ts) {
+    if (!ts->in_fence) return;
+    ts->in_fence = 0;
+    notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_LANG_N,
+           TEXT_PH_CODE_LANG_1, ts->code_lang, ts->fence_lines);
+}
+
+static int is_fence_close(const text_stream *ts, const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '>')) i++;   /* indented or quoted fences */
+    size_t r = run_of(s, n, i, ts->fence_ch);
+    if (r < ts->fence_len) return 0;
+    for (i += r; i < n; i++)
+        if (s[i] != ' ') return 0;
+    return 1;
+}
+
+/* A table row: counted, or (read_tables) rewritten as "a, b, c" for the
+ * inline layer. Returns 1 if the line should be read. */
+static int table_row(text_stream *ts, const char *s, size_t n) {
+    int delim = 1;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("|-: ", s[i])) delim = 0;
+    if (!ts->in_table) { ts->in_table = 1; ts->table_rows = 0; ts->table_delim = 0; }
+    if (delim) { ts->table_delim = 1; return 0; }
+    ts->table_rows++;
+    if (!ts->p.read_tables) return 0;
+    tbuf row = {0};
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '|') { i++; continue; }
+        size_t st = i;
+        while (i < n && !(s[i] == '|' && (i == 0 || s[i - 1] != '\\'))) i++;
+        size_t a = st, b = i;
+        while (a < b && s[a] == ' ') a++;
+        while (b > a && s[b - 1] == ' ') b--;
+        if (b > a) {
+            if (row.len) tb_put(ts, &row, ", ", 2);
+            tb_put(ts, &row, s + a, b - a);
+        }
+    }
+    free(ts->line.p);
+    ts->line = row;
+    ts->off = 0;
+    return row.len > 0;
+}
+
+/* Checks the trailer patterns; -1: undecided yet, 1: a trailer line, 0: not. */
+static int trailer(const char *s, size_t n) {
+    static const char *const pats[] = {"co-authored-by:", "generated with [claude code]",
+                                       "generated with claude code", NULL};
+    int undecided = 0;
+    for (int p = 0; pats[p]; p++) {
+        size_t l = strlen(pats[p]), m = n < l ? n : l;
+        size_t k = 0;
+        while (k < m && tolower((unsigned char)s[k]) == pats[p][k]) k++;
+        if (k == m) {
+            if (m == l) return 1;
+            undecided = 1;
+        }
+    }
+    return undecided ? -1 : 0;
+}
+
+/* Decides what the current line is once enough of it is there. Returns 0
+ * when it needs more bytes. */
+static int classify(text_stream *ts, int final) {
+    for (;;) {
+        const char *s = ts->line.p + ts->off;
+        size_t n = ts->line.len - ts->off;
+        if (ts->in_sysrem) { ts->ls = LS_INLINE; ts->lk = LK_PARA; return 1; }
+        if (ts->in_fence) {
+            if (!final) return 0;
+            if (is_fence_close(ts, s, n)) end_fence(ts);
+            else ts->fence_lines++;
+            ts->ls = LS_DROP;
+            return 1;
+        }
+        size_t i = 0;
+        while (i < n && s[i] == ' ') i++;
+        if (i == n) {
+            if (!final) return 0;
+            /* blank line: paragraph break */
+            if (ts->in_table) end_table(ts);
+            hard_break(ts);
+            ts->prev_blank = 1;
+            ts->ls = LS_DROP;
+            return 1;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (i >= 4 && !ts->in_list && (ts->prev_blank || ts->in_icode)) {
+            if (ts->in_table) end_table(ts);
+            if (!ts->in_icode) { hard_break(ts); ts->in_icode = 1; ts->icode_lines = 0; }
+            ts->icode_lines++;
+            ts->prev_blank = 0;
+            ts->ls = LS_DROP;
+            return 1;
+        }
+        end_icode(ts);
+        if (c == '|') {
+            if (!final) return 0;
+            if (!ts->in_table) hard_break(ts);
+            ts->prev_blank = 0;
+            ts->in_list = 0;
+            if (table_row(ts, s + i, n - i)) { ts->ls = LS_INLINE; ts->lk = LK_ITEM; }
+            else ts->ls = LS_DROP;
+            return 1;
+        }
+        end_table(ts);
+        ts->prev_blank = 0;
+        if (c == '`' || c == '~') {
+            size_t r = run_of(s, n, i, (char)c);
+            if (r < 3 && i + r == n && !final) return 0;
+            if (r >= 3 && !(c == '`' && memchr(s + i + r, '`', n - i - r))) {
+                if (!final) return 0;   /* the info string needs the whole line */
+                hard_break(ts);
+                ts->in_fence = 1;
+                ts->fence_ch = (char)c;
+                ts->fence_len = r;
+                ts->fence_lines = 0;
+                text_code_language_name(s + i + r, n - i - r, ts->code_lang, sizeof ts->code_lang);
+                ts->in_list = 0;
+                ts->ls = LS_DROP;
+                return 1;
+            }
+        } else if (c == '#') {
+            size_t r = run_of(s, n, i, '#');
+            if (i + r == n && !final) return 0;
+            if (r <= 6 && (i + r == n || s[i + r] == ' ')) {
+                hard_break(ts);
+                ts->off += i + r;
+                ts->ls = LS_INLINE;
+                ts->lk = LK_HEADING;
+                ts->in_list = 0;
+                return 1;
+            }
+        } else if (c == '>') {
+            if (i + 1 == n && !final) return 0;
+            ts->off += i + 1;
+            if (i + 1 < n && s[i + 1] == ' ') ts->off++;
+            ts->prev_blank = 1;   /* a quote starts its own block */
+            hard_break(ts);
+            continue;
+        } else if (c == '-' || c == '*' || c == '+' || c == '_' || c == '=') {
+            if (i + 1 == n && !final) return 0;
+            if (c != '_' && c != '=' && i + 1 < n && s[i + 1] == ' ') {
+                /* list item; a task box "[ ] " / "[x] " goes too */
+                size_t j = i + 2;
+                static const char *const boxes[] = {"[ ] ", "[x] ", "[X] "};
+                for (int b = 0; b < 3; b++) {
+                    size_t m = n - j < 4 ? n - j : 4;
+                    if (memcmp(s + j, boxes[b], m) == 0) {
+                        if (m < 4 && !final) return 0;
+                        if (m == 4) j += 4;
+                        break;
+                    }
+                }
+                hard_break(ts);
+                ts->off += j < n ? j : n;
+                ts->ls = LS_INLINE;
+                ts->lk = LK_ITEM;
+                ts->in_list = 1;
+                return 1;
+            }
+            if (c != '+') {   /* rule "---", "***", "___" or setext underline "===" */
+                size_t k = i, cnt = 0;
+                while (k < n && (s[k] == (char)c || s[k] == ' ')) { cnt += s[k] == (char)c; k++; }
+                if (k == n) {
+                    if (!final) return 0;
+                    if (cnt >= 3 || c == '=') {
+                        hard_break(ts);
+                        ts->prev_blank = 1;
+                        ts->in_list = 0;
+                        ts->ls = LS_DROP;
+                        return 1;
+                    }
+                }
+            }
+        } else if (isdigit(c)) {
+            size_t k = i;
+            while (k < n && k - i < 9 && isdigit((unsigned char)s[k])) k++;
+            if (k == n && !final) return 0;
+            if (k < n && (s[k] == '.' || s[k] == ')')) {
+                if (k + 1 == n && !final) return 0;
+                if (k + 1 == n || s[k + 1] == ' ') {
+                    hard_break(ts);
+                    ts->off += k + 1 < n ? k + 2 : n;
+                    ts->ls = LS_INLINE;
+                    ts->lk = LK_ITEM;
+                    ts->in_list = 1;
+                    return 1;
+                }
+            }
+        }
+        if (c == 'c' || c == 'C' || c == 'g' || c == 'G') {
+            int t = trailer(s + i, n - i);
+            if (t < 0 && !final) return 0;
+            if (t == 1) { ts->ls = LS_DROP; return 1; }
+        }
+        if (i == 0) ts->in_list = 0;
+        ts->off += i;
+        ts->ls = LS_INLINE;
+        ts->lk = LK_PARA;
+        return 1;
+    }
+}
+
+static void process_line(text_stream *ts, int final) {
+    if (ts->ls == LS_START && !classify(ts, final)) return;
+    if (ts->ls == LS_INLINE) inline_run(ts, final);
+    else if (ts->ls == LS_DROP) ts->off = ts->line.len;
+    /* keep the buffer small on very long lines */
+    if (ts->off > 4096 && ts->off * 2 > ts->line.len) {
+        memmove(ts->line.p, ts->line.p + ts->off, ts->line.len - ts->off);
+        ts->line.len -= ts->off;
+        ts->off = 0;
+    }
+}
+
+static void line_end(text_stream *ts) {
+    if (ts->ls == LS_INLINE) {
+        ts->code_ticks = 0;
+        ts->url_depth = 0;
+        word_end(ts);
+        if (ts->lk == LK_PARA) seg_space(ts);
+        else hard_break(ts);
+    }
+    ts->line.len = 0;
+    ts->off = 0;
+    ts->ls = LS_START;
+    ts->lk = LK_PARA;
+    ts->prev_cp = ' ';
+}
+
+/* ---- sanitize layer -------------------------------------------------------- */
+/* >0: length of a complete valid sequence; 0: invalid; -1: valid but cut short. */
+static int utf8_need(const unsigned char *s, size_t n) {
+    uint32_t cp;
+    size_t k = stts_utf8_decode(s, n, &cp);
+    if (k) return (int)k;
+    unsigned c = s[0];
+    size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || n >= len || c == 0xC0 || c == 0xC1 || c > 0xF4) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (n >= 2 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
+                   (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)))
+        return 0;
+    return -1;
+}
+
+static void newline(text_stream *ts) {
+    process_line(ts, 1);
+    line_end(ts);
+}
+
+static void handle_cp(text_stream *ts, const unsigned char *p, size_t k) {
+    uint32_t cp;
+    if (k == 1) {
+        cp = p[0];
+        if (cp == '\n') { newline(ts); return; }
+        if (cp == '\t') { tb_put(ts, &ts->line, " ", 1); return; }
+        if (cp < 0x20 || cp == 0x7F) return;
+        tb_put(ts, &ts->line, (const char *)p, 1);
+        return;
+    }
+    stts_utf8_decode(p, k, &cp);
+    if (cp < 0xA0 || cp == 0xFFFD || cp == 0xFEFF || cp == 0x2060 || (cp >= 0x200B && cp <= 0x200F) ||
+        is_dropped_symbol(cp))
+        return;
+    if (cp == 0xA0 || cp == 0x3000 || cp == 0x2028 || cp == 0x2029) {   /* odd spaces */
+        tb_put(ts, &ts->line, " ", 1);
+        return;
+    }
+    tb_put(ts, &ts->line, (const char *)p, k);
+}
+
+static void feed_bytes(text_stream *ts, const unsigned char *u, size_t n) {
+    size_t i = 0;
+    while (i < n && !ts->oom) {
+        if (ts->ncarry) {
+            unsigned char tmp[4];
+            size_t m = ts->ncarry;
+            memcpy(tmp, ts->carry, m);
+            while (m < 4 && i < n && utf8_need(tmp, m) < 0) tmp[m++] = u[i++];
+            int r = utf8_need(tmp, m);
+            if (r < 0) { memcpy(ts->carry, tmp, m); ts->ncarry = m; return; }
+            ts->ncarry = 0;
+            if (r > 0) handle_cp(ts, tmp, (size_t)r);
+            else { ts->invalid_bytes++; feed_bytes(ts, tmp + 1, m - 1); }
+            continue;
+        }
+        /* fast path: printable ASCII runs go straight to the line buffer */
+        size_t j = i;
+        while (j < n && u[j] >= 0x20 && u[j] < 0x7F) j++;
+        if (j > i) { tb_put(ts, &ts->line, (const char *)u + i, j - i); i = j; continue; }
+        int r = utf8_need(u + i, n - i);
+        if (r > 0) { handle_cp(ts, u + i, (size_t)r); i += (size_t)r; }
+        else if (r < 0) { memcpy(ts->carry, u + i, n - i); ts->ncarry = n - i; return; }
+        else { ts->invalid_bytes++; i++; }
+    }
+}
+
+/* ---- public API ---------------------------------------------------------------- */
+static void reset_markdown(text_stream *ts) {
+    ts->line.len = 0;
+    ts->off = 0;
+    ts->ls = LS_START;
+    ts->lk = LK_PARA;
+    ts->prev_blank = 1;
+    ts->in_list = 0;
+    ts->in_fence = ts->in_icode = ts->in_table = ts->in_sysrem = 0;
+    ts->code_ticks = 0;
+    ts->url_depth = 0;
+    ts->prev_cp = ' ';
+    ts->ncarry = 0;
+}
+
+stts_status text_stream_new(const text_params *p, text_sentence_fn fn, void *user, text_stream **out,
+                            stts_error *err) {
+    if (!out || !fn) return stts_error_set(err, STTS_ERR_INVALID_ARG, "text_stream_new: out and fn are required");
+    *out = NULL;
+    text_stream *ts = calloc(1, sizeof *ts);
+    if (!ts) return stts_error_set(err, STTS_ERR_NOMEM, "text_stream_new: out of memory");
+    if (p) ts->p = *p;
+    else text_default_params(&ts->p);
+    const char *lang = ts->p.notice_lang ? ts->p.notice_lang : "eng_Latn";
+    size_t l = strlen(lang);
+    if (l >= sizeof ts->lang) {
+        free(ts);
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "text_stream_new: notice language '%.40s' is not an NLLB code", lang);
+    }
+    memcpy(ts->lang, lang, l + 1);
+    ts->p.notice_lang = ts->lang;
+    ts->fn = fn;
+    ts->user = user;
+    reset_markdown(ts);
+    *out = ts;
+    return STTS_OK;
+}
+
+void text_stream_free(text_stream *ts) {
+    if (!ts) return;
+    free(ts->line.p);
+    free(ts->word.p);
+    free(ts->sent.p);
+    free(ts->held.p);
+    free(ts->out.p);
+    free(ts);
+}
+
+stts_status text_stream_feed(text_stream *ts, const char *s, size_t n, uint64_t arrival_ns, stts_error *err) {
+    ts->now = arrival_ns;
+    if (ts->held.len && arrival_ns - ts->held_at > ts->p.idle_flush_ns) flush_held(ts);
+    ts->last_input = arrival_ns;
+    feed_bytes(ts, (const unsigned char *)s, n);
+    process_line(ts, 0);
+    if (ts->oom) {
+        ts->oom = 0;
+        return stts_error_set(err, STTS_ERR_NOMEM, "text_stream_feed: out of memory");
+    }
+    return STTS_OK;
+}
+
+void text_stream_end(text_stream *ts, uint64_t now_ns) {
+    ts->now = now_ns;
+    ts->force = 1;
+    if (ts->ncarry) { ts->invalid_bytes += ts->ncarry; ts->ncarry = 0; }
+    if (ts->line.len > ts->off || ts->ls != LS_START) newline(ts);
+    end_fence(ts);
+    end_table(ts);
+    end_icode(ts);
+    hard_break(ts);
+    flush_held(ts);
+    ts->force = 0;
+    ts->oom = 0;
+    reset_markdown(ts);
+}
+
+void text_stream_tick(text_stream *ts, uint64_t now_ns) {
+    if (ts->held.len && now_ns - ts->held_at >= ts->p.idle_flush_ns && ts->sent.len == 0) flush_held(ts);
+    if (ts->sent.len && now_ns - ts->last_input >= ts->p.idle_flush_ns) {
+        ts->now = ts->last_input;
+        ts->force = 1;
+        emit_sentence(ts);
+        ts->force = 0;
+    }
+}
+
+uint64_t text_stream_deadline(const text_stream *ts) {
+    uint64_t d = 0;
+    if (ts->sent.len) d = ts->last_input + ts->p.idle_flush_ns;
+    if (ts->held.len) {
+        uint64_t h = ts->held_at + ts->p.idle_flush_ns;
+        if (!d || h < d) d = h;
+    }
+    return d;
+}
+
+void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const char *lang, uint64_t arrival_ns) {
+    text_stream_end(ts, arrival_ns);
+    ts->now = arrival_ns;
+    deliver(ts, text, strlen(text), kind, lang, arrival_ns);
+}
+
+uint64_t text_stream_invalid_bytes(const text_stream *ts) { return ts->invalid_bytes; }
+
+/* ---- one-shot cleaning ---------------------------------------------------------- */
+typedef struct {
+    char *out;
+    size_t cap, len;
+} short_ctx;
+
+static void short_cb(void *user, const text_sentence *s) {
+    short_ctx *c = user;
+    if (c->len && c->len + 1 < c->cap) c->out[c->len++] = ' ';
+    size_t room = c->cap - 1 - c->len, n = s->len;
+    if (n > room) {
+        n = room;
+        while (n > 0 && ((unsigned char)s->text[n] & 0xC0) == 0x80) n--;
+    }
+    memcpy(c->out + c->len, s->text, n);
+    c->len += n;
+    c->out[c->len] = '\0';
+}
+
+size_t text_clean_short(const char *in, size_t n, char *out, size_t cap) {
+    if (cap == 0) return 0;
+    out[0] = '\0';
+    text_params p;
+    text_default_params(&p);
+    p.max_sentence_chars = 0;
+    p.merge_short_chars = 0;
+    short_ctx c = {out, cap, 0};
+    text_stream *ts;
+    if (text_stream_new(&p, short_cb, &c, &ts, NULL) != STTS_OK) return 0;
+    /* one line: newlines would make list items and headings out of a command */
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i] == '\n' ? ' ' : in[i];
+        if (text_stream_feed(ts, &ch, 1, 0, NULL) != STTS_OK) break;
+    }
+    text_stream_end(ts, 0);
+    text_stream_free(ts);
+    return c.len;
+}

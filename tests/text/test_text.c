@@ -1,0 +1,508 @@
+/* test_text.c - every cleaning and segmentation rule of the text stage
+ * (docs/FRONTEND.md), each checked on whole input, byte-by-byte input and
+ * random splits (the output must not depend on how the input was split). */
+#include <stdint.h>
+
+#include "stts_text.h"
+#include "test.h"
+
+#define MAXS 128
+typedef struct {
+    char s[MAXS][1024];
+    text_kind kind[MAXS];
+    const char *lang[MAXS];
+    uint64_t arrival[MAXS];
+    int n;
+} coll;
+
+static void cb(void *u, const text_sentence *s) {
+    coll *c = u;
+    CHECK(s->len == strlen(s->text));
+    CHECK(s->len > 0 && s->text[0] != ' ' && s->text[s->len - 1] != ' ');
+    CHECK(strchr(s->text, '\n') == NULL);
+    if (c->n < MAXS) {
+        snprintf(c->s[c->n], sizeof c->s[0], "%s", s->text);
+        c->kind[c->n] = s->kind;
+        c->lang[c->n] = s->lang;
+        c->arrival[c->n] = s->arrival_ns;
+        c->n++;
+    }
+}
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* mode 0: whole; 1: byte by byte; >= 2: random pieces of 1..mode bytes */
+static void run(const text_params *p, const char *md, size_t len, int mode, coll *c) {
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(p, cb, c, &ts, NULL) == STTS_OK);
+    size_t i = 0;
+    while (i < len) {
+        size_t k = mode == 0 ? len : mode == 1 ? 1 : 1 + rnd() % (uint32_t)mode;
+        if (k > len - i) k = len - i;
+        CHECK(text_stream_feed(ts, md + i, k, 0, NULL) == STTS_OK);
+        i += k;
+    }
+    text_stream_end(ts, 0);
+    text_stream_free(ts);
+}
+
+/* Sentences joined by " | "; notices as {kind}text. */
+static void joined(const coll *c, char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < c->n && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s%s%s%s", i ? " | " : "", c->kind[i] ? "{" : "",
+                              c->kind[i] ? text_kind_name(c->kind[i]) : "", c->kind[i] ? "}" : "", c->s[i]);
+}
+
+static void expect_p(const text_params *p, const char *md, const char *want) {
+    static char got[65536], got2[65536];
+    coll *c = malloc(sizeof *c);
+    run(p, md, strlen(md), 0, c);
+    joined(c, got, sizeof got);
+    CHECK_EQ_STR(got, want);
+    for (int mode = 1; mode < 8; mode++) {
+        run(p, md, strlen(md), mode == 1 ? 1 : mode * 2, c);
+        joined(c, got2, sizeof got2);
+        CHECK_MSG(strcmp(got, got2) == 0, "split mode %d changed the output:\n  whole: %s\n  split: %s", mode, got, got2);
+    }
+    free(c);
+}
+
+static void expect(const char *md, const char *want) {
+    text_params p;
+    text_default_params(&p);
+    expect_p(&p, md, want);
+}
+static void expect_nomerge(const char *md, const char *want) {
+    text_params p;
+    text_default_params(&p);
+    p.merge_short_chars = 0;
+    expect_p(&p, md, want);
+}
+
+/* ---- cleaning ---- */
+static void test_emphasis(void) {
+    expect("This is **bold**, *italic*, __strong__, _em_ and ~~gone~~ text.",
+           "This is bold, italic, strong, em and gone text.");
+    expect("Keep snake_case_names and 2*3 and ~/x and a ~5 ms wait.",
+           "Keep snake_case_names and 2*3 and x and a ~5 ms wait.");
+    expect("Escaped \\*stars\\* and \\_under\\_ stay.", "Escaped *stars* and _under_ stay.");
+    expect("***Very strong*** words here.", "Very strong words here.");
+}
+
+static void test_inline_code(void) {
+    expect("Run `git status` and ``a `tick` inside`` now.", "Run git status and a `tick` inside now.");
+    expect("The `**not bold**` stays literal.", "The **not bold** stays literal.");
+}
+
+static void test_headings(void) {
+    expect("# Title\nBody text here.\n### Sub heading ###\nMore body.",
+           "Title | Body text here. | Sub heading ### | More body.");
+    expect("#hashtag is not a heading.", "#hashtag is not a heading.");
+    expect("Setext Title\n============\n\nBody.", "Setext Title | Body.");
+}
+
+static void test_lists(void) {
+    expect_nomerge("Steps:\n- one\n* two\n+ three\n1. four\n2) five\n10. six",
+                   "Steps: | one | two | three | four | five | six");
+    expect("- [ ] open task\n- [x] done task\n- [X] also done", "open task | done task | also done");
+    expect("2024 was a good year.", "2024 was a good year.");
+    expect("-- not a list item, and --flag neither.", "-- not a list item, and --flag neither.");
+}
+
+static void test_blockquote(void) {
+    expect("> Quoted words here.\n> > Nested quote.\n\nAfter the quote.",
+           "Quoted words here. | Nested quote. | After the quote.");
+}
+
+static void test_rules(void) {
+    expect("Above the rule.\n\n---\n\nBelow the rule.\n***\n___\nEnd here.",
+           "Above the rule. | Below the rule. | End here.");
+}
+
+static void test_html(void) {
+    expect("Use <b>bold</b> and <br> a <a href=\"x\">link</a> here.", "Use bold and a link here.");
+    expect("Math: a < b and c > d holds.", "Math: a < b and c > d holds.");
+    expect("Tom &amp; Jerry &lt;3 &#x41;&#66; &bogus; here.", "Tom & Jerry <3 AB &bogus; here.");
+    expect("Visible <!-- hidden comment --> text.", "Visible text.");
+}
+
+static void test_system_reminder(void) {
+    expect("Before the reminder. <system-reminder>\nDo not mention this.\nSecret line.\n</system-reminder> After it.",
+           "Before the reminder. | After it.");
+    expect("<system-reminder>all hidden</system-reminder>Visible.", "Visible.");
+}
+
+static void test_footnotes(void) {
+    expect("A claim[^1] that holds.\n\n[^1]: The source text.", "A claim that holds. | The source text.");
+}
+
+static void test_links(void) {
+    expect("See [the docs](https://docs.example.com/a_(b)/c) for more.", "See the docs for more.");
+    expect("An image ![a cat](cat.png) and a [ref link][1] here.", "An image a cat and a ref link here.");
+    expect("Open https://www.github.com/anthropics/claude-code/issues?q=1 now.", "Open github.com now.");
+    expect("Autolink <https://example.org/x/y> and www.example.net/path and http://user@host.io:8080/p.",
+           "Autolink example.org and example.net and host.io.");
+    expect("(see https://x.com/a).", "(see x.com).");
+}
+
+static void test_paths(void) {
+    expect("Edit /home/me/src/app/main.c and src/text/stream.c but not src/main.c.",
+           "Edit main.c and stream.c but not src/main.c.");
+    expect("Use and/or logic on 2024/01/02 with 3/4 cups.", "Use and/or logic on 2024/01/02 with 3/4 cups.");
+    expect("Files C:\\Users\\me\\notes.txt and ~/work/todo.md and ./build/out/ here.",
+           "Files notes.txt and todo.md and out here.");
+}
+
+static void test_emoji_box(void) {
+    expect("Done \xE2\x9C\x85 tests pass \xF0\x9F\x8E\x89 great.", "Done tests pass great.");
+    expect("\xE2\x94\x9C\xE2\x94\x80\xE2\x94\x80 src and \xE2\x94\x94\xE2\x94\x80\xE2\x94\x80 tests.",
+           "src and tests.");
+    expect("Family \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 emoji.", "Family emoji.");
+}
+
+static void test_trailers(void) {
+    expect("Committed the fix.\n\nCo-Authored-By: Claude <noreply@anthropic.com>\n"
+           "\xF0\x9F\xA4\x96 Generated with [Claude Code](https://claude.com/claude-code)\n",
+           "Committed the fix.");
+    expect("co-authored-by: someone\nGenerated with care, this text stays.", "Generated with care, this text stays.");
+}
+
+static void test_whitespace_numbers(void) {
+    expect("Lots   of\t\tspace   here.", "Lots of space here.");
+    expect("Pi is 3.14159 and v1.2.3 shipped; 10,000 users and 1.5x speed.",
+           "Pi is 3.14159 and v1.2.3 shipped; 10,000 users and 1.5x speed.");
+}
+
+static void test_invalid_utf8(void) {
+    static const char bad[] = "caf\xC3\xA9 \xFF\xFEok and \xE3\x81 cut and \xED\xA0\x80 surrogate.";
+    expect(bad, "caf\xC3\xA9 ok and cut and surrogate.");
+    coll *c = malloc(sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    memset(c, 0, sizeof *c);
+    text_stream_feed(ts, bad, strlen(bad), 0, NULL);
+    text_stream_end(ts, 0);
+    CHECK_EQ_INT(text_stream_invalid_bytes(ts), 2 + 2 + 3);
+    text_stream_free(ts);
+    free(c);
+    expect("nul\x01 and\x7f controls.", "nul and controls.");
+}
+
+static void test_fenced_code(void) {
+    expect("Intro:\n```python\na = 1\nb = 2\nc = 3\n```\nAfter.",
+           "Intro: | {code}Python code, 3 lines, omitted. | After.");
+    expect("```\nonly one\n```", "{code}Code block, one line, omitted.");
+    expect("~~~js title=x\nlet a;\n~~~\n", "{code}JavaScript code, one line, omitted.");
+    expect("````md\n```\ninner fence\n```\n````\nDone with it.",
+           "{code}Markdown code, 3 lines, omitted. | Done with it.");
+    expect("Unclosed:\n```rust\nfn main() {}\n", "Unclosed: | {code}Rust code, one line, omitted.");
+    expect("- item\n  ```sh\n  ls\n  ```\n- next", "item | {code}Shell code, one line, omitted. | next");
+}
+
+static void test_indented_code(void) {
+    expect("Text here.\n\n    int x = 1;\n    return x;\n\nAfter it.",
+           "Text here. | {code}Code block, 2 lines, omitted. | After it.");
+    expect_nomerge("- item\n    nested continuation stays\n- next", "item | nested continuation stays | next");
+}
+
+static void test_tables(void) {
+    expect("Before it.\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nAfter it.",
+           "Before it. | {table}Table, 2 rows, omitted. | After it.");
+    expect("| x |\n|---|\n| only |", "{table}Table, one row, omitted.");
+    text_params p;
+    text_default_params(&p);
+    p.read_tables = 1;
+    p.merge_short_chars = 0;
+    expect_p(&p, "| Name | `Size` |\n|---|---|\n| **alpha** | 2 MB |\n| beta |  |\nAfter it.",
+             "Name, Size | alpha, 2 MB | beta | After it.");
+}
+
+static void test_notice_language(void) {
+    text_params p;
+    text_default_params(&p);
+    p.notice_lang = "jpn_Jpan";
+    coll *c = malloc(sizeof *c);
+    const char *md = "```python\nx\ny\n```\n| a |\n|---|\n| 1 |\n| 2 |\n";
+    run(&p, md, strlen(md), 0, c);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[0], "Python\xE3\x81\xAE\xE3\x82\xB3\xE3\x83\xBC\xE3\x83\x89\xE3\x80\x81" "2\xE8\xA1\x8C\xE3\x80\x81\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+    CHECK_EQ_STR(c->lang[0], "jpn_Jpan");
+    CHECK_EQ_INT(c->kind[1], TEXT_NOTICE_TABLE);
+    p.notice_lang = "deu_Latn";   /* no table: English */
+    run(&p, md, strlen(md), 0, c);
+    CHECK_EQ_STR(c->s[0], "Python code, 2 lines, omitted.");
+    CHECK_EQ_STR(c->lang[0], "eng_Latn");
+    CHECK(c->lang[0] != NULL);
+    free(c);
+}
+
+/* ---- segmentation ---- */
+static void test_sentence_ends(void) {
+    expect_nomerge("One two three. Four five! Six seven? Eight nine", "One two three. | Four five! | Six seven? | Eight nine");
+    expect("He said \"stop it.\" Then he left. (It was late.) Next one.",
+           "He said \"stop it.\" | Then he left. | (It was late.) | Next one.");
+    expect("Wait for it... Then go\xE2\x80\xA6 And stop.", "Wait for it... | Then go\xE2\x80\xA6 And stop.");
+}
+
+static void test_abbreviations(void) {
+    expect("Use a tool, e.g. this one, i.e. the best. Mr. Smith vs. Dr. Who met the U.S. team. Done now.",
+           "Use a tool, e.g. this one, i.e. the best. | Mr. Smith vs. Dr. Who met the U.S. team. | Done now.");
+}
+
+static void test_no_split_inside_tokens(void) {
+    expect("It costs 3.50 now. Version 2.0.1 is here. Edit config.json today. Visit example.com please.",
+           "It costs 3.50 now. | Version 2.0.1 is here. | Edit config.json today. | Visit example.com please.");
+}
+
+static void test_cjk(void) {
+    expect_nomerge("\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82"
+                   "\xE6\xAC\xA1\xEF\xBC\x81\xE6\x9C\x80\xE5\xBE\x8C\xEF\xBC\x9F",
+                   "\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82"
+                   " | \xE6\xAC\xA1\xEF\xBC\x81 | \xE6\x9C\x80\xE5\xBE\x8C\xEF\xBC\x9F");
+    /* closing bracket stays with its sentence */
+    expect_nomerge("\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D\xE3\x81\xA8\xE8\xA8\x80\xE3\x81\x86\xE3\x80\x82",
+                   "\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D | \xE3\x81\xA8\xE8\xA8\x80\xE3\x81\x86\xE3\x80\x82");
+    /* short Japanese sentence merges without a space */
+    expect("\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82",
+           "\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+    /* an ASCII '!' inside Japanese text */
+    expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86!\xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82", "\xE5\xAE\x8C\xE4\xBA\x86! | \xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82");
+}
+
+static void test_paragraphs(void) {
+    expect("First paragraph without a period\n\nSecond one", "First paragraph without a period | Second one");
+    expect("This sentence continues\non the next line.", "This sentence continues on the next line.");
+}
+
+static void test_long_sentence(void) {
+    char md[2000] = "";
+    for (int i = 0; i < 12; i++)
+        strcat(md, i % 3 == 2 ? "and the widget keeps going; " : "the parser reads another token, ");
+    strcat(md, "until the end.");
+    coll *c = malloc(sizeof *c);
+    text_params p;
+    text_default_params(&p);
+    run(&p, md, strlen(md), 0, c);
+    CHECK(c->n >= 2);
+    char back[2000] = "";
+    for (int i = 0; i < c->n; i++) {
+        size_t chars = 0;
+        for (const char *q = c->s[i]; *q; q++) chars += ((unsigned char)*q & 0xC0) != 0x80;
+        CHECK_MSG(chars <= 200, "piece %d has %zu chars", i, chars);
+        CHECK_MSG(i == c->n - 1 || strchr(";,", c->s[i][strlen(c->s[i]) - 1]),
+                  "piece %d not cut at a clause boundary: %s", i, c->s[i]);
+        if (i) strcat(back, " ");
+        strcat(back, c->s[i]);
+    }
+    size_t ml = strlen(md);
+    CHECK(strncmp(back, md, ml) == 0);
+    /* no punctuation at all: cut at a space, never inside a word */
+    char words[3000] = "";
+    for (int i = 0; i < 100; i++) strcat(words, "lorem ");
+    run(&p, words, strlen(words), 3, c);
+    CHECK(c->n >= 3);
+    for (int i = 0; i < c->n; i++) CHECK(strstr(c->s[i], "lorem") == c->s[i]);
+    /* CJK without punctuation: hard cut at the limit */
+    char cjk[4000] = "";
+    for (int i = 0; i < 450; i++) strcat(cjk, "\xE3\x81\x82");
+    run(&p, cjk, strlen(cjk), 0, c);
+    CHECK_EQ_INT(c->n, 3);
+    CHECK_EQ_INT(strlen(c->s[0]), 600);
+    free(c);
+}
+
+static void test_short_merge(void) {
+    expect("OK. Let me look at the file.", "OK. Let me look at the file.");
+    expect_nomerge("OK. Let me look at the file.", "OK. | Let me look at the file.");
+    expect("Yes. Sure. Now the real sentence.", "Yes. Sure. Now the real sentence.");
+    expect("## Summary\nThe build passed.", "Summary | The build passed.");   /* headings do not merge */
+    expect("Long sentence comes first. OK.", "Long sentence comes first. | OK.");   /* end flushes */
+}
+
+static uint64_t ms(uint64_t x) { return x * 1000000ull; }
+
+static void test_merge_timing_and_idle(void) {
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    /* a short sentence, then silence longer than idle: it goes out alone */
+    text_stream_feed(ts, "OK. ", 4, ms(1000), NULL);
+    CHECK_EQ_INT(c->n, 0);
+    CHECK_EQ_INT(text_stream_deadline(ts), ms(2500));
+    text_stream_tick(ts, ms(2400));
+    CHECK_EQ_INT(c->n, 0);
+    text_stream_tick(ts, ms(2500));
+    CHECK_EQ_INT(c->n, 1);
+    CHECK_EQ_STR(c->s[0], "OK.");
+    /* the next text arrives late (no tick in between): not merged either */
+    text_stream_feed(ts, "Sure. ", 6, ms(3000), NULL);
+    text_stream_feed(ts, "Then the next part.", 19, ms(6000), NULL);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[1], "Sure.");
+    CHECK_EQ_INT(c->arrival[1], ms(3000));
+    /* idle flush at a word boundary: the half word waits */
+    text_stream_feed(ts, " I will now run the tes", 23, ms(7000), NULL);
+    CHECK_EQ_INT(c->n, 3);
+    CHECK_EQ_STR(c->s[2], "Then the next part.");
+    CHECK_EQ_INT(c->arrival[2], ms(7000));
+    text_stream_tick(ts, ms(8000));
+    CHECK_EQ_INT(c->n, 3);
+    text_stream_tick(ts, ms(8500));
+    CHECK_EQ_INT(c->n, 4);
+    CHECK_EQ_STR(c->s[3], "I will now run the");
+    CHECK_EQ_INT(c->arrival[3], ms(7000));
+    text_stream_feed(ts, "ts and report back.", 19, ms(9000), NULL);
+    CHECK_EQ_INT(c->n, 4);   /* no space after '.' yet */
+    CHECK_EQ_INT(text_stream_deadline(ts), ms(10500));
+    text_stream_end(ts, ms(9100));
+    CHECK_EQ_INT(c->n, 5);
+    CHECK_EQ_STR(c->s[4], "tests and report back.");
+    CHECK_EQ_INT(c->arrival[4], ms(9100));
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_free(ts);
+    free(c);
+}
+
+static void test_emitted_as_soon_as_certain(void) {
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    text_params p;
+    text_default_params(&p);
+    p.merge_short_chars = 0;
+    CHECK(text_stream_new(&p, cb, c, &ts, NULL) == STTS_OK);
+    text_stream_feed(ts, "Hello there world.", 18, 1, NULL);
+    CHECK_EQ_INT(c->n, 0);                    /* "world.x" could follow */
+    text_stream_feed(ts, " ", 1, 2, NULL);
+    CHECK_EQ_INT(c->n, 1);
+    CHECK_EQ_INT(c->arrival[0], 2);
+    text_stream_feed(ts, "\n- item one\n", 12, 3, NULL);
+    CHECK_EQ_INT(c->n, 2);                    /* a list item ends with its line */
+    text_stream_feed(ts, "\xE6\x96\x87\xE3\x80\x82", 6, 4, NULL);
+    CHECK_EQ_INT(c->n, 2);                    /* "。」" could follow */
+    text_stream_feed(ts, "\xE6\xAC\xA1", 3, 5, NULL);
+    CHECK_EQ_INT(c->n, 3);
+    text_stream_feed(ts, "\n\n", 2, 6, NULL);
+    CHECK_EQ_INT(c->n, 4);                    /* paragraph break */
+    text_stream_free(ts);
+    free(c);
+}
+
+static void test_notice_api(void) {
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    text_stream_feed(ts, "Pending words", 13, 1, NULL);
+    text_stream_notice(ts, TEXT_NOTICE_TOOL, "Running: ls.", "eng_Latn", 2);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[0], "Pending words");
+    CHECK_EQ_STR(c->s[1], "Running: ls.");
+    CHECK_EQ_INT(c->kind[1], TEXT_NOTICE_TOOL);
+    text_stream_free(ts);
+    free(c);
+}
+
+static void test_clean_short_and_phrases(void) {
+    char out[64];
+    text_clean_short("git -C /home/me/repo/sub status **now**", 40, out, sizeof out);
+    CHECK_EQ_STR(out, "git -C sub status now");
+    text_clean_short("a very long text that will not fit in the small buffer at all", 61, out, 16);
+    CHECK(strlen(out) <= 15);
+    char buf[128];
+    const char *lu = NULL;
+    text_phrase_format(NULL, TEXT_PH_TOOL_RUN, "ls -la", 0, buf, sizeof buf, &lu);
+    CHECK_EQ_STR(buf, "Running: ls -la.");
+    CHECK_EQ_STR(lu, "eng_Latn");
+    text_phrase_format("jpn_Jpan", TEXT_PH_CODE_N, NULL, 12, buf, sizeof buf, &lu);
+    CHECK_EQ_STR(buf, "\xE3\x82\xB3\xE3\x83\xBC\xE3\x83\x89\xE3\x80\x81" "12\xE8\xA1\x8C\xE3\x80\x81\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+    /* every language has every phrase */
+    for (const char *const *l = text_phrase_languages(); *l; l++)
+        for (int id = 0; id < TEXT_PH__COUNT; id++) {
+            size_t n = text_phrase_format(*l, (text_phrase_id)id, "X", 2, buf, sizeof buf, &lu);
+            CHECK_MSG(n > 0 && strcmp(lu, *l) == 0, "%s lacks phrase %d", *l, id);
+        }
+    /* truncation keeps whole characters */
+    size_t n = text_phrase_format("jpn_Jpan", TEXT_PH_ERR_GENERIC, NULL, 0, buf, 8, NULL);
+    CHECK(n <= 7 && stts_utf8_valid_prefix((const unsigned char *)buf, n) == n);
+    text_code_language_name("py", 2, buf, sizeof buf);
+    CHECK_EQ_STR(buf, "Python");
+    text_code_language_name("text", 4, buf, sizeof buf);
+    CHECK_EQ_STR(buf, "");
+    text_code_language_name("zig-ish", 7, buf, sizeof buf);
+    CHECK_EQ_STR(buf, "Zig-ish");
+}
+
+/* Random re-chunking of a document that uses every construct, split at every
+ * kind of place (inside UTF-8 sequences, inside ** and ``` and links). */
+static void test_rechunk_property(void) {
+    static const char doc[] =
+        "# Report \xF0\x9F\x93\x8A\n\nThe **build** passed in 3.2 s; see [the log](https://ci.example.com/run/1).\n"
+        "Paths like /var/lib/app/data.db and `src/a/b.c` shrink. \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x82\x82"
+        "\xE3\x81\x82\xE3\x82\x8A\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82\xE6\xAC\xA1\xEF\xBC\x81\n\n"
+        "```python\nprint('**not** spoken')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        "- item _one_ with <b>html</b>\n- item ~~two~~ &amp; more\n\n> quoted e.g. this. OK. Fine then.\n\n"
+        "<system-reminder>\nhidden\n</system-reminder>\nA caf\xC3\xA9 \xFF visit[^2] to www.example.org/x ends here. "
+        "Long sentence with many clauses, which keeps going, and going, because it must, until it is far longer than "
+        "the limit allows, so that the cutter has to find a clause boundary; here is one, and here is another one.\n"
+        "Co-Authored-By: Claude\n";
+    text_params p;
+    text_default_params(&p);
+    static char ref[65536], got[65536];
+    coll *c = malloc(sizeof *c);
+    run(&p, doc, sizeof doc - 1, 0, c);
+    joined(c, ref, sizeof ref);
+    CHECK(c->n > 10);
+    for (int trial = 0; trial < 300; trial++) {
+        run(&p, doc, sizeof doc - 1, 2 + trial % 40, c);
+        joined(c, got, sizeof got);
+        CHECK_MSG(strcmp(ref, got) == 0, "trial %d differs:\n  ref: %s\n  got: %s", trial, ref, got);
+        if (strcmp(ref, got) != 0) break;
+    }
+    free(c);
+}
+
+int main(void) {
+    TEST_RUN(test_emphasis);
+    TEST_RUN(test_inline_code);
+    TEST_RUN(test_headings);
+    TEST_RUN(test_lists);
+    TEST_RUN(test_blockquote);
+    TEST_RUN(test_rules);
+    TEST_RUN(test_html);
+    TEST_RUN(test_system_reminder);
+    TEST_RUN(test_footnotes);
+    TEST_RUN(test_links);
+    TEST_RUN(test_paths);
+    TEST_RUN(test_emoji_box);
+    TEST_RUN(test_trailers);
+    TEST_RUN(test_whitespace_numbers);
+    TEST_RUN(test_invalid_utf8);
+    TEST_RUN(test_fenced_code);
+    TEST_RUN(test_indented_code);
+    TEST_RUN(test_tables);
+    TEST_RUN(test_notice_language);
+    TEST_RUN(test_sentence_ends);
+    TEST_RUN(test_abbreviations);
+    TEST_RUN(test_no_split_inside_tokens);
+    TEST_RUN(test_cjk);
+    TEST_RUN(test_paragraphs);
+    TEST_RUN(test_long_sentence);
+    TEST_RUN(test_short_merge);
+    TEST_RUN(test_merge_timing_and_idle);
+    TEST_RUN(test_emitted_as_soon_as_certain);
+    TEST_RUN(test_notice_api);
+    TEST_RUN(test_clean_short_and_phrases);
+    TEST_RUN(test_rechunk_property);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,78 @@
+/* cmd_run.c - `stream-tts [flags]`: the streaming front end. With --dry-run
+ * it prints each sentence (or, with --json, one JSON object per sentence) on
+ * stdout as soon as it is emitted; diagnostics go to stderr. The speech path
+ * (translate, synthesize, play) is plugged in by the pipeline stage. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "frontend_opts.h"
+
+static void usage(FILE *f) {
+    fputs("usage: stream-tts [flags]          speak Claude Code's stream-json output\n"
+          "       claude -p --output-format stream-json --verbose --include-partial-messages \"...\" | stream-tts --dry-run\n\n",
+          f);
+    frontend_opts_usage(f);
+    fputs("  --help                  show this help\n", f);
+}
+
+static void print_text(void *user, const ingest_sentence *s) {
+    (void)user;
+    fwrite(s->text, 1, s->len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static void print_json(void *user, const ingest_sentence *s) {
+    (void)user;
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer((json_int_t)s->seq));
+    json_object_set_new(o, "text", json_stringn(s->text, s->len));
+    json_object_set_new(o, "kind", json_string(text_kind_name(s->kind)));
+    json_object_set_new(o, "lang", s->lang ? json_string(s->lang) : json_null());
+    json_object_set_new(o, "message_id", json_string(s->message_id));
+    json_object_set_new(o, "line", json_integer((json_int_t)s->line_no));
+    json_object_set_new(o, "arrival_ns", json_integer((json_int_t)s->arrival_ns));
+    json_object_set_new(o, "emit_ns", json_integer((json_int_t)s->emit_ns));
+    char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (txt) {
+        fputs(txt, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        free(txt);
+    }
+    json_decref(o);
+}
+
+int cmd_run(int argc, char **argv) {
+    frontend_opts o;
+    frontend_opts_init(&o);
+    char err[256];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err);
+        if (r < 0) {
+            fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
+            return 2;
+        }
+        if (r == 0) {
+            fprintf(stderr, "stream-tts: unknown %s '%s' (see stream-tts --help)\n",
+                    argv[i][0] == '-' ? "option" : "argument", argv[i]);
+            return 2;
+        }
+    }
+    if (frontend_opts_check(&o, err, sizeof err) != 0) {
+        fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
+        return 2;
+    }
+    if (!o.dry_run) {
+        fprintf(stderr, "stream-tts: the speech pipeline is not built in yet; use --dry-run to print the sentences\n");
+        return 2;
+    }
+    return frontend_drive(&o, o.json ? print_json : print_text, NULL, NULL);
+}

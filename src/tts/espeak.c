@@ -56,11 +56,15 @@ typedef struct {
     int dummy;
 } espeak_impl;
 
-/* espeak passes our tts_out back through each event's user_data. */
+/* The output of the espeak_Synth call in progress. Synchronous mode runs
+ * the callback inside espeak_Synth on the calling thread, and only one
+ * handle exists, so a global is exact (events do not all carry user_data:
+ * audio often comes with only the list terminator). */
+static tts_out *g_out;
+
 static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
-    tts_out *o = NULL;
-    for (espeak_EVENT *e = ev; e && e->type != espeakEVENT_LIST_TERMINATED; e++)
-        if (e->user_data) { o = e->user_data; break; }
+    (void)ev;
+    tts_out *o = g_out;
     if (!o) return 0;
     if (wav && n > 0) return tts_out_emit(o, wav, (size_t)n) ? 1 : 0;
     return tts_out_should_stop(o) ? 1 : 0;
@@ -68,7 +72,9 @@ static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
 
 static stts_status espeak_synthesize(void *impl, const char *text, tts_out *o, stts_error *err) {
     (void)impl;
-    espeak_ERROR e = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, o);
+    g_out = o;
+    espeak_ERROR e = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    g_out = NULL;
     if (tts_out_should_stop(o)) return tts_out_cancelled(o, err);
     if (e != EE_OK) return stts_error_set(err, STTS_ERR_INTERNAL, "espeak-ng failed to synthesize (error %d)", (int)e);
     return STTS_OK;

@@ -69,30 +69,18 @@ static void cpu_destroy(mt_backend *be) {
 typedef struct {
     void (*fn)(void *ctx, int i);
     void *ctx;
-    int n;
-    atomic_int next;
 } pfor_job;
 
-static void pfor_worker(void *arg, int tid, int nth) {
+static void pfor_chunk(void *arg, int chunk, int tid) {
     (void)tid;
-    (void)nth;
     pfor_job *j = arg;
-    for (;;) {
-        int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (i >= j->n) break;
-        j->fn(j->ctx, i);
-    }
+    j->fn(j->ctx, chunk);
 }
 
 static void cpu_parallel_for(mt_backend *be, int n, void (*fn)(void *ctx, int i), void *ctx) {
     cpu_backend *c = (cpu_backend *)be;
-    pfor_job j = {fn, ctx, n, 0};
-    atomic_init(&j.next, 0);
-    if (n <= 1) {
-        for (int i = 0; i < n; i++) fn(ctx, i);
-        return;
-    }
-    mt_pool_run(c->pool, pfor_worker, &j);
+    pfor_job j = {fn, ctx};
+    mt_pool_run(c->pool, n, pfor_chunk, &j);
 }
 
 /* ---- linear ---- */
@@ -100,27 +88,29 @@ typedef struct {
     int level;
     const float *x, *W, *b;
     float *y;
-    int M, K, N, flags;
+    int M, K, N, flags, rows; /* rows of W per chunk */
 } lin_job;
 
-static void lin_worker(void *arg, int tid, int nth) {
+static void lin_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
     lin_job *j = arg;
-    /* Contiguous slices of W rows, multiples of 4 (the kernels' block). */
-    int blocks = (j->N + 3) / 4;
-    int b0 = (int)((long long)blocks * tid / nth), b1 = (int)((long long)blocks * (tid + 1) / nth);
-    int n0 = b0 * 4, n1 = b1 * 4 < j->N ? b1 * 4 : j->N;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
     mt_linear_rows(j->level, j->x, j->M, j->K, j->W, j->N, j->b, j->y, j->flags, n0, n1);
 }
 
 static void cpu_linear(mt_backend *be, const float *x, int M, int K, const float *W, int N, const float *b,
                        float *y, int flags) {
     cpu_backend *c = (cpu_backend *)be;
-    lin_job j = {c->level, x, W, b, y, M, K, N, flags};
     if ((long long)M * K * N < PAR_MIN_MACS || c->base.threads == 1) {
         mt_linear_rows(c->level, x, M, K, W, N, b, y, flags, 0, N);
         return;
     }
-    mt_pool_run(c->pool, lin_worker, &j);
+    /* chunks of ~256 KB of W (a multiple of the kernels' 4-row block),
+     * claimed dynamically by the threads */
+    int rows = (int)((256 * 1024) / ((size_t)K * sizeof(float)));
+    rows = rows < 4 ? 4 : rows / 4 * 4;
+    lin_job j = {c->level, x, W, b, y, M, K, N, flags, rows};
+    mt_pool_run(c->pool, (N + rows - 1) / rows, lin_chunk, &j);
 }
 
 /* ---- LayerNorm: mean and biased variance in double, as exact as f32 allows ---- */
@@ -171,21 +161,23 @@ static void attn_one(cpu_backend *c, const mt_attn_args *a, int task, float *sc)
     for (int j = 0; j < n; j++) mt_axpy(c->level, sc[j] * inv, v + (size_t)j * a->kv_stride, o, hd);
 }
 
-static void attn_worker(void *arg, int tid, int nth) {
+static void attn_chunk(void *arg, int chunk, int tid) {
     attn_job *j = arg;
-    int tasks = j->a->rows * j->a->heads;
-    int t0 = (int)((long long)tasks * tid / nth), t1 = (int)((long long)tasks * (tid + 1) / nth);
-    for (int t = t0; t < t1; t++) attn_one(j->c, j->a, t, j->c->scratch[tid]);
+    attn_one(j->c, j->a, chunk, j->c->scratch[tid]);
 }
 
 static void cpu_attention(mt_backend *be, const mt_attn_args *a) {
     cpu_backend *c = (cpu_backend *)be;
     attn_job j = {c, a};
+    int tasks = a->rows * a->heads;
     long long work = 0;
     for (int r = 0; r < a->rows; r++) work += a->kv_len[r];
     work *= (long long)a->heads * a->head_dim * 2;
-    if (work < PAR_MIN_MACS || c->base.threads == 1) attn_worker(&j, 0, 1);
-    else mt_pool_run(c->pool, attn_worker, &j);
+    if (work < PAR_MIN_MACS || c->base.threads == 1) {
+        for (int t = 0; t < tasks; t++) attn_one(c, a, t, c->scratch[0]);
+        return;
+    }
+    mt_pool_run(c->pool, tasks, attn_chunk, &j);
 }
 
 /* ---- embedding + sinusoidal positions (HF M2M100SinusoidalPositionalEmbedding:

@@ -187,27 +187,42 @@ TGT_AVX512 static void lin_avx512(const float *x, int M, int K, const float *W, 
             int nw;
             wrows(W, K, n, n1, w, &nw);
             int m = mb;
-            for (; m + 4 <= me; m += 4) { /* 4 x rows x 4 W rows: 16 accumulators */
-                const float *xr[4] = {x + (size_t)m * K, x + (size_t)(m + 1) * K, x + (size_t)(m + 2) * K,
-                                      x + (size_t)(m + 3) * K};
-                __m512 acc[4][4];
-                for (int j = 0; j < 4; j++)
-                    for (int i = 0; i < 4; i++) acc[j][i] = _mm512_setzero_ps();
+            for (; m + 4 <= me; m += 4) { /* 4 x rows x 4 W rows: 16 named accumulators (registers) */
+                const float *x0 = x + (size_t)m * K, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
+                __m512 z = _mm512_setzero_ps();
+                __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+                __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
                 for (int k = 0; k < Kv; k += 16) {
-                    __m512 wv[4];
-                    for (int i = 0; i < 4; i++) wv[i] = _mm512_loadu_ps(w[i] + k);
-                    for (int j = 0; j < 4; j++) {
-                        __m512 xv = _mm512_loadu_ps(xr[j] + k);
-                        for (int i = 0; i < 4; i++) acc[j][i] = _mm512_fmadd_ps(wv[i], xv, acc[j][i]);
-                    }
+                    __m512 w0 = _mm512_loadu_ps(w[0] + k), w1 = _mm512_loadu_ps(w[1] + k);
+                    __m512 w2 = _mm512_loadu_ps(w[2] + k), w3 = _mm512_loadu_ps(w[3] + k);
+                    __m512 v = _mm512_loadu_ps(x0 + k);
+                    a00 = _mm512_fmadd_ps(w0, v, a00), a01 = _mm512_fmadd_ps(w1, v, a01);
+                    a02 = _mm512_fmadd_ps(w2, v, a02), a03 = _mm512_fmadd_ps(w3, v, a03);
+                    v = _mm512_loadu_ps(x1 + k);
+                    a10 = _mm512_fmadd_ps(w0, v, a10), a11 = _mm512_fmadd_ps(w1, v, a11);
+                    a12 = _mm512_fmadd_ps(w2, v, a12), a13 = _mm512_fmadd_ps(w3, v, a13);
+                    v = _mm512_loadu_ps(x2 + k);
+                    a20 = _mm512_fmadd_ps(w0, v, a20), a21 = _mm512_fmadd_ps(w1, v, a21);
+                    a22 = _mm512_fmadd_ps(w2, v, a22), a23 = _mm512_fmadd_ps(w3, v, a23);
+                    v = _mm512_loadu_ps(x3 + k);
+                    a30 = _mm512_fmadd_ps(w0, v, a30), a31 = _mm512_fmadd_ps(w1, v, a31);
+                    a32 = _mm512_fmadd_ps(w2, v, a32), a33 = _mm512_fmadd_ps(w3, v, a33);
                 }
+                float r[4][4] = {
+                    {_mm512_reduce_add_ps(a00), _mm512_reduce_add_ps(a01), _mm512_reduce_add_ps(a02),
+                     _mm512_reduce_add_ps(a03)},
+                    {_mm512_reduce_add_ps(a10), _mm512_reduce_add_ps(a11), _mm512_reduce_add_ps(a12),
+                     _mm512_reduce_add_ps(a13)},
+                    {_mm512_reduce_add_ps(a20), _mm512_reduce_add_ps(a21), _mm512_reduce_add_ps(a22),
+                     _mm512_reduce_add_ps(a23)},
+                    {_mm512_reduce_add_ps(a30), _mm512_reduce_add_ps(a31), _mm512_reduce_add_ps(a32),
+                     _mm512_reduce_add_ps(a33)}};
+                const float *xr[4] = {x0, x1, x2, x3};
                 for (int j = 0; j < 4; j++) {
-                    float r[4];
-                    for (int i = 0; i < 4; i++) r[i] = _mm512_reduce_add_ps(acc[j][i]);
                     for (int k = Kv; k < K; k++)
-                        for (int i = 0; i < 4; i++) r[i] += w[i][k] * xr[j][k];
+                        for (int i = 0; i < 4; i++) r[j][i] += w[i][k] * xr[j][k];
                     float *yr = y + (size_t)(m + j) * N;
-                    for (int i = 0; i < nw; i++) yr[n + i] = finish(r[i], b, n + i, yr[n + i], flags);
+                    for (int i = 0; i < nw; i++) yr[n + i] = finish(r[j][i], b, n + i, yr[n + i], flags);
                 }
             }
             for (; m < me; m++) { /* one x row x 4 W rows (batch-1 decode) */

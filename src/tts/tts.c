@@ -253,6 +253,9 @@ stts_status tts_find_voice(const char *name, char *path, size_t size, stts_error
 
 stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
     (void)err;
+    /* A name found in an earlier directory hides later ones, as in lookup. */
+    char seen[64][128];
+    int nseen = 0;
     char dirs[4096];
     tts_voice_dirs(dirs, sizeof dirs);
     char *save = NULL;
@@ -263,11 +266,16 @@ stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error
             const char *f = names[i]->d_name;
             size_t l = strlen(f);
             if (!*stopped && l > 9 && strcmp(f + l - 9, ".htsvoice") == 0) {
-                char name[256], path[4096];
-                snprintf(name, sizeof name, "%.*s", (int)(l - 9), f);
-                snprintf(path, sizeof path, "%s/%s", d, f);
-                tts_voice_info v = {TTS_BACKEND_OPENJTALK, "jpn_Jpan", name, path};
-                if (fn(user, &v)) *stopped = 1;
+                char name[128], path[4096];
+                snprintf(name, sizeof name, "%.*s", (int)(l - 9 < 120 ? l - 9 : 120), f);
+                snprintf(path, sizeof path, "%.2000s/%.1000s", d, f);
+                int dup = 0;
+                for (int k = 0; k < nseen; k++) dup |= strcmp(seen[k], name) == 0;
+                if (!dup) {
+                    if (nseen < 64) snprintf(seen[nseen++], sizeof seen[0], "%s", name);
+                    tts_voice_info v = {TTS_BACKEND_OPENJTALK, "jpn_Jpan", name, path};
+                    if (fn(user, &v)) *stopped = 1;
+                }
             }
             free(names[i]);
         }

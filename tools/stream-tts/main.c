@@ -6,6 +6,9 @@
 
 #include "cli.h"
 
+#if defined(__GNUC__)
+__attribute__((unused))  /* unused once every cmd_*.c file exists */
+#endif
 static int missing(const char *what) {
     fprintf(stderr, "stream-tts: '%s' is not available in this build\n", what);
     return 2;

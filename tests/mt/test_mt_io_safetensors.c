@@ -3,6 +3,8 @@
  * 4-D), sharded checkpoints, one clear error per corrupted variant, the
  * in-memory API, and the f16 widening of all 65536 half values against an
  * independent ldexp-based reference. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <math.h>
 
 #include "test_mt_io_common.h"
@@ -160,11 +162,48 @@ static void test_f16_exhaustive(void) {
     CHECK(strstr(e.msg, "F64") && strstr(e.msg, "all_halves"));
 }
 
+/* The transformers-written fixtures (tests/fixtures/mt/NAME-st): every tensor
+ * of every file opens through the directory path and converts; the dtype of
+ * the weights matches the folder name (f32, f16, bf16). */
+static void test_hf_written(void) {
+    const char *root = STTS_SOURCE_DIR "/tests/fixtures/mt";
+    DIR *d = opendir(root);
+    int dirs = 0;
+    while (d) {
+        struct dirent *de = readdir(d);
+        if (!de) break;
+        size_t len = strlen(de->d_name);
+        if (len < 4 || strcmp(de->d_name + len - 3, "-st") != 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", root, de->d_name);
+        mt_dtype want = strstr(de->d_name, "bf16") ? MT_DTYPE_BF16 : strstr(de->d_name, "f16") ? MT_DTYPE_F16
+                                                                                                : MT_DTYPE_F32;
+        mt_checkpoint *ck = NULL;
+        stts_error e = {0};
+        CHECK_MSG(mt_checkpoint_open(path, &ck, &e) == STTS_OK, "%s: %s", path, e.msg);
+        CHECK(mt_checkpoint_count(ck) > 0);
+        for (size_t i = 0; i < mt_checkpoint_count(ck); i++) {
+            const mt_tensor *t = mt_checkpoint_at(ck, i);
+            CHECK_MSG(t->dtype == want, "%s: %s is %s", de->d_name, t->name, t->dtype_name);
+            float *f = malloc((size_t)t->numel * sizeof *f + 1);
+            CHECK_EQ_INT(mt_tensor_to_f32(t, f, (size_t)t->numel, &e), STTS_OK);
+            for (int64_t k = 0; k < t->numel; k++) CHECK_MSG(isfinite(f[k]), "%s: %s[%lld]", de->d_name, t->name,
+                                                             (long long)k);
+            free(f);
+        }
+        mt_checkpoint_close(ck);
+        dirs++;
+    }
+    if (d) closedir(d);
+    printf("note: %d transformers-written safetensors checkpoints read from %s\n", dirs, root);
+}
+
 int main(void) {
     TEST_RUN(test_tiny_file);
     TEST_RUN(test_dir_and_mem);
     TEST_RUN(test_sharded);
     TEST_RUN(test_corrupted);
     TEST_RUN(test_f16_exhaustive);
+    TEST_RUN(test_hf_written);
     return TEST_SUMMARY();
 }

@@ -129,8 +129,43 @@ static void test_corrupted(void) {
     CHECK(strstr(e.msg, "legacy") != NULL);
 }
 
-/* The lead's torch-written fixtures: every tests/fixtures/mt/<dir>/ holding
- * both pytorch_model.bin and model.safetensors must load to the same tensors. */
+/* The torch-written fixtures of tests/fixtures/mt (transformers' save_pretrained
+ * on the GPU machine): each <name>-pt/pytorch_model.bin must hold exactly the
+ * tensors of <name>-st/model.safetensors, bit for bit, plus the tied aliases
+ * safetensors drops (embed_tokens, lm_head), which must share
+ * model.shared.weight's storage. */
+static void compare_pt_st(const char *pt_path, const char *st_path, const char *what) {
+    mt_checkpoint *pt = NULL, *st = NULL;
+    stts_error e = {0};
+    CHECK_MSG(mt_checkpoint_open(pt_path, &pt, &e) == STTS_OK, "%s: %s", pt_path, e.msg);
+    CHECK_MSG(mt_checkpoint_open(st_path, &st, &e) == STTS_OK, "%s: %s", st_path, e.msg);
+    if (pt && st) {
+        CHECK(mt_checkpoint_count(st) > 0);
+        for (size_t i = 0; i < mt_checkpoint_count(st); i++) {
+            const mt_tensor *y = mt_checkpoint_at(st, i), *x = mt_checkpoint_find(pt, y->name);
+            CHECK_MSG(x != NULL, "%s: %s only in safetensors", what, y->name);
+            if (!x) continue;
+            CHECK_MSG(x->dtype == y->dtype && x->ndim == y->ndim && x->numel == y->numel && x->nbytes == y->nbytes &&
+                          memcmp(x->shape, y->shape, sizeof x->shape) == 0,
+                      "%s: %s differs in dtype/shape", what, y->name);
+            CHECK_MSG(x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s: %s bytes differ",
+                      what, y->name);
+        }
+        const mt_tensor *shared = mt_checkpoint_find(pt, "model.shared.weight");
+        CHECK(shared != NULL);
+        for (size_t i = 0; shared && i < mt_checkpoint_count(pt); i++) {
+            const mt_tensor *x = mt_checkpoint_at(pt, i);
+            if (mt_checkpoint_find(st, x->name)) continue;
+            CHECK_MSG(strstr(x->name, "embed_tokens") || strcmp(x->name, "lm_head.weight") == 0,
+                      "%s: %s only in the .bin and not a tied alias", what, x->name);
+            CHECK_MSG(x->data == shared->data && x->nbytes == shared->nbytes, "%s: %s does not share the storage of "
+                      "model.shared.weight", what, x->name);
+        }
+    }
+    mt_checkpoint_close(pt);
+    mt_checkpoint_close(st);
+}
+
 static void test_lead_fixtures(void) {
     const char *root = STTS_SOURCE_DIR "/tests/fixtures/mt";
     DIR *d = opendir(root);
@@ -138,28 +173,20 @@ static void test_lead_fixtures(void) {
     if (d) {
         struct dirent *de;
         while ((de = readdir(d))) {
-            if (de->d_name[0] == '.') continue;
+            size_t len = strlen(de->d_name);
+            if (len < 4 || strcmp(de->d_name + len - 3, "-pt") != 0) continue;
             char a[1024], b[1024];
             snprintf(a, sizeof a, "%s/%s/pytorch_model.bin", root, de->d_name);
-            snprintf(b, sizeof b, "%s/%s/model.safetensors", root, de->d_name);
-            FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-            if (fa) fclose(fa);
-            if (fb) fclose(fb);
-            if (!fa) continue;
-            mt_checkpoint *x = NULL, *y = NULL;
-            stts_error e = {0};
-            CHECK_MSG(mt_checkpoint_open(a, &x, &e) == STTS_OK, "%s: %s", a, e.msg);
-            if (x && fb) {
-                CHECK_MSG(mt_checkpoint_open(b, &y, &e) == STTS_OK, "%s: %s", b, e.msg);
-                if (y) same_tensors(x, y, de->d_name);
-                pairs++;
-            }
-            mt_checkpoint_close(x);
-            mt_checkpoint_close(y);
+            snprintf(b, sizeof b, "%s/%.*s-st/model.safetensors", root, (int)(len - 3), de->d_name);
+            FILE *fb = fopen(b, "rb");
+            if (!fb) continue;
+            fclose(fb);
+            compare_pt_st(a, b, de->d_name);
+            pairs++;
         }
         closedir(d);
     }
-    printf("note: %d torch-written .bin/.safetensors pairs compared from %s\n", pairs, root);
+    printf("note: %d torch-written .bin/.safetensors pairs compared bit for bit from %s\n", pairs, root);
 }
 
 int main(void) {

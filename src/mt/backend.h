@@ -63,9 +63,11 @@ typedef struct {
                       float *y);
     void (*attention)(mt_backend *be, const mt_attn_args *a);
     /* out[r] = table[ids[r]] * scale + sinusoid(pos[r]) (HF M2M100 layout:
-     * sin half then cos half; pos == pad_idx -> zero vector). */
+     * sin half then cos half; pos == pad_idx -> zero vector). pos_round:
+     * the sinusoid values rounded through f16 (1) or bf16 (2) first, as HF
+     * holds the table in a half-precision checkpoint's dtype; 0 = f32. */
     void (*embed)(mt_backend *be, const float *table, int D, const int32_t *ids, const int *pos, int rows,
-                  float scale, int pad_idx, float *out);
+                  float scale, int pad_idx, int pos_round, float *out);
     /* x[r] *= s over rows of width D at stride (query scaling). */
     void (*scale_cols)(mt_backend *be, float *x, int rows, int D, int stride, float s);
     /* n floats, backend to backend (KV-cache writes and beam reorder). */

@@ -119,7 +119,7 @@ void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *e
             int r = s->seg_start[i] + j;
             s->pos[r] = position_of(m, ids[r], j);
         }
-    op->embed(be, m->embed, d, ids, s->pos, T, m->embed_scale, m->pub.pad_token_id, s->ex);
+    op->embed(be, m->embed, d, ids, s->pos, T, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->ex);
 
     /* every row of sentence i attends to the sentence's own rows */
     for (int i = 0; i < n_sents; i++)
@@ -175,7 +175,7 @@ void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot,
     const float qscale = 1.0f / sqrtf((float)hd);
 
     for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
-    op->embed(be, m->embed, d, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, s->dx);
+    op->embed(be, m->embed, d, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx);
 
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];

@@ -362,6 +362,10 @@ static stts_status load_weights(loader *ld, stts_error *err) {
                               "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint",
                               mt_checkpoint_path(ld->ck));
     if ((st = load_into(ld, emb, emb_name, m->embed, c->vocab_size, c->d_model, err))) return st;
+    /* transformers loads a half-precision checkpoint in its dtype, and builds
+     * the sinusoidal table in that dtype too: the positions it adds are the
+     * f32 values rounded to f16/bf16. Do the same, for parity. */
+    m->pos_round = emb->dtype == MT_DTYPE_F16 ? 1 : emb->dtype == MT_DTYPE_BF16 ? 2 : 0;
     if (!m->cfg.tie_word_embeddings) {
         const mt_tensor *lm = find(ld->ck, "lm_head.weight");
         if (lm && lm != emb) {

@@ -59,6 +59,7 @@ struct nllb_model {
     mt_dec_layer *dec;
     mt_ln enc_ln, dec_ln;
     float embed_scale;
+    int pos_round;      /* sinusoids rounded like HF's table in the checkpoint dtype: 0 f32, 1 f16, 2 bf16 */
     size_t weight_floats;
     pthread_mutex_t run_lock; /* sessions share the backend's pool: one call at a time */
 };

@@ -166,7 +166,7 @@ static void run_model(const char *model_name, const char *ref_name, int batch_to
     CHECK_MSG(sx.enc_rel <= 1e-4, "%s encoder max diff %g (abs %g)", model_name, sx.enc_rel, sx.enc_abs);
     CHECK_MSG(sx.logit_rel <= 1e-4, "%s logits max diff %g (abs %g)", model_name, sx.logit_rel, sx.logit_abs);
     printf("%-13s %3d cases: greedy %d/%d, beam-4 %d/%d identical; max |diff| encoder %.2g, logits %.2g "
-           "(relative %.2g), beam score %.2g\n",
+           "(relative %.2g), beam score %.3g\n",
            model_name, sx.cases, sx.greedy_ok, sx.cases, sx.beam_ok, sx.cases, sx.enc_abs, sx.logit_abs,
            sx.logit_rel, sx.score);
 

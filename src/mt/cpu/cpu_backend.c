@@ -183,8 +183,42 @@ static void cpu_attention(mt_backend *be, const mt_attn_args *a) {
 /* ---- embedding + sinusoidal positions (HF M2M100SinusoidalPositionalEmbedding:
  * f32 math as torch does it: freq_i = exp(i * -(ln 1e4 / (half - 1))),
  * angle = pos * freq_i, [sin(angle_0..half) | cos(angle_0..half) | 0 if odd]) ---- */
+/* f32 -> f16 -> f32 and f32 -> bf16 -> f32, round to nearest even (as torch's .to()) */
+static float round_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = x & 0x80000000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x477ff000u) { /* rounds to >= 65536: inf (nan stays nan) */
+        x = ax > 0x7f800000u ? x : (sign | 0x7f800000u);
+    } else if (ax < 0x38800000u) { /* below 2^-14: half subnormals, quantum 2^-24 */
+        float a;
+        memcpy(&a, &ax, 4);
+        a = rintf(a * 16777216.0f) * (1.0f / 16777216.0f);
+        memcpy(&x, &a, 4);
+        x |= sign;
+    } else {
+        x = (ax + 0xfffu + ((ax >> 13) & 1u)) & ~0x1fffu;
+        x |= sign;
+    }
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+static float round_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return f; /* nan */
+    x = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+static inline float pos_value(float v, int mode) {
+    return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v;
+}
+
 static void cpu_embed(mt_backend *be, const float *table, int D, const int32_t *ids, const int *pos, int rows,
-                      float scale, int pad_idx, float *out) {
+                      float scale, int pad_idx, int pos_round, float *out) {
     (void)be;
     int half = D / 2;
     float negc = (float)(-(log(10000.0) / (double)(half - 1)));
@@ -197,8 +231,8 @@ static void cpu_embed(mt_backend *be, const float *table, int D, const int32_t *
         for (int i = 0; i < half; i++) {
             float f = expf((float)i * negc);
             float ang = p * f;
-            o[i] += sinf(ang);
-            o[half + i] += cosf(ang);
+            o[i] += pos_value(sinf(ang), pos_round);
+            o[half + i] += pos_value(cosf(ang), pos_round);
         }
         /* odd D: the last column is a zero pad */
     }

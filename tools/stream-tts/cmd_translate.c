@@ -1,0 +1,170 @@
+/* cmd_translate.c - `stream-tts translate`: the NLLB engine on its own.
+ * Lines on stdin, one translation per line on stdout, in order, flushed as
+ * each is done (an empty line gives an empty line without running the
+ * model). --json prints one JSON object per line with the token ids, the
+ * score and timings. --list-languages prints the 202 NLLB codes. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "nllb.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: stream-tts translate --model DIR --src CODE --tgt CODE [--beam N] [--max-len N]\n"
+            "                            [--threads N] [--json]\n"
+            "       stream-tts translate --list-languages\n"
+            "Translates each line of stdin (NLLB-200 / M2M100 model directory as downloaded from the\n"
+            "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
+            "pytorch_model.bin). Codes are NLLB codes such as eng_Latn, jpn_Jpan.\n"
+            "  --beam N      beam search with N beams (default 1: greedy)\n"
+            "  --max-len N   at most N generated tokens per line (default: the model's max_length)\n"
+            "  --threads N   compute threads (default: all cores)\n"
+            "  --json        one JSON object per line: text, ids, score, ms, truncated\n");
+}
+
+static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || !end || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "stream-tts translate: %s needs an integer in %d..%d (got \"%s\")\n", flag, lo, hi,
+                v ? v : "");
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int known_code(const char *code) {
+    for (int i = 0; i < nllb_num_languages(); i++)
+        if (strcmp(nllb_language_code(i), code) == 0) return 1;
+    return 0;
+}
+
+int cmd_translate(int argc, char **argv) {
+    const char *model_dir = NULL, *src = NULL, *tgt = NULL;
+    int beams = 1, max_len = 0, threads = 0, json = 0, list = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--model") && v) model_dir = argv[++i];
+        else if (!strcmp(a, "--src") && v) src = argv[++i];
+        else if (!strcmp(a, "--tgt") && v) tgt = argv[++i];
+        else if (!strcmp(a, "--beam")) {
+            if (parse_int(a, v, 1, 64, &beams)) return 2;
+            i++;
+        } else if (!strcmp(a, "--max-len")) {
+            if (parse_int(a, v, 1, 65535, &max_len)) return 2;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(a, v, 1, 256, &threads)) return 2;
+            i++;
+        } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--list-languages")) list = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "stream-tts translate: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (list) {
+        for (int i = 0; i < nllb_num_languages(); i++) printf("%s\n", nllb_language_code(i));
+        return 0;
+    }
+    if (!model_dir || !src || !tgt) {
+        fprintf(stderr, "stream-tts translate: --model, --src and --tgt are required\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *codes[2] = {src, tgt};
+    for (int k = 0; k < 2; k++)
+        if (!known_code(codes[k])) {
+            fprintf(stderr,
+                    "stream-tts translate: unknown language code '%s' for %s (NLLB codes look like eng_Latn; "
+                    "see stream-tts translate --list-languages)\n",
+                    codes[k], k ? "--tgt" : "--src");
+            return 2;
+        }
+
+    nllb_model_params mp = nllb_model_default_params();
+    mp.threads = threads;
+    nllb_model *m = NULL;
+    stts_error err;
+    uint64_t t0 = stts_now_ns();
+    if (nllb_model_load(model_dir, &mp, &m, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts translate: %s\n", err.msg);
+        return 1;
+    }
+    double load_ms = (double)(stts_now_ns() - t0) / 1e6;
+    nllb_session_params sp = nllb_session_default_params();
+    sp.max_beams = beams;
+    nllb_session *s = NULL;
+    if (nllb_session_new(m, &sp, &s, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts translate: %s\n", err.msg);
+        nllb_model_free(m);
+        return 1;
+    }
+    if (json) fprintf(stderr, "stream-tts translate: model loaded in %.0f ms (%s)\n", load_ms, nllb_model_backend(m));
+    nllb_translate_params tp = nllb_translate_default_params();
+    tp.num_beams = beams;
+    tp.max_new_tokens = max_len;
+
+    int rc = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) {
+            if (json) printf("{\"text\":\"\",\"ids\":[],\"score\":0,\"ms\":0,\"truncated\":false}\n");
+            else printf("\n");
+            fflush(stdout);
+            continue;
+        }
+        nllb_result r;
+        const char *texts[1] = {line};
+        uint64_t a = stts_now_ns();
+        if (nllb_translate(s, texts, 1, src, tgt, &tp, &r, &err) != STTS_OK) {
+            fprintf(stderr, "stream-tts translate: line %ld: %s\n", lineno, err.msg);
+            rc = 1;
+            break;
+        }
+        double ms = (double)(stts_now_ns() - a) / 1e6;
+        if (r.truncated)
+            fprintf(stderr, "stream-tts translate: warning: line %ld is longer than the model's %d positions; "
+                            "translated its first %d tokens\n",
+                    lineno, nllb_model_config(m)->max_position_embeddings, r.src_tokens);
+        if (json) {
+            json_t *o = json_object(), *ids = json_array();
+            for (int i = 0; i < r.n_ids; i++) json_array_append_new(ids, json_integer(r.ids[i]));
+            json_object_set_new(o, "text", json_string(r.text ? r.text : ""));
+            json_object_set_new(o, "ids", ids);
+            json_object_set_new(o, "score", json_real(r.score));
+            json_object_set_new(o, "ms", json_real(ms));
+            json_object_set_new(o, "src_tokens", json_integer(r.src_tokens));
+            json_object_set_new(o, "truncated", json_boolean(r.truncated));
+            char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            printf("%s\n", txt ? txt : "{}");
+            free(txt);
+            json_decref(o);
+        } else {
+            printf("%s\n", r.text ? r.text : "");
+        }
+        fflush(stdout);
+        nllb_result_clear(&r);
+    }
+    free(line);
+    nllb_session_free(s);
+    nllb_model_free(m);
+    return rc;
+}

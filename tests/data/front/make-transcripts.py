@@ -269,6 +269,18 @@ def sample():
                         "> Note: the README still needs an update.\n\n"
                         "I've updated **README.md** too. Anything else?")])
     s.result("I've updated README.md too. Anything else?")
+    s.message([("text", "Good question. The retry logic lives in `src/net/fetch.c` and works like this:\n\n"
+                        "## How retries work\n\n"
+                        "When a request fails with a timeout, the client waits 0.5 seconds and tries again. "
+                        "Each further attempt doubles the wait, up to 8 seconds. After five failed attempts it gives up "
+                        "and prints the last error, e.g. `connection reset by peer`.\n\n"
+                        "Errors that cannot be fixed by waiting (a 404, or a malformed city name) are not retried. "
+                        "That keeps the tool responsive!\n\n"
+                        "There are two things I would change:\n\n"
+                        "- The wait should include some random jitter, so that many clients do not retry in lockstep.\n"
+                        "- The limit of five attempts should be configurable with `--retries N`.\n\n"
+                        "Want me to implement either of these?")])
+    s.result("Want me to implement either of these?")
     return s
 
 

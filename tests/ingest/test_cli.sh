@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# test_cli.sh STREAM_TTS SOURCE_DIR - the stream-tts front-end CLI: exact
+# --dry-run output on the bundled sample, --json, streaming before EOF,
+# transcript/hook/follow modes, bad input (exit 0 + warnings), bad flags
+# (exit 2), unreadable input (exit 1), --help listing every flag.
+set -u
+BIN=$1; SRC=$2
+T=$(mktemp -d); trap 'rm -rf "$T"; [ -n "${FPID:-}" ] && kill "$FPID" 2>/dev/null' EXIT
+fail=0; pass=0
+ok()  { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+SAMPLE=$SRC/samples/session.jsonl
+EXP=$SRC/tests/data/front/session.expected
+
+# 1. exact stdout on the sample, nothing on stderr
+"$BIN" --dry-run --input "$SAMPLE" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && ok || bad "sample: exit $rc"
+cmp -s "$T/out" "$EXP" && ok || { bad "sample output differs"; diff "$T/out" "$EXP" >&2; }
+[ ! -s "$T/err" ] && ok || { bad "sample: stderr not empty"; cat "$T/err" >&2; }
+# same from stdin
+"$BIN" --dry-run <"$SAMPLE" >"$T/out2" 2>/dev/null && cmp -s "$T/out2" "$EXP" && ok || bad "stdin output differs"
+"$BIN" --dry-run --input - <"$SAMPLE" >"$T/out3" 2>/dev/null && cmp -s "$T/out3" "$EXP" && ok || bad "--input - differs"
+
+# 2. --json: one object per sentence, same texts, ordered, timestamps sane
+"$BIN" --dry-run --json --input "$SAMPLE" >"$T/json" 2>/dev/null || bad "--json exit"
+python3 - "$T/json" "$EXP" <<'PY' && ok || bad "--json content"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+want = open(sys.argv[2], encoding="utf-8").read().splitlines()
+assert [r["text"] for r in rows] == want, "texts differ"
+assert [r["seq"] for r in rows] == list(range(len(rows)))
+for r in rows:
+    assert set(r) == {"seq", "text", "kind", "lang", "message_id", "line", "arrival_ns", "emit_ns"}, r
+    assert r["kind"] in ("speech", "code", "table", "tool", "error")
+    assert (r["lang"] is None) == (r["kind"] == "speech"), r
+    assert r["message_id"].startswith("msg_01"), r
+    assert 0 < r["arrival_ns"] <= r["emit_ns"], r
+    assert r["line"] >= 1
+assert any(r["kind"] == "code" and r["text"] == "C code, 5 lines, omitted." for r in rows)
+lines = [r["line"] for r in rows]
+assert lines == sorted(lines)
+PY
+
+# 3. streaming: a sentence appears while the input is still open
+mkfifo "$T/fifo"
+"$BIN" --dry-run --input "$T/fifo" >"$T/live" 2>/dev/null &
+LPID=$!
+exec 7>"$T/fifo"
+printf '%s\n' '{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Spoken before the end of input."}]}}' >&7
+for _ in $(seq 50); do [ -s "$T/live" ] && break; sleep 0.1; done
+[ "$(cat "$T/live")" = "Spoken before the end of input." ] && ok || bad "no output before EOF: '$(cat "$T/live")'"
+exec 7>&-
+wait $LPID || bad "live run exit"
+
+# 4. idle flush: a fragment comes out after --idle-flush-ms of silence
+"$BIN" --dry-run --idle-flush-ms 200 --input "$T/fifo" >"$T/idle" 2>/dev/null &
+LPID=$!
+exec 7>"$T/fifo"
+printf '%s\n' '{"type":"stream_event","event":{"type":"message_start","message":{"id":"m"}}}' \
+  '{"type":"stream_event","event":{"type":"content_block_start","index":0,"content_block":{"type":"text"}}}' \
+  '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let me think about this "}}}' >&7
+for _ in $(seq 50); do [ -s "$T/idle" ] && break; sleep 0.1; done
+[ "$(cat "$T/idle")" = "Let me think about this" ] && ok || bad "idle flush: '$(cat "$T/idle")'"
+exec 7>&-
+wait $LPID
+
+# 5. bad input: warnings name lines, valid lines spoken once, exit 0
+{ echo '{"type":"assistant","message":{"id":"a","content":[{"type":"text","text":"First valid line."}]}}'
+  echo '{"type":"assistant","message":'
+  printf '\x00\x01\xff garbage\n'
+  echo '"just a string"'
+  echo '{"type":"assistant","message":{"id":"b","content":[{"type":"text","text":"Second valid line."}]}}'
+  printf '{"type":"assistant","message":{"id":"c","content":[{"type":"text","text":"Truncated last line."}]}}'
+} >"$T/bad.jsonl"
+"$BIN" --dry-run --input "$T/bad.jsonl" >"$T/bout" 2>"$T/berr"; rc=$?
+[ $rc -eq 0 ] && ok || bad "bad input: exit $rc"
+[ "$(cat "$T/bout")" = "$(printf 'First valid line.\nSecond valid line.\nTruncated last line.')" ] && ok || bad "bad input output: $(cat "$T/bout")"
+for n in 2 3 4 6; do grep -q "^stream-tts: line $n: " "$T/berr" && ok || bad "no warning for line $n: $(cat "$T/berr")"; done
+
+# 6. transcripts: --transcript, --hook, --follow
+TR=$T/session.jsonl
+{ echo '{"type":"user","message":{"role":"user","content":"first question"}}'
+  echo '{"type":"assistant","message":{"id":"x1","content":[{"type":"text","text":"Old turn."}]}}'
+  echo '{"type":"user","message":{"role":"user","content":[{"type":"text","text":"second question"}]}}'
+  echo '{"type":"assistant","message":{"id":"x2","content":[{"type":"text","text":"The **last** turn is spoken."}]}}'
+} >"$TR"
+[ "$("$BIN" --dry-run --transcript "$TR" 2>&1)" = "The last turn is spoken." ] && ok || bad "--transcript"
+printf '{"session_id":"s","transcript_path":"%s","hook_event_name":"Stop","stop_hook_active":false}' "$TR" >"$T/payload"
+[ "$("$BIN" --dry-run --hook <"$T/payload" 2>&1)" = "The last turn is spoken." ] && ok || bad "--hook"
+echo 'not json' | "$BIN" --dry-run --hook >/dev/null 2>"$T/herr"; rc=$?
+[ $rc -eq 1 ] && grep -q "hook payload" "$T/herr" && ok || bad "--hook with a bad payload: exit $rc"
+"$BIN" --dry-run --follow "$TR" >"$T/fout" 2>/dev/null &
+FPID=$!
+sleep 0.3
+echo '{"type":"assistant","message":{"id":"x3","content":[{"type":"text","text":"Appended while following."}]}}' >>"$TR"
+for _ in $(seq 50); do [ -s "$T/fout" ] && break; sleep 0.1; done
+[ "$(cat "$T/fout")" = "Appended while following." ] && ok || bad "--follow: '$(cat "$T/fout")'"
+kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
+
+# 7. bad flags: exit 2, message on stderr, nothing on stdout
+for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry-run --notice-lang english" \
+            "--json" "--dry-run --input a --transcript b" "--dry-run extra" "--dry-run --max-sentence-chars 5" \
+            "--dry-run --merge-short-chars -1" "--input $SAMPLE"; do
+  # shellcheck disable=SC2086
+  "$BIN" $args </dev/null >"$T/fo" 2>"$T/fe"; rc=$?
+  [ $rc -eq 2 ] && [ ! -s "$T/fo" ] && grep -q "^stream-tts: " "$T/fe" && ok || bad "'$args': exit $rc, stderr '$(cat "$T/fe")'"
+done
+"$BIN" --dry-run --input "$T/missing.jsonl" >/dev/null 2>"$T/me"; rc=$?
+[ $rc -eq 1 ] && grep -q "missing.jsonl" "$T/me" && ok || bad "missing input: exit $rc"
+
+# 8. --help documents every flag
+"$BIN" --help >"$T/help"; rc=$?
+[ $rc -eq 0 ] && ok || bad "--help exit $rc"
+for f in --input --transcript --hook --follow --max-line-mib --speak-subagents --announce-tools --speak-thinking \
+         --read-tables --notice-lang --idle-flush-ms --max-sentence-chars --merge-short-chars --dry-run --json --stats --help; do
+  grep -q -- "$f" "$T/help" && ok || bad "--help lacks $f"
+done
+"$BIN" --dry-run --stats --input "$SAMPLE" 2>&1 >/dev/null | grep -q "lines (.* bytes), 0 bad" && ok || bad "--stats"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,422 @@
+/* test_frontend.c - the ingestion rules: which text of Claude Code's
+ * stream-json is spoken, exactly once; notices; bad input with warnings that
+ * name the line; counters; transcripts and Stop-hook payloads. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <unistd.h>
+
+#include "stts_ingest.h"
+#include "test.h"
+
+#define MAXS 64
+typedef struct {
+    char s[MAXS][512];
+    char id[MAXS][64];
+    text_kind kind[MAXS];
+    char lang[MAXS][16];
+    uint64_t line[MAXS], seq[MAXS], arrival[MAXS], emit[MAXS];
+    int n;
+    char warn[MAXS][400];
+    uint64_t warn_line[MAXS];
+    int nw;
+} coll;
+
+static void cb(void *u, const ingest_sentence *s) {
+    coll *c = u;
+    if (c->n >= MAXS) return;
+    snprintf(c->s[c->n], sizeof c->s[0], "%s", s->text);
+    snprintf(c->id[c->n], sizeof c->id[0], "%s", s->message_id);
+    snprintf(c->lang[c->n], sizeof c->lang[0], "%s", s->lang ? s->lang : "");
+    c->kind[c->n] = s->kind;
+    c->line[c->n] = s->line_no;
+    c->seq[c->n] = s->seq;
+    c->arrival[c->n] = s->arrival_ns;
+    c->emit[c->n] = s->emit_ns;
+    c->n++;
+}
+static void wcb(void *u, uint64_t line, const char *msg) {
+    coll *c = u;
+    if (c->nw >= MAXS) return;
+    snprintf(c->warn[c->nw], sizeof c->warn[0], "%s", msg);
+    c->warn_line[c->nw++] = line;
+}
+
+static ingest_stats run_p(const ingest_params *p, const char *const *lines, coll *c) {
+    memset(c, 0, sizeof *c);
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(p, cb, wcb, c, &fe, NULL) == STTS_OK);
+    uint64_t n = 0;
+    for (; lines[n]; n++)
+        CHECK(ingest_frontend_feed(fe, lines[n], strlen(lines[n]), n + 1, 1000 + n, 0, NULL) == STTS_OK);
+    ingest_frontend_finish(fe, 1000 + n);
+    ingest_stats st;
+    ingest_frontend_stats(fe, &st);
+    ingest_frontend_free(fe);
+    for (int i = 1; i < c->n; i++) CHECK(c->seq[i] == c->seq[i - 1] + 1);
+    return st;
+}
+static ingest_stats run(const char *const *lines, coll *c) {
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    return run_p(&p, lines, c);
+}
+
+static void joined(const coll *c, char *out, size_t cap) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < c->n && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s%s%s%s", i ? " | " : "", c->kind[i] ? "{" : "",
+                              c->kind[i] ? text_kind_name(c->kind[i]) : "", c->kind[i] ? "}" : "", c->s[i]);
+}
+#define EXPECT(c, want) do { char j_[8192]; joined((c), j_, sizeof j_); CHECK_EQ_STR(j_, want); } while (0)
+
+/* stream-json building blocks */
+#define EV(x) "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":" x "}"
+#define EVP(p, x) "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"" p "\",\"event\":" x "}"
+#define START(id) EV("{\"type\":\"message_start\",\"message\":{\"id\":\"" id "\"}}")
+#define BSTART(i, t) EV("{\"type\":\"content_block_start\",\"index\":" #i ",\"content_block\":{\"type\":\"" t "\"}}")
+#define DELTA(i, txt) EV("{\"type\":\"content_block_delta\",\"index\":" #i ",\"delta\":{\"type\":\"text_delta\",\"text\":\"" txt "\"}}")
+#define BSTOP(i) EV("{\"type\":\"content_block_stop\",\"index\":" #i "}")
+#define MSTOP EV("{\"type\":\"message_stop\"}")
+#define ASSIST(id, txt) "{\"type\":\"assistant\",\"message\":{\"id\":\"" id "\",\"model\":\"claude\",\"content\":[{\"type\":\"text\",\"text\":\"" txt "\"}]},\"parent_tool_use_id\":null}"
+#define RESULT(txt) "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"" txt "\"}"
+
+static void test_partial_spoken_once(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"), DELTA(0, "ld. Second sen"),
+                       DELTA(0, "tence here."), ASSIST("m1", "Hello world. Second sentence here."), BSTOP(0),
+                       MSTOP, RESULT("Hello world. Second sentence here."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Hello world. | Second sentence here.");
+    CHECK_EQ_STR(c.id[0], "m1");
+    CHECK_EQ_INT(c.line[0], 4);   /* "ld. " completed it */
+    CHECK_EQ_INT(c.arrival[0], 1003);
+    CHECK_EQ_INT(c.line[1], 7);   /* ended by content_block_stop */
+    CHECK(c.emit[0] >= c.arrival[0]);
+    CHECK_EQ_INT(st.duplicates, 1);
+    CHECK_EQ_INT(st.stream_events, 7);
+    CHECK_EQ_INT(st.results, 1);
+    CHECK_EQ_INT(c.nw, 0);
+}
+
+static void test_non_partial_and_duplicates(void) {
+    const char *L[] = {ASSIST("m1", "First answer here."), ASSIST("m1", "First answer here."),
+                       ASSIST("m2", "Second answer here."), RESULT("Second answer here."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "First answer here. | Second answer here.");
+    CHECK_EQ_STR(c.id[1], "m2");
+    CHECK_EQ_INT(st.duplicates, 1);
+}
+
+static void test_lost_deltas_suffix(void) {
+    /* deltas stopped early: the assistant line supplies only the rest */
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"),
+                       ASSIST("m1", "Hello world. And the rest of it."), BSTOP(0), MSTOP, NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Hello world. | And the rest of it.");
+    /* block started, no deltas at all (thinking budget set): the line is the source */
+    const char *L2[] = {START("m2"), BSTART(0, "text"), ASSIST("m2", "Only the full line."), BSTOP(0), NULL};
+    run(L2, &c);
+    EXPECT(&c, "Only the full line.");
+    /* assistant line after the stop: already spoken */
+    const char *L3[] = {START("m3"), BSTART(0, "text"), DELTA(0, "Said once."), BSTOP(0), ASSIST("m3", "Said once."), NULL};
+    run(L3, &c);
+    EXPECT(&c, "Said once.");
+}
+
+static void test_result_rules(void) {
+    coll c;
+    /* nothing spoken in the turn: the result text is the answer */
+    const char *L[] = {"{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s\"}",
+                       RESULT("Only in the result."), ASSIST("m1", "Next turn text."), RESULT("Next turn text."), NULL};
+    run(L, &c);
+    EXPECT(&c, "Only in the result. | Next turn text.");
+    CHECK_EQ_STR(c.id[0], "turn-1");
+    CHECK_EQ_STR(c.id[1], "m1");
+    /* error result announced; result text not read out */
+    const char *L2[] = {"{\"is_error\":true,\"result\":\"API Error: 500 internal\",\"subtype\":\"success\",\"type\":\"result\"}",
+                        "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"is_error\":false}",
+                        "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"errors\":[\"x\"]}",
+                        "{\"type\":\"result\",\"subtype\":\"error_max_budget_usd\",\"is_error\":true}", NULL};
+    run(L2, &c);
+    EXPECT(&c, "{error}The request failed with an API error. | {error}Stopped: the maximum number of turns was reached. | "
+               "{error}The request stopped with an error. | {error}Stopped: the budget limit was reached.");
+    CHECK_EQ_STR(c.lang[0], "eng_Latn");
+}
+
+static void test_api_error_message(void) {
+    const char *L[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"e1\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"Not logged in \\u00b7 Please run /login\"}]},\"error\":\"authentication_failed\","
+                       "\"is_api_error_message\":true,\"parent_tool_use_id\":null}",
+                       "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"Not logged in\"}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"e2\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"| Context | 10% |\"}]},\"parent_tool_use_id\":null}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"e3\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"API Error: rate limited\"}]},\"error\":\"rate_limit\",\"parent_tool_use_id\":null}", NULL};
+    coll c;
+    run(L, &c);
+    /* one notice for the turn, the /context table output is not speech */
+    EXPECT(&c, "{error}Claude Code could not log in. | {error}Claude Code hit a rate limit.");
+}
+
+static void test_aborted(void) {
+    const char *L[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"a1\",\"model\":\"claude\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"I will refactor the par\"}]},\"aborted\":true,\"parent_tool_use_id\":null}",
+                       "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]}}", NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "I will refactor the par");
+}
+
+static void test_subagents(void) {
+    const char *L[] = {EVP("toolu_1", "{\"type\":\"message_start\",\"message\":{\"id\":\"s1\"}}"),
+                       EVP("toolu_1", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}"),
+                       EVP("toolu_1", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Sub says hi.\"}}"),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":\"Sub says hi.\"}]},\"parent_tool_use_id\":\"toolu_1\"}",
+                       EVP("toolu_1", "{\"type\":\"content_block_stop\",\"index\":0}"),
+                       ASSIST("m1", "Main says hello."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Main says hello.");
+    CHECK_EQ_INT(st.subagent_skipped, 5);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.speak_subagents = 1;
+    run_p(&p, L, &c);
+    EXPECT(&c, "Sub says hi. | Main says hello.");
+    CHECK_EQ_STR(c.id[0], "s1");
+}
+
+static void test_thinking(void) {
+    const char *L[] = {START("m1"), BSTART(0, "thinking"),
+                       EV("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Secret plan here.\"}}"),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"thinking\",\"thinking\":\"Secret plan here.\",\"signature\":\"x\"}]},\"parent_tool_use_id\":null}",
+                       BSTOP(0), BSTART(1, "text"), DELTA(1, "Visible answer."), ASSIST("m1", "Visible answer."), BSTOP(1), NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Visible answer.");
+    ingest_params p;
+    ingest_default_params(&p);
+    p.speak_thinking = 1;
+    run_p(&p, L, &c);
+    EXPECT(&c, "Secret plan here. | Visible answer.");
+}
+
+#define TOOL(id, name, input) "{\"type\":\"assistant\",\"message\":{\"id\":\"t\",\"content\":[{\"type\":\"tool_use\",\"id\":\"" id "\",\"name\":\"" name "\",\"input\":" input "}]},\"parent_tool_use_id\":null}"
+
+static void test_tools(void) {
+    const char *L[] = {TOOL("a", "Bash", "{\"command\":\"git status --short\\nmore\",\"description\":\"x\"}"),
+                       TOOL("b", "Edit", "{\"file_path\":\"/home/me/proj/README.md\",\"old_string\":\"{}\"}"),
+                       TOOL("c", "Read", "{\"file_path\":\"src/main.c\"}"),
+                       TOOL("d", "Grep", "{\"pattern\":\"TODO\"}"),
+                       TOOL("e", "Glob", "{\"pattern\":\"**/*.py\"}"),
+                       TOOL("f", "WebFetch", "{\"url\":\"https://docs.python.org/3/library/json.html\"}"),
+                       TOOL("g", "Task", "{\"description\":\"Find the bug\",\"prompt\":\"...\"}"),
+                       TOOL("h", "TodoWrite", "{\"todos\":[]}"),
+                       TOOL("i", "mcp__github__create_issue", "{\"title\":\"x\"}"),
+                       TOOL("a", "Bash", "{\"command\":\"git status --short\"}"),
+                       TOOL("j", "Write", "{}"), NULL};
+    coll c;
+    run(L, &c);
+    CHECK_EQ_INT(c.n, 0);   /* silent by default */
+    ingest_params p;
+    ingest_default_params(&p);
+    p.announce_tools = 1;
+    run_p(&p, L, &c);
+    EXPECT(&c, "{tool}Running: git status --short. | {tool}Editing README.md. | {tool}Reading main.c. | "
+               "{tool}Searching for TODO. | {tool}Looking for files matching *.py. | {tool}Fetching docs.python.org. | "
+               "{tool}Starting a subagent: Find the bug. | {tool}Updating the to-do list. | "
+               "{tool}Using the create issue tool. | {tool}Using the Write tool.");
+    CHECK_EQ_STR(c.lang[0], "eng_Latn");
+    /* partial mode: announced once although the stop event comes after the full line */
+    const char *L2[] = {START("m9"), BSTART(0, "tool_use"),
+                        EV("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"command\\\": \\\"ls\"}}"),
+                        EV("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" -la\\\"}\"}}"),
+                        BSTOP(0), NULL};
+    /* here no full line arrives: the streamed input is used */
+    const char *L2b[] = {START("m9"), EV("{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"tz\",\"name\":\"Bash\"}}"),
+                         L2[2], L2[3], TOOL("tz", "Bash", "{\"command\":\"ls -la\"}"), BSTOP(0), NULL};
+    run_p(&p, L2b, &c);
+    EXPECT(&c, "{tool}Running: ls -la.");
+    const char *L2c[] = {START("m9"), EV("{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"ty\",\"name\":\"Bash\"}}"),
+                         L2[2], L2[3], BSTOP(0), NULL};
+    run_p(&p, L2c, &c);
+    EXPECT(&c, "{tool}Running: ls -la.");
+    /* Japanese notices */
+    p.text.notice_lang = "jpn_Jpan";
+    const char *L3[] = {TOOL("k", "Edit", "{\"file_path\":\"/a/b/README.md\"}"), NULL};
+    run_p(&p, L3, &c);
+    EXPECT(&c, "{tool}README.md\xE3\x82\x92\xE7\xB7\xA8\xE9\x9B\x86\xE3\x81\x97\xE3\x81\xA6\xE3\x81\x84\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+    CHECK_EQ_STR(c.lang[0], "jpn_Jpan");
+}
+
+static void test_bad_input(void) {
+    const char *L[] = {ASSIST("m1", "Before the bad lines."),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":",       /* 2: truncated JSON */
+                       "[1, 2, 3]",                                         /* 3: not an object */
+                       "\x01\x02\xff\xfe garbage \x80",                     /* 4: binary garbage */
+                       "{\"no_type\":1}",                                   /* 5: no type */
+                       "{\"type\":\"assistant\"}",                          /* 6: no message */
+                       "{\"type\":\"stream_event\"}",                       /* 7: no event */
+                       "{\"type\":\"brand_new_type\",\"x\":1}",             /* 8: unknown */
+                       "{\"type\":\"brand_new_type\",\"x\":2}",             /* 9: unknown, not re-reported */
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"Caf\xc3\xa9 \xff\xfe ok here.\"}]}}",   /* 10: invalid UTF-8 in a string */
+                       "   ",                                               /* 11: blank */
+                       "{\"type\":42}",                                     /* 12: type not a string */
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m3\",\"content\":[{\"type\":\"text\",\"text\":\"nul \\u0000 inside.\"}]}}",
+                       ASSIST("m4", "After the bad lines."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Before the bad lines. | Caf\xc3\xa9 ok here. | nul inside. | After the bad lines.");
+    CHECK_EQ_INT(st.bad_lines, 5);
+    CHECK_EQ_INT(st.missing_fields, 2);
+    CHECK_EQ_INT(st.unknown_types, 2);
+    CHECK_EQ_INT(st.invalid_utf8, 2);
+    CHECK_EQ_INT(st.lines, 14);
+    /* each warning names its line */
+    uint64_t want[] = {2, 3, 4, 4, 5, 6, 7, 8, 10, 12};
+    CHECK_EQ_INT(c.nw, 10);
+    for (int i = 0; i < c.nw && i < 10; i++) {
+        char pre[32];
+        snprintf(pre, sizeof pre, "line %llu: ", (unsigned long long)want[i]);
+        CHECK_EQ_INT(c.warn_line[i], want[i]);
+        CHECK_MSG(strncmp(c.warn[i], pre, strlen(pre)) == 0, "warning %d: %s", i, c.warn[i]);
+    }
+    CHECK(strstr(c.warn[0], "not valid JSON") != NULL);
+    CHECK(strstr(c.warn[1], "not a JSON object") != NULL);
+    CHECK(strstr(c.warn[2], "invalid UTF-8") != NULL);
+    CHECK(strstr(c.warn[7], "brand_new_type") != NULL);
+}
+
+static void test_truncated_and_too_long_flags(void) {
+    coll c;
+    memset(&c, 0, sizeof c);
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    const char *a = ASSIST("m1", "Complete last line here.");
+    ingest_frontend_feed(fe, "", 0, 1, 0, INGEST_LINE_TOO_LONG, NULL);
+    ingest_frontend_feed(fe, a, strlen(a), 2, 0, INGEST_LINE_TRUNCATED, NULL);
+    ingest_frontend_finish(fe, 0);
+    EXPECT(&c, "Complete last line here.");
+    CHECK_EQ_INT(c.nw, 2);
+    CHECK(strstr(c.warn[0], "line 1: line longer than the limit") != NULL);
+    CHECK(strstr(c.warn[1], "line 2: input ended without a newline") != NULL);
+    ingest_stats st;
+    ingest_frontend_stats(fe, &st);
+    CHECK_EQ_INT(st.truncated, 1);
+    CHECK_EQ_INT(st.bad_lines, 1);
+    ingest_frontend_free(fe);
+}
+
+static void test_idle_flush_through_frontend(void) {
+    coll c;
+    memset(&c, 0, sizeof c);
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Thinking about the answer ")};
+    for (int i = 0; i < 3; i++) ingest_frontend_feed(fe, L[i], strlen(L[i]), (uint64_t)i + 1, 1000000000ull, 0, NULL);
+    CHECK_EQ_INT(ingest_frontend_deadline(fe), 2500000000ull);
+    ingest_frontend_tick(fe, 2000000000ull);
+    CHECK_EQ_INT(c.n, 0);
+    ingest_frontend_tick(fe, 2600000000ull);
+    CHECK_EQ_INT(c.n, 1);
+    CHECK_EQ_STR(c.s[0], "Thinking about the answer");
+    CHECK_EQ_INT(c.line[0], 3);
+    CHECK_EQ_STR(c.id[0], "m1");
+    CHECK_EQ_INT(ingest_frontend_deadline(fe), 0);
+    ingest_frontend_free(fe);
+}
+
+static void test_key_order_and_whitespace(void) {
+    const char *L[] = {"{ \"uuid\": \"u\", \"parent_tool_use_id\": null, \"message\": { \"content\": [ { \"text\": \"Spaced \\u00e9 out\\ud83d\\ude00 line.\", \"type\": \"text\" } ], \"id\": \"m1\" }, \"type\": \"assistant\" }\r",
+                       "{\"_t\":123,\"event\":{\"delta\":{\"text\":\"Prefixed key order.\",\"type\":\"text_delta\"},\"index\":0,\"type\":\"content_block_delta\"},\"type\":\"stream_event\"}",
+                       NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Spaced \xc3\xa9 out line. | Prefixed key order.");
+    CHECK_EQ_INT(c.nw, 0);
+}
+
+/* ---- transcripts ---- */
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+#define TU(text) "{\"type\":\"user\",\"isSidechain\":false,\"message\":{\"role\":\"user\",\"content\":\"" text "\"},\"uuid\":\"x\"}\n"
+#define TA(id, text) "{\"type\":\"assistant\",\"isSidechain\":false,\"message\":{\"id\":\"" id "\",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}]}}\n"
+
+static void test_transcript_last_turn(void) {
+    char path[] = "/tmp/stts_transcript_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    write_file(path,
+               "{\"type\":\"summary\",\"summary\":\"Old\",\"leafUuid\":\"l\"}\n"
+               TU("first prompt") TA("a1", "Old answer.")
+               TU("second prompt")
+               TA("a2", "New answer part one.")
+               "{\"type\":\"assistant\",\"isSidechain\":false,\"message\":{\"id\":\"a2\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"Bash\",\"input\":{}}]}}\n"
+               "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":\"ok\"}]}}\n"
+               "{\"type\":\"assistant\",\"isSidechain\":true,\"message\":{\"id\":\"s\",\"content\":[{\"type\":\"text\",\"text\":\"Sidechain text.\"}]}}\n"
+               "{\"type\":\"user\",\"isMeta\":true,\"message\":{\"role\":\"user\",\"content\":\"meta\"}}\n"
+               "{\"type\":\"assistant\",\"isApiErrorMessage\":true,\"message\":{\"id\":\"e\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\",\"text\":\"API Error\"}]}}\n"
+               "{\"type\":\"file-history-snapshot\",\"snapshot\":{}}\n"
+               TA("a3", "New answer part two.")
+               TA("a3", "New answer part two."));   /* resumed: same message again; and no final newline issue */
+    coll c;
+    memset(&c, 0, sizeof c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    stts_error err;
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "New answer part one. | {error}Claude Code reported an error. | New answer part two.");
+    CHECK_EQ_INT(c.nw, 0);
+    ingest_frontend_free(fe);
+    CHECK(ingest_transcript_is_prompt(TU("hello"), strlen(TU("hello")) - 1));
+    CHECK(!ingest_transcript_is_prompt(TU("[Request interrupted by user]"), strlen(TU("[Request interrupted by user]")) - 1));
+    CHECK(ingest_transcript_last_turn(fe = NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
+    CHECK(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
+    unlink(path);
+}
+
+static void test_hook_payload(void) {
+    const char *ok = "{\"session_id\":\"s\",\"transcript_path\":\"/home/u/.claude/projects/p/s.jsonl\",\"hook_event_name\":\"Stop\",\"stop_hook_active\":false}";
+    char *path = NULL;
+    stts_error err;
+    CHECK(ingest_hook_transcript_path(ok, strlen(ok), &path, &err) == STTS_OK);
+    CHECK_EQ_STR(path, "/home/u/.claude/projects/p/s.jsonl");
+    free(path);
+    CHECK(ingest_hook_transcript_path("{\"session_id\":1}", 16, &path, &err) == STTS_ERR_FORMAT);
+    CHECK(strstr(err.msg, "transcript_path") != NULL);
+    CHECK(ingest_hook_transcript_path("not json", 8, &path, &err) == STTS_ERR_FORMAT);
+    CHECK(path == NULL);
+}
+
+int main(void) {
+    TEST_RUN(test_partial_spoken_once);
+    TEST_RUN(test_non_partial_and_duplicates);
+    TEST_RUN(test_lost_deltas_suffix);
+    TEST_RUN(test_result_rules);
+    TEST_RUN(test_api_error_message);
+    TEST_RUN(test_aborted);
+    TEST_RUN(test_subagents);
+    TEST_RUN(test_thinking);
+    TEST_RUN(test_tools);
+    TEST_RUN(test_bad_input);
+    TEST_RUN(test_truncated_and_too_long_flags);
+    TEST_RUN(test_idle_flush_through_frontend);
+    TEST_RUN(test_key_order_and_whitespace);
+    TEST_RUN(test_transcript_last_turn);
+    TEST_RUN(test_hook_payload);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,270 @@
+/* test_reader.c - the line reader: lines split across reads at random
+ * places, CRLF, a truncated last line, timeouts, over-long lines, a line over
+ * 64 MiB through the whole front end (memory bounded by the line), and
+ * following a file across truncation and rotation. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stts_ingest.h"
+#include "test.h"
+
+typedef struct {
+    int fd;
+    const char *data;
+    size_t len;
+    unsigned seed;
+} writer_arg;
+
+static void *writer(void *p) {
+    writer_arg *w = p;
+    size_t i = 0;
+    unsigned s = w->seed;
+    while (i < w->len) {
+        s = s * 1103515245u + 12345u;
+        size_t k = 1 + (s >> 16) % 300;
+        if (k > w->len - i) k = w->len - i;
+        ssize_t n = write(w->fd, w->data + i, k);
+        if (n <= 0) break;
+        i += (size_t)n;
+    }
+    close(w->fd);
+    return NULL;
+}
+
+static void test_random_chunks(void) {
+    static char data[200000];
+    size_t len = 0;
+    int nlines = 0;
+    static size_t lens[2000];
+    for (int i = 0; i < 1000; i++) {
+        size_t l = (size_t)((i * 7919) % 180);
+        for (size_t k = 0; k < l; k++) data[len + k] = (char)('a' + (i + k) % 26);
+        len += l;
+        lens[nlines++] = l;
+        if (i % 3 == 0) data[len++] = '\r';
+        data[len++] = '\n';
+    }
+    memcpy(data + len, "tail without newline", 20);
+    len += 20;
+    lens[nlines++] = 20;
+    for (unsigned seed = 1; seed <= 5; seed++) {
+        int fds[2];
+        CHECK(pipe(fds) == 0);
+        writer_arg w = {fds[1], data, len, seed};
+        pthread_t th;
+        pthread_create(&th, NULL, writer, &w);
+        ingest_reader *r;
+        CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
+        int got = 0, bad = 0;
+        for (;;) {
+            ingest_line ln;
+            ingest_result res;
+            CHECK(ingest_reader_next(r, seed % 2 ? 1000 : -1, &ln, &res, NULL) == STTS_OK);
+            if (res == INGEST_EOF) break;
+            if (res == INGEST_TIMEOUT) continue;
+            if (got < nlines && (ln.len != lens[got] || ln.no != (uint64_t)got + 1)) bad++;
+            if (got == nlines - 1) {
+                CHECK(ln.flags == INGEST_LINE_TRUNCATED);
+                CHECK(memcmp(ln.data, "tail without newline", 20) == 0);
+            } else {
+                CHECK(ln.flags == 0);
+            }
+            got++;
+        }
+        CHECK_EQ_INT(got, nlines);
+        CHECK_EQ_INT(bad, 0);
+        pthread_join(th, NULL);
+        ingest_reader_free(r);
+        close(fds[0]);
+    }
+}
+
+static void test_timeout(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    ingest_reader *r;
+    CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
+    ingest_line ln;
+    ingest_result res;
+    uint64_t t0 = stts_now_ns();
+    CHECK(ingest_reader_next(r, 40, &ln, &res, NULL) == STTS_OK);
+    uint64_t dt = stts_now_ns() - t0;
+    CHECK(res == INGEST_TIMEOUT);
+    CHECK_MSG(dt >= 35000000ull, "returned after %llu ns", (unsigned long long)dt);
+    CHECK(write(fds[1], "part", 4) == 4);
+    CHECK(ingest_reader_next(r, 20, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_TIMEOUT);   /* half a line is not a line */
+    CHECK(write(fds[1], "ial\n", 4) == 4);
+    CHECK(ingest_reader_next(r, 1000, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.len == 7 && memcmp(ln.data, "partial", 7) == 0);
+    close(fds[1]);
+    CHECK(ingest_reader_next(r, 1000, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_EOF);
+    ingest_reader_free(r);
+    close(fds[0]);
+}
+
+static void test_too_long(void) {
+    char path[] = "/tmp/stts_reader_XXXXXX";
+    int fd = mkstemp(path);
+    static char big[300000];
+    memset(big, 'x', sizeof big);
+    CHECK(write(fd, big, sizeof big) == (ssize_t)sizeof big);
+    CHECK(write(fd, "\nok\n", 4) == 4);
+    CHECK(write(fd, big, 5000) == 5000);   /* too long and unterminated */
+    lseek(fd, 0, SEEK_SET);
+    ingest_reader *r;
+    CHECK(ingest_reader_new(fd, 1024, &r, NULL) == STTS_OK);
+    ingest_line ln;
+    ingest_result res;
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 1 && ln.len == 0 && ln.flags == INGEST_LINE_TOO_LONG);
+    CHECK(ingest_reader_buffer_size(r) <= 256 * 1024);   /* did not keep the long line */
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 2 && ln.len == 2 && ln.flags == 0);
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 3 && ln.len == 0 &&
+          ln.flags == (INGEST_LINE_TOO_LONG | INGEST_LINE_TRUNCATED));
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_EOF);
+    ingest_reader_free(r);
+    close(fd);
+    unlink(path);
+    CHECK(ingest_reader_new(-1, 0, &r, NULL) == STTS_ERR_INVALID_ARG);
+}
+
+typedef struct {
+    char text[4][128];
+    int n, warnings;
+} hcoll;
+static void hcb(void *u, const ingest_sentence *s) {
+    hcoll *c = u;
+    if (c->n < 4) snprintf(c->text[c->n], sizeof c->text[0], "%s", s->text);
+    c->n++;
+}
+static void hwarn(void *u, uint64_t line, const char *msg) {
+    (void)line;
+    fprintf(stderr, "warning: %s\n", msg);
+    ((hcoll *)u)->warnings++;
+}
+
+/* A tool result of 65 MiB on one line, between two spoken lines. */
+static void test_huge_line(void) {
+    char path[] = "/tmp/stts_huge_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w+b");
+    const size_t payload = ((size_t)65 << 20) + 12345;
+    fputs("{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"Before the big one.\"}]}}\n", f);
+    fputs("{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":\"", f);
+    static char chunk[1 << 16];
+    for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (char)('a' + i % 26);
+    for (size_t left = payload; left;) {
+        size_t k = left < sizeof chunk ? left : sizeof chunk;
+        fwrite(chunk, 1, k, f);
+        left -= k;
+    }
+    fputs("\"}]}}\n", f);
+    fputs("{\"type\":\"assistant\",\"message\":{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"After the big one.\"}]}}\n", f);
+    fflush(f);
+    lseek(fd, 0, SEEK_SET);
+    hcoll c = {0};
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(NULL, hcb, hwarn, &c, &fe, NULL) == STTS_OK);
+    ingest_reader *r;
+    CHECK(ingest_reader_new(fd, 0, &r, NULL) == STTS_OK);
+    size_t longest = 0;
+    for (;;) {
+        ingest_line ln;
+        ingest_result res;
+        CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+        if (res != INGEST_GOT_LINE) break;
+        if (ln.len > longest) longest = ln.len;
+        CHECK(ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, NULL) == STTS_OK);
+    }
+    ingest_frontend_finish(fe, stts_now_ns());
+    CHECK(longest > payload);
+    CHECK_MSG(ingest_reader_buffer_size(r) <= 2 * longest + (256 << 10), "buffer %zu for a %zu-byte line",
+              ingest_reader_buffer_size(r), longest);
+    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_STR(c.text[0], "Before the big one.");
+    CHECK_EQ_STR(c.text[1], "After the big one.");
+    CHECK_EQ_INT(c.warnings, 0);
+    ingest_stats st;
+    ingest_frontend_stats(fe, &st);
+    CHECK_EQ_INT(st.lines, 3);
+    CHECK_EQ_INT(st.bad_lines, 0);
+    ingest_frontend_free(fe);
+    ingest_reader_free(r);
+    fclose(f);
+    unlink(path);
+}
+
+static void append(const char *path, const char *s, const char *mode) {
+    FILE *f = fopen(path, mode);
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(s, f);
+    fclose(f);
+}
+
+static int next_line(ingest_reader *r, char *out, size_t cap) {
+    for (int tries = 0; tries < 40; tries++) {
+        ingest_line ln;
+        ingest_result res;
+        if (ingest_reader_next(r, 50, &ln, &res, NULL) != STTS_OK) return 0;
+        if (res == INGEST_GOT_LINE) {
+            snprintf(out, cap, "%.*s", (int)ln.len, ln.data);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_follow(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/stts_follow_%d.jsonl", (int)getpid());
+    append(path, "old line, not spoken\n", "w");
+    ingest_reader *r;
+    CHECK(ingest_reader_follow(path, 1, 0, &r, NULL) == STTS_OK);
+    char buf[128];
+    ingest_line ln;
+    ingest_result res;
+    CHECK(ingest_reader_next(r, 30, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_TIMEOUT);   /* no EOF while following */
+    append(path, "first new line\nsecond ", "a");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "first new line") == 0);
+    CHECK(ingest_reader_next(r, 30, &ln, &res, NULL) == STTS_OK && res == INGEST_TIMEOUT);
+    append(path, "half\n", "a");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "second half") == 0);
+    /* truncated and rewritten shorter */
+    append(path, "after truncation\n", "w");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "after truncation") == 0);
+    CHECK_EQ_INT(ingest_reader_rewinds(r), 1);
+    /* rotated: a new file renamed over the old name */
+    char tmp[80];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    append(tmp, "from the rotated file, which is long enough to be bigger\n", "w");
+    CHECK(rename(tmp, path) == 0);
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "from the rotated file, which is long enough to be bigger") == 0);
+    CHECK_EQ_INT(ingest_reader_rewinds(r), 2);
+    ingest_reader_free(r);
+    unlink(path);
+    stts_error err;
+    CHECK(ingest_reader_follow("/nonexistent/dir/t.jsonl", 1, 0, &r, &err) == STTS_ERR_IO);
+    CHECK(strstr(err.msg, "/nonexistent/dir/t.jsonl") != NULL);
+}
+
+int main(void) {
+    TEST_RUN(test_random_chunks);
+    TEST_RUN(test_timeout);
+    TEST_RUN(test_too_long);
+    TEST_RUN(test_huge_line);
+    TEST_RUN(test_follow);
+    return TEST_SUMMARY();
+}

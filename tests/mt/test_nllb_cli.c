@@ -1,0 +1,119 @@
+/* test_nllb_cli.c - `stream-tts translate` as a user runs it: lines in,
+ * one translation per line out in order (an empty line stays empty), --json
+ * ids equal to the HF greedy references, --list-languages, and exit status 2
+ * with a clear message for bad flags and unknown language codes. */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+static char exe[1024], model[1024], refpath[1024];
+
+/* Runs cmd with `input` on stdin; returns the exit status and stdout (malloc'ed). */
+static int run(const char *args, const char *input, char **out) {
+    char cmd[4096], inpath[] = "/tmp/stts-cli-in-XXXXXX";
+    int fd = mkstemp(inpath);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "w");
+    fputs(input, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s translate %s < %s 2>/dev/null", exe, args, inpath);
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t k;
+    while (p && (k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = p ? pclose(p) : -1;
+    remove(inpath);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_lines_in_order_with_json_ids(void) {
+    json_error_t je;
+    json_t *ref = json_load_file(refpath, 0, &je);
+    CHECK(ref != NULL);
+    if (!ref) return;
+    json_t *cases = json_object_get(ref, "cases");
+    /* three sentences around an empty line */
+    const char *t1 = json_string_value(json_object_get(json_array_get(cases, 1), "text"));
+    const char *t2 = json_string_value(json_object_get(json_array_get(cases, 4), "text"));
+    const char *t3 = json_string_value(json_object_get(json_array_get(cases, 15), "text"));
+    char input[2048];
+    snprintf(input, sizeof input, "%s\n\n%s\n%s\n", t1, t2, t3);
+    char args[2200], *out = NULL;
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --json --max-len 24", model);
+    CHECK_EQ_INT(run(args, input, &out), 0);
+    int idx[4] = {1, -1, 4, 15}, line = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+        if (line >= 4) break;
+        json_t *o = json_loads(l, 0, &je);
+        CHECK_MSG(o != NULL, "line %d is not JSON: %s", line, l);
+        if (!o) continue;
+        json_t *ids = json_object_get(o, "ids");
+        if (idx[line] < 0) {
+            CHECK_EQ_INT(json_array_size(ids), 0);
+            CHECK_EQ_STR(json_string_value(json_object_get(o, "text")), "");
+        } else {
+            json_t *c = json_array_get(cases, (size_t)idx[line]);
+            CHECK(json_equal(ids, json_object_get(c, "greedy_ids")));
+            CHECK_EQ_STR(json_string_value(json_object_get(o, "text")),
+                         json_string_value(json_object_get(c, "greedy_text")));
+        }
+        json_decref(o);
+    }
+    CHECK_EQ_INT(line, 4);
+    free(out);
+    /* plain text: one line per input line, the empty one kept */
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --beam 4 --max-len 24", model);
+    CHECK_EQ_INT(run(args, input, &out), 0);
+    int nl = 0;
+    for (char *c = out; *c; c++) nl += *c == '\n';
+    CHECK_EQ_INT(nl, 4);
+    free(out);
+    json_decref(ref);
+}
+
+static void test_flags_and_languages(void) {
+    char *out = NULL, args[2200];
+    CHECK_EQ_INT(run("--list-languages", "", &out), 0);
+    int nl = 0;
+    for (char *c = out; *c; c++) nl += *c == '\n';
+    CHECK_EQ_INT(nl, 202);
+    CHECK(strstr(out, "eng_Latn\n") && strstr(out, "jpn_Jpan\n") && strstr(out, "zul_Latn\n"));
+    free(out);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Japn", model);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 2);
+    free(out);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --beam 0", model);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 2);
+    free(out);
+    CHECK_EQ_INT(run("--src eng_Latn --tgt jpn_Jpan", "hi\n", &out), 2); /* no --model */
+    free(out);
+    CHECK_EQ_INT(run("--frobnicate", "", &out), 2);
+    free(out);
+    CHECK_EQ_INT(run("--model /nonexistent --src eng_Latn --tgt jpn_Jpan", "hi\n", &out), 1);
+    free(out);
+}
+
+int main(void) {
+    struct stat st;
+    snprintf(exe, sizeof exe, "%s/tools/stream-tts", STTS_BINARY_DIR);
+    snprintf(model, sizeof model, "%s/tests/fixtures/mt/tiny-f32-st", STTS_SOURCE_DIR);
+    snprintf(refpath, sizeof refpath, "%s/tests/fixtures/mt/reference-f32.json", STTS_SOURCE_DIR);
+    if (stat(exe, &st) != 0) TEST_SKIP_ALL("%s not built", exe);
+    if (stat(refpath, &st) != 0) TEST_SKIP_ALL("no fixtures in tests/fixtures/mt");
+    TEST_RUN(test_lines_in_order_with_json_ids);
+    TEST_RUN(test_flags_and_languages);
+    return TEST_SUMMARY();
+}

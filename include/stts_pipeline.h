@@ -1,0 +1,133 @@
+/* stts_pipeline.h - the streaming pipeline: sentences in, translated speech
+ * out, every stage on its own thread so sentence N+1 is translated and
+ * synthesized while sentence N plays.
+ *
+ *   caller (ingest thread) --pipeline_push--> [text queue]
+ *     -> translate thread (cache, script check, NLLB, sanity guard)
+ *     -> [text queue] -> synth thread (TTS, PCM streamed chunk by chunk)
+ *     -> [audio queue, bounded in seconds] -> player thread (audio sink,
+ *        gaps, --max-lag skipping, playback marks) -> metrics
+ *
+ * Every queue is bounded: when input outruns speech, pipeline_push blocks,
+ * so the reader stops reading (the pipe fills; nothing is buffered without
+ * limit). Order is preserved because each stage is one thread reading one
+ * FIFO; a sentence is spoken at most once, and exactly once unless --max-lag
+ * skips it (announced) or the pipeline is cancelled.
+ *
+ * Thread safety: pipeline_push/finish from one producer thread;
+ * pipeline_cancel, pipeline_status and pipeline_stats from any thread.
+ * The model, synthesizer and sink are borrowed: the caller keeps them alive
+ * until pipeline_free and uses none of them while the pipeline runs. */
+#ifndef STTS_PIPELINE_H
+#define STTS_PIPELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nllb.h"
+#include "stts_audio.h"
+#include "stts_common.h"
+#include "stts_ingest.h"
+#include "stts_tts.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How a sentence's spoken text was obtained. */
+typedef enum {
+    PIPELINE_MT = 0,        /* translated by the engine */
+    PIPELINE_MT_RETRY,      /* greedy output failed the guard; beam search passed */
+    PIPELINE_CACHE,         /* repeated sentence: translation cache */
+    PIPELINE_SAME_SCRIPT,   /* already written in the target language's script */
+    PIPELINE_NOTICE,        /* a notice already in the target language */
+    PIPELINE_UNTRANSLATED,  /* translation off (--no-translate) */
+    PIPELINE_FALLBACK       /* translation failed the guard twice: the source is spoken */
+} pipeline_how;
+const char *pipeline_how_name(pipeline_how h);
+
+typedef enum {
+    PIPELINE_EV_PLAY = 0,   /* a sentence starts playing (for --echo) */
+    PIPELINE_EV_LOG         /* something worth a line on stderr (skip, fallback, error) */
+} pipeline_event_kind;
+
+typedef struct {
+    pipeline_event_kind kind;
+    uint64_t seq;
+    const char *source;     /* PLAY: the sentence as written */
+    const char *spoken;     /* PLAY: what is spoken */
+    pipeline_how how;       /* PLAY */
+    const char *message;    /* LOG */
+} pipeline_event;
+
+typedef void (*pipeline_event_fn)(void *user, const pipeline_event *ev);
+
+typedef struct {
+    const char *src_lang;        /* NLLB code of the input (eng_Latn) */
+    const char *tgt_lang;        /* NLLB code spoken (jpn_Jpan) */
+    int translate;               /* 0: speak the source text */
+    const nllb_model *model;     /* required when translate */
+    int num_beams;               /* 1 = greedy (the guard retries with 4) */
+    int force_length;            /* benchmarks: decode exactly this many tokens */
+    int guard;                   /* 1: sanity guard with retry and fallback */
+    int cache_entries;           /* LRU translation cache size; 0 = off */
+    tts_synth *synth;            /* required */
+    audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
+    double gap_ms;               /* silence between sentences */
+    double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog */
+    int text_queue;              /* sentences between stages */
+    double audio_queue_s;        /* synthesized audio held ahead of playback */
+    int warmup;                  /* 1: one translation and synthesis before start */
+    FILE *metrics;               /* JSON lines, one per sentence; NULL = none */
+    pipeline_event_fn on_event;  /* called from pipeline threads; may be NULL */
+    void *user;
+    /* Test hooks. */
+    int simulate_realtime;       /* player waits out each sentence as a device would */
+    unsigned test_delay_max_us;  /* random delay before each stage's work on an item */
+    uint64_t test_seed;
+} pipeline_params;
+
+/* eng_Latn -> jpn_Jpan, greedy, guard on, cache 256, gap 150 ms, no lag
+ * limit, 8 sentences per queue, 60 s of audio ahead, warm-up on. */
+void pipeline_default_params(pipeline_params *p);
+
+typedef struct pipeline pipeline;
+
+/* Checks the parameters, warms up (when asked) and starts the threads. */
+stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error *err);
+/* Hands one sentence in (copied). Blocks while the first queue is full.
+ * STTS_ERR_CANCELLED after pipeline_cancel. */
+stts_status pipeline_push(pipeline *pl, const ingest_sentence *s, stts_error *err);
+/* End of input: waits until everything pushed has been spoken and the sink
+ * drained, then joins the threads. STTS_ERR_CANCELLED if cancelled meanwhile. */
+stts_status pipeline_finish(pipeline *pl, stts_error *err);
+/* Stops now, from any thread: audio is aborted, synthesis and translation
+ * stop at their next step, queued sentences are dropped, blocked calls
+ * return STTS_ERR_CANCELLED. Idempotent. */
+void pipeline_cancel(pipeline *pl);
+/* Joins the threads if needed (cancelling first if not finished) and frees. */
+void pipeline_free(pipeline *pl);
+
+typedef struct {
+    uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
+    uint64_t same_script, synth_errors, translate_errors;
+    double warmup_ms;             /* warm-up translation + synthesis */
+    double lag_s;                 /* audio waiting to be played, now */
+    int queued;                   /* sentences between push and playback */
+    /* Percentiles over resolved sentences (ms); -1 when none. */
+    double translate_p50, translate_p95;       /* translation compute */
+    double synth_first_p50, synth_first_p95;   /* synthesis start -> first chunk */
+    double ready_first_out_p50, ready_first_out_p95; /* emitted -> first sample out, device idle */
+    uint64_t idle_samples;                     /* sentences in the line above */
+} pipeline_stats;
+
+void pipeline_get_stats(pipeline *pl, pipeline_stats *st);
+/* Multi-line summary for stderr at exit. */
+void pipeline_print_summary(pipeline *pl, FILE *f);
+/* One-line status for a terminal ("queued 3  lag 2.1 s  mt 41 ms  tts 7 ms"). */
+void pipeline_status_line(pipeline *pl, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,135 @@
+/* guard.c - script detection and the translation sanity guard.
+ *
+ * Scripts are recognised from Unicode blocks, which is enough to tell the
+ * writing systems NLLB's codes name apart; a language whose script is not in
+ * the table simply gets no script-based checks (never a false rejection). */
+#include "guard.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "stts_common.h"
+
+typedef struct {
+    const char *tag;          /* NLLB code suffix */
+    uint32_t lo[4], hi[4];    /* up to four code-point ranges */
+} script_ranges;
+
+/* Jpan counts kana and kanji; Hang also accepts hanja; Latn covers the
+ * Latin-1 and Latin Extended letters too. */
+static const script_ranges SCRIPTS[] = {
+    {"Latn", {0x41, 0x61, 0xC0, 0x1E00}, {0x5A, 0x7A, 0x24F, 0x1EFF}},
+    {"Jpan", {0x3040, 0x30A0, 0x4E00, 0x3400}, {0x309F, 0x30FF, 0x9FFF, 0x4DBF}},
+    {"Hang", {0xAC00, 0x1100, 0x3130, 0x4E00}, {0xD7AF, 0x11FF, 0x318F, 0x9FFF}},
+    {"Hans", {0x4E00, 0x3400, 0, 0}, {0x9FFF, 0x4DBF, 0, 0}},
+    {"Hant", {0x4E00, 0x3400, 0, 0}, {0x9FFF, 0x4DBF, 0, 0}},
+    {"Cyrl", {0x400, 0, 0, 0}, {0x4FF, 0, 0, 0}},
+    {"Grek", {0x370, 0x1F00, 0, 0}, {0x3FF, 0x1FFF, 0, 0}},
+    {"Arab", {0x600, 0x750, 0, 0}, {0x6FF, 0x77F, 0, 0}},
+    {"Hebr", {0x590, 0, 0, 0}, {0x5FF, 0, 0, 0}},
+    {"Deva", {0x900, 0, 0, 0}, {0x97F, 0, 0, 0}},
+    {"Beng", {0x980, 0, 0, 0}, {0x9FF, 0, 0, 0}},
+    {"Taml", {0xB80, 0, 0, 0}, {0xBFF, 0, 0, 0}},
+    {"Thai", {0xE00, 0, 0, 0}, {0xE7F, 0, 0, 0}},
+    {"Geor", {0x10A0, 0, 0, 0}, {0x10FF, 0, 0, 0}},
+    {"Armn", {0x530, 0, 0, 0}, {0x58F, 0, 0, 0}},
+    {"Ethi", {0x1200, 0, 0, 0}, {0x137F, 0, 0, 0}},
+};
+
+static const script_ranges *script_of_code(const char *code) {
+    const char *us = code ? strchr(code, '_') : NULL;
+    if (!us) return NULL;
+    for (size_t i = 0; i < sizeof SCRIPTS / sizeof SCRIPTS[0]; i++)
+        if (strcmp(us + 1, SCRIPTS[i].tag) == 0) return &SCRIPTS[i];
+    return NULL;
+}
+
+static int in_script(const script_ranges *s, uint32_t cp) {
+    for (int i = 0; i < 4; i++)
+        if (s->hi[i] && cp >= s->lo[i] && cp <= s->hi[i]) return 1;
+    return 0;
+}
+
+/* A letter of any known script (what the fractions count). */
+static int is_letter(uint32_t cp) {
+    if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
+    if (cp == 0xD7 || cp == 0xF7) return 0;
+    for (size_t i = 0; i < sizeof SCRIPTS / sizeof SCRIPTS[0]; i++)
+        if (in_script(&SCRIPTS[i], cp)) return 1;
+    return 0;
+}
+
+static void count_letters(const char *text, const script_ranges *s, size_t *letters, size_t *in, size_t *chars) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    *letters = *in = *chars = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t k = stts_utf8_decode(p + i, n - i, &cp);
+        if (k == 0) { i++; continue; }
+        i += k;
+        (*chars)++;
+        if (!is_letter(cp)) continue;
+        (*letters)++;
+        if (s && in_script(s, cp)) (*in)++;
+    }
+}
+
+double guard_script_fraction(const char *text, const char *nllb_code) {
+    const script_ranges *s = script_of_code(nllb_code);
+    if (!s || !text) return -1;
+    size_t letters, in, chars;
+    count_letters(text, s, &letters, &in, &chars);
+    return letters ? (double)in / (double)letters : -1;
+}
+
+int guard_already_in_target(const char *text, const char *src_lang, const char *tgt_lang) {
+    const script_ranges *ss = script_of_code(src_lang), *ts = script_of_code(tgt_lang);
+    if (!ts || ss == ts) return 0;
+    return guard_script_fraction(text, tgt_lang) >= 0.5;
+}
+
+/* A token n-gram (n = 1..4) repeated back to back: the classic decoder loop. */
+static int has_loop(const int32_t *ids, int n) {
+    for (int g = 1; g <= 4; g++) {
+        int need = g == 1 ? 4 : 3;   /* "ha ha ha" is language; 4 of one token is a loop */
+        for (int start = 0; start + g * need <= n; start++) {
+            int reps = 1;
+            for (int pos = start + g; pos + g <= n; pos += g) {
+                if (memcmp(ids + start, ids + pos, (size_t)g * sizeof *ids) != 0) break;
+                if (++reps >= need) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int guard_check(const char *source, const char *output, const int32_t *ids, int n_ids, int hit_max,
+                const char *src_lang, const char *tgt_lang, char *why, size_t why_cap) {
+    size_t s_letters, s_in, s_chars, o_letters, o_in, o_chars;
+    const script_ranges *ts = script_of_code(tgt_lang), *ss = script_of_code(src_lang);
+    count_letters(source, NULL, &s_letters, &s_in, &s_chars);
+    count_letters(output ? output : "", ts, &o_letters, &o_in, &o_chars);
+    if (s_letters > 0 && o_letters == 0) {
+        snprintf(why, why_cap, "empty translation");
+        return 1;
+    }
+    /* Skip the decoder-start and language tokens: they are not output. */
+    if (n_ids > 2 && has_loop(ids + 2, n_ids - 2)) {
+        snprintf(why, why_cap, "repeating output");
+        return 1;
+    }
+    if (hit_max) {
+        snprintf(why, why_cap, "no end of sentence within the length limit");
+        return 1;
+    }
+    if (o_chars > 3 * s_chars + 16) {
+        snprintf(why, why_cap, "output of %zu characters for %zu of input", o_chars, s_chars);
+        return 1;
+    }
+    if (ts && ss && ts != ss && o_letters >= 4 && (double)o_in / (double)o_letters < 0.5) {
+        snprintf(why, why_cap, "output mostly not in the %s script", strchr(tgt_lang, '_') + 1);
+        return 1;
+    }
+    return 0;
+}

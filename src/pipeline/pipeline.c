@@ -1,0 +1,940 @@
+/* pipeline.c - the streaming pipeline's threads and queues (see
+ * include/stts_pipeline.h for the picture, docs/ARCHITECTURE.md for why).
+ *
+ * One item travels the whole way: pushed by the caller, given its spoken
+ * text by the translate thread, its PCM by the synth thread, played by the
+ * player thread, then written to the metrics and freed. Each item is owned
+ * by exactly one stage at a time, except that the synth and player threads
+ * share the item being synthesized: the player streams its PCM while the
+ * synth thread is still appending (under pl->amu), which is what gets the
+ * first sample out a few milliseconds after synthesis starts. */
+#define _POSIX_C_SOURCE 200809L
+#include "stts_pipeline.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "guard.h"
+
+/* ---- items ---------------------------------------------------------------- */
+
+typedef struct item {
+    struct item *next;
+    uint64_t seq;
+    char *message_id;
+    text_kind kind;
+    char *source;
+    char *notice_lang;       /* notices: the language of source; NULL for speech */
+    char *spoken;
+    pipeline_how how;
+    int skipped;
+    uint64_t t_input, t_emit, t_push, t_tr_start, t_tr_end;
+    uint64_t t_syn_start, t_first_chunk, t_syn_end;
+    uint64_t t_play_start, t_first_out, t_play_end;
+    /* Audio, guarded by pl->amu while the item is on the audio list. */
+    int16_t *pcm;
+    size_t n_pcm, cap_pcm, played;
+    int synth_done, synth_failed;
+    uint64_t mark_start, mark_end;
+    int marked;
+} item;
+
+static void item_free(item *it) {
+    if (!it) return;
+    free(it->message_id);
+    free(it->source);
+    free(it->notice_lang);
+    free(it->spoken);
+    free(it->pcm);
+    free(it);
+}
+
+/* ---- bounded FIFO of items between text stages ------------------------------ */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    item *head, *tail;
+    int count, cap, closed;
+} tqueue;
+
+static void tq_init(tqueue *q, int cap) {
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    q->head = q->tail = NULL;
+    q->count = 0;
+    q->cap = cap > 0 ? cap : 1;
+    q->closed = 0;
+}
+
+static void tq_destroy(tqueue *q) {
+    for (item *it = q->head, *n; it; it = n) { n = it->next; item_free(it); }
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+}
+
+struct pipeline {
+    pipeline_params p;
+    char src_lang[32], tgt_lang[32];
+    atomic_int cancelled;     /* also the stop flag of synthesis and translation */
+    int finished, joined;
+    uint64_t t0;
+
+    tqueue q_text, q_spoken;  /* push -> translate -> synth */
+
+    /* audio list (synth -> player), guarded by amu */
+    pthread_mutex_t amu;
+    pthread_cond_t a_data, a_space;
+    item *a_head, *a_tail;
+    size_t queued_samples, cap_samples;
+    int a_closed;
+    int rate;
+
+    /* played items waiting for their playback marks, guarded by the player */
+    item *done_head, *done_tail;
+    uint64_t last_play_end;
+
+    int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
+    size_t skip_n;
+
+    nllb_session *session;
+    mt_cache *cache;
+
+    pthread_t th_translate, th_synth, th_play;
+    int started;
+
+    pthread_mutex_t smu;      /* stats and percentiles */
+    pipeline_stats st;
+    double *d_translate, *d_synth_first, *d_ready_out;
+    size_t n_translate, n_synth_first, n_ready_out, cap_translate, cap_synth_first, cap_ready_out;
+    double last_translate_ms, last_synth_ms;
+    int in_flight;            /* pushed but not yet resolved */
+};
+
+static int is_cancelled(pipeline *pl) { return atomic_load(&pl->cancelled) != 0; }
+
+static int tq_push(pipeline *pl, tqueue *q, item *it) {
+    pthread_mutex_lock(&q->mu);
+    while (q->count >= q->cap && !is_cancelled(pl)) pthread_cond_wait(&q->not_full, &q->mu);
+    if (is_cancelled(pl)) { pthread_mutex_unlock(&q->mu); return -1; }
+    it->next = NULL;
+    if (q->tail) q->tail->next = it; else q->head = it;
+    q->tail = it;
+    q->count++;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+/* NULL when the queue is closed and empty, or on cancel. */
+static item *tq_pop(pipeline *pl, tqueue *q) {
+    pthread_mutex_lock(&q->mu);
+    while (!q->head && !q->closed && !is_cancelled(pl)) pthread_cond_wait(&q->not_empty, &q->mu);
+    item *it = NULL;
+    if (!is_cancelled(pl) && q->head) {
+        it = q->head;
+        q->head = it->next;
+        if (!q->head) q->tail = NULL;
+        q->count--;
+        pthread_cond_signal(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return it;
+}
+
+static void tq_close(tqueue *q) {
+    pthread_mutex_lock(&q->mu);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void tq_wake(tqueue *q) {
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+const char *pipeline_how_name(pipeline_how h) {
+    switch (h) {
+    case PIPELINE_MT: return "mt";
+    case PIPELINE_MT_RETRY: return "mt-beam-retry";
+    case PIPELINE_CACHE: return "cache";
+    case PIPELINE_SAME_SCRIPT: return "same-script";
+    case PIPELINE_NOTICE: return "notice";
+    case PIPELINE_UNTRANSLATED: return "untranslated";
+    case PIPELINE_FALLBACK: return "fallback-source";
+    }
+    return "?";
+}
+
+void pipeline_default_params(pipeline_params *p) {
+    memset(p, 0, sizeof *p);
+    p->src_lang = "eng_Latn";
+    p->tgt_lang = "jpn_Jpan";
+    p->translate = 1;
+    p->num_beams = 1;
+    p->guard = 1;
+    p->cache_entries = 256;
+    p->gap_ms = 150;
+    p->text_queue = 8;
+    p->audio_queue_s = 60;
+    p->warmup = 1;
+    p->test_seed = 1;
+}
+
+static void sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* Test hook: a random pause before a stage works on an item. */
+static void test_delay(pipeline *pl, uint64_t *rng) {
+    if (!pl->p.test_delay_max_us) return;
+    *rng ^= *rng << 13; *rng ^= *rng >> 7; *rng ^= *rng << 17;
+    sleep_ns((*rng % pl->p.test_delay_max_us) * 1000ull);
+}
+
+static void emit_log(pipeline *pl, uint64_t seq, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void emit_log(pipeline *pl, uint64_t seq, const char *fmt, ...) {
+    if (!pl->p.on_event) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pipeline_event ev = {.kind = PIPELINE_EV_LOG, .seq = seq, .message = msg};
+    pl->p.on_event(pl->p.user, &ev);
+}
+
+static int push_double(double **a, size_t *n, size_t *cap, double v) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        double *na = realloc(*a, nc * sizeof *na);
+        if (!na) return -1;
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a copy (the arrays stay in arrival order). */
+static double percentile(const double *a, size_t n, double q) {
+    if (n == 0) return -1;
+    double *c = malloc(n * sizeof *c);
+    if (!c) return -1;
+    memcpy(c, a, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_double);
+    size_t k = (size_t)ceil(q * (double)n);
+    double v = c[k ? k - 1 : 0];
+    free(c);
+    return v;
+}
+
+static double ms(uint64_t a, uint64_t b) { return b >= a ? (double)(b - a) / 1e6 : 0.0; }
+
+/* ---- translate stage ------------------------------------------------------------- */
+
+/* Translates src with the engine. Returns a malloc'd string, or NULL with
+ * *hit_max etc. describing the result; ids copied for the guard. */
+static char *engine_translate(pipeline *pl, const char *src, int num_beams, int32_t **ids_out, int *n_ids,
+                              int *hit_max, stts_error *err) {
+    const nllb_model *m = pl->p.model;
+    int32_t *src_ids = NULL;
+    int n_src = 0;
+    *ids_out = NULL;
+    *n_ids = 0;
+    *hit_max = 0;
+    if (nllb_tokenize(m, src, pl->src_lang, &src_ids, &n_src, err) != STTS_OK) return NULL;
+    nllb_translate_params tp = nllb_translate_default_params();
+    tp.num_beams = num_beams;
+    /* A sentence's translation is rarely over twice its source tokens; the
+     * cap bounds the cost of a looping decoder before the guard sees it. */
+    tp.max_new_tokens = 2 * n_src + 10;
+    const nllb_config *cfg = nllb_model_config(m);
+    int limit = (cfg->max_length > 0 ? cfg->max_length : 200) - 1;
+    if (tp.max_new_tokens > limit) tp.max_new_tokens = limit;
+    if (pl->p.force_length > 0) tp.force_length = pl->p.force_length;
+    tp.abort_flag = &pl->cancelled;
+    nllb_result r;
+    memset(&r, 0, sizeof r);
+    const int32_t *const srcs[1] = {src_ids};
+    int lens[1] = {n_src};
+    stts_status st = nllb_translate_ids(pl->session, srcs, lens, 1, nllb_model_lang_id(m, pl->tgt_lang), &tp, &r, err);
+    free(src_ids);
+    if (st != STTS_OK) { nllb_result_clear(&r); return NULL; }
+    char *text = r.text ? strdup(r.text) : strdup("");
+    *hit_max = r.n_ids > 0 && r.ids[r.n_ids - 1] != 2;
+    *ids_out = r.ids;
+    *n_ids = r.n_ids;
+    r.ids = NULL;
+    nllb_result_clear(&r);
+    return text;
+}
+
+static void translate_item(pipeline *pl, item *it) {
+    const char *src = it->source;
+    if (it->notice_lang && strcmp(it->notice_lang, pl->tgt_lang) == 0) {
+        it->spoken = strdup(src);
+        it->how = PIPELINE_NOTICE;
+        return;
+    }
+    if (!pl->p.translate) {
+        it->spoken = strdup(src);
+        it->how = PIPELINE_UNTRANSLATED;
+        return;
+    }
+    if (guard_already_in_target(src, pl->src_lang, pl->tgt_lang)) {
+        it->spoken = strdup(src);
+        it->how = PIPELINE_SAME_SCRIPT;
+        pthread_mutex_lock(&pl->smu);
+        pl->st.same_script++;
+        pthread_mutex_unlock(&pl->smu);
+        return;
+    }
+    const char *hit = pl->cache ? mt_cache_get(pl->cache, src) : NULL;
+    if (hit) {
+        it->spoken = strdup(hit);
+        it->how = PIPELINE_CACHE;
+        pthread_mutex_lock(&pl->smu);
+        pl->st.cache_hits++;
+        pthread_mutex_unlock(&pl->smu);
+        return;
+    }
+    stts_error err;
+    stts_error_clear(&err);
+    int beams = pl->p.num_beams > 0 ? pl->p.num_beams : 1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int32_t *ids = NULL;
+        int n_ids = 0, hit_max = 0;
+        char *out = engine_translate(pl, src, beams, &ids, &n_ids, &hit_max, &err);
+        if (!out) {
+            if (is_cancelled(pl)) return;
+            emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
+                     (unsigned long long)it->seq, err.msg);
+            pthread_mutex_lock(&pl->smu);
+            pl->st.translate_errors++;
+            pthread_mutex_unlock(&pl->smu);
+            break;
+        }
+        char why[128] = "";
+        int bad = pl->p.guard && pl->p.force_length <= 0 &&
+                  guard_check(src, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
+        free(ids);
+        if (!bad) {
+            it->spoken = out;
+            it->how = attempt ? PIPELINE_MT_RETRY : PIPELINE_MT;
+            if (pl->cache) mt_cache_put(pl->cache, src, out);
+            if (attempt) {
+                pthread_mutex_lock(&pl->smu);
+                pl->st.retries++;
+                pthread_mutex_unlock(&pl->smu);
+            }
+            return;
+        }
+        emit_log(pl, it->seq, "sentence %llu: %s translation rejected (%s): \"%s\"", (unsigned long long)it->seq,
+                 beams > 1 ? "beam-search" : "greedy", why, out);
+        free(out);
+        if (beams >= 4) break;
+        beams = 4;   /* the retry: beam search escapes most greedy loops */
+    }
+    it->spoken = strdup(src);
+    it->how = PIPELINE_FALLBACK;
+    pthread_mutex_lock(&pl->smu);
+    pl->st.fallbacks++;
+    pthread_mutex_unlock(&pl->smu);
+    emit_log(pl, it->seq, "sentence %llu: speaking the source text instead", (unsigned long long)it->seq);
+}
+
+static void *translate_main(void *arg) {
+    pipeline *pl = arg;
+    uint64_t rng = pl->p.test_seed * 0x9E3779B97F4A7C15ull + 1;
+    item *it;
+    while ((it = tq_pop(pl, &pl->q_text))) {
+        test_delay(pl, &rng);
+        it->t_tr_start = stts_now_ns();
+        translate_item(pl, it);
+        it->t_tr_end = stts_now_ns();
+        if (!it->spoken) { item_free(it); break; }   /* cancelled, or out of memory */
+        pthread_mutex_lock(&pl->smu);
+        pl->st.translated++;
+        pl->last_translate_ms = ms(it->t_tr_start, it->t_tr_end);
+        if (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK)
+            push_double(&pl->d_translate, &pl->n_translate, &pl->cap_translate, pl->last_translate_ms);
+        pthread_mutex_unlock(&pl->smu);
+        if (tq_push(pl, &pl->q_spoken, it) != 0) { item_free(it); break; }
+    }
+    tq_close(&pl->q_spoken);
+    return NULL;
+}
+
+/* ---- synth stage -------------------------------------------------------------------- */
+
+typedef struct {
+    pipeline *pl;
+    item *it;
+} chunk_ctx;
+
+static int on_chunk(void *user, const int16_t *pcm, size_t n) {
+    chunk_ctx *c = user;
+    pipeline *pl = c->pl;
+    item *it = c->it;
+    pthread_mutex_lock(&pl->amu);
+    if (!it->t_first_chunk) it->t_first_chunk = stts_now_ns();
+    if (it->n_pcm + n > it->cap_pcm) {
+        size_t nc = it->cap_pcm ? it->cap_pcm * 2 : 16384;
+        while (nc < it->n_pcm + n) nc *= 2;
+        int16_t *np = realloc(it->pcm, nc * sizeof *np);
+        if (!np) { pthread_mutex_unlock(&pl->amu); return 1; }
+        it->pcm = np;
+        it->cap_pcm = nc;
+    }
+    memcpy(it->pcm + it->n_pcm, pcm, n * sizeof *pcm);
+    it->n_pcm += n;
+    pl->queued_samples += n;
+    pthread_cond_broadcast(&pl->a_data);
+    /* Back-pressure: hold synthesis while enough audio waits to be played. */
+    while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl)) pthread_cond_wait(&pl->a_space, &pl->amu);
+    int stop = is_cancelled(pl);
+    pthread_mutex_unlock(&pl->amu);
+    return stop;
+}
+
+static void *synth_main(void *arg) {
+    pipeline *pl = arg;
+    uint64_t rng = pl->p.test_seed * 0xD1B54A32D192ED03ull + 2;
+    item *it;
+    while ((it = tq_pop(pl, &pl->q_spoken))) {
+        test_delay(pl, &rng);
+        pthread_mutex_lock(&pl->amu);
+        while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl)) pthread_cond_wait(&pl->a_space, &pl->amu);
+        if (is_cancelled(pl)) { pthread_mutex_unlock(&pl->amu); item_free(it); break; }
+        it->next = NULL;
+        if (pl->a_tail) pl->a_tail->next = it; else pl->a_head = it;
+        pl->a_tail = it;
+        pthread_cond_broadcast(&pl->a_data);
+        pthread_mutex_unlock(&pl->amu);
+
+        it->t_syn_start = stts_now_ns();
+        chunk_ctx ctx = {pl, it};
+        stts_error err;
+        stts_error_clear(&err);
+        stts_status st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &pl->cancelled, &err);
+        uint64_t t_end = stts_now_ns();
+        if (st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG) {
+            emit_log(pl, it->seq, "sentence %llu: synthesis failed: %s", (unsigned long long)it->seq, err.msg);
+            pthread_mutex_lock(&pl->smu);
+            pl->st.synth_errors++;
+            pthread_mutex_unlock(&pl->smu);
+        }
+        pthread_mutex_lock(&pl->amu);
+        it->t_syn_end = t_end;
+        it->synth_done = 1;
+        it->synth_failed = st != STTS_OK;
+        pthread_cond_broadcast(&pl->a_data);
+        pthread_mutex_unlock(&pl->amu);
+        pthread_mutex_lock(&pl->smu);
+        pl->st.synthesized++;
+        if (it->t_first_chunk) {
+            pl->last_synth_ms = ms(it->t_syn_start, it->t_first_chunk);
+            push_double(&pl->d_synth_first, &pl->n_synth_first, &pl->cap_synth_first, pl->last_synth_ms);
+        }
+        pthread_mutex_unlock(&pl->smu);
+        if (is_cancelled(pl)) break;
+    }
+    pthread_mutex_lock(&pl->amu);
+    pl->a_closed = 1;
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_mutex_unlock(&pl->amu);
+    return NULL;
+}
+
+/* ---- player stage ---------------------------------------------------------------------- */
+
+static void write_metrics(pipeline *pl, item *it, int idle) {
+    FILE *f = pl->p.metrics;
+    if (!f) return;
+    /* json_dumps would need jansson here; the strings are escaped by hand
+     * (quotes, backslashes and control characters; UTF-8 passes through). */
+    fprintf(f, "{\"seq\":%llu,\"message_id\":\"", (unsigned long long)it->seq);
+    const char *strs[3] = {it->message_id, it->source, it->spoken};
+    for (int k = 0; k < 3; k++) {
+        if (k == 1) fprintf(f, "\",\"kind\":\"%s\",\"how\":\"%s\",\"source\":\"", text_kind_name(it->kind),
+                            pipeline_how_name(it->how));
+        if (k == 2) fputs("\",\"spoken\":\"", f);
+        for (const unsigned char *s = (const unsigned char *)(strs[k] ? strs[k] : ""); *s; s++) {
+            if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+            else if (*s < 0x20) fprintf(f, "\\u%04x", *s);
+            else fputc(*s, f);
+        }
+    }
+    double rate = pl->rate > 0 ? pl->rate : 1;
+    fprintf(f, "\",\"skipped\":%s,\"idle\":%s,\"audio_ms\":%.3f", it->skipped ? "true" : "false",
+            idle ? "true" : "false", (double)it->n_pcm * 1000.0 / rate);
+    const struct { const char *k; uint64_t v; } ts[] = {
+        {"t_input_ms", it->t_input}, {"t_emit_ms", it->t_emit}, {"t_translated_ms", it->t_tr_end},
+        {"t_first_chunk_ms", it->t_first_chunk}, {"t_first_out_ms", it->t_first_out},
+        {"t_play_end_ms", it->t_play_end}};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        if (ts[i].v) fprintf(f, ",\"%s\":%.3f", ts[i].k, ((double)ts[i].v - (double)pl->t0) / 1e6);
+        else fprintf(f, ",\"%s\":null", ts[i].k);
+    }
+    fprintf(f, ",\"translate_ms\":%.3f,\"synth_first_ms\":%.3f", ms(it->t_tr_start, it->t_tr_end),
+            it->t_first_chunk ? ms(it->t_syn_start, it->t_first_chunk) : -1.0);
+    if (it->t_first_out) fprintf(f, ",\"ready_to_first_out_ms\":%.3f", ms(it->t_emit, it->t_first_out));
+    fputs("}\n", f);
+    fflush(f);
+}
+
+/* Metrics of a played (or skipped) item; frees it. Runs on the player thread. */
+static void finish_item(pipeline *pl, item *it) {
+    /* "Idle": nothing was playing when the sentence became ready, so its
+     * ready -> first-sample time is processing latency, not queueing. */
+    int idle = !it->skipped && it->t_first_out && pl->last_play_end <= it->t_emit;
+    if (!it->skipped && it->t_play_end) pl->last_play_end = it->t_play_end;
+    write_metrics(pl, it, idle);
+    pthread_mutex_lock(&pl->smu);
+    if (it->skipped) pl->st.skipped++;
+    else if (it->t_first_out) pl->st.played++;
+    if (idle) {
+        push_double(&pl->d_ready_out, &pl->n_ready_out, &pl->cap_ready_out, ms(it->t_emit, it->t_first_out));
+        pl->st.idle_samples++;
+    }
+    pl->in_flight--;
+    pthread_mutex_unlock(&pl->smu);
+    item_free(it);
+}
+
+/* Resolves playback marks of played items, in order; with force, whatever
+ * is unresolved takes the current time (after a drain, or on cancel). */
+static void resolve_done(pipeline *pl, int force) {
+    while (pl->done_head) {
+        item *it = pl->done_head;
+        if (it->marked) {
+            uint64_t h0 = 0, p0 = 0, h1 = 0, p1 = 0;
+            int ok0 = audio_mark_query(pl->p.sink, it->mark_start, &h0, &p0);
+            int ok1 = audio_mark_query(pl->p.sink, it->mark_end, &h1, &p1);
+            if (!(ok0 && ok1) && !force) break;
+            uint64_t now = stts_now_ns();
+            it->t_first_out = ok0 ? h0 : now;
+            it->t_play_end = ok1 ? p1 : now;
+        }
+        pl->done_head = it->next;
+        if (!pl->done_head) pl->done_tail = NULL;
+        finish_item(pl, it);
+    }
+}
+
+static void done_append(pipeline *pl, item *it) {
+    it->next = NULL;
+    if (pl->done_tail) pl->done_tail->next = it; else pl->done_head = it;
+    pl->done_tail = it;
+}
+
+/* Writes n samples, pacing like a device when simulate_realtime is set. */
+static int play_samples(pipeline *pl, const int16_t *pcm, size_t n) {
+    stts_error err;
+    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) return -1;
+    if (pl->p.simulate_realtime && pl->rate > 0) {
+        uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
+        while (left > 0 && !is_cancelled(pl)) {   /* short slices keep cancel prompt */
+            uint64_t step = left < 5000000ull ? left : 5000000ull;
+            sleep_ns(step);
+            left -= step;
+        }
+    }
+    return is_cancelled(pl) ? -1 : 0;
+}
+
+/* --max-lag: before starting a sentence, drop the oldest fully synthesized
+ * unspoken ones while the audio waiting exceeds the limit. Called with amu
+ * held; returns how many were skipped (moved to the done list). */
+static int skip_backlog(pipeline *pl) {
+    if (pl->p.max_lag_s <= 0 || pl->rate <= 0) return 0;
+    int skipped = 0;
+    double limit = pl->p.max_lag_s * pl->rate;
+    while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
+           (double)pl->queued_samples > limit) {
+        item *it = pl->a_head;
+        pl->a_head = it->next;
+        pl->queued_samples -= it->n_pcm;
+        it->skipped = 1;
+        done_append(pl, it);
+        skipped++;
+    }
+    if (skipped) pthread_cond_broadcast(&pl->a_space);
+    return skipped;
+}
+
+static void *play_main(void *arg) {
+    pipeline *pl = arg;
+    uint64_t rng = pl->p.test_seed * 0x94D049BB133111EBull + 3;
+    enum { SLICE = 2048 };
+    int16_t buf[SLICE];
+    stts_error err;
+    pthread_mutex_lock(&pl->amu);
+    for (;;) {
+        while (!pl->a_head && !pl->a_closed && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
+        if (is_cancelled(pl) || (!pl->a_head && pl->a_closed)) break;
+        int skipped = skip_backlog(pl);
+        if (skipped) {
+            uint64_t next_seq = pl->a_head->seq;
+            pthread_mutex_unlock(&pl->amu);
+            emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s,
+                     skipped, skipped == 1 ? "" : "s");
+            if (pl->skip_pcm) play_samples(pl, pl->skip_pcm, pl->skip_n);
+            audio_silence(pl->p.sink, pl->p.gap_ms, &err);
+            resolve_done(pl, 0);
+            pthread_mutex_lock(&pl->amu);
+            continue;
+        }
+        item *it = pl->a_head;
+        /* Wait for the first samples (or the end of a silent item). */
+        while (it->n_pcm == 0 && !it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
+        if (is_cancelled(pl)) break;
+        int have_audio = it->n_pcm > 0;
+        pthread_mutex_unlock(&pl->amu);
+        test_delay(pl, &rng);
+        if (have_audio) {
+            it->t_play_start = stts_now_ns();
+            if (pl->p.on_event) {
+                pipeline_event ev = {.kind = PIPELINE_EV_PLAY, .seq = it->seq, .source = it->source,
+                                     .spoken = it->spoken, .how = it->how};
+                pl->p.on_event(pl->p.user, &ev);
+            }
+            if (audio_mark(pl->p.sink, &it->mark_start, &err) == STTS_OK) it->marked = 1;
+        }
+        /* Stream the item's PCM as the synth thread appends it. A sink that
+         * fails mid-sentence drops the rest of the item, but the item is only
+         * released once synthesis is done with it. */
+        int sink_failed = 0;
+        pthread_mutex_lock(&pl->amu);
+        for (;;) {
+            size_t avail = it->n_pcm - it->played;
+            if (avail == 0) {
+                if (it->synth_done || is_cancelled(pl)) break;
+                pthread_cond_wait(&pl->a_data, &pl->amu);
+                continue;
+            }
+            size_t n = avail < SLICE ? avail : SLICE;
+            int rc = 0;
+            if (!sink_failed) {
+                memcpy(buf, it->pcm + it->played, n * sizeof *buf);
+                pthread_mutex_unlock(&pl->amu);
+                rc = play_samples(pl, buf, n);
+                pthread_mutex_lock(&pl->amu);
+            }
+            it->played += n;
+            pl->queued_samples -= n;
+            pthread_cond_broadcast(&pl->a_space);
+            if (rc != 0 && is_cancelled(pl)) break;
+            if (rc != 0) sink_failed = 1;
+        }
+        if (is_cancelled(pl)) break;   /* the item stays listed; pipeline_free releases it */
+        pl->a_head = it->next;
+        if (!pl->a_head) pl->a_tail = NULL;
+        pthread_mutex_unlock(&pl->amu);
+        if (sink_failed) emit_log(pl, it->seq, "sentence %llu: the audio output failed", (unsigned long long)it->seq);
+        if (have_audio && !sink_failed) {
+            if (audio_mark(pl->p.sink, &it->mark_end, &err) != STTS_OK) it->marked = 0;
+            audio_silence(pl->p.sink, pl->p.gap_ms, &err);
+        } else {
+            it->marked = 0;
+        }
+        done_append(pl, it);
+        resolve_done(pl, 0);
+        pthread_mutex_lock(&pl->amu);
+    }
+    pthread_mutex_unlock(&pl->amu);
+    if (!is_cancelled(pl)) audio_drain(pl->p.sink, &err);
+    resolve_done(pl, 1);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static int discard_chunk(void *user, const int16_t *pcm, size_t n) {
+    (void)user; (void)pcm; (void)n;
+    return 0;
+}
+
+typedef struct { int16_t *pcm; size_t n, cap; } pcm_buf;
+
+static int collect_chunk(void *user, const int16_t *pcm, size_t n) {
+    pcm_buf *b = user;
+    if (b->n + n > b->cap) {
+        size_t nc = (b->n + n) * 2;
+        int16_t *np = realloc(b->pcm, nc * sizeof *np);
+        if (!np) return 1;
+        b->pcm = np;
+        b->cap = nc;
+    }
+    memcpy(b->pcm + b->n, pcm, n * sizeof *pcm);
+    b->n += n;
+    return 0;
+}
+
+/* Loads caches and code paths before the first real sentence, so it is as
+ * fast as the rest; also prepares the --max-lag notice. */
+static stts_status warm_up(pipeline *pl, stts_error *err) {
+    uint64_t t = stts_now_ns();
+    int jpn = strcmp(pl->tgt_lang, "jpn_Jpan") == 0;
+    char *skip_text = NULL;
+    if (pl->p.translate) {
+        int32_t *ids = NULL;
+        int n = 0, hit = 0;
+        char *out = engine_translate(pl, "Skipping ahead.", 1, &ids, &n, &hit, err);
+        free(ids);
+        if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
+        if (!jpn && pl->p.force_length <= 0) skip_text = out;
+        else free(out);
+    }
+    if (!skip_text) skip_text = strdup(jpn ? "少し先に進みます。" : "Skipping ahead.");
+    if (!skip_text) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    stts_status st;
+    if (pl->p.max_lag_s > 0) {
+        pcm_buf b = {0};
+        st = tts_synthesize(pl->p.synth, skip_text, collect_chunk, &b, NULL, err);
+        pl->skip_pcm = b.pcm;
+        pl->skip_n = b.n;
+    } else {
+        st = tts_synthesize(pl->p.synth, skip_text, discard_chunk, NULL, NULL, err);
+    }
+    free(skip_text);
+    if (st != STTS_OK) return st;
+    pl->st.warmup_ms = ms(t, stts_now_ns());
+    return STTS_OK;
+}
+
+stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error *err) {
+    *out = NULL;
+    if (!p || !p->synth || !p->sink)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
+    if (p->translate && !p->model)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: translation is on but no model was given");
+    if (audio_sample_rate(p->sink) != tts_sample_rate(p->synth))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "pipeline: the audio sink runs at %d Hz but the voice produces %d Hz",
+                              audio_sample_rate(p->sink), tts_sample_rate(p->synth));
+    if (p->translate) {
+        if (nllb_model_lang_id(p->model, p->src_lang) < 0)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                  "unknown source language '%s' (see stream-tts translate --list-languages)", p->src_lang);
+        if (nllb_model_lang_id(p->model, p->tgt_lang) < 0)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                  "unknown target language '%s' (see stream-tts translate --list-languages)", p->tgt_lang);
+    }
+    pipeline *pl = calloc(1, sizeof *pl);
+    if (!pl) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    pl->p = *p;
+    snprintf(pl->src_lang, sizeof pl->src_lang, "%s", p->src_lang ? p->src_lang : "eng_Latn");
+    snprintf(pl->tgt_lang, sizeof pl->tgt_lang, "%s", p->tgt_lang ? p->tgt_lang : "jpn_Jpan");
+    pl->p.src_lang = pl->src_lang;
+    pl->p.tgt_lang = pl->tgt_lang;
+    pl->t0 = stts_now_ns();
+    pl->rate = tts_sample_rate(p->synth);
+    double ahead = p->audio_queue_s > 0 ? p->audio_queue_s : 60;
+    /* The audio queue must hold more than the lag limit, or there would
+     * never be a backlog to skip. */
+    if (p->max_lag_s > 0 && ahead < 2 * p->max_lag_s + 5) ahead = 2 * p->max_lag_s + 5;
+    pl->cap_samples = (size_t)(ahead * pl->rate);
+    tq_init(&pl->q_text, p->text_queue);
+    tq_init(&pl->q_spoken, p->text_queue);
+    pthread_mutex_init(&pl->amu, NULL);
+    pthread_cond_init(&pl->a_data, NULL);
+    pthread_cond_init(&pl->a_space, NULL);
+    pthread_mutex_init(&pl->smu, NULL);
+    stts_status st = STTS_OK;
+    if (p->translate) {
+        nllb_session_params sp = nllb_session_default_params();
+        st = nllb_session_new(p->model, &sp, &pl->session, err);
+        if (st == STTS_OK && p->cache_entries > 0 && !(pl->cache = mt_cache_new((size_t)p->cache_entries)))
+            st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    }
+    if (st == STTS_OK && p->warmup) st = warm_up(pl, err);
+    if (st == STTS_OK) {
+        if (pthread_create(&pl->th_translate, NULL, translate_main, pl) != 0) {
+            st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the translate thread");
+        } else if (pthread_create(&pl->th_synth, NULL, synth_main, pl) != 0) {
+            atomic_store(&pl->cancelled, 1);
+            tq_wake(&pl->q_text);
+            pthread_join(pl->th_translate, NULL);
+            st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the synth thread");
+        } else if (pthread_create(&pl->th_play, NULL, play_main, pl) != 0) {
+            atomic_store(&pl->cancelled, 1);
+            tq_wake(&pl->q_text);
+            tq_wake(&pl->q_spoken);
+            pthread_join(pl->th_translate, NULL);
+            pthread_join(pl->th_synth, NULL);
+            st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the player thread");
+        } else {
+            pl->started = 1;
+        }
+    }
+    if (st != STTS_OK) {
+        pl->joined = 1;
+        pipeline_free(pl);
+        return st;
+    }
+    *out = pl;
+    return STTS_OK;
+}
+
+static char *dup_or_empty(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) { memcpy(d, s ? s : "", s ? n : 0); d[s ? n : 0] = '\0'; }
+    return d;
+}
+
+stts_status pipeline_push(pipeline *pl, const ingest_sentence *s, stts_error *err) {
+    if (is_cancelled(pl)) return stts_error_set(err, STTS_ERR_CANCELLED, "pipeline cancelled");
+    item *it = calloc(1, sizeof *it);
+    if (!it) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    it->seq = s->seq;
+    it->kind = s->kind;
+    it->message_id = dup_or_empty(s->message_id, s->message_id ? strlen(s->message_id) : 0);
+    it->source = dup_or_empty(s->text, s->len);
+    it->notice_lang = s->lang ? strdup(s->lang) : NULL;
+    it->t_input = s->arrival_ns;
+    it->t_emit = s->emit_ns ? s->emit_ns : stts_now_ns();
+    it->t_push = stts_now_ns();
+    if (!it->message_id || !it->source || (s->lang && !it->notice_lang)) {
+        item_free(it);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&pl->smu);
+    pl->st.pushed++;
+    pl->in_flight++;
+    pthread_mutex_unlock(&pl->smu);
+    if (tq_push(pl, &pl->q_text, it) != 0) {
+        item_free(it);
+        pthread_mutex_lock(&pl->smu);
+        pl->in_flight--;
+        pthread_mutex_unlock(&pl->smu);
+        return stts_error_set(err, STTS_ERR_CANCELLED, "pipeline cancelled");
+    }
+    return STTS_OK;
+}
+
+static void join_all(pipeline *pl) {
+    if (pl->joined) return;
+    pl->joined = 1;
+    if (!pl->started) return;
+    pthread_join(pl->th_translate, NULL);
+    pthread_join(pl->th_synth, NULL);
+    pthread_join(pl->th_play, NULL);
+}
+
+stts_status pipeline_finish(pipeline *pl, stts_error *err) {
+    pl->finished = 1;
+    tq_close(&pl->q_text);
+    join_all(pl);
+    if (is_cancelled(pl)) return stts_error_set(err, STTS_ERR_CANCELLED, "pipeline cancelled");
+    return STTS_OK;
+}
+
+void pipeline_cancel(pipeline *pl) {
+    if (!pl || atomic_exchange(&pl->cancelled, 1)) return;
+    audio_abort(pl->p.sink);
+    tq_wake(&pl->q_text);
+    tq_wake(&pl->q_spoken);
+    pthread_mutex_lock(&pl->amu);
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_cond_broadcast(&pl->a_space);
+    pthread_mutex_unlock(&pl->amu);
+}
+
+void pipeline_free(pipeline *pl) {
+    if (!pl) return;
+    if (!pl->joined) {
+        if (!pl->finished) pipeline_cancel(pl);
+        tq_close(&pl->q_text);
+        join_all(pl);
+    }
+    tq_destroy(&pl->q_text);
+    tq_destroy(&pl->q_spoken);
+    for (item *it = pl->a_head, *n; it; it = n) { n = it->next; item_free(it); }
+    for (item *it = pl->done_head, *n; it; it = n) { n = it->next; item_free(it); }
+    pthread_mutex_destroy(&pl->amu);
+    pthread_cond_destroy(&pl->a_data);
+    pthread_cond_destroy(&pl->a_space);
+    pthread_mutex_destroy(&pl->smu);
+    if (pl->session) nllb_session_free(pl->session);
+    mt_cache_free(pl->cache);
+    free(pl->skip_pcm);
+    free(pl->d_translate);
+    free(pl->d_synth_first);
+    free(pl->d_ready_out);
+    free(pl);
+}
+
+/* ---- reporting ---------------------------------------------------------------------------- */
+
+void pipeline_get_stats(pipeline *pl, pipeline_stats *st) {
+    pthread_mutex_lock(&pl->smu);
+    *st = pl->st;
+    st->queued = pl->in_flight;
+    st->translate_p50 = percentile(pl->d_translate, pl->n_translate, 0.50);
+    st->translate_p95 = percentile(pl->d_translate, pl->n_translate, 0.95);
+    st->synth_first_p50 = percentile(pl->d_synth_first, pl->n_synth_first, 0.50);
+    st->synth_first_p95 = percentile(pl->d_synth_first, pl->n_synth_first, 0.95);
+    st->ready_first_out_p50 = percentile(pl->d_ready_out, pl->n_ready_out, 0.50);
+    st->ready_first_out_p95 = percentile(pl->d_ready_out, pl->n_ready_out, 0.95);
+    pthread_mutex_unlock(&pl->smu);
+    pthread_mutex_lock(&pl->amu);
+    st->lag_s = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    pthread_mutex_unlock(&pl->amu);
+}
+
+void pipeline_print_summary(pipeline *pl, FILE *f) {
+    pipeline_stats s;
+    pipeline_get_stats(pl, &s);
+    fprintf(f, "stream-tts: %llu sentences spoken, %llu skipped, %llu from cache, %llu already in the target "
+               "language, %llu beam retries, %llu spoken untranslated after the guard\n",
+            (unsigned long long)s.played, (unsigned long long)s.skipped, (unsigned long long)s.cache_hits,
+            (unsigned long long)s.same_script, (unsigned long long)s.retries, (unsigned long long)s.fallbacks);
+    fprintf(f, "stream-tts: warm-up %.1f ms\n", s.warmup_ms);
+    if (s.translate_p50 >= 0)
+        fprintf(f, "stream-tts: translation          p50 %7.1f ms  p95 %7.1f ms\n", s.translate_p50, s.translate_p95);
+    if (s.synth_first_p50 >= 0)
+        fprintf(f, "stream-tts: synthesis first chunk p50 %7.1f ms  p95 %7.1f ms\n", s.synth_first_p50,
+                s.synth_first_p95);
+    if (s.ready_first_out_p50 >= 0)
+        fprintf(f, "stream-tts: sentence ready -> first sample out (device idle, %llu sentences) p50 %.1f ms  p95 %.1f ms\n",
+                (unsigned long long)s.idle_samples, s.ready_first_out_p50, s.ready_first_out_p95);
+}
+
+void pipeline_status_line(pipeline *pl, char *buf, size_t cap) {
+    pthread_mutex_lock(&pl->smu);
+    int queued = pl->in_flight;
+    double mt = pl->last_translate_ms, tts = pl->last_synth_ms;
+    unsigned long long played = pl->st.played;
+    pthread_mutex_unlock(&pl->smu);
+    pthread_mutex_lock(&pl->amu);
+    double lag = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    pthread_mutex_unlock(&pl->amu);
+    snprintf(buf, cap, "spoken %llu  queued %d  lag %.1f s  last: mt %.0f ms, tts first chunk %.0f ms", played, queued,
+             lag, mt, tts);
+}

@@ -9,12 +9,14 @@
 
 #include "cli.h"
 #include "frontend_opts.h"
+#include "pipeline_run.h"
 
 static void usage(FILE *f) {
     fputs("usage: stream-tts [flags]          speak Claude Code's stream-json output\n"
           "       claude -p --output-format stream-json --verbose --include-partial-messages \"...\" | stream-tts --dry-run\n\n",
           f);
     frontend_opts_usage(f);
+    pipeline_opts_usage(f);
     fputs("  --help                  show this help\n", f);
 }
 
@@ -46,16 +48,23 @@ static void print_json(void *user, const ingest_sentence *s) {
     json_decref(o);
 }
 
-int cmd_run(int argc, char **argv) {
+/* The configuration file's settings come first in argv, so the command
+ * line overrides them (see config_argv). */
+static int run_with_args(int argc, char **argv) {
     frontend_opts o;
     frontend_opts_init(&o);
+    pipeline_opts po;
+    pipeline_opts_init(&po);
     char err[256];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         }
+        if (strcmp(argv[i], "--config") == 0) { i++; continue; }     /* read by config_argv */
+        if (strncmp(argv[i], "--config=", 9) == 0) continue;
         int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err);
+        if (r == 0) r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err);
         if (r < 0) {
             fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
             return 2;
@@ -70,9 +79,19 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
         return 2;
     }
-    if (!o.dry_run) {
-        fprintf(stderr, "stream-tts: the speech pipeline is not built in yet; use --dry-run to print the sentences\n");
+    if (!o.dry_run) return pipeline_run(&o, &po);
+    return frontend_drive(&o, o.json ? print_json : print_text, NULL, NULL);
+}
+
+int cmd_run(int argc, char **argv) {
+    char err[512];
+    int n = 0;
+    char **args = config_argv(argc, argv, &n, err, sizeof err);
+    if (!args) {
+        fprintf(stderr, "stream-tts: %s\n", err);
         return 2;
     }
-    return frontend_drive(&o, o.json ? print_json : print_text, NULL, NULL);
+    int rc = run_with_args(n, args);
+    config_argv_free(args, n);
+    return rc;
 }

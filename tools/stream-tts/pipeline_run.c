@@ -1,0 +1,539 @@
+/* pipeline_run.c - `stream-tts` without --dry-run: loads the model and the
+ * voice, opens the audio output, starts the pipeline, drives the front end
+ * into it from this thread, and reports. Signals are taken by a dedicated
+ * thread (sigwait), which cancels the pipeline at once: audio stops within
+ * one device period, and the process exits cleanly. */
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline_run.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nllb.h"
+#include "stts_audio.h"
+#include "stts_pipeline.h"
+#include "stts_tts.h"
+
+#ifndef STTS_SOURCE_DIR
+#define STTS_SOURCE_DIR ""
+#endif
+
+void pipeline_opts_init(pipeline_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->src = "eng_Latn";
+    o->tgt = "jpn_Jpan";
+    o->beam = 1;
+    o->speed = 1.0;
+    o->gap_ms = 150;
+    o->cache = 256;
+    o->status = -1;
+}
+
+/* "--name VALUE" or "--name=VALUE" -> the value; NULL when argv[*i] is not
+ * --name; *missing when it is but has no value. */
+static const char *flag_value(const char *name, int argc, char **argv, int *i, int *missing) {
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    *missing = 0;
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != '\0') return NULL;
+    if (*i + 1 >= argc) { *missing = 1; return NULL; }
+    return argv[++*i];
+}
+
+static int parse_double(const char *flag, const char *v, double lo, double hi, double *out, char *err, size_t cap) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        snprintf(err, cap, "%s expects a number from %g to %g, got '%s'", flag, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Boolean flags also accept "=true/false" (the configuration file writes them so). */
+static int bool_flag(const char *name, const char *a, int *out, char *err, size_t cap) {
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '\0') { *out = 1; return 1; }
+    if (a[n] != '=') return 0;
+    const char *v = a + n + 1;
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off")) *out = 0;
+    else { snprintf(err, cap, "%s takes true or false, got '%s'", name, v); return -1; }
+    return 1;
+}
+
+int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *err, size_t cap) {
+    static const struct { const char *name; size_t off; } STR[] = {
+        {"--model", offsetof(pipeline_opts, model)}, {"--src", offsetof(pipeline_opts, src)},
+        {"--tgt", offsetof(pipeline_opts, tgt)}, {"--voice", offsetof(pipeline_opts, voice)},
+        {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
+        {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
+        {"--metrics", offsetof(pipeline_opts, metrics)},
+    };
+    static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
+        {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
+        {"--volume", offsetof(pipeline_opts, volume_db), -40, 20}, {"--gap-ms", offsetof(pipeline_opts, gap_ms), 0, 5000},
+        {"--max-lag", offsetof(pipeline_opts, max_lag_s), 0, 86400},
+    };
+    static const struct { const char *name; size_t off; int lo, hi; } INT[] = {
+        {"--beam", offsetof(pipeline_opts, beam), 1, 16}, {"--threads", offsetof(pipeline_opts, threads), 0, 1024},
+        {"--cache", offsetof(pipeline_opts, cache), 0, 1000000},
+        {"--force-length", offsetof(pipeline_opts, force_length), 0, 1000},
+    };
+    static const struct { const char *name; size_t off; } BOOL[] = {
+        {"--no-translate", offsetof(pipeline_opts, no_translate)}, {"--echo", offsetof(pipeline_opts, echo)},
+        {"--no-guard", offsetof(pipeline_opts, no_guard)}, {"--no-warmup", offsetof(pipeline_opts, no_warmup)},
+    };
+    int missing;
+    const char *v;
+    for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
+        if ((v = flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
+            if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
+            *(const char **)((char *)o + STR[k].off) = v;
+            return 1;
+        }
+    }
+    for (size_t k = 0; k < sizeof NUM / sizeof NUM[0]; k++) {
+        if ((v = flag_value(NUM[k].name, argc, argv, i, &missing)) || missing) {
+            if (missing) { snprintf(err, cap, "%s needs a number", NUM[k].name); return -1; }
+            return parse_double(NUM[k].name, v, NUM[k].lo, NUM[k].hi, (double *)((char *)o + NUM[k].off), err, cap) ? -1 : 1;
+        }
+    }
+    for (size_t k = 0; k < sizeof INT / sizeof INT[0]; k++) {
+        if ((v = flag_value(INT[k].name, argc, argv, i, &missing)) || missing) {
+            double x;
+            if (missing) { snprintf(err, cap, "%s needs a whole number", INT[k].name); return -1; }
+            if (parse_double(INT[k].name, v, INT[k].lo, INT[k].hi, &x, err, cap) || x != (int)x) {
+                snprintf(err, cap, "%s expects a whole number from %d to %d, got '%s'", INT[k].name, INT[k].lo,
+                         INT[k].hi, v);
+                return -1;
+            }
+            *(int *)((char *)o + INT[k].off) = (int)x;
+            return 1;
+        }
+    }
+    for (size_t k = 0; k < sizeof BOOL / sizeof BOOL[0]; k++) {
+        int r = bool_flag(BOOL[k].name, argv[*i], (int *)((char *)o + BOOL[k].off), err, cap);
+        if (r) return r;
+    }
+    int on;
+    int r = bool_flag("--status", argv[*i], &on, err, cap);
+    if (r < 0) return -1;
+    if (r) { o->status = on; return 1; }
+    if (strcmp(argv[*i], "--no-status") == 0) { o->status = 0; return 1; }
+    return 0;
+}
+
+void pipeline_opts_usage(FILE *f) {
+    fputs("speech pipeline:\n"
+          "  --model DIR             NLLB model directory (HF layout). Default: $STREAM_TTS_MODEL, then\n"
+          "                          ~/.local/share/stream-tts/models/nllb-200-distilled-600M (scripts/fetch-model),\n"
+          "                          then the bundled demo model (models/demo-en-ja, English to Japanese only)\n"
+          "  --src LANG              source language, an NLLB code (default eng_Latn)\n"
+          "  --tgt LANG              spoken language (default jpn_Jpan); see stream-tts translate --list-languages\n"
+          "  --no-translate          speak the source text itself (espeak-ng for English)\n"
+          "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
+          "  --threads N             translation threads (default: all cores)\n"
+          "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
+          "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
+          "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
+          "  --tts-command CMD       external TTS: CMD reads text on stdin, writes WAV on stdout\n"
+          "  --output FILE.wav|-     write a WAV file, or raw s16le mono PCM to stdout ('-');\n"
+          "                          default: the sound device (no sound card: use --output)\n"
+          "  --audio-device N|NAME   sound device (stream-tts voices --audio-devices lists them)\n"
+          "  --gap-ms N              silence between sentences (default 150)\n"
+          "  --max-lag SECONDS       when unspoken audio exceeds this, skip older sentences (announced)\n"
+          "  --metrics FILE          per-sentence timestamps as JSON lines\n"
+          "  --echo                  print each sentence and its translation as it starts playing\n"
+          "                          (on stdout; on stderr when --output -)\n"
+          "  --cache N               translation cache entries (default 256; 0 = off)\n"
+          "  --no-guard              speak translations even when they look broken\n"
+          "  --no-warmup             skip the start-up warm-up translation and synthesis\n"
+          "  --status / --no-status  one-line status on stderr (default: when stderr is a terminal)\n"
+          "  --force-length N        decode exactly N tokens per sentence (benchmarks)\n"
+          "  --config FILE           configuration file (default ~/.config/stream-tts/config): lines of\n"
+          "                          'key = value' with the long flag names; command-line flags win\n",
+          f);
+}
+
+/* ---- configuration file ------------------------------------------------------ */
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+void config_argv_free(char **argv, int argc) {
+    if (!argv) return;
+    for (int i = 1; i < argc; i++) free(argv[i]);
+    free(argv);
+}
+
+char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) {
+    char path[PATH_MAX] = "";
+    int explicit_path = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) { snprintf(path, sizeof path, "%s", argv[i + 1]); explicit_path = 1; }
+        else if (!strncmp(argv[i], "--config=", 9)) { snprintf(path, sizeof path, "%s", argv[i] + 9); explicit_path = 1; }
+    }
+    if (!explicit_path) {
+        const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        if (x && *x) snprintf(path, sizeof path, "%s/stream-tts/config", x);
+        else if (home && *home) snprintf(path, sizeof path, "%s/.config/stream-tts/config", home);
+    }
+    int cap_args = argc + 1, n = 0;
+    char **out = calloc((size_t)cap_args, sizeof *out);
+    if (!out) { snprintf(err, cap, "out of memory"); return NULL; }
+    out[n++] = argv[0];
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    if (!f && explicit_path) {
+        snprintf(err, cap, "cannot read the configuration file '%s': %s", path, strerror(errno));
+        free(out);
+        return NULL;
+    }
+    if (f) {
+        char line[4096];
+        int lineno = 0;
+        while (fgets(line, sizeof line, f)) {
+            lineno++;
+            char *s = trim(line);
+            if (!*s || *s == '#') continue;
+            char *eq = strchr(s, '=');
+            char *key = s, *val = NULL;
+            if (eq) { *eq = '\0'; key = trim(s); val = trim(eq + 1); }
+            if (!*key || key[0] == '-' || strpbrk(key, " \t")) {
+                snprintf(err, cap, "%s:%d: expected 'key = value' with a long flag name as key (e.g. tgt = jpn_Jpan)",
+                         path, lineno);
+                fclose(f);
+                config_argv_free(out, n);
+                return NULL;
+            }
+            if (n + 1 >= cap_args) {
+                cap_args *= 2;
+                char **g = realloc(out, (size_t)cap_args * sizeof *g);
+                if (!g) { fclose(f); config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
+                out = g;
+            }
+            size_t len = strlen(key) + (val ? strlen(val) : 0) + 4;
+            char *arg = malloc(len);
+            if (!arg) { fclose(f); config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
+            if (val) snprintf(arg, len, "--%s=%s", key, val);
+            else snprintf(arg, len, "--%s", key);
+            out[n++] = arg;
+        }
+        fclose(f);
+    }
+    int n_config = n;
+    char **g = realloc(out, (size_t)(n + argc) * sizeof *g);
+    if (!g) { config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
+    out = g;
+    for (int i = 1; i < argc; i++) {
+        out[n] = strdup(argv[i]);
+        if (!out[n]) { config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
+        n++;
+    }
+    (void)n_config;
+    *new_argc = n;
+    return out;
+}
+
+/* ---- model selection ------------------------------------------------------------- */
+
+static int is_model_dir(const char *dir) {
+    char p[PATH_MAX];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    return stat(p, &st) == 0;
+}
+
+/* Fills dir with the model to use and says why in `why`. 0 on success. */
+static int pick_model(const pipeline_opts *po, char *dir, size_t cap, const char **why) {
+    if (po->model) { snprintf(dir, cap, "%s", po->model); *why = "--model"; return 0; }
+    const char *env = getenv("STREAM_TTS_MODEL");
+    if (env && *env) { snprintf(dir, cap, "%s", env); *why = "$STREAM_TTS_MODEL"; return 0; }
+    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    char p[PATH_MAX] = "";
+    if (x && *x) snprintf(p, sizeof p, "%s/stream-tts/models/nllb-200-distilled-600M", x);
+    else if (home && *home) snprintf(p, sizeof p, "%s/.local/share/stream-tts/models/nllb-200-distilled-600M", home);
+    if (p[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "installed NLLB-200-distilled-600M"; return 0; }
+    /* The demo model: next to the executable in a build or install tree,
+     * then in the source tree this binary was built from. */
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        const char *rel[] = {"/../../models/demo-en-ja", "/../share/stream-tts/models/demo-en-ja", "/../models/demo-en-ja"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(p, sizeof p, "%s%s", exe, rel[i]);
+            if (is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return 0; }
+        }
+    }
+    snprintf(p, sizeof p, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
+    if (STTS_SOURCE_DIR[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return 0; }
+    return -1;
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+typedef struct {
+    pipeline *pl;
+    volatile sig_atomic_t stop;
+    FILE *echo;
+    int status_on;
+    pthread_mutex_t out_mu;   /* stderr/echo lines vs the status line */
+    atomic_int done;
+    atomic_int signal_no;
+} run_ctx;
+
+static void clear_status(run_ctx *c) {
+    if (c->status_on) fputs("\r\033[K", stderr);
+}
+
+static void on_event(void *user, const pipeline_event *ev) {
+    run_ctx *c = user;
+    pthread_mutex_lock(&c->out_mu);
+    clear_status(c);
+    if (ev->kind == PIPELINE_EV_LOG) {
+        fprintf(stderr, "stream-tts: %s\n", ev->message);
+    } else if (c->echo) {
+        if (ev->how == PIPELINE_MT || ev->how == PIPELINE_MT_RETRY || ev->how == PIPELINE_CACHE)
+            fprintf(c->echo, "%s\n  -> %s\n", ev->source, ev->spoken);
+        else
+            fprintf(c->echo, "%s\n", ev->spoken);
+        fflush(c->echo);
+    }
+    pthread_mutex_unlock(&c->out_mu);
+}
+
+static void on_sentence(void *user, const ingest_sentence *s) {
+    run_ctx *c = user;
+    stts_error err;
+    if (pipeline_push(c->pl, s, &err) != STTS_OK) c->stop = 1;
+}
+
+static void *signal_main(void *arg) {
+    run_ctx *c = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    struct timespec tick = {0, 100000000};
+    while (!atomic_load(&c->done)) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            atomic_store(&c->signal_no, sig);
+            c->stop = 1;
+            pipeline_cancel(c->pl);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *status_main(void *arg) {
+    run_ctx *c = arg;
+    struct timespec tick = {0, 250000000};
+    while (!atomic_load(&c->done)) {
+        nanosleep(&tick, NULL);
+        if (atomic_load(&c->done)) break;
+        char line[256];
+        pipeline_status_line(c->pl, line, sizeof line);
+        pthread_mutex_lock(&c->out_mu);
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+        pthread_mutex_unlock(&c->out_mu);
+    }
+    return NULL;
+}
+
+/* Notices ("Python code, 12 lines, omitted.") are said in the spoken
+ * language straight from the phrase table when it has that language, so they
+ * need no translation; English notices are translated like any sentence. */
+static void pick_notice_lang(frontend_opts *fo, const char *speak_lang) {
+    if (strcmp(fo->notice_lang, "eng_Latn") != 0) return;   /* chosen with --notice-lang */
+    for (const char *const *l = text_phrase_languages(); *l; l++) {
+        if (strcmp(*l, speak_lang) == 0) {
+            snprintf(fo->notice_lang, sizeof fo->notice_lang, "%s", speak_lang);
+            fo->ingest.text.notice_lang = fo->notice_lang;
+            return;
+        }
+    }
+}
+
+int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
+    frontend_opts fo_copy = *fo_in;
+    frontend_opts *fo = &fo_copy;
+    stts_error err;
+    stts_error_clear(&err);
+    uint64_t t_start = stts_now_ns();
+    int translate = !po->no_translate;
+    const char *speak_lang = translate ? po->tgt : po->src;
+    pick_notice_lang(fo, speak_lang);
+
+    /* Everything that can fail at startup fails before any input is read. */
+    nllb_model *model = NULL;
+    double load_ms = 0;
+    if (translate) {
+        char dir[PATH_MAX];
+        const char *why = NULL;
+        if (pick_model(po, dir, sizeof dir, &why) != 0) {
+            fprintf(stderr, "stream-tts: no translation model found: give --model DIR, set $STREAM_TTS_MODEL, or "
+                            "install one with scripts/fetch-model nllb-200-distilled-600M (or use --no-translate)\n");
+            return 1;
+        }
+        nllb_model_params mp = nllb_model_default_params();
+        mp.threads = po->threads;
+        uint64_t t = stts_now_ns();
+        if (nllb_model_load(dir, &mp, &model, &err) != STTS_OK) {
+            fprintf(stderr, "stream-tts: %s\n", err.msg);
+            return 1;
+        }
+        load_ms = (double)(stts_now_ns() - t) / 1e6;
+        int demo = strstr(why, "demo") != NULL;
+        fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", dir, why, nllb_model_backend(model),
+                demo ? "; a tiny English-to-Japanese demo, not NLLB: scripts/fetch-model installs the real one" : "");
+        if (demo && (strcmp(po->src, "eng_Latn") != 0 || strcmp(po->tgt, "jpn_Jpan") != 0)) {
+            fprintf(stderr, "stream-tts: the demo model only translates eng_Latn to jpn_Jpan; install NLLB with "
+                            "scripts/fetch-model nllb-200-distilled-600M for %s -> %s\n", po->src, po->tgt);
+            nllb_model_free(model);
+            return 1;
+        }
+    }
+
+    tts_params tp;
+    tts_default_params(&tp);
+    tp.lang = speak_lang;
+    tp.voice = po->voice;
+    tp.speed = po->speed;
+    tp.pitch = po->pitch;
+    tp.volume_db = po->volume_db;
+    tp.user_dict = po->user_dict;
+    if (po->tts_command) { tp.command = po->tts_command; tp.backend = TTS_BACKEND_COMMAND; }
+    tts_synth *synth = NULL;
+    if (tts_open(&tp, &synth, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        nllb_model_free(model);
+        return 1;
+    }
+    fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
+            tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);
+
+    audio_params ap;
+    audio_default_params(&ap);
+    ap.sample_rate = tts_sample_rate(synth);
+    ap.device = po->audio_device;
+    if (po->output) {
+        if (strcmp(po->output, "-") == 0) { ap.kind = AUDIO_SINK_RAW; ap.fd = 1; }
+        else { ap.kind = AUDIO_SINK_WAV; ap.path = po->output; }
+    }
+    audio_sink *sink = NULL;
+    if (audio_open(&ap, &sink, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        tts_close(synth);
+        nllb_model_free(model);
+        return 1;
+    }
+    FILE *metrics = NULL;
+    if (po->metrics && !(metrics = fopen(po->metrics, "w"))) {
+        fprintf(stderr, "stream-tts: cannot write the metrics file '%s': %s\n", po->metrics, strerror(errno));
+        audio_close(sink, &err);
+        tts_close(synth);
+        nllb_model_free(model);
+        return 1;
+    }
+
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    pthread_mutex_init(&c.out_mu, NULL);
+    c.echo = po->echo ? (ap.kind == AUDIO_SINK_RAW ? stderr : stdout) : NULL;
+    c.status_on = po->status < 0 ? isatty(2) : po->status;
+
+    /* Signals go to the signal thread only: block them before any thread starts. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    pipeline_params pp;
+    pipeline_default_params(&pp);
+    pp.src_lang = po->src;
+    pp.tgt_lang = po->tgt;
+    pp.translate = translate;
+    pp.model = model;
+    pp.num_beams = po->beam;
+    pp.force_length = po->force_length;
+    pp.guard = !po->no_guard;
+    pp.cache_entries = po->cache;
+    pp.synth = synth;
+    pp.sink = sink;
+    pp.gap_ms = po->gap_ms;
+    pp.max_lag_s = po->max_lag_s;
+    pp.warmup = !po->no_warmup;
+    pp.metrics = metrics;
+    pp.on_event = on_event;
+    pp.user = &c;
+    /* Test hook for the order/once-only tests: random stage delays. */
+    const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");
+    if (delay) pp.test_delay_max_us = (unsigned)strtoul(delay, NULL, 10);
+
+    int rc = 0;
+    if (pipeline_start(&pp, &c.pl, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        rc = 1;
+    } else {
+        pipeline_stats st0;
+        pipeline_get_stats(c.pl, &st0);
+        fprintf(stderr, "stream-tts: ready in %.0f ms (model load %.0f ms, warm-up %.0f ms)\n",
+                (double)(stts_now_ns() - t_start) / 1e6, load_ms, st0.warmup_ms);
+        pthread_t sig_th, status_th;
+        int have_sig = pthread_create(&sig_th, NULL, signal_main, &c) == 0;
+        int have_status = c.status_on && pthread_create(&status_th, NULL, status_main, &c) == 0;
+        rc = frontend_drive(fo, on_sentence, &c, &c.stop);
+        stts_status fst = pipeline_finish(c.pl, &err);
+        atomic_store(&c.done, 1);
+        if (have_sig) pthread_join(sig_th, NULL);
+        if (have_status) pthread_join(status_th, NULL);
+        pthread_mutex_lock(&c.out_mu);
+        clear_status(&c);
+        pthread_mutex_unlock(&c.out_mu);
+        int sig = atomic_load(&c.signal_no);
+        if (sig) {
+            fprintf(stderr, "stream-tts: stopped (%s)\n", sig == SIGINT ? "interrupt" : "terminated");
+            rc = 128 + sig;
+        } else if (fst != STTS_OK && rc == 0) {
+            rc = 1;
+        }
+        pipeline_print_summary(c.pl, stderr);
+        pipeline_free(c.pl);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (metrics) fclose(metrics);
+    if (atomic_load(&c.signal_no)) audio_abort(sink);
+    if (audio_close(sink, &err) != STTS_OK && rc == 0) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        rc = 1;
+    }
+    tts_close(synth);
+    nllb_model_free(model);
+    pthread_mutex_destroy(&c.out_mu);
+    return rc;
+}

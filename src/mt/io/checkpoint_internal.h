@@ -41,4 +41,8 @@ stts_status mtio_parse_torch_zip(mt_checkpoint *ck, const void *buf, size_t n, c
 /* Overflow-checked numel of a shape; -1 when it does not fit in int64. */
 int64_t mtio_numel(int ndim, const int64_t *shape);
 
+/* The portable f16 widening (mt_tensor_to_f32 uses F16C where the CPU has
+ * it); exposed so tests cover it on every machine. */
+void mtio_f16_to_f32_scalar(const unsigned char *src, float *dst, size_t n);
+
 #endif

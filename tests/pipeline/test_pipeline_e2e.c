@@ -1,0 +1,460 @@
+/* test_pipeline_e2e.c - the whole pipeline in-process, with the bundled demo
+ * model (models/demo-en-ja), a real Open JTalk voice (../shared) and a WAV
+ * sink: the bundled sample stream-json in, speech out; order and once-only
+ * under random stage delays; cancellation mid-sentence; the --max-lag
+ * notice; metrics fields and their order; memory bounded on a 100k-line
+ * input. Label "pipeline": also run under ThreadSanitizer in CI. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "stts_pipeline.h"
+#include "test.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+static nllb_model *g_model;
+static char g_tmp[256];
+
+static tts_synth *open_voice(void) {
+    tts_params p;
+    tts_default_params(&p);
+    char vp[512];
+    snprintf(vp, sizeof vp, "%s/assets/voices/mei_normal.htsvoice", STTS_SHARED_DIR);
+    p.voice = vp;
+    tts_synth *s = NULL;
+    stts_error err;
+    if (tts_open(&p, &s, &err) != STTS_OK) {
+        fprintf(stderr, "tts_open: %s\n", err.msg);
+        return NULL;
+    }
+    return s;
+}
+
+static audio_sink *open_wav(const char *path, int rate) {
+    audio_params ap;
+    audio_default_params(&ap);
+    ap.kind = AUDIO_SINK_WAV;
+    ap.path = path;
+    ap.sample_rate = rate;
+    audio_sink *k = NULL;
+    stts_error err;
+    if (audio_open(&ap, &k, &err) != STTS_OK) fprintf(stderr, "audio_open: %s\n", err.msg);
+    return k;
+}
+
+/* Events seen, in order, for the checks. */
+typedef struct {
+    pthread_mutex_t mu;
+    uint64_t play_seq[4096];
+    int n_play;
+    int n_skip_logs;
+    atomic_int first_play;
+} events;
+
+static void on_event(void *user, const pipeline_event *ev) {
+    events *e = user;
+    pthread_mutex_lock(&e->mu);
+    if (ev->kind == PIPELINE_EV_PLAY) {
+        if (e->n_play < 4096) e->play_seq[e->n_play++] = ev->seq;
+        atomic_store(&e->first_play, 1);
+    } else if (strstr(ev->message, "skipped")) {
+        e->n_skip_logs++;
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void sentence(ingest_sentence *s, uint64_t seq, const char *text) {
+    memset(s, 0, sizeof *s);
+    s->text = text;
+    s->len = strlen(text);
+    s->kind = TEXT_SPEECH;
+    s->message_id = "msg_test";
+    s->seq = seq;
+    s->arrival_ns = stts_now_ns();
+    s->emit_ns = stts_now_ns();
+}
+
+/* ---- the bundled sample, end to end ---- */
+
+typedef struct {
+    pipeline *pl;
+    int pushed;
+} feed_ctx;
+
+static void push_cb(void *user, const ingest_sentence *s) {
+    feed_ctx *f = user;
+    stts_error err;
+    if (pipeline_push(f->pl, s, &err) == STTS_OK) f->pushed++;
+}
+
+static int feed_file(const char *path, pipeline *pl) {
+    feed_ctx f = {pl, 0};
+    ingest_params ip;
+    ingest_default_params(&ip);
+    ip.text.notice_lang = "jpn_Jpan";
+    ingest_frontend *fe = NULL;
+    ingest_reader *r = NULL;
+    stts_error err;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || ingest_frontend_new(&ip, push_cb, NULL, &f, &fe, &err) != STTS_OK ||
+        ingest_reader_new(fd, 0, &r, &err) != STTS_OK)
+        return -1;
+    for (;;) {
+        ingest_line ln;
+        ingest_result res;
+        if (ingest_reader_next(r, -1, &ln, &res, &err) != STTS_OK || res == INGEST_EOF) break;
+        ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, &err);
+    }
+    ingest_frontend_finish(fe, stts_now_ns());
+    ingest_reader_free(r);
+    ingest_frontend_free(fe);
+    close(fd);
+    return f.pushed;
+}
+
+static double wav_seconds(const char *path, int rate) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n > 44 ? (double)(n - 44) / 2.0 / rate : 0;
+}
+
+static void sample_end_to_end(void) {
+    tts_synth *synth = open_voice();
+    CHECK(synth != NULL);
+    if (!synth) return;
+    char wav[300], met[300];
+    snprintf(wav, sizeof wav, "%s/sample.wav", g_tmp);
+    snprintf(met, sizeof met, "%s/sample.jsonl", g_tmp);
+    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
+    FILE *mf = fopen(met, "w");
+    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pipeline_params pp;
+    pipeline_default_params(&pp);
+    pp.model = g_model;
+    pp.synth = synth;
+    pp.sink = sink;
+    pp.metrics = mf;
+    pp.on_event = on_event;
+    pp.user = &ev;
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
+    if (!pl) return;
+    char sample[512];
+    snprintf(sample, sizeof sample, "%s/samples/session.jsonl", STTS_SOURCE_DIR);
+    int pushed = feed_file(sample, pl);
+    CHECK(pushed >= 20);
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    pipeline_stats st;
+    pipeline_get_stats(pl, &st);
+    CHECK_EQ_INT(st.played, pushed);
+    CHECK_EQ_INT(st.skipped, 0);
+    pipeline_free(pl);
+    fclose(mf);
+    CHECK_EQ_INT(audio_close(sink, &err), STTS_OK);
+
+    /* Metrics: one line per sentence, in order, every timestamp present and
+     * in pipeline order; the WAV holds all the audio plus the gaps. */
+    FILE *f = fopen(met, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0;
+    double audio_ms = 0;
+    int notices_in_japanese = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        CHECK(o != NULL);
+        if (!o) continue;
+        CHECK_EQ_INT(json_integer_value(json_object_get(o, "seq")), n);
+        const char *keys[] = {"t_input_ms", "t_emit_ms", "t_translated_ms", "t_first_chunk_ms", "t_first_out_ms",
+                              "t_play_end_ms"};
+        double prev = -1;
+        for (int k = 0; k < 6; k++) {
+            json_t *v = json_object_get(o, keys[k]);
+            CHECK_MSG(json_is_number(v), "seq %d: %s missing", n, keys[k]);
+            double x = json_number_value(v);
+            CHECK_MSG(x >= prev, "seq %d: %s = %f goes back from %f", n, keys[k], x, prev);
+            prev = x;
+        }
+        CHECK(json_is_string(json_object_get(o, "spoken")));
+        CHECK(json_is_number(json_object_get(o, "translate_ms")));
+        audio_ms += json_number_value(json_object_get(o, "audio_ms"));
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        const char *how = json_string_value(json_object_get(o, "how"));
+        if (kind && strcmp(kind, "speech") != 0) {
+            /* Notices come from the Japanese phrase table, untranslated. */
+            CHECK_EQ_STR(how, "notice");
+            notices_in_japanese++;
+        }
+        json_decref(o);
+        n++;
+    }
+    free(line);
+    if (f) fclose(f);
+    CHECK_EQ_INT(n, pushed);
+    CHECK(notices_in_japanese >= 2);   /* the sample has a code block and a table */
+    double secs = wav_seconds(wav, tts_sample_rate(synth));
+    CHECK_NEAR(secs, audio_ms / 1000.0 + n * 0.150, 0.05);
+    /* Every sentence spoken once, in order. */
+    CHECK_EQ_INT(ev.n_play, pushed);
+    for (int i = 0; i < ev.n_play; i++) CHECK_EQ_INT(ev.play_seq[i], i);
+    tts_close(synth);
+}
+
+/* ---- order and once-only under random stage delays ---- */
+
+static void order_under_delays(void) {
+    static const char *texts[] = {"I like tennis.", "Where is the station?", "He is reading a book.",
+                                  "東京は日本の首都です。", "It is raining today.", "I like tennis.",
+                                  "Please open the window.", "She went to school.", "Thank you very much."};
+    int n = (int)(sizeof texts / sizeof texts[0]);
+    for (uint64_t seed = 1; seed <= (SANITIZED ? 1u : 3u); seed++) {
+        tts_synth *synth = open_voice();
+        if (!synth) { CHECK(0); return; }
+        char wav[300];
+        snprintf(wav, sizeof wav, "%s/order.wav", g_tmp);
+        audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
+        events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+        pipeline_params pp;
+        pipeline_default_params(&pp);
+        pp.model = g_model;
+        pp.synth = synth;
+        pp.sink = sink;
+        pp.on_event = on_event;
+        pp.user = &ev;
+        pp.text_queue = 2;            /* small queues: the producer blocks often */
+        pp.audio_queue_s = 2;
+        pp.test_delay_max_us = 20000;
+        pp.test_seed = seed;
+        pp.warmup = 0;
+        pipeline *pl = NULL;
+        stts_error err;
+        CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
+        if (!pl) return;
+        for (int i = 0; i < n; i++) {
+            ingest_sentence s;
+            sentence(&s, (uint64_t)i, texts[i]);
+            CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+        }
+        CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+        pipeline_stats st;
+        pipeline_get_stats(pl, &st);
+        CHECK_EQ_INT(ev.n_play, n);
+        for (int i = 0; i < ev.n_play; i++) CHECK_EQ_INT(ev.play_seq[i], i);
+        CHECK_EQ_INT(st.cache_hits, 1);      /* "I like tennis." twice */
+        CHECK_EQ_INT(st.same_script, 1);     /* the Japanese sentence is not translated */
+        pipeline_free(pl);
+        audio_close(sink, &err);
+        tts_close(synth);
+    }
+}
+
+/* ---- cancellation mid-sentence ---- */
+
+static void cancel_mid_sentence(void) {
+    tts_synth *synth = open_voice();
+    if (!synth) { CHECK(0); return; }
+    char wav[300];
+    snprintf(wav, sizeof wav, "%s/cancel.wav", g_tmp);
+    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
+    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pipeline_params pp;
+    pipeline_default_params(&pp);
+    pp.translate = 0;
+    pp.synth = synth;
+    pp.sink = sink;
+    pp.on_event = on_event;
+    pp.user = &ev;
+    pp.simulate_realtime = 1;     /* the WAV sink plays "in real time", like a device */
+    pp.warmup = 0;
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
+    if (!pl) return;
+    const char *long_ja = "これはとても長い文で、再生の途中で止めることができるかどうかを確かめるためのものです。";
+    for (int i = 0; i < 3; i++) {
+        ingest_sentence s;
+        sentence(&s, (uint64_t)i, long_ja);
+        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    }
+    while (!atomic_load(&ev.first_play)) {
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    struct timespec t = {0, 300000000};   /* well inside the first sentence (~5 s) */
+    nanosleep(&t, NULL);
+    uint64_t t0 = stts_now_ns();
+    pipeline_cancel(pl);
+    stts_status st = pipeline_finish(pl, &err);
+    double stop_ms = (double)(stts_now_ns() - t0) / 1e6;
+    printf("cancel: pipeline stopped %.1f ms after pipeline_cancel\n", stop_ms);
+    CHECK_EQ_INT(st, STTS_ERR_CANCELLED);
+    CHECK_MSG(stop_ms < 1000, "took %.0f ms", stop_ms);   /* a hang guard; speed is in bench/ */
+    pipeline_stats s;
+    pipeline_get_stats(pl, &s);
+    CHECK_EQ_INT(ev.n_play, 1);
+    CHECK_EQ_INT(s.played, 0);    /* the first never finished, the others never started */
+    pipeline_free(pl);
+    audio_close(sink, &err);
+    /* What was written before the stop is well under one sentence. */
+    double secs = wav_seconds(wav, tts_sample_rate(synth));
+    CHECK(secs > 0.1 && secs < 2.0);
+    tts_close(synth);
+}
+
+/* ---- --max-lag ---- */
+
+static void max_lag_skips_with_notice(void) {
+    tts_synth *synth = open_voice();
+    if (!synth) { CHECK(0); return; }
+    char wav[300];
+    snprintf(wav, sizeof wav, "%s/lag.wav", g_tmp);
+    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
+    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pipeline_params pp;
+    pipeline_default_params(&pp);
+    pp.translate = 0;
+    pp.synth = synth;
+    pp.sink = sink;
+    pp.on_event = on_event;
+    pp.user = &ev;
+    pp.simulate_realtime = 1;
+    pp.max_lag_s = 1.0;
+    pp.gap_ms = 0;
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
+    if (!pl) return;
+    static const char *texts[] = {"一番目の文です。", "二番目の文です。", "三番目の文です。", "四番目の文です。",
+                                  "五番目の文です。", "六番目の文です。"};
+    for (int i = 0; i < 6; i++) {
+        ingest_sentence s;
+        sentence(&s, (uint64_t)i, texts[i]);
+        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    }
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    pipeline_stats st;
+    pipeline_get_stats(pl, &st);
+    printf("max-lag: %llu played, %llu skipped\n", (unsigned long long)st.played, (unsigned long long)st.skipped);
+    CHECK(st.skipped >= 1);
+    CHECK_EQ_INT(st.played + st.skipped, 6);
+    CHECK(ev.n_skip_logs >= 1);                   /* never silently */
+    CHECK(ev.n_play >= 1 && ev.play_seq[ev.n_play - 1] == 5);  /* the newest is spoken */
+    for (int i = 1; i < ev.n_play; i++) CHECK(ev.play_seq[i] > ev.play_seq[i - 1]);
+    pipeline_free(pl);
+    audio_close(sink, &err);
+    tts_close(synth);
+}
+
+/* ---- memory bounded on a 100k-line input ---- */
+
+static long vm_hwm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+static void memory_bounded_100k_lines(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/big.jsonl", g_tmp);
+    FILE *f = fopen(path, "w");
+    if (!f) { CHECK(0); return; }
+    /* 100k lines: tool results of ~2 KB, thinking, system noise; every
+     * 2000th line is assistant text, so the stream is mostly not speech. */
+    char blob[2048];
+    memset(blob, 'x', sizeof blob - 1);
+    blob[sizeof blob - 1] = '\0';
+    int spoken = 0;
+    for (int i = 0; i < 100000; i++) {
+        if (i % 2000 == 1999) {
+            fprintf(f, "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_%d\",\"role\":\"assistant\",\"content\":"
+                       "[{\"type\":\"text\",\"text\":\"Step %d is done.\"}]},\"parent_tool_use_id\":null}\n", i, i);
+            spoken++;
+        } else if (i % 3 == 0) {
+            fprintf(f, "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+                       "\"tool_use_id\":\"t%d\",\"content\":\"%s\"}]},\"parent_tool_use_id\":null}\n", i, blob);
+        } else if (i % 3 == 1) {
+            fprintf(f, "{\"type\":\"assistant\",\"message\":{\"id\":\"m%d\",\"content\":[{\"type\":\"thinking\","
+                       "\"thinking\":\"%.*s\"}]},\"parent_tool_use_id\":null}\n", i, 500, blob);
+        } else {
+            fprintf(f, "{\"type\":\"system\",\"subtype\":\"status\",\"n\":%d}\n", i);
+        }
+    }
+    fclose(f);
+
+    tts_synth *synth = open_voice();
+    if (!synth) { CHECK(0); return; }
+    char wav[300];
+    snprintf(wav, sizeof wav, "%s/big.wav", g_tmp);
+    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
+    pipeline_params pp;
+    pipeline_default_params(&pp);
+    pp.model = g_model;
+    pp.synth = synth;
+    pp.sink = sink;
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
+    if (!pl) return;
+    long before = vm_hwm_kb();
+    int pushed = feed_file(path, pl);
+    CHECK_EQ_INT(pushed, spoken);
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    long after = vm_hwm_kb();
+    printf("memory: peak RSS %ld kB after model load and start, %ld kB after 100k lines (+%ld kB; model %zu kB)\n",
+           before, after, after - before, nllb_model_weight_bytes(g_model) / 1024);
+    if (!SANITIZED) CHECK_MSG(after - before < 150 * 1024, "grew by %ld kB", after - before);
+    pipeline_free(pl);
+    audio_close(sink, &err);
+    tts_close(synth);
+    unlink(path);
+}
+
+int main(void) {
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/stts-pipeline-XXXXXX");
+    if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
+    char model_dir[512];
+    snprintf(model_dir, sizeof model_dir, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
+    nllb_model_params mp = nllb_model_default_params();
+    stts_error err;
+    if (nllb_model_load(model_dir, &mp, &g_model, &err) != STTS_OK) {
+        fprintf(stderr, "cannot load the demo model: %s\n", err.msg);
+        return 1;
+    }
+    TEST_RUN(sample_end_to_end);
+    TEST_RUN(order_under_delays);
+    TEST_RUN(cancel_mid_sentence);
+    TEST_RUN(max_lag_skips_with_notice);
+    TEST_RUN(memory_bounded_100k_lines);
+    nllb_model_free(g_model);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,91 @@
+/* test_pipeline_units.c - the translate stage's decisions: script detection
+ * (text already in the target language is not translated again), the
+ * sanity guard's verdicts, and the LRU translation cache. */
+#include <stdio.h>
+
+#include "cache.h"
+#include "guard.h"
+#include "test.h"
+
+static void script_fraction(void) {
+    CHECK_NEAR(guard_script_fraction("東京は日本の首都です。", "jpn_Jpan"), 1.0, 1e-9);
+    CHECK_NEAR(guard_script_fraction("Hello world", "eng_Latn"), 1.0, 1e-9);
+    CHECK_NEAR(guard_script_fraction("Hello world", "jpn_Jpan"), 0.0, 1e-9);
+    /* 3 kana/kanji and 3 Latin letters: digits and punctuation do not count. */
+    CHECK_NEAR(guard_script_fraction("API を使う 123!", "jpn_Jpan"), 3.0 / 6.0, 1e-9);
+    CHECK(guard_script_fraction("12345 !!!", "jpn_Jpan") < 0);          /* no letters */
+    CHECK(guard_script_fraction("Hello", "xyz_Qaaa") < 0);              /* unknown script */
+    CHECK_NEAR(guard_script_fraction("Привет мир", "rus_Cyrl"), 1.0, 1e-9);
+}
+
+static void already_in_target(void) {
+    CHECK(guard_already_in_target("これは日本語の文です。", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("This is English.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("Run 東京 tests now please", "eng_Latn", "jpn_Jpan"));
+    /* Same script on both sides: never skipped (French source, English target). */
+    CHECK(!guard_already_in_target("Bonjour tout le monde.", "fra_Latn", "eng_Latn"));
+}
+
+static void guard_verdicts(void) {
+    char why[128];
+    int32_t ok_ids[] = {2, 100, 10, 11, 12, 2};
+    CHECK_EQ_INT(guard_check("It is raining.", "雨が降っている。", ok_ids, 6, 0, "eng_Latn", "jpn_Jpan", why, sizeof why), 0);
+    CHECK_EQ_INT(guard_check("It is raining.", "", ok_ids, 6, 0, "eng_Latn", "jpn_Jpan", why, sizeof why), 1);
+    CHECK(strstr(why, "empty") != NULL);
+    int32_t loop1[] = {2, 100, 7, 7, 7, 7, 2};
+    CHECK_EQ_INT(guard_check("Yes.", "はははは", loop1, 7, 0, "eng_Latn", "jpn_Jpan", why, sizeof why), 1);
+    CHECK(strstr(why, "repeating") != NULL);
+    int32_t loop2[] = {2, 100, 5, 6, 5, 6, 5, 6, 2};
+    CHECK_EQ_INT(guard_check("Go now.", "行け行け行け", loop2, 9, 0, "eng_Latn", "jpn_Jpan", why, sizeof why), 1);
+    int32_t three[] = {2, 100, 7, 7, 7, 2};   /* three of one token is still language */
+    CHECK_EQ_INT(guard_check("Ha ha ha.", "ははは", three, 6, 0, "eng_Latn", "jpn_Jpan", why, sizeof why), 0);
+    CHECK_EQ_INT(guard_check("Hi.", "こんにちは", ok_ids, 6, 1, "eng_Latn", "jpn_Jpan", why, sizeof why), 1);
+    CHECK(strstr(why, "length limit") != NULL);
+    CHECK_EQ_INT(guard_check("Hi.", "ああああいいいいううううええええおおおおかかかかきき", ok_ids, 6, 0, "eng_Latn",
+                             "jpn_Jpan", why, sizeof why), 1);
+    CHECK(strstr(why, "characters") != NULL);
+    CHECK_EQ_INT(guard_check("Open the file now.", "Open the file now.", ok_ids, 6, 0, "eng_Latn", "jpn_Jpan", why,
+                             sizeof why), 1);
+    CHECK(strstr(why, "Jpan") != NULL);
+    /* Mixed output with identifiers is fine when most letters are Japanese. */
+    CHECK_EQ_INT(guard_check("Run make now.", "今すぐmakeを実行してください。", ok_ids, 6, 0, "eng_Latn", "jpn_Jpan",
+                             why, sizeof why), 0);
+}
+
+static void cache_lru(void) {
+    mt_cache *c = mt_cache_new(2);
+    CHECK(c != NULL);
+    CHECK(mt_cache_get(c, "a") == NULL);
+    CHECK_EQ_INT(mt_cache_put(c, "a", "A"), 0);
+    CHECK_EQ_INT(mt_cache_put(c, "b", "B"), 0);
+    CHECK_EQ_STR(mt_cache_get(c, "a"), "A");         /* a is now the most recent */
+    CHECK_EQ_INT(mt_cache_put(c, "c", "C"), 0);      /* evicts b */
+    CHECK(mt_cache_get(c, "b") == NULL);
+    CHECK_EQ_STR(mt_cache_get(c, "a"), "A");
+    CHECK_EQ_STR(mt_cache_get(c, "c"), "C");
+    CHECK_EQ_INT(mt_cache_put(c, "c", "C2"), 0);     /* update in place */
+    CHECK_EQ_STR(mt_cache_get(c, "c"), "C2");
+    CHECK_EQ_INT(mt_cache_size(c), 2);
+    /* Many keys through a small cache: never more than capacity, lookups stay right. */
+    mt_cache *d = mt_cache_new(16);
+    char k[32], v[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "key %d", i);
+        snprintf(v, sizeof v, "val %d", i);
+        mt_cache_put(d, k, v);
+    }
+    CHECK_EQ_INT(mt_cache_size(d), 16);
+    CHECK_EQ_STR(mt_cache_get(d, "key 999"), "val 999");
+    CHECK_EQ_STR(mt_cache_get(d, "key 984"), "val 984");
+    CHECK(mt_cache_get(d, "key 983") == NULL);
+    mt_cache_free(d);
+    mt_cache_free(c);
+}
+
+int main(void) {
+    TEST_RUN(script_fraction);
+    TEST_RUN(already_in_target);
+    TEST_RUN(guard_verdicts);
+    TEST_RUN(cache_lru);
+    return TEST_SUMMARY();
+}

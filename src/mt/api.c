@@ -211,6 +211,9 @@ static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int
     c.bos_forced = tgt;
     c.p = &p;
     c.max_length = p.max_new_tokens > 0 ? 1 + p.max_new_tokens : p.max_length > 0 ? p.max_length : m->pub.max_length;
+    /* the config's default never exceeds the positions; an explicit request that does is an error below */
+    if (p.max_new_tokens <= 0 && p.max_length <= 0 && c.max_length > m->pub.max_position_embeddings)
+        c.max_length = m->pub.max_position_embeddings;
     if (p.force_length > 0) {
         c.max_length = p.force_length + 2; /* start, language, force_length tokens */
         c.eos = -1;

@@ -628,16 +628,17 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
     if (k == len) return STTS_OK;   /* blank line */
-    if (stts_utf8_valid_prefix((const unsigned char *)line, len) != len) {
+    /* jansson checks UTF-8 itself; only a line it rejects for that is repaired
+     * (bad bytes -> U+FFFD, which the text stage drops) and parsed again. */
+    json_error_t je;
+    json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!root && json_error_code(&je) == json_error_invalid_utf8) {
         size_t at = repair_utf8(fe, line, len);
         if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
         fe->st.invalid_utf8++;
         warnf(fe, "invalid UTF-8 at byte %zu replaced", at + 1);
-        line = fe->fix.p;
-        len = fe->fix.len;
+        root = json_loadb(fe->fix.p, fe->fix.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     }
-    json_error_t je;
-    json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!root) {
         fe->st.bad_lines++;
         warnf(fe, "not valid JSON (%s, at column %d); skipped", je.text, je.column);

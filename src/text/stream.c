@@ -908,6 +908,7 @@ static int classify(text_stream *ts, int final) {
 }
 
 static void process_line(text_stream *ts, int final) {
+    if (!ts->line.p && tb_reserve(&ts->line, 64) != 0) { ts->oom = 1; return; }
     if (ts->ls == LS_START && !classify(ts, final)) return;
     if (ts->ls == LS_INLINE) inline_run(ts, final);
     else if (ts->ls == LS_DROP) ts->off = ts->line.len;

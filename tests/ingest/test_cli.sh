@@ -100,7 +100,7 @@ kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
 # 7. bad flags: exit 2, message on stderr, nothing on stdout
 for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry-run --notice-lang english" \
             "--json" "--dry-run --input a --transcript b" "--dry-run extra" "--dry-run --max-sentence-chars 5" \
-            "--dry-run --merge-short-chars -1" "--input $SAMPLE"; do
+            "--dry-run --merge-short-chars -1" "--dry-run --follow"; do
   # shellcheck disable=SC2086
   "$BIN" $args </dev/null >"$T/fo" 2>"$T/fe"; rc=$?
   [ $rc -eq 2 ] && [ ! -s "$T/fo" ] && grep -q "^stream-tts: " "$T/fe" && ok || bad "'$args': exit $rc, stderr '$(cat "$T/fe")'"

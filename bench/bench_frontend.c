@@ -225,10 +225,10 @@ int main(int argc, char **argv) {
     double mbytes = (double)in.len / 1e6;
     printf("input: %.1f MB, %zu lines, %llu stream events, %llu sentences + %llu notices\n", mbytes, lines,
            (unsigned long long)st.stream_events, (unsigned long long)st.sentences, (unsigned long long)st.notices);
-    printf("%-44s %10s %10s\n", "pass (one core, best of reps)", "MB/s", "ratio");
-    printf("%-44s %10.0f %10.2f\n", "front end (split + ingest + clean + segment)", mbytes / best_fe, 1.0);
-    printf("%-44s %10.0f %10.2f\n", "peer: jansson json_loadb per line", mbytes / best_json, best_fe / best_json);
-    printf("%-44s %10.0f %10.2f\n", "peer: memchr line split only", mbytes / best_split, best_fe / best_split);
+    printf("%-44s %10s %14s\n", "pass (one core, best of reps)", "MB/s", "time vs peer");
+    printf("%-44s %10.0f %14s\n", "front end (split + ingest + clean + segment)", mbytes / best_fe, "-");
+    printf("%-44s %10.0f %13.2fx\n", "peer: jansson json_loadb per line", mbytes / best_json, best_fe / best_json);
+    printf("%-44s %10.0f %13.0fx\n", "peer: memchr line split only", mbytes / best_split, best_fe / best_split);
     if (nlat) {
         printf("latency, line handed in -> sentence callback (%zu sentences, last rep):\n", nlat);
         printf("  p50 %.2f us   p99 %.2f us   max %.2f us\n", (double)lat[nlat / 2] / 1e3,

@@ -355,8 +355,11 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     int api_err = json_is_true(json_object_get(root, "is_api_error_message")) ||
                   json_is_true(json_object_get(root, "isApiErrorMessage"));
     int synthetic = model && strcmp(model, "<synthetic>") == 0;
-    int streaming_this = id && s->open_kind != BLK_NONE && strcmp(s->msg_id, id) == 0;
-    if (!streaming_this) set_msg(fe, s, id);
+    /* the block open in partial mode is this line's block; if its message_start
+     * was lost the open block has no id yet and this line supplies it */
+    int streaming_this = id && s->open_kind != BLK_NONE && (strcmp(s->msg_id, id) == 0 || !s->msg_id[0]);
+    if (streaming_this) snprintf(s->msg_id, sizeof s->msg_id, "%s", id);
+    else set_msg(fe, s, id);
     if (api_err || (synthetic && err)) {
         /* a CLI error dressed as a message: say what kind, do not read it */
         uint64_t h = key_hash("error", id ? id : fe->turn_id, err ? err : "", err ? strlen(err) : 0);

@@ -125,6 +125,11 @@ static void test_lost_deltas_suffix(void) {
     const char *L3[] = {START("m3"), BSTART(0, "text"), DELTA(0, "Said once."), BSTOP(0), ASSIST("m3", "Said once."), NULL};
     run(L3, &c);
     EXPECT(&c, "Said once.");
+    /* message_start lost: the deltas had no id, the full line must not repeat them */
+    const char *L4[] = {BSTART(0, "text"), DELTA(0, "No start event here."), ASSIST("m4", "No start event here."), BSTOP(0), NULL};
+    ingest_stats st = run(L4, &c);
+    EXPECT(&c, "No start event here.");
+    CHECK_EQ_INT(st.duplicates, 1);
 }
 
 static void test_result_rules(void) {

@@ -59,6 +59,12 @@ typedef struct {
     const char *dict_dir;
     int builtin_dict;
     const char *user_dict;
+    /* Open JTalk: synthesize each breath group (text up to a pause, e.g. at
+     * 、) in its own HTS pass, so the first audio waits for the first
+     * group's parameters, not the whole sentence's (default 1). The labels
+     * keep the whole-sentence context; 0 gives one pass per sentence, the
+     * same samples as the open_jtalk program. */
+    int low_latency;
     /* Command backend: a shell command that reads UTF-8 text on stdin and
      * writes a RIFF WAV (PCM 16-bit, any rate, mono or stereo) on stdout. */
     const char *command;

@@ -66,6 +66,7 @@ typedef struct {
     double *lpf;
     char *buf;       /* text2mecab output, grown as needed */
     size_t buf_cap;
+    int by_pause;    /* params.low_latency: one HTS pass per breath group */
 } jtalk;
 
 static void jtalk_close(void *impl) {
@@ -571,21 +572,50 @@ static stts_status vocode(jtalk *j, tts_out *o, stts_error *err) {
     return st;
 }
 
+/* Is the centre phoneme of this full-context label a pause? */
+static int is_pause(const char *label) {
+    const char *m = strchr(label, '-');
+    return m && strncmp(m + 1, "pau+", 4) == 0;
+}
+
+/* HTS passes over labels[from..to): state durations, parameter generation
+ * (MLPG with global variance over the whole span), then the vocoder. */
+static stts_status synth_span(jtalk *j, char **labels, size_t from, size_t to, tts_out *o, const char *piece,
+                              stts_error *err) {
+    if (tts_out_should_stop(o)) return tts_out_cancelled(o, err);
+    stts_status st;
+    if (HTS_Engine_generate_state_sequence_from_strings(&j->engine, labels + from, to - from) != TRUE ||
+        HTS_Engine_generate_parameter_sequence(&j->engine) != TRUE)
+        st = stts_error_set(err, STTS_ERR_INTERNAL, "HTS engine could not generate speech for \"%.60s\"", piece);
+    else
+        st = tts_out_should_stop(o) ? tts_out_cancelled(o, err) : vocode(j, o, err);
+    HTS_Engine_refresh(&j->engine);
+    return st;
+}
+
 static stts_status synth_piece(jtalk *j, const char *piece, size_t len, tts_out *o, int *spoke,
                                stts_error *err) {
     stts_status st = frontend(j, piece, len, err);
-    if (st == STTS_OK && JPCommon_get_label_size(&j->jpc) > 2) {
-        if (tts_out_should_stop(o)) {
-            st = tts_out_cancelled(o, err);
-        } else if (HTS_Engine_generate_state_sequence_from_strings(&j->engine, JPCommon_get_label_feature(&j->jpc),
-                                                                   (size_t)JPCommon_get_label_size(&j->jpc)) != TRUE ||
-                   HTS_Engine_generate_parameter_sequence(&j->engine) != TRUE) {
-            st = stts_error_set(err, STTS_ERR_INTERNAL, "HTS engine could not generate speech for \"%.60s\"", piece);
+    size_t n = st == STTS_OK ? (size_t)JPCommon_get_label_size(&j->jpc) : 0;
+    if (st == STTS_OK && n > 2) {
+        char **labels = JPCommon_get_label_feature(&j->jpc);
+        *spoke = 1;
+        if (!j->by_pause) {
+            st = synth_span(j, labels, 0, n, o, piece, err);
         } else {
-            *spoke = 1;
-            st = tts_out_should_stop(o) ? tts_out_cancelled(o, err) : vocode(j, o, err);
+            /* Low latency: the labels keep their whole-sentence context,
+             * but each breath group (up to and including a pause) is its
+             * own HTS pass, so the first audio waits only for the first
+             * group's parameters. The cut is in silence, so the fresh
+             * vocoder state of the next pass is inaudible. */
+            size_t from = 0;
+            for (size_t i = 1; st == STTS_OK && i < n; i++) {
+                if (i == n - 1 || (is_pause(labels[i]) && i + 2 < n)) {
+                    st = synth_span(j, labels, from, i + 1, o, piece, err);
+                    from = i + 1;
+                }
+            }
         }
-        HTS_Engine_refresh(&j->engine);
     }
     frontend_refresh(j);
     return st;
@@ -643,6 +673,7 @@ static const tts_ops jtalk_ops = {jtalk_synthesize, jtalk_labels, jtalk_close};
 stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
     jtalk *j = calloc(1, sizeof *j);
     if (!j) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    j->by_pause = p->low_latency;
     Mecab_initialize(&j->mecab);
     NJD_initialize(&j->njd);
     JPCommon_initialize(&j->jpc);

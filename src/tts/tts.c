@@ -38,6 +38,7 @@ void tts_default_params(tts_params *p) {
     p->backend = TTS_BACKEND_AUTO;
     p->speed = 1.0;
     p->builtin_dict = 1;
+    p->low_latency = 1;
 }
 
 const char *tts_backend_label(tts_backend b) {

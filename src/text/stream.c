@@ -1054,7 +1054,7 @@ void text_stream_free(text_stream *ts) {
 
 stts_status text_stream_feed(text_stream *ts, const char *s, size_t n, uint64_t arrival_ns, stts_error *err) {
     ts->now = arrival_ns;
-    if (ts->held.len && arrival_ns - ts->held_at > ts->p.idle_flush_ns) flush_held(ts);
+    if (ts->held.len && arrival_ns - ts->last_input > ts->p.idle_flush_ns) flush_held(ts);   /* silence came first */
     ts->last_input = arrival_ns;
     feed_bytes(ts, (const unsigned char *)s, n);
     process_line(ts, 0);
@@ -1081,23 +1081,20 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
 }
 
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {
-    if (ts->held.len && now_ns - ts->held_at >= ts->p.idle_flush_ns && ts->sent.len == 0) flush_held(ts);
-    if (ts->sent.len && now_ns - ts->last_input >= ts->p.idle_flush_ns) {
+    /* silence since the last input: the fragment goes out, with a waiting short sentence */
+    if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
+    if (ts->sent.len) {
         ts->now = ts->last_input;
         ts->force = 1;
         emit_sentence(ts);
         ts->force = 0;
+    } else {
+        flush_held(ts);
     }
 }
 
 uint64_t text_stream_deadline(const text_stream *ts) {
-    uint64_t d = 0;
-    if (ts->sent.len) d = ts->last_input + ts->p.idle_flush_ns;
-    if (ts->held.len) {
-        uint64_t h = ts->held_at + ts->p.idle_flush_ns;
-        if (!d || h < d) d = h;
-    }
-    return d;
+    return (ts->sent.len || ts->held.len) ? ts->last_input + ts->p.idle_flush_ns : 0;
 }
 
 void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const char *lang, uint64_t arrival_ns) {

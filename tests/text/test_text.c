@@ -369,6 +369,17 @@ static void test_merge_timing_and_idle(void) {
     CHECK_EQ_STR(c->s[4], "tests and report back.");
     CHECK_EQ_INT(c->arrival[4], ms(9100));
     CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    /* text keeps coming after a short sentence: the idle time counts from the
+     * latest input, so the short one waits and merges */
+    text_stream_feed(ts, "OK. Let", 7, ms(20000), NULL);
+    text_stream_feed(ts, " me", 3, ms(21000), NULL);
+    CHECK_EQ_INT(text_stream_deadline(ts), ms(22500));
+    text_stream_tick(ts, ms(21600));
+    CHECK_EQ_INT(c->n, 5);
+    text_stream_feed(ts, " check this now. ", 17, ms(22000), NULL);
+    CHECK_EQ_INT(c->n, 6);
+    CHECK_EQ_STR(c->s[5], "OK. Let me check this now.");
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
     text_stream_free(ts);
     free(c);
 }

@@ -192,8 +192,12 @@ static int pump(ingest_reader *r, ingest_frontend *fe, volatile sig_atomic_t *st
         if (stop && *stop) break;
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
+        if (dl && dl <= now) {
+            ingest_frontend_tick(fe, now);
+            dl = ingest_frontend_deadline(fe);
+            if (dl && dl <= now) dl = now + 10000000ull;   /* never spin */
+        }
         if (dl) {
-            if (dl <= now) { ingest_frontend_tick(fe, now); continue; }
             uint64_t ms = (dl - now + 999999) / 1000000;
             if (ms < (uint64_t)timeout) timeout = (int)ms;
         }

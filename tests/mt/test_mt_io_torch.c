@@ -110,6 +110,7 @@ static void test_corrupted(void) {
     bad("bad-zip-no-pkl.bin", STTS_ERR_FORMAT, "data.pkl", NULL);
     bad("bad-zip-short-storage.bin", STTS_ERR_FORMAT, "archive/data/0", "fewer than its 32 float32 elements");
     bad("bad-pkl-view-outside.bin", STTS_ERR_FORMAT, "storage of 32 elements", NULL);
+    bad("bad-pkl-broadcast.bin", STTS_ERR_UNSUPPORTED, "broadcast", "4611686018427387904 elements");
     bad("bad-pkl-global.bin", STTS_ERR_FORMAT, "os.system", "not allowed");
     bad("bad-pkl-opcode.bin", STTS_ERR_FORMAT, "opcode 0xff", NULL);
     bad("bad-pkl-truncated.bin", STTS_ERR_FORMAT, "data.pkl", NULL);

@@ -219,6 +219,15 @@ static stts_status rebuild_tensor(ctx *c, const pv *args, pv **out) {
         numel *= t->shape[i];
     }
     t->numel = numel;
+    /* A view with more elements than its storage repeats elements (stride 0,
+     * an expand()); no weight is saved like that, and copying it out could
+     * need unbounded memory. */
+    if (numel > st->numel) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "tensor view has %lld elements but its storage only %lld (a broadcast view)",
+                 (long long)numel, (long long)st->numel);
+        return fail(c, STTS_ERR_UNSUPPORTED, msg);
+    }
     /* The last element addressed must lie inside the storage. */
     if (numel > 0) {
         uint64_t last = (uint64_t)off;

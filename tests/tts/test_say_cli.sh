@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# test_say_cli.sh STREAM_TTS VOICE_DIR - `stream-tts say` and `voices` end to
+# end: WAV and raw output agree and have the voice's rate and a plausible
+# length, labels show the dictionary reading, errors are one line with the
+# right exit status (unknown language; no sound device with the fallback).
+set -u
+bin=$1
+export STTS_VOICE_DIR=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+
+"$bin" say --output "$tmp/a.wav" "今日は良い天気です。" 2>"$tmp/err"
+check "say --output wav exits 0" "[ $? = 0 ]"
+check "wav is 48 kHz mono 16-bit" "[ \"\$(od -An -tu4 -j24 -N4 "$tmp/a.wav" | tr -d ' ')\" = 48000 ] && [ \"\$(od -An -tu2 -j22 -N2 "$tmp/a.wav" | tr -d ' ')\" = 1 ]"
+size=$(stat -c %s "$tmp/a.wav")
+check "wav holds 1.2-2.6 s of audio" "[ $size -gt $((44 + 2 * 48000 * 12 / 10)) ] && [ $size -lt $((44 + 2 * 48000 * 26 / 10)) ]"
+echo "今日は良い天気です。" | "$bin" say --output - >"$tmp/a.raw"
+check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -c +45 "$tmp/a.wav") "$tmp/a.raw""
+"$bin" say --labels "GitHub" >"$tmp/lab"
+check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
+"$bin" voices >"$tmp/voices"
+check "voices lists mei_normal and espeak-ng English" "grep -q '^openjtalk *jpn_Jpan *mei_normal' "$tmp/voices" && grep -q '^espeak-ng *eng_Latn *en-us' "$tmp/voices""
+"$bin" say --lang ace_Arab "x" 2>"$tmp/err"
+rc=$?
+check "unknown language: exit 1, one line naming it" "[ $rc = 1 ] && [ \$(wc -l <"$tmp/err") = 1 ] && grep -q ace_Arab "$tmp/err""
+mkdir -p "$tmp/home"
+printf 'pcm.!default { type hw card 97 }\nctl.!default { type hw card 97 }\n' >"$tmp/home/.asoundrc"
+HOME="$tmp/home" "$bin" say "テスト" 2>"$tmp/err"
+rc=$?
+check "no sound device: exit 1, one line with the --output fallback" "[ $rc = 1 ] && [ \$(wc -l <"$tmp/err") = 1 ] && grep -q -- '--output' "$tmp/err""
+"$bin" say --output "$tmp/b.wav" "。。。" 2>"$tmp/err"
+rc=$?
+check "punctuation only: exit 1, 'nothing to say'" "[ $rc = 1 ] && grep -q 'nothing to say' "$tmp/err""
+exit $fail

@@ -154,6 +154,9 @@ typedef struct {
 static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
     const int V = s->m->pub.vocab_size, L = c->max_length, B = c->num_beams, K = 2 * B;
     stts_status st = STTS_OK;
+    float *cval = NULL;
+    int *cbeam = NULL;
+    int32_t *ctok = NULL;
     beam_sent *bs = calloc((size_t)N, sizeof *bs);
     size_t rows = (size_t)N * B;
     int32_t *tok = malloc(rows * sizeof(int32_t));
@@ -193,9 +196,16 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
         goto out;
     }
 
-    float cval[2 * MAX_BEAMS], rv[2 * MAX_BEAMS], fv[3 * MAX_BEAMS];
-    int cbeam[2 * MAX_BEAMS], hit[2 * MAX_BEAMS], order[3 * MAX_BEAMS];
-    int32_t ctok[2 * MAX_BEAMS];
+    /* candidates: up to 2B per beam (B * 2B), ranked into the top 2B */
+    cval = malloc(sizeof(float) * (size_t)B * K);
+    cbeam = malloc(sizeof(int) * (size_t)B * K);
+    ctok = malloc(sizeof(int32_t) * (size_t)B * K);
+    if (!cval || !cbeam || !ctok) {
+        st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for beam search");
+        goto out;
+    }
+    float rv[2 * MAX_BEAMS], fv[3 * MAX_BEAMS];
+    int hit[2 * MAX_BEAMS], order[3 * MAX_BEAMS];
     int cur = 1;
     for (;;) {
         if (aborted(c)) {
@@ -249,25 +259,27 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
                     }
                 }
             }
-            /* rank by value desc, ties by flat index (beam * V + token) */
-            for (int q = 0; q < nc; q++) order[q] = q;
-            for (int q = 1; q < nc; q++) {
-                int t = order[q], p = q;
+            /* the top K by value desc, ties by flat index (beam * V + token):
+             * insertion into a sorted list of at most K */
+            int nk = 0;
+            for (int q = 0; q < nc; q++) {
+                long long fq = (long long)cbeam[q] * V + ctok[q];
+                int p = nk < K ? nk : K;
                 while (p > 0) {
                     int u = order[p - 1];
-                    long long ft = (long long)cbeam[t] * V + ctok[t], fu = (long long)cbeam[u] * V + ctok[u];
-                    if (cval[t] > cval[u] || (cval[t] == cval[u] && ft < fu)) {
-                        order[p] = u;
+                    long long fu = (long long)cbeam[u] * V + ctok[u];
+                    if (cval[q] > cval[u] || (cval[q] == cval[u] && fq < fu)) {
+                        if (p < K) order[p] = u;
                         p--;
                     } else
                         break;
                 }
-                order[p] = t;
+                if (p < K) order[p] = q;
+                if (nk < K) nk++;
             }
             float tv[2 * MAX_BEAMS];
             int tb[2 * MAX_BEAMS];
             int32_t tt[2 * MAX_BEAMS];
-            int nk = nc < K ? nc : K;
             for (int q = 0; q < K; q++) {
                 if (q < nk) {
                     tv[q] = cval[order[q]];
@@ -393,6 +405,7 @@ out:
             free(b->flen), free(b->flen2), free(b->fs), free(b->fs2), free(b->ff), free(b->ff2);
         }
     free(bs), free(tok), free(slot), free(sent), free(top), free(mx), free(lse), free(rowbase);
+    free(cval), free(cbeam), free(ctok);
     return st;
 }
 

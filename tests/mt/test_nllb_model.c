@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "cpu/kernels.h"
 #include "model.h"
 #include "nllb.h"
@@ -617,6 +618,36 @@ static void test_languages(void) {
     CHECK(nllb_language_code(-1) == NULL);
 }
 
+/* nllb_config_600m() is what the real 600M config.json says (shared/nllb). */
+static void test_600m_config_matches_hf_file(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/nllb/nllb-200-distilled-600M.config.json", STTS_SHARED_DIR);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "note: %s absent, not checked\n", path);
+        return;
+    }
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    mt_config c;
+    stts_error e;
+    CHECK_MSG(mt_config_parse(buf, n, NULL, 0, &c, &e) == STTS_OK, "%s", e.msg);
+    nllb_config r = nllb_config_600m();
+    CHECK_EQ_INT(c.vocab_size, r.vocab_size);
+    CHECK_EQ_INT(c.d_model, r.d_model);
+    CHECK_EQ_INT(c.encoder_layers, r.encoder_layers);
+    CHECK_EQ_INT(c.decoder_layers, r.decoder_layers);
+    CHECK_EQ_INT(c.encoder_attention_heads, r.encoder_attention_heads);
+    CHECK_EQ_INT(c.decoder_attention_heads, r.decoder_attention_heads);
+    CHECK_EQ_INT(c.encoder_ffn_dim, r.encoder_ffn_dim);
+    CHECK_EQ_INT(c.decoder_ffn_dim, r.decoder_ffn_dim);
+    CHECK_EQ_INT(c.max_position_embeddings, r.max_position_embeddings);
+    CHECK_EQ_INT(c.pad_token_id, r.pad_token_id);
+    CHECK_EQ_INT(c.decoder_start_token_id, r.decoder_start_token_id);
+    CHECK_EQ_INT(c.scale_embedding, r.scale_embedding);
+}
+
 int main(void) {
     TEST_RUN(test_kernels_match_double_reference);
     TEST_RUN(test_forward_matches_naive_reference);
@@ -627,5 +658,6 @@ int main(void) {
     TEST_RUN(test_force_length_callback_abort);
     TEST_RUN(test_bad_input_and_truncation);
     TEST_RUN(test_languages);
+    TEST_RUN(test_600m_config_matches_hf_file);
     return TEST_SUMMARY();
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -325,6 +326,39 @@ static void test_bad_voices_and_languages(void) {
     CHECK(s == NULL);
 }
 
+/* The header's rule: one handle per thread is fine. Two threads, each with
+ * its own handle, make the same samples as one thread alone. */
+static void *thread_say(void *arg) {
+    collect *c = arg;
+    tts_synth *s = open_voice("mei_normal", 1);
+    if (s) {
+        for (int i = 0; i < 3; i++) {
+            collect_free(c);
+            say(s, k_sentences[1], c, NULL);
+        }
+        tts_close(s);
+    }
+    return NULL;
+}
+
+static void test_handles_in_threads(void) {
+    collect ref = {0}, a = {0}, b = {0};
+    tts_synth *s = open_voice("mei_normal", 1);
+    if (!s) return;
+    CHECK_EQ_INT(say(s, k_sentences[1], &ref, NULL), STTS_OK);
+    tts_close(s);
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, thread_say, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, thread_say, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(a.n == ref.n && a.n > 0 && memcmp(a.pcm, ref.pcm, a.n * 2) == 0);
+    CHECK(b.n == ref.n && b.n > 0 && memcmp(b.pcm, ref.pcm, b.n * 2) == 0);
+    collect_free(&ref);
+    collect_free(&a);
+    collect_free(&b);
+}
+
 static void test_default_voice_by_name(void) {
     /* With no voice given, mei_normal is found by name in the voice dirs
      * (the development checkout's ../shared/assets/voices here). */
@@ -352,5 +386,6 @@ int main(void) {
     TEST_RUN(test_bad_input);
     TEST_RUN(test_bad_voices_and_languages);
     TEST_RUN(test_default_voice_by_name);
+    TEST_RUN(test_handles_in_threads);
     return TEST_SUMMARY();
 }

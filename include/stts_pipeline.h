@@ -62,11 +62,21 @@ typedef struct {
 
 typedef void (*pipeline_event_fn)(void *user, const pipeline_event *ev);
 
+/* A translator other than the bundled engine (benchmarks use it to time a
+ * full-size random-weight model while speaking real text). Returns the
+ * translation (malloc'd) and, for the guard, its decoder ids (malloc'd, may
+ * be NULL) and whether it stopped at the length limit. */
+typedef stts_status (*pipeline_translate_fn)(void *user, const char *src, const char *src_lang,
+                                              const char *tgt_lang, int num_beams, char **text, int32_t **ids,
+                                              int *n_ids, int *hit_max, stts_error *err);
+
 typedef struct {
     const char *src_lang;        /* NLLB code of the input (eng_Latn) */
     const char *tgt_lang;        /* NLLB code spoken (jpn_Jpan) */
     int translate;               /* 0: speak the source text */
-    const nllb_model *model;     /* required when translate */
+    const nllb_model *model;     /* required when translate, unless translate_fn is set */
+    pipeline_translate_fn translate_fn;  /* optional: used instead of the engine */
+    void *translate_user;
     int num_beams;               /* 1 = greedy (the guard retries with 4) */
     int force_length;            /* benchmarks: decode exactly this many tokens */
     int guard;                   /* 1: sanity guard with retry and fallback */

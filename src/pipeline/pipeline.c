@@ -267,6 +267,13 @@ static char *engine_translate(pipeline *pl, const char *src, int num_beams, int3
     *ids_out = NULL;
     *n_ids = 0;
     *hit_max = 0;
+    if (pl->p.translate_fn) {
+        char *text = NULL;
+        if (pl->p.translate_fn(pl->p.translate_user, src, pl->src_lang, pl->tgt_lang, num_beams, &text, ids_out,
+                               n_ids, hit_max, err) != STTS_OK)
+            return NULL;
+        return text;
+    }
     if (nllb_tokenize(m, src, pl->src_lang, &src_ids, &n_src, err) != STTS_OK) return NULL;
     nllb_translate_params tp = nllb_translate_default_params();
     tp.num_beams = num_beams;
@@ -732,13 +739,13 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     *out = NULL;
     if (!p || !p->synth || !p->sink)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
-    if (p->translate && !p->model)
+    if (p->translate && !p->model && !p->translate_fn)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: translation is on but no model was given");
     if (audio_sample_rate(p->sink) != tts_sample_rate(p->synth))
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "pipeline: the audio sink runs at %d Hz but the voice produces %d Hz",
                               audio_sample_rate(p->sink), tts_sample_rate(p->synth));
-    if (p->translate) {
+    if (p->translate && p->model) {
         if (nllb_model_lang_id(p->model, p->src_lang) < 0)
             return stts_error_set(err, STTS_ERR_INVALID_ARG,
                                   "unknown source language '%s' (see stream-tts translate --list-languages)", p->src_lang);
@@ -769,7 +776,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     stts_status st = STTS_OK;
     if (p->translate) {
         nllb_session_params sp = nllb_session_default_params();
-        st = nllb_session_new(p->model, &sp, &pl->session, err);
+        if (p->model) st = nllb_session_new(p->model, &sp, &pl->session, err);
         if (st == STTS_OK && p->cache_entries > 0 && !(pl->cache = mt_cache_new((size_t)p->cache_entries)))
             st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }

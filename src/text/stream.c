@@ -517,6 +517,8 @@ static int entity(text_stream *ts, const char *e, size_t n) {
     return 0;
 }
 
+/* The most bytes any one decision looks ahead (bounded rescans). */
+#define LOOKAHEAD 256
 #define SYSREM_CLOSE "</system-reminder>"
 #define SYSREM_CLOSE_LEN 18
 
@@ -540,8 +542,8 @@ static void inline_run(text_stream *ts, int final) {
         }
         if (ts->code_ticks) {
             if (c == '`') {
-                size_t r = run_of(s, n, i, '`');
-                if (i + r == n && !final) break;
+                size_t r = run_of(s, n - i > LOOKAHEAD ? i + LOOKAHEAD : n, i, '`');
+                if (r < LOOKAHEAD && i + r == n && !final) break;
                 if (r == ts->code_ticks) ts->code_ticks = 0;
                 else put_bytes(ts, s + i, r);
                 i += r;
@@ -561,16 +563,18 @@ static void inline_run(text_stream *ts, int final) {
             else { put_cp(ts, "\\", 1, '\\'); i++; }
             break;
         case '`': {
-            size_t r = run_of(s, n, i, '`');
-            if (i + r == n && !final) goto hold;
+            size_t r = run_of(s, n - i > LOOKAHEAD ? i + LOOKAHEAD : n, i, '`');
+            if (r < LOOKAHEAD && i + r == n && !final) goto hold;
             ts->code_ticks = r;
             i += r;
             break;
         }
         case '*': case '_': case '~': {
-            size_t r = run_of(s, n, i, (char)c);
-            if (i + r == n && !final) goto hold;
-            unsigned char nx = i + r < n ? (unsigned char)s[i + r] : ' ';
+            /* runs are judged on at most LOOKAHEAD bytes, so a huge run costs no rescans */
+            size_t r = run_of(s, n - i > LOOKAHEAD ? i + LOOKAHEAD : n, i, (char)c);
+            int capped = r == LOOKAHEAD;
+            if (!capped && i + r == n && !final) goto hold;
+            unsigned char nx = capped ? c : i + r < n ? (unsigned char)s[i + r] : ' ';
             uint32_t pv = ts->prev_cp;
             int keep;
             if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
@@ -778,10 +782,22 @@ static int classify(text_stream *ts, int final) {
             ts->ls = LS_DROP;
             return 1;
         }
+        /* decisions look at no more than LOOKAHEAD bytes (no rescans of a
+         * long line); only a table row and a fence line wait for the line end */
+        size_t full = n;
+        int fin = final || n >= LOOKAHEAD;
+        if (n > LOOKAHEAD) n = LOOKAHEAD;
         size_t i = 0;
         while (i < n && s[i] == ' ') i++;
+        if (i == n && !(final && i == full)) {
+            if (!fin) return 0;
+            ts->off += i;   /* hundreds of spaces, then text: a paragraph */
+            ts->ls = LS_INLINE;
+            ts->lk = LK_PARA;
+            ts->prev_blank = 0;
+            return 1;
+        }
         if (i == n) {
-            if (!final) return 0;
             /* blank line: paragraph break */
             if (ts->in_table) end_table(ts);
             hard_break(ts);
@@ -804,7 +820,7 @@ static int classify(text_stream *ts, int final) {
             if (!ts->in_table) hard_break(ts);
             ts->prev_blank = 0;
             ts->in_list = 0;
-            if (table_row(ts, s + i, n - i)) { ts->ls = LS_INLINE; ts->lk = LK_ITEM; }
+            if (table_row(ts, s + i, full - i)) { ts->ls = LS_INLINE; ts->lk = LK_ITEM; }
             else ts->ls = LS_DROP;
             return 1;
         }
@@ -812,22 +828,22 @@ static int classify(text_stream *ts, int final) {
         ts->prev_blank = 0;
         if (c == '`' || c == '~') {
             size_t r = run_of(s, n, i, (char)c);
-            if (r < 3 && i + r == n && !final) return 0;
-            if (r >= 3 && !(c == '`' && memchr(s + i + r, '`', n - i - r))) {
-                if (!final) return 0;   /* the info string needs the whole line */
+            if (r < 3 && i + r == n && !fin) return 0;
+            if (r >= 3 && !final) return 0;   /* the info string needs the whole line */
+            if (r >= 3 && !(c == '`' && memchr(s + i + r, '`', full - i - r))) {
                 hard_break(ts);
                 ts->in_fence = 1;
                 ts->fence_ch = (char)c;
                 ts->fence_len = r;
                 ts->fence_lines = 0;
-                text_code_language_name(s + i + r, n - i - r, ts->code_lang, sizeof ts->code_lang);
+                text_code_language_name(s + i + r, full - i - r, ts->code_lang, sizeof ts->code_lang);
                 ts->in_list = 0;
                 ts->ls = LS_DROP;
                 return 1;
             }
         } else if (c == '#') {
             size_t r = run_of(s, n, i, '#');
-            if (i + r == n && !final) return 0;
+            if (i + r == n && !fin) return 0;
             if (r <= 6 && (i + r == n || s[i + r] == ' ')) {
                 hard_break(ts);
                 ts->off += i + r;
@@ -837,14 +853,14 @@ static int classify(text_stream *ts, int final) {
                 return 1;
             }
         } else if (c == '>') {
-            if (i + 1 == n && !final) return 0;
+            if (i + 1 == n && !fin) return 0;
             ts->off += i + 1;
             if (i + 1 < n && s[i + 1] == ' ') ts->off++;
             ts->prev_blank = 1;   /* a quote starts its own block */
             hard_break(ts);
             continue;
         } else if (c == '-' || c == '*' || c == '+' || c == '_' || c == '=') {
-            if (i + 1 == n && !final) return 0;
+            if (i + 1 == n && !fin) return 0;
             if (c != '_' && c != '=' && i + 1 < n && s[i + 1] == ' ') {
                 /* list item; a task box "[ ] " / "[x] " goes too */
                 size_t j = i + 2;
@@ -852,7 +868,7 @@ static int classify(text_stream *ts, int final) {
                 for (int b = 0; b < 3; b++) {
                     size_t m = n - j < 4 ? n - j : 4;
                     if (memcmp(s + j, boxes[b], m) == 0) {
-                        if (m < 4 && !final) return 0;
+                        if (m < 4 && !fin) return 0;
                         if (m == 4) j += 4;
                         break;
                     }
@@ -868,7 +884,7 @@ static int classify(text_stream *ts, int final) {
                 size_t k = i, cnt = 0;
                 while (k < n && (s[k] == (char)c || s[k] == ' ')) { cnt += s[k] == (char)c; k++; }
                 if (k == n) {
-                    if (!final) return 0;
+                    if (!fin) return 0;
                     if (cnt >= 3 || c == '=') {
                         hard_break(ts);
                         ts->prev_blank = 1;
@@ -881,9 +897,9 @@ static int classify(text_stream *ts, int final) {
         } else if (isdigit(c)) {
             size_t k = i;
             while (k < n && k - i < 9 && isdigit((unsigned char)s[k])) k++;
-            if (k == n && !final) return 0;
+            if (k == n && !fin) return 0;
             if (k < n && (s[k] == '.' || s[k] == ')')) {
-                if (k + 1 == n && !final) return 0;
+                if (k + 1 == n && !fin) return 0;
                 if (k + 1 == n || s[k + 1] == ' ') {
                     hard_break(ts);
                     ts->off += k + 1 < n ? k + 2 : n;
@@ -896,7 +912,7 @@ static int classify(text_stream *ts, int final) {
         }
         if (c == 'c' || c == 'C' || c == 'g' || c == 'G') {
             int t = trailer(s + i, n - i);
-            if (t < 0 && !final) return 0;
+            if (t < 0 && !fin) return 0;
             if (t == 1) { ts->ls = LS_DROP; return 1; }
         }
         if (i == 0) ts->in_list = 0;

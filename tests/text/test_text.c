@@ -12,7 +12,8 @@ typedef struct {
     text_kind kind[MAXS];
     const char *lang[MAXS];
     uint64_t arrival[MAXS];
-    int n;
+    int n, total;
+    char last[1024];
 } coll;
 
 static void cb(void *u, const text_sentence *s) {
@@ -20,6 +21,8 @@ static void cb(void *u, const text_sentence *s) {
     CHECK(s->len == strlen(s->text));
     CHECK(s->len > 0 && s->text[0] != ' ' && s->text[s->len - 1] != ' ');
     CHECK(strchr(s->text, '\n') == NULL);
+    c->total++;
+    snprintf(c->last, sizeof c->last, "%s", s->text);
     if (c->n < MAXS) {
         snprintf(c->s[c->n], sizeof c->s[0], "%s", s->text);
         c->kind[c->n] = s->kind;
@@ -483,7 +486,35 @@ static void test_rechunk_property(void) {
     free(c);
 }
 
+/* Huge runs of markup characters, spaces, fences and table cells, fed in
+ * small pieces: each decision looks at a bounded window, so this finishes
+ * (a rescan per piece would take minutes) and splitting does not matter. */
+static void test_pathological_lines(void) {
+    const char chars[] = " -*_`~#=|<&[";
+    size_t n = 200000;
+    char *md = malloc(n + 64);
+    coll *c = malloc(sizeof *c), *c2 = malloc(sizeof *c2);
+    text_params p;
+    text_default_params(&p);
+    for (size_t k = 0; k < sizeof chars - 1; k++) {
+        memset(md, chars[k], n);
+        memcpy(md + n, " tail words here.\nNext line.\n", 30);
+        run(&p, md, n + 30, 0, c);
+        run(&p, md, n + 30, 7, c2);
+        CHECK_MSG(c->total == c2->total, "char '%c': %d vs %d sentences", chars[k], c->total, c2->total);
+        for (int i = 0; i < c->n && i < c2->n; i++) CHECK_EQ_STR(c->s[i], c2->s[i]);
+        CHECK_EQ_STR(c->last, c2->last);
+        /* after the odd line, the text goes on normally (a tilde line opens a fence: all code) */
+        CHECK_MSG(strcmp(c->last, chars[k] == '~' ? "Code block, one line, omitted." : "Next line.") == 0,
+                  "char '%c': last '%s'", chars[k], c->last);
+    }
+    free(md);
+    free(c);
+    free(c2);
+}
+
 int main(void) {
+    TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);
     TEST_RUN(test_headings);

@@ -5,12 +5,14 @@
  * encoder output and first-step logits agree within 1e-4 (scaled by the
  * value's magnitude above 1); greedy and beam-4 token ids and texts are
  * identical and the beam score agrees; batched translation gives the same. */
+#define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nllb.h"
 #include "test.h"
@@ -224,6 +226,36 @@ static void test_bf16_safetensors(void) {
     if (exists(p)) run_model("tiny-bf16-st", "reference-bf16.json", 0, 3);
 }
 
+/* A config that disagrees with the tensors: the error names the tensor and
+ * both shapes; a truncated weights file is refused, not read past its end. */
+static void test_bad_model_dirs(void) {
+    char tmp[] = "/tmp/stts-badmodel-XXXXXX", cmd[4096], path[1200];
+    if (!mkdtemp(tmp)) return;
+    snprintf(cmd, sizeof cmd, "cp %s/tiny-f32-st/* %s/ && sed -i 's/\"decoder_ffn_dim\": 128/\"decoder_ffn_dim\": 96/' %s/config.json",
+             fixdir, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    nllb_model *m = NULL;
+    stts_error e;
+    CHECK(nllb_model_load(tmp, NULL, &m, &e) == STTS_ERR_FORMAT);
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(e.msg, "model.decoder.layers.0.fc1.weight") && strstr(e.msg, "[128, 64]") &&
+                  strstr(e.msg, "[96, 64]"),
+              "message: %s", e.msg);
+    /* the weights file cut in half */
+    snprintf(cmd, sizeof cmd, "cp %s/tiny-f32-st/config.json %s/ && truncate -s 200000 %s/model.safetensors", fixdir,
+             tmp, tmp);
+    CHECK(system(cmd) == 0);
+    CHECK(nllb_model_load(tmp, NULL, &m, &e) != STTS_OK);
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(e.msg, "model.safetensors") != NULL, "message: %s", e.msg);
+    const char *names[] = {"config.json", "generation_config.json", "sentencepiece.bpe.model", "model.safetensors"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, names[i]);
+        remove(path);
+    }
+    rmdir(tmp);
+}
+
 int main(void) {
     snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/mt", STTS_SOURCE_DIR);
     char p[1200];
@@ -234,5 +266,6 @@ int main(void) {
     TEST_RUN(test_f16_safetensors);
     TEST_RUN(test_f16_pytorch_bin);
     TEST_RUN(test_bf16_safetensors);
+    TEST_RUN(test_bad_model_dirs);
     return TEST_SUMMARY();
 }

@@ -456,16 +456,20 @@ static void *synth_main(void *arg) {
             pl->st.synth_errors++;
             pthread_mutex_unlock(&pl->smu);
         }
+        /* Once synth_done is set the player may finish and free the item:
+         * take what the statistics need first. */
         pthread_mutex_lock(&pl->amu);
+        uint64_t t_start = it->t_syn_start, t_first = it->t_first_chunk;
         it->t_syn_end = t_end;
         it->synth_done = 1;
         it->synth_failed = st != STTS_OK;
+        it = NULL;
         pthread_cond_broadcast(&pl->a_data);
         pthread_mutex_unlock(&pl->amu);
         pthread_mutex_lock(&pl->smu);
         pl->st.synthesized++;
-        if (it->t_first_chunk) {
-            pl->last_synth_ms = ms(it->t_syn_start, it->t_first_chunk);
+        if (t_first) {
+            pl->last_synth_ms = ms(t_start, t_first);
             push_double(&pl->d_synth_first, &pl->n_synth_first, &pl->cap_synth_first, pl->last_synth_ms);
         }
         pthread_mutex_unlock(&pl->smu);

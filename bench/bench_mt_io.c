@@ -89,11 +89,13 @@ static int write_model(const char *path, const char *dt, size_t es) {
     for (int i = 0; i < n; i++) {
         uint64_t nb = (uint64_t)numel(&s[i]) * es;
         if (s[i].ndim == 2)
-            len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}",
+            len += (size_t)snprintf(h + len, cap - len,
+                                    ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}",
                                     s[i].name, dt, (long long)s[i].shape[0], (long long)s[i].shape[1],
                                     (unsigned long long)off, (unsigned long long)(off + nb));
         else
-            len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}",
+            len += (size_t)snprintf(h + len, cap - len,
+                                    ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}",
                                     s[i].name, dt, (long long)s[i].shape[0], (unsigned long long)off,
                                     (unsigned long long)(off + nb));
         off += nb;
@@ -127,7 +129,12 @@ static int write_model(const char *path, const char *dt, size_t es) {
                 memcpy(buf + 2 * i, &hv, 2);
             }
         }
-        fwrite(buf, es, k, f);
+        if (fwrite(buf, es, k, f) != k) { /* disk full: leave no half-written model behind */
+            free(buf);
+            fclose(f);
+            remove(path);
+            return -1;
+        }
         left -= k;
     }
     free(buf);

@@ -71,7 +71,9 @@ static void test_real_1_3b_dir(void) {
     char a[256], b[256], cmd[1024];
     snprintf(a, sizeof a, "%s/config.json", dir);
     snprintf(b, sizeof b, "%s/generation_config.json", dir);
-    snprintf(cmd, sizeof cmd, "cp '%s/nllb/nllb-200-1.3B.config.json' '%s' && cp '%s/nllb/nllb-200-1.3B.generation_config.json' '%s'",
+    snprintf(cmd, sizeof cmd,
+             "cp '%s/nllb/nllb-200-1.3B.config.json' '%s' && "
+             "cp '%s/nllb/nllb-200-1.3B.generation_config.json' '%s'",
              STTS_SHARED_DIR, a, STTS_SHARED_DIR, b);
     CHECK_EQ_INT(system(cmd), 0);
     mt_config c;

@@ -69,6 +69,7 @@ struct text_stream {
     int in_table, table_delim;
     long table_rows;
     int in_sysrem;
+    int in_quote, line_quote;   /* the previous / this line is in a blockquote */
 
     /* inline layer */
     size_t code_ticks;    /* inside a code span opened by this many backticks */
@@ -806,6 +807,10 @@ static int classify(text_stream *ts, int final) {
             return 1;
         }
         unsigned char c = (unsigned char)s[i];
+        if (ts->in_quote && !ts->line_quote && c != '>') {   /* the quote ended */
+            hard_break(ts);
+            ts->in_quote = 0;
+        }
         if (i >= 4 && !ts->in_list && (ts->prev_blank || ts->in_icode)) {
             if (ts->in_table) end_table(ts);
             if (!ts->in_icode) { hard_break(ts); ts->in_icode = 1; ts->icode_lines = 0; }
@@ -856,8 +861,11 @@ static int classify(text_stream *ts, int final) {
             if (i + 1 == n && !fin) return 0;
             ts->off += i + 1;
             if (i + 1 < n && s[i + 1] == ' ') ts->off++;
-            ts->prev_blank = 1;   /* a quote starts its own block */
-            hard_break(ts);
+            if (!ts->in_quote && !ts->line_quote) {   /* a quote starts its own block */
+                hard_break(ts);
+                ts->prev_blank = 1;
+            }
+            ts->line_quote = 1;
             continue;
         } else if (c == '-' || c == '*' || c == '+' || c == '_' || c == '=') {
             if (i + 1 == n && !fin) return 0;
@@ -949,6 +957,8 @@ static void line_end(text_stream *ts) {
     ts->ls = LS_START;
     ts->lk = LK_PARA;
     ts->prev_cp = ' ';
+    ts->in_quote = ts->line_quote;
+    ts->line_quote = 0;
 }
 
 /* ---- sanitize layer -------------------------------------------------------- */
@@ -1029,6 +1039,7 @@ static void reset_markdown(text_stream *ts) {
     ts->prev_blank = 1;
     ts->in_list = 0;
     ts->in_fence = ts->in_icode = ts->in_table = ts->in_sysrem = 0;
+    ts->in_quote = ts->line_quote = 0;
     ts->code_ticks = 0;
     ts->url_depth = 0;
     ts->prev_cp = ' ';

@@ -124,6 +124,10 @@ static void test_lists(void) {
 static void test_blockquote(void) {
     expect("> Quoted words here.\n> > Nested quote.\n\nAfter the quote.",
            "Quoted words here. | Nested quote. | After the quote.");
+    expect("Before the quote\n> A quoted sentence\n> that wraps onto two lines.\nAfter the quote",
+           "Before the quote | A quoted sentence that wraps onto two lines. | After the quote");
+    expect("> - quoted item one\n> - quoted item two\n>\n> Quoted paragraph here.",
+           "quoted item one | quoted item two | Quoted paragraph here.");
 }
 
 static void test_rules(void) {

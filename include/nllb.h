@@ -155,11 +155,12 @@ stts_status nllb_tokenize(const nllb_model *model, const char *text, const char 
                           int *n, stts_error *err);
 /* Text of ids, skipping special tokens and language codes (malloc'ed). */
 stts_status nllb_detokenize(const nllb_model *model, const int32_t *ids, int n, char **text, stts_error *err);
-/* Encoder output for one source sequence: out[n * d_model]. */
+/* Encoder output for one source sequence: out[n * d_model]
+ * (n <= max_position_embeddings; no truncation at this level). */
 stts_status nllb_encode(nllb_session *s, const int32_t *src_ids, int n, float *out, stts_error *err);
 /* Runs the decoder (with its KV cache, one step per token) over dec_ids for
  * one source sequence; logits[n_dec * vocab_size] receives the LM-head
- * output after each decoder token. */
+ * output after each decoder token (the decoder step entry point). */
 stts_status nllb_decoder_logits(nllb_session *s, const int32_t *src_ids, int n_src, const int32_t *dec_ids,
                                 int n_dec, float *logits, stts_error *err);
 

@@ -107,6 +107,7 @@ typedef struct {
     uint64_t results;           /* result lines (turns) */
     uint64_t sentences;         /* speech sentences emitted */
     uint64_t notices;           /* notices emitted */
+    uint64_t tool_results_skipped; /* large tool-result lines recognised without parsing */
 } ingest_stats;
 
 typedef struct ingest_frontend ingest_frontend;

@@ -9,7 +9,7 @@
  *   - CLI error messages and error results become short error notices.
  * Cleaning and segmentation are the text stage's (one text_stream per
  * speaker: the main agent and each subagent that is spoken). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE   /* memmem */
 #include "stts_ingest.h"
 
 #include <jansson.h>
@@ -613,6 +613,55 @@ static size_t repair_utf8(ingest_frontend *fe, const char *line, size_t len) {
     return first;
 }
 
+/* ---- large tool results: recognised without parsing -------------------------
+ * Tool results (file contents, command output) are most of the bytes Claude
+ * Code emits and are never spoken. Parsing them with jansson caps the front
+ * end at jansson's speed, so a large line is first checked lexically: a line
+ * that is one object ({...}) holding the members "type":"user" and
+ * "type":"tool_result" is a tool-result message and needs nothing from us.
+ * This is not a parser: it only looks for those tokens, and a quote counts
+ * only when an even number of backslashes precede it (an escaped quote sits
+ * inside a string). Any doubt falls back to the full parse, so malformed or
+ * truncated lines still get their warning. */
+#define FAST_SKIP_MIN_LINE 4096
+
+static int quote_is_structural(const char *line, const char *q) {
+    size_t bs = 0;
+    while (q - bs > line && q[-(ptrdiff_t)bs - 1] == '\\') bs++;
+    return bs % 2 == 0;
+}
+
+/* Does line contain the member "type" : "<value>" (any whitespace)? */
+static int has_type_member(const char *line, size_t len, const char *value) {
+    char needle[32];
+    int nl = snprintf(needle, sizeof needle, "\"%s\"", value);
+    const char *end = line + len, *p = line;
+    while ((p = memmem(p, (size_t)(end - p), needle, (size_t)nl)) != NULL) {
+        const char *q = p;
+        p += nl;
+        /* After a closing quote no letter can follow, so a structural quote
+         * before the value's letters opens the value string. */
+        if (!quote_is_structural(line, q) || !quote_is_structural(line, p - 1)) continue;
+        const char *b = q - 1;
+        while (b >= line && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')) b--;
+        if (b < line || *b != ':') continue;
+        b--;
+        while (b >= line && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')) b--;
+        if (b - 5 < line || memcmp(b - 5, "\"type\"", 6) != 0) continue;
+        if (quote_is_structural(line, b) && quote_is_structural(line, b - 5)) return 1;
+    }
+    return 0;
+}
+
+static int is_large_tool_result(const char *line, size_t len) {
+    if (len < FAST_SKIP_MIN_LINE) return 0;
+    size_t a = 0, z = len;
+    while (a < z && (line[a] == ' ' || line[a] == '\t')) a++;
+    while (z > a && (line[z - 1] == ' ' || line[z - 1] == '\t' || line[z - 1] == '\r')) z--;
+    if (z - a < 2 || line[a] != '{' || line[z - 1] != '}') return 0;
+    return has_type_member(line, len, "tool_result") && has_type_member(line, len, "user");
+}
+
 stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t len, uint64_t line_no,
                                  uint64_t arrival_ns, unsigned flags, stts_error *err) {
     fe->st.lines++;
@@ -631,6 +680,10 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
     if (k == len) return STTS_OK;   /* blank line */
+    if (!(flags & INGEST_LINE_TRUNCATED) && is_large_tool_result(line, len)) {
+        fe->st.tool_results_skipped++;
+        return STTS_OK;
+    }
     /* jansson checks UTF-8 itself; only a line it rejects for that is repaired
      * (bad bytes -> U+FFFD, which the text stage drops) and parsed again. */
     json_error_t je;

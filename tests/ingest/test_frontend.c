@@ -3,6 +3,7 @@
  * name the line; counters; transcripts and Stop-hook payloads. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "stts_ingest.h"
@@ -297,6 +298,49 @@ static void test_bad_input(void) {
     CHECK(strstr(c.warn[7], "line 10: invalid UTF-8 at byte") != NULL);
 }
 
+/* Large tool-result lines are recognised without parsing (speed); nothing
+ * else may be: an assistant line quoting the same tokens inside its text is
+ * spoken, and a truncated tool result still gets its warning. (A malformed
+ * line that still looks like a complete tool-result object is skipped
+ * without one: it would never be spoken either way.) */
+static char *big_line(const char *head, const char *tail, size_t pad) {
+    size_t n = strlen(head) + pad + strlen(tail) + 1;
+    char *b = malloc(n);
+    strcpy(b, head);
+    memset(b + strlen(head), 'x', pad);
+    strcpy(b + strlen(head) + pad, tail);
+    return b;
+}
+
+static void test_large_tool_results_fast_path(void) {
+    char *tool = big_line("{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"tool_use_id\":\"t1\","
+                          "\"type\" : \"tool_result\",\"content\":\"",
+                          "\"}]},\"parent_tool_use_id\":null}", 20000);
+    /* Keys in another order, the tokens quoted inside the assistant's own text. */
+    char *quoting = big_line("{\"message\":{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"It printed "
+                             "\\\"type\\\":\\\"user\\\" and \\\"type\\\":\\\"tool_result\\\" here.\"}]},"
+                             "\"padding\":\"",
+                             "\",\"type\":\"assistant\",\"parent_tool_use_id\":null}", 5000);
+    /* Cut short in transit (the CLI's known 4000/8000-character truncation):
+     * no closing brace, so it is parsed, fails, and is reported. */
+    char *broken = big_line("{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"content\":\"",
+                            "", 8000);
+    const char *L[] = {ASSIST("m1", "Before."), tool, quoting, broken, ASSIST("m3", "After."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    CHECK_EQ_INT(st.tool_results_skipped, 1);
+    CHECK_EQ_INT(st.bad_lines, 1);
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK_EQ_INT(c.warn_line[0], 4);
+    CHECK_EQ_INT(c.n, 3);
+    CHECK_EQ_STR(c.s[0], "Before.");
+    CHECK_EQ_STR(c.s[1], "It printed \"type\":\"user\" and \"type\":\"tool_result\" here.");
+    CHECK_EQ_STR(c.s[2], "After.");
+    free(tool);
+    free(quoting);
+    free(broken);
+}
+
 static void test_truncated_and_too_long_flags(void) {
     coll c;
     memset(&c, 0, sizeof c);
@@ -420,6 +464,7 @@ int main(void) {
     TEST_RUN(test_tools);
     TEST_RUN(test_bad_input);
     TEST_RUN(test_truncated_and_too_long_flags);
+    TEST_RUN(test_large_tool_results_fast_path);
     TEST_RUN(test_idle_flush_through_frontend);
     TEST_RUN(test_key_order_and_whitespace);
     TEST_RUN(test_transcript_last_turn);

@@ -60,12 +60,23 @@ static int16_t *make_signal(size_t n, int rate) {
     return p;
 }
 
-/* Finds sig in got after leading zeros; returns the offset or -1. */
+/* Finds sig in got after leading zeros; returns the offset or -1. Silence
+ * the device inserted on an underrun (the writer descheduled on a loaded
+ * machine: PortAudio then plays zeros) is skipped on both sides, so what is
+ * compared is every sample played, in order, nothing added or lost. */
 static long find_after_zeros(const int16_t *got, size_t ng, const int16_t *sig, size_t n) {
     size_t i = 0;
     while (i < ng && got[i] == 0) i++;
-    if (i + n > ng || memcmp(got + i, sig, n * 2) != 0) return -1;
-    return (long)i;
+    long first = (long)i;
+    size_t k = 0;
+    for (; i < ng; i++) {
+        if (got[i] == 0) continue;
+        while (k < n && sig[k] == 0) k++;
+        if (k >= n || got[i] != sig[k]) return -1;
+        k++;
+    }
+    while (k < n && sig[k] == 0) k++;
+    return k == n ? first : -1;
 }
 
 static audio_sink *open_default(int rate, int device_rate, stts_error *err) {
@@ -101,9 +112,6 @@ static void test_bytes_reach_alsa(void) {
     CHECK_MSG(ng >= n, "ALSA file got %zu samples, expected >= %zu", ng, n);
     long off = got ? find_after_zeros(got, ng, sig, n) : -1;
     CHECK_MSG(off >= 0, "the samples that reached ALSA differ from those played");
-    int tail_zero = 1;
-    for (size_t i = (size_t)(off < 0 ? 0 : off) + n; off >= 0 && i < ng; i++) tail_zero &= got[i] == 0;
-    CHECK(tail_zero);
     printf("ALSA file: %zu samples, signal at %ld, marks handed %.1f ms apart\n", ng, off, (h1 - h0) / 1e6);
     free(got);
     free(sig);
@@ -121,11 +129,11 @@ static void test_resample_to_device_rate(void) {
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     size_t ng = 0;
     int16_t *got = read_raw(&ng);
-    size_t first = 0, last = 0;
+    /* Non-zero samples, so silence inserted on an underrun does not count. */
+    size_t span = 0;
     double e = 0;
     for (size_t i = 0; i < ng; i++)
-        if (got[i]) { if (!first) first = i; last = i; e += (double)got[i] * got[i]; }
-    size_t span = last - first + 1;
+        if (got[i]) { span++; e += (double)got[i] * got[i]; }
     /* 200 ms at 48 kHz = 9600 samples; the 440 Hz tone keeps its power. */
     CHECK_MSG(span > 9400 && span < 9800, "resampled span %zu", span);
     double rms_in = 0;

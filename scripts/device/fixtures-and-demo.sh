@@ -16,7 +16,7 @@ python3 -c "import torch, transformers, sentencepiece, sacrebleu, safetensors; p
 
 echo "== fixtures"
 mkdir -p "$OUT/fx"
-python3 scripts/fixtures/make-mt-fixtures.py --spm .device/fixture-spm.model --out "$OUT/fx/mt" --lang-map $LM \
+python3 scripts/fixtures/make-mt-fixtures.py --spm .device/fixture-spm.model --out "$OUT/fx/mt" --lang-map $LM --data .device/data \
   > "$OUT/fixtures.log" 2>&1; echo "fixtures rc=$?"; tail -8 "$OUT/fixtures.log"
 (cd "$OUT/fx" && tar czf ../fixtures.tgz mt) && rm -rf "$OUT/fx"
 

@@ -385,6 +385,18 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     stts_error_clear(&err);
     uint64_t t_start = stts_now_ns();
     int translate = !po->no_translate;
+    /* Signals go to the signal thread only, so block them before any thread
+     * starts (the engine's thread pool starts at model load). A shell starts
+     * background jobs with SIGINT ignored; Ctrl-C and kill -INT must still
+     * stop us cleanly, so both signals get their default disposition back
+     * (sigwait only sees signals that are not ignored). */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     const char *speak_lang = translate ? po->tgt : po->src;
     pick_notice_lang(fo, speak_lang);
 
@@ -466,12 +478,6 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     c.echo = po->echo ? (ap.kind == AUDIO_SINK_RAW ? stderr : stdout) : NULL;
     c.status_on = po->status < 0 ? isatty(2) : po->status;
 
-    /* Signals go to the signal thread only: block them before any thread starts. */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
 
     pipeline_params pp;
     pipeline_default_params(&pp);

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test_cli_pipeline.sh STREAM_TTS SOURCE_DIR SHARED_DIR - the speech pipeline
+# through the stream-tts program: the main job on the bundled sample (WAV
+# written, metrics lines, --echo in playing order, notices in Japanese);
+# the configuration file and flags overriding it; SIGINT and SIGTERM while
+# the input is still open (prompt, clean exit); raw PCM on stdout; startup
+# errors (unknown language, missing model, missing voice); the time-line plot.
+set -u
+BIN=$1; SRC=$2; SHARED=$3
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail=0; pass=0
+ok()  { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+SAMPLE=$SRC/samples/session.jsonl
+export HOME=$T/home XDG_CONFIG_HOME= XDG_DATA_HOME= STREAM_TTS_MODEL=
+mkdir -p "$HOME"
+VOICE=$SHARED/assets/voices/mei_normal.htsvoice
+
+# 1. The main job: sample in, WAV + metrics out, echo in order.
+"$BIN" --input "$SAMPLE" --voice "$VOICE" --output "$T/out.wav" --metrics "$T/m.jsonl" --echo \
+  >"$T/echo" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && ok || { bad "main job exit $rc"; cat "$T/err" >&2; }
+grep -q "demo model" "$T/err" && ok || bad "stderr does not say which model"
+grep -q "voice mei_normal" "$T/err" && ok || bad "stderr does not say which voice"
+grep -q "ready in" "$T/err" && ok || bad "no start-up time"
+grep -q "sentence ready -> first sample out" "$T/err" && ok || bad "no latency summary"
+n_sent=$("$BIN" --dry-run --input "$SAMPLE" | wc -l)
+n_met=$(wc -l <"$T/m.jsonl")
+[ "$n_met" -eq "$n_sent" ] && ok || bad "metrics has $n_met lines for $n_sent sentences"
+python3 - "$T/m.jsonl" "$T/out.wav" <<'PY' && ok || bad "metrics/WAV content"
+import json, struct, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert [r["seq"] for r in rows] == list(range(len(rows))), "seq not 0..n-1"
+for r in rows:
+    ts = [r[k] for k in ("t_input_ms", "t_emit_ms", "t_translated_ms", "t_first_chunk_ms", "t_first_out_ms", "t_play_end_ms")]
+    assert all(t is not None for t in ts) and ts == sorted(ts), r
+notices = [r for r in rows if r["kind"] != "speech"]
+assert notices and all(r["how"] == "notice" and "省略" in r["spoken"] for r in notices if r["kind"] in ("code", "table")), notices
+b = open(sys.argv[2], "rb").read()
+assert b[:4] == b"RIFF" and b[8:12] == b"WAVE"
+rate = struct.unpack("<I", b[24:28])[0]
+assert rate == 48000, rate
+secs = (len(b) - 44) / 2 / rate
+want = sum(r["audio_ms"] for r in rows) / 1000 + 0.150 * len(rows)
+assert abs(secs - want) < 0.05, (secs, want)
+PY
+# --echo: every sentence once, in order (source lines are the dry-run lines).
+python3 - "$T/echo" <("$BIN" --dry-run --input "$SAMPLE") <<'PY' && ok || bad "--echo order"
+import sys
+echo = [l.rstrip("\n") for l in open(sys.argv[1], encoding="utf-8") if not l.startswith("  -> ")]
+dry = [l.rstrip("\n") for l in open(sys.argv[2], encoding="utf-8")]
+notice_words = ("省略",)
+src = [l for l in echo if not any(w in l for w in notice_words)]
+dry_src = [l for l in dry if "omitted" not in l]
+assert src == dry_src, (src[:5], dry_src[:5])
+PY
+
+# 2. Configuration file; a flag overrides it; a bad line is reported.
+mkdir -p "$HOME/.config/stream-tts"
+printf '# stream-tts settings\nvoice = %s\necho = true\ngap-ms = 0\n' "$VOICE" >"$HOME/.config/stream-tts/config"
+head -n 60 "$SAMPLE" >"$T/short.jsonl"
+"$BIN" --input "$T/short.jsonl" --output "$T/c.wav" >"$T/cecho" 2>"$T/cerr"; rc=$?
+[ $rc -eq 0 ] && [ -s "$T/cecho" ] && ok || bad "config: echo = true not applied (exit $rc)"
+"$BIN" --input "$T/short.jsonl" --output "$T/c.wav" --echo=false >"$T/cecho2" 2>/dev/null
+[ ! -s "$T/cecho2" ] && ok || bad "config: --echo=false on the command line did not win"
+printf 'this line is wrong\n' >"$T/bad.conf"
+"$BIN" --config "$T/bad.conf" --input "$T/short.jsonl" --output "$T/c.wav" >/dev/null 2>"$T/cerr3"; rc=$?
+[ $rc -eq 2 ] && grep -q "bad.conf:1" "$T/cerr3" && ok || bad "bad config: exit $rc, $(cat "$T/cerr3")"
+rm -f "$HOME/.config/stream-tts/config"
+
+# 3. Signals while the input is still open: prompt exit, audio stopped, no crash.
+for sig in INT TERM; do
+  mkfifo "$T/fifo.$sig"
+  ( cat "$SAMPLE"; sleep 30 ) >"$T/fifo.$sig" &
+  feeder=$!
+  "$BIN" --input "$T/fifo.$sig" --voice "$VOICE" --output "$T/s.wav" --no-status >/dev/null 2>"$T/serr" &
+  pid=$!
+  sleep 3
+  start=$(date +%s%N)
+  kill -"$sig" $pid
+  wait $pid; rc=$?
+  end=$(date +%s%N)
+  kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
+  want=$([ $sig = INT ] && echo 130 || echo 143)
+  [ $rc -eq "$want" ] && ok || bad "SIG$sig: exit $rc, want $want"
+  grep -q "stopped" "$T/serr" && ok || bad "SIG$sig: no 'stopped' message"
+  ms=$(( (end - start) / 1000000 ))
+  echo "SIG$sig: exited ${ms} ms after the signal"
+  [ $ms -lt 2000 ] && ok || bad "SIG$sig: took ${ms} ms to exit"
+done
+
+# 4. Raw PCM on stdout: s16le samples, echo moved to stderr.
+"$BIN" --input "$T/short.jsonl" --voice "$VOICE" --output - --echo --no-status >"$T/raw.pcm" 2>"$T/rerr"; rc=$?
+[ $rc -eq 0 ] && [ "$(( $(stat -c %s "$T/raw.pcm") % 2 ))" -eq 0 ] && [ -s "$T/raw.pcm" ] && ok || bad "raw PCM output"
+grep -q "  -> " "$T/rerr" && ok || bad "--echo with --output - should go to stderr"
+
+# 5. Startup errors: clear message, exit 1 or 2, before any input is read.
+"$BIN" --input "$T/short.jsonl" --tgt xxx_Yyyy --output "$T/e.wav" >/dev/null 2>"$T/e1"; rc=$?
+[ $rc -ne 0 ] && grep -q "xxx_Yyyy" "$T/e1" && ok || bad "unknown language: exit $rc, $(cat "$T/e1")"
+"$BIN" --input "$T/short.jsonl" --model "$T/nowhere" --output "$T/e.wav" >/dev/null 2>"$T/e2"; rc=$?
+[ $rc -eq 1 ] && grep -q "nowhere" "$T/e2" && ok || bad "missing model: exit $rc, $(cat "$T/e2")"
+"$BIN" --input "$T/short.jsonl" --voice "$T/none.htsvoice" --output "$T/e.wav" >/dev/null 2>"$T/e3"; rc=$?
+[ $rc -eq 1 ] && grep -q "none.htsvoice" "$T/e3" && ok || bad "missing voice: exit $rc, $(cat "$T/e3")"
+"$BIN" --beam 0 >/dev/null 2>"$T/e4"; rc=$?
+[ $rc -eq 2 ] && grep -q "\-\-beam" "$T/e4" && ok || bad "bad flag value: exit $rc"
+
+# 6. The time line of a metrics file.
+if command -v gnuplot >/dev/null; then
+  "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>/dev/null && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
+    && ok || bad "plot-timeline did not write a PNG"
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

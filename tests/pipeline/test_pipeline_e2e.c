@@ -92,6 +92,52 @@ static void sentence(ingest_sentence *s, uint64_t seq, const char *text) {
     s->emit_ns = stts_now_ns();
 }
 
+/* The parts every test needs: the voice, a WAV sink in the temp folder, the
+ * default parameters with the demo model, and the event recorder. */
+typedef struct {
+    tts_synth *synth;
+    audio_sink *sink;
+    int rate;
+    events ev;
+    pipeline_params pp;
+    char wav[300];
+} rig;
+
+static int rig_open(rig *r, const char *wav_name) {
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->ev.mu, NULL);
+    if (!(r->synth = open_voice())) return -1;
+    r->rate = tts_sample_rate(r->synth);
+    snprintf(r->wav, sizeof r->wav, "%s/%s", g_tmp, wav_name);
+    if (!(r->sink = open_wav(r->wav, r->rate))) return -1;
+    pipeline_default_params(&r->pp);
+    r->pp.model = g_model;
+    r->pp.synth = r->synth;
+    r->pp.sink = r->sink;
+    r->pp.on_event = on_event;
+    r->pp.user = &r->ev;
+    return 0;
+}
+
+/* Closes the sink (finishing the WAV) and the voice. */
+static void rig_close(rig *r) {
+    stts_error err;
+    if (r->sink) CHECK_EQ_INT(audio_close(r->sink, &err), STTS_OK);
+    if (r->synth) tts_close(r->synth);
+    r->sink = NULL;
+    r->synth = NULL;
+    pthread_mutex_destroy(&r->ev.mu);
+}
+
+static void push_texts(pipeline *pl, const char *const *texts, int n) {
+    stts_error err;
+    for (int i = 0; i < n; i++) {
+        ingest_sentence s;
+        sentence(&s, (uint64_t)i, texts[i]);
+        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    }
+}
+
 /* ---- the bundled sample, end to end ---- */
 
 typedef struct {
@@ -140,27 +186,16 @@ static double wav_seconds(const char *path, int rate) {
 }
 
 static void sample_end_to_end(void) {
-    tts_synth *synth = open_voice();
-    CHECK(synth != NULL);
-    if (!synth) return;
-    char wav[300], met[300];
-    snprintf(wav, sizeof wav, "%s/sample.wav", g_tmp);
+    rig r;
+    if (rig_open(&r, "sample.wav") != 0) { CHECK(0); rig_close(&r); return; }
+    char met[300];
     snprintf(met, sizeof met, "%s/sample.jsonl", g_tmp);
-    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
     FILE *mf = fopen(met, "w");
-    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    pipeline_params pp;
-    pipeline_default_params(&pp);
-    pp.model = g_model;
-    pp.synth = synth;
-    pp.sink = sink;
-    pp.metrics = mf;
-    pp.on_event = on_event;
-    pp.user = &ev;
+    r.pp.metrics = mf;
     pipeline *pl = NULL;
     stts_error err;
-    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
-    if (!pl) return;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { rig_close(&r); return; }
     char sample[512];
     snprintf(sample, sizeof sample, "%s/samples/session.jsonl", STTS_SOURCE_DIR);
     int pushed = feed_file(sample, pl);
@@ -172,7 +207,7 @@ static void sample_end_to_end(void) {
     CHECK_EQ_INT(st.skipped, 0);
     pipeline_free(pl);
     fclose(mf);
-    CHECK_EQ_INT(audio_close(sink, &err), STTS_OK);
+    rig_close(&r);
 
     /* Metrics: one line per sentence, in order, every timestamp present and
      * in pipeline order; the WAV holds all the audio plus the gaps. */
@@ -215,12 +250,11 @@ static void sample_end_to_end(void) {
     if (f) fclose(f);
     CHECK_EQ_INT(n, pushed);
     CHECK(notices_in_japanese >= 2);   /* the sample has a code block and a table */
-    double secs = wav_seconds(wav, tts_sample_rate(synth));
+    double secs = wav_seconds(r.wav, r.rate);
     CHECK_NEAR(secs, audio_ms / 1000.0 + n * 0.150, 0.05);
     /* Every sentence spoken once, in order. */
-    CHECK_EQ_INT(ev.n_play, pushed);
-    for (int i = 0; i < ev.n_play; i++) CHECK_EQ_INT(ev.play_seq[i], i);
-    tts_close(synth);
+    CHECK_EQ_INT(r.ev.n_play, pushed);
+    for (int i = 0; i < r.ev.n_play; i++) CHECK_EQ_INT(r.ev.play_seq[i], i);
 }
 
 /* ---- order and once-only under random stage delays ---- */
@@ -231,75 +265,46 @@ static void order_under_delays(void) {
                                   "Please open the window.", "She went to school.", "Thank you very much."};
     int n = (int)(sizeof texts / sizeof texts[0]);
     for (uint64_t seed = 1; seed <= (SANITIZED ? 1u : 3u); seed++) {
-        tts_synth *synth = open_voice();
-        if (!synth) { CHECK(0); return; }
-        char wav[300];
-        snprintf(wav, sizeof wav, "%s/order.wav", g_tmp);
-        audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
-        events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-        pipeline_params pp;
-        pipeline_default_params(&pp);
-        pp.model = g_model;
-        pp.synth = synth;
-        pp.sink = sink;
-        pp.on_event = on_event;
-        pp.user = &ev;
-        pp.text_queue = 2;            /* small queues: the producer blocks often */
-        pp.audio_queue_s = 2;
-        pp.test_delay_max_us = 20000;
-        pp.test_seed = seed;
-        pp.warmup = 0;
+        rig r;
+        if (rig_open(&r, "order.wav") != 0) { CHECK(0); rig_close(&r); return; }
+        r.pp.text_queue = 2;            /* small queues: the producer blocks often */
+        r.pp.audio_queue_s = 2;
+        r.pp.test_delay_max_us = 20000;
+        r.pp.test_seed = seed;
+        r.pp.warmup = 0;
         pipeline *pl = NULL;
         stts_error err;
-        CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
-        if (!pl) return;
-        for (int i = 0; i < n; i++) {
-            ingest_sentence s;
-            sentence(&s, (uint64_t)i, texts[i]);
-            CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
-        }
+        CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+        if (!pl) { rig_close(&r); return; }
+        push_texts(pl, texts, n);
         CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
         pipeline_stats st;
         pipeline_get_stats(pl, &st);
-        CHECK_EQ_INT(ev.n_play, n);
-        for (int i = 0; i < ev.n_play; i++) CHECK_EQ_INT(ev.play_seq[i], i);
+        CHECK_EQ_INT(r.ev.n_play, n);
+        for (int i = 0; i < r.ev.n_play; i++) CHECK_EQ_INT(r.ev.play_seq[i], i);
         CHECK_EQ_INT(st.cache_hits, 1);      /* "I like tennis." twice */
         CHECK_EQ_INT(st.same_script, 1);     /* the Japanese sentence is not translated */
         pipeline_free(pl);
-        audio_close(sink, &err);
-        tts_close(synth);
+        rig_close(&r);
     }
 }
 
 /* ---- cancellation mid-sentence ---- */
 
 static void cancel_mid_sentence(void) {
-    tts_synth *synth = open_voice();
-    if (!synth) { CHECK(0); return; }
-    char wav[300];
-    snprintf(wav, sizeof wav, "%s/cancel.wav", g_tmp);
-    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
-    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    pipeline_params pp;
-    pipeline_default_params(&pp);
-    pp.translate = 0;
-    pp.synth = synth;
-    pp.sink = sink;
-    pp.on_event = on_event;
-    pp.user = &ev;
-    pp.simulate_realtime = 1;     /* the WAV sink plays "in real time", like a device */
-    pp.warmup = 0;
+    rig r;
+    if (rig_open(&r, "cancel.wav") != 0) { CHECK(0); rig_close(&r); return; }
+    r.pp.translate = 0;
+    r.pp.simulate_realtime = 1;     /* the WAV sink plays "in real time", like a device */
+    r.pp.warmup = 0;
     pipeline *pl = NULL;
     stts_error err;
-    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
-    if (!pl) return;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { rig_close(&r); return; }
     const char *long_ja = "これはとても長い文で、再生の途中で止めることができるかどうかを確かめるためのものです。";
-    for (int i = 0; i < 3; i++) {
-        ingest_sentence s;
-        sentence(&s, (uint64_t)i, long_ja);
-        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
-    }
-    while (!atomic_load(&ev.first_play)) {
+    const char *texts[] = {long_ja, long_ja, long_ja};
+    push_texts(pl, texts, 3);
+    while (!atomic_load(&r.ev.first_play)) {
         struct timespec t = {0, 1000000};
         nanosleep(&t, NULL);
     }
@@ -314,58 +319,42 @@ static void cancel_mid_sentence(void) {
     CHECK_MSG(stop_ms < 1000, "took %.0f ms", stop_ms);   /* a hang guard; speed is in bench/ */
     pipeline_stats s;
     pipeline_get_stats(pl, &s);
-    CHECK_EQ_INT(ev.n_play, 1);
+    CHECK_EQ_INT(r.ev.n_play, 1);
     CHECK_EQ_INT(s.played, 0);    /* the first never finished, the others never started */
     pipeline_free(pl);
-    audio_close(sink, &err);
+    rig_close(&r);
     /* What was written before the stop is well under one sentence. */
-    double secs = wav_seconds(wav, tts_sample_rate(synth));
+    double secs = wav_seconds(r.wav, r.rate);
     CHECK(secs > 0.1 && secs < 2.0);
-    tts_close(synth);
 }
 
 /* ---- --max-lag ---- */
 
 static void max_lag_skips_with_notice(void) {
-    tts_synth *synth = open_voice();
-    if (!synth) { CHECK(0); return; }
-    char wav[300];
-    snprintf(wav, sizeof wav, "%s/lag.wav", g_tmp);
-    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
-    events ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    pipeline_params pp;
-    pipeline_default_params(&pp);
-    pp.translate = 0;
-    pp.synth = synth;
-    pp.sink = sink;
-    pp.on_event = on_event;
-    pp.user = &ev;
-    pp.simulate_realtime = 1;
-    pp.max_lag_s = 1.0;
-    pp.gap_ms = 0;
+    rig r;
+    if (rig_open(&r, "lag.wav") != 0) { CHECK(0); rig_close(&r); return; }
+    r.pp.translate = 0;
+    r.pp.simulate_realtime = 1;
+    r.pp.max_lag_s = 1.0;
+    r.pp.gap_ms = 0;
     pipeline *pl = NULL;
     stts_error err;
-    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
-    if (!pl) return;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { rig_close(&r); return; }
     static const char *texts[] = {"一番目の文です。", "二番目の文です。", "三番目の文です。", "四番目の文です。",
                                   "五番目の文です。", "六番目の文です。"};
-    for (int i = 0; i < 6; i++) {
-        ingest_sentence s;
-        sentence(&s, (uint64_t)i, texts[i]);
-        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
-    }
+    push_texts(pl, texts, 6);
     CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
     pipeline_stats st;
     pipeline_get_stats(pl, &st);
     printf("max-lag: %llu played, %llu skipped\n", (unsigned long long)st.played, (unsigned long long)st.skipped);
     CHECK(st.skipped >= 1);
     CHECK_EQ_INT(st.played + st.skipped, 6);
-    CHECK(ev.n_skip_logs >= 1);                   /* never silently */
-    CHECK(ev.n_play >= 1 && ev.play_seq[ev.n_play - 1] == 5);  /* the newest is spoken */
-    for (int i = 1; i < ev.n_play; i++) CHECK(ev.play_seq[i] > ev.play_seq[i - 1]);
+    CHECK(r.ev.n_skip_logs >= 1);                   /* never silently */
+    CHECK(r.ev.n_play >= 1 && r.ev.play_seq[r.ev.n_play - 1] == 5);  /* the newest is spoken */
+    for (int i = 1; i < r.ev.n_play; i++) CHECK(r.ev.play_seq[i] > r.ev.play_seq[i - 1]);
     pipeline_free(pl);
-    audio_close(sink, &err);
-    tts_close(synth);
+    rig_close(&r);
 }
 
 /* ---- memory bounded on a 100k-line input ---- */
@@ -408,20 +397,12 @@ static void memory_bounded_100k_lines(void) {
     }
     fclose(f);
 
-    tts_synth *synth = open_voice();
-    if (!synth) { CHECK(0); return; }
-    char wav[300];
-    snprintf(wav, sizeof wav, "%s/big.wav", g_tmp);
-    audio_sink *sink = open_wav(wav, tts_sample_rate(synth));
-    pipeline_params pp;
-    pipeline_default_params(&pp);
-    pp.model = g_model;
-    pp.synth = synth;
-    pp.sink = sink;
+    rig r;
+    if (rig_open(&r, "big.wav") != 0) { CHECK(0); rig_close(&r); return; }
     pipeline *pl = NULL;
     stts_error err;
-    CHECK_EQ_INT(pipeline_start(&pp, &pl, &err), STTS_OK);
-    if (!pl) return;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { rig_close(&r); return; }
     long before = vm_hwm_kb();
     int pushed = feed_file(path, pl);
     CHECK_EQ_INT(pushed, spoken);
@@ -431,8 +412,7 @@ static void memory_bounded_100k_lines(void) {
            before, after, after - before, nllb_model_weight_bytes(g_model) / 1024);
     if (!SANITIZED) CHECK_MSG(after - before < 150 * 1024, "grew by %ld kB", after - before);
     pipeline_free(pl);
-    audio_close(sink, &err);
-    tts_close(synth);
+    rig_close(&r);
     unlink(path);
 }
 

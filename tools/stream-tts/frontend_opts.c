@@ -16,7 +16,7 @@ void frontend_opts_init(frontend_opts *o) {
 }
 
 /* "--name VALUE" or "--name=VALUE": the value, or NULL if this is not --name. */
-static const char *value_of(const char *name, int argc, char **argv, int *i, int *missing) {
+const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *missing) {
     size_t n = strlen(name);
     const char *a = argv[*i];
     *missing = 0;
@@ -73,13 +73,13 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
     const char *files[] = {"--input", "--transcript", "--follow"};
     const char **dest[] = {&o->input, &o->transcript, &o->follow};
     for (int k = 0; k < 3; k++) {
-        if ((v = value_of(files[k], argc, argv, i, &miss)) || miss) {
+        if ((v = cli_flag_value(files[k], argc, argv, i, &miss)) || miss) {
             if (miss || !v[0]) { snprintf(err, cap, "%s needs a file name", files[k]); return -1; }
             *dest[k] = v;
             return 1;
         }
     }
-    if ((v = value_of("--idle-flush-ms", argc, argv, i, &miss)) || miss) {
+    if ((v = cli_flag_value("--idle-flush-ms", argc, argv, i, &miss)) || miss) {
         if (miss || parse_num("--idle-flush-ms", v, 0, 600000, &x, err, cap)) {
             if (miss) snprintf(err, cap, "--idle-flush-ms needs a number of milliseconds");
             return -1;
@@ -87,7 +87,7 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         o->ingest.text.idle_flush_ns = (uint64_t)x * 1000000ull;
         return 1;
     }
-    if ((v = value_of("--max-sentence-chars", argc, argv, i, &miss)) || miss) {
+    if ((v = cli_flag_value("--max-sentence-chars", argc, argv, i, &miss)) || miss) {
         if (miss || parse_num("--max-sentence-chars", v, 0, 100000, &x, err, cap)) {
             if (miss) snprintf(err, cap, "--max-sentence-chars needs a number (0 = no limit)");
             return -1;
@@ -96,7 +96,7 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         o->ingest.text.max_sentence_chars = (uint32_t)x;
         return 1;
     }
-    if ((v = value_of("--merge-short-chars", argc, argv, i, &miss)) || miss) {
+    if ((v = cli_flag_value("--merge-short-chars", argc, argv, i, &miss)) || miss) {
         if (miss || parse_num("--merge-short-chars", v, 0, 1000, &x, err, cap)) {
             if (miss) snprintf(err, cap, "--merge-short-chars needs a number (0 = never merge)");
             return -1;
@@ -104,7 +104,7 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         o->ingest.text.merge_short_chars = (uint32_t)x;
         return 1;
     }
-    if ((v = value_of("--max-line-mib", argc, argv, i, &miss)) || miss) {
+    if ((v = cli_flag_value("--max-line-mib", argc, argv, i, &miss)) || miss) {
         if (miss || parse_num("--max-line-mib", v, 1, 4096, &x, err, cap)) {
             if (miss) snprintf(err, cap, "--max-line-mib needs a number of MiB");
             return -1;
@@ -112,7 +112,7 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         o->max_line = (size_t)x << 20;
         return 1;
     }
-    if ((v = value_of("--notice-lang", argc, argv, i, &miss)) || miss) {
+    if ((v = cli_flag_value("--notice-lang", argc, argv, i, &miss)) || miss) {
         if (miss || !valid_lang(v)) {
             snprintf(err, cap, "--notice-lang expects an NLLB language code like eng_Latn or jpn_Jpan, got '%s'",
                      miss ? "" : v);

@@ -25,6 +25,10 @@ typedef struct {
 } frontend_opts;
 
 void frontend_opts_init(frontend_opts *o);
+/* Shared by every flag parser of the program: for argv[*i] = "--name VALUE"
+ * (advancing *i) or "--name=VALUE", the value; NULL when argv[*i] is not
+ * --name, with *missing set when it is but the value is absent. */
+const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *missing);
 /* Looks at argv[*i]: returns 1 if it was a front-end flag (then *i points at
  * its last word), 0 if it is not one of ours, -1 on a bad value (err says
  * which flag and what is expected). Accepts "--flag VALUE" and "--flag=VALUE". */

@@ -38,19 +38,6 @@ void pipeline_opts_init(pipeline_opts *o) {
     o->status = -1;
 }
 
-/* "--name VALUE" or "--name=VALUE" -> the value; NULL when argv[*i] is not
- * --name; *missing when it is but has no value. */
-static const char *flag_value(const char *name, int argc, char **argv, int *i, int *missing) {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    *missing = 0;
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) { *missing = 1; return NULL; }
-    return argv[++*i];
-}
-
 static int parse_double(const char *flag, const char *v, double lo, double hi, double *out, char *err, size_t cap) {
     char *end;
     errno = 0;
@@ -101,20 +88,20 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
     int missing;
     const char *v;
     for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
-        if ((v = flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
+        if ((v = cli_flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
             *(const char **)((char *)o + STR[k].off) = v;
             return 1;
         }
     }
     for (size_t k = 0; k < sizeof NUM / sizeof NUM[0]; k++) {
-        if ((v = flag_value(NUM[k].name, argc, argv, i, &missing)) || missing) {
+        if ((v = cli_flag_value(NUM[k].name, argc, argv, i, &missing)) || missing) {
             if (missing) { snprintf(err, cap, "%s needs a number", NUM[k].name); return -1; }
             return parse_double(NUM[k].name, v, NUM[k].lo, NUM[k].hi, (double *)((char *)o + NUM[k].off), err, cap) ? -1 : 1;
         }
     }
     for (size_t k = 0; k < sizeof INT / sizeof INT[0]; k++) {
-        if ((v = flag_value(INT[k].name, argc, argv, i, &missing)) || missing) {
+        if ((v = cli_flag_value(INT[k].name, argc, argv, i, &missing)) || missing) {
             double x;
             if (missing) { snprintf(err, cap, "%s needs a whole number", INT[k].name); return -1; }
             if (parse_double(INT[k].name, v, INT[k].lo, INT[k].hi, &x, err, cap) || x != (int)x) {

@@ -104,7 +104,13 @@ grep -q "  -> " "$T/rerr" && ok || bad "--echo with --output - should go to stde
 "$BIN" --beam 0 >/dev/null 2>"$T/e4"; rc=$?
 [ $rc -eq 2 ] && grep -q "\-\-beam" "$T/e4" && ok || bad "bad flag value: exit $rc"
 
-# 6. The time line of a metrics file.
+# 6. No sound card (CI, containers): one clear line pointing at --output, exit 1.
+if ! aplay -l 2>/dev/null | grep -q '^card'; then
+  "$BIN" --input "$T/short.jsonl" --voice "$VOICE" --no-status >/dev/null 2>"$T/nd"; rc=$?
+  [ $rc -eq 1 ] && grep -q "no sound output device.*--output" "$T/nd" && ok || bad "no device: exit $rc, $(cat "$T/nd")"
+fi
+
+# 7. The time line of a metrics file.
 if command -v gnuplot >/dev/null; then
   "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>/dev/null && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
     && ok || bad "plot-timeline did not write a PNG"

@@ -61,13 +61,7 @@ static int read_sample(const char *path, sentences *ss) {
         fprintf(stderr, "bench_pipeline: cannot read %s\n", path);
         return -1;
     }
-    for (;;) {
-        ingest_line ln;
-        ingest_result res;
-        if (ingest_reader_next(r, -1, &ln, &res, &err) != STTS_OK || res == INGEST_EOF) break;
-        ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, &err);
-    }
-    ingest_frontend_finish(fe, stts_now_ns());
+    if (ingest_frontend_pump(fe, r, NULL, &err) != STTS_OK) fprintf(stderr, "bench_pipeline: %s\n", err.msg);
     ingest_reader_free(r);
     ingest_frontend_free(fe);
     close(fd);

@@ -18,6 +18,7 @@
 #ifndef STTS_INGEST_H
 #define STTS_INGEST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,6 +128,13 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe);
 /* End of input: everything pending is emitted. */
 void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns);
 void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out);
+/* Feeds every line of r into fe, as it arrives, until end of input, running
+ * the idle timer while the input is silent, then finishes fe. stop (may be
+ * NULL) is looked at least every 250 ms: when it becomes nonzero the pump
+ * stops early (fe is still finished). Fails only when the input cannot be
+ * read (STTS_ERR_IO) or on out of memory. */
+stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
+                                 stts_error *err);
 
 /* ---- transcripts ---------------------------------------------------------------- */
 /* Is this transcript line a user prompt (the start of a turn)? Tool results,

@@ -46,6 +46,30 @@ static const char *test_current_ = "";
 #define TEST_SUMMARY() ( printf("%d passed, %d failed\n", test_passed_, test_failed_), \
                          test_failed_ ? 1 : 0 )
 
+/* Reads a whole file (NUL-terminated, *n = its length); NULL when it cannot
+ * be read. The caller frees. */
+#if defined(__GNUC__)
+__attribute__((unused))
+#endif
+static char *test_read_file(const char *path, size_t *n) {
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        b = malloc((size_t)len + 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (!b) return NULL;
+    b[len] = '\0';
+    *n = (size_t)len;
+    return b;
+}
+
 #define TEST_SKIP_ALL(...) do { printf("SKIPPED: "); printf(__VA_ARGS__); printf("\n"); \
     exit(77); } while (0)
 

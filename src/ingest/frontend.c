@@ -720,6 +720,34 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     return STTS_OK;
 }
 
+stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
+                                 stts_error *err) {
+    for (;;) {
+        if (stop && *stop) break;
+        uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
+        int timeout = 250;   /* wake up now and then to look at *stop */
+        if (dl) {
+            if (dl <= now) { ingest_frontend_tick(fe, now); continue; }
+            uint64_t ms = (dl - now + 999999) / 1000000;
+            if (ms < (uint64_t)timeout) timeout = (int)ms;
+        }
+        if (!stop) timeout = dl ? timeout : -1;   /* nothing to wait for but input */
+        ingest_line ln;
+        ingest_result res;
+        stts_status st = ingest_reader_next(r, timeout, &ln, &res, err);
+        if (st != STTS_OK) {
+            ingest_frontend_finish(fe, stts_now_ns());
+            return st;
+        }
+        if (res == INGEST_EOF) break;
+        if (res == INGEST_TIMEOUT) { ingest_frontend_tick(fe, stts_now_ns()); continue; }
+        st = ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, err);
+        if (st != STTS_OK) return st;
+    }
+    ingest_frontend_finish(fe, stts_now_ns());
+    return STTS_OK;
+}
+
 void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns) {
     fe->in_tick = 1;
     for (int i = 0; i < fe->nsrc; i++) text_stream_tick(fe->src[i]->ts, now_ns);

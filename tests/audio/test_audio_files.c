@@ -20,18 +20,6 @@ static int16_t *make_signal(size_t n, int rate) {
     return p;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)sz + 1);
-    *n = fread(b, 1, (size_t)sz, f);
-    fclose(f);
-    return b;
-}
-
 static uint32_t rd32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static void test_wav_roundtrip(void) {
@@ -64,7 +52,7 @@ static void test_wav_roundtrip(void) {
     CHECK_EQ_INT(audio_frames_written(s), n + 5513);
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     size_t len = 0;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = (unsigned char *)test_read_file(path, &len);
     CHECK(b && len == 44 + 2 * (n + 5513));
     if (b && len >= 44) {
         CHECK(memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WAVEfmt ", 8) == 0 && memcmp(b + 36, "data", 4) == 0);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "stts_ingest.h"
+#include "chunked_writer.h"
 #include "test.h"
 
 #define DATA STTS_SOURCE_DIR "/tests/data/front/"
@@ -57,42 +58,6 @@ static void wcb(void *u, uint64_t line, const char *msg) {
     ((out_t *)u)->warnings++;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-typedef struct {
-    int fd;
-    const char *data;
-    size_t len;
-    unsigned seed;
-} writer_arg;
-static void *writer(void *p) {
-    writer_arg *w = p;
-    size_t i = 0;
-    unsigned s = w->seed;
-    while (i < w->len) {
-        s = s * 1103515245u + 12345u;
-        size_t k = 1 + (s >> 16) % 97;
-        if (k > w->len - i) k = w->len - i;
-        ssize_t n = write(w->fd, w->data + i, k);
-        if (n <= 0) break;
-        i += (size_t)n;
-    }
-    close(w->fd);
-    return NULL;
-}
-
 /* Runs a transcript held in memory through a pipe (written in random pieces)
  * and the front end; returns the sentences, one per line. */
 static out_t run_bytes(const golden *g, const char *data, size_t len, unsigned seed) {
@@ -108,9 +73,9 @@ static out_t run_bytes(const golden *g, const char *data, size_t len, unsigned s
     CHECK(ingest_frontend_new(&p, cb, wcb, &o, &fe, NULL) == STTS_OK);
     int fds[2];
     CHECK(pipe(fds) == 0);
-    writer_arg w = {fds[1], data, len, seed};
+    writer_arg w = {fds[1], data, len, seed, 97};
     pthread_t th;
-    pthread_create(&th, NULL, writer, &w);
+    pthread_create(&th, NULL, chunked_writer, &w);
     ingest_reader *r;
     CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
     for (;;) {
@@ -211,8 +176,8 @@ static void test_goldens(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const golden *g = &cases[i];
         size_t len, elen;
-        char *data = slurp(g->jsonl, &len);
-        char *want = slurp(g->expected, &elen);
+        char *data = test_read_file(g->jsonl, &len);
+        char *want = test_read_file(g->expected, &elen);
         CHECK_MSG(data && want, "cannot read %s or %s", g->jsonl, g->expected);
         if (!data || !want) continue;
         out_t got = run_bytes(g, data, len, 7);

@@ -12,30 +12,8 @@
 #include <unistd.h>
 
 #include "stts_ingest.h"
+#include "chunked_writer.h"
 #include "test.h"
-
-typedef struct {
-    int fd;
-    const char *data;
-    size_t len;
-    unsigned seed;
-} writer_arg;
-
-static void *writer(void *p) {
-    writer_arg *w = p;
-    size_t i = 0;
-    unsigned s = w->seed;
-    while (i < w->len) {
-        s = s * 1103515245u + 12345u;
-        size_t k = 1 + (s >> 16) % 300;
-        if (k > w->len - i) k = w->len - i;
-        ssize_t n = write(w->fd, w->data + i, k);
-        if (n <= 0) break;
-        i += (size_t)n;
-    }
-    close(w->fd);
-    return NULL;
-}
 
 static void test_random_chunks(void) {
     static char data[200000];
@@ -56,9 +34,9 @@ static void test_random_chunks(void) {
     for (unsigned seed = 1; seed <= 5; seed++) {
         int fds[2];
         CHECK(pipe(fds) == 0);
-        writer_arg w = {fds[1], data, len, seed};
+        writer_arg w = {fds[1], data, len, seed, 300};
         pthread_t th;
-        pthread_create(&th, NULL, writer, &w);
+        pthread_create(&th, NULL, chunked_writer, &w);
         ingest_reader *r;
         CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
         int got = 0, bad = 0;

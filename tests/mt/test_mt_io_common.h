@@ -1,5 +1,5 @@
 /* test_mt_io_common.h - helpers shared by the engine I/O tests: file
- * slurping and checking a checkpoint against a fixture's expected.json
+ * checking a checkpoint against a fixture's expected.json
  * (name -> dtype, shape, f32 bit patterns or int64 values, written by
  * scripts/fixtures/make-io-fixtures.py with Python's struct). */
 #ifndef TEST_MT_IO_COMMON_H
@@ -15,24 +15,6 @@
 #include "test.h"
 
 #define MTIO_FIX STTS_SOURCE_DIR "/tests/fixtures/mtio/"
-
-static inline char *mtio_slurp(const char *path, size_t *n) {
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[len] = 0;
-    *n = (size_t)len;
-    return b;
-}
 
 static inline mt_dtype mtio_dtype_of(const char *s) {
     if (!strcmp(s, "F32")) return MT_DTYPE_F32;

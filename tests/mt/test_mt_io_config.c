@@ -11,30 +11,13 @@
 #include "config.h"
 #include "test.h"
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)len + 1);
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[len] = 0;
-    *n = (size_t)len;
-    return b;
-}
-
 static stts_status parse(const char *json, const char *gen, mt_config *c, stts_error *e) {
     return mt_config_parse(json, strlen(json), gen, gen ? strlen(gen) : 0, c, e);
 }
 
 static void test_real_600m(void) {
     size_t n;
-    char *j = slurp(STTS_SHARED_DIR "/nllb/nllb-200-distilled-600M.config.json", &n);
+    char *j = test_read_file(STTS_SHARED_DIR "/nllb/nllb-200-distilled-600M.config.json", &n);
     if (!j) {
         CHECK_MSG(0, "shared config missing");
         return;

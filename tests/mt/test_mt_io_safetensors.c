@@ -48,7 +48,7 @@ static void test_dir_and_mem(void) {
     CHECK_EQ_INT(mt_checkpoint_open(MTIO_FIX "nope.safetensors", &ck, &e), STTS_ERR_NOT_FOUND);
     CHECK(ck == NULL);
     size_t n = 0;
-    char *buf = mtio_slurp(MTIO_FIX "tiny.safetensors", &n);
+    char *buf = test_read_file(MTIO_FIX "tiny.safetensors", &n);
     CHECK(buf != NULL);
     CHECK_EQ_INT(mt_checkpoint_open_safetensors_mem(buf, n, &ck, &e), STTS_OK);
     if (ck) mtio_check_expected(ck, MTIO_FIX "tiny.expected.json");

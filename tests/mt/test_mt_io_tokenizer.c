@@ -48,7 +48,7 @@ static void test_layout(void) {
 
 static void test_encode_cases(void) {
     size_t n;
-    char *buf = mtio_slurp(MTIO_FIX "tokenizer-cases.tsv", &n);
+    char *buf = test_read_file(MTIO_FIX "tokenizer-cases.tsv", &n);
     CHECK(buf != NULL);
     if (!buf) return;
     int cases = 0;

@@ -63,7 +63,7 @@ static void test_crafted(void) {
 
 static void test_mem_truncations(void) {
     size_t n = 0;
-    char *buf = mtio_slurp(MTIO_FIX "crafted-torch.bin", &n);
+    char *buf = test_read_file(MTIO_FIX "crafted-torch.bin", &n);
     CHECK(buf != NULL);
     if (!buf) return;
     stts_error e = {0};
@@ -118,7 +118,7 @@ static void test_corrupted(void) {
     bad("bad-pkl-not-tensor.bin", STTS_ERR_FORMAT, "\"a\"", "not a tensor");
     /* Not a zip (a safetensors image, or a legacy pre-1.6 torch pickle). */
     size_t n = 0;
-    char *buf = mtio_slurp(MTIO_FIX "tiny.safetensors", &n);
+    char *buf = test_read_file(MTIO_FIX "tiny.safetensors", &n);
     mt_checkpoint *ck = NULL;
     stts_error e = {0};
     CHECK_EQ_INT(mt_checkpoint_open_torch_zip_mem(buf, n, &ck, &e), STTS_ERR_FORMAT);

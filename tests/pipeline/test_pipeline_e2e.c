@@ -163,13 +163,7 @@ static int feed_file(const char *path, pipeline *pl) {
     if (fd < 0 || ingest_frontend_new(&ip, push_cb, NULL, &f, &fe, &err) != STTS_OK ||
         ingest_reader_new(fd, 0, &r, &err) != STTS_OK)
         return -1;
-    for (;;) {
-        ingest_line ln;
-        ingest_result res;
-        if (ingest_reader_next(r, -1, &ln, &res, &err) != STTS_OK || res == INGEST_EOF) break;
-        ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, &err);
-    }
-    ingest_frontend_finish(fe, stts_now_ns());
+    CHECK_EQ_INT(ingest_frontend_pump(fe, r, NULL, &err), STTS_OK);
     ingest_reader_free(r);
     ingest_frontend_free(fe);
     close(fd);

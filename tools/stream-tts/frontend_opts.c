@@ -186,38 +186,13 @@ static void print_stats(const ingest_frontend *fe) {
             (unsigned long long)s.notices);
 }
 
-/* Reads lines until EOF, running the idle timer while the input is silent. */
+/* The input to its end; errors on stderr. */
 static int pump(ingest_reader *r, ingest_frontend *fe, volatile sig_atomic_t *stop) {
     stts_error err;
-    for (;;) {
-        if (stop && *stop) break;
-        uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
-        int timeout = 250;   /* wake up now and then to look at *stop */
-        if (dl && dl <= now) {
-            ingest_frontend_tick(fe, now);
-            dl = ingest_frontend_deadline(fe);
-            if (dl && dl <= now) dl = now + 10000000ull;   /* never spin */
-        }
-        if (dl) {
-            uint64_t ms = (dl - now + 999999) / 1000000;
-            if (ms < (uint64_t)timeout) timeout = (int)ms;
-        }
-        if (!stop) timeout = dl ? timeout : -1;
-        ingest_line ln;
-        ingest_result res;
-        if (ingest_reader_next(r, timeout, &ln, &res, &err) != STTS_OK) {
-            fprintf(stderr, "stream-tts: %s\n", err.msg);
-            ingest_frontend_finish(fe, stts_now_ns());
-            return 1;
-        }
-        if (res == INGEST_EOF) break;
-        if (res == INGEST_TIMEOUT) { ingest_frontend_tick(fe, stts_now_ns()); continue; }
-        if (ingest_frontend_feed(fe, ln.data, ln.len, ln.no, stts_now_ns(), ln.flags, &err) != STTS_OK) {
-            fprintf(stderr, "stream-tts: %s\n", err.msg);
-            return 1;
-        }
+    if (ingest_frontend_pump(fe, r, stop, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        return 1;
     }
-    ingest_frontend_finish(fe, stts_now_ns());
     return 0;
 }
 

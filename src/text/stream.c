@@ -181,6 +181,13 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
         call(ts, s, n, kind, lang, arrival);
         return;
     }
+    if (ts->lk != LK_PARA) {
+        /* List items and headings are boundaries of their own: never held,
+         * never merged with what comes before or after. */
+        flush_held(ts);
+        call(ts, s, n, TEXT_SPEECH, NULL, arrival);
+        return;
+    }
     if (ts->held.len) {
         /* Japanese joins without a space: "はい。次に…" */
         size_t st = ts->held.len - 1, k;
@@ -1107,9 +1114,19 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     reset_markdown(ts);
 }
 
+/* The word being collected ends a sentence if the input stops here: its last
+ * character (closing quotes and brackets aside) is '.', '!' or '?'. Claude's
+ * deltas often end right after the period, the space coming with the next. */
+static int word_ends_sentence(const text_stream *ts) {
+    size_t n = ts->word.len;
+    while (n > 0 && strchr("\"')]", ts->word.p[n - 1])) n--;
+    return n > 0 && (ts->word.p[n - 1] == '.' || ts->word.p[n - 1] == '!' || ts->word.p[n - 1] == '?');
+}
+
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {
     /* silence since the last input: the fragment goes out, with a waiting short sentence */
     if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
+    if (word_ends_sentence(ts)) word_end(ts);
     if (ts->sent.len) {
         ts->now = ts->last_input;
         ts->force = 1;
@@ -1121,7 +1138,9 @@ void text_stream_tick(text_stream *ts, uint64_t now_ns) {
 }
 
 uint64_t text_stream_deadline(const text_stream *ts) {
-    return (ts->sent.len || ts->held.len) ? ts->last_input + ts->p.idle_flush_ns : 0;
+    /* Only what tick can flush counts, or the caller would spin on a deadline
+     * in the past: a pending word without a sentence end waits for input. */
+    return (ts->sent.len || ts->held.len || word_ends_sentence(ts)) ? ts->last_input + ts->p.idle_flush_ns : 0;
 }
 
 void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const char *lang, uint64_t arrival_ns) {

@@ -117,6 +117,9 @@ static void test_lists(void) {
     expect_nomerge("Steps:\n- one\n* two\n+ three\n1. four\n2) five\n10. six",
                    "Steps: | one | two | three | four | five | six");
     expect("- [ ] open task\n- [x] done task\n- [X] also done", "open task | done task | also done");
+    /* Short items are not merged with the next item or paragraph (merging on). */
+    expect("- Item one.\n- OK.\n\nNext paragraph here is longer.", "Item one. | OK. | Next paragraph here is longer.");
+    expect("1. First.\n2. Second.\nText with a table right after:", "First. | Second. | Text with a table right after:");
     expect("2024 was a good year.", "2024 was a good year.");
     expect("-- not a list item, and --flag neither.", "-- not a list item, and --flag neither.");
 }
@@ -391,6 +394,44 @@ static void test_merge_timing_and_idle(void) {
     free(c);
 }
 
+/* A delta that ends right after the period, then a pause (Claude calling a
+ * tool): the idle flush sends the whole sentence, its last word included. */
+static void test_idle_after_final_period(void) {
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    text_stream_feed(ts, "The tests passed on the first try.", 34, ms(1000), NULL);
+    CHECK_EQ_INT(c->n, 0);
+    CHECK_EQ_INT(text_stream_deadline(ts), ms(2500));
+    text_stream_tick(ts, ms(2500));
+    CHECK_EQ_INT(c->n, 1);
+    CHECK_EQ_STR(c->s[0], "The tests passed on the first try.");
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_feed(ts, " Next I will look at the docs.", 30, ms(5000), NULL);
+    CHECK_EQ_INT(c->n, 1);
+    /* A lone short sentence without its trailing space is flushed too, not
+     * merged with text that arrives after the idle time. */
+    text_stream_feed(ts, " Done.", 6, ms(5100), NULL);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[1], "Next I will look at the docs.");
+    text_stream_tick(ts, ms(6600));
+    CHECK_EQ_INT(c->n, 3);
+    CHECK_EQ_STR(c->s[2], "Done.");
+    text_stream_feed(ts, " Later text comes here.", 23, ms(9000), NULL);
+    text_stream_end(ts, ms(9100));
+    CHECK_EQ_INT(c->n, 4);
+    CHECK_EQ_STR(c->s[3], "Later text comes here.");
+    /* A half word at the pause still waits (no spinning on a past deadline). */
+    text_stream_feed(ts, "Running the tes", 15, ms(10000), NULL);
+    text_stream_tick(ts, ms(11500));
+    CHECK_EQ_INT(c->n, 5);
+    CHECK_EQ_STR(c->s[4], "Running the");
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_free(ts);
+    free(c);
+}
+
 static void test_emitted_as_soon_as_certain(void) {
     coll *c = malloc(sizeof *c);
     memset(c, 0, sizeof *c);
@@ -523,6 +564,7 @@ int main(void) {
     TEST_RUN(test_inline_code);
     TEST_RUN(test_headings);
     TEST_RUN(test_lists);
+    TEST_RUN(test_idle_after_final_period);
     TEST_RUN(test_blockquote);
     TEST_RUN(test_rules);
     TEST_RUN(test_html);

@@ -370,7 +370,12 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
         }
         return;
     }
-    if (synthetic) return;   /* local command output (/context tables): not the model speaking */
+    if (synthetic) {
+        /* Local command output (/context tables): not the model speaking.
+         * The turn's result repeats it, so that is silent too. */
+        if (!parent) fe->turn_had_text = 1;
+        return;
+    }
     size_t nb = json_is_array(content) ? json_array_size(content) : 1;
     for (size_t b = 0; b < nb; b++) {
         const json_t *blk = json_is_array(content) ? json_array_get(content, b) : NULL;
@@ -595,6 +600,48 @@ void ingest_frontend_free(ingest_frontend *fe) {
     free(fe);
 }
 
+/* Replaces each \u escape of an unpaired UTF-16 surrogate (a writer that
+ * cut a string between the halves of an emoji) with \ufffd, which the text
+ * stage drops; returns how many were replaced. An escape counts only when an
+ * even number of backslashes precede it ("\\\\uD83D" is text). */
+static int hex4(const char *p, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v * 16 + (unsigned)d;
+    }
+    return 1;
+}
+
+static int repair_surrogates(ingest_frontend *fe, const char *line, size_t len) {
+    fe->fix.len = 0;
+    int fixed = 0;
+    size_t i = 0, bs = 0;
+    while (i < len) {
+        unsigned v, w;
+        if (line[i] == 'u' && bs % 2 == 1 && i + 4 < len && hex4(line + i + 1, &v) && v >= 0xD800 && v <= 0xDFFF) {
+            int paired = v <= 0xDBFF && i + 10 < len && line[i + 5] == '\\' &&
+                         line[i + 6] == 'u' && hex4(line + i + 7, &w) && w >= 0xDC00 && w <= 0xDFFF;
+            if (paired) {
+                if (fb_put(&fe->fix, line + i, 11)) { fe->oom = 1; return fixed; }
+                i += 11;
+            } else {
+                if (fb_put(&fe->fix, "ufffd", 5)) { fe->oom = 1; return fixed; }
+                i += 5;
+                fixed++;
+            }
+            bs = 0;
+            continue;
+        }
+        bs = line[i] == '\\' ? bs + 1 : 0;
+        if (fb_put(&fe->fix, line + i, 1)) { fe->oom = 1; return fixed; }
+        i++;
+    }
+    return fixed;
+}
+
 /* Replaces each invalid UTF-8 byte with U+FFFD (the text stage drops it);
  * returns the offset of the first bad byte. */
 static size_t repair_utf8(ingest_frontend *fe, const char *line, size_t len) {
@@ -688,12 +735,33 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
      * (bad bytes -> U+FFFD, which the text stage drops) and parsed again. */
     json_error_t je;
     json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    int utf8_repaired = 0;
     if (!root && json_error_code(&je) == json_error_invalid_utf8) {
         size_t at = repair_utf8(fe, line, len);
         if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
         fe->st.invalid_utf8++;
+        utf8_repaired = 1;
         warnf(fe, "invalid UTF-8 at byte %zu replaced", at + 1);
         root = json_loadb(fe->fix.p, fe->fix.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    }
+    if (!root && strstr(je.text, "invalid Unicode")) {
+        /* jansson rejects an unpaired surrogate escape; a lost half of an
+         * emoji must not cost the whole line's text. The repair writes into
+         * fe->fix, so a line already repaired for UTF-8 is copied first. */
+        char *copy = NULL;
+        if (utf8_repaired && (copy = malloc(fe->fix.len ? fe->fix.len : 1)) != NULL)
+            memcpy(copy, fe->fix.p, fe->fix.len);
+        int fixed = 0;
+        if (!utf8_repaired) fixed = repair_surrogates(fe, line, len);
+        else if (copy) fixed = repair_surrogates(fe, copy, fe->fix.len);
+        else fe->oom = 1;
+        free(copy);
+        if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
+        if (fixed) {
+            warnf(fe, "%d unpaired UTF-16 surrogate escape%s replaced", fixed, fixed == 1 ? "" : "s");
+            fe->st.invalid_utf8++;
+            root = json_loadb(fe->fix.p, fe->fix.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        }
     }
     if (!root) {
         fe->st.bad_lines++;

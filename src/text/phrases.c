@@ -120,7 +120,11 @@ size_t text_phrase_format(const char *lang, text_phrase_id id, const char *a, lo
     const char *f = t->ph[id];
     while (*f) {
         if (f[0] == '{' && f[1] == 'a' && f[2] == '}') {
-            if (a) put(out, cap, &len, a, strlen(a));
+            size_t al = a ? strlen(a) : 0;
+            /* "Running: jq ." + "." would read "jq ..": the argument's own
+             * final period stands in for the phrase's. */
+            if (al && a[al - 1] == '.' && (f[3] == '.' || strncmp(f + 3, "\xE3\x80\x82", 3) == 0)) al--;
+            if (a) put(out, cap, &len, a, al);
             f += 3;
         } else if (f[0] == '{' && f[1] == 'n' && f[2] == '}') {
             char num[24];

@@ -273,7 +273,7 @@ static void cut_long(text_stream *ts) {
 static int is_abbrev(const char *w, size_t n) {
     static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
                                      "jr.", "vs.", "cf.", "approx.", "st.", "fig.", "eq.",
-                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", NULL};
+                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.", NULL};
     char low[16];
     if (n >= sizeof low) return 0;
     for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);

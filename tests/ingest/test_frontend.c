@@ -166,6 +166,13 @@ static void test_api_error_message(void) {
     run(L, &c);
     /* one notice for the turn, the /context table output is not speech */
     EXPECT(&c, "{error}Claude Code could not log in. | {error}Claude Code hit a rate limit.");
+    /* /context alone in a turn: its result repeats the table; silent too */
+    const char *C[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"c1\",\"model\":\"<synthetic>\",\"content\":[{\"type\":"
+                       "\"text\",\"text\":\"Total: 12k tokens used of 200k.\"}]},\"parent_tool_use_id\":null}",
+                       "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"Total: 12k tokens used "
+                       "of 200k.\",\"num_turns\":0}", NULL};
+    run(C, &c);
+    CHECK_EQ_INT(c.n, 0);
 }
 
 static void test_aborted(void) {
@@ -341,6 +348,22 @@ static void test_large_tool_results_fast_path(void) {
     free(broken);
 }
 
+/* A writer that cuts a string between the halves of a UTF-16 surrogate pair:
+ * jansson rejects the lone escape; the rest of the text must survive. An
+ * escaped backslash before "uD83D" is text and stays. */
+static void test_lone_surrogates(void) {
+    const char *L[] = {ASSIST("m1", "Launch \\ud83d now."),
+                       ASSIST("m2", "Paired \\ud83d\\ude80 emoji and \\ude80 a lone low half."),
+                       ASSIST("m3", "Literal \\\\ud83d is text."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Launch now. | Paired emoji and a lone low half. | Literal \\ud83d is text.");
+    CHECK_EQ_INT(st.bad_lines, 0);
+    CHECK_EQ_INT(c.nw, 2);
+    CHECK(strstr(c.warn[0], "line 1: 1 unpaired UTF-16 surrogate escape replaced") != NULL);
+    CHECK(strstr(c.warn[1], "line 2: 1 unpaired") != NULL);
+}
+
 static void test_truncated_and_too_long_flags(void) {
     coll c;
     memset(&c, 0, sizeof c);
@@ -465,6 +488,7 @@ int main(void) {
     TEST_RUN(test_bad_input);
     TEST_RUN(test_truncated_and_too_long_flags);
     TEST_RUN(test_large_tool_results_fast_path);
+    TEST_RUN(test_lone_surrogates);
     TEST_RUN(test_idle_flush_through_frontend);
     TEST_RUN(test_key_order_and_whitespace);
     TEST_RUN(test_transcript_last_turn);

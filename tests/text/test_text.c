@@ -266,6 +266,7 @@ static void test_sentence_ends(void) {
 static void test_abbreviations(void) {
     expect("Use a tool, e.g. this one, i.e. the best. Mr. Smith vs. Dr. Who met the U.S. team. Done now.",
            "Use a tool, e.g. this one, i.e. the best. | Mr. Smith vs. Dr. Who met the U.S. team. | Done now.");
+    expect("About 10 items, incl. tests. Then more.", "About 10 items, incl. tests. | Then more.");
 }
 
 static void test_no_split_inside_tokens(void) {
@@ -483,6 +484,8 @@ static void test_clean_short_and_phrases(void) {
     text_phrase_format(NULL, TEXT_PH_TOOL_RUN, "ls -la", 0, buf, sizeof buf, &lu);
     CHECK_EQ_STR(buf, "Running: ls -la.");
     CHECK_EQ_STR(lu, "eng_Latn");
+    text_phrase_format(NULL, TEXT_PH_TOOL_RUN, "jq .", 0, buf, sizeof buf, &lu);
+    CHECK_EQ_STR(buf, "Running: jq .");   /* not "jq .." */
     text_phrase_format("jpn_Jpan", TEXT_PH_CODE_N, NULL, 12, buf, sizeof buf, &lu);
     CHECK_EQ_STR(buf, "\xE3\x82\xB3\xE3\x83\xBC\xE3\x83\x89\xE3\x80\x81" "12\xE8\xA1\x8C\xE3\x80\x81\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
     /* every language has every phrase */

@@ -65,13 +65,15 @@ static int run_with_args(int argc, char **argv) {
         if (strncmp(argv[i], "--config=", 9) == 0) continue;
         int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err);
         if (r == 0) r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err);
+        const char *from = i <= config_argc() ? " in the configuration file " : "";
+        const char *where = i <= config_argc() ? config_path() : "";
         if (r < 0) {
-            fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
+            fprintf(stderr, "stream-tts: %s%s%s (see stream-tts --help)\n", err, from, where);
             return 2;
         }
         if (r == 0) {
-            fprintf(stderr, "stream-tts: unknown %s '%s' (see stream-tts --help)\n",
-                    argv[i][0] == '-' ? "option" : "argument", argv[i]);
+            fprintf(stderr, "stream-tts: unknown %s '%s'%s%s (see stream-tts --help)\n",
+                    argv[i][0] == '-' ? "option" : "argument", argv[i], from, where);
             return 2;
         }
     }

@@ -27,6 +27,19 @@ const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int 
     return argv[++*i];
 }
 
+/* Boolean flags also accept "=true/false" (the configuration file writes them so). */
+int cli_bool_flag(const char *name, const char *a, int *out, char *err, size_t cap) {
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '\0') { *out = 1; return 1; }
+    if (a[n] != '=') return 0;
+    const char *v = a + n + 1;
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off")) *out = 0;
+    else { snprintf(err, cap, "%s takes true or false, got '%s'", name, v); return -1; }
+    return 1;
+}
+
 static int parse_num(const char *flag, const char *v, unsigned long lo, unsigned long hi, unsigned long *out,
                      char *err, size_t cap) {
     char *end;
@@ -65,11 +78,10 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         {"--read-tables", offsetof(frontend_opts, ingest) + offsetof(ingest_params, text) +
                               offsetof(text_params, read_tables)},
     };
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
-        if (strcmp(a, flags[k].name) == 0) {
-            *(int *)((char *)o + flags[k].off) = 1;
-            return 1;
-        }
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        int r = cli_bool_flag(flags[k].name, a, (int *)((char *)o + flags[k].off), err, cap);
+        if (r) return r;
+    }
     const char *files[] = {"--input", "--transcript", "--follow"};
     const char **dest[] = {&o->input, &o->transcript, &o->follow};
     for (int k = 0; k < 3; k++) {

@@ -29,6 +29,10 @@ void frontend_opts_init(frontend_opts *o);
  * (advancing *i) or "--name=VALUE", the value; NULL when argv[*i] is not
  * --name, with *missing set when it is but the value is absent. */
 const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *missing);
+/* A boolean flag: "--name" sets 1, "--name=true|false" (as the configuration
+ * file writes it) sets either. 1 when a is --name, 0 when not, -1 on a bad
+ * value (err filled). */
+int cli_bool_flag(const char *name, const char *a, int *out, char *err, size_t cap);
 /* Looks at argv[*i]: returns 1 if it was a front-end flag (then *i points at
  * its last word), 0 if it is not one of ours, -1 on a bad value (err says
  * which flag and what is expected). Accepts "--flag VALUE" and "--flag=VALUE". */

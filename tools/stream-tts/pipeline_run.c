@@ -50,19 +50,6 @@ static int parse_double(const char *flag, const char *v, double lo, double hi, d
     return 0;
 }
 
-/* Boolean flags also accept "=true/false" (the configuration file writes them so). */
-static int bool_flag(const char *name, const char *a, int *out, char *err, size_t cap) {
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return 0;
-    if (a[n] == '\0') { *out = 1; return 1; }
-    if (a[n] != '=') return 0;
-    const char *v = a + n + 1;
-    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on")) *out = 1;
-    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off")) *out = 0;
-    else { snprintf(err, cap, "%s takes true or false, got '%s'", name, v); return -1; }
-    return 1;
-}
-
 int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *err, size_t cap) {
     static const struct { const char *name; size_t off; } STR[] = {
         {"--model", offsetof(pipeline_opts, model)}, {"--src", offsetof(pipeline_opts, src)},
@@ -114,11 +101,11 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         }
     }
     for (size_t k = 0; k < sizeof BOOL / sizeof BOOL[0]; k++) {
-        int r = bool_flag(BOOL[k].name, argv[*i], (int *)((char *)o + BOOL[k].off), err, cap);
+        int r = cli_bool_flag(BOOL[k].name, argv[*i], (int *)((char *)o + BOOL[k].off), err, cap);
         if (r) return r;
     }
     int on;
-    int r = bool_flag("--status", argv[*i], &on, err, cap);
+    int r = cli_bool_flag("--status", argv[*i], &on, err, cap);
     if (r < 0) return -1;
     if (r) { o->status = on; return 1; }
     if (strcmp(argv[*i], "--no-status") == 0) { o->status = 0; return 1; }
@@ -172,8 +159,16 @@ void config_argv_free(char **argv, int argc) {
     free(argv);
 }
 
+/* What the last config_argv read; the CLI is single-threaded at that point. */
+static int g_config_n;
+static char g_config_path[PATH_MAX];
+int config_argc(void) { return g_config_n; }
+const char *config_path(void) { return g_config_path; }
+
 char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) {
     char path[PATH_MAX] = "";
+    g_config_n = 0;
+    g_config_path[0] = '\0';
     int explicit_path = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) { snprintf(path, sizeof path, "%s", argv[i + 1]); explicit_path = 1; }
@@ -201,6 +196,9 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
             lineno++;
             char *s = trim(line);
             if (!*s || *s == '#') continue;
+            /* A '#' after white space starts a comment ("tgt = jpn_Jpan  # mine"). */
+            for (char *h = strchr(s, '#'); h; h = strchr(h + 1, '#'))
+                if (h > s && (h[-1] == ' ' || h[-1] == '\t')) { *h = '\0'; s = trim(s); break; }
             char *eq = strchr(s, '=');
             char *key = s, *val = NULL;
             if (eq) { *eq = '\0'; key = trim(s); val = trim(eq + 1); }
@@ -226,7 +224,8 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
         }
         fclose(f);
     }
-    int n_config = n;
+    g_config_n = n - 1;
+    if (g_config_n > 0) snprintf(g_config_path, sizeof g_config_path, "%s", path);
     char **g = realloc(out, (size_t)(n + argc) * sizeof *g);
     if (!g) { config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
     out = g;
@@ -235,7 +234,6 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
         if (!out[n]) { config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
         n++;
     }
-    (void)n_config;
     *new_argc = n;
     return out;
 }
@@ -386,6 +384,13 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     signal(SIGTERM, SIG_DFL);
     const char *speak_lang = translate ? po->tgt : po->src;
     pick_notice_lang(fo, speak_lang);
+    /* An input that cannot be read fails now, before the model loads and
+     * before --output truncates an existing file. */
+    const char *in = fo->transcript ? fo->transcript : (fo->input && strcmp(fo->input, "-") != 0 ? fo->input : NULL);
+    if (in && access(in, R_OK) != 0) {
+        fprintf(stderr, "stream-tts: cannot read input '%s': %s\n", in, strerror(errno));
+        return 1;
+    }
 
     /* Everything that can fail at startup fails before any input is read. */
     nllb_model *model = NULL;

@@ -44,6 +44,10 @@ void pipeline_opts_usage(FILE *f);
  * with err filled when the file exists but has a bad line. *new_argc set;
  * free the result with config_argv_free. */
 char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t errcap);
+/* After config_argv: how many of the new arguments (after argv[0]) came
+ * from the file, and its path ("" when none was read), for error messages. */
+int config_argc(void);
+const char *config_path(void);
 void config_argv_free(char **argv, int argc);
 
 /* Runs the pipeline to the end of input; returns the exit status. */

@@ -384,7 +384,14 @@ static void *translate_main(void *arg) {
         it->t_tr_start = stts_now_ns();
         translate_item(pl, it);
         it->t_tr_end = stts_now_ns();
-        if (!it->spoken) { item_free(it); break; }   /* cancelled, or out of memory */
+        if (!it->spoken) {   /* cancelled, or out of memory */
+            if (!is_cancelled(pl)) {
+                emit_log(pl, it->seq, "out of memory in the translate stage; stopping");
+                pipeline_cancel(pl);   /* or the producer would block on a full queue forever */
+            }
+            item_free(it);
+            break;
+        }
         pthread_mutex_lock(&pl->smu);
         pl->st.translated++;
         pl->last_translate_ms = ms(it->t_tr_start, it->t_tr_end);

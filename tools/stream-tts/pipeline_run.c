@@ -393,6 +393,16 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     }
 
     /* Everything that can fail at startup fails before any input is read. */
+    const char *codes[2] = {po->src, po->tgt};
+    for (int k = 0; k < 2; k++) {
+        int known = 0;
+        for (int i = 0; i < nllb_num_languages() && !known; i++) known = strcmp(codes[k], nllb_language_code(i)) == 0;
+        if (!known) {
+            fprintf(stderr, "stream-tts: unknown language code '%s' for --%s: NLLB codes look like eng_Latn or "
+                            "jpn_Jpan (stream-tts translate --list-languages)\n", codes[k], k ? "tgt" : "src");
+            return 2;
+        }
+    }
     nllb_model *model = NULL;
     double load_ms = 0;
     if (translate) {

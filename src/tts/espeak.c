@@ -24,7 +24,7 @@ static const struct { const char *nllb, *voice; } k_table[] = {
     {"bul_Cyrl", "bg"}, {"ben_Beng", "bn"}, {"bos_Latn", "bs"}, {"cat_Latn", "ca"}, {"ces_Latn", "cs"},
     {"cym_Latn", "cy"}, {"dan_Latn", "da"}, {"deu_Latn", "de"}, {"ell_Grek", "el"}, {"eng_Latn", "en-us"},
     {"epo_Latn", "eo"}, {"spa_Latn", "es"}, {"est_Latn", "et"}, {"eus_Latn", "eu"}, {"pes_Arab", "fa"},
-    {"prs_Arab", "fa"}, {"fin_Latn", "fi"}, {"fra_Latn", "fr-fr"}, {"gle_Latn", "ga"}, {"gla_Latn", "gd"},
+    {"prs_Arab", "fa"}, {"fin_Latn", "fi"}, {"fra_Latn", "fr"}, {"gle_Latn", "ga"}, {"gla_Latn", "gd"},
     {"grn_Latn", "gn"}, {"guj_Gujr", "gu"}, {"heb_Hebr", "he"}, {"hin_Deva", "hi"}, {"hrv_Latn", "hr"},
     {"hat_Latn", "ht"}, {"hun_Latn", "hu"}, {"hye_Armn", "hy"}, {"ind_Latn", "id"}, {"isl_Latn", "is"},
     {"ita_Latn", "it"}, {"kat_Geor", "ka"}, {"kaz_Cyrl", "kk"}, {"kan_Knda", "kn"}, {"kor_Hang", "ko"},

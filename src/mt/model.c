@@ -40,28 +40,72 @@ static stts_status check_config(const nllb_config *c, stts_error *err) {
     do { \
         if (!(cond)) return stts_error_set(err, STTS_ERR_INVALID_ARG, __VA_ARGS__); \
     } while (0)
-    REQ(c->d_model >= 4 && c->d_model <= 65536, "config d_model %d is out of range (4..65536)", c->d_model);
-    REQ(c->vocab_size > 0 && c->vocab_size <= 4000000, "config vocab_size %d is out of range", c->vocab_size);
-    REQ(c->encoder_layers >= 0 && c->encoder_layers <= 256 && c->decoder_layers >= 1 && c->decoder_layers <= 256,
-        "config layer counts %d/%d are out of range", c->encoder_layers, c->decoder_layers);
+    REQ(c->d_model >= 4 && c->d_model <= 65536, "config: d_model %d is out of range (4..65536)", c->d_model);
+    REQ(c->vocab_size > 0 && c->vocab_size <= 4000000, "config: vocab_size %d is out of range (1..4000000)",
+        c->vocab_size);
+    REQ(c->encoder_layers >= 0 && c->encoder_layers <= 256, "config: encoder_layers %d is out of range (0..256)",
+        c->encoder_layers);
+    REQ(c->decoder_layers >= 1 && c->decoder_layers <= 256, "config: decoder_layers %d is out of range (1..256)",
+        c->decoder_layers);
     REQ(c->encoder_attention_heads > 0 && c->d_model % c->encoder_attention_heads == 0,
-        "config encoder_attention_heads %d does not divide d_model %d", c->encoder_attention_heads, c->d_model);
+        "config: encoder_attention_heads %d does not divide d_model %d", c->encoder_attention_heads, c->d_model);
     REQ(c->decoder_attention_heads > 0 && c->d_model % c->decoder_attention_heads == 0,
-        "config decoder_attention_heads %d does not divide d_model %d", c->decoder_attention_heads, c->d_model);
-    REQ(c->encoder_ffn_dim > 0 && c->encoder_ffn_dim <= 1 << 18 && c->decoder_ffn_dim > 0 &&
-            c->decoder_ffn_dim <= 1 << 18,
-        "config ffn dims %d/%d are out of range", c->encoder_ffn_dim, c->decoder_ffn_dim);
+        "config: decoder_attention_heads %d does not divide d_model %d", c->decoder_attention_heads, c->d_model);
+    REQ(c->encoder_ffn_dim > 0 && c->encoder_ffn_dim <= 1 << 18,
+        "config: encoder_ffn_dim %d is out of range (1..262144)", c->encoder_ffn_dim);
+    REQ(c->decoder_ffn_dim > 0 && c->decoder_ffn_dim <= 1 << 18,
+        "config: decoder_ffn_dim %d is out of range (1..262144)", c->decoder_ffn_dim);
     REQ(c->max_position_embeddings >= 2 && c->max_position_embeddings <= 1 << 16,
-        "config max_position_embeddings %d is out of range (2..65536)", c->max_position_embeddings);
+        "config: max_position_embeddings %d is out of range (2..65536)", c->max_position_embeddings);
     REQ(c->pad_token_id >= 0 && c->pad_token_id < c->vocab_size && c->eos_token_id >= 0 &&
             c->eos_token_id < c->vocab_size && c->decoder_start_token_id >= 0 &&
             c->decoder_start_token_id < c->vocab_size,
-        "config pad/eos/decoder_start ids (%d/%d/%d) are outside the vocabulary (%d)", c->pad_token_id,
+        "config: pad/eos/decoder_start token ids (%d/%d/%d) are outside the vocabulary (%d)", c->pad_token_id,
         c->eos_token_id, c->decoder_start_token_id, c->vocab_size);
     REQ(c->spm_size >= 0 && c->spm_size + 1 + NLLB_NUM_LANGS <= c->vocab_size,
         "the vocabulary (%d) has no room for the %d language codes after %d SentencePiece pieces", c->vocab_size,
         NLLB_NUM_LANGS, c->spm_size);
+    /* </s>, the language token and one more: anything shorter cannot translate. */
+    REQ(c->max_length == 0 || c->max_length >= 3,
+        "generation config: max_length %d leaves no room to generate (at least 3)", c->max_length);
 #undef REQ
+    return STTS_OK;
+}
+
+/* The shared embedding must be [vocab_size, d_model] as config.json says. */
+static stts_status check_embedding_shape(const mt_checkpoint *ck, const nllb_config *c, stts_error *err) {
+    static const char *const names[] = {"model.shared.weight", "model.encoder.embed_tokens.weight",
+                                        "model.decoder.embed_tokens.weight", "lm_head.weight"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const mt_tensor *t = mt_checkpoint_find(ck, names[i]);
+        if (!t) continue;
+        if (t->ndim != 2 || t->shape[0] != c->vocab_size || t->shape[1] != c->d_model)
+            return stts_error_set(err, STTS_ERR_FORMAT,
+                                  "%s: tensor %s has shape [%lld, %lld] but config.json says vocab_size %d and "
+                                  "d_model %d: the config and the weights are of different models",
+                                  mt_checkpoint_path(ck), names[i], (long long)t->shape[0],
+                                  (long long)(t->ndim > 1 ? t->shape[1] : 0), c->vocab_size, c->d_model);
+        return STTS_OK;
+    }
+    return STTS_OK;   /* load_weights reports a missing embedding */
+}
+
+/* Weights of layers the config does not have mean the config and the
+ * checkpoint disagree; transformers would warn, we refuse. */
+static stts_status check_no_extra_layers(const mt_checkpoint *ck, const nllb_config *c, stts_error *err) {
+    for (size_t i = 0; i < mt_checkpoint_count(ck); i++) {
+        const char *name = mt_checkpoint_at(ck, i)->name;
+        int layer = -1, is_dec = -1;
+        if (sscanf(name, "model.encoder.layers.%d.", &layer) == 1) is_dec = 0;
+        else if (sscanf(name, "model.decoder.layers.%d.", &layer) == 1) is_dec = 1;
+        int have = is_dec ? c->decoder_layers : c->encoder_layers;
+        if (is_dec >= 0 && layer >= have)
+            return stts_error_set(err, STTS_ERR_FORMAT,
+                                  "%s: tensor %s belongs to %s layer %d, but config.json says %s_layers %d: the "
+                                  "config and the weights are of different models",
+                                  mt_checkpoint_path(ck), name, is_dec ? "decoder" : "encoder", layer,
+                                  is_dec ? "decoder" : "encoder", have);
+    }
     return STTS_OK;
 }
 
@@ -463,10 +507,15 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
                             path, mt_tokenizer_num_tokens(m->tok), c->vocab_size);
         goto fail;
     }
-    if ((st = model_alloc(m, &p, err))) goto fail;
+    /* The checkpoint is opened (headers only) before anything is allocated,
+     * so a config that does not match the weights is reported as that, not
+     * as an allocation failure of the config's sizes. */
     if ((st = mt_checkpoint_open(dir, &ck, err))) goto fail;
+    if ((st = check_embedding_shape(ck, c, err))) goto fail;
+    if ((st = model_alloc(m, &p, err))) goto fail;
     ld.ck = ck;
     if ((st = load_weights(&ld, err))) goto fail;
+    if ((st = check_no_extra_layers(ck, c, err))) goto fail;
     free(ld.tmp);
     mt_checkpoint_close(ck);
     *out = m;

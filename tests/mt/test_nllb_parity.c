@@ -241,6 +241,18 @@ static void test_bad_model_dirs(void) {
     CHECK_MSG(strstr(e.msg, "model.decoder.layers.0.fc1.weight") && strstr(e.msg, "[128, 64]") &&
                   strstr(e.msg, "[96, 64]"),
               "message: %s", e.msg);
+    /* fewer layers in the config than in the weights: refused, naming a tensor */
+    snprintf(cmd, sizeof cmd, "cp %s/tiny-f32-st/config.json %s/ && sed -i 's/\"decoder_layers\": 2/\"decoder_layers\": 1/' "
+             "%s/config.json", fixdir, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    CHECK(nllb_model_load(tmp, NULL, &m, &e) == STTS_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "model.decoder.layers.1.") && strstr(e.msg, "decoder_layers 1"), "message: %s", e.msg);
+    /* a config far larger than the weights: a mismatch, not an allocation failure */
+    snprintf(cmd, sizeof cmd, "cp %s/tiny-f32-st/config.json %s/ && sed -i 's/\"d_model\": 64/\"d_model\": 32768/' "
+             "%s/config.json", fixdir, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    CHECK(nllb_model_load(tmp, NULL, &m, &e) == STTS_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "model.shared.weight") && strstr(e.msg, "d_model 32768"), "message: %s", e.msg);
     /* the weights file cut in half */
     snprintf(cmd, sizeof cmd, "cp %s/tiny-f32-st/config.json %s/ && truncate -s 200000 %s/model.safetensors", fixdir,
              tmp, tmp);

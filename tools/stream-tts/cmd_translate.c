@@ -22,7 +22,8 @@ static void usage(FILE *f) {
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
             "pytorch_model.bin). Codes are NLLB codes such as eng_Latn, jpn_Jpan.\n"
             "  --beam N      beam search with N beams (default 1: greedy)\n"
-            "  --max-len N   at most N generated tokens per line (default: the model's max_length)\n"
+            "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
+            "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated\n");
 }
@@ -116,6 +117,16 @@ int cmd_translate(int argc, char **argv) {
     nllb_translate_params tp = nllb_translate_default_params();
     tp.num_beams = beams;
     tp.max_new_tokens = max_len;
+    /* The decoder cannot run past the model's positions: refuse now, not
+     * after the first lines have been answered. */
+    int max_pos = nllb_model_config(m)->max_position_embeddings;
+    if (max_len > 0 && max_len + 1 > max_pos) {
+        fprintf(stderr, "stream-tts translate: --max-len %d is more than this model can decode (at most %d: its "
+                        "max_position_embeddings is %d)\n", max_len, max_pos - 1, max_pos);
+        nllb_session_free(s);
+        nllb_model_free(m);
+        return 2;
+    }
 
     int rc = 0;
     char *line = NULL;
@@ -125,8 +136,12 @@ int cmd_translate(int argc, char **argv) {
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (n == 0) {
-            if (json) printf("{\"text\":\"\",\"ids\":[],\"score\":0,\"ms\":0,\"truncated\":false}\n");
+        /* A line of only white space is an empty line: the model would
+         * otherwise invent a sentence for it. */
+        ssize_t k = 0;
+        while (k < n && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == n) {
+            if (json) printf("{\"text\":\"\",\"ids\":[],\"score\":0,\"ms\":0,\"src_tokens\":0,\"truncated\":false}\n");
             else printf("\n");
             fflush(stdout);
             continue;

@@ -621,12 +621,20 @@ static stts_status synth_piece(jtalk *j, const char *piece, size_t len, tts_out 
     return st;
 }
 
+/* Only white space: nothing for the front end (a trailing newline piece). */
+static int blank_piece(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') return 0;
+    return 1;
+}
+
 static stts_status jtalk_synthesize(void *impl, const char *text, tts_out *o, stts_error *err) {
     jtalk *j = impl;
     size_t len = strlen(text);
     int spoke = 0;
     for (size_t pos = 0; pos < len;) {
         size_t n = tts_next_piece(text + pos, len - pos, PIECE_MAX);
+        if (blank_piece(text + pos, n)) { pos += n; continue; }   /* Open JTalk warns on empty labels */
         stts_status st = synth_piece(j, text + pos, n, o, &spoke, err);
         if (st != STTS_OK) return st;
         pos += n;
@@ -644,6 +652,7 @@ static stts_status jtalk_labels(void *impl, const char *text, char **out, stts_e
     res[0] = '\0';
     for (size_t pos = 0; pos < len;) {
         size_t n = tts_next_piece(text + pos, len - pos, PIECE_MAX);
+        if (blank_piece(text + pos, n)) { pos += n; continue; }
         stts_status st = frontend(j, text + pos, n, err);
         if (st != STTS_OK) { frontend_refresh(j); free(res); return st; }
         int nl = JPCommon_get_label_size(&j->jpc);

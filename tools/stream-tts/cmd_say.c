@@ -102,12 +102,16 @@ int cmd_say(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() do { if (!v) { fprintf(stderr, "stream-tts say: %s needs a value\n", a); free(text); return 2; } i++; } while (0)
+/* A number, all of it: "abc" or "1.5x" is refused, not read as 0. */
+#define NUM(dst) do { NEED(); char *e_; double x_ = strtod(v, &e_); \
+        if (e_ == v || *e_) { fprintf(stderr, "stream-tts say: %s expects a number, got '%s'\n", a, v); free(text); return 2; } \
+        (dst) = x_; } while (0)
         if (strcmp(a, "--lang") == 0) { NEED(); tp.lang = v; }
         else if (strcmp(a, "--voice") == 0) { NEED(); tp.voice = v; }
-        else if (strcmp(a, "--speed") == 0) { NEED(); tp.speed = atof(v); }
-        else if (strcmp(a, "--pitch") == 0) { NEED(); tp.pitch = atof(v); }
-        else if (strcmp(a, "--volume") == 0) { NEED(); tp.volume_db = atof(v); }
-        else if (strcmp(a, "--rate") == 0) { NEED(); tp.sample_rate = atoi(v); }
+        else if (strcmp(a, "--speed") == 0) NUM(tp.speed);
+        else if (strcmp(a, "--pitch") == 0) NUM(tp.pitch);
+        else if (strcmp(a, "--volume") == 0) NUM(tp.volume_db);
+        else if (strcmp(a, "--rate") == 0) { double r_; NUM(r_); tp.sample_rate = (int)r_; }
         else if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0) { NEED(); output = v; }
         else if (strcmp(a, "--audio-device") == 0) { NEED(); device = v; }
         else if (strcmp(a, "--user-dict") == 0) { NEED(); tp.user_dict = v; }

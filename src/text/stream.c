@@ -615,7 +615,8 @@ static void inline_run(text_stream *ts, int final) {
             if (i + 1 < n && s[i + 1] == '[') {   /* [text][ref] */
                 const char *e = memchr(s + i + 2, ']', n - i - 2 < 64 ? n - i - 2 : 64);
                 if (!e) {
-                    if (!final && n - i < 64) goto hold;
+                    /* the window starts 2 bytes in: wait until all 64 of it are here */
+                    if (!final && n - i - 2 < 64) goto hold;
                     i++;
                     break;
                 }

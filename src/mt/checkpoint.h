@@ -14,7 +14,9 @@
 
 #include "stts_common.h"
 
-typedef enum { MT_DTYPE_F32 = 0, MT_DTYPE_F16, MT_DTYPE_BF16, MT_DTYPE_I64, MT_DTYPE_OTHER } mt_dtype;
+/* MT_DTYPE_I8: int8 weights of converted model files, with a "<name>.scale"
+ * f32 tensor beside them (quant.h); never found in HF checkpoints. */
+typedef enum { MT_DTYPE_F32 = 0, MT_DTYPE_F16, MT_DTYPE_BF16, MT_DTYPE_I64, MT_DTYPE_OTHER, MT_DTYPE_I8 } mt_dtype;
 
 typedef struct {
     const char *name;        /* HF state-dict key, e.g. "model.encoder.layers.0.fc1.weight" */

@@ -4,6 +4,7 @@
 # to src/mt. A CUDA backend adds its files here under STTS_CUDA.
 set(NLLB_CORE_SOURCES
   api.c
+  quant.c
   model.c
   forward.c
   search.c

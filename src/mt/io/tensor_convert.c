@@ -21,6 +21,7 @@ size_t mt_dtype_size(mt_dtype d) {
     case MT_DTYPE_F16: return 2;
     case MT_DTYPE_BF16: return 2;
     case MT_DTYPE_I64: return 8;
+    case MT_DTYPE_I8: return 1;
     default: return 0;
     }
 }
@@ -31,6 +32,7 @@ const char *mt_dtype_name(mt_dtype d) {
     case MT_DTYPE_F16: return "f16";
     case MT_DTYPE_BF16: return "bf16";
     case MT_DTYPE_I64: return "i64";
+    case MT_DTYPE_I8: return "i8";
     default: return "other";
     }
 }

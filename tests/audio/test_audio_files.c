@@ -65,7 +65,9 @@ static void test_wav_roundtrip(void) {
         CHECK(zero);
     }
     /* sox reads it as the same thing (an independent WAV parser). */
-    if (access("/usr/bin/soxi", X_OK) == 0) {
+    if (access("/usr/bin/soxi", X_OK) != 0) {
+        TEST_SKIP("/usr/bin/soxi missing (Debian package sox): the WAV is not checked by an independent parser");
+    } else {
         char cmd[512], out[64] = "";
         snprintf(cmd, sizeof cmd, "soxi -s '%s'", path);
         FILE *f = popen(cmd, "r");

@@ -9,8 +9,8 @@ if(TARGET nllb)
   stts_add_test(test_mt_io_tokenizer SOURCES test_mt_io_tokenizer.c LIBS nllb LABELS mt)
   stts_add_test(test_mt_io_torch SOURCES test_mt_io_torch.c LIBS nllb LABELS mt)
   # scripts/fetch-model against a mock hub on localhost (Python stdlib, ~1 s).
-  add_test(NAME test_mt_io_fetch_model COMMAND python3 ${CMAKE_SOURCE_DIR}/scripts/fixtures/check-fetch-model.py)
-  set_tests_properties(test_mt_io_fetch_model PROPERTIES LABELS mt)
+  stts_add_test_command(test_mt_io_fetch_model COMMAND python3 ${CMAKE_SOURCE_DIR}/scripts/fixtures/check-fetch-model.py
+                        LABELS mt)
   stts_add_fuzzer(fuzz_safetensors SOURCES fuzz_safetensors.c LIBS nllb)
   stts_add_fuzzer(fuzz_torch_zip SOURCES fuzz_torch_zip.c LIBS nllb)
   stts_add_fuzzer(fuzz_mt_config SOURCES fuzz_mt_config.c LIBS nllb)

@@ -624,7 +624,7 @@ static void test_600m_config_matches_hf_file(void) {
     snprintf(path, sizeof path, "%s/nllb/nllb-200-distilled-600M.config.json", STTS_SHARED_DIR);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "note: %s absent, not checked\n", path);
+        TEST_SKIP("%s absent (the shared/ folder beside the checkout)", path);
         return;
     }
     char buf[8192];

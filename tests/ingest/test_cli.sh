@@ -47,7 +47,7 @@ mkfifo "$T/fifo"
 LPID=$!
 exec 7>"$T/fifo"
 printf '%s\n' '{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Spoken before the end of input."}]}}' >&7
-for _ in $(seq 50); do [ -s "$T/live" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$T/live" ] && break; sleep 0.05; done  # the event, or 30 s
 [ "$(cat "$T/live")" = "Spoken before the end of input." ] && ok || bad "no output before EOF: '$(cat "$T/live")'"
 exec 7>&-
 wait $LPID || bad "live run exit"
@@ -59,7 +59,7 @@ exec 7>"$T/fifo"
 printf '%s\n' '{"type":"stream_event","event":{"type":"message_start","message":{"id":"m"}}}' \
   '{"type":"stream_event","event":{"type":"content_block_start","index":0,"content_block":{"type":"text"}}}' \
   '{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let me think about this "}}}' >&7
-for _ in $(seq 50); do [ -s "$T/idle" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$T/idle" ] && break; sleep 0.05; done  # the event, or 30 s
 [ "$(cat "$T/idle")" = "Let me think about this" ] && ok || bad "idle flush: '$(cat "$T/idle")'"
 exec 7>&-
 wait $LPID
@@ -89,11 +89,13 @@ printf '{"session_id":"s","transcript_path":"%s","hook_event_name":"Stop","stop_
 [ "$("$BIN" --dry-run --hook <"$T/payload" 2>&1)" = "The last turn is spoken." ] && ok || bad "--hook"
 echo 'not json' | "$BIN" --dry-run --hook >/dev/null 2>"$T/herr"; rc=$?
 [ $rc -eq 1 ] && grep -q "hook payload" "$T/herr" && ok || bad "--hook with a bad payload: exit $rc"
-"$BIN" --dry-run --follow "$TR" >"$T/fout" 2>/dev/null &
+"$BIN" --dry-run --follow "$TR" >"$T/fout" 2>"$T/ferr" &
 FPID=$!
-sleep 0.3
+# Append only once it says it is following (its ready line), however slow the machine.
+wait_for() { for _ in $(seq 600); do grep -q "$1" "$2" 2>/dev/null && return 0; kill -0 $FPID 2>/dev/null || break; sleep 0.05; done; return 1; }
+wait_for "following .* from its end" "$T/ferr" && ok || bad "--follow: no ready line: '$(cat "$T/ferr")'"
 echo '{"type":"assistant","message":{"id":"x3","content":[{"type":"text","text":"Appended while following."}]}}' >>"$TR"
-for _ in $(seq 50); do [ -s "$T/fout" ] && break; sleep 0.1; done
+wait_for "Appended while following." "$T/fout"
 [ "$(cat "$T/fout")" = "Appended while following." ] && ok || bad "--follow: '$(cat "$T/fout")'"
 kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
 

@@ -310,7 +310,10 @@ static void cancel_mid_sentence(void) {
     double stop_ms = (double)(stts_now_ns() - t0) / 1e6;
     printf("cancel: pipeline stopped %.1f ms after pipeline_cancel\n", stop_ms);
     CHECK_EQ_INT(st, STTS_ERR_CANCELLED);
-    CHECK_MSG(stop_ms < 1000, "took %.0f ms", stop_ms);   /* a hang guard; speed is in bench/ */
+    /* A hang guard, not a speed claim (speed is in bench/): a stop that played
+     * out the ~5 s sentence (in simulated real time) takes over 4.5 s; half a
+     * sentence leaves a loaded or sanitized run ample room. */
+    CHECK_MSG(stop_ms < 2500, "took %.0f ms", stop_ms);
     pipeline_stats s;
     pipeline_get_stats(pl, &s);
     CHECK_EQ_INT(r.ev.n_play, 1);

@@ -42,7 +42,16 @@ static void test_matches_espeak_program(void) {
     CHECK_EQ_INT(tts_backend_of(s), TTS_BACKEND_ESPEAK);
     CHECK_EQ_INT(tts_sample_rate(s), 22050);
     collect c = {0};
+    uint64_t t0 = stts_now_ns();
     CHECK_EQ_INT(tts_synthesize(s, k_en, collect_cb, &c, NULL, &err), STTS_OK);
+    uint64_t t1 = stts_now_ns();
+    /* Streaming: the first chunk comes before synthesis of the whole
+     * sentence (this call, measured in the same run) would have finished;
+     * chunks handed out only at the end would arrive at ~100% of it. */
+    double first_frac = (double)(c.first_ns - t0) / (double)(t1 - t0);
+    printf("espeak-ng: first chunk after %.1f ms of the sentence's %.1f ms synthesis (%.0f%%)\n",
+           (c.first_ns - t0) / 1e6, (t1 - t0) / 1e6, 100 * first_frac);
+    CHECK_MSG(c.first_ns > t0 && first_frac < 0.5, "first chunk at %.0f%% of the whole synthesis", 100 * first_frac);
     char wav[128], cmd[512];
     snprintf(wav, sizeof wav, "/tmp/stts-espeak-ref-%ld.wav", (long)getpid());
     snprintf(cmd, sizeof cmd, "espeak-ng -v en-us --stdout '%s' > %s", k_en, wav);

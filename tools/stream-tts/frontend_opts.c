@@ -257,6 +257,9 @@ int frontend_drive(const frontend_opts *o, ingest_sentence_fn fn, void *user, vo
             if (ingest_reader_follow(o->follow, 1, o->max_line, &r, &err) != STTS_OK) {
                 fprintf(stderr, "stream-tts: %s\n", err.msg);
                 rc = 1;
+            } else {
+                /* Ready: what is appended from now on is spoken (tests wait on this line). */
+                fprintf(stderr, "stream-tts: following %s from its end\n", o->follow);
             }
         } else {
             if (o->input && strcmp(o->input, "-") != 0) {

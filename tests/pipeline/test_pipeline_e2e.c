@@ -392,6 +392,7 @@ static void memory_bounded_100k_lines(void) {
             fprintf(f, "{\"type\":\"system\",\"subtype\":\"status\",\"n\":%d}\n", i);
         }
     }
+    long input_kb = ftell(f) / 1024;
     fclose(f);
 
     rig r;
@@ -405,9 +406,13 @@ static void memory_bounded_100k_lines(void) {
     CHECK_EQ_INT(pushed, spoken);
     CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
     long after = vm_hwm_kb();
-    printf("memory: peak RSS %ld kB after model load and start, %ld kB after 100k lines (+%ld kB; model %zu kB)\n",
-           before, after, after - before, nllb_model_weight_bytes(g_model) / 1024);
-    if (!SANITIZED) CHECK_MSG(after - before < 150 * 1024, "grew by %ld kB", after - before);
+    printf("memory: peak RSS %ld kB after model load and start, %ld kB after 100k lines (+%ld kB; input %ld kB; "
+           "model %zu kB)\n", before, after, after - before, input_kb, nllb_model_weight_bytes(g_model) / 1024);
+    /* Lines are read and dropped one at a time: growth stays far below the
+     * input's size. A front end that held the whole input (or even half of
+     * it) fails this bound. */
+    if (!SANITIZED) CHECK_MSG(after - before < input_kb / 2, "grew by %ld kB for an input of %ld kB", after - before,
+                              input_kb);
     pipeline_free(pl);
     rig_close(&r);
     unlink(path);

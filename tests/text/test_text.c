@@ -269,6 +269,28 @@ static void test_abbreviations(void) {
     expect("About 10 items, incl. tests. Then more.", "About 10 items, incl. tests. | Then more.");
 }
 
+/* The same with short-sentence merging off: with merging on, a missing
+ * entry would leave "Mr." as a short sentence that is merged back into the
+ * next one, and go unnoticed. Each abbreviation (docs/FRONTEND.md's list and
+ * the usual English ones) mid-sentence, before a capital and before a
+ * lowercase word: one sentence. A plain word with a period still ends one
+ * (the control: this test can fail). */
+static void test_abbreviations_unmerged(void) {
+    static const char *const ab[] = {"e.g.", "i.e.", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Sr.", "Jr.", "vs.",
+                                     "cf.", "approx.", "St.", "Fig.", "Eq.", "et al.", "No.", "Vol.", "p.", "pp.",
+                                     "ca.", "resp.", "incl.", "excl.", "esp.", "viz.", "U.S.", "a.m.", "p.m.",
+                                     "E.g.", "I.e.", "MR.", "Cf.", "Vs.", NULL};
+    for (int i = 0; ab[i]; i++) {
+        char md[160];
+        snprintf(md, sizeof md, "We saw %s Smith there. We saw %s the rest.", ab[i], ab[i]);
+        char want[170];
+        snprintf(want, sizeof want, "We saw %s Smith there. | We saw %s the rest.", ab[i], ab[i]);
+        expect_nomerge(md, want);
+    }
+    expect_nomerge("We saw the dog. Smith was there.", "We saw the dog. | Smith was there.");
+    expect_nomerge("Ask Mr. Smith. He knows.", "Ask Mr. Smith. | He knows.");
+}
+
 static void test_no_split_inside_tokens(void) {
     expect("It costs 3.50 now. Version 2.0.1 is here. Edit config.json today. Visit example.com please.",
            "It costs 3.50 now. | Version 2.0.1 is here. | Edit config.json today. | Visit example.com please.");
@@ -585,6 +607,7 @@ int main(void) {
     TEST_RUN(test_notice_language);
     TEST_RUN(test_sentence_ends);
     TEST_RUN(test_abbreviations);
+    TEST_RUN(test_abbreviations_unmerged);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_cjk);
     TEST_RUN(test_paragraphs);

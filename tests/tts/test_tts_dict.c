@@ -3,11 +3,14 @@
  * listed terms are read with the dictionary's katakana (GitHub as ギットハ
  * ブ, not ジーアイティーエイチユービー), in every case spelling, with
  * their accent; units after numbers; version numbers; a user's own CSV
- * (short and full form) compiled at open; broken user files. */
+ * (short and full form) compiled at open and its compiled cache reused
+ * (not rewritten; the cached file is what is loaded); broken user files. */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -110,6 +113,22 @@ static void test_units_and_versions(void) {
     expect_contains(g_dict, "3.5秒", "s a N t e N g o");
 }
 
+/* The one compiled dictionary in DIR (userdic-*.dic) into out; how many. */
+static int cached_dics(const char *dir, char *out, size_t size) {
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (strncmp(de->d_name, "userdic-", 8) == 0 && l > 4 && strcmp(de->d_name + l - 4, ".dic") == 0) {
+            snprintf(out, size, "%s/%s", dir, de->d_name);
+            n++;
+        }
+    }
+    if (d) closedir(d);
+    return n;
+}
+
 static void test_user_csv(void) {
     char path[] = "/tmp/stts-userdict-XXXXXX.csv";
     int fd = mkstemps(path, 4);
@@ -135,13 +154,58 @@ static void test_user_csv(void) {
         expect(s, "GitHub", "sil g i cl t o h a b u sil");  /* built-in still there */
         tts_close(s);
     }
-    /* Second open reuses the compiled cache (no recompile). */
+    /* Second open reuses the compiled cache (no recompile): the one cached
+     * file is neither rewritten nor joined by another. */
+    char sub_dir[1100], dic_a[1400] = "", dic_b[1400] = "";
+    snprintf(sub_dir, sizeof sub_dir, "%s/stream-tts", cache);
+    CHECK_EQ_INT(cached_dics(sub_dir, dic_a, sizeof dic_a), 1);
+    struct stat st1 = {0}, st2 = {0};
+    CHECK(stat(dic_a, &st1) == 0);
     t0 = stts_now_ns();
     s = open_with(1, path, &err);
     double second_ms = (stts_now_ns() - t0) / 1e6;
     CHECK(s != NULL);
     tts_close(s);
+    CHECK(stat(dic_a, &st2) == 0);
+    CHECK_MSG(st1.st_ino == st2.st_ino && st1.st_mtim.tv_sec == st2.st_mtim.tv_sec &&
+              st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec, "the cached dictionary was rewritten on the second open");
+    CHECK_EQ_INT(cached_dics(sub_dir, dic_b, sizeof dic_b), 1);
     printf("user dictionary: first open %.1f ms (compiles), second %.1f ms (cached)\n", first_ms, second_ms);
+    /* And what is loaded is the cached file itself: compile another CSV
+     * (StreamTTS read differently), put its compiled file in place of the
+     * first one's, and open with the first CSV: the other reading comes out. */
+    char path_b[] = "/tmp/stts-userdict-b-XXXXXX.csv";
+    int fdb = mkstemps(path_b, 4);
+    CHECK(fdb >= 0);
+    const char *csv_b = "StreamTTS,スリーピー\n";
+    CHECK(write(fdb, csv_b, strlen(csv_b)) == (ssize_t)strlen(csv_b));
+    close(fdb);
+    s = open_with(1, path_b, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (s) {
+        expect(s, "StreamTTS", "sil s u r i i p i i sil");
+        tts_close(s);
+    }
+    CHECK_EQ_INT(cached_dics(sub_dir, dic_b, sizeof dic_b), 2);
+    DIR *d = opendir(sub_dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {  /* dic_b: the one that is not dic_a */
+        char full[1400];
+        snprintf(full, sizeof full, "%s/%s", sub_dir, de->d_name);
+        size_t l = strlen(de->d_name);
+        if (strncmp(de->d_name, "userdic-", 8) == 0 && l > 4 && strcmp(de->d_name + l - 4, ".dic") == 0 &&
+            strcmp(full, dic_a) != 0)
+            snprintf(dic_b, sizeof dic_b, "%s", full);
+    }
+    if (d) closedir(d);
+    CHECK(strcmp(dic_a, dic_b) != 0 && rename(dic_b, dic_a) == 0);
+    s = open_with(1, path, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (s) {
+        expect(s, "StreamTTS", "sil s u r i i p i i sil");  /* the cache, not a recompile of the first CSV */
+        tts_close(s);
+    }
+    unlink(path_b);
     /* Broken files: a clear error naming the line, no crash, no exit. */
     FILE *f = fopen(path, "w");
     fputs("Good,グッド\nBad,not katakana\n", f);

@@ -19,7 +19,7 @@ static void test_real_600m(void) {
     size_t n;
     char *j = test_read_file(STTS_SHARED_DIR "/nllb/nllb-200-distilled-600M.config.json", &n);
     if (!j) {
-        CHECK_MSG(0, "shared config missing");
+        TEST_SKIP("%s missing (the shared/ folder beside the checkout)", STTS_SHARED_DIR "/nllb/nllb-200-distilled-600M.config.json");
         return;
     }
     mt_config c;

@@ -18,6 +18,7 @@ SAMPLE=$SRC/samples/session.jsonl
 export HOME=$T/home XDG_CONFIG_HOME= XDG_DATA_HOME= STREAM_TTS_MODEL=
 mkdir -p "$HOME"
 VOICE=$SHARED/assets/voices/mei_normal.htsvoice
+[ -r "$VOICE" ] || { echo "SKIPPED: $VOICE missing: the voices are installed into ../shared/assets/voices (scripts/fetch-assets)"; exit 77; }
 
 # 1. The main job: sample in, WAV + metrics out, echo in order.
 main_t0=$(date +%s%N)

@@ -419,6 +419,12 @@ static void memory_bounded_100k_lines(void) {
 }
 
 int main(void) {
+    {
+        char vp_[1024];
+        snprintf(vp_, sizeof vp_, "%s/assets/voices/mei_normal.htsvoice", STTS_SHARED_DIR);
+        if (access(vp_, R_OK) != 0)
+            TEST_SKIP_ALL("%s missing: the voices are installed into ../shared/assets/voices (scripts/fetch-assets)", vp_);
+    }
     snprintf(g_tmp, sizeof g_tmp, "/tmp/stts-pipeline-XXXXXX");
     if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
     char model_dir[512];

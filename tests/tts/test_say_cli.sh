@@ -6,6 +6,7 @@
 set -u
 bin=$1
 export STTS_VOICE_DIR=$2
+[ -r "$2/mei_normal.htsvoice" ] || { echo "SKIPPED: $2/mei_normal.htsvoice missing: the voices are installed into ../shared/assets/voices (scripts/fetch-assets)"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0

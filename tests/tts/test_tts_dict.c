@@ -252,6 +252,12 @@ static void test_dictionary_size(void) {
 }
 
 int main(void) {
+    {
+        char vp_[1024];
+        snprintf(vp_, sizeof vp_, "%s/assets/voices/mei_normal.htsvoice", STTS_SHARED_DIR);
+        if (access(vp_, R_OK) != 0)
+            TEST_SKIP_ALL("%s missing: the voices are installed into ../shared/assets/voices (scripts/fetch-assets)", vp_);
+    }
     stts_error err = {0};
     g_dict = open_with(1, NULL, &err);
     if (!g_dict) { fprintf(stderr, "%s\n", err.msg); return 1; }

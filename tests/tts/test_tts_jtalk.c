@@ -388,6 +388,12 @@ static void test_default_voice_by_name(void) {
 }
 
 int main(void) {
+    {
+        char vp_[1024];
+        snprintf(vp_, sizeof vp_, "%s/assets/voices/mei_normal.htsvoice", STTS_SHARED_DIR);
+        if (access(vp_, R_OK) != 0)
+            TEST_SKIP_ALL("%s missing: the voices are installed into ../shared/assets/voices (scripts/fetch-assets)", vp_);
+    }
     TEST_RUN(test_matches_open_jtalk_program);
     TEST_RUN(test_mei_normal);
     TEST_RUN(test_tohoku);

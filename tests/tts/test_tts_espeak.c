@@ -42,16 +42,7 @@ static void test_matches_espeak_program(void) {
     CHECK_EQ_INT(tts_backend_of(s), TTS_BACKEND_ESPEAK);
     CHECK_EQ_INT(tts_sample_rate(s), 22050);
     collect c = {0};
-    uint64_t t0 = stts_now_ns();
     CHECK_EQ_INT(tts_synthesize(s, k_en, collect_cb, &c, NULL, &err), STTS_OK);
-    uint64_t t1 = stts_now_ns();
-    /* Streaming: the first chunk comes before synthesis of the whole
-     * sentence (this call, measured in the same run) would have finished;
-     * chunks handed out only at the end would arrive at ~100% of it. */
-    double first_frac = (double)(c.first_ns - t0) / (double)(t1 - t0);
-    printf("espeak-ng: first chunk after %.1f ms of the sentence's %.1f ms synthesis (%.0f%%)\n",
-           (c.first_ns - t0) / 1e6, (t1 - t0) / 1e6, 100 * first_frac);
-    CHECK_MSG(c.first_ns > t0 && first_frac < 0.5, "first chunk at %.0f%% of the whole synthesis", 100 * first_frac);
     char wav[128], cmd[512];
     snprintf(wav, sizeof wav, "/tmp/stts-espeak-ref-%ld.wav", (long)getpid());
     snprintf(cmd, sizeof cmd, "espeak-ng -v en-us --stdout '%s' > %s", k_en, wav);
@@ -74,6 +65,26 @@ static void test_matches_espeak_program(void) {
     CHECK(c.chunks > 5);  /* streamed in 20 ms buffers, not one block */
     free(ref);
     collect_free(&c);
+    /* Streaming in time: the first chunk comes before synthesis of the whole
+     * text would have finished (each call's own whole time, same run, warm:
+     * the first utterance above also loads espeak's data). Chunks handed out
+     * only at the end arrive at ~100% of it on every try; a preempted try on
+     * a loaded machine is one of three, so the best of three is checked. */
+    const char *k_long = "Hello world, this is a test of the speech output. It goes on for a while, so that "
+                         "there is more than one chunk to hand out. And then it stops.";
+    double best_frac = 1e9;
+    for (int k = 0; k < 3; k++) {
+        collect d = {0};
+        uint64_t t0 = stts_now_ns();
+        CHECK_EQ_INT(tts_synthesize(s, k_long, collect_cb, &d, NULL, &err), STTS_OK);
+        uint64_t t1 = stts_now_ns();
+        double frac = d.chunks ? (double)(d.first_ns - t0) / (double)(t1 - t0) : 1e9;
+        printf("espeak-ng: first chunk after %.2f ms of the text's %.1f ms synthesis (%.0f%%)\n",
+               (d.first_ns - t0) / 1e6, (t1 - t0) / 1e6, 100 * frac);
+        if (frac < best_frac) best_frac = frac;
+        collect_free(&d);
+    }
+    CHECK_MSG(best_frac < 0.5, "first chunk at %.0f%% of the whole synthesis at best", 100 * best_frac);
     tts_close(s);
 }
 

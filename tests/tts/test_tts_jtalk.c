@@ -100,17 +100,24 @@ static void measure_voice(const char *voice, double expect) {
     CHECK(a.first_ns > t0 && a.first_ns < t1);
     /* Same text, same handle: same samples. Timed warm: the first chunk must
      * come before synthesis of the whole sentence would have finished. The
-     * whole-sentence time is this very call's (same run, same load); a
+     * whole-sentence time is each call's own (same run, same load); a
      * synthesizer that hands its chunks out only at the end has its first
-     * chunk at ~100% of it, a streaming one at a few percent. */
-    uint64_t t2 = stts_now_ns();
-    CHECK_EQ_INT(say(s, k_sentences[0], &b, NULL), STTS_OK);
-    uint64_t t3 = stts_now_ns();
-    double first_frac = (double)(b.first_ns - t2) / (double)(t3 - t2);
-    printf("%s: first chunk after %.1f ms of the sentence's %.1f ms synthesis (%.0f%%)\n", voice,
-           (b.first_ns - t2) / 1e6, (t3 - t2) / 1e6, 100 * first_frac);
-    CHECK_MSG(b.first_ns > t2 && first_frac < 0.5, "%s: first chunk at %.0f%% of the whole synthesis", voice,
-              100 * first_frac);
+     * chunk at ~100% of it on every try, a streaming one at a few percent;
+     * the best of three tries is checked, so one preempted try on a loaded
+     * machine does not decide. */
+    double best_frac = 1e9;
+    for (int k = 0; k < 3; k++) {
+        collect_free(&b);
+        memset(&b, 0, sizeof b);
+        uint64_t t2 = stts_now_ns();
+        CHECK_EQ_INT(say(s, k_sentences[0], &b, NULL), STTS_OK);
+        uint64_t t3 = stts_now_ns();
+        double frac = b.chunks ? (double)(b.first_ns - t2) / (double)(t3 - t2) : 1e9;
+        printf("%s: first chunk after %.1f ms of the sentence's %.1f ms synthesis (%.0f%%)\n", voice,
+               (b.first_ns - t2) / 1e6, (t3 - t2) / 1e6, 100 * frac);
+        if (frac < best_frac) best_frac = frac;
+    }
+    CHECK_MSG(best_frac < 0.5, "%s: first chunk at %.0f%% of the whole synthesis at best", voice, 100 * best_frac);
     CHECK_EQ_INT(a.n, b.n);
     CHECK(a.n == b.n && pcm_hash(a.pcm, a.n) == pcm_hash(b.pcm, b.n));
     printf("%s: %.3f s, rms %.0f, hash %016llx\n", voice, secs, rms, (unsigned long long)pcm_hash(a.pcm, a.n));

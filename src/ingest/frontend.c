@@ -795,8 +795,10 @@ stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
         if (dl) {
-            if (dl <= now) { ingest_frontend_tick(fe, now); continue; }
-            uint64_t ms = (dl - now + 999999) / 1000000;
+            /* A deadline already past (the sentence callback blocked, e.g. on
+             * a full pipeline) is not idle input: look for a waiting line
+             * first (timeout 0); the tick happens only if there is none. */
+            uint64_t ms = dl <= now ? 0 : (dl - now + 999999) / 1000000;
             if (ms < (uint64_t)timeout) timeout = (int)ms;
         }
         if (!stop) timeout = dl ? timeout : -1;   /* nothing to wait for but input */

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stts_ingest.h"
@@ -403,6 +404,46 @@ static void test_idle_flush_through_frontend(void) {
     ingest_frontend_free(fe);
 }
 
+/* A slow consumer is not silent input: when the sentence callback blocks
+ * (the pipeline's queue is full) longer than the idle-flush time while the
+ * next lines are already waiting, ingest_frontend_pump must read them
+ * before deciding that the input went idle, so a half-written sentence is
+ * not cut at a word boundary. (Seen as extra sentences under ASan on a
+ * loaded machine.) */
+static void slow_cb(void *u, const ingest_sentence *s) {
+    cb(u, s);
+    struct timespec t = {0, 300000000};  /* 3x the idle-flush time below */
+    nanosleep(&t, NULL);
+}
+static void test_idle_flush_not_while_consumer_blocks(void) {
+    coll c;
+    memset(&c, 0, sizeof c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.idle_flush_ns = 100000000ull;  /* 100 ms */
+    p.text.merge_short_chars = 0;
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(&p, slow_cb, wcb, &c, &fe, NULL) == STTS_OK);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. Then a second one is wri"),
+                       DELTA(0, "tten in two pieces. "), BSTOP(0)};
+    for (int i = 0; i < 5; i++) {
+        CHECK(write(fds[1], L[i], strlen(L[i])) == (ssize_t)strlen(L[i]));
+        CHECK(write(fds[1], "\n", 1) == 1);
+    }
+    close(fds[1]);
+    ingest_reader *r = NULL;
+    CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
+    CHECK(ingest_frontend_pump(fe, r, NULL, NULL) == STTS_OK);
+    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_STR(c.s[0], "First sentence here.");
+    CHECK_EQ_STR(c.s[1], "Then a second one is written in two pieces.");
+    ingest_reader_free(r);
+    ingest_frontend_free(fe);
+    close(fds[0]);
+}
+
 static void test_key_order_and_whitespace(void) {
     const char *L[] = {"{ \"uuid\": \"u\", \"parent_tool_use_id\": null, \"message\": { \"content\": [ { \"text\": \"Spaced \\u00e9 out\\ud83d\\ude00 line.\", \"type\": \"text\" } ], \"id\": \"m1\" }, \"type\": \"assistant\" }\r",
                        "{\"_t\":123,\"event\":{\"delta\":{\"text\":\"Prefixed key order.\",\"type\":\"text_delta\"},\"index\":0,\"type\":\"content_block_delta\"},\"type\":\"stream_event\"}",
@@ -490,6 +531,7 @@ int main(void) {
     TEST_RUN(test_large_tool_results_fast_path);
     TEST_RUN(test_lone_surrogates);
     TEST_RUN(test_idle_flush_through_frontend);
+    TEST_RUN(test_idle_flush_not_while_consumer_blocks);
     TEST_RUN(test_key_order_and_whitespace);
     TEST_RUN(test_transcript_last_turn);
     TEST_RUN(test_hook_payload);

@@ -24,7 +24,8 @@
 #include "stts_client.h"
 #include "test.h"
 
-#define BIN STTS_BINARY_DIR "/tools/stream-tts"
+/* The program under test: the full stream-tts, or the launcher given as argv[1]. */
+static const char *BIN = STTS_BINARY_DIR "/tools/stream-tts";
 
 static char g_tmp[64], g_sock[128], g_record[128], g_log[128], g_spool[128], g_self[PATH_MAX];
 static pid_t g_daemon = -1;
@@ -378,6 +379,7 @@ static void test_unsafe_folder(void) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "serve") == 0) return fake_daemon(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1) BIN = argv[1];
     if (access(BIN, X_OK) != 0) TEST_SKIP_ALL("%s not built", BIN);
     if (client_self_exe(g_self, sizeof g_self, NULL) != STTS_OK) TEST_SKIP_ALL("no /proc/self/exe");
     snprintf(g_tmp, sizeof g_tmp, "/tmp/stts-hook-XXXXXX");

@@ -14,7 +14,7 @@ unshare -rm true 2>/dev/null || { echo "SKIPPED: unshare -rm (user namespaces) n
 P=$T/prefix
 cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1 || { cat "$T/install.log"; bad "cmake --install"; }
 D=$P/share/stream-tts
-for f in bin/stream-tts share/stream-tts/models/demo-en-ja/model.safetensors share/stream-tts/dict/stts-terms.dic \
+for f in bin/stream-tts libexec/stream-tts-full share/stream-tts/models/demo-en-ja/model.safetensors share/stream-tts/dict/stts-terms.dic \
          share/stream-tts/claude-plugin/hooks/hooks.json share/stream-tts/claude-plugin/.claude-plugin/plugin.json; do
   [ -e "$P/$f" ] && ok || bad "not installed: $f"
 done
@@ -35,12 +35,12 @@ hidden "$P/bin/stream-tts" --dry-run --input "$T/session.jsonl" >"$T/dry" 2>"$T/
   && ok || { bad "--dry-run from the prefix"; head -3 "$T/dryerr" >&2; }
 if [ $VOICES = 1 ]; then
   hidden "$P/bin/stream-tts" voices >"$T/voices" 2>&1
-  grep -q "mei_normal .*$D/voices/mei_normal.htsvoice" <(sed 's#/bin/\.\./share#/share#' "$T/voices") && ok \
+  grep -q "mei_normal .*$D/voices/mei_normal.htsvoice" <(sed -E 's#/(bin|libexec)/\.\./share#/share#' "$T/voices") && ok \
     || { bad "voices not found under the prefix"; head -4 "$T/voices" >&2; }
   # Translate with the demo model, speak with the installed dictionary and voice.
   hidden "$P/bin/stream-tts" --input "$T/short.jsonl" --output "$T/out.wav" --no-status >"$T/out" 2>"$T/err"; rc=$?
   [ $rc -eq 0 ] && ok || { bad "pipeline from the prefix: exit $rc"; cat "$T/err" >&2; }
-  grep -q "model $P/bin/../share/stream-tts/models/demo-en-ja (the bundled demo model" "$T/err" && ok \
+  sed -E 's#/(bin|libexec)/\.\./share#/share#' "$T/err" | grep -q "model $D/models/demo-en-ja (the bundled demo model" && ok \
     || { bad "demo model not taken from the prefix"; cat "$T/err" >&2; }
   [ "$(stat -c %s "$T/out.wav" 2>/dev/null || echo 0)" -gt 10000 ] && ok || bad "no speech in out.wav"
   hidden "$P/bin/stream-tts" say --output "$T/say.wav" "テストです" >/dev/null 2>"$T/sayerr"; rc=$?
@@ -49,5 +49,15 @@ if [ $VOICES = 1 ]; then
 else
   echo "note: no voices were installed (STTS_INSTALL_VOICES_FROM absent); speech from the prefix not tested"
 fi
+# bin/stream-tts is the launcher: hook and install-hooks without loading the
+# speech and audio libraries; the rest runs in libexec/stream-tts-full.
+n_libs=$(ldd "$P/bin/stream-tts" | wc -l)
+[ "$n_libs" -lt 10 ] && ok || bad "bin/stream-tts links $n_libs libraries: not the launcher"
+hidden "$P/bin/stream-tts" install-hooks --settings "$T/settings.json" >/dev/null 2>&1 && \
+  grep -q "\"command\": \"$P/bin/stream-tts\"" "$T/settings.json" && ok || bad "install-hooks from the prefix"
+echo '{"session_id":"S","hook_event_name":"SessionStart","source":"startup"}' | \
+  STREAM_TTS_SOCKET=$T/run/socket hidden "$P/bin/stream-tts" hook >"$T/hout" 2>&1; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/hout" ] && ok || bad "hook from the prefix: exit $rc, output $(head -c 200 "$T/hout")"
+grep -q "started $P/bin/stream-tts serve" "$T/run/hook.log" && ok || { bad "hook did not start the installed daemon"; cat "$T/run/hook.log" >&2; }
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

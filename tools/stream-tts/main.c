@@ -1,8 +1,19 @@
 /* main.c - the stream-tts program: picks a subcommand and hands over argv.
  * `stream-tts translate|say|voices|hook|install-hooks ...` run one part on
- * its own; `run` or anything else is the streaming pipeline (cmd_run). */
+ * its own; `run` or anything else is the streaming pipeline (cmd_run).
+ *
+ * Built twice. The full program has every subcommand. The launcher
+ * (STTS_LAUNCHER, installed as bin/stream-tts) has only the light ones
+ * (hook, install-hooks, --version) and execs the full program for the rest:
+ * loading the full program's ~45 shared libraries (audio, speech, MT) costs
+ * more than everything `stream-tts hook` itself does, and Claude Code waits
+ * for every hook (docs/PERFORMANCE.md, Hook client). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -79,12 +90,46 @@ static void list_commands(FILE *f) {
     fputs("\nflags of the default subcommand (run):\n", f);
 }
 
+#ifdef STTS_LAUNCHER
+/* Replaces this process (same pid, so signals and exit status are the full
+ * program's) with the full program: installed as <prefix>/libexec/stream-tts-full,
+ * or the build tree's stream-tts beside this launcher. */
+static int exec_full(char **argv) {
+    char self[PATH_MAX], cand[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "stream-tts: cannot find the running program (/proc/self/exe)\n");
+        return 1;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    const char *rel[] = {"/../libexec/stream-tts-full", "/stream-tts"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(cand, sizeof cand, "%s%s", self, rel[i]);
+        if (access(cand, X_OK) != 0) continue;
+        argv[0] = cand;
+        execv(cand, argv);
+        fprintf(stderr, "stream-tts: cannot run %s: %s\n", cand, strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "stream-tts: the full program is missing (%s/../libexec/stream-tts-full); reinstall stream-tts\n",
+            self);
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv) {
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "--version") == 0 || strcmp(sub, "version") == 0) {
         printf("stream-tts %s\n", STTS_VERSION);
         return 0;
     }
+#ifdef STTS_LAUNCHER
+    for (size_t i = 0; i < N_CMDS; i++)
+        if (strcmp(sub, k_cmds[i].name) == 0 && k_cmds[i].fn) return k_cmds[i].fn(argc - 1, argv + 1);
+    return exec_full(argv);
+#endif
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         list_commands(stdout);
         fflush(stdout);

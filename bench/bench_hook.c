@@ -102,23 +102,29 @@ int main(int argc, char **argv) {
     if (!mkdtemp(dir)) return 1;
     char sock[100];
     snprintf(sock, sizeof sock, "%s/socket", dir);
-    setenv("STREAM_TTS_SOCKET", sock, 1);
     setenv("STREAM_TTS_DAEMON", "/bin/true", 1); /* the no-daemon path: a daemon that never listens */
-    double *floor = calloc((size_t)runs, sizeof *floor), *start = calloc((size_t)runs, sizeof *start), *live = calloc((size_t)runs, sizeof *live),
-           *spool = calloc((size_t)runs, sizeof *spool);
-    for (int i = 0; i < runs; i++) floor[i] = run_once("/bin/true", "hook");
-    for (int i = 0; i < runs; i++) start[i] = run_once(bin, "--version");
-    for (int i = 0; i < runs; i++) spool[i] = run_once(bin, "hook");
+    double *floor = calloc((size_t)runs, sizeof *floor), *start = calloc((size_t)runs, sizeof *start),
+           *live = calloc((size_t)runs, sizeof *live), *spool = calloc((size_t)runs, sizeof *spool);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof a.sun_path, "%s", sock);
     int l = socket(AF_UNIX, SOCK_STREAM, 0);
     if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 64)) { perror("listen"); return 1; }
     pthread_t t;
     pthread_create(&t, NULL, fake_daemon, &l);
-    for (int i = 0; i < runs; i++) live[i] = run_once(bin, "hook");
+    char nosock[100];
+    snprintf(nosock, sizeof nosock, "%s/none/socket", dir);
+    /* Paths interleaved run by run, so each sees the same machine load. */
+    for (int i = 0; i < runs; i++) {
+        floor[i] = run_once("/bin/true", "hook");
+        start[i] = run_once(bin, "--version");
+        setenv("STREAM_TTS_SOCKET", sock, 1);
+        live[i] = run_once(bin, "hook");
+        setenv("STREAM_TTS_SOCKET", nosock, 1);
+        spool[i] = run_once(bin, "hook");
+    }
     qsort(floor, (size_t)runs, sizeof *floor, cmp_d);
     double f50 = floor[runs / 2];
-    printf("%d runs per path; ms from the end of the hook's input to EOF on its stdout\n\n", runs);
+    printf("%d runs per path, interleaved; ms from the end of the hook's input to EOF on its stdout\n\n", runs);
     printf("| path | p50 ms | p99 ms | max ms | p50 / floor p50 |\n| --- | ---: | ---: | ---: | ---: |\n");
     report("floor: /bin/true with the same pipes", floor, runs, 0);
     report("stream-tts --version (loading the program)", start, runs, f50);

@@ -58,7 +58,7 @@ static const struct {
 #else
     {"serve", "the daemon: one warm pipeline and one audio queue for every session", MISSING_CMD(serve)},
 #endif
-#ifdef STTS_HAVE_CMD_CTL
+#if defined(STTS_HAVE_CMD_CTL) || defined(STTS_HAVE_CMD_SERVE)  /* serve and ctl come together */
     {"ctl", "control the daemon: stop, skip, pause, resume, replay, speed, mute, status", cmd_ctl},
 #else
     {"ctl", "control the daemon: stop, skip, pause, resume, replay, speed, mute, status", MISSING_CMD(ctl)},

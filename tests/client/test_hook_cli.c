@@ -69,7 +69,7 @@ static int fake_daemon(int argc, char **argv) {
         }
         FILE *f = len ? fopen(rec, "a") : NULL; /* start_daemon's probe sends nothing */
         if (f) { fwrite(buf, 1, len, f); fclose(f); }
-        const char *ok = "{\"v\":1,\"ok\":true}\n";
+        const char *ok = getenv("STTS_TEST_REPLY") ? getenv("STTS_TEST_REPLY") : "{\"v\":1, \"ok\": true}\n";
         if (write(c, ok, strlen(ok)) < 0) { /* the hook may have gone */
         }
         free(buf);
@@ -224,6 +224,25 @@ static void test_every_event(void) {
     /* Pretty-printed: the request stays one line, the value unchanged. */
     check_forwarded("{\n  \"hook_event_name\": \"Stop\",\r\n  \"n\": 1.50\n}\n",
                     "{   \"hook_event_name\": \"Stop\",    \"n\": 1.50 }");
+    stop_daemon();
+}
+
+static void test_refused_logged(void) {
+    setenv("STTS_TEST_REPLY", "{\"v\":1,\"ok\":false,\"error\":\"payload has no session_id\"}\n", 1);
+    start_daemon();
+    unsetenv("STTS_TEST_REPLY");
+    unlink(g_log);
+    result r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    char *log = slurp(g_log);
+    CHECK_MSG(log && strstr(log, "refused the payload") && strstr(log, "no session_id"), "log: %s", log ? log : "(none)");
+    free(log);
+    stop_daemon();
+    /* An accepting reply (spaced JSON) is not logged. */
+    start_daemon();
+    unlink(g_log);
+    r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env);
+    CHECK(r.rc == 0 && access(g_log, F_OK) != 0);
     stop_daemon();
 }
 
@@ -394,6 +413,7 @@ int main(int argc, char **argv) {
     mkdir(g_spool, 0700);
     setenv("STTS_TEST_RECORD", g_record, 1);
     TEST_RUN(test_every_event);
+    TEST_RUN(test_refused_logged);
     TEST_RUN(test_hooks_off);
     TEST_RUN(test_hostile);
     TEST_RUN(test_stdin_edge);

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "stts_client.h"
 
@@ -141,7 +143,9 @@ static void deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     left = HOOK_BUDGET_MS - (int)now_ms_since(t0);
     if (left < 5) left = 5;
     if (client_conn_recv(c, &reply, &rn, left, &e) != STTS_OK) { hook_log("sent, but %s", e.msg); return; }
-    if (!strstr(reply, "\"ok\":true")) hook_log("the daemon refused the payload: %.300s", reply);
+    json_t *r = json_loadb(reply, rn, 0, NULL);
+    if (!json_is_true(json_object_get(r, "ok"))) hook_log("the daemon refused the payload: %.300s", reply);
+    json_decref(r);
 }
 
 /* No daemon: start one (unless another hook is starting one right now),

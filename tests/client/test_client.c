@@ -116,7 +116,7 @@ static void *serve_one(void *arg) {
         const char *r = "{\"v\":1,\"ok\":true}\n{\"second\":1}\n";
         if (write(c, r, strlen(r)) < 0) perror("write");
     } else if (s->mode == 1) {
-        sleep_ms(300);
+        sleep_ms(1500);
     } else if (s->mode == 3) {
         if (write(c, "{\"v\":1,", 7) < 0) perror("write");
         sleep_ms(20);
@@ -156,7 +156,7 @@ static void test_request(void) {
             CHECK(st == STTS_ERR_IO);
             CHECK(reply == NULL);
             CHECK(strstr(e.msg, mode == 1 ? "within 100 ms" : "without replying") != NULL);
-            if (mode == 1) CHECK_MSG(ms >= 99 && ms < 290, "timeout took %.1f ms", ms);
+            if (mode == 1) CHECK_MSG(ms >= 99 && ms < 1400, "timeout took %.1f ms", ms); /* gave up on time, not at close */
         }
         free(reply);
         reply = NULL;
@@ -295,7 +295,7 @@ static void test_spawn(void) {
     close(p[1]);
     size_t n = 0;
     char *r = NULL;
-    for (int i = 0; i < 500 && !r; i++) {
+    for (int i = 0; i < 2000 && !r; i++) {
         r = test_read_file(report, &n);
         if (!r) sleep_ms(5);
     }

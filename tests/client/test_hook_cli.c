@@ -42,6 +42,7 @@ static int fake_daemon(int argc, char **argv) {
     const char *sock = argc > 3 ? argv[3] : NULL;
     const char *rec = getenv("STTS_TEST_RECORD");
     if (!sock || !rec) return 3;
+    signal(SIGPIPE, SIG_IGN); /* a hook past its budget has closed before the reply */
     char pidf[PATH_MAX];
     snprintf(pidf, sizeof pidf, "%s.pid", rec);
     FILE *pf = fopen(pidf, "w");
@@ -199,13 +200,18 @@ static const char *k_events[][2] = {
 #define N_EV (sizeof k_events / sizeof k_events[0])
 
 static const char *k_env[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_DAEMON", "/bin/true", NULL};
+/* With a daemon running: a budget long enough that the hook always gets the
+ * reply, which the fake daemon sends after recording the line (a busy machine
+ * can stall a process longer than the real 40 ms). Latency is bench/bench_hook. */
+static const char *k_env_wait[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_DAEMON", "/bin/true",
+                                   "STREAM_TTS_HOOK_BUDGET_MS", "5000", NULL};
 
 static void check_forwarded(const char *payload, const char *expect_payload) {
     unlink(g_record);
-    result r = run_hook(payload, strlen(payload), STDIN_CLOSE, k_env);
+    result r = run_hook(payload, strlen(payload), STDIN_CLOSE, k_env_wait);
     CHECK_EQ_INT(r.rc, 0);
     CHECK_EQ_INT(r.out_len, 0);
-    CHECK_MSG(r.ms < 1000, "hook took %.1f ms after its input ended", r.ms);
+    CHECK_MSG(r.ms < 3000, "hook took %.1f ms after its input ended", r.ms); /* a hang guard: speed is bench_hook's */
     if (r.ms > g_max_ms) g_max_ms = r.ms;
     char want[16384];
     snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", expect_payload);
@@ -232,7 +238,7 @@ static void test_refused_logged(void) {
     start_daemon();
     unsetenv("STTS_TEST_REPLY");
     unlink(g_log);
-    result r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env);
+    result r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env_wait);
     CHECK(r.rc == 0 && r.out_len == 0);
     char *log = slurp(g_log);
     CHECK_MSG(log && strstr(log, "refused the payload") && strstr(log, "no session_id"), "log: %s", log ? log : "(none)");
@@ -241,7 +247,7 @@ static void test_refused_logged(void) {
     /* An accepting reply (spaced JSON) is not logged. */
     start_daemon();
     unlink(g_log);
-    r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env);
+    r = run_hook("{\"hook_event_name\":\"Stop\"}", 26, STDIN_CLOSE, k_env_wait);
     CHECK(r.rc == 0 && access(g_log, F_OK) != 0);
     stop_daemon();
 }
@@ -305,9 +311,9 @@ static void test_stdin_edge(void) {
     free(log);
     CHECK(access(g_record, F_OK) != 0);
     /* A writer that keeps stdin open after a whole object: no EOF wait. */
-    r = run_hook(k_events[3][1], strlen(k_events[3][1]), STDIN_LEAVE_OPEN, k_env);
+    r = run_hook(k_events[3][1], strlen(k_events[3][1]), STDIN_LEAVE_OPEN, k_env_wait);
     CHECK_EQ_INT(r.rc, 0);
-    CHECK_MSG(r.ms < 1500, "%.1f ms with stdin open", r.ms);
+    CHECK_MSG(r.ms < 1900, "%.1f ms with stdin open", r.ms); /* under the 2 s wait for more input */
     char *got = slurp(g_record);
     CHECK(got && strstr(got, "UserPromptSubmit"));
     free(got);
@@ -319,7 +325,7 @@ static void test_no_daemon_spools(void) {
     for (size_t i = 0; i < 2; i++) {
         result r = run_hook(k_events[i][1], strlen(k_events[i][1]), STDIN_CLOSE, k_env);
         CHECK(r.rc == 0 && r.out_len == 0);
-        CHECK_MSG(r.ms < 1000, "%.1f ms", r.ms);
+        CHECK_MSG(r.ms < 3000, "%.1f ms", r.ms);
     }
     /* Spooled in arrival order, each the exact request line. */
     char got[2][8192];
@@ -356,24 +362,37 @@ static void test_session_start_starts_daemon(void) {
     const char *ss = k_events[5][1];
     result r = run_hook(ss, strlen(ss), STDIN_CLOSE, env);
     CHECK(r.rc == 0 && r.out_len == 0);
-    CHECK_MSG(r.ms < 1000, "%.1f ms", r.ms); /* stdout reached EOF though the daemon lives on */
+    CHECK_MSG(r.ms < 3000, "%.1f ms", r.ms); /* stdout reached EOF though the daemon lives on (it idles 20 s) */
     char *pid = NULL;
     for (int i = 0; i < 200 && !pid; i++) { pid = slurp(pidf); if (!pid) sleep_ms(10); }
     CHECK_MSG(pid != NULL, "the daemon was not started");
     /* Delivered exactly once: to the new daemon, or spooled for it. */
     char want[8192];
     snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", ss);
-    char *rec = slurp(g_record);
-    int spooled = count_dir(g_spool);
+    /* The hook may have sent the line and left before the reply (its 40 ms
+     * budget); the fake records it a moment later. */
+    char *rec = NULL;
+    int spooled = 0;
+    for (int i = 0; i < 300; i++) {
+        rec = slurp(g_record);
+        spooled = count_dir(g_spool);
+        if ((rec && strchr(rec, '\n')) || spooled) break;
+        free(rec);
+        rec = NULL;
+        sleep_ms(10);
+    }
     CHECK_MSG((rec && strcmp(rec, want) == 0 && spooled == 0) || (!rec && spooled == 1),
               "record %s, %d spooled", rec ? rec : "(none)", spooled);
     free(rec);
     /* The next hook finds it running. */
     unlink(g_record);
-    r = run_hook(k_events[0][1], strlen(k_events[0][1]), STDIN_CLOSE, env);
+    const char *env_wait[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_HOOK_BUDGET_MS", "5000", NULL};
+    r = run_hook(k_events[0][1], strlen(k_events[0][1]), STDIN_CLOSE, env_wait);
     CHECK(r.rc == 0 && r.out_len == 0);
     rec = slurp(g_record);
-    CHECK(rec && strstr(rec, "MessageDisplay"));
+    char *log = slurp(g_log);
+    CHECK_MSG(rec && strstr(rec, "MessageDisplay"), "record: %s\nhook.log: %s", rec ? rec : "(none)", log ? log : "(none)");
+    free(log);
     free(rec);
     if (pid) kill((pid_t)atol(pid), SIGTERM);
     free(pid);

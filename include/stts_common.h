@@ -44,6 +44,11 @@ stts_status stts_error_set(stts_error *e, stts_status code, const char *fmt, ...
 void stts_error_clear(stts_error *e);
 const char *stts_status_name(stts_status s);
 
+/* The installed data folder: <folder of the running program>/../share/stream-tts
+ * when it exists (dictionary, demo model, voices of an installed copy);
+ * STTS_ERR_NOT_FOUND (buf = "") in a build tree. */
+stts_status stts_data_dir(char *buf, size_t cap, stts_error *err);
+
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC); all latency metrics use it. */
 uint64_t stts_now_ns(void);
 

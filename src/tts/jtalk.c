@@ -323,14 +323,18 @@ static stts_status user_dict_list(const tts_params *p, const char *dicdir, char 
     if (!list) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
 #ifdef STTS_BUILTIN_DICT
     if (p->builtin_dict) {
-        if (!file_exists(STTS_BUILTIN_DICT)) {
+        /* An installed copy's own dictionary first, then the build tree's. */
+        char inst[1200] = "";
+        if (stts_data_dir(inst, sizeof inst - 24, NULL) == STTS_OK) strcat(inst, "/dict/stts-terms.dic");
+        const char *dict = inst[0] && file_exists(inst) ? inst : STTS_BUILTIN_DICT;
+        if (!file_exists(dict)) {
             free(list);
             return stts_error_set(err, STTS_ERR_NOT_FOUND,
-                                  "the built-in reading dictionary %s is missing; rebuild stream-tts "
+                                  "the built-in reading dictionary is missing (%s%s%s); reinstall or rebuild stream-tts "
                                   "(target stts_user_dict) or pass builtin_dict=0 / --no-builtin-dict",
-                                  STTS_BUILTIN_DICT);
+                                  inst[0] ? inst : "", inst[0] ? ", " : "", STTS_BUILTIN_DICT);
         }
-        len = (size_t)snprintf(list, cap, "%s", STTS_BUILTIN_DICT);
+        len = (size_t)snprintf(list, cap, "%s", dict);
     }
 #endif
     if (p->user_dict && *p->user_dict) {

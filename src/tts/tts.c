@@ -216,6 +216,8 @@ const char *tts_voice_dirs(char *buf, size_t size) {
     const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     if (x && *x) ADD("%s/stream-tts/voices", x);
     else if (home && *home) ADD("%s/.local/share/stream-tts/voices", home);
+    char inst[1024];
+    if (stts_data_dir(inst, sizeof inst, NULL) == STTS_OK) ADD("%s/voices", inst); /* an installed copy's own */
     ADD("/usr/local/share/stream-tts/voices");
     ADD("/usr/share/stream-tts/voices");
 #ifdef STTS_DEV_VOICE_DIR

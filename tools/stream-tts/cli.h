@@ -1,5 +1,6 @@
 /* cli.h - the subcommand entry points of the stream-tts program. Each
- * returns the process exit status: 0 success, 1 runtime failure, 2 usage. */
+ * returns the process exit status: 0 success, 1 runtime failure, 2 usage.
+ * argv[0] is the subcommand's name (or the program's, for cmd_run). */
 #ifndef STTS_CLI_H
 #define STTS_CLI_H
 
@@ -7,5 +8,10 @@ int cmd_run(int argc, char **argv);        /* default: the streaming pipeline, -
 int cmd_translate(int argc, char **argv);  /* stream-tts translate ... */
 int cmd_say(int argc, char **argv);        /* stream-tts say ... */
 int cmd_voices(int argc, char **argv);     /* stream-tts voices */
+int cmd_serve(int argc, char **argv);      /* stream-tts serve: the daemon */
+int cmd_ctl(int argc, char **argv);        /* stream-tts ctl ...: daemon controls */
+int cmd_hook(int argc, char **argv);       /* stream-tts hook: Claude Code hook client */
+int cmd_install_hooks(int argc, char **argv); /* stream-tts install-hooks */
+int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint converter */
 
 #endif

@@ -1,10 +1,25 @@
 /* main.c - the stream-tts program: picks a subcommand and hands over argv.
- * `stream-tts translate|say|voices ...` run one stage on its own; anything
- * else is the streaming pipeline (cmd_run). */
+ * `stream-tts translate|say|voices|hook|install-hooks ...` run one part on
+ * its own; `run` or anything else is the streaming pipeline (cmd_run).
+ *
+ * Built twice. The full program has every subcommand. The launcher
+ * (STTS_LAUNCHER, installed as bin/stream-tts) has only the light ones
+ * (hook, install-hooks, --version) and execs the full program for the rest:
+ * loading the full program's ~45 shared libraries (audio, speech, MT) costs
+ * more than everything `stream-tts hook` itself does, and Claude Code waits
+ * for every hook (docs/PERFORMANCE.md, Hook client). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+
+#ifndef STTS_VERSION
+#define STTS_VERSION "unknown"
+#endif
 
 #if defined(__GNUC__)
 __attribute__((unused))  /* unused once every cmd_*.c file exists */
@@ -14,21 +29,121 @@ static int missing(const char *what) {
     return 2;
 }
 
+/* A subcommand whose cmd_<name>.c is absent from this build (CMake defines
+ * STTS_HAVE_CMD_<NAME> for each present one) is listed but says so. */
+#define MISSING_CMD(name) ((int (*)(int, char **))0)
+static const struct {
+    const char *name, *what;
+    int (*fn)(int, char **);
+} k_cmds[] = {
+#ifdef STTS_HAVE_CMD_RUN
+    {"run", "speak Claude Code's stream-json output (the default: stream-tts [flags])", cmd_run},
+#else
+    {"run", "speak Claude Code's stream-json output (the default: stream-tts [flags])", MISSING_CMD(run)},
+#endif
+#ifdef STTS_HAVE_CMD_TRANSLATE
+    {"translate", "translate text with the local NLLB engine", cmd_translate},
+#else
+    {"translate", "translate text with the local NLLB engine", MISSING_CMD(translate)},
+#endif
+#ifdef STTS_HAVE_CMD_SAY
+    {"say", "speak (or write to a file) one text", cmd_say},
+    {"voices", "list the voices of every speech backend", cmd_voices},
+#else
+    {"say", "speak (or write to a file) one text", MISSING_CMD(say)},
+    {"voices", "list the voices of every speech backend", MISSING_CMD(voices)},
+#endif
+#ifdef STTS_HAVE_CMD_SERVE
+    {"serve", "the daemon: one warm pipeline and one audio queue for every session", cmd_serve},
+#else
+    {"serve", "the daemon: one warm pipeline and one audio queue for every session", MISSING_CMD(serve)},
+#endif
+#if defined(STTS_HAVE_CMD_CTL) || defined(STTS_HAVE_CMD_SERVE)  /* serve and ctl come together */
+    {"ctl", "control the daemon: stop, skip, pause, resume, replay, speed, mute, status", cmd_ctl},
+#else
+    {"ctl", "control the daemon: stop, skip, pause, resume, replay, speed, mute, status", MISSING_CMD(ctl)},
+#endif
+#ifdef STTS_HAVE_CMD_HOOK
+    {"hook", "run by Claude Code hooks: hands the payload on stdin to the daemon", cmd_hook},
+#else
+    {"hook", "run by Claude Code hooks: hands the payload on stdin to the daemon", MISSING_CMD(hook)},
+#endif
+#ifdef STTS_HAVE_CMD_INSTALL_HOOKS
+    {"install-hooks", "add (or --uninstall) the hook entries in Claude Code's settings.json", cmd_install_hooks},
+#else
+    {"install-hooks", "add (or --uninstall) the hook entries in Claude Code's settings.json", MISSING_CMD(install_hooks)},
+#endif
+#ifdef STTS_HAVE_CMD_CONVERT
+    {"convert", "convert a Hugging Face NLLB checkpoint to the engine's format", cmd_convert},
+#else
+    {"convert", "convert a Hugging Face NLLB checkpoint to the engine's format", MISSING_CMD(convert)},
+#endif
+};
+#define N_CMDS (sizeof k_cmds / sizeof k_cmds[0])
+
+static void list_commands(FILE *f) {
+    fprintf(f, "stream-tts %s - speaks Claude Code's replies, translated locally\n\n"
+               "usage: stream-tts [SUBCOMMAND] [flags]   (each subcommand takes --help)\n\nsubcommands:\n",
+            STTS_VERSION);
+    for (size_t i = 0; i < N_CMDS; i++)
+        fprintf(f, "  %-14s %s%s\n", k_cmds[i].name, k_cmds[i].what, k_cmds[i].fn ? "" : " (not in this build)");
+    fputs("\nflags of the default subcommand (run):\n", f);
+}
+
+#ifdef STTS_LAUNCHER
+/* Replaces this process (same pid, so signals and exit status are the full
+ * program's) with the full program: installed as <prefix>/libexec/stream-tts-full,
+ * or the build tree's stream-tts beside this launcher. */
+static int exec_full(char **argv) {
+    char self[PATH_MAX], cand[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "stream-tts: cannot find the running program (/proc/self/exe)\n");
+        return 1;
+    }
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    const char *rel[] = {"/../libexec/stream-tts-full", "/stream-tts"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(cand, sizeof cand, "%s%s", self, rel[i]);
+        if (access(cand, X_OK) != 0) continue;
+        argv[0] = cand;
+        execv(cand, argv);
+        fprintf(stderr, "stream-tts: cannot run %s: %s\n", cand, strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "stream-tts: the full program is missing (%s/../libexec/stream-tts-full); reinstall stream-tts\n",
+            self);
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv) {
     const char *sub = argc > 1 ? argv[1] : "";
-    if (strcmp(sub, "translate") == 0) {
-#ifdef STTS_HAVE_CMD_TRANSLATE
-        return cmd_translate(argc - 1, argv + 1);
+    if (strcmp(sub, "--version") == 0 || strcmp(sub, "version") == 0) {
+        printf("stream-tts %s\n", STTS_VERSION);
+        return 0;
+    }
+#ifdef STTS_LAUNCHER
+    for (size_t i = 0; i < N_CMDS; i++)
+        if (strcmp(sub, k_cmds[i].name) == 0 && k_cmds[i].fn) return k_cmds[i].fn(argc - 1, argv + 1);
+    return exec_full(argv);
+#endif
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        list_commands(stdout);
+        fflush(stdout);
+#ifdef STTS_HAVE_CMD_RUN
+        char *help[] = {argv[0], (char *)"--help", NULL};
+        return cmd_run(2, help);
 #else
-        return missing(sub);
+        return 0;
 #endif
     }
-    if (strcmp(sub, "say") == 0 || strcmp(sub, "voices") == 0) {
-#ifdef STTS_HAVE_CMD_SAY
-        return sub[0] == 's' ? cmd_say(argc - 1, argv + 1) : cmd_voices(argc - 1, argv + 1);
-#else
-        return missing(sub);
-#endif
+    for (size_t i = 0; i < N_CMDS; i++) {
+        if (strcmp(sub, k_cmds[i].name) != 0) continue;
+        if (!k_cmds[i].fn) return missing(sub);
+        return k_cmds[i].fn(argc - 1, argv + 1);
     }
 #ifdef STTS_HAVE_CMD_RUN
     return cmd_run(argc, argv);

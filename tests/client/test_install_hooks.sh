@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# test_install_hooks.sh STREAM_TTS SOURCE_DIR - `stream-tts install-hooks`
+# on real files: each scope's path, the command is this program's absolute
+# path, a second run changes nothing (no new backup), --dry-run writes
+# nothing, malformed JSON is refused naming file and line and left
+# byte-identical, --uninstall removes only ours, a symlinked settings file is
+# edited through the link; plus --version and the --help subcommand list.
+set -u
+BIN=$(readlink -f "$1"); SRC=$2
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail=0; pass=0
+ok()  { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+G=$SRC/tests/client/settings
+export HOME=$T/home; mkdir -p "$HOME"
+U=$HOME/.claude/settings.json
+
+# 1. user scope, no file yet: created with our 7 entries, exec form, our path.
+"$BIN" install-hooks >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && ok || { bad "install exit $rc"; cat "$T/err" >&2; }
+grep -q "$U: added 7 hook entries" "$T/out" && ok || { bad "install message"; cat "$T/out" >&2; }
+python3 - "$U" "$BIN" <<'PY' && ok || bad "installed content"
+import json, sys
+s = json.load(open(sys.argv[1]))
+want = {"SessionStart": 5, "UserPromptSubmit": 2, "MessageDisplay": 2, "Stop": 5, "StopFailure": 5, "Notification": 5, "SessionEnd": None}
+assert set(s["hooks"]) == set(want), s["hooks"].keys()
+for ev, t in want.items():
+    (g,) = s["hooks"][ev]
+    (h,) = g["hooks"]
+    assert h["command"] == sys.argv[2] and h["args"] == ["hook"] and h["type"] == "command", h
+    assert h.get("timeout") == t, (ev, h)
+assert s["hooks"]["Notification"][0]["matcher"] == "permission_prompt|idle_prompt|elicitation_dialog"
+PY
+ls "$HOME/.claude" | grep -q bak && bad "backup of a file that did not exist" || ok
+
+# 2. again: nothing changes, no backup, same bytes.
+cp "$U" "$T/first"
+"$BIN" install-hooks >"$T/out" 2>&1 && ok || bad "second run exit"
+grep -q "already installed; nothing changed" "$T/out" && ok || bad "second run message: $(cat "$T/out")"
+cmp -s "$U" "$T/first" && ok || bad "second run changed the file"
+[ "$(ls "$HOME/.claude" | grep -c bak)" -eq 0 ] && ok || bad "second run wrote a backup"
+
+# 3. existing hooks and keys: kept; a backup holds the old bytes.
+cp "$G/other-hooks.before.json" "$U"
+"$BIN" install-hooks --command /usr/local/bin/stream-tts >"$T/out" 2>&1 && ok || bad "merge exit"
+cmp -s "$U" "$G/other-hooks.after.json" && ok || { bad "merge differs from golden"; diff "$U" "$G/other-hooks.after.json" >&2; }
+B=$(ls "$HOME"/.claude/settings.json.bak-* 2>/dev/null | head -1)
+[ -n "$B" ] && cmp -s "$B" "$G/other-hooks.before.json" && ok || bad "backup missing or wrong"
+grep -q "backup of the previous file: $B" "$T/out" && ok || bad "backup not reported"
+
+# 4. --dry-run: prints the result, writes nothing.
+cp "$G/other-keys.before.json" "$U"; rm -f "$HOME"/.claude/*.bak-*
+"$BIN" install-hooks --dry-run --command /usr/local/bin/stream-tts >"$T/out" 2>&1 && ok || bad "dry-run exit"
+cmp -s "$U" "$G/other-keys.before.json" && ok || bad "dry-run wrote the file"
+[ "$(ls "$HOME/.claude" | grep -c bak)" -eq 0 ] && ok || bad "dry-run wrote a backup"
+tail -n +2 "$T/out" | cmp -s - "$G/other-keys.after.json" && ok || bad "dry-run output is not the would-be file"
+
+# 5. malformed: refused with file and line, file untouched, exit 1.
+cp "$G/malformed-trailing-comma.bad.json" "$U"
+"$BIN" install-hooks >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 1 ] && ok || bad "malformed exit $rc"
+grep -q "$U line 4" "$T/err" && ok || bad "malformed message: $(cat "$T/err")"
+cmp -s "$U" "$G/malformed-trailing-comma.bad.json" && ok || bad "malformed file was changed"
+[ ! -s "$T/out" ] && ok || bad "malformed: stdout not empty"
+
+# 6. uninstall: only ours removed.
+cp "$G/other-hooks.after.json" "$U"
+"$BIN" install-hooks --uninstall >"$T/out" 2>&1 && ok || bad "uninstall exit"
+grep -q "removed 7 stream-tts hook entries" "$T/out" && ok || bad "uninstall message: $(cat "$T/out")"
+python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(a!=b)" \
+  "$U" "$G/other-hooks.before.json" && ok || bad "uninstall did not give back the original"
+
+# 7. project and local scopes: the git work tree's .claude/.
+P=$T/proj; mkdir -p "$P/.git" "$P/sub/dir"
+(cd "$P/sub/dir" && "$BIN" install-hooks --scope project >/dev/null 2>&1) && ok || bad "project scope exit"
+[ -f "$P/.claude/settings.json" ] && ok || bad "project scope file"
+(cd "$P/sub/dir" && "$BIN" install-hooks --scope local >/dev/null 2>&1) && ok || bad "local scope exit"
+[ -f "$P/.claude/settings.local.json" ] && ok || bad "local scope file"
+"$BIN" install-hooks --scope global >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "bad scope not exit 2"
+
+# 8. a symlinked settings file stays a link; its target is edited.
+mkdir -p "$T/dot"; echo '{"theme":"light"}' >"$T/dot/settings.json"; rm -f "$U"; ln -s "$T/dot/settings.json" "$U"
+"$BIN" install-hooks >/dev/null 2>&1 && ok || bad "symlink exit"
+[ -L "$U" ] && grep -q '"theme": "light"' "$T/dot/settings.json" && grep -q MessageDisplay "$T/dot/settings.json" && ok || bad "symlink not followed"
+
+# 9. --version and --help.
+"$BIN" --version | grep -Eq '^stream-tts [0-9]+\.[0-9]+\.[0-9]+$' && ok || bad "--version"
+"$BIN" --help >"$T/help" 2>&1
+for c in run translate say voices serve hook ctl install-hooks convert; do
+  grep -Eq "^  $c " "$T/help" && ok || bad "--help lacks subcommand $c"
+done
+grep -q -- "--dry-run" "$T/help" && ok || bad "--help lost the run flags"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

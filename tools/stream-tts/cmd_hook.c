@@ -1,0 +1,255 @@
+/* cmd_hook.c - `stream-tts hook`: the command every Claude Code hook entry
+ * runs. It reads the hook payload on stdin, hands it to the daemon as
+ * {"v":1,"op":"hook","payload":...} and returns at once: all event logic
+ * (what to speak, reconciling Stop with the live batches) is the daemon's.
+ * When no daemon answers it starts one fully detached and, if that one does
+ * not accept within the budget, spools the request for it.
+ *
+ * Claude Code feeds stdout back into the conversation on some events and
+ * shows a notice on non-zero exits, so: nothing on stdout, exit 0 always,
+ * errors to <socket folder>/hook.log (capped), and never wait for speech. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "stts_client.h"
+
+/* Budget after the input ends: connect, send and a reply, or a spawn and
+ * retries, all inside it, so the hook stays under 50 ms at worst. */
+#define HOOK_BUDGET_MS 40
+/* $STREAM_TTS_HOOK_BUDGET_MS (1-10000) replaces it: for tests that check what
+ * the daemon received on a machine too busy to answer within 40 ms. */
+static int g_budget_ms = HOOK_BUDGET_MS;
+/* stdin left open with no complete object: give up after this long idle. */
+#define HOOK_STALL_MS 2000
+#define HOOK_LOG_MAX (1L << 20)
+
+static char g_log[PATH_MAX + 16];      /* "" -> stderr (which Claude Code keeps in its debug log) */
+static char g_event[64] = "?";
+
+static void hook_log(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static void hook_log(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    time_t t = time(NULL);
+    struct tm tm;
+    char ts[32] = "";
+    if (gmtime_r(&t, &tm)) strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char line[1200];
+    int n = snprintf(line, sizeof line, "%s stream-tts hook[%ld] %s: %s\n", ts, (long)getpid(), g_event, msg);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
+    int fd = -1;
+    if (g_log[0]) {
+        struct stat st;
+        if (stat(g_log, &st) == 0 && st.st_size > HOOK_LOG_MAX) { /* keep one old generation */
+            char old[PATH_MAX + 24];
+            snprintf(old, sizeof old, "%s.1", g_log);
+            rename(g_log, old);
+        }
+        fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
+    if (fd < 0) fd = 2;
+    if (write(fd, line, (size_t)n) < 0) { /* nowhere left to report it */
+    }
+    if (fd != 2) close(fd);
+}
+
+/* A closed fd 0, 1 or 2 would be reused by the next open() (a log line
+ * could land on "stdout"): park /dev/null there first. */
+static void ensure_std_fds(void) {
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) { dup2(n, fd); close(n); }
+        }
+}
+
+/* 1 when buf (trailing blanks aside) ends in '}' and parses as one object:
+ * the writer has sent everything even though it keeps stdin open. */
+static int looks_complete(const char *buf, size_t n) {
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '\t')) n--;
+    if (n == 0 || buf[n - 1] != '}') return 0;
+    char *line;
+    size_t len;
+    if (client_hook_request(buf, n, &line, &len, NULL, 0, NULL) != STTS_OK) return 0;
+    free(line);
+    return 1;
+}
+
+/* Reads stdin to EOF (or to a complete object when it stays open), at most
+ * CLIENT_PAYLOAD_MAX + 1 bytes. Returns NULL after logging why. */
+static char *read_payload(size_t *n) {
+    size_t cap = 65536, len = 0;
+    char *b = malloc(cap);
+    if (!b) { hook_log("out of memory reading the payload"); return NULL; }
+    for (;;) {
+        if (len == cap) {
+            if (cap > CLIENT_PAYLOAD_MAX) break;
+            size_t nc = cap * 2;
+            char *g = realloc(b, nc);
+            if (!g) { free(b); hook_log("out of memory reading the payload"); return NULL; }
+            b = g;
+            cap = nc;
+        }
+        struct pollfd p = {0, POLLIN, 0};
+        int r = poll(&p, 1, 0);
+        if (r == 0) {
+            if (len && looks_complete(b, len)) break;
+            r = poll(&p, 1, HOOK_STALL_MS);
+            if (r == 0) { hook_log("stdin stayed open with no complete payload for %d ms", HOOK_STALL_MS); break; }
+        }
+        if (r < 0 && errno == EINTR) continue;
+        ssize_t k = read(0, b + len, cap - len);
+        if (k > 0) { len += (size_t)k; continue; }
+        if (k == 0) break;
+        if (errno == EINTR || errno == EAGAIN) continue;
+        hook_log("cannot read stdin: %s", strerror(errno));
+        free(b);
+        return NULL;
+    }
+    *n = len;
+    return b;
+}
+
+static uint64_t now_ms_since(uint64_t t0) { return (stts_now_ns() - t0) / 1000000u; }
+
+/* Sends the line and checks the reply, within what is left of the budget. */
+static void deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
+    stts_error e;
+    int left = g_budget_ms - (int)now_ms_since(t0);
+    if (left < 5) left = 5;
+    if (client_conn_send(c, line, n, left, &e) != STTS_OK) { hook_log("%s", e.msg); return; }
+    const char *reply;
+    size_t rn;
+    left = g_budget_ms - (int)now_ms_since(t0);
+    if (left < 5) left = 5;
+    if (client_conn_recv(c, &reply, &rn, left, &e) != STTS_OK) { hook_log("sent, but %s", e.msg); return; }
+    json_t *r = json_loadb(reply, rn, 0, NULL);
+    if (!json_is_true(json_object_get(r, "ok"))) hook_log("the daemon refused the payload: %.300s", reply);
+    json_decref(r);
+}
+
+/* No daemon: start one (unless another hook is starting one right now),
+ * then keep trying to connect until the budget is spent. */
+static client_conn *start_daemon(const char *sock, const char *dir, uint64_t t0) {
+    stts_error e;
+    char lock[PATH_MAX + 16], logp[PATH_MAX + 16], exe[PATH_MAX];
+    snprintf(lock, sizeof lock, "%s/spawn.lock", dir);
+    snprintf(logp, sizeof logp, "%s/serve.log", dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) {
+        /* Re-check under the lock: the holder before us may have started it. */
+        client_conn *c = NULL;
+        if (client_conn_open(sock, 2, &c, NULL) == STTS_OK) { close(lfd); return c; }
+        const char *prog = getenv("STREAM_TTS_DAEMON");
+        if (prog && *prog) snprintf(exe, sizeof exe, "%s", prog);
+        else if (client_self_exe(exe, sizeof exe, &e) != STTS_OK) { hook_log("%s", e.msg); exe[0] = '\0'; }
+        if (exe[0]) {
+            if (client_spawn_daemon(exe, sock, logp, &e) != STTS_OK) hook_log("%s", e.msg);
+            else hook_log("no daemon on %s: started %s serve (its output: %s)", sock, exe, logp);
+        }
+    }
+    client_conn *c = NULL;
+    while (now_ms_since(t0) < (uint64_t)(g_budget_ms > 16 ? g_budget_ms - 8 : g_budget_ms / 2)) {
+        if (client_conn_open(sock, 2, &c, NULL) == STTS_OK) break;
+        c = NULL;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    if (lfd >= 0) close(lfd); /* releases the lock */
+    return c;
+}
+
+static void spool(const char *sock, const char *line, size_t n) {
+    stts_error e;
+    char sp[PATH_MAX], path[PATH_MAX];
+    if (client_spool_dir(sock, sp, sizeof sp, &e) != STTS_OK ||
+        client_spool_write(sp, line, n, path, sizeof path, &e) != STTS_OK) {
+        hook_log("the daemon is not accepting and the request could not be spooled: %s; the payload is lost", e.msg);
+        return;
+    }
+    hook_log("the daemon is not accepting yet; request spooled to %s", path);
+}
+
+int cmd_hook(int argc, char **argv) {
+    ensure_std_fds();
+    signal(SIGPIPE, SIG_IGN);
+    const char *sock_arg = NULL;
+    int bad_arg = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) sock_arg = argv[++i];
+        else if (strncmp(argv[i], "--socket=", 9) == 0) sock_arg = argv[i] + 9;
+        else if (strcmp(argv[i], "--help") == 0) {
+            /* The only output this command ever makes, and only on request. */
+            fputs("usage: stream-tts hook [--socket PATH]\n"
+                  "  run by Claude Code hooks (see stream-tts install-hooks): forwards the payload on stdin\n"
+                  "  to the stream-tts daemon, starting it when needed; prints nothing, always exits 0.\n"
+                  "  errors go to hook.log beside the socket. STREAM_TTS_HOOKS_OFF=1 turns it off.\n", stdout);
+            return 0;
+        } else bad_arg = i;
+    }
+    const char *budget = getenv("STREAM_TTS_HOOK_BUDGET_MS");
+    if (budget && atoi(budget) >= 1 && atoi(budget) <= 10000) g_budget_ms = atoi(budget);
+    const char *off = getenv("STREAM_TTS_HOOKS_OFF");
+    if (off && *off && strcmp(off, "0") != 0) return 0;
+    stts_error e;
+    char sock[PATH_MAX], dir[PATH_MAX];
+    if (client_socket_path(sock_arg, sock, sizeof sock, &e) != STTS_OK ||
+        client_socket_dir(sock, dir, sizeof dir, &e) != STTS_OK) {
+        hook_log("%s", e.msg);
+        return 0;
+    }
+    if (client_prepare_dir(dir, &e) != STTS_OK) {
+        /* An unsafe folder: neither connect (it may be someone else's
+         * socket) nor log there. stderr reaches Claude Code's debug log. */
+        hook_log("%s", e.msg);
+        return 0;
+    }
+    snprintf(g_log, sizeof g_log, "%s/hook.log", dir);
+    if (bad_arg) hook_log("unknown argument '%s' ignored", argv[bad_arg]);
+    size_t n = 0;
+    char *payload = read_payload(&n);
+    if (!payload) return 0;
+    uint64_t t0 = stts_now_ns(); /* the input has ended: the budget starts */
+    char *line = NULL;
+    size_t len = 0;
+    char ev[sizeof g_event];
+    stts_status st = client_hook_request(payload, n, &line, &len, ev, sizeof ev, &e);
+    free(payload);
+    if (st != STTS_OK) {
+        hook_log("%s", e.msg);
+        return 0;
+    }
+    if (ev[0]) snprintf(g_event, sizeof g_event, "%s", ev);
+    client_conn *c = NULL;
+    st = client_conn_open(sock, 10, &c, &e);
+    if (st == STTS_ERR_NOT_FOUND) c = start_daemon(sock, dir, t0);
+    else if (st != STTS_OK) hook_log("%s", e.msg);
+    if (c) deliver(c, line, len, t0);
+    else spool(sock, line, len);
+    client_conn_free(c);
+    free(line);
+    return 0;
+}

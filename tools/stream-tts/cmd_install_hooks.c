@@ -1,0 +1,224 @@
+/* cmd_install_hooks.c - `stream-tts install-hooks`: writes stream-tts's hook
+ * entries into a Claude Code settings.json (or removes them), so interactive
+ * sessions are spoken without editing JSON by hand. The merge itself
+ * (client_settings_merge) keeps every other key and hook; this file picks
+ * the file for the scope, backs it up and replaces it atomically. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "stts_client.h"
+
+static void usage(FILE *f) {
+    fputs("usage: stream-tts install-hooks [--scope user|project|local] [--uninstall] [--dry-run]\n"
+          "  adds stream-tts's hook entries (SessionStart, UserPromptSubmit, MessageDisplay, Stop,\n"
+          "  StopFailure, Notification, SessionEnd; exec form: COMMAND hook) to Claude Code's settings:\n"
+          "    user     ~/.claude/settings.json (default; every project)\n"
+          "    project  <project>/.claude/settings.json (committed, shared with the team)\n"
+          "    local    <project>/.claude/settings.local.json (you, this project)\n"
+          "  <project> is the enclosing git work tree, else the current folder. Every other key and\n"
+          "  hook is kept; the old file is backed up beside it; running it again changes nothing.\n"
+          "  --uninstall      remove only stream-tts's entries\n"
+          "  --dry-run        print the resulting file and change nothing\n"
+          "  --settings FILE  edit FILE instead of the scope's file\n"
+          "  --command PATH   the program the hooks run (default: this stream-tts, as an absolute path)\n"
+          "  Use this or the plugin (.claude-plugin/ in the source tree), not both: both would speak.\n",
+          f);
+}
+
+/* The git work tree holding the current folder, else the current folder. */
+static int project_dir(char *buf, size_t cap) {
+    char cwd[PATH_MAX], probe[PATH_MAX + 8];
+    if (!getcwd(cwd, sizeof cwd)) return -1;
+    size_t len = strlen(cwd);
+    for (;;) {
+        snprintf(probe, sizeof probe, "%.*s/.git", (int)len, cwd);
+        if (access(probe, F_OK) == 0) { snprintf(buf, cap, "%.*s", (int)(len ? len : 1), len ? cwd : "/"); return 0; }
+        char *s = len ? memrchr(cwd, '/', len) : NULL;
+        if (!s || len == 0) break;
+        len = (size_t)(s - cwd);
+    }
+    snprintf(buf, cap, "%s", cwd);
+    return 0;
+}
+
+static char *read_all(const char *path, size_t *n, int *missing) {
+    *n = 0;
+    *missing = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) { *missing = errno == ENOENT; return NULL; }
+    size_t cap = 8192, len = 0;
+    char *b = malloc(cap);
+    size_t k;
+    while (b && (k = fread(b + len, 1, cap - len, f)) > 0) {
+        len += k;
+        if (len == cap) {
+            char *g = len < (64u << 20) ? realloc(b, cap *= 2) : NULL;
+            if (!g) { free(b); b = NULL; }
+            else b = g;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(b); return NULL; }
+    *n = len;
+    return b;
+}
+
+static int write_file(const char *path, const char *text, size_t n, mode_t mode) {
+    char tmp[PATH_MAX + 80];
+    snprintf(tmp, sizeof tmp, "%s.stream-tts.%ld.tmp", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return -1;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    int ok = off == n && fsync(fd) == 0;
+    ok = (close(fd) == 0) && ok;
+    if (ok) fchmodat(AT_FDCWD, tmp, mode, 0);
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+static int mkdir_parent(const char *path) {
+    char d[PATH_MAX + 32];
+    snprintf(d, sizeof d, "%s", path);
+    char *s = strrchr(d, '/');
+    if (!s || s == d) return 0;
+    *s = '\0';
+    if (mkdir(d, 0755) == 0 || errno == EEXIST) return 0;
+    return -1;
+}
+
+int cmd_install_hooks(int argc, char **argv) {
+    const char *scope = "user", *settings = NULL, *command = NULL;
+    int uninstall = 0, dry = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 0; }
+        else if (strcmp(a, "--uninstall") == 0) uninstall = 1;
+        else if (strcmp(a, "--dry-run") == 0) dry = 1;
+        else if ((strcmp(a, "--scope") == 0 || strcmp(a, "--settings") == 0 || strcmp(a, "--command") == 0) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (a[2] == 's' && a[3] == 'c') scope = v;
+            else if (a[2] == 's') settings = v;
+            else command = v;
+        } else if (strncmp(a, "--scope=", 8) == 0) scope = a + 8;
+        else {
+            fprintf(stderr, "stream-tts install-hooks: unknown or incomplete argument '%s' "
+                            "(see stream-tts install-hooks --help)\n", a);
+            return 2;
+        }
+    }
+    char path[PATH_MAX + 32], proj[PATH_MAX];
+    if (settings) {
+        snprintf(path, sizeof path, "%s", settings);
+    } else if (strcmp(scope, "user") == 0) {
+        const char *home = getenv("HOME");
+        if (!home || !*home) {
+            fprintf(stderr, "stream-tts install-hooks: HOME is not set; use --settings FILE\n");
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s/.claude/settings.json", home);
+    } else if (strcmp(scope, "project") == 0 || strcmp(scope, "local") == 0) {
+        if (project_dir(proj, sizeof proj) != 0) {
+            fprintf(stderr, "stream-tts install-hooks: cannot find the current folder: %s\n", strerror(errno));
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s/.claude/settings%s.json", proj, scope[0] == 'l' ? ".local" : "");
+    } else {
+        fprintf(stderr, "stream-tts install-hooks: --scope must be user, project or local, not '%s'\n", scope);
+        return 2;
+    }
+    /* Write through a symlinked settings file (dotfile managers) to its target. */
+    char real[PATH_MAX];
+    if (realpath(path, real)) snprintf(path, sizeof path, "%s", real);
+    char self[PATH_MAX];
+    stts_error e;
+    if (!command) {
+        char exe[PATH_MAX];
+        if (client_self_exe(exe, sizeof exe, &e) != STTS_OK) {
+            fprintf(stderr, "stream-tts install-hooks: %s; give --command PATH\n", e.msg);
+            return 1;
+        }
+        command = realpath(exe, self) ? self : exe;
+    } else if (command[0] != '/') {
+        fprintf(stderr, "stream-tts install-hooks: --command needs an absolute path (hooks run without a shell)\n");
+        return 2;
+    }
+    size_t n = 0;
+    int missing = 0;
+    char *text = read_all(path, &n, &missing);
+    if (!text && !missing) {
+        fprintf(stderr, "stream-tts install-hooks: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    client_settings_in in = {path, text, n, command, uninstall};
+    client_settings_out out;
+    if (client_settings_merge(&in, &out, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts install-hooks: %s\n", e.msg);
+        free(text);
+        return 1;
+    }
+    int rc = 0;
+    if (!out.changed) {
+        printf("%s: stream-tts hooks %s; nothing changed\n", path,
+               uninstall ? "are not there" : "are already installed");
+    } else if (dry) {
+        printf("%s: would %s%s (dry run, nothing written); the file would read:\n%s", path,
+               uninstall ? "remove stream-tts's hook entries" : "add stream-tts's hook entries",
+               missing ? " (new file)" : "", out.text);
+    } else {
+        struct stat st;
+        mode_t mode = 0644;
+        if (!missing && stat(path, &st) == 0) mode = st.st_mode & 07777;
+        char backup[PATH_MAX + 80] = "";
+        if (!missing) {
+            char stamp[32];
+            time_t t = time(NULL);
+            struct tm tm;
+            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&t, &tm));
+            snprintf(backup, sizeof backup, "%s.bak-%s", path, stamp);
+            if (write_file(backup, text, n, mode) != 0) {
+                fprintf(stderr, "stream-tts install-hooks: cannot write the backup %s: %s; nothing changed\n",
+                        backup, strerror(errno));
+                rc = 1;
+            }
+        }
+        if (rc == 0 && (mkdir_parent(path) != 0 || write_file(path, out.text, strlen(out.text), mode) != 0)) {
+            fprintf(stderr, "stream-tts install-hooks: cannot write %s: %s\n", path, strerror(errno));
+            rc = 1;
+        }
+        if (rc == 0) {
+            if (uninstall) printf("%s: removed %d stream-tts hook entr%s\n", path, out.removed, out.removed == 1 ? "y" : "ies");
+            else printf("%s: %s %d hook entries running '%s hook'%s\n", path, out.removed ? "updated" : "added",
+                        out.added, command, missing ? " (new file)" : "");
+            if (backup[0]) printf("backup of the previous file: %s\n", backup);
+            if (!uninstall)
+                printf("new Claude Code sessions speak through stream-tts (after the folder's trust dialog); "
+                       "undo with: stream-tts install-hooks --uninstall%s%s\n",
+                       settings ? " --settings " : (strcmp(scope, "user") ? " --scope " : ""),
+                       settings ? settings : (strcmp(scope, "user") ? scope : ""));
+        }
+    }
+    free(out.text);
+    free(text);
+    return rc;
+}

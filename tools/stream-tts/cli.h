@@ -7,5 +7,6 @@ int cmd_run(int argc, char **argv);        /* default: the streaming pipeline, -
 int cmd_translate(int argc, char **argv);  /* stream-tts translate ... */
 int cmd_say(int argc, char **argv);        /* stream-tts say ... */
 int cmd_voices(int argc, char **argv);     /* stream-tts voices */
+int cmd_convert(int argc, char **argv);    /* stream-tts convert MODEL_DIR OUT_DIR --weights F */
 
 #endif

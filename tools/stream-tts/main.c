@@ -1,5 +1,5 @@
 /* main.c - the stream-tts program: picks a subcommand and hands over argv.
- * `stream-tts translate|say|voices ...` run one stage on its own; anything
+ * `stream-tts translate|say|voices|convert ...` run one stage on its own; anything
  * else is the streaming pipeline (cmd_run). */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +19,13 @@ int main(int argc, char **argv) {
     if (strcmp(sub, "translate") == 0) {
 #ifdef STTS_HAVE_CMD_TRANSLATE
         return cmd_translate(argc - 1, argv + 1);
+#else
+        return missing(sub);
+#endif
+    }
+    if (strcmp(sub, "convert") == 0) {
+#ifdef STTS_HAVE_CMD_CONVERT
+        return cmd_convert(argc - 1, argv + 1);
 #else
         return missing(sub);
 #endif

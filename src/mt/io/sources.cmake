@@ -8,6 +8,8 @@ set(NLLB_IO_SOURCES
   io/config.c
   io/checkpoint.c
   io/safetensors.c
+  io/gguf.c
+  io/convert.c
   io/torch_zip.c
   io/pickle.c
   io/tensor_convert.c

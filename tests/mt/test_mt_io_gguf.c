@@ -199,6 +199,35 @@ static void test_round_trip(void) {
     unsigned char *x = read_all(pa, &na), *y = read_all(pb, &nb);
     CHECK(x && y && na == nb && memcmp(x, y, na) == 0);
     free(x), free(y);
+    /* an int8 directory converted to f32 holds q * scale */
+    CHECK_EQ_INT(convert(a, b, "f32"), STTS_OK);
+    mt_checkpoint *qa = NULL, *qb = NULL;
+    stts_error e;
+    CHECK_EQ_INT(mt_checkpoint_open(a, &qa, &e), STTS_OK);
+    CHECK_EQ_INT(mt_checkpoint_open(b, &qb, &e), STTS_OK);
+    const mt_tensor *q = qa ? mt_checkpoint_find(qa, "model.encoder.layers.0.fc1.weight") : NULL;
+    const mt_tensor *f = qb ? mt_checkpoint_find(qb, "model.encoder.layers.0.fc1.weight") : NULL;
+    CHECK(q && f && q->dtype == MT_DTYPE_I8 && f->dtype == MT_DTYPE_F32 && q->numel == f->numel);
+    if (q && f) {
+        const mt_tensor *sc = mt_checkpoint_scale(qa, q);
+        float *want = malloc((size_t)q->numel * sizeof *want);
+        for (int64_t i = 0; i < q->numel; i++) {
+            float s;
+            memcpy(&s, (const char *)sc->data + 4 * (i / q->shape[1]), 4);
+            want[i] = (float)((const int8_t *)q->data)[i] * s;
+        }
+        CHECK(memcmp(want, f->data, (size_t)q->numel * 4) == 0);
+        free(want);
+        /* today's f32 conversion path says what an int8 tensor needs */
+        float one[1];
+        CHECK_EQ_INT(mt_tensor_to_f32(q, one, 1, &e), STTS_ERR_INVALID_ARG);
+        float *buf2 = malloc((size_t)q->numel * sizeof *buf2);
+        CHECK_EQ_INT(mt_tensor_to_f32(q, buf2, (size_t)q->numel, &e), STTS_ERR_UNSUPPORTED);
+        CHECK(strstr(e.msg, "--weights bf16 or f32") != NULL);
+        free(buf2);
+    }
+    mt_checkpoint_close(qa);
+    mt_checkpoint_close(qb);
     rm_rf(a), rm_rf(b);
 }
 

@@ -22,6 +22,27 @@ printf 'Hello, world!\nWhere is the station?\nThe answer is 42, not 41.5.\n' > "
 ids() { python3 -c 'import json,sys; [print(json.loads(l)["ids"]) for l in open(sys.argv[1])]' "$1"; }
 check "translate --model OUT_DIR gives the HF directory's ids" "[ -s '$tmp/a' ] && [ \"\$(ids '$tmp/a')\" = \"\$(ids '$tmp/b')\" ]"
 
+# Against HF transformers itself: each tiny fixture converted to its own
+# dtype gives the greedy ids of tests/fixtures/mt/reference-*.json for every
+# case that is one non-empty printable line (f32 compute, as the engine's
+# parity test).
+f32flags=""
+"$exe" translate --help 2>/dev/null | grep -q -- '--weights' && f32flags="--weights f32 --shortlist none"
+for pair in f32:tiny-f32-st f16:tiny-f16-st bf16:tiny-bf16-st f32:tiny-f32-pt; do
+  w=${pair%%:*}; name=${pair#*:}; ref="$src/tests/fixtures/mt/reference-$w.json"
+  [ -f "$ref" ] || continue
+  "$exe" convert "$src/tests/fixtures/mt/$name" "$tmp/r" --weights $w --quiet
+  python3 -c 'import json,sys; [print(c["text"]) for c in json.load(open(sys.argv[1]))["cases"] if c["text"] and c["text"].isprintable()]' "$ref" >"$tmp/rin"
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_new_tokens"])' "$ref")
+  "$exe" translate --model "$tmp/r" $f32flags --src eng_Latn --tgt jpn_Jpan --json --max-len "$n" --threads 1 \
+    <"$tmp/rin" >"$tmp/rout" 2>/dev/null
+  check "$name converted to $w: greedy ids of HF transformers for every case" \
+    "python3 -c 'import json,sys
+ref=[c[\"greedy_ids\"] for c in json.load(open(sys.argv[1]))[\"cases\"] if c[\"text\"] and c[\"text\"].isprintable()]
+got=[json.loads(l)[\"ids\"] for l in open(sys.argv[2])]
+sys.exit(0 if got==ref and len(ref)>50 else 1)' '$ref' '$tmp/rout'"
+done
+
 # Once translate has --weights (the engine's int8/bf16 loader, issue 9): a
 # converted int8/bf16 directory gives the ids of the HF directory quantized
 # or rounded at load (one rule, quant.h), for every tiny fixture and the demo.

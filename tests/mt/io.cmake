@@ -18,8 +18,9 @@ if(TARGET nllb)
   stts_add_fuzzer(fuzz_mt_config SOURCES fuzz_mt_config.c LIBS nllb)
   stts_add_fuzzer(fuzz_gguf SOURCES fuzz_gguf.c LIBS nllb)
 endif()
-# `stream-tts convert` end to end (shell, ~1 s): translate parity through
-# --model, exit codes and messages for bad flags, missing and truncated input.
+# `stream-tts convert` end to end (shell, ~3 s CPU): translate parity through
+# --model (with the HF directory and HF transformers references), exit codes
+# and messages for bad flags, missing and truncated input.
 if(TARGET nllb AND TARGET stream-tts)
   add_test(NAME test_mt_convert_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-convert-cli.sh
            $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR})

@@ -34,18 +34,31 @@ typedef struct {
 
 typedef struct mt_checkpoint mt_checkpoint;
 
-/* path: a model directory (model.safetensors preferred, then
- * pytorch_model.bin) or one of those files directly. */
+/* path: a model directory (model.gguf from `stream-tts convert` preferred,
+ * then model.safetensors, then pytorch_model.bin) or one of those files
+ * directly. A model.gguf must match the config.json beside it. */
 stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error *err);
 /* Parse an in-memory image (tests, fuzzers). The buffer must outlive the handle. */
 stts_status mt_checkpoint_open_safetensors_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err);
 stts_status mt_checkpoint_open_torch_zip_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err);
+/* Added by src/mt/io: a model.gguf image (docs/MODEL-FILES.md), validated
+ * like a file (int8 scales included; no config.json check). */
+stts_status mt_checkpoint_open_gguf_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err);
 void mt_checkpoint_close(mt_checkpoint *ck);
 
 size_t mt_checkpoint_count(const mt_checkpoint *ck);
 const mt_tensor *mt_checkpoint_at(const mt_checkpoint *ck, size_t i);
 const mt_tensor *mt_checkpoint_find(const mt_checkpoint *ck, const char *name); /* NULL if absent */
 const char *mt_checkpoint_path(const mt_checkpoint *ck);
+/* Added by src/mt/io, for converted files (model.gguf): the weight format
+ * the file was written in, "f32", "f16", "bf16" or "int8"; NULL for an HF
+ * checkpoint. In a converted file every 2-D tensor has that format (int8:
+ * MT_DTYPE_I8) and every 1-D tensor is f32. */
+const char *mt_checkpoint_weights(const mt_checkpoint *ck);
+/* The per-row scales of an MT_DTYPE_I8 tensor: its "<name>.scale" tensor,
+ * f32 of shape [t->shape[0]], finite and >= 0 (checked at open); NULL for
+ * any other tensor. Dequantized weight = q * scale[row] (quant.h). */
+const mt_tensor *mt_checkpoint_scale(const mt_checkpoint *ck, const mt_tensor *t);
 
 /* Converts n elements (f32/f16/bf16) to float; errors if n != element count. */
 stts_status mt_tensor_to_f32(const mt_tensor *t, float *dst, size_t n, stts_error *err);

@@ -8,10 +8,21 @@ if(TARGET nllb)
   stts_add_test(test_mt_io_safetensors SOURCES test_mt_io_safetensors.c LIBS nllb LABELS mt)
   stts_add_test(test_mt_io_tokenizer SOURCES test_mt_io_tokenizer.c LIBS nllb LABELS mt)
   stts_add_test(test_mt_io_torch SOURCES test_mt_io_torch.c LIBS nllb LABELS mt)
+  # converted model files: round trip, parity, bad files, rename rule (~10 s)
+  stts_add_test(test_mt_io_gguf SOURCES test_mt_io_gguf.c LIBS nllb LABELS mt)
   # scripts/fetch-model against a mock hub on localhost (Python stdlib, ~1 s).
   stts_add_test_command(test_mt_io_fetch_model COMMAND python3 ${CMAKE_SOURCE_DIR}/scripts/fixtures/check-fetch-model.py
                         LABELS mt)
   stts_add_fuzzer(fuzz_safetensors SOURCES fuzz_safetensors.c LIBS nllb)
   stts_add_fuzzer(fuzz_torch_zip SOURCES fuzz_torch_zip.c LIBS nllb)
   stts_add_fuzzer(fuzz_mt_config SOURCES fuzz_mt_config.c LIBS nllb)
+  stts_add_fuzzer(fuzz_gguf SOURCES fuzz_gguf.c LIBS nllb)
+endif()
+# `stream-tts convert` end to end (shell, ~3 s CPU): translate parity through
+# --model (with the HF directory and HF transformers references), exit codes
+# and messages for bad flags, missing and truncated input.
+if(TARGET nllb AND TARGET stream-tts)
+  add_test(NAME test_mt_convert_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-convert-cli.sh
+           $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR})
+  set_tests_properties(test_mt_convert_cli PROPERTIES LABELS mt SKIP_RETURN_CODE 77)
 endif()

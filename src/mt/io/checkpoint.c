@@ -1,7 +1,8 @@
 /* checkpoint.c - the mt_checkpoint handle: opening a model directory or file
- * (model.safetensors, model.safetensors.index.json + shards, or
- * pytorch_model.bin), the tensor table and name lookup. The formats
- * themselves are parsed in safetensors.c and torch_zip.c. */
+ * (model.gguf written by stream-tts convert, model.safetensors,
+ * model.safetensors.index.json + shards, or pytorch_model.bin), the tensor
+ * table and name lookup. The formats themselves are parsed in gguf.c,
+ * safetensors.c and torch_zip.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "io/checkpoint_internal.h"
+#include "io/gguf.h"
+#include "quant.h"
 #include "io/io_util.h"
 
 #define MAX_INDEX_JSON_BYTES (64u << 20)
@@ -126,6 +129,7 @@ void mt_checkpoint_close(mt_checkpoint *ck) {
     free(ck->sorted);
     for (size_t i = 0; i < ck->nregions; i++) region_release(&ck->regions[i]);
     free(ck->regions);
+    free(ck->weights);
     free(ck->path);
     free(ck);
 }
@@ -177,6 +181,64 @@ stts_status mt_checkpoint_open_safetensors_mem(const void *buf, size_t n, mt_che
 
 stts_status mt_checkpoint_open_torch_zip_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err) {
     return open_mem(buf, n, mtio_parse_torch_zip, "pytorch_model.bin (memory)", out, err);
+}
+
+/* gguf: the tensor table, then the int8 scales (which need the name index). */
+static stts_status parse_gguf_checked(mt_checkpoint *ck, const void *buf, size_t n, const char *label,
+                                      stts_error *err) {
+    stts_status s = mtio_parse_gguf(ck, buf, n, label, err);
+    if (!s) s = mtio_ck_finish(ck, label, err);
+    if (!s) s = mtio_gguf_check_scales(ck, label, err);
+    return s;
+}
+
+stts_status mt_checkpoint_open_gguf_mem(const void *buf, size_t n, mt_checkpoint **out, stts_error *err) {
+    return open_mem(buf, n, parse_gguf_checked, MTIO_GGUF_FILE " (memory)", out, err);
+}
+
+const char *mt_checkpoint_weights(const mt_checkpoint *ck) { return ck ? ck->weights : NULL; }
+
+const mt_tensor *mt_checkpoint_scale(const mt_checkpoint *ck, const mt_tensor *t) {
+    if (!ck || !t || t->dtype != MT_DTYPE_I8) return NULL;
+    size_t n = strlen(t->name);
+    char *name = malloc(n + sizeof MT_QUANT_SCALE_SUFFIX);
+    if (!name) return NULL;
+    memcpy(name, t->name, n);
+    memcpy(name + n, MT_QUANT_SCALE_SUFFIX, sizeof MT_QUANT_SCALE_SUFFIX);
+    const mt_tensor *sc = mt_checkpoint_find(ck, name);
+    free(name);
+    return sc; /* shape and dtype were validated at open */
+}
+
+/* A model.gguf is tied to the config.json it was converted with: the one
+ * beside it must be that file (a config edited or copied from another model
+ * after conversion would silently mislabel the weights). */
+static stts_status check_sibling_config(const mt_checkpoint *ck, const char *file, stts_error *err) {
+    char *dir = strdup(file);
+    if (!dir) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    char *cfg = mtio_path_join(dir, "config.json");
+    free(dir);
+    if (!cfg) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    char *text = NULL;
+    size_t n = 0;
+    stts_error e2;
+    stts_status s = mtio_read_file(cfg, 64u << 20, &text, &n, &e2);
+    if (s == STTS_ERR_NOT_FOUND) s = STTS_OK; /* the config reader reports a missing config.json */
+    else if (s)
+        s = stts_error_set(err, s, "%s", e2.msg);
+    else if ((uint64_t)n != ck->config_size || mtio_fnv1a64(text, n) != ck->config_hash)
+        s = stts_error_set(err, STTS_ERR_FORMAT,
+                           "%s was converted from a different config.json than %s (%zu bytes now, %llu when "
+                           "converted); re-run stream-tts convert on the original model directory",
+                           file, cfg, n, (unsigned long long)ck->config_size);
+    free(text);
+    free(cfg);
+    return s;
 }
 
 /* Maps one file and parses it into ck (the mapping is owned by ck). */
@@ -292,7 +354,7 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
     int is_dir = mtio_is_dir(path);
     if (is_dir < 0) return stts_error_set(err, STTS_ERR_NOT_FOUND, "%s: no such file or directory", path);
     if (is_dir) {
-        static const char *const names[] = {"model.safetensors", "model.safetensors.index.json",
+        static const char *const names[] = {MTIO_GGUF_FILE, "model.safetensors", "model.safetensors.index.json",
                                             "pytorch_model.bin", "pytorch_model.bin.index.json"};
         for (size_t i = 0; i < sizeof names / sizeof names[0] && !file; i++) {
             char *p = mtio_path_join(path, names[i]);
@@ -304,8 +366,8 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
         }
         if (!file)
             return stts_error_set(err, STTS_ERR_NOT_FOUND,
-                                  "%s: no model.safetensors, pytorch_model.bin or their sharded *.index.json "
-                                  "(scripts/fetch-model downloads a model)",
+                                  "%s: no model.gguf, model.safetensors, pytorch_model.bin or their sharded "
+                                  "*.index.json (scripts/fetch-model downloads a model)",
                                   path);
     } else {
         file = strdup(path);
@@ -326,11 +388,15 @@ stts_status mt_checkpoint_open(const char *path, mt_checkpoint **out, stts_error
         size_t n = 0;
         s = mtio_map_file(file, &data, &n, err);
         if (!s) s = mtio_ck_keep(ck, data, n, 1, err);
-        if (!s) {
+        int gguf = !s && ((n >= 4 && memcmp(data, "GGUF", 4) == 0) || ends_with(file, ".gguf"));
+        if (!s && gguf) {
+            s = parse_gguf_checked(ck, data, n, file, err);
+            if (!s) s = check_sibling_config(ck, file, err);
+        } else if (!s) {
             int zip = (n >= 4 && memcmp(data, "PK\x03\x04", 4) == 0) || ends_with(file, ".bin");
             s = (zip ? mtio_parse_torch_zip : mtio_parse_safetensors)(ck, data, n, file, err);
+            if (!s) s = mtio_ck_finish(ck, file, err);
         }
-        if (!s) s = mtio_ck_finish(ck, file, err);
     }
     free(file);
     if (s) {

@@ -19,6 +19,11 @@ struct mt_checkpoint {
     mt_tensor *tensors;   /* names are owned (malloc'ed) by the handle */
     size_t n, cap;
     size_t *sorted;       /* tensor indices sorted by name, for mt_checkpoint_find */
+    /* Converted files (model.gguf) only: the weight format tag ("f32",
+     * "f16", "bf16", "int8"; NULL for HF checkpoints) and the size and
+     * FNV-1a 64 of the config.json the file was converted with. */
+    char *weights;
+    uint64_t config_size, config_hash;
 };
 
 mt_checkpoint *mtio_ck_new(const char *path);
@@ -35,6 +40,10 @@ stts_status mtio_ck_finish(mt_checkpoint *ck, const char *label, stts_error *err
  * go into buf, which must outlive ck. label names the file in errors. */
 stts_status mtio_parse_safetensors(mt_checkpoint *ck, const void *buf, size_t n, const char *label,
                                    stts_error *err);
+/* model.gguf (gguf.c): also sets ck->weights and the config fields, and
+ * checks every int8 tensor's "<name>.scale" once the names are indexed. */
+stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const char *label, stts_error *err);
+stts_status mtio_gguf_check_scales(const mt_checkpoint *ck, const char *label, stts_error *err);
 stts_status mtio_parse_torch_zip(mt_checkpoint *ck, const void *buf, size_t n, const char *label,
                                  stts_error *err);
 

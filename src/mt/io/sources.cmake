@@ -1,5 +1,6 @@
 # The engine's I/O part (owned by src/mt/io): config.json reader, checkpoint
-# readers (safetensors, sharded safetensors, pytorch_model.bin zip+pickle),
+# readers (safetensors, sharded safetensors, pytorch_model.bin zip+pickle,
+# model.gguf) and the converter that writes model.gguf (stream-tts convert),
 # the SentencePiece tokenizer shim (the engine's only C++) and the language
 # table. Included by src/mt/CMakeLists.txt; paths relative to src/mt.
 pkg_check_modules(NLLB_IO_DEPS REQUIRED IMPORTED_TARGET jansson sentencepiece zlib)
@@ -8,6 +9,8 @@ set(NLLB_IO_SOURCES
   io/config.c
   io/checkpoint.c
   io/safetensors.c
+  io/gguf.c
+  io/convert.c
   io/torch_zip.c
   io/pickle.c
   io/tensor_convert.c

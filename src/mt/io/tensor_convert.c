@@ -124,6 +124,12 @@ stts_status mt_tensor_to_f32(const mt_tensor *t, float *dst, size_t n, stts_erro
         }
         return STTS_OK;
     }
+    case MT_DTYPE_I8:
+        /* its scales are a separate tensor: the loader dequantizes with mt_checkpoint_scale */
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "tensor \"%.200s\" is int8 (a model converted with --weights int8), which this "
+                              "loader cannot read; convert with --weights bf16 or f32 instead",
+                              t->name);
     default:
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "tensor \"%.200s\" has dtype %s, which cannot be converted to float (weights must be "

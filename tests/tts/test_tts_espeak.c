@@ -251,6 +251,23 @@ static void test_command_backend(void) {
     s = open_cmd("/nonexistent/tts-program", "eng_Latn", &err);
     CHECK(s == NULL);
     printf("bad command: %s\n", err.msg);
+    /* A command that never writes and never exits (even one that ignores
+     * SIGTERM) fails the probe at its time limit instead of hanging start-up. */
+    const char *hangs[] = {"sleep 1000", "trap '' TERM; cat >/dev/null; sleep 1000"};
+    for (int i = 0; i < 2; i++) {
+        tts_params p;
+        tts_default_params(&p);
+        p.lang = "eng_Latn";
+        p.command = hangs[i];
+        p.probe_timeout_ms = 300;
+        uint64_t t0 = stts_now_ns();
+        s = NULL;
+        CHECK(tts_open(&p, &s, &err) != STTS_OK && s == NULL);
+        double took = (double)(stts_now_ns() - t0) / 1e9;
+        CHECK_MSG(took >= 0.29 && took < 3.0, "probe of '%s' took %.2f s", hangs[i], took);
+        CHECK(strstr(err.msg, "within 300 ms") != NULL);
+        if (s) tts_close(s);
+    }
 }
 
 int main(void) {

@@ -136,6 +136,10 @@ int cmd_translate(int argc, char **argv) {
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        /* getline keeps NUL bytes but the engine takes C strings: a NUL would
+         * cut the line short, so it is read as the space it stands in for. */
+        for (ssize_t z = 0; z < n; z++)
+            if (line[z] == '\0') line[z] = ' ';
         /* A line of only white space is an empty line: the model would
          * otherwise invent a sentence for it. */
         ssize_t k = 0;

@@ -85,6 +85,8 @@ typedef struct {
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
     double gap_ms;               /* silence between sentences */
     double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog */
+    const char *notice_lang;     /* language the front end writes notices in (NULL: tgt_lang);
+                                    the --max-lag "Skipping ahead." notice uses it too */
     int text_queue;              /* sentences between stages */
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */

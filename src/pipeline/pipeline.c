@@ -104,6 +104,9 @@ struct pipeline {
     uint64_t last_play_end;
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
+    /* Notice phrases without arguments in a language other than the target,
+     * translated once at start-up (warm_up) and kept: source -> spoken. */
+    char *notice_src[TEXT_PH__COUNT], *notice_tr[TEXT_PH__COUNT];
     size_t skip_n;
 
     nllb_session *session;
@@ -307,6 +310,14 @@ static void translate_item(pipeline *pl, item *it) {
         it->spoken = strdup(src);
         it->how = PIPELINE_NOTICE;
         return;
+    }
+    if (it->notice_lang) {
+        for (int k = 0; k < TEXT_PH__COUNT; k++)
+            if (pl->notice_src[k] && pl->notice_tr[k] && strcmp(pl->notice_src[k], src) == 0) {
+                it->spoken = strdup(pl->notice_tr[k]);
+                it->how = PIPELINE_NOTICE;
+                return;
+            }
     }
     if (!pl->p.translate) {
         it->spoken = strdup(src);
@@ -718,19 +729,41 @@ static int collect_chunk(void *user, const int16_t *pcm, size_t n) {
  * fast as the rest; also prepares the --max-lag notice. */
 static stts_status warm_up(pipeline *pl, stts_error *err) {
     uint64_t t = stts_now_ns();
-    int jpn = strcmp(pl->tgt_lang, "jpn_Jpan") == 0;
-    char *skip_text = NULL;
-    if (pl->p.translate) {
+    const char *nl = pl->p.notice_lang ? pl->p.notice_lang : pl->tgt_lang;
+    char buf[256];
+    const char *lu = NULL;
+    /* Notices in another language than the one spoken (no phrase table for
+     * it): each phrase without arguments is translated now, once, and kept. */
+    if (pl->p.translate && pl->p.force_length <= 0) {
+        for (int k = 0; k < TEXT_PH__COUNT; k++) {
+            text_phrase_format(nl, (text_phrase_id)k, "\x01", -987654, buf, sizeof buf, &lu);
+            if (!buf[0] || strcmp(lu, pl->tgt_lang) == 0 || strchr(buf, '\x01') || strstr(buf, "-987654")) continue;
+            int32_t *ids = NULL;
+            int n = 0, hit = 0;
+            char *out = engine_translate(pl, buf, 1, &ids, &n, &hit, err);
+            free(ids);
+            if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
+            pl->notice_src[k] = strdup(buf);
+            pl->notice_tr[k] = out;
+            if (!pl->notice_src[k]) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        }
+    }
+    /* The --max-lag notice, in the notice language (translated when that is not the spoken one). */
+    text_phrase_format(nl, TEXT_PH_SKIPPING, NULL, 0, buf, sizeof buf, &lu);
+    char *skip_text = strdup(pl->notice_tr[TEXT_PH_SKIPPING] && strcmp(lu, pl->tgt_lang) != 0
+                                 ? pl->notice_tr[TEXT_PH_SKIPPING] : buf);
+    if (!skip_text) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    int warmed = 0;
+    for (int k = 0; k < TEXT_PH__COUNT; k++) warmed |= pl->notice_tr[k] != NULL;
+    if (pl->p.translate && !warmed) {
+        /* nothing translated above: one translation still warms the engine */
         int32_t *ids = NULL;
         int n = 0, hit = 0;
         char *out = engine_translate(pl, "Skipping ahead.", 1, &ids, &n, &hit, err);
         free(ids);
-        if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
-        if (!jpn && pl->p.force_length <= 0) skip_text = out;
-        else free(out);
+        if (!out) { free(skip_text); return err->code ? err->code : STTS_ERR_INTERNAL; }
+        free(out);
     }
-    if (!skip_text) skip_text = strdup(jpn ? "少し先に進みます。" : "Skipping ahead.");
-    if (!skip_text) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     stts_status st;
     if (pl->p.max_lag_s > 0) {
         pcm_buf b = {0};
@@ -791,7 +824,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         if (st == STTS_OK && p->cache_entries > 0 && !(pl->cache = mt_cache_new((size_t)p->cache_entries)))
             st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
-    if (st == STTS_OK && p->warmup) st = warm_up(pl, err);
+    if (st == STTS_OK && (p->warmup || p->max_lag_s > 0)) st = warm_up(pl, err);   /* the --max-lag notice needs it */
     if (st == STTS_OK) {
         if (pthread_create(&pl->th_translate, NULL, translate_main, pl) != 0) {
             st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the translate thread");
@@ -902,6 +935,7 @@ void pipeline_free(pipeline *pl) {
     if (pl->session) nllb_session_free(pl->session);
     mt_cache_free(pl->cache);
     free(pl->skip_pcm);
+    for (int k = 0; k < TEXT_PH__COUNT; k++) free(pl->notice_src[k]), free(pl->notice_tr[k]);
     free(pl->d_translate);
     free(pl->d_synth_first);
     free(pl->d_ready_out);

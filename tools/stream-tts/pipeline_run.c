@@ -495,6 +495,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     pp.sink = sink;
     pp.gap_ms = po->gap_ms;
     pp.max_lag_s = po->max_lag_s;
+    pp.notice_lang = fo->notice_lang;
     pp.warmup = !po->no_warmup;
     pp.metrics = metrics;
     pp.on_event = on_event;

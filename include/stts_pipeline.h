@@ -91,6 +91,7 @@ typedef struct {
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */
     FILE *metrics;               /* JSON lines, one per sentence; NULL = none */
+    int sink_is_file;            /* metrics say "output":"file" (writes, not playback) or "device" */
     pipeline_event_fn on_event;  /* called from pipeline threads; may be NULL */
     void *user;
     /* Test hooks. */

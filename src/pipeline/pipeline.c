@@ -533,7 +533,7 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     fprintf(f, ",\"translate_ms\":%.3f,\"synth_first_ms\":%.3f", ms(it->t_tr_start, it->t_tr_end),
             it->t_first_chunk ? ms(it->t_syn_start, it->t_first_chunk) : -1.0);
     if (it->t_first_out) fprintf(f, ",\"ready_to_first_out_ms\":%.3f", ms(it->t_emit, it->t_first_out));
-    fputs("}\n", f);
+    fprintf(f, ",\"output\":\"%s\"}\n", pl->p.sink_is_file ? "file" : "device");
     fflush(f);
 }
 

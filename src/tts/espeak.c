@@ -6,7 +6,9 @@
  * NLLB-200 language codes to espeak-ng voices; a language missing from it
  * fails at open time. */
 #define _POSIX_C_SOURCE 200809L
+#ifdef STTS_HAVE_ESPEAK
 #include <espeak-ng/speak_lib.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -47,6 +49,8 @@ const char *tts_espeak_voice_for(const char *nllb) {
         if (strcmp(k_table[i].nllb, nllb) == 0) return k_table[i].voice;
     return NULL;
 }
+
+#ifdef STTS_HAVE_ESPEAK
 
 static atomic_int g_open = 0;   /* one espeak handle per process */
 static int g_initialized = 0;   /* espeak_Initialize done (kept until exit) */
@@ -130,8 +134,23 @@ stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err)
     return STTS_OK;
 }
 
+#else
+/* Built with -DSTTS_ESPEAK=OFF: no libespeak-ng in the program (its GPL
+ * does not extend to the binary); Japanese and the command backend remain. */
+stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
+    (void)o;
+    return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                          "this stream-tts was built without espeak-ng (-DSTTS_ESPEAK=OFF): %s needs it; speak "
+                          "Japanese (jpn_Jpan, Open JTalk) or use --tts-command with your own TTS", p->lang);
+}
+#endif
+
 stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
     (void)err;
+#ifndef STTS_HAVE_ESPEAK
+    (void)fn, (void)user, (void)stopped;
+    return STTS_OK;   /* no espeak-ng voices in this build */
+#endif
     for (size_t i = 0; i < sizeof k_table / sizeof k_table[0] && !*stopped; i++) {
         if (strcmp(k_table[i].nllb, "jpn_Jpan") == 0) continue;  /* Open JTalk speaks Japanese */
         tts_voice_info v = {TTS_BACKEND_ESPEAK, k_table[i].nllb, k_table[i].voice, "espeak-ng"};

@@ -34,6 +34,7 @@ assert [r["seq"] for r in rows] == list(range(len(rows))), "seq not 0..n-1"
 for r in rows:
     ts = [r[k] for k in ("t_input_ms", "t_emit_ms", "t_translated_ms", "t_first_chunk_ms", "t_first_out_ms", "t_play_end_ms")]
     assert all(t is not None for t in ts) and ts == sorted(ts), r
+    assert r["output"] == "file", r   # written to a WAV: the time line must not call it playback
 notices = [r for r in rows if r["kind"] != "speech"]
 assert notices and all(r["how"] == "notice" and "省略" in r["spoken"] for r in notices if r["kind"] in ("code", "table")), notices
 b = open(sys.argv[2], "rb").read()
@@ -112,8 +113,9 @@ fi
 
 # 7. The time line of a metrics file.
 if command -v gnuplot >/dev/null; then
-  "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>/dev/null && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
+  "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>"$T/plot.err" && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
     && ok || bad "plot-timeline did not write a PNG"
+  grep -q "output: file" "$T/plot.err" && ok || bad "plot-timeline did not see that the output was a file"
 fi
 
 echo "$pass passed, $fail failed"

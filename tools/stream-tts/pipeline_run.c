@@ -496,6 +496,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     pp.gap_ms = po->gap_ms;
     pp.max_lag_s = po->max_lag_s;
     pp.notice_lang = fo->notice_lang;
+    pp.sink_is_file = ap.kind != AUDIO_SINK_DEVICE;
     pp.warmup = !po->no_warmup;
     pp.metrics = metrics;
     pp.on_event = on_event;

@@ -76,8 +76,14 @@ static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
 
 static stts_status espeak_synthesize(void *impl, const char *text, tts_out *o, stts_error *err) {
     (void)impl;
+    /* identifiers as words: useState -> "use State" (tts_words) */
+    size_t tl = strlen(text);
+    char *words = malloc(TTS_WORDS_CAP(tl));
+    if (!words) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    size_t wl = tts_words(text, tl, 0, NULL, NULL, words);
     g_out = o;
-    espeak_ERROR e = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    espeak_ERROR e = espeak_Synth(words, wl + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    free(words);
     g_out = NULL;
     if (tts_out_should_stop(o)) return tts_out_cancelled(o, err);
     if (e != EE_OK) return stts_error_set(err, STTS_ERR_INTERNAL, "espeak-ng failed to synthesize (error %d)", (int)e);

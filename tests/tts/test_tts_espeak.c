@@ -92,6 +92,22 @@ static void measure(const char *lang, const char *text, double lo, double hi) {
 }
 
 static void test_english(void) { measure("eng_Latn", k_en, 2.0, 5.0); }
+
+/* Identifiers are read as words (src/tts/words.c): the identifier sentence
+ * sounds like its words written out (same length within 3 %). */
+static void test_identifiers_as_words_en(void) {
+    stts_error err = {0};
+    tts_synth *s = open_lang("eng_Latn", 0, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) return;
+    collect a = {0}, b = {0};
+    CHECK_EQ_INT(tts_synthesize(s, "Call get_user_id and is-valid in config.json now.", collect_cb, &a, NULL, &err), STTS_OK);
+    CHECK_EQ_INT(tts_synthesize(s, "Call get user id and is valid in config dot json now.", collect_cb, &b, NULL, &err), STTS_OK);
+    CHECK_MSG(fabs((double)a.n / b.n - 1.0) < 0.03, "identifier sentence %zu samples, words %zu", a.n, b.n);
+    tts_close(s);
+    collect_free(&a);
+    collect_free(&b);
+}
 static void test_german(void) { measure("deu_Latn", k_de, 1.2, 4.0); }
 
 /* Every language the table offers really has a voice that speaks (the
@@ -274,6 +290,7 @@ int main(void) {
     TEST_RUN(test_matches_espeak_program);
     TEST_RUN(test_english);
     TEST_RUN(test_german);
+    TEST_RUN(test_identifiers_as_words_en);
     TEST_RUN(test_languages);
     TEST_RUN(test_every_table_voice_speaks);
     TEST_RUN(test_stop_and_resample);

@@ -80,6 +80,7 @@ typedef struct {
     int num_beams;               /* 1 = greedy (the guard retries with 4) */
     int force_length;            /* benchmarks: decode exactly this many tokens */
     int guard;                   /* 1: sanity guard with retry and fallback */
+    int protect;                 /* 1 (default): identifiers, paths, numbers reach the translation verbatim */
     int cache_entries;           /* LRU translation cache size; 0 = off */
     tts_synth *synth;            /* required */
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "protect.h"
 #include "guard.h"
 
 /* ---- items ---------------------------------------------------------------- */
@@ -195,6 +196,7 @@ void pipeline_default_params(pipeline_params *p) {
     p->text_queue = 8;
     p->audio_queue_s = 60;
     p->warmup = 1;
+    p->protect = 1;
     p->test_seed = 1;
 }
 
@@ -344,12 +346,17 @@ static void translate_item(pipeline *pl, item *it) {
     stts_error err;
     stts_error_clear(&err);
     int beams = pl->p.num_beams > 0 ? pl->p.num_beams : 1;
+    /* identifiers, paths and numbers go through as stand-ins and come back verbatim */
+    protect_map pm = {0};
+    char *prot = NULL;
+    int protected_ = pl->p.protect && pl->p.force_length <= 0 ? protect_apply(src, pl->tgt_lang, &pm, &prot) : 0;
+    const char *mt_in = protected_ > 0 ? prot : src;
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *ids = NULL;
         int n_ids = 0, hit_max = 0;
-        char *out = engine_translate(pl, src, beams, &ids, &n_ids, &hit_max, &err);
+        char *out = engine_translate(pl, mt_in, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
-            if (is_cancelled(pl)) return;
+            if (is_cancelled(pl)) { protect_clear(&pm); free(prot); return; }
             emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
                      (unsigned long long)it->seq, err.msg);
             pthread_mutex_lock(&pl->smu);
@@ -359,9 +366,17 @@ static void translate_item(pipeline *pl, item *it) {
         }
         char why[128] = "";
         int bad = pl->p.guard && pl->p.force_length <= 0 &&
-                  guard_check(src, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
+                  guard_check(mt_in, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
         free(ids);
+        if (!bad && protected_ > 0) {
+            char *back = protect_restore(out, &pm);
+            free(out);
+            if (!back) { protect_clear(&pm); free(prot); return; }   /* out of memory: it->spoken stays NULL */
+            out = back;
+        }
         if (!bad) {
+            protect_clear(&pm);
+            free(prot);
             it->spoken = out;
             it->how = attempt ? PIPELINE_MT_RETRY : PIPELINE_MT;
             if (pl->cache) mt_cache_put(pl->cache, src, out);
@@ -378,6 +393,8 @@ static void translate_item(pipeline *pl, item *it) {
         if (beams >= 4) break;
         beams = 4;   /* the retry: beam search escapes most greedy loops */
     }
+    protect_clear(&pm);
+    free(prot);
     it->spoken = strdup(src);
     it->how = PIPELINE_FALLBACK;
     pthread_mutex_lock(&pl->smu);

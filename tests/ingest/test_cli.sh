@@ -126,6 +126,11 @@ printf 'Use *stars* and # signs.\n\nNext paragraph.\n' | "$BIN" --dry-run --inpu
 [ "$(cat "$T/po")" = "$(printf 'Use *stars* and # signs.\nNext paragraph.')" ] && [ ! -s "$T/pe" ] && ok || bad "--input-format text: '$(cat "$T/po")'"
 printf '# Title\nSome **bold** text.\n' | "$BIN" --dry-run --input-format=markdown >"$T/po" 2>&1
 [ "$(cat "$T/po")" = "$(printf 'Title\nSome bold text.')" ] && ok || bad "--input-format markdown: '$(cat "$T/po")'"
+printf 'input-format = text\n' >"$T/if.conf"
+printf 'Use *stars* here.\n' | "$BIN" --config "$T/if.conf" --dry-run >"$T/po" 2>&1
+[ "$(cat "$T/po")" = "Use *stars* here." ] && ok || bad "input-format in the configuration file: '$(cat "$T/po")'"
+"$BIN" --dry-run --input-format stream-json --input "$SAMPLE" >"$T/po" 2>/dev/null && cmp -s "$T/po" "$EXP" && ok \
+  || bad "--input-format stream-json differs from the default"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -960,8 +960,10 @@ stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
         if (dl) {
-            if (dl <= now) { ingest_frontend_tick(fe, now); continue; }
-            uint64_t ms = (dl - now + 999999) / 1000000;
+            /* Only silence in the input flushes: when the deadline passed while
+             * the callback was busy (a slow consumer), a line already waiting is
+             * read first (timeout 0) and the tick happens only if none is. */
+            uint64_t ms = dl <= now ? 0 : (dl - now + 999999) / 1000000;
             if (ms < (uint64_t)timeout) timeout = (int)ms;
         }
         if (!stop) timeout = dl ? timeout : -1;   /* nothing to wait for but input */

@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stts_ingest.h"
@@ -562,7 +564,47 @@ static void test_input_formats(void) {
     CHECK(strstr(c.warn[1], "line 3: not valid JSON"));
 }
 
+/* The idle flush is for silence in the input, not for a slow consumer: when
+ * the sentence callback takes longer than idle_flush_ns, the next line that is
+ * already waiting is read before anything pending is flushed, so no sentence
+ * is cut at a delta boundary. */
+static int g_slow_calls;
+static void slow_cb(void *u, const ingest_sentence *s) {
+    cb(u, s);
+    struct timespec t = {0, 60000000};   /* 60 ms > the 10 ms idle flush */
+    if (g_slow_calls++ == 0) nanosleep(&t, NULL);
+}
+static void test_slow_consumer_no_idle_cut(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. Second part"),
+                       DELTA(0, " continues here."), BSTOP(0), MSTOP, NULL};
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    for (int i = 0; L[i]; i++) {
+        CHECK(write(fds[1], L[i], strlen(L[i])) == (ssize_t)strlen(L[i]));
+        CHECK(write(fds[1], "\n", 1) == 1);
+    }
+    close(fds[1]);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.text.idle_flush_ns = 10000000ull;
+    coll c;
+    memset(&c, 0, sizeof c);
+    g_slow_calls = 0;
+    ingest_frontend *fe;
+    ingest_reader *r;
+    CHECK(ingest_frontend_new(&p, slow_cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
+    volatile sig_atomic_t stop = 0;
+    CHECK(ingest_frontend_pump(fe, r, &stop, NULL) == STTS_OK);
+    ingest_reader_free(r);
+    ingest_frontend_free(fe);
+    close(fds[0]);
+    EXPECT(&c, "First sentence here. | Second part continues here.");
+}
+
 int main(void) {
+    TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
     TEST_RUN(test_structured_output);
     TEST_RUN(test_identical_blocks_partial);

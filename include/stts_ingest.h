@@ -74,7 +74,12 @@ typedef struct {
     int announce_tools;      /* 0: tool calls are silent; 1: "Running: git status." */
     int speak_thinking;      /* 0: thinking is never spoken */
     int transcript;          /* 1: input is a Claude Code transcript JSONL, not stream-json */
+    int input_format;        /* INGEST_INPUT_*: stream-json (default), plain text or markdown lines */
 } ingest_params;
+
+/* What the lines are (--input-format). Text and markdown lines are spoken as
+ * they come (markdown cleaned; plain text read literally, no markup). */
+enum { INGEST_INPUT_STREAM_JSON = 0, INGEST_INPUT_TEXT, INGEST_INPUT_MARKDOWN };
 
 void ingest_default_params(ingest_params *p);
 
@@ -109,6 +114,8 @@ typedef struct {
     uint64_t sentences;         /* speech sentences emitted */
     uint64_t notices;           /* notices emitted */
     uint64_t tool_results_skipped; /* large tool-result lines recognised without parsing */
+    uint64_t structured_skipped; /* results not spoken because they were structured output */
+    uint64_t plain_text_lines;  /* stream-json input: lines that look like plain text (reported once) */
 } ingest_stats;
 
 typedef struct ingest_frontend ingest_frontend;

@@ -80,15 +80,19 @@ typedef struct {
     int num_beams;               /* 1 = greedy (the guard retries with 4) */
     int force_length;            /* benchmarks: decode exactly this many tokens */
     int guard;                   /* 1: sanity guard with retry and fallback */
+    int protect;                 /* 1 (default): identifiers, paths, numbers reach the translation verbatim */
     int cache_entries;           /* LRU translation cache size; 0 = off */
     tts_synth *synth;            /* required */
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
     double gap_ms;               /* silence between sentences */
     double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog */
+    const char *notice_lang;     /* language the front end writes notices in (NULL: tgt_lang);
+                                    the --max-lag "Skipping ahead." notice uses it too */
     int text_queue;              /* sentences between stages */
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */
     FILE *metrics;               /* JSON lines, one per sentence; NULL = none */
+    int sink_is_file;            /* metrics say "output":"file" (writes, not playback) or "device" */
     pipeline_event_fn on_event;  /* called from pipeline threads; may be NULL */
     void *user;
     /* Test hooks. */

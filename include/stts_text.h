@@ -29,10 +29,12 @@ typedef enum {
     TEXT_NOTICE_CODE,     /* "Python code, 12 lines, omitted." */
     TEXT_NOTICE_TABLE,    /* "Table, 3 rows, omitted." */
     TEXT_NOTICE_TOOL,     /* "Running: git status." */
-    TEXT_NOTICE_ERROR     /* "Claude Code could not log in." */
+    TEXT_NOTICE_ERROR,    /* "Claude Code could not log in." */
+    TEXT_NOTICE_SECRET,   /* "Secret omitted." (after the sentence it was left out of) */
+    TEXT_NOTICE_SKIP      /* "Skipping ahead." (the pipeline's --max-lag) */
 } text_kind;
 
-/* "speech", "code", "table", "tool", "error". */
+/* "speech", "code", "table", "tool", "error", "secret", "skip". */
 const char *text_kind_name(text_kind k);
 
 typedef struct {
@@ -118,6 +120,8 @@ typedef enum {
     TEXT_PH_ERR_MAX_TURNS,
     TEXT_PH_ERR_BUDGET,
     TEXT_PH_ERR_EXECUTION,
+    TEXT_PH_SECRET,         /* Secret omitted. */
+    TEXT_PH_SKIPPING,       /* Skipping ahead. */
     TEXT_PH__COUNT
 } text_phrase_id;
 

@@ -68,6 +68,10 @@ typedef struct {
     /* Command backend: a shell command that reads UTF-8 text on stdin and
      * writes a RIFF WAV (PCM 16-bit, any rate, mono or stereo) on stdout. */
     const char *command;
+    /* Command backend: how long the start-up probe may take before the
+     * command is killed and tts_open fails (0: the default, 10000 ms). A
+     * command that never writes a WAV header or never exits must not hang. */
+    int probe_timeout_ms;
 } tts_params;
 
 typedef struct tts_synth tts_synth;

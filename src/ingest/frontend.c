@@ -56,6 +56,8 @@ typedef struct {
     char tool_name[96];
     char tool_id[96];
     fbuf tool_json;
+    fbuf msg_blocks;         /* partial mode: text of this message's finished text blocks, each + NUL */
+    int holding;             /* the open text block repeats an earlier one so far: not fed yet */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -80,6 +82,10 @@ struct ingest_frontend {
     char unknown[16][40];       /* unknown type names already warned about */
     int nunknown;
     fbuf fix;                   /* a line with invalid UTF-8, repaired */
+    fbuf spoken;                /* normalized text spoken by the main agent this session (bounded) */
+    fbuf norm;                  /* scratch */
+    int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
+    int plain_warned;           /* plain text on a stream-json input was reported */
     int oom;
 };
 
@@ -149,6 +155,7 @@ static void source_free(source *s) {
     free(s->parent);
     free(s->streamed.p);
     free(s->tool_json.p);
+    free(s->msg_blocks.p);
     free(s);
 }
 
@@ -184,20 +191,78 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
     return s;
 }
 
-/* A new message id for this speaker: whatever is pending belongs to the old one. */
-static void set_msg(ingest_frontend *fe, source *s, const char *id) {
-    const char *n = id ? id : "";
-    if (strcmp(s->msg_id, n) == 0) return;
-    text_stream_end(s->ts, fe->cur_arrival);
-    snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
-    s->open_kind = BLK_NONE;
+/* Normalized text for "was this already said?": ASCII letters and digits
+ * lowercased and every other byte of UTF-8 text kept; punctuation, markup
+ * and white space dropped, so "**Done.**\n" and "Done" compare equal. */
+static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        char o;
+        if (c >= 0x80) o = (char)c;
+        else if (c >= 'A' && c <= 'Z') o = (char)(c + 32);
+        else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) o = (char)c;
+        else continue;
+        if (fb_put(b, &o, 1)) { fe->oom = 1; return; }
+    }
 }
+
+#define SPOKEN_MAX ((size_t)1 << 20)
 
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     stts_error e;
     s->last_line = fe->cur_line;
     if (text_stream_feed(s->ts, t, n, fe->cur_arrival, &e) != STTS_OK) fe->oom = 1;
-    if (!s->parent) fe->turn_had_text = 1;
+    if (!s->parent) {
+        fe->turn_had_text = 1;
+        if (fe->spoken.len > SPOKEN_MAX) {   /* keep the later half */
+            size_t cut = fe->spoken.len - SPOKEN_MAX / 2;
+            memmove(fe->spoken.p, fe->spoken.p + cut, fe->spoken.len - cut);
+            fe->spoken.len -= cut;
+        }
+        normalize_into(fe, &fe->spoken, t, n);
+    }
+}
+
+/* Was text t (normalized) already spoken by the main agent this session? */
+static int already_spoken(ingest_frontend *fe, const char *t, size_t n) {
+    fe->norm.len = 0;
+    normalize_into(fe, &fe->norm, t, n);
+    if (fe->norm.len == 0 || fe->spoken.len < fe->norm.len) return 0;
+    return memmem(fe->spoken.p, fe->spoken.len, fe->norm.p, fe->norm.len) != NULL;
+}
+
+/* Partial mode: is the streamed text of the open block a prefix of (exact:
+ * equal to) a text block this message already had? */
+static int repeats_block(const source *s, int exact) {
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    while (p && p < end) {
+        size_t l = strlen(p);
+        if (exact ? (l == s->streamed.len && memcmp(p, s->streamed.p, l) == 0)
+                  : (l >= s->streamed.len && memcmp(p, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0))
+            return 1;
+        p += l + 1;
+    }
+    return 0;
+}
+
+/* A held block (it repeated an earlier one so far) is decided: dropped if it
+ * is an exact repeat when ended, otherwise spoken in full. */
+static void release_hold(ingest_frontend *fe, source *s, int ended) {
+    if (!s->holding) return;
+    s->holding = 0;
+    if (ended && repeats_block(s, 1)) { fe->st.duplicates++; return; }
+    if (s->streamed.len) feed_text(fe, s, s->streamed.p, s->streamed.len);
+}
+
+/* A new message id for this speaker: whatever is pending belongs to the old one. */
+static void set_msg(ingest_frontend *fe, source *s, const char *id) {
+    const char *n = id ? id : "";
+    if (strcmp(s->msg_id, n) == 0) return;
+    release_hold(fe, s, 0);
+    text_stream_end(s->ts, fe->cur_arrival);
+    snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
+    s->open_kind = BLK_NONE;
+    s->msg_blocks.len = 0;
 }
 
 /* ---- JSON helpers ---------------------------------------------------------------- */
@@ -389,6 +454,14 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             if (!t) { missing(fe, "text block without text"); continue; }
             if (streaming_this && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
                 /* already streamed as deltas: only a missing tail is new */
+                if (s->holding) {
+                    /* not fed yet: the full text replaces what streamed; the block end decides */
+                    if (n >= s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
+                        if (fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len)) fe->oom = 1;
+                        if (!repeats_block(s, 0)) release_hold(fe, s, 0);
+                    }
+                    continue;
+                }
                 if (n > s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
                     feed_text(fe, s, t + s->streamed.len, n - s->streamed.len);
                     if (fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len)) fe->oom = 1;
@@ -403,7 +476,13 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             feed_text(fe, s, t, n);
             text_stream_end(s->ts, fe->cur_arrival);
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
-            maybe_announce(fe, s, jstr(blk, "id"), jstr(blk, "name"), json_object_get(blk, "input"));
+            const char *nm = jstr(blk, "name");
+            if (nm && strcmp(nm, "StructuredOutput") == 0) {
+                /* the answer as JSON for a program: never read out */
+                if (!parent) fe->turn_structured = 1;
+                continue;
+            }
+            maybe_announce(fe, s, jstr(blk, "id"), nm, json_object_get(blk, "input"));
         }
     }
 }
@@ -428,9 +507,13 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             if (!t) { missing(fe, "text_delta without text"); return; }
             size_t n = jstrlen(d, key);
             int kind = think ? BLK_THINK : BLK_TEXT;
-            if (s->open_kind != kind) { s->open_kind = kind; s->streamed.len = 0; }   /* start was lost */
+            if (s->open_kind != kind) { s->open_kind = kind; s->streamed.len = 0; s->holding = 0; }   /* start was lost */
             if (fb_put(&s->streamed, t, n)) fe->oom = 1;
-            feed_text(fe, s, t, n);
+            if (s->holding) {
+                if (!repeats_block(s, 0)) release_hold(fe, s, 0);   /* diverged: say all of it now */
+            } else {
+                feed_text(fe, s, t, n);
+            }
         } else if (strcmp(dt, "input_json_delta") == 0 && s->open_kind == BLK_TOOL) {
             const char *t = jstr(d, "partial_json");
             size_t n = jstrlen(d, "partial_json");
@@ -446,10 +529,18 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const json_t *cb = json_object_get(ev, "content_block");
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
+        release_hold(fe, s, 1);
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) text_stream_end(s->ts, fe->cur_arrival);
         s->streamed.len = 0;
         s->tool_json.len = 0;
-        if (strcmp(t, "text") == 0) s->open_kind = BLK_TEXT;
+        if (strcmp(t, "text") == 0) {
+            s->open_kind = BLK_TEXT;
+            /* a later text block of the same message waits while it repeats an earlier one */
+            s->holding = s->msg_blocks.len > 0;
+        } else if (strcmp(t, "tool_use") == 0 && jstr(cb, "name") && strcmp(jstr(cb, "name"), "StructuredOutput") == 0) {
+            s->open_kind = BLK_OTHER;
+            if (!parent) fe->turn_structured = 1;
+        }
         else if (strcmp(t, "thinking") == 0 || strcmp(t, "redacted_thinking") == 0) s->open_kind = BLK_THINK;
         else if (strcmp(t, "tool_use") == 0 || strcmp(t, "server_tool_use") == 0) {
             s->open_kind = BLK_TOOL;
@@ -459,6 +550,10 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     } else if (strcmp(et, "content_block_stop") == 0) {
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
             s->last_line = fe->cur_line;
+            release_hold(fe, s, 1);
+            if (s->open_kind == BLK_TEXT && (fb_put(&s->msg_blocks, s->streamed.p ? s->streamed.p : "", s->streamed.len) ||
+                                             fb_put(&s->msg_blocks, "", 1)))
+                fe->oom = 1;
             text_stream_end(s->ts, fe->cur_arrival);
             seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
                                   s->msg_id[0] ? s->msg_id : fe->turn_id,
@@ -472,6 +567,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "message_stop") == 0) {
         s->last_line = fe->cur_line;
+        release_hold(fe, s, 1);
         text_stream_end(s->ts, fe->cur_arrival);
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
@@ -488,6 +584,19 @@ static void new_turn(ingest_frontend *fe) {
     snprintf(fe->turn_id, sizeof fe->turn_id, "turn-%llu", (unsigned long long)fe->turn);
     fe->turn_had_text = 0;
     fe->turn_error = 0;
+    fe->turn_structured = 0;
+}
+
+/* A result text that is one JSON object or array (structured output from a
+ * CLI that does not send structured_output separately). */
+static int looks_like_json(const char *r) {
+    if (!r) return 0;
+    while (*r == ' ' || *r == '\n' || *r == '\t' || *r == '\r') r++;
+    if (*r != '{' && *r != '[') return 0;
+    json_t *j = json_loads(r, 0, NULL);
+    int ok = j && (json_is_object(j) || json_is_array(j));
+    json_decref(j);
+    return ok;
 }
 
 static void on_result(ingest_frontend *fe, const json_t *root) {
@@ -506,9 +615,16 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
             notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
         }
     } else if (!fe->turn_had_text) {
-        /* nothing was said this turn: the result text is the answer */
+        /* nothing was said this turn: the result text is the answer, unless
+         * it is structured output (JSON for a program) or text this session
+         * already spoke (a background task's turn repeats the last answer) */
         const char *r = jstr(root, "result");
-        if (r && r[0]) {
+        json_t *so = json_object_get(root, "structured_output");
+        if (fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r)) {
+            fe->st.structured_skipped++;
+        } else if (r && already_spoken(fe, r, jstrlen(root, "result"))) {
+            fe->st.duplicates++;
+        } else if (r && r[0]) {
             set_msg(fe, s, NULL);
             feed_text(fe, s, r, jstrlen(root, "result"));
             text_stream_end(s->ts, fe->cur_arrival);
@@ -597,6 +713,8 @@ void ingest_frontend_free(ingest_frontend *fe) {
     if (!fe) return;
     for (int i = 0; i < fe->nsrc; i++) source_free(fe->src[i]);
     free(fe->fix.p);
+    free(fe->spoken.p);
+    free(fe->norm.p);
     free(fe);
 }
 
@@ -709,6 +827,39 @@ static int is_large_tool_result(const char *line, size_t len) {
     return has_type_member(line, len, "tool_result") && has_type_member(line, len, "user");
 }
 
+/* Valid UTF-8 without control characters: words, not binary garbage. */
+static int looks_like_text(const char *line, size_t len) {
+    if (stts_utf8_valid_prefix((const unsigned char *)line, len) != len) return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t' && line[i] != '\r') return 0;
+    return 1;
+}
+
+/* --input-format text|markdown: each line is text of one long main-agent
+ * block (blank lines are paragraph breaks). Plain text is read literally:
+ * its ASCII punctuation is backslash-escaped so no markdown rule applies,
+ * and its indentation is not code. */
+static void feed_plain(ingest_frontend *fe, const char *line, size_t len) {
+    source *s = source_get(fe, NULL);
+    if (!s) return;
+    while (len && (line[len - 1] == '\r')) len--;
+    if (fe->p.input_format == INGEST_INPUT_MARKDOWN) {
+        feed_text(fe, s, line, len);
+    } else {
+        size_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+        fe->norm.len = 0;
+        for (; i < len; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c < 0x80 && c > ' ' && !((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z')))
+                if (fb_put(&fe->norm, "\\", 1)) { fe->oom = 1; return; }
+            if (fb_put(&fe->norm, line + i, 1)) { fe->oom = 1; return; }
+        }
+        if (fe->norm.len) feed_text(fe, s, fe->norm.p, fe->norm.len);
+    }
+    feed_text(fe, s, "\n", 1);
+}
+
 stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t len, uint64_t line_no,
                                  uint64_t arrival_ns, unsigned flags, stts_error *err) {
     fe->st.lines++;
@@ -726,6 +877,11 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     }
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+    if (fe->p.input_format == INGEST_INPUT_TEXT || fe->p.input_format == INGEST_INPUT_MARKDOWN) {
+        feed_plain(fe, line, len);
+        if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory at line %llu", (unsigned long long)line_no); }
+        return STTS_OK;
+    }
     if (k == len) return STTS_OK;   /* blank line */
     if (!(flags & INGEST_LINE_TRUNCATED) && is_large_tool_result(line, len)) {
         fe->st.tool_results_skipped++;
@@ -765,6 +921,15 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     }
     if (!root) {
         fe->st.bad_lines++;
+        if (line[k] != '{' && line[k] != '[' && looks_like_text(line, len)) {
+            /* Words, not JSON: someone piped plain text in. Say so once, with the fix. */
+            fe->st.plain_text_lines++;
+            if (!fe->plain_warned++)
+                warnf(fe, "this is plain text, not Claude Code stream-json: run claude -p --output-format "
+                          "stream-json --verbose, or read plain text with --input-format text (or markdown); "
+                          "further such lines are skipped without a warning");
+            return STTS_OK;
+        }
         warnf(fe, "not valid JSON (%s, at column %d); skipped", je.text, je.column);
         return STTS_OK;
     }
@@ -795,9 +960,9 @@ stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
         if (dl) {
-            /* A deadline already past (the sentence callback blocked, e.g. on
-             * a full pipeline) is not idle input: look for a waiting line
-             * first (timeout 0); the tick happens only if there is none. */
+            /* Only silence in the input flushes: when the deadline passed while
+             * the callback was busy (a slow consumer), a line already waiting is
+             * read first (timeout 0) and the tick happens only if none is. */
             uint64_t ms = dl <= now ? 0 : (dl - now + 999999) / 1000000;
             if (ms < (uint64_t)timeout) timeout = (int)ms;
         }

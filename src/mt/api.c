@@ -207,6 +207,8 @@ static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int
     c.early_stopping = p.early_stopping;
     c.start = m->pub.decoder_start_token_id;
     c.eos = m->pub.eos_token_id;
+    c.eos_more = m->cfg.gen_eos_ids + 1;
+    c.n_eos_more = m->cfg.n_gen_eos_ids > 1 ? m->cfg.n_gen_eos_ids - 1 : 0;
     c.pad = m->pub.pad_token_id;
     c.bos_forced = tgt;
     c.p = &p;
@@ -217,6 +219,7 @@ static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int
     if (p.force_length > 0) {
         c.max_length = p.force_length + 2; /* start, language, force_length tokens */
         c.eos = -1;
+        c.n_eos_more = 0;
     }
     if (c.max_length > m->pub.max_position_embeddings)
         return stts_error_set(err, STTS_ERR_INVALID_ARG,

@@ -23,6 +23,10 @@ typedef struct {
     int max_length;               /* total decoder length incl. the start token; 0 = unset */
     int gen_decoder_start_token_id;
     int gen_eos_token_id;
+    /* every id of a generation eos_token_id list (HF stops on any of them);
+     * gen_eos_ids[0] == gen_eos_token_id */
+    int gen_eos_ids[8];
+    int n_gen_eos_ids;
 } mt_config;
 
 /* Reads DIR/config.json and, if present, DIR/generation_config.json. Every

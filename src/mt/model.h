@@ -108,6 +108,8 @@ const float *mt_logits_host(nllb_session *s, int R);
 /* search.c */
 typedef struct {
     int num_beams, max_length, eos, bos_forced, start, pad;
+    const int *eos_more;   /* further ids that also stop (an eos_token_id list) */
+    int n_eos_more;
     float length_penalty;
     int early_stopping;
     const nllb_translate_params *p;

@@ -57,6 +57,14 @@ static void row_stats(void *ctx, int r) {
 /* log_softmax as torch computes it: (x - max) - log(sum(exp(x - max))) */
 static inline float logprob(const float *x, int v, float mx, float lse) { return (x[v] - mx) - lse; }
 
+/* Any id of the eos list stops a hypothesis, not only the first. */
+static int is_eos(const mt_search_cfg *c, int32_t t) {
+    if (t == c->eos) return 1;
+    for (int i = 0; i < c->n_eos_more; i++)
+        if (t == c->eos_more[i]) return 1;
+    return 0;
+}
+
 static int aborted(const mt_search_cfg *c) {
     return c->p && c->p->abort_flag && atomic_load(c->p->abort_flag) != 0;
 }
@@ -128,7 +136,7 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
             seq[(size_t)i * L + cur] = next;
             len[i] = cur + 1;
             if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, next);
-            if (!(next == c->eos || cur + 1 >= L)) active[w++] = i;
+            if (!(is_eos(c, next) || cur + 1 >= L)) active[w++] = i;
         }
         R = w;
     }
@@ -292,7 +300,7 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
                 }
             }
             /* d. which candidates hit a stopping criterion */
-            for (int q = 0; q < K; q++) hit[q] = (tt[q] == c->eos) || (cur + 1 >= L);
+            for (int q = 0; q < K; q++) hit[q] = is_eos(c, tt[q]) || (cur + 1 >= L);
             /* e. next running beams: best B that did not stop */
             for (int q = 0; q < K; q++) {
                 rv[q] = hit[q] ? tv[q] + NEG_1E9 : tv[q];

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "protect.h"
 #include "guard.h"
 
 /* ---- items ---------------------------------------------------------------- */
@@ -104,6 +105,9 @@ struct pipeline {
     uint64_t last_play_end;
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
+    /* Notice phrases without arguments in a language other than the target,
+     * translated once at start-up (warm_up) and kept: source -> spoken. */
+    char *notice_src[TEXT_PH__COUNT], *notice_tr[TEXT_PH__COUNT];
     size_t skip_n;
 
     nllb_session *session;
@@ -192,6 +196,7 @@ void pipeline_default_params(pipeline_params *p) {
     p->text_queue = 8;
     p->audio_queue_s = 60;
     p->warmup = 1;
+    p->protect = 1;
     p->test_seed = 1;
 }
 
@@ -308,6 +313,14 @@ static void translate_item(pipeline *pl, item *it) {
         it->how = PIPELINE_NOTICE;
         return;
     }
+    if (it->notice_lang) {
+        for (int k = 0; k < TEXT_PH__COUNT; k++)
+            if (pl->notice_src[k] && pl->notice_tr[k] && strcmp(pl->notice_src[k], src) == 0) {
+                it->spoken = strdup(pl->notice_tr[k]);
+                it->how = PIPELINE_NOTICE;
+                return;
+            }
+    }
     if (!pl->p.translate) {
         it->spoken = strdup(src);
         it->how = PIPELINE_UNTRANSLATED;
@@ -333,12 +346,17 @@ static void translate_item(pipeline *pl, item *it) {
     stts_error err;
     stts_error_clear(&err);
     int beams = pl->p.num_beams > 0 ? pl->p.num_beams : 1;
+    /* identifiers, paths and numbers go through as stand-ins and come back verbatim */
+    protect_map pm = {0};
+    char *prot = NULL;
+    int protected_ = pl->p.protect && pl->p.force_length <= 0 ? protect_apply(src, pl->tgt_lang, &pm, &prot) : 0;
+    const char *mt_in = protected_ > 0 ? prot : src;
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *ids = NULL;
         int n_ids = 0, hit_max = 0;
-        char *out = engine_translate(pl, src, beams, &ids, &n_ids, &hit_max, &err);
+        char *out = engine_translate(pl, mt_in, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
-            if (is_cancelled(pl)) return;
+            if (is_cancelled(pl)) { protect_clear(&pm); free(prot); return; }
             emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
                      (unsigned long long)it->seq, err.msg);
             pthread_mutex_lock(&pl->smu);
@@ -348,9 +366,17 @@ static void translate_item(pipeline *pl, item *it) {
         }
         char why[128] = "";
         int bad = pl->p.guard && pl->p.force_length <= 0 &&
-                  guard_check(src, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
+                  guard_check(mt_in, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
         free(ids);
+        if (!bad && protected_ > 0) {
+            char *back = protect_restore(out, &pm);
+            free(out);
+            if (!back) { protect_clear(&pm); free(prot); return; }   /* out of memory: it->spoken stays NULL */
+            out = back;
+        }
         if (!bad) {
+            protect_clear(&pm);
+            free(prot);
             it->spoken = out;
             it->how = attempt ? PIPELINE_MT_RETRY : PIPELINE_MT;
             if (pl->cache) mt_cache_put(pl->cache, src, out);
@@ -367,6 +393,8 @@ static void translate_item(pipeline *pl, item *it) {
         if (beams >= 4) break;
         beams = 4;   /* the retry: beam search escapes most greedy loops */
     }
+    protect_clear(&pm);
+    free(prot);
     it->spoken = strdup(src);
     it->how = PIPELINE_FALLBACK;
     pthread_mutex_lock(&pl->smu);
@@ -522,7 +550,7 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     fprintf(f, ",\"translate_ms\":%.3f,\"synth_first_ms\":%.3f", ms(it->t_tr_start, it->t_tr_end),
             it->t_first_chunk ? ms(it->t_syn_start, it->t_first_chunk) : -1.0);
     if (it->t_first_out) fprintf(f, ",\"ready_to_first_out_ms\":%.3f", ms(it->t_emit, it->t_first_out));
-    fputs("}\n", f);
+    fprintf(f, ",\"output\":\"%s\"}\n", pl->p.sink_is_file ? "file" : "device");
     fflush(f);
 }
 
@@ -718,19 +746,41 @@ static int collect_chunk(void *user, const int16_t *pcm, size_t n) {
  * fast as the rest; also prepares the --max-lag notice. */
 static stts_status warm_up(pipeline *pl, stts_error *err) {
     uint64_t t = stts_now_ns();
-    int jpn = strcmp(pl->tgt_lang, "jpn_Jpan") == 0;
-    char *skip_text = NULL;
-    if (pl->p.translate) {
+    const char *nl = pl->p.notice_lang ? pl->p.notice_lang : pl->tgt_lang;
+    char buf[256];
+    const char *lu = NULL;
+    /* Notices in another language than the one spoken (no phrase table for
+     * it): each phrase without arguments is translated now, once, and kept. */
+    if (pl->p.translate && pl->p.force_length <= 0) {
+        for (int k = 0; k < TEXT_PH__COUNT; k++) {
+            text_phrase_format(nl, (text_phrase_id)k, "\x01", -987654, buf, sizeof buf, &lu);
+            if (!buf[0] || strcmp(lu, pl->tgt_lang) == 0 || strchr(buf, '\x01') || strstr(buf, "-987654")) continue;
+            int32_t *ids = NULL;
+            int n = 0, hit = 0;
+            char *out = engine_translate(pl, buf, 1, &ids, &n, &hit, err);
+            free(ids);
+            if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
+            pl->notice_src[k] = strdup(buf);
+            pl->notice_tr[k] = out;
+            if (!pl->notice_src[k]) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        }
+    }
+    /* The --max-lag notice, in the notice language (translated when that is not the spoken one). */
+    text_phrase_format(nl, TEXT_PH_SKIPPING, NULL, 0, buf, sizeof buf, &lu);
+    char *skip_text = strdup(pl->notice_tr[TEXT_PH_SKIPPING] && strcmp(lu, pl->tgt_lang) != 0
+                                 ? pl->notice_tr[TEXT_PH_SKIPPING] : buf);
+    if (!skip_text) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    int warmed = 0;
+    for (int k = 0; k < TEXT_PH__COUNT; k++) warmed |= pl->notice_tr[k] != NULL;
+    if (pl->p.translate && !warmed) {
+        /* nothing translated above: one translation still warms the engine */
         int32_t *ids = NULL;
         int n = 0, hit = 0;
         char *out = engine_translate(pl, "Skipping ahead.", 1, &ids, &n, &hit, err);
         free(ids);
-        if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
-        if (!jpn && pl->p.force_length <= 0) skip_text = out;
-        else free(out);
+        if (!out) { free(skip_text); return err->code ? err->code : STTS_ERR_INTERNAL; }
+        free(out);
     }
-    if (!skip_text) skip_text = strdup(jpn ? "少し先に進みます。" : "Skipping ahead.");
-    if (!skip_text) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     stts_status st;
     if (pl->p.max_lag_s > 0) {
         pcm_buf b = {0};
@@ -791,7 +841,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         if (st == STTS_OK && p->cache_entries > 0 && !(pl->cache = mt_cache_new((size_t)p->cache_entries)))
             st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
-    if (st == STTS_OK && p->warmup) st = warm_up(pl, err);
+    if (st == STTS_OK && (p->warmup || p->max_lag_s > 0)) st = warm_up(pl, err);   /* the --max-lag notice needs it */
     if (st == STTS_OK) {
         if (pthread_create(&pl->th_translate, NULL, translate_main, pl) != 0) {
             st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the translate thread");
@@ -902,6 +952,7 @@ void pipeline_free(pipeline *pl) {
     if (pl->session) nllb_session_free(pl->session);
     mt_cache_free(pl->cache);
     free(pl->skip_pcm);
+    for (int k = 0; k < TEXT_PH__COUNT; k++) free(pl->notice_src[k]), free(pl->notice_tr[k]);
     free(pl->d_translate);
     free(pl->d_synth_first);
     free(pl->d_ready_out);

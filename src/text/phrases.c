@@ -41,6 +41,8 @@ static const phrase_table tables[] = {
         [TEXT_PH_ERR_MAX_TURNS] = "Stopped: the maximum number of turns was reached.",
         [TEXT_PH_ERR_BUDGET] = "Stopped: the budget limit was reached.",
         [TEXT_PH_ERR_EXECUTION] = "The request stopped with an error.",
+        [TEXT_PH_SECRET] = "Secret omitted.",
+        [TEXT_PH_SKIPPING] = "Skipping ahead.",
     }},
     {"jpn_Jpan", {
         [TEXT_PH_CODE_LANG_N] = "{a}のコード、{n}行、省略します。",
@@ -70,6 +72,8 @@ static const phrase_table tables[] = {
         [TEXT_PH_ERR_MAX_TURNS] = "最大ターン数に達したため停止しました。",
         [TEXT_PH_ERR_BUDGET] = "予算の上限に達したため停止しました。",
         [TEXT_PH_ERR_EXECUTION] = "エラーでリクエストが停止しました。",
+        [TEXT_PH_SECRET] = "秘密情報は省略します。",
+        [TEXT_PH_SKIPPING] = "少し先に進みます。",
     }},
 };
 
@@ -84,6 +88,8 @@ const char *text_kind_name(text_kind k) {
     case TEXT_NOTICE_TABLE: return "table";
     case TEXT_NOTICE_TOOL: return "tool";
     case TEXT_NOTICE_ERROR: return "error";
+    case TEXT_NOTICE_SECRET: return "secret";
+    case TEXT_NOTICE_SKIP: return "skip";
     }
     return "unknown";
 }

@@ -81,6 +81,11 @@ struct text_stream {
     tbuf sent;
     size_t sent_chars;
     int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
+    int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
+    int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
+    int pem_words;
+    int cred;             /* 1: the last word named a credential; 2: the next word is its value */
+    int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     tbuf held;            /* short sentence waiting to be merged */
     uint64_t held_at;
     tbuf out;             /* scratch for delivery */
@@ -212,6 +217,8 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
     }
 }
 
+static void secret_notice(text_stream *ts);
+
 static void emit_sentence(text_stream *ts) {
     size_t n = ts->sent.len;
     while (n > 0 && ts->sent.p[n - 1] == ' ') n--;
@@ -219,6 +226,8 @@ static void emit_sentence(text_stream *ts) {
     ts->sent.len = 0;
     ts->sent_chars = 0;
     ts->cjk_end = 0;
+    ts->etc_wait = 0;
+    secret_notice(ts);
 }
 
 static int is_conj(const char *s, size_t n) {
@@ -269,6 +278,14 @@ static void cut_long(text_stream *ts) {
     ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
 }
 
+static int starts_ci(const char *s, size_t n, const char *pre) {
+    size_t l = strlen(pre);
+    if (n < l) return 0;
+    for (size_t i = 0; i < l; i++)
+        if (tolower((unsigned char)s[i]) != pre[i]) return 0;
+    return 1;
+}
+
 /* Abbreviations after which '.' plus space does not end a sentence. */
 static int is_abbrev(const char *w, size_t n) {
     static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
@@ -311,11 +328,28 @@ static int ends_sentence(const text_stream *ts) {
     size_t w = n;
     while (w > 0 && s[w - 1] != ' ') w--;
     while (w < n && strchr("([{\"'", s[w])) w++;
+    /* "(a, b, etc.) more": a closed "etc." goes on */
+    if (n < ts->sent.len && n - w == 4 && starts_ci(s + w, 4, "etc.")) return 0;
     return !is_abbrev(s + w, n - w);
+}
+
+/* "etc." ends a sentence only when what follows does not continue it. */
+static int ends_etc(const text_stream *ts) {
+    size_t n = ts->sent.len;
+    if (n < 4 || (n > 4 && ts->sent.p[n - 5] != ' ' && ts->sent.p[n - 5] != '(' && ts->sent.p[n - 5] != ',')) return 0;
+    const char *e = ts->sent.p + n - 4;
+    return (e[0] | 32) == 'e' && (e[1] | 32) == 't' && (e[2] | 32) == 'c' && e[3] == '.';
 }
 
 static void seg_space(text_stream *ts) {
     if (ts->sent.len == 0 || ts->sent.p[ts->sent.len - 1] == ' ') return;
+    if (!ts->cjk_end && ends_etc(ts)) {
+        /* "a, b, etc. and c" goes on, "a, b, etc. Next" does not: wait for the next character */
+        ts->etc_wait = 1;
+        tb_put(ts, &ts->sent, " ", 1);
+        ts->sent_chars++;
+        return;
+    }
     if (ts->cjk_end || ends_sentence(ts)) {
         emit_sentence(ts);
         return;
@@ -325,6 +359,12 @@ static void seg_space(text_stream *ts) {
 }
 
 static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
+    if (ts->etc_wait) {
+        ts->etc_wait = 0;
+        if (!((cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9') || cp == '(' || cp == ',' || cp == ';' ||
+              cp == ':' || cp == ')'))
+            emit_sentence(ts);
+    }
     if (ts->cjk_end) {
         if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
     } else if (is_nospace_script(cp) && ts->sent.len &&
@@ -348,13 +388,6 @@ static void seg_put_str(text_stream *ts, const char *s, size_t n) {
 }
 
 /* ---- word layer ----------------------------------------------------------- */
-static int starts_ci(const char *s, size_t n, const char *pre) {
-    size_t l = strlen(pre);
-    if (n < l) return 0;
-    for (size_t i = 0; i < l; i++)
-        if (tolower((unsigned char)s[i]) != pre[i]) return 0;
-    return 1;
-}
 
 /* "https://www.github.com/a/b?x" -> "github.com"; 0 when not a URL. */
 static size_t url_domain(const char *s, size_t n, const char **out) {
@@ -412,19 +445,296 @@ static int is_trail_punct(const char *s, size_t n, size_t *k) {
     return 0;
 }
 
+/* ---- secrets (never spoken) ---------------------------------------------------
+ * Decided per whole word (a run without spaces), so a secret split across
+ * deltas is judged only once all of it is here. The word is left out of the
+ * sentence and a "secret omitted" notice follows the sentence. docs/FRONTEND.md
+ * lists the formats and the look-alikes that are still read. */
+static int span_of(const char *s, size_t n, const char *extra) {
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(extra, s[i])) return 0;
+    return 1;
+}
+static int is_hex(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i])) return 0;
+    return 1;
+}
+static int pre(const char *s, size_t n, const char *p, size_t *pl) {
+    *pl = strlen(p);
+    return n >= *pl && memcmp(s, p, *pl) == 0;
+}
+
+/* 8-4-4-4-12 hex: an identifier, read out. */
+static int is_uuid(const char *s, size_t n) {
+    if (n != 36) return 0;
+    for (size_t i = 0; i < n; i++) {
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return 0;
+    }
+    return 1;
+}
+
+/* Random-looking base64: letters and digits in short runs ("wJalrXUtnFEMI"),
+ * unlike an identifier's words ("getUserProfileById2"): the mean length of
+ * its runs ([A-Z]?[a-z]+, [A-Z]+, [0-9]+) is under 3. */
+static int looks_random(const char *s, size_t n) {
+    size_t runs = 0, chars = 0;
+    int up = 0, lo = 0, dg = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (isdigit(c)) {
+            dg = 1;
+            runs++;
+            while (i < n && isdigit((unsigned char)s[i])) { i++; chars++; }
+        } else if (islower(c)) {
+            lo = 1;
+            runs++;
+            while (i < n && islower((unsigned char)s[i])) { i++; chars++; }
+        } else if (isupper(c)) {
+            up = 1;
+            runs++;
+            size_t u = 0;
+            while (i + u < n && isupper((unsigned char)s[i + u])) u++;
+            if (u > 1 && i + u < n && islower((unsigned char)s[i + u])) u--;   /* "HTTPServer": HTTP, Server */
+            i += u;
+            chars += u;
+            if (u == 1) while (i < n && islower((unsigned char)s[i])) { i++; chars++; lo = 1; }
+        } else {
+            i++;
+        }
+    }
+    if (up + lo + dg < 2 || runs == 0) return 0;
+    return chars < 3 * runs;
+}
+
+/* 1: the word is a secret on its own. */
+static int is_secret_token(const char *s, size_t n) {
+    size_t pl;
+    static const struct { const char *prefix, *extra; size_t min; } keys[] = {
+        {"sk-", "_-", 20},         /* Anthropic sk-ant-..., OpenAI sk-..., sk-proj-... */
+        {"ghp_", "", 30}, {"gho_", "", 30}, {"ghu_", "", 30}, {"ghs_", "", 30}, {"ghr_", "", 30},
+        {"github_pat_", "_", 20},  /* GitHub */
+        {"glpat-", "_-", 20},      /* GitLab */
+        {"xoxb-", "-", 10}, {"xoxp-", "-", 10}, {"xoxa-", "-", 10}, {"xoxs-", "-", 10}, {"xapp-", "-", 10},
+        {"AIza", "_-", 30},        /* Google API keys */
+        {"sk_live_", "", 16}, {"rk_live_", "", 16}, {"sk_test_", "", 16},   /* Stripe */
+        {"npm_", "", 30}, {"hf_", "", 30}, {"pypi-", "_-", 30},
+    };
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
+            return 1;
+    /* AWS access key ids */
+    if (n == 20 && (pre(s, n, "AKIA", &pl) || pre(s, n, "ASIA", &pl))) {
+        int ok = 1;
+        for (size_t i = 4; i < n; i++) ok &= isupper((unsigned char)s[i]) || isdigit((unsigned char)s[i]);
+        if (ok) return 1;
+    }
+    /* JWT: eyJ<header>.<payload>.<signature> */
+    if (pre(s, n, "eyJ", &pl)) {
+        const char *d1 = memchr(s, '.', n);
+        const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(s + n - d1 - 1)) : NULL;
+        if (d1 && d2 && d2 - d1 > 4 && s + n - d2 > 4 && span_of(s, n, "_-.")) return 1;
+    }
+    if (is_uuid(s, n)) return 0;
+    /* git hashes (7..40 hex) are read; longer hex is a key or a digest */
+    if (is_hex(s, n)) return n > 40;
+    /* long base64 / base64url */
+    size_t m = n;
+    while (m > 0 && s[m - 1] == '=') m--;
+    if (m >= 32 && span_of(s, m, "+/_-") && s[0] != '/' && looks_random(s, m)) return 1;
+    return 0;
+}
+
+/* Does a variable name say it holds a credential? strict: also for "name:"
+ * in prose, where only unambiguous names count. */
+static int is_cred_name(const char *s, size_t n, int strict) {
+    static const char *const always[] = {"password", "passwd", "passphrase", "secret", "api_key", "apikey", "api-key",
+                                         "access_key", "accesskey", "private_key", "privatekey", "auth_token",
+                                         "access_token", "refresh_token", "credential", NULL};
+    static const char *const loose[] = {"token", "pwd", "pass", "auth", NULL};
+    char low[64];
+    if (n == 0 || n >= sizeof low) return 0;
+    int caps = 1, sep = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.') return 0;
+        low[i] = (char)tolower((unsigned char)s[i]);
+        if (islower((unsigned char)s[i])) caps = 0;
+        if (s[i] == '_' || s[i] == '-') sep = 1;
+    }
+    low[n] = '\0';
+    for (int i = 0; always[i]; i++)
+        if (strstr(low, always[i])) return 1;
+    if (strict && !caps) return 0;
+    if (!caps && !sep) return 0;   /* "token=" in prose is rarer than GITHUB_TOKEN= */
+    for (int i = 0; loose[i]; i++)
+        if (strstr(low, loose[i])) return 1;
+    return 0;
+}
+
+/* A value that names no secret: "$VAR", "<your key>", "...", "xxxx", "${X}". */
+static int is_placeholder_value(const char *s, size_t n) {
+    if (n == 0 || s[0] == '$' || s[0] == '<' || s[0] == '{' || s[0] == '.' || s[0] == '*') return 1;
+    size_t x = 0;
+    for (size_t i = 0; i < n; i++) x += (s[i] | 32) == 'x';
+    if (n >= 4 && starts_ci(s, n, "your")) return 1;   /* API_KEY=<your-key> (brackets already gone) */
+    return x == n;
+}
+
+/* scheme://user:password@host...: the host, and whether a password was there. */
+static size_t url_host_with_creds(const char *s, size_t n, const char **host, int *has_pass) {
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-')) i++;
+    if (i == 0 || i + 3 > n || memcmp(s + i, "://", 3) != 0 || !isalpha((unsigned char)s[0])) return 0;
+    size_t a = i + 3, e = a;
+    while (e < n && s[e] != '/' && s[e] != '?' && s[e] != '#') e++;
+    const char *at = NULL;
+    for (size_t k = a; k < e; k++)
+        if (s[k] == '@') at = s + k;
+    if (!at) return 0;
+    *has_pass = memchr(s + a, ':', (size_t)(at - (s + a))) != NULL;
+    size_t h = (size_t)(at - s) + 1, he = h;
+    while (he < e && s[he] != ':') he++;
+    *host = s + h;
+    return he - h;
+}
+
+/* Images and badges (a bare https://img.shields.io/... or .../shot.png) are not read. */
+static int is_image_url(const char *s, size_t n) {
+    static const char *const hosts[] = {"img.shields.io", "badgen.net", "badge.fury.io", "user-images.githubusercontent.com",
+                                        "private-user-images.githubusercontent.com", "camo.githubusercontent.com",
+                                        "avatars.githubusercontent.com", "i.imgur.com", "codecov.io/gh", NULL};
+    const char *d;
+    size_t dl = url_domain(s, n, &d);
+    if (!dl) return 0;
+    for (int i = 0; hosts[i]; i++) {
+        size_t hl = strlen(hosts[i]);
+        if ((dl == hl && starts_ci(d, dl, hosts[i])) || (hl > dl && starts_ci(d, n - (size_t)(d - s), hosts[i]))) return 1;
+    }
+    if (n - (size_t)(d - s) > 7 && starts_ci(d, n - (size_t)(d - s), "github.com/") &&
+        (strstr(d, "/badge.svg") || strstr(d, "/workflows/")))
+        return 1;
+    size_t e = n;
+    for (size_t k = (size_t)(d - s); k < n; k++)
+        if (s[k] == '?' || s[k] == '#') { e = k; break; }
+    static const char *const ext[] = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".ico", NULL};
+    for (int i = 0; ext[i]; i++) {
+        size_t el = strlen(ext[i]);
+        if (e > el && starts_ci(s + e - el, el, ext[i]) && memchr(d, '/', e - (size_t)(d - s))) return 1;
+    }
+    return 0;
+}
+
+static void secret_notice(text_stream *ts) {
+    if (!ts->secret_pending) return;
+    ts->secret_pending = 0;
+    char buf[128];
+    const char *lu;
+    size_t len = text_phrase_format(ts->lang, TEXT_PH_SECRET, NULL, 0, buf, sizeof buf, &lu);
+    deliver(ts, buf, len, TEXT_NOTICE_SECRET, lu, ts->now);
+}
+
+/* Drops the space before a left-out word so "is sk-... ." reads "is." */
+static void unspace(text_stream *ts) {
+    if (ts->sent.len && ts->sent.p[ts->sent.len - 1] == ' ') {
+        ts->sent.len--;
+        ts->sent_chars--;
+        ts->etc_wait = 0;
+    }
+}
+
+/* 1 when the word was a secret (or PEM) and has been handled. */
+static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
+    const char *c = w + a;
+    size_t cl = b - a, k;
+    if (ts->pem) {
+        /* -----BEGIN ... ----- <base64 lines> -----END ... ----- : all of it goes */
+        if (cl >= 8 && memcmp(c, "-----END", 8) == 0) ts->pem = 2;
+        if ((ts->pem == 2 && n >= 5 && memcmp(w + n - 5, "-----", 5) == 0) || ++ts->pem_words > 2000) ts->pem = 0;
+        return 1;
+    }
+    if (cl >= 10 && memcmp(c, "-----BEGIN", 10) == 0) {
+        ts->pem = 1;
+        ts->pem_words = 0;
+        ts->secret_pending = 1;
+        return 1;
+    }
+    int cred = ts->cred;
+    ts->cred = 0;
+    if (cred == 2 && cl && !is_placeholder_value(c, cl) && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) {
+        ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
+        unspace(ts);
+        seg_put_str(ts, w + b, n - b);
+        return 1;
+    }
+    if (cred == 1 && n == 1 && (w[0] == '=' || w[0] == ':')) { ts->cred = 2; return 1; }
+    if (cl && is_secret_token(c, cl)) {
+        ts->secret_pending = 1;
+        unspace(ts);
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, w + b, n - b);
+        return 1;
+    }
+    /* KEY=value with a credential-looking name: the name is read, the value is not */
+    const char *eq = memchr(c, '=', cl);
+    if (eq && eq > c) {
+        size_t nl = (size_t)(eq - c), vs = nl + 1;
+        const char *v = c + vs;
+        size_t vl = cl - vs;
+        while (vl && (*v == '"' || *v == '\'')) { v++; vl--; }
+        while (vl && (v[vl - 1] == '"' || v[vl - 1] == '\'')) vl--;
+        if (is_cred_name(c, nl, 0)) {
+            if (vl == 0) { if (cl == nl + 1) ts->cred = 2; return 0; }
+            if (!is_placeholder_value(v, vl)) {
+                ts->secret_pending = 1;
+                seg_put_str(ts, w, a);
+                seg_put_str(ts, c, nl);
+                seg_put_str(ts, w + b, n - b);
+                return 1;
+            }
+        }
+    }
+    /* "password: x", "DB_PASSWORD = x", "\"api_key\": \"x\"": the next word is the value */
+    size_t cs = 0, ce = cl;
+    while (cs < ce && (c[cs] == '"' || c[cs] == '\'')) cs++;
+    while (ce > cs && (c[ce - 1] == '"' || c[ce - 1] == '\'')) ce--;
+    int colon = b < n && memchr(w + b, ':', n - b) != NULL;
+    int equals = b < n && memchr(w + b, '=', n - b) != NULL;
+    if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
+    /* user:password@ in a URL of any scheme: the host is read */
+    const char *host;
+    int pass = 0;
+    size_t hl = url_host_with_creds(c, cl, &host, &pass);
+    if (hl && pass) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, host, hl);
+        seg_put_str(ts, w + b, n - b);
+        return 1;
+    }
+    (void)k;
+    return 0;
+}
+
 static void word_end(text_stream *ts) {
     if (ts->word.len == 0) return;
     const char *w = ts->word.p;
     size_t n = ts->word.len, a = 0, b = n, k;
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
+    ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    if (word_secret(ts, w, n, a, b)) return;
+    if (b > a && is_image_url(w + a, b - a)) {
+        unspace(ts);
+        seg_put_str(ts, w + b, n - b);
+        return;
+    }
     const char *core = NULL;
     size_t cl = 0;
     if (b > a) {
         cl = url_domain(w + a, b - a, &core);
         if (!cl) cl = path_last(w + a, b - a, &core);
     }
-    ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
     if (cl) {
         seg_put_str(ts, w, a);
         seg_put_str(ts, core, cl);
@@ -460,6 +770,7 @@ static void put_bytes(text_stream *ts, const char *s, size_t n) {
 static void hard_break(text_stream *ts) {
     word_end(ts);
     if (ts->sent.len || ts->cjk_end) emit_sentence(ts);
+    secret_notice(ts);
 }
 
 /* ---- inline layer ----------------------------------------------------------- */
@@ -494,7 +805,29 @@ static int html_tag(text_stream *ts, const char *t, size_t n) {
                                           "h1", "h2", "h3", "h4", "h5", "h6", "table", "details",
                                           "summary", "blockquote", "pre", NULL};
     for (int b = 0; blocks[b]; b++)
-        if (strlen(blocks[b]) == nl && starts_ci(t + ns, nl, blocks[b])) put_cp(ts, " ", 1, ' ');
+        if (strlen(blocks[b]) == nl && starts_ci(t + ns, nl, blocks[b])) { put_cp(ts, " ", 1, ' '); return 1; }
+    /* <locale>, redis_<portnumber>, <your-api-key>: a placeholder, not a tag (no
+     * attributes, not an HTML element name): the word is read without brackets */
+    static const char *const inline_tags[] = {"a", "b", "i", "u", "s", "em", "strong", "code", "span", "img", "sub",
+                                              "sup", "kbd", "small", "mark", "del", "ins", "abbr", "cite", "q",
+                                              "var", "samp", "tt", "strike", "big", "font", "center", "section",
+                                              "article", "header", "footer", "nav", "main", "figure", "figcaption",
+                                              "dl", "dt", "dd", "caption", "thead", "tbody", "tfoot", "col",
+                                              "colgroup", "picture", "source", "video", "audio", "svg", "path",
+                                              "html", "head", "body", "title", "meta", "link", "script", "style",
+                                              "input", "button", "form", "label", "select", "option", "textarea",
+                                              "iframe", "wbr", "nobr", "dfn", "time", "data", "bdi", "bdo", "ruby",
+                                              "rt", "rp", "template", "slot", "noscript", "object", "embed",
+                                              "param", "canvas", "map", "area", "track", "fieldset", "legend",
+                                              "output", "progress", "meter", "dialog", "menu", "aside", "address",
+                                              "hgroup", "search", "image", "math", NULL};
+    if (!closing && i == n) {
+        for (int b = 0; inline_tags[b]; b++)
+            if (strlen(inline_tags[b]) == nl && starts_ci(t + ns, nl, inline_tags[b])) return 1;
+        if (is_word_cp(ts->prev_cp) && ts->prev_cp != '_') put_cp(ts, " ", 1, ' ');   /* List<String> */
+        put_bytes(ts, t + ns, nl);
+        return 1;
+    }
     return 1;
 }
 
@@ -1052,6 +1385,8 @@ static void reset_markdown(text_stream *ts) {
     ts->url_depth = 0;
     ts->prev_cp = ' ';
     ts->ncarry = 0;
+    ts->pem = 0;
+    ts->cred = 0;
 }
 
 stts_status text_stream_new(const text_params *p, text_sentence_fn fn, void *user, text_stream **out,

@@ -22,6 +22,7 @@
 typedef struct {
     char *cmd;
     int rate;         /* fixed by the probe; later WAVs must match */
+    int probe_ms;     /* the probe's time limit */
 } command_impl;
 
 /* Incremental WAV parser state. */
@@ -162,10 +163,20 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
     if (tlen == 0) { close(wfd); wfd = -1; }
     wav_reader *w = calloc(1, sizeof *w);
     stts_status st = w ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
-    int stopped = 0;
+    int stopped = 0, timed_out = 0;
     unsigned char buf[16384];
+    uint64_t deadline = stts_now_ns() + (uint64_t)c->probe_ms * 1000000ull;
     while (st == STTS_OK) {
         if (o && tts_out_should_stop(o)) { stopped = 1; break; }
+        if (!o && stts_now_ns() > deadline) {
+            /* a probe that hangs would hang start-up: kill it hard (it may ignore SIGTERM) */
+            timed_out = 1;
+            st = stts_error_set(err, STTS_ERR_IO,
+                                "the TTS command '%s' wrote no WAV header within %d ms and was killed (it must read "
+                                "the text on stdin, write a WAV to stdout and exit)",
+                                c->cmd, c->probe_ms);
+            break;
+        }
         struct pollfd pf[2] = {{out[0], POLLIN, 0}, {wfd, POLLOUT, 0}};
         int np = poll(pf, wfd >= 0 ? 2 : 1, 10);  /* 10 ms: stop flag latency */
         if (np < 0 && errno != EINTR) { st = stts_error_set(err, STTS_ERR_IO, "poll: %s", strerror(errno)); break; }
@@ -192,7 +203,7 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
     if (wfd >= 0) close(wfd);
     close(out[0]);
     int status = 0;
-    if (stopped || st != STTS_OK || !o) kill(-pid, SIGTERM);
+    if (stopped || st != STTS_OK || !o) kill(-pid, timed_out ? SIGKILL : SIGTERM);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     sigaction(SIGPIPE, &old, NULL);
     if (st == STTS_OK && stopped) st = tts_out_cancelled(o, err);
@@ -229,6 +240,7 @@ stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
     int rate = 0;
+    c->probe_ms = p->probe_timeout_ms > 0 ? p->probe_timeout_ms : 10000;
     stts_status st = run(c, strcmp(p->lang, "jpn_Jpan") == 0 ? "\xE3\x81\x82" : "a", NULL, &rate, err);
     if (st != STTS_OK) {
         char why[STTS_ERROR_MAX];

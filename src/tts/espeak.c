@@ -6,7 +6,9 @@
  * NLLB-200 language codes to espeak-ng voices; a language missing from it
  * fails at open time. */
 #define _POSIX_C_SOURCE 200809L
+#ifdef STTS_HAVE_ESPEAK
 #include <espeak-ng/speak_lib.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -48,6 +50,8 @@ const char *tts_espeak_voice_for(const char *nllb) {
     return NULL;
 }
 
+#ifdef STTS_HAVE_ESPEAK
+
 static atomic_int g_open = 0;   /* one espeak handle per process */
 static int g_initialized = 0;   /* espeak_Initialize done (kept until exit) */
 static int g_rate = 0;
@@ -72,8 +76,14 @@ static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
 
 static stts_status espeak_synthesize(void *impl, const char *text, tts_out *o, stts_error *err) {
     (void)impl;
+    /* identifiers as words: useState -> "use State" (tts_words) */
+    size_t tl = strlen(text);
+    char *words = malloc(TTS_WORDS_CAP(tl));
+    if (!words) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    size_t wl = tts_words(text, tl, 0, NULL, NULL, words);
     g_out = o;
-    espeak_ERROR e = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    espeak_ERROR e = espeak_Synth(words, wl + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    free(words);
     g_out = NULL;
     if (tts_out_should_stop(o)) return tts_out_cancelled(o, err);
     if (e != EE_OK) return stts_error_set(err, STTS_ERR_INTERNAL, "espeak-ng failed to synthesize (error %d)", (int)e);
@@ -130,8 +140,23 @@ stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err)
     return STTS_OK;
 }
 
+#else
+/* Built with -DSTTS_ESPEAK=OFF: no libespeak-ng in the program (its GPL
+ * does not extend to the binary); Japanese and the command backend remain. */
+stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
+    (void)o;
+    return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                          "this stream-tts was built without espeak-ng (-DSTTS_ESPEAK=OFF): %s needs it; speak "
+                          "Japanese (jpn_Jpan, Open JTalk) or use --tts-command with your own TTS", p->lang);
+}
+#endif
+
 stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
     (void)err;
+#ifndef STTS_HAVE_ESPEAK
+    (void)fn, (void)user, (void)stopped;
+    return STTS_OK;   /* no espeak-ng voices in this build */
+#endif
     for (size_t i = 0; i < sizeof k_table / sizeof k_table[0] && !*stopped; i++) {
         if (strcmp(k_table[i].nllb, "jpn_Jpan") == 0) continue;  /* Open JTalk speaks Japanese */
         tts_voice_info v = {TTS_BACKEND_ESPEAK, k_table[i].nllb, k_table[i].voice, "espeak-ng"};

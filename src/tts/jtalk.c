@@ -493,21 +493,47 @@ static size_t normalize_versions(const char *in, size_t len, char *out) {
     return w;
 }
 
+/* tts_words asks: is this camelCase-looking token one dictionary word (a
+ * user dictionary's StreamTTS)? mecab analyses it alone: one morpheme with
+ * a reading (unknown words have none) means yes. */
+static int known_word(void *user, const char *tok, size_t n) {
+    jtalk *j = user;
+    char plain[128], fw[3 * sizeof plain + 1];
+    if (n >= sizeof plain) return 0;
+    memcpy(plain, tok, n);
+    plain[n] = '\0';
+    text2mecab(fw, plain);
+    int one = 0;
+    if (Mecab_analysis(&j->mecab, fw) == TRUE && Mecab_get_size(&j->mecab) == 1) {
+        const char *f = Mecab_get_feature(&j->mecab)[0];
+        int commas = 0;
+        for (const char *c = f; *c; c++) commas += *c == ',';
+        one = commas >= 9;
+    }
+    Mecab_refresh(&j->mecab);
+    return one;
+}
+
 /* Analyses piece[0..len): afterwards the JPCommon labels are ready. */
 static stts_status frontend(jtalk *j, const char *piece, size_t len, stts_error *err) {
-    /* Versions may grow the text 6x; text2mecab then turns each ASCII byte
+    /* Words may grow the text (TTS_WORDS_CAP), versions 6x more; text2mecab then turns each ASCII byte
      * into a 3-byte full-width character and copies everything else, so
      * 3x of that + 1 always fits. */
+    /* identifiers and dates as words first (tts_words) */
+    char *words = malloc(TTS_WORDS_CAP(len));
+    if (!words) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", len);
+    len = tts_words(piece, len, 1, known_word, j, words);
     size_t nlen = 6 * len + 1;
     size_t need = 3 * nlen + 1 + nlen;
     if (need > j->buf_cap) {
         char *g = realloc(j->buf, need);
-        if (!g) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", len);
+        if (!g) { free(words); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for %zu bytes of text", len); }
         j->buf = g;
         j->buf_cap = need;
     }
     char *in = j->buf + 3 * nlen + 1;
-    normalize_versions(piece, len, in);
+    normalize_versions(words, len, in);
+    free(words);
     text2mecab(j->buf, in);
     if (j->buf[0] == '\0') return STTS_OK;
     if (Mecab_analysis(&j->mecab, j->buf) != TRUE)

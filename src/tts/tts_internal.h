@@ -53,5 +53,13 @@ int tts_has_speakable(const char *text);
 /* Length of the next piece of at most max bytes, cut after sentence marks,
  * then clause marks, then spaces, else at a UTF-8 boundary. */
 size_t tts_next_piece(const char *text, size_t len, size_t max);
+/* words.c: identifiers, file names, paths (and for ja ISO dates and times)
+ * rewritten as words: useState -> "use State". out must hold TTS_WORDS_CAP(len)
+ * bytes; returns the new length (NUL-terminated). */
+#define TTS_WORDS_CAP(len) (8 * (len) + 16)
+/* keep (may be NULL): 1 when a camelCase-looking token is a known word (a
+ * dictionary entry such as StreamTTS in a user dictionary) to read whole. */
+typedef int (*tts_keep_fn)(void *user, const char *tok, size_t n);
+size_t tts_words(const char *in, size_t len, int ja, tts_keep_fn keep, void *keep_user, char *out);
 
 #endif

@@ -102,7 +102,8 @@ kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
 # 7. bad flags: exit 2, message on stderr, nothing on stdout
 for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry-run --notice-lang english" \
             "--json" "--dry-run --input a --transcript b" "--dry-run extra" "--dry-run --max-sentence-chars 5" \
-            "--dry-run --merge-short-chars -1" "--dry-run --follow"; do
+            "--dry-run --merge-short-chars -1" "--dry-run --follow" "--dry-run --input-format html" \
+            "--dry-run --input-format text --transcript x.jsonl"; do
   # shellcheck disable=SC2086
   "$BIN" $args </dev/null >"$T/fo" 2>"$T/fe"; rc=$?
   [ $rc -eq 2 ] && [ ! -s "$T/fo" ] && grep -q "^stream-tts: " "$T/fe" && ok || bad "'$args': exit $rc, stderr '$(cat "$T/fe")'"
@@ -114,10 +115,24 @@ done
 "$BIN" --help >"$T/help"; rc=$?
 [ $rc -eq 0 ] && ok || bad "--help exit $rc"
 for f in --input --transcript --hook --follow --max-line-mib --speak-subagents --announce-tools --speak-thinking \
-         --read-tables --notice-lang --idle-flush-ms --max-sentence-chars --merge-short-chars --dry-run --json --stats --help; do
+         --read-tables --notice-lang --input-format --idle-flush-ms --max-sentence-chars --merge-short-chars --dry-run --json --stats --help; do
   grep -q -- "$f" "$T/help" && ok || bad "--help lacks $f"
 done
 "$BIN" --dry-run --stats --input "$SAMPLE" 2>&1 >/dev/null | grep -q "lines (.* bytes), 0 bad" && ok || bad "--stats"
+
+# 9. plain text piped in: said once on stderr with the fix; --input-format text|markdown speak it
+printf 'Hello, this is plain text.\nA second line.\n' | "$BIN" --dry-run >"$T/po" 2>"$T/pe"; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/po" ] && [ "$(grep -c 'plain text' "$T/pe")" = 1 ] && grep -q -- '--input-format text' "$T/pe" \
+  && ok || bad "plain text detection: exit $rc, stderr '$(cat "$T/pe")'"
+printf 'Use *stars* and # signs.\n\nNext paragraph.\n' | "$BIN" --dry-run --input-format text >"$T/po" 2>"$T/pe"
+[ "$(cat "$T/po")" = "$(printf 'Use *stars* and # signs.\nNext paragraph.')" ] && [ ! -s "$T/pe" ] && ok || bad "--input-format text: '$(cat "$T/po")'"
+printf '# Title\nSome **bold** text.\n' | "$BIN" --dry-run --input-format=markdown >"$T/po" 2>&1
+[ "$(cat "$T/po")" = "$(printf 'Title\nSome bold text.')" ] && ok || bad "--input-format markdown: '$(cat "$T/po")'"
+printf 'input-format = text\n' >"$T/if.conf"
+printf 'Use *stars* here.\n' | "$BIN" --config "$T/if.conf" --dry-run >"$T/po" 2>&1
+[ "$(cat "$T/po")" = "Use *stars* here." ] && ok || bad "input-format in the configuration file: '$(cat "$T/po")'"
+"$BIN" --dry-run --input-format stream-json --input "$SAMPLE" >"$T/po" 2>/dev/null && cmp -s "$T/po" "$EXP" && ok \
+  || bad "--input-format stream-json differs from the default"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

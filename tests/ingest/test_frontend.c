@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -516,7 +517,138 @@ static void test_hook_payload(void) {
     CHECK(path == NULL);
 }
 
+/* A background task's new turn repeats the answer already spoken in its
+ * result: never spoken twice, whatever the turn bookkeeping says (markup and
+ * spacing differences do not matter). A result with new text still speaks. */
+static void test_result_already_spoken(void) {
+    const char *L[] = {
+        "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s\"}",
+        ASSIST("m1", "The build **passed**. All 12 tests are green."), RESULT("The build passed. All 12 tests are green."),
+        "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s\"}",
+        "{\"type\":\"system\",\"subtype\":\"task_notification\",\"status\":\"completed\",\"summary\":\"x\"}",
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result_index\":1,"
+        "\"origin\":{\"kind\":\"task-notification\"},\"result\":\"The build passed.\\n\\nAll 12 tests are green.\"}",
+        RESULT("All 12 tests are green."),
+        RESULT("A new answer that was never said."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "The build passed. | All 12 tests are green. | A new answer that was never said.");
+    CHECK(st.duplicates >= 2);
+    /* partial mode too */
+    const char *P[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Done: I fixed "), DELTA(0, "`main.c`."), BSTOP(0), MSTOP,
+                       RESULT("Done: I fixed `main.c`."), RESULT("Done: I fixed main.c"), NULL};
+    run(P, &c);
+    EXPECT(&c, "Done: I fixed main.c.");
+}
+
+/* Structured output: the result text is JSON for a program, never read out;
+ * the StructuredOutput tool call is not announced either. */
+static void test_structured_output(void) {
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.announce_tools = 1;
+    const char *L[] = {
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\","
+        "\"name\":\"StructuredOutput\",\"input\":{\"ok\":true}}]},\"parent_tool_use_id\":null}",
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"{\\\"ok\\\": true}\"}",
+        /* a later turn: structured_output in the result */
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\","
+        "\"structured_output\":{\"ok\":true}}",
+        /* no structured_output field, but the text is a JSON object */
+        RESULT("  {\\\"name\\\": \\\"x\\\", \\\"n\\\": [1, 2]}"),
+        /* JSON-looking but not JSON: spoken */
+        RESULT("[1] is the first reference."), NULL};
+    coll c;
+    ingest_stats st = run_p(&p, L, &c);
+    EXPECT(&c, "1 is the first reference.");   /* spoken (markdown drops the brackets) */
+    CHECK_EQ_INT(st.structured_skipped, 3);
+}
+
+/* Partial mode: a text block repeating an earlier block of the same message
+ * is spoken once; a block that only starts the same is spoken in full. */
+static void test_identical_blocks_partial(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Checking the "), DELTA(0, "logs now."), BSTOP(0),
+                       BSTART(1, "tool_use"), BSTOP(1),
+                       BSTART(2, "text"), DELTA(2, "Checking the "), DELTA(2, "logs now."),
+                       ASSIST("m1", "Checking the logs now."), BSTOP(2),
+                       BSTART(3, "text"), DELTA(3, "Checking the "), DELTA(3, "tests too."), BSTOP(3),
+                       BSTART(4, "text"), DELTA(4, "Checking"), BSTOP(4), MSTOP,
+                       START("m2"), BSTART(0, "text"), DELTA(0, "Checking the logs now."), BSTOP(0), MSTOP, NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Checking the logs now. | Checking the tests too. | Checking | Checking the logs now.");
+}
+
+/* --input-format text/markdown, and plain text on a stream-json input. */
+static void test_input_formats(void) {
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.input_format = INGEST_INPUT_TEXT;
+    const char *T[] = {"# Not a heading, *not* emphasis.", "", "    Indented is not code.", NULL};
+    coll c;
+    run_p(&p, T, &c);
+    EXPECT(&c, "# Not a heading, *not* emphasis. | Indented is not code.");
+    p.input_format = INGEST_INPUT_MARKDOWN;
+    const char *M[] = {"# Title", "Some **bold** text.", NULL};
+    run_p(&p, M, &c);
+    EXPECT(&c, "Title | Some bold text.");
+    p.input_format = INGEST_INPUT_STREAM_JSON;
+    const char *J[] = {"Hello there, this is not JSON.", "Nor is this.", "{broken", ASSIST("m1", "Spoken."), NULL};
+    ingest_stats st = run_p(&p, J, &c);
+    EXPECT(&c, "Spoken.");
+    CHECK_EQ_INT(st.plain_text_lines, 2);
+    CHECK_EQ_INT(c.nw, 2);   /* the plain-text advice once, the broken JSON line once */
+    CHECK(strstr(c.warn[0], "--input-format text") && strstr(c.warn[0], "--output-format stream-json"));
+    CHECK(strstr(c.warn[1], "line 3: not valid JSON"));
+}
+
+/* The idle flush is for silence in the input, not for a slow consumer: when
+ * the sentence callback takes longer than idle_flush_ns, the next line that is
+ * already waiting is read before anything pending is flushed, so no sentence
+ * is cut at a delta boundary. */
+static int g_slow_calls;
+static void slow_cb(void *u, const ingest_sentence *s) {
+    cb(u, s);
+    struct timespec t = {0, 60000000};   /* 60 ms > the 10 ms idle flush */
+    if (g_slow_calls++ == 0) nanosleep(&t, NULL);
+}
+static void test_slow_consumer_no_idle_cut(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. Second part"),
+                       DELTA(0, " continues here."), BSTOP(0), MSTOP, NULL};
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    for (int i = 0; L[i]; i++) {
+        CHECK(write(fds[1], L[i], strlen(L[i])) == (ssize_t)strlen(L[i]));
+        CHECK(write(fds[1], "\n", 1) == 1);
+    }
+    close(fds[1]);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.text.idle_flush_ns = 10000000ull;
+    coll c;
+    memset(&c, 0, sizeof c);
+    g_slow_calls = 0;
+    ingest_frontend *fe;
+    ingest_reader *r;
+    CHECK(ingest_frontend_new(&p, slow_cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
+    volatile sig_atomic_t stop = 0;
+    CHECK(ingest_frontend_pump(fe, r, &stop, NULL) == STTS_OK);
+    ingest_reader_free(r);
+    ingest_frontend_free(fe);
+    close(fds[0]);
+    EXPECT(&c, "First sentence here. | Second part continues here.");
+}
+
 int main(void) {
+    TEST_RUN(test_slow_consumer_no_idle_cut);
+    TEST_RUN(test_result_already_spoken);
+    TEST_RUN(test_structured_output);
+    TEST_RUN(test_identical_blocks_partial);
+    TEST_RUN(test_input_formats);
     TEST_RUN(test_partial_spoken_once);
     TEST_RUN(test_non_partial_and_duplicates);
     TEST_RUN(test_lost_deltas_suffix);

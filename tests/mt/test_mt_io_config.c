@@ -74,6 +74,10 @@ static void test_real_1_3b_dir(void) {
     CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_OK);
     CHECK_EQ_INT(c.max_length, 77);
     CHECK_EQ_INT(c.gen_eos_token_id, 5);
+    /* every id of the list is kept: any of them stops generation */
+    CHECK_EQ_INT(c.n_gen_eos_ids, 2);
+    CHECK_EQ_INT(c.gen_eos_ids[0], 5);
+    CHECK_EQ_INT(c.gen_eos_ids[1], 2);
     CHECK_EQ_INT(c.gen_decoder_start_token_id, 7);
     CHECK_EQ_INT(c.eos_token_id, 2);
     /* Broken generation config: error names that file. */

@@ -15,12 +15,12 @@
 static char exe[1024], model[1024], refpath[1024];
 
 /* Runs cmd with `input` on stdin; returns the exit status and stdout (malloc'ed). */
-static int run(const char *args, const char *input, char **out) {
+static int run_n(const char *args, const char *input, size_t in_len, char **out) {
     char cmd[4096], inpath[] = "/tmp/stts-cli-in-XXXXXX";
     int fd = mkstemp(inpath);
     if (fd < 0) return -1;
     FILE *f = fdopen(fd, "w");
-    fputs(input, f);
+    fwrite(input, 1, in_len, f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s translate %s < %s 2>/dev/null", exe, args, inpath);
     FILE *p = popen(cmd, "r");
@@ -36,6 +36,33 @@ static int run(const char *args, const char *input, char **out) {
     remove(inpath);
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run(const char *args, const char *input, char **out) { return run_n(args, input, strlen(input), out); }
+
+/* A NUL byte inside a line is a space, not the end of the line: the line
+ * with NULs translates exactly like the line with spaces there. */
+static void test_nul_inside_line(void) {
+    const char *spaced = "The cat sat on the mat and looked at the door.\n";
+    char nul[128];
+    size_t n = strlen(spaced);
+    memcpy(nul, spaced, n);
+    for (size_t i = 0; i < n; i++)
+        if (nul[i] == ' ' && i > 20) nul[i] = '\0';   /* every space after the first few words */
+    char args[2200], *a = NULL, *b = NULL;
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --json --max-len 24", model);
+    CHECK_EQ_INT(run_n(args, spaced, n, &a), 0);
+    CHECK_EQ_INT(run_n(args, nul, n, &b), 0);
+    /* the ms timing differs; ids, text and src_tokens must not */
+    json_t *ja = json_loads(a, 0, NULL), *jb = json_loads(b, 0, NULL);
+    CHECK(ja && jb);
+    if (ja && jb) {
+        CHECK(json_equal(json_object_get(ja, "ids"), json_object_get(jb, "ids")));
+        CHECK(json_equal(json_object_get(ja, "src_tokens"), json_object_get(jb, "src_tokens")));
+        CHECK(json_integer_value(json_object_get(ja, "src_tokens")) > 8);
+    }
+    json_decref(ja), json_decref(jb);
+    free(a), free(b);
 }
 
 static void test_lines_in_order_with_json_ids(void) {
@@ -115,5 +142,6 @@ int main(void) {
     if (stat(refpath, &st) != 0) TEST_SKIP_ALL("no fixtures in tests/fixtures/mt");
     TEST_RUN(test_lines_in_order_with_json_ids);
     TEST_RUN(test_flags_and_languages);
+    TEST_RUN(test_nul_inside_line);
     return TEST_SUMMARY();
 }

@@ -648,7 +648,40 @@ static void test_600m_config_matches_hf_file(void) {
     CHECK_EQ_INT(c.scale_embedding, r.scale_embedding);
 }
 
+/* generation_config eos_token_id lists: any id of the list stops, in greedy
+ * and in beam search (HF's stopping rule), not only the first one. */
+static void test_eos_list_any_id_stops(void) {
+    nllb_model *m = tiny_model(1, NLLB_SIMD_AUTO);
+    if (!m) return;
+    stts_error e;
+    nllb_session *s;
+    CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
+    nllb_result g;
+    translate1(s, 1, 12, &g);
+    CHECK(g.n_ids >= 5);
+    int stop = g.ids[3], n_before = g.n_ids, want = 4;
+    for (int i = 2; i < 4; i++)
+        if (g.ids[i] == stop) { want = i + 1; break; }
+    nllb_result_clear(&g);
+    CHECK(stop != m->pub.eos_token_id);
+    /* the list [eos, stop]: the greedy path reaches stop at index 3 and ends there */
+    m->cfg.gen_eos_ids[0] = m->pub.eos_token_id;
+    m->cfg.gen_eos_ids[1] = stop;
+    m->cfg.n_gen_eos_ids = 2;
+    translate1(s, 1, 12, &g);
+    CHECK_MSG(g.n_ids == want && g.ids[want - 1] == stop, "stopped after %d ids (unlisted: %d), wanted %d", g.n_ids,
+              n_before, want);
+    nllb_result_clear(&g);
+    /* beam: no hypothesis continues past a listed id */
+    translate1(s, 4, 12, &g);
+    for (int i = 0; i + 1 < g.n_ids; i++) CHECK_MSG(g.ids[i] != stop || i < 2, "beam went on after listed eos at %d", i);
+    nllb_result_clear(&g);
+    nllb_session_free(s);
+    nllb_model_free(m);
+}
+
 int main(void) {
+    TEST_RUN(test_eos_list_any_id_stops);
     TEST_RUN(test_kernels_match_double_reference);
     TEST_RUN(test_forward_matches_naive_reference);
     TEST_RUN(test_threads_and_simd_invariance);

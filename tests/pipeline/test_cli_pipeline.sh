@@ -40,6 +40,7 @@ assert [r["seq"] for r in rows] == list(range(len(rows))), "seq not 0..n-1"
 for r in rows:
     ts = [r[k] for k in ("t_input_ms", "t_emit_ms", "t_translated_ms", "t_first_chunk_ms", "t_first_out_ms", "t_play_end_ms")]
     assert all(t is not None for t in ts) and ts == sorted(ts), r
+    assert r["output"] == "file", r   # written to a WAV: the time line must not call it playback
 notices = [r for r in rows if r["kind"] != "speech"]
 assert notices and all(r["how"] == "notice" and "省略" in r["spoken"] for r in notices if r["kind"] in ("code", "table")), notices
 b = open(sys.argv[2], "rb").read()
@@ -73,6 +74,25 @@ printf 'this line is wrong\n' >"$T/bad.conf"
 "$BIN" --config "$T/bad.conf" --input "$T/short.jsonl" --output "$T/c.wav" >/dev/null 2>"$T/cerr3"; rc=$?
 [ $rc -eq 2 ] && grep -q "bad.conf:1" "$T/cerr3" && ok || bad "bad config: exit $rc, $(cat "$T/cerr3")"
 rm -f "$HOME/.config/stream-tts/config"
+
+# 2b. --notice-lang eng_Latn given explicitly is kept: notices are written in English (and translated
+# for speaking), not replaced by the Japanese table; without the flag they are the Japanese phrases.
+printf '%s\n' '{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"Here it is.\n\n```c\nint x;\n```\n\nMy key is sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0j done."}]}}' >"$T/notice.jsonl"
+"$BIN" --input "$T/notice.jsonl" --voice "$VOICE" --output "$T/n.wav" --no-status --notice-lang eng_Latn \
+  --metrics "$T/n1.jsonl" >/dev/null 2>&1
+"$BIN" --input "$T/notice.jsonl" --voice "$VOICE" --output "$T/n.wav" --no-status --metrics "$T/n2.jsonl" >/dev/null 2>&1
+python3 - "$T/n1.jsonl" "$T/n2.jsonl" <<'PY' && ok || bad "--notice-lang eng_Latn not honoured"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+b = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+ka = {r["kind"]: r for r in a}
+kb = {r["kind"]: r for r in b}
+assert ka["code"]["source"] == "C code, one line, omitted." and ka["code"]["how"] != "notice", ka["code"]
+assert ka["secret"]["source"] == "Secret omitted.", ka["secret"]
+assert "sk-ant" not in " ".join(r["source"] + r["spoken"] for r in a + b)
+assert kb["code"]["source"] == "Cのコード、1行、省略します。" and kb["code"]["how"] == "notice", kb["code"]
+assert kb["secret"]["source"] == "秘密情報は省略します。", kb["secret"]
+PY
 
 # 3. Signals while the input is still open: prompt exit, audio stopped, no crash.
 # The signal is sent once the program is speaking (its "ready in" line, then
@@ -138,8 +158,9 @@ fi
 if ! command -v gnuplot >/dev/null; then
   skip "gnuplot missing (Debian package gnuplot-nox): plot-timeline not run"
 else
-  "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>/dev/null && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
+  "$SRC/scripts/plot-timeline" "$T/m.jsonl" "$T/tl.png" 2>"$T/plot.err" && [ "$(head -c 4 "$T/tl.png" | tail -c 3)" = "PNG" ] \
     && ok || bad "plot-timeline did not write a PNG"
+  grep -q "output: file" "$T/plot.err" && ok || bad "plot-timeline did not see that the output was a file"
 fi
 
 echo "$pass passed, $fail failed, $skipped skipped"

@@ -362,6 +362,88 @@ static void max_lag_skips_with_notice(void) {
     rig_close(&r);
 }
 
+/* ---- notices without a phrase table for the target: translated once at start-up ---- */
+
+static atomic_int g_tr_calls;
+static stts_status fake_translate(void *user, const char *src, const char *src_lang, const char *tgt_lang,
+                                  int num_beams, char **text, int32_t **ids, int *n_ids, int *hit_max,
+                                  stts_error *err) {
+    (void)user, (void)src_lang, (void)tgt_lang, (void)num_beams, (void)err;
+    atomic_fetch_add(&g_tr_calls, 1);
+    size_t n = strlen(src) + 8;
+    *text = malloc(n);
+    snprintf(*text, n, "[de] %s", src);
+    *ids = NULL;
+    *n_ids = 0;
+    *hit_max = 0;
+    return STTS_OK;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    char spoken[8][128];
+    int how[8], n;
+} played;
+static void on_play(void *user, const pipeline_event *ev) {
+    played *p = user;
+    if (ev->kind != PIPELINE_EV_PLAY) return;
+    pthread_mutex_lock(&p->mu);
+    if (p->n < 8) {
+        snprintf(p->spoken[p->n], sizeof p->spoken[0], "%s", ev->spoken);
+        p->how[p->n++] = ev->how;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void notices_translated_once_at_start(void) {
+    rig r;
+    if (rig_open(&r, "notices.wav") != 0) { CHECK(0); rig_close(&r); return; }
+    played pd;
+    memset(&pd, 0, sizeof pd);
+    pthread_mutex_init(&pd.mu, NULL);
+    r.pp.on_event = on_play;
+    r.pp.user = &pd;
+    r.pp.model = NULL;
+    r.pp.translate_fn = fake_translate;
+    r.pp.tgt_lang = "deu_Latn";   /* no phrase table: English phrases are translated */
+    r.pp.guard = 0;
+    r.pp.cache_entries = 0;
+    r.pp.max_lag_s = 30;
+    /* the phrases without arguments */
+    int fixed = 0;
+    for (int k = 0; k < TEXT_PH__COUNT; k++) {
+        char b[256];
+        text_phrase_format("eng_Latn", (text_phrase_id)k, "\x01", -987654, b, sizeof b, NULL);
+        fixed += b[0] && !strchr(b, '\x01') && !strstr(b, "-987654");
+    }
+    CHECK(fixed >= 10);
+    atomic_store(&g_tr_calls, 0);
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { rig_close(&r); return; }
+    CHECK_EQ_INT(atomic_load(&g_tr_calls), fixed);   /* each once, at start-up */
+    ingest_sentence s;
+    sentence(&s, 0, "Secret omitted.");
+    s.kind = TEXT_NOTICE_SECRET;
+    s.lang = "eng_Latn";
+    CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    sentence(&s, 1, "Secret omitted.");
+    s.kind = TEXT_NOTICE_SECRET;
+    s.lang = "eng_Latn";
+    CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    CHECK_EQ_INT(atomic_load(&g_tr_calls), fixed);   /* no translation later */
+    CHECK_EQ_INT(pd.n, 2);
+    for (int i = 0; i < pd.n; i++) {
+        CHECK_EQ_STR(pd.spoken[i], "[de] Secret omitted.");
+        CHECK_EQ_INT(pd.how[i], PIPELINE_NOTICE);
+    }
+    pipeline_free(pl);
+    pthread_mutex_destroy(&pd.mu);
+    rig_close(&r);
+}
+
 /* ---- memory bounded on a 100k-line input ---- */
 
 static long vm_hwm_kb(void) {
@@ -447,6 +529,7 @@ int main(void) {
     TEST_RUN(order_under_delays);
     TEST_RUN(cancel_mid_sentence);
     TEST_RUN(max_lag_skips_with_notice);
+    TEST_RUN(notices_translated_once_at_start);
     TEST_RUN(memory_bounded_100k_lines);
     nllb_model_free(g_model);
     char cmd[400];

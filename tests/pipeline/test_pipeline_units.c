@@ -5,6 +5,9 @@
 
 #include "cache.h"
 #include "guard.h"
+#include "protect.h"
+#include <stdlib.h>
+#include <string.h>
 #include "test.h"
 
 static void script_fraction(void) {
@@ -82,7 +85,48 @@ static void cache_lru(void) {
     mt_cache_free(c);
 }
 
+/* Identifier protection: which words are protected, stand-ins in, tokens back. */
+static void protect_tokens(void) {
+    const char *yes[] = {"useState", "get_user_id", "src/main.c", "config.json", "8080", "v1.2.3", "--verbose", "-v",
+                         "std::vector", "$HOME", "user@example.com", "os.path.join", "HttpClient", "x86_64", NULL};
+    const char *no[] = {"use", "state", "the", "README", "API", "e.g", "U.S", "well-known", "Tom", "東京", NULL};
+    for (int i = 0; yes[i]; i++) CHECK_MSG(protect_is_token(yes[i], (int)strlen(yes[i])), "%s", yes[i]);
+    for (int i = 0; no[i]; i++) CHECK_MSG(!protect_is_token(no[i], (int)strlen(no[i])), "%s", no[i]);
+
+    protect_map m;
+    char *in = NULL;
+    /* Japanese: stand-ins Tom, Mary (skipping a name the sentence uses), written トム, メアリー */
+    CHECK_EQ_INT(protect_apply("Ken said: open config.json, then run useState and config.json again.", "jpn_Jpan", &m, &in), 1);
+    CHECK_EQ_STR(in, "Ken said: open Tom, then run Mary and Tom again.");
+    CHECK_EQ_INT(m.n, 2);
+    /* the model wrote トム twice and dropped メアリー: every token still comes back */
+    char *out = protect_restore("ケンはトムを開けてトムを使うと言った。", &m);
+    CHECK_EQ_STR(out, "useState ケンはconfig.jsonを開けてconfig.jsonを使うと言った。");
+    free(out);
+    protect_clear(&m);
+    free(in);
+    /* Latin targets: the names themselves, whole words only */
+    CHECK_EQ_INT(protect_apply("Set max_retries to 5.", "fra_Latn", &m, &in), 1);
+    CHECK_EQ_STR(in, "Set Tom to Mary.");
+    out = protect_restore("Réglez Tom sur Mary. Tomorrow.", &m);
+    CHECK_EQ_STR(out, "Réglez max_retries sur 5. Tomorrow.");
+    free(out);
+    protect_clear(&m);
+    free(in);
+    /* nothing to protect, or a target without known stand-ins: untouched */
+    CHECK_EQ_INT(protect_apply("The cat sat on the mat.", "jpn_Jpan", &m, &in), 0);
+    CHECK(in == NULL);
+    CHECK_EQ_INT(protect_apply("Run useState now.", "kor_Hang", &m, &in), 0);
+    /* at most PROTECT_MAX tokens; later ones go through as they are */
+    CHECK_EQ_INT(protect_apply("a1 b2 c3 d4 e5 f6 g7 h8", "jpn_Jpan", &m, &in), 1);
+    CHECK_EQ_INT(m.n, PROTECT_MAX);
+    CHECK(strstr(in, "g7 h8") != NULL);
+    protect_clear(&m);
+    free(in);
+}
+
 int main(void) {
+    TEST_RUN(protect_tokens);
     TEST_RUN(script_fraction);
     TEST_RUN(already_in_target);
     TEST_RUN(guard_verdicts);

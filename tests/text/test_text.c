@@ -583,7 +583,101 @@ static void test_pathological_lines(void) {
     free(c2);
 }
 
+/* Output for md fed in two pieces split at byte k (k = len: whole). */
+static void run_split2(const text_params *p, const char *md, size_t k, coll *c) {
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(p, cb, c, &ts, NULL) == STTS_OK);
+    size_t len = strlen(md);
+    CHECK(text_stream_feed(ts, md, k, 0, NULL) == STTS_OK);
+    CHECK(text_stream_feed(ts, md + k, len - k, 0, NULL) == STTS_OK);
+    text_stream_end(ts, 0);
+    text_stream_free(ts);
+}
+
+/* expect(), and also split at every byte position (a secret split across
+ * two streaming deltas at any point is still never spoken). */
+static void expect_every_split(const char *md, const char *want) {
+    text_params p;
+    text_default_params(&p);
+    p.merge_short_chars = 0;
+    expect_p(&p, md, want);
+    static char got[65536];
+    coll *c = malloc(sizeof *c);
+    for (size_t k = 0; k <= strlen(md); k++) {
+        run_split2(&p, md, k, c);
+        joined(c, got, sizeof got);
+        CHECK_MSG(strcmp(got, want) == 0, "split at %zu:\n  got:  %s\n  want: %s", k, got, want);
+    }
+    free(c);
+}
+
+#define SECRET " | {secret}Secret omitted."
+static void test_secrets(void) {
+    /* realistic formats (made-up values) */
+    expect_every_split("My key is sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK-AbCdEf_123 and it works.",
+                       "My key is and it works." SECRET);
+    expect_every_split("OpenAI: sk-proj-4fGh7JkL9mNpQ2rStUvWx3yZ and sk-9aB8cD7eF6gH5iJ4kL3mN2oP1qR0sT.",
+                       "OpenAI: and." SECRET);
+    expect_every_split("Use `ghp_16C7e42F292c6912E7710c838347Ae178B4a` or github_pat_11ABCDEFG0123456789_abcdefghijKLMNOP now.",
+                       "Use or now." SECRET);
+    expect_every_split("The id AKIAIOSFODNN7EXAMPLE is an AWS key.", "The id is an AWS key." SECRET);
+    expect_every_split("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY is set.",
+                       "aws_secret_access_key is set." SECRET);
+    expect_every_split("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U works.",
+                       "Bearer works." SECRET);
+    expect_every_split("Connect to postgres://admin:s3cr3tP4ss@db.example.com:5432/app please.",
+                       "Connect to db.example.com please." SECRET);
+    expect_every_split("Or https://bob:hunter2@github.com/x/y.git then.", "Or github.com then." SECRET);
+    expect_every_split("Run `export DB_PASSWORD=hunter2` and set GITHUB_TOKEN=abc123def456 first.",
+                       "Run export DB_PASSWORD and set GITHUB_TOKEN first." SECRET);
+    expect_every_split("In YAML write password: hunter2 there.", "In YAML write password: there." SECRET);
+    expect_every_split("The digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08aa is long hex.",
+                       "The digest is long hex." SECRET);
+    expect_every_split("Blob Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A9 here.", "Blob here." SECRET);
+    /* PEM blocks, across lines (and every split point) */
+    expect_every_split("Here it is:\n\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+                       "AAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACDm\n-----END OPENSSH PRIVATE KEY-----\n\nAfter the key.",
+                       "Here it is:" SECRET " | After the key.");
+    /* look-alikes that are read: git hashes (7..40 hex), UUIDs, identifiers, placeholders, references */
+    expect_every_split("Commit a1b2c3d and 9fceb02d0ae598e95dc970b74767f19372d61af8 fixed it.",
+                       "Commit a1b2c3d and 9fceb02d0ae598e95dc970b74767f19372d61af8 fixed it.");
+    expect_every_split("The id 550e8400-e29b-41d4-a716-446655440000 is a UUID.",
+                       "The id 550e8400-e29b-41d4-a716-446655440000 is a UUID.");
+    expect_every_split("Call getUserProfileByIdAndTimestamp2024Report and HTTPServerConnectionFactoryBean now.",
+                       "Call getUserProfileByIdAndTimestamp2024Report and HTTPServerConnectionFactoryBean now.");
+    expect_every_split("Set API_KEY=$API_KEY or API_KEY=<your-key> or TOKEN=xxxx here.",
+                       "Set API_KEY=$API_KEY or API_KEY=your-key or TOKEN=xxxx here.");
+    expect_every_split("The token: it expires soon.", "The token: it expires soon.");
+    expect_every_split("A task-token and the skeleton sk-learn are fine.", "A task-token and the skeleton sk-learn are fine.");
+    /* the notice is in the notice language */
+    text_params p;
+    text_default_params(&p);
+    p.notice_lang = "jpn_Jpan";
+    expect_p(&p, "キーはsk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gHです。",
+             "キーはです。 | {secret}\xE7\xA7\x98\xE5\xAF\x86\xE6\x83\x85\xE5\xA0\xB1\xE3\x81\xAF\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+}
+
+static void test_placeholders_badges_etc(void) {
+    expect_nomerge("Set the <locale> first.", "Set the locale first.");
+    expect_nomerge("Use redis_<portnumber> and <your-api-key> here.", "Use redis portnumber and your-api-key here.");
+    expect_nomerge("A List<String> and <b>bold</b> and <span class=\"x\">s</span> text.",
+                   "A List String and bold and s text.");
+    /* bare image and badge URLs are not read (a line of them is no sentence) */
+    expect_nomerge("https://user-images.githubusercontent.com/123/abc-def.png\n\nText after.", "Text after.");
+    expect_nomerge("See https://img.shields.io/badge/build-passing-green and https://example.com/a.svg?x=1 too.",
+                   "See and too.");
+    expect_nomerge("Docs at https://docs.python.org/3/ are good.", "Docs at docs.python.org are good.");
+    /* "etc." ends a sentence only when the next word does not continue it */
+    expect_nomerge("Apples, pears, etc. are fruit. We have cats, dogs, etc. The end.",
+                   "Apples, pears, etc. are fruit. | We have cats, dogs, etc. | The end.");
+    expect_nomerge("Lists (a, b, etc.) work, etc.", "Lists (a, b, etc.) work, etc.");
+    expect_nomerge("Tools, etc.\n\nNext.", "Tools, etc. | Next.");
+}
+
 int main(void) {
+    TEST_RUN(test_secrets);
+    TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

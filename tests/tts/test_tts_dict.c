@@ -102,6 +102,48 @@ static void test_accent_from_dictionary(void) {
     free(lab);
 }
 
+/* Identifiers, file names, paths, dates and times are read as words, each
+ * word from the reading dictionary (src/tts/words.c + data/dict/terms.txt). */
+static void test_identifiers_as_words(void) {
+    /* useState -> ユーズ ステート, exactly like the katakana written out */
+    char *a = phonemes(g_dict, "useStateフックを使います");
+    char *b = phonemes(g_dict, "ユーズ ステートフックを使います");
+    CHECK_MSG(strcmp(a, b) == 0, "useState\n  got:  %s\n  want: %s", a, b);
+    free(a), free(b);
+    expect_contains(g_dict, "useStateフック", "y u u z u pau s u t e e t o f u cl k u");
+    expect_contains(g_dict, "UseState", "y u u z u pau s u t e e t o");                    /* PascalCase */
+    expect_contains(g_dict, "get_user_idを呼びます", "g e cl t o pau y u u z a a pau a i d i i o");  /* snake_case */
+    expect_contains(g_dict, "is-valid-nameです", "i z u pau b a r i cl d o pau n e e m u");      /* kebab-case */
+    expect_contains(g_dict, "HTTPServerを起動", "e i ch i t i i t i i p i i pau s a a b a a o");  /* acronym + word */
+    expect_contains(g_dict, "os.path.join", "pau p a s u pau");                                  /* dotted name */
+    /* file names and paths: words, the extension's dot read ドット */
+    expect_contains(g_dict, "config.jsonを編集", "k o N f i g u pau d o cl t o pau j e i s o N o");
+    expect_contains(g_dict, "src/main.cを見る", "s o o s u pau m e i N pau d o cl t o pau sh i i o");
+    expect_contains(g_dict, "--verboseを付けます", "b a a b o o s u o");   /* a flag's dashes are not read */
+    /* dictionary terms with inner capitals are not split */
+    expect(g_dict, "GitHub", "sil g i cl t o h a b u sil");
+    expect(g_dict, "TypeScript", "sil t a i p u s u k u r i p u t o sil");
+    /* ISO dates and times the Japanese way: 2024年1月15日, 14時30分 */
+    char *d = phonemes(g_dict, "2024-01-15に");
+    char *e = phonemes(g_dict, "2024年1月15日に");
+    CHECK_MSG(strcmp(d, e) == 0, "date\n  got:  %s\n  want: %s", d, e);
+    free(d), free(e);
+    d = phonemes(g_dict, "14:30に");
+    e = phonemes(g_dict, "14時30分に");
+    CHECK_MSG(strcmp(d, e) == 0, "time\n  got:  %s\n  want: %s", d, e);
+    free(d), free(e);
+    d = phonemes(g_dict, "2024-01-15T14:30:05Zに");
+    e = phonemes(g_dict, "2024年1月15日14時30分5秒に");
+    CHECK_MSG(strcmp(d, e) == 0, "datetime\n  got:  %s\n  want: %s", d, e);
+    free(d), free(e);
+    /* not a date: an impossible month is not read as one */
+    d = phonemes(g_dict, "2024-13-45");
+    CHECK_MSG(!strstr(d, "g a ts u"), "2024-13-45 read as a date: %s", d);
+    free(d);
+    /* numbers with units keep their counter reading */
+    expect_contains(g_dict, "10MBです", "j u u m e g a b a i t o");
+}
+
 static void test_units_and_versions(void) {
     expect_contains(g_dict, "10MBです", "j u u m e g a b a i t o");
     expect_contains(g_dict, "200msかかります", "n i hy a k u m i r i by o o k a");
@@ -264,6 +306,7 @@ int main(void) {
     g_plain = open_with(0, NULL, &err);
     if (!g_plain) { fprintf(stderr, "%s\n", err.msg); return 1; }
     TEST_RUN(test_terms_read_as_words);
+    TEST_RUN(test_identifiers_as_words);
     TEST_RUN(test_without_dictionary_spells_letters);
     TEST_RUN(test_accent_from_dictionary);
     TEST_RUN(test_units_and_versions);

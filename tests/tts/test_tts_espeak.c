@@ -112,6 +112,22 @@ static void measure(const char *lang, const char *text, double lo, double hi) {
 }
 
 static void test_english(void) { measure("eng_Latn", k_en, 2.0, 5.0); }
+
+/* Identifiers are read as words (src/tts/words.c): the identifier sentence
+ * sounds like its words written out (same length within 3 %). */
+static void test_identifiers_as_words_en(void) {
+    stts_error err = {0};
+    tts_synth *s = open_lang("eng_Latn", 0, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) return;
+    collect a = {0}, b = {0};
+    CHECK_EQ_INT(tts_synthesize(s, "Call get_user_id and is-valid in config.json now.", collect_cb, &a, NULL, &err), STTS_OK);
+    CHECK_EQ_INT(tts_synthesize(s, "Call get user id and is valid in config dot json now.", collect_cb, &b, NULL, &err), STTS_OK);
+    CHECK_MSG(fabs((double)a.n / b.n - 1.0) < 0.03, "identifier sentence %zu samples, words %zu", a.n, b.n);
+    tts_close(s);
+    collect_free(&a);
+    collect_free(&b);
+}
 static void test_german(void) { measure("deu_Latn", k_de, 1.2, 4.0); }
 
 /* Every language the table offers really has a voice that speaks (the
@@ -273,12 +289,30 @@ static void test_command_backend(void) {
     s = open_cmd("/nonexistent/tts-program", "eng_Latn", &err);
     CHECK(s == NULL);
     printf("bad command: %s\n", err.msg);
+    /* A command that never writes and never exits (even one that ignores
+     * SIGTERM) fails the probe at its time limit instead of hanging start-up. */
+    const char *hangs[] = {"sleep 1000", "trap '' TERM; cat >/dev/null; sleep 1000"};
+    for (int i = 0; i < 2; i++) {
+        tts_params p;
+        tts_default_params(&p);
+        p.lang = "eng_Latn";
+        p.command = hangs[i];
+        p.probe_timeout_ms = 300;
+        uint64_t t0 = stts_now_ns();
+        s = NULL;
+        CHECK(tts_open(&p, &s, &err) != STTS_OK && s == NULL);
+        double took = (double)(stts_now_ns() - t0) / 1e9;
+        CHECK_MSG(took >= 0.29 && took < 3.0, "probe of '%s' took %.2f s", hangs[i], took);
+        CHECK(strstr(err.msg, "within 300 ms") != NULL);
+        if (s) tts_close(s);
+    }
 }
 
 int main(void) {
     TEST_RUN(test_matches_espeak_program);
     TEST_RUN(test_english);
     TEST_RUN(test_german);
+    TEST_RUN(test_identifiers_as_words_en);
     TEST_RUN(test_languages);
     TEST_RUN(test_every_table_voice_speaks);
     TEST_RUN(test_stop_and_resample);

@@ -12,11 +12,12 @@
 
 #include "cli.h"
 #include "nllb.h"
+#include "protect.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: stream-tts translate --model DIR --src CODE --tgt CODE [--beam N] [--max-len N]\n"
-            "                            [--threads N] [--json]\n"
+            "                            [--threads N] [--json] [--protect]\n"
             "       stream-tts translate --list-languages\n"
             "Translates each line of stdin (NLLB-200 / M2M100 model directory as downloaded from the\n"
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
@@ -25,7 +26,10 @@ static void usage(FILE *f) {
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
-            "  --json        one JSON object per line: text, ids, score, ms, truncated\n");
+            "  --json        one JSON object per line: text, ids, score, ms, truncated (and protected)\n"
+            "  --protect     identifiers, paths, code words and numbers reach the output verbatim, as the\n"
+            "                speech pipeline does (stand-in names swapped back; docs/QUALITY.md)\n"
+            "  --show-protected  print each line as --protect hands it to the model (no translation)\n");
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
@@ -49,7 +53,7 @@ static int known_code(const char *code) {
 
 int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
-    int beams = 1, max_len = 0, threads = 0, json = 0, list = 0;
+    int beams = 1, max_len = 0, threads = 0, json = 0, list = 0, protect = 0, show_protected = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -66,6 +70,8 @@ int cmd_translate(int argc, char **argv) {
             if (parse_int(a, v, 1, 256, &threads)) return 2;
             i++;
         } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--protect")) protect = 1;
+        else if (!strcmp(a, "--show-protected")) show_protected = 1;
         else if (!strcmp(a, "--list-languages")) list = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -78,6 +84,24 @@ int cmd_translate(int argc, char **argv) {
     }
     if (list) {
         for (int i = 0; i < nllb_num_languages(); i++) printf("%s\n", nllb_language_code(i));
+        return 0;
+    }
+    if (show_protected) {
+        /* each line as the engine would get it with --protect (no model needed) */
+        if (!tgt) { fprintf(stderr, "stream-tts translate: --show-protected needs --tgt\n"); return 2; }
+        char *ln = NULL;
+        size_t lcap = 0;
+        ssize_t ll;
+        while ((ll = getline(&ln, &lcap, stdin)) >= 0) {
+            while (ll > 0 && (ln[ll - 1] == '\n' || ln[ll - 1] == '\r')) ln[--ll] = 0;
+            protect_map pm;
+            char *prot = NULL;
+            int r = protect_apply(ln, tgt, &pm, &prot);
+            printf("%s\n", r > 0 ? prot : ln);
+            protect_clear(&pm);
+            free(prot);
+        }
+        free(ln);
         return 0;
     }
     if (!model_dir || !src || !tgt) {
@@ -136,6 +160,10 @@ int cmd_translate(int argc, char **argv) {
     while ((n = getline(&line, &cap, stdin)) >= 0) {
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        /* getline keeps NUL bytes but the engine takes C strings: a NUL would
+         * cut the line short, so it is read as the space it stands in for. */
+        for (ssize_t z = 0; z < n; z++)
+            if (line[z] == '\0') line[z] = ' ';
         /* A line of only white space is an empty line: the model would
          * otherwise invent a sentence for it. */
         ssize_t k = 0;
@@ -147,13 +175,26 @@ int cmd_translate(int argc, char **argv) {
             continue;
         }
         nllb_result r;
-        const char *texts[1] = {line};
+        /* --protect: what the speech pipeline does (identifiers through as stand-ins) */
+        protect_map pm = {0};
+        char *prot = NULL;
+        int protected_ = protect ? protect_apply(line, tgt, &pm, &prot) : 0;
+        int nprot = protected_ > 0 ? pm.n : 0;
+        const char *texts[1] = {protected_ > 0 ? prot : line};
         uint64_t a = stts_now_ns();
         if (nllb_translate(s, texts, 1, src, tgt, &tp, &r, &err) != STTS_OK) {
             fprintf(stderr, "stream-tts translate: line %ld: %s\n", lineno, err.msg);
+            protect_clear(&pm);
+            free(prot);
             rc = 1;
             break;
         }
+        if (protected_ > 0) {
+            char *back = protect_restore(r.text ? r.text : "", &pm);
+            if (back) { free(r.text); r.text = back; }
+        }
+        protect_clear(&pm);
+        free(prot);
         double ms = (double)(stts_now_ns() - a) / 1e6;
         if (r.truncated)
             fprintf(stderr, "stream-tts translate: warning: line %ld is longer than the model's %d positions; "
@@ -168,6 +209,7 @@ int cmd_translate(int argc, char **argv) {
             json_object_set_new(o, "ms", json_real(ms));
             json_object_set_new(o, "src_tokens", json_integer(r.src_tokens));
             json_object_set_new(o, "truncated", json_boolean(r.truncated));
+            if (protect) json_object_set_new(o, "protected", json_integer(nprot));
             char *txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
             printf("%s\n", txt ? txt : "{}");
             free(txt);

@@ -124,6 +124,16 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         o->max_line = (size_t)x << 20;
         return 1;
     }
+    if ((v = cli_flag_value("--input-format", argc, argv, i, &miss)) || miss) {
+        if (!miss && !strcmp(v, "stream-json")) o->ingest.input_format = INGEST_INPUT_STREAM_JSON;
+        else if (!miss && !strcmp(v, "text")) o->ingest.input_format = INGEST_INPUT_TEXT;
+        else if (!miss && !strcmp(v, "markdown")) o->ingest.input_format = INGEST_INPUT_MARKDOWN;
+        else {
+            snprintf(err, cap, "--input-format expects stream-json, text or markdown, got '%s'", miss ? "" : v);
+            return -1;
+        }
+        return 1;
+    }
     if ((v = cli_flag_value("--notice-lang", argc, argv, i, &miss)) || miss) {
         if (miss || !valid_lang(v)) {
             snprintf(err, cap, "--notice-lang expects an NLLB language code like eng_Latn or jpn_Jpan, got '%s'",
@@ -132,6 +142,7 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
         }
         snprintf(o->notice_lang, sizeof o->notice_lang, "%s", v);
         o->ingest.text.notice_lang = o->notice_lang;
+        o->notice_lang_set = 1;   /* honoured as given, eng_Latn included */
         return 1;
     }
     return 0;
@@ -141,6 +152,10 @@ int frontend_opts_check(const frontend_opts *o, char *err, size_t cap) {
     int modes = (o->input != NULL) + (o->transcript != NULL) + (o->follow != NULL) + (o->hook != 0);
     if (modes > 1) {
         snprintf(err, cap, "use only one of --input, --transcript, --hook and --follow");
+        return -1;
+    }
+    if (o->ingest.input_format != INGEST_INPUT_STREAM_JSON && (o->transcript || o->follow || o->hook)) {
+        snprintf(err, cap, "--input-format text/markdown reads stdin or --input, not a transcript");
         return -1;
     }
     if (o->json && !o->dry_run) {
@@ -158,6 +173,7 @@ void frontend_opts_usage(FILE *f) {
           "  --hook                  read a Stop-hook payload on stdin; speak the last turn of its transcript\n"
           "  --follow FILE           speak each turn appended to a transcript (survives truncation/rotation)\n"
           "  --max-line-mib N        skip input lines longer than N MiB with a warning (default 256)\n"
+          "  --input-format FMT      stream-json (default), text (plain text, read literally) or markdown\n"
           "What is spoken:\n"
           "  --speak-subagents       also speak subagents' text (parent_tool_use_id set; default: silent)\n"
           "  --announce-tools        announce each tool call (\"Running: git status.\")\n"
@@ -188,13 +204,15 @@ static void print_stats(const ingest_frontend *fe) {
     fprintf(stderr,
             "stream-tts: %llu lines (%llu bytes), %llu bad, %llu invalid UTF-8, %llu truncated, "
             "%llu unknown types, %llu missing fields, %llu subagent lines skipped, %llu duplicates skipped, "
-            "%llu stream events, %llu results, %llu large tool results not parsed; %llu sentences, %llu notices\n",
+            "%llu stream events, %llu results, %llu large tool results not parsed, %llu structured results, "
+            "%llu plain-text lines; %llu sentences, %llu notices\n",
             (unsigned long long)s.lines, (unsigned long long)s.bytes, (unsigned long long)s.bad_lines,
             (unsigned long long)s.invalid_utf8, (unsigned long long)s.truncated,
             (unsigned long long)s.unknown_types, (unsigned long long)s.missing_fields,
             (unsigned long long)s.subagent_skipped, (unsigned long long)s.duplicates,
             (unsigned long long)s.stream_events, (unsigned long long)s.results,
-            (unsigned long long)s.tool_results_skipped, (unsigned long long)s.sentences,
+            (unsigned long long)s.tool_results_skipped, (unsigned long long)s.structured_skipped,
+            (unsigned long long)s.plain_text_lines, (unsigned long long)s.sentences,
             (unsigned long long)s.notices);
 }
 

@@ -353,7 +353,7 @@ static void *status_main(void *arg) {
  * language straight from the phrase table when it has that language, so they
  * need no translation; English notices are translated like any sentence. */
 static void pick_notice_lang(frontend_opts *fo, const char *speak_lang) {
-    if (strcmp(fo->notice_lang, "eng_Latn") != 0) return;   /* chosen with --notice-lang */
+    if (fo->notice_lang_set) return;   /* chosen with --notice-lang, eng_Latn included */
     for (const char *const *l = text_phrase_languages(); *l; l++) {
         if (strcmp(*l, speak_lang) == 0) {
             snprintf(fo->notice_lang, sizeof fo->notice_lang, "%s", speak_lang);
@@ -495,6 +495,8 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     pp.sink = sink;
     pp.gap_ms = po->gap_ms;
     pp.max_lag_s = po->max_lag_s;
+    pp.notice_lang = fo->notice_lang;
+    pp.sink_is_file = ap.kind != AUDIO_SINK_DEVICE;
     pp.warmup = !po->no_warmup;
     pp.metrics = metrics;
     pp.on_event = on_event;

@@ -62,8 +62,27 @@ static stts_status get_int(json_t *root, const char *file, const char *key, long
     return STTS_OK;
 }
 
+/* Every id of an eos_token_id list (HF stops on any of them): at most 8
+ * kept, each range-checked; a plain integer or absent key leaves *n as is. */
+static stts_status get_id_list(json_t *root, const char *file, const char *key, int vocab, int *ids, int *n,
+                               stts_error *err) {
+    json_t *v = json_object_get(root, key);
+    if (!v || !json_is_array(v)) return STTS_OK;
+    int k = 0;
+    for (size_t i = 0; i < json_array_size(v) && k < 8; i++) {
+        json_t *e = json_array_get(v, i);
+        json_int_t x = json_is_integer(e) ? json_integer_value(e) : -1;
+        if (x < 0 || x >= vocab)
+            return stts_error_set(err, STTS_ERR_FORMAT, "%s: key \"%s\" element %zu is not a token id in 0..%d",
+                                  file, key, i, vocab - 1);
+        ids[k++] = (int)x;
+    }
+    *n = k;
+    return STTS_OK;
+}
+
 /* A token id key: an integer, or a non-empty list of integers (HF allows
- * eos_token_id: [2, ...]); the first element is used. Range-checked later
+ * eos_token_id: [2, ...]); the first element is used here (get_id_list keeps them all). Range-checked later
  * against vocab_size. */
 static stts_status get_id(json_t *root, const char *file, const char *key, int *out, stts_error *err) {
     json_t *v = json_object_get(root, key);
@@ -199,6 +218,8 @@ static stts_status parse_named(const char *config_json, size_t n, const char *cf
      * config when the file (or a key) is absent. */
     c.gen_decoder_start_token_id = c.decoder_start_token_id;
     c.gen_eos_token_id = c.eos_token_id;
+    c.gen_eos_ids[0] = c.eos_token_id;
+    c.n_gen_eos_ids = 1;
     if (gen_json) {
         json_t *g = NULL;
         if ((s = load_json(gen_json, gen_n, gen_file, &g, err))) goto out;
@@ -206,10 +227,12 @@ static stts_status parse_named(const char *config_json, size_t n, const char *cf
             (s = get_id(g, gen_file, "decoder_start_token_id", &c.gen_decoder_start_token_id, err)) ||
             (s = get_id(g, gen_file, "eos_token_id", &c.gen_eos_token_id, err)) ||
             (s = check_id(gen_file, "decoder_start_token_id", c.gen_decoder_start_token_id, c.vocab_size, err)) ||
-            (s = check_id(gen_file, "eos_token_id", c.gen_eos_token_id, c.vocab_size, err))) {
+            (s = check_id(gen_file, "eos_token_id", c.gen_eos_token_id, c.vocab_size, err)) ||
+            (s = get_id_list(g, gen_file, "eos_token_id", c.vocab_size, c.gen_eos_ids, &c.n_gen_eos_ids, err))) {
             json_decref(g);
             goto out;
         }
+        if (c.n_gen_eos_ids == 0) { c.gen_eos_ids[0] = c.gen_eos_token_id; c.n_gen_eos_ids = 1; }
         json_decref(g);
     }
     *cfg = c;

@@ -609,7 +609,7 @@ static void test_input_formats(void) {
  * already waiting is read before anything pending is flushed, so no sentence
  * is cut at a delta boundary. */
 static int g_slow_calls;
-static void slow_cb(void *u, const ingest_sentence *s) {
+static void slow_cb2(void *u, const ingest_sentence *s) {
     cb(u, s);
     struct timespec t = {0, 60000000};   /* 60 ms > the 10 ms idle flush */
     if (g_slow_calls++ == 0) nanosleep(&t, NULL);
@@ -633,7 +633,7 @@ static void test_slow_consumer_no_idle_cut(void) {
     g_slow_calls = 0;
     ingest_frontend *fe;
     ingest_reader *r;
-    CHECK(ingest_frontend_new(&p, slow_cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_frontend_new(&p, slow_cb2, wcb, &c, &fe, NULL) == STTS_OK);
     CHECK(ingest_reader_new(fds[0], 0, &r, NULL) == STTS_OK);
     volatile sig_atomic_t stop = 0;
     CHECK(ingest_frontend_pump(fe, r, &stop, NULL) == STTS_OK);

@@ -7,5 +7,7 @@ int cmd_run(int argc, char **argv);        /* default: the streaming pipeline, -
 int cmd_translate(int argc, char **argv);  /* stream-tts translate ... */
 int cmd_say(int argc, char **argv);        /* stream-tts say ... */
 int cmd_voices(int argc, char **argv);     /* stream-tts voices */
+int cmd_serve(int argc, char **argv);      /* stream-tts serve: the daemon */
+int cmd_ctl(int argc, char **argv);        /* stream-tts ctl ...: the daemon's controls */
 
 #endif

@@ -1,5 +1,6 @@
 /* main.c - the stream-tts program: picks a subcommand and hands over argv.
  * `stream-tts translate|say|voices ...` run one stage on its own; anything
+ * `serve` is the daemon, `ctl` its remote control; anything
  * else is the streaming pipeline (cmd_run). */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,10 @@ int main(int argc, char **argv) {
         return missing(sub);
 #endif
     }
+#ifdef STTS_HAVE_CMD_SERVE
+    if (strcmp(sub, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(sub, "ctl") == 0) return cmd_ctl(argc - 1, argv + 1);
+#endif
 #ifdef STTS_HAVE_CMD_RUN
     return cmd_run(argc, argv);
 #else

@@ -134,6 +134,10 @@ int pipeline_skip(pipeline *pl);
 void pipeline_pause(pipeline *pl, int paused);
 int pipeline_paused(pipeline *pl);
 int pipeline_replay(pipeline *pl, int n);
+/* Speech rate factor for sentences synthesized from now on (the synth
+ * thread applies it before its next sentence; see tts_set_speed). The
+ * caller's speed is the one the voice was opened with until then. */
+void pipeline_set_speed(pipeline *pl, double speed);
 /* Stops for good, from any thread (pipeline_stop for everything plus a
  * permanent cancel): audio is aborted, synthesis and translation
  * stop at their next step, queued sentences are dropped, blocked calls

@@ -128,6 +128,8 @@ struct pipeline {
     pthread_mutex_t live_mu;
     item *live;
     int paused;               /* guarded by amu: the player holds before its next slice */
+    _Atomic double speed;     /* requested by pipeline_set_speed; the synth thread applies it */
+    double speed_applied;     /* synth thread only */
     /* The last sentences played, for pipeline_replay (guarded by amu). */
     item *history[16];
     int n_history;
@@ -506,6 +508,13 @@ static void *synth_main(void *arg) {
         pthread_cond_broadcast(&pl->a_data);
         pthread_mutex_unlock(&pl->amu);
 
+        double want = atomic_load(&pl->speed);
+        if (want > 0 && want != pl->speed_applied) {   /* pipeline_set_speed: from this sentence on */
+            stts_error serr;
+            if (tts_set_speed(pl->p.synth, want, &serr) != STTS_OK)
+                emit_log(pl, it->seq, "speed %.2f not applied: %s", want, serr.msg);
+            pl->speed_applied = want;
+        }
         it->t_syn_start = stts_now_ns();
         chunk_ctx ctx = {pl, it};
         stts_error err;
@@ -1080,6 +1089,10 @@ void pipeline_pause(pipeline *pl, int paused) {
     pl->paused = paused != 0;
     pthread_cond_broadcast(&pl->a_data);
     pthread_mutex_unlock(&pl->amu);
+}
+
+void pipeline_set_speed(pipeline *pl, double speed) {
+    if (pl) atomic_store(&pl->speed, speed);
 }
 
 int pipeline_paused(pipeline *pl) {

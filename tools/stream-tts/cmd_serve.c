@@ -479,7 +479,11 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
         json_object_set_new(out, "replayed", json_integer(pl ? pipeline_replay(pl, rq.n) : 0));
         break;
     case DAEMON_OP_SPEED:
-        r = daemon_reply_error("speed is not supported by this daemon yet: restart serve with --speed X");
+        /* Applied by the synth thread before its next sentence. */
+        if (pl) pipeline_set_speed(pl, rq.x);
+        else r = daemon_reply_error("the voice is still loading; try again");
+        if (pl) sv->speed = rq.x;
+        json_object_set_new(out, "speed", json_real(rq.x));
         break;
     case DAEMON_OP_MUTE:
     case DAEMON_OP_UNMUTE: {
@@ -638,6 +642,7 @@ int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (notify) hp.notify_types = notify;
+    sv.speed = sv.po.speed;
     if (sv.po.output && !strcmp(sv.po.output, "-") && sv.po.echo) sv.po.echo = 0;
     stts_error e;
     if (app_check_languages(sv.po.src, sv.po.tgt, &e) != STTS_OK) {

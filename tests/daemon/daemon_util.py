@@ -2,7 +2,7 @@
 private socket with a WAV sink paced in real time, talk the protocol, wait
 on events (a ready line, a socket, metrics records) with generous deadlines
 so a loaded or sanitized run passes; never a fixed sleep to synchronise."""
-import json, os, signal, socket, subprocess, time
+import atexit, json, os, shutil, signal, socket, subprocess, sys, time
 
 DEADLINE = float(os.environ.get("STTS_TEST_DEADLINE", "180"))
 
@@ -26,6 +26,42 @@ def read(path):
         return ""
 
 
+_running = []
+_tmpdirs = []
+
+
+def cleanup(failed):
+    """Kills daemons left running; on failure shows their stderr; removes the scratch folders."""
+    for d in _running:
+        if d.p.poll() is None:
+            d.p.kill()
+            d.p.wait()
+        if failed:
+            sys.stderr.write("--- %s stderr:\n%s\n" % (d.err, read(d.err)[-3000:]))
+    for t in _tmpdirs:
+        shutil.rmtree(t, ignore_errors=True)
+
+
+def scratch(prefix):
+    import tempfile
+    t = tempfile.mkdtemp(prefix=prefix)
+    _tmpdirs.append(t)
+    return t
+
+
+_crashed = []
+_hook = sys.excepthook
+
+
+def _excepthook(*a):
+    _crashed.append(1)
+    _hook(*a)
+
+
+sys.excepthook = _excepthook
+atexit.register(lambda: cleanup(bool(_crashed)))
+
+
 class Daemon:
     def __init__(self, binary, voice, tmp, name, extra=(), env=None):
         self.dir = os.path.join(tmp, name)
@@ -41,6 +77,7 @@ class Daemon:
                "--metrics", self.metrics, "--pace", "realtime", "--idle-exit", "0"] + list(extra)
         self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(self.err, "w"), env=self.env, close_fds=True)
+        _running.append(self)
         wait_for(lambda: "ready in" in read(self.err) or self.p.poll() is not None, "serve ready")
         assert self.p.poll() is None, "serve exited: " + read(self.err)
 

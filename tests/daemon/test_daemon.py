@@ -13,10 +13,10 @@
  4. pause/resume: the WAV is byte-identical to an uninterrupted run;
  5. malformed and oversized lines refused, the daemon unharmed;
  6. one daemon per socket; a stale socket replaced; spooled requests."""
-import json, os, signal, subprocess, sys, tempfile, time
+import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, md, read, stop, wait_for  # noqa: E402
+from daemon_util import Daemon, cleanup, md, read, scratch, stop, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
@@ -46,7 +46,7 @@ def wav_data(path):
     return b[44:]
 
 
-tmp = tempfile.mkdtemp(prefix="stts-daemon-")
+tmp = scratch("stts-daemon-")
 
 # ---- 1. two sessions at once -----------------------------------------------------------
 d = Daemon(BIN, VOICE, tmp, "two", extra=["--gap-ms", "20"])
@@ -238,4 +238,5 @@ check(d2.close() == 0, "second daemon exit")
 check("exited" in read(os.path.join(d2.dir, "serve.log")), "log file beside the socket")
 
 print("%d passed, %d failed" % (passed, failed))
+cleanup(failed > 0)
 sys.exit(1 if failed else 0)

@@ -4,10 +4,10 @@ is refused: the socket folder is 0700 and the socket 0600, and even with
 both opened up (as this test does on purpose) the daemon's SO_PEERCRED check
 answers a client of another uid with an error and speaks nothing. Runs the
 client as 'nobody' through setpriv, so it needs root (else: skip)."""
-import os, shutil, subprocess, sys, tempfile
+import os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, md  # noqa: E402
+from daemon_util import Daemon, cleanup, md, scratch  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
@@ -18,7 +18,7 @@ if not os.path.exists(VOICE):
     print("SKIP: voice %s not found" % VOICE)
     sys.exit(77)
 fails = 0
-tmp = tempfile.mkdtemp(prefix="stts-peercred-")
+tmp = scratch("stts-peercred-")
 d = Daemon(BIN, VOICE, tmp, "pc")
 mode_dir = os.stat(d.dir).st_mode & 0o777
 mode_sock = os.stat(d.sock).st_mode & 0o777
@@ -58,4 +58,5 @@ if st["sessions"] or st["queue"]:
     fails += 1
 d.close()
 print("%d passed, %d failed" % (4 - fails, fails))
+cleanup(fails > 0)
 sys.exit(1 if fails else 0)

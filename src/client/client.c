@@ -1,0 +1,438 @@
+/* client.c - the socket side of stts_client: where the daemon's socket is,
+ * its folder's safety checks, connecting and exchanging lines under a
+ * deadline, starting the daemon detached, and the spool of undelivered
+ * requests. Everything here runs inside a Claude Code hook, so nothing may
+ * block without a deadline and nothing may leak a descriptor to the daemon. */
+#define _GNU_SOURCE
+#include "stts_client.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- paths and folders ------------------------------------------------- */
+
+static size_t sun_path_cap(void) {
+    struct sockaddr_un a;
+    return sizeof a.sun_path;
+}
+
+stts_status client_socket_path(const char *override, char *buf, size_t cap, stts_error *err) {
+    const char *env = getenv("STREAM_TTS_SOCKET");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+    if (override && *override) n = snprintf(buf, cap, "%s", override);
+    else if (env && *env) n = snprintf(buf, cap, "%s", env);
+    else if (xdg && xdg[0] == '/') n = snprintf(buf, cap, "%s/stream-tts/socket", xdg);
+    else n = snprintf(buf, cap, "/tmp/stream-tts-%u/socket", (unsigned)getuid());
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= sun_path_cap())
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "socket path is %d bytes, longer than a Unix socket allows (%zu); "
+                              "set STREAM_TTS_SOCKET or --socket to a shorter path", n, sun_path_cap() - 1);
+    return STTS_OK;
+}
+
+stts_status client_socket_dir(const char *sock_path, char *buf, size_t cap, stts_error *err) {
+    const char *slash = strrchr(sock_path, '/');
+    int n;
+    if (!slash) n = snprintf(buf, cap, ".");
+    else if (slash == sock_path) n = snprintf(buf, cap, "/");
+    else n = snprintf(buf, cap, "%.*s", (int)(slash - sock_path), sock_path);
+    if (n < 0 || (size_t)n >= cap)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "socket folder of %s does not fit in %zu bytes", sock_path, cap);
+    return STTS_OK;
+}
+
+stts_status client_prepare_dir(const char *dir, stts_error *err) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return stts_error_set(err, STTS_ERR_IO, "cannot make the folder %s: %s", dir, strerror(errno));
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return stts_error_set(err, STTS_ERR_IO, "cannot inspect %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "%s is not a folder (a link or a file); remove it "
+                              "or choose another socket path", dir);
+    if (st.st_uid != getuid())
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "%s belongs to uid %u, not to you (uid %u); "
+                              "someone else made it: remove it or choose another socket path",
+                              dir, (unsigned)st.st_uid, (unsigned)getuid());
+    if (st.st_mode & 022)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "%s is writable by other users (mode %03o); "
+                              "run chmod 700 on it", dir, (unsigned)(st.st_mode & 0777));
+    return STTS_OK;
+}
+
+stts_status client_spool_dir(const char *sock_path, char *buf, size_t cap, stts_error *err) {
+    char dir[PATH_MAX];
+    stts_status s = client_socket_dir(sock_path, dir, sizeof dir, err);
+    if (s != STTS_OK) return s;
+    int n = snprintf(buf, cap, "%s/spool", dir);
+    if (n < 0 || (size_t)n >= cap)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "spool folder path under %s too long", dir);
+    return client_prepare_dir(buf, err);
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+struct client_conn {
+    int fd;
+    char *buf;       /* received bytes; buf[0..len) */
+    size_t len, cap;
+    size_t consumed; /* bytes of the line handed out by the last recv */
+};
+
+static uint64_t deadline_after(int timeout_ms) {
+    return stts_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+}
+
+/* Milliseconds left before deadline, rounded up so a poll never spins. */
+static int ms_left(uint64_t deadline) {
+    uint64_t now = stts_now_ns();
+    if (now >= deadline) return 0;
+    return (int)((deadline - now + 999999u) / 1000000u);
+}
+
+stts_status client_conn_open(const char *sock_path, int timeout_ms, client_conn **out, stts_error *err) {
+    *out = NULL;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if (strlen(sock_path) >= sizeof a.sun_path)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "socket path %s is too long", sock_path);
+    memcpy(a.sun_path, sock_path, strlen(sock_path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "socket(): %s", strerror(errno));
+    uint64_t deadline = deadline_after(timeout_ms);
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) break;
+        int e = errno;
+        if (e == ENOENT || e == ECONNREFUSED) {
+            close(fd);
+            return stts_error_set(err, STTS_ERR_NOT_FOUND, "no daemon listens on %s (%s)", sock_path, strerror(e));
+        }
+        if (e == EINPROGRESS) { /* not on Unix sockets today, but allowed by POSIX */
+            struct pollfd p = {fd, POLLOUT, 0};
+            int r = poll(&p, 1, ms_left(deadline));
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) break;
+            close(fd);
+            return stts_error_set(err, STTS_ERR_IO, "connecting to %s: %s", sock_path,
+                                  r == 0 ? "timed out" : strerror(soerr ? soerr : errno));
+        }
+        /* EAGAIN: the daemon's backlog is full; retry until the deadline. */
+        if ((e == EAGAIN || e == EINTR) && ms_left(deadline) > 0) {
+            struct timespec ts = {0, 500000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        close(fd);
+        return stts_error_set(err, STTS_ERR_IO, "connecting to %s: %s", sock_path,
+                              e == EAGAIN ? "the daemon accepts no connection (timed out)" : strerror(e));
+    }
+    client_conn *c = calloc(1, sizeof *c);
+    if (!c) { close(fd); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); }
+    c->fd = fd;
+    *out = c;
+    return STTS_OK;
+}
+
+static stts_status send_all(int fd, const char *p, size_t n, uint64_t deadline, stts_error *err) {
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) { p += w; n -= (size_t)w; continue; }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            int left = ms_left(deadline);
+            int r = left > 0 ? poll(&pf, 1, left) : 0;
+            if (r > 0 || (r < 0 && errno == EINTR)) continue;
+            return stts_error_set(err, STTS_ERR_IO, "sending to the daemon: timed out with %zu bytes unsent", n);
+        }
+        return stts_error_set(err, STTS_ERR_IO, "sending to the daemon: %s", strerror(errno));
+    }
+    return STTS_OK;
+}
+
+stts_status client_conn_send(client_conn *c, const char *line, size_t n, int timeout_ms, stts_error *err) {
+    if (memchr(line, '\n', n))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "a request line must not contain a newline");
+    uint64_t deadline = deadline_after(timeout_ms);
+    stts_status s = send_all(c->fd, line, n, deadline, err);
+    return s != STTS_OK ? s : send_all(c->fd, "\n", 1, deadline, err);
+}
+
+stts_status client_conn_recv(client_conn *c, const char **line, size_t *n, int timeout_ms, stts_error *err) {
+    if (c->consumed) { /* drop the previous line */
+        memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
+        c->len -= c->consumed;
+        c->consumed = 0;
+    }
+    uint64_t deadline = deadline_after(timeout_ms);
+    size_t scanned = 0;
+    for (;;) {
+        char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
+        if (nl) {
+            *nl = '\0';
+            *line = c->buf;
+            *n = (size_t)(nl - c->buf);
+            c->consumed = *n + 1;
+            return STTS_OK;
+        }
+        scanned = c->len;
+        if (c->len > CLIENT_LINE_MAX)
+            return stts_error_set(err, STTS_ERR_FORMAT, "the daemon's reply is longer than %u bytes", CLIENT_LINE_MAX);
+        if (c->cap - c->len < 4096) {
+            size_t nc = c->cap ? c->cap * 2 : 8192;
+            char *nb = realloc(c->buf, nc + 1);
+            if (!nb) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading a reply");
+            c->buf = nb;
+            c->cap = nc;
+        }
+        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (r > 0) { c->len += (size_t)r; continue; }
+        if (r == 0)
+            return stts_error_set(err, STTS_ERR_IO, "the daemon closed the connection %s",
+                                  c->len ? "in the middle of a reply" : "without replying");
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return stts_error_set(err, STTS_ERR_IO, "reading the reply: %s", strerror(errno));
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        int left = ms_left(deadline);
+        int pr = left > 0 ? poll(&pf, 1, left) : 0;
+        if (pr > 0 || (pr < 0 && errno == EINTR)) continue;
+        return stts_error_set(err, STTS_ERR_IO, "no reply from the daemon within %d ms", timeout_ms);
+    }
+}
+
+int client_conn_fd(const client_conn *c) { return c ? c->fd : -1; }
+
+void client_conn_free(client_conn *c) {
+    if (!c) return;
+    close(c->fd);
+    free(c->buf);
+    free(c);
+}
+
+stts_status client_request(const char *sock_path, const char *line, size_t n, int timeout_ms,
+                           char **reply, stts_error *err) {
+    *reply = NULL;
+    uint64_t deadline = deadline_after(timeout_ms);
+    client_conn *c;
+    stts_status s = client_conn_open(sock_path, timeout_ms, &c, err);
+    if (s != STTS_OK) return s;
+    s = client_conn_send(c, line, n, ms_left(deadline), err);
+    const char *r = NULL;
+    size_t rn = 0;
+    if (s == STTS_OK) s = client_conn_recv(c, &r, &rn, ms_left(deadline), err);
+    if (s == STTS_OK) {
+        *reply = malloc(rn + 1);
+        if (!*reply) s = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        else memcpy(*reply, r, rn + 1);
+    }
+    client_conn_free(c);
+    return s;
+}
+
+/* ---- the daemon process ------------------------------------------------ */
+
+stts_status client_self_exe(char *buf, size_t cap, stts_error *err) {
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n < 0 || (size_t)n >= cap - 1)
+        return stts_error_set(err, STTS_ERR_IO, "cannot find the running program (/proc/self/exe): %s",
+                              n < 0 ? strerror(errno) : "path too long");
+    buf[n] = '\0';
+    return STTS_OK;
+}
+
+/* Closes every descriptor from 3 up; close_range when the kernel has it. */
+static void close_from_3(void) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = 3; fd < max; fd++) close(fd);
+}
+
+stts_status client_spawn_daemon(const char *program, const char *sock_path, const char *log_path,
+                                stts_error *err) {
+    /* Everything the grandchild needs is prepared before fork: after it,
+     * only async-signal-safe calls. */
+    char *const argv[] = {(char *)program, (char *)"serve", (char *)"--socket", (char *)sock_path, NULL};
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) return stts_error_set(err, STTS_ERR_IO, "cannot open /dev/null: %s", strerror(errno));
+    int logfd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    if (logfd < 0) logfd = devnull;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        if (logfd != devnull) close(logfd);
+        close(devnull);
+        return stts_error_set(err, STTS_ERR_IO, "fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        if (setsid() < 0) _exit(127);
+        pid_t g = fork();
+        if (g != 0) _exit(g < 0 ? 127 : 0);
+        /* The grandchild: no terminal, no parent session, no inherited
+         * descriptor (Claude Code waits for EOF on the hook's pipes). */
+        if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) _exit(127);
+        close_from_3();
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < 32; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        if (chdir("/") != 0) _exit(127);
+        execv(program, argv);
+        _exit(127);
+    }
+    if (logfd != devnull) close(logfd);
+    close(devnull);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return stts_error_set(err, STTS_ERR_IO, "starting %s serve failed in the intermediate process", program);
+    return STTS_OK;
+}
+
+/* ---- spool ------------------------------------------------------------- */
+
+stts_status client_spool_write(const char *spool_dir, const char *line, size_t n,
+                               char *path_out, size_t path_cap, stts_error *err) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long ns = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+    char tmp[PATH_MAX], fin[PATH_MAX];
+    int a = snprintf(tmp, sizeof tmp, "%s/.%020llu-%ld.tmp", spool_dir, ns, (long)getpid());
+    int b = snprintf(fin, sizeof fin, "%s/%020llu-%ld.json", spool_dir, ns, (long)getpid());
+    if (a < 0 || b < 0 || (size_t)a >= sizeof tmp || (size_t)b >= sizeof fin)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "spool folder path %s too long", spool_dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    stts_status s = STTS_OK;
+    const char *p = line;
+    size_t left = n;
+    int nl_done = 0;
+    while (s == STTS_OK && (left > 0 || !nl_done)) {
+        if (left == 0) { p = "\n"; left = 1; nl_done = 1; }
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) s = stts_error_set(err, STTS_ERR_IO, "writing %s: %s", tmp, w < 0 ? strerror(errno) : "no space");
+        else { p += w; left -= (size_t)w; }
+    }
+    if (close(fd) != 0 && s == STTS_OK) s = stts_error_set(err, STTS_ERR_IO, "writing %s: %s", tmp, strerror(errno));
+    if (s == STTS_OK && rename(tmp, fin) != 0)
+        s = stts_error_set(err, STTS_ERR_IO, "cannot rename %s to %s: %s", tmp, fin, strerror(errno));
+    if (s != STTS_OK) { unlink(tmp); return s; }
+    if (path_out && path_cap) snprintf(path_out, path_cap, "%s", fin);
+    return STTS_OK;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_spool_name(const char *n) {
+    size_t l = strlen(n);
+    return n[0] != '.' && l > 5 && strcmp(n + l - 5, ".json") == 0;
+}
+
+/* Reads a spool file of at most CLIENT_LINE_MAX + 1 bytes. NULL with *bad
+ * set: the file is there but unusable (a link, not a file, too big). */
+static char *read_spool_file(const char *path, size_t *n, int *bad) {
+    *n = 0;
+    *bad = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) { *bad = errno != ENOENT; return NULL; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (unsigned long long)st.st_size > CLIENT_LINE_MAX + 1ull) {
+        close(fd);
+        *bad = 1;
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *b = malloc(cap + 1);
+    if (!b) { close(fd); return NULL; }
+    for (;;) {
+        if (len == cap) break; /* grew after fstat: read what fstat promised */
+        ssize_t r = read(fd, b + len, cap - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    while (len > 0 && (b[len - 1] == '\n' || b[len - 1] == '\r')) len--;
+    b[len] = '\0';
+    *n = len;
+    return b;
+}
+
+stts_status client_spool_drain(const char *spool_dir, client_spool_fn fn, void *user,
+                               size_t *done, size_t *dropped, stts_error *err) {
+    if (done) *done = 0;
+    if (dropped) *dropped = 0;
+    DIR *d = opendir(spool_dir);
+    if (!d) {
+        if (errno == ENOENT) return STTS_OK;
+        return stts_error_set(err, STTS_ERR_IO, "cannot read the spool folder %s: %s", spool_dir, strerror(errno));
+    }
+    char **names = NULL;
+    size_t count = 0, cap = 0;
+    stts_status s = STTS_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_spool_name(e->d_name)) continue;
+        if (count == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **nn = realloc(names, nc * sizeof *nn);
+            if (!nn) { s = stts_error_set(err, STTS_ERR_NOMEM, "out of memory listing %s", spool_dir); break; }
+            names = nn;
+            cap = nc;
+        }
+        if (!(names[count] = strdup(e->d_name))) {
+            s = stts_error_set(err, STTS_ERR_NOMEM, "out of memory listing %s", spool_dir);
+            break;
+        }
+        count++;
+    }
+    closedir(d);
+    if (s == STTS_OK) qsort(names, count, sizeof *names, cmp_names);
+    for (size_t i = 0; s == STTS_OK && i < count; i++) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", spool_dir, names[i]) >= (int)sizeof path) continue;
+        size_t n;
+        int bad;
+        char *line = read_spool_file(path, &n, &bad);
+        if (!line) {
+            if (bad) { /* unusable: counted, removed so it cannot block the spool */
+                unlink(path);
+                if (dropped) (*dropped)++;
+            }
+            continue;
+        }
+        stts_status r = fn(line, n, path, user);
+        free(line);
+        if (r == STTS_ERR_CANCELLED) break;
+        unlink(path);
+        if (done) (*done)++;
+    }
+    for (size_t i = 0; i < count; i++) free(names[i]);
+    free(names);
+    return s;
+}

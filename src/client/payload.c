@@ -1,0 +1,59 @@
+/* payload.c - turns a Claude Code hook payload (the JSON object a hook reads
+ * on stdin) into the daemon's "hook" request line. The payload is checked
+ * (one JSON object, valid UTF-8, bounded) but forwarded byte for byte: the
+ * daemon owns every decision about the event, so the client adds nothing and
+ * reinterprets nothing (numbers, escapes and key order stay as sent). */
+#include "stts_client.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+stts_status client_hook_request(const char *payload, size_t n, char **line, size_t *len,
+                                char *event, size_t event_cap, stts_error *err) {
+    *line = NULL;
+    *len = 0;
+    if (event && event_cap) event[0] = '\0';
+    if (n > CLIENT_PAYLOAD_MAX)
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload of %zu bytes is over the %u-byte limit; not forwarded",
+                              n, CLIENT_PAYLOAD_MAX);
+    while (n > 0 && is_ws(payload[0])) { payload++; n--; }
+    while (n > 0 && is_ws(payload[n - 1])) n--;
+    if (n == 0)
+        return stts_error_set(err, STTS_ERR_FORMAT, "empty hook payload on stdin; stream-tts hook expects the JSON "
+                              "object Claude Code sends to a hook");
+    json_error_t je;
+    json_t *root = json_loadb(payload, n, 0, &je);
+    if (!root)
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload is not JSON: %s at line %d column %d",
+                              je.text, je.line, je.column);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload is JSON but not an object");
+    }
+    if (event && event_cap) {
+        const char *ev = json_string_value(json_object_get(root, "hook_event_name"));
+        if (ev) {
+            size_t l = strlen(ev);
+            if (l >= event_cap) l = event_cap - 1;
+            memcpy(event, ev, l);
+            event[l] = '\0';
+        }
+    }
+    json_decref(root);
+    static const char head[] = "{\"v\":1,\"op\":\"hook\",\"payload\":";
+    size_t hl = sizeof head - 1;
+    char *out = malloc(hl + n + 2);
+    if (!out) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a %zu-byte hook payload", n);
+    memcpy(out, head, hl);
+    /* In valid JSON a raw CR or LF can only be whitespace between tokens
+     * (strings must escape them), so a space keeps the value unchanged. */
+    for (size_t i = 0; i < n; i++) out[hl + i] = (payload[i] == '\n' || payload[i] == '\r') ? ' ' : payload[i];
+    out[hl + n] = '}';
+    out[hl + n + 1] = '\0';
+    *line = out;
+    *len = hl + n + 1;
+    return STTS_OK;
+}

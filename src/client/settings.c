@@ -1,0 +1,169 @@
+/* settings.c - merges stream-tts's hook entries into a Claude Code
+ * settings.json (or takes them out), keeping every other key, hook and key
+ * order. The input is whatever the user's file holds, so it is parsed
+ * defensively and refused, untouched, when it is not a JSON object or its
+ * "hooks" has a shape we would have to guess about. */
+#include "stts_client.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The recommended subscriptions (../shared/docs/claude-code-hooks.md §5.1,
+ * docs/HOOKS.md): short timeouts bound a hung client; SessionEnd has none
+ * so it keeps Claude Code's shared 1.5 s SessionEnd budget. */
+static const struct {
+    const char *event, *matcher;
+    int timeout;
+} k_events[] = {
+    {"SessionStart", NULL, 5},
+    {"UserPromptSubmit", NULL, 2},
+    {"MessageDisplay", NULL, 2},
+    {"Stop", NULL, 5},
+    {"StopFailure", NULL, 5},
+    {"Notification", "permission_prompt|idle_prompt|elicitation_dialog", 5},
+    {"SessionEnd", NULL, 0},
+};
+#define N_EVENTS (sizeof k_events / sizeof k_events[0])
+
+static int is_ours(json_t *h) {
+    if (!json_is_object(h)) return 0;
+    const char *type = json_string_value(json_object_get(h, "type"));
+    const char *cmd = json_string_value(json_object_get(h, "command"));
+    json_t *args = json_object_get(h, "args");
+    if (!type || strcmp(type, "command") != 0 || !cmd || !json_is_array(args) || json_array_size(args) != 1) return 0;
+    const char *a0 = json_string_value(json_array_get(args, 0));
+    const char *base = strrchr(cmd, '/');
+    base = base ? base + 1 : cmd;
+    return a0 && strcmp(a0, "hook") == 0 && strcmp(base, "stream-tts") == 0;
+}
+
+static json_t *our_group(size_t i, const char *command) {
+    json_t *h = json_pack("{s:s, s:s, s:[s]}", "type", "command", "command", command, "args", "hook");
+    if (h && k_events[i].timeout) json_object_set_new(h, "timeout", json_integer(k_events[i].timeout));
+    json_t *g = h ? json_object() : NULL;
+    if (g && k_events[i].matcher) json_object_set_new(g, "matcher", json_string(k_events[i].matcher));
+    if (g) json_object_set_new(g, "hooks", json_pack("[o]", h));
+    else json_decref(h);
+    return g;
+}
+
+/* Removes our handlers from one event's array of matcher groups; a group
+ * left empty by that goes too. Returns the number removed. */
+static int remove_ours(json_t *groups) {
+    int removed = 0;
+    for (size_t gi = json_array_size(groups); gi-- > 0;) {
+        json_t *g = json_array_get(groups, gi);
+        json_t *hs = json_object_get(g, "hooks");
+        if (!json_is_object(g) || !json_is_array(hs)) continue;
+        int here = 0;
+        for (size_t hi = json_array_size(hs); hi-- > 0;)
+            if (is_ours(json_array_get(hs, hi))) { json_array_remove(hs, hi); here++; }
+        if (here && json_array_size(hs) == 0) json_array_remove(groups, gi);
+        removed += here;
+    }
+    return removed;
+}
+
+/* 1 when the event's array already holds exactly our wanted group's handler,
+ * alone in a group with the wanted matcher, and no other handler of ours. */
+static int already_right(json_t *groups, json_t *want) {
+    int ours = 0, right = 0;
+    for (size_t gi = 0; gi < json_array_size(groups); gi++) {
+        json_t *g = json_array_get(groups, gi);
+        json_t *hs = json_object_get(g, "hooks");
+        if (!json_is_object(g) || !json_is_array(hs)) continue;
+        for (size_t hi = 0; hi < json_array_size(hs); hi++) {
+            if (!is_ours(json_array_get(hs, hi))) continue;
+            ours++;
+            if (json_equal(g, want)) right = 1;
+        }
+    }
+    return ours == 1 && right;
+}
+
+stts_status client_settings_merge(const client_settings_in *in, client_settings_out *out, stts_error *err) {
+    memset(out, 0, sizeof *out);
+    const char *name = in->name ? in->name : "settings.json";
+    if (!in->uninstall && (!in->command || in->command[0] != '/'))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "the hook command must be an absolute path");
+    size_t n = in->text ? in->n : 0;
+    size_t lead = 0;
+    while (lead < n && (in->text[lead] == ' ' || in->text[lead] == '\t' || in->text[lead] == '\n' || in->text[lead] == '\r'))
+        lead++;
+    json_t *root;
+    if (lead == n) {
+        root = json_object(); /* a missing or blank file is an empty object */
+    } else {
+        json_error_t je;
+        root = json_loadb(in->text, n, JSON_REJECT_DUPLICATES, &je);
+        if (!root)
+            return stts_error_set(err, STTS_ERR_FORMAT, "%s line %d column %d: %s; fix the file (nothing was changed)",
+                                  name, je.line, je.column, je.text);
+        if (!json_is_object(root)) {
+            json_decref(root);
+            return stts_error_set(err, STTS_ERR_FORMAT, "%s holds JSON that is not an object; nothing was changed", name);
+        }
+    }
+    if (!root) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    json_t *before = json_deep_copy(root);
+    stts_status st = STTS_OK;
+    json_t *hooks = json_object_get(root, "hooks");
+    if (hooks && !json_is_object(hooks)) {
+        st = stts_error_set(err, STTS_ERR_FORMAT, "%s: \"hooks\" is not an object; fix the file (nothing was changed)", name);
+        goto done;
+    }
+    for (size_t i = 0; i < N_EVENTS && hooks; i++) {
+        json_t *g = json_object_get(hooks, k_events[i].event);
+        if (g && !json_is_array(g)) {
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s: \"hooks\".\"%s\" is not an array; fix the file (nothing was "
+                                "changed)", name, k_events[i].event);
+            goto done;
+        }
+    }
+    if (!hooks && !in->uninstall) {
+        hooks = json_object();
+        json_object_set_new(root, "hooks", hooks);
+    }
+    if (hooks) {
+        /* Events we no longer subscribe to (or all, when uninstalling). */
+        const char *ev;
+        json_t *groups;
+        void *tmp;
+        json_object_foreach_safe(hooks, tmp, ev, groups) {
+            int wanted = 0;
+            for (size_t i = 0; i < N_EVENTS && !in->uninstall; i++) wanted |= strcmp(ev, k_events[i].event) == 0;
+            if (wanted || !json_is_array(groups)) continue;
+            int r = remove_ours(groups);
+            out->removed += r;
+            if (r && json_array_size(groups) == 0) json_object_del(hooks, ev);
+        }
+        for (size_t i = 0; i < N_EVENTS && !in->uninstall; i++) {
+            json_t *want = our_group(i, in->command);
+            if (!want) { st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); goto done; }
+            json_t *groups = json_object_get(hooks, k_events[i].event);
+            if (groups && already_right(groups, want)) { json_decref(want); continue; }
+            if (groups) out->removed += remove_ours(groups);
+            else json_object_set_new(hooks, k_events[i].event, groups = json_array());
+            json_array_append_new(groups, want);
+            out->added++;
+        }
+        if (json_object_size(hooks) == 0 && out->removed) json_object_del(root, "hooks");
+    }
+    out->changed = !json_equal(before, root);
+    out->text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!out->text) { st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); goto done; }
+    {
+        size_t l = strlen(out->text);
+        char *t = realloc(out->text, l + 2);
+        if (!t) { free(out->text); out->text = NULL; st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); goto done; }
+        t[l] = '\n';
+        t[l + 1] = '\0';
+        out->text = t;
+    }
+done:
+    json_decref(before);
+    json_decref(root);
+    if (st != STTS_OK) memset(out, 0, sizeof *out);
+    return st;
+}

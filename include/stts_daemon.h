@@ -1,10 +1,10 @@
 /* stts_daemon.h - the daemon's library side (stream-tts serve): the
- * protocol reader (docs/PROTOCOL.md), the socket path rule, and the hub
+ * protocol reader (docs/PROTOCOL.md) and the hub
  * that turns Claude Code hook payloads and pipe clients' stream-json lines
  * into sentences, one text stage per session, with the MessageDisplay/Stop
  * reconciliation that speaks every sentence once.
  *
- * The socket server, threads and the speech pipeline are the CLI's
+ * The socket path rule and spool are stts_client's. The socket server, threads and the speech pipeline are the CLI's
  * (tools/stream-tts/cmd_serve.c); nothing here prints or touches sockets.
  * Thread safety: a hub is used by one thread at a time. */
 #ifndef STTS_DAEMON_H
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stts_client.h"
 #include "stts_common.h"
 #include "stts_ingest.h"
 #include "stts_text.h"
@@ -23,15 +24,10 @@ extern "C" {
 #endif
 
 #define DAEMON_PROTOCOL_VERSION 1
-/* Longest request line accepted (a -p MessageDisplay delta is a whole message). */
-#define DAEMON_MAX_LINE ((size_t)4 << 20)
-
-/* ---- socket path ------------------------------------------------------------ */
-/* $STREAM_TTS_SOCKET, else $XDG_RUNTIME_DIR/stream-tts/socket, else
- * /tmp/stream-tts-$UID/socket. flag_path (--socket) wins when non-NULL. */
-stts_status daemon_socket_path(const char *flag_path, char *buf, size_t cap, stts_error *err);
-/* The folder of a socket path (buf gets everything before the last '/'). */
-void daemon_socket_dir(const char *path, char *buf, size_t cap);
+/* Longest request line accepted (a -p MessageDisplay delta is a whole
+ * message): the clients' limit. The socket path rule, the folder checks and
+ * the spool are stts_client's (include/stts_client.h), shared with them. */
+#define DAEMON_MAX_LINE ((size_t)CLIENT_LINE_MAX)
 
 /* ---- protocol ----------------------------------------------------------------- */
 typedef enum {

@@ -1,7 +1,8 @@
 /* proto.c - the daemon protocol's reader and replies, and the socket path
  * rule (docs/PROTOCOL.md): newline-delimited JSON, one request per line,
  * {"v":1,"op":...}; one reply line per request. Request bytes come from any
- * local process of the same user: everything is checked, nothing trusted. */
+ * local process of the same user: everything is checked, nothing trusted.
+ * (The socket path rule is stts_client's.) */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -16,29 +17,6 @@ static const char *const OPS[] = {"hook", "line", "end", "stop", "skip", "pause"
 
 const char *daemon_op_name(daemon_op op) {
     return (unsigned)op < sizeof OPS / sizeof OPS[0] ? OPS[op] : "?";
-}
-
-stts_status daemon_socket_path(const char *flag_path, char *buf, size_t cap, stts_error *err) {
-    const char *env = getenv("STREAM_TTS_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int n;
-    if (flag_path && *flag_path) n = snprintf(buf, cap, "%s", flag_path);
-    else if (env && *env) n = snprintf(buf, cap, "%s", env);
-    else if (xdg && *xdg) n = snprintf(buf, cap, "%s/stream-tts/socket", xdg);
-    else n = snprintf(buf, cap, "/tmp/stream-tts-%u/socket", (unsigned)getuid());
-    /* sockaddr_un holds 108 bytes with its NUL. */
-    if (n < 0 || (size_t)n >= cap || n >= 108)
-        return stts_error_set(err, STTS_ERR_INVALID_ARG,
-                              "socket path '%s' is too long for a Unix socket (at most 107 bytes): give a "
-                              "shorter --socket or STREAM_TTS_SOCKET", buf);
-    return STTS_OK;
-}
-
-void daemon_socket_dir(const char *path, char *buf, size_t cap) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) { snprintf(buf, cap, "."); return; }
-    if (slash == path) { snprintf(buf, cap, "/"); return; }
-    snprintf(buf, cap, "%.*s", (int)(slash - path), path);
 }
 
 void daemon_request_clear(daemon_request *req) {

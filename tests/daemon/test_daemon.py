@@ -199,7 +199,7 @@ for bad, why in [(b"not json\n", "not JSON"), (b"[1,2]\n", "not a JSON object"),
     check(r and r["ok"] is False and why in r["error"], "malformed %r -> %r" % (bad, r))
 s = d.conn()
 try:
-    s.sendall(b'{"v":1,"op":"status","pad":"' + b"x" * (5 << 20))
+    s.sendall(b'{"v":1,"op":"status","pad":"' + b"x" * (17 << 20))
 except (BrokenPipeError, ConnectionResetError):
     pass
 got = b""

@@ -89,7 +89,7 @@ int cmd_ctl(int argc, char **argv) {
     json_decref(rq);
     char path[108];
     stts_error e;
-    if (!line || daemon_socket_path(sock_flag, path, sizeof path, &e) != STTS_OK) {
+    if (!line || client_socket_path(sock_flag, path, sizeof path, &e) != STTS_OK) {
         fprintf(stderr, "stream-tts ctl: %s\n", line ? e.msg : "out of memory");
         free(line);
         return 2;

@@ -35,6 +35,7 @@
 #include "frontend_opts.h"
 #include "pipeline_run.h"
 #include "stts_app.h"
+#include "stts_client.h"
 #include "stts_daemon.h"
 #include "stts_pipeline.h"
 
@@ -60,7 +61,7 @@ typedef struct {
 typedef struct {
     /* settings */
     pipeline_opts po;
-    char sock[108], dir[108], log_path[128];   /* the socket path fits sockaddr_un */
+    char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
     int pace, newest_first, cue;
     double idle_exit_s;
     FILE *log;
@@ -282,35 +283,6 @@ static void *speaker_main(void *arg) {
 
 /* ---- socket ---------------------------------------------------------------------- */
 
-static int mkdir_private(const char *dir, char *err, size_t cap) {
-    char tmp[108];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        mkdir(tmp, 0700);   /* parents: an existing one is fine */
-        *s = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, cap, "cannot create the socket folder '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, cap, "'%s' is not a folder", dir);
-        return -1;
-    }
-    if (st.st_uid != getuid()) {
-        snprintf(err, cap, "the socket folder '%s' belongs to another user", dir);
-        return -1;
-    }
-    if ((st.st_mode & 077) && chmod(dir, 0700) != 0) {
-        snprintf(err, cap, "cannot make '%s' private (0700): %s", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* Binds and listens; -1 with err filled. Another live daemon -> -2. */
 static int open_listener(server *sv, char *err, size_t cap) {
     char lock_path[128];
@@ -519,37 +491,21 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
 }
 
 /* Spooled requests (written by hook clients that found no daemon), in
- * name order; each is processed once and deleted. */
+ * name order; each is processed once and deleted (stts_client's drain). */
+static stts_status spool_one(const char *line, size_t n, const char *path, void *user) {
+    server *sv = user;
+    char *r = handle(sv, NULL, line, n);
+    const char *name = strrchr(path, '/');
+    logf_(sv, "spool %s: %s", name ? name + 1 : path, r && strstr(r, "\"ok\":true") ? "done" : (r ? r : ""));
+    free(r);
+    return STTS_OK;
+}
+
 static void process_spool(server *sv) {
-    char sd[128];
-    snprintf(sd, sizeof sd, "%s/spool", sv->dir);
-    struct dirent **names = NULL;
-    int n = scandir(sd, &names, NULL, alphasort);
-    if (n < 0) return;
-    for (int i = 0; i < n; i++) {
-        const char *nm = names[i]->d_name;
-        size_t k = strlen(nm);
-        if (nm[0] != '.' && k > 5 && strcmp(nm + k - 5, ".json") == 0) {
-            char path[512];
-            snprintf(path, sizeof path, "%s/%s", sd, nm);
-            FILE *f = fopen(path, "rb");
-            if (f) {
-                char *buf = malloc(DAEMON_MAX_LINE + 1);
-                size_t got = buf ? fread(buf, 1, DAEMON_MAX_LINE + 1, f) : 0;
-                fclose(f);
-                while (got && (buf[got - 1] == '\n' || buf[got - 1] == '\r')) got--;
-                if (buf) {
-                    char *r = handle(sv, NULL, buf, got);
-                    logf_(sv, "spool %s: %s", nm, r && strstr(r, "\"ok\": true") ? "done" : (r ? r : ""));
-                    free(r);
-                }
-                free(buf);
-            }
-            unlink(path);
-        }
-        free(names[i]);
-    }
-    free(names);
+    stts_error e;
+    size_t done = 0, dropped = 0;
+    if (client_spool_drain(sv->spool, spool_one, sv, &done, &dropped, &e) != STTS_OK) logf_(sv, "spool: %s", e.msg);
+    if (dropped) logf_(sv, "spool: %zu unreadable files deleted", dropped);
 }
 
 static void on_signal(void *user, int sig) {
@@ -649,13 +605,13 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "stream-tts serve: %s\n", e.msg);
         return 2;
     }
-    if (daemon_socket_path(sock_flag, sv.sock, sizeof sv.sock, &e) != STTS_OK) {
+    if (client_socket_path(sock_flag, sv.sock, sizeof sv.sock, &e) != STTS_OK ||
+        client_socket_dir(sv.sock, sv.dir, sizeof sv.dir, &e) != STTS_OK) {
         fprintf(stderr, "stream-tts serve: %s\n", e.msg);
         return 2;
     }
-    daemon_socket_dir(sv.sock, sv.dir, sizeof sv.dir);
-    if (mkdir_private(sv.dir, err, sizeof err) != 0) {
-        fprintf(stderr, "stream-tts serve: %s\n", err);
+    if (client_prepare_dir(sv.dir, &e) != STTS_OK || client_spool_dir(sv.sock, sv.spool, sizeof sv.spool, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
         return 1;
     }
     pthread_mutex_init(&sv.log_mu, NULL);

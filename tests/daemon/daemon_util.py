@@ -63,7 +63,7 @@ atexit.register(lambda: cleanup(bool(_crashed)))
 
 
 class Daemon:
-    def __init__(self, binary, voice, tmp, name, extra=(), env=None):
+    def __init__(self, binary, voice, tmp, name, extra=(), env=None, pace=True):
         self.dir = os.path.join(tmp, name)
         self.sock = os.path.join(self.dir, "socket")
         self.wav = os.path.join(tmp, name + ".wav")
@@ -74,7 +74,7 @@ class Daemon:
         self.env["HOME"] = tmp
         self.env.pop("STREAM_TTS_SOCKET", None)
         cmd = [binary, "serve", "--socket", self.sock, "--voice", voice, "--output", self.wav,
-               "--metrics", self.metrics, "--pace", "realtime", "--idle-exit", "0"] + list(extra)
+               "--metrics", self.metrics, "--idle-exit", "0"] + (["--pace", "realtime"] if pace else []) + list(extra)
         self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(self.err, "w"), env=self.env, close_fds=True)
         _running.append(self)

@@ -22,6 +22,7 @@ typedef struct {
     int dry_run, json, stats;
     size_t max_line;          /* bytes; 0 = INGEST_DEFAULT_MAX_LINE */
     char notice_lang[32];
+    ingest_reader *reader;    /* optional: an input already open (the pipe mode's daemon fallback) */
 } frontend_opts;
 
 void frontend_opts_init(frontend_opts *o);

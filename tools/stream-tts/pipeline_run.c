@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "nllb.h"
+#include "pipe_client.h"
 #include "stts_app.h"
 #include "stts_audio.h"
 #include "stts_pipeline.h"
@@ -34,6 +35,7 @@ void pipeline_opts_init(pipeline_opts *o) {
     o->gap_ms = 150;
     o->cache = 256;
     o->status = -1;
+    o->daemon = "auto";
 }
 
 static int parse_double(const char *flag, const char *v, double lo, double hi, double *out, char *err, size_t cap) {
@@ -54,7 +56,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--tgt", offsetof(pipeline_opts, tgt)}, {"--voice", offsetof(pipeline_opts, voice)},
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
-        {"--metrics", offsetof(pipeline_opts, metrics)},
+        {"--metrics", offsetof(pipeline_opts, metrics)}, {"--daemon", offsetof(pipeline_opts, daemon)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
         {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
@@ -75,6 +77,10 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
     for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
         if ((v = cli_flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
+            if (!strcmp(STR[k].name, "--daemon") && strcmp(v, "auto") && strcmp(v, "always") && strcmp(v, "never")) {
+                snprintf(err, cap, "--daemon takes auto, always or never, got '%s'", v);
+                return -1;
+            }
             *(const char **)((char *)o + STR[k].off) = v;
             return 1;
         }
@@ -137,6 +143,10 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-warmup             skip the start-up warm-up translation and synthesis\n"
           "  --status / --no-status  one-line status on stderr (default: when stderr is a terminal)\n"
           "  --force-length N        decode exactly N tokens per sentence (benchmarks)\n"
+          "  --daemon auto|always|never  speak through a running `stream-tts serve` (warm model, one queue\n"
+          "                          for every session). auto (default): when one listens and this run has no\n"
+          "                          --output/--metrics/--echo of its own; always: required (those flags then\n"
+          "                          apply if it goes away mid-stream and speech continues here); never\n"
           "  --config FILE           configuration file (default ~/.config/stream-tts/config): lines of\n"
           "                          'key = value' with the long flag names; command-line flags win\n",
           f);
@@ -236,6 +246,8 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
     return out;
 }
 
+static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po);
+
 /* ---- the run ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -300,6 +312,26 @@ static void *status_main(void *arg) {
 int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     frontend_opts fo_copy = *fo_in;
     frontend_opts *fo = &fo_copy;
+    /* A running daemon speaks stream-json input (stdin/--input) for us. */
+    int fallback_fd = -1;
+    ingest_reader *fallback = NULL;
+#ifdef STTS_HAVE_CMD_SERVE
+    int stream_input = !fo->transcript && !fo->follow && !fo->hook;
+    int own_output = po->output || po->metrics || po->echo;
+    if (stream_input && (!strcmp(po->daemon, "always") || (!strcmp(po->daemon, "auto") && !own_output))) {
+        int rc = pipe_via_daemon(fo, po->daemon, &fallback, &fallback_fd);
+        if (rc >= 0) return rc;
+        fo->reader = fallback;   /* NULL: no daemon; else the rest of the input */
+    }
+#endif
+    int rc = pipeline_run_here(fo, po);
+    ingest_reader_free(fallback);
+    if (fallback_fd > 0) close(fallback_fd);
+    return rc;
+}
+
+/* The pipeline in this process. */
+static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     stts_error err;
     stts_error_clear(&err);
     uint64_t t_start = stts_now_ns();

@@ -32,6 +32,7 @@ typedef struct {
     int no_guard;
     int no_warmup;
     int status;                /* -1 auto (stderr is a terminal), 0 off, 1 on */
+    const char *daemon;        /* --daemon auto|always|never */
 } pipeline_opts;
 
 void pipeline_opts_init(pipeline_opts *o);

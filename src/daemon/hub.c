@@ -25,6 +25,7 @@ typedef struct {
     size_t len, cap;
     long next_index;       /* next MessageDisplay batch expected */
     int final;
+    int aside;             /* a notification or notice, not an assistant message */
 } msg;
 
 typedef struct session {
@@ -271,9 +272,13 @@ static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error
     }
     const char *l = json_string_value(lv);
     size_t ln = json_string_length(lv);
-    /* The message the live path is speaking (the latest) may be a prefix. */
+    /* The message the live path is speaking (the latest assistant message)
+     * may be a prefix; notifications spoken meanwhile do not count. */
+    int latest = s->n_msgs - 1;
+    while (latest >= 0 && s->msgs[latest].aside) latest--;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
+        if (m->aside) continue;
         long off = prefix_offset(m->text ? m->text : "", m->len, l, ln);
         if (off < 0) continue;
         if (all_space(l + off, ln - (size_t)off)) {
@@ -281,7 +286,7 @@ static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error
             if (!m->final && s->cur_id == m->id) { m->final = 1; text_stream_end(s->ts, stts_now_ns()); }
             return STTS_OK;
         }
-        if (k == s->n_msgs - 1) {
+        if (k == latest) {
             *what = "rest spoken";
             return speak(s, m, l + off, ln - (size_t)off, 1, err);
         }
@@ -309,6 +314,7 @@ static int listed(const char *list, const char *word) {
 static stts_status say(session *s, const char *id, const char *text, stts_error *err) {
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
+    m->aside = 1;
     return speak(s, m, text, strlen(text), 1, err);
 }
 

@@ -107,8 +107,21 @@ check(r["done"] == "already spoken", "continuation after a Stop-only turn: %r" %
 d.hook(md("r3", "m3", 0, "Batches and stop agree completely.\n", True), s)
 r = d.hook(stop("r3", "Batches and stop agree completely."), s)
 check(r["done"] == "already spoken", "Stop equal to the batches: %r" % r)
+# A notification between the batches and the Stop: the prefix rule still holds.
+d.hook(md("r4", "m4", 0, "Part one of the answer is here.\n", False), s)
+note = {"session_id": "r4", "hook_event_name": "Notification", "message": "Claude needs your permission to use Bash.",
+        "title": "Permission needed", "notification_type": "permission_prompt"}
+check(d.hook(note, s)["done"] == "spoken", "permission_prompt notification")
+check(d.hook(dict(note, notification_type="auth_success"), s)["done"].startswith("not spoken"), "auth_success is silent")
+r = d.hook(stop("r4", "Part one of the answer is here.\nPart two arrives with the stop."), s)
+check(r["done"] == "rest spoken", "Stop after a notification: %r" % r)
+fail = {"session_id": "r5", "hook_event_name": "StopFailure", "error": "rate_limit", "error_details": "429"}
+check(d.hook(fail, s)["done"] == "spoken", "StopFailure")
 s.close()
-recs = d.wait_records(len(S1) + 1 + len(T) + 1)
+R4 = ["Part one of the answer is here.", "Claude needs your permission to use Bash.", "Part two arrives with the stop."]
+recs = d.wait_records(len(S1) + 1 + len(T) + 1 + len(R4) + 1)
+check(sources(recs, "r4") == R4, "r4 spoken: %r" % sources(recs, "r4"))
+check(sources(recs, "r5") == ["Claude Code stopped: rate limit."], "r5 spoken: %r" % sources(recs, "r5"))
 check(sources(recs, "r1") == S1 + [extra], "r1 spoken: %r" % sources(recs, "r1"))
 check(sources(recs, "r2") == T, "r2 spoken: %r" % sources(recs, "r2"))
 check(sources(recs, "r3") == ["Batches and stop agree completely."], "r3 spoken: %r" % sources(recs, "r3"))

@@ -502,6 +502,16 @@ static stts_status spool_one(const char *line, size_t n, const char *path, void 
 }
 
 static void process_spool(server *sv) {
+    /* client_spool_drain qsorts its list even when empty (qsort(NULL, 0)
+     * is undefined behaviour, UBSan stops on it): only call it with work. */
+    DIR *dir = opendir(sv->spool);
+    int any = 0;
+    for (struct dirent *de; dir && !any && (de = readdir(dir));) {
+        size_t k = strlen(de->d_name);
+        any = de->d_name[0] != '.' && k > 5 && strcmp(de->d_name + k - 5, ".json") == 0;
+    }
+    if (dir) closedir(dir);
+    if (!any) return;
     stts_error e;
     size_t done = 0, dropped = 0;
     if (client_spool_drain(sv->spool, spool_one, sv, &done, &dropped, &e) != STTS_OK) logf_(sv, "spool: %s", e.msg);
@@ -618,8 +628,6 @@ int cmd_serve(int argc, char **argv) {
     pthread_mutex_init(&sv.mu, NULL);
     pthread_cond_init(&sv.cv, NULL);
     snprintf(sv.state, sizeof sv.state, "loading");
-    sv.muted = json_object();
-    sv.newest = json_object();
 
     sigset_t old;
     app_signals_block(&old);
@@ -629,6 +637,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "stream-tts serve: %s\n", err);
         return lfd == -2 ? 3 : 1;
     }
+    sv.muted = json_object();
+    sv.newest = json_object();
     snprintf(sv.log_path, sizeof sv.log_path, "%s/serve.log", sv.dir);
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
@@ -724,7 +734,7 @@ int cmd_serve(int argc, char **argv) {
             }
             /* Every complete line gets its reply, in order. */
             size_t start = 0;
-            while (!closed && !c->waiting_end) {
+            while (!closed && !c->waiting_end && c->buf) {
                 char *nl_ = memchr(c->buf + start, '\n', c->len - start);
                 if (!nl_) break;
                 size_t ln = (size_t)(nl_ - (c->buf + start));

@@ -8,7 +8,7 @@
     more than the batches: only the missing part; stop_hook_active
     continuation and a re-sent batch: nothing repeated; Stop without any
     batch: all of it;
- 3. ctl stop (latency measured, the pipeline keeps going afterwards),
+ 3. ctl stop (latency measured, the pipeline keeps going afterwards), skip,
     replay, mute, speed (next sentence), status;
  4. pause/resume: the WAV is byte-identical to an uninterrupted run;
  5. malformed and oversized lines refused, the daemon unharmed;
@@ -160,6 +160,18 @@ d.hook(md("c1", "mc2", 0, "After the stop the daemon speaks again.\n", True))
 n1 = len(d.records())
 recs = d.wait_records(n1 + 1)
 check(recs[-1]["source"] == "After the stop the daemon speaks again." and not recs[-1].get("stopped"), "after stop: %r" % recs[-1])
+# Skip: the sentence playing ends, the next one plays whole.
+SK = ["This first sentence is skipped soon after it starts to play.", "The second one is heard in full."]
+size0 = os.path.getsize(d.wav)
+d.hook(md("c1", "msk", 0, "\n".join(SK) + "\n", True))
+wait_for(lambda: os.path.getsize(d.wav) > size0 + 48000, "playback to start before skip")
+r, _ = d.ctl("skip")
+check(r.returncode == 0, "ctl skip: %s" % r.stderr)
+recs = d.wait_records(n1 + 3)
+sk = [x for x in recs if x["source"] in SK]
+check(len(sk) == 2 and sk[0]["source"] == SK[0] and sk[0].get("stopped") and 0 < sk[0]["played_ms"] < sk[0]["audio_ms"]
+      and sk[1]["source"] == SK[1] and not sk[1].get("stopped"), "skip: %r" % [(x["source"], x.get("played_ms")) for x in sk])
+n1 += 2
 # Mute one session: its sentences are dropped, the other's still spoken.
 r, _ = d.ctl("mute", "c-muted")
 check(r.returncode == 0, "ctl mute: %s" % r.stderr)

@@ -146,7 +146,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --daemon auto|always|never  speak through a running `stream-tts serve` (warm model, one queue\n"
           "                          for every session). auto (default): when one listens and this run has no\n"
           "                          --output/--metrics/--echo of its own; always: required (those flags then\n"
-          "                          apply if it goes away mid-stream and speech continues here); never\n"
+          "                          apply if it goes away mid-stream and speech continues here); never.\n"
+          "                          Through the daemon its own language, voice and text options apply\n"
           "  --config FILE           configuration file (default ~/.config/stream-tts/config): lines of\n"
           "                          'key = value' with the long flag names; command-line flags win\n",
           f);

@@ -115,7 +115,35 @@ stts_status pipeline_push(pipeline *pl, const ingest_sentence *s, stts_error *er
 /* End of input: waits until everything pushed has been spoken and the sink
  * drained, then joins the threads. STTS_ERR_CANCELLED if cancelled meanwhile. */
 stts_status pipeline_finish(pipeline *pl, stts_error *err);
-/* Stops now, from any thread: audio is aborted, synthesis and translation
+/* Same, for one session of the daemon: its metrics records carry "session",
+ * and pipeline_stop can drop its sentences alone. session is copied. */
+stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const char *session, stts_error *err);
+
+/* Restartable controls, from any thread; the pipeline keeps running.
+ * Every sentence carries a stop token: stopping sets it, and the stage that
+ * holds the sentence drops it at its next step (translation and synthesis
+ * abort, playback ends at the next slice, the device's buffer is dropped);
+ * every waiting thread is woken.
+ * pipeline_stop: every sentence of session (NULL: all) not yet fully played
+ * is dropped; returns once the player has let go of the one playing (at
+ * most 1 s); returns how many were dropped. Later pushes play normally.
+ * pipeline_skip: the sentence playing now only; 1 if there was one.
+ * pipeline_pause: the player holds before its next slice (a sound device
+ * still plays what it has buffered); resuming continues from the next
+ * sample, none lost or repeated.
+ * pipeline_replay: the last n played sentences (up to 16 kept) play again,
+ * right after the current one; returns how many. */
+int pipeline_stop(pipeline *pl, const char *session);
+int pipeline_skip(pipeline *pl);
+void pipeline_pause(pipeline *pl, int paused);
+int pipeline_paused(pipeline *pl);
+int pipeline_replay(pipeline *pl, int n);
+/* Speech rate factor for sentences synthesized from now on (the synth
+ * thread applies it before its next sentence; see tts_set_speed). The
+ * caller's speed is the one the voice was opened with until then. */
+void pipeline_set_speed(pipeline *pl, double speed);
+/* Stops for good, from any thread (pipeline_stop for everything plus a
+ * permanent cancel): audio is aborted, synthesis and translation
  * stop at their next step, queued sentences are dropped, blocked calls
  * return STTS_ERR_CANCELLED. Idempotent. */
 void pipeline_cancel(pipeline *pl);
@@ -125,6 +153,7 @@ void pipeline_free(pipeline *pl);
 typedef struct {
     uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
     uint64_t same_script, synth_errors, translate_errors;
+    uint64_t stopped;             /* dropped by pipeline_stop/skip */
     double warmup_ms;             /* warm-up translation + synthesis */
     double lag_s;                 /* audio waiting to be played, now */
     int queued;                   /* sentences between push and playback */

@@ -100,6 +100,10 @@ const char *tts_voice_name(const tts_synth *s); /* what was loaded, for logs */
 stts_status tts_synthesize(tts_synth *s, const char *text, tts_chunk_fn cb, void *user,
                            const atomic_int *stop, stts_error *err);
 
+/* Changes the speech rate factor (0.25-4) for the next utterances; not
+ * while tts_synthesize runs. STTS_ERR_UNSUPPORTED for the command backend. */
+stts_status tts_set_speed(tts_synth *s, double speed, stts_error *err);
+
 /* Open JTalk only: the full-context labels the front end makes for text,
  * one per line, in a malloc'd string the caller frees. For tests and
  * debugging the reading dictionary (`stream-tts say --labels`). */

@@ -24,11 +24,21 @@
 #include "protect.h"
 #include "guard.h"
 
+enum { HISTORY = 16 };   /* sentences kept for pipeline_replay */
+
 /* ---- items ---------------------------------------------------------------- */
 
 typedef struct item {
     struct item *next;
+    struct item *live_prev, *live_next;   /* pl->live: every item from push to free */
+    /* The stop token: set by pipeline_stop/skip/cancel, it ends this item's
+     * translation and synthesis at their next step and its playback at the
+     * next slice; every stage drops the item when it sees it. */
+    atomic_int drop;
+    int stopped;             /* dropped while (or before) playing: metrics say so */
+    int replay;              /* a copy of an earlier sentence (pipeline_replay) */
     uint64_t seq;
+    char *session;           /* NULL in pipe mode */
     char *message_id;
     text_kind kind;
     char *source;
@@ -49,6 +59,7 @@ typedef struct item {
 
 static void item_free(item *it) {
     if (!it) return;
+    free(it->session);
     free(it->message_id);
     free(it->source);
     free(it->notice_lang);
@@ -77,7 +88,7 @@ static void tq_init(tqueue *q, int cap) {
 }
 
 static void tq_destroy(tqueue *q) {
-    for (item *it = q->head, *n; it; it = n) { n = it->next; item_free(it); }
+    for (item *it = q->head, *n; it; it = n) { n = it->next; item_free(it); }   /* live list ignored: freeing all */
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->not_empty);
     pthread_cond_destroy(&q->not_full);
@@ -116,6 +127,17 @@ struct pipeline {
     pthread_t th_translate, th_synth, th_play;
     int started;
 
+    /* Every live item, so a stop can reach the ones in transit between
+     * stages as well as the queued ones (guarded by live_mu). */
+    pthread_mutex_t live_mu;
+    item *live;
+    int paused;               /* guarded by amu: the player holds before its next slice */
+    _Atomic double speed;     /* requested by pipeline_set_speed; the synth thread applies it */
+    double speed_applied;     /* synth thread only */
+    /* The last sentences played, for pipeline_replay (guarded by amu). */
+    item *history[16];
+    int n_history;
+
     pthread_mutex_t smu;      /* stats and percentiles */
     pipeline_stats st;
     double *d_translate, *d_synth_first, *d_ready_out;
@@ -125,6 +147,35 @@ struct pipeline {
 };
 
 static int is_cancelled(pipeline *pl) { return atomic_load(&pl->cancelled) != 0; }
+static int is_dropped(const item *it) { return atomic_load(&it->drop) != 0; }
+
+static void live_add(pipeline *pl, item *it) {
+    pthread_mutex_lock(&pl->live_mu);
+    it->live_prev = NULL;
+    it->live_next = pl->live;
+    if (pl->live) pl->live->live_prev = it;
+    pl->live = it;
+    pthread_mutex_unlock(&pl->live_mu);
+}
+
+/* Unlinks and frees an item that was pushed (or replayed). */
+static void live_free(pipeline *pl, item *it) {
+    pthread_mutex_lock(&pl->live_mu);
+    if (it->live_prev) it->live_prev->live_next = it->live_next;
+    else if (pl->live == it) pl->live = it->live_next;
+    if (it->live_next) it->live_next->live_prev = it->live_prev;
+    pthread_mutex_unlock(&pl->live_mu);
+    item_free(it);
+}
+
+/* An item dropped before reaching the player: counted, not spoken. */
+static void drop_item(pipeline *pl, item *it) {
+    pthread_mutex_lock(&pl->smu);
+    pl->st.stopped++;
+    pl->in_flight--;
+    pthread_mutex_unlock(&pl->smu);
+    live_free(pl, it);
+}
 
 static int tq_push(pipeline *pl, tqueue *q, item *it) {
     pthread_mutex_lock(&q->mu);
@@ -264,8 +315,8 @@ static double ms(uint64_t a, uint64_t b) { return b >= a ? (double)(b - a) / 1e6
 
 /* Translates src with the engine. Returns a malloc'd string, or NULL with
  * *hit_max etc. describing the result; ids copied for the guard. */
-static char *engine_translate(pipeline *pl, const char *src, int num_beams, int32_t **ids_out, int *n_ids,
-                              int *hit_max, stts_error *err) {
+static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_beams, int32_t **ids_out,
+                              int *n_ids, int *hit_max, stts_error *err) {
     const nllb_model *m = pl->p.model;
     int32_t *src_ids = NULL;
     int n_src = 0;
@@ -289,7 +340,7 @@ static char *engine_translate(pipeline *pl, const char *src, int num_beams, int3
     int limit = (cfg->max_length > 0 ? cfg->max_length : 200) - 1;
     if (tp.max_new_tokens > limit) tp.max_new_tokens = limit;
     if (pl->p.force_length > 0) tp.force_length = pl->p.force_length;
-    tp.abort_flag = &pl->cancelled;
+    tp.abort_flag = cur ? &cur->drop : &pl->cancelled;
     nllb_result r;
     memset(&r, 0, sizeof r);
     const int32_t *const srcs[1] = {src_ids};
@@ -354,9 +405,9 @@ static void translate_item(pipeline *pl, item *it) {
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *ids = NULL;
         int n_ids = 0, hit_max = 0;
-        char *out = engine_translate(pl, mt_in, beams, &ids, &n_ids, &hit_max, &err);
+        char *out = engine_translate(pl, it, mt_in, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
-            if (is_cancelled(pl)) { protect_clear(&pm); free(prot); return; }
+            if (is_cancelled(pl) || is_dropped(it)) { protect_clear(&pm); free(prot); return; }
             emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
                      (unsigned long long)it->seq, err.msg);
             pthread_mutex_lock(&pl->smu);
@@ -408,16 +459,18 @@ static void *translate_main(void *arg) {
     uint64_t rng = pl->p.test_seed * 0x9E3779B97F4A7C15ull + 1;
     item *it;
     while ((it = tq_pop(pl, &pl->q_text))) {
+        if (is_dropped(it)) { drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         it->t_tr_start = stts_now_ns();
         translate_item(pl, it);
         it->t_tr_end = stts_now_ns();
+        if (!it->spoken && is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
         if (!it->spoken) {   /* cancelled, or out of memory */
             if (!is_cancelled(pl)) {
                 emit_log(pl, it->seq, "out of memory in the translate stage; stopping");
                 pipeline_cancel(pl);   /* or the producer would block on a full queue forever */
             }
-            item_free(it);
+            live_free(pl, it);
             break;
         }
         pthread_mutex_lock(&pl->smu);
@@ -426,7 +479,7 @@ static void *translate_main(void *arg) {
         if (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK)
             push_double(&pl->d_translate, &pl->n_translate, &pl->cap_translate, pl->last_translate_ms);
         pthread_mutex_unlock(&pl->smu);
-        if (tq_push(pl, &pl->q_spoken, it) != 0) { item_free(it); break; }
+        if (tq_push(pl, &pl->q_spoken, it) != 0) { live_free(pl, it); break; }
     }
     tq_close(&pl->q_spoken);
     return NULL;
@@ -458,8 +511,9 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     pl->queued_samples += n;
     pthread_cond_broadcast(&pl->a_data);
     /* Back-pressure: hold synthesis while enough audio waits to be played. */
-    while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl)) pthread_cond_wait(&pl->a_space, &pl->amu);
-    int stop = is_cancelled(pl);
+    while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+        pthread_cond_wait(&pl->a_space, &pl->amu);
+    int stop = is_cancelled(pl) || is_dropped(it);
     pthread_mutex_unlock(&pl->amu);
     return stop;
 }
@@ -469,21 +523,31 @@ static void *synth_main(void *arg) {
     uint64_t rng = pl->p.test_seed * 0xD1B54A32D192ED03ull + 2;
     item *it;
     while ((it = tq_pop(pl, &pl->q_spoken))) {
+        if (is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         pthread_mutex_lock(&pl->amu);
-        while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl)) pthread_cond_wait(&pl->a_space, &pl->amu);
-        if (is_cancelled(pl)) { pthread_mutex_unlock(&pl->amu); item_free(it); break; }
+        while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+            pthread_cond_wait(&pl->a_space, &pl->amu);
+        if (is_cancelled(pl)) { pthread_mutex_unlock(&pl->amu); live_free(pl, it); break; }
+        if (is_dropped(it)) { pthread_mutex_unlock(&pl->amu); drop_item(pl, it); continue; }
         it->next = NULL;
         if (pl->a_tail) pl->a_tail->next = it; else pl->a_head = it;
         pl->a_tail = it;
         pthread_cond_broadcast(&pl->a_data);
         pthread_mutex_unlock(&pl->amu);
 
+        double want = atomic_load(&pl->speed);
+        if (want > 0 && want != pl->speed_applied) {   /* pipeline_set_speed: from this sentence on */
+            stts_error serr;
+            if (tts_set_speed(pl->p.synth, want, &serr) != STTS_OK)
+                emit_log(pl, it->seq, "speed %.2f not applied: %s", want, serr.msg);
+            pl->speed_applied = want;
+        }
         it->t_syn_start = stts_now_ns();
         chunk_ctx ctx = {pl, it};
         stts_error err;
         stts_error_clear(&err);
-        stts_status st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &pl->cancelled, &err);
+        stts_status st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &it->drop, &err);
         uint64_t t_end = stts_now_ns();
         if (st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG) {
             emit_log(pl, it->seq, "sentence %llu: synthesis failed: %s", (unsigned long long)it->seq, err.msg);
@@ -525,11 +589,12 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     /* json_dumps would need jansson here; the strings are escaped by hand
      * (quotes, backslashes and control characters; UTF-8 passes through). */
     fprintf(f, "{\"seq\":%llu,\"message_id\":\"", (unsigned long long)it->seq);
-    const char *strs[3] = {it->message_id, it->source, it->spoken};
-    for (int k = 0; k < 3; k++) {
+    const char *strs[4] = {it->message_id, it->source, it->spoken, it->session};
+    for (int k = 0; k < (it->session ? 4 : 3); k++) {
         if (k == 1) fprintf(f, "\",\"kind\":\"%s\",\"how\":\"%s\",\"source\":\"", text_kind_name(it->kind),
                             pipeline_how_name(it->how));
         if (k == 2) fputs("\",\"spoken\":\"", f);
+        if (k == 3) fputs("\",\"session\":\"", f);
         for (const unsigned char *s = (const unsigned char *)(strs[k] ? strs[k] : ""); *s; s++) {
             if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
             else if (*s < 0x20) fprintf(f, "\\u%04x", *s);
@@ -539,6 +604,9 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     double rate = pl->rate > 0 ? pl->rate : 1;
     fprintf(f, "\",\"skipped\":%s,\"idle\":%s,\"audio_ms\":%.3f", it->skipped ? "true" : "false",
             idle ? "true" : "false", (double)it->n_pcm * 1000.0 / rate);
+    /* Only when set, so pipe mode's records keep their keys. */
+    if (it->stopped) fprintf(f, ",\"stopped\":true,\"played_ms\":%.3f", (double)it->played * 1000.0 / rate);
+    if (it->replay) fputs(",\"replay\":true", f);
     const struct { const char *k; uint64_t v; } ts[] = {
         {"t_input_ms", it->t_input}, {"t_emit_ms", it->t_emit}, {"t_translated_ms", it->t_tr_end},
         {"t_first_chunk_ms", it->t_first_chunk}, {"t_first_out_ms", it->t_first_out},
@@ -563,6 +631,7 @@ static void finish_item(pipeline *pl, item *it) {
     write_metrics(pl, it, idle);
     pthread_mutex_lock(&pl->smu);
     if (it->skipped) pl->st.skipped++;
+    else if (it->stopped) pl->st.stopped++;
     else if (it->t_first_out) pl->st.played++;
     if (idle) {
         push_double(&pl->d_ready_out, &pl->n_ready_out, &pl->cap_ready_out, ms(it->t_emit, it->t_first_out));
@@ -570,7 +639,7 @@ static void finish_item(pipeline *pl, item *it) {
     }
     pl->in_flight--;
     pthread_mutex_unlock(&pl->smu);
-    item_free(it);
+    live_free(pl, it);
 }
 
 /* Resolves playback marks of played items, in order; with force, whatever
@@ -600,18 +669,18 @@ static void done_append(pipeline *pl, item *it) {
 }
 
 /* Writes n samples, pacing like a device when simulate_realtime is set. */
-static int play_samples(pipeline *pl, const int16_t *pcm, size_t n) {
+static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n) {
     stts_error err;
     if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) return -1;
     if (pl->p.simulate_realtime && pl->rate > 0) {
         uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
-        while (left > 0 && !is_cancelled(pl)) {   /* short slices keep cancel prompt */
+        while (left > 0 && !is_cancelled(pl) && !(it && is_dropped(it))) {   /* short slices keep stop prompt */
             uint64_t step = left < 5000000ull ? left : 5000000ull;
             sleep_ns(step);
             left -= step;
         }
     }
-    return is_cancelled(pl) ? -1 : 0;
+    return is_cancelled(pl) || (it && is_dropped(it)) ? -1 : 0;
 }
 
 /* --max-lag: before starting a sentence, drop the oldest fully synthesized
@@ -634,6 +703,54 @@ static int skip_backlog(pipeline *pl) {
     return skipped;
 }
 
+/* Keeps a copy of a played sentence for pipeline_replay. */
+static void remember(pipeline *pl, const item *it) {
+    if (it->n_pcm == 0) return;
+    item *h = calloc(1, sizeof *h);
+    if (!h) return;
+    h->pcm = malloc(it->n_pcm * sizeof *h->pcm);
+    h->source = strdup(it->source ? it->source : "");
+    h->spoken = strdup(it->spoken ? it->spoken : "");
+    h->message_id = strdup(it->message_id ? it->message_id : "");
+    h->session = it->session ? strdup(it->session) : NULL;
+    if (!h->pcm || !h->source || !h->spoken || !h->message_id || (it->session && !h->session)) {
+        item_free(h);
+        return;
+    }
+    memcpy(h->pcm, it->pcm, it->n_pcm * sizeof *h->pcm);
+    h->n_pcm = h->cap_pcm = it->n_pcm;
+    h->seq = it->seq;
+    h->kind = it->kind;
+    h->how = it->how;
+    pthread_mutex_lock(&pl->amu);
+    if (pl->n_history == HISTORY) {
+        item_free(pl->history[0]);
+        memmove(pl->history, pl->history + 1, (HISTORY - 1) * sizeof pl->history[0]);
+        pl->n_history--;
+    }
+    pl->history[pl->n_history++] = h;
+    pthread_mutex_unlock(&pl->amu);
+}
+
+/* The head item was stopped: once synthesis is done with it, it leaves the
+ * audio list (its unplayed samples with it) for the done list. Called and
+ * returns with amu held; nonzero when the pipeline was cancelled meanwhile. */
+static int stop_playing(pipeline *pl, item *it) {
+    while (!it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
+    if (is_cancelled(pl)) return 1;
+    pl->queued_samples -= it->n_pcm - it->played;
+    pl->a_head = it->next;
+    if (!pl->a_head) pl->a_tail = NULL;
+    it->stopped = 1;
+    if (it->played == 0) it->marked = 0;
+    pthread_cond_broadcast(&pl->a_space);
+    pthread_mutex_unlock(&pl->amu);
+    done_append(pl, it);
+    resolve_done(pl, 0);
+    pthread_mutex_lock(&pl->amu);
+    return 0;
+}
+
 static void *play_main(void *arg) {
     pipeline *pl = arg;
     uint64_t rng = pl->p.test_seed * 0x94D049BB133111EBull + 3;
@@ -650,7 +767,7 @@ static void *play_main(void *arg) {
             pthread_mutex_unlock(&pl->amu);
             emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s,
                      skipped, skipped == 1 ? "" : "s");
-            if (pl->skip_pcm) play_samples(pl, pl->skip_pcm, pl->skip_n);
+            if (pl->skip_pcm) play_samples(pl, NULL, pl->skip_pcm, pl->skip_n);
             audio_silence(pl->p.sink, pl->p.gap_ms, &err);
             resolve_done(pl, 0);
             pthread_mutex_lock(&pl->amu);
@@ -658,8 +775,13 @@ static void *play_main(void *arg) {
         }
         item *it = pl->a_head;
         /* Wait for the first samples (or the end of a silent item). */
-        while (it->n_pcm == 0 && !it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
+        while (it->n_pcm == 0 && !it->synth_done && !is_cancelled(pl) && !is_dropped(it))
+            pthread_cond_wait(&pl->a_data, &pl->amu);
         if (is_cancelled(pl)) break;
+        if (is_dropped(it)) {   /* stopped before a sample was played */
+            if (stop_playing(pl, it)) break;
+            continue;
+        }
         int have_audio = it->n_pcm > 0;
         pthread_mutex_unlock(&pl->amu);
         test_delay(pl, &rng);
@@ -678,9 +800,13 @@ static void *play_main(void *arg) {
         int sink_failed = 0;
         pthread_mutex_lock(&pl->amu);
         for (;;) {
+            /* Paused: hold before the next slice, so resuming continues
+             * from the very next sample. */
+            while (pl->paused && !is_cancelled(pl) && !is_dropped(it)) pthread_cond_wait(&pl->a_data, &pl->amu);
+            if (is_cancelled(pl) || is_dropped(it)) break;
             size_t avail = it->n_pcm - it->played;
             if (avail == 0) {
-                if (it->synth_done || is_cancelled(pl)) break;
+                if (it->synth_done) break;
                 pthread_cond_wait(&pl->a_data, &pl->amu);
                 continue;
             }
@@ -689,16 +815,22 @@ static void *play_main(void *arg) {
             if (!sink_failed) {
                 memcpy(buf, it->pcm + it->played, n * sizeof *buf);
                 pthread_mutex_unlock(&pl->amu);
-                rc = play_samples(pl, buf, n);
+                rc = play_samples(pl, it, buf, n);
                 pthread_mutex_lock(&pl->amu);
             }
             it->played += n;
             pl->queued_samples -= n;
             pthread_cond_broadcast(&pl->a_space);
-            if (rc != 0 && is_cancelled(pl)) break;
+            if (rc != 0 && (is_cancelled(pl) || is_dropped(it))) break;
             if (rc != 0) sink_failed = 1;
         }
         if (is_cancelled(pl)) break;   /* the item stays listed; pipeline_free releases it */
+        if (is_dropped(it)) {
+            if (have_audio && it->marked) audio_mark(pl->p.sink, &it->mark_end, &err);
+            else it->marked = 0;
+            if (stop_playing(pl, it)) break;
+            continue;
+        }
         pl->a_head = it->next;
         if (!pl->a_head) pl->a_tail = NULL;
         pthread_mutex_unlock(&pl->amu);
@@ -706,6 +838,7 @@ static void *play_main(void *arg) {
         if (have_audio && !sink_failed) {
             if (audio_mark(pl->p.sink, &it->mark_end, &err) != STTS_OK) it->marked = 0;
             audio_silence(pl->p.sink, pl->p.gap_ms, &err);
+            remember(pl, it);
         } else {
             it->marked = 0;
         }
@@ -757,7 +890,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
             if (!buf[0] || strcmp(lu, pl->tgt_lang) == 0 || strchr(buf, '\x01') || strstr(buf, "-987654")) continue;
             int32_t *ids = NULL;
             int n = 0, hit = 0;
-            char *out = engine_translate(pl, buf, 1, &ids, &n, &hit, err);
+            char *out = engine_translate(pl, NULL, buf, 1, &ids, &n, &hit, err);
             free(ids);
             if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
             pl->notice_src[k] = strdup(buf);
@@ -776,7 +909,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
         /* nothing translated above: one translation still warms the engine */
         int32_t *ids = NULL;
         int n = 0, hit = 0;
-        char *out = engine_translate(pl, "Skipping ahead.", 1, &ids, &n, &hit, err);
+        char *out = engine_translate(pl, NULL, "Skipping ahead.", 1, &ids, &n, &hit, err);
         free(ids);
         if (!out) { free(skip_text); return err->code ? err->code : STTS_ERR_INTERNAL; }
         free(out);
@@ -834,6 +967,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     pthread_cond_init(&pl->a_data, NULL);
     pthread_cond_init(&pl->a_space, NULL);
     pthread_mutex_init(&pl->smu, NULL);
+    pthread_mutex_init(&pl->live_mu, NULL);
     stts_status st = STTS_OK;
     if (p->translate) {
         nllb_session_params sp = nllb_session_default_params();
@@ -877,9 +1011,17 @@ static char *dup_or_empty(const char *s, size_t n) {
 }
 
 stts_status pipeline_push(pipeline *pl, const ingest_sentence *s, stts_error *err) {
+    return pipeline_push_session(pl, s, NULL, err);
+}
+
+stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const char *session, stts_error *err) {
     if (is_cancelled(pl)) return stts_error_set(err, STTS_ERR_CANCELLED, "pipeline cancelled");
     item *it = calloc(1, sizeof *it);
     if (!it) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    if (session && !(it->session = strdup(session))) {
+        free(it);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    }
     it->seq = s->seq;
     it->kind = s->kind;
     it->message_id = dup_or_empty(s->message_id, s->message_id ? strlen(s->message_id) : 0);
@@ -896,8 +1038,9 @@ stts_status pipeline_push(pipeline *pl, const ingest_sentence *s, stts_error *er
     pl->st.pushed++;
     pl->in_flight++;
     pthread_mutex_unlock(&pl->smu);
+    live_add(pl, it);
     if (tq_push(pl, &pl->q_text, it) != 0) {
-        item_free(it);
+        live_free(pl, it);
         pthread_mutex_lock(&pl->smu);
         pl->in_flight--;
         pthread_mutex_unlock(&pl->smu);
@@ -923,15 +1066,134 @@ stts_status pipeline_finish(pipeline *pl, stts_error *err) {
     return STTS_OK;
 }
 
-void pipeline_cancel(pipeline *pl) {
-    if (!pl || atomic_exchange(&pl->cancelled, 1)) return;
-    audio_abort(pl->p.sink);
+/* Sets the stop token of every live item matching session (NULL: all)
+ * and wakes every thread that waits, wherever it waits. Returns how many
+ * items were marked and whether one of them is being played. */
+static int mark_and_wake(pipeline *pl, const char *session, int *playing) {
+    int n = 0;
+    pthread_mutex_lock(&pl->live_mu);
+    for (item *it = pl->live; it; it = it->live_next) {
+        if (session && (!it->session || strcmp(it->session, session) != 0)) continue;
+        if (!atomic_exchange(&it->drop, 1)) n++;
+    }
+    pthread_mutex_unlock(&pl->live_mu);
     tq_wake(&pl->q_text);
     tq_wake(&pl->q_spoken);
     pthread_mutex_lock(&pl->amu);
+    *playing = pl->a_head && is_dropped(pl->a_head) && pl->a_head->played > 0;
     pthread_cond_broadcast(&pl->a_data);
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
+    return n;
+}
+
+void pipeline_cancel(pipeline *pl) {
+    if (!pl || atomic_exchange(&pl->cancelled, 1)) return;
+    audio_abort(pl->p.sink);
+    int playing;
+    mark_and_wake(pl, NULL, &playing);
+}
+
+/* Waits (at most 1 s) until the player has let go of a stopped sentence,
+ * so a caller's "stopped" means the audio stopped. */
+static void wait_player_released(pipeline *pl) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    pthread_mutex_lock(&pl->amu);
+    while (pl->a_head && is_dropped(pl->a_head) && pl->a_head->played > 0 && !is_cancelled(pl))
+        if (pthread_cond_timedwait(&pl->a_space, &pl->amu, &dl) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&pl->amu);
+}
+
+int pipeline_stop(pipeline *pl, const char *session) {
+    if (!pl || is_cancelled(pl)) return 0;
+    int playing = 0;
+    int n = mark_and_wake(pl, session, &playing);
+    if (playing) {
+        audio_abort(pl->p.sink);   /* what the device holds goes too */
+        wait_player_released(pl);
+    }
+    return n;
+}
+
+int pipeline_skip(pipeline *pl) {
+    if (!pl || is_cancelled(pl)) return 0;
+    pthread_mutex_lock(&pl->amu);
+    item *it = pl->a_head;
+    int hit = it && !is_dropped(it) && (it->played > 0 || it->n_pcm > 0);
+    if (hit) atomic_store(&it->drop, 1);
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_cond_broadcast(&pl->a_space);
+    pthread_mutex_unlock(&pl->amu);
+    if (hit) {
+        audio_abort(pl->p.sink);
+        wait_player_released(pl);
+    }
+    return hit;
+}
+
+void pipeline_pause(pipeline *pl, int paused) {
+    if (!pl) return;
+    pthread_mutex_lock(&pl->amu);
+    pl->paused = paused != 0;
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_mutex_unlock(&pl->amu);
+}
+
+void pipeline_set_speed(pipeline *pl, double speed) {
+    if (pl) atomic_store(&pl->speed, speed);
+}
+
+int pipeline_paused(pipeline *pl) {
+    pthread_mutex_lock(&pl->amu);
+    int p = pl->paused;
+    pthread_mutex_unlock(&pl->amu);
+    return p;
+}
+
+int pipeline_replay(pipeline *pl, int n) {
+    if (!pl || is_cancelled(pl) || n <= 0) return 0;
+    pthread_mutex_lock(&pl->amu);
+    if (n > pl->n_history) n = pl->n_history;
+    /* After the sentence playing now (if any), before everything else. */
+    item *after = pl->a_head && pl->a_head->played > 0 ? pl->a_head : NULL;
+    int made = 0;
+    for (int k = pl->n_history - n; k < pl->n_history; k++) {
+        const item *h = pl->history[k];
+        item *it = calloc(1, sizeof *it);
+        if (!it) break;
+        it->pcm = malloc(h->n_pcm * sizeof *it->pcm);
+        it->source = strdup(h->source);
+        it->spoken = strdup(h->spoken);
+        it->message_id = strdup(h->message_id);
+        it->session = h->session ? strdup(h->session) : NULL;
+        if (!it->pcm || !it->source || !it->spoken || !it->message_id || (h->session && !it->session)) {
+            item_free(it);
+            break;
+        }
+        memcpy(it->pcm, h->pcm, h->n_pcm * sizeof *it->pcm);
+        it->n_pcm = it->cap_pcm = h->n_pcm;
+        it->seq = h->seq;
+        it->kind = h->kind;
+        it->how = h->how;
+        it->replay = 1;
+        it->synth_done = 1;
+        it->t_input = it->t_emit = it->t_push = stts_now_ns();
+        live_add(pl, it);
+        if (after) { it->next = after->next; after->next = it; }
+        else { it->next = pl->a_head; pl->a_head = it; }
+        if (!it->next) pl->a_tail = it;
+        after = it;
+        pl->queued_samples += it->n_pcm;
+        made++;
+    }
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_mutex_unlock(&pl->amu);
+    pthread_mutex_lock(&pl->smu);
+    pl->in_flight += made;
+    pthread_mutex_unlock(&pl->smu);
+    return made;
 }
 
 void pipeline_free(pipeline *pl) {
@@ -949,6 +1211,8 @@ void pipeline_free(pipeline *pl) {
     pthread_cond_destroy(&pl->a_data);
     pthread_cond_destroy(&pl->a_space);
     pthread_mutex_destroy(&pl->smu);
+    pthread_mutex_destroy(&pl->live_mu);
+    for (int k = 0; k < pl->n_history; k++) item_free(pl->history[k]);
     if (pl->session) nllb_session_free(pl->session);
     mt_cache_free(pl->cache);
     free(pl->skip_pcm);

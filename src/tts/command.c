@@ -229,7 +229,7 @@ static void command_close(void *impl) {
     free(c);
 }
 
-static const tts_ops command_ops = {command_synthesize, NULL, command_close};
+static const tts_ops command_ops = {command_synthesize, NULL, command_close, NULL};
 
 stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err) {
     if (!p->command || !*p->command)

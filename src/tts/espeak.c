@@ -95,7 +95,14 @@ static void espeak_close(void *impl) {
     atomic_store(&g_open, 0);
 }
 
-static const tts_ops espeak_ops = {espeak_synthesize, NULL, espeak_close};
+static stts_status espeak_set_speed(void *impl, double speed, stts_error *err) {
+    (void)impl; (void)err;
+    int rate = (int)lround(175.0 * speed);
+    espeak_SetParameter(espeakRATE, rate < 80 ? 80 : rate > 450 ? 450 : rate, 0);
+    return STTS_OK;
+}
+
+static const tts_ops espeak_ops = {espeak_synthesize, NULL, espeak_close, espeak_set_speed};
 
 stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
     const char *voice = p->voice && *p->voice ? p->voice : tts_espeak_voice_for(p->lang);

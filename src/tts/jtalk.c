@@ -707,7 +707,13 @@ static stts_status jtalk_labels(void *impl, const char *text, char **out, stts_e
     return STTS_OK;
 }
 
-static const tts_ops jtalk_ops = {jtalk_synthesize, jtalk_labels, jtalk_close};
+static stts_status jtalk_set_speed(void *impl, double speed, stts_error *err) {
+    (void)err;
+    HTS_Engine_set_speed(&((jtalk *)impl)->engine, speed);
+    return STTS_OK;
+}
+
+static const tts_ops jtalk_ops = {jtalk_synthesize, jtalk_labels, jtalk_close, jtalk_set_speed};
 
 stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
     jtalk *j = calloc(1, sizeof *j);

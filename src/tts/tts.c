@@ -389,6 +389,15 @@ stts_status tts_synthesize(tts_synth *s, const char *text, tts_chunk_fn cb, void
     return st;
 }
 
+stts_status tts_set_speed(tts_synth *s, double speed, stts_error *err) {
+    if (!s || !(speed >= 0.25 && speed <= 4.0))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "speed %g out of range [0.25, 4]", speed);
+    if (!s->o.ops->set_speed)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "the %s voice's speed is fixed when it is opened",
+                              tts_backend_label(s->backend));
+    return s->o.ops->set_speed(s->o.impl, speed, err);
+}
+
 stts_status tts_labels(tts_synth *s, const char *text, char **out, stts_error *err) {
     *out = NULL;
     if (!s || !text) return stts_error_set(err, STTS_ERR_INVALID_ARG, "tts_labels: no synthesizer or no text");

@@ -23,6 +23,8 @@ typedef struct {
     stts_status (*synthesize)(void *impl, const char *text, tts_out *o, stts_error *err);
     stts_status (*labels)(void *impl, const char *text, char **out, stts_error *err); /* may be NULL */
     void (*close)(void *impl);
+    /* Rate factor for the next utterance (0.25-4); NULL: fixed at open. */
+    stts_status (*set_speed)(void *impl, double speed, stts_error *err);
 } tts_ops;
 
 /* Each opener fills *ops, *impl, the native sample rate and a voice name. */

@@ -271,7 +271,9 @@ int frontend_drive(const frontend_opts *o, ingest_sentence_fn fn, void *user, vo
     } else {
         ingest_reader *r = NULL;
         int fd = 0;
-        if (o->follow) {
+        if (o->reader) {
+            rc = pump(o->reader, fe, stop);   /* the caller owns it */
+        } else if (o->follow) {
             if (ingest_reader_follow(o->follow, 1, o->max_line, &r, &err) != STTS_OK) {
                 fprintf(stderr, "stream-tts: %s\n", err.msg);
                 rc = 1;
@@ -292,7 +294,7 @@ int frontend_drive(const frontend_opts *o, ingest_sentence_fn fn, void *user, vo
                 rc = 1;
             }
         }
-        if (rc == 0) rc = pump(r, fe, stop);
+        if (rc == 0 && r) rc = pump(r, fe, stop);
         ingest_reader_free(r);
         if (fd > 0) close(fd);
     }

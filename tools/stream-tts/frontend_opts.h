@@ -23,6 +23,7 @@ typedef struct {
     size_t max_line;          /* bytes; 0 = INGEST_DEFAULT_MAX_LINE */
     char notice_lang[32];
     int notice_lang_set;      /* --notice-lang was given (then it is kept, eng_Latn too) */
+    ingest_reader *reader;    /* optional: an input already open (the pipe mode's daemon fallback) */
 } frontend_opts;
 
 void frontend_opts_init(frontend_opts *o);

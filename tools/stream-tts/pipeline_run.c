@@ -1,8 +1,9 @@
 /* pipeline_run.c - `stream-tts` without --dry-run: loads the model and the
  * voice, opens the audio output, starts the pipeline, drives the front end
  * into it from this thread, and reports. Signals are taken by a dedicated
- * thread (sigwait), which cancels the pipeline at once: audio stops within
- * one device period, and the process exits cleanly. */
+ * thread (stts_app's sigwatch), which cancels the pipeline at once: audio
+ * stops within one device period, and the process exits cleanly. Model
+ * search, loading, voice and sink are stts_app's (shared with serve). */
 #define _POSIX_C_SOURCE 200809L
 #include "pipeline_run.h"
 
@@ -19,13 +20,11 @@
 #include <unistd.h>
 
 #include "nllb.h"
+#include "pipe_client.h"
+#include "stts_app.h"
 #include "stts_audio.h"
 #include "stts_pipeline.h"
 #include "stts_tts.h"
-
-#ifndef STTS_SOURCE_DIR
-#define STTS_SOURCE_DIR ""
-#endif
 
 void pipeline_opts_init(pipeline_opts *o) {
     memset(o, 0, sizeof *o);
@@ -36,6 +35,7 @@ void pipeline_opts_init(pipeline_opts *o) {
     o->gap_ms = 150;
     o->cache = 256;
     o->status = -1;
+    o->daemon = "auto";
 }
 
 static int parse_double(const char *flag, const char *v, double lo, double hi, double *out, char *err, size_t cap) {
@@ -56,7 +56,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--tgt", offsetof(pipeline_opts, tgt)}, {"--voice", offsetof(pipeline_opts, voice)},
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
-        {"--metrics", offsetof(pipeline_opts, metrics)},
+        {"--metrics", offsetof(pipeline_opts, metrics)}, {"--daemon", offsetof(pipeline_opts, daemon)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
         {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
@@ -77,6 +77,10 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
     for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
         if ((v = cli_flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
+            if (!strcmp(STR[k].name, "--daemon") && strcmp(v, "auto") && strcmp(v, "always") && strcmp(v, "never")) {
+                snprintf(err, cap, "--daemon takes auto, always or never, got '%s'", v);
+                return -1;
+            }
             *(const char **)((char *)o + STR[k].off) = v;
             return 1;
         }
@@ -139,6 +143,11 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-warmup             skip the start-up warm-up translation and synthesis\n"
           "  --status / --no-status  one-line status on stderr (default: when stderr is a terminal)\n"
           "  --force-length N        decode exactly N tokens per sentence (benchmarks)\n"
+          "  --daemon auto|always|never  speak through a running `stream-tts serve` (warm model, one queue\n"
+          "                          for every session). auto (default): when one listens and this run has no\n"
+          "                          --output/--metrics/--echo of its own; always: required (those flags then\n"
+          "                          apply if it goes away mid-stream and speech continues here); never.\n"
+          "                          Through the daemon its own language, voice and text options apply\n"
           "  --config FILE           configuration file (default ~/.config/stream-tts/config): lines of\n"
           "                          'key = value' with the long flag names; command-line flags win\n",
           f);
@@ -238,43 +247,7 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
     return out;
 }
 
-/* ---- model selection ------------------------------------------------------------- */
-
-static int is_model_dir(const char *dir) {
-    char p[PATH_MAX];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    return stat(p, &st) == 0;
-}
-
-/* Fills dir with the model to use and says why in `why`. 0 on success. */
-static int pick_model(const pipeline_opts *po, char *dir, size_t cap, const char **why) {
-    if (po->model) { snprintf(dir, cap, "%s", po->model); *why = "--model"; return 0; }
-    const char *env = getenv("STREAM_TTS_MODEL");
-    if (env && *env) { snprintf(dir, cap, "%s", env); *why = "$STREAM_TTS_MODEL"; return 0; }
-    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    char p[PATH_MAX] = "";
-    if (x && *x) snprintf(p, sizeof p, "%s/stream-tts/models/nllb-200-distilled-600M", x);
-    else if (home && *home) snprintf(p, sizeof p, "%s/.local/share/stream-tts/models/nllb-200-distilled-600M", home);
-    if (p[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "installed NLLB-200-distilled-600M"; return 0; }
-    /* The demo model: next to the executable in a build or install tree,
-     * then in the source tree this binary was built from. */
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-        const char *rel[] = {"/../../models/demo-en-ja", "/../share/stream-tts/models/demo-en-ja", "/../models/demo-en-ja"};
-        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-            snprintf(p, sizeof p, "%s%s", exe, rel[i]);
-            if (is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return 0; }
-        }
-    }
-    snprintf(p, sizeof p, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
-    if (STTS_SOURCE_DIR[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return 0; }
-    return -1;
-}
+static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po);
 
 /* ---- the run ------------------------------------------------------------------------ */
 
@@ -314,23 +287,11 @@ static void on_sentence(void *user, const ingest_sentence *s) {
     if (pipeline_push(c->pl, s, &err) != STTS_OK) c->stop = 1;
 }
 
-static void *signal_main(void *arg) {
-    run_ctx *c = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    struct timespec tick = {0, 100000000};
-    while (!atomic_load(&c->done)) {
-        int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-            atomic_store(&c->signal_no, sig);
-            c->stop = 1;
-            pipeline_cancel(c->pl);
-            break;
-        }
-    }
-    return NULL;
+static void on_signal(void *user, int sig) {
+    run_ctx *c = user;
+    atomic_store(&c->signal_no, sig);
+    c->stop = 1;
+    pipeline_cancel(c->pl);
 }
 
 static void *status_main(void *arg) {
@@ -349,161 +310,92 @@ static void *status_main(void *arg) {
     return NULL;
 }
 
-/* Notices ("Python code, 12 lines, omitted.") are said in the spoken
- * language straight from the phrase table when it has that language, so they
- * need no translation; English notices are translated like any sentence. */
-static void pick_notice_lang(frontend_opts *fo, const char *speak_lang) {
-    if (fo->notice_lang_set) return;   /* chosen with --notice-lang, eng_Latn included */
-    for (const char *const *l = text_phrase_languages(); *l; l++) {
-        if (strcmp(*l, speak_lang) == 0) {
-            snprintf(fo->notice_lang, sizeof fo->notice_lang, "%s", speak_lang);
-            fo->ingest.text.notice_lang = fo->notice_lang;
-            return;
-        }
-    }
-}
-
 int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     frontend_opts fo_copy = *fo_in;
     frontend_opts *fo = &fo_copy;
+    /* A running daemon speaks stream-json input (stdin/--input) for us. */
+    int fallback_fd = -1;
+    ingest_reader *fallback = NULL;
+#ifdef STTS_HAVE_CMD_SERVE
+    int stream_input = !fo->transcript && !fo->follow && !fo->hook;
+    int own_output = po->output || po->metrics || po->echo;
+    if (stream_input && (!strcmp(po->daemon, "always") || (!strcmp(po->daemon, "auto") && !own_output))) {
+        int rc = pipe_via_daemon(fo, po->daemon, &fallback, &fallback_fd);
+        if (rc >= 0) return rc;
+        fo->reader = fallback;   /* NULL: no daemon; else the rest of the input */
+    }
+#endif
+    int rc = pipeline_run_here(fo, po);
+    ingest_reader_free(fallback);
+    if (fallback_fd > 0) close(fallback_fd);
+    return rc;
+}
+
+/* The pipeline in this process. */
+static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     stts_error err;
     stts_error_clear(&err);
     uint64_t t_start = stts_now_ns();
     int translate = !po->no_translate;
-    /* Signals go to the signal thread only, so block them before any thread
-     * starts (the engine's thread pool starts at model load). A shell starts
-     * background jobs with SIGINT ignored; Ctrl-C and kill -INT must still
-     * stop us cleanly, so both signals get their default disposition back
-     * (sigwait only sees signals that are not ignored). */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    /* Signals go to the signal thread only: blocked before any thread
+     * starts (the engine's thread pool starts at model load). */
+    sigset_t old;
+    app_signals_block(&old);
     const char *speak_lang = translate ? po->tgt : po->src;
-    pick_notice_lang(fo, speak_lang);
+    if (!fo->notice_lang_set) {   /* --notice-lang given (eng_Latn included) is kept */
+        const char *nl = app_notice_lang(fo->notice_lang, speak_lang, fo->notice_lang, sizeof fo->notice_lang);
+        if (nl == fo->notice_lang) fo->ingest.text.notice_lang = fo->notice_lang;
+    }
     /* An input that cannot be read fails now, before the model loads and
      * before --output truncates an existing file. */
     const char *in = fo->transcript ? fo->transcript : (fo->input && strcmp(fo->input, "-") != 0 ? fo->input : NULL);
     if (in && access(in, R_OK) != 0) {
         fprintf(stderr, "stream-tts: cannot read input '%s': %s\n", in, strerror(errno));
+        app_signals_restore(&old);
         return 1;
     }
 
     /* Everything that can fail at startup fails before any input is read. */
-    const char *codes[2] = {po->src, po->tgt};
-    for (int k = 0; k < 2; k++) {
-        int known = 0;
-        for (int i = 0; i < nllb_num_languages() && !known; i++) known = strcmp(codes[k], nllb_language_code(i)) == 0;
-        if (!known) {
-            fprintf(stderr, "stream-tts: unknown language code '%s' for --%s: NLLB codes look like eng_Latn or "
-                            "jpn_Jpan (stream-tts translate --list-languages)\n", codes[k], k ? "tgt" : "src");
-            return 2;
-        }
-    }
-    nllb_model *model = NULL;
-    double load_ms = 0;
-    if (translate) {
-        char dir[PATH_MAX];
-        const char *why = NULL;
-        if (pick_model(po, dir, sizeof dir, &why) != 0) {
-            fprintf(stderr, "stream-tts: no translation model found: give --model DIR, set $STREAM_TTS_MODEL, or "
-                            "install one with scripts/fetch-model nllb-200-distilled-600M (or use --no-translate)\n");
-            return 1;
-        }
-        nllb_model_params mp = nllb_model_default_params();
-        mp.threads = po->threads;
-        uint64_t t = stts_now_ns();
-        if (nllb_model_load(dir, &mp, &model, &err) != STTS_OK) {
-            fprintf(stderr, "stream-tts: %s\n", err.msg);
-            return 1;
-        }
-        load_ms = (double)(stts_now_ns() - t) / 1e6;
-        int demo = strstr(why, "demo") != NULL;
-        fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", dir, why, nllb_model_backend(model),
-                demo ? "; a tiny English-to-Japanese demo, not NLLB: scripts/fetch-model installs the real one" : "");
-        if (demo && (strcmp(po->src, "eng_Latn") != 0 || strcmp(po->tgt, "jpn_Jpan") != 0)) {
-            fprintf(stderr, "stream-tts: the demo model only translates eng_Latn to jpn_Jpan; install NLLB with "
-                            "scripts/fetch-model nllb-200-distilled-600M for %s -> %s\n", po->src, po->tgt);
-            nllb_model_free(model);
-            return 1;
-        }
-    }
-
-    tts_params tp;
-    tts_default_params(&tp);
-    tp.lang = speak_lang;
-    tp.voice = po->voice;
-    tp.speed = po->speed;
-    tp.pitch = po->pitch;
-    tp.volume_db = po->volume_db;
-    tp.user_dict = po->user_dict;
-    if (po->tts_command) { tp.command = po->tts_command; tp.backend = TTS_BACKEND_COMMAND; }
-    tts_synth *synth = NULL;
-    if (tts_open(&tp, &synth, &err) != STTS_OK) {
+    if (app_check_languages(po->src, po->tgt, &err) != STTS_OK) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
-        nllb_model_free(model);
+        app_signals_restore(&old);
+        return 2;
+    }
+    app_params ap;
+    pipeline_opts_to_app(po, &ap);
+    app *a = NULL;
+    if (app_open(&ap, &a, &err) != STTS_OK) {
+        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        app_signals_restore(&old);
         return 1;
     }
+    if (translate)
+        fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", app_model_dir(a), app_model_why(a),
+                nllb_model_backend(app_model(a)),
+                app_model_is_demo(a) ? "; a tiny English-to-Japanese demo, not NLLB: scripts/fetch-model installs the real one" : "");
+    tts_synth *synth = app_synth(a);
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
             tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);
-
-    audio_params ap;
-    audio_default_params(&ap);
-    ap.sample_rate = tts_sample_rate(synth);
-    ap.device = po->audio_device;
-    if (po->output) {
-        if (strcmp(po->output, "-") == 0) { ap.kind = AUDIO_SINK_RAW; ap.fd = 1; }
-        else { ap.kind = AUDIO_SINK_WAV; ap.path = po->output; }
-    }
-    audio_sink *sink = NULL;
-    if (audio_open(&ap, &sink, &err) != STTS_OK) {
-        fprintf(stderr, "stream-tts: %s\n", err.msg);
-        tts_close(synth);
-        nllb_model_free(model);
-        return 1;
-    }
     FILE *metrics = NULL;
     if (po->metrics && !(metrics = fopen(po->metrics, "w"))) {
         fprintf(stderr, "stream-tts: cannot write the metrics file '%s': %s\n", po->metrics, strerror(errno));
-        audio_close(sink, &err);
-        tts_close(synth);
-        nllb_model_free(model);
+        app_close(a, 0, &err);
+        app_signals_restore(&old);
         return 1;
     }
 
     run_ctx c;
     memset(&c, 0, sizeof c);
     pthread_mutex_init(&c.out_mu, NULL);
-    c.echo = po->echo ? (ap.kind == AUDIO_SINK_RAW ? stderr : stdout) : NULL;
+    c.echo = po->echo ? (app_sink_is_raw(a) ? stderr : stdout) : NULL;
     c.status_on = po->status < 0 ? isatty(2) : po->status;
 
-
     pipeline_params pp;
-    pipeline_default_params(&pp);
-    pp.src_lang = po->src;
-    pp.tgt_lang = po->tgt;
-    pp.translate = translate;
-    pp.model = model;
-    pp.num_beams = po->beam;
-    pp.force_length = po->force_length;
-    pp.guard = !po->no_guard;
-    pp.cache_entries = po->cache;
-    pp.synth = synth;
-    pp.sink = sink;
-    pp.gap_ms = po->gap_ms;
-    pp.max_lag_s = po->max_lag_s;
+    pipeline_opts_to_params(po, a, &pp);
     pp.notice_lang = fo->notice_lang;
-    pp.sink_is_file = ap.kind != AUDIO_SINK_DEVICE;
-    pp.warmup = !po->no_warmup;
     pp.metrics = metrics;
     pp.on_event = on_event;
     pp.user = &c;
-    /* Test hook for the order/once-only tests: random stage delays. */
-    const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");
-    if (delay) pp.test_delay_max_us = (unsigned)strtoul(delay, NULL, 10);
 
     int rc = 0;
     if (pipeline_start(&pp, &c.pl, &err) != STTS_OK) {
@@ -513,14 +405,15 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         pipeline_stats st0;
         pipeline_get_stats(c.pl, &st0);
         fprintf(stderr, "stream-tts: ready in %.0f ms (model load %.0f ms, warm-up %.0f ms)\n",
-                (double)(stts_now_ns() - t_start) / 1e6, load_ms, st0.warmup_ms);
-        pthread_t sig_th, status_th;
-        int have_sig = pthread_create(&sig_th, NULL, signal_main, &c) == 0;
+                (double)(stts_now_ns() - t_start) / 1e6, app_model_load_ms(a), st0.warmup_ms);
+        pthread_t status_th;
+        app_sigwatch *sw = NULL;
+        app_sigwatch_start(on_signal, &c, &sw, &err);
         int have_status = c.status_on && pthread_create(&status_th, NULL, status_main, &c) == 0;
         rc = frontend_drive(fo, on_sentence, &c, &c.stop);
         stts_status fst = pipeline_finish(c.pl, &err);
         atomic_store(&c.done, 1);
-        if (have_sig) pthread_join(sig_th, NULL);
+        app_sigwatch_stop(sw);
         if (have_status) pthread_join(status_th, NULL);
         pthread_mutex_lock(&c.out_mu);
         clear_status(&c);
@@ -535,15 +428,50 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         pipeline_print_summary(c.pl, stderr);
         pipeline_free(c.pl);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    app_signals_restore(&old);
     if (metrics) fclose(metrics);
-    if (atomic_load(&c.signal_no)) audio_abort(sink);
-    if (audio_close(sink, &err) != STTS_OK && rc == 0) {
+    if (app_close(a, atomic_load(&c.signal_no) != 0, &err) != STTS_OK && rc == 0) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         rc = 1;
     }
-    tts_close(synth);
-    nllb_model_free(model);
     pthread_mutex_destroy(&c.out_mu);
     return rc;
+}
+
+void pipeline_opts_to_app(const pipeline_opts *po, app_params *ap) {
+    app_default_params(ap);
+    ap->model = po->model;
+    ap->src = po->src;
+    ap->tgt = po->tgt;
+    ap->translate = !po->no_translate;
+    ap->threads = po->threads;
+    ap->voice = po->voice;
+    ap->speed = po->speed;
+    ap->pitch = po->pitch;
+    ap->volume_db = po->volume_db;
+    ap->user_dict = po->user_dict;
+    ap->tts_command = po->tts_command;
+    ap->output = po->output;
+    ap->audio_device = po->audio_device;
+}
+
+void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_params *pp) {
+    pipeline_default_params(pp);
+    pp->src_lang = po->src;
+    pp->tgt_lang = po->tgt;
+    pp->translate = !po->no_translate;
+    pp->model = app_model(a);
+    pp->num_beams = po->beam;
+    pp->force_length = po->force_length;
+    pp->guard = !po->no_guard;
+    pp->cache_entries = po->cache;
+    pp->synth = app_synth(a);
+    pp->sink = app_sink(a);
+    pp->gap_ms = po->gap_ms;
+    pp->max_lag_s = po->max_lag_s;
+    pp->warmup = !po->no_warmup;
+    pp->sink_is_file = app_sink_is_file(a);   /* file writes are not playback (plot-timeline says so) */
+    /* Test hook for the order/once-only tests: random stage delays. */
+    const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");
+    if (delay) pp->test_delay_max_us = (unsigned)strtoul(delay, NULL, 10);
 }

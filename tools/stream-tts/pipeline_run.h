@@ -8,6 +8,8 @@
 #include <stdio.h>
 
 #include "frontend_opts.h"
+#include "stts_app.h"
+#include "stts_pipeline.h"
 
 typedef struct {
     const char *model;         /* --model DIR */
@@ -30,6 +32,7 @@ typedef struct {
     int no_guard;
     int no_warmup;
     int status;                /* -1 auto (stderr is a terminal), 0 off, 1 on */
+    const char *daemon;        /* --daemon auto|always|never */
 } pipeline_opts;
 
 void pipeline_opts_init(pipeline_opts *o);
@@ -49,6 +52,10 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t errca
 int config_argc(void);
 const char *config_path(void);
 void config_argv_free(char **argv, int argc);
+
+/* The flags as stts_app and pipeline parameters (serve uses them too). */
+void pipeline_opts_to_app(const pipeline_opts *po, app_params *ap);
+void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_params *pp);
 
 /* Runs the pipeline to the end of input; returns the exit status. */
 int pipeline_run(const frontend_opts *fo, const pipeline_opts *po);

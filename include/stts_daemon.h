@@ -1,0 +1,103 @@
+/* stts_daemon.h - the daemon's library side (stream-tts serve): the
+ * protocol reader (docs/PROTOCOL.md) and the hub
+ * that turns Claude Code hook payloads and pipe clients' stream-json lines
+ * into sentences, one text stage per session, with the MessageDisplay/Stop
+ * reconciliation that speaks every sentence once.
+ *
+ * The socket path rule and spool are stts_client's. The socket server, threads and the speech pipeline are the CLI's
+ * (tools/stream-tts/cmd_serve.c); nothing here prints or touches sockets.
+ * Thread safety: a hub is used by one thread at a time. */
+#ifndef STTS_DAEMON_H
+#define STTS_DAEMON_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stts_client.h"
+#include "stts_common.h"
+#include "stts_ingest.h"
+#include "stts_text.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DAEMON_PROTOCOL_VERSION 1
+/* Longest request line accepted (a -p MessageDisplay delta is a whole
+ * message): the clients' limit. The socket path rule, the folder checks and
+ * the spool are stts_client's (include/stts_client.h), shared with them. */
+#define DAEMON_MAX_LINE ((size_t)CLIENT_LINE_MAX)
+
+/* ---- protocol ----------------------------------------------------------------- */
+typedef enum {
+    DAEMON_OP_HOOK = 0, DAEMON_OP_LINE, DAEMON_OP_END, DAEMON_OP_STOP, DAEMON_OP_SKIP, DAEMON_OP_PAUSE,
+    DAEMON_OP_RESUME, DAEMON_OP_REPLAY, DAEMON_OP_SPEED, DAEMON_OP_MUTE, DAEMON_OP_UNMUTE, DAEMON_OP_STATUS,
+    DAEMON_OP_PING
+} daemon_op;
+const char *daemon_op_name(daemon_op op);
+
+typedef struct {
+    daemon_op op;
+    json_t *root;          /* the whole request (owned; daemon_request_clear frees) */
+    json_t *payload;       /* hook: the hook's object (borrowed from root) */
+    const char *session;   /* line/end/mute/unmute: may be NULL for mute/unmute */
+    const char *line;      /* line: one stream-json line */
+    size_t line_len;
+    int n;                 /* replay: how many (default 1) */
+    double x;              /* speed */
+    int wait;              /* end: reply only when the session's speech is done */
+} daemon_request;
+
+/* Parses one request line (without '\n'). Refuses, with a message naming
+ * the problem: not JSON, not an object, "v" missing or not 1, unknown "op",
+ * a field of the wrong type or out of range, longer than DAEMON_MAX_LINE. */
+stts_status daemon_request_parse(const char *line, size_t len, daemon_request *req, stts_error *err);
+void daemon_request_clear(daemon_request *req);
+/* {"v":1,"ok":false,"error":msg}\n, malloc'd. */
+char *daemon_reply_error(const char *msg);
+/* Adds "v":1,"ok":true to obj (taken), serializes it with a '\n'; malloc'd. */
+char *daemon_reply_ok(json_t *obj);
+
+/* ---- hub --------------------------------------------------------------------- */
+typedef struct {
+    text_params text;           /* segmentation options and the notice language */
+    int stop_on_prompt;         /* UserPromptSubmit stops that session's speech (1) */
+    int drop_on_session_end;    /* SessionEnd drops its queued speech (0: it finishes) */
+    const char *notify_types;   /* Notification types spoken, comma-separated; "" none */
+    int speak_stop_failure;     /* StopFailure: a short spoken notice (1) */
+} daemon_hub_params;
+
+void daemon_hub_default_params(daemon_hub_params *p);
+
+typedef struct {
+    /* A sentence to speak for session (its message_id is the hook's). */
+    void (*sentence)(void *user, const char *session, const ingest_sentence *s);
+    /* Drop session's queued and playing speech now (barge-in, SessionEnd). */
+    void (*stop)(void *user, const char *session);
+} daemon_hub_callbacks;
+
+typedef struct daemon_hub daemon_hub;
+
+stts_status daemon_hub_new(const daemon_hub_params *p, const daemon_hub_callbacks *cb, void *user,
+                           daemon_hub **out, stts_error *err);
+void daemon_hub_free(daemon_hub *h);
+/* One hook payload, acted on by hook_event_name. *what gets a short word
+ * for the reply and the log ("spoken", "duplicate", "ignored", ...).
+ * Fails on a payload without session_id or hook_event_name, or NOMEM. */
+stts_status daemon_hub_hook(daemon_hub *h, json_t *payload, const char **what, stts_error *err);
+/* A pipe client's stream-json line, and its end of input. */
+stts_status daemon_hub_line(daemon_hub *h, const char *session, const char *line, size_t len, stts_error *err);
+void daemon_hub_end(daemon_hub *h, const char *session);
+/* Idle timers of every session's text stage. */
+void daemon_hub_tick(daemon_hub *h, uint64_t now_ns);
+uint64_t daemon_hub_deadline(const daemon_hub *h);
+/* Sessions known (registered or with speech), as a JSON array of ids. */
+json_t *daemon_hub_sessions(const daemon_hub *h);
+/* Sentences emitted so far, all sessions. */
+uint64_t daemon_hub_sentences(const daemon_hub *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

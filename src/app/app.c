@@ -1,0 +1,253 @@
+/* app.c - the program's assembly (see include/stts_app.h): model search
+ * and load, voice, audio output, notice language and the signal thread,
+ * used by the pipe mode and by the daemon alike. */
+#define _POSIX_C_SOURCE 200809L
+#include "stts_app.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stts_text.h"
+
+#ifndef STTS_SOURCE_DIR
+#define STTS_SOURCE_DIR ""
+#endif
+
+struct app {
+    app_params p;
+    char src[32], tgt[32];
+    nllb_model *model;
+    tts_synth *synth;
+    audio_sink *sink;
+    char model_dir[PATH_MAX];
+    const char *why;
+    int demo, raw;
+    double load_ms;
+};
+
+void app_default_params(app_params *p) {
+    memset(p, 0, sizeof *p);
+    p->src = "eng_Latn";
+    p->tgt = "jpn_Jpan";
+    p->translate = 1;
+    p->speed = 1.0;
+}
+
+stts_status app_check_languages(const char *src, const char *tgt, stts_error *err) {
+    const char *codes[2] = {src, tgt};
+    for (int k = 0; k < 2; k++) {
+        int known = 0;
+        for (int i = 0; i < nllb_num_languages() && !known; i++) known = strcmp(codes[k], nllb_language_code(i)) == 0;
+        if (!known)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                  "unknown language code '%s' for --%s: NLLB codes look like eng_Latn or "
+                                  "jpn_Jpan (stream-tts translate --list-languages)", codes[k], k ? "tgt" : "src");
+    }
+    return STTS_OK;
+}
+
+static int is_model_dir(const char *dir) {
+    char p[PATH_MAX];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    return stat(p, &st) == 0;
+}
+
+stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const char **why, stts_error *err) {
+    if (flag_model) { snprintf(dir, cap, "%s", flag_model); *why = "--model"; return STTS_OK; }
+    const char *env = getenv("STREAM_TTS_MODEL");
+    if (env && *env) { snprintf(dir, cap, "%s", env); *why = "$STREAM_TTS_MODEL"; return STTS_OK; }
+    const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    char p[PATH_MAX] = "";
+    if (x && *x) snprintf(p, sizeof p, "%s/stream-tts/models/nllb-200-distilled-600M", x);
+    else if (home && *home) snprintf(p, sizeof p, "%s/.local/share/stream-tts/models/nllb-200-distilled-600M", home);
+    if (p[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "installed NLLB-200-distilled-600M"; return STTS_OK; }
+    /* The demo model: next to the executable in a build or install tree,
+     * then in the source tree this binary was built from. */
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        const char *rel[] = {"/../../models/demo-en-ja", "/../share/stream-tts/models/demo-en-ja", "/../models/demo-en-ja"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(p, sizeof p, "%s%s", exe, rel[i]);
+            if (is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return STTS_OK; }
+        }
+    }
+    snprintf(p, sizeof p, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
+    if (STTS_SOURCE_DIR[0] && is_model_dir(p)) { snprintf(dir, cap, "%s", p); *why = "the bundled demo model"; return STTS_OK; }
+    return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                          "no translation model found: give --model DIR, set $STREAM_TTS_MODEL, or install one with "
+                          "scripts/fetch-model nllb-200-distilled-600M (or use --no-translate)");
+}
+
+stts_status app_open(const app_params *p, app **out, stts_error *err) {
+    *out = NULL;
+    app *a = calloc(1, sizeof *a);
+    if (!a) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    a->p = *p;
+    snprintf(a->src, sizeof a->src, "%s", p->src ? p->src : "eng_Latn");
+    snprintf(a->tgt, sizeof a->tgt, "%s", p->tgt ? p->tgt : "jpn_Jpan");
+    a->p.src = a->src;
+    a->p.tgt = a->tgt;
+    a->why = "";
+    a->raw = p->output && strcmp(p->output, "-") == 0;
+    stts_status st = app_check_languages(a->src, a->tgt, err);
+    if (st == STTS_OK && p->translate) {
+        st = app_pick_model(p->model, a->model_dir, sizeof a->model_dir, &a->why, err);
+        if (st == STTS_OK) {
+            nllb_model_params mp = nllb_model_default_params();
+            mp.threads = p->threads;
+            uint64_t t = stts_now_ns();
+            st = nllb_model_load(a->model_dir, &mp, &a->model, err);
+            a->load_ms = (double)(stts_now_ns() - t) / 1e6;
+        }
+        if (st == STTS_OK) {
+            a->demo = strstr(a->why, "demo") != NULL;
+            if (a->demo && (strcmp(a->src, "eng_Latn") != 0 || strcmp(a->tgt, "jpn_Jpan") != 0))
+                st = stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                                    "the demo model only translates eng_Latn to jpn_Jpan; install NLLB with "
+                                    "scripts/fetch-model nllb-200-distilled-600M for %s -> %s", a->src, a->tgt);
+        }
+    }
+    if (st == STTS_OK) {
+        tts_params tp;
+        tts_default_params(&tp);
+        tp.lang = app_speak_lang(a);
+        tp.voice = p->voice;
+        tp.speed = p->speed;
+        tp.pitch = p->pitch;
+        tp.volume_db = p->volume_db;
+        tp.user_dict = p->user_dict;
+        if (p->tts_command) { tp.command = p->tts_command; tp.backend = TTS_BACKEND_COMMAND; }
+        st = tts_open(&tp, &a->synth, err);
+    }
+    if (st == STTS_OK) {
+        audio_params ap;
+        audio_default_params(&ap);
+        ap.sample_rate = tts_sample_rate(a->synth);
+        ap.device = p->audio_device;
+        if (p->output) {
+            if (a->raw) { ap.kind = AUDIO_SINK_RAW; ap.fd = 1; }
+            else { ap.kind = AUDIO_SINK_WAV; ap.path = p->output; }
+        }
+        st = audio_open(&ap, &a->sink, err);
+    }
+    if (st != STTS_OK) {
+        app_close(a, 1, NULL);
+        return st;
+    }
+    *out = a;
+    return STTS_OK;
+}
+
+stts_status app_close(app *a, int abort_audio, stts_error *err) {
+    if (!a) return STTS_OK;
+    stts_status st = STTS_OK;
+    if (a->sink) {
+        if (abort_audio) audio_abort(a->sink);
+        st = audio_close(a->sink, err);
+    }
+    tts_close(a->synth);
+    nllb_model_free(a->model);
+    free(a);
+    return st;
+}
+
+nllb_model *app_model(const app *a) { return a->model; }
+tts_synth *app_synth(const app *a) { return a->synth; }
+audio_sink *app_sink(const app *a) { return a->sink; }
+const char *app_model_dir(const app *a) { return a->model ? a->model_dir : ""; }
+const char *app_model_why(const app *a) { return a->why; }
+int app_model_is_demo(const app *a) { return a->demo; }
+double app_model_load_ms(const app *a) { return a->load_ms; }
+const char *app_speak_lang(const app *a) { return a->p.translate ? a->tgt : a->src; }
+int app_sink_is_raw(const app *a) { return a->raw; }
+int app_sink_is_file(const app *a) { return a->p.output != NULL; }
+const char *app_device_name(const app *a) {
+    if (!a->p.output) return a->p.audio_device ? a->p.audio_device : "default sound device";
+    return a->raw ? "raw PCM on stdout" : a->p.output;
+}
+
+const char *app_notice_lang(const char *current, const char *speak_lang, char *buf, size_t cap) {
+    if (current && strcmp(current, "eng_Latn") != 0) return current;   /* chosen with --notice-lang */
+    for (const char *const *l = text_phrase_languages(); *l; l++) {
+        if (strcmp(*l, speak_lang) == 0) {
+            snprintf(buf, cap, "%s", speak_lang);
+            return buf;
+        }
+    }
+    return current ? current : "eng_Latn";
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+void app_signals_block(sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+void app_signals_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
+struct app_sigwatch {
+    pthread_t th;
+    app_signal_fn fn;
+    void *user;
+    atomic_int done, sig;
+};
+
+static void *sigwatch_main(void *arg) {
+    app_sigwatch *w = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    struct timespec tick = {0, 100000000};
+    while (!atomic_load(&w->done)) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            atomic_store(&w->sig, sig);
+            w->fn(w->user, sig);
+            break;
+        }
+    }
+    return NULL;
+}
+
+stts_status app_sigwatch_start(app_signal_fn fn, void *user, app_sigwatch **out, stts_error *err) {
+    *out = NULL;
+    app_sigwatch *w = calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    w->fn = fn;
+    w->user = user;
+    if (pthread_create(&w->th, NULL, sigwatch_main, w) != 0) {
+        free(w);
+        return stts_error_set(err, STTS_ERR_INTERNAL, "cannot start the signal thread");
+    }
+    *out = w;
+    return STTS_OK;
+}
+
+int app_sigwatch_stop(app_sigwatch *w) {
+    if (!w) return 0;
+    atomic_store(&w->done, 1);
+    pthread_join(w->th, NULL);
+    int sig = atomic_load(&w->sig);
+    free(w);
+    return sig;
+}

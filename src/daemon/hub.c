@@ -1,0 +1,423 @@
+/* hub.c - hook payloads and pipe clients' lines in, sentences out, per
+ * session (see include/stts_daemon.h and docs/PROTOCOL.md).
+ *
+ * Each session has its own text stage (markdown state and segmenter), so
+ * sessions never split each other's sentences. The MessageDisplay/Stop
+ * reconciliation follows ../shared/docs/claude-code-hooks.md §5.3: every
+ * message of the current turn keeps the text that was handed to the text
+ * stage; a Stop's last_assistant_message L is compared with them after
+ * whitespace normalisation: equal to one -> nothing; one is a prefix of L ->
+ * only the rest; otherwise L entirely (recorded, so a repeated Stop, e.g.
+ * the continuation with stop_hook_active, says nothing again). */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stts_daemon.h"
+
+enum { MAX_MSGS = 64 };   /* messages remembered per turn */
+
+typedef struct {
+    char *id;
+    char *text;            /* everything handed to the text stage for it */
+    size_t len, cap;
+    long next_index;       /* next MessageDisplay batch expected */
+    int final;
+    int aside;             /* a notification or notice, not an assistant message */
+} msg;
+
+typedef struct session {
+    struct session *next;
+    char *id;
+    text_stream *ts;       /* hook text */
+    ingest_frontend *fe;   /* pipe client's stream-json, made on first line */
+    char *turn_id;
+    msg msgs[MAX_MSGS];
+    int n_msgs;
+    const char *cur_id;    /* message the text stage is speaking (for sentences) */
+    unsigned long stop_n;
+    struct daemon_hub *hub;
+} session;
+
+struct daemon_hub {
+    daemon_hub_params p;
+    char notice_lang[32];
+    char *notify;
+    daemon_hub_callbacks cb;
+    void *user;
+    session *sessions;
+    uint64_t seq;
+};
+
+void daemon_hub_default_params(daemon_hub_params *p) {
+    memset(p, 0, sizeof *p);
+    text_default_params(&p->text);
+    p->stop_on_prompt = 1;
+    p->notify_types = "permission_prompt,idle_prompt,elicitation_dialog";
+    p->speak_stop_failure = 1;
+}
+
+static void emit(session *s, const char *msg_id, const text_sentence *t, uint64_t line_no) {
+    daemon_hub *h = s->hub;
+    ingest_sentence is = {.text = t->text, .len = t->len, .kind = t->kind, .lang = t->lang,
+                          .message_id = msg_id ? msg_id : "", .seq = h->seq++, .line_no = line_no,
+                          .arrival_ns = t->arrival_ns, .emit_ns = stts_now_ns()};
+    h->cb.sentence(h->user, s->id, &is);
+}
+
+static void on_text(void *user, const text_sentence *t) {
+    session *s = user;
+    emit(s, s->cur_id, t, 0);
+}
+
+static void on_line_sentence(void *user, const ingest_sentence *in) {
+    session *s = user;
+    ingest_sentence is = *in;
+    is.seq = s->hub->seq++;
+    s->hub->cb.sentence(s->hub->user, s->id, &is);
+}
+
+static void on_line_warn(void *user, uint64_t line_no, const char *m) {
+    (void)user; (void)line_no; (void)m;   /* a bad line is skipped; the pipe client saw it */
+}
+
+static void msgs_clear(session *s) {
+    for (int k = 0; k < s->n_msgs; k++) { free(s->msgs[k].id); free(s->msgs[k].text); }
+    s->n_msgs = 0;
+    s->cur_id = NULL;
+}
+
+static void session_free(session *s) {
+    if (!s) return;
+    msgs_clear(s);
+    text_stream_free(s->ts);
+    ingest_frontend_free(s->fe);
+    free(s->turn_id);
+    free(s->id);
+    free(s);
+}
+
+static session *find(daemon_hub *h, const char *id) {
+    for (session *s = h->sessions; s; s = s->next)
+        if (strcmp(s->id, id) == 0) return s;
+    return NULL;
+}
+
+static session *get(daemon_hub *h, const char *id, stts_error *err) {
+    session *s = find(h, id);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->id = strdup(id))) {
+        free(s);
+        stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->hub = h;
+    if (text_stream_new(&h->p.text, on_text, s, &s->ts, err) != STTS_OK) {
+        session_free(s);
+        return NULL;
+    }
+    s->next = h->sessions;
+    h->sessions = s;
+    return s;
+}
+
+static void forget(daemon_hub *h, session *s) {
+    for (session **pp = &h->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) { *pp = s->next; break; }
+    session_free(s);
+}
+
+stts_status daemon_hub_new(const daemon_hub_params *p, const daemon_hub_callbacks *cb, void *user,
+                           daemon_hub **out, stts_error *err) {
+    *out = NULL;
+    daemon_hub *h = calloc(1, sizeof *h);
+    if (!h) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    h->p = *p;
+    snprintf(h->notice_lang, sizeof h->notice_lang, "%s", p->text.notice_lang ? p->text.notice_lang : "eng_Latn");
+    h->p.text.notice_lang = h->notice_lang;
+    h->notify = strdup(p->notify_types ? p->notify_types : "");
+    if (!h->notify) { free(h); return stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); }
+    h->cb = *cb;
+    h->user = user;
+    *out = h;
+    return STTS_OK;
+}
+
+void daemon_hub_free(daemon_hub *h) {
+    if (!h) return;
+    while (h->sessions) forget(h, h->sessions);
+    free(h->notify);
+    free(h);
+}
+
+/* ---- reconciliation ------------------------------------------------------------ */
+
+/* Offset in l just after the part matching m, comparing with every run of
+ * white space as one space and ignoring leading/trailing white space of m;
+ * -1 when m (so normalised) is not a prefix of l. */
+static long prefix_offset(const char *m, size_t mn, const char *l, size_t ln) {
+    size_t i = 0, j = 0;
+    while (i < mn && isspace((unsigned char)m[i])) i++;
+    while (j < ln && isspace((unsigned char)l[j])) j++;
+    while (i < mn) {
+        if (isspace((unsigned char)m[i])) {
+            while (i < mn && isspace((unsigned char)m[i])) i++;
+            if (i == mn) break;   /* m's trailing white space */
+            if (j >= ln || !isspace((unsigned char)l[j])) return -1;
+            while (j < ln && isspace((unsigned char)l[j])) j++;
+            continue;
+        }
+        if (j >= ln || m[i] != l[j]) return -1;
+        i++;
+        j++;
+    }
+    return (long)j;
+}
+
+static int all_space(const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (!isspace((unsigned char)s[k])) return 0;
+    return 1;
+}
+
+static msg *find_msg(session *s, const char *id) {
+    for (int k = 0; k < s->n_msgs; k++)
+        if (strcmp(s->msgs[k].id, id) == 0) return &s->msgs[k];
+    return NULL;
+}
+
+static msg *new_msg(session *s, const char *id, stts_error *err) {
+    if (s->n_msgs == MAX_MSGS) {   /* a very long turn: forget the oldest */
+        free(s->msgs[0].id);
+        free(s->msgs[0].text);
+        memmove(s->msgs, s->msgs + 1, (MAX_MSGS - 1) * sizeof s->msgs[0]);
+        s->n_msgs--;
+    }
+    msg *m = &s->msgs[s->n_msgs];
+    memset(m, 0, sizeof *m);
+    if (!(m->id = strdup(id))) { stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); return NULL; }
+    s->n_msgs++;
+    return m;
+}
+
+static int msg_append(msg *m, const char *t, size_t n) {
+    if (m->len + n + 1 > m->cap) {
+        size_t nc = m->cap ? m->cap : 256;
+        while (nc < m->len + n + 1) nc *= 2;
+        char *g = realloc(m->text, nc);
+        if (!g) return -1;
+        m->text = g;
+        m->cap = nc;
+    }
+    memcpy(m->text + m->len, t, n);
+    m->len += n;
+    m->text[m->len] = '\0';
+    return 0;
+}
+
+/* Speaks t as (more of) message m. */
+static stts_status speak(session *s, msg *m, const char *t, size_t n, int end, stts_error *err) {
+    uint64_t now = stts_now_ns();
+    if (s->cur_id && s->cur_id != m->id) text_stream_end(s->ts, now);   /* the previous message is over */
+    s->cur_id = m->id;
+    if (msg_append(m, t, n) != 0) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    if (n && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
+    if (end) {
+        m->final = 1;
+        text_stream_end(s->ts, now);
+    }
+    return STTS_OK;
+}
+
+static void new_turn(session *s) {
+    text_stream_end(s->ts, stts_now_ns());
+    msgs_clear(s);
+}
+
+static const char *str(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static stts_status on_message_display(session *s, json_t *pl, const char **what, stts_error *err) {
+    if (json_object_get(pl, "agent_id")) { *what = "ignored (subagent)"; return STTS_OK; }
+    const char *mid = str(pl, "message_id"), *turn = str(pl, "turn_id");
+    json_t *delta = json_object_get(pl, "delta"), *idx = json_object_get(pl, "index");
+    if (!mid || !json_is_string(delta))
+        return stts_error_set(err, STTS_ERR_FORMAT, "MessageDisplay payload needs \"message_id\" and \"delta\" strings");
+    if (turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
+        if (s->turn_id) new_turn(s);
+        free(s->turn_id);
+        if (!(s->turn_id = strdup(turn))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    }
+    msg *m = find_msg(s, mid);
+    if (!m && !(m = new_msg(s, mid, err))) return err->code;
+    long index = json_is_integer(idx) ? (long)json_integer_value(idx) : m->next_index;
+    if (m->final) { *what = "ignored (message already complete)"; return STTS_OK; }
+    if (index < m->next_index) { *what = "duplicate"; return STTS_OK; }
+    m->next_index = index + 1;
+    *what = "spoken";
+    return speak(s, m, json_string_value(delta), json_string_length(delta), json_is_true(json_object_get(pl, "final")),
+                 err);
+}
+
+static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error *err) {
+    json_t *lv = json_object_get(pl, "last_assistant_message");
+    if (!json_is_string(lv) || all_space(json_string_value(lv), json_string_length(lv))) {
+        *what = "nothing to reconcile";
+        return STTS_OK;
+    }
+    const char *l = json_string_value(lv);
+    size_t ln = json_string_length(lv);
+    /* The message the live path is speaking (the latest assistant message)
+     * may be a prefix; notifications spoken meanwhile do not count. */
+    int latest = s->n_msgs - 1;
+    while (latest >= 0 && s->msgs[latest].aside) latest--;
+    for (int k = s->n_msgs - 1; k >= 0; k--) {
+        msg *m = &s->msgs[k];
+        if (m->aside) continue;
+        long off = prefix_offset(m->text ? m->text : "", m->len, l, ln);
+        if (off < 0) continue;
+        if (all_space(l + off, ln - (size_t)off)) {
+            *what = "already spoken";
+            if (!m->final && s->cur_id == m->id) { m->final = 1; text_stream_end(s->ts, stts_now_ns()); }
+            return STTS_OK;
+        }
+        if (k == latest) {
+            *what = "rest spoken";
+            return speak(s, m, l + off, ln - (size_t)off, 1, err);
+        }
+    }
+    char id[64];
+    snprintf(id, sizeof id, "stop-%lu", ++s->stop_n);
+    msg *m = new_msg(s, id, err);
+    if (!m) return err->code;
+    *what = "spoken from last_assistant_message";
+    return speak(s, m, l, ln, 1, err);
+}
+
+static int listed(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && strncmp(p, word, n) == 0) return 1;
+        p += k + (e ? 1 : 0);
+    }
+    return 0;
+}
+
+/* A short English sentence said as its own message (translated like speech). */
+static stts_status say(session *s, const char *id, const char *text, stts_error *err) {
+    msg *m = new_msg(s, id, err);
+    if (!m) return err->code;
+    m->aside = 1;
+    return speak(s, m, text, strlen(text), 1, err);
+}
+
+stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_error *err) {
+    *what = "ignored";
+    const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
+    if (!sid || !*sid || !ev)
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
+    if (strcmp(ev, "SessionEnd") == 0) {
+        session *s = find(h, sid);
+        if (h->p.drop_on_session_end) h->cb.stop(h->user, sid);
+        else if (s) text_stream_end(s->ts, stts_now_ns());
+        if (s) forget(h, s);
+        *what = h->p.drop_on_session_end ? "session dropped" : "session finished";
+        return STTS_OK;
+    }
+    session *s = get(h, sid, err);
+    if (!s) return err->code;
+    if (strcmp(ev, "MessageDisplay") == 0) return on_message_display(s, pl, what, err);
+    if (strcmp(ev, "Stop") == 0 || strcmp(ev, "SubagentStop") == 0) return on_stop(s, pl, what, err);
+    if (strcmp(ev, "UserPromptSubmit") == 0) {
+        /* Barge-in: what was said of the last turn no longer matters. */
+        if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);
+        text_stream_free(s->ts);
+        s->ts = NULL;
+        msgs_clear(s);
+        free(s->turn_id);
+        s->turn_id = NULL;
+        if (text_stream_new(&h->p.text, on_text, s, &s->ts, err) != STTS_OK) { forget(h, s); return err->code; }
+        *what = h->p.stop_on_prompt ? "stopped" : "new turn";
+        return STTS_OK;
+    }
+    if (strcmp(ev, "Notification") == 0) {
+        const char *type = str(pl, "notification_type"), *m = str(pl, "message");
+        if (!m || !type || !listed(h->notify, type)) { *what = "not spoken (type)"; return STTS_OK; }
+        *what = "spoken";
+        return say(s, "notification", m, err);
+    }
+    if (strcmp(ev, "StopFailure") == 0) {
+        if (!h->p.speak_stop_failure) return STTS_OK;
+        const char *e = str(pl, "error");
+        char text[160];
+        char word[64] = "an error";
+        if (e) {
+            snprintf(word, sizeof word, "%s", e);
+            for (char *c = word; *c; c++)
+                if (*c == '_' || !isalnum((unsigned char)*c)) *c = ' ';
+        }
+        snprintf(text, sizeof text, "Claude Code stopped: %s.", word);
+        *what = "spoken";
+        return say(s, "stop-failure", text, err);
+    }
+    if (strcmp(ev, "SessionStart") == 0) { *what = "registered"; return STTS_OK; }
+    return STTS_OK;
+}
+
+stts_status daemon_hub_line(daemon_hub *h, const char *sid, const char *line, size_t len, stts_error *err) {
+    session *s = get(h, sid, err);
+    if (!s) return err->code;
+    if (!s->fe) {
+        ingest_params ip;
+        ingest_default_params(&ip);
+        ip.text = h->p.text;
+        if (ingest_frontend_new(&ip, on_line_sentence, on_line_warn, s, &s->fe, err) != STTS_OK) return err->code;
+    }
+    ingest_stats st;
+    ingest_frontend_stats(s->fe, &st);
+    uint64_t no = st.lines + 1;
+    return ingest_frontend_feed(s->fe, line, len, no, stts_now_ns(), 0, err);
+}
+
+void daemon_hub_end(daemon_hub *h, const char *sid) {
+    session *s = find(h, sid);
+    if (!s) return;
+    if (s->fe) ingest_frontend_finish(s->fe, stts_now_ns());
+    forget(h, s);
+}
+
+void daemon_hub_tick(daemon_hub *h, uint64_t now) {
+    for (session *s = h->sessions; s; s = s->next) {
+        uint64_t d = text_stream_deadline(s->ts);
+        if (d && d <= now) text_stream_tick(s->ts, now);
+        if (s->fe) {
+            d = ingest_frontend_deadline(s->fe);
+            if (d && d <= now) ingest_frontend_tick(s->fe, now);
+        }
+    }
+}
+
+uint64_t daemon_hub_deadline(const daemon_hub *h) {
+    uint64_t best = 0;
+    for (const session *s = h->sessions; s; s = s->next) {
+        uint64_t d = text_stream_deadline(s->ts);
+        if (d && (!best || d < best)) best = d;
+        if (s->fe && (d = ingest_frontend_deadline(s->fe)) && (!best || d < best)) best = d;
+    }
+    return best;
+}
+
+json_t *daemon_hub_sessions(const daemon_hub *h) {
+    json_t *a = json_array();
+    for (const session *s = h->sessions; s && a; s = s->next) json_array_append_new(a, json_string(s->id));
+    return a;
+}
+
+uint64_t daemon_hub_sentences(const daemon_hub *h) { return h->seq; }

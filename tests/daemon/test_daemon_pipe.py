@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""test_daemon_pipe.py STREAM_TTS SOURCE_DIR SHARED_DIR - the pipe mode
+through a running daemon (--daemon auto|always|never): the sample session
+piped to `stream-tts` is spoken by the daemon (every speech sentence once,
+in order, under a pipe-* session); --daemon always without a daemon is a
+clear error; the daemon killed mid-stream: the pipe client finishes the
+input in-process (its own --output/--metrics)."""
+import json, os, signal, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Daemon, cleanup, read, scratch, wait_for  # noqa: E402
+
+BIN, SRC, SHARED = sys.argv[1:4]
+VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
+SAMPLE = os.path.join(SRC, "samples/session.jsonl")
+if not os.path.exists(VOICE):
+    print("SKIP: voice %s not found" % VOICE)
+    sys.exit(77)
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+tmp = scratch("stts-pipe-")
+env = dict(os.environ, HOME=tmp, XDG_CONFIG_HOME="", XDG_DATA_HOME="", STREAM_TTS_MODEL="")
+dry = [json.loads(l) for l in subprocess.run([BIN, "--dry-run", "--json", "--input", SAMPLE], capture_output=True,
+                                             text=True, env=env, check=True).stdout.splitlines()]
+speech = [r["text"] for r in dry if r["kind"] == "speech"]
+
+# --daemon always, none listening.
+env["STREAM_TTS_SOCKET"] = os.path.join(tmp, "none", "socket")
+r = subprocess.run([BIN, "--daemon", "always", "--input", SAMPLE, "--voice", VOICE], capture_output=True, text=True,
+                   env=env, timeout=120)
+check(r.returncode == 1 and "no stream-tts daemon is listening" in r.stderr, "always without daemon: %d %s" % (r.returncode, r.stderr))
+
+# auto, with a daemon: the daemon speaks it.
+d = Daemon(BIN, VOICE, tmp, "pd", extra=["--gap-ms", "0"], pace=False)   # as fast as it can
+env["STREAM_TTS_SOCKET"] = d.sock
+r = subprocess.run([BIN, "--input", SAMPLE, "--voice", VOICE], capture_output=True, text=True, env=env, timeout=600)
+check(r.returncode == 0 and "speaking through the daemon" in r.stderr, "pipe via daemon: %d %s" % (r.returncode, r.stderr))
+recs = d.records()
+got = [x["source"] for x in recs if x["kind"] == "speech"]
+check(got == speech, "daemon spoke %d of %d speech sentences, in order: %r" % (len(got), len(speech), got[:3]))
+check(len(recs) == len(dry), "%d records for %d sentences" % (len(recs), len(dry)))
+check(recs and all(x["session"].startswith("pipe-") for x in recs), "pipe session ids")
+# never: in-process even with a daemon listening (its own output).
+r = subprocess.run([BIN, "--daemon", "never", "--input", SAMPLE, "--voice", VOICE, "--output",
+                    os.path.join(tmp, "never.wav")], capture_output=True, text=True, env=env, timeout=600)
+check(r.returncode == 0 and "through the daemon" not in r.stderr and os.path.getsize(os.path.join(tmp, "never.wav")) > 44,
+      "--daemon never: %d %s" % (r.returncode, r.stderr[-300:]))
+check(d.close() == 0, "daemon exit")
+
+# The daemon killed mid-stream: the client goes on in-process.
+d = Daemon(BIN, VOICE, tmp, "pk", extra=["--gap-ms", "0"])
+env["STREAM_TTS_SOCKET"] = d.sock
+lines = open(SAMPLE, "rb").read().splitlines(keepends=True)
+half = len(lines) // 2
+fb_wav, fb_m = os.path.join(tmp, "fb.wav"), os.path.join(tmp, "fb.jsonl")
+c = subprocess.Popen([BIN, "--daemon", "always", "--voice", VOICE, "--output", fb_wav, "--metrics", fb_m],
+                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "c.err"), "w"),
+                     env=env)
+c.stdin.write(b"".join(lines[:half]))
+c.stdin.flush()
+wait_for(lambda: len(d.records()) >= 1, "the daemon to speak the first half")
+d.p.send_signal(signal.SIGKILL)
+d.p.wait()
+c.stdin.write(b"".join(lines[half:]))
+c.stdin.close()
+rc = c.wait(600)
+err = read(os.path.join(tmp, "c.err"))
+check(rc == 0 and "speaking in-process from here on" in err, "fallback: %d %s" % (rc, err[-500:]))
+fb = [json.loads(l) for l in read(fb_m).splitlines()]
+fb_speech = [x["source"] for x in fb if x["kind"] == "speech"]
+# From the next line on: the first sentence may be the rest of one the daemon
+# had begun; the others are the session's last sentences, in order.
+tail = fb_speech[1:]
+check(fb_speech and fb_speech[-1] == speech[-1] and tail == speech[len(speech) - len(tail):],
+      "in-process part is the tail of the session: %r" % fb_speech[:3])
+print("%d passed, %d failed" % (passed, failed))
+cleanup(failed > 0)
+sys.exit(1 if failed else 0)

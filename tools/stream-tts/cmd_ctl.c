@@ -1,0 +1,160 @@
+/* cmd_ctl.c - `stream-tts ctl stop|skip|pause|resume|replay [N]|speed X|
+ * mute [SESSION]|unmute [SESSION]|status [--json]`: one request to the
+ * daemon (docs/PROTOCOL.md), its reply printed. Exit 0 when the daemon
+ * answered ok, 1 when it refused or none is listening, 2 on bad usage. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "frontend_opts.h"
+#include "stts_daemon.h"
+
+static void usage(FILE *f) {
+    fputs("usage: stream-tts ctl [--socket PATH] COMMAND\n"
+          "  stop                    silence now and drop everything queued\n"
+          "  skip                    end the sentence playing now\n"
+          "  pause | resume          hold playback; resume continues from the same sample\n"
+          "  replay [N]              say the last N sentences again (default 1, at most 16)\n"
+          "  speed X                 speech rate for the next sentences (0.25 to 4)\n"
+          "  mute [SESSION]          silence one session (or all) until unmute\n"
+          "  unmute [SESSION]\n"
+          "  status [--json]         sessions, queue, lag, model, device\n"
+          "The socket is --socket, else $STREAM_TTS_SOCKET, $XDG_RUNTIME_DIR/stream-tts/socket,\n"
+          "/tmp/stream-tts-$UID/socket.\n", f);
+}
+
+int cmd_ctl(int argc, char **argv) {
+    const char *sock_flag = NULL, *cmd = NULL, *arg = NULL;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        if ((v = cli_flag_value("--socket", argc, argv, &i, &missing)) || missing) {
+            if (missing) { fprintf(stderr, "stream-tts ctl: --socket needs a path\n"); return 2; }
+            sock_flag = v;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = 1;
+        } else if (!cmd) {
+            cmd = argv[i];
+        } else if (!arg) {
+            arg = argv[i];
+        } else {
+            fprintf(stderr, "stream-tts ctl: unexpected '%s' (see stream-tts ctl --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!cmd) { usage(stderr); return 2; }
+    json_t *rq = json_object();
+    json_object_set_new(rq, "v", json_integer(DAEMON_PROTOCOL_VERSION));
+    const char *ops[] = {"stop", "skip", "pause", "resume", "replay", "speed", "mute", "unmute", "status"};
+    size_t k = 0;
+    while (k < sizeof ops / sizeof ops[0] && strcmp(ops[k], cmd) != 0) k++;
+    if (k == sizeof ops / sizeof ops[0]) {
+        fprintf(stderr, "stream-tts ctl: unknown command '%s' (see stream-tts ctl --help)\n", cmd);
+        json_decref(rq);
+        return 2;
+    }
+    json_object_set_new(rq, "op", json_string(cmd));
+    char *end;
+    if (!strcmp(cmd, "replay") && arg) {
+        long n = strtol(arg, &end, 10);
+        if (*end || n < 1 || n > 16) { fprintf(stderr, "stream-tts ctl: replay takes N from 1 to 16, got '%s'\n", arg); json_decref(rq); return 2; }
+        json_object_set_new(rq, "n", json_integer(n));
+    } else if (!strcmp(cmd, "speed")) {
+        double x = arg ? strtod(arg, &end) : 0;
+        if (!arg || *end || !(x >= 0.25 && x <= 4)) {
+            fprintf(stderr, "stream-tts ctl: speed takes a number from 0.25 to 4\n");
+            json_decref(rq);
+            return 2;
+        }
+        json_object_set_new(rq, "x", json_real(x));
+    } else if ((!strcmp(cmd, "mute") || !strcmp(cmd, "unmute")) && arg) {
+        json_object_set_new(rq, "session", json_string(arg));
+    } else if (arg) {
+        fprintf(stderr, "stream-tts ctl: '%s' takes no argument\n", cmd);
+        json_decref(rq);
+        return 2;
+    }
+    char *line = json_dumps(rq, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rq);
+    char path[108];
+    stts_error e;
+    if (!line || client_socket_path(sock_flag, path, sizeof path, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts ctl: %s\n", line ? e.msg : "out of memory");
+        free(line);
+        return 2;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        fprintf(stderr, "stream-tts ctl: no stream-tts daemon is listening on %s (%s); start one with "
+                        "stream-tts serve\n", path, strerror(errno));
+        free(line);
+        if (fd >= 0) close(fd);
+        return 1;
+    }
+    size_t n = strlen(line);
+    line[n] = '\n';   /* json_dumps leaves room only for the NUL: send it as two writes instead */
+    line[n] = '\0';
+    int ok = send(fd, line, n, MSG_NOSIGNAL) == (ssize_t)n && send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+    free(line);
+    char buf[65536];
+    size_t got = 0;
+    /* A stop waits for the player to let go (at most 1 s); 10 s covers a loaded machine. */
+    while (ok && got < sizeof buf - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 10000) <= 0) { ok = 0; break; }
+        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (r <= 0) { ok = got > 0; break; }
+        got += (size_t)r;
+        if (memchr(buf, '\n', got)) break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    if (!ok || !got) {
+        fprintf(stderr, "stream-tts ctl: the daemon on %s did not answer\n", path);
+        return 1;
+    }
+    json_error_t je;
+    json_t *r = json_loads(buf, 0, &je);
+    if (!r) { fprintf(stderr, "stream-tts ctl: unreadable reply: %s", buf); return 1; }
+    int rc = json_is_true(json_object_get(r, "ok")) ? 0 : 1;
+    if (rc) {
+        fprintf(stderr, "stream-tts ctl: %s\n", json_string_value(json_object_get(r, "error")));
+    } else if (as_json) {
+        fputs(buf, stdout);
+    } else if (!strcmp(cmd, "status")) {
+        printf("state %s, pid %lld, socket %s\n", json_string_value(json_object_get(r, "state")),
+               (long long)json_integer_value(json_object_get(r, "pid")), path);
+        printf("model %s\noutput %s\n", json_string_value(json_object_get(r, "model")),
+               json_string_value(json_object_get(r, "device")));
+        printf("queue %lld, lag %.1f s, spoken %lld%s\n", (long long)json_integer_value(json_object_get(r, "queue")),
+               json_number_value(json_object_get(r, "lag")), (long long)json_integer_value(json_object_get(r, "spoken")),
+               json_is_true(json_object_get(r, "paused")) ? ", paused" : "");
+        json_t *ss = json_object_get(r, "sessions");
+        printf("sessions %zu", json_array_size(ss));
+        for (size_t i = 0; i < json_array_size(ss); i++)
+            printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(ss, i)));
+        printf("\n");
+    } else if (!strcmp(cmd, "stop")) {
+        printf("stopped in %.1f ms (%lld sentences dropped)\n", json_number_value(json_object_get(r, "stop_ms")),
+               (long long)json_integer_value(json_object_get(r, "dropped")));
+    } else {
+        printf("ok\n");
+    }
+    json_decref(r);
+    return rc;
+}

@@ -1,0 +1,815 @@
+/* cmd_serve.c - `stream-tts serve`: the per-user daemon. It listens on a
+ * Unix socket (docs/PROTOCOL.md) before loading anything, then loads the
+ * model, voice and audio output once (stts_app) and keeps one speech
+ * pipeline warm for every session: one audio queue, sentences in arrival
+ * order (or newest session first), per-session mute, optional cue on a
+ * change of session.
+ *
+ * Threads: the main thread runs the poll loop (accept, read request lines,
+ * answer, hook hub, spool, idle timers); the speaker thread loads the
+ * model and pushes queued sentences into the pipeline (pipeline_push
+ * blocks when the pipeline is full, which must never hold the poll loop);
+ * the pipeline's own three threads; the signal thread. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "frontend_opts.h"
+#include "pipeline_run.h"
+#include "stts_app.h"
+#include "stts_client.h"
+#include "stts_daemon.h"
+#include "stts_pipeline.h"
+
+enum { MAX_CLIENTS = 64 };
+
+/* A sentence waiting for the pipeline (owned by the pending list). */
+typedef struct pend {
+    struct pend *next;
+    char *session;
+    char *text, *lang, *message_id;
+    size_t len;
+    text_kind kind;
+    uint64_t seq, arrival_ns, emit_ns;
+} pend;
+
+typedef struct {
+    int fd;
+    char *buf;
+    size_t len, cap;
+    char *waiting_end;   /* end {"wait":true}: session whose speech must finish first */
+} client;
+
+typedef struct {
+    /* settings */
+    pipeline_opts po;
+    char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
+    int pace, newest_first, cue;
+    double idle_exit_s;
+    FILE *log;
+    pthread_mutex_t log_mu;
+
+    /* the pending list, between the poll loop and the speaker thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pend *head;
+    size_t n_pend;
+    int quit;
+    pipeline *pl;            /* set once loaded (under mu); freed by the main thread after the speaker ends */
+    app *app;
+    FILE *metrics;
+    char *muted_all;         /* non-NULL string "1" when everything is muted */
+    json_t *muted;           /* object: session -> true */
+    json_t *newest;          /* object: session -> prompt counter, for --order newest */
+    json_int_t prompt_n;
+    char last_session[260];
+    char state[32];          /* "loading", "ready", "failed" */
+    char model_desc[PATH_MAX + 64], device_desc[PATH_MAX];
+    double speed;
+    atomic_int sig;
+    int wake[2];             /* self-pipe: the signal thread wakes poll */
+    uint64_t last_activity;
+    daemon_hub *hub;
+} server;
+
+static void logf_(server *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(server *sv, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pthread_mutex_lock(&sv->log_mu);
+    if (sv->log) { fprintf(sv->log, "%s %s\n", ts, msg); fflush(sv->log); }
+    fprintf(stderr, "stream-tts serve: %s\n", msg);
+    pthread_mutex_unlock(&sv->log_mu);
+}
+
+static void pend_free(pend *p) {
+    if (!p) return;
+    free(p->session);
+    free(p->text);
+    free(p->lang);
+    free(p->message_id);
+    free(p);
+}
+
+static int is_muted(server *sv, const char *session) {
+    return sv->muted_all || (session && json_object_get(sv->muted, session));
+}
+
+/* Drops pending sentences of session (NULL: all). Called with mu held. */
+static size_t drop_pending(server *sv, const char *session) {
+    size_t n = 0;
+    for (pend **pp = &sv->head; *pp;) {
+        pend *p = *pp;
+        if (!session || strcmp(p->session, session) == 0) {
+            *pp = p->next;
+            pend_free(p);
+            sv->n_pend--;
+            n++;
+        } else {
+            pp = &p->next;
+        }
+    }
+    return n;
+}
+
+/* hub callbacks (poll-loop thread) */
+static void hub_sentence(void *user, const char *session, const ingest_sentence *s) {
+    server *sv = user;
+    pthread_mutex_lock(&sv->mu);
+    if (is_muted(sv, session)) { pthread_mutex_unlock(&sv->mu); return; }
+    pthread_mutex_unlock(&sv->mu);
+    pend *p = calloc(1, sizeof *p);
+    if (!p) return;
+    p->session = strdup(session);
+    p->text = strndup(s->text, s->len);
+    p->len = s->len;
+    p->lang = s->lang ? strdup(s->lang) : NULL;
+    p->message_id = strdup(s->message_id ? s->message_id : "");
+    p->kind = s->kind;
+    p->seq = s->seq;
+    p->arrival_ns = s->arrival_ns;
+    p->emit_ns = s->emit_ns;
+    if (!p->session || !p->text || !p->message_id || (s->lang && !p->lang)) {
+        pend_free(p);
+        logf_(sv, "out of memory: a sentence of session %s was dropped", session);
+        return;
+    }
+    pthread_mutex_lock(&sv->mu);
+    pend **pp = &sv->head;
+    while (*pp) pp = &(*pp)->next;
+    *pp = p;
+    sv->n_pend++;
+    pthread_cond_broadcast(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+}
+
+static int stop_session(server *sv, const char *session) {
+    pthread_mutex_lock(&sv->mu);
+    size_t n = drop_pending(sv, session);
+    pipeline *pl = sv->pl;
+    pthread_mutex_unlock(&sv->mu);
+    if (pl) n += (size_t)pipeline_stop(pl, session);
+    return (int)n;
+}
+
+static void hub_stop(void *user, const char *session) { stop_session(user, session); }
+
+/* ---- speaker thread ------------------------------------------------------------ */
+
+static void on_event(void *user, const pipeline_event *ev) {
+    server *sv = user;
+    if (ev->kind == PIPELINE_EV_LOG) logf_(sv, "%s", ev->message);
+}
+
+/* The next sentence to speak: arrival order, or with --order newest the
+ * oldest sentence of the session whose prompt came last. mu held. */
+static pend *take(server *sv) {
+    pend **best = &sv->head;
+    if (sv->newest_first && sv->head) {
+        json_int_t rank = -1;
+        for (pend **pp = &sv->head; *pp; pp = &(*pp)->next) {
+            json_t *r = json_object_get(sv->newest, (*pp)->session);
+            json_int_t v = r ? json_integer_value(r) : 0;
+            if (v > rank) { rank = v; best = pp; }
+        }
+    }
+    pend *p = *best;
+    if (p) { *best = p->next; sv->n_pend--; }
+    return p;
+}
+
+static void *speaker_main(void *arg) {
+    server *sv = arg;
+    stts_error err;
+    stts_error_clear(&err);
+    app_params ap;
+    pipeline_opts_to_app(&sv->po, &ap);
+    app *a = NULL;
+    pipeline *pl = NULL;
+    FILE *metrics = NULL;
+    uint64_t t0 = stts_now_ns();
+    if (app_open(&ap, &a, &err) == STTS_OK) {
+        if (sv->po.metrics && !(metrics = fopen(sv->po.metrics, "w")))
+            stts_error_set(&err, STTS_ERR_IO, "cannot write the metrics file '%s': %s", sv->po.metrics, strerror(errno));
+        if (!err.code) {
+            pipeline_params pp;
+            pipeline_opts_to_params(&sv->po, a, &pp);
+            static char snl[32];   /* notices in the spoken language when the phrase table has it */
+            pp.notice_lang = app_notice_lang("eng_Latn", sv->po.no_translate ? sv->po.src : sv->po.tgt, snl, sizeof snl);
+            pp.metrics = metrics;
+            pp.on_event = on_event;
+            pp.user = sv;
+            pp.simulate_realtime = sv->pace;
+            pipeline_start(&pp, &pl, &err);
+        }
+    }
+    pthread_mutex_lock(&sv->mu);
+    sv->app = a;
+    sv->metrics = metrics;
+    if (pl) {
+        sv->pl = pl;
+        snprintf(sv->state, sizeof sv->state, "ready");
+        if (ap.translate)
+            snprintf(sv->model_desc, sizeof sv->model_desc, "%s (%s)", app_model_dir(a), app_model_why(a));
+        else
+            snprintf(sv->model_desc, sizeof sv->model_desc, "none (speaking %s untranslated)", app_speak_lang(a));
+        snprintf(sv->device_desc, sizeof sv->device_desc, "%s", app_device_name(a));
+    } else {
+        snprintf(sv->state, sizeof sv->state, "failed");
+    }
+    pthread_cond_broadcast(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+    if (!pl) {
+        logf_(sv, "cannot start speaking: %s", err.msg);
+        /* Without speech the daemon is useless: the poll loop exits. */
+        pthread_mutex_lock(&sv->mu);
+        sv->quit = 2;
+        pthread_mutex_unlock(&sv->mu);
+        if (write(sv->wake[1], "q", 1) < 0) {}
+        return NULL;
+    }
+    logf_(sv, "ready in %.0f ms: model %s; voice %s (%s, %d Hz); output %s", (double)(stts_now_ns() - t0) / 1e6,
+          sv->model_desc, tts_voice_name(app_synth(a)), tts_backend_label(tts_backend_of(app_synth(a))),
+          tts_sample_rate(app_synth(a)), sv->device_desc);
+    for (;;) {
+        pthread_mutex_lock(&sv->mu);
+        while (!sv->head && !sv->quit) pthread_cond_wait(&sv->cv, &sv->mu);
+        if (sv->quit) { pthread_mutex_unlock(&sv->mu); break; }
+        pend *p = take(sv);
+        int change = sv->cue && sv->last_session[0] && strcmp(sv->last_session, p->session) != 0;
+        snprintf(sv->last_session, sizeof sv->last_session, "%s", p->session);
+        pthread_mutex_unlock(&sv->mu);
+        if (change) {
+            /* The optional cue: a short notice before another session speaks. */
+            const char *cue = "Another session.";
+            ingest_sentence c = {.text = cue, .len = strlen(cue), .kind = TEXT_NOTICE_TOOL, .lang = "eng_Latn",
+                                 .message_id = "cue", .seq = p->seq, .arrival_ns = p->arrival_ns,
+                                 .emit_ns = stts_now_ns()};
+            pipeline_push_session(pl, &c, p->session, &err);
+        }
+        ingest_sentence s = {.text = p->text, .len = p->len, .kind = p->kind, .lang = p->lang,
+                             .message_id = p->message_id, .seq = p->seq, .arrival_ns = p->arrival_ns,
+                             .emit_ns = p->emit_ns};
+        stts_status st = pipeline_push_session(pl, &s, p->session, &err);
+        pend_free(p);
+        if (st != STTS_OK) break;
+    }
+    return NULL;   /* the main thread frees the pipeline, the app and the metrics file */
+}
+
+/* ---- socket ---------------------------------------------------------------------- */
+
+/* Binds and listens; -1 with err filled. Another live daemon -> -2. */
+static int open_listener(server *sv, char *err, size_t cap) {
+    char lock_path[128];
+    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
+    int lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0) { snprintf(err, cap, "cannot open '%s': %s", lock_path, strerror(errno)); return -1; }
+    if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, cap, "another stream-tts serve is already running on %s (stream-tts ctl status shows it)", sv->sock);
+        close(lfd);
+        return -2;
+    }
+    /* lfd stays open (and locked) for the daemon's life. */
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", sv->sock);
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof a) == 0) {
+        /* Someone answers without holding our lock (an older daemon):
+         * leave it alone. */
+        close(probe);
+        snprintf(err, cap, "another stream-tts serve is already running on %s", sv->sock);
+        return -2;
+    }
+    if (probe >= 0) close(probe);
+    unlink(sv->sock);   /* a stale socket file from a daemon that died */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) { snprintf(err, cap, "socket: %s", strerror(errno)); return -1; }
+    mode_t old = umask(0177);   /* the socket is born 0600 */
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    umask(old);
+    if (rc != 0 || chmod(sv->sock, 0600) != 0 || listen(fd, 64) != 0) {
+        snprintf(err, cap, "cannot listen on %s: %s", sv->sock, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void reply(client *c, char *line) {
+    if (!line) return;
+    size_t n = strlen(line), off = 0;
+    /* Replies are short; a client that does not read them is dropped. */
+    for (int tries = 0; off < n && tries < 100; tries++) {
+        ssize_t k = send(c->fd, line + off, n - off, MSG_NOSIGNAL);
+        if (k > 0) { off += (size_t)k; continue; }
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {c->fd, POLLOUT, 0};
+            poll(&p, 1, 10);
+            continue;
+        }
+        break;
+    }
+    free(line);
+}
+
+static json_t *status_json(server *sv) {
+    json_t *o = json_object();
+    pthread_mutex_lock(&sv->mu);
+    pipeline *pl = sv->pl;
+    json_object_set_new(o, "state", json_string(sv->state));
+    json_object_set_new(o, "pending", json_integer((json_int_t)sv->n_pend));
+    json_object_set_new(o, "model", json_string(sv->model_desc));
+    json_object_set_new(o, "device", json_string(sv->device_desc));
+    json_object_set_new(o, "muted", json_deep_copy(sv->muted));
+    json_object_set_new(o, "muted_all", json_boolean(sv->muted_all != NULL));
+    size_t n_pend = sv->n_pend;
+    pthread_mutex_unlock(&sv->mu);
+    json_object_set_new(o, "sessions", daemon_hub_sessions(sv->hub));
+    json_object_set_new(o, "pid", json_integer(getpid()));
+    json_object_set_new(o, "socket", json_string(sv->sock));
+    json_object_set_new(o, "speed", json_real(sv->speed));
+    if (pl) {
+        pipeline_stats st;
+        pipeline_get_stats(pl, &st);
+        json_object_set_new(o, "queue", json_integer((json_int_t)n_pend + st.queued));
+        json_object_set_new(o, "lag", json_real(st.lag_s));
+        json_object_set_new(o, "spoken", json_integer((json_int_t)st.played));
+        json_object_set_new(o, "stopped", json_integer((json_int_t)st.stopped));
+        json_object_set_new(o, "paused", json_boolean(pipeline_paused(pl)));
+    } else {
+        json_object_set_new(o, "queue", json_integer((json_int_t)n_pend));
+        json_object_set_new(o, "lag", json_real(0));
+    }
+    return o;
+}
+
+/* Is anything of session still queued or playing? */
+static int session_busy(server *sv, const char *session) {
+    pthread_mutex_lock(&sv->mu);
+    int busy = 0;
+    for (pend *p = sv->head; p && !busy; p = p->next) busy = strcmp(p->session, session) == 0;
+    pipeline *pl = sv->pl;
+    pthread_mutex_unlock(&sv->mu);
+    if (!busy && pl) {
+        pipeline_stats st;
+        pipeline_get_stats(pl, &st);
+        busy = st.queued > 0;   /* conservative: anything in flight */
+    }
+    return busy;
+}
+
+/* Acts on one request; returns the reply line (malloc'd) or NULL when the
+ * reply is deferred (end with wait). */
+static char *handle(server *sv, client *c, const char *line, size_t len) {
+    daemon_request rq;
+    stts_error err;
+    stts_error_clear(&err);
+    if (daemon_request_parse(line, len, &rq, &err) != STTS_OK) {
+        logf_(sv, "request refused: %s", err.msg);
+        return daemon_reply_error(err.msg);
+    }
+    sv->last_activity = stts_now_ns();
+    json_t *out = json_object();
+    char *r = NULL;
+    pthread_mutex_lock(&sv->mu);
+    pipeline *pl = sv->pl;
+    pthread_mutex_unlock(&sv->mu);
+    switch (rq.op) {
+    case DAEMON_OP_HOOK: {
+        const char *what = "";
+        const char *ev = json_string_value(json_object_get(rq.payload, "hook_event_name"));
+        const char *sid = json_string_value(json_object_get(rq.payload, "session_id"));
+        if (ev && sid && (!strcmp(ev, "UserPromptSubmit") || !strcmp(ev, "SessionStart"))) {
+            pthread_mutex_lock(&sv->mu);
+            json_object_set_new(sv->newest, sid, json_integer(++sv->prompt_n));
+            pthread_mutex_unlock(&sv->mu);
+        }
+        if (daemon_hub_hook(sv->hub, rq.payload, &what, &err) != STTS_OK) {
+            r = daemon_reply_error(err.msg);
+            logf_(sv, "hook refused: %s", err.msg);
+            break;
+        }
+        json_object_set_new(out, "done", json_string(what));
+        break;
+    }
+    case DAEMON_OP_LINE:
+        if (daemon_hub_line(sv->hub, rq.session, rq.line, rq.line_len, &err) != STTS_OK) r = daemon_reply_error(err.msg);
+        break;
+    case DAEMON_OP_END:
+        daemon_hub_end(sv->hub, rq.session);
+        if (rq.wait && c) {
+            free(c->waiting_end);
+            c->waiting_end = strdup(rq.session);
+            json_decref(out);
+            daemon_request_clear(&rq);
+            return NULL;
+        }
+        break;
+    case DAEMON_OP_STOP: {
+        uint64_t t = stts_now_ns();
+        int n = stop_session(sv, rq.session);
+        json_object_set_new(out, "dropped", json_integer(n));
+        json_object_set_new(out, "stop_ms", json_real((double)(stts_now_ns() - t) / 1e6));
+        break;
+    }
+    case DAEMON_OP_SKIP:
+        json_object_set_new(out, "skipped", json_integer(pl ? pipeline_skip(pl) : 0));
+        break;
+    case DAEMON_OP_PAUSE:
+    case DAEMON_OP_RESUME:
+        if (pl) pipeline_pause(pl, rq.op == DAEMON_OP_PAUSE);
+        json_object_set_new(out, "paused", json_boolean(pl && pipeline_paused(pl)));
+        break;
+    case DAEMON_OP_REPLAY:
+        json_object_set_new(out, "replayed", json_integer(pl ? pipeline_replay(pl, rq.n) : 0));
+        break;
+    case DAEMON_OP_SPEED:
+        /* Applied by the synth thread before its next sentence. */
+        if (pl) pipeline_set_speed(pl, rq.x);
+        else r = daemon_reply_error("the voice is still loading; try again");
+        if (pl) sv->speed = rq.x;
+        json_object_set_new(out, "speed", json_real(rq.x));
+        break;
+    case DAEMON_OP_MUTE:
+    case DAEMON_OP_UNMUTE: {
+        int mute = rq.op == DAEMON_OP_MUTE;
+        pthread_mutex_lock(&sv->mu);
+        if (rq.session) {
+            if (mute) json_object_set_new(sv->muted, rq.session, json_true());
+            else json_object_del(sv->muted, rq.session);
+        } else {
+            sv->muted_all = mute ? "1" : NULL;
+            if (!mute) json_object_clear(sv->muted);
+        }
+        pthread_mutex_unlock(&sv->mu);
+        if (mute) stop_session(sv, rq.session);
+        break;
+    }
+    case DAEMON_OP_STATUS:
+        json_decref(out);
+        out = status_json(sv);
+        break;
+    case DAEMON_OP_PING:
+        break;
+    }
+    if (!r) {
+        if (rq.op != DAEMON_OP_HOOK && rq.op != DAEMON_OP_LINE && rq.op != DAEMON_OP_STATUS)
+            logf_(sv, "%s%s%s", daemon_op_name(rq.op), rq.session ? " " : "", rq.session ? rq.session : "");
+        r = daemon_reply_ok(out);
+    } else {
+        json_decref(out);
+    }
+    daemon_request_clear(&rq);
+    return r;
+}
+
+/* Spooled requests (written by hook clients that found no daemon), in
+ * name order; each is processed once and deleted (stts_client's drain). */
+static stts_status spool_one(const char *line, size_t n, const char *path, void *user) {
+    server *sv = user;
+    char *r = handle(sv, NULL, line, n);
+    const char *name = strrchr(path, '/');
+    logf_(sv, "spool %s: %s", name ? name + 1 : path, r && strstr(r, "\"ok\":true") ? "done" : (r ? r : ""));
+    free(r);
+    return STTS_OK;
+}
+
+static void process_spool(server *sv) {
+    /* client_spool_drain qsorts its list even when empty (qsort(NULL, 0)
+     * is undefined behaviour, UBSan stops on it): only call it with work. */
+    DIR *dir = opendir(sv->spool);
+    int any = 0;
+    for (struct dirent *de; dir && !any && (de = readdir(dir));) {
+        size_t k = strlen(de->d_name);
+        any = de->d_name[0] != '.' && k > 5 && strcmp(de->d_name + k - 5, ".json") == 0;
+    }
+    if (dir) closedir(dir);
+    if (!any) return;
+    stts_error e;
+    size_t done = 0, dropped = 0;
+    if (client_spool_drain(sv->spool, spool_one, sv, &done, &dropped, &e) != STTS_OK) logf_(sv, "spool: %s", e.msg);
+    if (dropped) logf_(sv, "spool: %zu unreadable files deleted", dropped);
+}
+
+static void on_signal(void *user, int sig) {
+    server *sv = user;
+    atomic_store(&sv->sig, sig);
+    if (write(sv->wake[1], "s", 1) < 0) {}
+}
+
+static void usage(FILE *f) {
+    fputs("usage: stream-tts serve [flags]   the per-user speech daemon (docs/PROTOCOL.md)\n"
+          "  --socket PATH           socket (default $STREAM_TTS_SOCKET, $XDG_RUNTIME_DIR/stream-tts/socket,\n"
+          "                          else /tmp/stream-tts-$UID/socket); the log is serve.log beside it\n"
+          "  --pace realtime         a file or pipe output (--output) takes audio at playback speed\n"
+          "  --order arrival|newest  which session speaks next (default arrival)\n"
+          "  --cue                   a short spoken cue when the speaker changes session\n"
+          "  --idle-exit SECONDS     exit after this long with nothing to say and no request (default 1800; 0 never)\n"
+          "  --on-prompt stop|continue      UserPromptSubmit stops that session's speech (default stop)\n"
+          "  --on-session-end finish|drop   SessionEnd lets its speech finish or drops it (default finish)\n"
+          "  --notify TYPES|none     Notification types spoken (default permission_prompt,idle_prompt,elicitation_dialog)\n"
+          "  --no-stop-failure       say nothing on StopFailure\n"
+          "and the speech flags of stream-tts (--model, --tgt, --voice, --output, --metrics, ...):\n", f);
+    pipeline_opts_usage(f);
+}
+
+int cmd_serve(int argc, char **argv) {
+    server sv;
+    memset(&sv, 0, sizeof sv);
+    pipeline_opts_init(&sv.po);
+    sv.po.status = 0;
+    sv.idle_exit_s = 1800;
+    sv.speed = 1.0;
+    const char *sock_flag = NULL, *notify = NULL;
+    daemon_hub_params hp;
+    daemon_hub_default_params(&hp);
+    char err[1024];
+    for (int i = 1; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        if ((v = cli_flag_value("--socket", argc, argv, &i, &missing)) || missing) {
+            if (missing) goto needs;
+            sock_flag = v;
+        } else if ((v = cli_flag_value("--pace", argc, argv, &i, &missing)) || missing) {
+            if (missing || strcmp(v, "realtime") != 0) { fprintf(stderr, "stream-tts serve: --pace takes 'realtime'\n"); return 2; }
+            sv.pace = 1;
+        } else if ((v = cli_flag_value("--order", argc, argv, &i, &missing)) || missing) {
+            if (missing || (strcmp(v, "arrival") && strcmp(v, "newest"))) {
+                fprintf(stderr, "stream-tts serve: --order takes 'arrival' or 'newest'\n");
+                return 2;
+            }
+            sv.newest_first = !strcmp(v, "newest");
+        } else if ((v = cli_flag_value("--idle-exit", argc, argv, &i, &missing)) || missing) {
+            char *end;
+            double x = missing ? -1 : strtod(v, &end);
+            if (missing || *end || x < 0 || x > 1e7) {
+                fprintf(stderr, "stream-tts serve: --idle-exit takes seconds (0 = never)\n");
+                return 2;
+            }
+            sv.idle_exit_s = x;
+        } else if ((v = cli_flag_value("--on-prompt", argc, argv, &i, &missing)) || missing) {
+            if (missing || (strcmp(v, "stop") && strcmp(v, "continue"))) {
+                fprintf(stderr, "stream-tts serve: --on-prompt takes 'stop' or 'continue'\n");
+                return 2;
+            }
+            hp.stop_on_prompt = !strcmp(v, "stop");
+        } else if ((v = cli_flag_value("--on-session-end", argc, argv, &i, &missing)) || missing) {
+            if (missing || (strcmp(v, "finish") && strcmp(v, "drop"))) {
+                fprintf(stderr, "stream-tts serve: --on-session-end takes 'finish' or 'drop'\n");
+                return 2;
+            }
+            hp.drop_on_session_end = !strcmp(v, "drop");
+        } else if ((v = cli_flag_value("--notify", argc, argv, &i, &missing)) || missing) {
+            if (missing) goto needs;
+            notify = strcmp(v, "none") ? v : "";
+        } else if (!strcmp(argv[i], "--cue")) {
+            sv.cue = 1;
+        } else if (!strcmp(argv[i], "--no-stop-failure")) {
+            hp.speak_stop_failure = 0;
+        } else {
+            int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
+            if (r < 0) { fprintf(stderr, "stream-tts serve: %s (see stream-tts serve --help)\n", err); return 2; }
+            if (r == 0) {
+                fprintf(stderr, "stream-tts serve: unknown option '%s' (see stream-tts serve --help)\n", argv[i]);
+                return 2;
+            }
+        }
+        continue;
+    needs:
+        fprintf(stderr, "stream-tts serve: %s needs a value\n", argv[i]);
+        return 2;
+    }
+    if (notify) hp.notify_types = notify;
+    sv.speed = sv.po.speed;
+    if (sv.po.output && !strcmp(sv.po.output, "-") && sv.po.echo) sv.po.echo = 0;
+    stts_error e;
+    if (app_check_languages(sv.po.src, sv.po.tgt, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        return 2;
+    }
+    if (client_socket_path(sock_flag, sv.sock, sizeof sv.sock, &e) != STTS_OK ||
+        client_socket_dir(sv.sock, sv.dir, sizeof sv.dir, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        return 2;
+    }
+    if (client_prepare_dir(sv.dir, &e) != STTS_OK || client_spool_dir(sv.sock, sv.spool, sizeof sv.spool, &e) != STTS_OK) {
+        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        return 1;
+    }
+    pthread_mutex_init(&sv.log_mu, NULL);
+    pthread_mutex_init(&sv.mu, NULL);
+    pthread_cond_init(&sv.cv, NULL);
+    snprintf(sv.state, sizeof sv.state, "loading");
+
+    sigset_t old;
+    app_signals_block(&old);
+    signal(SIGPIPE, SIG_IGN);
+    int lfd = open_listener(&sv, err, sizeof err);
+    if (lfd < 0) {
+        fprintf(stderr, "stream-tts serve: %s\n", err);
+        return lfd == -2 ? 3 : 1;
+    }
+    sv.muted = json_object();
+    sv.newest = json_object();
+    snprintf(sv.log_path, sizeof sv.log_path, "%s/serve.log", sv.dir);
+    sv.log = fopen(sv.log_path, "a");
+    if (sv.log) fchmod(fileno(sv.log), 0600);
+    /* The notice language follows the spoken one, as in the pipe mode. */
+    static char nl[32];
+    hp.text.notice_lang = app_notice_lang("eng_Latn", sv.po.no_translate ? sv.po.src : sv.po.tgt, nl, sizeof nl);
+    daemon_hub_callbacks cb = {hub_sentence, hub_stop};
+    if (daemon_hub_new(&hp, &cb, &sv, &sv.hub, &e) != STTS_OK || pipe2(sv.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "stream-tts serve: out of memory\n");
+        return 1;
+    }
+    logf_(&sv, "listening on %s (pid %d, log %s)", sv.sock, (int)getpid(), sv.log_path);
+    app_sigwatch *sw = NULL;
+    app_sigwatch_start(on_signal, &sv, &sw, &e);
+    pthread_t speaker;
+    if (pthread_create(&speaker, NULL, speaker_main, &sv) != 0) {
+        fprintf(stderr, "stream-tts serve: cannot start the speaker thread\n");
+        return 1;
+    }
+    process_spool(&sv);
+
+    client cl[MAX_CLIENTS];
+    int ncl = 0;
+    sv.last_activity = stts_now_ns();
+    uint64_t last_spool = stts_now_ns();
+    int rc = 0;
+    for (;;) {
+        struct pollfd pf[MAX_CLIENTS + 2];
+        pf[0] = (struct pollfd){lfd, POLLIN, 0};
+        pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
+        for (int k = 0; k < ncl; k++) pf[k + 2] = (struct pollfd){cl[k].fd, POLLIN, 0};
+        uint64_t now = stts_now_ns();
+        int timeout = 250;
+        uint64_t dl = daemon_hub_deadline(sv.hub);
+        if (dl) timeout = dl <= now ? 0 : (int)((dl - now) / 1000000 + 1) < timeout ? (int)((dl - now) / 1000000 + 1) : timeout;
+        int waiting = 0;
+        for (int k = 0; k < ncl; k++) waiting |= cl[k].waiting_end != NULL;
+        if (waiting && timeout > 20) timeout = 20;
+        poll(pf, (nfds_t)ncl + 2, timeout);
+        if (atomic_load(&sv.sig)) {
+            logf_(&sv, "stopping (%s)", atomic_load(&sv.sig) == SIGINT ? "interrupt" : "terminated");
+            break;
+        }
+        pthread_mutex_lock(&sv.mu);
+        int q = sv.quit;
+        pthread_mutex_unlock(&sv.mu);
+        if (q) { rc = 1; break; }
+        if (pf[1].revents) { char b[16]; while (read(sv.wake[0], b, sizeof b) > 0) {} }
+        now = stts_now_ns();
+        daemon_hub_tick(sv.hub, now);
+        if (pf[0].revents & POLLIN) {
+            for (;;) {
+                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) break;
+                struct ucred uc;
+                socklen_t ul = sizeof uc;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 || uc.uid != getuid()) {
+                    client tmp = {fd, NULL, 0, 0, NULL};
+                    reply(&tmp, daemon_reply_error("refused: the daemon serves its own user only"));
+                    logf_(&sv, "refused a client of uid %d", ul == sizeof uc ? (int)uc.uid : -1);
+                    close(fd);
+                    continue;
+                }
+                if (ncl == MAX_CLIENTS) {
+                    client tmp = {fd, NULL, 0, 0, NULL};
+                    reply(&tmp, daemon_reply_error("too many clients; try again"));
+                    close(fd);
+                    continue;
+                }
+                cl[ncl++] = (client){fd, NULL, 0, 0, NULL};
+            }
+        }
+        for (int k = ncl - 1; k >= 0; k--) {
+            client *c = &cl[k];
+            int closed = 0;
+            if (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buf[65536];
+                ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) closed = 1;
+                else if (n > 0) {
+                    if (c->len + (size_t)n > c->cap) {
+                        size_t nc = c->cap ? c->cap : 65536;
+                        while (nc < c->len + (size_t)n) nc *= 2;
+                        char *g = realloc(c->buf, nc);
+                        if (!g) closed = 1;
+                        else { c->buf = g; c->cap = nc; }
+                    }
+                    if (!closed) {
+                        memcpy(c->buf + c->len, buf, (size_t)n);
+                        c->len += (size_t)n;
+                    }
+                }
+            }
+            /* Every complete line gets its reply, in order. */
+            size_t start = 0;
+            while (!closed && !c->waiting_end && c->buf) {
+                char *nl_ = memchr(c->buf + start, '\n', c->len - start);
+                if (!nl_) break;
+                size_t ln = (size_t)(nl_ - (c->buf + start));
+                char *r = handle(&sv, c, c->buf + start, ln);
+                start += ln + 1;
+                if (r) reply(c, r);
+            }
+            if (start) {
+                memmove(c->buf, c->buf + start, c->len - start);
+                c->len -= start;
+            }
+            if (!closed && c->len > DAEMON_MAX_LINE) {
+                char m[128];
+                snprintf(m, sizeof m, "request line longer than %zu bytes refused; connection closed", DAEMON_MAX_LINE);
+                reply(c, daemon_reply_error(m));
+                logf_(&sv, "%s", m);
+                closed = 1;
+            }
+            if (!closed && c->waiting_end && !session_busy(&sv, c->waiting_end)) {
+                free(c->waiting_end);
+                c->waiting_end = NULL;
+                reply(c, daemon_reply_ok(NULL));
+            }
+            if (closed) {
+                close(c->fd);
+                free(c->buf);
+                free(c->waiting_end);
+                cl[k] = cl[--ncl];
+            }
+        }
+        if (now - last_spool > 500000000ull) {
+            process_spool(&sv);
+            last_spool = now;
+        }
+        if (sv.idle_exit_s > 0 && ncl == 0 && (double)(now - sv.last_activity) / 1e9 > sv.idle_exit_s) {
+            json_t *st = status_json(&sv);
+            int idle = json_integer_value(json_object_get(st, "queue")) == 0;
+            json_decref(st);
+            if (idle) {
+                logf_(&sv, "idle for %.0f s: exiting (--idle-exit)", sv.idle_exit_s);
+                break;
+            }
+            sv.last_activity = now;   /* still speaking: look again later */
+        }
+    }
+    unlink(sv.sock);
+    close(lfd);
+    pthread_mutex_lock(&sv.mu);
+    if (!sv.quit) sv.quit = 1;
+    pthread_cond_broadcast(&sv.cv);
+    pipeline *pl = sv.pl;
+    pthread_mutex_unlock(&sv.mu);
+    /* Quitting drops what is queued (an idle exit has nothing queued). */
+    if (pl) pipeline_cancel(pl);
+    pthread_join(speaker, NULL);
+    if (pl) {
+        if (sv.log) pipeline_print_summary(pl, sv.log);
+        pipeline_free(pl);
+    }
+    if (sv.metrics) fclose(sv.metrics);
+    app_close(sv.app, 1, NULL);
+    app_sigwatch_stop(sw);
+    app_signals_restore(&old);
+    for (int k = 0; k < ncl; k++) { close(cl[k].fd); free(cl[k].buf); free(cl[k].waiting_end); }
+    pthread_mutex_lock(&sv.mu);
+    drop_pending(&sv, NULL);
+    pthread_mutex_unlock(&sv.mu);
+    daemon_hub_free(sv.hub);
+    json_decref(sv.muted);
+    json_decref(sv.newest);
+    close(sv.wake[0]);
+    close(sv.wake[1]);
+    logf_(&sv, "exited");
+    if (sv.log) fclose(sv.log);
+    return rc;
+}

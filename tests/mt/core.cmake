@@ -4,6 +4,8 @@
 # scripts/fixtures/make-mt-fixtures.py) and skips when they are absent.
 if(TARGET nllb)
   stts_add_test(test_nllb_model SOURCES test_nllb_model.c LIBS nllb m LABELS mt)
+  # every backend op x weight format x SIMD level against a double reference
+  stts_add_test(test_backend_ops SOURCES test_backend_ops.c LIBS nllb m LABELS mt)
   pkg_check_modules(NLLB_TEST_JANSSON REQUIRED IMPORTED_TARGET jansson)
   stts_add_test(test_nllb_parity SOURCES test_nllb_parity.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m LABELS mt)
 endif()

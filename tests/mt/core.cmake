@@ -16,4 +16,7 @@ endif()
 if(TARGET nllb)
   # parity on the trained demo model (real sentences; see the file's header)
   stts_add_test(test_nllb_demo SOURCES test_nllb_demo.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON LABELS mt)
+  # int8 / bf16 weights and the auto shortlist against HF's f32 outputs (docs/QUALITY.md)
+  stts_add_test(test_weights_quality SOURCES test_weights_quality.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m
+                LABELS mt)
 endif()

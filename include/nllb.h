@@ -34,10 +34,10 @@ typedef struct nllb_model nllb_model;
 typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
- * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512
+ * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512|neon
  * overrides AUTO); the others force a level (tests, benchmarks): a level the
  * CPU or the build lacks makes the load fail with a message naming it. */
-typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
+typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512, NLLB_SIMD_NEON } nllb_simd;
 
 /* Compute format of the weight matrices (embedding/LM head and every Linear;
  * biases and LayerNorm stay f32). F32 reproduces HF transformers exactly;

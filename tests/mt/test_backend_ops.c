@@ -334,7 +334,10 @@ int main(void) {
     static const struct {
         int simd;
         const char *name;
-    } levels[] = {{NLLB_SIMD_SCALAR, "scalar"}, {NLLB_SIMD_AVX2, "avx2"}, {NLLB_SIMD_AVX512, "avx512"}};
+    } levels[] = {{NLLB_SIMD_SCALAR, "scalar"},
+                  {NLLB_SIMD_AVX2, "avx2"},
+                  {NLLB_SIMD_AVX512, "avx512"},
+                  {NLLB_SIMD_NEON, "neon"}};
     const char *only = getenv("STTS_SIMD");
     for (size_t s = 0; s < NSHAPES; s++) {
         g_i8ref[s] = malloc(sizeof(float) * SHAPES[s][0] * SHAPES[s][2]);

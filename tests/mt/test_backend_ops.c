@@ -220,9 +220,11 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
                     m = M;
                     break;
                 }
-        CHECK_EQ_INT(r->be->ops->weight_gather(r->be, w, (int[]){N}, 1, &g, &e), STTS_ERR_INVALID_ARG);
         free(yg);
         r->be->ops->weight_free(r->be, g);
+        mt_weight *bad = NULL;
+        CHECK_EQ_INT(r->be->ops->weight_gather(r->be, w, (int[]){N}, 1, &bad, &e), STTS_ERR_INVALID_ARG);
+        CHECK(bad == NULL);
     }
 done:
     r->be->ops->weight_free(r->be, w);

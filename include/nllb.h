@@ -12,11 +12,11 @@
  *
  * Thread-safety rule: a model may be shared by any number of threads once
  * nllb_model_load()/nllb_model_new_random() has returned; a session must be
- * used by one thread at a time. All sessions of one model share the model's
- * compute thread pool, so calls on different sessions of the same model are
- * serialised inside the engine (they are safe, not parallel); for parallel
- * translation load the model once per worker. Library code never prints and
- * never exits; failures return a status and fill the caller's stts_error. */
+ * used by one thread at a time. Each session has its own executor (on the
+ * CPU: its own thread pool of nllb_model_params.threads threads and its own
+ * scratch), so calls on different sessions of one model run at the same time
+ * over one copy of the weights. Library code never prints and never exits;
+ * failures return a status and fill the caller's stts_error. */
 #ifndef NLLB_H
 #define NLLB_H
 
@@ -34,15 +34,42 @@ typedef struct nllb_model nllb_model;
 typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
- * (checked at run time); the others force a level (tests, benchmarks) and
- * fall back to a lower one when the CPU lacks it. */
-typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
+ * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512|neon
+ * overrides AUTO); the others force a level (tests, benchmarks): a level the
+ * CPU or the build lacks makes the load fail with a message naming it. */
+typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512, NLLB_SIMD_NEON } nllb_simd;
+
+/* Compute format of the weight matrices (embedding/LM head and every Linear;
+ * biases and LayerNorm stay f32). F32 reproduces HF transformers exactly;
+ * BF16/F16 round each weight (round to nearest even); INT8 quantizes each
+ * row symmetrically (per-row scale, max|w|/127) and the activations per row
+ * on the fly. AUTO = the fastest on the device (int8 on a CPU). A tensor
+ * the file already holds in the compute format is used in place from the
+ * mapped file; anything else is converted once at load. */
+typedef enum {
+    NLLB_WEIGHTS_AUTO = 0,
+    NLLB_WEIGHTS_F32,
+    NLLB_WEIGHTS_BF16,
+    NLLB_WEIGHTS_F16,
+    NLLB_WEIGHTS_INT8
+} nllb_weights;
+
+/* Compute device. AUTO = the CPU in this build; CUDA without a CUDA build
+ * fails to load with a message saying so. */
+typedef enum { NLLB_DEVICE_AUTO = 0, NLLB_DEVICE_CPU, NLLB_DEVICE_CUDA } nllb_device;
 
 typedef struct {
-    int threads;        /* compute threads; 0 = number of online cores */
+    int threads;        /* compute threads per session; 0 = number of online cores */
     nllb_simd simd;     /* NLLB_SIMD_AUTO */
+    nllb_weights weights; /* default params: F32 (HF-exact); a zeroed struct: AUTO */
+    nllb_device device;   /* NLLB_DEVICE_AUTO */
 } nllb_model_params;
 nllb_model_params nllb_model_default_params(void);
+/* Parse "auto", "f32", "bf16", "f16", "int8" / "auto", "cpu", "cuda"
+ * (-1 when unknown). */
+int nllb_weights_parse(const char *s);
+const char *nllb_weights_name(nllb_weights w);
+int nllb_device_parse(const char *s);
 
 /* The architecture of a model (what config.json says). */
 typedef struct {
@@ -60,9 +87,11 @@ typedef struct {
 nllb_config nllb_config_600m(void);
 
 /* Loads DIR (config.json, optional generation_config.json,
- * sentencepiece.bpe.model, model.safetensors or pytorch_model.bin; f32, f16
- * or bf16 weights, converted to f32). Every tensor's shape is checked against
- * the config; errors name the file or tensor. params may be NULL. */
+ * sentencepiece.bpe.model, model.safetensors or pytorch_model.bin; f32, f16,
+ * bf16 or int8 (+ ".scale") weights, used in place when they are in the
+ * requested format, else converted once). Every tensor's shape is checked
+ * against the config; errors name the file or tensor. params may be NULL
+ * (nllb_model_default_params(): f32, HF-exact). */
 stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nllb_model **out,
                             stts_error *err);
 /* A model with deterministic pseudo-random weights (same seed -> same
@@ -76,7 +105,9 @@ void nllb_model_free(nllb_model *model);
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */
 const char *nllb_model_backend(const nllb_model *model);
-/* Bytes of weights held (f32). */
+/* The weight format in use (F32, BF16, F16 or INT8; never AUTO). */
+nllb_weights nllb_model_weights(const nllb_model *model);
+/* Bytes of weights held, in their compute format (in place or converted). */
 size_t nllb_model_weight_bytes(const nllb_model *model);
 /* Bytes one decoder step must read: decoder layers (without the cross
  * attention K/V projections, applied once per sentence) + final LayerNorm
@@ -109,6 +140,15 @@ void nllb_session_free(nllb_session *s);
  * best running beam, which later steps may abandon (provisional). */
 typedef void (*nllb_token_cb)(void *user, int sentence, int step, int32_t token);
 
+/* Target-vocabulary shortlist of the LM head. NONE: the full vocabulary
+ * (HF-exact). AUTO: the pieces the target language's output can contain
+ * (its script(s), Latin, digits, punctuation, symbols) + special and
+ * language ids; the full vocabulary when the target's script is not known or
+ * the model has no tokenizer. IDS: shortlist_ids (+ special and language
+ * ids). Every source id of the call is added. The rows are gathered once per
+ * (model, target language / id list) and cached in the model. */
+typedef enum { NLLB_SHORTLIST_NONE = 0, NLLB_SHORTLIST_AUTO, NLLB_SHORTLIST_IDS } nllb_shortlist;
+
 typedef struct {
     int num_beams;          /* 1 = greedy (HF _sample without sampling) */
     float length_penalty;   /* 1.0 (HF default): score = sum log p / length^lp */
@@ -120,7 +160,16 @@ typedef struct {
     nllb_token_cb on_token; /* optional */
     void *user;
     const atomic_int *abort_flag; /* optional: nonzero -> stop before the next step, STTS_ERR_CANCELLED */
+    nllb_shortlist shortlist;     /* NLLB_SHORTLIST_NONE */
+    const int32_t *shortlist_ids; /* IDS: the list (any order, duplicates allowed) */
+    int n_shortlist_ids;
 } nllb_translate_params;
+/* Reads a shortlist file: token ids, one per line (blank lines and lines
+ * starting with '#' skipped). Errors name the file and line: not a number,
+ * out of range (0..vocab_size-1 of model), no ids. *ids malloc'ed. */
+stts_status nllb_shortlist_read(const nllb_model *model, const char *path, int32_t **ids, int *n, stts_error *err);
+/* Bytes one decoder step reads with an LM head of lm_rows rows (0 = all). */
+size_t nllb_model_step_bytes_rows(const nllb_model *model, int lm_rows);
 nllb_translate_params nllb_translate_default_params(void);
 
 typedef struct {

@@ -25,6 +25,8 @@ typedef struct {
     const char *src, *tgt;    /* NLLB codes */
     int translate;            /* 0: no model is loaded, the source language is spoken */
     int threads;              /* translation threads; 0 = all cores */
+    const char *weights;      /* --weights int8|bf16|f16|f32|auto (NULL: auto, the fastest on the device) */
+    const char *shortlist;    /* --shortlist auto|none|FILE (NULL: auto) */
     const char *voice;
     double speed, pitch, volume_db;
     const char *user_dict;
@@ -64,6 +66,9 @@ double app_model_load_ms(const app *a);
 const char *app_speak_lang(const app *a);     /* tgt when translating, else src */
 int app_sink_is_raw(const app *a);            /* output "-": stdout carries audio */
 int app_sink_is_file(const app *a);           /* a WAV file or raw PCM, not a sound device */
+/* The LM-head shortlist chosen by --shortlist: an nllb_shortlist mode and,
+ * for a FILE, its ids (owned by the app). */
+int app_shortlist(const app *a, const int32_t **ids, int *n);
 const char *app_device_name(const app *a);    /* "sound device", "WAV FILE", "raw PCM on stdout" */
 
 /* Notices are said in the spoken language when the phrase table has it

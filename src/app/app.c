@@ -31,6 +31,9 @@ struct app {
     const char *why;
     int demo, raw;
     double load_ms;
+    int sl_mode;        /* nllb_shortlist */
+    int32_t *sl_ids;    /* --shortlist FILE */
+    int sl_n;
 };
 
 void app_default_params(app_params *p) {
@@ -108,9 +111,21 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         if (st == STTS_OK) {
             nllb_model_params mp = nllb_model_default_params();
             mp.threads = p->threads;
+            int wf = nllb_weights_parse(p->weights ? p->weights : "auto");
+            if (wf < 0)
+                st = stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                    "--weights must be int8, bf16, f16, f32 or auto, got '%s'", p->weights);
+            mp.weights = (nllb_weights)(wf < 0 ? 0 : wf);
             uint64_t t = stts_now_ns();
-            st = nllb_model_load(a->model_dir, &mp, &a->model, err);
+            if (st == STTS_OK) st = nllb_model_load(a->model_dir, &mp, &a->model, err);
             a->load_ms = (double)(stts_now_ns() - t) / 1e6;
+        }
+        /* --shortlist: auto (default) | none | FILE of ids, read against the model's vocabulary */
+        const char *sl = p->shortlist ? p->shortlist : "auto";
+        a->sl_mode = strcmp(sl, "none") == 0 ? NLLB_SHORTLIST_NONE : NLLB_SHORTLIST_AUTO;
+        if (st == STTS_OK && strcmp(sl, "none") != 0 && strcmp(sl, "auto") != 0) {
+            st = nllb_shortlist_read(a->model, sl, &a->sl_ids, &a->sl_n, err);
+            a->sl_mode = NLLB_SHORTLIST_IDS;
         }
         if (st == STTS_OK) {
             a->demo = strstr(a->why, "demo") != NULL;
@@ -160,6 +175,7 @@ stts_status app_close(app *a, int abort_audio, stts_error *err) {
     }
     tts_close(a->synth);
     nllb_model_free(a->model);
+    free(a->sl_ids);
     free(a);
     return st;
 }
@@ -174,6 +190,11 @@ double app_model_load_ms(const app *a) { return a->load_ms; }
 const char *app_speak_lang(const app *a) { return a->p.translate ? a->tgt : a->src; }
 int app_sink_is_raw(const app *a) { return a->raw; }
 int app_sink_is_file(const app *a) { return a->p.output != NULL; }
+int app_shortlist(const app *a, const int32_t **ids, int *n) {
+    *ids = a->sl_ids;
+    *n = a->sl_n;
+    return a->sl_mode;
+}
 const char *app_device_name(const app *a) {
     if (!a->p.output) return a->p.audio_device ? a->p.audio_device : "default sound device";
     return a->raw ? "raw PCM on stdout" : a->p.output;

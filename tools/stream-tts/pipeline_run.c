@@ -57,6 +57,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
         {"--metrics", offsetof(pipeline_opts, metrics)}, {"--daemon", offsetof(pipeline_opts, daemon)},
+        {"--weights", offsetof(pipeline_opts, weights)}, {"--shortlist", offsetof(pipeline_opts, shortlist)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
         {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
@@ -126,6 +127,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-translate          speak the source text itself (espeak-ng for English)\n"
           "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
           "  --threads N             translation threads (default: all cores)\n"
+          "  --weights F             int8, bf16, f16, f32 or auto (default: the fastest, int8 on a CPU)\n"
+          "  --shortlist S           auto (default), none (full vocabulary) or FILE of token ids\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
@@ -361,6 +364,11 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         app_signals_restore(&old);
         return 2;
     }
+    if (po->weights && nllb_weights_parse(po->weights) < 0) {
+        fprintf(stderr, "stream-tts: --weights must be int8, bf16, f16, f32 or auto, got '%s'\n", po->weights);
+        app_signals_restore(&old);
+        return 2;
+    }
     app_params ap;
     pipeline_opts_to_app(po, &ap);
     app *a = NULL;
@@ -445,6 +453,8 @@ void pipeline_opts_to_app(const pipeline_opts *po, app_params *ap) {
     ap->tgt = po->tgt;
     ap->translate = !po->no_translate;
     ap->threads = po->threads;
+    ap->weights = po->weights;
+    ap->shortlist = po->shortlist;
     ap->voice = po->voice;
     ap->speed = po->speed;
     ap->pitch = po->pitch;
@@ -470,6 +480,7 @@ void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_par
     pp->gap_ms = po->gap_ms;
     pp->max_lag_s = po->max_lag_s;
     pp->warmup = !po->no_warmup;
+    pp->shortlist = app_shortlist(a, &pp->shortlist_ids, &pp->n_shortlist_ids);
     pp->sink_is_file = app_sink_is_file(a);   /* file writes are not playback (plot-timeline says so) */
     /* Test hook for the order/once-only tests: random stage delays. */
     const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");

@@ -7,30 +7,75 @@
 #include "kernels.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "backend.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MT_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
-#define TGT_AVX2 __attribute__((target("avx2,fma")))
-#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+/* F16C (CPUID.1:ECX bit 29): clang's __builtin_cpu_supports has no "f16c". */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#endif
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define MT_NEON 1
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#define TGT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+static int g_has_dot = -1; /* sdot (ARMv8.2 dot product), checked once */
+static int has_dot(void) {
+    if (g_has_dot < 0) g_has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    return g_has_dot;
+}
 #endif
 
-int mt_kernels_pick(int want) {
+int mt_kernels_best(void) {
     int best = MT_KL_SCALAR;
+#ifdef MT_NEON
+    best = MT_KL_NEON; /* every arm64 CPU has NEON */
+    (void)has_dot();
+#endif
 #ifdef MT_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = MT_KL_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
+        best = MT_KL_AVX2;
     if (best == MT_KL_AVX2 && __builtin_cpu_supports("avx512f")) best = MT_KL_AVX512;
 #endif
+    return best;
+}
+
+int mt_kernels_pick(int want) {
+    int best = mt_kernels_best();
     if (want > 0 && want < best) best = want;
     return best;
+}
+
+int mt_kernels_supported(int level) {
+    if (level == MT_KL_SCALAR) return 1;
+    int best = mt_kernels_best();
+    if (level == MT_KL_NEON) return best == MT_KL_NEON;
+    return best != MT_KL_NEON && level <= best;
 }
 
 const char *mt_kernels_name(int level) {
     switch (level) {
     case MT_KL_AVX512: return "avx512";
+    case MT_KL_NEON:
+#ifdef MT_NEON
+        return has_dot() ? "neon+dotprod" : "neon";
+#else
+        return "neon";
+#endif
     case MT_KL_AVX2: return "avx2";
     default: return "scalar";
     }
@@ -247,9 +292,62 @@ TGT_AVX512 static void lin_avx512(const float *x, int M, int K, const float *W, 
 }
 #endif /* MT_X86 */
 
+#ifdef MT_NEON
+/* ---------------- NEON (arm64) ---------------- */
+static inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
+
+static void lin_neon(const float *x, int M, int K, const float *W, int N, const float *b, float *y, int flags, int n0,
+                     int n1) {
+    const int Kv = K & ~3;
+    for (int n = n0; n < n1; n += 4) {
+        const float *w[4];
+        int nw;
+        wrows(W, K, n, n1, w, &nw);
+        for (int m = 0; m < M; m++) {
+            const float *x0 = x + (size_t)m * K;
+            float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 4) {
+                float32x4_t v0 = vld1q_f32(x0 + k);
+                a0 = vfmaq_f32(a0, vld1q_f32(w[0] + k), v0);
+                a1 = vfmaq_f32(a1, vld1q_f32(w[1] + k), v0);
+                a2 = vfmaq_f32(a2, vld1q_f32(w[2] + k), v0);
+                a3 = vfmaq_f32(a3, vld1q_f32(w[3] + k), v0);
+            }
+            float r[4] = {hsum_neon(a0), hsum_neon(a1), hsum_neon(a2), hsum_neon(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += w[i][k] * x0[k];
+            float *y0 = y + (size_t)m * N;
+            for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags);
+        }
+    }
+}
+
+static float dot_neon(const float *a, const float *b, int n) {
+    float32x4_t acc = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(a + i), vld1q_f32(b + i));
+    float s = hsum_neon(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_neon(float a, const float *x, float *y, int n) {
+    float32x4_t av = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), av, vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif /* MT_NEON */
+
 void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int N, const float *b, float *y,
                     int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        lin_neon(x, M, K, W, N, b, y, flags, n0, n1);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level == MT_KL_AVX512) {
         lin_avx512(x, M, K, W, N, b, y, flags, n0, n1);
@@ -265,6 +363,9 @@ void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int
 }
 
 float mt_dot(int level, const float *a, const float *b, int n) {
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) return dot_neon(a, b, n);
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) return dot_avx2(a, b, n);
 #endif
@@ -273,6 +374,12 @@ float mt_dot(int level, const float *a, const float *b, int n) {
 }
 
 void mt_axpy(int level, float a, const float *x, float *y, int n) {
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        axpy_neon(a, x, y, n);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) {
         axpy_avx2(a, x, y, n);
@@ -281,4 +388,332 @@ void mt_axpy(int level, float a, const float *x, float *y, int n) {
 #endif
     (void)level;
     axpy_scalar(a, x, y, n);
+}
+
+/* ======================= bf16, f16 and int8 weights =======================
+ * Same shape as the f32 kernels: rows [n0, n1) of W, 4 rows per block, every
+ * x row against the block while it is in L1. bf16/f16 widen to f32 and
+ * accumulate in f32 lanes; int8 multiplies int8 activations (quantized per
+ * row by the caller with quant.h's rule) with int8 weights into exact int32
+ * sums, then y = sum * x_scale * w_scale. */
+
+static inline float bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float f16_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+    if (ex == 0) {
+        if (man == 0) u = sign;
+        else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (ex == 31) u = sign | 0x7f800000u | (man << 13);
+    else u = sign | ((ex + 127 - 15) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float mt_bf16_to_f32(uint16_t h) { return bf16_f32(h); }
+float mt_f16_to_f32(uint16_t h) { return f16_f32(h); }
+
+typedef float (*half_cvt)(uint16_t);
+
+static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uint16_t *W, int ldy, const float *b,
+                            float *y, int flags, int n0, int n1) {
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        for (int m = 0; m < M; m++) {
+            const float *xr = x + (size_t)m * K;
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++) {
+                const uint16_t *w = W + (size_t)(n + i) * K;
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++) acc += cv(w[k]) * xr[k];
+                yr[n + i] = finish(acc, b, n + i, yr[n + i], flags);
+            }
+        }
+    }
+}
+
+static void lin_i8_scalar(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                          int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    for (int n = n0; n < n1; n++) {
+        const int8_t *w = W + (size_t)n * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++) acc += (int32_t)w[k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            yr[n] = finish((float)acc * (xs[m] * ws[n]), b, n, yr[n], flags);
+        }
+    }
+}
+
+#ifdef MT_X86
+/* 8 bf16 -> 8 f32 (shift into the high half) / 8 f16 -> 8 f32 (F16C) */
+TGT_AVX2 static inline __m256 ld_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+#define LIN_HALF_AVX2(NAME, LD, CV) \
+    TGT_AVX2 static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, \
+                              int flags, int n0, int n1) { \
+        const int Kv = K & ~7; \
+        for (int n = n0; n < n1; n += 4) { \
+            int nw = n1 - n < 4 ? n1 - n : 4; \
+            const uint16_t *w[4]; \
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            int m = 0; \
+            for (; m + 2 <= M; m += 2) { /* 2 x rows share each widened W vector */ \
+                const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
+                for (int k = 0; k < Kv; k += 8) { \
+                    __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), t; \
+                    t = LD(w[0] + k), a0 = _mm256_fmadd_ps(t, v0, a0), b0 = _mm256_fmadd_ps(t, v1, b0); \
+                    t = LD(w[1] + k), a1 = _mm256_fmadd_ps(t, v0, a1), b1 = _mm256_fmadd_ps(t, v1, b1); \
+                    t = LD(w[2] + k), a2 = _mm256_fmadd_ps(t, v0, a2), b2 = _mm256_fmadd_ps(t, v1, b2); \
+                    t = LD(w[3] + k), a3 = _mm256_fmadd_ps(t, v0, a3), b3 = _mm256_fmadd_ps(t, v1, b3); \
+                } \
+                float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
+                float q[4] = {hsum256(b0), hsum256(b1), hsum256(b2), hsum256(b3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) { \
+                        r[i] += CV(w[i][k]) * x0[k]; \
+                        q[i] += CV(w[i][k]) * x1[k]; \
+                    } \
+                float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy; \
+                for (int i = 0; i < nw; i++) { \
+                    y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+                    y1[n + i] = finish(q[i], b, n + i, y1[n + i], flags); \
+                } \
+            } \
+            for (; m < M; m++) { \
+                const float *x0 = x + (size_t)m * K; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
+                for (int k = 0; k < Kv; k += 8) { \
+                    __m256 v0 = _mm256_loadu_ps(x0 + k); \
+                    a0 = _mm256_fmadd_ps(LD(w[0] + k), v0, a0); \
+                    a1 = _mm256_fmadd_ps(LD(w[1] + k), v0, a1); \
+                    a2 = _mm256_fmadd_ps(LD(w[2] + k), v0, a2); \
+                    a3 = _mm256_fmadd_ps(LD(w[3] + k), v0, a3); \
+                } \
+                float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                float *y0 = y + (size_t)m * ldy; \
+                for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+            } \
+        } \
+    }
+LIN_HALF_AVX2(lin_bf16_avx2, ld_bf16, bf16_f32)
+LIN_HALF_AVX2(lin_f16_avx2, ld_f16, f16_f32)
+
+TGT_AVX2 static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* |w| * (x * sign w): maddubs's unsigned x signed pairs never saturate
+ * (|w| <= 128, |x| <= 127: 2 * 128 * 127 < 32767); madd with ones widens. */
+TGT_AVX2 static inline __m256i dot32_i8(__m256i acc, __m256i w, __m256i x, __m256i ones) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+}
+
+TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~31;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        const int8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        int m = 0;
+        for (; m + 2 <= M; m += 2) { /* 2 x rows share each loaded W vector and its |w| */
+            const int8_t *q0 = xq + (size_t)m * K, *q1 = q0 + K;
+            __m256i a[4], c[4];
+            for (int i = 0; i < 4; i++) a[i] = c[i] = _mm256_setzero_si256();
+            for (int k = 0; k < Kv; k += 32) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + k));
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + k));
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(w[i] + k)), aw = _mm256_sign_epi8(wv, wv);
+                    a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v0, wv)), ones));
+                    c[i] = _mm256_add_epi32(c[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v1, wv)), ones));
+                }
+            }
+            int32_t r0[4], r1[4];
+            for (int i = 0; i < 4; i++) r0[i] = hsum_i32(a[i]), r1[i] = hsum_i32(c[i]);
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) {
+                    r0[i] += (int32_t)w[i][k] * q0[k];
+                    r1[i] += (int32_t)w[i][k] * q1[k];
+                }
+            float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy;
+            for (int i = 0; i < nw; i++) {
+                y0[n + i] = finish((float)r0[i] * (xs[m] * ws[n + i]), b, n + i, y0[n + i], flags);
+                y1[n + i] = finish((float)r1[i] * (xs[m + 1] * ws[n + i]), b, n + i, y1[n + i], flags);
+            }
+        }
+        for (; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 32) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(q + k));
+                a0 = dot32_i8(a0, _mm256_loadu_si256((const __m256i *)(w[0] + k)), v, ones);
+                a1 = dot32_i8(a1, _mm256_loadu_si256((const __m256i *)(w[1] + k)), v, ones);
+                a2 = dot32_i8(a2, _mm256_loadu_si256((const __m256i *)(w[2] + k)), v, ones);
+                a3 = dot32_i8(a3, _mm256_loadu_si256((const __m256i *)(w[3] + k)), v, ones);
+            }
+            int32_t r[4] = {hsum_i32(a0), hsum_i32(a1), hsum_i32(a2), hsum_i32(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++)
+                yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
+        }
+    }
+}
+#endif /* MT_X86 */
+
+#ifdef MT_NEON
+static inline float32x4_t ld_bf16_neon(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+static inline float32x4_t ld_f16_neon(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+#define LIN_HALF_NEON(NAME, LD, CV) \
+    static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, int flags, \
+                     int n0, int n1) { \
+        const int Kv = K & ~3; \
+        for (int n = n0; n < n1; n += 4) { \
+            int nw = n1 - n < 4 ? n1 - n : 4; \
+            const uint16_t *w[4]; \
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int m = 0; m < M; m++) { \
+                const float *x0 = x + (size_t)m * K; \
+                float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0; \
+                for (int k = 0; k < Kv; k += 4) { \
+                    float32x4_t v0 = vld1q_f32(x0 + k); \
+                    a0 = vfmaq_f32(a0, LD(w[0] + k), v0); \
+                    a1 = vfmaq_f32(a1, LD(w[1] + k), v0); \
+                    a2 = vfmaq_f32(a2, LD(w[2] + k), v0); \
+                    a3 = vfmaq_f32(a3, LD(w[3] + k), v0); \
+                } \
+                float r[4] = {vaddvq_f32(a0), vaddvq_f32(a1), vaddvq_f32(a2), vaddvq_f32(a3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                float *y0 = y + (size_t)m * ldy; \
+                for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+            } \
+        } \
+    }
+LIN_HALF_NEON(lin_bf16_neon, ld_bf16_neon, bf16_f32)
+LIN_HALF_NEON(lin_f16_neon, ld_f16_neon, f16_f32)
+
+/* int8 x int8 -> int32: sdot where the CPU has it, else widening multiplies
+ * (vmull_s8) with pairwise accumulation; both exact, so both equal the
+ * scalar kernel. */
+TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
+                               const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~15;
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        const int8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 16) {
+                int8x16_t v = vld1q_s8(q + k);
+                a0 = vdotq_s32(a0, vld1q_s8(w[0] + k), v);
+                a1 = vdotq_s32(a1, vld1q_s8(w[1] + k), v);
+                a2 = vdotq_s32(a2, vld1q_s8(w[2] + k), v);
+                a3 = vdotq_s32(a3, vld1q_s8(w[3] + k), v);
+            }
+            int32_t r[4] = {vaddvq_s32(a0), vaddvq_s32(a1), vaddvq_s32(a2), vaddvq_s32(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++)
+                yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
+        }
+    }
+}
+
+static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
+                        const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~15;
+    for (int n = n0; n < n1; n++) {
+        const int8_t *w = W + (size_t)n * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32x4_t acc = vdupq_n_s32(0);
+            for (int k = 0; k < Kv; k += 16) {
+                int8x16_t wv = vld1q_s8(w + k), v = vld1q_s8(q + k);
+                int16x8_t lo = vmull_s8(vget_low_s8(wv), vget_low_s8(v));
+                int16x8_t hi = vmull_high_s8(wv, v);
+                acc = vpadalq_s16(acc, lo);
+                acc = vpadalq_s16(acc, hi);
+            }
+            int32_t r = vaddvq_s32(acc);
+            for (int k = Kv; k < K; k++) r += (int32_t)w[k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            yr[n] = finish((float)r * (xs[m] * ws[n]), b, n, yr[n], flags);
+        }
+    }
+}
+#endif /* MT_NEON */
+
+void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
+                         const float *b, float *y, int flags, int n0, int n1) {
+    if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        if (is_bf16) lin_bf16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
+        else lin_f16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+#ifdef MT_X86
+    if (level >= MT_KL_AVX2) {
+        if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
+        else lin_f16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+    (void)level;
+    lin_half_scalar(is_bf16 ? bf16_f32 : f16_f32, x, M, K, W, ldy, b, y, flags, n0, n1);
+}
+
+void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                       int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        else lin_i8_neon(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+#ifdef MT_X86
+    if (level >= MT_KL_AVX2) {
+        lin_i8_avx2(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+    (void)level;
+    lin_i8_scalar(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
 }

@@ -88,7 +88,8 @@ typedef struct {
     int text_queue;              /* sentences between stages */
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */
-    FILE *metrics;               /* JSON lines, one per sentence; NULL = none */
+    FILE *metrics;               /* JSON lines, one per sentence, each one write() to fileno(metrics)
+                                    (open it O_APPEND); NULL = none */
     pipeline_event_fn on_event;  /* called from pipeline threads; may be NULL */
     void *user;
     /* Test hooks. */
@@ -121,6 +122,7 @@ void pipeline_free(pipeline *pl);
 typedef struct {
     uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
     uint64_t same_script, synth_errors, translate_errors;
+    uint64_t audio_errors;        /* sentences (partly) lost to a failing audio output */
     double warmup_ms;             /* warm-up translation + synthesis */
     double lag_s;                 /* audio waiting to be played, now */
     int queued;                   /* sentences between push and playback */

@@ -18,7 +18,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "guard.h"
@@ -35,6 +37,7 @@ typedef struct item {
     char *spoken;
     pipeline_how how;
     int skipped;
+    const char *error;       /* NULL, or the stage that failed: "translation", "synthesis", "audio" */
     uint64_t t_input, t_emit, t_push, t_tr_start, t_tr_end;
     uint64_t t_syn_start, t_first_chunk, t_syn_end;
     uint64_t t_play_start, t_first_out, t_play_end;
@@ -102,6 +105,9 @@ struct pipeline {
     /* played items waiting for their playback marks, guarded by the player */
     item *done_head, *done_tail;
     uint64_t last_play_end;
+
+    int sink_down;            /* player: the sink's last write failed */
+    int metrics_failed;       /* player: a metrics write failed (said once) */
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
     size_t skip_n;
@@ -336,11 +342,15 @@ static void translate_item(pipeline *pl, item *it) {
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *ids = NULL;
         int n_ids = 0, hit_max = 0;
-        char *out = engine_translate(pl, src, beams, &ids, &n_ids, &hit_max, &err);
+        char *out = NULL;
+        if (stts_fault("translate_oom_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
+            stts_error_set(&err, STTS_ERR_NOMEM, "out of memory (injected fault)");
+        else
+            out = engine_translate(pl, src, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
             if (is_cancelled(pl)) return;
-            emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
-                     (unsigned long long)it->seq, err.msg);
+            emit_log(pl, it->seq, "sentence %llu: translation failed (%s)", (unsigned long long)it->seq, err.msg);
+            it->error = "translation";
             pthread_mutex_lock(&pl->smu);
             pl->st.translate_errors++;
             pthread_mutex_unlock(&pl->smu);
@@ -455,9 +465,14 @@ static void *synth_main(void *arg) {
         chunk_ctx ctx = {pl, it};
         stts_error err;
         stts_error_clear(&err);
-        stts_status st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &pl->cancelled, &err);
+        stts_status st;
+        if (stts_fault("synth_fail_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
+            st = stts_error_set(&err, STTS_ERR_INTERNAL, "injected fault");
+        else
+            st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &pl->cancelled, &err);
         uint64_t t_end = stts_now_ns();
-        if (st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG) {
+        int failed = st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG;
+        if (failed) {
             emit_log(pl, it->seq, "sentence %llu: synthesis failed: %s", (unsigned long long)it->seq, err.msg);
             pthread_mutex_lock(&pl->smu);
             pl->st.synth_errors++;
@@ -470,6 +485,7 @@ static void *synth_main(void *arg) {
         it->t_syn_end = t_end;
         it->synth_done = 1;
         it->synth_failed = st != STTS_OK;
+        if (failed) it->error = "synthesis";
         it = NULL;
         pthread_cond_broadcast(&pl->a_data);
         pthread_mutex_unlock(&pl->amu);
@@ -491,8 +507,14 @@ static void *synth_main(void *arg) {
 
 /* ---- player stage ---------------------------------------------------------------------- */
 
+/* One JSON line per item, built in memory and handed to the kernel in one
+ * write(): a crash or kill never leaves half a line, and with O_APPEND
+ * several writers never interleave inside a line. */
 static void write_metrics(pipeline *pl, item *it, int idle) {
-    FILE *f = pl->p.metrics;
+    if (!pl->p.metrics) return;
+    char *line = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&line, &len);
     if (!f) return;
     /* json_dumps would need jansson here; the strings are escaped by hand
      * (quotes, backslashes and control characters; UTF-8 passes through). */
@@ -522,8 +544,31 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     fprintf(f, ",\"translate_ms\":%.3f,\"synth_first_ms\":%.3f", ms(it->t_tr_start, it->t_tr_end),
             it->t_first_chunk ? ms(it->t_syn_start, it->t_first_chunk) : -1.0);
     if (it->t_first_out) fprintf(f, ",\"ready_to_first_out_ms\":%.3f", ms(it->t_emit, it->t_first_out));
+    if (it->error) fprintf(f, ",\"error\":\"%s\"", it->error);
     fputs("}\n", f);
-    fflush(f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) { free(line); return; }
+    int fd = fileno(pl->p.metrics);
+    ssize_t k = -1;
+    int e = 0;
+    if (fd >= 0) {
+        fflush(pl->p.metrics);
+        struct stat sb;
+        off_t before = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? sb.st_size : -1;
+        while ((k = write(fd, line, len)) < 0 && errno == EINTR) {}
+        e = k < 0 ? errno : ENOSPC;
+        /* A short write (disk full) would leave half a line: take it back. */
+        if (k >= 0 && (size_t)k < len && before >= 0 && ftruncate(fd, before) != 0) {}
+    } else {
+        k = fwrite(line, 1, len, pl->p.metrics) == len && fflush(pl->p.metrics) == 0 ? (ssize_t)len : -1;
+        e = EIO;
+    }
+    if ((k < 0 || (size_t)k != len) && !pl->metrics_failed) {
+        pl->metrics_failed = 1;
+        emit_log(pl, it->seq, "cannot write the metrics line of sentence %llu: %s (later lines are still tried)",
+                 (unsigned long long)it->seq, strerror(e));
+    }
+    free(line);
 }
 
 /* Metrics of a played (or skipped) item; frees it. Runs on the player thread. */
@@ -536,6 +581,7 @@ static void finish_item(pipeline *pl, item *it) {
     pthread_mutex_lock(&pl->smu);
     if (it->skipped) pl->st.skipped++;
     else if (it->t_first_out) pl->st.played++;
+    if (it->error && strcmp(it->error, "audio") == 0) pl->st.audio_errors++;
     if (idle) {
         push_double(&pl->d_ready_out, &pl->n_ready_out, &pl->cap_ready_out, ms(it->t_emit, it->t_first_out));
         pl->st.idle_samples++;
@@ -571,10 +617,24 @@ static void done_append(pipeline *pl, item *it) {
     pl->done_tail = it;
 }
 
-/* Writes n samples, pacing like a device when simulate_realtime is set. */
-static int play_samples(pipeline *pl, const int16_t *pcm, size_t n) {
+/* Writes n samples, pacing like a device when simulate_realtime is set.
+ * A failing sink is said once per outage (and once when it works again);
+ * meanwhile writes fail fast, so the pipeline keeps reading its input. */
+static int play_samples(pipeline *pl, const int16_t *pcm, size_t n, uint64_t seq) {
     stts_error err;
-    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) return -1;
+    stts_error_clear(&err);
+    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) {
+        if (!is_cancelled(pl) && !pl->sink_down) {
+            pl->sink_down = 1;
+            emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "
+                     "until the output works again", (unsigned long long)seq, err.msg);
+        }
+        return -1;
+    }
+    if (pl->sink_down) {
+        pl->sink_down = 0;
+        emit_log(pl, seq, "audio output works again; speaking from sentence %llu on", (unsigned long long)seq);
+    }
     if (pl->p.simulate_realtime && pl->rate > 0) {
         uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
         while (left > 0 && !is_cancelled(pl)) {   /* short slices keep cancel prompt */
@@ -622,7 +682,7 @@ static void *play_main(void *arg) {
             pthread_mutex_unlock(&pl->amu);
             emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s,
                      skipped, skipped == 1 ? "" : "s");
-            if (pl->skip_pcm) play_samples(pl, pl->skip_pcm, pl->skip_n);
+            if (pl->skip_pcm) play_samples(pl, pl->skip_pcm, pl->skip_n, next_seq);
             audio_silence(pl->p.sink, pl->p.gap_ms, &err);
             resolve_done(pl, 0);
             pthread_mutex_lock(&pl->amu);
@@ -661,7 +721,7 @@ static void *play_main(void *arg) {
             if (!sink_failed) {
                 memcpy(buf, it->pcm + it->played, n * sizeof *buf);
                 pthread_mutex_unlock(&pl->amu);
-                rc = play_samples(pl, buf, n);
+                rc = play_samples(pl, buf, n, it->seq);
                 pthread_mutex_lock(&pl->amu);
             }
             it->played += n;
@@ -674,7 +734,7 @@ static void *play_main(void *arg) {
         pl->a_head = it->next;
         if (!pl->a_head) pl->a_tail = NULL;
         pthread_mutex_unlock(&pl->amu);
-        if (sink_failed) emit_log(pl, it->seq, "sentence %llu: the audio output failed", (unsigned long long)it->seq);
+        if (sink_failed && !it->error) it->error = "audio";
         if (have_audio && !sink_failed) {
             if (audio_mark(pl->p.sink, &it->mark_end, &err) != STTS_OK) it->marked = 0;
             audio_silence(pl->p.sink, pl->p.gap_ms, &err);
@@ -933,6 +993,10 @@ void pipeline_print_summary(pipeline *pl, FILE *f) {
                "language, %llu beam retries, %llu spoken untranslated after the guard\n",
             (unsigned long long)s.played, (unsigned long long)s.skipped, (unsigned long long)s.cache_hits,
             (unsigned long long)s.same_script, (unsigned long long)s.retries, (unsigned long long)s.fallbacks);
+    if (s.translate_errors || s.synth_errors || s.audio_errors)
+        fprintf(f, "stream-tts: failures: %llu translations (spoken untranslated), %llu syntheses (not spoken), "
+                   "%llu sentences lost to the audio output\n", (unsigned long long)s.translate_errors,
+                (unsigned long long)s.synth_errors, (unsigned long long)s.audio_errors);
     fprintf(f, "stream-tts: warm-up %.1f ms\n", s.warmup_ms);
     if (s.translate_p50 >= 0)
         fprintf(f, "stream-tts: translation          p50 %7.1f ms  p95 %7.1f ms\n", s.translate_p50, s.translate_p95);

@@ -7,5 +7,7 @@ int cmd_run(int argc, char **argv);        /* default: the streaming pipeline, -
 int cmd_translate(int argc, char **argv);  /* stream-tts translate ... */
 int cmd_say(int argc, char **argv);        /* stream-tts say ... */
 int cmd_voices(int argc, char **argv);     /* stream-tts voices */
+/* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
+void cli_install_sigbus_handler(void);
 
 #endif

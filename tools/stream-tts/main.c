@@ -15,6 +15,7 @@ static int missing(const char *what) {
 }
 
 int main(int argc, char **argv) {
+    cli_install_sigbus_handler();
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "translate") == 0) {
 #ifdef STTS_HAVE_CMD_TRANSLATE

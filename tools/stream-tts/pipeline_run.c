@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -74,6 +75,15 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
     };
     int missing;
     const char *v;
+    if ((v = cli_flag_value("--pace", argc, argv, i, &missing)) || missing) {
+        if (!missing && (strcmp(v, "realtime") == 0 || strcmp(v, "none") == 0)) {
+            o->pace_realtime = strcmp(v, "realtime") == 0;
+            return 1;
+        }
+        snprintf(err, cap, "--pace expects 'realtime' or 'none'%s%s%s", missing ? "" : ", got '", missing ? "" : v,
+                 missing ? "" : "'");
+        return -1;
+    }
     for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
         if ((v = cli_flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
@@ -132,6 +142,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --gap-ms N              silence between sentences (default 150)\n"
           "  --max-lag SECONDS       when unspoken audio exceeds this, skip older sentences (announced)\n"
           "  --metrics FILE          per-sentence timestamps as JSON lines\n"
+          "  --pace realtime|none    with --output: write audio no faster than it plays, like a sound\n"
+          "                          device (soak tests, --max-lag on files); default none\n"
           "  --echo                  print each sentence and its translation as it starts playing\n"
           "                          (on stdout; on stderr when --output -)\n"
           "  --cache N               translation cache entries (default 256; 0 = off)\n"
@@ -465,8 +477,18 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         nllb_model_free(model);
         return 1;
     }
+    if (po->pace_realtime && !po->output) {
+        fprintf(stderr, "stream-tts: --pace realtime paces --output FILE.wav or -; a sound device paces itself\n");
+        audio_close(sink, &err);
+        tts_close(synth);
+        nllb_model_free(model);
+        return 2;
+    }
+    /* O_APPEND: each metrics line is one write() (see write_metrics). */
     FILE *metrics = NULL;
-    if (po->metrics && !(metrics = fopen(po->metrics, "w"))) {
+    int mfd = po->metrics ? open(po->metrics, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) : -1;
+    if (mfd >= 0 && !(metrics = fdopen(mfd, "a"))) close(mfd);
+    if (po->metrics && !metrics) {
         fprintf(stderr, "stream-tts: cannot write the metrics file '%s': %s\n", po->metrics, strerror(errno));
         audio_close(sink, &err);
         tts_close(synth);
@@ -495,6 +517,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     pp.sink = sink;
     pp.gap_ms = po->gap_ms;
     pp.max_lag_s = po->max_lag_s;
+    pp.simulate_realtime = po->pace_realtime;
     pp.warmup = !po->no_warmup;
     pp.metrics = metrics;
     pp.on_event = on_event;
@@ -528,6 +551,14 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
             fprintf(stderr, "stream-tts: stopped (%s)\n", sig == SIGINT ? "interrupt" : "terminated");
             rc = 128 + sig;
         } else if (fst != STTS_OK && rc == 0) {
+            rc = 1;
+        }
+        pipeline_stats fin;
+        pipeline_get_stats(c.pl, &fin);
+        if (fin.audio_errors && po->output && rc == 0) {
+            fprintf(stderr, "stream-tts: %llu sentence%s could not be written to %s\n",
+                    (unsigned long long)fin.audio_errors, fin.audio_errors == 1 ? "" : "s",
+                    strcmp(po->output, "-") == 0 ? "standard output" : po->output);
             rc = 1;
         }
         pipeline_print_summary(c.pl, stderr);

@@ -30,6 +30,7 @@ typedef struct {
     int no_guard;
     int no_warmup;
     int status;                /* -1 auto (stderr is a terminal), 0 off, 1 on */
+    int pace_realtime;         /* --pace realtime: file/raw output no faster than it plays */
 } pipeline_opts;
 
 void pipeline_opts_init(pipeline_opts *o);

@@ -84,7 +84,8 @@ typedef struct {
     tts_synth *synth;            /* required */
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
     double gap_ms;               /* silence between sentences */
-    double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog */
+    double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog, and sentences
+                                    emitted longer ago than this with a newer one waiting (announced) */
     int text_queue;              /* sentences between stages */
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */

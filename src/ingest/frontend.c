@@ -791,12 +791,14 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
 stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
                                  stts_error *err) {
     for (;;) {
-        if (stop && *stop) break;
+        if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) break;   /* set from other threads */
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
         if (dl) {
-            if (dl <= now) { ingest_frontend_tick(fe, now); continue; }
-            uint64_t ms = (dl - now + 999999) / 1000000;
+            /* Past the idle deadline: lines already waiting are read first
+             * (timeout 0), so a pause spent blocked in a callback (the
+             * pipeline's back-pressure) does not cut a sentence in two. */
+            uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
             if (ms < (uint64_t)timeout) timeout = (int)ms;
         }
         if (!stop) timeout = dl ? timeout : -1;   /* nothing to wait for but input */

@@ -107,6 +107,7 @@ struct pipeline {
     uint64_t last_play_end;
 
     int sink_down;            /* player: the sink's last write failed */
+    int skip_pending;         /* player: skipped sentences not yet announced */
     int metrics_failed;       /* player: a metrics write failed (said once) */
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
@@ -127,6 +128,19 @@ struct pipeline {
 };
 
 static int is_cancelled(pipeline *pl) { return atomic_load(&pl->cancelled) != 0; }
+
+/* --max-lag: a sentence emitted longer ago than the limit, with a newer one
+ * already waiting behind it in queue q, is skipped by the stage that finds it,
+ * before any translation or synthesis is spent on it; so the pipeline keeps up
+ * with input of any speed, and the newest sentence is still said. The player
+ * announces the skips. */
+static int is_stale(pipeline *pl, const item *it, tqueue *q) {
+    if (pl->p.max_lag_s <= 0 || stts_now_ns() - it->t_emit <= (uint64_t)(pl->p.max_lag_s * 1e9)) return 0;
+    pthread_mutex_lock(&q->mu);
+    int newer = q->head != NULL;
+    pthread_mutex_unlock(&q->mu);
+    return newer;
+}
 
 static int tq_push(pipeline *pl, tqueue *q, item *it) {
     pthread_mutex_lock(&q->mu);
@@ -392,7 +406,12 @@ static void *translate_main(void *arg) {
     while ((it = tq_pop(pl, &pl->q_text))) {
         test_delay(pl, &rng);
         it->t_tr_start = stts_now_ns();
-        translate_item(pl, it);
+        if (is_stale(pl, it, &pl->q_text)) {
+            it->skipped = 1;
+            it->spoken = strdup("");
+        } else {
+            translate_item(pl, it);
+        }
         it->t_tr_end = stts_now_ns();
         if (!it->spoken) {   /* cancelled, or out of memory */
             if (!is_cancelled(pl)) {
@@ -405,7 +424,7 @@ static void *translate_main(void *arg) {
         pthread_mutex_lock(&pl->smu);
         pl->st.translated++;
         pl->last_translate_ms = ms(it->t_tr_start, it->t_tr_end);
-        if (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK)
+        if (!it->skipped && (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK))
             push_double(&pl->d_translate, &pl->n_translate, &pl->cap_translate, pl->last_translate_ms);
         pthread_mutex_unlock(&pl->smu);
         if (tq_push(pl, &pl->q_spoken, it) != 0) { item_free(it); break; }
@@ -466,6 +485,14 @@ static void *synth_main(void *arg) {
         stts_error err;
         stts_error_clear(&err);
         stts_status st;
+        if (it->skipped || is_stale(pl, it, &pl->q_spoken)) {
+            pthread_mutex_lock(&pl->amu);
+            it->skipped = 1;
+            it->synth_done = 1;
+            pthread_cond_broadcast(&pl->a_data);
+            pthread_mutex_unlock(&pl->amu);
+            continue;   /* the player owns it now */
+        }
         if (stts_fault("synth_fail_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
             st = stts_error_set(&err, STTS_ERR_INTERNAL, "injected fault");
         else
@@ -652,6 +679,14 @@ static int play_samples(pipeline *pl, const int16_t *pcm, size_t n, uint64_t seq
 static int skip_backlog(pipeline *pl) {
     if (pl->p.max_lag_s <= 0 || pl->rate <= 0) return 0;
     int skipped = 0;
+    /* Skipped upstream (stale): nothing to play. */
+    while (pl->a_head && pl->a_head->skipped && pl->a_head->synth_done) {
+        item *it = pl->a_head;
+        pl->a_head = it->next;
+        if (!pl->a_head) pl->a_tail = NULL;
+        done_append(pl, it);
+        skipped++;
+    }
     double limit = pl->p.max_lag_s * pl->rate;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
            (double)pl->queued_samples > limit) {
@@ -666,6 +701,21 @@ static int skip_backlog(pipeline *pl) {
     return skipped;
 }
 
+/* One line for the sentences skipped since the last one heard, and (audible)
+ * the "Skipping ahead." notice before the next one. */
+static void announce_skips(pipeline *pl, uint64_t next_seq, int audible) {
+    if (!pl->skip_pending) return;
+    int n = pl->skip_pending;
+    pl->skip_pending = 0;
+    emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s, n,
+             n == 1 ? "" : "s");
+    if (audible && pl->skip_pcm) {
+        stts_error err;
+        play_samples(pl, pl->skip_pcm, pl->skip_n, next_seq);
+        audio_silence(pl->p.sink, pl->p.gap_ms, &err);
+    }
+}
+
 static void *play_main(void *arg) {
     pipeline *pl = arg;
     uint64_t rng = pl->p.test_seed * 0x94D049BB133111EBull + 3;
@@ -678,12 +728,8 @@ static void *play_main(void *arg) {
         if (is_cancelled(pl) || (!pl->a_head && pl->a_closed)) break;
         int skipped = skip_backlog(pl);
         if (skipped) {
-            uint64_t next_seq = pl->a_head->seq;
+            pl->skip_pending += skipped;   /* announced before the next sentence heard */
             pthread_mutex_unlock(&pl->amu);
-            emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s,
-                     skipped, skipped == 1 ? "" : "s");
-            if (pl->skip_pcm) play_samples(pl, pl->skip_pcm, pl->skip_n, next_seq);
-            audio_silence(pl->p.sink, pl->p.gap_ms, &err);
             resolve_done(pl, 0);
             pthread_mutex_lock(&pl->amu);
             continue;
@@ -692,10 +738,21 @@ static void *play_main(void *arg) {
         /* Wait for the first samples (or the end of a silent item). */
         while (it->n_pcm == 0 && !it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
         if (is_cancelled(pl)) break;
+        if (it->skipped) {   /* found stale by the synth stage meanwhile */
+            pl->a_head = it->next;
+            if (!pl->a_head) pl->a_tail = NULL;
+            pl->skip_pending++;
+            pthread_mutex_unlock(&pl->amu);
+            done_append(pl, it);
+            resolve_done(pl, 0);
+            pthread_mutex_lock(&pl->amu);
+            continue;
+        }
         int have_audio = it->n_pcm > 0;
         pthread_mutex_unlock(&pl->amu);
         test_delay(pl, &rng);
         if (have_audio) {
+            announce_skips(pl, it->seq, 1);
             it->t_play_start = stts_now_ns();
             if (pl->p.on_event) {
                 pipeline_event ev = {.kind = PIPELINE_EV_PLAY, .seq = it->seq, .source = it->source,
@@ -746,6 +803,7 @@ static void *play_main(void *arg) {
         pthread_mutex_lock(&pl->amu);
     }
     pthread_mutex_unlock(&pl->amu);
+    if (!is_cancelled(pl)) announce_skips(pl, 0, 0);
     if (!is_cancelled(pl)) audio_drain(pl->p.sink, &err);
     resolve_done(pl, 1);
     return NULL;

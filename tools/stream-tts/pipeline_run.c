@@ -323,7 +323,7 @@ static void on_event(void *user, const pipeline_event *ev) {
 static void on_sentence(void *user, const ingest_sentence *s) {
     run_ctx *c = user;
     stts_error err;
-    if (pipeline_push(c->pl, s, &err) != STTS_OK) c->stop = 1;
+    if (pipeline_push(c->pl, s, &err) != STTS_OK) __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
 }
 
 static void *signal_main(void *arg) {
@@ -337,7 +337,7 @@ static void *signal_main(void *arg) {
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
             atomic_store(&c->signal_no, sig);
-            c->stop = 1;
+            __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);   /* read by the reader thread */
             pipeline_cancel(c->pl);
             break;
         }

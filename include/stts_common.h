@@ -63,6 +63,14 @@ size_t stts_utf8_encode(uint32_t cp, char *out);
  * character boundary (used to hold back a split multibyte tail). */
 size_t stts_utf8_valid_prefix(const unsigned char *s, size_t n);
 
+/* TEST-ONLY fault injection (docs/RELIABILITY.md). STTS_FAULT holds
+ * "name:value" pairs separated by commas, e.g.
+ * STTS_FAULT=audio_fail_after_ms:300,audio_down_ms:1500 (with
+ * STTS_FAULT_AUDIO_BACK=FILE the outage lasts until FILE exists). Returns the value
+ * of name, or -1 when it is not set. Read once per call; cheap enough for the
+ * few places that ask (sink open, once per sentence). */
+long stts_fault(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,13 +88,15 @@ typedef struct {
     tts_synth *synth;            /* required */
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
     double gap_ms;               /* silence between sentences */
-    double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog */
+    double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog, and sentences
+                                    emitted longer ago than this with a newer one waiting (announced) */
     const char *notice_lang;     /* language the front end writes notices in (NULL: tgt_lang);
                                     the --max-lag "Skipping ahead." notice uses it too */
     int text_queue;              /* sentences between stages */
     double audio_queue_s;        /* synthesized audio held ahead of playback */
     int warmup;                  /* 1: one translation and synthesis before start */
-    FILE *metrics;               /* JSON lines, one per sentence; NULL = none */
+    FILE *metrics;               /* JSON lines, one per sentence, each one write() to fileno(metrics)
+                                    (open it O_APPEND); NULL = none */
     int sink_is_file;            /* metrics say "output":"file" (writes, not playback) or "device" */
     pipeline_event_fn on_event;  /* called from pipeline threads; may be NULL */
     void *user;
@@ -157,6 +159,7 @@ typedef struct {
     uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
     uint64_t same_script, synth_errors, translate_errors;
     uint64_t stopped;             /* dropped by pipeline_stop/skip */
+    uint64_t audio_errors;        /* sentences (partly) lost to a failing audio output */
     double warmup_ms;             /* warm-up translation + synthesis */
     double lag_s;                 /* audio waiting to be played, now */
     int queued;                   /* sentences between push and playback */

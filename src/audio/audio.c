@@ -1,6 +1,16 @@
 /* audio.c - the audio sinks: PortAudio device (single-producer ring buffer
  * drained by the stream callback, optional libsamplerate conversion on the
- * writer side, playback-position marks), WAV file and raw PCM. */
+ * writer side, playback-position marks), WAV file and raw PCM.
+ *
+ * Crash safety of WAV files: the header's sizes are rewritten (one 44-byte
+ * pwrite, after the data it counts) at every playback mark, i.e. at each
+ * sentence's start and end, and after every 0.5 s of audio, so a kill -9
+ * leaves a file whose header covers all but at most the last 0.5 s written.
+ *
+ * A lost device: the first failing write closes the stream and the sink
+ * goes "down": writes fail at once (the pipeline drops the audio and keeps
+ * reading) and every write after a backoff (250 ms doubling to 2 s) tries to
+ * reopen the device. */
 #define _POSIX_C_SOURCE 200809L
 #include <alsa/asoundlib.h>
 #include <ctype.h>
@@ -21,6 +31,9 @@
 
 #define MARKS 4096
 #define STALL_NS 3000000000ULL  /* a device that takes nothing for 3 s is dead */
+#define HEADER_EVERY_S 0.5      /* WAV: sizes rewritten at least this often */
+#define BACKOFF_MIN_MS 250.0
+#define BACKOFF_MAX_MS 2000.0
 
 typedef struct {
     uint64_t pos;
@@ -35,6 +48,16 @@ struct audio_sink {
     int own_fd;
     int seekable;
     uint64_t data_bytes;
+    uint64_t header_bytes;  /* what the header on disk says */
+    /* lost device: writes fail fast until a reopen works */
+    int down;
+    char down_why[256];     /* the failure that took it down, for later errors */
+    uint64_t retry_ns;
+    double backoff_ms;
+    /* TEST-ONLY fault injection (STTS_FAULT, docs/RELIABILITY.md) */
+    long fault_after_frames, fault_down_ms;
+    uint64_t fault_up_ns;
+    int file_errno;         /* a file write failed: later writes fail too */
     /* device sink */
     PaStream *stream;
     int pa_up;
@@ -74,19 +97,29 @@ static void sleep_ms(double ms) {
 static void put32(unsigned char *b, uint32_t v) { b[0] = v; b[1] = v >> 8; b[2] = v >> 16; b[3] = v >> 24; }
 static void put16(unsigned char *b, uint16_t v) { b[0] = v & 0xFF; b[1] = v >> 8; }
 
-static stts_status write_all(int fd, const void *buf, size_t n, stts_error *err) {
+/* *done (may be NULL) gets the bytes written, also when it fails part way. */
+static stts_status write_all(int fd, const void *buf, size_t n, size_t *done, const char *what, stts_error *err) {
     const char *b = buf;
+    if (done) *done = 0;
     while (n > 0) {
         ssize_t k = write(fd, b, n);
         if (k < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) { sleep_ms(1); continue; }
-            return stts_error_set(err, STTS_ERR_IO, "writing audio failed: %s", strerror(errno));
+            int e = errno;
+            stts_error_set(err, STTS_ERR_IO, "writing audio to %s failed: %s", what, strerror(e));
+            errno = e;
+            return STTS_ERR_IO;
         }
         b += k;
         n -= (size_t)k;
+        if (done) *done += (size_t)k;
     }
     return STTS_OK;
+}
+
+static const char *sink_name(const audio_sink *s) {
+    return s->p.kind == AUDIO_SINK_WAV && s->p.path && strcmp(s->p.path, "-") != 0 ? s->p.path : "standard output";
 }
 
 static void wav_header(unsigned char h[44], int rate, uint64_t data_bytes) {
@@ -124,7 +157,22 @@ static stts_status open_file(audio_sink *s, stts_error *err) {
     unsigned char h[44];
     /* Unseekable (a pipe): the sizes say "as long as it goes". */
     wav_header(h, s->p.sample_rate, s->seekable ? 0 : 0xFFFFFFFFULL);
-    return write_all(s->fd, h, sizeof h, err);
+    return write_all(s->fd, h, sizeof h, NULL, sink_name(s), err);
+}
+
+/* Rewrites the WAV header to cover the whole frames written so far. One
+ * pwrite of the whole header: a kill never leaves it half updated. */
+static stts_status wav_refresh(audio_sink *s, stts_error *err) {
+    if (s->p.kind != AUDIO_SINK_WAV || !s->seekable || s->fd < 0) return STTS_OK;
+    uint64_t bytes = s->data_bytes & ~(uint64_t)1;
+    if (bytes == s->header_bytes) return STTS_OK;
+    unsigned char h[44];
+    wav_header(h, s->p.sample_rate, bytes);
+    if (pwrite(s->fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+        return stts_error_set(err, STTS_ERR_IO, "cannot update the WAV header of '%s': %s", s->p.path,
+                              strerror(errno));
+    s->header_bytes = bytes;
+    return STTS_OK;
 }
 
 /* ---- device ------------------------------------------------------------- */
@@ -361,6 +409,59 @@ static stts_status resample_put(audio_sink *s, const int16_t *pcm, size_t n, int
     return STTS_OK;
 }
 
+/* ---- a lost output ------------------------------------------------------- */
+
+static void close_device(audio_sink *s) {
+    if (s->stream) {
+        if (s->started) Pa_AbortStream(s->stream);
+        Pa_CloseStream(s->stream);
+        s->stream = NULL;
+    }
+    s->started = 0;
+    if (s->pa_up) { Pa_Terminate(); s->pa_up = 0; }
+    if (s->src) { src_delete(s->src); s->src = NULL; }
+    free(s->ring);
+    s->ring = NULL;
+}
+
+/* The output failed: what was queued is dropped, waiting marks are stamped
+ * (nothing will play them), and writes fail at once until try_up works. */
+static void go_down(audio_sink *s, const char *why) {
+    if (s->down) return;
+    s->down = 1;
+    snprintf(s->down_why, sizeof s->down_why, "%s", why);
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->retry_ns = stts_now_ns() + (uint64_t)(s->backoff_ms * 1e6);
+    if (s->p.kind == AUDIO_SINK_DEVICE) {
+        close_device(s);
+        uint64_t w = atomic_load(&s->wpos);
+        atomic_store(&s->rpos, w);
+        stamp_marks(s, w, stts_now_ns(), w, 0);
+    }
+}
+
+/* Brings the output back, trying at most once per backoff interval. */
+static stts_status try_up(audio_sink *s, stts_error *err) {
+    uint64_t now = stts_now_ns();
+    if (now < s->retry_ns)
+        return stts_error_set(err, STTS_ERR_DEVICE, "%s (the output is retried every few seconds)", s->down_why);
+    stts_status st = STTS_OK;
+    const char *back = getenv("STTS_FAULT_AUDIO_BACK");   /* TEST-ONLY: outage ends when this file exists */
+    if (s->fault_up_ns && (back && *back ? access(back, F_OK) != 0 : now < s->fault_up_ns)) {
+        st = stts_error_set(err, STTS_ERR_DEVICE, "%s (the output is retried every few seconds)", s->down_why);
+    } else if (s->p.kind == AUDIO_SINK_DEVICE) {
+        st = open_device(s, err);
+        if (st != STTS_OK) close_device(s);
+    }
+    if (st != STTS_OK) {
+        s->backoff_ms = fmin(s->backoff_ms * 2, BACKOFF_MAX_MS);
+        s->retry_ns = now + (uint64_t)(s->backoff_ms * 1e6);
+        return st;
+    }
+    s->down = 0;
+    return STTS_OK;
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err) {
@@ -384,6 +485,11 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
         audio_close(s, NULL);
         return st;
     }
+    /* TEST-ONLY fault injection: the output disappears after this much
+     * audio and comes back audio_down_ms later (never when unset). */
+    long after = stts_fault("audio_fail_after_ms");
+    s->fault_after_frames = after >= 0 ? after * (long)p->sample_rate / 1000 : -1;
+    s->fault_down_ms = stts_fault("audio_down_ms");
     *out = s;
     return STTS_OK;
 }
@@ -391,15 +497,40 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
 stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err) {
     if (!s || (!pcm && n)) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: no sink or no samples");
     if (n == 0) return STTS_OK;
-    s->frames_in += n;
+    if (s->file_errno)
+        return stts_error_set(err, STTS_ERR_IO, "writing audio to %s failed earlier (%s); nothing more is written",
+                              sink_name(s), strerror(s->file_errno));
+    if (s->down) {
+        stts_status st = try_up(s, err);
+        if (st != STTS_OK) return st;
+    }
+    /* TEST-ONLY fault injection (STTS_FAULT=audio_fail_after_ms:N). */
+    if (s->fault_after_frames >= 0 && !s->fault_up_ns && s->frames_in + n > (uint64_t)s->fault_after_frames) {
+        s->fault_up_ns = s->fault_down_ms >= 0 ? stts_now_ns() + (uint64_t)s->fault_down_ms * 1000000ull : UINT64_MAX;
+        go_down(s, "the audio device was lost (injected fault)");
+        return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
+    }
     if (s->p.kind != AUDIO_SINK_DEVICE) {
         /* s16le on disk; this machine is little-endian (x86, arm). */
-        stts_status st = write_all(s->fd, pcm, n * 2, err);
-        if (st == STTS_OK) s->data_bytes += n * 2;
-        return st;
+        size_t done = 0;
+        stts_status st = write_all(s->fd, pcm, n * 2, &done, sink_name(s), err);
+        s->data_bytes += done;
+        s->frames_in = s->data_bytes / 2;
+        if (st != STTS_OK) {
+            /* Disk full and the like: the header keeps covering what is on disk. */
+            s->file_errno = errno ? errno : EIO;
+            wav_refresh(s, NULL);
+            return st;
+        }
+        if (s->data_bytes - s->header_bytes >= (uint64_t)(HEADER_EVERY_S * s->p.sample_rate) * 2)
+            return wav_refresh(s, err);
+        return STTS_OK;
     }
     unsigned epoch = atomic_load(&s->abort_req);
-    return s->src ? resample_put(s, pcm, n, 0, epoch, err) : ring_put(s, pcm, n, epoch, err);
+    stts_status st = s->src ? resample_put(s, pcm, n, 0, epoch, err) : ring_put(s, pcm, n, epoch, err);
+    if (st == STTS_OK) s->frames_in += n;
+    else if (st == STTS_ERR_DEVICE) go_down(s, err ? err->msg : "the audio device failed");
+    return st;
 }
 
 stts_status audio_silence(audio_sink *s, double ms, stts_error *err) {
@@ -422,7 +553,8 @@ stts_status audio_mark(audio_sink *s, uint64_t *id, stts_error *err) {
     mark *m = &s->marks[head % MARKS];
     atomic_store(&m->handed_ns, 0);
     atomic_store(&m->played_ns, 0);
-    if (s->p.kind == AUDIO_SINK_DEVICE) {
+    wav_refresh(s, NULL);   /* sentence boundaries: the header follows the data */
+    if (s->p.kind == AUDIO_SINK_DEVICE && !s->down) {
         m->pos = atomic_load(&s->wpos);
         atomic_store_explicit(&s->mark_head, head + 1, memory_order_release);
     } else {
@@ -449,7 +581,8 @@ int audio_mark_query(audio_sink *s, uint64_t id, uint64_t *handed_ns, uint64_t *
 
 stts_status audio_drain(audio_sink *s, stts_error *err) {
     if (!s) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_drain: no sink");
-    if (s->p.kind != AUDIO_SINK_DEVICE) return STTS_OK;
+    if (s->p.kind != AUDIO_SINK_DEVICE) return wav_refresh(s, err);
+    if (s->down) return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
     unsigned epoch = atomic_load(&s->abort_req);
     if (s->src) {
         stts_status st = resample_put(s, NULL, 0, 1, epoch, err);
@@ -464,8 +597,10 @@ stts_status audio_drain(audio_sink *s, stts_error *err) {
         if (atomic_load(&s->abort_req) != epoch) return stts_error_set(err, STTS_ERR_CANCELLED, "audio aborted");
         uint64_t r = atomic_load(&s->rpos), now = stts_now_ns();
         if (r != last_r) { last_r = r; stall_since = now; }
-        else if (now - stall_since > STALL_NS)
-            return stts_error_set(err, STTS_ERR_DEVICE, "the audio device stopped taking samples");
+        else if (now - stall_since > STALL_NS) {
+            go_down(s, "the audio device stopped taking samples");
+            return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
+        }
         sleep_ms(2);
     }
     /* The last callback's samples are still in the device's buffer. */
@@ -494,19 +629,13 @@ stts_status audio_close(audio_sink *s, stts_error *err) {
     if (!s) return STTS_OK;
     stts_status st = STTS_OK;
     if (s->p.kind == AUDIO_SINK_DEVICE) {
-        if (s->stream) {
+        if (s->stream && !s->down) {
             st = audio_drain(s, err);
-            if (s->started) Pa_StopStream(s->stream);
-            Pa_CloseStream(s->stream);
+            if (s->started && s->stream) Pa_StopStream(s->stream);
         }
-        if (s->pa_up) Pa_Terminate();
+        close_device(s);
     } else if (s->fd >= 0) {
-        if (s->p.kind == AUDIO_SINK_WAV && s->seekable) {
-            unsigned char h[44];
-            wav_header(h, s->p.sample_rate, s->data_bytes);
-            if (lseek(s->fd, 0, SEEK_SET) != 0 || write_all(s->fd, h, sizeof h, NULL) != STTS_OK)
-                st = stts_error_set(err, STTS_ERR_IO, "cannot finish WAV header of '%s': %s", s->p.path, strerror(errno));
-        }
+        st = wav_refresh(s, err);
         if (s->own_fd && close(s->fd) != 0 && st == STTS_OK)
             st = stts_error_set(err, STTS_ERR_IO, "closing '%s' failed: %s", s->p.path, strerror(errno));
     }

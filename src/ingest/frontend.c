@@ -956,7 +956,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
 stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
                                  stts_error *err) {
     for (;;) {
-        if (stop && *stop) break;
+        if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) break;   /* set from other threads */
         uint64_t now = stts_now_ns(), dl = ingest_frontend_deadline(fe);
         int timeout = 250;   /* wake up now and then to look at *stop */
         if (dl) {

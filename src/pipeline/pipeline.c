@@ -18,7 +18,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "protect.h"
@@ -46,6 +48,7 @@ typedef struct item {
     char *spoken;
     pipeline_how how;
     int skipped;
+    const char *error;       /* NULL, or the stage that failed: "translation", "synthesis", "audio" */
     uint64_t t_input, t_emit, t_push, t_tr_start, t_tr_end;
     uint64_t t_syn_start, t_first_chunk, t_syn_end;
     uint64_t t_play_start, t_first_out, t_play_end;
@@ -115,6 +118,10 @@ struct pipeline {
     item *done_head, *done_tail;
     uint64_t last_play_end;
 
+    int sink_down;            /* player: the sink's last write failed */
+    int skip_pending;         /* player: skipped sentences not yet announced */
+    int metrics_failed;       /* player: a metrics write failed (said once) */
+
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
     /* Notice phrases without arguments in a language other than the target,
      * translated once at start-up (warm_up) and kept: source -> spoken. */
@@ -175,6 +182,19 @@ static void drop_item(pipeline *pl, item *it) {
     pl->in_flight--;
     pthread_mutex_unlock(&pl->smu);
     live_free(pl, it);
+}
+
+/* --max-lag: a sentence emitted longer ago than the limit, with a newer one
+ * already waiting behind it in queue q, is skipped by the stage that finds it,
+ * before any translation or synthesis is spent on it; so the pipeline keeps up
+ * with input of any speed, and the newest sentence is still said. The player
+ * announces the skips. */
+static int is_stale(pipeline *pl, const item *it, tqueue *q) {
+    if (pl->p.max_lag_s <= 0 || stts_now_ns() - it->t_emit <= (uint64_t)(pl->p.max_lag_s * 1e9)) return 0;
+    pthread_mutex_lock(&q->mu);
+    int newer = q->head != NULL;
+    pthread_mutex_unlock(&q->mu);
+    return newer;
 }
 
 static int tq_push(pipeline *pl, tqueue *q, item *it) {
@@ -408,11 +428,16 @@ static void translate_item(pipeline *pl, item *it) {
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *ids = NULL;
         int n_ids = 0, hit_max = 0;
-        char *out = engine_translate(pl, it, mt_in, beams, &ids, &n_ids, &hit_max, &err);
+        char *out = NULL;
+        if (stts_fault("translate_oom_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
+            stts_error_set(&err, STTS_ERR_NOMEM, "out of memory (injected fault)");
+        else
+            out = engine_translate(pl, it, mt_in, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
             if (is_cancelled(pl) || is_dropped(it)) { protect_clear(&pm); free(prot); return; }
             emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
                      (unsigned long long)it->seq, err.msg);
+            it->error = "translation";
             pthread_mutex_lock(&pl->smu);
             pl->st.translate_errors++;
             pthread_mutex_unlock(&pl->smu);
@@ -465,7 +490,12 @@ static void *translate_main(void *arg) {
         if (is_dropped(it)) { drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         it->t_tr_start = stts_now_ns();
-        translate_item(pl, it);
+        if (is_stale(pl, it, &pl->q_text)) {
+            it->skipped = 1;
+            it->spoken = strdup("");
+        } else {
+            translate_item(pl, it);
+        }
         it->t_tr_end = stts_now_ns();
         if (!it->spoken && is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
         if (!it->spoken) {   /* cancelled, or out of memory */
@@ -479,7 +509,7 @@ static void *translate_main(void *arg) {
         pthread_mutex_lock(&pl->smu);
         pl->st.translated++;
         pl->last_translate_ms = ms(it->t_tr_start, it->t_tr_end);
-        if (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK)
+        if (!it->skipped && (it->how == PIPELINE_MT || it->how == PIPELINE_MT_RETRY || it->how == PIPELINE_FALLBACK))
             push_double(&pl->d_translate, &pl->n_translate, &pl->cap_translate, pl->last_translate_ms);
         pthread_mutex_unlock(&pl->smu);
         if (tq_push(pl, &pl->q_spoken, it) != 0) { live_free(pl, it); break; }
@@ -550,9 +580,22 @@ static void *synth_main(void *arg) {
         chunk_ctx ctx = {pl, it};
         stts_error err;
         stts_error_clear(&err);
-        stts_status st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &it->drop, &err);
+        stts_status st;
+        if (it->skipped || is_stale(pl, it, &pl->q_spoken)) {
+            pthread_mutex_lock(&pl->amu);
+            it->skipped = 1;
+            it->synth_done = 1;
+            pthread_cond_broadcast(&pl->a_data);
+            pthread_mutex_unlock(&pl->amu);
+            continue;   /* the player owns it now */
+        }
+        if (stts_fault("synth_fail_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
+            st = stts_error_set(&err, STTS_ERR_INTERNAL, "injected fault");
+        else
+            st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &it->drop, &err);
         uint64_t t_end = stts_now_ns();
-        if (st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG) {
+        int failed = st != STTS_OK && st != STTS_ERR_CANCELLED && st != STTS_ERR_INVALID_ARG;
+        if (failed) {
             emit_log(pl, it->seq, "sentence %llu: synthesis failed: %s", (unsigned long long)it->seq, err.msg);
             pthread_mutex_lock(&pl->smu);
             pl->st.synth_errors++;
@@ -565,6 +608,7 @@ static void *synth_main(void *arg) {
         it->t_syn_end = t_end;
         it->synth_done = 1;
         it->synth_failed = st != STTS_OK;
+        if (failed) it->error = "synthesis";
         it = NULL;
         pthread_cond_broadcast(&pl->a_data);
         pthread_mutex_unlock(&pl->amu);
@@ -586,8 +630,14 @@ static void *synth_main(void *arg) {
 
 /* ---- player stage ---------------------------------------------------------------------- */
 
+/* One JSON line per item, built in memory and handed to the kernel in one
+ * write(): a crash or kill never leaves half a line, and with O_APPEND
+ * several writers never interleave inside a line. */
 static void write_metrics(pipeline *pl, item *it, int idle) {
-    FILE *f = pl->p.metrics;
+    if (!pl->p.metrics) return;
+    char *line = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&line, &len);
     if (!f) return;
     /* json_dumps would need jansson here; the strings are escaped by hand
      * (quotes, backslashes and control characters; UTF-8 passes through). */
@@ -621,8 +671,32 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     fprintf(f, ",\"translate_ms\":%.3f,\"synth_first_ms\":%.3f", ms(it->t_tr_start, it->t_tr_end),
             it->t_first_chunk ? ms(it->t_syn_start, it->t_first_chunk) : -1.0);
     if (it->t_first_out) fprintf(f, ",\"ready_to_first_out_ms\":%.3f", ms(it->t_emit, it->t_first_out));
-    fprintf(f, ",\"output\":\"%s\"}\n", pl->p.sink_is_file ? "file" : "device");
-    fflush(f);
+    fprintf(f, ",\"output\":\"%s\"", pl->p.sink_is_file ? "file" : "device");
+    if (it->error) fprintf(f, ",\"error\":\"%s\"", it->error);
+    fputs("}\n", f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) { free(line); return; }
+    int fd = fileno(pl->p.metrics);
+    ssize_t k = -1;
+    int e = 0;
+    if (fd >= 0) {
+        fflush(pl->p.metrics);
+        struct stat sb;
+        off_t before = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? sb.st_size : -1;
+        while ((k = write(fd, line, len)) < 0 && errno == EINTR) {}
+        e = k < 0 ? errno : ENOSPC;
+        /* A short write (disk full) would leave half a line: take it back. */
+        if (k >= 0 && (size_t)k < len && before >= 0 && ftruncate(fd, before) != 0) {}
+    } else {
+        k = fwrite(line, 1, len, pl->p.metrics) == len && fflush(pl->p.metrics) == 0 ? (ssize_t)len : -1;
+        e = EIO;
+    }
+    if ((k < 0 || (size_t)k != len) && !pl->metrics_failed) {
+        pl->metrics_failed = 1;
+        emit_log(pl, it->seq, "cannot write the metrics line of sentence %llu: %s (later lines are still tried)",
+                 (unsigned long long)it->seq, strerror(e));
+    }
+    free(line);
 }
 
 /* Metrics of a played (or skipped) item; frees it. Runs on the player thread. */
@@ -636,6 +710,7 @@ static void finish_item(pipeline *pl, item *it) {
     if (it->skipped) pl->st.skipped++;
     else if (it->stopped) pl->st.stopped++;
     else if (it->t_first_out) pl->st.played++;
+    if (it->error && strcmp(it->error, "audio") == 0) pl->st.audio_errors++;
     if (idle) {
         push_double(&pl->d_ready_out, &pl->n_ready_out, &pl->cap_ready_out, ms(it->t_emit, it->t_first_out));
         pl->st.idle_samples++;
@@ -671,10 +746,24 @@ static void done_append(pipeline *pl, item *it) {
     pl->done_tail = it;
 }
 
-/* Writes n samples, pacing like a device when simulate_realtime is set. */
-static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n) {
+/* Writes n samples, pacing like a device when simulate_realtime is set.
+ * A failing sink is said once per outage (and once when it works again);
+ * meanwhile writes fail fast, so the pipeline keeps reading its input. */
+static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, uint64_t seq) {
     stts_error err;
-    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) return -1;
+    stts_error_clear(&err);
+    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) {
+        if (!is_cancelled(pl) && !pl->sink_down) {
+            pl->sink_down = 1;
+            emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "
+                     "until the output works again", (unsigned long long)seq, err.msg);
+        }
+        return -1;
+    }
+    if (pl->sink_down) {
+        pl->sink_down = 0;
+        emit_log(pl, seq, "audio output works again; speaking from sentence %llu on", (unsigned long long)seq);
+    }
     if (pl->p.simulate_realtime && pl->rate > 0) {
         uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
         while (left > 0 && !is_cancelled(pl) && !(it && is_dropped(it))) {   /* short slices keep stop prompt */
@@ -692,6 +781,14 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
 static int skip_backlog(pipeline *pl) {
     if (pl->p.max_lag_s <= 0 || pl->rate <= 0) return 0;
     int skipped = 0;
+    /* Skipped upstream (stale): nothing to play. */
+    while (pl->a_head && pl->a_head->skipped && pl->a_head->synth_done) {
+        item *it = pl->a_head;
+        pl->a_head = it->next;
+        if (!pl->a_head) pl->a_tail = NULL;
+        done_append(pl, it);
+        skipped++;
+    }
     double limit = pl->p.max_lag_s * pl->rate;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
            (double)pl->queued_samples > limit) {
@@ -754,6 +851,21 @@ static int stop_playing(pipeline *pl, item *it) {
     return 0;
 }
 
+/* One line for the sentences skipped since the last one heard, and (audible)
+ * the "Skipping ahead." notice before the next one. */
+static void announce_skips(pipeline *pl, uint64_t next_seq, int audible) {
+    if (!pl->skip_pending) return;
+    int n = pl->skip_pending;
+    pl->skip_pending = 0;
+    emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s, n,
+             n == 1 ? "" : "s");
+    if (audible && pl->skip_pcm) {
+        stts_error err;
+        play_samples(pl, NULL, pl->skip_pcm, pl->skip_n, next_seq);
+        audio_silence(pl->p.sink, pl->p.gap_ms, &err);
+    }
+}
+
 static void *play_main(void *arg) {
     pipeline *pl = arg;
     uint64_t rng = pl->p.test_seed * 0x94D049BB133111EBull + 3;
@@ -766,12 +878,8 @@ static void *play_main(void *arg) {
         if (is_cancelled(pl) || (!pl->a_head && pl->a_closed)) break;
         int skipped = skip_backlog(pl);
         if (skipped) {
-            uint64_t next_seq = pl->a_head->seq;
+            pl->skip_pending += skipped;   /* announced before the next sentence heard */
             pthread_mutex_unlock(&pl->amu);
-            emit_log(pl, next_seq, "behind by more than %.1f s: skipped %d older sentence%s", pl->p.max_lag_s,
-                     skipped, skipped == 1 ? "" : "s");
-            if (pl->skip_pcm) play_samples(pl, NULL, pl->skip_pcm, pl->skip_n);
-            audio_silence(pl->p.sink, pl->p.gap_ms, &err);
             resolve_done(pl, 0);
             pthread_mutex_lock(&pl->amu);
             continue;
@@ -785,10 +893,21 @@ static void *play_main(void *arg) {
             if (stop_playing(pl, it)) break;
             continue;
         }
+        if (it->skipped) {   /* found stale by the synth stage meanwhile */
+            pl->a_head = it->next;
+            if (!pl->a_head) pl->a_tail = NULL;
+            pl->skip_pending++;
+            pthread_mutex_unlock(&pl->amu);
+            done_append(pl, it);
+            resolve_done(pl, 0);
+            pthread_mutex_lock(&pl->amu);
+            continue;
+        }
         int have_audio = it->n_pcm > 0;
         pthread_mutex_unlock(&pl->amu);
         test_delay(pl, &rng);
         if (have_audio) {
+            announce_skips(pl, it->seq, 1);
             it->t_play_start = stts_now_ns();
             if (pl->p.on_event) {
                 pipeline_event ev = {.kind = PIPELINE_EV_PLAY, .seq = it->seq, .source = it->source,
@@ -818,7 +937,7 @@ static void *play_main(void *arg) {
             if (!sink_failed) {
                 memcpy(buf, it->pcm + it->played, n * sizeof *buf);
                 pthread_mutex_unlock(&pl->amu);
-                rc = play_samples(pl, it, buf, n);
+                rc = play_samples(pl, it, buf, n, it->seq);
                 pthread_mutex_lock(&pl->amu);
             }
             it->played += n;
@@ -837,7 +956,7 @@ static void *play_main(void *arg) {
         pl->a_head = it->next;
         if (!pl->a_head) pl->a_tail = NULL;
         pthread_mutex_unlock(&pl->amu);
-        if (sink_failed) emit_log(pl, it->seq, "sentence %llu: the audio output failed", (unsigned long long)it->seq);
+        if (sink_failed && !it->error) it->error = "audio";
         if (have_audio && !sink_failed) {
             if (audio_mark(pl->p.sink, &it->mark_end, &err) != STTS_OK) it->marked = 0;
             audio_silence(pl->p.sink, pl->p.gap_ms, &err);
@@ -850,6 +969,7 @@ static void *play_main(void *arg) {
         pthread_mutex_lock(&pl->amu);
     }
     pthread_mutex_unlock(&pl->amu);
+    if (!is_cancelled(pl)) announce_skips(pl, 0, 0);
     if (!is_cancelled(pl)) audio_drain(pl->p.sink, &err);
     resolve_done(pl, 1);
     return NULL;
@@ -1251,6 +1371,10 @@ void pipeline_print_summary(pipeline *pl, FILE *f) {
                "language, %llu beam retries, %llu spoken untranslated after the guard\n",
             (unsigned long long)s.played, (unsigned long long)s.skipped, (unsigned long long)s.cache_hits,
             (unsigned long long)s.same_script, (unsigned long long)s.retries, (unsigned long long)s.fallbacks);
+    if (s.translate_errors || s.synth_errors || s.audio_errors)
+        fprintf(f, "stream-tts: failures: %llu translations (spoken untranslated), %llu syntheses (not spoken), "
+                   "%llu sentences lost to the audio output\n", (unsigned long long)s.translate_errors,
+                (unsigned long long)s.synth_errors, (unsigned long long)s.audio_errors);
     fprintf(f, "stream-tts: warm-up %.1f ms\n", s.warmup_ms);
     if (s.translate_p50 >= 0)
         fprintf(f, "stream-tts: translation          p50 %7.1f ms  p95 %7.1f ms\n", s.translate_p50, s.translate_p95);

@@ -13,5 +13,7 @@ int cmd_ctl(int argc, char **argv);        /* stream-tts ctl ...: daemon control
 int cmd_hook(int argc, char **argv);       /* stream-tts hook: Claude Code hook client */
 int cmd_install_hooks(int argc, char **argv); /* stream-tts install-hooks */
 int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint converter */
+/* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
+void cli_install_sigbus_handler(void);
 
 #endif

@@ -62,7 +62,7 @@ typedef struct {
     /* settings */
     pipeline_opts po;
     char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
-    int pace, newest_first, cue;
+    int newest_first, cue;
     double idle_exit_s;
     FILE *log;
     pthread_mutex_t log_mu;
@@ -225,7 +225,6 @@ static void *speaker_main(void *arg) {
             pp.metrics = metrics;
             pp.on_event = on_event;
             pp.user = sv;
-            pp.simulate_realtime = sv->pace;
             pipeline_start(&pp, &pl, &err);
         }
     }
@@ -560,9 +559,6 @@ int cmd_serve(int argc, char **argv) {
         if ((v = cli_flag_value("--socket", argc, argv, &i, &missing)) || missing) {
             if (missing) goto needs;
             sock_flag = v;
-        } else if ((v = cli_flag_value("--pace", argc, argv, &i, &missing)) || missing) {
-            if (missing || strcmp(v, "realtime") != 0) { fprintf(stderr, "stream-tts serve: --pace takes 'realtime'\n"); return 2; }
-            sv.pace = 1;
         } else if ((v = cli_flag_value("--order", argc, argv, &i, &missing)) || missing) {
             if (missing || (strcmp(v, "arrival") && strcmp(v, "newest"))) {
                 fprintf(stderr, "stream-tts serve: --order takes 'arrival' or 'newest'\n");

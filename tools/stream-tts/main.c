@@ -120,6 +120,9 @@ static int exec_full(char **argv) {
 #endif
 
 int main(int argc, char **argv) {
+#ifndef STTS_LAUNCHER   /* the launcher maps no dictionary or model */
+    cli_install_sigbus_handler();
+#endif
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "--version") == 0 || strcmp(sub, "version") == 0) {
         printf("stream-tts %s\n", STTS_VERSION);

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -75,6 +76,15 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
     };
     int missing;
     const char *v;
+    if ((v = cli_flag_value("--pace", argc, argv, i, &missing)) || missing) {
+        if (!missing && (strcmp(v, "realtime") == 0 || strcmp(v, "none") == 0)) {
+            o->pace_realtime = strcmp(v, "realtime") == 0;
+            return 1;
+        }
+        snprintf(err, cap, "--pace expects 'realtime' or 'none'%s%s%s", missing ? "" : ", got '", missing ? "" : v,
+                 missing ? "" : "'");
+        return -1;
+    }
     for (size_t k = 0; k < sizeof STR / sizeof STR[0]; k++) {
         if ((v = cli_flag_value(STR[k].name, argc, argv, i, &missing)) || missing) {
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
@@ -139,6 +149,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --gap-ms N              silence between sentences (default 150)\n"
           "  --max-lag SECONDS       when unspoken audio exceeds this, skip older sentences (announced)\n"
           "  --metrics FILE          per-sentence timestamps as JSON lines\n"
+          "  --pace realtime|none    with --output: write audio no faster than it plays, like a sound\n"
+          "                          device (soak tests, --max-lag on files); default none\n"
           "  --echo                  print each sentence and its translation as it starts playing\n"
           "                          (on stdout; on stderr when --output -)\n"
           "  --cache N               translation cache entries (default 256; 0 = off)\n"
@@ -287,13 +299,13 @@ static void on_event(void *user, const pipeline_event *ev) {
 static void on_sentence(void *user, const ingest_sentence *s) {
     run_ctx *c = user;
     stts_error err;
-    if (pipeline_push(c->pl, s, &err) != STTS_OK) c->stop = 1;
+    if (pipeline_push(c->pl, s, &err) != STTS_OK) __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
 }
 
 static void on_signal(void *user, int sig) {
     run_ctx *c = user;
     atomic_store(&c->signal_no, sig);
-    c->stop = 1;
+    __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);   /* read by the reader thread */
     pipeline_cancel(c->pl);
 }
 
@@ -384,8 +396,17 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     tts_synth *synth = app_synth(a);
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
             tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);
+    if (po->pace_realtime && !po->output) {
+        fprintf(stderr, "stream-tts: --pace realtime paces --output FILE.wav or -; a sound device paces itself\n");
+        app_close(a, 0, &err);
+        app_signals_restore(&old);
+        return 2;
+    }
+    /* O_APPEND: each metrics line is one write() (see write_metrics). */
     FILE *metrics = NULL;
-    if (po->metrics && !(metrics = fopen(po->metrics, "w"))) {
+    int mfd = po->metrics ? open(po->metrics, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) : -1;
+    if (mfd >= 0 && !(metrics = fdopen(mfd, "a"))) close(mfd);
+    if (po->metrics && !metrics) {
         fprintf(stderr, "stream-tts: cannot write the metrics file '%s': %s\n", po->metrics, strerror(errno));
         app_close(a, 0, &err);
         app_signals_restore(&old);
@@ -431,6 +452,14 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
             fprintf(stderr, "stream-tts: stopped (%s)\n", sig == SIGINT ? "interrupt" : "terminated");
             rc = 128 + sig;
         } else if (fst != STTS_OK && rc == 0) {
+            rc = 1;
+        }
+        pipeline_stats fin;
+        pipeline_get_stats(c.pl, &fin);
+        if (fin.audio_errors && po->output && rc == 0) {
+            fprintf(stderr, "stream-tts: %llu sentence%s could not be written to %s\n",
+                    (unsigned long long)fin.audio_errors, fin.audio_errors == 1 ? "" : "s",
+                    strcmp(po->output, "-") == 0 ? "standard output" : po->output);
             rc = 1;
         }
         pipeline_print_summary(c.pl, stderr);
@@ -482,6 +511,7 @@ void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_par
     pp->warmup = !po->no_warmup;
     pp->shortlist = app_shortlist(a, &pp->shortlist_ids, &pp->n_shortlist_ids);
     pp->sink_is_file = app_sink_is_file(a);   /* file writes are not playback (plot-timeline says so) */
+    pp->simulate_realtime = po->pace_realtime;   /* --pace realtime: one parser for the pipe mode and serve */
     /* Test hook for the order/once-only tests: random stage delays. */
     const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");
     if (delay) pp->test_delay_max_us = (unsigned)strtoul(delay, NULL, 10);

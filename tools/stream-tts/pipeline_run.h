@@ -35,6 +35,7 @@ typedef struct {
     int no_warmup;
     int status;                /* -1 auto (stderr is a terminal), 0 off, 1 on */
     const char *daemon;        /* --daemon auto|always|never */
+    int pace_realtime;         /* --pace realtime: file/raw output no faster than it plays */
 } pipeline_opts;
 
 void pipeline_opts_init(pipeline_opts *o);

@@ -246,7 +246,7 @@ fi
 # ---- 5. the output disk fills --------------------------------------------------------
 MNT=$T/tiny; mkdir -p "$MNT"
 nsample=$("$BIN" --dry-run --input "$SAMPLE" | wc -l)
-if mount -t tmpfs -o size=256k tmpfs "$MNT" 2>/dev/null; then
+if mount -t tmpfs -o size=1m tmpfs "$MNT" 2>/dev/null; then
   "${RUN[@]}" --input "$SAMPLE" --output "$MNT/full.wav" --metrics "$T/full.jsonl" >/dev/null 2>"$T/full.err"; rc=$?
   [ $rc -eq 1 ] && ok || bad "disk full: exit $rc, want 1"
   [ "$(grep -c "No space left on device" "$T/full.err")" -ge 1 ] && grep -q "could not be written to $MNT/full.wav" "$T/full.err" \

@@ -556,6 +556,7 @@ static void usage(FILE *f) {
           "  --on-session-end finish|drop   SessionEnd lets its speech finish or drops it (default finish)\n"
           "  --notify TYPES|none     Notification types spoken (default permission_prompt,idle_prompt,elicitation_dialog)\n"
           "  --no-stop-failure       say nothing on StopFailure\n"
+          "  --stop-grace MS         a Stop matching no live message waits this long for late batches (default 250)\n"
           "  --config FILE           settings file (default ~/.config/stream-tts/config, as for stream-tts;\n"
           "                          its speech settings apply, flags given here win)\n"
           "and the speech flags of stream-tts (--model, --tgt, --voice, --output, --metrics, ...):\n", f);
@@ -633,6 +634,14 @@ static int serve_main(int argc, char **argv) {
         } else if ((v = cli_flag_value("--notify", argc, argv, &i, &missing)) || missing) {
             if (missing) goto needs;
             notify = strcmp(v, "none") ? v : "";
+        } else if ((v = cli_flag_value("--stop-grace", argc, argv, &i, &missing)) || missing) {
+            char *end;
+            long ms = missing ? -1 : strtol(v, &end, 10);
+            if (missing || *end || ms < 0 || ms > 10000) {
+                fprintf(stderr, "stream-tts serve: --stop-grace takes milliseconds from 0 to 10000\n");
+                return 2;
+            }
+            hp.stop_grace_ms = (int)ms;
         } else if (!strcmp(argv[i], "--cue")) {
             sv.cue = 1;
         } else if (!strcmp(argv[i], "--no-stop-failure")) {

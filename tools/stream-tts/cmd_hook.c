@@ -165,12 +165,13 @@ static int last_start_failed(const char *dir) {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return 0;
     struct stat st;
+    memset(&st, 0, sizeof st);
     ssize_t k = fstat(fd, &st) == 0 ? read(fd, why, sizeof why - 1) : -1;
     close(fd);
     why[k > 0 ? k : 0] = '\0';
     why[strcspn(why, "\n")] = '\0';
-    long age = (long)(time(NULL) - st.st_mtime);
-    if (k >= 0 && age >= 0 && age < HOOK_RESTART_HOLDOFF_S) {
+    long age = k >= 0 ? (long)(time(NULL) - st.st_mtime) : -1;
+    if (age >= 0 && age < HOOK_RESTART_HOLDOFF_S) {
         hook_log("the daemon is not started again: its start %ld s ago failed: %s (serve.log beside the socket "
                  "has more; fix that, or delete %s to retry at once); the request is spooled", age, why, path);
         return 1;

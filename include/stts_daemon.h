@@ -66,6 +66,11 @@ typedef struct {
     int drop_on_session_end;    /* SessionEnd drops its queued speech (0: it finishes) */
     const char *notify_types;   /* Notification types spoken, comma-separated; "" none */
     int speak_stop_failure;     /* StopFailure: a short spoken notice (1) */
+    /* A Stop whose last_assistant_message matches no message of the turn
+     * waits this long for late MessageDisplay batches before it is spoken
+     * whole (the order of the last batch and Stop is not documented);
+     * 0 speaks it at once. Default 250. */
+    int stop_grace_ms;
 } daemon_hub_params;
 
 void daemon_hub_default_params(daemon_hub_params *p);

@@ -412,7 +412,9 @@ stts_status client_spool_drain(const char *spool_dir, client_spool_fn fn, void *
         count++;
     }
     closedir(d);
-    if (s == STTS_OK) qsort(names, count, sizeof *names, cmp_names);
+    /* qsort(NULL, 0, ...) is undefined behaviour (UBSan stops on it): an
+     * empty spool has nothing to sort. */
+    if (s == STTS_OK && count) qsort(names, count, sizeof *names, cmp_names);
     for (size_t i = 0; s == STTS_OK && i < count; i++) {
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", spool_dir, names[i]) >= (int)sizeof path) continue;

@@ -8,7 +8,15 @@
  * stage; a Stop's last_assistant_message L is compared with them after
  * whitespace normalisation: equal to one -> nothing; one is a prefix of L ->
  * only the rest; otherwise L entirely (recorded, so a repeated Stop, e.g.
- * the continuation with stop_hook_active, says nothing again). */
+ * the continuation with stop_hook_active, says nothing again).
+ *
+ * "Otherwise" may only mean that the batches are late: the order of the
+ * last batch and Stop is not documented, and hooks are separate processes.
+ * Speaking L at once would speak the message twice when its batches then
+ * come, so that case is parked for stop_grace_ms (the design's grace):
+ * batches arriving meanwhile are spoken live, and the parked Stop is then
+ * reconciled again against them (a final batch ends the wait at once; any
+ * other event of the session, a tick past the deadline too). */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <stdio.h>
@@ -38,6 +46,9 @@ typedef struct session {
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
     unsigned long stop_n;
+    char *parked;          /* a Stop's last_assistant_message waiting for late batches */
+    size_t parked_len;
+    uint64_t parked_due;   /* monotonic ns */
     struct daemon_hub *hub;
 } session;
 
@@ -57,6 +68,7 @@ void daemon_hub_default_params(daemon_hub_params *p) {
     p->stop_on_prompt = 1;
     p->notify_types = "permission_prompt,idle_prompt,elicitation_dialog";
     p->speak_stop_failure = 1;
+    p->stop_grace_ms = 250;
 }
 
 static void emit(session *s, const char *msg_id, const text_sentence *t, uint64_t line_no) {
@@ -94,6 +106,7 @@ static void session_free(session *s) {
     msgs_clear(s);
     text_stream_free(s->ts);
     ingest_frontend_free(s->fe);
+    free(s->parked);
     free(s->turn_id);
     free(s->id);
     free(s);
@@ -242,6 +255,8 @@ static const char *str(json_t *o, const char *k) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+static stts_status flush_parked(session *s, stts_error *err);
+
 static stts_status on_message_display(session *s, json_t *pl, const char **what, stts_error *err) {
     if (json_object_get(pl, "agent_id")) { *what = "ignored (subagent)"; return STTS_OK; }
     const char *mid = str(pl, "message_id"), *turn = str(pl, "turn_id");
@@ -249,6 +264,9 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     if (!mid || !json_is_string(delta))
         return stts_error_set(err, STTS_ERR_FORMAT, "MessageDisplay payload needs \"message_id\" and \"delta\" strings");
     if (turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
+        /* A parked Stop stays: Stop ends a turn, so batches of another turn
+         * within the grace are its own late ones (a new prompt cannot come
+         * that fast). */
         if (s->turn_id) new_turn(s);
         free(s->turn_id);
         if (!(s->turn_id = strdup(turn))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
@@ -260,18 +278,17 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     if (index < m->next_index) { *what = "duplicate"; return STTS_OK; }
     m->next_index = index + 1;
     *what = "spoken";
-    return speak(s, m, json_string_value(delta), json_string_length(delta), json_is_true(json_object_get(pl, "final")),
-                 err);
+    int final = json_is_true(json_object_get(pl, "final"));
+    stts_status st = speak(s, m, json_string_value(delta), json_string_length(delta), final, err);
+    /* A message complete while a Stop waits: reconcile now, no need to wait. */
+    if (st == STTS_OK && final && s->parked) st = flush_parked(s, err);
+    return st;
 }
 
-static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error *err) {
-    json_t *lv = json_object_get(pl, "last_assistant_message");
-    if (!json_is_string(lv) || all_space(json_string_value(lv), json_string_length(lv))) {
-        *what = "nothing to reconcile";
-        return STTS_OK;
-    }
-    const char *l = json_string_value(lv);
-    size_t ln = json_string_length(lv);
+/* Reconciles L with the turn's messages; may_park: the no-match case waits
+ * for late batches (parked) instead of speaking L now. */
+static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, const char **what,
+                             stts_error *err) {
     /* The message the live path is speaking (the latest assistant message)
      * may be a prefix; notifications spoken meanwhile do not count. */
     int latest = s->n_msgs - 1;
@@ -291,12 +308,43 @@ static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error
             return speak(s, m, l + off, ln - (size_t)off, 1, err);
         }
     }
+    if (may_park && s->hub->p.stop_grace_ms > 0) {
+        if (!(s->parked = malloc(ln + 1))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+        memcpy(s->parked, l, ln);
+        s->parked[ln] = '\0';
+        s->parked_len = ln;
+        s->parked_due = stts_now_ns() + (uint64_t)s->hub->p.stop_grace_ms * 1000000u;
+        *what = "spoken from last_assistant_message unless its batches come within the grace";
+        return STTS_OK;
+    }
     char id[64];
     snprintf(id, sizeof id, "stop-%lu", ++s->stop_n);
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
     *what = "spoken from last_assistant_message";
     return speak(s, m, l, ln, 1, err);
+}
+
+/* The parked Stop, reconciled for good (before anything else of the
+ * session is acted on, and at its deadline). */
+static stts_status flush_parked(session *s, stts_error *err) {
+    if (!s->parked) return STTS_OK;
+    char *l = s->parked;
+    s->parked = NULL;
+    const char *what;
+    stts_status st = reconcile(s, l, s->parked_len, 0, &what, err);
+    free(l);
+    return st;
+}
+
+static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error *err) {
+    if (flush_parked(s, err) != STTS_OK) return err->code;
+    json_t *lv = json_object_get(pl, "last_assistant_message");
+    if (!json_is_string(lv) || all_space(json_string_value(lv), json_string_length(lv))) {
+        *what = "nothing to reconcile";
+        return STTS_OK;
+    }
+    return reconcile(s, json_string_value(lv), json_string_length(lv), 1, what, err);
 }
 
 static int listed(const char *list, const char *word) {
@@ -325,6 +373,7 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
     if (strcmp(ev, "SessionEnd") == 0) {
         session *s = find(h, sid);
+        if (s && flush_parked(s, err) != STTS_OK) return err->code;
         if (h->p.drop_on_session_end) h->cb.stop(h->user, sid);
         else if (s) text_stream_end(s->ts, stts_now_ns());
         if (s) forget(h, s);
@@ -334,6 +383,8 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     session *s = get(h, sid, err);
     if (!s) return err->code;
     if (strcmp(ev, "MessageDisplay") == 0) return on_message_display(s, pl, what, err);
+    if (strcmp(ev, "Stop") != 0 && strcmp(ev, "SubagentStop") != 0 && flush_parked(s, err) != STTS_OK)
+        return err->code;
     if (strcmp(ev, "Stop") == 0 || strcmp(ev, "SubagentStop") == 0) return on_stop(s, pl, what, err);
     if (strcmp(ev, "UserPromptSubmit") == 0) {
         /* Barge-in: what was said of the last turn no longer matters. */
@@ -395,6 +446,10 @@ void daemon_hub_end(daemon_hub *h, const char *sid) {
 
 void daemon_hub_tick(daemon_hub *h, uint64_t now) {
     for (session *s = h->sessions; s; s = s->next) {
+        if (s->parked && s->parked_due <= now) {
+            stts_error e;
+            flush_parked(s, &e);   /* only out of memory can fail: that Stop is then not spoken */
+        }
         uint64_t d = text_stream_deadline(s->ts);
         if (d && d <= now) text_stream_tick(s->ts, now);
         if (s->fe) {
@@ -409,6 +464,7 @@ uint64_t daemon_hub_deadline(const daemon_hub *h) {
     for (const session *s = h->sessions; s; s = s->next) {
         uint64_t d = text_stream_deadline(s->ts);
         if (d && (!best || d < best)) best = d;
+        if (s->parked && (!best || s->parked_due < best)) best = s->parked_due;
         if (s->fe && (d = ingest_frontend_deadline(s->fe)) && (!best || d < best)) best = d;
     }
     return best;

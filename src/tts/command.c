@@ -231,7 +231,7 @@ static void command_close(void *impl) {
 
 static const tts_ops command_ops = {command_synthesize, NULL, command_close, NULL};
 
-stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err) {
+static stts_status command_open(const tts_params *p, tts_opened *o, stts_error *err) {
     if (!p->command || !*p->command)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "the command backend needs a command (--tts-command CMD)");
     command_impl *c = calloc(1, sizeof *c);
@@ -255,3 +255,16 @@ stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err
     snprintf(o->voice, sizeof o->voice, "command:%.200s", p->command);
     return STTS_OK;
 }
+
+static stts_status command_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
+    (void)err;
+    tts_voice_info v = {TTS_BACKEND_COMMAND, "*", "(your command)", "--tts-command CMD: text on stdin, WAV on stdout"};
+    if (fn(user, &v)) *stopped = 1;
+    return STTS_OK;
+}
+
+/* A command given (--tts-command) wins over every built-in voice. */
+static int command_probe(const tts_params *p) { return p->command && *p->command ? 3 : 0; }
+
+const tts_backend_desc tts_command_backend = {TTS_BACKEND_COMMAND, "command", "the command backend", NULL,
+                                              command_probe, command_open, command_list};

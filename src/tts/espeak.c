@@ -104,7 +104,7 @@ static stts_status espeak_set_speed(void *impl, double speed, stts_error *err) {
 
 static const tts_ops espeak_ops = {espeak_synthesize, NULL, espeak_close, espeak_set_speed};
 
-stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
+static stts_status espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
     const char *voice = p->voice && *p->voice ? p->voice : tts_espeak_voice_for(p->lang);
     if (!voice)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
@@ -150,7 +150,7 @@ stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err)
 #else
 /* Built with -DSTTS_ESPEAK=OFF: no libespeak-ng in the program (its GPL
  * does not extend to the binary); Japanese and the command backend remain. */
-stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
+static stts_status espeak_open(const tts_params *p, tts_opened *o, stts_error *err) {
     (void)o;
     return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                           "this stream-tts was built without espeak-ng (-DSTTS_ESPEAK=OFF): %s needs it; speak "
@@ -158,7 +158,7 @@ stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err)
 }
 #endif
 
-stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
+static stts_status espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
     (void)err;
 #ifndef STTS_HAVE_ESPEAK
     (void)fn, (void)user, (void)stopped;
@@ -171,3 +171,12 @@ stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_erro
     }
     return STTS_OK;
 }
+
+/* Anything Open JTalk does not claim: the fallback of TTS_BACKEND_AUTO. */
+static int espeak_probe(const tts_params *p) {
+    (void)p;
+    return 1;
+}
+
+const tts_backend_desc tts_espeak_backend = {TTS_BACKEND_ESPEAK, "espeak-ng", "espeak-ng", NULL,
+                                             espeak_probe, espeak_open, espeak_list};

@@ -9,6 +9,7 @@
  * frame and hand each frame's samples out at once. The samples are the ones
  * HTS_Engine_synthesize_from_strings would have made (tests compare). */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -41,6 +42,69 @@
 #endif
 
 #include "tts/tts_internal.h"
+
+/* ---- voice files: lookup and listing (built with or without Open JTalk) -- */
+
+#ifdef STTS_HAVE_OPENJTALK  /* only the in-process voice loads files */
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static stts_status find_voice(const char *name, char *path, size_t size, stts_error *err) {
+    if (!name || !*name) name = "mei_normal";
+    if (strchr(name, '/') || (strlen(name) > 9 && strcmp(name + strlen(name) - 9, ".htsvoice") == 0)) {
+        if (!is_file(name))
+            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' not found", name);
+        snprintf(path, size, "%s", name);
+        return STTS_OK;
+    }
+    char dirs[4096];
+    tts_voice_dirs(dirs, sizeof dirs);
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        int n = snprintf(path, size, "%s/%s.htsvoice", d, name);
+        if (n > 0 && (size_t)n < size && is_file(path)) return STTS_OK;
+    }
+    tts_voice_dirs(dirs, sizeof dirs);
+    return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                          "Open JTalk voice '%s' not found in %s; run scripts/fetch-assets or pass a .htsvoice path",
+                          name, dirs);
+}
+#endif
+
+static stts_status jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
+    (void)err;
+    /* A name found in an earlier directory hides later ones, as in lookup. */
+    char seen[64][128];
+    int nseen = 0;
+    char dirs[4096];
+    tts_voice_dirs(dirs, sizeof dirs);
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d && !*stopped; d = strtok_r(NULL, ":", &save)) {
+        struct dirent **names = NULL;
+        int n = scandir(d, &names, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+            const char *f = names[i]->d_name;
+            size_t l = strlen(f);
+            if (!*stopped && l > 9 && strcmp(f + l - 9, ".htsvoice") == 0) {
+                char name[128], path[4096];
+                snprintf(name, sizeof name, "%.*s", (int)(l - 9 < 120 ? l - 9 : 120), f);
+                snprintf(path, sizeof path, "%.2000s/%.1000s", d, f);
+                int dup = 0;
+                for (int k = 0; k < nseen; k++) dup |= strcmp(seen[k], name) == 0;
+                if (!dup) {
+                    if (nseen < 64) snprintf(seen[nseen++], sizeof seen[0], "%s", name);
+                    tts_voice_info v = {TTS_BACKEND_OPENJTALK, "jpn_Jpan", name, path};
+                    if (fn(user, &v)) *stopped = 1;
+                }
+            }
+            free(names[i]);
+        }
+        free(names);
+    }
+    return STTS_OK;
+}
 
 #ifdef STTS_HAVE_OPENJTALK
 
@@ -409,7 +473,7 @@ static stts_status load_mecab(jtalk *j, const tts_params *p, stts_error *err) {
 
 static stts_status load_voice(jtalk *j, const tts_params *p, tts_opened *o, stts_error *err) {
     char path[1024];
-    stts_status st = tts_find_voice(p->voice, path, sizeof path, err);
+    stts_status st = find_voice(p->voice, path, sizeof path, err);
     if (st != STTS_OK) return st;
     /* HTS engine prints its own complaints on stderr and returns FALSE; a
      * truncated or foreign file must not get further than here. */
@@ -715,7 +779,7 @@ static stts_status jtalk_set_speed(void *impl, double speed, stts_error *err) {
 
 static const tts_ops jtalk_ops = {jtalk_synthesize, jtalk_labels, jtalk_close, jtalk_set_speed};
 
-stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
+static stts_status jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
     jtalk *j = calloc(1, sizeof *j);
     if (!j) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     j->by_pause = p->low_latency;
@@ -732,7 +796,7 @@ stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) 
 
 #else  /* !STTS_HAVE_OPENJTALK */
 
-stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
+static stts_status jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) {
     (void)p;
     (void)o;
     return stts_error_set(err, STTS_ERR_UNSUPPORTED,
@@ -740,3 +804,8 @@ stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err) 
 }
 
 #endif
+
+static int jtalk_probe(const tts_params *p) { return strcmp(p->lang, "jpn_Jpan") == 0 ? 2 : 0; }
+
+const tts_backend_desc tts_jtalk_backend = {TTS_BACKEND_OPENJTALK, "openjtalk", "Open JTalk", "jpn_Jpan",
+                                            jtalk_probe, jtalk_open, jtalk_list};

@@ -3,14 +3,12 @@
  * callback, resampling to a requested rate with libsamplerate), text
  * clean-up shared by the backends, voice lookup and voice listing. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <samplerate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "tts/tts_internal.h"
 
@@ -41,13 +39,37 @@ void tts_default_params(tts_params *p) {
     p->low_latency = 1;
 }
 
+/* Every backend, in listing order (`stream-tts voices`). A new speech
+ * engine is a new file exporting a tts_backend_desc and one line here. */
+static const tts_backend_desc *const k_backends[] = {
+    &tts_jtalk_backend,
+    &tts_espeak_backend,
+    &tts_command_backend,
+};
+#define N_BACKENDS (sizeof k_backends / sizeof k_backends[0])
+
+static const tts_backend_desc *backend_desc(tts_backend b) {
+    for (size_t i = 0; i < N_BACKENDS; i++)
+        if (k_backends[i]->id == b) return k_backends[i];
+    return NULL;
+}
+
 const char *tts_backend_label(tts_backend b) {
-    switch (b) {
-    case TTS_BACKEND_OPENJTALK: return "openjtalk";
-    case TTS_BACKEND_ESPEAK: return "espeak-ng";
-    case TTS_BACKEND_COMMAND: return "command";
-    default: return "auto";
+    const tts_backend_desc *d = backend_desc(b);
+    return d ? d->name : "auto";
+}
+
+/* 1 when lang is one of the space-separated codes in langs (NULL: any). */
+static int speaks(const char *langs, const char *lang) {
+    if (!langs) return 1;
+    size_t n = strlen(lang);
+    for (const char *p = langs; *p;) {
+        size_t k = strcspn(p, " ");
+        if (k == n && strncmp(p, lang, n) == 0) return 1;
+        p += k;
+        while (*p == ' ') p++;
     }
+    return 0;
 }
 
 /* ---- output path -------------------------------------------------------- */
@@ -228,76 +250,12 @@ const char *tts_voice_dirs(char *buf, size_t size) {
     return buf;
 }
 
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-stts_status tts_find_voice(const char *name, char *path, size_t size, stts_error *err) {
-    if (!name || !*name) name = "mei_normal";
-    if (strchr(name, '/') || (strlen(name) > 9 && strcmp(name + strlen(name) - 9, ".htsvoice") == 0)) {
-        if (!is_file(name))
-            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' not found", name);
-        snprintf(path, size, "%s", name);
-        return STTS_OK;
-    }
-    char dirs[4096];
-    tts_voice_dirs(dirs, sizeof dirs);
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        int n = snprintf(path, size, "%s/%s.htsvoice", d, name);
-        if (n > 0 && (size_t)n < size && is_file(path)) return STTS_OK;
-    }
-    tts_voice_dirs(dirs, sizeof dirs);
-    return stts_error_set(err, STTS_ERR_NOT_FOUND,
-                          "Open JTalk voice '%s' not found in %s; run scripts/fetch-assets or pass a .htsvoice path",
-                          name, dirs);
-}
-
-stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err) {
-    (void)err;
-    /* A name found in an earlier directory hides later ones, as in lookup. */
-    char seen[64][128];
-    int nseen = 0;
-    char dirs[4096];
-    tts_voice_dirs(dirs, sizeof dirs);
-    char *save = NULL;
-    for (char *d = strtok_r(dirs, ":", &save); d && !*stopped; d = strtok_r(NULL, ":", &save)) {
-        struct dirent **names = NULL;
-        int n = scandir(d, &names, NULL, alphasort);
-        for (int i = 0; i < n; i++) {
-            const char *f = names[i]->d_name;
-            size_t l = strlen(f);
-            if (!*stopped && l > 9 && strcmp(f + l - 9, ".htsvoice") == 0) {
-                char name[128], path[4096];
-                snprintf(name, sizeof name, "%.*s", (int)(l - 9 < 120 ? l - 9 : 120), f);
-                snprintf(path, sizeof path, "%.2000s/%.1000s", d, f);
-                int dup = 0;
-                for (int k = 0; k < nseen; k++) dup |= strcmp(seen[k], name) == 0;
-                if (!dup) {
-                    if (nseen < 64) snprintf(seen[nseen++], sizeof seen[0], "%s", name);
-                    tts_voice_info v = {TTS_BACKEND_OPENJTALK, "jpn_Jpan", name, path};
-                    if (fn(user, &v)) *stopped = 1;
-                }
-            }
-            free(names[i]);
-        }
-        free(names);
-    }
-    return STTS_OK;
-}
-
 stts_status tts_list_voices(tts_backend which, tts_voice_fn fn, void *user, stts_error *err) {
     int stopped = 0;
     stts_status st = STTS_OK;
-    if (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_OPENJTALK) st = tts_jtalk_list(fn, user, &stopped, err);
-    if (st == STTS_OK && !stopped && (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_ESPEAK))
-        st = tts_espeak_list(fn, user, &stopped, err);
-    if (st == STTS_OK && !stopped && (which == TTS_BACKEND_AUTO || which == TTS_BACKEND_COMMAND)) {
-        tts_voice_info v = {TTS_BACKEND_COMMAND, "*", "(your command)",
-                            "--tts-command CMD: text on stdin, WAV on stdout"};
-        fn(user, &v);
-    }
+    for (size_t i = 0; i < N_BACKENDS && st == STTS_OK && !stopped; i++)
+        if ((which == TTS_BACKEND_AUTO || which == k_backends[i]->id) && k_backends[i]->list)
+            st = k_backends[i]->list(fn, user, &stopped, err);
     return st;
 }
 
@@ -321,23 +279,23 @@ stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err) {
     if (!p) return stts_error_set(err, STTS_ERR_INVALID_ARG, "tts_open: no parameters");
     stts_status st = check_params(p, err);
     if (st != STTS_OK) return st;
-    tts_backend b = p->backend;
-    if (b == TTS_BACKEND_AUTO)
-        b = p->command && *p->command ? TTS_BACKEND_COMMAND
-            : strcmp(p->lang, "jpn_Jpan") == 0 ? TTS_BACKEND_OPENJTALK : TTS_BACKEND_ESPEAK;
+    const tts_backend_desc *d = NULL;
+    if (p->backend == TTS_BACKEND_AUTO) {
+        int best = 0;
+        for (size_t i = 0; i < N_BACKENDS; i++) {
+            int c = k_backends[i]->probe ? k_backends[i]->probe(p) : 0;
+            if (c > best) { best = c; d = k_backends[i]; }
+        }
+        if (!d) return stts_error_set(err, STTS_ERR_UNSUPPORTED, "no speech backend speaks %s", p->lang);
+    } else if (!(d = backend_desc(p->backend))) {
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "unknown TTS backend %d", (int)p->backend);
+    }
+    if (!speaks(d->langs, p->lang))
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "%s speaks only %s, not %s", d->title, d->langs, p->lang);
     tts_synth *s = calloc(1, sizeof *s);
     if (!s) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
-    s->backend = b;
-    switch (b) {
-    case TTS_BACKEND_OPENJTALK:
-        if (strcmp(p->lang, "jpn_Jpan") != 0)
-            st = stts_error_set(err, STTS_ERR_UNSUPPORTED, "Open JTalk speaks only jpn_Jpan, not %s", p->lang);
-        else st = tts_jtalk_open(p, &s->o, err);
-        break;
-    case TTS_BACKEND_ESPEAK: st = tts_espeak_open(p, &s->o, err); break;
-    case TTS_BACKEND_COMMAND: st = tts_command_open(p, &s->o, err); break;
-    default: st = stts_error_set(err, STTS_ERR_INVALID_ARG, "unknown TTS backend %d", (int)b);
-    }
+    s->backend = d->id;
+    st = d->open(p, &s->o, err);
     if (st != STTS_OK) { free(s); return st; }
     s->out_rate = p->sample_rate ? p->sample_rate : s->o.rate;
     if (s->out_rate != s->o.rate) {

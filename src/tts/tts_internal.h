@@ -1,7 +1,9 @@
 /* tts_internal.h - what the backends (jtalk.c, espeak.c, command.c) share
  * with the front door (tts.c): the output path every sample goes through
- * (stop flag, callback, optional resampling) and each backend's entry
- * points. Not installed; not part of the public API. */
+ * (stop flag, callback, optional resampling), the text helpers, and the
+ * backend descriptor each backend file exports. tts.c knows the backends
+ * only through its table of descriptors; the backends know tts.c only
+ * through the services below. Not installed; not part of the public API. */
 #ifndef STTS_TTS_INTERNAL_H
 #define STTS_TTS_INTERNAL_H
 
@@ -35,15 +37,27 @@ typedef struct {
     char voice[256];
 } tts_opened;
 
-stts_status tts_jtalk_open(const tts_params *p, tts_opened *o, stts_error *err);
-stts_status tts_espeak_open(const tts_params *p, tts_opened *o, stts_error *err);
-stts_status tts_command_open(const tts_params *p, tts_opened *o, stts_error *err);
+/* A speech backend as tts.c sees it. A new engine is a new file that
+ * exports one of these, plus one line in tts.c's table (and a tts_backend
+ * value in stts_tts.h). A backend built without its library still exports
+ * its descriptor; its open says what is missing. */
+typedef struct {
+    tts_backend id;
+    const char *name;        /* tts_backend_label: "openjtalk" */
+    const char *title;       /* for messages: "Open JTalk" */
+    const char *langs;       /* NLLB codes it speaks, space-separated; NULL: any (open checks) */
+    /* How strongly it claims a TTS_BACKEND_AUTO request: 0 not at all; the
+     * highest claim wins, ties go to the earlier table entry. */
+    int (*probe)(const tts_params *p);
+    /* Fills *ops, *impl, the native sample rate and a voice name. */
+    stts_status (*open)(const tts_params *p, tts_opened *o, stts_error *err);
+    /* Its voices (NULL: none to list); sets *stopped when fn asked to stop. */
+    stts_status (*list)(tts_voice_fn fn, void *user, int *stopped, stts_error *err);
+} tts_backend_desc;
 
-stts_status tts_jtalk_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err);
-stts_status tts_espeak_list(tts_voice_fn fn, void *user, int *stopped, stts_error *err);
-
-/* Resolves an Open JTalk voice name or path to an existing file path. */
-stts_status tts_find_voice(const char *name, char *path, size_t size, stts_error *err);
+extern const tts_backend_desc tts_jtalk_backend;    /* jtalk.c */
+extern const tts_backend_desc tts_espeak_backend;   /* espeak.c */
+extern const tts_backend_desc tts_command_backend;  /* command.c */
 
 /* Text helpers (tts.c). tts_clean_text copies text dropping what no backend
  * can say and what breaks Open JTalk's front end (control characters,

@@ -245,6 +245,12 @@ static void test_spool(void) {
     CHECK_EQ_STR(d.lines[0], "{\"n\":4}");
     CHECK_EQ_INT(count_files(sp), 1);
     unlink(junk);
+    /* An empty spool (no .json file): nothing called, nothing sorted (a
+     * qsort of the empty list was undefined behaviour, found by UBSan). */
+    d.n = 0;
+    CHECK(client_spool_drain(sp, on_spool, &d, &done, &dropped, &e) == STTS_OK);
+    CHECK_EQ_INT(d.n, 0);
+    CHECK_EQ_INT(done, 0);
     /* Missing folder: nothing to do, no error. */
     char none[PATH_MAX];
     snprintf(none, sizeof none, "%s/absent", g_tmp);

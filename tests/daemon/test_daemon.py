@@ -100,7 +100,7 @@ check(r["done"] == "already spoken", "stop_hook_active continuation: %r" % r)
 # A session whose batches never came (old CLI, failed hook): Stop speaks all.
 T = ["Only the stop hook carried this answer.", "It has two sentences."]
 r = d.hook(stop("r2", " ".join(T)), s)
-check(r["done"] == "spoken from last_assistant_message", "Stop without batches: %r" % r)
+check(r["done"].startswith("spoken from last_assistant_message"), "Stop without batches: %r" % r)
 r = d.hook(stop("r2", " ".join(T), active=True), s)
 check(r["done"] == "already spoken", "continuation after a Stop-only turn: %r" % r)
 # Batches exactly equal to the Stop: nothing more.

@@ -1,7 +1,9 @@
 /* cmd_ctl.c - `stream-tts ctl stop|skip|pause|resume|replay [N]|speed X|
  * mute [SESSION]|unmute [SESSION]|status [--json]`: one request to the
  * daemon (docs/PROTOCOL.md), its reply printed. Exit 0 when the daemon
- * answered ok, 1 when it refused or none is listening, 2 on bad usage. */
+ * answered ok, 1 when it refused or none is listening, 2 on bad usage.
+ * Built into the full program and the launcher (which runs it itself): it
+ * needs only stts_client and jansson, nothing of the speech libraries. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
@@ -15,8 +17,19 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "frontend_opts.h"
+#include "stts_client.h"
 #include "stts_daemon.h"
+
+/* --socket PATH or --socket=PATH (frontend_opts.c's cli_flag_value, which
+ * the launcher does not link); NULL when argv[*i] is not --socket. */
+static const char *socket_flag(int argc, char **argv, int *i, int *missing) {
+    const char *a = argv[*i];
+    *missing = 0;
+    if (!strncmp(a, "--socket=", 9)) return a + 9;
+    if (strcmp(a, "--socket") != 0) return NULL;
+    if (*i + 1 >= argc) { *missing = 1; return NULL; }
+    return argv[++*i];
+}
 
 static void usage(FILE *f) {
     fputs("usage: stream-tts ctl [--socket PATH] COMMAND\n"
@@ -39,7 +52,7 @@ int cmd_ctl(int argc, char **argv) {
         int missing = 0;
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if ((v = cli_flag_value("--socket", argc, argv, &i, &missing)) || missing) {
+        if ((v = socket_flag(argc, argv, &i, &missing)) || missing) {
             if (missing) { fprintf(stderr, "stream-tts ctl: --socket needs a path\n"); return 2; }
             sock_flag = v;
         } else if (!strcmp(argv[i], "--json")) {

@@ -151,13 +151,44 @@ static void deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     json_decref(r);
 }
 
-/* No daemon: start one (unless another hook is starting one right now),
- * then keep trying to connect until the budget is spent. */
+/* A daemon that could not speak (no sound device, a bad model path...)
+ * leaves its reason in serve.failed and exits; its requests stay spooled.
+ * Starting it again at every hook would load the model again each time:
+ * within this many seconds of that failure the hook only spools. */
+#define HOOK_RESTART_HOLDOFF_S 10
+
+/* 1 when the last start failed recently (logged, no start now); 0 to start
+ * (a failure long ago is logged). */
+static int last_start_failed(const char *dir) {
+    char path[PATH_MAX + 16], why[512] = "";
+    snprintf(path, sizeof path, "%s/serve.failed", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    ssize_t k = fstat(fd, &st) == 0 ? read(fd, why, sizeof why - 1) : -1;
+    close(fd);
+    why[k > 0 ? k : 0] = '\0';
+    why[strcspn(why, "\n")] = '\0';
+    long age = k >= 0 ? (long)(time(NULL) - st.st_mtime) : -1;
+    if (age >= 0 && age < HOOK_RESTART_HOLDOFF_S) {
+        hook_log("the daemon is not started again: its start %ld s ago failed: %s (serve.log beside the socket "
+                 "has more; fix that, or delete %s to retry at once); the request is spooled", age, why, path);
+        return 1;
+    }
+    hook_log("the last daemon start failed: %s; starting it again", why);
+    return 0;
+}
+
+/* No daemon: start one (unless another hook is starting one right now, or
+ * the last start failed just now), then keep trying to connect until the
+ * budget is spent. */
 static client_conn *start_daemon(const char *sock, const char *dir, uint64_t t0) {
     stts_error e;
     char lock[PATH_MAX + 16], logp[PATH_MAX + 16], exe[PATH_MAX];
     snprintf(lock, sizeof lock, "%s/spawn.lock", dir);
     snprintf(logp, sizeof logp, "%s/serve.log", dir);
+    if (last_start_failed(dir)) return NULL;
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) {
         /* Re-check under the lock: the holder before us may have started it. */

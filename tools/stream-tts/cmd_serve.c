@@ -11,7 +11,6 @@
  * blocks when the pipeline is full, which must never hold the poll loop);
  * the pipeline's own three threads; the signal thread. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -82,6 +81,9 @@ typedef struct {
     json_int_t prompt_n;
     char last_session[260];
     char state[32];          /* "loading", "ready", "failed" */
+    char ready_msg[PATH_MAX * 2 + 256];   /* the speaker's "ready in" line, logged by the poll loop */
+    int live;                /* poll loop only: the spool is drained, hooks are handled directly */
+    char failed_path[128];   /* serve.failed: why the last start could not speak (for the hook) */
     char model_desc[PATH_MAX + 64], device_desc[PATH_MAX];
     double speed;
     atomic_int sig;
@@ -246,6 +248,14 @@ static void *speaker_main(void *arg) {
     pthread_mutex_unlock(&sv->mu);
     if (!pl) {
         logf_(sv, "cannot start speaking: %s", err.msg);
+        /* The hook that started this daemon has returned long ago: the
+         * next one reads why from serve.failed and says it in hook.log. */
+        FILE *ff = fopen(sv->failed_path, "w");
+        if (ff) {
+            fchmod(fileno(ff), 0600);
+            fprintf(ff, "%s\n", err.msg);
+            fclose(ff);
+        }
         /* Without speech the daemon is useless: the poll loop exits. */
         pthread_mutex_lock(&sv->mu);
         sv->quit = 2;
@@ -253,9 +263,15 @@ static void *speaker_main(void *arg) {
         if (write(sv->wake[1], "q", 1) < 0) {}
         return NULL;
     }
-    logf_(sv, "ready in %.0f ms: model %s; voice %s (%s, %d Hz); output %s", (double)(stts_now_ns() - t0) / 1e6,
-          sv->model_desc, tts_voice_name(app_synth(a)), tts_backend_label(tts_backend_of(app_synth(a))),
-          tts_sample_rate(app_synth(a)), sv->device_desc);
+    unlink(sv->failed_path);
+    /* Logged by the poll loop once it has drained the spool, so a client
+     * that waits for this line finds hooks handled directly. */
+    pthread_mutex_lock(&sv->mu);
+    snprintf(sv->ready_msg, sizeof sv->ready_msg, "ready in %.0f ms: model %s; voice %s (%s, %d Hz); output %s",
+             (double)(stts_now_ns() - t0) / 1e6, sv->model_desc, tts_voice_name(app_synth(a)),
+             tts_backend_label(tts_backend_of(app_synth(a))), tts_sample_rate(app_synth(a)), sv->device_desc);
+    pthread_mutex_unlock(&sv->mu);
+    if (write(sv->wake[1], "r", 1) < 0) {}
     for (;;) {
         pthread_mutex_lock(&sv->mu);
         while (!sv->head && !sv->quit) pthread_cond_wait(&sv->cv, &sv->mu);
@@ -402,6 +418,18 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
     pthread_mutex_lock(&sv->mu);
     pipeline *pl = sv->pl;
     pthread_mutex_unlock(&sv->mu);
+    if (rq.op == DAEMON_OP_HOOK && !sv->live && c) {
+        /* Still loading: the request waits in the spool, in order with the
+         * ones hooks spooled, and stays there if this daemon cannot speak
+         * (the next start speaks it). */
+        char path[PATH_MAX];
+        if (client_spool_write(sv->spool, line, len, path, sizeof path, &err) == STTS_OK) {
+            json_object_set_new(out, "done", json_string("spooled until the voice is loaded"));
+            daemon_request_clear(&rq);
+            return daemon_reply_ok(out);
+        }
+        logf_(sv, "cannot spool a hook request while loading (%s): handled now", err.msg);
+    }
     switch (rq.op) {
     case DAEMON_OP_HOOK: {
         const char *what = "";
@@ -503,16 +531,6 @@ static stts_status spool_one(const char *line, size_t n, const char *path, void 
 }
 
 static void process_spool(server *sv) {
-    /* client_spool_drain qsorts its list even when empty (qsort(NULL, 0)
-     * is undefined behaviour, UBSan stops on it): only call it with work. */
-    DIR *dir = opendir(sv->spool);
-    int any = 0;
-    for (struct dirent *de; dir && !any && (de = readdir(dir));) {
-        size_t k = strlen(de->d_name);
-        any = de->d_name[0] != '.' && k > 5 && strcmp(de->d_name + k - 5, ".json") == 0;
-    }
-    if (dir) closedir(dir);
-    if (!any) return;
     stts_error e;
     size_t done = 0, dropped = 0;
     if (client_spool_drain(sv->spool, spool_one, sv, &done, &dropped, &e) != STTS_OK) logf_(sv, "spool: %s", e.msg);
@@ -537,11 +555,14 @@ static void usage(FILE *f) {
           "  --on-session-end finish|drop   SessionEnd lets its speech finish or drops it (default finish)\n"
           "  --notify TYPES|none     Notification types spoken (default permission_prompt,idle_prompt,elicitation_dialog)\n"
           "  --no-stop-failure       say nothing on StopFailure\n"
+          "  --stop-grace MS         a Stop matching no live message waits this long for late batches (default 250)\n"
+          "  --config FILE           settings file (default ~/.config/stream-tts/config, as for stream-tts;\n"
+          "                          its speech settings apply, flags given here win)\n"
           "and the speech flags of stream-tts (--model, --tgt, --voice, --output, --metrics, ...):\n", f);
     pipeline_opts_usage(f);
 }
 
-int cmd_serve(int argc, char **argv) {
+static int serve_main(int argc, char **argv) {
     server sv;
     memset(&sv, 0, sizeof sv);
     pipeline_opts_init(&sv.po);
@@ -556,6 +577,27 @@ int cmd_serve(int argc, char **argv) {
         int missing = 0;
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--config")) { i++; continue; }   /* read by config_argv */
+        if (!strncmp(argv[i], "--config=", 9)) continue;
+        if (i <= config_argc()) {
+            /* From the configuration file, written for the main command:
+             * its speech settings apply; its input flags (which mean
+             * nothing to the daemon) are accepted and left unused. */
+            frontend_opts unused;
+            frontend_opts_init(&unused);
+            int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
+            if (r == 0) r = frontend_opts_parse(&unused, argc, argv, &i, err, sizeof err);
+            if (r < 0) {
+                fprintf(stderr, "stream-tts serve: %s in the configuration file %s\n", err, config_path());
+                return 2;
+            }
+            if (r == 0) {
+                fprintf(stderr, "stream-tts serve: unknown option '%s' in the configuration file %s (see stream-tts --help)\n",
+                        argv[i], config_path());
+                return 2;
+            }
+            continue;
+        }
         if ((v = cli_flag_value("--socket", argc, argv, &i, &missing)) || missing) {
             if (missing) goto needs;
             sock_flag = v;
@@ -588,6 +630,14 @@ int cmd_serve(int argc, char **argv) {
         } else if ((v = cli_flag_value("--notify", argc, argv, &i, &missing)) || missing) {
             if (missing) goto needs;
             notify = strcmp(v, "none") ? v : "";
+        } else if ((v = cli_flag_value("--stop-grace", argc, argv, &i, &missing)) || missing) {
+            char *end;
+            long ms = missing ? -1 : strtol(v, &end, 10);
+            if (missing || *end || ms < 0 || ms > 10000) {
+                fprintf(stderr, "stream-tts serve: --stop-grace takes milliseconds from 0 to 10000\n");
+                return 2;
+            }
+            hp.stop_grace_ms = (int)ms;
         } else if (!strcmp(argv[i], "--cue")) {
             sv.cue = 1;
         } else if (!strcmp(argv[i], "--no-stop-failure")) {
@@ -638,6 +688,7 @@ int cmd_serve(int argc, char **argv) {
     sv.muted = json_object();
     sv.newest = json_object();
     snprintf(sv.log_path, sizeof sv.log_path, "%s/serve.log", sv.dir);
+    snprintf(sv.failed_path, sizeof sv.failed_path, "%s/serve.failed", sv.dir);
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
     /* The notice language follows the spoken one, as in the pipe mode. */
@@ -656,7 +707,6 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "stream-tts serve: cannot start the speaker thread\n");
         return 1;
     }
-    process_spool(&sv);
 
     client cl[MAX_CLIENTS];
     int ncl = 0;
@@ -685,6 +735,18 @@ int cmd_serve(int argc, char **argv) {
         pthread_mutex_unlock(&sv.mu);
         if (q) { rc = 1; break; }
         if (pf[1].revents) { char b[16]; while (read(sv.wake[0], b, sizeof b) > 0) {} }
+        if (!sv.live) {
+            pthread_mutex_lock(&sv.mu);
+            int ready = sv.ready_msg[0] != '\0';
+            pthread_mutex_unlock(&sv.mu);
+            if (ready) {
+                /* Spooled requests (hooks that found no daemon, and those
+                 * that came while loading) first, in order. */
+                process_spool(&sv);
+                sv.live = 1;
+                logf_(&sv, "%s", sv.ready_msg);
+            }
+        }
         now = stts_now_ns();
         daemon_hub_tick(sv.hub, now);
         if (pf[0].revents & POLLIN) {
@@ -763,7 +825,7 @@ int cmd_serve(int argc, char **argv) {
                 cl[k] = cl[--ncl];
             }
         }
-        if (now - last_spool > 500000000ull) {
+        if (sv.live && now - last_spool > 500000000ull) {
             process_spool(&sv);
             last_spool = now;
         }
@@ -807,5 +869,21 @@ int cmd_serve(int argc, char **argv) {
     close(sv.wake[1]);
     logf_(&sv, "exited");
     if (sv.log) fclose(sv.log);
+    return rc;
+}
+
+/* The user's configuration file (~/.config/stream-tts/config, the main
+ * command's) comes first in argv, so flags given to serve win: a daemon
+ * started by a hook gets only --socket and still speaks as the user set. */
+int cmd_serve(int argc, char **argv) {
+    char err[512];
+    int n = 0;
+    char **args = config_argv(argc, argv, &n, err, sizeof err);
+    if (!args) {
+        fprintf(stderr, "stream-tts serve: %s\n", err);
+        return 2;
+    }
+    int rc = serve_main(n, args);
+    config_argv_free(args, n);
     return rc;
 }

@@ -4,7 +4,7 @@
  *
  * Built twice. The full program has every subcommand. The launcher
  * (STTS_LAUNCHER, installed as bin/stream-tts) has only the light ones
- * (hook, install-hooks, --version) and execs the full program for the rest:
+ * (hook, install-hooks, ctl, --version) and execs the full program for the rest:
  * loading the full program's ~45 shared libraries (audio, speech, MT) costs
  * more than everything `stream-tts hook` itself does, and Claude Code waits
  * for every hook (docs/PERFORMANCE.md, Hook client). */

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""test_daemon_config.py STREAM_TTS SOURCE_DIR SHARED_DIR - `stream-tts serve`
+reads the user's configuration file (the main command's,
+$HOME/.config/stream-tts/config), flags given to serve win; a daemon started
+by a hook that cannot speak says why (serve.log, serve.failed, then the next
+hook's hook.log), keeps the requests spooled, and the next start speaks them
+in order."""
+import json, os, shutil, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Daemon, cleanup, md, read, scratch, wait_for  # noqa: E402
+
+BIN, SRC, SHARED = sys.argv[1:4]
+VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
+if not os.path.exists(VOICE):
+    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
+    sys.exit(77)
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+def write_config(home, text):
+    os.makedirs(os.path.join(home, ".config", "stream-tts"), exist_ok=True)
+    with open(os.path.join(home, ".config", "stream-tts", "config"), "w") as f:
+        f.write(text)
+
+
+tmp = scratch("stts-daemon-config-")
+
+# ---- 1. the configuration file is read; a flag wins over it ---------------------------------
+home = os.path.join(tmp, "home")
+cfg_wav = os.path.join(tmp, "from-config.wav")
+cfg_metrics = os.path.join(tmp, "config-metrics.jsonl")   # overridden by --metrics below
+write_config(home, "# the main command's settings\nvoice = %s\noutput = %s  # a file: no sound card needed\n"
+             "metrics = %s\ninput-format = stream-json\ngap-ms = 0\n" % (VOICE, cfg_wav, cfg_metrics))
+env = dict(os.environ, HOME=home)
+env.pop("XDG_CONFIG_HOME", None)
+env.pop("STREAM_TTS_SOCKET", None)
+sock = os.path.join(tmp, "cfg", "socket")
+flag_metrics = os.path.join(tmp, "flag-metrics.jsonl")
+err = os.path.join(tmp, "cfg.err")
+p = subprocess.Popen([BIN, "serve", "--socket", sock, "--metrics", flag_metrics, "--idle-exit", "0"],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=env)
+try:
+    wait_for(lambda: "ready in" in read(err) or p.poll() is not None, "serve ready")
+    check(p.poll() is None, "serve with only --socket and a configuration file: %s" % read(err))
+    if p.poll() is None:
+        check(cfg_wav in read(err), "the configuration's output is used: %s" % read(err)[-400:])
+        check("mei_normal" in read(err), "the configuration's voice is used: %s" % read(err)[-400:])
+        r = subprocess.run([BIN, "ctl", "--socket", sock, "status", "--json"], capture_output=True, text=True,
+                           env=env, timeout=120)
+        st = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(st.get("device", "").endswith("from-config.wav") or cfg_wav in st.get("device", ""),
+              "status device: %r" % st.get("device"))
+        h = subprocess.run([BIN, "hook", "--socket", sock], capture_output=True, text=True, timeout=120,
+                           input=json.dumps(md("cfg", "m1", 0, "The configuration file chose this voice.\n", True)),
+                           env=dict(env, STREAM_TTS_HOOK_BUDGET_MS="5000"))
+        check(h.returncode == 0, "hook: %r" % h.stderr)
+        wait_for(lambda: read(flag_metrics).count("\n") >= 1, "a metrics record in the --metrics file")
+        check("The configuration file chose this voice." in read(flag_metrics), "spoken: %s" % read(flag_metrics))
+        check(not os.path.exists(cfg_metrics), "the --metrics flag won over the file's metrics key")
+        # The launcher runs ctl itself (a copy alone in a folder, with no full
+        # program beside it to exec) and behaves as the full program's ctl.
+        launcher = os.path.join(os.path.dirname(BIN), "stream-tts-launcher")
+        if os.path.exists(launcher):
+            alone = os.path.join(tmp, "alone")
+            os.makedirs(alone, exist_ok=True)
+            shutil.copy(launcher, os.path.join(alone, "stream-tts"))
+            for args in (["status", "--json"], ["pause"], ["resume"], ["bogus"], ["replay", "99"],
+                         ["--socket", os.path.join(tmp, "none", "socket"), "status"]):
+                full_args = args if args[0] == "--socket" else ["--socket", sock] + args
+                a = subprocess.run([BIN, "ctl"] + full_args, capture_output=True, text=True, env=env, timeout=120)
+                b = subprocess.run([os.path.join(alone, "stream-tts"), "ctl"] + full_args, capture_output=True,
+                                   text=True, env=env, timeout=120)
+                if args[0] == "status":   # lag, pid... may differ between two calls: compare the keys
+                    same = a.returncode == b.returncode == 0 and sorted(json.loads(a.stdout)) == sorted(
+                        json.loads(b.stdout)) and json.loads(b.stdout)["pid"] == p.pid
+                else:
+                    same = (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+                check(same, "ctl %s: full %d %r %r, launcher %d %r %r" % (
+                    " ".join(args), a.returncode, a.stdout, a.stderr, b.returncode, b.stdout, b.stderr))
+        else:
+            print("note: no stream-tts-launcher beside %s; the launcher's ctl is not checked" % BIN)
+finally:
+    if p.poll() is None:
+        p.terminate()
+        p.wait(120)
+check(os.path.getsize(cfg_wav) > 44 + 16000, "audio in the configuration's output file")
+
+# A bad key in the file: a clear error naming the file.
+write_config(home, "no-such-flag = 1\n")
+r = subprocess.run([BIN, "serve", "--socket", sock, "--idle-exit", "0"], capture_output=True, text=True, env=env,
+                   timeout=120)
+check(r.returncode == 2 and "no-such-flag" in r.stderr and "configuration file" in r.stderr,
+      "bad configuration key: %d %s" % (r.returncode, r.stderr))
+
+# ---- 2. a hook-started daemon that cannot speak ---------------------------------------------------
+home2 = os.path.join(tmp, "home2")
+write_config(home2, "voice = %s\noutput = %s\n" % (VOICE, os.path.join(tmp, "no-such-dir", "x.wav")))
+env2 = dict(os.environ, HOME=home2, STREAM_TTS_HOOK_BUDGET_MS="2000")
+env2.pop("XDG_CONFIG_HOME", None)
+env2.pop("STREAM_TTS_SOCKET", None)
+env2.pop("STREAM_TTS_DAEMON", None)
+sdir = os.path.join(tmp, "fail")
+sock2 = os.path.join(sdir, "socket")
+T = ["The first request waits in the spool.", "The second request waits behind it."]
+
+
+def hook(i):
+    r = subprocess.run([BIN, "hook", "--socket", sock2], input=json.dumps(md("sp", "m", i, T[i] + "\n", i == 1)),
+                       capture_output=True, text=True, env=env2, timeout=120)
+    check(r.returncode == 0 and r.stdout == "", "hook exit/stdout: %d %r" % (r.returncode, r.stdout))
+
+
+def spooled():
+    d = os.path.join(sdir, "spool")
+    return sorted(f for f in os.listdir(d) if f.endswith(".json")) if os.path.isdir(d) else []
+
+
+hook(0)   # starts `serve --socket`, which reads home2's file and fails
+failed_file = os.path.join(sdir, "serve.failed")
+
+
+def daemon_gone():
+    """The daemon holds serve.lock (flock) until its process ends."""
+    import fcntl
+    try:
+        fd = os.open(os.path.join(sdir, "serve.lock"), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+wait_for(lambda: os.path.exists(failed_file) and not os.path.exists(sock2) and daemon_gone(),
+         "the started daemon to fail and exit")
+why = read(failed_file)
+check("no-such-dir" in why, "serve.failed says why: %r" % why)
+check("cannot start speaking" in read(os.path.join(sdir, "serve.log")) and "no-such-dir" in read(
+    os.path.join(sdir, "serve.log")), "serve.log says why: %s" % read(os.path.join(sdir, "serve.log"))[-600:])
+check(len(spooled()) == 1, "the first request kept in the spool: %r" % spooled())
+hook(1)   # within the hold-off: not started again, the reason in hook.log, spooled
+hl = read(os.path.join(sdir, "hook.log"))
+check("not started again" in hl and "no-such-dir" in hl, "hook.log says why: %s" % hl[-600:])
+check(len(spooled()) == 2, "both requests spooled: %r" % spooled())
+
+# The next start (a working output) speaks both, in order, and clears serve.failed.
+d = Daemon(BIN, VOICE, tmp, "fail", extra=["--gap-ms", "0"], env=env2)
+recs = d.wait_records(2)
+check([r["source"] for r in recs] == T, "spooled requests spoken in order: %r" % [r["source"] for r in recs])
+check(not spooled(), "spool emptied: %r" % spooled())
+check(not os.path.exists(failed_file), "serve.failed removed once the daemon speaks")
+check(d.close() == 0, "daemon exit")
+
+print("%d passed, %d failed" % (passed, failed))
+cleanup(failed > 0)
+sys.exit(1 if failed else 0)

@@ -38,11 +38,22 @@ typedef struct nllb_session nllb_session;
  * fall back to a lower one when the CPU lacks it. */
 typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
 
+/* Where the model runs. CPU is the default; CUDA needs a build with
+ * -DSTTS_CUDA=ON and a usable GPU (else loading fails with the reason);
+ * AUTO takes the GPU when nllb_cuda_probe succeeds, else the CPU. */
+typedef enum { NLLB_DEVICE_CPU = 0, NLLB_DEVICE_AUTO, NLLB_DEVICE_CUDA } nllb_device;
+
 typedef struct {
     int threads;        /* compute threads; 0 = number of online cores */
     nllb_simd simd;     /* NLLB_SIMD_AUTO */
+    nllb_device device; /* NLLB_DEVICE_CPU */
 } nllb_model_params;
 nllb_model_params nllb_model_default_params(void);
+/* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA
+ * in this build, no driver, no GPU, unsupported GPU). */
+stts_status nllb_cuda_probe(stts_error *err);
+/* Parses "auto", "cpu" or "cuda"; -1 for anything else. */
+int nllb_device_parse(const char *name);
 
 /* The architecture of a model (what config.json says). */
 typedef struct {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "cuda/cuda_backend.h"
 #include "model.h"
 
 /* ---------- weight allocation (one block per tensor group) ---------- */
@@ -115,7 +116,13 @@ static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_e
     if (st) return st;
     /* attention spans at most max_position_embeddings keys (sources are
      * truncated to it, decoding stops at it) */
-    st = mt_cpu_backend_new(p->threads, (int)p->simd, c->max_position_embeddings + 2, &m->be, err);
+    st = STTS_ERR_UNSUPPORTED;
+    if (p->device != NLLB_DEVICE_CPU) {
+        stts_error e2;
+        st = mt_cuda_backend_new(c->max_position_embeddings + 2, &m->be, &e2);
+        if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "--device cuda: %s", e2.msg);
+    }
+    if (st) st = mt_cpu_backend_new(p->threads, (int)p->simd, c->max_position_embeddings + 2, &m->be, err);
     if (st) return st;
     int d = c->d_model;
     m->embed_scale = c->scale_embedding ? sqrtf((float)d) : 1.0f;
@@ -228,7 +235,17 @@ static void fill_rnd(nllb_model *m, float *dst, size_t n, uint64_t *tensor_seq, 
     uint64_t t = *tensor_seq;
     *tensor_seq = splitmix64(&t);
     int chunks = (int)((n + RND_CHUNK - 1) / RND_CHUNK);
-    m->be->ops->parallel_for(m->be, chunks, rnd_chunk, &j);
+    if (m->be->ops->host_visible) {
+        m->be->ops->parallel_for(m->be, chunks, rnd_chunk, &j);
+        return;
+    }
+    /* device memory: fill on the host, then upload (same values) */
+    float *h = malloc(n * sizeof(float));
+    if (!h) return; /* the weights stay unset; random models are for benchmarks */
+    j.dst = h;
+    for (int i = 0; i < chunks; i++) rnd_chunk(&j, i);
+    m->be->ops->upload(m->be, dst, h, n);
+    free(h);
 }
 
 static void rnd_lin(nllb_model *m, mt_lin *l, uint64_t *seq) {
@@ -261,8 +278,18 @@ nllb_config nllb_config_600m(void) {
 }
 
 nllb_model_params nllb_model_default_params(void) {
-    nllb_model_params p = {0, NLLB_SIMD_AUTO};
+    nllb_model_params p = {0, NLLB_SIMD_AUTO, NLLB_DEVICE_CPU};
     return p;
+}
+
+stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
+
+int nllb_device_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "cpu")) return NLLB_DEVICE_CPU;
+    if (!strcmp(name, "auto")) return NLLB_DEVICE_AUTO;
+    if (!strcmp(name, "cuda")) return NLLB_DEVICE_CUDA;
+    return -1;
 }
 
 stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const nllb_model_params *params,

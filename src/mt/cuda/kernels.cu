@@ -1,0 +1,355 @@
+/* kernels.cu - the CUDA kernels of the NLLB engine (see kernels.h): weight-
+ * streaming GEMV for 1-8 rows in f32/bf16/int8, LayerNorm, attention over
+ * device K/V, embedding + precomputed sinusoids, argmax and top-k.
+ *
+ * Decoding at batch 1-8 is bound by reading the weights once per step, so
+ * the GEMV gives each output row to one warp, which reads the row in 16-byte
+ * vectors and multiplies it with all R activation rows while it is in
+ * registers. Arithmetic is f32 with products and sums written as separate
+ * roundings where the CPU backend does so (no FMA contraction in
+ * LayerNorm, embedding), so the f32 path follows the CPU engine closely. */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define WARP 32
+
+static int launch_status(void) { return (int)cudaGetLastError(); }
+
+/* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */
+
+/* 8 consecutive weights of row n starting at element k, as floats; for int8
+ * the per-row scale is applied after the dot product. */
+struct wf32 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        const float4 *p = (const float4 *)((const float *)W + off);
+        float4 a = __ldg(p), b = __ldg(p + 1);
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+    }
+};
+struct wbf16 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = __uint_as_float(v[i] << 16);
+            w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+struct wi8 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint2 u = __ldg((const uint2 *)((const int8_t *)W + off));
+        uint32_t v[2] = {u.x, u.y};
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) w[4 * i + j] = (float)(int8_t)((v[i] >> (8 * j)) & 0xffu);
+    }
+};
+
+template <int R, typename WL>
+__global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
+                                                   const float *__restrict__ scales, int N,
+                                                   const float *__restrict__ b, float *__restrict__ y, int flags) {
+    int warp = (int)(blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP);
+    int lane = (int)(threadIdx.x % WARP);
+    if (warp >= N) return;
+    const size_t row = (size_t)warp * (size_t)K;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+#pragma unroll 4
+    for (int k = lane * 8; k < K; k += WARP * 8) {
+        float w[8];
+        WL::load8(W, row + (size_t)k, w);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
+            float4 a = __ldg(xp), c = __ldg(xp + 1);
+            float s = acc[r];
+            s = fmaf(w[0], a.x, s);
+            s = fmaf(w[1], a.y, s);
+            s = fmaf(w[2], a.z, s);
+            s = fmaf(w[3], a.w, s);
+            s = fmaf(w[4], c.x, s);
+            s = fmaf(w[5], c.y, s);
+            s = fmaf(w[6], c.z, s);
+            s = fmaf(w[7], c.w, s);
+            acc[r] = s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+    if (lane != 0) return;
+    float sc = scales ? scales[warp] : 1.0f;
+    float bias = b ? b[warp] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float v = acc[r] * sc + bias;
+        if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
+        float *yp = y + (size_t)r * N + warp;
+        if (flags & MTK_ACCUM) *yp = *yp + v;
+        else *yp = v;
+    }
+}
+
+template <typename WL>
+static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                        const float *b, float *y, int flags) {
+    dim3 block(256), grid((unsigned)((N + 7) / 8));
+    switch (R) {
+#define CASE(n)                                                                                       \
+    case n:                                                                                           \
+        gemv_kernel<n, WL><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags);                  \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    default:
+        break;
+    }
+}
+
+extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
+                          int N, const float *b, float *y, int flags) {
+    cudaStream_t st = (cudaStream_t)stream;
+    if (K % 8 != 0) return (int)cudaErrorInvalidValue;
+    for (int m0 = 0; m0 < M; m0 += MTK_GEMV_MAX_ROWS) {
+        int R = M - m0 < MTK_GEMV_MAX_ROWS ? M - m0 : MTK_GEMV_MAX_ROWS;
+        const float *xg = x + (size_t)m0 * K;
+        float *yg = y + (size_t)m0 * N;
+        if (wfmt == MTK_W_F32) gemv_launch<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags);
+        else if (wfmt == MTK_W_BF16) gemv_launch<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags);
+        else gemv_launch<wi8>(st, xg, R, K, W, scales, N, b, yg, flags);
+    }
+    return launch_status();
+}
+
+/* ---------------- block reductions ---------------- */
+
+template <typename T>
+__device__ T block_sum(T v, T *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads(); /* sh may still be read by a previous reduction */
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    T t = 0;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+
+__device__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
+    return t;
+}
+
+/* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */
+
+__global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y) {
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * D;
+    float *yr = y + (size_t)blockIdx.x * D;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) s += xr[i];
+    double mean = block_sum(s, sh) / D;
+    double v = 0.0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        double d = (double)xr[i] - mean;
+        v += d * d;
+    }
+    v = block_sum(v, sh);
+    float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
+    float mf = (float)mean;
+    __syncthreads(); /* y may equal x: every read above is done */
+    for (int i = threadIdx.x; i < D; i += blockDim.x)
+        yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mf), rstd), g[i]), b[i]);
+}
+
+extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
+                             float *y) {
+    if (M <= 0) return 0;
+    layernorm_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    return launch_status();
+}
+
+/* ---------------- attention: one block per (head, row) ---------------- */
+
+__global__ void attention_kernel(int hd, const float *q, int q_stride, const float *const *kp, const float *const *vp,
+                                 const int *kv_len, int kv_stride, float *out, int out_stride) {
+    extern __shared__ float sc[]; /* [max_kv] scores, then [hd] query */
+    __shared__ float red[32];
+    __shared__ double redd[32];
+    int h = blockIdx.x, r = blockIdx.y, n = kv_len[r];
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    float *qs = sc + n;
+    const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
+    __syncthreads();
+    const float *k = kp[r] + (size_t)h * hd, *v = vp[r] + (size_t)h * hd;
+    for (int j = w; j < n; j += nw) {
+        const float *kj = k + (size_t)j * kv_stride;
+        float d = 0.0f;
+        for (int i = lane; i < hd; i += WARP) d = fmaf(qs[i], kj[i], d);
+        for (int o = WARP / 2; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
+        if (lane == 0) sc[j] = d;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+    mx = block_max(mx, red);
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        float e = expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, redd);
+    float inv = (float)(1.0 / sum);
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float o = 0.0f;
+        for (int j = 0; j < n; j++) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+        out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
+    }
+}
+
+extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                             const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
+                             float *out, int out_stride, int max_kv) {
+    if (rows <= 0) return 0;
+    size_t smem = ((size_t)max_kv + (size_t)head_dim) * sizeof(float);
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return (int)e;
+    }
+    dim3 grid((unsigned)heads, (unsigned)rows);
+    attention_kernel<<<grid, 128, smem, (cudaStream_t)stream>>>(head_dim, q, q_stride, k, v, kv_len, kv_stride, out,
+                                                                out_stride);
+    return launch_status();
+}
+
+/* ---------------- embedding + positions ---------------- */
+
+__global__ void embed_kernel(const float *table, int D, const int32_t *ids, const int *pos, float scale, int pad_idx,
+                             const float *pos_table, float *out) {
+    int r = blockIdx.x;
+    const float *e = table + (size_t)ids[r] * D;
+    float *o = out + (size_t)r * D;
+    int p = pos[r];
+    const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = __fmul_rn(e[i], scale);
+        if (pt) v = __fadd_rn(v, pt[i]);
+        o[i] = v;
+    }
+}
+
+extern "C" int mtk_embed(void *stream, const float *table, int D, const int32_t *ids, const int *pos, int rows,
+                         float scale, int pad_idx, const float *pos_table, float *out) {
+    if (rows <= 0) return 0;
+    embed_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(table, D, ids, pos, scale, pad_idx, pos_table, out);
+    return launch_status();
+}
+
+__global__ void scale_kernel(float *x, int D, int stride, float s) {
+    float *xr = x + (size_t)blockIdx.x * stride;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) xr[i] = __fmul_rn(xr[i], s);
+}
+
+extern "C" int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s) {
+    if (rows <= 0) return 0;
+    scale_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(x, D, stride, s);
+    return launch_status();
+}
+
+/* ---------------- argmax and top-k ---------------- */
+
+/* (value, index) pairs: larger value wins, then lower index; NaN never wins. */
+__device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
+    return v > bv || (v == bv && i < bi && i >= 0) || (bi < 0 && v == v);
+}
+
+__device__ void block_argmax(float &bv, int &bi, float *shv, int *shi) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (better(ov, oi, bv, bi)) bv = ov, bi = oi;
+    }
+    __syncthreads();
+    if (lane == 0) shv[w] = bv, shi[w] = bi;
+    __syncthreads();
+    bv = -INFINITY, bi = -1;
+    for (int i = 0; i < nw; i++)
+        if (better(shv[i], shi[i], bv, bi)) bv = shv[i], bi = shi[i];
+}
+
+__global__ void argmax_kernel(const float *logits, int V, int32_t *ids) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        if (better(l[i], i, bv, bi)) bv = l[i], bi = i;
+    block_argmax(bv, bi, shv, shi);
+    if (threadIdx.x == 0) ids[blockIdx.x] = bi < 0 ? 0 : bi;
+}
+
+extern "C" int mtk_argmax(void *stream, const float *logits, int rows, int V, int32_t *ids) {
+    if (rows <= 0) return 0;
+    argmax_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, ids);
+    return launch_status();
+}
+
+__global__ void topk_kernel(const float *logits, int V, int k, float *val, int32_t *idx) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    __shared__ double shd[32];
+    __shared__ int chosen[16];
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = block_max(mx, shv);
+    double s = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += exp((double)l[i] - (double)mx);
+    s = block_sum(s, shd);
+    float lse = (float)((double)mx + log(s));
+    for (int c = 0; c < k; c++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            bool taken = false;
+            for (int t = 0; t < c; t++) taken |= chosen[t] == i;
+            if (!taken && better(l[i], i, bv, bi)) bv = l[i], bi = i;
+        }
+        block_argmax(bv, bi, shv, shi);
+        if (threadIdx.x == 0) {
+            chosen[c] = bi;
+            val[(size_t)blockIdx.x * k + c] = bi < 0 ? -INFINITY : bv - lse;
+            idx[(size_t)blockIdx.x * k + c] = bi;
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int k, float *val,
+                                   int32_t *idx) {
+    if (rows <= 0) return 0;
+    if (k < 1 || k > 16) return (int)cudaErrorInvalidValue;
+    topk_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, k, val, idx);
+    return launch_status();
+}

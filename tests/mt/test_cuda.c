@@ -1,0 +1,336 @@
+/* test_cuda.c - the CUDA backend against references, on a GPU (skips with
+ * exit 77 and the reason when there is none; built only with STTS_CUDA).
+ *   kernels: GEMV (f32, bf16, int8 weights; 1-13 rows; relu/accumulate)
+ *   against a double-precision reference on the same (dequantized)
+ *   weights; LayerNorm, attention and embedding against the CPU backend's
+ *   ops on the same inputs (embedding bit for bit); argmax and top-k
+ *   log-softmax against a host scan, with planted ties and NaN.
+ *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
+ *   beam-4 ids of the GPU model identical to the CPU model's. */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
+#include "nllb.h"
+#include "quant.h"
+#include "test.h"
+
+static mt_backend *gpu, *cpu;
+static void *stream;
+static uint64_t rng = 88172645463325252ull;
+
+static float urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static float *dev_of(const void *host, size_t bytes) {
+    size_t n = (bytes + 3) / 4;
+    float *d = gpu->ops->alloc(gpu, n);
+    if (d && host) gpu->ops->upload(gpu, d, (const float *)host, bytes / 4);
+    return d;
+}
+
+static void fetch(float *dst, const float *src, size_t n) { gpu->ops->download(gpu, dst, src, n); }
+
+/* ---- GEMV ---- */
+static void linear_case(int fmt, int M, int K, int N, int flags) {
+    float *W = malloc(sizeof(float) * (size_t)N * K), *Wd = malloc(sizeof(float) * (size_t)N * K);
+    float *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N);
+    float *y0 = malloc(sizeof(float) * (size_t)M * N), *y = malloc(sizeof(float) * (size_t)M * N);
+    uint16_t *wb = malloc(2 * (size_t)N * K);
+    int8_t *wq = malloc((size_t)N * K + 8);
+    float *sc = malloc(sizeof(float) * (size_t)N);
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = urand() * 0.05f;
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = urand();
+    for (int i = 0; i < N; i++) b[i] = urand() * 0.1f;
+    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MTK_ACCUM) ? urand() : NAN; /* NaN: unwritten shows */
+    const void *host_w = W;
+    size_t wbytes = sizeof(float) * (size_t)N * K;
+    if (fmt == MTK_W_F32) memcpy(Wd, W, wbytes);
+    if (fmt == MTK_W_BF16) {
+        for (size_t i = 0; i < (size_t)N * K; i++) {
+            wb[i] = mt_f32_to_bf16(W[i]);
+            uint32_t u = (uint32_t)wb[i] << 16;
+            memcpy(&Wd[i], &u, 4);
+        }
+        host_w = wb, wbytes = 2 * (size_t)N * K;
+    }
+    if (fmt == MTK_W_I8) {
+        for (int n = 0; n < N; n++) {
+            sc[n] = mt_quantize_row_i8(W + (size_t)n * K, (size_t)K, wq + (size_t)n * K);
+            for (int k = 0; k < K; k++) Wd[(size_t)n * K + k] = (float)wq[(size_t)n * K + k] * sc[n];
+        }
+        host_w = wq, wbytes = (size_t)N * K;
+    }
+    float *dW = dev_of(host_w, wbytes), *dx = dev_of(x, sizeof(float) * (size_t)M * K);
+    float *db = dev_of(b, sizeof(float) * (size_t)N), *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
+    float *ds = dev_of(sc, sizeof(float) * (size_t)N);
+    CHECK(dW && dx && db && dy && ds);
+    int rc = mtk_linear(stream, dx, M, K, dW, fmt, fmt == MTK_W_I8 ? ds : NULL, N, b ? db : NULL, dy, flags);
+    CHECK_MSG(rc == 0, "mtk_linear launch error %d", rc);
+    fetch(y, dy, (size_t)M * N);
+    double worst = 0, scale = 1e-30;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = b[n];
+            for (int k = 0; k < K; k++) s += (double)x[(size_t)m * K + k] * Wd[(size_t)n * K + k];
+            if (flags & MTK_RELU) s = s > 0 ? s : 0;
+            if (flags & MTK_ACCUM) s += y0[(size_t)m * N + n];
+            double g = y[(size_t)m * N + n];
+            double d = isnan(g) ? INFINITY : fabs(g - s);
+            worst = fmax(worst, d);
+            scale = fmax(scale, fabs(s));
+        }
+    CHECK_MSG(worst / scale < 2e-6, "fmt %d M %d K %d N %d flags %d: max |err| / max |ref| = %.3g", fmt, M, K, N,
+              flags, worst / scale);
+    gpu->ops->release(gpu, dW), gpu->ops->release(gpu, dx), gpu->ops->release(gpu, db);
+    gpu->ops->release(gpu, dy), gpu->ops->release(gpu, ds);
+    free(W), free(Wd), free(x), free(b), free(y0), free(y), free(wb), free(wq), free(sc);
+}
+
+static void test_linear(void) {
+    const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
+    for (int f = 0; f < 3; f++)
+        for (int a = 0; a < 5; a++)
+            for (int k = 0; k < 2; k++)
+                for (int n = 0; n < 2; n++)
+                    for (int fl = 0; fl < 3; fl++) linear_case(f, Ms[a], Ks[k], Ns[n], fl);
+}
+
+/* ---- ops against the CPU backend ---- */
+static float *cpu_of(const float *h, size_t n) {
+    float *p = cpu->ops->alloc(cpu, n);
+    cpu->ops->upload(cpu, p, h, n);
+    return p;
+}
+
+static double max_diff(const float *a, const float *b, size_t n, double *ref_max) {
+    double w = 0;
+    *ref_max = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        w = fmax(w, isnan(a[i]) || isnan(b[i]) ? INFINITY : fabs((double)a[i] - b[i]));
+        *ref_max = fmax(*ref_max, fabs((double)b[i]));
+    }
+    return w;
+}
+
+static void test_layernorm(void) {
+    const int Ds[] = {256, 1024};
+    for (int t = 0; t < 2; t++) {
+        int M = 5, D = Ds[t];
+        size_t n = (size_t)M * D;
+        float *x = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * D), *b = malloc(sizeof(float) * D);
+        float *yc = malloc(sizeof(float) * n), *yg = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) x[i] = urand() * 3 + 0.5f;
+        for (int i = 0; i < D; i++) g[i] = 1 + urand() * 0.1f, b[i] = urand() * 0.1f;
+        float *cx = cpu_of(x, n), *cg = cpu_of(g, D), *cbb = cpu_of(b, D), *cy = cpu->ops->alloc(cpu, n);
+        cpu->ops->layernorm(cpu, cx, M, D, cg, cbb, 1e-5f, cy);
+        memcpy(yc, cy, sizeof(float) * n);
+        float *gx = dev_of(x, 4 * n), *gg = dev_of(g, 4 * (size_t)D), *gb = dev_of(b, 4 * (size_t)D);
+        gpu->ops->layernorm(gpu, gx, M, D, gg, gb, 1e-5f, gx); /* in place, as y may equal x */
+        fetch(yg, gx, n);
+        double rm, d = max_diff(yg, yc, n, &rm);
+        CHECK_MSG(d <= 2e-6 * rm, "D %d: max |gpu - cpu| %.3g", D, d);
+        cpu->ops->release(cpu, cx), cpu->ops->release(cpu, cg), cpu->ops->release(cpu, cbb),
+            cpu->ops->release(cpu, cy);
+        gpu->ops->release(gpu, gx), gpu->ops->release(gpu, gg), gpu->ops->release(gpu, gb);
+        free(x), free(g), free(b), free(yc), free(yg);
+    }
+}
+
+static void test_attention(void) {
+    enum { R = 3, H = 4, HD = 64, D = H * HD, MAXL = 300 };
+    const int lens[R] = {1, 17, MAXL};
+    size_t kvn = (size_t)R * MAXL * D;
+    float *q = malloc(sizeof(float) * R * 3 * D), *kv = malloc(sizeof(float) * 2 * kvn);
+    for (size_t i = 0; i < (size_t)R * 3 * D; i++) q[i] = urand();
+    for (size_t i = 0; i < 2 * kvn; i++) kv[i] = urand();
+    float *cq = cpu_of(q, (size_t)R * 3 * D), *ckv = cpu_of(kv, 2 * kvn), *co = cpu->ops->alloc(cpu, (size_t)R * D);
+    float *gq = dev_of(q, sizeof(float) * R * 3 * D), *gkv = dev_of(kv, sizeof(float) * 2 * kvn);
+    float *go = dev_of(NULL, sizeof(float) * R * D);
+    const float *ck[R], *cv[R], *gk[R], *gv[R];
+    for (int r = 0; r < R; r++) {
+        ck[r] = ckv + (size_t)r * MAXL * D, cv[r] = ckv + kvn + (size_t)r * MAXL * D;
+        gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
+    }
+    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D};
+    cpu->ops->attention(cpu, &a);
+    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D};
+    gpu->ops->attention(gpu, &b);
+    float *out = malloc(sizeof(float) * R * D);
+    fetch(out, go, (size_t)R * D);
+    double rm, d = max_diff(out, co, (size_t)R * D, &rm);
+    CHECK_MSG(d <= 1e-5 * rm, "attention: max |gpu - cpu| %.3g of %.3g", d, rm);
+    cpu->ops->release(cpu, cq), cpu->ops->release(cpu, ckv), cpu->ops->release(cpu, co);
+    gpu->ops->release(gpu, gq), gpu->ops->release(gpu, gkv), gpu->ops->release(gpu, go);
+    free(q), free(kv), free(out);
+}
+
+static void test_embed(void) {
+    enum { V = 50, D = 64, R = 6 };
+    float *tab = malloc(sizeof(float) * V * D);
+    for (int i = 0; i < V * D; i++) tab[i] = urand();
+    const int32_t ids[R] = {0, 3, 49, 7, 7, 1};
+    const int pos[R] = {2, 3, 1, 250, 1025, 1}; /* 1 = pad: no position term */
+    float *ct = cpu_of(tab, V * D), *co = cpu->ops->alloc(cpu, R * D), *gt = dev_of(tab, sizeof(float) * V * D);
+    float *go = dev_of(NULL, sizeof(float) * R * D), *out = malloc(sizeof(float) * R * D);
+    for (int round = 0; round < 3; round++) {
+        cpu->ops->embed(cpu, ct, D, ids, pos, R, 8.0f, 1, round, co);
+        gpu->ops->embed(gpu, gt, D, ids, pos, R, 8.0f, 1, round, go);
+        fetch(out, go, R * D);
+        CHECK_MSG(memcmp(out, co, sizeof(float) * R * D) == 0, "embed (pos_round %d) not bit-identical", round);
+    }
+    cpu->ops->release(cpu, ct), cpu->ops->release(cpu, co);
+    gpu->ops->release(gpu, gt), gpu->ops->release(gpu, go);
+    free(tab), free(out);
+}
+
+/* ---- argmax and top-k ---- */
+static void test_argmax_topk(void) {
+    enum { R = 3, V = 256206, K = 8 };
+    float *l = malloc(sizeof(float) * R * V);
+    for (size_t i = 0; i < (size_t)R * V; i++) l[i] = urand() * 10;
+    l[0 * V + 200000] = 50; /* row 0: max near the end */
+    l[1 * V + 77] = l[1 * V + 5] = 40; /* row 1: a tie, the lower id wins */
+    l[2 * V + 3] = NAN, l[2 * V + 9] = 30, l[2 * V + 100] = NAN; /* row 2: NaN never wins */
+    float *dl = dev_of(l, sizeof(float) * R * V), *did = dev_of(NULL, 4 * R);
+    float *dv = dev_of(NULL, sizeof(float) * R * K), *di = dev_of(NULL, 4 * R * K);
+    CHECK(mtk_argmax(stream, dl, R, V, (int32_t *)did) == 0);
+    int32_t ids[R], ti[R * K];
+    float tv[R * K];
+    fetch((float *)ids, did, R);
+    CHECK_EQ_INT(ids[0], 200000);
+    CHECK_EQ_INT(ids[1], 5);
+    CHECK_EQ_INT(ids[2], 9);
+    /* top-k only on rows without NaN (softmax of a NaN row is NaN) */
+    CHECK(mtk_topk_logsoftmax(stream, dl, 2, V, K, dv, (int32_t *)di) == 0);
+    fetch(tv, dv, 2 * K);
+    fetch((float *)ti, di, 2 * K);
+    for (int r = 0; r < 2; r++) {
+        const float *row = l + (size_t)r * V;
+        double mx = -INFINITY, s = 0;
+        for (int i = 0; i < V; i++) mx = fmax(mx, row[i]);
+        for (int i = 0; i < V; i++) s += exp(row[i] - mx);
+        double lse = mx + log(s);
+        int prev = -1;
+        for (int c = 0; c < K; c++) {
+            int best = -1; /* next best after the previous pick: (value desc, id asc) */
+            for (int i = 0; i < V; i++) {
+                int taken = 0;
+                for (int t = 0; t < c; t++) taken |= ti[r * K + t] == i;
+                if (taken) continue;
+                if (best < 0 || row[i] > row[best] || (row[i] == row[best] && i < best)) best = i;
+            }
+            CHECK_MSG(ti[r * K + c] == best, "row %d rank %d: id %d, expected %d", r, c, ti[r * K + c], best);
+            CHECK_MSG(fabs(tv[r * K + c] - (row[best] - lse)) < 1e-4, "row %d rank %d: %g vs %g", r, c,
+                      tv[r * K + c], row[best] - lse);
+            prev = best;
+        }
+        (void)prev;
+    }
+    CHECK_EQ_INT(ti[K], 5);
+    CHECK_EQ_INT(ti[K + 1], 77);
+    gpu->ops->release(gpu, dl), gpu->ops->release(gpu, did), gpu->ops->release(gpu, dv), gpu->ops->release(gpu, di);
+    free(l);
+}
+
+/* ---- the engine: GPU ids == CPU ids on the fixture models ---- */
+static void engine_model(const char *model, const char *ref_name) {
+    char dir[1024], ref[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", STTS_SOURCE_DIR, model);
+    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/%s", STTS_SOURCE_DIR, ref_name);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        fprintf(stderr, "note: %s absent, not tested\n", dir);
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_load_file(ref, 0, &je);
+    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    if (!j) return;
+    const char *src = json_string_value(json_object_get(j, "src_lang"));
+    const char *tgt = json_string_value(json_object_get(j, "tgt_lang"));
+    nllb_model *m[2] = {NULL, NULL};
+    nllb_session *s[2] = {NULL, NULL};
+    stts_error e;
+    for (int d = 0; d < 2; d++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.device = d ? NLLB_DEVICE_CUDA : NLLB_DEVICE_CPU;
+        mp.threads = 1;
+        nllb_session_params sp = nllb_session_default_params();
+        sp.max_beams = 4;
+        CHECK_MSG(nllb_model_load(dir, &mp, &m[d], &e) == STTS_OK, "%s: %s", model, e.msg);
+        if (m[d]) CHECK(nllb_session_new(m[d], &sp, &s[d], &e) == STTS_OK);
+    }
+    if (m[1]) CHECK_MSG(strncmp(nllb_model_backend(m[1]), "cuda", 4) == 0, "backend %s", nllb_model_backend(m[1]));
+    json_t *cases = json_object_get(j, "cases");
+    int compared = 0;
+    for (size_t k = 0; s[0] && s[1] && k < json_array_size(cases); k++) {
+        const char *text = json_string_value(json_object_get(json_array_get(cases, k), "text"));
+        for (int beams = 1; beams <= 4; beams += 3) {
+            nllb_translate_params tp = nllb_translate_default_params();
+            tp.num_beams = beams;
+            tp.max_new_tokens = (int)json_integer_value(json_object_get(j, "max_new_tokens"));
+            nllb_result r[2];
+            const char *texts[1] = {text};
+            int okk = 1;
+            for (int d = 0; d < 2; d++) {
+                stts_status st = nllb_translate(s[d], texts, 1, src, tgt, &tp, &r[d], &e);
+                CHECK_MSG(st == STTS_OK, "%s case %zu: %s", model, k, e.msg);
+                okk &= st == STTS_OK;
+            }
+            if (!okk) continue;
+            int same = r[0].n_ids == r[1].n_ids && memcmp(r[0].ids, r[1].ids, sizeof(int32_t) * r[0].n_ids) == 0;
+            CHECK_MSG(same, "%s case %zu beams %d: GPU ids differ from CPU ids", model, k, beams);
+            compared++;
+            nllb_result_clear(&r[0]);
+            nllb_result_clear(&r[1]);
+        }
+    }
+    printf("%s: %d translations compared (greedy and beam 4)\n", model, compared);
+    for (int d = 0; d < 2; d++) {
+        nllb_session_free(s[d]);
+        nllb_model_free(m[d]);
+    }
+    json_decref(j);
+}
+
+static void test_engine(void) {
+    engine_model("tiny-f32-st", "reference-f32.json");
+    engine_model("tiny-f16-st", "reference-f16.json");
+    engine_model("tiny-bf16-st", "reference-bf16.json");
+    engine_model("tiny-f32-pt", "reference-f32.json");
+    engine_model("tiny-f16-pt", "reference-f16.json");
+}
+
+int main(void) {
+    stts_error e;
+    if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
+    if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK) {
+        fprintf(stderr, "mt_cuda_backend_new: %s\n", e.msg);
+        return 1;
+    }
+    if (mt_cpu_backend_new(1, 0, 1100, &cpu, &e) != STTS_OK) {
+        fprintf(stderr, "mt_cpu_backend_new: %s\n", e.msg);
+        return 1;
+    }
+    stream = mt_cuda_backend_stream(gpu);
+    printf("backend: %s\n", gpu->desc);
+    TEST_RUN(test_linear);
+    TEST_RUN(test_layernorm);
+    TEST_RUN(test_attention);
+    TEST_RUN(test_embed);
+    TEST_RUN(test_argmax_topk);
+    TEST_RUN(test_engine);
+    gpu->ops->destroy(gpu);
+    cpu->ops->destroy(cpu);
+    return TEST_SUMMARY();
+}

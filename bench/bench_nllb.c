@@ -10,6 +10,12 @@
  * (bytes / bandwidth) and our ratio to it.
  *
  *   bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512]
+ *              [--device cpu|cuda|auto] [--weights f32] [--json]
+ * --device cuda: the CUDA backend; its floor uses a device-to-device copy
+ * probe (bytes read + written per second) measured in the same run, and the
+ * GPU memory in use is reported. --json adds one JSON object per search
+ * (keys ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
+ * floor_ms_per_step, ...) on stdout after the table.
  */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
@@ -19,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda/cuda_backend.h"
 #include "nllb.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -156,6 +163,8 @@ static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps,
 int main(int argc, char **argv) {
     int threads = 0, reps = 3, steps = 24, src_len = 20;
     nllb_simd simd = NLLB_SIMD_AUTO;
+    int device = NLLB_DEVICE_CPU, json = 0;
+    const char *weights = "f32";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -164,9 +173,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
             const char *v = argv[++i];
             simd = !strcmp(v, "scalar") ? NLLB_SIMD_SCALAR : !strcmp(v, "avx2") ? NLLB_SIMD_AVX2 : NLLB_SIMD_AVX512;
-        } else {
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            device = nllb_device_parse(argv[++i]);
+            if (device < 0) {
+                fprintf(stderr, "bench_nllb: --device expects cpu, cuda or auto\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else {
             fprintf(stderr, "usage: bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] "
-                            "[--simd scalar|avx2|avx512]\n");
+                            "[--simd scalar|avx2|avx512] [--device cpu|cuda|auto] [--weights f32] [--json]\n");
             return 2;
         }
     }
@@ -175,10 +192,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_nllb: out-of-range arguments\n");
         return 2;
     }
+    if (strcmp(weights, "f32") != 0) {
+        fprintf(stderr, "bench_nllb: --weights %s: this engine holds f32 weights only for now\n", weights);
+        return 2;
+    }
     nllb_config cfg = nllb_config_600m();
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
     mp.simd = simd;
+    mp.device = (nllb_device)device;
     nllb_model *m = NULL;
     stts_error e;
     double t0 = now_ms();
@@ -201,14 +223,17 @@ int main(int argc, char **argv) {
 
     size_t step_b = nllb_model_step_bytes(m), enc_b = nllb_model_encode_bytes(m);
     size_t lm_b = (size_t)cfg.vocab_size * cfg.d_model * sizeof(float);
-    double bw = probe_bandwidth((size_t)1 << 30, threads, 5);
+    int gpu = strncmp(nllb_model_backend(m), "cuda", 4) == 0;
+    /* GPU: device-to-device copy of 1 GiB, bytes read + written (the floor of a weight stream) */
+    double bw = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_bandwidth((size_t)1 << 30, threads, 5);
 
     printf("bench_nllb: NLLB-200-distilled-600M shape, random weights (built in %.0f ms), backend %s\n", build_ms,
            nllb_model_backend(m));
     printf("  weights %.1f MB f32; each decode step reads %.1f MB (decoder %.1f MB + LM head %.1f MB); "
            "encode reads %.1f MB\n",
            nllb_model_weight_bytes(m) / 1e6, step_b / 1e6, (step_b - lm_b) / 1e6, lm_b / 1e6, enc_b / 1e6);
-    printf("  read bandwidth probe (%d threads, 1 GiB): %.2f GB/s\n", threads, bw);
+    if (gpu) printf("  device-to-device copy probe (1 GiB, read + write): %.2f GB/s\n", bw);
+    else printf("  read bandwidth probe (%d threads, 1 GiB): %.2f GB/s\n", threads, bw);
     printf("  work: encode %d tokens + %d forced decode steps (after the forced language token), batch 1\n",
            src_len, steps);
     /* the sentence floor: encoder + cross K/V once, the language step (no
@@ -222,7 +247,7 @@ int main(int argc, char **argv) {
         if (run(s, src, src_len, beams, 2, &warm)) return 1; /* warm-up: touch caches and pages */
         /* probe again next to each measurement (the machine may be shared):
          * the floor uses the best bandwidth seen in this run (the strictest) */
-        double bw2 = probe_bandwidth((size_t)1 << 30, threads, 3);
+        double bw2 = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 5) : probe_bandwidth((size_t)1 << 30, threads, 3);
         if (bw2 > bw) {
             bw = bw2;
             step_floor = step_b / (bw * 1e6);
@@ -243,6 +268,16 @@ int main(int argc, char **argv) {
         printf("  %-8s %12.1f %12.2f %10.1f %13.2fx %13.2fx\n", i == 0 ? "greedy" : "beam 4",
                results[i].sentence_ms, results[i].step_ms, results[i].encode_ms, results[i].step_ms / step_floor,
                results[i].sentence_ms / sent_floor);
+    size_t gmem = gpu ? mt_cuda_mem_used() : 0;
+    if (gpu) printf("  GPU memory in use (weights, session with 4 rows, CUDA context): %.1f MB\n", gmem / 1e6);
+    for (int i = 0; json && i < 2; i++)
+        printf("{\"device\":\"%s\",\"backend\":\"%s\",\"weights\":\"%s\",\"search\":\"%s\",\"ms_per_sentence\":%.4f,"
+               "\"ms_per_step\":%.4f,\"encode_ms\":%.4f,\"bytes_per_step\":%zu,\"floor_ms_per_step\":%.4f,"
+               "\"floor_ms_per_sentence\":%.4f,\"bandwidth_gbs\":%.2f,\"gpu_mem_bytes\":%zu,\"steps\":%d,"
+               "\"src_len\":%d}\n",
+               gpu ? "cuda" : "cpu", nllb_model_backend(m), weights, i == 0 ? "greedy" : "beam4",
+               results[i].sentence_ms, results[i].step_ms, results[i].encode_ms, step_b, step_floor, sent_floor, bw,
+               gmem, steps, src_len);
     double la[3] = {0, 0, 0};
     if (getloadavg(la, 3) < 0) la[0] = -1;
     printf("  load average %.2f (the machine may be shared)\n", la[0]);

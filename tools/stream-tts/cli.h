@@ -8,4 +8,10 @@ int cmd_translate(int argc, char **argv);  /* stream-tts translate ... */
 int cmd_say(int argc, char **argv);        /* stream-tts say ... */
 int cmd_voices(int argc, char **argv);     /* stream-tts voices */
 
+/* --device auto|cpu|cuda -> *device (an nllb_device). auto resolves here:
+ * the GPU when nllb_cuda_probe succeeds, else the CPU with one line on
+ * stderr saying why (prefixed by who). Returns -1 for another value (the
+ * message is printed), else 0. */
+int cli_device(const char *who, const char *value, int *device);
+
 #endif

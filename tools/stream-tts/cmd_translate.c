@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: stream-tts translate --model DIR --src CODE --tgt CODE [--beam N] [--max-len N]\n"
-            "                            [--threads N] [--json]\n"
+            "                            [--threads N] [--device auto|cpu|cuda] [--json]\n"
             "       stream-tts translate --list-languages\n"
             "Translates each line of stdin (NLLB-200 / M2M100 model directory as downloaded from the\n"
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
+            "  --device D    auto (the GPU when a CUDA device and driver are there, else the CPU), cpu\n"
+            "                (default) or cuda (needs a build with -DSTTS_CUDA=ON and an NVIDIA GPU)\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated\n");
 }
 
@@ -41,6 +43,24 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) 
     return 0;
 }
 
+int cli_device(const char *who, const char *value, int *device) {
+    int d = nllb_device_parse(value);
+    if (d < 0) {
+        fprintf(stderr, "%s: --device expects auto, cpu or cuda, got '%s'\n", who, value ? value : "");
+        return -1;
+    }
+    if (d == NLLB_DEVICE_AUTO) {
+        stts_error e;
+        if (nllb_cuda_probe(&e) == STTS_OK) d = NLLB_DEVICE_CUDA;
+        else {
+            fprintf(stderr, "%s: --device auto: running on the CPU: %s\n", who, e.msg);
+            d = NLLB_DEVICE_CPU;
+        }
+    }
+    *device = d;
+    return 0;
+}
+
 static int known_code(const char *code) {
     for (int i = 0; i < nllb_num_languages(); i++)
         if (strcmp(nllb_language_code(i), code) == 0) return 1;
@@ -50,6 +70,7 @@ static int known_code(const char *code) {
 int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
     int beams = 1, max_len = 0, threads = 0, json = 0, list = 0;
+    const char *device = "cpu";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -65,7 +86,8 @@ int cmd_translate(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 256, &threads)) return 2;
             i++;
-        } else if (!strcmp(a, "--json")) json = 1;
+        } else if (!strcmp(a, "--device") && v) device = argv[++i];
+        else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--list-languages")) list = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -97,6 +119,9 @@ int cmd_translate(int argc, char **argv) {
 
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
+    int dev = NLLB_DEVICE_CPU;
+    if (cli_device("stream-tts translate", device, &dev)) return 2;
+    mp.device = (nllb_device)dev;
     nllb_model *m = NULL;
     stts_error err;
     uint64_t t0 = stts_now_ns();

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "nllb.h"
 #include "stts_audio.h"
 #include "stts_pipeline.h"
@@ -56,7 +57,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--tgt", offsetof(pipeline_opts, tgt)}, {"--voice", offsetof(pipeline_opts, voice)},
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
-        {"--metrics", offsetof(pipeline_opts, metrics)},
+        {"--metrics", offsetof(pipeline_opts, metrics)}, {"--device", offsetof(pipeline_opts, device)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
         {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
@@ -122,6 +123,7 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-translate          speak the source text itself (espeak-ng for English)\n"
           "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
           "  --threads N             translation threads (default: all cores)\n"
+          "  --device auto|cpu|cuda  where translation runs (default cpu; auto: the GPU if there is one)\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
@@ -415,6 +417,9 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         }
         nllb_model_params mp = nllb_model_default_params();
         mp.threads = po->threads;
+        int dev = NLLB_DEVICE_CPU;
+        if (po->device && cli_device("stream-tts", po->device, &dev)) return 2;
+        mp.device = (nllb_device)dev;
         uint64_t t = stts_now_ns();
         if (nllb_model_load(dir, &mp, &model, &err) != STTS_OK) {
             fprintf(stderr, "stream-tts: %s\n", err.msg);

@@ -15,6 +15,7 @@ typedef struct {
     int no_translate;
     int beam;
     int threads;
+    const char *device;        /* --device auto|cpu|cuda (translation engine) */
     int force_length;          /* --force-length N (benchmarks) */
     const char *voice;
     double speed, pitch, volume_db;

@@ -6,7 +6,13 @@
  *   ops on the same inputs (embedding bit for bit); argmax and top-k
  *   log-softmax against a host scan, with planted ties and NaN.
  *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
- *   beam-4 ids of the GPU model identical to the CPU model's. */
+ *   beam-4 ids of the GPU model identical to the CPU model's.
+ *
+ *   test_cuda --demo MODEL_DIR TEXT_FILE OUT_PREFIX (scripts/device): the
+ *   same comparison on every line of TEXT_FILE (eng_Latn -> jpn_Jpan, at
+ *   most 64 new tokens as scripts/demo-model/evaluate.py), writing the GPU
+ *   outputs to OUT_PREFIX-greedy.jsonl and OUT_PREFIX-beam4.jsonl.
+ * STTS_TEST_SOURCE_DIR overrides the source tree (fixtures) built in. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
@@ -243,10 +249,15 @@ static void test_argmax_topk(void) {
 }
 
 /* ---- the engine: GPU ids == CPU ids on the fixture models ---- */
+static const char *source_dir(void) {
+    const char *d = getenv("STTS_TEST_SOURCE_DIR");
+    return d && *d ? d : STTS_SOURCE_DIR;
+}
+
 static void engine_model(const char *model, const char *ref_name) {
     char dir[1024], ref[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", STTS_SOURCE_DIR, model);
-    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/%s", STTS_SOURCE_DIR, ref_name);
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
+    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/%s", source_dir(), ref_name);
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         fprintf(stderr, "note: %s absent, not tested\n", dir);
@@ -311,9 +322,97 @@ static void test_engine(void) {
     engine_model("tiny-f16-pt", "reference-f16.json");
 }
 
-int main(void) {
+/* The demo model's test set: GPU ids == CPU ids, greedy and beam 4. */
+static int demo(const char *model, const char *text_file, const char *prefix) {
+    FILE *in = fopen(text_file, "r");
+    if (!in) {
+        fprintf(stderr, "test_cuda: cannot open %s\n", text_file);
+        return 1;
+    }
+    nllb_model *m[2] = {NULL, NULL};
+    nllb_session *s[2] = {NULL, NULL};
+    stts_error e;
+    for (int d = 0; d < 2; d++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.device = d ? NLLB_DEVICE_CUDA : NLLB_DEVICE_CPU;
+        nllb_session_params sp = nllb_session_default_params();
+        sp.max_beams = 4;
+        if (nllb_model_load(model, &mp, &m[d], &e) != STTS_OK || nllb_session_new(m[d], &sp, &s[d], &e) != STTS_OK) {
+            fprintf(stderr, "test_cuda: %s: %s\n", model, e.msg);
+            return 1;
+        }
+    }
+    printf("demo: %s on %s vs %s\n", model, nllb_model_backend(m[1]), nllb_model_backend(m[0]));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int lines = 0, diff[2] = {0, 0}, failed = 0;
+    double ms[2][2] = {{0, 0}, {0, 0}};
+    FILE *out[2];
+    for (int b = 0; b < 2; b++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s-%s.jsonl", prefix, b ? "beam4" : "greedy");
+        out[b] = fopen(path, "w");
+        if (!out[b]) {
+            fprintf(stderr, "test_cuda: cannot write %s\n", path);
+            return 1;
+        }
+    }
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        lines++;
+        for (int b = 0; b < 2; b++) {
+            nllb_translate_params tp = nllb_translate_default_params();
+            tp.num_beams = b ? 4 : 1;
+            tp.max_new_tokens = 64;
+            nllb_result r[2];
+            const char *texts[1] = {line};
+            for (int d = 0; d < 2; d++) {
+                uint64_t t0 = stts_now_ns();
+                if (nllb_translate(s[d], texts, 1, "eng_Latn", "jpn_Jpan", &tp, &r[d], &e) != STTS_OK) {
+                    fprintf(stderr, "line %d: %s\n", lines, e.msg);
+                    return 1;
+                }
+                ms[b][d] += (double)(stts_now_ns() - t0) / 1e6;
+            }
+            int same = r[0].n_ids == r[1].n_ids && memcmp(r[0].ids, r[1].ids, sizeof(int32_t) * r[0].n_ids) == 0;
+            if (!same) {
+                diff[b]++;
+                failed = 1;
+                printf("DIFF %s line %d: gpu \"%s\" cpu \"%s\"\n", b ? "beam4" : "greedy", lines, r[1].text,
+                       r[0].text);
+            }
+            json_t *o = json_object(), *ids = json_array();
+            for (int i = 0; i < r[1].n_ids; i++) json_array_append_new(ids, json_integer(r[1].ids[i]));
+            json_object_set_new(o, "ids", ids);
+            json_object_set_new(o, "text", json_string(r[1].text ? r[1].text : ""));
+            json_object_set_new(o, "same_as_cpu", json_boolean(same));
+            char *txt = json_dumps(o, JSON_COMPACT);
+            fprintf(out[b], "%s\n", txt ? txt : "{}");
+            free(txt);
+            json_decref(o);
+            nllb_result_clear(&r[0]);
+            nllb_result_clear(&r[1]);
+        }
+    }
+    for (int b = 0; b < 2; b++) {
+        fclose(out[b]);
+        printf("demo %s: %d/%d identical GPU vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", b ? "beam4" : "greedy",
+               lines - diff[b], lines, ms[b][1], ms[b][0]);
+    }
+    free(line);
+    fclose(in);
+    for (int d = 0; d < 2; d++) {
+        nllb_session_free(s[d]);
+        nllb_model_free(m[d]);
+    }
+    return failed || lines == 0;
+}
+
+int main(int argc, char **argv) {
     stts_error e;
     if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
+    if (argc == 5 && strcmp(argv[1], "--demo") == 0) return demo(argv[2], argv[3], argv[4]);
     if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK) {
         fprintf(stderr, "mt_cuda_backend_new: %s\n", e.msg);
         return 1;

@@ -10,7 +10,7 @@
  * (bytes / bandwidth) and our ratio to it.
  *
  *   bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512]
- *              [--device cpu|cuda|auto] [--weights f32] [--json]
+ *              [--device cpu|cuda|auto] [--weights f32|bf16|f16|int8] [--json]
  * --device cuda: the CUDA backend; its floor uses a device-to-device copy
  * probe (bytes read + written per second) measured in the same run, and the
  * GPU memory in use is reported. --json adds one JSON object per search
@@ -165,6 +165,7 @@ int main(int argc, char **argv) {
     nllb_simd simd = NLLB_SIMD_AUTO;
     int device = NLLB_DEVICE_CPU, json = 0;
     const char *weights = "f32";
+    int wfmt = NLLB_WEIGHTS_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -179,11 +180,18 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench_nllb: --device expects cpu, cuda or auto\n");
                 return 2;
             }
-        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
+        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+            weights = argv[++i];
+            if ((wfmt = nllb_weights_parse(weights)) < 0) {
+                fprintf(stderr, "bench_nllb: --weights expects auto, f32, bf16, f16 or int8\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else {
             fprintf(stderr, "usage: bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] "
-                            "[--simd scalar|avx2|avx512] [--device cpu|cuda|auto] [--weights f32] [--json]\n");
+                            "[--simd scalar|avx2|avx512] [--device cpu|cuda|auto] [--weights f32|bf16|f16|int8] "
+                            "[--json]\n");
             return 2;
         }
     }
@@ -192,15 +200,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_nllb: out-of-range arguments\n");
         return 2;
     }
-    if (strcmp(weights, "f32") != 0) {
-        fprintf(stderr, "bench_nllb: --weights %s: this engine holds f32 weights only for now\n", weights);
-        return 2;
-    }
     nllb_config cfg = nllb_config_600m();
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
     mp.simd = simd;
     mp.device = (nllb_device)device;
+    mp.weights = (nllb_weights)wfmt;
     nllb_model *m = NULL;
     stts_error e;
     double t0 = now_ms();

@@ -12,11 +12,11 @@
  *
  * Thread-safety rule: a model may be shared by any number of threads once
  * nllb_model_load()/nllb_model_new_random() has returned; a session must be
- * used by one thread at a time. All sessions of one model share the model's
- * compute thread pool, so calls on different sessions of the same model are
- * serialised inside the engine (they are safe, not parallel); for parallel
- * translation load the model once per worker. Library code never prints and
- * never exits; failures return a status and fill the caller's stts_error. */
+ * used by one thread at a time. Each session has its own executor (on the
+ * CPU: its own thread pool of nllb_model_params.threads threads and its own
+ * scratch), so calls on different sessions of one model run at the same time
+ * over one copy of the weights. Library code never prints and never exits;
+ * failures return a status and fill the caller's stts_error. */
 #ifndef NLLB_H
 #define NLLB_H
 
@@ -34,26 +34,46 @@ typedef struct nllb_model nllb_model;
 typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
- * (checked at run time); the others force a level (tests, benchmarks) and
- * fall back to a lower one when the CPU lacks it. */
+ * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512
+ * overrides AUTO); the others force a level (tests, benchmarks): a level the
+ * CPU or the build lacks makes the load fail with a message naming it. */
 typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
 
-/* Where the model runs. CPU is the default; CUDA needs a build with
- * -DSTTS_CUDA=ON and a usable GPU (else loading fails with the reason);
- * AUTO takes the GPU when nllb_cuda_probe succeeds, else the CPU. */
-typedef enum { NLLB_DEVICE_CPU = 0, NLLB_DEVICE_AUTO, NLLB_DEVICE_CUDA } nllb_device;
+/* Compute format of the weight matrices (embedding/LM head and every Linear;
+ * biases and LayerNorm stay f32). F32 reproduces HF transformers exactly;
+ * BF16/F16 round each weight (round to nearest even); INT8 quantizes each
+ * row symmetrically (per-row scale, max|w|/127) and the activations per row
+ * on the fly. AUTO = the fastest on the device (int8 on a CPU). A tensor
+ * the file already holds in the compute format is used in place from the
+ * mapped file; anything else is converted once at load. */
+typedef enum {
+    NLLB_WEIGHTS_AUTO = 0,
+    NLLB_WEIGHTS_F32,
+    NLLB_WEIGHTS_BF16,
+    NLLB_WEIGHTS_F16,
+    NLLB_WEIGHTS_INT8
+} nllb_weights;
+
+/* Compute device. AUTO = the GPU when nllb_cuda_probe succeeds (a build
+ * with -DSTTS_CUDA=ON, an NVIDIA driver and a Hopper GPU), else the CPU;
+ * CUDA without a usable GPU fails to load with the reason. */
+typedef enum { NLLB_DEVICE_AUTO = 0, NLLB_DEVICE_CPU, NLLB_DEVICE_CUDA } nllb_device;
 
 typedef struct {
-    int threads;        /* compute threads; 0 = number of online cores */
+    int threads;        /* compute threads per session; 0 = number of online cores */
     nllb_simd simd;     /* NLLB_SIMD_AUTO */
-    nllb_device device; /* NLLB_DEVICE_CPU */
+    nllb_weights weights; /* default params: F32 (HF-exact); a zeroed struct: AUTO */
+    nllb_device device;   /* NLLB_DEVICE_AUTO */
 } nllb_model_params;
 nllb_model_params nllb_model_default_params(void);
-/* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA
- * in this build, no driver, no GPU, unsupported GPU). */
+/* Parse "auto", "f32", "bf16", "f16", "int8" / "auto", "cpu", "cuda"
+ * (-1 when unknown). */
+int nllb_weights_parse(const char *s);
+const char *nllb_weights_name(nllb_weights w);
+int nllb_device_parse(const char *s);
+/* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA in
+ * this build, no driver, no GPU, an unsupported GPU). */
 stts_status nllb_cuda_probe(stts_error *err);
-/* Parses "auto", "cpu" or "cuda"; -1 for anything else. */
-int nllb_device_parse(const char *name);
 
 /* The architecture of a model (what config.json says). */
 typedef struct {
@@ -71,9 +91,11 @@ typedef struct {
 nllb_config nllb_config_600m(void);
 
 /* Loads DIR (config.json, optional generation_config.json,
- * sentencepiece.bpe.model, model.safetensors or pytorch_model.bin; f32, f16
- * or bf16 weights, converted to f32). Every tensor's shape is checked against
- * the config; errors name the file or tensor. params may be NULL. */
+ * sentencepiece.bpe.model, model.safetensors or pytorch_model.bin; f32, f16,
+ * bf16 or int8 (+ ".scale") weights, used in place when they are in the
+ * requested format, else converted once). Every tensor's shape is checked
+ * against the config; errors name the file or tensor. params may be NULL
+ * (nllb_model_default_params(): f32, HF-exact). */
 stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nllb_model **out,
                             stts_error *err);
 /* A model with deterministic pseudo-random weights (same seed -> same
@@ -87,7 +109,9 @@ void nllb_model_free(nllb_model *model);
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */
 const char *nllb_model_backend(const nllb_model *model);
-/* Bytes of weights held (f32). */
+/* The weight format in use (F32, BF16, F16 or INT8; never AUTO). */
+nllb_weights nllb_model_weights(const nllb_model *model);
+/* Bytes of weights held, in their compute format (in place or converted). */
 size_t nllb_model_weight_bytes(const nllb_model *model);
 /* Bytes one decoder step must read: decoder layers (without the cross
  * attention K/V projections, applied once per sentence) + final LayerNorm

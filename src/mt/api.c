@@ -13,22 +13,62 @@
 
 const nllb_config *nllb_model_config(const nllb_model *m) { return &m->pub; }
 const char *nllb_model_backend(const nllb_model *m) { return m->be->desc; }
-size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_floats * sizeof(float); }
+size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_bytes; }
 
-size_t nllb_model_step_bytes(const nllb_model *m) {
-    const nllb_config *c = &m->pub;
-    size_t d = (size_t)c->d_model, f = (size_t)c->decoder_ffn_dim;
-    /* self qkv + o, cross q + o, fc1 + fc2 (weights + biases), 3 LayerNorms */
-    size_t layer = (3 * d * d + 3 * d) + (d * d + d) + 2 * (d * d + d) + (f * d + f) + (d * f + d) + 3 * 2 * d;
-    return (layer * (size_t)c->decoder_layers + 2 * d + (size_t)c->vocab_size * d) * sizeof(float);
+nllb_weights nllb_model_weights(const nllb_model *m) {
+    switch (m->wfmt) {
+    case MT_WF_F32: return NLLB_WEIGHTS_F32;
+    case MT_WF_BF16: return NLLB_WEIGHTS_BF16;
+    case MT_WF_F16: return NLLB_WEIGHTS_F16;
+    default: return NLLB_WEIGHTS_INT8;
+    }
 }
 
+static const char *const WEIGHT_NAMES[] = {"auto", "f32", "bf16", "f16", "int8"};
+
+int nllb_weights_parse(const char *s) {
+    for (int i = 0; s && i < 5; i++)
+        if (!strcmp(s, WEIGHT_NAMES[i])) return i;
+    return -1;
+}
+
+const char *nllb_weights_name(nllb_weights w) { return (int)w >= 0 && (int)w < 5 ? WEIGHT_NAMES[w] : "?"; }
+
+int nllb_device_parse(const char *s) {
+    if (!s) return -1;
+    if (!strcmp(s, "auto")) return NLLB_DEVICE_AUTO;
+    if (!strcmp(s, "cpu")) return NLLB_DEVICE_CPU;
+    if (!strcmp(s, "cuda")) return NLLB_DEVICE_CUDA;
+    return -1;
+}
+
+static size_t lin_bytes(const mt_lin *l) { return l->w->bytes + l->b->bytes; }
+static size_t ln_bytes(const mt_ln *l) { return l->g->bytes + l->b->bytes; }
+
+size_t nllb_model_step_bytes_rows(const nllb_model *m, int lm_rows) {
+    size_t b = ln_bytes(&m->dec_ln);
+    for (int i = 0; i < m->pub.decoder_layers; i++) {
+        const mt_dec_layer *L = &m->dec[i];
+        /* self qkv + o, cross q + o, fc1 + fc2, 3 LayerNorms (cross K/V: once per sentence) */
+        b += lin_bytes(&L->qkv) + lin_bytes(&L->o) + lin_bytes(&L->cq) + lin_bytes(&L->co) + lin_bytes(&L->fc1) +
+             lin_bytes(&L->fc2) + ln_bytes(&L->ln_self) + ln_bytes(&L->ln_cross) + ln_bytes(&L->ln_ffn);
+    }
+    int V = m->pub.vocab_size;
+    if (lm_rows <= 0 || lm_rows > V) lm_rows = V;
+    return b + (size_t)((double)m->lm_head->bytes * lm_rows / V);
+}
+
+size_t nllb_model_step_bytes(const nllb_model *m) { return nllb_model_step_bytes_rows(m, 0); }
+
 size_t nllb_model_encode_bytes(const nllb_model *m) {
-    const nllb_config *c = &m->pub;
-    size_t d = (size_t)c->d_model, f = (size_t)c->encoder_ffn_dim;
-    size_t layer = (3 * d * d + 3 * d) + (d * d + d) + (f * d + f) + (d * f + d) + 2 * 2 * d;
-    size_t ckv = (2 * d * d + 2 * d) * (size_t)c->decoder_layers;
-    return (layer * (size_t)c->encoder_layers + 2 * d + ckv) * sizeof(float);
+    size_t b = ln_bytes(&m->enc_ln);
+    for (int i = 0; i < m->pub.encoder_layers; i++) {
+        const mt_enc_layer *L = &m->enc[i];
+        b += lin_bytes(&L->qkv) + lin_bytes(&L->o) + lin_bytes(&L->fc1) + lin_bytes(&L->fc2) + ln_bytes(&L->ln_attn) +
+             ln_bytes(&L->ln_ffn);
+    }
+    for (int i = 0; i < m->pub.decoder_layers; i++) b += lin_bytes(&m->dec[i].ckv);
+    return b;
 }
 
 int nllb_num_languages(void) { return NLLB_NUM_LANGS; }
@@ -59,11 +99,16 @@ stts_status nllb_session_new(const nllb_model *m, const nllb_session_params *par
     if (!s) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating a session");
     s->m = m;
     s->be = m->be;
+    stts_status st = m->be->ops->exec_new(m->be, 0, &s->x, err);
+    if (st) {
+        free(s);
+        return st;
+    }
     int beams = p.max_beams > 0 ? p.max_beams : 1, batch = p.max_batch > 0 ? p.max_batch : 1;
     int src = p.max_src_len > 0 ? p.max_src_len : 64;
     if (src > m->pub.max_position_embeddings) src = m->pub.max_position_embeddings;
     int len = m->pub.max_length < m->pub.max_position_embeddings ? m->pub.max_length : m->pub.max_position_embeddings;
-    stts_status st = mt_session_reserve(s, batch * src, batch, batch * beams, len, err);
+    st = mt_session_reserve(s, batch * src, batch, batch * beams, len, err);
     if (st) {
         nllb_session_free(s);
         return st;
@@ -82,6 +127,7 @@ void nllb_session_free(nllb_session *s) {
     free(s->logits_host);
     free(s->seg_start), free(s->seg_len), free(s->kp), free(s->vp), free(s->lens), free(s->pos), free(s->ids);
     free(s->search);
+    if (s->x) be->ops->exec_free(s->x);
     free(s);
 }
 
@@ -224,14 +270,12 @@ static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int
                               m->pub.max_position_embeddings);
     for (int i = 0; i < n; i++) memset(&res[i], 0, sizeof res[i]);
     if (n == 0) return STTS_OK;
-    pthread_mutex_lock((pthread_mutex_t *)&m->run_lock);
     stts_status st = prepare_sources(s, src, lens, n, n * c.num_beams, c.max_length, res, err);
     if (!st) {
         int total = s->seg_start[n - 1] + s->seg_len[n - 1];
-        mt_encode(s, s->ids, n, total, NULL);
-        st = mt_search(s, n, &c, res, err);
+        st = mt_encode(s, s->ids, n, total, NULL, err);
+        if (!st) st = mt_search(s, n, &c, res, err);
     }
-    pthread_mutex_unlock((pthread_mutex_t *)&m->run_lock);
     if (st)
         for (int i = 0; i < n; i++) nllb_result_clear(&res[i]);
     return st;
@@ -284,10 +328,8 @@ stts_status nllb_encode(nllb_session *s, const int32_t *src_ids, int n, float *o
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_encode: %d tokens exceed max_position_embeddings %d", n,
                               s->m->pub.max_position_embeddings);
     const int32_t *src[1] = {src_ids};
-    pthread_mutex_lock((pthread_mutex_t *)&s->m->run_lock);
     stts_status st = prepare_sources(s, src, &n, 1, 1, 1, NULL, err);
-    if (!st) mt_encode(s, s->ids, 1, n, out);
-    pthread_mutex_unlock((pthread_mutex_t *)&s->m->run_lock);
+    if (!st) st = mt_encode(s, s->ids, 1, n, out, err);
     return st;
 }
 
@@ -302,17 +344,16 @@ stts_status nllb_decoder_logits(nllb_session *s, const int32_t *src_ids, int n_s
     stts_status st = check_ids(m, dec_ids, n_dec, "decoder", err);
     if (st) return st;
     const int32_t *src[1] = {src_ids};
-    pthread_mutex_lock((pthread_mutex_t *)&m->run_lock);
     st = prepare_sources(s, src, &n_src, 1, 1, n_dec, NULL, err);
-    if (!st) {
-        mt_encode(s, s->ids, 1, n_src, NULL);
-        int slot = 0, sent = 0;
-        size_t V = (size_t)m->pub.vocab_size;
-        for (int t = 0; t < n_dec; t++) {
-            mt_decode_step(s, 1, &dec_ids[t], &slot, &sent, t, 1);
-            memcpy(logits + (size_t)t * V, mt_logits_host(s, 1), V * sizeof(float));
-        }
+    if (!st) st = mt_encode(s, s->ids, 1, n_src, NULL, err);
+    s->sl = NULL; /* full vocabulary */
+    int slot = 0, sent = 0;
+    size_t V = (size_t)m->pub.vocab_size;
+    for (int t = 0; t < n_dec && !st; t++) {
+        st = mt_decode_step(s, 1, &dec_ids[t], &slot, &sent, t, 1, err);
+        const float *lg = NULL;
+        if (!st) st = mt_logits_host(s, 1, &lg, err);
+        if (!st) memcpy(logits + (size_t)t * V, lg, V * sizeof(float));
     }
-    pthread_mutex_unlock((pthread_mutex_t *)&m->run_lock);
     return st;
 }

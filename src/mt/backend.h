@@ -1,23 +1,70 @@
 /* backend.h - the compute seam of the NLLB engine. The model code
- * (forward.c) never touches SIMD, threads or devices: it calls the ops of an
- * mt_backend on buffers the backend allocated. The CPU backend (cpu/) is the
- * first implementation; a CUDA backend (cuda/) fills the same table with
- * device buffers, and the model code stays as it is.
+ * (model.c, forward.c, search.c) never touches SIMD, threads, devices or
+ * weight bytes: it asks a backend for typed weight handles and calls ops on
+ * an executor. The CPU backend (cpu/) is the first implementation; a CUDA
+ * backend (cuda/) fills the same table with device buffers.
  *
- * Conventions: matrices are row-major; a weight W of a Linear layer keeps
- * HF's [out][in] layout, so y = x W^T + b is one dot product per output
- * (streams W once per call, which is what batch-1 decoding is bound by).
- * Buffers are float (f32 compute); weights are uploaded once at load.
- * Thread-safety: one call at a time per backend (the model serialises). */
+ * Three kinds of object:
+ *  - mt_backend: one per model; owns the immutable weights (mt_weight
+ *    handles, created at load, read-only afterwards, so any number of
+ *    executors read them at once) and hands out activation memory.
+ *  - mt_weight: a backend-owned matrix (or vector) in a compute format
+ *    (f32, f16, bf16, int8 + per-row f32 scales) and the backend's own
+ *    layout. Above the backend only the public head (format, shape, bytes)
+ *    is visible, never the data. The loader passes the checkpoint's source
+ *    tensors (mt_wpart: dtype + host pointer, int8 with scales) and the
+ *    requested format; a source already in the compute format that outlives
+ *    the weight (MT_WSRC_PERSISTENT: the mapped file) is used in place, never
+ *    copied (CPU); anything else is converted once with the rules of quant.h.
+ *  - mt_exec: an executor (CPU: a thread pool and scratch; CUDA: a stream and
+ *    its workspace). One per session, so sessions on one model run at once.
+ *    Every compute op takes the executor and returns a status (a device can
+ *    run out of memory, a kernel launch can fail).
+ *
+ * Conventions: activations are f32 buffers from alloc(), row-major; a
+ * Linear weight keeps HF's [out][in] layout, y = x W^T + b. Memory from
+ * alloc() is backend memory (device memory for CUDA); the host reads it only
+ * through download() unless host_visible. */
 #ifndef MT_BACKEND_H
 #define MT_BACKEND_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "stts_common.h"
 
 typedef struct mt_backend mt_backend;
+
+/* Compute formats of weights (same order as the public nllb_weights minus auto). */
+typedef enum { MT_WF_F32 = 1, MT_WF_BF16, MT_WF_F16, MT_WF_I8 } mt_wfmt;
+const char *mt_wfmt_name(mt_wfmt f); /* "f32", "bf16", "f16", "int8" */
+
+/* The public head of a backend's weight (each backend's weight struct starts
+ * with it). Read-only for the model code. */
+typedef struct {
+    mt_wfmt fmt;
+    int rows, cols;  /* [rows][cols]; a vector (bias, LayerNorm) is 1 x n */
+    size_t bytes;    /* bytes one full pass reads (data + scales) */
+    int in_place;    /* 1: the data is the source's memory (the mapped file) */
+} mt_weight;
+
+/* One source block of a weight: rows x cols row-major host memory of a
+ * checkpoint dtype (MT_DTYPE_F32/F16/BF16, or MT_DTYPE_I8 with scale[rows]). */
+typedef struct {
+    mt_dtype dtype;
+    const void *data;
+    const float *scale;
+} mt_wpart;
+
+/* weight_new flags */
+enum { MT_WSRC_PERSISTENT = 1 /* the sources outlive the weight: may be used in place */ };
+
+/* An executor; each backend's executor struct starts with this head. */
+typedef struct {
+    mt_backend *be;
+    int threads;
+} mt_exec;
 
 enum {
     MT_LIN_RELU = 1,   /* y = relu(x W^T + b) */
@@ -29,7 +76,8 @@ enum {
  * (+ h*head_dim) and values at v[r] + j*kv_stride; the result goes to
  * out + r*out_stride. Covers encoder self-attention (every row of a sentence
  * points at the sentence's K/V), decoder self-attention (the row's cache) and
- * cross-attention (the sentence's encoder K/V). */
+ * cross-attention (the sentence's encoder K/V). The k/v pointer arrays and
+ * kv_len are host memory; the pointers point into backend memory. */
 typedef struct {
     int rows, heads, head_dim;
     const float *q;
@@ -45,46 +93,67 @@ typedef struct {
 typedef struct {
     const char *name;
     void (*destroy)(mt_backend *be);
-    /* n floats of backend memory (weights, activations); NULL on failure. */
+
+    /* ---- weights (immutable once made; made before any executor runs) ----
+     * A weight of nparts blocks of part_rows rows each, stacked (Q/K/V fused
+     * into one [3d][d] matrix from three tensors), cols wide, in format fmt. */
+    stts_status (*weight_new)(mt_backend *be, const mt_wpart *parts, int nparts, int part_rows, int cols, mt_wfmt fmt,
+                              int flags, mt_weight **out, stts_error *err);
+    /* A new weight of rows ids[0..n) of src, contiguous, same format
+     * (the LM-head shortlist: gathered once, never per step). */
+    stts_status (*weight_gather)(mt_backend *be, const mt_weight *src, const int32_t *ids, int n, mt_weight **out,
+                                 stts_error *err);
+    /* Rows [row0, row0 + rows) of w dequantized to host f32 (tests, tools). */
+    stts_status (*weight_read)(mt_backend *be, const mt_weight *w, int row0, int rows, float *dst, stts_error *err);
+    void (*weight_free)(mt_backend *be, mt_weight *w);
+
+    /* ---- executors ---- threads 0 = the backend's default */
+    stts_status (*exec_new)(mt_backend *be, int threads, mt_exec **out, stts_error *err);
+    void (*exec_free)(mt_exec *x);
+
+    /* ---- activation memory: n floats; NULL on failure ---- */
     float *(*alloc)(mt_backend *be, size_t n);
     void (*release)(mt_backend *be, float *p);
-    /* Host <-> backend copies (CPU: memcpy). */
-    void (*upload)(mt_backend *be, float *dst, const float *src, size_t n);
-    void (*download)(mt_backend *be, float *dst, const float *src, size_t n);
-    /* Runs fn(ctx, i) for i in [0, n) on the backend's workers (weight
-     * initialisation, conversions): the only generic parallel hook. */
-    void (*parallel_for)(mt_backend *be, int n, void (*fn)(void *ctx, int i), void *ctx);
 
-    /* y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b[N] (b may be NULL). */
-    void (*linear)(mt_backend *be, const float *x, int M, int K, const float *W, int N, const float *b,
-                   float *y, int flags);
-    /* y[M][D] = LayerNorm(x) * g + b (biased variance, eps). y may equal x. */
-    void (*layernorm)(mt_backend *be, const float *x, int M, int D, const float *g, const float *b, float eps,
-                      float *y);
-    void (*attention)(mt_backend *be, const mt_attn_args *a);
-    /* out[r] = table[ids[r]] * scale + sinusoid(pos[r]) (HF M2M100 layout:
-     * sin half then cos half; pos == pad_idx -> zero vector). pos_round:
-     * the sinusoid values rounded through f16 (1) or bf16 (2) first, as HF
-     * holds the table in a half-precision checkpoint's dtype; 0 = f32. */
-    void (*embed)(mt_backend *be, const float *table, int D, const int32_t *ids, const int *pos, int rows,
-                  float scale, int pad_idx, int pos_round, float *out);
+    /* ---- ops on an executor ---- */
+    /* Host <-> backend copies (CPU: memcpy). */
+    stts_status (*upload)(mt_exec *x, float *dst, const float *src, size_t n);
+    stts_status (*download)(mt_exec *x, float *dst, const float *src, size_t n);
+    /* Runs fn(ctx, i) for i in [0, n) on the executor's host threads (host
+     * work such as the search's per-row statistics). */
+    stts_status (*parallel_for)(mt_exec *x, int n, void (*fn)(void *ctx, int i), void *ctx);
+    /* y[M][W->rows] (=, relu, +=) x[M][W->cols] W^T + b (b: 1 x W->rows, may be NULL). */
+    stts_status (*linear)(mt_exec *x, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
+                          int flags);
+    /* y[M][D] = LayerNorm(x) * g + b (D = g->cols; biased variance, eps). y may equal x. */
+    stts_status (*layernorm)(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *b, float eps,
+                             float *y);
+    stts_status (*attention)(mt_exec *x, const mt_attn_args *a);
+    /* out[r] = table[ids[r]] * scale + sinusoid(pos[r]) (D = table->cols; HF
+     * M2M100 layout: sin half then cos half; pos == pad_idx -> zero vector;
+     * an int8/bf16 table row is dequantized). pos_round: the sinusoid values
+     * rounded through f16 (1) or bf16 (2) first, as HF holds the table in a
+     * half-precision checkpoint's dtype; 0 = f32. ids and pos are host memory. */
+    stts_status (*embed)(mt_exec *x, const mt_weight *table, const int32_t *ids, const int *pos, int rows,
+                         float scale, int pad_idx, int pos_round, float *out);
     /* x[r] *= s over rows of width D at stride (query scaling). */
-    void (*scale_cols)(mt_backend *be, float *x, int rows, int D, int stride, float s);
+    stts_status (*scale_cols)(mt_exec *x, float *buf, int rows, int D, int stride, float s);
     /* n floats, backend to backend (KV-cache writes and beam reorder). */
-    void (*copy)(mt_backend *be, float *dst, const float *src, size_t n);
+    stts_status (*copy)(mt_exec *x, float *dst, const float *src, size_t n);
     /* 1: backend memory is host memory (the search reads logits in place). */
     int host_visible;
 } mt_backend_ops;
 
 struct mt_backend {
     const mt_backend_ops *ops;
-    int threads;
-    char desc[64];  /* "cpu avx512 x2" */
+    int threads;    /* default executor threads */
+    char desc[64];  /* "cpu avx2 x2" */
 };
 
-/* The CPU backend. threads 0 = online cores; simd see nllb_simd (int to keep
- * this header free of the public one). max_kv bounds kv_len in attention
- * (per-thread score scratch is sized once here). */
+/* The CPU backend. threads 0 = online cores; simd: the nllb_simd values (int
+ * to keep this header free of the public one); a level this CPU lacks is an
+ * error naming it. max_kv bounds kv_len in attention (per-thread score
+ * scratch is sized once per executor). */
 stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **out, stts_error *err);
 
 #endif

@@ -15,6 +15,17 @@
 
 #define LN_EPS 1e-5f
 
+/* A failed backend op ends the pass with a message naming it. */
+#define OP(call) \
+    do { \
+        stts_status st_ = (call); \
+        if (st_) return op_failed(s, st_, #call, err); \
+    } while (0)
+
+static stts_status op_failed(const nllb_session *s, stts_status st, const char *what, stts_error *err) {
+    return stts_error_set(err, st, "backend %s failed (%s)", s->be->desc, what);
+}
+
 static float *grow(mt_backend *be, float *old, size_t n) {
     if (old) be->ops->release(be, old);
     return be->ops->alloc(be, n ? n : 1);
@@ -61,7 +72,7 @@ stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots
         s->dq = grow(be, s->dq, R * d);
         s->datt = grow(be, s->datt, R * d);
         s->dff = grow(be, s->dff, R * ffd);
-        s->logits = grow(be, s->logits, R * V);
+        s->logits = grow(be, s->logits, R * V); /* a shortlist's logits are fewer */
         s->kc = grow(be, s->kc, Ld * R * (size_t)nl * d);
         s->vc = grow(be, s->vc, Ld * R * (size_t)nl * d);
         ok = s->dx && s->dh && s->dqkv && s->dq && s->datt && s->dff && s->logits && s->kc && s->vc;
@@ -106,12 +117,11 @@ static int position_of(const nllb_model *m, int32_t id, int index) {
     return id == pad ? pad : index + pad + 1;
 }
 
-void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *enc_out) {
+stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *enc_out, stts_error *err) {
     const nllb_model *m = s->m;
-    mt_backend *be = s->be;
-    const mt_backend_ops *op = be->ops;
+    mt_exec *be = s->x;
+    const mt_backend_ops *op = s->be->ops;
     const int d = m->pub.d_model, H = m->pub.encoder_attention_heads, hd = d / H;
-    const int ff = m->pub.encoder_ffn_dim;
     const float qscale = 1.0f / sqrtf((float)hd);
 
     for (int i = 0; i < n_sents; i++)
@@ -119,7 +129,7 @@ void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *e
             int r = s->seg_start[i] + j;
             s->pos[r] = position_of(m, ids[r], j);
         }
-    op->embed(be, m->embed, d, ids, s->pos, T, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->ex);
+    OP(op->embed(be, m->embed, ids, s->pos, T, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->ex));
 
     /* every row of sentence i attends to the sentence's own rows */
     for (int i = 0; i < n_sents; i++)
@@ -133,22 +143,23 @@ void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *e
 
     for (int l = 0; l < m->pub.encoder_layers; l++) {
         const mt_enc_layer *L = &m->enc[l];
-        op->layernorm(be, s->ex, T, d, L->ln_attn.g, L->ln_attn.b, LN_EPS, s->eh);
-        op->linear(be, s->eh, T, d, L->qkv.w, 3 * d, L->qkv.b, s->eqkv, 0);
-        op->scale_cols(be, s->eqkv, T, d, 3 * d, qscale);
-        op->attention(be, &aa);
-        op->linear(be, s->eatt, T, d, L->o.w, d, L->o.b, s->ex, MT_LIN_ACCUM);
-        op->layernorm(be, s->ex, T, d, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->eh);
-        op->linear(be, s->eh, T, d, L->fc1.w, ff, L->fc1.b, s->eff, MT_LIN_RELU);
-        op->linear(be, s->eff, T, ff, L->fc2.w, d, L->fc2.b, s->ex, MT_LIN_ACCUM);
+        OP(op->layernorm(be, s->ex, T, L->ln_attn.g, L->ln_attn.b, LN_EPS, s->eh));
+        OP(op->linear(be, s->eh, T, L->qkv.w, L->qkv.b, s->eqkv, 0));
+        OP(op->scale_cols(be, s->eqkv, T, d, 3 * d, qscale));
+        OP(op->attention(be, &aa));
+        OP(op->linear(be, s->eatt, T, L->o.w, L->o.b, s->ex, MT_LIN_ACCUM));
+        OP(op->layernorm(be, s->ex, T, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->eh));
+        OP(op->linear(be, s->eh, T, L->fc1.w, L->fc1.b, s->eff, MT_LIN_RELU));
+        OP(op->linear(be, s->eff, T, L->fc2.w, L->fc2.b, s->ex, MT_LIN_ACCUM));
     }
-    op->layernorm(be, s->ex, T, d, m->enc_ln.g, m->enc_ln.b, LN_EPS, s->eh);
-    if (enc_out) op->download(be, enc_out, s->eh, (size_t)T * d);
+    OP(op->layernorm(be, s->ex, T, m->enc_ln.g, m->enc_ln.b, LN_EPS, s->eh));
+    if (enc_out) OP(op->download(be, enc_out, s->eh, (size_t)T * d));
     /* cross-attention K/V of every decoder layer, once per sentence */
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];
-        op->linear(be, s->eh, T, d, L->ckv.w, 2 * d, L->ckv.b, s->ckv + (size_t)l * s->cap_tokens * 2 * d, 0);
+        OP(op->linear(be, s->eh, T, L->ckv.w, L->ckv.b, s->ckv + (size_t)l * s->cap_tokens * 2 * d, 0));
     }
+    return STTS_OK;
 }
 
 static float *kv_row(const nllb_session *s, float *base, int layer, int slot, int t) {
@@ -156,48 +167,48 @@ static float *kv_row(const nllb_session *s, float *base, int layer, int slot, in
     return base + (((size_t)layer * s->cap_slots + (size_t)slot) * s->cap_len + (size_t)t) * d;
 }
 
-void mt_kv_copy_slot(nllb_session *s, int dst, int src, int len) {
-    if (dst == src || len <= 0) return;
+stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err) {
+    if (dst == src || len <= 0) return STTS_OK;
     size_t n = (size_t)len * s->m->pub.d_model;
     for (int l = 0; l < s->m->pub.decoder_layers; l++) {
-        s->be->ops->copy(s->be, kv_row(s, s->kc, l, dst, 0), kv_row(s, s->kc, l, src, 0), n);
-        s->be->ops->copy(s->be, kv_row(s, s->vc, l, dst, 0), kv_row(s, s->vc, l, src, 0), n);
+        OP(s->be->ops->copy(s->x, kv_row(s, s->kc, l, dst, 0), kv_row(s, s->kc, l, src, 0), n));
+        OP(s->be->ops->copy(s->x, kv_row(s, s->vc, l, dst, 0), kv_row(s, s->vc, l, src, 0), n));
     }
+    return STTS_OK;
 }
 
-void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
-                    int want_logits) {
+stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                           int want_logits, stts_error *err) {
     const nllb_model *m = s->m;
-    mt_backend *be = s->be;
-    const mt_backend_ops *op = be->ops;
+    mt_exec *be = s->x;
+    const mt_backend_ops *op = s->be->ops;
     const int d = m->pub.d_model, H = m->pub.decoder_attention_heads, hd = d / H;
-    const int ff = m->pub.decoder_ffn_dim, V = m->pub.vocab_size;
     const float qscale = 1.0f / sqrtf((float)hd);
 
     for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
-    op->embed(be, m->embed, d, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx);
+    OP(op->embed(be, m->embed, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx));
 
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];
         /* self-attention over the row's cache, this token included */
-        op->layernorm(be, s->dx, R, d, L->ln_self.g, L->ln_self.b, LN_EPS, s->dh);
-        op->linear(be, s->dh, R, d, L->qkv.w, 3 * d, L->qkv.b, s->dqkv, 0);
-        op->scale_cols(be, s->dqkv, R, d, 3 * d, qscale);
+        OP(op->layernorm(be, s->dx, R, L->ln_self.g, L->ln_self.b, LN_EPS, s->dh));
+        OP(op->linear(be, s->dh, R, L->qkv.w, L->qkv.b, s->dqkv, 0));
+        OP(op->scale_cols(be, s->dqkv, R, d, 3 * d, qscale));
         for (int r = 0; r < R; r++) {
-            op->copy(be, kv_row(s, s->kc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + d, (size_t)d);
-            op->copy(be, kv_row(s, s->vc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + 2 * d, (size_t)d);
+            OP(op->copy(be, kv_row(s, s->kc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + d, (size_t)d));
+            OP(op->copy(be, kv_row(s, s->vc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + 2 * d, (size_t)d));
             s->kp[r] = kv_row(s, s->kc, l, slot[r], 0);
             s->vp[r] = kv_row(s, s->vc, l, slot[r], 0);
             s->lens[r] = t + 1;
         }
         mt_attn_args sa = {R, H, hd, s->dqkv, 3 * d, s->kp, s->vp, s->lens, d, s->datt, d};
-        op->attention(be, &sa);
-        op->linear(be, s->datt, R, d, L->o.w, d, L->o.b, s->dx, MT_LIN_ACCUM);
+        OP(op->attention(be, &sa));
+        OP(op->linear(be, s->datt, R, L->o.w, L->o.b, s->dx, MT_LIN_ACCUM));
 
         /* cross-attention over the sentence's encoder K/V */
-        op->layernorm(be, s->dx, R, d, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh);
-        op->linear(be, s->dh, R, d, L->cq.w, d, L->cq.b, s->dq, 0);
-        op->scale_cols(be, s->dq, R, d, d, qscale);
+        OP(op->layernorm(be, s->dx, R, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh));
+        OP(op->linear(be, s->dh, R, L->cq.w, L->cq.b, s->dq, 0));
+        OP(op->scale_cols(be, s->dq, R, d, d, qscale));
         const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
         for (int r = 0; r < R; r++) {
             s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
@@ -205,20 +216,24 @@ void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot,
             s->lens[r] = s->seg_len[sent[r]];
         }
         mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d};
-        op->attention(be, &ca);
-        op->linear(be, s->datt, R, d, L->co.w, d, L->co.b, s->dx, MT_LIN_ACCUM);
+        OP(op->attention(be, &ca));
+        OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
 
-        op->layernorm(be, s->dx, R, d, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->dh);
-        op->linear(be, s->dh, R, d, L->fc1.w, ff, L->fc1.b, s->dff, MT_LIN_RELU);
-        op->linear(be, s->dff, R, ff, L->fc2.w, d, L->fc2.b, s->dx, MT_LIN_ACCUM);
+        OP(op->layernorm(be, s->dx, R, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->dh));
+        OP(op->linear(be, s->dh, R, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU));
+        OP(op->linear(be, s->dff, R, L->fc2.w, L->fc2.b, s->dx, MT_LIN_ACCUM));
     }
-    if (!want_logits) return;
-    op->layernorm(be, s->dx, R, d, m->dec_ln.g, m->dec_ln.b, LN_EPS, s->dh);
-    op->linear(be, s->dh, R, d, m->lm_head, V, NULL, s->logits, 0);
+    if (!want_logits) return STTS_OK;
+    OP(op->layernorm(be, s->dx, R, m->dec_ln.g, m->dec_ln.b, LN_EPS, s->dh));
+    OP(op->linear(be, s->dh, R, s->sl ? s->sl->head : m->lm_head, NULL, s->logits, 0));
+    return STTS_OK;
 }
 
-const float *mt_logits_host(nllb_session *s, int R) {
-    if (s->be->ops->host_visible) return s->logits;
-    s->be->ops->download(s->be, s->logits_host, s->logits, (size_t)R * s->m->pub.vocab_size);
-    return s->logits_host;
+stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err) {
+    *out = s->logits;
+    if (s->be->ops->host_visible) return STTS_OK;
+    int V = s->sl ? s->sl->n : s->m->pub.vocab_size;
+    OP(s->be->ops->download(s->x, s->logits_host, s->logits, (size_t)R * V));
+    *out = s->logits_host;
+    return STTS_OK;
 }

@@ -2,8 +2,9 @@
  * (config via config.h, tensors via checkpoint.h, tokenizer via
  * tokenizer.h) or with deterministic random weights in memory. Every tensor
  * is looked up by its HF name (with the tied-embedding fallbacks), its shape
- * checked against the config, converted to f32 and stored in the layout
- * model.h describes. */
+ * checked against the config and handed to the backend with the requested
+ * compute format (backend.h: in place from the mapped file when the file
+ * already holds that format, else converted once). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -13,27 +14,24 @@
 #include "checkpoint.h"
 #include "cuda/cuda_backend.h"
 #include "model.h"
+#include "quant.h"
 
-/* ---------- weight allocation (one block per tensor group) ---------- */
+/* ---------- weights (handles made by the backend) ---------- */
 
-static stts_status alloc_lin(nllb_model *m, mt_lin *l, int out, int in, stts_error *err) {
-    l->out = out;
-    l->in = in;
-    l->w = m->be->ops->alloc(m->be, (size_t)out * in);
-    l->b = m->be->ops->alloc(m->be, (size_t)out);
-    if (!l->w || !l->b)
-        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory allocating a %dx%d weight", out, in);
-    m->weight_floats += (size_t)out * in + (size_t)out;
-    return STTS_OK;
+/* A vector (bias, LayerNorm) from host f32: always f32, always copied (small). */
+static stts_status make_vec(nllb_model *m, mt_weight **out, const float *host, int n, stts_error *err) {
+    mt_wpart part = {MT_DTYPE_F32, host, NULL};
+    stts_status st = m->be->ops->weight_new(m->be, &part, 1, 1, n, MT_WF_F32, 0, out, err);
+    if (!st) m->weight_bytes += (*out)->bytes;
+    return st;
 }
 
-static stts_status alloc_ln(nllb_model *m, mt_ln *l, stts_error *err) {
-    size_t d = (size_t)m->pub.d_model;
-    l->g = m->be->ops->alloc(m->be, d);
-    l->b = m->be->ops->alloc(m->be, d);
-    if (!l->g || !l->b) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory allocating a LayerNorm");
-    m->weight_floats += 2 * d;
-    return STTS_OK;
+/* A matrix of nparts stacked source blocks in the model's format. */
+static stts_status make_mat(nllb_model *m, mt_weight **out, const mt_wpart *parts, int nparts, int part_rows, int cols,
+                            int flags, stts_error *err) {
+    stts_status st = m->be->ops->weight_new(m->be, parts, nparts, part_rows, cols, m->wfmt, flags, out, err);
+    if (!st) m->weight_bytes += (*out)->bytes;
+    return st;
 }
 
 static stts_status check_config(const nllb_config *c, stts_error *err) {
@@ -110,59 +108,77 @@ static stts_status check_no_extra_layers(const mt_checkpoint *ck, const nllb_con
     return STTS_OK;
 }
 
+/* STTS_SIMD=scalar|avx2|avx512 forces a kernel level when the params say
+ * auto (tests, benchmarks); an unknown name is an error. */
+static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
+    const char *v = getenv("STTS_SIMD");
+    if (!v || !*v || !strcmp(v, "auto")) return STTS_OK;
+    if (!strcmp(v, "scalar")) *simd = NLLB_SIMD_SCALAR;
+    else if (!strcmp(v, "avx2")) *simd = NLLB_SIMD_AVX2;
+    else if (!strcmp(v, "avx512")) *simd = NLLB_SIMD_AVX512;
+    else
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "STTS_SIMD=%s: this build knows auto, scalar, avx2, avx512 (no %s kernels here)", v, v);
+    return STTS_OK;
+}
+
+static mt_wfmt resolve_format(nllb_weights w, int gpu) {
+    switch (w) {
+    case NLLB_WEIGHTS_F32: return MT_WF_F32;
+    case NLLB_WEIGHTS_BF16: return MT_WF_BF16;
+    case NLLB_WEIGHTS_F16: return MT_WF_F16;
+    case NLLB_WEIGHTS_INT8: return MT_WF_I8;
+    default: return gpu ? MT_WF_BF16 : MT_WF_I8; /* auto: the fastest on the device */
+    }
+}
+
+stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
+
 static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_error *err) {
     const nllb_config *c = &m->pub;
     stts_status st = check_config(c, err);
     if (st) return st;
+    if ((int)p->weights < NLLB_WEIGHTS_AUTO || (int)p->weights > NLLB_WEIGHTS_INT8)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight format %d is not one of auto, f32, bf16, f16, int8",
+                              (int)p->weights);
+    if ((int)p->device < NLLB_DEVICE_AUTO || (int)p->device > NLLB_DEVICE_CUDA)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "device %d is not one of auto, cpu, cuda", (int)p->device);
     /* attention spans at most max_position_embeddings keys (sources are
      * truncated to it, decoding stops at it) */
-    st = STTS_ERR_UNSUPPORTED;
+    int max_kv = c->max_position_embeddings + 2;
     if (p->device != NLLB_DEVICE_CPU) {
+        /* CUDA asked for: its error is the load's; AUTO: the CPU when there is no usable GPU */
         stts_error e2;
-        st = mt_cuda_backend_new(c->max_position_embeddings + 2, &m->be, &e2);
-        if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "--device cuda: %s", e2.msg);
+        st = p->device == NLLB_DEVICE_CUDA || mt_cuda_probe(&e2) == STTS_OK ? mt_cuda_backend_new(max_kv, &m->be, &e2)
+                                                                              : STTS_ERR_NOT_FOUND;
+        if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "device cuda: %s", e2.msg);
     }
-    if (st) st = mt_cpu_backend_new(p->threads, (int)p->simd, c->max_position_embeddings + 2, &m->be, err);
-    if (st) return st;
-    int d = c->d_model;
-    m->embed_scale = c->scale_embedding ? sqrtf((float)d) : 1.0f;
-    m->embed = m->be->ops->alloc(m->be, (size_t)c->vocab_size * d);
-    if (!m->embed) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for the %dx%d embedding", c->vocab_size, d);
-    m->weight_floats += (size_t)c->vocab_size * d;
-    m->lm_head = m->embed;
+    if (!m->be) {
+        int simd = (int)p->simd;
+        if (simd == NLLB_SIMD_AUTO && (st = nllb_simd_from_env(&simd, err))) return st;
+        st = mt_cpu_backend_new(p->threads, simd, max_kv, &m->be, err);
+        if (st) return st;
+    }
+    m->wfmt = resolve_format(p->weights, m->be->ops->host_visible == 0);
+    m->embed_scale = c->scale_embedding ? sqrtf((float)c->d_model) : 1.0f;
     m->enc = calloc((size_t)c->encoder_layers + 1, sizeof *m->enc);
     m->dec = calloc((size_t)c->decoder_layers, sizeof *m->dec);
     if (!m->enc || !m->dec) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < c->encoder_layers; i++) {
-        mt_enc_layer *L = &m->enc[i];
-        if ((st = alloc_ln(m, &L->ln_attn, err)) || (st = alloc_lin(m, &L->qkv, 3 * d, d, err)) ||
-            (st = alloc_lin(m, &L->o, d, d, err)) || (st = alloc_ln(m, &L->ln_ffn, err)) ||
-            (st = alloc_lin(m, &L->fc1, c->encoder_ffn_dim, d, err)) ||
-            (st = alloc_lin(m, &L->fc2, d, c->encoder_ffn_dim, err)))
-            return st;
-    }
-    for (int i = 0; i < c->decoder_layers; i++) {
-        mt_dec_layer *L = &m->dec[i];
-        if ((st = alloc_ln(m, &L->ln_self, err)) || (st = alloc_lin(m, &L->qkv, 3 * d, d, err)) ||
-            (st = alloc_lin(m, &L->o, d, d, err)) || (st = alloc_ln(m, &L->ln_cross, err)) ||
-            (st = alloc_lin(m, &L->cq, d, d, err)) || (st = alloc_lin(m, &L->ckv, 2 * d, d, err)) ||
-            (st = alloc_lin(m, &L->co, d, d, err)) || (st = alloc_ln(m, &L->ln_ffn, err)) ||
-            (st = alloc_lin(m, &L->fc1, c->decoder_ffn_dim, d, err)) ||
-            (st = alloc_lin(m, &L->fc2, d, c->decoder_ffn_dim, err)))
-            return st;
-    }
-    if ((st = alloc_ln(m, &m->enc_ln, err)) || (st = alloc_ln(m, &m->dec_ln, err))) return st;
     return STTS_OK;
 }
 
+static void free_w(mt_backend *be, mt_weight *w) {
+    if (w) be->ops->weight_free(be, w);
+}
+
 static void free_lin(mt_backend *be, mt_lin *l) {
-    be->ops->release(be, l->w);
-    be->ops->release(be, l->b);
+    free_w(be, l->w);
+    free_w(be, l->b);
 }
 
 static void free_ln(mt_backend *be, mt_ln *l) {
-    be->ops->release(be, l->g);
-    be->ops->release(be, l->b);
+    free_w(be, l->g);
+    free_w(be, l->b);
 }
 
 void nllb_model_free(nllb_model *m) {
@@ -184,20 +200,27 @@ void nllb_model_free(nllb_model *m) {
             }
         free_ln(be, &m->enc_ln);
         free_ln(be, &m->dec_ln);
-        if (m->lm_head != m->embed) be->ops->release(be, m->lm_head);
-        be->ops->release(be, m->embed);
+        if (m->lm_head != m->embed) free_w(be, m->lm_head);
+        free_w(be, m->embed);
+        for (mt_shortlist *sl = m->shortlists, *nx; sl; sl = nx) {
+            nx = sl->next;
+            free_w(be, sl->head);
+            free(sl->ids);
+            free(sl);
+        }
         be->ops->destroy(be);
     }
+    if (m->ck) mt_checkpoint_close(m->ck);
     free(m->enc);
     free(m->dec);
     if (m->tok) mt_tokenizer_free(m->tok);
-    pthread_mutex_destroy(&m->run_lock);
+    pthread_mutex_destroy(&m->sl_lock);
     free(m);
 }
 
 static nllb_model *model_new(void) {
     nllb_model *m = calloc(1, sizeof *m);
-    if (m) pthread_mutex_init(&m->run_lock, NULL);
+    if (m) pthread_mutex_init(&m->sl_lock, NULL);
     return m;
 }
 
@@ -230,33 +253,82 @@ static void rnd_chunk(void *ctx, int i) {
     }
 }
 
-static void fill_rnd(nllb_model *m, float *dst, size_t n, uint64_t *tensor_seq, float lo, float hi) {
-    rnd_job j = {dst, n, *tensor_seq, lo, hi - lo};
-    uint64_t t = *tensor_seq;
-    *tensor_seq = splitmix64(&t);
+typedef struct {
+    nllb_model *m;
+    mt_exec *x;      /* runs the fill in parallel */
+    float *tmp;      /* host f32 staging, the largest tensor */
+    uint64_t seq;
+} rnd_ctx;
+
+static void fill_rnd(rnd_ctx *r, float *dst, size_t n, float lo, float hi) {
+    rnd_job j = {dst, n, r->seq, lo, hi - lo};
+    uint64_t t = r->seq;
+    r->seq = splitmix64(&t);
     int chunks = (int)((n + RND_CHUNK - 1) / RND_CHUNK);
-    if (m->be->ops->host_visible) {
-        m->be->ops->parallel_for(m->be, chunks, rnd_chunk, &j);
-        return;
-    }
-    /* device memory: fill on the host, then upload (same values) */
-    float *h = malloc(n * sizeof(float));
-    if (!h) return; /* the weights stay unset; random models are for benchmarks */
-    j.dst = h;
-    for (int i = 0; i < chunks; i++) rnd_chunk(&j, i);
-    m->be->ops->upload(m->be, dst, h, n);
-    free(h);
+    r->m->be->ops->parallel_for(r->x, chunks, rnd_chunk, &j);
 }
 
-static void rnd_lin(nllb_model *m, mt_lin *l, uint64_t *seq) {
+static stts_status rnd_lin(rnd_ctx *r, mt_lin *l, int out, int in, stts_error *err) {
+    l->out = out;
+    l->in = in;
     /* uniform(+-0.0346): std 0.02 like HF's init_std */
-    fill_rnd(m, l->w, (size_t)l->out * l->in, seq, -0.0346f, 0.0346f);
-    fill_rnd(m, l->b, (size_t)l->out, seq, -0.02f, 0.02f);
+    fill_rnd(r, r->tmp, (size_t)out * in, -0.0346f, 0.0346f);
+    mt_wpart part = {MT_DTYPE_F32, r->tmp, NULL};
+    stts_status st = make_mat(r->m, &l->w, &part, 1, out, in, 0, err);
+    if (st) return st;
+    fill_rnd(r, r->tmp, (size_t)out, -0.02f, 0.02f);
+    return make_vec(r->m, &l->b, r->tmp, out, err);
 }
 
-static void rnd_ln(nllb_model *m, mt_ln *l, uint64_t *seq) {
-    fill_rnd(m, l->g, (size_t)m->pub.d_model, seq, 0.9f, 1.1f);
-    fill_rnd(m, l->b, (size_t)m->pub.d_model, seq, -0.05f, 0.05f);
+static stts_status rnd_ln(rnd_ctx *r, mt_ln *l, stts_error *err) {
+    int d = r->m->pub.d_model;
+    fill_rnd(r, r->tmp, (size_t)d, 0.9f, 1.1f);
+    stts_status st = make_vec(r->m, &l->g, r->tmp, d, err);
+    if (st) return st;
+    fill_rnd(r, r->tmp, (size_t)d, -0.05f, 0.05f);
+    return make_vec(r->m, &l->b, r->tmp, d, err);
+}
+
+static stts_status rnd_weights(nllb_model *m, uint64_t seed, stts_error *err) {
+    const nllb_config *cfg = &m->pub;
+    int d = cfg->d_model;
+    size_t big = (size_t)cfg->vocab_size * d, f = (size_t)(cfg->encoder_ffn_dim > cfg->decoder_ffn_dim
+                                                                ? cfg->encoder_ffn_dim
+                                                                : cfg->decoder_ffn_dim) * d;
+    if (f > big) big = f;
+    if ((size_t)3 * d * d > big) big = (size_t)3 * d * d;
+    rnd_ctx r = {m, NULL, malloc(big * sizeof(float)), seed ^ 0x6E6C6C6200000000ull};
+    stts_status st = r.tmp ? m->be->ops->exec_new(m->be, 0, &r.x, err)
+                           : stts_error_set(err, STTS_ERR_NOMEM, "out of memory building random weights");
+    if (st) goto out;
+    fill_rnd(&r, r.tmp, (size_t)cfg->vocab_size * d, -0.0346f, 0.0346f);
+    mt_wpart part = {MT_DTYPE_F32, r.tmp, NULL};
+    if ((st = make_mat(m, &m->embed, &part, 1, cfg->vocab_size, d, 0, err))) goto out;
+    m->lm_head = m->embed;
+    for (int i = 0; i < cfg->encoder_layers && !st; i++) {
+        mt_enc_layer *L = &m->enc[i];
+        if ((st = rnd_ln(&r, &L->ln_attn, err)) || (st = rnd_lin(&r, &L->qkv, 3 * d, d, err)) ||
+            (st = rnd_lin(&r, &L->o, d, d, err)) || (st = rnd_ln(&r, &L->ln_ffn, err)) ||
+            (st = rnd_lin(&r, &L->fc1, cfg->encoder_ffn_dim, d, err)) ||
+            (st = rnd_lin(&r, &L->fc2, d, cfg->encoder_ffn_dim, err)))
+            goto out;
+    }
+    for (int i = 0; i < cfg->decoder_layers; i++) {
+        mt_dec_layer *L = &m->dec[i];
+        if ((st = rnd_ln(&r, &L->ln_self, err)) || (st = rnd_lin(&r, &L->qkv, 3 * d, d, err)) ||
+            (st = rnd_lin(&r, &L->o, d, d, err)) || (st = rnd_ln(&r, &L->ln_cross, err)) ||
+            (st = rnd_lin(&r, &L->cq, d, d, err)) || (st = rnd_lin(&r, &L->ckv, 2 * d, d, err)) ||
+            (st = rnd_lin(&r, &L->co, d, d, err)) || (st = rnd_ln(&r, &L->ln_ffn, err)) ||
+            (st = rnd_lin(&r, &L->fc1, cfg->decoder_ffn_dim, d, err)) ||
+            (st = rnd_lin(&r, &L->fc2, d, cfg->decoder_ffn_dim, err)))
+            goto out;
+    }
+    if ((st = rnd_ln(&r, &m->enc_ln, err))) goto out;
+    st = rnd_ln(&r, &m->dec_ln, err);
+out:
+    if (r.x) m->be->ops->exec_free(r.x);
+    free(r.tmp);
+    return st;
 }
 
 nllb_config nllb_config_600m(void) {
@@ -278,18 +350,8 @@ nllb_config nllb_config_600m(void) {
 }
 
 nllb_model_params nllb_model_default_params(void) {
-    nllb_model_params p = {0, NLLB_SIMD_AUTO, NLLB_DEVICE_CPU};
+    nllb_model_params p = {0, NLLB_SIMD_AUTO, NLLB_WEIGHTS_F32, NLLB_DEVICE_AUTO};
     return p;
-}
-
-stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
-
-int nllb_device_parse(const char *name) {
-    if (!name) return -1;
-    if (!strcmp(name, "cpu")) return NLLB_DEVICE_CPU;
-    if (!strcmp(name, "auto")) return NLLB_DEVICE_AUTO;
-    if (!strcmp(name, "cuda")) return NLLB_DEVICE_CUDA;
-    return -1;
 }
 
 stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const nllb_model_params *params,
@@ -306,22 +368,10 @@ stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const n
         nllb_model_free(m);
         return st;
     }
-    uint64_t seq = seed ^ 0x6E6C6C6200000000ull;
-    fill_rnd(m, m->embed, (size_t)cfg->vocab_size * cfg->d_model, &seq, -0.0346f, 0.0346f);
-    for (int i = 0; i < cfg->encoder_layers; i++) {
-        mt_enc_layer *L = &m->enc[i];
-        rnd_ln(m, &L->ln_attn, &seq), rnd_lin(m, &L->qkv, &seq), rnd_lin(m, &L->o, &seq);
-        rnd_ln(m, &L->ln_ffn, &seq), rnd_lin(m, &L->fc1, &seq), rnd_lin(m, &L->fc2, &seq);
+    if ((st = rnd_weights(m, seed, err))) {
+        nllb_model_free(m);
+        return st;
     }
-    for (int i = 0; i < cfg->decoder_layers; i++) {
-        mt_dec_layer *L = &m->dec[i];
-        rnd_ln(m, &L->ln_self, &seq), rnd_lin(m, &L->qkv, &seq), rnd_lin(m, &L->o, &seq);
-        rnd_ln(m, &L->ln_cross, &seq), rnd_lin(m, &L->cq, &seq), rnd_lin(m, &L->ckv, &seq);
-        rnd_lin(m, &L->co, &seq), rnd_ln(m, &L->ln_ffn, &seq), rnd_lin(m, &L->fc1, &seq);
-        rnd_lin(m, &L->fc2, &seq);
-    }
-    rnd_ln(m, &m->enc_ln, &seq);
-    rnd_ln(m, &m->dec_ln, &seq);
     /* mirror the config into mt_config for code that reads it */
     m->cfg.vocab_size = cfg->vocab_size;
     m->cfg.d_model = cfg->d_model;
@@ -337,7 +387,7 @@ stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const n
 typedef struct {
     nllb_model *m;
     const mt_checkpoint *ck;
-    float *tmp; /* host staging for non-host-visible backends */
+    float *tmp; /* host f32 staging of biases and LayerNorm vectors */
     size_t tmp_n;
 } loader;
 
@@ -349,72 +399,102 @@ static const mt_tensor *find(const mt_checkpoint *ck, const char *name) {
     return t;
 }
 
-static stts_status load_into(loader *ld, const mt_tensor *t, const char *name, float *dst, int64_t d0, int64_t d1,
-                             stts_error *err) {
+static stts_status check_shape(loader *ld, const mt_tensor *t, const char *name, int64_t d0, int64_t d1,
+                               stts_error *err) {
     int ndim = d1 > 0 ? 2 : 1;
-    if (t->ndim != ndim || t->shape[0] != d0 || (ndim == 2 && t->shape[1] != d1)) {
-        char got[96] = "";
-        size_t o = 0;
-        for (int i = 0; i < t->ndim && i < 4 && o < sizeof got - 24; i++)
-            o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        if (ndim == 2)
-            return stts_error_set(err, STTS_ERR_FORMAT,
-                                  "%s: tensor %s has shape [%s], the config needs [%lld, %lld]",
-                                  mt_checkpoint_path(ld->ck), name, got, (long long)d0, (long long)d1);
-        return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s has shape [%s], the config needs [%lld]",
-                              mt_checkpoint_path(ld->ck), name, got, (long long)d0);
-    }
-    size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
-    mt_backend *be = ld->m->be;
-    stts_error e2;
-    stts_error_clear(&e2);
-    float *target = dst;
-    if (!be->ops->host_visible) {
-        if (n > ld->tmp_n) {
-            free(ld->tmp);
-            ld->tmp = malloc(n * sizeof(float));
-            ld->tmp_n = ld->tmp ? n : 0;
-            if (!ld->tmp) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory converting %s", name);
-        }
-        target = ld->tmp;
-    }
-    stts_status st = mt_tensor_to_f32(t, target, n, &e2);
-    if (st) return stts_error_set(err, st, "%s: tensor %s: %s", mt_checkpoint_path(ld->ck), name, e2.msg);
-    if (target != dst) be->ops->upload(be, dst, target, n);
-    return STTS_OK;
+    if (t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1)) return STTS_OK;
+    char got[96] = "";
+    size_t o = 0;
+    for (int i = 0; i < t->ndim && i < 4 && o < sizeof got - 24; i++)
+        o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (ndim == 2)
+        return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s has shape [%s], the config needs [%lld, %lld]",
+                              mt_checkpoint_path(ld->ck), name, got, (long long)d0, (long long)d1);
+    return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s has shape [%s], the config needs [%lld]",
+                          mt_checkpoint_path(ld->ck), name, got, (long long)d0);
 }
 
-static stts_status load_named(loader *ld, const char *name, float *dst, int64_t d0, int64_t d1, stts_error *err) {
+/* A matrix tensor as a weight source: f32/f16/bf16 as they are, int8 with
+ * its "<name>.scale" tensor (quant.h). */
+static stts_status matrix_part(loader *ld, const mt_tensor *t, const char *name, int64_t d0, int64_t d1,
+                               mt_wpart *part, stts_error *err) {
+    stts_status st = check_shape(ld, t, name, d0, d1, err);
+    if (st) return st;
+    part->dtype = t->dtype;
+    part->data = t->data;
+    part->scale = NULL;
+    if (t->dtype == MT_DTYPE_F32 || t->dtype == MT_DTYPE_F16 || t->dtype == MT_DTYPE_BF16) return STTS_OK;
+    if (t->dtype == MT_DTYPE_I8) {
+        char sn[256];
+        snprintf(sn, sizeof sn, "%s%s", t->name, MT_QUANT_SCALE_SUFFIX);
+        const mt_tensor *sc = mt_checkpoint_find(ld->ck, sn);
+        if (!sc || sc->dtype != MT_DTYPE_F32 || sc->ndim != 1 || sc->shape[0] != d0)
+            return stts_error_set(err, STTS_ERR_FORMAT,
+                                  "%s: int8 tensor %s needs an f32 tensor %s of shape [%lld] (its row scales)",
+                                  mt_checkpoint_path(ld->ck), name, sn, (long long)d0);
+        part->scale = sc->data;
+        return STTS_OK;
+    }
+    return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s has dtype %s; weights must be f32, f16, bf16 or int8",
+                          mt_checkpoint_path(ld->ck), name, t->dtype_name ? t->dtype_name : mt_dtype_name(t->dtype));
+}
+
+static stts_status need_tmp(loader *ld, size_t n, stts_error *err) {
+    if (n <= ld->tmp_n) return STTS_OK;
+    free(ld->tmp);
+    ld->tmp = malloc(n * sizeof(float));
+    ld->tmp_n = ld->tmp ? n : 0;
+    return ld->tmp ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory loading the model");
+}
+
+/* A vector tensor converted to f32 into dst. */
+static stts_status load_vec_into(loader *ld, const char *name, float *dst, int64_t n, stts_error *err) {
     const mt_tensor *t = find(ld->ck, name);
-    if (!t)
-        return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s is missing", mt_checkpoint_path(ld->ck), name);
-    return load_into(ld, t, name, dst, d0, d1, err);
+    if (!t) return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s is missing", mt_checkpoint_path(ld->ck), name);
+    stts_status st = check_shape(ld, t, name, n, 0, err);
+    if (st) return st;
+    stts_error e2;
+    stts_error_clear(&e2);
+    if ((st = mt_tensor_to_f32(t, dst, (size_t)n, &e2)))
+        return stts_error_set(err, st, "%s: tensor %s: %s", mt_checkpoint_path(ld->ck), name, e2.msg);
+    return STTS_OK;
 }
 
 static stts_status load_ln(loader *ld, const char *prefix, mt_ln *l, stts_error *err) {
     char n[160];
     int d = ld->m->pub.d_model;
     stts_status st;
+    if ((st = need_tmp(ld, (size_t)d, err))) return st;
     snprintf(n, sizeof n, "%s.weight", prefix);
-    if ((st = load_named(ld, n, l->g, d, 0, err))) return st;
+    if ((st = load_vec_into(ld, n, ld->tmp, d, err)) || (st = make_vec(ld->m, &l->g, ld->tmp, d, err))) return st;
     snprintf(n, sizeof n, "%s.bias", prefix);
-    return load_named(ld, n, l->b, d, 0, err);
+    if ((st = load_vec_into(ld, n, ld->tmp, d, err)) || (st = make_vec(ld->m, &l->b, ld->tmp, d, err))) return st;
+    return STTS_OK;
 }
 
-/* Loads projections prefix.{p}_proj (count of them) stacked into one matrix
- * (q, k, v -> [3d][d]; k, v -> [2d][d]) or a plain linear (fc1, out_proj). */
-static stts_status load_stack(loader *ld, const char *prefix, const char *const *parts, int count, mt_lin *l,
-                              stts_error *err) {
+/* Loads projections prefix.{p}_proj (count of them) stacked into one weight
+ * (q, k, v -> [3d][d]; k, v -> [2d][d]) or a plain linear (fc1, out_proj):
+ * the source tensors are handed to the backend as parts, in place from the
+ * mapping when they are in the compute format. */
+static stts_status load_stack(loader *ld, const char *prefix, const char *const *parts, int count, int out, int in,
+                              mt_lin *l, stts_error *err) {
     char n[200];
     stts_status st;
-    int rows = l->out / count;
+    int rows = out / count;
+    mt_wpart src[4];
+    l->out = out;
+    l->in = in;
+    if ((st = need_tmp(ld, (size_t)out, err))) return st;
     for (int i = 0; i < count; i++) {
         snprintf(n, sizeof n, "%s%s.weight", prefix, parts[i]);
-        if ((st = load_named(ld, n, l->w + (size_t)i * rows * l->in, rows, l->in, err))) return st;
+        const mt_tensor *t = find(ld->ck, n);
+        if (!t) return stts_error_set(err, STTS_ERR_FORMAT, "%s: tensor %s is missing", mt_checkpoint_path(ld->ck), n);
+        if ((st = matrix_part(ld, t, n, rows, in, &src[i], err))) return st;
         snprintf(n, sizeof n, "%s%s.bias", prefix, parts[i]);
-        if ((st = load_named(ld, n, l->b + (size_t)i * rows, rows, 0, err))) return st;
+        if ((st = load_vec_into(ld, n, ld->tmp + (size_t)i * rows, rows, err))) return st;
     }
-    return STTS_OK;
+    if ((st = make_mat(ld->m, &l->w, src, count, rows, in, MT_WSRC_PERSISTENT, err))) return st;
+    return make_vec(ld->m, &l->b, ld->tmp, out, err);
 }
 
 static stts_status load_weights(loader *ld, stts_error *err) {
@@ -432,7 +512,11 @@ static stts_status load_weights(loader *ld, stts_error *err) {
         return stts_error_set(err, STTS_ERR_FORMAT,
                               "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint",
                               mt_checkpoint_path(ld->ck));
-    if ((st = load_into(ld, emb, emb_name, m->embed, c->vocab_size, c->d_model, err))) return st;
+    mt_wpart part;
+    if ((st = matrix_part(ld, emb, emb_name, c->vocab_size, c->d_model, &part, err)) ||
+        (st = make_mat(m, &m->embed, &part, 1, c->vocab_size, c->d_model, MT_WSRC_PERSISTENT, err)))
+        return st;
+    m->lm_head = m->embed;
     /* transformers loads a half-precision checkpoint in its dtype, and builds
      * the sinusoidal table in that dtype too: the positions it adds are the
      * f32 values rounded to f16/bf16. Do the same, for parity. */
@@ -440,13 +524,11 @@ static stts_status load_weights(loader *ld, stts_error *err) {
     if (!m->cfg.tie_word_embeddings) {
         const mt_tensor *lm = find(ld->ck, "lm_head.weight");
         if (lm && lm != emb) {
-            m->lm_head = m->be->ops->alloc(m->be, (size_t)c->vocab_size * c->d_model);
-            if (!m->lm_head) {
-                m->lm_head = m->embed;
-                return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for the untied LM head");
-            }
-            m->weight_floats += (size_t)c->vocab_size * c->d_model;
-            if ((st = load_into(ld, lm, "lm_head.weight", m->lm_head, c->vocab_size, c->d_model, err))) return st;
+            mt_weight *w = NULL;
+            if ((st = matrix_part(ld, lm, "lm_head.weight", c->vocab_size, c->d_model, &part, err)) ||
+                (st = make_mat(m, &w, &part, 1, c->vocab_size, c->d_model, MT_WSRC_PERSISTENT, err)))
+                return st;
+            m->lm_head = w;
         }
     }
     static const char *const qkv[] = {"q_proj", "k_proj", "v_proj"};
@@ -456,12 +538,15 @@ static stts_status load_weights(loader *ld, stts_error *err) {
     static const char *const fc1[] = {"fc1"};
     static const char *const fc2[] = {"fc2"};
     char p[160], p2[200];
+    const int d = c->d_model;
     for (int i = 0; i < c->encoder_layers; i++) {
         mt_enc_layer *L = &m->enc[i];
         snprintf(p, sizeof p, "model.encoder.layers.%d.", i);
         snprintf(p2, sizeof p2, "%sself_attn.", p);
-        if ((st = load_stack(ld, p2, qkv, 3, &L->qkv, err)) || (st = load_stack(ld, p2, o, 1, &L->o, err)) ||
-            (st = load_stack(ld, p, fc1, 1, &L->fc1, err)) || (st = load_stack(ld, p, fc2, 1, &L->fc2, err)))
+        if ((st = load_stack(ld, p2, qkv, 3, 3 * d, d, &L->qkv, err)) ||
+            (st = load_stack(ld, p2, o, 1, d, d, &L->o, err)) ||
+            (st = load_stack(ld, p, fc1, 1, c->encoder_ffn_dim, d, &L->fc1, err)) ||
+            (st = load_stack(ld, p, fc2, 1, d, c->encoder_ffn_dim, &L->fc2, err)))
             return st;
         snprintf(p2, sizeof p2, "%sself_attn_layer_norm", p);
         if ((st = load_ln(ld, p2, &L->ln_attn, err))) return st;
@@ -472,13 +557,15 @@ static stts_status load_weights(loader *ld, stts_error *err) {
         mt_dec_layer *L = &m->dec[i];
         snprintf(p, sizeof p, "model.decoder.layers.%d.", i);
         snprintf(p2, sizeof p2, "%sself_attn.", p);
-        if ((st = load_stack(ld, p2, qkv, 3, &L->qkv, err)) || (st = load_stack(ld, p2, o, 1, &L->o, err)))
+        if ((st = load_stack(ld, p2, qkv, 3, 3 * d, d, &L->qkv, err)) ||
+            (st = load_stack(ld, p2, o, 1, d, d, &L->o, err)))
             return st;
         snprintf(p2, sizeof p2, "%sencoder_attn.", p);
-        if ((st = load_stack(ld, p2, q, 1, &L->cq, err)) || (st = load_stack(ld, p2, kv, 2, &L->ckv, err)) ||
-            (st = load_stack(ld, p2, o, 1, &L->co, err)))
+        if ((st = load_stack(ld, p2, q, 1, d, d, &L->cq, err)) || (st = load_stack(ld, p2, kv, 2, 2 * d, d, &L->ckv, err)) ||
+            (st = load_stack(ld, p2, o, 1, d, d, &L->co, err)))
             return st;
-        if ((st = load_stack(ld, p, fc1, 1, &L->fc1, err)) || (st = load_stack(ld, p, fc2, 1, &L->fc2, err)))
+        if ((st = load_stack(ld, p, fc1, 1, c->decoder_ffn_dim, d, &L->fc1, err)) ||
+            (st = load_stack(ld, p, fc2, 1, d, c->decoder_ffn_dim, &L->fc2, err)))
             return st;
         snprintf(p2, sizeof p2, "%sself_attn_layer_norm", p);
         if ((st = load_ln(ld, p2, &L->ln_self, err))) return st;
@@ -544,7 +631,7 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
     if ((st = load_weights(&ld, err))) goto fail;
     if ((st = check_no_extra_layers(ck, c, err))) goto fail;
     free(ld.tmp);
-    mt_checkpoint_close(ck);
+    m->ck = ck; /* weights may point into its mapping: closed with the model */
     *out = m;
     return STTS_OK;
 fail:

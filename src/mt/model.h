@@ -2,11 +2,14 @@
  * model.c (load, random init, validation), forward.c (encoder, decoder
  * step), search.c (greedy, beam) and api.c (the public nllb.h entry points).
  *
- * Weight layout (all f32 in backend memory, HF [out][in] row-major):
+ * Weights are backend-owned handles (mt_weight, backend.h) in the model's
+ * format (f32/bf16/f16/int8, HF [out][in] layout); the model code never sees
+ * their bytes. Biases and LayerNorm parameters are f32 vectors (1 x n).
  *   embed [V][d] (shared by both embeddings and the tied LM head);
- *   per layer, Q/K/V fused into one [3d][d] matrix (one streamed pass, one
- *   thread-pool dispatch); the decoder's cross-attention K/V fused [2d][d]
- *   (applied once per sentence to the encoder output).
+ *   per layer, Q/K/V fused into one [3d][d] matrix (three source tensors,
+ *   one weight: one streamed pass, one thread-pool dispatch); the decoder's
+ *   cross-attention K/V fused [2d][d] (applied once per sentence to the
+ *   encoder output).
  * Session layout: KV caches [layer][slot][max_len][d] for self-attention,
  * cross K/V [layer][src token][2d] per batch; decoder rows address caches by
  * slot so finished rows drop out and beams are reordered without moving
@@ -24,11 +27,11 @@
 #include "tokenizer.h"
 
 typedef struct {
-    float *g, *b;
+    mt_weight *g, *b;
 } mt_ln;
 
 typedef struct {
-    float *w, *b; /* w [out][in], b [out] */
+    mt_weight *w, *b; /* w [out][in], b 1 x [out] */
     int out, in;
 } mt_lin;
 
@@ -53,20 +56,37 @@ struct nllb_model {
     mt_config cfg;
     mt_tokenizer *tok;  /* NULL for random models */
     mt_backend *be;
-    float *embed;       /* [V][d] */
-    float *lm_head;     /* == embed when tied */
+    mt_wfmt wfmt;       /* the compute format of the matrices */
+    struct mt_checkpoint *ck; /* kept open while weights are used in place from its mapping */
+    mt_weight *embed;   /* [V][d] */
+    mt_weight *lm_head; /* == embed when tied */
     mt_enc_layer *enc;
     mt_dec_layer *dec;
     mt_ln enc_ln, dec_ln;
     float embed_scale;
     int pos_round;      /* sinusoids rounded like HF's table in the checkpoint dtype: 0 f32, 1 f16, 2 bf16 */
-    size_t weight_floats;
-    pthread_mutex_t run_lock; /* sessions share the backend's pool: one call at a time */
+    size_t weight_bytes;
+    /* LM-head shortlists, one per target language, built on first use */
+    pthread_mutex_t sl_lock;
+    struct mt_shortlist *shortlists;
 };
+
+/* A target-vocabulary shortlist: the LM-head rows ids[0..n) (ascending)
+ * gathered into their own contiguous weight. */
+typedef struct mt_shortlist {
+    struct mt_shortlist *next;
+    int32_t key;        /* target language id (auto), or -1 for a caller's list */
+    uint64_t hash;      /* of the id set (caller's lists) */
+    int32_t *ids;
+    int n;
+    mt_weight *head;
+} mt_shortlist;
 
 struct nllb_session {
     const nllb_model *m;
     mt_backend *be;
+    mt_exec *x;       /* this session's executor (threads, scratch): sessions run at once */
+    const mt_shortlist *sl; /* LM head of the current call (NULL: full vocabulary) */
     /* capacities (grown by mt_session_reserve, never inside the token loop) */
     int cap_tokens;   /* encoder rows (sum of source lengths) */
     int cap_slots;    /* decoder rows / KV-cache slots */
@@ -90,20 +110,21 @@ struct nllb_session {
     size_t search_bytes;
 };
 
-/* forward.c */
+/* forward.c (every backend failure is returned with err naming the op) */
 stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots, int len, stts_error *err);
 /* Encodes sentences seg_start[i]..+seg_len[i] of ids (already in s->seg_*):
  * fills s->ckv (cross K/V of every decoder layer); enc_out (host, may be NULL)
  * receives the final encoder states [T][d]. */
-void mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int total, float *enc_out);
+stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int total, float *enc_out, stts_error *err);
 /* One decoder step for R rows: token tok[r] at position index t, KV slot
- * slot[r], source sentence sent[r]. With want_logits, s->logits[R][V]. */
-void mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
-                    int want_logits);
+ * slot[r], source sentence sent[r]. With want_logits, s->logits[R][V]
+ * (V = the shortlist's size when s->sl is set). */
+stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                           int want_logits, stts_error *err);
 /* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
-void mt_kv_copy_slot(nllb_session *s, int dst, int src, int len);
+stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */
-const float *mt_logits_host(nllb_session *s, int R);
+stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err);
 
 /* search.c */
 typedef struct {

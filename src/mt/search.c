@@ -12,6 +12,9 @@
  *     worst finished) and the stop conditions follow HF step by step.
  * Logits processors used by NLLB: forced BOS (the target language) at
  * length 1; its logits are never needed, so that step skips the LM head.
+ * With a shortlist (s->sl) the logits are over its ids only (ascending, so
+ * index order is id order and HF's tie-breaks by lowest id still hold); the
+ * softmax is over the shortlist.
  * All buffers are allocated before the token loop. */
 #include <math.h>
 #include <stdlib.h>
@@ -82,9 +85,14 @@ static stts_status set_result(nllb_result *r, const int32_t *ids, int n, float s
     return STTS_OK;
 }
 
+/* Token id of logits column v. */
+static inline int32_t col_id(const nllb_session *s, int v) { return s->sl ? s->sl->ids[v] : v; }
+
+static inline int logits_width(const nllb_session *s) { return s->sl ? s->sl->n : s->m->pub.vocab_size; }
+
 /* ------------------------------------------------------------------ greedy */
 static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
-    const int V = s->m->pub.vocab_size, L = c->max_length;
+    const int V = logits_width(s), L = c->max_length;
     int32_t *seq = malloc((size_t)N * L * sizeof(int32_t));
     float *score = calloc((size_t)N, sizeof(float));
     int *active = malloc((size_t)N * sizeof(int)), *slot = malloc((size_t)N * sizeof(int));
@@ -113,18 +121,18 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
             slot[r] = active[r];
         }
         int forced = (cur == 1 && c->bos_forced >= 0);
-        mt_decode_step(s, R, tok, slot, active, cur - 1, !forced);
+        if ((st = mt_decode_step(s, R, tok, slot, active, cur - 1, !forced, err))) goto out;
         const float *lg = NULL;
         if (!forced) {
-            lg = mt_logits_host(s, R);
+            if ((st = mt_logits_host(s, R, &lg, err))) goto out;
             stats_job j = {lg, V, 1, mx, lse, top};
-            s->be->ops->parallel_for(s->be, R, row_stats, &j);
+            if ((st = s->be->ops->parallel_for(s->x, R, row_stats, &j))) goto out;
         }
         int w = 0;
         for (int r = 0; r < R; r++) {
             int i = active[r];
-            int32_t next = forced ? c->bos_forced : top[r];
-            if (!forced) score[i] += logprob(lg + (size_t)r * V, next, mx[r], lse[r]);
+            int32_t next = forced ? c->bos_forced : col_id(s, top[r]);
+            if (!forced) score[i] += logprob(lg + (size_t)r * V, top[r], mx[r], lse[r]);
             seq[(size_t)i * L + cur] = next;
             len[i] = cur + 1;
             if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, next);
@@ -152,7 +160,7 @@ typedef struct {
 } beam_sent;
 
 static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
-    const int V = s->m->pub.vocab_size, L = c->max_length, B = c->num_beams, K = 2 * B;
+    const int V = logits_width(s), VF = s->m->pub.vocab_size, L = c->max_length, B = c->num_beams, K = 2 * B;
     stts_status st = STTS_OK;
     float *cval = NULL;
     int *cbeam = NULL;
@@ -225,12 +233,12 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
         }
         if (R == 0) break;
         int forced = (cur == 1 && c->bos_forced >= 0);
-        mt_decode_step(s, R, tok, slot, sent, cur - 1, !forced);
+        if ((st = mt_decode_step(s, R, tok, slot, sent, cur - 1, !forced, err))) goto out;
         const float *lg = NULL;
         if (!forced) {
-            lg = mt_logits_host(s, R);
+            if ((st = mt_logits_host(s, R, &lg, err))) goto out;
             stats_job j = {lg, V, K < V ? K : V, mx, lse, top};
-            s->be->ops->parallel_for(s->be, R, row_stats, &j);
+            if ((st = s->be->ops->parallel_for(s->x, R, row_stats, &j))) goto out;
         }
         int kk = K < V ? K : V;
         for (int i = 0; i < N; i++) {
@@ -254,7 +262,7 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
                         int v = top[(size_t)(r0 + k) * K + q];
                         cval[nc] = logprob(x, v, mx[r0 + k], lse[r0 + k]) + b->rs[k];
                         cbeam[nc] = k;
-                        ctok[nc] = v;
+                        ctok[nc] = col_id(s, v);
                         nc++;
                     }
                 }
@@ -263,11 +271,11 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
              * insertion into a sorted list of at most K */
             int nk = 0;
             for (int q = 0; q < nc; q++) {
-                long long fq = (long long)cbeam[q] * V + ctok[q];
+                long long fq = (long long)cbeam[q] * VF + ctok[q];
                 int p = nk < K ? nk : K;
                 while (p > 0) {
                     int u = order[p - 1];
-                    long long fu = (long long)cbeam[u] * V + ctok[u];
+                    long long fu = (long long)cbeam[u] * VF + ctok[u];
                     if (cval[q] > cval[u] || (cval[q] == cval[u] && fq < fu)) {
                         if (p < K) order[p] = u;
                         p--;
@@ -366,7 +374,7 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
                 while (claimed[fr]) fr++;
                 claimed[fr] = 1;
                 nslot[k] = b->slot[fr];
-                mt_kv_copy_slot(s, nslot[k], b->slot[parent[k]], cur);
+                if ((st = mt_kv_copy_slot(s, nslot[k], b->slot[parent[k]], cur, err))) goto out;
             }
             memcpy(b->slot, nslot, (size_t)B * sizeof(int));
             if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, b->run[cur]);

@@ -29,6 +29,7 @@
 #include "test.h"
 
 static mt_backend *gpu, *cpu;
+static mt_exec *gx, *cx; /* one executor on each */
 static void *stream;
 static uint64_t rng = 88172645463325252ull;
 
@@ -40,81 +41,100 @@ static float urand(void) { /* uniform [-1, 1) */
 static float *dev_of(const void *host, size_t bytes) {
     size_t n = (bytes + 3) / 4;
     float *d = gpu->ops->alloc(gpu, n);
-    if (d && host) gpu->ops->upload(gpu, d, (const float *)host, bytes / 4);
+    if (d && host) CHECK(gpu->ops->upload(gx, d, (const float *)host, bytes / 4) == STTS_OK);
     return d;
 }
 
-static void fetch(float *dst, const float *src, size_t n) { gpu->ops->download(gpu, dst, src, n); }
+static void fetch(float *dst, const float *src, size_t n) { CHECK(gpu->ops->download(gx, dst, src, n) == STTS_OK); }
 
-/* ---- GEMV ---- */
-static void linear_case(int fmt, int M, int K, int N, int flags) {
+/* A weight from host f32 [rows][cols] on backend be in format fmt. */
+static mt_weight *wnew(mt_backend *be, const float *host, int rows, int cols, mt_wfmt fmt) {
+    mt_wpart part = {MT_DTYPE_F32, host, NULL};
+    mt_weight *w = NULL;
+    stts_error e;
+    stts_status st = be->ops->weight_new(be, &part, 1, rows, cols, fmt, 0, &w, &e);
+    CHECK_MSG(st == STTS_OK, "weight_new: %s", e.msg);
+    return w;
+}
+
+/* ---- GEMV (through the backend's linear op and weight handles) ---- */
+static void linear_case(mt_wfmt fmt, int M, int K, int N, int flags) {
     float *W = malloc(sizeof(float) * (size_t)N * K), *Wd = malloc(sizeof(float) * (size_t)N * K);
+    float *Wc = malloc(sizeof(float) * (size_t)N * K);
     float *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N);
     float *y0 = malloc(sizeof(float) * (size_t)M * N), *y = malloc(sizeof(float) * (size_t)M * N);
-    uint16_t *wb = malloc(2 * (size_t)N * K);
-    int8_t *wq = malloc((size_t)N * K + 8);
-    float *sc = malloc(sizeof(float) * (size_t)N);
     for (size_t i = 0; i < (size_t)N * K; i++) W[i] = urand() * 0.05f;
     for (size_t i = 0; i < (size_t)M * K; i++) x[i] = urand();
     for (int i = 0; i < N; i++) b[i] = urand() * 0.1f;
-    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MTK_ACCUM) ? urand() : NAN; /* NaN: unwritten shows */
-    const void *host_w = W;
-    size_t wbytes = sizeof(float) * (size_t)N * K;
-    if (fmt == MTK_W_F32) memcpy(Wd, W, wbytes);
-    if (fmt == MTK_W_BF16) {
-        for (size_t i = 0; i < (size_t)N * K; i++) {
-            wb[i] = mt_f32_to_bf16(W[i]);
-            uint32_t u = (uint32_t)wb[i] << 16;
-            memcpy(&Wd[i], &u, 4);
-        }
-        host_w = wb, wbytes = 2 * (size_t)N * K;
-    }
-    if (fmt == MTK_W_I8) {
-        for (int n = 0; n < N; n++) {
-            sc[n] = mt_quantize_row_i8(W + (size_t)n * K, (size_t)K, wq + (size_t)n * K);
-            for (int k = 0; k < K; k++) Wd[(size_t)n * K + k] = (float)wq[(size_t)n * K + k] * sc[n];
-        }
-        host_w = wq, wbytes = (size_t)N * K;
-    }
-    float *dW = dev_of(host_w, wbytes), *dx = dev_of(x, sizeof(float) * (size_t)M * K);
-    float *db = dev_of(b, sizeof(float) * (size_t)N), *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
-    float *ds = dev_of(sc, sizeof(float) * (size_t)N);
-    CHECK(dW && dx && db && dy && ds);
-    int rc = mtk_linear(stream, dx, M, K, dW, fmt, fmt == MTK_W_I8 ? ds : NULL, N, b ? db : NULL, dy, flags);
-    CHECK_MSG(rc == 0, "mtk_linear launch error %d", rc);
+    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MT_LIN_ACCUM) ? urand() : NAN; /* NaN: unwritten shows */
+    mt_weight *gw = wnew(gpu, W, N, K, fmt), *gb = wnew(gpu, b, 1, N, MT_WF_F32), *cw = wnew(cpu, W, N, K, fmt);
+    stts_error e;
+    if (!gw || !gb || !cw) return;
+    /* the GPU's conversion is the CPU's: same dequantized weights, bit for bit */
+    CHECK(gpu->ops->weight_read(gpu, gw, 0, N, Wd, &e) == STTS_OK);
+    CHECK(cpu->ops->weight_read(cpu, cw, 0, N, Wc, &e) == STTS_OK);
+    CHECK_MSG(memcmp(Wd, Wc, sizeof(float) * (size_t)N * K) == 0, "%s weights differ from the CPU backend's",
+              mt_wfmt_name(fmt));
+    float *dx = dev_of(x, sizeof(float) * (size_t)M * K), *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
+    CHECK(gpu->ops->linear(gx, dx, M, gw, gb, dy, flags) == STTS_OK);
     fetch(y, dy, (size_t)M * N);
     double worst = 0, scale = 1e-30;
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double s = b[n];
             for (int k = 0; k < K; k++) s += (double)x[(size_t)m * K + k] * Wd[(size_t)n * K + k];
-            if (flags & MTK_RELU) s = s > 0 ? s : 0;
-            if (flags & MTK_ACCUM) s += y0[(size_t)m * N + n];
+            if (flags & MT_LIN_RELU) s = s > 0 ? s : 0;
+            if (flags & MT_LIN_ACCUM) s += y0[(size_t)m * N + n];
             double g = y[(size_t)m * N + n];
             double d = isnan(g) ? INFINITY : fabs(g - s);
             worst = fmax(worst, d);
             scale = fmax(scale, fabs(s));
         }
-    CHECK_MSG(worst / scale < 2e-6, "fmt %d M %d K %d N %d flags %d: max |err| / max |ref| = %.3g", fmt, M, K, N,
-              flags, worst / scale);
-    gpu->ops->release(gpu, dW), gpu->ops->release(gpu, dx), gpu->ops->release(gpu, db);
-    gpu->ops->release(gpu, dy), gpu->ops->release(gpu, ds);
-    free(W), free(Wd), free(x), free(b), free(y0), free(y), free(wb), free(wq), free(sc);
+    CHECK_MSG(worst / scale < 2e-6, "%s M %d K %d N %d flags %d: max |err| / max |ref| = %.3g", mt_wfmt_name(fmt), M,
+              K, N, flags, worst / scale);
+    gpu->ops->weight_free(gpu, gw), gpu->ops->weight_free(gpu, gb), cpu->ops->weight_free(cpu, cw);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dy);
+    free(W), free(Wd), free(Wc), free(x), free(b), free(y0), free(y);
 }
 
 static void test_linear(void) {
     const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
-    for (int f = 0; f < 3; f++)
+    const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
+    for (int f = 0; f < 4; f++)
         for (int a = 0; a < 5; a++)
             for (int k = 0; k < 2; k++)
                 for (int n = 0; n < 2; n++)
-                    for (int fl = 0; fl < 3; fl++) linear_case(f, Ms[a], Ks[k], Ns[n], fl);
+                    for (int fl = 0; fl < 3; fl++) linear_case(fmts[f], Ms[a], Ks[k], Ns[n], fl);
+}
+
+/* A shortlist gather keeps each row's bytes (and int8 scale). */
+static void test_gather(void) {
+    enum { N = 300, K = 64, G = 7 };
+    float *W = malloc(sizeof(float) * N * K), *a = malloc(sizeof(float) * G * K), *b = malloc(sizeof(float) * K);
+    for (int i = 0; i < N * K; i++) W[i] = urand();
+    const int32_t ids[G] = {0, 5, 6, 100, 101, 250, 299};
+    for (int f = MT_WF_F32; f <= MT_WF_I8; f++) {
+        mt_weight *w = wnew(gpu, W, N, K, (mt_wfmt)f), *g = NULL;
+        stts_error e;
+        if (!w) continue;
+        CHECK_MSG(gpu->ops->weight_gather(gpu, w, ids, G, &g, &e) == STTS_OK, "gather: %s", e.msg);
+        if (g) {
+            CHECK(gpu->ops->weight_read(gpu, g, 0, G, a, &e) == STTS_OK);
+            for (int i = 0; i < G; i++) {
+                CHECK(gpu->ops->weight_read(gpu, w, ids[i], 1, b, &e) == STTS_OK);
+                CHECK_MSG(memcmp(a + (size_t)i * K, b, sizeof(float) * K) == 0, "%s row %d", mt_wfmt_name((mt_wfmt)f), i);
+            }
+            gpu->ops->weight_free(gpu, g);
+        }
+        gpu->ops->weight_free(gpu, w);
+    }
+    free(W), free(a), free(b);
 }
 
 /* ---- ops against the CPU backend ---- */
 static float *cpu_of(const float *h, size_t n) {
     float *p = cpu->ops->alloc(cpu, n);
-    cpu->ops->upload(cpu, p, h, n);
+    CHECK(cpu->ops->upload(cx, p, h, n) == STTS_OK);
     return p;
 }
 
@@ -134,21 +154,22 @@ static void test_layernorm(void) {
         int M = 5, D = Ds[t];
         size_t n = (size_t)M * D;
         float *x = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * D), *b = malloc(sizeof(float) * D);
-        float *yc = malloc(sizeof(float) * n), *yg = malloc(sizeof(float) * n);
+        float *yg = malloc(sizeof(float) * n);
         for (size_t i = 0; i < n; i++) x[i] = urand() * 3 + 0.5f;
         for (int i = 0; i < D; i++) g[i] = 1 + urand() * 0.1f, b[i] = urand() * 0.1f;
-        float *cx = cpu_of(x, n), *cg = cpu_of(g, D), *cbb = cpu_of(b, D), *cy = cpu->ops->alloc(cpu, n);
-        cpu->ops->layernorm(cpu, cx, M, D, cg, cbb, 1e-5f, cy);
-        memcpy(yc, cy, sizeof(float) * n);
-        float *gx = dev_of(x, 4 * n), *gg = dev_of(g, 4 * (size_t)D), *gb = dev_of(b, 4 * (size_t)D);
-        gpu->ops->layernorm(gpu, gx, M, D, gg, gb, 1e-5f, gx); /* in place, as y may equal x */
-        fetch(yg, gx, n);
-        double rm, d = max_diff(yg, yc, n, &rm);
+        mt_weight *cg = wnew(cpu, g, 1, D, MT_WF_F32), *cbb = wnew(cpu, b, 1, D, MT_WF_F32);
+        mt_weight *gg = wnew(gpu, g, 1, D, MT_WF_F32), *gb = wnew(gpu, b, 1, D, MT_WF_F32);
+        float *cxb = cpu_of(x, n), *cy = cpu->ops->alloc(cpu, n);
+        CHECK(cpu->ops->layernorm(cx, cxb, M, cg, cbb, 1e-5f, cy) == STTS_OK);
+        float *gxb = dev_of(x, 4 * n);
+        CHECK(gpu->ops->layernorm(gx, gxb, M, gg, gb, 1e-5f, gxb) == STTS_OK); /* in place, as y may equal x */
+        fetch(yg, gxb, n);
+        double rm, d = max_diff(yg, cy, n, &rm);
         CHECK_MSG(d <= 2e-6 * rm, "D %d: max |gpu - cpu| %.3g", D, d);
-        cpu->ops->release(cpu, cx), cpu->ops->release(cpu, cg), cpu->ops->release(cpu, cbb),
-            cpu->ops->release(cpu, cy);
-        gpu->ops->release(gpu, gx), gpu->ops->release(gpu, gg), gpu->ops->release(gpu, gb);
-        free(x), free(g), free(b), free(yc), free(yg);
+        cpu->ops->weight_free(cpu, cg), cpu->ops->weight_free(cpu, cbb);
+        gpu->ops->weight_free(gpu, gg), gpu->ops->weight_free(gpu, gb);
+        cpu->ops->release(cpu, cxb), cpu->ops->release(cpu, cy), gpu->ops->release(gpu, gxb);
+        free(x), free(g), free(b), free(yg);
     }
 }
 
@@ -168,9 +189,9 @@ static void test_attention(void) {
         gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
     }
     mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D};
-    cpu->ops->attention(cpu, &a);
+    CHECK(cpu->ops->attention(cx, &a) == STTS_OK);
     mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D};
-    gpu->ops->attention(gpu, &b);
+    CHECK(gpu->ops->attention(gx, &b) == STTS_OK);
     float *out = malloc(sizeof(float) * R * D);
     fetch(out, go, (size_t)R * D);
     double rm, d = max_diff(out, co, (size_t)R * D, &rm);
@@ -186,16 +207,21 @@ static void test_embed(void) {
     for (int i = 0; i < V * D; i++) tab[i] = urand();
     const int32_t ids[R] = {0, 3, 49, 7, 7, 1};
     const int pos[R] = {2, 3, 1, 250, 1025, 1}; /* 1 = pad: no position term */
-    float *ct = cpu_of(tab, V * D), *co = cpu->ops->alloc(cpu, R * D), *gt = dev_of(tab, sizeof(float) * V * D);
-    float *go = dev_of(NULL, sizeof(float) * R * D), *out = malloc(sizeof(float) * R * D);
-    for (int round = 0; round < 3; round++) {
-        cpu->ops->embed(cpu, ct, D, ids, pos, R, 8.0f, 1, round, co);
-        gpu->ops->embed(gpu, gt, D, ids, pos, R, 8.0f, 1, round, go);
-        fetch(out, go, R * D);
-        CHECK_MSG(memcmp(out, co, sizeof(float) * R * D) == 0, "embed (pos_round %d) not bit-identical", round);
+    float *co = cpu->ops->alloc(cpu, R * D), *go = dev_of(NULL, sizeof(float) * R * D);
+    float *out = malloc(sizeof(float) * R * D);
+    for (int f = MT_WF_F32; f <= MT_WF_I8; f++) {
+        mt_weight *ct = wnew(cpu, tab, V, D, (mt_wfmt)f), *gt = wnew(gpu, tab, V, D, (mt_wfmt)f);
+        if (!ct || !gt) continue;
+        for (int round = 0; round < 3; round++) {
+            CHECK(cpu->ops->embed(cx, ct, ids, pos, R, 8.0f, 1, round, co) == STTS_OK);
+            CHECK(gpu->ops->embed(gx, gt, ids, pos, R, 8.0f, 1, round, go) == STTS_OK);
+            fetch(out, go, R * D);
+            CHECK_MSG(memcmp(out, co, sizeof(float) * R * D) == 0, "embed (%s table, pos_round %d) not bit-identical",
+                      mt_wfmt_name((mt_wfmt)f), round);
+        }
+        cpu->ops->weight_free(cpu, ct), gpu->ops->weight_free(gpu, gt);
     }
-    cpu->ops->release(cpu, ct), cpu->ops->release(cpu, co);
-    gpu->ops->release(gpu, gt), gpu->ops->release(gpu, go);
+    cpu->ops->release(cpu, co), gpu->ops->release(gpu, go);
     free(tab), free(out);
 }
 
@@ -275,6 +301,7 @@ static void engine_model(const char *model, const char *ref_name) {
     for (int d = 0; d < 2; d++) {
         nllb_model_params mp = nllb_model_default_params();
         mp.device = d ? NLLB_DEVICE_CUDA : NLLB_DEVICE_CPU;
+        mp.weights = NLLB_WEIGHTS_F32;
         mp.threads = 1;
         nllb_session_params sp = nllb_session_default_params();
         sp.max_beams = 4;
@@ -322,113 +349,141 @@ static void test_engine(void) {
     engine_model("tiny-f16-pt", "reference-f16.json");
 }
 
-/* The demo model's test set: GPU ids == CPU ids, greedy and beam 4. */
+/* The demo model's test set: GPU f32 ids == CPU f32 ids, greedy and beam 4;
+ * GPU bf16 and int8 greedy written too, with their agreement with f32. */
+enum { D_CPU, D_GPU, D_BF16, D_I8, D_N };
+
+static int write_out(FILE *f, const nllb_result *r, int same) {
+    json_t *o = json_object(), *ids = json_array();
+    for (int i = 0; i < r->n_ids; i++) json_array_append_new(ids, json_integer(r->ids[i]));
+    json_object_set_new(o, "ids", ids);
+    json_object_set_new(o, "text", json_string(r->text ? r->text : ""));
+    json_object_set_new(o, "same_as_ref", json_boolean(same));
+    char *txt = json_dumps(o, JSON_COMPACT);
+    int rc = fprintf(f, "%s\n", txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+    return rc;
+}
+
 static int demo(const char *model, const char *text_file, const char *prefix) {
     FILE *in = fopen(text_file, "r");
     if (!in) {
         fprintf(stderr, "test_cuda: cannot open %s\n", text_file);
         return 1;
     }
-    nllb_model *m[2] = {NULL, NULL};
-    nllb_session *s[2] = {NULL, NULL};
+    static const char *const names[D_N] = {"cpu-f32", "gpu-f32", "gpu-bf16", "gpu-int8"};
+    nllb_model *m[D_N] = {NULL};
+    nllb_session *s[D_N] = {NULL};
     stts_error e;
-    for (int d = 0; d < 2; d++) {
+    for (int d = 0; d < D_N; d++) {
         nllb_model_params mp = nllb_model_default_params();
-        mp.device = d ? NLLB_DEVICE_CUDA : NLLB_DEVICE_CPU;
+        mp.device = d == D_CPU ? NLLB_DEVICE_CPU : NLLB_DEVICE_CUDA;
+        mp.weights = d == D_BF16 ? NLLB_WEIGHTS_BF16 : d == D_I8 ? NLLB_WEIGHTS_INT8 : NLLB_WEIGHTS_F32;
         nllb_session_params sp = nllb_session_default_params();
         sp.max_beams = 4;
         if (nllb_model_load(model, &mp, &m[d], &e) != STTS_OK || nllb_session_new(m[d], &sp, &s[d], &e) != STTS_OK) {
-            fprintf(stderr, "test_cuda: %s: %s\n", model, e.msg);
+            fprintf(stderr, "test_cuda: %s (%s): %s\n", model, names[d], e.msg);
             return 1;
         }
     }
-    printf("demo: %s on %s vs %s\n", model, nllb_model_backend(m[1]), nllb_model_backend(m[0]));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int lines = 0, diff[2] = {0, 0}, failed = 0;
-    double ms[2][2] = {{0, 0}, {0, 0}};
-    FILE *out[2];
-    for (int b = 0; b < 2; b++) {
+    printf("demo: %s on %s vs %s\n", model, nllb_model_backend(m[D_GPU]), nllb_model_backend(m[D_CPU]));
+    /* outputs: gpu f32 greedy, gpu f32 beam 4, gpu bf16 greedy, gpu int8 greedy */
+    static const char *const files[4] = {"greedy", "beam4", "bf16-greedy", "int8-greedy"};
+    FILE *out[4];
+    for (int k = 0; k < 4; k++) {
         char path[1200];
-        snprintf(path, sizeof path, "%s-%s.jsonl", prefix, b ? "beam4" : "greedy");
-        out[b] = fopen(path, "w");
-        if (!out[b]) {
+        snprintf(path, sizeof path, "%s-%s.jsonl", prefix, files[k]);
+        if (!(out[k] = fopen(path, "w"))) {
             fprintf(stderr, "test_cuda: cannot write %s\n", path);
             return 1;
         }
     }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int lines = 0, same_g = 0, same_b = 0, same_bf = 0, same_i8 = 0;
+    double ms[D_N][2] = {{0}};
     while ((n = getline(&line, &cap, in)) >= 0) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
         lines++;
+        const char *texts[1] = {line};
         for (int b = 0; b < 2; b++) {
             nllb_translate_params tp = nllb_translate_default_params();
             tp.num_beams = b ? 4 : 1;
             tp.max_new_tokens = 64;
-            nllb_result r[2];
-            const char *texts[1] = {line};
-            for (int d = 0; d < 2; d++) {
+            nllb_result r[D_N];
+            memset(r, 0, sizeof r);
+            int nd = b ? 2 : D_N; /* beam 4: f32 on both devices */
+            for (int d = 0; d < nd; d++) {
                 uint64_t t0 = stts_now_ns();
                 if (nllb_translate(s[d], texts, 1, "eng_Latn", "jpn_Jpan", &tp, &r[d], &e) != STTS_OK) {
-                    fprintf(stderr, "line %d: %s\n", lines, e.msg);
+                    fprintf(stderr, "line %d (%s): %s\n", lines, names[d], e.msg);
                     return 1;
                 }
-                ms[b][d] += (double)(stts_now_ns() - t0) / 1e6;
+                ms[d][b] += (double)(stts_now_ns() - t0) / 1e6;
             }
-            int same = r[0].n_ids == r[1].n_ids && memcmp(r[0].ids, r[1].ids, sizeof(int32_t) * r[0].n_ids) == 0;
-            if (!same) {
-                diff[b]++;
-                failed = 1;
-                printf("DIFF %s line %d: gpu \"%s\" cpu \"%s\"\n", b ? "beam4" : "greedy", lines, r[1].text,
-                       r[0].text);
+#define SAME(a, c) (r[a].n_ids == r[c].n_ids && memcmp(r[a].ids, r[c].ids, sizeof(int32_t) * r[a].n_ids) == 0)
+            int same = SAME(D_CPU, D_GPU);
+            if (!same)
+                printf("DIFF %s line %d: gpu \"%s\" cpu \"%s\"\n", b ? "beam4" : "greedy", lines, r[D_GPU].text,
+                       r[D_CPU].text);
+            if (b) {
+                same_b += same;
+                write_out(out[1], &r[D_GPU], same);
+            } else {
+                same_g += same;
+                write_out(out[0], &r[D_GPU], same);
+                int sb = SAME(D_GPU, D_BF16), si = SAME(D_GPU, D_I8);
+                same_bf += sb, same_i8 += si;
+                write_out(out[2], &r[D_BF16], sb);
+                write_out(out[3], &r[D_I8], si);
             }
-            json_t *o = json_object(), *ids = json_array();
-            for (int i = 0; i < r[1].n_ids; i++) json_array_append_new(ids, json_integer(r[1].ids[i]));
-            json_object_set_new(o, "ids", ids);
-            json_object_set_new(o, "text", json_string(r[1].text ? r[1].text : ""));
-            json_object_set_new(o, "same_as_cpu", json_boolean(same));
-            char *txt = json_dumps(o, JSON_COMPACT);
-            fprintf(out[b], "%s\n", txt ? txt : "{}");
-            free(txt);
-            json_decref(o);
-            nllb_result_clear(&r[0]);
-            nllb_result_clear(&r[1]);
+#undef SAME
+            for (int d = 0; d < nd; d++) nllb_result_clear(&r[d]);
         }
     }
-    for (int b = 0; b < 2; b++) {
-        fclose(out[b]);
-        printf("demo %s: %d/%d identical GPU vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", b ? "beam4" : "greedy",
-               lines - diff[b], lines, ms[b][1], ms[b][0]);
-    }
+    for (int k = 0; k < 4; k++) fclose(out[k]);
+    printf("demo greedy: %d/%d identical GPU f32 vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", same_g, lines,
+           ms[D_GPU][0], ms[D_CPU][0]);
+    printf("demo beam4: %d/%d identical GPU f32 vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", same_b, lines,
+           ms[D_GPU][1], ms[D_CPU][1]);
+    printf("demo greedy: GPU bf16 identical to GPU f32 on %d/%d (%.1f%%), %.1f ms in all\n", same_bf, lines,
+           100.0 * same_bf / (lines ? lines : 1), ms[D_BF16][0]);
+    printf("demo greedy: GPU int8 identical to GPU f32 on %d/%d (%.1f%%), %.1f ms in all\n", same_i8, lines,
+           100.0 * same_i8 / (lines ? lines : 1), ms[D_I8][0]);
     free(line);
     fclose(in);
-    for (int d = 0; d < 2; d++) {
+    for (int d = 0; d < D_N; d++) {
         nllb_session_free(s[d]);
         nllb_model_free(m[d]);
     }
-    return failed || lines == 0;
+    return same_g != lines || same_b != lines || lines == 0;
 }
 
 int main(int argc, char **argv) {
     stts_error e;
     if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
     if (argc == 5 && strcmp(argv[1], "--demo") == 0) return demo(argv[2], argv[3], argv[4]);
-    if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK) {
-        fprintf(stderr, "mt_cuda_backend_new: %s\n", e.msg);
+    if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK || gpu->ops->exec_new(gpu, 0, &gx, &e) != STTS_OK) {
+        fprintf(stderr, "CUDA backend: %s\n", e.msg);
         return 1;
     }
-    if (mt_cpu_backend_new(1, 0, 1100, &cpu, &e) != STTS_OK) {
-        fprintf(stderr, "mt_cpu_backend_new: %s\n", e.msg);
+    if (mt_cpu_backend_new(1, 0, 1100, &cpu, &e) != STTS_OK || cpu->ops->exec_new(cpu, 1, &cx, &e) != STTS_OK) {
+        fprintf(stderr, "CPU backend: %s\n", e.msg);
         return 1;
     }
-    stream = mt_cuda_backend_stream(gpu);
+    stream = mt_cuda_exec_stream(gx);
     printf("backend: %s\n", gpu->desc);
     TEST_RUN(test_linear);
+    TEST_RUN(test_gather);
     TEST_RUN(test_layernorm);
     TEST_RUN(test_attention);
     TEST_RUN(test_embed);
     TEST_RUN(test_argmax_topk);
     TEST_RUN(test_engine);
+    gpu->ops->exec_free(gx);
+    cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);
     cpu->ops->destroy(cpu);
     return TEST_SUMMARY();

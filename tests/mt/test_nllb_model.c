@@ -5,8 +5,12 @@
  * them), plus the kernels against a double reference at every SIMD level,
  * thread-count and batch invariance, beam scores recomputed from logits,
  * force_length, abort, truncation and bad arguments. */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +35,8 @@ static nllb_config tiny_config(void) {
     return c;
 }
 
+static void wf_reset(nllb_model *m);
+
 static nllb_model *tiny_model(int threads, nllb_simd simd) {
     nllb_config c = tiny_config();
     nllb_model_params p = nllb_model_default_params();
@@ -40,16 +46,43 @@ static nllb_model *tiny_model(int threads, nllb_simd simd) {
     stts_error e;
     stts_status st = nllb_model_new_random(&c, 42, &p, &m, &e);
     CHECK_MSG(st == STTS_OK, "%s", e.msg);
+    wf_reset(m); /* the reference reads this model's weights */
     return m;
 }
 
 /* ---------------- naive reference forward (double) ---------------- */
 
+/* Weights as f32, read through the backend (weight_read), cached per handle. */
+static struct {
+    const mt_weight *w;
+    float *f;
+} g_wcache[512];
+static int g_nw;
+static nllb_model *g_wmodel;
+
+static const float *wf(const mt_weight *w) {
+    for (int i = 0; i < g_nw; i++)
+        if (g_wcache[i].w == w) return g_wcache[i].f;
+    CHECK(g_nw < 512);
+    float *f = malloc(sizeof(float) * (size_t)w->rows * w->cols);
+    stts_error e;
+    CHECK(g_wmodel->be->ops->weight_read(g_wmodel->be, w, 0, w->rows, f, &e) == STTS_OK);
+    g_wcache[g_nw].w = w;
+    g_wcache[g_nw++].f = f;
+    return f;
+}
+
+static void wf_reset(nllb_model *m) {
+    for (int i = 0; i < g_nw; i++) free(g_wcache[i].f);
+    g_nw = 0;
+    g_wmodel = m;
+}
+
 static void ref_linear(const mt_lin *l, int row0, int rows, const double *x, double *y) {
     /* y[rows] = x W[row0..row0+rows)^T + b */
     for (int o = 0; o < rows; o++) {
-        double s = l->b[row0 + o];
-        for (int i = 0; i < l->in; i++) s += (double)l->w[(size_t)(row0 + o) * l->in + i] * x[i];
+        double s = wf(l->b)[row0 + o];
+        for (int i = 0; i < l->in; i++) s += (double)wf(l->w)[(size_t)(row0 + o) * l->in + i] * x[i];
         y[o] = s;
     }
 }
@@ -60,7 +93,7 @@ static void ref_ln(const mt_ln *l, int d, const double *x, double *y) {
     mean /= d;
     for (int i = 0; i < d; i++) var += (x[i] - mean) * (x[i] - mean);
     var /= d;
-    for (int i = 0; i < d; i++) y[i] = (x[i] - mean) / sqrt(var + 1e-5) * l->g[i] + l->b[i];
+    for (int i = 0; i < d; i++) y[i] = (x[i] - mean) / sqrt(var + 1e-5) * wf(l->g)[i] + wf(l->b)[i];
 }
 
 static void ref_embed(const nllb_model *m, int id, int index, double *x) {
@@ -68,7 +101,7 @@ static void ref_embed(const nllb_model *m, int id, int index, double *x) {
     double scale = m->pub.scale_embedding ? sqrt((double)d) : 1.0;
     double c = log(10000.0) / (half - 1);
     int pos = index + m->pub.pad_token_id + 1;
-    for (int i = 0; i < d; i++) x[i] = m->embed[(size_t)id * d + i] * scale;
+    for (int i = 0; i < d; i++) x[i] = wf(m->embed)[(size_t)id * d + i] * scale;
     if (id == m->pub.pad_token_id) return; /* pad tokens get the zero position row */
     for (int i = 0; i < half; i++) {
         x[i] += sin(pos * exp(-i * c));
@@ -181,7 +214,7 @@ static double *ref_logits(const nllb_model *m, const int32_t *src, int S, const 
     double *lg = malloc((size_t)V * sizeof(double));
     for (int vv = 0; vv < V; vv++) {
         double s = 0;
-        for (int i = 0; i < d; i++) s += m->lm_head[(size_t)vv * d + i] * h[i];
+        for (int i = 0; i < d; i++) s += wf(m->lm_head)[(size_t)vv * d + i] * h[i];
         lg[vv] = s;
     }
     free(enc), free(x), free(h), free(q), free(k), free(v), free(a), free(o), free(ck), free(cv);
@@ -444,7 +477,19 @@ static void test_beam_matches_literal_hf_transcription(void) {
     if (!m) return;
     /* make </s> a frequent choice (scale its tied embedding row), so beams
      * finish at different lengths and the early-stop rules are exercised */
-    for (int i = 0; i < m->pub.d_model; i++) m->embed[2 * m->pub.d_model + i] *= 2.0f;
+    {   /* a new f32 embedding through the backend, row 2 doubled */
+        int V = m->pub.vocab_size, d = m->pub.d_model;
+        float *t = malloc(sizeof(float) * (size_t)V * d);
+        stts_error e0;
+        CHECK(m->be->ops->weight_read(m->be, m->embed, 0, V, t, &e0) == STTS_OK);
+        for (int i = 0; i < d; i++) t[2 * d + i] *= 2.0f;
+        mt_wpart part = {MT_DTYPE_F32, t, NULL};
+        mt_weight *w = NULL;
+        CHECK(m->be->ops->weight_new(m->be, &part, 1, V, d, MT_WF_F32, 0, &w, &e0) == STTS_OK);
+        m->be->ops->weight_free(m->be, m->embed);
+        m->embed = m->lm_head = w;
+        free(t);
+    }
     int early = 0;
     stts_error e;
     nllb_session *s;
@@ -648,8 +693,132 @@ static void test_600m_config_matches_hf_file(void) {
     CHECK_EQ_INT(c.scale_embedding, r.scale_embedding);
 }
 
+/* Two sessions of one model translate at the same time: each one's token
+ * callback waits (bounded) until the other is inside its own translation;
+ * with a model-wide run lock this would time out. Results equal the
+ * sequential ones. */
+typedef struct {
+    nllb_session *s;
+    atomic_int *mine, *other;
+    int timed_out;
+    nllb_result r;
+} conc_arg;
+
+static void conc_cb(void *user, int sentence, int step, int32_t tok) {
+    (void)sentence, (void)tok;
+    conc_arg *a = user;
+    if (step != 2) return;
+    atomic_store(a->mine, 1);
+    for (int i = 0; i < 10000 && !atomic_load(a->other); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!atomic_load(a->other)) a->timed_out = 1;
+}
+
+static void *conc_main(void *p) {
+    conc_arg *a = p;
+    nllb_translate_params tp = nllb_translate_default_params();
+    tp.num_beams = 2;
+    tp.max_new_tokens = 12;
+    tp.on_token = conc_cb;
+    tp.user = a;
+    const int32_t *src[1] = {SRC};
+    int n = NSRC;
+    stts_error e;
+    if (nllb_translate_ids(a->s, src, &n, 1, 301 + 79, &tp, &a->r, &e) != STTS_OK) a->r.n_ids = -1;
+    return NULL;
+}
+
+static void test_sessions_run_concurrently(void) {
+    nllb_model *m = tiny_model(2, NLLB_SIMD_AUTO);
+    if (!m) return;
+    stts_error e;
+    nllb_session *s1, *s2;
+    CHECK(nllb_session_new(m, NULL, &s1, &e) == STTS_OK);
+    CHECK(nllb_session_new(m, NULL, &s2, &e) == STTS_OK);
+    nllb_result ref;
+    translate1(s1, 2, 12, &ref);
+    atomic_int f1 = 0, f2 = 0;
+    conc_arg a = {s1, &f1, &f2, 0, {0}}, b = {s2, &f2, &f1, 0, {0}};
+    pthread_t t1, t2;
+    CHECK(pthread_create(&t1, NULL, conc_main, &a) == 0);
+    CHECK(pthread_create(&t2, NULL, conc_main, &b) == 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK_MSG(!a.timed_out && !b.timed_out, "the two sessions did not run at the same time");
+    conc_arg *both[2] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_INT(both[k]->r.n_ids, ref.n_ids);
+        for (int i = 0; i < ref.n_ids && i < both[k]->r.n_ids; i++) CHECK_EQ_INT(both[k]->r.ids[i], ref.ids[i]);
+        nllb_result_clear(&both[k]->r);
+    }
+    nllb_result_clear(&ref);
+    nllb_session_free(s1), nllb_session_free(s2);
+    nllb_model_free(m);
+}
+
+/* Weight format, device and SIMD level: bad or unavailable choices are
+ * errors naming them; every format loads and translates. */
+static void test_params_formats_devices(void) {
+    nllb_config c = tiny_config();
+    nllb_model_params p = nllb_model_default_params();
+    nllb_model *m = NULL;
+    stts_error e;
+    p.device = NLLB_DEVICE_CUDA;
+    stts_error pe;
+    if (nllb_cuda_probe(&pe) != STTS_OK) { /* no CUDA build, driver or GPU: an error naming the device */
+        stts_status st = nllb_model_new_random(&c, 1, &p, &m, &e);
+        CHECK((st == STTS_ERR_UNSUPPORTED || st == STTS_ERR_NOT_FOUND) && !m);
+        CHECK(strstr(e.msg, "cuda") != NULL);
+    }
+    p = nllb_model_default_params();
+    p.weights = (nllb_weights)9;
+    CHECK(nllb_model_new_random(&c, 1, &p, &m, &e) == STTS_ERR_INVALID_ARG && !m);
+    CHECK(nllb_weights_parse("int8") == NLLB_WEIGHTS_INT8 && nllb_weights_parse("q4") == -1);
+    CHECK(nllb_device_parse("cuda") == NLLB_DEVICE_CUDA && nllb_device_parse("gpu") == -1);
+    p = nllb_model_default_params();
+    if (mt_kernels_best() < MT_KL_AVX512) { /* forcing a level the CPU lacks is an error, not a fallback */
+        p.simd = NLLB_SIMD_AVX512;
+        CHECK(nllb_model_new_random(&c, 1, &p, &m, &e) == STTS_ERR_UNSUPPORTED && !m);
+        CHECK(strstr(e.msg, "avx512") != NULL);
+        p.simd = NLLB_SIMD_AUTO;
+    }
+    setenv("STTS_SIMD", "sse9", 1);
+    CHECK(nllb_model_new_random(&c, 1, &p, &m, &e) == STTS_ERR_UNSUPPORTED && !m);
+    CHECK(strstr(e.msg, "STTS_SIMD") != NULL);
+    setenv("STTS_SIMD", "scalar", 1);
+    CHECK(nllb_model_new_random(&c, 1, &p, &m, &e) == STTS_OK);
+    if (m) CHECK(strstr(nllb_model_backend(m), "scalar") != NULL);
+    nllb_model_free(m);
+    m = NULL;
+    unsetenv("STTS_SIMD");
+    const nllb_weights fm[] = {NLLB_WEIGHTS_F32, NLLB_WEIGHTS_BF16, NLLB_WEIGHTS_F16, NLLB_WEIGHTS_INT8,
+                               NLLB_WEIGHTS_AUTO};
+    size_t f32_bytes = 0;
+    for (size_t i = 0; i < sizeof fm / sizeof *fm; i++) {
+        p.weights = fm[i];
+        CHECK_MSG(nllb_model_new_random(&c, 42, &p, &m, &e) == STTS_OK, "%s", e.msg);
+        if (!m) continue;
+        CHECK(nllb_model_weights(m) == (fm[i] == NLLB_WEIGHTS_AUTO ? NLLB_WEIGHTS_INT8 : fm[i]));
+        if (i == 0) f32_bytes = nllb_model_step_bytes(m);
+        else CHECK(nllb_model_step_bytes(m) < f32_bytes * 6 / 10); /* the LM head and matrices shrink */
+        nllb_session *s;
+        CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
+        nllb_result r;
+        translate1(s, 1, 10, &r);
+        CHECK(r.n_ids >= 3);
+        nllb_result_clear(&r);
+        nllb_session_free(s);
+        nllb_model_free(m);
+        m = NULL;
+    }
+}
+
 int main(void) {
     TEST_RUN(test_kernels_match_double_reference);
+    TEST_RUN(test_sessions_run_concurrently);
+    TEST_RUN(test_params_formats_devices);
     TEST_RUN(test_forward_matches_naive_reference);
     TEST_RUN(test_threads_and_simd_invariance);
     TEST_RUN(test_search_against_reference);
@@ -659,5 +828,6 @@ int main(void) {
     TEST_RUN(test_bad_input_and_truncation);
     TEST_RUN(test_languages);
     TEST_RUN(test_600m_config_matches_hf_file);
+    wf_reset(NULL);
     return TEST_SUMMARY();
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "model.h"
 #include "nllb.h"
 #include "test.h"
 
@@ -268,6 +269,32 @@ static void test_bad_model_dirs(void) {
     rmdir(tmp);
 }
 
+/* A checkpoint that already holds the compute format is used in place from
+ * its mapping (no second copy); other formats are converted once. */
+static void test_weights_in_place(void) {
+    static const struct {
+        const char *dir;
+        nllb_weights w;
+        int in_place;
+    } cases[] = {{"tiny-f32-st", NLLB_WEIGHTS_F32, 1}, {"tiny-f32-pt", NLLB_WEIGHTS_F32, 1},
+                 {"tiny-bf16-st", NLLB_WEIGHTS_BF16, 1}, {"tiny-f16-st", NLLB_WEIGHTS_F16, 1},
+                 {"tiny-f32-st", NLLB_WEIGHTS_INT8, 0}, {"tiny-bf16-st", NLLB_WEIGHTS_F32, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char dir[1200];
+        snprintf(dir, sizeof dir, "%s/%s", fixdir, cases[i].dir);
+        nllb_model_params p = nllb_model_default_params();
+        p.weights = cases[i].w;
+        nllb_model *m = NULL;
+        stts_error e;
+        CHECK_MSG(nllb_model_load(dir, &p, &m, &e) == STTS_OK, "%s: %s", cases[i].dir, e.msg);
+        if (!m) continue;
+        CHECK_MSG(m->embed->in_place == cases[i].in_place && m->dec[0].qkv.w->in_place == cases[i].in_place &&
+                      m->enc[0].fc2.w->in_place == cases[i].in_place,
+                  "%s as %s", cases[i].dir, nllb_weights_name(cases[i].w));
+        nllb_model_free(m);
+    }
+}
+
 int main(void) {
     snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/mt", STTS_SOURCE_DIR);
     char p[1200];
@@ -279,5 +306,6 @@ int main(void) {
     TEST_RUN(test_f16_pytorch_bin);
     TEST_RUN(test_bf16_safetensors);
     TEST_RUN(test_bad_model_dirs);
+    TEST_RUN(test_weights_in_place);
     return TEST_SUMMARY();
 }

@@ -25,8 +25,9 @@ static void usage(FILE *f) {
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
-            "  --device D    auto (the GPU when a CUDA device and driver are there, else the CPU), cpu\n"
-            "                (default) or cuda (needs a build with -DSTTS_CUDA=ON and an NVIDIA GPU)\n"
+            "  --device D    auto (default: the GPU when this build has CUDA and a GPU and driver are\n"
+            "                there, else the CPU; given explicitly, says why on stderr when it falls\n"
+            "                back), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated\n");
 }
 
@@ -70,7 +71,7 @@ static int known_code(const char *code) {
 int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
     int beams = 1, max_len = 0, threads = 0, json = 0, list = 0;
-    const char *device = "cpu";
+    const char *device = NULL; /* the engine's default: auto, silently */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,8 +120,8 @@ int cmd_translate(int argc, char **argv) {
 
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
-    int dev = NLLB_DEVICE_CPU;
-    if (cli_device("stream-tts translate", device, &dev)) return 2;
+    int dev = (int)mp.device;
+    if (device && cli_device("stream-tts translate", device, &dev)) return 2;
     mp.device = (nllb_device)dev;
     nllb_model *m = NULL;
     stts_error err;

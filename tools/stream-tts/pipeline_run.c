@@ -123,7 +123,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-translate          speak the source text itself (espeak-ng for English)\n"
           "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
           "  --threads N             translation threads (default: all cores)\n"
-          "  --device auto|cpu|cuda  where translation runs (default cpu; auto: the GPU if there is one)\n"
+          "  --device auto|cpu|cuda  where translation runs (default auto: the GPU if this build and machine\n"
+          "                          have one, else the CPU)\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
@@ -417,7 +418,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         }
         nllb_model_params mp = nllb_model_default_params();
         mp.threads = po->threads;
-        int dev = NLLB_DEVICE_CPU;
+        int dev = (int)mp.device;
         if (po->device && cli_device("stream-tts", po->device, &dev)) return 2;
         mp.device = (nllb_device)dev;
         uint64_t t = stts_now_ns();

@@ -1,9 +1,16 @@
 /* cpu_backend.c - the CPU implementation of the engine's backend ops
- * (backend.h): a persistent thread pool, SIMD kernels picked at run time,
- * per-thread attention scratch sized once. Linear layers split the output
- * rows of W evenly over the threads (each thread streams its own slice of
- * the weights); attention splits (row, head) pairs; the small row-wise ops
- * (LayerNorm, embedding) run on the calling thread. */
+ * (backend.h). Weights: f32/bf16/f16/int8 handles, used in place from the
+ * mapped checkpoint when it already holds the compute format, else converted
+ * once (quant.h's rules) on the backend's load pool. Executors: one thread
+ * pool + scratch each (one per session), so sessions run at once; kernels
+ * picked at run time (kernels.c). Linear layers split the output rows of W
+ * over the threads (each thread streams its own slice of the weights);
+ * int8 quantizes the activation rows first (quant.h's rule); with 8 or more
+ * rows (the encoder) non-f32 weights take a blocked path: a slice of W is
+ * widened to f32 once into a per-thread tile and every row of x is
+ * multiplied with it (compute-bound GEMM instead of repeated GEMV).
+ * Attention splits (row, head) pairs; the small row-wise ops (LayerNorm,
+ * embedding) run on the calling thread. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdatomic.h>
@@ -15,19 +22,55 @@
 
 #include "backend.h"
 #include "kernels.h"
+#include "quant.h"
 #include "threadpool.h"
+
+#define MAX_PARTS 4
+
+typedef struct {
+    mt_weight h;
+    int nparts, part_rows;
+    const void *data[MAX_PARTS];   /* part p's rows */
+    const float *scale[MAX_PARTS]; /* int8: part p's row scales */
+    void *owned;                   /* converted storage (NULL when in place) */
+} cpu_weight;
 
 typedef struct {
     mt_backend base;
-    mt_pool *pool;
+    mt_pool *load_pool; /* weight conversion at load */
     int level;
     int max_kv;
-    float **scratch; /* per thread: max_kv attention scores */
 } cpu_backend;
+
+typedef struct {
+    mt_exec head;
+    mt_pool *pool;
+    int level;
+    float **scratch;    /* per thread: max_kv attention scores */
+    float **tile;       /* per thread: widened W slice of the blocked path */
+    size_t tile_n;
+    int8_t *xq;         /* int8 activations [M][K] */
+    float *xs;          /* their row scales */
+    size_t xq_n, xs_n;
+} cpu_exec;
 
 /* Below this many multiply-adds a call runs on the calling thread: waking
  * the pool costs more than the work (tiny test models, LayerNorm-sized ops). */
 #define PAR_MIN_MACS 65536
+/* Rows of x from which non-f32 weights take the blocked (widen once) path. */
+#define GEMM_MIN_ROWS 8
+
+const char *mt_wfmt_name(mt_wfmt f) {
+    switch (f) {
+    case MT_WF_F32: return "f32";
+    case MT_WF_BF16: return "bf16";
+    case MT_WF_F16: return "f16";
+    case MT_WF_I8: return "int8";
+    }
+    return "?";
+}
+
+static size_t wfmt_size(mt_wfmt f) { return f == MT_WF_F32 ? 4 : f == MT_WF_I8 ? 1 : 2; }
 
 static float *cpu_alloc(mt_backend *be, size_t n) {
     (void)be;
@@ -50,19 +93,271 @@ static void cpu_release(mt_backend *be, float *p) {
     free(p);
 }
 
-static void cpu_copy(mt_backend *be, float *dst, const float *src, size_t n) {
-    (void)be;
+static stts_status cpu_copy(mt_exec *x, float *dst, const float *src, size_t n) {
+    (void)x;
     if (dst != src && n) memmove(dst, src, n * sizeof(float));
+    return STTS_OK;
 }
 
 static void cpu_destroy(mt_backend *be) {
     cpu_backend *c = (cpu_backend *)be;
     if (!c) return;
-    mt_pool_free(c->pool);
-    if (c->scratch)
-        for (int i = 0; i < c->base.threads; i++) free(c->scratch[i]);
-    free(c->scratch);
+    mt_pool_free(c->load_pool);
     free(c);
+}
+
+/* ---- weights ---- */
+
+/* Row r of part data as f32 (any source dtype). */
+static void src_row_f32(mt_dtype dt, const void *data, const float *scale, size_t r, int cols, float *dst) {
+    size_t o = r * (size_t)cols;
+    switch (dt) {
+    case MT_DTYPE_F32: memcpy(dst, (const float *)data + o, (size_t)cols * sizeof(float)); break;
+    case MT_DTYPE_BF16:
+        for (int i = 0; i < cols; i++) dst[i] = mt_bf16_to_f32(((const uint16_t *)data)[o + i]);
+        break;
+    case MT_DTYPE_F16:
+        for (int i = 0; i < cols; i++) dst[i] = mt_f16_to_f32(((const uint16_t *)data)[o + i]);
+        break;
+    case MT_DTYPE_I8: {
+        float s = scale[r];
+        for (int i = 0; i < cols; i++) dst[i] = (float)((const int8_t *)data)[o + i] * s;
+        break;
+    }
+    default: memset(dst, 0, (size_t)cols * sizeof(float)); break;
+    }
+}
+
+static mt_dtype wfmt_dtype(mt_wfmt f) {
+    return f == MT_WF_F32 ? MT_DTYPE_F32 : f == MT_WF_BF16 ? MT_DTYPE_BF16 : f == MT_WF_F16 ? MT_DTYPE_F16 : MT_DTYPE_I8;
+}
+
+/* f32 -> f16 (round to nearest even; overflow to inf) */
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) { /* subnormal half */
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f));
+    }
+    uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+}
+
+/* Row r (global) of a weight as f32. */
+static void wrow_f32(const cpu_weight *w, int r, float *dst) {
+    int p = r / w->part_rows, lr = r % w->part_rows;
+    src_row_f32(wfmt_dtype(w->h.fmt), w->data[p], w->scale[p], (size_t)lr, w->h.cols, dst);
+}
+
+typedef struct {
+    cpu_weight *w;
+    const mt_wpart *parts;
+    int rows_per_chunk;
+    float **rowbuf; /* per thread */
+} conv_job;
+
+static void conv_chunk(void *arg, int chunk, int tid) {
+    conv_job *j = arg;
+    cpu_weight *w = j->w;
+    int K = w->h.cols, N = w->h.rows;
+    int r0 = chunk * j->rows_per_chunk, r1 = r0 + j->rows_per_chunk < N ? r0 + j->rows_per_chunk : N;
+    float *row = j->rowbuf[tid];
+    for (int r = r0; r < r1; r++) {
+        int p = r / w->part_rows, lr = r % w->part_rows;
+        const mt_wpart *sp = &j->parts[p];
+        size_t o = (size_t)r * K;
+        if (w->h.fmt == MT_WF_F32 || sp->dtype != MT_DTYPE_F32) src_row_f32(sp->dtype, sp->data, sp->scale, (size_t)lr, K, row);
+        const float *src = sp->dtype == MT_DTYPE_F32 ? (const float *)sp->data + (size_t)lr * K : row;
+        switch (w->h.fmt) {
+        case MT_WF_F32: memcpy((float *)w->owned + o, row, (size_t)K * sizeof(float)); break;
+        case MT_WF_BF16:
+            for (int i = 0; i < K; i++) ((uint16_t *)w->owned)[o + i] = mt_f32_to_bf16(src[i]);
+            break;
+        case MT_WF_F16:
+            for (int i = 0; i < K; i++) ((uint16_t *)w->owned)[o + i] = f32_to_f16(src[i]);
+            break;
+        case MT_WF_I8: {
+            float *scales = (float *)((int8_t *)w->owned + (size_t)N * K);
+            scales[r] = mt_quantize_row_i8(src, (size_t)K, (int8_t *)w->owned + o);
+            break;
+        }
+        }
+    }
+}
+
+static void weight_set_parts(cpu_weight *w) {
+    size_t es = wfmt_size(w->h.fmt), K = (size_t)w->h.cols;
+    for (int p = 0; p < w->nparts; p++) {
+        w->data[p] = (const char *)w->owned + (size_t)p * w->part_rows * K * es;
+        if (w->h.fmt == MT_WF_I8)
+            w->scale[p] = (const float *)((const int8_t *)w->owned + (size_t)w->h.rows * K) + (size_t)p * w->part_rows;
+    }
+}
+
+static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int part_rows, int cols,
+                                  mt_wfmt fmt, int flags, mt_weight **out, stts_error *err) {
+    cpu_backend *c = (cpu_backend *)be;
+    *out = NULL;
+    if (nparts < 1 || nparts > MAX_PARTS || part_rows < 1 || cols < 1)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: bad shape (%d parts of %d x %d)", nparts, part_rows,
+                              cols);
+    if (fmt < MT_WF_F32 || fmt > MT_WF_I8) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: unknown format %d", (int)fmt);
+    for (int p = 0; p < nparts; p++) {
+        mt_dtype d = parts[p].dtype;
+        if (!parts[p].data || (d != MT_DTYPE_F32 && d != MT_DTYPE_F16 && d != MT_DTYPE_BF16 && d != MT_DTYPE_I8) ||
+            (d == MT_DTYPE_I8 && !parts[p].scale))
+            return stts_error_set(err, STTS_ERR_UNSUPPORTED, "weight: source dtype %s cannot be a weight",
+                                  mt_dtype_name(d));
+    }
+    cpu_weight *w = calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    w->h.fmt = fmt;
+    w->h.rows = nparts * part_rows;
+    w->h.cols = cols;
+    w->nparts = nparts;
+    w->part_rows = part_rows;
+    size_t n = (size_t)w->h.rows * cols;
+    w->h.bytes = n * wfmt_size(fmt) + (fmt == MT_WF_I8 ? (size_t)w->h.rows * sizeof(float) : 0);
+    int in_place = (flags & MT_WSRC_PERSISTENT) != 0;
+    for (int p = 0; p < nparts; p++) in_place &= parts[p].dtype == wfmt_dtype(fmt);
+    if (in_place) {
+        w->h.in_place = 1;
+        for (int p = 0; p < nparts; p++) {
+            w->data[p] = parts[p].data;
+            w->scale[p] = parts[p].scale;
+        }
+        *out = &w->h;
+        return STTS_OK;
+    }
+    w->owned = cpu_alloc(be, (w->h.bytes + 3) / 4);
+    if (!w->owned) {
+        int rows = w->h.rows;
+        free(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a %d x %d %s weight (%.1f MB)", rows, cols,
+                              mt_wfmt_name(fmt), (double)n * wfmt_size(fmt) / 1e6);
+    }
+    int threads = mt_pool_threads(c->load_pool);
+    float *bufs[256] = {0};
+    int ok = 1;
+    for (int t = 0; t < threads && ok; t++) ok = (bufs[t] = malloc((size_t)cols * sizeof(float))) != NULL;
+    if (ok) {
+        int rpc = (int)((1u << 20) / ((size_t)cols * 4));
+        if (rpc < 1) rpc = 1;
+        conv_job j = {w, parts, rpc, bufs};
+        mt_pool_run(c->load_pool, (w->h.rows + rpc - 1) / rpc, conv_chunk, &j);
+    }
+    for (int t = 0; t < threads; t++) free(bufs[t]);
+    if (!ok) {
+        free(w->owned);
+        free(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory converting a weight");
+    }
+    weight_set_parts(w);
+    *out = &w->h;
+    return STTS_OK;
+}
+
+static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, const int32_t *ids, int n, mt_weight **out,
+                                     stts_error *err) {
+    const cpu_weight *src = (const cpu_weight *)srch;
+    *out = NULL;
+    if (n < 1) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: no rows");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= src->h.rows)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: row %d is outside 0..%d", ids[i],
+                                  src->h.rows - 1);
+    cpu_weight *w = calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    size_t es = wfmt_size(src->h.fmt), K = (size_t)src->h.cols;
+    w->h.fmt = src->h.fmt;
+    w->h.rows = n;
+    w->h.cols = src->h.cols;
+    w->nparts = 1;
+    w->part_rows = n;
+    w->h.bytes = (size_t)n * K * es + (w->h.fmt == MT_WF_I8 ? (size_t)n * sizeof(float) : 0);
+    w->owned = cpu_alloc(be, (w->h.bytes + 3) / 4);
+    if (!w->owned) {
+        free(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
+    }
+    for (int i = 0; i < n; i++) {
+        int p = ids[i] / src->part_rows, lr = ids[i] % src->part_rows;
+        memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
+        if (w->h.fmt == MT_WF_I8) ((float *)((int8_t *)w->owned + (size_t)n * K))[i] = src->scale[p][lr];
+    }
+    weight_set_parts(w);
+    *out = &w->h;
+    return STTS_OK;
+}
+
+static stts_status cpu_weight_read(mt_backend *be, const mt_weight *wh, int row0, int rows, float *dst,
+                                   stts_error *err) {
+    (void)be;
+    const cpu_weight *w = (const cpu_weight *)wh;
+    if (row0 < 0 || rows < 0 || row0 + rows > w->h.rows)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight read: rows %d..%d outside 0..%d", row0, row0 + rows,
+                              w->h.rows);
+    for (int r = 0; r < rows; r++) wrow_f32(w, row0 + r, dst + (size_t)r * w->h.cols);
+    return STTS_OK;
+}
+
+static void cpu_weight_free(mt_backend *be, mt_weight *wh) {
+    (void)be;
+    cpu_weight *w = (cpu_weight *)wh;
+    if (!w) return;
+    free(w->owned);
+    free(w);
+}
+
+/* Bias / LayerNorm vectors are made f32 by the model; any other format is read through. */
+static const float *vec_f32(const mt_weight *wh) {
+    return wh ? (const float *)((const cpu_weight *)wh)->data[0] : NULL;
+}
+
+/* ---- executors ---- */
+
+static void cpu_exec_free(mt_exec *xh) {
+    cpu_exec *x = (cpu_exec *)xh;
+    if (!x) return;
+    mt_pool_free(x->pool);
+    for (int i = 0; i < x->head.threads; i++) {
+        if (x->scratch) free(x->scratch[i]);
+        if (x->tile) free(x->tile[i]);
+    }
+    free(x->scratch);
+    free(x->tile);
+    free(x->xq);
+    free(x->xs);
+    free(x);
+}
+
+static stts_status cpu_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *err) {
+    cpu_backend *c = (cpu_backend *)be;
+    *out = NULL;
+    if (threads <= 0) threads = be->threads;
+    if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
+    cpu_exec *x = calloc(1, sizeof *x);
+    if (!x) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating an executor");
+    x->head.be = be;
+    x->head.threads = threads;
+    x->level = c->level;
+    x->scratch = calloc((size_t)threads, sizeof *x->scratch);
+    x->tile = calloc((size_t)threads, sizeof *x->tile);
+    if (!x->scratch || !x->tile) goto nomem;
+    for (int i = 0; i < threads; i++)
+        if (!(x->scratch[i] = malloc((size_t)c->max_kv * sizeof(float)))) goto nomem;
+    x->pool = mt_pool_new(threads);
+    if (!x->pool) goto nomem;
+    *out = &x->head;
+    return STTS_OK;
+nomem:
+    cpu_exec_free(&x->head);
+    return stts_error_set(err, STTS_ERR_NOMEM, "out of memory or threads creating an executor (%d threads)", threads);
 }
 
 /* ---- parallel_for ---- */
@@ -77,46 +372,125 @@ static void pfor_chunk(void *arg, int chunk, int tid) {
     j->fn(j->ctx, chunk);
 }
 
-static void cpu_parallel_for(mt_backend *be, int n, void (*fn)(void *ctx, int i), void *ctx) {
-    cpu_backend *c = (cpu_backend *)be;
+static stts_status cpu_parallel_for(mt_exec *xh, int n, void (*fn)(void *ctx, int i), void *ctx) {
+    cpu_exec *x = (cpu_exec *)xh;
     pfor_job j = {fn, ctx};
-    mt_pool_run(c->pool, n, pfor_chunk, &j);
+    mt_pool_run(x->pool, n, pfor_chunk, &j);
+    return STTS_OK;
 }
 
 /* ---- linear ---- */
 typedef struct {
-    int level;
-    const float *x, *W, *b;
+    cpu_exec *x;
+    const cpu_weight *w;
+    const float *in, *b;
     float *y;
-    int M, K, N, flags, rows; /* rows of W per chunk */
+    int M, flags, rows; /* rows of W per chunk */
+    int blocked;
 } lin_job;
 
-static void lin_chunk(void *arg, int chunk, int tid) {
-    (void)tid;
-    lin_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    mt_linear_rows(j->level, j->x, j->M, j->K, j->W, j->N, j->b, j->y, j->flags, n0, n1);
-}
-
-static void cpu_linear(mt_backend *be, const float *x, int M, int K, const float *W, int N, const float *b,
-                       float *y, int flags) {
-    cpu_backend *c = (cpu_backend *)be;
-    if ((long long)M * K * N < PAR_MIN_MACS || c->base.threads == 1) {
-        mt_linear_rows(c->level, x, M, K, W, N, b, y, flags, 0, N);
+/* Columns [n0, n1) that lie in one part: W rows local to the part. */
+static void lin_piece(const lin_job *j, int tid, int p, int a, int e) {
+    const cpu_weight *w = j->w;
+    int K = w->h.cols, N = w->h.rows, base = p * w->part_rows;
+    const float *b = j->b ? j->b + base : NULL;
+    float *y = j->y + base;
+    int lv = j->x->level;
+    if (j->blocked) {
+        /* widen rows [a, e) once, multiply every row of x with them */
+        float *tile = j->x->tile[tid];
+        for (int r = a; r < e; r++) wrow_f32(w, base + r, tile + (size_t)(r - a) * K);
+        mt_linear_rows(lv, j->in, j->M, K, tile, N, b ? b + a : NULL, y + a, j->flags, 0, e - a);
         return;
     }
+    switch (w->h.fmt) {
+    case MT_WF_F32: mt_linear_rows(lv, j->in, j->M, K, (const float *)w->data[p], N, b, y, j->flags, a, e); break;
+    case MT_WF_BF16:
+    case MT_WF_F16:
+        mt_linear_rows_half(lv, w->h.fmt == MT_WF_BF16, j->in, j->M, K, (const uint16_t *)w->data[p], N, b, y,
+                            j->flags, a, e);
+        break;
+    case MT_WF_I8:
+        mt_linear_rows_i8(lv, j->x->xq, j->x->xs, j->M, K, (const int8_t *)w->data[p], w->scale[p], N, b, y,
+                          j->flags, a, e);
+        break;
+    }
+}
+
+static void lin_range(const lin_job *j, int tid, int n0, int n1) {
+    int pr = j->w->part_rows;
+    while (n0 < n1) {
+        int p = n0 / pr, pe = (p + 1) * pr < n1 ? (p + 1) * pr : n1;
+        lin_piece(j, tid, p, n0 - p * pr, pe - p * pr);
+        n0 = pe;
+    }
+}
+
+static void lin_chunk(void *arg, int chunk, int tid) {
+    lin_job *j = arg;
+    int N = j->w->h.rows;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < N ? n0 + j->rows : N;
+    lin_range(j, tid, n0, n1);
+}
+
+static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
+                              int flags) {
+    cpu_exec *x = (cpu_exec *)xh;
+    const cpu_weight *w = (const cpu_weight *)Wh;
+    int K = w->h.cols, N = w->h.rows;
+    if (M <= 0) return STTS_OK;
+    int blocked = M >= GEMM_MIN_ROWS && w->h.fmt != MT_WF_F32;
+    size_t es = blocked ? 4 : wfmt_size(w->h.fmt);
     /* chunks of ~256 KB of W (a multiple of the kernels' 4-row block),
      * claimed dynamically by the threads */
-    int rows = (int)((256 * 1024) / ((size_t)K * sizeof(float)));
+    int rows = (int)((256 * 1024) / ((size_t)K * es));
     rows = rows < 4 ? 4 : rows / 4 * 4;
-    lin_job j = {c->level, x, W, b, y, M, K, N, flags, rows};
-    mt_pool_run(c->pool, (N + rows - 1) / rows, lin_chunk, &j);
+    if (blocked && x->tile_n < (size_t)rows * K) {
+        for (int t = 0; t < x->head.threads; t++) {
+            free(x->tile[t]);
+            if (!(x->tile[t] = malloc((size_t)rows * K * sizeof(float)))) {
+                x->tile_n = 0;
+                return STTS_ERR_NOMEM;
+            }
+        }
+        x->tile_n = (size_t)rows * K;
+    }
+    if (w->h.fmt == MT_WF_I8 && !blocked) {
+        /* activations to int8 per row (quant.h's rule), once per call */
+        if (x->xq_n < (size_t)M * K) {
+            free(x->xq);
+            if (!(x->xq = malloc((size_t)M * K))) {
+                x->xq_n = 0;
+                return STTS_ERR_NOMEM;
+            }
+            x->xq_n = (size_t)M * K;
+        }
+        if (x->xs_n < (size_t)M) {
+            free(x->xs);
+            if (!(x->xs = malloc((size_t)M * sizeof(float)))) {
+                x->xs_n = 0;
+                return STTS_ERR_NOMEM;
+            }
+            x->xs_n = (size_t)M;
+        }
+        for (int m = 0; m < M; m++) x->xs[m] = mt_quantize_row_i8(in + (size_t)m * K, (size_t)K, x->xq + (size_t)m * K);
+    }
+    lin_job j = {x, w, in, vec_f32(bh), y, M, flags, rows, blocked};
+    if ((long long)M * K * N < PAR_MIN_MACS || x->head.threads == 1) {
+        /* one thread: still in tile-sized slices on the blocked path */
+        for (int n0 = 0; n0 < N; n0 += rows) lin_range(&j, 0, n0, n0 + rows < N ? n0 + rows : N);
+        return STTS_OK;
+    }
+    mt_pool_run(x->pool, (N + rows - 1) / rows, lin_chunk, &j);
+    return STTS_OK;
 }
 
 /* ---- LayerNorm: mean and biased variance in double, as exact as f32 allows ---- */
-static void cpu_layernorm(mt_backend *be, const float *x, int M, int D, const float *g, const float *b, float eps,
-                          float *y) {
-    (void)be;
+static stts_status cpu_layernorm(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
+                                 float eps, float *y) {
+    (void)xh;
+    const int D = gw->cols;
+    const float *g = vec_f32(gw), *b = vec_f32(bw);
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * D;
         float *yr = y + (size_t)m * D;
@@ -131,15 +505,16 @@ static void cpu_layernorm(mt_backend *be, const float *x, int M, int D, const fl
         float mf = (float)mean;
         for (int i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
     }
+    return STTS_OK;
 }
 
 /* ---- attention ---- */
 typedef struct {
-    cpu_backend *c;
+    cpu_exec *c;
     const mt_attn_args *a;
 } attn_job;
 
-static void attn_one(cpu_backend *c, const mt_attn_args *a, int task, float *sc) {
+static void attn_one(cpu_exec *c, const mt_attn_args *a, int task, float *sc) {
     int r = task / a->heads, h = task % a->heads, hd = a->head_dim;
     const float *q = a->q + (size_t)r * a->q_stride + (size_t)h * hd;
     const float *k = a->k[r] + (size_t)h * hd, *v = a->v[r] + (size_t)h * hd;
@@ -166,18 +541,19 @@ static void attn_chunk(void *arg, int chunk, int tid) {
     attn_one(j->c, j->a, chunk, j->c->scratch[tid]);
 }
 
-static void cpu_attention(mt_backend *be, const mt_attn_args *a) {
-    cpu_backend *c = (cpu_backend *)be;
+static stts_status cpu_attention(mt_exec *xh, const mt_attn_args *a) {
+    cpu_exec *c = (cpu_exec *)xh;
     attn_job j = {c, a};
     int tasks = a->rows * a->heads;
     long long work = 0;
     for (int r = 0; r < a->rows; r++) work += a->kv_len[r];
     work *= (long long)a->heads * a->head_dim * 2;
-    if (work < PAR_MIN_MACS || c->base.threads == 1) {
+    if (work < PAR_MIN_MACS || c->head.threads == 1) {
         for (int t = 0; t < tasks; t++) attn_one(c, a, t, c->scratch[0]);
-        return;
+        return STTS_OK;
     }
     mt_pool_run(c->pool, tasks, attn_chunk, &j);
+    return STTS_OK;
 }
 
 /* ---- embedding + sinusoidal positions (HF M2M100SinusoidalPositionalEmbedding:
@@ -217,15 +593,17 @@ static inline float pos_value(float v, int mode) {
     return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v;
 }
 
-static void cpu_embed(mt_backend *be, const float *table, int D, const int32_t *ids, const int *pos, int rows,
-                      float scale, int pad_idx, int pos_round, float *out) {
-    (void)be;
+static stts_status cpu_embed(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
+                             float scale, int pad_idx, int pos_round, float *out) {
+    (void)xh;
+    const cpu_weight *t = (const cpu_weight *)tw;
+    const int D = tw->cols;
     int half = D / 2;
     float negc = (float)(-(log(10000.0) / (double)(half - 1)));
     for (int r = 0; r < rows; r++) {
-        const float *e = table + (size_t)ids[r] * D;
         float *o = out + (size_t)r * D;
-        for (int i = 0; i < D; i++) o[i] = e[i] * scale;
+        wrow_f32(t, ids[r], o); /* dequantizes int8 / widens bf16, f16 */
+        for (int i = 0; i < D; i++) o[i] *= scale;
         if (pos[r] == pad_idx) continue; /* the padding row of the table is zero */
         float p = (float)pos[r];
         for (int i = 0; i < half; i++) {
@@ -236,21 +614,29 @@ static void cpu_embed(mt_backend *be, const float *table, int D, const int32_t *
         }
         /* odd D: the last column is a zero pad */
     }
+    return STTS_OK;
 }
 
-static void cpu_scale_cols(mt_backend *be, float *x, int rows, int D, int stride, float s) {
-    (void)be;
+static stts_status cpu_scale_cols(mt_exec *xh, float *x, int rows, int D, int stride, float s) {
+    (void)xh;
     for (int r = 0; r < rows; r++) {
         float *xr = x + (size_t)r * stride;
         for (int i = 0; i < D; i++) xr[i] *= s;
     }
+    return STTS_OK;
 }
 
-static void cpu_upload(mt_backend *be, float *dst, const float *src, size_t n) { cpu_copy(be, dst, src, n); }
+static stts_status cpu_upload(mt_exec *xh, float *dst, const float *src, size_t n) { return cpu_copy(xh, dst, src, n); }
 
 static const mt_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .weight_new = cpu_weight_new,
+    .weight_gather = cpu_weight_gather,
+    .weight_read = cpu_weight_read,
+    .weight_free = cpu_weight_free,
+    .exec_new = cpu_exec_new,
+    .exec_free = cpu_exec_free,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .upload = cpu_upload,
@@ -273,24 +659,30 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
     }
     if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
     if (max_kv < 1) max_kv = 1;
+    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512 (the nllb_simd values); a
+     * forced level this CPU (or this build) lacks is an error, never a
+     * silent fallback, so a test or benchmark measures what it names */
+    int best = mt_kernels_best();
+    if (simd < 0 || simd > MT_KL_AVX512)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "SIMD level %d is not one of auto, scalar, avx2, avx512", simd);
+    if (simd > best)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "the forced SIMD level %s is not available on this CPU or build (best: %s); use auto or "
+                              "a lower level",
+                              mt_kernels_name(simd), mt_kernels_name(best));
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating the CPU backend");
     c->base.ops = &cpu_ops;
     c->base.threads = threads;
-    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512 (the nllb_simd values) */
-    c->level = mt_kernels_pick(simd);
+    c->level = simd > 0 ? simd : best;
     c->max_kv = max_kv;
-    c->scratch = calloc((size_t)threads, sizeof *c->scratch);
-    if (!c->scratch) goto nomem;
-    for (int i = 0; i < threads; i++)
-        if (!(c->scratch[i] = malloc((size_t)max_kv * sizeof(float)))) goto nomem;
-    c->pool = mt_pool_new(threads);
-    if (!c->pool) goto nomem;
+    c->load_pool = mt_pool_new(threads);
+    if (!c->load_pool) {
+        free(c);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory or threads creating the CPU backend (%d threads)",
+                              threads);
+    }
     snprintf(c->base.desc, sizeof c->base.desc, "cpu %s x%d", mt_kernels_name(c->level), threads);
     *out = &c->base;
     return STTS_OK;
-nomem:
-    cpu_destroy(&c->base);
-    return stts_error_set(err, STTS_ERR_NOMEM, "out of memory or threads creating the CPU backend (%d threads)",
-                          threads);
 }

@@ -7,23 +7,31 @@
 #include "kernels.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "backend.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MT_X86 1
 #include <immintrin.h>
-#define TGT_AVX2 __attribute__((target("avx2,fma")))
-#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #endif
 
-int mt_kernels_pick(int want) {
+int mt_kernels_best(void) {
     int best = MT_KL_SCALAR;
 #ifdef MT_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = MT_KL_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        best = MT_KL_AVX2;
     if (best == MT_KL_AVX2 && __builtin_cpu_supports("avx512f")) best = MT_KL_AVX512;
 #endif
+    return best;
+}
+
+int mt_kernels_pick(int want) {
+    int best = mt_kernels_best();
     if (want > 0 && want < best) best = want;
     return best;
 }
@@ -281,4 +289,180 @@ void mt_axpy(int level, float a, const float *x, float *y, int n) {
 #endif
     (void)level;
     axpy_scalar(a, x, y, n);
+}
+
+/* ======================= bf16, f16 and int8 weights =======================
+ * Same shape as the f32 kernels: rows [n0, n1) of W, 4 rows per block, every
+ * x row against the block while it is in L1. bf16/f16 widen to f32 and
+ * accumulate in f32 lanes; int8 multiplies int8 activations (quantized per
+ * row by the caller with quant.h's rule) with int8 weights into exact int32
+ * sums, then y = sum * x_scale * w_scale. */
+
+static inline float bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float f16_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+    if (ex == 0) {
+        if (man == 0) u = sign;
+        else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400u));
+            u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (ex == 31) u = sign | 0x7f800000u | (man << 13);
+    else u = sign | ((ex + 127 - 15) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float mt_bf16_to_f32(uint16_t h) { return bf16_f32(h); }
+float mt_f16_to_f32(uint16_t h) { return f16_f32(h); }
+
+typedef float (*half_cvt)(uint16_t);
+
+static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uint16_t *W, int ldy, const float *b,
+                            float *y, int flags, int n0, int n1) {
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        for (int m = 0; m < M; m++) {
+            const float *xr = x + (size_t)m * K;
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++) {
+                const uint16_t *w = W + (size_t)(n + i) * K;
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++) acc += cv(w[k]) * xr[k];
+                yr[n + i] = finish(acc, b, n + i, yr[n + i], flags);
+            }
+        }
+    }
+}
+
+static void lin_i8_scalar(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                          int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    for (int n = n0; n < n1; n++) {
+        const int8_t *w = W + (size_t)n * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++) acc += (int32_t)w[k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            yr[n] = finish((float)acc * (xs[m] * ws[n]), b, n, yr[n], flags);
+        }
+    }
+}
+
+#ifdef MT_X86
+/* 8 bf16 -> 8 f32 (shift into the high half) / 8 f16 -> 8 f32 (F16C) */
+TGT_AVX2 static inline __m256 ld_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+#define LIN_HALF_AVX2(NAME, LD, CV) \
+    TGT_AVX2 static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, \
+                              int flags, int n0, int n1) { \
+        const int Kv = K & ~7; \
+        for (int n = n0; n < n1; n += 4) { \
+            int nw = n1 - n < 4 ? n1 - n : 4; \
+            const uint16_t *w[4]; \
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int m = 0; m < M; m++) { \
+                const float *x0 = x + (size_t)m * K; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
+                for (int k = 0; k < Kv; k += 8) { \
+                    __m256 v0 = _mm256_loadu_ps(x0 + k); \
+                    a0 = _mm256_fmadd_ps(LD(w[0] + k), v0, a0); \
+                    a1 = _mm256_fmadd_ps(LD(w[1] + k), v0, a1); \
+                    a2 = _mm256_fmadd_ps(LD(w[2] + k), v0, a2); \
+                    a3 = _mm256_fmadd_ps(LD(w[3] + k), v0, a3); \
+                } \
+                float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                float *y0 = y + (size_t)m * ldy; \
+                for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+            } \
+        } \
+    }
+LIN_HALF_AVX2(lin_bf16_avx2, ld_bf16, bf16_f32)
+LIN_HALF_AVX2(lin_f16_avx2, ld_f16, f16_f32)
+
+TGT_AVX2 static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* |w| * (x * sign w): maddubs's unsigned x signed pairs never saturate
+ * (|w| <= 128, |x| <= 127: 2 * 128 * 127 < 32767); madd with ones widens. */
+TGT_AVX2 static inline __m256i dot32_i8(__m256i acc, __m256i w, __m256i x, __m256i ones) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+}
+
+TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~31;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        const int8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 32) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(q + k));
+                a0 = dot32_i8(a0, _mm256_loadu_si256((const __m256i *)(w[0] + k)), v, ones);
+                a1 = dot32_i8(a1, _mm256_loadu_si256((const __m256i *)(w[1] + k)), v, ones);
+                a2 = dot32_i8(a2, _mm256_loadu_si256((const __m256i *)(w[2] + k)), v, ones);
+                a3 = dot32_i8(a3, _mm256_loadu_si256((const __m256i *)(w[3] + k)), v, ones);
+            }
+            int32_t r[4] = {hsum_i32(a0), hsum_i32(a1), hsum_i32(a2), hsum_i32(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++)
+                yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
+        }
+    }
+}
+#endif /* MT_X86 */
+
+void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
+                         const float *b, float *y, int flags, int n0, int n1) {
+    if (n1 <= n0 || M <= 0) return;
+#ifdef MT_X86
+    if (level >= MT_KL_AVX2) {
+        if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
+        else lin_f16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+    (void)level;
+    lin_half_scalar(is_bf16 ? bf16_f32 : f16_f32, x, M, K, W, ldy, b, y, flags, n0, n1);
+}
+
+void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                       int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    if (n1 <= n0 || M <= 0) return;
+#ifdef MT_X86
+    if (level >= MT_KL_AVX2) {
+        lin_i8_avx2(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
+    (void)level;
+    lin_i8_scalar(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
 }

@@ -1,20 +1,37 @@
-/* kernels.h - the CPU backend's SIMD kernels, in three builds of the same
- * code (scalar, AVX2+FMA, AVX-512F) selected at run time. Each function
- * works on a slice of the output so the backend can split it over threads.
+/* kernels.h - the CPU backend's SIMD kernels, in builds of the same code
+ * (scalar, AVX2+FMA+F16C, AVX-512F) selected at run time, for f32, bf16,
+ * f16 and int8 weights. Each function works on a slice [n0, n1) of the
+ * output columns so the backend can split it over threads; ldy is y's row
+ * stride (a weight stacked from parts writes each part's columns).
  * Internal to src/mt/cpu. */
 #ifndef MT_CPU_KERNELS_H
 #define MT_CPU_KERNELS_H
 
+#include <stdint.h>
+
 enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3 };
 
+/* The best level this CPU runs. */
+int mt_kernels_best(void);
 /* The best level this CPU runs, not above `want` (0 = no cap). */
 int mt_kernels_pick(int want);
 const char *mt_kernels_name(int level);
 
 /* Rows [n0, n1) of y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b (flags as
- * MT_LIN_*; b may be NULL). Dot products accumulate in f32 lanes. */
+ * MT_LIN_*; b may be NULL; N is also y's row stride). Dot products
+ * accumulate in f32 lanes. */
 void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int N, const float *b, float *y,
                     int flags, int n0, int n1);
+/* The same with bf16 (is_bf16 1) or f16 (0) weights, widened to f32. */
+void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
+                         const float *b, float *y, int flags, int n0, int n1);
+/* int8 weights W[N][K] with per-row scales ws, int8 activations xq[M][K]
+ * with per-row scales xs (quant.h's rule): exact int32 dot products, then
+ * y = dot * xs[m] * ws[n] (+ b, flags). */
+void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                       int ldy, const float *b, float *y, int flags, int n0, int n1);
+float mt_bf16_to_f32(uint16_t h);
+float mt_f16_to_f32(uint16_t h);
 /* dot(a, b) over n (attention scores). */
 float mt_dot(int level, const float *a, const float *b, int n);
 /* y += a * x over n. */

@@ -5,7 +5,8 @@
  * mt_pool_run returns when every chunk is done. Chunks are claimed
  * dynamically, so a worker the OS has not scheduled yet (a busy machine)
  * does not hold the caller up: the caller takes its share.
- * Thread-safety: one mt_pool_run at a time (the backend's owner serialises). */
+ * Thread-safety: one mt_pool_run at a time per pool (each session has its own
+ * executor and pool; the backend uses one more for weight conversion at load). */
 #ifndef MT_CPU_THREADPOOL_H
 #define MT_CPU_THREADPOOL_H
 

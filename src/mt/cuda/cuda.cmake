@@ -17,4 +17,6 @@ target_compile_options(nllb_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra --Werror=all-warnings -lineinfo>)
 target_include_directories(nllb_cuda PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_CURRENT_LIST_DIR}/..)
 find_package(CUDAToolkit REQUIRED)
-target_link_libraries(nllb_cuda PUBLIC stts_common CUDA::cudart_static)
+# nllb_cuda uses the engine's quant.c and dtype names: a cycle of static
+# libraries, which CMake resolves by repeating them on the link line.
+target_link_libraries(nllb_cuda PUBLIC stts_common CUDA::cudart_static nllb)

@@ -1,12 +1,15 @@
-/* cuda_backend.cu - the CUDA implementation of mt_backend_ops (backend.h):
- * buffers in device memory, every op enqueued on one stream, host copies at
- * upload/download only. The model code (forward.c) and the search are the
- * same as on the CPU; host arrays the ops take (ids, positions, per-row K/V
- * pointers and lengths) are copied to small device arrays per call.
+/* cuda_backend.cu - the CUDA implementation of mt_backend_ops (backend.h).
+ * Weights: device copies in f32/bf16/f16/int8 (+ per-row f32 scales),
+ * converted on the host once at load with the CPU backend's rules (quant.h
+ * for bf16 and int8, round-to-nearest-even f16) and uploaded; never used in
+ * place (the file is host memory). Activations: device memory. An executor
+ * is one CUDA stream; every op is enqueued on it, and only download (and
+ * upload) wait for it. Host arrays the ops take (ids, positions, per-row K/V
+ * pointers and lengths) go to a small per-executor device array per call.
  *
- * Errors: the ops of this seam return nothing, so the first CUDA error is
- * kept (sticky) and every later op is skipped; download then fills its
- * output with NaN, which the search treats as a failed step. */
+ * Errors: each op returns the status of its launch; the first CUDA error of
+ * an executor is kept (sticky: a failed kernel can leave the context
+ * unusable) and every later op reports it. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -14,52 +17,137 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern "C" { /* the engine's C headers */
+#include "backend.h"
+#include "quant.h"
+}
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
 
 namespace {
 
+struct cuda_weight {
+    mt_weight h;
+    void *d;       /* rows x cols elements of h.fmt */
+    float *dscale; /* int8: [rows] */
+};
+
 struct cuda_backend {
     mt_backend base;
-    cudaStream_t st;
     int max_kv;
+};
+
+struct cuda_exec {
+    mt_exec head;
+    cudaStream_t st;
     cudaError_t sticky;
-    /* per-call argument arrays (device) and their host staging */
-    void *d_args;
+    void *d_args; /* per-call argument arrays (device) and their host staging */
     size_t args_cap;
     unsigned char *h_args;
-    /* sinusoid table [pos_rows][pos_D] for one (D, rounding) pair */
-    float *pos_table;
+    float *pos_table; /* sinusoids [pos_rows][pos_D] for one (D, rounding) pair */
     int pos_D, pos_round, pos_rows;
 };
 
-cuda_backend *cb(mt_backend *be) { return (cuda_backend *)be; }
+cuda_exec *cx(mt_exec *x) { return (cuda_exec *)x; }
+const cuda_weight *cw(const mt_weight *w) { return (const cuda_weight *)w; }
 
-bool ok(cuda_backend *c, cudaError_t e) {
+size_t wfmt_size(mt_wfmt f) { return f == MT_WF_F32 ? 4 : f == MT_WF_I8 ? 1 : 2; }
+int kfmt(mt_wfmt f) {
+    return f == MT_WF_BF16 ? MTK_W_BF16 : f == MT_WF_F16 ? MTK_W_F16 : f == MT_WF_I8 ? MTK_W_I8 : MTK_W_F32;
+}
+
+stts_status fail(cuda_exec *c, cudaError_t e) {
     if (e != cudaSuccess && c->sticky == cudaSuccess) c->sticky = e;
-    return c->sticky == cudaSuccess;
+    return c->sticky == cudaSuccess ? STTS_OK : STTS_ERR_DEVICE;
 }
-bool ok(cuda_backend *c, int e) { return ok(c, (cudaError_t)e); }
+stts_status check(cuda_exec *c, int e) { return fail(c, (cudaError_t)e); }
 
-/* Device room for `bytes` of per-call arguments; the host staging is copied
- * with a pageable cudaMemcpyAsync, which returns once the bytes are staged,
- * so the host buffer can be reused at once. */
-void *args_room(cuda_backend *c, size_t bytes) {
-    if (bytes > c->args_cap) {
-        size_t n = bytes * 2;
-        if (c->d_args) cudaFree(c->d_args);
-        free(c->h_args);
-        c->d_args = NULL;
-        c->h_args = (unsigned char *)malloc(n);
-        c->args_cap = 0;
-        if (!c->h_args || !ok(c, cudaMalloc(&c->d_args, n))) return NULL;
-        c->args_cap = n;
+stts_status dev_error(stts_error *err, const char *what, cudaError_t e) {
+    cudaGetLastError();
+    return stts_error_set(err, e == cudaErrorMemoryAllocation ? STTS_ERR_NOMEM : STTS_ERR_DEVICE, "%s: %s (%s)", what,
+                          cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+/* ---- host conversions, the CPU backend's rules ---- */
+float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f); /* subnormal: m * 2^-24 */
+        memcpy(&u, &f, 4);
+        u |= sign;
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 112u) << 23) | (m << 13);
     }
-    return c->h_args;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
-bool args_send(cuda_backend *c, size_t bytes) {
-    return ok(c, cudaMemcpyAsync(c->d_args, c->h_args, bytes, cudaMemcpyHostToDevice, c->st));
+uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) {
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f));
+    }
+    uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+}
+
+void src_row_f32(const mt_wpart *p, size_t r, int cols, float *dst) {
+    size_t o = r * (size_t)cols;
+    switch (p->dtype) {
+    case MT_DTYPE_F32: memcpy(dst, (const float *)p->data + o, (size_t)cols * sizeof(float)); break;
+    case MT_DTYPE_BF16:
+        for (int i = 0; i < cols; i++) dst[i] = bf16_to_f32(((const uint16_t *)p->data)[o + i]);
+        break;
+    case MT_DTYPE_F16:
+        for (int i = 0; i < cols; i++) dst[i] = f16_to_f32(((const uint16_t *)p->data)[o + i]);
+        break;
+    case MT_DTYPE_I8: {
+        float s = p->scale[r];
+        for (int i = 0; i < cols; i++) dst[i] = (float)((const int8_t *)p->data)[o + i] * s;
+        break;
+    }
+    default: memset(dst, 0, (size_t)cols * sizeof(float)); break;
+    }
+}
+
+mt_dtype wfmt_dtype(mt_wfmt f) {
+    return f == MT_WF_F32 ? MT_DTYPE_F32 : f == MT_WF_BF16 ? MT_DTYPE_BF16 : f == MT_WF_F16 ? MT_DTYPE_F16 : MT_DTYPE_I8;
+}
+
+/* One source row into the target format at dst (scale: int8's row scale). */
+void conv_row(const mt_wpart *p, size_t r, int K, mt_wfmt fmt, void *dst, float *scale, float *row) {
+    if (p->dtype == wfmt_dtype(fmt)) { /* same format: the bits as they are */
+        memcpy(dst, (const char *)p->data + r * (size_t)K * wfmt_size(fmt), (size_t)K * wfmt_size(fmt));
+        if (fmt == MT_WF_I8) *scale = p->scale[r];
+        return;
+    }
+    src_row_f32(p, r, K, row);
+    switch (fmt) {
+    case MT_WF_F32: memcpy(dst, row, (size_t)K * sizeof(float)); break;
+    case MT_WF_BF16:
+        for (int i = 0; i < K; i++) ((uint16_t *)dst)[i] = mt_f32_to_bf16(row[i]);
+        break;
+    case MT_WF_F16:
+        for (int i = 0; i < K; i++) ((uint16_t *)dst)[i] = f32_to_f16(row[i]);
+        break;
+    case MT_WF_I8: *scale = mt_quantize_row_i8(row, (size_t)K, (int8_t *)dst); break;
+    }
 }
 
 /* ---- sinusoids, computed on the host exactly as the CPU backend does ---- */
@@ -94,11 +182,11 @@ float round_bf16(float f) {
 
 float pos_value(float v, int mode) { return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v; }
 
-bool pos_table_for(cuda_backend *c, int D, int round, int rows) {
-    if (c->pos_table && c->pos_D == D && c->pos_round == round && c->pos_rows >= rows) return true;
-    if (rows < c->max_kv + 4) rows = c->max_kv + 4;
+stts_status pos_table_for(cuda_exec *c, int max_kv, int D, int round, int rows) {
+    if (c->pos_table && c->pos_D == D && c->pos_round == round && c->pos_rows >= rows) return STTS_OK;
+    if (rows < max_kv + 4) rows = max_kv + 4;
     float *h = (float *)calloc((size_t)rows * D, sizeof(float));
-    if (!h) return ok(c, cudaErrorMemoryAllocation);
+    if (!h) return STTS_ERR_NOMEM;
     int half = D / 2;
     float negc = (float)(-(log(10000.0) / (double)(half - 1)));
     for (int p = 0; p < rows; p++) {
@@ -110,137 +198,329 @@ bool pos_table_for(cuda_backend *c, int D, int round, int rows) {
             o[half + i] = pos_value(cosf(ang), round);
         }
     }
-    if (c->pos_table) cudaFree(c->pos_table);
+    if (c->pos_table) {
+        cudaStreamSynchronize(c->st);
+        cudaFree(c->pos_table);
+    }
     c->pos_table = NULL;
-    bool good = ok(c, cudaMalloc(&c->pos_table, (size_t)rows * D * sizeof(float))) &&
-                ok(c, cudaMemcpy(c->pos_table, h, (size_t)rows * D * sizeof(float), cudaMemcpyHostToDevice));
+    stts_status st = fail(c, cudaMalloc(&c->pos_table, (size_t)rows * D * sizeof(float)));
+    if (!st) st = fail(c, cudaMemcpy(c->pos_table, h, (size_t)rows * D * sizeof(float), cudaMemcpyHostToDevice));
     free(h);
-    if (good) c->pos_D = D, c->pos_round = round, c->pos_rows = rows;
-    return good;
+    if (!st) c->pos_D = D, c->pos_round = round, c->pos_rows = rows;
+    return st;
 }
 
-/* ---- ops ---- */
+/* Device room for `bytes` of per-call arguments (h_args staging). The copy is
+ * a pageable cudaMemcpyAsync, which returns once the bytes are staged, so
+ * the host buffer can be refilled at once; stream order keeps the device
+ * buffer's earlier readers first. */
+unsigned char *args_room(cuda_exec *c, size_t bytes) {
+    if (bytes > c->args_cap) {
+        size_t n = bytes * 2;
+        if (c->d_args) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_args);
+        }
+        free(c->h_args);
+        c->d_args = NULL;
+        c->args_cap = 0;
+        c->h_args = (unsigned char *)malloc(n);
+        if (!c->h_args || fail(c, cudaMalloc(&c->d_args, n))) return NULL;
+        c->args_cap = n;
+    }
+    return c->h_args;
+}
+
+stts_status args_send(cuda_exec *c, size_t bytes) {
+    return fail(c, cudaMemcpyAsync(c->d_args, c->h_args, bytes, cudaMemcpyHostToDevice, c->st));
+}
+
+/* ---- backend: weights and memory ---- */
 void be_destroy(mt_backend *be) {
-    cuda_backend *c = cb(be);
-    if (!c) return;
-    if (c->st) cudaStreamSynchronize(c->st);
-    if (c->d_args) cudaFree(c->d_args);
-    if (c->pos_table) cudaFree(c->pos_table);
-    if (c->st) cudaStreamDestroy(c->st);
-    free(c->h_args);
-    free(c);
+    if (!be) return;
+    cudaDeviceSynchronize();
+    free(be);
+}
+
+void wfree(cuda_weight *w) {
+    if (!w) return;
+    if (w->d) cudaFree(w->d);
+    if (w->dscale) cudaFree(w->dscale);
+    free(w);
+}
+
+stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int part_rows, int cols, mt_wfmt fmt,
+                          int flags, mt_weight **out, stts_error *err) {
+    (void)be, (void)flags;
+    *out = NULL;
+    if (nparts < 1 || part_rows < 1 || cols < 1)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: bad shape (%d parts of %d x %d)", nparts, part_rows,
+                              cols);
+    if (fmt < MT_WF_F32 || fmt > MT_WF_I8) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: unknown format %d", (int)fmt);
+    if (fmt != MT_WF_F32 && cols % 8 != 0)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "weight: %d columns (the CUDA kernels need a multiple of 8)",
+                              cols);
+    for (int p = 0; p < nparts; p++) {
+        mt_dtype d = parts[p].dtype;
+        if (!parts[p].data || (d != MT_DTYPE_F32 && d != MT_DTYPE_F16 && d != MT_DTYPE_BF16 && d != MT_DTYPE_I8) ||
+            (d == MT_DTYPE_I8 && !parts[p].scale))
+            return stts_error_set(err, STTS_ERR_UNSUPPORTED, "weight: source dtype %s cannot be a weight",
+                                  mt_dtype_name(d));
+    }
+    cuda_weight *w = (cuda_weight *)calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    int N = nparts * part_rows;
+    size_t es = wfmt_size(fmt), rowb = (size_t)cols * es;
+    w->h.fmt = fmt;
+    w->h.rows = N;
+    w->h.cols = cols;
+    w->h.bytes = (size_t)N * rowb + (fmt == MT_WF_I8 ? (size_t)N * sizeof(float) : 0);
+    cudaError_t e = cudaMalloc(&w->d, (size_t)N * rowb);
+    if (e == cudaSuccess && fmt == MT_WF_I8) e = cudaMalloc((void **)&w->dscale, (size_t)N * sizeof(float));
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "cudaMalloc of a weight", e);
+    }
+    /* convert in slices of ~16 MB on the host, upload each */
+    int slice = (int)((16u << 20) / rowb);
+    if (slice < 1) slice = 1;
+    if (slice > N) slice = N;
+    unsigned char *buf = (unsigned char *)malloc((size_t)slice * rowb);
+    float *sc = (float *)malloc((size_t)N * sizeof(float)), *row = (float *)malloc((size_t)cols * sizeof(float));
+    if (!buf || !sc || !row) {
+        free(buf), free(sc), free(row), wfree(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory converting a weight");
+    }
+    for (int r0 = 0; r0 < N && e == cudaSuccess; r0 += slice) {
+        int r1 = r0 + slice < N ? r0 + slice : N;
+        for (int r = r0; r < r1; r++)
+            conv_row(&parts[r / part_rows], (size_t)(r % part_rows), cols, fmt, buf + (size_t)(r - r0) * rowb, &sc[r], row);
+        e = cudaMemcpy((char *)w->d + (size_t)r0 * rowb, buf, (size_t)(r1 - r0) * rowb, cudaMemcpyHostToDevice);
+    }
+    if (e == cudaSuccess && fmt == MT_WF_I8)
+        e = cudaMemcpy(w->dscale, sc, (size_t)N * sizeof(float), cudaMemcpyHostToDevice);
+    free(buf), free(sc), free(row);
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "uploading a weight", e);
+    }
+    *out = &w->h;
+    return STTS_OK;
+}
+
+stts_status be_weight_gather(mt_backend *be, const mt_weight *srch, const int32_t *ids, int n, mt_weight **out,
+                             stts_error *err) {
+    (void)be;
+    const cuda_weight *src = cw(srch);
+    *out = NULL;
+    if (n < 1) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: no rows");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= src->h.rows)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: row %d is outside 0..%d", ids[i],
+                                  src->h.rows - 1);
+    cuda_weight *w = (cuda_weight *)calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    size_t rowb = (size_t)src->h.cols * wfmt_size(src->h.fmt);
+    w->h = src->h;
+    w->h.rows = n;
+    w->h.in_place = 0;
+    w->h.bytes = (size_t)n * rowb + (w->h.fmt == MT_WF_I8 ? (size_t)n * sizeof(float) : 0);
+    int32_t *d_ids = NULL;
+    cudaError_t e = cudaMalloc(&w->d, (size_t)n * rowb);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&d_ids, (size_t)n * sizeof(int32_t));
+    if (e == cudaSuccess) e = cudaMemcpy(d_ids, ids, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice);
+    if (e == cudaSuccess) e = (cudaError_t)mtk_gather_rows(NULL, src->d, d_ids, n, rowb, w->d);
+    if (e == cudaSuccess && w->h.fmt == MT_WF_I8) {
+        e = cudaMalloc((void **)&w->dscale, (size_t)n * sizeof(float));
+        if (e == cudaSuccess) e = (cudaError_t)mtk_gather_rows(NULL, src->dscale, d_ids, n, sizeof(float), w->dscale);
+    }
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (d_ids) cudaFree(d_ids);
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "gathering weight rows", e);
+    }
+    *out = &w->h;
+    return STTS_OK;
+}
+
+stts_status be_weight_read(mt_backend *be, const mt_weight *wh, int row0, int rows, float *dst, stts_error *err) {
+    (void)be;
+    const cuda_weight *w = cw(wh);
+    if (row0 < 0 || rows < 0 || row0 + rows > w->h.rows)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight read: rows %d..%d outside 0..%d", row0, row0 + rows,
+                              w->h.rows);
+    size_t K = (size_t)w->h.cols, rowb = K * wfmt_size(w->h.fmt);
+    void *h = malloc((size_t)rows * rowb + 1);
+    float *sc = (float *)malloc((size_t)rows * sizeof(float) + 1);
+    if (!h || !sc) {
+        free(h), free(sc);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading a weight");
+    }
+    cudaError_t e = cudaMemcpy(h, (const char *)w->d + (size_t)row0 * rowb, (size_t)rows * rowb, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess && w->h.fmt == MT_WF_I8)
+        e = cudaMemcpy(sc, w->dscale + row0, (size_t)rows * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess) {
+        mt_wpart p = {wfmt_dtype(w->h.fmt), h, sc};
+        for (int r = 0; r < rows; r++) src_row_f32(&p, (size_t)r, (int)K, dst + (size_t)r * K);
+    }
+    free(h), free(sc);
+    return e == cudaSuccess ? STTS_OK : dev_error(err, "reading a weight", e);
+}
+
+void be_weight_free(mt_backend *be, mt_weight *wh) {
+    (void)be;
+    if (!wh) return;
+    cudaDeviceSynchronize(); /* an executor may still be reading it */
+    wfree((cuda_weight *)wh);
 }
 
 float *be_alloc(mt_backend *be, size_t n) {
+    (void)be;
     void *p = NULL;
-    if (cudaMalloc(&p, n * sizeof(float)) != cudaSuccess) {
-        cudaGetLastError(); /* an allocation failure is reported by NULL, not sticky */
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is reported by NULL */
         return NULL;
     }
-    (void)be;
     return (float *)p;
 }
 
 void be_release(mt_backend *be, float *p) {
-    cuda_backend *c = cb(be);
+    (void)be;
     if (!p) return;
-    cudaStreamSynchronize(c->st); /* work still queued may use it */
+    cudaDeviceSynchronize(); /* work still queued may use it */
     cudaFree(p);
 }
 
-void be_upload(mt_backend *be, float *dst, const float *src, size_t n) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess)) return;
-    ok(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->st));
-    ok(c, cudaStreamSynchronize(c->st));
-}
-
-void be_download(mt_backend *be, float *dst, const float *src, size_t n) {
-    cuda_backend *c = cb(be);
-    if (ok(c, cudaSuccess)) {
-        ok(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->st));
-        ok(c, cudaStreamSynchronize(c->st));
+/* ---- executors ---- */
+stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *err) {
+    (void)threads;
+    *out = NULL;
+    cuda_exec *c = (cuda_exec *)calloc(1, sizeof *c);
+    if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for an executor");
+    c->head.be = be;
+    c->head.threads = 1;
+    cudaError_t e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        free(c);
+        return dev_error(err, "cudaStreamCreate", e);
     }
-    if (c->sticky != cudaSuccess)
-        for (size_t i = 0; i < n; i++) dst[i] = NAN;
+    *out = &c->head;
+    return STTS_OK;
 }
 
-/* Host-side work (weight initialisation of random models, search row
- * statistics on downloaded logits): run in order on the calling thread. */
-void be_parallel_for(mt_backend *be, int n, void (*fn)(void *ctx, int i), void *ctx) {
-    (void)be;
+void be_exec_free(mt_exec *x) {
+    cuda_exec *c = cx(x);
+    if (!c) return;
+    cudaStreamSynchronize(c->st);
+    if (c->d_args) cudaFree(c->d_args);
+    if (c->pos_table) cudaFree(c->pos_table);
+    cudaStreamDestroy(c->st);
+    free(c->h_args);
+    free(c);
+}
+
+stts_status be_upload(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    stts_status st = fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->st));
+    return st ? st : fail(c, cudaStreamSynchronize(c->st));
+}
+
+stts_status be_download(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    stts_status st = fail(c, cudaSuccess);
+    if (!st) st = fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+    return st;
+}
+
+/* Host work on downloaded data (the search's row statistics): in order on
+ * the calling thread. */
+stts_status be_parallel_for(mt_exec *x, int n, void (*fn)(void *ctx, int i), void *ctx) {
+    (void)x;
     for (int i = 0; i < n; i++) fn(ctx, i);
+    return STTS_OK;
 }
 
-void be_linear(mt_backend *be, const float *x, int M, int K, const float *W, int N, const float *b, float *y,
-               int flags) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess)) return;
-    ok(c, mtk_linear(c->st, x, M, K, W, MTK_W_F32, NULL, N, b, y, flags));
+stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
+                      int flags) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    return check(c, mtk_linear(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                               bh ? (const float *)cw(bh)->d : NULL, y, flags));
 }
 
-void be_layernorm(mt_backend *be, const float *x, int M, int D, const float *g, const float *b, float eps, float *y) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess)) return;
-    ok(c, mtk_layernorm(c->st, x, M, D, g, b, eps, y));
+stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *b, float eps,
+                         float *y) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    return check(c, mtk_layernorm(c->st, in, M, g->cols, (const float *)cw(g)->d, (const float *)cw(b)->d, eps, y));
 }
 
-void be_attention(mt_backend *be, const mt_attn_args *a) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess) || a->rows <= 0) return;
-    size_t R = (size_t)a->rows;
-    size_t bytes = 2 * R * sizeof(float *) + R * sizeof(int);
-    unsigned char *h = (unsigned char *)args_room(c, bytes);
-    if (!h) return;
-    int max_len = 0;
-    for (size_t r = 0; r < R; r++) max_len = a->kv_len[r] > max_len ? a->kv_len[r] : max_len;
-    if (max_len > c->max_kv) {
-        ok(c, cudaErrorInvalidValue);
-        return;
-    }
-    memcpy(h, a->k, R * sizeof(float *));
-    memcpy(h + R * sizeof(float *), a->v, R * sizeof(float *));
-    memcpy(h + 2 * R * sizeof(float *), a->kv_len, R * sizeof(int));
-    if (!args_send(c, bytes)) return;
+stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
+    cuda_exec *c = cx(x);
+    int max_kv = ((cuda_backend *)x->be)->max_kv;
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (a->rows <= 0) return STTS_OK;
+    size_t R = (size_t)a->rows, pb = R * sizeof(float *);
+    for (size_t r = 0; r < R; r++)
+        if (a->kv_len[r] < 1 || a->kv_len[r] > max_kv) return STTS_ERR_INVALID_ARG;
+    unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, a->k, pb);
+    memcpy(h + pb, a->v, pb);
+    memcpy(h + 2 * pb, a->kv_len, R * sizeof(int));
+    stts_status st = args_send(c, 2 * pb + R * sizeof(int));
+    if (st) return st;
     unsigned char *d = (unsigned char *)c->d_args;
-    ok(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
-                        (const float *const *)(d + R * sizeof(float *)), (const int *)(d + 2 * R * sizeof(float *)),
-                        a->kv_stride, a->out, a->out_stride, c->max_kv));
+    return check(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
+                                  (const float *const *)(d + pb), (const int *)(d + 2 * pb), a->kv_stride, a->out,
+                                  a->out_stride, max_kv));
 }
 
-void be_embed(mt_backend *be, const float *table, int D, const int32_t *ids, const int *pos, int rows, float scale,
-              int pad_idx, int pos_round, float *out) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess) || rows <= 0) return;
+stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,
+                     int pad_idx, int pos_round, float *out) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *t = cw(tw);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
     int max_pos = 0;
-    for (int r = 0; r < rows; r++) max_pos = pos[r] > max_pos ? pos[r] : max_pos;
-    if (!pos_table_for(c, D, pos_round, max_pos + 1)) return;
-    size_t bytes = (size_t)rows * (sizeof(int32_t) + sizeof(int));
-    unsigned char *h = (unsigned char *)args_room(c, bytes);
-    if (!h) return;
-    memcpy(h, ids, (size_t)rows * sizeof(int32_t));
-    memcpy(h + (size_t)rows * sizeof(int32_t), pos, (size_t)rows * sizeof(int));
-    if (!args_send(c, bytes)) return;
+    for (int r = 0; r < rows; r++) {
+        if (ids[r] < 0 || ids[r] >= t->h.rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
+        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+    }
+    stts_status st = pos_table_for(c, ((cuda_backend *)x->be)->max_kv, t->h.cols, pos_round, max_pos + 1);
+    if (st) return st;
+    size_t ib = (size_t)rows * sizeof(int32_t);
+    unsigned char *h = args_room(c, 2 * ib);
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, ids, ib);
+    memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+    if ((st = args_send(c, 2 * ib))) return st;
     unsigned char *d = (unsigned char *)c->d_args;
-    ok(c, mtk_embed(c->st, table, D, (const int32_t *)d, (const int *)(d + (size_t)rows * sizeof(int32_t)), rows,
-                    scale, pad_idx, c->pos_table, out));
+    return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out));
 }
 
-void be_scale_cols(mt_backend *be, float *x, int rows, int D, int stride, float s) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess)) return;
-    ok(c, mtk_scale_cols(c->st, x, rows, D, stride, s));
+stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    return check(c, mtk_scale_cols(c->st, buf, rows, D, stride, s));
 }
 
-void be_copy(mt_backend *be, float *dst, const float *src, size_t n) {
-    cuda_backend *c = cb(be);
-    if (!ok(c, cudaSuccess)) return;
-    ok(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
+stts_status be_copy(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    return fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
 }
 
 const mt_backend_ops cuda_ops = {
-    "cuda",        be_destroy,   be_alloc,     be_release,    be_upload, be_download, be_parallel_for,
-    be_linear,     be_layernorm, be_attention, be_embed,      be_scale_cols, be_copy,
+    "cuda",        be_destroy,   be_weight_new, be_weight_gather, be_weight_read, be_weight_free,
+    be_exec_new,   be_exec_free, be_alloc,      be_release,       be_upload,      be_download,
+    be_parallel_for, be_linear,  be_layernorm,  be_attention,     be_embed,       be_scale_cols,
+    be_copy,
     0 /* host_visible */
 };
 
@@ -258,9 +538,7 @@ extern "C" stts_status mt_cuda_probe(stts_error *err) {
     }
     if (n < 1) return stts_error_set(err, STTS_ERR_NOT_FOUND, "the CUDA driver reports no GPU; use --device cpu");
     cudaDeviceProp p;
-    if ((e = cudaGetDeviceProperties(&p, 0)) != cudaSuccess)
-        return stts_error_set(err, STTS_ERR_DEVICE, "cannot read CUDA device 0's properties: %s",
-                              cudaGetErrorString(e));
+    if ((e = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) return dev_error(err, "CUDA device 0's properties", e);
     if (p.major != 9)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "CUDA device 0 (%s) has compute capability %d.%d; this build's kernels are for 9.0 "
@@ -274,44 +552,43 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     stts_status st = mt_cuda_probe(err);
     if (st) return st;
     cudaError_t e = cudaSetDevice(0);
-    if (e != cudaSuccess)
-        return stts_error_set(err, STTS_ERR_DEVICE, "cudaSetDevice(0): %s", cudaGetErrorString(e));
+    if (e != cudaSuccess) return dev_error(err, "cudaSetDevice(0)", e);
     cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
     if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     c->base.ops = &cuda_ops;
     c->base.threads = 1;
     c->max_kv = max_kv;
-    if ((e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking)) != cudaSuccess) {
-        free(c);
-        return stts_error_set(err, STTS_ERR_DEVICE, "cudaStreamCreate: %s", cudaGetErrorString(e));
-    }
     cudaDeviceProp p;
     cudaGetDeviceProperties(&p, 0);
-    snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s f32", p.name);
+    snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
     *out = &c->base;
     return STTS_OK;
+}
+
+extern "C" void *mt_cuda_exec_stream(mt_exec *x) {
+    if (!x || !x->be || x->be->ops != &cuda_ops) return NULL;
+    return (void *)cx(x)->st;
 }
 
 extern "C" double mt_cuda_d2d_bandwidth(size_t bytes, int reps) {
     void *a = NULL, *b = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;
     double best = 0.0;
-    if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess ||
-        cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess)
-        goto done;
-    cudaMemset(a, 0x3c, bytes); /* not zeros: some paths are faster on zeros */
-    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
-    for (int i = 0; i < reps; i++) {
-        cudaEventRecord(e0);
-        cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-        cudaEventRecord(e1);
-        cudaEventSynchronize(e1);
-        float ms = 0.0f;
-        if (cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess || ms <= 0.0f) continue;
-        double gbs = 2.0 * (double)bytes / (ms * 1e6);
-        if (gbs > best) best = gbs;
+    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
+        cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
+        cudaMemset(a, 0x3c, bytes); /* not zeros: some paths are faster on zeros */
+        cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+        for (int i = 0; i < reps; i++) {
+            cudaEventRecord(e0);
+            cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms = 0.0f;
+            if (cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess || ms <= 0.0f) continue;
+            double gbs = 2.0 * (double)bytes / (ms * 1e6);
+            if (gbs > best) best = gbs;
+        }
     }
-done:
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
     if (a) cudaFree(a);
@@ -327,9 +604,4 @@ extern "C" size_t mt_cuda_mem_used(void) {
         return 0;
     }
     return tot - fr;
-}
-
-extern "C" void *mt_cuda_backend_stream(mt_backend *be) {
-    if (!be || be->ops != &cuda_ops) return NULL;
-    return (void *)cb(be)->st;
 }

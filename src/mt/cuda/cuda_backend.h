@@ -27,9 +27,9 @@ stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_error *err);
  * second) over a `bytes` buffer, best of reps; <= 0 on failure. */
 double mt_cuda_d2d_bandwidth(size_t bytes, int reps);
 
-/* The backend's stream (a cudaStream_t), for launching kernels.h kernels
- * in order with the backend's ops (tests); NULL for other backends. */
-void *mt_cuda_backend_stream(mt_backend *be);
+/* An executor's stream (a cudaStream_t), for launching kernels.h kernels
+ * in order with its ops (tests); NULL for other backends' executors. */
+void *mt_cuda_exec_stream(mt_exec *x);
 
 /* Device memory in use on device 0 (total - free), bytes; 0 on failure. */
 size_t mt_cuda_mem_used(void);

@@ -21,7 +21,7 @@ double mt_cuda_d2d_bandwidth(size_t bytes, int reps) {
 
 size_t mt_cuda_mem_used(void) { return 0; }
 
-void *mt_cuda_backend_stream(mt_backend *be) {
-    (void)be;
+void *mt_cuda_exec_stream(mt_exec *x) {
+    (void)x;
     return 0;
 }

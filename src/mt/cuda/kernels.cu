@@ -9,6 +9,7 @@
  * roundings where the CPU backend does so (no FMA contraction in
  * LayerNorm, embedding), so the f32 path follows the CPU engine closely. */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -39,6 +40,19 @@ struct wbf16 {
         for (int i = 0; i < 4; i++) {
             w[2 * i] = __uint_as_float(v[i] << 16);
             w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+struct wf16 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h = *(const __half2 *)&v[i];
+            float2 f = __half22float2(h);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
         }
     }
 };
@@ -127,6 +141,7 @@ extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void
         float *yg = y + (size_t)m0 * N;
         if (wfmt == MTK_W_F32) gemv_launch<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags);
         else if (wfmt == MTK_W_BF16) gemv_launch<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags);
+        else if (wfmt == MTK_W_F16) gemv_launch<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags);
         else gemv_launch<wi8>(st, xg, R, K, W, scales, N, b, yg, flags);
     }
     return launch_status();
@@ -243,24 +258,47 @@ extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, co
 
 /* ---------------- embedding + positions ---------------- */
 
-__global__ void embed_kernel(const float *table, int D, const int32_t *ids, const int *pos, float scale, int pad_idx,
-                             const float *pos_table, float *out) {
+__device__ __forceinline__ float table_elem(const void *t, int fmt, const float *sc, size_t row, int D, int i) {
+    size_t o = row * (size_t)D + (size_t)i;
+    switch (fmt) {
+    case MTK_W_BF16: return __uint_as_float((uint32_t)((const uint16_t *)t)[o] << 16);
+    case MTK_W_F16: return __half2float(((const __half *)t)[o]);
+    case MTK_W_I8: return (float)((const int8_t *)t)[o] * sc[row];
+    default: return ((const float *)t)[o];
+    }
+}
+
+__global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
+                             float scale, int pad_idx, const float *pos_table, float *out) {
     int r = blockIdx.x;
-    const float *e = table + (size_t)ids[r] * D;
     float *o = out + (size_t)r * D;
     int p = pos[r];
     const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float v = __fmul_rn(e[i], scale);
+        float v = __fmul_rn(table_elem(table, fmt, tsc, (size_t)ids[r], D, i), scale);
         if (pt) v = __fadd_rn(v, pt[i]);
         o[i] = v;
     }
 }
 
-extern "C" int mtk_embed(void *stream, const float *table, int D, const int32_t *ids, const int *pos, int rows,
-                         float scale, int pad_idx, const float *pos_table, float *out) {
+extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
+                         const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out) {
     if (rows <= 0) return 0;
-    embed_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(table, D, ids, pos, scale, pad_idx, pos_table, out);
+    embed_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, ids, pos, scale, pad_idx, pos_table,
+                                                         out);
+    return launch_status();
+}
+
+__global__ void gather_kernel(const uint32_t *src, const int32_t *ids, size_t row_words, uint32_t *dst) {
+    const uint32_t *s = src + (size_t)ids[blockIdx.x] * row_words;
+    uint32_t *d = dst + (size_t)blockIdx.x * row_words;
+    for (size_t i = threadIdx.x; i < row_words; i += blockDim.x) d[i] = s[i];
+}
+
+extern "C" int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst) {
+    if (n <= 0) return 0;
+    if (row_bytes % 4) return (int)cudaErrorInvalidValue;
+    gather_kernel<<<n, 256, 0, (cudaStream_t)stream>>>((const uint32_t *)src, ids, row_bytes / 4, (uint32_t *)dst);
     return launch_status();
 }
 

@@ -5,9 +5,10 @@
  * code from the launch. Shapes follow backend.h: row-major, Linear weights
  * in HF's [out][in] layout, activations f32.
  *
- * Weight formats of the GEMV kernels: f32 (parity), bf16 (uint16 bit
- * patterns, round-to-nearest-even from f32 as mt_f32_to_bf16) and int8 with
- * one f32 scale per output row (quant.h: w = q * scale). The GEMV streams
+ * Weight formats of the GEMV kernels: f32 (parity), bf16 and f16 (uint16
+ * bit patterns, rounded from f32 at load as quant.h / the CPU backend do)
+ * and int8 with one f32 scale per output row (quant.h: w = q * scale;
+ * weight-only: activations stay f32). The GEMV streams
  * each weight row once for up to MTK_GEMV_MAX_ROWS activation rows; more
  * rows are processed in groups of that many. */
 #ifndef MT_CUDA_KERNELS_H
@@ -22,7 +23,7 @@ extern "C" {
 
 #define MTK_GEMV_MAX_ROWS 8
 
-enum { MTK_W_F32 = 0, MTK_W_BF16 = 1, MTK_W_I8 = 2 };
+enum { MTK_W_F32 = 0, MTK_W_BF16 = 1, MTK_W_I8 = 2, MTK_W_F16 = 3 };
 enum { MTK_RELU = 1, MTK_ACCUM = 2 }; /* same bits as MT_LIN_RELU / MT_LIN_ACCUM */
 
 /* y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b[N]. W's element type is
@@ -42,10 +43,15 @@ int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *
                   int out_stride, int max_kv);
 
 /* out[r] = table[ids[r]] * scale + pos_table[pos[r]] (pos == pad_idx: no
- * position term). pos_table [positions][D] is precomputed on the host with
- * the CPU backend's formula and rounding, so both give the same bits. */
-int mtk_embed(void *stream, const float *table, int D, const int32_t *ids, const int *pos, int rows, float scale,
-              int pad_idx, const float *pos_table, float *out);
+ * position term). table rows in format tfmt (int8: tscales per row) are
+ * widened/dequantized first. pos_table [positions][D] is precomputed on the
+ * host with the CPU backend's formula and rounding, so both give the same
+ * bits. */
+int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
+              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out);
+
+/* dst row i = src row ids[i] (row_bytes each, a multiple of 4), n rows. */
+int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst);
 
 /* x[r][0..D) *= s for rows at stride. */
 int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s);

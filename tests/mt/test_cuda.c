@@ -173,9 +173,12 @@ static void test_layernorm(void) {
     }
 }
 
-static void test_attention(void) {
-    enum { R = 3, H = 4, HD = 64, D = H * HD, MAXL = 300 };
-    const int lens[R] = {1, 17, MAXL};
+/* R rows of lengths 1, 17, 300, 1, 17, ... (R <= 32: arguments inline in
+ * the launch; more: through a device array) */
+static void attention_case(int R) {
+    enum { H = 4, HD = 64, D = H * HD, MAXL = 300 };
+    int *lens = malloc(sizeof(int) * R);
+    for (int r = 0; r < R; r++) lens[r] = r % 3 == 0 ? 1 : r % 3 == 1 ? 17 : MAXL;
     size_t kvn = (size_t)R * MAXL * D;
     float *q = malloc(sizeof(float) * R * 3 * D), *kv = malloc(sizeof(float) * 2 * kvn);
     for (size_t i = 0; i < (size_t)R * 3 * D; i++) q[i] = urand();
@@ -183,7 +186,8 @@ static void test_attention(void) {
     float *cq = cpu_of(q, (size_t)R * 3 * D), *ckv = cpu_of(kv, 2 * kvn), *co = cpu->ops->alloc(cpu, (size_t)R * D);
     float *gq = dev_of(q, sizeof(float) * R * 3 * D), *gkv = dev_of(kv, sizeof(float) * 2 * kvn);
     float *go = dev_of(NULL, sizeof(float) * R * D);
-    const float *ck[R], *cv[R], *gk[R], *gv[R];
+    const float **ck = malloc(sizeof(float *) * R), **cv = malloc(sizeof(float *) * R);
+    const float **gk = malloc(sizeof(float *) * R), **gv = malloc(sizeof(float *) * R);
     for (int r = 0; r < R; r++) {
         ck[r] = ckv + (size_t)r * MAXL * D, cv[r] = ckv + kvn + (size_t)r * MAXL * D;
         gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
@@ -195,29 +199,38 @@ static void test_attention(void) {
     float *out = malloc(sizeof(float) * R * D);
     fetch(out, go, (size_t)R * D);
     double rm, d = max_diff(out, co, (size_t)R * D, &rm);
-    CHECK_MSG(d <= 1e-5 * rm, "attention: max |gpu - cpu| %.3g of %.3g", d, rm);
+    CHECK_MSG(d <= 1e-5 * rm, "attention %d rows: max |gpu - cpu| %.3g of %.3g", R, d, rm);
     cpu->ops->release(cpu, cq), cpu->ops->release(cpu, ckv), cpu->ops->release(cpu, co);
     gpu->ops->release(gpu, gq), gpu->ops->release(gpu, gkv), gpu->ops->release(gpu, go);
-    free(q), free(kv), free(out);
+    free(q), free(kv), free(out), free(lens), free(ck), free(cv), free(gk), free(gv);
+}
+
+static void test_attention(void) {
+    attention_case(3);
+    attention_case(40);
 }
 
 static void test_embed(void) {
-    enum { V = 50, D = 64, R = 6 };
+    enum { V = 50, D = 64, R = 40 }; /* > MTK_INLINE_ROWS: the device-array path too */
     float *tab = malloc(sizeof(float) * V * D);
     for (int i = 0; i < V * D; i++) tab[i] = urand();
-    const int32_t ids[R] = {0, 3, 49, 7, 7, 1};
-    const int pos[R] = {2, 3, 1, 250, 1025, 1}; /* 1 = pad: no position term */
+    int32_t ids[R] = {0, 3, 49, 7, 7, 1};
+    int pos[R] = {2, 3, 1, 250, 1025, 1}; /* 1 = pad: no position term */
+    for (int r = 6; r < R; r++) ids[r] = (r * 7) % V, pos[r] = r + 2;
     float *co = cpu->ops->alloc(cpu, R * D), *go = dev_of(NULL, sizeof(float) * R * D);
     float *out = malloc(sizeof(float) * R * D);
     for (int f = MT_WF_F32; f <= MT_WF_I8; f++) {
         mt_weight *ct = wnew(cpu, tab, V, D, (mt_wfmt)f), *gt = wnew(gpu, tab, V, D, (mt_wfmt)f);
         if (!ct || !gt) continue;
         for (int round = 0; round < 3; round++) {
-            CHECK(cpu->ops->embed(cx, ct, ids, pos, R, 8.0f, 1, round, co) == STTS_OK);
-            CHECK(gpu->ops->embed(gx, gt, ids, pos, R, 8.0f, 1, round, go) == STTS_OK);
-            fetch(out, go, R * D);
-            CHECK_MSG(memcmp(out, co, sizeof(float) * R * D) == 0, "embed (%s table, pos_round %d) not bit-identical",
-                      mt_wfmt_name((mt_wfmt)f), round);
+            for (int rows = 6; rows <= R; rows += R - 6) { /* 6: inline arguments; 40: device arrays */
+                CHECK(cpu->ops->embed(cx, ct, ids, pos, rows, 8.0f, 1, round, co) == STTS_OK);
+                CHECK(gpu->ops->embed(gx, gt, ids, pos, rows, 8.0f, 1, round, go) == STTS_OK);
+                fetch(out, go, (size_t)rows * D);
+                CHECK_MSG(memcmp(out, co, sizeof(float) * rows * D) == 0,
+                          "embed (%s table, pos_round %d, %d rows) not bit-identical", mt_wfmt_name((mt_wfmt)f), round,
+                          rows);
+            }
         }
         cpu->ops->weight_free(cpu, ct), gpu->ops->weight_free(gpu, gt);
     }

@@ -17,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 extern "C" { /* the engine's C headers */
 #include "backend.h"
+#include "cpu/threadpool.h"
 #include "quant.h"
 }
 #include "cuda/cuda_backend.h"
@@ -46,6 +49,7 @@ struct cuda_exec {
     unsigned char *h_args;
     float *pos_table; /* sinusoids [pos_rows][pos_D] for one (D, rounding) pair */
     int pos_D, pos_round, pos_rows;
+    mt_pool *pool;    /* host threads for parallel_for (the search's row statistics) */
 };
 
 cuda_exec *cx(mt_exec *x) { return (cuda_exec *)x; }
@@ -394,14 +398,21 @@ void be_release(mt_backend *be, float *p) {
 
 /* ---- executors ---- */
 stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *err) {
-    (void)threads;
     *out = NULL;
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    if (threads > 8) threads = 8; /* host work is a few rows of logits per step */
     cuda_exec *c = (cuda_exec *)calloc(1, sizeof *c);
     if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for an executor");
     c->head.be = be;
-    c->head.threads = 1;
+    c->head.threads = threads;
+    if (!(c->pool = mt_pool_new(threads))) {
+        free(c);
+        return stts_error_set(err, STTS_ERR_NOMEM, "cannot start %d host threads for an executor", threads);
+    }
     cudaError_t e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
+        mt_pool_free(c->pool);
         free(c);
         return dev_error(err, "cudaStreamCreate", e);
     }
@@ -416,6 +427,7 @@ void be_exec_free(mt_exec *x) {
     if (c->d_args) cudaFree(c->d_args);
     if (c->pos_table) cudaFree(c->pos_table);
     cudaStreamDestroy(c->st);
+    mt_pool_free(c->pool);
     free(c->h_args);
     free(c);
 }
@@ -434,11 +446,26 @@ stts_status be_download(mt_exec *x, float *dst, const float *src, size_t n) {
     return st;
 }
 
-/* Host work on downloaded data (the search's row statistics): in order on
- * the calling thread. */
+/* Host work on downloaded data (the search's row statistics) on the
+ * executor's host threads. */
+struct pfor_job {
+    void (*fn)(void *ctx, int i);
+    void *ctx;
+};
+
+void pfor_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    pfor_job *j = (pfor_job *)arg;
+    j->fn(j->ctx, chunk);
+}
+
 stts_status be_parallel_for(mt_exec *x, int n, void (*fn)(void *ctx, int i), void *ctx) {
-    (void)x;
-    for (int i = 0; i < n; i++) fn(ctx, i);
+    if (n <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return STTS_OK;
+    }
+    pfor_job j = {fn, ctx};
+    mt_pool_run(cx(x)->pool, n, pfor_chunk, &j);
     return STTS_OK;
 }
 
@@ -467,6 +494,13 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
     size_t R = (size_t)a->rows, pb = R * sizeof(float *);
     for (size_t r = 0; r < R; r++)
         if (a->kv_len[r] < 1 || a->kv_len[r] > max_kv) return STTS_ERR_INVALID_ARG;
+    if (a->rows <= MTK_INLINE_ROWS) { /* decode steps: arguments in the launch, no copy */
+        mtk_kv_rows in;
+        memset(&in, 0, sizeof in);
+        for (size_t r = 0; r < R; r++) in.k[r] = a->k[r], in.v[r] = a->v[r], in.len[r] = a->kv_len[r];
+        return check(c, mtk_attention_inline(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, &in,
+                                             a->kv_stride, a->out, a->out_stride, max_kv));
+    }
     unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
     memcpy(h, a->k, pb);
@@ -493,6 +527,13 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
     }
     stts_status st = pos_table_for(c, ((cuda_backend *)x->be)->max_kv, t->h.cols, pos_round, max_pos + 1);
     if (st) return st;
+    if (rows <= MTK_INLINE_ROWS) {
+        mtk_embed_rows in;
+        memset(&in, 0, sizeof in);
+        for (int r = 0; r < rows; r++) in.ids[r] = ids[r], in.pos[r] = pos[r];
+        return check(c, mtk_embed_inline(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, &in, rows, scale, pad_idx,
+                                         c->pos_table, out));
+    }
     size_t ib = (size_t)rows * sizeof(int32_t);
     unsigned char *h = args_room(c, 2 * ib);
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;

@@ -203,18 +203,19 @@ extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const f
 
 /* ---------------- attention: one block per (head, row) ---------------- */
 
+template <bool INL>
 __global__ void attention_kernel(int hd, const float *q, int q_stride, const float *const *kp, const float *const *vp,
-                                 const int *kv_len, int kv_stride, float *out, int out_stride) {
+                                 const int *kv_len, const mtk_kv_rows inl, int kv_stride, float *out, int out_stride) {
     extern __shared__ float sc[]; /* [max_kv] scores, then [hd] query */
     __shared__ float red[32];
     __shared__ double redd[32];
-    int h = blockIdx.x, r = blockIdx.y, n = kv_len[r];
+    int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
     int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
     float *qs = sc + n;
     const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
     __syncthreads();
-    const float *k = kp[r] + (size_t)h * hd, *v = vp[r] + (size_t)h * hd;
+    const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
     for (int j = w; j < n; j += nw) {
         const float *kj = k + (size_t)j * kv_stride;
         float d = 0.0f;
@@ -241,19 +242,36 @@ __global__ void attention_kernel(int hd, const float *q, int q_stride, const flo
     }
 }
 
-extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
-                             const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
-                             float *out, int out_stride, int max_kv) {
+template <bool INL>
+static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
+                            const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
+                            int kv_stride, float *out, int out_stride, int max_kv) {
     if (rows <= 0) return 0;
     size_t smem = ((size_t)max_kv + (size_t)head_dim) * sizeof(float);
     if (smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaError_t e =
+            cudaFuncSetAttribute(attention_kernel<INL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
     }
     dim3 grid((unsigned)heads, (unsigned)rows);
-    attention_kernel<<<grid, 128, smem, (cudaStream_t)stream>>>(head_dim, q, q_stride, k, v, kv_len, kv_stride, out,
-                                                                out_stride);
+    static const mtk_kv_rows none = {};
+    attention_kernel<INL><<<grid, 128, smem, st>>>(head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride,
+                                                   out, out_stride);
     return launch_status();
+}
+
+extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                             const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
+                             float *out, int out_stride, int max_kv) {
+    return attention_launch<false>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, k, v, kv_len, NULL,
+                                   kv_stride, out, out_stride, max_kv);
+}
+
+extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                                    const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv) {
+    if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
+    return attention_launch<true>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, NULL, NULL, NULL, a,
+                                  kv_stride, out, out_stride, max_kv);
 }
 
 /* ---------------- embedding + positions ---------------- */
@@ -268,14 +286,16 @@ __device__ __forceinline__ float table_elem(const void *t, int fmt, const float 
     }
 }
 
+template <bool INL>
 __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
-                             float scale, int pad_idx, const float *pos_table, float *out) {
+                             const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out) {
     int r = blockIdx.x;
     float *o = out + (size_t)r * D;
-    int p = pos[r];
+    int p = INL ? inl.pos[r] : pos[r];
+    size_t id = (size_t)(INL ? inl.ids[r] : ids[r]);
     const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float v = __fmul_rn(table_elem(table, fmt, tsc, (size_t)ids[r], D, i), scale);
+        float v = __fmul_rn(table_elem(table, fmt, tsc, id, D, i), scale);
         if (pt) v = __fadd_rn(v, pt[i]);
         o[i] = v;
     }
@@ -284,8 +304,19 @@ __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D
 extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
                          const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out) {
     if (rows <= 0) return 0;
-    embed_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, ids, pos, scale, pad_idx, pos_table,
-                                                         out);
+    static const mtk_embed_rows none = {};
+    embed_kernel<false><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, ids, pos, none, scale,
+                                                                pad_idx, pos_table, out);
+    return launch_status();
+}
+
+extern "C" int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D,
+                                const mtk_embed_rows *a, int rows, float scale, int pad_idx, const float *pos_table,
+                                float *out) {
+    if (rows <= 0) return 0;
+    if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
+    embed_kernel<true><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, NULL, NULL, *a, scale, pad_idx,
+                                                               pos_table, out);
     return launch_status();
 }
 

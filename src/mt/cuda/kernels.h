@@ -42,6 +42,27 @@ int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
                   int out_stride, int max_kv);
 
+/* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
+ * kernel's parameters (no host-to-device copy per call: decode steps). */
+#define MTK_INLINE_ROWS 32
+typedef struct {
+    const float *k[MTK_INLINE_ROWS];
+    const float *v[MTK_INLINE_ROWS];
+    int len[MTK_INLINE_ROWS];
+} mtk_kv_rows;
+typedef struct {
+    int32_t ids[MTK_INLINE_ROWS];
+    int pos[MTK_INLINE_ROWS];
+} mtk_embed_rows;
+
+/* mtk_attention with rows <= MTK_INLINE_ROWS and the per-row arguments in a
+ * host struct (copied into the launch). */
+int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv);
+/* mtk_embed with rows <= MTK_INLINE_ROWS and ids/pos in a host struct. */
+int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D, const mtk_embed_rows *a,
+                     int rows, float scale, int pad_idx, const float *pos_table, float *out);
+
 /* out[r] = table[ids[r]] * scale + pos_table[pos[r]] (pos == pad_idx: no
  * position term). table rows in format tfmt (int8: tscales per row) are
  * widened/dequantized first. pos_table [positions][D] is precomputed on the

@@ -6,12 +6,13 @@
 #   1. kernels against references + GPU ids == CPU ids on tests/fixtures/mt
 #      (test_cuda), then the same under compute-sanitizer memcheck
 #   2. the demo model's 500 test sentences: GPU f32 ids == CPU f32 ids,
-#      greedy and beam 4 (test_cuda --demo)
+#      greedy and beam 4; GPU bf16 and int8 greedy vs GPU f32 (test_cuda --demo)
 #   3. HF transformers on the GPU on the same sentences (bf16 and fp32
 #      greedy, fp32 beam 4): identical ids and char BLEU of each side
 #   4. stream-tts translate --device cuda / auto smoke run
-#   5. bench_nllb --device cuda --json (600M shape) and HF bf16/fp32 timing
-#      of the same work on the same GPU in the same call
+#   5. bench_nllb --device cuda --json (600M shape; f32, bf16, int8) and HF
+#      bf16/fp32 timing of the same work on the same GPU in the same call
+#   6. Nsight Compute on a few decode-step kernels (bf16)
 set -uo pipefail
 C=.device/cuda
 FINAL=${OUT:?}
@@ -44,16 +45,26 @@ echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --mod
 echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --model models/demo-en-ja --src eng_Latn \
   --tgt jpn_Jpan --device cuda 2>&1 | tee -a "$summary"
 
-echo "== 5. bench_nllb --device cuda (600M shape, f32) and HF on the same GPU"
-timeout 200 $C/bin/bench_nllb --device cuda --reps 5 --json >"$OUT/bench.log" 2>&1
-note "bench rc=$?"; cat "$OUT/bench.log"; grep '^{' "$OUT/bench.log" >>"$summary"
+echo "== 5. bench_nllb --device cuda (600M shape) and HF on the same GPU"
+for w in bf16 int8 f32; do
+  timeout 150 $C/bin/bench_nllb --device cuda --weights $w --reps 5 --json >"$OUT/bench-$w.log" 2>&1
+  note "bench $w rc=$?"; grep -vE '^\{' "$OUT/bench-$w.log" | tail -6; grep '^{' "$OUT/bench-$w.log" >>"$summary"
+done
 timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distilled-600M.config.json 2>&1 | grep -v -i warn |
   tee "$OUT/hf-timing.log"; grep '^{' "$OUT/hf-timing.log" >>"$summary"
 
 echo "== 3. HF on the GPU vs ours, demo test set"
 timeout 240 python3 $C/hf-demo-gpu.py models/demo-en-ja $C/data $C/data/nllb-200-1.3B.special_tokens_map.json \
-  "$OUT/ours-greedy.jsonl" "$OUT/ours-beam4.jsonl" 2>&1 | grep -v -i warn | tee "$OUT/hf-demo.log"
+  "$OUT/ours" 2>&1 | grep -v -iE "warn|max_new_tokens|Loading weights" | tee "$OUT/hf-demo.log"
 grep -E "BLEU" "$OUT/hf-demo.log" >>"$summary"
+
+echo "== 6. ncu: decode-step kernels, bf16 weights"
+if command -v ncu >/dev/null; then
+  timeout 120 ncu --clock-control none --launch-skip 600 --launch-count 40 --section SpeedOfLight \
+    $C/bin/bench_nllb --device cuda --weights bf16 --reps 1 --steps 4 >"$OUT/ncu.log" 2>&1
+  note "ncu rc=$?"
+  grep -E "^  [a-z_].*\(|Duration|Memory Throughput|DRAM Throughput" "$OUT/ncu.log" | head -80
+fi
 tar czf "$FINAL/logs.tar.gz" -C $OUT . && cp "$summary" "$FINAL/"
 echo "================ summary"
 cat "$summary"

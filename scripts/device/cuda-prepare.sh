@@ -23,6 +23,8 @@ for b in "$DEST"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r so; do cp -L "$so" "$DEST/lib/"; done
 cp scripts/device/cuda-check.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py "$DEST/"
-cp ../shared/data/small_parallel_enja/test.en ../shared/data/small_parallel_enja/test.ja "$DEST/data/"
+# the demo test set as the engine's tests and HF's reference see it (natural text)
+python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /tmp/cuda-prep-data >/dev/null
+cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"
 cp ../shared/nllb/nllb-200-distilled-600M.config.json ../shared/nllb/nllb-200-1.3B.special_tokens_map.json "$DEST/data/"
 du -sh "$DEST"

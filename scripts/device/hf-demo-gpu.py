@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""hf-demo-gpu.py MODEL DATA_DIR LANG_MAP OURS_GREEDY_JSONL OURS_BEAM4_JSONL - the
-demo model's 500 test sentences with HF transformers on the GPU (greedy in
-bf16 and fp32, beam 4 in fp32; batch 1, at most 64 new tokens, as
-scripts/demo-model/eval-hf.py) against our engine's GPU outputs (test_cuda
---demo): how many ids are identical, the sentences where they differ (both
-texts), and the character BLEU of each side against test.ja."""
+"""hf-demo-gpu.py MODEL DATA_DIR LANG_MAP OURS_PREFIX - the demo model's 500
+test sentences (DATA_DIR/test.en, test.ja: scripts/demo-model/prepare-data.py
+output) with HF transformers on the GPU (greedy in bf16 and fp32, beam 4 in
+fp32; batch 1, at most 64 new tokens, as scripts/demo-model/eval-hf.py)
+against our engine's GPU outputs (test_cuda --demo ... OURS_PREFIX): how many
+ids are identical in each direction of comparison, the sentences where they
+differ (both texts), and the character BLEU of each side against test.ja.
+Each HF dtype loads the checkpoint afresh (no bf16 -> fp32 round trip)."""
 import json
 import os
 import sys
@@ -14,7 +16,7 @@ import sentencepiece as spm
 import torch
 from transformers import M2M100ForConditionalGeneration
 
-model_dir, data, lang_map, ours_g, ours_b = sys.argv[1:6]
+model_dir, data, lang_map, prefix = sys.argv[1:5]
 codes = json.load(open(lang_map))["additional_special_tokens"]
 sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "sentencepiece.bpe.model"))
 S = sp.get_piece_size()
@@ -23,14 +25,13 @@ enc = lambda t: [src_id] + [3 if i == 0 else i + 1 for i in sp.encode(t, out_typ
 dec = lambda ids: sp.decode([i - 1 for i in ids if 4 <= i <= S])
 src = [l.rstrip("\n") for l in open(os.path.join(data, "test.en"), encoding="utf-8")]
 ref = [l.rstrip("\n") for l in open(os.path.join(data, "test.ja"), encoding="utf-8")]
-ours = {"greedy": [json.loads(l) for l in open(ours_g)], "beam4": [json.loads(l) for l in open(ours_b)]}
+ours = {k: [json.loads(l) for l in open(f"{prefix}-{k}.jsonl")] for k in ("greedy", "beam4", "bf16-greedy", "int8-greedy")}
 bleu = lambda hyp: sacrebleu.corpus_bleu(hyp, [ref], tokenize="char").score
 for k, v in ours.items():
-    print(f"ours (GPU f32) {k}: char BLEU {bleu([o['text'] for o in v]):.2f}")
-m = M2M100ForConditionalGeneration.from_pretrained(model_dir).cuda().eval()
-for name, dtype, beams, mine in (("greedy_bf16", torch.bfloat16, 1, "greedy"), ("greedy_fp32", torch.float32, 1, "greedy"),
-                                 ("beam4_fp32", torch.float32, 4, "beam4")):
-    m = m.to(dtype)
+    print(f"ours (GPU) {k}: char BLEU {bleu([o['text'] for o in v]):.2f}")
+for name, dtype, beams, mine in (("greedy_bf16", torch.bfloat16, 1, "bf16-greedy"),
+                                 ("greedy_fp32", torch.float32, 1, "greedy"), ("beam4_fp32", torch.float32, 4, "beam4")):
+    m = M2M100ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).cuda().eval()
     outs = []
     with torch.no_grad():
         for s in src:
@@ -39,8 +40,9 @@ for name, dtype, beams, mine in (("greedy_bf16", torch.bfloat16, 1, "greedy"), (
             outs.append(g[0].tolist())
     mine_v = ours[mine]
     same = sum(a == b["ids"] for a, b in zip(outs, mine_v))
-    print(f"HF GPU {name}: char BLEU {bleu([dec(o) for o in outs]):.2f}; ids identical to ours (GPU f32 {mine}): "
+    print(f"HF GPU {name}: char BLEU {bleu([dec(o) for o in outs]):.2f}; ids identical to ours (GPU {mine}): "
           f"{same}/{len(src)} = {100.0 * same / len(src):.1f}%")
+    json.dump(outs, open(f"{prefix}-hf-{name}.json", "w"))
     shown = 0
     for i, (a, b) in enumerate(zip(outs, mine_v)):
         if a != b["ids"] and shown < 8:

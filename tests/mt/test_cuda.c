@@ -98,13 +98,16 @@ static void linear_case(mt_wfmt fmt, int M, int K, int N, int flags) {
 }
 
 static void test_linear(void) {
+    /* N 37 and 1000 with K 1024: 4 warps per row (split K); K 64 or N 16411: one warp per row */
     const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
     const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
-    for (int f = 0; f < 4; f++)
+    for (int f = 0; f < 4; f++) {
         for (int a = 0; a < 5; a++)
             for (int k = 0; k < 2; k++)
                 for (int n = 0; n < 2; n++)
                     for (int fl = 0; fl < 3; fl++) linear_case(fmts[f], Ms[a], Ks[k], Ns[n], fl);
+        linear_case(fmts[f], 3, 1024, 16411, MT_LIN_ACCUM);
+    }
 }
 
 /* A shortlist gather keeps each row's bytes (and int8 scale). */

@@ -208,7 +208,11 @@ stts_status pos_table_for(cuda_exec *c, int max_kv, int D, int round, int rows) 
     }
     c->pos_table = NULL;
     stts_status st = fail(c, cudaMalloc(&c->pos_table, (size_t)rows * D * sizeof(float)));
-    if (!st) st = fail(c, cudaMemcpy(c->pos_table, h, (size_t)rows * D * sizeof(float), cudaMemcpyHostToDevice));
+    /* on this stream and waited for: a plain cudaMemcpy from pageable memory
+     * may return before its DMA is done, and the legacy stream it uses does
+     * not order this executor's non-blocking stream (test_cuda caught it) */
+    if (!st) st = fail(c, cudaMemcpyAsync(c->pos_table, h, (size_t)rows * D * sizeof(float), cudaMemcpyHostToDevice, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
     free(h);
     if (!st) c->pos_D = D, c->pos_round = round, c->pos_rows = rows;
     return st;
@@ -303,6 +307,9 @@ stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int
     }
     if (e == cudaSuccess && fmt == MT_WF_I8)
         e = cudaMemcpy(w->dscale, sc, (size_t)N * sizeof(float), cudaMemcpyHostToDevice);
+    /* a pageable cudaMemcpy may return before its DMA lands, and executors'
+     * streams do not wait for the legacy stream: finish the upload here */
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
     free(buf), free(sc), free(row);
     if (e != cudaSuccess) {
         wfree(w);

@@ -67,68 +67,98 @@ struct wi8 {
     }
 };
 
-template <int R, typename WL>
+/* S warps share one output row (split K) when the matrix has few rows, so
+ * that enough loads are in flight to keep the memory system busy: with one
+ * warp per row, a 1024 x 1024 bf16 matrix gives each of 128 blocks 4 loads
+ * per lane (latency-bound, ~10-30% of DRAM bandwidth under Nsight Compute). */
+template <int R, typename WL, int S>
 __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
                                                    const float *__restrict__ scales, int N,
                                                    const float *__restrict__ b, float *__restrict__ y, int flags) {
-    int warp = (int)(blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP);
-    int lane = (int)(threadIdx.x % WARP);
-    if (warp >= N) return;
-    const size_t row = (size_t)warp * (size_t)K;
+    __shared__ float part[8][R];
+    int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
+    int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    if (n < N) {
+        const size_t row = (size_t)n * (size_t)K;
 #pragma unroll 4
-    for (int k = lane * 8; k < K; k += WARP * 8) {
-        float w[8];
-        WL::load8(W, row + (size_t)k, w);
+        for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
+            float w[8];
+            WL::load8(W, row + (size_t)k, w);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
+                float4 a = __ldg(xp), c = __ldg(xp + 1);
+                float s = acc[r];
+                s = fmaf(w[0], a.x, s);
+                s = fmaf(w[1], a.y, s);
+                s = fmaf(w[2], a.z, s);
+                s = fmaf(w[3], a.w, s);
+                s = fmaf(w[4], c.x, s);
+                s = fmaf(w[5], c.y, s);
+                s = fmaf(w[6], c.z, s);
+                s = fmaf(w[7], c.w, s);
+                acc[r] = s;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+    }
+    if (S > 1) {
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) part[wib][r] = acc[r];
+        __syncthreads();
+        if (split != 0 || lane != 0 || n >= N) return;
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
-            float4 a = __ldg(xp), c = __ldg(xp + 1);
-            float s = acc[r];
-            s = fmaf(w[0], a.x, s);
-            s = fmaf(w[1], a.y, s);
-            s = fmaf(w[2], a.z, s);
-            s = fmaf(w[3], a.w, s);
-            s = fmaf(w[4], c.x, s);
-            s = fmaf(w[5], c.y, s);
-            s = fmaf(w[6], c.z, s);
-            s = fmaf(w[7], c.w, s);
-            acc[r] = s;
+            float t = part[wib][r];
+            for (int i = 1; i < S; i++) t += part[wib + i][r];
+            acc[r] = t;
         }
+    } else if (lane != 0 || n >= N) {
+        return;
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
-    if (lane != 0) return;
-    float sc = scales ? scales[warp] : 1.0f;
-    float bias = b ? b[warp] : 0.0f;
+    float sc = scales ? scales[n] : 1.0f;
+    float bias = b ? b[n] : 0.0f;
 #pragma unroll
     for (int r = 0; r < R; r++) {
         float v = acc[r] * sc + bias;
         if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
-        float *yp = y + (size_t)r * N + warp;
+        float *yp = y + (size_t)r * N + n;
         if (flags & MTK_ACCUM) *yp = *yp + v;
         else *yp = v;
     }
 }
 
-template <typename WL>
-static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
-                        const float *b, float *y, int flags) {
-    dim3 block(256), grid((unsigned)((N + 7) / 8));
+template <typename WL, int S>
+static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                          const float *b, float *y, int flags) {
+    const int rows_per_block = 8 / S;
+    dim3 block(256), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
     switch (R) {
 #define CASE(n)                                                                                       \
     case n:                                                                                           \
-        gemv_kernel<n, WL><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags);                  \
+        gemv_kernel<n, WL, S><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags);               \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default:
         break;
     }
+}
+
+/* Split K 4 ways below 16384 rows (every Linear of NLLB; the LM head has
+ * rows enough for one warp each). */
+template <typename WL>
+static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                        const float *b, float *y, int flags) {
+    if (N < 16384 && K >= 4 * WARP * 8) gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags);
+    else gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags);
 }
 
 extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,

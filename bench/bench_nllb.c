@@ -227,16 +227,19 @@ int main(int argc, char **argv) {
     src[src_len - 1] = 2;
 
     size_t step_b = nllb_model_step_bytes(m), enc_b = nllb_model_encode_bytes(m);
-    size_t lm_b = (size_t)cfg.vocab_size * cfg.d_model * sizeof(float);
+    /* the LM head in the model's weight format (int8: + one f32 scale per row) */
+    nllb_weights wf = nllb_model_weights(m);
+    size_t es = wf == NLLB_WEIGHTS_F32 ? 4 : wf == NLLB_WEIGHTS_INT8 ? 1 : 2;
+    size_t lm_b = (size_t)cfg.vocab_size * (cfg.d_model * es + (wf == NLLB_WEIGHTS_INT8 ? sizeof(float) : 0));
     int gpu = strncmp(nllb_model_backend(m), "cuda", 4) == 0;
     /* GPU: device-to-device copy of 1 GiB, bytes read + written (the floor of a weight stream) */
     double bw = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_bandwidth((size_t)1 << 30, threads, 5);
 
     printf("bench_nllb: NLLB-200-distilled-600M shape, random weights (built in %.0f ms), backend %s\n", build_ms,
            nllb_model_backend(m));
-    printf("  weights %.1f MB f32; each decode step reads %.1f MB (decoder %.1f MB + LM head %.1f MB); "
+    printf("  weights %.1f MB %s; each decode step reads %.1f MB (decoder %.1f MB + LM head %.1f MB); "
            "encode reads %.1f MB\n",
-           nllb_model_weight_bytes(m) / 1e6, step_b / 1e6, (step_b - lm_b) / 1e6, lm_b / 1e6, enc_b / 1e6);
+           nllb_model_weight_bytes(m) / 1e6, nllb_weights_name(wf), step_b / 1e6, (step_b - lm_b) / 1e6, lm_b / 1e6, enc_b / 1e6);
     if (gpu) printf("  device-to-device copy probe (1 GiB, read + write): %.2f GB/s\n", bw);
     else printf("  read bandwidth probe (%d threads, 1 GiB): %.2f GB/s\n", threads, bw);
     printf("  work: encode %d tokens + %d forced decode steps (after the forced language token), batch 1\n",

@@ -4,21 +4,26 @@
  *
  * Work timed (the issue's definition): encode a 20-token source, then
  * exactly 24 forced decode steps at batch 1 (force_length: </s> ignored),
- * greedy and beam 4. Reports ms per sentence, ms per decode step, the bytes
- * each step must read (decoder weights + LM head) and a read-bandwidth probe
- * measured in the same run with the same thread count, giving the floor
- * (bytes / bandwidth) and our ratio to it.
+ * greedy and beam 4, per weight format (several in one run: same probe,
+ * same machine state). Reports ms per sentence, ms per decode step, the
+ * bytes each step must read in that format (decoder weights + LM head, or
+ * its shortlisted rows) and a read-bandwidth probe measured in the same
+ * process before and after the timed work with the same thread count; the
+ * floor is bytes / the best probe bandwidth of the run, never derived from
+ * the engine's own speed.
  *
- *   bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512]
- *              [--device cpu|cuda|auto] [--weights f32|bf16|f16|int8] [--json]
- * --device cuda: the CUDA backend; its floor uses a device-to-device copy
- * probe (bytes read + written per second) measured in the same run, and the
- * GPU memory in use is reported. --json adds one JSON object per search
- * (keys ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
- * floor_ms_per_step, ...) on stdout after the table.
- */
+ *   bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] [--reps N]
+ *              [--steps N] [--src-len N] [--simd scalar|avx2|avx512] [--device auto|cpu|cuda] [--json]
+ * --shortlist-rows 0: the full vocabulary. --json: one object per line per
+ * weight format and search mode (keys weights, shortlist_rows, search,
+ * ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
+ * floor_ms_per_step, probe_gbps, ...). On the GPU (--device cuda, or auto
+ * with a usable GPU) the probe is a device-to-device copy of 1 GiB (bytes
+ * read + written per second, cudaMemcpy) in the same run, and the JSON adds
+ * device and gpu_mem_bytes. */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,80 +40,200 @@
 
 static double now_ms(void) { return (double)stts_now_ns() / 1e6; }
 
-/* ---------------- read-bandwidth probe ---------------- */
-typedef struct {
-    const float *p;
-    size_t n;
-    float sink;
-} probe_arg;
+/* ---------------- read-bandwidth probe ----------------
+ * At least as good at reading memory as the engine, so that no engine run
+ * can beat its "floor": a persistent pool of threads started before any
+ * timing (the engine's pool is persistent too), the caller working as well;
+ * the buffer (1 GiB, far beyond the caches) 2 MB aligned with huge pages
+ * asked for and touched first, as the engine's weights; work claimed
+ * dynamically in 256 KB chunks (as the engine's linear layers); inside a
+ * chunk, 4 rows of 4 KB read at once (the engine's 4-row blocks of W) with
+ * 256-bit (or 512-bit) loads into 8 independent accumulators. Best of reps. */
+typedef struct probe_pool probe_pool;
+struct probe_pool {
+    const float *buf;
+    size_t n;          /* floats */
+    int threads;
+    pthread_t th[256];
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done_cv;
+    unsigned gen;
+    int stop, running;
+    volatile int next; /* chunk counter (atomic builtins) */
+    int chunks;
+    float sink[256];
+};
+
+#define PROBE_CHUNK (256 * 1024 / sizeof(float))
+#define PROBE_ROW (4096 / sizeof(float))
 
 #ifdef HAVE_AVX2_PROBE
-__attribute__((target("avx2"))) static float sum_avx2(const float *p, size_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 32 <= n; i += 32) {
-        a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
-        a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
-        a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
-        a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+__attribute__((target("avx2"))) static float chunk_avx2(const float *p) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (size_t r = 0; r < PROBE_CHUNK; r += 4 * PROBE_ROW) { /* 4 rows at once */
+        const float *r0 = p + r, *r1 = r0 + PROBE_ROW, *r2 = r1 + PROBE_ROW, *r3 = r2 + PROBE_ROW;
+        for (size_t k = 0; k < PROBE_ROW; k += 16) {
+            a0 = _mm256_add_ps(a0, _mm256_load_ps(r0 + k));
+            a1 = _mm256_add_ps(a1, _mm256_load_ps(r1 + k));
+            a2 = _mm256_add_ps(a2, _mm256_load_ps(r2 + k));
+            a3 = _mm256_add_ps(a3, _mm256_load_ps(r3 + k));
+            a4 = _mm256_add_ps(a4, _mm256_load_ps(r0 + k + 8));
+            a5 = _mm256_add_ps(a5, _mm256_load_ps(r1 + k + 8));
+            a6 = _mm256_add_ps(a6, _mm256_load_ps(r2 + k + 8));
+            a7 = _mm256_add_ps(a7, _mm256_load_ps(r3 + k + 8));
+        }
     }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
     float o[8];
     _mm256_storeu_ps(o, s);
     return o[0] + o[1] + o[2] + o[3] + o[4] + o[5] + o[6] + o[7];
 }
+
+__attribute__((target("avx512f"))) static float chunk_avx512(const float *p) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (size_t r = 0; r < PROBE_CHUNK; r += 4 * PROBE_ROW) {
+        const float *r0 = p + r, *r1 = r0 + PROBE_ROW, *r2 = r1 + PROBE_ROW, *r3 = r2 + PROBE_ROW;
+        for (size_t k = 0; k < PROBE_ROW; k += 32) {
+            a0 = _mm512_add_ps(a0, _mm512_load_ps(r0 + k));
+            a1 = _mm512_add_ps(a1, _mm512_load_ps(r1 + k));
+            a2 = _mm512_add_ps(a2, _mm512_load_ps(r2 + k));
+            a3 = _mm512_add_ps(a3, _mm512_load_ps(r3 + k));
+            a4 = _mm512_add_ps(a4, _mm512_load_ps(r0 + k + 16));
+            a5 = _mm512_add_ps(a5, _mm512_load_ps(r1 + k + 16));
+            a6 = _mm512_add_ps(a6, _mm512_load_ps(r2 + k + 16));
+            a7 = _mm512_add_ps(a7, _mm512_load_ps(r3 + k + 16));
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                              _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+}
 #endif
 
-static float sum_plain(const float *p, size_t n) {
+static float chunk_plain(const float *p) {
     float a[8] = {0};
-    for (size_t i = 0; i + 8 <= n; i += 8)
+    for (size_t i = 0; i < PROBE_CHUNK; i += 8)
         for (int k = 0; k < 8; k++) a[k] += p[i + k];
     return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
 }
 
-static void *probe_thread(void *v) {
-    probe_arg *a = v;
+static int g_probe_level; /* 2 avx512, 1 avx2, 0 plain */
+
+static void probe_work(probe_pool *pp, int tid) {
+    float s = 0;
+    for (;;) {
+        int c = __atomic_fetch_add(&pp->next, 1, __ATOMIC_RELAXED);
+        if (c >= pp->chunks) break;
+        const float *p = pp->buf + (size_t)c * PROBE_CHUNK;
 #ifdef HAVE_AVX2_PROBE
-    if (__builtin_cpu_supports("avx2")) {
-        a->sink = sum_avx2(a->p, a->n);
-        return NULL;
-    }
+        if (g_probe_level == 2) s += chunk_avx512(p);
+        else if (g_probe_level == 1) s += chunk_avx2(p);
+        else
 #endif
-    a->sink = sum_plain(a->p, a->n);
-    return NULL;
+            s += chunk_plain(p);
+    }
+    pp->sink[tid] += s;
 }
 
-/* GB/s reading `bytes` (well beyond the caches) split over `threads`; best of reps. */
-static double probe_bandwidth(size_t bytes, int threads, int reps) {
-    size_t n = bytes / sizeof(float);
-    float *buf = NULL;
-    if (posix_memalign((void **)&buf, 4096, n * sizeof(float)) != 0) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023) * 1e-3f;
-    double best = 0;
-    pthread_t th[256];
-    probe_arg args[256];
+typedef struct {
+    probe_pool *pp;
+    int tid;
+} probe_targ;
+
+static void *probe_main(void *v) {
+    probe_targ a = *(probe_targ *)v;
+    free(v);
+    probe_pool *pp = a.pp;
+    unsigned seen = 0;
+    for (;;) {
+        /* spin briefly (as the engine's workers), then sleep */
+        int spins = 0;
+        while (__atomic_load_n(&pp->gen, __ATOMIC_ACQUIRE) == seen && !__atomic_load_n(&pp->stop, __ATOMIC_ACQUIRE)) {
+            if (++spins > 20000) {
+                pthread_mutex_lock(&pp->mu);
+                while (pp->gen == seen && !pp->stop) pthread_cond_wait(&pp->cv, &pp->mu);
+                pthread_mutex_unlock(&pp->mu);
+            }
+        }
+        if (__atomic_load_n(&pp->stop, __ATOMIC_ACQUIRE)) return NULL;
+        seen = __atomic_load_n(&pp->gen, __ATOMIC_ACQUIRE);
+        probe_work(pp, a.tid);
+        pthread_mutex_lock(&pp->mu);
+        if (--pp->running == 0) pthread_cond_signal(&pp->done_cv);
+        pthread_mutex_unlock(&pp->mu);
+    }
+}
+
+static probe_pool *probe_new(size_t bytes, int threads) {
+    probe_pool *pp = calloc(1, sizeof *pp);
+    if (!pp) return NULL;
     if (threads > 256) threads = 256;
+    pp->threads = threads;
+    pp->chunks = (int)(bytes / (PROBE_CHUNK * sizeof(float)));
+    pp->n = (size_t)pp->chunks * PROBE_CHUNK;
+    float *buf = NULL;
+    if (posix_memalign((void **)&buf, 2u << 20, pp->n * sizeof(float)) != 0) {
+        free(pp);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(buf, pp->n * sizeof(float), MADV_HUGEPAGE);
+#endif
+    for (size_t i = 0; i < pp->n; i++) buf[i] = (float)(i & 1023) * 1e-3f;
+    pp->buf = buf;
+#ifdef HAVE_AVX2_PROBE
+    __builtin_cpu_init();
+    g_probe_level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+#endif
+    pthread_mutex_init(&pp->mu, NULL);
+    pthread_cond_init(&pp->cv, NULL);
+    pthread_cond_init(&pp->done_cv, NULL);
+    for (int t = 1; t < threads; t++) {
+        probe_targ *a = malloc(sizeof *a);
+        a->pp = pp;
+        a->tid = t;
+        pthread_create(&pp->th[t], NULL, probe_main, a);
+    }
+    return pp;
+}
+
+/* GB/s of one full read of the buffer by all threads; best of reps. */
+static double probe_run(probe_pool *pp, int reps) {
+    double best = 0;
     for (int r = 0; r < reps; r++) {
         double t0 = now_ms();
-        for (int t = 0; t < threads; t++) {
-            size_t a = n / threads * t, b = t == threads - 1 ? n : n / threads * (t + 1);
-            a &= ~(size_t)31;
-            b = t == threads - 1 ? n : (b & ~(size_t)31);
-            args[t].p = buf + a;
-            args[t].n = b - a;
-            pthread_create(&th[t], NULL, probe_thread, &args[t]);
-        }
-        float sink = 0;
-        for (int t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            sink += args[t].sink;
-        }
+        pthread_mutex_lock(&pp->mu);
+        __atomic_store_n(&pp->next, 0, __ATOMIC_RELAXED);
+        pp->running = pp->threads - 1;
+        __atomic_add_fetch(&pp->gen, 1, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&pp->cv);
+        pthread_mutex_unlock(&pp->mu);
+        probe_work(pp, 0);
+        pthread_mutex_lock(&pp->mu);
+        while (pp->running > 0) pthread_cond_wait(&pp->done_cv, &pp->mu);
+        pthread_mutex_unlock(&pp->mu);
         double ms = now_ms() - t0;
-        double gbs = (double)bytes / (ms * 1e6);
+        double gbs = (double)pp->n * sizeof(float) / (ms * 1e6);
         if (gbs > best) best = gbs;
-        if (sink == 12345.678f) printf(" "); /* keep the sums alive */
     }
-    free(buf);
     return best;
+}
+
+static void probe_free(probe_pool *pp) {
+    if (!pp) return;
+    pthread_mutex_lock(&pp->mu);
+    __atomic_store_n(&pp->stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&pp->cv);
+    pthread_mutex_unlock(&pp->mu);
+    for (int t = 1; t < pp->threads; t++) pthread_join(pp->th[t], NULL);
+    float s = 0;
+    for (int t = 0; t < pp->threads; t++) s += pp->sink[t];
+    if (s == 12345.678f) printf(" "); /* keep the sums alive */
+    free((void *)pp->buf);
+    pthread_mutex_destroy(&pp->mu);
+    pthread_cond_destroy(&pp->cv);
+    pthread_cond_destroy(&pp->done_cv);
+    free(pp);
 }
 
 /* ---------------- timing the engine ---------------- */
@@ -130,10 +255,18 @@ typedef struct {
     double sentence_ms, step_ms, encode_ms;
 } timing;
 
+static const int32_t *g_sl_ids; /* shortlist (NULL: full vocabulary) */
+static int g_sl_n;
+
 static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps, timing *out) {
     nllb_translate_params p = nllb_translate_default_params();
     p.num_beams = beams;
     p.force_length = steps;
+    if (g_sl_ids) {
+        p.shortlist = NLLB_SHORTLIST_IDS;
+        p.shortlist_ids = g_sl_ids;
+        p.n_shortlist_ids = g_sl_n;
+    }
     step_clock clk = {0, 0, 0};
     p.on_token = on_token;
     p.user = &clk;
@@ -160,137 +293,186 @@ static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps,
     return 0;
 }
 
+static void usage(void) {
+    fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] "
+                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512] [--device auto|cpu|cuda] "
+                    "[--json]\n");
+}
+
 int main(int argc, char **argv) {
-    int threads = 0, reps = 3, steps = 24, src_len = 20;
+    int threads = 0, reps = 3, steps = 24, src_len = 20, sl_rows = 0, json = 0, device = NLLB_DEVICE_AUTO;
     nllb_simd simd = NLLB_SIMD_AUTO;
-    int device = NLLB_DEVICE_CPU, json = 0;
-    const char *weights = "f32";
-    int wfmt = NLLB_WEIGHTS_F32;
+    char wlist[128] = "f32";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--src-len") && i + 1 < argc) src_len = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--simd") && i + 1 < argc) {
-            const char *v = argv[++i];
-            simd = !strcmp(v, "scalar") ? NLLB_SIMD_SCALAR : !strcmp(v, "avx2") ? NLLB_SIMD_AVX2 : NLLB_SIMD_AVX512;
-        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
-            device = nllb_device_parse(argv[++i]);
-            if (device < 0) {
-                fprintf(stderr, "bench_nllb: --device expects cpu, cuda or auto\n");
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
-            weights = argv[++i];
-            if ((wfmt = nllb_weights_parse(weights)) < 0) {
-                fprintf(stderr, "bench_nllb: --weights expects auto, f32, bf16, f16 or int8\n");
-                return 2;
-            }
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
         }
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "usage: bench_nllb [--threads N] [--reps N] [--steps N] [--src-len N] "
-                            "[--simd scalar|avx2|avx512] [--device cpu|cuda|auto] [--weights f32|bf16|f16|int8] "
-                            "[--json]\n");
+        if (!v) {
+            usage();
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--reps")) reps = atoi(v);
+        else if (!strcmp(a, "--steps")) steps = atoi(v);
+        else if (!strcmp(a, "--src-len")) src_len = atoi(v);
+        else if (!strcmp(a, "--shortlist-rows")) sl_rows = atoi(v);
+        else if (!strcmp(a, "--weights")) snprintf(wlist, sizeof wlist, "%s", v);
+        else if (!strcmp(a, "--device")) {
+            if ((device = nllb_device_parse(v)) < 0) {
+                fprintf(stderr, "bench_nllb: --device must be auto, cpu or cuda (got \"%s\")\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--simd")) {
+            if (!strcmp(v, "scalar")) simd = NLLB_SIMD_SCALAR;
+            else if (!strcmp(v, "avx2")) simd = NLLB_SIMD_AVX2;
+            else if (!strcmp(v, "avx512")) simd = NLLB_SIMD_AVX512;
+            else {
+                fprintf(stderr, "bench_nllb: --simd must be scalar, avx2 or avx512 (got \"%s\")\n", v);
+                return 2;
+            }
+        } else {
+            usage();
             return 2;
         }
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (reps < 1 || steps < 1 || src_len < 2 || src_len > 1024) {
-        fprintf(stderr, "bench_nllb: out-of-range arguments\n");
+    nllb_config cfg = nllb_config_600m();
+    if (reps < 1 || steps < 1 || src_len < 2 || src_len > 1024 || sl_rows < 0 || sl_rows > cfg.vocab_size) {
+        fprintf(stderr, "bench_nllb: out-of-range arguments (--shortlist-rows 0..%d, 0 = full vocabulary)\n",
+                cfg.vocab_size);
         return 2;
     }
-    nllb_config cfg = nllb_config_600m();
-    nllb_model_params mp = nllb_model_default_params();
-    mp.threads = threads;
-    mp.simd = simd;
-    mp.device = (nllb_device)device;
-    mp.weights = (nllb_weights)wfmt;
-    nllb_model *m = NULL;
-    stts_error e;
-    double t0 = now_ms();
-    if (nllb_model_new_random(&cfg, 2024, &mp, &m, &e) != STTS_OK) {
-        fprintf(stderr, "bench_nllb: %s\n", e.msg);
-        return 1;
+    int wfs[8], nw = 0;
+    for (char *save = NULL, *t = strtok_r(wlist, ",", &save); t && nw < 8; t = strtok_r(NULL, ",", &save)) {
+        int w = nllb_weights_parse(t);
+        if (w <= NLLB_WEIGHTS_AUTO) {
+            fprintf(stderr, "bench_nllb: --weights takes f32, bf16, f16 or int8 (comma-separated), not \"%s\"\n", t);
+            return 2;
+        }
+        wfs[nw++] = w;
     }
-    double build_ms = now_ms() - t0;
-    nllb_session_params sp = nllb_session_default_params();
-    sp.max_beams = 4;
-    nllb_session *s = NULL;
-    if (nllb_session_new(m, &sp, &s, &e) != STTS_OK) {
-        fprintf(stderr, "bench_nllb: %s\n", e.msg);
-        return 1;
+    /* shortlist: the special and language ids, then rows spread evenly over
+     * the vocabulary, sl_rows in all */
+    int32_t *sl = NULL;
+    if (sl_rows > 0) {
+        sl = malloc(sizeof(int32_t) * (size_t)sl_rows);
+        int k = 0;
+        for (int i = 0; i < 4 && k < sl_rows; i++) sl[k++] = i;
+        for (int i = 0; i <= 202 && k < sl_rows; i++) sl[k++] = cfg.spm_size + 1 + i;
+        int fill = sl_rows - k;
+        for (int i = 0; i < fill; i++) sl[k++] = 4 + (int)((long long)i * (cfg.spm_size - 4) / fill);
+        g_sl_ids = sl;
+        g_sl_n = sl_rows;
     }
     int32_t *src = malloc(sizeof(int32_t) * (size_t)src_len);
     src[0] = 256047; /* eng_Latn */
     for (int i = 1; i < src_len - 1; i++) src[i] = 1000 + 7919 * i % 200000;
     src[src_len - 1] = 2;
 
-    size_t step_b = nllb_model_step_bytes(m), enc_b = nllb_model_encode_bytes(m);
-    /* the LM head in the model's weight format (int8: + one f32 scale per row) */
-    nllb_weights wf = nllb_model_weights(m);
-    size_t es = wf == NLLB_WEIGHTS_F32 ? 4 : wf == NLLB_WEIGHTS_INT8 ? 1 : 2;
-    size_t lm_b = (size_t)cfg.vocab_size * (cfg.d_model * es + (wf == NLLB_WEIGHTS_INT8 ? sizeof(float) : 0));
-    int gpu = strncmp(nllb_model_backend(m), "cuda", 4) == 0;
-    /* GPU: device-to-device copy of 1 GiB, bytes read + written (the floor of a weight stream) */
-    double bw = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_bandwidth((size_t)1 << 30, threads, 5);
-
-    printf("bench_nllb: NLLB-200-distilled-600M shape, random weights (built in %.0f ms), backend %s\n", build_ms,
-           nllb_model_backend(m));
-    printf("  weights %.1f MB %s; each decode step reads %.1f MB (decoder %.1f MB + LM head %.1f MB); "
-           "encode reads %.1f MB\n",
-           nllb_model_weight_bytes(m) / 1e6, nllb_weights_name(wf), step_b / 1e6, (step_b - lm_b) / 1e6, lm_b / 1e6, enc_b / 1e6);
-    if (gpu) printf("  device-to-device copy probe (1 GiB, read + write): %.2f GB/s\n", bw);
-    else printf("  read bandwidth probe (%d threads, 1 GiB): %.2f GB/s\n", threads, bw);
-    printf("  work: encode %d tokens + %d forced decode steps (after the forced language token), batch 1\n",
-           src_len, steps);
-    /* the sentence floor: encoder + cross K/V once, the language step (no
-     * LM head) and `steps` full steps */
-    double step_floor = step_b / (bw * 1e6);
-    double sent_floor = (enc_b + (step_b - lm_b) + (double)steps * step_b) / (bw * 1e6);
-    timing results[2];
-    for (int beams = 1; beams <= 4; beams += 3) {
-        timing best = {1e30, 1e30, 1e30};
-        timing warm;
-        if (run(s, src, src_len, beams, 2, &warm)) return 1; /* warm-up: touch caches and pages */
-        /* probe again next to each measurement (the machine may be shared):
-         * the floor uses the best bandwidth seen in this run (the strictest) */
-        double bw2 = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 5) : probe_bandwidth((size_t)1 << 30, threads, 3);
-        if (bw2 > bw) {
-            bw = bw2;
-            step_floor = step_b / (bw * 1e6);
-            sent_floor = (enc_b + (step_b - lm_b) + (double)steps * step_b) / (bw * 1e6);
-        }
-        for (int r = 0; r < reps; r++) {
-            timing t;
-            if (run(s, src, src_len, beams, steps, &t)) return 1;
-            if (t.sentence_ms < best.sentence_ms) best = t;
-        }
-        results[beams == 1 ? 0 : 1] = best;
+    /* On the GPU (--device cuda, or auto with a usable GPU) the probe is a
+     * device-to-device copy of 1 GiB (bytes read + written per second). */
+    int gpu = device == NLLB_DEVICE_CUDA || (device == NLLB_DEVICE_AUTO && nllb_cuda_probe(NULL) == STTS_OK);
+    /* the probe's threads and buffer exist before anything is timed */
+    probe_pool *pp = gpu ? NULL : probe_new((size_t)1 << 30, threads);
+    if (!gpu && !pp) {
+        fprintf(stderr, "bench_nllb: cannot allocate the probe's 1 GiB\n");
+        return 1;
     }
-    printf("  floor (best probe of the run, %.2f GB/s): %.1f ms per step, %.1f ms per sentence\n", bw, step_floor,
-           sent_floor);
-    printf("  %-8s %12s %12s %10s %14s %14s\n", "search", "ms/sentence", "ms/step", "encode ms", "step/floor",
-           "sentence/floor");
-    for (int i = 0; i < 2; i++)
-        printf("  %-8s %12.1f %12.2f %10.1f %13.2fx %13.2fx\n", i == 0 ? "greedy" : "beam 4",
-               results[i].sentence_ms, results[i].step_ms, results[i].encode_ms, results[i].step_ms / step_floor,
-               results[i].sentence_ms / sent_floor);
-    size_t gmem = gpu ? mt_cuda_mem_used() : 0;
-    if (gpu) printf("  GPU memory in use (weights, session with 4 rows, CUDA context): %.1f MB\n", gmem / 1e6);
-    for (int i = 0; json && i < 2; i++)
-        printf("{\"device\":\"%s\",\"backend\":\"%s\",\"weights\":\"%s\",\"search\":\"%s\",\"ms_per_sentence\":%.4f,"
-               "\"ms_per_step\":%.4f,\"encode_ms\":%.4f,\"bytes_per_step\":%zu,\"floor_ms_per_step\":%.4f,"
-               "\"floor_ms_per_sentence\":%.4f,\"bandwidth_gbs\":%.2f,\"gpu_mem_bytes\":%zu,\"steps\":%d,"
-               "\"src_len\":%d}\n",
-               gpu ? "cuda" : "cpu", nllb_model_backend(m), weights, i == 0 ? "greedy" : "beam4",
-               results[i].sentence_ms, results[i].step_ms, results[i].encode_ms, step_b, step_floor, sent_floor, bw,
-               gmem, steps, src_len);
-    double la[3] = {0, 0, 0};
-    if (getloadavg(la, 3) < 0) la[0] = -1;
-    printf("  load average %.2f (the machine may be shared)\n", la[0]);
+    double bw_first = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_run(pp, 5), bw_best = bw_first;
+    if (gpu && !json) printf("bench_nllb: GPU: device-to-device copy probe (1 GiB, read + write) %.2f GB/s\n", bw_first);
+    if (!json)
+        printf("bench_nllb: NLLB-200-distilled-600M shape, random weights, %d threads; work: encode %d tokens + %d "
+               "forced decode steps, batch 1; LM head %s\n  read-bandwidth probe (%d threads, 1 GiB, 4 rows at "
+               "once): %.2f GB/s before the runs\n",
+               threads, src_len, steps, sl_rows ? "shortlisted" : "full vocabulary", threads, bw_first);
+    int rc = 0;
+    for (int wi = 0; wi < nw && !rc; wi++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.threads = threads;
+        mp.simd = simd;
+        mp.weights = (nllb_weights)wfs[wi];
+        mp.device = (nllb_device)device;
+        nllb_model *m = NULL;
+        stts_error e;
+        double t0 = now_ms();
+        if (nllb_model_new_random(&cfg, 2024, &mp, &m, &e) != STTS_OK) {
+            fprintf(stderr, "bench_nllb: %s\n", e.msg);
+            rc = 1;
+            break;
+        }
+        double build_ms = now_ms() - t0;
+        nllb_session_params sp = nllb_session_default_params();
+        sp.max_beams = 4;
+        nllb_session *s = NULL;
+        if (nllb_session_new(m, &sp, &s, &e) != STTS_OK) {
+            fprintf(stderr, "bench_nllb: %s\n", e.msg);
+            nllb_model_free(m);
+            rc = 1;
+            break;
+        }
+        size_t step_b = nllb_model_step_bytes_rows(m, sl_rows), enc_b = nllb_model_encode_bytes(m);
+        size_t full_b = nllb_model_step_bytes_rows(m, 0);
+        timing res[2];
+        for (int k = 0; k < 2 && !rc; k++) {
+            int beams = k ? 4 : 1;
+            timing best = {1e30, 1e30, 1e30}, warm;
+            if (run(s, src, src_len, beams, 2, &warm)) rc = 1; /* warm-up: touch caches and pages */
+            for (int r = 0; r < reps && !rc; r++) {
+                timing t;
+                if (run(s, src, src_len, beams, steps, &t)) rc = 1;
+                else if (t.sentence_ms < best.sentence_ms) best = t;
+            }
+            res[k] = best;
+        }
+        /* the probe again after the timed work (the machine may be shared):
+         * the floor uses the best bandwidth of the whole run */
+        double bw_after = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 5) : probe_run(pp, 3);
+        size_t gmem = gpu ? mt_cuda_mem_used() : 0; /* weights, a 4-row session, the CUDA context */
+        if (bw_after > bw_best) bw_best = bw_after;
+        const char *wn = nllb_weights_name(nllb_model_weights(m));
+        double floor_step = step_b / (bw_best * 1e6), floor_enc = enc_b / (bw_best * 1e6);
+        double la[3] = {0, 0, 0};
+        if (getloadavg(la, 3) < 0) la[0] = -1;
+        for (int k = 0; k < 2 && !rc; k++) {
+            if (json) {
+                printf("{\"weights\":\"%s\",\"shortlist_rows\":%d,\"search\":\"%s\",\"ms_per_sentence\":%.2f,"
+                       "\"ms_per_step\":%.3f,\"encode_ms\":%.2f,\"bytes_per_step\":%zu,\"floor_ms_per_step\":%.3f,"
+                       "\"probe_gbps\":%.3f,\"probe_gbps_before\":%.3f,\"probe_gbps_after\":%.3f,"
+                       "\"step_over_floor\":%.3f,\"encode_bytes\":%zu,\"encode_floor_ms\":%.2f,\"threads\":%d,"
+                       "\"steps\":%d,\"src_len\":%d,\"backend\":\"%s\",\"load_avg\":%.2f,\"device\":\"%s\","
+                       "\"gpu_mem_bytes\":%zu}\n",
+                       wn, sl_rows, k ? "beam4" : "greedy", res[k].sentence_ms, res[k].step_ms, res[k].encode_ms,
+                       step_b, floor_step, bw_best, bw_first, bw_after, res[k].step_ms / floor_step, enc_b,
+                       floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem);
+            } else {
+                if (k == 0)
+                    printf("  %s weights (%s, built in %.0f ms): %.1f MB held; a decode step reads %.1f MB (%.1f MB "
+                           "with the full LM head), encode %.1f MB\n",
+                           wn, nllb_model_backend(m), build_ms, nllb_model_weight_bytes(m) / 1e6, step_b / 1e6,
+                           full_b / 1e6, enc_b / 1e6);
+                if (k == 0 && gpu) printf("    GPU memory in use: %.1f MB\n", gmem / 1e6);
+                printf("    %-7s %8.1f ms/sentence %8.2f ms/step (floor %.2f, %.2fx) encode %6.1f ms (floor %.1f, "
+                       "%.2fx)  [probe after %.2f GB/s]\n",
+                       k ? "beam 4" : "greedy", res[k].sentence_ms, res[k].step_ms, floor_step,
+                       res[k].step_ms / floor_step, res[k].encode_ms, floor_enc, res[k].encode_ms / floor_enc,
+                       bw_after);
+            }
+        }
+        fflush(stdout);
+        nllb_session_free(s);
+        nllb_model_free(m);
+    }
+    if (!json) {
+        double la[3] = {0, 0, 0};
+        if (getloadavg(la, 3) < 0) la[0] = -1;
+        printf("  best probe of the run %.2f GB/s (floors use it); load average %.2f (the machine may be shared)\n",
+               bw_best, la[0]);
+    }
+    if (pp) probe_free(pp);
     free(src);
-    nllb_session_free(s);
-    nllb_model_free(m);
-    return 0;
+    free(sl);
+    return rc;
 }

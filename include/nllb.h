@@ -34,10 +34,10 @@ typedef struct nllb_model nllb_model;
 typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
- * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512
+ * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512|neon
  * overrides AUTO); the others force a level (tests, benchmarks): a level the
  * CPU or the build lacks makes the load fail with a message naming it. */
-typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512 } nllb_simd;
+typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512, NLLB_SIMD_NEON } nllb_simd;
 
 /* Compute format of the weight matrices (embedding/LM head and every Linear;
  * biases and LayerNorm stay f32). F32 reproduces HF transformers exactly;
@@ -144,6 +144,15 @@ void nllb_session_free(nllb_session *s);
  * best running beam, which later steps may abandon (provisional). */
 typedef void (*nllb_token_cb)(void *user, int sentence, int step, int32_t token);
 
+/* Target-vocabulary shortlist of the LM head. NONE: the full vocabulary
+ * (HF-exact). AUTO: the pieces the target language's output can contain
+ * (its script(s), Latin, digits, punctuation, symbols) + special and
+ * language ids; the full vocabulary when the target's script is not known or
+ * the model has no tokenizer. IDS: shortlist_ids (+ special and language
+ * ids). Every source id of the call is added. The rows are gathered once per
+ * (model, target language / id list) and cached in the model. */
+typedef enum { NLLB_SHORTLIST_NONE = 0, NLLB_SHORTLIST_AUTO, NLLB_SHORTLIST_IDS } nllb_shortlist;
+
 typedef struct {
     int num_beams;          /* 1 = greedy (HF _sample without sampling) */
     float length_penalty;   /* 1.0 (HF default): score = sum log p / length^lp */
@@ -155,7 +164,16 @@ typedef struct {
     nllb_token_cb on_token; /* optional */
     void *user;
     const atomic_int *abort_flag; /* optional: nonzero -> stop before the next step, STTS_ERR_CANCELLED */
+    nllb_shortlist shortlist;     /* NLLB_SHORTLIST_NONE */
+    const int32_t *shortlist_ids; /* IDS: the list (any order, duplicates allowed) */
+    int n_shortlist_ids;
 } nllb_translate_params;
+/* Reads a shortlist file: token ids, one per line (blank lines and lines
+ * starting with '#' skipped). Errors name the file and line: not a number,
+ * out of range (0..vocab_size-1 of model), no ids. *ids malloc'ed. */
+stts_status nllb_shortlist_read(const nllb_model *model, const char *path, int32_t **ids, int *n, stts_error *err);
+/* Bytes one decoder step reads with an LM head of lm_rows rows (0 = all). */
+size_t nllb_model_step_bytes_rows(const nllb_model *model, int lm_rows);
 nllb_translate_params nllb_translate_default_params(void);
 
 typedef struct {

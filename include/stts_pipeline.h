@@ -79,6 +79,9 @@ typedef struct {
     void *translate_user;
     int num_beams;               /* 1 = greedy (the guard retries with 4) */
     int force_length;            /* benchmarks: decode exactly this many tokens */
+    int shortlist;               /* nllb_shortlist of the engine's LM head (0: full vocabulary) */
+    const int32_t *shortlist_ids; /* NLLB_SHORTLIST_IDS: the ids */
+    int n_shortlist_ids;
     int guard;                   /* 1: sanity guard with retry and fallback */
     int cache_entries;           /* LRU translation cache size; 0 = off */
     tts_synth *synth;            /* required */

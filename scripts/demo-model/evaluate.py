@@ -45,7 +45,8 @@ def run_engine(binary, model, sents, beam):
     try:
         with open(path, encoding="utf-8") as inp:
             out = subprocess.run([binary, "translate", "--model", model, "--src", "eng_Latn", "--tgt", "jpn_Jpan",
-                                  "--beam", str(beam), "--max-len", "64", "--json"], stdin=inp,
+                                  "--beam", str(beam), "--max-len", "64", "--json",
+                                  "--weights", "f32", "--shortlist", "none"], stdin=inp,
                                  capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(path)

@@ -46,10 +46,13 @@ echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --mod
   --tgt jpn_Jpan --device cuda 2>&1 | tee -a "$summary"
 
 echo "== 5. bench_nllb --device cuda (600M shape) and HF on the same GPU"
-for w in bf16 int8 f32; do
-  timeout 150 $C/bin/bench_nllb --device cuda --weights $w --reps 5 --json >"$OUT/bench-$w.log" 2>&1
-  note "bench $w rc=$?"; grep -vE '^\{' "$OUT/bench-$w.log" | tail -6; grep '^{' "$OUT/bench-$w.log" >>"$summary"
-done
+timeout 200 $C/bin/bench_nllb --device cuda --weights bf16,int8,f32 --reps 5 >"$OUT/bench.log" 2>&1
+note "bench rc=$?"; cat "$OUT/bench.log"
+timeout 200 $C/bin/bench_nllb --device cuda --weights bf16,int8,f32 --reps 5 --json >"$OUT/bench-json.log" 2>&1
+note "bench json rc=$?"; grep '^{' "$OUT/bench-json.log" >>"$summary"
+timeout 120 $C/bin/bench_nllb --device cuda --weights bf16,int8 --shortlist-rows 32000 --reps 5 --json \
+  >"$OUT/bench-sl.log" 2>&1
+note "bench shortlist rc=$?"; grep '^{' "$OUT/bench-sl.log" >>"$summary"
 timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distilled-600M.config.json 2>&1 | grep -v -i warn |
   tee "$OUT/hf-timing.log"; grep '^{' "$OUT/hf-timing.log" >>"$summary"
 

@@ -127,6 +127,8 @@ void nllb_session_free(nllb_session *s) {
     free(s->logits_host);
     free(s->seg_start), free(s->seg_len), free(s->kp), free(s->vp), free(s->lens), free(s->pos), free(s->ids);
     free(s->search);
+    if (s->sl_extra) be->ops->weight_free(be, s->sl_extra);
+    free(s->sl_map), free(s->lbase), free(s->lext);
     if (s->x) be->ops->exec_free(s->x);
     free(s);
 }
@@ -237,6 +239,74 @@ static stts_status prepare_sources(nllb_session *s, const int32_t *const *src, c
     return STTS_OK;
 }
 
+/* Picks the call's LM head: the cached shortlist, plus the source ids it
+ * lacks as a per-call extra block, and the column -> id map. */
+static stts_status shortlist_begin(nllb_session *s, const nllb_translate_params *p, int32_t tgt,
+                                   const int32_t *const *src, const int *lens, int n, int rows, stts_error *err) {
+    const nllb_model *m = s->m;
+    mt_backend *be = s->be;
+    s->sl = NULL;
+    if (s->sl_extra) {
+        be->ops->weight_free(be, s->sl_extra);
+        s->sl_extra = NULL;
+    }
+    if (p->shortlist == NLLB_SHORTLIST_NONE) return STTS_OK;
+    const mt_shortlist *sl = NULL;
+    stts_status st;
+    if (p->shortlist == NLLB_SHORTLIST_AUTO) st = mt_shortlist_auto(m, tgt, &sl, err);
+    else if (p->shortlist == NLLB_SHORTLIST_IDS) st = mt_shortlist_ids(m, p->shortlist_ids, p->n_shortlist_ids, &sl, err);
+    else st = stts_error_set(err, STTS_ERR_INVALID_ARG, "shortlist mode %d is not none, auto or ids", (int)p->shortlist);
+    if (st || !sl) return st;
+    /* source ids the list lacks (the sentence's names are copied through) */
+    int total = 0;
+    for (int i = 0; i < n; i++) total += lens[i];
+    int32_t *extra = malloc(sizeof(int32_t) * (size_t)(total + 1));
+    if (!extra) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a shortlist");
+    int ne = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < lens[i]; j++)
+            if (!mt_shortlist_has(sl, src[i][j])) {
+                int dup = 0;
+                for (int k = 0; k < ne && !dup; k++) dup = extra[k] == src[i][j];
+                if (!dup) extra[ne++] = src[i][j];
+            }
+    for (int i = 1; i < ne; i++) /* ascending (few) */
+        for (int k = i; k > 0 && extra[k] < extra[k - 1]; k--) {
+            int32_t t = extra[k];
+            extra[k] = extra[k - 1], extra[k - 1] = t;
+        }
+    int width = sl->n + ne;
+    if (width > s->sl_cap) {
+        free(s->sl_map);
+        s->sl_cap = 0;
+        if (!(s->sl_map = malloc(sizeof(int32_t) * (size_t)width))) st = STTS_ERR_NOMEM;
+        else s->sl_cap = width;
+    }
+    if (!st && ne) {
+        st = be->ops->weight_gather(be, m->lm_head, extra, ne, &s->sl_extra, err);
+        size_t nb = (size_t)rows * sl->n, nx = (size_t)rows * ne;
+        if (!st && nb > s->lbase_n) {
+            be->ops->release(be, s->lbase);
+            s->lbase_n = (s->lbase = be->ops->alloc(be, nb)) ? nb : 0;
+            if (!s->lbase) st = STTS_ERR_NOMEM;
+        }
+        if (!st && nx > s->lext_n) {
+            be->ops->release(be, s->lext);
+            s->lext_n = (s->lext = be->ops->alloc(be, nx)) ? nx : 0;
+            if (!s->lext) st = STTS_ERR_NOMEM;
+        }
+    }
+    if (!st) {
+        memcpy(s->sl_map, sl->ids, sizeof(int32_t) * (size_t)sl->n);
+        memcpy(s->sl_map + sl->n, extra, sizeof(int32_t) * (size_t)ne);
+        s->sl_n = width;
+        s->sl = sl;
+    }
+    free(extra);
+    if (st == STTS_ERR_NOMEM) stts_error_set(err, st, "out of memory for a shortlist");
+    return st;
+}
+
 static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int *lens, int n, int32_t tgt,
                            const nllb_translate_params *pp, nllb_result *res, stts_error *err) {
     const nllb_model *m = s->m;
@@ -271,6 +341,7 @@ static stts_status run_ids(nllb_session *s, const int32_t *const *src, const int
     for (int i = 0; i < n; i++) memset(&res[i], 0, sizeof res[i]);
     if (n == 0) return STTS_OK;
     stts_status st = prepare_sources(s, src, lens, n, n * c.num_beams, c.max_length, res, err);
+    if (!st) st = shortlist_begin(s, &p, tgt, src, lens, n, n * c.num_beams, err);
     if (!st) {
         int total = s->seg_start[n - 1] + s->seg_len[n - 1];
         st = mt_encode(s, s->ids, n, total, NULL, err);
@@ -318,6 +389,64 @@ stts_status nllb_translate(nllb_session *s, const char *const *texts, int n, con
     for (int i = 0; i < n; i++) free(ids[i]);
     free(ids), free(lens);
     return st;
+}
+
+/* ---------------- shortlist files ---------------- */
+
+stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t **ids, int *n, stts_error *err) {
+    *ids = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot open it", path);
+    int32_t *v = NULL;
+    int cap = 0, cnt = 0, line = 0;
+    char buf[256];
+    stts_status st = STTS_OK;
+    while (!st && fgets(buf, sizeof buf, f)) {
+        line++;
+        size_t len = strlen(buf);
+        if (len == sizeof buf - 1 && buf[len - 1] != '\n') {
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: line too long (one token id per line)", path, line);
+            break;
+        }
+        char *p = buf;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
+        char *end;
+        long id = strtol(p, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+        if (end == p || *end || (*p != '-' && (*p < '0' || *p > '9'))) {
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: \"%.40s\" is not a token id (one number per line)", path,
+                                line, strtok(p, "\r\n"));
+            break;
+        }
+        if (id < 0 || id >= m->pub.vocab_size) {
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: token id %ld is outside the vocabulary (0..%d)", path,
+                                line, id, m->pub.vocab_size - 1);
+            break;
+        }
+        if (cnt == cap) {
+            int nc = cap ? cap * 2 : 1024;
+            int32_t *nv = realloc(v, sizeof(int32_t) * (size_t)nc);
+            if (!nv) {
+                st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading %s", path);
+                break;
+            }
+            v = nv, cap = nc;
+        }
+        v[cnt++] = (int32_t)id;
+    }
+    if (!st && ferror(f)) st = stts_error_set(err, STTS_ERR_IO, "shortlist %s: read error", path);
+    fclose(f);
+    if (!st && cnt == 0)
+        st = stts_error_set(err, STTS_ERR_FORMAT, "shortlist %s has no token ids (one id per line expected)", path);
+    if (st) {
+        free(v);
+        return st;
+    }
+    *ids = v;
+    *n = cnt;
+    return STTS_OK;
 }
 
 /* ---------------- lower level ---------------- */

@@ -8,6 +8,7 @@ set(NLLB_CORE_SOURCES
   model.c
   forward.c
   search.c
+  shortlist.c
   cpu/cpu_backend.c
   cpu/kernels.c
   cpu/threadpool.c)

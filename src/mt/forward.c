@@ -225,14 +225,26 @@ stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int
     }
     if (!want_logits) return STTS_OK;
     OP(op->layernorm(be, s->dx, R, m->dec_ln.g, m->dec_ln.b, LN_EPS, s->dh));
-    OP(op->linear(be, s->dh, R, s->sl ? s->sl->head : m->lm_head, NULL, s->logits, 0));
+    if (!s->sl) {
+        OP(op->linear(be, s->dh, R, m->lm_head, NULL, s->logits, 0));
+    } else if (!s->sl_extra) {
+        OP(op->linear(be, s->dh, R, s->sl->head, NULL, s->logits, 0));
+    } else { /* the cached block and this call's source rows, side by side */
+        int nb = s->sl->n, ne = s->sl_extra->rows;
+        OP(op->linear(be, s->dh, R, s->sl->head, NULL, s->lbase, 0));
+        OP(op->linear(be, s->dh, R, s->sl_extra, NULL, s->lext, 0));
+        for (int r = 0; r < R; r++) {
+            OP(op->copy(be, s->logits + (size_t)r * s->sl_n, s->lbase + (size_t)r * nb, (size_t)nb));
+            OP(op->copy(be, s->logits + (size_t)r * s->sl_n + nb, s->lext + (size_t)r * ne, (size_t)ne));
+        }
+    }
     return STTS_OK;
 }
 
 stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err) {
     *out = s->logits;
     if (s->be->ops->host_visible) return STTS_OK;
-    int V = s->sl ? s->sl->n : s->m->pub.vocab_size;
+    int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
     OP(s->be->ops->download(s->x, s->logits_host, s->logits, (size_t)R * V));
     *out = s->logits_host;
     return STTS_OK;

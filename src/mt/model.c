@@ -108,7 +108,7 @@ static stts_status check_no_extra_layers(const mt_checkpoint *ck, const nllb_con
     return STTS_OK;
 }
 
-/* STTS_SIMD=scalar|avx2|avx512 forces a kernel level when the params say
+/* STTS_SIMD=scalar|avx2|avx512|neon forces a kernel level when the params say
  * auto (tests, benchmarks); an unknown name is an error. */
 static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     const char *v = getenv("STTS_SIMD");
@@ -116,9 +116,10 @@ static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     if (!strcmp(v, "scalar")) *simd = NLLB_SIMD_SCALAR;
     else if (!strcmp(v, "avx2")) *simd = NLLB_SIMD_AVX2;
     else if (!strcmp(v, "avx512")) *simd = NLLB_SIMD_AVX512;
+    else if (!strcmp(v, "neon")) *simd = NLLB_SIMD_NEON;
     else
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "STTS_SIMD=%s: this build knows auto, scalar, avx2, avx512 (no %s kernels here)", v, v);
+                              "STTS_SIMD=%s: the engine knows auto, scalar, avx2, avx512, neon (no %s kernels)", v, v);
     return STTS_OK;
 }
 

@@ -86,7 +86,15 @@ struct nllb_session {
     const nllb_model *m;
     mt_backend *be;
     mt_exec *x;       /* this session's executor (threads, scratch): sessions run at once */
-    const mt_shortlist *sl; /* LM head of the current call (NULL: full vocabulary) */
+    /* LM head of the current call: NULL = the full vocabulary; else the
+     * cached shortlist sl, plus sl_extra (this call's source ids that sl
+     * lacks, gathered per call). Logits column c is token sl_map[c]. */
+    const mt_shortlist *sl;
+    mt_weight *sl_extra;
+    int32_t *sl_map;
+    int sl_n, sl_cap;
+    float *lbase, *lext; /* [R][sl->n], [R][extra] when sl_extra is set */
+    size_t lbase_n, lext_n;
     /* capacities (grown by mt_session_reserve, never inside the token loop) */
     int cap_tokens;   /* encoder rows (sum of source lengths) */
     int cap_slots;    /* decoder rows / KV-cache slots */
@@ -125,6 +133,14 @@ stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */
 stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err);
+
+/* shortlist.c: cached in the model (under sl_lock), built on first use.
+ * auto: *out NULL (full vocabulary) when the target's script is unknown or
+ * the model has no tokenizer. ids: errors name the bad entry. */
+stts_status mt_shortlist_auto(const nllb_model *m, int32_t tgt_id, const mt_shortlist **out, stts_error *err);
+stts_status mt_shortlist_ids(const nllb_model *m, const int32_t *ids, int n, const mt_shortlist **out,
+                             stts_error *err);
+int mt_shortlist_has(const mt_shortlist *sl, int32_t id);
 
 /* search.c */
 typedef struct {

@@ -12,8 +12,9 @@
  *     worst finished) and the stop conditions follow HF step by step.
  * Logits processors used by NLLB: forced BOS (the target language) at
  * length 1; its logits are never needed, so that step skips the LM head.
- * With a shortlist (s->sl) the logits are over its ids only (ascending, so
- * index order is id order and HF's tie-breaks by lowest id still hold); the
+ * With a shortlist (s->sl) the logits are over its ids only (column c is
+ * token s->sl_map[c]: the cached ids ascending, then the call's extra source
+ * ids ascending; exact ties between logits go to the lower column); the
  * softmax is over the shortlist.
  * All buffers are allocated before the token loop. */
 #include <math.h>
@@ -86,9 +87,9 @@ static stts_status set_result(nllb_result *r, const int32_t *ids, int n, float s
 }
 
 /* Token id of logits column v. */
-static inline int32_t col_id(const nllb_session *s, int v) { return s->sl ? s->sl->ids[v] : v; }
+static inline int32_t col_id(const nllb_session *s, int v) { return s->sl ? s->sl_map[v] : v; }
 
-static inline int logits_width(const nllb_session *s) { return s->sl ? s->sl->n : s->m->pub.vocab_size; }
+static inline int logits_width(const nllb_session *s) { return s->sl ? s->sl_n : s->m->pub.vocab_size; }
 
 /* ------------------------------------------------------------------ greedy */
 static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {

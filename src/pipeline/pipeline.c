@@ -284,6 +284,9 @@ static char *engine_translate(pipeline *pl, const char *src, int num_beams, int3
     int limit = (cfg->max_length > 0 ? cfg->max_length : 200) - 1;
     if (tp.max_new_tokens > limit) tp.max_new_tokens = limit;
     if (pl->p.force_length > 0) tp.force_length = pl->p.force_length;
+    tp.shortlist = (nllb_shortlist)pl->p.shortlist;
+    tp.shortlist_ids = pl->p.shortlist_ids;
+    tp.n_shortlist_ids = pl->p.n_shortlist_ids;
     tp.abort_flag = &pl->cancelled;
     nllb_result r;
     memset(&r, 0, sizeof r);

@@ -4,6 +4,8 @@
 # scripts/fixtures/make-mt-fixtures.py) and skips when they are absent.
 if(TARGET nllb)
   stts_add_test(test_nllb_model SOURCES test_nllb_model.c LIBS nllb m LABELS mt)
+  # every backend op x weight format x SIMD level against a double reference
+  stts_add_test(test_backend_ops SOURCES test_backend_ops.c LIBS nllb m LABELS mt)
   pkg_check_modules(NLLB_TEST_JANSSON REQUIRED IMPORTED_TARGET jansson)
   stts_add_test(test_nllb_parity SOURCES test_nllb_parity.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m LABELS mt)
 endif()
@@ -14,4 +16,7 @@ endif()
 if(TARGET nllb)
   # parity on the trained demo model (real sentences; see the file's header)
   stts_add_test(test_nllb_demo SOURCES test_nllb_demo.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON LABELS mt)
+  # int8 / bf16 weights and the auto shortlist against HF's f32 outputs (docs/QUALITY.md)
+  stts_add_test(test_weights_quality SOURCES test_weights_quality.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m
+                LABELS mt)
 endif()

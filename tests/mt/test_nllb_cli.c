@@ -13,6 +13,7 @@
 #include "test.h"
 
 static char exe[1024], model[1024], refpath[1024];
+static int g_with_stderr; /* 1: run() captures stderr too */
 
 /* Runs cmd with `input` on stdin; returns the exit status and stdout (malloc'ed). */
 static int run(const char *args, const char *input, char **out) {
@@ -22,7 +23,7 @@ static int run(const char *args, const char *input, char **out) {
     FILE *f = fdopen(fd, "w");
     fputs(input, f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s translate %s < %s 2>/dev/null", exe, args, inpath);
+    snprintf(cmd, sizeof cmd, "%s translate %s < %s %s", exe, args, inpath, g_with_stderr ? "2>&1" : "2>/dev/null");
     FILE *p = popen(cmd, "r");
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -51,7 +52,9 @@ static void test_lines_in_order_with_json_ids(void) {
     char input[2048];
     snprintf(input, sizeof input, "%s\n\n%s\n%s\n", t1, t2, t3);
     char args[2200], *out = NULL;
-    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --json --max-len 24", model);
+    /* f32 weights and the full vocabulary reproduce HF exactly */
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --json --max-len 24 --weights f32 "
+                                "--shortlist none", model);
     CHECK_EQ_INT(run(args, input, &out), 0);
     int idx[4] = {1, -1, 4, 15}, line = 0;
     char *save = NULL;
@@ -106,6 +109,73 @@ static void test_flags_and_languages(void) {
     free(out);
 }
 
+/* A shortlist file holding the ids HF's greedy search chose (plus nothing
+ * else but the specials) gives the same greedy ids: the argmax over a subset
+ * that contains the full argmax is that argmax. */
+static void test_shortlist_file_and_weight_flags(void) {
+    json_error_t je;
+    json_t *ref = json_load_file(refpath, 0, &je);
+    CHECK(ref != NULL);
+    if (!ref) return;
+    json_t *c = json_array_get(json_object_get(ref, "cases"), 4);
+    json_t *gids = json_object_get(c, "greedy_ids");
+    char slpath[] = "/tmp/stts-sl-XXXXXX";
+    int fd = mkstemp(slpath);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# ids of one HF greedy output\n");
+    for (size_t i = 0; i < json_array_size(gids); i++)
+        fprintf(f, "%lld\n", (long long)json_integer_value(json_array_get(gids, i)));
+    fclose(f);
+    char args[2400], *out = NULL, input[1024];
+    snprintf(input, sizeof input, "%s\n", json_string_value(json_object_get(c, "text")));
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --json --max-len 24 --weights f32 "
+                                "--shortlist %s", model, slpath);
+    CHECK_EQ_INT(run(args, input, &out), 0);
+    json_t *o = json_loads(out, 0, &je);
+    CHECK_MSG(o && json_equal(json_object_get(o, "ids"), gids), "shortlisted greedy differs: %s", out);
+    json_decref(o);
+    free(out);
+    /* every weight format and the auto shortlist run (quality: test_nllb_demo) */
+    static const char *const fm[] = {"int8", "bf16", "f16", "auto"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --max-len 8 --weights %s", model, fm[i]);
+        CHECK_EQ_INT(run(args, input, &out), 0);
+        CHECK(out[0] != 0);
+        free(out);
+    }
+    /* bad values: exit 2 and a message naming the flag / file and line */
+    g_with_stderr = 1;
+    static const struct {
+        const char *content, *want;
+    } bad[] = {{"12\n999999999\n", ":2: token id 999999999 is outside the vocabulary"},
+               {"# nothing\n\n", "has no token ids"},
+               {"12\nthirteen\n", ":2: \"thirteen\" is not a token id"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        f = fopen(slpath, "w");
+        fputs(bad[i].content, f);
+        fclose(f);
+        snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --shortlist %s", model, slpath);
+        CHECK_EQ_INT(run(args, "hi\n", &out), 2);
+        CHECK_MSG(strstr(out, "--shortlist") && strstr(out, slpath) && strstr(out, bad[i].want), "%s", out);
+        free(out);
+    }
+    remove(slpath);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --shortlist %s", model, slpath);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 2); /* missing file */
+    CHECK(strstr(out, slpath) != NULL);
+    free(out);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --weights q4", model);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 2);
+    CHECK(strstr(out, "--weights") != NULL);
+    free(out);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --device cuda", model);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 1);
+    CHECK(strstr(out, "CUDA") != NULL);
+    free(out);
+    g_with_stderr = 0;
+    json_decref(ref);
+}
+
 int main(void) {
     struct stat st;
     snprintf(exe, sizeof exe, "%s/tools/stream-tts", STTS_BINARY_DIR);
@@ -115,5 +185,6 @@ int main(void) {
     if (stat(refpath, &st) != 0) TEST_SKIP_ALL("no fixtures in tests/fixtures/mt");
     TEST_RUN(test_lines_in_order_with_json_ids);
     TEST_RUN(test_flags_and_languages);
+    TEST_RUN(test_shortlist_file_and_weight_flags);
     return TEST_SUMMARY();
 }

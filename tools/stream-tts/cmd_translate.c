@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: stream-tts translate --model DIR --src CODE --tgt CODE [--beam N] [--max-len N]\n"
-            "                            [--threads N] [--device auto|cpu|cuda] [--json]\n"
+            "                            [--threads N] [--weights F] [--shortlist S] [--device D] [--json]\n"
             "       stream-tts translate --list-languages\n"
             "Translates each line of stdin (NLLB-200 / M2M100 model directory as downloaded from the\n"
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
@@ -25,6 +25,11 @@ static void usage(FILE *f) {
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
+            "  --weights F   weight format: int8, bf16, f16, f32 or auto (default auto: the fastest on\n"
+            "                the device, int8 on a CPU); f32 with --shortlist none reproduces HF exactly\n"
+            "  --shortlist S auto (default: the target language's script(s), Latin, digits and\n"
+            "                punctuation, + the source's ids), none (the full vocabulary) or FILE (token\n"
+            "                ids, one per line)\n"
             "  --device D    auto (default: the GPU when this build has CUDA and a GPU and driver are\n"
             "                there, else the CPU; given explicitly, says why on stderr when it falls\n"
             "                back), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
@@ -70,8 +75,9 @@ static int known_code(const char *code) {
 
 int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
-    int beams = 1, max_len = 0, threads = 0, json = 0, list = 0;
+    const char *shortlist = "auto";
     const char *device = NULL; /* the engine's default: auto, silently */
+    int beams = 1, max_len = 0, threads = 0, json = 0, list = 0, weights = NLLB_WEIGHTS_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -87,7 +93,14 @@ int cmd_translate(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 256, &threads)) return 2;
             i++;
-        } else if (!strcmp(a, "--device") && v) device = argv[++i];
+        } else if (!strcmp(a, "--weights") && v) {
+            if ((weights = nllb_weights_parse(argv[++i])) < 0) {
+                fprintf(stderr, "stream-tts translate: --weights must be int8, bf16, f16, f32 or auto (got \"%s\")\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--shortlist") && v) shortlist = argv[++i];
+        else if (!strcmp(a, "--device") && v) device = argv[++i];
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--list-languages")) list = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -120,6 +133,7 @@ int cmd_translate(int argc, char **argv) {
 
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
+    mp.weights = (nllb_weights)weights;
     int dev = (int)mp.device;
     if (device && cli_device("stream-tts translate", device, &dev)) return 2;
     mp.device = (nllb_device)dev;
@@ -139,16 +153,33 @@ int cmd_translate(int argc, char **argv) {
         nllb_model_free(m);
         return 1;
     }
-    if (json) fprintf(stderr, "stream-tts translate: model loaded in %.0f ms (%s)\n", load_ms, nllb_model_backend(m));
+    if (json)
+        fprintf(stderr, "stream-tts translate: model loaded in %.0f ms (%s, %s weights)\n", load_ms,
+                nllb_model_backend(m), nllb_weights_name(nllb_model_weights(m)));
     nllb_translate_params tp = nllb_translate_default_params();
     tp.num_beams = beams;
     tp.max_new_tokens = max_len;
+    int32_t *sl_ids = NULL;
+    if (!strcmp(shortlist, "auto")) tp.shortlist = NLLB_SHORTLIST_AUTO;
+    else if (!strcmp(shortlist, "none")) tp.shortlist = NLLB_SHORTLIST_NONE;
+    else {
+        if (nllb_shortlist_read(m, shortlist, &sl_ids, &tp.n_shortlist_ids, &err) != STTS_OK) {
+            fprintf(stderr, "stream-tts translate: --shortlist: %s (a file of token ids, or auto, or none)\n",
+                    err.msg);
+            nllb_session_free(s);
+            nllb_model_free(m);
+            return 2;
+        }
+        tp.shortlist = NLLB_SHORTLIST_IDS;
+        tp.shortlist_ids = sl_ids;
+    }
     /* The decoder cannot run past the model's positions: refuse now, not
      * after the first lines have been answered. */
     int max_pos = nllb_model_config(m)->max_position_embeddings;
     if (max_len > 0 && max_len + 1 > max_pos) {
         fprintf(stderr, "stream-tts translate: --max-len %d is more than this model can decode (at most %d: its "
                         "max_position_embeddings is %d)\n", max_len, max_pos - 1, max_pos);
+        free(sl_ids);
         nllb_session_free(s);
         nllb_model_free(m);
         return 2;
@@ -205,6 +236,7 @@ int cmd_translate(int argc, char **argv) {
         nllb_result_clear(&r);
     }
     free(line);
+    free(sl_ids);
     nllb_session_free(s);
     nllb_model_free(m);
     return rc;

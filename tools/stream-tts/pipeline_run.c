@@ -58,6 +58,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
         {"--metrics", offsetof(pipeline_opts, metrics)}, {"--device", offsetof(pipeline_opts, device)},
+        {"--weights", offsetof(pipeline_opts, weights)}, {"--shortlist", offsetof(pipeline_opts, shortlist)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
         {"--speed", offsetof(pipeline_opts, speed), 0.25, 4}, {"--pitch", offsetof(pipeline_opts, pitch), -24, 24},
@@ -123,6 +124,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --no-translate          speak the source text itself (espeak-ng for English)\n"
           "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
           "  --threads N             translation threads (default: all cores)\n"
+          "  --weights F             int8, bf16, f16, f32 or auto (default: the fastest, int8 on a CPU)\n"
+          "  --shortlist S           auto (default), none (full vocabulary) or FILE of token ids\n"
           "  --device auto|cpu|cuda  where translation runs (default auto: the GPU if this build and machine\n"
           "                          have one, else the CPU)\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
@@ -408,6 +411,9 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     }
     nllb_model *model = NULL;
     double load_ms = 0;
+    const char *sl = po->shortlist ? po->shortlist : "auto";
+    int sl_mode = !strcmp(sl, "none") ? NLLB_SHORTLIST_NONE : NLLB_SHORTLIST_AUTO, sl_n = 0;
+    int32_t *sl_ids = NULL;
     if (translate) {
         char dir[PATH_MAX];
         const char *why = NULL;
@@ -418,6 +424,12 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         }
         nllb_model_params mp = nllb_model_default_params();
         mp.threads = po->threads;
+        int wf = nllb_weights_parse(po->weights ? po->weights : "auto");
+        if (wf < 0) {
+            fprintf(stderr, "stream-tts: --weights must be int8, bf16, f16, f32 or auto, got '%s'\n", po->weights);
+            return 2;
+        }
+        mp.weights = (nllb_weights)wf;
         int dev = (int)mp.device;
         if (po->device && cli_device("stream-tts", po->device, &dev)) return 2;
         mp.device = (nllb_device)dev;
@@ -427,6 +439,15 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
             return 1;
         }
         load_ms = (double)(stts_now_ns() - t) / 1e6;
+        if (strcmp(sl, "none") && strcmp(sl, "auto")) {
+            if (nllb_shortlist_read(model, sl, &sl_ids, &sl_n, &err) != STTS_OK) {
+                fprintf(stderr, "stream-tts: --shortlist: %s\n", err.msg);
+                nllb_model_free(model);
+                free(sl_ids);
+                return 2;
+            }
+            sl_mode = NLLB_SHORTLIST_IDS;
+        }
         int demo = strstr(why, "demo") != NULL;
         fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", dir, why, nllb_model_backend(model),
                 demo ? "; a tiny English-to-Japanese demo, not NLLB: scripts/fetch-model installs the real one" : "");
@@ -434,6 +455,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
             fprintf(stderr, "stream-tts: the demo model only translates eng_Latn to jpn_Jpan; install NLLB with "
                             "scripts/fetch-model nllb-200-distilled-600M for %s -> %s\n", po->src, po->tgt);
             nllb_model_free(model);
+            free(sl_ids);
             return 1;
         }
     }
@@ -451,6 +473,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     if (tts_open(&tp, &synth, &err) != STTS_OK) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         nllb_model_free(model);
+        free(sl_ids);
         return 1;
     }
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
@@ -469,6 +492,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         tts_close(synth);
         nllb_model_free(model);
+        free(sl_ids);
         return 1;
     }
     FILE *metrics = NULL;
@@ -477,6 +501,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
         audio_close(sink, &err);
         tts_close(synth);
         nllb_model_free(model);
+        free(sl_ids);
         return 1;
     }
 
@@ -495,6 +520,9 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     pp.model = model;
     pp.num_beams = po->beam;
     pp.force_length = po->force_length;
+    pp.shortlist = sl_mode;
+    pp.shortlist_ids = sl_ids;
+    pp.n_shortlist_ids = sl_n;
     pp.guard = !po->no_guard;
     pp.cache_entries = po->cache;
     pp.synth = synth;
@@ -548,6 +576,7 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
     }
     tts_close(synth);
     nllb_model_free(model);
+    free(sl_ids);
     pthread_mutex_destroy(&c.out_mu);
     return rc;
 }

@@ -17,6 +17,8 @@ typedef struct {
     int threads;
     const char *device;        /* --device auto|cpu|cuda (translation engine) */
     int force_length;          /* --force-length N (benchmarks) */
+    const char *weights;       /* --weights f32|bf16|f16|int8|auto (NULL: auto) */
+    const char *shortlist;     /* --shortlist auto|none|FILE (NULL: auto) */
     const char *voice;
     double speed, pitch, volume_db;
     const char *user_dict;

@@ -5,9 +5,10 @@
  * pool + scratch each (one per session), so sessions run at once; kernels
  * picked at run time (kernels.c). Linear layers split the output rows of W
  * over the threads (each thread streams its own slice of the weights);
- * int8 quantizes the activation rows first (quant.h's rule); with 8 or more
- * rows (the encoder) non-f32 weights take a blocked path: a slice of W is
- * widened to f32 once into a per-thread tile and every row of x is
+ * int8 quantizes the activation rows first (quant.h's rule) and multiplies
+ * every row of x with each 4-row block of W while it is in L1; with 8 or
+ * more rows (the encoder) bf16/f16 weights take a blocked path: a slice of W
+ * is widened to f32 once into a per-thread tile and every row of x is
  * multiplied with it (compute-bound GEMM instead of repeated GEMV).
  * Attention splits (row, head) pairs; the small row-wise ops (LayerNorm,
  * embedding) run on the calling thread. */
@@ -439,7 +440,13 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
     const cpu_weight *w = (const cpu_weight *)Wh;
     int K = w->h.cols, N = w->h.rows;
     if (M <= 0) return STTS_OK;
-    int blocked = M >= GEMM_MIN_ROWS && w->h.fmt != MT_WF_F32;
+    /* bf16/f16 with many rows: widen a slice once, then the f32 kernel (the
+     * same per-lane order as the half kernels at these levels, so results do
+     * not depend on how many rows are batched). int8 always multiplies
+     * quantized rows (exact integer sums: batch-invariant too); its kernel
+     * keeps each 4-row block of W in L1 across all rows of x. */
+    int blocked = M >= GEMM_MIN_ROWS && (w->h.fmt == MT_WF_BF16 || w->h.fmt == MT_WF_F16) &&
+                  (x->level <= MT_KL_AVX2 || x->level == MT_KL_NEON);
     size_t es = blocked ? 4 : wfmt_size(w->h.fmt);
     /* chunks of ~256 KB of W (a multiple of the kernels' 4-row block),
      * claimed dynamically by the threads */
@@ -659,13 +666,14 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
     }
     if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
     if (max_kv < 1) max_kv = 1;
-    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512 (the nllb_simd values); a
+    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon (the nllb_simd values); a
      * forced level this CPU (or this build) lacks is an error, never a
      * silent fallback, so a test or benchmark measures what it names */
     int best = mt_kernels_best();
-    if (simd < 0 || simd > MT_KL_AVX512)
-        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "SIMD level %d is not one of auto, scalar, avx2, avx512", simd);
-    if (simd > best)
+    if (simd < 0 || simd > MT_KL_NEON)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "SIMD level %d is not one of auto, scalar, avx2, avx512, neon",
+                              simd);
+    if (simd > 0 && !mt_kernels_supported(simd))
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "the forced SIMD level %s is not available on this CPU or build (best: %s); use auto or "
                               "a lower level",

@@ -18,9 +18,27 @@
 #define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #endif
+#if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#define MT_NEON 1
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#define TGT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+static int g_has_dot = -1; /* sdot (ARMv8.2 dot product), checked once */
+static int has_dot(void) {
+    if (g_has_dot < 0) g_has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    return g_has_dot;
+}
+#endif
 
 int mt_kernels_best(void) {
     int best = MT_KL_SCALAR;
+#ifdef MT_NEON
+    best = MT_KL_NEON; /* every arm64 CPU has NEON */
+    (void)has_dot();
+#endif
 #ifdef MT_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
@@ -36,9 +54,22 @@ int mt_kernels_pick(int want) {
     return best;
 }
 
+int mt_kernels_supported(int level) {
+    if (level == MT_KL_SCALAR) return 1;
+    int best = mt_kernels_best();
+    if (level == MT_KL_NEON) return best == MT_KL_NEON;
+    return best != MT_KL_NEON && level <= best;
+}
+
 const char *mt_kernels_name(int level) {
     switch (level) {
     case MT_KL_AVX512: return "avx512";
+    case MT_KL_NEON:
+#ifdef MT_NEON
+        return has_dot() ? "neon+dotprod" : "neon";
+#else
+        return "neon";
+#endif
     case MT_KL_AVX2: return "avx2";
     default: return "scalar";
     }
@@ -255,9 +286,62 @@ TGT_AVX512 static void lin_avx512(const float *x, int M, int K, const float *W, 
 }
 #endif /* MT_X86 */
 
+#ifdef MT_NEON
+/* ---------------- NEON (arm64) ---------------- */
+static inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
+
+static void lin_neon(const float *x, int M, int K, const float *W, int N, const float *b, float *y, int flags, int n0,
+                     int n1) {
+    const int Kv = K & ~3;
+    for (int n = n0; n < n1; n += 4) {
+        const float *w[4];
+        int nw;
+        wrows(W, K, n, n1, w, &nw);
+        for (int m = 0; m < M; m++) {
+            const float *x0 = x + (size_t)m * K;
+            float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 4) {
+                float32x4_t v0 = vld1q_f32(x0 + k);
+                a0 = vfmaq_f32(a0, vld1q_f32(w[0] + k), v0);
+                a1 = vfmaq_f32(a1, vld1q_f32(w[1] + k), v0);
+                a2 = vfmaq_f32(a2, vld1q_f32(w[2] + k), v0);
+                a3 = vfmaq_f32(a3, vld1q_f32(w[3] + k), v0);
+            }
+            float r[4] = {hsum_neon(a0), hsum_neon(a1), hsum_neon(a2), hsum_neon(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += w[i][k] * x0[k];
+            float *y0 = y + (size_t)m * N;
+            for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags);
+        }
+    }
+}
+
+static float dot_neon(const float *a, const float *b, int n) {
+    float32x4_t acc = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(a + i), vld1q_f32(b + i));
+    float s = hsum_neon(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_neon(float a, const float *x, float *y, int n) {
+    float32x4_t av = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), av, vld1q_f32(x + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif /* MT_NEON */
+
 void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int N, const float *b, float *y,
                     int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        lin_neon(x, M, K, W, N, b, y, flags, n0, n1);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level == MT_KL_AVX512) {
         lin_avx512(x, M, K, W, N, b, y, flags, n0, n1);
@@ -273,6 +357,9 @@ void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int
 }
 
 float mt_dot(int level, const float *a, const float *b, int n) {
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) return dot_neon(a, b, n);
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) return dot_avx2(a, b, n);
 #endif
@@ -281,6 +368,12 @@ float mt_dot(int level, const float *a, const float *b, int n) {
 }
 
 void mt_axpy(int level, float a, const float *x, float *y, int n) {
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        axpy_neon(a, x, y, n);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) {
         axpy_avx2(a, x, y, n);
@@ -440,9 +533,103 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
 }
 #endif /* MT_X86 */
 
+#ifdef MT_NEON
+static inline float32x4_t ld_bf16_neon(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+static inline float32x4_t ld_f16_neon(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+#define LIN_HALF_NEON(NAME, LD, CV) \
+    static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, int flags, \
+                     int n0, int n1) { \
+        const int Kv = K & ~3; \
+        for (int n = n0; n < n1; n += 4) { \
+            int nw = n1 - n < 4 ? n1 - n : 4; \
+            const uint16_t *w[4]; \
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int m = 0; m < M; m++) { \
+                const float *x0 = x + (size_t)m * K; \
+                float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0; \
+                for (int k = 0; k < Kv; k += 4) { \
+                    float32x4_t v0 = vld1q_f32(x0 + k); \
+                    a0 = vfmaq_f32(a0, LD(w[0] + k), v0); \
+                    a1 = vfmaq_f32(a1, LD(w[1] + k), v0); \
+                    a2 = vfmaq_f32(a2, LD(w[2] + k), v0); \
+                    a3 = vfmaq_f32(a3, LD(w[3] + k), v0); \
+                } \
+                float r[4] = {vaddvq_f32(a0), vaddvq_f32(a1), vaddvq_f32(a2), vaddvq_f32(a3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                float *y0 = y + (size_t)m * ldy; \
+                for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+            } \
+        } \
+    }
+LIN_HALF_NEON(lin_bf16_neon, ld_bf16_neon, bf16_f32)
+LIN_HALF_NEON(lin_f16_neon, ld_f16_neon, f16_f32)
+
+/* int8 x int8 -> int32: sdot where the CPU has it, else widening multiplies
+ * (vmull_s8) with pairwise accumulation; both exact, so both equal the
+ * scalar kernel. */
+TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
+                               const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~15;
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        const int8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < Kv; k += 16) {
+                int8x16_t v = vld1q_s8(q + k);
+                a0 = vdotq_s32(a0, vld1q_s8(w[0] + k), v);
+                a1 = vdotq_s32(a1, vld1q_s8(w[1] + k), v);
+                a2 = vdotq_s32(a2, vld1q_s8(w[2] + k), v);
+                a3 = vdotq_s32(a3, vld1q_s8(w[3] + k), v);
+            }
+            int32_t r[4] = {vaddvq_s32(a0), vaddvq_s32(a1), vaddvq_s32(a2), vaddvq_s32(a3)};
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            for (int i = 0; i < nw; i++)
+                yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
+        }
+    }
+}
+
+static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
+                        const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~15;
+    for (int n = n0; n < n1; n++) {
+        const int8_t *w = W + (size_t)n * K;
+        for (int m = 0; m < M; m++) {
+            const int8_t *q = xq + (size_t)m * K;
+            int32x4_t acc = vdupq_n_s32(0);
+            for (int k = 0; k < Kv; k += 16) {
+                int8x16_t wv = vld1q_s8(w + k), v = vld1q_s8(q + k);
+                int16x8_t lo = vmull_s8(vget_low_s8(wv), vget_low_s8(v));
+                int16x8_t hi = vmull_high_s8(wv, v);
+                acc = vpadalq_s16(acc, lo);
+                acc = vpadalq_s16(acc, hi);
+            }
+            int32_t r = vaddvq_s32(acc);
+            for (int k = Kv; k < K; k++) r += (int32_t)w[k] * q[k];
+            float *yr = y + (size_t)m * ldy;
+            yr[n] = finish((float)r * (xs[m] * ws[n]), b, n, yr[n], flags);
+        }
+    }
+}
+#endif /* MT_NEON */
+
 void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
                          const float *b, float *y, int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        if (is_bf16) lin_bf16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
+        else lin_f16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) {
         if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
@@ -457,6 +644,13 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
 void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
                        int ldy, const float *b, float *y, int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
+#ifdef MT_NEON
+    if (level == MT_KL_NEON) {
+        if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        else lin_i8_neon(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        return;
+    }
+#endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) {
         lin_i8_avx2(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);

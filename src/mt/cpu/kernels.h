@@ -1,5 +1,6 @@
 /* kernels.h - the CPU backend's SIMD kernels, in builds of the same code
- * (scalar, AVX2+FMA+F16C, AVX-512F) selected at run time, for f32, bf16,
+ * (scalar, AVX2+FMA+F16C, AVX-512F on x86-64; NEON with sdot where present
+ * on arm64) selected at run time, for f32, bf16,
  * f16 and int8 weights. Each function works on a slice [n0, n1) of the
  * output columns so the backend can split it over threads; ldy is y's row
  * stride (a weight stacked from parts writes each part's columns).
@@ -9,12 +10,14 @@
 
 #include <stdint.h>
 
-enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3 };
+enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3, MT_KL_NEON = 4 }; /* = nllb_simd values */
 
 /* The best level this CPU runs. */
 int mt_kernels_best(void);
 /* The best level this CPU runs, not above `want` (0 = no cap). */
 int mt_kernels_pick(int want);
+/* 1 when this CPU and build run `level`. */
+int mt_kernels_supported(int level);
 const char *mt_kernels_name(int level);
 
 /* Rows [n0, n1) of y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b (flags as

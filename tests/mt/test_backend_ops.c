@@ -1,0 +1,356 @@
+/* test_backend_ops.c - every backend op x every weight format x every SIMD
+ * level this CPU (and build) has, through the backend interface (backend.h),
+ * against a scalar reference written here in double precision, in the
+ * manner of ggml's test-backend-ops. The reference dequantizes the weights
+ * itself (bf16 and f16 by the compiler's conversions, int8 by quant.h's
+ * rule, which is the contract), so a wrong conversion in the backend fails.
+ *
+ * Tolerances (stated, per output y = sum_k x_k w_k):
+ *   f32/bf16/f16 weights: |y - ref| <= 1e-5 * sum|x_k w_k| + 1e-6 (summation
+ *     order only: the reference uses the same rounded weights);
+ *   int8 (activations quantized per row): the error of rounding x to its
+ *     int8 grid, |y - ref| <= sum|w_k| * s_x / 2 * 1.001 + 1e-5 * sum|x_k w_k|
+ *     (s_x = max|x| / 127); and every level gives the scalar level's result
+ *     (integer sums are exact) within 1e-6 relative;
+ *   every format: a row computed alone equals the same row in a batch, bit
+ *     for bit (batched and single translation agree);
+ *   LayerNorm, attention, embedding: 1e-5 relative + 1e-6.
+ * A level the CPU lacks is reported as skipped with the reason; STTS_SIMD
+ * selects one level only (CI on another machine). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "nllb.h"
+#include "quant.h"
+#include "test.h"
+
+static uint64_t g_rng = 0x1234567;
+static float frand(void) { /* uniform [-1, 1) */
+    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((g_rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static const mt_wfmt FORMATS[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
+
+/* The reference's own dequantization of W [N][K]: what the format stores. */
+static void ref_weights(mt_wfmt f, const float *W, int N, int K, float *out) {
+    for (int n = 0; n < N; n++) {
+        const float *w = W + (size_t)n * K;
+        float *o = out + (size_t)n * K;
+        if (f == MT_WF_I8) {
+            int8_t *q = malloc((size_t)K);
+            float s = mt_quantize_row_i8(w, (size_t)K, q);
+            for (int k = 0; k < K; k++) o[k] = (float)q[k] * s;
+            free(q);
+            continue;
+        }
+        for (int k = 0; k < K; k++) {
+            if (f == MT_WF_BF16) {
+                uint32_t u = (uint32_t)mt_f32_to_bf16(w[k]) << 16;
+                memcpy(&o[k], &u, 4);
+            } else if (f == MT_WF_F16) {
+                o[k] = __extension__(float)(_Float16)w[k]; /* the compiler's own rounding */
+            } else {
+                o[k] = w[k];
+            }
+        }
+    }
+}
+
+typedef struct {
+    mt_backend *be;
+    mt_exec *x;
+    const char *level;
+} rig;
+
+static int rig_open(rig *r, int simd, int threads) {
+    stts_error e;
+    memset(r, 0, sizeof *r);
+    stts_status st = mt_cpu_backend_new(threads, simd, 256, &r->be, &e);
+    if (st == STTS_ERR_UNSUPPORTED) {
+        printf("skip: %s\n", e.msg);
+        return 0;
+    }
+    CHECK_MSG(st == STTS_OK, "%s", e.msg);
+    if (st) return 0;
+    CHECK(r->be->ops->exec_new(r->be, 0, &r->x, &e) == STTS_OK);
+    r->level = r->be->desc;
+    return r->x != NULL;
+}
+
+static void rig_close(rig *r) {
+    if (r->x) r->be->ops->exec_free(r->x);
+    if (r->be) r->be->ops->destroy(r->be);
+}
+
+static mt_weight *vec(rig *r, const float *v, int n) {
+    mt_wpart p = {MT_DTYPE_F32, v, NULL};
+    mt_weight *w = NULL;
+    stts_error e;
+    CHECK(r->be->ops->weight_new(r->be, &p, 1, 1, n, MT_WF_F32, 0, &w, &e) == STTS_OK);
+    return w;
+}
+
+/* ---- linear: shapes x parts x flags x bias, and gather ---- */
+static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, float *scalar_out) {
+    size_t nk = (size_t)N * K;
+    float *W = malloc(nk * sizeof(float)), *Wd = malloc(nk * sizeof(float)), *x = malloc(sizeof(float) * M * K);
+    float *b = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * M * N);
+    for (size_t i = 0; i < nk; i++) W[i] = frand() * 0.5f;
+    for (int i = 0; i < M * K; i++) x[i] = frand() * 2.0f;
+    for (int i = 0; i < N; i++) b[i] = frand();
+    ref_weights(f, W, N, K, Wd);
+    /* sources: int8 parts from the quant rule (as a converted file holds
+     * them), the others f32 (converted by the backend) */
+    int pr = N / nparts;
+    mt_wpart parts[4];
+    int8_t *q = NULL;
+    float *qs = NULL;
+    if (f == MT_WF_I8) {
+        q = malloc(nk);
+        qs = malloc(sizeof(float) * N);
+        for (int n = 0; n < N; n++) qs[n] = mt_quantize_row_i8(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
+    }
+    for (int p = 0; p < nparts; p++) {
+        if (f == MT_WF_I8) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr};
+        else parts[p] = (mt_wpart){MT_DTYPE_F32, W + (size_t)p * pr * K, NULL};
+    }
+    mt_weight *w = NULL;
+    stts_error e;
+    CHECK_MSG(r->be->ops->weight_new(r->be, parts, nparts, pr, K, f, MT_WSRC_PERSISTENT, &w, &e) == STTS_OK, "%s",
+              e.msg);
+    mt_weight *bw = vec(r, b, N);
+    if (!w || !bw) return;
+    /* a persistent source already in the compute format is used in place */
+    CHECK_EQ_INT(w->in_place, f == MT_WF_I8 || f == MT_WF_F32);
+    /* weight_read gives what the reference dequantized */
+    float *rd = malloc(nk * sizeof(float));
+    CHECK(r->be->ops->weight_read(r->be, w, 0, N, rd, &e) == STTS_OK);
+    int bad = 0;
+    for (size_t i = 0; i < nk && !bad; i++) bad = rd[i] != Wd[i];
+    CHECK_MSG(!bad, "%s %s: weight_read differs from the reference dequantization", r->level, mt_wfmt_name(f));
+    free(rd);
+    for (int flags = 0; flags < 4; flags++)
+        for (int with_b = 0; with_b < 2; with_b++) {
+            for (int i = 0; i < M * N; i++) y[i] = 0.25f;
+            CHECK(r->be->ops->linear(r->x, x, M, w, with_b ? bw : NULL, y, flags) == STTS_OK);
+            double worst = 0;
+            for (int m = 0; m < M; m++) {
+                float amax = 0;
+                for (int k = 0; k < K; k++) amax = fabsf(x[m * K + k]) > amax ? fabsf(x[m * K + k]) : amax;
+                for (int n = 0; n < N; n++) {
+                    double s = 0, mag = 0, wabs = 0;
+                    for (int k = 0; k < K; k++) {
+                        double t = (double)x[m * K + k] * Wd[(size_t)n * K + k];
+                        s += t;
+                        mag += fabs(t);
+                        wabs += fabs(Wd[(size_t)n * K + k]);
+                    }
+                    double tol = 1e-5 * mag + 1e-6;
+                    if (f == MT_WF_I8) tol += wabs * (amax / 127.0) / 2 * 1.001;
+                    if (with_b) s += b[n];
+                    if ((flags & MT_LIN_RELU) && s < 0) s = 0;
+                    if (flags & MT_LIN_ACCUM) s += 0.25;
+                    double d = fabs(y[m * N + n] - s);
+                    if (d > tol) {
+                        CHECK_MSG(0, "%s %s linear M%d K%d N%d parts %d flags %d: y[%d][%d] %.7g ref %.7g tol %.3g",
+                                  r->level, mt_wfmt_name(f), M, K, N, nparts, flags, m, n, y[m * N + n], s, tol);
+                        goto done;
+                    }
+                    if (d / (tol + 1e-30) > worst) worst = d / tol;
+                }
+            }
+            if (flags == 0 && with_b && scalar_out) {
+                /* int8: every level reproduces the scalar level (exact integer sums) */
+                if (scalar_out[0] != scalar_out[0]) memcpy(scalar_out, y, sizeof(float) * M * N);
+                else
+                    for (int i = 0; i < M * N; i++)
+                        if (fabsf(y[i] - scalar_out[i]) > 1e-6f * (1 + fabsf(y[i]))) {
+                            CHECK_MSG(0, "%s int8 M%d K%d N%d: y[%d] %.9g, scalar level %.9g", r->level, M, K, N, i,
+                                      y[i], scalar_out[i]);
+                            break;
+                        }
+            }
+        }
+    /* batch invariance: each row alone gives the batched result exactly */
+    {
+        float *y1 = malloc(sizeof(float) * N);
+        for (int m = 0; m < M; m++) {
+            CHECK(r->be->ops->linear(r->x, x + (size_t)m * K, 1, w, bw, y1, 0) == STTS_OK);
+            CHECK(r->be->ops->linear(r->x, x, M, w, bw, y, 0) == STTS_OK);
+            if (memcmp(y1, y + (size_t)m * N, sizeof(float) * N) != 0) {
+                CHECK_MSG(0, "%s %s M%d K%d N%d: row %d alone differs from the batch", r->level, mt_wfmt_name(f), M,
+                          K, N, m);
+                break;
+            }
+        }
+        free(y1);
+    }
+    /* gather: rows of the weight in a new contiguous weight give the same columns */
+    {
+        int ids[5] = {0, 1, N / 2, N - 2, N - 1}, n = N >= 4 ? 5 : 1;
+        mt_weight *g = NULL;
+        CHECK(r->be->ops->weight_gather(r->be, w, ids, n, &g, &e) == STTS_OK);
+        float *yg = malloc(sizeof(float) * M * n);
+        CHECK(r->be->ops->linear(r->x, x, M, g, NULL, yg, 0) == STTS_OK);
+        CHECK(r->be->ops->linear(r->x, x, M, w, NULL, y, 0) == STTS_OK);
+        for (int m = 0; m < M; m++)
+            for (int i = 0; i < n; i++)
+                if (yg[m * n + i] != y[m * N + ids[i]]) {
+                    CHECK_MSG(0, "%s %s gather: row %d differs", r->level, mt_wfmt_name(f), ids[i]);
+                    m = M;
+                    break;
+                }
+        CHECK_EQ_INT(r->be->ops->weight_gather(r->be, w, (int[]){N}, 1, &g, &e), STTS_ERR_INVALID_ARG);
+        free(yg);
+        r->be->ops->weight_free(r->be, g);
+    }
+done:
+    r->be->ops->weight_free(r->be, w);
+    r->be->ops->weight_free(r->be, bw);
+    free(W), free(Wd), free(x), free(b), free(y), free(q), free(qs);
+}
+
+static void check_layernorm(rig *r) {
+    const int M = 3, D = 77;
+    float x[3 * 77], g[77], b[77], y[3 * 77];
+    for (int i = 0; i < M * D; i++) x[i] = frand() * 3 + 0.5f;
+    for (int i = 0; i < D; i++) g[i] = 1 + frand() * 0.1f, b[i] = frand() * 0.1f;
+    mt_weight *gw = vec(r, g, D), *bw = vec(r, b, D);
+    CHECK(r->be->ops->layernorm(r->x, x, M, gw, bw, 1e-5f, y) == STTS_OK);
+    for (int m = 0; m < M; m++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < D; i++) mean += x[m * D + i];
+        mean /= D;
+        for (int i = 0; i < D; i++) var += (x[m * D + i] - mean) * (x[m * D + i] - mean);
+        var /= D;
+        for (int i = 0; i < D; i++) {
+            double ref = (x[m * D + i] - mean) / sqrt(var + 1e-5) * g[i] + b[i];
+            CHECK_NEAR(y[m * D + i], ref, 1e-5 * fabs(ref) + 1e-6);
+        }
+    }
+    r->be->ops->weight_free(r->be, gw);
+    r->be->ops->weight_free(r->be, bw);
+}
+
+static void check_attention(rig *r) {
+    enum { R = 3, H = 4, HD = 16, D = H * HD, L = 37 };
+    float *q = malloc(sizeof(float) * R * D), *kv = malloc(sizeof(float) * L * 2 * D), *out = malloc(sizeof(float) * R * D);
+    for (int i = 0; i < R * D; i++) q[i] = frand();
+    for (int i = 0; i < L * 2 * D; i++) kv[i] = frand();
+    const float *kp[R], *vp[R];
+    int lens[R] = {1, 20, L};
+    for (int i = 0; i < R; i++) kp[i] = kv, vp[i] = kv + D;
+    mt_attn_args a = {R, H, HD, q, D, kp, vp, lens, 2 * D, out, D};
+    CHECK(r->be->ops->attention(r->x, &a) == STTS_OK);
+    for (int row = 0; row < R; row++)
+        for (int h = 0; h < H; h++) {
+            double sc[L], mx = -1e300, sum = 0;
+            for (int j = 0; j < lens[row]; j++) {
+                double s = 0;
+                for (int i = 0; i < HD; i++) s += (double)q[row * D + h * HD + i] * kv[j * 2 * D + h * HD + i];
+                sc[j] = s;
+                mx = s > mx ? s : mx;
+            }
+            for (int j = 0; j < lens[row]; j++) sum += (sc[j] = exp(sc[j] - mx));
+            for (int i = 0; i < HD; i++) {
+                double o = 0;
+                for (int j = 0; j < lens[row]; j++) o += sc[j] / sum * kv[j * 2 * D + D + h * HD + i];
+                CHECK_NEAR(out[row * D + h * HD + i], o, 1e-5 * fabs(o) + 1e-6);
+            }
+        }
+    free(q), free(kv), free(out);
+}
+
+static void check_embed(rig *r, mt_wfmt f) {
+    enum { V = 11, D = 24 };
+    float T[V * D], Td[V * D], out[3 * D];
+    for (int i = 0; i < V * D; i++) T[i] = frand() * 0.1f;
+    ref_weights(f, T, V, D, Td);
+    mt_wpart p = {MT_DTYPE_F32, T, NULL};
+    mt_weight *w = NULL;
+    stts_error e;
+    CHECK(r->be->ops->weight_new(r->be, &p, 1, V, D, f, 0, &w, &e) == STTS_OK);
+    if (!w) return;
+    const int32_t ids[3] = {3, 1, 10};
+    const int pos[3] = {2, 1, 7}; /* pad_idx 1: zero position row */
+    CHECK(r->be->ops->embed(r->x, w, ids, pos, 3, 2.0f, 1, 0, out) == STTS_OK);
+    int half = D / 2;
+    for (int row = 0; row < 3; row++)
+        for (int i = 0; i < D; i++) {
+            double ref = (double)Td[ids[row] * D + i] * 2.0;
+            if (pos[row] != 1) {
+                double fr = exp((i % half) * -(log(10000.0) / (half - 1)));
+                ref += i < half ? sin(pos[row] * fr) : cos(pos[row] * fr);
+            }
+            CHECK_NEAR(out[row * D + i], ref, 1e-5 * fabs(ref) + 1e-6);
+        }
+    r->be->ops->weight_free(r->be, w);
+}
+
+static void check_small_ops(rig *r) {
+    float a[12], b[12];
+    for (int i = 0; i < 12; i++) a[i] = (float)i;
+    CHECK(r->be->ops->scale_cols(r->x, a, 3, 2, 4, 0.5f) == STTS_OK);
+    for (int i = 0; i < 12; i++) CHECK(a[i] == ((i % 4) < 2 ? i * 0.5f : (float)i));
+    CHECK(r->be->ops->copy(r->x, b, a, 12) == STTS_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+}
+
+static const int SHAPES[][4] = {/* M, K, N, parts */
+                                {1, 64, 12, 1},  {1, 100, 9, 3}, {2, 33, 20, 2}, {4, 256, 16, 1},  {5, 17, 6, 3},
+                                {8, 48, 24, 3},  {9, 96, 13, 1}, {70, 40, 8, 2}, {1, 1024, 300, 3}};
+#define NSHAPES (sizeof SHAPES / sizeof *SHAPES)
+static float *g_i8ref[NSHAPES];
+static int g_simd, g_threads, g_ran;
+
+/* One SIMD level and thread count: every op, every format. */
+static void every_op(void) {
+    rig r;
+    if (!rig_open(&r, g_simd, g_threads)) return;
+    g_ran++;
+    for (size_t fi = 0; fi < sizeof FORMATS / sizeof *FORMATS; fi++) {
+        for (size_t s = 0; s < NSHAPES; s++) {
+            g_rng = 1000 + s; /* same data at every level */
+            check_linear(&r, FORMATS[fi], SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], SHAPES[s][3],
+                         FORMATS[fi] == MT_WF_I8 ? g_i8ref[s] : NULL);
+        }
+        check_embed(&r, FORMATS[fi]);
+    }
+    check_layernorm(&r);
+    check_attention(&r);
+    check_small_ops(&r);
+    printf("%s: linear (%zu shapes x 4 formats x 8 flag/bias cases, gather, read), layernorm, attention, embed, "
+           "scale, copy\n",
+           r.level, NSHAPES);
+    rig_close(&r);
+}
+
+int main(void) {
+    static const struct {
+        int simd;
+        const char *name;
+    } levels[] = {{NLLB_SIMD_SCALAR, "scalar"},
+                  {NLLB_SIMD_AVX2, "avx2"},
+                  {NLLB_SIMD_AVX512, "avx512"},
+                  {NLLB_SIMD_NEON, "neon"}};
+    const char *only = getenv("STTS_SIMD");
+    for (size_t s = 0; s < NSHAPES; s++) {
+        g_i8ref[s] = malloc(sizeof(float) * SHAPES[s][0] * SHAPES[s][2]);
+        g_i8ref[s][0] = NAN;
+    }
+    for (size_t li = 0; li < sizeof levels / sizeof *levels; li++) {
+        if (only && *only && strcmp(only, "auto") && strcmp(only, levels[li].name)) continue;
+        for (g_threads = 1; g_threads <= 2; g_threads++) {
+            g_simd = levels[li].simd;
+            TEST_RUN(every_op);
+        }
+    }
+    for (size_t s = 0; s < NSHAPES; s++) free(g_i8ref[s]);
+    if (!g_ran) TEST_SKIP_ALL("STTS_SIMD=%s names no level this CPU has", only ? only : "");
+    return TEST_SUMMARY();
+}

@@ -58,7 +58,12 @@ typedef struct {
 } mt_wpart;
 
 /* weight_new flags */
-enum { MT_WSRC_PERSISTENT = 1 /* the sources outlive the weight: may be used in place */ };
+enum {
+    MT_WSRC_PERSISTENT = 1, /* the sources outlive the weight: may be used in place */
+    MT_WSRC_FILE_PAGES = 2  /* the sources are a read-only file mapping: when converted, the backend may
+                               release their pages from the process (madvise DONTNEED; the page cache
+                               keeps them), so resident memory holds one copy. Never for heap memory. */
+};
 
 /* An executor; each backend's executor struct starts with this head. */
 typedef struct {

@@ -390,6 +390,7 @@ typedef struct {
     const mt_checkpoint *ck;
     float *tmp; /* host f32 staging of biases and LayerNorm vectors */
     size_t tmp_n;
+    int src_flags; /* weight_new flags for tensors of this checkpoint */
 } loader;
 
 /* HF saves M2M100ForConditionalGeneration keys with "model."; a bare
@@ -494,7 +495,7 @@ static stts_status load_stack(loader *ld, const char *prefix, const char *const 
         snprintf(n, sizeof n, "%s%s.bias", prefix, parts[i]);
         if ((st = load_vec_into(ld, n, ld->tmp + (size_t)i * rows, rows, err))) return st;
     }
-    if ((st = make_mat(ld->m, &l->w, src, count, rows, in, MT_WSRC_PERSISTENT, err))) return st;
+    if ((st = make_mat(ld->m, &l->w, src, count, rows, in, ld->src_flags, err))) return st;
     return make_vec(ld->m, &l->b, ld->tmp, out, err);
 }
 
@@ -515,7 +516,7 @@ static stts_status load_weights(loader *ld, stts_error *err) {
                               mt_checkpoint_path(ld->ck));
     mt_wpart part;
     if ((st = matrix_part(ld, emb, emb_name, c->vocab_size, c->d_model, &part, err)) ||
-        (st = make_mat(m, &m->embed, &part, 1, c->vocab_size, c->d_model, MT_WSRC_PERSISTENT, err)))
+        (st = make_mat(m, &m->embed, &part, 1, c->vocab_size, c->d_model, ld->src_flags, err)))
         return st;
     m->lm_head = m->embed;
     /* transformers loads a half-precision checkpoint in its dtype, and builds
@@ -527,7 +528,7 @@ static stts_status load_weights(loader *ld, stts_error *err) {
         if (lm && lm != emb) {
             mt_weight *w = NULL;
             if ((st = matrix_part(ld, lm, "lm_head.weight", c->vocab_size, c->d_model, &part, err)) ||
-                (st = make_mat(m, &w, &part, 1, c->vocab_size, c->d_model, MT_WSRC_PERSISTENT, err)))
+                (st = make_mat(m, &w, &part, 1, c->vocab_size, c->d_model, ld->src_flags, err)))
                 return st;
             m->lm_head = w;
         }
@@ -588,7 +589,7 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
     nllb_model *m = model_new();
     if (!m) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     mt_checkpoint *ck = NULL;
-    loader ld = {m, NULL, NULL, 0};
+    loader ld = {m, NULL, NULL, 0, MT_WSRC_PERSISTENT};
     stts_status st = mt_config_load_dir(dir, &m->cfg, err);
     if (st) goto fail;
     if (strcmp(m->cfg.activation_function, "relu") != 0 && m->cfg.activation_function[0]) {
@@ -629,6 +630,11 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
     if ((st = check_embedding_shape(ck, c, err))) goto fail;
     if ((st = model_alloc(m, &p, err))) goto fail;
     ld.ck = ck;
+    /* safetensors tensors are slices of the mapped file (torch zips may
+     * hold inflated heap copies): their pages may be released once converted */
+    const char *cp = mt_checkpoint_path(ck);
+    size_t cpl = cp ? strlen(cp) : 0;
+    if (cpl >= 12 && strcmp(cp + cpl - 12, ".safetensors") == 0) ld.src_flags |= MT_WSRC_FILE_PAGES;
     if ((st = load_weights(&ld, err))) goto fail;
     if ((st = check_no_extra_layers(ck, c, err))) goto fail;
     free(ld.tmp);

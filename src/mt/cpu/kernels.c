@@ -469,7 +469,31 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
             int nw = n1 - n < 4 ? n1 - n : 4; \
             const uint16_t *w[4]; \
             for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
-            for (int m = 0; m < M; m++) { \
+            int m = 0; \
+            for (; m + 2 <= M; m += 2) { /* 2 x rows share each widened W vector */ \
+                const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
+                for (int k = 0; k < Kv; k += 8) { \
+                    __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), t; \
+                    t = LD(w[0] + k), a0 = _mm256_fmadd_ps(t, v0, a0), b0 = _mm256_fmadd_ps(t, v1, b0); \
+                    t = LD(w[1] + k), a1 = _mm256_fmadd_ps(t, v0, a1), b1 = _mm256_fmadd_ps(t, v1, b1); \
+                    t = LD(w[2] + k), a2 = _mm256_fmadd_ps(t, v0, a2), b2 = _mm256_fmadd_ps(t, v1, b2); \
+                    t = LD(w[3] + k), a3 = _mm256_fmadd_ps(t, v0, a3), b3 = _mm256_fmadd_ps(t, v1, b3); \
+                } \
+                float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
+                float q[4] = {hsum256(b0), hsum256(b1), hsum256(b2), hsum256(b3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) { \
+                        r[i] += CV(w[i][k]) * x0[k]; \
+                        q[i] += CV(w[i][k]) * x1[k]; \
+                    } \
+                float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy; \
+                for (int i = 0; i < nw; i++) { \
+                    y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+                    y1[n + i] = finish(q[i], b, n + i, y1[n + i], flags); \
+                } \
+            } \
+            for (; m < M; m++) { \
                 const float *x0 = x + (size_t)m * K; \
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
                 for (int k = 0; k < Kv; k += 8) { \
@@ -512,7 +536,34 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
         int nw = n1 - n < 4 ? n1 - n : 4;
         const int8_t *w[4];
         for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
-        for (int m = 0; m < M; m++) {
+        int m = 0;
+        for (; m + 2 <= M; m += 2) { /* 2 x rows share each loaded W vector and its |w| */
+            const int8_t *q0 = xq + (size_t)m * K, *q1 = q0 + K;
+            __m256i a[4], c[4];
+            for (int i = 0; i < 4; i++) a[i] = c[i] = _mm256_setzero_si256();
+            for (int k = 0; k < Kv; k += 32) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + k));
+                __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + k));
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(w[i] + k)), aw = _mm256_sign_epi8(wv, wv);
+                    a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v0, wv)), ones));
+                    c[i] = _mm256_add_epi32(c[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v1, wv)), ones));
+                }
+            }
+            int32_t r0[4], r1[4];
+            for (int i = 0; i < 4; i++) r0[i] = hsum_i32(a[i]), r1[i] = hsum_i32(c[i]);
+            for (int k = Kv; k < K; k++)
+                for (int i = 0; i < 4; i++) {
+                    r0[i] += (int32_t)w[i][k] * q0[k];
+                    r1[i] += (int32_t)w[i][k] * q1[k];
+                }
+            float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy;
+            for (int i = 0; i < nw; i++) {
+                y0[n + i] = finish((float)r0[i] * (xs[m] * ws[n + i]), b, n + i, y0[n + i], flags);
+                y1[n + i] = finish((float)r1[i] * (xs[m + 1] * ws[n + i]), b, n + i, y1[n + i], flags);
+            }
+        }
+        for (; m < M; m++) {
             const int8_t *q = xq + (size_t)m * K;
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
             for (int k = 0; k < Kv; k += 32) {

@@ -160,15 +160,13 @@ typedef struct {
     const mt_wpart *parts;
     int rows_per_chunk;
     float **rowbuf; /* per thread */
-    int drop_src;   /* the source is the mapped file: release its pages once read */
+    long drop_src;  /* > 0: the source is the mapped file: release its pages (of this size) once read */
 } conv_job;
 
 /* Drops the whole pages inside [p, p + n) of a read-only file mapping from
  * this process: they stay in the page cache, and resident memory holds the
  * converted weight only, not the source too (the source is not read again). */
-static void drop_pages(const void *p, size_t n) {
-    static long pg;
-    if (!pg) pg = sysconf(_SC_PAGESIZE);
+static void drop_pages(const void *p, size_t n, long pg) {
     if (pg <= 0) return;
     uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     uintptr_t e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
@@ -207,7 +205,7 @@ static void conv_chunk(void *arg, int chunk, int tid) {
             int p = r / w->part_rows, lr = r % w->part_rows;
             int e = (p + 1) * w->part_rows < r1 ? (p + 1) * w->part_rows : r1;
             size_t es = mt_dtype_size(j->parts[p].dtype);
-            drop_pages((const char *)j->parts[p].data + (size_t)lr * K * es, (size_t)(e - r) * K * es);
+            drop_pages((const char *)j->parts[p].data + (size_t)lr * K * es, (size_t)(e - r) * K * es, j->drop_src);
             r = e;
         }
     }
@@ -271,7 +269,7 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
     if (ok) {
         int rpc = (int)((1u << 20) / ((size_t)cols * 4));
         if (rpc < 1) rpc = 1;
-        conv_job j = {w, parts, rpc, bufs, (flags & MT_WSRC_FILE_PAGES) != 0};
+        conv_job j = {w, parts, rpc, bufs, (flags & MT_WSRC_FILE_PAGES) ? sysconf(_SC_PAGESIZE) : 0};
         mt_pool_run(c->load_pool, (w->h.rows + rpc - 1) / rpc, conv_chunk, &j);
     }
     for (int t = 0; t < threads; t++) free(bufs[t]);

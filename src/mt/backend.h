@@ -147,6 +147,16 @@ typedef struct {
     stts_status (*copy)(mt_exec *x, float *dst, const float *src, size_t n);
     /* 1: backend memory is host memory (the search reads logits in place). */
     int host_visible;
+    /* Search selection on the backend, so that logits never cross to the
+     * host: per row r of logits[rows][V] (backend memory), the k largest
+     * columns, best first (equal values: lower column first), into
+     * top[r*k + q], and their log-softmax values into lp[r*k + q], computed
+     * as the search computes them on the host: (x - max) - (float)log(sum
+     * in double of expf(x - max)). top and lp are host memory. NULL (the CPU
+     * backend) or k > select_max_k: the search computes them itself from
+     * host-visible or downloaded logits. */
+    stts_status (*select_topk)(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp);
+    int select_max_k;
 } mt_backend_ops;
 
 struct mt_backend {

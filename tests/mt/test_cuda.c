@@ -290,6 +290,48 @@ static void test_argmax_topk(void) {
     free(l);
 }
 
+/* ---- the search's selection op (select_topk) against the CPU search's
+ * host arithmetic: ids exact, log-softmax within an ulp or two ---- */
+static void test_select(void) {
+    enum { R = 3, V = 256206 };
+    float *l = malloc(sizeof(float) * R * V);
+    for (size_t i = 0; i < (size_t)R * V; i++) l[i] = urand() * 10;
+    l[0 * V + 200000] = 50;
+    l[1 * V + 77] = l[1 * V + 5] = l[1 * V + 517] = 40; /* ties across threads and within one */
+    l[2 * V + 0] = l[2 * V + V - 1] = 12;
+    float *dl = dev_of(l, sizeof(float) * R * V);
+    CHECK(gpu->ops->select_topk != NULL);
+    for (int k = 1; k <= 16; k += 7) {
+        int32_t top[R * 16];
+        float lp[R * 16];
+        CHECK(gpu->ops->select_topk(gx, dl, R, V, k, top, lp) == STTS_OK);
+        for (int r = 0; r < R; r++) {
+            const float *x = l + (size_t)r * V;
+            float mx = -INFINITY;
+            for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+            double s = 0;
+            for (int i = 0; i < V; i++) s += expf(x[i] - mx);
+            float lse = (float)log(s);
+            for (int c = 0; c < k; c++) {
+                int best = -1;
+                for (int i = 0; i < V; i++) {
+                    int taken = 0;
+                    for (int t = 0; t < c; t++) taken |= top[r * k + t] == i;
+                    if (!taken && (best < 0 || x[i] > x[best])) best = i;
+                }
+                float want = (x[best] - mx) - lse;
+                CHECK_MSG(top[r * k + c] == best, "select k %d row %d rank %d: id %d, expected %d", k, r, c,
+                          top[r * k + c], best);
+                CHECK_MSG(fabsf(lp[r * k + c] - want) <= 2e-6f * fmaxf(1.0f, fabsf(want)),
+                          "select k %d row %d rank %d: %.9g vs %.9g", k, r, c, lp[r * k + c], want);
+            }
+        }
+        if (k > 1) CHECK(top[k] == 5 && top[k + 1] == 77 && top[k + 2] == 517);
+    }
+    gpu->ops->release(gpu, dl);
+    free(l);
+}
+
 /* ---- the engine: GPU ids == CPU ids on the fixture models ---- */
 static const char *source_dir(void) {
     const char *d = getenv("STTS_TEST_SOURCE_DIR");
@@ -497,6 +539,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_attention);
     TEST_RUN(test_embed);
     TEST_RUN(test_argmax_topk);
+    TEST_RUN(test_select);
     TEST_RUN(test_engine);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);

@@ -50,6 +50,8 @@ struct cuda_exec {
     float *pos_table; /* sinusoids [pos_rows][pos_D] for one (D, rounding) pair */
     int pos_D, pos_round, pos_rows;
     mt_pool *pool;    /* host threads for parallel_for (the search's row statistics) */
+    void *d_sel, *h_sel; /* select_topk results: device and pinned host, sel_cap bytes each */
+    size_t sel_cap;
 };
 
 cuda_exec *cx(mt_exec *x) { return (cuda_exec *)x; }
@@ -433,6 +435,8 @@ void be_exec_free(mt_exec *x) {
     cudaStreamSynchronize(c->st);
     if (c->d_args) cudaFree(c->d_args);
     if (c->pos_table) cudaFree(c->pos_table);
+    if (c->d_sel) cudaFree(c->d_sel);
+    if (c->h_sel) cudaFreeHost(c->h_sel);
     cudaStreamDestroy(c->st);
     mt_pool_free(c->pool);
     free(c->h_args);
@@ -564,12 +568,45 @@ stts_status be_copy(mt_exec *x, float *dst, const float *src, size_t n) {
     return fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
 }
 
+/* The search's selection on the device: only k ids and scores per row
+ * come back (one small copy into pinned memory, one wait). */
+stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
+    if (k < 1 || k > MTK_SELECT_MAX_K || k > V) return STTS_ERR_INVALID_ARG;
+    size_t n = (size_t)rows * k, bytes = n * (sizeof(int32_t) + sizeof(float));
+    if (bytes > c->sel_cap) {
+        if (c->d_sel) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_sel);
+            c->d_sel = NULL;
+        }
+        if (c->h_sel) cudaFreeHost(c->h_sel);
+        c->h_sel = NULL;
+        c->sel_cap = 0;
+        if (fail(c, cudaMalloc(&c->d_sel, bytes * 2)) || fail(c, cudaMallocHost(&c->h_sel, bytes * 2)))
+            return STTS_ERR_DEVICE;
+        c->sel_cap = bytes * 2;
+    }
+    int32_t *d_idx = (int32_t *)c->d_sel;
+    float *d_lp = (float *)(d_idx + n);
+    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp));
+    if (!st) st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, bytes, cudaMemcpyDeviceToHost, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+    if (st) return st;
+    memcpy(top, c->h_sel, n * sizeof(int32_t));
+    memcpy(lp, (const int32_t *)c->h_sel + n, n * sizeof(float));
+    return STTS_OK;
+}
+
 const mt_backend_ops cuda_ops = {
     "cuda",        be_destroy,   be_weight_new, be_weight_gather, be_weight_read, be_weight_free,
     be_exec_new,   be_exec_free, be_alloc,      be_release,       be_upload,      be_download,
     be_parallel_for, be_linear,  be_layernorm,  be_attention,     be_embed,       be_scale_cols,
     be_copy,
-    0 /* host_visible */
+    0, /* host_visible */
+    be_select_topk, MTK_SELECT_MAX_K
 };
 
 } // namespace

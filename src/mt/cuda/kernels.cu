@@ -445,6 +445,65 @@ __global__ void topk_kernel(const float *logits, int V, int k, float *val, int32
     }
 }
 
+/* The search's selection (backend.h select_topk): per row the k largest
+ * logits (ties: lower column) and their log-softmax values computed as the
+ * CPU search computes them: lse = (float)log(sum in double of expf(x - mx)),
+ * lp = (x - mx) - lse. expf is taken as the correctly rounded float of a
+ * double exp (glibc's expf is correctly rounded; CUDA's float expf is not).
+ * One block per row: each thread keeps a sorted top-k of its strided
+ * columns, then k block-wide argmax rounds over the threads' list heads. */
+#define SEL_THREADS 512
+#define SEL_MAX_K 16
+__global__ void __launch_bounds__(SEL_THREADS) select_kernel(const float *__restrict__ logits, int V, int k,
+                                                               int32_t *__restrict__ idx, float *__restrict__ lp) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    __shared__ double shd[32];
+    __shared__ float bestv;
+    __shared__ int besti;
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float tv[SEL_MAX_K];
+    int ti[SEL_MAX_K], n = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float x = l[i];
+        if (!(x == x)) continue; /* NaN never wins */
+        if (n < k || x > tv[n - 1]) {
+            int p = n < k ? n++ : k - 1;
+            while (p > 0 && x > tv[p - 1]) {
+                tv[p] = tv[p - 1], ti[p] = ti[p - 1];
+                p--;
+            }
+            tv[p] = x, ti[p] = i;
+        }
+    }
+    float mx = block_max(n ? tv[0] : -INFINITY, shv);
+    double s = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += (double)(float)exp((double)__fsub_rn(l[i], mx));
+    s = block_sum(s, shd);
+    float lse = (float)log(s);
+    int head = 0;
+    for (int c = 0; c < k; c++) {
+        float bv = head < n ? tv[head] : -INFINITY;
+        int bi = head < n ? ti[head] : -1;
+        block_argmax(bv, bi, shv, shi);
+        if (threadIdx.x == 0) bestv = bv, besti = bi;
+        __syncthreads();
+        if (head < n && ti[head] == besti) head++;
+        if (threadIdx.x == 0) {
+            idx[(size_t)blockIdx.x * k + c] = besti < 0 ? 0 : besti;
+            lp[(size_t)blockIdx.x * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp) {
+    if (rows <= 0) return 0;
+    if (k < 1 || k > SEL_MAX_K) return (int)cudaErrorInvalidValue;
+    select_kernel<<<rows, SEL_THREADS, 0, (cudaStream_t)stream>>>(logits, V, k, idx, lp);
+    return launch_status();
+}
+
 extern "C" int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int k, float *val,
                                    int32_t *idx) {
     if (rows <= 0) return 0;

@@ -85,6 +85,13 @@ int mtk_argmax(void *stream, const float *logits, int rows, int V, int32_t *ids)
  * their ids, best first (ties: lower id first) -> val[r][k], idx[r][k]. */
 int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int k, float *val, int32_t *idx);
 
+/* The search's selection (backend.h select_topk), k <= MTK_SELECT_MAX_K:
+ * per row the k largest logits (ties: lower column), best first, ->
+ * idx[r][k], and their log-softmax values with the CPU search's arithmetic
+ * -> lp[r][k]. */
+#define MTK_SELECT_MAX_K 16
+int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,6 +157,15 @@ typedef struct {
      * host-visible or downloaded logits. */
     stts_status (*select_topk)(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp);
     int select_max_k;
+    /* Optional (NULL: every op runs when called). Brackets one decoder
+     * step: between step_begin and step_end the backend may only record the
+     * ops (what changes per step, such as ids, positions, K/V pointers and
+     * lengths, going into one small argument block) and run them all at
+     * step_end, e.g. as one replayed CUDA graph. Nothing computed inside may
+     * be read before step_end. step_end(x, 1) drops the recording (error
+     * path) and returns STTS_OK. */
+    void (*step_begin)(mt_exec *x);
+    stts_status (*step_end)(mt_exec *x, int discard);
 } mt_backend_ops;
 
 struct mt_backend {

@@ -177,8 +177,24 @@ stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_err
     return STTS_OK;
 }
 
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                               int want_logits, stts_error *err);
+
+/* One decoder step, bracketed for backends that record a step and replay it
+ * (step_begin/step_end: CUDA graphs). */
 stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
                            int want_logits, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (!op->step_begin) return decode_step(s, R, tok, slot, sent, t, want_logits, err);
+    op->step_begin(s->x);
+    stts_status st = decode_step(s, R, tok, slot, sent, t, want_logits, err);
+    stts_status se = op->step_end(s->x, st != STTS_OK);
+    if (!st && se) st = op_failed(s, se, "step_end", err);
+    return st;
+}
+
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                               int want_logits, stts_error *err) {
     const nllb_model *m = s->m;
     mt_exec *be = s->x;
     const mt_backend_ops *op = s->be->ops;

@@ -52,7 +52,52 @@ struct cuda_exec {
     mt_pool *pool;    /* host threads for parallel_for (the search's row statistics) */
     void *d_sel, *h_sel; /* select_topk results: device and pinned host, sel_cap bytes each */
     size_t sel_cap;
+    /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
+    int recording, use_graphs;
+    struct rec *recs;
+    int nrec, rec_cap;
+    unsigned char *h_arena; /* the step's per-step arguments, uploaded in one copy */
+    size_t arena_used, arena_cap;
+    void *d_arena;
+    size_t d_arena_cap;
+    struct step_graph *graphs; /* [MAX_GRAPHS] */
+    unsigned long tick;
 };
+
+/* ---- step graphs ----
+ * Between step_begin and step_end the ops below only append a record: the
+ * arguments that stay the same from step to step (buffers, weights, row
+ * counts) in the record, the ones that change (token ids, positions, K/V
+ * pointers and lengths, cache-write addresses) in a host argument block
+ * ("arena") at an offset the record names. step_end uploads the arena in one
+ * copy and, when the records are the same as a step seen before, replays
+ * that step's CUDA graph (its kernels read their changing arguments from
+ * the device arena, so one graph serves every step of the same shape);
+ * otherwise it captures the records as a new graph (the least recently used
+ * of MAX_GRAPHS is dropped). STTS_CUDA_GRAPHS=0 launches the records one by
+ * one instead (same kernels, no graph). */
+enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY };
+#define MAX_GRAPHS 6
+struct rec {
+    int kind;
+    int i[8];
+    float f[2];
+    const void *p[6];
+    size_t n, off; /* copy length; arena offset of the changing arguments */
+};
+struct step_graph {
+    rec *recs;
+    int nrec;
+    void *d_arena; /* the arena the graph reads */
+    cudaGraphExec_t exec;
+    unsigned long used;
+};
+
+void graph_drop(step_graph *g) {
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    free(g->recs);
+    memset(g, 0, sizeof *g);
+}
 
 cuda_exec *cx(mt_exec *x) { return (cuda_exec *)x; }
 const cuda_weight *cw(const mt_weight *w) { return (const cuda_weight *)w; }
@@ -419,9 +464,17 @@ stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *
         free(c);
         return stts_error_set(err, STTS_ERR_NOMEM, "cannot start %d host threads for an executor", threads);
     }
+    const char *g = getenv("STTS_CUDA_GRAPHS");
+    c->use_graphs = !(g && strcmp(g, "0") == 0);
+    if (!(c->graphs = (step_graph *)calloc(MAX_GRAPHS, sizeof(step_graph)))) {
+        mt_pool_free(c->pool);
+        free(c);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for an executor");
+    }
     cudaError_t e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
         mt_pool_free(c->pool);
+        free(c->graphs);
         free(c);
         return dev_error(err, "cudaStreamCreate", e);
     }
@@ -437,6 +490,11 @@ void be_exec_free(mt_exec *x) {
     if (c->pos_table) cudaFree(c->pos_table);
     if (c->d_sel) cudaFree(c->d_sel);
     if (c->h_sel) cudaFreeHost(c->h_sel);
+    for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
+    free(c->graphs);
+    free(c->recs);
+    free(c->h_arena);
+    if (c->d_arena) cudaFree(c->d_arena);
     cudaStreamDestroy(c->st);
     mt_pool_free(c->pool);
     free(c->h_args);
@@ -480,12 +538,147 @@ stts_status be_parallel_for(mt_exec *x, int n, void (*fn)(void *ctx, int i), voi
     return STTS_OK;
 }
 
+rec *rec_add(cuda_exec *c, int kind) {
+    if (c->nrec == c->rec_cap) {
+        int n = c->rec_cap ? 2 * c->rec_cap : 256;
+        rec *r = (rec *)realloc(c->recs, (size_t)n * sizeof(rec));
+        if (!r) return NULL;
+        c->recs = r, c->rec_cap = n;
+    }
+    rec *r = &c->recs[c->nrec++];
+    memset(r, 0, sizeof *r); /* records are compared with memcmp */
+    r->kind = kind;
+    return r;
+}
+
+/* Room for `bytes` of changing arguments (16-byte aligned); NULL on no memory. */
+unsigned char *arena_add(cuda_exec *c, size_t bytes, size_t *off) {
+    size_t o = (c->arena_used + 15) & ~(size_t)15;
+    if (o + bytes > c->arena_cap) {
+        size_t n = c->arena_cap ? 2 * c->arena_cap : 65536;
+        while (n < o + bytes) n *= 2;
+        unsigned char *h = (unsigned char *)realloc(c->h_arena, n);
+        if (!h) return NULL;
+        c->h_arena = h, c->arena_cap = n;
+    }
+    c->arena_used = o + bytes;
+    *off = o;
+    return c->h_arena + o;
+}
+
+int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
+    switch (r->kind) {
+    case R_LINEAR:
+        return mtk_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->p[1], r->i[2], (const float *)r->p[2],
+                          r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4]);
+    case R_LN:
+        return mtk_layernorm(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[1],
+                             (const float *)r->p[2], r->f[0], (float *)r->p[3]);
+    case R_SCALE: return mtk_scale_cols(c->st, (float *)r->p[0], r->i[0], r->i[1], r->i[2], r->f[0]);
+    case R_EMBED: {
+        int rows = r->i[2];
+        const int32_t *ids = (const int32_t *)(A + r->off);
+        return mtk_embed(c->st, r->p[0], r->i[0], (const float *)r->p[1], r->i[1], ids, (const int *)(ids + rows),
+                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3]);
+    }
+    case R_ATTN: {
+        int rows = r->i[0];
+        const float *const *k = (const float *const *)(A + r->off);
+        return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
+                             (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6]);
+    }
+    case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
+    }
+    return (int)cudaErrorInvalidValue;
+}
+
+/* A recorded op that found no host memory: the step is dropped at step_end. */
+stts_status rec_nomem(cuda_exec *c) {
+    c->recording = 2;
+    return STTS_ERR_NOMEM;
+}
+
+void be_step_begin(mt_exec *x) {
+    cuda_exec *c = cx(x);
+    c->recording = 1;
+    c->nrec = 0;
+    c->arena_used = 0;
+}
+
+stts_status be_step_end(mt_exec *x, int discard) {
+    cuda_exec *c = cx(x);
+    int was = c->recording;
+    c->recording = 0;
+    if (discard) return STTS_OK;
+    if (was == 2) return STTS_ERR_NOMEM;
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->nrec == 0) return STTS_OK;
+    if (c->arena_used > c->d_arena_cap) { /* graphs read the old arena: drop them */
+        size_t n = c->arena_used * 2;
+        if (c->d_arena) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_arena);
+            c->d_arena = NULL;
+        }
+        c->d_arena_cap = 0;
+        for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
+        if (fail(c, cudaMalloc(&c->d_arena, n))) return STTS_ERR_DEVICE;
+        c->d_arena_cap = n;
+    }
+    const unsigned char *A = (const unsigned char *)c->d_arena;
+    /* pageable source: the call returns once the bytes are staged, so the
+     * host arena may be refilled for the next step at once */
+    if (c->arena_used && fail(c, cudaMemcpyAsync(c->d_arena, c->h_arena, c->arena_used, cudaMemcpyHostToDevice, c->st)))
+        return STTS_ERR_DEVICE;
+    size_t rb = (size_t)c->nrec * sizeof(rec);
+    step_graph *hit = NULL, *lru = NULL;
+    for (int g = 0; c->use_graphs && g < MAX_GRAPHS; g++) {
+        step_graph *q = &c->graphs[g];
+        if (q->exec && q->nrec == c->nrec && q->d_arena == c->d_arena && memcmp(q->recs, c->recs, rb) == 0) hit = q;
+        if (!lru || q->used < lru->used) lru = q;
+    }
+    if (hit) {
+        hit->used = ++c->tick;
+        return fail(c, cudaGraphLaunch(hit->exec, c->st));
+    }
+    if (c->use_graphs && lru) {
+        graph_drop(lru);
+        cudaGraph_t graph = NULL;
+        int e = (int)cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal);
+        for (int i = 0; !e && i < c->nrec; i++) e = rec_launch(c, &c->recs[i], A);
+        cudaError_t ee = cudaStreamEndCapture(c->st, &graph);
+        if (!e) e = (int)ee;
+        if (!e) e = (int)cudaGraphInstantiate(&lru->exec, graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (!e && (lru->recs = (rec *)malloc(rb ? rb : 1)) != NULL) {
+            memcpy(lru->recs, c->recs, rb);
+            lru->nrec = c->nrec;
+            lru->d_arena = c->d_arena;
+            lru->used = ++c->tick;
+            return fail(c, cudaGraphLaunch(lru->exec, c->st));
+        }
+        /* capture failed: no graph for this step, the records launched one by one */
+        graph_drop(lru);
+        cudaGetLastError();
+    }
+    for (int i = 0; i < c->nrec; i++)
+        if (check(c, rec_launch(c, &c->recs[i], A))) return STTS_ERR_DEVICE;
+    return STTS_OK;
+}
+
 stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
                       int flags) {
     cuda_exec *c = cx(x);
     const cuda_weight *w = cw(Wh);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
     if (M <= 0) return STTS_OK;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        return STTS_OK;
+    }
     return check(c, mtk_linear(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
                                bh ? (const float *)cw(bh)->d : NULL, y, flags));
 }
@@ -494,6 +687,13 @@ stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g,
                          float *y) {
     cuda_exec *c = cx(x);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LN);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = g->cols, r->p[1] = cw(g)->d, r->p[2] = cw(b)->d, r->f[0] = eps;
+        r->p[3] = y;
+        return STTS_OK;
+    }
     return check(c, mtk_layernorm(c->st, in, M, g->cols, (const float *)cw(g)->d, (const float *)cw(b)->d, eps, y));
 }
 
@@ -505,6 +705,18 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
     size_t R = (size_t)a->rows, pb = R * sizeof(float *);
     for (size_t r = 0; r < R; r++)
         if (a->kv_len[r] < 1 || a->kv_len[r] > max_kv) return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        size_t off;
+        unsigned char *h = arena_add(c, 2 * pb + R * sizeof(int), &off);
+        rec *rr = h ? rec_add(c, R_ATTN) : NULL;
+        if (!rr) return rec_nomem(c);
+        memcpy(h, a->k, pb);
+        memcpy(h + pb, a->v, pb);
+        memcpy(h + 2 * pb, a->kv_len, R * sizeof(int));
+        rr->i[0] = a->rows, rr->i[1] = a->heads, rr->i[2] = a->head_dim, rr->p[0] = a->q, rr->i[3] = a->q_stride;
+        rr->i[4] = a->kv_stride, rr->p[1] = a->out, rr->i[5] = a->out_stride, rr->i[6] = max_kv, rr->off = off;
+        return STTS_OK;
+    }
     if (a->rows <= MTK_INLINE_ROWS) { /* decode steps: arguments in the launch, no copy */
         mtk_kv_rows in;
         memset(&in, 0, sizeof in);
@@ -538,6 +750,17 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
     }
     stts_status st = pos_table_for(c, ((cuda_backend *)x->be)->max_kv, t->h.cols, pos_round, max_pos + 1);
     if (st) return st;
+    if (c->recording) {
+        size_t off, ib = (size_t)rows * sizeof(int32_t);
+        unsigned char *h = arena_add(c, 2 * ib, &off);
+        rec *r = h ? rec_add(c, R_EMBED) : NULL;
+        if (!r) return rec_nomem(c);
+        memcpy(h, ids, ib);
+        memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+        r->p[0] = t->d, r->i[0] = kfmt(t->h.fmt), r->p[1] = t->dscale, r->i[1] = t->h.cols, r->i[2] = rows;
+        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off;
+        return STTS_OK;
+    }
     if (rows <= MTK_INLINE_ROWS) {
         mtk_embed_rows in;
         memset(&in, 0, sizeof in);
@@ -559,12 +782,44 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
 stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
     cuda_exec *c = cx(x);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        rec *r = rec_add(c, R_SCALE);
+        if (!r) return rec_nomem(c);
+        r->p[0] = buf, r->i[0] = rows, r->i[1] = D, r->i[2] = stride, r->f[0] = s;
+        return STTS_OK;
+    }
     return check(c, mtk_scale_cols(c->st, buf, rows, D, stride, s));
 }
 
 stts_status be_copy(mt_exec *x, float *dst, const float *src, size_t n) {
     cuda_exec *c = cx(x);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        /* consecutive copies of one length share a launch, unless one
+         * touches what an earlier one of the group writes or reads */
+        rec *last = c->nrec ? &c->recs[c->nrec - 1] : NULL;
+        int join = last && last->kind == R_COPY && last->n == n && last->i[0] < 65535 &&
+                   last->off + (size_t)last->i[0] * 2 * sizeof(float *) == c->arena_used;
+        for (int i = 0; join && i < last->i[0]; i++) {
+            const float *const *pr = (const float *const *)(c->h_arena + last->off) + 2 * i;
+            const float *d = pr[0], *sr = pr[1];
+            if ((src < d + n && d < src + n) || (dst < d + n && d < dst + n) || (dst < sr + n && sr < dst + n))
+                join = 0;
+        }
+        size_t off;
+        unsigned char *h = arena_add(c, 2 * sizeof(float *), &off);
+        if (!h) return rec_nomem(c);
+        memcpy(h, &dst, sizeof(float *));
+        memcpy(h + sizeof(float *), &src, sizeof(float *));
+        if (join && off == last->off + (size_t)last->i[0] * 2 * sizeof(float *)) {
+            last->i[0]++;
+            return STTS_OK;
+        }
+        rec *r = rec_add(c, R_COPY);
+        if (!r) return rec_nomem(c);
+        r->i[0] = 1, r->n = n, r->off = off;
+        return STTS_OK;
+    }
     return fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
 }
 
@@ -606,7 +861,8 @@ const mt_backend_ops cuda_ops = {
     be_parallel_for, be_linear,  be_layernorm,  be_attention,     be_embed,       be_scale_cols,
     be_copy,
     0, /* host_visible */
-    be_select_topk, MTK_SELECT_MAX_K
+    be_select_topk, MTK_SELECT_MAX_K,
+    be_step_begin, be_step_end
 };
 
 } // namespace

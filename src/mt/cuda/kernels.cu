@@ -224,10 +224,47 @@ __global__ void layernorm_kernel(const float *x, int D, const float *g, const fl
         yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mf), rstd), g[i]), b[i]);
 }
 
+/* The same arithmetic in the same order with the row read once into
+ * registers (D <= 256 * LN_REG): one pass over memory instead of three. */
+#define LN_REG 16
+__global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int D, const float *g, const float *b,
+                                                            float eps, float *y) {
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * D;
+    float *yr = y + (size_t)blockIdx.x * D;
+    float v[LN_REG];
+    double s = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        v[j] = i < D ? xr[i] : 0.0f;
+        if (i < D) s += v[j];
+    }
+    double mean = block_sum(s, sh) / D;
+    double var = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) {
+            double d = (double)v[j] - mean;
+            var += d * d;
+        }
+    }
+    var = block_sum(var, sh);
+    float rstd = (float)(1.0 / sqrt(var / D + (double)eps));
+    float mf = (float)mean;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(v[j], mf), rstd), g[i]), b[i]);
+    }
+}
+
 extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
                              float *y) {
     if (M <= 0) return 0;
-    layernorm_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    if (D <= 256 * LN_REG) layernorm_reg_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    else layernorm_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
     return launch_status();
 }
 
@@ -360,6 +397,25 @@ extern "C" int mtk_gather_rows(void *stream, const void *src, const int32_t *ids
     if (n <= 0) return 0;
     if (row_bytes % 4) return (int)cudaErrorInvalidValue;
     gather_kernel<<<n, 256, 0, (cudaStream_t)stream>>>((const uint32_t *)src, ids, row_bytes / 4, (uint32_t *)dst);
+    return launch_status();
+}
+
+/* pairs[2i] = dst, pairs[2i + 1] = src of copy i (n floats each), read on
+ * the device: a recorded step's cache writes, whose addresses change per
+ * step, replay from one graph. One block row per copy. */
+__global__ void copy_list_kernel(const float *const *pairs, size_t n) {
+    float *d = (float *)pairs[2 * blockIdx.y];
+    const float *s = pairs[2 * blockIdx.y + 1];
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        d[i] = s[i];
+}
+
+extern "C" int mtk_copy_list(void *stream, const float *const *pairs, int count, size_t n) {
+    if (count <= 0 || n == 0) return 0;
+    if (count > 65535) return (int)cudaErrorInvalidValue;
+    unsigned bx = (unsigned)((n + 255) / 256);
+    if (bx > 1024) bx = 1024;
+    copy_list_kernel<<<dim3(bx, (unsigned)count), 256, 0, (cudaStream_t)stream>>>(pairs, n);
     return launch_status();
 }
 

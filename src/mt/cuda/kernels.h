@@ -74,6 +74,9 @@ int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, i
 /* dst row i = src row ids[i] (row_bytes each, a multiple of 4), n rows. */
 int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst);
 
+/* count copies of n floats; pairs (device) = {dst0, src0, dst1, src1, ...}. */
+int mtk_copy_list(void *stream, const float *const *pairs, int count, size_t n);
+
 /* x[r][0..D) *= s for rows at stride. */
 int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s);
 

@@ -98,7 +98,8 @@ static void linear_case(mt_wfmt fmt, int M, int K, int N, int flags) {
 }
 
 static void test_linear(void) {
-    /* N 37 and 1000 with K 1024: 4 warps per row (split K); K 64 or N 16411: one warp per row */
+    /* N 37 and 1000 with K 1024: 4 warps per row (split K); N 4096: 2 warps per row (one wave of threads);
+     * K 64 or N 16411: one warp per row */
     const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
     const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
     for (int f = 0; f < 4; f++) {
@@ -107,6 +108,8 @@ static void test_linear(void) {
                 for (int n = 0; n < 2; n++)
                     for (int fl = 0; fl < 3; fl++) linear_case(fmts[f], Ms[a], Ks[k], Ns[n], fl);
         linear_case(fmts[f], 3, 1024, 16411, MT_LIN_ACCUM);
+        linear_case(fmts[f], 5, 1024, 4096, MT_LIN_RELU);
+        linear_case(fmts[f], 1, 1024, 3072, 0);
     }
 }
 

@@ -154,11 +154,32 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
 
 /* Split K 4 ways below 16384 rows (every Linear of NLLB; the LM head has
  * rows enough for one warp each). */
+/* ... but only as far as the launch still fits in one wave of resident
+ * threads (2048 per SM): a second wave costs more than the split gains
+ * (fused QKV, 3072 rows, and fc1, 4096 rows, take 2 warps per row). */
+static int sm_count(void) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0, n = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && n > 0)
+            sms = n;
+        else
+            sms = 132;
+    }
+    return sms;
+}
+
 template <typename WL>
 static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                         const float *b, float *y, int flags) {
-    if (N < 16384 && K >= 4 * WARP * 8) gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags);
-    else gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags);
+    long resident = (long)sm_count() * 2048;
+    if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident)
+        gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags);
+    else if (N < 16384 && K >= 2 * WARP * 8)
+        gemv_launch_s<WL, 2>(st, x, R, K, W, scales, N, b, y, flags);
+    else
+        gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags);
 }
 
 extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
@@ -270,25 +291,42 @@ extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const f
 
 /* ---------------- attention: one block per (head, row) ---------------- */
 
+#define ATT_THREADS 128
+/* Decode-size attention is latency-bound (a handful of keys per head), so
+ * each thread computes whole dot products (one key each, 16-byte loads in
+ * flight together) and the weighted sum over values is split between
+ * ATT_THREADS / head_dim groups of keys, added in group order at the end. */
 template <bool INL>
-__global__ void attention_kernel(int hd, const float *q, int q_stride, const float *const *kp, const float *const *vp,
-                                 const int *kv_len, const mtk_kv_rows inl, int kv_stride, float *out, int out_stride) {
-    extern __shared__ float sc[]; /* [max_kv] scores, then [hd] query */
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const float *q, int q_stride,
+                                                                 const float *const *kp, const float *const *vp,
+                                                                 const int *kv_len, const mtk_kv_rows inl,
+                                                                 int kv_stride, float *out, int out_stride) {
+    extern __shared__ float sc[]; /* [max_kv] scores, [hd] query, [ATT_THREADS] partial outputs */
     __shared__ float red[32];
     __shared__ double redd[32];
     int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
-    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
-    float *qs = sc + n;
+    float *qs = sc + n, *part = qs + hd;
     const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
     __syncthreads();
     const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
-    for (int j = w; j < n; j += nw) {
+    const bool vec = ((hd | kv_stride) & 3) == 0 && ((uintptr_t)k & 15) == 0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
         const float *kj = k + (size_t)j * kv_stride;
         float d = 0.0f;
-        for (int i = lane; i < hd; i += WARP) d = fmaf(qs[i], kj[i], d);
-        for (int o = WARP / 2; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
-        if (lane == 0) sc[j] = d;
+        if (vec) {
+#pragma unroll 4
+            for (int i = 0; i < hd; i += 4) {
+                float4 kv = __ldg((const float4 *)(kj + i));
+                d = fmaf(qs[i], kv.x, d);
+                d = fmaf(qs[i + 1], kv.y, d);
+                d = fmaf(qs[i + 2], kv.z, d);
+                d = fmaf(qs[i + 3], kv.w, d);
+            }
+        } else {
+            for (int i = 0; i < hd; i++) d = fmaf(qs[i], kj[i], d);
+        }
+        sc[j] = d;
     }
     __syncthreads();
     float mx = -INFINITY;
@@ -302,10 +340,26 @@ __global__ void attention_kernel(int hd, const float *q, int q_stride, const flo
     }
     sum = block_sum(sum, redd);
     float inv = (float)(1.0 / sum);
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+    if (hd <= (int)blockDim.x) {
+        int G = (int)blockDim.x / hd, i = (int)threadIdx.x % hd, g = (int)threadIdx.x / hd;
         float o = 0.0f;
-        for (int j = 0; j < n; j++) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
-        out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
+        if (g < G) {
+#pragma unroll 4
+            for (int j = g; j < n; j += G) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+        }
+        part[threadIdx.x] = o;
+        __syncthreads();
+        if (g == 0) {
+            float t = part[i];
+            for (int u = 1; u < G; u++) t += part[u * hd + i];
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = t;
+        }
+    } else {
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float o = 0.0f;
+            for (int j = 0; j < n; j++) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
+        }
     }
 }
 
@@ -314,7 +368,7 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
                             const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
                             int kv_stride, float *out, int out_stride, int max_kv) {
     if (rows <= 0) return 0;
-    size_t smem = ((size_t)max_kv + (size_t)head_dim) * sizeof(float);
+    size_t smem = ((size_t)max_kv + (size_t)head_dim + ATT_THREADS) * sizeof(float);
     if (smem > 48 * 1024) {
         cudaError_t e =
             cudaFuncSetAttribute(attention_kernel<INL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -322,7 +376,7 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     }
     dim3 grid((unsigned)heads, (unsigned)rows);
     static const mtk_kv_rows none = {};
-    attention_kernel<INL><<<grid, 128, smem, st>>>(head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride,
+    attention_kernel<INL><<<grid, ATT_THREADS, smem, st>>>(head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride,
                                                    out, out_stride);
     return launch_status();
 }

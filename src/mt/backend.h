@@ -166,6 +166,12 @@ typedef struct {
      * path) and returns STTS_OK. */
     void (*step_begin)(mt_exec *x);
     stts_status (*step_end)(mt_exec *x, int discard);
+    /* Optional: linear (flags without MT_LIN_ACCUM), then the first cols
+     * columns of each output row times s, rounded as scale_cols rounds (the
+     * query scaling fused into its projection: one pass fewer). NULL: the
+     * model calls linear, then scale_cols. */
+    stts_status (*linear_scaled)(mt_exec *x, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
+                                 int flags, int cols, float s);
 } mt_backend_ops;
 
 struct mt_backend {

@@ -113,6 +113,30 @@ static void test_linear(void) {
     }
 }
 
+/* linear_scaled (the query scaling fused into the projection) gives the
+ * bits of linear then scale_cols. */
+static void test_linear_scaled(void) {
+    enum { M = 3, K = 1024, N = 3072, Q = 1024 };
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *bb = malloc(sizeof(float) * N);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < M * K; i++) x[i] = urand();
+    for (int i = 0; i < N; i++) bb[i] = urand();
+    mt_weight *W = wnew(gpu, w, N, K, MT_WF_BF16), *B = wnew(gpu, bb, 1, N, MT_WF_F32);
+    float *dx = dev_of(x, sizeof(float) * M * K), *y1 = dev_of(NULL, sizeof(float) * M * N);
+    float *y2 = dev_of(NULL, sizeof(float) * M * N);
+    CHECK(gpu->ops->linear_scaled != NULL);
+    CHECK(gpu->ops->linear(gx, dx, M, W, B, y1, 0) == STTS_OK);
+    CHECK(gpu->ops->scale_cols(gx, y1, M, Q, N, 0.125f) == STTS_OK);
+    CHECK(gpu->ops->linear_scaled(gx, dx, M, W, B, y2, 0, Q, 0.125f) == STTS_OK);
+    float *h1 = malloc(sizeof(float) * M * N), *h2 = malloc(sizeof(float) * M * N);
+    fetch(h1, y1, (size_t)M * N);
+    fetch(h2, y2, (size_t)M * N);
+    CHECK_MSG(memcmp(h1, h2, sizeof(float) * M * N) == 0, "linear_scaled differs from linear + scale_cols");
+    gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, B);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, y1), gpu->ops->release(gpu, y2);
+    free(w), free(x), free(bb), free(h1), free(h2);
+}
+
 /* A shortlist gather keeps each row's bytes (and int8 scale). */
 static void test_gather(void) {
     enum { N = 300, K = 64, G = 7 };
@@ -537,6 +561,7 @@ int main(int argc, char **argv) {
     stream = mt_cuda_exec_stream(gx);
     printf("backend: %s\n", gpu->desc);
     TEST_RUN(test_linear);
+    TEST_RUN(test_linear_scaled);
     TEST_RUN(test_gather);
     TEST_RUN(test_layernorm);
     TEST_RUN(test_attention);

@@ -569,8 +569,9 @@ unsigned char *arena_add(cuda_exec *c, size_t bytes, size_t *off) {
 int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
     switch (r->kind) {
     case R_LINEAR:
-        return mtk_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->p[1], r->i[2], (const float *)r->p[2],
-                          r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4]);
+        return mtk_linear_scaled(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->p[1], r->i[2],
+                                 (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4],
+                                 r->i[5], r->f[0]);
     case R_LN:
         return mtk_layernorm(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[1],
                              (const float *)r->p[2], r->f[0], (float *)r->p[3]);
@@ -664,6 +665,25 @@ stts_status be_step_end(mt_exec *x, int discard) {
     for (int i = 0; i < c->nrec; i++)
         if (check(c, rec_launch(c, &c->recs[i], A))) return STTS_ERR_DEVICE;
     return STTS_OK;
+}
+
+stts_status be_linear_scaled(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
+                             int flags, int cols, float s) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    if ((flags & MT_LIN_ACCUM) || cols < 0 || cols > w->h.rows) return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        r->i[5] = cols, r->f[0] = s;
+        return STTS_OK;
+    }
+    return check(c, mtk_linear_scaled(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                                      bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
 }
 
 stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
@@ -862,7 +882,8 @@ const mt_backend_ops cuda_ops = {
     be_copy,
     0, /* host_visible */
     be_select_topk, MTK_SELECT_MAX_K,
-    be_step_begin, be_step_end
+    be_step_begin, be_step_end,
+    be_linear_scaled
 };
 
 } // namespace

@@ -74,7 +74,8 @@ struct wi8 {
 template <int R, typename WL, int S>
 __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
                                                    const float *__restrict__ scales, int N,
-                                                   const float *__restrict__ b, float *__restrict__ y, int flags) {
+                                                   const float *__restrict__ b, float *__restrict__ y, int flags,
+                                                   int qcols, float qs) {
     __shared__ float part[8][R];
     int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
     int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
@@ -129,6 +130,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
     for (int r = 0; r < R; r++) {
         float v = acc[r] * sc + bias;
         if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
+        if (n < qcols) v = __fmul_rn(v, qs); /* the query scaling, as mtk_scale_cols rounds it */
         float *yp = y + (size_t)r * N + n;
         if (flags & MTK_ACCUM) *yp = *yp + v;
         else *yp = v;
@@ -137,13 +139,13 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
 
 template <typename WL, int S>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
-                          const float *b, float *y, int flags) {
+                          const float *b, float *y, int flags, int qcols, float qs) {
     const int rows_per_block = 8 / S;
     dim3 block(256), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
     switch (R) {
 #define CASE(n)                                                                                       \
     case n:                                                                                           \
-        gemv_kernel<n, WL, S><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags);               \
+        gemv_kernel<n, WL, S><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags, qcols, qs);            \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
@@ -172,28 +174,33 @@ static int sm_count(void) {
 
 template <typename WL>
 static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
-                        const float *b, float *y, int flags) {
+                        const float *b, float *y, int flags, int qcols, float qs) {
     long resident = (long)sm_count() * 2048;
     if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident)
-        gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags);
+        gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
     else if (N < 16384 && K >= 2 * WARP * 8)
-        gemv_launch_s<WL, 2>(st, x, R, K, W, scales, N, b, y, flags);
+        gemv_launch_s<WL, 2>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
     else
-        gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags);
+        gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
 }
 
 extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
                           int N, const float *b, float *y, int flags) {
+    return mtk_linear_scaled(stream, x, M, K, W, wfmt, scales, N, b, y, flags, 0, 1.0f);
+}
+
+extern "C" int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt,
+                                 const float *scales, int N, const float *b, float *y, int flags, int qcols, float qs) {
     cudaStream_t st = (cudaStream_t)stream;
-    if (K % 8 != 0) return (int)cudaErrorInvalidValue;
+    if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
     for (int m0 = 0; m0 < M; m0 += MTK_GEMV_MAX_ROWS) {
         int R = M - m0 < MTK_GEMV_MAX_ROWS ? M - m0 : MTK_GEMV_MAX_ROWS;
         const float *xg = x + (size_t)m0 * K;
         float *yg = y + (size_t)m0 * N;
-        if (wfmt == MTK_W_F32) gemv_launch<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags);
-        else if (wfmt == MTK_W_BF16) gemv_launch<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags);
-        else if (wfmt == MTK_W_F16) gemv_launch<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags);
-        else gemv_launch<wi8>(st, xg, R, K, W, scales, N, b, yg, flags);
+        if (wfmt == MTK_W_F32) gemv_launch<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
+        else if (wfmt == MTK_W_BF16) gemv_launch<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
+        else if (wfmt == MTK_W_F16) gemv_launch<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
+        else gemv_launch<wi8>(st, xg, R, K, W, scales, N, b, yg, flags, qcols, qs);
     }
     return launch_status();
 }

@@ -32,6 +32,11 @@ enum { MTK_RELU = 1, MTK_ACCUM = 2 }; /* same bits as MT_LIN_RELU / MT_LIN_ACCUM
 int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
                const float *b, float *y, int flags);
 
+/* mtk_linear, then y[m][0..qcols) *= qs (rounded as mtk_scale_cols does:
+ * the query scaling fused into its projection); not with MTK_ACCUM. */
+int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
+                      const float *b, float *y, int flags, int qcols, float qs);
+
 /* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
 int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y);
 

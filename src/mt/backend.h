@@ -172,6 +172,13 @@ typedef struct {
      * model calls linear, then scale_cols. */
     stts_status (*linear_scaled)(mt_exec *x, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
                                  int flags, int cols, float s);
+    /* Optional: ln_out = LayerNorm(in) (g, gb, eps) and y = linear_scaled(
+     * ln_out, ...) (cols 0: plain linear) in one pass where the backend
+     * can (the LayerNorm in the GEMV's prologue); the same bits as layernorm
+     * then linear_scaled. ln_out != in. NULL: the model calls them in turn. */
+    stts_status (*ln_linear)(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
+                             float *ln_out, const mt_weight *W, const mt_weight *b, float *y, int flags, int cols,
+                             float s);
 } mt_backend_ops;
 
 struct mt_backend {

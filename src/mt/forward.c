@@ -120,6 +120,17 @@ static stts_status linear_q(nllb_session *s, const float *in, int M, const mt_we
     return st ? st : op->scale_cols(s->x, y, M, cols, W->rows, q);
 }
 
+/* ln_out = LayerNorm(in), then y = ln_out W^T + b (query-scaled when cols
+ * > 0), fused where the backend can; the same bits either way. */
+static stts_status ln_linear(nllb_session *s, const float *in, int M, const mt_ln *ln, float *ln_out,
+                             const mt_weight *W, const mt_weight *b, float *y, int flags, int cols, float q) {
+    const mt_backend_ops *op = s->be->ops;
+    if (op->ln_linear) return op->ln_linear(s->x, in, M, ln->g, ln->b, LN_EPS, ln_out, W, b, y, flags, cols, q);
+    stts_status st = op->layernorm(s->x, in, M, ln->g, ln->b, LN_EPS, ln_out);
+    if (st) return st;
+    return cols > 0 ? linear_q(s, ln_out, M, W, b, y, cols, q) : op->linear(s->x, ln_out, M, W, b, y, flags);
+}
+
 static int position_of(const nllb_model *m, int32_t id, int index) {
     /* HF create_position_ids_from_input_ids: pad tokens get padding_idx (a zero
      * row), others index + padding_idx + 1. */
@@ -216,8 +227,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];
         /* self-attention over the row's cache, this token included */
-        OP(op->layernorm(be, s->dx, R, L->ln_self.g, L->ln_self.b, LN_EPS, s->dh));
-        OP(linear_q(s, s->dh, R, L->qkv.w, L->qkv.b, s->dqkv, d, qscale));
+        OP(ln_linear(s, s->dx, R, &L->ln_self, s->dh, L->qkv.w, L->qkv.b, s->dqkv, 0, d, qscale));
         for (int r = 0; r < R; r++) {
             OP(op->copy(be, kv_row(s, s->kc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + d, (size_t)d));
             OP(op->copy(be, kv_row(s, s->vc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + 2 * d, (size_t)d));
@@ -230,8 +240,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         OP(op->linear(be, s->datt, R, L->o.w, L->o.b, s->dx, MT_LIN_ACCUM));
 
         /* cross-attention over the sentence's encoder K/V */
-        OP(op->layernorm(be, s->dx, R, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh));
-        OP(linear_q(s, s->dh, R, L->cq.w, L->cq.b, s->dq, d, qscale));
+        OP(ln_linear(s, s->dx, R, &L->ln_cross, s->dh, L->cq.w, L->cq.b, s->dq, 0, d, qscale));
         const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
         for (int r = 0; r < R; r++) {
             s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
@@ -242,8 +251,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         OP(op->attention(be, &ca));
         OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
 
-        OP(op->layernorm(be, s->dx, R, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->dh));
-        OP(op->linear(be, s->dh, R, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU));
+        OP(ln_linear(s, s->dx, R, &L->ln_ffn, s->dh, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU, 0, 0.0f));
         OP(op->linear(be, s->dff, R, L->fc2.w, L->fc2.b, s->dx, MT_LIN_ACCUM));
     }
     if (!want_logits) return STTS_OK;

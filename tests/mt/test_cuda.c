@@ -137,6 +137,48 @@ static void test_linear_scaled(void) {
     free(w), free(x), free(bb), free(h1), free(h2);
 }
 
+/* ln_linear (LayerNorm in the GEMV's prologue) gives the bits of layernorm
+ * then linear / linear_scaled, normalized rows included; 1 and 11 rows
+ * (two launches), split-K 4, 2 and 1 warps per row. */
+static void ln_linear_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt) {
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *bb = malloc(sizeof(float) * N);
+    float *g = malloc(sizeof(float) * K), *gb = malloc(sizeof(float) * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < M * K; i++) x[i] = urand() * 3 + 0.5f;
+    for (int i = 0; i < N; i++) bb[i] = urand();
+    for (int i = 0; i < K; i++) g[i] = 1 + urand() * 0.2f, gb[i] = urand() * 0.1f;
+    mt_weight *W = wnew(gpu, w, N, K, fmt), *B = wnew(gpu, bb, 1, N, MT_WF_F32);
+    mt_weight *G = wnew(gpu, g, 1, K, MT_WF_F32), *GB = wnew(gpu, gb, 1, K, MT_WF_F32);
+    float *dx = dev_of(x, sizeof(float) * M * K), *h1 = dev_of(NULL, sizeof(float) * M * K);
+    float *h2 = dev_of(NULL, sizeof(float) * M * K);
+    float *y1 = dev_of(NULL, sizeof(float) * M * N), *y2 = dev_of(NULL, sizeof(float) * M * N);
+    CHECK(gpu->ops->ln_linear != NULL);
+    CHECK(gpu->ops->layernorm(gx, dx, M, G, GB, 1e-5f, h1) == STTS_OK);
+    if (cols) CHECK(gpu->ops->linear_scaled(gx, h1, M, W, B, y1, flags, cols, 0.125f) == STTS_OK);
+    else CHECK(gpu->ops->linear(gx, h1, M, W, B, y1, flags) == STTS_OK);
+    CHECK(gpu->ops->ln_linear(gx, dx, M, G, GB, 1e-5f, h2, W, B, y2, flags, cols, 0.125f) == STTS_OK);
+    float *a = malloc(sizeof(float) * M * (K > N ? K : N)), *b = malloc(sizeof(float) * M * (K > N ? K : N));
+    fetch(a, h1, (size_t)M * K);
+    fetch(b, h2, (size_t)M * K);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * M * K) == 0, "ln_linear %d x %d x %d: normalized rows differ", M, K, N);
+    fetch(a, y1, (size_t)M * N);
+    fetch(b, y2, (size_t)M * N);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * M * N) == 0, "ln_linear %d x %d x %d (%s): outputs differ", M, K, N,
+              mt_wfmt_name(fmt));
+    gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, B), gpu->ops->weight_free(gpu, G);
+    gpu->ops->weight_free(gpu, GB);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, h1), gpu->ops->release(gpu, h2);
+    gpu->ops->release(gpu, y1), gpu->ops->release(gpu, y2);
+    free(w), free(x), free(bb), free(g), free(gb), free(a), free(b);
+}
+
+static void test_ln_linear(void) {
+    ln_linear_case(1, 1024, 3072, 0, 1024, MT_WF_BF16);
+    ln_linear_case(11, 1024, 1024, 0, 1024, MT_WF_F32);
+    ln_linear_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8);
+    ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
+}
+
 /* A shortlist gather keeps each row's bytes (and int8 scale). */
 static void test_gather(void) {
     enum { N = 300, K = 64, G = 7 };
@@ -562,6 +604,7 @@ int main(int argc, char **argv) {
     printf("backend: %s\n", gpu->desc);
     TEST_RUN(test_linear);
     TEST_RUN(test_linear_scaled);
+    TEST_RUN(test_ln_linear);
     TEST_RUN(test_gather);
     TEST_RUN(test_layernorm);
     TEST_RUN(test_attention);

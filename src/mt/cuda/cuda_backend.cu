@@ -76,13 +76,13 @@ struct cuda_exec {
  * otherwise it captures the records as a new graph (the least recently used
  * of MAX_GRAPHS is dropped). STTS_CUDA_GRAPHS=0 launches the records one by
  * one instead (same kernels, no graph). */
-enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY };
+enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR };
 #define MAX_GRAPHS 6
 struct rec {
     int kind;
     int i[8];
     float f[2];
-    const void *p[6];
+    const void *p[8];
     size_t n, off; /* copy length; arena offset of the changing arguments */
 };
 struct step_graph {
@@ -589,6 +589,11 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
                              (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6]);
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
+    case R_LN_LINEAR:
+        return mtk_ln_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
+                             (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
+                             (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4],
+                             r->i[5], r->f[0]);
     }
     return (int)cudaErrorInvalidValue;
 }
@@ -684,6 +689,29 @@ stts_status be_linear_scaled(mt_exec *x, const float *in, int M, const mt_weight
     }
     return check(c, mtk_linear_scaled(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
                                       bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
+}
+
+stts_status be_ln_linear(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
+                         float *ln_out, const mt_weight *Wh, const mt_weight *bh, float *y, int flags, int cols,
+                         float s) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    if ((cols > 0 && (flags & MT_LIN_ACCUM)) || cols < 0 || cols > w->h.rows || g->cols != w->h.cols ||
+        ln_out == in)
+        return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LN_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        r->i[5] = cols, r->f[0] = s, r->p[5] = cw(g)->d, r->p[6] = cw(gb)->d, r->f[1] = eps, r->p[7] = ln_out;
+        return STTS_OK;
+    }
+    return check(c, mtk_ln_linear(c->st, in, M, w->h.cols, (const float *)cw(g)->d, (const float *)cw(gb)->d, eps,
+                                  ln_out, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                                  bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
 }
 
 stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
@@ -883,7 +911,7 @@ const mt_backend_ops cuda_ops = {
     0, /* host_visible */
     be_select_topk, MTK_SELECT_MAX_K,
     be_step_begin, be_step_end,
-    be_linear_scaled
+    be_linear_scaled, be_ln_linear
 };
 
 } // namespace

@@ -71,14 +71,54 @@ struct wi8 {
  * that enough loads are in flight to keep the memory system busy: with one
  * warp per row, a 1024 x 1024 bf16 matrix gives each of 128 blocks 4 loads
  * per lane (latency-bound, ~10-30% of DRAM bandwidth under Nsight Compute). */
-template <int R, typename WL, int S>
+template <typename T>
+__device__ T block_sum(T v, T *sh);
+
+/* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
+ * every block computes the rows' mean and 1/std with layernorm_kernel's
+ * arithmetic and thread layout (256 threads, the same sums in the same
+ * order), normalizes x as it loads it, and block 0 writes the normalized
+ * rows to out for the other readers. */
+struct ln_args {
+    const float *g, *b;
+    float eps;
+    float *out;
+};
+
+__device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, float b) {
+    return __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x, mf), rstd), g), b);
+}
+
+template <int R, typename WL, int S, bool LN>
 __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
                                                    const float *__restrict__ scales, int N,
                                                    const float *__restrict__ b, float *__restrict__ y, int flags,
-                                                   int qcols, float qs) {
+                                                   int qcols, float qs, const ln_args ln) {
     __shared__ float part[8][R];
+    __shared__ float ln_m[R], ln_r[R];
+    __shared__ double ln_sh[32];
     int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
     int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
+    if (LN) {
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + (size_t)r * K;
+            double sm = 0.0;
+            for (int i = threadIdx.x; i < K; i += 256) sm += xr[i];
+            double mean = block_sum(sm, ln_sh) / K;
+            double v = 0.0;
+            for (int i = threadIdx.x; i < K; i += 256) {
+                double d = (double)xr[i] - mean;
+                v += d * d;
+            }
+            v = block_sum(v, ln_sh);
+            float rstd = (float)(1.0 / sqrt(v / K + (double)ln.eps)), mf = (float)mean;
+            if (threadIdx.x == 0) ln_m[r] = mf, ln_r[r] = rstd;
+            if (blockIdx.x == 0)
+                for (int i = threadIdx.x; i < K; i += 256)
+                    ln.out[(size_t)r * K + i] = ln_val(xr[i], mf, rstd, ln.g[i], ln.b[i]);
+        }
+        __syncthreads();
+    }
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -88,10 +128,22 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
         for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
             float w[8];
             WL::load8(W, row + (size_t)k, w);
+            float4 g0 = {}, g1 = {}, b0 = {}, b1 = {};
+            if (LN) {
+                g0 = __ldg((const float4 *)(ln.g + k)), g1 = __ldg((const float4 *)(ln.g + k) + 1);
+                b0 = __ldg((const float4 *)(ln.b + k)), b1 = __ldg((const float4 *)(ln.b + k) + 1);
+            }
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
                 float4 a = __ldg(xp), c = __ldg(xp + 1);
+                if (LN) {
+                    float mf = ln_m[r], rs = ln_r[r];
+                    a.x = ln_val(a.x, mf, rs, g0.x, b0.x), a.y = ln_val(a.y, mf, rs, g0.y, b0.y);
+                    a.z = ln_val(a.z, mf, rs, g0.z, b0.z), a.w = ln_val(a.w, mf, rs, g0.w, b0.w);
+                    c.x = ln_val(c.x, mf, rs, g1.x, b1.x), c.y = ln_val(c.y, mf, rs, g1.y, b1.y);
+                    c.z = ln_val(c.z, mf, rs, g1.z, b1.z), c.w = ln_val(c.w, mf, rs, g1.w, b1.w);
+                }
                 float s = acc[r];
                 s = fmaf(w[0], a.x, s);
                 s = fmaf(w[1], a.y, s);
@@ -137,15 +189,15 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
     }
 }
 
-template <typename WL, int S>
+template <typename WL, int S, bool LN>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
-                          const float *b, float *y, int flags, int qcols, float qs) {
+                          const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
     const int rows_per_block = 8 / S;
     dim3 block(256), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
     switch (R) {
 #define CASE(n)                                                                                       \
     case n:                                                                                           \
-        gemv_kernel<n, WL, S><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags, qcols, qs);            \
+        gemv_kernel<n, WL, S, LN><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags, qcols, qs, ln);            \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
@@ -173,15 +225,20 @@ static int sm_count(void) {
 }
 
 template <typename WL>
-static void gemv_launch(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
-                        const float *b, float *y, int flags, int qcols, float qs) {
+static void gemv_launch_ln(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                           const float *b, float *y, int flags, int qcols, float qs, const ln_args *ln) {
     long resident = (long)sm_count() * 2048;
-    if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident)
-        gemv_launch_s<WL, 4>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
-    else if (N < 16384 && K >= 2 * WARP * 8)
-        gemv_launch_s<WL, 2>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
-    else
-        gemv_launch_s<WL, 1>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs);
+    ln_args none = {NULL, NULL, 0.0f, NULL};
+    const ln_args &l = ln ? *ln : none;
+#define GO(S_)                                                                                                     \
+    do {                                                                                                           \
+        if (ln) gemv_launch_s<WL, S_, true>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                 \
+        else gemv_launch_s<WL, S_, false>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                   \
+    } while (0)
+    if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident) GO(4);
+    else if (N < 16384 && K >= 2 * WARP * 8) GO(2);
+    else GO(1);
+#undef GO
 }
 
 extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
@@ -189,20 +246,35 @@ extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void
     return mtk_linear_scaled(stream, x, M, K, W, wfmt, scales, N, b, y, flags, 0, 1.0f);
 }
 
-extern "C" int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt,
-                                 const float *scales, int N, const float *b, float *y, int flags, int qcols, float qs) {
+static int linear_impl(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
+                       int N, const float *b, float *y, int flags, int qcols, float qs, const ln_args *lnp) {
     cudaStream_t st = (cudaStream_t)stream;
     if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
     for (int m0 = 0; m0 < M; m0 += MTK_GEMV_MAX_ROWS) {
         int R = M - m0 < MTK_GEMV_MAX_ROWS ? M - m0 : MTK_GEMV_MAX_ROWS;
         const float *xg = x + (size_t)m0 * K;
         float *yg = y + (size_t)m0 * N;
-        if (wfmt == MTK_W_F32) gemv_launch<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
-        else if (wfmt == MTK_W_BF16) gemv_launch<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
-        else if (wfmt == MTK_W_F16) gemv_launch<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs);
-        else gemv_launch<wi8>(st, xg, R, K, W, scales, N, b, yg, flags, qcols, qs);
+        ln_args lg, *ln = NULL;
+        if (lnp) lg = *lnp, lg.out += (size_t)m0 * K, ln = &lg;
+        if (wfmt == MTK_W_F32) gemv_launch_ln<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else if (wfmt == MTK_W_BF16) gemv_launch_ln<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else if (wfmt == MTK_W_F16) gemv_launch_ln<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else gemv_launch_ln<wi8>(st, xg, R, K, W, scales, N, b, yg, flags, qcols, qs, ln);
     }
     return launch_status();
+}
+
+extern "C" int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt,
+                                 const float *scales, int N, const float *b, float *y, int flags, int qcols, float qs) {
+    return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+}
+
+extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                             float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
+                             float *y, int flags, int qcols, float qs) {
+    if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
+    ln_args ln = {g, gb, eps, ln_out};
+    return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
 }
 
 /* ---------------- block reductions ---------------- */

@@ -37,6 +37,14 @@ int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wf
 int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
                       const float *b, float *y, int flags, int qcols, float qs);
 
+/* ln_out = LayerNorm(x) (g, gb, eps; mtk_layernorm's bits) and y =
+ * mtk_linear_scaled(ln_out, ...) in one launch per 8 rows: each block
+ * normalizes the rows as it loads them; ln_out (not x) is written for other
+ * readers. */
+int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                  float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
+                  int flags, int qcols, float qs);
+
 /* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
 int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y);
 

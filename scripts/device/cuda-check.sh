@@ -77,7 +77,7 @@ grep -E "BLEU" "$OUT/hf-demo.log" >>"$summary"
 
 echo "== 6. ncu: decode-step kernels, bf16 weights"
 if ! skip ncu && command -v ncu >/dev/null; then
-  timeout 90 ncu --clock-control none --launch-skip 600 --launch-count 40 --section SpeedOfLight \
+  timeout 60 ncu --clock-control none --launch-skip 600 --launch-count 40 --section SpeedOfLight \
     $C/bin/bench_nllb --device cuda --weights bf16 --reps 1 --steps 4 >"$OUT/ncu.log" 2>&1
   note "ncu rc=$?"
   grep -E "^  [a-z_].*\(|Duration|Memory Throughput|DRAM Throughput" "$OUT/ncu.log" | head -80

@@ -14,7 +14,8 @@
  * and single decoding give identical ids: test_backend_ops and
  * test_nllb_model check that), one compute thread. About 12 s of CPU time
  * (the wall time on a busy shared machine can be a few times that);
- * sanitizer builds take every 10th sentence. */
+ * sanitizer builds take every 10th sentence and check only the exact
+ * properties there (f16 = HF, shortlist = full), not the rates. */
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
@@ -210,11 +211,13 @@ static void test_formats_against_hf_f32(void) {
      * there; the issue's 97% / 99% identical targets are not met). The char
      * BLEU drop bound is the issue's 0.5. */
     CHECK_EQ_INT(same[0], ns);
-    CHECK_MSG(same[1] * 100 >= ns * 97, "bf16: %d/%d identical", same[1], ns);
-    CHECK_MSG(same[2] * 100 >= ns * 90, "int8: %d/%d identical", same[2], ns);
-    CHECK_MSG(bleu[1] >= hf_bleu - 0.5, "bf16 char BLEU %.2f vs %.2f", bleu[1], hf_bleu);
-    CHECK_MSG(bleu[2] >= hf_bleu - 0.5, "int8 char BLEU %.2f vs %.2f", bleu[2], hf_bleu);
     CHECK_MSG(auto_same * 100 >= ns * 99, "int8+auto: %d/%d identical to int8", auto_same, ns);
+    if (STRIDE == 1) { /* rates over 500 sentences; a 50-sentence sample is too small for them */
+        CHECK_MSG(same[1] * 100 >= ns * 97, "bf16: %d/%d identical", same[1], ns);
+        CHECK_MSG(same[2] * 100 >= ns * 90, "int8: %d/%d identical", same[2], ns);
+        CHECK_MSG(bleu[1] >= hf_bleu - 0.5, "bf16 char BLEU %.2f vs %.2f", bleu[1], hf_bleu);
+        CHECK_MSG(bleu[2] >= hf_bleu - 0.5, "int8 char BLEU %.2f vs %.2f", bleu[2], hf_bleu);
+    }
     for (int k = 0; k < NR; k++)
         for (int i = 0; i < g_n; i++) free(runs[k].ids[i]), free(runs[k].text[i]);
 }

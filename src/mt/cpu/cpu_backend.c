@@ -73,6 +73,16 @@ const char *mt_wfmt_name(mt_wfmt f) {
 
 static size_t wfmt_size(mt_wfmt f) { return f == MT_WF_F32 ? 4 : f == MT_WF_I8 ? 1 : 2; }
 
+/* Converted int8 storage: rows x cols codes, then the f32 row scales at a
+ * 64-byte aligned offset. */
+static size_t i8_scale_off(int rows, int cols) { return ((size_t)rows * cols + 63) & ~(size_t)63; }
+
+/* Floats to allocate for a converted weight of this head. */
+static size_t owned_floats(const mt_weight *h) {
+    if (h->fmt == MT_WF_I8) return (i8_scale_off(h->rows, h->cols) + (size_t)h->rows * sizeof(float)) / 4;
+    return ((size_t)h->rows * h->cols * wfmt_size(h->fmt) + 3) / 4;
+}
+
 static float *cpu_alloc(mt_backend *be, size_t n) {
     (void)be;
     size_t bytes = n * sizeof(float);
@@ -194,7 +204,7 @@ static void conv_chunk(void *arg, int chunk, int tid) {
             for (int i = 0; i < K; i++) ((uint16_t *)w->owned)[o + i] = f32_to_f16(src[i]);
             break;
         case MT_WF_I8: {
-            float *scales = (float *)((int8_t *)w->owned + (size_t)N * K);
+            float *scales = (float *)((int8_t *)w->owned + i8_scale_off(N, K));
             scales[r] = mt_quantize_row_i8(src, (size_t)K, (int8_t *)w->owned + o);
             break;
         }
@@ -216,7 +226,7 @@ static void weight_set_parts(cpu_weight *w) {
     for (int p = 0; p < w->nparts; p++) {
         w->data[p] = (const char *)w->owned + (size_t)p * w->part_rows * K * es;
         if (w->h.fmt == MT_WF_I8)
-            w->scale[p] = (const float *)((const int8_t *)w->owned + (size_t)w->h.rows * K) + (size_t)p * w->part_rows;
+            w->scale[p] = (const float *)((const int8_t *)w->owned + i8_scale_off(w->h.rows, (int)K)) + (size_t)p * w->part_rows;
     }
 }
 
@@ -255,7 +265,7 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
         *out = &w->h;
         return STTS_OK;
     }
-    w->owned = cpu_alloc(be, (w->h.bytes + 3) / 4);
+    w->owned = cpu_alloc(be, owned_floats(&w->h));
     if (!w->owned) {
         int rows = w->h.rows;
         free(w);
@@ -301,7 +311,7 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
     w->nparts = 1;
     w->part_rows = n;
     w->h.bytes = (size_t)n * K * es + (w->h.fmt == MT_WF_I8 ? (size_t)n * sizeof(float) : 0);
-    w->owned = cpu_alloc(be, (w->h.bytes + 3) / 4);
+    w->owned = cpu_alloc(be, owned_floats(&w->h));
     if (!w->owned) {
         free(w);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
@@ -309,7 +319,7 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
     for (int i = 0; i < n; i++) {
         int p = ids[i] / src->part_rows, lr = ids[i] % src->part_rows;
         memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
-        if (w->h.fmt == MT_WF_I8) ((float *)((int8_t *)w->owned + (size_t)n * K))[i] = src->scale[p][lr];
+        if (w->h.fmt == MT_WF_I8) ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
     }
     weight_set_parts(w);
     *out = &w->h;

@@ -14,7 +14,13 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MT_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
+/* F16C (CPUID.1:ECX bit 29): clang's __builtin_cpu_supports has no "f16c". */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
 #define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #endif
@@ -41,7 +47,7 @@ int mt_kernels_best(void) {
 #endif
 #ifdef MT_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         best = MT_KL_AVX2;
     if (best == MT_KL_AVX2 && __builtin_cpu_supports("avx512f")) best = MT_KL_AVX512;
 #endif

@@ -17,7 +17,10 @@
  * --shortlist-rows 0: the full vocabulary. --json: one object per line per
  * weight format and search mode (keys weights, shortlist_rows, search,
  * ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
- * floor_ms_per_step, probe_gbps, ...). */
+ * floor_ms_per_step, probe_gbps, ...). On the GPU (--device cuda, or auto
+ * with a usable GPU) the probe is a device-to-device copy of 1 GiB (bytes
+ * read + written per second, cudaMemcpy) in the same run, and the JSON adds
+ * device and gpu_mem_bytes. */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <sys/mman.h>
@@ -27,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda/cuda_backend.h"
 #include "nllb.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -368,13 +372,17 @@ int main(int argc, char **argv) {
     for (int i = 1; i < src_len - 1; i++) src[i] = 1000 + 7919 * i % 200000;
     src[src_len - 1] = 2;
 
+    /* On the GPU (--device cuda, or auto with a usable GPU) the probe is a
+     * device-to-device copy of 1 GiB (bytes read + written per second). */
+    int gpu = device == NLLB_DEVICE_CUDA || (device == NLLB_DEVICE_AUTO && nllb_cuda_probe(NULL) == STTS_OK);
     /* the probe's threads and buffer exist before anything is timed */
-    probe_pool *pp = probe_new((size_t)1 << 30, threads);
-    if (!pp) {
+    probe_pool *pp = gpu ? NULL : probe_new((size_t)1 << 30, threads);
+    if (!gpu && !pp) {
         fprintf(stderr, "bench_nllb: cannot allocate the probe's 1 GiB\n");
         return 1;
     }
-    double bw_first = probe_run(pp, 5), bw_best = bw_first;
+    double bw_first = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_run(pp, 5), bw_best = bw_first;
+    if (gpu && !json) printf("bench_nllb: GPU: device-to-device copy probe (1 GiB, read + write) %.2f GB/s\n", bw_first);
     if (!json)
         printf("bench_nllb: NLLB-200-distilled-600M shape, random weights, %d threads; work: encode %d tokens + %d "
                "forced decode steps, batch 1; LM head %s\n  read-bandwidth probe (%d threads, 1 GiB, 4 rows at "
@@ -421,7 +429,8 @@ int main(int argc, char **argv) {
         }
         /* the probe again after the timed work (the machine may be shared):
          * the floor uses the best bandwidth of the whole run */
-        double bw_after = probe_run(pp, 3);
+        double bw_after = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 5) : probe_run(pp, 3);
+        size_t gmem = gpu ? mt_cuda_mem_used() : 0; /* weights, a 4-row session, the CUDA context */
         if (bw_after > bw_best) bw_best = bw_after;
         const char *wn = nllb_weights_name(nllb_model_weights(m));
         double floor_step = step_b / (bw_best * 1e6), floor_enc = enc_b / (bw_best * 1e6);
@@ -433,16 +442,18 @@ int main(int argc, char **argv) {
                        "\"ms_per_step\":%.3f,\"encode_ms\":%.2f,\"bytes_per_step\":%zu,\"floor_ms_per_step\":%.3f,"
                        "\"probe_gbps\":%.3f,\"probe_gbps_before\":%.3f,\"probe_gbps_after\":%.3f,"
                        "\"step_over_floor\":%.3f,\"encode_bytes\":%zu,\"encode_floor_ms\":%.2f,\"threads\":%d,"
-                       "\"steps\":%d,\"src_len\":%d,\"backend\":\"%s\",\"load_avg\":%.2f}\n",
+                       "\"steps\":%d,\"src_len\":%d,\"backend\":\"%s\",\"load_avg\":%.2f,\"device\":\"%s\","
+                       "\"gpu_mem_bytes\":%zu}\n",
                        wn, sl_rows, k ? "beam4" : "greedy", res[k].sentence_ms, res[k].step_ms, res[k].encode_ms,
                        step_b, floor_step, bw_best, bw_first, bw_after, res[k].step_ms / floor_step, enc_b,
-                       floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0]);
+                       floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem);
             } else {
                 if (k == 0)
                     printf("  %s weights (%s, built in %.0f ms): %.1f MB held; a decode step reads %.1f MB (%.1f MB "
                            "with the full LM head), encode %.1f MB\n",
                            wn, nllb_model_backend(m), build_ms, nllb_model_weight_bytes(m) / 1e6, step_b / 1e6,
                            full_b / 1e6, enc_b / 1e6);
+                if (k == 0 && gpu) printf("    GPU memory in use: %.1f MB\n", gmem / 1e6);
                 printf("    %-7s %8.1f ms/sentence %8.2f ms/step (floor %.2f, %.2fx) encode %6.1f ms (floor %.1f, "
                        "%.2fx)  [probe after %.2f GB/s]\n",
                        k ? "beam 4" : "greedy", res[k].sentence_ms, res[k].step_ms, floor_step,
@@ -460,7 +471,7 @@ int main(int argc, char **argv) {
         printf("  best probe of the run %.2f GB/s (floors use it); load average %.2f (the machine may be shared)\n",
                bw_best, la[0]);
     }
-    probe_free(pp);
+    if (pp) probe_free(pp);
     free(src);
     free(sl);
     return rc;

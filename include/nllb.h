@@ -54,8 +54,9 @@ typedef enum {
     NLLB_WEIGHTS_INT8
 } nllb_weights;
 
-/* Compute device. AUTO = the CPU in this build; CUDA without a CUDA build
- * fails to load with a message saying so. */
+/* Compute device. AUTO = the GPU when nllb_cuda_probe succeeds (a build
+ * with -DSTTS_CUDA=ON, an NVIDIA driver and a Hopper GPU), else the CPU;
+ * CUDA without a usable GPU fails to load with the reason. */
 typedef enum { NLLB_DEVICE_AUTO = 0, NLLB_DEVICE_CPU, NLLB_DEVICE_CUDA } nllb_device;
 
 typedef struct {
@@ -70,6 +71,9 @@ nllb_model_params nllb_model_default_params(void);
 int nllb_weights_parse(const char *s);
 const char *nllb_weights_name(nllb_weights w);
 int nllb_device_parse(const char *s);
+/* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA in
+ * this build, no driver, no GPU, an unsupported GPU). */
+stts_status nllb_cuda_probe(stts_error *err);
 
 /* The architecture of a model (what config.json says). */
 typedef struct {

@@ -25,6 +25,7 @@ typedef struct {
     const char *src, *tgt;    /* NLLB codes */
     int translate;            /* 0: no model is loaded, the source language is spoken */
     int threads;              /* translation threads; 0 = all cores */
+    int device;               /* an nllb_device; -1 (default): the engine's default */
     const char *weights;      /* --weights int8|bf16|f16|f32|auto (NULL: auto, the fastest on the device) */
     const char *shortlist;    /* --shortlist auto|none|FILE (NULL: auto) */
     const char *voice;

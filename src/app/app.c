@@ -41,6 +41,7 @@ void app_default_params(app_params *p) {
     p->src = "eng_Latn";
     p->tgt = "jpn_Jpan";
     p->translate = 1;
+    p->device = -1;
     p->speed = 1.0;
 }
 
@@ -111,6 +112,7 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         if (st == STTS_OK) {
             nllb_model_params mp = nllb_model_default_params();
             mp.threads = p->threads;
+            if (p->device >= 0) mp.device = (nllb_device)p->device;
             int wf = nllb_weights_parse(p->weights ? p->weights : "auto");
             if (wf < 0)
                 st = stts_error_set(err, STTS_ERR_INVALID_ARG,

@@ -128,7 +128,10 @@ void nllb_session_free(nllb_session *s) {
     free(s->seg_start), free(s->seg_len), free(s->kp), free(s->vp), free(s->lens), free(s->pos), free(s->ids);
     free(s->search);
     if (s->sl_extra) be->ops->weight_free(be, s->sl_extra);
-    free(s->sl_map), free(s->lbase), free(s->lext);
+    free(s->sl_map);
+    /* backend memory (device memory on a GPU): released by the backend */
+    if (s->lbase) be->ops->release(be, s->lbase);
+    if (s->lext) be->ops->release(be, s->lext);
     if (s->x) be->ops->exec_free(s->x);
     free(s);
 }

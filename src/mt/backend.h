@@ -147,6 +147,38 @@ typedef struct {
     stts_status (*copy)(mt_exec *x, float *dst, const float *src, size_t n);
     /* 1: backend memory is host memory (the search reads logits in place). */
     int host_visible;
+    /* Search selection on the backend, so that logits never cross to the
+     * host: per row r of logits[rows][V] (backend memory), the k largest
+     * columns, best first (equal values: lower column first), into
+     * top[r*k + q], and their log-softmax values into lp[r*k + q], computed
+     * as the search computes them on the host: (x - max) - (float)log(sum
+     * in double of expf(x - max)). top and lp are host memory. NULL (the CPU
+     * backend) or k > select_max_k: the search computes them itself from
+     * host-visible or downloaded logits. */
+    stts_status (*select_topk)(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp);
+    int select_max_k;
+    /* Optional (NULL: every op runs when called). Brackets one decoder
+     * step: between step_begin and step_end the backend may only record the
+     * ops (what changes per step, such as ids, positions, K/V pointers and
+     * lengths, going into one small argument block) and run them all at
+     * step_end, e.g. as one replayed CUDA graph. Nothing computed inside may
+     * be read before step_end. step_end(x, 1) drops the recording (error
+     * path) and returns STTS_OK. */
+    void (*step_begin)(mt_exec *x);
+    stts_status (*step_end)(mt_exec *x, int discard);
+    /* Optional: linear (flags without MT_LIN_ACCUM), then the first cols
+     * columns of each output row times s, rounded as scale_cols rounds (the
+     * query scaling fused into its projection: one pass fewer). NULL: the
+     * model calls linear, then scale_cols. */
+    stts_status (*linear_scaled)(mt_exec *x, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
+                                 int flags, int cols, float s);
+    /* Optional: ln_out = LayerNorm(in) (g, gb, eps) and y = linear_scaled(
+     * ln_out, ...) (cols 0: plain linear) in one pass where the backend
+     * can (the LayerNorm in the GEMV's prologue); the same bits as layernorm
+     * then linear_scaled. ln_out != in. NULL: the model calls them in turn. */
+    stts_status (*ln_linear)(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
+                             float *ln_out, const mt_weight *W, const mt_weight *b, float *y, int flags, int cols,
+                             float s);
 } mt_backend_ops;
 
 struct mt_backend {

@@ -17,6 +17,12 @@ set(NLLB_CORE_LIBS Threads::Threads)
 if(NLLB_LIBM)
   list(APPEND NLLB_CORE_LIBS ${NLLB_LIBM})
 endif()
+if(STTS_CUDA)
+  include(${CMAKE_CURRENT_LIST_DIR}/cuda/cuda.cmake)
+  list(APPEND NLLB_CORE_LIBS nllb_cuda)
+else()
+  list(APPEND NLLB_CORE_SOURCES cuda/cuda_stub.c)
+endif()
 # The hot loops are optimised in every build type: Debug/sanitizer builds of
 # the tests would otherwise spend minutes in -O0 SIMD intrinsics.
 set_source_files_properties(cpu/kernels.c cpu/cpu_backend.c search.c PROPERTIES COMPILE_OPTIONS "-O2")

@@ -110,6 +110,27 @@ stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots
     return STTS_OK;
 }
 
+/* y = x W^T + b, then the first cols of each output row times q (the query
+ * scaling), fused where the backend can; the same bits either way. */
+static stts_status linear_q(nllb_session *s, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
+                            int cols, float q) {
+    const mt_backend_ops *op = s->be->ops;
+    if (op->linear_scaled) return op->linear_scaled(s->x, in, M, W, b, y, 0, cols, q);
+    stts_status st = op->linear(s->x, in, M, W, b, y, 0);
+    return st ? st : op->scale_cols(s->x, y, M, cols, W->rows, q);
+}
+
+/* ln_out = LayerNorm(in), then y = ln_out W^T + b (query-scaled when cols
+ * > 0), fused where the backend can; the same bits either way. */
+static stts_status ln_linear(nllb_session *s, const float *in, int M, const mt_ln *ln, float *ln_out,
+                             const mt_weight *W, const mt_weight *b, float *y, int flags, int cols, float q) {
+    const mt_backend_ops *op = s->be->ops;
+    if (op->ln_linear) return op->ln_linear(s->x, in, M, ln->g, ln->b, LN_EPS, ln_out, W, b, y, flags, cols, q);
+    stts_status st = op->layernorm(s->x, in, M, ln->g, ln->b, LN_EPS, ln_out);
+    if (st) return st;
+    return cols > 0 ? linear_q(s, ln_out, M, W, b, y, cols, q) : op->linear(s->x, ln_out, M, W, b, y, flags);
+}
+
 static int position_of(const nllb_model *m, int32_t id, int index) {
     /* HF create_position_ids_from_input_ids: pad tokens get padding_idx (a zero
      * row), others index + padding_idx + 1. */
@@ -144,8 +165,7 @@ stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, f
     for (int l = 0; l < m->pub.encoder_layers; l++) {
         const mt_enc_layer *L = &m->enc[l];
         OP(op->layernorm(be, s->ex, T, L->ln_attn.g, L->ln_attn.b, LN_EPS, s->eh));
-        OP(op->linear(be, s->eh, T, L->qkv.w, L->qkv.b, s->eqkv, 0));
-        OP(op->scale_cols(be, s->eqkv, T, d, 3 * d, qscale));
+        OP(linear_q(s, s->eh, T, L->qkv.w, L->qkv.b, s->eqkv, d, qscale));
         OP(op->attention(be, &aa));
         OP(op->linear(be, s->eatt, T, L->o.w, L->o.b, s->ex, MT_LIN_ACCUM));
         OP(op->layernorm(be, s->ex, T, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->eh));
@@ -177,8 +197,24 @@ stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_err
     return STTS_OK;
 }
 
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                               int want_logits, stts_error *err);
+
+/* One decoder step, bracketed for backends that record a step and replay it
+ * (step_begin/step_end: CUDA graphs). */
 stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
                            int want_logits, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (!op->step_begin) return decode_step(s, R, tok, slot, sent, t, want_logits, err);
+    op->step_begin(s->x);
+    stts_status st = decode_step(s, R, tok, slot, sent, t, want_logits, err);
+    stts_status se = op->step_end(s->x, st != STTS_OK);
+    if (!st && se) st = op_failed(s, se, "step_end", err);
+    return st;
+}
+
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                               int want_logits, stts_error *err) {
     const nllb_model *m = s->m;
     mt_exec *be = s->x;
     const mt_backend_ops *op = s->be->ops;
@@ -191,9 +227,7 @@ stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];
         /* self-attention over the row's cache, this token included */
-        OP(op->layernorm(be, s->dx, R, L->ln_self.g, L->ln_self.b, LN_EPS, s->dh));
-        OP(op->linear(be, s->dh, R, L->qkv.w, L->qkv.b, s->dqkv, 0));
-        OP(op->scale_cols(be, s->dqkv, R, d, 3 * d, qscale));
+        OP(ln_linear(s, s->dx, R, &L->ln_self, s->dh, L->qkv.w, L->qkv.b, s->dqkv, 0, d, qscale));
         for (int r = 0; r < R; r++) {
             OP(op->copy(be, kv_row(s, s->kc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + d, (size_t)d));
             OP(op->copy(be, kv_row(s, s->vc, l, slot[r], t), s->dqkv + (size_t)r * 3 * d + 2 * d, (size_t)d));
@@ -206,9 +240,7 @@ stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int
         OP(op->linear(be, s->datt, R, L->o.w, L->o.b, s->dx, MT_LIN_ACCUM));
 
         /* cross-attention over the sentence's encoder K/V */
-        OP(op->layernorm(be, s->dx, R, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh));
-        OP(op->linear(be, s->dh, R, L->cq.w, L->cq.b, s->dq, 0));
-        OP(op->scale_cols(be, s->dq, R, d, d, qscale));
+        OP(ln_linear(s, s->dx, R, &L->ln_cross, s->dh, L->cq.w, L->cq.b, s->dq, 0, d, qscale));
         const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
         for (int r = 0; r < R; r++) {
             s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
@@ -219,8 +251,7 @@ stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int
         OP(op->attention(be, &ca));
         OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
 
-        OP(op->layernorm(be, s->dx, R, L->ln_ffn.g, L->ln_ffn.b, LN_EPS, s->dh));
-        OP(op->linear(be, s->dh, R, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU));
+        OP(ln_linear(s, s->dx, R, &L->ln_ffn, s->dh, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU, 0, 0.0f));
         OP(op->linear(be, s->dff, R, L->fc2.w, L->fc2.b, s->dx, MT_LIN_ACCUM));
     }
     if (!want_logits) return STTS_OK;

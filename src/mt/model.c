@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "cuda/cuda_backend.h"
 #include "model.h"
 #include "quant.h"
 
@@ -122,14 +123,17 @@ static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     return STTS_OK;
 }
 
-static mt_wfmt resolve_format(nllb_weights w) {
+static mt_wfmt resolve_format(nllb_weights w, int gpu) {
     switch (w) {
     case NLLB_WEIGHTS_F32: return MT_WF_F32;
     case NLLB_WEIGHTS_BF16: return MT_WF_BF16;
     case NLLB_WEIGHTS_F16: return MT_WF_F16;
-    default: return MT_WF_I8; /* auto and int8: the fastest on a CPU */
+    case NLLB_WEIGHTS_INT8: return MT_WF_I8;
+    default: return gpu ? MT_WF_BF16 : MT_WF_I8; /* auto: the fastest on the device */
     }
 }
+
+stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
 
 static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_error *err) {
     const nllb_config *c = &m->pub;
@@ -138,19 +142,25 @@ static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_e
     if ((int)p->weights < NLLB_WEIGHTS_AUTO || (int)p->weights > NLLB_WEIGHTS_INT8)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight format %d is not one of auto, f32, bf16, f16, int8",
                               (int)p->weights);
-    if (p->device == NLLB_DEVICE_CUDA)
-        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "device cuda: this build has no CUDA backend (build with -DSTTS_CUDA=ON on a machine "
-                              "with the CUDA toolkit, or use --device cpu)");
     if ((int)p->device < NLLB_DEVICE_AUTO || (int)p->device > NLLB_DEVICE_CUDA)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "device %d is not one of auto, cpu, cuda", (int)p->device);
-    int simd = (int)p->simd;
-    if (simd == NLLB_SIMD_AUTO && (st = nllb_simd_from_env(&simd, err))) return st;
-    m->wfmt = resolve_format(p->weights);
     /* attention spans at most max_position_embeddings keys (sources are
      * truncated to it, decoding stops at it) */
-    st = mt_cpu_backend_new(p->threads, simd, c->max_position_embeddings + 2, &m->be, err);
-    if (st) return st;
+    int max_kv = c->max_position_embeddings + 2;
+    if (p->device != NLLB_DEVICE_CPU) {
+        /* CUDA asked for: its error is the load's; AUTO: the CPU when there is no usable GPU */
+        stts_error e2;
+        st = p->device == NLLB_DEVICE_CUDA || mt_cuda_probe(&e2) == STTS_OK ? mt_cuda_backend_new(max_kv, &m->be, &e2)
+                                                                              : STTS_ERR_NOT_FOUND;
+        if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "device cuda: %s", e2.msg);
+    }
+    if (!m->be) {
+        int simd = (int)p->simd;
+        if (simd == NLLB_SIMD_AUTO && (st = nllb_simd_from_env(&simd, err))) return st;
+        st = mt_cpu_backend_new(p->threads, simd, max_kv, &m->be, err);
+        if (st) return st;
+    }
+    m->wfmt = resolve_format(p->weights, m->be->ops->host_visible == 0);
     m->embed_scale = c->scale_embedding ? sqrtf((float)c->d_model) : 1.0f;
     m->enc = calloc((size_t)c->encoder_layers + 1, sizeof *m->enc);
     m->dec = calloc((size_t)c->decoder_layers, sizeof *m->dec);

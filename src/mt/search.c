@@ -16,6 +16,10 @@
  * token s->sl_map[c]: the cached ids ascending, then the call's extra source
  * ids ascending; exact ties between logits go to the lower column); the
  * softmax is over the shortlist.
+ * Per step only the top k columns of each row and their log-softmax values
+ * are used (select_top): a backend with select_topk (CUDA) computes them
+ * where the logits are, so the logits never cross to the host; otherwise
+ * they are computed here from the host-visible (CPU) logits.
  * All buffers are allocated before the token loop. */
 #include <math.h>
 #include <stdlib.h>
@@ -69,6 +73,42 @@ static int is_eos(const mt_search_cfg *c, int32_t t) {
     return 0;
 }
 
+/* Per row of the step's logits: the top k columns and their log-softmax
+ * values (host arrays top[R][k], lp[R][k]). On the backend when it selects
+ * (only the k ids and scores cross to the host); else on the host from the
+ * logits (the CPU backend reads them in place). */
+typedef struct {
+    const float *logits;
+    int V, k;
+    float *mx, *lse, *lp;
+    int *top;
+} select_job;
+
+static void row_select(void *ctx, int r) {
+    select_job *j = ctx;
+    stats_job sj = {j->logits, j->V, j->k, j->mx, j->lse, j->top};
+    row_stats(&sj, r);
+    const float *x = j->logits + (size_t)r * j->V;
+    for (int q = 0; q < j->k; q++)
+        j->lp[(size_t)r * j->k + q] = logprob(x, j->top[(size_t)r * j->k + q], j->mx[r], j->lse[r]);
+}
+
+static stts_status select_top(nllb_session *s, int R, int V, int k, int *top, float *lp, float *mx, float *lse,
+                              stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (op->select_topk && k <= op->select_max_k) {
+        stts_status st = op->select_topk(s->x, s->logits, R, V, k, (int32_t *)top, lp);
+        return st ? stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, k,
+                                   V)
+                  : STTS_OK;
+    }
+    const float *lg = NULL;
+    stts_status st = mt_logits_host(s, R, &lg, err);
+    if (st) return st;
+    select_job j = {lg, V, k, mx, lse, lp, top};
+    return op->parallel_for(s->x, R, row_select, &j);
+}
+
 static int aborted(const mt_search_cfg *c) {
     return c->p && c->p->abort_flag && atomic_load(c->p->abort_flag) != 0;
 }
@@ -107,10 +147,11 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
     int *active = malloc((size_t)N * sizeof(int)), *slot = malloc((size_t)N * sizeof(int));
     int *top = malloc((size_t)N * sizeof(int));
     float *mx = malloc((size_t)N * sizeof(float)), *lse = malloc((size_t)N * sizeof(float));
+    float *lp = malloc((size_t)N * sizeof(float));
     int32_t *tok = malloc((size_t)N * sizeof(int32_t));
     int *len = malloc((size_t)N * sizeof(int));
     stts_status st = STTS_OK;
-    if (!seq || !score || !active || !slot || !top || !mx || !lse || !tok || !len) {
+    if (!seq || !score || !active || !slot || !top || !mx || !lse || !lp || !tok || !len) {
         st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for greedy search");
         goto out;
     }
@@ -131,17 +172,12 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
         }
         int forced = (cur == 1 && c->bos_forced >= 0);
         if ((st = mt_decode_step(s, R, tok, slot, active, cur - 1, !forced, err))) goto out;
-        const float *lg = NULL;
-        if (!forced) {
-            if ((st = mt_logits_host(s, R, &lg, err))) goto out;
-            stats_job j = {lg, V, 1, mx, lse, top};
-            if ((st = s->be->ops->parallel_for(s->x, R, row_stats, &j))) goto out;
-        }
+        if (!forced && (st = select_top(s, R, V, 1, top, lp, mx, lse, err))) goto out;
         int w = 0;
         for (int r = 0; r < R; r++) {
             int i = active[r];
             int32_t next = forced ? c->bos_forced : col_id(s, top[r]);
-            if (!forced) score[i] += logprob(lg + (size_t)r * V, top[r], mx[r], lse[r]);
+            if (!forced) score[i] += lp[r];
             seq[(size_t)i * L + cur] = next;
             len[i] = cur + 1;
             if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur, next);
@@ -151,7 +187,7 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
     }
     for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
 out:
-    free(seq), free(score), free(active), free(slot), free(top), free(mx), free(lse), free(tok), free(len);
+    free(seq), free(score), free(active), free(slot), free(top), free(mx), free(lse), free(lp), free(tok), free(len);
     return st;
 }
 
@@ -180,8 +216,9 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
     int *slot = malloc(rows * sizeof(int)), *sent = malloc(rows * sizeof(int));
     int *top = malloc(rows * K * sizeof(int));
     float *mx = malloc(rows * sizeof(float)), *lse = malloc(rows * sizeof(float));
+    float *lp = malloc(rows * K * sizeof(float));
     int *rowbase = malloc((size_t)N * sizeof(int));
-    int ok = bs && tok && slot && sent && top && mx && lse && rowbase;
+    int ok = bs && tok && slot && sent && top && mx && lse && lp && rowbase;
     for (int i = 0; ok && i < N; i++) {
         beam_sent *b = &bs[i];
         b->run = malloc((size_t)B * L * sizeof(int32_t));
@@ -243,13 +280,8 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
         if (R == 0) break;
         int forced = (cur == 1 && c->bos_forced >= 0);
         if ((st = mt_decode_step(s, R, tok, slot, sent, cur - 1, !forced, err))) goto out;
-        const float *lg = NULL;
-        if (!forced) {
-            if ((st = mt_logits_host(s, R, &lg, err))) goto out;
-            stats_job j = {lg, V, K < V ? K : V, mx, lse, top};
-            if ((st = s->be->ops->parallel_for(s->x, R, row_stats, &j))) goto out;
-        }
         int kk = K < V ? K : V;
+        if (!forced && (st = select_top(s, R, V, kk, top, lp, mx, lse, err))) goto out;
         for (int i = 0; i < N; i++) {
             beam_sent *b = &bs[i];
             if (b->done) continue;
@@ -266,10 +298,9 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
                 }
             } else {
                 for (int k = 0; k < B; k++) {
-                    const float *x = lg + (size_t)(r0 + k) * V;
                     for (int q = 0; q < kk; q++) {
-                        int v = top[(size_t)(r0 + k) * K + q];
-                        cval[nc] = logprob(x, v, mx[r0 + k], lse[r0 + k]) + b->rs[k];
+                        int v = top[(size_t)(r0 + k) * kk + q];
+                        cval[nc] = lp[(size_t)(r0 + k) * kk + q] + b->rs[k];
                         cbeam[nc] = k;
                         ctok[nc] = col_id(s, v);
                         nc++;
@@ -421,7 +452,7 @@ out:
             free(b->run), free(b->run2), free(b->fin), free(b->fin2), free(b->rs), free(b->slot);
             free(b->flen), free(b->flen2), free(b->fs), free(b->fs2), free(b->ff), free(b->ff2);
         }
-    free(bs), free(tok), free(slot), free(sent), free(top), free(mx), free(lse), free(rowbase);
+    free(bs), free(tok), free(slot), free(sent), free(top), free(mx), free(lse), free(lp), free(rowbase);
     free(cval), free(cbeam), free(ctok);
     return st;
 }

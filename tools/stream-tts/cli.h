@@ -16,4 +16,10 @@ int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint con
 /* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
 void cli_install_sigbus_handler(void);
 
+/* --device auto|cpu|cuda -> *device (an nllb_device). auto resolves here:
+ * the GPU when nllb_cuda_probe succeeds, else the CPU with one line on
+ * stderr saying why (prefixed by who). Returns -1 for another value (the
+ * message is printed), else 0. */
+int cli_device(const char *who, const char *value, int *device);
+
 #endif

@@ -31,7 +31,9 @@ static void usage(FILE *f) {
             "  --shortlist S auto (default: the target language's script(s), Latin, digits and\n"
             "                punctuation, + the source's ids), none (the full vocabulary) or FILE (token\n"
             "                ids, one per line)\n"
-            "  --device D    auto, cpu or cuda (default auto)\n"
+            "  --device D    auto (default: the GPU when this build has CUDA and a GPU and driver are\n"
+            "                there, else the CPU; given explicitly, says why on stderr when it falls\n"
+            "                back), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated (and protected)\n"
             "  --protect     identifiers, paths, code words and numbers reach the output verbatim, as the\n"
             "                speech pipeline does (stand-in names swapped back; docs/QUALITY.md)\n"
@@ -51,6 +53,24 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) 
     return 0;
 }
 
+int cli_device(const char *who, const char *value, int *device) {
+    int d = nllb_device_parse(value);
+    if (d < 0) {
+        fprintf(stderr, "%s: --device expects auto, cpu or cuda, got '%s'\n", who, value ? value : "");
+        return -1;
+    }
+    if (d == NLLB_DEVICE_AUTO) {
+        stts_error e;
+        if (nllb_cuda_probe(&e) == STTS_OK) d = NLLB_DEVICE_CUDA;
+        else {
+            fprintf(stderr, "%s: --device auto: running on the CPU: %s\n", who, e.msg);
+            d = NLLB_DEVICE_CPU;
+        }
+    }
+    *device = d;
+    return 0;
+}
+
 static int known_code(const char *code) {
     for (int i = 0; i < nllb_num_languages(); i++)
         if (strcmp(nllb_language_code(i), code) == 0) return 1;
@@ -60,8 +80,9 @@ static int known_code(const char *code) {
 int cmd_translate(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
     const char *shortlist = "auto";
+    const char *device = NULL; /* the engine's default: auto, silently */
     int beams = 1, max_len = 0, threads = 0, json = 0, list = 0, protect = 0, show_protected = 0;
-    int weights = NLLB_WEIGHTS_AUTO, device = NLLB_DEVICE_AUTO;
+    int weights = NLLB_WEIGHTS_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -84,12 +105,8 @@ int cmd_translate(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--shortlist") && v) shortlist = argv[++i];
-        else if (!strcmp(a, "--device") && v) {
-            if ((device = nllb_device_parse(argv[++i])) < 0) {
-                fprintf(stderr, "stream-tts translate: --device must be auto, cpu or cuda (got \"%s\")\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--device") && v) device = argv[++i];
+        else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--protect")) protect = 1;
         else if (!strcmp(a, "--show-protected")) show_protected = 1;
         else if (!strcmp(a, "--list-languages")) list = 1;
@@ -142,7 +159,9 @@ int cmd_translate(int argc, char **argv) {
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
     mp.weights = (nllb_weights)weights;
-    mp.device = (nllb_device)device;
+    int dev = (int)mp.device;
+    if (device && cli_device("stream-tts translate", device, &dev)) return 2;
+    mp.device = (nllb_device)dev;
     nllb_model *m = NULL;
     stts_error err;
     uint64_t t0 = stts_now_ns();

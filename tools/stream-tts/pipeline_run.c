@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "nllb.h"
 #include "pipe_client.h"
 #include "stts_app.h"
@@ -58,6 +59,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--user-dict", offsetof(pipeline_opts, user_dict)}, {"--tts-command", offsetof(pipeline_opts, tts_command)},
         {"--output", offsetof(pipeline_opts, output)}, {"--audio-device", offsetof(pipeline_opts, audio_device)},
         {"--metrics", offsetof(pipeline_opts, metrics)}, {"--daemon", offsetof(pipeline_opts, daemon)},
+        {"--device", offsetof(pipeline_opts, device)},
         {"--weights", offsetof(pipeline_opts, weights)}, {"--shortlist", offsetof(pipeline_opts, shortlist)},
     };
     static const struct { const char *name; size_t off; double lo, hi; } NUM[] = {
@@ -90,6 +92,14 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
             if (missing || !*v) { snprintf(err, cap, "%s needs a value", STR[k].name); return -1; }
             if (!strcmp(STR[k].name, "--daemon") && strcmp(v, "auto") && strcmp(v, "always") && strcmp(v, "never")) {
                 snprintf(err, cap, "--daemon takes auto, always or never, got '%s'", v);
+                return -1;
+            }
+            if (!strcmp(STR[k].name, "--device") && nllb_device_parse(v) < 0) {
+                snprintf(err, cap, "--device takes auto, cpu or cuda, got '%s'", v);
+                return -1;
+            }
+            if (!strcmp(STR[k].name, "--weights") && nllb_weights_parse(v) < 0) {
+                snprintf(err, cap, "--weights takes int8, bf16, f16, f32 or auto, got '%s'", v);
                 return -1;
             }
             *(const char **)((char *)o + STR[k].off) = v;
@@ -139,6 +149,8 @@ void pipeline_opts_usage(FILE *f) {
           "  --threads N             translation threads (default: all cores)\n"
           "  --weights F             int8, bf16, f16, f32 or auto (default: the fastest, int8 on a CPU)\n"
           "  --shortlist S           auto (default), none (full vocabulary) or FILE of token ids\n"
+          "  --device auto|cpu|cuda  where translation runs (default auto: the GPU if this build and machine\n"
+          "                          have one, else the CPU)\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
@@ -483,6 +495,12 @@ void pipeline_opts_to_app(const pipeline_opts *po, app_params *ap) {
     ap->translate = !po->no_translate;
     ap->threads = po->threads;
     ap->weights = po->weights;
+    /* --device auto|cpu|cuda (checked when parsed): auto given explicitly
+     * says on stderr why it runs on the CPU; absent, the engine's default. */
+    if (po->device) {
+        int dev;
+        if (cli_device("stream-tts", po->device, &dev) == 0) ap->device = dev;
+    }
     ap->shortlist = po->shortlist;
     ap->voice = po->voice;
     ap->speed = po->speed;

@@ -17,6 +17,7 @@ typedef struct {
     int no_translate;
     int beam;
     int threads;
+    const char *device;        /* --device auto|cpu|cuda (translation engine) */
     int force_length;          /* --force-length N (benchmarks) */
     const char *weights;       /* --weights f32|bf16|f16|int8|auto (NULL: auto) */
     const char *shortlist;     /* --shortlist auto|none|FILE (NULL: auto) */

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# cuda-check.sh - one GPU-machine call for the CUDA backend (issue 11), run
+# from the repository root with the carry folder .device/cuda made by
+# scripts/device/cuda-prepare.sh. Logs go to $OUT; the last lines are a
+# summary table.
+#   1. kernels against references + GPU ids == CPU ids on tests/fixtures/mt
+#      (test_cuda), then the same under compute-sanitizer memcheck
+#   2. the demo model's 500 test sentences: GPU f32 ids == CPU f32 ids,
+#      greedy and beam 4; GPU bf16 and int8 greedy vs GPU f32 (test_cuda --demo)
+#   3. HF transformers on the GPU on the same sentences (bf16 and fp32
+#      greedy, fp32 beam 4): identical ids and char BLEU of each side
+#   4. stream-tts translate --device cuda / auto smoke run
+#   5. bench_nllb --device cuda --json (600M shape; f32, bf16, int8) and HF
+#      bf16/fp32 timing of the same work on the same GPU in the same call
+#   6. Nsight Compute on a few decode-step kernels (bf16)
+#   7. the CPU engine on the machine's 16-core host (bench_nllb --device cpu
+#      --threads 16, f32 and int8, full vocabulary and 32000 shortlist rows)
+#      and HF transformers fp32 on the same CPU (hf-cpu-timing-cfg.py)
+# SKIP="memcheck hfdemo ncu ..." leaves steps out (names: memcheck demo cli
+# bench hftiming hfdemo ncu cpu) when a call's device time is short.
+set -uo pipefail
+SKIP=" ${SKIP:-} "
+skip() { [[ "$SKIP" == *" $1 "* ]]; }
+C=.device/cuda
+FINAL=${OUT:?}
+OUT=/tmp/cuda-check   # logs here, packed into $FINAL/logs.tar.gz at the end (8 files come back at most)
+rm -rf $OUT && mkdir -p $OUT
+export LD_LIBRARY_PATH=$PWD/$C/lib PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export STTS_TEST_SOURCE_DIR=$PWD
+summary=$OUT/summary.txt
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
+date -u | tee -a "$OUT/gpu.txt"
+
+echo "== 1. test_cuda (kernels, fixture parity)"
+timeout 120 $C/bin/test_cuda >"$OUT/test_cuda.log" 2>&1
+note "test_cuda rc=$? : $(tail -1 "$OUT/test_cuda.log")"
+grep -E "CHECK failed|translations compared|backend" "$OUT/test_cuda.log" | head -20
+STTS_CUDA_GRAPHS=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nographs.log" 2>&1
+note "test_cuda without step graphs rc=$? : $(tail -1 "$OUT/test_cuda_nographs.log")"
+if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
+  timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
+  note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+fi
+
+echo "== 2. demo model: GPU f32 vs CPU f32, 500 sentences"
+skip demo || timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en "$OUT/ours" >"$OUT/demo.log" 2>&1
+note "demo rc=$?"; grep -E "^demo" "$OUT/demo.log" | tee -a "$summary"; grep DIFF "$OUT/demo.log" | head -5
+
+echo "== 4. CLI"
+[ -x $C/bin/stream-tts ] || SKIP="$SKIP cli "
+skip cli || echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --model models/demo-en-ja --src eng_Latn \
+  --tgt jpn_Jpan --device auto --json 2>&1 | tee -a "$summary"
+skip cli || echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --model models/demo-en-ja --src eng_Latn \
+  --tgt jpn_Jpan --device cuda 2>&1 | tee -a "$summary"
+
+echo "== 5. bench_nllb --device cuda (600M shape) and HF on the same GPU"
+if ! skip bench; then
+timeout 200 $C/bin/bench_nllb --device cuda --weights bf16,int8,f32 --reps 5 >"$OUT/bench.log" 2>&1
+note "bench rc=$?"; cat "$OUT/bench.log"
+timeout 200 $C/bin/bench_nllb --device cuda --weights bf16,int8,f32 --reps 5 --json >"$OUT/bench-json.log" 2>&1
+note "bench json rc=$?"; grep '^{' "$OUT/bench-json.log" >>"$summary"
+timeout 120 $C/bin/bench_nllb --device cuda --weights bf16,int8 --shortlist-rows 32000 --reps 5 --json \
+  >"$OUT/bench-sl.log" 2>&1
+note "bench shortlist rc=$?"; grep '^{' "$OUT/bench-sl.log" >>"$summary"
+STTS_CUDA_GRAPHS=0 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16 --reps 5 --json >"$OUT/bench-nographs.log" 2>&1
+note "bench without step graphs rc=$?"; grep '^{' "$OUT/bench-nographs.log" | sed 's/^/nographs /' >>"$summary"
+fi
+skip hftiming || timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distilled-600M.config.json 2>&1 | grep -v -i warn |
+  tee "$OUT/hf-timing.log"; grep '^{' "$OUT/hf-timing.log" >>"$summary"
+
+echo "== 3. HF on the GPU vs ours, demo test set"
+skip hfdemo || timeout 240 python3 $C/hf-demo-gpu.py models/demo-en-ja $C/data $C/data/nllb-200-1.3B.special_tokens_map.json \
+  "$OUT/ours" 2>&1 | grep -v -iE "warn|max_new_tokens|Loading weights" | tee "$OUT/hf-demo.log"
+grep -E "BLEU" "$OUT/hf-demo.log" >>"$summary"
+
+echo "== 6. ncu: decode-step kernels, bf16 weights"
+if ! skip ncu && command -v ncu >/dev/null; then
+  timeout 60 ncu --clock-control none --launch-skip 600 --launch-count 40 --section SpeedOfLight \
+    $C/bin/bench_nllb --device cuda --weights bf16 --reps 1 --steps 4 >"$OUT/ncu.log" 2>&1
+  note "ncu rc=$?"
+  grep -E "^  [a-z_].*\(|Duration|Memory Throughput|DRAM Throughput" "$OUT/ncu.log" | head -80
+fi
+echo "== 7. the CPU engine on this host (16 threads) and HF fp32 on the same CPU"
+if ! skip cpu; then
+  lscpu | grep -E "Model name|^CPU\(s\)|Flags" | cut -c1-200 >"$OUT/cpu.txt"
+  for sl in 0 32000; do
+    timeout 150 $C/bin/bench_nllb --device cpu --threads 16 --weights f32,int8 --shortlist-rows $sl --reps 3 --json \
+      >"$OUT/bench-cpu-sl$sl.log" 2>&1
+    note "bench cpu shortlist $sl rc=$?"; cat "$OUT/bench-cpu-sl$sl.log"; grep '^{' "$OUT/bench-cpu-sl$sl.log" >>"$summary"
+  done
+  timeout 150 python3 $C/hf-cpu-timing-cfg.py $C/data/nllb-200-distilled-600M.config.json 16 2>&1 | grep -v -i warn |
+    tee "$OUT/hf-cpu-timing.log"; grep '^{' "$OUT/hf-cpu-timing.log" >>"$summary"
+fi
+tar czf "$FINAL/logs.tar.gz" -C $OUT . && cp "$summary" "$FINAL/"
+echo "================ summary"
+cat "$summary"

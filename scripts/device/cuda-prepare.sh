@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# cuda-prepare.sh [DEST] - builds the CUDA backend here (nvcc, sm_90, static
+# cudart) and fills the carry folder for one GPU-machine call of
+# cuda-check.sh: binaries, the Debian .so files they link (the GPU machine
+# has none), this folder's scripts, and the demo test set (../shared does not
+# travel). DEST defaults to /work/main/.device/cuda (the lead's checkout is
+# what a `run` call sends; .device/ is git-ignored there). Then:
+#   run command="bash .device/cuda/cuda-check.sh" carry=[".device/cuda"] timeout_s=600
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DEST=${1:-/work/main/.device/cuda}
+B=build-cuda
+export PATH=/usr/local/cuda/bin:$PATH
+nice cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSTTS_WERROR=ON -DSTTS_CUDA=ON -DSTTS_REQUIRE_OPENJTALK=OFF \
+  -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" >/dev/null
+nice cmake --build $B -j2 --target test_cuda bench_nllb
+# stream-tts (the CLI smoke run) needs the Open JTalk build; go on without it
+nice cmake --build $B -j2 --target stream-tts || echo "cuda-prepare: stream-tts not built (CLI smoke run skipped)"
+rm -rf "$DEST"
+mkdir -p "$DEST/bin" "$DEST/lib" "$DEST/data"
+cp $B/tests/mt/test_cuda $B/bench/bench_nllb "$DEST/bin/"
+if [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then cp $B/tools/stream-tts "$DEST/bin/"; fi
+strip --strip-debug "$DEST"/bin/*
+# every shared library but the C/C++ runtime the GPU machine has itself
+for b in "$DEST"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
+  grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
+  while read -r so; do cp -L "$so" "$DEST/lib/"; done
+cp scripts/device/cuda-check.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
+# the demo test set as the engine's tests and HF's reference see it (natural text)
+python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /tmp/cuda-prep-data >/dev/null
+cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"
+cp ../shared/nllb/nllb-200-distilled-600M.config.json ../shared/nllb/nllb-200-1.3B.special_tokens_map.json "$DEST/data/"
+du -sh "$DEST"

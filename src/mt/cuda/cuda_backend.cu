@@ -1,0 +1,997 @@
+/* cuda_backend.cu - the CUDA implementation of mt_backend_ops (backend.h).
+ * Weights: device copies in f32/bf16/f16/int8 (+ per-row f32 scales),
+ * converted on the host once at load with the CPU backend's rules (quant.h
+ * for bf16 and int8, round-to-nearest-even f16) and uploaded; never used in
+ * place (the file is host memory). Activations: device memory. An executor
+ * is one CUDA stream; every op is enqueued on it, and only download (and
+ * upload) wait for it. Host arrays the ops take (ids, positions, per-row K/V
+ * pointers and lengths) go to a small per-executor device array per call.
+ *
+ * Errors: each op returns the status of its launch; the first CUDA error of
+ * an executor is kept (sticky: a failed kernel can leave the context
+ * unusable) and every later op reports it. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+extern "C" { /* the engine's C headers */
+#include "backend.h"
+#include "cpu/threadpool.h"
+#include "quant.h"
+}
+#include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
+
+namespace {
+
+struct cuda_weight {
+    mt_weight h;
+    void *d;       /* rows x cols elements of h.fmt */
+    float *dscale; /* int8: [rows] */
+};
+
+struct cuda_backend {
+    mt_backend base;
+    int max_kv;
+};
+
+struct cuda_exec {
+    mt_exec head;
+    cudaStream_t st;
+    cudaError_t sticky;
+    void *d_args; /* per-call argument arrays (device) and their host staging */
+    size_t args_cap;
+    unsigned char *h_args;
+    float *pos_table; /* sinusoids [pos_rows][pos_D] for one (D, rounding) pair */
+    int pos_D, pos_round, pos_rows;
+    mt_pool *pool;    /* host threads for parallel_for (the search's row statistics) */
+    void *d_sel, *h_sel; /* select_topk results: device and pinned host, sel_cap bytes each */
+    size_t sel_cap;
+    /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
+    int recording, use_graphs;
+    struct rec *recs;
+    int nrec, rec_cap;
+    unsigned char *h_arena; /* the step's per-step arguments, uploaded in one copy */
+    size_t arena_used, arena_cap;
+    void *d_arena;
+    size_t d_arena_cap;
+    struct step_graph *graphs; /* [MAX_GRAPHS] */
+    unsigned long tick;
+};
+
+/* ---- step graphs ----
+ * Between step_begin and step_end the ops below only append a record: the
+ * arguments that stay the same from step to step (buffers, weights, row
+ * counts) in the record, the ones that change (token ids, positions, K/V
+ * pointers and lengths, cache-write addresses) in a host argument block
+ * ("arena") at an offset the record names. step_end uploads the arena in one
+ * copy and, when the records are the same as a step seen before, replays
+ * that step's CUDA graph (its kernels read their changing arguments from
+ * the device arena, so one graph serves every step of the same shape);
+ * otherwise it captures the records as a new graph (the least recently used
+ * of MAX_GRAPHS is dropped). STTS_CUDA_GRAPHS=0 launches the records one by
+ * one instead (same kernels, no graph). */
+enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR };
+#define MAX_GRAPHS 6
+struct rec {
+    int kind;
+    int i[8];
+    float f[2];
+    const void *p[8];
+    size_t n, off; /* copy length; arena offset of the changing arguments */
+};
+struct step_graph {
+    rec *recs;
+    int nrec;
+    void *d_arena; /* the arena the graph reads */
+    cudaGraphExec_t exec;
+    unsigned long used;
+};
+
+void graph_drop(step_graph *g) {
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    free(g->recs);
+    memset(g, 0, sizeof *g);
+}
+
+cuda_exec *cx(mt_exec *x) { return (cuda_exec *)x; }
+const cuda_weight *cw(const mt_weight *w) { return (const cuda_weight *)w; }
+
+size_t wfmt_size(mt_wfmt f) { return f == MT_WF_F32 ? 4 : f == MT_WF_I8 ? 1 : 2; }
+int kfmt(mt_wfmt f) {
+    return f == MT_WF_BF16 ? MTK_W_BF16 : f == MT_WF_F16 ? MTK_W_F16 : f == MT_WF_I8 ? MTK_W_I8 : MTK_W_F32;
+}
+
+stts_status fail(cuda_exec *c, cudaError_t e) {
+    if (e != cudaSuccess && c->sticky == cudaSuccess) c->sticky = e;
+    return c->sticky == cudaSuccess ? STTS_OK : STTS_ERR_DEVICE;
+}
+stts_status check(cuda_exec *c, int e) { return fail(c, (cudaError_t)e); }
+
+stts_status dev_error(stts_error *err, const char *what, cudaError_t e) {
+    cudaGetLastError();
+    return stts_error_set(err, e == cudaErrorMemoryAllocation ? STTS_ERR_NOMEM : STTS_ERR_DEVICE, "%s: %s (%s)", what,
+                          cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+/* ---- host conversions, the CPU backend's rules ---- */
+float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f); /* subnormal: m * 2^-24 */
+        memcpy(&u, &f, 4);
+        u |= sign;
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) {
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)nearbyintf(a * 16777216.0f));
+    }
+    uint32_t r = ax + 0xfffu + ((ax >> 13) & 1u);
+    return (uint16_t)(sign | ((r - (112u << 23)) >> 13));
+}
+
+void src_row_f32(const mt_wpart *p, size_t r, int cols, float *dst) {
+    size_t o = r * (size_t)cols;
+    switch (p->dtype) {
+    case MT_DTYPE_F32: memcpy(dst, (const float *)p->data + o, (size_t)cols * sizeof(float)); break;
+    case MT_DTYPE_BF16:
+        for (int i = 0; i < cols; i++) dst[i] = bf16_to_f32(((const uint16_t *)p->data)[o + i]);
+        break;
+    case MT_DTYPE_F16:
+        for (int i = 0; i < cols; i++) dst[i] = f16_to_f32(((const uint16_t *)p->data)[o + i]);
+        break;
+    case MT_DTYPE_I8: {
+        float s = p->scale[r];
+        for (int i = 0; i < cols; i++) dst[i] = (float)((const int8_t *)p->data)[o + i] * s;
+        break;
+    }
+    default: memset(dst, 0, (size_t)cols * sizeof(float)); break;
+    }
+}
+
+mt_dtype wfmt_dtype(mt_wfmt f) {
+    return f == MT_WF_F32 ? MT_DTYPE_F32 : f == MT_WF_BF16 ? MT_DTYPE_BF16 : f == MT_WF_F16 ? MT_DTYPE_F16 : MT_DTYPE_I8;
+}
+
+/* One source row into the target format at dst (scale: int8's row scale). */
+void conv_row(const mt_wpart *p, size_t r, int K, mt_wfmt fmt, void *dst, float *scale, float *row) {
+    if (p->dtype == wfmt_dtype(fmt)) { /* same format: the bits as they are */
+        memcpy(dst, (const char *)p->data + r * (size_t)K * wfmt_size(fmt), (size_t)K * wfmt_size(fmt));
+        if (fmt == MT_WF_I8) *scale = p->scale[r];
+        return;
+    }
+    src_row_f32(p, r, K, row);
+    switch (fmt) {
+    case MT_WF_F32: memcpy(dst, row, (size_t)K * sizeof(float)); break;
+    case MT_WF_BF16:
+        for (int i = 0; i < K; i++) ((uint16_t *)dst)[i] = mt_f32_to_bf16(row[i]);
+        break;
+    case MT_WF_F16:
+        for (int i = 0; i < K; i++) ((uint16_t *)dst)[i] = f32_to_f16(row[i]);
+        break;
+    case MT_WF_I8: *scale = mt_quantize_row_i8(row, (size_t)K, (int8_t *)dst); break;
+    }
+}
+
+/* ---- sinusoids, computed on the host exactly as the CPU backend does ---- */
+float round_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = x & 0x80000000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x477ff000u) {
+        x = ax > 0x7f800000u ? x : (sign | 0x7f800000u);
+    } else if (ax < 0x38800000u) {
+        float a;
+        memcpy(&a, &ax, 4);
+        a = rintf(a * 16777216.0f) * (1.0f / 16777216.0f);
+        memcpy(&x, &a, 4);
+        x |= sign;
+    } else {
+        x = (ax + 0xfffu + ((ax >> 13) & 1u)) & ~0x1fffu;
+        x |= sign;
+    }
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+float round_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return f;
+    x = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+float pos_value(float v, int mode) { return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v; }
+
+stts_status pos_table_for(cuda_exec *c, int max_kv, int D, int round, int rows) {
+    if (c->pos_table && c->pos_D == D && c->pos_round == round && c->pos_rows >= rows) return STTS_OK;
+    if (rows < max_kv + 4) rows = max_kv + 4;
+    float *h = (float *)calloc((size_t)rows * D, sizeof(float));
+    if (!h) return STTS_ERR_NOMEM;
+    int half = D / 2;
+    float negc = (float)(-(log(10000.0) / (double)(half - 1)));
+    for (int p = 0; p < rows; p++) {
+        float *o = h + (size_t)p * D, pf = (float)p;
+        for (int i = 0; i < half; i++) {
+            float f = expf((float)i * negc);
+            float ang = pf * f;
+            o[i] = pos_value(sinf(ang), round);
+            o[half + i] = pos_value(cosf(ang), round);
+        }
+    }
+    if (c->pos_table) {
+        cudaStreamSynchronize(c->st);
+        cudaFree(c->pos_table);
+    }
+    c->pos_table = NULL;
+    stts_status st = fail(c, cudaMalloc(&c->pos_table, (size_t)rows * D * sizeof(float)));
+    /* on this stream and waited for: a plain cudaMemcpy from pageable memory
+     * may return before its DMA is done, and the legacy stream it uses does
+     * not order this executor's non-blocking stream (test_cuda caught it) */
+    if (!st) st = fail(c, cudaMemcpyAsync(c->pos_table, h, (size_t)rows * D * sizeof(float), cudaMemcpyHostToDevice, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+    free(h);
+    if (!st) c->pos_D = D, c->pos_round = round, c->pos_rows = rows;
+    return st;
+}
+
+/* Device room for `bytes` of per-call arguments (h_args staging). The copy is
+ * a pageable cudaMemcpyAsync, which returns once the bytes are staged, so
+ * the host buffer can be refilled at once; stream order keeps the device
+ * buffer's earlier readers first. */
+unsigned char *args_room(cuda_exec *c, size_t bytes) {
+    if (bytes > c->args_cap) {
+        size_t n = bytes * 2;
+        if (c->d_args) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_args);
+        }
+        free(c->h_args);
+        c->d_args = NULL;
+        c->args_cap = 0;
+        c->h_args = (unsigned char *)malloc(n);
+        if (!c->h_args || fail(c, cudaMalloc(&c->d_args, n))) return NULL;
+        c->args_cap = n;
+    }
+    return c->h_args;
+}
+
+stts_status args_send(cuda_exec *c, size_t bytes) {
+    return fail(c, cudaMemcpyAsync(c->d_args, c->h_args, bytes, cudaMemcpyHostToDevice, c->st));
+}
+
+/* ---- backend: weights and memory ---- */
+void be_destroy(mt_backend *be) {
+    if (!be) return;
+    cudaDeviceSynchronize();
+    free(be);
+}
+
+void wfree(cuda_weight *w) {
+    if (!w) return;
+    if (w->d) cudaFree(w->d);
+    if (w->dscale) cudaFree(w->dscale);
+    free(w);
+}
+
+stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int part_rows, int cols, mt_wfmt fmt,
+                          int flags, mt_weight **out, stts_error *err) {
+    (void)be, (void)flags;
+    *out = NULL;
+    if (nparts < 1 || part_rows < 1 || cols < 1)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: bad shape (%d parts of %d x %d)", nparts, part_rows,
+                              cols);
+    if (fmt < MT_WF_F32 || fmt > MT_WF_I8) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: unknown format %d", (int)fmt);
+    if (fmt != MT_WF_F32 && cols % 8 != 0)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "weight: %d columns (the CUDA kernels need a multiple of 8)",
+                              cols);
+    for (int p = 0; p < nparts; p++) {
+        mt_dtype d = parts[p].dtype;
+        if (!parts[p].data || (d != MT_DTYPE_F32 && d != MT_DTYPE_F16 && d != MT_DTYPE_BF16 && d != MT_DTYPE_I8) ||
+            (d == MT_DTYPE_I8 && !parts[p].scale))
+            return stts_error_set(err, STTS_ERR_UNSUPPORTED, "weight: source dtype %s cannot be a weight",
+                                  mt_dtype_name(d));
+    }
+    cuda_weight *w = (cuda_weight *)calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    int N = nparts * part_rows;
+    size_t es = wfmt_size(fmt), rowb = (size_t)cols * es;
+    w->h.fmt = fmt;
+    w->h.rows = N;
+    w->h.cols = cols;
+    w->h.bytes = (size_t)N * rowb + (fmt == MT_WF_I8 ? (size_t)N * sizeof(float) : 0);
+    cudaError_t e = cudaMalloc(&w->d, (size_t)N * rowb);
+    if (e == cudaSuccess && fmt == MT_WF_I8) e = cudaMalloc((void **)&w->dscale, (size_t)N * sizeof(float));
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "cudaMalloc of a weight", e);
+    }
+    /* convert in slices of ~16 MB on the host, upload each */
+    int slice = (int)((16u << 20) / rowb);
+    if (slice < 1) slice = 1;
+    if (slice > N) slice = N;
+    unsigned char *buf = (unsigned char *)malloc((size_t)slice * rowb);
+    float *sc = (float *)malloc((size_t)N * sizeof(float)), *row = (float *)malloc((size_t)cols * sizeof(float));
+    if (!buf || !sc || !row) {
+        free(buf), free(sc), free(row), wfree(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory converting a weight");
+    }
+    for (int r0 = 0; r0 < N && e == cudaSuccess; r0 += slice) {
+        int r1 = r0 + slice < N ? r0 + slice : N;
+        for (int r = r0; r < r1; r++)
+            conv_row(&parts[r / part_rows], (size_t)(r % part_rows), cols, fmt, buf + (size_t)(r - r0) * rowb, &sc[r], row);
+        e = cudaMemcpy((char *)w->d + (size_t)r0 * rowb, buf, (size_t)(r1 - r0) * rowb, cudaMemcpyHostToDevice);
+    }
+    if (e == cudaSuccess && fmt == MT_WF_I8)
+        e = cudaMemcpy(w->dscale, sc, (size_t)N * sizeof(float), cudaMemcpyHostToDevice);
+    /* a pageable cudaMemcpy may return before its DMA lands, and executors'
+     * streams do not wait for the legacy stream: finish the upload here */
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    free(buf), free(sc), free(row);
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "uploading a weight", e);
+    }
+    *out = &w->h;
+    return STTS_OK;
+}
+
+stts_status be_weight_gather(mt_backend *be, const mt_weight *srch, const int32_t *ids, int n, mt_weight **out,
+                             stts_error *err) {
+    (void)be;
+    const cuda_weight *src = cw(srch);
+    *out = NULL;
+    if (n < 1) return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: no rows");
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= src->h.rows)
+            return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight gather: row %d is outside 0..%d", ids[i],
+                                  src->h.rows - 1);
+    cuda_weight *w = (cuda_weight *)calloc(1, sizeof *w);
+    if (!w) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a weight handle");
+    size_t rowb = (size_t)src->h.cols * wfmt_size(src->h.fmt);
+    w->h = src->h;
+    w->h.rows = n;
+    w->h.in_place = 0;
+    w->h.bytes = (size_t)n * rowb + (w->h.fmt == MT_WF_I8 ? (size_t)n * sizeof(float) : 0);
+    int32_t *d_ids = NULL;
+    cudaError_t e = cudaMalloc(&w->d, (size_t)n * rowb);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&d_ids, (size_t)n * sizeof(int32_t));
+    if (e == cudaSuccess) e = cudaMemcpy(d_ids, ids, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice);
+    if (e == cudaSuccess) e = (cudaError_t)mtk_gather_rows(NULL, src->d, d_ids, n, rowb, w->d);
+    if (e == cudaSuccess && w->h.fmt == MT_WF_I8) {
+        e = cudaMalloc((void **)&w->dscale, (size_t)n * sizeof(float));
+        if (e == cudaSuccess) e = (cudaError_t)mtk_gather_rows(NULL, src->dscale, d_ids, n, sizeof(float), w->dscale);
+    }
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (d_ids) cudaFree(d_ids);
+    if (e != cudaSuccess) {
+        wfree(w);
+        return dev_error(err, "gathering weight rows", e);
+    }
+    *out = &w->h;
+    return STTS_OK;
+}
+
+stts_status be_weight_read(mt_backend *be, const mt_weight *wh, int row0, int rows, float *dst, stts_error *err) {
+    (void)be;
+    const cuda_weight *w = cw(wh);
+    if (row0 < 0 || rows < 0 || row0 + rows > w->h.rows)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight read: rows %d..%d outside 0..%d", row0, row0 + rows,
+                              w->h.rows);
+    size_t K = (size_t)w->h.cols, rowb = K * wfmt_size(w->h.fmt);
+    void *h = malloc((size_t)rows * rowb + 1);
+    float *sc = (float *)malloc((size_t)rows * sizeof(float) + 1);
+    if (!h || !sc) {
+        free(h), free(sc);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading a weight");
+    }
+    cudaError_t e = cudaMemcpy(h, (const char *)w->d + (size_t)row0 * rowb, (size_t)rows * rowb, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess && w->h.fmt == MT_WF_I8)
+        e = cudaMemcpy(sc, w->dscale + row0, (size_t)rows * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess) {
+        mt_wpart p = {wfmt_dtype(w->h.fmt), h, sc};
+        for (int r = 0; r < rows; r++) src_row_f32(&p, (size_t)r, (int)K, dst + (size_t)r * K);
+    }
+    free(h), free(sc);
+    return e == cudaSuccess ? STTS_OK : dev_error(err, "reading a weight", e);
+}
+
+void be_weight_free(mt_backend *be, mt_weight *wh) {
+    (void)be;
+    if (!wh) return;
+    cudaDeviceSynchronize(); /* an executor may still be reading it */
+    wfree((cuda_weight *)wh);
+}
+
+float *be_alloc(mt_backend *be, size_t n) {
+    (void)be;
+    void *p = NULL;
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is reported by NULL */
+        return NULL;
+    }
+    return (float *)p;
+}
+
+void be_release(mt_backend *be, float *p) {
+    (void)be;
+    if (!p) return;
+    cudaDeviceSynchronize(); /* work still queued may use it */
+    cudaFree(p);
+}
+
+/* ---- executors ---- */
+stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *err) {
+    *out = NULL;
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    if (threads > 8) threads = 8; /* host work is a few rows of logits per step */
+    cuda_exec *c = (cuda_exec *)calloc(1, sizeof *c);
+    if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for an executor");
+    c->head.be = be;
+    c->head.threads = threads;
+    if (!(c->pool = mt_pool_new(threads))) {
+        free(c);
+        return stts_error_set(err, STTS_ERR_NOMEM, "cannot start %d host threads for an executor", threads);
+    }
+    const char *g = getenv("STTS_CUDA_GRAPHS");
+    c->use_graphs = !(g && strcmp(g, "0") == 0);
+    if (!(c->graphs = (step_graph *)calloc(MAX_GRAPHS, sizeof(step_graph)))) {
+        mt_pool_free(c->pool);
+        free(c);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for an executor");
+    }
+    cudaError_t e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        mt_pool_free(c->pool);
+        free(c->graphs);
+        free(c);
+        return dev_error(err, "cudaStreamCreate", e);
+    }
+    *out = &c->head;
+    return STTS_OK;
+}
+
+void be_exec_free(mt_exec *x) {
+    cuda_exec *c = cx(x);
+    if (!c) return;
+    cudaStreamSynchronize(c->st);
+    if (c->d_args) cudaFree(c->d_args);
+    if (c->pos_table) cudaFree(c->pos_table);
+    if (c->d_sel) cudaFree(c->d_sel);
+    if (c->h_sel) cudaFreeHost(c->h_sel);
+    for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
+    free(c->graphs);
+    free(c->recs);
+    free(c->h_arena);
+    if (c->d_arena) cudaFree(c->d_arena);
+    cudaStreamDestroy(c->st);
+    mt_pool_free(c->pool);
+    free(c->h_args);
+    free(c);
+}
+
+stts_status be_upload(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    stts_status st = fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->st));
+    return st ? st : fail(c, cudaStreamSynchronize(c->st));
+}
+
+stts_status be_download(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    stts_status st = fail(c, cudaSuccess);
+    if (!st) st = fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+    return st;
+}
+
+/* Host work on downloaded data (the search's row statistics) on the
+ * executor's host threads. */
+struct pfor_job {
+    void (*fn)(void *ctx, int i);
+    void *ctx;
+};
+
+void pfor_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    pfor_job *j = (pfor_job *)arg;
+    j->fn(j->ctx, chunk);
+}
+
+stts_status be_parallel_for(mt_exec *x, int n, void (*fn)(void *ctx, int i), void *ctx) {
+    if (n <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return STTS_OK;
+    }
+    pfor_job j = {fn, ctx};
+    mt_pool_run(cx(x)->pool, n, pfor_chunk, &j);
+    return STTS_OK;
+}
+
+rec *rec_add(cuda_exec *c, int kind) {
+    if (c->nrec == c->rec_cap) {
+        int n = c->rec_cap ? 2 * c->rec_cap : 256;
+        rec *r = (rec *)realloc(c->recs, (size_t)n * sizeof(rec));
+        if (!r) return NULL;
+        c->recs = r, c->rec_cap = n;
+    }
+    rec *r = &c->recs[c->nrec++];
+    memset(r, 0, sizeof *r); /* records are compared with memcmp */
+    r->kind = kind;
+    return r;
+}
+
+/* Room for `bytes` of changing arguments (16-byte aligned); NULL on no memory. */
+unsigned char *arena_add(cuda_exec *c, size_t bytes, size_t *off) {
+    size_t o = (c->arena_used + 15) & ~(size_t)15;
+    if (o + bytes > c->arena_cap) {
+        size_t n = c->arena_cap ? 2 * c->arena_cap : 65536;
+        while (n < o + bytes) n *= 2;
+        unsigned char *h = (unsigned char *)realloc(c->h_arena, n);
+        if (!h) return NULL;
+        c->h_arena = h, c->arena_cap = n;
+    }
+    c->arena_used = o + bytes;
+    *off = o;
+    return c->h_arena + o;
+}
+
+int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
+    switch (r->kind) {
+    case R_LINEAR:
+        return mtk_linear_scaled(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->p[1], r->i[2],
+                                 (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4],
+                                 r->i[5], r->f[0]);
+    case R_LN:
+        return mtk_layernorm(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[1],
+                             (const float *)r->p[2], r->f[0], (float *)r->p[3]);
+    case R_SCALE: return mtk_scale_cols(c->st, (float *)r->p[0], r->i[0], r->i[1], r->i[2], r->f[0]);
+    case R_EMBED: {
+        int rows = r->i[2];
+        const int32_t *ids = (const int32_t *)(A + r->off);
+        return mtk_embed(c->st, r->p[0], r->i[0], (const float *)r->p[1], r->i[1], ids, (const int *)(ids + rows),
+                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3]);
+    }
+    case R_ATTN: {
+        int rows = r->i[0];
+        const float *const *k = (const float *const *)(A + r->off);
+        return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
+                             (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6]);
+    }
+    case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
+    case R_LN_LINEAR:
+        return mtk_ln_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
+                             (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
+                             (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4],
+                             r->i[5], r->f[0]);
+    }
+    return (int)cudaErrorInvalidValue;
+}
+
+/* A recorded op that found no host memory: the step is dropped at step_end. */
+stts_status rec_nomem(cuda_exec *c) {
+    c->recording = 2;
+    return STTS_ERR_NOMEM;
+}
+
+void be_step_begin(mt_exec *x) {
+    cuda_exec *c = cx(x);
+    c->recording = 1;
+    c->nrec = 0;
+    c->arena_used = 0;
+}
+
+stts_status be_step_end(mt_exec *x, int discard) {
+    cuda_exec *c = cx(x);
+    int was = c->recording;
+    c->recording = 0;
+    if (discard) return STTS_OK;
+    if (was == 2) return STTS_ERR_NOMEM;
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->nrec == 0) return STTS_OK;
+    if (c->arena_used > c->d_arena_cap) { /* graphs read the old arena: drop them */
+        size_t n = c->arena_used * 2;
+        if (c->d_arena) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_arena);
+            c->d_arena = NULL;
+        }
+        c->d_arena_cap = 0;
+        for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
+        if (fail(c, cudaMalloc(&c->d_arena, n))) return STTS_ERR_DEVICE;
+        c->d_arena_cap = n;
+    }
+    const unsigned char *A = (const unsigned char *)c->d_arena;
+    /* pageable source: the call returns once the bytes are staged, so the
+     * host arena may be refilled for the next step at once */
+    if (c->arena_used && fail(c, cudaMemcpyAsync(c->d_arena, c->h_arena, c->arena_used, cudaMemcpyHostToDevice, c->st)))
+        return STTS_ERR_DEVICE;
+    size_t rb = (size_t)c->nrec * sizeof(rec);
+    step_graph *hit = NULL, *lru = NULL;
+    for (int g = 0; c->use_graphs && g < MAX_GRAPHS; g++) {
+        step_graph *q = &c->graphs[g];
+        if (q->exec && q->nrec == c->nrec && q->d_arena == c->d_arena && memcmp(q->recs, c->recs, rb) == 0) hit = q;
+        if (!lru || q->used < lru->used) lru = q;
+    }
+    if (hit) {
+        hit->used = ++c->tick;
+        return fail(c, cudaGraphLaunch(hit->exec, c->st));
+    }
+    if (c->use_graphs && lru) {
+        graph_drop(lru);
+        cudaGraph_t graph = NULL;
+        int e = (int)cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal);
+        for (int i = 0; !e && i < c->nrec; i++) e = rec_launch(c, &c->recs[i], A);
+        cudaError_t ee = cudaStreamEndCapture(c->st, &graph);
+        if (!e) e = (int)ee;
+        if (!e) e = (int)cudaGraphInstantiate(&lru->exec, graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (!e && (lru->recs = (rec *)malloc(rb ? rb : 1)) != NULL) {
+            memcpy(lru->recs, c->recs, rb);
+            lru->nrec = c->nrec;
+            lru->d_arena = c->d_arena;
+            lru->used = ++c->tick;
+            return fail(c, cudaGraphLaunch(lru->exec, c->st));
+        }
+        /* capture failed: no graph for this step, the records launched one by one */
+        graph_drop(lru);
+        cudaGetLastError();
+    }
+    for (int i = 0; i < c->nrec; i++)
+        if (check(c, rec_launch(c, &c->recs[i], A))) return STTS_ERR_DEVICE;
+    return STTS_OK;
+}
+
+stts_status be_linear_scaled(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
+                             int flags, int cols, float s) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    if ((flags & MT_LIN_ACCUM) || cols < 0 || cols > w->h.rows) return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        r->i[5] = cols, r->f[0] = s;
+        return STTS_OK;
+    }
+    return check(c, mtk_linear_scaled(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                                      bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
+}
+
+stts_status be_ln_linear(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
+                         float *ln_out, const mt_weight *Wh, const mt_weight *bh, float *y, int flags, int cols,
+                         float s) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    if ((cols > 0 && (flags & MT_LIN_ACCUM)) || cols < 0 || cols > w->h.rows || g->cols != w->h.cols ||
+        ln_out == in)
+        return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LN_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        r->i[5] = cols, r->f[0] = s, r->p[5] = cw(g)->d, r->p[6] = cw(gb)->d, r->f[1] = eps, r->p[7] = ln_out;
+        return STTS_OK;
+    }
+    return check(c, mtk_ln_linear(c->st, in, M, w->h.cols, (const float *)cw(g)->d, (const float *)cw(gb)->d, eps,
+                                  ln_out, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                                  bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
+}
+
+stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
+                      int flags) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *w = cw(Wh);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (M <= 0) return STTS_OK;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
+        r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
+        return STTS_OK;
+    }
+    return check(c, mtk_linear(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                               bh ? (const float *)cw(bh)->d : NULL, y, flags));
+}
+
+stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *b, float eps,
+                         float *y) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LN);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = M, r->i[1] = g->cols, r->p[1] = cw(g)->d, r->p[2] = cw(b)->d, r->f[0] = eps;
+        r->p[3] = y;
+        return STTS_OK;
+    }
+    return check(c, mtk_layernorm(c->st, in, M, g->cols, (const float *)cw(g)->d, (const float *)cw(b)->d, eps, y));
+}
+
+stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
+    cuda_exec *c = cx(x);
+    int max_kv = ((cuda_backend *)x->be)->max_kv;
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (a->rows <= 0) return STTS_OK;
+    size_t R = (size_t)a->rows, pb = R * sizeof(float *);
+    for (size_t r = 0; r < R; r++)
+        if (a->kv_len[r] < 1 || a->kv_len[r] > max_kv) return STTS_ERR_INVALID_ARG;
+    if (c->recording) {
+        size_t off;
+        unsigned char *h = arena_add(c, 2 * pb + R * sizeof(int), &off);
+        rec *rr = h ? rec_add(c, R_ATTN) : NULL;
+        if (!rr) return rec_nomem(c);
+        memcpy(h, a->k, pb);
+        memcpy(h + pb, a->v, pb);
+        memcpy(h + 2 * pb, a->kv_len, R * sizeof(int));
+        rr->i[0] = a->rows, rr->i[1] = a->heads, rr->i[2] = a->head_dim, rr->p[0] = a->q, rr->i[3] = a->q_stride;
+        rr->i[4] = a->kv_stride, rr->p[1] = a->out, rr->i[5] = a->out_stride, rr->i[6] = max_kv, rr->off = off;
+        return STTS_OK;
+    }
+    if (a->rows <= MTK_INLINE_ROWS) { /* decode steps: arguments in the launch, no copy */
+        mtk_kv_rows in;
+        memset(&in, 0, sizeof in);
+        for (size_t r = 0; r < R; r++) in.k[r] = a->k[r], in.v[r] = a->v[r], in.len[r] = a->kv_len[r];
+        return check(c, mtk_attention_inline(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, &in,
+                                             a->kv_stride, a->out, a->out_stride, max_kv));
+    }
+    unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, a->k, pb);
+    memcpy(h + pb, a->v, pb);
+    memcpy(h + 2 * pb, a->kv_len, R * sizeof(int));
+    stts_status st = args_send(c, 2 * pb + R * sizeof(int));
+    if (st) return st;
+    unsigned char *d = (unsigned char *)c->d_args;
+    return check(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
+                                  (const float *const *)(d + pb), (const int *)(d + 2 * pb), a->kv_stride, a->out,
+                                  a->out_stride, max_kv));
+}
+
+stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,
+                     int pad_idx, int pos_round, float *out) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *t = cw(tw);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
+    int max_pos = 0;
+    for (int r = 0; r < rows; r++) {
+        if (ids[r] < 0 || ids[r] >= t->h.rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
+        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+    }
+    stts_status st = pos_table_for(c, ((cuda_backend *)x->be)->max_kv, t->h.cols, pos_round, max_pos + 1);
+    if (st) return st;
+    if (c->recording) {
+        size_t off, ib = (size_t)rows * sizeof(int32_t);
+        unsigned char *h = arena_add(c, 2 * ib, &off);
+        rec *r = h ? rec_add(c, R_EMBED) : NULL;
+        if (!r) return rec_nomem(c);
+        memcpy(h, ids, ib);
+        memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+        r->p[0] = t->d, r->i[0] = kfmt(t->h.fmt), r->p[1] = t->dscale, r->i[1] = t->h.cols, r->i[2] = rows;
+        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off;
+        return STTS_OK;
+    }
+    if (rows <= MTK_INLINE_ROWS) {
+        mtk_embed_rows in;
+        memset(&in, 0, sizeof in);
+        for (int r = 0; r < rows; r++) in.ids[r] = ids[r], in.pos[r] = pos[r];
+        return check(c, mtk_embed_inline(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, &in, rows, scale, pad_idx,
+                                         c->pos_table, out));
+    }
+    size_t ib = (size_t)rows * sizeof(int32_t);
+    unsigned char *h = args_room(c, 2 * ib);
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, ids, ib);
+    memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+    if ((st = args_send(c, 2 * ib))) return st;
+    unsigned char *d = (unsigned char *)c->d_args;
+    return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out));
+}
+
+stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        rec *r = rec_add(c, R_SCALE);
+        if (!r) return rec_nomem(c);
+        r->p[0] = buf, r->i[0] = rows, r->i[1] = D, r->i[2] = stride, r->f[0] = s;
+        return STTS_OK;
+    }
+    return check(c, mtk_scale_cols(c->st, buf, rows, D, stride, s));
+}
+
+stts_status be_copy(mt_exec *x, float *dst, const float *src, size_t n) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording) {
+        /* consecutive copies of one length share a launch, unless one
+         * touches what an earlier one of the group writes or reads */
+        rec *last = c->nrec ? &c->recs[c->nrec - 1] : NULL;
+        int join = last && last->kind == R_COPY && last->n == n && last->i[0] < 65535 &&
+                   last->off + (size_t)last->i[0] * 2 * sizeof(float *) == c->arena_used;
+        for (int i = 0; join && i < last->i[0]; i++) {
+            const float *const *pr = (const float *const *)(c->h_arena + last->off) + 2 * i;
+            const float *d = pr[0], *sr = pr[1];
+            if ((src < d + n && d < src + n) || (dst < d + n && d < dst + n) || (dst < sr + n && sr < dst + n))
+                join = 0;
+        }
+        size_t off;
+        unsigned char *h = arena_add(c, 2 * sizeof(float *), &off);
+        if (!h) return rec_nomem(c);
+        memcpy(h, &dst, sizeof(float *));
+        memcpy(h + sizeof(float *), &src, sizeof(float *));
+        if (join && off == last->off + (size_t)last->i[0] * 2 * sizeof(float *)) {
+            last->i[0]++;
+            return STTS_OK;
+        }
+        rec *r = rec_add(c, R_COPY);
+        if (!r) return rec_nomem(c);
+        r->i[0] = 1, r->n = n, r->off = off;
+        return STTS_OK;
+    }
+    return fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
+}
+
+/* The search's selection on the device: only k ids and scores per row
+ * come back (one small copy into pinned memory, one wait). */
+stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
+    if (k < 1 || k > MTK_SELECT_MAX_K || k > V) return STTS_ERR_INVALID_ARG;
+    size_t n = (size_t)rows * k, bytes = n * (sizeof(int32_t) + sizeof(float));
+    if (bytes > c->sel_cap) {
+        if (c->d_sel) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_sel);
+            c->d_sel = NULL;
+        }
+        if (c->h_sel) cudaFreeHost(c->h_sel);
+        c->h_sel = NULL;
+        c->sel_cap = 0;
+        if (fail(c, cudaMalloc(&c->d_sel, bytes * 2)) || fail(c, cudaMallocHost(&c->h_sel, bytes * 2)))
+            return STTS_ERR_DEVICE;
+        c->sel_cap = bytes * 2;
+    }
+    int32_t *d_idx = (int32_t *)c->d_sel;
+    float *d_lp = (float *)(d_idx + n);
+    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp));
+    if (!st) st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, bytes, cudaMemcpyDeviceToHost, c->st));
+    if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+    if (st) return st;
+    memcpy(top, c->h_sel, n * sizeof(int32_t));
+    memcpy(lp, (const int32_t *)c->h_sel + n, n * sizeof(float));
+    return STTS_OK;
+}
+
+const mt_backend_ops cuda_ops = {
+    "cuda",        be_destroy,   be_weight_new, be_weight_gather, be_weight_read, be_weight_free,
+    be_exec_new,   be_exec_free, be_alloc,      be_release,       be_upload,      be_download,
+    be_parallel_for, be_linear,  be_layernorm,  be_attention,     be_embed,       be_scale_cols,
+    be_copy,
+    0, /* host_visible */
+    be_select_topk, MTK_SELECT_MAX_K,
+    be_step_begin, be_step_end,
+    be_linear_scaled, be_ln_linear
+};
+
+} // namespace
+
+extern "C" stts_status mt_cuda_probe(stts_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                              "no usable CUDA driver/device: %s (%s); use --device cpu, or install the NVIDIA "
+                              "driver",
+                              cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    if (n < 1) return stts_error_set(err, STTS_ERR_NOT_FOUND, "the CUDA driver reports no GPU; use --device cpu");
+    cudaDeviceProp p;
+    if ((e = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) return dev_error(err, "CUDA device 0's properties", e);
+    if (p.major != 9)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "CUDA device 0 (%s) has compute capability %d.%d; this build's kernels are for 9.0 "
+                              "(Hopper): rebuild with CMAKE_CUDA_ARCHITECTURES for it, or use --device cpu",
+                              p.name, p.major, p.minor);
+    return STTS_OK;
+}
+
+extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_error *err) {
+    *out = NULL;
+    stts_status st = mt_cuda_probe(err);
+    if (st) return st;
+    cudaError_t e = cudaSetDevice(0);
+    if (e != cudaSuccess) return dev_error(err, "cudaSetDevice(0)", e);
+    cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
+    if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    c->base.ops = &cuda_ops;
+    c->base.threads = 1;
+    c->max_kv = max_kv;
+    cudaDeviceProp p;
+    cudaGetDeviceProperties(&p, 0);
+    snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
+    *out = &c->base;
+    return STTS_OK;
+}
+
+extern "C" void *mt_cuda_exec_stream(mt_exec *x) {
+    if (!x || !x->be || x->be->ops != &cuda_ops) return NULL;
+    return (void *)cx(x)->st;
+}
+
+extern "C" double mt_cuda_d2d_bandwidth(size_t bytes, int reps) {
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double best = 0.0;
+    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
+        cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
+        cudaMemset(a, 0x3c, bytes); /* not zeros: some paths are faster on zeros */
+        cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+        for (int i = 0; i < reps; i++) {
+            cudaEventRecord(e0);
+            cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms = 0.0f;
+            if (cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess || ms <= 0.0f) continue;
+            double gbs = 2.0 * (double)bytes / (ms * 1e6);
+            if (gbs > best) best = gbs;
+        }
+    }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    if (a) cudaFree(a);
+    if (b) cudaFree(b);
+    cudaGetLastError();
+    return best;
+}
+
+extern "C" size_t mt_cuda_mem_used(void) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return tot - fr;
+}

@@ -1,0 +1,702 @@
+/* kernels.cu - the CUDA kernels of the NLLB engine (see kernels.h): weight-
+ * streaming GEMV for 1-8 rows in f32/bf16/int8, LayerNorm, attention over
+ * device K/V, embedding + precomputed sinusoids, argmax and top-k.
+ *
+ * Decoding at batch 1-8 is bound by reading the weights once per step, so
+ * the GEMV gives each output row to one warp, which reads the row in 16-byte
+ * vectors and multiplies it with all R activation rows while it is in
+ * registers. Arithmetic is f32 with products and sums written as separate
+ * roundings where the CPU backend does so (no FMA contraction in
+ * LayerNorm, embedding), so the f32 path follows the CPU engine closely. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define WARP 32
+
+static int launch_status(void) { return (int)cudaGetLastError(); }
+
+/* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */
+
+/* 8 consecutive weights of row n starting at element k, as floats; for int8
+ * the per-row scale is applied after the dot product. */
+struct wf32 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        const float4 *p = (const float4 *)((const float *)W + off);
+        float4 a = __ldg(p), b = __ldg(p + 1);
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+    }
+};
+struct wbf16 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = __uint_as_float(v[i] << 16);
+            w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+struct wf16 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h = *(const __half2 *)&v[i];
+            float2 f = __half22float2(h);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
+        }
+    }
+};
+struct wi8 {
+    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+        uint2 u = __ldg((const uint2 *)((const int8_t *)W + off));
+        uint32_t v[2] = {u.x, u.y};
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) w[4 * i + j] = (float)(int8_t)((v[i] >> (8 * j)) & 0xffu);
+    }
+};
+
+/* S warps share one output row (split K) when the matrix has few rows, so
+ * that enough loads are in flight to keep the memory system busy: with one
+ * warp per row, a 1024 x 1024 bf16 matrix gives each of 128 blocks 4 loads
+ * per lane (latency-bound, ~10-30% of DRAM bandwidth under Nsight Compute). */
+template <typename T>
+__device__ T block_sum(T v, T *sh);
+
+/* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
+ * every block computes the rows' mean and 1/std with layernorm_kernel's
+ * arithmetic and thread layout (256 threads, the same sums in the same
+ * order), normalizes x as it loads it, and block 0 writes the normalized
+ * rows to out for the other readers. */
+struct ln_args {
+    const float *g, *b;
+    float eps;
+    float *out;
+};
+
+__device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, float b) {
+    return __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x, mf), rstd), g), b);
+}
+
+template <int R, typename WL, int S, bool LN>
+__global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
+                                                   const float *__restrict__ scales, int N,
+                                                   const float *__restrict__ b, float *__restrict__ y, int flags,
+                                                   int qcols, float qs, const ln_args ln) {
+    __shared__ float part[8][R];
+    __shared__ float ln_m[R], ln_r[R];
+    __shared__ double ln_sh[32];
+    int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
+    int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
+    if (LN) {
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + (size_t)r * K;
+            double sm = 0.0;
+            for (int i = threadIdx.x; i < K; i += 256) sm += xr[i];
+            double mean = block_sum(sm, ln_sh) / K;
+            double v = 0.0;
+            for (int i = threadIdx.x; i < K; i += 256) {
+                double d = (double)xr[i] - mean;
+                v += d * d;
+            }
+            v = block_sum(v, ln_sh);
+            float rstd = (float)(1.0 / sqrt(v / K + (double)ln.eps)), mf = (float)mean;
+            if (threadIdx.x == 0) ln_m[r] = mf, ln_r[r] = rstd;
+            if (blockIdx.x == 0)
+                for (int i = threadIdx.x; i < K; i += 256)
+                    ln.out[(size_t)r * K + i] = ln_val(xr[i], mf, rstd, ln.g[i], ln.b[i]);
+        }
+        __syncthreads();
+    }
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    if (n < N) {
+        const size_t row = (size_t)n * (size_t)K;
+#pragma unroll 4
+        for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
+            float w[8];
+            WL::load8(W, row + (size_t)k, w);
+            float4 g0 = {}, g1 = {}, b0 = {}, b1 = {};
+            if (LN) {
+                g0 = __ldg((const float4 *)(ln.g + k)), g1 = __ldg((const float4 *)(ln.g + k) + 1);
+                b0 = __ldg((const float4 *)(ln.b + k)), b1 = __ldg((const float4 *)(ln.b + k) + 1);
+            }
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
+                float4 a = __ldg(xp), c = __ldg(xp + 1);
+                if (LN) {
+                    float mf = ln_m[r], rs = ln_r[r];
+                    a.x = ln_val(a.x, mf, rs, g0.x, b0.x), a.y = ln_val(a.y, mf, rs, g0.y, b0.y);
+                    a.z = ln_val(a.z, mf, rs, g0.z, b0.z), a.w = ln_val(a.w, mf, rs, g0.w, b0.w);
+                    c.x = ln_val(c.x, mf, rs, g1.x, b1.x), c.y = ln_val(c.y, mf, rs, g1.y, b1.y);
+                    c.z = ln_val(c.z, mf, rs, g1.z, b1.z), c.w = ln_val(c.w, mf, rs, g1.w, b1.w);
+                }
+                float s = acc[r];
+                s = fmaf(w[0], a.x, s);
+                s = fmaf(w[1], a.y, s);
+                s = fmaf(w[2], a.z, s);
+                s = fmaf(w[3], a.w, s);
+                s = fmaf(w[4], c.x, s);
+                s = fmaf(w[5], c.y, s);
+                s = fmaf(w[6], c.z, s);
+                s = fmaf(w[7], c.w, s);
+                acc[r] = s;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+    }
+    if (S > 1) {
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) part[wib][r] = acc[r];
+        __syncthreads();
+        if (split != 0 || lane != 0 || n >= N) return;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float t = part[wib][r];
+            for (int i = 1; i < S; i++) t += part[wib + i][r];
+            acc[r] = t;
+        }
+    } else if (lane != 0 || n >= N) {
+        return;
+    }
+    float sc = scales ? scales[n] : 1.0f;
+    float bias = b ? b[n] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float v = acc[r] * sc + bias;
+        if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
+        if (n < qcols) v = __fmul_rn(v, qs); /* the query scaling, as mtk_scale_cols rounds it */
+        float *yp = y + (size_t)r * N + n;
+        if (flags & MTK_ACCUM) *yp = *yp + v;
+        else *yp = v;
+    }
+}
+
+template <typename WL, int S, bool LN>
+static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                          const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
+    const int rows_per_block = 8 / S;
+    dim3 block(256), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
+    switch (R) {
+#define CASE(n)                                                                                       \
+    case n:                                                                                           \
+        gemv_kernel<n, WL, S, LN><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags, qcols, qs, ln);            \
+        break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    default:
+        break;
+    }
+}
+
+/* Split K 4 ways below 16384 rows (every Linear of NLLB; the LM head has
+ * rows enough for one warp each). */
+/* ... but only as far as the launch still fits in one wave of resident
+ * threads (2048 per SM): a second wave costs more than the split gains
+ * (fused QKV, 3072 rows, and fc1, 4096 rows, take 2 warps per row). */
+static int sm_count(void) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0, n = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && n > 0)
+            sms = n;
+        else
+            sms = 132;
+    }
+    return sms;
+}
+
+template <typename WL>
+static void gemv_launch_ln(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
+                           const float *b, float *y, int flags, int qcols, float qs, const ln_args *ln) {
+    long resident = (long)sm_count() * 2048;
+    ln_args none = {NULL, NULL, 0.0f, NULL};
+    const ln_args &l = ln ? *ln : none;
+#define GO(S_)                                                                                                     \
+    do {                                                                                                           \
+        if (ln) gemv_launch_s<WL, S_, true>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                 \
+        else gemv_launch_s<WL, S_, false>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                   \
+    } while (0)
+    if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident) GO(4);
+    else if (N < 16384 && K >= 2 * WARP * 8) GO(2);
+    else GO(1);
+#undef GO
+}
+
+extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
+                          int N, const float *b, float *y, int flags) {
+    return mtk_linear_scaled(stream, x, M, K, W, wfmt, scales, N, b, y, flags, 0, 1.0f);
+}
+
+static int linear_impl(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
+                       int N, const float *b, float *y, int flags, int qcols, float qs, const ln_args *lnp) {
+    cudaStream_t st = (cudaStream_t)stream;
+    if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
+    for (int m0 = 0; m0 < M; m0 += MTK_GEMV_MAX_ROWS) {
+        int R = M - m0 < MTK_GEMV_MAX_ROWS ? M - m0 : MTK_GEMV_MAX_ROWS;
+        const float *xg = x + (size_t)m0 * K;
+        float *yg = y + (size_t)m0 * N;
+        ln_args lg, *ln = NULL;
+        if (lnp) lg = *lnp, lg.out += (size_t)m0 * K, ln = &lg;
+        if (wfmt == MTK_W_F32) gemv_launch_ln<wf32>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else if (wfmt == MTK_W_BF16) gemv_launch_ln<wbf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else if (wfmt == MTK_W_F16) gemv_launch_ln<wf16>(st, xg, R, K, W, NULL, N, b, yg, flags, qcols, qs, ln);
+        else gemv_launch_ln<wi8>(st, xg, R, K, W, scales, N, b, yg, flags, qcols, qs, ln);
+    }
+    return launch_status();
+}
+
+extern "C" int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt,
+                                 const float *scales, int N, const float *b, float *y, int flags, int qcols, float qs) {
+    return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+}
+
+extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                             float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
+                             float *y, int flags, int qcols, float qs) {
+    if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
+    ln_args ln = {g, gb, eps, ln_out};
+    return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
+}
+
+/* ---------------- block reductions ---------------- */
+
+template <typename T>
+__device__ T block_sum(T v, T *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads(); /* sh may still be read by a previous reduction */
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    T t = 0;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+
+__device__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
+    return t;
+}
+
+/* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */
+
+__global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y) {
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * D;
+    float *yr = y + (size_t)blockIdx.x * D;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) s += xr[i];
+    double mean = block_sum(s, sh) / D;
+    double v = 0.0;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        double d = (double)xr[i] - mean;
+        v += d * d;
+    }
+    v = block_sum(v, sh);
+    float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
+    float mf = (float)mean;
+    __syncthreads(); /* y may equal x: every read above is done */
+    for (int i = threadIdx.x; i < D; i += blockDim.x)
+        yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mf), rstd), g[i]), b[i]);
+}
+
+/* The same arithmetic in the same order with the row read once into
+ * registers (D <= 256 * LN_REG): one pass over memory instead of three. */
+#define LN_REG 16
+__global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int D, const float *g, const float *b,
+                                                            float eps, float *y) {
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * D;
+    float *yr = y + (size_t)blockIdx.x * D;
+    float v[LN_REG];
+    double s = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        v[j] = i < D ? xr[i] : 0.0f;
+        if (i < D) s += v[j];
+    }
+    double mean = block_sum(s, sh) / D;
+    double var = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) {
+            double d = (double)v[j] - mean;
+            var += d * d;
+        }
+    }
+    var = block_sum(var, sh);
+    float rstd = (float)(1.0 / sqrt(var / D + (double)eps));
+    float mf = (float)mean;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(v[j], mf), rstd), g[i]), b[i]);
+    }
+}
+
+extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
+                             float *y) {
+    if (M <= 0) return 0;
+    if (D <= 256 * LN_REG) layernorm_reg_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    else layernorm_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    return launch_status();
+}
+
+/* ---------------- attention: one block per (head, row) ---------------- */
+
+#define ATT_THREADS 128
+/* Decode-size attention is latency-bound (a handful of keys per head), so
+ * each thread computes whole dot products (one key each, 16-byte loads in
+ * flight together) and the weighted sum over values is split between
+ * ATT_THREADS / head_dim groups of keys, added in group order at the end. */
+template <bool INL>
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const float *q, int q_stride,
+                                                                 const float *const *kp, const float *const *vp,
+                                                                 const int *kv_len, const mtk_kv_rows inl,
+                                                                 int kv_stride, float *out, int out_stride) {
+    extern __shared__ float sc[]; /* [max_kv] scores, [hd] query, [ATT_THREADS] partial outputs */
+    __shared__ float red[32];
+    __shared__ double redd[32];
+    int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
+    float *qs = sc + n, *part = qs + hd;
+    const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
+    __syncthreads();
+    const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
+    const bool vec = ((hd | kv_stride) & 3) == 0 && ((uintptr_t)k & 15) == 0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const float *kj = k + (size_t)j * kv_stride;
+        float d = 0.0f;
+        if (vec) {
+#pragma unroll 4
+            for (int i = 0; i < hd; i += 4) {
+                float4 kv = __ldg((const float4 *)(kj + i));
+                d = fmaf(qs[i], kv.x, d);
+                d = fmaf(qs[i + 1], kv.y, d);
+                d = fmaf(qs[i + 2], kv.z, d);
+                d = fmaf(qs[i + 3], kv.w, d);
+            }
+        } else {
+            for (int i = 0; i < hd; i++) d = fmaf(qs[i], kj[i], d);
+        }
+        sc[j] = d;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+    mx = block_max(mx, red);
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        float e = expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, redd);
+    float inv = (float)(1.0 / sum);
+    if (hd <= (int)blockDim.x) {
+        int G = (int)blockDim.x / hd, i = (int)threadIdx.x % hd, g = (int)threadIdx.x / hd;
+        float o = 0.0f;
+        if (g < G) {
+#pragma unroll 4
+            for (int j = g; j < n; j += G) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+        }
+        part[threadIdx.x] = o;
+        __syncthreads();
+        if (g == 0) {
+            float t = part[i];
+            for (int u = 1; u < G; u++) t += part[u * hd + i];
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = t;
+        }
+    } else {
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float o = 0.0f;
+            for (int j = 0; j < n; j++) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
+        }
+    }
+}
+
+template <bool INL>
+static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
+                            const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
+                            int kv_stride, float *out, int out_stride, int max_kv) {
+    if (rows <= 0) return 0;
+    size_t smem = ((size_t)max_kv + (size_t)head_dim + ATT_THREADS) * sizeof(float);
+    if (smem > 48 * 1024) {
+        cudaError_t e =
+            cudaFuncSetAttribute(attention_kernel<INL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return (int)e;
+    }
+    dim3 grid((unsigned)heads, (unsigned)rows);
+    static const mtk_kv_rows none = {};
+    attention_kernel<INL><<<grid, ATT_THREADS, smem, st>>>(head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride,
+                                                   out, out_stride);
+    return launch_status();
+}
+
+extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                             const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
+                             float *out, int out_stride, int max_kv) {
+    return attention_launch<false>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, k, v, kv_len, NULL,
+                                   kv_stride, out, out_stride, max_kv);
+}
+
+extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                                    const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv) {
+    if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
+    return attention_launch<true>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, NULL, NULL, NULL, a,
+                                  kv_stride, out, out_stride, max_kv);
+}
+
+/* ---------------- embedding + positions ---------------- */
+
+__device__ __forceinline__ float table_elem(const void *t, int fmt, const float *sc, size_t row, int D, int i) {
+    size_t o = row * (size_t)D + (size_t)i;
+    switch (fmt) {
+    case MTK_W_BF16: return __uint_as_float((uint32_t)((const uint16_t *)t)[o] << 16);
+    case MTK_W_F16: return __half2float(((const __half *)t)[o]);
+    case MTK_W_I8: return (float)((const int8_t *)t)[o] * sc[row];
+    default: return ((const float *)t)[o];
+    }
+}
+
+template <bool INL>
+__global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
+                             const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out) {
+    int r = blockIdx.x;
+    float *o = out + (size_t)r * D;
+    int p = INL ? inl.pos[r] : pos[r];
+    size_t id = (size_t)(INL ? inl.ids[r] : ids[r]);
+    const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = __fmul_rn(table_elem(table, fmt, tsc, id, D, i), scale);
+        if (pt) v = __fadd_rn(v, pt[i]);
+        o[i] = v;
+    }
+}
+
+extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
+                         const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out) {
+    if (rows <= 0) return 0;
+    static const mtk_embed_rows none = {};
+    embed_kernel<false><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, ids, pos, none, scale,
+                                                                pad_idx, pos_table, out);
+    return launch_status();
+}
+
+extern "C" int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D,
+                                const mtk_embed_rows *a, int rows, float scale, int pad_idx, const float *pos_table,
+                                float *out) {
+    if (rows <= 0) return 0;
+    if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
+    embed_kernel<true><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, NULL, NULL, *a, scale, pad_idx,
+                                                               pos_table, out);
+    return launch_status();
+}
+
+__global__ void gather_kernel(const uint32_t *src, const int32_t *ids, size_t row_words, uint32_t *dst) {
+    const uint32_t *s = src + (size_t)ids[blockIdx.x] * row_words;
+    uint32_t *d = dst + (size_t)blockIdx.x * row_words;
+    for (size_t i = threadIdx.x; i < row_words; i += blockDim.x) d[i] = s[i];
+}
+
+extern "C" int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst) {
+    if (n <= 0) return 0;
+    if (row_bytes % 4) return (int)cudaErrorInvalidValue;
+    gather_kernel<<<n, 256, 0, (cudaStream_t)stream>>>((const uint32_t *)src, ids, row_bytes / 4, (uint32_t *)dst);
+    return launch_status();
+}
+
+/* pairs[2i] = dst, pairs[2i + 1] = src of copy i (n floats each), read on
+ * the device: a recorded step's cache writes, whose addresses change per
+ * step, replay from one graph. One block row per copy. */
+__global__ void copy_list_kernel(const float *const *pairs, size_t n) {
+    float *d = (float *)pairs[2 * blockIdx.y];
+    const float *s = pairs[2 * blockIdx.y + 1];
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        d[i] = s[i];
+}
+
+extern "C" int mtk_copy_list(void *stream, const float *const *pairs, int count, size_t n) {
+    if (count <= 0 || n == 0) return 0;
+    if (count > 65535) return (int)cudaErrorInvalidValue;
+    unsigned bx = (unsigned)((n + 255) / 256);
+    if (bx > 1024) bx = 1024;
+    copy_list_kernel<<<dim3(bx, (unsigned)count), 256, 0, (cudaStream_t)stream>>>(pairs, n);
+    return launch_status();
+}
+
+__global__ void scale_kernel(float *x, int D, int stride, float s) {
+    float *xr = x + (size_t)blockIdx.x * stride;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) xr[i] = __fmul_rn(xr[i], s);
+}
+
+extern "C" int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s) {
+    if (rows <= 0) return 0;
+    scale_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(x, D, stride, s);
+    return launch_status();
+}
+
+/* ---------------- argmax and top-k ---------------- */
+
+/* (value, index) pairs: larger value wins, then lower index; NaN never wins. */
+__device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
+    return v > bv || (v == bv && i < bi && i >= 0) || (bi < 0 && v == v);
+}
+
+__device__ void block_argmax(float &bv, int &bi, float *shv, int *shi) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (better(ov, oi, bv, bi)) bv = ov, bi = oi;
+    }
+    __syncthreads();
+    if (lane == 0) shv[w] = bv, shi[w] = bi;
+    __syncthreads();
+    bv = -INFINITY, bi = -1;
+    for (int i = 0; i < nw; i++)
+        if (better(shv[i], shi[i], bv, bi)) bv = shv[i], bi = shi[i];
+}
+
+__global__ void argmax_kernel(const float *logits, int V, int32_t *ids) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = threadIdx.x; i < V; i += blockDim.x)
+        if (better(l[i], i, bv, bi)) bv = l[i], bi = i;
+    block_argmax(bv, bi, shv, shi);
+    if (threadIdx.x == 0) ids[blockIdx.x] = bi < 0 ? 0 : bi;
+}
+
+extern "C" int mtk_argmax(void *stream, const float *logits, int rows, int V, int32_t *ids) {
+    if (rows <= 0) return 0;
+    argmax_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, ids);
+    return launch_status();
+}
+
+__global__ void topk_kernel(const float *logits, int V, int k, float *val, int32_t *idx) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    __shared__ double shd[32];
+    __shared__ int chosen[16];
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = block_max(mx, shv);
+    double s = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += exp((double)l[i] - (double)mx);
+    s = block_sum(s, shd);
+    float lse = (float)((double)mx + log(s));
+    for (int c = 0; c < k; c++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        for (int i = threadIdx.x; i < V; i += blockDim.x) {
+            bool taken = false;
+            for (int t = 0; t < c; t++) taken |= chosen[t] == i;
+            if (!taken && better(l[i], i, bv, bi)) bv = l[i], bi = i;
+        }
+        block_argmax(bv, bi, shv, shi);
+        if (threadIdx.x == 0) {
+            chosen[c] = bi;
+            val[(size_t)blockIdx.x * k + c] = bi < 0 ? -INFINITY : bv - lse;
+            idx[(size_t)blockIdx.x * k + c] = bi;
+        }
+        __syncthreads();
+    }
+}
+
+/* The search's selection (backend.h select_topk): per row the k largest
+ * logits (ties: lower column) and their log-softmax values computed as the
+ * CPU search computes them: lse = (float)log(sum in double of expf(x - mx)),
+ * lp = (x - mx) - lse. expf is taken as the correctly rounded float of a
+ * double exp (glibc's expf is correctly rounded; CUDA's float expf is not).
+ * One block per row: each thread keeps a sorted top-k of its strided
+ * columns, then k block-wide argmax rounds over the threads' list heads. */
+#define SEL_THREADS 512
+#define SEL_MAX_K 16
+__global__ void __launch_bounds__(SEL_THREADS) select_kernel(const float *__restrict__ logits, int V, int k,
+                                                               int32_t *__restrict__ idx, float *__restrict__ lp) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    __shared__ double shd[32];
+    __shared__ float bestv;
+    __shared__ int besti;
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float tv[SEL_MAX_K];
+    int ti[SEL_MAX_K], n = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float x = l[i];
+        if (!(x == x)) continue; /* NaN never wins */
+        if (n < k || x > tv[n - 1]) {
+            int p = n < k ? n++ : k - 1;
+            while (p > 0 && x > tv[p - 1]) {
+                tv[p] = tv[p - 1], ti[p] = ti[p - 1];
+                p--;
+            }
+            tv[p] = x, ti[p] = i;
+        }
+    }
+    float mx = block_max(n ? tv[0] : -INFINITY, shv);
+    double s = 0.0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += (double)(float)exp((double)__fsub_rn(l[i], mx));
+    s = block_sum(s, shd);
+    float lse = (float)log(s);
+    int head = 0;
+    for (int c = 0; c < k; c++) {
+        float bv = head < n ? tv[head] : -INFINITY;
+        int bi = head < n ? ti[head] : -1;
+        block_argmax(bv, bi, shv, shi);
+        if (threadIdx.x == 0) bestv = bv, besti = bi;
+        __syncthreads();
+        if (head < n && ti[head] == besti) head++;
+        if (threadIdx.x == 0) {
+            idx[(size_t)blockIdx.x * k + c] = besti < 0 ? 0 : besti;
+            lp[(size_t)blockIdx.x * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp) {
+    if (rows <= 0) return 0;
+    if (k < 1 || k > SEL_MAX_K) return (int)cudaErrorInvalidValue;
+    select_kernel<<<rows, SEL_THREADS, 0, (cudaStream_t)stream>>>(logits, V, k, idx, lp);
+    return launch_status();
+}
+
+extern "C" int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int k, float *val,
+                                   int32_t *idx) {
+    if (rows <= 0) return 0;
+    if (k < 1 || k > 16) return (int)cudaErrorInvalidValue;
+    topk_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, k, val, idx);
+    return launch_status();
+}

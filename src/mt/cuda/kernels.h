@@ -1,0 +1,115 @@
+/* kernels.h - the CUDA kernels of the NLLB engine behind a plain C API
+ * (host launchers; every pointer is device memory unless it says host).
+ * The launchers only enqueue work on `stream` (a cudaStream_t passed as
+ * void *, so C code needs no CUDA header); they return 0 or a cudaError_t
+ * code from the launch. Shapes follow backend.h: row-major, Linear weights
+ * in HF's [out][in] layout, activations f32.
+ *
+ * Weight formats of the GEMV kernels: f32 (parity), bf16 and f16 (uint16
+ * bit patterns, rounded from f32 at load as quant.h / the CPU backend do)
+ * and int8 with one f32 scale per output row (quant.h: w = q * scale;
+ * weight-only: activations stay f32). The GEMV streams
+ * each weight row once for up to MTK_GEMV_MAX_ROWS activation rows; more
+ * rows are processed in groups of that many. */
+#ifndef MT_CUDA_KERNELS_H
+#define MT_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MTK_GEMV_MAX_ROWS 8
+
+enum { MTK_W_F32 = 0, MTK_W_BF16 = 1, MTK_W_I8 = 2, MTK_W_F16 = 3 };
+enum { MTK_RELU = 1, MTK_ACCUM = 2 }; /* same bits as MT_LIN_RELU / MT_LIN_ACCUM */
+
+/* y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b[N]. W's element type is
+ * wfmt; scales [N] only for MTK_W_I8; b may be NULL. K must be a multiple
+ * of 8 (every NLLB shape is). */
+int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
+               const float *b, float *y, int flags);
+
+/* mtk_linear, then y[m][0..qcols) *= qs (rounded as mtk_scale_cols does:
+ * the query scaling fused into its projection); not with MTK_ACCUM. */
+int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
+                      const float *b, float *y, int flags, int qcols, float qs);
+
+/* ln_out = LayerNorm(x) (g, gb, eps; mtk_layernorm's bits) and y =
+ * mtk_linear_scaled(ln_out, ...) in one launch per 8 rows: each block
+ * normalizes the rows as it loads them; ln_out (not x) is written for other
+ * readers. */
+int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                  float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
+                  int flags, int qcols, float qs);
+
+/* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
+int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y);
+
+/* Multi-head attention as mt_attn_args, with the per-row key/value pointers
+ * and lengths in device arrays k[rows], v[rows], kv_len[rows]; max_kv bounds
+ * every kv_len (shared memory for the scores). */
+int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                  const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
+                  int out_stride, int max_kv);
+
+/* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
+ * kernel's parameters (no host-to-device copy per call: decode steps). */
+#define MTK_INLINE_ROWS 32
+typedef struct {
+    const float *k[MTK_INLINE_ROWS];
+    const float *v[MTK_INLINE_ROWS];
+    int len[MTK_INLINE_ROWS];
+} mtk_kv_rows;
+typedef struct {
+    int32_t ids[MTK_INLINE_ROWS];
+    int pos[MTK_INLINE_ROWS];
+} mtk_embed_rows;
+
+/* mtk_attention with rows <= MTK_INLINE_ROWS and the per-row arguments in a
+ * host struct (copied into the launch). */
+int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
+                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv);
+/* mtk_embed with rows <= MTK_INLINE_ROWS and ids/pos in a host struct. */
+int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D, const mtk_embed_rows *a,
+                     int rows, float scale, int pad_idx, const float *pos_table, float *out);
+
+/* out[r] = table[ids[r]] * scale + pos_table[pos[r]] (pos == pad_idx: no
+ * position term). table rows in format tfmt (int8: tscales per row) are
+ * widened/dequantized first. pos_table [positions][D] is precomputed on the
+ * host with the CPU backend's formula and rounding, so both give the same
+ * bits. */
+int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
+              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out);
+
+/* dst row i = src row ids[i] (row_bytes each, a multiple of 4), n rows. */
+int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst);
+
+/* count copies of n floats; pairs (device) = {dst0, src0, dst1, src1, ...}. */
+int mtk_copy_list(void *stream, const float *const *pairs, int count, size_t n);
+
+/* x[r][0..D) *= s for rows at stride. */
+int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s);
+
+/* ids[r] = argmax over logits[r][0..V) (lowest index on ties, as the CPU
+ * search; NaN never wins). */
+int mtk_argmax(void *stream, const float *logits, int rows, int V, int32_t *ids);
+
+/* Per row: the k (<= 16) largest log-softmax values of logits[r][0..V) and
+ * their ids, best first (ties: lower id first) -> val[r][k], idx[r][k]. */
+int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int k, float *val, int32_t *idx);
+
+/* The search's selection (backend.h select_topk), k <= MTK_SELECT_MAX_K:
+ * per row the k largest logits (ties: lower column), best first, ->
+ * idx[r][k], and their log-softmax values with the CPU search's arithmetic
+ * -> lp[r][k]. */
+#define MTK_SELECT_MAX_K 16
+int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

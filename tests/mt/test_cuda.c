@@ -1,0 +1,620 @@
+/* test_cuda.c - the CUDA backend against references, on a GPU (skips with
+ * exit 77 and the reason when there is none; built only with STTS_CUDA).
+ *   kernels: GEMV (f32, bf16, int8 weights; 1-13 rows; relu/accumulate)
+ *   against a double-precision reference on the same (dequantized)
+ *   weights; LayerNorm, attention and embedding against the CPU backend's
+ *   ops on the same inputs (embedding bit for bit); argmax and top-k
+ *   log-softmax against a host scan, with planted ties and NaN.
+ *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
+ *   beam-4 ids of the GPU model identical to the CPU model's.
+ *
+ *   test_cuda --demo MODEL_DIR TEXT_FILE OUT_PREFIX (scripts/device): the
+ *   same comparison on every line of TEXT_FILE (eng_Latn -> jpn_Jpan, at
+ *   most 64 new tokens as scripts/demo-model/evaluate.py), writing the GPU
+ *   outputs to OUT_PREFIX-greedy.jsonl and OUT_PREFIX-beam4.jsonl.
+ * STTS_TEST_SOURCE_DIR overrides the source tree (fixtures) built in. */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
+#include "nllb.h"
+#include "quant.h"
+#include "test.h"
+
+static mt_backend *gpu, *cpu;
+static mt_exec *gx, *cx; /* one executor on each */
+static void *stream;
+static uint64_t rng = 88172645463325252ull;
+
+static float urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static float *dev_of(const void *host, size_t bytes) {
+    size_t n = (bytes + 3) / 4;
+    float *d = gpu->ops->alloc(gpu, n);
+    if (d && host) CHECK(gpu->ops->upload(gx, d, (const float *)host, bytes / 4) == STTS_OK);
+    return d;
+}
+
+static void fetch(float *dst, const float *src, size_t n) { CHECK(gpu->ops->download(gx, dst, src, n) == STTS_OK); }
+
+/* A weight from host f32 [rows][cols] on backend be in format fmt. */
+static mt_weight *wnew(mt_backend *be, const float *host, int rows, int cols, mt_wfmt fmt) {
+    mt_wpart part = {MT_DTYPE_F32, host, NULL};
+    mt_weight *w = NULL;
+    stts_error e;
+    stts_status st = be->ops->weight_new(be, &part, 1, rows, cols, fmt, 0, &w, &e);
+    CHECK_MSG(st == STTS_OK, "weight_new: %s", e.msg);
+    return w;
+}
+
+/* ---- GEMV (through the backend's linear op and weight handles) ---- */
+static void linear_case(mt_wfmt fmt, int M, int K, int N, int flags) {
+    float *W = malloc(sizeof(float) * (size_t)N * K), *Wd = malloc(sizeof(float) * (size_t)N * K);
+    float *Wc = malloc(sizeof(float) * (size_t)N * K);
+    float *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N);
+    float *y0 = malloc(sizeof(float) * (size_t)M * N), *y = malloc(sizeof(float) * (size_t)M * N);
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = urand() * 0.05f;
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = urand();
+    for (int i = 0; i < N; i++) b[i] = urand() * 0.1f;
+    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MT_LIN_ACCUM) ? urand() : NAN; /* NaN: unwritten shows */
+    mt_weight *gw = wnew(gpu, W, N, K, fmt), *gb = wnew(gpu, b, 1, N, MT_WF_F32), *cw = wnew(cpu, W, N, K, fmt);
+    stts_error e;
+    if (!gw || !gb || !cw) return;
+    /* the GPU's conversion is the CPU's: same dequantized weights, bit for bit */
+    CHECK(gpu->ops->weight_read(gpu, gw, 0, N, Wd, &e) == STTS_OK);
+    CHECK(cpu->ops->weight_read(cpu, cw, 0, N, Wc, &e) == STTS_OK);
+    CHECK_MSG(memcmp(Wd, Wc, sizeof(float) * (size_t)N * K) == 0, "%s weights differ from the CPU backend's",
+              mt_wfmt_name(fmt));
+    float *dx = dev_of(x, sizeof(float) * (size_t)M * K), *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
+    CHECK(gpu->ops->linear(gx, dx, M, gw, gb, dy, flags) == STTS_OK);
+    fetch(y, dy, (size_t)M * N);
+    double worst = 0, scale = 1e-30;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = b[n];
+            for (int k = 0; k < K; k++) s += (double)x[(size_t)m * K + k] * Wd[(size_t)n * K + k];
+            if (flags & MT_LIN_RELU) s = s > 0 ? s : 0;
+            if (flags & MT_LIN_ACCUM) s += y0[(size_t)m * N + n];
+            double g = y[(size_t)m * N + n];
+            double d = isnan(g) ? INFINITY : fabs(g - s);
+            worst = fmax(worst, d);
+            scale = fmax(scale, fabs(s));
+        }
+    CHECK_MSG(worst / scale < 2e-6, "%s M %d K %d N %d flags %d: max |err| / max |ref| = %.3g", mt_wfmt_name(fmt), M,
+              K, N, flags, worst / scale);
+    gpu->ops->weight_free(gpu, gw), gpu->ops->weight_free(gpu, gb), cpu->ops->weight_free(cpu, cw);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dy);
+    free(W), free(Wd), free(Wc), free(x), free(b), free(y0), free(y);
+}
+
+static void test_linear(void) {
+    /* N 37 and 1000 with K 1024: 4 warps per row (split K); N 4096: 2 warps per row (one wave of threads);
+     * K 64 or N 16411: one warp per row */
+    const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
+    const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
+    for (int f = 0; f < 4; f++) {
+        for (int a = 0; a < 5; a++)
+            for (int k = 0; k < 2; k++)
+                for (int n = 0; n < 2; n++)
+                    for (int fl = 0; fl < 3; fl++) linear_case(fmts[f], Ms[a], Ks[k], Ns[n], fl);
+        linear_case(fmts[f], 3, 1024, 16411, MT_LIN_ACCUM);
+        linear_case(fmts[f], 5, 1024, 4096, MT_LIN_RELU);
+        linear_case(fmts[f], 1, 1024, 3072, 0);
+    }
+}
+
+/* linear_scaled (the query scaling fused into the projection) gives the
+ * bits of linear then scale_cols. */
+static void test_linear_scaled(void) {
+    enum { M = 3, K = 1024, N = 3072, Q = 1024 };
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *bb = malloc(sizeof(float) * N);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < M * K; i++) x[i] = urand();
+    for (int i = 0; i < N; i++) bb[i] = urand();
+    mt_weight *W = wnew(gpu, w, N, K, MT_WF_BF16), *B = wnew(gpu, bb, 1, N, MT_WF_F32);
+    float *dx = dev_of(x, sizeof(float) * M * K), *y1 = dev_of(NULL, sizeof(float) * M * N);
+    float *y2 = dev_of(NULL, sizeof(float) * M * N);
+    CHECK(gpu->ops->linear_scaled != NULL);
+    CHECK(gpu->ops->linear(gx, dx, M, W, B, y1, 0) == STTS_OK);
+    CHECK(gpu->ops->scale_cols(gx, y1, M, Q, N, 0.125f) == STTS_OK);
+    CHECK(gpu->ops->linear_scaled(gx, dx, M, W, B, y2, 0, Q, 0.125f) == STTS_OK);
+    float *h1 = malloc(sizeof(float) * M * N), *h2 = malloc(sizeof(float) * M * N);
+    fetch(h1, y1, (size_t)M * N);
+    fetch(h2, y2, (size_t)M * N);
+    CHECK_MSG(memcmp(h1, h2, sizeof(float) * M * N) == 0, "linear_scaled differs from linear + scale_cols");
+    gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, B);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, y1), gpu->ops->release(gpu, y2);
+    free(w), free(x), free(bb), free(h1), free(h2);
+}
+
+/* ln_linear (LayerNorm in the GEMV's prologue) gives the bits of layernorm
+ * then linear / linear_scaled, normalized rows included; 1 and 11 rows
+ * (two launches), split-K 4, 2 and 1 warps per row. */
+static void ln_linear_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt) {
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *bb = malloc(sizeof(float) * N);
+    float *g = malloc(sizeof(float) * K), *gb = malloc(sizeof(float) * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < M * K; i++) x[i] = urand() * 3 + 0.5f;
+    for (int i = 0; i < N; i++) bb[i] = urand();
+    for (int i = 0; i < K; i++) g[i] = 1 + urand() * 0.2f, gb[i] = urand() * 0.1f;
+    mt_weight *W = wnew(gpu, w, N, K, fmt), *B = wnew(gpu, bb, 1, N, MT_WF_F32);
+    mt_weight *G = wnew(gpu, g, 1, K, MT_WF_F32), *GB = wnew(gpu, gb, 1, K, MT_WF_F32);
+    float *dx = dev_of(x, sizeof(float) * M * K), *h1 = dev_of(NULL, sizeof(float) * M * K);
+    float *h2 = dev_of(NULL, sizeof(float) * M * K);
+    float *y1 = dev_of(NULL, sizeof(float) * M * N), *y2 = dev_of(NULL, sizeof(float) * M * N);
+    CHECK(gpu->ops->ln_linear != NULL);
+    CHECK(gpu->ops->layernorm(gx, dx, M, G, GB, 1e-5f, h1) == STTS_OK);
+    if (cols) CHECK(gpu->ops->linear_scaled(gx, h1, M, W, B, y1, flags, cols, 0.125f) == STTS_OK);
+    else CHECK(gpu->ops->linear(gx, h1, M, W, B, y1, flags) == STTS_OK);
+    CHECK(gpu->ops->ln_linear(gx, dx, M, G, GB, 1e-5f, h2, W, B, y2, flags, cols, 0.125f) == STTS_OK);
+    float *a = malloc(sizeof(float) * M * (K > N ? K : N)), *b = malloc(sizeof(float) * M * (K > N ? K : N));
+    fetch(a, h1, (size_t)M * K);
+    fetch(b, h2, (size_t)M * K);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * M * K) == 0, "ln_linear %d x %d x %d: normalized rows differ", M, K, N);
+    fetch(a, y1, (size_t)M * N);
+    fetch(b, y2, (size_t)M * N);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * M * N) == 0, "ln_linear %d x %d x %d (%s): outputs differ", M, K, N,
+              mt_wfmt_name(fmt));
+    gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, B), gpu->ops->weight_free(gpu, G);
+    gpu->ops->weight_free(gpu, GB);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, h1), gpu->ops->release(gpu, h2);
+    gpu->ops->release(gpu, y1), gpu->ops->release(gpu, y2);
+    free(w), free(x), free(bb), free(g), free(gb), free(a), free(b);
+}
+
+static void test_ln_linear(void) {
+    ln_linear_case(1, 1024, 3072, 0, 1024, MT_WF_BF16);
+    ln_linear_case(11, 1024, 1024, 0, 1024, MT_WF_F32);
+    ln_linear_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8);
+    ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
+}
+
+/* A shortlist gather keeps each row's bytes (and int8 scale). */
+static void test_gather(void) {
+    enum { N = 300, K = 64, G = 7 };
+    float *W = malloc(sizeof(float) * N * K), *a = malloc(sizeof(float) * G * K), *b = malloc(sizeof(float) * K);
+    for (int i = 0; i < N * K; i++) W[i] = urand();
+    const int32_t ids[G] = {0, 5, 6, 100, 101, 250, 299};
+    for (int f = MT_WF_F32; f <= MT_WF_I8; f++) {
+        mt_weight *w = wnew(gpu, W, N, K, (mt_wfmt)f), *g = NULL;
+        stts_error e;
+        if (!w) continue;
+        CHECK_MSG(gpu->ops->weight_gather(gpu, w, ids, G, &g, &e) == STTS_OK, "gather: %s", e.msg);
+        if (g) {
+            CHECK(gpu->ops->weight_read(gpu, g, 0, G, a, &e) == STTS_OK);
+            for (int i = 0; i < G; i++) {
+                CHECK(gpu->ops->weight_read(gpu, w, ids[i], 1, b, &e) == STTS_OK);
+                CHECK_MSG(memcmp(a + (size_t)i * K, b, sizeof(float) * K) == 0, "%s row %d", mt_wfmt_name((mt_wfmt)f), i);
+            }
+            gpu->ops->weight_free(gpu, g);
+        }
+        gpu->ops->weight_free(gpu, w);
+    }
+    free(W), free(a), free(b);
+}
+
+/* ---- ops against the CPU backend ---- */
+static float *cpu_of(const float *h, size_t n) {
+    float *p = cpu->ops->alloc(cpu, n);
+    CHECK(cpu->ops->upload(cx, p, h, n) == STTS_OK);
+    return p;
+}
+
+static double max_diff(const float *a, const float *b, size_t n, double *ref_max) {
+    double w = 0;
+    *ref_max = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        w = fmax(w, isnan(a[i]) || isnan(b[i]) ? INFINITY : fabs((double)a[i] - b[i]));
+        *ref_max = fmax(*ref_max, fabs((double)b[i]));
+    }
+    return w;
+}
+
+static void test_layernorm(void) {
+    const int Ds[] = {256, 1024};
+    for (int t = 0; t < 2; t++) {
+        int M = 5, D = Ds[t];
+        size_t n = (size_t)M * D;
+        float *x = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * D), *b = malloc(sizeof(float) * D);
+        float *yg = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) x[i] = urand() * 3 + 0.5f;
+        for (int i = 0; i < D; i++) g[i] = 1 + urand() * 0.1f, b[i] = urand() * 0.1f;
+        mt_weight *cg = wnew(cpu, g, 1, D, MT_WF_F32), *cbb = wnew(cpu, b, 1, D, MT_WF_F32);
+        mt_weight *gg = wnew(gpu, g, 1, D, MT_WF_F32), *gb = wnew(gpu, b, 1, D, MT_WF_F32);
+        float *cxb = cpu_of(x, n), *cy = cpu->ops->alloc(cpu, n);
+        CHECK(cpu->ops->layernorm(cx, cxb, M, cg, cbb, 1e-5f, cy) == STTS_OK);
+        float *gxb = dev_of(x, 4 * n);
+        CHECK(gpu->ops->layernorm(gx, gxb, M, gg, gb, 1e-5f, gxb) == STTS_OK); /* in place, as y may equal x */
+        fetch(yg, gxb, n);
+        double rm, d = max_diff(yg, cy, n, &rm);
+        CHECK_MSG(d <= 2e-6 * rm, "D %d: max |gpu - cpu| %.3g", D, d);
+        cpu->ops->weight_free(cpu, cg), cpu->ops->weight_free(cpu, cbb);
+        gpu->ops->weight_free(gpu, gg), gpu->ops->weight_free(gpu, gb);
+        cpu->ops->release(cpu, cxb), cpu->ops->release(cpu, cy), gpu->ops->release(gpu, gxb);
+        free(x), free(g), free(b), free(yg);
+    }
+}
+
+/* R rows of lengths 1, 17, 300, 1, 17, ... (R <= 32: arguments inline in
+ * the launch; more: through a device array) */
+static void attention_case(int R) {
+    enum { H = 4, HD = 64, D = H * HD, MAXL = 300 };
+    int *lens = malloc(sizeof(int) * R);
+    for (int r = 0; r < R; r++) lens[r] = r % 3 == 0 ? 1 : r % 3 == 1 ? 17 : MAXL;
+    size_t kvn = (size_t)R * MAXL * D;
+    float *q = malloc(sizeof(float) * R * 3 * D), *kv = malloc(sizeof(float) * 2 * kvn);
+    for (size_t i = 0; i < (size_t)R * 3 * D; i++) q[i] = urand();
+    for (size_t i = 0; i < 2 * kvn; i++) kv[i] = urand();
+    float *cq = cpu_of(q, (size_t)R * 3 * D), *ckv = cpu_of(kv, 2 * kvn), *co = cpu->ops->alloc(cpu, (size_t)R * D);
+    float *gq = dev_of(q, sizeof(float) * R * 3 * D), *gkv = dev_of(kv, sizeof(float) * 2 * kvn);
+    float *go = dev_of(NULL, sizeof(float) * R * D);
+    const float **ck = malloc(sizeof(float *) * R), **cv = malloc(sizeof(float *) * R);
+    const float **gk = malloc(sizeof(float *) * R), **gv = malloc(sizeof(float *) * R);
+    for (int r = 0; r < R; r++) {
+        ck[r] = ckv + (size_t)r * MAXL * D, cv[r] = ckv + kvn + (size_t)r * MAXL * D;
+        gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
+    }
+    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D};
+    CHECK(cpu->ops->attention(cx, &a) == STTS_OK);
+    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D};
+    CHECK(gpu->ops->attention(gx, &b) == STTS_OK);
+    float *out = malloc(sizeof(float) * R * D);
+    fetch(out, go, (size_t)R * D);
+    double rm, d = max_diff(out, co, (size_t)R * D, &rm);
+    CHECK_MSG(d <= 1e-5 * rm, "attention %d rows: max |gpu - cpu| %.3g of %.3g", R, d, rm);
+    cpu->ops->release(cpu, cq), cpu->ops->release(cpu, ckv), cpu->ops->release(cpu, co);
+    gpu->ops->release(gpu, gq), gpu->ops->release(gpu, gkv), gpu->ops->release(gpu, go);
+    free(q), free(kv), free(out), free(lens), free(ck), free(cv), free(gk), free(gv);
+}
+
+static void test_attention(void) {
+    attention_case(3);
+    attention_case(40);
+}
+
+static void test_embed(void) {
+    enum { V = 50, D = 64, R = 40 }; /* > MTK_INLINE_ROWS: the device-array path too */
+    float *tab = malloc(sizeof(float) * V * D);
+    for (int i = 0; i < V * D; i++) tab[i] = urand();
+    int32_t ids[R] = {0, 3, 49, 7, 7, 1};
+    int pos[R] = {2, 3, 1, 250, 1025, 1}; /* 1 = pad: no position term */
+    for (int r = 6; r < R; r++) ids[r] = (r * 7) % V, pos[r] = r + 2;
+    float *co = cpu->ops->alloc(cpu, R * D), *go = dev_of(NULL, sizeof(float) * R * D);
+    float *out = malloc(sizeof(float) * R * D);
+    for (int f = MT_WF_F32; f <= MT_WF_I8; f++) {
+        mt_weight *ct = wnew(cpu, tab, V, D, (mt_wfmt)f), *gt = wnew(gpu, tab, V, D, (mt_wfmt)f);
+        if (!ct || !gt) continue;
+        for (int round = 0; round < 3; round++) {
+            for (int rows = 6; rows <= R; rows += R - 6) { /* 6: inline arguments; 40: device arrays */
+                CHECK(cpu->ops->embed(cx, ct, ids, pos, rows, 8.0f, 1, round, co) == STTS_OK);
+                CHECK(gpu->ops->embed(gx, gt, ids, pos, rows, 8.0f, 1, round, go) == STTS_OK);
+                fetch(out, go, (size_t)rows * D);
+                CHECK_MSG(memcmp(out, co, sizeof(float) * rows * D) == 0,
+                          "embed (%s table, pos_round %d, %d rows) not bit-identical", mt_wfmt_name((mt_wfmt)f), round,
+                          rows);
+            }
+        }
+        cpu->ops->weight_free(cpu, ct), gpu->ops->weight_free(gpu, gt);
+    }
+    cpu->ops->release(cpu, co), gpu->ops->release(gpu, go);
+    free(tab), free(out);
+}
+
+/* ---- argmax and top-k ---- */
+static void test_argmax_topk(void) {
+    enum { R = 3, V = 256206, K = 8 };
+    float *l = malloc(sizeof(float) * R * V);
+    for (size_t i = 0; i < (size_t)R * V; i++) l[i] = urand() * 10;
+    l[0 * V + 200000] = 50; /* row 0: max near the end */
+    l[1 * V + 77] = l[1 * V + 5] = 40; /* row 1: a tie, the lower id wins */
+    l[2 * V + 3] = NAN, l[2 * V + 9] = 30, l[2 * V + 100] = NAN; /* row 2: NaN never wins */
+    float *dl = dev_of(l, sizeof(float) * R * V), *did = dev_of(NULL, 4 * R);
+    float *dv = dev_of(NULL, sizeof(float) * R * K), *di = dev_of(NULL, 4 * R * K);
+    CHECK(mtk_argmax(stream, dl, R, V, (int32_t *)did) == 0);
+    int32_t ids[R], ti[R * K];
+    float tv[R * K];
+    fetch((float *)ids, did, R);
+    CHECK_EQ_INT(ids[0], 200000);
+    CHECK_EQ_INT(ids[1], 5);
+    CHECK_EQ_INT(ids[2], 9);
+    /* top-k only on rows without NaN (softmax of a NaN row is NaN) */
+    CHECK(mtk_topk_logsoftmax(stream, dl, 2, V, K, dv, (int32_t *)di) == 0);
+    fetch(tv, dv, 2 * K);
+    fetch((float *)ti, di, 2 * K);
+    for (int r = 0; r < 2; r++) {
+        const float *row = l + (size_t)r * V;
+        double mx = -INFINITY, s = 0;
+        for (int i = 0; i < V; i++) mx = fmax(mx, row[i]);
+        for (int i = 0; i < V; i++) s += exp(row[i] - mx);
+        double lse = mx + log(s);
+        int prev = -1;
+        for (int c = 0; c < K; c++) {
+            int best = -1; /* next best after the previous pick: (value desc, id asc) */
+            for (int i = 0; i < V; i++) {
+                int taken = 0;
+                for (int t = 0; t < c; t++) taken |= ti[r * K + t] == i;
+                if (taken) continue;
+                if (best < 0 || row[i] > row[best] || (row[i] == row[best] && i < best)) best = i;
+            }
+            CHECK_MSG(ti[r * K + c] == best, "row %d rank %d: id %d, expected %d", r, c, ti[r * K + c], best);
+            CHECK_MSG(fabs(tv[r * K + c] - (row[best] - lse)) < 1e-4, "row %d rank %d: %g vs %g", r, c,
+                      tv[r * K + c], row[best] - lse);
+            prev = best;
+        }
+        (void)prev;
+    }
+    CHECK_EQ_INT(ti[K], 5);
+    CHECK_EQ_INT(ti[K + 1], 77);
+    gpu->ops->release(gpu, dl), gpu->ops->release(gpu, did), gpu->ops->release(gpu, dv), gpu->ops->release(gpu, di);
+    free(l);
+}
+
+/* ---- the search's selection op (select_topk) against the CPU search's
+ * host arithmetic: ids exact, log-softmax within an ulp or two ---- */
+static void test_select(void) {
+    enum { R = 3, V = 256206 };
+    float *l = malloc(sizeof(float) * R * V);
+    for (size_t i = 0; i < (size_t)R * V; i++) l[i] = urand() * 10;
+    l[0 * V + 200000] = 50;
+    l[1 * V + 77] = l[1 * V + 5] = l[1 * V + 517] = 40; /* ties across threads and within one */
+    l[2 * V + 0] = l[2 * V + V - 1] = 12;
+    float *dl = dev_of(l, sizeof(float) * R * V);
+    CHECK(gpu->ops->select_topk != NULL);
+    for (int k = 1; k <= 16; k += 7) {
+        int32_t top[R * 16];
+        float lp[R * 16];
+        CHECK(gpu->ops->select_topk(gx, dl, R, V, k, top, lp) == STTS_OK);
+        for (int r = 0; r < R; r++) {
+            const float *x = l + (size_t)r * V;
+            float mx = -INFINITY;
+            for (int i = 0; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+            double s = 0;
+            for (int i = 0; i < V; i++) s += expf(x[i] - mx);
+            float lse = (float)log(s);
+            for (int c = 0; c < k; c++) {
+                int best = -1;
+                for (int i = 0; i < V; i++) {
+                    int taken = 0;
+                    for (int t = 0; t < c; t++) taken |= top[r * k + t] == i;
+                    if (!taken && (best < 0 || x[i] > x[best])) best = i;
+                }
+                float want = (x[best] - mx) - lse;
+                CHECK_MSG(top[r * k + c] == best, "select k %d row %d rank %d: id %d, expected %d", k, r, c,
+                          top[r * k + c], best);
+                CHECK_MSG(fabsf(lp[r * k + c] - want) <= 2e-6f * fmaxf(1.0f, fabsf(want)),
+                          "select k %d row %d rank %d: %.9g vs %.9g", k, r, c, lp[r * k + c], want);
+            }
+        }
+        if (k > 1) CHECK(top[k] == 5 && top[k + 1] == 77 && top[k + 2] == 517);
+    }
+    gpu->ops->release(gpu, dl);
+    free(l);
+}
+
+/* ---- the engine: GPU ids == CPU ids on the fixture models ---- */
+static const char *source_dir(void) {
+    const char *d = getenv("STTS_TEST_SOURCE_DIR");
+    return d && *d ? d : STTS_SOURCE_DIR;
+}
+
+static void engine_model(const char *model, const char *ref_name) {
+    char dir[1024], ref[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
+    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/%s", source_dir(), ref_name);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        fprintf(stderr, "note: %s absent, not tested\n", dir);
+        return;
+    }
+    json_error_t je;
+    json_t *j = json_load_file(ref, 0, &je);
+    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    if (!j) return;
+    const char *src = json_string_value(json_object_get(j, "src_lang"));
+    const char *tgt = json_string_value(json_object_get(j, "tgt_lang"));
+    nllb_model *m[2] = {NULL, NULL};
+    nllb_session *s[2] = {NULL, NULL};
+    stts_error e;
+    for (int d = 0; d < 2; d++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.device = d ? NLLB_DEVICE_CUDA : NLLB_DEVICE_CPU;
+        mp.weights = NLLB_WEIGHTS_F32;
+        mp.threads = 1;
+        nllb_session_params sp = nllb_session_default_params();
+        sp.max_beams = 4;
+        CHECK_MSG(nllb_model_load(dir, &mp, &m[d], &e) == STTS_OK, "%s: %s", model, e.msg);
+        if (m[d]) CHECK(nllb_session_new(m[d], &sp, &s[d], &e) == STTS_OK);
+    }
+    if (m[1]) CHECK_MSG(strncmp(nllb_model_backend(m[1]), "cuda", 4) == 0, "backend %s", nllb_model_backend(m[1]));
+    json_t *cases = json_object_get(j, "cases");
+    int compared = 0;
+    for (size_t k = 0; s[0] && s[1] && k < json_array_size(cases); k++) {
+        const char *text = json_string_value(json_object_get(json_array_get(cases, k), "text"));
+        for (int beams = 1; beams <= 4; beams += 3) {
+            nllb_translate_params tp = nllb_translate_default_params();
+            tp.num_beams = beams;
+            tp.max_new_tokens = (int)json_integer_value(json_object_get(j, "max_new_tokens"));
+            nllb_result r[2];
+            const char *texts[1] = {text};
+            int okk = 1;
+            for (int d = 0; d < 2; d++) {
+                stts_status st = nllb_translate(s[d], texts, 1, src, tgt, &tp, &r[d], &e);
+                CHECK_MSG(st == STTS_OK, "%s case %zu: %s", model, k, e.msg);
+                okk &= st == STTS_OK;
+            }
+            if (!okk) continue;
+            int same = r[0].n_ids == r[1].n_ids && memcmp(r[0].ids, r[1].ids, sizeof(int32_t) * r[0].n_ids) == 0;
+            CHECK_MSG(same, "%s case %zu beams %d: GPU ids differ from CPU ids", model, k, beams);
+            compared++;
+            nllb_result_clear(&r[0]);
+            nllb_result_clear(&r[1]);
+        }
+    }
+    printf("%s: %d translations compared (greedy and beam 4)\n", model, compared);
+    for (int d = 0; d < 2; d++) {
+        nllb_session_free(s[d]);
+        nllb_model_free(m[d]);
+    }
+    json_decref(j);
+}
+
+static void test_engine(void) {
+    engine_model("tiny-f32-st", "reference-f32.json");
+    engine_model("tiny-f16-st", "reference-f16.json");
+    engine_model("tiny-bf16-st", "reference-bf16.json");
+    engine_model("tiny-f32-pt", "reference-f32.json");
+    engine_model("tiny-f16-pt", "reference-f16.json");
+}
+
+/* The demo model's test set: GPU f32 ids == CPU f32 ids, greedy and beam 4;
+ * GPU bf16 and int8 greedy written too, with their agreement with f32. */
+enum { D_CPU, D_GPU, D_BF16, D_I8, D_N };
+
+static int write_out(FILE *f, const nllb_result *r, int same) {
+    json_t *o = json_object(), *ids = json_array();
+    for (int i = 0; i < r->n_ids; i++) json_array_append_new(ids, json_integer(r->ids[i]));
+    json_object_set_new(o, "ids", ids);
+    json_object_set_new(o, "text", json_string(r->text ? r->text : ""));
+    json_object_set_new(o, "same_as_ref", json_boolean(same));
+    char *txt = json_dumps(o, JSON_COMPACT);
+    int rc = fprintf(f, "%s\n", txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+    return rc;
+}
+
+static int demo(const char *model, const char *text_file, const char *prefix) {
+    FILE *in = fopen(text_file, "r");
+    if (!in) {
+        fprintf(stderr, "test_cuda: cannot open %s\n", text_file);
+        return 1;
+    }
+    static const char *const names[D_N] = {"cpu-f32", "gpu-f32", "gpu-bf16", "gpu-int8"};
+    nllb_model *m[D_N] = {NULL};
+    nllb_session *s[D_N] = {NULL};
+    stts_error e;
+    for (int d = 0; d < D_N; d++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.device = d == D_CPU ? NLLB_DEVICE_CPU : NLLB_DEVICE_CUDA;
+        mp.weights = d == D_BF16 ? NLLB_WEIGHTS_BF16 : d == D_I8 ? NLLB_WEIGHTS_INT8 : NLLB_WEIGHTS_F32;
+        nllb_session_params sp = nllb_session_default_params();
+        sp.max_beams = 4;
+        if (nllb_model_load(model, &mp, &m[d], &e) != STTS_OK || nllb_session_new(m[d], &sp, &s[d], &e) != STTS_OK) {
+            fprintf(stderr, "test_cuda: %s (%s): %s\n", model, names[d], e.msg);
+            return 1;
+        }
+    }
+    printf("demo: %s on %s vs %s\n", model, nllb_model_backend(m[D_GPU]), nllb_model_backend(m[D_CPU]));
+    /* outputs: gpu f32 greedy, gpu f32 beam 4, gpu bf16 greedy, gpu int8 greedy */
+    static const char *const files[4] = {"greedy", "beam4", "bf16-greedy", "int8-greedy"};
+    FILE *out[4];
+    for (int k = 0; k < 4; k++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s-%s.jsonl", prefix, files[k]);
+        if (!(out[k] = fopen(path, "w"))) {
+            fprintf(stderr, "test_cuda: cannot write %s\n", path);
+            return 1;
+        }
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int lines = 0, same_g = 0, same_b = 0, same_bf = 0, same_i8 = 0;
+    double ms[D_N][2] = {{0}};
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        lines++;
+        const char *texts[1] = {line};
+        for (int b = 0; b < 2; b++) {
+            nllb_translate_params tp = nllb_translate_default_params();
+            tp.num_beams = b ? 4 : 1;
+            tp.max_new_tokens = 64;
+            nllb_result r[D_N];
+            memset(r, 0, sizeof r);
+            int nd = b ? 2 : D_N; /* beam 4: f32 on both devices */
+            for (int d = 0; d < nd; d++) {
+                uint64_t t0 = stts_now_ns();
+                if (nllb_translate(s[d], texts, 1, "eng_Latn", "jpn_Jpan", &tp, &r[d], &e) != STTS_OK) {
+                    fprintf(stderr, "line %d (%s): %s\n", lines, names[d], e.msg);
+                    return 1;
+                }
+                ms[d][b] += (double)(stts_now_ns() - t0) / 1e6;
+            }
+#define SAME(a, c) (r[a].n_ids == r[c].n_ids && memcmp(r[a].ids, r[c].ids, sizeof(int32_t) * r[a].n_ids) == 0)
+            int same = SAME(D_CPU, D_GPU);
+            if (!same)
+                printf("DIFF %s line %d: gpu \"%s\" cpu \"%s\"\n", b ? "beam4" : "greedy", lines, r[D_GPU].text,
+                       r[D_CPU].text);
+            if (b) {
+                same_b += same;
+                write_out(out[1], &r[D_GPU], same);
+            } else {
+                same_g += same;
+                write_out(out[0], &r[D_GPU], same);
+                int sb = SAME(D_GPU, D_BF16), si = SAME(D_GPU, D_I8);
+                same_bf += sb, same_i8 += si;
+                write_out(out[2], &r[D_BF16], sb);
+                write_out(out[3], &r[D_I8], si);
+            }
+#undef SAME
+            for (int d = 0; d < nd; d++) nllb_result_clear(&r[d]);
+        }
+    }
+    for (int k = 0; k < 4; k++) fclose(out[k]);
+    printf("demo greedy: %d/%d identical GPU f32 vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", same_g, lines,
+           ms[D_GPU][0], ms[D_CPU][0]);
+    printf("demo beam4: %d/%d identical GPU f32 vs CPU f32 (GPU %.1f ms, CPU %.1f ms in all)\n", same_b, lines,
+           ms[D_GPU][1], ms[D_CPU][1]);
+    printf("demo greedy: GPU bf16 identical to GPU f32 on %d/%d (%.1f%%), %.1f ms in all\n", same_bf, lines,
+           100.0 * same_bf / (lines ? lines : 1), ms[D_BF16][0]);
+    printf("demo greedy: GPU int8 identical to GPU f32 on %d/%d (%.1f%%), %.1f ms in all\n", same_i8, lines,
+           100.0 * same_i8 / (lines ? lines : 1), ms[D_I8][0]);
+    free(line);
+    fclose(in);
+    for (int d = 0; d < D_N; d++) {
+        nllb_session_free(s[d]);
+        nllb_model_free(m[d]);
+    }
+    return same_g != lines || same_b != lines || lines == 0;
+}
+
+int main(int argc, char **argv) {
+    stts_error e;
+    if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
+    if (argc == 5 && strcmp(argv[1], "--demo") == 0) return demo(argv[2], argv[3], argv[4]);
+    if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK || gpu->ops->exec_new(gpu, 0, &gx, &e) != STTS_OK) {
+        fprintf(stderr, "CUDA backend: %s\n", e.msg);
+        return 1;
+    }
+    if (mt_cpu_backend_new(1, 0, 1100, &cpu, &e) != STTS_OK || cpu->ops->exec_new(cpu, 1, &cx, &e) != STTS_OK) {
+        fprintf(stderr, "CPU backend: %s\n", e.msg);
+        return 1;
+    }
+    stream = mt_cuda_exec_stream(gx);
+    printf("backend: %s\n", gpu->desc);
+    TEST_RUN(test_linear);
+    TEST_RUN(test_linear_scaled);
+    TEST_RUN(test_ln_linear);
+    TEST_RUN(test_gather);
+    TEST_RUN(test_layernorm);
+    TEST_RUN(test_attention);
+    TEST_RUN(test_embed);
+    TEST_RUN(test_argmax_topk);
+    TEST_RUN(test_select);
+    TEST_RUN(test_engine);
+    gpu->ops->exec_free(gx);
+    cpu->ops->exec_free(cx);
+    gpu->ops->destroy(gpu);
+    cpu->ops->destroy(cpu);
+    return TEST_SUMMARY();
+}

@@ -6,7 +6,8 @@
  * with a bare "Bus error". This handler finds the file behind the faulting
  * address in /proc/self/maps and says which file it was and what to do, then
  * exits with status 1. Only async-signal-safe calls (open, read, write,
- * _exit) are used. NLLB weights are copied at load, so they never do this. */
+ * _exit) are used. NLLB weights used in place from their mapping (a file
+ * already in the compute format) can fault the same way, and are named alike. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <signal.h>

@@ -24,6 +24,12 @@ stts_status client_hook_request(const char *payload, size_t n, char **line, size
     if (n == 0)
         return stts_error_set(err, STTS_ERR_FORMAT, "empty hook payload on stdin; stream-tts hook expects the JSON "
                               "object Claude Code sends to a hook");
+    /* JSON text never holds a raw NUL, and jansson would stop reading at one
+     * (the fuzzer found `{"s":0<NUL>}` accepted): refuse it rather than
+     * forward bytes past what was checked. */
+    if (memchr(payload, '\0', n))
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload holds a NUL byte at offset %zu; not JSON, not "
+                              "forwarded", (size_t)((const char *)memchr(payload, '\0', n) - payload));
     json_error_t je;
     json_t *root = json_loadb(payload, n, 0, &je);
     if (!root)

@@ -341,6 +341,8 @@ static void test_hook_request(void) {
     }
     CHECK(client_hook_request("{\"a\":\n1", 7, &line, &n, NULL, 0, &e) == STTS_ERR_FORMAT);
     CHECK_MSG(strstr(e.msg, "line 2") != NULL, "%s", e.msg);
+    /* a raw NUL inside the object (found by fuzz_hook_payload): refused, nothing forwarded */
+    CHECK(client_hook_request("{\"s\":0\0}", 8, &line, &n, NULL, 0, &e) == STTS_ERR_FORMAT && !line);
     size_t big = CLIENT_PAYLOAD_MAX + 1;
     char *b = malloc(big);
     memset(b, ' ', big);

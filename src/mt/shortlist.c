@@ -162,10 +162,14 @@ static int add_specials(const nllb_model *m, int32_t *ids, int n) {
         int id = m->pub.spm_size + 1 + i;
         if (id < m->pub.vocab_size) ids[n++] = id;
     }
+    /* every id of generation_config's eos_token_id list, or decoding could
+     * never stop on the ones past the first */
+    for (int i = 0; i < m->cfg.n_gen_eos_ids; i++)
+        if (m->cfg.gen_eos_ids[i] >= 0 && m->cfg.gen_eos_ids[i] < m->pub.vocab_size) ids[n++] = m->cfg.gen_eos_ids[i];
     return n;
 }
 
-#define SPECIALS (4 + NLLB_NUM_LANGS + 1)
+#define SPECIALS (4 + NLLB_NUM_LANGS + 1 + (int)(sizeof ((mt_config *)0)->gen_eos_ids / sizeof(int)))
 
 /* Caches sl (takes ownership) or frees it when building failed. Lock held. */
 static stts_status finish(nllb_model *m, int32_t key, uint64_t hash, int32_t *ids, int n, const mt_shortlist **out,

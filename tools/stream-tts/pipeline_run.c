@@ -388,8 +388,8 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         app_signals_restore(&old);
         return 2;
     }
-    if (po->weights && nllb_weights_parse(po->weights) < 0) {
-        fprintf(stderr, "stream-tts: --weights must be int8, bf16, f16, f32 or auto, got '%s'\n", po->weights);
+    if (po->pace_realtime && !po->output) {   /* before the model loads and the device opens */
+        fprintf(stderr, "stream-tts: --pace realtime paces --output FILE.wav or -; a sound device paces itself\n");
         app_signals_restore(&old);
         return 2;
     }
@@ -408,12 +408,6 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     tts_synth *synth = app_synth(a);
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
             tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);
-    if (po->pace_realtime && !po->output) {
-        fprintf(stderr, "stream-tts: --pace realtime paces --output FILE.wav or -; a sound device paces itself\n");
-        app_close(a, 0, &err);
-        app_signals_restore(&old);
-        return 2;
-    }
     /* O_APPEND: each metrics line is one write() (see write_metrics). */
     FILE *metrics = NULL;
     int mfd = po->metrics ? open(po->metrics, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) : -1;
@@ -529,7 +523,9 @@ void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_par
     pp->warmup = !po->no_warmup;
     pp->shortlist = app_shortlist(a, &pp->shortlist_ids, &pp->n_shortlist_ids);
     pp->sink_is_file = app_sink_is_file(a);   /* file writes are not playback (plot-timeline says so) */
-    pp->simulate_realtime = po->pace_realtime;   /* --pace realtime: one parser for the pipe mode and serve */
+    /* --pace realtime: one parser for the pipe mode and serve; a sound
+     * device paces itself (pacing it again would halve the speed) */
+    pp->simulate_realtime = po->pace_realtime && app_sink_is_file(a);
     /* Test hook for the order/once-only tests: random stage delays. */
     const char *delay = getenv("STREAM_TTS_TEST_DELAY_US");
     if (delay) pp->test_delay_max_us = (unsigned)strtoul(delay, NULL, 10);

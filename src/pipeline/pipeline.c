@@ -26,7 +26,7 @@
 #include "protect.h"
 #include "guard.h"
 
-enum { HISTORY = 16 };   /* sentences kept for pipeline_replay */
+enum { HISTORY = 16 };   /* sentences kept for pipeline_replay (scripts/soak REPLAY_HISTORY) */
 
 /* ---- items ---------------------------------------------------------------- */
 

@@ -17,6 +17,10 @@
 
 #include "cli.h"
 
+#if defined(__GLIBC__) && !defined(STTS_LAUNCHER)
+#include <malloc.h>
+#endif
+
 #ifndef STTS_VERSION
 #define STTS_VERSION "unknown"
 #endif
@@ -122,6 +126,19 @@ static int exec_full(char **argv) {
 int main(int argc, char **argv) {
 #ifndef STTS_LAUNCHER   /* the launcher maps no dictionary or model */
     cli_install_sigbus_handler();
+#ifdef __GLIBC__
+    /* The program runs for hours and now and then reads a multi-megabyte
+     * JSON line (a tool result). glibc's dynamic mmap threshold rises to the
+     * size of the first such buffer freed, so later ones come from the heap
+     * of whichever thread freed them, and those heaps keep their high-water
+     * marks: scripts/soak measured anonymous memory creeping 32 -> 44 MB over
+     * 6 minutes, still rising. A fixed threshold (which also turns the dynamic
+     * one off) sends every block of 256 KiB or more to mmap and back to the
+     * kernel on free: flat after warm-up (0.4 MB/min, the noise of sentence
+     * lengths), for a few page faults per long line. Scratch buffers of the
+     * engine grow once and are reused, so no decode step pays for this. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 #endif
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "--version") == 0 || strcmp(sub, "version") == 0) {

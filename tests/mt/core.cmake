@@ -20,3 +20,8 @@ if(TARGET nllb)
   stts_add_test(test_weights_quality SOURCES test_weights_quality.c LIBS nllb PkgConfig::NLLB_TEST_JANSSON m
                 LABELS mt)
 endif()
+if(TARGET nllb-quant-error)
+  # bf16 / int8 / f16 logits against f32 at teacher-forced positions (tools/nllb-check/nllb-quant-error.c)
+  stts_add_test_command(test_quant_error COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/check-quant-error.py
+                        $<TARGET_FILE:nllb-quant-error> ${CMAKE_SOURCE_DIR}/models/demo-en-ja LABELS mt)
+endif()

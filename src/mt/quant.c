@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-float mt_quantize_row_i8(const float *w, size_t n, int8_t *q) {
+float mt_quantize_row_i8_ref(const float *w, size_t n, int8_t *q) {
     float amax = 0.0f;
     for (size_t i = 0; i < n; i++) {
         float a = fabsf(w[i]);
@@ -24,6 +24,75 @@ float mt_quantize_row_i8(const float *w, size_t n, int8_t *q) {
         q[i] = (int8_t)v;
     }
     return scale;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MT_QUANT_AVX2 1
+
+/* The same rule, 32 values at a time. Bit-identical to the reference: the
+ * maximum of |w| is exact in any order (max_ps with the running maximum as
+ * the second operand skips a NaN, as the scalar comparison does), the
+ * product is the same IEEE multiply, and round_ps to nearest is ties-to-even
+ * like nearbyintf in the default mode. Loading a 600M checkpoint as int8
+ * spends most of its start in this function (perf: 47% of a 23 s load with
+ * the scalar rule), and every int8 decode step quantizes its activations. */
+__attribute__((target("avx2"))) static float quantize_row_i8_avx2(const float *w, size_t n, int8_t *q) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(w + i), abs_mask), vmax);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmax);
+    float amax = 0.0f;
+    for (int k = 0; k < 8; k++)
+        if (lanes[k] > amax) amax = lanes[k];
+    for (; i < n; i++) {
+        float a = fabsf(w[i]);
+        if (a > amax) amax = a;
+    }
+    if (amax == 0.0f || !isfinite(amax)) {
+        memset(q, 0, n);
+        return 0.0f;
+    }
+    float scale = amax / 127.0f, inv = 127.0f / amax;
+    const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    /* packs interleave 128-bit lanes; this puts the 8 groups of 4 back in order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 x = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(w + i + 8 * k), vinv),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            v[k] = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(x, hi), lo));
+        }
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
+    }
+    for (; i < n; i++) {
+        float v = nearbyintf(w[i] * inv);
+        if (v > 127.0f) v = 127.0f;
+        if (v < -127.0f) v = -127.0f;
+        q[i] = (int8_t)v;
+    }
+    return scale;
+}
+#endif
+
+float mt_quantize_row_i8(const float *w, size_t n, int8_t *q) {
+#ifdef MT_QUANT_AVX2
+    /* Loader threads race to set it, all to the same value: relaxed atomics
+     * keep that well defined (and quiet under TSan). */
+    static int have_avx2 = -1;
+    int h = __atomic_load_n(&have_avx2, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&have_avx2, h, __ATOMIC_RELAXED);
+    }
+    if (h) return quantize_row_i8_avx2(w, n, q);
+#endif
+    return mt_quantize_row_i8_ref(w, n, q);
 }
 
 uint16_t mt_f32_to_bf16(float f) {

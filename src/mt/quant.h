@@ -22,8 +22,11 @@
 /* Suffix of the per-row scale tensor's name in converted files. */
 #define MT_QUANT_SCALE_SUFFIX ".scale"
 
-/* Quantizes one row of n floats into q[n]; returns its scale. */
+/* Quantizes one row of n floats into q[n]; returns its scale. Uses AVX2
+ * where the CPU has it, bit-identical to the reference (test_backend_ops). */
 float mt_quantize_row_i8(const float *w, size_t n, int8_t *q);
+/* The rule in plain C, one value at a time: the reference for tests. */
+float mt_quantize_row_i8_ref(const float *w, size_t n, int8_t *q);
 
 /* Rounds an f32 to bf16 (round to nearest even; NaN stays NaN), the rule
  * for f32 -> bf16 weights everywhere in the engine. */

@@ -58,7 +58,7 @@ static void ref_weights(mt_wfmt f, const float *W, int N, int K, float *out) {
         float *o = out + (size_t)n * K;
         if (f == MT_WF_I8) {
             int8_t *q = malloc((size_t)K);
-            float s = mt_quantize_row_i8(w, (size_t)K, q);
+            float s = mt_quantize_row_i8_ref(w, (size_t)K, q);
             for (int k = 0; k < K; k++) o[k] = (float)q[k] * s;
             free(q);
             continue;
@@ -128,7 +128,7 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
     if (f == MT_WF_I8) {
         q = malloc(nk);
         qs = malloc(sizeof(float) * N);
-        for (int n = 0; n < N; n++) qs[n] = mt_quantize_row_i8(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
+        for (int n = 0; n < N; n++) qs[n] = mt_quantize_row_i8_ref(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
     }
     for (int p = 0; p < nparts; p++) {
         if (f == MT_WF_I8) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr};
@@ -351,7 +351,38 @@ static void every_op(void) {
     rig_close(&r);
 }
 
+/* quant.h's rule as the engine runs it (vectorized where the CPU allows)
+ * against its plain-C reference, bit for bit: every length around the
+ * vector widths, exact ties (k + 0.5 after scaling), zeros and -0, one
+ * large value among tiny ones, an all-zero row. */
+static void quantize_rule_matches_reference(void) {
+    enum { MAXN = 300 };
+    float w[MAXN];
+    int8_t q[MAXN + 1], r[MAXN + 1];
+    for (int n = 1; n <= MAXN; n += (n < 70 ? 1 : 23)) {
+        for (int kind = 0; kind < 4; kind++) {
+            for (int i = 0; i < n; i++) {
+                switch (kind) {
+                case 0: w[i] = frand(); break;
+                case 1: w[i] = (float)((int)(frand() * 127.0f)) + 0.5f; break; /* ties with scale 1 */
+                case 2: w[i] = (i % 3 == 0) ? -0.0f : frand() * 1e-30f; break;
+                default: w[i] = 0.0f;
+                }
+            }
+            if (kind == 1) w[n / 2] = 127.0f; /* amax 127: scale exactly 1, so the .5s stay ties */
+            if (kind == 2) w[n - 1] = -3.0f;
+            memset(q, 0x55, sizeof q);
+            memset(r, 0x55, sizeof r);
+            float sq = mt_quantize_row_i8(w, (size_t)n, q), sr = mt_quantize_row_i8_ref(w, (size_t)n, r);
+            CHECK_MSG(memcmp(&sq, &sr, sizeof sq) == 0, "n=%d kind %d: scale %g vs reference %g", n, kind, sq, sr);
+            CHECK_MSG(memcmp(q, r, (size_t)n) == 0 && q[n] == 0x55, "n=%d kind %d: codes differ from the reference",
+                      n, kind);
+        }
+    }
+}
+
 int main(void) {
+    TEST_RUN(quantize_rule_matches_reference);
     static const struct {
         int simd;
         const char *name;

@@ -4,26 +4,38 @@
 #include <math.h>
 #include <string.h>
 
-float mt_quantize_row_i8_ref(const float *w, size_t n, int8_t *q) {
-    float amax = 0.0f;
-    for (size_t i = 0; i < n; i++) {
+/* The pieces of the rule, shared by the reference and the vector path (which
+ * runs them on the values its vectors leave over). */
+static float absmax_from(const float *w, size_t i, size_t n, float amax) {
+    for (; i < n; i++) {
         float a = fabsf(w[i]);
         if (a > amax) amax = a;
     }
-    if (amax == 0.0f || !isfinite(amax)) {
-        /* zeros (or a non-finite row, which a validated checkpoint never
-         * holds): all-zero codes rather than NaN scales */
-        memset(q, 0, n);
-        return 0.0f;
-    }
-    float scale = amax / 127.0f, inv = 127.0f / amax;
-    for (size_t i = 0; i < n; i++) {
+    return amax;
+}
+
+static void codes_from(const float *w, size_t i, size_t n, float inv, int8_t *q) {
+    for (; i < n; i++) {
         float v = nearbyintf(w[i] * inv);
         if (v > 127.0f) v = 127.0f;
         if (v < -127.0f) v = -127.0f;
         q[i] = (int8_t)v;
     }
-    return scale;
+}
+
+/* Zeros (or a non-finite row, which a validated checkpoint never holds) get
+ * all-zero codes rather than NaN scales. */
+static int degenerate(float amax, size_t n, int8_t *q) {
+    if (amax != 0.0f && isfinite(amax)) return 0;
+    memset(q, 0, n);
+    return 1;
+}
+
+float mt_quantize_row_i8_ref(const float *w, size_t n, int8_t *q) {
+    float amax = absmax_from(w, 0, n, 0.0f);
+    if (degenerate(amax, n, q)) return 0.0f;
+    codes_from(w, 0, n, 127.0f / amax, q);
+    return amax / 127.0f;
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -44,18 +56,9 @@ __attribute__((target("avx2"))) static float quantize_row_i8_avx2(const float *w
     for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(w + i), abs_mask), vmax);
     float lanes[8];
     _mm256_storeu_ps(lanes, vmax);
-    float amax = 0.0f;
-    for (int k = 0; k < 8; k++)
-        if (lanes[k] > amax) amax = lanes[k];
-    for (; i < n; i++) {
-        float a = fabsf(w[i]);
-        if (a > amax) amax = a;
-    }
-    if (amax == 0.0f || !isfinite(amax)) {
-        memset(q, 0, n);
-        return 0.0f;
-    }
-    float scale = amax / 127.0f, inv = 127.0f / amax;
+    float amax = absmax_from(w, i, n, absmax_from(lanes, 0, 8, 0.0f));
+    if (degenerate(amax, n, q)) return 0.0f;
+    float inv = 127.0f / amax;
     const __m256 vinv = _mm256_set1_ps(inv), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
     /* packs interleave 128-bit lanes; this puts the 8 groups of 4 back in order */
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -70,13 +73,8 @@ __attribute__((target("avx2"))) static float quantize_row_i8_avx2(const float *w
         __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
         _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
     }
-    for (; i < n; i++) {
-        float v = nearbyintf(w[i] * inv);
-        if (v > 127.0f) v = 127.0f;
-        if (v < -127.0f) v = -127.0f;
-        q[i] = (int8_t)v;
-    }
-    return scale;
+    codes_from(w, i, n, inv, q);
+    return amax / 127.0f;
 }
 #endif
 

@@ -59,6 +59,11 @@ stts_status app_close(app *a, int abort_audio, stts_error *err);
 
 nllb_model *app_model(const app *a);          /* NULL when not translating */
 tts_synth *app_synth(const app *a);
+/* A voice of the source language that reads the sentences whose translation
+ * failed (when translating and the languages differ), or NULL when there is
+ * none: no voice for it, or espeak-ng is already the spoken voice (one
+ * espeak-ng handle per process); the spoken voice reads them then. */
+tts_synth *app_source_synth(const app *a);
 audio_sink *app_sink(const app *a);
 const char *app_model_dir(const app *a);      /* "" when not translating */
 const char *app_model_why(const app *a);

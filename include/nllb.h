@@ -172,6 +172,11 @@ typedef struct {
  * starting with '#' skipped). Errors name the file and line: not a number,
  * out of range (0..vocab_size-1 of model), no ids. *ids malloc'ed. */
 stts_status nllb_shortlist_read(const nllb_model *model, const char *path, int32_t **ids, int *n, stts_error *err);
+/* The same from memory (size bytes, any content: fuzzed), ids checked
+ * against 0..vocab_size-1; name is what errors call the input. A NUL byte
+ * is an error. */
+stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, const char *name, int32_t **ids,
+                                 int *n, stts_error *err);
 /* Bytes one decoder step reads with an LM head of lm_rows rows (0 = all). */
 size_t nllb_model_step_bytes_rows(const nllb_model *model, int lm_rows);
 nllb_translate_params nllb_translate_default_params(void);

@@ -51,7 +51,10 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
 typedef struct app app;
 
 /* Loads the model (when translating), opens the voice and the audio output.
- * The sink runs at the voice's rate. */
+ * The sink runs at the voice's rate. STTS_ERR_INVALID_ARG means a bad flag
+ * value (--weights, a --shortlist FILE that cannot be read or parsed, a
+ * voice setting out of range): callers exit 2 for it, as for other bad
+ * flags; any other code is a model, voice or device failure (exit 1). */
 stts_status app_open(const app_params *p, app **out, stts_error *err);
 /* Closes the sink (abort_audio: drop what is buffered instead of draining),
  * the voice and the model. The sink's close status is returned. */

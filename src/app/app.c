@@ -129,6 +129,12 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         if (st == STTS_OK && strcmp(sl, "none") != 0 && strcmp(sl, "auto") != 0) {
             st = nllb_shortlist_read(a->model, sl, &a->sl_ids, &a->sl_n, err);
             a->sl_mode = NLLB_SHORTLIST_IDS;
+            if (st != STTS_OK) {   /* a bad flag value, like `translate --shortlist` says it */
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+                st = stts_error_set(err, STTS_ERR_INVALID_ARG, "--shortlist: %s (a file of token ids, or auto, or none)",
+                                    msg);
+            }
         }
         if (st == STTS_OK) {
             a->demo = strstr(a->why, "demo") != NULL;

@@ -401,7 +401,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     if (app_open(&ap, &a, &err) != STTS_OK) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         app_signals_restore(&old);
-        return 1;
+        return err.code == STTS_ERR_INVALID_ARG ? 2 : 1;   /* a bad flag value, as `translate` says */
     }
     if (translate)
         fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", app_model_dir(a), app_model_why(a),

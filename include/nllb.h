@@ -105,6 +105,10 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
 stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const nllb_model_params *params,
                                   nllb_model **out, stts_error *err);
 void nllb_model_free(nllb_model *model);
+/* 1 when decoding ends at token id: config.json's eos_token_id or any id of
+ * generation_config.json's eos_token_id (an id or a list); a sequence whose
+ * last id is none of them stopped at the length limit. */
+int nllb_model_is_eos(const nllb_model *model, int32_t id);
 
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */

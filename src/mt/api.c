@@ -13,6 +13,14 @@
 /* ---------------- model facts ---------------- */
 
 const nllb_config *nllb_model_config(const nllb_model *m) { return &m->pub; }
+
+int nllb_model_is_eos(const nllb_model *m, int32_t id) {
+    if (!m) return 0;
+    if (id == m->pub.eos_token_id) return 1;
+    for (int i = 0; i < m->cfg.n_gen_eos_ids; i++)
+        if (id == m->cfg.gen_eos_ids[i]) return 1;
+    return 0;
+}
 const char *nllb_model_backend(const nllb_model *m) { return m->be->desc; }
 size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_bytes; }
 

@@ -376,7 +376,7 @@ static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_
     free(src_ids);
     if (st != STTS_OK) { nllb_result_clear(&r); return NULL; }
     char *text = r.text ? strdup(r.text) : strdup("");
-    *hit_max = r.n_ids > 0 && r.ids[r.n_ids - 1] != 2;
+    *hit_max = guard_hit_max(m, r.ids, r.n_ids);
     *ids_out = r.ids;
     *n_ids = r.n_ids;
     r.ids = NULL;

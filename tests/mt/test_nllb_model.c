@@ -709,10 +709,12 @@ static void test_eos_list_any_id_stops(void) {
         if (g.ids[i] == stop) { want = i + 1; break; }
     nllb_result_clear(&g);
     CHECK(stop != m->pub.eos_token_id);
+    CHECK(nllb_model_is_eos(m, m->pub.eos_token_id) && !nllb_model_is_eos(m, stop));
     /* the list [eos, stop]: the greedy path reaches stop at index 3 and ends there */
     m->cfg.gen_eos_ids[0] = m->pub.eos_token_id;
     m->cfg.gen_eos_ids[1] = stop;
     m->cfg.n_gen_eos_ids = 2;
+    CHECK(nllb_model_is_eos(m, stop));   /* what the pipeline's guard asks (guard_hit_max) */
     translate1(s, 1, 12, &g);
     CHECK_MSG(g.n_ids == want && g.ids[want - 1] == stop, "stopped after %d ids (unlisted: %d), wanted %d", g.n_ids,
               n_before, want);

@@ -135,7 +135,10 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
  * every waiting thread is woken.
  * pipeline_stop: every sentence of session (NULL: all) not yet fully played
  * is dropped; returns once the player has let go of the one playing (at
- * most 1 s); returns how many were dropped. Later pushes play normally.
+ * most 1 s); returns how many were dropped. A sentence already skipped by
+ * --max-lag keeps that outcome (not dropped, not counted): each sentence is
+ * exactly one of played, skipped, stopped in the statistics and metrics.
+ * Later pushes play normally.
  * pipeline_skip: the sentence playing now only; 1 if there was one.
  * pipeline_pause: the player holds before its next slice (a sound device
  * still plays what it has buffered); resuming continues from the next

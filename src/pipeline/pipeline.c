@@ -47,7 +47,11 @@ typedef struct item {
     char *notice_lang;       /* notices: the language of source; NULL for speech */
     char *spoken;
     pipeline_how how;
-    int skipped;
+    /* Skipped (--max-lag). Each sentence has one outcome: played, skipped,
+     * stopped or lost; a skip decided first stands, so a stop leaves a
+     * skipped sentence alone (mark_and_wake) and is not counted for it.
+     * Atomic: the stop reads it from another thread. */
+    atomic_int skipped;
     const char *error;       /* NULL, or the stage that failed: "translation", "synthesis", "audio" */
     const char *notice;      /* said before a fallback sentence (pl->fail_notice, not owned), else NULL */
     uint64_t t_input, t_emit, t_push, t_tr_start, t_tr_end;
@@ -841,7 +845,7 @@ static int skip_backlog(pipeline *pl) {
     }
     double limit = pl->p.max_lag_s * pl->rate;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
-           (double)pl->queued_samples > limit) {
+           !is_dropped(pl->a_head) && (double)pl->queued_samples > limit) {   /* a stopped one stays stopped */
         item *it = pl->a_head;
         pl->a_head = it->next;
         pl->queued_samples -= it->n_pcm;
@@ -891,7 +895,8 @@ static int stop_playing(pipeline *pl, item *it) {
     pl->queued_samples -= it->n_pcm - it->played;
     pl->a_head = it->next;
     if (!pl->a_head) pl->a_tail = NULL;
-    it->stopped = 1;
+    if (it->skipped) pl->skip_pending++;   /* skipped just before the stop reached it: one outcome, skipped */
+    else it->stopped = 1;
     if (it->played == 0) it->marked = 0;
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
@@ -1265,6 +1270,7 @@ static int mark_and_wake(pipeline *pl, const char *session, int *playing) {
     pthread_mutex_lock(&pl->live_mu);
     for (item *it = pl->live; it; it = it->live_next) {
         if (session && (!it->session || strcmp(it->session, session) != 0)) continue;
+        if (atomic_load(&it->skipped)) continue;   /* already skipped: that is its outcome, not "stopped" */
         if (!atomic_exchange(&it->drop, 1)) n++;
     }
     pthread_mutex_unlock(&pl->live_mu);

@@ -56,9 +56,10 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
 /* Drains (device: plays what is queued), finalizes the WAV header, frees. */
 stts_status audio_close(audio_sink *s, stts_error *err);
 
-/* Queues n samples; blocks while the ring is full. Returns
+/* Queues n samples made at `rate` Hz (tagged with their rate: a voice's
+ * native rate); blocks while the ring is full. Returns
  * STTS_ERR_CANCELLED when audio_abort() was called during the write. */
-stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err);
+stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, stts_error *err);
 /* Queues ms of silence (the gap between sentences). */
 stts_status audio_silence(audio_sink *s, double ms, stts_error *err);
 /* Waits until everything written has been played. */

@@ -494,9 +494,12 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
     return STTS_OK;
 }
 
-stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err) {
+stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, stts_error *err) {
     if (!s || (!pcm && n)) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: no sink or no samples");
     if (n == 0) return STTS_OK;
+    if (rate != s->p.sample_rate)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: samples at %d Hz for a sink taking %d Hz",
+                              rate, s->p.sample_rate);
     if (s->file_errno)
         return stts_error_set(err, STTS_ERR_IO, "writing audio to %s failed earlier (%s); nothing more is written",
                               sink_name(s), strerror(s->file_errno));
@@ -539,7 +542,7 @@ stts_status audio_silence(audio_sink *s, double ms, stts_error *err) {
     size_t n = (size_t)llround(ms * s->p.sample_rate / 1000.0);
     while (n > 0) {
         size_t k = n < 1024 ? n : 1024;
-        stts_status st = audio_write(s, zeros, k, err);
+        stts_status st = audio_write(s, zeros, k, s->p.sample_rate, err);
         if (st != STTS_OK) return st;
         n -= k;
     }

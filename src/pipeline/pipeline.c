@@ -54,6 +54,7 @@ typedef struct item {
     uint64_t t_play_start, t_first_out, t_play_end;
     /* Audio, guarded by pl->amu while the item is on the audio list. */
     int16_t *pcm;
+    int rate;                /* Hz of pcm: the voice's native rate (the sink converts) */
     size_t n_pcm, cap_pcm, played;
     int synth_done, synth_failed;
     uint64_t mark_start, mark_end;
@@ -110,9 +111,10 @@ struct pipeline {
     pthread_mutex_t amu;
     pthread_cond_t a_data, a_space;
     item *a_head, *a_tail;
-    size_t queued_samples, cap_samples;
+    /* Measured in time, not samples: items may come at different rates
+     * (each at its voice's own; only the sink converts). See span_ns. */
+    uint64_t queued_ns, cap_ns;
     int a_closed;
-    int rate;
 
     /* played items waiting for their playback marks, guarded by the player */
     item *done_head, *done_tail;
@@ -123,6 +125,7 @@ struct pipeline {
     int metrics_failed;       /* player: a metrics write failed (said once) */
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
+    int skip_rate;            /* its rate */
     /* Notice phrases without arguments in a language other than the target,
      * translated once at start-up (warm_up) and kept: source -> spoken. */
     char *notice_src[TEXT_PH__COUNT], *notice_tr[TEXT_PH__COUNT];
@@ -525,6 +528,13 @@ typedef struct {
     item *it;
 } chunk_ctx;
 
+/* Nanoseconds spanned by an item's first k samples. The audio queue is
+ * accounted with differences of this, which telescope: adding and removing
+ * in any slices leaves no rounding drift, whatever each item's rate. */
+static uint64_t span_ns(const item *it, size_t k) {
+    return it->rate > 0 ? (uint64_t)k * 1000000000ull / (uint64_t)it->rate : 0;
+}
+
 static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     chunk_ctx *c = user;
     pipeline *pl = c->pl;
@@ -540,11 +550,11 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
         it->cap_pcm = nc;
     }
     memcpy(it->pcm + it->n_pcm, pcm, n * sizeof *pcm);
+    pl->queued_ns += span_ns(it, it->n_pcm + n) - span_ns(it, it->n_pcm);
     it->n_pcm += n;
-    pl->queued_samples += n;
     pthread_cond_broadcast(&pl->a_data);
     /* Back-pressure: hold synthesis while enough audio waits to be played. */
-    while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+    while (pl->queued_ns > pl->cap_ns && !is_cancelled(pl) && !is_dropped(it))
         pthread_cond_wait(&pl->a_space, &pl->amu);
     int stop = is_cancelled(pl) || is_dropped(it);
     pthread_mutex_unlock(&pl->amu);
@@ -559,11 +569,14 @@ static void *synth_main(void *arg) {
         if (is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         pthread_mutex_lock(&pl->amu);
-        while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+        while (pl->queued_ns > pl->cap_ns && !is_cancelled(pl) && !is_dropped(it))
             pthread_cond_wait(&pl->a_space, &pl->amu);
         if (is_cancelled(pl)) { pthread_mutex_unlock(&pl->amu); live_free(pl, it); break; }
         if (is_dropped(it)) { pthread_mutex_unlock(&pl->amu); drop_item(pl, it); continue; }
         it->next = NULL;
+        /* The buffer is tagged with the rate the voice makes; nothing
+         * converts it before the sink. */
+        it->rate = tts_sample_rate(pl->p.synth);
         if (pl->a_tail) pl->a_tail->next = it; else pl->a_head = it;
         pl->a_tail = it;
         pthread_cond_broadcast(&pl->a_data);
@@ -654,7 +667,7 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
             else fputc(*s, f);
         }
     }
-    double rate = pl->rate > 0 ? pl->rate : 1;
+    double rate = it->rate > 0 ? it->rate : 1;
     fprintf(f, "\",\"skipped\":%s,\"idle\":%s,\"audio_ms\":%.3f", it->skipped ? "true" : "false",
             idle ? "true" : "false", (double)it->n_pcm * 1000.0 / rate);
     /* Only when set, so pipe mode's records keep their keys. */
@@ -749,10 +762,10 @@ static void done_append(pipeline *pl, item *it) {
 /* Writes n samples, pacing like a device when simulate_realtime is set.
  * A failing sink is said once per outage (and once when it works again);
  * meanwhile writes fail fast, so the pipeline keeps reading its input. */
-static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, uint64_t seq) {
+static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, int rate, uint64_t seq) {
     stts_error err;
     stts_error_clear(&err);
-    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) {
+    if (audio_write(pl->p.sink, pcm, n, rate, &err) != STTS_OK) {
         if (!is_cancelled(pl) && !pl->sink_down) {
             pl->sink_down = 1;
             emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "
@@ -764,8 +777,10 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
         pl->sink_down = 0;
         emit_log(pl, seq, "audio output works again; speaking from sentence %llu on", (unsigned long long)seq);
     }
-    if (pl->p.simulate_realtime && pl->rate > 0) {
-        uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
+    /* Paced by the samples' own rate: their duration is the same at any
+     * rate the sink converts them to. */
+    if (pl->p.simulate_realtime && rate > 0) {
+        uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)rate;
         while (left > 0 && !is_cancelled(pl) && !(it && is_dropped(it))) {   /* short slices keep stop prompt */
             uint64_t step = left < 5000000ull ? left : 5000000ull;
             sleep_ns(step);
@@ -779,7 +794,7 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
  * unspoken ones while the audio waiting exceeds the limit. Called with amu
  * held; returns how many were skipped (moved to the done list). */
 static int skip_backlog(pipeline *pl) {
-    if (pl->p.max_lag_s <= 0 || pl->rate <= 0) return 0;
+    if (pl->p.max_lag_s <= 0) return 0;
     int skipped = 0;
     /* Skipped upstream (stale): nothing to play. */
     while (pl->a_head && pl->a_head->skipped && pl->a_head->synth_done) {
@@ -789,12 +804,12 @@ static int skip_backlog(pipeline *pl) {
         done_append(pl, it);
         skipped++;
     }
-    double limit = pl->p.max_lag_s * pl->rate;
+    double limit = pl->p.max_lag_s * 1e9;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
-           (double)pl->queued_samples > limit) {
+           (double)pl->queued_ns > limit) {
         item *it = pl->a_head;
         pl->a_head = it->next;
-        pl->queued_samples -= it->n_pcm;
+        pl->queued_ns -= span_ns(it, it->n_pcm);
         it->skipped = 1;
         done_append(pl, it);
         skipped++;
@@ -818,6 +833,7 @@ static void remember(pipeline *pl, const item *it) {
         return;
     }
     memcpy(h->pcm, it->pcm, it->n_pcm * sizeof *h->pcm);
+    h->rate = it->rate;
     h->n_pcm = h->cap_pcm = it->n_pcm;
     h->seq = it->seq;
     h->kind = it->kind;
@@ -838,7 +854,7 @@ static void remember(pipeline *pl, const item *it) {
 static int stop_playing(pipeline *pl, item *it) {
     while (!it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
     if (is_cancelled(pl)) return 1;
-    pl->queued_samples -= it->n_pcm - it->played;
+    pl->queued_ns -= span_ns(it, it->n_pcm) - span_ns(it, it->played);
     pl->a_head = it->next;
     if (!pl->a_head) pl->a_tail = NULL;
     it->stopped = 1;
@@ -861,7 +877,7 @@ static void announce_skips(pipeline *pl, uint64_t next_seq, int audible) {
              n == 1 ? "" : "s");
     if (audible && pl->skip_pcm) {
         stts_error err;
-        play_samples(pl, NULL, pl->skip_pcm, pl->skip_n, next_seq);
+        play_samples(pl, NULL, pl->skip_pcm, pl->skip_n, pl->skip_rate, next_seq);
         audio_silence(pl->p.sink, pl->p.gap_ms, &err);
     }
 }
@@ -937,11 +953,11 @@ static void *play_main(void *arg) {
             if (!sink_failed) {
                 memcpy(buf, it->pcm + it->played, n * sizeof *buf);
                 pthread_mutex_unlock(&pl->amu);
-                rc = play_samples(pl, it, buf, n, it->seq);
+                rc = play_samples(pl, it, buf, n, it->rate, it->seq);
                 pthread_mutex_lock(&pl->amu);
             }
+            pl->queued_ns -= span_ns(it, it->played + n) - span_ns(it, it->played);
             it->played += n;
-            pl->queued_samples -= n;
             pthread_cond_broadcast(&pl->a_space);
             if (rc != 0 && (is_cancelled(pl) || is_dropped(it))) break;
             if (rc != 0) sink_failed = 1;
@@ -1043,6 +1059,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
         st = tts_synthesize(pl->p.synth, skip_text, collect_chunk, &b, NULL, err);
         pl->skip_pcm = b.pcm;
         pl->skip_n = b.n;
+        pl->skip_rate = tts_sample_rate(pl->p.synth);
     } else {
         st = tts_synthesize(pl->p.synth, skip_text, discard_chunk, NULL, NULL, err);
     }
@@ -1078,12 +1095,11 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     pl->p.src_lang = pl->src_lang;
     pl->p.tgt_lang = pl->tgt_lang;
     pl->t0 = stts_now_ns();
-    pl->rate = tts_sample_rate(p->synth);
     double ahead = p->audio_queue_s > 0 ? p->audio_queue_s : 60;
     /* The audio queue must hold more than the lag limit, or there would
      * never be a backlog to skip. */
     if (p->max_lag_s > 0 && ahead < 2 * p->max_lag_s + 5) ahead = 2 * p->max_lag_s + 5;
-    pl->cap_samples = (size_t)(ahead * pl->rate);
+    pl->cap_ns = (uint64_t)(ahead * 1e9);
     tq_init(&pl->q_text, p->text_queue);
     tq_init(&pl->q_spoken, p->text_queue);
     pthread_mutex_init(&pl->amu, NULL);
@@ -1296,6 +1312,7 @@ int pipeline_replay(pipeline *pl, int n) {
             break;
         }
         memcpy(it->pcm, h->pcm, h->n_pcm * sizeof *it->pcm);
+        it->rate = h->rate;
         it->n_pcm = it->cap_pcm = h->n_pcm;
         it->seq = h->seq;
         it->kind = h->kind;
@@ -1308,7 +1325,7 @@ int pipeline_replay(pipeline *pl, int n) {
         else { it->next = pl->a_head; pl->a_head = it; }
         if (!it->next) pl->a_tail = it;
         after = it;
-        pl->queued_samples += it->n_pcm;
+        pl->queued_ns += span_ns(it, it->n_pcm);
         made++;
     }
     pthread_cond_broadcast(&pl->a_data);
@@ -1360,7 +1377,7 @@ void pipeline_get_stats(pipeline *pl, pipeline_stats *st) {
     st->ready_first_out_p95 = percentile(pl->d_ready_out, pl->n_ready_out, 0.95);
     pthread_mutex_unlock(&pl->smu);
     pthread_mutex_lock(&pl->amu);
-    st->lag_s = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    st->lag_s = (double)pl->queued_ns / 1e9;
     pthread_mutex_unlock(&pl->amu);
 }
 
@@ -1393,7 +1410,7 @@ void pipeline_status_line(pipeline *pl, char *buf, size_t cap) {
     unsigned long long played = pl->st.played;
     pthread_mutex_unlock(&pl->smu);
     pthread_mutex_lock(&pl->amu);
-    double lag = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    double lag = (double)pl->queued_ns / 1e9;
     pthread_mutex_unlock(&pl->amu);
     snprintf(buf, cap, "spoken %llu  queued %d  lag %.1f s  last: mt %.0f ms, tts first chunk %.0f ms", played, queued,
              lag, mt, tts);

@@ -101,7 +101,7 @@ static void test_bytes_reach_alsa(void) {
     uint64_t m0, m1, h0 = 0, p0 = 0, h1 = 0, p1 = 0;
     uint64_t t0 = stts_now_ns();
     CHECK_EQ_INT(audio_mark(s, &m0, &err), STTS_OK);
-    for (size_t i = 0; i < n; i += 240) CHECK_EQ_INT(audio_write(s, sig + i, 240, &err), STTS_OK);
+    for (size_t i = 0; i < n; i += 240) CHECK_EQ_INT(audio_write(s, sig + i, 240, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_mark(s, &m1, &err), STTS_OK);
     CHECK_EQ_INT(audio_drain(s, &err), STTS_OK);
     CHECK(audio_mark_query(s, m0, &h0, &p0) == 1);
@@ -126,7 +126,7 @@ static void test_resample_to_device_rate(void) {
     CHECK_EQ_INT(audio_device_rate(s), 48000);
     size_t n = 4410;  /* 200 ms */
     int16_t *sig = make_signal(n, 22050);
-    CHECK_EQ_INT(audio_write(s, sig, n, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig, n, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     size_t ng = 0;
     int16_t *got = read_raw(&ng);
@@ -168,7 +168,7 @@ static void test_abort_is_quick(void) {
         nanosleep(&ts, NULL);
     }
     uint64_t give_up = stts_now_ns() - t0;
-    CHECK_EQ_INT(audio_write(s, sig, n, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig, n, audio_sample_rate(s), &err), STTS_OK);
     t0 = stts_now_ns();
     audio_abort(s);
     uint64_t dt = stts_now_ns() - t0;
@@ -177,7 +177,7 @@ static void test_abort_is_quick(void) {
     CHECK_MSG(dt < give_up + 5000000ULL, "abort took %.1f ms, its give-up time here is %.1f ms", dt / 1e6,
               give_up / 1e6);
     /* After an abort the sink plays new audio normally. */
-    CHECK_EQ_INT(audio_write(s, sig, 4800, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig, 4800, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_drain(s, &err), STTS_OK);
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     free(sig);

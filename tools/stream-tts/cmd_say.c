@@ -62,6 +62,7 @@ static char *read_stdin(void) {
 
 typedef struct {
     audio_sink *sink;
+    int rate;               /* the voice's: what the chunks are tagged with */
     stts_error err;
     int failed;
     size_t samples;
@@ -72,7 +73,7 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     say_ctx *c = user;
     if (!c->first_ns) c->first_ns = stts_now_ns();
     c->samples += n;
-    if (audio_write(c->sink, pcm, n, &c->err) != STTS_OK) {
+    if (audio_write(c->sink, pcm, n, c->rate, &c->err) != STTS_OK) {
         c->failed = 1;
         return 1;
     }
@@ -203,6 +204,7 @@ int cmd_say(int argc, char **argv) {
 
     say_ctx c = {0};
     c.sink = sink;
+    c.rate = tts_sample_rate(tts);
     uint64_t t0 = stts_now_ns();
     stts_status st = tts_synthesize(tts, text, on_chunk, &c, &g_stop, &err);
     uint64_t t1 = stts_now_ns();

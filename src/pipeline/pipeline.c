@@ -1075,10 +1075,6 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
     if (p->translate && !p->model && !p->translate_fn)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: translation is on but no model was given");
-    if (audio_sample_rate(p->sink) != tts_sample_rate(p->synth))
-        return stts_error_set(err, STTS_ERR_INVALID_ARG,
-                              "pipeline: the audio sink runs at %d Hz but the voice produces %d Hz",
-                              audio_sample_rate(p->sink), tts_sample_rate(p->synth));
     if (p->translate && p->model) {
         if (nllb_model_lang_id(p->model, p->src_lang) < 0)
             return stts_error_set(err, STTS_ERR_INVALID_ARG,

@@ -51,7 +51,8 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
 typedef struct app app;
 
 /* Loads the model (when translating), opens the voice and the audio output.
- * The sink runs at the voice's rate. */
+ * The output's rate is the voice's (one voice: nothing is converted); the
+ * sink converts any other rate it is handed (stts_audio.h). */
 stts_status app_open(const app_params *p, app **out, stts_error *err);
 /* Closes the sink (abort_audio: drop what is buffered instead of draining),
  * the voice and the model. The sink's close status is returned. */

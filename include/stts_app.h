@@ -51,7 +51,9 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
 typedef struct app app;
 
 /* Loads the model (when translating), opens the voice and the audio output.
- * The sink runs at the voice's rate. STTS_ERR_INVALID_ARG means a bad flag
+ * The output's rate is the voice's (one voice: nothing is converted); the
+ * sink converts any other rate it is handed (stts_audio.h), the source-language
+ * voice's included. STTS_ERR_INVALID_ARG means a bad flag
  * value (--weights, a --shortlist FILE that cannot be read or parsed, a
  * voice setting out of range): callers exit 2 for it, as for other bad
  * flags; any other code is a model, voice or device failure (exit 1). */

@@ -1,11 +1,14 @@
 /* stts_audio.h - where speech goes: a sound device through PortAudio, a WAV
  * file, or raw 16-bit PCM to a file descriptor (stdout for pipes).
  *
- * All sinks take mono int16 samples at params.sample_rate. The device sink
- * puts them in a ring buffer that a low-latency PortAudio callback drains;
- * when the device cannot run at that rate, samples are resampled with
- * libsamplerate on the way in. audio_write blocks while the ring is full
- * (back-pressure for the pipeline).
+ * All sinks take mono int16 samples tagged with their rate (audio_write's
+ * rate: what the voice made them at) and are the program's one place that
+ * converts rates (libsamplerate): to params.sample_rate for a WAV or raw
+ * file, to the device's rate for a sound card (params.sample_rate when the
+ * device takes it). Writes of different rates may follow each other; each
+ * keeps its duration. The device sink puts samples in a ring buffer that a
+ * low-latency PortAudio callback drains; audio_write blocks while the ring
+ * is full (back-pressure for the pipeline).
  *
  * Timing: audio_mark() registers the current write position; once playback
  * passes it, audio_mark_query() gives when that position was handed to the
@@ -40,7 +43,7 @@ typedef enum {
 
 typedef struct {
     audio_sink_kind kind;
-    int sample_rate;        /* rate of the samples written; required */
+    int sample_rate;        /* output rate: of the file; the device's if it takes it; required */
     const char *device;     /* DEVICE: name (case-insensitive substring) or index; NULL = default */
     int device_rate;        /* DEVICE: force the device to this rate (0 = sample_rate if it can) */
     double latency_ms;      /* DEVICE: requested output latency (default 20) */
@@ -56,10 +59,12 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
 /* Drains (device: plays what is queued), finalizes the WAV header, frees. */
 stts_status audio_close(audio_sink *s, stts_error *err);
 
-/* Queues n samples; blocks while the ring is full. Returns
+/* Queues n samples made at `rate` Hz (tagged with their rate: a voice's
+ * native rate); blocks while the ring is full. Returns
  * STTS_ERR_CANCELLED when audio_abort() was called during the write. */
-stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err);
-/* Queues ms of silence (the gap between sentences). */
+stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, stts_error *err);
+/* Queues ms of silence (the gap between sentences). Like audio_mark and
+ * audio_drain, it ends the run being converted (its tail is written). */
 stts_status audio_silence(audio_sink *s, double ms, stts_error *err);
 /* Waits until everything written has been played. */
 stts_status audio_drain(audio_sink *s, stts_error *err);
@@ -74,8 +79,9 @@ stts_status audio_mark(audio_sink *s, uint64_t *id, stts_error *err);
  * when the mark is too old to be remembered: the last 4096 are kept). */
 int audio_mark_query(audio_sink *s, uint64_t id, uint64_t *handed_ns, uint64_t *played_ns);
 
-int audio_sample_rate(const audio_sink *s);   /* the rate written */
+int audio_sample_rate(const audio_sink *s);   /* params.sample_rate: a file's rate */
 int audio_device_rate(const audio_sink *s);   /* the rate the device runs at */
+/* Frames handed to the output so far, at its rate (after conversion). */
 uint64_t audio_frames_written(const audio_sink *s);
 
 /* Lists output devices; `index` is what --audio-device accepts. */

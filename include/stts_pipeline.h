@@ -88,9 +88,9 @@ typedef struct {
     int protect;                 /* 1 (default): identifiers, paths, numbers reach the translation verbatim */
     int cache_entries;           /* LRU translation cache size; 0 = off */
     tts_synth *synth;            /* required */
-    tts_synth *source_synth;     /* optional: a voice for src_lang at the same rate, reading the sentences
+    tts_synth *source_synth;     /* optional: a voice for src_lang (any rate), reading the sentences
                                     whose translation failed (PIPELINE_FALLBACK); NULL: synth reads them */
-    audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
+    audio_sink *sink;            /* required; any rate: it converts the voice's (items carry their rate) */
     double gap_ms;               /* silence between sentences */
     double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog, and sentences
                                     emitted longer ago than this with a newer one waiting (announced) */

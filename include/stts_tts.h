@@ -49,7 +49,8 @@ typedef struct {
     double speed;            /* speaking rate factor, 1.0 normal, (0.25, 4] */
     double pitch;            /* pitch shift in semitones, [-24, 24] */
     double volume_db;        /* gain in dB, [-40, 20]; 0 leaves the voice as is */
-    int sample_rate;         /* output rate in Hz; 0 = the voice's own rate, else resampled */
+    /* No output rate here: chunks come at the voice's native rate
+     * (tts_sample_rate) and the audio sink converts (stts_audio.h). */
     /* Open JTalk only. dict_dir: the naist-jdic system dictionary (NULL =
      * Debian's /var/lib/mecab/dic/open-jtalk/naist-jdic). builtin_dict: load
      * the software-terms reading dictionary built from data/dict (default 1).
@@ -76,7 +77,8 @@ typedef struct {
 
 typedef struct tts_synth tts_synth;
 
-/* Receives the next n samples (mono int16 at tts_sample_rate()). Return 0 to
+/* Receives the next n samples (mono int16 at tts_sample_rate(), the voice's
+ * native rate: pass it to audio_write with them). Return 0 to
  * continue, non-zero to stop synthesis (tts_synthesize then returns
  * STTS_ERR_CANCELLED). Called on the synthesizing thread. */
 typedef int (*tts_chunk_fn)(void *user, const int16_t *pcm, size_t n);
@@ -87,7 +89,7 @@ void tts_default_params(tts_params *p);
 stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err);
 void tts_close(tts_synth *s);
 
-int tts_sample_rate(const tts_synth *s);       /* output rate in Hz */
+int tts_sample_rate(const tts_synth *s);       /* the voice's native rate in Hz */
 tts_backend tts_backend_of(const tts_synth *s);
 const char *tts_voice_name(const tts_synth *s); /* what was loaded, for logs */
 

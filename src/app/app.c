@@ -157,7 +157,7 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         st = tts_open(&tp, &a->synth, err);
     }
     /* A voice of the source language for the sentences whose translation
-     * fails, at the spoken voice's rate. Optional: when there is none (no
+     * fails, at its own rate (the sink converts, as for every voice). Optional: when there is none (no
      * voice for the language, espeak-ng already taken by the spoken voice, or
      * an error), the spoken voice reads the source (app_source_synth NULL). */
     if (st == STTS_OK && p->translate && strcmp(a->src, a->tgt) != 0) {
@@ -166,7 +166,6 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         sp.lang = a->src;
         sp.speed = p->speed;
         sp.volume_db = p->volume_db;
-        sp.sample_rate = tts_sample_rate(a->synth);
         stts_error ignored;
         if (tts_open(&sp, &a->src_synth, &ignored) != STTS_OK)
             a->src_synth = NULL;

@@ -1,6 +1,17 @@
 /* audio.c - the audio sinks: PortAudio device (single-producer ring buffer
- * drained by the stream callback, optional libsamplerate conversion on the
- * writer side, playback-position marks), WAV file and raw PCM.
+ * drained by the stream callback, playback-position marks), WAV file and raw
+ * PCM, and the program's one sample-rate converter.
+ *
+ * Rates: every write is tagged with the rate its samples were made at (a
+ * voice's native rate). The sink alone converts, on the writer side, to the
+ * rate of what it feeds: the device's rate for a sound card, the file's
+ * (params.sample_rate) for WAV and raw PCM. Conversion lives here, not in
+ * the speech backends, because only the sink knows that rate (a device may
+ * refuse the one asked for) and because one output may take voices of
+ * several native rates (notices and sentences, the daemon's sessions): each
+ * run of one rate is converted with its own converter state, flushed when
+ * the rate changes and at every mark and silence, so a sentence's converted
+ * length is its duration at the output rate and marks sit on exact frames.
  *
  * Crash safety of WAV files: the header's sizes are rewritten (one 44-byte
  * pwrite, after the data it counts) at every playback mark, i.e. at each
@@ -69,7 +80,11 @@ struct audio_sink {
     atomic_uint abort_req, abort_ack;
     atomic_int cb_running;
     double latency_s;
-    SRC_STATE *src;
+    /* the rate converter (writer thread only) */
+    SRC_STATE *src;         /* made on the first write that needs it */
+    int src_in;             /* input rate of the run being converted; 0: none */
+    unsigned src_epoch;     /* abort epoch the converter's state belongs to */
+    unsigned w_epoch;       /* abort epoch the current write started in */
     float *fin, *fout;
     int16_t *conv;
     size_t conv_cap;
@@ -313,11 +328,6 @@ static stts_status open_device(audio_sink *s, stts_error *err) {
     s->cap = (uint64_t)(s->device_rate * (s->p.ring_ms > 0 ? s->p.ring_ms : 400) / 1000.0) + 1024;
     s->ring = calloc(s->cap, sizeof *s->ring);
     if (!s->ring) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for the audio ring");
-    if (s->device_rate != s->p.sample_rate) {
-        int e = 0;
-        s->src = src_new(SRC_SINC_FASTEST, 1, &e);
-        if (!s->src) return stts_error_set(err, STTS_ERR_INTERNAL, "libsamplerate: %s", src_strerror(e));
-    }
     /* Small callback periods keep abort and marks tight (~5 ms). */
     unsigned long period = (unsigned long)(s->device_rate / 200);
     pe = Pa_OpenStream(&s->stream, NULL, &op, s->device_rate, period, paClipOff, pa_callback, s);
@@ -369,9 +379,57 @@ static stts_status ring_put(audio_sink *s, const int16_t *pcm, size_t n, unsigne
     return STTS_OK;
 }
 
-static stts_status resample_put(audio_sink *s, const int16_t *pcm, size_t n, int last, unsigned epoch,
-                                stts_error *err) {
-    double ratio = (double)s->device_rate / s->p.sample_rate;
+/* ---- rate conversion ------------------------------------------------------ */
+
+/* What the sink feeds runs at this rate; every write is converted to it. */
+static int out_rate(const audio_sink *s) {
+    return s->p.kind == AUDIO_SINK_DEVICE ? s->device_rate : s->p.sample_rate;
+}
+
+static void go_down(audio_sink *s, const char *why);
+
+/* Output-rate samples to the file or the device ring. */
+static stts_status put_out(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err) {
+    if (n == 0) return STTS_OK;
+    if (s->p.kind != AUDIO_SINK_DEVICE) {
+        /* s16le on disk; this machine is little-endian (x86, arm). */
+        size_t done = 0;
+        stts_status st = write_all(s->fd, pcm, n * 2, &done, sink_name(s), err);
+        s->data_bytes += done;
+        s->frames_in = s->data_bytes / 2;
+        if (st != STTS_OK) {
+            /* Disk full and the like: the header keeps covering what is on disk. */
+            s->file_errno = errno ? errno : EIO;
+            wav_refresh(s, NULL);
+            return st;
+        }
+        if (s->data_bytes - s->header_bytes >= (uint64_t)(HEADER_EVERY_S * s->p.sample_rate) * 2)
+            return wav_refresh(s, err);
+        return STTS_OK;
+    }
+    stts_status st = ring_put(s, pcm, n, s->w_epoch, err);
+    if (st == STTS_OK) s->frames_in += n;
+    else if (st == STTS_ERR_DEVICE) go_down(s, err ? err->msg : "the audio device failed");
+    return st;
+}
+
+/* Forgets the converter's history (after an abort, or at a run's end). */
+static void conv_reset(audio_sink *s) {
+    if (s->src) src_reset(s->src);
+    s->src_in = 0;
+}
+
+/* Runs n samples at s->src_in through the converter; last=1 flushes what
+ * it holds (the filter's tail), so the run comes out at its full length. */
+static stts_status convert(audio_sink *s, const int16_t *pcm, size_t n, int last, stts_error *err) {
+    if (!s->src) {
+        int e = 0;
+        /* SINC_FASTEST: band-limited (no audible aliasing in speech) at a
+         * small fraction of a core even at 48 kHz. */
+        s->src = src_new(SRC_SINC_FASTEST, 1, &e);
+        if (!s->src) return stts_error_set(err, STTS_ERR_INTERNAL, "libsamplerate: %s", src_strerror(e));
+    }
+    double ratio = (double)out_rate(s) / s->src_in;
     size_t out_max = (size_t)ceil(n * ratio) + 512;
     if (n + out_max + 1 > s->conv_cap) {
         size_t cap = (n + out_max + 1) * 2;
@@ -400,13 +458,31 @@ static stts_status resample_put(audio_sink *s, const int16_t *pcm, size_t n, int
             float x = s->fout[i] * 32768.0f;
             s->conv[i] = x >= 32767.0f ? 32767 : x <= -32768.0f ? -32768 : (int16_t)lrintf(x);
         }
-        stts_status st = ring_put(s, s->conv, (size_t)d.output_frames_gen, epoch, err);
+        stts_status st = put_out(s, s->conv, (size_t)d.output_frames_gen, err);
         if (st != STTS_OK) return st;
         d.data_in += d.input_frames_used;
         d.input_frames -= d.input_frames_used;
         if (d.input_frames == 0 && (!last || d.output_frames_gen == 0)) break;
     }
     return STTS_OK;
+}
+
+/* Called as each write begins: audio_abort (any thread) only bumps the
+ * epoch; the writer then drops the converter's history of the discarded
+ * audio here, so none of its tail plays after the abort. */
+static void conv_sync(audio_sink *s) {
+    s->w_epoch = atomic_load(&s->abort_req);
+    if (s->w_epoch != s->src_epoch) { conv_reset(s); s->src_epoch = s->w_epoch; }
+}
+
+/* Ends the run being converted: its tail goes out and the converter is
+ * free for the next run, of any rate. */
+static stts_status conv_flush(audio_sink *s, stts_error *err) {
+    conv_sync(s);
+    if (!s->src_in) return STTS_OK;
+    stts_status st = convert(s, NULL, 0, 1, err);
+    conv_reset(s);
+    return st;
 }
 
 /* ---- a lost output ------------------------------------------------------- */
@@ -419,7 +495,7 @@ static void close_device(audio_sink *s) {
     }
     s->started = 0;
     if (s->pa_up) { Pa_Terminate(); s->pa_up = 0; }
-    if (s->src) { src_delete(s->src); s->src = NULL; }
+    conv_reset(s);   /* what it held was for the lost output */
     free(s->ring);
     s->ring = NULL;
 }
@@ -488,14 +564,16 @@ stts_status audio_open(const audio_params *p, audio_sink **out, stts_error *err)
     /* TEST-ONLY fault injection: the output disappears after this much
      * audio and comes back audio_down_ms later (never when unset). */
     long after = stts_fault("audio_fail_after_ms");
-    s->fault_after_frames = after >= 0 ? after * (long)p->sample_rate / 1000 : -1;
+    s->fault_after_frames = after >= 0 ? after * (long)out_rate(s) / 1000 : -1;
     s->fault_down_ms = stts_fault("audio_down_ms");
     *out = s;
     return STTS_OK;
 }
 
-stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err) {
+stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, stts_error *err) {
     if (!s || (!pcm && n)) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: no sink or no samples");
+    if (rate < 1000 || rate > 384000)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: samples tagged with %d Hz, out of range", rate);
     if (n == 0) return STTS_OK;
     if (s->file_errno)
         return stts_error_set(err, STTS_ERR_IO, "writing audio to %s failed earlier (%s); nothing more is written",
@@ -504,42 +582,34 @@ stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, stts_error 
         stts_status st = try_up(s, err);
         if (st != STTS_OK) return st;
     }
-    /* TEST-ONLY fault injection (STTS_FAULT=audio_fail_after_ms:N). */
-    if (s->fault_after_frames >= 0 && !s->fault_up_ns && s->frames_in + n > (uint64_t)s->fault_after_frames) {
+    int out = out_rate(s);
+    /* TEST-ONLY fault injection (STTS_FAULT=audio_fail_after_ms:N), counted in output frames. */
+    uint64_t n_out = (uint64_t)n * (uint64_t)out / (uint64_t)rate;
+    if (s->fault_after_frames >= 0 && !s->fault_up_ns && s->frames_in + n_out > (uint64_t)s->fault_after_frames) {
         s->fault_up_ns = s->fault_down_ms >= 0 ? stts_now_ns() + (uint64_t)s->fault_down_ms * 1000000ull : UINT64_MAX;
         go_down(s, "the audio device was lost (injected fault)");
         return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
     }
-    if (s->p.kind != AUDIO_SINK_DEVICE) {
-        /* s16le on disk; this machine is little-endian (x86, arm). */
-        size_t done = 0;
-        stts_status st = write_all(s->fd, pcm, n * 2, &done, sink_name(s), err);
-        s->data_bytes += done;
-        s->frames_in = s->data_bytes / 2;
-        if (st != STTS_OK) {
-            /* Disk full and the like: the header keeps covering what is on disk. */
-            s->file_errno = errno ? errno : EIO;
-            wav_refresh(s, NULL);
-            return st;
-        }
-        if (s->data_bytes - s->header_bytes >= (uint64_t)(HEADER_EVERY_S * s->p.sample_rate) * 2)
-            return wav_refresh(s, err);
-        return STTS_OK;
+    conv_sync(s);
+    if (s->src_in && s->src_in != rate) {   /* another rate: the run before ends here */
+        stts_status st = conv_flush(s, err);
+        if (st != STTS_OK) return st;
     }
-    unsigned epoch = atomic_load(&s->abort_req);
-    stts_status st = s->src ? resample_put(s, pcm, n, 0, epoch, err) : ring_put(s, pcm, n, epoch, err);
-    if (st == STTS_OK) s->frames_in += n;
-    else if (st == STTS_ERR_DEVICE) go_down(s, err ? err->msg : "the audio device failed");
-    return st;
+    if (rate == out) return put_out(s, pcm, n, err);   /* nothing to convert */
+    s->src_in = rate;
+    return convert(s, pcm, n, 0, err);
 }
 
 stts_status audio_silence(audio_sink *s, double ms, stts_error *err) {
     if (!s) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_silence: no sink");
     static const int16_t zeros[1024];
-    size_t n = (size_t)llround(ms * s->p.sample_rate / 1000.0);
+    /* Made at the output rate: it needs no conversion, and the run before
+     * it is flushed first (audio_write sees the rate change). */
+    int out = out_rate(s);
+    size_t n = (size_t)llround(ms * out / 1000.0);
     while (n > 0) {
         size_t k = n < 1024 ? n : 1024;
-        stts_status st = audio_write(s, zeros, k, err);
+        stts_status st = audio_write(s, zeros, k, out, err);
         if (st != STTS_OK) return st;
         n -= k;
     }
@@ -553,6 +623,9 @@ stts_status audio_mark(audio_sink *s, uint64_t *id, stts_error *err) {
     mark *m = &s->marks[head % MARKS];
     atomic_store(&m->handed_ns, 0);
     atomic_store(&m->played_ns, 0);
+    /* A mark is a sentence boundary: the run before it is flushed, so the
+     * mark sits after its last converted sample. */
+    if (!s->down && !s->file_errno) conv_flush(s, NULL);
     wav_refresh(s, NULL);   /* sentence boundaries: the header follows the data */
     if (s->p.kind == AUDIO_SINK_DEVICE && !s->down) {
         m->pos = atomic_load(&s->wpos);
@@ -581,14 +654,15 @@ int audio_mark_query(audio_sink *s, uint64_t id, uint64_t *handed_ns, uint64_t *
 
 stts_status audio_drain(audio_sink *s, stts_error *err) {
     if (!s) return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_drain: no sink");
-    if (s->p.kind != AUDIO_SINK_DEVICE) return wav_refresh(s, err);
-    if (s->down) return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
-    unsigned epoch = atomic_load(&s->abort_req);
-    if (s->src) {
-        stts_status st = resample_put(s, NULL, 0, 1, epoch, err);
-        src_reset(s->src);
-        if (st != STTS_OK) return st;
+    if (s->p.kind != AUDIO_SINK_DEVICE) {
+        stts_status st = s->file_errno ? STTS_OK : conv_flush(s, err);
+        stts_status st2 = wav_refresh(s, st == STTS_OK ? err : NULL);
+        return st != STTS_OK ? st : st2;
     }
+    if (s->down) return stts_error_set(err, STTS_ERR_DEVICE, "%s", s->down_why);
+    stts_status fst = conv_flush(s, err);
+    if (fst != STTS_OK) return fst;
+    unsigned epoch = s->w_epoch;
     if (atomic_load(&s->wpos) == atomic_load(&s->rpos)) return STTS_OK;
     stts_status st = start_stream(s, err);
     if (st != STTS_OK) return st;
@@ -635,7 +709,7 @@ stts_status audio_close(audio_sink *s, stts_error *err) {
         }
         close_device(s);
     } else if (s->fd >= 0) {
-        st = wav_refresh(s, err);
+        st = audio_drain(s, err);   /* the converter's tail, then the header */
         if (s->own_fd && close(s->fd) != 0 && st == STTS_OK)
             st = stts_error_set(err, STTS_ERR_IO, "closing '%s' failed: %s", s->p.path, strerror(errno));
     }

@@ -59,6 +59,14 @@ typedef struct item {
     uint64_t t_play_start, t_first_out, t_play_end;
     /* Audio, guarded by pl->amu while the item is on the audio list. */
     int16_t *pcm;
+    int rate;                /* Hz of pcm: the voice's native rate (the sink converts) */
+    /* A fallback item is read by two voices: the notice by the spoken one,
+     * the source text by a source-language voice that may run at another
+     * rate. From sample rate2_from on, pcm is at rate2 (0: one rate). The
+     * sink is still the one place that converts; the player hands it each
+     * run with its own rate. */
+    int rate2;
+    size_t rate2_from;
     size_t n_pcm, cap_pcm, played;
     int synth_done, synth_failed;
     uint64_t mark_start, mark_end;
@@ -115,9 +123,10 @@ struct pipeline {
     pthread_mutex_t amu;
     pthread_cond_t a_data, a_space;
     item *a_head, *a_tail;
-    size_t queued_samples, cap_samples;
+    /* Measured in time, not samples: items may come at different rates
+     * (each at its voice's own; only the sink converts). See span_ns. */
+    uint64_t queued_ns, cap_ns;
     int a_closed;
-    int rate;
 
     /* played items waiting for their playback marks, guarded by the player */
     item *done_head, *done_tail;
@@ -128,6 +137,7 @@ struct pipeline {
     int metrics_failed;       /* player: a metrics write failed (said once) */
 
     int16_t *skip_pcm;        /* "Skipping ahead." pre-synthesized for --max-lag */
+    int skip_rate;            /* its rate */
     /* Notice phrases without arguments in a language other than the target,
      * translated once at start-up (warm_up) and kept: source -> spoken. */
     char *notice_src[TEXT_PH__COUNT], *notice_tr[TEXT_PH__COUNT];
@@ -533,6 +543,22 @@ typedef struct {
     item *it;
 } chunk_ctx;
 
+/* Nanoseconds spanned by an item's first k samples. The audio queue is
+ * accounted with differences of this, which telescope: adding and removing
+ * in any slices leaves no rounding drift, whatever each item's rate. */
+static uint64_t samples_ns(size_t k, int rate) { return rate > 0 ? (uint64_t)k * 1000000000ull / (uint64_t)rate : 0; }
+static uint64_t span_ns(const item *it, size_t k) {
+    if (it->rate2 > 0 && k > it->rate2_from)
+        return samples_ns(it->rate2_from, it->rate) + samples_ns(k - it->rate2_from, it->rate2);
+    return samples_ns(k, it->rate);
+}
+
+/* The rate of sample k, and where its run of one rate ends (exclusive). */
+static int rate_at(const item *it, size_t k) { return it->rate2 > 0 && k >= it->rate2_from ? it->rate2 : it->rate; }
+static size_t run_end(const item *it, size_t k) {
+    return it->rate2 > 0 && k < it->rate2_from ? it->rate2_from : it->n_pcm;
+}
+
 static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     chunk_ctx *c = user;
     pipeline *pl = c->pl;
@@ -548,11 +574,11 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
         it->cap_pcm = nc;
     }
     memcpy(it->pcm + it->n_pcm, pcm, n * sizeof *pcm);
+    pl->queued_ns += span_ns(it, it->n_pcm + n) - span_ns(it, it->n_pcm);
     it->n_pcm += n;
-    pl->queued_samples += n;
     pthread_cond_broadcast(&pl->a_data);
     /* Back-pressure: hold synthesis while enough audio waits to be played. */
-    while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+    while (pl->queued_ns > pl->cap_ns && !is_cancelled(pl) && !is_dropped(it))
         pthread_cond_wait(&pl->a_space, &pl->amu);
     int stop = is_cancelled(pl) || is_dropped(it);
     pthread_mutex_unlock(&pl->amu);
@@ -576,7 +602,7 @@ static stts_status synth_fallback(pipeline *pl, item *it, chunk_ctx *ctx, stts_e
             stts_error_clear(err);
         } else {
             static const int16_t zeros[1024];
-            size_t gap = (size_t)(0.25 * pl->rate);   /* a pause between notice and sentence */
+            size_t gap = (size_t)(0.25 * it->rate);   /* a pause between notice and sentence */
             while (gap > 0) {
                 size_t n = gap < 1024 ? gap : 1024;
                 if (on_chunk(ctx, zeros, n)) return stts_error_set(err, STTS_ERR_CANCELLED, "stopped");
@@ -585,6 +611,12 @@ static stts_status synth_fallback(pipeline *pl, item *it, chunk_ctx *ctx, stts_e
         }
     }
     tts_synth *v = pl->p.source_synth ? pl->p.source_synth : pl->p.synth;
+    if (tts_sample_rate(v) != it->rate) {   /* the source voice's samples keep their own rate */
+        pthread_mutex_lock(&pl->amu);
+        it->rate2 = tts_sample_rate(v);
+        it->rate2_from = it->n_pcm;
+        pthread_mutex_unlock(&pl->amu);
+    }
     return tts_synthesize(v, it->spoken, on_chunk, ctx, &it->drop, err);
 }
 
@@ -596,11 +628,14 @@ static void *synth_main(void *arg) {
         if (is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         pthread_mutex_lock(&pl->amu);
-        while (pl->queued_samples > pl->cap_samples && !is_cancelled(pl) && !is_dropped(it))
+        while (pl->queued_ns > pl->cap_ns && !is_cancelled(pl) && !is_dropped(it))
             pthread_cond_wait(&pl->a_space, &pl->amu);
         if (is_cancelled(pl)) { pthread_mutex_unlock(&pl->amu); live_free(pl, it); break; }
         if (is_dropped(it)) { pthread_mutex_unlock(&pl->amu); drop_item(pl, it); continue; }
         it->next = NULL;
+        /* The buffer is tagged with the rate the voice makes; nothing
+         * converts it before the sink. */
+        it->rate = tts_sample_rate(pl->p.synth);
         if (pl->a_tail) pl->a_tail->next = it; else pl->a_head = it;
         pl->a_tail = it;
         pthread_cond_broadcast(&pl->a_data);
@@ -694,11 +729,10 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
             else fputc(*s, f);
         }
     }
-    double rate = pl->rate > 0 ? pl->rate : 1;
     fprintf(f, "\",\"skipped\":%s,\"idle\":%s,\"audio_ms\":%.3f", it->skipped ? "true" : "false",
-            idle ? "true" : "false", (double)it->n_pcm * 1000.0 / rate);
+            idle ? "true" : "false", (double)span_ns(it, it->n_pcm) / 1e6);
     /* Only when set, so pipe mode's records keep their keys. */
-    if (it->stopped) fprintf(f, ",\"stopped\":true,\"played_ms\":%.3f", (double)it->played * 1000.0 / rate);
+    if (it->stopped) fprintf(f, ",\"stopped\":true,\"played_ms\":%.3f", (double)span_ns(it, it->played) / 1e6);
     if (it->replay) fputs(",\"replay\":true", f);
     if (it->how == PIPELINE_FALLBACK) {   /* spoken untranslated, after the notice (if it was said) */
         fputs(",\"untranslated\":true,\"notice\":", f);
@@ -803,10 +837,10 @@ static void done_append(pipeline *pl, item *it) {
 /* Writes n samples, pacing like a device when simulate_realtime is set.
  * A failing sink is said once per outage (and once when it works again);
  * meanwhile writes fail fast, so the pipeline keeps reading its input. */
-static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, uint64_t seq) {
+static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, int rate, uint64_t seq) {
     stts_error err;
     stts_error_clear(&err);
-    if (audio_write(pl->p.sink, pcm, n, &err) != STTS_OK) {
+    if (audio_write(pl->p.sink, pcm, n, rate, &err) != STTS_OK) {
         if (!is_cancelled(pl) && !pl->sink_down) {
             pl->sink_down = 1;
             emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "
@@ -818,8 +852,10 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
         pl->sink_down = 0;
         emit_log(pl, seq, "audio output works again; speaking from sentence %llu on", (unsigned long long)seq);
     }
-    if (pl->p.simulate_realtime && pl->rate > 0) {
-        uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)pl->rate;
+    /* Paced by the samples' own rate: their duration is the same at any
+     * rate the sink converts them to. */
+    if (pl->p.simulate_realtime && rate > 0) {
+        uint64_t left = (uint64_t)n * 1000000000ull / (uint64_t)rate;
         while (left > 0 && !is_cancelled(pl) && !(it && is_dropped(it))) {   /* short slices keep stop prompt */
             uint64_t step = left < 5000000ull ? left : 5000000ull;
             sleep_ns(step);
@@ -833,7 +869,7 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
  * unspoken ones while the audio waiting exceeds the limit. Called with amu
  * held; returns how many were skipped (moved to the done list). */
 static int skip_backlog(pipeline *pl) {
-    if (pl->p.max_lag_s <= 0 || pl->rate <= 0) return 0;
+    if (pl->p.max_lag_s <= 0) return 0;
     int skipped = 0;
     /* Skipped upstream (stale): nothing to play. */
     while (pl->a_head && pl->a_head->skipped && pl->a_head->synth_done) {
@@ -843,12 +879,12 @@ static int skip_backlog(pipeline *pl) {
         done_append(pl, it);
         skipped++;
     }
-    double limit = pl->p.max_lag_s * pl->rate;
+    double limit = pl->p.max_lag_s * 1e9;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
-           !is_dropped(pl->a_head) && (double)pl->queued_samples > limit) {   /* a stopped one stays stopped */
+           !is_dropped(pl->a_head) && (double)pl->queued_ns > limit) {   /* a stopped one stays stopped */
         item *it = pl->a_head;
         pl->a_head = it->next;
-        pl->queued_samples -= it->n_pcm;
+        pl->queued_ns -= span_ns(it, it->n_pcm);
         it->skipped = 1;
         done_append(pl, it);
         skipped++;
@@ -872,6 +908,9 @@ static void remember(pipeline *pl, const item *it) {
         return;
     }
     memcpy(h->pcm, it->pcm, it->n_pcm * sizeof *h->pcm);
+    h->rate = it->rate;
+    h->rate2 = it->rate2;
+    h->rate2_from = it->rate2_from;
     h->n_pcm = h->cap_pcm = it->n_pcm;
     h->seq = it->seq;
     h->kind = it->kind;
@@ -892,7 +931,7 @@ static void remember(pipeline *pl, const item *it) {
 static int stop_playing(pipeline *pl, item *it) {
     while (!it->synth_done && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
     if (is_cancelled(pl)) return 1;
-    pl->queued_samples -= it->n_pcm - it->played;
+    pl->queued_ns -= span_ns(it, it->n_pcm) - span_ns(it, it->played);
     pl->a_head = it->next;
     if (!pl->a_head) pl->a_tail = NULL;
     if (it->skipped) pl->skip_pending++;   /* skipped just before the stop reached it: one outcome, skipped */
@@ -916,7 +955,7 @@ static void announce_skips(pipeline *pl, uint64_t next_seq, int audible) {
              n == 1 ? "" : "s");
     if (audible && pl->skip_pcm) {
         stts_error err;
-        play_samples(pl, NULL, pl->skip_pcm, pl->skip_n, next_seq);
+        play_samples(pl, NULL, pl->skip_pcm, pl->skip_n, pl->skip_rate, next_seq);
         audio_silence(pl->p.sink, pl->p.gap_ms, &err);
     }
 }
@@ -981,7 +1020,7 @@ static void *play_main(void *arg) {
              * from the very next sample. */
             while (pl->paused && !is_cancelled(pl) && !is_dropped(it)) pthread_cond_wait(&pl->a_data, &pl->amu);
             if (is_cancelled(pl) || is_dropped(it)) break;
-            size_t avail = it->n_pcm - it->played;
+            size_t avail = run_end(it, it->played) - it->played;
             if (avail == 0) {
                 if (it->synth_done) break;
                 pthread_cond_wait(&pl->a_data, &pl->amu);
@@ -991,12 +1030,13 @@ static void *play_main(void *arg) {
             int rc = 0;
             if (!sink_failed) {
                 memcpy(buf, it->pcm + it->played, n * sizeof *buf);
+                int rate = rate_at(it, it->played);
                 pthread_mutex_unlock(&pl->amu);
-                rc = play_samples(pl, it, buf, n, it->seq);
+                rc = play_samples(pl, it, buf, n, rate, it->seq);
                 pthread_mutex_lock(&pl->amu);
             }
+            pl->queued_ns -= span_ns(it, it->played + n) - span_ns(it, it->played);
             it->played += n;
-            pl->queued_samples -= n;
             pthread_cond_broadcast(&pl->a_space);
             if (rc != 0 && (is_cancelled(pl) || is_dropped(it))) break;
             if (rc != 0) sink_failed = 1;
@@ -1098,6 +1138,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
         st = tts_synthesize(pl->p.synth, skip_text, collect_chunk, &b, NULL, err);
         pl->skip_pcm = b.pcm;
         pl->skip_n = b.n;
+        pl->skip_rate = tts_sample_rate(pl->p.synth);
     } else {
         st = tts_synthesize(pl->p.synth, skip_text, discard_chunk, NULL, NULL, err);
     }
@@ -1126,14 +1167,6 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
     if (p->translate && !p->model && !p->translate_fn)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: translation is on but no model was given");
-    if (audio_sample_rate(p->sink) != tts_sample_rate(p->synth))
-        return stts_error_set(err, STTS_ERR_INVALID_ARG,
-                              "pipeline: the audio sink runs at %d Hz but the voice produces %d Hz",
-                              audio_sample_rate(p->sink), tts_sample_rate(p->synth));
-    if (p->source_synth && tts_sample_rate(p->source_synth) != tts_sample_rate(p->synth))
-        return stts_error_set(err, STTS_ERR_INVALID_ARG,
-                              "pipeline: the source-language voice produces %d Hz but the voice %d Hz",
-                              tts_sample_rate(p->source_synth), tts_sample_rate(p->synth));
     if (p->translate && p->model) {
         if (nllb_model_lang_id(p->model, p->src_lang) < 0)
             return stts_error_set(err, STTS_ERR_INVALID_ARG,
@@ -1150,12 +1183,11 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     pl->p.src_lang = pl->src_lang;
     pl->p.tgt_lang = pl->tgt_lang;
     pl->t0 = stts_now_ns();
-    pl->rate = tts_sample_rate(p->synth);
     double ahead = p->audio_queue_s > 0 ? p->audio_queue_s : 60;
     /* The audio queue must hold more than the lag limit, or there would
      * never be a backlog to skip. */
     if (p->max_lag_s > 0 && ahead < 2 * p->max_lag_s + 5) ahead = 2 * p->max_lag_s + 5;
-    pl->cap_samples = (size_t)(ahead * pl->rate);
+    pl->cap_ns = (uint64_t)(ahead * 1e9);
     tq_init(&pl->q_text, p->text_queue);
     tq_init(&pl->q_spoken, p->text_queue);
     pthread_mutex_init(&pl->amu, NULL);
@@ -1370,6 +1402,9 @@ int pipeline_replay(pipeline *pl, int n) {
             break;
         }
         memcpy(it->pcm, h->pcm, h->n_pcm * sizeof *it->pcm);
+        it->rate = h->rate;
+        it->rate2 = h->rate2;
+        it->rate2_from = h->rate2_from;
         it->n_pcm = it->cap_pcm = h->n_pcm;
         it->seq = h->seq;
         it->kind = h->kind;
@@ -1382,7 +1417,7 @@ int pipeline_replay(pipeline *pl, int n) {
         else { it->next = pl->a_head; pl->a_head = it; }
         if (!it->next) pl->a_tail = it;
         after = it;
-        pl->queued_samples += it->n_pcm;
+        pl->queued_ns += span_ns(it, it->n_pcm);
         made++;
     }
     pthread_cond_broadcast(&pl->a_data);
@@ -1435,7 +1470,7 @@ void pipeline_get_stats(pipeline *pl, pipeline_stats *st) {
     st->ready_first_out_p95 = percentile(pl->d_ready_out, pl->n_ready_out, 0.95);
     pthread_mutex_unlock(&pl->smu);
     pthread_mutex_lock(&pl->amu);
-    st->lag_s = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    st->lag_s = (double)pl->queued_ns / 1e9;
     pthread_mutex_unlock(&pl->amu);
 }
 
@@ -1468,7 +1503,7 @@ void pipeline_status_line(pipeline *pl, char *buf, size_t cap) {
     unsigned long long played = pl->st.played;
     pthread_mutex_unlock(&pl->smu);
     pthread_mutex_lock(&pl->amu);
-    double lag = pl->rate > 0 ? (double)pl->queued_samples / pl->rate : 0;
+    double lag = (double)pl->queued_ns / 1e9;
     pthread_mutex_unlock(&pl->amu);
     snprintf(buf, cap, "spoken %llu  queued %d  lag %.1f s  last: mt %.0f ms, tts first chunk %.0f ms", played, queued,
              lag, mt, tts);

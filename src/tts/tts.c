@@ -1,11 +1,11 @@
 /* tts.c - the front door of the synthesis stage: parameters, choosing and
  * opening a backend, the output path every chunk takes (stop flag, user
- * callback, resampling to a requested rate with libsamplerate), text
- * clean-up shared by the backends, voice lookup and voice listing. */
+ * callback), text clean-up shared by the backends, voice lookup and voice
+ * listing. Chunks leave at the voice's native rate: rates are converted in
+ * one place, the audio sink (src/audio), which alone knows the rate its
+ * output needs and may take voices of several rates in one stream. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <math.h>
-#include <samplerate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +15,13 @@
 struct tts_synth {
     tts_opened o;
     tts_backend backend;
-    int out_rate;            /* what callers get */
-    SRC_STATE *src;          /* non-NULL when out_rate != native rate */
 };
 
 struct tts_out {
-    tts_synth *s;
     tts_chunk_fn cb;
     void *user;
     const atomic_int *stop;
     int by_callback;         /* the callback asked to stop */
-    float *fin, *fout;       /* resampler buffers */
-    int16_t *pcm;
-    size_t fin_cap, fout_cap, pcm_cap;
 };
 
 void tts_default_params(tts_params *p) {
@@ -88,50 +82,8 @@ static int deliver(tts_out *o, const int16_t *pcm, size_t n) {
     return tts_out_should_stop(o);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    void *g = realloc(*p, need * elem);
-    if (!g) return -1;
-    *p = g;
-    *cap = need;
-    return 0;
-}
-
-/* Resamples pcm through the synth's libsamplerate state; last=1 flushes. */
-static int resample(tts_out *o, const int16_t *pcm, size_t n, int last) {
-    tts_synth *s = o->s;
-    double ratio = (double)s->out_rate / s->o.rate;
-    size_t out_max = (size_t)ceil(n * ratio) + 256;
-    if (grow((void **)&o->fin, &o->fin_cap, n + 1, sizeof(float)) ||
-        grow((void **)&o->fout, &o->fout_cap, out_max, sizeof(float)) ||
-        grow((void **)&o->pcm, &o->pcm_cap, out_max, sizeof(int16_t)))
-        return o->by_callback = 1;
-    for (size_t i = 0; i < n; i++) o->fin[i] = pcm[i] / 32768.0f;
-    SRC_DATA d;
-    memset(&d, 0, sizeof d);
-    d.data_in = o->fin;
-    d.input_frames = (long)n;
-    d.src_ratio = ratio;
-    d.end_of_input = last;
-    for (;;) {
-        d.data_out = o->fout;
-        d.output_frames = (long)out_max;
-        if (src_process(s->src, &d) != 0) return o->by_callback = 1;
-        for (long i = 0; i < d.output_frames_gen; i++) {
-            float x = o->fout[i] * 32768.0f;
-            o->pcm[i] = x >= 32767.0f ? 32767 : x <= -32768.0f ? -32768 : (int16_t)lrintf(x);
-        }
-        if (deliver(o, o->pcm, (size_t)d.output_frames_gen)) return 1;
-        d.data_in += d.input_frames_used;
-        d.input_frames -= d.input_frames_used;
-        if (d.input_frames == 0 && (!last || d.output_frames_gen == 0)) break;
-    }
-    return 0;
-}
-
 int tts_out_emit(tts_out *o, const int16_t *pcm, size_t n) {
     if (tts_out_should_stop(o)) return 1;
-    if (o->s->src) return resample(o, pcm, n, 0);
     return deliver(o, pcm, n);
 }
 
@@ -269,8 +221,6 @@ static stts_status check_params(const tts_params *p, stts_error *err) {
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pitch shift %g semitones out of range [-24, 24]", p->pitch);
     if (!(p->volume_db >= -40.0 && p->volume_db <= 20.0))
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "volume %g dB out of range [-40, 20]", p->volume_db);
-    if (p->sample_rate != 0 && (p->sample_rate < 8000 || p->sample_rate > 192000))
-        return stts_error_set(err, STTS_ERR_INVALID_ARG, "sample rate %d Hz out of range [8000, 192000]", p->sample_rate);
     return STTS_OK;
 }
 
@@ -297,15 +247,6 @@ stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err) {
     s->backend = d->id;
     st = d->open(p, &s->o, err);
     if (st != STTS_OK) { free(s); return st; }
-    s->out_rate = p->sample_rate ? p->sample_rate : s->o.rate;
-    if (s->out_rate != s->o.rate) {
-        int e = 0;
-        s->src = src_new(SRC_SINC_FASTEST, 1, &e);
-        if (!s->src) {
-            tts_close(s);
-            return stts_error_set(err, STTS_ERR_INTERNAL, "libsamplerate: %s", src_strerror(e));
-        }
-    }
     *out = s;
     return STTS_OK;
 }
@@ -313,11 +254,10 @@ stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err) {
 void tts_close(tts_synth *s) {
     if (!s) return;
     if (s->o.ops) s->o.ops->close(s->o.impl);
-    if (s->src) src_delete(s->src);
     free(s);
 }
 
-int tts_sample_rate(const tts_synth *s) { return s->out_rate; }
+int tts_sample_rate(const tts_synth *s) { return s->o.rate; }
 tts_backend tts_backend_of(const tts_synth *s) { return s->backend; }
 const char *tts_voice_name(const tts_synth *s) { return s->o.voice; }
 
@@ -333,16 +273,10 @@ stts_status tts_synthesize(tts_synth *s, const char *text, tts_chunk_fn cb, void
     }
     tts_out o;
     memset(&o, 0, sizeof o);
-    o.s = s;
     o.cb = cb;
     o.user = user;
     o.stop = stop;
-    if (s->src) src_reset(s->src);
     stts_status st = s->o.ops->synthesize(s->o.impl, clean, &o, err);
-    if (st == STTS_OK && s->src && resample(&o, NULL, 0, 1)) st = tts_out_cancelled(&o, err);
-    free(o.fin);
-    free(o.fout);
-    free(o.pcm);
     free(clean);
     return st;
 }

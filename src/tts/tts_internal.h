@@ -1,9 +1,10 @@
 /* tts_internal.h - what the backends (jtalk.c, espeak.c, command.c) share
  * with the front door (tts.c): the output path every sample goes through
- * (stop flag, callback, optional resampling), the text helpers, and the
- * backend descriptor each backend file exports. tts.c knows the backends
- * only through its table of descriptors; the backends know tts.c only
- * through the services below. Not installed; not part of the public API. */
+ * (stop flag, callback; samples stay at the voice's rate, the sink converts),
+ * the text helpers, and the backend descriptor each backend file exports.
+ * tts.c knows the backends only through its table of descriptors; the
+ * backends know tts.c only through the services below. Not installed; not
+ * part of the public API. */
 #ifndef STTS_TTS_INTERNAL_H
 #define STTS_TTS_INTERNAL_H
 

@@ -41,8 +41,8 @@ static void test_wav_roundtrip(void) {
     uint64_t m0 = 0, m1 = 0, h0 = 0, p0 = 0, h1 = 0, p1 = 0;
     uint64_t t0 = stts_now_ns();
     CHECK_EQ_INT(audio_mark(s, &m0, &err), STTS_OK);
-    CHECK_EQ_INT(audio_write(s, sig, 1000, &err), STTS_OK);
-    CHECK_EQ_INT(audio_write(s, sig + 1000, n - 1000, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig, 1000, audio_sample_rate(s), &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig + 1000, n - 1000, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_mark(s, &m1, &err), STTS_OK);
     CHECK_EQ_INT(audio_silence(s, 250.0, &err), STTS_OK);  /* 5512.5 -> 5513 samples */
     CHECK(audio_mark_query(s, m0, &h0, &p0) == 1);
@@ -95,7 +95,7 @@ static void test_raw_to_fd(void) {
     stts_error err = {0};
     CHECK_EQ_INT(audio_open(&p, &s, &err), STTS_OK);
     int16_t *sig = make_signal(3000, 48000);
-    CHECK_EQ_INT(audio_write(s, sig, 3000, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, sig, 3000, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_silence(s, 1.0, &err), STTS_OK);
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     close(fds[1]);  /* the sink does not own a caller's fd */
@@ -125,7 +125,7 @@ static void test_wav_to_pipe_is_streamable(void) {
     stts_error err = {0};
     CHECK_EQ_INT(audio_open(&p, &s, &err), STTS_OK);
     int16_t x[4] = {1, -2, 3, -4};
-    CHECK_EQ_INT(audio_write(s, x, 4, &err), STTS_OK);
+    CHECK_EQ_INT(audio_write(s, x, 4, audio_sample_rate(s), &err), STTS_OK);
     CHECK_EQ_INT(audio_close(s, &err), STTS_OK);
     fflush(stdout);
     dup2(saved, 1);
@@ -164,7 +164,7 @@ static void test_errors(void) {
     p.sample_rate = 48000;
     CHECK_EQ_INT(audio_open(&p, &s, &err), STTS_OK);
     int16_t x[16] = {0};
-    CHECK_EQ_INT(audio_write(s, x, 16, &err), STTS_ERR_IO);
+    CHECK_EQ_INT(audio_write(s, x, 16, audio_sample_rate(s), &err), STTS_ERR_IO);
     audio_close(s, NULL);
     close(fds[1]);
 }

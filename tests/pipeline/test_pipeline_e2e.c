@@ -3,9 +3,10 @@
  * sink: the bundled sample stream-json in, speech out; order and once-only
  * under random stage delays; cancellation mid-sentence; the --max-lag
  * notice; metrics fields and their order; memory bounded on a 100k-line
- * input. Label "pipeline": also run under ThreadSanitizer in CI. */
+ * input; a sink at another rate than the voice's (durations, pause). Label "pipeline": also run under ThreadSanitizer in CI. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -281,6 +282,108 @@ static void order_under_delays(void) {
         pipeline_free(pl);
         rig_close(&r);
     }
+}
+
+/* ---- the sink converts the voice's rate ---- */
+
+typedef struct {
+    int16_t *pcm;      /* the WAV's samples */
+    size_t n;
+    int rate;          /* its header's rate */
+    double audio_ms;   /* sum of the metrics' audio_ms */
+    int lines;
+} rate_run;
+
+/* The first n of two Japanese sentences spoken by Open JTalk (48 kHz) into
+ * a WAV at sink_rate; with pause, paced like a device and paused
+ * mid-sentence (the first is ~1.9 s). */
+static void run_at_rate(int sink_rate, int n, int pause, const char *name, rate_run *out) {
+    memset(out, 0, sizeof *out);
+    rig r;
+    if (rig_open(&r, name) != 0) { CHECK(0); rig_close(&r); return; }
+    stts_error err;
+    audio_close(r.sink, &err);
+    r.sink = r.pp.sink = open_wav(r.wav, sink_rate);
+    r.pp.translate = 0;
+    r.pp.warmup = 0;
+    r.pp.simulate_realtime = pause;
+    char met[320];
+    snprintf(met, sizeof met, "%s.jsonl", r.wav);
+    FILE *mf = fopen(met, "w");
+    r.pp.metrics = mf;
+    pipeline *pl = NULL;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { fclose(mf); rig_close(&r); return; }
+    static const char *texts[] = {"今日は良い天気ですね。", "明日も晴れるでしょう。"};
+    push_texts(pl, texts, n);
+    if (pause) {
+        while (!atomic_load(&r.ev.first_play)) {
+            struct timespec t = {0, 1000000};
+            nanosleep(&t, NULL);
+        }
+        struct timespec t = {0, 400000000};   /* inside the first sentence (~1.5 s) */
+        nanosleep(&t, NULL);
+        pipeline_pause(pl, 1);
+        t.tv_nsec = 300000000;
+        nanosleep(&t, NULL);
+        pipeline_pause(pl, 0);
+    }
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    pipeline_free(pl);
+    fclose(mf);
+    rig_close(&r);
+    FILE *f = fopen(met, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        if (o) out->audio_ms += json_number_value(json_object_get(o, "audio_ms"));
+        out->lines += o != NULL;
+        json_decref(o);
+    }
+    free(line);
+    if (f) fclose(f);
+    size_t len = 0;
+    unsigned char *b = (unsigned char *)test_read_file(r.wav, &len);
+    if (b && len >= 44) {
+        out->rate = b[24] | b[25] << 8 | b[26] << 16 | b[27] << 24;
+        out->n = (len - 44) / 2;
+        out->pcm = malloc(out->n * 2 + 2);
+        memcpy(out->pcm, b + 44, out->n * 2);
+    }
+    free(b);
+}
+
+/* The voice hands out 48 kHz, the WAV is 16 kHz: the WAV says 16 kHz and
+ * lasts what the metrics say was spoken (audio_ms, at the voice's rate)
+ * plus the gap, as long as the same run at the voice's own rate (so the
+ * buffers carry the voice's rate, not the sink's); pausing mid-sentence
+ * (through the converter) loses and repeats nothing: the samples equal the
+ * unpaused run's. One sentence per run, only the paused run paced: about
+ * 2.5 s of test time in all. */
+static void sink_converts_voice_rate(void) {
+    rate_run native, conv, paused;
+    run_at_rate(48000, 1, 0, "native48.wav", &native);
+    run_at_rate(16000, 1, 0, "conv16.wav", &conv);
+    run_at_rate(16000, 1, 1, "paused16.wav", &paused);
+    CHECK_EQ_INT(native.rate, 48000);
+    CHECK_EQ_INT(conv.rate, 16000);
+    CHECK_EQ_INT(conv.lines, 1);
+    double want = (conv.audio_ms / 1000.0 + 0.150) * 16000;
+    printf("voice 48 kHz -> WAV 16 kHz: %zu frames (%.4f s), metrics say %.1f ms + the gap = %.1f frames; "
+           "at 48 kHz %.4f s\n", conv.n, conv.n / 16000.0, conv.audio_ms, want, native.n / 48000.0);
+    CHECK_MSG(fabs((double)conv.n - want) <= 2, "%zu frames, want %.1f", conv.n, want);
+    CHECK_NEAR(conv.audio_ms, native.audio_ms, 0.001);
+    CHECK_NEAR(conv.n / 16000.0, native.n / 48000.0, 4.0 / 16000);
+    CHECK_EQ_INT(paused.lines, 1);
+    CHECK_MSG(paused.n == conv.n && paused.n > 16000 && conv.pcm && paused.pcm &&
+                  memcmp(paused.pcm, conv.pcm, paused.n * 2) == 0,
+              "paused run: %zu frames, unpaused %zu, %s", paused.n, conv.n,
+              paused.n == conv.n ? "samples differ" : "lengths differ");
+    free(native.pcm);
+    free(conv.pcm);
+    free(paused.pcm);
 }
 
 /* ---- cancellation mid-sentence ---- */
@@ -605,6 +708,7 @@ int main(void) {
     }
     TEST_RUN(sample_end_to_end);
     TEST_RUN(order_under_delays);
+    TEST_RUN(sink_converts_voice_rate);
     TEST_RUN(cancel_mid_sentence);
     TEST_RUN(max_lag_skips_with_notice);
     TEST_RUN(stale_then_stopped_one_outcome);

@@ -199,6 +199,19 @@ others = [r for i, r in enumerate(rows) if i not in (1, 3)]
 assert all("error" not in r and r["t_first_out_ms"] is not None for r in others), "the next sentences continue"
 assert rows[2]["how"] == "mt", "translation works again after the failure"
 PY
+# The fallback is read by two voices at their own rates (Open JTalk 48 kHz, espeak-ng 22.05 kHz) and
+# the sink converts: its duration is the notice + 0.25 s + the source, each as said alone.
+"$BIN" say --voice "$VOICE" --output "$T/fb-notice.wav" "翻訳できませんでした。" 2>/dev/null \
+  && "$BIN" say --lang eng_Latn --output "$T/fb-source.wav" "$src1" 2>/dev/null \
+  && python3 - "$T/f.jsonl" "$T/fb-notice.wav" "$T/fb-source.wav" <<'PY' && ok || bad "stage faults: the fallback's duration"
+import json, struct, sys
+def secs(f):
+    b = open(f, "rb").read()
+    return struct.unpack("<I", b[40:44])[0] / 2 / struct.unpack("<I", b[24:28])[0]
+got = json.loads(open(sys.argv[1], encoding="utf-8").readlines()[1])["audio_ms"] / 1000
+want = secs(sys.argv[2]) + 0.25 + secs(sys.argv[3])
+assert abs(got - want) < 0.03, (got, want)
+PY
 
 # ---- 4. model files truncated / replaced under a running process ----------------------
 # The engine converts every weight into its own memory at load and unmaps the

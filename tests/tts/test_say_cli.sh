@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_say_cli.sh STREAM_TTS VOICE_DIR - `stream-tts say` and `voices` end to
 # end: WAV and raw output agree and have the voice's rate and a plausible
-# length, labels show the dictionary reading, errors are one line with the
+# length, --rate converts at the sink (same duration), labels show the dictionary reading, errors are one line with the
 # right exit status (unknown language; no sound device with the fallback).
 set -u
 bin=$1
@@ -17,6 +17,13 @@ check "say --output wav exits 0" "[ $? = 0 ]"
 check "wav is 48 kHz mono 16-bit" "[ \"\$(od -An -tu4 -j24 -N4 "$tmp/a.wav" | tr -d ' ')\" = 48000 ] && [ \"\$(od -An -tu2 -j22 -N2 "$tmp/a.wav" | tr -d ' ')\" = 1 ]"
 size=$(stat -c %s "$tmp/a.wav")
 check "wav holds 1.2-2.6 s of audio" "[ $size -gt $((44 + 2 * 48000 * 12 / 10)) ] && [ $size -lt $((44 + 2 * 48000 * 26 / 10)) ]"
+"$bin" say --rate 16000 --output "$tmp/r16.wav" "今日は良い天気です。" 2>"$tmp/err"
+check "say --rate 16000: exits 0, a 16 kHz WAV" "[ $? = 0 ] && [ \"\$(od -An -tu4 -j24 -N4 "$tmp/r16.wav" | tr -d ' ')\" = 16000 ]"
+# The sink converts: a third of the 48 kHz frames, within 2 (same duration).
+check "say --rate 16000: same duration as at 48 kHz" "[ \$(( ($size - 44) / 2 / 3 - ($(stat -c %s "$tmp/r16.wav") - 44) / 2 )) -le 2 ] && [ \$(( ($(stat -c %s "$tmp/r16.wav") - 44) / 2 - ($size - 44) / 2 / 3 )) -le 2 ]"
+"$bin" say --rate 1000 --output "$tmp/r1.wav" "テスト" 2>"$tmp/err"
+rc=$?
+check "say --rate 1000: exit 1, one line with the range" "[ $rc = 1 ] && [ \$(wc -l <"$tmp/err") = 1 ] && grep -q '8000, 192000' "$tmp/err""
 echo "今日は良い天気です。" | "$bin" say --output - >"$tmp/a.raw"
 check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -c +45 "$tmp/a.wav") "$tmp/a.raw""
 "$bin" say --labels "GitHub" >"$tmp/lab"

@@ -181,7 +181,7 @@ static void test_params_change_audio(void) {
     tts_params p;
     tts_default_params(&p);
     p.voice = voice_path("mei_normal", vp, sizeof vp);
-    tts_synth *base = NULL, *fast = NULL, *quiet = NULL, *r16 = NULL;
+    tts_synth *base = NULL, *fast = NULL, *quiet = NULL;
     stts_error err = {0};
     CHECK_EQ_INT(tts_open(&p, &base, &err), STTS_OK);
     p.speed = 1.5;
@@ -189,32 +189,24 @@ static void test_params_change_audio(void) {
     p.speed = 1.0;
     p.volume_db = -12.0;
     CHECK_EQ_INT(tts_open(&p, &quiet, &err), STTS_OK);
-    p.volume_db = 0;
-    p.sample_rate = 16000;
-    CHECK_EQ_INT(tts_open(&p, &r16, &err), STTS_OK);
-    if (!base || !fast || !quiet || !r16) goto out;
-    CHECK_EQ_INT(tts_sample_rate(r16), 16000);
-    collect a = {0}, b = {0}, c = {0}, d = {0};
+    if (!base || !fast || !quiet) goto out;
+    /* Every handle at the voice's own rate (the sink converts; tests/audio). */
+    CHECK(tts_sample_rate(base) == 48000 && tts_sample_rate(fast) == 48000 && tts_sample_rate(quiet) == 48000);
+    collect a = {0}, b = {0}, c = {0};
     CHECK_EQ_INT(say(base, k_sentences[0], &a, NULL), STTS_OK);
     CHECK_EQ_INT(say(fast, k_sentences[0], &b, NULL), STTS_OK);
     CHECK_EQ_INT(say(quiet, k_sentences[0], &c, NULL), STTS_OK);
-    CHECK_EQ_INT(say(r16, k_sentences[0], &d, NULL), STTS_OK);
     double ratio = (double)b.n / a.n;
     CHECK_MSG(ratio > 0.55 && ratio < 0.8, "speed 1.5 length ratio %.3f", ratio);
     /* -12 dB is a factor 0.251 in amplitude. */
     CHECK_NEAR(pcm_rms(c.pcm, c.n) / pcm_rms(a.pcm, a.n), 0.251, 0.02);
-    /* Resampled to 16 kHz: a third of the samples, same duration. */
-    CHECK_NEAR((double)d.n / 16000.0, (double)a.n / 48000.0, 0.01);
-    CHECK(pcm_rms(d.pcm, d.n) > 0.7 * pcm_rms(a.pcm, a.n));
     collect_free(&a);
     collect_free(&b);
     collect_free(&c);
-    collect_free(&d);
 out:
     tts_close(base);
     tts_close(fast);
     tts_close(quiet);
-    tts_close(r16);
 }
 
 static void test_low_latency_passes(void) {
@@ -339,7 +331,7 @@ static void test_bad_voices_and_languages(void) {
     p.speed = 0;
     CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_INVALID_ARG);
     tts_default_params(&p);
-    p.sample_rate = 1000;
+    p.pitch = 30;
     CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_INVALID_ARG);
     CHECK(s == NULL);
 }

@@ -29,7 +29,7 @@ static void say_usage(FILE *f) {
             "  --speed X              speaking rate factor (default 1.0)\n"
             "  --pitch SEMITONES      pitch shift (default 0)\n"
             "  --volume DB            gain in dB (default 0)\n"
-            "  --rate HZ              output sample rate (default: the voice's)\n"
+            "  --rate HZ              output sample rate (default: the voice's; converted on output)\n"
             "  --output FILE.wav|-    write a WAV file, or raw s16le mono PCM to stdout with '-'\n"
             "                         (FILE.raw/.pcm: raw PCM to that file); default: the sound device\n"
             "  --audio-device N|NAME  sound device by index or name (see --list-audio-devices)\n"
@@ -62,6 +62,7 @@ static char *read_stdin(void) {
 
 typedef struct {
     audio_sink *sink;
+    int rate;               /* the voice's: what the chunks are tagged with */
     stts_error err;
     int failed;
     size_t samples;
@@ -72,7 +73,7 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     say_ctx *c = user;
     if (!c->first_ns) c->first_ns = stts_now_ns();
     c->samples += n;
-    if (audio_write(c->sink, pcm, n, &c->err) != STTS_OK) {
+    if (audio_write(c->sink, pcm, n, c->rate, &c->err) != STTS_OK) {
         c->failed = 1;
         return 1;
     }
@@ -96,6 +97,7 @@ int cmd_say(int argc, char **argv) {
     tts_default_params(&tp);
     const char *output = NULL, *device = NULL;
     int labels = 0, verbose = 0;
+    int out_rate = 0;   /* --rate: the output's rate; the sink converts the voice's to it */
     char *text = NULL;
     size_t tlen = 0;
     for (int i = 1; i < argc; i++) {
@@ -111,7 +113,7 @@ int cmd_say(int argc, char **argv) {
         else if (strcmp(a, "--speed") == 0) NUM(tp.speed);
         else if (strcmp(a, "--pitch") == 0) NUM(tp.pitch);
         else if (strcmp(a, "--volume") == 0) NUM(tp.volume_db);
-        else if (strcmp(a, "--rate") == 0) { double r_; NUM(r_); tp.sample_rate = (int)r_; }
+        else if (strcmp(a, "--rate") == 0) { double r_; NUM(r_); out_rate = (int)r_; }
         else if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0) { NEED(); output = v; }
         else if (strcmp(a, "--audio-device") == 0) { NEED(); device = v; }
         else if (strcmp(a, "--user-dict") == 0) { NEED(); tp.user_dict = v; }
@@ -147,6 +149,12 @@ int cmd_say(int argc, char **argv) {
         }
 #undef NEED
     }
+    if (out_rate != 0 && (out_rate < 8000 || out_rate > 192000)) {
+        /* the message and exit status tts_open gave when it resampled */
+        fprintf(stderr, "stream-tts: sample rate %d Hz out of range [8000, 192000]\n", out_rate);
+        free(text);
+        return 1;
+    }
     if (!text) text = read_stdin();
     if (!text) { fprintf(stderr, "stream-tts say: cannot read text\n"); return 1; }
 
@@ -172,7 +180,7 @@ int cmd_say(int argc, char **argv) {
 
     audio_params ap;
     audio_default_params(&ap);
-    ap.sample_rate = tts_sample_rate(tts);
+    ap.sample_rate = out_rate ? out_rate : tts_sample_rate(tts);
     ap.device = device;
     if (output) {
         if (strcmp(output, "-") == 0) { ap.kind = AUDIO_SINK_RAW; ap.fd = 1; }
@@ -203,6 +211,7 @@ int cmd_say(int argc, char **argv) {
 
     say_ctx c = {0};
     c.sink = sink;
+    c.rate = tts_sample_rate(tts);
     uint64_t t0 = stts_now_ns();
     stts_status st = tts_synthesize(tts, text, on_chunk, &c, &g_stop, &err);
     uint64_t t1 = stts_now_ns();

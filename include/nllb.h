@@ -105,6 +105,10 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
 stts_status nllb_model_new_random(const nllb_config *cfg, uint64_t seed, const nllb_model_params *params,
                                   nllb_model **out, stts_error *err);
 void nllb_model_free(nllb_model *model);
+/* 1 when decoding ends at token id: config.json's eos_token_id or any id of
+ * generation_config.json's eos_token_id (an id or a list); a sequence whose
+ * last id is none of them stopped at the length limit. */
+int nllb_model_is_eos(const nllb_model *model, int32_t id);
 
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */
@@ -172,6 +176,11 @@ typedef struct {
  * starting with '#' skipped). Errors name the file and line: not a number,
  * out of range (0..vocab_size-1 of model), no ids. *ids malloc'ed. */
 stts_status nllb_shortlist_read(const nllb_model *model, const char *path, int32_t **ids, int *n, stts_error *err);
+/* The same from memory (size bytes, any content: fuzzed), ids checked
+ * against 0..vocab_size-1; name is what errors call the input. A NUL byte
+ * is an error. */
+stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, const char *name, int32_t **ids,
+                                 int *n, stts_error *err);
 /* Bytes one decoder step reads with an LM head of lm_rows rows (0 = all). */
 size_t nllb_model_step_bytes_rows(const nllb_model *model, int lm_rows);
 nllb_translate_params nllb_translate_default_params(void);

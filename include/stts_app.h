@@ -51,7 +51,10 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
 typedef struct app app;
 
 /* Loads the model (when translating), opens the voice and the audio output.
- * The sink runs at the voice's rate. */
+ * The sink runs at the voice's rate. STTS_ERR_INVALID_ARG means a bad flag
+ * value (--weights, a --shortlist FILE that cannot be read or parsed, a
+ * voice setting out of range): callers exit 2 for it, as for other bad
+ * flags; any other code is a model, voice or device failure (exit 1). */
 stts_status app_open(const app_params *p, app **out, stts_error *err);
 /* Closes the sink (abort_audio: drop what is buffered instead of draining),
  * the voice and the model. The sink's close status is returned. */
@@ -59,6 +62,11 @@ stts_status app_close(app *a, int abort_audio, stts_error *err);
 
 nllb_model *app_model(const app *a);          /* NULL when not translating */
 tts_synth *app_synth(const app *a);
+/* A voice of the source language that reads the sentences whose translation
+ * failed (when translating and the languages differ), or NULL when there is
+ * none: no voice for it, or espeak-ng is already the spoken voice (one
+ * espeak-ng handle per process); the spoken voice reads them then. */
+tts_synth *app_source_synth(const app *a);
 audio_sink *app_sink(const app *a);
 const char *app_model_dir(const app *a);      /* "" when not translating */
 const char *app_model_why(const app *a);

@@ -42,7 +42,8 @@ typedef enum {
     PIPELINE_SAME_SCRIPT,   /* already written in the target language's script */
     PIPELINE_NOTICE,        /* a notice already in the target language */
     PIPELINE_UNTRANSLATED,  /* translation off (--no-translate) */
-    PIPELINE_FALLBACK       /* translation failed the guard twice: the source is spoken */
+    PIPELINE_FALLBACK       /* translation failed (engine error, or the guard twice): the source is
+                               spoken untranslated, after a "translation failed" notice */
 } pipeline_how;
 const char *pipeline_how_name(pipeline_how h);
 
@@ -57,6 +58,7 @@ typedef struct {
     const char *source;     /* PLAY: the sentence as written */
     const char *spoken;     /* PLAY: what is spoken */
     pipeline_how how;       /* PLAY */
+    const char *notice;     /* PLAY: said first (PIPELINE_FALLBACK: "Translation failed."), or NULL */
     const char *message;    /* LOG */
 } pipeline_event;
 
@@ -86,6 +88,8 @@ typedef struct {
     int protect;                 /* 1 (default): identifiers, paths, numbers reach the translation verbatim */
     int cache_entries;           /* LRU translation cache size; 0 = off */
     tts_synth *synth;            /* required */
+    tts_synth *source_synth;     /* optional: a voice for src_lang at the same rate, reading the sentences
+                                    whose translation failed (PIPELINE_FALLBACK); NULL: synth reads them */
     audio_sink *sink;            /* required; rate must equal tts_sample_rate(synth) */
     double gap_ms;               /* silence between sentences */
     double max_lag_s;            /* > 0: skip older unspoken audio beyond this backlog, and sentences
@@ -131,7 +135,10 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
  * every waiting thread is woken.
  * pipeline_stop: every sentence of session (NULL: all) not yet fully played
  * is dropped; returns once the player has let go of the one playing (at
- * most 1 s); returns how many were dropped. Later pushes play normally.
+ * most 1 s); returns how many were dropped. A sentence already skipped by
+ * --max-lag keeps that outcome (not dropped, not counted): each sentence is
+ * exactly one of played, skipped, stopped in the statistics and metrics.
+ * Later pushes play normally.
  * pipeline_skip: the sentence playing now only; 1 if there was one.
  * pipeline_pause: the player holds before its next slice (a sound device
  * still plays what it has buffered); resuming continues from the next

@@ -122,6 +122,7 @@ typedef enum {
     TEXT_PH_ERR_EXECUTION,
     TEXT_PH_SECRET,         /* Secret omitted. */
     TEXT_PH_SKIPPING,       /* Skipping ahead. */
+    TEXT_PH_TRANSLATION_FAILED, /* Translation failed. (before a sentence spoken untranslated) */
     TEXT_PH__COUNT
 } text_phrase_id;
 

@@ -26,6 +26,7 @@ struct app {
     char src[32], tgt[32];
     nllb_model *model;
     tts_synth *synth;
+    tts_synth *src_synth;   /* reads failed translations; NULL: none could be opened */
     audio_sink *sink;
     char model_dir[PATH_MAX];
     const char *why;
@@ -128,6 +129,12 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         if (st == STTS_OK && strcmp(sl, "none") != 0 && strcmp(sl, "auto") != 0) {
             st = nllb_shortlist_read(a->model, sl, &a->sl_ids, &a->sl_n, err);
             a->sl_mode = NLLB_SHORTLIST_IDS;
+            if (st != STTS_OK) {   /* a bad flag value, like `translate --shortlist` says it */
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+                st = stts_error_set(err, STTS_ERR_INVALID_ARG, "--shortlist: %s (a file of token ids, or auto, or none)",
+                                    msg);
+            }
         }
         if (st == STTS_OK) {
             a->demo = strstr(a->why, "demo") != NULL;
@@ -148,6 +155,21 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
         tp.user_dict = p->user_dict;
         if (p->tts_command) { tp.command = p->tts_command; tp.backend = TTS_BACKEND_COMMAND; }
         st = tts_open(&tp, &a->synth, err);
+    }
+    /* A voice of the source language for the sentences whose translation
+     * fails, at the spoken voice's rate. Optional: when there is none (no
+     * voice for the language, espeak-ng already taken by the spoken voice, or
+     * an error), the spoken voice reads the source (app_source_synth NULL). */
+    if (st == STTS_OK && p->translate && strcmp(a->src, a->tgt) != 0) {
+        tts_params sp;
+        tts_default_params(&sp);
+        sp.lang = a->src;
+        sp.speed = p->speed;
+        sp.volume_db = p->volume_db;
+        sp.sample_rate = tts_sample_rate(a->synth);
+        stts_error ignored;
+        if (tts_open(&sp, &a->src_synth, &ignored) != STTS_OK)
+            a->src_synth = NULL;
     }
     if (st == STTS_OK) {
         audio_params ap;
@@ -175,6 +197,7 @@ stts_status app_close(app *a, int abort_audio, stts_error *err) {
         if (abort_audio) audio_abort(a->sink);
         st = audio_close(a->sink, err);
     }
+    tts_close(a->src_synth);
     tts_close(a->synth);
     nllb_model_free(a->model);
     free(a->sl_ids);
@@ -184,6 +207,7 @@ stts_status app_close(app *a, int abort_audio, stts_error *err) {
 
 nllb_model *app_model(const app *a) { return a->model; }
 tts_synth *app_synth(const app *a) { return a->synth; }
+tts_synth *app_source_synth(const app *a) { return a->src_synth; }
 audio_sink *app_sink(const app *a) { return a->sink; }
 const char *app_model_dir(const app *a) { return a->model ? a->model_dir : ""; }
 const char *app_model_why(const app *a) { return a->why; }

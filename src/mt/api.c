@@ -4,6 +4,7 @@
  * Argument checking lives here so the forward pass and search can assume
  * valid input. */
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,14 @@
 /* ---------------- model facts ---------------- */
 
 const nllb_config *nllb_model_config(const nllb_model *m) { return &m->pub; }
+
+int nllb_model_is_eos(const nllb_model *m, int32_t id) {
+    if (!m) return 0;
+    if (id == m->pub.eos_token_id) return 1;
+    for (int i = 0; i < m->cfg.n_gen_eos_ids; i++)
+        if (id == m->cfg.gen_eos_ids[i]) return 1;
+    return 0;
+}
 const char *nllb_model_backend(const nllb_model *m) { return m->be->desc; }
 size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_bytes; }
 
@@ -399,53 +408,59 @@ stts_status nllb_translate(nllb_session *s, const char *const *texts, int n, con
 
 /* ---------------- shortlist files ---------------- */
 
-stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t **ids, int *n, stts_error *err) {
+stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, const char *name, int32_t **ids,
+                                 int *n, stts_error *err) {
     *ids = NULL;
     *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot open it", path);
     int32_t *v = NULL;
     int cap = 0, cnt = 0, line = 0;
     char buf[256];
     stts_status st = STTS_OK;
-    while (!st && fgets(buf, sizeof buf, f)) {
+    size_t off = 0;
+    while (!st && off < size) {
         line++;
-        size_t len = strlen(buf);
-        if (len == sizeof buf - 1 && buf[len - 1] != '\n') {
-            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: line too long (one token id per line)", path, line);
+        const char *nl = memchr(data + off, '\n', size - off);
+        size_t len = nl ? (size_t)(nl - (data + off)) : size - off;
+        if (len > sizeof buf - 2) {   /* what fgets into 256 bytes took for one line with its newline */
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: line too long (one token id per line)", name, line);
+            break;
+        }
+        memcpy(buf, data + off, len);
+        buf[len] = 0;
+        off += len + (nl ? 1 : 0);
+        if (memchr(buf, 0, len)) {   /* a binary file, or a number cut short by a NUL: never read as ids */
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: a NUL byte: not a text file of token ids", name, line);
             break;
         }
         char *p = buf;
         while (*p == ' ' || *p == '\t') p++;
-        if (*p == '\n' || *p == '\r' || *p == 0 || *p == '#') continue;
+        if (*p == '\r' || *p == 0 || *p == '#') continue;
         char *end;
         long id = strtol(p, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+        while (*end == ' ' || *end == '\t' || *end == '\r') end++;
         if (end == p || *end || (*p != '-' && (*p < '0' || *p > '9'))) {
-            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: \"%.40s\" is not a token id (one number per line)", path,
-                                line, strtok(p, "\r\n"));
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: \"%.40s\" is not a token id (one number per line)", name,
+                                line, strtok(p, "\r"));
             break;
         }
-        if (id < 0 || id >= m->pub.vocab_size) {
-            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: token id %ld is outside the vocabulary (0..%d)", path,
-                                line, id, m->pub.vocab_size - 1);
+        if (id < 0 || id >= vocab_size) {
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: token id %ld is outside the vocabulary (0..%d)", name,
+                                line, id, vocab_size - 1);
             break;
         }
         if (cnt == cap) {
             int nc = cap ? cap * 2 : 1024;
-            int32_t *nv = realloc(v, sizeof(int32_t) * (size_t)nc);
+            int32_t *nv = cap <= INT_MAX / 2 ? realloc(v, sizeof(int32_t) * (size_t)nc) : NULL;
             if (!nv) {
-                st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading %s", path);
+                st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading %s", name);
                 break;
             }
             v = nv, cap = nc;
         }
         v[cnt++] = (int32_t)id;
     }
-    if (!st && ferror(f)) st = stts_error_set(err, STTS_ERR_IO, "shortlist %s: read error", path);
-    fclose(f);
     if (!st && cnt == 0)
-        st = stts_error_set(err, STTS_ERR_FORMAT, "shortlist %s has no token ids (one id per line expected)", path);
+        st = stts_error_set(err, STTS_ERR_FORMAT, "shortlist %s has no token ids (one id per line expected)", name);
     if (st) {
         free(v);
         return st;
@@ -453,6 +468,42 @@ stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t *
     *ids = v;
     *n = cnt;
     return STTS_OK;
+}
+
+stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t **ids, int *n, stts_error *err) {
+    *ids = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot open it", path);
+    /* A shortlist is at most one short line per vocabulary entry: anything
+     * far larger is not one, and is not read into memory. */
+    enum { MAX_BYTES = 64 << 20 };
+    char *data = malloc(MAX_BYTES / 64);
+    size_t size = 0, cap = MAX_BYTES / 64;
+    stts_status st = data ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading %s", path);
+    while (!st) {
+        if (size == cap) {
+            if (cap >= MAX_BYTES) {
+                st = stts_error_set(err, STTS_ERR_FORMAT, "shortlist %s is over %d MiB: not a list of token ids", path,
+                                    MAX_BYTES >> 20);
+                break;
+            }
+            char *nd = realloc(data, cap * 2);
+            if (!nd) {
+                st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory reading %s", path);
+                break;
+            }
+            data = nd, cap *= 2;
+        }
+        size_t k = fread(data + size, 1, cap - size, f);
+        size += k;
+        if (k == 0) break;
+    }
+    if (!st && ferror(f)) st = stts_error_set(err, STTS_ERR_IO, "shortlist %s: read error", path);
+    fclose(f);
+    if (!st) st = nllb_shortlist_parse(data, size, m->pub.vocab_size, path, ids, n, err);
+    free(data);
+    return st;
 }
 
 /* ---------------- lower level ---------------- */

@@ -133,3 +133,7 @@ int guard_check(const char *source, const char *output, const int32_t *ids, int 
     }
     return 0;
 }
+
+int guard_hit_max(const nllb_model *m, const int32_t *ids, int n_ids) {
+    return n_ids > 0 && !nllb_model_is_eos(m, ids[n_ids - 1]);
+}

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nllb.h"
+
 /* Fraction (0..1) of the letters of text that belong to the script of the
  * NLLB code (its suffix: Latn, Jpan, Hang, Hans, Cyrl, ...); -1 when the text
  * has no letters or the script is not one this module knows. Digits,
@@ -23,5 +25,10 @@ int guard_already_in_target(const char *text, const char *src_lang, const char *
  * fine, else 1 with a short reason in why. */
 int guard_check(const char *source, const char *output, const int32_t *ids, int n_ids, int hit_max,
                 const char *src_lang, const char *tgt_lang, char *why, size_t why_cap);
+
+/* 1 when the decoder sequence ids of model m stopped at the length limit:
+ * it does not end with one of the model's eos ids (nllb_model_is_eos; not
+ * a fixed 2: a model's config may name other ids, or a list). */
+int guard_hit_max(const nllb_model *m, const int32_t *ids, int n_ids);
 
 #endif

@@ -47,8 +47,13 @@ typedef struct item {
     char *notice_lang;       /* notices: the language of source; NULL for speech */
     char *spoken;
     pipeline_how how;
-    int skipped;
+    /* Skipped (--max-lag). Each sentence has one outcome: played, skipped,
+     * stopped or lost; a skip decided first stands, so a stop leaves a
+     * skipped sentence alone (mark_and_wake) and is not counted for it.
+     * Atomic: the stop reads it from another thread. */
+    atomic_int skipped;
     const char *error;       /* NULL, or the stage that failed: "translation", "synthesis", "audio" */
+    const char *notice;      /* said before a fallback sentence (pl->fail_notice, not owned), else NULL */
     uint64_t t_input, t_emit, t_push, t_tr_start, t_tr_end;
     uint64_t t_syn_start, t_first_chunk, t_syn_end;
     uint64_t t_play_start, t_first_out, t_play_end;
@@ -127,6 +132,9 @@ struct pipeline {
      * translated once at start-up (warm_up) and kept: source -> spoken. */
     char *notice_src[TEXT_PH__COUNT], *notice_tr[TEXT_PH__COUNT];
     size_t skip_n;
+    /* "Translation failed." in the listener's language, said before a
+     * sentence spoken untranslated (PIPELINE_FALLBACK). */
+    char *fail_notice;
 
     nllb_session *session;
     mt_cache *cache;
@@ -372,7 +380,7 @@ static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_
     free(src_ids);
     if (st != STTS_OK) { nllb_result_clear(&r); return NULL; }
     char *text = r.text ? strdup(r.text) : strdup("");
-    *hit_max = r.n_ids > 0 && r.ids[r.n_ids - 1] != 2;
+    *hit_max = guard_hit_max(m, r.ids, r.n_ids);
     *ids_out = r.ids;
     *n_ids = r.n_ids;
     r.ids = NULL;
@@ -551,6 +559,35 @@ static int on_chunk(void *user, const int16_t *pcm, size_t n) {
     return stop;
 }
 
+/* A sentence whose translation failed (PIPELINE_FALLBACK): the notice in
+ * the listener's language, a pause, then the source text read by a voice of
+ * the source language when the caller gave one (p.source_synth), else by the
+ * spoken voice. One item, one metrics record: nothing is said twice. */
+static stts_status synth_fallback(pipeline *pl, item *it, chunk_ctx *ctx, stts_error *err) {
+    if (pl->fail_notice && pl->fail_notice[0]) {
+        pthread_mutex_lock(&pl->amu);   /* read by the player once audio is there */
+        it->notice = pl->fail_notice;
+        pthread_mutex_unlock(&pl->amu);
+        stts_status st = tts_synthesize(pl->p.synth, pl->fail_notice, on_chunk, ctx, &it->drop, err);
+        if (st == STTS_ERR_CANCELLED) return st;
+        if (st != STTS_OK) {
+            emit_log(pl, it->seq, "sentence %llu: the translation-failed notice could not be said: %s",
+                     (unsigned long long)it->seq, err->msg);
+            stts_error_clear(err);
+        } else {
+            static const int16_t zeros[1024];
+            size_t gap = (size_t)(0.25 * pl->rate);   /* a pause between notice and sentence */
+            while (gap > 0) {
+                size_t n = gap < 1024 ? gap : 1024;
+                if (on_chunk(ctx, zeros, n)) return stts_error_set(err, STTS_ERR_CANCELLED, "stopped");
+                gap -= n;
+            }
+        }
+    }
+    tts_synth *v = pl->p.source_synth ? pl->p.source_synth : pl->p.synth;
+    return tts_synthesize(v, it->spoken, on_chunk, ctx, &it->drop, err);
+}
+
 static void *synth_main(void *arg) {
     pipeline *pl = arg;
     uint64_t rng = pl->p.test_seed * 0xD1B54A32D192ED03ull + 2;
@@ -574,6 +611,7 @@ static void *synth_main(void *arg) {
             stts_error serr;
             if (tts_set_speed(pl->p.synth, want, &serr) != STTS_OK)
                 emit_log(pl, it->seq, "speed %.2f not applied: %s", want, serr.msg);
+            if (pl->p.source_synth) tts_set_speed(pl->p.source_synth, want, &serr);
             pl->speed_applied = want;
         }
         it->t_syn_start = stts_now_ns();
@@ -591,6 +629,8 @@ static void *synth_main(void *arg) {
         }
         if (stts_fault("synth_fail_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
             st = stts_error_set(&err, STTS_ERR_INTERNAL, "injected fault");
+        else if (it->how == PIPELINE_FALLBACK)
+            st = synth_fallback(pl, it, &ctx, &err);
         else
             st = tts_synthesize(pl->p.synth, it->spoken, on_chunk, &ctx, &it->drop, &err);
         uint64_t t_end = stts_now_ns();
@@ -660,6 +700,20 @@ static void write_metrics(pipeline *pl, item *it, int idle) {
     /* Only when set, so pipe mode's records keep their keys. */
     if (it->stopped) fprintf(f, ",\"stopped\":true,\"played_ms\":%.3f", (double)it->played * 1000.0 / rate);
     if (it->replay) fputs(",\"replay\":true", f);
+    if (it->how == PIPELINE_FALLBACK) {   /* spoken untranslated, after the notice (if it was said) */
+        fputs(",\"untranslated\":true,\"notice\":", f);
+        if (it->notice) {
+            fputc('"', f);
+            for (const unsigned char *s = (const unsigned char *)it->notice; *s; s++) {
+                if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+                else if (*s < 0x20) fprintf(f, "\\u%04x", *s);
+                else fputc(*s, f);
+            }
+            fputc('"', f);
+        } else {
+            fputs("null", f);
+        }
+    }
     const struct { const char *k; uint64_t v; } ts[] = {
         {"t_input_ms", it->t_input}, {"t_emit_ms", it->t_emit}, {"t_translated_ms", it->t_tr_end},
         {"t_first_chunk_ms", it->t_first_chunk}, {"t_first_out_ms", it->t_first_out},
@@ -791,7 +845,7 @@ static int skip_backlog(pipeline *pl) {
     }
     double limit = pl->p.max_lag_s * pl->rate;
     while (pl->a_head && pl->a_head->next && pl->a_head->synth_done && pl->a_head->played == 0 &&
-           (double)pl->queued_samples > limit) {
+           !is_dropped(pl->a_head) && (double)pl->queued_samples > limit) {   /* a stopped one stays stopped */
         item *it = pl->a_head;
         pl->a_head = it->next;
         pl->queued_samples -= it->n_pcm;
@@ -841,7 +895,8 @@ static int stop_playing(pipeline *pl, item *it) {
     pl->queued_samples -= it->n_pcm - it->played;
     pl->a_head = it->next;
     if (!pl->a_head) pl->a_tail = NULL;
-    it->stopped = 1;
+    if (it->skipped) pl->skip_pending++;   /* skipped just before the stop reached it: one outcome, skipped */
+    else it->stopped = 1;
     if (it->played == 0) it->marked = 0;
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
@@ -911,7 +966,7 @@ static void *play_main(void *arg) {
             it->t_play_start = stts_now_ns();
             if (pl->p.on_event) {
                 pipeline_event ev = {.kind = PIPELINE_EV_PLAY, .seq = it->seq, .source = it->source,
-                                     .spoken = it->spoken, .how = it->how};
+                                     .spoken = it->spoken, .how = it->how, .notice = it->notice};
                 pl->p.on_event(pl->p.user, &ev);
             }
             if (audio_mark(pl->p.sink, &it->mark_start, &err) == STTS_OK) it->marked = 1;
@@ -1052,6 +1107,19 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
     return STTS_OK;
 }
 
+/* The notice before a sentence spoken untranslated, like the --max-lag one:
+ * the notice language's phrase, or its warm-up translation when that language
+ * is not the spoken one (no translation here: the engine may be what fails). */
+static stts_status make_fail_notice(pipeline *pl, stts_error *err) {
+    const char *nl = pl->p.notice_lang ? pl->p.notice_lang : pl->tgt_lang;
+    char buf[256];
+    const char *lu = NULL;
+    text_phrase_format(nl, TEXT_PH_TRANSLATION_FAILED, NULL, 0, buf, sizeof buf, &lu);
+    const char *tr = pl->notice_tr[TEXT_PH_TRANSLATION_FAILED];
+    pl->fail_notice = strdup(tr && strcmp(lu, pl->tgt_lang) != 0 ? tr : buf);
+    return pl->fail_notice ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+}
+
 stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error *err) {
     *out = NULL;
     if (!p || !p->synth || !p->sink)
@@ -1062,6 +1130,10 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "pipeline: the audio sink runs at %d Hz but the voice produces %d Hz",
                               audio_sample_rate(p->sink), tts_sample_rate(p->synth));
+    if (p->source_synth && tts_sample_rate(p->source_synth) != tts_sample_rate(p->synth))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "pipeline: the source-language voice produces %d Hz but the voice %d Hz",
+                              tts_sample_rate(p->source_synth), tts_sample_rate(p->synth));
     if (p->translate && p->model) {
         if (nllb_model_lang_id(p->model, p->src_lang) < 0)
             return stts_error_set(err, STTS_ERR_INVALID_ARG,
@@ -1099,6 +1171,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
             st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
     if (st == STTS_OK && (p->warmup || p->max_lag_s > 0)) st = warm_up(pl, err);   /* the --max-lag notice needs it */
+    if (st == STTS_OK && p->translate) st = make_fail_notice(pl, err);
     if (st == STTS_OK) {
         if (pthread_create(&pl->th_translate, NULL, translate_main, pl) != 0) {
             st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the translate thread");
@@ -1197,6 +1270,7 @@ static int mark_and_wake(pipeline *pl, const char *session, int *playing) {
     pthread_mutex_lock(&pl->live_mu);
     for (item *it = pl->live; it; it = it->live_next) {
         if (session && (!it->session || strcmp(it->session, session) != 0)) continue;
+        if (atomic_load(&it->skipped)) continue;   /* already skipped: that is its outcome, not "stopped" */
         if (!atomic_exchange(&it->drop, 1)) n++;
     }
     pthread_mutex_unlock(&pl->live_mu);
@@ -1340,6 +1414,7 @@ void pipeline_free(pipeline *pl) {
     mt_cache_free(pl->cache);
     free(pl->skip_pcm);
     for (int k = 0; k < TEXT_PH__COUNT; k++) free(pl->notice_src[k]), free(pl->notice_tr[k]);
+    free(pl->fail_notice);
     free(pl->d_translate);
     free(pl->d_synth_first);
     free(pl->d_ready_out);

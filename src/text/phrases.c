@@ -43,6 +43,7 @@ static const phrase_table tables[] = {
         [TEXT_PH_ERR_EXECUTION] = "The request stopped with an error.",
         [TEXT_PH_SECRET] = "Secret omitted.",
         [TEXT_PH_SKIPPING] = "Skipping ahead.",
+        [TEXT_PH_TRANSLATION_FAILED] = "Translation failed.",
     }},
     {"jpn_Jpan", {
         [TEXT_PH_CODE_LANG_N] = "{a}のコード、{n}行、省略します。",
@@ -74,6 +75,7 @@ static const phrase_table tables[] = {
         [TEXT_PH_ERR_EXECUTION] = "エラーでリクエストが停止しました。",
         [TEXT_PH_SECRET] = "秘密情報は省略します。",
         [TEXT_PH_SKIPPING] = "少し先に進みます。",
+        [TEXT_PH_TRANSLATION_FAILED] = "翻訳できませんでした。",
     }},
 };
 

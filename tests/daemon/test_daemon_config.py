@@ -8,7 +8,7 @@ in order."""
 import json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, read, scratch, wait_for  # noqa: E402
+from daemon_util import Daemon, cleanup, md, read, scratch, stop, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
@@ -164,6 +164,23 @@ check([r["source"] for r in recs] == T, "spooled requests spoken in order: %r" %
 check(not spooled(), "spool emptied: %r" % spooled())
 check(not os.path.exists(failed_file), "serve.failed removed once the daemon speaks")
 check(d.close() == 0, "daemon exit")
+
+# The configuration file's notice-lang is honoured by serve (it was ignored:
+# notices always followed the spoken language); a --notice-lang flag wins.
+tmp3 = scratch("stts-daemon-notice-")
+write_config(tmp3, "notice-lang = eng_Latn\n")
+env3 = dict(os.environ)
+env3.pop("XDG_CONFIG_HOME", None)
+code_msg = "Here it is.\n\n```python\nprint(1)\nprint(2)\n```\n"
+for name, extra, want in (("nl-config", [], "Python code, 2 lines, omitted."),
+                          ("nl-flag", ["--notice-lang", "jpn_Jpan"], "Pythonのコード、2行、省略します。")):
+    d = Daemon(BIN, VOICE, tmp3, name, extra=["--gap-ms", "0"] + extra, env=env3, pace=False)
+    d.hook(stop("s-" + name, code_msg))
+    recs = d.wait_records(2)
+    code = [r for r in recs if r["kind"] == "code"]
+    check(len(code) == 1 and code[0]["source"] == want and code[0]["audio_ms"] > 0,
+          "%s: the code notice is written in the chosen language: %r" % (name, recs))
+    check(d.close() == 0, "%s: daemon exit" % name)
 
 print("%d passed, %d failed" % (passed, failed))
 cleanup(failed > 0)

@@ -17,6 +17,7 @@ if(TARGET nllb)
   stts_add_fuzzer(fuzz_torch_zip SOURCES fuzz_torch_zip.c LIBS nllb)
   stts_add_fuzzer(fuzz_mt_config SOURCES fuzz_mt_config.c LIBS nllb)
   stts_add_fuzzer(fuzz_gguf SOURCES fuzz_gguf.c LIBS nllb)
+  stts_add_fuzzer(fuzz_shortlist SOURCES fuzz_shortlist.c LIBS nllb)   # --shortlist FILE
 endif()
 # `stream-tts convert` end to end (shell, ~3 s CPU): translate parity through
 # --model (with the HF directory and HF transformers references), exit codes

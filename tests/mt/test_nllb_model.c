@@ -709,10 +709,12 @@ static void test_eos_list_any_id_stops(void) {
         if (g.ids[i] == stop) { want = i + 1; break; }
     nllb_result_clear(&g);
     CHECK(stop != m->pub.eos_token_id);
+    CHECK(nllb_model_is_eos(m, m->pub.eos_token_id) && !nllb_model_is_eos(m, stop));
     /* the list [eos, stop]: the greedy path reaches stop at index 3 and ends there */
     m->cfg.gen_eos_ids[0] = m->pub.eos_token_id;
     m->cfg.gen_eos_ids[1] = stop;
     m->cfg.n_gen_eos_ids = 2;
+    CHECK(nllb_model_is_eos(m, stop));   /* what the pipeline's guard asks (guard_hit_max) */
     translate1(s, 1, 12, &g);
     CHECK_MSG(g.n_ids == want && g.ids[want - 1] == stop, "stopped after %d ids (unlisted: %d), wanted %d", g.n_ids,
               n_before, want);
@@ -847,6 +849,63 @@ static void test_params_formats_devices(void) {
     }
 }
 
+/* --shortlist files (nllb_shortlist_parse, the bytes nllb_shortlist_read
+ * reads): what parses, and each rejection naming the line. The NUL case is a
+ * regression: fgets-based reading took "12<NUL>34" as the id 12. */
+#define S(lit) lit, sizeof(lit) - 1   /* a literal and its length (NULs included) */
+static void test_shortlist_parse(void) {
+    static const struct {
+        const char *data;
+        size_t size;
+        int vocab, n;          /* n < 0: an error containing want */
+        int32_t first, last;
+        const char *want;
+    } cases[] = {
+        {S("# ids\n2\n3\n\n 17 \n"), 300, 3, 2, 17, NULL},
+        {S("12\r\n299\r\n"), 300, 2, 12, 299, NULL},
+        {S("5\n7"), 300, 2, 5, 7, NULL},                      /* no final newline */
+        {S("12\n300\n"), 300, -1, 0, 0, "x:2: token id 300 is outside the vocabulary (0..299)"},
+        {S("12\nthirteen\n"), 300, -1, 0, 0, "x:2: \"thirteen\" is not a token id"},
+        {S("-5\n"), 300, -1, 0, 0, "x:1: token id -5 is outside"},
+        {S("12\0" "34\n"), 300, -1, 0, 0, "x:1: a NUL byte"},
+        {S("1\n\0\n"), 300, -1, 0, 0, "x:2: a NUL byte"},
+        {S("# nothing\n\n"), 300, -1, 0, 0, "shortlist x has no token ids"},
+        {S(""), 300, -1, 0, 0, "has no token ids"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int32_t *ids = NULL;
+        int n = 0;
+        stts_error e;
+        stts_error_clear(&e);
+        stts_status st = nllb_shortlist_parse(cases[i].data, cases[i].size, cases[i].vocab, "x", &ids, &n, &e);
+        if (cases[i].n < 0) {
+            CHECK_MSG(st == STTS_ERR_FORMAT && !ids && n == 0 && strstr(e.msg, cases[i].want), "case %zu: %s", i, e.msg);
+        } else {
+            CHECK_MSG(st == STTS_OK && n == cases[i].n, "case %zu: %s", i, e.msg);
+            if (st == STTS_OK && n > 0) {
+                CHECK_EQ_INT(ids[0], cases[i].first);
+                CHECK_EQ_INT(ids[n - 1], cases[i].last);
+            }
+        }
+        free(ids);
+    }
+    /* line length: 254 characters and a newline is the longest line */
+    char line[300];
+    memset(line, ' ', sizeof line);
+    line[253] = '7';
+    line[254] = '\n';
+    int32_t *ids = NULL;
+    int n = 0;
+    stts_error e;
+    CHECK(nllb_shortlist_parse(line, 255, 300, "x", &ids, &n, &e) == STTS_OK && n == 1 && ids[0] == 7);
+    free(ids);
+    ids = NULL;
+    line[254] = '7';
+    line[255] = '\n';
+    CHECK(nllb_shortlist_parse(line, 256, 300, "x", &ids, &n, &e) == STTS_ERR_FORMAT && strstr(e.msg, "line too long"));
+}
+#undef S
+
 int main(void) {
     TEST_RUN(test_eos_list_any_id_stops);
     TEST_RUN(test_kernels_match_double_reference);
@@ -861,6 +920,7 @@ int main(void) {
     TEST_RUN(test_bad_input_and_truncation);
     TEST_RUN(test_languages);
     TEST_RUN(test_600m_config_matches_hf_file);
+    TEST_RUN(test_shortlist_parse);
     wf_reset(NULL);
     return TEST_SUMMARY();
 }

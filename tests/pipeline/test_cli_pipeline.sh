@@ -145,6 +145,16 @@ grep -q "  -> " "$T/rerr" && ok || bad "--echo with --output - should go to stde
 [ $rc -eq 1 ] && grep -q "none.htsvoice" "$T/e3" && ok || bad "missing voice: exit $rc, $(cat "$T/e3")"
 "$BIN" --beam 0 >/dev/null 2>"$T/e4"; rc=$?
 [ $rc -eq 2 ] && grep -q "\-\-beam" "$T/e4" && ok || bad "bad flag value: exit $rc"
+# a bad --shortlist FILE is a bad flag value on the main command as on `translate`: exit 2, file and line named
+printf '12\nthirteen\n' >"$T/bad.sl"
+"$BIN" --input "$T/short.jsonl" --voice "$VOICE" --shortlist "$T/bad.sl" --output "$T/e.wav" >/dev/null 2>"$T/e5"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--shortlist: .*bad.sl:2: \"thirteen\" is not a token id" "$T/e5" && ok \
+  || bad "bad --shortlist file: exit $rc, $(cat "$T/e5")"
+echo hi | "$BIN" translate --src eng_Latn --tgt jpn_Jpan --model "$SRC/models/demo-en-ja" --shortlist "$T/bad.sl" \
+  >/dev/null 2>"$T/e6"; rc6=$?
+[ $rc6 -eq $rc ] && grep -q -- "--shortlist: .*bad.sl:2:" "$T/e6" && ok || bad "translate --shortlist: exit $rc6, main $rc"
+"$BIN" --input "$T/short.jsonl" --voice "$VOICE" --shortlist "$T/none.sl" --output "$T/e.wav" >/dev/null 2>"$T/e7"; rc=$?
+[ $rc -eq 2 ] && grep -q "none.sl" "$T/e7" && ok || bad "missing --shortlist file: exit $rc, $(cat "$T/e7")"
 
 # 6. No sound card (CI, containers): one clear line pointing at --output, exit 1.
 if aplay -l 2>/dev/null | grep -q '^card'; then

@@ -333,6 +333,84 @@ static void cancel_mid_sentence(void) {
     CHECK_MSG(secs > 0 && secs <= wall + 0.1 && secs < 2.0, "%.3f s written in %.3f s", secs, wall);
 }
 
+/* A sentence skipped as stale (--max-lag) and then reached by a stop has
+ * one outcome, skipped: the stop does not drop it nor count it (it counted
+ * every skipped sentence still waiting in the audio list as stopped, while
+ * the statistics and the metrics said skipped); every sentence is exactly
+ * one of played, skipped, stopped, and no metrics record says two. */
+static void stale_then_stopped_one_outcome(void) {
+    rig r;
+    if (rig_open(&r, "stale-stop.wav") != 0) { CHECK(0); rig_close(&r); return; }
+    char met[300];
+    snprintf(met, sizeof met, "%s/stale-stop.jsonl", g_tmp);
+    FILE *mf = fopen(met, "w");
+    r.pp.metrics = mf;
+    r.pp.translate = 0;
+    r.pp.simulate_realtime = 1;
+    r.pp.max_lag_s = 0.5;
+    r.pp.gap_ms = 0;
+    r.pp.test_delay_max_us = 2000;   /* each stage looks after the next sentences are queued */
+    pipeline *pl = NULL;
+    stts_error err;
+    CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+    if (!pl) { fclose(mf); rig_close(&r); return; }
+    const char *long_ja = "これはとても長い文で、再生の途中で止めることができるかどうかを確かめるためのものです。";
+    ingest_sentence s;
+    sentence(&s, 0, long_ja);   /* plays ~5 s in simulated real time */
+    CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    while (!atomic_load(&r.ev.first_play)) {
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    /* Six more, emitted 10 s ago: all but the newest are stale (a newer one waits) */
+    static const char *texts[] = {"一番目の文です。", "二番目の文です。", "三番目の文です。", "四番目の文です。",
+                                  "五番目の文です。", "六番目の文です。"};
+    for (int i = 0; i < 6; i++) {
+        sentence(&s, (uint64_t)(i + 1), texts[i]);
+        s.emit_ns = s.arrival_ns = stts_now_ns() - 10000000000ull;
+        CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    }
+    /* Until the newest is synthesized: the skipped ones are then waiting behind the first in the audio list. */
+    pipeline_stats st;
+    for (int k = 0; k < 20000; k++) {
+        pipeline_get_stats(pl, &st);
+        if (st.translated >= 7 && st.synthesized >= 2) break;
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    CHECK_MSG(st.translated == 7 && st.synthesized >= 1, "translated %llu, synthesized %llu",
+              (unsigned long long)st.translated, (unsigned long long)st.synthesized);
+    int n_stopped = pipeline_stop(pl, NULL);
+    sentence(&s, 7, "最後の文です。");
+    CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+    CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    pipeline_get_stats(pl, &st);
+    printf("stale+stop: stop dropped %d; %llu played, %llu skipped, %llu stopped\n", n_stopped,
+           (unsigned long long)st.played, (unsigned long long)st.skipped, (unsigned long long)st.stopped);
+    CHECK(st.skipped >= 1);   /* the case under test happened */
+    CHECK_EQ_INT(st.played + st.skipped + st.stopped, 8);
+    CHECK_EQ_INT((long long)st.stopped, n_stopped);   /* what the stop said it dropped, no more */
+    CHECK_EQ_INT(st.played, 1);                        /* the one pushed after the stop */
+    CHECK(r.ev.n_skip_logs >= 1);                      /* skips are still announced */
+    pipeline_free(pl);
+    fclose(mf);
+    rig_close(&r);
+    FILE *f = fopen(met, "r");
+    char line[8192];
+    int n = 0, both = 0, seen[8] = {0};
+    while (f && fgets(line, sizeof line, f)) {
+        n++;
+        int sk = strstr(line, "\"skipped\":true") != NULL, sp = strstr(line, "\"stopped\":true") != NULL;
+        both += sk && sp;
+        unsigned seq = 99;
+        if (sscanf(line, "{\"seq\":%u", &seq) == 1 && seq < 8) seen[seq]++;
+    }
+    if (f) fclose(f);
+    CHECK_EQ_INT(both, 0);
+    for (int i = 0; i < 8; i++) CHECK_MSG(seen[i] <= 1, "seq %d has %d records", i, seen[i]);
+    CHECK(n >= (int)st.skipped + 1);   /* every skipped and the played sentence have their record */
+}
+
 /* ---- --max-lag ---- */
 
 static void max_lag_skips_with_notice(void) {
@@ -529,6 +607,7 @@ int main(void) {
     TEST_RUN(order_under_delays);
     TEST_RUN(cancel_mid_sentence);
     TEST_RUN(max_lag_skips_with_notice);
+    TEST_RUN(stale_then_stopped_one_outcome);
     TEST_RUN(notices_translated_once_at_start);
     TEST_RUN(memory_bounded_100k_lines);
     nllb_model_free(g_model);

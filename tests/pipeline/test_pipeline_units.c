@@ -125,11 +125,39 @@ static void protect_tokens(void) {
     free(in);
 }
 
+/* "Stopped at the length limit" is "does not end with the model's eos id",
+ * not "does not end with id 2" (a model whose config names another eos id
+ * had every translation rejected by the guard as cut off). */
+static void hit_max_uses_model_eos(void) {
+    nllb_config c = nllb_config_600m();
+    c.vocab_size = 600;
+    c.spm_size = 300;
+    c.d_model = 16;
+    c.encoder_layers = c.decoder_layers = 1;
+    c.encoder_attention_heads = c.decoder_attention_heads = 2;
+    c.encoder_ffn_dim = c.decoder_ffn_dim = 16;
+    c.max_position_embeddings = 32;
+    c.eos_token_id = 5;
+    nllb_model *m = NULL;
+    stts_error e;
+    CHECK_MSG(nllb_model_new_random(&c, 1, NULL, &m, &e) == STTS_OK, "%s", e.msg);
+    if (!m) return;
+    const int32_t ended[] = {5, 400, 17, 5}, cut[] = {5, 400, 17, 18}, two[] = {5, 400, 17, 2};
+    CHECK_EQ_INT(guard_hit_max(m, ended, 4), 0);
+    CHECK_EQ_INT(guard_hit_max(m, cut, 4), 1);
+    CHECK_EQ_INT(guard_hit_max(m, two, 4), 1);   /* 2 is not this model's eos */
+    CHECK_EQ_INT(guard_hit_max(m, ended, 0), 0);
+    CHECK_EQ_INT(nllb_model_is_eos(m, 5), 1);
+    CHECK_EQ_INT(nllb_model_is_eos(m, 2), 0);
+    nllb_model_free(m);
+}
+
 int main(void) {
     TEST_RUN(protect_tokens);
     TEST_RUN(script_fraction);
     TEST_RUN(already_in_target);
     TEST_RUN(guard_verdicts);
     TEST_RUN(cache_lru);
+    TEST_RUN(hit_max_uses_model_eos);
     return TEST_SUMMARY();
 }

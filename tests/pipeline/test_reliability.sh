@@ -176,6 +176,11 @@ STTS_FAULT=translate_oom_seq:1,synth_fail_seq:3 "${RUN[@]}" --input "$T/short.js
 grep -q "sentence 1: translation failed (out of memory (injected fault))" "$T/f.err" && ok \
   || bad "stage faults: no translation-failure line: $(cat "$T/f.err")"
 grep -q "sentence 3: synthesis failed: injected fault" "$T/f.err" && ok || bad "stage faults: no synthesis-failure line"
+# the source is read by a voice of its language (espeak-ng for English), said at start
+grep -q "a sentence that cannot be translated is read untranslated by .* (espeak-ng)" "$T/f.err" && ok \
+  || bad "stage faults: no source-language voice line: $(cat "$T/f.err")"
+src1=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[1])["source"])' "$T/f.jsonl")
+grep -qxF "翻訳できませんでした。 $src1" "$T/f.out" && ok || bad "stage faults: --echo lacks notice + source: $(cat "$T/f.out")"
 nshort=$("$BIN" --dry-run --input "$T/short.jsonl" | wc -l)
 python3 - "$T/f.jsonl" "$nshort" <<'PY' && ok || bad "stage faults: metrics"
 import json, sys
@@ -184,6 +189,11 @@ assert len(rows) == int(sys.argv[2]) and len(rows) >= 5
 r1, r3 = rows[1], rows[3]
 assert r1["error"] == "translation" and r1["how"] == "fallback-source" and r1["spoken"] == r1["source"], r1
 assert r1["t_first_out_ms"] is not None, "a failed translation is still spoken (untranslated)"
+# ... after a notice in the listener's language, in the same record (said once)
+assert r1["untranslated"] is True and r1["notice"] == "翻訳できませんでした。", r1
+assert r1["audio_ms"] > 1500, r1
+assert [r["seq"] for r in rows] == list(range(len(rows))), "each sentence once, in order"
+assert all("untranslated" not in r and "notice" not in r for i, r in enumerate(rows) if i != 1)
 assert r3["error"] == "synthesis" and r3["audio_ms"] == 0 and r3["t_first_out_ms"] is None, r3
 others = [r for i, r in enumerate(rows) if i not in (1, 3)]
 assert all("error" not in r and r["t_first_out_ms"] is not None for r in others), "the next sentences continue"

@@ -81,6 +81,7 @@ typedef struct {
     json_int_t prompt_n;
     char last_session[260];
     char state[32];          /* "loading", "ready", "failed" */
+    char notice_lang[32];    /* notices: --notice-lang (flag or configuration file), else the spoken language's */
     char ready_msg[PATH_MAX * 2 + 256];   /* the speaker's "ready in" line, logged by the poll loop */
     int live;                /* poll loop only: the spool is drained, hooks are handled directly */
     char failed_path[128];   /* serve.failed: why the last start could not speak (for the hook) */
@@ -222,8 +223,7 @@ static void *speaker_main(void *arg) {
         if (!err.code) {
             pipeline_params pp;
             pipeline_opts_to_params(&sv->po, a, &pp);
-            static char snl[32];   /* notices in the spoken language when the phrase table has it */
-            pp.notice_lang = app_notice_lang("eng_Latn", sv->po.no_translate ? sv->po.src : sv->po.tgt, snl, sizeof snl);
+            pp.notice_lang = sv->notice_lang;   /* as the hub writes them (serve_main) */
             pp.metrics = metrics;
             pp.on_event = on_event;
             pp.user = sv;
@@ -556,6 +556,8 @@ static void usage(FILE *f) {
           "  --notify TYPES|none     Notification types spoken (default permission_prompt,idle_prompt,elicitation_dialog)\n"
           "  --no-stop-failure       say nothing on StopFailure\n"
           "  --stop-grace MS         a Stop matching no live message waits this long for late batches (default 250)\n"
+          "  --notice-lang CODE      language of notices, an NLLB code (default: the spoken language's when\n"
+          "                          it has a phrase table, else eng_Latn)\n"
           "  --config FILE           settings file (default ~/.config/stream-tts/config, as for stream-tts;\n"
           "                          its speech settings apply, flags given here win)\n"
           "and the speech flags of stream-tts (--model, --tgt, --voice, --output, --metrics, ...):\n", f);
@@ -573,6 +575,11 @@ static int serve_main(int argc, char **argv) {
     daemon_hub_params hp;
     daemon_hub_default_params(&hp);
     char err[1024];
+    /* The main command's front-end flags: only --notice-lang means something
+     * to the daemon (the others, input flags, are accepted from the
+     * configuration file and left unused). */
+    frontend_opts fo;
+    frontend_opts_init(&fo);
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         const char *v;
@@ -583,10 +590,8 @@ static int serve_main(int argc, char **argv) {
             /* From the configuration file, written for the main command:
              * its speech settings apply; its input flags (which mean
              * nothing to the daemon) are accepted and left unused. */
-            frontend_opts unused;
-            frontend_opts_init(&unused);
             int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
-            if (r == 0) r = frontend_opts_parse(&unused, argc, argv, &i, err, sizeof err);
+            if (r == 0) r = frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err);
             if (r < 0) {
                 fprintf(stderr, "stream-tts serve: %s in the configuration file %s\n", err, config_path());
                 return 2;
@@ -642,6 +647,11 @@ static int serve_main(int argc, char **argv) {
             sv.cue = 1;
         } else if (!strcmp(argv[i], "--no-stop-failure")) {
             hp.speak_stop_failure = 0;
+        } else if (!strcmp(argv[i], "--notice-lang") || !strncmp(argv[i], "--notice-lang=", 14)) {
+            if (frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err) < 0) {
+                fprintf(stderr, "stream-tts serve: %s\n", err);
+                return 2;
+            }
         } else {
             int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
             if (r < 0) { fprintf(stderr, "stream-tts serve: %s (see stream-tts serve --help)\n", err); return 2; }
@@ -691,9 +701,17 @@ static int serve_main(int argc, char **argv) {
     snprintf(sv.failed_path, sizeof sv.failed_path, "%s/serve.failed", sv.dir);
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
-    /* The notice language follows the spoken one, as in the pipe mode. */
-    static char nl[32];
-    hp.text.notice_lang = app_notice_lang("eng_Latn", sv.po.no_translate ? sv.po.src : sv.po.tgt, nl, sizeof nl);
+    /* The notice language: --notice-lang (a flag, or the configuration
+     * file's notice-lang) as given, else the spoken one when the phrase
+     * table has it, as in the pipe mode. */
+    if (fo.notice_lang_set) {
+        snprintf(sv.notice_lang, sizeof sv.notice_lang, "%s", fo.notice_lang);
+    } else {
+        char nl[32];
+        snprintf(sv.notice_lang, sizeof sv.notice_lang, "%s",
+                 app_notice_lang("eng_Latn", sv.po.no_translate ? sv.po.src : sv.po.tgt, nl, sizeof nl));
+    }
+    hp.text.notice_lang = sv.notice_lang;
     daemon_hub_callbacks cb = {hub_sentence, hub_stop};
     if (daemon_hub_new(&hp, &cb, &sv, &sv.hub, &e) != STTS_OK || pipe2(sv.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         fprintf(stderr, "stream-tts serve: out of memory\n");

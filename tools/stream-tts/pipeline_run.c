@@ -301,6 +301,8 @@ static void on_event(void *user, const pipeline_event *ev) {
     } else if (c->echo) {
         if (ev->how == PIPELINE_MT || ev->how == PIPELINE_MT_RETRY || ev->how == PIPELINE_CACHE)
             fprintf(c->echo, "%s\n  -> %s\n", ev->source, ev->spoken);
+        else if (ev->notice)   /* a failed translation: the notice, then the source */
+            fprintf(c->echo, "%s %s\n", ev->notice, ev->spoken);
         else
             fprintf(c->echo, "%s\n", ev->spoken);
         fflush(c->echo);
@@ -399,7 +401,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     if (app_open(&ap, &a, &err) != STTS_OK) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         app_signals_restore(&old);
-        return 1;
+        return err.code == STTS_ERR_INVALID_ARG ? 2 : 1;   /* a bad flag value, as `translate` says */
     }
     if (translate)
         fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", app_model_dir(a), app_model_why(a),
@@ -408,6 +410,15 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     tts_synth *synth = app_synth(a);
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
             tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);
+    if (translate) {   /* who reads a sentence whose translation fails */
+        tts_synth *ss = app_source_synth(a);
+        if (ss)
+            fprintf(stderr, "stream-tts: a sentence that cannot be translated is read untranslated by %s (%s)\n",
+                    tts_voice_name(ss), tts_backend_label(tts_backend_of(ss)));
+        else
+            fprintf(stderr, "stream-tts: no voice for %s besides the spoken one: a sentence that cannot be "
+                    "translated is read untranslated by %s\n", po->src, tts_voice_name(synth));
+    }
     /* O_APPEND: each metrics line is one write() (see write_metrics). */
     FILE *metrics = NULL;
     int mfd = po->metrics ? open(po->metrics, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) : -1;
@@ -517,6 +528,7 @@ void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_par
     pp->guard = !po->no_guard;
     pp->cache_entries = po->cache;
     pp->synth = app_synth(a);
+    pp->source_synth = app_source_synth(a);
     pp->sink = app_sink(a);
     pp->gap_ms = po->gap_ms;
     pp->max_lag_s = po->max_lag_s;

@@ -59,7 +59,7 @@ slot() { # slot_no job... ; each job target:runs; then the slow targets in turn 
 cores=$(nproc); echo "fuzz-campaign: $cores cores, $total s, $(date -u)"
 # 16 slots for 16 cores (fewer cores: the plan still runs, oversubscribed).
 slot 1 fuzz_hook_payload:10000000 fuzz_mt_config:10000000 fuzz_gguf:10000000 &
-slot 2 fuzz_torch_zip:10000000 &
+slot 2 fuzz_torch_zip:10000000 fuzz_shortlist:10000000 &
 slot 3 fuzz_protocol:10000000 &
 slot 4 fuzz_safetensors:0 & slot 5 fuzz_safetensors:0 &
 for s in 6 7 8 9; do slot $s fuzz_settings_merge:0 & done

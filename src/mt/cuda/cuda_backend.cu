@@ -52,6 +52,8 @@ struct cuda_exec {
     mt_pool *pool;    /* host threads for parallel_for (the search's row statistics) */
     void *d_sel, *h_sel; /* select_topk results: device and pinned host, sel_cap bytes each */
     size_t sel_cap;
+    void *d_sel_scratch; /* mtk_select_topk's per-row partial results, sel_scratch_cap bytes */
+    size_t sel_scratch_cap;
     /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
     int recording, use_graphs;
     struct rec *recs;
@@ -489,6 +491,7 @@ void be_exec_free(mt_exec *x) {
     if (c->d_args) cudaFree(c->d_args);
     if (c->pos_table) cudaFree(c->pos_table);
     if (c->d_sel) cudaFree(c->d_sel);
+    if (c->d_sel_scratch) cudaFree(c->d_sel_scratch);
     if (c->h_sel) cudaFreeHost(c->h_sel);
     for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
     free(c->graphs);
@@ -879,6 +882,17 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     if (rows <= 0) return STTS_OK;
     if (k < 1 || k > MTK_SELECT_MAX_K || k > V) return STTS_ERR_INVALID_ARG;
     size_t n = (size_t)rows * k, bytes = n * (sizeof(int32_t) + sizeof(float));
+    size_t need = mtk_select_scratch_bytes(rows, V, k);
+    if (need > c->sel_scratch_cap) {
+        if (c->d_sel_scratch) {
+            cudaStreamSynchronize(c->st);
+            cudaFree(c->d_sel_scratch);
+            c->d_sel_scratch = NULL;
+        }
+        c->sel_scratch_cap = 0;
+        if (fail(c, cudaMalloc(&c->d_sel_scratch, need * 2))) return STTS_ERR_DEVICE;
+        c->sel_scratch_cap = need * 2;
+    }
     if (bytes > c->sel_cap) {
         if (c->d_sel) {
             cudaStreamSynchronize(c->st);
@@ -894,7 +908,7 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     }
     int32_t *d_idx = (int32_t *)c->d_sel;
     float *d_lp = (float *)(d_idx + n);
-    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp));
+    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp, c->d_sel_scratch));
     if (!st) st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, bytes, cudaMemcpyDeviceToHost, c->st));
     if (!st) st = fail(c, cudaStreamSynchronize(c->st));
     if (st) return st;

@@ -14,27 +14,101 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "kernels.h"
 
 #define WARP 32
 
-static int launch_status(void) { return (int)cudaGetLastError(); }
+/* ---------------- launches: programmatic dependent launch ----------------
+ *
+ * A decode step is ~130 dependent kernels of a few microseconds each; with
+ * plain stream order every kernel starts only after the previous one has
+ * drained, so each pays the launch and the DRAM latency of its first weight
+ * loads in series. Every kernel here is launched with Hopper's programmatic
+ * stream serialization (PDL, also captured into the step graphs): it may
+ * start while its predecessor still runs, reads what no kernel writes (its
+ * weights, scales, biases, LayerNorm parameters) into registers, and waits
+ * (griddepcontrol.wait: the predecessor has completed and its writes are
+ * visible) before it reads any activation or writes anything. Each kernel
+ * lets its successor launch as soon as all its own blocks have started
+ * (launch_dependents at the top); the successor's blocks can only become
+ * resident once ours are, so waiting blocks never keep a predecessor's
+ * blocks from running. Completion is transitive along the chain: a kernel
+ * completes only after its own wait, i.e. after its predecessor completed.
+ * STTS_CUDA_PDL=0 launches in plain stream order (the same kernels, for
+ * comparison). */
+__device__ __forceinline__ void pdl_launch_dependents(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static int pdl_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("STTS_CUDA_PDL");
+        on = !(e && e[0] == '0');
+    }
+    return on;
+}
+
+/* The first launch error since launch_status() last ran (a failed
+ * cudaLaunchKernelEx is reported here as well as by cudaGetLastError). */
+static thread_local cudaError_t launch_err = cudaSuccess;
+
+template <typename... P, typename... A>
+static void launch(cudaStream_t st, dim3 grid, dim3 block, size_t smem, void (*kernel)(P...), A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = st;
+    if (pdl_enabled()) {
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = at, cfg.numAttrs = 1;
+    }
+    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, ((P)args)...);
+    if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;
+}
+
+static int launch_status(void) {
+    cudaError_t e = launch_err, g = cudaGetLastError();
+    launch_err = cudaSuccess;
+    return (int)(e != cudaSuccess ? e : g);
+}
 
 /* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */
 
-/* 8 consecutive weights of row n starting at element k, as floats; for int8
- * the per-row scale is applied after the dot product. */
+/* 8 consecutive weights of row n starting at element k: load() reads their
+ * raw bytes (one or two vector loads), unpack() widens them to floats; for
+ * int8 the per-row scale is applied after the dot product. Split so that
+ * the GEMV can issue its weight loads before it waits for its inputs. */
+struct f32x8 {
+    float4 a, b;
+};
 struct wf32 {
-    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
+    typedef f32x8 raw;
+    enum { ELEM_BYTES = 4, PF = 128 / 32 };
+    static __device__ __forceinline__ raw load(const void *W, size_t off) {
         const float4 *p = (const float4 *)((const float *)W + off);
-        float4 a = __ldg(p), b = __ldg(p + 1);
-        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+        return raw{__ldg(p), __ldg(p + 1)};
+    }
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
+        w[0] = u.a.x, w[1] = u.a.y, w[2] = u.a.z, w[3] = u.a.w, w[4] = u.b.x, w[5] = u.b.y, w[6] = u.b.z, w[7] = u.b.w;
     }
 };
 struct wbf16 {
-    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
-        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+    typedef uint4 raw;
+    enum { ELEM_BYTES = 2, PF = 128 / 16 };
+    static __device__ __forceinline__ raw load(const void *W, size_t off) {
+        return __ldg((const uint4 *)((const uint16_t *)W + off));
+    }
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -44,8 +118,12 @@ struct wbf16 {
     }
 };
 struct wf16 {
-    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
-        uint4 u = __ldg((const uint4 *)((const uint16_t *)W + off));
+    typedef uint4 raw;
+    enum { ELEM_BYTES = 2, PF = 128 / 16 };
+    static __device__ __forceinline__ raw load(const void *W, size_t off) {
+        return __ldg((const uint4 *)((const uint16_t *)W + off));
+    }
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -57,8 +135,12 @@ struct wf16 {
     }
 };
 struct wi8 {
-    static __device__ __forceinline__ void load8(const void *W, size_t off, float w[8]) {
-        uint2 u = __ldg((const uint2 *)((const int8_t *)W + off));
+    typedef uint2 raw;
+    enum { ELEM_BYTES = 1, PF = 128 / 8 };
+    static __device__ __forceinline__ raw load(const void *W, size_t off) {
+        return __ldg((const uint2 *)((const int8_t *)W + off));
+    }
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[2] = {u.x, u.y};
 #pragma unroll
         for (int i = 0; i < 2; i++)
@@ -67,18 +149,15 @@ struct wi8 {
     }
 };
 
-/* S warps share one output row (split K) when the matrix has few rows, so
- * that enough loads are in flight to keep the memory system busy: with one
- * warp per row, a 1024 x 1024 bf16 matrix gives each of 128 blocks 4 loads
- * per lane (latency-bound, ~10-30% of DRAM bandwidth under Nsight Compute). */
 template <typename T>
 __device__ T block_sum(T v, T *sh);
 
 /* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
  * every block computes the rows' mean and 1/std with layernorm_kernel's
  * arithmetic and thread layout (256 threads, the same sums in the same
- * order), normalizes x as it loads it, and block 0 writes the normalized
- * rows to out for the other readers. */
+ * order), writes the normalized rows to shared memory for its dot products,
+ * and block 0 writes them to out for the other readers. The LayerNorm's
+ * gain and bias are loaded before the wait, like the weights. */
 struct ln_args {
     const float *g, *b;
     float eps;
@@ -89,33 +168,93 @@ __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, 
     return __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x, mf), rstd), g), b);
 }
 
+#define GEMV_THREADS 256
+#define GEMV_LN_J 8 /* columns per thread in the LayerNorm prologue: K <= 256 * 8 */
+
+/* One output row per warp, or per S warps (split K) when a lane's share of
+ * the row would exceed GEMV_LANE_BYTES: each lane holds its whole share of
+ * the weights in registers (WL::PF vectors of GEMV_LANE_BYTES in all), all
+ * loaded before pdl_wait, i.e. while the previous kernel still runs. A
+ * 1024 x 1024 bf16 matrix is then 128 blocks, one per SM, with every byte
+ * of it requested at once; after the wait only the activations (L2), the
+ * arithmetic and a warp reduction remain on the step's critical path. Few
+ * blocks also leave room on each SM for the next kernel to start early. */
+#define GEMV_LANE_BYTES 128
+
 template <int R, typename WL, int S, bool LN>
-__global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, int K, const void *__restrict__ W,
-                                                   const float *__restrict__ scales, int N,
-                                                   const float *__restrict__ b, float *__restrict__ y, int flags,
-                                                   int qcols, float qs, const ln_args ln) {
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int K, const void *__restrict__ W,
+                                                            const float *__restrict__ scales, int N,
+                                                            const float *__restrict__ b, float *y, int flags,
+                                                            int qcols, float qs, const ln_args ln) {
     __shared__ float part[8][R];
-    __shared__ float ln_m[R], ln_r[R];
     __shared__ double ln_sh[32];
-    int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
-    int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
+    extern __shared__ float xs[]; /* LN: the normalized rows [R][K] */
+    pdl_launch_dependents();
+    const int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
+    const int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
+    const int k0 = (split * WARP + lane) * 8, kstep = S * WARP * 8;
+    const size_t row = (size_t)(n < N ? n : 0) * (size_t)K;
+    const bool writer = n < N && split == 0 && lane == 0;
+    /* immutable inputs first: the weights, the row's scale and bias, the LayerNorm's parameters */
+    typename WL::raw pre[WL::PF];
+#pragma unroll
+    for (int i = 0; i < WL::PF; i++) {
+        pre[i] = typename WL::raw{};
+        if (n < N && k0 + i * kstep < K) pre[i] = WL::load(W, row + (size_t)(k0 + i * kstep));
+    }
+    float sc = 1.0f, bias = 0.0f;
+    if (n < N) {
+        if (scales) sc = __ldg(scales + n);
+        if (b) bias = __ldg(b + n);
+    }
+    float lg[GEMV_LN_J], lb[GEMV_LN_J];
+    if (LN) {
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int i = (int)threadIdx.x + j * GEMV_THREADS;
+            lg[j] = i < K ? __ldg(ln.g + i) : 0.0f;
+            lb[j] = i < K ? __ldg(ln.b + i) : 0.0f;
+        }
+    }
+    pdl_wait();
+    float yo[R]; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
+#pragma unroll
+    for (int r = 0; r < R; r++) yo[r] = 0.0f;
+    if ((flags & MTK_ACCUM) && writer)
+#pragma unroll
+        for (int r = 0; r < R; r++) yo[r] = y[(size_t)r * N + n];
     if (LN) {
         for (int r = 0; r < R; r++) {
             const float *xr = x + (size_t)r * K;
+            float v[GEMV_LN_J];
             double sm = 0.0;
-            for (int i = threadIdx.x; i < K; i += 256) sm += xr[i];
-            double mean = block_sum(sm, ln_sh) / K;
-            double v = 0.0;
-            for (int i = threadIdx.x; i < K; i += 256) {
-                double d = (double)xr[i] - mean;
-                v += d * d;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++) {
+                int i = (int)threadIdx.x + j * GEMV_THREADS;
+                v[j] = i < K ? xr[i] : 0.0f;
+                if (i < K) sm += v[j];
             }
-            v = block_sum(v, ln_sh);
-            float rstd = (float)(1.0 / sqrt(v / K + (double)ln.eps)), mf = (float)mean;
-            if (threadIdx.x == 0) ln_m[r] = mf, ln_r[r] = rstd;
-            if (blockIdx.x == 0)
-                for (int i = threadIdx.x; i < K; i += 256)
-                    ln.out[(size_t)r * K + i] = ln_val(xr[i], mf, rstd, ln.g[i], ln.b[i]);
+            double mean = block_sum(sm, ln_sh) / K;
+            double var = 0.0;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++) {
+                int i = (int)threadIdx.x + j * GEMV_THREADS;
+                if (i < K) {
+                    double d = (double)v[j] - mean;
+                    var += d * d;
+                }
+            }
+            var = block_sum(var, ln_sh);
+            float rstd = (float)(1.0 / sqrt(var / K + (double)ln.eps)), mf = (float)mean;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++) {
+                int i = (int)threadIdx.x + j * GEMV_THREADS;
+                if (i < K) {
+                    float o = ln_val(v[j], mf, rstd, lg[j], lb[j]);
+                    xs[(size_t)r * K + i] = o;
+                    if (blockIdx.x == 0) ln.out[(size_t)r * K + i] = o;
+                }
+            }
         }
         __syncthreads();
     }
@@ -123,27 +262,21 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
     if (n < N) {
-        const size_t row = (size_t)n * (size_t)K;
-#pragma unroll 4
-        for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
+        /* x and y are plain pointers, not const __restrict__, and read with
+         * plain loads, never __ldg: the compiler turns loads through a const
+         * __restrict__ pointer into non-coherent ld.global.nc, which ptxas
+         * may move above griddepcontrol.wait (the data is "read-only" to
+         * it), so they would read the previous kernel's output before it is
+         * written. Only the weights (and scales, biases, LayerNorm
+         * parameters) are __restrict__/__ldg. Seen on the H200: greedy ids
+         * wrong with PDL, right without it. */
+        auto step = [&](int k, const typename WL::raw &raw) {
             float w[8];
-            WL::load8(W, row + (size_t)k, w);
-            float4 g0 = {}, g1 = {}, b0 = {}, b1 = {};
-            if (LN) {
-                g0 = __ldg((const float4 *)(ln.g + k)), g1 = __ldg((const float4 *)(ln.g + k) + 1);
-                b0 = __ldg((const float4 *)(ln.b + k)), b1 = __ldg((const float4 *)(ln.b + k) + 1);
-            }
+            WL::unpack(raw, w);
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                const float4 *xp = (const float4 *)(x + (size_t)r * K + k);
-                float4 a = __ldg(xp), c = __ldg(xp + 1);
-                if (LN) {
-                    float mf = ln_m[r], rs = ln_r[r];
-                    a.x = ln_val(a.x, mf, rs, g0.x, b0.x), a.y = ln_val(a.y, mf, rs, g0.y, b0.y);
-                    a.z = ln_val(a.z, mf, rs, g0.z, b0.z), a.w = ln_val(a.w, mf, rs, g0.w, b0.w);
-                    c.x = ln_val(c.x, mf, rs, g1.x, b1.x), c.y = ln_val(c.y, mf, rs, g1.y, b1.y);
-                    c.z = ln_val(c.z, mf, rs, g1.z, b1.z), c.w = ln_val(c.w, mf, rs, g1.w, b1.w);
-                }
+                const float4 *xp = (const float4 *)((LN ? xs : x) + (size_t)r * K + k);
+                float4 a = xp[0], c = xp[1];
                 float s = acc[r];
                 s = fmaf(w[0], a.x, s);
                 s = fmaf(w[1], a.y, s);
@@ -155,7 +288,12 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
                 s = fmaf(w[7], c.w, s);
                 acc[r] = s;
             }
-        }
+        };
+#pragma unroll
+        for (int i = 0; i < WL::PF; i++)
+            if (k0 + i * kstep < K) step(k0 + i * kstep, pre[i]);
+#pragma unroll 4
+        for (int k = k0 + WL::PF * kstep; k < K; k += kstep) step(k, WL::load(W, row + (size_t)k));
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
@@ -166,25 +304,23 @@ __global__ void __launch_bounds__(256) gemv_kernel(const float *__restrict__ x, 
 #pragma unroll
             for (int r = 0; r < R; r++) part[wib][r] = acc[r];
         __syncthreads();
-        if (split != 0 || lane != 0 || n >= N) return;
+        if (!writer) return;
 #pragma unroll
         for (int r = 0; r < R; r++) {
             float t = part[wib][r];
             for (int i = 1; i < S; i++) t += part[wib + i][r];
             acc[r] = t;
         }
-    } else if (lane != 0 || n >= N) {
+    } else if (!writer) {
         return;
     }
-    float sc = scales ? scales[n] : 1.0f;
-    float bias = b ? b[n] : 0.0f;
 #pragma unroll
     for (int r = 0; r < R; r++) {
         float v = acc[r] * sc + bias;
         if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
         if (n < qcols) v = __fmul_rn(v, qs); /* the query scaling, as mtk_scale_cols rounds it */
         float *yp = y + (size_t)r * N + n;
-        if (flags & MTK_ACCUM) *yp = *yp + v;
+        if (flags & MTK_ACCUM) *yp = yo[r] + v;
         else *yp = v;
     }
 }
@@ -193,11 +329,17 @@ template <typename WL, int S, bool LN>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
     const int rows_per_block = 8 / S;
-    dim3 block(256), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
+    dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
+    size_t smem = LN ? (size_t)R * K * sizeof(float) : 0;
     switch (R) {
-#define CASE(n)                                                                                       \
-    case n:                                                                                           \
-        gemv_kernel<n, WL, S, LN><<<grid, block, 0, st>>>(x, K, W, scales, N, b, y, flags, qcols, qs, ln);            \
+#define CASE(n)                                                                                                   \
+    case n:                                                                                                       \
+        if (smem > 48 * 1024) {                                                                                   \
+            cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                       \
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);         \
+            if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;                                   \
+        }                                                                                                         \
+        launch(st, grid, block, smem, gemv_kernel<n, WL, S, LN>, x, K, W, scales, N, b, y, flags, qcols, qs, ln); \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
@@ -206,38 +348,23 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
     }
 }
 
-/* Split K 4 ways below 16384 rows (every Linear of NLLB; the LM head has
- * rows enough for one warp each). */
-/* ... but only as far as the launch still fits in one wave of resident
- * threads (2048 per SM): a second wave costs more than the split gains
- * (fused QKV, 3072 rows, and fc1, 4096 rows, take 2 warps per row). */
-static int sm_count(void) {
-    static int sms = 0;
-    if (!sms) {
-        int dev = 0, n = 0;
-        if (cudaGetDevice(&dev) == cudaSuccess &&
-            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && n > 0)
-            sms = n;
-        else
-            sms = 132;
-    }
-    return sms;
-}
-
+/* The split: the fewest warps per row that keep a lane's share of the row
+ * within GEMV_LANE_BYTES (all of it prefetched); one warp per row for very
+ * tall matrices (the LM head: rows enough to fill the GPU many times). */
 template <typename WL>
 static void gemv_launch_ln(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                            const float *b, float *y, int flags, int qcols, float qs, const ln_args *ln) {
-    long resident = (long)sm_count() * 2048;
     ln_args none = {NULL, NULL, 0.0f, NULL};
     const ln_args &l = ln ? *ln : none;
+    const size_t lane_bytes = (size_t)K * WL::ELEM_BYTES / WARP;
 #define GO(S_)                                                                                                     \
     do {                                                                                                           \
         if (ln) gemv_launch_s<WL, S_, true>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                 \
         else gemv_launch_s<WL, S_, false>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                   \
     } while (0)
-    if (N < 16384 && K >= 4 * WARP * 8 && (long)N * 4 * WARP <= resident) GO(4);
-    else if (N < 16384 && K >= 2 * WARP * 8) GO(2);
-    else GO(1);
+    if (N >= 16384 || lane_bytes <= GEMV_LANE_BYTES) GO(1);
+    else if (lane_bytes <= 2 * GEMV_LANE_BYTES) GO(2);
+    else GO(4);
 #undef GO
 }
 
@@ -273,6 +400,10 @@ extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const f
                              float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
                              float *y, int flags, int qcols, float qs) {
     if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
+    if (K > GEMV_THREADS * GEMV_LN_J) { /* wider than the prologue's registers: two launches, the same bits */
+        int e = mtk_layernorm(stream, x, M, K, g, gb, eps, ln_out);
+        return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+    }
     ln_args ln = {g, gb, eps, ln_out};
     return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
 }
@@ -305,6 +436,8 @@ __device__ float block_max(float v, float *sh) {
 /* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */
 
 __global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ double sh[32];
     const float *xr = x + (size_t)blockIdx.x * D;
     float *yr = y + (size_t)blockIdx.x * D;
@@ -329,6 +462,8 @@ __global__ void layernorm_kernel(const float *x, int D, const float *g, const fl
 #define LN_REG 16
 __global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int D, const float *g, const float *b,
                                                             float eps, float *y) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ double sh[32];
     const float *xr = x + (size_t)blockIdx.x * D;
     float *yr = y + (size_t)blockIdx.x * D;
@@ -363,8 +498,8 @@ __global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int 
 extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
                              float *y) {
     if (M <= 0) return 0;
-    if (D <= 256 * LN_REG) layernorm_reg_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
-    else layernorm_kernel<<<M, 256, 0, (cudaStream_t)stream>>>(x, D, g, b, eps, y);
+    if (D <= 256 * LN_REG) launch((cudaStream_t)stream, M, 256, 0, layernorm_reg_kernel, x, D, g, b, eps, y);
+    else launch((cudaStream_t)stream, M, 256, 0, layernorm_kernel, x, D, g, b, eps, y);
     return launch_status();
 }
 
@@ -380,6 +515,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
                                                                  const float *const *kp, const float *const *vp,
                                                                  const int *kv_len, const mtk_kv_rows inl,
                                                                  int kv_stride, float *out, int out_stride) {
+    pdl_launch_dependents();
+    pdl_wait();
     extern __shared__ float sc[]; /* [max_kv] scores, [hd] query, [ATT_THREADS] partial outputs */
     __shared__ float red[32];
     __shared__ double redd[32];
@@ -396,7 +533,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
         if (vec) {
 #pragma unroll 4
             for (int i = 0; i < hd; i += 4) {
-                float4 kv = __ldg((const float4 *)(kj + i));
+                float4 kv = *(const float4 *)(kj + i); /* written this step: no __ldg (gemv_kernel) */
                 d = fmaf(qs[i], kv.x, d);
                 d = fmaf(qs[i + 1], kv.y, d);
                 d = fmaf(qs[i + 2], kv.z, d);
@@ -455,8 +592,8 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     }
     dim3 grid((unsigned)heads, (unsigned)rows);
     static const mtk_kv_rows none = {};
-    attention_kernel<INL><<<grid, ATT_THREADS, smem, st>>>(head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride,
-                                                   out, out_stride);
+    launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
+           kv_stride, out, out_stride);
     return launch_status();
 }
 
@@ -489,6 +626,8 @@ __device__ __forceinline__ float table_elem(const void *t, int fmt, const float 
 template <bool INL>
 __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
                              const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out) {
+    pdl_launch_dependents();
+    pdl_wait();
     int r = blockIdx.x;
     float *o = out + (size_t)r * D;
     int p = INL ? inl.pos[r] : pos[r];
@@ -505,8 +644,8 @@ extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float 
                          const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out) {
     if (rows <= 0) return 0;
     static const mtk_embed_rows none = {};
-    embed_kernel<false><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, ids, pos, none, scale,
-                                                                pad_idx, pos_table, out);
+    launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<false>, table, tfmt, tscales, D, ids, pos, none, scale,
+           pad_idx, pos_table, out);
     return launch_status();
 }
 
@@ -515,12 +654,14 @@ extern "C" int mtk_embed_inline(void *stream, const void *table, int tfmt, const
                                 float *out) {
     if (rows <= 0) return 0;
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
-    embed_kernel<true><<<rows, 256, 0, (cudaStream_t)stream>>>(table, tfmt, tscales, D, NULL, NULL, *a, scale, pad_idx,
-                                                               pos_table, out);
+    launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<true>, table, tfmt, tscales, D, (const int32_t *)NULL,
+           (const int *)NULL, *a, scale, pad_idx, pos_table, out);
     return launch_status();
 }
 
 __global__ void gather_kernel(const uint32_t *src, const int32_t *ids, size_t row_words, uint32_t *dst) {
+    pdl_launch_dependents();
+    pdl_wait();
     const uint32_t *s = src + (size_t)ids[blockIdx.x] * row_words;
     uint32_t *d = dst + (size_t)blockIdx.x * row_words;
     for (size_t i = threadIdx.x; i < row_words; i += blockDim.x) d[i] = s[i];
@@ -529,7 +670,7 @@ __global__ void gather_kernel(const uint32_t *src, const int32_t *ids, size_t ro
 extern "C" int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst) {
     if (n <= 0) return 0;
     if (row_bytes % 4) return (int)cudaErrorInvalidValue;
-    gather_kernel<<<n, 256, 0, (cudaStream_t)stream>>>((const uint32_t *)src, ids, row_bytes / 4, (uint32_t *)dst);
+    launch((cudaStream_t)stream, n, 256, 0, gather_kernel, (const uint32_t *)src, ids, row_bytes / 4, (uint32_t *)dst);
     return launch_status();
 }
 
@@ -537,6 +678,8 @@ extern "C" int mtk_gather_rows(void *stream, const void *src, const int32_t *ids
  * the device: a recorded step's cache writes, whose addresses change per
  * step, replay from one graph. One block row per copy. */
 __global__ void copy_list_kernel(const float *const *pairs, size_t n) {
+    pdl_launch_dependents();
+    pdl_wait();
     float *d = (float *)pairs[2 * blockIdx.y];
     const float *s = pairs[2 * blockIdx.y + 1];
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -548,18 +691,20 @@ extern "C" int mtk_copy_list(void *stream, const float *const *pairs, int count,
     if (count > 65535) return (int)cudaErrorInvalidValue;
     unsigned bx = (unsigned)((n + 255) / 256);
     if (bx > 1024) bx = 1024;
-    copy_list_kernel<<<dim3(bx, (unsigned)count), 256, 0, (cudaStream_t)stream>>>(pairs, n);
+    launch((cudaStream_t)stream, dim3(bx, (unsigned)count), 256, 0, copy_list_kernel, pairs, n);
     return launch_status();
 }
 
 __global__ void scale_kernel(float *x, int D, int stride, float s) {
+    pdl_launch_dependents();
+    pdl_wait();
     float *xr = x + (size_t)blockIdx.x * stride;
     for (int i = threadIdx.x; i < D; i += blockDim.x) xr[i] = __fmul_rn(xr[i], s);
 }
 
 extern "C" int mtk_scale_cols(void *stream, float *x, int rows, int D, int stride, float s) {
     if (rows <= 0) return 0;
-    scale_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(x, D, stride, s);
+    launch((cudaStream_t)stream, rows, 256, 0, scale_kernel, x, D, stride, s);
     return launch_status();
 }
 
@@ -586,6 +731,8 @@ __device__ void block_argmax(float &bv, int &bi, float *shv, int *shi) {
 }
 
 __global__ void argmax_kernel(const float *logits, int V, int32_t *ids) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ float shv[32];
     __shared__ int shi[32];
     const float *l = logits + (size_t)blockIdx.x * V;
@@ -599,11 +746,13 @@ __global__ void argmax_kernel(const float *logits, int V, int32_t *ids) {
 
 extern "C" int mtk_argmax(void *stream, const float *logits, int rows, int V, int32_t *ids) {
     if (rows <= 0) return 0;
-    argmax_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, ids);
+    launch((cudaStream_t)stream, rows, 1024, 0, argmax_kernel, logits, V, ids);
     return launch_status();
 }
 
 __global__ void topk_kernel(const float *logits, int V, int k, float *val, int32_t *idx) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ float shv[32];
     __shared__ int shi[32];
     __shared__ double shd[32];
@@ -639,21 +788,64 @@ __global__ void topk_kernel(const float *logits, int V, int k, float *val, int32
  * CPU search computes them: lse = (float)log(sum in double of expf(x - mx)),
  * lp = (x - mx) - lse. expf is taken as the correctly rounded float of a
  * double exp (glibc's expf is correctly rounded; CUDA's float expf is not).
- * One block per row: each thread keeps a sorted top-k of its strided
- * columns, then k block-wide argmax rounds over the threads' list heads. */
+ *
+ * A row of the full vocabulary is 256206 logits: one block per row (the
+ * first version) spent ~0.1 ms per step on one SM in the double exps. The
+ * row is now cut into SEL_BLOCKS chunks of SEL_CHUNK, one block each, in two
+ * kernels: select_part keeps each chunk's top k (per thread a sorted list of
+ * its strided columns, then k block-wide argmax rounds over the lists'
+ * heads); select_sum takes the row's max from the chunks' bests, sums its
+ * chunk's exps, and the row's last block to finish (atomic count) adds the
+ * chunks' sums in chunk order (deterministic) and merges the chunks' lists.
+ * The double sum's order differs from the CPU's; its float log does not in
+ * practice (test_cuda: within 2 ulps). */
 #define SEL_THREADS 512
 #define SEL_MAX_K 16
-__global__ void __launch_bounds__(SEL_THREADS) select_kernel(const float *__restrict__ logits, int V, int k,
-                                                               int32_t *__restrict__ idx, float *__restrict__ lp) {
+#define SEL_CHUNK 2048
+#define SEL_MAX_BLOCKS 128
+
+static int sel_blocks(int V) {
+    int b = (V + SEL_CHUNK - 1) / SEL_CHUNK;
+    return b < 1 ? 1 : b > SEL_MAX_BLOCKS ? SEL_MAX_BLOCKS : b;
+}
+
+struct sel_scratch {
+    int *count;   /* [rows] blocks of select_sum done */
+    double *psum; /* [rows][B] */
+    float *pv;    /* [rows][B][k] */
+    int *pi;      /* [rows][B][k], -1: none */
+};
+
+static sel_scratch sel_layout(void *base, int rows, int V, int k) {
+    size_t B = (size_t)sel_blocks(V), R = (size_t)rows, o = 0;
+    unsigned char *p = (unsigned char *)base;
+    sel_scratch s;
+    s.count = (int *)(p + o), o += (R * sizeof(int) + 15) & ~(size_t)15;
+    s.psum = (double *)(p + o), o += R * B * sizeof(double);
+    s.pv = (float *)(p + o), o += R * B * (size_t)k * sizeof(float);
+    s.pi = (int *)(p + o), o += R * B * (size_t)k * sizeof(int);
+    return s;
+}
+
+extern "C" size_t mtk_select_scratch_bytes(int rows, int V, int k) {
+    size_t B = (size_t)sel_blocks(V), R = (size_t)(rows > 0 ? rows : 0);
+    return ((R * sizeof(int) + 15) & ~(size_t)15) + R * B * sizeof(double) + 2 * R * B * (size_t)k * 4;
+}
+
+__global__ void __launch_bounds__(SEL_THREADS) select_part(const float *logits, int V, int k,
+                                                             int chunk, sel_scratch sc) {
     __shared__ float shv[32];
     __shared__ int shi[32];
-    __shared__ double shd[32];
-    __shared__ float bestv;
     __shared__ int besti;
-    const float *l = logits + (size_t)blockIdx.x * V;
+    pdl_launch_dependents();
+    pdl_wait();
+    const int B = gridDim.x, b = blockIdx.x, r = blockIdx.y;
+    const float *l = logits + (size_t)r * V;
+    const int i0 = b * chunk, i1 = min(V, i0 + chunk);
+    if (b == 0 && threadIdx.x == 0) sc.count[r] = 0; /* select_sum runs after this kernel */
     float tv[SEL_MAX_K];
     int ti[SEL_MAX_K], n = 0;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    for (int i = i0 + (int)threadIdx.x; i < i1; i += blockDim.x) {
         float x = l[i];
         if (!(x == x)) continue; /* NaN never wins */
         if (n < k || x > tv[n - 1]) {
@@ -665,31 +857,88 @@ __global__ void __launch_bounds__(SEL_THREADS) select_kernel(const float *__rest
             tv[p] = x, ti[p] = i;
         }
     }
-    float mx = block_max(n ? tv[0] : -INFINITY, shv);
-    double s = 0.0;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) s += (double)(float)exp((double)__fsub_rn(l[i], mx));
-    s = block_sum(s, shd);
-    float lse = (float)log(s);
     int head = 0;
+    float *pv = sc.pv + ((size_t)r * B + b) * k;
+    int *pi = sc.pi + ((size_t)r * B + b) * k;
     for (int c = 0; c < k; c++) {
         float bv = head < n ? tv[head] : -INFINITY;
         int bi = head < n ? ti[head] : -1;
         block_argmax(bv, bi, shv, shi);
-        if (threadIdx.x == 0) bestv = bv, besti = bi;
+        if (threadIdx.x == 0) besti = bi, pv[c] = bv, pi[c] = bi;
         __syncthreads();
         if (head < n && ti[head] == besti) head++;
+        __syncthreads();
+    }
+}
+
+__global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, int V, int k, int chunk,
+                                                            sel_scratch sc, int32_t *idx, float *lp) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    __shared__ double shd[32];
+    __shared__ int last;
+    __shared__ float bestv;
+    __shared__ int besti;
+    __shared__ float cv[SEL_MAX_BLOCKS * SEL_MAX_K];
+    __shared__ int ci[SEL_MAX_BLOCKS * SEL_MAX_K];
+    pdl_launch_dependents();
+    pdl_wait();
+    const int B = gridDim.x, b = blockIdx.x, r = blockIdx.y;
+    const float *l = logits + (size_t)r * V;
+    const float *pv = sc.pv + (size_t)r * B * k;
+    const int *pi = sc.pi + (size_t)r * B * k;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < B; j += blockDim.x)
+        if (pi[(size_t)j * k] >= 0) m = fmaxf(m, pv[(size_t)j * k]);
+    const float mx = block_max(m, shv);
+    const int i0 = b * chunk, i1 = min(V, i0 + chunk);
+    double s = 0.0;
+    for (int i = i0 + (int)threadIdx.x; i < i1; i += blockDim.x) s += (double)(float)exp((double)__fsub_rn(l[i], mx));
+    s = block_sum(s, shd);
+    if (threadIdx.x == 0) {
+        sc.psum[(size_t)r * B + b] = s;
+        __threadfence();
+        last = atomicAdd(&sc.count[r], 1) == B - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    double tot = 0.0;
+    if (threadIdx.x == 0)
+        for (int j = 0; j < B; j++) tot += __ldcg(sc.psum + (size_t)r * B + j);
+    const int nc = B * k;
+    for (int j = threadIdx.x; j < nc; j += blockDim.x) cv[j] = pv[j], ci[j] = pi[j];
+    if (threadIdx.x == 0) bestv = (float)log(tot); /* lse, shared until the rounds below */
+    __syncthreads();
+    const float lse = bestv;
+    __syncthreads();
+    for (int c = 0; c < k; c++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        for (int j = threadIdx.x; j < nc; j += blockDim.x)
+            if (ci[j] >= 0 && better(cv[j], ci[j], bv, bi)) bv = cv[j], bi = ci[j];
+        block_argmax(bv, bi, shv, shi);
+        if (threadIdx.x == 0) bestv = bv, besti = bi;
+        __syncthreads();
+        for (int j = threadIdx.x; j < nc; j += blockDim.x)
+            if (ci[j] == besti && besti >= 0) ci[j] = -1;
         if (threadIdx.x == 0) {
-            idx[(size_t)blockIdx.x * k + c] = besti < 0 ? 0 : besti;
-            lp[(size_t)blockIdx.x * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
+            idx[(size_t)r * k + c] = besti < 0 ? 0 : besti;
+            lp[(size_t)r * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
         }
         __syncthreads();
     }
 }
 
-extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp) {
+extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp,
+                               void *scratch) {
     if (rows <= 0) return 0;
-    if (k < 1 || k > SEL_MAX_K) return (int)cudaErrorInvalidValue;
-    select_kernel<<<rows, SEL_THREADS, 0, (cudaStream_t)stream>>>(logits, V, k, idx, lp);
+    if (k < 1 || k > SEL_MAX_K || V < 1 || rows > 65535 || !scratch) return (int)cudaErrorInvalidValue;
+    int B = sel_blocks(V), chunk = (V + B - 1) / B;
+    sel_scratch sc = sel_layout(scratch, rows, V, k);
+    cudaStream_t st = (cudaStream_t)stream;
+    launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_part, logits, V, k, chunk, sc);
+    launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_sum, logits, V, k, chunk, sc, idx, lp);
     return launch_status();
 }
 
@@ -697,6 +946,6 @@ extern "C" int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, 
                                    int32_t *idx) {
     if (rows <= 0) return 0;
     if (k < 1 || k > 16) return (int)cudaErrorInvalidValue;
-    topk_kernel<<<rows, 1024, 0, (cudaStream_t)stream>>>(logits, V, k, val, idx);
+    launch((cudaStream_t)stream, rows, 1024, 0, topk_kernel, logits, V, k, val, idx);
     return launch_status();
 }

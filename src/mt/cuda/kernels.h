@@ -106,7 +106,11 @@ int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int 
  * idx[r][k], and their log-softmax values with the CPU search's arithmetic
  * -> lp[r][k]. */
 #define MTK_SELECT_MAX_K 16
-int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp);
+int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp,
+                    void *scratch);
+/* Device scratch mtk_select_topk needs for rows x V, k (one per stream: the
+ * call keeps per-row counters in it until its kernels finish). */
+size_t mtk_select_scratch_bytes(int rows, int V, int k);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,12 @@ note "test_cuda rc=$? : $(tail -1 "$OUT/test_cuda.log")"
 grep -E "CHECK failed|translations compared|backend" "$OUT/test_cuda.log" | head -20
 STTS_CUDA_GRAPHS=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nographs.log" 2>&1
 note "test_cuda without step graphs rc=$? : $(tail -1 "$OUT/test_cuda_nographs.log")"
+for i in 2 3; do # races between early-started kernels would show as runs that differ
+  timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_$i.log" 2>&1
+  note "test_cuda again ($i) rc=$? : $(tail -1 "$OUT/test_cuda_$i.log")"
+done
+STTS_CUDA_PDL=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nopdl.log" 2>&1
+note "test_cuda without programmatic dependent launch rc=$? : $(tail -1 "$OUT/test_cuda_nopdl.log")"
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
@@ -66,6 +72,8 @@ timeout 120 $C/bin/bench_nllb --device cuda --weights bf16,int8 --shortlist-rows
 note "bench shortlist rc=$?"; grep '^{' "$OUT/bench-sl.log" >>"$summary"
 STTS_CUDA_GRAPHS=0 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16 --reps 5 --json >"$OUT/bench-nographs.log" 2>&1
 note "bench without step graphs rc=$?"; grep '^{' "$OUT/bench-nographs.log" | sed 's/^/nographs /' >>"$summary"
+STTS_CUDA_PDL=0 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16,int8 --reps 5 --json >"$OUT/bench-nopdl.log" 2>&1
+note "bench without programmatic dependent launch rc=$?"; grep '^{' "$OUT/bench-nopdl.log" | sed 's/^/nopdl /' >>"$summary"
 fi
 skip hftiming || timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distilled-600M.config.json 2>&1 | grep -v -i warn |
   tee "$OUT/hf-timing.log"; grep '^{' "$OUT/hf-timing.log" >>"$summary"
@@ -77,10 +85,16 @@ grep -E "BLEU" "$OUT/hf-demo.log" >>"$summary"
 
 echo "== 6. ncu: decode-step kernels, bf16 weights"
 if ! skip ncu && command -v ncu >/dev/null; then
-  timeout 60 ncu --clock-control none --launch-skip 600 --launch-count 40 --section SpeedOfLight \
-    $C/bin/bench_nllb --device cuda --weights bf16 --reps 1 --steps 4 >"$OUT/ncu.log" 2>&1
+  # one whole decode step (~130 kernels) after the warm-up, each kernel
+  # alone (ncu serializes them): where a step's GPU time goes, by kernel
+  timeout 120 ncu --clock-control none --launch-skip 1500 --launch-count 120 --section SpeedOfLight \
+    $C/bin/bench_nllb --device cuda --weights bf16 --reps 1 --steps 24 >"$OUT/ncu.log" 2>&1
   note "ncu rc=$?"
-  grep -E "^  [a-z_].*\(|Duration|Memory Throughput|DRAM Throughput" "$OUT/ncu.log" | head -80
+  awk '/^  [a-zA-Z_].*\(.*Context/ {name=$0; sub(/^ +(void )?/, "", name); sub(/\(.*/, "", name); gsub(/ /, "", name)} /Duration/ {d=$NF; gsub(/,/, "", d); if ($(NF-1) == "ms") d *= 1000;
+       if ($(NF-1) == "ns") d /= 1000; n[name]++; t[name] += d; all += d}
+       /DRAM Throughput/ {dr[name] += $NF}
+       END {for (k in n) printf "ncu %-40s n=%3d total=%8.1f us mean=%6.2f us dram=%5.1f%%\n", k, n[k], t[k], t[k]/n[k], dr[k]/n[k];
+            printf "ncu all kernels: %.1f us\n", all}' "$OUT/ncu.log" | sort -t= -k3 -nr | tee -a "$summary"
 fi
 echo "== 7. the CPU engine on this host (16 threads) and HF fp32 on the same CPU"
 if ! skip cpu; then

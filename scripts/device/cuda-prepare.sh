@@ -19,13 +19,17 @@ nice cmake --build $B -j2 --target stream-tts || echo "cuda-prepare: stream-tts 
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib" "$DEST/data"
 cp $B/tests/mt/test_cuda $B/bench/bench_nllb "$DEST/bin/"
-if [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then cp $B/tools/stream-tts "$DEST/bin/"; fi
+# the CLI smoke run only when asked (CUDA_PREPARE_CLI=1): stream-tts and the
+# audio libraries it links are ~24 MB of the 64 MiB a device call carries
+if [ "${CUDA_PREPARE_CLI:-0}" = 1 ] && [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then
+  cp $B/tools/stream-tts "$DEST/bin/"
+fi
 strip --strip-debug "$DEST"/bin/*
 # every shared library but the C/C++ runtime the GPU machine has itself
 for b in "$DEST"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r so; do cp -L "$so" "$DEST/lib/"; done
-cp scripts/device/cuda-check.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
+cp scripts/device/cuda-check.sh scripts/device/nsys-step.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
 # the demo test set as the engine's tests and HF's reference see it (natural text)
 python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /tmp/cuda-prep-data >/dev/null
 cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"

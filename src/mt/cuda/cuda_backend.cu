@@ -589,7 +589,8 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         int rows = r->i[0];
         const float *const *k = (const float *const *)(A + r->off);
         return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
-                             (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6]);
+                             (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6],
+                             1 /* recorded: a decode step's caches */);
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
     case R_LN_LINEAR:
@@ -773,7 +774,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
         memset(&in, 0, sizeof in);
         for (size_t r = 0; r < R; r++) in.k[r] = a->k[r], in.v[r] = a->v[r], in.len[r] = a->kv_len[r];
         return check(c, mtk_attention_inline(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, &in,
-                                             a->kv_stride, a->out, a->out_stride, max_kv));
+                                             a->kv_stride, a->out, a->out_stride, max_kv, 0));
     }
     unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
@@ -785,7 +786,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
                                   (const float *const *)(d + pb), (const int *)(d + 2 * pb), a->kv_stride, a->out,
-                                  a->out_stride, max_kv));
+                                  a->out_stride, max_kv, 0));
 }
 
 stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,

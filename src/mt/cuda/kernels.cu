@@ -93,7 +93,7 @@ struct f32x8 {
 };
 struct wf32 {
     typedef f32x8 raw;
-    enum { ELEM_BYTES = 4, PF = 128 / 32 };
+    enum { ELEM_BYTES = 4 };
     static __device__ __forceinline__ raw load(const void *W, size_t off) {
         const float4 *p = (const float4 *)((const float *)W + off);
         return raw{__ldg(p), __ldg(p + 1)};
@@ -104,7 +104,7 @@ struct wf32 {
 };
 struct wbf16 {
     typedef uint4 raw;
-    enum { ELEM_BYTES = 2, PF = 128 / 16 };
+    enum { ELEM_BYTES = 2 };
     static __device__ __forceinline__ raw load(const void *W, size_t off) {
         return __ldg((const uint4 *)((const uint16_t *)W + off));
     }
@@ -119,7 +119,7 @@ struct wbf16 {
 };
 struct wf16 {
     typedef uint4 raw;
-    enum { ELEM_BYTES = 2, PF = 128 / 16 };
+    enum { ELEM_BYTES = 2 };
     static __device__ __forceinline__ raw load(const void *W, size_t off) {
         return __ldg((const uint4 *)((const uint16_t *)W + off));
     }
@@ -136,7 +136,7 @@ struct wf16 {
 };
 struct wi8 {
     typedef uint2 raw;
-    enum { ELEM_BYTES = 1, PF = 128 / 8 };
+    enum { ELEM_BYTES = 1 };
     static __device__ __forceinline__ raw load(const void *W, size_t off) {
         return __ldg((const uint2 *)((const int8_t *)W + off));
     }
@@ -171,50 +171,75 @@ __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, 
 #define GEMV_THREADS 256
 #define GEMV_LN_J 8 /* columns per thread in the LayerNorm prologue: K <= 256 * 8 */
 
-/* One output row per warp, or per S warps (split K) when a lane's share of
- * the row would exceed GEMV_LANE_BYTES: each lane holds its whole share of
- * the weights in registers (WL::PF vectors of GEMV_LANE_BYTES in all), all
- * loaded before pdl_wait, i.e. while the previous kernel still runs. A
- * 1024 x 1024 bf16 matrix is then 128 blocks, one per SM, with every byte
- * of it requested at once; after the wait only the activations (L2), the
- * arithmetic and a warp reduction remain on the step's critical path. Few
- * blocks also leave room on each SM for the next kernel to start early. */
-#define GEMV_LANE_BYTES 128
+/* The weights go through shared memory: each block copies its tile (8 / S
+ * consecutive rows, one contiguous piece of the matrix, at most
+ * GEMV_TILE_BYTES) with cp.async before pdl_wait, i.e. while the previous
+ * kernel still runs, and without holding registers for it (a first version
+ * kept them in registers: 118 per thread with the LayerNorm prologue, two
+ * blocks per SM, so the 384-block QKV and 512-block fc1 launches took two
+ * waves and left no room for the next kernel to start early). After the
+ * wait only the activations (L2), the arithmetic and the reductions remain
+ * on the step's critical path. A row is split between S warps when it is
+ * longer than GEMV_TILE_BYTES / 8 (every NLLB shape: S = 1 for 1024 bf16 or
+ * int8 columns, 2 for 1024 f32, 4 for fc2's 4096 bf16). */
+#define GEMV_TILE_BYTES 16384
+/* Dynamic shared memory above this asks for the opt-in (cudaFuncSetAttribute):
+ * 48 KB is the default limit for static + dynamic, and the kernels' own
+ * static arrays take up to ~1 KB of it. */
+#define SMEM_OPT_IN (40 * 1024)
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all(void) {
+    asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
+}
+
+/* bytes from global to shared memory by the whole block: 16-byte cp.async
+ * where both sides are 16-byte aligned, plain 8-byte copies otherwise (int8
+ * rows are multiples of 8 bytes), and the last < 16 bytes plainly. */
+__device__ __forceinline__ void copy_to_shared(unsigned char *dst, const unsigned char *src, size_t bytes) {
+    if ((((uintptr_t)src | (uintptr_t)dst) & 15) == 0) {
+        size_t body = bytes & ~(size_t)15;
+        for (size_t o = threadIdx.x * 16; o < body; o += (size_t)blockDim.x * 16) cp_async16(dst + o, src + o);
+        for (size_t o = body + threadIdx.x; o < bytes; o += blockDim.x) dst[o] = src[o];
+    } else {
+        for (size_t o = threadIdx.x * 8; o + 8 <= bytes; o += (size_t)blockDim.x * 8)
+            *(uint2 *)(dst + o) = __ldg((const uint2 *)(src + o));
+        for (size_t o = (bytes & ~(size_t)7) + threadIdx.x; o < bytes; o += blockDim.x) dst[o] = src[o];
+    }
+}
 
 template <int R, typename WL, int S, bool LN>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int K, const void *__restrict__ W,
                                                             const float *__restrict__ scales, int N,
                                                             const float *__restrict__ b, float *y, int flags,
                                                             int qcols, float qs, const ln_args ln) {
+    constexpr int RB = 8 / S; /* rows per block */
     __shared__ float part[8][R];
     __shared__ double ln_sh[32];
-    extern __shared__ float xs[]; /* LN: the normalized rows [R][K] */
+    /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
+     * and bias [K] each, then the input rows [R][K] (normalized for LN) */
+    extern __shared__ __align__(16) unsigned char gsm[];
     pdl_launch_dependents();
     const int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
-    const int n = (int)blockIdx.x * (8 / S) + wib / S, split = wib % S;
-    const int k0 = (split * WARP + lane) * 8, kstep = S * WARP * 8;
-    const size_t row = (size_t)(n < N ? n : 0) * (size_t)K;
-    const bool writer = n < N && split == 0 && lane == 0;
-    /* immutable inputs first: the weights, the row's scale and bias, the LayerNorm's parameters */
-    typename WL::raw pre[WL::PF];
-#pragma unroll
-    for (int i = 0; i < WL::PF; i++) {
-        pre[i] = typename WL::raw{};
-        if (n < N && k0 + i * kstep < K) pre[i] = WL::load(W, row + (size_t)(k0 + i * kstep));
+    const int n0 = (int)blockIdx.x * RB, n = n0 + wib / S, split = wib % S;
+    const int rows = N - n0 < RB ? N - n0 : RB;
+    const size_t row_bytes = (size_t)K * WL::ELEM_BYTES;
+    unsigned char *tile = gsm;
+    float *lng = (float *)(gsm + (((size_t)RB * row_bytes + 15) & ~(size_t)15)), *lnb = lng + (LN ? K : 0), *xs = lnb + (LN ? K : 0);
+    /* immutable inputs first: the tile, the row's scale and bias, the LayerNorm's parameters */
+    copy_to_shared(tile, (const unsigned char *)W + (size_t)n0 * row_bytes, (size_t)rows * row_bytes);
+    if (LN) {
+        copy_to_shared((unsigned char *)lng, (const unsigned char *)ln.g, (size_t)K * sizeof(float));
+        copy_to_shared((unsigned char *)lnb, (const unsigned char *)ln.b, (size_t)K * sizeof(float));
     }
+    const bool writer = n < N && split == 0 && lane == 0;
     float sc = 1.0f, bias = 0.0f;
-    if (n < N) {
+    if (writer) {
         if (scales) sc = __ldg(scales + n);
         if (b) bias = __ldg(b + n);
-    }
-    float lg[GEMV_LN_J], lb[GEMV_LN_J];
-    if (LN) {
-#pragma unroll
-        for (int j = 0; j < GEMV_LN_J; j++) {
-            int i = (int)threadIdx.x + j * GEMV_THREADS;
-            lg[j] = i < K ? __ldg(ln.g + i) : 0.0f;
-            lb[j] = i < K ? __ldg(ln.b + i) : 0.0f;
-        }
     }
     pdl_wait();
     float yo[R]; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
@@ -224,40 +249,50 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
 #pragma unroll
         for (int r = 0; r < R; r++) yo[r] = y[(size_t)r * N + n];
     if (LN) {
-        for (int r = 0; r < R; r++) {
-            const float *xr = x + (size_t)r * K;
-            float v[GEMV_LN_J];
-            double sm = 0.0;
+        /* x is read before the tile has arrived: its loads overlap the copy */
+        float v[R][GEMV_LN_J];
+#pragma unroll
+        for (int r = 0; r < R; r++)
 #pragma unroll
             for (int j = 0; j < GEMV_LN_J; j++) {
                 int i = (int)threadIdx.x + j * GEMV_THREADS;
-                v[j] = i < K ? xr[i] : 0.0f;
-                if (i < K) sm += v[j];
+                v[r][j] = i < K ? x[(size_t)r * K + i] : 0.0f;
             }
+        cp_async_wait_all();
+        __syncthreads(); /* the gain and bias in shared memory */
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            double sm = 0.0;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++)
+                if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[r][j];
             double mean = block_sum(sm, ln_sh) / K;
             double var = 0.0;
 #pragma unroll
-            for (int j = 0; j < GEMV_LN_J; j++) {
-                int i = (int)threadIdx.x + j * GEMV_THREADS;
-                if (i < K) {
-                    double d = (double)v[j] - mean;
+            for (int j = 0; j < GEMV_LN_J; j++)
+                if ((int)threadIdx.x + j * GEMV_THREADS < K) {
+                    double d = (double)v[r][j] - mean;
                     var += d * d;
                 }
-            }
             var = block_sum(var, ln_sh);
             float rstd = (float)(1.0 / sqrt(var / K + (double)ln.eps)), mf = (float)mean;
 #pragma unroll
             for (int j = 0; j < GEMV_LN_J; j++) {
                 int i = (int)threadIdx.x + j * GEMV_THREADS;
                 if (i < K) {
-                    float o = ln_val(v[j], mf, rstd, lg[j], lb[j]);
+                    float o = ln_val(v[r][j], mf, rstd, lng[i], lnb[i]);
                     xs[(size_t)r * K + i] = o;
                     if (blockIdx.x == 0) ln.out[(size_t)r * K + i] = o;
                 }
             }
         }
-        __syncthreads();
+    } else {
+        /* x through L2 only (cp.async.cg, after the wait: no stale L1 line),
+         * all of it requested at once, instead of as each warp reaches it */
+        copy_to_shared((unsigned char *)xs, (const unsigned char *)x, (size_t)R * K * sizeof(float));
+        cp_async_wait_all();
     }
+    __syncthreads(); /* the tile and the (normalized) rows visible to every warp */
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -270,12 +305,14 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
          * written. Only the weights (and scales, biases, LayerNorm
          * parameters) are __restrict__/__ldg. Seen on the H200: greedy ids
          * wrong with PDL, right without it. */
-        auto step = [&](int k, const typename WL::raw &raw) {
+        const unsigned char *trow = tile + (size_t)(wib / S) * row_bytes;
+#pragma unroll 4
+        for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
             float w[8];
-            WL::unpack(raw, w);
+            WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                const float4 *xp = (const float4 *)((LN ? xs : x) + (size_t)r * K + k);
+                const float4 *xp = (const float4 *)(xs + (size_t)r * K + k);
                 float4 a = xp[0], c = xp[1];
                 float s = acc[r];
                 s = fmaf(w[0], a.x, s);
@@ -288,12 +325,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
                 s = fmaf(w[7], c.w, s);
                 acc[r] = s;
             }
-        };
-#pragma unroll
-        for (int i = 0; i < WL::PF; i++)
-            if (k0 + i * kstep < K) step(k0 + i * kstep, pre[i]);
-#pragma unroll 4
-        for (int k = k0 + WL::PF * kstep; k < K; k += kstep) step(k, WL::load(W, row + (size_t)k));
+        }
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
@@ -330,11 +362,12 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
     const int rows_per_block = 8 / S;
     dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
-    size_t smem = LN ? (size_t)R * K * sizeof(float) : 0;
+    size_t smem = (((size_t)rows_per_block * K * WL::ELEM_BYTES + 15) & ~(size_t)15) +
+                  (size_t)((LN ? 2 : 0) + R) * K * sizeof(float);
     switch (R) {
 #define CASE(n)                                                                                                   \
     case n:                                                                                                       \
-        if (smem > 48 * 1024) {                                                                                   \
+        if (smem > SMEM_OPT_IN) {                                                                                 \
             cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                       \
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);         \
             if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;                                   \
@@ -348,23 +381,34 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
     }
 }
 
-/* The split: the fewest warps per row that keep a lane's share of the row
- * within GEMV_LANE_BYTES (all of it prefetched); one warp per row for very
- * tall matrices (the LM head: rows enough to fill the GPU many times). */
+/* The split: the fewest warps per row (1, 2, 4, 8) that keep the block's
+ * tile within GEMV_TILE_BYTES; a row longer than that is one block's tile
+ * on its own (8 warps; up to the 227 KB of shared memory an SM has: f32
+ * rows of 56k columns). */
+template <typename WL>
+static int gemv_split(int K) {
+    size_t row = (size_t)K * WL::ELEM_BYTES;
+    for (int S = 1; S < 8; S *= 2)
+        if (row * (size_t)(8 / S) <= GEMV_TILE_BYTES) return S;
+    return 8;
+}
+
 template <typename WL>
 static void gemv_launch_ln(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                            const float *b, float *y, int flags, int qcols, float qs, const ln_args *ln) {
     ln_args none = {NULL, NULL, 0.0f, NULL};
     const ln_args &l = ln ? *ln : none;
-    const size_t lane_bytes = (size_t)K * WL::ELEM_BYTES / WARP;
 #define GO(S_)                                                                                                     \
     do {                                                                                                           \
         if (ln) gemv_launch_s<WL, S_, true>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                 \
         else gemv_launch_s<WL, S_, false>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, l);                   \
     } while (0)
-    if (N >= 16384 || lane_bytes <= GEMV_LANE_BYTES) GO(1);
-    else if (lane_bytes <= 2 * GEMV_LANE_BYTES) GO(2);
-    else GO(4);
+    switch (gemv_split<WL>(K)) {
+    case 1: GO(1); break;
+    case 2: GO(2); break;
+    case 4: GO(4); break;
+    default: GO(8); break;
+    }
 #undef GO
 }
 
@@ -506,6 +550,16 @@ extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const f
 /* ---------------- attention: one block per (head, row) ---------------- */
 
 #define ATT_THREADS 128
+/* Keys and values of the first ATT_PRE positions of a (head, row) are
+ * copied into shared memory before pdl_wait: during a decode step every
+ * position but the last was written by earlier steps (self-attention) or
+ * by the encoder (cross-attention), so the copy overlaps the previous
+ * kernel and the DRAM round trips leave the critical path. The last
+ * position (this step's key and value) and any beyond ATT_PRE are read
+ * after the wait. Rows in shared memory are padded to hd + 4 floats so
+ * that the threads' 16-byte reads of different keys hit different banks. */
+#define ATT_PRE 64
+
 /* Decode-size attention is latency-bound (a handful of keys per head), so
  * each thread computes whole dot products (one key each, 16-byte loads in
  * flight together) and the weighted sum over values is split between
@@ -514,21 +568,38 @@ template <bool INL>
 __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const float *q, int q_stride,
                                                                  const float *const *kp, const float *const *vp,
                                                                  const int *kv_len, const mtk_kv_rows inl,
-                                                                 int kv_stride, float *out, int out_stride) {
-    pdl_launch_dependents();
-    pdl_wait();
-    extern __shared__ float sc[]; /* [max_kv] scores, [hd] query, [ATT_THREADS] partial outputs */
+                                                                 int kv_stride, float *out, int out_stride,
+                                                                 int pre_cap) {
+    /* [pre_cap][hd + 4] keys, [pre_cap][hd + 4] values, [max_kv] scores,
+     * [hd] query, [ATT_THREADS] partial outputs */
+    extern __shared__ __align__(16) float att_sm[];
     __shared__ float red[32];
     __shared__ double redd[32];
-    int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
+    pdl_launch_dependents();
+    /* the arguments (kernel parameters or the step's argument block, which
+     * was uploaded before the step's first kernel) and the old positions */
+    const int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
+    const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
+    const bool vec = ((hd | kv_stride) & 3) == 0 && ((uintptr_t)k & 15) == 0 && ((uintptr_t)v & 15) == 0;
+    const int ps = hd + 4;
+    const int npre = vec ? min(n - 1, pre_cap) : 0; /* positions in shared memory */
+    float *ks = att_sm, *vs = ks + (size_t)pre_cap * ps, *sc = vs + (size_t)pre_cap * ps;
+    {
+        const int cpr = hd / 4; /* 16-byte chunks per row */
+        for (int c = threadIdx.x; c < npre * cpr; c += blockDim.x) {
+            int j = c / cpr, i = (c % cpr) * 4;
+            cp_async16(ks + (size_t)j * ps + i, k + (size_t)j * kv_stride + i);
+            cp_async16(vs + (size_t)j * ps + i, v + (size_t)j * kv_stride + i);
+        }
+    }
+    pdl_wait();
     float *qs = sc + n, *part = qs + hd;
     const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
+    cp_async_wait_all();
     __syncthreads();
-    const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
-    const bool vec = ((hd | kv_stride) & 3) == 0 && ((uintptr_t)k & 15) == 0;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        const float *kj = k + (size_t)j * kv_stride;
+        const float *kj = j < npre ? ks + (size_t)j * ps : k + (size_t)j * kv_stride;
         float d = 0.0f;
         if (vec) {
 #pragma unroll 4
@@ -561,7 +632,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
         float o = 0.0f;
         if (g < G) {
 #pragma unroll 4
-            for (int j = g; j < n; j += G) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+            for (int j = g; j < n; j += G)
+                o = fmaf(sc[j] * inv, j < npre ? vs[(size_t)j * ps + i] : v[(size_t)j * kv_stride + i], o);
         }
         part[threadIdx.x] = o;
         __syncthreads();
@@ -573,7 +645,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
     } else {
         for (int i = threadIdx.x; i < hd; i += blockDim.x) {
             float o = 0.0f;
-            for (int j = 0; j < n; j++) o = fmaf(sc[j] * inv, v[(size_t)j * kv_stride + i], o);
+            for (int j = 0; j < n; j++)
+                o = fmaf(sc[j] * inv, j < npre ? vs[(size_t)j * ps + i] : v[(size_t)j * kv_stride + i], o);
             out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
         }
     }
@@ -582,10 +655,15 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
 template <bool INL>
 static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
                             const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
-                            int kv_stride, float *out, int out_stride, int max_kv) {
+                            int kv_stride, float *out, int out_stride, int max_kv, int old_kv) {
     if (rows <= 0) return 0;
-    size_t smem = ((size_t)max_kv + (size_t)head_dim + ATT_THREADS) * sizeof(float);
-    if (smem > 48 * 1024) {
+    /* the prefetch only for a decode step's attention (old_kv: every position
+     * but the last written before the step) and where a padded row of keys
+     * fits the reads' pattern (head_dim <= 128) */
+    int pre_cap = old_kv && head_dim % 4 == 0 && head_dim <= 128 ? (max_kv < ATT_PRE ? max_kv : ATT_PRE) : 0;
+    size_t smem = (2 * (size_t)pre_cap * (head_dim + 4) + (size_t)max_kv + (size_t)head_dim + ATT_THREADS) *
+                  sizeof(float);
+    if (smem > SMEM_OPT_IN) {
         cudaError_t e =
             cudaFuncSetAttribute(attention_kernel<INL>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
@@ -593,22 +671,23 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     dim3 grid((unsigned)heads, (unsigned)rows);
     static const mtk_kv_rows none = {};
     launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
-           kv_stride, out, out_stride);
+           kv_stride, out, out_stride, pre_cap);
     return launch_status();
 }
 
 extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                              const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
-                             float *out, int out_stride, int max_kv) {
+                             float *out, int out_stride, int max_kv, int old_kv) {
     return attention_launch<false>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, k, v, kv_len, NULL,
-                                   kv_stride, out, out_stride, max_kv);
+                                   kv_stride, out, out_stride, max_kv, old_kv);
 }
 
 extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
-                                    const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv) {
+                                    const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv,
+                                    int old_kv) {
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
     return attention_launch<true>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, NULL, NULL, NULL, a,
-                                  kv_stride, out, out_stride, max_kv);
+                                  kv_stride, out, out_stride, max_kv, old_kv);
 }
 
 /* ---------------- embedding + positions ---------------- */

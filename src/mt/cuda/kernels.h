@@ -50,10 +50,13 @@ int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, co
 
 /* Multi-head attention as mt_attn_args, with the per-row key/value pointers
  * and lengths in device arrays k[rows], v[rows], kv_len[rows]; max_kv bounds
- * every kv_len (shared memory for the scores). */
+ * every kv_len (shared memory for the scores). old_kv: every position but
+ * each row's last was written before the previous kernel (a decode step's
+ * caches and the encoder's keys): those are read before the kernel waits
+ * for its predecessor (programmatic dependent launch). */
 int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
-                  int out_stride, int max_kv);
+                  int out_stride, int max_kv, int old_kv);
 
 /* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
  * kernel's parameters (no host-to-device copy per call: decode steps). */
@@ -71,7 +74,7 @@ typedef struct {
 /* mtk_attention with rows <= MTK_INLINE_ROWS and the per-row arguments in a
  * host struct (copied into the launch). */
 int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
-                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv);
+                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv, int old_kv);
 /* mtk_embed with rows <= MTK_INLINE_ROWS and ids/pos in a host struct. */
 int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D, const mtk_embed_rows *a,
                      int rows, float scale, int pad_idx, const float *pos_table, float *out);

@@ -179,6 +179,13 @@ typedef struct {
     stts_status (*ln_linear)(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
                              float *ln_out, const mt_weight *W, const mt_weight *b, float *y, int flags, int cols,
                              float s);
+    /* Optional: count copies of n floats, pairs[2i] = dst and pairs[2i + 1]
+     * = src (a host array of backend pointers; no copy overlaps another), in
+     * one launch where the backend can: the beam reorder copies a slot's
+     * keys and values in every layer, 2 x layers copies that would each be a
+     * separate device copy. Outside step_begin/step_end. NULL: the model
+     * calls copy for each. */
+    stts_status (*copy_many)(mt_exec *x, const float *const *pairs, int count, size_t n);
 } mt_backend_ops;
 
 struct mt_backend {

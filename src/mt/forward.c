@@ -190,7 +190,17 @@ static float *kv_row(const nllb_session *s, float *base, int layer, int slot, in
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err) {
     if (dst == src || len <= 0) return STTS_OK;
     size_t n = (size_t)len * s->m->pub.d_model;
-    for (int l = 0; l < s->m->pub.decoder_layers; l++) {
+    const int L = s->m->pub.decoder_layers;
+    if (s->be->ops->copy_many && L <= 64) { /* one launch for every layer's keys and values */
+        const float *pairs[4 * 64];
+        for (int l = 0; l < L; l++) {
+            pairs[4 * l] = kv_row(s, s->kc, l, dst, 0), pairs[4 * l + 1] = kv_row(s, s->kc, l, src, 0);
+            pairs[4 * l + 2] = kv_row(s, s->vc, l, dst, 0), pairs[4 * l + 3] = kv_row(s, s->vc, l, src, 0);
+        }
+        OP(s->be->ops->copy_many(s->x, pairs, 2 * L, n));
+        return STTS_OK;
+    }
+    for (int l = 0; l < L; l++) {
         OP(s->be->ops->copy(s->x, kv_row(s, s->kc, l, dst, 0), kv_row(s, s->kc, l, src, 0), n));
         OP(s->be->ops->copy(s->x, kv_row(s, s->vc, l, dst, 0), kv_row(s, s->vc, l, src, 0), n));
     }

@@ -875,6 +875,29 @@ stts_status be_copy(mt_exec *x, float *dst, const float *src, size_t n) {
     return fail(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, c->st));
 }
 
+/* The beam reorder's cache copies (every layer's keys and values of one
+ * slot) as one mtk_copy_list launch: the pairs go through the per-call
+ * argument buffer. In a recording, the copies are recorded one by one. */
+stts_status be_copy_many(mt_exec *x, const float *const *pairs, int count, size_t n) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (count <= 0 || n == 0) return STTS_OK;
+    if (c->recording || count > 65535) {
+        for (int i = 0; i < count; i++) {
+            stts_status st = be_copy(x, (float *)pairs[2 * i], pairs[2 * i + 1], n);
+            if (st) return st;
+        }
+        return STTS_OK;
+    }
+    size_t bytes = (size_t)count * 2 * sizeof(float *);
+    unsigned char *h = args_room(c, bytes);
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, pairs, bytes);
+    stts_status st = args_send(c, bytes);
+    if (st) return st;
+    return check(c, mtk_copy_list(c->st, (const float *const *)c->d_args, count, n));
+}
+
 /* The search's selection on the device: only k ids and scores per row
  * come back (one small copy into pinned memory, one wait). */
 stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp) {
@@ -926,7 +949,8 @@ const mt_backend_ops cuda_ops = {
     0, /* host_visible */
     be_select_topk, MTK_SELECT_MAX_K,
     be_step_begin, be_step_end,
-    be_linear_scaled, be_ln_linear
+    be_linear_scaled, be_ln_linear,
+    be_copy_many
 };
 
 } // namespace

@@ -424,8 +424,17 @@ static int linear_impl(void *stream, const float *x, int M, int K, const void *W
                        int N, const float *b, float *y, int flags, int qcols, float qs, const ln_args *lnp) {
     cudaStream_t st = (cudaStream_t)stream;
     if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
-    for (int m0 = 0; m0 < M; m0 += MTK_GEMV_MAX_ROWS) {
-        int R = M - m0 < MTK_GEMV_MAX_ROWS ? M - m0 : MTK_GEMV_MAX_ROWS;
+    /* rows per launch: up to MTK_GEMV_MAX_ROWS, as many as shared memory
+     * holds beside the tile (the input rows are staged there: NLLB-3.3B's
+     * fc2 has 8192 columns, 32 KB a row) */
+    const size_t eb = wfmt == MTK_W_F32 ? 4 : wfmt == MTK_W_I8 ? 1 : 2, row = (size_t)K * eb;
+    const size_t tile = row > GEMV_TILE_BYTES ? row : GEMV_TILE_BYTES, budget = 200 * 1024;
+    const size_t fixed = tile + 15 + (lnp ? 2 * (size_t)K * sizeof(float) : 0), per = (size_t)K * sizeof(float);
+    if (fixed + per > budget) return (int)cudaErrorInvalidValue;
+    int G = (int)((budget - fixed) / per);
+    if (G > MTK_GEMV_MAX_ROWS) G = MTK_GEMV_MAX_ROWS;
+    for (int m0 = 0; m0 < M; m0 += G) {
+        int R = M - m0 < G ? M - m0 : G;
         const float *xg = x + (size_t)m0 * K;
         float *yg = y + (size_t)m0 * N;
         ln_args lg, *ln = NULL;

@@ -147,3 +147,34 @@ def md(session, message_id, index, delta, final, turn="turn-1"):
 def stop(session, last, active=False, event="Stop"):
     return {"session_id": session, "transcript_path": "/nonexistent", "cwd": "/tmp", "hook_event_name": event,
             "stop_hook_active": active, "last_assistant_message": last, "background_tasks": [], "session_crons": []}
+
+
+def voice_or_skip(shared):
+    """The Japanese voice every daemon test speaks with, or exit 77 (CTest's skip) without it."""
+    voice = os.path.join(shared, "assets/voices/mei_normal.htsvoice")
+    if not os.path.exists(voice):
+        print("SKIP: voice %s not found (scripts/fetch-assets)" % voice)
+        sys.exit(77)
+    return voice
+
+
+class Checks:
+    """check(cond, what) counts; a failure prints what. finish() prints the
+    counts, cleans up (showing the daemons' stderr on failure) and returns
+    the exit status."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what, file=sys.stderr)
+        return cond
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        cleanup(self.failed > 0)
+        return 1 if self.failed else 0

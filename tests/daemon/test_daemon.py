@@ -16,23 +16,11 @@
 import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, read, scratch, stop, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
-    sys.exit(77)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+VOICE = voice_or_skip(SHARED)
+check = Checks()
 
 
 def sources(recs, session=None, replays=False):
@@ -262,6 +250,4 @@ check(not [f for f in os.listdir(spool) if f.endswith(".json")], "spool files le
 check(d2.close() == 0, "second daemon exit")
 check("exited" in read(os.path.join(d2.dir, "serve.log")), "log file beside the socket")
 
-print("%d passed, %d failed" % (passed, failed))
-cleanup(failed > 0)
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

@@ -8,23 +8,11 @@ in order."""
 import json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, read, scratch, stop, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
-    sys.exit(77)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+VOICE = voice_or_skip(SHARED)
+check = Checks()
 
 
 def write_config(home, text):
@@ -182,6 +170,4 @@ for name, extra, want in (("nl-config", [], "Python code, 2 lines, omitted."),
           "%s: the code notice is written in the chosen language: %r" % (name, recs))
     check(d.close() == 0, "%s: daemon exit" % name)
 
-print("%d passed, %d failed" % (passed, failed))
-cleanup(failed > 0)
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

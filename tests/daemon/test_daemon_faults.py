@@ -8,21 +8,11 @@ each sentence has exactly one metrics record."""
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, scratch, stop  # noqa: E402
+from daemon_util import Checks, Daemon, scratch, stop, voice_or_skip  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
-    sys.exit(77)
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    if not cond:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+VOICE = voice_or_skip(SHARED)
+check = Checks()
 
 
 tmp = scratch("stts-daemon-faults-")
@@ -47,8 +37,6 @@ if len(rows) == 3 and len(bad) == 1:
     check(all(x["how"] == "mt" and "error" not in x and "untranslated" not in x and x["audio_ms"] > 0
               for x in others), "the other sentences are translated: %s" % others)
 check("sentence 1: translation failed (out of memory (injected fault))" in err, err[-600:])
-if failed:
+if check.failed:
     print(err[-2000:], file=sys.stderr)
-cleanup(bool(failed))
-print("test_daemon_faults: %s" % ("FAIL" if failed else "ok"))
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

@@ -9,23 +9,11 @@ prevents). A Stop whose batches never come is spoken once, after the grace."""
 import os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, scratch, stop, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
-    sys.exit(77)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+VOICE = voice_or_skip(SHARED)
+check = Checks()
 
 
 T = ["The stop hook overtook this message.", "Its batches arrived a moment later."]
@@ -62,6 +50,4 @@ check(r1["done"].startswith("spoken from last_assistant_message") and "grace" in
 check(r3["done"] == "already spoken", "continuation: %r" % r3)
 check(len(src) == len(T) + len(U), "nothing else spoken: %r" % src)
 
-print("%d passed, %d failed" % (passed, failed))
-cleanup(failed > 0)
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

@@ -10,24 +10,12 @@ newest` and `serve --cue`, from the metrics records:
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, scratch, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, scratch, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found (scripts/fetch-assets)" % VOICE)
-    sys.exit(77)
-passed = failed = 0
+VOICE = voice_or_skip(SHARED)
+check = Checks()
 CUE = "Another session."
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
 
 
 def prompt(session):
@@ -109,6 +97,4 @@ for i, (sess, t) in enumerate(seq):
 check(changes == 2, "two changes of session (A -> B -> A): %d" % changes)
 check(cues_ok and src.count(CUE) == changes, "a cue at each change and nowhere else: %r" % src)
 
-print("%d passed, %d failed" % (passed, failed))
-cleanup(failed > 0)
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

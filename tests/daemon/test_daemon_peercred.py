@@ -7,16 +7,13 @@ client as 'nobody' through setpriv, so it needs root (else: skip)."""
 import os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, md, scratch  # noqa: E402
+from daemon_util import Daemon, cleanup, md, scratch, voice_or_skip  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
 if os.geteuid() != 0 or not shutil.which("setpriv"):
     print("SKIP: needs root and setpriv to run a client under another uid")
     sys.exit(77)
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found" % VOICE)
-    sys.exit(77)
+VOICE = voice_or_skip(SHARED)
 fails = 0
 tmp = scratch("stts-peercred-")
 d = Daemon(BIN, VOICE, tmp, "pc")

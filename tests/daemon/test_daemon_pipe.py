@@ -8,24 +8,12 @@ input in-process (its own --output/--metrics)."""
 import json, os, signal, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, cleanup, read, scratch, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, read, scratch, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
-VOICE = os.path.join(SHARED, "assets/voices/mei_normal.htsvoice")
+VOICE = voice_or_skip(SHARED)
 SAMPLE = os.path.join(SRC, "samples/session.jsonl")
-if not os.path.exists(VOICE):
-    print("SKIP: voice %s not found" % VOICE)
-    sys.exit(77)
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
+check = Checks()
 
 
 tmp = scratch("stts-pipe-")
@@ -83,6 +71,4 @@ fb_speech = [x["source"] for x in fb if x["kind"] == "speech"]
 tail = fb_speech[1:]
 check(fb_speech and fb_speech[-1] == speech[-1] and tail == speech[len(speech) - len(tail):],
       "in-process part is the tail of the session: %r" % fb_speech[:3])
-print("%d passed, %d failed" % (passed, failed))
-cleanup(failed > 0)
-sys.exit(1 if failed else 0)
+sys.exit(check.finish())

@@ -87,20 +87,15 @@ static int launch_status(void) {
 
 /* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */
 
-/* 8 consecutive weights of row n starting at element k: load() reads their
- * raw bytes (one or two vector loads), unpack() widens them to floats; for
- * int8 the per-row scale is applied after the dot product. Split so that
- * the GEMV can issue its weight loads before it waits for its inputs. */
+/* 8 consecutive weights of a row as raw bytes (read from the GEMV's shared-
+ * memory tile) and unpack(), which widens them to floats; for int8 the
+ * per-row scale is applied after the dot product. */
 struct f32x8 {
     float4 a, b;
 };
 struct wf32 {
     typedef f32x8 raw;
     enum { ELEM_BYTES = 4 };
-    static __device__ __forceinline__ raw load(const void *W, size_t off) {
-        const float4 *p = (const float4 *)((const float *)W + off);
-        return raw{__ldg(p), __ldg(p + 1)};
-    }
     static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         w[0] = u.a.x, w[1] = u.a.y, w[2] = u.a.z, w[3] = u.a.w, w[4] = u.b.x, w[5] = u.b.y, w[6] = u.b.z, w[7] = u.b.w;
     }
@@ -108,9 +103,6 @@ struct wf32 {
 struct wbf16 {
     typedef uint4 raw;
     enum { ELEM_BYTES = 2 };
-    static __device__ __forceinline__ raw load(const void *W, size_t off) {
-        return __ldg((const uint4 *)((const uint16_t *)W + off));
-    }
     static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
@@ -123,9 +115,6 @@ struct wbf16 {
 struct wf16 {
     typedef uint4 raw;
     enum { ELEM_BYTES = 2 };
-    static __device__ __forceinline__ raw load(const void *W, size_t off) {
-        return __ldg((const uint4 *)((const uint16_t *)W + off));
-    }
     static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
@@ -140,9 +129,6 @@ struct wf16 {
 struct wi8 {
     typedef uint2 raw;
     enum { ELEM_BYTES = 1 };
-    static __device__ __forceinline__ raw load(const void *W, size_t off) {
-        return __ldg((const uint2 *)((const int8_t *)W + off));
-    }
     static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[2] = {u.x, u.y};
 #pragma unroll

@@ -99,6 +99,22 @@ static inline void wrows(const float *W, int K, int n, int n1, const float *w[4]
  * at K = 4096) stay in L2 while W streams once per block. */
 #define MCHUNK 64
 
+#ifdef MT_X86
+/* Software prefetch of the weight stream. A block's 4 rows are contiguous
+ * (rows n..n+3 of W, 4 * K elements), and the k loop walks them at 4 x its
+ * step, so "block + PF_AHEAD + 4 * k * elem" stays PF_AHEAD bytes ahead of
+ * the loads. One core's hardware prefetcher alone fetched 9.6 GB/s of an
+ * int8 LM head on the 2-core dev VM (4 interleaved streams); with this 14.7
+ * GB/s (the two-thread read probe: ~18.5 GB/s per core). Prefetches never
+ * fault, so running past the matrix's end is harmless. */
+#define PF_AHEAD 4096
+#define PF_LINES(base, off, lines)                                                        \
+    do {                                                                                  \
+        const char *pf_ = (const char *)(base) + PF_AHEAD + (off);                        \
+        for (int pl_ = 0; pl_ < (lines); pl_++) _mm_prefetch(pf_ + 64 * pl_, _MM_HINT_T0); \
+    } while (0)
+#endif
+
 /* ---------------- scalar ---------------- */
 static void lin_scalar(const float *x, int M, int K, const float *W, int N, const float *b, float *y, int flags,
                        int n0, int n1) {
@@ -159,6 +175,7 @@ TGT_AVX2 static void lin_avx2(const float *x, int M, int K, const float *W, int 
                 __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
                 __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
                 for (int k = 0; k < Kv; k += 8) {
+                    PF_LINES(w[0], (size_t)k * 16, 2); /* 4 rows x 8 floats */
                     __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k);
                     __m256 w0 = _mm256_loadu_ps(w[0] + k), w1 = _mm256_loadu_ps(w[1] + k);
                     a00 = _mm256_fmadd_ps(w0, v0, a00);
@@ -188,6 +205,7 @@ TGT_AVX2 static void lin_avx2(const float *x, int M, int K, const float *W, int 
                 const float *x0 = x + (size_t)m * K;
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (int k = 0; k < Kv; k += 8) {
+                    PF_LINES(w[0], (size_t)k * 16, 2); /* 4 rows x 8 floats */
                     __m256 v0 = _mm256_loadu_ps(x0 + k);
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + k), v0, a0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + k), v0, a1);
@@ -238,6 +256,7 @@ TGT_AVX512 static void lin_avx512(const float *x, int M, int K, const float *W, 
                 __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
                 __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
                 for (int k = 0; k < Kv; k += 16) {
+                    PF_LINES(w[0], (size_t)k * 16, 4); /* 4 rows x 16 floats */
                     __m512 w0 = _mm512_loadu_ps(w[0] + k), w1 = _mm512_loadu_ps(w[1] + k);
                     __m512 w2 = _mm512_loadu_ps(w[2] + k), w3 = _mm512_loadu_ps(w[3] + k);
                     __m512 v = _mm512_loadu_ps(x0 + k);
@@ -274,6 +293,7 @@ TGT_AVX512 static void lin_avx512(const float *x, int M, int K, const float *W, 
                 const float *x0 = x + (size_t)m * K;
                 __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (int k = 0; k < Kv; k += 16) {
+                    PF_LINES(w[0], (size_t)k * 16, 4); /* 4 rows x 16 floats */
                     __m512 v0 = _mm512_loadu_ps(x0 + k);
                     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w[0] + k), v0, a0);
                     a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w[1] + k), v0, a1);
@@ -480,6 +500,7 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
                 const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
                 for (int k = 0; k < Kv; k += 8) { \
+                    PF_LINES(w[0], (size_t)k * 8, 1); /* 4 rows x 8 halves */ \
                     __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), t; \
                     t = LD(w[0] + k), a0 = _mm256_fmadd_ps(t, v0, a0), b0 = _mm256_fmadd_ps(t, v1, b0); \
                     t = LD(w[1] + k), a1 = _mm256_fmadd_ps(t, v0, a1), b1 = _mm256_fmadd_ps(t, v1, b1); \
@@ -503,6 +524,7 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
                 const float *x0 = x + (size_t)m * K; \
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
                 for (int k = 0; k < Kv; k += 8) { \
+                    PF_LINES(w[0], (size_t)k * 8, 1); /* 4 rows x 8 halves */ \
                     __m256 v0 = _mm256_loadu_ps(x0 + k); \
                     a0 = _mm256_fmadd_ps(LD(w[0] + k), v0, a0); \
                     a1 = _mm256_fmadd_ps(LD(w[1] + k), v0, a1); \
@@ -548,6 +570,7 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
             __m256i a[4], c[4];
             for (int i = 0; i < 4; i++) a[i] = c[i] = _mm256_setzero_si256();
             for (int k = 0; k < Kv; k += 32) {
+                PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes */
                 __m256i v0 = _mm256_loadu_si256((const __m256i *)(q0 + k));
                 __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + k));
                 for (int i = 0; i < 4; i++) {
@@ -573,6 +596,7 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
             const int8_t *q = xq + (size_t)m * K;
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
             for (int k = 0; k < Kv; k += 32) {
+                PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes */
                 __m256i v = _mm256_loadu_si256((const __m256i *)(q + k));
                 a0 = dot32_i8(a0, _mm256_loadu_si256((const __m256i *)(w[0] + k)), v, ones);
                 a1 = dot32_i8(a1, _mm256_loadu_si256((const __m256i *)(w[1] + k)), v, ones);

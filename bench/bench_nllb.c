@@ -32,6 +32,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "nllb.h"
+#include "bench_util.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -314,11 +315,17 @@ int main(int argc, char **argv) {
             return 2;
         }
         i++;
-        if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--reps")) reps = atoi(v);
-        else if (!strcmp(a, "--steps")) steps = atoi(v);
-        else if (!strcmp(a, "--src-len")) src_len = atoi(v);
-        else if (!strcmp(a, "--shortlist-rows")) sl_rows = atoi(v);
+        if (!strcmp(a, "--threads")) {
+            if (bench_int_flag("bench_nllb", a, v, 0, 4096, &threads)) return 2;
+        } else if (!strcmp(a, "--reps")) {
+            if (bench_int_flag("bench_nllb", a, v, 1, 100000, &reps)) return 2;
+        } else if (!strcmp(a, "--steps")) {
+            if (bench_int_flag("bench_nllb", a, v, 1, 100000, &steps)) return 2;
+        } else if (!strcmp(a, "--src-len")) {
+            if (bench_int_flag("bench_nllb", a, v, 2, 1024, &src_len)) return 2;
+        } else if (!strcmp(a, "--shortlist-rows")) {
+            if (bench_int_flag("bench_nllb", a, v, 0, 1 << 30, &sl_rows)) return 2;
+        }
         else if (!strcmp(a, "--weights")) snprintf(wlist, sizeof wlist, "%s", v);
         else if (!strcmp(a, "--device")) {
             if ((device = nllb_device_parse(v)) < 0) {
@@ -354,16 +361,8 @@ int main(int argc, char **argv) {
         }
         wfs[nw++] = w;
     }
-    /* shortlist: the special and language ids, then rows spread evenly over
-     * the vocabulary, sl_rows in all */
-    int32_t *sl = NULL;
-    if (sl_rows > 0) {
-        sl = malloc(sizeof(int32_t) * (size_t)sl_rows);
-        int k = 0;
-        for (int i = 0; i < 4 && k < sl_rows; i++) sl[k++] = i;
-        for (int i = 0; i <= 202 && k < sl_rows; i++) sl[k++] = cfg.spm_size + 1 + i;
-        int fill = sl_rows - k;
-        for (int i = 0; i < fill; i++) sl[k++] = 4 + (int)((long long)i * (cfg.spm_size - 4) / fill);
+    int32_t *sl = bench_shortlist_ids(&cfg, sl_rows);
+    if (sl) {
         g_sl_ids = sl;
         g_sl_n = sl_rows;
     }

@@ -22,11 +22,16 @@
  *
  *   bench_pipeline [--threads N] [--steps N] [--sample FILE] [--no-600m]
  *                  [--weights f32|bf16|f16|int8] [--shortlist-rows N]
+ *                  [--device auto|cpu|cuda] [--voice FILE] [--dict DIR]
+ *                  [--demo-model DIR]
  *
  * --weights and --shortlist-rows set the 600M model's weight format (f32 by
  * default) and an LM-head shortlist of N rows (0: the full vocabulary; the
  * rows chosen as bench_nllb chooses them), as the issue's int8 + 32000-row
- * configuration is measured end to end.
+ * configuration is measured end to end. --device puts the 600M model on the
+ * GPU (the demo model stays on the CPU); --dict names Open JTalk's
+ * dictionary where it is not Debian's (the GPU machine has no packages);
+ * --sample and --demo-model default to this source tree's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
@@ -36,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "stts_pipeline.h"
 
 #ifndef STTS_SOURCE_DIR
@@ -144,10 +150,12 @@ static double pct(double *v, int n, double q) {
 }
 
 /* Runs the sample sentence by sentence, each on an idle device. */
-static int run(const char *label, const nllb_model *model, big_translator *big, sentences *ss, const char *voice) {
+static int run(const char *label, const nllb_model *model, big_translator *big, sentences *ss, const char *voice,
+               const char *dict) {
     tts_params tp;
     tts_default_params(&tp);
     tp.voice = voice;
+    tp.dict_dir = dict;
     tts_synth *synth = NULL;
     stts_error err;
     if (tts_open(&tp, &synth, &err) != STTS_OK) {
@@ -247,21 +255,36 @@ static int run(const char *label, const nllb_model *model, big_translator *big, 
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, steps = 24, big_on = 1, sl_rows = 0, weights = NLLB_WEIGHTS_F32;
+    int threads = 0, steps = 24, big_on = 1, sl_rows = 0, weights = NLLB_WEIGHTS_F32, device = NLLB_DEVICE_CPU;
+    const char *dict = NULL, *demo_arg = NULL;
     char sample[1024], voice[1024];
     snprintf(sample, sizeof sample, "%s/samples/session.jsonl", STTS_SOURCE_DIR);
     snprintf(voice, sizeof voice, "%s/../shared/assets/voices/mei_normal.htsvoice", STTS_SOURCE_DIR);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--sample") && i + 1 < argc) snprintf(sample, sizeof sample, "%s", argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (bench_int_flag("bench_pipeline", argv[i], argv[i + 1], 0, 4096, &threads)) return 2;
+            i++;
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            if (bench_int_flag("bench_pipeline", argv[i], argv[i + 1], 1, 100000, &steps)) return 2;
+            i++;
+        } else if (!strcmp(argv[i], "--sample") && i + 1 < argc) snprintf(sample, sizeof sample, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--voice") && i + 1 < argc) snprintf(voice, sizeof voice, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--no-600m")) big_on = 0;
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = nllb_weights_parse(argv[++i]);
-        else if (!strcmp(argv[i], "--shortlist-rows") && i + 1 < argc) sl_rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--shortlist-rows") && i + 1 < argc) {
+            if (bench_int_flag("bench_pipeline", argv[i], argv[i + 1], 0, 1 << 30, &sl_rows)) return 2;
+            i++;
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if ((device = nllb_device_parse(argv[++i])) < 0) {
+                fprintf(stderr, "bench_pipeline: --device must be auto, cpu or cuda (got \"%s\")\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--dict") && i + 1 < argc) dict = argv[++i];
+        else if (!strcmp(argv[i], "--demo-model") && i + 1 < argc) demo_arg = argv[++i];
         else {
             fprintf(stderr, "usage: bench_pipeline [--threads N] [--steps N] [--sample FILE] [--voice F] [--no-600m] "
-                            "[--weights f32|bf16|f16|int8] [--shortlist-rows N]\n");
+                            "[--weights f32|bf16|f16|int8] [--shortlist-rows N] [--device auto|cpu|cuda] "
+                            "[--dict DIR] [--demo-model DIR]\n");
             return 2;
         }
     }
@@ -275,7 +298,8 @@ int main(int argc, char **argv) {
     nllb_model_params mp = nllb_model_default_params();
     mp.threads = threads;
     char demo_dir[1024];
-    snprintf(demo_dir, sizeof demo_dir, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
+    if (demo_arg) snprintf(demo_dir, sizeof demo_dir, "%s", demo_arg);
+    else snprintf(demo_dir, sizeof demo_dir, "%s/models/demo-en-ja", STTS_SOURCE_DIR);
     nllb_model *demo = NULL;
     if (nllb_model_load(demo_dir, &mp, &demo, &err) != STTS_OK) {
         fprintf(stderr, "bench_pipeline: %s\n", err.msg);
@@ -299,34 +323,28 @@ int main(int argc, char **argv) {
     nllb_session_free(ds);
     printf("bench_pipeline: %s, %d sentences; voice %s; %s; each sentence pushed on an idle device\n", sample, ss.n,
            voice, nllb_model_backend(demo));
-    run("demo model (7.6M params) translates:", demo, NULL, &ss, voice);
+    run("demo model (7.6M params) translates:", demo, NULL, &ss, voice, dict);
     if (big_on) {
         nllb_config cfg = nllb_config_600m();
         nllb_model *big = NULL;
         uint64_t t = stts_now_ns();
         nllb_model_params bp = mp;
         bp.weights = (nllb_weights)weights;
+        bp.device = (nllb_device)device;
         if (nllb_model_new_random(&cfg, 42, &bp, &big, &err) != STTS_OK) {
             fprintf(stderr, "bench_pipeline: %s\n", err.msg);
             return 1;
         }
         /* the shortlist as bench_nllb makes it: special and language ids,
          * then rows spread evenly over the vocabulary */
-        int32_t *sl = NULL;
-        if (sl_rows > 0 && (sl = malloc(sizeof(int32_t) * (size_t)sl_rows)) != NULL) {
-            int k = 0;
-            for (int i = 0; i < 4 && k < sl_rows; i++) sl[k++] = i;
-            for (int i = 0; i <= 202 && k < sl_rows; i++) sl[k++] = cfg.spm_size + 1 + i;
-            int fill = sl_rows - k;
-            for (int i = 0; i < fill; i++) sl[k++] = 4 + (int)((long long)i * (cfg.spm_size - 4) / fill);
-        }
-        printf("600M-shaped random model (%s weights, %s) built in %.0f ms; %d forced decode steps per sentence, "
-               "greedy\n",
+        int32_t *sl = bench_shortlist_ids(&cfg, sl_rows);
+        printf("600M-shaped random model (%s weights, %s, %s) built in %.0f ms; %d forced decode steps per "
+               "sentence, greedy\n",
                nllb_weights_name((nllb_weights)weights), sl ? "LM-head shortlist" : "full LM head",
-               (double)(stts_now_ns() - t) / 1e6, steps);
+               nllb_model_backend(big), (double)(stts_now_ns() - t) / 1e6, steps);
         if (sl) printf("  shortlist: %d rows\n", sl_rows);
         big_translator bt = {demo, big, NULL, &ss, steps, sl, sl ? sl_rows : 0};
-        run("NLLB-600M-shaped model translates:", NULL, &bt, &ss, voice);
+        run("NLLB-600M-shaped model translates:", NULL, &bt, &ss, voice, dict);
         if (bt.big_session) nllb_session_free(bt.big_session);
         nllb_model_free(big);
         free(sl);

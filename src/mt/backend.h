@@ -82,7 +82,15 @@ enum {
  * out + r*out_stride. Covers encoder self-attention (every row of a sentence
  * points at the sentence's K/V), decoder self-attention (the row's cache) and
  * cross-attention (the sentence's encoder K/V). The k/v pointer arrays and
- * kv_len are host memory; the pointers point into backend memory. */
+ * kv_len are host memory; the pointers point into backend memory.
+ *
+ * new_k/new_v (optional, NULL: the caches already hold every position): row
+ * r's key and value for its last position, kv_len[r] - 1, are at new_k +
+ * r*new_stride and new_v + r*new_stride (heads * head_dim floats each); the
+ * op first writes them into the caches (k[r], v[r] at that position, which
+ * must then be writable backend memory) and attends over them. This is the
+ * decoder's cache write folded into its attention: on a GPU one dependent
+ * kernel per layer fewer, where a separate copy would run between them. */
 typedef struct {
     int rows, heads, head_dim;
     const float *q;
@@ -93,6 +101,8 @@ typedef struct {
     int kv_stride;
     float *out;
     int out_stride;
+    const float *new_k, *new_v;
+    int new_stride;
 } mt_attn_args;
 
 typedef struct {

@@ -254,16 +254,32 @@ static void check_layernorm(rig *r) {
     r->be->ops->weight_free(r->be, bw);
 }
 
-static void check_attention(rig *r) {
+/* fold 1: each row's last key and value come through new_k/new_v (the
+ * decoder's cache write folded into the attention) with that cache position
+ * poisoned beforehand: the output must be the same, and the cache must hold
+ * the new key and value afterwards. */
+static void check_attention(rig *r, int fold) {
     enum { R = 3, H = 4, HD = 16, D = H * HD, L = 37 };
     float *q = malloc(sizeof(float) * R * D), *kv = malloc(sizeof(float) * L * 2 * D), *out = malloc(sizeof(float) * R * D);
+    float *kv0 = malloc(sizeof(float) * L * 2 * D), *nkv = malloc(sizeof(float) * R * 2 * D);
     for (int i = 0; i < R * D; i++) q[i] = frand();
-    for (int i = 0; i < L * 2 * D; i++) kv[i] = frand();
+    for (int i = 0; i < L * 2 * D; i++) kv0[i] = kv[i] = frand();
     const float *kp[R], *vp[R];
     int lens[R] = {1, 20, L};
     for (int i = 0; i < R; i++) kp[i] = kv, vp[i] = kv + D;
-    mt_attn_args a = {R, H, HD, q, D, kp, vp, lens, 2 * D, out, D};
+    mt_attn_args a = {R, H, HD, q, D, kp, vp, lens, 2 * D, out, D, NULL, NULL, 0};
+    if (fold) {
+        for (int row = 0; row < R; row++) { /* rows share the cache, at different last positions */
+            float *last = kv + (size_t)(lens[row] - 1) * 2 * D;
+            memcpy(nkv + (size_t)row * 2 * D, last, sizeof(float) * 2 * D);
+            for (int i = 0; i < 2 * D; i++) last[i] = 1e30f;
+        }
+        a.new_k = nkv, a.new_v = nkv + D, a.new_stride = 2 * D;
+    }
     CHECK(r->be->ops->attention(r->x, &a) == STTS_OK);
+    if (fold) CHECK_MSG(memcmp(kv, kv0, sizeof(float) * L * 2 * D) == 0, "the cache holds the new keys and values");
+    free(kv);
+    kv = kv0;
     for (int row = 0; row < R; row++)
         for (int h = 0; h < H; h++) {
             double sc[L], mx = -1e300, sum = 0;
@@ -280,7 +296,7 @@ static void check_attention(rig *r) {
                 CHECK_NEAR(out[row * D + h * HD + i], o, 1e-5 * fabs(o) + 1e-6);
             }
         }
-    free(q), free(kv), free(out);
+    free(q), free(kv), free(out), free(nkv);
 }
 
 static void check_embed(rig *r, mt_wfmt f) {
@@ -343,7 +359,8 @@ static void every_op(void) {
         check_embed(&r, FORMATS[fi]);
     }
     check_layernorm(&r);
-    check_attention(&r);
+    check_attention(&r, 0);
+    check_attention(&r, 1);
     check_small_ops(&r);
     printf("%s: linear (%zu shapes x 4 formats x 8 flag/bias cases, gather, read), layernorm, attention, embed, "
            "scale, copy\n",

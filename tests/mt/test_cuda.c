@@ -246,8 +246,11 @@ static void test_layernorm(void) {
 }
 
 /* R rows of lengths 1, 17, 300, 1, 17, ... (R <= 32: arguments inline in
- * the launch; more: through a device array) */
-static void attention_case(int R) {
+ * the launch; more: through a device array). fold: each row's last key and
+ * value come from the query buffer's K/V columns through new_k/new_v (the
+ * decoder's cache write folded into the attention), with the caches'
+ * values at that position different beforehand; both caches must end equal. */
+static void attention_case(int R, int fold) {
     enum { H = 4, HD = 64, D = H * HD, MAXL = 300 };
     int *lens = malloc(sizeof(int) * R);
     for (int r = 0; r < R; r++) lens[r] = r % 3 == 0 ? 1 : r % 3 == 1 ? 17 : MAXL;
@@ -264,22 +267,37 @@ static void attention_case(int R) {
         ck[r] = ckv + (size_t)r * MAXL * D, cv[r] = ckv + kvn + (size_t)r * MAXL * D;
         gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
     }
-    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D};
+    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D, NULL, NULL, 0};
+    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D, NULL, NULL, 0};
+    if (fold) {
+        a.new_k = cq + D, a.new_v = cq + 2 * D, a.new_stride = 3 * D;
+        b.new_k = gq + D, b.new_v = gq + 2 * D, b.new_stride = 3 * D;
+    }
     CHECK(cpu->ops->attention(cx, &a) == STTS_OK);
-    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D};
     CHECK(gpu->ops->attention(gx, &b) == STTS_OK);
     float *out = malloc(sizeof(float) * R * D);
     fetch(out, go, (size_t)R * D);
     double rm, d = max_diff(out, co, (size_t)R * D, &rm);
-    CHECK_MSG(d <= 1e-5 * rm, "attention %d rows: max |gpu - cpu| %.3g of %.3g", R, d, rm);
+    CHECK_MSG(d <= 1e-5 * rm, "attention %d rows%s: max |gpu - cpu| %.3g of %.3g", R, fold ? " (cache write)" : "", d,
+              rm);
+    if (fold) {
+        float *gcache = malloc(sizeof(float) * 2 * kvn);
+        fetch(gcache, gkv, 2 * kvn);
+        CHECK_MSG(memcmp(gcache, ckv, sizeof(float) * 2 * kvn) == 0, "attention %d rows: GPU caches == CPU caches", R);
+        CHECK_MSG(memcmp(ckv + (size_t)(lens[0] - 1) * D, q + D, sizeof(float) * D) == 0,
+                  "the new key is in row 0's cache");
+        free(gcache);
+    }
     cpu->ops->release(cpu, cq), cpu->ops->release(cpu, ckv), cpu->ops->release(cpu, co);
     gpu->ops->release(gpu, gq), gpu->ops->release(gpu, gkv), gpu->ops->release(gpu, go);
     free(q), free(kv), free(out), free(lens), free(ck), free(cv), free(gk), free(gv);
 }
 
 static void test_attention(void) {
-    attention_case(3);
-    attention_case(40);
+    for (int fold = 0; fold <= 1; fold++) {
+        attention_case(3, fold);
+        attention_case(40, fold);
+    }
 }
 
 static void test_embed(void) {

@@ -582,6 +582,12 @@ static stts_status cpu_attention(mt_exec *xh, const mt_attn_args *a) {
     cpu_exec *c = (cpu_exec *)xh;
     attn_job j = {c, a};
     int tasks = a->rows * a->heads;
+    if (a->new_k) /* the cache write (backend.h): k[r]/v[r] are the caller's writable caches */
+        for (int r = 0; r < a->rows; r++) {
+            size_t at = (size_t)(a->kv_len[r] - 1) * a->kv_stride, n = (size_t)a->heads * a->head_dim;
+            memcpy((float *)a->k[r] + at, a->new_k + (size_t)r * a->new_stride, n * sizeof(float));
+            memcpy((float *)a->v[r] + at, a->new_v + (size_t)r * a->new_stride, n * sizeof(float));
+        }
     long long work = 0;
     for (int r = 0; r < a->rows; r++) work += a->kv_len[r];
     work *= (long long)a->heads * a->head_dim * 2;

@@ -588,9 +588,10 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
     case R_ATTN: {
         int rows = r->i[0];
         const float *const *k = (const float *const *)(A + r->off);
+        mtk_new_kv nkv = {(const float *)r->p[2], (const float *)r->p[3], r->i[7]};
         return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
                              (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6],
-                             1 /* recorded: a decode step's caches */);
+                             1 /* recorded: a decode step's caches */, &nkv);
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
     case R_LN_LINEAR:
@@ -767,14 +768,17 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
         memcpy(h + 2 * pb, a->kv_len, R * sizeof(int));
         rr->i[0] = a->rows, rr->i[1] = a->heads, rr->i[2] = a->head_dim, rr->p[0] = a->q, rr->i[3] = a->q_stride;
         rr->i[4] = a->kv_stride, rr->p[1] = a->out, rr->i[5] = a->out_stride, rr->i[6] = max_kv, rr->off = off;
+        rr->p[2] = a->new_k, rr->p[3] = a->new_v, rr->i[7] = a->new_stride;
         return STTS_OK;
     }
+    mtk_new_kv nkv = {a->new_k, a->new_v, a->new_stride};
+    if (a->new_k && !a->new_v) return STTS_ERR_INVALID_ARG;
     if (a->rows <= MTK_INLINE_ROWS) { /* decode steps: arguments in the launch, no copy */
         mtk_kv_rows in;
         memset(&in, 0, sizeof in);
         for (size_t r = 0; r < R; r++) in.k[r] = a->k[r], in.v[r] = a->v[r], in.len[r] = a->kv_len[r];
         return check(c, mtk_attention_inline(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, &in,
-                                             a->kv_stride, a->out, a->out_stride, max_kv, 0));
+                                             a->kv_stride, a->out, a->out_stride, max_kv, 0, &nkv));
     }
     unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
@@ -786,7 +790,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
                                   (const float *const *)(d + pb), (const int *)(d + 2 * pb), a->kv_stride, a->out,
-                                  a->out_stride, max_kv, 0));
+                                  a->out_stride, max_kv, 0, &nkv));
 }
 
 stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,

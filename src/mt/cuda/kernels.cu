@@ -567,7 +567,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
                                                                  const float *const *kp, const float *const *vp,
                                                                  const int *kv_len, const mtk_kv_rows inl,
                                                                  int kv_stride, float *out, int out_stride,
-                                                                 int pre_cap) {
+                                                                 int pre_cap, const mtk_new_kv nkv) {
     /* [pre_cap][hd + 4] keys, [pre_cap][hd + 4] values, [max_kv] scores,
      * [hd] query, [ATT_THREADS] partial outputs */
     extern __shared__ __align__(16) float att_sm[];
@@ -591,6 +591,17 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
         }
     }
     pdl_wait();
+    if (nkv.k) {
+        /* the decoder's cache write folded in (mt_attn_args.new_k): this
+         * block's (head, row) slice of the last position, from the QKV
+         * projection into the caches; the __syncthreads below makes the
+         * block's own writes visible to its reads of that position */
+        size_t src = (size_t)r * nkv.stride + (size_t)h * hd, dst = (size_t)(n - 1) * kv_stride;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            ((float *)k)[dst + i] = nkv.k[src + i];
+            ((float *)v)[dst + i] = nkv.v[src + i];
+        }
+    }
     float *qs = sc + n, *part = qs + hd;
     const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = qr[i];
@@ -653,7 +664,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
 template <bool INL>
 static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
                             const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
-                            int kv_stride, float *out, int out_stride, int max_kv, int old_kv) {
+                            int kv_stride, float *out, int out_stride, int max_kv, int old_kv,
+                            const mtk_new_kv *nkv) {
     if (rows <= 0) return 0;
     /* the prefetch only for a decode step's attention (old_kv: every position
      * but the last written before the step) and where a padded row of keys
@@ -668,24 +680,25 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     }
     dim3 grid((unsigned)heads, (unsigned)rows);
     static const mtk_kv_rows none = {};
+    static const mtk_new_kv no_new = {};
     launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
-           kv_stride, out, out_stride, pre_cap);
+           kv_stride, out, out_stride, pre_cap, nkv ? *nkv : no_new);
     return launch_status();
 }
 
 extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                              const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
-                             float *out, int out_stride, int max_kv, int old_kv) {
+                             float *out, int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv) {
     return attention_launch<false>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, k, v, kv_len, NULL,
-                                   kv_stride, out, out_stride, max_kv, old_kv);
+                                   kv_stride, out, out_stride, max_kv, old_kv, nkv);
 }
 
 extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                                     const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv,
-                                    int old_kv) {
+                                    int old_kv, const mtk_new_kv *nkv) {
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
     return attention_launch<true>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, NULL, NULL, NULL, a,
-                                  kv_stride, out, out_stride, max_kv, old_kv);
+                                  kv_stride, out, out_stride, max_kv, old_kv, nkv);
 }
 
 /* ---------------- embedding + positions ---------------- */

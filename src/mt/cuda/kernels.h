@@ -48,6 +48,13 @@ int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, co
 /* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
 int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y);
 
+/* mt_attn_args' new_k/new_v: the last position's keys and values, written
+ * into the caches by the attention kernel (k NULL: none). */
+typedef struct {
+    const float *k, *v;
+    int stride;
+} mtk_new_kv;
+
 /* Multi-head attention as mt_attn_args, with the per-row key/value pointers
  * and lengths in device arrays k[rows], v[rows], kv_len[rows]; max_kv bounds
  * every kv_len (shared memory for the scores). old_kv: every position but
@@ -56,7 +63,7 @@ int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, co
  * for its predecessor (programmatic dependent launch). */
 int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
-                  int out_stride, int max_kv, int old_kv);
+                  int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv);
 
 /* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
  * kernel's parameters (no host-to-device copy per call: decode steps). */
@@ -74,7 +81,8 @@ typedef struct {
 /* mtk_attention with rows <= MTK_INLINE_ROWS and the per-row arguments in a
  * host struct (copied into the launch). */
 int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
-                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv, int old_kv);
+                         const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv, int old_kv,
+                         const mtk_new_kv *nkv);
 /* mtk_embed with rows <= MTK_INLINE_ROWS and ids/pos in a host struct. */
 int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D, const mtk_embed_rows *a,
                      int rows, float scale, int pad_idx, const float *pos_table, float *out);

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
+#include <time.h>
 #include <unistd.h>
 
 extern "C" { /* the engine's C headers */
@@ -64,7 +64,21 @@ struct cuda_exec {
     size_t d_arena_cap;
     struct step_graph *graphs; /* [MAX_GRAPHS] */
     unsigned long tick;
+    /* STTS_CUDA_TRACE=1: where a decode step's wall time goes on the host
+     * side (printed when the executor is freed): the search's own work
+     * after the ids came back, the recording, the upload and launch, and
+     * launch -> ids back (the GPU's part plus the copy and the wake-up) */
+    int trace;
+    uint64_t t_ids, t_begin, t_end_in, t_launched;
+    uint64_t tr_search[2], tr_record[2], tr_launch[2], tr_gpu[2]; /* [0]: steps of 1 row, [1]: more */
+    int tr_steps[2], tr_searched[2];
 };
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 /* ---- step graphs ----
  * Between step_begin and step_end the ops below only append a record: the
@@ -468,6 +482,8 @@ stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *
     }
     const char *g = getenv("STTS_CUDA_GRAPHS");
     c->use_graphs = !(g && strcmp(g, "0") == 0);
+    const char *tr = getenv("STTS_CUDA_TRACE");
+    c->trace = tr && strcmp(tr, "1") == 0;
     if (!(c->graphs = (step_graph *)calloc(MAX_GRAPHS, sizeof(step_graph)))) {
         mt_pool_free(c->pool);
         free(c);
@@ -488,6 +504,16 @@ void be_exec_free(mt_exec *x) {
     cuda_exec *c = cx(x);
     if (!c) return;
     cudaStreamSynchronize(c->st);
+    for (int b = 0; c->trace && b < 2; b++) {
+        if (!c->tr_steps[b]) continue;
+        double n = c->tr_steps[b] * 1000.0;
+        fprintf(stderr,
+                "cuda trace: %d steps of %s; per step: search %.1f us, recording %.1f us, upload + launch %.1f us, "
+                "launch -> ids back %.1f us\n",
+                c->tr_steps[b], b ? "2+ rows" : "1 row",
+                c->tr_searched[b] ? c->tr_search[b] / (c->tr_searched[b] * 1000.0) : 0.0, c->tr_record[b] / n,
+                c->tr_launch[b] / n, c->tr_gpu[b] / n);
+    }
     if (c->d_args) cudaFree(c->d_args);
     if (c->pos_table) cudaFree(c->pos_table);
     if (c->d_sel) cudaFree(c->d_sel);
@@ -611,13 +637,23 @@ stts_status rec_nomem(cuda_exec *c) {
 
 void be_step_begin(mt_exec *x) {
     cuda_exec *c = cx(x);
+    if (c->trace) c->t_begin = now_ns();
     c->recording = 1;
     c->nrec = 0;
     c->arena_used = 0;
 }
 
+stts_status step_end_run(cuda_exec *c, int discard);
+
 stts_status be_step_end(mt_exec *x, int discard) {
     cuda_exec *c = cx(x);
+    if (c->trace) c->t_end_in = now_ns();
+    stts_status st = step_end_run(c, discard);
+    if (c->trace) c->t_launched = now_ns();
+    return st;
+}
+
+stts_status step_end_run(cuda_exec *c, int discard) {
     int was = c->recording;
     c->recording = 0;
     if (discard) return STTS_OK;
@@ -940,6 +976,17 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     if (!st) st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, bytes, cudaMemcpyDeviceToHost, c->st));
     if (!st) st = fail(c, cudaStreamSynchronize(c->st));
     if (st) return st;
+    if (c->trace && c->t_launched > c->t_begin && c->t_begin > c->t_ids) { /* a recorded step, ids fetched */
+        uint64_t t = now_ns();
+        int b = rows > 1;
+        /* a gap over 300 us is a sentence's start (the encoder ran in it), not the search's work */
+        if (c->t_ids && c->t_begin - c->t_ids < 300000) c->tr_search[b] += c->t_begin - c->t_ids, c->tr_searched[b]++;
+        c->tr_record[b] += c->t_end_in - c->t_begin;
+        c->tr_launch[b] += c->t_launched - c->t_end_in;
+        c->tr_gpu[b] += t - c->t_launched;
+        c->tr_steps[b]++;
+        c->t_ids = t;
+    }
     memcpy(top, c->h_sel, n * sizeof(int32_t));
     memcpy(lp, (const int32_t *)c->h_sel + n, n * sizeof(float));
     return STTS_OK;

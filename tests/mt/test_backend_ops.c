@@ -336,7 +336,8 @@ static void check_small_ops(rig *r) {
 
 static const int SHAPES[][4] = {/* M, K, N, parts */
                                 {1, 64, 12, 1},  {1, 100, 9, 3}, {2, 33, 20, 2}, {4, 256, 16, 1},  {5, 17, 6, 3},
-                                {8, 48, 24, 3},  {9, 96, 13, 1}, {70, 40, 8, 2}, {1, 1024, 300, 3}};
+                                {8, 48, 24, 3},  {9, 96, 13, 1}, {70, 40, 8, 2}, {1, 1024, 300, 3},
+                                {6, 1100, 10, 2} /* K over two of the half kernels' 512-column panels */};
 #define NSHAPES (sizeof SHAPES / sizeof *SHAPES)
 static float *g_i8ref[NSHAPES];
 static int g_simd, g_threads, g_ran;

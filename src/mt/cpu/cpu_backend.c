@@ -7,9 +7,10 @@
  * over the threads (each thread streams its own slice of the weights);
  * int8 quantizes the activation rows first (quant.h's rule) and multiplies
  * every row of x with each 4-row block of W while it is in L1; with 8 or
- * more rows (the encoder) bf16/f16 weights take a blocked path: a slice of W
- * is widened to f32 once into a per-thread tile and every row of x is
- * multiplied with it (compute-bound GEMM instead of repeated GEMV).
+ * more rows (the encoder) bf16/f16 weights take a blocked path on scalar
+ * and NEON levels: a slice of W is widened to f32 once into a per-thread
+ * tile and every row of x is multiplied with it (compute-bound GEMM instead
+ * of repeated GEMV); x86's half kernel widens its own panels.
  * Attention splits (row, head) pairs; the small row-wise ops (LayerNorm,
  * embedding) run on the calling thread. */
 #define _GNU_SOURCE
@@ -470,13 +471,16 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
     const cpu_weight *w = (const cpu_weight *)Wh;
     int K = w->h.cols, N = w->h.rows;
     if (M <= 0) return STTS_OK;
-    /* bf16/f16 with many rows: widen a slice once, then the f32 kernel (the
-     * same per-lane order as the half kernels at these levels, so results do
-     * not depend on how many rows are batched). int8 always multiplies
-     * quantized rows (exact integer sums: batch-invariant too); its kernel
-     * keeps each 4-row block of W in L1 across all rows of x. */
+    /* bf16/f16 with many rows, scalar and NEON: widen a slice once, then the
+     * f32 kernel (the same per-lane order as the half kernels at these
+     * levels, so results do not depend on how many rows are batched). On
+     * x86 (AVX2 and up) the half kernel widens its own 4-row panels for 4+
+     * rows (kernels.c, lin_half_panel_avx2: SIMD widening, the same bits),
+     * which the scalar widening here made 2.4x slower than f32. int8 always
+     * multiplies quantized rows (exact integer sums: batch-invariant too);
+     * its kernel keeps each 4-row block of W in L1 across all rows of x. */
     int blocked = M >= GEMM_MIN_ROWS && (w->h.fmt == MT_WF_BF16 || w->h.fmt == MT_WF_F16) &&
-                  (x->level <= MT_KL_AVX2 || x->level == MT_KL_NEON);
+                  (x->level == MT_KL_SCALAR || x->level == MT_KL_NEON);
     size_t es = blocked ? 4 : wfmt_size(w->h.fmt);
     /* chunks of ~256 KB of W (a multiple of the kernels' 4-row block),
      * claimed dynamically by the threads */

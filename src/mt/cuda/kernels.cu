@@ -160,6 +160,38 @@ __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, 
 #define GEMV_THREADS 256
 #define GEMV_LN_J 8 /* columns per thread in the LayerNorm prologue: K <= 256 * 8 */
 
+/* One row of the GEMV's LayerNorm prologue: v[j] is column threadIdx.x + j *
+ * GEMV_THREADS (layernorm_kernel's layout; the same sums in the same
+ * order); the normalized values go to dst (shared memory) and, from block
+ * 0, to out for the other readers. dst may be where v was read from: each
+ * thread writes only its own columns. */
+__device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const float *lng, const float *lnb, float eps,
+                                       double *sh, float *dst, float *out) {
+    double sm = 0.0;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++)
+        if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j];
+    double mean = block_sum(sm, sh) / K;
+    double var = 0.0;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++)
+        if ((int)threadIdx.x + j * GEMV_THREADS < K) {
+            double d = (double)v[j] - mean;
+            var += d * d;
+        }
+    var = block_sum(var, sh);
+    float rstd = (float)(1.0 / sqrt(var / K + (double)eps)), mf = (float)mean;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++) {
+        int i = (int)threadIdx.x + j * GEMV_THREADS;
+        if (i < K) {
+            float o = ln_val(v[j], mf, rstd, lng[i], lnb[i]);
+            dst[i] = o;
+            if (blockIdx.x == 0) out[i] = o;
+        }
+    }
+}
+
 /* The weights go through shared memory: each block copies its tile (8 / S
  * consecutive rows, one contiguous piece of the matrix, at most
  * GEMV_TILE_BYTES) with cp.async before pdl_wait, i.e. while the previous
@@ -240,85 +272,36 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     if (LN && R == 1) {
         /* one row: x into registers, read before the tile has arrived (its
          * loads overlap the copy), the shortest path for greedy decoding */
-        float v[R][GEMV_LN_J];
+        float v[GEMV_LN_J];
 #pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int j = 0; j < GEMV_LN_J; j++) {
-                int i = (int)threadIdx.x + j * GEMV_THREADS;
-                v[r][j] = i < K ? x[(size_t)r * K + i] : 0.0f;
-            }
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int i = (int)threadIdx.x + j * GEMV_THREADS;
+            v[j] = i < K ? x[i] : 0.0f;
+        }
         cp_async_wait_all();
         __syncthreads(); /* the gain and bias in shared memory */
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            double sm = 0.0;
-#pragma unroll
-            for (int j = 0; j < GEMV_LN_J; j++)
-                if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[r][j];
-            double mean = block_sum(sm, ln_sh) / K;
-            double var = 0.0;
-#pragma unroll
-            for (int j = 0; j < GEMV_LN_J; j++)
-                if ((int)threadIdx.x + j * GEMV_THREADS < K) {
-                    double d = (double)v[r][j] - mean;
-                    var += d * d;
-                }
-            var = block_sum(var, ln_sh);
-            float rstd = (float)(1.0 / sqrt(var / K + (double)ln.eps)), mf = (float)mean;
-#pragma unroll
-            for (int j = 0; j < GEMV_LN_J; j++) {
-                int i = (int)threadIdx.x + j * GEMV_THREADS;
-                if (i < K) {
-                    float o = ln_val(v[r][j], mf, rstd, lng[i], lnb[i]);
-                    xs[(size_t)r * K + i] = o;
-                    if (blockIdx.x == 0) ln.out[(size_t)r * K + i] = o;
-                }
-            }
-        }
+        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out);
     } else {
         /* x through L2 only (cp.async.cg, after the wait: no stale L1 line),
          * all of it requested at once, instead of as each warp reaches it */
         copy_to_shared((unsigned char *)xs, (const unsigned char *)x, (size_t)R * K * sizeof(float));
         cp_async_wait_all();
         if (LN) {
-            /* 2+ rows: normalized in place in shared memory. Thread t owns
-             * columns t, t + 256, ... (layernorm_kernel's layout and
-             * summation order), so it rewrites only what it alone read.
-             * Holding R rows in registers (the one-row path) took 72
-             * registers a thread at 4 rows, and beam 4 ran 5-7% slower on
-             * the H200 than with this; one row is 2% faster in registers. */
+            /* 2+ rows: normalized in place in shared memory, one row at a
+             * time through 8 registers. Holding all R rows in registers (the
+             * one-row path) took 72 registers a thread at 4 rows, and beam 4
+             * ran 5-7% slower on the H200 than with this; one row is 2%
+             * faster in registers. */
             __syncthreads(); /* the rows, gain and bias in shared memory */
 #pragma unroll 1
             for (int r = 0; r < R; r++) {
-                float *xr = xs + (size_t)r * K;
-                double sm = 0.0;
+                float *xr = xs + (size_t)r * K, v[GEMV_LN_J];
 #pragma unroll
                 for (int j = 0; j < GEMV_LN_J; j++) {
                     int i = (int)threadIdx.x + j * GEMV_THREADS;
-                    if (i < K) sm += xr[i];
+                    v[j] = i < K ? xr[i] : 0.0f;
                 }
-                double mean = block_sum(sm, ln_sh) / K;
-                double var = 0.0;
-#pragma unroll
-                for (int j = 0; j < GEMV_LN_J; j++) {
-                    int i = (int)threadIdx.x + j * GEMV_THREADS;
-                    if (i < K) {
-                        double d = (double)xr[i] - mean;
-                        var += d * d;
-                    }
-                }
-                var = block_sum(var, ln_sh);
-                float rstd = (float)(1.0 / sqrt(var / K + (double)ln.eps)), mf = (float)mean;
-#pragma unroll
-                for (int j = 0; j < GEMV_LN_J; j++) {
-                    int i = (int)threadIdx.x + j * GEMV_THREADS;
-                    if (i < K) {
-                        float o = ln_val(xr[i], mf, rstd, lng[i], lnb[i]);
-                        xr[i] = o;
-                        if (blockIdx.x == 0) ln.out[(size_t)r * K + i] = o;
-                    }
-                }
+                ln_row(v, K, lng, lnb, ln.eps, ln_sh, xr, ln.out + (size_t)r * K);
             }
         }
     }

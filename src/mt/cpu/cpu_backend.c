@@ -127,8 +127,10 @@ static void src_row_f32(mt_dtype dt, const void *data, const float *scale, size_
     case MT_DTYPE_F32: memcpy(dst, (const float *)data + o, (size_t)cols * sizeof(float)); break;
     case MT_DTYPE_BF16: { /* a shift, inline: the compiler vectorizes it (the blocked path widens per call) */
         const uint16_t *h = (const uint16_t *)data + o;
-        uint32_t *u = (uint32_t *)dst;
-        for (int i = 0; i < cols; i++) u[i] = (uint32_t)h[i] << 16;
+        for (int i = 0; i < cols; i++) {
+            uint32_t u = (uint32_t)h[i] << 16;
+            memcpy(dst + i, &u, sizeof u); /* not through a uint32_t pointer: dst is float memory */
+        }
         break;
     }
     case MT_DTYPE_F16:

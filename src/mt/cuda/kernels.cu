@@ -20,37 +20,7 @@
 #include <stdlib.h>
 
 #include "kernels.h"
-
-#define WARP 32
-
-/* ---------------- launches: programmatic dependent launch ----------------
- *
- * A decode step is ~130 dependent kernels of a few microseconds each; with
- * plain stream order every kernel starts only after the previous one has
- * drained, so each pays the launch and the DRAM latency of its first weight
- * loads in series. Every kernel here is launched with Hopper's programmatic
- * stream serialization (PDL, also captured into the step graphs): it may
- * start while its predecessor still runs, reads what no kernel writes (its
- * weights, scales, biases, LayerNorm parameters) into registers, and waits
- * (griddepcontrol.wait: the predecessor has completed and its writes are
- * visible) before it reads any activation or writes anything. Each kernel
- * lets its successor launch as soon as all its own blocks have started
- * (launch_dependents at the top); the successor's blocks can only become
- * resident once ours are, so waiting blocks never keep a predecessor's
- * blocks from running. Completion is transitive along the chain: a kernel
- * completes only after its own wait, i.e. after its predecessor completed.
- * STTS_CUDA_PDL=0 launches in plain stream order (the same kernels, for
- * comparison). */
-__device__ __forceinline__ void pdl_launch_dependents(void) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-__device__ __forceinline__ void pdl_wait(void) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
+#include "device_common.cuh"
 
 static int pdl_enabled(void) {
     static int on = -1;
@@ -87,111 +57,6 @@ static int launch_status(void) {
 
 /* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */
 
-/* 8 consecutive weights of a row as raw bytes (read from the GEMV's shared-
- * memory tile) and unpack(), which widens them to floats; for int8 the
- * per-row scale is applied after the dot product. */
-struct f32x8 {
-    float4 a, b;
-};
-struct wf32 {
-    typedef f32x8 raw;
-    enum { ELEM_BYTES = 4 };
-    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
-        w[0] = u.a.x, w[1] = u.a.y, w[2] = u.a.z, w[3] = u.a.w, w[4] = u.b.x, w[5] = u.b.y, w[6] = u.b.z, w[7] = u.b.w;
-    }
-};
-struct wbf16 {
-    typedef uint4 raw;
-    enum { ELEM_BYTES = 2 };
-    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
-        uint32_t v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            w[2 * i] = __uint_as_float(v[i] << 16);
-            w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
-        }
-    }
-};
-struct wf16 {
-    typedef uint4 raw;
-    enum { ELEM_BYTES = 2 };
-    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
-        uint32_t v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h = *(const __half2 *)&v[i];
-            float2 f = __half22float2(h);
-            w[2 * i] = f.x;
-            w[2 * i + 1] = f.y;
-        }
-    }
-};
-struct wi8 {
-    typedef uint2 raw;
-    enum { ELEM_BYTES = 1 };
-    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
-        uint32_t v[2] = {u.x, u.y};
-#pragma unroll
-        for (int i = 0; i < 2; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) w[4 * i + j] = (float)(int8_t)((v[i] >> (8 * j)) & 0xffu);
-    }
-};
-
-template <typename T>
-__device__ T block_sum(T v, T *sh);
-
-/* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
- * every block computes the rows' mean and 1/std with layernorm_kernel's
- * arithmetic and thread layout (256 threads, the same sums in the same
- * order), writes the normalized rows to shared memory for its dot products,
- * and block 0 writes them to out for the other readers. The LayerNorm's
- * gain and bias are loaded before the wait, like the weights. */
-struct ln_args {
-    const float *g, *b;
-    float eps;
-    float *out;
-};
-
-__device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, float b) {
-    return __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x, mf), rstd), g), b);
-}
-
-#define GEMV_THREADS 256
-#define GEMV_LN_J 8 /* columns per thread in the LayerNorm prologue: K <= 256 * 8 */
-
-/* One row of the GEMV's LayerNorm prologue: v[j] is column threadIdx.x + j *
- * GEMV_THREADS (layernorm_kernel's layout; the same sums in the same
- * order); the normalized values go to dst (shared memory) and, from block
- * 0, to out for the other readers. dst may be where v was read from: each
- * thread writes only its own columns. */
-__device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const float *lng, const float *lnb, float eps,
-                                       double *sh, float *dst, float *out) {
-    double sm = 0.0;
-#pragma unroll
-    for (int j = 0; j < GEMV_LN_J; j++)
-        if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j];
-    double mean = block_sum(sm, sh) / K;
-    double var = 0.0;
-#pragma unroll
-    for (int j = 0; j < GEMV_LN_J; j++)
-        if ((int)threadIdx.x + j * GEMV_THREADS < K) {
-            double d = (double)v[j] - mean;
-            var += d * d;
-        }
-    var = block_sum(var, sh);
-    float rstd = (float)(1.0 / sqrt(var / K + (double)eps)), mf = (float)mean;
-#pragma unroll
-    for (int j = 0; j < GEMV_LN_J; j++) {
-        int i = (int)threadIdx.x + j * GEMV_THREADS;
-        if (i < K) {
-            float o = ln_val(v[j], mf, rstd, lng[i], lnb[i]);
-            dst[i] = o;
-            if (blockIdx.x == 0) out[i] = o;
-        }
-    }
-}
-
 /* The weights go through shared memory: each block copies its tile (8 / S
  * consecutive rows, one contiguous piece of the matrix, at most
  * GEMV_TILE_BYTES) with cp.async before pdl_wait, i.e. while the previous
@@ -203,19 +68,11 @@ __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const fl
  * on the step's critical path. A row is split between S warps when it is
  * longer than GEMV_TILE_BYTES / 8 (every NLLB shape: S = 1 for 1024 bf16 or
  * int8 columns, 2 for 1024 f32, 4 for fc2's 4096 bf16). */
-#define GEMV_TILE_BYTES 16384
+/* (GEMV_TILE_BYTES: device_common.cuh) */
 /* Dynamic shared memory above this asks for the opt-in (cudaFuncSetAttribute):
  * 48 KB is the default limit for static + dynamic, and the kernels' own
  * static arrays take up to ~1 KB of it. */
 #define SMEM_OPT_IN (40 * 1024)
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all(void) {
-    asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
-}
 
 /* bytes from global to shared memory by the whole block: 16-byte cp.async
  * where both sides are 16-byte aligned, plain 8-byte copies otherwise (int8
@@ -239,7 +96,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
                                                             int qcols, float qs, const ln_args ln) {
     constexpr int RB = 8 / S; /* rows per block */
     __shared__ float part[8][R];
-    __shared__ double ln_sh[32];
+    __shared__ double ln_sh[R * 8 > 32 ? R * 8 : 32];
     /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
      * and bias [K] each, then the input rows [R][K] (normalized for LN) */
     extern __shared__ __align__(16) unsigned char gsm[];
@@ -280,29 +137,20 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         }
         cp_async_wait_all();
         __syncthreads(); /* the gain and bias in shared memory */
-        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out);
+        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0);
     } else {
         /* x through L2 only (cp.async.cg, after the wait: no stale L1 line),
          * all of it requested at once, instead of as each warp reaches it */
         copy_to_shared((unsigned char *)xs, (const unsigned char *)x, (size_t)R * K * sizeof(float));
         cp_async_wait_all();
         if (LN) {
-            /* 2+ rows: normalized in place in shared memory, one row at a
-             * time through 8 registers. Holding all R rows in registers (the
-             * one-row path) took 72 registers a thread at 4 rows, and beam 4
-             * ran 5-7% slower on the H200 than with this; one row is 2%
-             * faster in registers. */
+            /* 2+ rows: normalized in place in shared memory, the rows'
+             * reductions together (ln_rows). Holding all R rows in
+             * registers (the one-row path) took 72 registers a thread at 4
+             * rows, and beam 4 ran 5-7% slower on the H200 than in shared
+             * memory; one row is 2% faster in registers. */
             __syncthreads(); /* the rows, gain and bias in shared memory */
-#pragma unroll 1
-            for (int r = 0; r < R; r++) {
-                float *xr = xs + (size_t)r * K, v[GEMV_LN_J];
-#pragma unroll
-                for (int j = 0; j < GEMV_LN_J; j++) {
-                    int i = (int)threadIdx.x + j * GEMV_THREADS;
-                    v[j] = i < K ? xr[i] : 0.0f;
-                }
-                ln_row(v, K, lng, lnb, ln.eps, ln_sh, xr, ln.out + (size_t)r * K);
-            }
+            ln_rows<R>(xs, R, K, lng, lnb, ln.eps, ln_sh, ln.out, blockIdx.x == 0);
         }
     }
     __syncthreads(); /* the tile and the (normalized) rows visible to every warp */
@@ -318,31 +166,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
          * written. Only the weights (and scales, biases, LayerNorm
          * parameters) are __restrict__/__ldg. Seen on the H200: greedy ids
          * wrong with PDL, right without it. */
-        const unsigned char *trow = tile + (size_t)(wib / S) * row_bytes;
-#pragma unroll 4
-        for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
-            float w[8];
-            WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const float4 *xp = (const float4 *)(xs + (size_t)r * K + k);
-                float4 a = xp[0], c = xp[1];
-                float s = acc[r];
-                s = fmaf(w[0], a.x, s);
-                s = fmaf(w[1], a.y, s);
-                s = fmaf(w[2], a.z, s);
-                s = fmaf(w[3], a.w, s);
-                s = fmaf(w[4], c.x, s);
-                s = fmaf(w[5], c.y, s);
-                s = fmaf(w[6], c.z, s);
-                s = fmaf(w[7], c.w, s);
-                acc[r] = s;
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+        gemv_dot<WL, R>(tile + (size_t)(wib / S) * row_bytes, xs, K, S, split, lane, acc);
     }
     if (S > 1) {
         if (lane == 0)
@@ -361,9 +185,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     }
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        float v = acc[r] * sc + bias;
-        if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
-        if (n < qcols) v = __fmul_rn(v, qs); /* the query scaling, as mtk_scale_cols rounds it */
+        float v = gemv_out(acc[r], sc, bias, flags, n, qcols, qs);
         float *yp = y + (size_t)r * N + n;
         if (flags & MTK_ACCUM) *yp = yo[r] + v;
         else *yp = v;
@@ -474,31 +296,6 @@ extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const f
     return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
 }
 
-/* ---------------- block reductions ---------------- */
-
-template <typename T>
-__device__ T block_sum(T v, T *sh) {
-    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
-    for (int o = WARP / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads(); /* sh may still be read by a previous reduction */
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    T t = 0;
-    for (int i = 0; i < nw; i++) t += sh[i];
-    return t;
-}
-
-__device__ float block_max(float v, float *sh) {
-    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
-    for (int o = WARP / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    float t = -INFINITY;
-    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
-    return t;
-}
-
 /* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */
 
 __global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y) {
@@ -524,41 +321,14 @@ __global__ void layernorm_kernel(const float *x, int D, const float *g, const fl
 }
 
 /* The same arithmetic in the same order with the row read once into
- * registers (D <= 256 * LN_REG): one pass over memory instead of three. */
-#define LN_REG 16
+ * registers (D <= 256 * LN_REG): one pass over memory instead of three
+ * (ln_reg_row, shared with the step program). */
 __global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int D, const float *g, const float *b,
                                                             float eps, float *y) {
     pdl_launch_dependents();
     pdl_wait();
     __shared__ double sh[32];
-    const float *xr = x + (size_t)blockIdx.x * D;
-    float *yr = y + (size_t)blockIdx.x * D;
-    float v[LN_REG];
-    double s = 0.0;
-#pragma unroll
-    for (int j = 0; j < LN_REG; j++) {
-        int i = (int)threadIdx.x + j * 256;
-        v[j] = i < D ? xr[i] : 0.0f;
-        if (i < D) s += v[j];
-    }
-    double mean = block_sum(s, sh) / D;
-    double var = 0.0;
-#pragma unroll
-    for (int j = 0; j < LN_REG; j++) {
-        int i = (int)threadIdx.x + j * 256;
-        if (i < D) {
-            double d = (double)v[j] - mean;
-            var += d * d;
-        }
-    }
-    var = block_sum(var, sh);
-    float rstd = (float)(1.0 / sqrt(var / D + (double)eps));
-    float mf = (float)mean;
-#pragma unroll
-    for (int j = 0; j < LN_REG; j++) {
-        int i = (int)threadIdx.x + j * 256;
-        if (i < D) yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(v[j], mf), rstd), g[i]), b[i]);
-    }
+    ln_reg_row(x + (size_t)blockIdx.x * D, D, g, b, eps, y + (size_t)blockIdx.x * D, sh);
 }
 
 extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
@@ -726,16 +496,6 @@ extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_
 }
 
 /* ---------------- embedding + positions ---------------- */
-
-__device__ __forceinline__ float table_elem(const void *t, int fmt, const float *sc, size_t row, int D, int i) {
-    size_t o = row * (size_t)D + (size_t)i;
-    switch (fmt) {
-    case MTK_W_BF16: return __uint_as_float((uint32_t)((const uint16_t *)t)[o] << 16);
-    case MTK_W_F16: return __half2float(((const __half *)t)[o]);
-    case MTK_W_I8: return (float)((const int8_t *)t)[o] * sc[row];
-    default: return ((const float *)t)[o];
-    }
-}
 
 template <bool INL>
 __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,

@@ -1,0 +1,372 @@
+/* device_common.cuh - device code shared by the CUDA kernels (kernels.cu)
+ * and the decode-step program (program.cu): programmatic dependent launch,
+ * the weight formats' unpacking, cp.async, block reductions, the LayerNorm
+ * row arithmetic of the GEMV prologue and the embedding's element read.
+ * Both files compute with these same helpers so that a step run as one
+ * persistent program gives the same bits as the same ops run as kernels. */
+#ifndef MT_CUDA_DEVICE_COMMON_CUH
+#define MT_CUDA_DEVICE_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* A GEMV block's weight tile (8 / S rows of one matrix): see gemv_kernel. */
+#define GEMV_TILE_BYTES 16384
+
+#define WARP 32
+
+/* ---------------- launches: programmatic dependent launch ----------------
+ *
+ * A decode step is ~130 dependent kernels of a few microseconds each; with
+ * plain stream order every kernel starts only after the previous one has
+ * drained, so each pays the launch and the DRAM latency of its first weight
+ * loads in series. Every kernel of kernels.cu is launched with Hopper's programmatic
+ * stream serialization (PDL, also captured into the step graphs): it may
+ * start while its predecessor still runs, reads what no kernel writes (its
+ * weights, scales, biases, LayerNorm parameters) into registers, and waits
+ * (griddepcontrol.wait: the predecessor has completed and its writes are
+ * visible) before it reads any activation or writes anything. Each kernel
+ * lets its successor launch as soon as all its own blocks have started
+ * (launch_dependents at the top); the successor's blocks can only become
+ * resident once ours are, so waiting blocks never keep a predecessor's
+ * blocks from running. Completion is transitive along the chain: a kernel
+ * completes only after its own wait, i.e. after its predecessor completed.
+ * STTS_CUDA_PDL=0 launches in plain stream order (the same kernels, for
+ * comparison). */
+__device__ __forceinline__ void pdl_launch_dependents(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* 8 consecutive weights of a row as raw bytes (read from the GEMV's shared-
+ * memory tile) and unpack(), which widens them to floats; for int8 the
+ * per-row scale is applied after the dot product. */
+struct f32x8 {
+    float4 a, b;
+};
+struct wf32 {
+    typedef f32x8 raw;
+    enum { ELEM_BYTES = 4 };
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
+        w[0] = u.a.x, w[1] = u.a.y, w[2] = u.a.z, w[3] = u.a.w, w[4] = u.b.x, w[5] = u.b.y, w[6] = u.b.z, w[7] = u.b.w;
+    }
+};
+struct wbf16 {
+    typedef uint4 raw;
+    enum { ELEM_BYTES = 2 };
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = __uint_as_float(v[i] << 16);
+            w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
+        }
+    }
+};
+struct wf16 {
+    typedef uint4 raw;
+    enum { ELEM_BYTES = 2 };
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
+        uint32_t v[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h = *(const __half2 *)&v[i];
+            float2 f = __half22float2(h);
+            w[2 * i] = f.x;
+            w[2 * i + 1] = f.y;
+        }
+    }
+};
+struct wi8 {
+    typedef uint2 raw;
+    enum { ELEM_BYTES = 1 };
+    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
+        uint32_t v[2] = {u.x, u.y};
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) w[4 * i + j] = (float)(int8_t)((v[i] >> (8 * j)) & 0xffu);
+    }
+};
+
+/* ---------------- cp.async ---------------- */
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all(void) {
+    asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
+}
+
+/* ---------------- block reductions ---------------- */
+
+template <typename T>
+__device__ T block_sum(T v, T *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads(); /* sh may still be read by a previous reduction */
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    T t = 0;
+    for (int i = 0; i < nw; i++) t += sh[i];
+    return t;
+}
+
+__device__ __forceinline__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x % WARP, w = threadIdx.x / WARP, nw = (blockDim.x + WARP - 1) / WARP;
+    for (int o = WARP / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < nw; i++) t = fmaxf(t, sh[i]);
+    return t;
+}
+
+/* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
+ * every block computes the rows' mean and 1/std with layernorm_kernel's
+ * arithmetic and thread layout (256 threads, the same sums in the same
+ * order), writes the normalized rows to shared memory for its dot products,
+ * and block 0 writes them to out for the other readers. The LayerNorm's
+ * gain and bias are loaded before the wait, like the weights. */
+struct ln_args {
+    const float *g, *b;
+    float eps;
+    float *out;
+};
+
+__device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, float b) {
+    return __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x, mf), rstd), g), b);
+}
+
+#define GEMV_THREADS 256
+#define GEMV_LN_J 8 /* columns per thread in the LayerNorm prologue: K <= 256 * 8 */
+
+/* One row of the GEMV's LayerNorm prologue: v[j] is column threadIdx.x + j *
+ * GEMV_THREADS (layernorm_kernel's layout; the same sums in the same
+ * order); the normalized values go to dst (shared memory) and, where
+ * write_out (one block), to out for the other readers. dst may be where v was read from: each
+ * thread writes only its own columns. */
+__device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const float *lng, const float *lnb, float eps,
+                                       double *sh, float *dst, float *out, bool write_out) {
+    double sm = 0.0;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++)
+        if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j];
+    double mean = block_sum(sm, sh) / K;
+    double var = 0.0;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++)
+        if ((int)threadIdx.x + j * GEMV_THREADS < K) {
+            double d = (double)v[j] - mean;
+            var += d * d;
+        }
+    var = block_sum(var, sh);
+    float rstd = (float)(1.0 / sqrt(var / K + (double)eps)), mf = (float)mean;
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++) {
+        int i = (int)threadIdx.x + j * GEMV_THREADS;
+        if (i < K) {
+            float o = ln_val(v[j], mf, rstd, lng[i], lnb[i]);
+            dst[i] = o;
+            if (write_out) out[i] = o;
+        }
+    }
+}
+
+/* A LayerNorm row read once into registers (D <= 256 * LN_REG, a block of
+ * 256 threads): mean and variance in double as the CPU, the output with
+ * separate roundings; yr may equal xr. x is read through L2 (__ldcg): in
+ * the step program other SMs wrote it in the same launch. */
+#define LN_REG 16
+__device__ __forceinline__ void ln_reg_row(const float *xr, int D, const float *g, const float *b, float eps, float *yr,
+                                           double *sh) {
+    float v[LN_REG];
+    double s = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        v[j] = i < D ? __ldcg(xr + i) : 0.0f;
+        if (i < D) s += v[j];
+    }
+    double mean = block_sum(s, sh) / D;
+    double var = 0.0;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) {
+            double d = (double)v[j] - mean;
+            var += d * d;
+        }
+    }
+    var = block_sum(var, sh);
+    float rstd = (float)(1.0 / sqrt(var / D + (double)eps));
+    float mf = (float)mean;
+#pragma unroll
+    for (int j = 0; j < LN_REG; j++) {
+        int i = (int)threadIdx.x + j * 256;
+        if (i < D) yr[i] = ln_val(v[j], mf, rstd, g[i], b[i]);
+    }
+}
+
+/* LayerNorm of R rows staged in shared memory, in place (m real ones; a
+ * block of GEMV_THREADS), with ln_row's arithmetic and summation order but
+ * the rows' block reductions done together: one pair of barriers per
+ * statistic for all rows instead of per row (the step program measured
+ * ~1.7 us per row one by one at 4 rows). out (all rows) is written where
+ * write_out. The gain and bias are requested first, so their loads are in
+ * flight during the statistics. */
+template <int R>
+__device__ __forceinline__ void ln_rows(float *xs, int m, int K, const float *g, const float *gb, float eps,
+                                        double *sh /* [R][8] */, float *out, bool write_out) {
+    const int tid = (int)threadIdx.x, lane = tid % WARP, w = tid / WARP, nw = GEMV_THREADS / WARP;
+    float gv[GEMV_LN_J], bv[GEMV_LN_J]; /* requested first: in flight during the statistics */
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++) {
+        int c = tid + j * GEMV_THREADS;
+        gv[j] = c < K ? g[c] : 0.0f, bv[j] = c < K ? gb[c] : 0.0f;
+    }
+    double st[R], mean[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        st[r] = 0.0;
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int c = tid + j * GEMV_THREADS;
+            if (r < m && c < K) st[r] += xs[(size_t)r * K + c];
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int o = WARP / 2; o > 0; o /= 2) st[r] += __shfl_xor_sync(0xffffffffu, st[r], o);
+        __syncthreads(); /* sh free */
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) sh[r * 8 + w] = st[r];
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            double t = 0;
+            for (int q = 0; q < nw; q++) t += sh[r * 8 + q];
+            st[r] = t;
+        }
+        if (pass == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                mean[r] = st[r] / K;
+                st[r] = 0.0;
+#pragma unroll
+                for (int j = 0; j < GEMV_LN_J; j++) {
+                    int c = tid + j * GEMV_THREADS;
+                    if (r < m && c < K) {
+                        double d = (double)xs[(size_t)r * K + c] - mean[r];
+                        st[r] += d * d;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        if (r >= m) break;
+        const float rstd = (float)(1.0 / sqrt(st[r] / K + (double)eps)), mf = (float)mean[r];
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int c = tid + j * GEMV_THREADS;
+            if (c < K) {
+                float o = ln_val(xs[(size_t)r * K + c], mf, rstd, gv[j], bv[j]);
+                xs[(size_t)r * K + c] = o;
+                if (write_out) out[(size_t)r * K + c] = o;
+            }
+        }
+    }
+}
+
+/* Waits until at most n of this thread's newest cp.async groups are pending
+ * (the instruction takes an immediate). */
+__device__ __forceinline__ void cp_async_wait_pending(int n) {
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+}
+
+/* ---------------- GEMV arithmetic ---------------- */
+
+/* One weight row (8 consecutive weights at a time from trow, a shared-
+ * memory tile) times R input rows (xs, K floats each, shared memory): the
+ * lanes of warp `split` of the row's S warps take every S * 256th group of
+ * 8 columns, accumulate with fmaf in column order, and the warp's sum goes
+ * to acc[r] (every lane). gemv_kernel and the step program both use it, so
+ * they give the same bits. */
+template <typename WL, int R>
+__device__ __forceinline__ void gemv_dot(const unsigned char *trow, const float *xs, int K, int S, int split, int lane,
+                                         float acc[R]) {
+#pragma unroll 4
+    for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
+        float w[8];
+        WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const float4 *xp = (const float4 *)(xs + (size_t)r * K + k);
+            float4 a = xp[0], c = xp[1];
+            float s = acc[r];
+            s = fmaf(w[0], a.x, s);
+            s = fmaf(w[1], a.y, s);
+            s = fmaf(w[2], a.z, s);
+            s = fmaf(w[3], a.w, s);
+            s = fmaf(w[4], c.x, s);
+            s = fmaf(w[5], c.y, s);
+            s = fmaf(w[6], c.z, s);
+            s = fmaf(w[7], c.w, s);
+            acc[r] = s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+}
+
+/* Output column n of one row from its dot product: int8 scale and bias
+ * (one fma), ReLU, the query scaling (rounded as mtk_scale_cols does). */
+__device__ __forceinline__ float gemv_out(float acc, float sc, float bias, int flags, int n, int qcols, float qs) {
+    float v = fmaf(acc, sc, bias);
+    if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
+    if (n < qcols) v = __fmul_rn(v, qs);
+    return v;
+}
+
+/* ---------------- embedding ---------------- */
+
+__device__ __forceinline__ float table_elem(const void *t, int fmt, const float *sc, size_t row, int D, int i) {
+    size_t o = row * (size_t)D + (size_t)i;
+    switch (fmt) {
+    case MTK_W_BF16: return __uint_as_float((uint32_t)((const uint16_t *)t)[o] << 16);
+    case MTK_W_F16: return __half2float(((const __half *)t)[o]);
+    case MTK_W_I8: return (float)((const int8_t *)t)[o] * sc[row];
+    default: return ((const float *)t)[o];
+    }
+}
+
+#endif

@@ -7,6 +7,8 @@
 #      (test_cuda), then the same under compute-sanitizer memcheck
 #   2. the demo model's 500 test sentences: GPU f32 ids == CPU f32 ids,
 #      greedy and beam 4; GPU bf16 and int8 greedy vs GPU f32 (test_cuda --demo)
+#   (test_cuda and bench_nllb also run with STTS_CUDA_PROGRAM=1: decode
+#   steps as one persistent step program instead of kernels, for comparison)
 #   3. HF transformers on the GPU on the same sentences (bf16 and fp32
 #      greedy, fp32 beam 4): identical ids and char BLEU of each side
 #   4. stream-tts translate --device cuda / auto smoke run
@@ -45,6 +47,8 @@ for i in 2 3; do # races between early-started kernels would show as runs that d
 done
 STTS_CUDA_PDL=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nopdl.log" 2>&1
 note "test_cuda without programmatic dependent launch rc=$? : $(tail -1 "$OUT/test_cuda_nopdl.log")"
+STTS_CUDA_PROGRAM=1 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_prog.log" 2>&1
+note "test_cuda with step programs rc=$? : $(tail -1 "$OUT/test_cuda_prog.log")"
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
@@ -74,6 +78,11 @@ STTS_CUDA_GRAPHS=0 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16 --
 note "bench without step graphs rc=$?"; grep '^{' "$OUT/bench-nographs.log" | sed 's/^/nographs /' >>"$summary"
 STTS_CUDA_PDL=0 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16,int8 --reps 5 --json >"$OUT/bench-nopdl.log" 2>&1
 note "bench without programmatic dependent launch rc=$?"; grep '^{' "$OUT/bench-nopdl.log" | sed 's/^/nopdl /' >>"$summary"
+STTS_CUDA_PROGRAM=1 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16,int8 --reps 5 --json >"$OUT/bench-prog.log" 2>&1
+note "bench with step programs rc=$?"; grep '^{' "$OUT/bench-prog.log" | sed 's/^/program /' >>"$summary"
+STTS_CUDA_PROGRAM=1 STTS_CUDA_PROGRAM_MAX_N=65536 timeout 100 $C/bin/bench_nllb --device cuda --weights bf16,int8 --reps 5 \
+  --json >"$OUT/bench-proghead.log" 2>&1
+note "bench with step programs, the LM head as a kernel rc=$?"; grep '^{' "$OUT/bench-proghead.log" | sed 's/^/program-headkernel /' >>"$summary"
 fi
 skip hftiming || timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distilled-600M.config.json 2>&1 | grep -v -i warn |
   tee "$OUT/hf-timing.log"; grep '^{' "$OUT/hf-timing.log" >>"$summary"

@@ -5,6 +5,9 @@
  *   weights; LayerNorm, attention and embedding against the CPU backend's
  *   ops on the same inputs (embedding bit for bit); argmax and top-k
  *   log-softmax against a host scan, with planted ties and NaN.
+ *   step programs: one recorded decoder-like step run as a persistent
+ *   kernel (program.h) gives the same bits as its ops run as kernels, for
+ *   every weight format and 1, 3 and 8 rows.
  *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
  *   beam-4 ids of the GPU model identical to the CPU model's.
  *
@@ -434,6 +437,148 @@ static void test_select(void) {
 }
 
 /* ---- the engine: GPU ids == CPU ids on the fixture models ---- */
+/* ---- step programs (program.h): a recorded step that runs as one
+ * persistent kernel gives the same bits as its ops launched as kernels ----
+ * One decoder-like step (embedding, LayerNorm + QKV with the query scaling,
+ * self-attention writing its caches, output projection + residual,
+ * LayerNorm + fc1 + ReLU, fc2 + residual, LayerNorm, a 3000-row head),
+ * three steps in a row (the first captures the graph, the next replay it
+ * with new ids, positions and cache lengths), on two executors: one with
+ * programs, one with STTS_CUDA_PROGRAM=0. fc2's 4096 columns give every
+ * GEMV split (f32 8 warps a row, bf16/f16 4, int8 2); the head's 375+
+ * tiles make every block loop and the ring wrap. */
+enum { PG_D = 256, PG_H = 4, PG_HD = 64, PG_FF = 4096, PG_V = 3000, PG_L = 16 };
+
+typedef struct {
+    float *dx, *dh, *dqkv, *datt, *dff, *logits, *kc, *vc;
+} pg_bufs;
+
+static void pg_bufs_new(pg_bufs *b, int R, const float *kv0) {
+    b->dx = dev_of(NULL, sizeof(float) * R * PG_D), b->dh = dev_of(NULL, sizeof(float) * R * PG_D);
+    b->dqkv = dev_of(NULL, sizeof(float) * R * 3 * PG_D), b->datt = dev_of(NULL, sizeof(float) * R * PG_D);
+    b->dff = dev_of(NULL, sizeof(float) * R * PG_FF), b->logits = dev_of(NULL, sizeof(float) * R * PG_V);
+    b->kc = dev_of(kv0, sizeof(float) * R * PG_L * PG_D), b->vc = dev_of(kv0, sizeof(float) * R * PG_L * PG_D);
+}
+
+static void pg_bufs_free(pg_bufs *b) {
+    float *p[] = {b->dx, b->dh, b->dqkv, b->datt, b->dff, b->logits, b->kc, b->vc};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++) gpu->ops->release(gpu, p[i]);
+}
+
+typedef struct {
+    mt_weight *emb, *ln1g, *ln1b, *qkv, *qkvb, *o, *ob, *ln2g, *ln2b, *fc1, *fc1b, *fc2, *fc2b, *lnfg, *lnfb, *head;
+} pg_model;
+
+static void pg_step(mt_exec *x, const pg_model *m, pg_bufs *b, int R, int t) {
+    const mt_backend_ops *op = gpu->ops;
+    int32_t ids[8];
+    int pos[8], lens[8];
+    const float *kp[8], *vp[8];
+    for (int r = 0; r < R; r++) {
+        ids[r] = (int32_t)((t * 7 + r * 13 + 5) % PG_V), pos[r] = 2 + t + r, lens[r] = 1 + r + t;
+        kp[r] = b->kc + (size_t)r * PG_L * PG_D, vp[r] = b->vc + (size_t)r * PG_L * PG_D;
+    }
+    op->step_begin(x);
+    CHECK(op->embed(x, m->emb, ids, pos, R, 16.0f, 1, 0, b->dx) == STTS_OK);
+    CHECK(op->ln_linear(x, b->dx, R, m->ln1g, m->ln1b, 1e-5f, b->dh, m->qkv, m->qkvb, b->dqkv, 0, PG_D, 0.125f) ==
+          STTS_OK);
+    mt_attn_args a = {R,        PG_H, PG_HD, b->dqkv, 3 * PG_D, kp, vp, lens, PG_D, b->datt, PG_D, b->dqkv + PG_D,
+                      b->dqkv + 2 * PG_D, 3 * PG_D};
+    CHECK(op->attention(x, &a) == STTS_OK);
+    CHECK(op->linear(x, b->datt, R, m->o, m->ob, b->dx, MT_LIN_ACCUM) == STTS_OK);
+    CHECK(op->ln_linear(x, b->dx, R, m->ln2g, m->ln2b, 1e-5f, b->dh, m->fc1, m->fc1b, b->dff, MT_LIN_RELU, 0, 0.0f) ==
+          STTS_OK);
+    CHECK(op->linear(x, b->dff, R, m->fc2, m->fc2b, b->dx, MT_LIN_ACCUM) == STTS_OK);
+    CHECK(op->layernorm(x, b->dx, R, m->lnfg, m->lnfb, 1e-5f, b->dh) == STTS_OK);
+    CHECK(op->linear(x, b->dh, R, m->head, NULL, b->logits, 0) == STTS_OK);
+    CHECK(op->step_end(x, 0) == STTS_OK);
+}
+
+static float *pg_rand(size_t n, float scale) {
+    float *h = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) h[i] = urand() * scale;
+    return h;
+}
+
+static int pg_same(mt_exec *xa, const float *a, mt_exec *xb, const float *b, size_t n, const char *what, mt_wfmt fmt,
+                   int R, int t) {
+    float *ha = malloc(sizeof(float) * n), *hb = malloc(sizeof(float) * n);
+    /* each through its own executor: its stream runs the step */
+    CHECK(gpu->ops->download(xa, ha, a, n) == STTS_OK);
+    CHECK(gpu->ops->download(xb, hb, b, n) == STTS_OK);
+    size_t first = n, count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&ha[i], &hb[i], sizeof(float)) != 0) first = first < n ? first : i, count++;
+    int same = count == 0;
+    CHECK_MSG(same, "program vs kernels, format %d, %d rows, step %d: %s differ in %zu of %zu (first [%zu]: %.9g vs %.9g)",
+              (int)fmt, R, t, what, count, n, first, first < n ? ha[first] : 0.0, first < n ? hb[first] : 0.0);
+    free(ha), free(hb);
+    return same;
+}
+
+static void program_case(mt_exec *xp, mt_exec *xk, mt_wfmt fmt, int R) {
+    pg_model m;
+    float *h;
+    const float s1 = 1.0f / 16.0f, s2 = 1.0f / 64.0f;
+#define W(field, rows, cols, f, sc) (h = pg_rand((size_t)(rows) * (cols), sc), m.field = wnew(gpu, h, rows, cols, f), free(h))
+    W(emb, PG_V, PG_D, fmt, s1);
+    W(qkv, 3 * PG_D, PG_D, fmt, s1), W(qkvb, 1, 3 * PG_D, MT_WF_F32, s1);
+    W(o, PG_D, PG_D, fmt, s1), W(ob, 1, PG_D, MT_WF_F32, s1);
+    W(fc1, PG_FF, PG_D, fmt, s1), W(fc1b, 1, PG_FF, MT_WF_F32, s1);
+    W(fc2, PG_D, PG_FF, fmt, s2), W(fc2b, 1, PG_D, MT_WF_F32, s1);
+    W(head, PG_V, PG_D, fmt, s1);
+    W(ln1b, 1, PG_D, MT_WF_F32, 0.1f), W(ln2b, 1, PG_D, MT_WF_F32, 0.1f), W(lnfb, 1, PG_D, MT_WF_F32, 0.1f);
+#undef W
+    float *g = malloc(sizeof(float) * PG_D);
+    for (int i = 0; i < PG_D; i++) g[i] = 1.0f + 0.25f * urand();
+    m.ln1g = wnew(gpu, g, 1, PG_D, MT_WF_F32), m.ln2g = wnew(gpu, g, 1, PG_D, MT_WF_F32);
+    m.lnfg = wnew(gpu, g, 1, PG_D, MT_WF_F32);
+    free(g);
+    float *kv0 = pg_rand((size_t)R * PG_L * PG_D, 1.0f);
+    pg_bufs bp, bk;
+    pg_bufs_new(&bp, R, kv0);
+    pg_bufs_new(&bk, R, kv0);
+    free(kv0);
+    for (int t = 0; t < 3; t++) {
+        pg_step(xp, &m, &bp, R, t);
+        pg_step(xk, &m, &bk, R, t);
+        CHECK_MSG(mt_cuda_exec_program_ops(xp) == 8, "format %d, %d rows, step %d: %d of 8 ops in a program", (int)fmt,
+                  R, t, mt_cuda_exec_program_ops(xp));
+        CHECK(mt_cuda_exec_program_ops(xk) == 0);
+        int ok = pg_same(xp, bp.logits, xk, bk.logits, (size_t)R * PG_V, "logits", fmt, R, t);
+        ok &= pg_same(xp, bp.dx, xk, bk.dx, (size_t)R * PG_D, "residual", fmt, R, t);
+        ok &= pg_same(xp, bp.kc, xk, bk.kc, (size_t)R * PG_L * PG_D, "key cache", fmt, R, t);
+        ok &= pg_same(xp, bp.vc, xk, bk.vc, (size_t)R * PG_L * PG_D, "value cache", fmt, R, t);
+        if (!ok) break;
+    }
+    pg_bufs_free(&bp);
+    pg_bufs_free(&bk);
+    mt_weight *ws[] = {m.emb, m.ln1g, m.ln1b, m.qkv, m.qkvb, m.o, m.ob, m.ln2g, m.ln2b,
+                       m.fc1, m.fc1b, m.fc2, m.fc2b, m.lnfg, m.lnfb, m.head};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) gpu->ops->weight_free(gpu, ws[i]);
+}
+
+static void test_program(void) {
+    stts_error e;
+    mt_exec *xp = NULL, *xk = NULL;
+    const char *was = getenv("STTS_CUDA_PROGRAM");
+    char *keep = was ? strdup(was) : NULL;
+    setenv("STTS_CUDA_PROGRAM", "1", 1);
+    CHECK(gpu->ops->exec_new(gpu, 0, &xp, &e) == STTS_OK);
+    setenv("STTS_CUDA_PROGRAM", "0", 1);
+    CHECK(gpu->ops->exec_new(gpu, 0, &xk, &e) == STTS_OK);
+    if (keep) setenv("STTS_CUDA_PROGRAM", keep, 1);
+    else unsetenv("STTS_CUDA_PROGRAM");
+    free(keep);
+    if (!xp || !xk) return;
+    const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
+    const int rows[] = {1, 3, 8};
+    for (size_t f = 0; f < 4; f++)
+        for (size_t r = 0; r < 3; r++) program_case(xp, xk, fmts[f], rows[r]);
+    gpu->ops->exec_free(xp);
+    gpu->ops->exec_free(xk);
+}
+
 static const char *source_dir(void) {
     const char *d = getenv("STTS_TEST_SOURCE_DIR");
     return d && *d ? d : STTS_SOURCE_DIR;
@@ -643,6 +788,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_embed);
     TEST_RUN(test_argmax_topk);
     TEST_RUN(test_select);
+    TEST_RUN(test_program);
     TEST_RUN(test_engine);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);

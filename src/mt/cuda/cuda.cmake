@@ -6,6 +6,7 @@
 # sets its own.
 add_library(nllb_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/kernels.cu
+  ${CMAKE_CURRENT_LIST_DIR}/program.cu
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu)
 set_property(TARGET nllb_cuda PROPERTY COMPILE_OPTIONS "")
 set_target_properties(nllb_cuda PROPERTIES

@@ -26,6 +26,7 @@ extern "C" { /* the engine's C headers */
 }
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
+#include "cuda/program.h"
 
 namespace {
 
@@ -56,6 +57,9 @@ struct cuda_exec {
     size_t sel_scratch_cap;
     /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
     int recording, use_graphs;
+    int use_program;  /* STTS_CUDA_PROGRAM=1: a graph's ops as step programs (program.h) */
+    int prog_max_n;   /* STTS_CUDA_PROGRAM_MAX_N: GEMVs with more outputs stay kernels (0: no limit) */
+    int prog_ops;     /* ops the last step ran in programs (mt_cuda_exec_program_ops) */
     struct rec *recs;
     int nrec, rec_cap;
     unsigned char *h_arena; /* the step's per-step arguments, uploaded in one copy */
@@ -91,7 +95,9 @@ static uint64_t now_ns(void) {
  * the device arena, so one graph serves every step of the same shape);
  * otherwise it captures the records as a new graph (the least recently used
  * of MAX_GRAPHS is dropped). STTS_CUDA_GRAPHS=0 launches the records one by
- * one instead (same kernels, no graph). */
+ * one instead (same kernels, no graph). With STTS_CUDA_PROGRAM=1 a new
+ * graph's records are first split into units (plan_units): runs of records
+ * that one persistent step program runs (program.h), the rest kernels. */
 enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR };
 #define MAX_GRAPHS 6
 struct rec {
@@ -101,16 +107,50 @@ struct rec {
     const void *p[8];
     size_t n, off; /* copy length; arena offset of the changing arguments */
 };
+/* A graph's records in order, as units: a run of records that one step
+ * program runs (prog), or records launched as kernels (prog NULL). */
+struct step_unit {
+    int first, count;
+    mtk_program *prog;
+};
 struct step_graph {
     rec *recs;
     int nrec;
+    step_unit *units;
+    int nunits, prog_ops;
     void *d_arena; /* the arena the graph reads */
     cudaGraphExec_t exec;
     unsigned long used;
 };
 
+/* STTS_CUDA_PROGRAM_PROFILE=1 with STTS_CUDA_TRACE=1: each program's mean
+ * time per op (stderr), when its graph is dropped. */
+void units_profile(const step_graph *g) {
+    static const char *kind[] = {"?", "gemv", "attention", "embed", "layernorm", "copy"};
+    for (int u = 0; u < g->nunits; u++) {
+        const step_unit *su = &g->units[u];
+        if (!su->prog) continue;
+        double *us = (double *)calloc(3 * (size_t)su->count, sizeof(double));
+        int launches = us ? mtk_program_profile(su->prog, us) : 0;
+        double all = 0;
+        for (int i = 0; i < su->count && launches; i++) {
+            const rec *r = &g->recs[su->first + i];
+            int k = r->kind == R_LINEAR || r->kind == R_LN_LINEAR ? 1 : r->kind == R_ATTN ? 2 : r->kind == R_EMBED ? 3
+                    : r->kind == R_LN ? 4 : 5;
+            fprintf(stderr, "cuda profile: op %3d %-9s %s N %-6d K %-5d rows %d: %7.2f us (staging %5.2f, barrier wait %5.2f)\n",
+                    i, kind[k], r->kind == R_LN_LINEAR ? "ln" : "  ", k == 1 ? r->i[3] : 0, k == 1 ? r->i[1] : 0,
+                    k == 3 ? r->i[2] : r->i[0], us[3 * i], us[3 * i + 1], us[3 * i + 2]);
+            all += us[3 * i];
+        }
+        if (launches) fprintf(stderr, "cuda profile: %d ops, %d launches: %.1f us per launch\n", su->count, launches, all);
+        free(us);
+    }
+}
+
 void graph_drop(step_graph *g) {
     if (g->exec) cudaGraphExecDestroy(g->exec);
+    for (int u = 0; u < g->nunits; u++) mtk_program_free(g->units[u].prog);
+    free(g->units);
     free(g->recs);
     memset(g, 0, sizeof *g);
 }
@@ -482,6 +522,9 @@ stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *
     }
     const char *g = getenv("STTS_CUDA_GRAPHS");
     c->use_graphs = !(g && strcmp(g, "0") == 0);
+    const char *pg = getenv("STTS_CUDA_PROGRAM"), *pn = getenv("STTS_CUDA_PROGRAM_MAX_N");
+    c->use_program = pg && strcmp(pg, "1") == 0; /* off by default: slower than kernels so far */
+    c->prog_max_n = pn ? atoi(pn) : 0;
     const char *tr = getenv("STTS_CUDA_TRACE");
     c->trace = tr && strcmp(tr, "1") == 0;
     if (!(c->graphs = (step_graph *)calloc(MAX_GRAPHS, sizeof(step_graph)))) {
@@ -519,6 +562,8 @@ void be_exec_free(mt_exec *x) {
     if (c->d_sel) cudaFree(c->d_sel);
     if (c->d_sel_scratch) cudaFree(c->d_sel_scratch);
     if (c->h_sel) cudaFreeHost(c->h_sel);
+    for (int g = 0; c->trace && g < MAX_GRAPHS; g++)
+        if (c->graphs[g].exec) units_profile(&c->graphs[g]);
     for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
     free(c->graphs);
     free(c->recs);
@@ -629,6 +674,122 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
     return (int)cudaErrorInvalidValue;
 }
 
+/* ---- step programs ----
+ * A record as a program op (program.h), with its arena arguments resolved
+ * to device addresses; *wfmt: a GEMV's weight format. 0: a kind programs
+ * do not run. */
+int rec_op(const rec *r, const unsigned char *A, mtk_prog_op *op, int *wfmt) {
+    memset(op, 0, sizeof *op);
+    *wfmt = -1;
+    switch (r->kind) {
+    case R_LINEAR:
+    case R_LN_LINEAR: {
+        mtk_gemv_op &g = op->u.gemv;
+        op->kind = MTK_OP_GEMV, op->rows = r->i[0];
+        g.x = (const float *)r->p[0], g.K = r->i[1], g.W = r->p[1], *wfmt = r->i[2];
+        g.scales = (const float *)r->p[2], g.N = r->i[3], g.b = (const float *)r->p[3], g.y = (float *)r->p[4];
+        g.flags = r->i[4], g.qcols = r->i[5], g.qs = r->f[0];
+        if (r->kind == R_LN_LINEAR)
+            g.ln_g = (const float *)r->p[5], g.ln_b = (const float *)r->p[6], g.ln_eps = r->f[1],
+            g.ln_out = (float *)r->p[7];
+        return 1;
+    }
+    case R_ATTN: {
+        mtk_attn_op &a = op->u.attn;
+        const float *const *k = (const float *const *)(A + r->off);
+        op->kind = MTK_OP_ATTN, op->rows = r->i[0];
+        a.heads = r->i[1], a.head_dim = r->i[2], a.q = (const float *)r->p[0], a.q_stride = r->i[3];
+        a.k = k, a.v = k + r->i[0], a.kv_len = (const int *)(k + 2 * r->i[0]), a.kv_stride = r->i[4];
+        a.out = (float *)r->p[1], a.out_stride = r->i[5], a.max_kv = r->i[6];
+        a.nkv.k = (const float *)r->p[2], a.nkv.v = (const float *)r->p[3], a.nkv.stride = r->i[7];
+        return 1;
+    }
+    case R_EMBED: {
+        mtk_embed_op &e = op->u.embed;
+        const int32_t *ids = (const int32_t *)(A + r->off);
+        op->kind = MTK_OP_EMBED, op->rows = r->i[2];
+        e.table = r->p[0], e.fmt = r->i[0], e.tscales = (const float *)r->p[1], e.D = r->i[1], e.ids = ids;
+        e.pos = (const int *)(ids + r->i[2]), e.scale = r->f[0], e.pad_idx = r->i[3];
+        e.pos_table = (const float *)r->p[2], e.out = (float *)r->p[3];
+        return 1;
+    }
+    case R_LN: {
+        mtk_ln_op &l = op->u.ln;
+        op->kind = MTK_OP_LN, op->rows = r->i[0];
+        l.x = (const float *)r->p[0], l.D = r->i[1], l.g = (const float *)r->p[1], l.b = (const float *)r->p[2];
+        l.eps = r->f[0], l.y = (float *)r->p[3];
+        return 1;
+    }
+    case R_COPY:
+        op->kind = MTK_OP_COPY, op->rows = 1;
+        op->u.copy.pairs = (const float *const *)(A + r->off), op->u.copy.count = r->i[0], op->u.copy.n = r->n;
+        return 1;
+    }
+    return 0;
+}
+
+/* Fewer ops than this gain nothing from a program over PDL kernels. */
+#define PROG_MIN_OPS 4
+
+/* Splits a new graph's records into units: each maximal run of records a
+ * program accepts (one GEMV weight format per program) becomes a program,
+ * the rest stay kernels. Made before the capture (program_new uploads). A
+ * program that cannot be made leaves its records to kernels. */
+stts_status plan_units(cuda_exec *c, step_graph *g, const unsigned char *A) {
+    g->units = (step_unit *)calloc((size_t)c->nrec, sizeof(step_unit));
+    mtk_prog_op *ops = (mtk_prog_op *)malloc((size_t)c->nrec * sizeof(mtk_prog_op));
+    if (!g->units || !ops) {
+        free(ops);
+        return STTS_ERR_NOMEM;
+    }
+    for (int i = 0; i < c->nrec;) {
+        int j = i, fmt = -1;
+        while (c->use_program && j < c->nrec) {
+            mtk_prog_op *op = &ops[j - i];
+            int wf;
+            if (!rec_op(&c->recs[j], A, op, &wf)) break;
+            if (op->kind == MTK_OP_GEMV) {
+                if ((fmt >= 0 && wf != fmt) || (c->prog_max_n > 0 && op->u.gemv.N > c->prog_max_n)) break;
+                if (!mtk_program_accepts(op, wf)) break;
+                fmt = wf;
+            } else if (!mtk_program_accepts(op, 0)) {
+                break;
+            }
+            j++;
+        }
+        step_unit *u = &g->units[g->nunits++];
+        u->first = i;
+        if (j - i >= PROG_MIN_OPS && mtk_program_new(ops, j - i, fmt < 0 ? MTK_W_F32 : fmt, &u->prog) == 0) {
+            u->count = j - i;
+            g->prog_ops += u->count;
+            if (c->trace) {
+                int blocks, slots;
+                size_t smem;
+                mtk_program_shape(u->prog, &blocks, &slots, &smem);
+                fprintf(stderr, "cuda trace: step program of %d ops (records %d-%d of %d): %d blocks, %d slots, %zu "
+                                "bytes of shared memory\n", u->count, i, j - 1, c->nrec, blocks, slots, smem);
+            }
+        } else {
+            u->count = j - i > 1 ? j - i : 1; /* too short, or not made: kernels */
+            u->prog = NULL;
+        }
+        i += u->count;
+    }
+    free(ops);
+    return STTS_OK;
+}
+
+int units_launch(cuda_exec *c, const step_graph *g, const unsigned char *A) {
+    int e = 0;
+    for (int u = 0; !e && u < g->nunits; u++) {
+        const step_unit *su = &g->units[u];
+        if (su->prog) e = mtk_program_launch(c->st, su->prog);
+        else
+            for (int i = su->first; !e && i < su->first + su->count; i++) e = rec_launch(c, &c->recs[i], A);
+    }
+    return e;
+}
+
 /* A recorded op that found no host memory: the step is dropped at step_end. */
 stts_status rec_nomem(cuda_exec *c) {
     c->recording = 2;
@@ -684,15 +845,21 @@ stts_status step_end_run(cuda_exec *c, int discard) {
         if (q->exec && q->nrec == c->nrec && q->d_arena == c->d_arena && memcmp(q->recs, c->recs, rb) == 0) hit = q;
         if (!lru || q->used < lru->used) lru = q;
     }
+    c->prog_ops = 0;
     if (hit) {
         hit->used = ++c->tick;
+        c->prog_ops = hit->prog_ops;
         return fail(c, cudaGraphLaunch(hit->exec, c->st));
     }
     if (c->use_graphs && lru) {
         graph_drop(lru);
         cudaGraph_t graph = NULL;
+        if (plan_units(c, lru, A)) {
+            graph_drop(lru);
+            return STTS_ERR_NOMEM;
+        }
         int e = (int)cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal);
-        for (int i = 0; !e && i < c->nrec; i++) e = rec_launch(c, &c->recs[i], A);
+        if (!e) e = units_launch(c, lru, A);
         cudaError_t ee = cudaStreamEndCapture(c->st, &graph);
         if (!e) e = (int)ee;
         if (!e) e = (int)cudaGraphInstantiate(&lru->exec, graph, 0);
@@ -702,6 +869,7 @@ stts_status step_end_run(cuda_exec *c, int discard) {
             lru->nrec = c->nrec;
             lru->d_arena = c->d_arena;
             lru->used = ++c->tick;
+            c->prog_ops = lru->prog_ops;
             return fail(c, cudaGraphLaunch(lru->exec, c->st));
         }
         /* capture failed: no graph for this step, the records launched one by one */
@@ -1043,6 +1211,11 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
     *out = &c->base;
     return STTS_OK;
+}
+
+extern "C" int mt_cuda_exec_program_ops(mt_exec *x) {
+    if (!x || !x->be || x->be->ops != &cuda_ops) return 0;
+    return cx(x)->prog_ops;
 }
 
 extern "C" void *mt_cuda_exec_stream(mt_exec *x) {

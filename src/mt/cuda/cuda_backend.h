@@ -31,6 +31,10 @@ double mt_cuda_d2d_bandwidth(size_t bytes, int reps);
  * in order with its ops (tests); NULL for other backends' executors. */
 void *mt_cuda_exec_stream(mt_exec *x);
 
+/* How many of the last decode step's ops ran inside step programs
+ * (program.h; 0 when the step ran as kernels, or for other backends). */
+int mt_cuda_exec_program_ops(mt_exec *x);
+
 /* Device memory in use on device 0 (total - free), bytes; 0 on failure. */
 size_t mt_cuda_mem_used(void);
 

@@ -57,6 +57,11 @@ fi
 echo "== 2. demo model: GPU f32 vs CPU f32, 500 sentences"
 skip demo || timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en "$OUT/ours" >"$OUT/demo.log" 2>&1
 note "demo rc=$?"; grep -E "^demo" "$OUT/demo.log" | tee -a "$summary"; grep DIFF "$OUT/demo.log" | head -5
+# bf16 models again with f32 activations (STTS_CUDA_BF16_ACTIVATIONS=0; by default a bf16 model rounds its
+# activations to bf16 as HF's bf16 model does), for comparison
+skip demo || STTS_CUDA_BF16_ACTIVATIONS=0 timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en \
+  "$OUT/ours-f32act" >"$OUT/demo-f32act.log" 2>&1
+note "demo, bf16 with f32 activations rc=$?"; grep -E "GPU bf16" "$OUT/demo-f32act.log" | sed 's/^/f32act /' | tee -a "$summary"
 
 echo "== 4. CLI"
 [ -x $C/bin/stream-tts ] || SKIP="$SKIP cli "
@@ -90,7 +95,7 @@ skip hftiming || timeout 150 python3 $C/hf-gpu-timing.py $C/data/nllb-200-distil
 echo "== 3. HF on the GPU vs ours, demo test set"
 skip hfdemo || timeout 240 python3 $C/hf-demo-gpu.py models/demo-en-ja $C/data $C/data/nllb-200-1.3B.special_tokens_map.json \
   "$OUT/ours" 2>&1 | grep -v -iE "warn|max_new_tokens|Loading weights" | tee "$OUT/hf-demo.log"
-grep -E "BLEU" "$OUT/hf-demo.log" >>"$summary"
+grep -E "BLEU|identical" "$OUT/hf-demo.log" >>"$summary"
 
 echo "== 6. ncu: decode-step kernels, bf16 weights"
 if ! skip ncu && command -v ncu >/dev/null; then

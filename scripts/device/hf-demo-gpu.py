@@ -6,7 +6,12 @@ fp32; batch 1, at most 64 new tokens, as scripts/demo-model/eval-hf.py)
 against our engine's GPU outputs (test_cuda --demo ... OURS_PREFIX): how many
 ids are identical in each direction of comparison, the sentences where they
 differ (both texts), and the character BLEU of each side against test.ja.
-Each HF dtype loads the checkpoint afresh (no bf16 -> fp32 round trip)."""
+Each HF dtype loads the checkpoint afresh (no bf16 -> fp32 round trip).
+Ours in bf16 rounds its activations as HF's bf16 model does (the default);
+where OURS_PREFIX-f32act-bf16-greedy.jsonl exists (test_cuda --demo run with
+STTS_CUDA_BF16_ACTIVATIONS=0: bf16 weights, f32 activations), HF bf16 greedy
+is compared with it too. The disagreements are split by which side kept the
+f32 result."""
 import json
 import os
 import sys
@@ -26,6 +31,8 @@ dec = lambda ids: sp.decode([i - 1 for i in ids if 4 <= i <= S])
 src = [l.rstrip("\n") for l in open(os.path.join(data, "test.en"), encoding="utf-8")]
 ref = [l.rstrip("\n") for l in open(os.path.join(data, "test.ja"), encoding="utf-8")]
 ours = {k: [json.loads(l) for l in open(f"{prefix}-{k}.jsonl")] for k in ("greedy", "beam4", "bf16-greedy", "int8-greedy")}
+if os.path.exists(f"{prefix}-f32act-bf16-greedy.jsonl"):
+    ours["f32act-bf16-greedy"] = [json.loads(l) for l in open(f"{prefix}-f32act-bf16-greedy.jsonl")]
 bleu = lambda hyp: sacrebleu.corpus_bleu(hyp, [ref], tokenize="char").score
 for k, v in ours.items():
     print(f"ours (GPU) {k}: char BLEU {bleu([o['text'] for o in v]):.2f}")
@@ -42,6 +49,17 @@ for name, dtype, beams, mine in (("greedy_bf16", torch.bfloat16, 1, "bf16-greedy
     same = sum(a == b["ids"] for a, b in zip(outs, mine_v))
     print(f"HF GPU {name}: char BLEU {bleu([dec(o) for o in outs]):.2f}; ids identical to ours (GPU {mine}): "
           f"{same}/{len(src)} = {100.0 * same / len(src):.1f}%")
+    for other in ("bf16-greedy", "f32act-bf16-greedy") if name == "greedy_bf16" else ():
+        if other not in ours:
+            continue
+        v, f32 = ours[other], ours["greedy"]
+        same = sum(a == b["ids"] for a, b in zip(outs, v))
+        diff = [i for i in range(len(src)) if outs[i] != v[i]["ids"]]
+        ours_f32 = sum(v[i]["ids"] == f32[i]["ids"] for i in diff)
+        hf_f32 = sum(outs[i] == f32[i]["ids"] for i in diff)
+        print(f"HF GPU {name} vs ours (GPU {other}): {same}/{len(src)} = {100.0 * same / len(src):.1f}% identical; of the "
+              f"{len(diff)} differences ours == f32 on {ours_f32}, HF == f32 on {hf_f32}, neither on "
+              f"{len(diff) - ours_f32 - hf_f32}")
     json.dump(outs, open(f"{prefix}-hf-{name}.json", "w"))
     shown = 0
     for i, (a, b) in enumerate(zip(outs, mine_v)):

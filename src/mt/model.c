@@ -161,6 +161,9 @@ static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_e
         if (st) return st;
     }
     m->wfmt = resolve_format(p->weights, m->be->ops->host_visible == 0);
+    /* a bf16 model on the GPU computes as HF's bf16 model does (activations
+     * rounded to bf16: docs/ENGINE.md), set before any weight is made */
+    if (m->wfmt == MT_WF_BF16) mt_cuda_backend_set_bf16_activations(m->be, 1);
     m->embed_scale = c->scale_embedding ? sqrtf((float)c->d_model) : 1.0f;
     m->enc = calloc((size_t)c->encoder_layers + 1, sizeof *m->enc);
     m->dec = calloc((size_t)c->decoder_layers, sizeof *m->dec);

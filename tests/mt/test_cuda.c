@@ -8,6 +8,10 @@
  *   step programs: one recorded decoder-like step run as a persistent
  *   kernel (program.h) gives the same bits as its ops run as kernels, for
  *   every weight format and 1, 3 and 8 rows.
+ *   bf16 activations: on a backend with mt_cuda_backend_set_bf16_activations,
+ *   linear, linear + residual, LayerNorm and attention give the f32
+ *   outputs of a backend without it rounded to bf16 (the residual add
+ *   rounding the rounded product's sum).
  *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
  *   beam-4 ids of the GPU model identical to the CPU model's.
  *
@@ -561,15 +565,21 @@ static void program_case(mt_exec *xp, mt_exec *xk, mt_wfmt fmt, int R) {
 static void test_program(void) {
     stts_error e;
     mt_exec *xp = NULL, *xk = NULL;
-    const char *was = getenv("STTS_CUDA_PROGRAM");
-    char *keep = was ? strdup(was) : NULL;
+    /* both executors with step graphs (programs are made at capture, so a
+     * run with STTS_CUDA_GRAPHS=0 tests them too), one with programs */
+    const char *names[2] = {"STTS_CUDA_PROGRAM", "STTS_CUDA_GRAPHS"};
+    char *keep[2];
+    for (int i = 0; i < 2; i++) keep[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+    setenv("STTS_CUDA_GRAPHS", "1", 1);
     setenv("STTS_CUDA_PROGRAM", "1", 1);
     CHECK(gpu->ops->exec_new(gpu, 0, &xp, &e) == STTS_OK);
     setenv("STTS_CUDA_PROGRAM", "0", 1);
     CHECK(gpu->ops->exec_new(gpu, 0, &xk, &e) == STTS_OK);
-    if (keep) setenv("STTS_CUDA_PROGRAM", keep, 1);
-    else unsetenv("STTS_CUDA_PROGRAM");
-    free(keep);
+    for (int i = 0; i < 2; i++) {
+        if (keep[i]) setenv(names[i], keep[i], 1);
+        else unsetenv(names[i]);
+        free(keep[i]);
+    }
     if (!xp || !xk) return;
     const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
     const int rows[] = {1, 3, 8};
@@ -577,6 +587,99 @@ static void test_program(void) {
         for (size_t r = 0; r < 3; r++) program_case(xp, xk, fmts[f], rows[r]);
     gpu->ops->exec_free(xp);
     gpu->ops->exec_free(xk);
+}
+
+/* ---- the bf16-activation mode (kernels.h mtk_set_bf16_activations): each
+ * kernel's output is its f32 output rounded to bf16 (nearest, ties to
+ * even), and a residual add rounds the rounded product's sum ---- */
+static float host_bf16(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+static int all_rounded(const float *got, const float *want_f32, size_t n, const char *what) {
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++) {
+        float w = host_bf16(want_f32[i]);
+        if (memcmp(&got[i], &w, 4) != 0 && bad++ == 0) first = i;
+    }
+    CHECK_MSG(bad == 0, "bf16 activations, %s: %zu of %zu differ from the rounded f32 output (first [%zu]: %.9g vs %.9g)",
+              what, bad, n, first, bad ? got[first] : 0.0, bad ? host_bf16(want_f32[first]) : 0.0);
+    return bad == 0;
+}
+
+static void test_bf16_activations(void) {
+    enum { M = 3, K = 256, N = 200, H = 4, HD = 64, L = 9 };
+    /* a second backend with the rule (the executor's backend, gpu, has
+     * none); biases and LayerNorm parameters already bf16 values, so that
+     * both backends hold the same weights and only the outputs differ */
+    mt_backend *hb = NULL;
+    mt_exec *hx = NULL;
+    stts_error e;
+    const char *was = getenv("STTS_CUDA_BF16_ACTIVATIONS");
+    char *keep = was ? strdup(was) : NULL;
+    unsetenv("STTS_CUDA_BF16_ACTIVATIONS");
+    CHECK(mt_cuda_backend_new(1100, &hb, &e) == STTS_OK);
+    if (hb) mt_cuda_backend_set_bf16_activations(hb, 1);
+    if (keep) setenv("STTS_CUDA_BF16_ACTIVATIONS", keep, 1);
+    free(keep);
+    if (!hb || hb->ops->exec_new(hb, 0, &hx, &e) != STTS_OK) return;
+    mt_backend *be[2] = {gpu, hb};
+    mt_exec *ex[2] = {gx, hx};
+    float *W = pg_rand((size_t)N * K, 0.05f), *x = pg_rand((size_t)M * K, 1.0f), *b = pg_rand(N, 0.1f);
+    float *y0 = pg_rand((size_t)M * N, 1.0f), *g = malloc(sizeof(float) * K), *gbh = pg_rand(K, 0.1f);
+    for (int i = 0; i < K; i++) g[i] = host_bf16(1.0f + 0.2f * urand()), gbh[i] = host_bf16(gbh[i]);
+    for (int i = 0; i < N; i++) b[i] = host_bf16(b[i]);
+    float *q = pg_rand((size_t)M * H * HD, 1.0f), *kv = pg_rand((size_t)2 * M * L * H * HD, 1.0f);
+    float *out[2][4];
+    const size_t n[4] = {(size_t)M * N, (size_t)M * N, (size_t)M * K, (size_t)M * H * HD};
+    for (int mode = 0; mode < 2; mode++) {
+        mt_backend *B = be[mode];
+        mt_exec *X = ex[mode];
+        mt_weight *gw = wnew(B, W, N, K, MT_WF_BF16), *gb = wnew(B, b, 1, N, MT_WF_F32);
+        mt_weight *lg = wnew(B, g, 1, K, MT_WF_F32), *lb = wnew(B, gbh, 1, K, MT_WF_F32);
+        float *dx = B->ops->alloc(B, (size_t)M * K), *dy = B->ops->alloc(B, (size_t)M * N);
+        float *dacc = B->ops->alloc(B, (size_t)M * N), *dl = B->ops->alloc(B, (size_t)M * K);
+        float *dq = B->ops->alloc(B, (size_t)M * H * HD), *dkv = B->ops->alloc(B, (size_t)2 * M * L * H * HD);
+        float *dao = B->ops->alloc(B, (size_t)M * H * HD);
+        CHECK(B->ops->upload(X, dx, x, (size_t)M * K) == STTS_OK);
+        CHECK(B->ops->upload(X, dacc, y0, (size_t)M * N) == STTS_OK);
+        CHECK(B->ops->upload(X, dq, q, (size_t)M * H * HD) == STTS_OK);
+        CHECK(B->ops->upload(X, dkv, kv, (size_t)2 * M * L * H * HD) == STTS_OK);
+        const float *kp[M], *vp[M];
+        int lens[M];
+        for (int r = 0; r < M; r++)
+            kp[r] = dkv + (size_t)r * L * H * HD, vp[r] = dkv + (size_t)(M + r) * L * H * HD, lens[r] = 3 + 3 * r;
+        mt_attn_args aa = {M, H, HD, dq, H * HD, kp, vp, lens, H * HD, dao, H * HD, NULL, NULL, 0};
+        CHECK(B->ops->linear(X, dx, M, gw, gb, dy, 0) == STTS_OK);
+        CHECK(B->ops->linear(X, dx, M, gw, gb, dacc, MT_LIN_ACCUM) == STTS_OK);
+        CHECK(B->ops->layernorm(X, dx, M, lg, lb, 1e-5f, dl) == STTS_OK);
+        CHECK(B->ops->attention(X, &aa) == STTS_OK);
+        const float *src[4] = {dy, dacc, dl, dao};
+        for (int i = 0; i < 4; i++) {
+            out[mode][i] = malloc(sizeof(float) * n[i]);
+            CHECK(B->ops->download(X, out[mode][i], src[i], n[i]) == STTS_OK);
+        }
+        B->ops->weight_free(B, gw), B->ops->weight_free(B, gb), B->ops->weight_free(B, lg), B->ops->weight_free(B, lb);
+        float *rel[] = {dx, dy, dacc, dl, dq, dkv, dao};
+        for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) B->ops->release(B, rel[i]);
+    }
+    all_rounded(out[1][0], out[0][0], n[0], "linear");
+    float *want = malloc(sizeof(float) * n[1]);
+    for (size_t i = 0; i < n[1]; i++) want[i] = y0[i] + host_bf16(out[0][0][i]);
+    all_rounded(out[1][1], want, n[1], "linear + residual");
+    all_rounded(out[1][2], out[0][2], n[2], "layernorm");
+    all_rounded(out[1][3], out[0][3], n[3], "attention");
+    CHECK_MSG(memcmp(out[1][0], out[0][0], sizeof(float) * n[0]) != 0, "the rule changed no linear output");
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 4; i++) free(out[m][i]);
+    hb->ops->exec_free(hx);
+    hb->ops->destroy(hb);
+    free(W), free(x), free(b), free(y0), free(g), free(gbh), free(q), free(kv), free(want);
 }
 
 static const char *source_dir(void) {
@@ -789,6 +892,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_argmax_topk);
     TEST_RUN(test_select);
     TEST_RUN(test_program);
+    TEST_RUN(test_bf16_activations);
     TEST_RUN(test_engine);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);

@@ -39,6 +39,10 @@ struct cuda_weight {
 struct cuda_backend {
     mt_backend base;
     int max_kv;
+    /* mt_cuda_backend_set_bf16_activations: HF's bf16 arithmetic (kernels.h
+     * MTK_ACT_BF16) for every op, and f32 weights and the position table
+     * rounded to bf16 values */
+    int act_bf16;
 };
 
 struct cuda_exec {
@@ -162,6 +166,10 @@ size_t wfmt_size(mt_wfmt f) { return f == MT_WF_F32 ? 4 : f == MT_WF_I8 ? 1 : 2;
 int kfmt(mt_wfmt f) {
     return f == MT_WF_BF16 ? MTK_W_BF16 : f == MT_WF_F16 ? MTK_W_F16 : f == MT_WF_I8 ? MTK_W_I8 : MTK_W_F32;
 }
+
+/* The backend's bf16-activation rule for this executor's ops. */
+int act_of(const cuda_exec *c) { return ((const cuda_backend *)c->head.be)->act_bf16; }
+int act_flags(const cuda_exec *c, int flags) { return act_of(c) ? flags | MTK_ACT_BF16 : flags; }
 
 stts_status fail(cuda_exec *c, cudaError_t e) {
     if (e != cudaSuccess && c->sticky == cudaSuccess) c->sticky = e;
@@ -362,7 +370,7 @@ void wfree(cuda_weight *w) {
 
 stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int part_rows, int cols, mt_wfmt fmt,
                           int flags, mt_weight **out, stts_error *err) {
-    (void)be, (void)flags;
+    (void)flags;
     *out = NULL;
     if (nparts < 1 || part_rows < 1 || cols < 1)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "weight: bad shape (%d parts of %d x %d)", nparts, part_rows,
@@ -404,8 +412,12 @@ stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int
     }
     for (int r0 = 0; r0 < N && e == cudaSuccess; r0 += slice) {
         int r1 = r0 + slice < N ? r0 + slice : N;
-        for (int r = r0; r < r1; r++)
-            conv_row(&parts[r / part_rows], (size_t)(r % part_rows), cols, fmt, buf + (size_t)(r - r0) * rowb, &sc[r], row);
+        for (int r = r0; r < r1; r++) {
+            unsigned char *dst = buf + (size_t)(r - r0) * rowb;
+            conv_row(&parts[r / part_rows], (size_t)(r % part_rows), cols, fmt, dst, &sc[r], row);
+            if (fmt == MT_WF_F32 && ((cuda_backend *)be)->act_bf16)
+                for (int i = 0; i < cols; i++) ((float *)dst)[i] = round_bf16(((float *)dst)[i]);
+        }
         e = cudaMemcpy((char *)w->d + (size_t)r0 * rowb, buf, (size_t)(r1 - r0) * rowb, cudaMemcpyHostToDevice);
     }
     if (e == cudaSuccess && fmt == MT_WF_I8)
@@ -523,7 +535,9 @@ stts_status be_exec_new(mt_backend *be, int threads, mt_exec **out, stts_error *
     const char *g = getenv("STTS_CUDA_GRAPHS");
     c->use_graphs = !(g && strcmp(g, "0") == 0);
     const char *pg = getenv("STTS_CUDA_PROGRAM"), *pn = getenv("STTS_CUDA_PROGRAM_MAX_N");
-    c->use_program = pg && strcmp(pg, "1") == 0; /* off by default: slower than kernels so far */
+    /* off by default (slower than the kernels so far); programs do not
+     * implement the bf16-activation mode */
+    c->use_program = pg && strcmp(pg, "1") == 0 && !((cuda_backend *)be)->act_bf16;
     c->prog_max_n = pn ? atoi(pn) : 0;
     const char *tr = getenv("STTS_CUDA_TRACE");
     c->trace = tr && strcmp(tr, "1") == 0;
@@ -648,13 +662,13 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
                                  r->i[5], r->f[0]);
     case R_LN:
         return mtk_layernorm(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[1],
-                             (const float *)r->p[2], r->f[0], (float *)r->p[3]);
+                             (const float *)r->p[2], r->f[0], (float *)r->p[3], act_of(c));
     case R_SCALE: return mtk_scale_cols(c->st, (float *)r->p[0], r->i[0], r->i[1], r->i[2], r->f[0]);
     case R_EMBED: {
         int rows = r->i[2];
         const int32_t *ids = (const int32_t *)(A + r->off);
         return mtk_embed(c->st, r->p[0], r->i[0], (const float *)r->p[1], r->i[1], ids, (const int *)(ids + rows),
-                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3]);
+                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3], act_of(c));
     }
     case R_ATTN: {
         int rows = r->i[0];
@@ -662,7 +676,7 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         mtk_new_kv nkv = {(const float *)r->p[2], (const float *)r->p[3], r->i[7]};
         return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
                              (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6],
-                             1 /* recorded: a decode step's caches */, &nkv);
+                             1 /* recorded: a decode step's caches */, &nkv, act_of(c));
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
     case R_LN_LINEAR:
@@ -888,6 +902,7 @@ stts_status be_linear_scaled(mt_exec *x, const float *in, int M, const mt_weight
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
     if (M <= 0) return STTS_OK;
     if ((flags & MT_LIN_ACCUM) || cols < 0 || cols > w->h.rows) return STTS_ERR_INVALID_ARG;
+    flags = act_flags(c, flags);
     if (c->recording) {
         rec *r = rec_add(c, R_LINEAR);
         if (!r) return rec_nomem(c);
@@ -910,6 +925,7 @@ stts_status be_ln_linear(mt_exec *x, const float *in, int M, const mt_weight *g,
     if ((cols > 0 && (flags & MT_LIN_ACCUM)) || cols < 0 || cols > w->h.rows || g->cols != w->h.cols ||
         ln_out == in)
         return STTS_ERR_INVALID_ARG;
+    flags = act_flags(c, flags);
     if (c->recording) {
         rec *r = rec_add(c, R_LN_LINEAR);
         if (!r) return rec_nomem(c);
@@ -929,6 +945,7 @@ stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, c
     const cuda_weight *w = cw(Wh);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
     if (M <= 0) return STTS_OK;
+    flags = act_flags(c, flags);
     if (c->recording) {
         rec *r = rec_add(c, R_LINEAR);
         if (!r) return rec_nomem(c);
@@ -951,7 +968,8 @@ stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g,
         r->p[3] = y;
         return STTS_OK;
     }
-    return check(c, mtk_layernorm(c->st, in, M, g->cols, (const float *)cw(g)->d, (const float *)cw(b)->d, eps, y));
+    return check(c, mtk_layernorm(c->st, in, M, g->cols, (const float *)cw(g)->d, (const float *)cw(b)->d, eps, y,
+                                  act_of(c)));
 }
 
 stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
@@ -982,7 +1000,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
         memset(&in, 0, sizeof in);
         for (size_t r = 0; r < R; r++) in.k[r] = a->k[r], in.v[r] = a->v[r], in.len[r] = a->kv_len[r];
         return check(c, mtk_attention_inline(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, &in,
-                                             a->kv_stride, a->out, a->out_stride, max_kv, 0, &nkv));
+                                             a->kv_stride, a->out, a->out_stride, max_kv, 0, &nkv, act_of(c)));
     }
     unsigned char *h = args_room(c, 2 * pb + R * sizeof(int));
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
@@ -994,7 +1012,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_attention(c->st, a->rows, a->heads, a->head_dim, a->q, a->q_stride, (const float *const *)d,
                                   (const float *const *)(d + pb), (const int *)(d + 2 * pb), a->kv_stride, a->out,
-                                  a->out_stride, max_kv, 0, &nkv));
+                                  a->out_stride, max_kv, 0, &nkv, act_of(c)));
 }
 
 stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,
@@ -1008,7 +1026,8 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
         if (ids[r] < 0 || ids[r] >= t->h.rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
         max_pos = pos[r] > max_pos ? pos[r] : max_pos;
     }
-    stts_status st = pos_table_for(c, ((cuda_backend *)x->be)->max_kv, t->h.cols, pos_round, max_pos + 1);
+    const cuda_backend *cb = (const cuda_backend *)x->be;
+    stts_status st = pos_table_for(c, cb->max_kv, t->h.cols, cb->act_bf16 ? 2 : pos_round, max_pos + 1);
     if (st) return st;
     if (c->recording) {
         size_t off, ib = (size_t)rows * sizeof(int32_t);
@@ -1026,7 +1045,7 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
         memset(&in, 0, sizeof in);
         for (int r = 0; r < rows; r++) in.ids[r] = ids[r], in.pos[r] = pos[r];
         return check(c, mtk_embed_inline(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, &in, rows, scale, pad_idx,
-                                         c->pos_table, out));
+                                         c->pos_table, out, act_of(c)));
     }
     size_t ib = (size_t)rows * sizeof(int32_t);
     unsigned char *h = args_room(c, 2 * ib);
@@ -1036,7 +1055,7 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
     if ((st = args_send(c, 2 * ib))) return st;
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
-                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out));
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c)));
 }
 
 stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
@@ -1211,6 +1230,12 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
     *out = &c->base;
     return STTS_OK;
+}
+
+extern "C" void mt_cuda_backend_set_bf16_activations(mt_backend *be, int on) {
+    if (!be || be->ops != &cuda_ops) return;
+    const char *e = getenv("STTS_CUDA_BF16_ACTIVATIONS");
+    ((cuda_backend *)be)->act_bf16 = on && !(e && strcmp(e, "0") == 0);
 }
 
 extern "C" int mt_cuda_exec_program_ops(mt_exec *x) {

@@ -31,6 +31,15 @@ double mt_cuda_d2d_bandwidth(size_t bytes, int reps);
  * in order with its ops (tests); NULL for other backends' executors. */
 void *mt_cuda_exec_stream(mt_exec *x);
 
+/* HF's bf16 arithmetic on a CUDA backend (kernels.h MTK_ACT_BF16):
+ * activations rounded to bf16 where HF's bf16 model rounds them, and the
+ * f32 vectors made afterwards (biases, LayerNorm parameters) and the
+ * position table rounded to bf16 values, as that model holds them. The
+ * model sets it for bf16 weights, before making any weight;
+ * STTS_CUDA_BF16_ACTIVATIONS=0 keeps f32 activations (for comparison). No
+ * effect on other backends. */
+void mt_cuda_backend_set_bf16_activations(mt_backend *be, int on);
+
 /* How many of the last decode step's ops ran inside step programs
  * (program.h; 0 when the step ran as kernels, or for other backends). */
 int mt_cuda_exec_program_ops(mt_exec *x);

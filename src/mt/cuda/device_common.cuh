@@ -20,6 +20,10 @@
 
 #define WARP 32
 
+/* f32 -> nearest bf16 (ties to even) -> f32: the activation rounding of
+ * the bf16-activation mode (STTS_CUDA_BF16_ACTIVATIONS, kernels.h) */
+__device__ __forceinline__ float bf16_round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
 /* ---------------- launches: programmatic dependent launch ----------------
  *
  * A decode step is ~130 dependent kernels of a few microseconds each; with
@@ -160,7 +164,7 @@ __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, 
  * write_out (one block), to out for the other readers. dst may be where v was read from: each
  * thread writes only its own columns. */
 __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const float *lng, const float *lnb, float eps,
-                                       double *sh, float *dst, float *out, bool write_out) {
+                                       double *sh, float *dst, float *out, bool write_out, bool rnd) {
     double sm = 0.0;
 #pragma unroll
     for (int j = 0; j < GEMV_LN_J; j++)
@@ -180,6 +184,7 @@ __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const fl
         int i = (int)threadIdx.x + j * GEMV_THREADS;
         if (i < K) {
             float o = ln_val(v[j], mf, rstd, lng[i], lnb[i]);
+            if (rnd) o = bf16_round(o);
             dst[i] = o;
             if (write_out) out[i] = o;
         }
@@ -192,7 +197,7 @@ __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const fl
  * the step program other SMs wrote it in the same launch. */
 #define LN_REG 16
 __device__ __forceinline__ void ln_reg_row(const float *xr, int D, const float *g, const float *b, float eps, float *yr,
-                                           double *sh) {
+                                           double *sh, bool rnd) {
     float v[LN_REG];
     double s = 0.0;
 #pragma unroll
@@ -217,7 +222,10 @@ __device__ __forceinline__ void ln_reg_row(const float *xr, int D, const float *
 #pragma unroll
     for (int j = 0; j < LN_REG; j++) {
         int i = (int)threadIdx.x + j * 256;
-        if (i < D) yr[i] = ln_val(v[j], mf, rstd, g[i], b[i]);
+        if (i < D) {
+            float o = ln_val(v[j], mf, rstd, g[i], b[i]);
+            yr[i] = rnd ? bf16_round(o) : o;
+        }
     }
 }
 
@@ -230,7 +238,7 @@ __device__ __forceinline__ void ln_reg_row(const float *xr, int D, const float *
  * flight during the statistics. */
 template <int R>
 __device__ __forceinline__ void ln_rows(float *xs, int m, int K, const float *g, const float *gb, float eps,
-                                        double *sh /* [R][8] */, float *out, bool write_out) {
+                                        double *sh /* [R][8] */, float *out, bool write_out, bool rnd) {
     const int tid = (int)threadIdx.x, lane = tid % WARP, w = tid / WARP, nw = GEMV_THREADS / WARP;
     float gv[GEMV_LN_J], bv[GEMV_LN_J]; /* requested first: in flight during the statistics */
 #pragma unroll
@@ -289,6 +297,7 @@ __device__ __forceinline__ void ln_rows(float *xs, int m, int K, const float *g,
             int c = tid + j * GEMV_THREADS;
             if (c < K) {
                 float o = ln_val(xs[(size_t)r * K + c], mf, rstd, gv[j], bv[j]);
+                if (rnd) o = bf16_round(o);
                 xs[(size_t)r * K + c] = o;
                 if (write_out) out[(size_t)r * K + c] = o;
             }
@@ -349,10 +358,12 @@ __device__ __forceinline__ void gemv_dot(const unsigned char *trow, const float 
 }
 
 /* Output column n of one row from its dot product: int8 scale and bias
- * (one fma), ReLU, the query scaling (rounded as mtk_scale_cols does). */
+ * (one fma), ReLU, the bf16 rounding of MTK_ACT_BF16, the query scaling
+ * (rounded as mtk_scale_cols does). */
 __device__ __forceinline__ float gemv_out(float acc, float sc, float bias, int flags, int n, int qcols, float qs) {
     float v = fmaf(acc, sc, bias);
     if (flags & MTK_RELU) v = fmaxf(v, 0.0f);
+    if (flags & MTK_ACT_BF16) v = bf16_round(v);
     if (n < qcols) v = __fmul_rn(v, qs);
     return v;
 }

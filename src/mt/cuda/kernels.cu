@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         }
         cp_async_wait_all();
         __syncthreads(); /* the gain and bias in shared memory */
-        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0);
+        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
     } else {
         /* x through L2 only (cp.async.cg, after the wait: no stale L1 line),
          * all of it requested at once, instead of as each warp reaches it */
@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
              * rows, and beam 4 ran 5-7% slower on the H200 than in shared
              * memory; one row is 2% faster in registers. */
             __syncthreads(); /* the rows, gain and bias in shared memory */
-            ln_rows<R>(xs, R, K, lng, lnb, ln.eps, ln_sh, ln.out, blockIdx.x == 0);
+            ln_rows<R>(xs, R, K, lng, lnb, ln.eps, ln_sh, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
         }
     }
     __syncthreads(); /* the tile and the (normalized) rows visible to every warp */
@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     for (int r = 0; r < R; r++) {
         float v = gemv_out(acc[r], sc, bias, flags, n, qcols, qs);
         float *yp = y + (size_t)r * N + n;
-        if (flags & MTK_ACCUM) *yp = yo[r] + v;
+        if (flags & MTK_ACCUM) *yp = (flags & MTK_ACT_BF16) ? bf16_round(yo[r] + v) : yo[r] + v;
         else *yp = v;
     }
 }
@@ -289,7 +289,7 @@ extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const f
                              float *y, int flags, int qcols, float qs) {
     if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
     if (K > GEMV_THREADS * GEMV_LN_J) { /* wider than the prologue's registers: two launches, the same bits */
-        int e = mtk_layernorm(stream, x, M, K, g, gb, eps, ln_out);
+        int e = mtk_layernorm(stream, x, M, K, g, gb, eps, ln_out, (flags & MTK_ACT_BF16) != 0);
         return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
     }
     ln_args ln = {g, gb, eps, ln_out};
@@ -298,7 +298,7 @@ extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const f
 
 /* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */
 
-__global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y) {
+__global__ void layernorm_kernel(const float *x, int D, const float *g, const float *b, float eps, float *y, int act) {
     pdl_launch_dependents();
     pdl_wait();
     __shared__ double sh[32];
@@ -317,25 +317,25 @@ __global__ void layernorm_kernel(const float *x, int D, const float *g, const fl
     float mf = (float)mean;
     __syncthreads(); /* y may equal x: every read above is done */
     for (int i = threadIdx.x; i < D; i += blockDim.x)
-        yr[i] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mf), rstd), g[i]), b[i]);
+        yr[i] = act ? bf16_round(ln_val(xr[i], mf, rstd, g[i], b[i])) : ln_val(xr[i], mf, rstd, g[i], b[i]);
 }
 
 /* The same arithmetic in the same order with the row read once into
  * registers (D <= 256 * LN_REG): one pass over memory instead of three
  * (ln_reg_row, shared with the step program). */
 __global__ void __launch_bounds__(256) layernorm_reg_kernel(const float *x, int D, const float *g, const float *b,
-                                                            float eps, float *y) {
+                                                            float eps, float *y, int act) {
     pdl_launch_dependents();
     pdl_wait();
     __shared__ double sh[32];
-    ln_reg_row(x + (size_t)blockIdx.x * D, D, g, b, eps, y + (size_t)blockIdx.x * D, sh);
+    ln_reg_row(x + (size_t)blockIdx.x * D, D, g, b, eps, y + (size_t)blockIdx.x * D, sh, act != 0);
 }
 
 extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps,
-                             float *y) {
+                             float *y, int act_bf16) {
     if (M <= 0) return 0;
-    if (D <= 256 * LN_REG) launch((cudaStream_t)stream, M, 256, 0, layernorm_reg_kernel, x, D, g, b, eps, y);
-    else launch((cudaStream_t)stream, M, 256, 0, layernorm_kernel, x, D, g, b, eps, y);
+    if (D <= 256 * LN_REG) launch((cudaStream_t)stream, M, 256, 0, layernorm_reg_kernel, x, D, g, b, eps, y, act_bf16);
+    else launch((cudaStream_t)stream, M, 256, 0, layernorm_kernel, x, D, g, b, eps, y, act_bf16);
     return launch_status();
 }
 
@@ -361,7 +361,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
                                                                  const float *const *kp, const float *const *vp,
                                                                  const int *kv_len, const mtk_kv_rows inl,
                                                                  int kv_stride, float *out, int out_stride,
-                                                                 int pre_cap, const mtk_new_kv nkv) {
+                                                                 int pre_cap, const mtk_new_kv nkv, int act) {
     /* [pre_cap][hd + 4] keys, [pre_cap][hd + 4] values, [max_kv] scores,
      * [hd] query, [ATT_THREADS] partial outputs */
     extern __shared__ __align__(16) float att_sm[];
@@ -443,14 +443,14 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
         if (g == 0) {
             float t = part[i];
             for (int u = 1; u < G; u++) t += part[u * hd + i];
-            out[(size_t)r * out_stride + (size_t)h * hd + i] = t;
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = act ? bf16_round(t) : t;
         }
     } else {
         for (int i = threadIdx.x; i < hd; i += blockDim.x) {
             float o = 0.0f;
             for (int j = 0; j < n; j++)
                 o = fmaf(sc[j] * inv, j < npre ? vs[(size_t)j * ps + i] : v[(size_t)j * kv_stride + i], o);
-            out[(size_t)r * out_stride + (size_t)h * hd + i] = o;
+            out[(size_t)r * out_stride + (size_t)h * hd + i] = act ? bf16_round(o) : o;
         }
     }
 }
@@ -459,7 +459,7 @@ template <bool INL>
 static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
                             const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
                             int kv_stride, float *out, int out_stride, int max_kv, int old_kv,
-                            const mtk_new_kv *nkv) {
+                            const mtk_new_kv *nkv, int act_bf16) {
     if (rows <= 0) return 0;
     /* the prefetch only for a decode step's attention (old_kv: every position
      * but the last written before the step) and where a padded row of keys
@@ -476,30 +476,31 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     static const mtk_kv_rows none = {};
     static const mtk_new_kv no_new = {};
     launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
-           kv_stride, out, out_stride, pre_cap, nkv ? *nkv : no_new);
+           kv_stride, out, out_stride, pre_cap, nkv ? *nkv : no_new, act_bf16);
     return launch_status();
 }
 
 extern "C" int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                              const float *const *k, const float *const *v, const int *kv_len, int kv_stride,
-                             float *out, int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv) {
+                             float *out, int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv, int act_bf16) {
     return attention_launch<false>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, k, v, kv_len, NULL,
-                                   kv_stride, out, out_stride, max_kv, old_kv, nkv);
+                                   kv_stride, out, out_stride, max_kv, old_kv, nkv, act_bf16);
 }
 
 extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                                     const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv,
-                                    int old_kv, const mtk_new_kv *nkv) {
+                                    int old_kv, const mtk_new_kv *nkv, int act_bf16) {
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
     return attention_launch<true>((cudaStream_t)stream, rows, heads, head_dim, q, q_stride, NULL, NULL, NULL, a,
-                                  kv_stride, out, out_stride, max_kv, old_kv, nkv);
+                                  kv_stride, out, out_stride, max_kv, old_kv, nkv, act_bf16);
 }
 
 /* ---------------- embedding + positions ---------------- */
 
 template <bool INL>
 __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
-                             const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out) {
+                             const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out,
+                             int act) {
     pdl_launch_dependents();
     pdl_wait();
     int r = blockIdx.x;
@@ -509,27 +510,29 @@ __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D
     const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float v = __fmul_rn(table_elem(table, fmt, tsc, id, D, i), scale);
+        if (act) v = bf16_round(v);
         if (pt) v = __fadd_rn(v, pt[i]);
-        o[i] = v;
+        o[i] = act ? bf16_round(v) : v;
     }
 }
 
 extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
-                         const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out) {
+                         const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out,
+                         int act_bf16) {
     if (rows <= 0) return 0;
     static const mtk_embed_rows none = {};
     launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<false>, table, tfmt, tscales, D, ids, pos, none, scale,
-           pad_idx, pos_table, out);
+           pad_idx, pos_table, out, act_bf16);
     return launch_status();
 }
 
 extern "C" int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D,
                                 const mtk_embed_rows *a, int rows, float scale, int pad_idx, const float *pos_table,
-                                float *out) {
+                                float *out, int act_bf16) {
     if (rows <= 0) return 0;
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
     launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<true>, table, tfmt, tscales, D, (const int32_t *)NULL,
-           (const int *)NULL, *a, scale, pad_idx, pos_table, out);
+           (const int *)NULL, *a, scale, pad_idx, pos_table, out, act_bf16);
     return launch_status();
 }
 

@@ -25,6 +25,14 @@ extern "C" {
 
 enum { MTK_W_F32 = 0, MTK_W_BF16 = 1, MTK_W_I8 = 2, MTK_W_F16 = 3 };
 enum { MTK_RELU = 1, MTK_ACCUM = 2 }; /* same bits as MT_LIN_RELU / MT_LIN_ACCUM */
+/* The bf16-activation rule (MTK_ACT_BF16 in a GEMV's flags, act_bf16 for
+ * the other kernels): outputs rounded to bf16 (nearest, ties to even)
+ * where HF transformers' bf16 model rounds them: every Linear's output
+ * (bias and ReLU included), every residual add (of the rounded product),
+ * every LayerNorm (the GEMV's prologue too), the attention's output, the
+ * embedding after its scaling and after the position add. The CUDA backend
+ * uses it for bf16 models, so that they follow HF's bf16 arithmetic. */
+enum { MTK_ACT_BF16 = 4 };
 
 /* y[M][N] (=, relu, +=) x[M][K] W[N][K]^T + b[N]. W's element type is
  * wfmt; scales [N] only for MTK_W_I8; b may be NULL. K must be a multiple
@@ -46,7 +54,8 @@ int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, co
                   int flags, int qcols, float qs);
 
 /* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
-int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y);
+int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y,
+                  int act_bf16);
 
 /* mt_attn_args' new_k/new_v: the last position's keys and values, written
  * into the caches by the attention kernel (k NULL: none). */
@@ -63,7 +72,7 @@ typedef struct {
  * for its predecessor (programmatic dependent launch). */
 int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
-                  int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv);
+                  int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv, int act_bf16);
 
 /* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
  * kernel's parameters (no host-to-device copy per call: decode steps). */
@@ -82,10 +91,10 @@ typedef struct {
  * host struct (copied into the launch). */
 int mtk_attention_inline(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                          const mtk_kv_rows *a, int kv_stride, float *out, int out_stride, int max_kv, int old_kv,
-                         const mtk_new_kv *nkv);
+                         const mtk_new_kv *nkv, int act_bf16);
 /* mtk_embed with rows <= MTK_INLINE_ROWS and ids/pos in a host struct. */
 int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tscales, int D, const mtk_embed_rows *a,
-                     int rows, float scale, int pad_idx, const float *pos_table, float *out);
+                     int rows, float scale, int pad_idx, const float *pos_table, float *out, int act_bf16);
 
 /* out[r] = table[ids[r]] * scale + pos_table[pos[r]] (pos == pad_idx: no
  * position term). table rows in format tfmt (int8: tscales per row) are
@@ -93,7 +102,7 @@ int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tsc
  * host with the CPU backend's formula and rounding, so both give the same
  * bits. */
 int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
-              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out);
+              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out, int act_bf16);
 
 /* dst row i = src row ids[i] (row_bytes each, a multiple of 4), n rows. */
 int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst);

@@ -142,7 +142,7 @@ __device__ void op_gemv(const mtk_prog_op *ops, int n, int i, wstream &ws, unsig
     }
     if (g.ln_g) {
         __syncthreads();
-        ln_rows<R>(xs, m, K, g.ln_g, g.ln_b, g.ln_eps, ln_sh, g.ln_out, b == 0);
+        ln_rows<R>(xs, m, K, g.ln_g, g.ln_b, g.ln_eps, ln_sh, g.ln_out, b == 0, false);
     }
     const int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP), split = wib % S;
     const size_t row_bytes = (size_t)K * WL::ELEM_BYTES;
@@ -310,7 +310,7 @@ __device__ void op_ln(const mtk_prog_op *op) {
     __shared__ double sh[32];
     const mtk_ln_op &l = op->u.ln;
     for (int r = (int)blockIdx.x; r < op->rows; r += (int)gridDim.x)
-        ln_reg_row(l.x + (size_t)r * l.D, l.D, l.g, l.b, l.eps, l.y + (size_t)r * l.D, sh);
+        ln_reg_row(l.x + (size_t)r * l.D, l.D, l.g, l.b, l.eps, l.y + (size_t)r * l.D, sh, false);
 }
 
 __device__ void op_copy(const mtk_prog_op *op) {

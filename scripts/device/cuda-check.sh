@@ -19,7 +19,7 @@
 #      --threads 16, f32 and int8, full vocabulary and 32000 shortlist rows)
 #      and HF transformers fp32 on the same CPU (hf-cpu-timing-cfg.py)
 # SKIP="memcheck hfdemo ncu ..." leaves steps out (names: memcheck demo cli
-# bench hftiming hfdemo ncu cpu) when a call's device time is short.
+# bench hftiming hfdemo ncu cpu racecheck) when a call's device time is short.
 set -uo pipefail
 SKIP=" ${SKIP:-} "
 skip() { [[ "$SKIP" == *" $1 "* ]]; }
@@ -52,6 +52,14 @@ note "test_cuda with step programs rc=$? : $(tail -1 "$OUT/test_cuda_prog.log")"
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+fi
+if ! skip racecheck && command -v compute-sanitizer >/dev/null; then
+  # the kernels that share memory between warps and wait on each other (the whole test_cuda does not finish)
+  for tool in racecheck synccheck; do
+    timeout 200 compute-sanitizer --tool $tool --print-limit 5 $C/bin/test_cuda --only test_program,test_attention,test_ln_linear \
+      >"$OUT/$tool.log" 2>&1
+    note "$tool (test_program, test_attention, test_ln_linear) rc=$? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1) $(tail -1 "$OUT/$tool.log")"
+  done
 fi
 
 echo "== 2. demo model: GPU f32 vs CPU f32, 500 sentences"

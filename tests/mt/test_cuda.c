@@ -15,6 +15,7 @@
  *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
  *   beam-4 ids of the GPU model identical to the CPU model's.
  *
+ *   test_cuda --only a,b runs only those cases (sanitizer runs).
  *   test_cuda --demo MODEL_DIR TEXT_FILE OUT_PREFIX (scripts/device): the
  *   same comparison on every line of TEXT_FILE (eng_Latn -> jpn_Jpan, at
  *   most 64 new tokens as scripts/demo-model/evaluate.py), writing the GPU
@@ -589,7 +590,7 @@ static void test_program(void) {
     gpu->ops->exec_free(xk);
 }
 
-/* ---- the bf16-activation mode (kernels.h mtk_set_bf16_activations): each
+/* ---- the bf16-activation rule (kernels.h MTK_ACT_BF16): each
  * kernel's output is its f32 output rounded to bf16 (nearest, ties to
  * even), and a residual add rounds the rounded product's sum ---- */
 static float host_bf16(float v) {
@@ -868,8 +869,22 @@ static int demo(const char *model, const char *text_file, const char *prefix) {
     return same_g != lines || same_b != lines || lines == 0;
 }
 
+/* test_cuda --only a,b: only these cases (compute-sanitizer runs, where
+ * the whole program takes too long). */
+static const char *only_cases;
+
+static int wanted(const char *name) {
+    if (!only_cases) return 1;
+    size_t n = strlen(name);
+    for (const char *p = only_cases; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == only_cases || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
+}
+#define RUN(fn) do { if (wanted(#fn)) TEST_RUN(fn); } while (0)
+
 int main(int argc, char **argv) {
     stts_error e;
+    if (argc == 3 && strcmp(argv[1], "--only") == 0) only_cases = argv[2];
     if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
     if (argc == 5 && strcmp(argv[1], "--demo") == 0) return demo(argv[2], argv[3], argv[4]);
     if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK || gpu->ops->exec_new(gpu, 0, &gx, &e) != STTS_OK) {
@@ -882,18 +897,18 @@ int main(int argc, char **argv) {
     }
     stream = mt_cuda_exec_stream(gx);
     printf("backend: %s\n", gpu->desc);
-    TEST_RUN(test_linear);
-    TEST_RUN(test_linear_scaled);
-    TEST_RUN(test_ln_linear);
-    TEST_RUN(test_gather);
-    TEST_RUN(test_layernorm);
-    TEST_RUN(test_attention);
-    TEST_RUN(test_embed);
-    TEST_RUN(test_argmax_topk);
-    TEST_RUN(test_select);
-    TEST_RUN(test_program);
-    TEST_RUN(test_bf16_activations);
-    TEST_RUN(test_engine);
+    RUN(test_linear);
+    RUN(test_linear_scaled);
+    RUN(test_ln_linear);
+    RUN(test_gather);
+    RUN(test_layernorm);
+    RUN(test_attention);
+    RUN(test_embed);
+    RUN(test_argmax_topk);
+    RUN(test_select);
+    RUN(test_program);
+    RUN(test_bf16_activations);
+    RUN(test_engine);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

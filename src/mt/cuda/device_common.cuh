@@ -21,7 +21,7 @@
 #define WARP 32
 
 /* f32 -> nearest bf16 (ties to even) -> f32: the activation rounding of
- * the bf16-activation mode (STTS_CUDA_BF16_ACTIVATIONS, kernels.h) */
+ * bf16 models (kernels.h MTK_ACT_BF16) */
 __device__ __forceinline__ float bf16_round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 /* ---------------- launches: programmatic dependent launch ----------------

@@ -25,3 +25,9 @@ if(TARGET nllb-quant-error)
   stts_add_test_command(test_quant_error COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/check-quant-error.py
                         $<TARGET_FILE:nllb-quant-error> ${CMAKE_SOURCE_DIR}/models/demo-en-ja LABELS mt)
 endif()
+if(STTS_BENCH)
+  # bench_nllb --json keeps the keys the engine-speed issue names (tests outside the project read them);
+  # the target is defined later (bench/), which $<TARGET_FILE> resolves
+  stts_add_test_command(test_bench_nllb_json COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/check-bench-json.py
+                        $<TARGET_FILE:bench_nllb> LABELS mt TIMEOUT 300)
+endif()

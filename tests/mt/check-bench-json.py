@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""check-bench-json.py BENCH_NLLB - the --json interface of bench/bench_nllb that
+the engine-speed issue names (a contract used outside this repository): one
+JSON object per line per search mode, with at least weights, shortlist_rows,
+search ("greedy" or "beam4"), ms_per_sentence, ms_per_step, encode_ms,
+bytes_per_step, floor_ms_per_step, probe_gbps. Runs the smallest real case:
+the 600M shape in int8 with a 32000-row shortlist, 2 steps of 4 source
+tokens, one thread, one repetition (~10 s); checks the keys, their types and
+that the numbers are positive and consistent (floor = bytes / probe)."""
+import json
+import subprocess
+import sys
+
+bench = sys.argv[1]
+args = [bench, "--weights", "int8", "--shortlist-rows", "32000", "--threads", "1", "--reps", "1", "--steps", "2",
+        "--src-len", "4", "--json"]
+out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+if out.returncode != 0:
+    sys.exit(f"{' '.join(args)}: exit {out.returncode}\n{out.stderr}")
+rows = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+errors = []
+if sorted(r.get("search") for r in rows) != ["beam4", "greedy"]:
+    errors.append(f"expected one greedy and one beam4 line, got {[r.get('search') for r in rows]}")
+numbers = ("ms_per_sentence", "ms_per_step", "encode_ms", "bytes_per_step", "floor_ms_per_step", "probe_gbps")
+for r in rows:
+    if r.get("weights") != "int8":
+        errors.append(f"weights {r.get('weights')!r}, expected 'int8'")
+    if r.get("shortlist_rows") != 32000:
+        errors.append(f"shortlist_rows {r.get('shortlist_rows')!r}, expected 32000")
+    for k in numbers:
+        v = r.get(k)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            errors.append(f"{r.get('search')}: {k} = {v!r}, expected a positive number")
+    if not errors:
+        # the floor is the step's bytes over the probe's bandwidth (GB/s = bytes per ns)
+        want = r["bytes_per_step"] / (r["probe_gbps"] * 1e6)
+        if abs(r["floor_ms_per_step"] - want) > 0.01 * want + 0.002:
+            errors.append(f"{r['search']}: floor_ms_per_step {r['floor_ms_per_step']} != bytes / probe = {want:.3f}")
+        if r["ms_per_sentence"] < r["encode_ms"]:
+            errors.append(f"{r['search']}: ms_per_sentence {r['ms_per_sentence']} < encode_ms {r['encode_ms']}")
+if errors:
+    sys.exit("bench_nllb --json:\n  " + "\n  ".join(errors))
+print(f"bench_nllb --json: {len(rows)} lines with every named key ({', '.join(numbers)})")

@@ -66,32 +66,33 @@ struct wf32 {
         w[0] = u.a.x, w[1] = u.a.y, w[2] = u.a.z, w[3] = u.a.w, w[4] = u.b.x, w[5] = u.b.y, w[6] = u.b.z, w[7] = u.b.w;
     }
 };
-struct wbf16 {
+/* 16-bit formats: 8 weights in 16 bytes, widened two at a time by Pair */
+template <typename Pair>
+struct w16 {
     typedef uint4 raw;
     enum { ELEM_BYTES = 2 };
     static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            w[2 * i] = __uint_as_float(v[i] << 16);
-            w[2 * i + 1] = __uint_as_float(v[i] & 0xffff0000u);
-        }
+        for (int i = 0; i < 4; i++) Pair::widen(v[i], w + 2 * i);
     }
 };
-struct wf16 {
-    typedef uint4 raw;
-    enum { ELEM_BYTES = 2 };
-    static __device__ __forceinline__ void unpack(const raw &u, float w[8]) {
-        uint32_t v[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h = *(const __half2 *)&v[i];
-            float2 f = __half22float2(h);
-            w[2 * i] = f.x;
-            w[2 * i + 1] = f.y;
-        }
+struct bf16_pair {
+    static __device__ __forceinline__ void widen(uint32_t v, float w[2]) {
+        w[0] = __uint_as_float(v << 16);
+        w[1] = __uint_as_float(v & 0xffff0000u);
     }
 };
+struct f16_pair {
+    static __device__ __forceinline__ void widen(uint32_t v, float w[2]) {
+        __half2 h = *(const __half2 *)&v;
+        float2 f = __half22float2(h);
+        w[0] = f.x;
+        w[1] = f.y;
+    }
+};
+typedef w16<bf16_pair> wbf16;
+typedef w16<f16_pair> wf16;
 struct wi8 {
     typedef uint2 raw;
     enum { ELEM_BYTES = 1 };

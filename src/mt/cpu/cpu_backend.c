@@ -492,10 +492,15 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
     int blocked = M >= GEMM_MIN_ROWS && (w->h.fmt == MT_WF_BF16 || w->h.fmt == MT_WF_F16) &&
                   (x->level == MT_KL_SCALAR || x->level == MT_KL_NEON);
     size_t es = blocked ? 4 : wfmt_size(w->h.fmt);
-    /* chunks of ~256 KB of W (a multiple of the kernels' 4-row block),
-     * claimed dynamically by the threads */
+    /* chunks of at most ~256 KB of W (a multiple of the kernels' 4-row
+     * block), claimed dynamically by the threads, and at least 4 per
+     * thread: with 256 KB alone a 1 MB int8 matrix (the attention
+     * projections) was 4 chunks, so 12 of 16 threads sat out a third of a
+     * decode step's ops; 4 per thread also evens out a slow core. */
     int rows = (int)((256 * 1024) / ((size_t)K * es));
-    rows = rows < 4 ? 4 : rows / 4 * 4;
+    int per_thread = (N + 4 * x->head.threads - 1) / (4 * x->head.threads);
+    if (per_thread < rows) rows = per_thread;
+    rows = rows < 4 ? 4 : (rows + 3) / 4 * 4;
     if (blocked && x->tile_n < (size_t)rows * K) {
         for (int t = 0; t < x->head.threads; t++) {
             free(x->tile[t]);

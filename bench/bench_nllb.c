@@ -13,7 +13,7 @@
  * the engine's own speed.
  *
  *   bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] [--reps N]
- *              [--steps N] [--src-len N] [--simd scalar|avx2|avx512] [--device auto|cpu|cuda] [--json]
+ *              [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] [--json]
  * --shortlist-rows 0: the full vocabulary. --json: one object per line per
  * weight format and search mode (keys weights, shortlist_rows, search,
  * ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
@@ -296,7 +296,7 @@ static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps,
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] "
-                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512] [--device auto|cpu|cuda] "
+                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] "
                     "[--json]\n");
 }
 
@@ -333,13 +333,13 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--simd")) {
-            if (!strcmp(v, "scalar")) simd = NLLB_SIMD_SCALAR;
-            else if (!strcmp(v, "avx2")) simd = NLLB_SIMD_AVX2;
-            else if (!strcmp(v, "avx512")) simd = NLLB_SIMD_AVX512;
-            else {
-                fprintf(stderr, "bench_nllb: --simd must be scalar, avx2 or avx512 (got \"%s\")\n", v);
+            int sv = nllb_simd_parse(v);
+            if (sv < 0) {
+                fprintf(stderr, "bench_nllb: --simd must be auto, scalar, avx2, avx512, avx512vnni or neon (got \"%s\")\n",
+                        v);
                 return 2;
             }
+            simd = (nllb_simd)sv;
         } else {
             usage();
             return 2;
@@ -418,7 +418,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < 2 && !rc; k++) {
             int beams = k ? 4 : 1;
             timing best = {1e30, 1e30, 1e30}, warm;
-            if (run(s, src, src_len, beams, 2, &warm)) rc = 1; /* warm-up: touch caches and pages */
+            if (run(s, src, src_len, beams, steps, &warm)) rc = 1; /* warm-up: every cache page touched once */
             for (int r = 0; r < reps && !rc; r++) {
                 timing t;
                 if (run(s, src, src_len, beams, steps, &t)) rc = 1;

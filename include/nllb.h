@@ -34,10 +34,20 @@ typedef struct nllb_model nllb_model;
 typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
- * (checked at run time; the environment variable STTS_SIMD=scalar|avx2|avx512|neon
- * overrides AUTO); the others force a level (tests, benchmarks): a level the
- * CPU or the build lacks makes the load fail with a message naming it. */
-typedef enum { NLLB_SIMD_AUTO = 0, NLLB_SIMD_SCALAR, NLLB_SIMD_AVX2, NLLB_SIMD_AVX512, NLLB_SIMD_NEON } nllb_simd;
+ * (checked at run time; the environment variable
+ * STTS_SIMD=scalar|avx2|avx512|avx512vnni|neon overrides AUTO); the others
+ * force a level (tests, benchmarks): a level the CPU or the build lacks
+ * makes the load fail with a message naming it. AVX512_VNNI is AVX-512F +
+ * BW + VNNI: int8 dot products with vpdpbusd (the same exact sums as the
+ * other levels). */
+typedef enum {
+    NLLB_SIMD_AUTO = 0,
+    NLLB_SIMD_SCALAR,
+    NLLB_SIMD_AVX2,
+    NLLB_SIMD_AVX512,
+    NLLB_SIMD_NEON,
+    NLLB_SIMD_AVX512_VNNI
+} nllb_simd;
 
 /* Compute format of the weight matrices (embedding/LM head and every Linear;
  * biases and LayerNorm stay f32). F32 reproduces HF transformers exactly;
@@ -71,6 +81,10 @@ nllb_model_params nllb_model_default_params(void);
 int nllb_weights_parse(const char *s);
 const char *nllb_weights_name(nllb_weights w);
 int nllb_device_parse(const char *s);
+/* Parse "auto", "scalar", "avx2", "avx512", "avx512vnni", "neon" (-1 when
+ * unknown); nllb_simd_name is the inverse. */
+int nllb_simd_parse(const char *s);
+const char *nllb_simd_name(nllb_simd s);
 /* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA in
  * this build, no driver, no GPU, an unsupported GPU). */
 stts_status nllb_cuda_probe(stts_error *err);

@@ -51,6 +51,17 @@ int nllb_device_parse(const char *s) {
     return -1;
 }
 
+static const char *const SIMD_NAMES[] = {"auto", "scalar", "avx2", "avx512", "neon", "avx512vnni"};
+#define N_SIMD ((int)(sizeof SIMD_NAMES / sizeof *SIMD_NAMES))
+
+int nllb_simd_parse(const char *s) {
+    for (int i = 0; s && i < N_SIMD; i++)
+        if (!strcmp(s, SIMD_NAMES[i])) return i;
+    return -1;
+}
+
+const char *nllb_simd_name(nllb_simd s) { return (int)s >= 0 && (int)s < N_SIMD ? SIMD_NAMES[s] : "?"; }
+
 static size_t lin_bytes(const mt_lin *l) { return l->w->bytes + l->b->bytes; }
 static size_t ln_bytes(const mt_ln *l) { return l->g->bytes + l->b->bytes; }
 

@@ -108,18 +108,17 @@ static stts_status check_no_extra_layers(const mt_checkpoint *ck, const nllb_con
     return STTS_OK;
 }
 
-/* STTS_SIMD=scalar|avx2|avx512|neon forces a kernel level when the params say
- * auto (tests, benchmarks); an unknown name is an error. */
+/* STTS_SIMD=scalar|avx2|avx512|avx512vnni|neon forces a kernel level when
+ * the params say auto (tests, benchmarks); an unknown name is an error. */
 static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     const char *v = getenv("STTS_SIMD");
     if (!v || !*v || !strcmp(v, "auto")) return STTS_OK;
-    if (!strcmp(v, "scalar")) *simd = NLLB_SIMD_SCALAR;
-    else if (!strcmp(v, "avx2")) *simd = NLLB_SIMD_AVX2;
-    else if (!strcmp(v, "avx512")) *simd = NLLB_SIMD_AVX512;
-    else if (!strcmp(v, "neon")) *simd = NLLB_SIMD_NEON;
-    else
+    int s = nllb_simd_parse(v);
+    if (s < 0)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "STTS_SIMD=%s: the engine knows auto, scalar, avx2, avx512, neon (no %s kernels)", v, v);
+                              "STTS_SIMD=%s: the engine knows auto, scalar, avx2, avx512, avx512vnni, neon (no %s kernels)",
+                              v, v);
+    *simd = s;
     return STTS_OK;
 }
 

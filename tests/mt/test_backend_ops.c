@@ -337,7 +337,9 @@ static void check_small_ops(rig *r) {
 static const int SHAPES[][4] = {/* M, K, N, parts */
                                 {1, 64, 12, 1},  {1, 100, 9, 3}, {2, 33, 20, 2}, {4, 256, 16, 1},  {5, 17, 6, 3},
                                 {8, 48, 24, 3},  {9, 96, 13, 1}, {70, 40, 8, 2}, {1, 1024, 300, 3},
-                                {6, 1100, 10, 2} /* K over two of the half kernels' 512-column panels */};
+                                {6, 1100, 10, 2} /* K over two of the half kernels' 512-column panels */,
+                                {7, 200, 9, 1} /* 4 + 3 rows, 64-byte int8 vectors and a tail */,
+                                {70, 192, 6, 1} /* past the 64-row chunk of x rows */};
 #define NSHAPES (sizeof SHAPES / sizeof *SHAPES)
 static float *g_i8ref[NSHAPES];
 static int g_simd, g_threads, g_ran;
@@ -407,6 +409,7 @@ int main(void) {
     } levels[] = {{NLLB_SIMD_SCALAR, "scalar"},
                   {NLLB_SIMD_AVX2, "avx2"},
                   {NLLB_SIMD_AVX512, "avx512"},
+                  {NLLB_SIMD_AVX512_VNNI, "avx512vnni"},
                   {NLLB_SIMD_NEON, "neon"}};
     const char *only = getenv("STTS_SIMD");
     for (size_t s = 0; s < NSHAPES; s++) {

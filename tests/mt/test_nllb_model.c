@@ -228,7 +228,7 @@ static const int32_t SRC[] = {301 + 46, 17, 250, 99, 4, 123, 2}; /* [eng_Latn-li
 
 static void test_kernels_match_double_reference(void) {
     const int shapes[][3] = {{1, 64, 37}, {3, 100, 9}, {4, 32, 8}, {5, 17, 6}, {9, 48, 13}, {70, 40, 5}};
-    int levels[] = {MT_KL_SCALAR, MT_KL_AVX2, MT_KL_AVX512};
+    int levels[] = {MT_KL_SCALAR, MT_KL_AVX2, MT_KL_AVX512, MT_KL_AVX512VNNI};
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
         float *x = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *b = malloc(sizeof(float) * N);
@@ -236,7 +236,7 @@ static void test_kernels_match_double_reference(void) {
         for (int i = 0; i < M * K; i++) x[i] = (float)sin(i * 0.37) * 2.0f;
         for (int i = 0; i < N * K; i++) W[i] = (float)cos(i * 0.11) * 0.5f;
         for (int i = 0; i < N; i++) b[i] = (float)i * 0.1f - 0.3f;
-        for (size_t li = 0; li < 3; li++) {
+        for (size_t li = 0; li < sizeof levels / sizeof *levels; li++) {
             int lv = mt_kernels_pick(levels[li]);
             for (int flags = 0; flags < 4; flags++) {
                 for (int i = 0; i < M * N; i++) y[i] = 1.5f;

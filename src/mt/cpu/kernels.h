@@ -10,7 +10,9 @@
 
 #include <stdint.h>
 
-enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3, MT_KL_NEON = 4 }; /* = nllb_simd values */
+/* = nllb_simd values. On x86-64 each level includes the ones before it in
+ * this order: scalar < avx2 < avx512 < avx512vnni (mt_kernels_pick). */
+enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3, MT_KL_NEON = 4, MT_KL_AVX512VNNI = 5 };
 
 /* The best level this CPU runs. */
 int mt_kernels_best(void);

@@ -44,6 +44,15 @@ typedef struct {
     int max_kv;
 } cpu_backend;
 
+/* STTS_CPU_PROFILE=1: each executor times its ops (wall clock of the
+ * calling thread, so a pool run counts its slowest chunk and the fork/join)
+ * by kind and by decode (<= 8 rows) / encode (more) calls, and prints the
+ * table to stderr when it is freed: where a step's or an encoder's time
+ * goes, without a profiler on the machine. */
+enum { PROF_QUANT, PROF_LINEAR, PROF_LAYERNORM, PROF_ATTENTION, PROF_EMBED, PROF_COPY, PROF_N };
+static const char *const PROF_NAMES[PROF_N] = {"quantize x (int8)", "linear", "layernorm", "attention", "embed",
+                                               "copy"};
+
 typedef struct {
     mt_exec head;
     mt_pool *pool;
@@ -54,7 +63,44 @@ typedef struct {
     int8_t *xq;         /* int8 activations [M][K] */
     float *xs;          /* their row scales */
     size_t xq_n, xs_n;
+    int profile;                          /* STTS_CPU_PROFILE */
+    uint64_t prof_ns[PROF_N][2], prof_calls[PROF_N][2]; /* [kind][encode] */
+    uint32_t prof_hist[PROF_N][2][40];    /* calls by duration, in powers of two of ns */
 } cpu_exec;
+
+static uint64_t prof_begin(const cpu_exec *x) { return x->profile ? stts_now_ns() : 0; }
+static void prof_end(cpu_exec *x, int kind, int rows, uint64_t t0) {
+    if (!x->profile) return;
+    int enc = rows > 8;
+    uint64_t d = stts_now_ns() - t0;
+    x->prof_ns[kind][enc] += d;
+    x->prof_calls[kind][enc]++;
+    int b = (int)log2((double)(d | 1)); /* bucket b: [2^b, 2^(b+1)) ns */
+    x->prof_hist[kind][enc][b < 40 ? b : 39]++;
+}
+
+/* The median call's duration (the upper bound of its power-of-two bucket):
+ * the sum is skewed by first touches (a KV-cache page faulted in on a
+ * warm-up's first step took 8 ms on the dev VM, ~1 us afterwards). */
+static double prof_median_us(const cpu_exec *x, int k, int e) {
+    uint64_t seen = 0, half = (x->prof_calls[k][e] + 1) / 2;
+    for (int b = 0; b < 40; b++)
+        if ((seen += x->prof_hist[k][e][b]) >= half) return (double)(2ull << b) / 1e3;
+    return 0.0;
+}
+
+static void prof_print(const cpu_exec *x) {
+    uint64_t all = 0;
+    for (int k = 0; k < PROF_N; k++) all += x->prof_ns[k][0] + x->prof_ns[k][1];
+    fprintf(stderr, "cpu profile (%s, %d threads): %.3f ms in ops\n", x->head.be->desc, x->head.threads, all / 1e6);
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < PROF_N; k++)
+            if (x->prof_calls[k][e])
+                fprintf(stderr, "  %-6s %-18s %8llu calls %10.3f ms %8.2f us/call (median < %.1f) %5.1f%%\n",
+                        e ? "encode" : "decode", PROF_NAMES[k], (unsigned long long)x->prof_calls[k][e],
+                        x->prof_ns[k][e] / 1e6, x->prof_ns[k][e] / 1e3 / (double)x->prof_calls[k][e],
+                        prof_median_us(x, k, e), all ? 100.0 * x->prof_ns[k][e] / all : 0.0);
+}
 
 /* Below this many multiply-adds a call runs on the calling thread: waking
  * the pool costs more than the work (tiny test models, LayerNorm-sized ops). */
@@ -365,6 +411,7 @@ static const float *vec_f32(const mt_weight *wh) {
 
 static void cpu_exec_free(mt_exec *xh) {
     cpu_exec *x = (cpu_exec *)xh;
+    if (x->profile) prof_print(x);
     if (!x) return;
     mt_pool_free(x->pool);
     for (int i = 0; i < x->head.threads; i++) {
@@ -388,6 +435,8 @@ static stts_status cpu_exec_new(mt_backend *be, int threads, mt_exec **out, stts
     x->head.be = be;
     x->head.threads = threads;
     x->level = c->level;
+    const char *prof = getenv("STTS_CPU_PROFILE");
+    x->profile = prof && *prof && strcmp(prof, "0") != 0;
     x->scratch = calloc((size_t)threads, sizeof *x->scratch);
     x->tile = calloc((size_t)threads, sizeof *x->tile);
     if (!x->scratch || !x->tile) goto nomem;
@@ -529,21 +578,25 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
             }
             x->xs_n = (size_t)M;
         }
+        uint64_t tq = prof_begin(x);
         for (int m = 0; m < M; m++) x->xs[m] = mt_quantize_row_i8(in + (size_t)m * K, (size_t)K, x->xq + (size_t)m * K);
+        prof_end(x, PROF_QUANT, M, tq);
     }
+    uint64_t t0 = prof_begin(x);
     lin_job j = {x, w, in, vec_f32(bh), y, M, flags, rows, blocked};
     if ((long long)M * K * N < PAR_MIN_MACS || x->head.threads == 1) {
         /* one thread: still in tile-sized slices on the blocked path */
         for (int n0 = 0; n0 < N; n0 += rows) lin_range(&j, 0, n0, n0 + rows < N ? n0 + rows : N);
-        return STTS_OK;
+    } else {
+        mt_pool_run(x->pool, (N + rows - 1) / rows, lin_chunk, &j);
     }
-    mt_pool_run(x->pool, (N + rows - 1) / rows, lin_chunk, &j);
+    prof_end(x, PROF_LINEAR, M, t0);
     return STTS_OK;
 }
 
 /* ---- LayerNorm: mean and biased variance in double, as exact as f32 allows ---- */
-static stts_status cpu_layernorm(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
-                                 float eps, float *y) {
+static stts_status cpu_layernorm_run(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
+                                     float eps, float *y) {
     (void)xh;
     const int D = gw->cols;
     const float *g = vec_f32(gw), *b = vec_f32(bw);
@@ -562,6 +615,14 @@ static stts_status cpu_layernorm(mt_exec *xh, const float *x, int M, const mt_we
         for (int i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
     }
     return STTS_OK;
+}
+
+static stts_status cpu_layernorm(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
+                                 float eps, float *y) {
+    uint64_t t0 = prof_begin((cpu_exec *)xh);
+    stts_status st = cpu_layernorm_run(xh, x, M, gw, bw, eps, y);
+    prof_end((cpu_exec *)xh, PROF_LAYERNORM, M, t0);
+    return st;
 }
 
 /* ---- attention ---- */
@@ -597,7 +658,7 @@ static void attn_chunk(void *arg, int chunk, int tid) {
     attn_one(j->c, j->a, chunk, j->c->scratch[tid]);
 }
 
-static stts_status cpu_attention(mt_exec *xh, const mt_attn_args *a) {
+static stts_status cpu_attention_run(mt_exec *xh, const mt_attn_args *a) {
     cpu_exec *c = (cpu_exec *)xh;
     attn_job j = {c, a};
     int tasks = a->rows * a->heads;
@@ -616,6 +677,13 @@ static stts_status cpu_attention(mt_exec *xh, const mt_attn_args *a) {
     }
     mt_pool_run(c->pool, tasks, attn_chunk, &j);
     return STTS_OK;
+}
+
+static stts_status cpu_attention(mt_exec *xh, const mt_attn_args *a) {
+    uint64_t t0 = prof_begin((cpu_exec *)xh);
+    stts_status st = cpu_attention_run(xh, a);
+    prof_end((cpu_exec *)xh, PROF_ATTENTION, a->rows, t0);
+    return st;
 }
 
 /* ---- embedding + sinusoidal positions (HF M2M100SinusoidalPositionalEmbedding:
@@ -655,8 +723,8 @@ static inline float pos_value(float v, int mode) {
     return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v;
 }
 
-static stts_status cpu_embed(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
-                             float scale, int pad_idx, int pos_round, float *out) {
+static stts_status cpu_embed_run(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
+                                 float scale, int pad_idx, int pos_round, float *out) {
     (void)xh;
     const cpu_weight *t = (const cpu_weight *)tw;
     const int D = tw->cols;
@@ -677,6 +745,14 @@ static stts_status cpu_embed(mt_exec *xh, const mt_weight *tw, const int32_t *id
         /* odd D: the last column is a zero pad */
     }
     return STTS_OK;
+}
+
+static stts_status cpu_embed(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
+                             float scale, int pad_idx, int pos_round, float *out) {
+    uint64_t t0 = prof_begin((cpu_exec *)xh);
+    stts_status st = cpu_embed_run(xh, tw, ids, pos, rows, scale, pad_idx, pos_round, out);
+    prof_end((cpu_exec *)xh, PROF_EMBED, rows, t0);
+    return st;
 }
 
 static stts_status cpu_scale_cols(mt_exec *xh, float *x, int rows, int D, int stride, float s) {

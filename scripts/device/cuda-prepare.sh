@@ -24,12 +24,21 @@ cp $B/tests/mt/test_cuda $B/bench/bench_nllb "$DEST/bin/"
 if [ "${CUDA_PREPARE_CLI:-0}" = 1 ] && [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then
   cp $B/tools/stream-tts "$DEST/bin/"
 fi
+# CPU_CHECK=1: the engine's CPU tests for cpu-check.sh (from the Release build
+# in build/), and the previous bench_nllb when /tmp/oldwt/build has one (a
+# worktree of the commit to compare with)
+if [ "${CPU_CHECK:-0}" = 1 ]; then
+  nice cmake --build build -j2 --target test_backend_ops test_nllb_model test_nllb_parity test_weights_quality
+  cp build/tests/mt/test_backend_ops build/tests/mt/test_nllb_model build/tests/mt/test_nllb_parity \
+    build/tests/mt/test_weights_quality "$DEST/bin/"
+  [ -x /tmp/oldwt/build/bench/bench_nllb ] && cp /tmp/oldwt/build/bench/bench_nllb "$DEST/bin/bench_nllb_old"
+fi
 strip --strip-debug "$DEST"/bin/*
 # every shared library but the C/C++ runtime the GPU machine has itself
 for b in "$DEST"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r so; do cp -L "$so" "$DEST/lib/"; done
-cp scripts/device/cuda-check.sh scripts/device/nsys-step.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
+cp scripts/device/cuda-check.sh scripts/device/cpu-check.sh scripts/device/nsys-step.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
 # the demo test set as the engine's tests and HF's reference see it (natural text)
 python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /tmp/cuda-prep-data >/dev/null
 cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"

@@ -105,6 +105,7 @@ static void prof_print(const cpu_exec *x) {
 /* Below this many multiply-adds a call runs on the calling thread: waking
  * the pool costs more than the work (tiny test models, LayerNorm-sized ops). */
 #define PAR_MIN_MACS 65536
+#define ATTN_PAR_MIN_MACS 8192
 /* Rows of x from which non-f32 weights take the blocked (widen once) path. */
 #define GEMM_MIN_ROWS 8
 
@@ -603,16 +604,30 @@ static stts_status cpu_layernorm_run(mt_exec *xh, const float *x, int M, const m
     for (int m = 0; m < M; m++) {
         const float *xr = x + (size_t)m * D;
         float *yr = y + (size_t)m * D;
-        double s = 0.0;
-        for (int i = 0; i < D; i++) s += xr[i];
-        double mean = s / D, v = 0.0;
-        for (int i = 0; i < D; i++) {
+        /* 4 running sums: one chain of 1024 dependent double adds took
+         * ~9 us a row (a decode step has 25 LayerNorms: 10% of a 16-thread
+         * int8 step). Summation order in double moves the sums by ~1e-16,
+         * far below what the float mean and 1/std keep (the GPU's block
+         * reductions give the same bits, test_cuda). */
+        double s4[4] = {0, 0, 0, 0}, v4[4] = {0, 0, 0, 0};
+        int i = 0;
+        for (; i + 4 <= D; i += 4)
+            for (int j = 0; j < 4; j++) s4[j] += xr[i + j];
+        for (; i < D; i++) s4[0] += xr[i];
+        double mean = ((s4[0] + s4[1]) + (s4[2] + s4[3])) / D;
+        for (i = 0; i + 4 <= D; i += 4)
+            for (int j = 0; j < 4; j++) {
+                double d = xr[i + j] - mean;
+                v4[j] += d * d;
+            }
+        for (; i < D; i++) {
             double d = xr[i] - mean;
-            v += d * d;
+            v4[0] += d * d;
         }
+        double v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
         float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
         float mf = (float)mean;
-        for (int i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
+        for (i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
     }
     return STTS_OK;
 }
@@ -671,7 +686,10 @@ static stts_status cpu_attention_run(mt_exec *xh, const mt_attn_args *a) {
     long long work = 0;
     for (int r = 0; r < a->rows; r++) work += a->kv_len[r];
     work *= (long long)a->heads * a->head_dim * 2;
-    if (work < PAR_MIN_MACS || c->head.threads == 1) {
+    /* a lower bar than linear's: a decode step's attention (16 heads, a
+     * few dozen keys: ~50K multiply-adds) took 16 us on one of 16 threads,
+     * latency-bound on each head's keys; spread over the pool, ~4 us */
+    if (work < ATTN_PAR_MIN_MACS || c->head.threads == 1 || tasks == 1) {
         for (int t = 0; t < tasks; t++) attn_one(c, a, t, c->scratch[0]);
         return STTS_OK;
     }

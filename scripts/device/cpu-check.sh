@@ -52,6 +52,8 @@ b() { # label, binary, args...
 b int8-sl-vnni $C/bin/bench_nllb --weights int8 --shortlist-rows 32000
 b int8-sl-avx512 $C/bin/bench_nllb --weights int8 --shortlist-rows 32000 --simd avx512
 [ -x $C/bin/bench_nllb_old ] && b int8-sl-old $C/bin/bench_nllb_old --weights int8 --shortlist-rows 32000
+STTS_CPU_PROFILE=1 b int8-sl-profile $C/bin/bench_nllb --weights int8 --shortlist-rows 32000
+grep -A12 '^cpu profile' "$OUT/bench-int8-sl-profile.log" | tee -a "$summary"
 b int8-full-vnni $C/bin/bench_nllb --weights int8
 b f32-full $C/bin/bench_nllb --weights f32
 b bf16-sl $C/bin/bench_nllb --weights bf16 --shortlist-rows 32000

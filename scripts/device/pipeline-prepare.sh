@@ -15,7 +15,7 @@ B=build-cuda
 DICT=${STTS_NAIST_JDIC:-/var/lib/mecab/dic/open-jtalk/naist-jdic}
 export PATH=/usr/local/cuda/bin:$PATH
 nice cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSTTS_WERROR=ON -DSTTS_CUDA=ON \
-  -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" >/dev/null
+  -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DSTTS_CUDA_ARCHS=90-real >/dev/null
 nice cmake --build $B -j2 --target bench_pipeline stts_user_dict
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT

@@ -1,5 +1,5 @@
 # The CUDA backend (-DSTTS_CUDA=ON): kernels and the mt_backend on the GPU,
-# built for sm_90 (Hopper) into its own static library, linked into nllb.
+# built for sm_90 (Hopper; STTS_CUDA_ARCHS) into its own static library, linked into nllb.
 # The CUDA runtime is static (CMAKE_CUDA_RUNTIME_LIBRARY Static): binaries
 # need only the driver's libcuda at run time, loaded when a GPU is asked
 # for. The project's C warning flags are not nvcc options, so this target
@@ -10,7 +10,7 @@ add_library(nllb_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu)
 set_property(TARGET nllb_cuda PROPERTY COMPILE_OPTIONS "")
 set_target_properties(nllb_cuda PROPERTIES
-  CUDA_ARCHITECTURES 90
+  CUDA_ARCHITECTURES "${STTS_CUDA_ARCHS}"
   CUDA_RUNTIME_LIBRARY Static
   CUDA_STANDARD 17
   POSITION_INDEPENDENT_CODE ON)

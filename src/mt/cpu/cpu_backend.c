@@ -106,6 +106,10 @@ static void prof_print(const cpu_exec *x) {
  * the pool costs more than the work (tiny test models, LayerNorm-sized ops). */
 #define PAR_MIN_MACS 65536
 #define ATTN_PAR_MIN_MACS 8192
+/* Rows from which row-wise work (LayerNorm, quantizing x) goes to the pool:
+ * the encoder's 20+ tokens (its 25 LayerNorms and 84 quantizations ran on
+ * one of 16 threads: ~3 of its 14 ms), not a decode step's 1-8 rows. */
+#define ROWS_PAR_MIN 8
 /* Rows of x from which non-f32 weights take the blocked (widen once) path. */
 #define GEMM_MIN_ROWS 8
 
@@ -525,6 +529,20 @@ static void lin_chunk(void *arg, int chunk, int tid) {
     lin_range(j, tid, n0, n1);
 }
 
+/* x's rows to int8 with quant.h's rule, one row per chunk */
+typedef struct {
+    const float *in;
+    int8_t *xq;
+    float *xs;
+    int K;
+} quant_job;
+
+static void quant_chunk(void *arg, int m, int tid) {
+    (void)tid;
+    const quant_job *j = arg;
+    j->xs[m] = mt_quantize_row_i8(j->in + (size_t)m * j->K, (size_t)j->K, j->xq + (size_t)m * j->K);
+}
+
 static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
                               int flags) {
     cpu_exec *x = (cpu_exec *)xh;
@@ -580,7 +598,10 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
             x->xs_n = (size_t)M;
         }
         uint64_t tq = prof_begin(x);
-        for (int m = 0; m < M; m++) x->xs[m] = mt_quantize_row_i8(in + (size_t)m * K, (size_t)K, x->xq + (size_t)m * K);
+        quant_job qj = {in, x->xq, x->xs, K};
+        if (M >= ROWS_PAR_MIN && x->head.threads > 1) mt_pool_run(x->pool, M, quant_chunk, &qj);
+        else
+            for (int m = 0; m < M; m++) quant_chunk(&qj, m, 0);
         prof_end(x, PROF_QUANT, M, tq);
     }
     uint64_t t0 = prof_begin(x);
@@ -596,39 +617,56 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
 }
 
 /* ---- LayerNorm: mean and biased variance in double, as exact as f32 allows ---- */
+/* One row of LayerNorm. */
+static void layernorm_row(const float *xr, int D, const float *g, const float *b, float eps, float *yr) {
+    /* 4 running sums: one chain of 1024 dependent double adds took ~9 us a
+     * row (a decode step has 25 LayerNorms: 10% of a 16-thread int8 step).
+     * Summation order in double moves the sums by ~1e-16, far below what the
+     * float mean and 1/std keep (the GPU's block reductions give the same
+     * bits, test_cuda). */
+    double s4[4] = {0, 0, 0, 0}, v4[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= D; i += 4)
+        for (int j = 0; j < 4; j++) s4[j] += xr[i + j];
+    for (; i < D; i++) s4[0] += xr[i];
+    double mean = ((s4[0] + s4[1]) + (s4[2] + s4[3])) / D;
+    for (i = 0; i + 4 <= D; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double d = xr[i + j] - mean;
+            v4[j] += d * d;
+        }
+    for (; i < D; i++) {
+        double d = xr[i] - mean;
+        v4[0] += d * d;
+    }
+    double v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
+    float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
+    float mf = (float)mean;
+    for (i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
+}
+
+typedef struct {
+    const float *x, *g, *b;
+    float *y;
+    int D;
+    float eps;
+} ln_job;
+
+static void ln_chunk(void *arg, int row, int tid) {
+    (void)tid;
+    const ln_job *j = arg;
+    layernorm_row(j->x + (size_t)row * j->D, j->D, j->g, j->b, j->eps, j->y + (size_t)row * j->D);
+}
+
 static stts_status cpu_layernorm_run(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
                                      float eps, float *y) {
-    (void)xh;
-    const int D = gw->cols;
-    const float *g = vec_f32(gw), *b = vec_f32(bw);
-    for (int m = 0; m < M; m++) {
-        const float *xr = x + (size_t)m * D;
-        float *yr = y + (size_t)m * D;
-        /* 4 running sums: one chain of 1024 dependent double adds took
-         * ~9 us a row (a decode step has 25 LayerNorms: 10% of a 16-thread
-         * int8 step). Summation order in double moves the sums by ~1e-16,
-         * far below what the float mean and 1/std keep (the GPU's block
-         * reductions give the same bits, test_cuda). */
-        double s4[4] = {0, 0, 0, 0}, v4[4] = {0, 0, 0, 0};
-        int i = 0;
-        for (; i + 4 <= D; i += 4)
-            for (int j = 0; j < 4; j++) s4[j] += xr[i + j];
-        for (; i < D; i++) s4[0] += xr[i];
-        double mean = ((s4[0] + s4[1]) + (s4[2] + s4[3])) / D;
-        for (i = 0; i + 4 <= D; i += 4)
-            for (int j = 0; j < 4; j++) {
-                double d = xr[i + j] - mean;
-                v4[j] += d * d;
-            }
-        for (; i < D; i++) {
-            double d = xr[i] - mean;
-            v4[0] += d * d;
-        }
-        double v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
-        float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
-        float mf = (float)mean;
-        for (i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
+    cpu_exec *c = (cpu_exec *)xh;
+    ln_job j = {x, vec_f32(gw), vec_f32(bw), y, gw->cols, eps};
+    if (M >= ROWS_PAR_MIN && c->head.threads > 1) {
+        mt_pool_run(c->pool, M, ln_chunk, &j);
+        return STTS_OK;
     }
+    for (int m = 0; m < M; m++) ln_chunk(&j, m, 0);
     return STTS_OK;
 }
 

@@ -726,6 +726,19 @@ TGT_VNNI static inline int32_t vnni_row_sum(const int8_t *q, int Kv) {
     return _mm512_reduce_add_epi32(s);
 }
 
+/* The sums of 4 accumulators' lanes, in one pass (~9 instructions, where 4
+ * separate reductions take ~36: per 4 x 4 block at K = 1024 that was a
+ * third as many instructions as its 256 vpdpbusd). Integer sums: exact in
+ * any order. */
+TGT_VNNI static inline void vnni_hsum4(__m512i a0, __m512i a1, __m512i a2, __m512i a3, int32_t out[4]) {
+    __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+    __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128((__m128i *)out, q); /* a0, a1, a2, a3 */
+}
+
 TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
                                  int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~63;
@@ -757,7 +770,8 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
                 for (int j = 0; j < 4; j++) {
                     const int8_t *qj = q + (size_t)j * K;
                     int32_t r[4];
-                    for (int i = 0; i < 4; i++) r[i] = _mm512_reduce_add_epi32(a[j][i]) - corr[m + j - mb];
+                    vnni_hsum4(a[j][0], a[j][1], a[j][2], a[j][3], r);
+                    for (int i = 0; i < 4; i++) r[i] -= corr[m + j - mb];
                     for (int k = Kv; k < K; k++)
                         for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * qj[k];
                     float *yr = y + (size_t)(m + j) * ldy;
@@ -776,9 +790,9 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
                     a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + k)), flip), v);
                     a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + k)), flip), v);
                 }
-                const int32_t c = corr[m - mb];
-                int32_t r[4] = {_mm512_reduce_add_epi32(a0) - c, _mm512_reduce_add_epi32(a1) - c,
-                                _mm512_reduce_add_epi32(a2) - c, _mm512_reduce_add_epi32(a3) - c};
+                int32_t r[4];
+                vnni_hsum4(a0, a1, a2, a3, r);
+                for (int i = 0; i < 4; i++) r[i] -= corr[m - mb];
                 for (int k = Kv; k < K; k++)
                     for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
                 float *yr = y + (size_t)m * ldy;

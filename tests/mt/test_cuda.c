@@ -882,9 +882,36 @@ static int wanted(const char *name) {
 }
 #define RUN(fn) do { if (wanted(#fn)) TEST_RUN(fn); } while (0)
 
+static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
+                                    "test_layernorm", "test_attention", "test_embed", "test_argmax_topk",
+                                    "test_select", "test_program", "test_bf16_activations", "test_engine"};
+
+/* Every name --only lists must be a case (CASES: the RUN lines of main, in
+ * order): a misspelt one would otherwise run nothing and pass. */
+static int only_names_known(void) {
+    const char *p = only_cases;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int known = 0;
+        for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++)
+            known |= strlen(CASES[i]) == n && strncmp(CASES[i], p, n) == 0;
+        if (!known) {
+            fprintf(stderr, "test_cuda --only: no case named \"%.*s\" (cases:", (int)n, p);
+            for (size_t i = 0; i < sizeof CASES / sizeof *CASES; i++) fprintf(stderr, " %s", CASES[i]);
+            fprintf(stderr, ")\n");
+            return 0;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     stts_error e;
-    if (argc == 3 && strcmp(argv[1], "--only") == 0) only_cases = argv[2];
+    if (argc == 3 && strcmp(argv[1], "--only") == 0) {
+        only_cases = argv[2];
+        if (!only_names_known()) return 2;
+    }
     if (mt_cuda_probe(&e) != STTS_OK) TEST_SKIP_ALL("no GPU for the CUDA backend tests: %s", e.msg);
     if (argc == 5 && strcmp(argv[1], "--demo") == 0) return demo(argv[2], argv[3], argv[4]);
     if (mt_cuda_backend_new(1100, &gpu, &e) != STTS_OK || gpu->ops->exec_new(gpu, 0, &gx, &e) != STTS_OK) {

@@ -98,7 +98,7 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     opts o = {NULL, "bf16,int8", 4, 20, 8, 0, 2024};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --flag value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         if (!strcmp(a, "--model")) o.model_dir = v;
@@ -109,7 +109,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) o.threads = atoi(v);
         else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10);
         else return usage();
-        i++;
     }
     if (o.sources < 1 || o.src_len < 3 || o.positions < 3 || o.threads < 0) return usage();
 

@@ -108,10 +108,12 @@ static void linear_case(mt_wfmt fmt, int M, int K, int N, int flags) {
 static void test_linear(void) {
     /* N 37 and 1000 with K 1024: 4 warps per row (split K); N 4096: 2 warps per row (one wave of threads);
      * K 64 or N 16411: one warp per row */
-    const int Ms[] = {1, 2, 5, 8, 13}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
+    /* more than 8 rows go in groups of 8, a launch each: 13 = 8 + 5, 20 = 8 + 8 + 4
+     * (the encoder's shape), 24 = 3 x 8 */
+    const int Ms[] = {1, 2, 5, 8, 13, 20, 24}, Ks[] = {64, 1024}, Ns[] = {37, 1000};
     const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
     for (int f = 0; f < 4; f++) {
-        for (int a = 0; a < 5; a++)
+        for (int a = 0; a < 7; a++)
             for (int k = 0; k < 2; k++)
                 for (int n = 0; n < 2; n++)
                     for (int fl = 0; fl < 3; fl++) linear_case(fmts[f], Ms[a], Ks[k], Ns[n], fl);
@@ -146,8 +148,8 @@ static void test_linear_scaled(void) {
 }
 
 /* ln_linear (LayerNorm in the GEMV's prologue) gives the bits of layernorm
- * then linear / linear_scaled, normalized rows included; 1 and 11 rows
- * (two launches), split-K 4, 2 and 1 warps per row. */
+ * then linear / linear_scaled, normalized rows included; 1, 11 and 20 rows
+ * (groups of 8, a launch each), split-K 4, 2 and 1 warps per row. */
 static void ln_linear_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt) {
     float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *bb = malloc(sizeof(float) * N);
     float *g = malloc(sizeof(float) * K), *gb = malloc(sizeof(float) * K);
@@ -183,6 +185,7 @@ static void ln_linear_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt
 static void test_ln_linear(void) {
     ln_linear_case(1, 1024, 3072, 0, 1024, MT_WF_BF16);
     ln_linear_case(11, 1024, 1024, 0, 1024, MT_WF_F32);
+    ln_linear_case(20, 1024, 4096, MT_LIN_RELU, 0, MT_WF_BF16); /* the encoder's fc1 shape: 8 + 8 + 4 rows */
     ln_linear_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8);
     ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
 }

@@ -15,11 +15,14 @@
 #   5. bench_nllb --device cuda --json (600M shape; f32, bf16, int8) and HF
 #      bf16/fp32 timing of the same work on the same GPU in the same call
 #   6. Nsight Compute on a few decode-step kernels (bf16)
+#   8. bench_cuda_chain: the latency floor of a chain of dependent phases
+#      (empty kernels, a vector round trip, a minimal GEMV; PDL and plain;
+#      one persistent kernel with grid barriers), beside bench_nllb bf16
 #   7. the CPU engine on the machine's 16-core host (bench_nllb --device cpu
 #      --threads 16, f32 and int8, full vocabulary and 32000 shortlist rows)
 #      and HF transformers fp32 on the same CPU (hf-cpu-timing-cfg.py)
 # SKIP="memcheck hfdemo ncu ..." leaves steps out (names: memcheck demo cli
-# bench hftiming hfdemo ncu cpu racecheck) when a call's device time is short.
+# bench hftiming hfdemo ncu cpu racecheck chain) when a call's device time is short.
 set -uo pipefail
 SKIP=" ${SKIP:-} "
 skip() { [[ "$SKIP" == *" $1 "* ]]; }
@@ -34,6 +37,16 @@ summary=$OUT/summary.txt
 note() { echo "$*" | tee -a "$summary"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 date -u | tee -a "$OUT/gpu.txt"
+
+echo "== 8. the latency floor of dependent phases (bench_cuda_chain), beside bench_nllb bf16"
+if ! skip chain && [ -x $C/bin/bench_cuda_chain ]; then
+  for p in 96 24; do
+    timeout 60 $C/bin/bench_cuda_chain --phases $p --reps 20 >"$OUT/chain-$p.log" 2>&1
+    note "bench_cuda_chain --phases $p rc=$?"; cat "$OUT/chain-$p.log" | tee -a "$summary"
+  done
+  timeout 60 $C/bin/bench_nllb --device cuda --weights bf16 --reps 5 >"$OUT/chain-bench.log" 2>&1
+  note "bench_nllb bf16 (same call) rc=$?"; grep -E "greedy|beam" "$OUT/chain-bench.log" | tee -a "$summary"
+fi
 
 echo "== 1. test_cuda (kernels, fixture parity)"
 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda.log" 2>&1

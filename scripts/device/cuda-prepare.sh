@@ -14,12 +14,12 @@ export PATH=/usr/local/cuda/bin:$PATH
 # sm_90 code without its PTX: the binaries are half the size (the call carries 64 MiB in all)
 nice cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSTTS_WERROR=ON -DSTTS_CUDA=ON -DSTTS_REQUIRE_OPENJTALK=OFF \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DSTTS_CUDA_ARCHS=90-real >/dev/null
-nice cmake --build $B -j2 --target test_cuda bench_nllb
+nice cmake --build $B -j2 --target test_cuda bench_nllb bench_cuda_chain
 # stream-tts (the CLI smoke run) needs the Open JTalk build; go on without it
 nice cmake --build $B -j2 --target stream-tts || echo "cuda-prepare: stream-tts not built (CLI smoke run skipped)"
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib" "$DEST/data"
-cp $B/tests/mt/test_cuda $B/bench/bench_nllb "$DEST/bin/"
+cp $B/tests/mt/test_cuda $B/bench/bench_nllb $B/bench/bench_cuda_chain "$DEST/bin/"
 # the CLI smoke run only when asked (CUDA_PREPARE_CLI=1): stream-tts and the
 # audio libraries it links are ~24 MB of the 64 MiB a device call carries
 if [ "${CUDA_PREPARE_CLI:-0}" = 1 ] && [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then

@@ -61,6 +61,7 @@ struct cuda_exec {
     size_t sel_scratch_cap;
     /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
     int recording, use_graphs;
+    int ktrace_graphs; /* graphs captured so far (the kernel trace's graph numbers) */
     int use_program;  /* STTS_CUDA_PROGRAM=1: a graph's ops as step programs (program.h) */
     int prog_max_n;   /* STTS_CUDA_PROGRAM_MAX_N: GEMVs with more outputs stay kernels (0: no limit) */
     int prog_ops;     /* ops the last step ran in programs (mt_cuda_exec_program_ops) */
@@ -125,6 +126,8 @@ struct step_graph {
     void *d_arena; /* the arena the graph reads */
     cudaGraphExec_t exec;
     unsigned long used;
+    const void **ktrace_ids; /* STTS_CUDA_KTRACE=1: the graph's kernels in order */
+    int ktrace_n, ktrace_serial;
 };
 
 /* STTS_CUDA_PROGRAM_PROFILE=1 with STTS_CUDA_TRACE=1: each program's mean
@@ -156,6 +159,7 @@ void graph_drop(step_graph *g) {
     for (int u = 0; u < g->nunits; u++) mtk_program_free(g->units[u].prog);
     free(g->units);
     free(g->recs);
+    free(g->ktrace_ids);
     memset(g, 0, sizeof *g);
 }
 
@@ -561,6 +565,7 @@ void be_exec_free(mt_exec *x) {
     cuda_exec *c = cx(x);
     if (!c) return;
     cudaStreamSynchronize(c->st);
+    if (mtk_ktrace_enabled()) mtk_ktrace_report();
     for (int b = 0; c->trace && b < 2; b++) {
         if (!c->tr_steps[b]) continue;
         double n = c->tr_steps[b] * 1000.0;
@@ -863,6 +868,7 @@ stts_status step_end_run(cuda_exec *c, int discard) {
     if (hit) {
         hit->used = ++c->tick;
         c->prog_ops = hit->prog_ops;
+        if (hit->ktrace_n) mtk_ktrace_graph_launched(hit->ktrace_serial, hit->ktrace_ids, hit->ktrace_n);
         return fail(c, cudaGraphLaunch(hit->exec, c->st));
     }
     if (c->use_graphs && lru) {
@@ -873,8 +879,14 @@ stts_status step_end_run(cuda_exec *c, int discard) {
             return STTS_ERR_NOMEM;
         }
         int e = (int)cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal);
+        if (mtk_ktrace_enabled()) mtk_ktrace_capture_begin();
         if (!e) e = units_launch(c, lru, A);
         cudaError_t ee = cudaStreamEndCapture(c->st, &graph);
+        if (mtk_ktrace_enabled()) {
+            free(lru->ktrace_ids);
+            lru->ktrace_n = mtk_ktrace_capture_end(&lru->ktrace_ids);
+            lru->ktrace_serial = ++c->ktrace_graphs;
+        }
         if (!e) e = (int)ee;
         if (!e) e = (int)cudaGraphInstantiate(&lru->exec, graph, 0);
         if (graph) cudaGraphDestroy(graph);
@@ -884,6 +896,7 @@ stts_status step_end_run(cuda_exec *c, int discard) {
             lru->d_arena = c->d_arena;
             lru->used = ++c->tick;
             c->prog_ops = lru->prog_ops;
+            if (lru->ktrace_n) mtk_ktrace_graph_launched(lru->ktrace_serial, lru->ktrace_ids, lru->ktrace_n);
             return fail(c, cudaGraphLaunch(lru->exec, c->st));
         }
         /* capture failed: no graph for this step, the records launched one by one */

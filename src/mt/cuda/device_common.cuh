@@ -47,10 +47,30 @@ __device__ __forceinline__ void pdl_launch_dependents(void) {
     asm volatile("griddepcontrol.launch_dependents;");
 #endif
 }
+/* The kernel trace (STTS_CUDA_KTRACE=1, kernels.h mtk_ktrace_*): when t is
+ * set, block 0's first thread of every kernel stamps %globaltimer as its
+ * wait returns, i.e. when its predecessor has completed; consecutive stamps
+ * are each kernel's share of the step's critical path. Read before the
+ * wait (it changes only between runs), so an untraced kernel pays one
+ * branch. Each translation unit has its own copy; kernels.cu sets its. */
+struct ktrace_dev {
+    unsigned long long *t;
+    unsigned *n;
+    unsigned cap;
+};
+static __device__ ktrace_dev g_ktrace;
+
 __device__ __forceinline__ void pdl_wait(void) {
+    const bool stamp = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && g_ktrace.t != NULL;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+    if (stamp) {
+        unsigned long long now;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        unsigned i = atomicAdd(g_ktrace.n, 1u);
+        if (i < g_ktrace.cap) g_ktrace.t[i] = now;
+    }
 }
 
 /* 8 consecutive weights of a row as raw bytes (read from the GEMV's shared-

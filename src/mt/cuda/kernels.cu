@@ -17,10 +17,14 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "device_common.cuh"
+
+static void ktrace_note_launch(const void *kernel);
 
 static int pdl_enabled(void) {
     static int on = -1;
@@ -47,12 +51,177 @@ static void launch(cudaStream_t st, dim3 grid, dim3 block, size_t smem, void (*k
     }
     cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, ((P)args)...);
     if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;
+    if (e == cudaSuccess && mtk_ktrace_enabled()) ktrace_note_launch((const void *)kernel);
 }
 
 static int launch_status(void) {
     cudaError_t e = launch_err, g = cudaGetLastError();
     launch_err = cudaSuccess;
     return (int)(e != cudaSuccess ? e : g);
+}
+
+/* ---------------- the kernel trace (kernels.h: mtk_ktrace_*) ----------------
+ * The device stamps in the order kernels ran; the host keeps the order it
+ * submitted them (one stream: the same order), with a replayed graph's
+ * kernels expanded from the list noted when it was captured. */
+#define KTRACE_CAP (1u << 21)
+struct ktrace_ent {
+    const void *fn;
+    int graph, pos; /* graph -1: launched directly */
+};
+static struct {
+    int on; /* -1: not yet looked at */
+    int capturing;
+    ktrace_ent *seq;
+    size_t nseq, capseq;
+    const void **cap;
+    int ncap, capcap;
+    unsigned long long *d_t;
+    unsigned *d_n;
+} ktr = {-1, 0, NULL, 0, 0, NULL, 0, 0, NULL, NULL};
+
+static void ktrace_push(const void *fn, int graph, int pos) {
+    if (ktr.nseq == ktr.capseq) {
+        size_t n = ktr.capseq ? 2 * ktr.capseq : 4096;
+        ktrace_ent *p = (ktrace_ent *)realloc(ktr.seq, n * sizeof *p);
+        if (!p) return;
+        ktr.seq = p, ktr.capseq = n;
+    }
+    ktr.seq[ktr.nseq++] = {fn, graph, pos};
+}
+
+static void ktrace_note_launch(const void *kernel) {
+    if (!ktr.capturing) {
+        ktrace_push(kernel, -1, 0);
+        return;
+    }
+    if (ktr.ncap == ktr.capcap) {
+        int n = ktr.capcap ? 2 * ktr.capcap : 256;
+        const void **p = (const void **)realloc(ktr.cap, (size_t)n * sizeof *p);
+        if (!p) return;
+        ktr.cap = p, ktr.capcap = n;
+    }
+    ktr.cap[ktr.ncap++] = kernel;
+}
+
+extern "C" int mtk_ktrace_enabled(void) {
+    if (ktr.on < 0) {
+        const char *e = getenv("STTS_CUDA_KTRACE");
+        ktr.on = 0;
+        if (e && e[0] == '1') {
+            ktrace_dev kd = {NULL, NULL, KTRACE_CAP};
+            if (cudaMalloc(&kd.t, KTRACE_CAP * sizeof(unsigned long long)) == cudaSuccess &&
+                cudaMalloc(&kd.n, sizeof(unsigned)) == cudaSuccess && cudaMemset(kd.n, 0, sizeof(unsigned)) == cudaSuccess &&
+                cudaMemcpyToSymbol(g_ktrace, &kd, sizeof kd) == cudaSuccess) {
+                ktr.d_t = kd.t, ktr.d_n = kd.n, ktr.on = 1;
+            } else {
+                fprintf(stderr, "cuda ktrace: could not set up the trace buffers; tracing is off\n");
+                cudaGetLastError();
+            }
+        }
+    }
+    return ktr.on;
+}
+
+extern "C" void mtk_ktrace_capture_begin(void) {
+    ktr.capturing = 1;
+    ktr.ncap = 0;
+}
+
+extern "C" int mtk_ktrace_capture_end(const void ***out) {
+    ktr.capturing = 0;
+    *out = NULL;
+    if (ktr.ncap == 0) return 0;
+    const void **ids = (const void **)malloc((size_t)ktr.ncap * sizeof *ids);
+    if (!ids) return 0;
+    memcpy(ids, ktr.cap, (size_t)ktr.ncap * sizeof *ids);
+    *out = ids;
+    return ktr.ncap;
+}
+
+extern "C" void mtk_ktrace_graph_launched(int graph, const void *const *ids, int n) {
+    for (int i = 0; i < n; i++) ktrace_push(ids[i], graph, i);
+}
+
+/* A kernel's name, its template arguments shortened (the GEMV's rows,
+ * weight layout, split and LayerNorm flag stay). */
+static const char *ktrace_name(const void *fn) {
+    const char *nm = NULL;
+    if (cudaFuncGetName(&nm, fn) != cudaSuccess || !nm) {
+        cudaGetLastError();
+        return "?";
+    }
+    return nm;
+}
+
+extern "C" void mtk_ktrace_report(void) {
+    if (ktr.on != 1) return;
+    cudaDeviceSynchronize();
+    unsigned n = 0;
+    cudaMemcpy(&n, ktr.d_n, sizeof n, cudaMemcpyDeviceToHost);
+    if (n > KTRACE_CAP) n = KTRACE_CAP;
+    size_t m = n < ktr.nseq ? n : ktr.nseq;
+    unsigned long long *t = (unsigned long long *)malloc((m ? m : 1) * sizeof *t);
+    if (!t) return;
+    cudaMemcpy(t, ktr.d_t, m * sizeof *t, cudaMemcpyDeviceToHost);
+    fprintf(stderr, "cuda ktrace: %u kernels stamped, %zu submitted%s\n", n, ktr.nseq,
+            n == ktr.nseq ? "" : " (counts differ: the pairing below is not reliable)");
+    /* per graph: its length, replays, and per kernel kind the sum over the
+     * graph of (next kernel's stamp - this one's), averaged over replays;
+     * a graph's last kernel is paired with the next graph's first, which
+     * includes the host's time between steps: reported apart */
+    enum { MAXK = 64, MAXG = 256 };
+    int gids[MAXG], ng = 0;
+    gids[ng++] = -1;
+    for (size_t i = 0; i < m; i++) {
+        int g = ktr.seq[i].graph, j = 0;
+        while (j < ng && gids[j] != g) j++;
+        if (j == ng && ng < MAXG) gids[ng++] = g;
+    }
+    for (int gi = 0; gi < ng; gi++) {
+        const int g = gids[gi];
+        const void *fns[MAXK];
+        double sum[MAXK];
+        long cnt[MAXK];
+        int nk = 0;
+        long replays = 0;
+        double total = 0, tail = 0;
+        int len = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            const ktrace_ent *e = &ktr.seq[i];
+            if (e->graph != g) continue;
+            if (g >= 0 && e->pos == 0) replays++;
+            if (e->pos + 1 > len) len = e->pos + 1;
+            double dt = (double)(t[i + 1] - t[i]) / 1e3;
+            const ktrace_ent *nx = &ktr.seq[i + 1];
+            if (g >= 0 && (nx->graph != g || nx->pos != e->pos + 1)) { /* the graph's last kernel */
+                tail += dt;
+                continue;
+            }
+            if (g < 0 && dt > 200.0) continue; /* direct launches: host gaps */
+            int k = 0;
+            while (k < nk && fns[k] != e->fn) k++;
+            if (k == nk) {
+                if (nk == MAXK) continue;
+                fns[nk] = e->fn, sum[nk] = 0, cnt[nk] = 0, nk++;
+            }
+            sum[k] += dt, cnt[k]++, total += dt;
+        }
+        if (nk == 0) continue;
+        if (g >= 0)
+            fprintf(stderr, "cuda ktrace: graph %d, %d kernels, %ld replays: %.1f us per replay from its first kernel's "
+                            "wait to its last one's (+ %.1f us last kernel + host until the next graph)\n",
+                    g, len, replays, replays ? total / replays : 0, replays ? tail / replays : 0);
+        else
+            fprintf(stderr, "cuda ktrace: kernels launched directly (gaps over 200 us left out): %.1f us\n", total);
+        for (int k = 0; k < nk; k++)
+            fprintf(stderr, "  %8.2f us per %s (%ld kernels, %.2f us each)  %s\n",
+                    g >= 0 && replays ? sum[k] / replays : sum[k], g >= 0 ? "replay" : "run", cnt[k],
+                    sum[k] / (double)cnt[k], ktrace_name(fns[k]));
+    }
+    free(t);
+    ktr.nseq = 0;
+    cudaMemset(ktr.d_n, 0, sizeof(unsigned));
 }
 
 /* ---------------- GEMV: y = x W^T + b, weights streamed once ---------------- */

@@ -132,6 +132,23 @@ int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, i
  * call keeps per-row counters in it until its kernels finish). */
 size_t mtk_select_scratch_bytes(int rows, int V, int k);
 
+/* The kernel trace (STTS_CUDA_KTRACE=1): every kernel stamps the time its
+ * wait for its predecessor returned (device_common.cuh); the host keeps the
+ * order in which kernels were submitted, graphs included, so each stamp is
+ * matched with its kernel. mtk_ktrace_report prints, per step graph, each
+ * kernel kind's share of the graph's critical path (stderr). A debugging
+ * tool: not for concurrent executors. */
+int mtk_ktrace_enabled(void);
+/* Between these two, launches are being captured into a graph: they are
+ * noted as the graph's, not as run. Returns the captured count and a
+ * malloc'd list of kernel ids (*out; the caller frees it). */
+void mtk_ktrace_capture_begin(void);
+int mtk_ktrace_capture_end(const void ***out);
+/* A graph of n captured kernels (ids from capture_end) was launched. */
+void mtk_ktrace_graph_launched(int graph, const void *const *ids, int n);
+/* Waits for the device, then prints the report and resets the trace. */
+void mtk_ktrace_report(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -103,6 +103,10 @@ typedef struct {
     int out_stride;
     const float *new_k, *new_v;
     int new_stride;
+    /* 1: every key and value was written before this step (cross-attention
+     * over the encoder's): a GPU may fetch them all before it waits for
+     * the step's previous op. 0 makes no such promise. */
+    int kv_static;
 } mt_attn_args;
 
 typedef struct {

@@ -160,7 +160,7 @@ stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, f
             s->vp[r] = s->eqkv + (size_t)s->seg_start[i] * 3 * d + 2 * d;
             s->lens[r] = s->seg_len[i];
         }
-    mt_attn_args aa = {T, H, hd, s->eqkv, 3 * d, s->kp, s->vp, s->lens, 3 * d, s->eatt, d, NULL, NULL, 0};
+    mt_attn_args aa = {T, H, hd, s->eqkv, 3 * d, s->kp, s->vp, s->lens, 3 * d, s->eatt, d, NULL, NULL, 0, 0};
 
     for (int l = 0; l < m->pub.encoder_layers; l++) {
         const mt_enc_layer *L = &m->enc[l];
@@ -246,7 +246,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         /* this token's key and value go from the projection into the cache
          * inside the attention (new_k/new_v), not by a copy before it */
         mt_attn_args sa = {R, H, hd, s->dqkv, 3 * d, s->kp, s->vp, s->lens, d, s->datt, d,
-                           s->dqkv + d, s->dqkv + 2 * d, 3 * d};
+                           s->dqkv + d, s->dqkv + 2 * d, 3 * d, 0};
         OP(op->attention(be, &sa));
         OP(op->linear(be, s->datt, R, L->o.w, L->o.b, s->dx, MT_LIN_ACCUM));
 
@@ -258,7 +258,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
             s->vp[r] = s->kp[r] + d;
             s->lens[r] = s->seg_len[sent[r]];
         }
-        mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d, NULL, NULL, 0};
+        mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d, NULL, NULL, 0, 1};
         OP(op->attention(be, &ca));
         OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
 

@@ -272,7 +272,7 @@ static void check_attention(rig *r, int fold, int H, int L) {
     const float *kp[R], *vp[R];
     int lens[R] = {1, 20, L};
     for (int i = 0; i < R; i++) kp[i] = kv, vp[i] = kv + D;
-    mt_attn_args a = {R, H, HD, q, D, kp, vp, lens, 2 * D, out, D, NULL, NULL, 0};
+    mt_attn_args a = {R, H, HD, q, D, kp, vp, lens, 2 * D, out, D, NULL, NULL, 0, 0};
     if (fold) {
         for (int row = 0; row < R; row++) { /* rows share the cache, at different last positions */
             float *last = kv + (size_t)(lens[row] - 1) * 2 * D;

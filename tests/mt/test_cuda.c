@@ -278,8 +278,8 @@ static void attention_case(int R, int fold) {
         ck[r] = ckv + (size_t)r * MAXL * D, cv[r] = ckv + kvn + (size_t)r * MAXL * D;
         gk[r] = gkv + (size_t)r * MAXL * D, gv[r] = gkv + kvn + (size_t)r * MAXL * D;
     }
-    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D, NULL, NULL, 0};
-    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D, NULL, NULL, 0};
+    mt_attn_args a = {R, H, HD, cq, 3 * D, ck, cv, lens, D, co, D, NULL, NULL, 0, 0};
+    mt_attn_args b = {R, H, HD, gq, 3 * D, gk, gv, lens, D, go, D, NULL, NULL, 0, 0};
     if (fold) {
         a.new_k = cq + D, a.new_v = cq + 2 * D, a.new_stride = 3 * D;
         b.new_k = gq + D, b.new_v = gq + 2 * D, b.new_stride = 3 * D;
@@ -491,7 +491,7 @@ static void pg_step(mt_exec *x, const pg_model *m, pg_bufs *b, int R, int t) {
     CHECK(op->ln_linear(x, b->dx, R, m->ln1g, m->ln1b, 1e-5f, b->dh, m->qkv, m->qkvb, b->dqkv, 0, PG_D, 0.125f) ==
           STTS_OK);
     mt_attn_args a = {R,        PG_H, PG_HD, b->dqkv, 3 * PG_D, kp, vp, lens, PG_D, b->datt, PG_D, b->dqkv + PG_D,
-                      b->dqkv + 2 * PG_D, 3 * PG_D};
+                      b->dqkv + 2 * PG_D, 3 * PG_D, 0};
     CHECK(op->attention(x, &a) == STTS_OK);
     CHECK(op->linear(x, b->datt, R, m->o, m->ob, b->dx, MT_LIN_ACCUM) == STTS_OK);
     CHECK(op->ln_linear(x, b->dx, R, m->ln2g, m->ln2b, 1e-5f, b->dh, m->fc1, m->fc1b, b->dff, MT_LIN_RELU, 0, 0.0f) ==
@@ -658,7 +658,7 @@ static void test_bf16_activations(void) {
         int lens[M];
         for (int r = 0; r < M; r++)
             kp[r] = dkv + (size_t)r * L * H * HD, vp[r] = dkv + (size_t)(M + r) * L * H * HD, lens[r] = 3 + 3 * r;
-        mt_attn_args aa = {M, H, HD, dq, H * HD, kp, vp, lens, H * HD, dao, H * HD, NULL, NULL, 0};
+        mt_attn_args aa = {M, H, HD, dq, H * HD, kp, vp, lens, H * HD, dao, H * HD, NULL, NULL, 0, 0};
         CHECK(B->ops->linear(X, dx, M, gw, gb, dy, 0) == STTS_OK);
         CHECK(B->ops->linear(X, dx, M, gw, gb, dacc, MT_LIN_ACCUM) == STTS_OK);
         CHECK(B->ops->layernorm(X, dx, M, lg, lb, 1e-5f, dl) == STTS_OK);

@@ -681,7 +681,8 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         mtk_new_kv nkv = {(const float *)r->p[2], (const float *)r->p[3], r->i[7]};
         return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
                              (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6],
-                             1 /* recorded: a decode step's caches */, &nkv, act_of(c));
+                             r->n ? 2 /* the encoder's keys and values */ : 1 /* recorded: a decode step's caches */,
+                             &nkv, act_of(c));
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
     case R_LN_LINEAR:
@@ -1004,6 +1005,7 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
         rr->i[0] = a->rows, rr->i[1] = a->heads, rr->i[2] = a->head_dim, rr->p[0] = a->q, rr->i[3] = a->q_stride;
         rr->i[4] = a->kv_stride, rr->p[1] = a->out, rr->i[5] = a->out_stride, rr->i[6] = max_kv, rr->off = off;
         rr->p[2] = a->new_k, rr->p[3] = a->new_v, rr->i[7] = a->new_stride;
+        rr->n = (size_t)(a->kv_static != 0); /* read back as mtk_attention's old_kv 2 */
         return STTS_OK;
     }
     mtk_new_kv nkv = {a->new_k, a->new_v, a->new_stride};

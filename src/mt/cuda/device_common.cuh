@@ -35,10 +35,11 @@ __device__ __forceinline__ float bf16_round(float v) { return __bfloat162float(_
  * weights, scales, biases, LayerNorm parameters) into registers, and waits
  * (griddepcontrol.wait: the predecessor has completed and its writes are
  * visible) before it reads any activation or writes anything. Each kernel
- * lets its successor launch as soon as all its own blocks have started
- * (launch_dependents at the top); the successor's blocks can only become
- * resident once ours are, so waiting blocks never keep a predecessor's
- * blocks from running. Completion is transitive along the chain: a kernel
+ * lets its successor launch once all its own blocks have reached the
+ * trigger (launch_dependents: at the top, or for the LayerNorm GEMV after
+ * its statistics, pdl_trigger_late below); the
+ * successor's blocks can only become resident once ours are, so waiting
+ * blocks never keep a predecessor's blocks from running. Completion is transitive along the chain: a kernel
  * completes only after its own wait, i.e. after its predecessor completed.
  * STTS_CUDA_PDL=0 launches in plain stream order (the same kernels, for
  * comparison). */
@@ -59,6 +60,28 @@ struct ktrace_dev {
     unsigned cap;
 };
 static __device__ ktrace_dev g_ktrace;
+
+/* Where a kernel lets its successor launch. Early (at its top) the
+ * successor's blocks become resident and fetch their weights during the
+ * whole kernel, but they slow its latency-bound middle: a chain of
+ * LayerNorm + GEMV kernels took 5.2 us a kernel that way on the H200
+ * against 3.3 us with the trigger after the statistics (bench_cuda_chain,
+ * lngemv vs lngemvlate). In the engine the gain is smaller (kernel trace,
+ * bf16: 5.13 -> 4.87 us per one-row LayerNorm GEMV, 12.3 -> 11.8 us at 4
+ * rows), and a plain GEMV or the attention triggering late made their
+ * successors start later (2.76 -> 3.26 us per plain GEMV): so only the
+ * LayerNorm GEMV triggers late (pdl_trigger_late: after the statistics,
+ * before the dot products), unless STTS_CUDA_PDL_EARLY=1. Every thread
+ * of a block must pass the trigger (it counts for the block when all its
+ * threads have executed it or exited). g_pdl_late: one copy per
+ * translation unit, set by kernels.cu. */
+static __constant__ int g_pdl_late;
+__device__ __forceinline__ void pdl_trigger_early(void) {
+    if (!g_pdl_late) pdl_launch_dependents();
+}
+__device__ __forceinline__ void pdl_trigger_late(void) {
+    if (g_pdl_late) pdl_launch_dependents();
+}
 
 __device__ __forceinline__ void pdl_wait(void) {
     const bool stamp = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && g_ktrace.t != NULL;

@@ -31,6 +31,10 @@ static int pdl_enabled(void) {
     if (on < 0) {
         const char *e = getenv("STTS_CUDA_PDL");
         on = !(e && e[0] == '0');
+        /* where kernels trigger their successors (device_common.cuh) */
+        const char *early = getenv("STTS_CUDA_PDL_EARLY");
+        int late = !(early && early[0] == '1');
+        if (cudaMemcpyToSymbol(g_pdl_late, &late, sizeof late) != cudaSuccess) cudaGetLastError();
     }
     return on;
 }
@@ -269,7 +273,11 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
      * and bias [K] each, then the input rows [R][K] (normalized for LN) */
     extern __shared__ __align__(16) unsigned char gsm[];
-    pdl_launch_dependents();
+    /* LN: the successor launches once the statistics are done (device_common.cuh,
+     * pdl_trigger_late); a plain GEMV lets it launch at once: its successor
+     * then has time to become resident and fetch its tile */
+    if (LN) pdl_trigger_early();
+    else pdl_launch_dependents();
     const int wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
     const int n0 = (int)blockIdx.x * RB, n = n0 + wib / S, split = wib % S;
     const int rows = N - n0 < RB ? N - n0 : RB;
@@ -323,6 +331,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         }
     }
     __syncthreads(); /* the tile and the (normalized) rows visible to every warp */
+    if (LN) pdl_trigger_late(); /* the successor launches during the dot products */
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -530,7 +539,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
                                                                  const float *const *kp, const float *const *vp,
                                                                  const int *kv_len, const mtk_kv_rows inl,
                                                                  int kv_stride, float *out, int out_stride,
-                                                                 int pre_cap, const mtk_new_kv nkv, int act) {
+                                                                 int pre_cap, int all_old, const mtk_new_kv nkv,
+                                                                 int act) {
     /* [pre_cap][hd + 4] keys, [pre_cap][hd + 4] values, [max_kv] scores,
      * [hd] query, [ATT_THREADS] partial outputs */
     extern __shared__ __align__(16) float att_sm[];
@@ -543,7 +553,10 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
     const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * hd, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * hd;
     const bool vec = ((hd | kv_stride) & 3) == 0 && ((uintptr_t)k & 15) == 0 && ((uintptr_t)v & 15) == 0;
     const int ps = hd + 4;
-    const int npre = vec ? min(n - 1, pre_cap) : 0; /* positions in shared memory */
+    /* positions copied before the wait: all of them when every one was
+     * written before the step (all_old: cross-attention), else all but the
+     * last (this step's, which a folded cache write brings below) */
+    int npre = vec ? min(all_old ? n : n - 1, pre_cap) : 0;
     float *ks = att_sm, *vs = ks + (size_t)pre_cap * ps, *sc = vs + (size_t)pre_cap * ps;
     {
         const int cpr = hd / 4; /* 16-byte chunks per row */
@@ -557,13 +570,21 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
     if (nkv.k) {
         /* the decoder's cache write folded in (mt_attn_args.new_k): this
          * block's (head, row) slice of the last position, from the QKV
-         * projection into the caches; the __syncthreads below makes the
-         * block's own writes visible to its reads of that position */
+         * projection into the caches. Where that position has a row in
+         * shared memory it goes there too, so the dot products and the
+         * weighted sum never wait for a read back of what was just written
+         * (one L2 round trip fewer on the step's critical path); otherwise
+         * the __syncthreads below makes the block's own writes visible to
+         * its reads of that position. */
         size_t src = (size_t)r * nkv.stride + (size_t)h * hd, dst = (size_t)(n - 1) * kv_stride;
+        const bool to_smem = vec && npre == n - 1 && n - 1 < pre_cap;
         for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-            ((float *)k)[dst + i] = nkv.k[src + i];
-            ((float *)v)[dst + i] = nkv.v[src + i];
+            float kn = nkv.k[src + i], vn = nkv.v[src + i];
+            ((float *)k)[dst + i] = kn;
+            ((float *)v)[dst + i] = vn;
+            if (to_smem) ks[(size_t)(n - 1) * ps + i] = kn, vs[(size_t)(n - 1) * ps + i] = vn;
         }
+        if (to_smem) npre = n;
     }
     float *qs = sc + n, *part = qs + hd;
     const float *qr = q + (size_t)r * q_stride + (size_t)h * hd;
@@ -645,7 +666,7 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     static const mtk_kv_rows none = {};
     static const mtk_new_kv no_new = {};
     launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
-           kv_stride, out, out_stride, pre_cap, nkv ? *nkv : no_new, act_bf16);
+           kv_stride, out, out_stride, pre_cap, old_kv == 2 ? 1 : 0, nkv ? *nkv : no_new, act_bf16);
     return launch_status();
 }
 
@@ -949,9 +970,11 @@ __global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, i
     __syncthreads();
     if (!last) return;
     __threadfence();
-    double tot = 0.0;
-    if (threadIdx.x == 0)
-        for (int j = 0; j < B; j++) tot += __ldcg(sc.psum + (size_t)r * B + j);
+    /* the blocks' partial sums, read in parallel: one thread adding 126
+     * L2 reads in a loop waited on each in turn (~10 us of a step) */
+    double part = 0.0;
+    for (int j = threadIdx.x; j < B; j += blockDim.x) part += __ldcg(sc.psum + (size_t)r * B + j);
+    const double tot = block_sum(part, shd);
     const int nc = B * k;
     for (int j = threadIdx.x; j < nc; j += blockDim.x) cv[j] = pv[j], ci[j] = pi[j];
     if (threadIdx.x == 0) bestv = (float)log(tot); /* lse, shared until the rounds below */

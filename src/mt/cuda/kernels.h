@@ -69,7 +69,8 @@ typedef struct {
  * every kv_len (shared memory for the scores). old_kv: every position but
  * each row's last was written before the previous kernel (a decode step's
  * caches and the encoder's keys): those are read before the kernel waits
- * for its predecessor (programmatic dependent launch). */
+ * for its predecessor (programmatic dependent launch); 2: every position,
+ * the last too (cross-attention over the encoder's keys and values). */
 int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *q, int q_stride,
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
                   int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv, int act_bf16);

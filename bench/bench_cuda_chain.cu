@@ -18,6 +18,11 @@
  *   gemv    vector + a 16 KB bf16 weight tile per block, fetched into shared
  *           memory before the wait, and 8 dot products of 1024: the
  *           engine's GEMV without its LayerNorm prologue;
+ *   lngemv  gemv with the engine's LayerNorm prologue (device_common.cuh's
+ *           ln_row: the statistics in double, two block reductions);
+ *   lngemvf1/lngemvd1 the same with both statistics (sum, sum of squares)
+ *           in one block reduction, in float / in double;
+ *   lngemvlate lngemv whose successor may launch only after the statistics;
  * each with programmatic dependent launch (PDL, as the engine launches) and
  * in plain stream order; and
  *   barrier one cooperative kernel (one block per SM) running the vector
@@ -36,7 +41,9 @@
 #include <string.h>
 #include <time.h>
 
-#define THREADS 256
+#include "device_common.cuh" /* the engine's LayerNorm prologue (ln_row), for the lngemv cases */
+
+#define THREADS GEMV_THREADS
 #define BLOCKS 128
 #define ROWS_PER_BLOCK 8
 #define N (BLOCKS * ROWS_PER_BLOCK) /* vector length = GEMV rows = columns */
@@ -51,10 +58,7 @@
         }                                                                                             \
     } while (0)
 
-__device__ __forceinline__ void pdl_launch_dependents(void) { asm volatile("griddepcontrol.launch_dependents;"); }
-__device__ __forceinline__ void pdl_wait(void) { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-
-__device__ __forceinline__ float block_sum(float v, float *sh) {
+__device__ __forceinline__ float block_sumf(float v, float *sh) {
     for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
     __syncthreads();
     if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
@@ -80,7 +84,7 @@ __global__ void __launch_bounds__(THREADS) k_vector(const float *x, float *y) {
     pdl_wait();
     float v = 0.0f;
     for (int i = threadIdx.x; i < N; i += THREADS) v += __ldcg(x + i);
-    float s = block_sum(v, sh);
+    float s = block_sumf(v, sh);
     if (threadIdx.x < ROWS_PER_BLOCK) {
         int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x;
         y[row] = next_val(s, row);
@@ -119,6 +123,103 @@ __global__ void __launch_bounds__(THREADS) k_gemv(const float *x, const __nv_bfl
     if (lane == 0) y[blockIdx.x * ROWS_PER_BLOCK + w] = acc * (1.0f / N);
 }
 
+/* k_gemv with the engine's LayerNorm prologue (gemv_kernel's one-row
+ * path: x into registers, ln_row's two block reductions in double, the
+ * normalized row into shared memory, block 0 writing it out); FAST: the
+ * statistics as one block reduction of (sum, sum of squares) in float,
+ * the variant a bf16 or int8 model could use. */
+/* MODE 0: ln_row as the engine; 1: one float reduction of (sum, sum of
+ * squares); 2: one double reduction of the same; 3: ln_row, but the next
+ * kernel may launch only once the statistics are done (launch_dependents
+ * after them instead of at the top). */
+template <int MODE>
+__global__ void __launch_bounds__(THREADS) k_lngemv(const float *x, const __nv_bfloat16 *__restrict__ W,
+                                                    const float *__restrict__ g, const float *__restrict__ b,
+                                                    float *lnout, float *y) {
+    __shared__ __align__(16) __nv_bfloat16 tile[ROWS_PER_BLOCK * N];
+    __shared__ __align__(16) float xs[N];
+    __shared__ __align__(16) float lg[N], lb[N];
+    __shared__ double sh[32];
+    __shared__ float2 shf[THREADS / 32];
+    __shared__ double2 shd2[THREADS / 32];
+    if (MODE != 3) pdl_launch_dependents();
+    const uint4 *src = (const uint4 *)(W + (size_t)blockIdx.x * ROWS_PER_BLOCK * N);
+    for (int i = threadIdx.x; i < ROWS_PER_BLOCK * N / 8; i += THREADS) cp_async16((uint4 *)tile + i, src + i);
+    for (int i = threadIdx.x * 4; i < N; i += THREADS * 4) cp_async16(lg + i, g + i), cp_async16(lb + i, b + i);
+    pdl_wait();
+    float v[GEMV_LN_J];
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++) {
+        int i = (int)threadIdx.x + j * THREADS;
+        v[j] = i < N ? x[i] : 0.0f;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    if (MODE == 0 || MODE == 3) {
+        ln_row(v, N, lg, lb, 1e-5f, sh, xs, lnout, blockIdx.x == 0, false);
+        if (MODE == 3) pdl_launch_dependents();
+    } else if (MODE == 2) {
+        double2 a = make_double2(0.0, 0.0);
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++)
+            if ((int)threadIdx.x + j * THREADS < N) a.x += v[j], a.y += (double)v[j] * v[j];
+        for (int o = 16; o > 0; o /= 2)
+            a.x += __shfl_xor_sync(0xffffffffu, a.x, o), a.y += __shfl_xor_sync(0xffffffffu, a.y, o);
+        if (threadIdx.x % 32 == 0) shd2[threadIdx.x / 32] = a;
+        __syncthreads();
+        double2 t = make_double2(0.0, 0.0);
+        for (int i = 0; i < THREADS / 32; i++) t.x += shd2[i].x, t.y += shd2[i].y;
+        const double mean = t.x / N;
+        const float rstd = (float)(1.0 / sqrt(t.y / N - mean * mean + 1e-5)), mf = (float)mean;
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int i = (int)threadIdx.x + j * THREADS;
+            if (i < N) {
+                float o = ln_val(v[j], mf, rstd, lg[i], lb[i]);
+                xs[i] = o;
+                if (blockIdx.x == 0) lnout[i] = o;
+            }
+        }
+    } else {
+        float2 a = make_float2(0.0f, 0.0f);
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++)
+            if ((int)threadIdx.x + j * THREADS < N) a.x += v[j], a.y += v[j] * v[j];
+        for (int o = 16; o > 0; o /= 2)
+            a.x += __shfl_xor_sync(0xffffffffu, a.x, o), a.y += __shfl_xor_sync(0xffffffffu, a.y, o);
+        if (threadIdx.x % 32 == 0) shf[threadIdx.x / 32] = a;
+        __syncthreads();
+        float2 t = make_float2(0.0f, 0.0f);
+        for (int i = 0; i < THREADS / 32; i++) t.x += shf[i].x, t.y += shf[i].y;
+        const float mean = t.x * (1.0f / N), rstd = rsqrtf(fmaxf(t.y * (1.0f / N) - mean * mean, 0.0f) + 1e-5f);
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int i = (int)threadIdx.x + j * THREADS;
+            if (i < N) {
+                float o = (v[j] - mean) * rstd * lg[i] + lb[i];
+                xs[i] = o;
+                if (blockIdx.x == 0) lnout[i] = o;
+            }
+        }
+    }
+    __syncthreads();
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const __nv_bfloat16 *wr = tile + w * N;
+    float acc = 0.0f;
+    for (int i = lane * 8; i < N; i += 32 * 8) {
+        uint4 u = *(const uint4 *)(wr + i);
+        const __nv_bfloat162 *p = (const __nv_bfloat162 *)&u;
+        for (int j = 0; j < 4; j++) {
+            float2 f = __bfloat1622float2(p[j]);
+            acc += f.x * xs[i + 2 * j] + f.y * xs[i + 2 * j + 1];
+        }
+    }
+    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    /* + 1: LayerNorm makes the row's mean 0, so each phase's value is 1
+     * (W = 1 sums the normalized row: 0 up to rounding) */
+    if (lane == 0) y[blockIdx.x * ROWS_PER_BLOCK + w] = acc * (1.0f / N) + 1.0f + (float)((blockIdx.x * ROWS_PER_BLOCK + w) % 5);
+}
+
 /* phases of k_vector's work in one launch, a grid barrier between them */
 __global__ void __launch_bounds__(THREADS) k_barrier(float *buf0, float *buf1, int phases, unsigned *count) {
     __shared__ float sh[THREADS / 32];
@@ -127,7 +228,7 @@ __global__ void __launch_bounds__(THREADS) k_barrier(float *buf0, float *buf1, i
         float *y = p % 2 ? buf0 : buf1;
         float v = 0.0f;
         for (int i = threadIdx.x; i < N; i += THREADS) v += __ldcg(x + i);
-        float s = block_sum(v, sh);
+        float s = block_sumf(v, sh);
         for (int row = blockIdx.x * THREADS + threadIdx.x; row < N; row += gridDim.x * THREADS)
             __stcg(y + row, next_val(s, row));
         /* the barrier: every block's writes visible before any block reads */
@@ -163,8 +264,8 @@ static void launch(cudaStream_t st, int pdl, dim3 grid, void (*kernel)(P...), A.
     CK(cudaLaunchKernelEx(&cfg, kernel, ((P)args)...));
 }
 
-enum { C_EMPTY, C_VECTOR, C_GEMV };
-static const char *const CASE_NAMES[] = {"empty", "vector", "gemv"};
+enum { C_EMPTY, C_VECTOR, C_GEMV, C_LNGEMV, C_LNGEMV_F1, C_LNGEMV_D1, C_LNGEMV_LATE };
+static const char *const CASE_NAMES[] = {"empty", "vector", "gemv", "lngemv", "lngemvf1", "lngemvd1", "lngemvlate"};
 
 /* the host's value of the last vector after P vector phases from x0 */
 static void host_vector_chain(const float *x0, int phases, float *out) {
@@ -226,6 +327,18 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&d_buf[0], sizeof(float) * N));
     CK(cudaMalloc(&d_buf[1], sizeof(float) * N));
     CK(cudaMalloc(&d_ctr, sizeof(unsigned)));
+    float *d_g, *d_b, *d_lnout;
+    CK(cudaMalloc(&d_g, sizeof(float) * N));
+    CK(cudaMalloc(&d_b, sizeof(float) * N));
+    CK(cudaMalloc(&d_lnout, sizeof(float) * N));
+    {
+        float *h = (float *)malloc(sizeof(float) * N);
+        for (int i = 0; i < N; i++) h[i] = 1.0f;
+        CK(cudaMemcpy(d_g, h, sizeof(float) * N, cudaMemcpyHostToDevice));
+        for (int i = 0; i < N; i++) h[i] = 0.0f;
+        CK(cudaMemcpy(d_b, h, sizeof(float) * N, cudaMemcpyHostToDevice));
+        free(h);
+    }
     CK(cudaMalloc(&d_w, wn * sizeof(__nv_bfloat16)));
     {
         /* W = 1 everywhere: each gemv phase is the vector's sum / N, like
@@ -243,7 +356,7 @@ int main(int argc, char **argv) {
                "replays\n",
                prop.name, sms, phases, BLOCKS, THREADS, reps);
     int failed = 0;
-    for (int c = C_EMPTY; c <= C_GEMV; c++)
+    for (int c = C_EMPTY; c <= C_LNGEMV_LATE; c++)
         for (int pdl = 1; pdl >= 0; pdl--) {
             CK(cudaMemcpy(d_buf[0], x0, sizeof(float) * N, cudaMemcpyHostToDevice));
             CK(cudaMemset(d_ctr, 0, sizeof(unsigned)));
@@ -254,7 +367,14 @@ int main(int argc, char **argv) {
                 float *x = d_buf[p % 2], *y = d_buf[1 - p % 2];
                 if (c == C_EMPTY) launch(st, pdl, dim3(BLOCKS), k_empty, d_ctr);
                 else if (c == C_VECTOR) launch(st, pdl, dim3(BLOCKS), k_vector, x, y);
-                else launch(st, pdl, dim3(BLOCKS), k_gemv, x, d_w + (size_t)p * N * N, y);
+                else if (c == C_GEMV) launch(st, pdl, dim3(BLOCKS), k_gemv, x, d_w + (size_t)p * N * N, y);
+                else if (c == C_LNGEMV)
+                    launch(st, pdl, dim3(BLOCKS), k_lngemv<0>, x, d_w + (size_t)p * N * N, d_g, d_b, d_lnout, y);
+                else if (c == C_LNGEMV_F1)
+                    launch(st, pdl, dim3(BLOCKS), k_lngemv<1>, x, d_w + (size_t)p * N * N, d_g, d_b, d_lnout, y);
+                else if (c == C_LNGEMV_D1)
+                    launch(st, pdl, dim3(BLOCKS), k_lngemv<2>, x, d_w + (size_t)p * N * N, d_g, d_b, d_lnout, y);
+                else launch(st, pdl, dim3(BLOCKS), k_lngemv<3>, x, d_w + (size_t)p * N * N, d_g, d_b, d_lnout, y);
             }
             CK(cudaStreamEndCapture(st, &g));
             CK(cudaGraphInstantiate(&ge, g, 0));
@@ -278,7 +398,9 @@ int main(int argc, char **argv) {
             } else {
                 CK(cudaMemcpy(got, d_buf[phases % 2], sizeof(float) * N, cudaMemcpyDeviceToHost));
                 if (c == C_VECTOR) host_vector_chain(x0, phases, want);
-                else {
+                else if (c >= C_LNGEMV) {
+                    for (int i = 0; i < N; i++) want[i] = 1.0f + (float)(i % 5);
+                } else {
                     double s = 0;
                     for (int i = 0; i < N; i++) s += x0[i];
                     for (int i = 0; i < N; i++) want[i] = (float)(s / N); /* a mean stays the mean */
@@ -325,6 +447,7 @@ int main(int argc, char **argv) {
                    best / phases, blocks, ok ? "" : "  RESULT WRONG");
     }
     cudaFree(d_buf[0]), cudaFree(d_buf[1]), cudaFree(d_ctr), cudaFree(d_w);
+    cudaFree(d_g), cudaFree(d_b), cudaFree(d_lnout);
     free(x0), free(want), free(got);
     return failed;
 }

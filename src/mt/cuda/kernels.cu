@@ -239,8 +239,9 @@ extern "C" void mtk_ktrace_report(void) {
  * waves and left no room for the next kernel to start early). After the
  * wait only the activations (L2), the arithmetic and the reductions remain
  * on the step's critical path. A row is split between S warps when it is
- * longer than GEMV_TILE_BYTES / 8 (every NLLB shape: S = 1 for 1024 bf16 or
- * int8 columns, 2 for 1024 f32, 4 for fc2's 4096 bf16). */
+ * longer than an eighth of the tile (gemv_tile_bytes; every NLLB shape:
+ * S = 1 for 1024 bf16 or int8 columns and for fc2's 4096 bf16, 2 for 1024
+ * f32 and 4096 int8). */
 /* (GEMV_TILE_BYTES: device_common.cuh) */
 /* Dynamic shared memory above this asks for the opt-in (cudaFuncSetAttribute):
  * 48 KB is the default limit for static + dynamic, and the kernels' own
@@ -394,16 +395,46 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
     }
 }
 
+/* The most bytes of W one GEMV block stages, by weight format: 64 KB for
+ * 16-bit weights, GEMV_TILE_BYTES (16 KB) for f32 and int8; or
+ * STTS_CUDA_GEMV_TILE (16384-131072, every format) to compare. A 64 KB
+ * tile gives a bf16 row of 4096 columns (fc2) a whole warp instead of a
+ * quarter of a row in each of 4 warps: 128 blocks instead of 512, each
+ * staging x once, no cross-warp sum. On the H200 (ab-env.sh, 2026-11-30)
+ * bf16 greedy went 16.6-16.7 -> 15.8-15.9 ms and beam 4 32.8-32.9 ->
+ * 31.7; int8 beam 4 went 28.9 -> 30.0 ms (its 4 KB rows, 4 staged input
+ * rows of 16 KB beside the tile: fewer blocks per SM), so int8 and f32
+ * (the parity format) keep 16 KB. */
+static size_t gemv_tile_bytes(int elem_bytes) {
+    static long env = -1;
+    if (env < 0) {
+        const char *e = getenv("STTS_CUDA_GEMV_TILE");
+        long v = e ? atol(e) : 0;
+        env = v >= 16384 && v <= 131072 ? v : 0;
+    }
+    if (env) return (size_t)env;
+    return elem_bytes == 2 ? 65536 : GEMV_TILE_BYTES;
+}
+
 /* The split: the fewest warps per row (1, 2, 4, 8) that keep the block's
- * tile within GEMV_TILE_BYTES; a row longer than that is one block's tile
+ * tile within gemv_tile_bytes(); a row longer than that is one block's tile
  * on its own (8 warps; up to the 227 KB of shared memory an SM has: f32
  * rows of 56k columns). */
 template <typename WL>
 static int gemv_split(int K) {
     size_t row = (size_t)K * WL::ELEM_BYTES;
     for (int S = 1; S < 8; S *= 2)
-        if (row * (size_t)(8 / S) <= GEMV_TILE_BYTES) return S;
+        if (row * (size_t)(8 / S) <= gemv_tile_bytes(WL::ELEM_BYTES)) return S;
     return 8;
+}
+
+extern "C" int mtk_gemv_split(int K, int wfmt) {
+    switch (wfmt) {
+    case MTK_W_F32: return gemv_split<wf32>(K);
+    case MTK_W_BF16: return gemv_split<wbf16>(K);
+    case MTK_W_F16: return gemv_split<wf16>(K);
+    default: return gemv_split<wi8>(K);
+    }
 }
 
 template <typename WL>
@@ -438,7 +469,7 @@ static int linear_impl(void *stream, const float *x, int M, int K, const void *W
      * holds beside the tile (the input rows are staged there: NLLB-3.3B's
      * fc2 has 8192 columns, 32 KB a row) */
     const size_t eb = wfmt == MTK_W_F32 ? 4 : wfmt == MTK_W_I8 ? 1 : 2, row = (size_t)K * eb;
-    const size_t tile = row > GEMV_TILE_BYTES ? row : GEMV_TILE_BYTES, budget = 200 * 1024;
+    const size_t tmax = gemv_tile_bytes((int)eb), tile = row > tmax ? row : tmax, budget = 200 * 1024;
     const size_t fixed = tile + 15 + (lnp ? 2 * (size_t)K * sizeof(float) : 0), per = (size_t)K * sizeof(float);
     if (fixed + per > budget) return (int)cudaErrorInvalidValue;
     int G = (int)((budget - fixed) / per);

@@ -49,6 +49,11 @@ int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W,
  * mtk_linear_scaled(ln_out, ...) in one launch per 8 rows: each block
  * normalizes the rows as it loads them; ln_out (not x) is written for other
  * readers. */
+/* The number of warps a GEMV kernel gives each row of K columns in format
+ * wfmt (1, 2, 4, 8): the split decides the dot products' summation order
+ * (the step program runs a GEMV only where its split is the same). */
+int mtk_gemv_split(int K, int wfmt);
+
 int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
                   float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
                   int flags, int qcols, float qs);

@@ -417,7 +417,7 @@ extern "C" int mtk_program_accepts(const mtk_prog_op *op, int wfmt) {
         const mtk_gemv_op &g = op->u.gemv;
         size_t row = (size_t)g.K * wsize(wfmt);
         return op->rows <= MTK_GEMV_MAX_ROWS && g.K > 0 && g.K % 8 == 0 && g.N > 0 && row % 16 == 0 &&
-               split_of(row) > 0 && ((uintptr_t)g.W & 15) == 0 && ((uintptr_t)g.x & 15) == 0 &&
+               split_of(row) > 0 && split_of(row) == mtk_gemv_split(g.K, wfmt) && ((uintptr_t)g.W & 15) == 0 && ((uintptr_t)g.x & 15) == 0 &&
                (!g.ln_g || g.K <= GEMV_THREADS * GEMV_LN_J) && !(g.qcols > 0 && (g.flags & MTK_ACCUM)) &&
                (g.scales != NULL) == (wfmt == MTK_W_I8);
     }

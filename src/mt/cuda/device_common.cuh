@@ -76,6 +76,16 @@ static __device__ ktrace_dev g_ktrace;
  * threads have executed it or exited). g_pdl_late: one copy per
  * translation unit, set by kernels.cu. */
 static __constant__ int g_pdl_late;
+/* The GEMV LayerNorm prologue takes both statistics in one block
+ * reduction: sum x and sum x^2 in double, variance = sum x^2 - mean * sum x
+ * (the LayerNorm kernels and the CPU take the mean first, then the squared
+ * deviations: in double the two differ by ~1e-16 relative, far below what
+ * the float mean and 1/std keep; the demo set's GPU f32 ids stay those of
+ * the CPU on 500/500). One reduction instead of two: the one-row
+ * LayerNorm GEMV 5.44 -> 4.88 us on the H200, bf16 greedy 15.7 -> 15.2 ms
+ * (ab-env.sh, 2026-11-30). kernels.cu sets g_ln_onepass: 1 unless
+ * STTS_CUDA_LN_TWOPASS=1 (the two-pass order, for comparison). */
+static __constant__ int g_ln_onepass;
 __device__ __forceinline__ void pdl_trigger_early(void) {
     if (!g_pdl_late) pdl_launch_dependents();
 }
@@ -184,9 +194,9 @@ __device__ __forceinline__ float block_max(float v, float *sh) {
 }
 
 /* LayerNorm of the GEMV's input rows in its prologue (mtk_ln_linear):
- * every block computes the rows' mean and 1/std with layernorm_kernel's
- * arithmetic and thread layout (256 threads, the same sums in the same
- * order), writes the normalized rows to shared memory for its dot products,
+ * every block computes the rows' mean and 1/std in double with
+ * layernorm_kernel's thread layout (256 threads; both statistics in one
+ * reduction, see g_ln_onepass), writes the normalized rows to shared memory for its dot products,
  * and block 0 writes them to out for the other readers. The LayerNorm's
  * gain and bias are loaded before the wait, like the weights. */
 struct ln_args {
@@ -208,20 +218,38 @@ __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, 
  * write_out (one block), to out for the other readers. dst may be where v was read from: each
  * thread writes only its own columns. */
 __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const float *lng, const float *lnb, float eps,
-                                       double *sh, float *dst, float *out, bool write_out, bool rnd) {
-    double sm = 0.0;
+                                       double *sh /* [32] */, float *dst, float *out, bool write_out, bool rnd) {
+    double mean, var;
+    if (g_ln_onepass) {
+        double sm = 0.0, sq = 0.0;
 #pragma unroll
-    for (int j = 0; j < GEMV_LN_J; j++)
-        if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j];
-    double mean = block_sum(sm, sh) / K;
-    double var = 0.0;
+        for (int j = 0; j < GEMV_LN_J; j++)
+            if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j], sq += (double)v[j] * v[j];
+        for (int o = WARP / 2; o > 0; o /= 2)
+            sm += __shfl_xor_sync(0xffffffffu, sm, o), sq += __shfl_xor_sync(0xffffffffu, sq, o);
+        const int w = (int)threadIdx.x / WARP, nw = GEMV_THREADS / WARP;
+        __syncthreads(); /* sh may still be read by a previous reduction */
+        if (threadIdx.x % WARP == 0) sh[w] = sm, sh[16 + w] = sq;
+        __syncthreads();
+        double ts = 0.0, tq = 0.0;
+        for (int i = 0; i < nw; i++) ts += sh[i], tq += sh[16 + i];
+        mean = ts / K;
+        var = fmax(tq - mean * ts, 0.0);
+    } else {
+        double sm = 0.0;
 #pragma unroll
-    for (int j = 0; j < GEMV_LN_J; j++)
-        if ((int)threadIdx.x + j * GEMV_THREADS < K) {
-            double d = (double)v[j] - mean;
-            var += d * d;
-        }
-    var = block_sum(var, sh);
+        for (int j = 0; j < GEMV_LN_J; j++)
+            if ((int)threadIdx.x + j * GEMV_THREADS < K) sm += v[j];
+        mean = block_sum(sm, sh) / K;
+        var = 0.0;
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++)
+            if ((int)threadIdx.x + j * GEMV_THREADS < K) {
+                double d = (double)v[j] - mean;
+                var += d * d;
+            }
+        var = block_sum(var, sh);
+    }
     float rstd = (float)(1.0 / sqrt(var / K + (double)eps)), mf = (float)mean;
 #pragma unroll
     for (int j = 0; j < GEMV_LN_J; j++) {
@@ -282,7 +310,7 @@ __device__ __forceinline__ void ln_reg_row(const float *xr, int D, const float *
  * flight during the statistics. */
 template <int R>
 __device__ __forceinline__ void ln_rows(float *xs, int m, int K, const float *g, const float *gb, float eps,
-                                        double *sh /* [R][8] */, float *out, bool write_out, bool rnd) {
+                                        double *sh /* [2R][8] */, float *out, bool write_out, bool rnd) {
     const int tid = (int)threadIdx.x, lane = tid % WARP, w = tid / WARP, nw = GEMV_THREADS / WARP;
     float gv[GEMV_LN_J], bv[GEMV_LN_J]; /* requested first: in flight during the statistics */
 #pragma unroll
@@ -300,7 +328,37 @@ __device__ __forceinline__ void ln_rows(float *xs, int m, int K, const float *g,
             if (r < m && c < K) st[r] += xs[(size_t)r * K + c];
         }
     }
-    for (int pass = 0; pass < 2; pass++) {
+    if (g_ln_onepass) { /* both statistics in one reduction (g_ln_onepass; sh has [2R][8] here) */
+        double sq[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            sq[r] = 0.0;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++) {
+                int c = tid + j * GEMV_THREADS;
+                if (r < m && c < K) {
+                    double x = xs[(size_t)r * K + c];
+                    sq[r] += x * x;
+                }
+            }
+#pragma unroll
+            for (int o = WARP / 2; o > 0; o /= 2)
+                st[r] += __shfl_xor_sync(0xffffffffu, st[r], o), sq[r] += __shfl_xor_sync(0xffffffffu, sq[r], o);
+        }
+        __syncthreads(); /* sh free */
+        if (lane == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++) sh[r * 8 + w] = st[r], sh[(R + r) * 8 + w] = sq[r];
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            double ts = 0, tq = 0;
+            for (int q = 0; q < nw; q++) ts += sh[r * 8 + q], tq += sh[(R + r) * 8 + q];
+            mean[r] = ts / K;
+            st[r] = fmax(tq - mean[r] * ts, 0.0);
+        }
+    }
+    for (int pass = g_ln_onepass ? 2 : 0; pass < 2; pass++) {
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll

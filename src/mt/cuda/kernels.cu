@@ -35,6 +35,9 @@ static int pdl_enabled(void) {
         const char *early = getenv("STTS_CUDA_PDL_EARLY");
         int late = !(early && early[0] == '1');
         if (cudaMemcpyToSymbol(g_pdl_late, &late, sizeof late) != cudaSuccess) cudaGetLastError();
+        const char *tp = getenv("STTS_CUDA_LN_TWOPASS");
+        int onepass = !(tp && tp[0] == '1');
+        if (cudaMemcpyToSymbol(g_ln_onepass, &onepass, sizeof onepass) != cudaSuccess) cudaGetLastError();
     }
     return on;
 }
@@ -270,7 +273,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
                                                             int qcols, float qs, const ln_args ln) {
     constexpr int RB = 8 / S; /* rows per block */
     __shared__ float part[8][R];
-    __shared__ double ln_sh[R * 8 > 32 ? R * 8 : 32];
+    __shared__ double ln_sh[R * 16 > 32 ? R * 16 : 32];
     /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
      * and bias [K] each, then the input rows [R][K] (normalized for LN) */
     extern __shared__ __align__(16) unsigned char gsm[];

@@ -131,7 +131,7 @@ template <typename WL, int R>
 __device__ void op_gemv(const mtk_prog_op *ops, int n, int i, wstream &ws, unsigned char *ring, int slots,
                         float *xs, bool timer, long long &t_staged) {
     __shared__ float part[8][R];
-    __shared__ double ln_sh[R * 8];
+    __shared__ double ln_sh[R * 16]; /* ln_rows: [2R][8] */
     const mtk_gemv_op &g = ops[i].u.gemv;
     const int b = (int)blockIdx.x, m = ops[i].rows, K = g.K, N = g.N, S = g.split, rb = 8 / S;
     if (b >= g.tiles) return;

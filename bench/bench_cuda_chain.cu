@@ -91,6 +91,22 @@ __global__ void __launch_bounds__(THREADS) k_vector(const float *x, float *y) {
     }
 }
 
+/* One warp's dot product of a bf16 row of the shared-memory tile with xs,
+ * summed over the warp (every lane gets it). */
+__device__ __forceinline__ float tile_row_dot(const __nv_bfloat16 *wr, const float *xs, int lane) {
+    float acc = 0.0f;
+    for (int i = lane * 8; i < N; i += 32 * 8) {
+        uint4 u = *(const uint4 *)(wr + i);
+        const __nv_bfloat162 *p = (const __nv_bfloat162 *)&u;
+        for (int j = 0; j < 4; j++) {
+            float2 f = __bfloat1622float2(p[j]);
+            acc += f.x * xs[i + 2 * j] + f.y * xs[i + 2 * j + 1];
+        }
+    }
+    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    return acc;
+}
+
 /* 8 warps, one row each: dot(W[row], x) over N bf16 weights from the tile */
 __global__ void __launch_bounds__(THREADS) k_gemv(const float *x, const __nv_bfloat16 *__restrict__ W, float *y) {
     __shared__ __align__(16) __nv_bfloat16 tile[ROWS_PER_BLOCK * N];
@@ -108,18 +124,8 @@ __global__ void __launch_bounds__(THREADS) k_gemv(const float *x, const __nv_bfl
     }
     asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
     __syncthreads();
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const __nv_bfloat16 *wr = tile + w * N;
-    float acc = 0.0f;
-    for (int i = lane * 8; i < N; i += 32 * 8) {
-        uint4 u = *(const uint4 *)(wr + i);
-        const __nv_bfloat162 *p = (const __nv_bfloat162 *)&u;
-        for (int j = 0; j < 4; j++) {
-            float2 f = __bfloat1622float2(p[j]);
-            acc += f.x * xs[i + 2 * j] + f.y * xs[i + 2 * j + 1];
-        }
-    }
-    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const float acc = tile_row_dot(tile + w * N, xs, lane);
     if (lane == 0) y[blockIdx.x * ROWS_PER_BLOCK + w] = acc * (1.0f / N);
 }
 
@@ -203,18 +209,8 @@ __global__ void __launch_bounds__(THREADS) k_lngemv(const float *x, const __nv_b
         }
     }
     __syncthreads();
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const __nv_bfloat16 *wr = tile + w * N;
-    float acc = 0.0f;
-    for (int i = lane * 8; i < N; i += 32 * 8) {
-        uint4 u = *(const uint4 *)(wr + i);
-        const __nv_bfloat162 *p = (const __nv_bfloat162 *)&u;
-        for (int j = 0; j < 4; j++) {
-            float2 f = __bfloat1622float2(p[j]);
-            acc += f.x * xs[i + 2 * j] + f.y * xs[i + 2 * j + 1];
-        }
-    }
-    for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const float acc = tile_row_dot(tile + w * N, xs, lane);
     /* + 1: LayerNorm makes the row's mean 0, so each phase's value is 1
      * (W = 1 sums the normalized row: 0 up to rounding) */
     if (lane == 0) y[blockIdx.x * ROWS_PER_BLOCK + w] = acc * (1.0f / N) + 1.0f + (float)((blockIdx.x * ROWS_PER_BLOCK + w) % 5);

@@ -168,7 +168,9 @@ typedef struct {
      * as the search computes them on the host: (x - max) - (float)log(sum
      * in double of expf(x - max)). top and lp are host memory. NULL (the CPU
      * backend) or k > select_max_k: the search computes them itself from
-     * host-visible or downloaded logits. */
+     * host-visible or downloaded logits. Called between step_begin and
+     * step_end, it is part of the recorded step (after its LM head), and
+     * top and lp, which must stay valid until then, are filled by step_end. */
     stts_status (*select_topk)(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp);
     int select_max_k;
     /* Optional (NULL: every op runs when called). Brackets one decoder
@@ -200,12 +202,39 @@ typedef struct {
      * separate device copy. Outside step_begin/step_end. NULL: the model
      * calls copy for each. */
     stts_status (*copy_many)(mt_exec *x, const float *const *pairs, int count, size_t n);
+
+    /* ---- greedy ahead of its results (optional, all four or none) ----
+     * A device backend's greedy search need not wait for a step's choice
+     * before it submits the next step: the choice stays on the device and
+     * the next step's embedding reads it there, so the host's round trip
+     * (copy back, wake-up, recording, upload, launch) overlaps the device's
+     * work instead of sitting between two steps. search.c's greedy_ahead
+     * uses these when greedy_ahead (struct mt_backend) is set.
+     *
+     * select_map: column c of the logits the next select_ahead calls see is
+     * token ids[c] (the shortlist's map; ids NULL: column c is token c).
+     * select_ahead: select_topk with k = 1 on rows of logits[rows][V]; the
+     * chosen token id of row r stays on the device for embed_fed, and the
+     * (column, log-softmax) pairs go to host memory under ticket (0 or 1)
+     * without a wait; called between step_begin and step_end it is part of the
+ * recorded step (after its LM head). select_collect: waits for that ticket's pairs and
+     * copies them into top[rows], lp[rows]; the same values select_topk
+     * would have returned.
+     * embed_fed: embed whose row r takes the id the last select_ahead chose
+     * for its row from_row[r]; pos[r] is the position for a non-pad id (a
+     * pad id gets pad_idx, as forward.c's position rule). */
+    stts_status (*select_map)(mt_exec *x, const int32_t *ids, int n);
+    stts_status (*select_ahead)(mt_exec *x, const float *logits, int rows, int V, int ticket);
+    stts_status (*select_collect)(mt_exec *x, int ticket, int rows, int32_t *top, float *lp);
+    stts_status (*embed_fed)(mt_exec *x, const mt_weight *table, const int *from_row, const int *pos, int rows,
+                             float scale, int pad_idx, int pos_round, float *out);
 } mt_backend_ops;
 
 struct mt_backend {
     const mt_backend_ops *ops;
-    int threads;    /* default executor threads */
-    char desc[64];  /* "cpu avx2 x2" */
+    int threads;      /* default executor threads */
+    char desc[64];    /* "cpu avx2 x2" */
+    int greedy_ahead; /* 1: greedy runs a step ahead (the four ops above; CUDA unless STTS_CUDA_AHEAD=0) */
 };
 
 /* The CPU backend. threads 0 = online cores; simd: the nllb_simd values (int

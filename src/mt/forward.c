@@ -207,32 +207,79 @@ stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_err
     return STTS_OK;
 }
 
-static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
-                               int want_logits, stts_error *err);
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
+                               const int *sent, int t, int want_logits, stts_error *err);
 
 /* One decoder step, bracketed for backends that record a step and replay it
  * (step_begin/step_end: CUDA graphs). */
-stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
-                           int want_logits, stts_error *err) {
+/* The step's selection, inside the bracket so that a recording backend
+ * runs it as part of the step: select_ahead with ticket sel_ticket >= 0, or
+ * select_topk of k > 0 into top/lp. */
+typedef struct {
+    int ticket, k;
+    int32_t *top;
+    float *lp;
+} step_select;
+
+static stts_status step_bracket(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
+                                const int *sent, int t, int want_logits, const step_select *sel, stts_error *err) {
     const mt_backend_ops *op = s->be->ops;
-    if (!op->step_begin) return decode_step(s, R, tok, slot, sent, t, want_logits, err);
-    op->step_begin(s->x);
-    stts_status st = decode_step(s, R, tok, slot, sent, t, want_logits, err);
+    const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
+    if (op->step_begin) op->step_begin(s->x);
+    stts_status st = decode_step(s, R, tok, from_row, slot, sent, t, want_logits, err);
+    if (!st && sel && sel->ticket >= 0 && (st = op->select_ahead(s->x, s->logits, R, V, sel->ticket)))
+        st = stts_error_set(err, st, "backend %s failed (selecting the best of %d logits)", s->be->desc, V);
+    if (!st && sel && sel->k > 0 && (st = op->select_topk(s->x, s->logits, R, V, sel->k, sel->top, sel->lp)))
+        st = stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, sel->k, V);
+    if (!op->step_begin) return st;
     stts_status se = op->step_end(s->x, st != STTS_OK);
     if (!st && se) st = op_failed(s, se, "step_end", err);
     return st;
 }
 
-static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
-                               int want_logits, stts_error *err) {
+stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                           int want_logits, stts_error *err) {
+    return step_bracket(s, R, tok, NULL, slot, sent, t, want_logits, NULL, err);
+}
+
+stts_status mt_decode_step_select(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                                  int k, int32_t *top, float *lp, stts_error *err) {
+    if (!s->be->ops->select_topk || k < 1 || k > s->be->ops->select_max_k)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "backend %s cannot select the top %d logits", s->be->desc,
+                              k);
+    step_select sel = {-1, k, top, lp};
+    return step_bracket(s, R, tok, NULL, slot, sent, t, 1, &sel, err);
+}
+
+stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
+                                 const int *sent, int t, int sel_ticket, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (!op->embed_fed || !op->select_ahead)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "backend %s cannot keep a step's choice for the next step",
+                              s->be->desc);
+    step_select sel = {sel_ticket, 0, NULL, NULL};
+    return step_bracket(s, R, tok, tok ? NULL : from_row, slot, sent, t, sel_ticket >= 0, &sel, err);
+}
+
+/* tok: the rows' input ids (host); or from_row: each row's id is the one the
+ * backend's last select_ahead chose for that row (greedy ahead), and the
+ * position assumes a non-pad id (the backend applies the pad rule). */
+static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
+                               const int *sent, int t, int want_logits, stts_error *err) {
     const nllb_model *m = s->m;
     mt_exec *be = s->x;
     const mt_backend_ops *op = s->be->ops;
     const int d = m->pub.d_model, H = m->pub.decoder_attention_heads, hd = d / H;
     const float qscale = 1.0f / sqrtf((float)hd);
 
-    for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
-    OP(op->embed(be, m->embed, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx));
+    if (tok) {
+        for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
+        OP(op->embed(be, m->embed, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx));
+    } else {
+        for (int r = 0; r < R; r++) s->pos[r] = position_of(m, m->pub.pad_token_id + 1 /* not pad */, t);
+        OP(op->embed_fed(be, m->embed, from_row, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round,
+                         s->dx));
+    }
 
     for (int l = 0; l < m->pub.decoder_layers; l++) {
         const mt_dec_layer *L = &m->dec[l];

@@ -129,6 +129,18 @@ stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int tota
  * (V = the shortlist's size when s->sl is set). */
 stts_status mt_decode_step(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
                            int want_logits, stts_error *err);
+/* mt_decode_step with logits, then the backend's select_topk of k on them
+ * (the same values select_topk returns) as part of the step: a backend
+ * that records steps runs the selection inside the step's graph. */
+stts_status mt_decode_step_select(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent, int t,
+                                  int k, int32_t *top, float *lp, stts_error *err);
+/* A step of greedy ahead (backend.h): the rows' ids are tok (host), or with
+ * tok NULL the ids the backend's last select_ahead chose for rows
+ * from_row[r] (position index t as for a non-pad id; the backend gives a
+ * pad id the pad position). sel_ticket >= 0: the step computes logits and
+ * ends with select_ahead(ticket) on them; < 0: no logits (forced step). */
+stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
+                                 const int *sent, int t, int sel_ticket, stts_error *err);
 /* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */

@@ -109,6 +109,20 @@ static stts_status select_top(nllb_session *s, int R, int V, int k, int *top, fl
     return op->parallel_for(s->x, R, row_select, &j);
 }
 
+/* One decoder step and, unless forced, its selection of k: on the backend
+ * inside the step where it selects (CUDA: in the step's graph), else
+ * select_top after the step. */
+static stts_status step_select_top(nllb_session *s, int R, const int32_t *tok, const int *slot, const int *sent,
+                                   int t, int forced, int V, int k, int *top, float *lp, float *mx, float *lse,
+                                   stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (!forced && op->select_topk && k <= op->select_max_k)
+        return mt_decode_step_select(s, R, tok, slot, sent, t, k, (int32_t *)top, lp, err);
+    stts_status st = mt_decode_step(s, R, tok, slot, sent, t, !forced, err);
+    if (!st && !forced) st = select_top(s, R, V, k, top, lp, mx, lse, err);
+    return st;
+}
+
 static int aborted(const mt_search_cfg *c) {
     return c->p && c->p->abort_flag && atomic_load(c->p->abort_flag) != 0;
 }
@@ -171,8 +185,7 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
             slot[r] = active[r];
         }
         int forced = (cur == 1 && c->bos_forced >= 0);
-        if ((st = mt_decode_step(s, R, tok, slot, active, cur - 1, !forced, err))) goto out;
-        if (!forced && (st = select_top(s, R, V, 1, top, lp, mx, lse, err))) goto out;
+        if ((st = step_select_top(s, R, tok, slot, active, cur - 1, forced, V, 1, top, lp, mx, lse, err))) goto out;
         int w = 0;
         for (int r = 0; r < R; r++) {
             int i = active[r];
@@ -188,6 +201,105 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
     for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
 out:
     free(seq), free(score), free(active), free(slot), free(top), free(mx), free(lse), free(lp), free(tok), free(len);
+    return st;
+}
+
+/* ----------------------------------------------------- greedy, one step ahead
+ * For a backend with greedy_ahead (CUDA): step cur is submitted before the
+ * host has step cur - 1's choices. Its rows' input ids stay on the device
+ * (select_ahead keeps them, embed_fed reads them), so the host's round trip
+ * (copy back, wake-up, recording, upload, launch) runs while the device
+ * computes instead of between two steps. The rows of step cur are those not
+ * known finished after step cur - 2; a row that finished at cur - 1 rides
+ * along in step cur and its result there is dropped. The price: when the
+ * last row finishes, the step submitted behind it is wasted device work that
+ * nobody waits for. Ids, scores and on_token calls are greedy()'s. */
+static stts_status greedy_ahead(nllb_session *s, int N, const mt_search_cfg *c, nllb_result *res, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    const int L = c->max_length;
+    int32_t *seq = malloc((size_t)N * L * sizeof(int32_t));
+    float *score = calloc((size_t)N, sizeof(float));
+    int *len = malloc((size_t)N * sizeof(int));
+    unsigned char *done = calloc((size_t)N, 1);
+    int *rows[2] = {malloc((size_t)N * sizeof(int)), malloc((size_t)N * sizeof(int))}; /* a step's rows, by cur & 1 */
+    int *from = malloc((size_t)N * sizeof(int)), *top = malloc((size_t)N * sizeof(int));
+    int32_t *tok = malloc((size_t)N * sizeof(int32_t));
+    float *lp = malloc((size_t)N * sizeof(float));
+    int nrows[2] = {0, 0};
+    stts_status st = STTS_OK;
+    if (!seq || !score || !len || !done || !rows[0] || !rows[1] || !from || !top || !tok || !lp) {
+        st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for greedy search");
+        goto out;
+    }
+    for (int i = 0; i < N; i++) seq[(size_t)i * L] = c->start, len[i] = 1;
+    if ((st = op->select_map(s->x, s->sl ? s->sl_map : NULL, s->sl ? s->sl_n : 0))) {
+        st = stts_error_set(err, st, "backend %s failed (the shortlist's column map)", s->be->desc);
+        goto out;
+    }
+    int prev_sel = 0; /* step cur - 1 has a selection in flight (ticket (cur - 1) & 1) */
+    int cur = 1;
+    for (; cur < L; cur++) {
+        if (aborted(c)) {
+            st = stts_error_set(err, STTS_ERR_CANCELLED, "translation cancelled");
+            goto out;
+        }
+        int *rw = rows[cur & 1], *pr = rows[(cur - 1) & 1], R = 0;
+        if (cur == 1)
+            for (int i = 0; i < N; i++) rw[R++] = i;
+        else
+            for (int r = 0; r < nrows[(cur - 1) & 1]; r++)
+                if (!done[pr[r]]) from[R] = r, rw[R++] = pr[r];
+        if (R == 0) break; /* every row finished; step cur - 1's results are not needed */
+        int forced = (cur == 1 && c->bos_forced >= 0);
+        if (!prev_sel)
+            for (int r = 0; r < R; r++) tok[r] = seq[(size_t)rw[r] * L + cur - 1];
+        if ((st = mt_decode_step_ahead(s, R, prev_sel ? NULL : tok, from, rw, rw, cur - 1, forced ? -1 : cur & 1,
+                                       err)))
+            goto out;
+        nrows[cur & 1] = R;
+        /* the results of step cur - 1 (or of this forced step, known now) */
+        int pc = forced ? cur : cur - 1, pn = forced ? R : prev_sel ? nrows[(cur - 1) & 1] : 0;
+        const int *prw = forced ? rw : pr;
+        if (prev_sel && (st = op->select_collect(s->x, (cur - 1) & 1, pn, (int32_t *)top, lp))) {
+            st = stts_error_set(err, st, "backend %s failed (collecting a step's choices)", s->be->desc);
+            goto out;
+        }
+        for (int r = 0; r < pn; r++) {
+            int i = prw[r];
+            if (done[i]) continue; /* finished a step earlier: this result is dropped */
+            int32_t next = forced ? c->bos_forced : col_id(s, top[r]);
+            if (!forced) score[i] += lp[r];
+            seq[(size_t)i * L + pc] = next;
+            len[i] = pc + 1;
+            if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, pc, next);
+            if (is_eos(c, next) || pc + 1 >= L) done[i] = 1;
+        }
+        prev_sel = !forced;
+    }
+    /* the last submitted step (cur - 1), unless none of its rows is still running */
+    if (prev_sel) {
+        const int *pr = rows[(cur - 1) & 1];
+        int pn = nrows[(cur - 1) & 1], live = 0;
+        for (int r = 0; r < pn; r++) live |= !done[pr[r]];
+        if (live && (st = op->select_collect(s->x, (cur - 1) & 1, pn, (int32_t *)top, lp))) {
+            st = stts_error_set(err, st, "backend %s failed (collecting a step's choices)", s->be->desc);
+            goto out;
+        }
+        for (int r = 0; live && r < pn; r++) {
+            int i = pr[r];
+            if (done[i]) continue;
+            int32_t next = col_id(s, top[r]);
+            score[i] += lp[r];
+            seq[(size_t)i * L + cur - 1] = next;
+            len[i] = cur;
+            if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, cur - 1, next);
+            done[i] = 1;
+        }
+    }
+    for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
+out:
+    free(seq), free(score), free(len), free(done), free(rows[0]), free(rows[1]), free(from), free(top), free(tok),
+        free(lp);
     return st;
 }
 
@@ -279,9 +391,8 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
         }
         if (R == 0) break;
         int forced = (cur == 1 && c->bos_forced >= 0);
-        if ((st = mt_decode_step(s, R, tok, slot, sent, cur - 1, !forced, err))) goto out;
         int kk = K < V ? K : V;
-        if (!forced && (st = select_top(s, R, V, kk, top, lp, mx, lse, err))) goto out;
+        if ((st = step_select_top(s, R, tok, slot, sent, cur - 1, forced, V, kk, top, lp, mx, lse, err))) goto out;
         for (int i = 0; i < N; i++) {
             beam_sent *b = &bs[i];
             if (b->done) continue;
@@ -464,5 +575,8 @@ stts_status mt_search(nllb_session *s, int n_sents, const mt_search_cfg *c, nllb
     if (c->max_length < 2)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "max_length %d leaves no room to generate (>= 2)",
                               c->max_length);
-    return c->num_beams == 1 ? greedy(s, n_sents, c, res, err) : beam(s, n_sents, c, res, err);
+    if (c->num_beams == 1)
+        return s->be->greedy_ahead && s->be->ops->select_ahead ? greedy_ahead(s, n_sents, c, res, err)
+                                                                : greedy(s, n_sents, c, res, err);
+    return beam(s, n_sents, c, res, err);
 }

@@ -32,6 +32,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
+#include "model.h"
 #include "nllb.h"
 #include "quant.h"
 #include "test.h"
@@ -765,6 +766,115 @@ static void test_engine(void) {
     engine_model("tiny-f16-pt", "reference-f16.json");
 }
 
+/* Greedy one step ahead (search.c greedy_ahead; the default on CUDA): a
+ * batch of every fixture sentence at once, so rows finish at different
+ * steps and ride along one step after they did, against the same batch on
+ * the CPU (ids) and on a second CUDA model with STTS_CUDA_AHEAD=0 (ids and
+ * scores bit for bit, every on_token call the same), with the full
+ * vocabulary and an auto shortlist (the column map on the device), and at
+ * a max length that ends rows mid-sentence. */
+typedef struct {
+    int n;
+    int32_t rec[4096][3];
+} token_log;
+
+static void log_token(void *user, int sentence, int step, int32_t token) {
+    token_log *l = user;
+    if (l->n < 4096) l->rec[l->n][0] = sentence, l->rec[l->n][1] = step, l->rec[l->n][2] = token;
+    l->n++;
+}
+
+static int cmp_rec(const void *a, const void *b) { return memcmp(a, b, 3 * sizeof(int32_t)); }
+
+static void test_greedy_ahead(void) {
+    char dir[1024], ref[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/tiny-f32-st", source_dir());
+    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/reference-f32.json", source_dir());
+    json_error_t je;
+    json_t *j = json_load_file(ref, 0, &je);
+    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    if (!j) return;
+    const char *src = json_string_value(json_object_get(j, "src_lang"));
+    const char *tgt = json_string_value(json_object_get(j, "tgt_lang"));
+    json_t *cases = json_object_get(j, "cases");
+    enum { M_CPU, M_AHEAD, M_PLAIN, M_N };
+    nllb_model *m[M_N] = {NULL};
+    nllb_session *s[M_N] = {NULL};
+    stts_error e;
+    for (int d = 0; d < M_N; d++) {
+        nllb_model_params mp = nllb_model_default_params();
+        mp.device = d == M_CPU ? NLLB_DEVICE_CPU : NLLB_DEVICE_CUDA;
+        mp.weights = NLLB_WEIGHTS_F32;
+        mp.threads = 1;
+        if (d == M_PLAIN) setenv("STTS_CUDA_AHEAD", "0", 1);
+        CHECK_MSG(nllb_model_load(dir, &mp, &m[d], &e) == STTS_OK, "%s", e.msg);
+        unsetenv("STTS_CUDA_AHEAD");
+        nllb_session_params sp = nllb_session_default_params();
+        if (m[d]) CHECK(nllb_session_new(m[d], &sp, &s[d], &e) == STTS_OK);
+    }
+    CHECK(m[M_AHEAD] && m[M_AHEAD]->be->greedy_ahead == 1);
+    CHECK(m[M_PLAIN] && m[M_PLAIN]->be->greedy_ahead == 0);
+    size_t N = json_array_size(cases);
+    const char **texts = calloc(N, sizeof *texts);
+    for (size_t k = 0; k < N; k++) texts[k] = json_string_value(json_object_get(json_array_get(cases, k), "text"));
+    static token_log logs[M_N];
+    int mnt = (int)json_integer_value(json_object_get(j, "max_new_tokens"));
+    int compared = 0, lengths_seen = 0;
+    for (int pass = 0; s[M_CPU] && s[M_AHEAD] && s[M_PLAIN] && pass < 4; pass++) {
+        nllb_translate_params tp = nllb_translate_default_params();
+        tp.max_new_tokens = pass & 1 ? 3 : mnt; /* 3: rows end by length, some right after the language token */
+        tp.shortlist = pass & 2 ? NLLB_SHORTLIST_AUTO : NLLB_SHORTLIST_NONE;
+        nllb_result *r[M_N];
+        int ok = 1;
+        for (int d = 0; d < M_N; d++) {
+            r[d] = calloc(N, sizeof(nllb_result));
+            logs[d].n = 0;
+            tp.on_token = log_token, tp.user = &logs[d];
+            stts_status st = nllb_translate(s[d], texts, (int)N, src, tgt, &tp, r[d], &e);
+            CHECK_MSG(st == STTS_OK, "pass %d model %d: %s", pass, d, e.msg);
+            ok &= st == STTS_OK;
+        }
+        for (size_t k = 0; ok && k < N; k++) {
+            int same = r[M_CPU][k].n_ids == r[M_AHEAD][k].n_ids &&
+                       memcmp(r[M_CPU][k].ids, r[M_AHEAD][k].ids, sizeof(int32_t) * r[M_CPU][k].n_ids) == 0;
+            CHECK_MSG(same, "pass %d sentence %zu: GPU (ahead) ids differ from CPU ids", pass, k);
+            same = r[M_PLAIN][k].n_ids == r[M_AHEAD][k].n_ids &&
+                   memcmp(r[M_PLAIN][k].ids, r[M_AHEAD][k].ids, sizeof(int32_t) * r[M_PLAIN][k].n_ids) == 0;
+            CHECK_MSG(same, "pass %d sentence %zu: GPU ids ahead and not ahead differ", pass, k);
+            CHECK_MSG(memcmp(&r[M_PLAIN][k].score, &r[M_AHEAD][k].score, sizeof(float)) == 0,
+                      "pass %d sentence %zu: score %.9g ahead, %.9g not", pass, k, r[M_AHEAD][k].score,
+                      r[M_PLAIN][k].score);
+            CHECK_MSG(fabsf(r[M_CPU][k].score - r[M_AHEAD][k].score) <= 1e-4f * (1 + fabsf(r[M_CPU][k].score)),
+                      "pass %d sentence %zu: score %.9g GPU, %.9g CPU", pass, k, r[M_AHEAD][k].score,
+                      r[M_CPU][k].score);
+            lengths_seen |= 1 << (r[M_AHEAD][k].n_ids < 31 ? r[M_AHEAD][k].n_ids : 31);
+            compared++;
+        }
+        /* the same on_token calls (sentence, step, token), whatever their order */
+        CHECK(logs[M_AHEAD].n == logs[M_PLAIN].n && logs[M_AHEAD].n <= 4096);
+        if (logs[M_AHEAD].n == logs[M_PLAIN].n && logs[M_AHEAD].n <= 4096) {
+            qsort(logs[M_AHEAD].rec, (size_t)logs[M_AHEAD].n, sizeof logs[0].rec[0], cmp_rec);
+            qsort(logs[M_PLAIN].rec, (size_t)logs[M_PLAIN].n, sizeof logs[0].rec[0], cmp_rec);
+            CHECK(memcmp(logs[M_AHEAD].rec, logs[M_PLAIN].rec, (size_t)logs[M_AHEAD].n * sizeof logs[0].rec[0]) == 0);
+        }
+        for (int d = 0; d < M_N; d++) {
+            for (size_t k = 0; k < N; k++) nllb_result_clear(&r[d][k]);
+            free(r[d]);
+        }
+    }
+    /* the batch must have had rows of different lengths for the ride-along path to run */
+    int kinds = 0;
+    for (int b = 0; b < 32; b++) kinds += (lengths_seen >> b) & 1;
+    CHECK_MSG(kinds >= 3, "only %d different output lengths in the batches", kinds);
+    printf("greedy ahead: %d translations in batches of %zu compared\n", compared, N);
+    free(texts);
+    for (int d = 0; d < M_N; d++) {
+        nllb_session_free(s[d]);
+        nllb_model_free(m[d]);
+    }
+    json_decref(j);
+}
+
 /* The demo model's test set: GPU f32 ids == CPU f32 ids, greedy and beam 4;
  * GPU bf16 and int8 greedy written too, with their agreement with f32. */
 enum { D_CPU, D_GPU, D_BF16, D_I8, D_N };
@@ -892,7 +1002,8 @@ static int wanted(const char *name) {
 
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
                                     "test_layernorm", "test_attention", "test_embed", "test_argmax_topk",
-                                    "test_select", "test_program", "test_bf16_activations", "test_engine"};
+                                    "test_select", "test_program", "test_bf16_activations", "test_engine",
+                                    "test_greedy_ahead"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -944,6 +1055,7 @@ int main(int argc, char **argv) {
     RUN(test_program);
     RUN(test_bf16_activations);
     RUN(test_engine);
+    RUN(test_greedy_ahead);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

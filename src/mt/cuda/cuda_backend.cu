@@ -59,6 +59,22 @@ struct cuda_exec {
     size_t sel_cap;
     void *d_sel_scratch; /* mtk_select_topk's per-row partial results, sel_scratch_cap bytes */
     size_t sel_scratch_cap;
+    /* greedy ahead (select_map/select_ahead/select_collect/embed_fed): the
+     * chosen ids stay in d_feed for the next step's embedding; each ticket's
+     * (column, log-softmax) pairs go to pinned h_ahead[t] behind event
+     * ev_ahead[t]. d_feed keeps its address while it is big enough, as
+     * step graphs hold it. */
+    int32_t *d_feed;
+    int feed_cap, feed_rows;
+    int32_t *d_map; /* column -> token id (the shortlist's map); map_n 0: identity */
+    int map_n, map_cap;
+    void *d_ahead, *h_ahead[2]; /* the last selection's (column, lp) pairs: device, and a pinned copy per ticket */
+    int ahead_cap, ahead_rows[2], ahead_pending[2];
+    cudaEvent_t ev_ahead[2];
+    int step_ticket, step_sel_rows; /* a select_ahead recorded in this step: its ticket (-1: none) */
+    int32_t *step_top;  /* a select_topk recorded in this step: where step_end puts its ids and values */
+    float *step_lp;
+    size_t step_sel_n;
     /* a recorded decoder step (step_begin .. step_end), see "step graphs" below */
     int recording, use_graphs;
     int ktrace_graphs; /* graphs captured so far (the kernel trace's graph numbers) */
@@ -103,7 +119,7 @@ static uint64_t now_ns(void) {
  * one instead (same kernels, no graph). With STTS_CUDA_PROGRAM=1 a new
  * graph's records are first split into units (plan_units): runs of records
  * that one persistent step program runs (program.h), the rest kernels. */
-enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR };
+enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR, R_SELECT };
 #define MAX_GRAPHS 6
 struct rec {
     int kind;
@@ -581,6 +597,13 @@ void be_exec_free(mt_exec *x) {
     if (c->d_sel) cudaFree(c->d_sel);
     if (c->d_sel_scratch) cudaFree(c->d_sel_scratch);
     if (c->h_sel) cudaFreeHost(c->h_sel);
+    if (c->d_feed) cudaFree(c->d_feed);
+    if (c->d_map) cudaFree(c->d_map);
+    if (c->d_ahead) cudaFree(c->d_ahead);
+    for (int t = 0; t < 2; t++) {
+        if (c->h_ahead[t]) cudaFreeHost(c->h_ahead[t]);
+        if (c->ev_ahead[t]) cudaEventDestroy(c->ev_ahead[t]);
+    }
     for (int g = 0; c->trace && g < MAX_GRAPHS; g++)
         if (c->graphs[g].exec) units_profile(&c->graphs[g]);
     for (int g = 0; g < MAX_GRAPHS; g++) graph_drop(&c->graphs[g]);
@@ -673,7 +696,8 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         int rows = r->i[2];
         const int32_t *ids = (const int32_t *)(A + r->off);
         return mtk_embed(c->st, r->p[0], r->i[0], (const float *)r->p[1], r->i[1], ids, (const int *)(ids + rows),
-                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3], act_of(c));
+                         rows, r->f[0], r->i[3], (const float *)r->p[2], (float *)r->p[3], act_of(c),
+                         (const int32_t *)r->p[4]);
     }
     case R_ATTN: {
         int rows = r->i[0];
@@ -685,6 +709,9 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
                              &nkv, act_of(c));
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
+    case R_SELECT:
+        return mtk_select_topk(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->i[2], (int32_t *)r->p[1],
+                               (float *)r->p[2], (void *)r->p[3], (const int32_t *)r->p[4], (int32_t *)r->p[5]);
     case R_LN_LINEAR:
         return mtk_ln_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
                              (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
@@ -725,6 +752,7 @@ int rec_op(const rec *r, const unsigned char *A, mtk_prog_op *op, int *wfmt) {
         return 1;
     }
     case R_EMBED: {
+        if (r->p[4]) return 0; /* ids fed by the last selection: programs read ids from the arena only */
         mtk_embed_op &e = op->u.embed;
         const int32_t *ids = (const int32_t *)(A + r->off);
         op->kind = MTK_OP_EMBED, op->rows = r->i[2];
@@ -822,6 +850,20 @@ void be_step_begin(mt_exec *x) {
     c->recording = 1;
     c->nrec = 0;
     c->arena_used = 0;
+    c->step_ticket = -1;
+    c->step_top = NULL;
+}
+
+/* After a step that recorded a select_ahead: its pairs to the ticket's
+ * pinned buffer, behind the ticket's event (no wait). */
+stts_status ahead_copy_back(cuda_exec *c, int ticket, int rows) {
+    size_t bytes = (size_t)rows * (sizeof(int32_t) + sizeof(float));
+    if (fail(c, cudaMemcpyAsync(c->h_ahead[ticket], c->d_ahead, bytes, cudaMemcpyDeviceToHost, c->st)) ||
+        fail(c, cudaEventRecord(c->ev_ahead[ticket], c->st)))
+        return STTS_ERR_DEVICE;
+    c->ahead_rows[ticket] = rows;
+    c->ahead_pending[ticket] = 1;
+    return STTS_OK;
 }
 
 stts_status step_end_run(cuda_exec *c, int discard);
@@ -829,7 +871,21 @@ stts_status step_end_run(cuda_exec *c, int discard);
 stts_status be_step_end(mt_exec *x, int discard) {
     cuda_exec *c = cx(x);
     if (c->trace) c->t_end_in = now_ns();
+    int ticket = c->step_ticket;
+    int32_t *top = c->step_top;
+    c->step_ticket = -1, c->step_top = NULL;
     stts_status st = step_end_run(c, discard);
+    if (!st && !discard && ticket >= 0) st = ahead_copy_back(c, ticket, c->step_sel_rows);
+    if (!st && !discard && top) { /* a recorded select_topk: its results, as select_topk returns them */
+        size_t n = c->step_sel_n;
+        st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, n * (sizeof(int32_t) + sizeof(float)),
+                                     cudaMemcpyDeviceToHost, c->st));
+        if (!st) st = fail(c, cudaStreamSynchronize(c->st));
+        if (!st) {
+            memcpy(top, c->h_sel, n * sizeof(int32_t));
+            memcpy(c->step_lp, (const int32_t *)c->h_sel + n, n * sizeof(float));
+        }
+    }
     if (c->trace) c->t_launched = now_ns();
     return st;
 }
@@ -1070,7 +1126,7 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
     if ((st = args_send(c, 2 * ib))) return st;
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
-                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c)));
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c), NULL));
 }
 
 stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
@@ -1140,6 +1196,21 @@ stts_status be_copy_many(mt_exec *x, const float *const *pairs, int count, size_
     return check(c, mtk_copy_list(c->st, (const float *const *)c->d_args, count, n));
 }
 
+/* The selection's device scratch for rows x V, k (grown, never shrunk). */
+stts_status sel_scratch_for(cuda_exec *c, int rows, int V, int k) {
+    size_t need = mtk_select_scratch_bytes(rows, V, k);
+    if (need <= c->sel_scratch_cap) return STTS_OK;
+    if (c->d_sel_scratch) {
+        cudaStreamSynchronize(c->st);
+        cudaFree(c->d_sel_scratch);
+        c->d_sel_scratch = NULL;
+    }
+    c->sel_scratch_cap = 0;
+    if (fail(c, cudaMalloc(&c->d_sel_scratch, need * 2))) return STTS_ERR_DEVICE;
+    c->sel_scratch_cap = need * 2;
+    return STTS_OK;
+}
+
 /* The search's selection on the device: only k ids and scores per row
  * come back (one small copy into pinned memory, one wait). */
 stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int k, int32_t *top, float *lp) {
@@ -1148,17 +1219,8 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     if (rows <= 0) return STTS_OK;
     if (k < 1 || k > MTK_SELECT_MAX_K || k > V) return STTS_ERR_INVALID_ARG;
     size_t n = (size_t)rows * k, bytes = n * (sizeof(int32_t) + sizeof(float));
-    size_t need = mtk_select_scratch_bytes(rows, V, k);
-    if (need > c->sel_scratch_cap) {
-        if (c->d_sel_scratch) {
-            cudaStreamSynchronize(c->st);
-            cudaFree(c->d_sel_scratch);
-            c->d_sel_scratch = NULL;
-        }
-        c->sel_scratch_cap = 0;
-        if (fail(c, cudaMalloc(&c->d_sel_scratch, need * 2))) return STTS_ERR_DEVICE;
-        c->sel_scratch_cap = need * 2;
-    }
+    stts_status sst = sel_scratch_for(c, rows, V, k);
+    if (sst) return sst;
     if (bytes > c->sel_cap) {
         if (c->d_sel) {
             cudaStreamSynchronize(c->st);
@@ -1174,7 +1236,17 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     }
     int32_t *d_idx = (int32_t *)c->d_sel;
     float *d_lp = (float *)(d_idx + n);
-    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp, c->d_sel_scratch));
+    if (c->recording) {
+        /* part of the recorded step, behind its LM head in the step's graph
+         * (no graph-to-kernel boundary); step_end fills top and lp */
+        rec *r = rec_add(c, R_SELECT);
+        if (!r) return rec_nomem(c);
+        r->p[0] = logits, r->i[0] = rows, r->i[1] = V, r->i[2] = k, r->p[1] = d_idx, r->p[2] = d_lp;
+        r->p[3] = c->d_sel_scratch;
+        c->step_top = top, c->step_lp = lp, c->step_sel_n = n;
+        return STTS_OK;
+    }
+    stts_status st = check(c, mtk_select_topk(c->st, logits, rows, V, k, d_idx, d_lp, c->d_sel_scratch, NULL, NULL));
     if (!st) st = fail(c, cudaMemcpyAsync(c->h_sel, c->d_sel, bytes, cudaMemcpyDeviceToHost, c->st));
     if (!st) st = fail(c, cudaStreamSynchronize(c->st));
     if (st) return st;
@@ -1194,6 +1266,130 @@ stts_status be_select_topk(mt_exec *x, const float *logits, int rows, int V, int
     return STTS_OK;
 }
 
+/* ---- greedy ahead (backend.h) ---- */
+stts_status be_select_map(mt_exec *x, const int32_t *ids, int n) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (!ids || n <= 0) {
+        c->map_n = 0;
+        return STTS_OK;
+    }
+    if (n > c->map_cap) {
+        if (c->d_map) {
+            cudaStreamSynchronize(c->st); /* a selection may still read it */
+            cudaFree(c->d_map);
+            c->d_map = NULL;
+        }
+        c->map_cap = 0;
+        if (fail(c, cudaMalloc(&c->d_map, (size_t)n * sizeof(int32_t)))) return STTS_ERR_DEVICE;
+        c->map_cap = n;
+    }
+    /* pageable: returns once staged; stream order keeps earlier selections first */
+    if (fail(c, cudaMemcpyAsync(c->d_map, ids, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice, c->st)))
+        return STTS_ERR_DEVICE;
+    c->map_n = n;
+    return STTS_OK;
+}
+
+stts_status be_select_ahead(mt_exec *x, const float *logits, int rows, int V, int ticket) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0 || V < 1 || ticket < 0 || ticket > 1 || (c->map_n && V > c->map_n)) return STTS_ERR_INVALID_ARG;
+    stts_status st = sel_scratch_for(c, rows, V, 1);
+    if (st) return st;
+    if (rows > c->feed_cap || rows > c->ahead_cap) {
+        /* graphs hold d_feed's and d_ahead's addresses: new ones get new
+         * graphs (their records differ); the old graphs never match again */
+        cudaStreamSynchronize(c->st);
+        int n = rows > 256 ? 2 * rows : 256;
+        if (c->d_feed) cudaFree(c->d_feed);
+        if (c->d_ahead) cudaFree(c->d_ahead);
+        c->d_feed = NULL, c->d_ahead = NULL, c->feed_cap = c->ahead_cap = 0;
+        for (int t = 0; t < 2; t++) {
+            if (c->h_ahead[t]) cudaFreeHost(c->h_ahead[t]);
+            c->h_ahead[t] = NULL;
+            c->ahead_pending[t] = 0;
+        }
+        size_t b = (size_t)n * (sizeof(int32_t) + sizeof(float));
+        if (fail(c, cudaMalloc(&c->d_feed, (size_t)n * sizeof(int32_t))) || fail(c, cudaMalloc(&c->d_ahead, b)))
+            return STTS_ERR_DEVICE;
+        for (int t = 0; t < 2; t++) {
+            if (fail(c, cudaMallocHost(&c->h_ahead[t], b))) return STTS_ERR_DEVICE;
+            if (!c->ev_ahead[t] && fail(c, cudaEventCreateWithFlags(&c->ev_ahead[t], cudaEventDisableTiming)))
+                return STTS_ERR_DEVICE;
+        }
+        c->feed_cap = c->ahead_cap = n;
+    }
+    int32_t *d_idx = (int32_t *)c->d_ahead;
+    float *d_lp = (float *)(d_idx + rows);
+    const int32_t *map = c->map_n ? c->d_map : NULL;
+    c->feed_rows = rows;
+    /* Inside a step the selection is one more recorded op: it joins the
+     * step's graph behind the LM head (programmatic dependent launch, no
+     * graph-to-kernel boundary), and step_end copies its pairs back. The
+     * pinned buffer of a ticket is refilled only behind its last copy
+     * (stream order), and the host reads it only after this copy's event. */
+    if (c->recording) {
+        rec *r = rec_add(c, R_SELECT);
+        if (!r) return rec_nomem(c);
+        r->p[0] = logits, r->i[0] = rows, r->i[1] = V, r->i[2] = 1, r->p[1] = d_idx, r->p[2] = d_lp;
+        r->p[3] = c->d_sel_scratch, r->p[4] = map, r->p[5] = c->d_feed;
+        c->step_ticket = ticket, c->step_sel_rows = rows;
+        return STTS_OK;
+    }
+    st = check(c, mtk_select_topk(c->st, logits, rows, V, 1, d_idx, d_lp, c->d_sel_scratch, map, c->d_feed));
+    return st ? st : ahead_copy_back(c, ticket, rows);
+}
+
+stts_status be_select_collect(mt_exec *x, int ticket, int rows, int32_t *top, float *lp) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (ticket < 0 || ticket > 1 || !c->ahead_pending[ticket] || rows != c->ahead_rows[ticket])
+        return STTS_ERR_INVALID_ARG;
+    if (fail(c, cudaEventSynchronize(c->ev_ahead[ticket]))) return STTS_ERR_DEVICE;
+    c->ahead_pending[ticket] = 0;
+    memcpy(top, c->h_ahead[ticket], (size_t)rows * sizeof(int32_t));
+    memcpy(lp, (const int32_t *)c->h_ahead[ticket] + rows, (size_t)rows * sizeof(float));
+    return STTS_OK;
+}
+
+stts_status be_embed_fed(mt_exec *x, const mt_weight *tw, const int *from_row, const int *pos, int rows, float scale,
+                         int pad_idx, int pos_round, float *out) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *t = cw(tw);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
+    int max_pos = 0;
+    for (int r = 0; r < rows; r++) {
+        if (from_row[r] < 0 || from_row[r] >= c->feed_rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
+        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+    }
+    const cuda_backend *cb = (const cuda_backend *)x->be;
+    stts_status st = pos_table_for(c, cb->max_kv, t->h.cols, cb->act_bf16 ? 2 : pos_round, max_pos + 1);
+    if (st) return st;
+    size_t ib = (size_t)rows * sizeof(int32_t);
+    if (c->recording) {
+        size_t off;
+        unsigned char *h = arena_add(c, 2 * ib, &off);
+        rec *r = h ? rec_add(c, R_EMBED) : NULL;
+        if (!r) return rec_nomem(c);
+        memcpy(h, from_row, ib);
+        memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+        r->p[0] = t->d, r->i[0] = kfmt(t->h.fmt), r->p[1] = t->dscale, r->i[1] = t->h.cols, r->i[2] = rows;
+        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off;
+        r->p[4] = c->d_feed;
+        return STTS_OK;
+    }
+    unsigned char *h = args_room(c, 2 * ib);
+    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
+    memcpy(h, from_row, ib);
+    memcpy(h + ib, pos, (size_t)rows * sizeof(int));
+    if ((st = args_send(c, 2 * ib))) return st;
+    unsigned char *d = (unsigned char *)c->d_args;
+    return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c), c->d_feed));
+}
+
 const mt_backend_ops cuda_ops = {
     "cuda",        be_destroy,   be_weight_new, be_weight_gather, be_weight_read, be_weight_free,
     be_exec_new,   be_exec_free, be_alloc,      be_release,       be_upload,      be_download,
@@ -1203,7 +1399,8 @@ const mt_backend_ops cuda_ops = {
     be_select_topk, MTK_SELECT_MAX_K,
     be_step_begin, be_step_end,
     be_linear_scaled, be_ln_linear,
-    be_copy_many
+    be_copy_many,
+    be_select_map, be_select_ahead, be_select_collect, be_embed_fed
 };
 
 } // namespace
@@ -1243,6 +1440,8 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     cudaDeviceProp p;
     cudaGetDeviceProperties(&p, 0);
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
+    const char *ah = getenv("STTS_CUDA_AHEAD"); /* 0: greedy waits for each step's choice (A/B runs) */
+    c->base.greedy_ahead = !(ah && strcmp(ah, "0") == 0);
     *out = &c->base;
     return STTS_OK;
 }

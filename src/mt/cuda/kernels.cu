@@ -721,16 +721,24 @@ extern "C" int mtk_attention_inline(void *stream, int rows, int heads, int head_
 
 /* ---------------- embedding + positions ---------------- */
 
+/* feed (not NULL): ids[r] is a row of the last selection, whose chosen id
+ * is feed[ids[r]] (greedy ahead: the id never went to the host); a pad id
+ * takes the pad position, as forward.c's position rule. */
 template <bool INL>
 __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D, const int32_t *ids, const int *pos,
                              const mtk_embed_rows inl, float scale, int pad_idx, const float *pos_table, float *out,
-                             int act) {
+                             int act, const int32_t *feed) {
     pdl_launch_dependents();
     pdl_wait();
     int r = blockIdx.x;
     float *o = out + (size_t)r * D;
     int p = INL ? inl.pos[r] : pos[r];
-    size_t id = (size_t)(INL ? inl.ids[r] : ids[r]);
+    int idv = INL ? inl.ids[r] : ids[r];
+    if (feed) {
+        idv = feed[idv];
+        if (idv == pad_idx) p = pad_idx;
+    }
+    size_t id = (size_t)idv;
     const float *pt = p == pad_idx ? NULL : pos_table + (size_t)p * D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float v = __fmul_rn(table_elem(table, fmt, tsc, id, D, i), scale);
@@ -742,11 +750,11 @@ __global__ void embed_kernel(const void *table, int fmt, const float *tsc, int D
 
 extern "C" int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
                          const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out,
-                         int act_bf16) {
+                         int act_bf16, const int32_t *feed) {
     if (rows <= 0) return 0;
     static const mtk_embed_rows none = {};
     launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<false>, table, tfmt, tscales, D, ids, pos, none, scale,
-           pad_idx, pos_table, out, act_bf16);
+           pad_idx, pos_table, out, act_bf16, feed);
     return launch_status();
 }
 
@@ -756,7 +764,7 @@ extern "C" int mtk_embed_inline(void *stream, const void *table, int tfmt, const
     if (rows <= 0) return 0;
     if (rows > MTK_INLINE_ROWS) return (int)cudaErrorInvalidValue;
     launch((cudaStream_t)stream, rows, 256, 0, embed_kernel<true>, table, tfmt, tscales, D, (const int32_t *)NULL,
-           (const int *)NULL, *a, scale, pad_idx, pos_table, out, act_bf16);
+           (const int *)NULL, *a, scale, pad_idx, pos_table, out, act_bf16, (const int32_t *)NULL);
     return launch_status();
 }
 
@@ -973,7 +981,8 @@ __global__ void __launch_bounds__(SEL_THREADS) select_part(const float *logits, 
 }
 
 __global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, int V, int k, int chunk,
-                                                            sel_scratch sc, int32_t *idx, float *lp) {
+                                                            sel_scratch sc, int32_t *idx, float *lp,
+                                                            const int32_t *map, int32_t *feed) {
     __shared__ float shv[32];
     __shared__ int shi[32];
     __shared__ double shd[32];
@@ -1028,20 +1037,25 @@ __global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, i
         if (threadIdx.x == 0) {
             idx[(size_t)r * k + c] = besti < 0 ? 0 : besti;
             lp[(size_t)r * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
+            if (c == 0 && feed) {
+                int col = besti < 0 ? 0 : besti;
+                feed[r] = map ? map[col] : col;
+            }
         }
         __syncthreads();
     }
 }
 
 extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp,
-                               void *scratch) {
+                               void *scratch, const int32_t *map, int32_t *feed) {
     if (rows <= 0) return 0;
     if (k < 1 || k > SEL_MAX_K || V < 1 || rows > 65535 || !scratch) return (int)cudaErrorInvalidValue;
     int B = sel_blocks(V), chunk = (V + B - 1) / B;
     sel_scratch sc = sel_layout(scratch, rows, V, k);
     cudaStream_t st = (cudaStream_t)stream;
     launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_part, logits, V, k, chunk, sc);
-    launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_sum, logits, V, k, chunk, sc, idx, lp);
+    launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_sum, logits, V, k, chunk, sc, idx, lp, map,
+           feed);
     return launch_status();
 }
 

@@ -106,9 +106,12 @@ int mtk_embed_inline(void *stream, const void *table, int tfmt, const float *tsc
  * position term). table rows in format tfmt (int8: tscales per row) are
  * widened/dequantized first. pos_table [positions][D] is precomputed on the
  * host with the CPU backend's formula and rounding, so both give the same
- * bits. */
+ * bits. feed (device, may be NULL): ids[r] is an index into feed, whose
+ * value is the id (mtk_select_topk's feed: greedy ahead), and a pad id
+ * there takes position pad_idx. */
 int mtk_embed(void *stream, const void *table, int tfmt, const float *tscales, int D, const int32_t *ids,
-              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out, int act_bf16);
+              const int *pos, int rows, float scale, int pad_idx, const float *pos_table, float *out, int act_bf16,
+              const int32_t *feed);
 
 /* dst row i = src row ids[i] (row_bytes each, a multiple of 4), n rows. */
 int mtk_gather_rows(void *stream, const void *src, const int32_t *ids, int n, size_t row_bytes, void *dst);
@@ -132,8 +135,10 @@ int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, int V, int 
  * idx[r][k], and their log-softmax values with the CPU search's arithmetic
  * -> lp[r][k]. */
 #define MTK_SELECT_MAX_K 16
+/* feed (device, may be NULL): feed[r] = the best column's token id (map[col],
+ * or col with map NULL), for the next step's mtk_embed to read. */
 int mtk_select_topk(void *stream, const float *logits, int rows, int V, int k, int32_t *idx, float *lp,
-                    void *scratch);
+                    void *scratch, const int32_t *map, int32_t *feed);
 /* Device scratch mtk_select_topk needs for rows x V, k (one per stream: the
  * call keeps per-row counters in it until its kernels finish). */
 size_t mtk_select_scratch_bytes(int rows, int V, int k);

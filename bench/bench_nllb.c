@@ -381,6 +381,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     double bw_first = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 10) : probe_run(pp, 5), bw_best = bw_first;
+    size_t gmem_ctx = gpu ? mt_cuda_mem_used() : 0; /* the context alone (the probe's buffers are freed) */
     if (gpu && !json) printf("bench_nllb: GPU: device-to-device copy probe (1 GiB, read + write) %.2f GB/s\n", bw_first);
     if (!json)
         printf("bench_nllb: NLLB-200-distilled-600M shape, random weights, %d threads; work: encode %d tokens + %d "
@@ -403,6 +404,7 @@ int main(int argc, char **argv) {
             break;
         }
         double build_ms = now_ms() - t0;
+        size_t gmem_model = gpu ? mt_cuda_mem_used() : 0;
         nllb_session_params sp = nllb_session_default_params();
         sp.max_beams = 4;
         nllb_session *s = NULL;
@@ -430,6 +432,26 @@ int main(int argc, char **argv) {
          * the floor uses the best bandwidth of the whole run */
         double bw_after = gpu ? mt_cuda_d2d_bandwidth((size_t)1 << 30, 5) : probe_run(pp, 3);
         size_t gmem = gpu ? mt_cuda_mem_used() : 0; /* weights, a 4-row session, the CUDA context */
+        /* The issue's bound is for KV caches of 8 rows: the session grown to 8
+         * sentences at the default length (max_length 200, so every cache
+         * holds 200 positions), measured after the timed work */
+        size_t gmem8 = 0;
+        if (gpu && !rc) {
+            const int32_t *eight[8];
+            int lens8[8];
+            nllb_result r8[8];
+            for (int i = 0; i < 8; i++) eight[i] = src, lens8[i] = src_len;
+            nllb_translate_params p8 = nllb_translate_default_params();
+            p8.max_length = 200;
+            stts_error e8;
+            if (nllb_translate_ids(s, eight, lens8, 8, 256079, &p8, r8, &e8) != STTS_OK) {
+                fprintf(stderr, "bench_nllb: a batch of 8: %s\n", e8.msg);
+                rc = 1;
+            } else {
+                for (int i = 0; i < 8; i++) nllb_result_clear(&r8[i]);
+                gmem8 = mt_cuda_mem_used();
+            }
+        }
         if (bw_after > bw_best) bw_best = bw_after;
         const char *wn = nllb_weights_name(nllb_model_weights(m));
         double floor_step = step_b / (bw_best * 1e6), floor_enc = enc_b / (bw_best * 1e6);
@@ -442,17 +464,23 @@ int main(int argc, char **argv) {
                        "\"probe_gbps\":%.3f,\"probe_gbps_before\":%.3f,\"probe_gbps_after\":%.3f,"
                        "\"step_over_floor\":%.3f,\"encode_bytes\":%zu,\"encode_floor_ms\":%.2f,\"threads\":%d,"
                        "\"steps\":%d,\"src_len\":%d,\"backend\":\"%s\",\"load_avg\":%.2f,\"device\":\"%s\","
-                       "\"gpu_mem_bytes\":%zu}\n",
+                       "\"gpu_mem_bytes\":%zu,\"gpu_context_bytes\":%zu,\"gpu_model_bytes\":%zu,"
+                       "\"gpu_session8_bytes\":%zu}\n",
                        wn, sl_rows, k ? "beam4" : "greedy", res[k].sentence_ms, res[k].step_ms, res[k].encode_ms,
                        step_b, floor_step, bw_best, bw_first, bw_after, res[k].step_ms / floor_step, enc_b,
-                       floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem);
+                       floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem,
+                       gmem_ctx, gmem_model - gmem_ctx, gmem8 > gmem_model ? gmem8 - gmem_model : 0);
             } else {
                 if (k == 0)
                     printf("  %s weights (%s, built in %.0f ms): %.1f MB held; a decode step reads %.1f MB (%.1f MB "
                            "with the full LM head), encode %.1f MB\n",
                            wn, nllb_model_backend(m), build_ms, nllb_model_weight_bytes(m) / 1e6, step_b / 1e6,
                            full_b / 1e6, enc_b / 1e6);
-                if (k == 0 && gpu) printf("    GPU memory in use: %.1f MB\n", gmem / 1e6);
+                if (k == 0 && gpu)
+                    printf("    GPU memory in use: %.1f MB (context %.1f MB, + model %.1f MB; with a session of 8 "
+                           "sentences x 200 positions: %.1f MB in all, its KV caches and buffers %.1f MB)\n",
+                           gmem / 1e6, gmem_ctx / 1e6, (gmem_model - gmem_ctx) / 1e6, gmem8 / 1e6,
+                           gmem8 > gmem_model ? (gmem8 - gmem_model) / 1e6 : 0.0);
                 printf("    %-7s %8.1f ms/sentence %8.2f ms/step (floor %.2f, %.2fx) encode %6.1f ms (floor %.1f, "
                        "%.2fx)  [probe after %.2f GB/s]\n",
                        k ? "beam 4" : "greedy", res[k].sentence_ms, res[k].step_ms, floor_step,

@@ -62,6 +62,10 @@ STTS_CUDA_PDL=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nopdl.log" 2>&1
 note "test_cuda without programmatic dependent launch rc=$? : $(tail -1 "$OUT/test_cuda_nopdl.log")"
 STTS_CUDA_PROGRAM=1 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_prog.log" 2>&1
 note "test_cuda with step programs rc=$? : $(tail -1 "$OUT/test_cuda_prog.log")"
+STTS_CUDA_AHEAD=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_noahead.log" 2>&1
+note "test_cuda with greedy waiting for each step rc=$? : $(tail -1 "$OUT/test_cuda_noahead.log")"
+STTS_CUDA_GEMM=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nogemm.log" 2>&1
+note "test_cuda with the encoder on GEMVs rc=$? : $(tail -1 "$OUT/test_cuda_nogemm.log")"
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"

@@ -622,6 +622,93 @@ static int all_rounded(const float *got, const float *want_f32, size_t n, const 
     return bad == 0;
 }
 
+/* ---- the tensor-core GEMM (kernels.cu gemm_bf16_kernel): more than 8
+ * rows of bf16 weights in the bf16-activation mode, against a double
+ * reference (each output within one bf16 step of the reference: the f32
+ * sums may round either way at a bf16 boundary), with the GEMV path
+ * (mtk_gemm_enable(0)) held to the same bound ---- */
+static double bf16_step(double v) {
+    int e;
+    frexp(fabs(v) > 1e-30 ? v : 1e-30, &e);
+    return ldexp(1.0, e - 8);
+}
+
+static void gemm_case(int M, int K, int N, int flags, int qcols) {
+    const float qs = 0.125f;
+    float *W = malloc(sizeof(float) * (size_t)N * K), *Wd = malloc(sizeof(float) * (size_t)N * K);
+    float *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N);
+    float *y0 = malloc(sizeof(float) * (size_t)M * N), *y = malloc(sizeof(float) * (size_t)M * N);
+    uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = urand() * 0.05f;
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = host_bf16(urand());
+    for (int i = 0; i < N; i++) b[i] = host_bf16(urand() * 0.1f);
+    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MTK_ACCUM) ? host_bf16(urand()) : NAN;
+    mt_weight *gw = wnew(gpu, W, N, K, MT_WF_BF16);
+    stts_error e;
+    if (!gw) return;
+    CHECK(gpu->ops->weight_read(gpu, gw, 0, N, Wd, &e) == STTS_OK);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        uint32_t u;
+        memcpy(&u, &Wd[i], 4);
+        wb[i] = (uint16_t)(u >> 16); /* Wd holds bf16 values: the top half is exact */
+    }
+    /* through the kernel API: the backend's linear op would need a
+     * bf16-activation backend */
+    float *dx = dev_of(x, sizeof(float) * (size_t)M * K), *db = dev_of(b, sizeof(float) * (size_t)N);
+    float *dw = dev_of(wb, sizeof(uint16_t) * (size_t)N * K);
+    for (int path = 0; path < 2; path++) {
+        float *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
+        mtk_gemm_enable(path == 0);
+        unsigned long before = mtk_gemm_calls();
+        CHECK(mtk_linear_scaled(stream, dx, M, K, dw, MTK_W_BF16, NULL, N, db, dy, flags | MTK_ACT_BF16, qcols, qs) ==
+              0);
+        CHECK_MSG((mtk_gemm_calls() > before) == (path == 0), "M %d K %d N %d: the %s path did not run", M, K, N,
+                  path ? "GEMV" : "GEMM");
+        fetch(y, dy, (size_t)M * N);
+        double worst = 0;
+        size_t bad = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = b[n], sabs = fabs(b[n]);
+                for (int k = 0; k < K; k++) {
+                    double t = (double)x[(size_t)m * K + k] * Wd[(size_t)n * K + k];
+                    s += t, sabs += fabs(t);
+                }
+                if (flags & MTK_RELU) s = s > 0 ? s : 0;
+                double v = host_bf16((float)s), inner;
+                if (n < qcols) v = (float)((float)v * qs);
+                inner = v;
+                if (flags & MTK_ACCUM) v = host_bf16((float)(y0[(size_t)m * N + n] + (float)v));
+                double g = y[(size_t)m * N + n], d = isnan(g) ? INFINITY : fabs(g - v);
+                /* one bf16 step of the product (the f32 sum may round either way at a boundary), one of the
+                 * residual add, and the f32 sum's own error near zero */
+                double lim = 1.001 * bf16_step(inner) + 1e-6 * sabs * (n < qcols ? qs : 1.0);
+                if (flags & MTK_ACCUM) lim += 1.001 * bf16_step(v);
+                if (d > lim) bad++;
+                worst = fmax(worst, d / bf16_step(v));
+            }
+        CHECK_MSG(bad == 0, "%s M %d K %d N %d flags %d qcols %d: %zu outputs off by more than a bf16 step (worst %.2f)",
+                  path ? "GEMV" : "GEMM", M, K, N, flags, qcols, bad, worst);
+        gpu->ops->release(gpu, dy);
+    }
+    mtk_gemm_enable(1);
+    gpu->ops->weight_free(gpu, gw);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, db), gpu->ops->release(gpu, dw);
+    free(W), free(Wd), free(x), free(b), free(y0), free(y), free(wb);
+}
+
+static void test_gemm(void) {
+    /* 70 rows: three row blocks, the last partial; K 320: a last round of 64 columns */
+    const int Ms[] = {9, 20, 33, 70}, Ks[] = {64, 320, 1024}, Ns[] = {16, 3072};
+    for (int a = 0; a < 4; a++)
+        for (int k = 0; k < 3; k++)
+            for (int n = 0; n < 2; n++)
+                for (int fl = 0; fl < 3; fl++) gemm_case(Ms[a], Ks[k], Ns[n], fl, 0);
+    gemm_case(20, 4096, 1024, MTK_ACCUM, 0); /* the encoder's fc2 */
+    gemm_case(20, 1024, 3072, 0, 1024);      /* the encoder's QKV with the query scaling */
+    gemm_case(20, 1024, 4096, MTK_RELU, 0);  /* fc1 */
+}
+
 static void test_bf16_activations(void) {
     enum { M = 3, K = 256, N = 200, H = 4, HD = 64, L = 9 };
     /* a second backend with the rule (the executor's backend, gpu, has
@@ -1003,7 +1090,7 @@ static int wanted(const char *name) {
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
                                     "test_layernorm", "test_attention", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
-                                    "test_greedy_ahead"};
+                                    "test_greedy_ahead", "test_gemm"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -1056,6 +1143,7 @@ int main(int argc, char **argv) {
     RUN(test_bf16_activations);
     RUN(test_engine);
     RUN(test_greedy_ahead);
+    RUN(test_gemm);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

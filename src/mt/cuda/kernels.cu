@@ -15,6 +15,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <float.h>
+#include <mma.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -464,10 +465,141 @@ extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void
     return mtk_linear_scaled(stream, x, M, K, W, wfmt, scales, N, b, y, flags, 0, 1.0f);
 }
 
+/* ---------------- bf16 GEMM on tensor cores (the encoder's rows) ----------------
+ * More rows than one GEMV launch takes (the encoder's 20+ tokens, big
+ * batches) with bf16 weights in the bf16-activation mode (MTK_ACT_BF16:
+ * every Linear's input is already a bf16 value, so converting it for the
+ * tensor cores loses nothing): wmma 16x16x16 bf16 products with f32
+ * accumulators, as HF's bf16 model computes them with cuBLAS (the order
+ * of the sums differs from the GEMV's, so results may differ from it by
+ * the last bit before the bf16 rounding). A block computes 32 rows x 16
+ * columns: its 16 weight rows go to shared memory whole (cp.async, before
+ * the wait), its 4 warps split K and their sums are added in warp order
+ * (deterministic). The GEMV path took 3 launches of ~7-11 us per encoder
+ * Linear (8 + 8 + 4 rows), ~1.9 ms of a bf16 sentence's ~15 on the H200;
+ * this kernel ~16 us a Linear on average (2026-11-30: bf16 greedy 15.0 ->
+ * 14.0 ms). STTS_CUDA_GEMM=0 keeps the GEMVs (mtk_gemm_enable). */
+#define GEMM_BM 32
+#define GEMM_BN 16
+#define GEMM_WARPS 4
+#define GEMM_KC 256 /* = 64 float4 columns: two rows per 128 threads (gemm_bf16_kernel's staging) */
+#define GEMM_LDX (GEMM_KC + 8) /* a row of staged x: 16-byte multiple, shifted banks */
+
+static int g_gemm_on = -1;
+static unsigned long g_gemm_calls;
+
+extern "C" void mtk_gemm_enable(int on) { g_gemm_on = on != 0; }
+extern "C" unsigned long mtk_gemm_calls(void) { return g_gemm_calls; }
+
+static int gemm_on(void) {
+    if (g_gemm_on < 0) {
+        const char *e = getenv("STTS_CUDA_GEMM");
+        g_gemm_on = !(e && strcmp(e, "0") == 0);
+    }
+    return g_gemm_on;
+}
+
+__global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const float *x, int M, int K,
+                                                                      const __nv_bfloat16 *__restrict__ W, int N,
+                                                                      const float *__restrict__ b, float *y,
+                                                                      int flags, int qcols, float qs) {
+    using namespace nvcuda;
+    __shared__ __align__(32) __nv_bfloat16 xs[GEMM_BM * GEMM_LDX];
+    __shared__ __align__(32) float part[GEMM_WARPS][GEMM_BM * GEMM_BN];
+    /* dynamic: the block's 16 weight rows [GEMM_BN][K + 8], fetched whole
+     * with cp.async before the wait (they are immutable), so that the
+     * products after it read only shared memory */
+    extern __shared__ __align__(32) unsigned char gemm_sm[];
+    __nv_bfloat16 *ws = (__nv_bfloat16 *)gemm_sm;
+    const int ldw = K + 8;
+    const int warp = (int)threadIdx.x / WARP, m0 = (int)blockIdx.y * GEMM_BM, n0 = (int)blockIdx.x * GEMM_BN;
+    const int rows = M - m0 < GEMM_BM ? M - m0 : GEMM_BM;
+    const __nv_bfloat16 *wb = W + (size_t)n0 * K;
+    const int cpr = K / 8; /* 16-byte chunks per weight row */
+    for (int i = (int)threadIdx.x; i < GEMM_BN * cpr; i += (int)blockDim.x) {
+        const int r = i / cpr, c = (i - r * cpr) * 8;
+        cp_async16(ws + (size_t)r * ldw + c, wb + (size_t)r * K + c);
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c0, c1;
+    wmma::fill_fragment(c0, 0.0f);
+    wmma::fill_fragment(c1, 0.0f);
+    /* x in rounds of GEMM_KC columns: thread t holds float4 column t % 64
+     * of rows t / 64, + 2, ... (16 loads in flight at once: a loop that
+     * waited for each L2 load in turn made the first version 3x slower than
+     * the GEMVs it replaced), and the next round's loads are issued before
+     * this round's products, so their latency overlaps them */
+    const int cc = (int)threadIdx.x % 64, rb = (int)threadIdx.x / 64;
+    float4 v[GEMM_BM / 2];
+    auto load_round = [&](int k0) {
+        const int c4 = (K - k0 < GEMM_KC ? K - k0 : GEMM_KC) / 4;
+#pragma unroll
+        for (int j = 0; j < GEMM_BM / 2; j++) {
+            const int r = rb + 2 * j;
+            v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (r < rows && cc < c4) v[j] = *(const float4 *)(x + (size_t)(m0 + r) * K + k0 + cc * 4); /* after the wait */
+        }
+    };
+    load_round(0);
+    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+        const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        __syncthreads(); /* the previous round's fragments are loaded */
+#pragma unroll
+        for (int j = 0; j < GEMM_BM / 2; j++) {
+            __nv_bfloat162 *d = (__nv_bfloat162 *)(xs + (rb + 2 * j) * GEMM_LDX + cc * 4);
+            d[0] = __floats2bfloat162_rn(v[j].x, v[j].y);
+            d[1] = __floats2bfloat162_rn(v[j].z, v[j].w);
+        }
+        if (k0 == 0) cp_async_wait_all();
+        __syncthreads();
+        if (k0 + GEMM_KC < K) load_round(k0 + GEMM_KC);
+#pragma unroll 4
+        for (int kk = warp * 16; kk < kc; kk += GEMM_WARPS * 16) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bw;
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a0, a1;
+            wmma::load_matrix_sync(bw, ws + k0 + kk, (unsigned)ldw); /* B(k, n) = W[n0 + n][k0 + kk + k] */
+            wmma::load_matrix_sync(a0, xs + kk, GEMM_LDX);
+            wmma::load_matrix_sync(a1, xs + 16 * GEMM_LDX + kk, GEMM_LDX);
+            wmma::mma_sync(c0, a0, bw, c0);
+            wmma::mma_sync(c1, a1, bw, c1);
+        }
+    }
+    wmma::store_matrix_sync(&part[warp][0], c0, GEMM_BN, wmma::mem_row_major);
+    wmma::store_matrix_sync(&part[warp][16 * GEMM_BN], c1, GEMM_BN, wmma::mem_row_major);
+    __syncthreads();
+    for (int i = (int)threadIdx.x; i < rows * GEMM_BN; i += (int)blockDim.x) {
+        const int r = i / GEMM_BN, c = i % GEMM_BN, n = n0 + c;
+        float acc = part[0][i];
+#pragma unroll
+        for (int w = 1; w < GEMM_WARPS; w++) acc += part[w][i];
+        float v = gemv_out(acc, 1.0f, b ? __ldg(b + n) : 0.0f, flags, n, qcols, qs);
+        float *yp = y + (size_t)(m0 + r) * N + n;
+        if (flags & MTK_ACCUM) *yp = (flags & MTK_ACT_BF16) ? bf16_round(*yp + v) : *yp + v;
+        else *yp = v;
+    }
+}
+
 static int linear_impl(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales,
                        int N, const float *b, float *y, int flags, int qcols, float qs, const ln_args *lnp) {
     cudaStream_t st = (cudaStream_t)stream;
     if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
+    if (wfmt == MTK_W_BF16 && (flags & MTK_ACT_BF16) && !lnp && M > MTK_GEMV_MAX_ROWS && K % 64 == 0 &&
+        N % GEMM_BN == 0 && M <= 65535 * GEMM_BM && K <= 6144 && gemm_on()) {
+        dim3 grid((unsigned)(N / GEMM_BN), (unsigned)((M + GEMM_BM - 1) / GEMM_BM));
+        size_t smem = (size_t)GEMM_BN * (K + 8) * 2;
+        static int opted; /* static + dynamic above 48 KB needs the opt-in: asked once, for the largest K */
+        if (!opted) {
+            cudaError_t e = cudaFuncSetAttribute(gemm_bf16_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 GEMM_BN * (6144 + 8) * 2);
+            if (e != cudaSuccess) return (int)e;
+            opted = 1;
+        }
+        launch(st, grid, GEMM_WARPS * WARP, smem, gemm_bf16_kernel, x, M, K, (const __nv_bfloat16 *)W, N, b, y,
+               flags, qcols, qs);
+        g_gemm_calls++;
+        return launch_status();
+    }
     /* rows per launch: up to MTK_GEMV_MAX_ROWS, as many as shared memory
      * holds beside the tile (the input rows are staged there: NLLB-3.3B's
      * fc2 has 8192 columns, 32 KB a row) */

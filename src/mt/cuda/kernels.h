@@ -40,6 +40,13 @@ enum { MTK_ACT_BF16 = 4 };
 int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,
                const float *b, float *y, int flags);
 
+/* More than MTK_GEMV_MAX_ROWS rows of bf16 weights with MTK_ACT_BF16 go to
+ * a tensor-core GEMM (kernels.cu) unless disabled: mtk_gemm_enable(0), or
+ * STTS_CUDA_GEMM=0 in the environment. mtk_gemm_calls: launches so far
+ * (tests check the path they mean to cover ran). */
+void mtk_gemm_enable(int on);
+unsigned long mtk_gemm_calls(void);
+
 /* mtk_linear, then y[m][0..qcols) *= qs (rounded as mtk_scale_cols does:
  * the query scaling fused into its projection); not with MTK_ACCUM. */
 int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,

@@ -784,21 +784,31 @@ static const char *source_dir(void) {
     return d && *d ? d : STTS_SOURCE_DIR;
 }
 
-static void engine_model(const char *model, const char *ref_name) {
-    char dir[1024], ref[1024];
-    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
+/* tests/fixtures/mt/REF_NAME (HF reference outputs of the fixture models),
+ * with its language pair; NULL (a failed check) when it cannot be read. */
+static json_t *fixture_ref(const char *ref_name, const char **src, const char **tgt) {
+    char ref[1024];
     snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/%s", source_dir(), ref_name);
+    json_error_t je;
+    json_t *j = json_load_file(ref, 0, &je);
+    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    if (!j) return NULL;
+    *src = json_string_value(json_object_get(j, "src_lang"));
+    *tgt = json_string_value(json_object_get(j, "tgt_lang"));
+    return j;
+}
+
+static void engine_model(const char *model, const char *ref_name) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         fprintf(stderr, "note: %s absent, not tested\n", dir);
         return;
     }
-    json_error_t je;
-    json_t *j = json_load_file(ref, 0, &je);
-    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    const char *src, *tgt;
+    json_t *j = fixture_ref(ref_name, &src, &tgt);
     if (!j) return;
-    const char *src = json_string_value(json_object_get(j, "src_lang"));
-    const char *tgt = json_string_value(json_object_get(j, "tgt_lang"));
     nllb_model *m[2] = {NULL, NULL};
     nllb_session *s[2] = {NULL, NULL};
     stts_error e;
@@ -874,15 +884,11 @@ static void log_token(void *user, int sentence, int step, int32_t token) {
 static int cmp_rec(const void *a, const void *b) { return memcmp(a, b, 3 * sizeof(int32_t)); }
 
 static void test_greedy_ahead(void) {
-    char dir[1024], ref[1024];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/tiny-f32-st", source_dir());
-    snprintf(ref, sizeof ref, "%s/tests/fixtures/mt/reference-f32.json", source_dir());
-    json_error_t je;
-    json_t *j = json_load_file(ref, 0, &je);
-    CHECK_MSG(j != NULL, "%s: %s", ref, je.text);
+    const char *src, *tgt;
+    json_t *j = fixture_ref("reference-f32.json", &src, &tgt);
     if (!j) return;
-    const char *src = json_string_value(json_object_get(j, "src_lang"));
-    const char *tgt = json_string_value(json_object_get(j, "tgt_lang"));
     json_t *cases = json_object_get(j, "cases");
     enum { M_CPU, M_AHEAD, M_PLAIN, M_N };
     nllb_model *m[M_N] = {NULL};

@@ -1086,39 +1086,35 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
                                   a->out_stride, max_kv, 0, &nkv, act_of(c)));
 }
 
-stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,
-                     int pad_idx, int pos_round, float *out) {
-    cuda_exec *c = cx(x);
-    const cuda_weight *t = cw(tw);
-    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
-    if (rows <= 0) return STTS_OK;
+/* embed and embed_fed: ids[r] is row r's token id, or with feed its row in
+ * the last selection (the id is feed[ids[r]] on the device); ids and pos
+ * are validated by the caller. */
+stts_status embed_launch(cuda_exec *c, const cuda_weight *t, const int32_t *ids, const int *pos, int rows,
+                         float scale, int pad_idx, int pos_round, float *out, const int32_t *feed) {
     int max_pos = 0;
-    for (int r = 0; r < rows; r++) {
-        if (ids[r] < 0 || ids[r] >= t->h.rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
-        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
-    }
-    const cuda_backend *cb = (const cuda_backend *)x->be;
+    for (int r = 0; r < rows; r++) max_pos = pos[r] > max_pos ? pos[r] : max_pos;
+    const cuda_backend *cb = (const cuda_backend *)c->head.be;
     stts_status st = pos_table_for(c, cb->max_kv, t->h.cols, cb->act_bf16 ? 2 : pos_round, max_pos + 1);
     if (st) return st;
+    size_t ib = (size_t)rows * sizeof(int32_t);
     if (c->recording) {
-        size_t off, ib = (size_t)rows * sizeof(int32_t);
+        size_t off;
         unsigned char *h = arena_add(c, 2 * ib, &off);
         rec *r = h ? rec_add(c, R_EMBED) : NULL;
         if (!r) return rec_nomem(c);
         memcpy(h, ids, ib);
         memcpy(h + ib, pos, (size_t)rows * sizeof(int));
         r->p[0] = t->d, r->i[0] = kfmt(t->h.fmt), r->p[1] = t->dscale, r->i[1] = t->h.cols, r->i[2] = rows;
-        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off;
+        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off, r->p[4] = feed;
         return STTS_OK;
     }
-    if (rows <= MTK_INLINE_ROWS) {
+    if (!feed && rows <= MTK_INLINE_ROWS) {
         mtk_embed_rows in;
         memset(&in, 0, sizeof in);
         for (int r = 0; r < rows; r++) in.ids[r] = ids[r], in.pos[r] = pos[r];
         return check(c, mtk_embed_inline(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, &in, rows, scale, pad_idx,
                                          c->pos_table, out, act_of(c)));
     }
-    size_t ib = (size_t)rows * sizeof(int32_t);
     unsigned char *h = args_room(c, 2 * ib);
     if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
     memcpy(h, ids, ib);
@@ -1126,7 +1122,18 @@ stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const 
     if ((st = args_send(c, 2 * ib))) return st;
     unsigned char *d = (unsigned char *)c->d_args;
     return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
-                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c), NULL));
+                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c), feed));
+}
+
+stts_status be_embed(mt_exec *x, const mt_weight *tw, const int32_t *ids, const int *pos, int rows, float scale,
+                     int pad_idx, int pos_round, float *out) {
+    cuda_exec *c = cx(x);
+    const cuda_weight *t = cw(tw);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (rows <= 0) return STTS_OK;
+    for (int r = 0; r < rows; r++)
+        if (ids[r] < 0 || ids[r] >= t->h.rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
+    return embed_launch(c, t, ids, pos, rows, scale, pad_idx, pos_round, out, NULL);
 }
 
 stts_status be_scale_cols(mt_exec *x, float *buf, int rows, int D, int stride, float s) {
@@ -1356,38 +1363,11 @@ stts_status be_select_collect(mt_exec *x, int ticket, int rows, int32_t *top, fl
 stts_status be_embed_fed(mt_exec *x, const mt_weight *tw, const int *from_row, const int *pos, int rows, float scale,
                          int pad_idx, int pos_round, float *out) {
     cuda_exec *c = cx(x);
-    const cuda_weight *t = cw(tw);
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
     if (rows <= 0) return STTS_OK;
-    int max_pos = 0;
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows; r++)
         if (from_row[r] < 0 || from_row[r] >= c->feed_rows || pos[r] < 0) return STTS_ERR_INVALID_ARG;
-        max_pos = pos[r] > max_pos ? pos[r] : max_pos;
-    }
-    const cuda_backend *cb = (const cuda_backend *)x->be;
-    stts_status st = pos_table_for(c, cb->max_kv, t->h.cols, cb->act_bf16 ? 2 : pos_round, max_pos + 1);
-    if (st) return st;
-    size_t ib = (size_t)rows * sizeof(int32_t);
-    if (c->recording) {
-        size_t off;
-        unsigned char *h = arena_add(c, 2 * ib, &off);
-        rec *r = h ? rec_add(c, R_EMBED) : NULL;
-        if (!r) return rec_nomem(c);
-        memcpy(h, from_row, ib);
-        memcpy(h + ib, pos, (size_t)rows * sizeof(int));
-        r->p[0] = t->d, r->i[0] = kfmt(t->h.fmt), r->p[1] = t->dscale, r->i[1] = t->h.cols, r->i[2] = rows;
-        r->f[0] = scale, r->i[3] = pad_idx, r->p[2] = c->pos_table, r->p[3] = out, r->off = off;
-        r->p[4] = c->d_feed;
-        return STTS_OK;
-    }
-    unsigned char *h = args_room(c, 2 * ib);
-    if (!h) return c->sticky ? STTS_ERR_DEVICE : STTS_ERR_NOMEM;
-    memcpy(h, from_row, ib);
-    memcpy(h + ib, pos, (size_t)rows * sizeof(int));
-    if ((st = args_send(c, 2 * ib))) return st;
-    unsigned char *d = (unsigned char *)c->d_args;
-    return check(c, mtk_embed(c->st, t->d, kfmt(t->h.fmt), t->dscale, t->h.cols, (const int32_t *)d,
-                              (const int *)(d + ib), rows, scale, pad_idx, c->pos_table, out, act_of(c), c->d_feed));
+    return embed_launch(c, cw(tw), (const int32_t *)from_row, pos, rows, scale, pad_idx, pos_round, out, c->d_feed);
 }
 
 const mt_backend_ops cuda_ops = {

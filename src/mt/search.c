@@ -74,9 +74,9 @@ static int is_eos(const mt_search_cfg *c, int32_t t) {
 }
 
 /* Per row of the step's logits: the top k columns and their log-softmax
- * values (host arrays top[R][k], lp[R][k]). On the backend when it selects
- * (only the k ids and scores cross to the host); else on the host from the
- * logits (the CPU backend reads them in place). */
+ * values (host arrays top[R][k], lp[R][k]), on the host from the logits
+ * (the CPU backend reads them in place; others download them). A backend
+ * that selects does it inside the step instead (step_select_top). */
 typedef struct {
     const float *logits;
     int V, k;
@@ -95,18 +95,11 @@ static void row_select(void *ctx, int r) {
 
 static stts_status select_top(nllb_session *s, int R, int V, int k, int *top, float *lp, float *mx, float *lse,
                               stts_error *err) {
-    const mt_backend_ops *op = s->be->ops;
-    if (op->select_topk && k <= op->select_max_k) {
-        stts_status st = op->select_topk(s->x, s->logits, R, V, k, (int32_t *)top, lp);
-        return st ? stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, k,
-                                   V)
-                  : STTS_OK;
-    }
     const float *lg = NULL;
     stts_status st = mt_logits_host(s, R, &lg, err);
     if (st) return st;
     select_job j = {lg, V, k, mx, lse, lp, top};
-    return op->parallel_for(s->x, R, row_select, &j);
+    return s->be->ops->parallel_for(s->x, R, row_select, &j);
 }
 
 /* One decoder step and, unless forced, its selection of k: on the backend

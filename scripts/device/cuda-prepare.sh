@@ -20,6 +20,8 @@ nice cmake --build $B -j2 --target stream-tts || echo "cuda-prepare: stream-tts 
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib" "$DEST/data"
 cp $B/tests/mt/test_cuda $B/bench/bench_nllb $B/bench/bench_cuda_chain "$DEST/bin/"
+# the context-memory probe (what the CUDA context itself holds, and which limits move it)
+nvcc -arch=sm_90 -O2 -cudart static -o "$DEST/bin/ctx-mem" scripts/device/ctx-mem.cu
 # the CLI smoke run only when asked (CUDA_PREPARE_CLI=1): stream-tts and the
 # audio libraries it links are ~24 MB of the 64 MiB a device call carries
 if [ "${CUDA_PREPARE_CLI:-0}" = 1 ] && [ $B/tools/stream-tts -nt $B/tests/mt/test_cuda ]; then

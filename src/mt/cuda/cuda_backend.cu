@@ -1420,6 +1420,15 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     cudaDeviceProp p;
     cudaGetDeviceProperties(&p, 0);
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
+    /* The context reserves stack for every thread the GPU can hold: the
+     * default 1 KB a thread is 277 MB on an H200 (132 SMs x 2048 threads),
+     * more than the KV caches of 8 rows x 200 positions. Our kernels' frames
+     * are at most 48 bytes (cuobjdump --dump-resource-usage), and the driver
+     * grows the limit by itself for a launch that needs more (cuCtxSetLimit),
+     * so ask for 256: 208 MB less (scripts/device/mem-check.sh measures it).
+     * STTS_CUDA_STACK=N overrides. */
+    const char *sl = getenv("STTS_CUDA_STACK");
+    if (cudaDeviceSetLimit(cudaLimitStackSize, sl ? (size_t)atol(sl) : 256) != cudaSuccess) cudaGetLastError();
     const char *ah = getenv("STTS_CUDA_AHEAD"); /* 0: greedy waits for each step's choice (A/B runs) */
     c->base.greedy_ahead = !(ah && strcmp(ah, "0") == 0);
     *out = &c->base;

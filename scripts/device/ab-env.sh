@@ -17,7 +17,13 @@ for mode in default "$SET"; do
   envs=(); [ "$mode" = default ] || envs=("$mode")
   echo "== correctness ($mode)"
   env "${envs[@]}" timeout 120 $C/bin/test_cuda 2>&1 | tail -1
-  env "${envs[@]}" timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en /tmp/ab-ours 2>&1 | grep -E "^demo (greedy|beam)"
+  out=/tmp/ab-ours-$( [ "$mode" = default ] && echo default || echo set )
+  env "${envs[@]}" timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en $out 2>&1 | grep -E "^demo (greedy|beam)"
+done
+# the demo outputs of both settings, file by file (identical: the same ids)
+for f in /tmp/ab-ours-default*; do
+  g=${f/ab-ours-default/ab-ours-set}
+  if cmp -s "$f" "$g"; then echo "== same ids: ${f#/tmp/ab-ours-default}"; else echo "== ids differ: ${f#/tmp/ab-ours-default}"; fi
 done
 for r in $(seq "$ROUNDS"); do
   for mode in default "$SET"; do

@@ -66,6 +66,10 @@ STTS_CUDA_AHEAD=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_noahead.log" 2>&
 note "test_cuda with greedy waiting for each step rc=$? : $(tail -1 "$OUT/test_cuda_noahead.log")"
 STTS_CUDA_GEMM=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nogemm.log" 2>&1
 note "test_cuda with the encoder on GEMVs rc=$? : $(tail -1 "$OUT/test_cuda_nogemm.log")"
+for n in 0 1; do # the LayerNorm in every GEMV's prologue (0), as its own launch from one row on (1)
+  STTS_CUDA_LN_SPLIT=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_lnsplit$n.log" 2>&1
+  note "test_cuda with STTS_CUDA_LN_SPLIT=$n rc=$? : $(tail -1 "$OUT/test_cuda_lnsplit$n.log")"
+done
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"

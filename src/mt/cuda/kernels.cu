@@ -628,12 +628,54 @@ extern "C" int mtk_linear_scaled(void *stream, const float *x, int M, int K, con
     return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
 }
 
+/* A LayerNorm with the GEMV prologue's arithmetic (ln_row: its thread
+ * layout and summation order, g_ln_onepass), one block per row: what the
+ * prologue computes, as a launch of its own (mtk_ln_linear's split). */
+__global__ void __launch_bounds__(GEMV_THREADS) ln_prologue_kernel(const float *x, int K, const float *g,
+                                                                   const float *b, float eps, float *y, int rnd) {
+    pdl_launch_dependents();
+    pdl_wait();
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * K;
+    float *yr = y + (size_t)blockIdx.x * K;
+    float v[GEMV_LN_J];
+#pragma unroll
+    for (int j = 0; j < GEMV_LN_J; j++) {
+        int i = (int)threadIdx.x + j * GEMV_THREADS;
+        v[j] = i < K ? xr[i] : 0.0f;
+    }
+    ln_row(v, K, g, b, eps, sh, yr, NULL, false, rnd != 0);
+}
+
+/* Decode-size LayerNorm + Linear pairs of at least this many rows run as two
+ * launches (ln_prologue_kernel, then the plain GEMV: the same bits) instead
+ * of the GEMV with the LayerNorm in its prologue, where every block of the
+ * GEMV reduced all rows' statistics again. Measured on the H200 (2026-11-30,
+ * bf16, alternating runs in one call): beam 4 30.1 -> 29.0 ms, but greedy
+ * 14.0 -> 16.7 ms when one row is split too (the extra launch boundary costs
+ * more than one row's reduction), so 2 by default. STTS_CUDA_LN_SPLIT=N
+ * overrides (0: never). The encoder's (more rows) keep the prologue. */
+static int g_ln_split = -1;
+static int ln_split(int M) {
+    if (g_ln_split < 0) {
+        const char *e = getenv("STTS_CUDA_LN_SPLIT");
+        g_ln_split = e ? atoi(e) : 2;
+    }
+    return g_ln_split > 0 && M >= g_ln_split && M <= MTK_GEMV_MAX_ROWS;
+}
+
 extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
                              float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
                              float *y, int flags, int qcols, float qs) {
     if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
-    if (K > GEMV_THREADS * GEMV_LN_J) { /* wider than the prologue's registers: two launches, the same bits */
+    if (K > GEMV_THREADS * GEMV_LN_J) { /* wider than the prologue's registers: two launches */
         int e = mtk_layernorm(stream, x, M, K, g, gb, eps, ln_out, (flags & MTK_ACT_BF16) != 0);
+        return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+    }
+    if (M > 0 && ln_split(M)) {
+        launch((cudaStream_t)stream, M, GEMV_THREADS, 0, ln_prologue_kernel, x, K, g, gb, eps, ln_out,
+               (flags & MTK_ACT_BF16) != 0 ? 1 : 0);
+        int e = launch_status();
         return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
     }
     ln_args ln = {g, gb, eps, ln_out};
@@ -1033,17 +1075,17 @@ __global__ void topk_kernel(const float *logits, int V, int k, float *val, int32
  * A row of the full vocabulary is 256206 logits: one block per row (the
  * first version) spent ~0.1 ms per step on one SM in the double exps. The
  * row is now cut into SEL_BLOCKS chunks of SEL_CHUNK, one block each, in two
- * kernels: select_part keeps each chunk's top k (per thread a sorted list of
- * its strided columns, then k block-wide argmax rounds over the lists'
- * heads); select_sum takes the row's max from the chunks' bests, sums its
- * chunk's exps, and the row's last block to finish (atomic count) adds the
- * chunks' sums in chunk order (deterministic) and merges the chunks' lists.
+ * kernels: select_part keeps each chunk's top k (block_topk); select_sum
+ * takes the row's max from the chunks' bests, sums its chunk's exps, and the
+ * row's last block to finish (atomic count) adds the chunks' sums in chunk
+ * order (deterministic) and merges the chunks' lists (block_topk again).
  * The double sum's order differs from the CPU's; its float log does not in
  * practice (test_cuda: within 2 ulps). */
 #define SEL_THREADS 512
 #define SEL_MAX_K 16
 #define SEL_CHUNK 2048
 #define SEL_MAX_BLOCKS 128
+#define SEL_SUM_E ((SEL_MAX_BLOCKS * SEL_MAX_K + SEL_THREADS - 1) / SEL_THREADS)
 
 static int sel_blocks(int V) {
     int b = (V + SEL_CHUNK - 1) / SEL_CHUNK;
@@ -1073,56 +1115,100 @@ extern "C" size_t mtk_select_scratch_bytes(int rows, int V, int k) {
     return ((R * sizeof(int) + 15) & ~(size_t)15) + R * B * sizeof(double) + 2 * R * B * (size_t)k * 4;
 }
 
-__global__ void __launch_bounds__(SEL_THREADS) select_part(const float *logits, int V, int k,
-                                                             int chunk, sel_scratch sc) {
-    __shared__ float shv[32];
-    __shared__ int shi[32];
-    __shared__ int besti;
+#define SEL_WARPS (SEL_THREADS / WARP)
+#define SEL_MERGE ((SEL_WARPS * SEL_MAX_K + WARP - 1) / WARP) /* warp candidates per lane of the merge */
+
+/* Arg-max under better() across a warp; every lane gets the result. better
+ * is a strict total order on present candidates (NaNs are never loaded), so
+ * the butterfly gives all lanes the same winner. */
+__device__ __forceinline__ void warp_argmax(float &bv, int &bi) {
+    for (int o = WARP / 2; o > 0; o /= 2) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (better(ov, oi, bv, bi)) bv = ov, bi = oi;
+    }
+}
+
+/* The block's k best of E candidates per thread (index -1: none), best
+ * first, into outv/outi (shared or global; written by thread 0 of warp 0).
+ * Each warp takes its own k best in k rounds of warp_argmax (shuffles, no
+ * barrier), then warp 0 merges the SEL_WARPS x k in k more rounds: one
+ * barrier in all. It replaced k rounds of block-wide arg-max (four barriers
+ * each) over per-thread sorted lists that lived in local memory (dynamic
+ * indexing): 47 us per beam-4 step for k = 8 on the H200. The candidates'
+ * indices are distinct, so the winner is removed by its index. */
+template <int E>
+__device__ void block_topk(float (&v)[E], int (&id)[E], int k, float *shv /* [SEL_WARPS * k] */, int *shi,
+                           float *outv, int *outi) {
+    const int lane = (int)threadIdx.x % WARP, w = (int)threadIdx.x / WARP;
+    for (int c = 0; c < k; c++) {
+        float bv = -INFINITY;
+        int bi = -1;
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            if (id[e] >= 0 && better(v[e], id[e], bv, bi)) bv = v[e], bi = id[e];
+        warp_argmax(bv, bi);
+        if (lane == 0) shv[w * k + c] = bv, shi[w * k + c] = bi;
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            if (bi >= 0 && id[e] == bi) id[e] = -1;
+    }
+    __syncthreads();
+    if (w != 0) return;
+    const int nc = SEL_WARPS * k;
+    float cv[SEL_MERGE];
+    int ci[SEL_MERGE];
+#pragma unroll
+    for (int j = 0; j < SEL_MERGE; j++) {
+        int q = lane + j * WARP;
+        cv[j] = q < nc ? shv[q] : -INFINITY, ci[j] = q < nc ? shi[q] : -1;
+    }
+    for (int c = 0; c < k; c++) {
+        float bv = -INFINITY;
+        int bi = -1;
+#pragma unroll
+        for (int j = 0; j < SEL_MERGE; j++)
+            if (ci[j] >= 0 && better(cv[j], ci[j], bv, bi)) bv = cv[j], bi = ci[j];
+        warp_argmax(bv, bi);
+        if (lane == 0) outv[c] = bv, outi[c] = bi;
+#pragma unroll
+        for (int j = 0; j < SEL_MERGE; j++)
+            if (bi >= 0 && ci[j] == bi) ci[j] = -1;
+    }
+}
+
+/* E columns a thread: chunk <= E * SEL_THREADS (E 4 up to 262144 logits a
+ * row, 16 up to 1048576: mtk_select_topk). */
+template <int E>
+__global__ void __launch_bounds__(SEL_THREADS) select_part(const float *logits, int V, int k, int chunk,
+                                                             sel_scratch sc) {
+    __shared__ float shv[SEL_WARPS * SEL_MAX_K];
+    __shared__ int shi[SEL_WARPS * SEL_MAX_K];
     pdl_launch_dependents();
     pdl_wait();
     const int B = gridDim.x, b = blockIdx.x, r = blockIdx.y;
     const float *l = logits + (size_t)r * V;
     const int i0 = b * chunk, i1 = min(V, i0 + chunk);
     if (b == 0 && threadIdx.x == 0) sc.count[r] = 0; /* select_sum runs after this kernel */
-    float tv[SEL_MAX_K];
-    int ti[SEL_MAX_K], n = 0;
-    for (int i = i0 + (int)threadIdx.x; i < i1; i += blockDim.x) {
-        float x = l[i];
-        if (!(x == x)) continue; /* NaN never wins */
-        if (n < k || x > tv[n - 1]) {
-            int p = n < k ? n++ : k - 1;
-            while (p > 0 && x > tv[p - 1]) {
-                tv[p] = tv[p - 1], ti[p] = ti[p - 1];
-                p--;
-            }
-            tv[p] = x, ti[p] = i;
-        }
+    float v[E];
+    int id[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        int i = i0 + (int)threadIdx.x + e * SEL_THREADS;
+        v[e] = i < i1 ? l[i] : -INFINITY;
+        id[e] = i < i1 && v[e] == v[e] ? i : -1; /* NaN never wins */
     }
-    int head = 0;
-    float *pv = sc.pv + ((size_t)r * B + b) * k;
-    int *pi = sc.pi + ((size_t)r * B + b) * k;
-    for (int c = 0; c < k; c++) {
-        float bv = head < n ? tv[head] : -INFINITY;
-        int bi = head < n ? ti[head] : -1;
-        block_argmax(bv, bi, shv, shi);
-        if (threadIdx.x == 0) besti = bi, pv[c] = bv, pi[c] = bi;
-        __syncthreads();
-        if (head < n && ti[head] == besti) head++;
-        __syncthreads();
-    }
+    block_topk<E>(v, id, k, shv, shi, sc.pv + ((size_t)r * B + b) * k, sc.pi + ((size_t)r * B + b) * k);
 }
 
 __global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, int V, int k, int chunk,
                                                             sel_scratch sc, int32_t *idx, float *lp,
                                                             const int32_t *map, int32_t *feed) {
     __shared__ float shv[32];
-    __shared__ int shi[32];
     __shared__ double shd[32];
     __shared__ int last;
-    __shared__ float bestv;
-    __shared__ int besti;
-    __shared__ float cv[SEL_MAX_BLOCKS * SEL_MAX_K];
-    __shared__ int ci[SEL_MAX_BLOCKS * SEL_MAX_K];
+    __shared__ float wv[SEL_WARPS * SEL_MAX_K], topv[SEL_MAX_K];
+    __shared__ int wi[SEL_WARPS * SEL_MAX_K], topi[SEL_MAX_K];
     pdl_launch_dependents();
     pdl_wait();
     const int B = gridDim.x, b = blockIdx.x, r = blockIdx.y;
@@ -1150,31 +1236,26 @@ __global__ void __launch_bounds__(SEL_THREADS) select_sum(const float *logits, i
     double part = 0.0;
     for (int j = threadIdx.x; j < B; j += blockDim.x) part += __ldcg(sc.psum + (size_t)r * B + j);
     const double tot = block_sum(part, shd);
+    /* the chunks' lists: B x k <= SEL_MAX_BLOCKS * SEL_MAX_K candidates, SEL_SUM_E a thread */
     const int nc = B * k;
-    for (int j = threadIdx.x; j < nc; j += blockDim.x) cv[j] = pv[j], ci[j] = pi[j];
-    if (threadIdx.x == 0) bestv = (float)log(tot); /* lse, shared until the rounds below */
-    __syncthreads();
-    const float lse = bestv;
-    __syncthreads();
+    float v[SEL_SUM_E];
+    int id[SEL_SUM_E];
+#pragma unroll
+    for (int e = 0; e < SEL_SUM_E; e++) {
+        int j = (int)threadIdx.x + e * SEL_THREADS;
+        v[e] = j < nc ? __ldcg(pv + j) : -INFINITY, id[e] = j < nc ? __ldcg(pi + j) : -1;
+    }
+    block_topk<SEL_SUM_E>(v, id, k, wv, wi, topv, topi);
+    if (threadIdx.x != 0) return;
+    const float lse = (float)log(tot);
     for (int c = 0; c < k; c++) {
-        float bv = -INFINITY;
-        int bi = -1;
-        for (int j = threadIdx.x; j < nc; j += blockDim.x)
-            if (ci[j] >= 0 && better(cv[j], ci[j], bv, bi)) bv = cv[j], bi = ci[j];
-        block_argmax(bv, bi, shv, shi);
-        if (threadIdx.x == 0) bestv = bv, besti = bi;
-        __syncthreads();
-        for (int j = threadIdx.x; j < nc; j += blockDim.x)
-            if (ci[j] == besti && besti >= 0) ci[j] = -1;
-        if (threadIdx.x == 0) {
-            idx[(size_t)r * k + c] = besti < 0 ? 0 : besti;
-            lp[(size_t)r * k + c] = besti < 0 ? -INFINITY : __fsub_rn(__fsub_rn(bestv, mx), lse);
-            if (c == 0 && feed) {
-                int col = besti < 0 ? 0 : besti;
-                feed[r] = map ? map[col] : col;
-            }
+        const int bi = topi[c];
+        idx[(size_t)r * k + c] = bi < 0 ? 0 : bi;
+        lp[(size_t)r * k + c] = bi < 0 ? -INFINITY : __fsub_rn(__fsub_rn(topv[c], mx), lse);
+        if (c == 0 && feed) {
+            int col = bi < 0 ? 0 : bi;
+            feed[r] = map ? map[col] : col;
         }
-        __syncthreads();
     }
 }
 
@@ -1185,7 +1266,12 @@ extern "C" int mtk_select_topk(void *stream, const float *logits, int rows, int 
     int B = sel_blocks(V), chunk = (V + B - 1) / B;
     sel_scratch sc = sel_layout(scratch, rows, V, k);
     cudaStream_t st = (cudaStream_t)stream;
-    launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_part, logits, V, k, chunk, sc);
+    if (chunk <= 4 * SEL_THREADS)
+        launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_part<4>, logits, V, k, chunk, sc);
+    else if (chunk <= 16 * SEL_THREADS)
+        launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_part<16>, logits, V, k, chunk, sc);
+    else
+        return (int)cudaErrorInvalidValue; /* over 1048576 logits a row */
     launch(st, dim3((unsigned)B, (unsigned)rows), SEL_THREADS, 0, select_sum, logits, V, k, chunk, sc, idx, lp, map,
            feed);
     return launch_status();

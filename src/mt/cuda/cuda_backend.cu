@@ -1406,6 +1406,19 @@ extern "C" stts_status mt_cuda_probe(stts_error *err) {
     return STTS_OK;
 }
 
+/* The context reserves stack for every thread the GPU can hold: the default
+ * 1 KB a thread is 277 MB on an H200 (132 SMs x 2048 threads), more than the
+ * KV caches of 8 rows x 200 positions. Our kernels' frames are at most 48
+ * bytes (cuobjdump --dump-resource-usage), and the driver grows the limit by
+ * itself for a launch that needs more (cuCtxSetLimit), so ask for 256: 208
+ * MB less (scripts/device/mem-check.sh measures it). STTS_CUDA_STACK=N
+ * overrides. Called by whatever makes the context first (the backend, the
+ * bandwidth probe), so that what bench_nllb calls the context is ours. */
+static void context_limits(void) {
+    const char *sl = getenv("STTS_CUDA_STACK");
+    if (cudaDeviceSetLimit(cudaLimitStackSize, sl ? (size_t)atol(sl) : 256) != cudaSuccess) cudaGetLastError();
+}
+
 extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_error *err) {
     *out = NULL;
     stts_status st = mt_cuda_probe(err);
@@ -1420,15 +1433,7 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     cudaDeviceProp p;
     cudaGetDeviceProperties(&p, 0);
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
-    /* The context reserves stack for every thread the GPU can hold: the
-     * default 1 KB a thread is 277 MB on an H200 (132 SMs x 2048 threads),
-     * more than the KV caches of 8 rows x 200 positions. Our kernels' frames
-     * are at most 48 bytes (cuobjdump --dump-resource-usage), and the driver
-     * grows the limit by itself for a launch that needs more (cuCtxSetLimit),
-     * so ask for 256: 208 MB less (scripts/device/mem-check.sh measures it).
-     * STTS_CUDA_STACK=N overrides. */
-    const char *sl = getenv("STTS_CUDA_STACK");
-    if (cudaDeviceSetLimit(cudaLimitStackSize, sl ? (size_t)atol(sl) : 256) != cudaSuccess) cudaGetLastError();
+    context_limits();
     const char *ah = getenv("STTS_CUDA_AHEAD"); /* 0: greedy waits for each step's choice (A/B runs) */
     c->base.greedy_ahead = !(ah && strcmp(ah, "0") == 0);
     *out = &c->base;
@@ -1455,6 +1460,7 @@ extern "C" double mt_cuda_d2d_bandwidth(size_t bytes, int reps) {
     void *a = NULL, *b = NULL;
     cudaEvent_t e0 = NULL, e1 = NULL;
     double best = 0.0;
+    context_limits();
     if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
         cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess) {
         cudaMemset(a, 0x3c, bytes); /* not zeros: some paths are faster on zeros */

@@ -375,6 +375,26 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     }
 }
 
+/* The GEMVs ask for the SM's whole L1/shared storage as shared memory
+ * (cudaFuncAttributePreferredSharedMemoryCarveout 100): they read weights and
+ * inputs through shared memory, not L1, and what counts under programmatic
+ * dependent launch is how many blocks of the next kernel become resident
+ * while this one runs. With the driver's choice Nsight Compute showed 4
+ * blocks per SM for a 4-row GEMV's 32 KB, where 6 fit in 228 KB. H200,
+ * 2026-11-30 (ab-env.sh, 2 rounds): int8 greedy 14.3 -> 13.6 ms, int8 +
+ * 32000 rows 13.4 -> 12.7, bf16 14.0 -> 13.9, beam 4 0.3-0.5 ms less; the
+ * same ids. STTS_CUDA_CARVEOUT=P sets another percentage (-1: the driver's
+ * choice). */
+static int gemv_carveout(void) {
+    static int v = -2;
+    if (v == -2) {
+        const char *e = getenv("STTS_CUDA_CARVEOUT");
+        v = e ? atoi(e) : 100;
+        if (v > 100) v = 100;
+    }
+    return v;
+}
+
 template <typename WL, int S, bool LN>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
@@ -389,6 +409,16 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
             cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                       \
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);         \
             if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;                                   \
+        }                                                                                                         \
+        if (gemv_carveout() >= 0) {                                                                               \
+            static int set_##n;                                                                                   \
+            if (!set_##n) {                                                                                       \
+                set_##n = 1;                                                                                      \
+                if (cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                               \
+                                         cudaFuncAttributePreferredSharedMemoryCarveout,                          \
+                                         gemv_carveout()) != cudaSuccess)                                         \
+                    cudaGetLastError();                                                                           \
+            }                                                                                                     \
         }                                                                                                         \
         launch(st, grid, block, smem, gemv_kernel<n, WL, S, LN>, x, K, W, scales, N, b, y, flags, qcols, qs, ln); \
         break;
@@ -1137,21 +1167,29 @@ __device__ __forceinline__ void warp_argmax(float &bv, int &bi) {
  * each) over per-thread sorted lists that lived in local memory (dynamic
  * indexing): 47 us per beam-4 step for k = 8 on the H200. The candidates'
  * indices are distinct, so the winner is removed by its index. */
+/* One round: the warp's best remaining candidate (every lane gets it),
+ * then removed from the lane that held it. */
+template <int E>
+__device__ __forceinline__ void warp_take_best(const float (&v)[E], int (&id)[E], float &bv, int &bi) {
+    bv = -INFINITY, bi = -1;
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        if (id[e] >= 0 && better(v[e], id[e], bv, bi)) bv = v[e], bi = id[e];
+    warp_argmax(bv, bi);
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        if (bi >= 0 && id[e] == bi) id[e] = -1;
+}
+
 template <int E>
 __device__ void block_topk(float (&v)[E], int (&id)[E], int k, float *shv /* [SEL_WARPS * k] */, int *shi,
                            float *outv, int *outi) {
     const int lane = (int)threadIdx.x % WARP, w = (int)threadIdx.x / WARP;
+    float bv;
+    int bi;
     for (int c = 0; c < k; c++) {
-        float bv = -INFINITY;
-        int bi = -1;
-#pragma unroll
-        for (int e = 0; e < E; e++)
-            if (id[e] >= 0 && better(v[e], id[e], bv, bi)) bv = v[e], bi = id[e];
-        warp_argmax(bv, bi);
+        warp_take_best<E>(v, id, bv, bi);
         if (lane == 0) shv[w * k + c] = bv, shi[w * k + c] = bi;
-#pragma unroll
-        for (int e = 0; e < E; e++)
-            if (bi >= 0 && id[e] == bi) id[e] = -1;
     }
     __syncthreads();
     if (w != 0) return;
@@ -1164,16 +1202,8 @@ __device__ void block_topk(float (&v)[E], int (&id)[E], int k, float *shv /* [SE
         cv[j] = q < nc ? shv[q] : -INFINITY, ci[j] = q < nc ? shi[q] : -1;
     }
     for (int c = 0; c < k; c++) {
-        float bv = -INFINITY;
-        int bi = -1;
-#pragma unroll
-        for (int j = 0; j < SEL_MERGE; j++)
-            if (ci[j] >= 0 && better(cv[j], ci[j], bv, bi)) bv = cv[j], bi = ci[j];
-        warp_argmax(bv, bi);
+        warp_take_best<SEL_MERGE>(cv, ci, bv, bi);
         if (lane == 0) outv[c] = bv, outi[c] = bi;
-#pragma unroll
-        for (int j = 0; j < SEL_MERGE; j++)
-            if (bi >= 0 && ci[j] == bi) ci[j] = -1;
     }
 }
 

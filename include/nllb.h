@@ -65,8 +65,10 @@ typedef enum {
 } nllb_weights;
 
 /* Compute device. AUTO = the GPU when nllb_cuda_probe succeeds (a build
- * with -DSTTS_CUDA=ON, an NVIDIA driver and a Hopper GPU), else the CPU;
- * CUDA without a usable GPU fails to load with the reason. */
+ * with -DSTTS_CUDA=ON, an NVIDIA driver and a Hopper GPU) and the model fits
+ * in it, else the CPU (nllb_model_device_note says why when a GPU was
+ * there); CUDA without a usable GPU, or without room for the model on it,
+ * fails to load with the reason. */
 typedef enum { NLLB_DEVICE_AUTO = 0, NLLB_DEVICE_CPU, NLLB_DEVICE_CUDA } nllb_device;
 
 typedef struct {
@@ -127,6 +129,10 @@ int nllb_model_is_eos(const nllb_model *model, int32_t id);
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */
 const char *nllb_model_backend(const nllb_model *model);
+/* Why a NLLB_DEVICE_AUTO model runs on the CPU although a usable GPU is
+ * there (e.g. "the GPU could not hold the model (...out of memory...)"); ""
+ * when it runs where AUTO meant it to. */
+const char *nllb_model_device_note(const nllb_model *model);
 /* The weight format in use (F32, BF16, F16 or INT8; never AUTO). */
 nllb_weights nllb_model_weights(const nllb_model *model);
 /* Bytes of weights held, in their compute format (in place or converted). */

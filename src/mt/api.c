@@ -22,6 +22,7 @@ int nllb_model_is_eos(const nllb_model *m, int32_t id) {
     return 0;
 }
 const char *nllb_model_backend(const nllb_model *m) { return m->be->desc; }
+const char *nllb_model_device_note(const nllb_model *m) { return m->device_note; }
 size_t nllb_model_weight_bytes(const nllb_model *m) { return m->weight_bytes; }
 
 nllb_weights nllb_model_weights(const nllb_model *m) {

@@ -584,10 +584,9 @@ static stts_status load_weights(loader *ld, stts_error *err) {
     return STTS_OK;
 }
 
-stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nllb_model **out, stts_error *err) {
-    *out = NULL;
-    if (!dir) return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_model_load: dir is NULL");
-    nllb_model_params p = params ? *params : nllb_model_default_params();
+static stts_status model_load_on(const char *dir, const nllb_model_params *params, nllb_model **out,
+                                 stts_error *err) {
+    nllb_model_params p = *params;
     nllb_model *m = model_new();
     if (!m) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     mt_checkpoint *ck = NULL;
@@ -648,4 +647,31 @@ fail:
     if (ck) mt_checkpoint_close(ck);
     nllb_model_free(m);
     return st;
+}
+
+/* AUTO with a usable GPU loads there; when the GPU cannot hold the model
+ * (its memory taken by other programs, a device error while uploading) the
+ * load is done again on the CPU, and nllb_model_device_note says why: a
+ * program asked for "wherever it runs" keeps running. CUDA asked for by
+ * name fails with the GPU's error instead. */
+stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nllb_model **out, stts_error *err) {
+    *out = NULL;
+    if (!dir) return stts_error_set(err, STTS_ERR_INVALID_ARG, "nllb_model_load: dir is NULL");
+    nllb_model_params p = params ? *params : nllb_model_default_params();
+    if (p.device != NLLB_DEVICE_AUTO) return model_load_on(dir, &p, out, err);
+    stts_error eg;
+    if (nllb_cuda_probe(&eg) != STTS_OK) {
+        p.device = NLLB_DEVICE_CPU;
+        return model_load_on(dir, &p, out, err);
+    }
+    p.device = NLLB_DEVICE_CUDA;
+    stts_status st = model_load_on(dir, &p, out, &eg);
+    if (st != STTS_ERR_NOMEM && st != STTS_ERR_DEVICE) {
+        if (st) *err = eg;
+        return st;
+    }
+    p.device = NLLB_DEVICE_CPU;
+    if ((st = model_load_on(dir, &p, out, err))) return st;
+    snprintf((*out)->device_note, sizeof (*out)->device_note, "the GPU could not hold the model (%s)", eg.msg);
+    return STTS_OK;
 }

@@ -66,6 +66,9 @@ struct nllb_model {
     float embed_scale;
     int pos_round;      /* sinusoids rounded like HF's table in the checkpoint dtype: 0 f32, 1 f16, 2 bf16 */
     size_t weight_bytes;
+    /* why a NLLB_DEVICE_AUTO load runs on the CPU though a GPU is there
+     * (the GPU could not hold the model); "" otherwise */
+    char device_note[STTS_ERROR_MAX + 64];
     /* LM-head shortlists, one per target language, built on first use */
     pthread_mutex_t sl_lock;
     struct mt_shortlist *shortlists;

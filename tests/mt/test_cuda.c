@@ -863,6 +863,78 @@ static void test_engine(void) {
     engine_model("tiny-f16-pt", "reference-f16.json");
 }
 
+/* A GPU whose memory other programs hold (STTS_CUDA_WEIGHT_LIMIT: weight
+ * allocations over N bytes fail as out of memory): --device auto loads on
+ * the CPU and says why (nllb_model_device_note), translating as the CPU
+ * does; --device cuda fails with an out-of-memory error that says how much
+ * the GPU had. N = 0 fails the first weight; N = 65536 lets the fixture's
+ * layers (d 64) onto the GPU but not its 308 KB embedding, so a half-loaded
+ * GPU model is freed before the CPU load. */
+static void test_auto_fallback(void) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/tiny-f32-st", source_dir());
+    const char *src, *tgt;
+    json_t *j = fixture_ref("reference-f32.json", &src, &tgt);
+    if (!j) return;
+    const char *text = json_string_value(json_object_get(json_array_get(json_object_get(j, "cases"), 0), "text"));
+    nllb_model_params mp = nllb_model_default_params();
+    mp.weights = NLLB_WEIGHTS_F32;
+    mp.threads = 1;
+    stts_error e;
+    nllb_model *ref = NULL;
+    mp.device = NLLB_DEVICE_CPU;
+    CHECK_MSG(nllb_model_load(dir, &mp, &ref, &e) == STTS_OK, "cpu: %s", e.msg);
+    CHECK(ref && nllb_model_device_note(ref)[0] == '\0');
+    const char *limits[] = {"0", "65536"};
+    for (int i = 0; i < 2 && ref; i++) {
+        setenv("STTS_CUDA_WEIGHT_LIMIT", limits[i], 1);
+        nllb_model *m = NULL;
+        mp.device = NLLB_DEVICE_CUDA;
+        stts_status st = nllb_model_load(dir, &mp, &m, &e);
+        CHECK_MSG(st == STTS_ERR_NOMEM && !m, "cuda, limit %s: status %d (%s)", limits[i], (int)st, st ? e.msg : "");
+        CHECK_MSG(st == STTS_OK || (strstr(e.msg, "out of memory") && strstr(e.msg, "MB free of")), "cuda: %s", e.msg);
+        mp.device = NLLB_DEVICE_AUTO;
+        st = nllb_model_load(dir, &mp, &m, &e);
+        unsetenv("STTS_CUDA_WEIGHT_LIMIT");
+        CHECK_MSG(st == STTS_OK && m, "auto, limit %s: %s", limits[i], st ? e.msg : "");
+        if (!m) continue;
+        CHECK_MSG(strncmp(nllb_model_backend(m), "cpu", 3) == 0, "auto fell back to %s", nllb_model_backend(m));
+        CHECK_MSG(strstr(nllb_model_device_note(m), "could not hold the model") &&
+                      strstr(nllb_model_device_note(m), "out of memory"),
+                  "note: \"%s\"", nllb_model_device_note(m));
+        /* and it translates as the CPU model does */
+        nllb_session *s[2] = {NULL, NULL};
+        nllb_session_params sp = nllb_session_default_params();
+        nllb_model *ms[2] = {ref, m};
+        nllb_result r[2];
+        int ok = 1;
+        for (int d = 0; d < 2; d++) {
+            const char *texts[1] = {text};
+            nllb_translate_params tp = nllb_translate_default_params();
+            ok &= nllb_session_new(ms[d], &sp, &s[d], &e) == STTS_OK &&
+                  nllb_translate(s[d], texts, 1, src, tgt, &tp, &r[d], &e) == STTS_OK;
+        }
+        CHECK_MSG(ok, "translate: %s", e.msg);
+        if (ok) {
+            CHECK(r[0].n_ids > 0 && r[0].n_ids == r[1].n_ids &&
+                  memcmp(r[0].ids, r[1].ids, sizeof(int32_t) * r[0].n_ids) == 0);
+            nllb_result_clear(&r[0]);
+            nllb_result_clear(&r[1]);
+        }
+        nllb_session_free(s[0]);
+        nllb_session_free(s[1]);
+        nllb_model_free(m);
+    }
+    /* without the limit, auto is the GPU again, with no note */
+    nllb_model *g = NULL;
+    mp.device = NLLB_DEVICE_AUTO;
+    CHECK_MSG(nllb_model_load(dir, &mp, &g, &e) == STTS_OK, "auto: %s", e.msg);
+    if (g) CHECK(strncmp(nllb_model_backend(g), "cuda", 4) == 0 && nllb_model_device_note(g)[0] == '\0');
+    nllb_model_free(g);
+    nllb_model_free(ref);
+    json_decref(j);
+}
+
 /* Greedy one step ahead (search.c greedy_ahead; the default on CUDA): a
  * batch of every fixture sentence at once, so rows finish at different
  * steps and ride along one step after they did, against the same batch on
@@ -1096,7 +1168,7 @@ static int wanted(const char *name) {
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
                                     "test_layernorm", "test_attention", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
-                                    "test_greedy_ahead", "test_gemm"};
+                                    "test_greedy_ahead", "test_gemm", "test_auto_fallback"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -1150,6 +1222,7 @@ int main(int argc, char **argv) {
     RUN(test_engine);
     RUN(test_greedy_ahead);
     RUN(test_gemm);
+    RUN(test_auto_fallback);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

@@ -16,10 +16,15 @@ int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint con
 /* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
 void cli_install_sigbus_handler(void);
 
-/* --device auto|cpu|cuda -> *device (an nllb_device). auto resolves here:
- * the GPU when nllb_cuda_probe succeeds, else the CPU with one line on
- * stderr saying why (prefixed by who). Returns -1 for another value (the
- * message is printed), else 0. */
+/* --device auto|cpu|cuda -> *device (an nllb_device). auto without a
+ * usable GPU (nllb_cuda_probe) becomes the CPU here, with one line on
+ * stderr saying why (prefixed by who); with one it stays auto, and the load
+ * falls back to the CPU if the model does not fit there (cli_device_note).
+ * Returns -1 for another value (the message is printed), else 0. */
 int cli_device(const char *who, const char *value, int *device);
+/* After a load: one line on stderr when an auto model runs on the CPU
+ * although a GPU was there, and why (nllb_model_device_note). */
+struct nllb_model;
+void cli_device_note(const char *who, const struct nllb_model *m);
 
 #endif

@@ -241,6 +241,8 @@ static void *speaker_main(void *arg) {
         else
             snprintf(sv->model_desc, sizeof sv->model_desc, "none (speaking %s untranslated)", app_speak_lang(a));
         snprintf(sv->device_desc, sizeof sv->device_desc, "%s", app_device_name(a));
+        const char *note = ap.translate && app_model(a) ? nllb_model_device_note(app_model(a)) : "";
+        if (note[0]) logf_(sv, "--device auto: translating on the CPU: %s", note);
     } else {
         snprintf(sv->state, sizeof sv->state, "failed");
     }

@@ -31,9 +31,9 @@ static void usage(FILE *f) {
             "  --shortlist S auto (default: the target language's script(s), Latin, digits and\n"
             "                punctuation, + the source's ids), none (the full vocabulary) or FILE (token\n"
             "                ids, one per line)\n"
-            "  --device D    auto (default: the GPU when this build has CUDA and a GPU and driver are\n"
-            "                there, else the CPU; given explicitly, says why on stderr when it falls\n"
-            "                back), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
+            "  --device D    auto (default: the GPU when this build has CUDA, a GPU and driver are\n"
+            "                there and the model fits in its free memory, else the CPU, saying why on\n"
+            "                stderr), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated (and protected)\n"
             "  --protect     identifiers, paths, code words and numbers reach the output verbatim, as the\n"
             "                speech pipeline does (stand-in names swapped back; docs/QUALITY.md)\n"
@@ -60,15 +60,21 @@ int cli_device(const char *who, const char *value, int *device) {
         return -1;
     }
     if (d == NLLB_DEVICE_AUTO) {
+        /* no usable GPU: said here; a GPU without room for the model: said
+         * after the load (cli_device_note), which then runs on the CPU */
         stts_error e;
-        if (nllb_cuda_probe(&e) == STTS_OK) d = NLLB_DEVICE_CUDA;
-        else {
+        if (nllb_cuda_probe(&e) != STTS_OK) {
             fprintf(stderr, "%s: --device auto: running on the CPU: %s\n", who, e.msg);
             d = NLLB_DEVICE_CPU;
         }
     }
     *device = d;
     return 0;
+}
+
+void cli_device_note(const char *who, const nllb_model *m) {
+    const char *note = m ? nllb_model_device_note(m) : "";
+    if (note[0]) fprintf(stderr, "%s: --device auto: running on the CPU: %s\n", who, note);
 }
 
 static int known_code(const char *code) {
@@ -170,6 +176,7 @@ int cmd_translate(int argc, char **argv) {
         return 1;
     }
     double load_ms = (double)(stts_now_ns() - t0) / 1e6;
+    cli_device_note("stream-tts translate", m);
     nllb_session_params sp = nllb_session_default_params();
     sp.max_beams = beams;
     nllb_session *s = NULL;

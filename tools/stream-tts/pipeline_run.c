@@ -150,7 +150,7 @@ void pipeline_opts_usage(FILE *f) {
           "  --weights F             int8, bf16, f16, f32 or auto (default: the fastest, int8 on a CPU)\n"
           "  --shortlist S           auto (default), none (full vocabulary) or FILE of token ids\n"
           "  --device auto|cpu|cuda  where translation runs (default auto: the GPU if this build and machine\n"
-          "                          have one, else the CPU)\n"
+          "                          have one and the model fits in its free memory, else the CPU)\n"
           "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
@@ -403,6 +403,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         app_signals_restore(&old);
         return err.code == STTS_ERR_INVALID_ARG ? 2 : 1;   /* a bad flag value, as `translate` says */
     }
+    if (translate) cli_device_note("stream-tts", app_model(a));
     if (translate)
         fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", app_model_dir(a), app_model_why(a),
                 nllb_model_backend(app_model(a)),

@@ -199,8 +199,22 @@ stts_status check(cuda_exec *c, int e) { return fail(c, (cudaError_t)e); }
 
 stts_status dev_error(stts_error *err, const char *what, cudaError_t e) {
     cudaGetLastError();
-    return stts_error_set(err, e == cudaErrorMemoryAllocation ? STTS_ERR_NOMEM : STTS_ERR_DEVICE, "%s: %s (%s)", what,
-                          cudaGetErrorString(e), cudaGetErrorName(e));
+    if (e == cudaErrorMemoryAllocation) { /* say how much there was: other programs may hold the GPU */
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError(), fr = tot = 0;
+        return stts_error_set(err, STTS_ERR_NOMEM, "%s: %s (%s; the GPU has %.0f MB free of %.0f MB)", what,
+                              cudaGetErrorString(e), cudaGetErrorName(e), fr / 1e6, tot / 1e6);
+    }
+    return stts_error_set(err, STTS_ERR_DEVICE, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+/* cudaMalloc for weights. STTS_CUDA_WEIGHT_LIMIT=N (tests: a GPU whose
+ * memory other programs hold) makes every weight allocation of more than N
+ * bytes fail as out of memory. */
+static cudaError_t weight_malloc(void **p, size_t bytes) {
+    const char *lim = getenv("STTS_CUDA_WEIGHT_LIMIT");
+    if (lim && bytes > (size_t)strtoull(lim, NULL, 10)) return cudaErrorMemoryAllocation;
+    return cudaMalloc(p, bytes);
 }
 
 /* ---- host conversions, the CPU backend's rules ---- */
@@ -414,8 +428,8 @@ stts_status be_weight_new(mt_backend *be, const mt_wpart *parts, int nparts, int
     w->h.rows = N;
     w->h.cols = cols;
     w->h.bytes = (size_t)N * rowb + (fmt == MT_WF_I8 ? (size_t)N * sizeof(float) : 0);
-    cudaError_t e = cudaMalloc(&w->d, (size_t)N * rowb);
-    if (e == cudaSuccess && fmt == MT_WF_I8) e = cudaMalloc((void **)&w->dscale, (size_t)N * sizeof(float));
+    cudaError_t e = weight_malloc(&w->d, (size_t)N * rowb);
+    if (e == cudaSuccess && fmt == MT_WF_I8) e = weight_malloc((void **)&w->dscale, (size_t)N * sizeof(float));
     if (e != cudaSuccess) {
         wfree(w);
         return dev_error(err, "cudaMalloc of a weight", e);
@@ -472,7 +486,7 @@ stts_status be_weight_gather(mt_backend *be, const mt_weight *srch, const int32_
     w->h.in_place = 0;
     w->h.bytes = (size_t)n * rowb + (w->h.fmt == MT_WF_I8 ? (size_t)n * sizeof(float) : 0);
     int32_t *d_ids = NULL;
-    cudaError_t e = cudaMalloc(&w->d, (size_t)n * rowb);
+    cudaError_t e = weight_malloc(&w->d, (size_t)n * rowb);
     if (e == cudaSuccess) e = cudaMalloc((void **)&d_ids, (size_t)n * sizeof(int32_t));
     if (e == cudaSuccess) e = cudaMemcpy(d_ids, ids, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice);
     if (e == cudaSuccess) e = (cudaError_t)mtk_gather_rows(NULL, src->d, d_ids, n, rowb, w->d);

@@ -731,6 +731,9 @@ static void test_bf16_activations(void) {
     float *y0 = pg_rand((size_t)M * N, 1.0f), *g = malloc(sizeof(float) * K), *gbh = pg_rand(K, 0.1f);
     for (int i = 0; i < K; i++) g[i] = host_bf16(1.0f + 0.2f * urand()), gbh[i] = host_bf16(gbh[i]);
     for (int i = 0; i < N; i++) b[i] = host_bf16(b[i]);
+    /* inputs that are bf16 values, as every Linear input is in this mode:
+     * the GEMV stages 2+ such rows as bf16 (gemv_x_bf16), exactly */
+    for (int i = 0; i < M * K; i++) x[i] = host_bf16(x[i]);
     float *q = pg_rand((size_t)M * H * HD, 1.0f), *kv = pg_rand((size_t)2 * M * L * H * HD, 1.0f);
     float *out[2][4];
     const size_t n[4] = {(size_t)M * N, (size_t)M * N, (size_t)M * K, (size_t)M * H * HD};

@@ -459,6 +459,36 @@ __device__ __forceinline__ void gemv_dot(const unsigned char *trow, const float 
         for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
 }
 
+/* gemv_dot with the input rows staged as bf16 (x_bf16[r * K + k], the
+ * bf16-activation mode, where every input is a bf16 value): the same
+ * products in the same order, so the same bits, from half the shared
+ * memory. */
+template <typename WL, int R>
+__device__ __forceinline__ void gemv_dot_xb(const unsigned char *trow, const uint16_t *xb, int K, int S, int split,
+                                            int lane, float acc[R]) {
+#pragma unroll 4
+    for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
+        float w[8];
+        WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const uint4 u = *(const uint4 *)(xb + (size_t)r * K + k);
+            const uint32_t h[4] = {u.x, u.y, u.z, u.w};
+            float s = acc[r];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                s = fmaf(w[2 * q], __uint_as_float(h[q] << 16), s);
+                s = fmaf(w[2 * q + 1], __uint_as_float(h[q] & 0xffff0000u), s);
+            }
+            acc[r] = s;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+}
+
 /* Output column n of one row from its dot product: int8 scale and bias
  * (one fma), ReLU, the bf16 rounding of MTK_ACT_BF16, the query scaling
  * (rounded as mtk_scale_cols does). */

@@ -26,6 +26,8 @@
 #include "device_common.cuh"
 
 static void ktrace_note_launch(const void *kernel);
+static int gemv_xb_on(void);
+static __constant__ int g_gemv_xb; /* gemv_x_bf16 on (STTS_CUDA_XB), set with the others below */
 
 static int pdl_enabled(void) {
     static int on = -1;
@@ -39,6 +41,8 @@ static int pdl_enabled(void) {
         const char *tp = getenv("STTS_CUDA_LN_TWOPASS");
         int onepass = !(tp && tp[0] == '1');
         if (cudaMemcpyToSymbol(g_ln_onepass, &onepass, sizeof onepass) != cudaSuccess) cudaGetLastError();
+        int xb = gemv_xb_on();
+        if (cudaMemcpyToSymbol(g_gemv_xb, &xb, sizeof xb) != cudaSuccess) cudaGetLastError();
     }
     return on;
 }
@@ -267,6 +271,21 @@ __device__ __forceinline__ void copy_to_shared(unsigned char *dst, const unsigne
     }
 }
 
+/* Rows of input staged as bf16 in shared memory: 2+ rows without a
+ * LayerNorm prologue in the bf16-activation mode (every input is a bf16
+ * value there, so the staging is exact). At 4 rows a bf16 fc2's 64 KB of f32
+ * inputs beside its 64 KB tile left one block per SM; 32 KB leave two (the
+ * host sizes shared memory by the same rule: gemv_smem). STTS_CUDA_XB=0
+ * stages f32 (A/B). */
+template <int R, bool LN>
+__host__ __device__ __forceinline__ bool gemv_x_bf16_rule(int flags, int on) {
+    return !LN && R > 1 && (flags & MTK_ACT_BF16) && on;
+}
+template <int R, bool LN>
+__device__ __forceinline__ bool gemv_x_bf16(int flags) {
+    return gemv_x_bf16_rule<R, LN>(flags, g_gemv_xb);
+}
+
 template <int R, typename WL, int S, bool LN>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int K, const void *__restrict__ W,
                                                             const float *__restrict__ scales, int N,
@@ -320,6 +339,23 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         cp_async_wait_all();
         __syncthreads(); /* the gain and bias in shared memory */
         ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
+    } else if (gemv_x_bf16<R, LN>(flags)) {
+        /* bf16 inputs of 2+ rows staged as bf16 (gemv_x_bf16), through L2
+         * only (__ldcg, after the wait: no stale L1 line) */
+        uint16_t *xb = (uint16_t *)xs;
+        const size_t n = (size_t)R * K;
+        if (((uintptr_t)x & 15) == 0)
+            for (size_t i = threadIdx.x * 4; i < n; i += (size_t)GEMV_THREADS * 4) {
+                const float4 v = __ldcg((const float4 *)(x + i));
+                __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+                *(uint2 *)(xb + i) = make_uint2(*(const uint32_t *)&lo, *(const uint32_t *)&hi);
+            }
+        else
+            for (size_t i = threadIdx.x; i < n; i += GEMV_THREADS) {
+                __nv_bfloat16 h = __float2bfloat16_rn(__ldcg(x + i));
+                xb[i] = *(const uint16_t *)&h;
+            }
+        cp_async_wait_all(); /* the tile */
     } else {
         /* x through L2 only (cp.async.cg, after the wait: no stale L1 line),
          * all of it requested at once, instead of as each warp reaches it */
@@ -349,7 +385,10 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
          * written. Only the weights (and scales, biases, LayerNorm
          * parameters) are __restrict__/__ldg. Seen on the H200: greedy ids
          * wrong with PDL, right without it. */
-        gemv_dot<WL, R>(tile + (size_t)(wib / S) * row_bytes, xs, K, S, split, lane, acc);
+        if (gemv_x_bf16<R, LN>(flags))
+            gemv_dot_xb<WL, R>(tile + (size_t)(wib / S) * row_bytes, (const uint16_t *)xs, K, S, split, lane, acc);
+        else
+            gemv_dot<WL, R>(tile + (size_t)(wib / S) * row_bytes, xs, K, S, split, lane, acc);
     }
     if (S > 1) {
         if (lane == 0)
@@ -395,13 +434,28 @@ static int gemv_carveout(void) {
     return v;
 }
 
+static int gemv_xb_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("STTS_CUDA_XB");
+        v = !(e && e[0] == '0');
+    }
+    return v;
+}
+/* gemv_x_bf16's rule on the host (the kernel's R and LN are run-time here) */
+static bool gemv_xb_host(int R, bool LN, int flags) {
+    int on = gemv_xb_on();
+    return LN ? gemv_x_bf16_rule<2, true>(flags, on) : R > 1 ? gemv_x_bf16_rule<2, false>(flags, on) : false;
+}
+
 template <typename WL, int S, bool LN>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
     const int rows_per_block = 8 / S;
     dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
     size_t smem = (((size_t)rows_per_block * K * WL::ELEM_BYTES + 15) & ~(size_t)15) +
-                  (size_t)((LN ? 2 : 0) + R) * K * sizeof(float);
+                  (size_t)(LN ? 2 : 0) * K * sizeof(float) +
+                  (size_t)R * K * (gemv_xb_host(R, LN, flags) ? sizeof(uint16_t) : sizeof(float));
     switch (R) {
 #define CASE(n)                                                                                                   \
     case n:                                                                                                       \

@@ -90,7 +90,8 @@ static struct {
     int ncap, capcap;
     unsigned long long *d_t;
     unsigned *d_n;
-} ktr = {-1, 0, NULL, 0, 0, NULL, 0, 0, NULL, NULL};
+    int on_positions; /* STTS_CUDA_KTRACE=2: ktrace_positions too */
+} ktr = {-1, 0, NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0};
 
 static void ktrace_push(const void *fn, int graph, int pos) {
     if (ktr.nseq == ktr.capseq) {
@@ -120,7 +121,8 @@ extern "C" int mtk_ktrace_enabled(void) {
     if (ktr.on < 0) {
         const char *e = getenv("STTS_CUDA_KTRACE");
         ktr.on = 0;
-        if (e && e[0] == '1') {
+        if (e && (e[0] == '1' || e[0] == '2')) {
+            ktr.on_positions = e[0] == '2';
             ktrace_dev kd = {NULL, NULL, KTRACE_CAP};
             if (cudaMalloc(&kd.t, KTRACE_CAP * sizeof(unsigned long long)) == cudaSuccess &&
                 cudaMalloc(&kd.n, sizeof(unsigned)) == cudaSuccess && cudaMemset(kd.n, 0, sizeof(unsigned)) == cudaSuccess &&
@@ -164,6 +166,25 @@ static const char *ktrace_name(const void *fn) {
         return "?";
     }
     return nm;
+}
+
+/* STTS_CUDA_KTRACE=2: a graph's first KTRACE_POS kernels one by one (the
+ * embedding and the first decoder layers: which op of a layer costs what,
+ * where the per-kind sums above lump the QKV, cross-query and fc1 GEMVs
+ * together), each its mean over replays of the time from its stamp to the
+ * next kernel's. */
+#define KTRACE_POS 20
+static void ktrace_positions(int g, const unsigned long long *t, size_t m, long replays) {
+    double sum[KTRACE_POS] = {0};
+    const void *fn[KTRACE_POS] = {0};
+    for (size_t i = 0; i + 1 < m; i++) {
+        const ktrace_ent *e = &ktr.seq[i], *nx = &ktr.seq[i + 1];
+        if (e->graph != g || e->pos >= KTRACE_POS || nx->graph != g || nx->pos != e->pos + 1) continue;
+        sum[e->pos] += (double)(t[i + 1] - t[i]) / 1e3;
+        fn[e->pos] = e->fn;
+    }
+    for (int p = 0; p < KTRACE_POS && fn[p]; p++)
+        fprintf(stderr, "    graph %d kernel %2d: %6.2f us  %s\n", g, p, sum[p] / replays, ktrace_name(fn[p]));
 }
 
 extern "C" void mtk_ktrace_report(void) {
@@ -230,6 +251,7 @@ extern "C" void mtk_ktrace_report(void) {
             fprintf(stderr, "  %8.2f us per %s (%ld kernels, %.2f us each)  %s\n",
                     g >= 0 && replays ? sum[k] / replays : sum[k], g >= 0 ? "replay" : "run", cnt[k],
                     sum[k] / (double)cnt[k], ktrace_name(fns[k]));
+        if (ktr.on_positions && g >= 0 && replays >= 8) ktrace_positions(g, t, m, replays);
     }
     free(t);
     ktr.nseq = 0;

@@ -35,6 +35,8 @@ for r in $(seq "$ROUNDS"); do
     done
   done
 done
+# AB_TRACE=0: no kernel trace (a shorter output when several A/Bs share a call)
+[ "${AB_TRACE:-1}" = 0 ] && exit 0
 for mode in default "$SET"; do
   envs=(); [ "$mode" = default ] || envs=("$mode")
   echo "== kernel trace, bf16, full LM head ($mode)"

@@ -4,8 +4,11 @@
 # cuda-check.sh: binaries, the Debian .so files they link (the GPU machine
 # has none), this folder's scripts, and the demo test set (../shared does not
 # travel). DEST defaults to /work/main/.device/cuda (the lead's checkout is
-# what a `run` call sends; .device/ is git-ignored there). Then:
-#   run command="bash .device/cuda/cuda-check.sh" carry=[".device/cuda"] timeout_s=600
+# what a `run` call sends; .device/ is git-ignored there), and DEST.tar.xz
+# is the same folder compressed (the tree and the folder together are over
+# the 64 MiB a call carries). Then:
+#   run command="python3 scripts/device/unpack.py .device/cuda.tar.xz .device && bash .device/cuda/cuda-check.sh"
+#       carry=[".device/cuda.tar.xz"] timeout_s=600
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=${1:-/work/main/.device/cuda}
@@ -47,3 +50,6 @@ python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /t
 cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"
 cp ../shared/nllb/nllb-200-distilled-600M.config.json ../shared/nllb/nllb-200-1.3B.special_tokens_map.json "$DEST/data/"
 du -sh "$DEST"
+# what a call carries: the folder compressed (scripts/device/unpack.py there)
+XZ_OPT="-6 -T2" tar -C "$(dirname "$DEST")" -cJf "$DEST.tar.xz" "$(basename "$DEST")"
+du -sh "$DEST.tar.xz"

@@ -424,64 +424,55 @@ __device__ __forceinline__ void cp_async_wait_pending(int n) {
 
 /* ---------------- GEMV arithmetic ---------------- */
 
-/* One weight row (8 consecutive weights at a time from trow, a shared-
- * memory tile) times R input rows (xs, K floats each, shared memory): the
- * lanes of warp `split` of the row's S warps take every S * 256th group of
- * 8 columns, accumulate with fmaf in column order, and the warp's sum goes
- * to acc[r] (every lane). gemv_kernel and the step program both use it, so
- * they give the same bits. */
-template <typename WL, int R>
-__device__ __forceinline__ void gemv_dot(const unsigned char *trow, const float *xs, int K, int S, int split, int lane,
-                                         float acc[R]) {
-#pragma unroll 4
-    for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
-        float w[8];
-        WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const float4 *xp = (const float4 *)(xs + (size_t)r * K + k);
-            float4 a = xp[0], c = xp[1];
-            float s = acc[r];
-            s = fmaf(w[0], a.x, s);
-            s = fmaf(w[1], a.y, s);
-            s = fmaf(w[2], a.z, s);
-            s = fmaf(w[3], a.w, s);
-            s = fmaf(w[4], c.x, s);
-            s = fmaf(w[5], c.y, s);
-            s = fmaf(w[6], c.z, s);
-            s = fmaf(w[7], c.w, s);
-            acc[r] = s;
-        }
+/* How a GEMV reads its staged input rows: s + the 8 products of w[] with
+ * 8 consecutive values of a row, in column order. f32 rows (xf32), or bf16
+ * rows (xbf16: the bf16-activation mode, where every input is a bf16
+ * value, so widening is exact and the products are the same bits from half
+ * the shared memory). Each keeps the loads and fmaf order the GEMV had
+ * before the two shared this loop, so their code did not change. */
+struct xf32 {
+    typedef float elem;
+    static __device__ __forceinline__ float fma8(const float w[8], const float *p, float s) {
+        const float4 a = ((const float4 *)p)[0], c = ((const float4 *)p)[1];
+        s = fmaf(w[0], a.x, s);
+        s = fmaf(w[1], a.y, s);
+        s = fmaf(w[2], a.z, s);
+        s = fmaf(w[3], a.w, s);
+        s = fmaf(w[4], c.x, s);
+        s = fmaf(w[5], c.y, s);
+        s = fmaf(w[6], c.z, s);
+        return fmaf(w[7], c.w, s);
     }
+};
+struct xbf16 {
+    typedef uint16_t elem;
+    static __device__ __forceinline__ float fma8(const float w[8], const uint16_t *p, float s) {
+        const uint4 u = *(const uint4 *)p;
+        const uint32_t h[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
-}
+        for (int q = 0; q < 4; q++) {
+            s = fmaf(w[2 * q], __uint_as_float(h[q] << 16), s);
+            s = fmaf(w[2 * q + 1], __uint_as_float(h[q] & 0xffff0000u), s);
+        }
+        return s;
+    }
+};
 
-/* gemv_dot with the input rows staged as bf16 (x_bf16[r * K + k], the
- * bf16-activation mode, where every input is a bf16 value): the same
- * products in the same order, so the same bits, from half the shared
- * memory. */
-template <typename WL, int R>
-__device__ __forceinline__ void gemv_dot_xb(const unsigned char *trow, const uint16_t *xb, int K, int S, int split,
-                                            int lane, float acc[R]) {
+/* One weight row (8 consecutive weights at a time from trow, a shared-
+ * memory tile) times R input rows (xs, K values each, shared memory, read
+ * through XL): the lanes of warp `split` of the row's S warps take every
+ * S * 256th group of 8 columns, accumulate with fmaf in column order, and
+ * the warp's sum goes to acc[r] (every lane). gemv_kernel and the step
+ * program both use it, so they give the same bits. */
+template <typename WL, int R, typename XL = xf32>
+__device__ __forceinline__ void gemv_dot(const unsigned char *trow, const typename XL::elem *xs, int K, int S, int split,
+                                         int lane, float acc[R]) {
 #pragma unroll 4
     for (int k = (split * WARP + lane) * 8; k < K; k += S * WARP * 8) {
         float w[8];
         WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const uint4 u = *(const uint4 *)(xb + (size_t)r * K + k);
-            const uint32_t h[4] = {u.x, u.y, u.z, u.w};
-            float s = acc[r];
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                s = fmaf(w[2 * q], __uint_as_float(h[q] << 16), s);
-                s = fmaf(w[2 * q + 1], __uint_as_float(h[q] & 0xffff0000u), s);
-            }
-            acc[r] = s;
-        }
+        for (int r = 0; r < R; r++) acc[r] = XL::fma8(w, xs + (size_t)r * K + k, acc[r]);
     }
 #pragma unroll
     for (int r = 0; r < R; r++)

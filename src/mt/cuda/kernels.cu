@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
          * parameters) are __restrict__/__ldg. Seen on the H200: greedy ids
          * wrong with PDL, right without it. */
         if (gemv_x_bf16<R, LN>(flags))
-            gemv_dot_xb<WL, R>(tile + (size_t)(wib / S) * row_bytes, (const uint16_t *)xs, K, S, split, lane, acc);
+            gemv_dot<WL, R, xbf16>(tile + (size_t)(wib / S) * row_bytes, (const uint16_t *)xs, K, S, split, lane, acc);
         else
             gemv_dot<WL, R>(tile + (size_t)(wib / S) * row_bytes, xs, K, S, split, lane, acc);
     }

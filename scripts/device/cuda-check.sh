@@ -70,6 +70,10 @@ for n in 0 1; do # the LayerNorm in every GEMV's prologue (0), as its own launch
   STTS_CUDA_LN_SPLIT=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_lnsplit$n.log" 2>&1
   note "test_cuda with STTS_CUDA_LN_SPLIT=$n rc=$? : $(tail -1 "$OUT/test_cuda_lnsplit$n.log")"
 done
+for n in 0 1; do # one weight row a warp always (0), two for every one-row GEMV of whole rows (1)
+  STTS_CUDA_RPW_MIN_N=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_rpw$n.log" 2>&1
+  note "test_cuda with STTS_CUDA_RPW_MIN_N=$n rc=$? : $(tail -1 "$OUT/test_cuda_rpw$n.log")"
+done
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"

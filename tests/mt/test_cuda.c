@@ -121,6 +121,9 @@ static void test_linear(void) {
         linear_case(fmts[f], 3, 1024, 16411, MT_LIN_ACCUM);
         linear_case(fmts[f], 5, 1024, 4096, MT_LIN_RELU);
         linear_case(fmts[f], 1, 1024, 3072, 0);
+        /* one row, 3072+ columns: two weight rows a warp (gemv_rpw_min_n),
+         * a last block whose second rows are missing (3077 = 192 x 16 + 5) */
+        linear_case(fmts[f], 1, 1024, 3077, MT_LIN_ACCUM);
     }
 }
 
@@ -188,6 +191,7 @@ static void test_ln_linear(void) {
     ln_linear_case(11, 1024, 1024, 0, 1024, MT_WF_F32);
     ln_linear_case(20, 1024, 4096, MT_LIN_RELU, 0, MT_WF_BF16); /* the encoder's fc1 shape: 8 + 8 + 4 rows */
     ln_linear_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8);
+    ln_linear_case(1, 1024, 3085, MT_LIN_RELU, 0, MT_WF_BF16); /* two rows a warp, a partial last block */
     ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
 }
 

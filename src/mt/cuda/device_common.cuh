@@ -480,6 +480,34 @@ __device__ __forceinline__ void gemv_dot(const unsigned char *trow, const typena
         for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
 }
 
+/* gemv_dot for one input row (f32, shared memory) and two weight rows at
+ * once (trow2 NULL: only the first): each row's products in gemv_dot's
+ * order (S = 1), so the same bits, with each x value read once for both. */
+template <typename WL>
+__device__ __forceinline__ void gemv_dot2(const unsigned char *trow, const unsigned char *trow2, const float *xs, int K,
+                                          int lane, float &acc, float &acc2) {
+    float s = acc, s2 = acc2;
+#pragma unroll 4
+    for (int k = lane * 8; k < K; k += WARP * 8) {
+        float w[8], w2[8];
+        WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
+        if (trow2) WL::unpack(*(const typename WL::raw *)(trow2 + (size_t)k * WL::ELEM_BYTES), w2);
+        else
+#pragma unroll
+            for (int i = 0; i < 8; i++) w2[i] = 0.0f;
+        const float4 a = ((const float4 *)(xs + k))[0], c = ((const float4 *)(xs + k))[1];
+        const float x[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+#pragma unroll
+        for (int i = 0; i < 8; i++) s = fmaf(w[i], x[i], s), s2 = fmaf(w2[i], x[i], s2);
+    }
+#pragma unroll
+    for (int o = WARP / 2; o > 0; o /= 2) {
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+        s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+    }
+    acc = s, acc2 = s2;
+}
+
 /* Output column n of one row from its dot product: int8 scale and bias
  * (one fma), ReLU, the bf16 rounding of MTK_ACT_BF16, the query scaling
  * (rounded as mtk_scale_cols does). */

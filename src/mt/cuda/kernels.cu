@@ -308,12 +308,13 @@ __device__ __forceinline__ bool gemv_x_bf16(int flags) {
     return gemv_x_bf16_rule<R, LN>(flags, g_gemv_xb);
 }
 
-template <int R, typename WL, int S, bool LN>
+template <int R, typename WL, int S, bool LN, int P = 1>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int K, const void *__restrict__ W,
                                                             const float *__restrict__ scales, int N,
                                                             const float *__restrict__ b, float *y, int flags,
                                                             int qcols, float qs, const ln_args ln) {
-    constexpr int RB = 8 / S; /* rows per block */
+    static_assert(P == 1 || (S == 1 && R == 1), "P rows per warp: one input row, whole rows per warp");
+    constexpr int RB = 8 * P / S; /* rows per block (P = 2: warp w has rows w and w + 8) */
     __shared__ float part[8][R];
     __shared__ double ln_sh[R * 16 > 32 ? R * 16 : 32];
     /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
@@ -337,18 +338,25 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         copy_to_shared((unsigned char *)lnb, (const unsigned char *)ln.b, (size_t)K * sizeof(float));
     }
     const bool writer = n < N && split == 0 && lane == 0;
-    float sc = 1.0f, bias = 0.0f;
+    float sc = 1.0f, bias = 0.0f, sc2 = 1.0f, bias2 = 0.0f;
+    const int n2 = n + 8; /* P = 2: the warp's second row */
     if (writer) {
         if (scales) sc = __ldg(scales + n);
         if (b) bias = __ldg(b + n);
+        if (P == 2 && n2 < N) {
+            if (scales) sc2 = __ldg(scales + n2);
+            if (b) bias2 = __ldg(b + n2);
+        }
     }
     pdl_wait();
-    float yo[R]; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
+    float yo[R], yo2 = 0.0f; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
 #pragma unroll
     for (int r = 0; r < R; r++) yo[r] = 0.0f;
-    if ((flags & MTK_ACCUM) && writer)
+    if ((flags & MTK_ACCUM) && writer) {
 #pragma unroll
         for (int r = 0; r < R; r++) yo[r] = y[(size_t)r * N + n];
+        if (P == 2 && n2 < N) yo2 = y[n2];
+    }
     if (LN && R == 1) {
         /* one row: x into registers, read before the tile has arrived (its
          * loads overlap the copy), the shortest path for greedy decoding */
@@ -398,6 +406,22 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    if (P == 2) {
+        /* two rows a warp (one input row): each row's products in gemv_dot's
+         * order, so the same bits as one row a warp */
+        float acc2 = 0.0f;
+        if (n < N)
+            gemv_dot2<WL>(tile + (size_t)wib * row_bytes, n2 < N ? tile + (size_t)(wib + 8) * row_bytes : NULL, xs, K,
+                          lane, acc[0], acc2);
+        if (!writer) return;
+        float v = gemv_out(acc[0], sc, bias, flags, n, qcols, qs);
+        y[n] = (flags & MTK_ACCUM) ? ((flags & MTK_ACT_BF16) ? bf16_round(yo[0] + v) : yo[0] + v) : v;
+        if (n2 < N) {
+            v = gemv_out(acc2, sc2, bias2, flags, n2, qcols, qs);
+            y[n2] = (flags & MTK_ACCUM) ? ((flags & MTK_ACT_BF16) ? bf16_round(yo2 + v) : yo2 + v) : v;
+        }
+        return;
+    }
     if (n < N) {
         /* x and y are plain pointers, not const __restrict__, and read with
          * plain loads, never __ldg: the compiler turns loads through a const
@@ -470,10 +494,36 @@ static bool gemv_xb_host(int R, bool LN, int flags) {
     return LN ? gemv_x_bf16_rule<2, true>(flags, on) : R > 1 ? gemv_x_bf16_rule<2, false>(flags, on) : false;
 }
 
-template <typename WL, int S, bool LN>
+/* A one-row GEMV of whole rows (S = 1) with at least this many output
+ * columns gives each warp two weight rows (gemv_dot2: the same bits), so
+ * half as many blocks: fc1's LayerNorm GEMV had 512 blocks of 64 registers,
+ * more than fit beside the previous kernel's under programmatic dependent
+ * launch, and took 7.6-8.2 us where the QKV GEMV's 384 took ~4 (kernel
+ * trace, 2026-11-30). H200, 2026-11-30 23:50 UTC (scripts/device/rpw-ab.sh,
+ * 2 rounds, the same ids in every setting): bf16 greedy 13.9 -> 13.6 ms,
+ * int8 greedy 13.7 -> 13.2; beam 4 (4 rows: unaffected) and the
+ * 32000-row LM head unchanged. 3072 takes the QKV and fc1 GEMVs and the
+ * LM head; STTS_CUDA_RPW_MIN_N=N sets another threshold, 0 turns it off. */
+static int gemv_rpw_min_n(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("STTS_CUDA_RPW_MIN_N");
+        v = e ? atoi(e) : 3072;
+        if (v < 0) v = 0;
+    }
+    return v;
+}
+
+template <typename WL, int S, bool LN, int P = 1>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
-    const int rows_per_block = 8 / S;
+    if constexpr (P == 1 && S == 1) {
+        if (R == 1 && gemv_rpw_min_n() && N >= gemv_rpw_min_n()) {
+            gemv_launch_s<WL, S, LN, 2>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, ln);
+            return;
+        }
+    }
+    const int rows_per_block = 8 * P / S;
     dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
     size_t smem = (((size_t)rows_per_block * K * WL::ELEM_BYTES + 15) & ~(size_t)15) +
                   (size_t)(LN ? 2 : 0) * K * sizeof(float) +
@@ -482,7 +532,7 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
 #define CASE(n)                                                                                                   \
     case n:                                                                                                       \
         if (smem > SMEM_OPT_IN) {                                                                                 \
-            cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                       \
+            cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>,                                       \
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);         \
             if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;                                   \
         }                                                                                                         \
@@ -490,13 +540,13 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
             static int set_##n;                                                                                   \
             if (!set_##n) {                                                                                       \
                 set_##n = 1;                                                                                      \
-                if (cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN>,                                               \
+                if (cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>,                                               \
                                          cudaFuncAttributePreferredSharedMemoryCarveout,                          \
                                          gemv_carveout()) != cudaSuccess)                                         \
                     cudaGetLastError();                                                                           \
             }                                                                                                     \
         }                                                                                                         \
-        launch(st, grid, block, smem, gemv_kernel<n, WL, S, LN>, x, K, W, scales, N, b, y, flags, qcols, qs, ln); \
+        launch(st, grid, block, smem, gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>, x, K, W, scales, N, b, y, flags, qcols, qs, ln); \
         break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE

@@ -20,9 +20,18 @@
  * floor_ms_per_step, probe_gbps, ...). On the GPU (--device cuda, or auto
  * with a usable GPU) the probe is a device-to-device copy of 1 GiB (bytes
  * read + written per second, cudaMemcpy) in the same run, and the JSON adds
- * device and gpu_mem_bytes. */
+ * device and gpu_mem_bytes.
+ *
+ * On the CPU a second floor: the arithmetic one. The engine's own linear
+ * kernel (same format, same SIMD level) runs on a weight block that stays in
+ * cache, at the rows of each phase (1 for greedy, 4 for beam 4, the source
+ * length for the encoder), on every thread at once; the multiply-adds of the
+ * phase over that rate is the least time the kernel's instruction mix
+ * allows. The encoder at 20+ rows and beam steps are bounded by it, not by
+ * bytes, where integer dot products are slow (AVX2 without VNNI). */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu/kernels.h"
 #include "cuda/cuda_backend.h"
 #include "nllb.h"
+#include "quant.h"
 #include "bench_util.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -235,6 +246,93 @@ static void probe_free(probe_pool *pp) {
     pthread_cond_destroy(&pp->cv);
     pthread_cond_destroy(&pp->done_cv);
     free(pp);
+}
+
+/* ---------------- arithmetic probe (CPU) ----------------
+ * Multiply-adds per second of the engine's linear kernel for one weight
+ * format at M rows, all threads at once, each on its own 64 x K weight
+ * block (64 KB in int8: it stays in L2, so memory is not what is timed). */
+enum { CP_N = 64, CP_K = 1024 };
+typedef struct {
+    int level, wfmt, M, iters;
+    volatile int *go; /* 0 wait, 1 start, -1 give up */
+    double ms;
+} cprobe_arg;
+
+/* Every thread ready with its data, then all start together. */
+static int cprobe_wait(volatile int *go) {
+    int g;
+    while ((g = __atomic_load_n(go, __ATOMIC_ACQUIRE)) == 0) sched_yield();
+    return g;
+}
+
+static void *cprobe_main(void *v) {
+    cprobe_arg *a = v;
+    const int M = a->M, K = CP_K, N = CP_N;
+    float *x = malloc(sizeof(float) * (size_t)M * K), *y = calloc((size_t)M * N, sizeof(float));
+    float *xs = malloc(sizeof(float) * (size_t)M), *ws = malloc(sizeof(float) * N);
+    int8_t *xq = malloc((size_t)M * K);
+    void *W = calloc((size_t)N * K, 4);
+    a->ms = -1;
+    if (!x || !y || !xs || !ws || !xq || !W) {
+        cprobe_wait(a->go);
+        goto out;
+    }
+    for (int i = 0; i < M * K; i++) x[i] = (float)((i * 37) % 201 - 100) * 0.01f;
+    for (int m = 0; m < M; m++) xs[m] = mt_quantize_row_i8(x + (size_t)m * K, K, xq + (size_t)m * K);
+    for (int n = 0; n < N; n++) ws[n] = 0.01f;
+    for (int i = 0; i < N * K; i++) {
+        int8_t q = (int8_t)((i * 13) % 255 - 127);
+        if (a->wfmt == NLLB_WEIGHTS_INT8) ((int8_t *)W)[i] = q;
+        else if (a->wfmt == NLLB_WEIGHTS_F32) ((float *)W)[i] = q * 0.01f;
+        else ((uint16_t *)W)[i] = (uint16_t)(0x3c00 + (q & 0xff)); /* a finite bf16 / f16 value */
+    }
+    if (cprobe_wait(a->go) < 0) goto out;
+    double t0 = now_ms();
+    for (int it = 0; it < a->iters; it++) {
+        if (a->wfmt == NLLB_WEIGHTS_INT8)
+            mt_linear_rows_i8(a->level, xq, xs, M, K, (const int8_t *)W, ws, N, NULL, y, 0, 0, N);
+        else if (a->wfmt == NLLB_WEIGHTS_F32)
+            mt_linear_rows(a->level, x, M, K, (const float *)W, N, NULL, y, 0, 0, N);
+        else
+            mt_linear_rows_half(a->level, a->wfmt == NLLB_WEIGHTS_BF16, x, M, K, (const uint16_t *)W, N, NULL, y, 0,
+                                0, N);
+    }
+    a->ms = now_ms() - t0;
+out:
+    free(x), free(y), free(xs), free(ws), free(xq), free(W);
+    return NULL;
+}
+
+/* Best of 3 of the aggregate GMAC/s (the slowest thread's time); 0 on failure. */
+static double cprobe_gmacs(int level, int wfmt, int M, int threads) {
+    cprobe_arg args[256];
+    pthread_t th[256];
+    if (threads > 256) threads = 256;
+    /* ~20 ms a run on one AVX2 core at ~40 GMAC/s */
+    int iters = (int)(800000000.0 / ((double)M * CP_K * CP_N)) + 1;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        volatile int go = 0;
+        int started = 0;
+        for (int t = 0; t < threads; t++) {
+            args[t] = (cprobe_arg){level, wfmt, M, iters, &go, 0};
+            if (t && pthread_create(&th[t], NULL, cprobe_main, &args[t]) == 0) started = t;
+            else if (t) break;
+        }
+        __atomic_store_n(&go, started == threads - 1 ? 1 : -1, __ATOMIC_RELEASE);
+        if (started == threads - 1) cprobe_main(&args[0]);
+        double worst = started == threads - 1 ? 0 : -1;
+        for (int t = 0; t <= started; t++) {
+            if (t) pthread_join(th[t], NULL);
+            if (args[t].ms < 0) worst = -1;
+            if (worst >= 0 && args[t].ms > worst) worst = args[t].ms;
+        }
+        if (worst <= 0) return 0;
+        double g = (double)threads * iters * M * CP_K * CP_N / (worst * 1e6);
+        if (g > best) best = g;
+    }
+    return best;
 }
 
 /* ---------------- timing the engine ---------------- */
@@ -455,6 +553,27 @@ int main(int argc, char **argv) {
         if (bw_after > bw_best) bw_best = bw_after;
         const char *wn = nllb_weights_name(nllb_model_weights(m));
         double floor_step = step_b / (bw_best * 1e6), floor_enc = enc_b / (bw_best * 1e6);
+        /* the arithmetic floor (CPU): the Linear layers' multiply-adds (the
+         * attention's, ~1% of them here, left out) over the kernel's rate at
+         * each phase's rows, measured now with this format and level */
+        const double d = cfg.d_model, head = sl_rows ? sl_rows : cfg.vocab_size;
+        const double enc_macs = (double)src_len * (cfg.encoder_layers * (4 * d * d + 2 * d * cfg.encoder_ffn_dim) +
+                                                   cfg.decoder_layers * 2 * d * d);
+        const double row_macs = cfg.decoder_layers * (6 * d * d + 2 * d * cfg.decoder_ffn_dim) + head * d;
+        double gm[3] = {0, 0, 0}; /* GMAC/s at 1 row, 4 rows, src_len rows */
+        if (!gpu && !rc) {
+            int level = mt_kernels_pick((int)simd), wf = (int)nllb_model_weights(m);
+            gm[0] = cprobe_gmacs(level, wf, 1, threads);
+            gm[1] = cprobe_gmacs(level, wf, 4, threads);
+            gm[2] = cprobe_gmacs(level, wf, src_len, threads);
+        }
+        double cfloor_step[2] = {gm[0] > 0 ? row_macs / (gm[0] * 1e6) : 0, gm[1] > 0 ? 4 * row_macs / (gm[1] * 1e6) : 0};
+        double cfloor_enc = gm[2] > 0 ? enc_macs / (gm[2] * 1e6) : 0;
+        /* the sentence's floor: each phase at the larger of its two floors */
+        double sfloor[2];
+        for (int k = 0; k < 2; k++)
+            sfloor[k] = (cfloor_enc > floor_enc ? cfloor_enc : floor_enc) +
+                        steps * (cfloor_step[k] > floor_step ? cfloor_step[k] : floor_step);
         double la[3] = {0, 0, 0};
         if (getloadavg(la, 3) < 0) la[0] = -1;
         for (int k = 0; k < 2 && !rc; k++) {
@@ -465,11 +584,14 @@ int main(int argc, char **argv) {
                        "\"step_over_floor\":%.3f,\"encode_bytes\":%zu,\"encode_floor_ms\":%.2f,\"threads\":%d,"
                        "\"steps\":%d,\"src_len\":%d,\"backend\":\"%s\",\"load_avg\":%.2f,\"device\":\"%s\","
                        "\"gpu_mem_bytes\":%zu,\"gpu_context_bytes\":%zu,\"gpu_model_bytes\":%zu,"
-                       "\"gpu_session8_bytes\":%zu}\n",
+                       "\"gpu_session8_bytes\":%zu,\"macs_per_step\":%.0f,\"compute_gmacs_step\":%.2f,"
+                       "\"compute_floor_ms_per_step\":%.3f,\"encode_macs\":%.0f,\"compute_gmacs_encode\":%.2f,"
+                       "\"encode_compute_floor_ms\":%.2f,\"sentence_floor_ms\":%.2f}\n",
                        wn, sl_rows, k ? "beam4" : "greedy", res[k].sentence_ms, res[k].step_ms, res[k].encode_ms,
                        step_b, floor_step, bw_best, bw_first, bw_after, res[k].step_ms / floor_step, enc_b,
                        floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem,
-                       gmem_ctx, gmem_model - gmem_ctx, gmem8 > gmem_model ? gmem8 - gmem_model : 0);
+                       gmem_ctx, gmem_model - gmem_ctx, gmem8 > gmem_model ? gmem8 - gmem_model : 0,
+                       (k ? 4 : 1) * row_macs, gm[k], cfloor_step[k], enc_macs, gm[2], cfloor_enc, sfloor[k]);
             } else {
                 if (k == 0)
                     printf("  %s weights (%s, built in %.0f ms): %.1f MB held; a decode step reads %.1f MB (%.1f MB "
@@ -486,6 +608,12 @@ int main(int argc, char **argv) {
                        k ? "beam 4" : "greedy", res[k].sentence_ms, res[k].step_ms, floor_step,
                        res[k].step_ms / floor_step, res[k].encode_ms, floor_enc, res[k].encode_ms / floor_enc,
                        bw_after);
+                if (!gpu && gm[k] > 0 && gm[2] > 0)
+                    printf("            arithmetic floor (the kernel at %d row%s: %.1f GMAC/s; at %d: %.1f): step %.2f "
+                           "ms (%.2fx), encode %.1f ms (%.2fx); sentence floor %.1f ms (%.2fx)\n",
+                           k ? 4 : 1, k ? "s" : "", gm[k], src_len, gm[2], cfloor_step[k],
+                           res[k].step_ms / cfloor_step[k], cfloor_enc, res[k].encode_ms / cfloor_enc, sfloor[k],
+                           res[k].sentence_ms / sfloor[k]);
             }
         }
         fflush(stdout);

@@ -6,7 +6,8 @@ search ("greedy" or "beam4"), ms_per_sentence, ms_per_step, encode_ms,
 bytes_per_step, floor_ms_per_step, probe_gbps. Runs the smallest real case:
 the 600M shape in int8 with a 32000-row shortlist, 2 steps of 4 source
 tokens, one thread, one repetition (~10 s); checks the keys, their types and
-that the numbers are positive and consistent (floor = bytes / probe)."""
+that the numbers are positive and consistent (floor = bytes / probe; the
+arithmetic floors = multiply-adds / the kernel's measured rate)."""
 import json
 import subprocess
 import sys
@@ -36,6 +37,17 @@ for r in rows:
         want = r["bytes_per_step"] / (r["probe_gbps"] * 1e6)
         if abs(r["floor_ms_per_step"] - want) > 0.01 * want + 0.002:
             errors.append(f"{r['search']}: floor_ms_per_step {r['floor_ms_per_step']} != bytes / probe = {want:.3f}")
+        # the arithmetic floor (CPU): multiply-adds over the kernel's measured rate
+        for k, macs, rate in (("compute_floor_ms_per_step", "macs_per_step", "compute_gmacs_step"),
+                              ("encode_compute_floor_ms", "encode_macs", "compute_gmacs_encode")):
+            v, m, g = r.get(k), r.get(macs), r.get(rate)
+            if not all(isinstance(a, (int, float)) and a > 0 for a in (v, m, g)):
+                errors.append(f"{r['search']}: {k}, {macs}, {rate} = {v!r}, {m!r}, {g!r}: expected positive numbers")
+            elif abs(v - m / (g * 1e6)) > 0.01 * v + 0.002:
+                errors.append(f"{r['search']}: {k} {v} != {macs} / {rate} = {m / (g * 1e6):.3f}")
+        sf = r.get("sentence_floor_ms")
+        if not isinstance(sf, (int, float)) or not sf > 0 or sf < r["steps"] * r["floor_ms_per_step"] - 0.01:
+            errors.append(f"{r['search']}: sentence_floor_ms {sf!r} below its steps' byte floor")
         if r["ms_per_sentence"] < r["encode_ms"]:
             errors.append(f"{r['search']}: ms_per_sentence {r['ms_per_sentence']} < encode_ms {r['encode_ms']}")
 if errors:

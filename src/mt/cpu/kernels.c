@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -569,7 +570,7 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
 LIN_HALF_AVX2(lin_bf16_avx2, ld_bf16, bf16_f32)
 LIN_HALF_AVX2(lin_f16_avx2, ld_f16, f16_f32)
 
-/* bf16/f16 weights against 4+ rows of x (the encoder's 20+ tokens, beams):
+/* bf16/f16 weights against many rows of x (off by default: half_panel_rows):
  * widening each W vector per pair of x rows, as above, costs more than the
  * FMAs it feeds (the encoder ran 2.4x slower in bf16 than in f32 on AVX2),
  * so a block's 4 rows are widened once per HALF_KC columns into an f32 panel
@@ -920,6 +921,26 @@ static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const i
 }
 #endif /* MT_NEON */
 
+/* Rows of x from which the AVX2 half kernels widen W into panels
+ * (lin_half_panel_avx2); 0: never, the default. The panel was written when
+ * the alternative for many rows was a scalar widening in the backend; against
+ * the pair kernels (lin_bf16_avx2, lin_f16_avx2: each W vector widened once
+ * per pair of x rows) it is slower at every row count measured: bench_nllb's
+ * arithmetic probe on the 2-core AMD EPYC VM (AVX2, 2026-12-01), 2 threads,
+ * bf16: 4 rows 28-29 GMAC/s with panels against 58-59 without, 20 rows 43-46
+ * against 57-60; beam 4's bf16 step (32000 rows) 34.5 -> 24.4 ms. The same
+ * bits either way. STTS_CPU_HALF_PANEL=N turns the panel on from N rows (to
+ * compare on other CPUs). */
+static int half_panel_rows(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("STTS_CPU_HALF_PANEL");
+        int r = e ? atoi(e) : 0;
+        v = r > 0 ? r : 0;
+    }
+    return v;
+}
+
 void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
                          const float *b, float *y, int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
@@ -932,7 +953,7 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
 #endif
 #ifdef MT_X86
     if (level >= MT_KL_AVX2) {
-        if (M >= 4) lin_half_panel_avx2(is_bf16, x, M, K, W, ldy, b, y, flags, n0, n1);
+        if (half_panel_rows() && M >= half_panel_rows()) lin_half_panel_avx2(is_bf16, x, M, K, W, ldy, b, y, flags, n0, n1);
         else if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
         else lin_f16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
         return;

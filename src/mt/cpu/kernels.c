@@ -921,6 +921,7 @@ static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const i
 }
 #endif /* MT_NEON */
 
+#ifdef MT_X86
 /* Rows of x from which the AVX2 half kernels widen W into panels
  * (lin_half_panel_avx2); 0: never, the default. The panel was written when
  * the alternative for many rows was a scalar widening in the backend; against
@@ -940,6 +941,7 @@ static int half_panel_rows(void) {
     }
     return v;
 }
+#endif
 
 void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
                          const float *b, float *y, int flags, int n0, int n1) {

@@ -46,7 +46,8 @@ typedef struct {
 
 /* STTS_CPU_PROFILE=1: each executor times its ops (wall clock of the
  * calling thread, so a pool run counts its slowest chunk and the fork/join)
- * by kind and by decode (<= 8 rows) / encode (more) calls, and prints the
+ * by kind and by phase (decode of one row: greedy; of 2-8 rows: beams or
+ * several sentences; encode: more), and prints the
  * table to stderr when it is freed: where a step's or an encoder's time
  * goes, without a profiler on the machine. */
 enum { PROF_QUANT, PROF_LINEAR, PROF_LAYERNORM, PROF_ATTENTION, PROF_EMBED, PROF_COPY, PROF_N };
@@ -64,14 +65,17 @@ typedef struct {
     float *xs;          /* their row scales */
     size_t xq_n, xs_n;
     int profile;                          /* STTS_CPU_PROFILE */
-    uint64_t prof_ns[PROF_N][2], prof_calls[PROF_N][2]; /* [kind][encode] */
-    uint32_t prof_hist[PROF_N][2][40];    /* calls by duration, in powers of two of ns */
+    uint64_t prof_ns[PROF_N][3], prof_calls[PROF_N][3]; /* [kind][phase: prof_phase] */
+    uint32_t prof_hist[PROF_N][3][40];    /* calls by duration, in powers of two of ns */
 } cpu_exec;
+
+static const char *const PROF_PHASES[3] = {"decode 1", "decode n", "encode"};
+static int prof_phase(int rows) { return rows > 8 ? 2 : rows > 1; }
 
 static uint64_t prof_begin(const cpu_exec *x) { return x->profile ? stts_now_ns() : 0; }
 static void prof_end(cpu_exec *x, int kind, int rows, uint64_t t0) {
     if (!x->profile) return;
-    int enc = rows > 8;
+    int enc = prof_phase(rows);
     uint64_t d = stts_now_ns() - t0;
     x->prof_ns[kind][enc] += d;
     x->prof_calls[kind][enc]++;
@@ -91,13 +95,13 @@ static double prof_median_us(const cpu_exec *x, int k, int e) {
 
 static void prof_print(const cpu_exec *x) {
     uint64_t all = 0;
-    for (int k = 0; k < PROF_N; k++) all += x->prof_ns[k][0] + x->prof_ns[k][1];
+    for (int k = 0; k < PROF_N; k++) all += x->prof_ns[k][0] + x->prof_ns[k][1] + x->prof_ns[k][2];
     fprintf(stderr, "cpu profile (%s, %d threads): %.3f ms in ops\n", x->head.be->desc, x->head.threads, all / 1e6);
-    for (int e = 0; e < 2; e++)
+    for (int e = 0; e < 3; e++)
         for (int k = 0; k < PROF_N; k++)
             if (x->prof_calls[k][e])
-                fprintf(stderr, "  %-6s %-18s %8llu calls %10.3f ms %8.2f us/call (median < %.1f) %5.1f%%\n",
-                        e ? "encode" : "decode", PROF_NAMES[k], (unsigned long long)x->prof_calls[k][e],
+                fprintf(stderr, "  %-8s %-18s %8llu calls %10.3f ms %8.2f us/call (median < %.1f) %5.1f%%\n",
+                        PROF_PHASES[e], PROF_NAMES[k], (unsigned long long)x->prof_calls[k][e],
                         x->prof_ns[k][e] / 1e6, x->prof_ns[k][e] / 1e3 / (double)x->prof_calls[k][e],
                         prof_median_us(x, k, e), all ? 100.0 * x->prof_ns[k][e] / all : 0.0);
 }

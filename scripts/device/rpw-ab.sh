@@ -16,11 +16,11 @@ LOG=${OUT:-/tmp}/rpw-ab.log
   for n in 0 3072 4096; do
     echo "== kernel trace, first layer, bf16 greedy, STTS_CUDA_RPW_MIN_N=$n"
     STTS_CUDA_RPW_MIN_N=$n STTS_CUDA_KTRACE=2 timeout 120 $C/bin/bench_nllb --device cuda --weights bf16 --reps 3 2>&1 |
-      grep -E "graph 2 kernel" | head -12
+      grep -E "graph [0-9]+ kernel" | head -12
   done
   AB_TRACE=0 bash scripts/device/ab-env.sh STTS_CUDA_RPW_MIN_N=3072 2
   AB_TRACE=0 bash scripts/device/ab-env.sh STTS_CUDA_RPW_MIN_N=4096 1
   bash scripts/device/ab-bin.sh 2
 } > "$LOG" 2>&1
-grep -E "^==|tests? (passed|failed)|graph 2 kernel|greedy|beam|same ids|differ" "$LOG" |
+grep -E "^==|tests? (passed|failed)|graph [0-9]+ kernel|greedy|beam|same ids|differ" "$LOG" |
   sed -E 's/ +/ /g; s/ms\/step.*//' | cut -c1-150

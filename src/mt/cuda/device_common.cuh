@@ -519,6 +519,15 @@ __device__ __forceinline__ float gemv_out(float acc, float sc, float bias, int f
     return v;
 }
 
+/* The residual add of an MTK_ACCUM output: old + v, rounded to bf16 again
+ * in the bf16-activation mode (HF's bf16 model adds in bf16). Every kernel
+ * that writes a Linear's output into the residual stream uses it, so the
+ * GEMVs, the two-rows-a-warp path and the encoder's GEMM cannot drift
+ * apart in how they round. */
+__device__ __forceinline__ float residual_add(float old, float v, int flags) {
+    return (flags & MTK_ACT_BF16) ? bf16_round(old + v) : old + v;
+}
+
 /* ---------------- embedding ---------------- */
 
 __device__ __forceinline__ float table_elem(const void *t, int fmt, const float *sc, size_t row, int D, int i) {

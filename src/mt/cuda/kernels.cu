@@ -415,10 +415,10 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
                           lane, acc[0], acc2);
         if (!writer) return;
         float v = gemv_out(acc[0], sc, bias, flags, n, qcols, qs);
-        y[n] = (flags & MTK_ACCUM) ? ((flags & MTK_ACT_BF16) ? bf16_round(yo[0] + v) : yo[0] + v) : v;
+        y[n] = (flags & MTK_ACCUM) ? residual_add(yo[0], v, flags) : v;
         if (n2 < N) {
             v = gemv_out(acc2, sc2, bias2, flags, n2, qcols, qs);
-            y[n2] = (flags & MTK_ACCUM) ? ((flags & MTK_ACT_BF16) ? bf16_round(yo2 + v) : yo2 + v) : v;
+            y[n2] = (flags & MTK_ACCUM) ? residual_add(yo2, v, flags) : v;
         }
         return;
     }
@@ -455,7 +455,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     for (int r = 0; r < R; r++) {
         float v = gemv_out(acc[r], sc, bias, flags, n, qcols, qs);
         float *yp = y + (size_t)r * N + n;
-        if (flags & MTK_ACCUM) *yp = (flags & MTK_ACT_BF16) ? bf16_round(yo[r] + v) : yo[r] + v;
+        if (flags & MTK_ACCUM) *yp = residual_add(yo[r], v, flags);
         else *yp = v;
     }
 }
@@ -731,7 +731,7 @@ __global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const floa
         for (int w = 1; w < GEMM_WARPS; w++) acc += part[w][i];
         float v = gemv_out(acc, 1.0f, b ? __ldg(b + n) : 0.0f, flags, n, qcols, qs);
         float *yp = y + (size_t)(m0 + r) * N + n;
-        if (flags & MTK_ACCUM) *yp = (flags & MTK_ACT_BF16) ? bf16_round(*yp + v) : *yp + v;
+        if (flags & MTK_ACCUM) *yp = residual_add(*yp, v, flags);
         else *yp = v;
     }
 }

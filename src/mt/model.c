@@ -209,6 +209,7 @@ void nllb_model_free(nllb_model *m) {
             nx = sl->next;
             free_w(be, sl->head);
             free(sl->ids);
+            free(sl->given);
             free(sl);
         }
         be->ops->destroy(be);

@@ -82,6 +82,12 @@ typedef struct mt_shortlist {
     uint64_t hash;      /* of the id set (caller's lists) */
     int32_t *ids;
     int n;
+    /* a caller's list as it was given (unsorted, duplicates kept), so that
+     * the next call with the same list finds this one without sorting it
+     * again (32K ids: ~1.3 ms of qsort, per sentence, on the GPU's path) */
+    int32_t *given;
+    int n_given;
+    uint64_t given_hash;
     mt_weight *head;
 } mt_shortlist;
 

@@ -240,25 +240,51 @@ stts_status mt_shortlist_ids(const nllb_model *cm, const int32_t *list, int n_li
     nllb_model *m = (nllb_model *)cm;
     *out = NULL;
     if (n_list < 1) return stts_error_set(err, STTS_ERR_INVALID_ARG, "the shortlist is empty");
+    /* the same list as a previous call (a session passes its list with every
+     * sentence): found by its hash and bytes as given, before any work */
+    const uint64_t gh = hash_ids(list, n_list);
+    pthread_mutex_lock(&m->sl_lock);
+    for (mt_shortlist *sl = m->shortlists; sl; sl = sl->next)
+        if (sl->key == -1 && sl->given && sl->given_hash == gh && sl->n_given == n_list &&
+            !memcmp(sl->given, list, sizeof(int32_t) * (size_t)n_list)) {
+            *out = sl;
+            pthread_mutex_unlock(&m->sl_lock);
+            return STTS_OK;
+        }
+    pthread_mutex_unlock(&m->sl_lock);
     for (int i = 0; i < n_list; i++)
         if (list[i] < 0 || list[i] >= m->pub.vocab_size)
             return stts_error_set(err, STTS_ERR_INVALID_ARG, "shortlist id %d (entry %d) is outside the vocabulary (0..%d)",
                                   list[i], i + 1, m->pub.vocab_size - 1);
     int32_t *ids = malloc(sizeof(int32_t) * ((size_t)n_list + SPECIALS));
-    if (!ids) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a shortlist");
+    int32_t *given = malloc(sizeof(int32_t) * (size_t)n_list);
+    if (!ids || !given) {
+        free(ids);
+        free(given);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a shortlist");
+    }
     memcpy(ids, list, sizeof(int32_t) * (size_t)n_list);
+    memcpy(given, list, sizeof(int32_t) * (size_t)n_list);
     int n = add_specials(m, ids, n_list);
     n = sort_unique(ids, n);
     uint64_t h = hash_ids(ids, n);
     pthread_mutex_lock(&m->sl_lock);
     for (mt_shortlist *sl = m->shortlists; sl; sl = sl->next)
         if (sl->key == -1 && sl->hash == h && sl->n == n && !memcmp(sl->ids, ids, sizeof(int32_t) * (size_t)n)) {
+            /* the same set in another order: cached already */
             *out = sl;
             pthread_mutex_unlock(&m->sl_lock);
             free(ids);
+            free(given);
             return STTS_OK;
         }
     stts_status st = finish(m, -1, h, ids, n, out, err);
+    if (!st) {
+        mt_shortlist *sl = (mt_shortlist *)*out;
+        sl->given = given, sl->n_given = n_list, sl->given_hash = gh;
+    } else {
+        free(given);
+    }
     pthread_mutex_unlock(&m->sl_lock);
     return st;
 }

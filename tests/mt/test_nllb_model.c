@@ -559,6 +559,80 @@ static void test_batch_equals_single(void) {
     nllb_model_free(m);
 }
 
+/* A caller's shortlist (NLLB_SHORTLIST_IDS) is cached by the list as given,
+ * so the sort happens once per list: the same list again, the same ids in a
+ * new buffer, in another order or with duplicates all give the same
+ * translation; a list changed in place between calls is taken as changed
+ * (never the stale cache); a bad id is reported even after a good list was
+ * cached. A set holding every token the full vocabulary chose gives the same
+ * greedy ids (each step's arg-max is in the set). */
+static void test_shortlist_ids_cache(void) {
+    nllb_model *m = tiny_model(2, NLLB_SIMD_AUTO);
+    if (!m) return;
+    stts_error e;
+    nllb_session *s;
+    CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
+    const int32_t *src[1] = {SRC};
+    int n = NSRC;
+    nllb_translate_params p = nllb_translate_default_params();
+    p.max_new_tokens = 12;
+    nllb_result full, r;
+    CHECK(nllb_translate_ids(s, src, &n, 1, 380, &p, &full, &e) == STTS_OK);
+    if (full.n_ids < 3) {
+        CHECK_MSG(0, "the tiny model stopped after %d ids", full.n_ids);
+        nllb_result_clear(&full);
+        nllb_session_free(s);
+        nllb_model_free(m);
+        return;
+    }
+    /* the chosen tokens plus every tenth id, in descending order, twice */
+    int32_t list[256], copy[256], perm[256];
+    int nl = 0;
+    for (int i = 0; i < full.n_ids; i++) list[nl++] = full.ids[i];
+    for (int id = 590; id >= 0 && nl < 200; id -= 10) list[nl++] = id, list[nl++] = id;
+    memcpy(copy, list, sizeof(int32_t) * (size_t)nl);
+    for (int i = 0; i < nl; i++) perm[i] = list[nl - 1 - i];
+    p.shortlist = NLLB_SHORTLIST_IDS;
+    const int32_t *lists[4] = {list, list, copy, perm};
+    for (int k = 0; k < 4; k++) {
+        p.shortlist_ids = lists[k];
+        p.n_shortlist_ids = nl;
+        CHECK(nllb_translate_ids(s, src, &n, 1, 380, &p, &r, &e) == STTS_OK);
+        CHECK_EQ_INT(r.n_ids, full.n_ids);
+        for (int i = 0; i < r.n_ids && i < full.n_ids; i++) CHECK_EQ_INT(r.ids[i], full.ids[i]);
+        nllb_result_clear(&r);
+    }
+    /* the same buffer, changed in place: the first ordinary piece the full
+     * vocabulary chose (not special, not a language id, not in the source)
+     * is gone from the set, so the output differs there */
+    int j = 2;
+    while (j < full.n_ids) {
+        int in_src = 0;
+        for (int i = 0; i < NSRC; i++) in_src |= SRC[i] == full.ids[j];
+        if (full.ids[j] > 3 && full.ids[j] <= 300 && !in_src) break;
+        j++;
+    }
+    CHECK_MSG(j < full.n_ids, "no ordinary piece in the tiny model's output: pick another source");
+    if (j < full.n_ids) {
+        int32_t gone = full.ids[j];
+        for (int i = 0; i < nl; i++)
+            if (list[i] == gone) list[i] = 1; /* <pad>: in every set anyway */
+        p.shortlist_ids = list;
+        CHECK(nllb_translate_ids(s, src, &n, 1, 380, &p, &r, &e) == STTS_OK);
+        CHECK_MSG(r.n_ids <= j || r.ids[j] != gone, "a stale shortlist chose the removed id %d at %d", gone, j);
+        nllb_result_clear(&r);
+    }
+    /* a bad id after good lists were cached */
+    int32_t bad[3] = {5, 600, 7};
+    p.shortlist_ids = bad;
+    p.n_shortlist_ids = 3;
+    CHECK(nllb_translate_ids(s, src, &n, 1, 380, &p, &r, &e) == STTS_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(e.msg, "600") && strstr(e.msg, "entry 2"), "%s", e.msg);
+    nllb_result_clear(&full);
+    nllb_session_free(s);
+    nllb_model_free(m);
+}
+
 static void count_tokens(void *user, int sentence, int step, int32_t token) {
     (void)sentence, (void)step, (void)token;
     int *n = user;
@@ -921,6 +995,7 @@ int main(void) {
     TEST_RUN(test_languages);
     TEST_RUN(test_600m_config_matches_hf_file);
     TEST_RUN(test_shortlist_parse);
+    TEST_RUN(test_shortlist_ids_cache);
     wf_reset(NULL);
     return TEST_SUMMARY();
 }

@@ -316,6 +316,66 @@ static void test_attention(void) {
     }
 }
 
+/* The one-warp attention (kernels.cu attention_warp_kernel) gives the bits
+ * of the 128-thread kernel, for head sizes 32, 64 and 128, lengths on both
+ * sides of 32, 64 (the prefetch's cap) and 128 (the softmax sum's
+ * thread groups), with and without the prefetch (old_kv 0, 1: all but the
+ * last position; 2: all), the cache write folded in, and bf16 rounding:
+ * outputs and caches compared byte for byte, the warp kernel checked to
+ * have run. */
+static void test_attention_warp_bits(void) {
+    static const int lens_of[] = {1, 2, 17, 32, 33, 64, 65, 100, 128, 129, 200};
+    enum { R = 11, MAXL = 200, H = 3 };
+    const int hds[] = {64, 128, 32};
+    for (int hi = 0; hi < 3; hi++) {
+        const int HD = hds[hi], D = H * HD;
+        size_t kvn = (size_t)R * MAXL * D, qn = (size_t)R * 3 * D;
+        float *q = malloc(sizeof(float) * qn), *kv = malloc(sizeof(float) * 2 * kvn);
+        for (size_t i = 0; i < qn; i++) q[i] = urand();
+        for (size_t i = 0; i < 2 * kvn; i++) kv[i] = urand();
+        float *dq = dev_of(q, sizeof(float) * qn);
+        float *res[2][2] = {{NULL}}; /* [warp][out, caches] on the host */
+        for (int old_kv = 0; old_kv <= 2; old_kv++)
+            for (int fold = 0; fold <= 1; fold++)
+                for (int act = 0; act <= 1; act++) {
+                    if (old_kv == 2 && fold) continue; /* cross-attention: no cache write */
+                    for (int w = 0; w < 2; w++) {
+                        float *dkv = dev_of(kv, sizeof(float) * 2 * kvn), *dout = dev_of(NULL, sizeof(float) * R * D);
+                        mtk_kv_rows in;
+                        memset(&in, 0, sizeof in);
+                        for (int r = 0; r < R; r++)
+                            in.k[r] = dkv + (size_t)r * MAXL * D, in.v[r] = dkv + kvn + (size_t)r * MAXL * D,
+                            in.len[r] = lens_of[r];
+                        mtk_new_kv nkv = {fold ? dq + D : NULL, fold ? dq + 2 * D : NULL, 3 * D};
+                        mtk_attention_warp_enable(w);
+                        unsigned long before = mtk_attention_warp_calls();
+                        CHECK(mtk_attention_inline(stream, R, H, HD, dq, 3 * D, &in, D, dout, D, MAXL, old_kv, &nkv,
+                                                   act) == 0);
+                        CHECK_MSG((mtk_attention_warp_calls() > before) == (w == 1), "hd %d: the %s kernel did not run",
+                                  HD, w ? "one-warp" : "128-thread");
+                        res[w][0] = realloc(res[w][0], sizeof(float) * R * D);
+                        res[w][1] = realloc(res[w][1], sizeof(float) * 2 * kvn);
+                        fetch(res[w][0], dout, (size_t)R * D);
+                        fetch(res[w][1], dkv, 2 * kvn);
+                        gpu->ops->release(gpu, dkv), gpu->ops->release(gpu, dout);
+                    }
+                    size_t first = 0;
+                    while (first < (size_t)R * D && !memcmp(&res[0][0][first], &res[1][0][first], sizeof(float))) first++;
+                    CHECK_MSG(first == (size_t)R * D,
+                              "hd %d old_kv %d fold %d act %d: one-warp attention differs from the 128-thread kernel "
+                              "at row %zu (length %d) element %zu: %.9g vs %.9g",
+                              HD, old_kv, fold, act, first / D, lens_of[first / D % R], first % D,
+                              first < (size_t)R * D ? res[1][0][first] : 0.0, first < (size_t)R * D ? res[0][0][first] : 0.0);
+                    CHECK_MSG(!memcmp(res[0][1], res[1][1], sizeof(float) * 2 * kvn),
+                              "hd %d old_kv %d fold %d: the caches differ", HD, old_kv, fold);
+                }
+        mtk_attention_warp_enable(1);
+        for (int w = 0; w < 2; w++) free(res[w][0]), free(res[w][1]);
+        gpu->ops->release(gpu, dq);
+        free(q), free(kv);
+    }
+}
+
 static void test_embed(void) {
     enum { V = 50, D = 64, R = 40 }; /* > MTK_INLINE_ROWS: the device-array path too */
     float *tab = malloc(sizeof(float) * V * D);
@@ -1173,7 +1233,7 @@ static int wanted(const char *name) {
 #define RUN(fn) do { if (wanted(#fn)) TEST_RUN(fn); } while (0)
 
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
-                                    "test_layernorm", "test_attention", "test_embed", "test_argmax_topk",
+                                    "test_layernorm", "test_attention", "test_attention_warp_bits", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
                                     "test_greedy_ahead", "test_gemm", "test_auto_fallback"};
 
@@ -1221,6 +1281,7 @@ int main(int argc, char **argv) {
     RUN(test_gather);
     RUN(test_layernorm);
     RUN(test_attention);
+    RUN(test_attention_warp_bits);
     RUN(test_embed);
     RUN(test_argmax_topk);
     RUN(test_select);

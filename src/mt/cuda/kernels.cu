@@ -1009,6 +1009,140 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
     }
 }
 
+/* The same attention in one warp per (head, row), for head sizes of 32,
+ * 64 and 128 (NLLB's 64): no block barriers or shared-memory reductions on
+ * the step's critical path (attention_kernel's 128 threads pay seven
+ * __syncthreads and two block reductions for a few dozen keys), and the
+ * same bits as attention_kernel. Lane l takes the keys attention_kernel's
+ * thread l, l + 32, l + 64 and l + 96 took (the same dot products, each in
+ * its order); the softmax sum keeps that kernel's order exactly: per
+ * 32-key "warp" c of the 128 threads, each thread's keys t, t + 128, ...
+ * in sequence, the same xor tree, then the warps' sums in order (a warp
+ * without keys adds an exact 0); the weighted sum keeps its G =
+ * ATT_THREADS / hd interleaved groups of keys, added in group order. */
+template <bool INL, int HD>
+__global__ void __launch_bounds__(WARP) attention_warp_kernel(int hd_unused, const float *q, int q_stride,
+                                                              const float *const *kp, const float *const *vp,
+                                                              const int *kv_len, const mtk_kv_rows inl,
+                                                              int kv_stride, float *out, int out_stride, int pre_cap,
+                                                              int all_old, const mtk_new_kv nkv, int act) {
+    constexpr int G = ATT_THREADS / HD, DL = HD / WARP, NW = ATT_THREADS / WARP;
+    extern __shared__ __align__(16) float att_sm[];
+    (void)hd_unused;
+    pdl_launch_dependents();
+    const int lane = (int)threadIdx.x;
+    const int h = blockIdx.x, r = blockIdx.y, n = INL ? inl.len[r] : kv_len[r];
+    const float *k = (INL ? inl.k[r] : kp[r]) + (size_t)h * HD, *v = (INL ? inl.v[r] : vp[r]) + (size_t)h * HD;
+    const bool vec = (kv_stride & 3) == 0 && ((uintptr_t)k & 15) == 0 && ((uintptr_t)v & 15) == 0;
+    const int ps = HD + 4;
+    int npre = vec ? min(all_old ? n : n - 1, pre_cap) : 0;
+    float *ks = att_sm, *vs = ks + (size_t)pre_cap * ps, *sc = vs + (size_t)pre_cap * ps;
+    {
+        constexpr int cpr = HD / 4;
+        for (int c = lane; c < npre * cpr; c += WARP) {
+            int j = c / cpr, i = (c % cpr) * 4;
+            cp_async16(ks + (size_t)j * ps + i, k + (size_t)j * kv_stride + i);
+            cp_async16(vs + (size_t)j * ps + i, v + (size_t)j * kv_stride + i);
+        }
+    }
+    pdl_wait();
+    float *qs = sc + n;
+    const float *qr = q + (size_t)r * q_stride + (size_t)h * HD;
+    if (nkv.k) {
+        size_t src = (size_t)r * nkv.stride + (size_t)h * HD, dst = (size_t)(n - 1) * kv_stride;
+        const bool to_smem = vec && npre == n - 1 && n - 1 < pre_cap;
+        /* every load first (the new key and value, the query), then the
+         * stores: one L2 round trip, not two */
+        float kn[DL], vn[DL], qv[DL];
+#pragma unroll
+        for (int m = 0; m < DL; m++) {
+            const int i = lane + m * WARP;
+            kn[m] = nkv.k[src + i], vn[m] = nkv.v[src + i], qv[m] = qr[i];
+        }
+#pragma unroll
+        for (int m = 0; m < DL; m++) {
+            const int i = lane + m * WARP;
+            ((float *)k)[dst + i] = kn[m];
+            ((float *)v)[dst + i] = vn[m];
+            if (to_smem) ks[(size_t)(n - 1) * ps + i] = kn[m], vs[(size_t)(n - 1) * ps + i] = vn[m];
+            qs[i] = qv[m];
+        }
+        if (to_smem) npre = n;
+    } else {
+#pragma unroll
+        for (int m = 0; m < DL; m++) qs[lane + m * WARP] = qr[lane + m * WARP];
+    }
+    cp_async_wait_all();
+    __syncwarp(); /* the query, the prefetched keys and values, this step's key and value, for every lane */
+    float mx = -INFINITY;
+    for (int j = lane; j < n; j += WARP) {
+        const float *kj = j < npre ? ks + (size_t)j * ps : k + (size_t)j * kv_stride;
+        float d = 0.0f;
+        if (vec) {
+#pragma unroll 4
+            for (int i = 0; i < HD; i += 4) {
+                float4 kv = *(const float4 *)(kj + i);
+                d = fmaf(qs[i], kv.x, d);
+                d = fmaf(qs[i + 1], kv.y, d);
+                d = fmaf(qs[i + 2], kv.z, d);
+                d = fmaf(qs[i + 3], kv.w, d);
+            }
+        } else {
+            for (int i = 0; i < HD; i++) d = fmaf(qs[i], kj[i], d);
+        }
+        sc[j] = d;
+        mx = fmaxf(mx, d);
+    }
+    for (int o = WARP / 2; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    __syncwarp(); /* every score written */
+    double sum = 0.0;
+#pragma unroll
+    for (int c = 0; c < NW; c++) {
+        if (c * WARP >= n) break; /* this 32-key group and all later ones are empty: they add an exact 0 */
+        double t = 0.0;
+        for (int j = c * WARP + lane; j < n; j += ATT_THREADS) {
+            float e = expf(sc[j] - mx);
+            sc[j] = e;
+            t += e;
+        }
+        for (int o = WARP / 2; o > 0; o /= 2) t += __shfl_xor_sync(0xffffffffu, t, o);
+        sum += t;
+    }
+    const float inv = (float)(1.0 / sum);
+    __syncwarp(); /* every exp written */
+#pragma unroll
+    for (int m = 0; m < DL; m++) {
+        const int i = lane + m * WARP;
+        float o[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            o[g] = 0.0f;
+#pragma unroll 4
+            for (int j = g; j < n; j += G)
+                o[g] = fmaf(sc[j] * inv, j < npre ? vs[(size_t)j * ps + i] : v[(size_t)j * kv_stride + i], o[g]);
+        }
+        float t = o[0];
+#pragma unroll
+        for (int g = 1; g < G; g++) t += o[g];
+        out[(size_t)r * out_stride + (size_t)h * HD + i] = act ? bf16_round(t) : t;
+    }
+}
+
+/* One warp per (head, row) where the head size allows (attention_warp_kernel);
+ * mtk_attention_warp_enable(0) or STTS_CUDA_ATT_WARP=0: the 128-thread
+ * kernel everywhere (the comparison; tests check both give the same bits). */
+static int g_att_warp = -1;
+static unsigned long g_att_warp_calls;
+extern "C" void mtk_attention_warp_enable(int on) { g_att_warp = on != 0; }
+extern "C" unsigned long mtk_attention_warp_calls(void) { return g_att_warp_calls; }
+static int att_warp_on(void) {
+    if (g_att_warp < 0) {
+        const char *e = getenv("STTS_CUDA_ATT_WARP");
+        g_att_warp = !(e && strcmp(e, "0") == 0);
+    }
+    return g_att_warp;
+}
+
 template <bool INL>
 static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, const float *q, int q_stride,
                             const float *const *k, const float *const *v, const int *kv_len, const mtk_kv_rows *inl,
@@ -1029,6 +1163,21 @@ static int attention_launch(cudaStream_t st, int rows, int heads, int head_dim, 
     dim3 grid((unsigned)heads, (unsigned)rows);
     static const mtk_kv_rows none = {};
     static const mtk_new_kv no_new = {};
+    if (att_warp_on() && (head_dim == 32 || head_dim == 64 || head_dim == 128)) {
+        void (*kern)(int, const float *, int, const float *const *, const float *const *, const int *,
+                     const mtk_kv_rows, int, float *, int, int, int, const mtk_new_kv, int) =
+            head_dim == 64    ? attention_warp_kernel<INL, 64>
+            : head_dim == 128 ? attention_warp_kernel<INL, 128>
+                              : attention_warp_kernel<INL, 32>;
+        if (smem > SMEM_OPT_IN) {
+            cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            if (e != cudaSuccess) return (int)e;
+        }
+        g_att_warp_calls++;
+        launch(st, grid, WARP, smem, kern, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none, kv_stride, out,
+               out_stride, pre_cap, old_kv == 2 ? 1 : 0, nkv ? *nkv : no_new, act_bf16);
+        return launch_status();
+    }
     launch(st, grid, ATT_THREADS, smem, attention_kernel<INL>, head_dim, q, q_stride, k, v, kv_len, inl ? *inl : none,
            kv_stride, out, out_stride, pre_cap, old_kv == 2 ? 1 : 0, nkv ? *nkv : no_new, act_bf16);
     return launch_status();

@@ -47,6 +47,13 @@ int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wf
 void mtk_gemm_enable(int on);
 unsigned long mtk_gemm_calls(void);
 
+/* Attention with head sizes 32, 64 and 128 runs one warp per (head, row)
+ * (kernels.cu attention_warp_kernel, the same bits as the 128-thread
+ * kernel) unless disabled: mtk_attention_warp_enable(0), or
+ * STTS_CUDA_ATT_WARP=0. mtk_attention_warp_calls: its launches so far. */
+void mtk_attention_warp_enable(int on);
+unsigned long mtk_attention_warp_calls(void);
+
 /* mtk_linear, then y[m][0..qcols) *= qs (rounded as mtk_scale_cols does:
  * the query scaling fused into its projection); not with MTK_ACCUM. */
 int mtk_linear_scaled(void *stream, const float *x, int M, int K, const void *W, int wfmt, const float *scales, int N,

@@ -28,6 +28,10 @@ extern "C" {
  * message): the clients' limit. The socket path rule, the folder checks and
  * the spool are stts_client's (include/stts_client.h), shared with them. */
 #define DAEMON_MAX_LINE ((size_t)CLIENT_LINE_MAX)
+/* Largest MessageDisplay "index" accepted (a batch number: 0, 1, 2, ...);
+ * a negative or larger one is refused (PROTOCOL.md). */
+#define DAEMON_MAX_INDEX 1000000L
+#define DAEMON_MAX_INDEX_STR "1000000"
 
 /* ---- protocol ----------------------------------------------------------------- */
 typedef enum {
@@ -51,9 +55,13 @@ typedef struct {
 
 /* Parses one request line (without '\n'). Refuses, with a message naming
  * the problem: not JSON, not an object, "v" missing or not 1, unknown "op",
- * a field of the wrong type or out of range, longer than DAEMON_MAX_LINE. */
+ * a field of the wrong type or out of range, longer than DAEMON_MAX_LINE,
+ * a MessageDisplay payload whose integer "index" is outside 0..DAEMON_MAX_INDEX. */
 stts_status daemon_request_parse(const char *line, size_t len, daemon_request *req, stts_error *err);
 void daemon_request_clear(daemon_request *req);
+/* 0 when payload is a MessageDisplay whose integer "index" is outside
+ * 0..DAEMON_MAX_INDEX (the hub refuses it too); 1 otherwise. */
+int daemon_index_ok(json_t *payload);
 /* {"v":1,"ok":false,"error":msg}\n, malloc'd. */
 char *daemon_reply_error(const char *msg);
 /* Adds "v":1,"ok":true to obj (taken), serializes it with a '\n'; malloc'd. */

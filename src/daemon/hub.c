@@ -204,6 +204,13 @@ static msg *find_msg(session *s, const char *id) {
 
 static msg *new_msg(session *s, const char *id, stts_error *err) {
     if (s->n_msgs == MAX_MSGS) {   /* a very long turn: forget the oldest */
+        if (s->cur_id == s->msgs[0].id) {
+            /* It is the message the text stage speaks: its pending words
+             * go out under its id now, before the id is freed (cur_id
+             * never points at a forgotten message). */
+            text_stream_end(s->ts, stts_now_ns());
+            s->cur_id = NULL;
+        }
         free(s->msgs[0].id);
         free(s->msgs[0].text);
         memmove(s->msgs, s->msgs + 1, (MAX_MSGS - 1) * sizeof s->msgs[0]);
@@ -263,6 +270,9 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     json_t *delta = json_object_get(pl, "delta"), *idx = json_object_get(pl, "index");
     if (!mid || !json_is_string(delta))
         return stts_error_set(err, STTS_ERR_FORMAT, "MessageDisplay payload needs \"message_id\" and \"delta\" strings");
+    if (!daemon_index_ok(pl))
+        return stts_error_set(err, STTS_ERR_FORMAT, "MessageDisplay \"index\" must be a whole number from 0 to %ld",
+                              DAEMON_MAX_INDEX);
     if (turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
         /* A parked Stop stays: Stop ends a turn, so batches of another turn
          * within the grace are its own late ones (a new prompt cannot come

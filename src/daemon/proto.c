@@ -41,6 +41,16 @@ static int opt_string(json_t *o, const char *key, const char **out, size_t *len)
     return 0;
 }
 
+/* A MessageDisplay payload's "index", when it is an integer, is a batch
+ * number: 0..DAEMON_MAX_INDEX (a negative one once made a message that was
+ * never spoken, and a huge one overflows the next expected index). */
+int daemon_index_ok(json_t *payload) {
+    json_t *ev = json_object_get(payload, "hook_event_name"), *idx = json_object_get(payload, "index");
+    if (!json_is_string(ev) || strcmp(json_string_value(ev), "MessageDisplay") != 0 || !json_is_integer(idx)) return 1;
+    json_int_t i = json_integer_value(idx);
+    return i >= 0 && i <= DAEMON_MAX_INDEX;
+}
+
 stts_status daemon_request_parse(const char *line, size_t len, daemon_request *req, stts_error *err) {
     memset(req, 0, sizeof *req);
     if (len > DAEMON_MAX_LINE)
@@ -71,6 +81,8 @@ stts_status daemon_request_parse(const char *line, size_t len, daemon_request *r
     case DAEMON_OP_HOOK:
         req->payload = json_object_get(req->root, "payload");
         if (!json_is_object(req->payload)) return bad(req, err, "hook request needs \"payload\": the hook's JSON object%s", "");
+        if (!daemon_index_ok(req->payload))
+            return bad(req, err, "MessageDisplay \"index\" must be a whole number from 0 to %s", DAEMON_MAX_INDEX_STR);
         break;
     case DAEMON_OP_LINE:
         if (!req->session) return bad(req, err, "line request needs \"session\"%s", "");

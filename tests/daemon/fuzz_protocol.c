@@ -14,6 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (daemon_request_parse((const char *)data, size, &rq, &err) == STTS_OK) {
         /* What the server reads of an accepted request. */
         if (rq.op == DAEMON_OP_HOOK && !rq.payload) abort();
+        /* A batch number out of range never reaches the hub. */
+        if (rq.op == DAEMON_OP_HOOK && !daemon_index_ok(rq.payload)) abort();
         if (rq.op == DAEMON_OP_LINE && (!rq.line || !rq.session)) abort();
         if (rq.op == DAEMON_OP_REPLAY && (rq.n < 1 || rq.n > 16)) abort();
         if (rq.op == DAEMON_OP_SPEED && !(rq.x >= 0.25 && rq.x <= 4)) abort();

@@ -31,7 +31,7 @@ stts_status client_hook_request(const char *payload, size_t n, char **line, size
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload holds a NUL byte at offset %zu; not JSON, not "
                               "forwarded", (size_t)((const char *)memchr(payload, '\0', n) - payload));
     json_error_t je;
-    json_t *root = json_loadb(payload, n, 0, &je);
+    json_t *root = json_loadb(payload, n, JSON_DECODE_INT_AS_REAL, &je);   /* a huge integer is still JSON */
     if (!root)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload is not JSON: %s at line %d column %d",
                               je.text, je.line, je.column);

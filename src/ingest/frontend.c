@@ -44,6 +44,16 @@ static int fb_put(fbuf *b, const char *s, size_t n) {
     return 0;
 }
 
+typedef struct {
+    fbuf a, b;              /* repaired copies (the one in use and scratch) */
+    int oom;
+    size_t utf8_at;         /* offset of the first invalid byte; (size_t)-1: none */
+    int surrogates, numbers;
+} json_fix;
+
+static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_t *je);
+static void json_fix_free(json_fix *f);
+
 struct ingest_frontend;
 
 typedef struct {
@@ -81,7 +91,7 @@ struct ingest_frontend {
     size_t seen_n, seen_pos;
     char unknown[16][40];       /* unknown type names already warned about */
     int nunknown;
-    fbuf fix;                   /* a line with invalid UTF-8, repaired */
+    json_fix fix;               /* a line jansson rejected, repaired */
     fbuf spoken;                /* normalized text spoken by the main agent this session (bounded) */
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
@@ -560,7 +570,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
                                   s->streamed.p ? s->streamed.p : "", s->streamed.len));
         } else if (s->open_kind == BLK_TOOL && fe->p.announce_tools) {
             /* the complete assistant line normally announced it; if not, use the streamed input */
-            json_t *in = json_loadb(s->tool_json.p ? s->tool_json.p : "{}", s->tool_json.len ? s->tool_json.len : 2, 0, NULL);
+            json_t *in = json_loadb(s->tool_json.p ? s->tool_json.p : "{}", s->tool_json.len ? s->tool_json.len : 2,
+                                    JSON_DECODE_INT_AS_REAL, NULL);
             maybe_announce(fe, s, s->tool_id[0] ? s->tool_id : NULL, s->tool_name, in);
             json_decref(in);
         }
@@ -593,9 +604,12 @@ static int looks_like_json(const char *r) {
     if (!r) return 0;
     while (*r == ' ' || *r == '\n' || *r == '\t' || *r == '\r') r++;
     if (*r != '{' && *r != '[') return 0;
-    json_t *j = json_loads(r, 0, NULL);
+    json_fix f = {0};
+    json_error_t je;
+    json_t *j = parse_json(&f, r, strlen(r), &je);   /* big numbers are still JSON */
     int ok = j && (json_is_object(j) || json_is_array(j));
     json_decref(j);
+    json_fix_free(&f);
     return ok;
 }
 
@@ -712,16 +726,33 @@ stts_status ingest_frontend_new(const ingest_params *p, ingest_sentence_fn fn, i
 void ingest_frontend_free(ingest_frontend *fe) {
     if (!fe) return;
     for (int i = 0; i < fe->nsrc; i++) source_free(fe->src[i]);
-    free(fe->fix.p);
+    json_fix_free(&fe->fix);
     free(fe->spoken.p);
     free(fe->norm.p);
     free(fe);
 }
 
-/* Replaces each \u escape of an unpaired UTF-16 surrogate (a writer that
- * cut a string between the halves of an emoji) with \ufffd, which the text
- * stage drops; returns how many were replaced. An escape counts only when an
- * even number of backslashes precede it ("\\\\uD83D" is text). */
+/* ---- parsing untrusted JSON -------------------------------------------------------
+ * Every line (and the hook payload, and a transcript's prompt check) goes
+ * through parse_json: one jansson parse, and only when jansson rejects the
+ * line for one of the reasons below, a repaired copy is parsed again, so a
+ * writer's small fault never costs a whole line of text:
+ *   - invalid UTF-8 bytes -> U+FFFD (the text stage drops it);
+ *   - an unpaired UTF-16 surrogate escape (an emoji cut in half) -> \ufffd;
+ *   - a number too large for a double (1e999, a 400-digit integer) -> 0.
+ * Integers are read as reals (JSON_DECODE_INT_AS_REAL): jansson rejects an
+ * integer beyond 64 bits, and one in a tool input or structured output must
+ * not cost the line's text; nothing here reads a number as an id or count. */
+#define JSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
+
+static void json_fix_free(json_fix *f) {
+    free(f->a.p);
+    free(f->b.p);
+}
+
+/* Replaces each \u escape of an unpaired UTF-16 surrogate with \ufffd into
+ * out; returns how many were replaced. An escape counts only when an odd
+ * number of backslashes precede it ("\\\\uD83D" is text). */
 static int hex4(const char *p, unsigned *v) {
     *v = 0;
     for (int i = 0; i < 4; i++) {
@@ -733,8 +764,8 @@ static int hex4(const char *p, unsigned *v) {
     return 1;
 }
 
-static int repair_surrogates(ingest_frontend *fe, const char *line, size_t len) {
-    fe->fix.len = 0;
+static int repair_surrogates(fbuf *out, const char *line, size_t len, int *oom) {
+    out->len = 0;
     int fixed = 0;
     size_t i = 0, bs = 0;
     while (i < len) {
@@ -743,10 +774,10 @@ static int repair_surrogates(ingest_frontend *fe, const char *line, size_t len) 
             int paired = v <= 0xDBFF && i + 10 < len && line[i + 5] == '\\' &&
                          line[i + 6] == 'u' && hex4(line + i + 7, &w) && w >= 0xDC00 && w <= 0xDFFF;
             if (paired) {
-                if (fb_put(&fe->fix, line + i, 11)) { fe->oom = 1; return fixed; }
+                if (fb_put(out, line + i, 11)) { *oom = 1; return fixed; }
                 i += 11;
             } else {
-                if (fb_put(&fe->fix, "ufffd", 5)) { fe->oom = 1; return fixed; }
+                if (fb_put(out, "ufffd", 5)) { *oom = 1; return fixed; }
                 i += 5;
                 fixed++;
             }
@@ -754,28 +785,113 @@ static int repair_surrogates(ingest_frontend *fe, const char *line, size_t len) 
             continue;
         }
         bs = line[i] == '\\' ? bs + 1 : 0;
-        if (fb_put(&fe->fix, line + i, 1)) { fe->oom = 1; return fixed; }
+        if (fb_put(out, line + i, 1)) { *oom = 1; return fixed; }
         i++;
     }
     return fixed;
 }
 
-/* Replaces each invalid UTF-8 byte with U+FFFD (the text stage drops it);
- * returns the offset of the first bad byte. */
-static size_t repair_utf8(ingest_frontend *fe, const char *line, size_t len) {
-    fe->fix.len = 0;
+/* Replaces each invalid UTF-8 byte with U+FFFD into out; returns the offset
+ * of the first bad byte. */
+static size_t repair_utf8(fbuf *out, const char *line, size_t len, int *oom) {
+    out->len = 0;
     size_t first = (size_t)-1, i = 0;
     while (i < len) {
         size_t ok = stts_utf8_valid_prefix((const unsigned char *)line + i, len - i);
-        if (fb_put(&fe->fix, line + i, ok)) { fe->oom = 1; return first; }
+        if (fb_put(out, line + i, ok)) { *oom = 1; return first; }
         i += ok;
         if (i < len) {
             if (first == (size_t)-1) first = i;
-            if (fb_put(&fe->fix, "\xEF\xBF\xBD", 3)) { fe->oom = 1; return first; }
+            if (fb_put(out, "\xEF\xBF\xBD", 3)) { *oom = 1; return first; }
             i++;
         }
     }
     return first;
+}
+
+/* Replaces each number token (outside strings) that overflows a double with
+ * 0 into out; returns how many. Strings are skipped with their escapes. */
+static int repair_numbers(fbuf *out, const char *line, size_t len, int *oom) {
+    out->len = 0;
+    int fixed = 0, in_str = 0;
+    size_t i = 0;
+    while (i < len) {
+        char c = line[i];
+        if (in_str) {
+            if (c == '\\' && i + 1 < len) {
+                if (fb_put(out, line + i, 2)) { *oom = 1; return fixed; }
+                i += 2;
+                continue;
+            }
+            if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t e = i + 1;
+            while (e < len && strchr("0123456789+-.eE", line[e]) && line[e]) e++;
+            /* the longest finite double has 309 integer digits; a longer token or
+             * a big exponent is out of range (checked without strtod's locale) */
+            size_t digits = 0, exp_at = 0;
+            for (size_t k = i; k < e; k++) {
+                if (line[k] == 'e' || line[k] == 'E') { exp_at = k; break; }
+                if (line[k] == '.') break;
+                digits += line[k] >= '0' && line[k] <= '9';
+            }
+            long ex = 0;
+            if (exp_at) {
+                size_t k = exp_at + 1;
+                int neg = k < e && line[k] == '-';
+                if (k < e && (line[k] == '-' || line[k] == '+')) k++;
+                for (; k < e && ex < 100000; k++) ex = ex * 10 + (line[k] - '0');
+                if (neg) ex = -ex;
+            }
+            if ((long)digits + ex > 308) {
+                if (fb_put(out, "0", 1)) { *oom = 1; return fixed; }
+                fixed++;
+                i = e;
+                continue;
+            }
+            if (fb_put(out, line + i, e - i)) { *oom = 1; return fixed; }
+            i = e;
+            continue;
+        }
+        if (fb_put(out, line + i, 1)) { *oom = 1; return fixed; }
+        i++;
+    }
+    return fixed;
+}
+
+/* Parses line, repairing it as above when jansson rejects it; NULL with je
+ * set when it is not JSON even then (or f->oom). */
+static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_t *je) {
+    f->utf8_at = (size_t)-1;
+    f->surrogates = f->numbers = 0;
+    json_t *root = json_loadb(line, len, JSON_FLAGS, je);
+    const char *cur = line;
+    size_t cur_len = len;
+    if (!root && json_error_code(je) == json_error_invalid_utf8) {
+        f->utf8_at = repair_utf8(&f->a, cur, cur_len, &f->oom);
+        if (f->oom) return NULL;
+        cur = f->a.p;
+        cur_len = f->a.len;
+        root = json_loadb(cur, cur_len, JSON_FLAGS, je);
+    }
+    if (!root && strstr(je->text, "invalid Unicode")) {
+        f->surrogates = repair_surrogates(&f->b, cur, cur_len, &f->oom);
+        if (f->oom) return NULL;
+        fbuf t = f->a;   /* the repaired copy is in b: keep it in a */
+        f->a = f->b;
+        f->b = t;
+        cur = f->a.p;
+        cur_len = f->a.len;
+        if (f->surrogates) root = json_loadb(cur, cur_len, JSON_FLAGS, je);
+    }
+    if (!root && strstr(je->text, "overflow")) {
+        f->numbers = repair_numbers(&f->b, cur, cur_len, &f->oom);
+        if (f->oom) return NULL;
+        if (f->numbers) root = json_loadb(f->b.p, f->b.len, JSON_FLAGS, je);
+    }
+    return root;
 }
 
 /* ---- large tool results: recognised without parsing -------------------------
@@ -887,38 +1003,22 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         fe->st.tool_results_skipped++;
         return STTS_OK;
     }
-    /* jansson checks UTF-8 itself; only a line it rejects for that is repaired
-     * (bad bytes -> U+FFFD, which the text stage drops) and parsed again. */
     json_error_t je;
-    json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-    int utf8_repaired = 0;
-    if (!root && json_error_code(&je) == json_error_invalid_utf8) {
-        size_t at = repair_utf8(fe, line, len);
-        if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
+    json_t *root = parse_json(&fe->fix, line, len, &je);
+    if (fe->fix.oom) {
+        fe->fix.oom = 0;
+        json_decref(root);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no);
+    }
+    if (fe->fix.utf8_at != (size_t)-1) {
         fe->st.invalid_utf8++;
-        utf8_repaired = 1;
-        warnf(fe, "invalid UTF-8 at byte %zu replaced", at + 1);
-        root = json_loadb(fe->fix.p, fe->fix.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        warnf(fe, "invalid UTF-8 at byte %zu replaced", fe->fix.utf8_at + 1);
     }
-    if (!root && strstr(je.text, "invalid Unicode")) {
-        /* jansson rejects an unpaired surrogate escape; a lost half of an
-         * emoji must not cost the whole line's text. The repair writes into
-         * fe->fix, so a line already repaired for UTF-8 is copied first. */
-        char *copy = NULL;
-        if (utf8_repaired && (copy = malloc(fe->fix.len ? fe->fix.len : 1)) != NULL)
-            memcpy(copy, fe->fix.p, fe->fix.len);
-        int fixed = 0;
-        if (!utf8_repaired) fixed = repair_surrogates(fe, line, len);
-        else if (copy) fixed = repair_surrogates(fe, copy, fe->fix.len);
-        else fe->oom = 1;
-        free(copy);
-        if (fe->oom) { fe->oom = 0; return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no); }
-        if (fixed) {
-            warnf(fe, "%d unpaired UTF-16 surrogate escape%s replaced", fixed, fixed == 1 ? "" : "s");
-            fe->st.invalid_utf8++;
-            root = json_loadb(fe->fix.p, fe->fix.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-        }
+    if (fe->fix.surrogates) {
+        warnf(fe, "%d unpaired UTF-16 surrogate escape%s replaced", fe->fix.surrogates, fe->fix.surrogates == 1 ? "" : "s");
+        fe->st.invalid_utf8++;
     }
+    if (fe->fix.numbers) warnf(fe, "%d number%s out of range replaced by 0", fe->fix.numbers, fe->fix.numbers == 1 ? "" : "s");
     if (!root) {
         fe->st.bad_lines++;
         if (line[k] != '{' && line[k] != '[' && looks_like_text(line, len)) {
@@ -1008,7 +1108,12 @@ void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out) { *out 
 
 /* ---- transcripts ------------------------------------------------------------------------ */
 int ingest_transcript_is_prompt(const char *line, size_t len) {
-    json_t *root = json_loadb(line, len, 0, NULL);
+    /* repaired like a fed line: a prompt with half an emoji is still the
+     * prompt that starts the last turn */
+    json_fix f = {0};
+    json_error_t je;
+    json_t *root = parse_json(&f, line, len, &je);
+    json_fix_free(&f);
     if (!root) return 0;
     int r = json_is_object(root) && is_prompt_obj(root);
     json_decref(root);
@@ -1018,7 +1123,9 @@ int ingest_transcript_is_prompt(const char *line, size_t len) {
 stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err) {
     *path = NULL;
     json_error_t je;
-    json_t *root = json_loadb(payload, len, 0, &je);
+    json_fix f = {0};
+    json_t *root = parse_json(&f, payload, len, &je);
+    json_fix_free(&f);
     if (!root)
         return stts_error_set(err, STTS_ERR_FORMAT, "the hook payload on stdin is not JSON (%s at column %d); "
                               "run stream-tts --hook from a Claude Code Stop hook", je.text, je.column);

@@ -499,6 +499,16 @@ static void test_transcript_last_turn(void) {
     ingest_frontend_free(fe);
     CHECK(ingest_transcript_is_prompt(TU("hello"), strlen(TU("hello")) - 1));
     CHECK(!ingest_transcript_is_prompt(TU("[Request interrupted by user]"), strlen(TU("[Request interrupted by user]")) - 1));
+    /* a last prompt with half an emoji (a lone surrogate escape) is still the
+     * prompt: the turn before it is not spoken again */
+    write_file(path, TU("first prompt") TA("a1", "Old answer.") TU("broken emoji \\ud83d here")
+                     TA("a2", "New answer."));
+    CHECK(ingest_transcript_is_prompt(TU("broken \\ud83d"), strlen(TU("broken \\ud83d")) - 1));
+    memset(&c, 0, sizeof c);
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "New answer.");
+    ingest_frontend_free(fe);
     CHECK(ingest_transcript_last_turn(fe = NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
     CHECK(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
     unlink(path);
@@ -563,6 +573,35 @@ static void test_structured_output(void) {
     ingest_stats st = run_p(&p, L, &c);
     EXPECT(&c, "1 is the first reference.");   /* spoken (markdown drops the brackets) */
     CHECK_EQ_INT(st.structured_skipped, 3);
+}
+
+/* A number jansson cannot hold as an integer (beyond 64 bits) or at all
+ * (1e999) must not cost the line: its text is spoken, and a result whose
+ * text is JSON with such a number is still recognised as structured output. */
+static void test_big_numbers(void) {
+    const char *L[] = {
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"Twenty-five factorial is large.\"},"
+        "{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{\"n\":15511210043330985984000000}}]},\"parent_tool_use_id\":null}",
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"x\",\"usage\":{\"n\":1e999}}",
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"Still 1e999 here.\"}]},"
+        "\"parent_tool_use_id\":null,\"big\":-1e999,\"s\":\"1e999 \\\" 2e999\"}",
+        "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"\"}",
+        RESULT("{\\\"answer\\\": 15511210043330985984000000}"),
+        RESULT("{\\\"answer\\\": 1e999}"), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Twenty-five factorial is large. | Still 1e999 here.");
+    CHECK_EQ_INT(st.bad_lines, 0);
+    CHECK_EQ_INT(st.structured_skipped, 2);
+    CHECK_EQ_INT(c.nw, 2);
+    CHECK(strstr(c.warn[0], "line 2: 1 number out of range replaced by 0") != NULL);
+    CHECK(strstr(c.warn[1], "line 3: 1 number out of range") != NULL);
+    /* the hook payload too */
+    const char *hp = "{\"n\":123456789012345678901234567890,\"transcript_path\":\"/t/s.jsonl\"}";
+    char *path = NULL;
+    CHECK(ingest_hook_transcript_path(hp, strlen(hp), &path, NULL) == STTS_OK);
+    CHECK(path && strcmp(path, "/t/s.jsonl") == 0);
+    free(path);
 }
 
 /* Partial mode: a text block repeating an earlier block of the same message
@@ -647,6 +686,7 @@ int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
     TEST_RUN(test_structured_output);
+    TEST_RUN(test_big_numbers);
     TEST_RUN(test_identical_blocks_partial);
     TEST_RUN(test_input_formats);
     TEST_RUN(test_partial_spoken_once);

@@ -124,6 +124,25 @@ static int is_nospace_script(uint32_t cp) {
            (cp >= 0xFF00 && cp <= 0xFFEF) || (cp >= 0x20000 && cp <= 0x3FFFF);
 }
 static int is_cjk_term(uint32_t cp) { return cp == 0x3002 || cp == 0xFF01 || cp == 0xFF1F || cp == 0xFF61; }
+/* Sentence ends of other scripts that, like '.', need a following space:
+ * Arabic/Urdu question mark and full stop, Devanagari danda and double danda,
+ * Greek question mark, Armenian full stop, Ethiopic full stop and question
+ * mark, Myanmar full stop, and the doubled marks !! ?? ?! !?. The Arabic
+ * semicolon U+061B and comma U+060C are clause marks, not ends. */
+static int is_script_term(uint32_t cp) {
+    return cp == 0x061F || cp == 0x06D4 || cp == 0x0964 || cp == 0x0965 || cp == 0x037E || cp == 0x0589 ||
+           cp == 0x1362 || cp == 0x1367 || cp == 0x104B || cp == 0x203C || cp == 0x2047 || cp == 0x2048 ||
+           cp == 0x2049;
+}
+/* The last code point of s[0, n) and where it starts. */
+static uint32_t last_cp(const char *s, size_t n, size_t *start) {
+    size_t st = n - 1, k;
+    while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
+    *start = st;
+    uint32_t cp = 0;
+    k = stts_utf8_decode((const unsigned char *)s + st, n - st, &cp);
+    return k ? cp : 0xFFFD;
+}
 static int is_closer(uint32_t cp) {
     return cp == ')' || cp == ']' || cp == '"' || cp == '\'' || cp == 0x201D || cp == 0x2019 ||
            cp == 0xBB || cp == 0x300D || cp == 0x300F || cp == 0xFF09 || cp == 0x3011 ||
@@ -169,6 +188,8 @@ static void flush_held(text_stream *ts) {
 static int ends_terminal(const char *s, size_t n) {
     unsigned char c = (unsigned char)s[n - 1];
     if (c == '.' || c == '!' || c == '?') return 1;
+    size_t st;
+    if (c >= 0x80 && is_script_term(last_cp(s, n, &st))) return 1;
     if (n >= 3) {
         const char *t = s + n - 3;
         return memcmp(t, "\xE3\x80\x82", 3) == 0 || memcmp(t, "\xEF\xBC\x81", 3) == 0 ||
@@ -260,6 +281,8 @@ static void cut_long(text_stream *ts) {
         else if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
                  ((unsigned char)s[i + 2] == 0x8C || (unsigned char)s[i + 2] == 0x9B ||
                   (unsigned char)s[i + 2] == 0x9A)) { cls = 3; at = i + 3; }      /* ，；： */
+        else if (c == 0xD8 && i + 2 < n && ((unsigned char)s[i + 1] == 0x8C || (unsigned char)s[i + 1] == 0x9B) &&
+                 s[i + 2] == ' ') { cls = (unsigned char)s[i + 1] == 0x9B ? 3 : 2; at = i + 2; }   /* Arabic ، ؛ */
         else if (c == ' ' && i + 1 < n && is_conj(s + i + 1, n - i - 1)) { cls = 1; at = i; }
         else if (c == ' ') { cls = 0; at = i; }
         if (cls >= 0 && cls >= best_cls && at < n) { best_cls = cls; best = at; }
@@ -324,6 +347,8 @@ static int ends_sentence(const text_stream *ts) {
     unsigned char c = (unsigned char)s[n - 1];
     if (c == '!' || c == '?') return 1;
     if (n >= 3 && memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0) return 1;   /* … */
+    size_t st;
+    if (c >= 0x80 && is_script_term(last_cp(s, n, &st))) return 1;   /* ؟ ۔ । ॥ ... */
     if (c != '.') return 0;
     size_t w = n;
     while (w > 0 && s[w - 1] != ' ') w--;
@@ -439,6 +464,8 @@ static int is_lead_punct(const char *s, size_t n, size_t *k) {
 }
 static int is_trail_punct(const char *s, size_t n, size_t *k) {
     if (n && s[n - 1] && strchr(".,;:!?)]}\"'>", s[n - 1])) { *k = 1; return 1; }
+    size_t st;
+    if (n && (unsigned char)s[n - 1] >= 0x80 && is_script_term(last_cp(s, n, &st))) { *k = n - st; return 1; }
     if (n >= 3 && (memcmp(s + n - 3, "\xE2\x80\x9D", 3) == 0 || memcmp(s + n - 3, "\xE2\x80\x99", 3) == 0 ||
                    memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0)) { *k = 3; return 1; }
     if (n >= 2 && memcmp(s + n - 2, "\xC2\xBB", 2) == 0) { *k = 2; return 1; }
@@ -1456,7 +1483,10 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
 static int word_ends_sentence(const text_stream *ts) {
     size_t n = ts->word.len;
     while (n > 0 && strchr("\"')]", ts->word.p[n - 1])) n--;
-    return n > 0 && (ts->word.p[n - 1] == '.' || ts->word.p[n - 1] == '!' || ts->word.p[n - 1] == '?');
+    if (n == 0) return 0;
+    size_t st;
+    if ((unsigned char)ts->word.p[n - 1] >= 0x80) return is_script_term(last_cp(ts->word.p, n, &st));
+    return ts->word.p[n - 1] == '.' || ts->word.p[n - 1] == '!' || ts->word.p[n - 1] == '?';
 }
 
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {

@@ -263,6 +263,21 @@ static void test_sentence_ends(void) {
     expect("Wait for it... Then go\xE2\x80\xA6 And stop.", "Wait for it... | Then go\xE2\x80\xA6 And stop.");
 }
 
+/* Arabic, Urdu, Hindi and other scripts' sentence ends (a space follows them
+ * as it follows '.'); the Arabic semicolon and comma do not end a sentence. */
+static void test_script_sentence_ends(void) {
+    expect_nomerge("هل تريد مني تشغيل جميع الاختبارات الآن؟ سأقوم بتحديث الملف بعد ذلك؛ ثم أرسل التغييرات.",
+                   "هل تريد مني تشغيل جميع الاختبارات الآن؟ | سأقوم بتحديث الملف بعد ذلك؛ ثم أرسل التغييرات.");
+    expect_nomerge("میں نے فائل کو اپ ڈیٹ کر دیا ہے۔ اب ٹیسٹ چلائیں",
+                   "میں نے فائل کو اپ ڈیٹ کر دیا ہے۔ | اب ٹیسٹ چلائیں");
+    expect_nomerge("मैंने फ़ाइल बदल दी है। क्या अब परीक्षण चलाऊँ? सब ठीक है॥ आगे बढ़ें",
+                   "मैंने फ़ाइल बदल दी है। | क्या अब परीक्षण चलाऊँ? | सब ठीक है॥ | आगे बढ़ें");
+    /* Greek question mark U+037E, double exclamation U+203C */
+    expect_nomerge("Τι κάνεις\xCD\xBE Καλά. Really\xE2\x80\xBC Next.", "Τι κάνεις\xCD\xBE | Καλά. | Really\xE2\x80\xBC | Next.");
+    /* short ones are held and merged like "OK." */
+    expect("نعم؟ سأبدأ الآن بتشغيل الاختبارات.", "نعم؟ سأبدأ الآن بتشغيل الاختبارات.");
+}
+
 static void test_abbreviations(void) {
     expect("Use a tool, e.g. this one, i.e. the best. Mr. Smith vs. Dr. Who met the U.S. team. Done now.",
            "Use a tool, e.g. this one, i.e. the best. | Mr. Smith vs. Dr. Who met the U.S. team. | Done now.");
@@ -701,6 +716,7 @@ int main(void) {
     TEST_RUN(test_notice_language);
     TEST_RUN(test_sentence_ends);
     TEST_RUN(test_abbreviations);
+    TEST_RUN(test_script_sentence_ends);
     TEST_RUN(test_abbreviations_unmerged);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_cjk);

@@ -45,6 +45,7 @@ typedef struct session {
     msg msgs[MAX_MSGS];
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
+    int prompted;          /* a prompt came while this turn ran (a queued prompt) */
     unsigned long stop_n;
     char *parked;          /* a Stop's last_assistant_message waiting for late batches */
     size_t parked_len;
@@ -257,6 +258,25 @@ static void new_turn(session *s) {
     msgs_clear(s);
 }
 
+/* Forgets the turn, including words still pending in the text stage
+ * (barge-in: they belong to a reply the user talked over). */
+static stts_status reset_turn(session *s, stts_error *err) {
+    text_stream_free(s->ts);
+    s->ts = NULL;
+    msgs_clear(s);
+    free(s->turn_id);
+    s->turn_id = NULL;
+    s->prompted = 0;
+    return text_stream_new(&s->hub->p.text, on_text, s, &s->ts, err);
+}
+
+/* A message of the turn is still coming (no final batch yet). */
+static int turn_running(const session *s) {
+    for (int k = 0; k < s->n_msgs; k++)
+        if (!s->msgs[k].aside && !s->msgs[k].final) return 1;
+    return 0;
+}
+
 static const char *str(json_t *o, const char *k) {
     json_t *v = json_object_get(o, k);
     return json_is_string(v) ? json_string_value(v) : NULL;
@@ -277,7 +297,13 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
         /* A parked Stop stays: Stop ends a turn, so batches of another turn
          * within the grace are its own late ones (a new prompt cannot come
          * that fast). */
-        if (s->turn_id) new_turn(s);
+        if (s->prompted) {
+            /* The turn a prompt came in is over: what it left pending is
+             * dropped, as a barge-in drops it. */
+            if (reset_turn(s, err) != STTS_OK) return err->code;
+        } else if (s->turn_id) {
+            new_turn(s);
+        }
         free(s->turn_id);
         if (!(s->turn_id = strdup(turn))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
@@ -399,12 +425,15 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     if (strcmp(ev, "UserPromptSubmit") == 0) {
         /* Barge-in: what was said of the last turn no longer matters. */
         if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);
-        text_stream_free(s->ts);
-        s->ts = NULL;
-        msgs_clear(s);
-        free(s->turn_id);
-        s->turn_id = NULL;
-        if (text_stream_new(&h->p.text, on_text, s, &s->ts, err) != STTS_OK) { forget(h, s); return err->code; }
+        if (turn_running(s)) {
+            /* A prompt queued while a message streams: the turn goes on
+             * (its late batches continue that message, and its Stop finds
+             * them), so its state stays until a batch of another turn. */
+            s->prompted = 1;
+            *what = h->p.stop_on_prompt ? "stopped (turn still running)" : "turn still running";
+            return STTS_OK;
+        }
+        if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
         *what = h->p.stop_on_prompt ? "stopped" : "new turn";
         return STTS_OK;
     }

@@ -70,9 +70,6 @@ static stts_status md(daemon_hub *h, const char *sid, const char *turn, const ch
     return hook(h, pl, NULL);
 }
 
-#if defined(__GNUC__)
-__attribute__((unused))
-#endif
 static void ev(daemon_hub *h, const char *sid, const char *name, const char *more) {
     char pl[2048];
     snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"%s\"%s%s}", sid, name,
@@ -117,7 +114,36 @@ static void test_index_out_of_range(void) {
     daemon_hub_free(h);
 }
 
+/* A prompt submitted while a turn runs (a queued prompt): the message being
+ * spoken goes on with its late batches, and Stop finds it spoken, so no line
+ * is said twice. */
+static void test_queued_prompt(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    ev(h, "Q", "UserPromptSubmit", "\"prompt\":\"a\"");
+    CHECK(md(h, "Q", "T1", "m1", 0, "First line here.\\n", 0) == STTS_OK);
+    ev(h, "Q", "UserPromptSubmit", "\"prompt\":\"queued\"");
+    CHECK(md(h, "Q", "T1", "m1", 1, "Second line here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "Q", "T1", "m1", 2, "Third line.", 1) == STTS_OK);
+    ev(h, "Q", "Stop", "\"last_assistant_message\":\"First line here.\\nSecond line here.\\nThird line.\"");
+    CHECK_MSG(count(out, "First line here.") == 1, "%s", out);
+    CHECK_MSG(count(out, "Second line here.") == 1, "%s", out);
+    CHECK_MSG(count(out, "Third line.") == 1, "%s", out);
+    /* The queued prompt's own turn is a new turn: spoken, once. */
+    CHECK(md(h, "Q", "T2", "m2", 0, "Queued answer.", 1) == STTS_OK);
+    ev(h, "Q", "Stop", "\"last_assistant_message\":\"Queued answer.\"");
+    CHECK_MSG(count(out, "Queued answer.") == 1, "%s", out);
+    /* After a finished turn a prompt still starts afresh: the same reply
+     * text in the next turn (no MessageDisplay, Stop only) is spoken. */
+    ev(h, "Q", "UserPromptSubmit", "\"prompt\":\"again\"");
+    ev(h, "Q", "Stop", "\"last_assistant_message\":\"Queued answer.\"");
+    CHECK_MSG(count(out, "Queued answer.") == 2, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
+    TEST_RUN(test_queued_prompt);
     return TEST_SUMMARY();
 }

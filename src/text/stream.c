@@ -1015,6 +1015,22 @@ static void inline_run(text_stream *ts, int final) {
             i++;
             break;
         }
+        case '#':
+            if (ts->lk == LK_HEADING && ts->prev_cp == ' ') {
+                /* "## Summary ##": a closing sequence (#s after a space, then
+                 * only spaces to the line end) is not read */
+                size_t j = i;
+                while (j < n && j - i < LOOKAHEAD && s[j] == '#') j++;
+                while (j < n && j - i < LOOKAHEAD && s[j] == ' ') j++;
+                if (j - i < LOOKAHEAD && j == n) {
+                    if (!final) goto hold;
+                    i = n;
+                    break;
+                }
+            }
+            put_cp(ts, "#", 1, '#');
+            i++;
+            break;
         case '&': {
             size_t lim = n - i < 12 ? n - i : 12;
             const char *e = memchr(s + i, ';', lim);

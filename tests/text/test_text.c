@@ -107,8 +107,10 @@ static void test_inline_code(void) {
 }
 
 static void test_headings(void) {
+    /* a closing sequence is not read; #s inside or not after a space are */
     expect("# Title\nBody text here.\n### Sub heading ###\nMore body.",
-           "Title | Body text here. | Sub heading ### | More body.");
+           "Title | Body text here. | Sub heading | More body.");
+    expect_nomerge("## Summary ##   \n## C# and F# ##\n# Issue #42\n## Ends with# \n# #", "Summary | C# and F# | Issue #42 | Ends with#");
     expect("#hashtag is not a heading.", "#hashtag is not a heading.");
     expect("Setext Title\n============\n\nBody.", "Setext Title | Body.");
 }

@@ -39,6 +39,18 @@ static int tb_reserve(tbuf *b, size_t extra) {
 }
 
 enum { LS_START, LS_INLINE, LS_DROP };
+/* Dropped with their contents, across lines and deltas, to their close: a
+ * <system-reminder>, an HTML comment, <script> and <style>. Only the last
+ * few bytes wait for the close, so memory stays bounded. Unclosed, they end
+ * with the text block, and one that opened mid-line (inline HTML rather than
+ * an HTML block) also at a blank line, so a stray "<!--" in prose costs at
+ * most its paragraph. */
+enum { SK_NONE, SK_SYSREM, SK_COMMENT, SK_SCRIPT, SK_STYLE };
+static const struct {
+    const char *close;
+    size_t len;
+    int consume;          /* 0: the close is a tag, left for the tag rule */
+} skip_close[] = {{"", 0, 0}, {"</system-reminder>", 18, 1}, {"-->", 3, 1}, {"</script", 8, 0}, {"</style", 7, 0}};
 enum { LK_PARA, LK_HEADING, LK_ITEM };
 
 struct text_stream {
@@ -68,7 +80,9 @@ struct text_stream {
     long icode_lines;
     int in_table, table_delim;
     long table_rows;
-    int in_sysrem;
+    int skip;             /* SK_*: inside an element whose contents are dropped to its end */
+    int skip_para;        /* it opened mid-line (inline HTML): a blank line ends it too */
+    size_t inline0;       /* where this line's inline text starts (an HTML block opens there) */
     int in_quote, line_quote;   /* the previous / this line is in a blockquote */
 
     /* inline layer */
@@ -801,9 +815,10 @@ static void hard_break(text_stream *ts) {
 }
 
 /* ---- inline layer ----------------------------------------------------------- */
-static const char *find(const char *s, size_t n, const char *pat, size_t pl) {
+/* The first pat in s[0, n), ignoring ASCII case ("</SCRIPT>"); pat is lower case. */
+static const char *find_ci(const char *s, size_t n, const char *pat, size_t pl) {
     for (size_t i = 0; i + pl <= n; i++)
-        if (s[i] == pat[0] && memcmp(s + i, pat, pl) == 0) return s + i;
+        if ((s[i] | 0x20) == (pat[0] | 0x20) && starts_ci(s + i, pl, pat)) return s + i;
     return NULL;
 }
 
@@ -814,9 +829,8 @@ static size_t run_of(const char *s, size_t n, size_t i, char c) {
 }
 
 /* An HTML tag between '<' and '>': drops it; returns 0 if it is not a tag. */
-static int html_tag(text_stream *ts, const char *t, size_t n) {
+static int html_tag(text_stream *ts, const char *t, size_t n, int at_start) {
     size_t i = 0;
-    if (n >= 3 && memcmp(t, "!--", 3) == 0) return 1;   /* comment */
     int closing = 0;
     if (i < n && t[i] == '/') { closing = 1; i++; }
     size_t ns = i;
@@ -825,7 +839,13 @@ static int html_tag(text_stream *ts, const char *t, size_t n) {
     size_t nl = i - ns;
     if (i < n && t[i] != ' ' && t[i] != '/' && t[i] != '\t') return 0;
     if (!closing && nl == 15 && memcmp(t + ns, "system-reminder", 15) == 0) {
-        ts->in_sysrem = 1;
+        ts->skip = SK_SYSREM;
+        ts->skip_para = 0;
+        return 1;
+    }
+    if (!closing && t[n - 1] != '/' && ((nl == 6 && starts_ci(t + ns, nl, "script")) || (nl == 5 && starts_ci(t + ns, nl, "style")))) {
+        ts->skip = nl == 6 ? SK_SCRIPT : SK_STYLE;   /* code, not words */
+        ts->skip_para = !at_start;
         return 1;
     }
     static const char *const blocks[] = {"br", "p", "div", "li", "tr", "td", "th", "hr", "ul", "ol",
@@ -887,19 +907,23 @@ static int entity(text_stream *ts, const char *e, size_t n) {
 
 /* The most bytes any one decision looks ahead (bounded rescans). */
 #define LOOKAHEAD 256
-#define SYSREM_CLOSE "</system-reminder>"
-#define SYSREM_CLOSE_LEN 18
 
 static void inline_run(text_stream *ts, int final) {
     const char *s = ts->line.p;
     size_t n = ts->line.len, i = ts->off;
     while (i < n && !ts->oom) {
         unsigned char c = (unsigned char)s[i];
-        if (ts->in_sysrem) {
-            const char *f = find(s + i, n - i, SYSREM_CLOSE, SYSREM_CLOSE_LEN);
-            if (f) { i = (size_t)(f - s) + SYSREM_CLOSE_LEN; ts->in_sysrem = 0; continue; }
+        if (ts->skip) {
+            const char *cl = skip_close[ts->skip].close;
+            size_t cll = skip_close[ts->skip].len;
+            const char *f = find_ci(s + i, n - i, cl, cll);
+            if (f) {
+                i = (size_t)(f - s) + (skip_close[ts->skip].consume ? cll : 0);
+                ts->skip = SK_NONE;
+                continue;
+            }
             if (final) { i = n; break; }
-            if (n - i >= SYSREM_CLOSE_LEN) i = n - (SYSREM_CLOSE_LEN - 1);
+            if (n - i >= cll) i = n - (cll - 1);   /* keep what may start the close */
             break;
         }
         if (ts->url_depth) {
@@ -995,6 +1019,17 @@ static void inline_run(text_stream *ts, int final) {
             if (need_next) goto hold;
             unsigned char nx = i + 1 < n ? (unsigned char)s[i + 1] : ' ';
             if (!isalpha(nx) && nx != '/' && nx != '!') { put_cp(ts, "<", 1, '<'); i++; break; }
+            if (nx == '!') {
+                if (n - i < 4 && !final) goto hold;
+                if (n - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
+                    /* a comment: the search for "-->" starts at its own "--",
+                     * so "<!-->" and "<!--->" close at once, as in HTML */
+                    ts->skip = SK_COMMENT;
+                    ts->skip_para = i != ts->inline0;
+                    i += 2;
+                    break;
+                }
+            }
             size_t lim = n - i < 256 ? n - i : 256;
             const char *e = memchr(s + i + 1, '>', lim - 1);
             if (!e) {
@@ -1010,7 +1045,7 @@ static void inline_run(text_stream *ts, int final) {
                 i = (size_t)(e - s) + 1;
                 break;
             }
-            if (html_tag(ts, s + i + 1, tl)) { i = (size_t)(e - s) + 1; break; }
+            if (html_tag(ts, s + i + 1, tl, i == ts->inline0)) { i = (size_t)(e - s) + 1; break; }
             put_cp(ts, "<", 1, '<');
             i++;
             break;
@@ -1159,7 +1194,15 @@ static int classify(text_stream *ts, int final) {
     for (;;) {
         const char *s = ts->line.p + ts->off;
         size_t n = ts->line.len - ts->off;
-        if (ts->in_sysrem) { ts->ls = LS_INLINE; ts->lk = LK_PARA; return 1; }
+        if (ts->skip) {
+            /* inside a dropped element: no markdown; a blank line ends one
+             * that opened mid-line (as it ends the paragraph it is in) */
+            size_t m = n < LOOKAHEAD ? n : LOOKAHEAD, b = 0;
+            while (ts->skip_para && b < m && s[b] == ' ') b++;
+            if (ts->skip_para && b == n && n < LOOKAHEAD && !final) return 0;
+            if (!(ts->skip_para && b == n && final)) { ts->ls = LS_INLINE; ts->lk = LK_PARA; return 1; }
+            ts->skip = SK_NONE;
+        }
         if (ts->in_fence) {
             if (!final) return 0;
             if (is_fence_close(ts, s, n)) end_fence(ts);
@@ -1317,7 +1360,10 @@ static int classify(text_stream *ts, int final) {
 
 static void process_line(text_stream *ts, int final) {
     if (!ts->line.p && tb_reserve(&ts->line, 64) != 0) { ts->oom = 1; return; }
-    if (ts->ls == LS_START && !classify(ts, final)) return;
+    if (ts->ls == LS_START) {
+        if (!classify(ts, final)) return;
+        ts->inline0 = ts->off;
+    }
     if (ts->ls == LS_INLINE) inline_run(ts, final);
     else if (ts->ls == LS_DROP) ts->off = ts->line.len;
     /* keep the buffer small on very long lines */
@@ -1325,6 +1371,7 @@ static void process_line(text_stream *ts, int final) {
         memmove(ts->line.p, ts->line.p + ts->off, ts->line.len - ts->off);
         ts->line.len -= ts->off;
         ts->off = 0;
+        ts->inline0 = (size_t)-1;   /* long past the line start */
     }
 }
 
@@ -1422,7 +1469,8 @@ static void reset_markdown(text_stream *ts) {
     ts->lk = LK_PARA;
     ts->prev_blank = 1;
     ts->in_list = 0;
-    ts->in_fence = ts->in_icode = ts->in_table = ts->in_sysrem = 0;
+    ts->in_fence = ts->in_icode = ts->in_table = 0;
+    ts->skip = SK_NONE;
     ts->in_quote = ts->line_quote = 0;
     ts->code_ticks = 0;
     ts->url_depth = 0;

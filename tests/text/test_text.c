@@ -147,6 +147,45 @@ static void test_html(void) {
     expect("Visible <!-- hidden comment --> text.", "Visible text.");
 }
 
+/* HTML comments and <script>/<style> contents are dropped whole, across
+ * lines and deltas, whatever they hold ('>', "->", blank lines in a block),
+ * with only a few bytes waiting for the close. Unclosed: to the end of the
+ * block, or to the paragraph's end when opened mid-line. */
+static void test_html_comments_script_style(void) {
+    expect_nomerge("Intro sentence.\n\n<!--\nTODO: internal note, do not show\n-->\n\nAfter comment.",
+                   "Intro sentence. | After comment.");
+    expect_nomerge("Before. <!-- flow: a -> b --> After.", "Before. | After.");
+    expect_nomerge("Before. <!-- x > y, <b>tags</b>, --!> and -- dashes --> After.", "Before. | After.");
+    expect_nomerge("A<!---->B and <!-->C and <!--->D.", "AB and C and D.");
+    expect_nomerge("<!--\nblock comment\n\nwith a blank line\n-->\n# Title", "Title");
+    expect_nomerge("Prose with a stray <!-- opener\nand more.\n\nNext paragraph.", "Prose with a stray | Next paragraph.");
+    expect_nomerge("Text.\n<!-- never closed\n\nall of this is inside.", "Text.");
+    expect_nomerge("Use `<!--` to open one.", "Use <!-- to open one.");
+    expect_nomerge("Add this:\n<script>alert('secret sauce here')</script>\nDone.", "Add this: Done.");
+    expect_nomerge("<style>\nbody { color: red; }\n\np { margin: 0; }\n</style>\nStyled.", "Styled.");
+    expect_nomerge("A <SCRIPT type=\"x\">var a = 1 > 0;</Script > b <script src=\"x.js\"/> c.", "A b c.");
+    expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a | Then reload.");
+    /* a long comment fed in small pieces: bounded, nothing leaks */
+    size_t n = 1 << 20;
+    char *md = malloc(n + 64);
+    memcpy(md, "Start. <!--", 11);
+    for (size_t i = 11; i < n; i++) md[i] = "ab -\n>"[i % 7];
+    memcpy(md + n, "--> End.", 9);
+    coll *c = malloc(sizeof *c);
+    text_params p;
+    text_default_params(&p);
+    p.merge_short_chars = 0;
+    run(&p, md, n + 8, 0, c);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[0], "Start.");
+    CHECK_EQ_STR(c->s[1], "End.");
+    run(&p, md, n + 8, 7, c);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[1], "End.");
+    free(md);
+    free(c);
+}
+
 static void test_system_reminder(void) {
     expect("Before the reminder. <system-reminder>\nDo not mention this.\nSecret line.\n</system-reminder> After it.",
            "Before the reminder. | After it.");
@@ -704,6 +743,7 @@ int main(void) {
     TEST_RUN(test_blockquote);
     TEST_RUN(test_rules);
     TEST_RUN(test_html);
+    TEST_RUN(test_html_comments_script_style);
     TEST_RUN(test_system_reminder);
     TEST_RUN(test_footnotes);
     TEST_RUN(test_links);

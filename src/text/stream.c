@@ -100,6 +100,9 @@ struct text_stream {
     int pem_words;
     int cred;             /* 1: the last word named a credential; 2: the next word is its value */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
+    int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
+    char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
+    size_t lw_tail_len;
     tbuf held;            /* short sentence waiting to be merged */
     uint64_t held_at;
     tbuf out;             /* scratch for delivery */
@@ -757,7 +760,75 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     return 0;
 }
 
+/* A word longer than this is judged by its first WORD_MAX bytes and the rest
+ * is not buffered (a 10 MB token costs nothing). */
+#define WORD_MAX 1024
+
+static void word_end(text_stream *ts);
+
+/* The word passed WORD_MAX bytes. No word is that long, so it is a URL (its
+ * domain is read, as for any bare URL), or a key, token or data (never read:
+ * with the secret notice when its start looks like a secret). Only text in a
+ * script written without spaces (Thai, Lao...) is read on, in pieces. */
+static void long_word(text_stream *ts) {
+    const char *w = ts->word.p;
+    size_t n = ts->word.len, a = 0, k, hi = 0;
+    while (a < n && is_lead_punct(w + a, n - a, &k)) a += k;
+    const char *c = w + a;
+    size_t cl = n - a;
+    for (size_t i = 0; i < cl; i++) hi += (unsigned char)c[i] >= 0x80;
+    if (!ts->pem && ts->cred != 2 && hi * 2 > cl) { word_end(ts); return; }
+    ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    ts->long_word = 1;
+    ts->lw_tail_len = 0;
+    if (ts->pem) { ts->pem_words++; return; }   /* inside a PEM block: dropped anyway */
+    int value = ts->cred == 2;
+    ts->cred = 0;
+    const char *host, *d;
+    int pass = 0;
+    size_t hl = url_host_with_creds(c, cl, &host, &pass), dl;
+    if (hl && pass) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, host, hl);
+    } else if (is_image_url(c, cl)) {
+        unspace(ts);
+    } else if (!value && (dl = url_domain(c, cl, &d)) != 0) {
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, d, dl);
+    } else {
+        if (value || is_secret_token(c, cl) || looks_random(c, cl)) ts->secret_pending = 1;
+        unspace(ts);
+        seg_put_str(ts, w, a);
+    }
+}
+
+/* The rest of a long word goes by; only its last bytes are kept. */
+static void long_word_keep(text_stream *ts, const char *p, size_t k) {
+    size_t cap = sizeof ts->lw_tail;
+    if (ts->lw_tail_len + k > cap) {
+        size_t drop = ts->lw_tail_len + k - cap;
+        memmove(ts->lw_tail, ts->lw_tail + drop, ts->lw_tail_len - drop);
+        ts->lw_tail_len -= drop;
+    }
+    memcpy(ts->lw_tail + ts->lw_tail_len, p, k);
+    ts->lw_tail_len += k;
+}
+
+/* The long word ended: its trailing punctuation ("...token." ends a sentence). */
+static void long_word_end(text_stream *ts) {
+    const char *t = ts->lw_tail;
+    size_t n = ts->lw_tail_len, s0 = 0, b, k;
+    ts->long_word = 0;
+    ts->lw_tail_len = 0;
+    while (s0 < n && ((unsigned char)t[s0] & 0xC0) == 0x80) s0++;   /* a cut character */
+    b = n;
+    while (b > s0 && is_trail_punct(t + s0, b - s0, &k)) b -= k;
+    if (b < n && ts->sent.len) seg_put_str(ts, t + b, n - b);
+}
+
 static void word_end(text_stream *ts) {
+    if (ts->long_word) { long_word_end(ts); return; }
     if (ts->word.len == 0) return;
     const char *w = ts->word.p;
     size_t n = ts->word.len, a = 0, b = n, k;
@@ -794,9 +865,11 @@ static void put_cp(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     } else if (is_nospace_script(cp)) {
         word_end(ts);
         seg_put(ts, p, k, cp);
+    } else if (ts->long_word) {
+        long_word_keep(ts, p, k);
     } else {
         tb_put(ts, &ts->word, p, k);
-        if (ts->word.len > 1024) word_end(ts);   /* a token this long is not a URL or path */
+        if (ts->word.len > WORD_MAX) long_word(ts);
     }
 }
 static void put_bytes(text_stream *ts, const char *s, size_t n) {
@@ -1478,6 +1551,8 @@ static void reset_markdown(text_stream *ts) {
     ts->ncarry = 0;
     ts->pem = 0;
     ts->cred = 0;
+    ts->long_word = 0;
+    ts->lw_tail_len = 0;
 }
 
 stts_status text_stream_new(const text_params *p, text_sentence_fn fn, void *user, text_stream **out,
@@ -1545,12 +1620,13 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
  * character (closing quotes and brackets aside) is '.', '!' or '?'. Claude's
  * deltas often end right after the period, the space coming with the next. */
 static int word_ends_sentence(const text_stream *ts) {
-    size_t n = ts->word.len;
-    while (n > 0 && strchr("\"')]", ts->word.p[n - 1])) n--;
+    const char *w = ts->long_word ? ts->lw_tail : ts->word.p;
+    size_t n = ts->long_word ? ts->lw_tail_len : ts->word.len;
+    while (n > 0 && strchr("\"')]", w[n - 1])) n--;
     if (n == 0) return 0;
     size_t st;
-    if ((unsigned char)ts->word.p[n - 1] >= 0x80) return is_script_term(last_cp(ts->word.p, n, &st));
-    return ts->word.p[n - 1] == '.' || ts->word.p[n - 1] == '!' || ts->word.p[n - 1] == '?';
+    if ((unsigned char)w[n - 1] >= 0x80) return is_script_term(last_cp(w, n, &st));
+    return w[n - 1] == '.' || w[n - 1] == '!' || w[n - 1] == '?';
 }
 
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {

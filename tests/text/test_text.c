@@ -2,6 +2,7 @@
  * (docs/FRONTEND.md), each checked on whole input, byte-by-byte input and
  * random splits (the output must not depend on how the input was split). */
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "stts_text.h"
 #include "test.h"
@@ -714,6 +715,71 @@ static void test_secrets(void) {
              "キーはです。 | {secret}\xE7\xA7\x98\xE5\xAF\x86\xE6\x83\x85\xE5\xA0\xB1\xE3\x81\xAF\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
 }
 
+/* A word over the 1 KiB word limit is still judged whole: a long JWT or a
+ * presigned URL with a long token is never read (the URL gives its domain),
+ * at any split point; a run of pictureless symbols goes silently; text in a
+ * script without spaces is still read; a huge token costs bounded memory. */
+static void test_long_words(void) {
+    static char md[8192];
+    char tok[3000];
+    /* a JWT of about 1.6 KB: header.payload.signature */
+    size_t n = 0;
+    n += (size_t)snprintf(tok + n, sizeof tok - n, "eyJhbGciOiAiUlMyNTYiLCAidHlwIjogIkpXVCJ9.eyJ");
+    while (n < 1500) n += (size_t)snprintf(tok + n, sizeof tok - n, "zdWIiOiAiMTIzNDU2Nzg5MCIsICJuYW1lIjogIk%02zu", n % 97);
+    n += (size_t)snprintf(tok + n, sizeof tok - n, ".EqV8ib8HDy88YtDtXbiufMdI8X2Y4rUmer_BH3M1XS0");
+    snprintf(md, sizeof md, "Your token is %s and it expires soon.", tok);
+    expect_every_split(md, "Your token is and it expires soon." SECRET);
+    snprintf(md, sizeof md, "The token is %s.\n\nNext.", tok);
+    expect_every_split(md, "The token is." SECRET " | Next.");
+    /* a presigned S3 URL whose security token passes the limit */
+    snprintf(md, sizeof md, "Download https://my-bucket.s3.amazonaws.com/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+             "&X-Amz-Security-Token=%s&X-Amz-Signature=abc123 now.", tok + 40);
+    expect_every_split(md, "Download my-bucket.s3.amazonaws.com now.");
+    snprintf(md, sizeof md, "See (https://example.com/a?t=%s). Then more.", tok + 40);
+    expect_every_split(md, "See (example.com). | Then more.");
+    snprintf(md, sizeof md, "Or postgres://admin:%s@db.example.com/app here.", tok + 40);
+    expect_nomerge(md, "Or here." SECRET);   /* the password is where the host would be: nothing but the notice */
+    snprintf(md, sizeof md, "API_KEY=%s is set.", tok + 40);
+    expect_nomerge(md, "is set." SECRET);
+    snprintf(md, sizeof md, "password: %s is set.", tok + 40);
+    expect_nomerge(md, "password: is set." SECRET);
+    /* symbols and data without a secret's look: left out silently */
+    memcpy(md, "Before ", 7);
+    memset(md + 7, '=', 3000);
+    snprintf(md + 3007, sizeof md - 3007, " after the run.");
+    expect_nomerge(md, "Before after the run.");
+    /* Thai (no spaces between words) is text: read in pieces, nothing lost */
+    n = 0;
+    for (int i = 0; i < 200; i++) n += (size_t)snprintf(md + n, sizeof md - n, "\xE0\xB8\x81\xE0\xB8\xB2");
+    text_params p;
+    text_default_params(&p);   /* sentences are cut at 200 characters, each fits in coll */
+    coll *c = malloc(sizeof *c);
+    run(&p, md, n, 0, c);
+    size_t total = 0;
+    for (int i = 0; i < c->n; i++) total += strlen(c->s[i]);
+    CHECK_EQ_INT(total, n);
+    /* a 16 MB token fed in 4 KB pieces: nothing read, memory bounded */
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    text_stream *ts;
+    memset(c, 0, sizeof *c);
+    CHECK(text_stream_new(&p, cb, c, &ts, NULL) == STTS_OK);
+    CHECK(text_stream_feed(ts, "Start ", 6, 0, NULL) == STTS_OK);
+    char piece[4096];
+    for (int i = 0; i < 4096; i++) {
+        for (size_t k = 0; k < sizeof piece; k++) piece[k] = "aZ3+/x9Q"[(k * 7 + (size_t)i) % 8];
+        CHECK(text_stream_feed(ts, piece, sizeof piece, 0, NULL) == STTS_OK);
+    }
+    CHECK(text_stream_feed(ts, " end.", 5, 0, NULL) == STTS_OK);
+    text_stream_end(ts, 0);
+    text_stream_free(ts);
+    getrusage(RUSAGE_SELF, &ru1);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[0], "Start end.");
+    CHECK_MSG(ru1.ru_maxrss - ru0.ru_maxrss < 4096, "peak RSS grew by %ld KiB", ru1.ru_maxrss - ru0.ru_maxrss);
+    free(c);
+}
+
 static void test_placeholders_badges_etc(void) {
     expect_nomerge("Set the <locale> first.", "Set the locale first.");
     expect_nomerge("Use redis_<portnumber> and <your-api-key> here.", "Use redis portnumber and your-api-key here.");
@@ -733,6 +799,7 @@ static void test_placeholders_badges_etc(void) {
 
 int main(void) {
     TEST_RUN(test_secrets);
+    TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);

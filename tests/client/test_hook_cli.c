@@ -59,6 +59,11 @@ static int fake_daemon(int argc, char **argv) {
         if (poll(&p, 1, 20000) <= 0) return 0; /* idle: a leftover goes away by itself */
         int c = accept(l, NULL, NULL);
         if (c < 0) continue;
+        if (getenv("STTS_TEST_STALL")) { /* a daemon too busy to read */
+            sleep_ms(atoi(getenv("STTS_TEST_STALL")));
+            close(c);
+            continue;
+        }
         char *buf = NULL;
         size_t len = 0, cap = 0;
         for (;;) {
@@ -353,6 +358,70 @@ static void test_no_daemon_spools(void) {
     free(log);
 }
 
+/* Spooled request files: their number; each is checked against want and removed. */
+static int take_spool(const char *want) {
+    DIR *d = opendir(g_spool);
+    int k = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            char p[PATH_MAX];
+            snprintf(p, sizeof p, "%s/%s", g_spool, de->d_name);
+            char *body = slurp(p);
+            CHECK_MSG(body && strcmp(body, want) == 0, "spooled %zu bytes", body ? strlen(body) : 0);
+            free(body);
+            unlink(p);
+            k++;
+        }
+    if (d) closedir(d);
+    return k;
+}
+
+/* A daemon that turns the connection away (64 connections busy) does not
+ * have the payload: it is spooled, not lost. */
+static void test_turned_away_spools(void) {
+    setenv("STTS_TEST_REPLY", "{\"v\":1,\"ok\":false,\"error\":\"too many clients; try again\"}\n", 1);
+    start_daemon();
+    unsetenv("STTS_TEST_REPLY");
+    unlink(g_log);
+    result r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, k_env_wait);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    char want[8192];
+    snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", k_events[1][1]);
+    CHECK_EQ_INT(take_spool(want), 1);
+    char *log = slurp(g_log);
+    CHECK_MSG(log && strstr(log, "turned the connection away") && strstr(log, "spooled"), "log: %s", log ? log : "(none)");
+    free(log);
+    stop_daemon();
+}
+
+/* A large payload (within the 8 MiB limit) that cannot be sent within the
+ * budget (the daemon does not read) is spooled whole, not lost. */
+static void test_unsent_payload_spools(void) {
+    setenv("STTS_TEST_STALL", "3000", 1);
+    start_daemon();
+    unsetenv("STTS_TEST_STALL");
+    size_t big = 2u << 20;
+    const char *head = "{\"session_id\":\"S\",\"hook_event_name\":\"MessageDisplay\",\"message_id\":\"m\","
+                       "\"index\":0,\"final\":true,\"delta\":\"";
+    char *pl = malloc(big + 256), *want = malloc(big + 512);
+    if (!pl || !want) { free(pl); free(want); stop_daemon(); return; }
+    size_t n = (size_t)sprintf(pl, "%s", head);
+    for (size_t i = 0; i < big; i++) pl[n++] = (i % 40 == 39) ? '.' : 'a';
+    n += (size_t)sprintf(pl + n, "\"}");
+    sprintf(want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", pl);
+    unlink(g_log);
+    result r = run_hook(pl, n, STDIN_CLOSE, k_env);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    CHECK_EQ_INT(take_spool(want), 1);
+    char *log = slurp(g_log);
+    CHECK_MSG(log && strstr(log, "spooled"), "log: %s", log ? log : "(none)");
+    free(log);
+    free(pl);
+    free(want);
+    stop_daemon();
+}
+
 static void test_session_start_starts_daemon(void) {
     unlink(g_record);
     char pidf[PATH_MAX];
@@ -437,6 +506,8 @@ int main(int argc, char **argv) {
     TEST_RUN(test_hostile);
     TEST_RUN(test_stdin_edge);
     TEST_RUN(test_no_daemon_spools);
+    TEST_RUN(test_turned_away_spools);
+    TEST_RUN(test_unsent_payload_spools);
     TEST_RUN(test_session_start_starts_daemon);
     TEST_RUN(test_unsafe_folder);
     printf("slowest forwarded hook: %.1f ms after its input ended (busy shared machine)\n", g_max_ms);

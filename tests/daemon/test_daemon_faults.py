@@ -4,8 +4,12 @@
 whose translation fails (out of memory injected through STTS_FAULT, see
 docs/RELIABILITY.md) is spoken untranslated after a "translation failed"
 notice in the listener's language; the sentences after it are translated;
-each sentence has exactly one metrics record."""
-import os, sys
+each sentence has exactly one metrics record.
+Silent connections: 63 that send nothing and one that made a request fill
+the daemon's 64 places; the silent ones are closed after 5 s (with a
+reply saying why), so requests get in again; the one that made a request
+may stay quiet (a pipe client between lines)."""
+import json, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_util import Checks, Daemon, scratch, stop, voice_or_skip  # noqa: E402
@@ -37,6 +41,58 @@ if len(rows) == 3 and len(bad) == 1:
     check(all(x["how"] == "mt" and "error" not in x and "untranslated" not in x and x["audio_ms"] > 0
               for x in others), "the other sentences are translated: %s" % others)
 check("sentence 1: translation failed (out of memory (injected fault))" in err, err[-600:])
+
+# Silent connections do not shut the daemon's clients out for good.
+d = Daemon(BIN, VOICE, tmp, "silent", pace=False)
+served = d.conn()
+check(d.req({"v": 1, "op": "ping"}, served)["ok"], "ping")
+silent = [d.conn() for _ in range(63)]
+
+
+def try_ping():
+    """A ping on a new connection: the reply, or the refusal read after the
+    send failed (a turned-away connection is closed at once)."""
+    c = d.conn()
+    try:
+        c.sendall(b'{"v":1,"op":"ping"}\n')
+    except OSError:
+        pass
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            k = c.recv(4096)
+            if not k:
+                break
+            buf += k
+    except OSError:
+        pass
+    c.close()
+    return json.loads(buf) if buf.endswith(b"\n") else None
+
+
+part = silent[0]
+part.sendall(b'{"v":1,"op":')   # stops in the middle of a request
+t0 = time.monotonic()
+r = try_ping()
+check(r and not r["ok"] and "too many clients" in r["error"], "65th connection turned away: %s" % r)
+ok = None
+while time.monotonic() - t0 < 30:
+    r = try_ping()
+    if r and r["ok"]:
+        ok = time.monotonic() - t0
+        break
+    time.sleep(0.2)
+check(ok is not None and ok >= 4, "a request gets in once the silent ones are closed (after %s s)" % ok)
+part.settimeout(5)
+got = part.recv(4096)
+check(b"nothing received for 5 s in the middle of a request" in got, got)
+silent[1].settimeout(5)
+got = silent[1].recv(4096)
+check(b"nothing received for 5 s after connecting" in got, got)
+check(d.req({"v": 1, "op": "ping"}, served)["ok"], "the connection that made a request is kept while quiet")
+for c in silent + [served]:
+    c.close()
+d.close()
 if check.failed:
     print(err[-2000:], file=sys.stderr)
 sys.exit(check.finish())

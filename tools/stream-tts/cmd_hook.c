@@ -135,20 +135,43 @@ static char *read_payload(size_t *n) {
 
 static uint64_t now_ms_since(uint64_t t0) { return (stts_now_ns() - t0) / 1000000u; }
 
-/* Sends the line and checks the reply, within what is left of the budget. */
-static void deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
+/* The budget for sending n bytes: a large payload (a -p MessageDisplay
+ * delta is a whole message, up to 8 MiB) gets 1 ms more per 64 KiB. */
+static int budget_for(size_t n) { return g_budget_ms + (int)(n / 65536); }
+
+/* Sends the line and checks the reply, within what is left of the budget.
+ * Returns 0 when the daemon has the request (accepted, or refused for what
+ * it says: spooling would not help), -1 when it does not (the send did not
+ * finish, or the daemon turned the connection away): the caller spools it. */
+static int deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     stts_error e;
-    int left = g_budget_ms - (int)now_ms_since(t0);
+    int budget = budget_for(n);
+    int left = budget - (int)now_ms_since(t0);
     if (left < 5) left = 5;
-    if (client_conn_send(c, line, n, left, &e) != STTS_OK) { hook_log("%s", e.msg); return; }
+    /* A line sent only in part is thrown away by the daemon when the
+     * connection closes: the whole line goes to the spool. */
+    if (client_conn_send(c, line, n, left, &e) != STTS_OK) { hook_log("%s", e.msg); return -1; }
     const char *reply;
     size_t rn;
-    left = g_budget_ms - (int)now_ms_since(t0);
+    left = budget - (int)now_ms_since(t0);
     if (left < 5) left = 5;
-    if (client_conn_recv(c, &reply, &rn, left, &e) != STTS_OK) { hook_log("sent, but %s", e.msg); return; }
+    /* Sent whole but no reply: the daemon may well have it (spooling it
+     * too could speak it twice). */
+    if (client_conn_recv(c, &reply, &rn, left, &e) != STTS_OK) { hook_log("sent, but %s", e.msg); return 0; }
     json_t *r = json_loadb(reply, rn, 0, NULL);
-    if (!json_is_true(json_object_get(r, "ok"))) hook_log("the daemon refused the payload: %.300s", reply);
+    int rc = 0;
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        const char *why = json_string_value(json_object_get(r, "error"));
+        /* Refusals of the connection, not of the request (PROTOCOL.md). */
+        if (why && (strncmp(why, "too many clients", 16) == 0 || strncmp(why, "nothing received", 16) == 0)) {
+            hook_log("the daemon turned the connection away: %.300s", why);
+            rc = -1;
+        } else {
+            hook_log("the daemon refused the payload: %.300s", reply);
+        }
+    }
     json_decref(r);
+    return rc;
 }
 
 /* A daemon that could not speak (no sound device, a bad model path...)
@@ -221,7 +244,7 @@ static void spool(const char *sock, const char *line, size_t n) {
         hook_log("the daemon is not accepting and the request could not be spooled: %s; the payload is lost", e.msg);
         return;
     }
-    hook_log("the daemon is not accepting yet; request spooled to %s", path);
+    hook_log("the daemon did not take the request; spooled to %s (the daemon replays it)", path);
 }
 
 int cmd_hook(int argc, char **argv) {
@@ -278,8 +301,7 @@ int cmd_hook(int argc, char **argv) {
     st = client_conn_open(sock, 10, &c, &e);
     if (st == STTS_ERR_NOT_FOUND) c = start_daemon(sock, dir, t0);
     else if (st != STTS_OK) hook_log("%s", e.msg);
-    if (c) deliver(c, line, len, t0);
-    else spool(sock, line, len);
+    if (!c || deliver(c, line, len, t0) != 0) spool(sock, line, len);
     client_conn_free(c);
     free(line);
     return 0;

@@ -39,6 +39,11 @@
 #include "stts_pipeline.h"
 
 enum { MAX_CLIENTS = 64 };
+/* A connection that has sent no complete request yet, or stops in the
+ * middle of one, for this long is closed: 64 silent connections would
+ * otherwise shut every hook out. One that has made a request may then
+ * wait quietly (a pipe client between lines, an end+wait). */
+#define CONN_QUIET_NS (5ull * 1000000000ull)
 
 /* A sentence waiting for the pipeline (owned by the pending list). */
 typedef struct pend {
@@ -55,6 +60,9 @@ typedef struct {
     char *buf;
     size_t len, cap;
     char *waiting_end;   /* end {"wait":true}: session whose speech must finish first */
+    size_t scanned;      /* bytes of buf known to hold no '\n' */
+    uint64_t heard_ns;   /* accepted, or last bytes received */
+    int served;          /* requests answered */
 } client;
 
 typedef struct {
@@ -776,19 +784,19 @@ static int serve_main(int argc, char **argv) {
                 struct ucred uc;
                 socklen_t ul = sizeof uc;
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 || uc.uid != getuid()) {
-                    client tmp = {fd, NULL, 0, 0, NULL};
+                    client tmp = {.fd = fd};
                     reply(&tmp, daemon_reply_error("refused: the daemon serves its own user only"));
                     logf_(&sv, "refused a client of uid %d", ul == sizeof uc ? (int)uc.uid : -1);
                     close(fd);
                     continue;
                 }
                 if (ncl == MAX_CLIENTS) {
-                    client tmp = {fd, NULL, 0, 0, NULL};
+                    client tmp = {.fd = fd};
                     reply(&tmp, daemon_reply_error("too many clients; try again"));
                     close(fd);
                     continue;
                 }
-                cl[ncl++] = (client){fd, NULL, 0, 0, NULL};
+                cl[ncl++] = (client){.fd = fd, .heard_ns = now};
             }
         }
         for (int k = ncl - 1; k >= 0; k--) {
@@ -809,22 +817,36 @@ static int serve_main(int argc, char **argv) {
                     if (!closed) {
                         memcpy(c->buf + c->len, buf, (size_t)n);
                         c->len += (size_t)n;
+                        c->heard_ns = now;
                     }
                 }
             }
             /* Every complete line gets its reply, in order. */
             size_t start = 0;
             while (!closed && !c->waiting_end && c->buf) {
-                char *nl_ = memchr(c->buf + start, '\n', c->len - start);
-                if (!nl_) break;
+                /* A long line comes in many reads: search only the new bytes. */
+                size_t from = start + (start ? 0 : c->scanned);
+                char *nl_ = memchr(c->buf + from, '\n', c->len - from);
+                if (!nl_) { c->scanned = c->len - start; break; }
                 size_t ln = (size_t)(nl_ - (c->buf + start));
+                c->scanned = 0;
                 char *r = handle(&sv, c, c->buf + start, ln);
                 start += ln + 1;
+                c->served++;
                 if (r) reply(c, r);
             }
             if (start) {
                 memmove(c->buf, c->buf + start, c->len - start);
                 c->len -= start;
+            }
+            if (!closed && !c->waiting_end && (c->len > 0 || !c->served) && now > c->heard_ns &&
+                now - c->heard_ns > CONN_QUIET_NS) {
+                char m[128];
+                snprintf(m, sizeof m, "nothing received for %llu s %s; connection closed",
+                         CONN_QUIET_NS / 1000000000ull, c->len ? "in the middle of a request" : "after connecting");
+                reply(c, daemon_reply_error(m));
+                logf_(&sv, "%s", m);
+                closed = 1;
             }
             if (!closed && c->len > DAEMON_MAX_LINE) {
                 char m[128];

@@ -84,6 +84,18 @@ int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **f
                         "with stream-tts serve, or use --daemon auto\n", path, err.msg);
         return 1;
     }
+    /* A request at once: the daemon closes a connection that stays silent
+     * for 5 s (docs/PROTOCOL.md), and the first input line may take longer. */
+    char session[64], why[600];
+    json_t *ping = json_object();
+    json_object_set_new(ping, "v", json_integer(1));
+    json_object_set_new(ping, "op", json_string("ping"));
+    if (exchange(c, ping, 5000, why, sizeof why) != 0) {
+        client_conn_free(c);
+        if (!always) return -1;
+        fprintf(stderr, "stream-tts: --daemon always: the stream-tts daemon on %s does not answer (%s)\n", path, why);
+        return 1;
+    }
     int fd = 0;
     if (fo->input && strcmp(fo->input, "-") != 0 && (fd = open(fo->input, O_RDONLY | O_CLOEXEC)) < 0) {
         fprintf(stderr, "stream-tts: cannot open input '%s': %s\n", fo->input, strerror(errno));
@@ -97,7 +109,6 @@ int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **f
         if (fd > 0) close(fd);
         return 1;
     }
-    char session[64], why[600];
     snprintf(session, sizeof session, "pipe-%ld-%lld", (long)getpid(), (long long)time(NULL));
     fprintf(stderr, "stream-tts: speaking through the daemon on %s as session %s (--daemon never: in-process)\n",
             path, session);

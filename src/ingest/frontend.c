@@ -93,6 +93,8 @@ struct ingest_frontend {
     int nunknown;
     json_fix fix;               /* a line jansson rejected, repaired */
     fbuf spoken;                /* normalized text spoken by the main agent this session (bounded) */
+    uint32_t *bounds;           /* sentence boundaries in spoken (ascending offsets) */
+    size_t nbounds, bounds_cap;
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
     int plain_warned;           /* plain text on a stream-json input was reported */
@@ -203,20 +205,62 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
 
 /* Normalized text for "was this already said?": ASCII letters and digits
  * lowercased and every other byte of UTF-8 text kept; punctuation, markup
- * and white space dropped, so "**Done.**\n" and "Done" compare equal. */
-static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n) {
+ * and white space dropped, so "**Done.**\n" and "Done" compare equal. With
+ * bounds, the sentence boundaries are recorded too: after . ! ? a line break
+ * and the other scripts' sentence ends (… 。！？ ؟ ۔ । ॥). */
+static void spoken_bound(ingest_frontend *fe) {
+    uint32_t pos = (uint32_t)fe->spoken.len;
+    if (fe->nbounds && fe->bounds[fe->nbounds - 1] == pos) return;
+    if (fe->nbounds == fe->bounds_cap) {
+        size_t cap = fe->bounds_cap ? fe->bounds_cap * 2 : 256;
+        uint32_t *b = realloc(fe->bounds, cap * sizeof *b);
+        if (!b) { fe->oom = 1; return; }
+        fe->bounds = b;
+        fe->bounds_cap = cap;
+    }
+    fe->bounds[fe->nbounds++] = pos;
+}
+
+static size_t term_len(const unsigned char *t, size_t n) {
+    static const char *const terms[] = {"\xE2\x80\xA6", "\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F", "\xD8\x9F",
+                                        "\xDB\x94", "\xE0\xA5\xA4", "\xE0\xA5\xA5", NULL};
+    for (int i = 0; terms[i]; i++) {
+        size_t l = strlen(terms[i]);
+        if (n >= l && memcmp(t, terms[i], l) == 0) return l;
+    }
+    return 0;
+}
+
+static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n, int bounds) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
         char o;
-        if (c >= 0x80) o = (char)c;
-        else if (c >= 'A' && c <= 'Z') o = (char)(c + 32);
+        if (c >= 0x80) {
+            size_t l = bounds ? term_len((const unsigned char *)t + i, n - i) : 0;
+            if (l) {
+                if (fb_put(b, t + i, l)) { fe->oom = 1; return; }
+                i += l - 1;
+                spoken_bound(fe);
+                continue;
+            }
+            o = (char)c;
+        } else if (c >= 'A' && c <= 'Z') o = (char)(c + 32);
         else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) o = (char)c;
-        else continue;
+        else {
+            if (bounds && (c == '.' || c == '!' || c == '?' || c == '\n')) spoken_bound(fe);
+            continue;
+        }
         if (fb_put(b, &o, 1)) { fe->oom = 1; return; }
     }
 }
 
 #define SPOKEN_MAX ((size_t)1 << 20)
+
+/* The end of a text block of the main agent is a sentence boundary. */
+static void end_block(ingest_frontend *fe, source *s) {
+    text_stream_end(s->ts, fe->cur_arrival);
+    if (!s->parent) spoken_bound(fe);
+}
 
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     stts_error e;
@@ -224,21 +268,45 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (text_stream_feed(s->ts, t, n, fe->cur_arrival, &e) != STTS_OK) fe->oom = 1;
     if (!s->parent) {
         fe->turn_had_text = 1;
-        if (fe->spoken.len > SPOKEN_MAX) {   /* keep the later half */
-            size_t cut = fe->spoken.len - SPOKEN_MAX / 2;
+        if (fe->spoken.len > SPOKEN_MAX) {
+            /* keep the later half, from a sentence boundary on */
+            size_t cut = fe->spoken.len - SPOKEN_MAX / 2, k = 0;
+            while (k < fe->nbounds && fe->bounds[k] < cut) k++;
+            if (k < fe->nbounds) cut = fe->bounds[k];
             memmove(fe->spoken.p, fe->spoken.p + cut, fe->spoken.len - cut);
             fe->spoken.len -= cut;
+            for (size_t j = k; j < fe->nbounds; j++) fe->bounds[j - k] = fe->bounds[j] - (uint32_t)cut;
+            fe->nbounds -= k;
         }
-        normalize_into(fe, &fe->spoken, t, n);
+        normalize_into(fe, &fe->spoken, t, n, 1);
     }
 }
 
-/* Was text t (normalized) already spoken by the main agent this session? */
+static int is_bound(const ingest_frontend *fe, size_t pos) {
+    if (pos == 0 || pos == fe->spoken.len) return 1;
+    size_t lo = 0, hi = fe->nbounds;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (fe->bounds[mid] < pos) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < fe->nbounds && fe->bounds[lo] == pos;
+}
+
+/* Was text t already spoken by the main agent this session, as whole
+ * sentences? Its normalized form must occur in what was spoken starting and
+ * ending at sentence boundaries ("Yes." is not inside "yesterday"). */
 static int already_spoken(ingest_frontend *fe, const char *t, size_t n) {
     fe->norm.len = 0;
-    normalize_into(fe, &fe->norm, t, n);
+    normalize_into(fe, &fe->norm, t, n, 0);
     if (fe->norm.len == 0 || fe->spoken.len < fe->norm.len) return 0;
-    return memmem(fe->spoken.p, fe->spoken.len, fe->norm.p, fe->norm.len) != NULL;
+    const char *p = fe->spoken.p, *end = p + fe->spoken.len;
+    while ((p = memmem(p, (size_t)(end - p), fe->norm.p, fe->norm.len)) != NULL) {
+        size_t at = (size_t)(p - fe->spoken.p);
+        if (is_bound(fe, at) && is_bound(fe, at + fe->norm.len)) return 1;
+        p++;
+    }
+    return 0;
 }
 
 /* Partial mode: is the streamed text of the open block a prefix of (exact:
@@ -269,7 +337,7 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     const char *n = id ? id : "";
     if (strcmp(s->msg_id, n) == 0) return;
     release_hold(fe, s, 0);
-    text_stream_end(s->ts, fe->cur_arrival);
+    end_block(fe, s);
     snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
@@ -484,7 +552,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             if (seen_has(fe, h)) { fe->st.duplicates++; continue; }
             seen_add(fe, h);
             feed_text(fe, s, t, n);
-            text_stream_end(s->ts, fe->cur_arrival);
+            end_block(fe, s);
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");
             if (nm && strcmp(nm, "StructuredOutput") == 0) {
@@ -540,7 +608,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
         release_hold(fe, s, 1);
-        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) text_stream_end(s->ts, fe->cur_arrival);
+        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) end_block(fe, s);
         s->streamed.len = 0;
         s->tool_json.len = 0;
         if (strcmp(t, "text") == 0) {
@@ -564,7 +632,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             if (s->open_kind == BLK_TEXT && (fb_put(&s->msg_blocks, s->streamed.p ? s->streamed.p : "", s->streamed.len) ||
                                              fb_put(&s->msg_blocks, "", 1)))
                 fe->oom = 1;
-            text_stream_end(s->ts, fe->cur_arrival);
+            end_block(fe, s);
             seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
                                   s->msg_id[0] ? s->msg_id : fe->turn_id,
                                   s->streamed.p ? s->streamed.p : "", s->streamed.len));
@@ -579,7 +647,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     } else if (strcmp(et, "message_stop") == 0) {
         s->last_line = fe->cur_line;
         release_hold(fe, s, 1);
-        text_stream_end(s->ts, fe->cur_arrival);
+        end_block(fe, s);
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
         const json_t *e = json_object_get(ev, "error");
@@ -615,7 +683,7 @@ static int looks_like_json(const char *r) {
 
 static void on_result(ingest_frontend *fe, const json_t *root) {
     fe->st.results++;
-    for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, fe->cur_arrival);
+    for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
     source *s = source_get(fe, NULL);
     if (!s) return;
     const char *sub = jstr(root, "subtype");
@@ -641,7 +709,7 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
         } else if (r && r[0]) {
             set_msg(fe, s, NULL);
             feed_text(fe, s, r, jstrlen(root, "result"));
-            text_stream_end(s->ts, fe->cur_arrival);
+            end_block(fe, s);
         }
     }
     new_turn(fe);
@@ -679,7 +747,7 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
     if (strcmp(type, "assistant") == 0) { on_assistant(fe, root); return; }
     if (fe->p.transcript) {
         if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
-            for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, fe->cur_arrival);
+            for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
             new_turn(fe);
         }
     } else if (strcmp(type, "stream_event") == 0) {
@@ -728,6 +796,7 @@ void ingest_frontend_free(ingest_frontend *fe) {
     for (int i = 0; i < fe->nsrc; i++) source_free(fe->src[i]);
     json_fix_free(&fe->fix);
     free(fe->spoken.p);
+    free(fe->bounds);
     free(fe->norm.p);
     free(fe);
 }

@@ -551,6 +551,30 @@ static void test_result_already_spoken(void) {
     EXPECT(&c, "Done: I fixed main.c.");
 }
 
+/* The no-text fallback is suppressed only by whole sentences already spoken:
+ * "Yes." is not inside "yesterday", nor "Done" inside "Done with it."; a
+ * repeat of whole sentences (one, several, across blocks) is still silent. */
+static void test_result_whole_sentences(void) {
+    const char *L[] = {
+        ASSIST("m1", "I checked yesterday's logs and everything looks fine."), RESULT("x"),
+        RESULT("Yes."),                          /* a later turn that said nothing: its answer */
+        ASSIST("m2", "Done with it. Did it work? Yes! Great."), RESULT("x"),
+        RESULT("Done"), RESULT("did it work"), RESULT("Did it work? Yes!"),
+        RESULT("it work? Yes"),
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m3\",\"content\":[{\"type\":\"text\",\"text\":\"First block\"},"
+        "{\"type\":\"text\",\"text\":\"second block\"}]},\"parent_tool_use_id\":null}", RESULT("x"),
+        RESULT("First block\\n\\nsecond block"), RESULT("block second"),
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m4\",\"content\":[{\"type\":\"text\",\"text\":\"\u0647\u0644 \u0623\u0646\u062a \u0645\u0633\u062a\u0639\u062f\u061f \u0646\u0639\u0645\"}]},\"parent_tool_use_id\":null}", RESULT("x"),
+        RESULT("\u0646\u0639\u0645"), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "I checked yesterday's logs and everything looks fine. | Yes. | Done with it. | Did it work? | Yes! | "
+               "Great. | Done | it work? | Yes | First block | second block | block second | "
+               "\xD9\x87\xD9\x84 \xD8\xA3\xD9\x86\xD8\xAA \xD9\x85\xD8\xB3\xD8\xAA\xD8\xB9\xD8\xAF\xD8\x9F | "
+               "\xD9\x86\xD8\xB9\xD9\x85");
+    CHECK_EQ_INT(st.duplicates, 4);
+}
+
 /* Structured output: the result text is JSON for a program, never read out;
  * the StructuredOutput tool call is not announced either. */
 static void test_structured_output(void) {
@@ -685,6 +709,7 @@ static void test_slow_consumer_no_idle_cut(void) {
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
+    TEST_RUN(test_result_whole_sentences);
     TEST_RUN(test_structured_output);
     TEST_RUN(test_big_numbers);
     TEST_RUN(test_identical_blocks_partial);

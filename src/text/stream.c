@@ -78,7 +78,20 @@ struct text_stream {
     char code_lang[32];
     int in_icode;
     long icode_lines;
-    int in_table, table_delim;
+    int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
+    /* A paragraph line with a '|' may be the header of a table without
+     * leading pipes ("Name | Value" over "--- | ---"): its reading stops at
+     * the '|' and the line waits for the next one. A delimiter row makes it a
+     * table (the words read before the '|' are taken back from the sentence);
+     * anything else reads on from the '|'. */
+    int pipe_ok;          /* this line may be such a header */
+    int pipe_hold;        /* stopped at its '|' */
+    int pipe_wait;        /* the header line ended: in pend, the next line decides */
+    tbuf pend;
+    size_t pend_at;       /* the '|' in pend */
+    uint32_t pend_prev_cp;
+    size_t pipe_sent0;    /* sent.len when the line started */
+    uint64_t pipe_gen0;
     long table_rows;
     int skip;             /* SK_*: inside an element whose contents are dropped to its end */
     int skip_para;        /* it opened mid-line (inline HTML): a blank line ends it too */
@@ -94,6 +107,7 @@ struct text_stream {
     tbuf word;
     tbuf sent;
     size_t sent_chars;
+    uint64_t sent_gen;    /* counts sentences taken out of sent (emitted, cut, unspaced) */
     int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
@@ -261,6 +275,7 @@ static void emit_sentence(text_stream *ts) {
     size_t n = ts->sent.len;
     while (n > 0 && ts->sent.p[n - 1] == ' ') n--;
     if (n) deliver(ts, ts->sent.p, n, TEXT_SPEECH, NULL, ts->now);
+    ts->sent_gen++;
     ts->sent.len = 0;
     ts->sent_chars = 0;
     ts->cjk_end = 0;
@@ -313,6 +328,7 @@ static void cut_long(text_stream *ts) {
     size_t e = best;
     while (e > 0 && s[e - 1] == ' ') e--;
     if (e) deliver(ts, s, e, TEXT_SPEECH, NULL, ts->now);
+    ts->sent_gen++;
     memmove(ts->sent.p, ts->sent.p + keep_from, n - keep_from);
     ts->sent.len = n - keep_from;
     ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
@@ -681,6 +697,7 @@ static void secret_notice(text_stream *ts) {
 /* Drops the space before a left-out word so "is sk-... ." reads "is." */
 static void unspace(text_stream *ts) {
     if (ts->sent.len && ts->sent.p[ts->sent.len - 1] == ' ') {
+        ts->sent_gen++;
         ts->sent.len--;
         ts->sent_chars--;
         ts->etc_wait = 0;
@@ -980,12 +997,18 @@ static int entity(text_stream *ts, const char *e, size_t n) {
 
 /* The most bytes any one decision looks ahead (bounded rescans). */
 #define LOOKAHEAD 256
+/* A longer line is never held as a table header. */
+#define PIPE_MAX 4096
 
 static void inline_run(text_stream *ts, int final) {
     const char *s = ts->line.p;
     size_t n = ts->line.len, i = ts->off;
     while (i < n && !ts->oom) {
         unsigned char c = (unsigned char)s[i];
+        if (ts->pipe_hold) {
+            if (ts->line.len <= PIPE_MAX) break;   /* waits for the line end */
+            ts->pipe_hold = ts->pipe_ok = 0;       /* too long for a header: read on */
+        }
         if (ts->skip) {
             const char *cl = skip_close[ts->skip].close;
             size_t cll = skip_close[ts->skip].len;
@@ -1123,6 +1146,14 @@ static void inline_run(text_stream *ts, int final) {
             i++;
             break;
         }
+        case '|':
+            if (ts->pipe_ok && ts->sent_gen == ts->pipe_gen0 && ts->line.len <= PIPE_MAX) {
+                ts->pipe_hold = 1;
+                goto hold;
+            }
+            put_cp(ts, "|", 1, '|');
+            i++;
+            break;
         case '#':
             if (ts->lk == LK_HEADING && ts->prev_cp == ' ') {
                 /* "## Summary ##": a closing sequence (#s after a space, then
@@ -1216,7 +1247,7 @@ static int is_fence_close(const text_stream *ts, const char *s, size_t n) {
 
 /* A table row: counted, or (read_tables) rewritten as "a, b, c" for the
  * inline layer. Returns 1 if the line should be read. */
-static int table_row(text_stream *ts, const char *s, size_t n) {
+static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     int delim = 1;
     for (size_t i = 0; i < n; i++)
         if (!strchr("|-: ", s[i])) delim = 0;
@@ -1238,10 +1269,81 @@ static int table_row(text_stream *ts, const char *s, size_t n) {
             tb_put(ts, &row, s + a, b - a);
         }
     }
-    free(ts->line.p);
-    ts->line = row;
-    ts->off = 0;
+    *out = row;
     return row.len > 0;
+}
+
+static void inline_run(text_stream *ts, int final);
+
+/* Reads text as a line of kind lk on its own, from offset off (the current
+ * line, if any, waits aside). */
+static void read_aside(text_stream *ts, tbuf *text, size_t off, int lk, uint32_t prev_cp) {
+    tbuf saved = ts->line;
+    size_t s_off = ts->off, s_inline0 = ts->inline0;
+    int s_ls = ts->ls, s_lk = ts->lk, s_ok = ts->pipe_ok;
+    ts->line = *text;
+    ts->off = off;
+    ts->inline0 = (size_t)-1;
+    ts->ls = LS_INLINE;
+    ts->lk = lk;
+    ts->prev_cp = prev_cp;
+    ts->pipe_ok = 0;
+    inline_run(ts, 1);
+    ts->code_ticks = 0;
+    ts->url_depth = 0;
+    word_end(ts);
+    if (lk == LK_PARA) seg_space(ts);
+    else hard_break(ts);
+    *text = ts->line;
+    text->len = 0;
+    ts->line = saved;
+    ts->off = s_off;
+    ts->inline0 = s_inline0;
+    ts->ls = s_ls;
+    ts->lk = s_lk;
+    ts->pipe_ok = s_ok;
+    ts->prev_cp = ' ';
+}
+
+/* The held line was not a table header: it is read on from its '|'. */
+static void pipe_resume(text_stream *ts) {
+    ts->pipe_wait = 0;
+    read_aside(ts, &ts->pend, ts->pend_at, LK_PARA, ts->pend_prev_cp);
+}
+
+/* The held line is a table header: what was read of it goes back, and the
+ * table starts with it. */
+static void pipe_table(text_stream *ts) {
+    ts->pipe_wait = 0;
+    ts->word.len = 0;
+    ts->long_word = 0;
+    ts->lw_tail_len = 0;
+    if (ts->sent_gen == ts->pipe_gen0 && ts->sent.len >= ts->pipe_sent0) {
+        ts->sent.len = ts->pipe_sent0;
+        ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
+    }
+    hard_break(ts);
+    ts->in_list = 0;
+    ts->in_table = 2;
+    ts->table_rows = 0;
+    ts->table_delim = 0;
+    tbuf row = {0};
+    if (table_row(ts, ts->pend.p, ts->pend.len, &row)) read_aside(ts, &row, 0, LK_ITEM, ' ');
+    free(row.p);
+    ts->pend.len = 0;
+}
+
+/* Is the line a delimiter row ("--- | :---:")? 1 yes, 0 no, -1: not known yet. */
+static int delim_row(const char *s, size_t n, int final) {
+    size_t m = n < LOOKAHEAD ? n : LOOKAHEAD;
+    int pipe = 0, dash = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (s[i] == '|') pipe = 1;
+        else if (s[i] == '-') dash = 1;
+        else if (s[i] != ':' && s[i] != ' ') return 0;
+    }
+    if (m == n && !final) return -1;
+    return m == n && pipe && dash;
 }
 
 /* Checks the trailer patterns; -1: undecided yet, 1: a trailer line, 0: not. */
@@ -1267,6 +1369,13 @@ static int classify(text_stream *ts, int final) {
     for (;;) {
         const char *s = ts->line.p + ts->off;
         size_t n = ts->line.len - ts->off;
+        if (ts->pipe_wait) {
+            int d = delim_row(s, n, final);
+            if (d < 0) return 0;
+            if (d) pipe_table(ts);
+            else pipe_resume(ts);
+            continue;
+        }
         if (ts->skip) {
             /* inside a dropped element: no markdown; a blank line ends one
              * that opened mid-line (as it ends the paragraph it is in) */
@@ -1320,13 +1429,27 @@ static int classify(text_stream *ts, int final) {
             return 1;
         }
         end_icode(ts);
-        if (c == '|') {
+        int nolead_row = 0;   /* a row of a table without leading pipes: a line with a '|' */
+        if (ts->in_table == 2 && c != '|') {
+            if (!final) return 0;
+            nolead_row = memchr(s + i, '|', full - i) != NULL;
+        }
+        if (c == '|' || nolead_row) {
             if (!final) return 0;
             if (!ts->in_table) hard_break(ts);
             ts->prev_blank = 0;
             ts->in_list = 0;
-            if (table_row(ts, s + i, full - i)) { ts->ls = LS_INLINE; ts->lk = LK_ITEM; }
-            else ts->ls = LS_DROP;
+            tbuf row = {0};
+            if (table_row(ts, s + i, full - i, &row)) {
+                free(ts->line.p);
+                ts->line = row;
+                ts->off = 0;
+                ts->ls = LS_INLINE;
+                ts->lk = LK_ITEM;
+            } else {
+                free(row.p);
+                ts->ls = LS_DROP;
+            }
             return 1;
         }
         end_table(ts);
@@ -1436,6 +1559,9 @@ static void process_line(text_stream *ts, int final) {
     if (ts->ls == LS_START) {
         if (!classify(ts, final)) return;
         ts->inline0 = ts->off;
+        ts->pipe_ok = ts->ls == LS_INLINE && ts->lk == LK_PARA && !ts->line_quote && !ts->in_table && !ts->skip;
+        ts->pipe_sent0 = ts->sent.len;
+        ts->pipe_gen0 = ts->sent_gen;
     }
     if (ts->ls == LS_INLINE) inline_run(ts, final);
     else if (ts->ls == LS_DROP) ts->off = ts->line.len;
@@ -1449,7 +1575,16 @@ static void process_line(text_stream *ts, int final) {
 }
 
 static void line_end(text_stream *ts) {
-    if (ts->ls == LS_INLINE) {
+    if (ts->pipe_hold) {
+        /* a possible table header: the line waits for the next */
+        tbuf t = ts->pend;
+        ts->pend = ts->line;
+        ts->line = t;
+        ts->pend_at = ts->off;
+        ts->pend_prev_cp = ts->prev_cp;
+        ts->pipe_hold = 0;
+        ts->pipe_wait = 1;
+    } else if (ts->ls == LS_INLINE) {
         ts->code_ticks = 0;
         ts->url_depth = 0;
         word_end(ts);
@@ -1553,6 +1688,8 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
+    ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;
+    ts->pend.len = 0;
 }
 
 stts_status text_stream_new(const text_params *p, text_sentence_fn fn, void *user, text_stream **out,
@@ -1585,6 +1722,7 @@ void text_stream_free(text_stream *ts) {
     free(ts->sent.p);
     free(ts->held.p);
     free(ts->out.p);
+    free(ts->pend.p);
     free(ts);
 }
 
@@ -1606,6 +1744,7 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     ts->force = 1;
     if (ts->ncarry) { ts->invalid_bytes += ts->ncarry; ts->ncarry = 0; }
     if (ts->line.len > ts->off || ts->ls != LS_START) newline(ts);
+    if (ts->pipe_wait) pipe_resume(ts);
     end_fence(ts);
     end_table(ts);
     end_icode(ts);
@@ -1632,6 +1771,7 @@ static int word_ends_sentence(const text_stream *ts) {
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {
     /* silence since the last input: the fragment goes out, with a waiting short sentence */
     if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
+    if (ts->pipe_hold || ts->pipe_wait) return;   /* a possible table header waits for its next line */
     if (word_ends_sentence(ts)) word_end(ts);
     if (ts->sent.len) {
         ts->now = ts->last_input;
@@ -1646,6 +1786,7 @@ void text_stream_tick(text_stream *ts, uint64_t now_ns) {
 uint64_t text_stream_deadline(const text_stream *ts) {
     /* Only what tick can flush counts, or the caller would spin on a deadline
      * in the past: a pending word without a sentence end waits for input. */
+    if (ts->pipe_hold || ts->pipe_wait) return 0;
     return (ts->sent.len || ts->held.len || word_ends_sentence(ts)) ? ts->last_input + ts->p.idle_flush_ns : 0;
 }
 

@@ -278,6 +278,25 @@ static void test_tables(void) {
              "Name, Size | alpha, 2 MB | beta | After it.");
 }
 
+/* GFM tables without leading pipes: a line with a '|' followed by a
+ * delimiter row is a table header, even when it ends a paragraph; a '|' in
+ * prose (no delimiter row next) is read as before, from where it was held. */
+static void test_tables_without_leading_pipes(void) {
+    expect("Results:\n\nName | Value\n---- | -----\nfoo | 1\nbar | 2\n\nThat's all.",
+           "Results: | {table}Table, 2 rows, omitted. | That's all.");
+    expect_nomerge("Intro line\nName | Value\n:--- | ---:\nfoo | 1\nAfter the table.",
+                   "Intro line | {table}Table, one row, omitted. | After the table.");
+    expect_nomerge("Use a | b for pipes, and `x | y` too\nin the next line.", "Use a | b for pipes, and x | y too in the next line.");
+    expect_nomerge("A | B\n---\nText.", "A | B | Text.");
+    expect_nomerge("Tail | pipe", "Tail | pipe");
+    expect_nomerge("One | two\n| three |", "One | two | {table}Table, one row, omitted.");
+    text_params p;
+    text_default_params(&p);
+    p.read_tables = 1;
+    p.merge_short_chars = 0;
+    expect_p(&p, "Name | `Size`\n--- | ---\n**alpha** | 2 MB\nAfter it.", "Name, Size | alpha, 2 MB | After it.");
+}
+
 static void test_notice_language(void) {
     text_params p;
     text_default_params(&p);
@@ -822,6 +841,7 @@ int main(void) {
     TEST_RUN(test_fenced_code);
     TEST_RUN(test_indented_code);
     TEST_RUN(test_tables);
+    TEST_RUN(test_tables_without_leading_pipes);
     TEST_RUN(test_notice_language);
     TEST_RUN(test_sentence_ends);
     TEST_RUN(test_abbreviations);

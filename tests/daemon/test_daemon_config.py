@@ -4,7 +4,8 @@ reads the user's configuration file (the main command's,
 $HOME/.config/stream-tts/config), flags given to serve win; a daemon started
 by a hook that cannot speak says why (serve.log, serve.failed, then the next
 hook's hook.log), keeps the requests spooled, and the next start speaks them
-in order."""
+in order; one spooled over 60 s ago is dropped. A configuration error leaves
+serve.failed too."""
 import json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,6 +90,15 @@ r = subprocess.run([BIN, "serve", "--socket", sock, "--idle-exit", "0"], capture
                    timeout=120)
 check(r.returncode == 2 and "no-such-flag" in r.stderr and "configuration file" in r.stderr,
       "bad configuration key: %d %s" % (r.returncode, r.stderr))
+# ... left in serve.failed too, so hooks hold off starting daemons and say why in hook.log.
+cfg_failed = os.path.join(tmp, "cfg", "serve.failed")
+check("no-such-flag" in read(cfg_failed), "serve.failed after a configuration error: %r" % read(cfg_failed))
+h = subprocess.run([BIN, "hook", "--socket", sock], capture_output=True, text=True, timeout=120,
+                   input=json.dumps(stop("cfg", "Not spoken now.")), env=dict(env, STREAM_TTS_HOOK_BUDGET_MS="2000"))
+hl = read(os.path.join(tmp, "cfg", "hook.log"))
+check(h.returncode == 0 and h.stdout == "" and "not started again" in hl and "no-such-flag" in hl,
+      "hook.log gives the configuration error: %s" % hl[-600:])
+os.unlink(cfg_failed)
 
 # ---- 2. a hook-started daemon that cannot speak ---------------------------------------------------
 home2 = os.path.join(tmp, "home2")
@@ -145,11 +155,21 @@ hl = read(os.path.join(sdir, "hook.log"))
 check("not started again" in hl and "no-such-dir" in hl, "hook.log says why: %s" % hl[-600:])
 check(len(spooled()) == 2, "both requests spooled: %r" % spooled())
 
+# A request spooled long ago (a permission prompt from 10 minutes back) is
+# dropped with a log line, not spoken.
+old_name = "%020d-%d.json" % (time.time_ns() - 600 * 10**9, 1)
+with open(os.path.join(sdir, "spool", ".old"), "w") as f:
+    f.write(json.dumps({"v": 1, "op": "hook", "payload": {
+        "session_id": "sp", "hook_event_name": "Notification", "notification_type": "permission_prompt",
+        "message": "Claude needs your permission to use Bash"}}) + "\n")
+os.rename(os.path.join(sdir, "spool", ".old"), os.path.join(sdir, "spool", old_name))
+
 # The next start (a working output) speaks both, in order, and clears serve.failed.
 d = Daemon(BIN, VOICE, tmp, "fail", extra=["--gap-ms", "0"], env=env2)
 recs = d.wait_records(2)
 check([r["source"] for r in recs] == T, "spooled requests spoken in order: %r" % [r["source"] for r in recs])
 check(not spooled(), "spool emptied: %r" % spooled())
+check("spool %s: dropped" % old_name in read(d.err), "the stale request's log line: %s" % read(d.err)[-800:])
 check(not os.path.exists(failed_file), "serve.failed removed once the daemon speaks")
 check(d.close() == 0, "daemon exit")
 

@@ -531,10 +531,29 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
 
 /* Spooled requests (written by hook clients that found no daemon), in
  * name order; each is processed once and deleted (stts_client's drain). */
+/* A spooled request older than this is dropped, not acted on: the daemon
+ * could not start for a while (a configuration error, no sound device), and
+ * "Claude needs your permission" or a reply's sentences said minutes late
+ * only confuse. A normal start (model load) takes seconds. */
+#define SPOOL_MAX_AGE_S 60
+
 static stts_status spool_one(const char *line, size_t n, const char *path, void *user) {
     server *sv = user;
-    char *r = handle(sv, NULL, line, n);
     const char *name = strrchr(path, '/');
+    /* The name begins with the spooling time: 20 digits of CLOCK_REALTIME ns. */
+    const char *base = name ? name + 1 : path;
+    unsigned long long ns = 0;
+    int digits = 0;
+    while (digits < 20 && base[digits] >= '0' && base[digits] <= '9') ns = ns * 10 + (unsigned)(base[digits++] - '0');
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+    if (digits == 20 && now > ns && now - ns > SPOOL_MAX_AGE_S * 1000000000ull) {
+        logf_(sv, "spool %s: dropped: spooled %llu s ago (requests older than %d s are not spoken)", base,
+              (now - ns) / 1000000000ull, SPOOL_MAX_AGE_S);
+        return STTS_OK;
+    }
+    char *r = handle(sv, NULL, line, n);
     logf_(sv, "spool %s: %s", name ? name + 1 : path, r && strstr(r, "\"ok\":true") ? "done" : (r ? r : ""));
     free(r);
     return STTS_OK;
@@ -574,6 +593,25 @@ static void usage(FILE *f) {
     pipeline_opts_usage(f);
 }
 
+/* Why this start failed before the speaker could say so itself: printed,
+ * and written to serve.failed by cmd_serve (the hook that started the
+ * daemon has returned; the next one reads it, says it in hook.log and
+ * holds off starting another daemon for a while). */
+static char g_start_failed[700];
+
+static void start_err(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static void start_err(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_start_failed, sizeof g_start_failed, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "stream-tts serve: %s\n", g_start_failed);
+}
+
 static int serve_main(int argc, char **argv) {
     server sv;
     memset(&sv, 0, sizeof sv);
@@ -603,11 +641,11 @@ static int serve_main(int argc, char **argv) {
             int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
             if (r == 0) r = frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err);
             if (r < 0) {
-                fprintf(stderr, "stream-tts serve: %s in the configuration file %s\n", err, config_path());
+                start_err("%s in the configuration file %s", err, config_path());
                 return 2;
             }
             if (r == 0) {
-                fprintf(stderr, "stream-tts serve: unknown option '%s' in the configuration file %s (see stream-tts --help)\n",
+                start_err("unknown option '%s' in the configuration file %s (see stream-tts --help)",
                         argv[i], config_path());
                 return 2;
             }
@@ -618,7 +656,7 @@ static int serve_main(int argc, char **argv) {
             sock_flag = v;
         } else if ((v = cli_flag_value("--order", argc, argv, &i, &missing)) || missing) {
             if (missing || (strcmp(v, "arrival") && strcmp(v, "newest"))) {
-                fprintf(stderr, "stream-tts serve: --order takes 'arrival' or 'newest'\n");
+                start_err("--order takes 'arrival' or 'newest'");
                 return 2;
             }
             sv.newest_first = !strcmp(v, "newest");
@@ -626,19 +664,19 @@ static int serve_main(int argc, char **argv) {
             char *end;
             double x = missing ? -1 : strtod(v, &end);
             if (missing || *end || x < 0 || x > 1e7) {
-                fprintf(stderr, "stream-tts serve: --idle-exit takes seconds (0 = never)\n");
+                start_err("--idle-exit takes seconds (0 = never)");
                 return 2;
             }
             sv.idle_exit_s = x;
         } else if ((v = cli_flag_value("--on-prompt", argc, argv, &i, &missing)) || missing) {
             if (missing || (strcmp(v, "stop") && strcmp(v, "continue"))) {
-                fprintf(stderr, "stream-tts serve: --on-prompt takes 'stop' or 'continue'\n");
+                start_err("--on-prompt takes 'stop' or 'continue'");
                 return 2;
             }
             hp.stop_on_prompt = !strcmp(v, "stop");
         } else if ((v = cli_flag_value("--on-session-end", argc, argv, &i, &missing)) || missing) {
             if (missing || (strcmp(v, "finish") && strcmp(v, "drop"))) {
-                fprintf(stderr, "stream-tts serve: --on-session-end takes 'finish' or 'drop'\n");
+                start_err("--on-session-end takes 'finish' or 'drop'");
                 return 2;
             }
             hp.drop_on_session_end = !strcmp(v, "drop");
@@ -649,7 +687,7 @@ static int serve_main(int argc, char **argv) {
             char *end;
             long ms = missing ? -1 : strtol(v, &end, 10);
             if (missing || *end || ms < 0 || ms > 10000) {
-                fprintf(stderr, "stream-tts serve: --stop-grace takes milliseconds from 0 to 10000\n");
+                start_err("--stop-grace takes milliseconds from 0 to 10000");
                 return 2;
             }
             hp.stop_grace_ms = (int)ms;
@@ -659,20 +697,20 @@ static int serve_main(int argc, char **argv) {
             hp.speak_stop_failure = 0;
         } else if (!strcmp(argv[i], "--notice-lang") || !strncmp(argv[i], "--notice-lang=", 14)) {
             if (frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err) < 0) {
-                fprintf(stderr, "stream-tts serve: %s\n", err);
+                start_err("%s", err);
                 return 2;
             }
         } else {
             int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
-            if (r < 0) { fprintf(stderr, "stream-tts serve: %s (see stream-tts serve --help)\n", err); return 2; }
+            if (r < 0) { start_err("%s (see stream-tts serve --help)", err); return 2; }
             if (r == 0) {
-                fprintf(stderr, "stream-tts serve: unknown option '%s' (see stream-tts serve --help)\n", argv[i]);
+                start_err("unknown option '%s' (see stream-tts serve --help)", argv[i]);
                 return 2;
             }
         }
         continue;
     needs:
-        fprintf(stderr, "stream-tts serve: %s needs a value\n", argv[i]);
+        start_err("%s needs a value", argv[i]);
         return 2;
     }
     if (notify) hp.notify_types = notify;
@@ -680,16 +718,16 @@ static int serve_main(int argc, char **argv) {
     if (sv.po.output && !strcmp(sv.po.output, "-") && sv.po.echo) sv.po.echo = 0;
     stts_error e;
     if (app_check_languages(sv.po.src, sv.po.tgt, &e) != STTS_OK) {
-        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        start_err("%s", e.msg);
         return 2;
     }
     if (client_socket_path(sock_flag, sv.sock, sizeof sv.sock, &e) != STTS_OK ||
         client_socket_dir(sv.sock, sv.dir, sizeof sv.dir, &e) != STTS_OK) {
-        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        start_err("%s", e.msg);
         return 2;
     }
     if (client_prepare_dir(sv.dir, &e) != STTS_OK || client_spool_dir(sv.sock, sv.spool, sizeof sv.spool, &e) != STTS_OK) {
-        fprintf(stderr, "stream-tts serve: %s\n", e.msg);
+        start_err("%s", e.msg);
         return 1;
     }
     pthread_mutex_init(&sv.log_mu, NULL);
@@ -702,7 +740,7 @@ static int serve_main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int lfd = open_listener(&sv, err, sizeof err);
     if (lfd < 0) {
-        fprintf(stderr, "stream-tts serve: %s\n", err);
+        start_err("%s", err);
         return lfd == -2 ? 3 : 1;
     }
     sv.muted = json_object();
@@ -724,7 +762,7 @@ static int serve_main(int argc, char **argv) {
     hp.text.notice_lang = sv.notice_lang;
     daemon_hub_callbacks cb = {hub_sentence, hub_stop};
     if (daemon_hub_new(&hp, &cb, &sv, &sv.hub, &e) != STTS_OK || pipe2(sv.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-        fprintf(stderr, "stream-tts serve: out of memory\n");
+        start_err("out of memory");
         return 1;
     }
     logf_(&sv, "listening on %s (pid %d, log %s)", sv.sock, (int)getpid(), sv.log_path);
@@ -732,7 +770,7 @@ static int serve_main(int argc, char **argv) {
     app_sigwatch_start(on_signal, &sv, &sw, &e);
     pthread_t speaker;
     if (pthread_create(&speaker, NULL, speaker_main, &sv) != 0) {
-        fprintf(stderr, "stream-tts serve: cannot start the speaker thread\n");
+        start_err("cannot start the speaker thread");
         return 1;
     }
 
@@ -917,15 +955,40 @@ static int serve_main(int argc, char **argv) {
 /* The user's configuration file (~/.config/stream-tts/config, the main
  * command's) comes first in argv, so flags given to serve win: a daemon
  * started by a hook gets only --socket and still speaks as the user set. */
+/* serve.failed beside the socket, with why (0600, replaced). */
+static void write_start_failed(int argc, char **argv) {
+    const char *sock_flag = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--socket") && i + 1 < argc) sock_flag = argv[++i];
+        else if (!strncmp(argv[i], "--socket=", 9)) sock_flag = argv[i] + 9;
+    }
+    char sock[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 16];
+    stts_error e;
+    if (client_socket_path(sock_flag, sock, sizeof sock, &e) != STTS_OK ||
+        client_socket_dir(sock, dir, sizeof dir, &e) != STTS_OK || client_prepare_dir(dir, &e) != STTS_OK)
+        return;
+    snprintf(path, sizeof path, "%s/serve.failed", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    dprintf(fd, "%s\n", g_start_failed);
+    close(fd);
+}
+
 int cmd_serve(int argc, char **argv) {
     char err[512];
     int n = 0;
+    g_start_failed[0] = '\0';
     char **args = config_argv(argc, argv, &n, err, sizeof err);
+    int rc;
     if (!args) {
-        fprintf(stderr, "stream-tts serve: %s\n", err);
-        return 2;
+        start_err("%s", err);
+        rc = 2;
+    } else {
+        rc = serve_main(n, args);
+        config_argv_free(args, n);
     }
-    int rc = serve_main(n, args);
-    config_argv_free(args, n);
+    /* 3: another daemon runs (nothing failed); the speaker thread writes
+     * serve.failed itself when the voice or output cannot be opened. */
+    if ((rc == 1 || rc == 2) && g_start_failed[0]) write_start_failed(argc, argv);
     return rc;
 }

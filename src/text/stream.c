@@ -113,6 +113,7 @@ struct text_stream {
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_words;
     int cred;             /* 1: the last word named a credential; 2: the next word is its value */
+    int bearer;           /* the last word was "Bearer": a token-like next word is its token */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
@@ -580,6 +581,7 @@ static int is_secret_token(const char *s, size_t n) {
         {"AIza", "_-", 30},        /* Google API keys */
         {"sk_live_", "", 16}, {"rk_live_", "", 16}, {"sk_test_", "", 16},   /* Stripe */
         {"npm_", "", 30}, {"hf_", "", 30}, {"pypi-", "_-", 30},
+        {"ya29.", "_-.", 20},      /* Google OAuth access tokens */
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
@@ -720,8 +722,19 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         ts->secret_pending = 1;
         return 1;
     }
-    int cred = ts->cred;
+    int cred = ts->cred, bearer = ts->bearer;
     ts->cred = 0;
+    ts->bearer = 0;
+    size_t digits = 0;
+    for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
+    if (bearer && cl >= 16 && digits && span_of(c, cl, "-._~+/=")) {
+        ts->secret_pending = 1;   /* "Authorization: Bearer <token>" */
+        unspace(ts);
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, w + b, n - b);
+        return 1;
+    }
+    if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cred == 2 && cl && !is_placeholder_value(c, cl) && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
@@ -1686,6 +1699,7 @@ static void reset_markdown(text_stream *ts) {
     ts->ncarry = 0;
     ts->pem = 0;
     ts->cred = 0;
+    ts->bearer = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

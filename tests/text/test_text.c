@@ -711,6 +711,13 @@ static void test_secrets(void) {
     expect_every_split("The digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08aa is long hex.",
                        "The digest is long hex." SECRET);
     expect_every_split("Blob Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A9 here.", "Blob here." SECRET);
+    /* bearer tokens of any format, and Google OAuth tokens on their own */
+    expect_every_split("Use header Authorization: Bearer ya29.a0AfH6SMBx3kQ1234567890abcdefghijklmnop now.",
+                       "Use header Authorization: Bearer now." SECRET);
+    expect_every_split("Send Bearer 9f8e7d6c5b4a39281706abcdefXYZ and the token ya29.c.b0AXv0zTPt2ok5uvm9Xq1234 works.",
+                       "Send Bearer and the token works." SECRET);
+    expect_every_split("The Bearer authentication scheme and a Bearer token-header-value-name here.",
+                       "The Bearer authentication scheme and a Bearer token-header-value-name here.");
     /* PEM blocks, across lines (and every split point) */
     expect_every_split("Here it is:\n\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
                        "AAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACDm\n-----END OPENSSH PRIVATE KEY-----\n\nAfter the key.",

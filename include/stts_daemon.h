@@ -79,6 +79,10 @@ typedef struct {
      * whole (the order of the last batch and Stop is not documented);
      * 0 speaks it at once. Default 250. */
     int stop_grace_ms;
+    /* A Notification or StopFailure notice identical to the last one of
+     * its session within this long is not spoken again (the same hook
+     * registered twice, in user and project settings). Default 2000; 0 off. */
+    int notice_dedup_ms;
 } daemon_hub_params;
 
 void daemon_hub_default_params(daemon_hub_params *p);

@@ -46,6 +46,8 @@ typedef struct session {
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
     int prompted;          /* a prompt came while this turn ran (a queued prompt) */
+    char *last_notice;     /* the last notice said (Notification, StopFailure), and when */
+    uint64_t last_notice_ns;
     unsigned long stop_n;
     char *parked;          /* a Stop's last_assistant_message waiting for late batches */
     size_t parked_len;
@@ -70,6 +72,7 @@ void daemon_hub_default_params(daemon_hub_params *p) {
     p->notify_types = "permission_prompt,idle_prompt,elicitation_dialog";
     p->speak_stop_failure = 1;
     p->stop_grace_ms = 250;
+    p->notice_dedup_ms = 2000;
 }
 
 static void emit(session *s, const char *msg_id, const text_sentence *t, uint64_t line_no) {
@@ -108,6 +111,7 @@ static void session_free(session *s) {
     text_stream_free(s->ts);
     ingest_frontend_free(s->fe);
     free(s->parked);
+    free(s->last_notice);
     free(s->turn_id);
     free(s->id);
     free(s);
@@ -394,8 +398,21 @@ static int listed(const char *list, const char *word) {
     return 0;
 }
 
-/* A short English sentence said as its own message (translated like speech). */
-static stts_status say(session *s, const char *id, const char *text, stts_error *err) {
+/* A short English sentence said as its own message (translated like speech).
+ * The same text again within notice_dedup_ms is a duplicate (*what). */
+static stts_status say(session *s, const char *id, const char *text, const char **what, stts_error *err) {
+    uint64_t now = stts_now_ns();
+    uint64_t window = (uint64_t)s->hub->p.notice_dedup_ms * 1000000u;
+    if (window && s->last_notice && strcmp(s->last_notice, text) == 0 && now - s->last_notice_ns < window) {
+        *what = "duplicate";
+        return STTS_OK;
+    }
+    char *copy = strdup(text);
+    if (!copy) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    free(s->last_notice);
+    s->last_notice = copy;
+    s->last_notice_ns = now;
+    *what = "spoken";
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
     m->aside = 1;
@@ -440,8 +457,7 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     if (strcmp(ev, "Notification") == 0) {
         const char *type = str(pl, "notification_type"), *m = str(pl, "message");
         if (!m || !type || !listed(h->notify, type)) { *what = "not spoken (type)"; return STTS_OK; }
-        *what = "spoken";
-        return say(s, "notification", m, err);
+        return say(s, "notification", m, what, err);
     }
     if (strcmp(ev, "StopFailure") == 0) {
         if (!h->p.speak_stop_failure) return STTS_OK;
@@ -454,8 +470,7 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
                 if (*c == '_' || !isalnum((unsigned char)*c)) *c = ' ';
         }
         snprintf(text, sizeof text, "Claude Code stopped: %s.", word);
-        *what = "spoken";
-        return say(s, "stop-failure", text, err);
+        return say(s, "stop-failure", text, what, err);
     }
     if (strcmp(ev, "SessionStart") == 0) { *what = "registered"; return STTS_OK; }
     return STTS_OK;

@@ -31,7 +31,7 @@ static daemon_hub *hub_new(int notice_dedup_ms) {
     daemon_hub_default_params(&p);
     p.text.merge_short_chars = 0;   /* one sentence per line here */
     p.stop_grace_ms = 0;            /* a Stop is reconciled at once */
-    (void)notice_dedup_ms;
+    if (notice_dedup_ms >= 0) p.notice_dedup_ms = notice_dedup_ms;
     daemon_hub_callbacks cb = {on_sentence, on_stop};
     daemon_hub *h = NULL;
     stts_error err;
@@ -142,8 +142,33 @@ static void test_queued_prompt(void) {
     daemon_hub_free(h);
 }
 
+/* The same notification twice (two hook entries) is spoken once; another
+ * text, another session, or the same one after the window is spoken. */
+static void test_notification_dedup(void) {
+    daemon_hub *h = hub_new(300);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *n = "\"notification_type\":\"permission_prompt\",\"message\":\"Claude needs your permission to use Bash\"";
+    ev(h, "S", "Notification", n);
+    ev(h, "S", "Notification", n);
+    CHECK_MSG(count(out, "permission to use Bash") == 1, "%s", out);
+    ev(h, "T", "Notification", n);
+    CHECK_MSG(count(out, "T|notification|Claude needs") == 1, "%s", out);
+    ev(h, "S", "Notification", "\"notification_type\":\"idle_prompt\",\"message\":\"Claude is waiting for your input\"");
+    CHECK_MSG(count(out, "waiting for your input") == 1, "%s", out);
+    ev(h, "S", "StopFailure", "\"error\":\"rate_limit\"");
+    ev(h, "S", "StopFailure", "\"error\":\"rate_limit\"");
+    CHECK_MSG(count(out, "Claude Code stopped: rate limit.") == 1, "%s", out);
+    struct timespec ts = {0, 400 * 1000000L};
+    nanosleep(&ts, NULL);
+    ev(h, "S", "Notification", n);
+    CHECK_MSG(count(out, "S|notification|Claude needs your permission") == 2, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_queued_prompt);
+    TEST_RUN(test_notification_dedup);
     return TEST_SUMMARY();
 }

@@ -27,7 +27,8 @@
 /* The program under test: the full stream-tts, or the launcher given as argv[1]. */
 static const char *BIN = STTS_BINARY_DIR "/tools/stream-tts";
 
-static char g_tmp[64], g_sock[128], g_record[128], g_log[128], g_spool[128], g_self[PATH_MAX];
+static char g_tmp[64], g_sock[128], g_record[128], g_log[128], g_spool[128], g_self[PATH_MAX], g_stderr[128];
+static const char *g_hook_arg = "hook"; /* or "--hook": the older Stop-hook mode */
 static pid_t g_daemon = -1;
 static double g_max_ms = 0;
 
@@ -128,12 +129,12 @@ static result run_hook(const char *payload, size_t n, int stdin_mode, const char
     if (p == 0) {
         for (int i = 0; env && env[i]; i += 2) setenv(env[i], env[i + 1], 1);
         dup2(out[1], 1);
-        int dn = open("/dev/null", O_WRONLY);
+        int dn = open(g_stderr, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(dn, 2);
         if (stdin_mode == STDIN_CLOSED_FD) close(0);
         else dup2(in[0], 0);
         close(in[0]); close(in[1]); close(out[0]); close(out[1]); close(dn);
-        execl(BIN, BIN, "hook", (char *)NULL);
+        execl(BIN, BIN, g_hook_arg, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -422,6 +423,25 @@ static void test_unsent_payload_spools(void) {
     stop_daemon();
 }
 
+/* `stream-tts --hook`, the older Stop-hook mode still in users' settings, is
+ * the thin client now: the payload goes to the daemon as is (the transcript,
+ * here missing, is not read; it once exited 1 with a message), nothing on
+ * stdout or stderr, exit 0, no model loaded (well within the time guard). */
+static void test_old_hook_flag(void) {
+    start_daemon();
+    g_hook_arg = "--hook";
+    const char *pl = k_events[3][1];
+    for (size_t i = 0; i < N_EV; i++)
+        if (strcmp(k_events[i][0], "Stop") == 0) pl = k_events[i][1];
+    check_forwarded(pl, pl);
+    size_t n = 0;
+    char *err = test_read_file(g_stderr, &n);
+    CHECK_MSG(err && n == 0, "stderr: %s", err ? err : "(none)");
+    free(err);
+    g_hook_arg = "hook";
+    stop_daemon();
+}
+
 static void test_session_start_starts_daemon(void) {
     unlink(g_record);
     char pidf[PATH_MAX];
@@ -495,6 +515,7 @@ int main(int argc, char **argv) {
     snprintf(g_record, sizeof g_record, "%s/record", g_tmp);
     snprintf(g_log, sizeof g_log, "%s/run/hook.log", g_tmp);
     snprintf(g_spool, sizeof g_spool, "%s/run/spool", g_tmp);
+    snprintf(g_stderr, sizeof g_stderr, "%s/stderr", g_tmp);
     char run[100];
     snprintf(run, sizeof run, "%s/run", g_tmp);
     mkdir(run, 0700);
@@ -507,6 +528,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_stdin_edge);
     TEST_RUN(test_no_daemon_spools);
     TEST_RUN(test_turned_away_spools);
+    TEST_RUN(test_old_hook_flag);
     TEST_RUN(test_unsent_payload_spools);
     TEST_RUN(test_session_start_starts_daemon);
     TEST_RUN(test_unsafe_folder);

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "frontend_opts.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -149,6 +151,19 @@ int frontend_opts_parse(frontend_opts *o, int argc, char **argv, int *i, char *e
 }
 
 int frontend_opts_check(const frontend_opts *o, char *err, size_t cap) {
+    if (o->hook && !o->dry_run) {
+        /* The older Stop-hook mode, still in users' settings: it is now the
+         * thin hook client (`stream-tts hook`): the payload goes to the
+         * daemon, which speaks the turn from last_assistant_message and the
+         * live batches; the transcript is never read for speech
+         * (docs/HOOKS.md), no model is loaded inside the hook, nothing is
+         * printed and the exit status is 0. The other flags given with it
+         * are the daemon's business (its configuration file). */
+        char name[] = "hook";
+        char *args[] = {name, NULL};
+        fflush(NULL);
+        exit(cmd_hook(1, args));
+    }
     int modes = (o->input != NULL) + (o->transcript != NULL) + (o->follow != NULL) + (o->hook != 0);
     if (modes > 1) {
         snprintf(err, cap, "use only one of --input, --transcript, --hook and --follow");
@@ -170,7 +185,8 @@ void frontend_opts_usage(FILE *f) {
           "       [--include-partial-messages]):\n"
           "  --input FILE            read stream-json from FILE instead of stdin ('-' = stdin)\n"
           "  --transcript FILE       speak the last turn of a Claude Code transcript (.jsonl)\n"
-          "  --hook                  read a Stop-hook payload on stdin; speak the last turn of its transcript\n"
+          "  --hook                  as `stream-tts hook` (older hook settings): hand the hook payload on stdin\n"
+          "                          to the daemon; with --dry-run, print the last turn of its transcript\n"
           "  --follow FILE           speak each turn appended to a transcript (survives truncation/rotation)\n"
           "  --max-line-mib N        skip input lines longer than N MiB with a warning (default 256)\n"
           "  --input-format FMT      stream-json (default), text (plain text, read literally) or markdown\n"

@@ -27,19 +27,28 @@
 
 static void ktrace_note_launch(const void *kernel);
 static int gemv_xb_on(void);
+
+/* The engine's A/B switches (STTS_CUDA_*, docs/ENGINE.md), each read once on
+ * first use: env_flag is on unless the variable starts with '0' (or off
+ * unless set to a non-'0' value, with dflt 0); env_int is its number. */
+static int env_flag(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && e[0] ? e[0] != '0' : dflt;
+}
+static int env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e ? atoi(e) : dflt;
+}
 static __constant__ int g_gemv_xb; /* gemv_x_bf16 on (STTS_CUDA_XB), set with the others below */
 
 static int pdl_enabled(void) {
     static int on = -1;
     if (on < 0) {
-        const char *e = getenv("STTS_CUDA_PDL");
-        on = !(e && e[0] == '0');
+        on = env_flag("STTS_CUDA_PDL", 1);
         /* where kernels trigger their successors (device_common.cuh) */
-        const char *early = getenv("STTS_CUDA_PDL_EARLY");
-        int late = !(early && early[0] == '1');
+        int late = !env_flag("STTS_CUDA_PDL_EARLY", 0);
         if (cudaMemcpyToSymbol(g_pdl_late, &late, sizeof late) != cudaSuccess) cudaGetLastError();
-        const char *tp = getenv("STTS_CUDA_LN_TWOPASS");
-        int onepass = !(tp && tp[0] == '1');
+        int onepass = !env_flag("STTS_CUDA_LN_TWOPASS", 0);
         if (cudaMemcpyToSymbol(g_ln_onepass, &onepass, sizeof onepass) != cudaSuccess) cudaGetLastError();
         int xb = gemv_xb_on();
         if (cudaMemcpyToSymbol(g_gemv_xb, &xb, sizeof xb) != cudaSuccess) cudaGetLastError();
@@ -473,8 +482,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
 static int gemv_carveout(void) {
     static int v = -2;
     if (v == -2) {
-        const char *e = getenv("STTS_CUDA_CARVEOUT");
-        v = e ? atoi(e) : 100;
+        v = env_int("STTS_CUDA_CARVEOUT", 100);
         if (v > 100) v = 100;
     }
     return v;
@@ -482,10 +490,7 @@ static int gemv_carveout(void) {
 
 static int gemv_xb_on(void) {
     static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("STTS_CUDA_XB");
-        v = !(e && e[0] == '0');
-    }
+    if (v < 0) v = env_flag("STTS_CUDA_XB", 1);
     return v;
 }
 /* gemv_x_bf16's rule on the host (the kernel's R and LN are run-time here) */
@@ -507,8 +512,7 @@ static bool gemv_xb_host(int R, bool LN, int flags) {
 static int gemv_rpw_min_n(void) {
     static int v = -1;
     if (v < 0) {
-        const char *e = getenv("STTS_CUDA_RPW_MIN_N");
-        v = e ? atoi(e) : 3072;
+        v = env_int("STTS_CUDA_RPW_MIN_N", 3072);
         if (v < 0) v = 0;
     }
     return v;
@@ -568,8 +572,7 @@ static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const v
 static size_t gemv_tile_bytes(int elem_bytes) {
     static long env = -1;
     if (env < 0) {
-        const char *e = getenv("STTS_CUDA_GEMV_TILE");
-        long v = e ? atol(e) : 0;
+        long v = env_int("STTS_CUDA_GEMV_TILE", 0);
         env = v >= 16384 && v <= 131072 ? v : 0;
     }
     if (env) return (size_t)env;
@@ -648,10 +651,7 @@ extern "C" void mtk_gemm_enable(int on) { g_gemm_on = on != 0; }
 extern "C" unsigned long mtk_gemm_calls(void) { return g_gemm_calls; }
 
 static int gemm_on(void) {
-    if (g_gemm_on < 0) {
-        const char *e = getenv("STTS_CUDA_GEMM");
-        g_gemm_on = !(e && strcmp(e, "0") == 0);
-    }
+    if (g_gemm_on < 0) g_gemm_on = env_flag("STTS_CUDA_GEMM", 1);
     return g_gemm_on;
 }
 
@@ -813,10 +813,7 @@ __global__ void __launch_bounds__(GEMV_THREADS) ln_prologue_kernel(const float *
  * overrides (0: never). The encoder's (more rows) keep the prologue. */
 static int g_ln_split = -1;
 static int ln_split(int M) {
-    if (g_ln_split < 0) {
-        const char *e = getenv("STTS_CUDA_LN_SPLIT");
-        g_ln_split = e ? atoi(e) : 2;
-    }
+    if (g_ln_split < 0) g_ln_split = env_int("STTS_CUDA_LN_SPLIT", 2);
     return g_ln_split > 0 && M >= g_ln_split && M <= MTK_GEMV_MAX_ROWS;
 }
 
@@ -1136,10 +1133,7 @@ static unsigned long g_att_warp_calls;
 extern "C" void mtk_attention_warp_enable(int on) { g_att_warp = on != 0; }
 extern "C" unsigned long mtk_attention_warp_calls(void) { return g_att_warp_calls; }
 static int att_warp_on(void) {
-    if (g_att_warp < 0) {
-        const char *e = getenv("STTS_CUDA_ATT_WARP");
-        g_att_warp = !(e && strcmp(e, "0") == 0);
-    }
+    if (g_att_warp < 0) g_att_warp = env_flag("STTS_CUDA_ATT_WARP", 1);
     return g_att_warp;
 }
 

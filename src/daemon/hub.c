@@ -46,6 +46,7 @@ typedef struct session {
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
     int prompted;          /* a prompt came while this turn ran (a queued prompt) */
+    int claim_tries;       /* pipe: lines looked at for Claude Code's session_id */
     char *last_notice;     /* the last notice said (Notification, StopFailure), and when */
     uint64_t last_notice_ns;
     unsigned long stop_n;
@@ -55,8 +56,24 @@ typedef struct session {
     struct daemon_hub *hub;
 } session;
 
+/* A Claude Code session that a pipe client speaks (`claude -p ... |
+ * stream-tts`, learnt from its stream-json lines' session_id): that
+ * session's hook speech (MessageDisplay, Stop) is the same reply again and
+ * is ignored while the pipe runs and CLAIM_LINGER_NS after it ended (its
+ * Stop hook may come after the pipe's end). */
+typedef struct claim {
+    struct claim *next;
+    char *sid;             /* Claude Code's session_id */
+    char *pipe;            /* the pipe client's session */
+    uint64_t ended_ns;     /* 0 while the pipe runs */
+} claim;
+
+#define CLAIM_LINGER_NS (30ull * 1000000000ull)
+enum { CLAIM_TRIES = 4 };   /* lines of a pipe looked at for a session_id */
+
 struct daemon_hub {
     daemon_hub_params p;
+    claim *claims;
     char notice_lang[32];
     char *notify;
     daemon_hub_callbacks cb;
@@ -164,8 +181,48 @@ stts_status daemon_hub_new(const daemon_hub_params *p, const daemon_hub_callback
     return STTS_OK;
 }
 
+static void claim_free(claim *c) {
+    free(c->sid);
+    free(c->pipe);
+    free(c);
+}
+
+/* The claim on Claude Code session sid, forgetting those that expired. */
+static claim *claimed(daemon_hub *h, const char *sid, uint64_t now) {
+    claim *found = NULL;
+    for (claim **pp = &h->claims; *pp;) {
+        claim *c = *pp;
+        if (c->ended_ns && now - c->ended_ns > CLAIM_LINGER_NS) {
+            *pp = c->next;
+            claim_free(c);
+            continue;
+        }
+        if (strcmp(c->sid, sid) == 0) found = c;
+        pp = &c->next;
+    }
+    return found;
+}
+
+static void add_claim(daemon_hub *h, const char *sid, const char *pipe) {
+    claim *c = claimed(h, sid, stts_now_ns());
+    char *p = strdup(pipe);
+    if (!p) return;
+    if (c) {
+        free(c->pipe);
+        c->pipe = p;
+        c->ended_ns = 0;
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c || !(c->sid = strdup(sid))) { free(c); free(p); return; }   /* out of memory: hooks speak it too */
+    c->pipe = p;
+    c->next = h->claims;
+    h->claims = c;
+}
+
 void daemon_hub_free(daemon_hub *h) {
     if (!h) return;
+    while (h->claims) { claim *c = h->claims; h->claims = c->next; claim_free(c); }
     while (h->sessions) forget(h, h->sessions);
     free(h->notify);
     free(h);
@@ -433,6 +490,14 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
         *what = h->p.drop_on_session_end ? "session dropped" : "session finished";
         return STTS_OK;
     }
+    int speech = !strcmp(ev, "MessageDisplay") || !strcmp(ev, "Stop") || !strcmp(ev, "SubagentStop");
+    claim *cl = h->claims ? claimed(h, sid, stts_now_ns()) : NULL;
+    if (cl && speech) { *what = "ignored (a pipe client speaks this session)"; return STTS_OK; }
+    if (cl && cl->ended_ns && strcmp(ev, "SessionStart") == 0) {
+        /* The session goes on interactively (resumed): its hooks speak again. */
+        for (claim **pp = &h->claims; *pp; pp = &(*pp)->next)
+            if (*pp == cl) { *pp = cl->next; claim_free(cl); break; }
+    }
     session *s = get(h, sid, err);
     if (!s) return err->code;
     if (strcmp(ev, "MessageDisplay") == 0) return on_message_display(s, pl, what, err);
@@ -485,6 +550,18 @@ stts_status daemon_hub_line(daemon_hub *h, const char *sid, const char *line, si
         ip.text = h->p.text;
         if (ingest_frontend_new(&ip, on_line_sentence, on_line_warn, s, &s->fe, err) != STTS_OK) return err->code;
     }
+    if (s->claim_tries < CLAIM_TRIES) {
+        /* Claude Code's session_id (system/init, and every event, carry
+         * it): its hooks then leave this reply to the pipe. */
+        s->claim_tries++;
+        json_t *j = json_loadb(line, len, 0, NULL);
+        const char *cs = json_is_object(j) ? str(j, "session_id") : NULL;
+        if (cs && *cs && strlen(cs) <= 256) {
+            add_claim(h, cs, sid);
+            s->claim_tries = CLAIM_TRIES;
+        }
+        json_decref(j);
+    }
     ingest_stats st;
     ingest_frontend_stats(s->fe, &st);
     uint64_t no = st.lines + 1;
@@ -492,6 +569,9 @@ stts_status daemon_hub_line(daemon_hub *h, const char *sid, const char *line, si
 }
 
 void daemon_hub_end(daemon_hub *h, const char *sid) {
+    uint64_t now = stts_now_ns();
+    for (claim *c = h->claims; c; c = c->next)
+        if (!c->ended_ns && strcmp(c->pipe, sid) == 0) c->ended_ns = now ? now : 1;
     session *s = find(h, sid);
     if (!s) return;
     if (s->fe) ingest_frontend_finish(s->fe, stts_now_ns());

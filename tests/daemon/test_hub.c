@@ -166,9 +166,46 @@ static void test_notification_dedup(void) {
     daemon_hub_free(h);
 }
 
+/* `claude -p ... | stream-tts` with the hooks installed: the pipe client's
+ * lines carry Claude Code's session_id; that session's MessageDisplay and
+ * Stop hooks are the same reply again and are not spoken, during the pipe
+ * and shortly after its end; other sessions' hooks are. */
+static void test_pipe_claims_session(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    stts_error err;
+    stts_error_clear(&err);
+    const char *lines[] = {
+        "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"C1\",\"cwd\":\"/tmp\"}",
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":"
+        "[{\"type\":\"text\",\"text\":\"The pipe reply is here.\"}]},\"parent_tool_use_id\":null,\"session_id\":\"C1\"}",
+        "{\"type\":\"result\",\"subtype\":\"success\",\"result\":\"The pipe reply is here.\",\"session_id\":\"C1\"}",
+    };
+    for (int i = 0; i < 3; i++) CHECK(daemon_hub_line(h, "pipe-1", lines[i], strlen(lines[i]), &err) == STTS_OK);
+    const char *what = "";
+    CHECK(md(h, "C1", "t1", "m1", 0, "The pipe reply is here.", 1) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"C1\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"The pipe reply is here.\"}", &what) == STTS_OK);
+    CHECK_MSG(strstr(what, "pipe client") != NULL, "%s", what);
+    daemon_hub_end(h, "pipe-1");
+    /* A Stop after the pipe's end (hooks are separate processes). */
+    ev(h, "C1", "Stop", "\"last_assistant_message\":\"The pipe reply is here.\"");
+    CHECK_MSG(count(out, "The pipe reply is here.") == 1 && count(out, "pipe-1|") == 1, "%s", out);
+    /* Another session's hooks speak. */
+    CHECK(md(h, "C2", "t1", "m1", 0, "Another session speaks.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "C2|m1|Another session speaks.") == 1, "%s", out);
+    /* The session resumed interactively: its hooks speak again. */
+    ev(h, "C1", "SessionStart", "\"source\":\"resume\"");
+    CHECK(md(h, "C1", "t2", "m2", 0, "Interactive now.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "C1|m2|Interactive now.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_queued_prompt);
     TEST_RUN(test_notification_dedup);
+    TEST_RUN(test_pipe_claims_session);
     return TEST_SUMMARY();
 }

@@ -6,6 +6,7 @@
 #include "stts_client.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,114 @@ static int already_right(json_t *groups, json_t *want) {
     return ours == 1 && right;
 }
 
+/* ---- reals written as the user wrote them ----------------------------------
+ * jansson writes a real with 17 significant digits (0.1 becomes
+ * 0.10000000000000001). Each real of the tree is swapped for a marker
+ * string before json_dumps, and the markers for the shortest text that
+ * reads back as the same double (0.1, 2.5e-07, 1.0). */
+typedef struct {
+    char (*text)[40];
+    size_t n, cap;
+    char tag[32];   /* "stts-real-T-": T makes the markers unlike any string of the user's */
+} reals;
+
+static void shortest_real(double v, char *out, size_t cap) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, cap, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) break;
+    }
+    if (!strpbrk(out, ".eEn")) {   /* stays a real when read back (inf/nan cannot occur in JSON) */
+        size_t l = strlen(out);
+        if (l + 3 <= cap) memcpy(out + l, ".0", 3);
+    }
+}
+
+static int mark_reals(json_t *v, reals *r, int depth) {
+    if (depth > 4096) return 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            if (json_is_real(x)) {
+                json_t *m = NULL;
+                if (r->n == r->cap) {
+                    size_t nc = r->cap ? r->cap * 2 : 16;
+                    char (*g)[40] = realloc(r->text, nc * sizeof *g);
+                    if (!g) return -1;
+                    r->text = g;
+                    r->cap = nc;
+                }
+                shortest_real(json_real_value(x), r->text[r->n], sizeof r->text[r->n]);
+                char mark[48];
+                snprintf(mark, sizeof mark, "\x01%s%zu\x01", r->tag, r->n);
+                if (!(m = json_string(mark)) || json_object_set_new(v, k, m) != 0) return -1;
+                r->n++;
+            } else if (mark_reals(x, r, depth + 1) != 0) {
+                return -1;
+            }
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *x = json_array_get(v, i);
+            if (json_is_real(x)) {
+                if (r->n == r->cap) {
+                    size_t nc = r->cap ? r->cap * 2 : 16;
+                    char (*g)[40] = realloc(r->text, nc * sizeof *g);
+                    if (!g) return -1;
+                    r->text = g;
+                    r->cap = nc;
+                }
+                shortest_real(json_real_value(x), r->text[r->n], sizeof r->text[r->n]);
+                char mark[48];
+                snprintf(mark, sizeof mark, "\x01%s%zu\x01", r->tag, r->n);
+                json_t *m = json_string(mark);
+                if (!m || json_array_set_new(v, i, m) != 0) return -1;
+                r->n++;
+            } else if (mark_reals(x, r, depth + 1) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* json_dumps with each marker string replaced by its real's text. */
+static char *dump_keeping_reals(json_t *root) {
+    char *plain = json_dumps(root, JSON_COMPACT);
+    if (!plain) return NULL;
+    reals r = {0};
+    unsigned tag = 0;
+    do snprintf(r.tag, sizeof r.tag, "stts-real-%u-", tag++);
+    while (strstr(plain, r.tag));
+    free(plain);
+    if (mark_reals(root, &r, 0) != 0) { free(r.text); return NULL; }
+    char *t = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!t || r.n == 0) { free(r.text); return t; }
+    size_t len = strlen(t), o = 0;
+    char *out = malloc(len + 1);
+    if (!out) { free(t); free(r.text); return NULL; }
+    char pre[48];
+    size_t pn = (size_t)snprintf(pre, sizeof pre, "\"\\u0001%s", r.tag);
+    for (size_t i = 0; i < len;) {
+        if (strncmp(t + i, pre, pn) == 0) {
+            char *end;
+            unsigned long k = strtoul(t + i + pn, &end, 10);
+            if (k < r.n && strncmp(end, "\\u0001\"", 7) == 0) {
+                size_t l = strlen(r.text[k]);
+                memcpy(out + o, r.text[k], l);   /* never longer than the marker it replaces */
+                o += l;
+                i = (size_t)(end + 7 - t);
+                continue;
+            }
+        }
+        out[o++] = t[i++];
+    }
+    out[o] = '\0';
+    free(t);
+    free(r.text);
+    return out;
+}
+
 stts_status client_settings_merge(const client_settings_in *in, client_settings_out *out, stts_error *err) {
     memset(out, 0, sizeof *out);
     const char *name = in->name ? in->name : "settings.json";
@@ -151,7 +260,7 @@ stts_status client_settings_merge(const client_settings_in *in, client_settings_
         if (json_object_size(hooks) == 0 && out->removed) json_object_del(root, "hooks");
     }
     out->changed = !json_equal(before, root);
-    out->text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    out->text = dump_keeping_reals(root);
     if (!out->text) { st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); goto done; }
     {
         size_t l = strlen(out->text);

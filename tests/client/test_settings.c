@@ -115,8 +115,33 @@ static void test_refused(void) {
     CHECK(client_settings_merge(&in, &o, &e) == STTS_ERR_INVALID_ARG);
 }
 
+/* Reals keep their short form (jansson alone wrote 0.1 as
+ * 0.10000000000000001); integers stay integers; a marker-like string of
+ * the user's is left alone. */
+static void test_numbers_kept(void) {
+    const char *before = "{\"env\": {\"A\": 0.1, \"B\": [1.5, 2.5e-07, 0.30000000000000004, -0.0, 7, 1.0]},"
+                         " \"s\": \"\\u0001stts-real-0\\u0001\"}";
+    for (int un = 0; un < 2; un++) {
+        client_settings_in in = {"numbers.json", before, strlen(before), CMD, un};
+        client_settings_out o;
+        stts_error e;
+        CHECK(client_settings_merge(&in, &o, &e) == STTS_OK);
+        CHECK_MSG(o.text && strstr(o.text, "\"A\": 0.1,") && strstr(o.text, "1.5,") && strstr(o.text, "2.5e-07,") &&
+                      strstr(o.text, "0.30000000000000004,") && strstr(o.text, "-0.0,") && strstr(o.text, "7,") &&
+                      strstr(o.text, "1.0\n") && strstr(o.text, "\"s\": \"\\u0001stts-real-0\\u0001\""),
+                  "%s", o.text ? o.text : "(null)");
+        json_t *a = json_loads(before, 0, NULL), *b = o.text ? json_loads(o.text, 0, NULL) : NULL;
+        if (b && un == 0) json_object_del(b, "hooks");
+        CHECK_MSG(a && b && json_equal(a, b), "the values read back the same: %s", o.text ? o.text : "(null)");
+        json_decref(a);
+        json_decref(b);
+        free(o.text);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_golden);
     TEST_RUN(test_refused);
+    TEST_RUN(test_numbers_kept);
     return TEST_SUMMARY();
 }

@@ -178,8 +178,8 @@ static void test_pipe_claims_session(void) {
     stts_error_clear(&err);
     const char *lines[] = {
         "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"C1\",\"cwd\":\"/tmp\"}",
-        "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":"
-        "[{\"type\":\"text\",\"text\":\"The pipe reply is here.\"}]},\"parent_tool_use_id\":null,\"session_id\":\"C1\"}",
+        ("{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"role\":\"assistant\",\"content\":"
+         "[{\"type\":\"text\",\"text\":\"The pipe reply is here.\"}]},\"parent_tool_use_id\":null,\"session_id\":\"C1\"}"),
         "{\"type\":\"result\",\"subtype\":\"success\",\"result\":\"The pipe reply is here.\",\"session_id\":\"C1\"}",
     };
     for (int i = 0; i < 3; i++) CHECK(daemon_hub_line(h, "pipe-1", lines[i], strlen(lines[i]), &err) == STTS_OK);

@@ -105,6 +105,24 @@ static void shortest_real(double v, char *out, size_t cap) {
     }
 }
 
+/* Records real x's shortest text and returns the marker string that stands
+ * for it in the tree (NULL: out of memory). */
+static json_t *real_marker(json_t *x, reals *r) {
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 16;
+        char (*g)[40] = realloc(r->text, nc * sizeof *g);
+        if (!g) return NULL;
+        r->text = g;
+        r->cap = nc;
+    }
+    shortest_real(json_real_value(x), r->text[r->n], sizeof r->text[r->n]);
+    char mark[48];
+    snprintf(mark, sizeof mark, "\x01%s%zu\x01", r->tag, r->n);
+    json_t *m = json_string(mark);
+    if (m) r->n++;
+    return m;
+}
+
 static int mark_reals(json_t *v, reals *r, int depth) {
     if (depth > 4096) return 0;
     if (json_is_object(v)) {
@@ -112,19 +130,8 @@ static int mark_reals(json_t *v, reals *r, int depth) {
         json_t *x;
         json_object_foreach(v, k, x) {
             if (json_is_real(x)) {
-                json_t *m = NULL;
-                if (r->n == r->cap) {
-                    size_t nc = r->cap ? r->cap * 2 : 16;
-                    char (*g)[40] = realloc(r->text, nc * sizeof *g);
-                    if (!g) return -1;
-                    r->text = g;
-                    r->cap = nc;
-                }
-                shortest_real(json_real_value(x), r->text[r->n], sizeof r->text[r->n]);
-                char mark[48];
-                snprintf(mark, sizeof mark, "\x01%s%zu\x01", r->tag, r->n);
-                if (!(m = json_string(mark)) || json_object_set_new(v, k, m) != 0) return -1;
-                r->n++;
+                json_t *m = real_marker(x, r);
+                if (!m || json_object_set_new(v, k, m) != 0) return -1;
             } else if (mark_reals(x, r, depth + 1) != 0) {
                 return -1;
             }
@@ -133,19 +140,8 @@ static int mark_reals(json_t *v, reals *r, int depth) {
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *x = json_array_get(v, i);
             if (json_is_real(x)) {
-                if (r->n == r->cap) {
-                    size_t nc = r->cap ? r->cap * 2 : 16;
-                    char (*g)[40] = realloc(r->text, nc * sizeof *g);
-                    if (!g) return -1;
-                    r->text = g;
-                    r->cap = nc;
-                }
-                shortest_real(json_real_value(x), r->text[r->n], sizeof r->text[r->n]);
-                char mark[48];
-                snprintf(mark, sizeof mark, "\x01%s%zu\x01", r->tag, r->n);
-                json_t *m = json_string(mark);
+                json_t *m = real_marker(x, r);
                 if (!m || json_array_set_new(v, i, m) != 0) return -1;
-                r->n++;
             } else if (mark_reals(x, r, depth + 1) != 0) {
                 return -1;
             }

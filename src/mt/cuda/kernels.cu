@@ -891,6 +891,27 @@ extern "C" int mtk_layernorm(void *stream, const float *x, int M, int D, const f
  * that the threads' 16-byte reads of different keys hit different banks. */
 #define ATT_PRE 64
 
+/* One attention score: the query (shared memory) . one key, in one fixed
+ * order (16-byte loads where aligned). Both attention kernels use it, which
+ * is part of why they give the same bits. Keys may have been written this
+ * step: plain loads, no __ldg (gemv_kernel). */
+__device__ __forceinline__ float att_score(const float *qs, const float *kj, int hd, bool vec) {
+    float d = 0.0f;
+    if (vec) {
+#pragma unroll 4
+        for (int i = 0; i < hd; i += 4) {
+            float4 kv = *(const float4 *)(kj + i);
+            d = fmaf(qs[i], kv.x, d);
+            d = fmaf(qs[i + 1], kv.y, d);
+            d = fmaf(qs[i + 2], kv.z, d);
+            d = fmaf(qs[i + 3], kv.w, d);
+        }
+    } else {
+        for (int i = 0; i < hd; i++) d = fmaf(qs[i], kj[i], d);
+    }
+    return d;
+}
+
 /* Decode-size attention is latency-bound (a handful of keys per head), so
  * each thread computes whole dot products (one key each, 16-byte loads in
  * flight together) and the weighted sum over values is split between
@@ -954,20 +975,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int hd, const fl
     __syncthreads();
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
         const float *kj = j < npre ? ks + (size_t)j * ps : k + (size_t)j * kv_stride;
-        float d = 0.0f;
-        if (vec) {
-#pragma unroll 4
-            for (int i = 0; i < hd; i += 4) {
-                float4 kv = *(const float4 *)(kj + i); /* written this step: no __ldg (gemv_kernel) */
-                d = fmaf(qs[i], kv.x, d);
-                d = fmaf(qs[i + 1], kv.y, d);
-                d = fmaf(qs[i + 2], kv.z, d);
-                d = fmaf(qs[i + 3], kv.w, d);
-            }
-        } else {
-            for (int i = 0; i < hd; i++) d = fmaf(qs[i], kj[i], d);
-        }
-        sc[j] = d;
+        sc[j] = att_score(qs, kj, hd, vec);
     }
     __syncthreads();
     float mx = -INFINITY;
@@ -1074,19 +1082,7 @@ __global__ void __launch_bounds__(WARP) attention_warp_kernel(int hd_unused, con
     float mx = -INFINITY;
     for (int j = lane; j < n; j += WARP) {
         const float *kj = j < npre ? ks + (size_t)j * ps : k + (size_t)j * kv_stride;
-        float d = 0.0f;
-        if (vec) {
-#pragma unroll 4
-            for (int i = 0; i < HD; i += 4) {
-                float4 kv = *(const float4 *)(kj + i);
-                d = fmaf(qs[i], kv.x, d);
-                d = fmaf(qs[i + 1], kv.y, d);
-                d = fmaf(qs[i + 2], kv.z, d);
-                d = fmaf(qs[i + 3], kv.w, d);
-            }
-        } else {
-            for (int i = 0; i < HD; i++) d = fmaf(qs[i], kj[i], d);
-        }
+        const float d = att_score(qs, kj, HD, vec);
         sc[j] = d;
         mx = fmaxf(mx, d);
     }

@@ -59,9 +59,14 @@ typedef struct {
  * a MessageDisplay payload whose integer "index" is outside 0..DAEMON_MAX_INDEX. */
 stts_status daemon_request_parse(const char *line, size_t len, daemon_request *req, stts_error *err);
 void daemon_request_clear(daemon_request *req);
-/* 0 when payload is a MessageDisplay whose integer "index" is outside
+/* 0 when payload is a MessageDisplay whose whole-number "index" is outside
  * 0..DAEMON_MAX_INDEX (the hub refuses it too); 1 otherwise. */
 int daemon_index_ok(json_t *payload);
+/* A whole number: a JSON integer, or a real with an integral value up to
+ * 2^53 (requests are parsed with JSON_DECODE_INT_AS_REAL, so that a hook
+ * payload holding an integer beyond 64 bits, e.g. in a tool's input, is
+ * still JSON: every number then reads as a real). 1 and *out set, or 0. */
+int daemon_json_whole(const json_t *v, json_int_t *out);
 /* {"v":1,"ok":false,"error":msg}\n, malloc'd. */
 char *daemon_reply_error(const char *msg);
 /* Adds "v":1,"ok":true to obj (taken), serializes it with a '\n'; malloc'd. */

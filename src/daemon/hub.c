@@ -370,7 +370,8 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     }
     msg *m = find_msg(s, mid);
     if (!m && !(m = new_msg(s, mid, err))) return err->code;
-    long index = json_is_integer(idx) ? (long)json_integer_value(idx) : m->next_index;
+    json_int_t ix;
+    long index = daemon_json_whole(idx, &ix) ? (long)ix : m->next_index;
     if (m->final) { *what = "ignored (message already complete)"; return STTS_OK; }
     if (index < m->next_index) { *what = "duplicate"; return STTS_OK; }
     m->next_index = index + 1;

@@ -41,13 +41,26 @@ static int opt_string(json_t *o, const char *key, const char **out, size_t *len)
     return 0;
 }
 
-/* A MessageDisplay payload's "index", when it is an integer, is a batch
+int daemon_json_whole(const json_t *v, json_int_t *out) {
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 1;
+    }
+    if (!json_is_real(v)) return 0;
+    double d = json_real_value(v);
+    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0) return 0;
+    *out = (json_int_t)d;
+    return 1;
+}
+
+/* A MessageDisplay payload's "index", when it is a whole number, is a batch
  * number: 0..DAEMON_MAX_INDEX (a negative one once made a message that was
  * never spoken, and a huge one overflows the next expected index). */
 int daemon_index_ok(json_t *payload) {
     json_t *ev = json_object_get(payload, "hook_event_name"), *idx = json_object_get(payload, "index");
-    if (!json_is_string(ev) || strcmp(json_string_value(ev), "MessageDisplay") != 0 || !json_is_integer(idx)) return 1;
-    json_int_t i = json_integer_value(idx);
+    json_int_t i;
+    if (!json_is_string(ev) || strcmp(json_string_value(ev), "MessageDisplay") != 0 || !daemon_json_whole(idx, &i))
+        return 1;
     return i >= 0 && i <= DAEMON_MAX_INDEX;
 }
 
@@ -58,14 +71,18 @@ stts_status daemon_request_parse(const char *line, size_t len, daemon_request *r
                               DAEMON_MAX_LINE);
     json_error_t je;
     /* JSON_REJECT_DUPLICATES: one meaning per key; JSON_ALLOW_NUL keeps
-     * lengths honest for strings with \u0000. */
-    req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+     * lengths honest for strings with \u0000; JSON_DECODE_INT_AS_REAL: a
+     * hook payload may hold integers beyond 64 bits (the hook client
+     * forwards it byte for byte), so every number reads as a real and the
+     * whole-number fields go through daemon_json_whole. */
+    req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
     if (!req->root)
         return stts_error_set(err, STTS_ERR_FORMAT, "request is not JSON (column %d: %s); send one JSON object per line",
                               je.column, je.text);
     if (!json_is_object(req->root)) return bad(req, err, "request is not a JSON object%s", "");
     json_t *v = json_object_get(req->root, "v");
-    if (!json_is_integer(v) || json_integer_value(v) != DAEMON_PROTOCOL_VERSION)
+    json_int_t vv;
+    if (!daemon_json_whole(v, &vv) || vv != DAEMON_PROTOCOL_VERSION)
         return bad(req, err, "request has no \"v\":1 (protocol version)%s; see docs/PROTOCOL.md", "");
     const char *op = NULL;
     if (opt_string(req->root, "op", &op, NULL) || !op) return bad(req, err, "request has no \"op\" string%s", "");
@@ -98,9 +115,10 @@ stts_status daemon_request_parse(const char *line, size_t len, daemon_request *r
     }
     case DAEMON_OP_REPLAY: {
         json_t *n = json_object_get(req->root, "n");
-        if (n && (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 16))
+        json_int_t nv = 1;
+        if (n && (!daemon_json_whole(n, &nv) || nv < 1 || nv > 16))
             return bad(req, err, "replay \"n\" must be a whole number from 1 to 16%s", "");
-        if (n) req->n = (int)json_integer_value(n);
+        req->n = (int)nv;
         break;
     }
     case DAEMON_OP_SPEED: {

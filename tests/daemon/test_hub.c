@@ -114,6 +114,44 @@ static void test_index_out_of_range(void) {
     daemon_hub_free(h);
 }
 
+/* A hook payload holding an integer beyond 64 bits (a tool's input, say) is
+ * still a request: the hook client forwards it byte for byte, and the
+ * protocol reader reads every number as a real, so whole-number fields
+ * ("v", "n", "index") are checked by value: 1 and 1.0 are version 1, 1.5 is
+ * not, and a MessageDisplay's index 1.0 is batch 1 (so a repeat of batch 1
+ * is a duplicate, never spoken twice). */
+static void test_big_integers_in_payloads(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(hook(h, "{\"session_id\":\"B\",\"hook_event_name\":\"PreToolUse\",\"tool_input\":"
+                  "{\"n\":123456789012345678901234567890}}", &w) == STTS_OK);
+    CHECK(md(h, "B", "t", "m", 0, "One.\\n", 0) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"B\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t\",\"message_id\":\"m\","
+                  "\"index\":1.0,\"final\":false,\"delta\":\"Two.\\n\",\"x\":99999999999999999999999}", &w) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"B\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t\",\"message_id\":\"m\","
+                  "\"index\":1,\"final\":false,\"delta\":\"Two.\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strcmp(w, "duplicate") == 0, "a repeated batch 1: %s", w ? w : "(null)");
+    CHECK_MSG(count(out, "Two.") == 1, "%s", out);
+    CHECK(md(h, "B", "t", "m", -2, "x", 0) == STTS_ERR_FORMAT);
+    daemon_request rq;
+    stts_error err;
+    const char *lines[] = {"{\"v\":1.0,\"op\":\"status\"}", "{\"v\":1.5,\"op\":\"status\"}",
+                           "{\"v\":1,\"op\":\"replay\",\"n\":2.0}", "{\"v\":1,\"op\":\"replay\",\"n\":2.5}"};
+    const stts_status want[] = {STTS_OK, STTS_ERR_FORMAT, STTS_OK, STTS_ERR_FORMAT};
+    for (int i = 0; i < 4; i++) {
+        stts_error_clear(&err);
+        stts_status st = daemon_request_parse(lines[i], strlen(lines[i]), &rq, &err);
+        CHECK_MSG(st == want[i], "%s: %d (%s)", lines[i], (int)st, err.msg);
+        if (st == STTS_OK) {
+            if (i == 2) CHECK_EQ_INT(rq.n, 2);
+            daemon_request_clear(&rq);
+        }
+    }
+    daemon_hub_free(h);
+}
+
 /* A prompt submitted while a turn runs (a queued prompt): the message being
  * spoken goes on with its late batches, and Stop finds it spoken, so no line
  * is said twice. */
@@ -204,6 +242,7 @@ static void test_pipe_claims_session(void) {
 
 int main(void) {
     TEST_RUN(test_index_out_of_range);
+    TEST_RUN(test_big_integers_in_payloads);
     TEST_RUN(test_queued_prompt);
     TEST_RUN(test_notification_dedup);
     TEST_RUN(test_pipe_claims_session);

@@ -18,6 +18,24 @@ def wait_for(cond, what, deadline=DEADLINE):
         time.sleep(0.02)
 
 
+def recv_line(s, tolerate_reset=False):
+    """Bytes from s up to and including the first newline, or what came
+    before EOF; with tolerate_reset, a connection the daemon reset or closed
+    while we were sending or reading ends the read instead of raising (a
+    refused connection's reply may already be in the buffer)."""
+    buf = b""
+    try:
+        while not buf.endswith(b"\n"):
+            k = s.recv(65536)
+            if not k:
+                break
+            buf += k
+    except OSError:
+        if not tolerate_reset:
+            raise
+    return buf
+
+
 def read(path):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -92,12 +110,7 @@ class Daemon:
         s = s or self.conn()
         line = obj if isinstance(obj, (bytes, bytearray)) else (json.dumps(obj) + "\n").encode()
         s.sendall(line)
-        buf = b""
-        while not buf.endswith(b"\n"):
-            k = s.recv(65536)
-            if not k:
-                break
-            buf += k
+        buf = recv_line(s)
         if own:
             s.close()
         return json.loads(buf) if buf else None

@@ -16,7 +16,7 @@
 import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, md, read, scratch, stop, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -215,15 +215,7 @@ try:
     s.sendall(b'{"v":1,"op":"status","pad":"' + b"x" * (17 << 20))
 except (BrokenPipeError, ConnectionResetError):
     pass
-got = b""
-try:
-    while not got.endswith(b"\n"):
-        k = s.recv(4096)
-        if not k:
-            break
-        got += k
-except ConnectionResetError:
-    pass
+got = recv_line(s, tolerate_reset=True)
 s.close()
 check(b"longer than" in got, "oversized line: %r" % got[:200])
 check(d.status()["ok"], "daemon alive after bad input")

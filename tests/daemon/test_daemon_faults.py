@@ -12,7 +12,7 @@ may stay quiet (a pipe client between lines)."""
 import json, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, scratch, stop, voice_or_skip  # noqa: E402
+from daemon_util import Checks, Daemon, recv_line, scratch, stop, voice_or_skip  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -57,15 +57,7 @@ def try_ping():
         c.sendall(b'{"v":1,"op":"ping"}\n')
     except OSError:
         pass
-    buf = b""
-    try:
-        while not buf.endswith(b"\n"):
-            k = c.recv(4096)
-            if not k:
-                break
-            buf += k
-    except OSError:
-        pass
+    buf = recv_line(c, tolerate_reset=True)
     c.close()
     return json.loads(buf) if buf.endswith(b"\n") else None
 

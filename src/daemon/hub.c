@@ -346,7 +346,6 @@ static const char *str(json_t *o, const char *k) {
 static stts_status flush_parked(session *s, stts_error *err);
 
 static stts_status on_message_display(session *s, json_t *pl, const char **what, stts_error *err) {
-    if (json_object_get(pl, "agent_id")) { *what = "ignored (subagent)"; return STTS_OK; }
     const char *mid = str(pl, "message_id"), *turn = str(pl, "turn_id");
     json_t *delta = json_object_get(pl, "delta"), *idx = json_object_get(pl, "index");
     if (!mid || !json_is_string(delta))
@@ -477,11 +476,25 @@ static stts_status say(session *s, const char *id, const char *text, const char 
     return speak(s, m, text, strlen(text), 1, err);
 }
 
+/* A subagent's speech: its MessageDisplay batches (agent_id set) and its
+ * SubagentStop (whose last_assistant_message is the subagent's report to the
+ * main agent). Not spoken, as the pipe mode does not speak subagents by
+ * default, and kept out of the main agent's turn: a report recorded there
+ * became the turn's latest message, so the main Stop no longer found its
+ * own message as a prefix and said it again. "agent_id": null is no agent. */
+static int subagent_speech(json_t *pl, const char *ev) {
+    if (strcmp(ev, "SubagentStop") == 0) return 1;
+    json_t *a = json_object_get(pl, "agent_id");
+    return strcmp(ev, "MessageDisplay") == 0 && a && !json_is_null(a);
+}
+
 stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_error *err) {
     *what = "ignored";
     const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
     if (!sid || !*sid || !ev)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
+    /* Before any session state is touched (a parked Stop keeps its grace). */
+    if (subagent_speech(pl, ev)) { *what = "ignored (subagent)"; return STTS_OK; }
     if (strcmp(ev, "SessionEnd") == 0) {
         session *s = find(h, sid);
         if (s && flush_parked(s, err) != STTS_OK) return err->code;
@@ -491,7 +504,7 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
         *what = h->p.drop_on_session_end ? "session dropped" : "session finished";
         return STTS_OK;
     }
-    int speech = !strcmp(ev, "MessageDisplay") || !strcmp(ev, "Stop") || !strcmp(ev, "SubagentStop");
+    int speech = !strcmp(ev, "MessageDisplay") || !strcmp(ev, "Stop");
     claim *cl = h->claims ? claimed(h, sid, stts_now_ns()) : NULL;
     if (cl && speech) { *what = "ignored (a pipe client speaks this session)"; return STTS_OK; }
     if (cl && cl->ended_ns && strcmp(ev, "SessionStart") == 0) {
@@ -502,9 +515,8 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     session *s = get(h, sid, err);
     if (!s) return err->code;
     if (strcmp(ev, "MessageDisplay") == 0) return on_message_display(s, pl, what, err);
-    if (strcmp(ev, "Stop") != 0 && strcmp(ev, "SubagentStop") != 0 && flush_parked(s, err) != STTS_OK)
-        return err->code;
-    if (strcmp(ev, "Stop") == 0 || strcmp(ev, "SubagentStop") == 0) return on_stop(s, pl, what, err);
+    if (strcmp(ev, "Stop") != 0 && flush_parked(s, err) != STTS_OK) return err->code;
+    if (strcmp(ev, "Stop") == 0) return on_stop(s, pl, what, err);
     if (strcmp(ev, "UserPromptSubmit") == 0) {
         /* Barge-in: what was said of the last turn no longer matters. */
         if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);

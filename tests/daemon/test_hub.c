@@ -240,11 +240,64 @@ static void test_pipe_claims_session(void) {
     daemon_hub_free(h);
 }
 
+/* Subagents are not spoken (as the pipe mode's default): a MessageDisplay or
+ * a SubagentStop carrying an agent_id is ignored and leaves the main
+ * agent's turn alone (a SubagentStop added by hand once spoke the
+ * subagent's report to the main agent, and flushed the main Stop waiting
+ * for its late batches early, so they were said twice). "agent_id": null
+ * is no agent at all: the main agent's batches are spoken. */
+static void test_subagents_silent(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(hook(h, "{\"session_id\":\"A\",\"hook_event_name\":\"MessageDisplay\",\"agent_id\":null,"
+                  "\"turn_id\":\"t\",\"message_id\":\"m1\",\"index\":0,\"final\":false,"
+                  "\"delta\":\"Main line one.\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "A|m1|Main line one.") == 1, "agent_id null: %s (%s)", out, w ? w : "");
+    CHECK(hook(h, "{\"session_id\":\"A\",\"hook_event_name\":\"MessageDisplay\",\"agent_id\":\"a41c9e\","
+                  "\"turn_id\":\"t\",\"message_id\":\"s1\",\"index\":0,\"final\":true,"
+                  "\"delta\":\"Subagent words.\"}", &w) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"A\",\"hook_event_name\":\"SubagentStop\",\"agent_id\":\"a41c9e\","
+                  "\"agent_type\":\"Explore\",\"stop_hook_active\":false,"
+                  "\"last_assistant_message\":\"The parser lives in src/parse.c.\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "subagent") != NULL, "SubagentStop: %s", w ? w : "(null)");
+    CHECK(md(h, "A", "t", "m1", 1, "Main line two.", 1) == STTS_OK);
+    ev(h, "A", "Stop", "\"last_assistant_message\":\"Main line one.\\nMain line two.\"");
+    CHECK_MSG(count(out, "Subagent words") == 0 && count(out, "parse.c") == 0, "%s", out);
+    CHECK_MSG(count(out, "Main line one.") == 1 && count(out, "Main line two.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
+/* A main Stop waiting for its late batches (the grace) is not flushed by a
+ * subagent's SubagentStop: its batches, when they come, are spoken once. */
+static void test_subagent_stop_keeps_grace(void) {
+    daemon_hub_params p;
+    daemon_hub_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.stop_grace_ms = 10000;
+    daemon_hub_callbacks cb = {on_sentence, on_stop};
+    daemon_hub *h = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    CHECK(daemon_hub_new(&p, &cb, NULL, &h, &err) == STTS_OK);
+    if (!h) return;
+    out_n = 0;
+    out[0] = '\0';
+    ev(h, "G", "Stop", "\"last_assistant_message\":\"Late batch text.\"");
+    ev(h, "G", "SubagentStop", "\"agent_id\":\"b7\",\"last_assistant_message\":\"Background report.\"");
+    CHECK(md(h, "G", "t", "m", 0, "Late batch text.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "Late batch text.") == 1 && count(out, "Background report") == 0, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
     TEST_RUN(test_queued_prompt);
     TEST_RUN(test_notification_dedup);
     TEST_RUN(test_pipe_claims_session);
+    TEST_RUN(test_subagents_silent);
+    TEST_RUN(test_subagent_stop_keeps_grace);
     return TEST_SUMMARY();
 }

@@ -489,6 +489,50 @@ static void test_session_start_starts_daemon(void) {
     unlink(g_sock);
 }
 
+/* SessionEnd with no daemon running: nothing to end, so no daemon is started
+ * (it once started one, a model load, to forget a session it never knew)
+ * and nothing is spooled; with requests already spooled for a daemon to
+ * come, the end is spooled after them. */
+static void clear_spool(void) {
+    DIR *d = opendir(g_spool);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", g_spool, de->d_name);
+        if (de->d_name[0] != '.') unlink(p);
+    }
+    if (d) closedir(d);
+}
+
+static void test_session_end_no_daemon(void) {
+    unlink(g_record);
+    unlink(g_sock);
+    char pidf[PATH_MAX];
+    snprintf(pidf, sizeof pidf, "%s.pid", g_record);
+    unlink(pidf);
+    clear_spool();
+    const char *env[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_DAEMON", g_self, "STTS_TEST_RECORD", g_record, NULL};
+    const char *se = k_events[6][1];
+    result r = run_hook(se, strlen(se), STDIN_CLOSE, env);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    sleep_ms(300);
+    char *pid = slurp(pidf);
+    CHECK_MSG(pid == NULL, "SessionEnd started a daemon (pid %s)", pid ? pid : "");
+    if (pid) kill((pid_t)atol(pid), SIGTERM);
+    free(pid);
+    CHECK_EQ_INT(count_dir(g_spool), 0);
+    /* A request spooled before it (no daemon could start): the end follows it. */
+    const char *env_none[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_DAEMON", "/bin/true", NULL};
+    r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, env_none);
+    CHECK_EQ_INT(count_dir(g_spool), 1);
+    r = run_hook(se, strlen(se), STDIN_CLOSE, env_none);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    CHECK_EQ_INT(count_dir(g_spool), 2);
+    unlink(pidf);
+    unlink(g_sock);
+    clear_spool();
+}
+
 static void test_unsafe_folder(void) {
     char d[160], s[200];
     snprintf(d, sizeof d, "%s/open", g_tmp);
@@ -531,6 +575,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_old_hook_flag);
     TEST_RUN(test_unsent_payload_spools);
     TEST_RUN(test_session_start_starts_daemon);
+    TEST_RUN(test_session_end_no_daemon);
     TEST_RUN(test_unsafe_folder);
     printf("slowest forwarded hook: %.1f ms after its input ended (busy shared machine)\n", g_max_ms);
     char cmd[128];

@@ -9,6 +9,7 @@
  * shows a notice on non-zero exits, so: nothing on stdout, exit 0 always,
  * errors to <socket folder>/hook.log (capped), and never wait for speech. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -247,6 +248,24 @@ static void spool(const char *sock, const char *line, size_t n) {
     hook_log("the daemon did not take the request; spooled to %s (the daemon replays it)", path);
 }
 
+/* 1 when the spool holds requests not yet replayed (a daemon that could not
+ * start, or one still starting, will replay them). */
+static int spool_pending(const char *sock) {
+    stts_error e;
+    char sp[PATH_MAX];
+    if (client_spool_dir(sock, sp, sizeof sp, &e) != STTS_OK) return 0;
+    DIR *d = opendir(sp);
+    if (!d) return 0;
+    int any = 0;
+    struct dirent *de;
+    while (!any && (de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        any = de->d_name[0] != '.' && l > 5 && strcmp(de->d_name + l - 5, ".json") == 0;
+    }
+    closedir(d);
+    return any;
+}
+
 int cmd_hook(int argc, char **argv) {
     ensure_std_fds();
     signal(SIGPIPE, SIG_IGN);
@@ -299,6 +318,15 @@ int cmd_hook(int argc, char **argv) {
     if (ev[0]) snprintf(g_event, sizeof g_event, "%s", ev);
     client_conn *c = NULL;
     st = client_conn_open(sock, 10, &c, &e);
+    if (st == STTS_ERR_NOT_FOUND && strcmp(ev, "SessionEnd") == 0) {
+        /* No daemon: it holds no state of this session, so there is nothing
+         * to end, and starting one (a model load) just to forget a session
+         * would only cost. Requests spooled for a daemon to come may belong
+         * to this session: then the end is spooled after them, in order. */
+        if (spool_pending(sock)) spool(sock, line, len);
+        free(line);
+        return 0;
+    }
     if (st == STTS_ERR_NOT_FOUND) c = start_daemon(sock, dir, t0);
     else if (st != STTS_OK) hook_log("%s", e.msg);
     if (!c || deliver(c, line, len, t0) != 0) spool(sock, line, len);

@@ -36,9 +36,15 @@ extern "C" {
 
 /* The socket path: `override` (a --socket value) when non-NULL and non-empty,
  * else $STREAM_TTS_SOCKET, $XDG_RUNTIME_DIR/stream-tts/socket,
- * /tmp/stream-tts-$UID/socket. Fails when it does not fit in a sockaddr_un
- * (108 bytes) or in buf. */
+ * /tmp/stream-tts-$UID/socket. $XDG_RUNTIME_DIR counts only when it is an
+ * existing folder of the user's, writable, short enough for a socket path
+ * under it; else the /tmp path is used. Fails when it does not fit in a
+ * sockaddr_un (108 bytes) or in buf. */
 stts_status client_socket_path(const char *override, char *buf, size_t cap, stts_error *err);
+/* The same; when a set $XDG_RUNTIME_DIR was passed over, note (when non-NULL)
+ * gets one line saying why and which path is used instead (else ""). */
+stts_status client_socket_path_note(const char *override, char *buf, size_t cap, char *note, size_t note_cap,
+                                    stts_error *err);
 /* The folder holding `sock_path` (everything before the last '/'; "." when none). */
 stts_status client_socket_dir(const char *sock_path, char *buf, size_t cap, stts_error *err);
 /* Makes `dir` (only its last component; the parent must exist) with mode 0700

@@ -31,19 +31,50 @@ static size_t sun_path_cap(void) {
     return sizeof a.sun_path;
 }
 
-stts_status client_socket_path(const char *override, char *buf, size_t cap, stts_error *err) {
+/* 0 when $XDG_RUNTIME_DIR (xdg) can hold the socket folder; else -1 and why.
+ * A stale value is common: a removed /run/user/UID after logout, or
+ * another user's after su or sudo keeping the environment. */
+static int runtime_dir_unusable(const char *xdg, char *why, size_t cap) {
+    struct stat st;
+    const char *w = NULL;
+    if (xdg[0] != '/') w = "not an absolute path";
+    else if (stat(xdg, &st) != 0) w = strerror(errno);
+    else if (!S_ISDIR(st.st_mode)) w = "not a folder";
+    else if (st.st_uid != getuid()) w = "it belongs to another user";
+    else if (access(xdg, W_OK | X_OK) != 0) w = "not writable";
+    else if (strlen(xdg) + sizeof "/stream-tts/socket" > sun_path_cap()) w = "too long for a socket path under it";
+    if (!w) return 0;
+    snprintf(why, cap, "%s", w);
+    return -1;
+}
+
+stts_status client_socket_path_note(const char *override, char *buf, size_t cap, char *note, size_t note_cap,
+                                    stts_error *err) {
     const char *env = getenv("STREAM_TTS_SOCKET");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char why[128];
     int n;
+    if (note && note_cap) note[0] = '\0';
     if (override && *override) n = snprintf(buf, cap, "%s", override);
     else if (env && *env) n = snprintf(buf, cap, "%s", env);
-    else if (xdg && xdg[0] == '/') n = snprintf(buf, cap, "%s/stream-tts/socket", xdg);
-    else n = snprintf(buf, cap, "/tmp/stream-tts-%u/socket", (unsigned)getuid());
+    else if (xdg && *xdg && runtime_dir_unusable(xdg, why, sizeof why) == 0)
+        n = snprintf(buf, cap, "%s/stream-tts/socket", xdg);
+    else {
+        /* Every client and the daemon apply the same rule, so they agree on
+         * the fallback as long as they see the same folder. */
+        n = snprintf(buf, cap, "/tmp/stream-tts-%u/socket", (unsigned)getuid());
+        if (xdg && *xdg && note && note_cap)
+            snprintf(note, note_cap, "XDG_RUNTIME_DIR=%.200s is unusable (%s): using %s instead", xdg, why, buf);
+    }
     if (n < 0 || (size_t)n >= cap || (size_t)n >= sun_path_cap())
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "socket path is %d bytes, longer than a Unix socket allows (%zu); "
                               "set STREAM_TTS_SOCKET or --socket to a shorter path", n, sun_path_cap() - 1);
     return STTS_OK;
+}
+
+stts_status client_socket_path(const char *override, char *buf, size_t cap, stts_error *err) {
+    return client_socket_path_note(override, buf, cap, NULL, 0, err);
 }
 
 stts_status client_socket_dir(const char *sock_path, char *buf, size_t cap, stts_error *err) {

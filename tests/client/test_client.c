@@ -43,12 +43,37 @@ static int listen_on(const char *path) {
 static void test_socket_path(void) {
     char p[PATH_MAX];
     stts_error e;
+    char xdg[64], sub[96];
+    snprintf(xdg, sizeof xdg, "/tmp/stts-xdg-XXXXXX");
+    CHECK(mkdtemp(xdg) != NULL);
     unsetenv("STREAM_TTS_SOCKET");
-    setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+    setenv("XDG_RUNTIME_DIR", xdg, 1);
     CHECK(client_socket_path("/x/y.sock", p, sizeof p, &e) == STTS_OK);
     CHECK_EQ_STR(p, "/x/y.sock");
     CHECK(client_socket_path(NULL, p, sizeof p, &e) == STTS_OK);
-    CHECK_EQ_STR(p, "/run/user/4242/stream-tts/socket");
+    snprintf(sub, sizeof sub, "%s/stream-tts/socket", xdg);
+    CHECK_EQ_STR(p, sub);
+    /* A stale $XDG_RUNTIME_DIR (removed at logout, a file, another user's
+     * after su): the /tmp folder, and a note saying why (it once gave a
+     * socket folder that could not be made, and every hook was lost). */
+    char fb[64], note[512];
+    snprintf(fb, sizeof fb, "/tmp/stream-tts-%u/socket", (unsigned)getuid());
+    const char *stale[] = {"/run/user/4242-stts-missing", "/etc/passwd", "relative/dir"};
+    for (int i = 0; i < 3; i++) {
+        setenv("XDG_RUNTIME_DIR", stale[i], 1);
+        CHECK(client_socket_path_note(NULL, p, sizeof p, note, sizeof note, &e) == STTS_OK);
+        CHECK_EQ_STR(p, fb);
+        CHECK_MSG(strstr(note, stale[i]) && strstr(note, "unusable") && strstr(note, fb), "note: %s", note);
+    }
+    if (getuid() != 0) {   /* root may write anywhere */
+        setenv("XDG_RUNTIME_DIR", "/", 1);
+        CHECK(client_socket_path(NULL, p, sizeof p, &e) == STTS_OK);
+        CHECK_EQ_STR(p, fb);
+    }
+    setenv("XDG_RUNTIME_DIR", xdg, 1);
+    CHECK(client_socket_path_note(NULL, p, sizeof p, note, sizeof note, &e) == STTS_OK);
+    CHECK_EQ_STR(note, "");
+    rmdir(xdg);
     setenv("STREAM_TTS_SOCKET", "/e/s", 1);
     CHECK(client_socket_path("", p, sizeof p, &e) == STTS_OK);
     CHECK_EQ_STR(p, "/e/s");

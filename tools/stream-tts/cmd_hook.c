@@ -41,6 +41,9 @@ static int g_budget_ms = HOOK_BUDGET_MS;
 
 static char g_log[PATH_MAX + 16];      /* "" -> stderr (which Claude Code keeps in its debug log) */
 static char g_event[64] = "?";
+/* Why $XDG_RUNTIME_DIR was passed over for the socket ("" when it was not):
+ * logged when a daemon is started, not at every hook. */
+static char g_path_note[512];
 
 static void hook_log(const char *fmt, ...)
 #if defined(__GNUC__)
@@ -223,7 +226,8 @@ static client_conn *start_daemon(const char *sock, const char *dir, uint64_t t0)
         else if (client_self_exe(exe, sizeof exe, &e) != STTS_OK) { hook_log("%s", e.msg); exe[0] = '\0'; }
         if (exe[0]) {
             if (client_spawn_daemon(exe, sock, logp, &e) != STTS_OK) hook_log("%s", e.msg);
-            else hook_log("no daemon on %s: started %s serve (its output: %s)", sock, exe, logp);
+            else hook_log("no daemon on %s: started %s serve (its output: %s)%s%s", sock, exe, logp,
+                          g_path_note[0] ? "; " : "", g_path_note);
         }
     }
     client_conn *c = NULL;
@@ -289,7 +293,7 @@ int cmd_hook(int argc, char **argv) {
     if (off && *off && strcmp(off, "0") != 0) return 0;
     stts_error e;
     char sock[PATH_MAX], dir[PATH_MAX];
-    if (client_socket_path(sock_arg, sock, sizeof sock, &e) != STTS_OK ||
+    if (client_socket_path_note(sock_arg, sock, sizeof sock, g_path_note, sizeof g_path_note, &e) != STTS_OK ||
         client_socket_dir(sock, dir, sizeof dir, &e) != STTS_OK) {
         hook_log("%s", e.msg);
         return 0;
@@ -297,7 +301,7 @@ int cmd_hook(int argc, char **argv) {
     if (client_prepare_dir(dir, &e) != STTS_OK) {
         /* An unsafe folder: neither connect (it may be someone else's
          * socket) nor log there. stderr reaches Claude Code's debug log. */
-        hook_log("%s", e.msg);
+        hook_log("%s%s%s", e.msg, g_path_note[0] ? "; " : "", g_path_note);
         return 0;
     }
     snprintf(g_log, sizeof g_log, "%s/hook.log", dir);

@@ -721,7 +721,8 @@ static int serve_main(int argc, char **argv) {
         start_err("%s", e.msg);
         return 2;
     }
-    if (client_socket_path(sock_flag, sv.sock, sizeof sv.sock, &e) != STTS_OK ||
+    char path_note[512];
+    if (client_socket_path_note(sock_flag, sv.sock, sizeof sv.sock, path_note, sizeof path_note, &e) != STTS_OK ||
         client_socket_dir(sv.sock, sv.dir, sizeof sv.dir, &e) != STTS_OK) {
         start_err("%s", e.msg);
         return 2;
@@ -766,6 +767,7 @@ static int serve_main(int argc, char **argv) {
         return 1;
     }
     logf_(&sv, "listening on %s (pid %d, log %s)", sv.sock, (int)getpid(), sv.log_path);
+    if (path_note[0]) logf_(&sv, "%s", path_note);
     app_sigwatch *sw = NULL;
     app_sigwatch_start(on_signal, &sv, &sw, &e);
     pthread_t speaker;

@@ -814,6 +814,16 @@ void ingest_frontend_free(ingest_frontend *fe) {
  * not cost the line's text; nothing here reads a number as an id or count. */
 #define JSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
 
+/* A UTF-8 byte order mark (a file saved by a Windows editor or PowerShell's
+ * redirection, or several such files concatenated) is not part of the JSON:
+ * jansson rejects it, which cost the whole line. */
+static void skip_bom(const char **line, size_t *len) {
+    if (*len >= 3 && memcmp(*line, "\xEF\xBB\xBF", 3) == 0) {
+        *line += 3;
+        *len -= 3;
+    }
+}
+
 static void json_fix_free(json_fix *f) {
     free(f->a.p);
     free(f->b.p);
@@ -933,6 +943,7 @@ static int repair_numbers(fbuf *out, const char *line, size_t len, int *oom) {
 /* Parses line, repairing it as above when jansson rejects it; NULL with je
  * set when it is not JSON even then (or f->oom). */
 static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_t *je) {
+    skip_bom(&line, &len);
     f->utf8_at = (size_t)-1;
     f->surrogates = f->numbers = 0;
     json_t *root = json_loadb(line, len, JSON_FLAGS, je);
@@ -1060,6 +1071,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         fe->st.truncated++;
         warnf(fe, "input ended without a newline: the last line may be cut short");
     }
+    if (fe->p.input_format == INGEST_INPUT_STREAM_JSON) skip_bom(&line, &len);
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
     if (fe->p.input_format == INGEST_INPUT_TEXT || fe->p.input_format == INGEST_INPUT_MARKDOWN) {

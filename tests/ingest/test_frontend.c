@@ -706,6 +706,26 @@ static void test_slow_consumer_no_idle_cut(void) {
     EXPECT(&c, "First sentence here. | Second part continues here.");
 }
 
+/* A UTF-8 byte order mark before a line (a file saved on Windows, several
+ * such files concatenated) is not JSON: the line is read, not taken for
+ * plain text. Also for a transcript's prompt and a hook payload. */
+static void test_bom(void) {
+    const char *L[] = {"\xEF\xBB\xBF" ASSIST("m1", "First line with a mark."), ASSIST("m2", "Second line."),
+                       "\xEF\xBB\xBF" ASSIST("m3", "Concatenated file."), RESULT("Concatenated file."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "First line with a mark. | Second line. | Concatenated file.");
+    CHECK_EQ_INT(c.nw, 0);
+    CHECK_EQ_INT(st.bad_lines, 0);
+    const char *prompt = "\xEF\xBB\xBF" "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"hi\"}}";
+    CHECK(ingest_transcript_is_prompt(prompt, strlen(prompt)));
+    const char *hook = "\xEF\xBB\xBF{\"transcript_path\":\"/t.jsonl\"}";
+    char *path = NULL;
+    CHECK(ingest_hook_transcript_path(hook, strlen(hook), &path, NULL) == STTS_OK);
+    CHECK(path && strcmp(path, "/t.jsonl") == 0);
+    free(path);
+}
+
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
@@ -732,5 +752,6 @@ int main(void) {
     TEST_RUN(test_key_order_and_whitespace);
     TEST_RUN(test_transcript_last_turn);
     TEST_RUN(test_hook_payload);
+    TEST_RUN(test_bom);
     return TEST_SUMMARY();
 }

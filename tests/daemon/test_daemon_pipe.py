@@ -8,7 +8,7 @@ input in-process (its own --output/--metrics)."""
 import json, os, signal, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, read, scratch, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, scratch, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -71,4 +71,23 @@ fb_speech = [x["source"] for x in fb if x["kind"] == "speech"]
 tail = fb_speech[1:]
 check(fb_speech and fb_speech[-1] == speech[-1] and tail == speech[len(speech) - len(tail):],
       "in-process part is the tail of the session: %r" % fb_speech[:3])
+
+# A pipe client killed mid-stream (no "end"): its session ends when its
+# connection closes. It once stayed forever, and with it the claim on Claude
+# Code's session: resumed interactively, that session's hooks were never
+# spoken again ("ignored (a pipe client speaks this session)").
+d = Daemon(BIN, VOICE, tmp, "pg", pace=False)
+s = d.conn()
+for l in [{"type": "system", "subtype": "init", "session_id": "C9"},
+          {"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [
+              {"type": "text", "text": "Pipe words here."}]}, "parent_tool_use_id": None, "session_id": "C9"}]:
+    r = d.req({"v": 1, "op": "line", "session": "pipe-gone", "line": json.dumps(l)}, s)
+    check(r and r["ok"], "line: %r" % r)
+s.close()
+wait_for(lambda: "pipe-gone" not in d.status()["sessions"], "the pipe session to end with its connection", 20)
+wait_for(lambda: "left without" in read(d.err), "the log line", 20)
+d.hook({"session_id": "C9", "hook_event_name": "SessionStart", "source": "resume"})
+r = d.hook(md("C9", "m1", 0, "Interactive reply.", True, "t2"))
+check(r["done"] == "spoken", "resumed session's MessageDisplay after a killed pipe: %r" % r)
+check(d.close() == 0, "daemon exit")
 sys.exit(check.finish())

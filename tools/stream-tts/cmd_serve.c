@@ -60,6 +60,7 @@ typedef struct {
     char *buf;
     size_t len, cap;
     char *waiting_end;   /* end {"wait":true}: session whose speech must finish first */
+    char *pipe_session;  /* the session of its `line` requests, until its `end` */
     size_t scanned;      /* bytes of buf known to hold no '\n' */
     uint64_t heard_ns;   /* accepted, or last bytes received */
     int served;          /* requests answered */
@@ -459,9 +460,17 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
         break;
     }
     case DAEMON_OP_LINE:
+        if (c && (!c->pipe_session || strcmp(c->pipe_session, rq.session) != 0)) {
+            free(c->pipe_session);
+            c->pipe_session = strdup(rq.session);   /* out of memory: not ended at close */
+        }
         if (daemon_hub_line(sv->hub, rq.session, rq.line, rq.line_len, &err) != STTS_OK) r = daemon_reply_error(err.msg);
         break;
     case DAEMON_OP_END:
+        if (c && c->pipe_session && strcmp(c->pipe_session, rq.session) == 0) {
+            free(c->pipe_session);
+            c->pipe_session = NULL;
+        }
         daemon_hub_end(sv->hub, rq.session);
         if (rq.wait && c) {
             free(c->waiting_end);
@@ -901,6 +910,16 @@ static int serve_main(int argc, char **argv) {
                 reply(c, daemon_reply_ok(NULL));
             }
             if (closed) {
+                if (c->pipe_session) {
+                    /* A pipe client gone without its `end` (killed, crashed):
+                     * its session ends here as with `end`, or it would stay
+                     * forever, and so would its claim on Claude Code's
+                     * session (whose hooks, resumed interactively, were then
+                     * never spoken again). */
+                    daemon_hub_end(sv.hub, c->pipe_session);
+                    logf_(&sv, "pipe session %s: the client left without \"end\"; ended", c->pipe_session);
+                    free(c->pipe_session);
+                }
                 close(c->fd);
                 free(c->buf);
                 free(c->waiting_end);
@@ -940,7 +959,7 @@ static int serve_main(int argc, char **argv) {
     app_close(sv.app, 1, NULL);
     app_sigwatch_stop(sw);
     app_signals_restore(&old);
-    for (int k = 0; k < ncl; k++) { close(cl[k].fd); free(cl[k].buf); free(cl[k].waiting_end); }
+    for (int k = 0; k < ncl; k++) { close(cl[k].fd); free(cl[k].buf); free(cl[k].waiting_end); free(cl[k].pipe_session); }
     pthread_mutex_lock(&sv.mu);
     drop_pending(&sv, NULL);
     pthread_mutex_unlock(&sv.mu);

@@ -98,6 +98,11 @@ struct ingest_frontend {
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
     int plain_warned;           /* plain text on a stream-json input was reported */
+    fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
+    int frag_held;              /* frag holds such a start */
+    uint64_t frag_line;         /* its line number */
+    int frag_joins;             /* lines appended to it so far */
+    char frag_err[200];         /* its warning, given if no rest comes */
     int oom;
 };
 
@@ -798,6 +803,7 @@ void ingest_frontend_free(ingest_frontend *fe) {
     free(fe->spoken.p);
     free(fe->bounds);
     free(fe->norm.p);
+    free(fe->frag.p);
     free(fe);
 }
 
@@ -1031,6 +1037,118 @@ static int looks_like_text(const char *line, size_t len) {
     return 1;
 }
 
+/* ---- a line split in two ------------------------------------------------------
+ * Claude Code 2.1.74 wrote an event (a rate_limit_event) into the middle of
+ * another line when it came while that line was being written: the line's
+ * start, the whole event and its '\n', then the rest of the line on a line
+ * of its own (anthropics/claude-code#49640). Both halves fail to parse and
+ * the text of the split line (often the whole answer) was lost. So a line
+ * that fails to parse and starts with '{' is kept, with its warning held
+ * back: a complete event ending it is taken off and handled, and when the
+ * next line does not parse on its own either, the two are joined (the rest
+ * of a line never starts with '{' unless it was split right before one; up
+ * to 4 such rests are joined while the JSON is still incomplete). */
+#define INJECTED_WINDOW 16384   /* an injected event is a few hundred bytes */
+#define FRAG_MAX_JOINS 4
+
+static int known_type(const char *type) {
+    if (strcmp(type, "assistant") == 0 || strcmp(type, "stream_event") == 0 || strcmp(type, "result") == 0) return 1;
+    for (int i = 0; ignored_types[i]; i++)
+        if (strcmp(type, ignored_types[i]) == 0) return 1;
+    return 0;
+}
+
+/* The offset of a complete top-level event (an object with a known "type")
+ * that ends line after its start; len when there is none. The event is
+ * handled here: it came before the rest of the line it was written into. */
+static size_t take_injected(ingest_frontend *fe, const char *line, size_t len) {
+    size_t z = len;
+    while (z > 0 && (line[z - 1] == ' ' || line[z - 1] == '\t')) z--;
+    if (z < 2 || line[z - 1] != '}') return len;
+    size_t lo = z > INJECTED_WINDOW ? z - INJECTED_WINDOW : 1;
+    int tries = 0;   /* an event nests a few objects deep: its own '{' is among the last few */
+    for (size_t i = z - 1; i >= lo && tries < 16; i--) {
+        if (line[i] != '{' || line[i + 1] != '"') continue;
+        tries++;
+        json_error_t je;
+        json_t *ev = json_loadb(line + i, z - i, JSON_FLAGS, &je);
+        const char *type = json_is_object(ev) ? jstr(ev, "type") : NULL;
+        if (type && known_type(type)) {
+            dispatch(fe, ev, type);
+            json_decref(ev);
+            return i;
+        }
+        json_decref(ev);
+        if (ev) break;   /* a complete value that is no event: not an injection */
+    }
+    return len;
+}
+
+/* The held line was not continued: its warning is given now, under its number. */
+static void frag_flush(ingest_frontend *fe) {
+    if (!fe->frag_held) return;
+    uint64_t cur = fe->cur_line;
+    fe->cur_line = fe->frag_line;
+    fe->st.bad_lines += 1 + (uint64_t)fe->frag_joins;
+    if (fe->frag_joins == 1)
+        warnf(fe, "%s; line %llu did not complete it and is skipped too", fe->frag_err,
+              (unsigned long long)fe->frag_line + 1);
+    else if (fe->frag_joins)
+        warnf(fe, "%s; lines %llu to %llu did not complete it and are skipped too", fe->frag_err,
+              (unsigned long long)fe->frag_line + 1, (unsigned long long)(fe->frag_line + (uint64_t)fe->frag_joins));
+    else
+        warnf(fe, "%s", fe->frag_err);
+    fe->cur_line = cur;
+    fe->frag_held = 0;
+    fe->frag.len = 0;
+}
+
+/* line (from its first non-blank byte) failed to parse (je). Returns the
+ * object it completes, or NULL with *held set when it is kept for the next
+ * line (no warning yet). */
+static json_t *rejoin_split(ingest_frontend *fe, const char *line, size_t len, const json_error_t *je, int *held) {
+    *held = 0;
+    if (!fe->frag_held && line[0] != '{') return NULL;
+    size_t n = take_injected(fe, line, len);
+    if (fe->frag_held) {
+        size_t keep = fe->frag.len;
+        if (fb_put(&fe->frag, line, n)) { fe->oom = 1; return NULL; }
+        json_error_t je2;
+        json_t *root = parse_json(&fe->fix, fe->frag.p, fe->frag.len, &je2);
+        if (root) {
+            warnf(fe, "lines %llu to %llu are one JSON line broken apart (Claude Code can write another event "
+                      "into the middle of a line); read as one",
+                  (unsigned long long)fe->frag_line, (unsigned long long)fe->cur_line);
+            fe->frag_held = 0;
+            fe->frag.len = 0;
+            return root;
+        }
+        if (n && line[0] != '{' && json_error_code(&je2) == json_error_premature_end_of_input &&
+            looks_like_text(line, n) && fe->frag_joins + 1 < FRAG_MAX_JOINS) {
+            fe->frag_joins++;
+            *held = 1;   /* still incomplete: perhaps the next line is the rest */
+            return NULL;
+        }
+        fe->frag.len = keep;
+        frag_flush(fe);
+    }
+    /* the start of a line whose event was taken off, or a line cut short: keep it */
+    if (n && line[0] == '{' && (n < len || json_error_code(je) == json_error_premature_end_of_input)) {
+        fe->frag.len = 0;
+        if (fb_put(&fe->frag, line, n)) { fe->oom = 1; return NULL; }
+        fe->frag_held = 1;
+        fe->frag_line = fe->cur_line;
+        fe->frag_joins = 0;
+        if (n < len)
+            snprintf(fe->frag_err, sizeof fe->frag_err,
+                     "an event was written into the middle of this line and the rest of it did not follow; skipped");
+        else
+            snprintf(fe->frag_err, sizeof fe->frag_err, "not valid JSON (%s, at column %d); skipped", je->text, je->column);
+        *held = 1;
+    }
+    return NULL;
+}
+
 /* --input-format text|markdown: each line is text of one long main-agent
  * block (blank lines are paragraph breaks). Plain text is read literally:
  * its ASCII punctuation is backslash-escaped so no markdown rule applies,
@@ -1063,6 +1181,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     fe->cur_line = line_no;
     fe->cur_arrival = arrival_ns;
     if (flags & INGEST_LINE_TOO_LONG) {
+        frag_flush(fe);
         fe->st.bad_lines++;
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
@@ -1081,6 +1200,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     }
     if (k == len) return STTS_OK;   /* blank line */
     if (!(flags & INGEST_LINE_TRUNCATED) && is_large_tool_result(line, len)) {
+        frag_flush(fe);
         fe->st.tool_results_skipped++;
         return STTS_OK;
     }
@@ -1100,6 +1220,18 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         fe->st.invalid_utf8++;
     }
     if (fe->fix.numbers) warnf(fe, "%d number%s out of range replaced by 0", fe->fix.numbers, fe->fix.numbers == 1 ? "" : "s");
+    if (root) {
+        frag_flush(fe);
+    } else {
+        int held;
+        root = rejoin_split(fe, line + k, len - k, &je, &held);
+        if (fe->oom) {
+            fe->oom = 0;
+            json_decref(root);
+            return stts_error_set(err, STTS_ERR_NOMEM, "out of memory at line %llu", (unsigned long long)line_no);
+        }
+        if (held) return STTS_OK;
+    }
     if (!root) {
         fe->st.bad_lines++;
         if (line[k] != '{' && line[k] != '[' && looks_like_text(line, len)) {
@@ -1180,6 +1312,7 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
 }
 
 void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns) {
+    frag_flush(fe);
     fe->in_tick = 1;   /* sentences belong to the last line that fed them */
     for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, now_ns);
     fe->in_tick = 0;

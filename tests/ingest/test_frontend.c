@@ -726,6 +726,65 @@ static void test_bom(void) {
     free(path);
 }
 
+/* Claude Code 2.1.74 wrote an event into the middle of a line when it came
+ * while the line was being written (anthropics/claude-code#49640): the
+ * line's start and the whole event with its newline, then the rest of the
+ * line. The two halves are read as one line; the event is handled too. */
+#define RATE "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"allowed_warning\",\"resetsAt\":1760000000},\"uuid\":\"u\"}"
+static void test_split_line(void) {
+    const char *L[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"The loop stops " RATE,
+                       "one character early. I fixed it.\"}]},\"parent_tool_use_id\":null}",
+                       ASSIST("m2", "Tests pass."), RESULT("Tests pass."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "The loop stops one character early. | I fixed it. | Tests pass.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK_EQ_INT(c.warn_line[0], 2);
+    CHECK_MSG(strstr(c.warn[0], "lines 1 to 2") != NULL, "%s", c.warn[0]);
+    CHECK_EQ_INT(st.bad_lines, 0);
+    CHECK_EQ_INT(st.plain_text_lines, 0);
+
+    /* partial mode: the deltas spoke it; the rejoined line adds nothing, and
+     * the stream events around it go on as usual */
+    const char *P[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello there. "), DELTA(0, "More text."),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"Hello there. More" RATE,
+                       " text.\"}]},\"parent_tool_use_id\":null}", BSTOP(0), MSTOP, RESULT("Hello there. More text."), NULL};
+    st = run(P, &c);
+    EXPECT(&c, "Hello there. | More text.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK_EQ_INT(st.duplicates, 1);
+
+    /* two events written into one line: three pieces */
+    const char *T3[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"One, " RATE,
+                        "two, " RATE, "three.\"}]}}", NULL};
+    st = run(T3, &c);
+    EXPECT(&c, "One, two, three.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK_MSG(strstr(c.warn[0], "line 3: lines 1 to 3") != NULL, "%s", c.warn[0]);
+
+    /* a start whose rest never comes: one warning under its own number; a
+     * line cut short is held for its rest, and text that does not complete
+     * it is named in its warning; other lines as usual */
+    const char *B[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"Lost " RATE,
+                       ASSIST("m2", "Next line."),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":",   /* 3: broken, not merely cut short */
+                       "plain words here",                                  /* 4 */
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m3\",\"content\":[{\"type\":\"text\",\"text\":\"Cut",
+                       "not its end", ASSIST("m4", "Last line."),
+                       "{\"type\":\"assistant\",\"mess", NULL};          /* 8: cut short at the end */
+    st = run(B, &c);
+    EXPECT(&c, "Next line. | Last line.");
+    CHECK_EQ_INT(c.nw, 5);
+    uint64_t want[] = {1, 3, 4, 5, 8};
+    for (int i = 0; i < c.nw && i < 5; i++) CHECK_EQ_INT(c.warn_line[i], want[i]);
+    CHECK_MSG(strstr(c.warn[0], "rest of it did not follow") != NULL, "%s", c.warn[0]);
+    CHECK_MSG(strstr(c.warn[1], "not valid JSON") != NULL, "%s", c.warn[1]);
+    CHECK_MSG(strstr(c.warn[2], "plain text") != NULL, "%s", c.warn[2]);
+    CHECK_MSG(strstr(c.warn[3], "line 6 did not complete it") != NULL, "%s", c.warn[3]);
+    CHECK_MSG(strstr(c.warn[4], "not valid JSON") != NULL, "%s", c.warn[4]);
+    CHECK_EQ_INT(st.bad_lines, 6);
+}
+
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
@@ -753,5 +812,6 @@ int main(void) {
     TEST_RUN(test_transcript_last_turn);
     TEST_RUN(test_hook_payload);
     TEST_RUN(test_bom);
+    TEST_RUN(test_split_line);
     return TEST_SUMMARY();
 }

@@ -26,6 +26,15 @@
 #include "stts_daemon.h"
 
 enum { MAX_MSGS = 64 };   /* messages remembered per turn */
+/* Sessions kept at once. A session that never gets its SessionEnd (Claude
+ * Code killed, a terminal closed) or a local process sending made-up ids
+ * would otherwise grow the daemon for its whole life: past this many, the
+ * one quiet the longest (with no Stop waiting) is forgotten, its pending
+ * words spoken first (a pipe session is ended as by its "end"). */
+enum { MAX_SESSIONS = 256 };
+/* Longest session_id accepted (Claude Code's are 36-byte UUIDs), as the
+ * protocol's "session" field. */
+enum { MAX_SESSION_ID = 256 };
 
 typedef struct {
     char *id;
@@ -53,6 +62,7 @@ typedef struct session {
     char *parked;          /* a Stop's last_assistant_message waiting for late batches */
     size_t parked_len;
     uint64_t parked_due;   /* monotonic ns */
+    uint64_t used_ns;      /* last request of this session (MAX_SESSIONS) */
     struct daemon_hub *hub;
 } session;
 
@@ -140,9 +150,33 @@ static session *find(daemon_hub *h, const char *id) {
     return NULL;
 }
 
+static void forget(daemon_hub *h, session *s);
+
+/* At MAX_SESSIONS: forgets the session quiet the longest (not one whose
+ * Stop waits for its grace), its pending words spoken first. */
+static void make_room(daemon_hub *h) {
+    int n = 0;
+    session *old = NULL;
+    for (session *s = h->sessions; s; s = s->next) {
+        n++;
+        if (!s->parked && (!old || s->used_ns < old->used_ns)) old = s;
+    }
+    if (n < MAX_SESSIONS || !old) return;
+    if (old->fe) {
+        daemon_hub_end(h, old->id);
+        return;
+    }
+    text_stream_end(old->ts, stts_now_ns());
+    forget(h, old);
+}
+
 static session *get(daemon_hub *h, const char *id, stts_error *err) {
     session *s = find(h, id);
-    if (s) return s;
+    if (s) {
+        s->used_ns = stts_now_ns();
+        return s;
+    }
+    make_room(h);
     s = calloc(1, sizeof *s);
     if (!s || !(s->id = strdup(id))) {
         free(s);
@@ -150,6 +184,7 @@ static session *get(daemon_hub *h, const char *id, stts_error *err) {
         return NULL;
     }
     s->hub = h;
+    s->used_ns = stts_now_ns();
     if (text_stream_new(&h->p.text, on_text, s, &s->ts, err) != STTS_OK) {
         session_free(s);
         return NULL;
@@ -493,6 +528,8 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
     if (!sid || !*sid || !ev)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
+    if (strlen(sid) > MAX_SESSION_ID)
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload \"session_id\" must be 1 to %d bytes", MAX_SESSION_ID);
     /* Before any session state is touched (a parked Stop keeps its grace). */
     if (subagent_speech(pl, ev)) { *what = "ignored (subagent)"; return STTS_OK; }
     if (strcmp(ev, "SessionEnd") == 0) {
@@ -511,6 +548,17 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
         /* The session goes on interactively (resumed): its hooks speak again. */
         for (claim **pp = &h->claims; *pp; pp = &(*pp)->next)
             if (*pp == cl) { *pp = cl->next; claim_free(cl); break; }
+    }
+    static const char *const acted_on[] = {"MessageDisplay", "Stop", "UserPromptSubmit", "Notification",
+                                           "StopFailure", "SessionStart"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof acted_on / sizeof acted_on[0]; k++) known |= strcmp(ev, acted_on[k]) == 0;
+    if (!known) {
+        /* Accepted and ignored (PreToolUse added by hand, a newer event):
+         * no session is made for it, but a parked Stop of a known one is
+         * reconciled, as for any other event of the session. */
+        session *s = find(h, sid);
+        return s ? flush_parked(s, err) : STTS_OK;
     }
     session *s = get(h, sid, err);
     if (!s) return err->code;

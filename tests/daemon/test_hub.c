@@ -291,6 +291,48 @@ static void test_subagent_stop_keeps_grace(void) {
     daemon_hub_free(h);
 }
 
+/* Session bookkeeping is bounded: an event the hub ignores makes no session,
+ * a session_id over 256 bytes is refused, and past 256 sessions the one
+ * quiet the longest is forgotten, its pending words spoken first (a daemon
+ * once kept every session id it ever saw: 20000 made-up ids grew it by
+ * 70 MB, 8 MiB ids by 18 MB each, and none went until SessionEnd). */
+static void test_sessions_bounded(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    char pl[1024];
+    for (int i = 0; i < 50; i++) {
+        snprintf(pl, sizeof pl, "{\"session_id\":\"u%d\",\"hook_event_name\":\"PreToolUse\",\"tool_name\":\"Bash\"}", i);
+        CHECK(hook(h, pl, NULL) == STTS_OK);
+    }
+    json_t *ss = daemon_hub_sessions(h);
+    CHECK_EQ_INT((int)json_array_size(ss), 0);
+    json_decref(ss);
+    char id[300];
+    memset(id, 'i', sizeof id);
+    id[256] = '\0';
+    snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"SessionStart\"}", id);
+    CHECK(hook(h, pl, NULL) == STTS_OK);
+    id[256] = 'i';
+    id[257] = '\0';
+    snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"SessionStart\"}", id);
+    CHECK(hook(h, pl, NULL) == STTS_ERR_FORMAT);
+    /* The oldest session has words pending (no final batch): spoken when it goes. */
+    CHECK(md(h, "old", "t", "m", 0, "Words still pending", 0) == STTS_OK);
+    for (int i = 0; i < 300; i++) {
+        snprintf(pl, sizeof pl, "{\"session_id\":\"n%d\",\"hook_event_name\":\"SessionStart\"}", i);
+        CHECK(hook(h, pl, NULL) == STTS_OK);
+    }
+    ss = daemon_hub_sessions(h);
+    CHECK_MSG(json_array_size(ss) <= 256, "%zu sessions kept", json_array_size(ss));
+    int newest = 0;
+    for (size_t k = 0; k < json_array_size(ss); k++) newest |= strcmp(json_string_value(json_array_get(ss, k)), "n299") == 0;
+    CHECK(newest);
+    json_decref(ss);
+    CHECK_MSG(count(out, "old|m|Words still pending") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -299,5 +341,6 @@ int main(void) {
     TEST_RUN(test_pipe_claims_session);
     TEST_RUN(test_subagents_silent);
     TEST_RUN(test_subagent_stop_keeps_grace);
+    TEST_RUN(test_sessions_bounded);
     return TEST_SUMMARY();
 }

@@ -446,15 +446,29 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
         const char *what = "";
         const char *ev = json_string_value(json_object_get(rq.payload, "hook_event_name"));
         const char *sid = json_string_value(json_object_get(rq.payload, "session_id"));
-        if (ev && sid && (!strcmp(ev, "UserPromptSubmit") || !strcmp(ev, "SessionStart"))) {
-            pthread_mutex_lock(&sv->mu);
-            json_object_set_new(sv->newest, sid, json_integer(++sv->prompt_n));
-            pthread_mutex_unlock(&sv->mu);
-        }
         if (daemon_hub_hook(sv->hub, rq.payload, &what, &err) != STTS_OK) {
             r = daemon_reply_error(err.msg);
             logf_(sv, "hook refused: %s", err.msg);
             break;
+        }
+        /* After the hub took it (a refused session_id is not kept), and only
+         * for sessions the hub keeps (it forgets the quiet ones), so this
+         * table stays as small as the hub's. */
+        if (ev && sid && (!strcmp(ev, "UserPromptSubmit") || !strcmp(ev, "SessionStart"))) {
+            pthread_mutex_lock(&sv->mu);
+            json_object_set_new(sv->newest, sid, json_integer(++sv->prompt_n));
+            if (json_object_size(sv->newest) > 512) {
+                json_t *keep = json_object(), *ids = daemon_hub_sessions(sv->hub);
+                size_t k;
+                json_t *v;
+                json_array_foreach(ids, k, v) {
+                    json_t *n = json_object_get(sv->newest, json_string_value(v));
+                    if (n) json_object_set(keep, json_string_value(v), n);
+                }
+                json_decref(ids);
+                if (keep) { json_decref(sv->newest); sv->newest = keep; }
+            }
+            pthread_mutex_unlock(&sv->mu);
         }
         json_object_set_new(out, "done", json_string(what));
         break;

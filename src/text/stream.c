@@ -757,6 +757,20 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         size_t vl = cl - vs;
         while (vl && (*v == '"' || *v == '\'')) { v++; vl--; }
         while (vl && (v[vl - 1] == '"' || v[vl - 1] == '\'')) vl--;
+        /* DATABASE_URL=postgres://user:password@host/db: the name and the host
+         * are read (the whole word was taken for a path, "db", without a notice) */
+        const char *vh;
+        int vpass = 0;
+        size_t vhl = url_host_with_creds(v, vl, &vh, &vpass);
+        if (vhl && vpass) {
+            ts->secret_pending = 1;
+            seg_put_str(ts, w, a);
+            seg_put_str(ts, c, nl);
+            seg_put_str(ts, " ", 1);
+            seg_put_str(ts, vh, vhl);
+            seg_put_str(ts, w + b, n - b);
+            return 1;
+        }
         if (is_cred_name(c, nl, 0)) {
             if (vl == 0) { if (cl == nl + 1) ts->cred = 2; return 0; }
             if (!is_placeholder_value(v, vl)) {

@@ -705,6 +705,9 @@ static void test_secrets(void) {
     expect_every_split("Connect to postgres://admin:s3cr3tP4ss@db.example.com:5432/app please.",
                        "Connect to db.example.com please." SECRET);
     expect_every_split("Or https://bob:hunter2@github.com/x/y.git then.", "Or github.com then." SECRET);
+    expect_every_split("Set DATABASE_URL=postgres://admin:s3cr3tP4ss@db.internal:5432/app today.",
+                       "Set DATABASE_URL db.internal today." SECRET);
+    expect_every_split("Use `REDIS_URL=redis://:hunter2@cache.local:6379/0` here.", "Use REDIS_URL cache.local here." SECRET);
     expect_every_split("Run `export DB_PASSWORD=hunter2` and set GITHUB_TOKEN=abc123def456 first.",
                        "Run export DB_PASSWORD and set GITHUB_TOKEN first." SECRET);
     expect_every_split("In YAML write password: hunter2 there.", "In YAML write password: there." SECRET);

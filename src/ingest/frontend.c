@@ -328,6 +328,19 @@ static int repeats_block(const source *s, int exact) {
     return 0;
 }
 
+/* Partial mode: the longest text block of this message already streamed
+ * and closed that t continues (t longer); 0 when none. */
+static size_t streamed_prefix(const source *s, const char *t, size_t n) {
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    size_t best = 0;
+    while (p && p < end) {
+        size_t l = strlen(p);
+        if (l > best && l < n && memcmp(p, t, l) == 0) best = l;
+        p += l + 1;
+    }
+    return best;
+}
+
 /* A held block (it repeated an earlier one so far) is decided: dropped if it
  * is an exact repeat when ended, otherwise spoken in full. */
 static void release_hold(ingest_frontend *fe, source *s, int ended) {
@@ -535,7 +548,9 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             const char *t = blk ? jstr(blk, key) : json_string_value(content);
             size_t n = blk ? jstrlen(blk, key) : json_string_length(content);
             if (!t) { missing(fe, "text block without text"); continue; }
-            if (streaming_this && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
+            /* the open block is the line's last (a line holding the whole message
+             * repeats the blocks already closed before it) */
+            if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
                 /* already streamed as deltas: only a missing tail is new */
                 if (s->holding) {
                     /* not fed yet: the full text replaces what streamed; the block end decides */
@@ -556,7 +571,11 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             uint64_t h = key_hash(key, id ? id : fe->turn_id, t, n);
             if (seen_has(fe, h)) { fe->st.duplicates++; continue; }
             seen_add(fe, h);
-            feed_text(fe, s, t, n);
+            /* Partial mode, the line after its block's stop (the order the SDK
+             * documents) with deltas lost: only what was not streamed is new. */
+            size_t done = think ? 0 : streamed_prefix(s, t, n);
+            if (done) fe->st.duplicates++;
+            feed_text(fe, s, t + done, n - done);
             end_block(fe, s);
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");

@@ -133,6 +133,23 @@ static void test_lost_deltas_suffix(void) {
     ingest_stats st = run(L4, &c);
     EXPECT(&c, "No start event here.");
     CHECK_EQ_INT(st.duplicates, 1);
+    /* the complete line after the stop (and after message_stop, the order the
+     * SDK documents), deltas lost: only the rest, never the start again */
+    const char *L5[] = {START("m5"), BSTART(0, "text"), DELTA(0, "First one here. Sec"), BSTOP(0), MSTOP,
+                        ASSIST("m5", "First one here. Second one here."), NULL};
+    st = run(L5, &c);
+    EXPECT(&c, "First one here. | Sec | ond one here.");
+    CHECK_EQ_INT(st.duplicates, 1);
+    /* one line holding the whole message while its second block is open: the
+     * closed first block is not taken for the open one (which repeated its
+     * start so far and was held, then dropped as a repeat) */
+    const char *L6[] = {START("m6"), BSTART(0, "text"), DELTA(0, "Alpha is first."), BSTOP(0), BSTART(1, "text"),
+                        DELTA(1, "Al"),
+                        "{\"type\":\"assistant\",\"message\":{\"id\":\"m6\",\"content\":[{\"type\":\"text\",\"text\":"
+                        "\"Alpha is first.\"},{\"type\":\"text\",\"text\":\"Alpha beta.\"}]}}",
+                        BSTOP(1), MSTOP, NULL};
+    run(L6, &c);
+    EXPECT(&c, "Alpha is first. | Alpha beta.");
 }
 
 static void test_result_rules(void) {

@@ -35,11 +35,31 @@ enum { MAX_SESSIONS = 256 };
 /* Longest session_id accepted (Claude Code's are 36-byte UUIDs), as the
  * protocol's "session" field. */
 enum { MAX_SESSION_ID = 256 };
+/* MessageDisplay batches that come after a missing one (its hook timed out
+ * or was spooled, so it comes late or never) wait this long for it, at most
+ * MAX_HELD of them; then they are spoken and the missing one is a hole that
+ * a late batch or the Stop fills. */
+enum { HOLD_MS = 1000, MAX_HELD = 64 };
+
+typedef struct {
+    long index;
+    char *text;
+    size_t len;
+    int final;
+} held_batch;
 
 typedef struct {
     char *id;
-    char *text;            /* everything handed to the text stage for it */
+    char *text;            /* everything handed to the text stage for it, in batch order */
     size_t len, cap;
+    /* Each batch spoken: its index and where its text begins in text
+     * (ascending); a jump in the indexes is a hole (a batch never seen). */
+    long *seg_ix;
+    size_t *seg_off;
+    int nseg, seg_cap;
+    held_batch *held;      /* batches after a missing one, waiting for it (ascending) */
+    int nheld;
+    uint64_t held_due;     /* monotonic ns: when the held ones are spoken anyway */
     long next_index;       /* next MessageDisplay batch expected */
     int final;
     int aside;             /* a notification or notice, not an assistant message */
@@ -126,8 +146,24 @@ static void on_line_warn(void *user, uint64_t line_no, const char *m) {
     (void)user; (void)line_no; (void)m;   /* a bad line is skipped; the pipe client saw it */
 }
 
+static void held_clear(msg *m) {
+    for (int k = 0; k < m->nheld; k++) free(m->held[k].text);
+    free(m->held);
+    m->held = NULL;
+    m->nheld = 0;
+    m->held_due = 0;
+}
+
+static void msg_free(msg *m) {
+    held_clear(m);
+    free(m->id);
+    free(m->text);
+    free(m->seg_ix);
+    free(m->seg_off);
+}
+
 static void msgs_clear(session *s) {
-    for (int k = 0; k < s->n_msgs; k++) { free(s->msgs[k].id); free(s->msgs[k].text); }
+    for (int k = 0; k < s->n_msgs; k++) msg_free(&s->msgs[k]);
     s->n_msgs = 0;
     s->cur_id = NULL;
 }
@@ -151,6 +187,7 @@ static session *find(daemon_hub *h, const char *id) {
 }
 
 static void forget(daemon_hub *h, session *s);
+static void release_all_held(session *s);
 
 /* At MAX_SESSIONS: forgets the session quiet the longest (not one whose
  * Stop waits for its grace), its pending words spoken first. */
@@ -166,6 +203,7 @@ static void make_room(daemon_hub *h) {
         daemon_hub_end(h, old->id);
         return;
     }
+    release_all_held(old);
     text_stream_end(old->ts, stts_now_ns());
     forget(h, old);
 }
@@ -308,8 +346,7 @@ static msg *new_msg(session *s, const char *id, stts_error *err) {
             text_stream_end(s->ts, stts_now_ns());
             s->cur_id = NULL;
         }
-        free(s->msgs[0].id);
-        free(s->msgs[0].text);
+        msg_free(&s->msgs[0]);
         memmove(s->msgs, s->msgs + 1, (MAX_MSGS - 1) * sizeof s->msgs[0]);
         s->n_msgs--;
     }
@@ -349,7 +386,162 @@ static stts_status speak(session *s, msg *m, const char *t, size_t n, int end, s
     return STTS_OK;
 }
 
+/* ---- batches out of order ------------------------------------------------------ */
+
+/* Records that batch index begins at off of m's text, at position pos of
+ * the (ascending) list. */
+static int seg_insert(msg *m, int pos, long index, size_t off) {
+    if (m->nseg == m->seg_cap) {
+        int nc = m->seg_cap ? m->seg_cap * 2 : 8;
+        long *ix = realloc(m->seg_ix, (size_t)nc * sizeof *ix);
+        if (!ix) return -1;
+        m->seg_ix = ix;
+        size_t *of = realloc(m->seg_off, (size_t)nc * sizeof *of);
+        if (!of) return -1;
+        m->seg_off = of;
+        m->seg_cap = nc;
+    }
+    memmove(m->seg_ix + pos + 1, m->seg_ix + pos, (size_t)(m->nseg - pos) * sizeof *m->seg_ix);
+    memmove(m->seg_off + pos + 1, m->seg_off + pos, (size_t)(m->nseg - pos) * sizeof *m->seg_off);
+    m->seg_ix[pos] = index;
+    m->seg_off[pos] = off;
+    m->nseg++;
+    return 0;
+}
+
+/* Speaks batch index (the next expected one) as more of m. */
+static stts_status speak_batch(session *s, msg *m, long index, const char *t, size_t n, int final, stts_error *err) {
+    if (seg_insert(m, m->nseg, index, m->len) != 0) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    m->next_index = index + 1;
+    return speak(s, m, t, n, final, err);
+}
+
+/* Batches of m before its next expected one that were never seen (held
+ * ones waited in vain and were spoken past them). */
+static int has_holes(const msg *m) {
+    if (m->nseg && m->seg_ix[0] > 0) return 1;
+    for (int k = 1; k < m->nseg; k++)
+        if (m->seg_ix[k] != m->seg_ix[k - 1] + 1) return 1;
+    return 0;
+}
+
+static int is_hole(const msg *m, long index) {
+    if (index >= m->next_index) return 0;
+    for (int k = 0; k < m->nseg; k++)
+        if (m->seg_ix[k] == index) return 0;
+    return 1;
+}
+
+/* Words of m said now, apart from its text stream's flow (a missing batch
+ * that came late, or the missing text the Stop supplied): what is pending
+ * goes first, then t alone. m's text is left to the caller. */
+static stts_status say_apart(session *s, msg *m, const char *t, size_t n, stts_error *err) {
+    uint64_t now = stts_now_ns();
+    if (s->cur_id) text_stream_end(s->ts, now);
+    s->cur_id = m->id;
+    if (n && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
+    text_stream_end(s->ts, now);
+    return STTS_OK;
+}
+
+/* A missing batch that came after the held ones were spoken: said now (out
+ * of order, but once) and put in its place in m's text for the Stop. */
+static stts_status fill_hole(session *s, msg *m, long index, const char *t, size_t n, stts_error *err) {
+    int pos = 0;
+    while (pos < m->nseg && m->seg_ix[pos] < index) pos++;
+    size_t at = pos < m->nseg ? m->seg_off[pos] : m->len;
+    if (seg_insert(m, pos, index, at) != 0 || msg_append(m, t, n) != 0)
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    memmove(m->text + at + n, m->text + at, m->len - n - at);
+    memcpy(m->text + at, t, n);
+    for (int k = pos + 1; k < m->nseg; k++) m->seg_off[k] += n;
+    return say_apart(s, m, t, n, err);
+}
+
+/* Holds a batch that came after a missing one; 1 when that index is held already. */
+static int hold(msg *m, long index, const char *t, size_t n, int final, stts_error *err) {
+    int pos = 0;
+    while (pos < m->nheld && m->held[pos].index < index) pos++;
+    if (pos < m->nheld && m->held[pos].index == index) return 1;
+    held_batch *g = realloc(m->held, (size_t)(m->nheld + 1) * sizeof *g);
+    char *c = malloc(n + 1);
+    if (g) m->held = g;
+    if (!g || !c) { free(c); stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); return -1; }
+    memcpy(c, t, n);
+    c[n] = '\0';
+    memmove(m->held + pos + 1, m->held + pos, (size_t)(m->nheld - pos) * sizeof *m->held);
+    m->held[pos] = (held_batch){index, c, n, final};
+    m->nheld++;
+    if (!m->held_due) m->held_due = stts_now_ns() + (uint64_t)HOLD_MS * 1000000u;
+    return 0;
+}
+
+/* Speaks the held batches: those that follow on (all: the missing ones
+ * are given up on, becoming holes). */
+static stts_status release_held(session *s, msg *m, int all, stts_error *err) {
+    stts_status st = STTS_OK;
+    int k = 0;
+    for (; k < m->nheld && (all || m->held[k].index == m->next_index); k++) {
+        held_batch *b = &m->held[k];
+        if (st == STTS_OK) st = speak_batch(s, m, b->index, b->text, b->len, b->final, err);
+        free(b->text);
+    }
+    memmove(m->held, m->held + k, (size_t)(m->nheld - k) * sizeof *m->held);
+    m->nheld -= k;
+    if (!m->nheld) held_clear(m);
+    return st;
+}
+
+/* For a message with holes: its runs of consecutive batches found in l in
+ * order (the first at l's start unless batch 0 is a hole; a later one at
+ * the start of a line, as batches are whole lines). On a match: 1, the
+ * spans of l the holes held in gs/ge (*ng of them) and where l goes on
+ * after the last run in *tail. */
+enum { MAX_HOLES = 64 };
+static int match_runs(const msg *m, const char *l, size_t ln, size_t *gs, size_t *ge, int *ng, size_t *tail) {
+    if (ln > (1u << 20)) return 0;   /* bounded work: such a Stop is reconciled as a whole */
+    size_t j = 0;
+    int n = 0;
+    for (int i = 0; i < m->nseg;) {
+        int e = i + 1;
+        while (e < m->nseg && m->seg_ix[e] == m->seg_ix[e - 1] + 1) e++;
+        size_t a = m->seg_off[i], b = e < m->nseg ? m->seg_off[e] : m->len;
+        int gap = i > 0 || m->seg_ix[0] > 0;
+        i = e;
+        if (all_space(m->text + a, b - a)) continue;
+        long off = -1;
+        size_t p = j;
+        if (!gap) off = prefix_offset(m->text + a, b - a, l + j, ln - j);
+        else
+            for (; p < ln; p++) {
+                if (p > j && l[p - 1] != '\n') continue;
+                if ((off = prefix_offset(m->text + a, b - a, l + p, ln - p)) >= 0) break;
+            }
+        if (off < 0) return 0;
+        if (gap) {
+            if (n == MAX_HOLES) return 0;
+            gs[n] = j;
+            ge[n] = p;
+            n++;
+        }
+        j = p + (size_t)off;
+    }
+    *ng = n;
+    *tail = j;
+    return 1;
+}
+
+/* Every held batch of the session spoken (the turn or the session ends). */
+static void release_all_held(session *s) {
+    for (int k = 0; k < s->n_msgs; k++)
+        if (s->msgs[k].nheld) {
+            stts_error e;
+            release_held(s, &s->msgs[k], 1, &e);   /* only out of memory can fail */
+        }
+}
+
 static void new_turn(session *s) {
+    release_all_held(s);
     text_stream_end(s->ts, stts_now_ns());
     msgs_clear(s);
 }
@@ -406,15 +598,66 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     if (!m && !(m = new_msg(s, mid, err))) return err->code;
     json_int_t ix;
     long index = daemon_json_whole(idx, &ix) ? (long)ix : m->next_index;
+    const char *t = json_string_value(delta);
+    size_t n = json_string_length(delta);
+    int final = json_is_true(json_object_get(pl, "final"));
+    if (is_hole(m, index)) {
+        *what = "spoken (a missing batch, late)";
+        return fill_hole(s, m, index, t, n, err);
+    }
     if (m->final) { *what = "ignored (message already complete)"; return STTS_OK; }
     if (index < m->next_index) { *what = "duplicate"; return STTS_OK; }
-    m->next_index = index + 1;
+    if (index > m->next_index) {
+        /* An earlier batch is missing (its hook timed out, or it was
+         * spooled and comes later): this one waits for it, so the words
+         * keep their order; HOLD_MS at most (daemon_hub_tick), or the Stop
+         * reconciles them. */
+        int r = hold(m, index, t, n, final, err);
+        if (r < 0) return err->code;
+        *what = r ? "duplicate" : "held (an earlier batch is missing)";
+        return m->nheld > MAX_HELD ? release_held(s, m, 1, err) : STTS_OK;
+    }
+    /* Another message's held batches go first (a message is over when the
+     * next one speaks). */
+    for (int k = 0; k < s->n_msgs; k++)
+        if (&s->msgs[k] != m && s->msgs[k].nheld && release_held(s, &s->msgs[k], 1, err) != STTS_OK) return err->code;
     *what = "spoken";
-    int final = json_is_true(json_object_get(pl, "final"));
-    stts_status st = speak(s, m, json_string_value(delta), json_string_length(delta), final, err);
+    stts_status st = speak_batch(s, m, index, t, n, final, err);
+    if (st == STTS_OK && m->nheld) st = release_held(s, m, 0, err);   /* the missing one came: those after it follow */
     /* A message complete while a Stop waits: reconcile now, no need to wait. */
-    if (st == STTS_OK && final && s->parked) st = flush_parked(s, err);
+    if (st == STTS_OK && m->final && s->parked) st = flush_parked(s, err);
     return st;
+}
+
+/* L against message m, which has holes: when m's batches are found in L
+ * (and, unless m is the latest message, nothing follows them), the words
+ * the holes held and what follows are spoken, and m's text becomes L (a
+ * repeated Stop finds it whole). STTS_ERR_NOT_FOUND when m is not L. */
+static stts_status reconcile_holes(session *s, msg *m, int latest, const char *l, size_t ln, const char **what,
+                                   stts_error *err) {
+    size_t gs[MAX_HOLES], ge[MAX_HOLES], tail;
+    int ng;
+    if (!match_runs(m, l, ln, gs, ge, &ng, &tail)) return STTS_ERR_NOT_FOUND;
+    int rest = !all_space(l + tail, ln - tail);
+    if (rest && !latest) return STTS_ERR_NOT_FOUND;
+    int said = rest;
+    for (int g = 0; g < ng; g++) {
+        if (all_space(l + gs[g], ge[g] - gs[g])) continue;
+        said = 1;
+        if (say_apart(s, m, l + gs[g], ge[g] - gs[g], err) != STTS_OK) return err->code;
+    }
+    if (rest && say_apart(s, m, l + tail, ln - tail, err) != STTS_OK) return err->code;
+    *what = said ? "missing batches spoken" : "already spoken";
+    /* m is L now: one run from batch 0, complete. */
+    long next = m->nheld ? m->held[m->nheld - 1].index + 1 : m->next_index;
+    held_clear(m);
+    m->len = 0;
+    m->nseg = 0;
+    if (msg_append(m, l, ln) != 0 || seg_insert(m, 0, 0, 0) != 0)
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    m->next_index = next > m->next_index ? next : m->next_index;
+    m->final = 1;
+    return STTS_OK;
 }
 
 /* Reconciles L with the turn's messages; may_park: the no-match case waits
@@ -428,15 +671,23 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
         if (m->aside) continue;
+        if (has_holes(m)) {
+            stts_status st = reconcile_holes(s, m, k == latest, l, ln, what, err);
+            if (st != STTS_ERR_NOT_FOUND) return st;
+            continue;
+        }
+        /* Held batches are not spoken yet: m's text is what was. */
         long off = prefix_offset(m->text ? m->text : "", m->len, l, ln);
         if (off < 0) continue;
         if (all_space(l + off, ln - (size_t)off)) {
             *what = "already spoken";
+            if (m->nheld) return release_held(s, m, 1, err);   /* not in L: their own words */
             if (!m->final && s->cur_id == m->id) { m->final = 1; text_stream_end(s->ts, stts_now_ns()); }
             return STTS_OK;
         }
         if (k == latest) {
             *what = "rest spoken";
+            held_clear(m);   /* L holds their words, and the missing ones' */
             return speak(s, m, l + off, ln - (size_t)off, 1, err);
         }
     }
@@ -534,6 +785,7 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     if (subagent_speech(pl, ev)) { *what = "ignored (subagent)"; return STTS_OK; }
     if (strcmp(ev, "SessionEnd") == 0) {
         session *s = find(h, sid);
+        if (s) release_all_held(s);
         if (s && flush_parked(s, err) != STTS_OK) return err->code;
         if (h->p.drop_on_session_end) h->cb.stop(h->user, sid);
         else if (s) text_stream_end(s->ts, stts_now_ns());
@@ -641,6 +893,14 @@ void daemon_hub_end(daemon_hub *h, const char *sid) {
 
 void daemon_hub_tick(daemon_hub *h, uint64_t now) {
     for (session *s = h->sessions; s; s = s->next) {
+        for (int k = 0; k < s->n_msgs; k++) {
+            msg *m = &s->msgs[k];
+            if (m->nheld && m->held_due <= now) {
+                stts_error e;
+                release_held(s, m, 1, &e);   /* only out of memory can fail */
+                if (m->final && s->parked) flush_parked(s, &e);
+            }
+        }
         if (s->parked && s->parked_due <= now) {
             stts_error e;
             flush_parked(s, &e);   /* only out of memory can fail: that Stop is then not spoken */
@@ -660,6 +920,8 @@ uint64_t daemon_hub_deadline(const daemon_hub *h) {
         uint64_t d = text_stream_deadline(s->ts);
         if (d && (!best || d < best)) best = d;
         if (s->parked && (!best || s->parked_due < best)) best = s->parked_due;
+        for (int k = 0; k < s->n_msgs; k++)
+            if (s->msgs[k].nheld && (!best || s->msgs[k].held_due < best)) best = s->msgs[k].held_due;
         if (s->fe && (d = ingest_frontend_deadline(s->fe)) && (!best || d < best)) best = d;
     }
     return best;

@@ -333,6 +333,82 @@ static void test_sessions_bounded(void) {
     daemon_hub_free(h);
 }
 
+/* A MessageDisplay batch that is late (spooled by a hook that could not
+ * reach the daemon in time) or never comes (its hook timed out): the batches
+ * after it wait for it (1 s), in order; a Stop then speaks only the missing
+ * words. Each line is said once. It used to take the late batch for a
+ * duplicate (dropped), and the Stop, finding the message no prefix of
+ * last_assistant_message, said the whole message again. */
+static const char *k_gap_l = "\"last_assistant_message\":\"Line zero here.\\nLine one here.\\nLine two here.\"";
+
+static int each_once(void) {
+    return count(out, "Line zero here.") == 1 && count(out, "Line one here.") == 1 && count(out, "Line two here.") == 1;
+}
+
+static void test_missing_batches(void) {
+    const char *w = NULL;
+    /* Lost: the Stop supplies it, while the batch after it still waits. */
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    CHECK(md(h, "L", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "Line two") == 0, "spoken before the missing batch: %s", out);
+    ev(h, "L", "Stop", k_gap_l);
+    CHECK_MSG(each_once(), "lost batch, Stop: %s", out);
+    CHECK_MSG(strstr(out, "zero") < strstr(out, "one") && strstr(out, "one") < strstr(out, "two"), "order: %s", out);
+    ev(h, "L", "Stop", k_gap_l);   /* the continuation's Stop */
+    CHECK_MSG(each_once(), "repeated Stop: %s", out);
+    daemon_hub_free(h);
+    /* Late, within the wait: spoken in order. */
+    h = hub_new(-1);
+    CHECK(md(h, "L", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 1, "Line one here.\\n", 0) == STTS_OK);
+    CHECK_MSG(strstr(out, "zero") && strstr(out, "zero") < strstr(out, "one") && strstr(out, "one") < strstr(out, "two"),
+              "order: %s", out);
+    CHECK(hook(h, "{\"session_id\":\"L\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"Line zero here.\\nLine one here.\\nLine two here.\"}", &w) == STTS_OK);
+    CHECK_MSG(each_once() && w && strcmp(w, "already spoken") == 0, "late batch: %s (%s)", out, w ? w : "");
+    daemon_hub_free(h);
+    /* Lost, and no Stop within the wait: the held batch is spoken; the
+     * Stop then says only the missing line. */
+    h = hub_new(-1);
+    CHECK(md(h, "L", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    CHECK(daemon_hub_deadline(h) != 0);
+    daemon_hub_tick(h, stts_now_ns() + 2000000000ull);
+    CHECK_MSG(count(out, "Line two here.") == 1, "held batch after the wait: %s", out);
+    ev(h, "L", "Stop", k_gap_l);
+    CHECK_MSG(each_once(), "lost batch, wait over, Stop: %s", out);
+    daemon_hub_free(h);
+    /* Late after the wait: said then (out of order, once); the Stop finds all. */
+    h = hub_new(-1);
+    CHECK(md(h, "L", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 2000000000ull);
+    CHECK(md(h, "L", "t", "m", 1, "Line one here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 1, "Line one here.\\n", 0) == STTS_OK);   /* and again: a duplicate */
+    CHECK(hook(h, "{\"session_id\":\"L\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"Line zero here.\\nLine one here.\\nLine two here.\"}", &w) == STTS_OK);
+    CHECK_MSG(each_once() && w && strcmp(w, "already spoken") == 0, "late after the wait: %s (%s)", out, w ? w : "");
+    daemon_hub_free(h);
+    /* The first batch lost. */
+    h = hub_new(-1);
+    CHECK(md(h, "L", "t", "m", 1, "Line one here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    ev(h, "L", "Stop", k_gap_l);
+    CHECK_MSG(each_once(), "first batch lost: %s", out);
+    daemon_hub_free(h);
+    /* SessionEnd speaks what was held. */
+    h = hub_new(-1);
+    CHECK(md(h, "L", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "L", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    ev(h, "L", "SessionEnd", "\"reason\":\"other\"");
+    CHECK_MSG(count(out, "Line two here.") == 1, "held at SessionEnd: %s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -342,5 +418,6 @@ int main(void) {
     TEST_RUN(test_subagents_silent);
     TEST_RUN(test_subagent_stop_keeps_grace);
     TEST_RUN(test_sessions_bounded);
+    TEST_RUN(test_missing_batches);
     return TEST_SUMMARY();
 }

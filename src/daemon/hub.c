@@ -779,8 +779,9 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
     if (!sid || !*sid || !ev)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
-    if (strlen(sid) > MAX_SESSION_ID)
-        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload \"session_id\" must be 1 to %d bytes", MAX_SESSION_ID);
+    if (strlen(sid) > MAX_SESSION_ID || strlen(sid) != json_string_length(json_object_get(pl, "session_id")))
+        return stts_error_set(err, STTS_ERR_FORMAT, "hook payload \"session_id\" must be 1 to %d bytes, without \\u0000",
+                              MAX_SESSION_ID);
     /* Before any session state is touched (a parked Stop keeps its grace). */
     if (subagent_speech(pl, ev)) { *what = "ignored (subagent)"; return STTS_OK; }
     if (strcmp(ev, "SessionEnd") == 0) {

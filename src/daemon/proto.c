@@ -91,9 +91,12 @@ stts_status daemon_request_parse(const char *line, size_t len, daemon_request *r
     if (k == sizeof OPS / sizeof OPS[0]) return bad(req, err, "unknown op '%.64s'; see docs/PROTOCOL.md", op);
     req->op = (daemon_op)k;
     req->n = 1;
-    if (opt_string(req->root, "session", &req->session, NULL)) return bad(req, err, "\"session\" must be a string%s", "");
-    if (req->session && (!*req->session || strlen(req->session) > 256))
-        return bad(req, err, "\"session\" must be 1 to 256 bytes%s", "");
+    size_t slen = 0;
+    if (opt_string(req->root, "session", &req->session, &slen)) return bad(req, err, "\"session\" must be a string%s", "");
+    /* A \u0000 inside would cut the id short (JSON_ALLOW_NUL): "a\u0000b"
+     * was session "a", another client's. */
+    if (req->session && (!*req->session || slen > 256 || strlen(req->session) != slen))
+        return bad(req, err, "\"session\" must be 1 to 256 bytes, without \\u0000%s", "");
     switch (req->op) {
     case DAEMON_OP_HOOK:
         req->payload = json_object_get(req->root, "payload");

@@ -317,6 +317,12 @@ static void test_sessions_bounded(void) {
     id[257] = '\0';
     snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"SessionStart\"}", id);
     CHECK(hook(h, pl, NULL) == STTS_ERR_FORMAT);
+    /* A \u0000 inside an id would cut it short: another session's. */
+    CHECK(hook(h, "{\"session_id\":\"n1\\u0000x\",\"hook_event_name\":\"SessionStart\"}", NULL) == STTS_ERR_FORMAT);
+    daemon_request rq;
+    stts_error err;
+    const char *mute = "{\"v\":1,\"op\":\"mute\",\"session\":\"pipe-1\\u0000x\"}";
+    CHECK(daemon_request_parse(mute, strlen(mute), &rq, &err) == STTS_ERR_FORMAT);
     /* The oldest session has words pending (no final batch): spoken when it goes. */
     CHECK(md(h, "old", "t", "m", 0, "Words still pending", 0) == STTS_OK);
     for (int i = 0; i < 300; i++) {

@@ -721,13 +721,26 @@ static stts_status flush_parked(session *s, stts_error *err) {
 }
 
 static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error *err) {
-    if (flush_parked(s, err) != STTS_OK) return err->code;
     json_t *lv = json_object_get(pl, "last_assistant_message");
-    if (!json_is_string(lv) || all_space(json_string_value(lv), json_string_length(lv))) {
+    const char *l = json_string_value(lv);
+    size_t ln = json_string_length(lv);
+    if (s->parked && l) {
+        /* The same Stop again while the first waits for its late batches
+         * (the hook registered twice, under two paths): it waits with it.
+         * Reconciling now would end the grace and say L before the
+         * batches, which then are said again. */
+        long off = prefix_offset(s->parked, s->parked_len, l, ln);
+        if (off >= 0 && all_space(l + off, ln - (size_t)off)) {
+            *what = "duplicate (waiting for its batches)";
+            return STTS_OK;
+        }
+    }
+    if (flush_parked(s, err) != STTS_OK) return err->code;
+    if (!l || all_space(l, ln)) {
         *what = "nothing to reconcile";
         return STTS_OK;
     }
-    return reconcile(s, json_string_value(lv), json_string_length(lv), 1, what, err);
+    return reconcile(s, l, ln, 1, what, err);
 }
 
 static int listed(const char *list, const char *word) {

@@ -415,6 +415,38 @@ static void test_missing_batches(void) {
     daemon_hub_free(h);
 }
 
+/* The same Stop twice within the grace (the hook registered twice: user and
+ * project settings with different paths, or an old `stream-tts --hook`
+ * entry beside the new one): the second waits with the first instead of
+ * ending its grace, so the late batches are spoken once, and L is not. */
+static void test_stop_twice_in_grace(void) {
+    daemon_hub_params p;
+    daemon_hub_default_params(&p);
+    p.text.merge_short_chars = 0;
+    p.stop_grace_ms = 10000;
+    daemon_hub_callbacks cb = {on_sentence, on_stop};
+    daemon_hub *h = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    CHECK(daemon_hub_new(&p, &cb, NULL, &h, &err) == STTS_OK);
+    if (!h) return;
+    out_n = 0;
+    out[0] = '\0';
+    const char *w = NULL;
+    ev(h, "D", "Stop", "\"last_assistant_message\":\"Late batch text.\"");
+    CHECK(hook(h, "{\"session_id\":\"D\",\"hook_event_name\":\"Stop\",\"stop_hook_active\":false,"
+                  "\"last_assistant_message\":\"Late  batch text.\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "duplicate") != NULL, "second Stop: %s", w ? w : "(null)");
+    CHECK_MSG(out_n == 0, "spoken before its batches: %s", out);
+    CHECK(md(h, "D", "t", "m", 0, "Late batch text.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "Late batch text.") == 1, "%s", out);
+    /* Another L while one waits: the waiting one is reconciled first, as before. */
+    ev(h, "D", "Stop", "\"last_assistant_message\":\"Other text.\"");
+    ev(h, "D", "Stop", "\"last_assistant_message\":\"Third text.\"");
+    CHECK_MSG(count(out, "Other text.") == 1 && count(out, "Third text.") == 0, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -425,5 +457,6 @@ int main(void) {
     TEST_RUN(test_subagent_stop_keeps_grace);
     TEST_RUN(test_sessions_bounded);
     TEST_RUN(test_missing_batches);
+    TEST_RUN(test_stop_twice_in_grace);
     return TEST_SUMMARY();
 }

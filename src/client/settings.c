@@ -27,16 +27,52 @@ static const struct {
 };
 #define N_EVENTS (sizeof k_events / sizeof k_events[0])
 
+/* 1 when path (a command's first word, maybe quoted) names a stream-tts. */
+static int names_stream_tts(const char *path, size_t n) {
+    if (n >= 2 && (path[0] == '"' || path[0] == '\'') && path[n - 1] == path[0]) { path++; n -= 2; }
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    return n - b == 10 && memcmp(path + b, "stream-tts", 10) == 0;
+}
+
+/* The older Stop-hook mode that earlier versions' users wrote by hand:
+ * `stream-tts --hook [flags]` as one shell command (no pipe, list or
+ * redirection: a compound command is the user's own), or in exec form with
+ * "--hook" among its args. It forwards the payload as `hook` does now, so
+ * left beside our entries it sends every Stop twice, and after --uninstall
+ * it would still start the daemon. */
+static int is_old_hook_mode(const char *cmd, json_t *args) {
+    if (json_is_array(args)) {
+        if (!names_stream_tts(cmd, strlen(cmd))) return 0;
+        for (size_t i = 0; i < json_array_size(args); i++) {
+            const char *a = json_string_value(json_array_get(args, i));
+            if (a && strcmp(a, "--hook") == 0) return 1;
+        }
+        return 0;
+    }
+    if (args || strpbrk(cmd, ";|&<>`()\n")) return 0;
+    const char *p = cmd + strspn(cmd, " \t");
+    size_t first = strcspn(p, " \t");
+    if (!names_stream_tts(p, first)) return 0;
+    for (p += first; *p;) {
+        p += strspn(p, " \t");
+        size_t w = strcspn(p, " \t");
+        if (w == 6 && memcmp(p, "--hook", 6) == 0) return 1;
+        p += w;
+    }
+    return 0;
+}
+
 static int is_ours(json_t *h) {
     if (!json_is_object(h)) return 0;
     const char *type = json_string_value(json_object_get(h, "type"));
     const char *cmd = json_string_value(json_object_get(h, "command"));
     json_t *args = json_object_get(h, "args");
-    if (!type || strcmp(type, "command") != 0 || !cmd || !json_is_array(args) || json_array_size(args) != 1) return 0;
+    if (!type || strcmp(type, "command") != 0 || !cmd) return 0;
+    if (is_old_hook_mode(cmd, args)) return 1;
+    if (!json_is_array(args) || json_array_size(args) != 1) return 0;
     const char *a0 = json_string_value(json_array_get(args, 0));
-    const char *base = strrchr(cmd, '/');
-    base = base ? base + 1 : cmd;
-    return a0 && strcmp(a0, "hook") == 0 && strcmp(base, "stream-tts") == 0;
+    return a0 && strcmp(a0, "hook") == 0 && names_stream_tts(cmd, strlen(cmd));
 }
 
 static json_t *our_group(size_t i, const char *command) {

@@ -139,9 +139,39 @@ static void test_numbers_kept(void) {
     }
 }
 
+/* Entries of the older Stop-hook mode (`stream-tts --hook`, written by hand
+ * for earlier versions) are ours too: install-hooks replaces them and
+ * --uninstall removes them (both once kept them: every Stop was sent twice,
+ * and after an uninstall the daemon was still started). A compound shell
+ * command or another program stays. */
+static void test_old_hook_mode_entries(void) {
+    const char *before =
+        "{\"hooks\": {\"Stop\": ["
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"/usr/local/bin/stream-tts --hook\"}]},"
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"~/.local/bin/stream-tts  --hook --tgt fra_Latn\"}]},"
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"stream-tts\", \"args\": [\"--hook\", \"--voice\", \"x\"]}]},"
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"stream-tts --hook && say done\"}]},"
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"my-stream-tts --hook\"}]},"
+        "{\"hooks\": [{\"type\": \"command\", \"command\": \"stream-tts --follow x.jsonl\"}]}"
+        "]}}";
+    stts_status st;
+    client_settings_out o = merge("old-mode", before, strlen(before), 0, &st);
+    CHECK(st == STTS_OK && o.changed && o.removed == 3 && o.added == 7);
+    const char *t = o.text ? o.text : "";
+    CHECK_MSG(!strstr(t, "bin/stream-tts --hook") && !strstr(t, "--voice"), "%s", t);
+    CHECK(strstr(t, "stream-tts --hook && say done") && strstr(t, "my-stream-tts --hook") &&
+          strstr(t, "stream-tts --follow x.jsonl"));
+    client_settings_out u = merge("old-mode", before, strlen(before), 1, &st);
+    CHECK(st == STTS_OK && u.changed && u.removed == 3);
+    CHECK(u.text && !strstr(u.text, "bin/stream-tts --hook") && strstr(u.text, "say done"));
+    free(u.text);
+    free(o.text);
+}
+
 int main(void) {
     TEST_RUN(test_golden);
     TEST_RUN(test_refused);
     TEST_RUN(test_numbers_kept);
+    TEST_RUN(test_old_hook_mode_entries);
     return TEST_SUMMARY();
 }

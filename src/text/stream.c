@@ -78,6 +78,9 @@ struct text_stream {
     char code_lang[32];
     int in_icode;
     long icode_lines;
+    int in_json;          /* unfenced JSON (a line starting {" or [{ ...): dropped to its closing bracket */
+    int json_depth, json_str;
+    long json_lines;
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
     /* A paragraph line with a '|' may be the header of a table without
      * leading pipes ("Name | Value" over "--- | ---"): its reading stops at
@@ -1255,6 +1258,34 @@ static void end_icode(text_stream *ts) {
            ts->icode_lines);
 }
 
+static void end_json(text_stream *ts) {
+    if (!ts->in_json) return;
+    ts->in_json = 0;
+    notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_LANG_N, TEXT_PH_CODE_LANG_1, "JSON",
+           ts->json_lines);
+}
+
+/* One line of unfenced JSON: brackets counted outside strings; the block
+ * ends with the line that closes its first bracket. */
+static void json_line(text_stream *ts, const char *s, size_t n) {
+    ts->json_lines++;
+    ts->json_str = 0;   /* a JSON string never spans lines */
+    for (size_t k = 0; k < n; k++) {
+        char ch = s[k];
+        if (ts->json_str) {
+            if (ch == '\\') k++;
+            else if (ch == '"') ts->json_str = 0;
+        } else if (ch == '"') {
+            ts->json_str = 1;
+        } else if (ch == '{' || ch == '[') {
+            ts->json_depth++;
+        } else if (ch == '}' || ch == ']') {
+            ts->json_depth--;
+        }
+    }
+    if (ts->json_depth <= 0) end_json(ts);
+}
+
 static void end_fence(text_stream *ts) {
     if (!ts->in_fence) return;
     ts->in_fence = 0;
@@ -1419,6 +1450,18 @@ static int classify(text_stream *ts, int final) {
             ts->ls = LS_DROP;
             return 1;
         }
+        if (ts->in_json) {
+            if (!final) return 0;
+            size_t b = 0;
+            while (b < n && s[b] == ' ') b++;
+            if (b == n) {
+                end_json(ts);   /* a blank line: a bracket never closed ends here */
+                continue;
+            }
+            json_line(ts, s, n);
+            ts->ls = LS_DROP;
+            return 1;
+        }
         /* decisions look at no more than LOOKAHEAD bytes (no rescans of a
          * long line); only a table row and a fence line wait for the line end */
         size_t full = n;
@@ -1481,7 +1524,25 @@ static int classify(text_stream *ts, int final) {
         }
         end_table(ts);
         ts->prev_blank = 0;
-        if (c == '`' || c == '~') {
+        if (c == '{' || c == '[') {
+            /* Unfenced JSON, never read: a line starting {" [{ [" or a lone { or [
+             * ([text](url) and {x | x > 0} are prose). It waits for its line end. */
+            size_t k = i + 1;
+            while (k < n && s[k] == ' ') k++;
+            if (k == n && !fin) return 0;
+            int json = k == full ? final : k < n && (s[k] == '"' || (c == '[' && s[k] == '{'));
+            if (json) {
+                if (!final) return 0;
+                hard_break(ts);
+                ts->in_json = 1;
+                ts->json_depth = 0;
+                ts->json_lines = 0;
+                ts->in_list = 0;
+                json_line(ts, s + i, full - i);
+                ts->ls = LS_DROP;
+                return 1;
+            }
+        } else if (c == '`' || c == '~') {
             size_t r = run_of(s, n, i, (char)c);
             if (r < 3 && i + r == n && !fin) return 0;
             if (r >= 3 && !final) return 0;   /* the info string needs the whole line */
@@ -1704,7 +1765,7 @@ static void reset_markdown(text_stream *ts) {
     ts->lk = LK_PARA;
     ts->prev_blank = 1;
     ts->in_list = 0;
-    ts->in_fence = ts->in_icode = ts->in_table = 0;
+    ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = 0;
     ts->skip = SK_NONE;
     ts->in_quote = ts->line_quote = 0;
     ts->code_ticks = 0;
@@ -1774,6 +1835,7 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     if (ts->line.len > ts->off || ts->ls != LS_START) newline(ts);
     if (ts->pipe_wait) pipe_resume(ts);
     end_fence(ts);
+    end_json(ts);
     end_table(ts);
     end_icode(ts);
     hard_break(ts);

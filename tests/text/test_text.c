@@ -266,6 +266,21 @@ static void test_indented_code(void) {
     expect_nomerge("- item\n    nested continuation stays\n- next", "item | nested continuation stays | next");
 }
 
+/* JSON written without a fence is syntax too: a line starting {" [{ [" or
+ * a lone { or [ is dropped to the line that closes its first bracket (or a
+ * blank line), with a notice; links and set notation at a line start are prose. */
+static void test_unfenced_json(void) {
+    expect("The config is:\n\n{\n  \"name\": \"demo\",\n  \"tags\": [\"a\", \"}\"],\n  \"n\": {\"x\": 1}\n}\n\nThat is it.",
+           "The config is: | {code}JSON code, 5 lines, omitted. | That is it.");
+    expect("Output:\n{\"status\":\"ok\",\"items\":[1,2,3]}\nThat is all.",
+           "Output: | {code}JSON code, one line, omitted. | That is all.");
+    expect("[\n  {\"id\": 1},\n  {\"id\": 2}\n]\nTwo items.", "{code}JSON code, 4 lines, omitted. | Two items.");
+    expect("> [\"a\", \"b\"]\n\nQuoted.", "{code}JSON code, one line, omitted. | Quoted.");
+    expect("{\"never\": \"closed\",\n\"x\": 1\n\nNext paragraph.", "{code}JSON code, 2 lines, omitted. | Next paragraph.");
+    expect("[The docs](https://x.org/a) say so.\n{x | x > 0} is a set.\n[1, 2] is a list.",
+           "The docs say so. | {x | x > 0} is a set. | 1, 2 is a list.");
+}
+
 static void test_tables(void) {
     expect("Before it.\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nAfter it.",
            "Before it. | {table}Table, 2 rows, omitted. | After it.");
@@ -850,6 +865,7 @@ int main(void) {
     TEST_RUN(test_invalid_utf8);
     TEST_RUN(test_fenced_code);
     TEST_RUN(test_indented_code);
+    TEST_RUN(test_unfenced_json);
     TEST_RUN(test_tables);
     TEST_RUN(test_tables_without_leading_pipes);
     TEST_RUN(test_notice_language);

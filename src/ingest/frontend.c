@@ -331,6 +331,7 @@ static int repeats_block(const source *s, int exact) {
 /* Partial mode: the longest text block of this message already streamed
  * and closed that t continues (t longer); 0 when none. */
 static size_t streamed_prefix(const source *s, const char *t, size_t n) {
+    if (!s->msg_blocks.len) return 0;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     size_t best = 0;
     while (p && p < end) {

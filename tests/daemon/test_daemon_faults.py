@@ -85,6 +85,19 @@ check(d.req({"v": 1, "op": "ping"}, served)["ok"], "the connection that made a r
 for c in silent + [served]:
     c.close()
 d.close()
+
+# A huge message (a -p MessageDisplay delta is a whole message; or a hostile
+# local process): its 80000 sentences are queued in linear time. Appending
+# each walked the whole queue: 31 s of a daemon answering nobody.
+d = Daemon(BIN, VOICE, tmp, "big", pace=False)
+delta = "".join("Sentence number %d is here. " % i for i in range(80000))
+t = time.monotonic()
+r = d.hook({"session_id": "big", "hook_event_name": "MessageDisplay", "message_id": "m", "index": 0, "final": True,
+            "delta": delta})
+took = time.monotonic() - t
+check(r["done"] == "spoken" and took < 20, "a 2.4 MB message queued in %.1f s: %r" % (took, r))
+check(d.req({"v": 1, "op": "stop"})["ok"], "stop")
+d.close()
 if check.failed:
     print(err[-2000:], file=sys.stderr)
 sys.exit(check.finish())

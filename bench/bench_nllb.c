@@ -562,7 +562,12 @@ int main(int argc, char **argv) {
         const double row_macs = cfg.decoder_layers * (6 * d * d + 2 * d * cfg.decoder_ffn_dim) + head * d;
         double gm[3] = {0, 0, 0}; /* GMAC/s at 1 row, 4 rows, src_len rows */
         if (!gpu && !rc) {
+            /* the level the engine runs, which STTS_SIMD may have forced
+             * below --simd's: its backend names it ("cpu avx2 x2") */
             int level = mt_kernels_pick((int)simd), wf = (int)nllb_model_weights(m);
+            char lv[32];
+            if (sscanf(nllb_model_backend(m), "cpu %31s", lv) == 1 && nllb_simd_parse(lv) > 0)
+                level = mt_kernels_pick(nllb_simd_parse(lv));
             gm[0] = cprobe_gmacs(level, wf, 1, threads);
             gm[1] = cprobe_gmacs(level, wf, 4, threads);
             gm[2] = cprobe_gmacs(level, wf, src_len, threads);

@@ -1,0 +1,71 @@
+/* bench_i8_kernel - the CPU engine's int8 linear kernel (kernels.c,
+ * mt_linear_rows_i8) on one thread at 1, 4 and 20 rows of x (greedy, beam
+ * 4, a 20-token encoder), K 1024 and 4096, with its weights cached (64
+ * rows, reused: the rate bench_nllb's arithmetic floor takes) and streamed
+ * (96 MB, each 4-row block used once per call, as the engine's Linear
+ * layers read them). The gap between the two says how much of a phase's
+ * time is the weight stream rather than the arithmetic.
+ *
+ *   bench_i8_kernel [--simd scalar|avx2|avx512|avx512vnni|neon]
+ *
+ * Pin it to one core (taskset -c N) for stable figures. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu/kernels.h"
+#include "nllb.h"
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+int main(int argc, char **argv) {
+    int want = 0;
+    if (argc == 3 && !strcmp(argv[1], "--simd") && nllb_simd_parse(argv[2]) > 0) want = nllb_simd_parse(argv[2]);
+    else if (argc != 1) {
+        fprintf(stderr, "usage: bench_i8_kernel [--simd scalar|avx2|avx512|avx512vnni|neon]\n");
+        return 2;
+    }
+    const int level = mt_kernels_pick(want);
+    static const int Ms[] = {1, 4, 20}, Ks[] = {1024, 4096};
+    printf("int8 linear kernel, level %s, one thread; GMAC/s best of 5\n", mt_kernels_name(level));
+    for (int ki = 0; ki < 2; ki++)
+        for (int mi = 0; mi < 3; mi++) {
+            const int M = Ms[mi], K = Ks[ki];
+            const size_t N = (size_t)(96u << 20) / (size_t)K; /* rows of the streamed matrix */
+            int8_t *W = malloc(N * K), *xq = malloc((size_t)M * K);
+            float *ws = malloc(N * sizeof(float)), *xs = malloc((size_t)M * sizeof(float));
+            float *y = calloc((size_t)M * N, sizeof(float));
+            if (!W || !xq || !ws || !xs || !y) {
+                fprintf(stderr, "bench_i8_kernel: out of memory\n");
+                return 1;
+            }
+            for (size_t i = 0; i < N * K; i++) W[i] = (int8_t)((i * 13) % 255 - 127);
+            for (int i = 0; i < M * K; i++) xq[i] = (int8_t)((i * 37) % 201 - 100);
+            for (size_t i = 0; i < N; i++) ws[i] = 0.01f;
+            for (int i = 0; i < M; i++) xs[i] = 0.01f;
+            double cached = 0, streamed = 0;
+            for (int rep = 0; rep < 5; rep++) {
+                const int it = (int)(2e8 / ((double)M * K * 64)) + 1;
+                double t0 = now_ms();
+                for (int i = 0; i < it; i++) mt_linear_rows_i8(level, xq, xs, M, K, W, ws, 64, NULL, y, 0, 0, 64);
+                double g = (double)it * M * K * 64 / ((now_ms() - t0) * 1e6);
+                if (g > cached) cached = g;
+                t0 = now_ms();
+                mt_linear_rows_i8(level, xq, xs, M, K, W, ws, (int)N, NULL, y, 0, 0, (int)N);
+                g = (double)M * K * N / ((now_ms() - t0) * 1e6);
+                if (g > streamed) streamed = g;
+            }
+            printf("  M %2d, K %4d: cached %6.1f GMAC/s, streamed %6.1f GMAC/s (%5.1f GB/s of weights), streamed / "
+                   "cached %.2f\n",
+                   M, K, cached, streamed, streamed / M, streamed / cached);
+            free(W), free(xq), free(ws), free(xs), free(y);
+        }
+    return 0;
+}

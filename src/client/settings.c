@@ -228,6 +228,12 @@ stts_status client_settings_merge(const client_settings_in *in, client_settings_
     const char *name = in->name ? in->name : "settings.json";
     if (!in->uninstall && (!in->command || in->command[0] != '/'))
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "the hook command must be an absolute path");
+    /* Our entries are recognized by that name: under another one a second
+     * run added them again and --uninstall found none. */
+    if (!in->uninstall && !names_stream_tts(in->command, strlen(in->command)))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "the hook command %s must be a program named stream-tts "
+                              "(stream-tts's entries are found by that name, by a second run and by --uninstall); "
+                              "use a link of that name", in->command);
     size_t n = in->text ? in->n : 0;
     size_t lead = 0;
     while (lead < n && (in->text[lead] == ' ' || in->text[lead] == '\t' || in->text[lead] == '\n' || in->text[lead] == '\r'))

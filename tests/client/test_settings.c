@@ -166,6 +166,12 @@ static void test_old_hook_mode_entries(void) {
     CHECK(u.text && !strstr(u.text, "bin/stream-tts --hook") && strstr(u.text, "say done"));
     free(u.text);
     free(o.text);
+    /* A command under another name is refused: its entries would not be
+     * found again (a second run added them again, --uninstall found none). */
+    client_settings_in in = {"other-name", "{}", 2, "/opt/x/stts-hook", 0};
+    stts_error e;
+    CHECK(client_settings_merge(&in, &o, &e) == STTS_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(e.msg, "named stream-tts") != NULL, "%s", e.msg);
 }
 
 int main(void) {

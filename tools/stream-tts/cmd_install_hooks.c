@@ -159,6 +159,14 @@ int cmd_install_hooks(int argc, char **argv) {
             return 1;
         }
         command = realpath(exe, self) ? self : exe;
+        /* The full program run directly (<prefix>/libexec/stream-tts-full):
+         * the hooks run the launcher beside it, <prefix>/bin/stream-tts. */
+        const char *base = strrchr(command, '/');
+        char bin[PATH_MAX + 32];
+        if (base && strcmp(base + 1, "stream-tts") != 0) {
+            snprintf(bin, sizeof bin, "%.*s/../bin/stream-tts", (int)(base - command), command);
+            if (access(bin, X_OK) == 0 && realpath(bin, self)) command = self;
+        }
     } else if (command[0] != '/') {
         fprintf(stderr, "stream-tts install-hooks: --command needs an absolute path (hooks run without a shell)\n");
         return 2;

@@ -44,7 +44,9 @@ static int parse_double(const char *flag, const char *v, double lo, double hi, d
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || *end || x < lo || x > hi) {
+    /* written as "inside the range" so that NaN ("nan", which strtod
+     * accepts) fails it: a NaN --gap-ms made the sink write silence forever */
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
         snprintf(err, cap, "%s expects a number from %g to %g, got '%s'", flag, lo, hi, v);
         return -1;
     }

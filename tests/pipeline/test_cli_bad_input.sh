@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test_cli_bad_input.sh STREAM_TTS SOURCE_DIR - bad input at the command line
+# and in files, through the stream-tts program: each case must end with a
+# clear message naming the flag or file, a non-zero exit status, and neither
+# a crash nor a hang (every run has a time limit). Needs no voice and no
+# sound card: every case fails before synthesis, or runs --dry-run or
+# `translate` with the bundled demo model.
+set -u
+BIN=$1; SRC=$2
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail=0; pass=0
+ok()  { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+export HOME=$T/home XDG_CONFIG_HOME= XDG_DATA_HOME= STREAM_TTS_MODEL=
+mkdir -p "$HOME"
+DEMO=$SRC/models/demo-en-ja
+echo "Where is the station?" >"$T/in.txt"
+# expect NAME RC REGEX CMD...: CMD (stdin: in.txt, 20 s limit) exits RC and its stderr matches REGEX.
+expect() {
+  local name=$1 want=$2 re=$3; shift 3
+  timeout 20 "$@" <"$T/in.txt" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc -eq "$want" ] && grep -Eq -- "$re" "$T/err"; then ok
+  else bad "$name: exit $rc (want $want), stderr: $(head -c 400 "$T/err")"; fi
+}
+
+# 1. Numbers: NaN (which strtod accepts) is outside every range. A NaN
+# --gap-ms made the WAV sink write silence forever.
+for f in --gap-ms --max-lag --speed --pitch --volume; do
+  expect "$f nan" 2 "$f expects a number" "$BIN" --input-format text --daemon never --no-translate --output "$T/x.wav" $f nan
+done
+printf 'gap-ms = nan\n' >"$T/nan.conf"
+expect "config gap-ms = nan" 2 "gap-ms expects a number.*nan.conf" \
+  "$BIN" --config "$T/nan.conf" --input-format text --daemon never --no-translate --output "$T/x.wav"
+expect "serve --idle-exit nan" 2 "--idle-exit takes seconds" "$BIN" serve --idle-exit nan
+expect "serve --idle-exit ''" 2 "--idle-exit takes seconds" "$BIN" serve --idle-exit ''
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

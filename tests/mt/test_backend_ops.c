@@ -344,7 +344,8 @@ static const int SHAPES[][4] = {/* M, K, N, parts */
                                 {8, 48, 24, 3},  {9, 96, 13, 1}, {70, 40, 8, 2}, {1, 1024, 300, 3},
                                 {6, 1100, 10, 2} /* K over two of the half kernels' 512-column panels */,
                                 {7, 200, 9, 1} /* 4 + 3 rows, 64-byte int8 vectors and a tail */,
-                                {70, 192, 6, 1} /* past the 64-row chunk of x rows */};
+                                {70, 192, 6, 1} /* past the 64-row chunk of x rows */,
+                                {3, 1000, 7, 1} /* 3 rows in one pass (AVX2 int8), an odd N, a K tail */};
 #define NSHAPES (sizeof SHAPES / sizeof *SHAPES)
 static float *g_i8ref[NSHAPES];
 static int g_simd, g_threads, g_ran;

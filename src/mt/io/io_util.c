@@ -29,6 +29,16 @@ int mtio_is_dir(const char *path) {
     return S_ISDIR(st.st_mode) ? 1 : 0;
 }
 
+/* Opens path for reading without blocking: open() of a FIFO waits for a
+ * writer, so a FIFO in a model directory hung the load. O_NONBLOCK changes
+ * nothing for the regular files the callers go on to read or map. */
+static int open_ro(const char *path) { return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); }
+
+static stts_status not_regular(const char *path, const struct stat *st, stts_error *err) {
+    const char *what = S_ISDIR(st->st_mode) ? "a directory" : S_ISFIFO(st->st_mode) ? "a FIFO" : "not a regular file";
+    return stts_error_set(err, STTS_ERR_IO, "%s: %s, where a regular file is expected", path, what);
+}
+
 static stts_status open_err(const char *path, stts_error *err) {
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
@@ -37,12 +47,17 @@ static stts_status open_err(const char *path, stts_error *err) {
 }
 
 stts_status mtio_read_file(const char *path, size_t max_bytes, char **out, size_t *n, stts_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_ro(path);
     if (fd < 0) return open_err(path, err);
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        return stts_error_set(err, STTS_ERR_IO, "%s: not a regular file", path);
+        return stts_error_set(err, STTS_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return not_regular(path, &st, err);
     }
     if ((unsigned long long)st.st_size > max_bytes) {
         close(fd);
@@ -75,12 +90,17 @@ stts_status mtio_read_file(const char *path, size_t max_bytes, char **out, size_
 }
 
 stts_status mtio_map_file(const char *path, const void **data, size_t *n, stts_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_ro(path);
     if (fd < 0) return open_err(path, err);
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        return stts_error_set(err, STTS_ERR_IO, "%s: not a regular file", path);
+        return stts_error_set(err, STTS_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return not_regular(path, &st, err);
     }
     if (st.st_size == 0) {
         close(fd);

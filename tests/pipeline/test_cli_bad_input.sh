@@ -52,5 +52,21 @@ expect "model config.json a directory" 1 "m-dir/config.json: a directory, where 
 demo_copy "$T/m-ok"
 expect "model through links (control)" 0 "" "$BIN" translate --model "$T/m-ok" --src eng_Latn --tgt jpn_Jpan
 
+# 3. Standard output that cannot be written (/dev/full): exit 1 and say so;
+# these exited 0 with nothing written. translate stops at the first line.
+expectout() {  # expectout NAME REGEX CMD...: like expect with stdout on /dev/full, exit 1
+  local name=$1 re=$2; shift 2
+  timeout -k 5 20 "$@" <"$T/in.txt" >/dev/full 2>"$T/err"; local rc=$?
+  if [ $rc -eq 1 ] && grep -Eq -- "$re" "$T/err"; then ok
+  else bad "$name > /dev/full: exit $rc (want 1), stderr: $(head -c 400 "$T/err")"; fi
+}
+expectout "translate" "writing to standard output failed: No space left on device" \
+  "$BIN" translate --model "$DEMO" --src eng_Latn --tgt jpn_Jpan
+expectout "translate --list-languages" "writing to standard output failed" "$BIN" translate --list-languages
+expectout "--dry-run" "writing to standard output failed" "$BIN" --dry-run --input-format text
+expectout "--dry-run --json" "writing to standard output failed" "$BIN" --dry-run --json --input-format text
+expectout "--help" "writing to standard output failed" "$BIN" --help
+expectout "voices" "writing to standard output failed" "$BIN" voices
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

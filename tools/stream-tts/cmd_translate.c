@@ -77,6 +77,14 @@ void cli_device_note(const char *who, const nllb_model *m) {
     if (note[0]) fprintf(stderr, "%s: --device auto: running on the CPU: %s\n", who, note);
 }
 
+/* Flushes stdout; on failure says so (a full disk, /dev/full) and returns -1,
+ * so that translating stops at the first line that cannot be written. */
+static int flush_out(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    fprintf(stderr, "stream-tts translate: writing to standard output failed: %s; stopped\n", strerror(errno));
+    return -1;
+}
+
 static int known_code(const char *code) {
     for (int i = 0; i < nllb_num_languages(); i++)
         if (strcmp(nllb_language_code(i), code) == 0) return 1;
@@ -127,7 +135,7 @@ int cmd_translate(int argc, char **argv) {
     }
     if (list) {
         for (int i = 0; i < nllb_num_languages(); i++) printf("%s\n", nllb_language_code(i));
-        return 0;
+        return flush_out() ? 1 : 0;
     }
     if (show_protected) {
         /* each line as the engine would get it with --protect (no model needed) */
@@ -236,7 +244,7 @@ int cmd_translate(int argc, char **argv) {
         if (k == n) {
             if (json) printf("{\"text\":\"\",\"ids\":[],\"score\":0,\"ms\":0,\"src_tokens\":0,\"truncated\":false}\n");
             else printf("\n");
-            fflush(stdout);
+            if (flush_out()) { rc = 1; break; }
             continue;
         }
         nllb_result r;
@@ -282,8 +290,8 @@ int cmd_translate(int argc, char **argv) {
         } else {
             printf("%s\n", r.text ? r.text : "");
         }
-        fflush(stdout);
         nllb_result_clear(&r);
+        if (flush_out()) { rc = 1; break; }
     }
     free(line);
     free(sl_ids);

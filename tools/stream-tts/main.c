@@ -123,7 +123,19 @@ static int exec_full(char **argv) {
 }
 #endif
 
-int main(int argc, char **argv) {
+/* A subcommand that succeeded but whose output did not all reach stdout
+ * (/dev/full, a disk that filled, a closed descriptor) fails: without this
+ * `stream-tts translate ... > out.txt` on a full disk exited 0 with a short
+ * file. A subcommand that already failed has said why. */
+static int check_stdout(int rc) {
+    int flush_failed = fflush(stdout) != 0, e = errno;
+    if (rc != 0 || (!flush_failed && !ferror(stdout))) return rc;
+    fprintf(stderr, "stream-tts: writing to standard output failed%s%s; the output is incomplete\n",
+            flush_failed ? ": " : "", flush_failed ? strerror(e) : "");
+    return 1;
+}
+
+static int run_cmd(int argc, char **argv) {
 #ifndef STTS_LAUNCHER   /* the launcher maps no dictionary or model */
     cli_install_sigbus_handler();
 #ifdef __GLIBC__
@@ -171,3 +183,5 @@ int main(int argc, char **argv) {
     return missing("the pipeline");
 #endif
 }
+
+int main(int argc, char **argv) { return check_stdout(run_cmd(argc, argv)); }

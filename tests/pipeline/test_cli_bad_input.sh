@@ -68,5 +68,34 @@ expectout "--dry-run --json" "writing to standard output failed" "$BIN" --dry-ru
 expectout "--help" "writing to standard output failed" "$BIN" --help
 expectout "voices" "writing to standard output failed" "$BIN" voices
 
+# 4. The configuration file. A directory was read as an empty file, --config
+# without a value was ignored, a key without '= value' took the next
+# argument as its value, 'config = F' was skipped, and errors named the file
+# but not the line.
+D="$BIN --dry-run --input-format text"
+expect "--config DIR" 2 "configuration file '$T' is a directory" $D --config "$T"
+expect "--config (no value)" 2 "--config needs a file name" $D --config
+expect "--config=" 2 "--config needs a file name" $D --config=
+printf '# mine\ntgt\n' >"$T/noval.conf"
+expect "config key without value" 2 "'tgt' needs a value in the configuration file .*noval.conf:2: write 'tgt = VALUE'" \
+  $D --config "$T/noval.conf"
+printf 'tgt\necho = true\n' >"$T/noval2.conf"
+expect "config key without value, then a line" 2 "'tgt' needs a value .*noval2.conf:1" $D --config "$T/noval2.conf"
+expect "serve: config key without value" 2 "'tgt' needs a value .*noval2.conf:1" \
+  "$BIN" serve --config "$T/noval2.conf" --socket "$T/sock"
+printf 'echo\n' >"$T/switch.conf"
+expect "config: a bare switch (control)" 0 "" $D --config "$T/switch.conf"
+printf '\n\nspeed = fast\n' >"$T/type.conf"
+expect "config: wrong type, line named" 2 "--speed expects a number.*type.conf:3" $D --config "$T/type.conf"
+expect "serve: config wrong type, line named" 2 "--speed expects a number.*type.conf:3" \
+  "$BIN" serve --config "$T/type.conf" --socket "$T/sock"
+printf 'echo = true\nno-such-key = 1\n' >"$T/unknown.conf"
+expect "config: unknown key, line named" 2 "unknown option '--no-such-key=1' in the configuration file .*unknown.conf:2" \
+  $D --config "$T/unknown.conf"
+printf 'config = /elsewhere\n' >"$T/nested.conf"
+expect "config naming a config" 2 "nested.conf:1: a configuration file cannot name another one" $D --config "$T/nested.conf"
+{ printf 'tgt = '; head -c 5000 /dev/zero | tr '\0' a; printf '\n'; } >"$T/long.conf"
+expect "config: a line over 4 KB" 2 "long.conf:1: line longer than" $D --config "$T/long.conf"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -63,10 +63,17 @@ static int run_with_args(int argc, char **argv) {
         }
         if (strcmp(argv[i], "--config") == 0) { i++; continue; }     /* read by config_argv */
         if (strncmp(argv[i], "--config=", 9) == 0) continue;
+        int i0 = i, in_config = i <= config_argc();
         int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err);
         if (r == 0) r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err);
-        const char *from = i <= config_argc() ? " in the configuration file " : "";
-        const char *where = i <= config_argc() ? config_path() : "";
+        const char *from = in_config ? " in the configuration file " : "";
+        const char *where = in_config ? config_where(i0) : "";
+        if (r > 0 && in_config && i != i0) {
+            /* a line "tgt" without "= value": the flag took the next argument as its value */
+            fprintf(stderr, "stream-tts: '%s' needs a value%s%s: write '%s = VALUE'\n", argv[i0] + 2, from, where,
+                    argv[i0] + 2);
+            return 2;
+        }
         if (r < 0) {
             fprintf(stderr, "stream-tts: %s%s%s (see stream-tts --help)\n", err, from, where);
             return 2;

@@ -672,15 +672,21 @@ static int serve_main(int argc, char **argv) {
             /* From the configuration file, written for the main command:
              * its speech settings apply; its input flags (which mean
              * nothing to the daemon) are accepted and left unused. */
+            int i0 = i;
             int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
             if (r == 0) r = frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err);
             if (r < 0) {
-                start_err("%s in the configuration file %s", err, config_path());
+                start_err("%s in the configuration file %s", err, config_where(i0));
                 return 2;
             }
             if (r == 0) {
                 start_err("unknown option '%s' in the configuration file %s (see stream-tts --help)",
-                        argv[i], config_path());
+                        argv[i], config_where(i0));
+                return 2;
+            }
+            if (i != i0) {   /* a line "tgt" without "= value" took the next argument */
+                start_err("'%s' needs a value in the configuration file %s: write '%s = VALUE'", argv[i0] + 2,
+                          config_where(i0), argv[i0] + 2);
                 return 2;
             }
             continue;

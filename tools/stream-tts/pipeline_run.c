@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,20 +198,52 @@ void config_argv_free(char **argv, int argc) {
     free(argv);
 }
 
-/* What the last config_argv read; the CLI is single-threaded at that point. */
+/* What the last config_argv read; the CLI is single-threaded at that point.
+ * g_config_lines[k] is the line of argument k + 1. */
 static int g_config_n;
 static char g_config_path[PATH_MAX];
+static int *g_config_lines;
 int config_argc(void) { return g_config_n; }
 const char *config_path(void) { return g_config_path; }
+const char *config_where(int i) {
+    static char where[PATH_MAX + 16];
+    if (i >= 1 && i <= g_config_n && g_config_lines)
+        snprintf(where, sizeof where, "%s:%d", g_config_path, g_config_lines[i - 1]);
+    else
+        snprintf(where, sizeof where, "%s", g_config_path);
+    return where;
+}
+
+static char **config_fail(FILE *f, char **out, int n, char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static char **config_fail(FILE *f, char **out, int n, char *err, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    if (f) fclose(f);
+    config_argv_free(out, n);
+    return NULL;
+}
 
 char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) {
     char path[PATH_MAX] = "";
     g_config_n = 0;
     g_config_path[0] = '\0';
     int explicit_path = 0;
+    free(g_config_lines);
+    g_config_lines = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) { snprintf(path, sizeof path, "%s", argv[i + 1]); explicit_path = 1; }
-        else if (!strncmp(argv[i], "--config=", 9)) { snprintf(path, sizeof path, "%s", argv[i] + 9); explicit_path = 1; }
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--config")) v = i + 1 < argc ? argv[++i] : "";
+        else if (!strncmp(argv[i], "--config=", 9)) v = argv[i] + 9;
+        if (!v) continue;
+        if (!*v) {   /* was ignored (no value) or read as the file '' */
+            snprintf(err, cap, "--config needs a file name (the configuration file; default ~/.config/stream-tts/config)");
+            return NULL;
+        }
+        snprintf(path, sizeof path, "%s", v);
+        explicit_path = 1;
     }
     if (!explicit_path) {
         const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
@@ -228,10 +261,19 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
         return NULL;
     }
     if (f) {
+        struct stat st;
+        if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))   /* fopen opens one; fgets then fails */
+            return config_fail(f, out, n, err, cap, "the configuration file '%s' is a directory; --config takes a file of "
+                               "'key = value' lines", path);
+    }
+    if (f) {
         char line[4096];
         int lineno = 0;
         while (fgets(line, sizeof line, f)) {
             lineno++;
+            if (!strchr(line, '\n') && !feof(f))
+                return config_fail(f, out, n, err, cap, "%s:%d: line longer than %zu bytes", path, lineno,
+                                   sizeof line - 2);
             char *s = trim(line);
             if (!*s || *s == '#') continue;
             /* A '#' after white space starts a comment ("tgt = jpn_Jpan  # mine"). */
@@ -247,12 +289,21 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
                 config_argv_free(out, n);
                 return NULL;
             }
+            if (!strcmp(key, "config"))   /* was skipped without a word */
+                return config_fail(f, out, n, err, cap, "%s:%d: a configuration file cannot name another one", path,
+                                   lineno);
             if (n + 1 >= cap_args) {
                 cap_args *= 2;
                 char **g = realloc(out, (size_t)cap_args * sizeof *g);
                 if (!g) { fclose(f); config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
                 out = g;
+                int *gl = realloc(g_config_lines, (size_t)cap_args * sizeof *gl);
+                if (!gl) return config_fail(f, out, n, err, cap, "out of memory");
+                g_config_lines = gl;
             }
+            if (!g_config_lines && !(g_config_lines = calloc((size_t)cap_args, sizeof *g_config_lines)))
+                return config_fail(f, out, n, err, cap, "out of memory");
+            g_config_lines[n - 1] = lineno;
             size_t len = strlen(key) + (val ? strlen(val) : 0) + 4;
             char *arg = malloc(len);
             if (!arg) { fclose(f); config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
@@ -260,6 +311,8 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
             else snprintf(arg, len, "--%s", key);
             out[n++] = arg;
         }
+        if (ferror(f))
+            return config_fail(f, out, n, err, cap, "cannot read the configuration file '%s': %s", path, strerror(errno));
         fclose(f);
     }
     g_config_n = n - 1;

@@ -55,6 +55,8 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t errca
  * from the file, and its path ("" when none was read), for error messages. */
 int config_argc(void);
 const char *config_path(void);
+/* "PATH:LINE" of the configuration file's argument i (1..config_argc()). */
+const char *config_where(int i);
 void config_argv_free(char **argv, int argc);
 
 /* The flags as stts_app and pipeline parameters (serve uses them too). */

@@ -3,8 +3,13 @@
  * lower-level encode and decoder-logits calls, languages and model facts.
  * Argument checking lives here so the forward pass and search can assume
  * valid input. */
-#include <stdio.h>
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -485,8 +490,24 @@ stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, 
 stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t **ids, int *n, stts_error *err) {
     *ids = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot open it", path);
+    /* Opened without blocking: open() of a FIFO with no writer waited for
+     * one. A pipe that has a writer (--shortlist <(...)) is then read as
+     * usual; one without reads as empty. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot open it: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return stts_error_set(err, STTS_ERR_IO, "shortlist %s: a directory, where a file of token ids is expected",
+                              path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    FILE *f = fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return stts_error_set(err, STTS_ERR_IO, "shortlist %s: cannot read it: %s", path, strerror(e));
+    }
     /* A shortlist is at most one short line per vocabulary entry: anything
      * far larger is not one, and is not read into memory. */
     enum { MAX_BYTES = 64 << 20 };
@@ -511,7 +532,7 @@ stts_status nllb_shortlist_read(const nllb_model *m, const char *path, int32_t *
         size += k;
         if (k == 0) break;
     }
-    if (!st && ferror(f)) st = stts_error_set(err, STTS_ERR_IO, "shortlist %s: read error", path);
+    if (!st && ferror(f)) st = stts_error_set(err, STTS_ERR_IO, "shortlist %s: read error: %s", path, strerror(errno));
     fclose(f);
     if (!st) st = nllb_shortlist_parse(data, size, m->pub.vocab_size, path, ids, n, err);
     free(data);

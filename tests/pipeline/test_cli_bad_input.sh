@@ -52,6 +52,15 @@ expect "model config.json a directory" 1 "m-dir/config.json: a directory, where 
 demo_copy "$T/m-ok"
 expect "model through links (control)" 0 "" "$BIN" translate --model "$T/m-ok" --src eng_Latn --tgt jpn_Jpan
 
+# A --shortlist FILE that is a FIFO with no writer hung too; a directory was
+# "read error" and a missing file "cannot open it" without the reason.
+TR="$BIN translate --model $DEMO --src eng_Latn --tgt jpn_Jpan"
+mkfifo "$T/sl.fifo"
+expect "--shortlist FIFO" 2 "shortlist .*sl.fifo has no token ids" $TR --shortlist "$T/sl.fifo"
+expect "--shortlist DIR" 2 "shortlist $T: a directory, where a file of token ids is expected" $TR --shortlist "$T"
+expect "--shortlist missing" 2 "shortlist $T/none: cannot open it: No such file or directory" $TR --shortlist "$T/none"
+expect "--shortlist from a pipe (control)" 0 "" $TR --shortlist <(seq 0 8205)
+
 # 3. Standard output that cannot be written (/dev/full): exit 1 and say so;
 # these exited 0 with nothing written. translate stops at the first line.
 expectout() {  # expectout NAME REGEX CMD...: like expect with stdout on /dev/full, exit 1

@@ -273,7 +273,7 @@ static int find_device(const char *want, stts_error *err) {
     if (*end == '\0') {
         const PaDeviceInfo *di = idx >= 0 && idx < n ? Pa_GetDeviceInfo((int)idx) : NULL;
         if (!di || di->maxOutputChannels < 1) {
-            stts_error_set(err, STTS_ERR_NOT_FOUND, "audio device %ld is not an output device (see --list-audio-devices)", idx);
+            stts_error_set(err, STTS_ERR_NOT_FOUND, "audio device %ld is not an output device (`stream-tts voices --audio-devices` lists them)", idx);
             return paNoDevice;
         }
         return (int)idx;
@@ -288,7 +288,7 @@ static int find_device(const char *want, stts_error *err) {
             if (strncasecmp(di->name + k, want, lw) == 0) sub = i;
     }
     if (sub == paNoDevice)
-        stts_error_set(err, STTS_ERR_NOT_FOUND, "no audio output device named '%s' (see --list-audio-devices)", want);
+        stts_error_set(err, STTS_ERR_NOT_FOUND, "no audio output device named '%s' (`stream-tts voices --audio-devices` lists them)", want);
     return sub;
 }
 

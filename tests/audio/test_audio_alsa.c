@@ -220,9 +220,12 @@ static void test_list_and_select(void) {
     audio_close(s, NULL);
     p.device = "no such device at all";
     CHECK_EQ_INT(audio_open(&p, &s, &err), STTS_ERR_NOT_FOUND);
-    CHECK(strstr(err.msg, "--list-audio-devices") != NULL);
+    /* the hint names a command every subcommand's user has (the main
+     * command has no --list-audio-devices) */
+    CHECK(strstr(err.msg, "stream-tts voices --audio-devices") != NULL);
     p.device = "9999";
     CHECK_EQ_INT(audio_open(&p, &s, &err), STTS_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "stream-tts voices --audio-devices") != NULL);
     unlink(g_raw);
 }
 

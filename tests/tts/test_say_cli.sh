@@ -24,6 +24,10 @@ check "say --rate 16000: same duration as at 48 kHz" "[ \$(( ($size - 44) / 2 / 
 "$bin" say --rate 1000 --output "$tmp/r1.wav" "テスト" 2>"$tmp/err"
 rc=$?
 check "say --rate 1000: exit 1, one line with the range" "[ $rc = 1 ] && [ \$(wc -l <"$tmp/err") = 1 ] && grep -q '8000, 192000' "$tmp/err""
+for r in 1e20 nan 8000.5; do
+  "$bin" say --rate $r --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
+  check "say --rate $r: exit 1, the value given and the range" "[ $rc = 1 ] && grep -q 'sample rate $r Hz out of range \\[8000, 192000\\]' "$tmp/err""
+done
 echo "今日は良い天気です。" | "$bin" say --output - >"$tmp/a.raw"
 check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -c +45 "$tmp/a.wav") "$tmp/a.raw""
 "$bin" say --labels "GitHub" >"$tmp/lab"

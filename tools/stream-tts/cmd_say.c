@@ -113,7 +113,18 @@ int cmd_say(int argc, char **argv) {
         else if (strcmp(a, "--speed") == 0) NUM(tp.speed);
         else if (strcmp(a, "--pitch") == 0) NUM(tp.pitch);
         else if (strcmp(a, "--volume") == 0) NUM(tp.volume_db);
-        else if (strcmp(a, "--rate") == 0) { double r_; NUM(r_); out_rate = (int)r_; }
+        else if (strcmp(a, "--rate") == 0) {
+            double r_;
+            NUM(r_);
+            /* checked before the conversion: 1e20 or nan became INT_MIN, which the
+             * range message then showed ("sample rate -2147483648 Hz") */
+            if (!(r_ >= 8000 && r_ <= 192000) || r_ != (double)(int)r_) {
+                fprintf(stderr, "stream-tts: sample rate %s Hz out of range [8000, 192000] (a whole number)\n", v);
+                free(text);
+                return 1;
+            }
+            out_rate = (int)r_;
+        }
         else if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0) { NEED(); output = v; }
         else if (strcmp(a, "--audio-device") == 0) { NEED(); device = v; }
         else if (strcmp(a, "--user-dict") == 0) { NEED(); tp.user_dict = v; }

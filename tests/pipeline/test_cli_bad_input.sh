@@ -61,6 +61,12 @@ expect "--shortlist DIR" 2 "shortlist $T: a directory, where a file of token ids
 expect "--shortlist missing" 2 "shortlist $T/none: cannot open it: No such file or directory" $TR --shortlist "$T/none"
 expect "--shortlist from a pipe (control)" 0 "" $TR --shortlist <(seq 0 8205)
 
+# translate: a line that is not UTF-8 (Latin-1 here) was translated without a word.
+printf 'Where is the station?\ncaf\xe9\n' >"$T/latin1.txt"
+timeout -k 5 60 $TR <"$T/latin1.txt" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(wc -l <"$T/out")" -eq 2 ] && grep -q "line 2 is not valid UTF-8 (byte 4)" "$T/err" && ok \
+  || bad "translate, Latin-1 line: exit $rc, stderr: $(head -c 400 "$T/err")"
+
 # 3. Standard output that cannot be written (/dev/full): exit 1 and say so;
 # these exited 0 with nothing written. translate stops at the first line.
 expectout() {  # expectout NAME REGEX CMD...: like expect with stdout on /dev/full, exit 1

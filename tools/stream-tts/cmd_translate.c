@@ -237,6 +237,14 @@ int cmd_translate(int argc, char **argv) {
          * cut the line short, so it is read as the space it stands in for. */
         for (ssize_t z = 0; z < n; z++)
             if (line[z] == '\0') line[z] = ' ';
+        /* Not UTF-8 (Latin-1 text, a binary file): the tokenizer makes
+         * unknown tokens of the bad bytes and the model guesses; said, so a
+         * wrong encoding does not pass for a bad translation. */
+        size_t valid = stts_utf8_valid_prefix((const unsigned char *)line, (size_t)n);
+        if (valid < (size_t)n)
+            fprintf(stderr, "stream-tts translate: warning: line %ld is not valid UTF-8 (byte %zu); the input must be "
+                            "UTF-8 text (convert it with iconv), its invalid bytes are translated as unknown tokens\n",
+                    lineno, valid + 1);
         /* A line of only white space is an empty line: the model would
          * otherwise invent a sentence for it. */
         ssize_t k = 0;

@@ -51,11 +51,20 @@ static int is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Why p is not a file to read: "not found" said of a directory or a FIFO
+ * sent the user looking for a file that is there. */
+static const char *not_file_why(const char *p) {
+    struct stat st;
+    if (stat(p, &st) != 0) return "not found";
+    if (S_ISDIR(st.st_mode)) return "is a directory, not a file";
+    return "is not a regular file (a FIFO or a device)";
+}
+
 static stts_status find_voice(const char *name, char *path, size_t size, stts_error *err) {
     if (!name || !*name) name = "mei_normal";
     if (strchr(name, '/') || (strlen(name) > 9 && strcmp(name + strlen(name) - 9, ".htsvoice") == 0)) {
         if (!is_file(name))
-            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' not found", name);
+            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' %s", name, not_file_why(name));
         snprintf(path, size, "%s", name);
         return STTS_OK;
     }
@@ -323,7 +332,7 @@ static stts_status compile_csv(const char *dicdir, const char *csv, char *out, s
     char dir[1024], tmp[1400], log[1400];
     uint64_t h;
     if (!file_exists(csv))
-        return stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' not found", csv);
+        return stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' %s", csv, not_file_why(csv));
     if (hash_file(csv, dicdir, &h) != 0)
         return stts_error_set(err, STTS_ERR_IO, "cannot read user dictionary '%s': %s", csv, strerror(errno));
     if (cache_dir(dir, sizeof dir) != 0)
@@ -412,7 +421,7 @@ static stts_status user_dict_list(const tts_params *p, const char *dicdir, char 
                 if (st != STTS_OK) { free(copy); free(list); return st; }
             } else {
                 if (!file_exists(tok)) {
-                    stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' not found", tok);
+                    stts_error_set(err, STTS_ERR_NOT_FOUND, "user dictionary '%s' %s", tok, not_file_why(tok));
                     free(copy); free(list);
                     return STTS_ERR_NOT_FOUND;
                 }

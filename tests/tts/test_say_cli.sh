@@ -28,6 +28,12 @@ for r in 1e20 nan 8000.5; do
   "$bin" say --rate $r --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
   check "say --rate $r: exit 1, the value given and the range" "[ $rc = 1 ] && grep -q 'sample rate $r Hz out of range \\[8000, 192000\\]' "$tmp/err""
 done
+# a voice or dictionary that is a directory or a FIFO was "not found"
+mkdir "$tmp/d.htsvoice"; mkfifo "$tmp/f.csv"
+"$bin" say --voice "$tmp/d.htsvoice" --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
+check "say --voice DIR: exit 1, 'is a directory'" "[ $rc = 1 ] && grep -q \"d.htsvoice' is a directory\" "$tmp/err""
+timeout -k 2 20 "$bin" say --user-dict "$tmp/f.csv" --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
+check "say --user-dict FIFO: exit 1, 'not a regular file'" "[ $rc = 1 ] && grep -q \"f.csv' is not a regular file\" "$tmp/err""
 echo "今日は良い天気です。" | "$bin" say --output - >"$tmp/a.raw"
 check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -c +45 "$tmp/a.wav") "$tmp/a.raw""
 "$bin" say --labels "GitHub" >"$tmp/lab"

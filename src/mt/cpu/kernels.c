@@ -744,7 +744,10 @@ TGT_AVX2 static void lin_i8_avx2_rows4(const int8_t *xq, const float *xs, int M,
         /* a: W row n against x rows 0-3, c: W row n + 1 (named: see MCHUNK) */
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
         for (int k = 0; k < Kv; k += 32) {
-            PF_LINES(w0, (size_t)k * 2, 1); /* 2 rows x 32 bytes */
+            /* 2 rows x 32 bytes, 8 KB ahead: PF_AHEAD alone is half a pair
+             * of fc2's 4096-byte rows, and the stream then ran at 29-33
+             * GMAC/s against 41-43 (bench_i8_kernel, 16-core host, 4 rows) */
+            PF_LINES(w0, 4096 + (size_t)k * 2, 1);
             const __m256i wa = _mm256_loadu_si256((const __m256i *)(w0 + k));
             const __m256i wb = _mm256_loadu_si256((const __m256i *)(w1 + k));
             const __m256i aa = _mm256_sign_epi8(wa, wa), ab = _mm256_sign_epi8(wb, wb);

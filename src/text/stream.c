@@ -710,6 +710,22 @@ static void unspace(text_stream *ts) {
 }
 
 /* 1 when the word was a secret (or PEM) and has been handled. */
+/* A word holding user:password@host: the host is read in its place (after
+ * the name of a NAME=URL, when there is one), with the word's surrounding
+ * punctuation (w[0, a) and w[b, n)), and the secret notice is pending. */
+static int put_cred_host(text_stream *ts, const char *w, size_t n, size_t a, size_t b, const char *name, size_t nl,
+                         const char *host, size_t hl) {
+    ts->secret_pending = 1;
+    seg_put_str(ts, w, a);
+    if (nl) {
+        seg_put_str(ts, name, nl);
+        seg_put_str(ts, " ", 1);
+    }
+    seg_put_str(ts, host, hl);
+    seg_put_str(ts, w + b, n - b);
+    return 1;
+}
+
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
     size_t cl = b - a, k;
@@ -765,15 +781,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         const char *vh;
         int vpass = 0;
         size_t vhl = url_host_with_creds(v, vl, &vh, &vpass);
-        if (vhl && vpass) {
-            ts->secret_pending = 1;
-            seg_put_str(ts, w, a);
-            seg_put_str(ts, c, nl);
-            seg_put_str(ts, " ", 1);
-            seg_put_str(ts, vh, vhl);
-            seg_put_str(ts, w + b, n - b);
-            return 1;
-        }
+        if (vhl && vpass) return put_cred_host(ts, w, n, a, b, c, nl, vh, vhl);
         if (is_cred_name(c, nl, 0)) {
             if (vl == 0) { if (cl == nl + 1) ts->cred = 2; return 0; }
             if (!is_placeholder_value(v, vl)) {
@@ -796,13 +804,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     const char *host;
     int pass = 0;
     size_t hl = url_host_with_creds(c, cl, &host, &pass);
-    if (hl && pass) {
-        ts->secret_pending = 1;
-        seg_put_str(ts, w, a);
-        seg_put_str(ts, host, hl);
-        seg_put_str(ts, w + b, n - b);
-        return 1;
-    }
+    if (hl && pass) return put_cred_host(ts, w, n, a, b, NULL, 0, host, hl);
     (void)k;
     return 0;
 }

@@ -26,11 +26,12 @@ static void on_stop(void *user, const char *session) {
     out_n += (size_t)snprintf(out + out_n, sizeof out - out_n, "%s|STOP\n", session);
 }
 
-static daemon_hub *hub_new(int notice_dedup_ms) {
+/* stop_grace_ms 0: a Stop is reconciled at once */
+static daemon_hub *hub_new_grace(int notice_dedup_ms, int stop_grace_ms) {
     daemon_hub_params p;
     daemon_hub_default_params(&p);
     p.text.merge_short_chars = 0;   /* one sentence per line here */
-    p.stop_grace_ms = 0;            /* a Stop is reconciled at once */
+    p.stop_grace_ms = stop_grace_ms;
     if (notice_dedup_ms >= 0) p.notice_dedup_ms = notice_dedup_ms;
     daemon_hub_callbacks cb = {on_sentence, on_stop};
     daemon_hub *h = NULL;
@@ -41,6 +42,8 @@ static daemon_hub *hub_new(int notice_dedup_ms) {
     out[0] = '\0';
     return h;
 }
+
+static daemon_hub *hub_new(int notice_dedup_ms) { return hub_new_grace(notice_dedup_ms, 0); }
 
 /* One payload as the server hands it over: a request line through the
  * protocol reader first (which may refuse it), then the hub. */
@@ -272,18 +275,9 @@ static void test_subagents_silent(void) {
 /* A main Stop waiting for its late batches (the grace) is not flushed by a
  * subagent's SubagentStop: its batches, when they come, are spoken once. */
 static void test_subagent_stop_keeps_grace(void) {
-    daemon_hub_params p;
-    daemon_hub_default_params(&p);
-    p.text.merge_short_chars = 0;
-    p.stop_grace_ms = 10000;
-    daemon_hub_callbacks cb = {on_sentence, on_stop};
-    daemon_hub *h = NULL;
-    stts_error err;
-    stts_error_clear(&err);
-    CHECK(daemon_hub_new(&p, &cb, NULL, &h, &err) == STTS_OK);
+    daemon_hub *h = hub_new_grace(-1, 10000);
+    CHECK(h != NULL);
     if (!h) return;
-    out_n = 0;
-    out[0] = '\0';
     ev(h, "G", "Stop", "\"last_assistant_message\":\"Late batch text.\"");
     ev(h, "G", "SubagentStop", "\"agent_id\":\"b7\",\"last_assistant_message\":\"Background report.\"");
     CHECK(md(h, "G", "t", "m", 0, "Late batch text.", 1) == STTS_OK);
@@ -420,18 +414,9 @@ static void test_missing_batches(void) {
  * entry beside the new one): the second waits with the first instead of
  * ending its grace, so the late batches are spoken once, and L is not. */
 static void test_stop_twice_in_grace(void) {
-    daemon_hub_params p;
-    daemon_hub_default_params(&p);
-    p.text.merge_short_chars = 0;
-    p.stop_grace_ms = 10000;
-    daemon_hub_callbacks cb = {on_sentence, on_stop};
-    daemon_hub *h = NULL;
-    stts_error err;
-    stts_error_clear(&err);
-    CHECK(daemon_hub_new(&p, &cb, NULL, &h, &err) == STTS_OK);
+    daemon_hub *h = hub_new_grace(-1, 10000);
+    CHECK(h != NULL);
     if (!h) return;
-    out_n = 0;
-    out[0] = '\0';
     const char *w = NULL;
     ev(h, "D", "Stop", "\"last_assistant_message\":\"Late batch text.\"");
     CHECK(hook(h, "{\"session_id\":\"D\",\"hook_event_name\":\"Stop\",\"stop_hook_active\":false,"

@@ -709,12 +709,33 @@ static void unspace(text_stream *ts) {
     }
 }
 
+/* The punctuation around a left-out value without the quotes that enclosed
+ * it: DB_PASSWORD="x", read DB_PASSWORD, not DB_PASSWORD", (a lone quote is
+ * no punctuation worth reading). lead: the text before the value (its
+ * trailing quotes go), else the text after it (its leading quotes go);
+ * at most max of them. */
+static int is_quote_at(const char *s, size_t n, int end, size_t *k) {
+    if (n && (end ? s[n - 1] : s[0]) && strchr("\"'`", end ? s[n - 1] : s[0])) { *k = 1; return 1; }
+    static const char *const q[] = {"\xE2\x80\x9C", "\xE2\x80\x9D", "\xE2\x80\x98", "\xE2\x80\x99", NULL};
+    for (int i = 0; q[i] && n >= 3; i++)
+        if (memcmp(end ? s + n - 3 : s, q[i], 3) == 0) { *k = 3; return 1; }
+    return 0;
+}
+static void put_unquoted(text_stream *ts, const char *s, size_t n, int lead, int max) {
+    size_t k;
+    for (int i = 0; i < max && is_quote_at(s, n, lead, &k); i++) {
+        if (!lead) s += k;
+        n -= k;
+    }
+    seg_put_str(ts, s, n);
+}
+
 /* 1 when the word was a secret (or PEM) and has been handled. */
 /* A word holding user:password@host: the host is read in its place (after
  * the name of a NAME=URL, when there is one), with the word's surrounding
  * punctuation (w[0, a) and w[b, n)), and the secret notice is pending. */
 static int put_cred_host(text_stream *ts, const char *w, size_t n, size_t a, size_t b, const char *name, size_t nl,
-                         const char *host, size_t hl) {
+                         int vq, const char *host, size_t hl) {
     ts->secret_pending = 1;
     seg_put_str(ts, w, a);
     if (nl) {
@@ -722,7 +743,7 @@ static int put_cred_host(text_stream *ts, const char *w, size_t n, size_t a, siz
         seg_put_str(ts, " ", 1);
     }
     seg_put_str(ts, host, hl);
-    seg_put_str(ts, w + b, n - b);
+    put_unquoted(ts, w + b, n - b, 0, vq);   /* NAME="URL": the value's closing quotes */
     return 1;
 }
 
@@ -749,23 +770,23 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (bearer && cl >= 16 && digits && span_of(c, cl, "-._~+/=")) {
         ts->secret_pending = 1;   /* "Authorization: Bearer <token>" */
         unspace(ts);
-        seg_put_str(ts, w, a);
-        seg_put_str(ts, w + b, n - b);
+        put_unquoted(ts, w, a, 1, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cred == 2 && cl && !is_placeholder_value(c, cl) && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
-        seg_put_str(ts, w + b, n - b);
+        put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
     if (cred == 1 && n == 1 && (w[0] == '=' || w[0] == ':')) { ts->cred = 2; return 1; }
     if (cl && is_secret_token(c, cl)) {
         ts->secret_pending = 1;
         unspace(ts);
-        seg_put_str(ts, w, a);
-        seg_put_str(ts, w + b, n - b);
+        put_unquoted(ts, w, a, 1, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
     /* KEY=value with a credential-looking name: the name is read, the value is not */
@@ -774,21 +795,22 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         size_t nl = (size_t)(eq - c), vs = nl + 1;
         const char *v = c + vs;
         size_t vl = cl - vs;
-        while (vl && (*v == '"' || *v == '\'')) { v++; vl--; }
+        int vq = 0;   /* the value's opening quotes: as many closing ones go with it */
+        while (vl && (*v == '"' || *v == '\'')) { v++; vl--; vq++; }
         while (vl && (v[vl - 1] == '"' || v[vl - 1] == '\'')) vl--;
         /* DATABASE_URL=postgres://user:password@host/db: the name and the host
          * are read (the whole word was taken for a path, "db", without a notice) */
         const char *vh;
         int vpass = 0;
         size_t vhl = url_host_with_creds(v, vl, &vh, &vpass);
-        if (vhl && vpass) return put_cred_host(ts, w, n, a, b, c, nl, vh, vhl);
+        if (vhl && vpass) return put_cred_host(ts, w, n, a, b, c, nl, vq, vh, vhl);
         if (is_cred_name(c, nl, 0)) {
             if (vl == 0) { if (cl == nl + 1) ts->cred = 2; return 0; }
             if (!is_placeholder_value(v, vl)) {
                 ts->secret_pending = 1;
                 seg_put_str(ts, w, a);
                 seg_put_str(ts, c, nl);
-                seg_put_str(ts, w + b, n - b);
+                put_unquoted(ts, w + b, n - b, 0, vq);   /* the value's closing quotes */
                 return 1;
             }
         }
@@ -804,7 +826,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     const char *host;
     int pass = 0;
     size_t hl = url_host_with_creds(c, cl, &host, &pass);
-    if (hl && pass) return put_cred_host(ts, w, n, a, b, NULL, 0, host, hl);
+    if (hl && pass) return put_cred_host(ts, w, n, a, b, NULL, 0, 0, host, hl);
     (void)k;
     return 0;
 }

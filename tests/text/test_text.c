@@ -726,6 +726,15 @@ static void test_secrets(void) {
     expect_every_split("Run `export DB_PASSWORD=hunter2` and set GITHUB_TOKEN=abc123def456 first.",
                        "Run export DB_PASSWORD and set GITHUB_TOKEN first." SECRET);
     expect_every_split("In YAML write password: hunter2 there.", "In YAML write password: there." SECRET);
+    /* a quoted value goes with its quotes: no stray quote is read */
+    expect_every_split("Set DB_PASSWORD=\"hunter2secret\" in the env file.", "Set DB_PASSWORD in the env file." SECRET);
+    expect_every_split("Use API_TOKEN='abc123xyz', then restart.", "Use API_TOKEN, then restart." SECRET);
+    expect_every_split("Set DB_PASSWORD = \"hunter2secret\" there.", "Set DB_PASSWORD there." SECRET);
+    expect_every_split("Put \"password\": \"hunter2\" in the config.", "Put \"password\": in the config." SECRET);
+    expect_every_split("The key is \"sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK\" here.", "The key is here." SECRET);
+    expect_every_split("Set DATABASE_URL=\"postgres://admin:s3cr3tP4ss@db.internal/app\" today.",
+                       "Set DATABASE_URL db.internal today." SECRET);
+    expect_every_split("Quote \"DB_PASSWORD=hunter2\" as is.", "Quote \"DB_PASSWORD\" as is." SECRET);
     expect_every_split("The digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08aa is long hex.",
                        "The digest is long hex." SECRET);
     expect_every_split("Blob Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A9 here.", "Blob here." SECRET);

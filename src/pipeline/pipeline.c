@@ -1163,6 +1163,13 @@ static stts_status make_fail_notice(pipeline *pl, stts_error *err) {
 
 stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error *err) {
     *out = NULL;
+    /* Checked before anything else (a caller that is not the CLI gets no
+     * flag parsing): NaN fails "inside the range", and a NaN or infinite gap
+     * made the sink write silence forever (audio_silence rounds it to a count). */
+    if (p && !(p->gap_ms >= 0 && p->gap_ms <= 60000))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "pipeline: gap_ms must be a number from 0 to 60000 (ms of silence between sentences), got %g",
+                              p->gap_ms);
     if (!p || !p->synth || !p->sink)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
     if (p->translate && !p->model && !p->translate_fn)

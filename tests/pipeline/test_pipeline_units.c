@@ -4,10 +4,13 @@
 #include <stdio.h>
 
 #include "cache.h"
+#include "stts_pipeline.h"
 #include "guard.h"
 #include "protect.h"
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+
 #include "test.h"
 
 static void script_fraction(void) {
@@ -152,7 +155,32 @@ static void hit_max_uses_model_eos(void) {
     nllb_model_free(m);
 }
 
+/* pipeline_start refuses a gap that is NaN, infinite or negative with a clear
+ * error, before it looks at anything else (the CLI checks --gap-ms; a
+ * library caller did not get that check and a NaN gap wrote silence forever). */
+static void gap_checked(void) {
+    static const double bad[] = {NAN, INFINITY, -INFINITY, -1.0, 1e12};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pipeline_params p;
+        pipeline_default_params(&p);
+        p.gap_ms = bad[i];
+        pipeline *pl = NULL;
+        stts_error e = {0};
+        CHECK_EQ_INT(pipeline_start(&p, &pl, &e), STTS_ERR_INVALID_ARG);
+        CHECK(pl == NULL);
+        CHECK_MSG(strstr(e.msg, "gap_ms") != NULL, "gap %g: %s", bad[i], e.msg);
+    }
+    /* a valid gap passes that check (and fails on the missing voice) */
+    pipeline_params p;
+    pipeline_default_params(&p);
+    pipeline *pl = NULL;
+    stts_error e = {0};
+    CHECK_EQ_INT(pipeline_start(&p, &pl, &e), STTS_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(e.msg, "synthesizer") != NULL, "%s", e.msg);
+}
+
 int main(void) {
+    TEST_RUN(gap_checked);
     TEST_RUN(protect_tokens);
     TEST_RUN(script_fraction);
     TEST_RUN(already_in_target);

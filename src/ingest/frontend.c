@@ -98,6 +98,7 @@ struct ingest_frontend {
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
     int plain_warned;           /* plain text on a stream-json input was reported */
+    int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
     int frag_held;              /* frag holds such a start */
     uint64_t frag_line;         /* its line number */
@@ -1177,6 +1178,16 @@ static void feed_plain(ingest_frontend *fe, const char *line, size_t len) {
     source *s = source_get(fe, NULL);
     if (!s) return;
     while (len && (line[len - 1] == '\r')) len--;
+    /* The text stage drops invalid bytes and keeps the text around them; a
+     * file in another encoding (Latin-1) loses a letter per accent, so say
+     * where, once, like other bad input (a line never splits a character). */
+    size_t ok = stts_utf8_valid_prefix((const unsigned char *)line, len);
+    if (ok < len) {
+        fe->st.invalid_utf8++;
+        if (!fe->utf8_warned++)
+            warnf(fe, "invalid UTF-8 at byte %zu dropped (is the input in another encoding?); further such "
+                      "lines are counted, not reported", ok + 1);
+    }
     if (fe->p.input_format == INGEST_INPUT_MARKDOWN) {
         feed_text(fe, s, line, len);
     } else {

@@ -674,6 +674,17 @@ static void test_input_formats(void) {
     const char *M[] = {"# Title", "Some **bold** text.", NULL};
     run_p(&p, M, &c);
     EXPECT(&c, "Title | Some bold text.");
+    /* invalid UTF-8 is dropped, the text around it kept, and said once, with the line */
+    const char *U[] = {"Fine line.", "Caf\xe9 is good and \xff\xfe ok.", "Also caf\xe9 here.", NULL};
+    for (int f = 0; f < 2; f++) {
+        p.input_format = f ? INGEST_INPUT_MARKDOWN : INGEST_INPUT_TEXT;
+        ingest_stats su = run_p(&p, U, &c);
+        EXPECT(&c, "Fine line. | Caf is good and ok. | Also caf here.");
+        CHECK_EQ_INT(su.invalid_utf8, 2);
+        CHECK_EQ_INT(c.nw, 1);
+        CHECK_EQ_INT(c.warn_line[0], 2);
+        CHECK_MSG(strstr(c.warn[0], "line 2: invalid UTF-8 at byte 4") != NULL, "%s", c.warn[0]);
+    }
     p.input_format = INGEST_INPUT_STREAM_JSON;
     const char *J[] = {"Hello there, this is not JSON.", "Nor is this.", "{broken", ASSIST("m1", "Spoken."), NULL};
     ingest_stats st = run_p(&p, J, &c);

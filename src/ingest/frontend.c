@@ -68,6 +68,7 @@ typedef struct {
     fbuf tool_json;
     fbuf msg_blocks;         /* partial mode: text of this message's finished text blocks, each + NUL */
     int holding;             /* the open text block repeats an earlier one so far: not fed yet */
+    int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -264,12 +265,42 @@ static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n
 
 /* The end of a text block of the main agent is a sentence boundary. */
 static void end_block(ingest_frontend *fe, source *s) {
+    s->cont = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
 }
 
+/* Does a text block stop inside a sentence? The API splits one sentence into
+ * several text blocks around cited spans ("citations": "The sky is " + "blue"
+ * + ", the docs say."), so such a block's end is no sentence end: the next
+ * text block of the message continues it (anything else ends it). A block
+ * ending in a line break or after . ! ? : ; (closing markup and quotes
+ * aside) ends where it is, as before; so does one glued to the next without
+ * a space or punctuation between ("First block" + "second block": two blocks
+ * that are not one sentence; cited spans keep their spaces), see feed_text. */
+static int ends_mid_sentence(const char *t, size_t n) {
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
+    while (n && strchr("*_`)]\"'", t[n - 1])) n--;
+    if (!n || t[n - 1] == '\n' || t[n - 1] == '\r' || strchr(".!?:;", t[n - 1])) return 0;
+    const unsigned char *u = (const unsigned char *)t;
+    if ((n >= 3 && term_len(u + n - 3, 3) == 3) || (n >= 2 && term_len(u + n - 2, 2) == 2)) return 0;   /* 。！？… */
+    return 1;
+}
+
+/* The end of a text block: held open when it stops mid-sentence. */
+static void end_text_block(ingest_frontend *fe, source *s, const char *t, size_t n) {
+    if (!ends_mid_sentence(t, n)) end_block(fe, s);
+    else s->cont = n && (t[n - 1] == ' ' || t[n - 1] == '\t') ? 2 : 1;
+}
+
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     stts_error e;
+    if (s->cont && n) {
+        /* the first text after a block held open: a continuation has a space
+         * or punctuation at the seam, else the held block ends here */
+        if (s->cont == 1 && !strchr(" \t\n,.;:!?)]", t[0])) end_block(fe, s);
+        s->cont = 0;
+    }
     s->last_line = fe->cur_line;
     if (text_stream_feed(s->ts, t, n, fe->cur_arrival, &e) != STTS_OK) fe->oom = 1;
     if (!s->parent) {
@@ -544,6 +575,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
         const json_t *blk = json_is_array(content) ? json_array_get(content, b) : NULL;
         const char *bt = blk ? jstr(blk, "type") : "text";
         if (!bt) continue;
+        if (strcmp(bt, "text") != 0) end_block(fe, s);   /* a text block held open ends at any other block */
         if (strcmp(bt, "text") == 0 || (strcmp(bt, "thinking") == 0 && fe->p.speak_thinking)) {
             int think = bt[1] == 'h';
             const char *key = think ? "thinking" : "text";
@@ -578,7 +610,8 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             size_t done = think ? 0 : streamed_prefix(s, t, n);
             if (done) fe->st.duplicates++;
             feed_text(fe, s, t + done, n - done);
-            end_block(fe, s);
+            if (think) end_block(fe, s);
+            else end_text_block(fe, s, t, n);
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");
             if (nm && strcmp(nm, "StructuredOutput") == 0) {
@@ -634,7 +667,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
         release_hold(fe, s, 1);
-        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) end_block(fe, s);
+        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK || strcmp(t, "text") != 0) end_block(fe, s);
         s->streamed.len = 0;
         s->tool_json.len = 0;
         if (strcmp(t, "text") == 0) {
@@ -658,7 +691,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             if (s->open_kind == BLK_TEXT && (fb_put(&s->msg_blocks, s->streamed.p ? s->streamed.p : "", s->streamed.len) ||
                                              fb_put(&s->msg_blocks, "", 1)))
                 fe->oom = 1;
-            end_block(fe, s);
+            if (s->open_kind == BLK_TEXT) end_text_block(fe, s, s->streamed.p ? s->streamed.p : "", s->streamed.len);
+            else end_block(fe, s);
             seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
                                   s->msg_id[0] ? s->msg_id : fe->turn_id,
                                   s->streamed.p ? s->streamed.p : "", s->streamed.len));

@@ -113,6 +113,37 @@ static void test_non_partial_and_duplicates(void) {
     CHECK_EQ_INT(st.duplicates, 1);
 }
 
+/* Text blocks with citations: the API splits one sentence around each cited
+ * span into several text blocks of one message; they are read as one
+ * sentence (one line with all the blocks, a line per block, or streamed).
+ * A block that ends a sentence, or one before a tool call, still ends there. */
+#define TB(t) "{\"type\":\"text\",\"text\":\"" t "\"}"
+#define TBC(t) "{\"type\":\"text\",\"text\":\"" t "\",\"citations\":[{\"type\":\"char_location\",\"cited_text\":\"x\"}]}"
+#define ASSISTB(id, blocks) "{\"type\":\"assistant\",\"message\":{\"id\":\"" id "\",\"model\":\"claude\",\"content\":[" blocks "]},\"parent_tool_use_id\":null}"
+static void test_citation_blocks(void) {
+    const char *one[] = {ASSISTB("m1", TB("According to the docs, ") "," TBC("the sky is blue") "," TB(" and ") ","
+                                       TBC("the grass is green") "," TB(". Next sentence here.")),
+                         RESULT("x"), NULL};
+    coll c;
+    run(one, &c);
+    EXPECT(&c, "According to the docs, the sky is blue and the grass is green. | Next sentence here.");
+    const char *lines[] = {ASSISTB("m1", TB("According to the docs, ")), ASSISTB("m1", TBC("the sky is blue")),
+                           ASSISTB("m1", TB(", they say.")), ASSISTB("m2", TB("A new message.")), NULL};
+    run(lines, &c);
+    EXPECT(&c, "According to the docs, the sky is blue, they say. | A new message.");
+    const char *streamed[] = {START("m1"), BSTART(0, "text"), DELTA(0, "According to the docs, "), BSTOP(0),
+                              BSTART(1, "text"), DELTA(1, "the sky is blue"), BSTOP(1),
+                              BSTART(2, "text"), DELTA(2, " today. Then more."), BSTOP(2), MSTOP, NULL};
+    run(streamed, &c);
+    EXPECT(&c, "According to the docs, the sky is blue today. | Then more.");
+    /* ends that stay ends: a finished sentence, a tool call between, a new message */
+    const char *ends[] = {ASSISTB("m1", TB("First one.") "," TB("Second one")),
+                          ASSISTB("m1", "{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{}}"),
+                          ASSISTB("m1", TB("third one")), ASSISTB("m2", TB("fourth one")), NULL};
+    run(ends, &c);
+    EXPECT(&c, "First one. | Second one | third one | fourth one");
+}
+
 static void test_lost_deltas_suffix(void) {
     /* deltas stopped early: the assistant line supplies only the rest */
     const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"),
@@ -824,6 +855,7 @@ int main(void) {
     TEST_RUN(test_partial_spoken_once);
     TEST_RUN(test_non_partial_and_duplicates);
     TEST_RUN(test_lost_deltas_suffix);
+    TEST_RUN(test_citation_blocks);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
     TEST_RUN(test_aborted);

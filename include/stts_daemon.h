@@ -108,6 +108,14 @@ void daemon_hub_free(daemon_hub *h);
  * for the reply and the log ("spoken", "duplicate", "ignored", ...).
  * Fails on a payload without session_id or hook_event_name, or NOMEM. */
 stts_status daemon_hub_hook(daemon_hub *h, json_t *payload, const char **what, stts_error *err);
+/* The same for a request made at made_ns (stts_now_ns's clock) and acted on
+ * only now: one replayed from the spool, after requests that came straight
+ * in. A UserPromptSubmit made before its session's current turn began to
+ * speak, or before a prompt already acted on, is stale: the reply it
+ * started is what it would stop, so it does nothing (*what "ignored
+ * (stale: ...)"). made_ns 0 is now. */
+stts_status daemon_hub_hook_at(daemon_hub *h, json_t *payload, uint64_t made_ns, const char **what,
+                               stts_error *err);
 /* A pipe client's stream-json line, and its end of input. */
 stts_status daemon_hub_line(daemon_hub *h, const char *session, const char *line, size_t len, stts_error *err);
 void daemon_hub_end(daemon_hub *h, const char *session);

@@ -83,6 +83,12 @@ typedef struct session {
     size_t parked_len;
     uint64_t parked_due;   /* monotonic ns */
     uint64_t used_ns;      /* last request of this session (MAX_SESSIONS) */
+    /* When the current turn's speech began (its first MessageDisplay or
+     * Stop; 0: none since the last prompt) and when the last prompt acted
+     * on was made: a prompt replayed from the spool that is older than
+     * either is stale (daemon_hub_hook_at). */
+    uint64_t turn_ns, prompt_ns;
+    int turn_over;         /* a Stop came: the next speech begins another turn */
     struct daemon_hub *hub;
 } session;
 
@@ -788,7 +794,12 @@ static int subagent_speech(json_t *pl, const char *ev) {
 }
 
 stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_error *err) {
+    return daemon_hub_hook_at(h, pl, 0, what, err);
+}
+
+stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, const char **what, stts_error *err) {
     *what = "ignored";
+    uint64_t t = made_ns ? made_ns : stts_now_ns();
     const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
     if (!sid || !*sid || !ev)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
@@ -828,10 +839,32 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
     }
     session *s = get(h, sid, err);
     if (!s) return err->code;
-    if (strcmp(ev, "MessageDisplay") == 0) return on_message_display(s, pl, what, err);
-    if (strcmp(ev, "Stop") != 0 && flush_parked(s, err) != STTS_OK) return err->code;
-    if (strcmp(ev, "Stop") == 0) return on_stop(s, pl, what, err);
+    if (speech) {
+        /* The turn's speech begins: its first batch (a turn_id not seen
+         * before), or the first Stop or batch since the last prompt or
+         * Stop (sessions whose hooks send no turn_id, or no batches). */
+        const char *turn = str(pl, "turn_id");
+        int md = !strcmp(ev, "MessageDisplay");
+        int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
+        stts_status st = md ? on_message_display(s, pl, what, err) : on_stop(s, pl, what, err);
+        if (st == STTS_OK) {
+            if (fresh) s->turn_ns = t;
+            s->turn_over = !md;
+        }
+        return st;
+    }
+    if (strcmp(ev, "UserPromptSubmit") == 0 && (t < s->turn_ns || t < s->prompt_ns)) {
+        /* Replayed from the spool after the speech of a turn that began
+         * after it was made: that is the reply to this very prompt (Claude
+         * Code waits for the hook before the model sees the prompt), or to
+         * a later one. Acting now would cut that reply, and forgetting the
+         * turn would make its Stop say it all again. */
+        *what = "ignored (stale: replayed after the reply it started had begun)";
+        return STTS_OK;
+    }
+    if (flush_parked(s, err) != STTS_OK) return err->code;
     if (strcmp(ev, "UserPromptSubmit") == 0) {
+        s->prompt_ns = t;
         /* Barge-in: what was said of the last turn no longer matters. */
         if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);
         if (turn_running(s)) {
@@ -843,6 +876,8 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_e
             return STTS_OK;
         }
         if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
+        s->turn_ns = 0;
+        s->turn_over = 0;
         *what = h->p.stop_on_prompt ? "stopped" : "new turn";
         return STTS_OK;
     }

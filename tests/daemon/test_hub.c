@@ -432,6 +432,44 @@ static void test_stop_twice_in_grace(void) {
     daemon_hub_free(h);
 }
 
+/* A UserPromptSubmit replayed from the spool (daemon_hub_hook_at with the
+ * time it was made) after the reply it started had begun is stale: no
+ * barge-in, the turn kept (the Stop finds the reply spoken); one made
+ * before the reply began is still a barge-in; a session whose hooks send
+ * only Stops is judged by its Stops. */
+static void test_stale_spooled_prompt(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *prompt = "{\"session_id\":\"S\",\"hook_event_name\":\"UserPromptSubmit\",\"prompt\":\"go\"}";
+    json_t *pl = json_loads(prompt, 0, NULL);
+    const char *w = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    uint64_t made = stts_now_ns();
+    CHECK(md(h, "S", "t2", "m", 0, "The reply begins.\\n", 1) == STTS_OK);
+    CHECK(daemon_hub_hook_at(h, pl, made, &w, &err) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "stale") != NULL, "late prompt: %s", w ? w : "(null)");
+    ev(h, "S", "Stop", "\"last_assistant_message\":\"The reply begins.\"");
+    CHECK_MSG(count(out, "STOP") == 0 && count(out, "The reply begins.") == 1, "%s", out);
+    /* Made after that reply's speech began: a barge-in, as on time. */
+    CHECK(daemon_hub_hook_at(h, pl, stts_now_ns(), &w, &err) == STTS_OK);
+    CHECK_MSG(count(out, "S|STOP") == 1, "%s", out);
+    /* Older than the prompt just acted on: stale too. */
+    CHECK(daemon_hub_hook_at(h, pl, made, &w, &err) == STTS_OK);
+    CHECK_MSG(count(out, "S|STOP") == 1 && strstr(w, "stale"), "%s", out);
+    json_decref(pl);
+    /* Stops only (no batches): the reply's Stop came after the prompt was made. */
+    pl = json_loads("{\"session_id\":\"O\",\"hook_event_name\":\"UserPromptSubmit\"}", 0, NULL);
+    ev(h, "O", "Stop", "\"last_assistant_message\":\"First reply.\"");
+    made = stts_now_ns();
+    ev(h, "O", "Stop", "\"last_assistant_message\":\"Second reply.\"");
+    CHECK(daemon_hub_hook_at(h, pl, made, &w, &err) == STTS_OK);
+    CHECK_MSG(count(out, "O|STOP") == 0 && strstr(w, "stale"), "%s", out);
+    json_decref(pl);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -443,5 +481,6 @@ int main(void) {
     TEST_RUN(test_sessions_bounded);
     TEST_RUN(test_missing_batches);
     TEST_RUN(test_stop_twice_in_grace);
+    TEST_RUN(test_stale_spooled_prompt);
     return TEST_SUMMARY();
 }

@@ -425,8 +425,9 @@ static int session_busy(server *sv, const char *session) {
 }
 
 /* Acts on one request; returns the reply line (malloc'd) or NULL when the
- * reply is deferred (end with wait). */
-static char *handle(server *sv, client *c, const char *line, size_t len) {
+ * reply is deferred (end with wait). made_ns: when a spooled request was
+ * made (stts_now_ns's clock), 0 for one that came on the socket. */
+static char *handle(server *sv, client *c, const char *line, size_t len, uint64_t made_ns) {
     daemon_request rq;
     stts_error err;
     stts_error_clear(&err);
@@ -457,7 +458,7 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
         const char *what = "";
         const char *ev = json_string_value(json_object_get(rq.payload, "hook_event_name"));
         const char *sid = json_string_value(json_object_get(rq.payload, "session_id"));
-        if (daemon_hub_hook(sv->hub, rq.payload, &what, &err) != STTS_OK) {
+        if (daemon_hub_hook_at(sv->hub, rq.payload, made_ns, &what, &err) != STTS_OK) {
             r = daemon_reply_error(err.msg);
             logf_(sv, "hook refused: %s", err.msg);
             break;
@@ -465,7 +466,8 @@ static char *handle(server *sv, client *c, const char *line, size_t len) {
         /* After the hub took it (a refused session_id is not kept), and only
          * for sessions the hub keeps (it forgets the quiet ones), so this
          * table stays as small as the hub's. */
-        if (ev && sid && (!strcmp(ev, "UserPromptSubmit") || !strcmp(ev, "SessionStart"))) {
+        if (ev && sid && (!strcmp(ev, "UserPromptSubmit") || !strcmp(ev, "SessionStart")) &&
+            strncmp(what, "ignored", 7) != 0) {   /* a stale replayed prompt is not the newest */
             pthread_mutex_lock(&sv->mu);
             json_object_set_new(sv->newest, sid, json_integer(++sv->prompt_n));
             if (json_object_size(sv->newest) > 512) {
@@ -587,8 +589,17 @@ static stts_status spool_one(const char *line, size_t n, const char *path, void 
               (now - ns) / 1000000000ull, SPOOL_MAX_AGE_S);
         return STTS_OK;
     }
-    char *r = handle(sv, NULL, line, n);
-    logf_(sv, "spool %s: %s", name ? name + 1 : path, r && strstr(r, "\"ok\":true") ? "done" : (r ? r : ""));
+    /* When it was made, on the hub's clock: a prompt replayed after the
+     * reply it started had begun is stale (daemon_hub_hook_at). */
+    uint64_t mono = stts_now_ns(), age = digits == 20 && now > ns ? now - ns : 0;
+    char *r = handle(sv, NULL, line, n, age < mono ? mono - age : 1);
+    json_t *rj = r ? json_loads(r, 0, NULL) : NULL;
+    const char *done = json_string_value(json_object_get(rj, "done"));   /* what the hub did, when it says */
+    if (json_is_true(json_object_get(rj, "ok")))
+        logf_(sv, "spool %s: done%s%s%s", base, done ? " (" : "", done ? done : "", done ? ")" : "");
+    else
+        logf_(sv, "spool %s: %s", base, r ? r : "");
+    json_decref(rj);
     free(r);
     return STTS_OK;
 }
@@ -910,7 +921,7 @@ static int serve_main(int argc, char **argv) {
                 if (!nl_) { c->scanned = c->len - start; break; }
                 size_t ln = (size_t)(nl_ - (c->buf + start));
                 c->scanned = 0;
-                char *r = handle(&sv, c, c->buf + start, ln);
+                char *r = handle(&sv, c, c->buf + start, ln, 0);
                 start += ln + 1;
                 c->served++;
                 if (r) reply(c, r);

@@ -88,6 +88,7 @@ struct ingest_frontend {
     uint64_t turn;
     char turn_id[32];
     int turn_had_text, turn_error;
+    int turn_active;            /* an assistant line or stream event came since the turn began */
     uint64_t seen[SEEN_RING];   /* hashes of spoken text blocks and announced tool ids */
     size_t seen_n, seen_pos;
     char unknown[16][40];       /* unknown type names already warned about */
@@ -723,6 +724,7 @@ static void new_turn(ingest_frontend *fe) {
     snprintf(fe->turn_id, sizeof fe->turn_id, "turn-%llu", (unsigned long long)fe->turn);
     fe->turn_had_text = 0;
     fe->turn_error = 0;
+    fe->turn_active = 0;
     fe->turn_structured = 0;
 }
 
@@ -804,13 +806,26 @@ static const char *const ignored_types[] = {
     "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage", NULL};
 
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
-    if (strcmp(type, "assistant") == 0) { on_assistant(fe, root); return; }
+    if (strcmp(type, "assistant") == 0) { fe->turn_active = 1; on_assistant(fe, root); return; }
+    if (!fe->p.transcript && fe->turn_active && strcmp(type, "system") == 0 && jstr(root, "subtype") &&
+        strcmp(jstr(root, "subtype"), "init") == 0) {
+        /* An init starts every turn. One after a turn that had output but
+         * no result line (a killed CLI, a cut capture) starts the next turn
+         * here: that turn's state (text said, error, structured output) must
+         * not decide the next turn's fallback. A result still to come is
+         * kept from repeating text by already_spoken. */
+        for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
+        warnf(fe, "the previous turn ended without a result line; a new turn starts here");
+        new_turn(fe);
+        return;
+    }
     if (fe->p.transcript) {
         if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
             for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
             new_turn(fe);
         }
     } else if (strcmp(type, "stream_event") == 0) {
+        fe->turn_active = 1;
         on_event(fe, root);
         return;
     } else if (strcmp(type, "result") == 0) {

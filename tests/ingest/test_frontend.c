@@ -144,6 +144,31 @@ static void test_citation_blocks(void) {
     EXPECT(&c, "First one. | Second one | third one | fourth one");
 }
 
+/* A turn whose result line never came (killed CLI, cut capture): the next
+ * turn's system/init starts a new turn anyway, so that turn's fallback
+ * (its result text, its error notice) is neither lost nor repeated. */
+#define INIT "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}"
+static void test_missing_result(void) {
+    const char *L[] = {INIT, ASSIST("m1", "First answer here."),            /* no result */
+                       INIT, RESULT("Second answer here."),                 /* said only in its result */
+                       INIT, ASSIST("m3", "Third answer here."), RESULT("Third answer here."),
+                       INIT, ASSIST("m4", "Fourth answer here."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "First answer here. | Second answer here. | Third answer here. | Fourth answer here.");
+    CHECK_EQ_INT(st.results, 2);
+    CHECK_EQ_INT(c.nw, 1);   /* the missing result is said, once, at the line that showed it */
+    CHECK(strstr(c.warn[0], "line 3: ") && strstr(c.warn[0], "result"));
+    /* an error turn cut short must not silence the next turn's error */
+    const char *E[] = {INIT, "{\"type\":\"assistant\",\"message\":{\"id\":\"e1\",\"model\":\"<synthetic>\",\"content\":"
+                       "[{\"type\":\"text\",\"text\":\"API Error\"}]},\"error\":\"rate_limit\",\"parent_tool_use_id\":null}",
+                       INIT, "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true}", NULL};
+    run(E, &c);
+    CHECK_EQ_INT(c.n, 2);
+    CHECK_EQ_INT(c.kind[0], TEXT_NOTICE_ERROR);
+    CHECK_EQ_INT(c.kind[1], TEXT_NOTICE_ERROR);
+}
+
 static void test_lost_deltas_suffix(void) {
     /* deltas stopped early: the assistant line supplies only the rest */
     const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"),
@@ -856,6 +881,7 @@ int main(void) {
     TEST_RUN(test_non_partial_and_duplicates);
     TEST_RUN(test_lost_deltas_suffix);
     TEST_RUN(test_citation_blocks);
+    TEST_RUN(test_missing_result);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
     TEST_RUN(test_aborted);

@@ -44,6 +44,12 @@ enum { MAX_CLIENTS = 64 };
  * otherwise shut every hook out. One that has made a request may then
  * wait quietly (a pipe client between lines, an end+wait). */
 #define CONN_QUIET_NS (5ull * 1000000000ull)
+/* Sessions muted one by one at most. An entry goes when its session ends
+ * (SessionEnd, a pipe's end); any local process may mute made-up ids, so
+ * at this many the entries of sessions the hub does not hold are dropped,
+ * and a mute that still finds no room is refused (never a live session's
+ * mute silently lost). */
+enum { MAX_MUTED = 512 };
 
 /* A sentence waiting for the pipeline (owned by the pending list). */
 typedef struct pend {
@@ -183,6 +189,32 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     sv->n_pend++;
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
+}
+
+/* The session is over: its mute goes with it (or the table would keep
+ * every muted session id for the daemon's life). After the hub has flushed
+ * the session's last words, which the mute still held back. */
+static void session_ended(server *sv, const char *session) {
+    pthread_mutex_lock(&sv->mu);
+    json_object_del(sv->muted, session);
+    pthread_mutex_unlock(&sv->mu);
+}
+
+/* Room for one more muted session; 0 when MAX_MUTED are muted and the hub
+ * holds every one of them. mu held. */
+static int mute_room(server *sv) {
+    if (json_object_size(sv->muted) < MAX_MUTED) return 1;
+    json_t *live = json_object(), *ids = daemon_hub_sessions(sv->hub);
+    size_t k;
+    json_t *v;
+    json_array_foreach(ids, k, v) json_object_set(live, json_string_value(v), json_true());
+    const char *key;
+    void *tmp;
+    json_object_foreach_safe(sv->muted, tmp, key, v)
+        if (!json_object_get(live, key)) json_object_del(sv->muted, key);
+    json_decref(ids);
+    json_decref(live);
+    return json_object_size(sv->muted) < MAX_MUTED;
 }
 
 static int stop_session(server *sv, const char *session) {
@@ -483,6 +515,7 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
             }
             pthread_mutex_unlock(&sv->mu);
         }
+        if (ev && sid && !strcmp(ev, "SessionEnd")) session_ended(sv, sid);
         json_object_set_new(out, "done", json_string(what));
         break;
     }
@@ -499,6 +532,7 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
             c->pipe_session = NULL;
         }
         daemon_hub_end(sv->hub, rq.session);
+        session_ended(sv, rq.session);
         if (rq.wait && c) {
             free(c->waiting_end);
             c->waiting_end = strdup(rq.session);
@@ -537,14 +571,20 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         int mute = rq.op == DAEMON_OP_MUTE;
         pthread_mutex_lock(&sv->mu);
         if (rq.session) {
-            if (mute) json_object_set_new(sv->muted, rq.session, json_true());
-            else json_object_del(sv->muted, rq.session);
+            if (!mute) json_object_del(sv->muted, rq.session);
+            else if (json_object_get(sv->muted, rq.session) || mute_room(sv))
+                json_object_set_new(sv->muted, rq.session, json_true());
+            else {
+                char m[96];
+                snprintf(m, sizeof m, "too many sessions muted (%d); unmute some, or mute all", MAX_MUTED);
+                r = daemon_reply_error(m);
+            }
         } else {
             sv->muted_all = mute ? "1" : NULL;
             if (!mute) json_object_clear(sv->muted);
         }
         pthread_mutex_unlock(&sv->mu);
-        if (mute) stop_session(sv, rq.session);
+        if (mute && !r) stop_session(sv, rq.session);
         break;
     }
     case DAEMON_OP_STATUS:
@@ -959,6 +999,7 @@ static int serve_main(int argc, char **argv) {
                      * session (whose hooks, resumed interactively, were then
                      * never spoken again). */
                     daemon_hub_end(sv.hub, c->pipe_session);
+                    session_ended(&sv, c->pipe_session);
                     logf_(&sv, "pipe session %s: the client left without \"end\"; ended", c->pipe_session);
                     free(c->pipe_session);
                 }

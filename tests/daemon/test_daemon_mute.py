@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""test_daemon_mute.py STREAM_TTS SOURCE_DIR SHARED_DIR - the daemon's table of
+muted sessions stays bounded:
+ - a session's mute goes when the session ends (SessionEnd; a pipe's end),
+   after its last words were held back;
+ - muting many made-up ids (any local process may) keeps at most 512
+   entries: those of sessions the daemon no longer holds make room, and
+   a live muted session stays muted, however many sessions are live."""
+import os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Checks, Daemon, md, scratch, voice_or_skip  # noqa: E402
+
+BIN, SRC, SHARED = sys.argv[1:4]
+VOICE = voice_or_skip(SHARED)
+check = Checks()
+tmp = scratch("stts-daemon-mute-")
+MAX_MUTED = 512
+
+
+def event(session, name, **more):
+    return dict({"session_id": session, "transcript_path": "/nonexistent", "cwd": "/tmp", "hook_event_name": name},
+                **more)
+
+
+d = Daemon(BIN, VOICE, tmp, "mute", extra=["--gap-ms", "0"], pace=False)
+
+
+def mute(session, op="mute"):
+    return d.req({"v": 1, "op": op, "session": session})
+
+
+# ---- 1. the mute of a session goes with it ----------------------------------------------------------
+d.hook(event("live", "SessionStart", source="startup"))
+check(mute("live")["ok"], "mute live")
+d.hook(md("live", "m0", 0, "Words of a muted session are never heard", False))   # pending in its text stage
+d.hook(event("live", "SessionEnd", reason="other"))   # flushes them: still muted then
+st = d.status()
+check("live" not in st["muted"], "SessionEnd forgets the session's mute: %r" % st["muted"])
+check(mute("pipe-1")["ok"], "mute pipe-1")
+d.req({"v": 1, "op": "line", "session": "pipe-1", "line": "{}"})
+d.req({"v": 1, "op": "end", "session": "pipe-1"})
+check("pipe-1" not in d.status()["muted"], "a pipe's end forgets its mute")
+
+# ---- 2. bounded: many made-up ids, one live muted session --------------------------------------------
+d.hook(event("kept", "SessionStart", source="startup"))
+check(mute("kept")["ok"], "mute kept")
+s = d.conn()
+refused = 0
+for i in range(MAX_MUTED + 100):
+    r = d.req({"v": 1, "op": "mute", "session": "gone-%d" % i}, s)
+    refused += not r["ok"]
+s.close()
+st = d.status()
+check(len(st["muted"]) <= MAX_MUTED, "at most %d muted entries: %d" % (MAX_MUTED, len(st["muted"])))
+check(refused == 0, "room made from sessions the daemon does not hold: %d refused" % refused)
+check("kept" in st["muted"], "the live muted session is still muted")
+d.hook(md("kept", "mk", 0, "A muted session is never heard.\n", True))
+d.hook(md("loud", "ml", 0, "An unmuted session is heard.\n", True))
+recs = d.wait_records(1)
+check([r["source"] for r in recs] == ["An unmuted session is heard."], "mute kept after the flood: %r"
+      % [r["source"] for r in recs])
+
+# ---- 3. as many live sessions as the daemon holds, all muted, beside the made-up ids -------------------
+for i in range(MAX_MUTED):
+    d.hook(event("held-%d" % i, "SessionStart", source="startup"))
+# The daemon holds at most 256 sessions (the quietest forgotten): those it holds are live.
+held = set(d.status()["sessions"])
+s = d.conn()
+for sid in sorted(held):
+    d.req({"v": 1, "op": "mute", "session": sid}, s)
+s.close()
+st = d.status()
+check(len(st["muted"]) <= MAX_MUTED and held <= set(st["muted"]),
+      "every live session's mute kept: %d of %d" % (len(held & set(st["muted"])), len(held)))
+
+check(d.close() == 0, "serve exit status")
+sys.exit(check.finish())

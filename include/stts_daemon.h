@@ -127,6 +127,31 @@ json_t *daemon_hub_sessions(const daemon_hub *h);
 /* Sentences emitted so far, all sessions. */
 uint64_t daemon_hub_sentences(const daemon_hub *h);
 
+/* ---- sentences waiting for the speech pipeline ---------------------------------- */
+/* Items (the caller's) of sessions, taken in arrival order or, newest first,
+ * the oldest item of the session of highest rank (the caller's: serve's
+ * --order newest ranks a session by its last prompt), the sessions of equal
+ * rank (all of rank 0, say) in arrival order between them. Push, take,
+ * rerank and daemon_queue_has are O(log sessions); dropping a session's
+ * items is O(their number). One thread at a time (serve holds its lock). */
+typedef struct daemon_queue daemon_queue;
+/* A session's rank, asked when it gets its first waiting item and on
+ * daemon_queue_rerank; higher speaks first, 0 when it has none. */
+typedef uint64_t (*daemon_rank_fn)(void *user, const char *session);
+
+stts_status daemon_queue_new(daemon_rank_fn rank, void *user, daemon_queue **out, stts_error *err);
+/* Frees the queue and, through free_item (may be NULL), the items still in it. */
+void daemon_queue_free(daemon_queue *q, void (*free_item)(void *));
+stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, stts_error *err);
+/* The next item, removed; NULL when empty. */
+void *daemon_queue_take(daemon_queue *q, int newest_first);
+/* Removes the items of session (NULL: all) through free_item; how many. */
+size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)(void *));
+size_t daemon_queue_count(const daemon_queue *q);
+int daemon_queue_has(const daemon_queue *q, const char *session);
+/* The rank of session (NULL: of every session) changed: asked again. */
+void daemon_queue_rerank(daemon_queue *q, const char *session);
+
 #ifdef __cplusplus
 }
 #endif

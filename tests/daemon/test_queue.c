@@ -1,0 +1,139 @@
+/* test_queue.c - the daemon's queue of sentences waiting for the pipeline
+ * (src/daemon/queue.c): the order it gives, against the walk serve did
+ * before (every waiting sentence looked at for each pick: the first one of
+ * the highest rank), over random pushes, takes, drops and rank changes; and
+ * the cost of a pick with --order newest, which was linear in the backlog. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stts_daemon.h"
+#include "test.h"
+
+enum { NSESS = 6, MAXN = 4096 };
+
+static uint64_t ranks[NSESS];
+static const char *const names[NSESS] = {"s0", "s1", "s2", "s3", "s4", "s5"};
+
+static int sess_ix(const char *id) { return id[1] - '0'; }
+
+static uint64_t rank_of(void *user, const char *session) {
+    (void)user;
+    return ranks[sess_ix(session)];
+}
+
+/* The reference: the list in arrival order, the pick as serve made it. */
+static int ref[MAXN];   /* item number; its session is number % NSESS */
+static int ref_n;
+
+static int ref_take(int newest) {
+    int best = 0;
+    if (newest) {
+        long long r = -1;
+        for (int k = 0; k < ref_n; k++)
+            if ((long long)ranks[ref[k] % NSESS] > r) { r = (long long)ranks[ref[k] % NSESS]; best = k; }
+    }
+    int v = ref[best];
+    memmove(ref + best, ref + best + 1, (size_t)(ref_n - best - 1) * sizeof *ref);
+    ref_n--;
+    return v;
+}
+
+static void test_order_matches_the_walk(void) {
+    srand(12345);
+    for (int round = 0; round < 40; round++) {
+        daemon_queue *q = NULL;
+        stts_error err;
+        stts_error_clear(&err);
+        CHECK(daemon_queue_new(rank_of, NULL, &q, &err) == STTS_OK);
+        if (!q) return;
+        memset(ranks, 0, sizeof ranks);
+        ref_n = 0;
+        int next = 0, newest = round % 4 != 0;
+        uint64_t prompt_n = 0;
+        for (int step = 0; step < 3000; step++) {
+            int op = rand() % 100, s = rand() % NSESS;
+            if (op < 50 && ref_n < MAXN) {
+                int v = next++ * NSESS + s;   /* session s */
+                int *item = malloc(sizeof *item);
+                *item = v;
+                CHECK(daemon_queue_push(q, names[s], item, &err) == STTS_OK);
+                ref[ref_n++] = v;
+            } else if (op < 85) {
+                int *got = daemon_queue_take(q, newest);
+                if (!ref_n) { CHECK(got == NULL); continue; }
+                int want = ref_take(newest);
+                CHECK_MSG(got && *got == want, "round %d step %d: took %d, the walk takes %d", round, step,
+                          got ? *got : -1, want);
+                free(got);
+            } else if (op < 93) {
+                /* A prompt: the newest rank; now and then a tie, or back to 0
+                 * (serve forgets ranks past 512 sessions). */
+                int how = rand() % 10;
+                ranks[s] = how == 0 ? 0 : how == 1 ? ranks[(s + 1) % NSESS] : ++prompt_n;
+                daemon_queue_rerank(q, how == 1 && rand() % 2 ? NULL : names[s]);
+            } else if (op < 97) {
+                size_t n = daemon_queue_drop(q, names[s], free);
+                int kept = 0, dropped = 0;
+                for (int k = 0; k < ref_n; k++) {
+                    if (ref[k] % NSESS == s) dropped++;
+                    else ref[kept++] = ref[k];
+                }
+                ref_n = kept;
+                CHECK(n == (size_t)dropped);
+            }
+            CHECK(daemon_queue_count(q) == (size_t)ref_n);
+            int has = 0;
+            for (int k = 0; k < ref_n && !has; k++) has = ref[k] % NSESS == s;
+            CHECK(daemon_queue_has(q, names[s]) == has);
+        }
+        daemon_queue_free(q, free);
+    }
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void ignore(void *p) { (void)p; }
+
+/* --order newest over a backlog (a 2 MB message is 80000 sentences): the
+ * session spoken first is the one whose sentences came last, so a walk
+ * from the oldest crossed all the others' at every pick. 200000 picks of
+ * 400000 waiting take milliseconds; the walk took hours. */
+static void test_newest_pick_cost(void) {
+    enum { N = 200000 };
+    daemon_queue *q = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    memset(ranks, 0, sizeof ranks);
+    ranks[1] = 1;
+    CHECK(daemon_queue_new(rank_of, NULL, &q, &err) == STTS_OK);
+    if (!q) return;
+    static int items[2 * N];
+    for (int k = 0; k < 2 * N; k++) {
+        items[k] = k;
+        CHECK(daemon_queue_push(q, names[k < N ? 0 : 1], &items[k], &err) == STTS_OK);
+    }
+    double t0 = cpu_s(), limit = 5.0;   /* far above the queue's (~0.05 s), far below the walk's */
+    int ok = 1, k = 0;
+    for (; k < 2 * N && ok; k++) {
+        int *got = daemon_queue_take(q, 1);
+        ok = got && *got == (k < N ? N + k : k - N);   /* all of s1, then s0, each oldest first */
+        if ((k & 1023) == 0 && cpu_s() - t0 > limit) break;
+    }
+    CHECK_MSG(ok, "pick %d out of order", k - 1);
+    CHECK_MSG(k == 2 * N, "%d of %d picks in %.1f s of CPU: a pick costs the length of the queue", k, 2 * N,
+              cpu_s() - t0);
+    daemon_queue_free(q, ignore);
+}
+
+int main(void) {
+    TEST_RUN(test_order_matches_the_walk);
+    TEST_RUN(test_newest_pick_cost);
+    return TEST_SUMMARY();
+}

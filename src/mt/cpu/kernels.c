@@ -570,6 +570,78 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
 LIN_HALF_AVX2(lin_bf16_avx2, ld_bf16, bf16_f32)
 LIN_HALF_AVX2(lin_f16_avx2, ld_f16, f16_f32)
 
+/* The same at the AVX-512 levels, in lin_avx512's order: each (x row, W
+ * row) pair sums 16-lane products over K, then _mm512_reduce_add_ps, then
+ * the tail. f16 weights are widened exactly, so an f16 model gives the
+ * bits of the same model loaded as f32 on every level (test_quant_error
+ * asserts it); with the AVX2 kernel above on an AVX-512 CPU the two
+ * differed by ~5e-7 relative (8-lane sums against lin_avx512's 16). */
+TGT_AVX512 static inline __m512 ld16_bf16(const uint16_t *p) {
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+TGT_AVX512 static inline __m512 ld16_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+#define LIN_HALF_AVX512(NAME, LD, CV) \
+    TGT_AVX512 static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, \
+                                int flags, int n0, int n1) { \
+        const int Kv = K & ~15; \
+        for (int n = n0; n < n1; n += 4) { \
+            int nw = n1 - n < 4 ? n1 - n : 4; \
+            const uint16_t *w[4]; \
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            int m = 0; \
+            for (; m + 2 <= M; m += 2) { /* 2 x rows share each widened W vector */ \
+                const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
+                for (int k = 0; k < Kv; k += 16) { \
+                    PF_LINES(w[0], (size_t)k * 8, 2); /* 4 rows x 16 halves */ \
+                    __m512 v0 = _mm512_loadu_ps(x0 + k), v1 = _mm512_loadu_ps(x1 + k), t; \
+                    t = LD(w[0] + k), a0 = _mm512_fmadd_ps(t, v0, a0), b0 = _mm512_fmadd_ps(t, v1, b0); \
+                    t = LD(w[1] + k), a1 = _mm512_fmadd_ps(t, v0, a1), b1 = _mm512_fmadd_ps(t, v1, b1); \
+                    t = LD(w[2] + k), a2 = _mm512_fmadd_ps(t, v0, a2), b2 = _mm512_fmadd_ps(t, v1, b2); \
+                    t = LD(w[3] + k), a3 = _mm512_fmadd_ps(t, v0, a3), b3 = _mm512_fmadd_ps(t, v1, b3); \
+                } \
+                float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), \
+                              _mm512_reduce_add_ps(a3)}; \
+                float q[4] = {_mm512_reduce_add_ps(b0), _mm512_reduce_add_ps(b1), _mm512_reduce_add_ps(b2), \
+                              _mm512_reduce_add_ps(b3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) { \
+                        r[i] += CV(w[i][k]) * x0[k]; \
+                        q[i] += CV(w[i][k]) * x1[k]; \
+                    } \
+                float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy; \
+                for (int i = 0; i < nw; i++) { \
+                    y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+                    y1[n + i] = finish(q[i], b, n + i, y1[n + i], flags); \
+                } \
+            } \
+            for (; m < M; m++) { \
+                const float *x0 = x + (size_t)m * K; \
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
+                for (int k = 0; k < Kv; k += 16) { \
+                    PF_LINES(w[0], (size_t)k * 8, 2); /* 4 rows x 16 halves */ \
+                    __m512 v0 = _mm512_loadu_ps(x0 + k); \
+                    a0 = _mm512_fmadd_ps(LD(w[0] + k), v0, a0); \
+                    a1 = _mm512_fmadd_ps(LD(w[1] + k), v0, a1); \
+                    a2 = _mm512_fmadd_ps(LD(w[2] + k), v0, a2); \
+                    a3 = _mm512_fmadd_ps(LD(w[3] + k), v0, a3); \
+                } \
+                float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), \
+                              _mm512_reduce_add_ps(a3)}; \
+                for (int k = Kv; k < K; k++) \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                float *y0 = y + (size_t)m * ldy; \
+                for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
+            } \
+        } \
+    }
+LIN_HALF_AVX512(lin_bf16_avx512, ld16_bf16, bf16_f32)
+LIN_HALF_AVX512(lin_f16_avx512, ld16_f16, f16_f32)
+
 /* bf16/f16 weights against many rows of x (off by default: half_panel_rows):
  * widening each W vector per pair of x rows, as above, costs more than the
  * FMAs it feeds (the encoder ran 2.4x slower in bf16 than in f32 on AVX2),
@@ -1013,6 +1085,11 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
     }
 #endif
 #ifdef MT_X86
+    if (level == MT_KL_AVX512 || level == MT_KL_AVX512VNNI) {
+        if (is_bf16) lin_bf16_avx512(x, M, K, W, ldy, b, y, flags, n0, n1);
+        else lin_f16_avx512(x, M, K, W, ldy, b, y, flags, n0, n1);
+        return;
+    }
     if (level >= MT_KL_AVX2) {
         if (half_panel_rows() && M >= half_panel_rows()) lin_half_panel_avx2(is_bf16, x, M, K, W, ldy, b, y, flags, n0, n1);
         else if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);

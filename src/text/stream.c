@@ -233,10 +233,43 @@ static int ends_terminal(const char *s, size_t n) {
     return 0;
 }
 
+/* Punctuation and symbols that say nothing on their own (ASCII aside):
+ * Latin-1 signs, general and supplemental punctuation, currency, arrows,
+ * mathematical and technical symbols, CJK and fullwidth punctuation, and the
+ * punctuation of the other scripts the segmenter knows. */
+static int is_mute_cp(uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0xBF) || cp == 0xD7 || cp == 0xF7 || (cp >= 0x300 && cp <= 0x36F) ||
+           cp == 0x37E || cp == 0x387 || (cp >= 0x55A && cp <= 0x55F) || cp == 0x589 || cp == 0x58A ||
+           cp == 0x5BE || cp == 0x5C0 || cp == 0x5C3 || cp == 0x5C6 || cp == 0x5F3 || cp == 0x5F4 ||
+           cp == 0x60C || cp == 0x61B || cp == 0x61F || (cp >= 0x66A && cp <= 0x66D) || cp == 0x6D4 ||
+           cp == 0x964 || cp == 0x965 || cp == 0xE4F || cp == 0xE5A || cp == 0xE5B ||
+           (cp >= 0x104A && cp <= 0x104F) || (cp >= 0x1360 && cp <= 0x1368) || (cp >= 0x2000 && cp <= 0x206F) ||
+           (cp >= 0x20A0 && cp <= 0x20FF) || (cp >= 0x2190 && cp <= 0x245F) || (cp >= 0x2500 && cp <= 0x2BFF) ||
+           (cp >= 0x2E00 && cp <= 0x2E7F) || (cp >= 0x3000 && cp <= 0x3004) || (cp >= 0x3008 && cp <= 0x3020) ||
+           cp == 0x3030 || cp == 0x303D || cp == 0x30FB || (cp >= 0xFE10 && cp <= 0xFE6F) ||
+           (cp >= 0xFF01 && cp <= 0xFF0F) || (cp >= 0xFF1A && cp <= 0xFF20) || (cp >= 0xFF3B && cp <= 0xFF40) ||
+           (cp >= 0xFF5B && cp <= 0xFF65) || (cp >= 0xFFE0 && cp <= 0xFFFF) || is_dropped_symbol(cp);
+}
+
+/* Has s a letter or digit of any script, i.e. something to say? */
+static int has_words(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cp = dec(s + i, n - i, &k);
+        if (cp < 0x80 ? isalnum((int)cp) : !is_mute_cp(cp)) return 1;
+        i += k;
+    }
+    return 0;
+}
+
 /* Every finished sentence passes here: short ones wait for the next. */
 static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, const char *lang,
                     uint64_t arrival) {
     if (n == 0) return;
+    /* A "sentence" of punctuation alone ("。" after an idle flush of Japanese
+     * text, "...", "(!)", "→", what is left of "🎉!") says nothing, and the
+     * translator turns it into invented words ("本気になって。"): dropped. */
+    if (kind == TEXT_SPEECH && !has_words(s, n)) return;
     if (kind != TEXT_SPEECH) {
         flush_held(ts);
         call(ts, s, n, kind, lang, arrival);

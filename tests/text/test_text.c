@@ -382,6 +382,31 @@ static void test_abbreviations_unmerged(void) {
     expect_nomerge("Ask Mr. Smith. He knows.", "Ask Mr. Smith. | He knows.");
 }
 
+/* A sentence with nothing but punctuation or symbols is not emitted: the
+ * translator invents words for it. Text between such pieces is kept. */
+static void test_punctuation_only(void) {
+    expect_nomerge("\xF0\x9F\x8E\x89!\n\n- \xE2\x86\x92 \xE2\x86\x90\n- ...\n\n\"?\"\n\n**\xE2\x80\x94**\n\n(!)\n\n"
+                   "\xC2\xBF?\n\n\xE2\x80\xA6\n\n:)\n\nStill here. Yes! \xE2\x82\xAC.\n\n\xE3\x80\x82\xE3\x80\x8D\n\n(42).",
+                   "Still here. | Yes! | (42).");
+    /* Japanese after an idle flush: the rest is a lone "。" */
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    static const char ja[] = "\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x81\xA7\xE3\x81\x99";
+    text_stream_feed(ts, ja, strlen(ja), 1000000000ull, NULL);
+    text_stream_tick(ts, 3000000000ull);
+    CHECK_EQ_INT(c->n, 1);
+    text_stream_feed(ts, "\xE3\x80\x82", 3, 4000000000ull, NULL);
+    text_stream_end(ts, 4000000000ull);
+    CHECK_EQ_INT(c->n, 1);
+    text_stream_free(ts);
+    free(c);
+    /* letters of any script count, symbols that are words too */
+    expect_nomerge("\xD9\x86\xD8\xB9\xD9\x85\xD8\x9F\n\n\xE2\x91\xA0\n\n\xE2\x84\x83\n\nx\xC2\xB2",
+                   "\xD9\x86\xD8\xB9\xD9\x85\xD8\x9F | \xE2\x91\xA0 | \xE2\x84\x83 | x\xC2\xB2");
+}
+
 static void test_no_split_inside_tokens(void) {
     expect("It costs 3.50 now. Version 2.0.1 is here. Edit config.json today. Visit example.com please.",
            "It costs 3.50 now. | Version 2.0.1 is here. | Edit config.json today. | Visit example.com please.");
@@ -883,6 +908,7 @@ int main(void) {
     TEST_RUN(test_script_sentence_ends);
     TEST_RUN(test_abbreviations_unmerged);
     TEST_RUN(test_no_split_inside_tokens);
+    TEST_RUN(test_punctuation_only);
     TEST_RUN(test_cjk);
     TEST_RUN(test_paragraphs);
     TEST_RUN(test_long_sentence);

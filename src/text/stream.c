@@ -428,9 +428,14 @@ static int ends_sentence(const text_stream *ts) {
     return !is_abbrev(s + w, n - w);
 }
 
-/* "etc." ends a sentence only when what follows does not continue it. */
+/* "etc." ends a sentence only when what follows does not continue it; so
+ * does a trailing ellipsis: "Wait... what happened?" and "It is slow… but
+ * it works." are one sentence each, "I see... Let me check." is two. */
 static int ends_etc(const text_stream *ts) {
     size_t n = ts->sent.len;
+    if ((n >= 3 && memcmp(ts->sent.p + n - 3, "\xE2\x80\xA6", 3) == 0) ||
+        (n >= 4 && memcmp(ts->sent.p + n - 3, "...", 3) == 0 && ts->sent.p[n - 4] != '.'))
+        return 1;
     if (n < 4 || (n > 4 && ts->sent.p[n - 5] != ' ' && ts->sent.p[n - 5] != '(' && ts->sent.p[n - 5] != ',')) return 0;
     const char *e = ts->sent.p + n - 4;
     return (e[0] | 32) == 'e' && (e[1] | 32) == 't' && (e[2] | 32) == 'c' && e[3] == '.';
@@ -439,7 +444,8 @@ static int ends_etc(const text_stream *ts) {
 static void seg_space(text_stream *ts) {
     if (ts->sent.len == 0 || ts->sent.p[ts->sent.len - 1] == ' ') return;
     if (!ts->cjk_end && ends_etc(ts)) {
-        /* "a, b, etc. and c" goes on, "a, b, etc. Next" does not: wait for the next character */
+        /* "a, b, etc. and c" goes on, "a, b, etc. Next" does not: wait for the next character
+         * (likewise "Wait... what" and "Wait... Then") */
         ts->etc_wait = 1;
         tb_put(ts, &ts->sent, " ", 1);
         ts->sent_chars++;

@@ -337,6 +337,10 @@ static void test_sentence_ends(void) {
     expect("He said \"stop it.\" Then he left. (It was late.) Next one.",
            "He said \"stop it.\" | Then he left. | (It was late.) | Next one.");
     expect("Wait for it... Then go\xE2\x80\xA6 And stop.", "Wait for it... | Then go\xE2\x80\xA6 And stop.");
+    /* an ellipsis before a lower-case word goes on */
+    expect_nomerge("Wait... what happened here? It is slow\xE2\x80\xA6 but it works. I see... Let me check.",
+                   "Wait... what happened here? | It is slow\xE2\x80\xA6 but it works. | I see... | Let me check.");
+    expect_nomerge("Loading...\n\nDone... \xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82", "Loading... | Done... | \xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82");
 }
 
 /* Arabic, Urdu, Hindi and other scripts' sentence ends (a space follows them

@@ -114,13 +114,19 @@ stts_status client_spool_drain(const char *spool_dir, client_spool_fn fn, void *
 /* Builds the request line {"v":1,"op":"hook","payload":P} from a hook
  * payload as read on stdin: P is the payload's bytes unchanged, except that
  * surrounding whitespace is trimmed and line breaks between tokens become
- * spaces (the request is one line). The payload must be one JSON object in
- * valid UTF-8, at most CLIENT_PAYLOAD_MAX bytes; otherwise STTS_ERR_FORMAT
+ * spaces (the request is one line), and an unpaired UTF-16 surrogate escape
+ * (\uD83D alone) becomes \ufffd. The payload must be one JSON object in
+ * valid UTF-8 (\u0000 allowed), at most CLIENT_PAYLOAD_MAX bytes; otherwise STTS_ERR_FORMAT
  * naming the line and column. *line is malloc'd (caller frees), without a
  * trailing newline. When event/event_cap are given, the payload's
  * hook_event_name is copied there ("" when absent). */
 stts_status client_hook_request(const char *payload, size_t n, char **line, size_t *len,
                                 char *event, size_t event_cap, stts_error *err);
+/* Rewrites in place, in JSON text s[0..n), each \u escape of an unpaired
+ * UTF-16 surrogate as \ufffd (the same length; jansson refuses them, and
+ * JavaScript's JSON.stringify writes them for a string holding half an
+ * emoji). Returns how many were rewritten. */
+size_t client_json_fix_surrogates(char *s, size_t n);
 
 /* ---- Claude Code settings ---------------------------------------------- */
 

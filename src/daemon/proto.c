@@ -75,7 +75,19 @@ stts_status daemon_request_parse(const char *line, size_t len, daemon_request *r
      * hook payload may hold integers beyond 64 bits (the hook client
      * forwards it byte for byte), so every number reads as a real and the
      * whole-number fields go through daemon_json_whole. */
-    req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
+    const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL;
+    req->root = json_loadb(line, len, flags, &je);
+    if (!req->root && strstr(je.text, "invalid Unicode")) {
+        /* An unpaired surrogate escape (half an emoji, as JavaScript writes
+         * it) in a hook payload from a client that did not repair it (an
+         * older one, its spool): \ufffd instead of losing the event. */
+        char *fixed = malloc(len ? len : 1);
+        if (fixed) {
+            memcpy(fixed, line, len);
+            if (client_json_fix_surrogates(fixed, len)) req->root = json_loadb(fixed, len, flags, &je);
+            free(fixed);
+        }
+    }
     if (!req->root)
         return stts_error_set(err, STTS_ERR_FORMAT, "request is not JSON (column %d: %s); send one JSON object per line",
                               je.column, je.text);

@@ -239,6 +239,23 @@ static void test_every_event(void) {
     stop_daemon();
 }
 
+/* Claude Code (JavaScript) writes a string's unpaired surrogate (half an
+ * emoji) as a \uD83D escape and NUL as \u0000; both were refused as "not
+ * JSON", and the event (a prompt's barge-in, a Stop's reply) was lost. The
+ * surrogate is forwarded as \ufffd, a pair and NUL as they are. */
+static void test_unpaired_surrogate_forwarded(void) {
+    start_daemon();
+    unlink(g_log);
+    check_forwarded("{" COMMON "\"hook_event_name\":\"UserPromptSubmit\",\"prompt\":\"cut \\uD83D and \\ud83d\\ude00 \\u0000\"}",
+                    "{" COMMON "\"hook_event_name\":\"UserPromptSubmit\",\"prompt\":\"cut \\ufffd and \\ud83d\\ude00 \\u0000\"}");
+    check_forwarded("{" COMMON "\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"Done \\udc00\"}",
+                    "{" COMMON "\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"Done \\ufffd\"}");
+    char *log = slurp(g_log);
+    CHECK_MSG(!log || !strstr(log, "not JSON"), "log: %s", log);
+    free(log);
+    stop_daemon();
+}
+
 static void test_refused_logged(void) {
     setenv("STTS_TEST_REPLY", "{\"v\":1,\"ok\":false,\"error\":\"payload has no session_id\"}\n", 1);
     start_daemon();
@@ -567,6 +584,7 @@ int main(int argc, char **argv) {
     setenv("STTS_TEST_RECORD", g_record, 1);
     TEST_RUN(test_every_event);
     TEST_RUN(test_refused_logged);
+    TEST_RUN(test_unpaired_surrogate_forwarded);
     TEST_RUN(test_hooks_off);
     TEST_RUN(test_hostile);
     TEST_RUN(test_stdin_edge);

@@ -470,6 +470,33 @@ static void test_stale_spooled_prompt(void) {
     daemon_hub_free(h);
 }
 
+/* JavaScript's JSON.stringify writes a string's unpaired surrogate (half an
+ * emoji in a prompt, a cut title) as a \uD83D escape, and NUL as \u0000:
+ * jansson refused the first, and the whole request was lost (a Stop's
+ * reply, a prompt's barge-in). The reader reads it as \ufffd; a pair and
+ * an escaped backslash before "u" stay as they are. */
+static void test_unpaired_surrogates(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(hook(h, "{\"session_id\":\"U\",\"hook_event_name\":\"UserPromptSubmit\",\"prompt\":\"a \\ud83d b \\u0000\"}",
+               &w) == STTS_OK);
+    CHECK_MSG(w && strcmp(w, "stopped") == 0, "prompt: %s", w ? w : "(null)");
+    CHECK(hook(h, "{\"session_id\":\"U\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"Smile \\ud83d\\ude00 done. Cut \\\\ud83d here \\udc00.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "U|STOP") == 1 && count(out, "U|stop-1|Smile done.\n") == 1 &&
+                  count(out, "Cut \\ud83d here") == 1, "%s", out);
+    /* Not JSON for other reasons: still refused, with the reason. */
+    daemon_request rq;
+    stts_error err;
+    stts_error_clear(&err);
+    const char *bad = "{\"v\":1,\"op\":\"ping\",\"x\":\"\\ud83d\\uZZZZ\"}";
+    CHECK(daemon_request_parse(bad, strlen(bad), &rq, &err) == STTS_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "not JSON") != NULL, "%s", err.msg);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -482,5 +509,6 @@ int main(void) {
     TEST_RUN(test_missing_batches);
     TEST_RUN(test_stop_twice_in_grace);
     TEST_RUN(test_stale_spooled_prompt);
+    TEST_RUN(test_unpaired_surrogates);
     return TEST_SUMMARY();
 }

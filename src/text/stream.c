@@ -116,7 +116,7 @@ struct text_stream {
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_words;
     int cred;             /* 1: the last word named a credential; 2: the next word is its value */
-    int bearer;           /* the last word was "Bearer": a token-like next word is its token */
+    int bearer;           /* the last word was "Bearer" (1) or "Basic" (2): a token-like next word is its token */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
@@ -611,6 +611,31 @@ static int looks_random(const char *s, size_t n) {
     return chars < 3 * runs;
 }
 
+/* HTTP Basic credentials: base64 (padded to a multiple of 4) of printable
+ * "user:password". "Basic authentication" does not decode to that. */
+static int is_basic_credentials(const char *s, size_t n) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (n < 8 || n % 4 != 0 || n > 1024) return 0;
+    size_t m = n;
+    while (m > n - 2 && s[m - 1] == '=') m--;
+    uint32_t acc = 0;
+    int bits = 0, colon = 0;
+    for (size_t i = 0; i < m; i++) {
+        const char *p = s[i] ? strchr(b64, s[i]) : NULL;
+        if (!p) return 0;
+        acc = (acc << 6) | (uint32_t)(p - b64);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            unsigned char ch = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+            if (ch < 0x20 || ch > 0x7E) return 0;
+            colon |= ch == ':';
+        }
+    }
+    return colon;
+}
+
 /* 1: the word is a secret on its own. */
 static int is_secret_token(const char *s, size_t n) {
     size_t pl;
@@ -624,6 +649,7 @@ static int is_secret_token(const char *s, size_t n) {
         {"sk_live_", "", 16}, {"rk_live_", "", 16}, {"sk_test_", "", 16},   /* Stripe */
         {"npm_", "", 30}, {"hf_", "", 30}, {"pypi-", "_-", 30},
         {"ya29.", "_-.", 20},      /* Google OAuth access tokens */
+        {"SG.", "_-.", 60},        /* SendGrid: SG.<22>.<43> (the dots kept it from the base64 rule) */
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
@@ -806,14 +832,16 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     ts->bearer = 0;
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
-    if (bearer && cl >= 16 && digits && span_of(c, cl, "-._~+/=")) {
-        ts->secret_pending = 1;   /* "Authorization: Bearer <token>" */
+    if ((bearer == 1 && cl >= 16 && digits && span_of(c, cl, "-._~+/=")) ||
+        (bearer == 2 && is_basic_credentials(c, cl))) {
+        ts->secret_pending = 1;   /* "Authorization: Bearer <token>", "Basic <base64 of user:password>" */
         unspace(ts);
         put_unquoted(ts, w, a, 1, 2);
         put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
+    if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
     if (cred == 2 && cl && !is_placeholder_value(c, cl) && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
@@ -843,6 +871,16 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         int vpass = 0;
         size_t vhl = url_host_with_creds(v, vl, &vh, &vpass);
         if (vhl && vpass) return put_cred_host(ts, w, n, a, b, c, nl, vq, vh, vhl);
+        /* a value that is a secret by its own format goes whatever the name
+         * (MY_VAR=sk-ant-..., AccountKey=<88 base64>): the '=' kept the word
+         * from the token rules */
+        if (vl && is_secret_token(v, vl)) {
+            ts->secret_pending = 1;
+            seg_put_str(ts, w, a);
+            seg_put_str(ts, c, nl);
+            put_unquoted(ts, w + b, n - b, 0, vq);
+            return 1;
+        }
         if (is_cred_name(c, nl, 0)) {
             if (vl == 0) { if (cl == nl + 1) ts->cred = 2; return 0; }
             if (!is_placeholder_value(v, vl)) {

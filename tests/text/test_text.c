@@ -774,6 +774,14 @@ static void test_secrets(void) {
                        "Send Bearer and the token works." SECRET);
     expect_every_split("The Bearer authentication scheme and a Bearer token-header-value-name here.",
                        "The Bearer authentication scheme and a Bearer token-header-value-name here.");
+    /* a secret-format value under any name, HTTP Basic credentials, SendGrid keys */
+    expect_every_split("Set MY_VAR=sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK and go.", "Set MY_VAR and go." SECRET);
+    expect_every_split("Azure AccountKey=lJzRc1YdHaAA2KCNJJ1tkYwF/+mKK6Ygw0NGe170Xu592euJv2wYUtBlV8z+qnlcNQSnIYVTkLWntUO1F8j8rQ== done.",
+                       "Azure AccountKey done." SECRET);
+    expect_every_split("Use Authorization: Basic YWRtaW46c3VwZXJzZWNyZXQ= for it.", "Use Authorization: Basic for it." SECRET);
+    expect_every_split("SendGrid 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 key.", "SendGrid key." SECRET);
+    expect_every_split("Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.",
+                       "Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.");
     /* PEM blocks, across lines (and every split point) */
     expect_every_split("Here it is:\n\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
                        "AAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACDm\n-----END OPENSSH PRIVATE KEY-----\n\nAfter the key.",

@@ -115,7 +115,7 @@ struct text_stream {
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_words;
-    int cred;             /* 1: the last word named a credential; 2: the next word is its value */
+    int cred;             /* 1: the last word named a credential; 2: the next word is its value; 3: likewise unless a flag */
     int bearer;           /* the last word was "Bearer" (1) or "Basic" (2): a token-like next word is its token */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
@@ -702,6 +702,19 @@ static int is_cred_name(const char *s, size_t n, int strict) {
     return 0;
 }
 
+/* "--password", "--api-key", "--client-secret", "--token": a flag whose
+ * name ends in a credential word takes the credential as its next word. */
+static int is_cred_flag(const char *s, size_t n) {
+    static const char *const ends[] = {"password", "passwd", "passphrase", "secret", "api-key", "api_key", "apikey",
+                                       "access-key", "private-key", "token", NULL};
+    if (n < 4 || s[0] != '-' || s[1] != '-') return 0;
+    for (int i = 0; ends[i]; i++) {
+        size_t l = strlen(ends[i]);
+        if (n - 2 >= l && starts_ci(s + n - l, l, ends[i])) return 1;
+    }
+    return 0;
+}
+
 /* A value that names no secret: "$VAR", "<your key>", "...", "xxxx", "${X}". */
 static int is_placeholder_value(const char *s, size_t n) {
     if (n == 0 || s[0] == '$' || s[0] == '<' || s[0] == '{' || s[0] == '.' || s[0] == '*') return 1;
@@ -842,7 +855,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
-    if (cred == 2 && cl && !is_placeholder_value(c, cl) && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) {
+    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-')) && cl &&
+        !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
         put_unquoted(ts, w + b, n - b, 0, 2);
@@ -899,6 +913,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int colon = b < n && memchr(w + b, ':', n - b) != NULL;
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
+    /* a command-line flag "--password hunter2", "--api-key KEY": the next
+     * word, unless it is another flag ("--password-stdin" names no value) */
+    if (ts->cred == 1 && b == n && is_cred_flag(c, cl)) ts->cred = 3;
     /* user:password@ in a URL of any scheme: the host is read */
     const char *host;
     int pass = 0;

@@ -782,6 +782,10 @@ static void test_secrets(void) {
     expect_every_split("SendGrid 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 key.", "SendGrid key." SECRET);
     expect_every_split("Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.",
                        "Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.");
+    /* the value of a credential flag */
+    expect_every_split("Use --password hunter2hunter2 or --api-key AbC123xyz789 here.", "Use --password or --api-key here." SECRET);
+    expect_every_split("Pipe it to --password-stdin and --token -v or --password $PW here.",
+                       "Pipe it to --password-stdin and --token -v or --password $PW here.");
     /* PEM blocks, across lines (and every split point) */
     expect_every_split("Here it is:\n\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
                        "AAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACDm\n-----END OPENSSH PRIVATE KEY-----\n\nAfter the key.",

@@ -69,7 +69,18 @@ typedef struct {
     size_t scanned;      /* bytes of buf known to hold no '\n' */
     uint64_t heard_ns;   /* accepted, or last bytes received */
     int served;          /* requests answered */
+    /* Replies not yet taken by the client's socket: sent as it reads them,
+     * never waited for (the poll loop serves every client and hook). */
+    char *out;
+    size_t out_len, out_cap;
+    uint64_t out_ns;     /* when out last shrank, or became non-empty */
+    int broken;          /* a reply could not be kept or sent: close it */
+    int held_lines;      /* requests left in buf while out was full: answered before more is read */
 } client;
+/* A client whose unsent replies pass this many bytes gets no more of its
+ * requests read until it takes them; one that takes none for
+ * CONN_QUIET_NS is closed. */
+enum { OUT_HIGH = 65536 };
 
 typedef struct {
     /* settings */
@@ -367,21 +378,53 @@ static int open_listener(server *sv, char *err, size_t cap) {
     return fd;
 }
 
-static void reply(client *c, char *line) {
-    if (!line) return;
-    size_t n = strlen(line), off = 0;
-    /* Replies are short; a client that does not read them is dropped. */
-    for (int tries = 0; off < n && tries < 100; tries++) {
-        ssize_t k = send(c->fd, line + off, n - off, MSG_NOSIGNAL);
+/* Sends what it can of c's pending replies, without waiting. */
+static void flush_out(client *c, uint64_t now) {
+    size_t off = 0;
+    while (off < c->out_len) {
+        ssize_t k = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) { off += (size_t)k; continue; }
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd p = {c->fd, POLLOUT, 0};
-            poll(&p, 1, 10);
-            continue;
-        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        c->broken = 1;   /* the client has gone */
         break;
     }
+    if (off) {
+        memmove(c->out, c->out + off, c->out_len - off);
+        c->out_len -= off;
+        c->out_ns = now;
+    }
+}
+
+/* Queues a reply line (taken) and sends what the socket takes now. It
+ * waited up to 1 s per reply for a client that did not read its replies,
+ * holding the poll loop: one such client sending many requests stalled
+ * every hook and control for minutes. */
+static void reply(client *c, char *line) {
+    if (!line) return;
+    size_t n = strlen(line);
+    uint64_t now = stts_now_ns();
+    if (c->out_len + n > c->out_cap) {
+        size_t nc = c->out_cap ? c->out_cap : 4096;
+        while (nc < c->out_len + n) nc *= 2;
+        char *g = realloc(c->out, nc);
+        if (!g) { c->broken = 1; free(line); return; }
+        c->out = g;
+        c->out_cap = nc;
+    }
+    if (!c->out_len) c->out_ns = now;
+    memcpy(c->out + c->out_len, line, n);
+    c->out_len += n;
     free(line);
+    flush_out(c, now);
+}
+
+/* A connection refused at once: its one reply, into an empty socket buffer. */
+static void reply_and_close(int fd, char *line) {
+    client tmp = {.fd = fd};
+    reply(&tmp, line);
+    free(tmp.out);
+    close(fd);
 }
 
 static json_t *status_json(server *sv) {
@@ -858,13 +901,18 @@ static int serve_main(int argc, char **argv) {
         struct pollfd pf[MAX_CLIENTS + 2];
         pf[0] = (struct pollfd){lfd, POLLIN, 0};
         pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
-        for (int k = 0; k < ncl; k++) pf[k + 2] = (struct pollfd){cl[k].fd, POLLIN, 0};
+        for (int k = 0; k < ncl; k++)   /* no more requests read while its replies pile up */
+            pf[k + 2] = (struct pollfd){cl[k].fd, (short)((cl[k].out_len < OUT_HIGH ? POLLIN : 0) |
+                                                          (cl[k].out_len ? POLLOUT : 0)), 0};
         uint64_t now = stts_now_ns();
         int timeout = 250;
         uint64_t dl = daemon_hub_deadline(sv.hub);
         if (dl) timeout = dl <= now ? 0 : (int)((dl - now) / 1000000 + 1) < timeout ? (int)((dl - now) / 1000000 + 1) : timeout;
         int waiting = 0;
-        for (int k = 0; k < ncl; k++) waiting |= cl[k].waiting_end != NULL;
+        for (int k = 0; k < ncl; k++) {
+            waiting |= cl[k].waiting_end != NULL;
+            if (cl[k].held_lines && cl[k].out_len < OUT_HIGH) timeout = 0;   /* its next requests, now */
+        }
         if (waiting && timeout > 20) timeout = 20;
         poll(pf, (nfds_t)ncl + 2, timeout);
         if (atomic_load(&sv.sig)) {
@@ -897,16 +945,12 @@ static int serve_main(int argc, char **argv) {
                 struct ucred uc;
                 socklen_t ul = sizeof uc;
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 || uc.uid != getuid()) {
-                    client tmp = {.fd = fd};
-                    reply(&tmp, daemon_reply_error("refused: the daemon serves its own user only"));
+                    reply_and_close(fd, daemon_reply_error("refused: the daemon serves its own user only"));
                     logf_(&sv, "refused a client of uid %d", ul == sizeof uc ? (int)uc.uid : -1);
-                    close(fd);
                     continue;
                 }
                 if (ncl == MAX_CLIENTS) {
-                    client tmp = {.fd = fd};
-                    reply(&tmp, daemon_reply_error("too many clients; try again"));
-                    close(fd);
+                    reply_and_close(fd, daemon_reply_error("too many clients; try again"));
                     continue;
                 }
                 cl[ncl++] = (client){.fd = fd, .heard_ns = now};
@@ -915,7 +959,8 @@ static int serve_main(int argc, char **argv) {
         for (int k = ncl - 1; k >= 0; k--) {
             client *c = &cl[k];
             int closed = 0;
-            if (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (c->out_len && (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
+            if (c->out_len < OUT_HIGH && !c->held_lines && (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR))) {
                 char buf[65536];
                 ssize_t n = recv(c->fd, buf, sizeof buf, 0);
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) closed = 1;
@@ -936,7 +981,7 @@ static int serve_main(int argc, char **argv) {
             }
             /* Every complete line gets its reply, in order. */
             size_t start = 0;
-            while (!closed && !c->waiting_end && c->buf) {
+            while (!closed && !c->waiting_end && c->buf && c->out_len < OUT_HIGH && !c->broken) {
                 /* A long line comes in many reads: search only the new bytes. */
                 size_t from = start + (start ? 0 : c->scanned);
                 char *nl_ = memchr(c->buf + from, '\n', c->len - from);
@@ -952,7 +997,13 @@ static int serve_main(int argc, char **argv) {
                 memmove(c->buf, c->buf + start, c->len - start);
                 c->len -= start;
             }
-            if (!closed && !c->waiting_end && (c->len > 0 || !c->served) && now > c->heard_ns &&
+            c->held_lines = !closed && c->out_len >= OUT_HIGH;
+            if (!closed && c->out_len && now > c->out_ns && now - c->out_ns > CONN_QUIET_NS) {
+                logf_(&sv, "a client took none of its replies (%zu bytes) for %llu s; connection closed", c->out_len,
+                      CONN_QUIET_NS / 1000000000ull);
+                closed = 1;
+            }
+            if (!closed && !c->out_len && !c->waiting_end && (c->len > 0 || !c->served) && now > c->heard_ns &&
                 now - c->heard_ns > CONN_QUIET_NS) {
                 char m[128];
                 snprintf(m, sizeof m, "nothing received for %llu s %s; connection closed",
@@ -973,6 +1024,7 @@ static int serve_main(int argc, char **argv) {
                 c->waiting_end = NULL;
                 reply(c, daemon_reply_ok(NULL));
             }
+            if (c->broken) closed = 1;
             if (closed) {
                 if (c->pipe_session) {
                     /* A pipe client gone without its `end` (killed, crashed):
@@ -987,6 +1039,7 @@ static int serve_main(int argc, char **argv) {
                 }
                 close(c->fd);
                 free(c->buf);
+                free(c->out);
                 free(c->waiting_end);
                 cl[k] = cl[--ncl];
             }
@@ -1024,7 +1077,13 @@ static int serve_main(int argc, char **argv) {
     app_close(sv.app, 1, NULL);
     app_sigwatch_stop(sw);
     app_signals_restore(&old);
-    for (int k = 0; k < ncl; k++) { close(cl[k].fd); free(cl[k].buf); free(cl[k].waiting_end); free(cl[k].pipe_session); }
+    for (int k = 0; k < ncl; k++) {
+        close(cl[k].fd);
+        free(cl[k].buf);
+        free(cl[k].out);
+        free(cl[k].waiting_end);
+        free(cl[k].pipe_session);
+    }
     pthread_mutex_lock(&sv.mu);
     daemon_queue_free(sv.pending, pend_free);
     sv.pending = NULL;

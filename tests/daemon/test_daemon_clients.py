@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""test_daemon_clients.py STREAM_TTS SOURCE_DIR SHARED_DIR - clients that
+misbehave on the socket never hold the daemon up for the others:
+ - a client that sends many requests and reads none of the replies: every
+   other client (a hook, ctl) is still answered at once; its requests are
+   read only as it takes their replies, and after 5 s without taking any it
+   is closed (log line). Each reply once waited up to 1 s for such a client,
+   holding the poll loop: hooks went unanswered for minutes;
+ - a client that pipelines thousands of requests and then reads: every one
+   gets its reply, in order, even after it closed its sending side."""
+import os, socket, sys, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Checks, Daemon, read, scratch, voice_or_skip, wait_for  # noqa: E402
+
+BIN, SRC, SHARED = sys.argv[1:4]
+VOICE = voice_or_skip(SHARED)
+check = Checks()
+tmp = scratch("stts-daemon-clients-")
+d = Daemon(BIN, VOICE, tmp, "clients", pace=False)
+
+# ---- 1. a client that never reads its replies ----------------------------------------------------
+deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+deaf.connect(d.sock)
+deaf.setblocking(False)
+burst = b'{"v":1,"op":"status"}\n' * 20000
+sent = 0
+try:
+    while sent < len(burst):
+        sent += deaf.send(burst[sent:sent + 65536])
+except BlockingIOError:
+    pass
+time.sleep(0.5)   # the daemon has read what it could and replied into a full socket
+worst = 0.0
+for i in range(5):
+    t = time.monotonic()
+    r = d.req({"v": 1, "op": "ping"})
+    worst = max(worst, time.monotonic() - t)
+    check(r and r["ok"], "ping %d answered: %r" % (i, r))
+t = time.monotonic()
+r = d.hook({"session_id": "S", "hook_event_name": "SessionStart", "source": "startup"})
+worst = max(worst, time.monotonic() - t)
+check(worst < 0.5, "other clients answered while one reads no replies (slowest %.3f s)" % worst)
+wait_for(lambda: "took none of its replies" in read(d.err), "the deaf client closed", deadline=30)
+deaf.close()
+
+# ---- 2. many requests pipelined, then read -------------------------------------------------------
+N = 30000
+c = d.conn()
+got = []
+
+
+def send_all():
+    c.sendall(b'{"v":1,"op":"ping"}\n' * N)
+    c.shutdown(socket.SHUT_WR)
+
+
+th = threading.Thread(target=send_all)
+th.start()
+buf = b""
+while True:
+    k = c.recv(1 << 16)
+    if not k:
+        break
+    buf += k
+th.join()
+c.close()
+check(buf.count(b"\n") == N and buf.count(b'"ok":true') == N, "%d replies of %d" % (buf.count(b"\n"), N))
+check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
+check(d.close() == 0, "serve exits 0 on SIGTERM")
+sys.exit(check.finish())

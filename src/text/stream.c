@@ -1561,6 +1561,25 @@ static int classify(text_stream *ts, int final) {
             if (!(ts->skip_para && b == n && final)) { ts->ls = LS_INLINE; ts->lk = LK_PARA; return 1; }
             ts->skip = SK_NONE;
         }
+        if (ts->in_fence == 2) {
+            /* display math: to a line ending in $$ (\]), or to a blank line,
+             * which ends it in markdown renderers (a stray opener costs at most
+             * its paragraph) */
+            if (!final) return 0;
+            size_t e = n, b = 0;
+            while (e > 0 && s[e - 1] == ' ') e--;
+            while (b < e && (s[b] == ' ' || s[b] == '>')) b++;
+            if (b == e) {
+                end_fence(ts);
+                continue;
+            }
+            int closed = e - b >= 2 && s[e - 2] == (ts->fence_ch == '$' ? '$' : '\\') &&
+                         s[e - 1] == (ts->fence_ch == '$' ? '$' : ']');
+            if (!closed || e - b > 2) ts->fence_lines++;
+            if (closed) end_fence(ts);
+            ts->ls = LS_DROP;
+            return 1;
+        }
         if (ts->in_fence) {
             if (!final) return 0;
             if (is_fence_close(ts, s, n)) end_fence(ts);
@@ -1674,6 +1693,34 @@ static int classify(text_stream *ts, int final) {
                 ts->in_list = 0;
                 ts->ls = LS_DROP;
                 return 1;
+            }
+        } else if ((c == '$' && (i + 1 == n || s[i + 1] == '$')) || (c == '\\' && (i + 1 == n || s[i + 1] == '['))) {
+            /* LaTeX display math, never read: a line that is "$$" or "\[" (then
+             * the lines to the closing "$$" or "\]"), or one that is a whole
+             * "$$ ... $$" / "\[ ... \]": "Math code, N lines, omitted." A line
+             * that only starts with "$$" ("$$ is the shell's PID") is prose;
+             * one with LaTeX right after the opener ("$$\\begin{aligned}")
+             * opens a block. */
+            if (i + 1 == n && !fin) return 0;
+            if (i + 1 < n) {
+                if (!final) return 0;
+                char cc = c == '$' ? '$' : ']';
+                size_t e = full;
+                while (e > i && s[e - 1] == ' ') e--;
+                int opens = e == i + 2;
+                for (size_t k = i + 2; k < e && !opens && k < i + 2 + LOOKAHEAD; k++) opens = s[k] && strchr("\\^{}", s[k]);
+                int whole = e >= i + 5 && s[e - 1] == cc && s[e - 2] == (c == '$' ? '$' : '\\');
+                if (opens || whole) {
+                    hard_break(ts);
+                    ts->in_fence = 2;
+                    ts->fence_ch = (char)c;
+                    ts->fence_lines = whole || e > i + 2;
+                    memcpy(ts->code_lang, "Math", 5);
+                    ts->in_list = 0;
+                    if (whole) end_fence(ts);
+                    ts->ls = LS_DROP;
+                    return 1;
+                }
             }
         } else if (c == '#') {
             size_t r = run_of(s, n, i, '#');

@@ -281,6 +281,18 @@ static void test_unfenced_json(void) {
            "The docs say so. | {x | x > 0} is a set. | 1, 2 is a list.");
 }
 
+/* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
+ * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
+static void test_display_math(void) {
+    expect_nomerge("The energy is:\n\n$$\nE = mc^2\n$$\n\nAnd the sum:\n\n\\[\n\\sum_{i=0}^{n} x_i\n\\]\n\n"
+                   "$$ a^2 + b^2 = c^2 $$\n\n$$ is the shell's PID.\n\n$$\nx\ny\n\nBack to prose.\n> $$\n> \\alpha\n> $$\n\nDone.",
+                   "The energy is: | {code}Math code, one line, omitted. | And the sum: | {code}Math code, one line, omitted. | "
+                   "{code}Math code, one line, omitted. | $$ is the shell's PID. | {code}Math code, 2 lines, omitted. | "
+                   "Back to prose. | {code}Math code, one line, omitted. | Done.");
+    expect_nomerge("$$\\begin{aligned}\na &= b \\\\\nc &= d\\end{aligned}$$\nAfter.",
+                   "{code}Math code, 3 lines, omitted. | After.");
+}
+
 static void test_tables(void) {
     expect("Before it.\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nAfter it.",
            "Before it. | {table}Table, 2 rows, omitted. | After it.");
@@ -916,6 +928,7 @@ int main(void) {
     TEST_RUN(test_fenced_code);
     TEST_RUN(test_indented_code);
     TEST_RUN(test_unfenced_json);
+    TEST_RUN(test_display_math);
     TEST_RUN(test_tables);
     TEST_RUN(test_tables_without_leading_pipes);
     TEST_RUN(test_notice_language);

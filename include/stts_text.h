@@ -90,6 +90,9 @@ uint64_t text_stream_invalid_bytes(const text_stream *ts);
  * Writes at most cap-1 bytes plus NUL (cut at a character boundary); returns
  * the length written. */
 size_t text_clean_short(const char *in, size_t n, char *out, size_t cap);
+/* The same; *secret (if not NULL) says whether a secret was left out (its
+ * notice is never part of the short text). */
+size_t text_clean_short_secret(const char *in, size_t n, char *out, size_t cap, int *secret);
 
 /* ---- Notice phrases, keyed by NLLB language code (English is the fallback) */
 typedef enum {

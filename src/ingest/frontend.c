@@ -12,6 +12,7 @@
 #define _GNU_SOURCE   /* memmem */
 #include "stts_ingest.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -437,6 +438,26 @@ static void basename_of(const char *path, char *out, size_t cap) {
     text_clean_short(b, l, out, cap);
 }
 
+/* A search pattern is read as written ("__init__", "*.ts", "\\w+" are no
+ * markdown), unless it holds a secret (a key being searched for was read out
+ * whole): then it is read cleaned, literally (its ASCII punctuation escaped),
+ * without the secret. */
+static void clean_pattern(const char *v, char *out, size_t cap) {
+    char esc[400];
+    size_t k = 0;
+    for (const char *c = v; *c && k + 2 < sizeof esc; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (u < 0x20) u = ' ';
+        if (u < 0x80 && u > ' ' && !isalnum(u)) esc[k++] = '\\';
+        esc[k++] = (char)u;
+    }
+    int secret = 0;
+    text_clean_short_secret(esc, k, out, cap, &secret);
+    if (secret) return;
+    snprintf(out, cap, "%s", v);
+    for (char *c = out; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+}
+
 /* A tool call as a short sentence built from its name and input. */
 static void announce_tool(ingest_frontend *fe, source *s, const char *name, const json_t *input) {
     char arg[200] = "";
@@ -465,14 +486,12 @@ static void announce_tool(ingest_frontend *fe, source *s, const char *name, cons
         basename_of(v, arg, sizeof arg);
         id = TEXT_PH_TOOL_WRITE;
     } else if (strcmp(name, "Grep") == 0 && (v = jstr(input, "pattern"))) {
-        snprintf(arg, sizeof arg, "%s", v);
-        for (char *c = arg; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+        clean_pattern(v, arg, sizeof arg);
         id = TEXT_PH_TOOL_GREP;
     } else if (strcmp(name, "Glob") == 0 && (v = jstr(input, "pattern"))) {
         const char *b = v;
         while (strncmp(b, "**/", 3) == 0) b += 3;
-        snprintf(arg, sizeof arg, "%s", b);
-        for (char *c = arg; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
+        clean_pattern(b, arg, sizeof arg);
         id = TEXT_PH_TOOL_GLOB;
     } else if (strcmp(name, "LS") == 0 && (v = jstr(input, "path"))) {
         basename_of(v, arg, sizeof arg);

@@ -1697,19 +1697,20 @@ static int classify(text_stream *ts, int final) {
         } else if ((c == '$' && (i + 1 == n || s[i + 1] == '$')) || (c == '\\' && (i + 1 == n || s[i + 1] == '['))) {
             /* LaTeX display math, never read: a line that is "$$" or "\[" (then
              * the lines to the closing "$$" or "\]"), or one that is a whole
-             * "$$ ... $$" / "\[ ... \]": "Math code, N lines, omitted." A line
-             * that only starts with "$$" ("$$ is the shell's PID") is prose;
-             * one with LaTeX right after the opener ("$$\\begin{aligned}")
-             * opens a block. */
+             * "$$ ... $$": "Math code, N lines, omitted." A line that only
+             * starts with "$$" ("$$ is the shell's PID") is prose; one with
+             * LaTeX right after the opener ("$$\begin{aligned}") opens a block.
+             * "\[" only on a line of its own: "\[x\]" is also an escaped
+             * bracket (--input-format text escapes every one). */
             if (i + 1 == n && !fin) return 0;
             if (i + 1 < n) {
                 if (!final) return 0;
-                char cc = c == '$' ? '$' : ']';
                 size_t e = full;
                 while (e > i && s[e - 1] == ' ') e--;
                 int opens = e == i + 2;
-                for (size_t k = i + 2; k < e && !opens && k < i + 2 + LOOKAHEAD; k++) opens = s[k] && strchr("\\^{}", s[k]);
-                int whole = e >= i + 5 && s[e - 1] == cc && s[e - 2] == (c == '$' ? '$' : '\\');
+                for (size_t k = i + 2; c == '$' && k < e && !opens && k < i + 2 + LOOKAHEAD; k++)
+                    opens = s[k] && strchr("\\^{}", s[k]);
+                int whole = c == '$' && e >= i + 5 && s[e - 1] == '$' && s[e - 2] == '$';
                 if (opens || whole) {
                     hard_break(ts);
                     ts->in_fence = 2;
@@ -2057,10 +2058,14 @@ uint64_t text_stream_invalid_bytes(const text_stream *ts) { return ts->invalid_b
 typedef struct {
     char *out;
     size_t cap, len;
+    int secret;
 } short_ctx;
 
 static void short_cb(void *user, const text_sentence *s) {
     short_ctx *c = user;
+    /* The secret is already left out; its notice inside a short text (a
+     * tool's command) read as part of the command, or was cut to "Secret". */
+    if (s->kind == TEXT_NOTICE_SECRET) { c->secret = 1; return; }
     if (c->len && c->len + 1 < c->cap) c->out[c->len++] = ' ';
     size_t room = c->cap - 1 - c->len, n = s->len;
     if (n > room) {
@@ -2073,13 +2078,18 @@ static void short_cb(void *user, const text_sentence *s) {
 }
 
 size_t text_clean_short(const char *in, size_t n, char *out, size_t cap) {
+    return text_clean_short_secret(in, n, out, cap, NULL);
+}
+
+size_t text_clean_short_secret(const char *in, size_t n, char *out, size_t cap, int *secret) {
+    if (secret) *secret = 0;
     if (cap == 0) return 0;
     out[0] = '\0';
     text_params p;
     text_default_params(&p);
     p.max_sentence_chars = 0;
     p.merge_short_chars = 0;
-    short_ctx c = {out, cap, 0};
+    short_ctx c = {out, cap, 0, 0};
     text_stream *ts;
     if (text_stream_new(&p, short_cb, &c, &ts, NULL) != STTS_OK) return 0;
     /* one line: newlines would make list items and headings out of a command */
@@ -2089,5 +2099,6 @@ size_t text_clean_short(const char *in, size_t n, char *out, size_t cap) {
     }
     text_stream_end(ts, 0);
     text_stream_free(ts);
+    if (secret) *secret = c.secret;
     return c.len;
 }

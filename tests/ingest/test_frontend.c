@@ -333,6 +333,18 @@ static void test_tools(void) {
                          L2[2], L2[3], BSTOP(0), NULL};
     run_p(&p, L2c, &c);
     EXPECT(&c, "{tool}Running: ls -la.");
+    /* a key in a command or a search pattern is never read; the secret notice
+     * is not glued into the announcement (nor cut to "Secret" by its 8 words);
+     * patterns are otherwise read as written */
+    const char *L4[] = {TOOL("s1", "Bash", "{\"command\":\"mysql -u root --password hunter2hunter2 -e \\\"select 1\\\"\"}"),
+                        TOOL("s2", "Grep", "{\"pattern\":\"sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK\"}"),
+                        TOOL("s3", "Grep", "{\"pattern\":\"API_KEY=sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK\"}"),
+                        TOOL("s4", "Grep", "{\"pattern\":\"def __init__\\\\(self\"}"),
+                        TOOL("s5", "Glob", "{\"pattern\":\"src/**/*_test.go\"}"), NULL};
+    run_p(&p, L4, &c);
+    EXPECT(&c, "{tool}Running: mysql -u root --password -e \"select 1\". | {tool}Using the Grep tool. | "
+               "{tool}Searching for API_KEY. | {tool}Searching for def __init__\\(self. | "
+               "{tool}Looking for files matching src/**/*_test.go.");
     /* Japanese notices */
     p.text.notice_lang = "jpn_Jpan";
     const char *L3[] = {TOOL("k", "Edit", "{\"file_path\":\"/a/b/README.md\"}"), NULL};

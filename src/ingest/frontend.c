@@ -805,6 +805,7 @@ static int is_prompt_obj(const json_t *root) {
     const json_t *msg = json_object_get(root, "message");
     const json_t *c = json_is_object(msg) ? json_object_get(msg, "content") : NULL;
     const char *text = NULL;
+    int attached = 0;
     if (json_is_string(c)) text = json_string_value(c);
     else if (json_is_array(c)) {
         size_t i;
@@ -813,9 +814,12 @@ static int is_prompt_obj(const json_t *root) {
             const char *bt = jstr(b, "type");
             if (bt && strcmp(bt, "tool_result") == 0) return 0;
             if (bt && strcmp(bt, "text") == 0 && !text) text = jstr(b, "text");
+            /* a pasted screenshot or file sent without words is a prompt too
+             * (else the turn before it was said again as part of this one) */
+            if (bt && (strcmp(bt, "image") == 0 || strcmp(bt, "document") == 0)) attached = 1;
         }
     }
-    if (!text) return 0;
+    if (!text) return attached;
     return strncmp(text, "[Request interrupted", 20) != 0 && strncmp(text, "<local-command-stdout>", 22) != 0;
 }
 

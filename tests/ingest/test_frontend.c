@@ -594,6 +594,16 @@ static void test_transcript_last_turn(void) {
     CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
     EXPECT(&c, "New answer.");
     ingest_frontend_free(fe);
+    /* a prompt that is only a pasted image starts the last turn too */
+    write_file(path, TU("first prompt") TA("a1", "Old answer.")
+                     "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":"
+                     "{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"iVBORw0KGgo=\"}}]},\"uuid\":\"x\"}\n"
+                     TA("a2", "The screenshot shows an error."));
+    memset(&c, 0, sizeof c);
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "The screenshot shows an error.");
+    ingest_frontend_free(fe);
     CHECK(ingest_transcript_last_turn(fe = NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
     CHECK(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
     unlink(path);

@@ -52,6 +52,20 @@
 
 static double now_ms(void) { return (double)stts_now_ns() / 1e6; }
 
+/* This process's anonymous memory in transparent huge pages, MB (Linux:
+ * /proc/self/smaps_rollup; -1 elsewhere): whether the weights streamed per
+ * step sit in 2 MB pages (the probe's 1 GiB buffer is counted too). */
+static double anon_huge_mb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "AnonHugePages: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
 /* ---------------- read-bandwidth probe ----------------
  * At least as good at reading memory as the engine, so that no engine run
  * can beat its "floor": a persistent pool of threads started before any
@@ -591,18 +605,18 @@ int main(int argc, char **argv) {
                        "\"gpu_mem_bytes\":%zu,\"gpu_context_bytes\":%zu,\"gpu_model_bytes\":%zu,"
                        "\"gpu_session8_bytes\":%zu,\"macs_per_step\":%.0f,\"compute_gmacs_step\":%.2f,"
                        "\"compute_floor_ms_per_step\":%.3f,\"encode_macs\":%.0f,\"compute_gmacs_encode\":%.2f,"
-                       "\"encode_compute_floor_ms\":%.2f,\"sentence_floor_ms\":%.2f}\n",
+                       "\"encode_compute_floor_ms\":%.2f,\"sentence_floor_ms\":%.2f,\"anon_huge_mb\":%.0f}\n",
                        wn, sl_rows, k ? "beam4" : "greedy", res[k].sentence_ms, res[k].step_ms, res[k].encode_ms,
                        step_b, floor_step, bw_best, bw_first, bw_after, res[k].step_ms / floor_step, enc_b,
                        floor_enc, threads, steps, src_len, nllb_model_backend(m), la[0], gpu ? "cuda" : "cpu", gmem,
                        gmem_ctx, gmem_model - gmem_ctx, gmem8 > gmem_model ? gmem8 - gmem_model : 0,
-                       (k ? 4 : 1) * row_macs, gm[k], cfloor_step[k], enc_macs, gm[2], cfloor_enc, sfloor[k]);
+                       (k ? 4 : 1) * row_macs, gm[k], cfloor_step[k], enc_macs, gm[2], cfloor_enc, sfloor[k], anon_huge_mb());
             } else {
                 if (k == 0)
                     printf("  %s weights (%s, built in %.0f ms): %.1f MB held; a decode step reads %.1f MB (%.1f MB "
-                           "with the full LM head), encode %.1f MB\n",
+                           "with the full LM head), encode %.1f MB; anonymous memory in huge pages: %.0f MB\n",
                            wn, nllb_model_backend(m), build_ms, nllb_model_weight_bytes(m) / 1e6, step_b / 1e6,
-                           full_b / 1e6, enc_b / 1e6);
+                           full_b / 1e6, enc_b / 1e6, anon_huge_mb());
                 if (k == 0 && gpu)
                     printf("    GPU memory in use: %.1f MB (context %.1f MB, + model %.1f MB; with a session of 8 "
                            "sentences x 200 positions: %.1f MB in all, its KV caches and buffers %.1f MB)\n",

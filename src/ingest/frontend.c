@@ -216,7 +216,7 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
  * lowercased and every other byte of UTF-8 text kept; punctuation, markup
  * and white space dropped, so "**Done.**\n" and "Done" compare equal. With
  * bounds, the sentence boundaries are recorded too: after . ! ? a line break
- * and the other scripts' sentence ends (… 。！？ ؟ ۔ । ॥). */
+ * and the other scripts' sentence ends (… 。！？． ؟ ۔ । ॥). */
 static void spoken_bound(ingest_frontend *fe) {
     uint32_t pos = (uint32_t)fe->spoken.len;
     if (fe->nbounds && fe->bounds[fe->nbounds - 1] == pos) return;
@@ -232,7 +232,7 @@ static void spoken_bound(ingest_frontend *fe) {
 
 static size_t term_len(const unsigned char *t, size_t n) {
     static const char *const terms[] = {"\xE2\x80\xA6", "\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F", "\xD8\x9F",
-                                        "\xDB\x94", "\xE0\xA5\xA4", "\xE0\xA5\xA5", NULL};
+                                        "\xDB\x94", "\xE0\xA5\xA4", "\xE0\xA5\xA5", "\xEF\xBC\x8E", NULL};
     for (int i = 0; terms[i]; i++) {
         size_t l = strlen(terms[i]);
         if (n >= l && memcmp(t, terms[i], l) == 0) return l;
@@ -285,7 +285,7 @@ static int ends_mid_sentence(const char *t, size_t n) {
     while (n && strchr("*_`)]\"'", t[n - 1])) n--;
     if (!n || t[n - 1] == '\n' || t[n - 1] == '\r' || strchr(".!?:;", t[n - 1])) return 0;
     const unsigned char *u = (const unsigned char *)t;
-    if ((n >= 3 && term_len(u + n - 3, 3) == 3) || (n >= 2 && term_len(u + n - 2, 2) == 2)) return 0;   /* 。！？… */
+    if ((n >= 3 && term_len(u + n - 3, 3) == 3) || (n >= 2 && term_len(u + n - 2, 2) == 2)) return 0;   /* 。！？．… */
     return 1;
 }
 

@@ -158,16 +158,20 @@ static int is_nospace_script(uint32_t cp) {
     return (cp >= 0x2E80 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
            (cp >= 0xFF00 && cp <= 0xFFEF) || (cp >= 0x20000 && cp <= 0x3FFFF);
 }
-static int is_cjk_term(uint32_t cp) { return cp == 0x3002 || cp == 0xFF01 || cp == 0xFF1F || cp == 0xFF61; }
+/* 。！？｡ and the fullwidth full stop ． (Japanese technical writing: "です．") */
+static int is_cjk_term(uint32_t cp) {
+    return cp == 0x3002 || cp == 0xFF01 || cp == 0xFF1F || cp == 0xFF61 || cp == 0xFF0E;
+}
 /* Sentence ends of other scripts that, like '.', need a following space:
  * Arabic/Urdu question mark and full stop, Devanagari danda and double danda,
  * Greek question mark, Armenian full stop, Ethiopic full stop and question
- * mark, Myanmar full stop, and the doubled marks !! ?? ?! !?. The Arabic
+ * mark, Myanmar full stop, Khmer khan and bariyoosan, Tibetan shad and
+ * nyis shad, and the doubled marks !! ?? ?! !?. The Arabic
  * semicolon U+061B and comma U+060C are clause marks, not ends. */
 static int is_script_term(uint32_t cp) {
     return cp == 0x061F || cp == 0x06D4 || cp == 0x0964 || cp == 0x0965 || cp == 0x037E || cp == 0x0589 ||
            cp == 0x1362 || cp == 0x1367 || cp == 0x104B || cp == 0x203C || cp == 0x2047 || cp == 0x2048 ||
-           cp == 0x2049;
+           cp == 0x2049 || cp == 0x17D4 || cp == 0x17D5 || cp == 0x0F0D || cp == 0x0F0E;   /* Khmer, Tibetan */
 }
 /* The last code point of s[0, n) and where it starts. */
 static uint32_t last_cp(const char *s, size_t n, size_t *start) {
@@ -228,7 +232,8 @@ static int ends_terminal(const char *s, size_t n) {
     if (n >= 3) {
         const char *t = s + n - 3;
         return memcmp(t, "\xE3\x80\x82", 3) == 0 || memcmp(t, "\xEF\xBC\x81", 3) == 0 ||
-               memcmp(t, "\xEF\xBC\x9F", 3) == 0 || memcmp(t, "\xE2\x80\xA6", 3) == 0;
+               memcmp(t, "\xEF\xBC\x9F", 3) == 0 || memcmp(t, "\xE2\x80\xA6", 3) == 0 ||
+               memcmp(t, "\xEF\xBC\x8E", 3) == 0;
     }
     return 0;
 }
@@ -467,7 +472,12 @@ static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
             emit_sentence(ts);
     }
     if (ts->cjk_end) {
-        if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
+        /* "３．１４": a fullwidth decimal point, not a full stop */
+        size_t pst;
+        int decimal = (isdigit((int)cp) || (cp >= 0xFF10 && cp <= 0xFF19)) && ts->sent.len >= 3 &&
+                      last_cp(ts->sent.p, ts->sent.len, &pst) == 0xFF0E;
+        if (decimal) ts->cjk_end = 0;
+        else if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
     } else if (is_nospace_script(cp) && ts->sent.len &&
                (ts->sent.p[ts->sent.len - 1] == '!' || ts->sent.p[ts->sent.len - 1] == '?')) {
         emit_sentence(ts);   /* "完了!次" : ASCII terminator inside CJK text */

@@ -366,6 +366,9 @@ static void test_script_sentence_ends(void) {
                    "मैंने फ़ाइल बदल दी है। | क्या अब परीक्षण चलाऊँ? | सब ठीक है॥ | आगे बढ़ें");
     /* Greek question mark U+037E, double exclamation U+203C */
     expect_nomerge("Τι κάνεις\xCD\xBE Καλά. Really\xE2\x80\xBC Next.", "Τι κάνεις\xCD\xBE | Καλά. | Really\xE2\x80\xBC | Next.");
+    /* Khmer khan, Tibetan shad */
+    expect_nomerge("ខ្ញុំបានកែឯកសារ។ សូមដំណើរការតេស្ត។", "ខ្ញុំបានកែឯកសារ។ | សូមដំណើរការតេស្ត។");
+    expect_nomerge("ང་ཚོས་ཡིག་ཆ་བཟོ་བཅོས་བྱས། ད་ལྟ་ཚོད་ལྟ་བྱེད།", "ང་ཚོས་ཡིག་ཆ་བཟོ་བཅོས་བྱས། | ད་ལྟ་ཚོད་ལྟ་བྱེད།");
     /* short ones are held and merged like "OK." */
     expect("نعم؟ سأبدأ الآن بتشغيل الاختبارات.", "نعم؟ سأبدأ الآن بتشغيل الاختبارات.");
 }
@@ -439,6 +442,8 @@ static void test_cjk(void) {
     /* short Japanese sentence merges without a space */
     expect("\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82",
            "\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+    /* the fullwidth full stop of Japanese technical writing; not in "３．１４" */
+    expect_nomerge("これは試験です．次の文です．円周率は３．１４です．", "これは試験です． | 次の文です． | 円周率は３．１４です．");
     /* an ASCII '!' inside Japanese text */
     expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86!\xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82", "\xE5\xAE\x8C\xE4\xBA\x86! | \xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82");
 }

@@ -45,12 +45,13 @@ enum { LS_START, LS_INLINE, LS_DROP };
  * with the text block, and one that opened mid-line (inline HTML rather than
  * an HTML block) also at a blank line, so a stray "<!--" in prose costs at
  * most its paragraph. */
-enum { SK_NONE, SK_SYSREM, SK_COMMENT, SK_SCRIPT, SK_STYLE };
+enum { SK_NONE, SK_SYSREM, SK_COMMENT, SK_SCRIPT, SK_STYLE, SK_PRE };
 static const struct {
     const char *close;
     size_t len;
     int consume;          /* 0: the close is a tag, left for the tag rule */
-} skip_close[] = {{"", 0, 0}, {"</system-reminder>", 18, 1}, {"-->", 3, 1}, {"</script", 8, 0}, {"</style", 7, 0}};
+} skip_close[] = {{"", 0, 0}, {"</system-reminder>", 18, 1}, {"-->", 3, 1}, {"</script", 8, 0}, {"</style", 7, 0},
+                  {"</pre", 5, 0}};
 enum { LK_PARA, LK_HEADING, LK_ITEM };
 
 struct text_stream {
@@ -97,6 +98,7 @@ struct text_stream {
     uint64_t pipe_gen0;
     long table_rows;
     int skip;             /* SK_*: inside an element whose contents are dropped to its end */
+    long pre_lines;       /* SK_PRE: line ends inside the <pre> element */
     int skip_para;        /* it opened mid-line (inline HTML): a blank line ends it too */
     size_t inline0;       /* where this line's inline text starts (an HTML block opens there) */
     int in_quote, line_quote;   /* the previous / this line is in a blockquote */
@@ -1096,6 +1098,15 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start) {
         ts->skip_para = !at_start;
         return 1;
     }
+    if (!closing && t[n - 1] != '/' && nl == 3 && starts_ci(t + ns, nl, "pre")) {
+        /* preformatted text is code or program output, like a fence: its
+         * notice comes at </pre> (it was read out as prose) */
+        put_cp(ts, " ", 1, ' ');
+        ts->skip = SK_PRE;
+        ts->skip_para = !at_start;
+        ts->pre_lines = 0;
+        return 1;
+    }
     static const char *const blocks[] = {"br", "p", "div", "li", "tr", "td", "th", "hr", "ul", "ol",
                                           "h1", "h2", "h3", "h4", "h5", "h6", "table", "details",
                                           "summary", "blockquote", "pre", NULL};
@@ -1158,6 +1169,9 @@ static int entity(text_stream *ts, const char *e, size_t n) {
 /* A longer line is never held as a table header. */
 #define PIPE_MAX 4096
 
+static void notice(text_stream *ts, text_kind kind, text_phrase_id many, text_phrase_id one,
+                   text_phrase_id lang_many, text_phrase_id lang_one, const char *a, long n);
+
 static void inline_run(text_stream *ts, int final) {
     const char *s = ts->line.p;
     size_t n = ts->line.len, i = ts->off;
@@ -1173,6 +1187,12 @@ static void inline_run(text_stream *ts, int final) {
             const char *f = find_ci(s + i, n - i, cl, cll);
             if (f) {
                 i = (size_t)(f - s) + (skip_close[ts->skip].consume ? cll : 0);
+                if (ts->skip == SK_PRE) {
+                    long lines = ts->pre_lines > 1 ? ts->pre_lines - 1 : 1;   /* "<pre>\n" a\n b\n "</pre>" */
+                    ts->skip = SK_NONE;
+                    notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_N, TEXT_PH_CODE_1, NULL,
+                           lines);
+                }
                 ts->skip = SK_NONE;
                 continue;
             }
@@ -1849,6 +1869,7 @@ static void line_end(text_stream *ts) {
         ts->pipe_hold = 0;
         ts->pipe_wait = 1;
     } else if (ts->ls == LS_INLINE) {
+        if (ts->skip == SK_PRE) ts->pre_lines++;
         ts->code_ticks = 0;
         ts->url_depth = 0;
         word_end(ts);

@@ -166,6 +166,9 @@ static void test_html_comments_script_style(void) {
     expect_nomerge("<style>\nbody { color: red; }\n\np { margin: 0; }\n</style>\nStyled.", "Styled.");
     expect_nomerge("A <SCRIPT type=\"x\">var a = 1 > 0;</Script > b <script src=\"x.js\"/> c.", "A b c.");
     expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a | Then reload.");
+    /* <pre> is code or output: a notice, like a fence */
+    expect_nomerge("Here is the output:\n\n<pre>\nint main() { return 0; }\nexit 1\n</pre>\n\nAnd <PRE class=\"x\"><code>x = 1</code></pre> inline.",
+                   "Here is the output: | {code}Code block, 2 lines, omitted. | And | {code}Code block, one line, omitted. | inline.");
     /* a long comment fed in small pieces: bounded, nothing leaks */
     size_t n = 1 << 20;
     char *md = malloc(n + 64);

@@ -75,9 +75,7 @@ stts_status client_hook_request(const char *payload, size_t n, char **line, size
     char *out = malloc(hl + n + 2);
     if (!out) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for a %zu-byte hook payload", n);
     memcpy(out, head, hl);
-    /* In valid JSON a raw CR or LF can only be whitespace between tokens
-     * (strings must escape them), so a space keeps the value unchanged. */
-    for (size_t i = 0; i < n; i++) out[hl + i] = (payload[i] == '\n' || payload[i] == '\r') ? ' ' : payload[i];
+    memcpy(out + hl, payload, n);
     out[hl + n] = '}';
     out[hl + n + 1] = '\0';
     /* Claude Code is JavaScript: JSON.stringify writes a string's unpaired
@@ -107,6 +105,10 @@ stts_status client_hook_request(const char *payload, size_t n, char **line, size
         }
     }
     json_decref(root);
+    /* In valid JSON a raw CR or LF can only be whitespace between tokens
+     * (strings must escape them), so a space keeps the value unchanged. */
+    for (size_t i = hl; i < hl + n; i++)
+        if (out[i] == '\n' || out[i] == '\r') out[i] = ' ';
     *line = out;
     *len = hl + n + 1;
     return STTS_OK;

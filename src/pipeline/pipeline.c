@@ -1170,6 +1170,17 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "pipeline: gap_ms must be a number from 0 to 60000 (ms of silence between sentences), got %g",
                               p->gap_ms);
+    /* The two other durations: an infinite or huge one overflowed the audio
+     * queue's byte limit (a double too large for uint64_t: undefined), a NaN
+     * lag was silently "off". 0 keeps each one's default meaning (no lag
+     * limit; 60 s of queued audio); the range is --max-lag's. */
+    if (p && !(p->max_lag_s >= 0 && p->max_lag_s <= 86400))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "pipeline: max_lag_s must be a number from 0 (off) to 86400 seconds, got %g", p->max_lag_s);
+    if (p && !(p->audio_queue_s >= 0 && p->audio_queue_s <= 86400))
+        return stts_error_set(err, STTS_ERR_INVALID_ARG,
+                              "pipeline: audio_queue_s must be a number from 0 (the default, 60) to 86400 seconds, got %g",
+                              p->audio_queue_s);
     if (!p || !p->synth || !p->sink)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "pipeline: a synthesizer and an audio sink are required");
     if (p->translate && !p->model && !p->translate_fn)

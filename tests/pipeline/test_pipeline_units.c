@@ -155,7 +155,7 @@ static void hit_max_uses_model_eos(void) {
     nllb_model_free(m);
 }
 
-/* pipeline_start refuses a gap that is NaN, infinite or negative with a clear
+/* pipeline_start refuses a gap (and a lag limit or audio queue length) that is NaN, infinite or negative with a clear
  * error, before it looks at anything else (the CLI checks --gap-ms; a
  * library caller did not get that check and a NaN gap wrote silence forever). */
 static void gap_checked(void) {
@@ -170,6 +170,20 @@ static void gap_checked(void) {
         CHECK(pl == NULL);
         CHECK_MSG(strstr(e.msg, "gap_ms") != NULL, "gap %g: %s", bad[i], e.msg);
     }
+    /* the lag limit and the audio queue's length the same way: infinity
+     * overflowed the queue's byte limit, NaN turned the lag limit off */
+    for (int which = 0; which < 2; which++)
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            pipeline_params p;
+            pipeline_default_params(&p);
+            if (which) p.audio_queue_s = bad[i];
+            else p.max_lag_s = bad[i];
+            pipeline *pl = NULL;
+            stts_error e = {0};
+            CHECK_EQ_INT(pipeline_start(&p, &pl, &e), STTS_ERR_INVALID_ARG);
+            CHECK(pl == NULL);
+            CHECK_MSG(strstr(e.msg, which ? "audio_queue_s" : "max_lag_s") != NULL, "%g: %s", bad[i], e.msg);
+        }
     /* a valid gap passes that check (and fails on the missing voice) */
     pipeline_params p;
     pipeline_default_params(&p);

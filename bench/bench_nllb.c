@@ -14,7 +14,11 @@
  *
  *   bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] [--reps N]
  *              [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] [--json]
- * --shortlist-rows 0: the full vocabulary. --json: one object per line per
+ * --shortlist-rows 0: the full vocabulary; a comma-separated list gives one
+ * value per --weights entry (--weights f32,int8 --shortlist-rows 0,32000: f32
+ * with the full LM head beside int8 with 32000 rows, the issue's ratio in one
+ * run; the text output then prints each format's greedy time over the first
+ * format's). --json: one object per line per
  * weight format and search mode (keys weights, shortlist_rows, search,
  * ms_per_sentence, ms_per_step, encode_ms, bytes_per_step,
  * floor_ms_per_step, probe_gbps, ...). On the GPU (--device cuda, or auto
@@ -407,7 +411,7 @@ static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps,
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] "
+    fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N[,...]] [--threads N] "
                     "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] "
                     "[--json]\n");
 }
@@ -415,7 +419,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     int threads = 0, reps = 3, steps = 24, src_len = 20, sl_rows = 0, json = 0, device = NLLB_DEVICE_AUTO;
     nllb_simd simd = NLLB_SIMD_AUTO;
-    char wlist[128] = "f32";
+    char wlist[128] = "f32", sllist[128] = "0";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
@@ -436,7 +440,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--src-len")) {
             if (bench_int_flag("bench_nllb", a, v, 2, 1024, &src_len)) return 2;
         } else if (!strcmp(a, "--shortlist-rows")) {
-            if (bench_int_flag("bench_nllb", a, v, 0, 1 << 30, &sl_rows)) return 2;
+            snprintf(sllist, sizeof sllist, "%s", v); /* one value, or one per --weights entry */
         }
         else if (!strcmp(a, "--weights")) snprintf(wlist, sizeof wlist, "%s", v);
         else if (!strcmp(a, "--device")) {
@@ -459,9 +463,17 @@ int main(int argc, char **argv) {
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     nllb_config cfg = nllb_config_600m();
-    if (reps < 1 || steps < 1 || src_len < 2 || src_len > 1024 || sl_rows < 0 || sl_rows > cfg.vocab_size) {
-        fprintf(stderr, "bench_nllb: out-of-range arguments (--shortlist-rows 0..%d, 0 = full vocabulary)\n",
-                cfg.vocab_size);
+    int slr[8], nsl = 0;
+    for (char *save = NULL, *t = strtok_r(sllist, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (nsl == 8 || bench_int_flag("bench_nllb", "--shortlist-rows", t, 0, cfg.vocab_size, &slr[nsl])) {
+            fprintf(stderr, "bench_nllb: --shortlist-rows takes up to 8 values from 0 (full vocabulary) to %d\n",
+                    cfg.vocab_size);
+            return 2;
+        }
+        nsl++;
+    }
+    if (reps < 1 || steps < 1 || src_len < 2 || src_len > 1024 || nsl < 1) {
+        fprintf(stderr, "bench_nllb: out-of-range arguments\n");
         return 2;
     }
     int wfs[8], nw = 0;
@@ -473,11 +485,13 @@ int main(int argc, char **argv) {
         }
         wfs[nw++] = w;
     }
-    int32_t *sl = bench_shortlist_ids(&cfg, sl_rows);
-    if (sl) {
-        g_sl_ids = sl;
-        g_sl_n = sl_rows;
+    if (nsl != 1 && nsl != nw) {
+        fprintf(stderr, "bench_nllb: --shortlist-rows gives %d values for %d --weights entries (give one, or one each)\n",
+                nsl, nw);
+        return 2;
     }
+    int32_t *sl = NULL; /* the ids of the current format's shortlist */
+    double greedy_ms[8] = {0};
     int32_t *src = malloc(sizeof(int32_t) * (size_t)src_len);
     src[0] = 256047; /* eng_Latn */
     for (int i = 1; i < src_len - 1; i++) src[i] = 1000 + 7919 * i % 200000;
@@ -499,9 +513,15 @@ int main(int argc, char **argv) {
         printf("bench_nllb: NLLB-200-distilled-600M shape, random weights, %d threads; work: encode %d tokens + %d "
                "forced decode steps, batch 1; LM head %s\n  read-bandwidth probe (%d threads, 1 GiB, 4 rows at "
                "once): %.2f GB/s before the runs\n",
-               threads, src_len, steps, sl_rows ? "shortlisted" : "full vocabulary", threads, bw_first);
+               threads, src_len, steps, nsl > 1 ? "per format (below)" : slr[0] ? "shortlisted" : "full vocabulary",
+               threads, bw_first);
     int rc = 0;
     for (int wi = 0; wi < nw && !rc; wi++) {
+        sl_rows = slr[nsl > 1 ? wi : 0];
+        free(sl);
+        sl = bench_shortlist_ids(&cfg, sl_rows);
+        g_sl_ids = sl;
+        g_sl_n = sl ? sl_rows : 0;
         nllb_model_params mp = nllb_model_default_params();
         mp.threads = threads;
         mp.simd = simd;
@@ -635,10 +655,20 @@ int main(int argc, char **argv) {
                            res[k].sentence_ms / sfloor[k]);
             }
         }
+        if (!rc) greedy_ms[wi] = res[0].sentence_ms;
         fflush(stdout);
         nllb_session_free(s);
         nllb_model_free(m);
     }
+    if (!json && !rc && nw > 1) /* the ratios (e.g. int8 + 32000 rows over f32 full), same run */
+        for (int wi = 1; wi < nw; wi++) {
+            char a[32] = "full vocabulary", b[32] = "full vocabulary";
+            if (slr[nsl > 1 ? wi : 0]) snprintf(a, sizeof a, "%d rows", slr[nsl > 1 ? wi : 0]);
+            if (slr[0]) snprintf(b, sizeof b, "%d rows", slr[0]);
+            printf("  greedy %s (%s) / %s (%s), this run: %.1f / %.1f ms = %.3fx\n",
+                   nllb_weights_name((nllb_weights)wfs[wi]), a, nllb_weights_name((nllb_weights)wfs[0]), b,
+                   greedy_ms[wi], greedy_ms[0], greedy_ms[wi] / greedy_ms[0]);
+        }
     if (!json) {
         double la[3] = {0, 0, 0};
         if (getloadavg(la, 3) < 0) la[0] = -1;

@@ -83,10 +83,66 @@ double guard_script_fraction(const char *text, const char *nllb_code) {
     return letters ? (double)in / (double)letters : -1;
 }
 
+/* Ideographs, kana and hangul say about as much per character as two or
+ * three Latin letters. */
+static int is_dense(uint32_t cp) {
+    return (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+           (cp >= 0xAC00 && cp <= 0xD7AF) || (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x3130 && cp <= 0x318F);
+}
+
+/* A run of ASCII (no spaces) that is code rather than a word once the
+ * punctuation around it is gone: a path, file name, call, flag, option or
+ * identifier ("src/main.c", "parse_args()", "-r", "useState", "v1.2"). */
+static int is_code_run(const char *s, size_t n) {
+    while (n && strchr(".,;:!?\"'()[]", s[n - 1])) n--;
+    while (n && strchr("\"'([", s[0])) { s++; n--; }
+    if (!n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') {
+            if (i && c >= 'A' && c <= 'Z' && s[i - 1] >= 'a' && s[i - 1] <= 'z') return 1;   /* camelCase */
+            continue;
+        }
+        if ((c == '\'' || c == '-') && i > 0 && i + 1 < n) continue;   /* don't, well-known */
+        return 1;
+    }
+    return 0;
+}
+
 int guard_already_in_target(const char *text, const char *src_lang, const char *tgt_lang) {
     const script_ranges *ss = script_of_code(src_lang), *ts = script_of_code(tgt_lang);
-    if (!ts || ss == ts) return 0;
-    return guard_script_fraction(text, tgt_lang) >= 0.5;
+    if (!ts || ss == ts || !text) return 0;
+    /* Claude's Japanese has commands, paths and identifiers in it
+     * ("src/main.c の parse_args() を修正しました。", "npm install を実行します。"):
+     * counted by letters those outweighed the Japanese, and the sentence went
+     * to the translator as English (it came back as nonsense). So letters of
+     * code runs do not count, and dense scripts' characters count double. */
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    double in = 0, all = 0;
+    while (i < n) {
+        if (p[i] > ' ' && p[i] < 0x80) {
+            size_t e = i;
+            while (e < n && p[e] > ' ' && p[e] < 0x80) e++;
+            if (!is_code_run(text + i, e - i))
+                for (size_t k = i; k < e; k++)
+                    if (((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'z')) {
+                        all += 1;
+                        if (in_script(ts, p[k])) in += 1;
+                    }
+            i = e;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = stts_utf8_decode(p + i, n - i, &cp);
+        if (k == 0) { i++; continue; }
+        i += k;
+        if (!is_letter(cp)) continue;
+        double w = is_dense(cp) ? 2 : 1;
+        all += w;
+        if (in_script(ts, cp)) in += w;
+    }
+    return all > 0 && in / all >= 0.5;
 }
 
 /* A token n-gram (n = 1..4) repeated back to back: the classic decoder loop. */

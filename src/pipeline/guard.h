@@ -17,7 +17,9 @@
 double guard_script_fraction(const char *text, const char *nllb_code);
 
 /* 1 when the sentence is already mostly (>= 50 % of its letters) in the
- * target's script and that script differs from the source's. */
+ * target's script and that script differs from the source's. Letters of
+ * code in it (paths, calls, flags, camelCase identifiers) do not count;
+ * ideographs, kana and hangul count double. */
 int guard_already_in_target(const char *text, const char *src_lang, const char *tgt_lang);
 
 /* Checks a translation. ids: the decoder sequence (as nllb_result), hit_max:

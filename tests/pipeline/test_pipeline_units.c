@@ -28,6 +28,19 @@ static void already_in_target(void) {
     CHECK(guard_already_in_target("これは日本語の文です。", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("This is English.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("Run 東京 tests now please", "eng_Latn", "jpn_Jpan"));
+    /* Japanese with commands, paths and identifiers in it is Japanese */
+    CHECK(guard_already_in_target("src/main.c の parse_args() を修正しました。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("このファイルは src/main.c と include/foo.h と config.json を使います。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("useState と useEffect を import してください。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("npm install を実行してから npm run build を実行します。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("git status で変更を確認します。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("src/main.c의 parse_args()를 수정했습니다.", "eng_Latn", "kor_Hang"));
+    /* English quoting Japanese is English */
+    CHECK(!guard_already_in_target("The word こんにちは means hello.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("Set the button text to 「保存する」 now.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("Rename 設定 to 設定画面 in the menu.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("Don't use the well-known src/main.c file.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("12345 !!!", "eng_Latn", "jpn_Jpan"));
     /* Same script on both sides: never skipped (French source, English target). */
     CHECK(!guard_already_in_target("Bonjour tout le monde.", "fra_Latn", "eng_Latn"));
 }

@@ -2,7 +2,7 @@
  * layout: each output row of W is streamed once per block of x rows, which is
  * what batch-1 decoding (x has 1..8 rows, W is hundreds of MB) is bound by.
  * Builds: scalar, AVX2+FMA, AVX-512F and AVX-512 VNNI (int8 only) on x86-64,
- * NEON (+ sdot) on arm64, compiled with target attributes so the binary runs
+ * NEON (+ sdot, + smmla) on arm64, compiled with target attributes so the binary runs
  * on any CPU of its architecture; mt_kernels_best() chooses at run time. */
 #include "kernels.h"
 
@@ -33,11 +33,26 @@ static int has_f16c(void) {
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #define TGT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#define TGT_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 static int g_has_dot = -1; /* sdot (ARMv8.2 dot product), checked once */
 static int has_dot(void) {
     if (g_has_dot < 0) g_has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
     return g_has_dot;
+}
+/* smmla (the int8 matrix multiply of ARMv8.6, optional from 8.2: Apple M2
+ * and later, Graviton 3, Neoverse V1/N2); STTS_ARM_NO_I8MM=1 takes the sdot
+ * path instead (tests, comparisons) */
+static int g_has_i8mm = -1;
+static int has_i8mm(void) {
+    if (g_has_i8mm < 0) {
+        const char *off = getenv("STTS_ARM_NO_I8MM");
+        g_has_i8mm = has_dot() && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0 && !(off && *off == '1');
+    }
+    return g_has_i8mm;
 }
 #endif
 
@@ -46,6 +61,7 @@ int mt_kernels_best(void) {
 #ifdef MT_NEON
     best = MT_KL_NEON; /* every arm64 CPU has NEON */
     (void)has_dot();
+    (void)has_i8mm();
 #endif
 #ifdef MT_X86
     __builtin_cpu_init();
@@ -1069,6 +1085,49 @@ TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, 
     }
 }
 
+/* Two or more rows of x (the encoder, beams) with smmla: one instruction
+ * multiplies a 2 x 8 block of x rows by an 8 x 2 block of W rows (32
+ * multiply-adds, twice sdot's 16), the operands being two 8-byte halves
+ * zipped into one vector. A block of 2 x rows x 4 W rows keeps two 2 x 2
+ * accumulators; each loaded W vector serves both x rows. Integer sums in any
+ * order are exact, so the results are the scalar level's bits. An odd last
+ * x row goes to the sdot kernel. */
+TGT_I8MM static void lin_i8_mmla(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~15, M2 = M & ~1;
+    for (int n = n0; n < n1; n += 4) {
+        int nw = n1 - n < 4 ? n1 - n : 4;
+        const int8_t *w[4];
+        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int m = 0; m < M2; m += 2) {
+            const int8_t *q0 = xq + (size_t)m * K, *q1 = q0 + K;
+            int32x4_t c01 = vdupq_n_s32(0), c23 = c01; /* [x0.w0 x0.w1 x1.w0 x1.w1], the same for w2, w3 */
+            for (int k = 0; k < Kv; k += 16) {
+                int64x2_t x0 = vreinterpretq_s64_s8(vld1q_s8(q0 + k)), x1 = vreinterpretq_s64_s8(vld1q_s8(q1 + k));
+                int64x2_t v0 = vreinterpretq_s64_s8(vld1q_s8(w[0] + k)), v1 = vreinterpretq_s64_s8(vld1q_s8(w[1] + k));
+                int64x2_t v2 = vreinterpretq_s64_s8(vld1q_s8(w[2] + k)), v3 = vreinterpretq_s64_s8(vld1q_s8(w[3] + k));
+                int8x16_t xlo = vreinterpretq_s8_s64(vzip1q_s64(x0, x1)), xhi = vreinterpretq_s8_s64(vzip2q_s64(x0, x1));
+                c01 = vmmlaq_s32(c01, xlo, vreinterpretq_s8_s64(vzip1q_s64(v0, v1)));
+                c01 = vmmlaq_s32(c01, xhi, vreinterpretq_s8_s64(vzip2q_s64(v0, v1)));
+                c23 = vmmlaq_s32(c23, xlo, vreinterpretq_s8_s64(vzip1q_s64(v2, v3)));
+                c23 = vmmlaq_s32(c23, xhi, vreinterpretq_s8_s64(vzip2q_s64(v2, v3)));
+            }
+            int32_t r[2][4];
+            vst1q_s32(r[0], vcombine_s32(vget_low_s32(c01), vget_low_s32(c23)));
+            vst1q_s32(r[1], vcombine_s32(vget_high_s32(c01), vget_high_s32(c23)));
+            for (int j = 0; j < 2; j++) {
+                const int8_t *q = j ? q1 : q0;
+                for (int k = Kv; k < K; k++)
+                    for (int i = 0; i < 4; i++) r[j][i] += (int32_t)w[i][k] * q[k];
+                float *yr = y + (size_t)(m + j) * ldy;
+                for (int i = 0; i < nw; i++)
+                    yr[n + i] = finish((float)r[j][i] * (xs[m + j] * ws[n + i]), b, n + i, yr[n + i], flags);
+            }
+        }
+    }
+    if (M2 < M) lin_i8_dot(xq + (size_t)M2 * K, xs + M2, 1, K, W, ws, ldy, b, y + (size_t)M2 * ldy, flags, n0, n1);
+}
+
 static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
                         const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~15;
@@ -1147,7 +1206,8 @@ void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int 
     if (n1 <= n0 || M <= 0) return;
 #ifdef MT_NEON
     if (level == MT_KL_NEON) {
-        if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        if (M >= 2 && has_i8mm()) lin_i8_mmla(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        else if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
         else lin_i8_neon(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
         return;
     }

@@ -67,7 +67,10 @@ stts_status client_conn_open(const char *sock_path, int timeout_ms, client_conn 
 stts_status client_conn_send(client_conn *c, const char *line, size_t n, int timeout_ms, stts_error *err);
 /* Reads the next line (without its '\n', NUL-terminated) within timeout_ms.
  * *line stays owned by c and valid until the next call or client_conn_free.
- * A line over CLIENT_LINE_MAX, or EOF before a newline, is an error. */
+ * A line over CLIENT_LINE_MAX, or EOF before a newline, is an error:
+ * STTS_ERR_NOT_FOUND when the connection was closed or reset before a byte
+ * of the reply (the daemon, exiting, did not act on the request), else
+ * STTS_ERR_IO. */
 stts_status client_conn_recv(client_conn *c, const char **line, size_t *n, int timeout_ms, stts_error *err);
 int client_conn_fd(const client_conn *c);
 void client_conn_free(client_conn *c);

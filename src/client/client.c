@@ -236,9 +236,14 @@ stts_status client_conn_recv(client_conn *c, const char **line, size_t *n, int t
         }
         ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
         if (r > 0) { c->len += (size_t)r; continue; }
-        if (r == 0)
-            return stts_error_set(err, STTS_ERR_IO, "the daemon closed the connection %s",
-                                  c->len ? "in the middle of a reply" : "without replying");
+        /* Closed or reset before a byte of the reply: the daemon did not
+         * act on the request (it answers every request it reads; a daemon
+         * exiting, on SIGTERM or idle, closes what it has not read, and a
+         * connection still in its listen queue is reset). */
+        if ((r == 0 || errno == ECONNRESET) && !c->len)
+            return stts_error_set(err, STTS_ERR_NOT_FOUND, "the daemon closed the connection without replying "
+                                  "(it was stopping)");
+        if (r == 0) return stts_error_set(err, STTS_ERR_IO, "the daemon closed the connection in the middle of a reply");
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return stts_error_set(err, STTS_ERR_IO, "reading the reply: %s", strerror(errno));
         struct pollfd pf = {c->fd, POLLIN, 0};

@@ -146,7 +146,8 @@ static int budget_for(size_t n) { return g_budget_ms + (int)(n / 65536); }
 /* Sends the line and checks the reply, within what is left of the budget.
  * Returns 0 when the daemon has the request (accepted, or refused for what
  * it says: spooling would not help), -1 when it does not (the send did not
- * finish, or the daemon turned the connection away): the caller spools it. */
+ * finish, or the daemon turned the connection away): the caller spools it;
+ * -2 when the connection closed before any reply (a daemon exiting). */
 static int deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     stts_error e;
     int budget = budget_for(n);
@@ -161,7 +162,14 @@ static int deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     if (left < 5) left = 5;
     /* Sent whole but no reply: the daemon may well have it (spooling it
      * too could speak it twice). */
-    if (client_conn_recv(c, &reply, &rn, left, &e) != STTS_OK) { hook_log("sent, but %s", e.msg); return 0; }
+    stts_status st = client_conn_recv(c, &reply, &rn, left, &e);
+    if (st == STTS_ERR_NOT_FOUND) {
+        /* The daemon was exiting (SIGTERM, idle exit) and had not read the
+         * request: nobody has it. It was logged as sent and lost. */
+        hook_log("%s; the request goes to the next daemon", e.msg);
+        return -2;
+    }
+    if (st != STTS_OK) { hook_log("sent, but %s", e.msg); return 0; }
     json_t *r = json_loadb(reply, rn, 0, NULL);
     int rc = 0;
     if (!json_is_true(json_object_get(r, "ok"))) {
@@ -333,7 +341,17 @@ int cmd_hook(int argc, char **argv) {
     }
     if (st == STTS_ERR_NOT_FOUND) c = start_daemon(sock, dir, t0);
     else if (st != STTS_OK) hook_log("%s", e.msg);
-    if (!c || deliver(c, line, len, t0) != 0) spool(sock, line, len);
+    int r = c ? deliver(c, line, len, t0) : -1;
+    if (r == -2) {
+        /* Its daemon went away without it: a new one (or the one replacing
+         * it) takes it, or replays it from the spool once it is up. */
+        client_conn_free(c);
+        c = NULL;
+        st = client_conn_open(sock, 10, &c, NULL);
+        if (st == STTS_ERR_NOT_FOUND) c = start_daemon(sock, dir, t0);
+        r = c ? deliver(c, line, len, t0) : -1;
+    }
+    if (r != 0) spool(sock, line, len);
     client_conn_free(c);
     free(line);
     return 0;

@@ -339,22 +339,41 @@ static void *speaker_main(void *arg) {
 
 /* ---- socket ---------------------------------------------------------------------- */
 
+/* How long a start waits for the lock of a daemon that is exiting. */
+#define LOCK_WAIT_NS (5ull * 1000000000ull)
+
 /* Binds and listens; -1 with err filled. Another live daemon -> -2. */
 static int open_listener(server *sv, char *err, size_t cap) {
     char lock_path[128];
     snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
     int lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0) { snprintf(err, cap, "cannot open '%s': %s", lock_path, strerror(errno)); return -1; }
-    if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, cap, "another stream-tts serve is already running on %s (stream-tts ctl status shows it)", sv->sock);
-        close(lfd);
-        return -2;
-    }
-    /* lfd stays open (and locked) for the daemon's life. */
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
     snprintf(a.sun_path, sizeof a.sun_path, "%s", sv->sock);
+    /* The lock is held, but nobody answers on the socket: the daemon
+     * holding it is exiting (it removes the socket first, then stops its
+     * speech). A hook that found no socket started us; giving up would
+     * leave its request in the spool with no daemon to replay it, so wait
+     * for the lock a while. */
+    uint64_t lock_t0 = stts_now_ns();
+    while (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        int answers = 0, pr = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (pr >= 0) {
+            answers = connect(pr, (struct sockaddr *)&a, sizeof a) == 0;
+            close(pr);
+        }
+        if (answers || stts_now_ns() - lock_t0 > LOCK_WAIT_NS) {
+            snprintf(err, cap, "another stream-tts serve is already running on %s (stream-tts ctl status shows it)",
+                     sv->sock);
+            close(lfd);
+            return -2;
+        }
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    /* lfd stays open (and locked) for the daemon's life. */
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof a) == 0) {
         /* Someone answers without holding our lock (an older daemon):
@@ -1061,6 +1080,18 @@ static int serve_main(int argc, char **argv) {
     }
     unlink(sv.sock);
     close(lfd);
+    /* Every connection closed now, not after speech has stopped: a hook
+     * whose request was not read learns at once that it was not taken
+     * (and hands it to the next daemon) instead of waiting past its budget
+     * and taking it for delivered. */
+    for (int k = 0; k < ncl; k++) {
+        close(cl[k].fd);
+        free(cl[k].buf);
+        free(cl[k].out);
+        free(cl[k].waiting_end);
+        free(cl[k].pipe_session);
+    }
+    ncl = 0;
     pthread_mutex_lock(&sv.mu);
     if (!sv.quit) sv.quit = 1;
     pthread_cond_broadcast(&sv.cv);
@@ -1077,13 +1108,6 @@ static int serve_main(int argc, char **argv) {
     app_close(sv.app, 1, NULL);
     app_sigwatch_stop(sw);
     app_signals_restore(&old);
-    for (int k = 0; k < ncl; k++) {
-        close(cl[k].fd);
-        free(cl[k].buf);
-        free(cl[k].out);
-        free(cl[k].waiting_end);
-        free(cl[k].pipe_session);
-    }
     pthread_mutex_lock(&sv.mu);
     daemon_queue_free(sv.pending, pend_free);
     sv.pending = NULL;

@@ -437,13 +437,16 @@ static int ends_sentence(const text_stream *ts) {
 
 /* "etc." ends a sentence only when what follows does not continue it; so
  * does a trailing ellipsis: "Wait... what happened?" and "It is slow… but
- * it works." are one sentence each, "I see... Let me check." is two. */
+ * it works." are one sentence each, "I see... Let me check." is two; and a
+ * quoted "?" or "!": He asked "why?" and left. */
 static int ends_etc(const text_stream *ts) {
     size_t n = ts->sent.len, z = n, st;
     while (z > 0 && is_closer(last_cp(ts->sent.p, z, &st))) z = st;   /* "wait..." and */
     if ((z >= 3 && memcmp(ts->sent.p + z - 3, "\xE2\x80\xA6", 3) == 0) ||
         (z >= 4 && memcmp(ts->sent.p + z - 3, "...", 3) == 0 && ts->sent.p[z - 4] != '.'))
         return 1;
+    /* a quoted question or exclamation inside a sentence: asked "why?" and left */
+    if (z < n && z >= 2 && (ts->sent.p[z - 1] == '?' || ts->sent.p[z - 1] == '!')) return 1;
     if (n < 4 || (n > 4 && ts->sent.p[n - 5] != ' ' && ts->sent.p[n - 5] != '(' && ts->sent.p[n - 5] != ',')) return 0;
     const char *e = ts->sent.p + n - 4;
     return (e[0] | 32) == 'e' && (e[1] | 32) == 't' && (e[2] | 32) == 'c' && e[3] == '.';

@@ -357,6 +357,8 @@ static void test_sentence_ends(void) {
                    "Wait... what happened here? | It is slow\xE2\x80\xA6 but it works. | I see... | Let me check.");
     expect_nomerge("He said \"wait...\" and left. She said (maybe...) Then went.",
                    "He said \"wait...\" and left. | She said (maybe...) | Then went.");
+    expect_nomerge("He asked \"why?\" and left. It printed \"Done!\" twice. She said \"Stop!\" Then it stopped. Why? Because.",
+                   "He asked \"why?\" and left. | It printed \"Done!\" twice. | She said \"Stop!\" | Then it stopped. | Why? | Because.");
     expect_nomerge("Loading...\n\nDone... \xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82", "Loading... | Done... | \xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82");
 }
 

@@ -839,6 +839,16 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     }
     session *s = get(h, sid, err);
     if (!s) return err->code;
+    if (speech && made_ns && t < s->prompt_ns && !s->prompted) {
+        /* Replayed from the spool after a prompt made later was acted on:
+         * that prompt barged in on this very reply and forgot its turn, so
+         * a Stop would find nothing and say the whole reply again in the
+         * middle of the next turn, and a batch would speak words the user
+         * talked over. (A queued prompt, s->prompted, kept its turn: its
+         * late batches and Stop go on as usual.) */
+        *what = "ignored (stale: replayed after a later prompt)";
+        return STTS_OK;
+    }
     if (speech) {
         /* The turn's speech begins: its first batch (a turn_id not seen
          * before), or the first Stop or batch since the last prompt or

@@ -497,6 +497,49 @@ static void test_unpaired_surrogates(void) {
     daemon_hub_free(h);
 }
 
+/* A Stop or a MessageDisplay batch replayed from the spool (its hook could
+ * not deliver it in time) after a later prompt was acted on: the prompt
+ * barged in on that reply and forgot its turn, so the Stop found nothing
+ * and said the whole reply again, in the middle of the next turn (and a
+ * late batch spoke words the user had talked over). Both are stale now; a
+ * queued prompt (the turn still streaming) keeps its late batches. */
+static void test_stale_spooled_stop(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    CHECK(md(h, "S", "t1", "m1", 0, "First reply.\\n", 1) == STTS_OK);
+    uint64_t made = stts_now_ns();   /* its Stop and one more batch are spooled now */
+    json_t *st = json_loads("{\"session_id\":\"S\",\"hook_event_name\":\"Stop\","
+                            "\"last_assistant_message\":\"First reply. And more.\"}", 0, NULL);
+    json_t *late = json_loads("{\"session_id\":\"S\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                              "\"message_id\":\"m2\",\"index\":0,\"final\":true,\"delta\":\"And more.\\n\"}", 0, NULL);
+    ev(h, "S", "UserPromptSubmit", "\"prompt\":\"next\"");
+    CHECK(daemon_hub_hook_at(h, late, made, &w, &err) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "stale"), "late batch: %s", w ? w : "(null)");
+    CHECK(daemon_hub_hook_at(h, st, made, &w, &err) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "stale"), "late Stop: %s", w ? w : "(null)");
+    CHECK_MSG(count(out, "First reply.") == 1 && count(out, "And more.") == 0, "%s", out);
+    /* The next turn is spoken as usual, and its own Stop finds it. */
+    CHECK(md(h, "S", "t2", "m3", 0, "Second reply.\\n", 1) == STTS_OK);
+    ev(h, "S", "Stop", "\"last_assistant_message\":\"Second reply.\"");
+    CHECK_MSG(count(out, "Second reply.") == 1, "%s", out);
+    json_decref(st);
+    json_decref(late);
+    /* A queued prompt (the message still streaming): its late batch goes on. */
+    CHECK(md(h, "Q", "t1", "m1", 0, "Streaming.\\n", 0) == STTS_OK);
+    made = stts_now_ns();
+    ev(h, "Q", "UserPromptSubmit", "\"prompt\":\"queued\"");
+    late = json_loads("{\"session_id\":\"Q\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                      "\"message_id\":\"m1\",\"index\":1,\"final\":true,\"delta\":\"Still spoken.\\n\"}", 0, NULL);
+    CHECK(daemon_hub_hook_at(h, late, made, &w, &err) == STTS_OK);
+    CHECK_MSG(count(out, "Q|m1|Still spoken.") == 1, "%s", out);
+    json_decref(late);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -510,5 +553,6 @@ int main(void) {
     TEST_RUN(test_stop_twice_in_grace);
     TEST_RUN(test_stale_spooled_prompt);
     TEST_RUN(test_unpaired_surrogates);
+    TEST_RUN(test_stale_spooled_stop);
     return TEST_SUMMARY();
 }

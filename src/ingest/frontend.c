@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SOURCES 8
+/* The main agent and the subagents spoken at once: Claude Code runs ten or
+ * more Task agents in parallel, whose lines interleave; with 8 slots each
+ * line evicted another's half-said sentence (fragments, and the complete
+ * line said again). */
+#define MAX_SOURCES 64
 #define SEEN_RING 1024
 #define MAX_TOOL_JSON ((size_t)1 << 20)
 
@@ -189,10 +193,12 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
         }
     }
     int slot = fe->nsrc;
-    if (slot == MAX_SOURCES) {   /* evict the least recently used subagent */
+    if (slot == MAX_SOURCES) {   /* evict the least recently used subagent, one between blocks if any */
         slot = 1;
-        for (int i = 2; i < fe->nsrc; i++)
-            if (fe->src[i]->used < fe->src[slot]->used) slot = i;
+        for (int i = 2; i < fe->nsrc; i++) {
+            int idle_i = fe->src[i]->open_kind == BLK_NONE, idle_s = fe->src[slot]->open_kind == BLK_NONE;
+            if (idle_i > idle_s || (idle_i == idle_s && fe->src[i]->used < fe->src[slot]->used)) slot = i;
+        }
         text_stream_end(fe->src[slot]->ts, fe->cur_arrival);
         source_free(fe->src[slot]);
         fe->src[slot] = NULL;

@@ -278,6 +278,41 @@ static void test_subagents(void) {
     CHECK_EQ_STR(c.id[0], "s1");
 }
 
+/* Twelve subagents streaming at once (parallel Task agents), their lines
+ * interleaved: each one's text is said whole and once. */
+static void test_many_parallel_subagents(void) {
+    enum { AG = 12, STEPS = 6 };
+    static char buf[AG * STEPS][400];
+    const char *L[AG * STEPS + 1];
+    int n = 0;
+    for (int step = 0; step < STEPS; step++)
+        for (int k = 0; k < AG; k++) {
+            char *b = buf[n];
+            const char *tpl[STEPS] = {
+                "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_%d\",\"event\":{\"type\":\"message_start\",\"message\":{\"id\":\"s%d\"}}}",
+                "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_%d\",\"event\":{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}}",
+                "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_%d\",\"event\":{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Agent %d starts he\"}}}",
+                "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_%d\",\"event\":{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"re and ends here.\"}}}",
+                "{\"type\":\"assistant\",\"parent_tool_use_id\":\"toolu_%d\",\"message\":{\"id\":\"s%d\",\"content\":[{\"type\":\"text\",\"text\":\"Agent %d starts here and ends here.\"}]}}",
+                "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_%d\",\"event\":{\"type\":\"content_block_stop\",\"index\":0}}"};
+            snprintf(b, sizeof buf[0], tpl[step], k, k, k);
+            L[n++] = b;
+        }
+    L[n] = NULL;
+    ingest_params p;
+    ingest_default_params(&p);
+    p.speak_subagents = 1;
+    coll c;
+    ingest_stats st = run_p(&p, L, &c);
+    CHECK_EQ_INT(c.n, AG);
+    for (int k = 0; k < AG && k < c.n; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "Agent %d starts here and ends here.", k);
+        CHECK_EQ_STR(c.s[k], want);
+    }
+    CHECK_EQ_INT(st.duplicates, AG);
+}
+
 static void test_thinking(void) {
     const char *L[] = {START("m1"), BSTART(0, "thinking"),
                        EV("{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Secret plan here.\"}}"),
@@ -908,6 +943,7 @@ int main(void) {
     TEST_RUN(test_api_error_message);
     TEST_RUN(test_aborted);
     TEST_RUN(test_subagents);
+    TEST_RUN(test_many_parallel_subagents);
     TEST_RUN(test_thinking);
     TEST_RUN(test_tools);
     TEST_RUN(test_bad_input);

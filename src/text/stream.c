@@ -1695,6 +1695,43 @@ static int classify(text_stream *ts, int final) {
         }
         end_table(ts);
         ts->prev_blank = 0;
+        if (c == '[' && i + 1 < n && s[i + 1] != '^' && s[i + 1] != ']') {
+            /* A link reference definition "[1]: https://... "Title"" is not
+             * shown by any renderer: dropped (it was read, URL and all). A
+             * footnote "[^1]: text" is read. Decided at "]:" (labels are short). */
+            size_t k = i + 1;
+            while (k < n && k - i < 80 && s[k] != ']' && s[k] != '[') k++;
+            if (k == n && !fin && k - i < 80) return 0;
+            if (k < n && s[k] == ']') {
+                if (k + 1 == n && !fin) return 0;
+                if (k + 1 < n && s[k + 1] == ':') {
+                    size_t v = k + 2;
+                    while (v < n && s[v] == ' ') v++;
+                    if (v == n && !fin) return 0;
+                    if (v < n) {
+                        if (!final) return 0;
+                        /* a URL-like destination, then nothing or a quoted title */
+                        size_t de = v;
+                        while (de < full && s[de] != ' ') de++;
+                        int url = s[v] == '<' || s[v] == '/' || s[v] == '#' ||
+                                  (de - v > 3 && find_ci(s + v, de - v, "://", 3)) || starts_ci(s + v, de - v, "www.");
+                        size_t t = de;
+                        while (t < full && s[t] == ' ') t++;
+                        size_t te = full;
+                        while (te > t && s[te - 1] == ' ') te--;
+                        int title = t == te || (te - t >= 2 && ((s[t] == '"' && s[te - 1] == '"') ||
+                                                                (s[t] == '\'' && s[te - 1] == '\'') ||
+                                                                (s[t] == '(' && s[te - 1] == ')')));
+                        if (url && title) {
+                            hard_break(ts);
+                            ts->in_list = 0;
+                            ts->ls = LS_DROP;
+                            return 1;
+                        }
+                    }
+                }
+            }
+        }
         if (c == '{' || c == '[') {
             /* Unfenced JSON, never read: a line starting {" [{ [" or a lone { or [
              * ([text](url) and {x | x > 0} are prose). It waits for its line end. */

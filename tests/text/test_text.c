@@ -207,6 +207,11 @@ static void test_links(void) {
     expect("Autolink <https://example.org/x/y> and www.example.net/path and http://user@host.io:8080/p.",
            "Autolink example.org and example.net and host.io.");
     expect("(see https://x.com/a).", "(see x.com).");
+    /* link reference definitions are not shown, so not read; look-alikes are */
+    expect_nomerge("See the [docs][1] and the [guide][guide].\n\n[1]: https://example.com/docs/a/b \"Docs title\"\n"
+                   "[guide]: <https://example.com/guide>\n  [g2]: /local/path (T)\n[^1]: The footnote is read.\n\n"
+                   "[x]: is a checkbox\n\n[b]: https://x.y and more words",
+                   "See the docs and the guide. | The footnote is read. | x: is a checkbox | b: x.y and more words");
 }
 
 static void test_paths(void) {

@@ -6,7 +6,7 @@
  * layers read them). The gap between the two says how much of a phase's
  * time is the weight stream rather than the arithmetic.
  *
- *   bench_i8_kernel [--simd scalar|avx2|avx512|avx512vnni|neon]
+ *   bench_i8_kernel [--simd scalar|avx2|avxvnni|avx512|avx512vnni|neon]
  *
  * Pin it to one core (taskset -c N) for stable figures. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
     int want = 0;
     if (argc == 3 && !strcmp(argv[1], "--simd") && nllb_simd_parse(argv[2]) > 0) want = nllb_simd_parse(argv[2]);
     else if (argc != 1) {
-        fprintf(stderr, "usage: bench_i8_kernel [--simd scalar|avx2|avx512|avx512vnni|neon]\n");
+        fprintf(stderr, "usage: bench_i8_kernel [--simd scalar|avx2|avxvnni|avx512|avx512vnni|neon]\n");
         return 2;
     }
     const int level = mt_kernels_pick(want);

@@ -13,7 +13,7 @@
  * the engine's own speed.
  *
  *   bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] [--reps N]
- *              [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] [--json]
+ *              [--steps N] [--src-len N] [--simd scalar|avx2|avxvnni|avx512|avx512vnni] [--device auto|cpu|cuda] [--json]
  * --shortlist-rows 0: the full vocabulary; a comma-separated list gives one
  * value per --weights entry (--weights f32,int8 --shortlist-rows 0,32000: f32
  * with the full LM head beside int8 with 32000 rows, the issue's ratio in one
@@ -412,7 +412,7 @@ static int run(nllb_session *s, const int32_t *src, int n, int beams, int steps,
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N[,...]] [--threads N] "
-                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avx512|avx512vnni] [--device auto|cpu|cuda] "
+                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avxvnni|avx512|avx512vnni] [--device auto|cpu|cuda] "
                     "[--json]\n");
 }
 
@@ -451,7 +451,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--simd")) {
             int sv = nllb_simd_parse(v);
             if (sv < 0) {
-                fprintf(stderr, "bench_nllb: --simd must be auto, scalar, avx2, avx512, avx512vnni or neon (got \"%s\")\n",
+                fprintf(stderr, "bench_nllb: --simd must be auto, scalar, avx2, avxvnni, avx512, avx512vnni or neon (got \"%s\")\n",
                         v);
                 return 2;
             }

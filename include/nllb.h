@@ -35,18 +35,21 @@ typedef struct nllb_session nllb_session;
 
 /* Kernel level of the CPU backend. AUTO picks the best the CPU supports
  * (checked at run time; the environment variable
- * STTS_SIMD=scalar|avx2|avx512|avx512vnni|neon overrides AUTO); the others
+ * STTS_SIMD=scalar|avx2|avxvnni|avx512|avx512vnni|neon overrides AUTO); the others
  * force a level (tests, benchmarks): a level the CPU or the build lacks
  * makes the load fail with a message naming it. AVX512_VNNI is AVX-512F +
  * BW + VNNI: int8 dot products with vpdpbusd (the same exact sums as the
- * other levels). */
+ * other levels). AVX_VNNI is AVX2 + the 256-bit VEX vpdpbusd (Intel Alder Lake
+ * and later client CPUs, which have no AVX-512; Zen 5): the same int8 sums,
+ * the AVX2 kernels for the other formats. */
 typedef enum {
     NLLB_SIMD_AUTO = 0,
     NLLB_SIMD_SCALAR,
     NLLB_SIMD_AVX2,
     NLLB_SIMD_AVX512,
     NLLB_SIMD_NEON,
-    NLLB_SIMD_AVX512_VNNI
+    NLLB_SIMD_AVX512_VNNI,
+    NLLB_SIMD_AVX_VNNI
 } nllb_simd;
 
 /* Compute format of the weight matrices (embedding/LM head and every Linear;
@@ -83,7 +86,7 @@ nllb_model_params nllb_model_default_params(void);
 int nllb_weights_parse(const char *s);
 const char *nllb_weights_name(nllb_weights w);
 int nllb_device_parse(const char *s);
-/* Parse "auto", "scalar", "avx2", "avx512", "avx512vnni", "neon" (-1 when
+/* Parse "auto", "scalar", "avx2", "avx512", "avx512vnni", "neon", "avxvnni" (-1 when
  * unknown); nllb_simd_name is the inverse. */
 int nllb_simd_parse(const char *s);
 const char *nllb_simd_name(nllb_simd s);

@@ -31,7 +31,7 @@ echo "== 1. tests"
 timeout 120 $C/bin/test_backend_ops >"$OUT/backend_ops.log" 2>&1
 note "test_backend_ops rc=$? : $(grep -c '^cpu ' "$OUT/backend_ops.log") level/thread runs: $(grep '^cpu ' "$OUT/backend_ops.log" | cut -d: -f1 | sort -u | tr '\n' ',') $(tail -1 "$OUT/backend_ops.log")"
 grep -E "CHECK failed|skip" "$OUT/backend_ops.log" | sort | uniq -c | head -8 | tee -a "$summary"
-for lv in avx2 avx512 avx512vnni; do
+for lv in avx2 avxvnni avx512 avx512vnni; do
   for t in test_nllb_model test_nllb_parity test_weights_quality; do
     [ -x $C/bin/$t ] || continue
     STTS_SIMD=$lv timeout 200 $C/bin/$t >"$OUT/$t-$lv.log" 2>&1

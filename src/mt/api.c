@@ -57,7 +57,7 @@ int nllb_device_parse(const char *s) {
     return -1;
 }
 
-static const char *const SIMD_NAMES[] = {"auto", "scalar", "avx2", "avx512", "neon", "avx512vnni"};
+static const char *const SIMD_NAMES[] = {"auto", "scalar", "avx2", "avx512", "neon", "avx512vnni", "avxvnni"};
 #define N_SIMD ((int)(sizeof SIMD_NAMES / sizeof *SIMD_NAMES))
 
 int nllb_simd_parse(const char *s) {

@@ -108,7 +108,7 @@ static stts_status check_no_extra_layers(const mt_checkpoint *ck, const nllb_con
     return STTS_OK;
 }
 
-/* STTS_SIMD=scalar|avx2|avx512|avx512vnni|neon forces a kernel level when
+/* STTS_SIMD=scalar|avx2|avxvnni|avx512|avx512vnni|neon forces a kernel level when
  * the params say auto (tests, benchmarks); an unknown name is an error. */
 static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     const char *v = getenv("STTS_SIMD");
@@ -116,7 +116,7 @@ static stts_status nllb_simd_from_env(int *simd, stts_error *err) {
     int s = nllb_simd_parse(v);
     if (s < 0)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "STTS_SIMD=%s: the engine knows auto, scalar, avx2, avx512, avx512vnni, neon (no %s kernels)",
+                              "STTS_SIMD=%s: the engine knows auto, scalar, avx2, avxvnni, avx512, avx512vnni, neon (no %s kernels)",
                               v, v);
     *simd = s;
     return STTS_OK;

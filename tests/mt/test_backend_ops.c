@@ -419,6 +419,7 @@ int main(void) {
         const char *name;
     } levels[] = {{NLLB_SIMD_SCALAR, "scalar"},
                   {NLLB_SIMD_AVX2, "avx2"},
+                  {NLLB_SIMD_AVX_VNNI, "avxvnni"},
                   {NLLB_SIMD_AVX512, "avx512"},
                   {NLLB_SIMD_AVX512_VNNI, "avx512vnni"},
                   {NLLB_SIMD_NEON, "neon"}};

@@ -903,13 +903,13 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
     }
     if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
     if (max_kv < 1) max_kv = 1;
-    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon, 5 avx512vnni (the nllb_simd values); a
+    /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon, 5 avx512vnni, 6 avxvnni (the nllb_simd values); a
      * forced level this CPU (or this build) lacks is an error, never a
      * silent fallback, so a test or benchmark measures what it names */
     int best = mt_kernels_best();
-    if (simd < 0 || simd > MT_KL_AVX512VNNI)
+    if (simd < 0 || simd > MT_KL_AVXVNNI)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "SIMD level %d is not one of auto, scalar, avx2, avx512, avx512vnni, neon", simd);
+                              "SIMD level %d is not one of auto, scalar, avx2, avxvnni, avx512, avx512vnni, neon", simd);
     if (simd > 0 && !mt_kernels_supported(simd))
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "the forced SIMD level %s is not available on this CPU or build (best: %s); use auto or "

@@ -1,7 +1,7 @@
 /* kernels.c - dot-product kernels for y = x W^T + b with W in HF's [out][in]
  * layout: each output row of W is streamed once per block of x rows, which is
  * what batch-1 decoding (x has 1..8 rows, W is hundreds of MB) is bound by.
- * Builds: scalar, AVX2+FMA, AVX-512F and AVX-512 VNNI (int8 only) on x86-64,
+ * Builds: scalar, AVX2+FMA, AVX-VNNI and AVX-512 VNNI (int8 only), AVX-512F on x86-64,
  * NEON (+ sdot, + smmla) on arm64, compiled with target attributes so the binary runs
  * on any CPU of its architecture; mt_kernels_best() chooses at run time. */
 #include "kernels.h"
@@ -25,6 +25,13 @@ static int has_f16c(void) {
 #define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TGT_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 #define TGT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define TGT_AVXVNNI __attribute__((target("avxvnni,avx2,fma,f16c")))
+/* AVX-VNNI (CPUID.(7,1):EAX bit 4), read directly: clang's
+ * __builtin_cpu_supports does not know it in every version. */
+static int has_avxvnni(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+}
 #endif
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
 #define MT_NEON 1
@@ -67,6 +74,9 @@ int mt_kernels_best(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         best = MT_KL_AVX2;
+    /* AVX-VNNI ranks above AVX2 and below AVX-512: it is the best level only
+     * on CPUs without AVX-512F (Intel client CPUs since Alder Lake) */
+    if (best == MT_KL_AVX2 && has_avxvnni() && !__builtin_cpu_supports("avx512f")) return MT_KL_AVXVNNI;
     if (best == MT_KL_AVX2 && __builtin_cpu_supports("avx512f")) best = MT_KL_AVX512;
     if (best == MT_KL_AVX512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512vnni"))
@@ -82,8 +92,9 @@ static int rank(int level) {
     case MT_KL_SCALAR: return 1;
     case MT_KL_AVX2:
     case MT_KL_NEON: return 2;
-    case MT_KL_AVX512: return 3;
-    case MT_KL_AVX512VNNI: return 4;
+    case MT_KL_AVXVNNI: return 3;
+    case MT_KL_AVX512: return 4;
+    case MT_KL_AVX512VNNI: return 5;
     default: return 0;
     }
 }
@@ -100,12 +111,16 @@ int mt_kernels_supported(int level) {
     if (level == MT_KL_SCALAR) return 1;
     int best = mt_kernels_best();
     if (rank(level) == 0 || is_arm(level) != is_arm(best)) return 0;
+#ifdef MT_X86
+    if (level == MT_KL_AVXVNNI && !has_avxvnni()) return 0; /* AVX-512 CPUs without it */
+#endif
     return rank(level) <= rank(best);
 }
 
 const char *mt_kernels_name(int level) {
     switch (level) {
     case MT_KL_AVX512VNNI: return "avx512vnni";
+    case MT_KL_AVXVNNI: return "avxvnni";
     case MT_KL_AVX512: return "avx512";
     case MT_KL_NEON:
 #ifdef MT_NEON
@@ -904,10 +919,11 @@ TGT_VNNI static inline void vnni_hsum4(__m512i a0, __m512i a1, __m512i a2, __m51
 /* finish() for 4 outputs n..n+3 of one x row at once: the same operations
  * in the same order as the scalar finish (r * (xs * ws), + b or + 0.0f,
  * max with +0 for ReLU (maxps returns +0 for NaN and for -0, as the scalar
- * compare does), old + v), so the bits do not change. The scalar epilogue
+ * compare does), old + v), so the bits do not change. SSE2 only (the x86-64
+ * baseline), so the AVX-VNNI kernel inlines it too. The scalar epilogue
  * (16 conversions, multiplies and branches per 4 x 4 block) cost a third of
  * the block's time at 20 rows of x. */
-TGT_VNNI static inline void vnni_finish4(__m128i r, float xsm, const float *ws4, const float *b4, float *y4, int flags) {
+static inline void vnni_finish4(__m128i r, float xsm, const float *ws4, const float *b4, float *y4, int flags) {
     __m128 v = _mm_mul_ps(_mm_cvtepi32_ps(r), _mm_mul_ps(_mm_set1_ps(xsm), _mm_loadu_ps(ws4)));
     v = _mm_add_ps(v, b4 ? _mm_loadu_ps(b4) : _mm_setzero_ps());
     if (flags & MT_LIN_RELU) v = _mm_max_ps(v, _mm_setzero_ps());
@@ -1020,6 +1036,108 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
         }
     }
 }
+
+/* ---------------- AVX-VNNI (int8, 256-bit) ----------------
+ * The VNNI kernel above at half its width, for CPUs with the VEX-encoded
+ * vpdpbusd and no AVX-512 (Intel client CPUs since Alder Lake): the same
+ * unsigned-weights trick and correction, 4 W rows x 4 x rows in 16
+ * accumulators, then vnni_finish4. Exact integer sums: the same bits. */
+TGT_AVXVNNI static inline int32_t avxvnni_row_sum(const int8_t *q, int Kv) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256i s = _mm256_setzero_si256();
+    for (int k = 0; k < Kv; k += 32) s = _mm256_dpbusd_avx_epi32(s, ones, _mm256_loadu_si256((const __m256i *)(q + k)));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+
+/* The lane sums of 4 accumulators: [sum a0, sum a1, sum a2, sum a3]. */
+TGT_AVXVNNI static inline __m128i avxvnni_hsum4(__m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+    __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)); /* the two halves */
+}
+
+/* One x row's 4 sums (correction subtracted) into y: the vector epilogue
+ * for whole blocks, else the K tail and finish() one by one. */
+TGT_AVXVNNI static inline void avxvnni_out4(__m128i r, const int8_t *const w[4], const int8_t *q, int Kv, int K, int nw,
+                                            float xsm, const float *ws, const float *b, float *yr, int n, int flags) {
+    if (Kv == K && nw == 4) {
+        vnni_finish4(r, xsm, ws + n, b ? b + n : NULL, yr + n, flags);
+        return;
+    }
+    int32_t rr[4];
+    _mm_storeu_si128((__m128i *)rr, r);
+    for (int k = Kv; k < K; k++)
+        for (int i = 0; i < 4; i++) rr[i] += (int32_t)w[i][k] * q[k];
+    for (int i = 0; i < nw; i++) yr[n + i] = finish((float)rr[i] * (xsm * ws[n + i]), b, n + i, yr[n + i], flags);
+}
+
+#define AVXVNNI_LD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define AVXVNNI_DP(a, w, v) a = _mm256_dpbusd_avx_epi32(a, w, v)
+TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W,
+                                       const float *ws, int ldy, const float *b, float *y, int flags, int n0, int n1) {
+    const int Kv = K & ~31;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    int32_t corr[MCHUNK]; /* 128 * sum of each x row over [0, Kv) */
+    for (int mb = 0; mb < M; mb += MCHUNK) {
+        const int me = mb + MCHUNK < M ? mb + MCHUNK : M;
+        for (int m = mb; m < me; m++) corr[m - mb] = 128 * avxvnni_row_sum(xq + (size_t)m * K, Kv);
+        for (int n = n0; n < n1; n += 4) {
+            int nw = n1 - n < 4 ? n1 - n : 4;
+            const int8_t *w[4];
+            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+            int m = mb;
+            for (; m + 4 <= me; m += 4) { /* 4 x rows share each loaded W vector */
+                const int8_t *q = xq + (size_t)m * K, *q1 = q + K, *q2 = q1 + K, *q3 = q2 + K;
+                const __m256i z = _mm256_setzero_si256();
+                __m256i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+                __m256i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+                for (int k = 0; k < Kv; k += 32) {
+                    PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes */
+                    __m256i w0 = _mm256_xor_si256(AVXVNNI_LD(w[0] + k), flip);
+                    __m256i w1 = _mm256_xor_si256(AVXVNNI_LD(w[1] + k), flip);
+                    __m256i w2 = _mm256_xor_si256(AVXVNNI_LD(w[2] + k), flip);
+                    __m256i w3 = _mm256_xor_si256(AVXVNNI_LD(w[3] + k), flip);
+                    __m256i v = AVXVNNI_LD(q + k);
+                    AVXVNNI_DP(a00, w0, v), AVXVNNI_DP(a01, w1, v), AVXVNNI_DP(a02, w2, v), AVXVNNI_DP(a03, w3, v);
+                    v = AVXVNNI_LD(q1 + k);
+                    AVXVNNI_DP(a10, w0, v), AVXVNNI_DP(a11, w1, v), AVXVNNI_DP(a12, w2, v), AVXVNNI_DP(a13, w3, v);
+                    v = AVXVNNI_LD(q2 + k);
+                    AVXVNNI_DP(a20, w0, v), AVXVNNI_DP(a21, w1, v), AVXVNNI_DP(a22, w2, v), AVXVNNI_DP(a23, w3, v);
+                    v = AVXVNNI_LD(q3 + k);
+                    AVXVNNI_DP(a30, w0, v), AVXVNNI_DP(a31, w1, v), AVXVNNI_DP(a32, w2, v), AVXVNNI_DP(a33, w3, v);
+                }
+                const __m128i c0 = _mm_set1_epi32(corr[m - mb]), c1 = _mm_set1_epi32(corr[m + 1 - mb]);
+                const __m128i c2 = _mm_set1_epi32(corr[m + 2 - mb]), c3 = _mm_set1_epi32(corr[m + 3 - mb]);
+                float *y0 = y + (size_t)m * ldy;
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a00, a01, a02, a03), c0), w, q, Kv, K, nw, xs[m], ws, b, y0, n,
+                             flags);
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a10, a11, a12, a13), c1), w, q1, Kv, K, nw, xs[m + 1], ws, b,
+                             y0 + ldy, n, flags);
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a20, a21, a22, a23), c2), w, q2, Kv, K, nw, xs[m + 2], ws, b,
+                             y0 + 2 * (size_t)ldy, n, flags);
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a30, a31, a32, a33), c3), w, q3, Kv, K, nw, xs[m + 3], ws, b,
+                             y0 + 3 * (size_t)ldy, n, flags);
+            }
+            for (; m < me; m++) { /* one x row x 4 W rows (batch-1 decode) */
+                const int8_t *q = xq + (size_t)m * K;
+                __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+                for (int k = 0; k < Kv; k += 32) {
+                    PF_LINES(w[0], (size_t)k * 4, 2);
+                    __m256i v = AVXVNNI_LD(q + k);
+                    AVXVNNI_DP(a0, _mm256_xor_si256(AVXVNNI_LD(w[0] + k), flip), v);
+                    AVXVNNI_DP(a1, _mm256_xor_si256(AVXVNNI_LD(w[1] + k), flip), v);
+                    AVXVNNI_DP(a2, _mm256_xor_si256(AVXVNNI_LD(w[2] + k), flip), v);
+                    AVXVNNI_DP(a3, _mm256_xor_si256(AVXVNNI_LD(w[3] + k), flip), v);
+                }
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a0, a1, a2, a3), _mm_set1_epi32(corr[m - mb])), w, q, Kv, K,
+                             nw, xs[m], ws, b, y + (size_t)m * ldy, n, flags);
+            }
+        }
+    }
+}
+#undef AVXVNNI_LD
+#undef AVXVNNI_DP
 #endif /* MT_X86 */
 
 #ifdef MT_NEON
@@ -1215,6 +1333,10 @@ void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int 
 #ifdef MT_X86
     if (level == MT_KL_AVX512VNNI) {
         lin_i8_vnni(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        return;
+    }
+    if (level == MT_KL_AVXVNNI) {
+        lin_i8_avxvnni(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
         return;
     }
     if (level >= MT_KL_AVX2) {

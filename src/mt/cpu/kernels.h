@@ -10,9 +10,11 @@
 
 #include <stdint.h>
 
-/* = nllb_simd values. On x86-64 each level includes the ones before it in
- * this order: scalar < avx2 < avx512 < avx512vnni (mt_kernels_pick). */
-enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3, MT_KL_NEON = 4, MT_KL_AVX512VNNI = 5 };
+/* = nllb_simd values. On x86-64 the levels are ordered scalar < avx2 <
+ * avxvnni < avx512 < avx512vnni (mt_kernels_pick); each includes the ones
+ * before it, except that avx512 does not need AVX-VNNI (Skylake-X, Ice Lake
+ * have none): a CPU runs avxvnni only when it has the feature. */
+enum { MT_KL_SCALAR = 1, MT_KL_AVX2 = 2, MT_KL_AVX512 = 3, MT_KL_NEON = 4, MT_KL_AVX512VNNI = 5, MT_KL_AVXVNNI = 6 };
 
 /* The best level this CPU runs. */
 int mt_kernels_best(void);

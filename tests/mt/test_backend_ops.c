@@ -307,6 +307,41 @@ static void check_attention(rig *r, int fold, int H, int L) {
     free(q), free(kv), free(out), free(nkv), free(sc);
 }
 
+/* bf16 and f16 weights give, at every level, the bits of an f32 weight
+ * holding the same values (the half kernels keep the f32 kernel's order):
+ * an f16 checkpoint loaded as f16 or as f32 translates the same. A level
+ * whose f32 path fell to another kernel than its half path (an AVX-VNNI f32
+ * linear ran the scalar kernel) fails here. */
+static void check_half_as_f32(rig *r) {
+    static const int shapes[][3] = {{1, 1024, 12}, {3, 100, 9}, {20, 256, 16}};
+    for (int fi = 0; fi < 2; fi++) {
+        mt_wfmt f = fi ? MT_WF_F16 : MT_WF_BF16;
+        if (f == MT_WF_F16 && !have_f16_ref()) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+            float *W = malloc(sizeof(float) * N * K), *Wd = malloc(sizeof(float) * N * K);
+            float *x = malloc(sizeof(float) * M * K), *y0 = malloc(sizeof(float) * M * N), *y1 = malloc(sizeof(float) * M * N);
+            for (int i = 0; i < N * K; i++) W[i] = frand();
+            for (int i = 0; i < M * K; i++) x[i] = frand();
+            ref_weights(f, W, N, K, Wd);
+            mt_wpart ph = {MT_DTYPE_F32, W, NULL}, pf = {MT_DTYPE_F32, Wd, NULL};
+            mt_weight *wh = NULL, *wf = NULL;
+            stts_error e;
+            CHECK(r->be->ops->weight_new(r->be, &ph, 1, N, K, f, 0, &wh, &e) == STTS_OK);
+            CHECK(r->be->ops->weight_new(r->be, &pf, 1, N, K, MT_WF_F32, 0, &wf, &e) == STTS_OK);
+            if (wh && wf) {
+                CHECK(r->be->ops->linear(r->x, x, M, wh, NULL, y0, 0) == STTS_OK);
+                CHECK(r->be->ops->linear(r->x, x, M, wf, NULL, y1, 0) == STTS_OK);
+                CHECK_MSG(memcmp(y0, y1, sizeof(float) * M * N) == 0, "%s %s M%d K%d N%d: not the f32 weight's bits",
+                          r->level, mt_wfmt_name(f), M, K, N);
+            }
+            if (wh) r->be->ops->weight_free(r->be, wh);
+            if (wf) r->be->ops->weight_free(r->be, wf);
+            free(W), free(Wd), free(x), free(y0), free(y1);
+        }
+    }
+}
+
 static void check_embed(rig *r, mt_wfmt f) {
     enum { V = 11, D = 24 };
     float T[V * D], Td[V * D], out[3 * D];
@@ -370,6 +405,7 @@ static void every_op(void) {
         }
         check_embed(&r, FORMATS[fi]);
     }
+    check_half_as_f32(&r);
     check_layernorm(&r);
     check_attention(&r, 0, 4, 37);
     check_attention(&r, 1, 4, 37);

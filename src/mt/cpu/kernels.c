@@ -432,7 +432,7 @@ void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int
         lin_avx512(x, M, K, W, N, b, y, flags, n0, n1);
         return;
     }
-    if (level == MT_KL_AVX2) {
+    if (level == MT_KL_AVX2 || level == MT_KL_AVXVNNI) {
         lin_avx2(x, M, K, W, N, b, y, flags, n0, n1);
         return;
     }

@@ -63,6 +63,7 @@ typedef struct {
     long next_index;       /* next MessageDisplay batch expected */
     int final;
     int aside;             /* a notification or notice, not an assistant message */
+    int from_stop;         /* spoken whole from a Stop's last_assistant_message, no batch seen */
 } msg;
 
 typedef struct session {
@@ -549,7 +550,49 @@ static void release_all_held(session *s) {
 static void new_turn(session *s) {
     release_all_held(s);
     text_stream_end(s->ts, stts_now_ns());
-    msgs_clear(s);
+    /* A message a Stop spoke whole (no batch of it seen yet) stays: its
+     * batches, late, may be the ones that start this turn (the Stop came
+     * first and carries no turn_id). */
+    int keep = -1;
+    for (int k = 0; k < s->n_msgs; k++)
+        if (s->msgs[k].from_stop) keep = k;
+    for (int k = 0; k < s->n_msgs; k++)
+        if (k != keep) msg_free(&s->msgs[k]);
+    if (keep > 0) s->msgs[0] = s->msgs[keep];
+    s->n_msgs = keep >= 0;
+    s->cur_id = NULL;
+}
+
+/* A batch of message mid (unknown) whose text t is in the text a Stop spoke
+ * whole (index 0: at its start; later ones: at a line's start): that Stop
+ * was this message's, and its batches came later than the Stop's grace (a
+ * slow hook, or one replayed from the spool). The Stop's message becomes
+ * mid, complete, so none of its batches is spoken again. NULL otherwise. */
+static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n, long index) {
+    if (all_space(t, n)) return NULL;
+    for (int k = s->n_msgs - 1; k >= 0; k--) {
+        msg *m = &s->msgs[k];
+        if (!m->from_stop || m->len > (1u << 20)) continue;
+        int found = 0;
+        for (size_t p = 0; p < m->len && !found; p++) {
+            if (p > 0 && (index == 0 || m->text[p - 1] != '\n')) {
+                if (index == 0) break;
+                continue;
+            }
+            found = prefix_offset(t, n, m->text + p, m->len - p) >= 0;
+        }
+        if (!found) continue;
+        char *id = strdup(mid);
+        if (!id) return NULL;
+        if (s->cur_id == m->id) s->cur_id = id;
+        free(m->id);
+        m->id = id;
+        m->from_stop = 0;
+        m->next_index = 0;   /* every batch of it is "after final": ignored */
+        m->final = 1;
+        return m;
+    }
+    return NULL;
 }
 
 /* Forgets the turn, including words still pending in the text stage
@@ -600,12 +643,17 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
         free(s->turn_id);
         if (!(s->turn_id = strdup(turn))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     }
-    msg *m = find_msg(s, mid);
-    if (!m && !(m = new_msg(s, mid, err))) return err->code;
     json_int_t ix;
-    long index = daemon_json_whole(idx, &ix) ? (long)ix : m->next_index;
+    int has_index = daemon_json_whole(idx, &ix);
     const char *t = json_string_value(delta);
     size_t n = json_string_length(delta);
+    msg *m = find_msg(s, mid);
+    if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0))) {
+        *what = "already spoken (by its Stop)";
+        return STTS_OK;
+    }
+    if (!m && !(m = new_msg(s, mid, err))) return err->code;
+    long index = has_index ? (long)ix : m->next_index;
     int final = json_is_true(json_object_get(pl, "final"));
     if (is_hole(m, index)) {
         *what = "spoken (a missing batch, late)";
@@ -710,6 +758,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     snprintf(id, sizeof id, "stop-%lu", ++s->stop_n);
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
+    m->from_stop = 1;
     *what = "spoken from last_assistant_message";
     return speak(s, m, l, ln, 1, err);
 }

@@ -540,6 +540,32 @@ static void test_stale_spooled_stop(void) {
     daemon_hub_free(h);
 }
 
+/* A MessageDisplay batch that comes after its Stop was spoken from
+ * last_assistant_message (later than the Stop's grace: replayed from the
+ * spool up to 0.5 s late, or a slow hook) was spoken a second time. A batch
+ * of an unknown message whose text is in that Stop's text is now that
+ * message: already spoken. A message that is not in it still speaks. */
+static void test_batch_after_stop(void) {
+    daemon_hub *h = hub_new(-1);   /* no grace: the Stop speaks at once */
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    ev(h, "S", "Stop", "\"last_assistant_message\":\"One batch only.\"");
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                  "\"message_id\":\"m1\",\"index\":0,\"final\":true,\"delta\":\"One batch only.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "One batch only.") == 1, "%s", out);
+    /* Several batches, the later first. */
+    ev(h, "S", "UserPromptSubmit", "\"prompt\":\"more\"");
+    ev(h, "S", "Stop", "\"last_assistant_message\":\"Line one.\\nLine  two.\\n\"");
+    CHECK(md(h, "S", "t2", "m2", 1, "Line two.\\n", 1) == STTS_OK);
+    CHECK(md(h, "S", "t2", "m2", 0, "Line one.\\n", 0) == STTS_OK);
+    CHECK_MSG(count(out, "Line one.") == 1 && count(out, "Line two.") == 1, "%s", out);
+    /* The Stop hook kept Claude going (stop_hook_active): a new message speaks. */
+    CHECK(md(h, "S", "t2", "m3", 0, "A new message.\\n", 1) == STTS_OK);
+    CHECK_MSG(count(out, "A new message.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -554,5 +580,6 @@ int main(void) {
     TEST_RUN(test_stale_spooled_prompt);
     TEST_RUN(test_unpaired_surrogates);
     TEST_RUN(test_stale_spooled_stop);
+    TEST_RUN(test_batch_after_stop);
     return TEST_SUMMARY();
 }

@@ -7,12 +7,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, stts_error *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return stts_error_set(err, STTS_ERR_IO, "cannot open transcript '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {   /* read() would say "Is a directory", naming no file */
+        close(fd);
+        return stts_error_set(err, STTS_ERR_IO, "cannot read transcript '%s': it is a directory; give the "
+                              "session's .jsonl file (~/.claude/projects/<project>/<session>.jsonl)", path);
+    }
     /* pass 1: where does the last turn start? */
     ingest_reader *r = NULL;
     stts_status st = ingest_reader_new(fd, 0, &r, err);

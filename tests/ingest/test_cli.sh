@@ -110,6 +110,12 @@ for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry
 done
 "$BIN" --dry-run --input "$T/missing.jsonl" >/dev/null 2>"$T/me"; rc=$?
 [ $rc -eq 1 ] && grep -q "missing.jsonl" "$T/me" && ok || bad "missing input: exit $rc"
+# a directory given as the input or transcript: named, with what to give instead
+mkdir -p "$T/adir"
+for flag in --input --transcript; do
+  "$BIN" --dry-run $flag "$T/adir" >/dev/null 2>"$T/de"; rc=$?
+  [ $rc -eq 1 ] && grep -q "adir'.*directory" "$T/de" && ok || bad "$flag DIR: exit $rc, stderr '$(cat "$T/de")'"
+done
 
 # 8. --help documents every flag
 "$BIN" --help >"$T/help"; rc=$?

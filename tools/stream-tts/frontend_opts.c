@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -300,8 +301,14 @@ int frontend_drive(const frontend_opts *o, ingest_sentence_fn fn, void *user, vo
         } else {
             if (o->input && strcmp(o->input, "-") != 0) {
                 fd = open(o->input, O_RDONLY);
+                struct stat sb;
                 if (fd < 0) {
                     fprintf(stderr, "stream-tts: cannot open input '%s': %s\n", o->input, strerror(errno));
+                    rc = 1;
+                } else if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+                    /* read() said "cannot read input: Is a directory", naming no file */
+                    fprintf(stderr, "stream-tts: cannot read input '%s': it is a directory; give a file of "
+                                    "stream-json lines\n", o->input);
                     rc = 1;
                 }
             }

@@ -433,8 +433,15 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     /* An input that cannot be read fails now, before the model loads and
      * before --output truncates an existing file. */
     const char *in = fo->transcript ? fo->transcript : (fo->input && strcmp(fo->input, "-") != 0 ? fo->input : NULL);
+    struct stat in_st;
     if (in && access(in, R_OK) != 0) {
         fprintf(stderr, "stream-tts: cannot read input '%s': %s\n", in, strerror(errno));
+        app_signals_restore(&old);
+        return 1;
+    }
+    if (in && stat(in, &in_st) == 0 && S_ISDIR(in_st.st_mode)) {   /* readable, but no input */
+        fprintf(stderr, "stream-tts: cannot read input '%s': it is a directory; give a file of %s\n", in,
+                fo->transcript ? "transcript lines (.jsonl)" : "stream-json lines");
         app_signals_restore(&old);
         return 1;
     }

@@ -731,6 +731,14 @@ static int is_cred_flag(const char *s, size_t n) {
     return 0;
 }
 
+/* Lower-case letters only (or a capital first): after "--token" that is
+ * prose ("pass --token to the CLI", "with --password set"), not a value. */
+static int is_plain_word(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)s[i]) && !(i == 0 && isupper((unsigned char)s[i]))) return 0;
+    return 1;
+}
+
 /* A value that names no secret: "$VAR", "<your key>", "...", "xxxx", "${X}". */
 static int is_placeholder_value(const char *s, size_t n) {
     if (n == 0 || s[0] == '$' || s[0] == '<' || s[0] == '{' || s[0] == '.' || s[0] == '*') return 1;
@@ -871,8 +879,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
-    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-')) && cl &&
-        !is_placeholder_value(c, cl)) {
+    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-' && !is_plain_word(c, cl))) &&
+        cl && !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
         put_unquoted(ts, w + b, n - b, 0, 2);
@@ -930,7 +938,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
     /* a command-line flag "--password hunter2", "--api-key KEY": the next
-     * word, unless it is another flag ("--password-stdin" names no value) */
+     * word, unless it is another flag ("--password-stdin" names no value) or
+     * a plain word (prose about the flag) */
     if (ts->cred == 1 && b == n && is_cred_flag(c, cl)) ts->cred = 3;
     /* user:password@ in a URL of any scheme: the host is read */
     const char *host;

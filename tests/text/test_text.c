@@ -815,6 +815,8 @@ static void test_secrets(void) {
     expect_every_split("Use --password hunter2hunter2 or --api-key AbC123xyz789 here.", "Use --password or --api-key here." SECRET);
     expect_every_split("Pipe it to --password-stdin and --token -v or --password $PW here.",
                        "Pipe it to --password-stdin and --token -v or --password $PW here.");
+    expect_every_split("Pass --token to the CLI, with --password set and --api-key Value.",
+                       "Pass --token to the CLI, with --password set and --api-key Value.");
     /* PEM blocks, across lines (and every split point) */
     expect_every_split("Here it is:\n\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
                        "AAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUxOQAAACDm\n-----END OPENSSH PRIVATE KEY-----\n\nAfter the key.",

@@ -714,6 +714,29 @@ static stts_status reconcile_holes(session *s, msg *m, int latest, const char *l
     return STTS_OK;
 }
 
+/* L as several of the turn's messages joined, the last one the latest:
+ * last_assistant_message is taken to be the last message only (inferred,
+ * unconfirmed), and a version giving the whole turn's text matched no
+ * message, so the Stop said the whole turn again. The offset in l after the
+ * messages from some k0 to latest, each found where the one before ended
+ * (white space compared as in prefix_offset); -1 when none. */
+static long concat_offset(session *s, int latest, const char *l, size_t ln) {
+    if (latest < 1 || ln > (1u << 20)) return -1;   /* bounded work */
+    for (int k0 = latest - 1; k0 >= 0; k0--) {
+        size_t j = 0;
+        int ok = 1, n = 0;
+        for (int k = k0; k <= latest && ok; k++) {
+            const msg *m = &s->msgs[k];
+            if (m->aside || all_space(m->text ? m->text : "", m->len)) continue;
+            long off = has_holes(m) || m->nheld ? -1 : prefix_offset(m->text, m->len, l + j, ln - j);
+            if (off < 0) ok = 0;
+            else { j += (size_t)off; n++; }
+        }
+        if (ok && n >= 2) return (long)j;
+    }
+    return -1;
+}
+
 /* Reconciles L with the turn's messages; may_park: the no-match case waits
  * for late batches (parked) instead of speaking L now. */
 static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, const char **what,
@@ -744,6 +767,17 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
             held_clear(m);   /* L holds their words, and the missing ones' */
             return speak(s, m, l + off, ln - (size_t)off, 1, err);
         }
+    }
+    long joined = concat_offset(s, latest, l, ln);
+    if (joined >= 0) {
+        msg *m = &s->msgs[latest];
+        if (all_space(l + joined, ln - (size_t)joined)) {
+            *what = "already spoken";
+            if (!m->final && s->cur_id == m->id) { m->final = 1; text_stream_end(s->ts, stts_now_ns()); }
+            return STTS_OK;
+        }
+        *what = "rest spoken";
+        return speak(s, m, l + joined, ln - (size_t)joined, 1, err);
     }
     if (may_park && s->hub->p.stop_grace_ms > 0) {
         if (!(s->parked = malloc(ln + 1))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");

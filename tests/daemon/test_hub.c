@@ -566,6 +566,38 @@ static void test_batch_after_stop(void) {
     daemon_hub_free(h);
 }
 
+/* last_assistant_message is taken to be the turn's last message
+ * (claude-code-hooks.md: inferred, unconfirmed); a version that gives the
+ * whole turn's text (its messages joined) made the Stop match no message
+ * and say the whole turn again. The turn's messages found one after the
+ * other at L's start are spoken already; what follows them is said. */
+static void test_stop_with_whole_turn(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(md(h, "S", "t1", "m1", 0, "First part.\\n", 1) == STTS_OK);
+    ev(h, "S", "Notification", "\"message\":\"Claude needs your permission\",\"notification_type\":\"permission_prompt\"");
+    CHECK(md(h, "S", "t1", "m2", 0, "Second part.\\n", 1) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"First part.\\n\\nSecond part.\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strcmp(w, "already spoken") == 0, "%s", w ? w : "(null)");
+    CHECK_MSG(count(out, "First part.") == 1 && count(out, "Second part.") == 1, "%s", out);
+    /* The same with words the batches missed at the end: only those. */
+    ev(h, "S", "UserPromptSubmit", "\"prompt\":\"again\"");
+    CHECK(md(h, "S", "t2", "m3", 0, "Third part.\\n", 1) == STTS_OK);
+    CHECK(md(h, "S", "t2", "m4", 0, "Fourth part.\\n", 0) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"Third part.\\nFourth part.\\nAnd the end.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "Third part.") == 1 && count(out, "Fourth part.") == 1 && count(out, "And the end.") == 1,
+              "%s", out);
+    /* A repeated Stop (stop_hook_active) says nothing again. */
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"Third part.\\nFourth part.\\nAnd the end.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "And the end.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -581,5 +613,6 @@ int main(void) {
     TEST_RUN(test_unpaired_surrogates);
     TEST_RUN(test_stale_spooled_stop);
     TEST_RUN(test_batch_after_stop);
+    TEST_RUN(test_stop_with_whole_turn);
     return TEST_SUMMARY();
 }

@@ -90,6 +90,7 @@ typedef struct session {
      * either is stale (daemon_hub_hook_at). */
     uint64_t turn_ns, prompt_ns;
     int turn_over;         /* a Stop came: the next speech begins another turn */
+    char *main_agent;      /* agent_id of the main thread under `claude --agent` (NULL: none seen) */
     struct daemon_hub *hub;
 } session;
 
@@ -183,6 +184,7 @@ static void session_free(session *s) {
     free(s->parked);
     free(s->last_notice);
     free(s->turn_id);
+    free(s->main_agent);
     free(s->id);
     free(s);
 }
@@ -870,10 +872,26 @@ static stts_status say(session *s, const char *id, const char *text, const char 
  * default, and kept out of the main agent's turn: a report recorded there
  * became the turn's latest message, so the main Stop no longer found its
  * own message as a prefix and said it again. "agent_id": null is no agent. */
-static int subagent_speech(json_t *pl, const char *ev) {
+static int subagent_speech(json_t *pl, const char *ev, const session *s) {
     if (strcmp(ev, "SubagentStop") == 0) return 1;
     json_t *a = json_object_get(pl, "agent_id");
-    return strcmp(ev, "MessageDisplay") == 0 && a && !json_is_null(a);
+    if (strcmp(ev, "MessageDisplay") != 0 || !a || json_is_null(a)) return 0;
+    /* Under `claude --agent NAME` the main thread carries an agent_id too
+     * (on every event): its batches are the reply, not a subagent's. */
+    return !(s && s->main_agent && json_is_string(a) && strcmp(json_string_value(a), s->main_agent) == 0);
+}
+
+/* UserPromptSubmit, SessionStart and Stop are the main thread's (a
+ * subagent ends with SubagentStop): an agent_id on them is the main
+ * thread's under `claude --agent`. */
+static void note_main_agent(session *s, json_t *pl, const char *ev) {
+    const char *a = str(pl, "agent_id");
+    if (!a || (strcmp(ev, "UserPromptSubmit") && strcmp(ev, "SessionStart") && strcmp(ev, "Stop"))) return;
+    if (s->main_agent && strcmp(s->main_agent, a) == 0) return;
+    char *c = strdup(a);
+    if (!c) return;   /* out of memory: its batches stay unspoken, the Stop still speaks */
+    free(s->main_agent);
+    s->main_agent = c;
 }
 
 stts_status daemon_hub_hook(daemon_hub *h, json_t *pl, const char **what, stts_error *err) {
@@ -890,7 +908,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload \"session_id\" must be 1 to %d bytes, without \\u0000",
                               MAX_SESSION_ID);
     /* Before any session state is touched (a parked Stop keeps its grace). */
-    if (subagent_speech(pl, ev)) { *what = "ignored (subagent)"; return STTS_OK; }
+    if (subagent_speech(pl, ev, find(h, sid))) { *what = "ignored (subagent)"; return STTS_OK; }
     if (strcmp(ev, "SessionEnd") == 0) {
         session *s = find(h, sid);
         if (s) release_all_held(s);
@@ -922,6 +940,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     }
     session *s = get(h, sid, err);
     if (!s) return err->code;
+    note_main_agent(s, pl, ev);
     if (speech && made_ns && t < s->prompt_ns && !s->prompted) {
         /* Replayed from the spool after a prompt made later was acted on:
          * that prompt barged in on this very reply and forgot its turn, so

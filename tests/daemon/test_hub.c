@@ -598,6 +598,36 @@ static void test_stop_with_whole_turn(void) {
     daemon_hub_free(h);
 }
 
+/* Under `claude --agent NAME` the main thread is an agent: every payload
+ * carries its agent_id (claude-code-hooks.md, 2), MessageDisplay too, and
+ * all its replies were taken for a subagent's: nothing said live, the Stop
+ * saying the last message only. The agent_id of the session's
+ * UserPromptSubmit, SessionStart or Stop (main-thread events) is the main
+ * one; a real subagent's batches are still not spoken. */
+static void test_main_thread_agent(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(hook(h, "{\"session_id\":\"G\",\"hook_event_name\":\"UserPromptSubmit\",\"agent_id\":\"main-7\","
+                  "\"agent_type\":\"reviewer\",\"prompt\":\"review it\"}", &w) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"G\",\"hook_event_name\":\"MessageDisplay\",\"agent_id\":\"main-7\","
+                  "\"turn_id\":\"t\",\"message_id\":\"m1\",\"index\":0,\"final\":false,"
+                  "\"delta\":\"Earlier words.\\n\"}", &w) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"G\",\"hook_event_name\":\"MessageDisplay\",\"agent_id\":\"sub-2\","
+                  "\"turn_id\":\"t\",\"message_id\":\"s1\",\"index\":0,\"final\":true,"
+                  "\"delta\":\"Subagent words.\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "subagent"), "%s", w ? w : "(null)");
+    CHECK(hook(h, "{\"session_id\":\"G\",\"hook_event_name\":\"MessageDisplay\",\"agent_id\":\"main-7\","
+                  "\"turn_id\":\"t\",\"message_id\":\"m1\",\"index\":1,\"final\":true,"
+                  "\"delta\":\"Last words.\"}", &w) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"G\",\"hook_event_name\":\"Stop\",\"agent_id\":\"main-7\","
+                  "\"last_assistant_message\":\"Earlier words.\\nLast words.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "G|m1|Earlier words.") == 1 && count(out, "G|m1|Last words.") == 1 &&
+                  count(out, "Subagent") == 0 && count(out, "stop-") == 0, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -614,5 +644,6 @@ int main(void) {
     TEST_RUN(test_stale_spooled_stop);
     TEST_RUN(test_batch_after_stop);
     TEST_RUN(test_stop_with_whole_turn);
+    TEST_RUN(test_main_thread_agent);
     return TEST_SUMMARY();
 }

@@ -1968,13 +1968,21 @@ static void handle_cp(text_stream *ts, const unsigned char *p, size_t k) {
         return;
     }
     stts_utf8_decode(p, k, &cp);
-    if (cp < 0xA0 || cp == 0xFFFD || cp == 0xFEFF || cp == 0x2060 || (cp >= 0x200B && cp <= 0x200F) ||
-        is_dropped_symbol(cp))
-        return;
-    if (cp == 0xA0 || cp == 0x3000 || cp == 0x2028 || cp == 0x2029) {   /* odd spaces */
+    /* the C1 line break NEL and the Unicode spaces (thin, narrow no-break,
+     * en, em ...) separate words: "Third\u0085line" and "5\u2009ms" were
+     * glued into one word or kept the odd space inside a word */
+    if (cp == 0x85 || cp == 0xA0 || cp == 0x3000 || cp == 0x2028 || cp == 0x2029 || (cp >= 0x2000 && cp <= 0x200A) ||
+        cp == 0x202F || cp == 0x205F) {   /* odd spaces */
         tb_put(ts, &ts->line, " ", 1);
         return;
     }
+    /* invisible format characters: soft hyphen, bidi embeddings, overrides
+     * and isolates, invisible operators, annotation marks (they reached the
+     * translator and the voice) */
+    if (cp < 0xA0 || cp == 0xFFFD || cp == 0xFEFF || cp == 0x2060 || (cp >= 0x200B && cp <= 0x200F) ||
+        cp == 0xAD || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2061 && cp <= 0x2069) ||
+        (cp >= 0xFFF9 && cp <= 0xFFFB) || is_dropped_symbol(cp))
+        return;
     tb_put(ts, &ts->line, (const char *)p, k);
 }
 

@@ -242,6 +242,14 @@ static void test_whitespace_numbers(void) {
            "Pi is 3.14159 and v1.2.3 shipped; 10,000 users and 1.5x speed.");
 }
 
+/* NEL and the Unicode spaces separate words; soft hyphens and bidi controls go */
+static void test_odd_spaces_and_format_chars(void) {
+    expect_nomerge("Third\xC2\x85line and 5\xE2\x80\x89ms and 10\xE2\x80\xAF" "000 items\xE2\x80\x83here.",
+                   "Third line and 5 ms and 10 000 items here.");
+    expect_nomerge("A hy\xC2\xADphen and \xE2\x80\xAERTL override\xE2\x80\xAC and \xE2\x81\xA6isolate\xE2\x81\xA9 done.",
+                   "A hyphen and RTL override and isolate done.");
+}
+
 static void test_invalid_utf8(void) {
     static const char bad[] = "caf\xC3\xA9 \xFF\xFEok and \xE3\x81 cut and \xED\xA0\x80 surrogate.";
     expect(bad, "caf\xC3\xA9 ok and cut and surrogate.");
@@ -943,6 +951,7 @@ int main(void) {
     TEST_RUN(test_emoji_box);
     TEST_RUN(test_trailers);
     TEST_RUN(test_whitespace_numbers);
+    TEST_RUN(test_odd_spaces_and_format_chars);
     TEST_RUN(test_invalid_utf8);
     TEST_RUN(test_fenced_code);
     TEST_RUN(test_indented_code);

@@ -117,7 +117,8 @@ struct text_stream {
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_words;
-    int cred;             /* 1: the last word named a credential; 2: the next word is its value; 3: likewise unless a flag */
+    int cred;             /* 1: the last word named a credential; 2: the next word is its value; 3: likewise
+                           * unless a flag or a plain word; 4: likewise if it looks like a token */
     int bearer;           /* the last word was "Bearer" (1) or "Basic" (2): a token-like next word is its token */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
@@ -689,7 +690,42 @@ static int is_secret_token(const char *s, size_t n) {
     size_t m = n;
     while (m > 0 && s[m - 1] == '=') m--;
     if (m >= 32 && span_of(s, m, "+/_-") && s[0] != '/' && looks_random(s, m)) return 1;
+    /* dotted tokens (Discord <24>.<6>.<27>, Doppler dp.st.dev.<40>): a long
+     * random part between dots; the dots kept them from the rule above */
+    const char *d1 = memchr(s, '.', n);
+    if (d1 && memchr(d1 + 1, '.', (size_t)(s + n - d1 - 1)) && span_of(s, n, "_-.")) {
+        for (size_t a = 0; a < n;) {
+            size_t e = a;
+            while (e < n && s[e] != '.') e++;
+            if (e - a >= 24 && looks_random(s + a, e - a)) return 1;
+            a = e + 1;
+        }
+    }
     return 0;
+}
+
+/* A word that may name a key in prose ("token", "Key", "auth"): its value
+ * is left out only when that looks like a token. */
+static int names_key(const char *s, size_t n) {
+    static const char *const w[] = {"token", "key", "secret", "pass", "pwd", "auth", "credential", NULL};
+    char low[64];
+    if (n == 0 || n >= sizeof low) return 0;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
+    low[n] = '\0';
+    for (int i = 0; w[i]; i++)
+        if (strstr(low, w[i])) return 1;
+    return 0;
+}
+
+/* A value that is random letters and digits ("token: Xa9bC3dE5fG7hI9jK1lM3"),
+ * not a word. */
+static int looks_like_token(const char *s, size_t n) {
+    size_t digits = 0, letters = 0;
+    for (size_t i = 0; i < n; i++) {
+        digits += isdigit((unsigned char)s[i]) != 0;
+        letters += isalpha((unsigned char)s[i]) != 0;
+    }
+    return n >= 16 && digits && letters && span_of(s, n, "+/_-.=~") && looks_random(s, n);
 }
 
 /* Does a variable name say it holds a credential? strict: also for "name:"
@@ -879,7 +915,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
-    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-' && !is_plain_word(c, cl))) &&
+    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-' && !is_plain_word(c, cl)) ||
+         (cred == 4 && looks_like_token(c, cl))) &&
         cl && !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
@@ -937,6 +974,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int colon = b < n && memchr(w + b, ':', n - b) != NULL;
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
+    /* "The token: it expires" is read, "Vercel token: Xa9bC3dE5..." is not */
+    else if (colon && !equals && names_key(c + cs, ce - cs)) ts->cred = 4;
     /* a command-line flag "--password hunter2", "--api-key KEY": the next
      * word, unless it is another flag ("--password-stdin" names no value) or
      * a plain word (prose about the flag) */

@@ -819,6 +819,14 @@ static void test_secrets(void) {
     expect_every_split("SendGrid 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 key.", "SendGrid key." SECRET);
     expect_every_split("Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.",
                        "Basic authentication and Basic YWJjZGVmZ2g= and SG.x.y and PORT=8080 are read.");
+    /* dotted random tokens; a random value after "token:" in prose */
+    expect_every_split("Doppler dp.st.dev.q9RBXO2tAG1yKwILALo5vR67b2rMQSkS3u9I5KKg and "
+                       "XA3hcMNWcyTLvJ47rGpctaeg.MIc8mA.sNqjSc3vux9i53yyD3HyP3MRJgN here.", "Doppler and here." SECRET);
+    expect_every_split("Vercel token: TPnO1KrsheE2OEfwZeA5jbsB here.", "Vercel token: here." SECRET);
+    expect_every_split("The key: getUserProfileByIdAndTimestamp2024Report and app.8d79d89a0da0c41aebb8.js and "
+                       "com.example.service.UserProfileRepositoryImplementation stay.",
+                       "The key: getUserProfileByIdAndTimestamp2024Report and app.8d79d89a0da0c41aebb8.js and "
+                       "com.example.service.UserProfileRepositoryImplementation stay.");
     /* the value of a credential flag */
     expect_every_split("Use --password hunter2hunter2 or --api-key AbC123xyz789 here.", "Use --password or --api-key here." SECRET);
     expect_every_split("Pipe it to --password-stdin and --token -v or --password $PW here.",

@@ -65,6 +65,7 @@ struct text_stream {
     size_t ncarry;
     uint64_t now;         /* arrival of the input being processed */
     uint64_t last_input;  /* arrival of the latest input */
+    uint64_t idle_kept;   /* last_input when an idle flush kept an unfinished CJK clause; 0: none */
     int force;            /* end/tick: deliver without holding short sentences */
 
     /* block layer */
@@ -2152,11 +2153,44 @@ static int word_ends_sentence(const text_stream *ts) {
     return w[n - 1] == '.' || w[n - 1] == '!' || w[n - 1] == '?';
 }
 
+/* An idle flush in text without spaces (Japanese, Chinese) has no word to
+ * wait for, so it cut wherever the stream paused: "...まだ続きま" now and
+ * "す。" later, a word said in two halves. When the fragment ends inside
+ * such text and has a clause mark (、，,) before it, only the text up to
+ * the mark goes; the unfinished clause waits for input (or the block end),
+ * like an unfinished English word. 1 when it did so. */
+static int idle_cut_cjk(text_stream *ts) {
+    const char *s = ts->sent.p;
+    size_t n = ts->sent.len, st;
+    uint32_t last = last_cp(s, n, &st);
+    if (!is_nospace_script(last) || is_cjk_term(last) || is_closer(last) || last == 0x3001 || last == 0xFF0C) return 0;
+    size_t cut = 0;
+    for (size_t i = st; i > 0;) {
+        size_t ps;
+        uint32_t cp = last_cp(s, i, &ps);
+        if (cp == 0x3001 || cp == 0xFF0C || cp == ',') { cut = i; break; }
+        if (!is_nospace_script(cp) || n - ps > 120) break;   /* only a clause of this script, not too far back */
+        i = ps;
+    }
+    if (!cut) return 0;
+    ts->now = ts->last_input;
+    ts->force = 1;
+    deliver(ts, s, cut, TEXT_SPEECH, NULL, ts->now);
+    ts->force = 0;
+    ts->sent_gen++;
+    memmove(ts->sent.p, ts->sent.p + cut, n - cut);
+    ts->sent.len = n - cut;
+    ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
+    ts->idle_kept = ts->last_input;
+    return 1;
+}
+
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {
     /* silence since the last input: the fragment goes out, with a waiting short sentence */
     if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
     if (ts->pipe_hold || ts->pipe_wait) return;   /* a possible table header waits for its next line */
     if (word_ends_sentence(ts)) word_end(ts);
+    if (ts->sent.len && idle_cut_cjk(ts)) return;
     if (ts->sent.len) {
         ts->now = ts->last_input;
         ts->force = 1;
@@ -2171,6 +2205,7 @@ uint64_t text_stream_deadline(const text_stream *ts) {
     /* Only what tick can flush counts, or the caller would spin on a deadline
      * in the past: a pending word without a sentence end waits for input. */
     if (ts->pipe_hold || ts->pipe_wait) return 0;
+    if (ts->idle_kept && ts->idle_kept == ts->last_input && !ts->held.len) return 0;   /* a kept CJK clause waits */
     return (ts->sent.len || ts->held.len || word_ends_sentence(ts)) ? ts->last_input + ts->p.idle_flush_ns : 0;
 }
 

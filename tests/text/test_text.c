@@ -446,6 +446,34 @@ static void test_punctuation_only(void) {
                    "\xD9\x86\xD8\xB9\xD9\x85\xD8\x9F | \xE2\x91\xA0 | \xE2\x84\x83 | x\xC2\xB2");
 }
 
+static void test_cjk_idle_flush(void) {
+    /* an idle flush in the middle of a Japanese word goes out to the last
+     * clause mark; the unfinished clause waits (no deadline: no spinning) */
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    static const char ja2[] = "これはテストの文章で、まだ続きま";
+    text_stream_feed(ts, ja2, strlen(ja2), 1000000000ull, NULL);
+    text_stream_tick(ts, 3000000000ull);
+    CHECK_EQ_INT(c->n, 1);
+    CHECK_EQ_STR(c->s[0], "これはテストの文章で、");
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_feed(ts, "す。次の文はここで終わりです。", strlen("す。次の文はここで終わりです。"), 4000000000ull, NULL);
+    text_stream_end(ts, 4000000000ull);
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[1], "まだ続きます。次の文はここで終わりです。");
+    text_stream_free(ts);
+    /* without a clause mark everything goes, as before */
+    memset(c, 0, sizeof *c);
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    text_stream_feed(ts, "まだ続きま", strlen("まだ続きま"), 1000000000ull, NULL);
+    text_stream_tick(ts, 3000000000ull);
+    CHECK_EQ_INT(c->n, 1);
+    text_stream_free(ts);
+    free(c);
+}
+
 static void test_no_split_inside_tokens(void) {
     expect("It costs 3.50 now. Version 2.0.1 is here. Edit config.json today. Visit example.com please.",
            "It costs 3.50 now. | Version 2.0.1 is here. | Edit config.json today. | Visit example.com please.");
@@ -974,6 +1002,7 @@ int main(void) {
     TEST_RUN(test_abbreviations_unmerged);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_punctuation_only);
+    TEST_RUN(test_cjk_idle_flush);
     TEST_RUN(test_cjk);
     TEST_RUN(test_paragraphs);
     TEST_RUN(test_long_sentence);

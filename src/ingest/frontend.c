@@ -461,6 +461,7 @@ static void clean_pattern(const char *v, char *out, size_t cap) {
     text_clean_short_secret(esc, k, out, cap, &secret);
     if (secret) return;
     snprintf(out, cap, "%s", v);
+    out[stts_utf8_valid_prefix((const unsigned char *)out, strlen(out))] = '\0';   /* a cut character, or bad bytes */
     for (char *c = out; *c; c++) if ((unsigned char)*c < 0x20) *c = ' ';
 }
 

@@ -40,6 +40,10 @@ enum { MAX_SESSION_ID = 256 };
  * MAX_HELD of them; then they are spoken and the missing one is a hole that
  * a late batch or the Stop fills. */
 enum { HOLD_MS = 1000, MAX_HELD = 64 };
+/* Batches of a message whose Stop spoke it whole are recognised this long
+ * after it (a slow hook, a spool replay: up to 0.5 s); a message that only
+ * starts like it, later, is another one. */
+enum { ADOPT_MS = 3000 };
 
 typedef struct {
     long index;
@@ -64,6 +68,7 @@ typedef struct {
     int final;
     int aside;             /* a notification or notice, not an assistant message */
     int from_stop;         /* spoken whole from a Stop's last_assistant_message, no batch seen */
+    uint64_t stop_ns;      /* ... when (its late batches are looked for ADOPT_MS after it) */
 } msg;
 
 typedef struct session {
@@ -574,7 +579,8 @@ static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n,
     if (all_space(t, n)) return NULL;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
-        if (!m->from_stop || m->len > (1u << 20)) continue;
+        if (!m->from_stop || m->len > (1u << 20) || stts_now_ns() - m->stop_ns > (uint64_t)ADOPT_MS * 1000000u)
+            continue;
         int found = 0;
         for (size_t p = 0; p < m->len && !found; p++) {
             if (p > 0 && (index == 0 || m->text[p - 1] != '\n')) {
@@ -795,6 +801,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
     m->from_stop = 1;
+    m->stop_ns = stts_now_ns();
     *what = "spoken from last_assistant_message";
     return speak(s, m, l, ln, 1, err);
 }

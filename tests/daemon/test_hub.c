@@ -563,6 +563,13 @@ static void test_batch_after_stop(void) {
     /* The Stop hook kept Claude going (stop_hook_active): a new message speaks. */
     CHECK(md(h, "S", "t2", "m3", 0, "A new message.\\n", 1) == STTS_OK);
     CHECK_MSG(count(out, "A new message.") == 1, "%s", out);
+    /* Seconds later (no prompt hook installed), a reply that starts as the
+     * Stop's text did is another message: spoken. */
+    ev(h, "S", "Stop", "\"last_assistant_message\":\"Done. All tests pass.\"");
+    struct timespec ts = {3, 100000000};
+    nanosleep(&ts, NULL);
+    CHECK(md(h, "S", "t3", "m5", 0, "Done.\\n", 0) == STTS_OK);
+    CHECK_MSG(count(out, "S|m5|Done.") == 1, "%s", out);
     daemon_hub_free(h);
 }
 

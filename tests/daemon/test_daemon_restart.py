@@ -10,7 +10,9 @@ and hands it the request, which is spoken once. Before, the hook logged
 The daemon is stopped (SIGSTOP) while the hook connects, then gets SIGTERM
 and SIGCONT; its poll loop may still take the request before it sees the
 signal (then the hook had its reply, and SIGTERM drops speech by design):
-such a round proves nothing and is run again, up to 8 times."""
+such a round proves nothing and is run again, up to 8 times.
+A start beside a live daemon that is stuck (its listen queue full) still
+exits 3 at once: it waits for the lock only while nobody answers."""
 import json, os, signal, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,4 +85,34 @@ for n in range(8):
         break
 else:
     check(False, "8 rounds, and the stopping daemon took the request each time")
+
+# A start beside a live daemon that is stuck (stopped, its listen queue full)
+# still says at once that another daemon runs: it waits for the lock only
+# while nobody is there (its probe does not block on the full queue).
+import socket, time  # noqa: E402
+tmp = scratch("stts-daemon-restart-busy-")
+d = Daemon(BIN, VOICE, tmp, "busy", pace=False)
+os.kill(d.p.pid, signal.SIGSTOP)
+queued = []
+for i in range(1000):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect(d.sock)
+    except BlockingIOError:
+        c.close()
+        break
+    queued.append(c)
+t = time.monotonic()
+try:
+    r = subprocess.run([BIN, "serve", "--socket", d.sock, "--voice", VOICE, "--output", os.path.join(tmp, "x.wav")],
+                       capture_output=True, text=True, env=d.env, timeout=30)
+    check(r.returncode == 3 and "already running" in r.stderr, "second serve: %s %r" % (r.returncode, r.stderr))
+except subprocess.TimeoutExpired:
+    check(False, "a second serve beside a stuck daemon hung (30 s)")
+check(time.monotonic() - t < 10, "it said so in %.1f s" % (time.monotonic() - t))
+os.kill(d.p.pid, signal.SIGCONT)
+for c in queued:
+    c.close()
+check(d.close() == 0, "the stuck daemon exits 0 on SIGTERM")
 sys.exit(check.finish())

@@ -359,9 +359,11 @@ static int open_listener(server *sv, char *err, size_t cap) {
      * for the lock a while. */
     uint64_t lock_t0 = stts_now_ns();
     while (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-        int answers = 0, pr = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* Non-blocking: a live daemon with a full listen queue (busy,
+         * stopped) would hold a blocking connect; EAGAIN is a live one. */
+        int answers = 0, pr = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (pr >= 0) {
-            answers = connect(pr, (struct sockaddr *)&a, sizeof a) == 0;
+            answers = connect(pr, (struct sockaddr *)&a, sizeof a) == 0 || errno == EAGAIN || errno == EINPROGRESS;
             close(pr);
         }
         if (answers || stts_now_ns() - lock_t0 > LOCK_WAIT_NS) {

@@ -74,5 +74,20 @@ st = d.status()
 check(len(st["muted"]) <= MAX_MUTED and held <= set(st["muted"]),
       "every live session's mute kept: %d of %d" % (len(held & set(st["muted"])), len(held)))
 
+# ---- 4. ctl status reads a reply of any size --------------------------------------------------------
+# 256 live sessions of 250-byte ids, all muted: a status reply of ~130 KiB, past
+# the 64 KiB buffer `ctl status` once read into (it then failed: "unreadable reply").
+s = d.conn()
+for i in range(MAX_MUTED // 2):
+    sid = ("long-%d-" % i).ljust(250, "x")
+    d.hook(event(sid, "SessionStart", source="startup"), s)
+    d.req({"v": 1, "op": "mute", "session": sid}, s)
+s.close()
+r, _ = d.ctl("status", "--json")
+check(r.returncode == 0 and len(r.stdout) > 65536, "ctl status --json with a large muted list: rc %d, %d bytes, %s"
+      % (r.returncode, len(r.stdout), r.stderr[:200]))
+r, _ = d.ctl("status")
+check(r.returncode == 0, "ctl status with a large muted list: rc %d, %s" % (r.returncode, r.stderr[:200]))
+
 check(d.close() == 0, "serve exit status")
 sys.exit(check.finish())

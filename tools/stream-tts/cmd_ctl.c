@@ -20,6 +20,10 @@
 #include "stts_client.h"
 #include "stts_daemon.h"
 
+/* The largest reply ctl reads: far above any status (sessions and the muted
+ * list), small enough that a runaway peer cannot take the machine's memory. */
+#define CTL_REPLY_MAX ((size_t)64 << 20)
+
 /* --socket PATH or --socket=PATH (frontend_opts.c's cli_flag_value, which
  * the launcher does not link); NULL when argv[*i] is not --socket. */
 static const char *socket_flag(int argc, char **argv, int *i, int *missing) {
@@ -124,26 +128,37 @@ int cmd_ctl(int argc, char **argv) {
     line[n] = '\0';
     int ok = send(fd, line, n, MSG_NOSIGNAL) == (ssize_t)n && send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
     free(line);
-    char buf[65536];
-    size_t got = 0;
+    /* The reply grows with the daemon's sessions and muted list: a fixed
+     * 64 KiB buffer made `ctl status` fail on a busy daemon. Read a line of
+     * any size up to CTL_REPLY_MAX (the daemon's own request line bound). */
+    size_t cap = 65536, got = 0;
+    char *buf = malloc(cap);
+    if (!buf) ok = 0;
     /* A stop waits for the player to let go (at most 1 s); 10 s covers a loaded machine. */
-    while (ok && got < sizeof buf - 1) {
+    while (ok) {
+        if (got == cap - 1) {
+            char *g = cap < CTL_REPLY_MAX ? realloc(buf, cap * 2) : NULL;
+            if (!g) { ok = 0; break; }
+            buf = g;
+            cap *= 2;
+        }
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 10000) <= 0) { ok = 0; break; }
-        ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
         if (r <= 0) { ok = got > 0; break; }
         got += (size_t)r;
-        if (memchr(buf, '\n', got)) break;
+        if (memchr(buf + got - (size_t)r, '\n', (size_t)r)) break;
     }
     close(fd);
-    buf[got] = '\0';
+    if (buf) buf[got] = '\0';
     if (!ok || !got) {
         fprintf(stderr, "stream-tts ctl: the daemon on %s did not answer\n", path);
+        free(buf);
         return 1;
     }
     json_error_t je;
     json_t *r = json_loads(buf, 0, &je);
-    if (!r) { fprintf(stderr, "stream-tts ctl: unreadable reply: %s", buf); return 1; }
+    if (!r) { fprintf(stderr, "stream-tts ctl: unreadable reply: %.300s\n", buf); free(buf); return 1; }
     int rc = json_is_true(json_object_get(r, "ok")) ? 0 : 1;
     if (rc) {
         fprintf(stderr, "stream-tts ctl: %s\n", json_string_value(json_object_get(r, "error")));
@@ -169,5 +184,6 @@ int cmd_ctl(int argc, char **argv) {
         printf("ok\n");
     }
     json_decref(r);
+    free(buf);
     return rc;
 }

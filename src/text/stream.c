@@ -121,6 +121,9 @@ struct text_stream {
     int cred;             /* 1: the last word named a credential; 2: the next word is its value; 3: likewise
                            * unless a flag or a plain word; 4: likewise if it looks like a token */
     int bearer;           /* the last word was "Bearer" (1) or "Basic" (2): a token-like next word is its token */
+    int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
+    int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
+    int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
@@ -654,8 +657,9 @@ static int is_basic_credentials(const char *s, size_t n) {
     return colon;
 }
 
-/* 1: the word is a secret on its own. */
-static int is_secret_token(const char *s, size_t n) {
+/* 1: the word is a secret by a vendor's prefix (sk-, ghp_, AKIA, eyJ...): a
+ * format so distinctive that it is a secret even glued to other text. */
+static int is_prefixed_token(const char *s, size_t n) {
     size_t pl;
     static const struct { const char *prefix, *extra; size_t min; } keys[] = {
         {"sk-", "_-", 20},         /* Anthropic sk-ant-..., OpenAI sk-..., sk-proj-... */
@@ -684,6 +688,12 @@ static int is_secret_token(const char *s, size_t n) {
         const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(s + n - d1 - 1)) : NULL;
         if (d1 && d2 && d2 - d1 > 4 && s + n - d2 > 4 && span_of(s, n, "_-.")) return 1;
     }
+    return 0;
+}
+
+/* 1: the word is a secret on its own. */
+static int is_secret_token(const char *s, size_t n) {
+    if (is_prefixed_token(s, n)) return 1;
     if (is_uuid(s, n)) return 0;
     /* git hashes (7..40 hex) are read; longer hex is a key or a digest */
     if (is_hex(s, n)) return n > 40;
@@ -904,6 +914,72 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int cred = ts->cred, bearer = ts->bearer;
     ts->cred = 0;
     ts->bearer = 0;
+    int mysql = ts->mysql_words > 0, user = ts->user_flag, keyw = ts->key_words > 0;
+    if (ts->mysql_words) ts->mysql_words--;
+    ts->user_flag = 0;
+    if (ts->key_words) ts->key_words--;
+    /* "mysql -uroot -pHUNTER2": mysql takes the password glued to -p (only in
+     * a mysql command: "mkdir -p", "docker run -p8080:80" are read) */
+    if (mysql && cl > 2 && c[0] == '-' && c[1] == 'p' && !is_placeholder_value(c + 2, cl - 2)) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, c, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    /* "curl -u user:pass", "--user user:pass", "--user=user:pass": the
+     * credentials go; "-u 1000:1000", "--user www-data:www-data" (uid:gid,
+     * user:group) and "-u user:" (a prompt) are read */
+    size_t us = 0;
+    if (cl > 7 && memcmp(c, "--user=", 7) == 0) us = 7;
+    if (user || us) {
+        const char *u = c + us, *col = memchr(c + us, ':', cl - us);
+        size_t ul = cl - us, nl = col ? (size_t)(col - u) : 0, pl = col ? ul - nl - 1 : 0, dg = 0;
+        for (size_t i = 0; i < pl; i++) dg += isdigit((unsigned char)col[1 + i]) != 0;
+        if (col && nl && pl && dg < pl && !is_placeholder_value(col + 1, pl) && !is_placeholder_value(u, nl) &&
+            !(nl == pl && memcmp(u, col + 1, nl) == 0)) {
+            ts->secret_pending = 1;
+            if (us) {
+                seg_put_str(ts, w, a);
+                seg_put_str(ts, c, us - 1);
+            } else {
+                unspace(ts);
+                put_unquoted(ts, w, a, 1, 2);
+            }
+            put_unquoted(ts, w + b, n - b, 0, 2);
+            return 1;
+        }
+    }
+    if (b == n && ((cl == 2 && memcmp(c, "-u", 2) == 0) || (cl == 6 && memcmp(c, "--user", 6) == 0))) ts->user_flag = 1;
+    {
+        const char *base = c;
+        for (size_t i = 0; i < cl; i++)
+            if (c[i] == '/') base = c + i + 1;
+        static const char *const my[] = {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
+                                         "mariadb", "mariadb-dump", "mariadb-admin", NULL};
+        for (int i = 0; my[i]; i++)
+            if ((size_t)(c + cl - base) == strlen(my[i]) && memcmp(base, my[i], strlen(my[i])) == 0) ts->mysql_words = 16;
+    }
+    /* 32+ hex digits a few words after "token", "secret", "key" ("the auth
+     * token is 4f3a...", a Twilio auth token): a key, not a commit (those are
+     * read; longer hex is a secret anywhere) */
+    if (keyw && cl >= 32 && is_hex(c, cl)) {
+        ts->secret_pending = 1;
+        unspace(ts);
+        put_unquoted(ts, w, a, 1, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    {
+        size_t qs = 0, qe = cl;
+        while (qs < qe && (c[qs] == '"' || c[qs] == '\'' || c[qs] == '`')) qs++;
+        while (qe > qs && (c[qe - 1] == '"' || c[qe - 1] == '\'' || c[qe - 1] == '`')) qe--;
+        static const char *const kw[] = {"token", "tokens", "secret", "secrets", "key", "keys", NULL};
+        int named = is_cred_name(c + qs, qe - qs, 0);
+        for (int i = 0; !named && kw[i]; i++)
+            named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
+        if (named) ts->key_words = 3;
+    }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
     if ((bearer == 1 && cl >= 16 && digits && span_of(c, cl, "-._~+/=")) ||
@@ -950,10 +1026,13 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         /* a value that is a secret by its own format goes whatever the name
          * (MY_VAR=sk-ant-..., AccountKey=<88 base64>): the '=' kept the word
          * from the token rules */
-        if (vl && is_secret_token(v, vl)) {
+        if (vl && (is_secret_token(v, vl) || (vl >= 32 && is_hex(v, vl) && names_key(c, nl)))) {
             ts->secret_pending = 1;
             seg_put_str(ts, w, a);
-            seg_put_str(ts, c, nl);
+            const char *d;
+            size_t dl = url_domain(c, nl, &d);   /* https://host/?key=sk-...: the host */
+            if (dl) seg_put_str(ts, d, dl);
+            else seg_put_str(ts, c, nl);
             put_unquoted(ts, w + b, n - b, 0, vq);
             return 1;
         }
@@ -986,6 +1065,40 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int pass = 0;
     size_t hl = url_host_with_creds(c, cl, &host, &pass);
     if (hl && pass) return put_cred_host(ts, w, n, a, b, NULL, 0, 0, host, hl);
+    /* a vendor-prefixed key glued to other text ("key=sk-ant-...|foo",
+     * "(ghp_...)x"): the key goes, the rest is read (a URL by its domain) */
+    int glued = 0;
+    for (size_t i = 0; i < cl; i++) {
+        if (i && (isalnum((unsigned char)c[i - 1]) || c[i - 1] == '_' || c[i - 1] == '-' || c[i - 1] == '.')) continue;
+        size_t e = i;
+        while (e < cl && (isalnum((unsigned char)c[e]) || c[e] == '_' || c[e] == '-' || c[e] == '.')) e++;
+        size_t t = e;
+        while (t > i && c[t - 1] == '.') t--;
+        if (t > i && is_prefixed_token(c + i, t - i)) {
+            if (!glued) {
+                glued = 1;
+                const char *d;
+                size_t dl = url_domain(c, cl, &d);
+                seg_put_str(ts, w, a);
+                if (dl) {
+                    seg_put_str(ts, d, dl);
+                    seg_put_str(ts, w + b, n - b);
+                    ts->secret_pending = 1;
+                    return 1;
+                }
+            }
+            seg_put_str(ts, c, i);
+            c += t;
+            cl -= t;
+            i = 0;
+        }
+    }
+    if (glued) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, c, cl);
+        seg_put_str(ts, w + b, n - b);
+        return 1;
+    }
     (void)k;
     return 0;
 }

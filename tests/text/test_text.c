@@ -884,6 +884,29 @@ static void test_secrets(void) {
              "キーはです。 | {secret}\xE7\xA7\x98\xE5\xAF\x86\xE6\x83\x85\xE5\xA0\xB1\xE3\x81\xAF\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
 }
 
+/* Secrets in shapes the first rules missed: a password glued to mysql's -p,
+ * curl's -u user:password, 32+ hex after a key word or under a key's name
+ * (Twilio auth tokens), a vendor key glued to other characters; and the
+ * look-alikes that stay read. */
+static void test_secrets_glued_and_flags(void) {
+    expect_every_split("Run mysql -uroot -pS3cretPass99 mydb now.", "Run mysql -uroot -p mydb now." SECRET);
+    expect_every_split("Run /usr/bin/mysqldump -u admin -phunter2 db now.", "Run mysqldump -u admin -p db now." SECRET);
+    expect_every_split("Use mkdir -p build and docker run -p8080:80 nginx and mysql -p here.",
+                       "Use mkdir -p build and docker run -p8080:80 nginx and mysql -p here.");
+    expect_every_split("Try curl -u alice:hunter2 https://api.example.com/x now.", "Try curl -u api.example.com now." SECRET);
+    expect_every_split("Try curl --user alice:hunter2 or --user=bob:s3cret there.", "Try curl --user or --user there." SECRET);
+    expect_every_split("Use docker run -u 1000:1000 and --user www-data:www-data and curl -u alice: here.",
+                       "Use docker run -u 1000:1000 and --user www-data:www-data and curl -u alice: here.");
+    expect_every_split("The Twilio auth token is 9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c here.", "The Twilio auth token is here." SECRET);
+    expect_every_split("Set the secret to 0123456789abcdef0123456789abcdef0123 there.", "Set the secret to there." SECRET);
+    expect_every_split("Set TWILIO_KEY=9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c and go.", "Set TWILIO_KEY and go." SECRET);
+    expect_every_split("The commit 9fceb02d0ae598e95dc970b74767f19372d61af8 and the author a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6 stay.",
+                       "The commit 9fceb02d0ae598e95dc970b74767f19372d61af8 and the author a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6 stay.");
+    expect_every_split("Pipe key=sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK|foo on.", "Pipe key=|foo on." SECRET);
+    expect_every_split("See (ghp_16C7e42F292c6912E7710c838347Ae178B4a)x and https://x.example.com/?k=sk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gH0jK too.",
+                       "See ()x and x.example.com too." SECRET);
+}
+
 /* A word over the 1 KiB word limit is still judged whole: a long JWT or a
  * presigned URL with a long token is never read (the URL gives its domain),
  * at any split point; a run of pictureless symbols goes silently; text in a
@@ -968,6 +991,7 @@ static void test_placeholders_badges_etc(void) {
 
 int main(void) {
     TEST_RUN(test_secrets);
+    TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

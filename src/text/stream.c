@@ -402,14 +402,20 @@ static int is_abbrev(const char *w, size_t n) {
     low[n] = '\0';
     for (int i = 0; ab[i]; i++)
         if (strcmp(low, ab[i]) == 0) return 1;
-    /* Initialisms written with dots: "U.S.", "a.m." */
-    if (n >= 4) {
-        int ok = 1;
-        for (size_t i = 0; i < n; i++)
-            if ((i % 2 == 0) != !!isalpha((unsigned char)w[i]) || (i % 2 == 1 && w[i] != '.')) ok = 0;
-        if (ok) return 1;
+    /* Initialisms and degrees written with dots: "U.S.", "a.m.", "Ph.D.",
+     * "M.Sc.": two or more groups of one or two letters, each closed by a
+     * dot, one of them a single letter (the two-letter groups of "Ph.D."
+     * made it end a sentence before "degree") */
+    size_t groups = 0, singles = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = 0;
+        while (i + l < n && isalpha((unsigned char)w[i + l])) l++;
+        if (l < 1 || l > 2 || i + l >= n || w[i + l] != '.') return 0;
+        groups++;
+        singles += l == 1;
+        i += l + 1;
     }
-    return 0;
+    return groups >= 2 && singles >= 1;
 }
 
 /* Does the sentence so far end with '.', '!', '?' or '…' (plus closers) that

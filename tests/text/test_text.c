@@ -409,7 +409,7 @@ static void test_abbreviations_unmerged(void) {
     static const char *const ab[] = {"e.g.", "i.e.", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Sr.", "Jr.", "vs.",
                                      "cf.", "approx.", "St.", "Fig.", "Eq.", "et al.", "No.", "Vol.", "p.", "pp.",
                                      "ca.", "resp.", "incl.", "excl.", "esp.", "viz.", "U.S.", "a.m.", "p.m.",
-                                     "E.g.", "I.e.", "MR.", "Cf.", "Vs.", NULL};
+                                     "E.g.", "I.e.", "MR.", "Cf.", "Vs.", "Ph.D.", "M.Sc.", "U.S.A.", "A.M.", NULL};
     for (int i = 0; ab[i]; i++) {
         char md[160];
         snprintf(md, sizeof md, "We saw %s Smith there. We saw %s the rest.", ab[i], ab[i]);
@@ -419,6 +419,10 @@ static void test_abbreviations_unmerged(void) {
     }
     expect_nomerge("We saw the dog. Smith was there.", "We saw the dog. | Smith was there.");
     expect_nomerge("Ask Mr. Smith. He knows.", "Ask Mr. Smith. | He knows.");
+    /* "Ph.D." (groups of two letters) ended the sentence before "degree";
+     * a plain word with dots inside still ends one */
+    expect_nomerge("She has a Ph.D. degree in it. Done.", "She has a Ph.D. degree in it. | Done.");
+    expect_nomerge("Open in.it. Then go.", "Open in.it. | Then go.");
 }
 
 /* A sentence with nothing but punctuation or symbols is not emitted: the

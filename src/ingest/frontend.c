@@ -576,6 +576,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     int api_err = json_is_true(json_object_get(root, "is_api_error_message")) ||
                   json_is_true(json_object_get(root, "isApiErrorMessage"));
     int synthetic = model && strcmp(model, "<synthetic>") == 0;
+    int aborted = json_is_true(json_object_get(root, "aborted"));
     /* the block open in partial mode is this line's block; if its message_start
      * was lost the open block has no id yet and this line supplies it */
     int streaming_this = id && s->open_kind != BLK_NONE && (strcmp(s->msg_id, id) == 0 || !s->msg_id[0]);
@@ -636,7 +637,16 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
              * documents) with deltas lost: only what was not streamed is new. */
             size_t done = think ? 0 : streamed_prefix(s, t, n);
             if (done) fe->st.duplicates++;
-            feed_text(fe, s, t + done, n - done);
+            /* An interrupted turn's text ("aborted":true) stops mid-word: the
+             * half word ("refactor the par") is not spoken. A text ending in
+             * a space or punctuation stopped between words and is kept; only
+             * the line's last block was cut. */
+            size_t fn = n;
+            if (aborted && b + 1 == nb && fn > done && isalnum((unsigned char)t[fn - 1])) {
+                while (fn > done && !isspace((unsigned char)t[fn - 1])) fn--;
+                while (fn > done && isspace((unsigned char)t[fn - 1])) fn--;
+            }
+            feed_text(fe, s, t + done, fn - done);
             if (think) end_block(fe, s);
             else end_text_block(fe, s, t, n);
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {

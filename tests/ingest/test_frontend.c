@@ -256,7 +256,13 @@ static void test_aborted(void) {
                        "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]}}", NULL};
     coll c;
     run(L, &c);
-    EXPECT(&c, "I will refactor the par");
+    /* the half word "par" of the interrupted text is not spoken */
+    EXPECT(&c, "I will refactor the");
+    /* a text stopped after punctuation loses nothing */
+    const char *L2[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"a2\",\"model\":\"claude\",\"content\":[{\"type\":\"text\","
+                        "\"text\":\"Done with it.\"}]},\"aborted\":true,\"parent_tool_use_id\":null}", NULL};
+    run(L2, &c);
+    EXPECT(&c, "Done with it.");
 }
 
 static void test_subagents(void) {

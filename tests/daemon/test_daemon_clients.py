@@ -67,5 +67,39 @@ th.join()
 c.close()
 check(buf.count(b"\n") == N and buf.count(b'"ok":true') == N, "%d replies of %d" % (buf.count(b"\n"), N))
 check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
+# ---- 3. serve.log is capped ----------------------------------------------------------------------
+# Every ctl op adds a line to serve.log: a client pipelining mutes of 250-byte ids
+# wrote ~2.5 MiB of it here, without bound. Past 1 MiB it becomes serve.log.1
+# (one old generation, as hook.log).
+log = os.path.join(d.dir, "serve.log")
+N = 9000
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(d.sock)
+got = []
+
+
+def drain():
+    b = b""
+    while b.count(b"\n") < N:
+        k = c.recv(1 << 20)
+        if not k:
+            break
+        b += k
+    got.append(b)
+
+
+t = threading.Thread(target=drain)
+t.start()
+for i in range(N):
+    c.sendall(b'{"v":1,"op":"mute","session":"%s"}\n' % ("flood-%d-" % i).ljust(250, "x").encode())
+t.join(60)
+c.close()
+check(got and got[0].count(b"\n") == N, "every mute answered")
+size = os.path.getsize(log)
+old = os.path.getsize(log + ".1") if os.path.exists(log + ".1") else -1
+check(size <= (1 << 20) + 2048 and 0 < old <= (1 << 20) + 2048,
+      "serve.log capped at 1 MiB, one old generation: %d and %d bytes" % (size, old))
+check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
+
 check(d.close() == 0, "serve exits 0 on SIGTERM")
 sys.exit(check.finish())

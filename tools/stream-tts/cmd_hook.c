@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "stts_client.h"
+#include "client/log_cap.h"
 
 /* Budget after the input ends: connect, send and a reply, or a spawn and
  * retries, all inside it, so the hook stays under 50 ms at worst. */
@@ -37,7 +38,6 @@
 static int g_budget_ms = HOOK_BUDGET_MS;
 /* stdin left open with no complete object: give up after this long idle. */
 #define HOOK_STALL_MS 2000
-#define HOOK_LOG_MAX (1L << 20)
 
 static char g_log[PATH_MAX + 16];      /* "" -> stderr (which Claude Code keeps in its debug log) */
 static char g_event[64] = "?";
@@ -66,12 +66,7 @@ static void hook_log(const char *fmt, ...) {
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
     int fd = -1;
     if (g_log[0]) {
-        struct stat st;
-        if (stat(g_log, &st) == 0 && st.st_size > HOOK_LOG_MAX) { /* keep one old generation */
-            char old[PATH_MAX + 24];
-            snprintf(old, sizeof old, "%s.1", g_log);
-            rename(g_log, old);
-        }
+        client_log_rotate(g_log);   /* capped, one old generation kept (serve.log shares the code) */
         fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     }
     if (fd < 0) fd = 2;

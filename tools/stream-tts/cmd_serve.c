@@ -35,6 +35,7 @@
 #include "pipeline_run.h"
 #include "stts_app.h"
 #include "stts_client.h"
+#include "client/log_cap.h"
 #include "stts_daemon.h"
 #include "stts_pipeline.h"
 
@@ -119,6 +120,28 @@ typedef struct {
     daemon_hub *hub;
 } server;
 
+/* serve.log gains a line for every ctl op and every refused request: a
+ * misbehaving client could fill the disk. Capped as hook.log is (the same
+ * code, client/log_cap.c): past 1 MiB it becomes serve.log.1 and a new one
+ * is opened. A daemon that a hook started also has its stdout and stderr on serve.log
+ * (client_spawn_daemon): those descriptors move to the new file too, so the
+ * old one stops growing. Called with log_mu held. */
+static void log_cap(server *sv) {
+    struct stat was, err2;
+    if (fstat(fileno(sv->log), &was) != 0 || was.st_size <= CLIENT_LOG_MAX) return;
+    if (!client_log_rotate(sv->log_path)) return;
+    FILE *f = fopen(sv->log_path, "ae");
+    if (!f) return;   /* keep writing to the old one rather than lose lines */
+    fchmod(fileno(f), 0600);
+    for (int fd = 1; fd <= 2; fd++)
+        if (fstat(fd, &err2) == 0 && err2.st_dev == was.st_dev && err2.st_ino == was.st_ino) {
+            fflush(fd == 1 ? stdout : stderr);
+            dup2(fileno(f), fd);
+        }
+    fclose(sv->log);
+    sv->log = f;
+}
+
 static void logf_(server *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(server *sv, const char *fmt, ...) {
     char msg[1024];
@@ -132,6 +155,7 @@ static void logf_(server *sv, const char *fmt, ...) {
     char ts[32];
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     pthread_mutex_lock(&sv->log_mu);
+    if (sv->log) log_cap(sv);
     if (sv->log) { fprintf(sv->log, "%s %s\n", ts, msg); fflush(sv->log); }
     fprintf(stderr, "stream-tts serve: %s\n", msg);
     pthread_mutex_unlock(&sv->log_mu);

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <time.h>
@@ -343,6 +344,60 @@ static void test_stdin_edge(void) {
     stop_daemon();
 }
 
+/* A multi-MB payload written in pieces that each end in '}' (an array of
+ * objects), the writer pausing between them: the hook once re-parsed the
+ * whole buffer at every such pause, quadratic (seconds of CPU for 7 MB).
+ * Its CPU time stays that of one parse, and the payload is forwarded. */
+static void test_trickled_payload_linear(void) {
+    start_daemon();
+    unlink(g_record);
+    enum { K = 360, W = 20000 };
+    char *piece = malloc(W + 16);
+    memset(piece, 'y', W + 16);
+    memcpy(piece, ",{\"a\":\"", 7);
+    memcpy(piece + 7 + W, "\"}", 2);
+    size_t plen = 7 + W + 2;
+    int in[2];
+    CHECK(pipe(in) == 0);
+    pid_t p = fork();
+    if (p == 0) {
+        for (int i = 0; k_env_wait[i]; i += 2) setenv(k_env_wait[i], k_env_wait[i + 1], 1);
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(in[0], 0);
+        dup2(dn, 1);
+        close(in[0]); close(in[1]); close(dn);
+        execl(BIN, BIN, g_hook_arg, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    signal(SIGPIPE, SIG_IGN);
+    const char *head = "{\"hook_event_name\":\"Stop\",\"session_id\":\"s\",\"x\":[{}";
+    const char *tail = "],\"last_assistant_message\":\"trickled\"}";
+    int ok = write(in[1], head, strlen(head)) > 0;
+    for (int i = 0; ok && i < K; i++) {
+        for (size_t off = 0; ok && off < plen;) {
+            ssize_t w = write(in[1], piece + off, plen - off);
+            ok = w > 0;
+            if (ok) off += (size_t)w;
+        }
+        sleep_ms(1);   /* a pause right after a '}' */
+    }
+    ok = ok && write(in[1], tail, strlen(tail)) > 0;
+    close(in[1]);
+    CHECK(ok);
+    int st;
+    struct rusage ru;
+    CHECK(wait4(p, &st, 0, &ru) == p);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    CHECK_MSG(cpu < 2.0, "the hook used %.2f s of CPU on a 7 MB payload", cpu);
+    char *got = slurp(g_record);
+    CHECK(got && strstr(got, "\"last_assistant_message\":\"trickled\""));
+    free(got);
+    free(piece);
+    stop_daemon();
+}
+
 static void test_no_daemon_spools(void) {
     unlink(g_log);
     for (size_t i = 0; i < 2; i++) {
@@ -588,6 +643,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_hooks_off);
     TEST_RUN(test_hostile);
     TEST_RUN(test_stdin_edge);
+    TEST_RUN(test_trickled_payload_linear);
     TEST_RUN(test_no_daemon_spools);
     TEST_RUN(test_turned_away_spools);
     TEST_RUN(test_old_hook_flag);

@@ -85,22 +85,60 @@ static void ensure_std_fds(void) {
         }
 }
 
+/* Whether what stdin has given so far can be one whole JSON object, kept
+ * across reads: every byte is scanned once. Re-parsing the whole buffer at
+ * each pause that followed a '}' was quadratic (a multi-MB payload written
+ * in pieces ending in '}' took seconds of CPU). Only brackets and strings
+ * are tracked: valid JSON is split exactly so, so an object that parses is
+ * never missed; client_hook_request still decides, at most once. */
+typedef struct {
+    size_t pos;     /* bytes scanned */
+    int depth;      /* { and [ open, outside strings */
+    int in_str, esc;
+    int closed;     /* the top-level value has closed: only blanks may follow */
+    int dead;       /* cannot become one object: never parse */
+    int verdict;    /* -1 not parsed yet, else client_hook_request's answer */
+} payload_scan;
+
+static int is_blank(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 /* 1 when buf (trailing blanks aside) ends in '}' and parses as one object:
  * the writer has sent everything even though it keeps stdin open. */
-static int looks_complete(const char *buf, size_t n) {
-    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '\t')) n--;
-    if (n == 0 || buf[n - 1] != '}') return 0;
-    char *line;
-    size_t len;
-    if (client_hook_request(buf, n, &line, &len, NULL, 0, NULL) != STTS_OK) return 0;
-    free(line);
-    return 1;
+static int looks_complete(payload_scan *sc, const char *buf, size_t n) {
+    for (; sc->pos < n && !sc->dead; sc->pos++) {
+        char c = buf[sc->pos];
+        if (sc->in_str) {
+            if (sc->esc) sc->esc = 0;
+            else if (c == '\\') sc->esc = 1;
+            else if (c == '"') sc->in_str = 0;
+        } else if (sc->closed) {
+            if (!is_blank(c)) sc->dead = 1;   /* a second value: one object never parses again */
+        } else if (c == '"') {
+            sc->in_str = 1;
+        } else if (c == '{' || c == '[') {
+            sc->depth++;
+        } else if (c == '}' || c == ']') {
+            if (--sc->depth < 0) sc->dead = 1;
+            else if (sc->depth == 0) sc->closed = 1;
+        }
+    }
+    if (sc->dead || !sc->closed) return 0;
+    if (sc->verdict < 0) {   /* only blanks can follow: the answer cannot change */
+        size_t m = n;
+        while (m > 0 && is_blank(buf[m - 1])) m--;
+        char *line;
+        size_t len;
+        sc->verdict = buf[m - 1] == '}' && client_hook_request(buf, m, &line, &len, NULL, 0, NULL) == STTS_OK;
+        if (sc->verdict) free(line);
+    }
+    return sc->verdict;
 }
 
 /* Reads stdin to EOF (or to a complete object when it stays open), at most
  * CLIENT_PAYLOAD_MAX + 1 bytes. Returns NULL after logging why. */
 static char *read_payload(size_t *n) {
     size_t cap = 65536, len = 0;
+    payload_scan sc = {0, 0, 0, 0, 0, 0, -1};
     char *b = malloc(cap);
     if (!b) { hook_log("out of memory reading the payload"); return NULL; }
     for (;;) {
@@ -115,7 +153,7 @@ static char *read_payload(size_t *n) {
         struct pollfd p = {0, POLLIN, 0};
         int r = poll(&p, 1, 0);
         if (r == 0) {
-            if (len && looks_complete(b, len)) break;
+            if (len && looks_complete(&sc, b, len)) break;
             r = poll(&p, 1, HOOK_STALL_MS);
             if (r == 0) { hook_log("stdin stayed open with no complete payload for %d ms", HOOK_STALL_MS); break; }
         }

@@ -11,7 +11,7 @@ misbehave on the socket never hold the daemon up for the others:
 import os, socket, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, read, scratch, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, read, recv_line, scratch, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -99,6 +99,34 @@ size = os.path.getsize(log)
 old = os.path.getsize(log + ".1") if os.path.exists(log + ".1") else -1
 check(size <= (1 << 20) + 2048 and 0 < old <= (1 << 20) + 2048,
       "serve.log capped at 1 MiB, one old generation: %d and %d bytes" % (size, old))
+check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
+
+# ---- 4. the input held over all connections is bounded -----------------------------------------------
+# Each connection may hold a 16 MiB line: 64 of them held ~1 GiB. Four 15 MiB lines
+# in the middle of being sent fill the 64 MiB budget: a fifth is refused and closed
+# (error reply, log line), and the four still complete and are answered.
+MB15 = 15 << 20
+big = []
+for i in range(4):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(d.sock)
+    c.sendall(b'{"v":1,"op":"ping","pad":"' + b"p" * MB15)
+    big.append(c)
+extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+extra.connect(d.sock)
+try:
+    extra.sendall(b'{"v":1,"op":"ping","pad":"' + b"p" * MB15)
+except OSError:
+    pass
+r = recv_line(extra, tolerate_reset=True)
+extra.close()
+check(b"input memory" in r, "a fifth 15 MiB request past the budget refused: %r" % r[:200])
+wait_for(lambda: "would pass 64 MiB of input" in read(log), "the refusal logged")
+for c in big:
+    c.sendall(b'"}\n')
+    r = recv_line(c)
+    c.close()
+    check(r and b"input memory" not in r, "a 15 MiB request within the budget answered: %r" % r[:200])
 check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 
 check(d.close() == 0, "serve exits 0 on SIGTERM")

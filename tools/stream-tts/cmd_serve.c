@@ -45,6 +45,16 @@ enum { MAX_CLIENTS = 64 };
  * otherwise shut every hook out. One that has made a request may then
  * wait quietly (a pipe client between lines, an end+wait). */
 #define CONN_QUIET_NS (5ull * 1000000000ull)
+/* The input buffers of all connections together: each may hold a line of up
+ * to DAEMON_MAX_LINE (16 MiB), so 64 connections could hold 1 GiB. Past this
+ * budget the connection whose buffer would grow is refused and closed (error
+ * reply, log line); 4 whole-size lines at once still fit (64 MiB + 256 KiB). */
+#define IN_BUDGET (4 * IN_CAP_MAX)
+/* A buffer never needs more than a whole line and one read beyond it (the
+ * line is refused then): doubling past that would hold 32 MiB for 16. */
+#define IN_CAP_MAX (DAEMON_MAX_LINE + 65536)
+/* A buffer this large is freed once empty, not kept for the next line. */
+#define IN_KEEP ((size_t)1 << 20)
 /* Sessions muted one by one at most. An entry goes when its session ends
  * (SessionEnd, a pipe's end); any local process may mute made-up ids, so
  * at this many the entries of sessions the hub does not hold are dropped,
@@ -939,6 +949,7 @@ static int serve_main(int argc, char **argv) {
 
     client cl[MAX_CLIENTS];
     int ncl = 0;
+    size_t in_total = 0;   /* sum of the clients' buffer capacities, within IN_BUDGET */
     sv.last_activity = stts_now_ns();
     uint64_t last_spool = stts_now_ns();
     int rc = 0;
@@ -1011,11 +1022,22 @@ static int serve_main(int argc, char **argv) {
                 if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) closed = 1;
                 else if (n > 0) {
                     if (c->len + (size_t)n > c->cap) {
-                        size_t nc = c->cap ? c->cap : 65536;
-                        while (nc < c->len + (size_t)n) nc *= 2;
-                        char *g = realloc(c->buf, nc);
-                        if (!g) closed = 1;
-                        else { c->buf = g; c->cap = nc; }
+                        size_t need = c->len + (size_t)n, nc = c->cap ? c->cap : 65536;
+                        while (nc < need) nc *= 2;
+                        if (nc > IN_CAP_MAX) nc = need > IN_CAP_MAX ? need : IN_CAP_MAX;
+                        if (in_total - c->cap + nc > IN_BUDGET) {
+                            char m[200];
+                            snprintf(m, sizeof m, "the daemon's input memory (%zu MiB over all connections) is "
+                                     "in use; request refused; connection closed, try again", IN_BUDGET >> 20);
+                            reply(c, daemon_reply_error(m));
+                            logf_(&sv, "a connection's %zu-byte request would pass %zu MiB of input over %d "
+                                  "connections; refused, connection closed", need, IN_BUDGET >> 20, ncl);
+                            closed = 1;
+                        } else {
+                            char *g = realloc(c->buf, nc);
+                            if (!g) closed = 1;
+                            else { in_total = in_total - c->cap + nc; c->buf = g; c->cap = nc; }
+                        }
                     }
                     if (!closed) {
                         memcpy(c->buf + c->len, buf, (size_t)n);
@@ -1041,6 +1063,13 @@ static int serve_main(int argc, char **argv) {
             if (start) {
                 memmove(c->buf, c->buf + start, c->len - start);
                 c->len -= start;
+            }
+            if (!c->len && c->cap > IN_KEEP) {   /* a large line served: give its room back to the budget */
+                in_total -= c->cap;
+                free(c->buf);
+                c->buf = NULL;
+                c->cap = 0;
+                c->scanned = 0;
             }
             c->held_lines = !closed && c->out_len >= OUT_HIGH;
             if (!closed && c->out_len && now > c->out_ns && now - c->out_ns > CONN_QUIET_NS) {
@@ -1083,6 +1112,7 @@ static int serve_main(int argc, char **argv) {
                     free(c->pipe_session);
                 }
                 close(c->fd);
+                in_total -= c->cap;
                 free(c->buf);
                 free(c->out);
                 free(c->waiting_end);

@@ -3,8 +3,10 @@
  * 4, a 20-token encoder), K 1024 and 4096, with its weights cached (64
  * rows, reused: the rate bench_nllb's arithmetic floor takes) and streamed
  * (96 MB, each 4-row block used once per call, as the engine's Linear
- * layers read them). The gap between the two says how much of a phase's
- * time is the weight stream rather than the arithmetic.
+ * layers read them), in both weight layouts (kernels.h: row-major, and the
+ * interleaved one the engine converts to). The gap between cached and
+ * streamed says how much of a phase's time is the weight stream rather than
+ * the arithmetic.
  *
  *   bench_i8_kernel [--simd scalar|avx2|avxvnni|avx512|avx512vnni|neon]
  *
@@ -34,12 +36,15 @@ int main(int argc, char **argv) {
     }
     const int level = mt_kernels_pick(want);
     static const int Ms[] = {1, 4, 20}, Ks[] = {1024, 4096};
-    printf("int8 linear kernel, level %s, one thread; GMAC/s best of 5\n", mt_kernels_name(level));
+    printf("int8 linear kernel, level %s, one thread; GMAC/s best of 7, the two layouts alternating\n",
+           mt_kernels_name(level));
     for (int ki = 0; ki < 2; ki++)
         for (int mi = 0; mi < 3; mi++) {
             const int M = Ms[mi], K = Ks[ki];
             const size_t N = (size_t)(96u << 20) / (size_t)K; /* rows of the streamed matrix */
-            int8_t *W = malloc(N * K), *xq = malloc((size_t)M * K);
+            /* 64-byte aligned as the engine's weights (cpu_alloc): malloc's
+             * 16-byte offset made every 64-byte load touch two lines */
+            int8_t *W = aligned_alloc(64, N * K), *xq = aligned_alloc(64, (size_t)M * K);
             float *ws = malloc(N * sizeof(float)), *xs = malloc((size_t)M * sizeof(float));
             float *y = calloc((size_t)M * N, sizeof(float));
             if (!W || !xq || !ws || !xs || !y) {
@@ -50,21 +55,26 @@ int main(int argc, char **argv) {
             for (int i = 0; i < M * K; i++) xq[i] = (int8_t)((i * 37) % 201 - 100);
             for (size_t i = 0; i < N; i++) ws[i] = 0.01f;
             for (int i = 0; i < M; i++) xs[i] = 0.01f;
-            double cached = 0, streamed = 0;
-            for (int rep = 0; rep < 5; rep++) {
-                const int it = (int)(2e8 / ((double)M * K * 64)) + 1;
-                double t0 = now_ms();
-                for (int i = 0; i < it; i++) mt_linear_rows_i8(level, xq, xs, M, K, W, ws, 64, NULL, y, 0, 0, 64);
-                double g = (double)it * M * K * 64 / ((now_ms() - t0) * 1e6);
-                if (g > cached) cached = g;
-                t0 = now_ms();
-                mt_linear_rows_i8(level, xq, xs, M, K, W, ws, (int)N, NULL, y, 0, 0, (int)N);
-                g = (double)M * K * N / ((now_ms() - t0) * 1e6);
-                if (g > streamed) streamed = g;
-            }
-            printf("  M %2d, K %4d: cached %6.1f GMAC/s, streamed %6.1f GMAC/s (%5.1f GB/s of weights), streamed / "
-                   "cached %.2f\n",
-                   M, K, cached, streamed, streamed / M, streamed / cached);
+            double cached[2] = {0, 0}, streamed[2] = {0, 0};
+            for (int rep = 0; rep < 7; rep++)
+                for (int lay = 0; lay < 2; lay++) { /* the bytes' layout does not change the rate of a random matrix */
+                    const int il64 = lay ? mt_i8_interleave_rows(K, 64) : 0;
+                    const int il = lay ? mt_i8_interleave_rows(K, (int)N) : 0;
+                    const int it = (int)(2e8 / ((double)M * K * 64)) + 1;
+                    double t0 = now_ms();
+                    for (int i = 0; i < it; i++) mt_linear_rows_i8(level, xq, xs, M, K, W, ws, il64, 64, NULL, y, 0, 0, 64);
+                    double g = (double)it * M * K * 64 / ((now_ms() - t0) * 1e6);
+                    if (g > cached[lay]) cached[lay] = g;
+                    t0 = now_ms();
+                    mt_linear_rows_i8(level, xq, xs, M, K, W, ws, il, (int)N, NULL, y, 0, 0, (int)N);
+                    g = (double)M * K * N / ((now_ms() - t0) * 1e6);
+                    if (g > streamed[lay]) streamed[lay] = g;
+                }
+            for (int lay = 0; lay < 2; lay++)
+                printf("  %-11s M %2d, K %4d: cached %6.1f GMAC/s, streamed %6.1f GMAC/s (%5.1f GB/s of weights), "
+                       "streamed / cached %.2f\n",
+                       lay ? "interleaved" : "row-major", M, K, cached[lay], streamed[lay], streamed[lay] / M,
+                       streamed[lay] / cached[lay]);
             free(W), free(xq), free(ws), free(xs), free(y);
         }
     return 0;

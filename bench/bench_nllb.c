@@ -309,7 +309,7 @@ static void *cprobe_main(void *v) {
     double t0 = now_ms();
     for (int it = 0; it < a->iters; it++) {
         if (a->wfmt == NLLB_WEIGHTS_INT8)
-            mt_linear_rows_i8(a->level, xq, xs, M, K, (const int8_t *)W, ws, N, NULL, y, 0, 0, N);
+            mt_linear_rows_i8(a->level, xq, xs, M, K, (const int8_t *)W, ws, mt_i8_interleave_rows(K, N), N, NULL, y, 0, 0, N);
         else if (a->wfmt == NLLB_WEIGHTS_F32)
             mt_linear_rows(a->level, x, M, K, (const float *)W, N, NULL, y, 0, 0, N);
         else

@@ -111,7 +111,11 @@ static mt_weight *vec(rig *r, const float *v, int n) {
 }
 
 /* ---- linear: shapes x parts x flags x bias, and gather ---- */
-static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, float *scalar_out) {
+/* int8 twice: conv 0 hands the backend int8 rows (a converted file's,
+ * used in place, row-major), conv 1 the f32 rows to quantize itself, into
+ * its own layout (main forces the CPU's interleaved 4-row groups, where K %
+ * 64 == 0): both must give the scalar level's bits. */
+static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, float *scalar_out, int conv) {
     size_t nk = (size_t)N * K;
     float *W = malloc(nk * sizeof(float)), *Wd = malloc(nk * sizeof(float)), *x = malloc(sizeof(float) * M * K);
     float *b = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * M * N);
@@ -131,23 +135,24 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
         for (int n = 0; n < N; n++) qs[n] = mt_quantize_row_i8_ref(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
     }
     for (int p = 0; p < nparts; p++) {
-        if (f == MT_WF_I8) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr};
+        if (f == MT_WF_I8 && !conv) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr};
         else parts[p] = (mt_wpart){MT_DTYPE_F32, W + (size_t)p * pr * K, NULL};
     }
     mt_weight *w = NULL;
     stts_error e;
-    CHECK_MSG(r->be->ops->weight_new(r->be, parts, nparts, pr, K, f, MT_WSRC_PERSISTENT, &w, &e) == STTS_OK, "%s",
-              e.msg);
+    CHECK_MSG(r->be->ops->weight_new(r->be, parts, nparts, pr, K, f, conv ? 0 : MT_WSRC_PERSISTENT, &w, &e) == STTS_OK,
+              "%s", e.msg);
     mt_weight *bw = vec(r, b, N);
     if (!w || !bw) return;
     /* a persistent source already in the compute format is used in place */
-    CHECK_EQ_INT(w->in_place, f == MT_WF_I8 || f == MT_WF_F32);
+    CHECK_EQ_INT(w->in_place, !conv && (f == MT_WF_I8 || f == MT_WF_F32));
     /* weight_read gives what the reference dequantized */
     float *rd = malloc(nk * sizeof(float));
     CHECK(r->be->ops->weight_read(r->be, w, 0, N, rd, &e) == STTS_OK);
     int bad = 0;
     for (size_t i = 0; i < nk && !bad; i++) bad = rd[i] != Wd[i];
-    CHECK_MSG(!bad, "%s %s: weight_read differs from the reference dequantization", r->level, mt_wfmt_name(f));
+    CHECK_MSG(!bad, "%s %s%s: weight_read differs from the reference dequantization", r->level, mt_wfmt_name(f),
+              conv ? " (converted)" : "");
     free(rd);
     for (int flags = 0; flags < 4; flags++)
         for (int with_b = 0; with_b < 2; with_b++) {
@@ -172,8 +177,9 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
                     if (flags & MT_LIN_ACCUM) s += 0.25;
                     double d = fabs(y[m * N + n] - s);
                     if (d > tol) {
-                        CHECK_MSG(0, "%s %s linear M%d K%d N%d parts %d flags %d: y[%d][%d] %.7g ref %.7g tol %.3g",
-                                  r->level, mt_wfmt_name(f), M, K, N, nparts, flags, m, n, y[m * N + n], s, tol);
+                        CHECK_MSG(0, "%s %s%s linear M%d K%d N%d parts %d flags %d: y[%d][%d] %.7g ref %.7g tol %.3g",
+                                  r->level, mt_wfmt_name(f), conv ? " (converted)" : "", M, K, N, nparts, flags, m, n,
+                                  y[m * N + n], s, tol);
                         goto done;
                     }
                     if (d / (tol + 1e-30) > worst) worst = d / tol;
@@ -188,8 +194,8 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
                 else
                     for (int i = 0; i < M * N; i++)
                         if (memcmp(&y[i], &ref[i], sizeof(float)) != 0) {
-                            CHECK_MSG(0, "%s int8 M%d K%d N%d flags %d bias %d: y[%d] %.9g, scalar level %.9g",
-                                      r->level, M, K, N, flags, with_b, i, y[i], ref[i]);
+                            CHECK_MSG(0, "%s int8%s M%d K%d N%d flags %d bias %d: y[%d] %.9g, scalar level %.9g",
+                                      r->level, conv ? " (converted)" : "", M, K, N, flags, with_b, i, y[i], ref[i]);
                             break;
                         }
             }
@@ -210,7 +216,7 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
     }
     /* gather: rows of the weight in a new contiguous weight give the same columns */
     {
-        int ids[5] = {0, 1, N / 2, N - 2, N - 1}, n = N >= 4 ? 5 : 1;
+        int ids[6] = {0, 1, N / 2, N - 2, N - 1, 2}, n = N >= 4 ? 6 : 1; /* 4+ rows: a whole group gathered */
         mt_weight *g = NULL;
         CHECK(r->be->ops->weight_gather(r->be, w, ids, n, &g, &e) == STTS_OK);
         float *yg = malloc(sizeof(float) * M * n);
@@ -342,9 +348,11 @@ static void check_half_as_f32(rig *r) {
     }
 }
 
-static void check_embed(rig *r, mt_wfmt f) {
-    enum { V = 11, D = 24 };
-    float T[V * D], Td[V * D], out[3 * D];
+/* D 128: a converted int8 table in the CPU's interleaved layout (rows 0-7
+ * in groups, 8-10 row-major) */
+static void check_embed(rig *r, mt_wfmt f, int D) {
+    enum { V = 11, DMAX = 128 };
+    float T[V * DMAX], Td[V * DMAX], out[3 * DMAX];
     for (int i = 0; i < V * D; i++) T[i] = frand() * 0.1f;
     ref_weights(f, T, V, D, Td);
     mt_wpart p = {MT_DTYPE_F32, T, NULL};
@@ -401,9 +409,14 @@ static void every_op(void) {
         for (size_t s = 0; s < NSHAPES; s++) {
             g_rng = 1000 + s; /* same data at every level */
             check_linear(&r, FORMATS[fi], SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], SHAPES[s][3],
-                         FORMATS[fi] == MT_WF_I8 ? g_i8ref[s] : NULL);
+                         FORMATS[fi] == MT_WF_I8 ? g_i8ref[s] : NULL, 0);
+            if (FORMATS[fi] == MT_WF_I8) {
+                g_rng = 1000 + s;
+                check_linear(&r, FORMATS[fi], SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], SHAPES[s][3], g_i8ref[s], 1);
+            }
         }
-        check_embed(&r, FORMATS[fi]);
+        check_embed(&r, FORMATS[fi], 24);
+        check_embed(&r, FORMATS[fi], 128);
     }
     check_half_as_f32(&r);
     check_layernorm(&r);
@@ -449,6 +462,11 @@ static void quantize_rule_matches_reference(void) {
 }
 
 int main(void) {
+    /* the backend's own int8 conversions (check_linear's conv 1, embed) in
+     * the interleaved layout at every level, whichever the level prefers:
+     * every kernel reads both layouts; the in-place int8 sources are
+     * row-major */
+    setenv("STTS_CPU_I8_LAYOUT", "interleaved", 0);
     TEST_RUN(quantize_rule_matches_reference);
     static const struct {
         int simd;

@@ -35,6 +35,7 @@ typedef struct {
     const void *data[MAX_PARTS];   /* part p's rows */
     const float *scale[MAX_PARTS]; /* int8: part p's row scales */
     void *owned;                   /* converted storage (NULL when in place) */
+    int il;                        /* int8: each part's first il rows are interleaved (kernels.h), 0: row-major */
 } cpu_weight;
 
 typedef struct {
@@ -104,6 +105,18 @@ static void prof_print(const cpu_exec *x) {
                         PROF_PHASES[e], PROF_NAMES[k], (unsigned long long)x->prof_calls[k][e],
                         x->prof_ns[k][e] / 1e6, x->prof_ns[k][e] / 1e3 / (double)x->prof_calls[k][e],
                         prof_median_us(x, k, e), all ? 100.0 * x->prof_ns[k][e] / all : 0.0);
+    if (x->profile < 2) return;
+    /* STTS_CPU_PROFILE=2: each kind's calls and time by duration (where a
+     * mean far above the median comes from) */
+    for (int e = 0; e < 3; e++)
+        for (int k = 0; k < PROF_N; k++) {
+            if (!x->prof_calls[k][e]) continue;
+            fprintf(stderr, "  %-8s %-18s by duration:", PROF_PHASES[e], PROF_NAMES[k]);
+            for (int b = 0; b < 40; b++)
+                if (x->prof_hist[k][e][b])
+                    fprintf(stderr, " <%.1fus:%u", (double)(2ull << b) / 1e3, x->prof_hist[k][e][b]);
+            fputc('\n', stderr);
+        }
 }
 
 /* Below this many multiply-adds a call runs on the calling thread: waking
@@ -230,7 +243,32 @@ static uint16_t f32_to_f16(float f) {
 /* Row r (global) of a weight as f32. */
 static void wrow_f32(const cpu_weight *w, int r, float *dst) {
     int p = r / w->part_rows, lr = r % w->part_rows;
+    if (w->h.fmt == MT_WF_I8 && lr < w->il) { /* interleaved: 64-byte pieces 256 bytes apart */
+        const int8_t *g = (const int8_t *)w->data[p] + (size_t)(lr & ~3) * w->h.cols + 64 * (lr & 3);
+        float s = w->scale[p][lr];
+        for (int k = 0; k < w->h.cols; k += 64)
+            for (int i = 0; i < 64; i++) dst[k + i] = (float)g[4 * k + i] * s;
+        return;
+    }
     src_row_f32(wfmt_dtype(w->h.fmt), w->data[p], w->scale[p], (size_t)lr, w->h.cols, dst);
+}
+
+/* The int8 layout of a converted weight (its interleaved rows, kernels.h):
+ * interleaved where the level's kernels stream it faster and the shape
+ * allows, so that they read each 4-row block as one sequence.
+ * STTS_CPU_I8_LAYOUT=rows|interleaved overrides the level's choice (to
+ * compare, and so that the op harness runs every level's kernels on both).
+ * The linear op splits its work at multiples of 4 rows within a part, so
+ * parts of several blocks must be whole groups. */
+static int i8_layout_rows(int level, int nparts, int part_rows, int cols) {
+    static int force = -1; /* 0 rows, 1 interleaved, 2 the level's choice */
+    if (force < 0) {
+        const char *e = getenv("STTS_CPU_I8_LAYOUT");
+        force = e && !strcmp(e, "rows") ? 0 : e && !strcmp(e, "interleaved") ? 1 : 2;
+    }
+    int il = force == 2 ? mt_i8_layout_prefers_interleaved(level) : force;
+    if (!il || (nparts > 1 && (part_rows & 3))) return 0;
+    return mt_i8_interleave_rows(cols, part_rows);
 }
 
 typedef struct {
@@ -273,7 +311,13 @@ static void conv_chunk(void *arg, int chunk, int tid) {
             break;
         case MT_WF_I8: {
             float *scales = (float *)((int8_t *)w->owned + i8_scale_off(N, K));
-            scales[r] = mt_quantize_row_i8(src, (size_t)K, (int8_t *)w->owned + o);
+            if (lr < w->il) { /* this part's block: quantize beside, then place the row */
+                int8_t *q = (int8_t *)(row + K);
+                scales[r] = mt_quantize_row_i8(src, (size_t)K, q);
+                mt_i8_row_put((int8_t *)w->owned + (size_t)p * w->part_rows * K, K, w->il, lr, q);
+            } else {
+                scales[r] = mt_quantize_row_i8(src, (size_t)K, (int8_t *)w->owned + o);
+            }
             break;
         }
         }
@@ -333,6 +377,7 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
         *out = &w->h;
         return STTS_OK;
     }
+    if (fmt == MT_WF_I8) w->il = i8_layout_rows(c->level, nparts, part_rows, cols);
     w->owned = cpu_alloc(be, owned_floats(&w->h));
     if (!w->owned) {
         int rows = w->h.rows;
@@ -343,7 +388,8 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
     int threads = mt_pool_threads(c->load_pool);
     float *bufs[256] = {0};
     int ok = 1;
-    for (int t = 0; t < threads && ok; t++) ok = (bufs[t] = malloc((size_t)cols * sizeof(float))) != NULL;
+    /* per thread: a row as f32, then (int8) its codes */
+    for (int t = 0; t < threads && ok; t++) ok = (bufs[t] = malloc((size_t)cols * (sizeof(float) + 1))) != NULL;
     if (ok) {
         int rpc = (int)((1u << 20) / ((size_t)cols * 4));
         if (rpc < 1) rpc = 1;
@@ -384,11 +430,24 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
         free(w);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
     }
+    if (w->h.fmt == MT_WF_I8) w->il = i8_layout_rows(((const cpu_backend *)be)->level, 1, n, (int)K);
+    int8_t *tmp = w->h.fmt == MT_WF_I8 ? malloc(K) : NULL;
+    if (w->h.fmt == MT_WF_I8 && !tmp) {
+        free(w->owned);
+        free(w);
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
+    }
     for (int i = 0; i < n; i++) {
         int p = ids[i] / src->part_rows, lr = ids[i] % src->part_rows;
-        memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
-        if (w->h.fmt == MT_WF_I8) ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
+        if (w->h.fmt == MT_WF_I8) { /* either layout on either side */
+            mt_i8_row_get((const int8_t *)src->data[p], (int)K, src->il, lr, tmp);
+            mt_i8_row_put((int8_t *)w->owned, (int)K, w->il, i, tmp);
+            ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
+        } else {
+            memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
+        }
     }
+    free(tmp);
     weight_set_parts(w);
     *out = &w->h;
     return STTS_OK;
@@ -447,7 +506,7 @@ static stts_status cpu_exec_new(mt_backend *be, int threads, mt_exec **out, stts
     x->head.threads = threads;
     x->level = c->level;
     const char *prof = getenv("STTS_CPU_PROFILE");
-    x->profile = prof && *prof && strcmp(prof, "0") != 0;
+    x->profile = prof && *prof ? atoi(prof) : 0;
     x->scratch = calloc((size_t)threads, sizeof *x->scratch);
     x->tile = calloc((size_t)threads, sizeof *x->tile);
     if (!x->scratch || !x->tile) goto nomem;
@@ -513,7 +572,7 @@ static void lin_piece(const lin_job *j, int tid, int p, int a, int e) {
                             j->flags, a, e);
         break;
     case MT_WF_I8:
-        mt_linear_rows_i8(lv, j->x->xq, j->x->xs, j->M, K, (const int8_t *)w->data[p], w->scale[p], N, b, y,
+        mt_linear_rows_i8(lv, j->x->xq, j->x->xs, j->M, K, (const int8_t *)w->data[p], w->scale[p], w->il, N, b, y,
                           j->flags, a, e);
         break;
     }

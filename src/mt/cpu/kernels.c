@@ -524,14 +524,58 @@ static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uin
     }
 }
 
-static void lin_i8_scalar(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
+/* int8 weights in the interleaved layout (kernels.h: the first `il` rows, a
+ * multiple of 4, in groups of 4 rows whose 64-byte pieces alternate, K a
+ * multiple of 64). A group occupies the same 4 K bytes as in row-major
+ * order, so only the offsets inside it change: row r of a group starts at
+ * byte 64 (r & 3) of the group, and its column k sits at k + 3 (k & ~63)
+ * from there. Every kernel reads through these two, so one kernel serves
+ * both layouts with the same arithmetic (the same bits). */
+static inline const int8_t *i8_row(const int8_t *W, int K, int il, int r) {
+    return r < il ? W + (size_t)(r & ~3) * K + 64 * (r & 3) : W + (size_t)r * K;
+}
+#define I8_KP(k, ilv) ((k) + ((ilv) ? 3 * ((k) & ~63) : 0))
+
+void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst) {
+    const int8_t *w = i8_row(W, K, il, r);
+    if (r >= il) {
+        memcpy(dst, w, (size_t)K);
+        return;
+    }
+    for (int k = 0; k < K; k += 64) memcpy(dst + k, w + I8_KP(k, 1), 64);
+}
+
+void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src) {
+    int8_t *w = (int8_t *)i8_row(W, K, il, r);
+    if (r >= il) {
+        memcpy(w, src, (size_t)K);
+        return;
+    }
+    for (int k = 0; k < K; k += 64) memcpy(w + I8_KP(k, 1), src + k, 64);
+}
+
+int mt_i8_interleave_rows(int K, int rows) { return (K & 63) ? 0 : rows & ~3; }
+
+/* Where the interleaved layout was measured faster (bench_i8_kernel, its two
+ * layouts alternating, one core of the Zen 5 dev VM, 2026-12-01): the VNNI
+ * kernels read 4 rows at once at every row count, one stream instead of 4:
+ * AVX-512 VNNI at 1 row 24.7 -> 30 GB/s (K 1024) and 23 -> 34 (K 4096), at 4
+ * rows 25 -> 30 and 20 -> 26; AVX-VNNI alike. The AVX2 kernels gain at one
+ * row (24 -> 29, 19 -> 28) but lose at 3-4 rows (their pairs of W rows read
+ * 2 lines of every 4: 18 -> 13-16 GB/s), so they keep row-major order until
+ * that kernel changes; NEON is unmeasured (no arm64 hardware here) and keeps
+ * it too. Every kernel reads both layouts. */
+int mt_i8_layout_prefers_interleaved(int level) { return level == MT_KL_AVX512VNNI || level == MT_KL_AVXVNNI; }
+
+static void lin_i8_scalar(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int il,
                           int ldy, const float *b, float *y, int flags, int n0, int n1) {
     for (int n = n0; n < n1; n++) {
-        const int8_t *w = W + (size_t)n * K;
+        const int8_t *w = i8_row(W, K, il, n);
+        const int ilv = n < il;
         for (int m = 0; m < M; m++) {
             const int8_t *q = xq + (size_t)m * K;
             int32_t acc = 0;
-            for (int k = 0; k < K; k++) acc += (int32_t)w[k] * q[k];
+            for (int k = 0; k < K; k++) acc += (int32_t)w[I8_KP(k, ilv)] * q[k];
             float *yr = y + (size_t)m * ldy;
             yr[n] = finish((float)acc * (xs[m] * ws[n]), b, n, yr[n], flags);
         }
@@ -765,13 +809,14 @@ TGT_AVX2 static inline __m256i dot32_i8(__m256i acc, __m256i w, __m256i x, __m25
 }
 
 TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
-                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                                 int il, int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~31;
     const __m256i ones = _mm256_set1_epi16(1);
     for (int n = n0; n < n1; n += 4) {
         int nw = n1 - n < 4 ? n1 - n : 4;
+        const int ilv = n < il;
         const int8_t *w[4];
-        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
         int m = 0;
         for (; m + 2 <= M; m += 2) { /* 2 x rows share each loaded W vector and its |w| */
             const int8_t *q0 = xq + (size_t)m * K, *q1 = q0 + K;
@@ -783,7 +828,7 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
                 __m256i v1 = _mm256_loadu_si256((const __m256i *)(q1 + k));
 #define I8_2ROWS(i)                                                                                        \
     do {                                                                                                   \
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(w[i] + k)), aw = _mm256_sign_epi8(wv, wv);       \
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(w[i] + I8_KP(k, ilv))), aw = _mm256_sign_epi8(wv, wv); \
         a##i = _mm256_add_epi32(a##i, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v0, wv)), ones)); \
         c##i = _mm256_add_epi32(c##i, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v1, wv)), ones)); \
     } while (0)
@@ -798,8 +843,8 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
             for (int i = 0; i < 4; i++) r0[i] = hsum_i32(a[i]), r1[i] = hsum_i32(c[i]);
             for (int k = Kv; k < K; k++)
                 for (int i = 0; i < 4; i++) {
-                    r0[i] += (int32_t)w[i][k] * q0[k];
-                    r1[i] += (int32_t)w[i][k] * q1[k];
+                    r0[i] += (int32_t)w[i][I8_KP(k, ilv)] * q0[k];
+                    r1[i] += (int32_t)w[i][I8_KP(k, ilv)] * q1[k];
                 }
             float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy;
             for (int i = 0; i < nw; i++) {
@@ -819,14 +864,15 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
             for (int k = 0; k < Kv; k += 32) {
                 if (pf) PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes */
                 __m256i v = _mm256_loadu_si256((const __m256i *)(q + k));
-                a0 = dot32_i8(a0, _mm256_loadu_si256((const __m256i *)(w[0] + k)), v, ones);
-                a1 = dot32_i8(a1, _mm256_loadu_si256((const __m256i *)(w[1] + k)), v, ones);
-                a2 = dot32_i8(a2, _mm256_loadu_si256((const __m256i *)(w[2] + k)), v, ones);
-                a3 = dot32_i8(a3, _mm256_loadu_si256((const __m256i *)(w[3] + k)), v, ones);
+                const int kp = I8_KP(k, ilv);
+                a0 = dot32_i8(a0, _mm256_loadu_si256((const __m256i *)(w[0] + kp)), v, ones);
+                a1 = dot32_i8(a1, _mm256_loadu_si256((const __m256i *)(w[1] + kp)), v, ones);
+                a2 = dot32_i8(a2, _mm256_loadu_si256((const __m256i *)(w[2] + kp)), v, ones);
+                a3 = dot32_i8(a3, _mm256_loadu_si256((const __m256i *)(w[3] + kp)), v, ones);
             }
             int32_t r[4] = {hsum_i32(a0), hsum_i32(a1), hsum_i32(a2), hsum_i32(a3)};
             for (int k = Kv; k < K; k++)
-                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][I8_KP(k, ilv)] * q[k];
             float *yr = y + (size_t)m * ldy;
             for (int i = 0; i < nw; i++)
                 yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
@@ -843,22 +889,28 @@ TGT_AVX2 static void lin_i8_avx2(const int8_t *xq, const float *xs, int M, int K
  * results are the same bits as every other level's. A third row repeats
  * the second (its sums are not stored). */
 TGT_AVX2 static void lin_i8_avx2_rows4(const int8_t *xq, const float *xs, int M, int K, const int8_t *W,
-                                       const float *ws, int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                                       const float *ws, int il, int ldy, const float *b, float *y, int flags, int n0,
+                                       int n1) {
     const int Kv = K & ~31;
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *q0 = xq, *q1 = xq + K, *q2 = xq + 2 * (size_t)K, *q3 = M > 3 ? xq + 3 * (size_t)K : q2;
     for (int n = n0; n < n1; n += 2) {
         const int nw = n1 - n < 2 ? 1 : 2;
-        const int8_t *w0 = W + (size_t)n * K, *w1 = W + (size_t)(n + nw - 1) * K;
+        const int ilv = n < il;
+        const int8_t *w0 = i8_row(W, K, il, n), *w1 = i8_row(W, K, il, n + nw - 1);
         /* a: W row n against x rows 0-3, c: W row n + 1 (named: see MCHUNK) */
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
         for (int k = 0; k < Kv; k += 32) {
             /* 2 rows x 32 bytes, 8 KB ahead: PF_AHEAD alone is half a pair
              * of fc2's 4096-byte rows, and the stream then ran at 29-33
              * GMAC/s against 41-43 (bench_i8_kernel, 16-core host, 4 rows) */
-            PF_LINES(w0, 4096 + (size_t)k * 2, 1);
-            const __m256i wa = _mm256_loadu_si256((const __m256i *)(w0 + k));
-            const __m256i wb = _mm256_loadu_si256((const __m256i *)(w1 + k));
+            /* interleaved: a group's first pair fetches the whole group's
+             * stream ahead (4 lines of 256-byte pieces: 2 a step), so that
+             * its second pair finds its lines in cache */
+            if (!ilv) PF_LINES(w0, 4096 + (size_t)k * 2, 1);
+            else if (!(n & 3)) PF_LINES(w0, 4096 + (size_t)k * 4, 2);
+            const __m256i wa = _mm256_loadu_si256((const __m256i *)(w0 + I8_KP(k, ilv)));
+            const __m256i wb = _mm256_loadu_si256((const __m256i *)(w1 + I8_KP(k, ilv)));
             const __m256i aa = _mm256_sign_epi8(wa, wa), ab = _mm256_sign_epi8(wb, wb);
 #define I8_XROW(i, q)                                                                                            \
     do {                                                                                                         \
@@ -877,8 +929,8 @@ TGT_AVX2 static void lin_i8_avx2_rows4(const int8_t *xq, const float *xs, int M,
         for (int m = 0; m < M; m++) {
             int32_t r0 = hsum_i32(av[m]), r1 = hsum_i32(cv[m]);
             for (int k = Kv; k < K; k++) {
-                r0 += (int32_t)w0[k] * q[m][k];
-                r1 += (int32_t)w1[k] * q[m][k];
+                r0 += (int32_t)w0[I8_KP(k, ilv)] * q[m][k];
+                r1 += (int32_t)w1[I8_KP(k, ilv)] * q[m][k];
             }
             float *ym = y + (size_t)m * ldy;
             ym[n] = finish((float)r0 * (xs[m] * ws[n]), b, n, ym[n], flags);
@@ -941,7 +993,7 @@ TGT_VNNI static inline __m128i vnni_hsum4v(__m512i a0, __m512i a1, __m512i a2, _
 }
 
 TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
-                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                                 int il, int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~63;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     int32_t corr[MCHUNK]; /* 128 * sum of each x row over [0, Kv) */
@@ -950,8 +1002,12 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
         for (int m = mb; m < me; m++) corr[m - mb] = 128 * vnni_row_sum(xq + (size_t)m * K, Kv);
         for (int n = n0; n < n1; n += 4) {
             int nw = n1 - n < 4 ? n1 - n : 4;
+            /* interleaved: the group's 4 rows are one sequential stream of 256
+             * bytes per step (ks 4), which the hardware prefetcher follows on
+             * its own; row-major: 4 streams 1 row apart, which it does not */
+            const int ilv = n < il, ks = ilv ? 4 : 1;
             const int8_t *w[4];
-            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+            for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
             int m = mb;
             for (; m + 4 <= me; m += 4) { /* 4 x rows share each loaded W vector (the encoder, beams) */
                 const int8_t *q = xq + (size_t)m * K;
@@ -961,11 +1017,12 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
                 __m512i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
                 const int8_t *q1 = q + K, *q2 = q1 + K, *q3 = q2 + K;
                 for (int k = 0; k < Kv; k += 64) {
-                    PF_LINES(w[0], (size_t)k * 4, 4); /* 4 rows x 64 bytes */
-                    __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[0] + k)), flip);
-                    __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[1] + k)), flip);
-                    __m512i w2 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + k)), flip);
-                    __m512i w3 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + k)), flip);
+                    PF_LINES(w[0], (size_t)k * 4, 4); /* 4 rows x 64 bytes (interleaved: the next 256) */
+                    const size_t kp = (size_t)k * ks;
+                    __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[0] + kp)), flip);
+                    __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[1] + kp)), flip);
+                    __m512i w2 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + kp)), flip);
+                    __m512i w3 = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + kp)), flip);
                     __m512i v = _mm512_loadu_si512((const void *)(q + k));
                     a00 = _mm512_dpbusd_epi32(a00, w0, v), a01 = _mm512_dpbusd_epi32(a01, w1, v);
                     a02 = _mm512_dpbusd_epi32(a02, w2, v), a03 = _mm512_dpbusd_epi32(a03, w3, v);
@@ -1001,7 +1058,7 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
                     const int8_t *qj = q + (size_t)j * K;
                     int32_t *r = rs[j];
                     for (int i = 0; i < 4; i++) r[i] -= corr[m + j - mb];
-                    for (int k = Kv; k < K; k++)
+                    for (int k = Kv; k < K; k++) /* row-major only: interleaved rows have K % 64 == 0 */
                         for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * qj[k];
                     float *yr = y + (size_t)(m + j) * ldy;
                     for (int i = 0; i < nw; i++)
@@ -1012,12 +1069,13 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
                 const int8_t *q = xq + (size_t)m * K;
                 __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
                 for (int k = 0; k < Kv; k += 64) {
-                    PF_LINES(w[0], (size_t)k * 4, 4);
+                    if (!ilv) PF_LINES(w[0], (size_t)k * 4, 4);
+                    const size_t kp = (size_t)k * ks;
                     __m512i v = _mm512_loadu_si512((const void *)(q + k));
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[0] + k)), flip), v);
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[1] + k)), flip), v);
-                    a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + k)), flip), v);
-                    a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + k)), flip), v);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[0] + kp)), flip), v);
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[1] + kp)), flip), v);
+                    a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + kp)), flip), v);
+                    a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + kp)), flip), v);
                 }
                 if (Kv == K && nw == 4) {
                     vnni_finish4(_mm_sub_epi32(vnni_hsum4v(a0, a1, a2, a3), _mm_set1_epi32(corr[m - mb])), xs[m],
@@ -1075,7 +1133,8 @@ TGT_AVXVNNI static inline void avxvnni_out4(__m128i r, const int8_t *const w[4],
 #define AVXVNNI_LD(p) _mm256_loadu_si256((const __m256i *)(p))
 #define AVXVNNI_DP(a, w, v) a = _mm256_dpbusd_avx_epi32(a, w, v)
 TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W,
-                                       const float *ws, int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                                       const float *ws, int il, int ldy, const float *b, float *y, int flags, int n0,
+                                       int n1) {
     const int Kv = K & ~31;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     int32_t corr[MCHUNK]; /* 128 * sum of each x row over [0, Kv) */
@@ -1084,8 +1143,9 @@ TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M,
         for (int m = mb; m < me; m++) corr[m - mb] = 128 * avxvnni_row_sum(xq + (size_t)m * K, Kv);
         for (int n = n0; n < n1; n += 4) {
             int nw = n1 - n < 4 ? n1 - n : 4;
+            const int ilv = n < il;
             const int8_t *w[4];
-            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+            for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
             int m = mb;
             for (; m + 4 <= me; m += 4) { /* 4 x rows share each loaded W vector */
                 const int8_t *q = xq + (size_t)m * K, *q1 = q + K, *q2 = q1 + K, *q3 = q2 + K;
@@ -1093,11 +1153,12 @@ TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M,
                 __m256i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
                 __m256i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
                 for (int k = 0; k < Kv; k += 32) {
-                    PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes */
-                    __m256i w0 = _mm256_xor_si256(AVXVNNI_LD(w[0] + k), flip);
-                    __m256i w1 = _mm256_xor_si256(AVXVNNI_LD(w[1] + k), flip);
-                    __m256i w2 = _mm256_xor_si256(AVXVNNI_LD(w[2] + k), flip);
-                    __m256i w3 = _mm256_xor_si256(AVXVNNI_LD(w[3] + k), flip);
+                    PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes (interleaved: the next 128) */
+                    const int kp = I8_KP(k, ilv);
+                    __m256i w0 = _mm256_xor_si256(AVXVNNI_LD(w[0] + kp), flip);
+                    __m256i w1 = _mm256_xor_si256(AVXVNNI_LD(w[1] + kp), flip);
+                    __m256i w2 = _mm256_xor_si256(AVXVNNI_LD(w[2] + kp), flip);
+                    __m256i w3 = _mm256_xor_si256(AVXVNNI_LD(w[3] + kp), flip);
                     __m256i v = AVXVNNI_LD(q + k);
                     AVXVNNI_DP(a00, w0, v), AVXVNNI_DP(a01, w1, v), AVXVNNI_DP(a02, w2, v), AVXVNNI_DP(a03, w3, v);
                     v = AVXVNNI_LD(q1 + k);
@@ -1123,12 +1184,13 @@ TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M,
                 const int8_t *q = xq + (size_t)m * K;
                 __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
                 for (int k = 0; k < Kv; k += 32) {
-                    PF_LINES(w[0], (size_t)k * 4, 2);
+                    if (!ilv) PF_LINES(w[0], (size_t)k * 4, 2);
+                    const int kp = I8_KP(k, ilv);
                     __m256i v = AVXVNNI_LD(q + k);
-                    AVXVNNI_DP(a0, _mm256_xor_si256(AVXVNNI_LD(w[0] + k), flip), v);
-                    AVXVNNI_DP(a1, _mm256_xor_si256(AVXVNNI_LD(w[1] + k), flip), v);
-                    AVXVNNI_DP(a2, _mm256_xor_si256(AVXVNNI_LD(w[2] + k), flip), v);
-                    AVXVNNI_DP(a3, _mm256_xor_si256(AVXVNNI_LD(w[3] + k), flip), v);
+                    AVXVNNI_DP(a0, _mm256_xor_si256(AVXVNNI_LD(w[0] + kp), flip), v);
+                    AVXVNNI_DP(a1, _mm256_xor_si256(AVXVNNI_LD(w[1] + kp), flip), v);
+                    AVXVNNI_DP(a2, _mm256_xor_si256(AVXVNNI_LD(w[2] + kp), flip), v);
+                    AVXVNNI_DP(a3, _mm256_xor_si256(AVXVNNI_LD(w[3] + kp), flip), v);
                 }
                 avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a0, a1, a2, a3), _mm_set1_epi32(corr[m - mb])), w, q, Kv, K,
                              nw, xs[m], ws, b, y + (size_t)m * ldy, n, flags);
@@ -1176,26 +1238,28 @@ LIN_HALF_NEON(lin_f16_neon, ld_f16_neon, f16_f32)
 /* int8 x int8 -> int32: sdot where the CPU has it, else widening multiplies
  * (vmull_s8) with pairwise accumulation; both exact, so both equal the
  * scalar kernel. */
-TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
-                               const float *b, float *y, int flags, int n0, int n1) {
+TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int il,
+                               int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~15;
     for (int n = n0; n < n1; n += 4) {
         int nw = n1 - n < 4 ? n1 - n : 4;
+        const int ilv = n < il;
         const int8_t *w[4];
-        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
         for (int m = 0; m < M; m++) {
             const int8_t *q = xq + (size_t)m * K;
             int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
             for (int k = 0; k < Kv; k += 16) {
+                const int kp = I8_KP(k, ilv);
                 int8x16_t v = vld1q_s8(q + k);
-                a0 = vdotq_s32(a0, vld1q_s8(w[0] + k), v);
-                a1 = vdotq_s32(a1, vld1q_s8(w[1] + k), v);
-                a2 = vdotq_s32(a2, vld1q_s8(w[2] + k), v);
-                a3 = vdotq_s32(a3, vld1q_s8(w[3] + k), v);
+                a0 = vdotq_s32(a0, vld1q_s8(w[0] + kp), v);
+                a1 = vdotq_s32(a1, vld1q_s8(w[1] + kp), v);
+                a2 = vdotq_s32(a2, vld1q_s8(w[2] + kp), v);
+                a3 = vdotq_s32(a3, vld1q_s8(w[3] + kp), v);
             }
             int32_t r[4] = {vaddvq_s32(a0), vaddvq_s32(a1), vaddvq_s32(a2), vaddvq_s32(a3)};
             for (int k = Kv; k < K; k++)
-                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][k] * q[k];
+                for (int i = 0; i < 4; i++) r[i] += (int32_t)w[i][I8_KP(k, ilv)] * q[k];
             float *yr = y + (size_t)m * ldy;
             for (int i = 0; i < nw; i++)
                 yr[n + i] = finish((float)r[i] * (xs[m] * ws[n + i]), b, n + i, yr[n + i], flags);
@@ -1211,19 +1275,21 @@ TGT_DOT static void lin_i8_dot(const int8_t *xq, const float *xs, int M, int K, 
  * order are exact, so the results are the scalar level's bits. An odd last
  * x row goes to the sdot kernel. */
 TGT_I8MM static void lin_i8_mmla(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
-                                 int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                                 int il, int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~15, M2 = M & ~1;
     for (int n = n0; n < n1; n += 4) {
         int nw = n1 - n < 4 ? n1 - n : 4;
+        const int ilv = n < il;
         const int8_t *w[4];
-        for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K;
+        for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
         for (int m = 0; m < M2; m += 2) {
             const int8_t *q0 = xq + (size_t)m * K, *q1 = q0 + K;
             int32x4_t c01 = vdupq_n_s32(0), c23 = c01; /* [x0.w0 x0.w1 x1.w0 x1.w1], the same for w2, w3 */
             for (int k = 0; k < Kv; k += 16) {
+                const int kp = I8_KP(k, ilv);
                 int64x2_t x0 = vreinterpretq_s64_s8(vld1q_s8(q0 + k)), x1 = vreinterpretq_s64_s8(vld1q_s8(q1 + k));
-                int64x2_t v0 = vreinterpretq_s64_s8(vld1q_s8(w[0] + k)), v1 = vreinterpretq_s64_s8(vld1q_s8(w[1] + k));
-                int64x2_t v2 = vreinterpretq_s64_s8(vld1q_s8(w[2] + k)), v3 = vreinterpretq_s64_s8(vld1q_s8(w[3] + k));
+                int64x2_t v0 = vreinterpretq_s64_s8(vld1q_s8(w[0] + kp)), v1 = vreinterpretq_s64_s8(vld1q_s8(w[1] + kp));
+                int64x2_t v2 = vreinterpretq_s64_s8(vld1q_s8(w[2] + kp)), v3 = vreinterpretq_s64_s8(vld1q_s8(w[3] + kp));
                 int8x16_t xlo = vreinterpretq_s8_s64(vzip1q_s64(x0, x1)), xhi = vreinterpretq_s8_s64(vzip2q_s64(x0, x1));
                 c01 = vmmlaq_s32(c01, xlo, vreinterpretq_s8_s64(vzip1q_s64(v0, v1)));
                 c01 = vmmlaq_s32(c01, xhi, vreinterpretq_s8_s64(vzip2q_s64(v0, v1)));
@@ -1236,33 +1302,34 @@ TGT_I8MM static void lin_i8_mmla(const int8_t *xq, const float *xs, int M, int K
             for (int j = 0; j < 2; j++) {
                 const int8_t *q = j ? q1 : q0;
                 for (int k = Kv; k < K; k++)
-                    for (int i = 0; i < 4; i++) r[j][i] += (int32_t)w[i][k] * q[k];
+                    for (int i = 0; i < 4; i++) r[j][i] += (int32_t)w[i][I8_KP(k, ilv)] * q[k];
                 float *yr = y + (size_t)(m + j) * ldy;
                 for (int i = 0; i < nw; i++)
                     yr[n + i] = finish((float)r[j][i] * (xs[m + j] * ws[n + i]), b, n + i, yr[n + i], flags);
             }
         }
     }
-    if (M2 < M) lin_i8_dot(xq + (size_t)M2 * K, xs + M2, 1, K, W, ws, ldy, b, y + (size_t)M2 * ldy, flags, n0, n1);
+    if (M2 < M) lin_i8_dot(xq + (size_t)M2 * K, xs + M2, 1, K, W, ws, il, ldy, b, y + (size_t)M2 * ldy, flags, n0, n1);
 }
 
-static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int ldy,
-                        const float *b, float *y, int flags, int n0, int n1) {
+static void lin_i8_neon(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int il,
+                        int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~15;
     for (int n = n0; n < n1; n++) {
-        const int8_t *w = W + (size_t)n * K;
+        const int8_t *w = i8_row(W, K, il, n);
+        const int ilv = n < il;
         for (int m = 0; m < M; m++) {
             const int8_t *q = xq + (size_t)m * K;
             int32x4_t acc = vdupq_n_s32(0);
             for (int k = 0; k < Kv; k += 16) {
-                int8x16_t wv = vld1q_s8(w + k), v = vld1q_s8(q + k);
+                int8x16_t wv = vld1q_s8(w + I8_KP(k, ilv)), v = vld1q_s8(q + k);
                 int16x8_t lo = vmull_s8(vget_low_s8(wv), vget_low_s8(v));
                 int16x8_t hi = vmull_high_s8(wv, v);
                 acc = vpadalq_s16(acc, lo);
                 acc = vpadalq_s16(acc, hi);
             }
             int32_t r = vaddvq_s32(acc);
-            for (int k = Kv; k < K; k++) r += (int32_t)w[k] * q[k];
+            for (int k = Kv; k < K; k++) r += (int32_t)w[I8_KP(k, ilv)] * q[k];
             float *yr = y + (size_t)m * ldy;
             yr[n] = finish((float)r * (xs[m] * ws[n]), b, n, yr[n], flags);
         }
@@ -1320,31 +1387,31 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
 }
 
 void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
-                       int ldy, const float *b, float *y, int flags, int n0, int n1) {
+                       int il, int ldy, const float *b, float *y, int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
 #ifdef MT_NEON
     if (level == MT_KL_NEON) {
-        if (M >= 2 && has_i8mm()) lin_i8_mmla(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
-        else if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
-        else lin_i8_neon(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        if (M >= 2 && has_i8mm()) lin_i8_mmla(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
+        else if (has_dot()) lin_i8_dot(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
+        else lin_i8_neon(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
         return;
     }
 #endif
 #ifdef MT_X86
     if (level == MT_KL_AVX512VNNI) {
-        lin_i8_vnni(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        lin_i8_vnni(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
         return;
     }
     if (level == MT_KL_AVXVNNI) {
-        lin_i8_avxvnni(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        lin_i8_avxvnni(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
         return;
     }
     if (level >= MT_KL_AVX2) {
-        if (M == 3 || M == 4) lin_i8_avx2_rows4(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
-        else lin_i8_avx2(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+        if (M == 3 || M == 4) lin_i8_avx2_rows4(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
+        else lin_i8_avx2(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
         return;
     }
 #endif
     (void)level;
-    lin_i8_scalar(xq, xs, M, K, W, ws, ldy, b, y, flags, n0, n1);
+    lin_i8_scalar(xq, xs, M, K, W, ws, il, ldy, b, y, flags, n0, n1);
 }

@@ -20,6 +20,7 @@
 
 #include "cpu/kernels.h"
 #include "nllb.h"
+#include "quant.h"
 
 static double now_ms(void) {
     struct timespec t;

@@ -50,11 +50,14 @@ typedef struct {
 } mt_weight;
 
 /* One source block of a weight: rows x cols row-major host memory of a
- * checkpoint dtype (MT_DTYPE_F32/F16/BF16, or MT_DTYPE_I8 with scale[rows]). */
+ * checkpoint dtype (MT_DTYPE_F32/F16/BF16, or MT_DTYPE_I8 with scale[rows]
+ * whose first il rows may be in quant.h's interleaved layout: a converted
+ * file's, mt_tensor.i8_il). */
 typedef struct {
     mt_dtype dtype;
     const void *data;
     const float *scale;
+    int il;
 } mt_wpart;
 
 /* weight_new flags */

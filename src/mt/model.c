@@ -20,7 +20,7 @@
 
 /* A vector (bias, LayerNorm) from host f32: always f32, always copied (small). */
 static stts_status make_vec(nllb_model *m, mt_weight **out, const float *host, int n, stts_error *err) {
-    mt_wpart part = {MT_DTYPE_F32, host, NULL};
+    mt_wpart part = {MT_DTYPE_F32, host, NULL, 0};
     stts_status st = m->be->ops->weight_new(m->be, &part, 1, 1, n, MT_WF_F32, 0, out, err);
     if (!st) m->weight_bytes += (*out)->bytes;
     return st;
@@ -277,7 +277,7 @@ static stts_status rnd_lin(rnd_ctx *r, mt_lin *l, int out, int in, stts_error *e
     l->in = in;
     /* uniform(+-0.0346): std 0.02 like HF's init_std */
     fill_rnd(r, r->tmp, (size_t)out * in, -0.0346f, 0.0346f);
-    mt_wpart part = {MT_DTYPE_F32, r->tmp, NULL};
+    mt_wpart part = {MT_DTYPE_F32, r->tmp, NULL, 0};
     stts_status st = make_mat(r->m, &l->w, &part, 1, out, in, 0, err);
     if (st) return st;
     fill_rnd(r, r->tmp, (size_t)out, -0.02f, 0.02f);
@@ -306,7 +306,7 @@ static stts_status rnd_weights(nllb_model *m, uint64_t seed, stts_error *err) {
                            : stts_error_set(err, STTS_ERR_NOMEM, "out of memory building random weights");
     if (st) goto out;
     fill_rnd(&r, r.tmp, (size_t)cfg->vocab_size * d, -0.0346f, 0.0346f);
-    mt_wpart part = {MT_DTYPE_F32, r.tmp, NULL};
+    mt_wpart part = {MT_DTYPE_F32, r.tmp, NULL, 0};
     if ((st = make_mat(m, &m->embed, &part, 1, cfg->vocab_size, d, 0, err))) goto out;
     m->lm_head = m->embed;
     for (int i = 0; i < cfg->encoder_layers && !st; i++) {
@@ -428,6 +428,7 @@ static stts_status matrix_part(loader *ld, const mt_tensor *t, const char *name,
     part->dtype = t->dtype;
     part->data = t->data;
     part->scale = NULL;
+    part->il = t->dtype == MT_DTYPE_I8 ? t->i8_il : 0;
     if (t->dtype == MT_DTYPE_F32 || t->dtype == MT_DTYPE_F16 || t->dtype == MT_DTYPE_BF16) return STTS_OK;
     if (t->dtype == MT_DTYPE_I8) {
         char sn[256];

@@ -100,3 +100,28 @@ uint16_t mt_f32_to_bf16(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
+
+/* ---- the interleaved layout (quant.h) ---- */
+static size_t i8_off(int K, int il, int r) { /* row r's first byte */
+    return r < il ? (size_t)(r & ~3) * K + 64 * (size_t)(r & 3) : (size_t)r * K;
+}
+
+int mt_i8_interleave_rows(int K, int N) { return (K & 63) || N < 0 ? 0 : N & ~3; }
+
+void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst) {
+    const int8_t *w = W + i8_off(K, il, r);
+    if (r >= il) {
+        memcpy(dst, w, (size_t)K);
+        return;
+    }
+    for (int k = 0; k < K; k += 64) memcpy(dst + k, w + 4 * (size_t)k, 64); /* piece k / 64 of the group */
+}
+
+void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src) {
+    int8_t *w = W + i8_off(K, il, r);
+    if (r >= il) {
+        memcpy(w, src, (size_t)K);
+        return;
+    }
+    for (int k = 0; k < K; k += 64) memcpy(w + 4 * (size_t)k, src + k, 64);
+}

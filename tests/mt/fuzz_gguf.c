@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "quant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* A private copy, so ASan sees reads past the end of the input. */
@@ -27,6 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (t->dtype == MT_DTYPE_I8) {
                 const mt_tensor *sc = mt_checkpoint_scale(ck, t);
                 if (!sc || sc->dtype != MT_DTYPE_F32 || sc->ndim != 1 || sc->shape[0] != t->shape[0]) abort();
+                /* the interleaved layout (format 2) fits the tensor: every row readable inside it */
+                if (t->i8_il < 0 || t->i8_il > t->shape[0] || (t->i8_il & 3) || (t->i8_il && (t->shape[1] & 63)))
+                    abort();
+                if (t->numel <= (1 << 16) && t->shape[1] > 0) {
+                    int8_t *row = malloc((size_t)t->shape[1]);
+                    for (int64_t r = 0; row && r < t->shape[0]; r++)
+                        mt_i8_row_get((const int8_t *)t->data, (int)t->shape[1], t->i8_il, (int)r, row);
+                    free(row);
+                }
                 continue;
             }
             if (t->numel <= (1 << 16)) {

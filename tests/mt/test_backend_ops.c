@@ -103,7 +103,7 @@ static void rig_close(rig *r) {
 }
 
 static mt_weight *vec(rig *r, const float *v, int n) {
-    mt_wpart p = {MT_DTYPE_F32, v, NULL};
+    mt_wpart p = {MT_DTYPE_F32, v, NULL, 0};
     mt_weight *w = NULL;
     stts_error e;
     CHECK(r->be->ops->weight_new(r->be, &p, 1, 1, n, MT_WF_F32, 0, &w, &e) == STTS_OK);
@@ -135,8 +135,8 @@ static void check_linear(rig *r, mt_wfmt f, int M, int K, int N, int nparts, flo
         for (int n = 0; n < N; n++) qs[n] = mt_quantize_row_i8_ref(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
     }
     for (int p = 0; p < nparts; p++) {
-        if (f == MT_WF_I8 && !conv) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr};
-        else parts[p] = (mt_wpart){MT_DTYPE_F32, W + (size_t)p * pr * K, NULL};
+        if (f == MT_WF_I8 && !conv) parts[p] = (mt_wpart){MT_DTYPE_I8, q + (size_t)p * pr * K, qs + (size_t)p * pr, 0};
+        else parts[p] = (mt_wpart){MT_DTYPE_F32, W + (size_t)p * pr * K, NULL, 0};
     }
     mt_weight *w = NULL;
     stts_error e;
@@ -330,7 +330,7 @@ static void check_half_as_f32(rig *r) {
             for (int i = 0; i < N * K; i++) W[i] = frand();
             for (int i = 0; i < M * K; i++) x[i] = frand();
             ref_weights(f, W, N, K, Wd);
-            mt_wpart ph = {MT_DTYPE_F32, W, NULL}, pf = {MT_DTYPE_F32, Wd, NULL};
+            mt_wpart ph = {MT_DTYPE_F32, W, NULL, 0}, pf = {MT_DTYPE_F32, Wd, NULL, 0};
             mt_weight *wh = NULL, *wf = NULL;
             stts_error e;
             CHECK(r->be->ops->weight_new(r->be, &ph, 1, N, K, f, 0, &wh, &e) == STTS_OK);
@@ -355,7 +355,7 @@ static void check_embed(rig *r, mt_wfmt f, int D) {
     float T[V * DMAX], Td[V * DMAX], out[3 * DMAX];
     for (int i = 0; i < V * D; i++) T[i] = frand() * 0.1f;
     ref_weights(f, T, V, D, Td);
-    mt_wpart p = {MT_DTYPE_F32, T, NULL};
+    mt_wpart p = {MT_DTYPE_F32, T, NULL, 0};
     mt_weight *w = NULL;
     stts_error e;
     CHECK(r->be->ops->weight_new(r->be, &p, 1, V, D, f, 0, &w, &e) == STTS_OK);

@@ -58,7 +58,7 @@ static void fetch(float *dst, const float *src, size_t n) { CHECK(gpu->ops->down
 
 /* A weight from host f32 [rows][cols] on backend be in format fmt. */
 static mt_weight *wnew(mt_backend *be, const float *host, int rows, int cols, mt_wfmt fmt) {
-    mt_wpart part = {MT_DTYPE_F32, host, NULL};
+    mt_wpart part = {MT_DTYPE_F32, host, NULL, 0};
     mt_weight *w = NULL;
     stts_error e;
     stts_status st = be->ops->weight_new(be, &part, 1, rows, cols, fmt, 0, &w, &e);

@@ -68,6 +68,8 @@ static int convert(const char *src, const char *dst, const char *w) {
     return s;
 }
 
+static int g_interleaved; /* converted int8 tensors found interleaved */
+
 static unsigned char *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -151,17 +153,24 @@ static void check_converted(const char *src_dir, const char *w) {
                 CHECK_EQ_INT(sc->dtype, MT_DTYPE_F32);
                 CHECK_EQ_INT(sc->ndim, 1);
                 CHECK_EQ_INT(sc->shape[0], s->shape[0]);
-                int8_t *q = malloc((size_t)s->shape[1]);
+                /* format 2: the rows in quant.h's interleaved layout where the
+                 * shape allows (K % 64 == 0), the codes mt_quantize_row_i8's */
+                const int N = (int)s->shape[0], K = (int)s->shape[1];
+                CHECK_EQ_INT(t->i8_il, mt_i8_interleave_rows(K, N));
+                if (t->i8_il) g_interleaved++;
+                int8_t *q = malloc((size_t)K), *want_bytes = malloc((size_t)N * K);
                 int bad = 0;
-                for (int64_t r = 0; r < s->shape[0] && !bad; r++) {
-                    float want = mt_quantize_row_i8(f + r * s->shape[1], (size_t)s->shape[1], q), got;
-                    memcpy(&got, (const char *)sc->data + 4 * r, 4);
-                    bad = memcmp(&got, &want, 4) != 0 ||
-                          memcmp(q, (const int8_t *)t->data + r * s->shape[1], (size_t)s->shape[1]) != 0;
-                    CHECK_MSG(!bad, "%s row %lld: codes or scale differ from mt_quantize_row_i8", s->name,
-                              (long long)r);
+                for (int r = 0; r < N && !bad; r++) {
+                    float want = mt_quantize_row_i8(f + (size_t)r * K, (size_t)K, q), got;
+                    memcpy(&got, (const char *)sc->data + 4 * (size_t)r, 4);
+                    bad = memcmp(&got, &want, 4) != 0;
+                    CHECK_MSG(!bad, "%s row %d: scale differs from mt_quantize_row_i8", s->name, r);
+                    mt_i8_row_put(want_bytes, K, t->i8_il, r, q);
                 }
+                CHECK_MSG(!bad && memcmp(want_bytes, t->data, (size_t)N * K) == 0,
+                          "%s: codes differ from mt_quantize_row_i8's in the interleaved layout", s->name);
                 free(q);
+                free(want_bytes);
             }
         }
         free(f);
@@ -205,19 +214,28 @@ static void test_round_trip(void) {
     stts_error e;
     CHECK_EQ_INT(mt_checkpoint_open(a, &qa, &e), STTS_OK);
     CHECK_EQ_INT(mt_checkpoint_open(b, &qb, &e), STTS_OK);
-    const mt_tensor *q = qa ? mt_checkpoint_find(qa, "model.encoder.layers.0.fc1.weight") : NULL;
-    const mt_tensor *f = qb ? mt_checkpoint_find(qb, "model.encoder.layers.0.fc1.weight") : NULL;
-    CHECK(q && f && q->dtype == MT_DTYPE_I8 && f->dtype == MT_DTYPE_F32 && q->numel == f->numel);
-    if (q && f) {
+    /* any layout: q * scale, row by row */
+    static const char *const names[] = {"model.encoder.layers.0.fc1.weight", "model.encoder.layers.0.fc2.weight"};
+    for (int ni = 0; ni < 2; ni++) {
+        const mt_tensor *q = qa ? mt_checkpoint_find(qa, names[ni]) : NULL;
+        const mt_tensor *f = qb ? mt_checkpoint_find(qb, names[ni]) : NULL;
+        CHECK(q && f && q->dtype == MT_DTYPE_I8 && f->dtype == MT_DTYPE_F32 && q->numel == f->numel);
+        if (!q || !f) continue;
         const mt_tensor *sc = mt_checkpoint_scale(qa, q);
+        const int N = (int)q->shape[0], K = (int)q->shape[1];
+        CHECK_EQ_INT(q->i8_il, mt_i8_interleave_rows(K, N));
         float *want = malloc((size_t)q->numel * sizeof *want);
-        for (int64_t i = 0; i < q->numel; i++) {
+        int8_t *row = malloc((size_t)K);
+        for (int r = 0; r < N; r++) {
             float s;
-            memcpy(&s, (const char *)sc->data + 4 * (i / q->shape[1]), 4);
-            want[i] = (float)((const int8_t *)q->data)[i] * s;
+            memcpy(&s, (const char *)sc->data + 4 * (size_t)r, 4);
+            mt_i8_row_get((const int8_t *)q->data, K, q->i8_il, r, row);
+            for (int k = 0; k < K; k++) want[(size_t)r * K + k] = (float)row[k] * s;
         }
-        CHECK(memcmp(want, f->data, (size_t)q->numel * 4) == 0);
+        CHECK_MSG(memcmp(want, f->data, (size_t)q->numel * 4) == 0, "%s: f32 from int8 is not q * scale", names[ni]);
         free(want);
+        free(row);
+        if (ni) continue;
         /* today's f32 conversion path says what an int8 tensor needs */
         float one[1];
         CHECK_EQ_INT(mt_tensor_to_f32(q, one, 1, &e), STTS_ERR_INVALID_ARG);
@@ -226,6 +244,43 @@ static void test_round_trip(void) {
         CHECK(strstr(e.msg, "--weights bf16 or f32") != NULL);
         free(buf2);
     }
+    CHECK_MSG(g_interleaved > 0, "no converted int8 tensor was in the interleaved layout (the tiny fixtures' fc2)");
+    /* a format 1 file (int8 row-major, before the interleaved layout) is
+     * still read, row-major: the same file with its int8 rows written back
+     * row-major and the version set to 1 gives the same rows */
+    size_t n1 = 0;
+    unsigned char *img = read_all(pa, &n1);
+    mt_checkpoint *c2 = NULL, *c1 = NULL;
+    CHECK(img && mt_checkpoint_open_gguf_mem(img, n1, &c2, &e) == STTS_OK);
+    int8_t **rows_v2 = NULL;
+    size_t nt = c2 ? mt_checkpoint_count(c2) : 0;
+    rows_v2 = calloc(nt ? nt : 1, sizeof *rows_v2);
+    for (size_t i = 0; i < nt; i++) { /* de-interleave in place (the handle points into img) */
+        const mt_tensor *t = mt_checkpoint_at(c2, i);
+        if (t->dtype != MT_DTYPE_I8) continue;
+        const int N = (int)t->shape[0], K = (int)t->shape[1];
+        rows_v2[i] = malloc((size_t)N * K);
+        for (int r = 0; r < N; r++) mt_i8_row_get((const int8_t *)t->data, K, t->i8_il, r, rows_v2[i] + (size_t)r * K);
+        memcpy((void *)t->data, rows_v2[i], (size_t)N * K);
+    }
+    static const char key[] = "stts.format_version";
+    unsigned char *kp = NULL;
+    for (size_t i = 0; img && !kp && i + sizeof key < n1; i++)
+        if (!memcmp(img + i, key, sizeof key - 1)) kp = img + i;
+    CHECK(kp != NULL);
+    if (kp) kp[sizeof key - 1 + 4] = 1; /* after the key: u32 type, then the u32 value (little-endian) */
+    CHECK_MSG(kp && mt_checkpoint_open_gguf_mem(img, n1, &c1, &e) == STTS_OK, "format 1: %s", e.msg);
+    for (size_t i = 0; c1 && i < nt; i++) {
+        const mt_tensor *t = mt_checkpoint_at(c1, i);
+        if (!rows_v2[i]) continue;
+        CHECK_EQ_INT(t->i8_il, 0);
+        CHECK_MSG(memcmp(t->data, rows_v2[i], (size_t)t->numel) == 0, "%s: format 1 rows differ", t->name);
+    }
+    for (size_t i = 0; i < nt; i++) free(rows_v2[i]);
+    free(rows_v2);
+    mt_checkpoint_close(c1);
+    mt_checkpoint_close(c2);
+    free(img);
     mt_checkpoint_close(qa);
     mt_checkpoint_close(qb);
     rm_rf(a), rm_rf(b);
@@ -444,7 +499,8 @@ static void test_bad_files(void) {
     BAD(t_.magic = "GGUX", "not a GGUF file");
     BAD(t_.version = 2, "GGUF version 2");
     BAD(t_.version = 4, "re-run stream-tts convert");
-    BAD(t_.fmt = 2, "another version of stream-tts");
+    BAD(t_.fmt = 3, "another version of stream-tts");
+    BAD(t_.fmt = 0, "another version of stream-tts");
     BAD(t_.no_fmt = 1, "not one written by stream-tts convert");
     BAD(t_.weights = "int4", "weight format tag");
     BAD(t_.weights = "f32", "wrong format tag");

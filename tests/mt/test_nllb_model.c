@@ -483,7 +483,7 @@ static void test_beam_matches_literal_hf_transcription(void) {
         stts_error e0;
         CHECK(m->be->ops->weight_read(m->be, m->embed, 0, V, t, &e0) == STTS_OK);
         for (int i = 0; i < d; i++) t[2 * d + i] *= 2.0f;
-        mt_wpart part = {MT_DTYPE_F32, t, NULL};
+        mt_wpart part = {MT_DTYPE_F32, t, NULL, 0};
         mt_weight *w = NULL;
         CHECK(m->be->ops->weight_new(m->be, &part, 1, V, d, MT_WF_F32, 0, &w, &e0) == STTS_OK);
         m->be->ops->weight_free(m->be, m->embed);

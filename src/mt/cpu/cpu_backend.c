@@ -190,9 +190,17 @@ static void cpu_destroy(mt_backend *be) {
 
 /* ---- weights ---- */
 
-/* Row r of part data as f32 (any source dtype). */
-static void src_row_f32(mt_dtype dt, const void *data, const float *scale, size_t r, int cols, float *dst) {
+/* Row r of part data as f32 (any source dtype; int8's first il rows
+ * interleaved, quant.h). */
+static void src_row_f32(mt_dtype dt, const void *data, const float *scale, int il, size_t r, int cols, float *dst) {
     size_t o = r * (size_t)cols;
+    if (dt == MT_DTYPE_I8 && (int)r < il) { /* 64-byte pieces 256 bytes apart */
+        const int8_t *g = (const int8_t *)data + (r & ~(size_t)3) * cols + 64 * (r & 3);
+        float s = scale[r];
+        for (int k = 0; k < cols; k += 64)
+            for (int i = 0; i < 64; i++) dst[k + i] = (float)g[4 * k + i] * s;
+        return;
+    }
     switch (dt) {
     case MT_DTYPE_F32: memcpy(dst, (const float *)data + o, (size_t)cols * sizeof(float)); break;
     case MT_DTYPE_BF16: { /* a shift, inline: the compiler vectorizes it (the blocked path widens per call) */
@@ -243,14 +251,7 @@ static uint16_t f32_to_f16(float f) {
 /* Row r (global) of a weight as f32. */
 static void wrow_f32(const cpu_weight *w, int r, float *dst) {
     int p = r / w->part_rows, lr = r % w->part_rows;
-    if (w->h.fmt == MT_WF_I8 && lr < w->il) { /* interleaved: 64-byte pieces 256 bytes apart */
-        const int8_t *g = (const int8_t *)w->data[p] + (size_t)(lr & ~3) * w->h.cols + 64 * (lr & 3);
-        float s = w->scale[p][lr];
-        for (int k = 0; k < w->h.cols; k += 64)
-            for (int i = 0; i < 64; i++) dst[k + i] = (float)g[4 * k + i] * s;
-        return;
-    }
-    src_row_f32(wfmt_dtype(w->h.fmt), w->data[p], w->scale[p], (size_t)lr, w->h.cols, dst);
+    src_row_f32(wfmt_dtype(w->h.fmt), w->data[p], w->scale[p], w->il, (size_t)lr, w->h.cols, dst);
 }
 
 /* The int8 layout of a converted weight (its interleaved rows, kernels.h):
@@ -299,7 +300,15 @@ static void conv_chunk(void *arg, int chunk, int tid) {
         int p = r / w->part_rows, lr = r % w->part_rows;
         const mt_wpart *sp = &j->parts[p];
         size_t o = (size_t)r * K;
-        if (w->h.fmt == MT_WF_F32 || sp->dtype != MT_DTYPE_F32) src_row_f32(sp->dtype, sp->data, sp->scale, (size_t)lr, K, row);
+        if (w->h.fmt == MT_WF_I8 && sp->dtype == MT_DTYPE_I8) { /* int8 to int8: the codes, in this layout */
+            int8_t *q = (int8_t *)(row + K);
+            mt_i8_row_get((const int8_t *)sp->data, K, sp->il, lr, q);
+            mt_i8_row_put((int8_t *)w->owned + (size_t)p * w->part_rows * K, K, w->il, lr, q);
+            ((float *)((int8_t *)w->owned + i8_scale_off(N, K)))[r] = sp->scale[lr];
+            continue;
+        }
+        if (w->h.fmt == MT_WF_F32 || sp->dtype != MT_DTYPE_F32)
+            src_row_f32(sp->dtype, sp->data, sp->scale, sp->il, (size_t)lr, K, row);
         const float *src = sp->dtype == MT_DTYPE_F32 ? (const float *)sp->data + (size_t)lr * K : row;
         switch (w->h.fmt) {
         case MT_WF_F32: memcpy((float *)w->owned + o, row, (size_t)K * sizeof(float)); break;
@@ -368,8 +377,21 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
     w->h.bytes = n * wfmt_size(fmt) + (fmt == MT_WF_I8 ? (size_t)w->h.rows * sizeof(float) : 0);
     int in_place = (flags & MT_WSRC_PERSISTENT) != 0;
     for (int p = 0; p < nparts; p++) in_place &= parts[p].dtype == wfmt_dtype(fmt);
+    if (fmt == MT_WF_I8) { /* a converted file's int8, row-major or interleaved: the kernels read both */
+        for (int p = 0; p < nparts; p++) {
+            int il = parts[p].il;
+            if (il < 0 || il > part_rows || (il & 3) || (il && (cols & 63)))
+                return free(w), stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                               "weight: %d interleaved int8 rows do not fit %d x %d", il, part_rows,
+                                               cols);
+            /* one layout for every part, and the linear op's 4-row splits
+             * inside a part's groups: else convert */
+            in_place &= il == parts[0].il && (!il || nparts == 1 || !(part_rows & 3));
+        }
+    }
     if (in_place) {
         w->h.in_place = 1;
+        if (fmt == MT_WF_I8) w->il = parts[0].il;
         for (int p = 0; p < nparts; p++) {
             w->data[p] = parts[p].data;
             w->scale[p] = parts[p].scale;

@@ -524,37 +524,19 @@ static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uin
     }
 }
 
-/* int8 weights in the interleaved layout (kernels.h: the first `il` rows, a
+/* int8 weights in the interleaved layout (quant.h: the first `il` rows, a
  * multiple of 4, in groups of 4 rows whose 64-byte pieces alternate, K a
  * multiple of 64). A group occupies the same 4 K bytes as in row-major
  * order, so only the offsets inside it change: row r of a group starts at
  * byte 64 (r & 3) of the group, and its column k sits at k + 3 (k & ~63)
- * from there. Every kernel reads through these two, so one kernel serves
- * both layouts with the same arithmetic (the same bits). */
+ * from there (quant.c's mt_i8_row_get/put, the definition). Every kernel
+ * reads through these two, so one kernel serves both layouts with the same
+ * arithmetic (the same bits). */
 static inline const int8_t *i8_row(const int8_t *W, int K, int il, int r) {
     return r < il ? W + (size_t)(r & ~3) * K + 64 * (r & 3) : W + (size_t)r * K;
 }
 #define I8_KP(k, ilv) ((k) + ((ilv) ? 3 * ((k) & ~63) : 0))
 
-void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst) {
-    const int8_t *w = i8_row(W, K, il, r);
-    if (r >= il) {
-        memcpy(dst, w, (size_t)K);
-        return;
-    }
-    for (int k = 0; k < K; k += 64) memcpy(dst + k, w + I8_KP(k, 1), 64);
-}
-
-void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src) {
-    int8_t *w = (int8_t *)i8_row(W, K, il, r);
-    if (r >= il) {
-        memcpy(w, src, (size_t)K);
-        return;
-    }
-    for (int k = 0; k < K; k += 64) memcpy(w + I8_KP(k, 1), src + k, 64);
-}
-
-int mt_i8_interleave_rows(int K, int rows) { return (K & 63) ? 0 : rows & ~3; }
 
 /* Where the interleaved layout was measured faster (bench_i8_kernel, its two
  * layouts alternating, one core of the Zen 5 dev VM, 2026-12-01): the VNNI

@@ -36,24 +36,16 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
  * with per-row scales xs (quant.h's rule): exact int32 dot products, then
  * y = dot * xs[m] * ws[n] (+ b, flags).
  *
- * W's first `il` rows may be interleaved (il 0: all rows row-major): groups
- * of 4 rows in which the rows' 64-byte pieces alternate (row 0's bytes
- * 0-63, row 1's 0-63, row 2's, row 3's, row 0's 64-127, ...), so that a
- * kernel reading 4 rows at once walks one sequential stream; rows from il
- * on are row-major. One core streamed 22 GB/s of a 4-row-at-once
+ * W's first `il` rows may be in quant.h's interleaved layout (il 0: all
+ * rows row-major), so that a kernel reading 4 rows at once walks one
+ * sequential stream. One core streamed 22 GB/s of a 4-row-at-once
  * row-major matrix and 31 GB/s of the interleaved one (the Zen 5 dev VM;
  * two cores 34-39 against 53-57). Requires K % 64 == 0, il % 4 == 0 and,
  * when n0 < il, n0 % 4 == 0 (mt_i8_interleave_rows gives il). */
 void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
                        int il, int ldy, const float *b, float *y, int flags, int n0, int n1);
-/* The rows of an N x K int8 matrix that the interleaved layout can cover:
- * N & ~3 when K % 64 == 0, else 0. */
-int mt_i8_interleave_rows(int K, int N);
 /* 1 if the level's int8 kernels stream the interleaved layout faster. */
 int mt_i8_layout_prefers_interleaved(int level);
-/* Row r of W (layout as above) into / from K contiguous bytes. */
-void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst);
-void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src);
 float mt_bf16_to_f32(uint16_t h);
 float mt_f16_to_f32(uint16_t h);
 /* dot(a, b) over n (attention scores). */

@@ -268,6 +268,12 @@ void src_row_f32(const mt_wpart *p, size_t r, int cols, float *dst) {
         break;
     case MT_DTYPE_I8: {
         float s = p->scale[r];
+        if ((int)r < p->il) { /* a converted file's interleaved groups (quant.h): 64-byte pieces 256 apart */
+            const int8_t *g = (const int8_t *)p->data + (r & ~(size_t)3) * cols + 64 * (r & 3);
+            for (int k = 0; k < cols; k += 64)
+                for (int i = 0; i < 64; i++) dst[k + i] = (float)g[4 * k + i] * s;
+            break;
+        }
         for (int i = 0; i < cols; i++) dst[i] = (float)((const int8_t *)p->data)[o + i] * s;
         break;
     }
@@ -281,8 +287,9 @@ mt_dtype wfmt_dtype(mt_wfmt f) {
 
 /* One source row into the target format at dst (scale: int8's row scale). */
 void conv_row(const mt_wpart *p, size_t r, int K, mt_wfmt fmt, void *dst, float *scale, float *row) {
-    if (p->dtype == wfmt_dtype(fmt)) { /* same format: the bits as they are */
-        memcpy(dst, (const char *)p->data + r * (size_t)K * wfmt_size(fmt), (size_t)K * wfmt_size(fmt));
+    if (p->dtype == wfmt_dtype(fmt)) { /* same format: the bits as they are (int8: rows row-major on the device) */
+        if (fmt == MT_WF_I8) mt_i8_row_get((const int8_t *)p->data, K, p->il, (int)r, (int8_t *)dst);
+        else memcpy(dst, (const char *)p->data + r * (size_t)K * wfmt_size(fmt), (size_t)K * wfmt_size(fmt));
         if (fmt == MT_WF_I8) *scale = p->scale[r];
         return;
     }
@@ -521,7 +528,7 @@ stts_status be_weight_read(mt_backend *be, const mt_weight *wh, int row0, int ro
     if (e == cudaSuccess && w->h.fmt == MT_WF_I8)
         e = cudaMemcpy(sc, w->dscale + row0, (size_t)rows * sizeof(float), cudaMemcpyDeviceToHost);
     if (e == cudaSuccess) {
-        mt_wpart p = {wfmt_dtype(w->h.fmt), h, sc};
+        mt_wpart p = {wfmt_dtype(w->h.fmt), h, sc, 0}; /* the device copy is row-major */
         for (int r = 0; r < rows; r++) src_row_f32(&p, (size_t)r, (int)K, dst + (size_t)r * K);
     }
     free(h), free(sc);

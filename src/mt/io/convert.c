@@ -326,9 +326,14 @@ static stts_status make_plan(const mt_checkpoint *ck, const char *w, plan **out,
 static stts_status src_row(const plan *q, int64_t r, float *dst, stts_error *err) {
     const mt_tensor *t = q->src;
     if (t->dtype == MT_DTYPE_I8) {
-        const int8_t *qr = (const int8_t *)t->data + r * q->cols;
         float sc;
         memcpy(&sc, (const unsigned char *)q->src_scale->data + 4 * r, 4);
+        if (r < t->i8_il) { /* interleaved (format 2): 64-byte pieces 256 bytes apart */
+            const int8_t *g = (const int8_t *)t->data + (r & ~(int64_t)3) * q->cols + 64 * (r & 3);
+            for (int64_t j = 0; j < q->cols; j++) dst[j] = (float)g[4 * (j & ~(int64_t)63) + (j & 63)] * sc;
+            return STTS_OK;
+        }
+        const int8_t *qr = (const int8_t *)t->data + r * q->cols;
         for (int64_t j = 0; j < q->cols; j++) dst[j] = (float)qr[j] * sc;
         return STTS_OK;
     }
@@ -347,6 +352,28 @@ static stts_status write_tensor(wr *w, const plan *q, float *row, void *obuf, fl
     if (q->k == K_SCALE) {
         if (q->src_scale) return wr_put(w, q->src_scale->data, q->src_scale->nbytes);
         return wr_put(w, scales, (size_t)q->cols * 4);
+    }
+    if (q->gtype == MTIO_GT_I8) { /* K_I8, or K_COPY of an int8 source */
+        /* quant.h's interleaved layout where the shape allows: rows in
+         * groups of 4 are gathered, then written as one group */
+        const int K = (int)q->cols, il = mt_i8_interleave_rows(K, q->rows <= INT32_MAX ? (int)q->rows : 0);
+        if (q->k == K_COPY && q->src->i8_il == il) return wr_put(w, q->src->data, q->src->nbytes);
+        int8_t *rows4 = obuf, *grp = rows4 + 4 * (size_t)K; /* obuf: 8 rows of int8 */
+        for (int64_t r = 0; r < q->rows && !s; r++) {
+            int8_t *code = r < il ? rows4 + (size_t)(r & 3) * K : rows4;
+            if (q->k == K_COPY) {
+                mt_i8_row_get((const int8_t *)q->src->data, K, q->src->i8_il, (int)r, code);
+            } else {
+                if ((s = src_row(q, r, row, err))) return s;
+                scales[r] = mt_quantize_row_i8(row, (size_t)K, code);
+            }
+            if (r >= il) s = wr_put(w, code, (size_t)K);
+            else if ((r & 3) == 3) {
+                for (int i = 0; i < 4; i++) mt_i8_row_put(grp, K, 4, i, rows4 + (size_t)i * K);
+                s = wr_put(w, grp, 4 * (size_t)K);
+            }
+        }
+        return s;
     }
     if (q->k == K_COPY) {
         s = wr_put(w, q->src->data, q->src->nbytes);
@@ -369,11 +396,7 @@ static stts_status write_tensor(wr *w, const plan *q, float *row, void *obuf, fl
             s = wr_put(w, h, c * 2);
             break;
         }
-        case K_I8:
-            scales[r] = mt_quantize_row_i8(row, c, obuf);
-            s = wr_put(w, obuf, c);
-            break;
-        default: break;
+        default: break; /* K_I8: above */
         }
     }
     return s;
@@ -393,7 +416,7 @@ static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const c
     if (s) return s;
     wr w = {fd, tmp, malloc(WBUF), 0, 0, err};
     float *row = malloc((size_t)max_cols * sizeof *row);
-    void *obuf = malloc((size_t)max_cols * 2);
+    void *obuf = malloc((size_t)max_cols * 8); /* a 16-bit row, or 8 rows of int8 (write_tensor) */
     float *scales = malloc((size_t)max_rows * sizeof *scales);
     if (!w.buf || !row || !obuf || !scales) {
         s = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for conversion buffers");

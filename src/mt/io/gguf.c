@@ -239,11 +239,11 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
                               "%s: a GGUF file, but not one written by stream-tts convert (no \"%s\"); run "
                               "stream-tts convert on the Hugging Face model directory",
                               label, MTIO_KEY_FORMAT_VERSION);
-    if (fmt != MTIO_FORMAT_VERSION)
+    if (fmt < MTIO_FORMAT_VERSION_MIN || fmt > MTIO_FORMAT_VERSION)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "%s: written by another version of stream-tts (model file format %u; this build "
-                              "reads format %u); " FIX,
-                              label, fmt, MTIO_FORMAT_VERSION);
+                              "reads formats %u to %u); " FIX,
+                              label, fmt, MTIO_FORMAT_VERSION_MIN, MTIO_FORMAT_VERSION);
     if (!arch || arch_len != strlen(MTIO_GGUF_ARCH) || memcmp(arch, MTIO_GGUF_ARCH, arch_len) != 0)
         return stts_error_set(err, STTS_ERR_FORMAT, "%s: \"%s\" must be \"%s\" (got \"%.*s\"); " FIX, label,
                               MTIO_KEY_ARCH, MTIO_GGUF_ARCH, arch ? (int)(arch_len > 64 ? 64 : arch_len) : 6,
@@ -369,6 +369,11 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
                          : t->type == MTIO_GT_BF16 ? "BF16" : "I8";
         s = mtio_ck_add(ck, t->name, t->name_len, dt, dn, t->ndim, t->shape, mtio_numel(t->ndim, t->shape),
                         (const unsigned char *)buf + data_start + t->offset, (size_t)t->nbytes, err);
+        /* format 2 writes int8 matrices interleaved where the shape allows
+         * (2-D checked above; the rows and columns fit an int: checked by
+         * the model's shapes before any kernel reads them) */
+        if (!s && dt == MT_DTYPE_I8 && fmt >= 2 && t->shape[0] <= INT32_MAX && t->shape[1] <= INT32_MAX)
+            ck->tensors[ck->n - 1].i8_il = mt_i8_interleave_rows((int)t->shape[1], (int)t->shape[0]);
     }
     free(ti);
     free(by_off);

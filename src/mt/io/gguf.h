@@ -12,7 +12,10 @@
 /* Our own layout version inside the container: bump it whenever what a
  * tensor means changes (names, scales, rounding rule), so an old file is
  * refused with "re-run stream-tts convert" instead of misread. */
-#define MTIO_FORMAT_VERSION 1u
+/* 2: int8 matrices in quant.h's interleaved layout; 1 (still read): int8
+ * row-major. The rest is the same in both. */
+#define MTIO_FORMAT_VERSION 2u
+#define MTIO_FORMAT_VERSION_MIN 1u
 /* Every tensor starts on a 4096-byte boundary of the file (page-aligned on
  * x86 and most Linux arm64 systems; SIMD loads never straddle a page). */
 #define MTIO_GGUF_ALIGNMENT 4096u

@@ -308,13 +308,18 @@ static void *cprobe_main(void *v) {
     if (cprobe_wait(a->go) < 0) goto out;
     double t0 = now_ms();
     for (int it = 0; it < a->iters; it++) {
+        /* the engine's layouts (kernels.h): interleaved where the level converts to it (cached data:
+         * the layout moves the rate by little) */
         if (a->wfmt == NLLB_WEIGHTS_INT8)
-            mt_linear_rows_i8(a->level, xq, xs, M, K, (const int8_t *)W, ws, mt_i8_interleave_rows(K, N), N, NULL, y, 0, 0, N);
+            mt_linear_rows_i8(a->level, xq, xs, M, K, (const int8_t *)W, ws,
+                              mt_i8_layout_prefers_interleaved(a->level) ? mt_i8_interleave_rows(K, N) : 0, N, NULL,
+                              y, 0, 0, N);
         else if (a->wfmt == NLLB_WEIGHTS_F32)
             mt_linear_rows(a->level, x, M, K, (const float *)W, N, NULL, y, 0, 0, N);
         else
-            mt_linear_rows_half(a->level, a->wfmt == NLLB_WEIGHTS_BF16, x, M, K, (const uint16_t *)W, N, NULL, y, 0,
-                                0, N);
+            mt_linear_rows_half(a->level, a->wfmt == NLLB_WEIGHTS_BF16, x, M, K, (const uint16_t *)W,
+                                mt_half_layout_prefers_interleaved(a->level) && !(K & 31) ? N & ~3 : 0, N, NULL, y,
+                                0, 0, N);
     }
     a->ms = now_ms() - t0;
 out:

@@ -462,11 +462,12 @@ static void quantize_rule_matches_reference(void) {
 }
 
 int main(void) {
-    /* the backend's own int8 conversions (check_linear's conv 1, embed) in
-     * the interleaved layout at every level, whichever the level prefers:
-     * every kernel reads both layouts; the in-place int8 sources are
-     * row-major */
+    /* the backend's own int8, bf16 and f16 conversions (check_linear's conv
+     * 1 and every half weight, embed) in the interleaved layout at every
+     * level, whichever the level prefers: every kernel reads both layouts;
+     * the in-place int8 and f32 sources are row-major */
     setenv("STTS_CPU_I8_LAYOUT", "interleaved", 0);
+    setenv("STTS_CPU_HALF_LAYOUT", "interleaved", 0);
     TEST_RUN(quantize_rule_matches_reference);
     static const struct {
         int simd;

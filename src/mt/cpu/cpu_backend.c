@@ -35,7 +35,7 @@ typedef struct {
     const void *data[MAX_PARTS];   /* part p's rows */
     const float *scale[MAX_PARTS]; /* int8: part p's row scales */
     void *owned;                   /* converted storage (NULL when in place) */
-    int il;                        /* int8: each part's first il rows are interleaved (kernels.h), 0: row-major */
+    int il;                        /* int8, bf16, f16: each part's first il rows are interleaved (kernels.h), 0: row-major */
 } cpu_weight;
 
 typedef struct {
@@ -201,6 +201,11 @@ static void src_row_f32(mt_dtype dt, const void *data, const float *scale, int i
             for (int i = 0; i < 64; i++) dst[k + i] = (float)g[4 * k + i] * s;
         return;
     }
+    if ((dt == MT_DTYPE_BF16 || dt == MT_DTYPE_F16) && (int)r < il) { /* 32-value pieces 128 values apart */
+        const uint16_t *g = (const uint16_t *)data + (r & ~(size_t)3) * cols + 32 * (r & 3);
+        for (int k = 0; k < cols; k += 32) src_row_f32(dt, g + 4 * (size_t)k, NULL, 0, 0, 32, dst + k);
+        return;
+    }
     switch (dt) {
     case MT_DTYPE_F32: memcpy(dst, (const float *)data + o, (size_t)cols * sizeof(float)); break;
     case MT_DTYPE_BF16: { /* a shift, inline: the compiler vectorizes it (the blocked path widens per call) */
@@ -261,15 +266,35 @@ static void wrow_f32(const cpu_weight *w, int r, float *dst) {
  * compare, and so that the op harness runs every level's kernels on both).
  * The linear op splits its work at multiples of 4 rows within a part, so
  * parts of several blocks must be whole groups. */
+static int layout_force(const char *var) { /* 0 rows, 1 interleaved, 2 the level's choice */
+    const char *e = getenv(var);
+    return e && !strcmp(e, "rows") ? 0 : e && !strcmp(e, "interleaved") ? 1 : 2;
+}
+
 static int i8_layout_rows(int level, int nparts, int part_rows, int cols) {
-    static int force = -1; /* 0 rows, 1 interleaved, 2 the level's choice */
-    if (force < 0) {
-        const char *e = getenv("STTS_CPU_I8_LAYOUT");
-        force = e && !strcmp(e, "rows") ? 0 : e && !strcmp(e, "interleaved") ? 1 : 2;
-    }
+    static int force = -1;
+    if (force < 0) force = layout_force("STTS_CPU_I8_LAYOUT");
     int il = force == 2 ? mt_i8_layout_prefers_interleaved(level) : force;
     if (!il || (nparts > 1 && (part_rows & 3))) return 0;
     return mt_i8_interleave_rows(cols, part_rows);
+}
+
+/* The same for a converted bf16 or f16 weight: 64-byte pieces are 32
+ * values (K % 32 == 0); STTS_CPU_HALF_LAYOUT overrides. */
+static int half_layout_rows(int level, int nparts, int part_rows, int cols) {
+    static int force = -1;
+    if (force < 0) force = layout_force("STTS_CPU_HALF_LAYOUT");
+    int il = force == 2 ? mt_half_layout_prefers_interleaved(level) : force;
+    if (!il || (nparts > 1 && (part_rows & 3)) || (cols & 31)) return 0;
+    return part_rows & ~3;
+}
+
+/* Row r of a bf16/f16 matrix (first il rows interleaved) from / to K contiguous values. */
+static void half_row_copy(const uint16_t *src, int sil, int r_src, uint16_t *dst, int dil, int r_dst, int K) {
+    const uint16_t *a = r_src < sil ? src + (size_t)(r_src & ~3) * K + 32 * (r_src & 3) : src + (size_t)r_src * K;
+    uint16_t *b = r_dst < dil ? dst + (size_t)(r_dst & ~3) * K + 32 * (r_dst & 3) : dst + (size_t)r_dst * K;
+    const int as = r_src < sil ? 128 : 32, bs = r_dst < dil ? 128 : 32; /* values from one piece to the next */
+    for (int k = 0; k < K; k += 32) memcpy(b + (size_t)(k / 32) * bs, a + (size_t)(k / 32) * as, 64);
 }
 
 typedef struct {
@@ -313,11 +338,17 @@ static void conv_chunk(void *arg, int chunk, int tid) {
         switch (w->h.fmt) {
         case MT_WF_F32: memcpy((float *)w->owned + o, row, (size_t)K * sizeof(float)); break;
         case MT_WF_BF16:
-            for (int i = 0; i < K; i++) ((uint16_t *)w->owned)[o + i] = mt_f32_to_bf16(src[i]);
+        case MT_WF_F16: {
+            /* an interleaved row is made beside (the row buffer's tail: K 16-bit values), then placed */
+            uint16_t *h = (uint16_t *)w->owned + o, *tmp = (uint16_t *)(row + K);
+            if (lr < w->il) h = tmp;
+            if (w->h.fmt == MT_WF_BF16)
+                for (int i = 0; i < K; i++) h[i] = mt_f32_to_bf16(src[i]);
+            else
+                for (int i = 0; i < K; i++) h[i] = f32_to_f16(src[i]);
+            if (lr < w->il) half_row_copy(tmp, 0, 0, (uint16_t *)w->owned + (size_t)p * w->part_rows * K, w->il, lr, K);
             break;
-        case MT_WF_F16:
-            for (int i = 0; i < K; i++) ((uint16_t *)w->owned)[o + i] = f32_to_f16(src[i]);
-            break;
+        }
         case MT_WF_I8: {
             float *scales = (float *)((int8_t *)w->owned + i8_scale_off(N, K));
             if (lr < w->il) { /* this part's block: quantize beside, then place the row */
@@ -400,6 +431,7 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
         return STTS_OK;
     }
     if (fmt == MT_WF_I8) w->il = i8_layout_rows(c->level, nparts, part_rows, cols);
+    else if (fmt == MT_WF_BF16 || fmt == MT_WF_F16) w->il = half_layout_rows(c->level, nparts, part_rows, cols);
     w->owned = cpu_alloc(be, owned_floats(&w->h));
     if (!w->owned) {
         int rows = w->h.rows;
@@ -410,8 +442,8 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
     int threads = mt_pool_threads(c->load_pool);
     float *bufs[256] = {0};
     int ok = 1;
-    /* per thread: a row as f32, then (int8) its codes */
-    for (int t = 0; t < threads && ok; t++) ok = (bufs[t] = malloc((size_t)cols * (sizeof(float) + 1))) != NULL;
+    /* per thread: a row as f32, then its int8 codes or 16-bit values */
+    for (int t = 0; t < threads && ok; t++) ok = (bufs[t] = malloc((size_t)cols * (sizeof(float) + 2))) != NULL;
     if (ok) {
         int rpc = (int)((1u << 20) / ((size_t)cols * 4));
         if (rpc < 1) rpc = 1;
@@ -452,7 +484,9 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
         free(w);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
     }
-    if (w->h.fmt == MT_WF_I8) w->il = i8_layout_rows(((const cpu_backend *)be)->level, 1, n, (int)K);
+    int level = ((const cpu_backend *)be)->level;
+    if (w->h.fmt == MT_WF_I8) w->il = i8_layout_rows(level, 1, n, (int)K);
+    else if (w->h.fmt == MT_WF_BF16 || w->h.fmt == MT_WF_F16) w->il = half_layout_rows(level, 1, n, (int)K);
     int8_t *tmp = w->h.fmt == MT_WF_I8 ? malloc(K) : NULL;
     if (w->h.fmt == MT_WF_I8 && !tmp) {
         free(w->owned);
@@ -465,6 +499,8 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
             mt_i8_row_get((const int8_t *)src->data[p], (int)K, src->il, lr, tmp);
             mt_i8_row_put((int8_t *)w->owned, (int)K, w->il, i, tmp);
             ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
+        } else if (es == 2 && (src->il || w->il)) {
+            half_row_copy((const uint16_t *)src->data[p], src->il, lr, (uint16_t *)w->owned, w->il, i, (int)K);
         } else {
             memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
         }
@@ -590,7 +626,7 @@ static void lin_piece(const lin_job *j, int tid, int p, int a, int e) {
     case MT_WF_F32: mt_linear_rows(lv, j->in, j->M, K, (const float *)w->data[p], N, b, y, j->flags, a, e); break;
     case MT_WF_BF16:
     case MT_WF_F16:
-        mt_linear_rows_half(lv, w->h.fmt == MT_WF_BF16, j->in, j->M, K, (const uint16_t *)w->data[p], N, b, y,
+        mt_linear_rows_half(lv, w->h.fmt == MT_WF_BF16, j->in, j->M, K, (const uint16_t *)w->data[p], w->il, N, b, y,
                             j->flags, a, e);
         break;
     case MT_WF_I8:

@@ -507,17 +507,26 @@ float mt_f16_to_f32(uint16_t h) { return f16_f32(h); }
 
 typedef float (*half_cvt)(uint16_t);
 
-static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uint16_t *W, int ldy, const float *b,
-                            float *y, int flags, int n0, int n1) {
+/* bf16/f16 weights in the interleaved layout (kernels.h): int8's, with the
+ * 64-byte pieces holding 32 values, so K % 32 == 0; row r of a group starts
+ * 32 (r & 3) values into it, column k sits at k + 3 (k & ~31) from there. */
+static inline const uint16_t *h_row(const uint16_t *W, int K, int il, int r) {
+    return r < il ? W + (size_t)(r & ~3) * K + 32 * (r & 3) : W + (size_t)r * K;
+}
+#define H_KP(k, ilv) ((k) + ((ilv) ? 3 * ((k) & ~31) : 0))
+
+static void lin_half_scalar(half_cvt cv, const float *x, int M, int K, const uint16_t *W, int il, int ldy,
+                            const float *b, float *y, int flags, int n0, int n1) {
     for (int n = n0; n < n1; n += 4) {
         int nw = n1 - n < 4 ? n1 - n : 4;
         for (int m = 0; m < M; m++) {
             const float *xr = x + (size_t)m * K;
             float *yr = y + (size_t)m * ldy;
             for (int i = 0; i < nw; i++) {
-                const uint16_t *w = W + (size_t)(n + i) * K;
+                const uint16_t *w = h_row(W, K, il, n + i);
+                const int ilv = n + i < il;
                 float acc = 0.0f;
-                for (int k = 0; k < K; k++) acc += cv(w[k]) * xr[k];
+                for (int k = 0; k < K; k++) acc += cv(w[H_KP(k, ilv)]) * xr[k];
                 yr[n + i] = finish(acc, b, n + i, yr[n + i], flags);
             }
         }
@@ -549,6 +558,11 @@ static inline const int8_t *i8_row(const int8_t *W, int K, int il, int r) {
  * it too. Every kernel reads both layouts. */
 int mt_i8_layout_prefers_interleaved(int level) { return level == MT_KL_AVX512VNNI || level == MT_KL_AVXVNNI; }
 
+/* bf16 and f16 (bench_i8_kernel --bf16, the same VM and method): faster at
+ * every x86 level and row count, one row 22-26 -> 28-32 GB/s (AVX2 and
+ * AVX-512), 4 rows 12.5-16.5 -> 17-20.5; NEON unmeasured, row-major. */
+int mt_half_layout_prefers_interleaved(int level) { return level >= MT_KL_AVX2 && level != MT_KL_NEON; }
+
 static void lin_i8_scalar(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws, int il,
                           int ldy, const float *b, float *y, int flags, int n0, int n1) {
     for (int n = n0; n < n1; n++) {
@@ -573,13 +587,14 @@ TGT_AVX2 static inline __m256 ld_bf16(const uint16_t *p) {
 TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 #define LIN_HALF_AVX2(NAME, LD, CV) \
-    TGT_AVX2 static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, \
+    TGT_AVX2 static void NAME(const float *x, int M, int K, const uint16_t *W, int il, int ldy, const float *b, float *y, \
                               int flags, int n0, int n1) { \
         const int Kv = K & ~7; \
         for (int n = n0; n < n1; n += 4) { \
             int nw = n1 - n < 4 ? n1 - n : 4; \
+            const int ilv = n < il; \
             const uint16_t *w[4]; \
-            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int i = 0; i < 4; i++) w[i] = h_row(W, K, il, n + (i < nw ? i : nw - 1)); \
             int m = 0; \
             for (; m + 2 <= M; m += 2) { /* 2 x rows share each widened W vector */ \
                 const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
@@ -587,17 +602,17 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
                 for (int k = 0; k < Kv; k += 8) { \
                     PF_LINES(w[0], (size_t)k * 8, 1); /* 4 rows x 8 halves */ \
                     __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), t; \
-                    t = LD(w[0] + k), a0 = _mm256_fmadd_ps(t, v0, a0), b0 = _mm256_fmadd_ps(t, v1, b0); \
-                    t = LD(w[1] + k), a1 = _mm256_fmadd_ps(t, v0, a1), b1 = _mm256_fmadd_ps(t, v1, b1); \
-                    t = LD(w[2] + k), a2 = _mm256_fmadd_ps(t, v0, a2), b2 = _mm256_fmadd_ps(t, v1, b2); \
-                    t = LD(w[3] + k), a3 = _mm256_fmadd_ps(t, v0, a3), b3 = _mm256_fmadd_ps(t, v1, b3); \
+                    t = LD(w[0] + H_KP(k, ilv)), a0 = _mm256_fmadd_ps(t, v0, a0), b0 = _mm256_fmadd_ps(t, v1, b0); \
+                    t = LD(w[1] + H_KP(k, ilv)), a1 = _mm256_fmadd_ps(t, v0, a1), b1 = _mm256_fmadd_ps(t, v1, b1); \
+                    t = LD(w[2] + H_KP(k, ilv)), a2 = _mm256_fmadd_ps(t, v0, a2), b2 = _mm256_fmadd_ps(t, v1, b2); \
+                    t = LD(w[3] + H_KP(k, ilv)), a3 = _mm256_fmadd_ps(t, v0, a3), b3 = _mm256_fmadd_ps(t, v1, b3); \
                 } \
                 float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
                 float q[4] = {hsum256(b0), hsum256(b1), hsum256(b2), hsum256(b3)}; \
                 for (int k = Kv; k < K; k++) \
                     for (int i = 0; i < 4; i++) { \
-                        r[i] += CV(w[i][k]) * x0[k]; \
-                        q[i] += CV(w[i][k]) * x1[k]; \
+                        r[i] += CV(w[i][H_KP(k, ilv)]) * x0[k]; \
+                        q[i] += CV(w[i][H_KP(k, ilv)]) * x1[k]; \
                     } \
                 float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy; \
                 for (int i = 0; i < nw; i++) { \
@@ -611,14 +626,14 @@ TGT_AVX2 static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps
                 for (int k = 0; k < Kv; k += 8) { \
                     PF_LINES(w[0], (size_t)k * 8, 1); /* 4 rows x 8 halves */ \
                     __m256 v0 = _mm256_loadu_ps(x0 + k); \
-                    a0 = _mm256_fmadd_ps(LD(w[0] + k), v0, a0); \
-                    a1 = _mm256_fmadd_ps(LD(w[1] + k), v0, a1); \
-                    a2 = _mm256_fmadd_ps(LD(w[2] + k), v0, a2); \
-                    a3 = _mm256_fmadd_ps(LD(w[3] + k), v0, a3); \
+                    a0 = _mm256_fmadd_ps(LD(w[0] + H_KP(k, ilv)), v0, a0); \
+                    a1 = _mm256_fmadd_ps(LD(w[1] + H_KP(k, ilv)), v0, a1); \
+                    a2 = _mm256_fmadd_ps(LD(w[2] + H_KP(k, ilv)), v0, a2); \
+                    a3 = _mm256_fmadd_ps(LD(w[3] + H_KP(k, ilv)), v0, a3); \
                 } \
                 float r[4] = {hsum256(a0), hsum256(a1), hsum256(a2), hsum256(a3)}; \
                 for (int k = Kv; k < K; k++) \
-                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][H_KP(k, ilv)]) * x0[k]; \
                 float *y0 = y + (size_t)m * ldy; \
                 for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
             } \
@@ -642,13 +657,14 @@ TGT_AVX512 static inline __m512 ld16_f16(const uint16_t *p) {
 }
 
 #define LIN_HALF_AVX512(NAME, LD, CV) \
-    TGT_AVX512 static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, \
+    TGT_AVX512 static void NAME(const float *x, int M, int K, const uint16_t *W, int il, int ldy, const float *b, float *y, \
                                 int flags, int n0, int n1) { \
         const int Kv = K & ~15; \
         for (int n = n0; n < n1; n += 4) { \
             int nw = n1 - n < 4 ? n1 - n : 4; \
+            const int ilv = n < il; \
             const uint16_t *w[4]; \
-            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int i = 0; i < 4; i++) w[i] = h_row(W, K, il, n + (i < nw ? i : nw - 1)); \
             int m = 0; \
             for (; m + 2 <= M; m += 2) { /* 2 x rows share each widened W vector */ \
                 const float *x0 = x + (size_t)m * K, *x1 = x0 + K; \
@@ -656,10 +672,10 @@ TGT_AVX512 static inline __m512 ld16_f16(const uint16_t *p) {
                 for (int k = 0; k < Kv; k += 16) { \
                     PF_LINES(w[0], (size_t)k * 8, 2); /* 4 rows x 16 halves */ \
                     __m512 v0 = _mm512_loadu_ps(x0 + k), v1 = _mm512_loadu_ps(x1 + k), t; \
-                    t = LD(w[0] + k), a0 = _mm512_fmadd_ps(t, v0, a0), b0 = _mm512_fmadd_ps(t, v1, b0); \
-                    t = LD(w[1] + k), a1 = _mm512_fmadd_ps(t, v0, a1), b1 = _mm512_fmadd_ps(t, v1, b1); \
-                    t = LD(w[2] + k), a2 = _mm512_fmadd_ps(t, v0, a2), b2 = _mm512_fmadd_ps(t, v1, b2); \
-                    t = LD(w[3] + k), a3 = _mm512_fmadd_ps(t, v0, a3), b3 = _mm512_fmadd_ps(t, v1, b3); \
+                    t = LD(w[0] + H_KP(k, ilv)), a0 = _mm512_fmadd_ps(t, v0, a0), b0 = _mm512_fmadd_ps(t, v1, b0); \
+                    t = LD(w[1] + H_KP(k, ilv)), a1 = _mm512_fmadd_ps(t, v0, a1), b1 = _mm512_fmadd_ps(t, v1, b1); \
+                    t = LD(w[2] + H_KP(k, ilv)), a2 = _mm512_fmadd_ps(t, v0, a2), b2 = _mm512_fmadd_ps(t, v1, b2); \
+                    t = LD(w[3] + H_KP(k, ilv)), a3 = _mm512_fmadd_ps(t, v0, a3), b3 = _mm512_fmadd_ps(t, v1, b3); \
                 } \
                 float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), \
                               _mm512_reduce_add_ps(a3)}; \
@@ -667,8 +683,8 @@ TGT_AVX512 static inline __m512 ld16_f16(const uint16_t *p) {
                               _mm512_reduce_add_ps(b3)}; \
                 for (int k = Kv; k < K; k++) \
                     for (int i = 0; i < 4; i++) { \
-                        r[i] += CV(w[i][k]) * x0[k]; \
-                        q[i] += CV(w[i][k]) * x1[k]; \
+                        r[i] += CV(w[i][H_KP(k, ilv)]) * x0[k]; \
+                        q[i] += CV(w[i][H_KP(k, ilv)]) * x1[k]; \
                     } \
                 float *y0 = y + (size_t)m * ldy, *y1 = y0 + ldy; \
                 for (int i = 0; i < nw; i++) { \
@@ -682,15 +698,15 @@ TGT_AVX512 static inline __m512 ld16_f16(const uint16_t *p) {
                 for (int k = 0; k < Kv; k += 16) { \
                     PF_LINES(w[0], (size_t)k * 8, 2); /* 4 rows x 16 halves */ \
                     __m512 v0 = _mm512_loadu_ps(x0 + k); \
-                    a0 = _mm512_fmadd_ps(LD(w[0] + k), v0, a0); \
-                    a1 = _mm512_fmadd_ps(LD(w[1] + k), v0, a1); \
-                    a2 = _mm512_fmadd_ps(LD(w[2] + k), v0, a2); \
-                    a3 = _mm512_fmadd_ps(LD(w[3] + k), v0, a3); \
+                    a0 = _mm512_fmadd_ps(LD(w[0] + H_KP(k, ilv)), v0, a0); \
+                    a1 = _mm512_fmadd_ps(LD(w[1] + H_KP(k, ilv)), v0, a1); \
+                    a2 = _mm512_fmadd_ps(LD(w[2] + H_KP(k, ilv)), v0, a2); \
+                    a3 = _mm512_fmadd_ps(LD(w[3] + H_KP(k, ilv)), v0, a3); \
                 } \
                 float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), \
                               _mm512_reduce_add_ps(a3)}; \
                 for (int k = Kv; k < K; k++) \
-                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][H_KP(k, ilv)]) * x0[k]; \
                 float *y0 = y + (size_t)m * ldy; \
                 for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
             } \
@@ -1189,26 +1205,27 @@ static inline float32x4_t ld_bf16_neon(const uint16_t *p) { return vreinterpretq
 static inline float32x4_t ld_f16_neon(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
 #define LIN_HALF_NEON(NAME, LD, CV) \
-    static void NAME(const float *x, int M, int K, const uint16_t *W, int ldy, const float *b, float *y, int flags, \
-                     int n0, int n1) { \
+    static void NAME(const float *x, int M, int K, const uint16_t *W, int il, int ldy, const float *b, float *y, \
+                     int flags, int n0, int n1) { \
         const int Kv = K & ~3; \
         for (int n = n0; n < n1; n += 4) { \
             int nw = n1 - n < 4 ? n1 - n : 4; \
+            const int ilv = n < il; \
             const uint16_t *w[4]; \
-            for (int i = 0; i < 4; i++) w[i] = W + (size_t)(n + (i < nw ? i : nw - 1)) * K; \
+            for (int i = 0; i < 4; i++) w[i] = h_row(W, K, il, n + (i < nw ? i : nw - 1)); \
             for (int m = 0; m < M; m++) { \
                 const float *x0 = x + (size_t)m * K; \
                 float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0; \
                 for (int k = 0; k < Kv; k += 4) { \
                     float32x4_t v0 = vld1q_f32(x0 + k); \
-                    a0 = vfmaq_f32(a0, LD(w[0] + k), v0); \
-                    a1 = vfmaq_f32(a1, LD(w[1] + k), v0); \
-                    a2 = vfmaq_f32(a2, LD(w[2] + k), v0); \
-                    a3 = vfmaq_f32(a3, LD(w[3] + k), v0); \
+                    a0 = vfmaq_f32(a0, LD(w[0] + H_KP(k, ilv)), v0); \
+                    a1 = vfmaq_f32(a1, LD(w[1] + H_KP(k, ilv)), v0); \
+                    a2 = vfmaq_f32(a2, LD(w[2] + H_KP(k, ilv)), v0); \
+                    a3 = vfmaq_f32(a3, LD(w[3] + H_KP(k, ilv)), v0); \
                 } \
                 float r[4] = {vaddvq_f32(a0), vaddvq_f32(a1), vaddvq_f32(a2), vaddvq_f32(a3)}; \
                 for (int k = Kv; k < K; k++) \
-                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][k]) * x0[k]; \
+                    for (int i = 0; i < 4; i++) r[i] += CV(w[i][H_KP(k, ilv)]) * x0[k]; \
                 float *y0 = y + (size_t)m * ldy; \
                 for (int i = 0; i < nw; i++) y0[n + i] = finish(r[i], b, n + i, y0[n + i], flags); \
             } \
@@ -1341,31 +1358,32 @@ static int half_panel_rows(void) {
 }
 #endif
 
-void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
+void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int il, int ldy,
                          const float *b, float *y, int flags, int n0, int n1) {
     if (n1 <= n0 || M <= 0) return;
 #ifdef MT_NEON
     if (level == MT_KL_NEON) {
-        if (is_bf16) lin_bf16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
-        else lin_f16_neon(x, M, K, W, ldy, b, y, flags, n0, n1);
+        if (is_bf16) lin_bf16_neon(x, M, K, W, il, ldy, b, y, flags, n0, n1);
+        else lin_f16_neon(x, M, K, W, il, ldy, b, y, flags, n0, n1);
         return;
     }
 #endif
 #ifdef MT_X86
     if (level == MT_KL_AVX512 || level == MT_KL_AVX512VNNI) {
-        if (is_bf16) lin_bf16_avx512(x, M, K, W, ldy, b, y, flags, n0, n1);
-        else lin_f16_avx512(x, M, K, W, ldy, b, y, flags, n0, n1);
+        if (is_bf16) lin_bf16_avx512(x, M, K, W, il, ldy, b, y, flags, n0, n1);
+        else lin_f16_avx512(x, M, K, W, il, ldy, b, y, flags, n0, n1);
         return;
     }
     if (level >= MT_KL_AVX2) {
-        if (half_panel_rows() && M >= half_panel_rows()) lin_half_panel_avx2(is_bf16, x, M, K, W, ldy, b, y, flags, n0, n1);
-        else if (is_bf16) lin_bf16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
-        else lin_f16_avx2(x, M, K, W, ldy, b, y, flags, n0, n1);
+        if (!il && half_panel_rows() && M >= half_panel_rows()) /* the panel reads row-major W only */
+            lin_half_panel_avx2(is_bf16, x, M, K, W, ldy, b, y, flags, n0, n1);
+        else if (is_bf16) lin_bf16_avx2(x, M, K, W, il, ldy, b, y, flags, n0, n1);
+        else lin_f16_avx2(x, M, K, W, il, ldy, b, y, flags, n0, n1);
         return;
     }
 #endif
     (void)level;
-    lin_half_scalar(is_bf16 ? bf16_f32 : f16_f32, x, M, K, W, ldy, b, y, flags, n0, n1);
+    lin_half_scalar(is_bf16 ? bf16_f32 : f16_f32, x, M, K, W, il, ldy, b, y, flags, n0, n1);
 }
 
 void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,

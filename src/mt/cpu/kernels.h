@@ -29,8 +29,10 @@ const char *mt_kernels_name(int level);
  * accumulate in f32 lanes. */
 void mt_linear_rows(int level, const float *x, int M, int K, const float *W, int N, const float *b, float *y,
                     int flags, int n0, int n1);
-/* The same with bf16 (is_bf16 1) or f16 (0) weights, widened to f32. */
-void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int ldy,
+/* The same with bf16 (is_bf16 1) or f16 (0) weights, widened to f32. W's
+ * first il rows may be interleaved as int8's below, with 64-byte pieces of
+ * 32 values (K % 32 == 0, il % 4 == 0, n0 % 4 == 0 when n0 < il). */
+void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, const uint16_t *W, int il, int ldy,
                          const float *b, float *y, int flags, int n0, int n1);
 /* int8 weights W[N][K] with per-row scales ws, int8 activations xq[M][K]
  * with per-row scales xs (quant.h's rule): exact int32 dot products, then
@@ -44,8 +46,10 @@ void mt_linear_rows_half(int level, int is_bf16, const float *x, int M, int K, c
  * when n0 < il, n0 % 4 == 0 (mt_i8_interleave_rows gives il). */
 void mt_linear_rows_i8(int level, const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
                        int il, int ldy, const float *b, float *y, int flags, int n0, int n1);
-/* 1 if the level's int8 kernels stream the interleaved layout faster. */
+/* 1 if the level's int8 / bf16 and f16 kernels stream the interleaved
+ * layout faster. */
 int mt_i8_layout_prefers_interleaved(int level);
+int mt_half_layout_prefers_interleaved(int level);
 float mt_bf16_to_f32(uint16_t h);
 float mt_f16_to_f32(uint16_t h);
 /* dot(a, b) over n (attention scores). */

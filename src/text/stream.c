@@ -124,6 +124,9 @@ struct text_stream {
     int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
+    char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
+                           * the words up to the closing one are the value too */
+    int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
@@ -902,9 +905,37 @@ static int put_cred_host(text_stream *ts, const char *w, size_t n, size_t a, siz
     return 1;
 }
 
+/* A left-out value that opens a quote it does not close (PASSWORD: "correct
+ * horse battery staple", DB_PASSWORD='two words'): the words up to the one
+ * holding the closing quote are the value too (only the first was left out,
+ * the rest was read). w[q] is the opening quote. A value does not span lines,
+ * and at most 32 more words go. */
+static void value_quote(text_stream *ts, const char *w, size_t n, size_t q) {
+    if ((w[q] == '"' || w[q] == '\'') && !memchr(w + q + 1, w[q], n - q - 1)) {
+        ts->val_quote = w[q];
+        ts->val_quote_words = 32;
+    }
+}
+
+/* The quote a value's lead punctuation w[0, a) opened: its index, or -1. */
+static long lead_quote(const char *w, size_t a) {
+    for (size_t i = a; i > 0; i--)
+        if (w[i - 1] == '"' || w[i - 1] == '\'') return (long)i - 1;
+    return -1;
+}
+
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
     size_t cl = b - a, k;
+    if (ts->val_quote) {
+        /* inside a quoted value: left out up to its closing quote, whatever
+         * follows that quote (",", ")") is read */
+        const char *q = memchr(w, ts->val_quote, n);
+        unspace(ts);
+        if (q || --ts->val_quote_words <= 0) ts->val_quote = 0;
+        if (q) put_unquoted(ts, q + 1, n - (size_t)(q + 1 - w), 0, 2);
+        return 1;
+    }
     if (ts->pem) {
         /* -----BEGIN ... ----- <base64 lines> -----END ... ----- : all of it goes */
         if (cl >= 8 && memcmp(c, "-----END", 8) == 0) ts->pem = 2;
@@ -998,12 +1029,15 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     }
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
-    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) || (cred == 3 && c[0] != '-' && !is_plain_word(c, cl)) ||
+    long lq = lead_quote(w, a);
+    if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
+         (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
         cl && !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
         put_unquoted(ts, w + b, n - b, 0, 2);
+        if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
     if (cred == 1 && n == 1 && (w[0] == '=' || w[0] == ':')) { ts->cred = 2; return 1; }
@@ -1049,6 +1083,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                 seg_put_str(ts, w, a);
                 seg_put_str(ts, c, nl);
                 put_unquoted(ts, w + b, n - b, 0, vq);   /* the value's closing quotes */
+                if (vq) value_quote(ts, w, n, (size_t)(v - w) - 1);   /* DB_PASSWORD="two words" */
                 return 1;
             }
         }
@@ -1126,12 +1161,12 @@ static void long_word(text_stream *ts) {
     const char *c = w + a;
     size_t cl = n - a;
     for (size_t i = 0; i < cl; i++) hi += (unsigned char)c[i] >= 0x80;
-    if (!ts->pem && ts->cred != 2 && hi * 2 > cl) { word_end(ts); return; }
+    if (!ts->pem && ts->cred != 2 && !ts->val_quote && hi * 2 > cl) { word_end(ts); return; }
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
     ts->long_word = 1;
     ts->lw_tail_len = 0;
     if (ts->pem) { ts->pem_words++; return; }   /* inside a PEM block: dropped anyway */
-    int value = ts->cred == 2;
+    int value = ts->cred == 2 || ts->val_quote;   /* a quoted value's later word: it goes too */
     ts->cred = 0;
     const char *host, *d;
     int pass = 0;
@@ -2082,6 +2117,7 @@ static void line_end(text_stream *ts) {
         ts->code_ticks = 0;
         ts->url_depth = 0;
         word_end(ts);
+        ts->val_quote = 0;   /* a quoted value ends with its line */
         if (ts->lk == LK_PARA) seg_space(ts);
         else hard_break(ts);
     }
@@ -2189,6 +2225,7 @@ static void reset_markdown(text_stream *ts) {
     ts->pem = 0;
     ts->cred = 0;
     ts->bearer = 0;
+    ts->val_quote = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

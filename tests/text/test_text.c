@@ -911,6 +911,24 @@ static void test_secrets_glued_and_flags(void) {
                        "See ()x and x.example.com too." SECRET);
 }
 
+/* A quoted credential value of several words (a passphrase) goes whole, up
+ * to its closing quote: only its first word was left out and the rest was
+ * read ("Use PASSWORD: horse battery staple\" here."). The quote ends with
+ * its line. */
+static void test_secrets_quoted_phrases(void) {
+    expect_every_split("Use PASSWORD: \"correct horse battery staple\" here.", "Use PASSWORD: here." SECRET);
+    expect_every_split("Set DB_PASSWORD=\"two words\" in the env file.", "Set DB_PASSWORD in the env file." SECRET);
+    expect_every_split("Run export SECRET_KEY='abc def ghi', then go.", "Run export SECRET_KEY, then go." SECRET);
+    expect_every_split("Put \"password\": \"p@ss w0rd!\" in it.", "Put \"password\": in it." SECRET);
+    expect_every_split("Set password = \"my secret phrase\" ok.", "Set password ok." SECRET);
+    expect_every_split("Run it with --password \"open sesame\" then.", "Run it with --password then." SECRET);
+    /* an unclosed quote takes the rest of its line only */
+    expect_every_split("A \"password\": \"unclosed value\nNext line is read.", "A \"password\": Next line is read." SECRET);
+    /* closed quotes and quoted prose stay as they were */
+    expect_every_split("Set DB_PASSWORD=\"hunter2\" and then say \"hello world\" there.",
+                       "Set DB_PASSWORD and then say \"hello world\" there." SECRET);
+}
+
 /* A word over the 1 KiB word limit is still judged whole: a long JWT or a
  * presigned URL with a long token is never read (the URL gives its domain),
  * at any split point; a run of pictureless symbols goes silently; text in a
@@ -996,6 +1014,7 @@ static void test_placeholders_badges_etc(void) {
 int main(void) {
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
+    TEST_RUN(test_secrets_quoted_phrases);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

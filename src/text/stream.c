@@ -1269,6 +1269,12 @@ static void hard_break(text_stream *ts) {
     word_end(ts);
     if (ts->sent.len || ts->cjk_end) emit_sentence(ts);
     secret_notice(ts);
+    /* A name ending its block ("New credentials:" over a list, a heading
+     * "## Secrets:") names no value in the next block, whose first word is
+     * prose ("Added a vault" lost "Added"): only a token-like word there is
+     * still taken for the value; a flag or "password =" waiting for its
+     * value stop waiting. */
+    ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
 }
 
 /* ---- inline layer ----------------------------------------------------------- */

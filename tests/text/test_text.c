@@ -929,6 +929,19 @@ static void test_secrets_quoted_phrases(void) {
                        "Set DB_PASSWORD and then say \"hello world\" there." SECRET);
 }
 
+/* A credential name that ends its block ("New credentials:" over a list, a
+ * heading "## Secrets:") names no value in the next block: its first word was
+ * left out with a false notice ("a vault." for "Added a vault."). A token-like
+ * word there is still a value; a soft line break keeps the pair. */
+static void test_secrets_name_ends_block(void) {
+    expect_every_split("New credentials:\n\n- Added a vault.\n- Rotated keys.", "New credentials: | Added a vault. | Rotated keys.");
+    expect_every_split("## Secrets:\nStored in the vault.", "Secrets: | Stored in the vault.");
+    expect_every_split("I changed the password:\n\nHashing uses bcrypt now.", "I changed the password: | Hashing uses bcrypt now.");
+    expect_every_split("Run it with --password\n\nhunter2 is not read as one.", "Run it with --password | hunter2 is not read as one.");
+    expect_every_split("The password:\n\nXa9bC3dE5fG7hJ1kL3mN\n\nDone.", "The password:" SECRET " | Done.");
+    expect_every_split("The password:\nhunter2 on the next line.", "The password: on the next line." SECRET);
+}
+
 /* A word over the 1 KiB word limit is still judged whole: a long JWT or a
  * presigned URL with a long token is never read (the URL gives its domain),
  * at any split point; a run of pictureless symbols goes silently; text in a
@@ -1015,6 +1028,7 @@ int main(void) {
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);
+    TEST_RUN(test_secrets_name_ends_block);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

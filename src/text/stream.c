@@ -1438,6 +1438,9 @@ static void inline_run(text_stream *ts, int final) {
         switch (c) {
         case '\\':
             if (need_next) goto hold;
+            /* a backslash ending its line is markdown's hard line break
+             * ("first line\" over "second line"): a space, not "backslash" */
+            if (i + 1 == n) { i++; break; }
             if (i + 1 < n && ispunct((unsigned char)s[i + 1])) { put_cp(ts, s + i + 1, 1, (unsigned char)s[i + 1]); i += 2; }
             else { put_cp(ts, "\\", 1, '\\'); i++; }
             break;

@@ -102,6 +102,14 @@ static void test_emphasis(void) {
     expect("***Very strong*** words here.", "Very strong words here.");
 }
 
+/* A backslash ending a line is markdown's hard line break: it was read out
+ * ("First line\ second line."); an escaped one is still a backslash. */
+static void test_backslash_line_break(void) {
+    expect("First line\\\nsecond line.", "First line second line.");
+    expect("## A heading\\\n\nText after it.", "A heading | Text after it.");
+    expect("A \\\\ stays, and so does a \\ alone.", "A \\ stays, and so does a \\ alone.");
+}
+
 static void test_inline_code(void) {
     expect("Run `git status` and ``a `tick` inside`` now.", "Run git status and a `tick` inside now.");
     expect("The `**not bold**` stays literal.", "The **not bold** stays literal.");
@@ -1028,6 +1036,7 @@ int main(void) {
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);
+    TEST_RUN(test_backslash_line_break);
     TEST_RUN(test_secrets_name_ends_block);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);

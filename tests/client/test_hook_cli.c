@@ -450,22 +450,32 @@ static int take_spool(const char *want) {
     return k;
 }
 
-/* A daemon that turns the connection away (64 connections busy) does not
- * have the payload: it is spooled, not lost. */
+/* A daemon that turns the connection away (64 connections busy, or its
+ * input budget over all connections in use) does not have the payload: it
+ * is spooled, not lost. The budget's refusal was taken for a refusal of the
+ * payload, and the request dropped. */
 static void test_turned_away_spools(void) {
-    setenv("STTS_TEST_REPLY", "{\"v\":1,\"ok\":false,\"error\":\"too many clients; try again\"}\n", 1);
-    start_daemon();
-    unsetenv("STTS_TEST_REPLY");
-    unlink(g_log);
-    result r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, k_env_wait);
-    CHECK(r.rc == 0 && r.out_len == 0);
-    char want[8192];
-    snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", k_events[1][1]);
-    CHECK_EQ_INT(take_spool(want), 1);
-    char *log = slurp(g_log);
-    CHECK_MSG(log && strstr(log, "turned the connection away") && strstr(log, "spooled"), "log: %s", log ? log : "(none)");
-    free(log);
-    stop_daemon();
+    static const char *const k_away[] = {
+        "{\"v\":1,\"ok\":false,\"error\":\"too many clients; try again\"}\n",
+        "{\"v\":1,\"ok\":false,\"error\":\"the daemon's input memory (64 MiB over all connections) is in use; "
+        "request refused; connection closed, try again\"}\n",
+    };
+    for (size_t k = 0; k < sizeof k_away / sizeof k_away[0]; k++) {
+        setenv("STTS_TEST_REPLY", k_away[k], 1);
+        start_daemon();
+        unsetenv("STTS_TEST_REPLY");
+        unlink(g_log);
+        result r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, k_env_wait);
+        CHECK(r.rc == 0 && r.out_len == 0);
+        char want[8192];
+        snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", k_events[1][1]);
+        CHECK_MSG(take_spool(want) == 1, "reply %s: not spooled", k_away[k]);
+        char *log = slurp(g_log);
+        CHECK_MSG(log && strstr(log, "turned the connection away") && strstr(log, "spooled"), "log: %s",
+                  log ? log : "(none)");
+        free(log);
+        stop_daemon();
+    }
 }
 
 /* A large payload (within the 8 MiB limit) that cannot be sent within the

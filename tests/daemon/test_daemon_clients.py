@@ -8,10 +8,10 @@ misbehave on the socket never hold the daemon up for the others:
    holding the poll loop: hooks went unanswered for minutes;
  - a client that pipelines thousands of requests and then reads: every one
    gets its reply, in order, even after it closed its sending side."""
-import os, socket, sys, threading, time
+import json, os, socket, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, read, recv_line, scratch, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -128,6 +128,61 @@ for c in big:
     c.close()
     check(r and b"input memory" not in r, "a 15 MiB request within the budget answered: %r" % r[:200])
 check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
+
+# ---- 5. a hook turned away for the input budget spools its request -------------------------------
+# The budget's refusal closes the connection unread ("... connection closed, try
+# again"): the daemon does not have the request. stream-tts hook spools it (the
+# reply, or its send cut by the close; test_hook_cli checks the reply's case
+# alone), and the daemon replays it once the budget has room again: spoken once.
+fill = []
+for size in [MB15] * 4 + [190 << 10]:   # 4 x 16 MiB buffers + 256 KiB: the whole 64.25 MiB budget
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(d.sock)
+    c.sendall(b'{"v":1,"op":"ping","pad":"' + b"p" * size)
+    fill.append(c)
+alive = threading.Event()
+
+
+def keep_alive():   # the fillers are in the middle of a line: 5 s of silence closes them
+    while not alive.wait(1.0):
+        for c in fill:
+            c.sendall(b"p")
+
+
+ka = threading.Thread(target=keep_alive)
+ka.start()
+
+
+def full():
+    p = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    p.settimeout(10)
+    p.connect(d.sock)
+    try:
+        p.sendall(b'{"v":1,"op":"ping"}\n')
+    except OSError:
+        pass
+    r = recv_line(p, tolerate_reset=True)
+    p.close()
+    return b"input memory" in r
+
+
+wait_for(full, "the input budget in use", deadline=60)
+TEXT = "This reply came while the input budget was in use."
+henv = dict(d.env, STREAM_TTS_SOCKET=d.sock, STREAM_TTS_HOOK_BUDGET_MS="5000")
+henv.pop("STREAM_TTS_DAEMON", None)
+hk = subprocess.run([BIN, "hook"], input=json.dumps(stop("M", TEXT)).encode(), capture_output=True, env=henv,
+                    timeout=60)
+check(hk.returncode == 0 and hk.stdout == b"", "the hook exits 0 silently: %r" % (hk,))
+hook_log = read(os.path.join(d.dir, "hook.log"))
+check("spooled to" in hook_log, "the hook spooled the request turned away: %s" % hook_log[-600:])
+alive.set()
+ka.join()
+for c in fill:
+    c.sendall(b'"}\n')
+    recv_line(c)
+    c.close()
+wait_for(lambda: any(r.get("session") == "M" for r in d.records()), "the spooled Stop spoken", deadline=60)
+check(sum(1 for r in d.records() if r.get("session") == "M") == 1, "spoken once")
 
 check(d.close() == 0, "serve exits 0 on SIGTERM")
 sys.exit(check.finish())

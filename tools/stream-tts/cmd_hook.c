@@ -207,8 +207,12 @@ static int deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
     int rc = 0;
     if (!json_is_true(json_object_get(r, "ok"))) {
         const char *why = json_string_value(json_object_get(r, "error"));
-        /* Refusals of the connection, not of the request (PROTOCOL.md). */
-        if (why && (strncmp(why, "too many clients", 16) == 0 || strncmp(why, "nothing received", 16) == 0)) {
+        /* Refusals of the connection, not of the request (PROTOCOL.md):
+         * the daemon closed it without acting on the request. The input
+         * budget's refusal is one too ("... connection closed, try again");
+         * taken for a refusal of the payload, that request was lost. */
+        if (why && (strncmp(why, "too many clients", 16) == 0 || strncmp(why, "nothing received", 16) == 0 ||
+                    strncmp(why, "the daemon's input memory", 25) == 0)) {
             hook_log("the daemon turned the connection away: %.300s", why);
             rc = -1;
         } else {

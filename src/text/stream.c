@@ -924,6 +924,13 @@ static long lead_quote(const char *w, size_t a) {
     return -1;
 }
 
+/* The first pat[0, pl) in s[0, n), or NULL. */
+static const char *mem_find(const char *s, size_t n, const char *pat, size_t pl) {
+    for (size_t i = 0; i + pl <= n; i++)
+        if (s[i] == pat[0] && memcmp(s + i, pat, pl) == 0) return s + i;
+    return NULL;
+}
+
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
     size_t cl = b - a, k;
@@ -937,12 +944,36 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         return 1;
     }
     if (ts->pem) {
-        /* -----BEGIN ... ----- <base64 lines> -----END ... ----- : all of it goes */
-        if (cl >= 8 && memcmp(c, "-----END", 8) == 0) ts->pem = 2;
-        if ((ts->pem == 2 && n >= 5 && memcmp(w + n - 5, "-----", 5) == 0) || ++ts->pem_words > 2000) ts->pem = 0;
+        /* -----BEGIN ... ----- <base64 lines> -----END ... ----- : all of it
+         * goes. A key quoted in JSON is one line with "\n" escapes, so the
+         * markers sit inside words ("C7\n-----END", "KEY-----\n\","): they
+         * are looked for anywhere in the word, and what follows the last
+         * "-----" is punctuation read as usual (an end only at the word's end
+         * swallowed the rest of the reply) */
+        const char *e = ts->pem == 1 ? mem_find(w, n, "-----END", 8) : NULL, *t = w;
+        if (e) {
+            ts->pem = 2;
+            t = e + 8;
+        }
+        const char *d = ts->pem == 2 ? mem_find(t, (size_t)(w + n - t), "-----", 5) : NULL;
+        if (d) {
+            while (d + 5 < w + n && d[5] == '-') d++;
+            d += 5;
+            while (w + n - d >= 2 && d[0] == '\\' && (d[1] == 'n' || d[1] == 'r')) d += 2;   /* its "\n" escape */
+            ts->pem = 0;
+            unspace(ts);   /* "key": "<PEM>", reads "key":, */
+            put_unquoted(ts, d, (size_t)(w + n - d), 0, 2);
+        } else if (++ts->pem_words > 2000) {
+            ts->pem = 0;
+        }
         return 1;
     }
-    if (cl >= 10 && memcmp(c, "-----BEGIN", 10) == 0) {
+    const char *pb = mem_find(w, n, "-----BEGIN", 10);
+    if (pb) {
+        /* also glued to what precedes it ({"private_key":"-----BEGIN ...):
+         * that part is read */
+        put_unquoted(ts, w, (size_t)(pb - w), 1, 2);   /* the value's opening quote goes with it */
+        ts->cred = 0;   /* the PEM block is the value "private_key": waited for */
         ts->pem = 1;
         ts->pem_words = 0;
         ts->secret_pending = 1;

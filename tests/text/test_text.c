@@ -937,6 +937,19 @@ static void test_secrets_quoted_phrases(void) {
                        "Set DB_PASSWORD and then say \"hello world\" there." SECRET);
 }
 
+/* A PEM key quoted in JSON is one line with "\n" escapes: its markers sit
+ * inside words ("C7\n-----END", "KEY-----\n\","). The block never ended and
+ * took up to 2000 following words with it (the rest of the reply was lost);
+ * a "-----BEGIN" glued to its key ("private_key":"-----BEGIN) was not seen. */
+static void test_secrets_pem_in_json(void) {
+    expect_every_split("It has \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n"
+                       "-----END PRIVATE KEY-----\\n\", and more.\n\nAfter all.",
+                       "It has \"private_key\":, and more." SECRET " | After all.");
+    expect_every_split("Compact {\"private_key\":\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n"
+                       "-----END PRIVATE KEY-----\\n\",\"id\":\"x\"} here.\n\nAfter all.",
+                       "Compact {\"private_key\":,\"id\":\"x\"} here." SECRET " | After all.");
+}
+
 /* A credential name that ends its block ("New credentials:" over a list, a
  * heading "## Secrets:") names no value in the next block: its first word was
  * left out with a false notice ("a vault." for "Added a vault."). A token-like
@@ -1038,6 +1051,7 @@ int main(void) {
     TEST_RUN(test_secrets_quoted_phrases);
     TEST_RUN(test_backslash_line_break);
     TEST_RUN(test_secrets_name_ends_block);
+    TEST_RUN(test_secrets_pem_in_json);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

@@ -147,12 +147,16 @@ wait_for(lambda: os.path.exists(failed_file) and not os.path.exists(sock2) and d
          "the started daemon to fail and exit")
 why = read(failed_file)
 check("no-such-dir" in why, "serve.failed says why: %r" % why)
+# ... and where to fix it: the daemon got only --socket, so "--output FILE.wav"
+# cannot be followed; its settings are the configuration file's.
+cfg2 = os.path.join(home2, ".config", "stream-tts", "config")
+check(cfg2 in why and "output = " in why, "serve.failed names the configuration file to fix: %r" % why)
 check("cannot start speaking" in read(os.path.join(sdir, "serve.log")) and "no-such-dir" in read(
     os.path.join(sdir, "serve.log")), "serve.log says why: %s" % read(os.path.join(sdir, "serve.log"))[-600:])
 check(len(spooled()) == 1, "the first request kept in the spool: %r" % spooled())
 hook(1)   # within the hold-off: not started again, the reason in hook.log, spooled
 hl = read(os.path.join(sdir, "hook.log"))
-check("not started again" in hl and "no-such-dir" in hl, "hook.log says why: %s" % hl[-600:])
+check("not started again" in hl and "no-such-dir" in hl and cfg2 in hl, "hook.log says why: %s" % hl[-600:])
 check(len(spooled()) == 2, "both requests spooled: %r" % spooled())
 
 # A request spooled long ago (a permission prompt from 10 minutes back) is

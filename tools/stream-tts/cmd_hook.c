@@ -51,7 +51,7 @@ static void hook_log(const char *fmt, ...)
 #endif
     ;
 static void hook_log(const char *fmt, ...) {
-    char msg[1024];
+    char msg[2048];   /* a daemon's failure (serve.failed) with its search paths and config file */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -60,7 +60,7 @@ static void hook_log(const char *fmt, ...) {
     struct tm tm;
     char ts[32] = "";
     if (gmtime_r(&t, &tm)) strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    char line[1200];
+    char line[2200];
     int n = snprintf(line, sizeof line, "%s stream-tts hook[%ld] %s: %s\n", ts, (long)getpid(), g_event, msg);
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
@@ -232,7 +232,7 @@ static int deliver(client_conn *c, const char *line, size_t n, uint64_t t0) {
 /* 1 when the last start failed recently (logged, no start now); 0 to start
  * (a failure long ago is logged). */
 static int last_start_failed(const char *dir) {
-    char path[PATH_MAX + 16], why[512] = "";
+    char path[PATH_MAX + 16], why[1536] = "";
     snprintf(path, sizeof path, "%s/serve.failed", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return 0;

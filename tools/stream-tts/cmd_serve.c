@@ -122,6 +122,7 @@ typedef struct {
     char ready_msg[PATH_MAX * 2 + 256];   /* the speaker's "ready in" line, logged by the poll loop */
     int live;                /* poll loop only: the spool is drained, hooks are handled directly */
     char failed_path[128];   /* serve.failed: why the last start could not speak (for the hook) */
+    char config_file[PATH_MAX];   /* the configuration file read (or the one it would read) */
     char model_desc[PATH_MAX + 64], device_desc[PATH_MAX];
     double speed;
     atomic_int sig;
@@ -320,13 +321,20 @@ static void *speaker_main(void *arg) {
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
     if (!pl) {
-        logf_(sv, "cannot start speaking: %s", err.msg);
+        /* The error speaks of flags (--output FILE.wav, --voice), but a
+         * daemon a hook started got only --socket: what it speaks with
+         * comes from the configuration file, so say which one. */
+        char why[sizeof err.msg + PATH_MAX + 160];
+        snprintf(why, sizeof why, "%s (a daemon started by a hook takes its settings from %s, one 'key = value' "
+                 "a line, e.g. output = /path/to/speech.wav)", err.msg,
+                 sv->config_file[0] ? sv->config_file : "~/.config/stream-tts/config");
+        logf_(sv, "cannot start speaking: %s", why);
         /* The hook that started this daemon has returned long ago: the
          * next one reads why from serve.failed and says it in hook.log. */
         FILE *ff = fopen(sv->failed_path, "w");
         if (ff) {
             fchmod(fileno(ff), 0600);
-            fprintf(ff, "%s\n", err.msg);
+            fprintf(ff, "%s\n", why);
             fclose(ff);
         }
         /* Without speech the daemon is useless: the poll loop exits. */
@@ -793,8 +801,15 @@ static int serve_main(int argc, char **argv) {
         int missing = 0;
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--config")) { i++; continue; }   /* read by config_argv */
-        if (!strncmp(argv[i], "--config=", 9)) continue;
+        if (!strcmp(argv[i], "--config")) {   /* read by config_argv */
+            if (i + 1 < argc) snprintf(sv.config_file, sizeof sv.config_file, "%s", argv[i + 1]);
+            i++;
+            continue;
+        }
+        if (!strncmp(argv[i], "--config=", 9)) {
+            snprintf(sv.config_file, sizeof sv.config_file, "%s", argv[i] + 9);
+            continue;
+        }
         if (i <= config_argc()) {
             /* From the configuration file, written for the main command:
              * its speech settings apply; its input flags (which mean
@@ -919,6 +934,11 @@ static int serve_main(int argc, char **argv) {
     }
     snprintf(sv.log_path, sizeof sv.log_path, "%s/serve.log", sv.dir);
     snprintf(sv.failed_path, sizeof sv.failed_path, "%s/serve.failed", sv.dir);
+    if (!sv.config_file[0]) {   /* no --config: where config_argv looked */
+        const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        if (x && *x) snprintf(sv.config_file, sizeof sv.config_file, "%s/stream-tts/config", x);
+        else if (home && *home) snprintf(sv.config_file, sizeof sv.config_file, "%s/.config/stream-tts/config", home);
+    }
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
     /* The notice language: --notice-lang (a flag, or the configuration

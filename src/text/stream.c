@@ -1031,7 +1031,12 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* 32+ hex digits a few words after "token", "secret", "key" ("the auth
      * token is 4f3a...", a Twilio auth token): a key, not a commit (those are
      * read; longer hex is a secret anywhere) */
-    if (keyw && cl >= 32 && is_hex(c, cl)) {
+    /* likewise random letters and digits there ("the secret key is
+     * Xk9mP2qLw8vB3nR7tY5u"): too short for the base64 rule, which wants 32
+     * (shorter hex and UUIDs, key ids, and dotted names such as
+     * app.8d79d89a0da0c41aebb8.js stay read) */
+    if (keyw && ((cl >= 32 && is_hex(c, cl)) ||
+                 (!is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
         put_unquoted(ts, w, a, 1, 2);

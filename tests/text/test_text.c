@@ -937,6 +937,19 @@ static void test_secrets_quoted_phrases(void) {
                        "Set DB_PASSWORD and then say \"hello world\" there." SECRET);
 }
 
+/* Random letters and digits within 3 words after a key word, shorter than
+ * the 32 the base64 rule wants, were read ("The secret key is Xk9mP2..."); hex
+ * under 32 digits (key ids), UUIDs and identifiers there stay read. */
+static void test_secrets_random_after_key_word(void) {
+    expect_every_split("The secret key is \"Xk9mP2qLw8vB3nR7tY5uI1oA\" and done.", "The secret key is and done." SECRET);
+    expect_every_split("Your API key is Zx9Kq2Lm8Vb4Nc7X now.", "Your API key is now." SECRET);
+    expect_every_split("The GPG key 3AA5C34371567BD2 and key id 550e8400-e29b-41d4-a716-446655440000 are read.",
+                       "The GPG key 3AA5C34371567BD2 and key id 550e8400-e29b-41d4-a716-446655440000 are read.");
+    expect_every_split("The key getUserProfileByIdAndTimestamp2024 and token v1.2.3-beta.4 are read.",
+                       "The key getUserProfileByIdAndTimestamp2024 and token v1.2.3-beta.4 are read.");
+    expect_every_split("Zx9Kq2Lm8Vb4Nc7X far from any such word is read.", "Zx9Kq2Lm8Vb4Nc7X far from any such word is read.");
+}
+
 /* A PEM key quoted in JSON is one line with "\n" escapes: its markers sit
  * inside words ("C7\n-----END", "KEY-----\n\","). The block never ended and
  * took up to 2000 following words with it (the rest of the reply was lost);
@@ -1052,6 +1065,7 @@ int main(void) {
     TEST_RUN(test_backslash_line_break);
     TEST_RUN(test_secrets_name_ends_block);
     TEST_RUN(test_secrets_pem_in_json);
+    TEST_RUN(test_secrets_random_after_key_word);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

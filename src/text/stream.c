@@ -1084,6 +1084,33 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
+    /* a connection string (Server=db;User Id=sa;Password=p@ss;, ODBC's
+     * Uid=sa;Pwd=x): its ';'-separated pairs are names and values, and the
+     * rule below saw only the first; a credential's value goes, the rest
+     * is read */
+    if (memchr(c, ';', cl) && memchr(c, '=', cl)) {
+        size_t from = 0;   /* c[0, from) is out */
+        int hit = 0;
+        for (size_t i = 0; i < cl;) {
+            size_t e = i;
+            while (e < cl && c[e] != ';') e++;
+            const char *q = memchr(c + i, '=', e - i);
+            size_t nl = q ? (size_t)(q - c) - i : 0, vl = q ? e - i - nl - 1 : 0;
+            if (nl && vl && (is_cred_name(c + i, nl, 0) || (nl == 3 && starts_ci(c + i, 3, "pwd"))) &&
+                !is_placeholder_value(q + 1, vl)) {
+                if (!hit) seg_put_str(ts, w, a);
+                hit = ts->secret_pending = 1;
+                seg_put_str(ts, c + from, (size_t)(q - c) - from);
+                from = e;
+            }
+            i = e + 1;
+        }
+        if (hit) {
+            seg_put_str(ts, c + from, cl - from);
+            seg_put_str(ts, w + b, n - b);
+            return 1;
+        }
+    }
     /* KEY=value with a credential-looking name: the name is read, the value is not */
     const char *eq = memchr(c, '=', cl);
     if (eq && eq > c) {

@@ -950,6 +950,18 @@ static void test_secrets_random_after_key_word(void) {
     expect_every_split("Zx9Kq2Lm8Vb4Nc7X far from any such word is read.", "Zx9Kq2Lm8Vb4Nc7X far from any such word is read.");
 }
 
+/* A connection string's password is a ';'-separated pair after the first:
+ * the NAME=value rule saw only the first pair and read the password. */
+static void test_secrets_connection_strings(void) {
+    expect_every_split("Use Server=myServer;Database=myDB;User Id=sa;Password=myP@ssw0rd; here.",
+                       "Use Server=myServer;Database=myDB;User Id=sa;Password; here." SECRET);
+    expect_every_split("Use \"Driver={ODBC Driver 18};Server=db;Uid=sa;Pwd=Secr3t!;Encrypt=yes\" there.",
+                       "Use \"Driver={ODBC Driver 18};Server=db;Uid=sa;Pwd;Encrypt=yes\" there." SECRET);
+    expect_every_split("Set jdbc:sqlserver://h:1433;databaseName=app;user=sa;password=hunter2 now.",
+                       "Set jdbc:sqlserver://h:1433;databaseName=app;user=sa;password now." SECRET);
+    expect_every_split("A list a=1;b=2 and Password=$PW;Server=x are read.", "A list a=1;b=2 and Password=$PW;Server=x are read.");
+}
+
 /* A PEM key quoted in JSON is one line with "\n" escapes: its markers sit
  * inside words ("C7\n-----END", "KEY-----\n\","). The block never ended and
  * took up to 2000 following words with it (the rest of the reply was lost);
@@ -1066,6 +1078,7 @@ int main(void) {
     TEST_RUN(test_secrets_name_ends_block);
     TEST_RUN(test_secrets_pem_in_json);
     TEST_RUN(test_secrets_random_after_key_word);
+    TEST_RUN(test_secrets_connection_strings);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_pathological_lines);

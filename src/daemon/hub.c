@@ -986,10 +986,14 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         s->prompt_ns = t;
         /* Barge-in: what was said of the last turn no longer matters. */
         if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);
-        if (turn_running(s)) {
+        if (!s->turn_over && turn_running(s)) {
             /* A prompt queued while a message streams: the turn goes on
              * (its late batches continue that message, and its Stop finds
-             * them), so its state stays until a batch of another turn. */
+             * them), so its state stays until a batch of another turn.
+             * Not after a Stop: that turn is over, and a message still
+             * without its final batch was cut (Esc, an API error); kept,
+             * it made every later prompt look queued, and a reply equal to
+             * the turn's before it ("Done.") was taken for spoken. */
             s->prompted = 1;
             *what = h->p.stop_on_prompt ? "stopped (turn still running)" : "turn still running";
             return STTS_OK;

@@ -635,6 +635,32 @@ static void test_main_thread_agent(void) {
     daemon_hub_free(h);
 }
 
+/* A reply interrupted with Esc: its message never gets its final batch and no
+ * Stop comes, so the next prompt looks like one queued while it streams (the
+ * turn state is kept for its late batches). A turn that then ends with a
+ * Stop (and no batches: older CLI, narration) is over: the prompt after it
+ * starts afresh. The interrupted message kept every later prompt "queued",
+ * so the next turn's Stop was matched against the last one's, and a reply
+ * said the same as the one before ("Done.") was not spoken at all. */
+static void test_interrupted_message(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    ev(h, "E", "UserPromptSubmit", "\"prompt\":\"one\"");
+    CHECK(md(h, "E", "t1", "m1", 0, "Working on it.\\n", 0) == STTS_OK);   /* Esc: no more batches, no Stop */
+    ev(h, "E", "UserPromptSubmit", "\"prompt\":\"two\"");
+    ev(h, "E", "Stop", "\"last_assistant_message\":\"Done.\"");
+    CHECK_MSG(count(out, "Done.") == 1, "%s", out);
+    CHECK(hook(h, "{\"session_id\":\"E\",\"hook_event_name\":\"UserPromptSubmit\",\"prompt\":\"three\"}", &w) ==
+          STTS_OK);
+    CHECK_MSG(w && strcmp(w, "stopped") == 0, "third prompt: %s", w ? w : "(null)");
+    ev(h, "E", "Stop", "\"last_assistant_message\":\"Done.\"");
+    CHECK_MSG(count(out, "Done.") == 2, "the third turn's reply: %s", out);
+    CHECK_MSG(count(out, "Working on it.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -652,5 +678,6 @@ int main(void) {
     TEST_RUN(test_batch_after_stop);
     TEST_RUN(test_stop_with_whole_turn);
     TEST_RUN(test_main_thread_agent);
+    TEST_RUN(test_interrupted_message);
     return TEST_SUMMARY();
 }

@@ -49,10 +49,10 @@ typedef struct {
     int in_place;    /* 1: the data is the source's memory (the mapped file) */
 } mt_weight;
 
-/* One source block of a weight: rows x cols row-major host memory of a
- * checkpoint dtype (MT_DTYPE_F32/F16/BF16, or MT_DTYPE_I8 with scale[rows]
- * whose first il rows may be in quant.h's interleaved layout: a converted
- * file's, mt_tensor.i8_il). */
+/* One source block of a weight: rows x cols host memory of a checkpoint
+ * dtype (MT_DTYPE_F32/F16/BF16, or MT_DTYPE_I8 with scale[rows]),
+ * row-major but for its first il rows, which may be in quant.h's
+ * interleaved layout (a converted file's int8, bf16 or f16: mt_tensor.il). */
 typedef struct {
     mt_dtype dtype;
     const void *data;

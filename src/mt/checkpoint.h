@@ -30,10 +30,10 @@ typedef struct {
      * errors about MT_DTYPE_OTHER tensors can say what they are. */
     const char *dtype_name;
     int64_t numel;           /* product of shape[0..ndim) (1 for a scalar) */
-    /* Added by src/mt/io: MT_DTYPE_I8 only, the rows stored in quant.h's
-     * interleaved layout (model file format 2: mt_i8_interleave_rows of
-     * the shape); 0: row-major (format 1, and every other tensor). */
-    int i8_il;
+    /* Added by src/mt/io: the 2-D int8, bf16 and f16 tensors of a model
+     * file of format 2, the rows stored in quant.h's interleaved layout
+     * (mt_il_rows of the shape); 0: row-major (format 1, f32, HF files). */
+    int il;
 } mt_tensor;
 
 typedef struct mt_checkpoint mt_checkpoint;

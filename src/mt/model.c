@@ -428,7 +428,7 @@ static stts_status matrix_part(loader *ld, const mt_tensor *t, const char *name,
     part->dtype = t->dtype;
     part->data = t->data;
     part->scale = NULL;
-    part->il = t->dtype == MT_DTYPE_I8 ? t->i8_il : 0;
+    part->il = t->il; /* 0 but for a converted file's int8, bf16, f16 */
     if (t->dtype == MT_DTYPE_F32 || t->dtype == MT_DTYPE_F16 || t->dtype == MT_DTYPE_BF16) return STTS_OK;
     if (t->dtype == MT_DTYPE_I8) {
         char sn[256];

@@ -101,27 +101,34 @@ uint16_t mt_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-/* ---- the interleaved layout (quant.h) ---- */
-static size_t i8_off(int K, int il, int r) { /* row r's first byte */
-    return r < il ? (size_t)(r & ~3) * K + 64 * (size_t)(r & 3) : (size_t)r * K;
+/* ---- the interleaved layout (quant.h), in bytes: a row of K values of es
+ * bytes is Kb = K * es bytes, a multiple of 64 when interleaved ---- */
+static size_t il_off(size_t Kb, int il, int r) { /* row r's first byte */
+    return r < il ? (size_t)(r & ~3) * Kb + 64 * (size_t)(r & 3) : (size_t)r * Kb;
 }
 
-int mt_i8_interleave_rows(int K, int N) { return (K & 63) || N < 0 ? 0 : N & ~3; }
+int mt_il_rows(int K, size_t es, int N) { return ((size_t)K * es) % 64 || N < 0 ? 0 : N & ~3; }
 
-void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst) {
-    const int8_t *w = W + i8_off(K, il, r);
+void mt_il_row_get(const void *W, int K, size_t es, int il, int r, void *dst) {
+    const size_t Kb = (size_t)K * es;
+    const char *w = (const char *)W + il_off(Kb, il, r);
     if (r >= il) {
-        memcpy(dst, w, (size_t)K);
+        memcpy(dst, w, Kb);
         return;
     }
-    for (int k = 0; k < K; k += 64) memcpy(dst + k, w + 4 * (size_t)k, 64); /* piece k / 64 of the group */
+    for (size_t k = 0; k < Kb; k += 64) memcpy((char *)dst + k, w + 4 * k, 64); /* piece k / 64 of the group */
 }
 
-void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src) {
-    int8_t *w = W + i8_off(K, il, r);
+void mt_il_row_put(void *W, int K, size_t es, int il, int r, const void *src) {
+    const size_t Kb = (size_t)K * es;
+    char *w = (char *)W + il_off(Kb, il, r);
     if (r >= il) {
-        memcpy(w, src, (size_t)K);
+        memcpy(w, src, Kb);
         return;
     }
-    for (int k = 0; k < K; k += 64) memcpy(w + 4 * (size_t)k, src + k, 64);
+    for (size_t k = 0; k < Kb; k += 64) memcpy(w + 4 * k, (const char *)src + k, 64);
 }
+
+int mt_i8_interleave_rows(int K, int N) { return mt_il_rows(K, 1, N); }
+void mt_i8_row_get(const int8_t *W, int K, int il, int r, int8_t *dst) { mt_il_row_get(W, K, 1, il, r, dst); }
+void mt_i8_row_put(int8_t *W, int K, int il, int r, const int8_t *src) { mt_il_row_put(W, K, 1, il, r, src); }

@@ -25,18 +25,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (const uint8_t *)t->data + t->nbytes > buf + size)
                 abort();
             if (t->nbytes != (size_t)t->numel * mt_dtype_size(t->dtype)) abort();
+            /* the interleaved layout (format 2) fits the tensor: every row readable inside it */
+            if (t->il < 0 || (t->il && (t->ndim != 2 || t->il > t->shape[0] || (t->il & 3) ||
+                                        ((size_t)t->shape[1] * mt_dtype_size(t->dtype)) % 64)))
+                abort();
+            if (t->il && t->numel <= (1 << 16)) {
+                void *row = malloc((size_t)t->shape[1] * mt_dtype_size(t->dtype));
+                for (int64_t r = 0; row && r < t->shape[0]; r++)
+                    mt_il_row_get(t->data, (int)t->shape[1], mt_dtype_size(t->dtype), t->il, (int)r, row);
+                free(row);
+            }
             if (t->dtype == MT_DTYPE_I8) {
                 const mt_tensor *sc = mt_checkpoint_scale(ck, t);
                 if (!sc || sc->dtype != MT_DTYPE_F32 || sc->ndim != 1 || sc->shape[0] != t->shape[0]) abort();
-                /* the interleaved layout (format 2) fits the tensor: every row readable inside it */
-                if (t->i8_il < 0 || t->i8_il > t->shape[0] || (t->i8_il & 3) || (t->i8_il && (t->shape[1] & 63)))
-                    abort();
-                if (t->numel <= (1 << 16) && t->shape[1] > 0) {
-                    int8_t *row = malloc((size_t)t->shape[1]);
-                    for (int64_t r = 0; row && r < t->shape[0]; r++)
-                        mt_i8_row_get((const int8_t *)t->data, (int)t->shape[1], t->i8_il, (int)r, row);
-                    free(row);
-                }
                 continue;
             }
             if (t->numel <= (1 << 16)) {

@@ -68,7 +68,7 @@ static int convert(const char *src, const char *dst, const char *w) {
     return s;
 }
 
-static int g_interleaved; /* converted int8 tensors found interleaved */
+static int g_interleaved, g_interleaved_half; /* converted int8 / bf16 and f16 tensors found interleaved */
 
 static unsigned char *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -135,15 +135,23 @@ static void check_converted(const char *src_dir, const char *w) {
             CHECK_MSG(memcmp(t->data, f, (size_t)s->numel * 4) == 0, "%s: f32 bytes differ", s->name);
         } else if (!strcmp(w, "f16") || !strcmp(w, "bf16")) {
             CHECK_EQ_INT(t->dtype, w[0] == 'f' ? MT_DTYPE_F16 : MT_DTYPE_BF16);
+            /* format 2: the rows in the interleaved layout where K % 32 == 0 */
+            const int N = (int)s->shape[0], K = (int)s->shape[1];
+            CHECK_EQ_INT(t->il, mt_il_rows(K, 2, N));
+            if (t->il) g_interleaved_half++;
+            uint16_t *row = malloc((size_t)K * 2);
             int bad = 0;
-            for (int64_t k = 0; k < s->numel && !bad; k++) {
-                uint16_t got, want = w[0] == 'f' ? ref_f16(f[k]) : mt_f32_to_bf16(f[k]);
-                memcpy(&got, (const char *)t->data + 2 * k, 2);
-                if (got != want) {
-                    CHECK_MSG(got == want, "%s[%lld]: %04x, expected %04x", s->name, (long long)k, got, want);
-                    bad = 1;
+            for (int r = 0; r < N && !bad; r++) {
+                mt_il_row_get(t->data, K, 2, t->il, r, row);
+                for (int k = 0; k < K && !bad; k++) {
+                    uint16_t want = w[0] == 'f' ? ref_f16(f[(size_t)r * K + k]) : mt_f32_to_bf16(f[(size_t)r * K + k]);
+                    if (row[k] != want) {
+                        CHECK_MSG(row[k] == want, "%s[%d][%d]: %04x, expected %04x", s->name, r, k, row[k], want);
+                        bad = 1;
+                    }
                 }
             }
+            free(row);
         } else {
             CHECK_EQ_INT(t->dtype, MT_DTYPE_I8);
             expect_out++;
@@ -156,8 +164,8 @@ static void check_converted(const char *src_dir, const char *w) {
                 /* format 2: the rows in quant.h's interleaved layout where the
                  * shape allows (K % 64 == 0), the codes mt_quantize_row_i8's */
                 const int N = (int)s->shape[0], K = (int)s->shape[1];
-                CHECK_EQ_INT(t->i8_il, mt_i8_interleave_rows(K, N));
-                if (t->i8_il) g_interleaved++;
+                CHECK_EQ_INT(t->il, mt_i8_interleave_rows(K, N));
+                if (t->il) g_interleaved++;
                 int8_t *q = malloc((size_t)K), *want_bytes = malloc((size_t)N * K);
                 int bad = 0;
                 for (int r = 0; r < N && !bad; r++) {
@@ -165,7 +173,7 @@ static void check_converted(const char *src_dir, const char *w) {
                     memcpy(&got, (const char *)sc->data + 4 * (size_t)r, 4);
                     bad = memcmp(&got, &want, 4) != 0;
                     CHECK_MSG(!bad, "%s row %d: scale differs from mt_quantize_row_i8", s->name, r);
-                    mt_i8_row_put(want_bytes, K, t->i8_il, r, q);
+                    mt_i8_row_put(want_bytes, K, t->il, r, q);
                 }
                 CHECK_MSG(!bad && memcmp(want_bytes, t->data, (size_t)N * K) == 0,
                           "%s: codes differ from mt_quantize_row_i8's in the interleaved layout", s->name);
@@ -223,13 +231,13 @@ static void test_round_trip(void) {
         if (!q || !f) continue;
         const mt_tensor *sc = mt_checkpoint_scale(qa, q);
         const int N = (int)q->shape[0], K = (int)q->shape[1];
-        CHECK_EQ_INT(q->i8_il, mt_i8_interleave_rows(K, N));
+        CHECK_EQ_INT(q->il, mt_i8_interleave_rows(K, N));
         float *want = malloc((size_t)q->numel * sizeof *want);
         int8_t *row = malloc((size_t)K);
         for (int r = 0; r < N; r++) {
             float s;
             memcpy(&s, (const char *)sc->data + 4 * (size_t)r, 4);
-            mt_i8_row_get((const int8_t *)q->data, K, q->i8_il, r, row);
+            mt_i8_row_get((const int8_t *)q->data, K, q->il, r, row);
             for (int k = 0; k < K; k++) want[(size_t)r * K + k] = (float)row[k] * s;
         }
         CHECK_MSG(memcmp(want, f->data, (size_t)q->numel * 4) == 0, "%s: f32 from int8 is not q * scale", names[ni]);
@@ -245,6 +253,7 @@ static void test_round_trip(void) {
         free(buf2);
     }
     CHECK_MSG(g_interleaved > 0, "no converted int8 tensor was in the interleaved layout (the tiny fixtures' fc2)");
+    CHECK_MSG(g_interleaved_half > 0, "no converted bf16 / f16 tensor was in the interleaved layout");
     /* a format 1 file (int8 row-major, before the interleaved layout) is
      * still read, row-major: the same file with its int8 rows written back
      * row-major and the version set to 1 gives the same rows */
@@ -260,7 +269,7 @@ static void test_round_trip(void) {
         if (t->dtype != MT_DTYPE_I8) continue;
         const int N = (int)t->shape[0], K = (int)t->shape[1];
         rows_v2[i] = malloc((size_t)N * K);
-        for (int r = 0; r < N; r++) mt_i8_row_get((const int8_t *)t->data, K, t->i8_il, r, rows_v2[i] + (size_t)r * K);
+        for (int r = 0; r < N; r++) mt_i8_row_get((const int8_t *)t->data, K, t->il, r, rows_v2[i] + (size_t)r * K);
         memcpy((void *)t->data, rows_v2[i], (size_t)N * K);
     }
     static const char key[] = "stts.format_version";
@@ -273,7 +282,7 @@ static void test_round_trip(void) {
     for (size_t i = 0; c1 && i < nt; i++) {
         const mt_tensor *t = mt_checkpoint_at(c1, i);
         if (!rows_v2[i]) continue;
-        CHECK_EQ_INT(t->i8_il, 0);
+        CHECK_EQ_INT(t->il, 0);
         CHECK_MSG(memcmp(t->data, rows_v2[i], (size_t)t->numel) == 0, "%s: format 1 rows differ", t->name);
     }
     for (size_t i = 0; i < nt; i++) free(rows_v2[i]);

@@ -408,21 +408,22 @@ static stts_status cpu_weight_new(mt_backend *be, const mt_wpart *parts, int npa
     w->h.bytes = n * wfmt_size(fmt) + (fmt == MT_WF_I8 ? (size_t)w->h.rows * sizeof(float) : 0);
     int in_place = (flags & MT_WSRC_PERSISTENT) != 0;
     for (int p = 0; p < nparts; p++) in_place &= parts[p].dtype == wfmt_dtype(fmt);
-    if (fmt == MT_WF_I8) { /* a converted file's int8, row-major or interleaved: the kernels read both */
-        for (int p = 0; p < nparts; p++) {
-            int il = parts[p].il;
-            if (il < 0 || il > part_rows || (il & 3) || (il && (cols & 63)))
-                return free(w), stts_error_set(err, STTS_ERR_INVALID_ARG,
-                                               "weight: %d interleaved int8 rows do not fit %d x %d", il, part_rows,
-                                               cols);
-            /* one layout for every part, and the linear op's 4-row splits
-             * inside a part's groups: else convert */
-            in_place &= il == parts[0].il && (!il || nparts == 1 || !(part_rows & 3));
-        }
+    for (int p = 0; p < nparts; p++) { /* a converted file's int8, bf16, f16: row-major or interleaved */
+        int il = parts[p].il;
+        if (il && (il < 0 || il > part_rows || (il & 3) || ((size_t)cols * mt_dtype_size(parts[p].dtype)) % 64 ||
+                   parts[p].dtype == MT_DTYPE_F32))
+            return free(w), stts_error_set(err, STTS_ERR_INVALID_ARG,
+                                           "weight: %d interleaved %s rows do not fit %d x %d", il,
+                                           mt_dtype_name(parts[p].dtype), part_rows, cols);
     }
+    /* in place in either order (the kernels read both): one order for every
+     * part, and the linear op's 4-row splits inside a part's groups; else
+     * convert */
+    for (int p = 0; p < nparts; p++)
+        in_place &= parts[p].il == parts[0].il && (!parts[p].il || nparts == 1 || !(part_rows & 3));
     if (in_place) {
         w->h.in_place = 1;
-        if (fmt == MT_WF_I8) w->il = parts[0].il;
+        w->il = parts[0].il;
         for (int p = 0; p < nparts; p++) {
             w->data[p] = parts[p].data;
             w->scale[p] = parts[p].scale;

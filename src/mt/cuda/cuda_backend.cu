@@ -258,6 +258,15 @@ uint16_t f32_to_f16(float f) {
 
 void src_row_f32(const mt_wpart *p, size_t r, int cols, float *dst) {
     size_t o = r * (size_t)cols;
+    if ((int)r < p->il && (p->dtype == MT_DTYPE_BF16 || p->dtype == MT_DTYPE_F16)) {
+        /* a converted file's interleaved groups (quant.h): the row's 32-value pieces, one by one */
+        const uint16_t *g = (const uint16_t *)p->data + (r & ~(size_t)3) * cols + 32 * (r & 3);
+        for (int k = 0; k < cols; k++) {
+            uint16_t h = g[4 * (k & ~31) + (k & 31)];
+            dst[k] = p->dtype == MT_DTYPE_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+        }
+        return;
+    }
     switch (p->dtype) {
     case MT_DTYPE_F32: memcpy(dst, (const float *)p->data + o, (size_t)cols * sizeof(float)); break;
     case MT_DTYPE_BF16:
@@ -288,8 +297,7 @@ mt_dtype wfmt_dtype(mt_wfmt f) {
 /* One source row into the target format at dst (scale: int8's row scale). */
 void conv_row(const mt_wpart *p, size_t r, int K, mt_wfmt fmt, void *dst, float *scale, float *row) {
     if (p->dtype == wfmt_dtype(fmt)) { /* same format: the bits as they are (int8: rows row-major on the device) */
-        if (fmt == MT_WF_I8) mt_i8_row_get((const int8_t *)p->data, K, p->il, (int)r, (int8_t *)dst);
-        else memcpy(dst, (const char *)p->data + r * (size_t)K * wfmt_size(fmt), (size_t)K * wfmt_size(fmt));
+        mt_il_row_get(p->data, K, wfmt_size(fmt), p->il, (int)r, dst); /* a memcpy unless interleaved */
         if (fmt == MT_WF_I8) *scale = p->scale[r];
         return;
     }

@@ -322,81 +322,70 @@ static stts_status make_plan(const mt_checkpoint *ck, const char *w, plan **out,
     return STTS_OK;
 }
 
-/* One source row as f32 (an int8 source is dequantized with its scale). */
-static stts_status src_row(const plan *q, int64_t r, float *dst, stts_error *err) {
+/* One source row as f32 (an int8 source is dequantized with its scale; a
+ * format 2 source's interleaved rows are gathered first, into tmp: a row
+ * of the source's bytes). */
+static stts_status src_row(const plan *q, int64_t r, float *dst, void *tmp, stts_error *err) {
     const mt_tensor *t = q->src;
+    size_t esz = mt_dtype_size(t->dtype);
+    const void *bytes = (const unsigned char *)t->data + (size_t)r * (size_t)q->cols * esz;
+    if (r < t->il) {
+        mt_il_row_get(t->data, (int)q->cols, esz, t->il, (int)r, tmp);
+        bytes = tmp;
+    }
     if (t->dtype == MT_DTYPE_I8) {
         float sc;
         memcpy(&sc, (const unsigned char *)q->src_scale->data + 4 * r, 4);
-        if (r < t->i8_il) { /* interleaved (format 2): 64-byte pieces 256 bytes apart */
-            const int8_t *g = (const int8_t *)t->data + (r & ~(int64_t)3) * q->cols + 64 * (r & 3);
-            for (int64_t j = 0; j < q->cols; j++) dst[j] = (float)g[4 * (j & ~(int64_t)63) + (j & 63)] * sc;
-            return STTS_OK;
-        }
-        const int8_t *qr = (const int8_t *)t->data + r * q->cols;
+        const int8_t *qr = bytes;
         for (int64_t j = 0; j < q->cols; j++) dst[j] = (float)qr[j] * sc;
         return STTS_OK;
     }
     mt_tensor row = *t;
-    size_t esz = mt_dtype_size(t->dtype);
-    row.data = (const unsigned char *)t->data + (size_t)r * (size_t)q->cols * esz;
+    row.data = bytes;
     row.ndim = 1;
     row.shape[0] = q->cols;
     row.numel = q->cols;
     row.nbytes = (size_t)q->cols * esz;
+    row.il = 0;
     return mt_tensor_to_f32(&row, dst, (size_t)q->cols, err);
 }
 
+/* Writes one tensor's data. Matrices of int8, bf16 and f16 go in quant.h's
+ * interleaved order where the shape allows (model file format 2): rows in
+ * groups of 4 are gathered in rows4, then written as one group. obuf holds
+ * 8 output rows (rows4, then the group) and a source row (src_row's tmp). */
 static stts_status write_tensor(wr *w, const plan *q, float *row, void *obuf, float *scales, stts_error *err) {
     stts_status s = STTS_OK;
     if (q->k == K_SCALE) {
         if (q->src_scale) return wr_put(w, q->src_scale->data, q->src_scale->nbytes);
         return wr_put(w, scales, (size_t)q->cols * 4);
     }
-    if (q->gtype == MTIO_GT_I8) { /* K_I8, or K_COPY of an int8 source */
-        /* quant.h's interleaved layout where the shape allows: rows in
-         * groups of 4 are gathered, then written as one group */
-        const int K = (int)q->cols, il = mt_i8_interleave_rows(K, q->rows <= INT32_MAX ? (int)q->rows : 0);
-        if (q->k == K_COPY && q->src->i8_il == il) return wr_put(w, q->src->data, q->src->nbytes);
-        int8_t *rows4 = obuf, *grp = rows4 + 4 * (size_t)K; /* obuf: 8 rows of int8 */
-        for (int64_t r = 0; r < q->rows && !s; r++) {
-            int8_t *code = r < il ? rows4 + (size_t)(r & 3) * K : rows4;
-            if (q->k == K_COPY) {
-                mt_i8_row_get((const int8_t *)q->src->data, K, q->src->i8_il, (int)r, code);
-            } else {
-                if ((s = src_row(q, r, row, err))) return s;
-                scales[r] = mt_quantize_row_i8(row, (size_t)K, code);
-            }
-            if (r >= il) s = wr_put(w, code, (size_t)K);
-            else if ((r & 3) == 3) {
-                for (int i = 0; i < 4; i++) mt_i8_row_put(grp, K, 4, i, rows4 + (size_t)i * K);
-                s = wr_put(w, grp, 4 * (size_t)K);
-            }
-        }
-        return s;
-    }
-    if (q->k == K_COPY) {
-        s = wr_put(w, q->src->data, q->src->nbytes);
-        return s;
-    }
+    const size_t es = q->gtype == MTIO_GT_I8 ? 1 : q->gtype == MTIO_GT_F32 ? 4 : 2, K = (size_t)q->cols;
+    const int il = q->ndim == 2 && es < 4 && q->rows <= INT32_MAX ? mt_il_rows((int)K, es, (int)q->rows) : 0;
+    if (q->k == K_COPY && q->src->il == il) return wr_put(w, q->src->data, q->src->nbytes);
+    char *rows4 = obuf, *grp = rows4 + 4 * K * es, *tmp = grp + 4 * K * es;
     for (int64_t r = 0; r < q->rows && !s; r++) {
-        if ((s = src_row(q, r, row, err))) return s;
-        size_t c = (size_t)q->cols;
-        switch (q->k) {
-        case K_F32: s = wr_put(w, row, c * 4); break;
-        case K_F16: {
-            uint16_t *h = obuf;
-            for (size_t j = 0; j < c; j++) h[j] = mt_convert_f32_to_f16(row[j]);
-            s = wr_put(w, h, c * 2);
-            break;
+        char *out = r < il ? rows4 + (size_t)(r & 3) * K * es : rows4;
+        if (q->k == K_COPY) { /* the same format, another byte order */
+            mt_il_row_get(q->src->data, (int)K, es, q->src->il, (int)r, out);
+        } else {
+            if ((s = src_row(q, r, row, tmp, err))) return s;
+            switch (q->k) {
+            case K_F32: memcpy(out, row, K * 4); break;
+            case K_F16:
+                for (size_t j = 0; j < K; j++) ((uint16_t *)(void *)out)[j] = mt_convert_f32_to_f16(row[j]);
+                break;
+            case K_BF16:
+                for (size_t j = 0; j < K; j++) ((uint16_t *)(void *)out)[j] = mt_f32_to_bf16(row[j]);
+                break;
+            case K_I8: scales[r] = mt_quantize_row_i8(row, K, (int8_t *)out); break;
+            default: break;
+            }
         }
-        case K_BF16: {
-            uint16_t *h = obuf;
-            for (size_t j = 0; j < c; j++) h[j] = mt_f32_to_bf16(row[j]);
-            s = wr_put(w, h, c * 2);
-            break;
-        }
-        default: break; /* K_I8: above */
+        if (r >= il) s = wr_put(w, out, K * es);
+        else if ((r & 3) == 3) {
+            for (int i = 0; i < 4; i++) mt_il_row_put(grp, (int)K, es, 4, i, rows4 + (size_t)i * K * es);
+            s = wr_put(w, grp, 4 * K * es);
         }
     }
     return s;
@@ -416,7 +405,7 @@ static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const c
     if (s) return s;
     wr w = {fd, tmp, malloc(WBUF), 0, 0, err};
     float *row = malloc((size_t)max_cols * sizeof *row);
-    void *obuf = malloc((size_t)max_cols * 8); /* a 16-bit row, or 8 rows of int8 (write_tensor) */
+    void *obuf = malloc((size_t)max_cols * 36); /* 8 rows of up to 4 bytes a value and a source row (write_tensor) */
     float *scales = malloc((size_t)max_rows * sizeof *scales);
     if (!w.buf || !row || !obuf || !scales) {
         s = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for conversion buffers");

@@ -369,11 +369,12 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
                          : t->type == MTIO_GT_BF16 ? "BF16" : "I8";
         s = mtio_ck_add(ck, t->name, t->name_len, dt, dn, t->ndim, t->shape, mtio_numel(t->ndim, t->shape),
                         (const unsigned char *)buf + data_start + t->offset, (size_t)t->nbytes, err);
-        /* format 2 writes int8 matrices interleaved where the shape allows
-         * (2-D checked above; the rows and columns fit an int: checked by
-         * the model's shapes before any kernel reads them) */
-        if (!s && dt == MT_DTYPE_I8 && fmt >= 2 && t->shape[0] <= INT32_MAX && t->shape[1] <= INT32_MAX)
-            ck->tensors[ck->n - 1].i8_il = mt_i8_interleave_rows((int)t->shape[1], (int)t->shape[0]);
+        /* format 2 writes int8, bf16 and f16 matrices interleaved where the
+         * shape allows (the rows and columns fit an int: checked by the
+         * model's shapes before any kernel reads them) */
+        if (!s && dt != MT_DTYPE_F32 && fmt >= 2 && t->ndim == 2 && t->shape[0] <= INT32_MAX &&
+            t->shape[1] <= INT32_MAX)
+            ck->tensors[ck->n - 1].il = mt_il_rows((int)t->shape[1], mt_dtype_size(dt), (int)t->shape[0]);
     }
     free(ti);
     free(by_off);

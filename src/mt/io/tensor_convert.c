@@ -92,6 +92,11 @@ stts_status mt_tensor_to_f32(const mt_tensor *t, float *dst, size_t n, stts_erro
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "mt_tensor_to_f32: tensor \"%.200s\" has %lld elements, caller asked for %zu", t->name,
                               (long long)t->numel, n);
+    if (t->il && t->dtype != MT_DTYPE_I8) /* rows in quant.h's interleaved groups: the weight loader reads those */
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED,
+                              "tensor \"%.200s\" stores its rows interleaved (model file format 2), which this "
+                              "reader does not take; load it as a weight",
+                              t->name);
     const unsigned char *src = t->data;
     switch (t->dtype) {
     case MT_DTYPE_F32:

@@ -102,22 +102,24 @@ skip cli || echo "The weather is nice today." | timeout 30 $C/bin/stream-tts tra
   --tgt jpn_Jpan --device auto --json 2>&1 | tee -a "$summary"
 skip cli || echo "The weather is nice today." | timeout 30 $C/bin/stream-tts translate --model models/demo-en-ja --src eng_Latn \
   --tgt jpn_Jpan --device cuda 2>&1 | tee -a "$summary"
-# a converted int8 model (model file format 2: int8 rows in interleaved groups, put back in row-major
-# order on upload) gives the HF directory's int8 ids on the GPU, beam 4 and greedy
+# a converted int8 / bf16 model (model file format 2: rows in interleaved groups, put back in row-major
+# order on upload) gives the HF directory's ids in that format on the GPU, beam 4 and greedy
 if ! skip cli; then
-  timeout 60 $C/bin/stream-tts convert models/demo-en-ja /tmp/demo-int8 --weights int8 --quiet >"$OUT/convert.log" 2>&1
-  note "convert demo to int8 rc=$?"
-  for beam in 1 4; do
-    for m in models/demo-en-ja /tmp/demo-int8; do
-      head -200 $C/data/test.en | timeout 120 $C/bin/stream-tts translate --model $m --src eng_Latn --tgt jpn_Jpan \
-        --device cuda --weights int8 --shortlist none --beam $beam --json 2>>"$OUT/convert.log" |
-        grep -o '"ids":\[[^]]*\]' >"$OUT/i8-$beam-$(basename $m).txt"
+  for wf in int8 bf16; do
+    timeout 60 $C/bin/stream-tts convert models/demo-en-ja /tmp/demo-$wf --weights $wf --quiet >>"$OUT/convert.log" 2>&1
+    note "convert demo to $wf rc=$?"
+    for beam in 1 4; do
+      for m in models/demo-en-ja /tmp/demo-$wf; do
+        head -200 $C/data/test.en | timeout 120 $C/bin/stream-tts translate --model $m --src eng_Latn --tgt jpn_Jpan \
+          --device cuda --weights $wf --shortlist none --beam $beam --json 2>>"$OUT/convert.log" |
+          grep -o '"ids":\[[^]]*\]' >"$OUT/$wf-$beam-$(basename $m).txt"
+      done
+      if [ -s "$OUT/$wf-$beam-demo-$wf.txt" ] && cmp -s "$OUT/$wf-$beam-demo-en-ja.txt" "$OUT/$wf-$beam-demo-$wf.txt"; then
+        note "converted $wf on the GPU, beam $beam: $(wc -l <"$OUT/$wf-$beam-demo-$wf.txt") lines identical to the HF directory's $wf"
+      else
+        note "converted $wf on the GPU, beam $beam: DIFFERS from the HF directory's $wf (or empty)"
+      fi
     done
-    if [ -s "$OUT/i8-$beam-demo-int8.txt" ] && cmp -s "$OUT/i8-$beam-demo-en-ja.txt" "$OUT/i8-$beam-demo-int8.txt"; then
-      note "converted int8 on the GPU, beam $beam: $(wc -l <"$OUT/i8-$beam-demo-int8.txt") lines identical to the HF directory's int8"
-    else
-      note "converted int8 on the GPU, beam $beam: DIFFERS from the HF directory's int8 (or empty)"
-    fi
   done
 fi
 

@@ -1355,7 +1355,12 @@ static size_t run_of(const char *s, size_t n, size_t i, char c) {
 }
 
 /* An HTML tag between '<' and '>': drops it; returns 0 if it is not a tag. */
-static int html_tag(text_stream *ts, const char *t, size_t n, int at_start) {
+/* The most bytes any one decision looks ahead (bounded rescans). */
+#define LOOKAHEAD 256
+
+/* after[0, an): the line after the '>' (final: all of it). -1: more bytes
+ * are needed to decide. */
+static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, const char *after, size_t an, int final) {
     size_t i = 0;
     int closing = 0;
     if (i < n && t[i] == '/') { closing = 1; i++; }
@@ -1403,13 +1408,59 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start) {
                                               "param", "canvas", "map", "area", "track", "fieldset", "legend",
                                               "output", "progress", "meter", "dialog", "menu", "aside", "address",
                                               "hgroup", "search", "image", "math", NULL};
-    if (!closing && i == n) {
-        for (int b = 0; inline_tags[b]; b++)
-            if (strlen(inline_tags[b]) == nl && starts_ci(t + ns, nl, inline_tags[b])) return 1;
-        if (is_word_cp(ts->prev_cp) && ts->prev_cp != '_') put_cp(ts, " ", 1, ' ');   /* List<String> */
-        put_bytes(ts, t + ns, nl);
-        return 1;
+    if (closing) return 1;
+    int known = 0;
+    for (int b = 0; inline_tags[b] && !known; b++) known = strlen(inline_tags[b]) == nl && starts_ci(t + ns, nl, inline_tags[b]);
+    /* Element names that are also the usual placeholder words ("cp <source>
+     * <dest>", "<path>", "<input> <output>"): an element only when its
+     * closing tag follows on the line (within LOOKAHEAD); the words were lost */
+    static const char *const ambiguous[] = {"source", "path", "input", "output", "data", "time", "title", "image",
+                                            "label", "link", "option", "object", "template", "search", "map", "menu",
+                                            "form", "header", "section", "address", "button", "main", "caption",
+                                            "article", "slot", "select", "figure", "legend", "dialog", "var", NULL};
+    int amb = 0;
+    for (int b = 0; known && ambiguous[b] && !amb; b++) amb = strlen(ambiguous[b]) == nl && starts_ci(t + ns, nl, ambiguous[b]);
+    if (i == n && amb) {
+        size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
+        int closed = 0;
+        for (size_t k = 0; k + 3 + nl <= m && !closed; k++) {
+            if (after[k] != '<' || after[k + 1] != '/' || after[k + 2 + nl] != '>') continue;
+            closed = 1;
+            for (size_t c = 0; c < nl && closed; c++)
+                closed = tolower((unsigned char)after[k + 2 + c]) == tolower((unsigned char)t[ns + c]);
+        }
+        if (!closed && an < LOOKAHEAD && !final) return -1;
+        if (closed) return 1;
+        known = 0;
     }
+    /* "<your api key>", "<branch name>", "<input file>": words, not
+     * attributes (no '=', no quotes, not all boolean attributes such as
+     * <input checked>): a placeholder of several words, read without its
+     * brackets (the tag was dropped with them) */
+    if (i < n) {
+        if (t[n - 1] == '/' || memchr(t + i, '=', n - i) || memchr(t + i, '"', n - i) || memchr(t + i, '\'', n - i))
+            return 1;
+        static const char *const boolean[] = {"checked", "disabled", "selected", "hidden", "required", "readonly",
+                                              "multiple", "autofocus", "open", "controls", "autoplay", "loop",
+                                              "muted", "defer", "async", "novalidate", "download", "inert", NULL};
+        int all = known;
+        for (size_t k = i; all && k < n;) {
+            while (k < n && (t[k] == ' ' || t[k] == '\t')) k++;
+            size_t e = k;
+            while (e < n && t[e] != ' ' && t[e] != '\t') e++;
+            int ok = e == k;
+            for (int b = 0; !ok && boolean[b]; b++) ok = strlen(boolean[b]) == e - k && starts_ci(t + k, e - k, boolean[b]);
+            all = ok;
+            k = e;
+        }
+        if (all) return 1;
+        known = 0;
+    }
+    if (known) return 1;
+    if (i < n && an == 0 && !final) return -1;   /* is a word glued after it? */
+    if (is_word_cp(ts->prev_cp) && ts->prev_cp != '_') put_cp(ts, " ", 1, ' ');   /* List<String> */
+    put_bytes(ts, t + ns, n - ns);
+    if (i < n && an && isalnum((unsigned char)after[0])) put_cp(ts, " ", 1, ' ');   /* a<b and c>d */
     return 1;
 }
 
@@ -1440,8 +1491,6 @@ static int entity(text_stream *ts, const char *e, size_t n) {
     return 0;
 }
 
-/* The most bytes any one decision looks ahead (bounded rescans). */
-#define LOOKAHEAD 256
 /* A longer line is never held as a table header. */
 #define PIPE_MAX 4096
 
@@ -1598,7 +1647,9 @@ static void inline_run(text_stream *ts, int final) {
                 i = (size_t)(e - s) + 1;
                 break;
             }
-            if (html_tag(ts, s + i + 1, tl, i == ts->inline0)) { i = (size_t)(e - s) + 1; break; }
+            int h = html_tag(ts, s + i + 1, tl, i == ts->inline0, e + 1, (size_t)(s + n - e - 1), final);
+            if (h < 0) goto hold;
+            if (h) { i = (size_t)(e - s) + 1; break; }
             put_cp(ts, "<", 1, '<');
             i++;
             break;

@@ -1053,6 +1053,23 @@ static void test_long_words(void) {
     free(c);
 }
 
+/* Placeholders of several words ("<your api key>") and placeholders named
+ * like an HTML element ("<source>", "<output>") were dropped as tags: the
+ * words were lost ("Replace with the real one."). Real HTML stays dropped:
+ * attributes with '=' or quotes, boolean attributes, an element closed on
+ * its line. */
+static void test_placeholders_words_and_elements(void) {
+    expect_every_split("Replace <your api key> with the real one.", "Replace your api key with the real one.");
+    expect_every_split("Run git checkout <branch name> now.", "Run git checkout branch name now.");
+    expect_every_split("Copy <source> to <dest>, then <input file> and <output>.",
+                   "Copy source to dest, then input file and output.");
+    expect_every_split("Use a<b and c>d here.", "Use a b and c d here.");
+    expect_every_split("A <div class=\"x\">real</div> tag, <img src=\"a.png\" alt=\"pic\"> and <input type=\"checkbox\" checked> box.",
+                   "A real tag, and box.");
+    expect_every_split("A <time>10:30</time> stamp, a <label>Name</label> field and <input checked> here.",
+                   "A 10:30 stamp, a Name field and here.");
+}
+
 static void test_placeholders_badges_etc(void) {
     expect_nomerge("Set the <locale> first.", "Set the locale first.");
     expect_nomerge("Use redis_<portnumber> and <your-api-key> here.", "Use redis portnumber and your-api-key here.");
@@ -1081,6 +1098,7 @@ int main(void) {
     TEST_RUN(test_secrets_connection_strings);
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
+    TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

@@ -111,6 +111,19 @@ try:
 except subprocess.TimeoutExpired:
     check(False, "a second serve beside a stuck daemon hung (30 s)")
 check(time.monotonic() - t < 10, "it said so in %.1f s" % (time.monotonic() - t))
+# `stream-tts ctl` (what a user runs to see what is wrong) beside that daemon
+# says so and exits 1; its blocking connect waited for a place in the full
+# queue forever.
+for args in (["status"], ["stop"]):
+    t = time.monotonic()
+    try:
+        r = subprocess.run([BIN, "ctl", "--socket", d.sock] + args, capture_output=True, text=True, env=d.env,
+                           timeout=30)
+        check(r.returncode == 1 and "accepts no connection" in r.stderr, "ctl %s: %s %r" % (args[0], r.returncode,
+                                                                                          r.stderr))
+    except subprocess.TimeoutExpired:
+        check(False, "ctl %s beside a stuck daemon hung (30 s)" % args[0])
+    check(time.monotonic() - t < 15, "ctl %s said so in %.1f s" % (args[0], time.monotonic() - t))
 os.kill(d.p.pid, signal.SIGCONT)
 for c in queued:
     c.close()

@@ -6,6 +6,7 @@
  * needs only stts_client and jansson, nothing of the speech libraries. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
@@ -111,18 +112,36 @@ int cmd_ctl(int argc, char **argv) {
         free(line);
         return 2;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a blocking connect to a daemon whose listen queue is
+     * full (stuck, or stopped, while hooks kept connecting) waited for a
+     * place forever, and ctl is what a user runs to see what is wrong. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
     snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    int rc_conn = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&a, sizeof a);
+    for (int tries = 0; rc_conn != 0 && fd >= 0 && (errno == EAGAIN || errno == EINTR) && tries < 200; tries++) {
+        struct timespec ts = {0, 10000000};   /* 2 s in all */
+        nanosleep(&ts, NULL);
+        rc_conn = connect(fd, (struct sockaddr *)&a, sizeof a);
+    }
+    if (rc_conn != 0 && fd >= 0 && errno == EAGAIN) {
+        fprintf(stderr, "stream-tts ctl: the stream-tts daemon on %s accepts no connection (its queue of waiting "
+                        "connections stayed full for 2 s: it is stuck or stopped); serve.log beside the socket "
+                        "names its pid: kill it, and the next hook starts another\n", path);
+        free(line);
+        close(fd);
+        return 1;
+    }
+    if (rc_conn != 0) {
         fprintf(stderr, "stream-tts ctl: no stream-tts daemon is listening on %s (%s); start one with "
                         "stream-tts serve\n", path, strerror(errno));
         free(line);
         if (fd >= 0) close(fd);
         return 1;
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);   /* the rest waits with poll() */
     size_t n = strlen(line);
     line[n] = '\n';   /* json_dumps leaves room only for the NUL: send it as two writes instead */
     line[n] = '\0';

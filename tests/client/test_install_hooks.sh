@@ -83,7 +83,26 @@ mkdir -p "$T/dot"; echo '{"theme":"light"}' >"$T/dot/settings.json"; rm -f "$U";
 "$BIN" install-hooks >/dev/null 2>&1 && ok || bad "symlink exit"
 [ -L "$U" ] && grep -q '"theme": "light"' "$T/dot/settings.json" && grep -q MessageDisplay "$T/dot/settings.json" && ok || bad "symlink not followed"
 
-# 9. --version and --help.
+# 9. a backup never replaces an older one: runs within one second (install, then
+# install with another --command) each keep the file they found. The second one
+# overwrote the first's backup, the only copy of the file as it was before.
+mkdir -p "$T/bk"; B9=$T/bk/settings.json
+printf '{"theme": "dark",\n "n": 1e3}\n' >"$B9"; cp "$B9" "$T/orig9"
+# Backups already there for the seconds this may run in (their names are by the second).
+now=$(date +%s)
+for s in 0 1 2 3 4 5 6 7 8 9; do echo sentinel >"$B9.bak-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)"; done
+mkdir -p "$T/bin9"; ln -s "$BIN" "$T/bin9/stream-tts"
+"$BIN" install-hooks --settings "$B9" >/dev/null 2>&1 && ok || bad "backup test: install"
+"$BIN" install-hooks --settings "$B9" --command "$T/bin9/stream-tts" >/dev/null 2>&1 && ok || bad "backup test: reinstall"
+[ "$(grep -l sentinel "$B9".bak-* | wc -l)" -eq 10 ] && ok || bad "an existing backup was overwritten"
+n=0; found=0
+for f in "$B9".bak-*; do
+  grep -q sentinel "$f" && continue
+  n=$((n + 1)); cmp -s "$f" "$T/orig9" && found=1
+done
+[ $n -eq 2 ] && [ $found -eq 1 ] && ok || bad "backups: $n new, the original kept: $found ($(ls "$T/bk"))"
+
+# 10. --version and --help.
 "$BIN" --version | grep -Eq '^stream-tts [0-9]+\.[0-9]+\.[0-9]+$' && ok || bad "--version"
 "$BIN" --help >"$T/help" 2>&1
 for c in run translate say voices serve hook ctl install-hooks convert; do

@@ -204,6 +204,11 @@ int cmd_install_hooks(int argc, char **argv) {
             struct tm tm;
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&t, &tm));
             snprintf(backup, sizeof backup, "%s.bak-%s", path, stamp);
+            /* Never over an older backup: two runs within a second (install,
+             * then with another --command) replaced the first one's, the
+             * only copy of the file as it was before stream-tts touched it. */
+            for (int k = 2; access(backup, F_OK) == 0 && k < 1000; k++)
+                snprintf(backup, sizeof backup, "%s.bak-%s-%d", path, stamp, k);
             if (write_file(backup, text, n, mode) != 0) {
                 fprintf(stderr, "stream-tts install-hooks: cannot write the backup %s: %s; nothing changed\n",
                         backup, strerror(errno));

@@ -1764,6 +1764,15 @@ static void json_line(text_stream *ts, const char *s, size_t n) {
     if (ts->json_depth <= 0) end_json(ts);
 }
 
+/* How many times pat occurs in s[0, n). */
+static long count_of(const char *s, size_t n, const char *pat) {
+    size_t pl = strlen(pat);
+    long k = 0;
+    for (size_t i = 0; i + pl <= n; i++)
+        if (s[i] == pat[0] && memcmp(s + i, pat, pl) == 0) k++;
+    return k;
+}
+
 static void end_fence(text_stream *ts) {
     if (!ts->in_fence) return;
     ts->in_fence = 0;
@@ -1935,7 +1944,12 @@ static int classify(text_stream *ts, int final) {
             }
             int closed = e - b >= 2 && s[e - 2] == (ts->fence_ch == '$' ? '$' : '\\') &&
                          s[e - 1] == (ts->fence_ch == '$' ? '$' : ']');
-            if (!closed || e - b > 2) ts->fence_lines++;
+            if (ts->fence_ch == 'e') {   /* \begin{...}: to the \end{...} that closes it */
+                long d = (long)ts->fence_len + count_of(s, e, "\\begin{") - count_of(s, e, "\\end{");
+                ts->fence_len = d > 0 ? (size_t)d : 0;
+                closed = d <= 0;
+            }
+            if (!closed || (e - b > 2 && ts->fence_ch != 'e')) ts->fence_lines++;
             if (closed) end_fence(ts);
             ts->ls = LS_DROP;
             return 1;
@@ -2120,6 +2134,22 @@ static int classify(text_stream *ts, int final) {
                     return 1;
                 }
             }
+        } else if (c == '\\' && (n - i >= 7 ? memcmp(s + i, "\\begin{", 7) == 0 : memcmp(s + i, "\\begin{", n - i) == 0)) {
+            /* a LaTeX environment on lines of its own, without $$
+             * ("\begin{align}" ... "\end{align}"): display math too (it was
+             * read out, backslashes, ampersands and all) */
+            if (!final) return 0;
+            long d = count_of(s, full, "\\begin{") - count_of(s, full, "\\end{");
+            hard_break(ts);
+            ts->in_fence = 2;
+            ts->fence_ch = 'e';
+            ts->fence_len = d > 0 ? (size_t)d : 0;
+            ts->fence_lines = d <= 0;   /* a whole environment on one line */
+            memcpy(ts->code_lang, "Math", 5);
+            ts->in_list = 0;
+            if (d <= 0) end_fence(ts);
+            ts->ls = LS_DROP;
+            return 1;
         } else if (c == '#') {
             size_t r = run_of(s, n, i, '#');
             if (i + r == n && !fin) return 0;

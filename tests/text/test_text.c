@@ -317,6 +317,18 @@ static void test_display_math(void) {
                    "{code}Math code, 3 lines, omitted. | After.");
 }
 
+/* A LaTeX environment on lines of its own, without $$, was read out
+ * ("\begin{align} a &= b + c \ d &= e \end{align}"): it is display math to
+ * the \end that closes it (nested ones counted), or to a blank line. */
+static void test_latex_environments(void) {
+    expect_nomerge("Shown below:\n\n\\begin{align}\na &= b + c \\\\\n\\begin{cases} x \\end{cases}\nd &= e\n\\end{align}\n\nAfter it.",
+                   "Shown below: | {code}Math code, 3 lines, omitted. | After it.");
+    expect_nomerge("One line:\n\\begin{equation} E = mc^2 \\end{equation}\nNext.",
+                   "One line: | {code}Math code, one line, omitted. | Next.");
+    expect_nomerge("Unclosed:\n\\begin{align}\nx &= 1\n\nProse again.", "Unclosed: | {code}Math code, one line, omitted. | Prose again.");
+    expect_nomerge("Prose with \\begin{document} inside is read.", "Prose with \\begin{document} inside is read.");
+}
+
 static void test_tables(void) {
     expect("Before it.\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nAfter it.",
            "Before it. | {table}Table, 2 rows, omitted. | After it.");
@@ -1099,6 +1111,7 @@ int main(void) {
     TEST_RUN(test_long_words);
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_placeholders_words_and_elements);
+    TEST_RUN(test_latex_environments);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

@@ -1802,6 +1802,7 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     if (!ts->p.read_tables) return 0;
     tbuf row = {0};
     size_t i = 0;
+    int named = 0;   /* the previous cell names a credential (| DB_PASSWORD | hunter2 |) */
     while (i < n) {
         if (s[i] == '|') { i++; continue; }
         size_t st = i;
@@ -1809,6 +1810,20 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
         size_t a = st, b = i;
         while (a < b && s[a] == ' ') a++;
         while (b > a && s[b - 1] == ' ') b--;
+        /* the cell without its code span or emphasis marks */
+        size_t ca = a, cb = b;
+        while (ca < cb && (s[ca] == '`' || s[ca] == '*' || s[ca] == '_')) ca++;
+        while (cb > ca && (s[cb - 1] == '`' || s[cb - 1] == '*' || s[cb - 1] == '_')) cb--;
+        /* a body row's value cell after a credential's name: "password,
+         * hunter2" was read (the name rules want "name:" or "name="); one
+         * word that is not plain prose ("Hashed", "none") nor a placeholder */
+        if (named && ts->table_delim && cb > ca && !memchr(s + ca, ' ', cb - ca) && !is_plain_word(s + ca, cb - ca) &&
+            !is_placeholder_value(s + ca, cb - ca)) {
+            ts->secret_pending = 1;
+            named = 0;
+            continue;
+        }
+        named = cb > ca && is_cred_name(s + ca, cb - ca, 0);
         if (b > a) {
             if (row.len) tb_put(ts, &row, ", ", 2);
             tb_put(ts, &row, s + a, b - a);

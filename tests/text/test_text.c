@@ -974,6 +974,21 @@ static void test_secrets_connection_strings(void) {
     expect_every_split("A list a=1;b=2 and Password=$PW;Server=x are read.", "A list a=1;b=2 and Password=$PW;Server=x are read.");
 }
 
+/* With read_tables, a value cell after a cell naming a credential was read
+ * ("password, hunter2"): the name rules want "name:" or "name=". A cell of
+ * prose or a placeholder there stays read; so does a header row. */
+static void test_secrets_table_cells(void) {
+    text_params p;
+    text_default_params(&p);
+    p.read_tables = 1;
+    p.merge_short_chars = 0;
+    expect_p(&p, "| Password | Notes |\n|---|---|\n| password | hunter2 |\n| `DB_PASSWORD` | `s3cr3t!` | the database one |\n"
+             "| password | Hashed with bcrypt |\n| token | `$TOKEN` |\n| password | none |\n",
+             "Password, Notes | password" SECRET " | DB_PASSWORD, the database one" SECRET
+             " | password, Hashed with bcrypt | token, $TOKEN | password, none");
+    expect_p(&p, "Name | Value\n--- | ---\nsecret | Xy12ab\n", "Name, Value | secret" SECRET);
+}
+
 /* A PEM key quoted in JSON is one line with "\n" escapes: its markers sit
  * inside words ("C7\n-----END", "KEY-----\n\","). The block never ended and
  * took up to 2000 following words with it (the rest of the reply was lost);
@@ -1112,6 +1127,7 @@ int main(void) {
     TEST_RUN(test_placeholders_badges_etc);
     TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_latex_environments);
+    TEST_RUN(test_secrets_table_cells);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

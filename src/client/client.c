@@ -66,6 +66,19 @@ stts_status client_socket_path_note(const char *override, char *buf, size_t cap,
         if (xdg && *xdg && note && note_cap)
             snprintf(note, note_cap, "XDG_RUNTIME_DIR=%.200s is unusable (%s): using %s instead", xdg, why, buf);
     }
+    if (n >= 0 && (size_t)n < cap && buf[0] != '/') {
+        /* A relative --socket or $STREAM_TTS_SOCKET: absolute from here on.
+         * A hook starts the daemon after chdir("/"), so left relative the
+         * daemon listened under / while the hook (in the project folder)
+         * looked in its own folder: every hook started another daemon, and
+         * spooled where no daemon ever replays. */
+        char cwd[PATH_MAX], rel[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return stts_error_set(err, STTS_ERR_IO, "socket path %s is relative and the current folder is unknown "
+                                  "(%s); give an absolute path", buf, strerror(errno));
+        snprintf(rel, sizeof rel, "%s", buf);
+        n = snprintf(buf, cap, "%s/%s", strcmp(cwd, "/") ? cwd : "", rel);
+    }
     if (n < 0 || (size_t)n >= cap || (size_t)n >= sun_path_cap())
         return stts_error_set(err, STTS_ERR_INVALID_ARG,
                               "socket path is %d bytes, longer than a Unix socket allows (%zu); "

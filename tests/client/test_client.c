@@ -77,6 +77,19 @@ static void test_socket_path(void) {
     setenv("STREAM_TTS_SOCKET", "/e/s", 1);
     CHECK(client_socket_path("", p, sizeof p, &e) == STTS_OK);
     CHECK_EQ_STR(p, "/e/s");
+    /* A relative path is made absolute against the current folder: a hook
+     * starts the daemon after chdir("/"), so the two looked in different
+     * folders (the daemon under /, every request spooled where no daemon
+     * replays it). */
+    char cwd[PATH_MAX], rel[PATH_MAX + 16];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(rel, sizeof rel, "%s/run/s.sock", cwd);
+    setenv("STREAM_TTS_SOCKET", "run/s.sock", 1);
+    CHECK(client_socket_path(NULL, p, sizeof p, &e) == STTS_OK);
+    CHECK_EQ_STR(p, rel);
+    unsetenv("STREAM_TTS_SOCKET");
+    CHECK(client_socket_path("run/s.sock", p, sizeof p, &e) == STTS_OK);
+    CHECK_EQ_STR(p, rel);
     unsetenv("STREAM_TTS_SOCKET");
     unsetenv("XDG_RUNTIME_DIR");
     char want[64];

@@ -149,6 +149,7 @@ typedef struct {
     char *text;         /* the new file (malloc'd, caller frees), 2-space indent, trailing newline */
     int changed;        /* 0 when the new file is the same JSON value as the old one */
     int added, removed; /* handler entries added / removed */
+    int hooks_disabled; /* the file holds "disableAllHooks": true: Claude Code runs none of its hooks */
 } client_settings_out;
 /* Refuses a text that is not a JSON object ("settings.json line L column C:
  * ..."), or whose "hooks" has the wrong shape, without touching anything.

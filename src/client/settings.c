@@ -297,6 +297,9 @@ stts_status client_settings_merge(const client_settings_in *in, client_settings_
         }
         if (json_object_size(hooks) == 0 && out->removed) json_object_del(root, "hooks");
     }
+    /* Installed, they would never run (claude-code-hooks.md 1.1): the
+     * caller says so rather than report a working install. */
+    out->hooks_disabled = json_is_true(json_object_get(root, "disableAllHooks"));
     out->changed = !json_equal(before, root);
     out->text = dump_keeping_reals(root);
     if (!out->text) { st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory"); goto done; }

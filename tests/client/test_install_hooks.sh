@@ -102,7 +102,17 @@ for f in "$B9".bak-*; do
 done
 [ $n -eq 2 ] && [ $found -eq 1 ] && ok || bad "backups: $n new, the original kept: $found ($(ls "$T/bk"))"
 
-# 10. --version and --help.
+# 10. "disableAllHooks": true in the file: installed, but Claude Code runs none of its hooks. Said,
+# on stderr (the install went through); a file without it gets no such warning.
+printf '{"disableAllHooks": true}\n' >"$T/bk/off.json"
+"$BIN" install-hooks --settings "$T/bk/off.json" >"$T/out" 2>"$T/err" && ok || bad "disabled: exit"
+grep -q 'disableAllHooks.*nothing will be spoken' "$T/err" && ok || bad "disabled: no warning: $(cat "$T/err")"
+"$BIN" install-hooks --settings "$T/bk/off.json" >"$T/out" 2>"$T/err"
+grep -q 'disableAllHooks' "$T/err" && ok || bad "disabled: no warning on a second run: $(cat "$T/err")"
+"$BIN" install-hooks --settings "$B9" >"$T/out" 2>"$T/err"
+[ -s "$T/err" ] && bad "a warning without disableAllHooks: $(cat "$T/err")" || ok
+
+# 11. --version and --help.
 "$BIN" --version | grep -Eq '^stream-tts [0-9]+\.[0-9]+\.[0-9]+$' && ok || bad "--version"
 "$BIN" --help >"$T/help" 2>&1
 for c in run translate say voices serve hook ctl install-hooks convert; do

@@ -186,6 +186,10 @@ int cmd_install_hooks(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
+    if (!uninstall && out.hooks_disabled)
+        fprintf(stderr, "stream-tts install-hooks: warning: %s has \"disableAllHooks\": true, so Claude Code runs "
+                        "none of its hooks (nor those of your other settings files): nothing will be spoken until "
+                        "you remove that key\n", path);
     if (!out.changed) {
         printf("%s: stream-tts hooks %s; nothing changed\n", path,
                uninstall ? "are not there" : "are already installed");

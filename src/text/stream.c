@@ -1643,7 +1643,10 @@ static void inline_run(text_stream *ts, int final) {
             const char *t = s + i + 1;
             size_t tl = (size_t)(e - t);
             if (url_domain(t, tl, &t) || starts_ci(s + i + 1, tl, "mailto:")) {
-                put_bytes(ts, s + i + 1, tl);   /* autolink <https://...> */
+                /* autolink <https://...>; <mailto:a@b.c> reads the address
+                 * (the scheme was read out) */
+                size_t sk = starts_ci(s + i + 1, tl, "mailto:") ? 7 : 0;
+                put_bytes(ts, s + i + 1 + sk, tl - sk);
                 i = (size_t)(e - s) + 1;
                 break;
             }

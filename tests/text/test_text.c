@@ -215,6 +215,8 @@ static void test_links(void) {
     expect("Autolink <https://example.org/x/y> and www.example.net/path and http://user@host.io:8080/p.",
            "Autolink example.org and example.net and host.io.");
     expect("(see https://x.com/a).", "(see x.com).");
+    /* a mailto autolink reads the address, not the scheme */
+    expect("Mail <mailto:bob@example.com> or <MAILTO:x@y.org> now.", "Mail bob@example.com or x@y.org now.");
     /* link reference definitions are not shown, so not read; look-alikes are */
     expect_nomerge("See the [docs][1] and the [guide][guide].\n\n[1]: https://example.com/docs/a/b \"Docs title\"\n"
                    "[guide]: <https://example.com/guide>\n  [g2]: /local/path (T)\n[^1]: The footnote is read.\n\n"

@@ -2240,6 +2240,25 @@ static int classify(text_stream *ts, int final) {
                 }
             }
         }
+        if (c == '[' && ts->line_quote) {
+            /* a GitHub alert "> [!WARNING]": its title, "Warning", is a
+             * sentence of its own (it was read "!WARNING" into the text) */
+            size_t k = i + 2, e;
+            if (!fin) return 0;
+            while (k < n && isalpha((unsigned char)s[k])) k++;
+            e = k + 1;
+            while (e < n && s[e] == ' ') e++;
+            if (i + 1 < n && s[i + 1] == '!' && k > i + 2 && k - i - 2 < 16 && k < n && s[k] == ']' && e == full) {
+                char label[16];
+                for (size_t j = 0; j < k - i - 2; j++)
+                    label[j] = (char)(j ? tolower((unsigned char)s[i + 2 + j]) : toupper((unsigned char)s[i + 2 + j]));
+                hard_break(ts);
+                put_bytes(ts, label, k - i - 2);
+                hard_break(ts);
+                ts->ls = LS_DROP;
+                return 1;
+            }
+        }
         if (c == 'c' || c == 'C' || c == 'g' || c == 'G') {
             int t = trailer(s + i, n - i);
             if (t < 0 && !fin) return 0;

@@ -142,6 +142,9 @@ static void test_blockquote(void) {
            "Before the quote | A quoted sentence that wraps onto two lines. | After the quote");
     expect("> - quoted item one\n> - quoted item two\n>\n> Quoted paragraph here.",
            "quoted item one | quoted item two | Quoted paragraph here.");
+    /* a GitHub alert's marker is its title, not "!WARNING" read into the text */
+    expect_nomerge("> [!WARNING]\n> Careful with this one.\n\n> [!note]\n> A note here.\n\n[!NOTE] outside a quote stays.",
+                   "Warning | Careful with this one. | Note | A note here. | !NOTE outside a quote stays.");
 }
 
 static void test_rules(void) {

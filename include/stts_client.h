@@ -99,6 +99,14 @@ stts_status client_spawn_daemon(const char *program, const char *sock_path, cons
  * copied to path_out when non-NULL. */
 stts_status client_spool_write(const char *spool_dir, const char *line, size_t n,
                                char *path_out, size_t path_cap, stts_error *err);
+/* A spooled request older than this (by its name's timestamp) is not spoken:
+ * the daemon drops it unread, and a hook that spools deletes such files. */
+#define CLIENT_SPOOL_MAX_AGE_S 60
+/* Deletes spool_dir's request files whose name's timestamp is more than
+ * max_age_s old; returns how many. While no daemon can start (no sound
+ * device, a bad configuration) nothing drains the spool, and every hook
+ * event added a file to it, without bound. */
+size_t client_spool_prune(const char *spool_dir, unsigned max_age_s);
 /* Called for each spooled request in name order: the line without its
  * trailing newline (NUL-terminated) and the file's path. */
 typedef stts_status (*client_spool_fn)(const char *line, size_t n, const char *path, void *user);

@@ -393,13 +393,35 @@ stts_status client_spool_write(const char *spool_dir, const char *line, size_t n
     return STTS_OK;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int is_spool_name(const char *n) {
     size_t l = strlen(n);
     return n[0] != '.' && l > 5 && strcmp(n + l - 5, ".json") == 0;
+}
+
+size_t client_spool_prune(const char *spool_dir, unsigned max_age_s) {
+    DIR *d = opendir(spool_dir);
+    if (!d) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_spool_name(e->d_name)) continue;
+        /* The name begins with the spooling time: 20 digits of CLOCK_REALTIME ns. */
+        unsigned long long ns = 0;
+        int digits = 0;
+        while (digits < 20 && e->d_name[digits] >= '0' && e->d_name[digits] <= '9')
+            ns = ns * 10 + (unsigned)(e->d_name[digits++] - '0');
+        if (digits != 20 || now <= ns || now - ns <= (unsigned long long)max_age_s * 1000000000ull) continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Reads a spool file of at most CLIENT_LINE_MAX + 1 bytes. NULL with *bad

@@ -450,6 +450,36 @@ static int take_spool(const char *want) {
     return k;
 }
 
+/* While no daemon can start (no sound device, a bad configuration), nothing
+ * drains the spool: every hook event added a file to it, without bound. A
+ * hook that spools deletes the requests too old to be spoken (60 s), and
+ * keeps the others. */
+static void test_old_spool_pruned(void) {
+    unlink(g_log);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+    const unsigned long long ago[] = {600ull * 1000000000ull, 61ull * 1000000000ull, 86400ull * 1000000000ull,
+                                      5ull * 1000000000ull};
+    char names[4][PATH_MAX];
+    for (int i = 0; i < 4; i++) {
+        snprintf(names[i], sizeof names[i], "%s/%020llu-%d.json", g_spool, now - ago[i], 100 + i);
+        FILE *f = fopen(names[i], "w");
+        if (f) { fputs("{\"v\":1,\"op\":\"ping\"}\n", f); fclose(f); }
+    }
+    result r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, k_env);
+    CHECK(r.rc == 0 && r.out_len == 0);
+    for (int i = 0; i < 3; i++) CHECK_MSG(access(names[i], F_OK) != 0, "%s kept", names[i]);
+    CHECK_MSG(access(names[3], F_OK) == 0, "a request 5 s old deleted");
+    unlink(names[3]);
+    char want[8192];
+    snprintf(want, sizeof want, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}\n", k_events[1][1]);
+    CHECK_EQ_INT(take_spool(want), 1);
+    char *log = slurp(g_log);
+    CHECK_MSG(log && strstr(log, "3 spooled requests older than 60 s deleted"), "log: %s", log ? log : "(none)");
+    free(log);
+}
+
 /* A daemon that turns the connection away (64 connections busy, or its
  * input budget over all connections in use) does not have the payload: it
  * is spooled, not lost. The budget's refusal was taken for a refusal of the
@@ -656,6 +686,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_trickled_payload_linear);
     TEST_RUN(test_no_daemon_spools);
     TEST_RUN(test_turned_away_spools);
+    TEST_RUN(test_old_spool_pruned);
     TEST_RUN(test_old_hook_flag);
     TEST_RUN(test_unsent_payload_spools);
     TEST_RUN(test_session_start_starts_daemon);

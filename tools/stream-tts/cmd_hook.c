@@ -289,6 +289,14 @@ static client_conn *start_daemon(const char *sock, const char *dir, uint64_t t0)
 static void spool(const char *sock, const char *line, size_t n) {
     stts_error e;
     char sp[PATH_MAX], path[PATH_MAX];
+    if (client_spool_dir(sock, sp, sizeof sp, &e) == STTS_OK) {
+        /* Requests too old to be spoken go: while no daemon can start,
+         * nothing else empties the spool, and every event added a file. */
+        size_t old = client_spool_prune(sp, CLIENT_SPOOL_MAX_AGE_S);
+        if (old)
+            hook_log("%zu spooled request%s older than %d s deleted (no daemon replayed them; they would not be "
+                     "spoken now)", old, old == 1 ? "" : "s", CLIENT_SPOOL_MAX_AGE_S);
+    }
     if (client_spool_dir(sock, sp, sizeof sp, &e) != STTS_OK ||
         client_spool_write(sp, line, n, path, sizeof path, &e) != STTS_OK) {
         hook_log("the daemon is not accepting and the request could not be spooled: %s; the payload is lost", e.msg);

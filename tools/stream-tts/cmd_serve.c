@@ -695,7 +695,7 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
  * could not start for a while (a configuration error, no sound device), and
  * "Claude needs your permission" or a reply's sentences said minutes late
  * only confuse. A normal start (model load) takes seconds. */
-#define SPOOL_MAX_AGE_S 60
+#define SPOOL_MAX_AGE_S CLIENT_SPOOL_MAX_AGE_S
 
 static stts_status spool_one(const char *line, size_t n, const char *path, void *user) {
     server *sv = user;

@@ -124,6 +124,9 @@ struct text_stream {
     int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
+    int pw_words;         /* words left in a command whose pw_flag takes a password (docker login -p X) */
+    char pw_flag;         /* 'p' (docker/podman login, sshpass) or 'a' (redis-cli) */
+    int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -1019,10 +1022,32 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         }
     }
     if (b == n && ((cl == 2 && memcmp(c, "-u", 2) == 0) || (cl == 6 && memcmp(c, "--user", 6) == 0))) ts->user_flag = 1;
+    /* "docker login -u bob -p PASS", "sshpass -p PASS ssh", "redis-cli -a
+     * PASS": the word after that flag is the password (only in those
+     * commands: "docker run -p 8080:80" is a port) */
+    int login = ts->login_cmd;
+    ts->login_cmd = 0;
+    if (ts->pw_words) ts->pw_words--;
+    if (ts->pw_words && b == n && cl == 2 && c[0] == '-' && c[1] == ts->pw_flag) {
+        ts->cred = 2;
+        ts->pw_words = 0;
+    }
     {
         const char *base = c;
         for (size_t i = 0; i < cl; i++)
             if (c[i] == '/') base = c + i + 1;
+        size_t bl = (size_t)(c + cl - base);
+        static const char *const reg[] = {"docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "registry", NULL};
+        for (int i = 0; reg[i]; i++)
+            if (bl == strlen(reg[i]) && memcmp(base, reg[i], bl) == 0) ts->login_cmd = 1;
+        if ((login && bl == 5 && memcmp(base, "login", 5) == 0) || (bl == 7 && memcmp(base, "sshpass", 7) == 0)) {
+            ts->pw_flag = 'p';
+            ts->pw_words = 16;
+        }
+        if (bl == 9 && memcmp(base, "redis-cli", 9) == 0) {
+            ts->pw_flag = 'a';
+            ts->pw_words = 16;
+        }
         static const char *const my[] = {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
                                          "mariadb", "mariadb-dump", "mariadb-admin", NULL};
         for (int i = 0; my[i]; i++)
@@ -2416,6 +2441,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
+    ts->pw_words = ts->login_cmd = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

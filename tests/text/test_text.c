@@ -994,6 +994,17 @@ static void test_secrets_table_cells(void) {
     expect_p(&p, "Name | Value\n--- | ---\nsecret | Xy12ab\n", "Name, Value | secret" SECRET);
 }
 
+/* A password as the word after -p of docker/podman login and sshpass, or
+ * -a of redis-cli, was read; -p elsewhere (a port of docker run) stays. */
+static void test_secrets_login_flags(void) {
+    expect_every_split("Run docker login -u bob -p hunter2pass registry.io now.",
+                       "Run docker login -u bob -p registry.io now." SECRET);
+    expect_every_split("Or sshpass -p hunter2 ssh host and redis-cli -h h -a s3cretpw ping.",
+                       "Or sshpass -p ssh host and redis-cli -h h -a ping." SECRET);
+    expect_every_split("But docker run -p 8080:80 nginx and podman login -p $TOKEN reg are read.",
+                       "But docker run -p 8080:80 nginx and podman login -p $TOKEN reg are read.");
+}
+
 /* A PEM key quoted in JSON is one line with "\n" escapes: its markers sit
  * inside words ("C7\n-----END", "KEY-----\n\","). The block never ended and
  * took up to 2000 following words with it (the rest of the reply was lost);
@@ -1133,6 +1144,7 @@ int main(void) {
     TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_latex_environments);
     TEST_RUN(test_secrets_table_cells);
+    TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

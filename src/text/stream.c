@@ -1493,6 +1493,17 @@ static int entity(text_stream *ts, const char *e, size_t n) {
     static const struct { const char *name, *text; } ents[] = {
         {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}, {"nbsp", " "},
         {"mdash", "\xE2\x80\x94"}, {"ndash", "\xE2\x80\x93"}, {"hellip", "\xE2\x80\xA6"},
+        /* more of the named entities replies use ("&copy; 2024", "A &rarr; B"
+         * were read out as written) */
+        {"copy", "\xC2\xA9"}, {"reg", "\xC2\xAE"}, {"trade", "\xE2\x84\xA2"}, {"deg", "\xC2\xB0"},
+        {"times", "\xC3\x97"}, {"divide", "\xC3\xB7"}, {"plusmn", "\xC2\xB1"}, {"minus", "\xE2\x88\x92"},
+        {"middot", "\xC2\xB7"}, {"bull", "\xE2\x80\xA2"}, {"micro", "\xC2\xB5"}, {"sect", "\xC2\xA7"},
+        {"rarr", "\xE2\x86\x92"}, {"larr", "\xE2\x86\x90"}, {"harr", "\xE2\x86\x94"}, {"rArr", "\xE2\x87\x92"},
+        {"le", "\xE2\x89\xA4"}, {"ge", "\xE2\x89\xA5"}, {"ne", "\xE2\x89\xA0"}, {"asymp", "\xE2\x89\x88"},
+        {"infin", "\xE2\x88\x9E"}, {"euro", "\xE2\x82\xAC"}, {"pound", "\xC2\xA3"}, {"yen", "\xC2\xA5"},
+        {"cent", "\xC2\xA2"}, {"laquo", "\xC2\xAB"}, {"raquo", "\xC2\xBB"}, {"lsquo", "\xE2\x80\x98"},
+        {"rsquo", "\xE2\x80\x99"}, {"ldquo", "\xE2\x80\x9C"}, {"rdquo", "\xE2\x80\x9D"}, {"frac12", "\xC2\xBD"},
+        {"ensp", " "}, {"emsp", " "}, {"thinsp", " "},
     };
     for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++)
         if (strlen(ents[i].name) == n && memcmp(ents[i].name, e, n) == 0) {

@@ -156,6 +156,9 @@ static void test_html(void) {
     expect("Use <b>bold</b> and <br> a <a href=\"x\">link</a> here.", "Use bold and a link here.");
     expect("Math: a < b and c > d holds.", "Math: a < b and c > d holds.");
     expect("Tom &amp; Jerry &lt;3 &#x41;&#66; &bogus; here.", "Tom & Jerry <3 AB &bogus; here.");
+    /* common named entities are decoded, not read out as written */
+    expect("Copyright &copy; 2024, 5&times;3 at 20&deg;C and x &le; y &rarr; done.",
+           "Copyright © 2024, 5×3 at 20°C and x ≤ y → done.");
     expect("Visible <!-- hidden comment --> text.", "Visible text.");
 }
 

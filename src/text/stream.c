@@ -1110,15 +1110,16 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         return 1;
     }
     /* a connection string (Server=db;User Id=sa;Password=p@ss;, ODBC's
-     * Uid=sa;Pwd=x): its ';'-separated pairs are names and values, and the
-     * rule below saw only the first; a credential's value goes, the rest
-     * is read */
-    if (memchr(c, ';', cl) && memchr(c, '=', cl)) {
-        size_t from = 0;   /* c[0, from) is out */
+     * Uid=sa;Pwd=x) or a form body (username=bob&password=x): its ';' or
+     * '&' separated pairs are names and values, and the rule below saw only
+     * the first; a credential's value goes, the rest is read */
+    const char *ud;
+    if ((memchr(c, ';', cl) || memchr(c, '&', cl)) && memchr(c, '=', cl) && !url_domain(c, cl, &ud)) {
+        size_t from = 0;   /* c[0, from) is out (a URL reads its domain, below) */
         int hit = 0;
         for (size_t i = 0; i < cl;) {
             size_t e = i;
-            while (e < cl && c[e] != ';') e++;
+            while (e < cl && c[e] != ';' && c[e] != '&') e++;
             const char *q = memchr(c + i, '=', e - i);
             size_t nl = q ? (size_t)(q - c) - i : 0, vl = q ? e - i - nl - 1 : 0;
             if (nl && vl && (is_cred_name(c + i, nl, 0) || (nl == 3 && starts_ci(c + i, 3, "pwd"))) &&

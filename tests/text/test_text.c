@@ -980,6 +980,11 @@ static void test_secrets_connection_strings(void) {
     expect_every_split("Set jdbc:sqlserver://h:1433;databaseName=app;user=sa;password=hunter2 now.",
                        "Set jdbc:sqlserver://h:1433;databaseName=app;user=sa;password now." SECRET);
     expect_every_split("A list a=1;b=2 and Password=$PW;Server=x are read.", "A list a=1;b=2 and Password=$PW;Server=x are read.");
+    /* a form body's '&'-separated pairs likewise; a URL still reads its domain */
+    expect_every_split("Run curl -d \"username=bob&password=hunter2\" now.", "Run curl -d \"username=bob&password\" now." SECRET);
+    expect_every_split("Or grant_type=password&client_secret=abc123xyz&code=1 there.",
+                       "Or grant_type=password&client_secret&code=1 there." SECRET);
+    expect_every_split("See a=1&b=2 and https://x.com/?user=a&password=b too.", "See a=1&b=2 and x.com too.");
 }
 
 /* With read_tables, a value cell after a cell naming a credential was read

@@ -1110,30 +1110,45 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         return 1;
     }
     /* a connection string (Server=db;User Id=sa;Password=p@ss;, ODBC's
-     * Uid=sa;Pwd=x) or a form body (username=bob&password=x): its ';' or
-     * '&' separated pairs are names and values, and the rule below saw only
-     * the first; a credential's value goes, the rest is read */
+     * Uid=sa;Pwd=x), a form body (username=bob&password=x), compact JSON
+     * ({"user":"bob","password":"x"}) or a glued "password:x": its ';' '&'
+     * ',' separated pairs are names and values ('=' or ':'), and the rules
+     * below saw only the first pair, or none; a credential's value goes,
+     * the rest is read. A first NAME=value pair is left to the rule below,
+     * which takes all of its value (quoted, a URL). */
     const char *ud;
-    if ((memchr(c, ';', cl) || memchr(c, '&', cl)) && memchr(c, '=', cl) && !url_domain(c, cl, &ud)) {
+    if ((memchr(c, '=', cl) || memchr(c, ':', cl)) && !url_domain(c, cl, &ud)) {
         size_t from = 0;   /* c[0, from) is out (a URL reads its domain, below) */
-        int hit = 0;
+        int hit = 0, vq = 0;   /* the last value's opening quotes: its closing ones go too */
         for (size_t i = 0; i < cl;) {
-            size_t e = i;
-            while (e < cl && c[e] != ';' && c[e] != '&') e++;
-            const char *q = memchr(c + i, '=', e - i);
-            size_t nl = q ? (size_t)(q - c) - i : 0, vl = q ? e - i - nl - 1 : 0;
-            if (nl && vl && (is_cred_name(c + i, nl, 0) || (nl == 3 && starts_ci(c + i, 3, "pwd"))) &&
-                !is_placeholder_value(q + 1, vl)) {
-                if (!hit) seg_put_str(ts, w, a);
-                hit = ts->secret_pending = 1;
-                seg_put_str(ts, c + from, (size_t)(q - c) - from);
-                from = e;
+            size_t e = i, ns = i, q;
+            while (e < cl && c[e] != ';' && c[e] != '&' && c[e] != ',') e++;
+            while (ns < e && (c[ns] == '{' || c[ns] == '[' || c[ns] == '"' || c[ns] == '\'')) ns++;
+            for (q = ns; q < e && c[q] != '=' && c[q] != ':'; q++) {}
+            if (q < e) {
+                size_t ne = q, vs = q + 1;
+                int quoted = 0;
+                while (ne > ns && (c[ne - 1] == '"' || c[ne - 1] == '\'')) { ne--; quoted = 1; }
+                while (vs < e && (c[vs] == '"' || c[vs] == '\'')) vs++;
+                /* a quoted key "token" (an API's JSON) names one too */
+                int name = ne > ns && (is_cred_name(c + ns, ne - ns, c[q] == ':' && !quoted) ||
+                                       (ne - ns == 3 && starts_ci(c + ns, 3, "pwd")) ||
+                                       (quoted && ne - ns == 5 && starts_ci(c + ns, 5, "token")));
+                if (i == 0 && c[q] == '=' && name) break;
+                if (name && vs < e && !is_placeholder_value(c + vs, e - vs)) {
+                    if (!hit) seg_put_str(ts, w, a);
+                    hit = ts->secret_pending = 1;
+                    seg_put_str(ts, c + from, q - from);
+                    from = e;
+                    vq = (int)(vs - q - 1);
+                }
             }
             i = e + 1;
         }
         if (hit) {
             seg_put_str(ts, c + from, cl - from);
-            seg_put_str(ts, w + b, n - b);
+            if (from == cl) put_unquoted(ts, w + b, n - b, 0, vq);
+            else seg_put_str(ts, w + b, n - b);
             return 1;
         }
     }

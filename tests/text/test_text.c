@@ -985,6 +985,13 @@ static void test_secrets_connection_strings(void) {
     expect_every_split("Or grant_type=password&client_secret=abc123xyz&code=1 there.",
                        "Or grant_type=password&client_secret&code=1 there." SECRET);
     expect_every_split("See a=1&b=2 and https://x.com/?user=a&password=b too.", "See a=1&b=2 and x.com too.");
+    /* compact JSON and a glued "password:value": ',' separates, ':' names */
+    expect_every_split("Send {\"username\":\"bob\",\"password\":\"hunter2\"} to it.",
+                       "Send {\"username\":\"bob\",\"password\"} to it." SECRET);
+    expect_every_split("Set {\"token\":\"abc\",\"id\":1} and password:hunter2 here.",
+                       "Set {\"token\",\"id\":1} and password here." SECRET);
+    expect_every_split("The ratio 3:2, at 10:30, std::string, token:value and {\"auth\":\"x\"} stay.",
+                       "The ratio 3:2, at 10:30, std::string, token:value and {\"auth\":\"x\"} stay.");
 }
 
 /* With read_tables, a value cell after a cell naming a credential was read

@@ -74,6 +74,7 @@ struct text_stream {
     int ls, lk;
     int prev_blank, in_list;
     int in_fence;
+    int fence_quote;      /* the fence opened inside a blockquote: the quote's end closes it */
     char fence_ch;
     size_t fence_len;
     long fence_lines;
@@ -2026,6 +2027,18 @@ static int classify(text_stream *ts, int final) {
         }
         if (ts->in_fence) {
             if (!final) return 0;
+            if (ts->fence_quote) {
+                /* a fence in a quote ends with the quote: a line without '>'
+                 * is no lazy continuation of code (it and the rest of the
+                 * reply went into the code block) */
+                size_t q = 0;
+                while (q < n && s[q] == ' ') q++;
+                if (q == n || s[q] != '>') {
+                    end_fence(ts);
+                    ts->fence_quote = 0;
+                    continue;
+                }
+            }
             if (is_fence_close(ts, s, n)) end_fence(ts);
             else ts->fence_lines++;
             ts->ls = LS_DROP;
@@ -2167,6 +2180,7 @@ static int classify(text_stream *ts, int final) {
             if (r >= 3 && !(c == '`' && memchr(s + i + r, '`', full - i - r))) {
                 hard_break(ts);
                 ts->in_fence = 1;
+                ts->fence_quote = ts->line_quote;
                 ts->fence_ch = (char)c;
                 ts->fence_len = r;
                 ts->fence_lines = 0;

@@ -290,6 +290,10 @@ static void test_fenced_code(void) {
            "{code}Markdown code, 3 lines, omitted. | Done with it.");
     expect("Unclosed:\n```rust\nfn main() {}\n", "Unclosed: | {code}Rust code, one line, omitted.");
     expect("- item\n  ```sh\n  ls\n  ```\n- next", "item | {code}Shell code, one line, omitted. | next");
+    /* a fence in a quote ends with the quote (the rest of the reply went into it) */
+    expect_nomerge("> ```\n> quoted code\nAfter the quote.\n\n> ```js\n> x\n> ```\n> In the quote.\n\nThe end.",
+                   "{code}Code block, one line, omitted. | After the quote. | {code}JavaScript code, one line, omitted. | "
+                   "In the quote. | The end.");
 }
 
 static void test_indented_code(void) {

@@ -153,6 +153,11 @@ cfg2 = os.path.join(home2, ".config", "stream-tts", "config")
 check(cfg2 in why and "output = " in why, "serve.failed names the configuration file to fix: %r" % why)
 check("cannot start speaking" in read(os.path.join(sdir, "serve.log")) and "no-such-dir" in read(
     os.path.join(sdir, "serve.log")), "serve.log says why: %s" % read(os.path.join(sdir, "serve.log"))[-600:])
+# The hook gives the daemon serve.log as its stderr too: each line once, not a second
+# time through stderr.
+for line in ("cannot start speaking", "listening on"):
+    check(read(os.path.join(sdir, "serve.log")).count(line) == 1,
+          "serve.log says '%s' once: %s" % (line, read(os.path.join(sdir, "serve.log"))[-1200:]))
 check(len(spooled()) == 1, "the first request kept in the spool: %r" % spooled())
 hook(1)   # within the hold-off: not started again, the reason in hook.log, spooled
 hl = read(os.path.join(sdir, "hook.log"))

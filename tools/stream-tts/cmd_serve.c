@@ -100,6 +100,7 @@ typedef struct {
     int newest_first, cue;
     double idle_exit_s;
     FILE *log;
+    int err_is_log;          /* stderr is serve.log (a daemon a hook started): each line written once */
     pthread_mutex_t log_mu;
 
     /* the pending queue, between the poll loop and the speaker thread: a
@@ -168,7 +169,7 @@ static void logf_(server *sv, const char *fmt, ...) {
     pthread_mutex_lock(&sv->log_mu);
     if (sv->log) log_cap(sv);
     if (sv->log) { fprintf(sv->log, "%s %s\n", ts, msg); fflush(sv->log); }
-    fprintf(stderr, "stream-tts serve: %s\n", msg);
+    if (!sv->log || !sv->err_is_log) fprintf(stderr, "stream-tts serve: %s\n", msg);
     pthread_mutex_unlock(&sv->log_mu);
 }
 
@@ -941,6 +942,13 @@ static int serve_main(int argc, char **argv) {
     }
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
+    /* A hook starts the daemon with stdout and stderr appended to serve.log
+     * (client_spawn_daemon): the stderr copy of each line went to the same
+     * file, so serve.log said everything twice. log_cap moves stderr to
+     * the new file with the log, so this stays true. */
+    struct stat log_st, err_st;
+    sv.err_is_log = sv.log && fstat(fileno(sv.log), &log_st) == 0 && fstat(2, &err_st) == 0 &&
+                    log_st.st_dev == err_st.st_dev && log_st.st_ino == err_st.st_ino;
     /* The notice language: --notice-lang (a flag, or the configuration
      * file's notice-lang) as given, else the spoken one when the phrase
      * table has it, as in the pipe mode. */

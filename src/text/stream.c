@@ -402,7 +402,10 @@ static int starts_ci(const char *s, size_t n, const char *pre) {
 static int is_abbrev(const char *w, size_t n) {
     static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
                                      "jr.", "vs.", "cf.", "approx.", "st.", "fig.", "eq.",
-                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.", NULL};
+                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.",
+                                     /* "Jan. 2024", "Sec. 4", "Ch. 3" were cut after the dot */
+                                     "jan.", "feb.", "mar.", "apr.", "jun.", "jul.", "aug.", "sep.", "sept.", "oct.",
+                                     "nov.", "dec.", "sec.", "sect.", "ch.", "ref.", NULL};
     char low[16];
     if (n >= sizeof low) return 0;
     for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);

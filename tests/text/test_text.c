@@ -455,6 +455,9 @@ static void test_abbreviations_unmerged(void) {
      * a plain word with dots inside still ends one */
     expect_nomerge("She has a Ph.D. degree in it. Done.", "She has a Ph.D. degree in it. | Done.");
     expect_nomerge("Open in.it. Then go.", "Open in.it. | Then go.");
+    /* month and section abbreviations before a number were cut after the dot */
+    expect_nomerge("It shipped in Jan. 2024 and Sept. 3 as said in Sec. 4 and Ch. 2 of it. Done.",
+                   "It shipped in Jan. 2024 and Sept. 3 as said in Sec. 4 and Ch. 2 of it. | Done.");
 }
 
 /* A sentence with nothing but punctuation or symbols is not emitted: the

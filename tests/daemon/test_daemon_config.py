@@ -182,6 +182,32 @@ check("spool %s: dropped" % old_name in read(d.err), "the stale request's log li
 check(not os.path.exists(failed_file), "serve.failed removed once the daemon speaks")
 check(d.close() == 0, "daemon exit")
 
+# ---- 3. "output = -" (raw PCM on stdout, for `stream-tts ... | player`) in the file ---------------
+# A daemon a hook starts has serve.log as its stdout: it spoke raw audio into its
+# log, nothing was heard and nothing said why. It refuses now, saying so.
+home4 = os.path.join(tmp, "home4")
+write_config(home4, "voice = %s\noutput = -\n" % VOICE)
+env4 = dict(env2, HOME=home4)
+sdir4 = os.path.join(tmp, "rawout")
+sock4 = os.path.join(sdir4, "socket")
+r = subprocess.run([BIN, "hook", "--socket", sock4], input=json.dumps(stop("raw", "Raw audio would go to the log.")),
+                   capture_output=True, text=True, env=env4, timeout=120)
+check(r.returncode == 0 and r.stdout == "", "hook exit/stdout: %d %r" % (r.returncode, r.stdout))
+failed4 = os.path.join(sdir4, "serve.failed")
+try:
+    wait_for(lambda: os.path.exists(failed4), "the started daemon to refuse output '-'", deadline=30)
+except AssertionError:
+    pass
+why4 = read(failed4)
+check("output '-'" in why4 and "serve.log" in why4 and os.path.join(home4, ".config") in why4,
+      "serve.failed says output '-' goes to the log: %r" % why4)
+log4 = open(os.path.join(sdir4, "serve.log"), "rb").read() if os.path.exists(os.path.join(sdir4, "serve.log")) else b""
+check(b"ready in" not in log4 and len(log4) < 8192, "no audio written into serve.log (%d bytes)" % len(log4))
+st4 = subprocess.run([BIN, "ctl", "--socket", sock4, "status", "--json"], capture_output=True, text=True, env=env4,
+                     timeout=60)
+if st4.returncode == 0:   # a daemon that took output '-': not left behind
+    os.kill(json.loads(st4.stdout)["pid"], 15)
+
 # The configuration file's notice-lang is honoured by serve (it was ignored:
 # notices always followed the spoken language); a --notice-lang flag wins.
 tmp3 = scratch("stts-daemon-notice-")

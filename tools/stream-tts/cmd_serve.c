@@ -897,6 +897,11 @@ static int serve_main(int argc, char **argv) {
         return 2;
     }
     if (notify) hp.notify_types = notify;
+    if (!sv.config_file[0]) {   /* no --config: where config_argv looked */
+        const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        if (x && *x) snprintf(sv.config_file, sizeof sv.config_file, "%s/stream-tts/config", x);
+        else if (home && *home) snprintf(sv.config_file, sizeof sv.config_file, "%s/.config/stream-tts/config", home);
+    }
     sv.speed = sv.po.speed;
     if (sv.po.output && !strcmp(sv.po.output, "-") && sv.po.echo) sv.po.echo = 0;
     stts_error e;
@@ -913,6 +918,21 @@ static int serve_main(int argc, char **argv) {
     if (client_prepare_dir(sv.dir, &e) != STTS_OK || client_spool_dir(sv.sock, sv.spool, sizeof sv.spool, &e) != STTS_OK) {
         start_err("%s", e.msg);
         return 1;
+    }
+    if (sv.po.output && !strcmp(sv.po.output, "-")) {
+        /* Raw PCM on stdout suits `stream-tts ... | player`; a daemon a hook
+         * started has serve.log there (client_spawn_daemon): it spoke into
+         * its own log, nothing was heard and nothing said why. */
+        char lp[PATH_MAX];
+        struct stat ls, os_;
+        snprintf(lp, sizeof lp, "%s/serve.log", sv.dir);
+        if (stat(lp, &ls) == 0 && fstat(1, &os_) == 0 && ls.st_dev == os_.st_dev && ls.st_ino == os_.st_ino) {
+            start_err("output '-' (raw audio on stdout) cannot be heard: this daemon's stdout is its log %s (a hook "
+                      "started it); set output to FILE.wav, or leave it out for the sound device, in %s (or give "
+                      "serve --output), and keep '-' for stream-tts ... | player", lp,
+                      sv.config_file[0] ? sv.config_file : "~/.config/stream-tts/config");
+            return 2;
+        }
     }
     pthread_mutex_init(&sv.log_mu, NULL);
     pthread_mutex_init(&sv.mu, NULL);
@@ -935,11 +955,6 @@ static int serve_main(int argc, char **argv) {
     }
     snprintf(sv.log_path, sizeof sv.log_path, "%s/serve.log", sv.dir);
     snprintf(sv.failed_path, sizeof sv.failed_path, "%s/serve.failed", sv.dir);
-    if (!sv.config_file[0]) {   /* no --config: where config_argv looked */
-        const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        if (x && *x) snprintf(sv.config_file, sizeof sv.config_file, "%s/stream-tts/config", x);
-        else if (home && *home) snprintf(sv.config_file, sizeof sv.config_file, "%s/.config/stream-tts/config", home);
-    }
     sv.log = fopen(sv.log_path, "a");
     if (sv.log) fchmod(fileno(sv.log), 0600);
     /* A hook starts the daemon with stdout and stderr appended to serve.log

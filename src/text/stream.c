@@ -1628,7 +1628,10 @@ static void inline_run(text_stream *ts, int final) {
             uint32_t pv = ts->prev_cp;
             int keep;
             if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
-            else if (c == '*') keep = r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx);  /* 2*3 */
+            /* 2*3; and "2 * 3", "a ** b": a run with a space on both sides
+             * opens and closes no emphasis (CommonMark), it is the character
+             * (the operator was dropped: "2 3") */
+            else if (c == '*') keep = (r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx)) || (pv == ' ' && nx == ' ');
             else keep = r == 1;                                                 /* ~/x, ~5 */
             if (keep) put_bytes(ts, s + i, r);
             i += r;

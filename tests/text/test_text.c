@@ -100,6 +100,9 @@ static void test_emphasis(void) {
            "Keep snake_case_names and 2*3 and x and a ~5 ms wait.");
     expect("Escaped \\*stars\\* and \\_under\\_ stay.", "Escaped *stars* and _under_ stay.");
     expect("***Very strong*** words here.", "Very strong words here.");
+    /* an asterisk with a space on both sides is no emphasis: the operator stays */
+    expect("So 2 * 3 * 4 = 24 and x ** 2 grows, but *this* is emphasis.",
+           "So 2 * 3 * 4 = 24 and x ** 2 grows, but this is emphasis.");
 }
 
 /* A backslash ending a line is markdown's hard line break: it was read out

@@ -1123,13 +1123,15 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     const char *ud;
     if ((memchr(c, '=', cl) || memchr(c, ':', cl)) && !url_domain(c, cl, &ud)) {
         size_t from = 0;   /* c[0, from) is out (a URL reads its domain, below) */
-        int hit = 0, vq = 0;   /* the last value's opening quotes: its closing ones go too */
-        for (size_t i = 0; i < cl;) {
+        int hit = 0, vq = 0, first = 1;   /* vq: the last value's opening quotes: its closing ones go too */
+        for (size_t i = 0; i < cl && first >= 0;) {
             size_t e = i, ns = i, q;
             while (e < cl && c[e] != ';' && c[e] != '&' && c[e] != ',') e++;
             while (ns < e && (c[ns] == '{' || c[ns] == '[' || c[ns] == '"' || c[ns] == '\'')) ns++;
-            for (q = ns; q < e && c[q] != '=' && c[q] != ':'; q++) {}
-            if (q < e) {
+            /* each name of the pair, and of a chain: --from-literal=password=x */
+            for (q = ns; q < e;) {
+                while (q < e && c[q] != '=' && c[q] != ':') q++;
+                if (q == e) break;
                 size_t ne = q, vs = q + 1;
                 int quoted = 0;
                 while (ne > ns && (c[ne - 1] == '"' || c[ne - 1] == '\'')) { ne--; quoted = 1; }
@@ -1138,15 +1140,19 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                 int name = ne > ns && (is_cred_name(c + ns, ne - ns, c[q] == ':' && !quoted) ||
                                        (ne - ns == 3 && starts_ci(c + ns, 3, "pwd")) ||
                                        (quoted && ne - ns == 5 && starts_ci(c + ns, 5, "token")));
-                if (i == 0 && c[q] == '=' && name) break;
+                if (first && c[q] == '=' && name) { first = -1; break; }
+                first = 0;
                 if (name && vs < e && !is_placeholder_value(c + vs, e - vs)) {
                     if (!hit) seg_put_str(ts, w, a);
                     hit = ts->secret_pending = 1;
                     seg_put_str(ts, c + from, q - from);
                     from = e;
                     vq = (int)(vs - q - 1);
+                    break;
                 }
+                ns = q = vs;
             }
+            if (first > 0) first = 0;
             i = e + 1;
         }
         if (hit) {
@@ -1199,6 +1205,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* "password: x", "DB_PASSWORD = x", "\"api_key\": \"x\"": the next word is the value */
     size_t cs = 0, ce = cl;
     while (cs < ce && (c[cs] == '"' || c[cs] == '\'')) cs++;
+    /* a variable named in code: PowerShell's $env:API_KEY = "...", PHP's
+     * $password = "..." (the sigil kept it from the names) */
+    if (ce - cs > 5 && starts_ci(c + cs, 5, "$env:")) cs += 5;
+    else if (ce - cs > 1 && c[cs] == '$') cs++;
     while (ce > cs && (c[ce - 1] == '"' || c[ce - 1] == '\'')) ce--;
     int colon = b < n && memchr(w + b, ':', n - b) != NULL;
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;

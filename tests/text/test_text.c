@@ -1004,6 +1004,17 @@ static void test_secrets_connection_strings(void) {
                        "The ratio 3:2, at 10:30, std::string, token:value and {\"auth\":\"x\"} stay.");
 }
 
+/* A credential named in a chain (kubectl --from-literal=password=x) or with
+ * a sigil (PowerShell $env:API_KEY = "x", PHP $password = 'x') was read. */
+static void test_secrets_chains_and_sigils(void) {
+    expect_every_split("Run kubectl create secret generic db --from-literal=password=abc123secretvalue now.",
+                       "Run kubectl create secret generic db --from-literal=password now." SECRET);
+    expect_every_split("Run $env:OPENAI_API_KEY = \"abc123secretvalue\" in PowerShell.",
+                       "Run $env:OPENAI_API_KEY in PowerShell." SECRET);
+    expect_every_split("PHP: $password = 'hunter2'; then go.", "PHP: $password; then go." SECRET);
+    expect_every_split("Set mode=password and echo $API_KEY now.", "Set mode=password and echo $API_KEY now.");
+}
+
 /* With read_tables, a value cell after a cell naming a credential was read
  * ("password, hunter2"): the name rules want "name:" or "name=". A cell of
  * prose or a placeholder there stays read; so does a header row. */
@@ -1170,6 +1181,7 @@ int main(void) {
     TEST_RUN(test_latex_environments);
     TEST_RUN(test_secrets_table_cells);
     TEST_RUN(test_secrets_login_flags);
+    TEST_RUN(test_secrets_chains_and_sigils);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

@@ -128,6 +128,7 @@ struct text_stream {
     int pw_words;         /* words left in a command whose pw_flag takes a password (docker login -p X) */
     char pw_flag;         /* 'p' (docker/podman login, sshpass) or 'a' (redis-cli) */
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
+    int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -1219,6 +1220,12 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * word, unless it is another flag ("--password-stdin" names no value) or
      * a plain word (prose about the flag) */
     if (ts->cred == 1 && b == n && is_cred_flag(c, cl)) ts->cred = 3;
+    /* "setx API_KEY value" (Windows), fish's "set -gx API_TOKEN value": the
+     * name then its value, with no '=' between */
+    int setcmd = ts->set_cmd;
+    ts->set_cmd = (cl == 4 && starts_ci(c, 4, "setx")) || (cl == 3 && memcmp(c, "set", 3) == 0) ||
+                  (setcmd && cl > 1 && c[0] == '-');
+    if (setcmd && ts->cred == 1 && b == n && !(cl > 1 && c[0] == '-')) ts->cred = 3;
     /* user:password@ in a URL of any scheme: the host is read */
     const char *host;
     int pass = 0;
@@ -2498,7 +2505,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
-    ts->pw_words = ts->login_cmd = 0;
+    ts->pw_words = ts->login_cmd = ts->set_cmd = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

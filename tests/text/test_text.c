@@ -1013,6 +1013,11 @@ static void test_secrets_chains_and_sigils(void) {
                        "Run $env:OPENAI_API_KEY in PowerShell." SECRET);
     expect_every_split("PHP: $password = 'hunter2'; then go.", "PHP: $password; then go." SECRET);
     expect_every_split("Set mode=password and echo $API_KEY now.", "Set mode=password and echo $API_KEY now.");
+    /* setx NAME value, fish's set -gx NAME value: no '=' between */
+    expect_every_split("Use set -gx API_TOKEN abc123secretvalue or setx OPENAI_API_KEY \"two words\" now.",
+                       "Use set -gx API_TOKEN or setx OPENAI_API_KEY now." SECRET);
+    expect_every_split("Set API_KEY before running, and set the password later.",
+                       "Set API_KEY before running, and set the password later.");
 }
 
 /* With read_tables, a value cell after a cell naming a credential was read

@@ -118,6 +118,8 @@ struct text_stream {
     int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
+    int pem_hdr;          /* 1: in its BEGIN header; 2: the header ended its word; 3: and then its line */
+    int pem_prev_secret;  /* secret_pending before it: a mere mention of the format restores it */
     int pem_words;
     int cred;             /* 1: the last word named a credential; 2: the next word is its value; 3: likewise
                            * unless a flag or a plain word; 4: likewise if it looks like a token */
@@ -951,6 +953,20 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         if (q) put_unquoted(ts, q + 1, n - (size_t)(q + 1 - w), 0, 2);
         return 1;
     }
+    if (ts->pem && ts->pem_hdr == 2) {
+        /* the header "-----BEGIN CERTIFICATE-----" ended its word: a body
+         * follows on the next line, or (a key flattened onto one line) as
+         * long base64 words; anything else on the same line means prose that
+         * names the format ("starts with -----BEGIN CERTIFICATE----- and
+         * ..."), which is read on (it swallowed the rest of the reply) */
+        size_t bl = 0;
+        while (bl < cl && (isalnum((unsigned char)c[bl]) || c[bl] == '+' || c[bl] == '/' || c[bl] == '=')) bl++;
+        ts->pem_hdr = 0;
+        if (bl < 16) {
+            ts->pem = 0;
+            ts->secret_pending = ts->pem_prev_secret;   /* no key was left out */
+        }
+    }
     if (ts->pem) {
         /* -----BEGIN ... ----- <base64 lines> -----END ... ----- : all of it
          * goes. A key quoted in JSON is one line with "\n" escapes, so the
@@ -958,6 +974,29 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
          * are looked for anywhere in the word, and what follows the last
          * "-----" is punctuation read as usual (an end only at the word's end
          * swallowed the rest of the reply) */
+        if (ts->pem_hdr == 3) ts->pem_hdr = 0;   /* the body, on the lines after the header */
+        if (ts->pem_hdr == 1) {
+            /* the header's closing dashes: at the word's end, or followed by
+             * the "\n" of a key quoted in JSON (the body goes on in this
+             * word); followed by anything else it was prose ("-----." ) */
+            const char *h = mem_find(w, n, "-----", 5);
+            if (h) {
+                while (h + 5 < w + n && h[5] == '-') h++;
+                h += 5;
+                if (h == w + n) {
+                    ts->pem_hdr = 2;
+                    return 1;
+                }
+                ts->pem_hdr = 0;
+                if (!(h[0] == '\\' && h + 1 < w + n && (h[1] == 'n' || h[1] == 'r'))) {
+                    ts->pem = 0;
+                    ts->secret_pending = ts->pem_prev_secret;
+                    unspace(ts);
+                    put_unquoted(ts, h, (size_t)(w + n - h), 0, 2);
+                    return 1;
+                }
+            }
+        }
         const char *e = ts->pem == 1 ? mem_find(w, n, "-----END", 8) : NULL, *t = w;
         if (e) {
             ts->pem = 2;
@@ -983,7 +1022,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         put_unquoted(ts, w, (size_t)(pb - w), 1, 2);   /* the value's opening quote goes with it */
         ts->cred = 0;   /* the PEM block is the value "private_key": waited for */
         ts->pem = 1;
+        ts->pem_hdr = 1;
         ts->pem_words = 0;
+        ts->pem_prev_secret = ts->secret_pending;
         ts->secret_pending = 1;
         return 1;
     }
@@ -2397,6 +2438,7 @@ static void line_end(text_stream *ts) {
         ts->url_depth = 0;
         word_end(ts);
         ts->val_quote = 0;   /* a quoted value ends with its line */
+        if (ts->pem_hdr == 2) ts->pem_hdr = 3;   /* a PEM body follows its header's line */
         if (ts->lk == LK_PARA) seg_space(ts);
         else hard_break(ts);
     }
@@ -2501,7 +2543,7 @@ static void reset_markdown(text_stream *ts) {
     ts->url_depth = 0;
     ts->prev_cp = ' ';
     ts->ncarry = 0;
-    ts->pem = 0;
+    ts->pem = ts->pem_hdr = 0;
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;

@@ -967,6 +967,19 @@ static void test_secrets_quoted_phrases(void) {
                        "Set DB_PASSWORD and then say \"hello world\" there." SECRET);
 }
 
+/* Prose that names the PEM format ("starts with -----BEGIN CERTIFICATE-----
+ * and ...") opened a PEM block that never ended: up to 2000 words, the rest
+ * of the reply, were lost. A header followed on its own line by the body,
+ * by long base64 words (a flattened key) or by a JSON "\n" is still a key. */
+static void test_secrets_pem_mentions(void) {
+    expect_every_split("It should begin with -----BEGIN CERTIFICATE----- and end with END. Paste it in.\n\nMore.",
+                       "It should begin with and end with END. | Paste it in. | More.");
+    expect_every_split("Make sure it starts with `-----BEGIN OPENSSH PRIVATE KEY-----`.\n\nThen more.",
+                       "Make sure it starts with. | Then more.");
+    expect_every_split("Flat -----BEGIN RSA PRIVATE KEY----- MIIEpAIBAAKCAQEA7xyzABC -----END RSA PRIVATE KEY----- here.",
+                       "Flat here." SECRET);
+}
+
 /* Random letters and digits within 3 words after a key word, shorter than
  * the 32 the base64 rule wants, were read ("The secret key is Xk9mP2..."); hex
  * under 32 digits (key ids), UUIDs and identifiers there stay read. */
@@ -1187,6 +1200,7 @@ int main(void) {
     TEST_RUN(test_secrets_table_cells);
     TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_secrets_chains_and_sigils);
+    TEST_RUN(test_secrets_pem_mentions);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

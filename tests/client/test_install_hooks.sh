@@ -72,10 +72,14 @@ python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sy
 
 # 7. project and local scopes: the git work tree's .claude/.
 P=$T/proj; mkdir -p "$P/.git" "$P/sub/dir"
-(cd "$P/sub/dir" && "$BIN" install-hooks --scope project >/dev/null 2>&1) && ok || bad "project scope exit"
+(cd "$P/sub/dir" && "$BIN" install-hooks --scope project >/dev/null 2>"$T/err") && ok || bad "project scope exit"
 [ -f "$P/.claude/settings.json" ] && ok || bad "project scope file"
-(cd "$P/sub/dir" && "$BIN" install-hooks --scope local >/dev/null 2>&1) && ok || bad "local scope exit"
+# The project's file is shared through the repository, with this machine's path in it:
+# where that path does not exist, Claude Code shows a hook error on every event. Said.
+grep -q "shared with everyone.*--scope local" "$T/err" && ok || bad "project scope: no warning: $(cat "$T/err")"
+(cd "$P/sub/dir" && "$BIN" install-hooks --scope local >/dev/null 2>"$T/err") && ok || bad "local scope exit"
 [ -f "$P/.claude/settings.local.json" ] && ok || bad "local scope file"
+[ -s "$T/err" ] && bad "local scope warned: $(cat "$T/err")" || ok
 "$BIN" install-hooks --scope global >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "bad scope not exit 2"
 
 # 8. a symlinked settings file stays a link; its target is edited.

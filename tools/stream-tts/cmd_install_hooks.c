@@ -228,6 +228,14 @@ int cmd_install_hooks(int argc, char **argv) {
             else printf("%s: %s %d hook entries running '%s hook'%s\n", path, out.removed ? "updated" : "added",
                         out.added, command, missing ? " (new file)" : "");
             if (backup[0]) printf("backup of the previous file: %s\n", backup);
+            if (!uninstall && !settings && strcmp(scope, "project") == 0)
+                /* Committed, the entries run this machine's path on every
+                 * clone: where it does not exist, Claude Code shows a hook
+                 * error on every event (claude-code-hooks.md 3.3). */
+                fprintf(stderr, "stream-tts install-hooks: note: %s is shared with everyone who works in this "
+                                "repository: their Claude Code runs '%s hook' too, and shows a hook error on "
+                                "every event where that program is missing; for yourself only, use --scope local\n",
+                        path, command);
             if (!uninstall)
                 printf("new Claude Code sessions speak through stream-tts (after the folder's trust dialog); "
                        "undo with: stream-tts install-hooks --uninstall%s%s\n",

@@ -73,6 +73,9 @@ typedef struct {
     fbuf tool_json;
     fbuf msg_blocks;         /* partial mode: text of this message's finished text blocks, each + NUL */
     int holding;             /* the open text block repeats an earlier one so far: not fed yet */
+    fbuf cut;                /* partial mode: text spoken of a block its stream cut (an "error"
+                              * event, or a new message_start before its stop); the retried
+                              * message streams it again from the start: not said twice */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
@@ -181,6 +184,7 @@ static void source_free(source *s) {
     free(s->streamed.p);
     free(s->tool_json.p);
     free(s->msg_blocks.p);
+    free(s->cut.p);
     free(s);
 }
 
@@ -380,6 +384,26 @@ static size_t streamed_prefix(const source *s, const char *t, size_t n) {
         p += l + 1;
     }
     return best;
+}
+
+/* After a cut stream: the open text block's streamed text, not fed while
+ * it repeats the cut block's text; the part beyond it is fed as it comes;
+ * all of it when it diverges (a different answer). ended: the block ended
+ * still within the cut text (nothing new). */
+static void cut_check(ingest_frontend *fe, source *s, int ended) {
+    if (!s->cut.len) return;
+    size_t m = s->streamed.len < s->cut.len ? s->streamed.len : s->cut.len;
+    if (m && memcmp(s->streamed.p, s->cut.p, m) != 0) {
+        s->cut.len = 0;
+        feed_text(fe, s, s->streamed.p, s->streamed.len);
+    } else if (s->streamed.len > s->cut.len) {
+        size_t k = s->cut.len;
+        s->cut.len = 0;
+        feed_text(fe, s, s->streamed.p + k, s->streamed.len - k);
+    } else if (ended) {
+        s->cut.len = 0;
+        fe->st.duplicates++;
+    }
 }
 
 /* A held block (it repeated an earlier one so far) is decided: dropped if it
@@ -614,6 +638,15 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
              * repeats the blocks already closed before it) */
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
                 /* already streamed as deltas: only a missing tail is new */
+                if (s->cut.len && !think) {
+                    /* a retried block, held while it repeats the cut one: the line's
+                     * text is the rest of it */
+                    if (n > s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0 &&
+                        fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len))
+                        fe->oom = 1;
+                    cut_check(fe, s, 0);
+                    continue;
+                }
                 if (s->holding) {
                     /* not fed yet: the full text replaces what streamed; the block end decides */
                     if (n >= s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
@@ -683,7 +716,9 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             int kind = think ? BLK_THINK : BLK_TEXT;
             if (s->open_kind != kind) { s->open_kind = kind; s->streamed.len = 0; s->holding = 0; }   /* start was lost */
             if (fb_put(&s->streamed, t, n)) fe->oom = 1;
-            if (s->holding) {
+            if (s->cut.len && !think) {
+                cut_check(fe, s, 0);
+            } else if (s->holding) {
                 if (!repeats_block(s, 0)) release_hold(fe, s, 0);   /* diverged: say all of it now */
             } else {
                 feed_text(fe, s, t, n);
@@ -697,6 +732,9 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     }
     if (strcmp(et, "message_start") == 0) {
         const json_t *m = json_object_get(ev, "message");
+        /* a text block still open: its stream was cut and the CLI retries */
+        if (s->open_kind == BLK_TEXT && !s->cut.len && s->streamed.len && fb_put(&s->cut, s->streamed.p, s->streamed.len))
+            fe->oom = 1;
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "content_block_start") == 0) {
@@ -722,6 +760,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             snprintf(s->tool_id, sizeof s->tool_id, "%s", jstr(cb, "id") ? jstr(cb, "id") : "");
         } else s->open_kind = BLK_OTHER;
     } else if (strcmp(et, "content_block_stop") == 0) {
+        if (s->open_kind == BLK_TEXT) cut_check(fe, s, 1);
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
             s->last_line = fe->cur_line;
             release_hold(fe, s, 1);
@@ -748,6 +787,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
         const json_t *e = json_object_get(ev, "error");
+        if (s->open_kind == BLK_TEXT && !s->cut.len && s->streamed.len && fb_put(&s->cut, s->streamed.p, s->streamed.len))
+            fe->oom = 1;
         if (!parent) fe->turn_error = 1;
         notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(json_is_object(e) ? jstr(e, "type") : NULL), NULL);
     } else if (strcmp(et, "message_delta") != 0 && strcmp(et, "ping") != 0) {
@@ -781,7 +822,10 @@ static int looks_like_json(const char *r) {
 
 static void on_result(ingest_frontend *fe, const json_t *root) {
     fe->st.results++;
-    for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
+    for (int i = 0; i < fe->nsrc; i++) {
+        end_block(fe, fe->src[i]);
+        fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+    }
     source *s = source_get(fe, NULL);
     if (!s) return;
     const char *sub = jstr(root, "subtype");

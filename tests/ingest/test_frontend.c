@@ -208,6 +208,39 @@ static void test_lost_deltas_suffix(void) {
     EXPECT(&c, "Alpha is first. | Alpha beta.");
 }
 
+/* A stream cut mid-block (an "error" event, or the next message_start
+ * before the block's stop) is retried by the CLI: the new message streams the
+ * same text again from its start. It was said twice ("Hello world." twice);
+ * only what goes beyond the cut text is new. A different answer is said in
+ * full; normal messages are unaffected. */
+static void test_retried_stream_said_once(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello world. This is the "),
+                       EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),
+                       "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1}",
+                       START("m2"), BSTART(0, "text"), DELTA(0, "Hello wor"), DELTA(0, "ld. This is the full"),
+                       DELTA(0, " answer."), ASSIST("m2", "Hello world. This is the full answer."), BSTOP(0), MSTOP,
+                       RESULT("Hello world. This is the full answer."), NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Hello world. | This is the | {error}The request failed with an API error. | full answer.");
+    /* cut without an error event; the retry answers differently: all of it */
+    const char *L2[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First try says this. And"),
+                        START("m2"), BSTART(0, "text"), DELTA(0, "Second try differs."), BSTOP(0), MSTOP, NULL};
+    run(L2, &c);
+    EXPECT(&c, "First try says this. | And | Second try differs.");
+    /* the retry says less than was cut: nothing new */
+    const char *L3[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Short answer. Extra words"),
+                        EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),
+                        START("m2"), BSTART(0, "text"), DELTA(0, "Short answer."), BSTOP(0), MSTOP, NULL};
+    run(L3, &c);
+    EXPECT(&c, "Short answer. | Extra words | {error}The request failed with an API error.");
+    /* closed blocks of two messages with the same start are both said */
+    const char *L4[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Same start."), BSTOP(0), MSTOP,
+                        START("m2"), BSTART(0, "text"), DELTA(0, "Same start. And more."), BSTOP(0), MSTOP, NULL};
+    run(L4, &c);
+    EXPECT(&c, "Same start. | Same start. | And more.");
+}
+
 static void test_result_rules(void) {
     coll c;
     /* nothing spoken in the turn: the result text is the answer */
@@ -977,5 +1010,6 @@ int main(void) {
     TEST_RUN(test_hook_payload);
     TEST_RUN(test_bom);
     TEST_RUN(test_split_line);
+    TEST_RUN(test_retried_stream_said_once);
     return TEST_SUMMARY();
 }

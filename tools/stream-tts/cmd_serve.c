@@ -87,6 +87,10 @@ typedef struct {
     uint64_t out_ns;     /* when out last shrank, or became non-empty */
     int broken;          /* a reply could not be kept or sent: close it */
     int held_lines;      /* requests left in buf while out was full: answered before more is read */
+    int eof;             /* the client has closed its sending side: its lines are still served, its
+                          * replies still sent, then it is closed (a client that pipelined requests
+                          * and shut down writing lost the replies still queued when the daemon read
+                          * its EOF) */
 } client;
 /* A client whose unsent replies pass this many bytes gets no more of its
  * requests read until it takes them; one that takes none for
@@ -1001,7 +1005,7 @@ static int serve_main(int argc, char **argv) {
         pf[0] = (struct pollfd){lfd, POLLIN, 0};
         pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
         for (int k = 0; k < ncl; k++)   /* no more requests read while its replies pile up */
-            pf[k + 2] = (struct pollfd){cl[k].fd, (short)((cl[k].out_len < OUT_HIGH ? POLLIN : 0) |
+            pf[k + 2] = (struct pollfd){cl[k].fd, (short)((cl[k].out_len < OUT_HIGH && !cl[k].eof ? POLLIN : 0) |
                                                           (cl[k].out_len ? POLLOUT : 0)), 0};
         uint64_t now = stts_now_ns();
         int timeout = 250;
@@ -1059,10 +1063,12 @@ static int serve_main(int argc, char **argv) {
             client *c = &cl[k];
             int closed = 0;
             if (c->out_len && (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
-            if (c->out_len < OUT_HIGH && !c->held_lines && (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof &&
+                (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR))) {
                 char buf[65536];
                 ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) closed = 1;
+                if (n == 0) c->eof = 1; /* served and flushed below before it is closed */
+                else if (n < 0 && errno != EAGAIN && errno != EINTR) closed = 1;
                 else if (n > 0) {
                     if (c->len + (size_t)n > c->cap) {
                         size_t need = c->len + (size_t)n, nc = c->cap ? c->cap : 65536;
@@ -1115,6 +1121,17 @@ static int serve_main(int argc, char **argv) {
                 c->scanned = 0;
             }
             c->held_lines = !closed && c->out_len >= OUT_HIGH;
+            /* After its EOF: once every complete line is answered (none held,
+             * none waiting on a session's end) and every reply sent. A last
+             * line without its newline is a request cut short: said so. */
+            if (!closed && c->eof && !c->held_lines && !c->waiting_end) {
+                if (c->len) {
+                    reply(c, daemon_reply_error("the request ended without a newline; not read"));
+                    c->len = 0;
+                    c->scanned = 0;
+                }
+                if (!c->out_len) closed = 1;
+            }
             if (!closed && c->out_len && now > c->out_ns && now - c->out_ns > CONN_QUIET_NS) {
                 logf_(&sv, "a client took none of its replies (%zu bytes) for %llu s; connection closed", c->out_len,
                       CONN_QUIET_NS / 1000000000ull);

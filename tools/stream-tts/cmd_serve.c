@@ -1041,6 +1041,7 @@ static int serve_main(int argc, char **argv) {
         }
         now = stts_now_ns();
         daemon_hub_tick(sv.hub, now);
+        const int polled = ncl; /* clients accepted below have no poll result this pass */
         if (pf[0].revents & POLLIN) {
             for (;;) {
                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -1062,9 +1063,11 @@ static int serve_main(int argc, char **argv) {
         for (int k = ncl - 1; k >= 0; k--) {
             client *c = &cl[k];
             int closed = 0;
-            if (c->out_len && (pf[k + 2].revents & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
-            if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof &&
-                (pf[k + 2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            /* slot k still holds the client polled as k: a closed one is
+             * replaced by the last, which this downward loop has served */
+            const short rev = k < polled ? pf[k + 2].revents : 0;
+            if (c->out_len && (rev & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
+            if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof && (rev & (POLLIN | POLLHUP | POLLERR))) {
                 char buf[65536];
                 ssize_t n = recv(c->fd, buf, sizeof buf, 0);
                 if (n == 0) c->eof = 1; /* served and flushed below before it is closed */

@@ -73,6 +73,13 @@ head -n 60 "$SAMPLE" >"$T/short.jsonl"
 printf 'this line is wrong\n' >"$T/bad.conf"
 "$BIN" --config "$T/bad.conf" --input "$T/short.jsonl" --output "$T/c.wav" >/dev/null 2>"$T/cerr3"; rc=$?
 [ $rc -eq 2 ] && grep -q "bad.conf:1" "$T/cerr3" && ok || bad "bad config: exit $rc, $(cat "$T/cerr3")"
+# A relative path in the configuration file is taken from the file's folder, whatever the current
+# one (a daemon a hook starts runs in /): it was taken from the current folder.
+mkdir -p "$T/cfgdir/sub"
+printf 'output = sub/rel.wav\nmetrics = rel.jsonl\n' >"$T/cfgdir/config"
+(cd / && "$BIN" --config "$T/cfgdir/config" --input "$T/short.jsonl" >/dev/null 2>"$T/cerr4"); rc=$?
+[ $rc -eq 0 ] && [ -s "$T/cfgdir/sub/rel.wav" ] && [ -s "$T/cfgdir/rel.jsonl" ] && ok ||
+  bad "config: relative output/metrics not taken from the file's folder (exit $rc, $(tail -2 "$T/cerr4"))"
 rm -f "$HOME/.config/stream-tts/config"
 
 # 2b. --notice-lang eng_Latn given explicitly is kept: notices are written in English (and translated

@@ -226,6 +226,49 @@ static char **config_fail(FILE *f, char **out, int n, char *err, size_t cap, con
     return NULL;
 }
 
+/* A relative path in the configuration file is taken from the file's
+ * folder, not from wherever the command runs: a daemon a hook starts runs
+ * in /, and `output = speech.wav` wrote /speech.wav (or failed), and the
+ * same file read from two shells named two files. Keys whose value is a
+ * path; the words they also take (-, auto, none, a voice's name) stay. */
+static int config_path_key(const char *key, const char *val) {
+    static const char *const paths[] = {"model", "output", "metrics", "input", "transcript", "follow", "user-dict",
+                                        "shortlist", "voice", NULL};
+    int k = 0;
+    while (paths[k] && strcmp(paths[k], key)) k++;
+    if (!paths[k] || !*val || val[0] == '/' || val[0] == '~') return 0;
+    if (!strcmp(key, "output") || !strcmp(key, "input")) return strcmp(val, "-") != 0;
+    if (!strcmp(key, "shortlist")) return strcmp(val, "auto") && strcmp(val, "none");
+    if (!strcmp(key, "voice")) { /* a file, not a voice's name (mei_normal, an espeak voice) */
+        size_t n = strlen(val);
+        return strchr(val, '/') || (n > 9 && !strcmp(val + n - 9, ".htsvoice"));
+    }
+    return 1;
+}
+
+/* "--key=value" with each relative path of value (user-dict: a comma-separated list) joined to dir. */
+static char *config_arg(const char *key, const char *val, const char *dir) {
+    int list = !strcmp(key, "user-dict"), items = 1;
+    for (const char *c = val; list && *c; c++) items += *c == ',';
+    size_t len = strlen(key) + strlen(val) + 4;
+    if (dir && config_path_key(key, val)) len += (strlen(dir) + 1) * (size_t)items; /* the folder before each */
+    char *arg = malloc(len);
+    if (!arg) return NULL;
+    size_t o = (size_t)snprintf(arg, len, "--%s=", key);
+    if (!dir || !config_path_key(key, val)) {
+        snprintf(arg + o, len - o, "%s", val);
+        return arg;
+    }
+    for (const char *p = val; *p;) {
+        size_t n = list ? strcspn(p, ",") : strlen(p);
+        if (p[0] != '/' && p[0] != '~' && n) o += (size_t)snprintf(arg + o, len - o, "%s/", dir);
+        o += (size_t)snprintf(arg + o, len - o, "%.*s", (int)n, p);
+        p += n;
+        if (*p == ',') o += (size_t)snprintf(arg + o, len - o, "%c", *p++);
+    }
+    return arg;
+}
+
 char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) {
     char path[PATH_MAX] = "";
     g_config_n = 0;
@@ -266,6 +309,16 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
             return config_fail(f, out, n, err, cap, "the configuration file '%s' is a directory; --config takes a file of "
                                "'key = value' lines", path);
     }
+    char dir[PATH_MAX] = "."; /* the configuration file's folder, absolute (config_arg) */
+    if (f) {
+        char *slash = strrchr(path, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        if (dir[0] != '/') {
+            char cwd[PATH_MAX], joined[PATH_MAX];
+            if (getcwd(cwd, sizeof cwd) && (size_t)snprintf(joined, sizeof joined, "%s/%s", cwd, dir) < sizeof joined)
+                snprintf(dir, sizeof dir, "%s", joined);
+        }
+    }
     if (f) {
         char line[4096];
         int lineno = 0;
@@ -304,11 +357,10 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
             if (!g_config_lines && !(g_config_lines = calloc((size_t)cap_args, sizeof *g_config_lines)))
                 return config_fail(f, out, n, err, cap, "out of memory");
             g_config_lines[n - 1] = lineno;
-            size_t len = strlen(key) + (val ? strlen(val) : 0) + 4;
-            char *arg = malloc(len);
+            char *arg;
+            if (val) arg = config_arg(key, val, dir);
+            else if ((arg = malloc(strlen(key) + 3))) sprintf(arg, "--%s", key);
             if (!arg) { fclose(f); config_argv_free(out, n); snprintf(err, cap, "out of memory"); return NULL; }
-            if (val) snprintf(arg, len, "--%s=%s", key, val);
-            else snprintf(arg, len, "--%s", key);
             out[n++] = arg;
         }
         if (ferror(f))

@@ -62,6 +62,12 @@ void ingest_reader_free(ingest_reader *r);
  * Fails (STTS_ERR_IO/NOMEM) only when the input cannot be read. */
 stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *line,
                                ingest_result *res, stts_error *err);
+/* Gives the line the last call returned back: the next call returns it
+ * again (same bytes, same number). Only directly after a call that returned
+ * INGEST_GOT_LINE, once; not for a line dropped as too long. 0, or -1 when
+ * there is nothing to give back. (The pipe mode: a line the daemon did not
+ * take is spoken in-process.) */
+int ingest_reader_unread(ingest_reader *r);
 /* Bytes currently buffered (memory is about max(longest line, 64 KiB) x 2). */
 size_t ingest_reader_buffer_size(const ingest_reader *r);
 /* Number of times a followed file was truncated or replaced. */

@@ -29,6 +29,11 @@ struct ingest_reader {
     size_t max_line;
     int eof, skipping;
     uint64_t line_no, rewinds;
+    /* The line last returned, for ingest_reader_unread: its bytes stay in
+     * buf until the next call; last_end is the end of the unread bytes
+     * before a final unterminated line was returned (0: a '\n' line). */
+    int can_unread;
+    size_t last_start, last_end;
 };
 
 static stts_status alloc_reader(size_t max_line, ingest_reader **out, stts_error *err) {
@@ -118,9 +123,23 @@ static int check_rotation(ingest_reader *r) {
     return 1;
 }
 
+int ingest_reader_unread(ingest_reader *r) {
+    if (!r || !r->can_unread) return -1;
+    r->can_unread = 0;
+    r->line_no--;
+    if (r->last_end) { /* the final line without '\n': its bytes again, then EOF again */
+        r->start = r->last_start;
+        r->end = r->scan = r->last_end;
+        return 0;
+    }
+    r->start = r->scan = r->last_start; /* the '\n' after it is found again */
+    return 0;
+}
+
 stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *line, ingest_result *res,
                                stts_error *err) {
     uint64_t deadline = timeout_ms >= 0 ? now_ms() + (uint64_t)timeout_ms : 0;
+    r->can_unread = 0;
     for (;;) {
         char *nl = r->scan < r->end ? memchr(r->buf + r->scan, '\n', r->end - r->scan) : NULL;
         if (nl) {
@@ -136,6 +155,9 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
                 len--;
             }
             line->len = len;
+            r->can_unread = !(line->flags & INGEST_LINE_TOO_LONG);
+            r->last_start = r->start;
+            r->last_end = 0;
             r->start = r->scan = (size_t)(nl - r->buf) + 1;
             *res = INGEST_GOT_LINE;
             return STTS_OK;
@@ -152,6 +174,9 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
                 if (line->len > 0 && line->data[line->len - 1] == '\r') line->len--;
                 line->no = ++r->line_no;
                 line->flags = INGEST_LINE_TRUNCATED | (r->skipping ? INGEST_LINE_TOO_LONG : 0);
+                r->can_unread = !r->skipping;
+                r->last_start = r->start;
+                r->last_end = r->end;
                 r->start = r->end = r->scan = 0;
                 r->skipping = 0;
                 *res = INGEST_GOT_LINE;

@@ -49,7 +49,19 @@ check(d.close() == 0, "daemon exit")
 d = Daemon(BIN, VOICE, tmp, "pk", extra=["--gap-ms", "0"])
 env["STREAM_TTS_SOCKET"] = d.sock
 lines = open(SAMPLE, "rb").read().splitlines(keepends=True)
+
+
+def dry_speech(data):
+    out = subprocess.run([BIN, "--dry-run", "--json"], input=data, capture_output=True, env=env, check=True).stdout
+    return [r["text"] for r in map(json.loads, out.decode().splitlines()) if r["kind"] == "speech"]
+
+
+# The line the client sends first after the kill is the one the daemon does
+# not take: it must be spoken in-process (it was lost). Split where that
+# line has speech of its own.
 half = len(lines) // 2
+while half < len(lines) - 1 and not dry_speech(lines[half]):
+    half += 1
 fb_wav, fb_m = os.path.join(tmp, "fb.wav"), os.path.join(tmp, "fb.jsonl")
 c = subprocess.Popen([BIN, "--daemon", "always", "--voice", VOICE, "--output", fb_wav, "--metrics", fb_m],
                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "c.err"), "w"),
@@ -71,6 +83,11 @@ fb_speech = [x["source"] for x in fb if x["kind"] == "speech"]
 tail = fb_speech[1:]
 check(fb_speech and fb_speech[-1] == speech[-1] and tail == speech[len(speech) - len(tail):],
       "in-process part is the tail of the session: %r" % fb_speech[:3])
+# Exactly the lines from the one the daemon did not take: its sentences first.
+want = dry_speech(b"".join(lines[half:]))
+check(fb_speech == want, "in-process from the line the daemon did not take: %r ... against %r ..." %
+      (fb_speech[:2], want[:2]))
+check("from the line it did not take" in err, "the fallback says it replays the line: %s" % err[-300:])
 
 # A pipe client killed mid-stream (no "end"): its session ends when its
 # connection closes. It once stayed forever, and with it the claim on Claude

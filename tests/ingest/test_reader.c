@@ -88,6 +88,60 @@ static void test_timeout(void) {
     close(fds[0]);
 }
 
+/* ingest_reader_unread: the line just returned comes again (same bytes,
+ * same number), once; a final unterminated line too; not a too-long one;
+ * nothing before the first line or after EOF. (The pipe mode replays the
+ * line the daemon did not take; it was lost.) */
+static void test_unread(void) {
+    char path[] = "/tmp/stts_reader_XXXXXX";
+    int fd = mkstemp(path);
+    static const char text[] = "first\r\nsecond\nlast";
+    CHECK(write(fd, text, sizeof text - 1) == (ssize_t)sizeof text - 1);
+    lseek(fd, 0, SEEK_SET);
+    ingest_reader *r;
+    CHECK(ingest_reader_new(fd, 0, &r, NULL) == STTS_OK);
+    ingest_line ln;
+    ingest_result res;
+    CHECK(ingest_reader_unread(r) == -1);   /* nothing returned yet */
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 1 && ln.len == 5 && !memcmp(ln.data, "first", 5));
+    CHECK(ingest_reader_unread(r) == 0);
+    CHECK(ingest_reader_unread(r) == -1);   /* once */
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 1 && ln.len == 5 && !memcmp(ln.data, "first", 5));
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 2 && ln.len == 6 && !memcmp(ln.data, "second", 6));
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 3 && ln.len == 4 && ln.flags == INGEST_LINE_TRUNCATED);
+    CHECK(ingest_reader_unread(r) == 0);
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.no == 3 && ln.len == 4 && !memcmp(ln.data, "last", 4) &&
+          ln.flags == INGEST_LINE_TRUNCATED);
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_EOF);
+    CHECK(ingest_reader_unread(r) == -1);   /* EOF returned no line */
+    ingest_reader_free(r);
+    close(fd);
+    unlink(path);
+    /* a too-long line's bytes are gone: it cannot come back */
+    char path2[] = "/tmp/stts_reader_XXXXXX";
+    fd = mkstemp(path2);
+    static char big[300000]; /* past the first read: a line found whole in one read is returned whole */
+    memset(big, 'x', sizeof big);
+    CHECK(write(fd, big, sizeof big) == (ssize_t)sizeof big);
+    CHECK(write(fd, "\nok\n", 4) == 4);
+    lseek(fd, 0, SEEK_SET);
+    CHECK(ingest_reader_new(fd, 1024, &r, NULL) == STTS_OK);
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.flags == INGEST_LINE_TOO_LONG);
+    CHECK(ingest_reader_unread(r) == -1);
+    CHECK(ingest_reader_next(r, -1, &ln, &res, NULL) == STTS_OK);
+    CHECK(res == INGEST_GOT_LINE && ln.len == 2 && !memcmp(ln.data, "ok", 2));
+    ingest_reader_free(r);
+    close(fd);
+    unlink(path2);
+}
+
 static void test_too_long(void) {
     char path[] = "/tmp/stts_reader_XXXXXX";
     int fd = mkstemp(path);
@@ -241,6 +295,7 @@ static void test_follow(void) {
 int main(void) {
     TEST_RUN(test_random_chunks);
     TEST_RUN(test_timeout);
+    TEST_RUN(test_unread);
     TEST_RUN(test_too_long);
     TEST_RUN(test_huge_line);
     TEST_RUN(test_follow);

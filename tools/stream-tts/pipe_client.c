@@ -3,8 +3,8 @@
  * one request each ({"op":"line"}, docs/PROTOCOL.md), so a pipe gets the
  * warm model and the shared audio queue. At the end of input the client
  * waits until its speech is done. If the daemon goes away mid-stream, the
- * caller continues in-process with the same input reader, from the next
- * line. */
+ * caller continues in-process with the same input reader, from the line
+ * the daemon did not take. */
 #define _POSIX_C_SOURCE 200809L
 #include "pipe_client.h"
 
@@ -38,7 +38,10 @@ static json_t *line_string(const char *s, size_t n) {
     return j;
 }
 
-/* One request, its reply; -1 when the daemon is gone or refused. */
+/* One request, its reply: 0 taken; -1 not taken (it could not be sent,
+ * the daemon closed the connection before a byte of its reply, or refused
+ * it); -2 unknown (no reply in time, or a reply cut short: a stuck daemon
+ * may still act on it). */
 static int exchange(client_conn *c, json_t *rq, int timeout_ms, char *why, size_t cap) {
     char *line = json_dumps(rq, JSON_COMPACT);
     json_decref(rq);
@@ -46,10 +49,11 @@ static int exchange(client_conn *c, json_t *rq, int timeout_ms, char *why, size_
     if (!line) { snprintf(why, cap, "out of memory"); return -1; }
     stts_status st = client_conn_send(c, line, strlen(line), timeout_ms, &err);
     free(line);
+    if (st != STTS_OK) { snprintf(why, cap, "%s", err.msg); return -1; }
     const char *rep = NULL;
     size_t n = 0;
-    if (st == STTS_OK) st = client_conn_recv(c, &rep, &n, timeout_ms, &err);
-    if (st != STTS_OK) { snprintf(why, cap, "%s", err.msg); return -1; }
+    st = client_conn_recv(c, &rep, &n, timeout_ms, &err);
+    if (st != STTS_OK) { snprintf(why, cap, "%s", err.msg); return st == STTS_ERR_NOT_FOUND ? -1 : -2; }
     json_error_t je;
     json_t *r = json_loadb(rep, n, 0, &je);
     int ok = r && json_is_true(json_object_get(r, "ok"));
@@ -125,9 +129,15 @@ int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **f
         if (res != INGEST_GOT_LINE) continue;
         json_t *rq = request("line", session);
         json_object_set_new(rq, "line", line_string(ln.data, ln.len));
-        if (exchange(c, rq, 30000, why, sizeof why) != 0) {
-            /* The daemon went away (or refused): the rest is spoken here. */
-            fprintf(stderr, "stream-tts: the daemon stopped answering (%s); speaking in-process from here on\n", why);
+        int x = exchange(c, rq, 30000, why, sizeof why);
+        if (x != 0) {
+            /* The daemon went away (or refused): the rest is spoken here,
+             * from this line when the daemon did not take it (it was lost:
+             * the rest began with the next one); a daemon that did not
+             * answer in time may still speak it, so never twice. */
+            fprintf(stderr, "stream-tts: the daemon stopped answering (%s); speaking in-process from here on (%s)\n",
+                    why, x == -1 ? "from the line it did not take" : "from the next line: it may still speak this one");
+            if (x == -1) ingest_reader_unread(r);
             client_conn_free(c);
             *fallback_reader = r;
             *fallback_fd = fd;

@@ -45,26 +45,31 @@ wait_for(lambda: "took none of its replies" in read(d.err), "the deaf client clo
 deaf.close()
 
 # ---- 2. many requests pipelined, then read -------------------------------------------------------
+def pipelined(n, pause=0.0):
+    """n pings sent at once from a thread, the sending side then closed;
+    the replies read 64 KB at a time with pause s between reads."""
+    c = d.conn()
+
+    def send_all():
+        c.sendall(b'{"v":1,"op":"ping"}\n' * n)
+        c.shutdown(socket.SHUT_WR)
+
+    th = threading.Thread(target=send_all)
+    th.start()
+    buf = b""
+    while True:
+        k = c.recv(1 << 16)
+        if not k:
+            break
+        buf += k
+        time.sleep(pause)
+    th.join()
+    c.close()
+    return buf
+
+
 N = 30000
-c = d.conn()
-got = []
-
-
-def send_all():
-    c.sendall(b'{"v":1,"op":"ping"}\n' * N)
-    c.shutdown(socket.SHUT_WR)
-
-
-th = threading.Thread(target=send_all)
-th.start()
-buf = b""
-while True:
-    k = c.recv(1 << 16)
-    if not k:
-        break
-    buf += k
-th.join()
-c.close()
+buf = pipelined(N)
 check(buf.count(b"\n") == N and buf.count(b'"ok":true') == N, "%d replies of %d" % (buf.count(b"\n"), N))
 check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 # ---- 2b. the same, the replies read slowly after the sending side is closed ----------------------
@@ -75,25 +80,7 @@ check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 # in bursts here (64 KB, then a pause), so that replies are queued when the
 # EOF is read: 17416-17816 of 20000 came back before the fix.
 N2 = 20000
-c = d.conn()
-
-
-def send_all2():
-    c.sendall(b'{"v":1,"op":"ping"}\n' * N2)
-    c.shutdown(socket.SHUT_WR)
-
-
-th = threading.Thread(target=send_all2)
-th.start()
-buf = b""
-while True:
-    k = c.recv(65536)
-    if not k:
-        break
-    buf += k
-    time.sleep(0.05)
-th.join()
-c.close()
+buf = pipelined(N2, 0.05)
 check(buf.count(b"\n") == N2 and buf.count(b'"ok":true') == N2,
       "read slowly after EOF: %d replies of %d" % (buf.count(b"\n"), N2))
 # a last request without its newline before the EOF is answered with an error, not dropped unsaid

@@ -289,14 +289,6 @@ static int half_layout_rows(int level, int nparts, int part_rows, int cols) {
     return part_rows & ~3;
 }
 
-/* Row r of a bf16/f16 matrix (first il rows interleaved) from / to K contiguous values. */
-static void half_row_copy(const uint16_t *src, int sil, int r_src, uint16_t *dst, int dil, int r_dst, int K) {
-    const uint16_t *a = r_src < sil ? src + (size_t)(r_src & ~3) * K + 32 * (r_src & 3) : src + (size_t)r_src * K;
-    uint16_t *b = r_dst < dil ? dst + (size_t)(r_dst & ~3) * K + 32 * (r_dst & 3) : dst + (size_t)r_dst * K;
-    const int as = r_src < sil ? 128 : 32, bs = r_dst < dil ? 128 : 32; /* values from one piece to the next */
-    for (int k = 0; k < K; k += 32) memcpy(b + (size_t)(k / 32) * bs, a + (size_t)(k / 32) * as, 64);
-}
-
 typedef struct {
     cpu_weight *w;
     const mt_wpart *parts;
@@ -346,7 +338,7 @@ static void conv_chunk(void *arg, int chunk, int tid) {
                 for (int i = 0; i < K; i++) h[i] = mt_f32_to_bf16(src[i]);
             else
                 for (int i = 0; i < K; i++) h[i] = f32_to_f16(src[i]);
-            if (lr < w->il) half_row_copy(tmp, 0, 0, (uint16_t *)w->owned + (size_t)p * w->part_rows * K, w->il, lr, K);
+            if (lr < w->il) mt_il_row_put((uint16_t *)w->owned + (size_t)p * w->part_rows * K, K, 2, w->il, lr, tmp);
             break;
         }
         case MT_WF_I8: {
@@ -488,23 +480,17 @@ static stts_status cpu_weight_gather(mt_backend *be, const mt_weight *srch, cons
     int level = ((const cpu_backend *)be)->level;
     if (w->h.fmt == MT_WF_I8) w->il = i8_layout_rows(level, 1, n, (int)K);
     else if (w->h.fmt == MT_WF_BF16 || w->h.fmt == MT_WF_F16) w->il = half_layout_rows(level, 1, n, (int)K);
-    int8_t *tmp = w->h.fmt == MT_WF_I8 ? malloc(K) : NULL;
-    if (w->h.fmt == MT_WF_I8 && !tmp) {
+    char *tmp = malloc(K * es); /* a row, between the two layouts (quant.h) */
+    if (!tmp) {
         free(w->owned);
         free(w);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory gathering %d weight rows", n);
     }
     for (int i = 0; i < n; i++) {
         int p = ids[i] / src->part_rows, lr = ids[i] % src->part_rows;
-        if (w->h.fmt == MT_WF_I8) { /* either layout on either side */
-            mt_i8_row_get((const int8_t *)src->data[p], (int)K, src->il, lr, tmp);
-            mt_i8_row_put((int8_t *)w->owned, (int)K, w->il, i, tmp);
-            ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
-        } else if (es == 2 && (src->il || w->il)) {
-            half_row_copy((const uint16_t *)src->data[p], src->il, lr, (uint16_t *)w->owned, w->il, i, (int)K);
-        } else {
-            memcpy((char *)w->owned + (size_t)i * K * es, (const char *)src->data[p] + (size_t)lr * K * es, K * es);
-        }
+        mt_il_row_get(src->data[p], (int)K, es, src->il, lr, tmp); /* either layout on either side */
+        mt_il_row_put(w->owned, (int)K, es, w->il, i, tmp);
+        if (w->h.fmt == MT_WF_I8) ((float *)((int8_t *)w->owned + i8_scale_off(n, (int)K)))[i] = src->scale[p][lr];
     }
     free(tmp);
     weight_set_parts(w);

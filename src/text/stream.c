@@ -131,6 +131,8 @@ struct text_stream {
     char pw_flag;         /* 'p' (docker/podman login, sshpass) or 'a' (redis-cli) */
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
+    int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
+    int prose_pw;         /* 2: the last word named a password; 1: and then "is"/"was": the next word may be it */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -701,6 +703,12 @@ static int is_prefixed_token(const char *s, size_t n) {
         for (size_t i = 4; i < n; i++) ok &= isupper((unsigned char)s[i]) || isdigit((unsigned char)s[i]);
         if (ok) return 1;
     }
+    /* Databricks personal access tokens: dapi + 32 hex digits, some with a
+     * "-2" after them (all hex, so the base64 rule never saw them, and after
+     * "token is" the hex rule wants the word to be hex from its start) */
+    if (pre(s, n, "dapi", &pl) && n >= 36 && is_hex(s + 4, 32) &&
+        (n == 36 || (n == 38 && s[36] == '-' && isdigit((unsigned char)s[37]))))
+        return 1;
     /* JWT: eyJ<header>.<payload>.<signature> */
     if (pre(s, n, "eyJ", &pl)) {
         const char *d1 = memchr(s, '.', n);
@@ -803,6 +811,24 @@ static int is_plain_word(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!islower((unsigned char)s[i]) && !(i == 0 && isupper((unsigned char)s[i]))) return 0;
     return 1;
+}
+
+/* A password written in prose ("the password is hunter2xyz"): 6 to 64
+ * characters with a letter and a digit or a symbol, not a path, and not a
+ * number with a unit ("12-characters"). */
+static int looks_like_password(const char *s, size_t n) {
+    size_t letters = 0, digits = 0, symbols = 0, lead = 0;
+    if (n < 6 || n > 64 || memchr(s, '/', n)) return 0;
+    while (lead < n && isdigit((unsigned char)s[lead])) lead++;
+    if (lead && lead < n && s[lead] == '-') return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (isalpha(ch)) letters++;
+        else if (isdigit(ch)) digits++;
+        else if (ch >= 0x80) return 0;   /* a word of another script */
+        else if (strchr("!@#$%^&*+=?~_", ch)) symbols++;
+    }
+    return letters && (digits || symbols);
 }
 
 /* A value that names no secret: "$VAR", "<your key>", "...", "xxxx", "${X}". */
@@ -941,6 +967,10 @@ static const char *mem_find(const char *s, size_t n, const char *pat, size_t pl)
     return NULL;
 }
 
+/* Words after one naming a key ("token", "secret") in which a token-like
+ * word is taken for its value (within the sentence: see word_end). */
+#define KEY_WORDS 5
+
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
     size_t cl = b - a, k;
@@ -1028,10 +1058,15 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         ts->secret_pending = 1;
         return 1;
     }
-    int cred = ts->cred, bearer = ts->bearer;
+    int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
     ts->cred = 0;
+    ts->prose_pw = 0;
     ts->bearer = 0;
     int mysql = ts->mysql_words > 0, user = ts->user_flag, keyw = ts->key_words > 0;
+    /* 32+ hex only within 3 words of the key word ("the deploy key was added
+     * in commit <sha>" is a commit); random letters and digits within 5 ("the
+     * API key for staging is Xk9m...") */
+    int keyhex = ts->key_words > KEY_WORDS - 3;
     if (ts->mysql_words) ts->mysql_words--;
     ts->user_flag = 0;
     if (ts->key_words) ts->key_words--;
@@ -1071,12 +1106,31 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* "docker login -u bob -p PASS", "sshpass -p PASS ssh", "redis-cli -a
      * PASS": the word after that flag is the password (only in those
      * commands: "docker run -p 8080:80" is a port) */
-    int login = ts->login_cmd;
+    int login = ts->login_cmd, gh = ts->gh_cmd;
     ts->login_cmd = 0;
+    ts->gh_cmd = 0;
     if (ts->pw_words) ts->pw_words--;
-    if (ts->pw_words && b == n && cl == 2 && c[0] == '-' && c[1] == ts->pw_flag) {
+    if (ts->pw_words && b == n && ((cl == 2 && c[0] == '-' && c[1] == ts->pw_flag) ||
+                                   (ts->pw_flag == 'b' && cl == 6 && memcmp(c, "--body", 6) == 0))) {
         ts->cred = 2;
         ts->pw_words = 0;
+    }
+    /* "gh secret set NAME --body=VALUE" and "-bVALUE" (the flag parser takes
+     * both): the flag is read, the secret glued to it is not */
+    if (ts->pw_words && ts->pw_flag == 'b') {
+        size_t fl = cl > 7 && memcmp(c, "--body=", 7) == 0 ? 7 : cl > 2 && c[0] == '-' && c[1] == 'b' ? 2 : 0;
+        size_t vs = fl, ve = cl;
+        while (vs < ve && (c[vs] == '"' || c[vs] == '\'')) vs++;
+        while (ve > vs && (c[ve - 1] == '"' || c[ve - 1] == '\'')) ve--;
+        if (fl && vs < ve && !is_placeholder_value(c + vs, ve - vs)) {
+            ts->secret_pending = 1;
+            ts->pw_words = 0;
+            seg_put_str(ts, w, a);
+            seg_put_str(ts, c, fl == 7 ? 6 : 2);
+            put_unquoted(ts, w + b, n - b, 0, (int)(vs - fl));   /* the value's closing quotes */
+            if (vs > fl) value_quote(ts, w, n, (size_t)(c + fl - w));   /* --body="two words" */
+            return 1;
+        }
     }
     {
         const char *base = c;
@@ -1094,6 +1148,14 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
             ts->pw_flag = 'a';
             ts->pw_words = 16;
         }
+        /* "gh secret set NAME --body VALUE" (or -b VALUE): the value is the
+         * secret itself ("gh variable set" is not, nor "gh secret list") */
+        if (bl == 2 && memcmp(base, "gh", 2) == 0) ts->gh_cmd = 1;
+        if (gh == 1 && cl == 6 && memcmp(c, "secret", 6) == 0) ts->gh_cmd = 2;
+        if (gh == 2 && cl == 3 && memcmp(c, "set", 3) == 0) {
+            ts->pw_flag = 'b';
+            ts->pw_words = 16;
+        }
         static const char *const my[] = {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
                                          "mariadb", "mariadb-dump", "mariadb-admin", NULL};
         for (int i = 0; my[i]; i++)
@@ -1106,7 +1168,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * Xk9mP2qLw8vB3nR7tY5u"): too short for the base64 rule, which wants 32
      * (shorter hex and UUIDs, key ids, and dotted names such as
      * app.8d79d89a0da0c41aebb8.js stay read) */
-    if (keyw && ((cl >= 32 && is_hex(c, cl)) ||
+    if (keyw && ((keyhex && cl >= 32 && is_hex(c, cl)) ||
                  (!is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -1122,7 +1184,15 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         int named = is_cred_name(c + qs, qe - qs, 0);
         for (int i = 0; !named && kw[i]; i++)
             named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
-        if (named) ts->key_words = 3;
+        if (named) ts->key_words = KEY_WORDS;
+        /* "password", "passphrase", "DB_PASSWORD" (not "passport"): "is" may
+         * follow, then the password itself */
+        if (named && qe - qs < 64) {
+            char low[64];
+            for (size_t i = qs; i < qe; i++) low[i - qs] = (char)tolower((unsigned char)c[i]);
+            low[qe - qs] = '\0';
+            if (strstr(low, "password") || strstr(low, "passwd") || strstr(low, "passphrase")) ts->prose_pw = 2;
+        }
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1137,6 +1207,20 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
     long lq = lead_quote(w, a);
+    /* "my password is hunter2xyz!" in prose: after a password's name and
+     * "is", "was" or "to" (set it to), a word in quotes or one that is no word (a letter with
+     * a digit or a symbol) is the password; "the password is required",
+     * "is case-sensitive", "is 12-characters long" are read */
+    if (ppw == 1 && cl && !is_placeholder_value(c, cl) && (lq >= 0 || looks_like_password(c, cl))) {
+        ts->secret_pending = 1;
+        unspace(ts);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
+        return 1;
+    }
+    if (ppw == 2 && b == n && ((cl == 2 && (memcmp(c, "is", 2) == 0 || memcmp(c, "to", 2) == 0)) ||
+                               (cl == 3 && memcmp(c, "was", 3) == 0)))
+        ts->prose_pw = 1;
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
@@ -1385,7 +1469,13 @@ static void word_end(text_stream *ts) {
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
-    if (word_secret(ts, w, n, a, b)) return;
+    int handled = word_secret(ts, w, n, a, b);
+    /* a sentence end (or a ';') closes the window after a key word: "Set the
+     * key. The commit 9fce..." is a commit */
+    if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
+                  memchr(w + b, ';', n - b)))
+        ts->key_words = ts->prose_pw = 0;
+    if (handled) return;
     if (b > a && is_image_url(w + a, b - a)) {
         unspace(ts);
         seg_put_str(ts, w + b, n - b);
@@ -2547,7 +2637,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
-    ts->pw_words = ts->login_cmd = ts->set_cmd = 0;
+    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

@@ -1033,6 +1033,55 @@ static void test_secrets_chains_and_sigils(void) {
                        "Set API_KEY before running, and set the password later.");
 }
 
+/* Databricks personal access tokens (dapi + 32 hex, "-2" after some) were
+ * read: all hex after "dapi", no vendor prefix rule knew them. */
+static void test_secrets_databricks(void) {
+    expect_every_split("Your Databricks token is dapi0123456789abcdef0123456789abcdef now.",
+                       "Your Databricks token is now." SECRET);
+    expect_every_split("Use dapi0123456789abcdef0123456789abcdef-2 or DATABRICKS_HOST=x host=(dapi0123456789abcdef0123456789abcdef) too.",
+                       "Use or DATABRICKS_HOST=x host=() too." SECRET);
+    expect_every_split("The dapi prefix, dapi123 and dapi0123456789abcdef are read.",
+                       "The dapi prefix, dapi123 and dapi0123456789abcdef are read.");
+}
+
+/* gh secret set NAME --body VALUE (-b VALUE, --body=VALUE, -bVALUE): the
+ * value is the secret itself and was read. gh variable set, a placeholder
+ * and a value from stdin stay read. */
+static void test_secrets_gh_secret_set(void) {
+    expect_every_split("Run gh secret set API_TOKEN --body s3cr3tV4lu3 to store it.",
+                       "Run gh secret set API_TOKEN --body to store it." SECRET);
+    expect_every_split("Or gh secret set NPM --repo o/r -b hunter2 and gh secret set X --body=abc123 now.",
+                       "Or gh secret set NPM --repo o/r -b and gh secret set X --body now." SECRET);
+    expect_every_split("Run `gh secret set DB -bhunter2` and gh secret set PW --body \"two words\" there.",
+                       "Run gh secret set DB -b and gh secret set PW --body there." SECRET);
+    expect_every_split("Use gh variable set NAME --body value2x, gh secret set T --body \"$TOKEN\" and gh secret set T < t.txt here.",
+                       "Use gh variable set NAME --body value2x, gh secret set T --body \"$TOKEN\" and gh secret set T < t.txt here.");
+}
+
+/* Secrets in prose: a password after "password is" ("my password is
+ * hunter2xyz!") and a random token a few more words after a key word ("the
+ * API key for staging is ...") were read. Words that are no password
+ * ("required", "case-sensitive", "12-characters") and hashes after a sentence
+ * end or past three words stay read. */
+static void test_secrets_in_prose(void) {
+    expect_every_split("My password is hunter2xyz! Then go.", "My password is!" SECRET " | Then go.");
+    expect_every_split("The root password was \"open sesame\" and set the DB_PASSWORD to p@ssw0rd today.",
+                       "The root password was and set the DB_PASSWORD to today." SECRET);
+    expect_every_split("The password is required, the password is case-sensitive and is 12-characters long.",
+                       "The password is required, the password is case-sensitive and is 12-characters long.");
+    expect_every_split("The passport is AB1234567 and the password is stored with argon2id now.",
+                       "The passport is AB1234567 and the password is stored with argon2id now.");
+    expect_every_split("The API key for staging is Xk9mP2qLw8vB3nR7tY5u now.", "The API key for staging is now." SECRET);
+    expect_every_split("Here is your new API key, keep it safe: Xk9mP2qLw8vB3nR7tY5u thanks.",
+                       "Here is your new API key, keep it safe: thanks." SECRET);
+    expect_every_split("The deploy key was added in commit 9fceb02d0ae598e95dc970b74767f19372d61af8 today.",
+                       "The deploy key was added in commit 9fceb02d0ae598e95dc970b74767f19372d61af8 today.");
+    expect_every_split("Set the key to 7f9a2b4c6d8e0f1a3b5c7d9e1f3a5b7c. The commit 9fceb02d0ae598e95dc970b74767f19372d61af8 is it.",
+                       "Set the key to." SECRET " | The commit 9fceb02d0ae598e95dc970b74767f19372d61af8 is it.");
+    expect_every_split("The token expires; see request Xk9mP2qLw8vB3nR7tY5u later.",
+                       "The token expires; see request Xk9mP2qLw8vB3nR7tY5u later.");
+}
+
 /* With read_tables, a value cell after a cell naming a credential was read
  * ("password, hunter2"): the name rules want "name:" or "name=". A cell of
  * prose or a placeholder there stays read; so does a header row. */
@@ -1201,6 +1250,9 @@ int main(void) {
     TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_secrets_chains_and_sigils);
     TEST_RUN(test_secrets_pem_mentions);
+    TEST_RUN(test_secrets_databricks);
+    TEST_RUN(test_secrets_gh_secret_set);
+    TEST_RUN(test_secrets_in_prose);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

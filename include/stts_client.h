@@ -91,6 +91,18 @@ stts_status client_self_exe(char *buf, size_t cap, stts_error *err);
  * waits for the daemon. */
 stts_status client_spawn_daemon(const char *program, const char *sock_path, const char *log_path,
                                 stts_error *err);
+/* A program that cannot be run (missing, not executable: a broken install,
+ * a wrong $STREAM_TTS_DAEMON) is found out: client_spawn_daemon waits for
+ * the grandchild's exec (a pipe closed by it; 100 ms at most), and when it
+ * failed returns STTS_ERR_NOT_FOUND with why and writes the same to
+ * serve.failed (client_write_start_failed), as a daemon that could not
+ * start does: the next hook says it in hook.log and holds off. */
+
+/* serve.failed in the socket folder of sock (a path; NULL or "": the
+ * default socket, client_socket_path) holds why (one line, 0600, replaced):
+ * why the last daemon start could not speak. Hooks read it before starting
+ * another (docs/PROTOCOL.md); a daemon that speaks removes it. */
+stts_status client_write_start_failed(const char *sock, const char *why, stts_error *err);
 
 /* ---- spool ------------------------------------------------------------- */
 

@@ -307,23 +307,55 @@ stts_status client_self_exe(char *buf, size_t cap, stts_error *err) {
     return STTS_OK;
 }
 
-/* Closes every descriptor from 3 up; close_range when the kernel has it. */
-static void close_from_3(void) {
+/* Closes every descriptor from lo up; close_range when the kernel has it. */
+static void close_from(int lo) {
 #ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
+    if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return;
 #endif
     long max = sysconf(_SC_OPEN_MAX);
     if (max < 0 || max > 65536) max = 65536;
-    for (int fd = 3; fd < max; fd++) close(fd);
+    for (int fd = lo; fd < max; fd++) close(fd);
 }
+
+stts_status client_write_start_failed(const char *sock, const char *why, stts_error *err) {
+    char path[PATH_MAX], dir[PATH_MAX], file[PATH_MAX + 16];
+    stts_status st = client_socket_path(sock, path, sizeof path, err);
+    if (st == STTS_OK) st = client_socket_dir(path, dir, sizeof dir, err);
+    if (st == STTS_OK) st = client_prepare_dir(dir, err);   /* never into a folder someone else can reach */
+    if (st != STTS_OK) return st;
+    snprintf(file, sizeof file, "%s/serve.failed", dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "cannot write %s: %s", file, strerror(errno));
+    /* One line: the hook reads the first line only. */
+    size_t n = strcspn(why, "\n");
+    int bad = write(fd, why, n) != (ssize_t)n || write(fd, "\n", 1) != 1;
+    if (close(fd) != 0) bad = 1;
+    return bad ? stts_error_set(err, STTS_ERR_IO, "cannot write %s", file) : STTS_OK;
+}
+
+/* How long client_spawn_daemon waits to learn whether the exec worked: an
+ * exec that succeeds closes the pipe at once; a grandchild held up before
+ * it (a stopped process, a swapped-out machine) is taken to have started. */
+#define SPAWN_EXEC_WAIT_MS 100
 
 stts_status client_spawn_daemon(const char *program, const char *sock_path, const char *log_path,
                                 stts_error *err) {
     /* Everything the grandchild needs is prepared before fork: after it,
      * only async-signal-safe calls. */
     char *const argv[] = {(char *)program, (char *)"serve", (char *)"--socket", (char *)sock_path, NULL};
+    /* The exec's outcome: the grandchild writes its errno here when execv
+     * fails; a successful exec closes the write end (O_CLOEXEC), so the
+     * parent reads EOF. Without it a missing program failed silently in
+     * the grandchild and the hook logged "started". */
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) != 0) return stts_error_set(err, STTS_ERR_IO, "pipe: %s", strerror(errno));
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0) return stts_error_set(err, STTS_ERR_IO, "cannot open /dev/null: %s", strerror(errno));
+    if (devnull < 0) {
+        int e = errno;
+        close(ep[0]);
+        close(ep[1]);
+        return stts_error_set(err, STTS_ERR_IO, "cannot open /dev/null: %s", strerror(e));
+    }
     int logfd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
     if (logfd < 0) logfd = devnull;
     pid_t pid = fork();
@@ -331,6 +363,8 @@ stts_status client_spawn_daemon(const char *program, const char *sock_path, cons
         int e = errno;
         if (logfd != devnull) close(logfd);
         close(devnull);
+        close(ep[0]);
+        close(ep[1]);
         return stts_error_set(err, STTS_ERR_IO, "fork: %s", strerror(e));
     }
     if (pid == 0) {
@@ -338,9 +372,11 @@ stts_status client_spawn_daemon(const char *program, const char *sock_path, cons
         pid_t g = fork();
         if (g != 0) _exit(g < 0 ? 127 : 0);
         /* The grandchild: no terminal, no parent session, no inherited
-         * descriptor (Claude Code waits for EOF on the hook's pipes). */
+         * descriptor (Claude Code waits for EOF on the hook's pipes) but
+         * the exec-status pipe, moved to fd 3 and closed by the exec. */
         if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) _exit(127);
-        close_from_3();
+        if (ep[1] != 3 && (dup2(ep[1], 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)) _exit(127);
+        close_from(4);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -348,16 +384,50 @@ stts_status client_spawn_daemon(const char *program, const char *sock_path, cons
             if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
         if (chdir("/") != 0) _exit(127);
         execv(program, argv);
+        int e = errno;
+        if (write(3, &e, sizeof e) < 0) { /* the parent then takes it for started */
+        }
         _exit(127);
     }
+    close(ep[1]);
     if (logfd != devnull) close(logfd);
     close(devnull);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        close(ep[0]);
         return stts_error_set(err, STTS_ERR_IO, "starting %s serve failed in the intermediate process", program);
-    return STTS_OK;
+    }
+    int exec_errno = 0;
+    struct pollfd pf = {ep[0], POLLIN, 0};
+    uint64_t deadline = deadline_after(SPAWN_EXEC_WAIT_MS);
+    for (;;) {
+        int r = poll(&pf, 1, ms_left(deadline));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;   /* no answer in time: taken for started */
+        ssize_t k = read(ep[0], &exec_errno, sizeof exec_errno);
+        if (k < 0 && errno == EINTR) continue;
+        if (k != (ssize_t)sizeof exec_errno) exec_errno = 0;   /* EOF: the exec worked */
+        break;
+    }
+    close(ep[0]);
+    if (!exec_errno) return STTS_OK;
+    char why[PATH_MAX + 512];
+    snprintf(why, sizeof why, "cannot start the daemon: %s: %s (%s); reinstall stream-tts (cmake --install), or "
+             "correct $STREAM_TTS_DAEMON if it names this program", program, strerror(exec_errno),
+             exec_errno == ENOENT ? "the program is missing" : exec_errno == EACCES ? "the program is not executable"
+                                                                                   : "the program cannot be run");
+    if (log_path) {   /* serve.log, where a daemon's own start-up errors go */
+        int lf = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lf >= 0) {
+            dprintf(lf, "stream-tts hook: %s\n", why);
+            close(lf);
+        }
+    }
+    stts_error e2;
+    client_write_start_failed(sock_path, why, &e2);   /* failing that, hook.log still says why */
+    return stts_error_set(err, STTS_ERR_NOT_FOUND, "%s", why);
 }
 
 /* ---- spool ------------------------------------------------------------- */

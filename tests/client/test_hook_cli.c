@@ -27,6 +27,7 @@
 
 /* The program under test: the full stream-tts, or the launcher given as argv[1]. */
 static const char *BIN = STTS_BINARY_DIR "/tools/stream-tts";
+static int g_launcher; /* BIN is the launcher (bin/stream-tts), given as argv[1] */
 
 static char g_tmp[64], g_sock[128], g_record[128], g_log[128], g_spool[128], g_self[PATH_MAX], g_stderr[128];
 static const char *g_hook_arg = "hook"; /* or "--hook": the older Stop-hook mode */
@@ -645,6 +646,90 @@ static void test_session_end_no_daemon(void) {
     clear_spool();
 }
 
+/* A broken install: the program a hook starts for `serve` is missing or not
+ * executable. The hook logged "started ... serve" and nothing else said why
+ * no daemon ever came (the exec failed in the detached grandchild, whose
+ * output is serve.log, or nowhere). The reason is now in serve.failed
+ * beside the socket, which the next hook reads: it logs it and holds off
+ * starting again, spooling the request. */
+static char *wait_file(const char *path) {
+    char *s = NULL;
+    for (int i = 0; i < 1000 && !(s = slurp(path)); i++) sleep_ms(5);   /* an event, not a time limit */
+    return s;
+}
+
+static void test_broken_install_says_why(void) {
+    char failed[160], missing[160], plain[160];
+    snprintf(failed, sizeof failed, "%s/run/serve.failed", g_tmp);
+    snprintf(missing, sizeof missing, "%s/no-such-stream-tts", g_tmp);
+    snprintf(plain, sizeof plain, "%s/not-executable", g_tmp);
+    FILE *f = fopen(plain, "w");
+    if (f) { fputs("#!/bin/sh\n", f); fclose(f); }
+    chmod(plain, 0644);
+    const char *progs[] = {missing, plain};
+    for (int k = 0; k < 2; k++) {
+        unlink(failed);
+        unlink(g_log);
+        unlink(g_sock);
+        clear_spool();
+        const char *env[] = {"STREAM_TTS_SOCKET", g_sock, "STREAM_TTS_DAEMON", progs[k], NULL};
+        result r = run_hook(k_events[5][1], strlen(k_events[5][1]), STDIN_CLOSE, env);
+        CHECK(r.rc == 0 && r.out_len == 0);
+        char *why = wait_file(failed);
+        CHECK_MSG(why && strstr(why, progs[k]) && strstr(why, "reinstall"), "%s: serve.failed: %s", progs[k],
+                  why ? why : "(none)");
+        free(why);
+        char *log = slurp(g_log);
+        CHECK_MSG(log && strstr(log, progs[k]) && strstr(log, "spooled"), "hook.log: %s", log ? log : "(none)");
+        free(log);
+        /* The next hook reads it: no new start, the reason in hook.log. */
+        unlink(g_log);
+        r = run_hook(k_events[1][1], strlen(k_events[1][1]), STDIN_CLOSE, env);
+        CHECK(r.rc == 0 && r.out_len == 0);
+        log = slurp(g_log);
+        CHECK_MSG(log && strstr(log, "not started again") && strstr(log, progs[k]), "hook.log: %s",
+                  log ? log : "(none)");
+        free(log);
+    }
+    unlink(plain);
+    /* The launcher (bin/stream-tts) execs the full program for `serve`;
+     * installed without it (a copy of bin/ alone, a failed install), it
+     * said so on serve.log only. */
+    if (g_launcher) {
+        char dir[160], copy[200];
+        snprintf(dir, sizeof dir, "%s/lonely-bin", g_tmp);
+        snprintf(copy, sizeof copy, "%s/stream-tts", dir);
+        mkdir(dir, 0700);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", BIN, copy);
+        CHECK(system(cmd) == 0);
+        /* Its own name is stream-tts: the build tree's full program
+         * (FOLDER/stream-tts) is not there either. */
+        snprintf(copy, sizeof copy, "%s/stream-tts-launcher", dir);
+        snprintf(cmd, sizeof cmd, "mv '%s/stream-tts' '%s'", dir, copy);
+        CHECK(system(cmd) == 0);
+        unlink(failed);
+        unlink(g_sock);
+        clear_spool();
+        const char *saved = BIN;
+        BIN = copy;
+        const char *env[] = {"STREAM_TTS_SOCKET", g_sock, NULL};
+        unsetenv("STREAM_TTS_DAEMON");
+        result r = run_hook(k_events[5][1], strlen(k_events[5][1]), STDIN_CLOSE, env);
+        BIN = saved;
+        CHECK(r.rc == 0 && r.out_len == 0);
+        char *why = wait_file(failed);
+        CHECK_MSG(why && strstr(why, "full program") && strstr(why, "libexec/stream-tts-full") &&
+                      strstr(why, "reinstall"), "serve.failed: %s", why ? why : "(none)");
+        free(why);
+        unlink(copy);
+        rmdir(dir);
+    }
+    unlink(failed);
+    unlink(g_sock);
+    clear_spool();
+}
+
 static void test_unsafe_folder(void) {
     char d[160], s[200];
     snprintf(d, sizeof d, "%s/open", g_tmp);
@@ -662,7 +747,7 @@ static void test_unsafe_folder(void) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "serve") == 0) return fake_daemon(argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    if (argc > 1) BIN = argv[1];
+    if (argc > 1) { BIN = argv[1]; g_launcher = 1; }
     if (access(BIN, X_OK) != 0) TEST_SKIP_ALL("%s not built", BIN);
     if (client_self_exe(g_self, sizeof g_self, NULL) != STTS_OK) TEST_SKIP_ALL("no /proc/self/exe");
     snprintf(g_tmp, sizeof g_tmp, "/tmp/stts-hook-XXXXXX");
@@ -691,6 +776,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_unsent_payload_spools);
     TEST_RUN(test_session_start_starts_daemon);
     TEST_RUN(test_session_end_no_daemon);
+    TEST_RUN(test_broken_install_says_why);
     TEST_RUN(test_unsafe_folder);
     printf("slowest forwarded hook: %.1f ms after its input ended (busy shared machine)\n", g_max_ms);
     char cmd[128];

@@ -1244,23 +1244,16 @@ static int serve_main(int argc, char **argv) {
 /* The user's configuration file (~/.config/stream-tts/config, the main
  * command's) comes first in argv, so flags given to serve win: a daemon
  * started by a hook gets only --socket and still speaks as the user set. */
-/* serve.failed beside the socket, with why (0600, replaced). */
+/* serve.failed beside the socket, with why (0600, replaced; stts_client's,
+ * shared with the hook and the launcher). */
 static void write_start_failed(int argc, char **argv) {
     const char *sock_flag = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--socket") && i + 1 < argc) sock_flag = argv[++i];
         else if (!strncmp(argv[i], "--socket=", 9)) sock_flag = argv[i] + 9;
     }
-    char sock[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 16];
     stts_error e;
-    if (client_socket_path(sock_flag, sock, sizeof sock, &e) != STTS_OK ||
-        client_socket_dir(sock, dir, sizeof dir, &e) != STTS_OK || client_prepare_dir(dir, &e) != STTS_OK)
-        return;
-    snprintf(path, sizeof path, "%s/serve.failed", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    dprintf(fd, "%s\n", g_start_failed);
-    close(fd);
+    client_write_start_failed(sock_flag, g_start_failed, &e);   /* failing that, stderr said it */
 }
 
 int cmd_serve(int argc, char **argv) {

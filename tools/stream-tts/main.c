@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#ifdef STTS_LAUNCHER
+#include "stts_client.h"
+#endif
 
 #if defined(__GLIBC__) && !defined(STTS_LAUNCHER)
 #include <malloc.h>
@@ -95,16 +98,35 @@ static void list_commands(FILE *f) {
 }
 
 #ifdef STTS_LAUNCHER
+/* `serve` could not be handed to the full program: said on stderr (serve.log
+ * for a daemon a hook started) and, as any failed daemon start, in
+ * serve.failed beside the socket (its --socket, else the default one), which
+ * the next hook reads: it logs why in hook.log and holds off starting
+ * another. Only stderr said it before, so hooks kept starting launchers
+ * that failed at once, and hook.log said "started". */
+static int full_failed(char **argv, const char *fmt, const char *a, const char *b) {
+    char why[3 * PATH_MAX];
+    snprintf(why, sizeof why, fmt, a, b);
+    fprintf(stderr, "stream-tts: %s\n", why);
+    if (argv[1] && strcmp(argv[1], "serve") == 0) {
+        const char *sock = NULL;
+        for (int i = 2; argv[i]; i++) {
+            if (strcmp(argv[i], "--socket") == 0 && argv[i + 1]) sock = argv[++i];
+            else if (strncmp(argv[i], "--socket=", 9) == 0) sock = argv[i] + 9;
+        }
+        stts_error e;
+        if (client_write_start_failed(sock, why, &e) != STTS_OK) fprintf(stderr, "stream-tts: %s\n", e.msg);
+    }
+    return 1;
+}
+
 /* Replaces this process (same pid, so signals and exit status are the full
  * program's) with the full program: installed as <prefix>/libexec/stream-tts-full,
  * or the build tree's stream-tts beside this launcher. */
 static int exec_full(char **argv) {
     char self[PATH_MAX], cand[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        fprintf(stderr, "stream-tts: cannot find the running program (/proc/self/exe)\n");
-        return 1;
-    }
+    if (n <= 0) return full_failed(argv, "cannot find the running program (/proc/self/exe)%s%s", "", "");
     self[n] = '\0';
     char *slash = strrchr(self, '/');
     *slash = '\0';
@@ -114,12 +136,12 @@ static int exec_full(char **argv) {
         if (access(cand, X_OK) != 0) continue;
         argv[0] = cand;
         execv(cand, argv);
-        fprintf(stderr, "stream-tts: cannot run %s: %s\n", cand, strerror(errno));
-        return 1;
+        return full_failed(argv, "cannot run the full program %s: %s; reinstall stream-tts (cmake --install)", cand,
+                           strerror(errno));
     }
-    fprintf(stderr, "stream-tts: the full program is missing (%s/../libexec/stream-tts-full); reinstall stream-tts\n",
-            self);
-    return 1;
+    return full_failed(argv, "the full program is missing or not executable (%s/../libexec/stream-tts-full; the "
+                       "launcher %s/stream-tts runs it for everything but hook, install-hooks and ctl); reinstall "
+                       "stream-tts (cmake --install)", self, self);
 }
 #endif
 

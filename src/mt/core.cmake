@@ -11,6 +11,7 @@ set(NLLB_CORE_SOURCES
   shortlist.c
   cpu/cpu_backend.c
   cpu/kernels.c
+  cpu/select.c
   cpu/threadpool.c)
 find_library(NLLB_LIBM m)
 set(NLLB_CORE_LIBS Threads::Threads)
@@ -25,7 +26,7 @@ else()
 endif()
 # The hot loops are optimised in every build type: Debug/sanitizer builds of
 # the tests would otherwise spend minutes in -O0 SIMD intrinsics.
-set_source_files_properties(cpu/kernels.c cpu/cpu_backend.c search.c PROPERTIES COMPILE_OPTIONS "-O2")
+set_source_files_properties(cpu/kernels.c cpu/cpu_backend.c cpu/select.c search.c PROPERTIES COMPILE_OPTIONS "-O2")
 # No implicit fused multiply-adds in the kernels: the scalar and vector
 # epilogues (kernels.c) must round the same way on every level; FMAs that
 # the code asks for by intrinsic are unaffected.

@@ -313,6 +313,87 @@ static void check_attention(rig *r, int fold, int H, int L) {
     free(q), free(kv), free(out), free(nkv), free(sc);
 }
 
+/* ---- select_topk: the search's selection ----
+ * Against the search's own rule written here (search.c's row_stats): the
+ * top k columns by value, equal values lower column first, exactly; the
+ * log-softmax (x - max) - log(sum in double of exp(x - max)) within 4e-6
+ * (the SIMD levels' exp is their own polynomial, about one ulp). Widths
+ * around the 8192-column chunk, ties, the search's -1e9 masks, and a NaN
+ * (never chosen). The same bits on 1 and 3 threads: the chunks, not the
+ * threads, fix the order of the sums. */
+static void ref_select(const float *x, int V, int k, int *top, float *lp) {
+    int n = 0;
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        if (x[v] != x[v]) continue;
+        if (x[v] > mx) mx = x[v];
+        if (n < k || x[v] > x[top[n - 1]]) {
+            int p = n < k ? n++ : k - 1;
+            while (p > 0 && x[v] > x[top[p - 1]]) {
+                top[p] = top[p - 1];
+                p--;
+            }
+            top[p] = v;
+        }
+    }
+    double s = 0.0;
+    for (int v = 0; v < V; v++)
+        if (x[v] == x[v]) s += exp((double)x[v] - mx);
+    for (int q = 0; q < k; q++) lp[q] = (float)((double)x[top[q]] - mx - log(s));
+}
+
+static void check_select(rig *r) {
+    static const int widths[] = {1, 5, 17, 100, 8191, 8192, 8193, 20000, 40001};
+    static const int ks[] = {1, 2, 8, 64};
+    mt_exec *x3 = NULL;
+    stts_error e;
+    CHECK(r->be->ops->exec_new(r->be, 3, &x3, &e) == STTS_OK);
+    CHECK(r->be->ops->select_topk != NULL && r->be->ops->select_max_k >= 64);
+    if (!x3 || !r->be->ops->select_topk) return;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+        for (int kind = 0; kind < 3; kind++) {
+            const int V = widths[wi], R = 3;
+            float *x = malloc(sizeof(float) * R * V);
+            for (int i = 0; i < R * V; i++) {
+                float f = frand() * 12.0f;
+                x[i] = kind == 1 ? roundf(f * 2.0f) / 2.0f : f; /* kind 1: many equal values */
+            }
+            if (kind == 2) { /* masks as the search writes them, and one NaN */
+                for (int i = 0; i < R * V; i += 3) x[i] = -1.0e9f;
+                x[V / 2] = NAN;
+            }
+            for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+                int k = ks[ki] < V ? ks[ki] : V;
+                if (kind == 2 && k > V / 2) continue; /* enough values that are not masked or NaN */
+                int32_t *top = malloc(sizeof(int32_t) * R * k), *top3 = malloc(sizeof(int32_t) * R * k);
+                int *rt = malloc(sizeof(int) * k);
+                float *lp = malloc(sizeof(float) * R * k), *lp3 = malloc(sizeof(float) * R * k);
+                float *rl = malloc(sizeof(float) * k);
+                CHECK(r->be->ops->select_topk(r->x, x, R, V, k, top, lp) == STTS_OK);
+                CHECK(r->be->ops->select_topk(x3, x, R, V, k, top3, lp3) == STTS_OK);
+                CHECK_MSG(memcmp(top, top3, sizeof(int32_t) * R * k) == 0 && memcmp(lp, lp3, sizeof(float) * R * k) == 0,
+                          "V=%d k=%d kind %d: 1 and 3 threads differ", V, k, kind);
+                for (int row = 0; row < R; row++) {
+                    ref_select(x + (size_t)row * V, V, k, rt, rl);
+                    for (int q = 0; q < k; q++) {
+                        CHECK_MSG(top[row * k + q] == rt[q], "V=%d k=%d kind %d row %d: rank %d is column %d, not %d",
+                                  V, k, kind, row, q, top[row * k + q], rt[q]);
+                        CHECK_NEAR(lp[row * k + q], rl[q], 4e-6);
+                    }
+                }
+                free(top), free(top3), free(rt), free(lp), free(lp3), free(rl);
+            }
+            free(x);
+        }
+    }
+    /* k above the op's limit is refused (the search then selects itself) */
+    float one = 0.0f;
+    int32_t t1;
+    float l1;
+    CHECK(r->be->ops->select_topk(r->x, &one, 1, 1, r->be->ops->select_max_k + 1, &t1, &l1) != STTS_OK);
+    r->be->ops->exec_free(x3);
+}
+
 /* bf16 and f16 weights give, at every level, the bits of an f32 weight
  * holding the same values (the half kernels keep the f32 kernel's order):
  * an f16 checkpoint loaded as f16 or as f32 translates the same. A level
@@ -425,8 +506,9 @@ static void every_op(void) {
     check_attention(&r, 0, 20, 150);
     check_attention(&r, 1, 6, 150);
     check_small_ops(&r);
+    check_select(&r);
     printf("%s: linear (%zu shapes x 4 formats x 8 flag/bias cases, gather, read), layernorm, attention, embed, "
-           "scale, copy\n",
+           "scale, copy, select\n",
            r.level, NSHAPES);
     rig_close(&r);
 }

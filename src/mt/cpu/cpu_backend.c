@@ -25,6 +25,7 @@
 #include "backend.h"
 #include "kernels.h"
 #include "quant.h"
+#include "select.h"
 #include "threadpool.h"
 
 #define MAX_PARTS 4
@@ -51,9 +52,9 @@ typedef struct {
  * several sentences; encode: more), and prints the
  * table to stderr when it is freed: where a step's or an encoder's time
  * goes, without a profiler on the machine. */
-enum { PROF_QUANT, PROF_LINEAR, PROF_LAYERNORM, PROF_ATTENTION, PROF_EMBED, PROF_COPY, PROF_N };
+enum { PROF_QUANT, PROF_LINEAR, PROF_LAYERNORM, PROF_ATTENTION, PROF_EMBED, PROF_COPY, PROF_SELECT, PROF_N };
 static const char *const PROF_NAMES[PROF_N] = {"quantize x (int8)", "linear", "layernorm", "attention", "embed",
-                                               "copy"};
+                                               "copy", "select"};
 
 typedef struct {
     mt_exec head;
@@ -65,6 +66,9 @@ typedef struct {
     int8_t *xq;         /* int8 activations [M][K] */
     float *xs;          /* their row scales */
     size_t xq_n, xs_n;
+    int *sel_top;       /* select_topk: each chunk's top k columns [rows][chunks][k] */
+    double *sel_sum;    /* each chunk's exponential sum, then its count of columns in sel_top [rows][chunks] */
+    size_t sel_top_n, sel_sum_n;
     int profile;                          /* STTS_CPU_PROFILE */
     uint64_t prof_ns[PROF_N][3], prof_calls[PROF_N][3]; /* [kind][phase: prof_phase] */
     uint32_t prof_hist[PROF_N][3][40];    /* calls by duration, in powers of two of ns */
@@ -526,8 +530,8 @@ static const float *vec_f32(const mt_weight *wh) {
 
 static void cpu_exec_free(mt_exec *xh) {
     cpu_exec *x = (cpu_exec *)xh;
-    if (x->profile) prof_print(x);
     if (!x) return;
+    if (x->profile) prof_print(x);
     mt_pool_free(x->pool);
     for (int i = 0; i < x->head.threads; i++) {
         if (x->scratch) free(x->scratch[i]);
@@ -537,6 +541,8 @@ static void cpu_exec_free(mt_exec *xh) {
     free(x->tile);
     free(x->xq);
     free(x->xs);
+    free(x->sel_top);
+    free(x->sel_sum);
     free(x);
 }
 
@@ -974,6 +980,118 @@ static stts_status cpu_scale_cols(mt_exec *xh, float *x, int rows, int D, int st
     return STTS_OK;
 }
 
+/* ---- select_topk: the search's selection (select.h) ----
+ * Two passes over each row, both split into MT_SEL_CHUNK-column chunks over
+ * the pool: each chunk's top k (the row's top k are among them, merged on
+ * the calling thread; the row's max is the first), then each chunk's sum
+ * of exp(x - max), added in chunk order. The values are the search's
+ * (search.c, row_stats): lp = (x - max) - (float)log(sum in double). */
+#define SEL_MAX_K 256
+/* Below this many logits in all a call runs on the calling thread. */
+#define SEL_PAR_MIN 65536
+
+typedef struct {
+    cpu_exec *x;
+    const float *logits;
+    int V, k, nch;
+    const float *mx; /* [rows]: pass 2 */
+} sel_job;
+
+static void sel_top_chunk(void *arg, int t, int tid) {
+    (void)tid;
+    sel_job *j = arg;
+    int r = t / j->nch, c = t % j->nch, c0 = c * MT_SEL_CHUNK, c1 = c0 + MT_SEL_CHUNK < j->V ? c0 + MT_SEL_CHUNK : j->V;
+    int *slot = j->x->sel_top + (size_t)t * (j->k + 1); /* [0]: count, then the columns */
+    slot[0] = mt_sel_topk_chunk(j->x->level, j->logits + (size_t)r * j->V, c0, c1, j->k, slot + 1);
+}
+
+static void sel_sum_chunk(void *arg, int t, int tid) {
+    (void)tid;
+    sel_job *j = arg;
+    int r = t / j->nch, c = t % j->nch, c0 = c * MT_SEL_CHUNK, c1 = c0 + MT_SEL_CHUNK < j->V ? c0 + MT_SEL_CHUNK : j->V;
+    j->x->sel_sum[t] = mt_sel_expsum_chunk(j->x->level, j->logits + (size_t)r * j->V, c0, c1, j->mx[r]);
+}
+
+/* Row r's top k from its chunks' lists, into top (n of them); returns n. */
+static int sel_merge(const sel_job *j, int r, int32_t *top) {
+    const float *x = j->logits + (size_t)r * j->V;
+    int n = 0, k = j->k;
+    for (int c = 0; c < j->nch; c++) {
+        const int *slot = j->x->sel_top + ((size_t)r * j->nch + c) * (k + 1);
+        for (int q = 0; q < slot[0]; q++) {
+            int v = slot[1 + q];
+            if (n == k && !mt_sel_before(x, v, top[k - 1])) break; /* the chunk's list is in order */
+            int p = n < k ? n++ : k - 1;
+            while (p > 0 && mt_sel_before(x, v, top[p - 1])) {
+                top[p] = top[p - 1];
+                p--;
+            }
+            top[p] = v;
+        }
+    }
+    return n;
+}
+
+static stts_status cpu_select_topk_run(cpu_exec *x, const float *logits, int rows, int V, int k, int32_t *top,
+                                       float *lp) {
+    if (rows <= 0) return STTS_OK;
+    if (k < 1 || k > SEL_MAX_K || k > V) return STTS_ERR_INVALID_ARG;
+    int nch = (V + MT_SEL_CHUNK - 1) / MT_SEL_CHUNK, tasks = rows * nch;
+    if (x->sel_top_n < (size_t)tasks * (k + 1)) {
+        free(x->sel_top);
+        if (!(x->sel_top = malloc((size_t)tasks * (k + 1) * sizeof(int)))) {
+            x->sel_top_n = 0;
+            return STTS_ERR_NOMEM;
+        }
+        x->sel_top_n = (size_t)tasks * (k + 1);
+    }
+    if (x->sel_sum_n < (size_t)tasks + rows) {
+        free(x->sel_sum);
+        if (!(x->sel_sum = malloc(((size_t)tasks + rows) * sizeof(double)))) {
+            x->sel_sum_n = 0;
+            return STTS_ERR_NOMEM;
+        }
+        x->sel_sum_n = (size_t)tasks + rows;
+    }
+    float *mx = (float *)(x->sel_sum + tasks); /* [rows] floats in the spare tail */
+    sel_job j = {x, logits, V, k, nch, mx};
+    int par = (long long)rows * V >= SEL_PAR_MIN && x->head.threads > 1 && tasks > 1;
+    if (par) mt_pool_run(x->pool, tasks, sel_top_chunk, &j);
+    else
+        for (int t = 0; t < tasks; t++) sel_top_chunk(&j, t, 0);
+    for (int r = 0; r < rows; r++) {
+        int32_t *tr = top + (size_t)r * k;
+        int n = sel_merge(&j, r, tr);
+        mx[r] = n ? logits[(size_t)r * V + tr[0]] : -INFINITY;
+        /* fewer than k values that are not NaN: the lowest other columns */
+        for (int v = 0; n < k && v < V; v++) {
+            int seen = 0;
+            for (int q = 0; q < n && !seen; q++) seen = tr[q] == v;
+            if (!seen) tr[n++] = v;
+        }
+    }
+    if (par) mt_pool_run(x->pool, tasks, sel_sum_chunk, &j);
+    else
+        for (int t = 0; t < tasks; t++) sel_sum_chunk(&j, t, 0);
+    for (int r = 0; r < rows; r++) {
+        double sum = 0.0;
+        for (int c = 0; c < nch; c++) sum += x->sel_sum[(size_t)r * nch + c];
+        float lse = (float)log(sum);
+        const float *xr = logits + (size_t)r * V;
+        for (int q = 0; q < k; q++) lp[(size_t)r * k + q] = (xr[top[(size_t)r * k + q]] - mx[r]) - lse;
+    }
+    return STTS_OK;
+}
+
+static stts_status cpu_select_topk(mt_exec *xh, const float *logits, int rows, int V, int k, int32_t *top,
+                                   float *lp) {
+    cpu_exec *x = (cpu_exec *)xh;
+    uint64_t t0 = prof_begin(x);
+    stts_status st = cpu_select_topk_run(x, logits, rows, V, k, top, lp);
+    prof_end(x, PROF_SELECT, rows, t0);
+    return st;
+}
+
 static stts_status cpu_upload(mt_exec *xh, float *dst, const float *src, size_t n) { return cpu_copy(xh, dst, src, n); }
 
 static const mt_backend_ops cpu_ops = {
@@ -997,6 +1115,8 @@ static const mt_backend_ops cpu_ops = {
     .scale_cols = cpu_scale_cols,
     .copy = cpu_copy,
     .host_visible = 1,
+    .select_topk = cpu_select_topk,
+    .select_max_k = SEL_MAX_K,
 };
 
 stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **out, stts_error *err) {

@@ -16,9 +16,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client/log_cap.h"
 #include "stts_client.h"
 #include "test.h"
 
@@ -398,6 +400,59 @@ static void test_hook_request(void) {
     free(b);
 }
 
+/* hook.log and serve.log are rotated (LOG -> LOG.1 past CLIENT_LOG_MAX) by
+ * every process that writes them: hooks run in parallel, and two daemons
+ * overlap while one exits. Two that found the log over the cap at once both
+ * renamed it: the second moved the fresh log the first had just begun over
+ * the full generation in LOG.1, which was lost. Processes here write and
+ * rotate one log as hook_log does; every rename must move a log over the
+ * cap (a smaller one is a double rotation), and LOG.1 is a full generation
+ * at the end. */
+enum { ROT_PROCS = 6, ROT_LINES = 1500, ROT_LINE = 4096 };
+
+static int rotate_worker(const char *path, int id) {
+    char old[PATH_MAX + 8], line[ROT_LINE];
+    snprintf(old, sizeof old, "%s.1", path);
+    memset(line, 'a' + id, sizeof line);
+    line[sizeof line - 1] = '\n';
+    int bad = 0;
+    for (int i = 0; i < ROT_LINES; i++) {
+        if (client_log_rotate(path)) {
+            struct stat st;
+            /* Only a rename that moved a log over the cap is a rotation;
+             * the next one needs another 1 MiB written first. */
+            if (lstat(old, &st) != 0 || st.st_size <= CLIENT_LOG_MAX) bad++;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, line, sizeof line) != (ssize_t)sizeof line) bad++;
+        if (fd >= 0) close(fd);
+    }
+    return bad > 255 ? 255 : bad;
+}
+
+static void test_log_rotate_concurrent(void) {
+    char path[PATH_MAX], old[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/race.log", g_tmp);
+    snprintf(old, sizeof old, "%s.1", path);
+    pid_t kids[ROT_PROCS];
+    for (int k = 0; k < ROT_PROCS; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) _exit(rotate_worker(path, k));
+    }
+    int bad = 0;
+    for (int k = 0; k < ROT_PROCS; k++) {
+        int st = 0;
+        waitpid(kids[k], &st, 0);
+        bad += WIFEXITED(st) ? WEXITSTATUS(st) : 1000;
+    }
+    CHECK_MSG(bad == 0, "%d rotations moved a log under the cap over LOG.1 (its generation lost)", bad);
+    struct stat st;
+    CHECK_MSG(stat(old, &st) == 0 && st.st_size > CLIENT_LOG_MAX, "LOG.1 is %lld bytes",
+              stat(old, &st) == 0 ? (long long)st.st_size : -1LL);
+    unlink(path);
+    unlink(old);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "serve") == 0) return fake_daemon(argc, argv);
     signal(SIGPIPE, SIG_IGN);
@@ -409,6 +464,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_spool);
     TEST_RUN(test_spawn);
     TEST_RUN(test_hook_request);
+    TEST_RUN(test_log_rotate_concurrent);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);

@@ -225,4 +225,23 @@ for name, extra, want in (("nl-config", [], "Python code, 2 lines, omitted."),
           "%s: the code notice is written in the chosen language: %r" % (name, recs))
     check(d.close() == 0, "%s: daemon exit" % name)
 
+# ---- 4. serve.log rotated by another process -----------------------------------------------------
+# Two daemons overlap while one exits, and both rotate serve.log past its
+# 1 MiB cap. One that found the log over the cap after the other had rotated
+# it (a new, small serve.log at the path) did not rotate it again, rightly,
+# but kept writing into serve.log.1 for good, past the cap. It opens the new
+# serve.log now.
+d = Daemon(BIN, VOICE, tmp, "logrot", pace=False)
+log = os.path.join(d.dir, "serve.log")
+with open(log, "a") as f:
+    f.write(("x" * 99 + "\n") * 11000)   # over the cap: the daemon's own log file is full
+os.rename(log, log + ".1")              # what the other process's rotation did ...
+with open(log, "w") as f:
+    f.write("the other daemon's line\n")  # ... and the line it began the new log with
+r = d.req({"v": 1, "op": "stop", "session": "rotated-elsewhere"})
+check(r and r["ok"], "stop: %r" % r)
+check("stop rotated-elsewhere" in read(log), "the daemon writes to the new serve.log: %r" % read(log)[-300:])
+check("stop rotated-elsewhere" not in read(log + ".1"), "nothing more goes into serve.log.1")
+check(d.close() == 0, "logrot: daemon exit")
+
 sys.exit(check.finish())

@@ -145,7 +145,12 @@ typedef struct {
 static void log_cap(server *sv) {
     struct stat was, err2;
     if (fstat(fileno(sv->log), &was) != 0 || was.st_size <= CLIENT_LOG_MAX) return;
-    if (!client_log_rotate(sv->log_path)) return;
+    client_log_rotate(sv->log_path);
+    /* Moved, by this call or by another process that rotated it first (a
+     * second daemon while one exits): either way a new serve.log is opened.
+     * Reopening only after its own rename left a daemon whose log another
+     * process had rotated writing into serve.log.1 for good, past the cap. */
+    if (!client_log_moved(sv->log_path, fileno(sv->log))) return;
     FILE *f = fopen(sv->log_path, "ae");
     if (!f) return;   /* keep writing to the old one rather than lose lines */
     fchmod(fileno(f), 0600);

@@ -44,6 +44,7 @@ typedef struct {
     mt_pool *load_pool; /* weight conversion at load */
     int level;
     int max_kv;
+    mt_backend_ops ops_search_selects; /* STTS_CPU_SELECT=search: cpu_ops without select_topk */
 } cpu_backend;
 
 /* STTS_CPU_PROFILE=1: each executor times its ops (wall clock of the
@@ -1142,6 +1143,15 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating the CPU backend");
     c->base.ops = &cpu_ops;
+    /* STTS_CPU_SELECT=search: the search selects on the host itself (its
+     * one-thread loop; A/B comparisons of select_topk with one binary) */
+    const char *sel = getenv("STTS_CPU_SELECT");
+    if (sel && !strcmp(sel, "search")) {
+        c->ops_search_selects = cpu_ops;
+        c->ops_search_selects.select_topk = NULL;
+        c->ops_search_selects.select_max_k = 0;
+        c->base.ops = &c->ops_search_selects;
+    }
     c->base.threads = threads;
     c->level = simd > 0 ? simd : best;
     c->max_kv = max_kv;

@@ -58,10 +58,12 @@ typedef struct {
 
 static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_t *je);
 static void json_fix_free(json_fix *f);
+struct source;
+static void gap_give_up(struct ingest_frontend *fe, struct source *s);
 
 struct ingest_frontend;
 
-typedef struct {
+typedef struct source {
     struct ingest_frontend *fe;
     char *parent;            /* NULL: the main agent */
     text_stream *ts;
@@ -77,6 +79,13 @@ typedef struct {
                               * event, or a new message_start before its stop); the retried
                               * message streams it again from the start: not said twice */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
+    int gap;                 /* partial mode: a line was lost (broken, over-long) while this text block was
+                              * open: streamed[0, gap_at) was fed, what streamed after the loss is held */
+    int gap_closed;          /* and the block has stopped: its complete line may still come (SDK order) */
+    size_t gap_at;
+    fbuf gapped;             /* the last block of this message whose gap was never filled (its text as
+                              * streamed, the gap at gapped_at): its complete line is not said again */
+    size_t gapped_at;
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -185,6 +194,7 @@ static void source_free(source *s) {
     free(s->tool_json.p);
     free(s->msg_blocks.p);
     free(s->cut.p);
+    free(s->gapped.p);
     free(s);
 }
 
@@ -203,6 +213,7 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
             int idle_i = fe->src[i]->open_kind == BLK_NONE, idle_s = fe->src[slot]->open_kind == BLK_NONE;
             if (idle_i > idle_s || (idle_i == idle_s && fe->src[i]->used < fe->src[slot]->used)) slot = i;
         }
+        gap_give_up(fe, fe->src[slot]);
         text_stream_end(fe->src[slot]->ts, fe->cur_arrival);
         source_free(fe->src[slot]);
         fe->src[slot] = NULL;
@@ -277,6 +288,7 @@ static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n
 
 /* The end of a text block of the main agent is a sentence boundary. */
 static void end_block(ingest_frontend *fe, source *s) {
+    gap_give_up(fe, s);   /* the held text is this block's: said before it ends */
     s->cont = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
@@ -329,6 +341,68 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
         }
         normalize_into(fe, &fe->spoken, t, n, 1);
     }
+}
+
+/* ---- a line lost inside a streamed text block ----------------------------------
+ * A broken or over-long line is skipped; when it was a text_delta, the text
+ * streamed after it continues mid-word from somewhere else ("The quick bro"
+ * + "ps over" was read "The quick brops over", a word that does not exist).
+ * So after a lost line an open text block's deltas are held, not fed, until
+ * the block's complete assistant line (which comes before its stop, or just
+ * after it in the SDK's order) fills the gap: everything after what was fed
+ * is taken from the line, the lost words included. When no such line comes,
+ * the held text follows what was fed with a word break between: words cut
+ * at the gap are fragments, never glued into one. */
+static void mark_gaps(ingest_frontend *fe) {
+    for (int i = 0; i < fe->nsrc; i++) {
+        source *s = fe->src[i];
+        /* a held (repeating) or retried block has its own rules; it is fed later as a whole */
+        if (s->open_kind != BLK_TEXT || s->gap || s->holding || s->cut.len) continue;
+        s->gap = 1;
+        s->gap_closed = 0;
+        s->gap_at = s->streamed.len;
+    }
+}
+
+/* t: the complete text of the block with the gap. When it starts with what
+ * was fed, the rest of it is fed and becomes what streamed; 1 then. */
+static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
+    if (!s->gap || n < s->gap_at || (s->gap_at && memcmp(t, s->streamed.p, s->gap_at) != 0)) return 0;
+    s->gap = s->gap_closed = 0;
+    feed_text(fe, s, t + s->gap_at, n - s->gap_at);
+    s->streamed.len = 0;
+    if (fb_put(&s->streamed, t, n)) fe->oom = 1;
+    return 1;
+}
+
+/* The block's complete line did not come (or does not match): the held
+ * text is fed after a word break. A block that has stopped is then ended as
+ * its stop would have. */
+static void gap_give_up(ingest_frontend *fe, source *s) {
+    if (!s->gap) return;
+    int closed = s->gap_closed;
+    s->gap = s->gap_closed = 0;
+    const char *st = s->streamed.p ? s->streamed.p : "";
+    if (s->streamed.len > s->gap_at) {
+        feed_text(fe, s, " ", 1);
+        feed_text(fe, s, st + s->gap_at, s->streamed.len - s->gap_at);
+    }
+    s->gapped.len = 0;
+    if (fb_put(&s->gapped, st, s->streamed.len)) fe->oom = 1;
+    s->gapped_at = s->gap_at;
+    if (closed) {
+        if (fb_put(&s->msg_blocks, st, s->streamed.len) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
+        seen_add(fe, key_hash("text", s->msg_id[0] ? s->msg_id : fe->turn_id, st, s->streamed.len));
+        end_text_block(fe, s, st, s->streamed.len);
+    }
+}
+
+/* Is t the complete text of the block whose gap was never filled (its start
+ * what was fed before the gap, its end what was held after it)? */
+static int fills_gapped(const source *s, const char *t, size_t n) {
+    size_t pre = s->gapped_at, post = s->gapped.len - s->gapped_at;
+    if (!s->gapped.len || n < pre + post) return 0;
+    return memcmp(t, s->gapped.p, pre) == 0 && memcmp(t + n - post, s->gapped.p + pre, post) == 0;
 }
 
 static int is_bound(const ingest_frontend *fe, size_t pos) {
@@ -424,6 +498,7 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
+    s->gapped.len = 0;
 }
 
 /* ---- JSON helpers ---------------------------------------------------------------- */
@@ -637,6 +712,11 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             /* the open block is the line's last (a line holding the whole message
              * repeats the blocks already closed before it) */
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
+                /* a line was lost while it streamed: the line fills the gap */
+                if (s->gap && !think) {
+                    if (gap_fill(fe, s, t, n)) continue;
+                    gap_give_up(fe, s);
+                }
                 /* already streamed as deltas: only a missing tail is new */
                 if (s->cut.len && !think) {
                     /* a retried block, held while it repeats the cut one: the line's
@@ -664,8 +744,20 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                 continue;
             }
             uint64_t h = key_hash(key, id ? id : fe->turn_id, t, n);
+            if (s->gap && s->gap_closed && !think) {
+                /* the line after the stop of a block with a lost line: it fills the gap */
+                if (gap_fill(fe, s, t, n)) {
+                    if (fb_put(&s->msg_blocks, t, n) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
+                    seen_add(fe, h);
+                    end_text_block(fe, s, t, n);
+                    continue;
+                }
+                gap_give_up(fe, s);
+            }
             if (seen_has(fe, h)) { fe->st.duplicates++; continue; }
             seen_add(fe, h);
+            /* the block whose gap was never filled: all of it was said but the lost words */
+            if (!think && fills_gapped(s, t, n)) { fe->st.duplicates++; continue; }
             /* Partial mode, the line after its block's stop (the order the SDK
              * documents) with deltas lost: only what was not streamed is new. */
             size_t done = think ? 0 : streamed_prefix(s, t, n);
@@ -714,12 +806,19 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             if (!t) { missing(fe, "text_delta without text"); return; }
             size_t n = jstrlen(d, key);
             int kind = think ? BLK_THINK : BLK_TEXT;
-            if (s->open_kind != kind) { s->open_kind = kind; s->streamed.len = 0; s->holding = 0; }   /* start was lost */
+            if (s->open_kind != kind) {   /* start was lost */
+                gap_give_up(fe, s);
+                s->open_kind = kind;
+                s->streamed.len = 0;
+                s->holding = 0;
+            }
             if (fb_put(&s->streamed, t, n)) fe->oom = 1;
             if (s->cut.len && !think) {
                 cut_check(fe, s, 0);
             } else if (s->holding) {
                 if (!repeats_block(s, 0)) release_hold(fe, s, 0);   /* diverged: say all of it now */
+            } else if (s->gap && !think) {
+                /* held after a lost line, for the complete line to fill the gap */
             } else {
                 feed_text(fe, s, t, n);
             }
@@ -741,6 +840,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const json_t *cb = json_object_get(ev, "content_block");
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
+        gap_give_up(fe, s);   /* the next block: the last one's line did not come */
         release_hold(fe, s, 1);
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK || strcmp(t, "text") != 0) end_block(fe, s);
         s->streamed.len = 0;
@@ -760,6 +860,13 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             snprintf(s->tool_id, sizeof s->tool_id, "%s", jstr(cb, "id") ? jstr(cb, "id") : "");
         } else s->open_kind = BLK_OTHER;
     } else if (strcmp(et, "content_block_stop") == 0) {
+        if (s->open_kind == BLK_TEXT && s->gap) {
+            /* a lost line and no complete line yet: it may follow the stop */
+            s->gap_closed = 1;
+            s->last_line = fe->cur_line;
+            s->open_kind = BLK_NONE;
+            return;
+        }
         if (s->open_kind == BLK_TEXT) cut_check(fe, s, 1);
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
             s->last_line = fe->cur_line;
@@ -783,7 +890,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     } else if (strcmp(et, "message_stop") == 0) {
         s->last_line = fe->cur_line;
         release_hold(fe, s, 1);
-        end_block(fe, s);
+        if (!s->gap_closed) end_block(fe, s);   /* else the complete line may still come */
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
         const json_t *e = json_object_get(ev, "error");
@@ -1255,6 +1362,7 @@ static void frag_flush(ingest_frontend *fe) {
     fe->cur_line = cur;
     fe->frag_held = 0;
     fe->frag.len = 0;
+    mark_gaps(fe);   /* the held line is lost: a text_delta perhaps */
 }
 
 /* line (from its first non-blank byte) failed to parse (je). Returns the
@@ -1346,6 +1454,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     fe->cur_arrival = arrival_ns;
     if (flags & INGEST_LINE_TOO_LONG) {
         frag_flush(fe);
+        mark_gaps(fe);
         fe->st.bad_lines++;
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
@@ -1408,6 +1517,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
             return STTS_OK;
         }
         warnf(fe, "not valid JSON (%s, at column %d); skipped", je.text, je.column);
+        mark_gaps(fe);
         return STTS_OK;
     }
     if (!json_is_object(root)) {
@@ -1478,7 +1588,10 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
 void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns) {
     frag_flush(fe);
     fe->in_tick = 1;   /* sentences belong to the last line that fed them */
-    for (int i = 0; i < fe->nsrc; i++) text_stream_end(fe->src[i]->ts, now_ns);
+    for (int i = 0; i < fe->nsrc; i++) {
+        gap_give_up(fe, fe->src[i]);
+        text_stream_end(fe->src[i]->ts, now_ns);
+    }
     fe->in_tick = 0;
 }
 

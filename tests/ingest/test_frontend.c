@@ -979,6 +979,60 @@ static void test_split_line(void) {
     CHECK_EQ_INT(st.bad_lines, 6);
 }
 
+/* Partial mode, a text_delta line lost (cut short, broken, over the length
+ * limit): the deltas after it continued mid-word from elsewhere, "The quick
+ * bro" + "ps over" was read "The quick brops over", and the block's complete
+ * line after its stop was said again in full. Now the deltas after the loss
+ * wait for the complete line, which fills the gap (before the stop, the
+ * CLI's order, or after it, the SDK's); without one they follow after a word
+ * break and the late line is not said again. */
+#define LOSTD "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_"
+#define FOX "The quick brown fox jumps over the lazy dog. Then it sleeps."
+static void test_lost_delta_line_gap(void) {
+    coll c;
+    const char *cli[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                         DELTA(0, "ps over the lazy dog. Then it sleeps."), ASSIST("m1", FOX), BSTOP(0), MSTOP,
+                         RESULT(FOX), NULL};
+    ingest_stats st = run(cli, &c);
+    EXPECT(&c, "The quick brown fox jumps over the lazy dog. | Then it sleeps.");
+    CHECK_EQ_INT(st.bad_lines, 1);
+    const char *sdk[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                         DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, ASSIST("m1", FOX),
+                         RESULT(FOX), NULL};
+    run(sdk, &c);
+    EXPECT(&c, "The quick brown fox jumps over the lazy dog. | Then it sleeps.");
+    /* no complete line: a word break at the gap, nothing glued, nothing lost that came */
+    const char *none[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                          DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, RESULT(FOX), NULL};
+    run(none, &c);
+    EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
+    /* the next block starts before the late line (SDK order, a tool call):
+     * the held text is said then, and the late line is not said again */
+    const char *late[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                          DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0),
+                          EV("{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\"}}"),
+                          BSTOP(1), MSTOP, ASSIST("m1", FOX), RESULT(FOX), NULL};
+    st = run(late, &c);
+    EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
+    CHECK_EQ_INT(st.duplicates, 1);
+    /* a line over the length limit is a lost line too */
+    memset(&c, 0, sizeof c);
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    const char *tl[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello big wor"), "", DELTA(0, "ain."),
+                        ASSIST("m1", "Hello big world, hello again."), BSTOP(0), NULL};
+    for (uint64_t i = 0; tl[i]; i++)
+        ingest_frontend_feed(fe, tl[i], strlen(tl[i]), i + 1, 0, i == 3 ? INGEST_LINE_TOO_LONG : 0, NULL);
+    ingest_frontend_finish(fe, 0);
+    EXPECT(&c, "Hello big world, hello again.");
+    ingest_frontend_free(fe);
+    /* a broken line that was no delta of the block costs nothing: the line fills the gap with what was held */
+    const char *other[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First part, "), "{\"type\":\"rate_limit_ev",
+                           DELTA(0, "second part."), ASSIST("m1", "First part, second part."), BSTOP(0), NULL};
+    run(other, &c);
+    EXPECT(&c, "First part, second part.");
+}
+
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
@@ -1011,5 +1065,6 @@ int main(void) {
     TEST_RUN(test_bom);
     TEST_RUN(test_split_line);
     TEST_RUN(test_retried_stream_said_once);
+    TEST_RUN(test_lost_delta_line_gap);
     return TEST_SUMMARY();
 }

@@ -105,7 +105,8 @@ struct ingest_frontend {
     uint64_t turn;
     char turn_id[32];
     int turn_had_text, turn_error;
-    int turn_active;            /* an assistant line or stream event came since the turn began */
+    int turn_active;            /* a main-agent assistant line or stream event came since the turn began
+                                 * (a background subagent's lines come after its turn's result) */
     uint64_t seen[SEEN_RING];   /* hashes of spoken text blocks and announced tool ids */
     size_t seen_n, seen_pos;
     char unknown[16][40];       /* unknown type names already warned about */
@@ -997,7 +998,11 @@ static const char *const ignored_types[] = {
     "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage", NULL};
 
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
-    if (strcmp(type, "assistant") == 0) { fe->turn_active = 1; on_assistant(fe, root); return; }
+    if (strcmp(type, "assistant") == 0) {
+        if (!parent_of(fe, root)) fe->turn_active = 1;
+        on_assistant(fe, root);
+        return;
+    }
     if (!fe->p.transcript && fe->turn_active && strcmp(type, "system") == 0 && jstr(root, "subtype") &&
         strcmp(jstr(root, "subtype"), "init") == 0) {
         /* An init starts every turn. One after a turn that had output but
@@ -1016,7 +1021,7 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
             new_turn(fe);
         }
     } else if (strcmp(type, "stream_event") == 0) {
-        fe->turn_active = 1;
+        if (!jstr(root, "parent_tool_use_id")) fe->turn_active = 1;
         on_event(fe, root);
         return;
     } else if (strcmp(type, "result") == 0) {

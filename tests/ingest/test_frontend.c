@@ -317,6 +317,27 @@ static void test_subagents(void) {
     CHECK_EQ_STR(c.id[0], "s1");
 }
 
+/* A background agent goes on after its turn's result; its lines then (and a
+ * partial stream of them) made the next turn's system/init warn that the
+ * previous turn had no result, which it had. */
+static void test_background_agent_after_result(void) {
+    const char *L[] = {INIT, ASSIST("m1", "Started the agent."), RESULT("Started the agent."),
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":\"Sub work.\"}]},\"parent_tool_use_id\":\"toolu_1\"}",
+                       EVP("toolu_1", "{\"type\":\"message_start\",\"message\":{\"id\":\"s2\"}}"),
+                       "{\"type\":\"system\",\"subtype\":\"task_notification\",\"task_id\":\"t1\",\"status\":\"completed\",\"summary\":\"Sub work.\"}",
+                       INIT, ASSIST("m2", "The agent is done."), RESULT("The agent is done."), NULL};
+    coll c;
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    for (int sub = 0; sub < 2; sub++) {
+        p.speak_subagents = sub;
+        run_p(&p, L, &c);
+        EXPECT(&c, sub ? "Started the agent. | Sub work. | The agent is done." : "Started the agent. | The agent is done.");
+        CHECK_MSG(c.nw == 0, "speak_subagents %d: %s", sub, c.warn[0]);
+    }
+}
+
 /* Twelve subagents streaming at once (parallel Task agents), their lines
  * interleaved: each one's text is said whole and once. */
 static void test_many_parallel_subagents(void) {
@@ -1066,5 +1087,6 @@ int main(void) {
     TEST_RUN(test_split_line);
     TEST_RUN(test_retried_stream_said_once);
     TEST_RUN(test_lost_delta_line_gap);
+    TEST_RUN(test_background_agent_after_result);
     return TEST_SUMMARY();
 }

@@ -143,11 +143,21 @@ stts_status daemon_queue_new(daemon_rank_fn rank, void *user, daemon_queue **out
 /* Frees the queue and, through free_item (may be NULL), the items still in it. */
 void daemon_queue_free(daemon_queue *q, void (*free_item)(void *));
 stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, stts_error *err);
-/* The next item, removed; NULL when empty. */
+/* The next item, removed; NULL when empty. It is then "in hand" (its
+ * session remembered) until daemon_queue_handed: the caller hands it on
+ * (serve: into the pipeline) without holding its lock. */
 void *daemon_queue_take(daemon_queue *q, int newest_first);
-/* Removes the items of session (NULL: all) through free_item; how many. */
+/* 1 when a drop of the in-hand item's session (or of all) came after it
+ * was taken: a stop that found it neither queued nor in the pipeline. The
+ * caller does not hand it on (hand_dropped, before), or stops it where it
+ * went (handed, after). daemon_queue_handed ends the hand. */
+int daemon_queue_hand_dropped(const daemon_queue *q);
+int daemon_queue_handed(daemon_queue *q);
+/* Removes the items of session (NULL: all) through free_item; how many (the
+ * item in hand is not counted: it is only marked, see above). */
 size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)(void *));
 size_t daemon_queue_count(const daemon_queue *q);
+/* session has items queued, or the item in hand (not dropped). */
 int daemon_queue_has(const daemon_queue *q, const char *session);
 /* The rank of session (NULL: of every session) changed: asked again. */
 void daemon_queue_rerank(daemon_queue *q, const char *session);

@@ -11,7 +11,14 @@
  * between them), in O(log sessions) instead of O(items) per pick: a backlog
  * of 80000 sentences took 80000 x 80000 steps to speak.
  *
- * A session's record (hash chain, heap slot) exists while it has items. */
+ * A session's record (hash chain, heap slot) exists while it has items.
+ *
+ * The item taken last is "in hand" (its session remembered) until the
+ * caller says it is handed on (daemon_queue_handed): serve's speaker takes
+ * a sentence under its lock and pushes it into the pipeline without it (a
+ * push may block), so a stop in between found the sentence neither here nor
+ * in the pipeline, and it was spoken after the stop. A drop covering the
+ * item in hand now marks it, and the speaker stops it itself. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +53,9 @@ struct daemon_queue {
     size_t heap_cap;
     daemon_rank_fn rank;
     void *user;
+    int in_hand;                 /* an item was taken and is not handed on yet */
+    int hand_dropped;            /* ... and a drop of its session (or of all) came meanwhile */
+    char *hand;                  /* its session; NULL (out of memory): any drop covers it */
 };
 
 static size_t hash(const char *s) {
@@ -167,6 +177,7 @@ stts_status daemon_queue_new(daemon_rank_fn rank, void *user, daemon_queue **out
 void daemon_queue_free(daemon_queue *q, void (*free_item)(void *)) {
     if (!q) return;
     daemon_queue_drop(q, NULL, free_item);
+    free(q->hand);
     free(q->buckets);
     free(q->heap);
     free(q);
@@ -205,7 +216,8 @@ stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, 
     return STTS_OK;
 }
 
-void *daemon_queue_take(daemon_queue *q, int newest_first) {
+/* The next item, removed (nothing in hand changes). */
+static void *take_item(daemon_queue *q, int newest_first) {
     if (!q->n) return NULL;
     /* Arrival order: the oldest item, which is its session's oldest. */
     qitem *it = newest_first ? q->heap[0]->head : q->head;
@@ -223,11 +235,33 @@ void *daemon_queue_take(daemon_queue *q, int newest_first) {
     return data;
 }
 
+void *daemon_queue_take(daemon_queue *q, int newest_first) {
+    if (!q->n) return NULL;
+    const char *session = newest_first ? q->heap[0]->id : q->head->s->id;
+    free(q->hand);
+    q->hand = strdup(session);
+    q->in_hand = 1;
+    q->hand_dropped = 0;
+    return take_item(q, newest_first);
+}
+
+int daemon_queue_hand_dropped(const daemon_queue *q) { return q->in_hand && q->hand_dropped; }
+
+int daemon_queue_handed(daemon_queue *q) {
+    int dropped = q->in_hand && q->hand_dropped;
+    q->in_hand = q->hand_dropped = 0;
+    free(q->hand);
+    q->hand = NULL;
+    return dropped;
+}
+
 size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)(void *)) {
     size_t n = 0;
+    /* The item in hand is no longer here: the drop is noted for it. */
+    if (q->in_hand && (!session || !q->hand || strcmp(q->hand, session) == 0)) q->hand_dropped = 1;
     if (!session) {
         while (q->n) {
-            void *d = daemon_queue_take(q, 0);
+            void *d = take_item(q, 0);
             if (free_item) free_item(d);
             n++;
         }
@@ -249,7 +283,12 @@ size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)
 
 size_t daemon_queue_count(const daemon_queue *q) { return q->n; }
 
-int daemon_queue_has(const daemon_queue *q, const char *session) { return find(q, session) != NULL; }
+int daemon_queue_has(const daemon_queue *q, const char *session) {
+    /* The item in hand is on its way to the pipeline: not spoken yet (an
+     * end with "wait" answered before it was pushed). */
+    if (q->in_hand && !q->hand_dropped && (!q->hand || strcmp(q->hand, session) == 0)) return 1;
+    return find(q, session) != NULL;
+}
 
 void daemon_queue_rerank(daemon_queue *q, const char *session) {
     if (!q->rank) return;

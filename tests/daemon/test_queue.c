@@ -63,6 +63,7 @@ static void test_order_matches_the_walk(void) {
                 ref[ref_n++] = v;
             } else if (op < 85) {
                 int *got = daemon_queue_take(q, newest);
+                daemon_queue_handed(q);   /* as serve's speaker, once it is in the pipeline */
                 if (!ref_n) { CHECK(got == NULL); continue; }
                 int want = ref_take(newest);
                 CHECK_MSG(got && *got == want, "round %d step %d: took %d, the walk takes %d", round, step,
@@ -132,8 +133,45 @@ static void test_newest_pick_cost(void) {
     daemon_queue_free(q, ignore);
 }
 
+/* serve's speaker takes a sentence under its lock and pushes it into the
+ * pipeline without it. A stop in between (the session's items dropped here,
+ * then the pipeline's stopped) found it in neither, and it was spoken after
+ * the stop. The queue keeps the item in hand until it is handed on: a drop
+ * of its session (or of all) marks it, one of another session does not, and
+ * the items queued after the stop are untouched. */
+static void test_drop_while_in_hand(void) {
+    daemon_queue *q = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    CHECK(daemon_queue_new(NULL, NULL, &q, &err) == STTS_OK);
+    if (!q) return;
+    static int items[6] = {0, 1, 2, 3, 4, 5};
+    CHECK(daemon_queue_push(q, "a", &items[0], &err) == STTS_OK);
+    CHECK(daemon_queue_push(q, "a", &items[1], &err) == STTS_OK);
+    CHECK(daemon_queue_take(q, 0) == &items[0]);   /* in hand */
+    CHECK(daemon_queue_has(q, "a") && !daemon_queue_has(q, "b"));
+    CHECK(daemon_queue_drop(q, "b", NULL) == 0);
+    CHECK(!daemon_queue_hand_dropped(q));
+    CHECK(daemon_queue_drop(q, "a", NULL) == 1);   /* the stop: items[1] queued, items[0] in hand */
+    CHECK(daemon_queue_hand_dropped(q));
+    CHECK(!daemon_queue_has(q, "a"));
+    CHECK(daemon_queue_push(q, "a", &items[2], &err) == STTS_OK);   /* after the stop */
+    CHECK(daemon_queue_handed(q) == 1);   /* the speaker stops items[0] */
+    CHECK(daemon_queue_take(q, 0) == &items[2]);
+    CHECK(daemon_queue_handed(q) == 0);   /* nothing dropped it: spoken */
+    CHECK(daemon_queue_take(q, 0) == NULL && daemon_queue_count(q) == 0);
+    /* A stop of everything covers the item in hand too. */
+    CHECK(daemon_queue_push(q, "c", &items[3], &err) == STTS_OK);
+    CHECK(daemon_queue_take(q, 1) == &items[3]);
+    CHECK(daemon_queue_drop(q, NULL, NULL) == 0);
+    CHECK(daemon_queue_handed(q) == 1);
+    CHECK(!daemon_queue_has(q, "c"));
+    daemon_queue_free(q, NULL);
+}
+
 int main(void) {
     TEST_RUN(test_order_matches_the_walk);
     TEST_RUN(test_newest_pick_cost);
+    TEST_RUN(test_drop_while_in_hand);
     return TEST_SUMMARY();
 }

@@ -289,6 +289,25 @@ static void on_event(void *user, const pipeline_event *ev) {
  * oldest sentence of the session whose prompt came last. mu held. */
 static pend *take(server *sv) { return daemon_queue_take(sv->pending, sv->newest_first); }
 
+/* TEST-ONLY (STTS_FAULT=serve_hold_seq:N, docs/RELIABILITY.md): the speaker
+ * holds sentence N between taking it from the queue and handing it to the
+ * pipeline, a window of microseconds otherwise: it creates FILE.held and
+ * waits until FILE exists (STTS_FAULT_GATE=FILE; 60 s at most), so a test
+ * can send a stop exactly there. */
+static void hold_at_gate(uint64_t seq) {
+    long n = stts_fault("serve_hold_seq");
+    const char *gate = getenv("STTS_FAULT_GATE");
+    if (n < 0 || (uint64_t)n != seq || !gate || !*gate) return;
+    char held[PATH_MAX];
+    snprintf(held, sizeof held, "%s.held", gate);
+    int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    for (int i = 0; i < 12000 && access(gate, F_OK) != 0; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void *speaker_main(void *arg) {
     server *sv = arg;
     stts_error err;
@@ -367,7 +386,18 @@ static void *speaker_main(void *arg) {
         pthread_mutex_lock(&sv->mu);
         while (!daemon_queue_count(sv->pending) && !sv->quit) pthread_cond_wait(&sv->cv, &sv->mu);
         if (sv->quit) { pthread_mutex_unlock(&sv->mu); break; }
-        pend *p = take(sv);
+        pend *p = take(sv);   /* in hand until daemon_queue_handed: a stop meanwhile marks it */
+        pthread_mutex_unlock(&sv->mu);
+        hold_at_gate(p->seq);   /* TEST-ONLY (STTS_FAULT=serve_hold_seq:N): the window made wide */
+        pthread_mutex_lock(&sv->mu);
+        if (daemon_queue_hand_dropped(sv->pending)) {
+            /* A stop (or mute) of its session came since it was taken: it is
+             * not spoken, as the ones still queued were not. */
+            daemon_queue_handed(sv->pending);
+            pthread_mutex_unlock(&sv->mu);
+            pend_free(p);
+            continue;
+        }
         int change = sv->cue && sv->last_session[0] && strcmp(sv->last_session, p->session) != 0;
         snprintf(sv->last_session, sizeof sv->last_session, "%s", p->session);
         pthread_mutex_unlock(&sv->mu);
@@ -383,6 +413,14 @@ static void *speaker_main(void *arg) {
                              .message_id = p->message_id, .seq = p->seq, .arrival_ns = p->arrival_ns,
                              .emit_ns = p->emit_ns};
         stts_status st = pipeline_push_session(pl, &s, p->session, &err);
+        pthread_mutex_lock(&sv->mu);
+        int stopped = daemon_queue_handed(sv->pending);
+        pthread_mutex_unlock(&sv->mu);
+        /* A stop that came while it was being pushed may have looked at the
+         * pipeline before it got there: stopped now (only this sentence and
+         * its cue are the session's since that stop; the speaker is the one
+         * pusher, and the next ones are still queued). */
+        if (stopped && st == STTS_OK) pipeline_stop(pl, p->session);
         pend_free(p);
         if (st != STTS_OK) break;
     }

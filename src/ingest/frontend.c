@@ -1416,6 +1416,17 @@ static json_t *rejoin_split(ingest_frontend *fe, const char *line, size_t len, c
     return NULL;
 }
 
+/* An array whose every element is an object with a string "type": the
+ * messages of --output-format json --verbose. */
+static int is_event_array(const json_t *a) {
+    size_t i;
+    json_t *ev;
+    if (json_array_size(a) == 0) return 0;
+    json_array_foreach(a, i, ev)
+        if (!json_is_object(ev) || !jstr(ev, "type")) return 0;
+    return 1;
+}
+
 /* --input-format text|markdown: each line is text of one long main-agent
  * block (blank lines are paragraph breaks). Plain text is read literally:
  * its ASCII punctuation is backslash-escaped so no markdown rule applies,
@@ -1525,7 +1536,18 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         mark_gaps(fe);
         return STTS_OK;
     }
-    if (!json_is_object(root)) {
+    if (json_is_array(root) && is_event_array(root)) {
+        /* claude -p --output-format json with --verbose (or the verbose view
+         * mode in settings) writes one JSON array of every message of the
+         * session, the result last (anthropics/claude-code#84784): each is
+         * read as a line of its own, in order (it was skipped whole) */
+        size_t i;
+        json_t *ev;
+        json_array_foreach(root, i, ev) {
+            const char *type = json_is_object(ev) ? jstr(ev, "type") : NULL;
+            if (type) dispatch(fe, ev, type);
+        }
+    } else if (!json_is_object(root)) {
         fe->st.bad_lines++;
         warnf(fe, "not a JSON object; skipped");
     } else {

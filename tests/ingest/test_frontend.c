@@ -1054,6 +1054,23 @@ static void test_lost_delta_line_gap(void) {
     EXPECT(&c, "First part, second part.");
 }
 
+/* claude -p --output-format json --verbose writes the whole session as one
+ * JSON array of messages (result last): it was skipped as "not a JSON
+ * object" and nothing was said. Its elements are read as lines. An array
+ * of something else is still a bad line. */
+static void test_json_output_array(void) {
+    const char *L[] = {"[" INIT "," ASSIST("m1", "Hello from json mode.") ",{\"type\":\"user\",\"message\":{\"content\":"
+                       "[{\"type\":\"tool_result\",\"tool_use_id\":\"t\",\"content\":\"secret output\"}]}},"
+                       ASSIST("m2", "Done now.") "," RESULT("Done now.") "]",
+                       "[1, 2]", "[{\"type\":\"result\"}, 3]", NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Hello from json mode. | Done now.");
+    CHECK_EQ_INT(st.results, 1);
+    CHECK_EQ_INT(st.bad_lines, 2);
+    CHECK_EQ_INT(c.nw, 2);
+}
+
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
@@ -1088,5 +1105,6 @@ int main(void) {
     TEST_RUN(test_retried_stream_said_once);
     TEST_RUN(test_lost_delta_line_gap);
     TEST_RUN(test_background_agent_after_result);
+    TEST_RUN(test_json_output_array);
     return TEST_SUMMARY();
 }

@@ -81,6 +81,8 @@ typedef struct session {
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
     int prompted;          /* a prompt came while this turn ran (a queued prompt) */
+    char *prompted_id;     /* ... its prompt_id (NULL: none given) */
+    int md_since_prompt;   /* ... and a MessageDisplay batch of the session came after it */
     int claim_tries;       /* pipe: lines looked at for Claude Code's session_id */
     char *last_notice;     /* the last notice said (Notification, StopFailure), and when */
     uint64_t last_notice_ns;
@@ -187,6 +189,7 @@ static void session_free(session *s) {
     text_stream_free(s->ts);
     ingest_frontend_free(s->fe);
     free(s->parked);
+    free(s->prompted_id);
     free(s->last_notice);
     free(s->turn_id);
     free(s->main_agent);
@@ -612,6 +615,9 @@ static stts_status reset_turn(session *s, stts_error *err) {
     free(s->turn_id);
     s->turn_id = NULL;
     s->prompted = 0;
+    free(s->prompted_id);
+    s->prompted_id = NULL;
+    s->md_since_prompt = 0;
     return text_stream_new(&s->hub->p.text, on_text, s, &s->ts, err);
 }
 
@@ -965,6 +971,20 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         const char *turn = str(pl, "turn_id");
         int md = !strcmp(ev, "MessageDisplay");
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
+        if (md && s->prompted) s->md_since_prompt = 1;
+        const char *pid = str(pl, "prompt_id");
+        if (!md && s->prompted && !s->md_since_prompt && pid && s->prompted_id && !strcmp(pid, s->prompted_id)) {
+            /* The Stop of the prompt taken for one queued during the turn,
+             * with no batch of that turn since: that turn was cut (Esc: no
+             * final batch, no Stop) and this Stop ends the prompt's own
+             * turn, whose batches never came (a narration, a hook that
+             * timed out). Matched against the cut message, a reply equal to
+             * it ("Done.") was not said, one that began like it lost its
+             * first words. A turn that goes on after a queued prompt sends
+             * batches (at least its final one) first. */
+            if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
+            fresh = 1;
+        }
         stts_status st = md ? on_message_display(s, pl, what, err) : on_stop(s, pl, what, err);
         if (st == STTS_OK) {
             if (fresh) s->turn_ns = t;
@@ -995,6 +1015,9 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
              * it made every later prompt look queued, and a reply equal to
              * the turn's before it ("Done.") was taken for spoken. */
             s->prompted = 1;
+            s->md_since_prompt = 0;
+            free(s->prompted_id);
+            s->prompted_id = str(pl, "prompt_id") ? strdup(str(pl, "prompt_id")) : NULL;   /* NULL: no such test */
             *what = h->p.stop_on_prompt ? "stopped (turn still running)" : "turn still running";
             return STTS_OK;
         }

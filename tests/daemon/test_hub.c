@@ -661,6 +661,45 @@ static void test_interrupted_message(void) {
     daemon_hub_free(h);
 }
 
+/* After Esc (no final batch, no Stop: claude-code-hooks.md 2.2) the next
+ * prompt looks queued during the cut turn, whose state is kept for its late
+ * batches. When the next reply came without batches (its Stop only: a
+ * narration, a hook that timed out), that Stop was matched against the cut
+ * message: a reply equal to it ("Done.") was not said at all, one that began
+ * like it lost its first words. The Stop carries the prompt_id of the prompt
+ * it answers: that of the prompt taken for queued, with no batch of the old
+ * turn since, is the new turn's Stop, and the cut turn is over. A queued
+ * prompt whose turn goes on (batches after it) still finds its words. */
+static void test_reply_after_esc(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"check it\"");
+    CHECK(md(h, "X", "t1", "m1", 0, "Done.\\n", 0) == STTS_OK);   /* Esc */
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"check again\"");
+    CHECK(hook(h, "{\"session_id\":\"X\",\"hook_event_name\":\"Stop\",\"prompt_id\":\"p2\","
+                  "\"last_assistant_message\":\"Done.\"}", &w) == STTS_OK);
+    CHECK_MSG(count(out, "Done.") == 2, "the reply after Esc (%s): %s", w ? w : "(null)", out);
+    /* A reply that begins as the cut one did is said whole. */
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p3\",\"prompt\":\"look\"");
+    CHECK(md(h, "X", "t3", "m3", 0, "Let me look.\\n", 0) == STTS_OK);   /* Esc */
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p4\",\"prompt\":\"look again\"");
+    ev(h, "X", "Stop", "\"prompt_id\":\"p4\",\"last_assistant_message\":\"Let me look.\\nThe bug is in parse.c.\"");
+    CHECK_MSG(count(out, "Let me look.") == 2 && count(out, "The bug is in parse.c.") == 1, "%s", out);
+    /* A queued prompt: the turn goes on, its Stop (with the queued prompt's
+     * id or the first one's) finds what its batches said. */
+    out_n = 0;
+    out[0] = '\0';
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p5\",\"prompt\":\"one\"");
+    CHECK(md(h, "X", "t5", "m5", 0, "First line.\\n", 0) == STTS_OK);
+    ev(h, "X", "UserPromptSubmit", "\"prompt_id\":\"p6\",\"prompt\":\"queued\"");
+    CHECK(md(h, "X", "t5", "m5", 1, "Second line.", 1) == STTS_OK);
+    ev(h, "X", "Stop", "\"prompt_id\":\"p6\",\"last_assistant_message\":\"First line.\\nSecond line.\"");
+    CHECK_MSG(count(out, "First line.") == 1 && count(out, "Second line.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -679,5 +718,6 @@ int main(void) {
     TEST_RUN(test_stop_with_whole_turn);
     TEST_RUN(test_main_thread_agent);
     TEST_RUN(test_interrupted_message);
+    TEST_RUN(test_reply_after_esc);
     return TEST_SUMMARY();
 }

@@ -9,7 +9,8 @@
 # bench_nllb int8 + 32000 rows on 2 pinned cores (--threads 2) and on 16,
 # alternating the base binary, this tree's, and this tree's with each
 # setting in SETTINGS (VAR=VALUE, space-separated). Summary in $OUT.
-# WEIGHTS=bf16 (default int8) benches that format; BASE=0 leaves the base
+# WEIGHTS=bf16 (default int8) benches that format; SL=0 (default 32000) the
+# shortlist rows (0: the full vocabulary); BASE=0 leaves the base
 # binary out (when the settings alone are the comparison); TESTS=0 skips the
 # tests (a second run in the same call).
 set -uo pipefail
@@ -44,7 +45,7 @@ SETTINGS=${SETTINGS:-}
 one() { # label cpus threads binary [env...]
   local label=$1 cpus=$2 th=$3 bin=$4
   shift 4
-  env "$@" taskset -c "$cpus" timeout 120 $D/bin/$bin --device cpu --threads "$th" --weights "${WEIGHTS:-int8}" --shortlist-rows 32000 \
+  env "$@" taskset -c "$cpus" timeout 120 $D/bin/$bin --device cpu --threads "$th" --weights "${WEIGHTS:-int8}" --shortlist-rows "${SL:-32000}" \
     --reps 5 --json 2>/dev/null | grep '^{' | python3 -c '
 import json,sys
 for l in sys.stdin:

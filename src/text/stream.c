@@ -40,18 +40,19 @@ static int tb_reserve(tbuf *b, size_t extra) {
 
 enum { LS_START, LS_INLINE, LS_DROP };
 /* Dropped with their contents, across lines and deltas, to their close: a
- * <system-reminder>, an HTML comment, <script> and <style>. Only the last
+ * <system-reminder>, an HTML comment, <script> and <style>, reasoning in
+ * <thinking> tags and a tool call in <function_calls>. Only the last
  * few bytes wait for the close, so memory stays bounded. Unclosed, they end
  * with the text block, and one that opened mid-line (inline HTML rather than
  * an HTML block) also at a blank line, so a stray "<!--" in prose costs at
  * most its paragraph. */
-enum { SK_NONE, SK_SYSREM, SK_COMMENT, SK_SCRIPT, SK_STYLE, SK_PRE };
+enum { SK_NONE, SK_SYSREM, SK_COMMENT, SK_SCRIPT, SK_STYLE, SK_PRE, SK_THINK, SK_FCALLS };
 static const struct {
     const char *close;
     size_t len;
     int consume;          /* 0: the close is a tag, left for the tag rule */
 } skip_close[] = {{"", 0, 0}, {"</system-reminder>", 18, 1}, {"-->", 3, 1}, {"</script", 8, 0}, {"</style", 7, 0},
-                  {"</pre", 5, 0}};
+                  {"</pre", 5, 0}, {"</thinking>", 11, 1}, {"</function_calls>", 17, 1}};
 enum { LK_PARA, LK_HEADING, LK_ITEM };
 
 struct text_stream {
@@ -1566,6 +1567,23 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, cons
         ts->skip = SK_SYSREM;
         ts->skip_para = 0;
         return 1;
+    }
+    if (!closing && ((nl == 8 && memcmp(t + ns, "thinking", 8) == 0) || (nl == 14 && memcmp(t + ns, "function_calls", 14) == 0))) {
+        /* reasoning, or a tool call, written into the text in their tags:
+         * never read ("<thinking>I should" read "thinkingI should" and the
+         * reasoning). At a line start it runs to its close; mid-line only
+         * when the close follows on the line, else it is prose naming the tag
+         * ("wrap it in <thinking> tags"), read as before */
+        int found = at_start;
+        size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
+        for (size_t k = 0; !found && k + 3 + nl <= m; k++)
+            found = after[k] == '<' && after[k + 1] == '/' && memcmp(after + k + 2, t + ns, nl) == 0 && after[k + 2 + nl] == '>';
+        if (!found && an < LOOKAHEAD && !final) return -1;
+        if (found) {
+            ts->skip = nl == 8 ? SK_THINK : SK_FCALLS;
+            ts->skip_para = !at_start;
+            return 1;
+        }
     }
     if (!closing && t[n - 1] != '/' && ((nl == 6 && starts_ci(t + ns, nl, "script")) || (nl == 5 && starts_ci(t + ns, nl, "style")))) {
         ts->skip = nl == 6 ? SK_SCRIPT : SK_STYLE;   /* code, not words */

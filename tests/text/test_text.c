@@ -213,6 +213,18 @@ static void test_system_reminder(void) {
     expect("<system-reminder>all hidden</system-reminder>Visible.", "Visible.");
 }
 
+/* Reasoning in <thinking> tags and a tool call in <function_calls> written
+ * into a text block were read, the tag name glued to the first word
+ * ("thinkingI should check"). Prose that names the tag is still read. */
+static void test_thinking_tags(void) {
+    expect_nomerge("<thinking>I should check the file first.</thinking>\n\nThe answer is 4.", "The answer is 4.");
+    expect_nomerge("<thinking>\nStep one.\n\nStep two.\n</thinking>\nVisible after.", "Visible after.");
+    expect_nomerge("Next <thinking>inline hidden</thinking> shown.", "Next shown.");
+    expect_nomerge("<function_calls><invoke name=\"Bash\"><parameter name=\"command\">ls -la</parameter></invoke></function_calls>\n\nAfter.",
+                   "After.");
+    expect_nomerge("Wrap your reasoning in <thinking> tags, then answer.", "Wrap your reasoning in thinking tags, then answer.");
+}
+
 static void test_footnotes(void) {
     expect("A claim[^1] that holds.\n\n[^1]: The source text.", "A claim that holds. | The source text.");
 }
@@ -1264,6 +1276,7 @@ int main(void) {
     TEST_RUN(test_html);
     TEST_RUN(test_html_comments_script_style);
     TEST_RUN(test_system_reminder);
+    TEST_RUN(test_thinking_tags);
     TEST_RUN(test_footnotes);
     TEST_RUN(test_links);
     TEST_RUN(test_paths);

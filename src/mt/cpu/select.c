@@ -75,36 +75,46 @@ static double expsum_scalar(const float *x, int c0, int c1, float mx) {
 #define SEL_T_MIN (-86.0f)
 
 #ifdef SEL_X86
-TGT_AVX512 static inline __m512 exp_avx512(__m512 t) {
-    t = _mm512_max_ps(t, _mm512_set1_ps(SEL_T_MIN));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(SEL_LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SEL_LN2_HI), t);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SEL_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23);
-    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), e));
-}
+/* p = the degree-7 polynomial at r, Horner with fused multiply-adds, in
+ * vectors of type T with intrinsics prefix P (_mm256, _mm512). */
+#define SEL_POLY(T, P, p, r)                                   \
+    T p = P##_set1_ps(1.0f / 5040.0f);                         \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 720.0f));        \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 120.0f));        \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 24.0f));         \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f / 6.0f));          \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(0.5f));                 \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f));                 \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.0f))
+
+/* exp_512, exp_256: the exp above on vectors of W bits (RND: the rounding
+ * intrinsic, which AVX-512 names differently). */
+#define SEL_EXP_FN(W, RND)                                                                            \
+    static inline __m##W exp_##W(__m##W t) {                                                        \
+        t = _mm##W##_max_ps(t, _mm##W##_set1_ps(SEL_T_MIN)); /* NaN: the second operand */         \
+        __m##W n = _mm##W##_##RND(_mm##W##_mul_ps(t, _mm##W##_set1_ps(SEL_LOG2E)),                   \
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);                   \
+        __m##W r = _mm##W##_fnmadd_ps(n, _mm##W##_set1_ps(SEL_LN2_HI), t);                          \
+        r = _mm##W##_fnmadd_ps(n, _mm##W##_set1_ps(SEL_LN2_LO), r);                                 \
+        SEL_POLY(__m##W, _mm##W, p, r);                                                             \
+        __m##W##i e = _mm##W##_slli_epi32(_mm##W##_cvtps_epi32(n), 23);                             \
+        return _mm##W##_castsi##W##_ps(_mm##W##_add_epi32(_mm##W##_castps_si##W(p), e));            \
+    }
+TGT_AVX512 SEL_EXP_FN(512, roundscale_ps)
+TGT_AVX2 SEL_EXP_FN(256, round_ps)
 
 TGT_AVX512 static double expsum_avx512(const float *x, int c0, int c1, float mx) {
     __m512 m = _mm512_set1_ps(mx);
     __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
     int v = c0;
     for (; v + 16 <= c1; v += 16) {
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + v), m));
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_loadu_ps(x + v), m));
         a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
     }
     if (v < c1) { /* the tail through the same polynomial, masked */
         __mmask16 k = (__mmask16)((1u << (c1 - v)) - 1);
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + v), m));
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + v), m));
         e = _mm512_maskz_mov_ps(k, e);
         a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
@@ -130,29 +140,12 @@ TGT_AVX512 static int topk_avx512(const float *x, int c0, int c1, int k, int *to
     return n;
 }
 
-TGT_AVX2 static inline __m256 exp_avx2(__m256 t) {
-    t = _mm256_max_ps(t, _mm256_set1_ps(SEL_T_MIN));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(SEL_LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SEL_LN2_HI), t);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SEL_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
-    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
-}
-
 TGT_AVX2 static double expsum_avx2(const float *x, int c0, int c1, float mx) {
     __m256 m = _mm256_set1_ps(mx);
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
     int v = c0;
     for (; v + 8 <= c1; v += 8) {
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + v), m));
+        __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(x + v), m));
         a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
@@ -163,7 +156,7 @@ TGT_AVX2 static double expsum_avx2(const float *x, int c0, int c1, float mx) {
         float t[8] = {0}, e[8];
         int n = c1 - v;
         for (int i = 0; i < n; i++) t[i] = x[v + i] - mx;
-        _mm256_storeu_ps(e, exp_avx2(_mm256_loadu_ps(t)));
+        _mm256_storeu_ps(e, exp_256(_mm256_loadu_ps(t)));
         for (int i = 0; i < n; i++) s += e[i];
     }
     return s;

@@ -815,20 +815,26 @@ static int is_plain_word(const char *s, size_t n) {
 }
 
 /* A password written in prose ("the password is hunter2xyz"): 6 to 64
- * characters with a letter and a digit or a symbol, not a path, and not a
- * number with a unit ("12-characters"). */
+ * characters with a letter and a digit or a symbol, not a path, not a number
+ * with a unit ("12-characters"), not a compound adjective ("2FA-protected",
+ * "SHA256-hashed") and not a standard's name (capitals, digits and dashes:
+ * "SHA-256", "AES-256"). */
 static int looks_like_password(const char *s, size_t n) {
-    size_t letters = 0, digits = 0, symbols = 0, lead = 0;
+    size_t letters = 0, digits = 0, symbols = 0, lower = 0, lead = 0, tail = 0;
     if (n < 6 || n > 64 || memchr(s, '/', n)) return 0;
     while (lead < n && isdigit((unsigned char)s[lead])) lead++;
     if (lead && lead < n && s[lead] == '-') return 0;
+    while (tail < n && islower((unsigned char)s[n - 1 - tail])) tail++;
+    if (tail >= 3 && tail < n && s[n - 1 - tail] == '-') return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (isalpha(ch)) letters++;
         else if (isdigit(ch)) digits++;
         else if (ch >= 0x80) return 0;   /* a word of another script */
         else if (strchr("!@#$%^&*+=?~_", ch)) symbols++;
+        lower += islower(ch) != 0;
     }
+    if (!lower && !symbols) return 0;
     return letters && (digits || symbols);
 }
 

@@ -1081,6 +1081,8 @@ static void test_secrets_in_prose(void) {
                        "The root password was and set the DB_PASSWORD to today." SECRET);
     expect_every_split("The password is required, the password is case-sensitive and is 12-characters long.",
                        "The password is required, the password is case-sensitive and is 12-characters long.");
+    expect_every_split("The password is SHA-256 hashed, the password is 2FA-protected and the password is AES256 encrypted.",
+                       "The password is SHA-256 hashed, the password is 2FA-protected and the password is AES256 encrypted.");
     expect_every_split("The passport is AB1234567 and the password is stored with argon2id now.",
                        "The passport is AB1234567 and the password is stored with argon2id now.");
     expect_every_split("The API key for staging is Xk9mP2qLw8vB3nR7tY5u now.", "The API key for staging is now." SECRET);

@@ -461,6 +461,23 @@ static size_t streamed_prefix(const source *s, const char *t, size_t n) {
     return best;
 }
 
+/* Partial mode: is t a text block of this message already streamed and
+ * closed, except for a part in its middle that never came (a delta lost
+ * without a trace)? Such a block is t's start and t's end, at least 8 bytes
+ * of each (two blocks that merely share a first and a last word are not
+ * one), with nothing between. */
+static int streamed_with_gap(const source *s, const char *t, size_t n) {
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    while (p && p < end) {
+        size_t l = strlen(p), a = 0, z = 0;
+        while (a < l && a < n && p[a] == t[a]) a++;
+        while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
+        if (l < n && a >= 8 && z >= 8 && a + z == l) return 1;
+        p += l + 1;
+    }
+    return 0;
+}
+
 /* After a cut stream: the open text block's streamed text, not fed while
  * it repeats the cut block's text; the part beyond it is fed as it comes;
  * all of it when it diverges (a different answer). ended: the block ended
@@ -763,6 +780,8 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
              * documents) with deltas lost: only what was not streamed is new. */
             size_t done = think ? 0 : streamed_prefix(s, t, n);
             if (done) fe->st.duplicates++;
+            /* said as it streamed, but for deltas that never came: not again */
+            if (!done && !think && streamed_with_gap(s, t, n)) { fe->st.duplicates++; continue; }
             /* An interrupted turn's text ("aborted":true) stops mid-word: the
              * half word ("refactor the par") is not spoken. A text ending in
              * a space or punctuation stopped between words and is kept; only

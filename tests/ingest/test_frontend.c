@@ -1036,6 +1036,16 @@ static void test_lost_delta_line_gap(void) {
     st = run(late, &c);
     EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
     CHECK_EQ_INT(st.duplicates, 1);
+    /* a delta that never came, no broken line to show it: the words around
+     * the gap are glued (nothing tells), but the complete line after the
+     * stop is not said again; a block that only shares a start and an end
+     * with it is said */
+    const char *trace[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"),
+                           DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, ASSIST("m1", FOX),
+                           ASSIST("m1", "The quick check is done. Then it sleeps."), RESULT(FOX), NULL};
+    st = run(trace, &c);
+    EXPECT(&c, "The quick brops over the lazy dog. | Then it sleeps. | The quick check is done. | Then it sleeps.");
+    CHECK_EQ_INT(st.duplicates, 1);
     /* a line over the length limit is a lost line too */
     memset(&c, 0, sizeof c);
     ingest_frontend *fe;

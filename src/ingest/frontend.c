@@ -478,6 +478,18 @@ static int streamed_with_gap(const source *s, const char *t, size_t n) {
     return 0;
 }
 
+/* The open text block's stream is cut (an "error" event, or the next
+ * message_start before its stop): what was said of it is kept, for the
+ * retried message that streams it again. After a lost line that is only
+ * what was fed: the held rest comes again with the retry (fed now, it was
+ * said twice, the retry diverging from the cut text at the gap). */
+static void keep_cut(ingest_frontend *fe, source *s) {
+    if (s->open_kind != BLK_TEXT || s->cut.len) return;
+    size_t n = s->gap ? s->gap_at : s->streamed.len;
+    s->gap = 0;
+    if (n && fb_put(&s->cut, s->streamed.p, n)) fe->oom = 1;
+}
+
 /* After a cut stream: the open text block's streamed text, not fed while
  * it repeats the cut block's text; the part beyond it is fed as it comes;
  * all of it when it diverges (a different answer). ended: the block ended
@@ -852,8 +864,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     if (strcmp(et, "message_start") == 0) {
         const json_t *m = json_object_get(ev, "message");
         /* a text block still open: its stream was cut and the CLI retries */
-        if (s->open_kind == BLK_TEXT && !s->cut.len && s->streamed.len && fb_put(&s->cut, s->streamed.p, s->streamed.len))
-            fe->oom = 1;
+        keep_cut(fe, s);
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "content_block_start") == 0) {
@@ -914,8 +925,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
         const json_t *e = json_object_get(ev, "error");
-        if (s->open_kind == BLK_TEXT && !s->cut.len && s->streamed.len && fb_put(&s->cut, s->streamed.p, s->streamed.len))
-            fe->oom = 1;
+        keep_cut(fe, s);
         if (!parent) fe->turn_error = 1;
         notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(json_is_object(e) ? jstr(e, "type") : NULL), NULL);
     } else if (strcmp(et, "message_delta") != 0 && strcmp(et, "ping") != 0) {

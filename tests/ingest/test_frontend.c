@@ -1046,6 +1046,14 @@ static void test_lost_delta_line_gap(void) {
     st = run(trace, &c);
     EXPECT(&c, "The quick brops over the lazy dog. | Then it sleeps. | The quick check is done. | Then it sleeps.");
     CHECK_EQ_INT(st.duplicates, 1);
+    /* a lost line, then the stream is cut and retried: the retry says the
+     * rest once (the held text was said, then all of the retry again) */
+    const char *retry[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD, DELTA(0, "ps over"),
+                           EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),
+                           START("m2"), BSTART(0, "text"), DELTA(0, "The quick brown fox jumps over the lazy dog."),
+                           DELTA(0, " Then it sleeps."), ASSIST("m2", FOX), BSTOP(0), MSTOP, RESULT(FOX), NULL};
+    run(retry, &c);
+    EXPECT(&c, "The quick bro | {error}The request failed with an API error. | wn fox jumps over the lazy dog. | Then it sleeps.");
     /* a line over the length limit is a lost line too */
     memset(&c, 0, sizeof c);
     ingest_frontend *fe;

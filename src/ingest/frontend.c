@@ -467,6 +467,7 @@ static size_t streamed_prefix(const source *s, const char *t, size_t n) {
  * of each (two blocks that merely share a first and a last word are not
  * one), with nothing between. */
 static int streamed_with_gap(const source *s, const char *t, size_t n) {
+    if (!s->msg_blocks.len) return 0;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p), a = 0, z = 0;

@@ -138,6 +138,8 @@ struct text_stream {
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
     int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
+    size_t ord_at;        /* the sentence so far ends in a day "3." and a space: the word from here on
+                           * decides (a month continues it: "am 3. Oktober"); 0: none */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
     size_t lw_tail_len;
@@ -342,6 +344,7 @@ static void emit_sentence(text_stream *ts) {
     ts->sent_chars = 0;
     ts->cjk_end = 0;
     ts->etc_wait = 0;
+    ts->ord_at = 0;
     secret_notice(ts);
 }
 
@@ -391,6 +394,7 @@ static void cut_long(text_stream *ts) {
     while (e > 0 && s[e - 1] == ' ') e--;
     if (e) deliver(ts, s, e, TEXT_SPEECH, NULL, ts->now);
     ts->sent_gen++;
+    ts->ord_at = 0;   /* the text moved: a waiting "3." is decided as no end */
     memmove(ts->sent.p, ts->sent.p + keep_from, n - keep_from);
     ts->sent.len = n - keep_from;
     ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
@@ -479,8 +483,56 @@ static int ends_etc(const text_stream *ts) {
     return (e[0] | 32) == 'e' && (e[1] | 32) == 't' && (e[2] | 32) == 'c' && e[3] == '.';
 }
 
+/* A day of the month written as an ordinal, "am 3. Oktober", "den 1. Mai"
+ * (German, and the Scandinavian languages), is no sentence end: the
+ * sentence so far ends in 1 or 2 digits (1 to 31) and a '.', and the next
+ * word, once complete, decides. */
+static int ends_day(const text_stream *ts) {
+    const char *s = ts->sent.p;
+    size_t n = ts->sent.len, d = 0;
+    if (n < 2 || s[n - 1] != '.') return 0;
+    while (d < n - 1 && d < 3 && isdigit((unsigned char)s[n - 2 - d])) d++;
+    if (d == 0 || d > 2 || (n - 1 - d > 0 && s[n - 2 - d] != ' ' && s[n - 2 - d] != '(')) return 0;
+    int day = d == 1 ? s[n - 2] - '0' : (s[n - 3] - '0') * 10 + (s[n - 2] - '0');
+    return day >= 1 && day <= 31;
+}
+static int is_month(const char *w, size_t n) {
+    static const char *const m[] = {"januar", "j\xc3\xa4nner", "februar", "m\xc3\xa4rz", "mars", "april", "mai", "juni",
+                                    "juli", "august", "september", "oktober", "november", "dezember", "december",
+                                    "desember", "jan", "feb", "m\xc3\xa4r", "apr", "jun", "jul", "aug", "sep", "sept",
+                                    "okt", "nov", "dez", "dec", NULL};
+    while (n && strchr(".,;:!?)\"'", w[n - 1])) n--;
+    for (int i = 0; m[i]; i++) {
+        size_t k = 0;   /* ASCII case folded; "ä" compared as bytes (starts_ci is for ASCII names) */
+        while (k < n && m[i][k] && tolower((unsigned char)w[k]) == (unsigned char)m[i][k]) k++;
+        if (k == n && !m[i][k]) return 1;
+    }
+    return 0;
+}
+/* The word after "3. " is complete: a month continues the sentence, any
+ * other word starts the next one (the sentence is cut before it). */
+static void day_decide(text_stream *ts) {
+    size_t at = ts->ord_at, n = ts->sent.len;
+    ts->ord_at = 0;
+    if (at == 0 || at > n || is_month(ts->sent.p + at, n - at)) return;
+    deliver(ts, ts->sent.p, at - 1, TEXT_SPEECH, NULL, ts->now);
+    ts->sent_gen++;
+    memmove(ts->sent.p, ts->sent.p + at, n - at);
+    ts->sent.len = n - at;
+    ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);
+    ts->cjk_end = 0;
+    secret_notice(ts);
+}
+
 static void seg_space(text_stream *ts) {
     if (ts->sent.len == 0 || ts->sent.p[ts->sent.len - 1] == ' ') return;
+    if (ts->ord_at) day_decide(ts);
+    if (!ts->cjk_end && ends_day(ts)) {
+        ts->ord_at = ts->sent.len + 1;
+        tb_put(ts, &ts->sent, " ", 1);
+        ts->sent_chars++;
+        return;
+    }
     if (!ts->cjk_end && ends_etc(ts)) {
         /* "a, b, etc. and c" goes on, "a, b, etc. Next" does not: wait for the next character
          * (likewise "Wait... what" and "Wait... Then") */
@@ -2770,6 +2822,7 @@ static int idle_cut_cjk(text_stream *ts) {
     deliver(ts, s, cut, TEXT_SPEECH, NULL, ts->now);
     ts->force = 0;
     ts->sent_gen++;
+    ts->ord_at = 0;
     memmove(ts->sent.p, ts->sent.p + cut, n - cut);
     ts->sent.len = n - cut;
     ts->sent_chars = count_chars(ts->sent.p, ts->sent.len);

@@ -452,6 +452,19 @@ static void test_abbreviations(void) {
  * the usual English ones) mid-sentence, before a capital and before a
  * lowercase word: one sentence. A plain word with a period still ends one
  * (the control: this test can fail). */
+/* A day of the month as an ordinal ("am 3. Oktober", German; "den 3.
+ * oktober", Danish) ended the sentence at its '.': the date was said, and
+ * translated, in two halves. A number before any other word still ends it. */
+static void test_day_ordinals(void) {
+    expect_nomerge("Das Treffen ist am 3. Oktober in Berlin. Danach gehen wir.",
+                   "Das Treffen ist am 3. Oktober in Berlin. | Danach gehen wir.");
+    expect_nomerge("Ab dem 1. M\xC3\xA4rz gilt es, bis zum 31. Dezember.", "Ab dem 1. M\xC3\xA4rz gilt es, bis zum 31. Dezember.");
+    expect_nomerge("Vi ses den 3. oktober i Oslo.", "Vi ses den 3. oktober i Oslo.");
+    expect_nomerge("Siehe Kapitel 4. Dort steht es. Es sind 45. Dann mehr.",
+                   "Siehe Kapitel 4. | Dort steht es. | Es sind 45. | Dann mehr.");
+    expect_nomerge("Ich habe 5 Tests und 3. Alle laufen.", "Ich habe 5 Tests und 3. | Alle laufen.");
+}
+
 static void test_abbreviations_unmerged(void) {
     static const char *const ab[] = {"e.g.", "i.e.", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Sr.", "Jr.", "vs.",
                                      "cf.", "approx.", "St.", "Fig.", "Eq.", "et al.", "No.", "Vol.", "p.", "pp.",
@@ -1298,6 +1311,7 @@ int main(void) {
     TEST_RUN(test_abbreviations);
     TEST_RUN(test_script_sentence_ends);
     TEST_RUN(test_abbreviations_unmerged);
+    TEST_RUN(test_day_ordinals);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_punctuation_only);
     TEST_RUN(test_cjk_idle_flush);

@@ -116,6 +116,12 @@ stts_status daemon_hub_hook(daemon_hub *h, json_t *payload, const char **what, s
  * (stale: ...)"). made_ns 0 is now. */
 stts_status daemon_hub_hook_at(daemon_hub *h, json_t *payload, uint64_t made_ns, const char **what,
                                stts_error *err);
+/* The server stopped session's speech (NULL: every session's): ctl stop,
+ * mute, a barge-in. Words still pending in its text stage (a sentence not
+ * ended yet) are not said when they are flushed (idle timer, end of the
+ * message or session); new words of the session lift this, and a sentence
+ * they complete is said whole. */
+void daemon_hub_stopped(daemon_hub *h, const char *session);
 /* A pipe client's stream-json line, and its end of input. */
 stts_status daemon_hub_line(daemon_hub *h, const char *session, const char *line, size_t len, stts_error *err);
 void daemon_hub_end(daemon_hub *h, const char *session);

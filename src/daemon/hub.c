@@ -80,6 +80,11 @@ typedef struct session {
     msg msgs[MAX_MSGS];
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
+    /* The server stopped its speech (daemon_hub_stopped) and no word came
+     * since: what the text stage still holds (a sentence not ended) is of
+     * before the stop and is not said when flushed. Without it the idle
+     * flush said the cut sentence 1.5 s after an Esc and its stop. */
+    int hush;
     int prompted;          /* a prompt came while this turn ran (a queued prompt) */
     char *prompted_id;     /* ... its prompt_id (NULL: none given) */
     int md_since_prompt;   /* ... and a MessageDisplay batch of the session came after it */
@@ -147,6 +152,7 @@ static void emit(session *s, const char *msg_id, const text_sentence *t, uint64_
 
 static void on_text(void *user, const text_sentence *t) {
     session *s = user;
+    if (s->hush) return;   /* words of before a stop, flushed */
     emit(s, s->cur_id, t, 0);
 }
 
@@ -395,6 +401,7 @@ static stts_status speak(session *s, msg *m, const char *t, size_t n, int end, s
     if (s->cur_id && s->cur_id != m->id) text_stream_end(s->ts, now);   /* the previous message is over */
     s->cur_id = m->id;
     if (msg_append(m, t, n) != 0) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    if (n) s->hush = 0;   /* new words after a stop: the sentence they complete is said whole */
     if (n && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
     if (end) {
         m->final = 1;
@@ -456,6 +463,7 @@ static stts_status say_apart(session *s, msg *m, const char *t, size_t n, stts_e
     uint64_t now = stts_now_ns();
     if (s->cur_id) text_stream_end(s->ts, now);
     s->cur_id = m->id;
+    if (n) s->hush = 0;
     if (n && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
     text_stream_end(s->ts, now);
     return STTS_OK;
@@ -1084,6 +1092,11 @@ void daemon_hub_end(daemon_hub *h, const char *sid) {
     if (!s) return;
     if (s->fe) ingest_frontend_finish(s->fe, stts_now_ns());
     forget(h, s);
+}
+
+void daemon_hub_stopped(daemon_hub *h, const char *sid) {
+    for (session *s = h->sessions; s; s = s->next)
+        if (!sid || strcmp(s->id, sid) == 0) s->hush = 1;
 }
 
 void daemon_hub_tick(daemon_hub *h, uint64_t now) {

@@ -11,7 +11,7 @@ is queued after it is spoken, once."""
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, scratch, stop, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -45,5 +45,20 @@ for op, req in (("stop", {"v": 1, "op": "stop", "session": "race"}),
     check(BEFORE[2] not in heard, "%s: a queued sentence was spoken after the stop: %r" % (op, heard))
     check(heard.count(AFTER) == 1, "%s: the sentence after the stop, once: %r" % (op, heard))
     check(d.close() == 0, "%s: daemon exit" % op)
+
+# Words still pending in the hub's text stage when the stop came (a line
+# that ends no sentence; Esc: nothing more of it comes) were said when they
+# were flushed: by the idle timer 1.5 s later, or here by the SessionEnd.
+d = Daemon(BIN, VOICE, tmp, "pending", extra=["--gap-ms", "0"])
+d.hook(md("cut", "m1", 0, "The first sentence is complete.\nThe fix is to change the parser\n", False))
+r = d.req({"v": 1, "op": "stop", "session": "cut"})
+check(r and r["ok"], "stop: %r" % r)
+d.hook({"session_id": "cut", "hook_event_name": "SessionEnd", "reason": "other"})
+d.hook(stop("marker", "The marker sentence comes last."))
+wait_for(lambda: any(x["source"] == "The marker sentence comes last." for x in d.records())
+         and d.status()["queue"] == 0, "pending: the marker sentence")
+srcs = [x["source"] for x in d.records() if not x.get("stopped")]
+check("The fix is to change the parser" not in srcs, "pending words said after the stop: %r" % srcs)
+check(d.close() == 0, "pending: daemon exit")
 
 sys.exit(check.finish())

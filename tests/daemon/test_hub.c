@@ -700,6 +700,37 @@ static void test_reply_after_esc(void) {
     daemon_hub_free(h);
 }
 
+/* A stop (ctl stop, the Esc control, a mute) silences what is queued, but
+ * words still pending in the session's text stage (a line that ends no
+ * sentence, waiting for its end) were said 1.5 s later by the idle flush,
+ * or when the message or session ended: after an Esc the listener heard
+ * "The fix is to change the parser" once all was quiet. Pending words of
+ * before the stop are dropped now; when the reply goes on, the sentence
+ * they begin is said whole with the words that complete it. */
+static void test_pending_words_after_stop(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    CHECK(md(h, "P", "t1", "m1", 0, "First sentence here.\\nThe fix is to change the parser\\n", 0) == STTS_OK);
+    CHECK(md(h, "Q", "t1", "q1", 0, "Another session waits for the rest of\\n", 0) == STTS_OK);
+    CHECK_MSG(count(out, "First sentence here.") == 1, "%s", out);
+    daemon_hub_stopped(h, "P");   /* Esc: nothing more comes for P */
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "The fix is to change the parser") == 0, "said after the stop: %s", out);
+    CHECK_MSG(count(out, "Another session waits for the rest of") == 1, "another session's flush: %s", out);
+    /* The session ending flushes nothing of before the stop either. */
+    CHECK(md(h, "P", "t2", "m2", 0, "Words of a line left open\\n", 0) == STTS_OK);
+    daemon_hub_stopped(h, NULL);
+    ev(h, "P", "SessionEnd", "\"reason\":\"other\"");
+    CHECK_MSG(count(out, "Words of a line left open") == 0, "said after the stop: %s", out);
+    /* A reply that goes on after the stop: the sentence said whole, once. */
+    CHECK(md(h, "R", "t1", "r1", 0, "The parser needs a change so that\\n", 0) == STTS_OK);
+    daemon_hub_stopped(h, "R");
+    CHECK(md(h, "R", "t1", "r1", 1, "it accepts empty input.\\n", 1) == STTS_OK);
+    CHECK_MSG(count(out, "The parser needs a change so that it accepts empty input.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -719,5 +750,6 @@ int main(void) {
     TEST_RUN(test_main_thread_agent);
     TEST_RUN(test_interrupted_message);
     TEST_RUN(test_reply_after_esc);
+    TEST_RUN(test_pending_words_after_stop);
     return TEST_SUMMARY();
 }

@@ -268,6 +268,9 @@ static int mute_room(server *sv) {
 }
 
 static int stop_session(server *sv, const char *session) {
+    /* Words the hub still holds (a sentence not ended) are of before the
+     * stop too: not said when flushed (poll-loop thread, as the hub's). */
+    daemon_hub_stopped(sv->hub, session);
     pthread_mutex_lock(&sv->mu);
     size_t n = drop_pending(sv, session);
     pipeline *pl = sv->pl;

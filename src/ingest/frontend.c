@@ -740,6 +740,10 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             const char *t = blk ? jstr(blk, key) : json_string_value(content);
             size_t n = blk ? jstrlen(blk, key) : json_string_length(content);
             if (!t) { missing(fe, "text block without text"); continue; }
+            /* Claude Code's placeholder for a message without text (an empty
+             * first chunk in transcripts, /clear's synthetic message): not
+             * the model's words; it was read out as "no content" */
+            if (!think && n == 12 && memcmp(t, "(no content)", 12) == 0) continue;
             /* the open block is the line's last (a line holding the whole message
              * repeats the blocks already closed before it) */
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {

@@ -1089,6 +1089,25 @@ static void test_json_output_array(void) {
     CHECK_EQ_INT(c.nw, 2);
 }
 
+/* Claude Code writes a text block "(no content)" as a placeholder (a
+ * message's empty first chunk in transcripts): it was read out. A sentence
+ * that merely contains the words is read. */
+static void test_no_content_placeholder(void) {
+    const char *L[] = {ASSIST("m1", "(no content)"), ASSIST("m1", "Real answer here."),
+                       ASSIST("m2", "The file had (no content) at all."), RESULT("The file had (no content) at all."), NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Real answer here. | The file had (no content) at all.");
+    const char *T[] = {"{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Do it\"}}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"model\":\"claude\",\"content\":[{\"type\":\"text\",\"text\":\"(no content)\"}]}}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"model\":\"claude\",\"content\":[{\"type\":\"text\",\"text\":\"Done.\"}]}}", NULL};
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    run_p(&p, T, &c);
+    EXPECT(&c, "Done.");
+}
+
 int main(void) {
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
@@ -1124,5 +1143,6 @@ int main(void) {
     TEST_RUN(test_lost_delta_line_gap);
     TEST_RUN(test_background_agent_after_result);
     TEST_RUN(test_json_output_array);
+    TEST_RUN(test_no_content_placeholder);
     return TEST_SUMMARY();
 }

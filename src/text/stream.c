@@ -890,6 +890,67 @@ static int looks_like_password(const char *s, size_t n) {
     return letters && (digits || symbols);
 }
 
+/* A word naming a password, in English or another language ("password",
+ * "DB_PASSWORD", German "Passwort" and "Kennwort", Spanish "contraseña",
+ * Portuguese "senha", Dutch "wachtwoord", Swedish "lösenord", Polish
+ * "hasło", French "mot de passe"; not "passport"). */
+static int names_password(const char *s, size_t n) {
+    static const char *const w[] = {"password", "passwd", "passphrase", "passwort", "kennwort", "contrase\xc3\xb1" "a",
+                                    "senha", "wachtwoord", "l\xc3\xb6senord", "has\xc5\x82o", NULL};
+    char low[64];
+    if (n == 0 || n >= sizeof low) return 0;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
+    low[n] = '\0';
+    for (int i = 0; w[i]; i++)
+        if (strstr(low, w[i])) return 1;
+    return strcmp(low, "passe") == 0;   /* French "mot de passe" (as a word: "passed" is English) */
+}
+
+/* "is" (or "was", "to") after a password's name, in those languages:
+ * German "ist", "lautet", Spanish "es", French "est", Portuguese "é",
+ * Swedish "är", Danish and Norwegian "er", Polish "jest". */
+static int is_copula(const char *s, size_t n) {
+    static const char *const w[] = {"is", "was", "to", "ist", "lautet", "war", "es", "era", "est", "\xc3\xa9",
+                                    "\xc3\xa4r", "er", "jest", NULL};
+    for (int i = 0; w[i]; i++)
+        if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
+    return 0;
+}
+
+/* Japanese and Chinese name a password or a key in text without spaces
+ * ("パスワードはhunter2xyzです", "密码是 hunter2xyz"), so no word names it: the
+ * sentence so far ends in such a phrase (an opening quote or a space aside).
+ * 1: a password; 2: a token or key (then only a random value is one). */
+static int cjk_secret_cue(const text_stream *ts) {
+    static const char *const pw[] = {"\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89", /* パスワード */
+                                     "\xe6\x9a\x97\xe8\xa8\xbc\xe7\x95\xaa\xe5\x8f\xb7",                 /* 暗証番号 */
+                                     "\xe5\xaf\x86\xe7\xa0\x81", "\xe5\xaf\x86\xe7\xa2\xbc", NULL};      /* 密码 密碼 */
+    static const char *const key[] = {"\xe3\x83\x88\xe3\x83\xbc\xe3\x82\xaf\xe3\x83\xb3",               /* トークン */
+                                      "\xe3\x82\xad\xe3\x83\xbc",                                              /* キー */
+                                      "\xe3\x82\xb7\xe3\x83\xbc\xe3\x82\xaf\xe3\x83\xac\xe3\x83\x83\xe3\x83\x88", /* シークレット */
+                                      "\xe4\xbb\xa4\xe7\x89\x8c", "\xe5\xaf\x86\xe9\x92\xa5", NULL};      /* 令牌 密钥 */
+    static const char *const after[] = {"\xe3\x81\xaf", "\xe3\x82\x92", "\xef\xbc\x9a", ":",            /* は を ： : */
+                                        "\xe6\x98\xaf", "\xe4\xb8\xba", "\xe7\x82\xba", NULL};             /* 是 为 為 */
+    const char *p = ts->sent.p;
+    size_t n = ts->sent.len, st;
+    for (;;) {   /* spaces and opening quotes: 「 『 “ " ' ( （ */
+        if (n && (p[n - 1] == ' ' || p[n - 1] == '"' || p[n - 1] == '\'' || p[n - 1] == '(')) { n--; continue; }
+        uint32_t cp = n ? last_cp(p, n, &st) : 0;
+        if (cp == 0x300C || cp == 0x300E || cp == 0x201C || cp == 0xFF08) { n = st; continue; }
+        break;
+    }
+    for (int i = 0; after[i]; i++) {
+        size_t al = strlen(after[i]);
+        if (n < al || memcmp(p + n - al, after[i], al) != 0) continue;
+        size_t m = n - al;
+        for (int k = 0; pw[k]; k++)
+            if (m >= strlen(pw[k]) && memcmp(p + m - strlen(pw[k]), pw[k], strlen(pw[k])) == 0) return 1;
+        for (int k = 0; key[k]; k++)
+            if (m >= strlen(key[k]) && memcmp(p + m - strlen(key[k]), key[k], strlen(key[k])) == 0) return 2;
+    }
+    return 0;
+}
+
 /* A value that names no secret: "$VAR", "<your key>", "...", "xxxx", "${X}". */
 static int is_placeholder_value(const char *s, size_t n) {
     if (n == 0 || s[0] == '$' || s[0] == '<' || s[0] == '{' || s[0] == '.' || s[0] == '*') return 1;
@@ -1244,14 +1305,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         for (int i = 0; !named && kw[i]; i++)
             named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
         if (named) ts->key_words = KEY_WORDS;
-        /* "password", "passphrase", "DB_PASSWORD" (not "passport"): "is" may
-         * follow, then the password itself */
-        if (named && qe - qs < 64) {
-            char low[64];
-            for (size_t i = qs; i < qe; i++) low[i - qs] = (char)tolower((unsigned char)c[i]);
-            low[qe - qs] = '\0';
-            if (strstr(low, "password") || strstr(low, "passwd") || strstr(low, "passphrase")) ts->prose_pw = 2;
-        }
+        /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
+         * follow, then the password itself; "Passwort:" names it at once
+         * (the English names have their "name:" rules) */
+        if (names_password(c + qs, qe - qs)) ts->prose_pw = b < n && w[b] == ':' && !named ? 1 : 2;
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1270,16 +1327,19 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * "is", "was" or "to" (set it to), a word in quotes or one that is no word (a letter with
      * a digit or a symbol) is the password; "the password is required",
      * "is case-sensitive", "is 12-characters long" are read */
-    if (ppw == 1 && cl && !is_placeholder_value(c, cl) && (lq >= 0 || looks_like_password(c, cl))) {
+    /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
+     * a random token after "トークンは", "キー：" */
+    int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);
+    if (cl && !is_placeholder_value(c, cl) &&
+        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) ||
+         (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
         put_unquoted(ts, w + b, n - b, 0, 2);
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    if (ppw == 2 && b == n && ((cl == 2 && (memcmp(c, "is", 2) == 0 || memcmp(c, "to", 2) == 0)) ||
-                               (cl == 3 && memcmp(c, "was", 3) == 0)))
-        ts->prose_pw = 1;
+    if (ppw == 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&

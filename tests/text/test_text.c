@@ -1109,6 +1109,23 @@ static void test_secrets_in_prose(void) {
                        "The token expires; see request Xk9mP2qLw8vB3nR7tY5u later.");
 }
 
+/* A password in prose in other languages (German "Das Passwort ist ...",
+ * Spanish, French, Portuguese; Japanese and Chinese, where no word names
+ * it: "パスワードはhunter2xyzです") and a random token after "トークンは" were
+ * read. Words that are no password stay read. */
+static void test_secrets_in_prose_other_languages(void) {
+    expect_every_split("Das Passwort ist hunter2xyz und fertig.", "Das Passwort ist und fertig." SECRET);
+    expect_every_split("Das Kennwort lautet \"Sommer 2024\" jetzt.", "Das Kennwort lautet jetzt." SECRET);
+    expect_every_split("La contrase\xc3\xb1" "a es hunter2xyz y el mot de passe est s3cr3t!x ici.",
+                       "La contrase\xc3\xb1" "a es y el mot de passe est ici." SECRET);
+    expect_every_split("\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89\xe3\x81\xaf" "hunter2xyz" "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82", "\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89\xe3\x81\xaf" "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82" SECRET);
+    expect_every_split("\xe3\x83\x88\xe3\x83\xbc\xe3\x82\xaf\xe3\x83\xb3\xe3\x81\xaf" " Xk9mP2qLw8vB3nR7tY5u " "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82", "\xe3\x83\x88\xe3\x83\xbc\xe3\x82\xaf\xe3\x83\xb3\xe3\x81\xaf" " " "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82" SECRET);
+    /* read: a plain word, a passport, "passed", a key that is a key, a length */
+    expect_every_split("Das Passwort ist sicher, der Reisepass ist AB1234567 und the test passed is fine.",
+                       "Das Passwort ist sicher, der Reisepass ist AB1234567 und the test passed is fine.");
+    expect_every_split("\xe3\x82\xad\xe3\x83\xbc\xe3\x81\xaf" " Enter " "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82" "\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89\xe3\x81\xaf" "\x38\xe6\x96\x87\xe5\xad\x97\xe4\xbb\xa5\xe4\xb8\x8a\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82", "\xe3\x82\xad\xe3\x83\xbc\xe3\x81\xaf" " Enter " "\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82" " | " "\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89\xe3\x81\xaf" "\x38\xe6\x96\x87\xe5\xad\x97\xe4\xbb\xa5\xe4\xb8\x8a\xe3\x81\xa7\xe3\x81\x99\xe3\x80\x82");
+}
+
 /* With read_tables, a value cell after a cell naming a credential was read
  * ("password, hunter2"): the name rules want "name:" or "name=". A cell of
  * prose or a placeholder there stays read; so does a header row. */
@@ -1280,6 +1297,7 @@ int main(void) {
     TEST_RUN(test_secrets_databricks);
     TEST_RUN(test_secrets_gh_secret_set);
     TEST_RUN(test_secrets_in_prose);
+    TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);

@@ -310,10 +310,12 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
         return;
     }
     if (ts->held.len) {
-        /* Japanese joins without a space: "はい。次に…" */
+        /* Japanese joins without a space: "はい。次に…"; a sentence in another
+         * script after it is a word of its own ("完了。Next" was one word) */
         size_t st = ts->held.len - 1, k;
         while (st > 0 && ((unsigned char)ts->held.p[st] & 0xC0) == 0x80) st--;
-        if (!is_nospace_script(dec(ts->held.p + st, ts->held.len - st, &k))) tb_put(ts, &ts->held, " ", 1);
+        if (!is_nospace_script(dec(ts->held.p + st, ts->held.len - st, &k)) || !is_nospace_script(dec(s, n, &k)))
+            tb_put(ts, &ts->held, " ", 1);
         tb_put(ts, &ts->held, s, n);
         if (ts->oom) return;
         s = ts->held.p;

@@ -611,6 +611,11 @@ static void test_short_merge(void) {
     expect("Yes. Sure. Now the real sentence.", "Yes. Sure. Now the real sentence.");
     expect("## Summary\nThe build passed.", "Summary | The build passed.");   /* headings do not merge */
     expect("Long sentence comes first. OK.", "Long sentence comes first. | OK.");   /* end flushes */
+    /* Japanese merges without a space, but not into a word of another script
+     * ("完了。Next step" was merged as "完了。Next") */
+    expect("\xe3\x81\xaf\xe3\x81\x84\xe3\x80\x82\xe6\xac\xa1\xe3\x81\xab\xe9\x80\xb2\xe3\x81\xbf\xe3\x81\xbe\xe3\x81\x99\xe3\x80\x82",
+           "\xe3\x81\xaf\xe3\x81\x84\xe3\x80\x82\xe6\xac\xa1\xe3\x81\xab\xe9\x80\xb2\xe3\x81\xbf\xe3\x81\xbe\xe3\x81\x99\xe3\x80\x82");
+    expect("\xe5\xae\x8c\xe4\xba\x86\xe3\x80\x82" "Next step is here.", "\xe5\xae\x8c\xe4\xba\x86\xe3\x80\x82 " "Next step is here.");
 }
 
 static uint64_t ms(uint64_t x) { return x * 1000000ull; }

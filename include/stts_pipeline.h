@@ -108,6 +108,11 @@ typedef struct {
     int simulate_realtime;       /* player waits out each sentence as a device would */
     unsigned test_delay_max_us;  /* random delay before each stage's work on an item */
     uint64_t test_seed;
+    /* Called on the player thread (pipeline locks held: it may only signal)
+     * when it holds, before writing more, for a stop's or skip's device abort
+     * to finish (tests/pipeline/test_pipeline_stop.c holds that window open). */
+    void (*test_on_hold)(void *user);
+    void *test_hold_user;
 } pipeline_params;
 
 /* eng_Latn -> jpn_Jpan, greedy, guard on, cache 256, gap 150 ms, no lag

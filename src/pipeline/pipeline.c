@@ -157,6 +157,15 @@ struct pipeline {
     pthread_mutex_t live_mu;
     item *live;
     int paused;               /* guarded by amu: the player holds before its next slice */
+    /* The item whose samples the player wrote last (or is writing): what the
+     * device may still hold. A stop or skip that drops it aborts the device;
+     * NULL once that item is freed. Guarded by amu. */
+    item *w_item;
+    /* Device aborts of stops and skips under way (guarded by amu). The
+     * player writes nothing of a next item while one is: audio_abort
+     * discards whatever the device holds when it acts, so a sentence begun
+     * meanwhile would lose its first slice. */
+    int aborting;
     _Atomic double speed;     /* requested by pipeline_set_speed; the synth thread applies it */
     double speed_applied;     /* synth thread only */
     /* The last sentences played, for pipeline_replay (guarded by amu). */
@@ -805,6 +814,9 @@ static void finish_item(pipeline *pl, item *it) {
     }
     pl->in_flight--;
     pthread_mutex_unlock(&pl->smu);
+    pthread_mutex_lock(&pl->amu);   /* a stop reads it under amu: never a freed item */
+    if (pl->w_item == it) pl->w_item = NULL;
+    pthread_mutex_unlock(&pl->amu);
     live_free(pl, it);
 }
 
@@ -997,7 +1009,18 @@ static void *play_main(void *arg) {
             pthread_mutex_lock(&pl->amu);
             continue;
         }
+        if (pl->aborting) {
+            /* A stop or skip is aborting the device (for an item before this
+             * one): write nothing until it has, or it would discard this
+             * item's first slice too. Then look again from the top. */
+            if (pl->p.test_on_hold) pl->p.test_on_hold(pl->p.test_hold_user);
+            pthread_cond_wait(&pl->a_data, &pl->amu);
+            continue;
+        }
         int have_audio = it->n_pcm > 0;
+        /* Set before the first write, under amu: a stop from here on sees
+         * that this item's audio may be in the device. */
+        if (have_audio) pl->w_item = it;
         pthread_mutex_unlock(&pl->amu);
         test_delay(pl, &rng);
         if (have_audio) {
@@ -1043,6 +1066,15 @@ static void *play_main(void *arg) {
         }
         if (is_cancelled(pl)) break;   /* the item stays listed; pipeline_free releases it */
         if (is_dropped(it)) {
+            if (it->played > 0) {
+                /* The stop's abort may have come between the drop check above
+                 * and a write (that slice then plays after it): the player, the
+                 * one writer, discards what the device holds before it writes
+                 * anything else. */
+                pthread_mutex_unlock(&pl->amu);
+                audio_abort(pl->p.sink);
+                pthread_mutex_lock(&pl->amu);
+            }
             if (have_audio && it->marked) audio_mark(pl->p.sink, &it->mark_end, &err);
             else it->marked = 0;
             if (stop_playing(pl, it)) break;
@@ -1312,33 +1344,61 @@ stts_status pipeline_finish(pipeline *pl, stts_error *err) {
     return STTS_OK;
 }
 
+/* Called with amu held, after dropping items: when the item the player
+ * wrote last is one of them, its audio may be in the device (being
+ * written, or buffered and playing). Registers a device abort then, which
+ * holds the player before it writes any later item; the caller runs it
+ * with abort_device. Returns whether it did. */
+static int abort_needed(pipeline *pl) {
+    if (!pl->w_item || !is_dropped(pl->w_item)) return 0;
+    pl->aborting++;
+    pl->w_item = NULL;   /* after the abort the device holds none of it (see play_main for a late slice) */
+    return 1;
+}
+
+/* Discards what the device holds (a write in progress returns at once) and
+ * lets the player go on: everything it writes from now on plays. */
+static void abort_device(pipeline *pl) {
+    audio_abort(pl->p.sink);
+    pthread_mutex_lock(&pl->amu);
+    pl->aborting--;
+    pthread_cond_broadcast(&pl->a_data);
+    pthread_mutex_unlock(&pl->amu);
+}
+
 /* Sets the stop token of every live item matching session (NULL: all)
  * and wakes every thread that waits, wherever it waits. Returns how many
- * items were marked and whether one of them is being played. */
-static int mark_and_wake(pipeline *pl, const char *session, int *playing) {
+ * items were marked, and in *abort whether the device must be aborted
+ * (abort_needed; the caller then calls abort_device). The marks and that
+ * decision are one step under amu, so the player is either still on a
+ * dropped item (and aborting cuts only dropped audio) or already writing
+ * one not dropped (which is then not cut). */
+static int mark_and_wake(pipeline *pl, const char *session, int *abort) {
     int n = 0;
-    pthread_mutex_lock(&pl->live_mu);
+    pthread_mutex_lock(&pl->amu);
+    pthread_mutex_lock(&pl->live_mu);   /* order amu -> live_mu, as pipeline_replay's live_add */
     for (item *it = pl->live; it; it = it->live_next) {
         if (session && (!it->session || strcmp(it->session, session) != 0)) continue;
         if (atomic_load(&it->skipped)) continue;   /* already skipped: that is its outcome, not "stopped" */
         if (!atomic_exchange(&it->drop, 1)) n++;
     }
     pthread_mutex_unlock(&pl->live_mu);
-    tq_wake(&pl->q_text);
-    tq_wake(&pl->q_spoken);
-    pthread_mutex_lock(&pl->amu);
-    *playing = pl->a_head && is_dropped(pl->a_head) && pl->a_head->played > 0;
+    *abort = abort_needed(pl);
     pthread_cond_broadcast(&pl->a_data);
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
+    tq_wake(&pl->q_text);
+    tq_wake(&pl->q_spoken);
     return n;
 }
 
 void pipeline_cancel(pipeline *pl) {
     if (!pl || atomic_exchange(&pl->cancelled, 1)) return;
+    /* For good: nothing is written after it, so no abort can cut later audio. */
     audio_abort(pl->p.sink);
-    int playing;
-    mark_and_wake(pl, NULL, &playing);
+    int abort;
+    mark_and_wake(pl, NULL, &abort);
+    if (abort) abort_device(pl);
 }
 
 /* Waits (at most 1 s) until the player has let go of a stopped sentence,
@@ -1355,10 +1415,10 @@ static void wait_player_released(pipeline *pl) {
 
 int pipeline_stop(pipeline *pl, const char *session) {
     if (!pl || is_cancelled(pl)) return 0;
-    int playing = 0;
-    int n = mark_and_wake(pl, session, &playing);
-    if (playing) {
-        audio_abort(pl->p.sink);   /* what the device holds goes too */
+    int abort = 0;
+    int n = mark_and_wake(pl, session, &abort);
+    if (abort) {
+        abort_device(pl);   /* what the device holds goes too */
         wait_player_released(pl);
     }
     return n;
@@ -1370,11 +1430,15 @@ int pipeline_skip(pipeline *pl) {
     item *it = pl->a_head;
     int hit = it && !is_dropped(it) && (it->played > 0 || it->n_pcm > 0);
     if (hit) atomic_store(&it->drop, 1);
+    /* Only when its audio may be in the device: not yet written, it is
+     * dropped before the player writes any (and the one before it, still
+     * playing out its last samples, is not cut). */
+    int abort = hit && pl->w_item == it && abort_needed(pl);
     pthread_cond_broadcast(&pl->a_data);
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
-    if (hit) {
-        audio_abort(pl->p.sink);
+    if (abort) {
+        abort_device(pl);
         wait_player_released(pl);
     }
     return hit;

@@ -895,10 +895,11 @@ static int looks_like_password(const char *s, size_t n) {
 /* A word naming a password, in English or another language ("password",
  * "DB_PASSWORD", German "Passwort" and "Kennwort", Spanish "contraseña",
  * Portuguese "senha", Dutch "wachtwoord", Swedish "lösenord", Polish
- * "hasło", French "mot de passe"; not "passport"). */
+ * "hasło", French "mot de passe", Korean "비밀번호"; not "passport"). */
 static int names_password(const char *s, size_t n) {
     static const char *const w[] = {"password", "passwd", "passphrase", "passwort", "kennwort", "contrase\xc3\xb1" "a",
-                                    "senha", "wachtwoord", "l\xc3\xb6senord", "has\xc5\x82o", NULL};
+                                    "senha", "wachtwoord", "l\xc3\xb6senord", "has\xc5\x82o",
+                                    "\xeb\xb9\x84\xeb\xb0\x80\xeb\xb2\x88\xed\x98\xb8", NULL};   /* 비밀번호 */
     char low[64];
     if (n == 0 || n >= sizeof low) return 0;
     for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
@@ -1310,7 +1311,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
          * follow, then the password itself; "Passwort:" names it at once
          * (the English names have their "name:" rules) */
-        if (names_password(c + qs, qe - qs)) ts->prose_pw = b < n && w[b] == ':' && !named ? 1 : 2;
+        /* Korean glues its "is" to the name as a particle: "비밀번호는 X" */
+        int particle = qe - qs > 3 && (memcmp(c + qe - 3, "\xeb\x8a\x94", 3) == 0 || memcmp(c + qe - 3, "\xec\x9d\x80", 3) == 0);
+        if (names_password(c + qs, qe - qs)) ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;

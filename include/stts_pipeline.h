@@ -149,12 +149,14 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
  * still plays what it has buffered); resuming continues from the next
  * sample, none lost or repeated.
  * pipeline_replay: the last n played sentences (up to 16 kept) play again,
- * right after the current one; returns how many. */
+ * right after the current one; returns how many. At most 16 replayed
+ * copies wait at once: a request that would pass that adds nothing and
+ * returns -1 with err saying so (what waits, and what to do). */
 int pipeline_stop(pipeline *pl, const char *session);
 int pipeline_skip(pipeline *pl);
 void pipeline_pause(pipeline *pl, int paused);
 int pipeline_paused(pipeline *pl);
-int pipeline_replay(pipeline *pl, int n);
+int pipeline_replay(pipeline *pl, int n, stts_error *err);
 /* Speech rate factor for sentences synthesized from now on (the synth
  * thread applies it before its next sentence; see tts_set_speed). The
  * caller's speed is the one the voice was opened with until then. */

@@ -27,6 +27,10 @@
 #include "guard.h"
 
 enum { HISTORY = 16 };   /* sentences kept for pipeline_replay (scripts/soak REPLAY_HISTORY) */
+/* Replayed copies waiting or playing at once: each holds its PCM, so a
+ * client repeating requests would otherwise grow the audio list without
+ * bound (and the listener would hear minutes of repeats). One full history. */
+enum { REPLAY_WAITING_MAX = HISTORY };
 
 /* ---- items ---------------------------------------------------------------- */
 
@@ -171,6 +175,7 @@ struct pipeline {
     /* The last sentences played, for pipeline_replay (guarded by amu). */
     item *history[16];
     int n_history;
+    int replay_waiting;       /* replayed copies not yet finished (guarded by amu) */
 
     pthread_mutex_t smu;      /* stats and percentiles */
     pipeline_stats st;
@@ -816,6 +821,7 @@ static void finish_item(pipeline *pl, item *it) {
     pthread_mutex_unlock(&pl->smu);
     pthread_mutex_lock(&pl->amu);   /* a stop reads it under amu: never a freed item */
     if (pl->w_item == it) pl->w_item = NULL;
+    if (it->replay) pl->replay_waiting--;
     pthread_mutex_unlock(&pl->amu);
     live_free(pl, it);
 }
@@ -1463,10 +1469,21 @@ int pipeline_paused(pipeline *pl) {
     return p;
 }
 
-int pipeline_replay(pipeline *pl, int n) {
+int pipeline_replay(pipeline *pl, int n, stts_error *err) {
     if (!pl || is_cancelled(pl) || n <= 0) return 0;
     pthread_mutex_lock(&pl->amu);
     if (n > pl->n_history) n = pl->n_history;
+    if (n > 0 && pl->replay_waiting + n > REPLAY_WAITING_MAX) {
+        /* All or nothing: a part of the request would say other sentences
+         * than the ones asked for. */
+        int waiting = pl->replay_waiting;
+        pthread_mutex_unlock(&pl->amu);
+        stts_error_set(err, STTS_ERR_INVALID_ARG,
+                       "replay: %d sentence%s already waiting to be said again, and %d more would pass the limit "
+                       "of %d; nothing added: wait until they have been said, or stop them (stream-tts ctl stop)",
+                       waiting, waiting == 1 ? " is" : "s are", n, REPLAY_WAITING_MAX);
+        return -1;
+    }
     /* After the sentence playing now (if any), before everything else. */
     item *after = pl->a_head && pl->a_head->played > 0 ? pl->a_head : NULL;
     int made = 0;
@@ -1500,6 +1517,7 @@ int pipeline_replay(pipeline *pl, int n) {
         if (!it->next) pl->a_tail = it;
         after = it;
         pl->queued_ns += span_ns(it, it->n_pcm);
+        pl->replay_waiting++;
         made++;
     }
     pthread_cond_broadcast(&pl->a_data);

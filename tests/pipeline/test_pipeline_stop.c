@@ -359,12 +359,41 @@ static void stop_before_a_write_begins(void) {
     CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
 }
 
+/* Replay requests repeated: at most 16 copies wait at once; the request
+ * that would pass that adds nothing and says so. Before, each request added
+ * up to 16 copies with no overall bound (memory, and minutes of repeats). */
+static void replay_is_bounded(void) {
+    pipeline *pl = start();
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.block_value = 200;   /* sentence 2 plays (its second write held): 1 is in the history */
+    g_sink.block_nth = 2;
+    pthread_mutex_unlock(&g_sink.mu);
+    push(pl, 1, NULL);
+    push(pl, 2, NULL);
+    wait_blocked();
+    stts_error err;
+    stts_error_clear(&err);
+    int total = 0;
+    for (int k = 0; k < 16; k++) total += pipeline_replay(pl, 1, &err);
+    CHECK_EQ_INT(total, 16);
+    CHECK_EQ_INT(pipeline_replay(pl, 1, &err), -1);
+    CHECK_MSG(strstr(err.msg, "16 sentences are already waiting") && strstr(err.msg, "wait until"), "%s", err.msg);
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.release = 1;
+    pthread_cond_broadcast(&g_sink.cv);
+    pthread_mutex_unlock(&g_sink.mu);
+    finish(pl);
+    CHECK_EQ_INT(g_sink.heard[1], 17 * PER_SENTENCE);   /* once, then 16 times again */
+    CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
+}
+
 int main(void) {
     TEST_RUN(stop_spares_the_next_sentence);
     TEST_RUN(stop_spares_a_sentence_pushed_during_it);
     TEST_RUN(stop_during_first_write);
     TEST_RUN(skip_spares_the_next_sentence);
     TEST_RUN(stop_before_a_write_begins);
+    TEST_RUN(replay_is_bounded);
     free(g_sink.ring);
     return TEST_SUMMARY();
 }

@@ -691,9 +691,12 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         if (pl) pipeline_pause(pl, rq.op == DAEMON_OP_PAUSE);
         json_object_set_new(out, "paused", json_boolean(pl && pipeline_paused(pl)));
         break;
-    case DAEMON_OP_REPLAY:
-        json_object_set_new(out, "replayed", json_integer(pl ? pipeline_replay(pl, rq.n) : 0));
+    case DAEMON_OP_REPLAY: {
+        int made = pl ? pipeline_replay(pl, rq.n, &err) : 0;
+        if (made < 0) r = daemon_reply_error(err.msg);   /* too many replays waiting: says what to do */
+        else json_object_set_new(out, "replayed", json_integer(made));
         break;
+    }
     case DAEMON_OP_SPEED:
         /* Applied by the synth thread before its next sentence. */
         if (pl) pipeline_set_speed(pl, rq.x);

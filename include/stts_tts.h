@@ -71,7 +71,10 @@ typedef struct {
     const char *command;
     /* Command backend: how long the start-up probe may take before the
      * command is killed and tts_open fails (0: the default, 10000 ms). A
-     * command that never writes a WAV header or never exits must not hang. */
+     * command that never writes a WAV header or never exits must not hang.
+     * Synthesis: a command silent (no text taken, no audio written) for 3
+     * times this, or lingering as long after closing its output, is killed
+     * and the sentence fails. */
     int probe_timeout_ms;
 } tts_params;
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tts/tts_internal.h"
@@ -166,8 +167,21 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
     int stopped = 0, timed_out = 0;
     unsigned char buf[16384];
     uint64_t deadline = stts_now_ns() + (uint64_t)c->probe_ms * 1000000ull;
+    /* Synthesis has no deadline (a long sentence takes long), but a command
+     * that neither takes text nor writes audio for 3 probe limits (30 s by
+     * default) is hung: without this limit one stuck sentence stopped
+     * speech for good (and a hung warm-up, start-up). */
+    uint64_t stall_ns = (uint64_t)c->probe_ms * 3 * 1000000ull, last_io = stts_now_ns();
     while (st == STTS_OK) {
         if (o && tts_out_should_stop(o)) { stopped = 1; break; }
+        if (o && stts_now_ns() - last_io > stall_ns) {
+            timed_out = 1;
+            st = stts_error_set(err, STTS_ERR_IO,
+                                "the TTS command '%s' wrote no audio for %.1f s and was killed (a hung command? it "
+                                "must read the text on stdin, write a WAV to stdout and exit)",
+                                c->cmd, (double)stall_ns / 1e9);
+            break;
+        }
         if (!o && stts_now_ns() > deadline) {
             /* a probe that hangs would hang start-up: kill it hard (it may ignore SIGTERM) */
             timed_out = 1;
@@ -182,7 +196,7 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
         if (np < 0 && errno != EINTR) { st = stts_error_set(err, STTS_ERR_IO, "poll: %s", strerror(errno)); break; }
         if (wfd >= 0 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t k = write(wfd, text + tpos, tlen - tpos);
-            if (k > 0) tpos += (size_t)k;
+            if (k > 0) { tpos += (size_t)k; last_io = stts_now_ns(); }
             if (tpos == tlen || (k < 0 && errno != EAGAIN && errno != EINTR)) { close(wfd); wfd = -1; }
         }
         if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -193,6 +207,7 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
                 st = stts_error_set(err, STTS_ERR_IO, "reading the TTS command: %s", strerror(errno));
                 break;
             }
+            last_io = stts_now_ns();
             int r = feed(w, buf, (size_t)k, o, c->rate, err);
             if (r < 0) st = err ? err->code : STTS_ERR_FORMAT;
             else if (r > 0) stopped = 1;
@@ -203,8 +218,29 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
     if (wfd >= 0) close(wfd);
     close(out[0]);
     int status = 0;
-    if (stopped || st != STTS_OK || !o) kill(-pid, timed_out ? SIGKILL : SIGTERM);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    int asked = stopped || st != STTS_OK || !o;
+    if (asked) kill(-pid, timed_out ? SIGKILL : SIGTERM);
+    /* Its stdout closed (or told to stop), the command should exit; one that
+     * lingers (a process left holding on, a sleep after the WAV, SIGTERM
+     * ignored) gets the stall limit, then is killed: waiting for it
+     * unbounded hung like a silent command. */
+    uint64_t exit_by = stts_now_ns() + stall_ns;
+    pid_t wr;
+    long nap_ns = 500000;   /* 0.5 ms doubling to 10 ms: a command exiting at once costs no latency */
+    while ((wr = waitpid(pid, &status, WNOHANG)) == 0 || (wr < 0 && errno == EINTR)) {
+        if (wr == 0 && stts_now_ns() > exit_by) {
+            kill(-pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+            if (st == STTS_OK && !asked)
+                st = stts_error_set(err, STTS_ERR_IO,
+                                    "the TTS command '%s' closed its output but did not exit within %.1f s and was "
+                                    "killed", c->cmd, (double)stall_ns / 1e9);
+            break;
+        }
+        struct timespec nap = {0, nap_ns};
+        nanosleep(&nap, NULL);
+        if (nap_ns < 10000000) nap_ns *= 2;
+    }
     sigaction(SIGPIPE, &old, NULL);
     if (st == STTS_OK && stopped) st = tts_out_cancelled(o, err);
     if (st == STTS_OK && !w->in_data)

@@ -7,6 +7,7 @@
  * without a voice, the one-espeak-handle rule, stop, the native rate (no
  * resampling here: the sink converts; tests/audio/test_audio_rates). */
 #define _DEFAULT_SOURCE
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,49 @@ static void test_command_backend(void) {
     }
 }
 
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL: test_command_hangs_mid_sentence: tts_synthesize hung (no limit on a silent command)\n";
+    if (write(2, msg, sizeof msg - 1) < 0) {}
+    _exit(1);
+}
+
+/* A command that passes the start-up probe but hangs on a real sentence
+ * (never writes, writes the header and stops, closes its output and lingers
+ * ignoring SIGTERM) is killed after 3 probe limits of silence and the
+ * sentence fails with the reason. Before, tts_synthesize waited for it
+ * forever: one stuck sentence ended speech (a hung warm-up, start-up). */
+static void test_command_hangs_mid_sentence(void) {
+    /* a 16 kHz mono 16-bit WAV header with an empty data chunk */
+    static const char hdr[] = "printf 'RIFF\\044\\000\\000\\000WAVEfmt \\020\\000\\000\\000\\001\\000\\001\\000"
+                              "\\200\\076\\000\\000\\000\\175\\000\\000\\002\\000\\020\\000data\\000\\000\\000\\000'";
+    const char *modes[] = {"sleep 1000", "H; sleep 1000", "trap '' TERM; H; exec >&-; sleep 1000"};
+    signal(SIGALRM, on_alarm);
+    for (int i = 0; i < 3; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "H() { %s; }; t=$(cat); if [ \"$t\" = a ]; then H; exit 0; fi; %s", hdr, modes[i]);
+        tts_params p;
+        tts_default_params(&p);
+        p.lang = "eng_Latn";
+        p.command = cmd;
+        p.probe_timeout_ms = 300;   /* silence limit 0.9 s */
+        stts_error err = {0};
+        tts_synth *s = NULL;
+        CHECK_MSG(tts_open(&p, &s, &err) == STTS_OK, "%s: %s", modes[i], err.msg);
+        if (!s) continue;
+        collect c = {0};
+        alarm(60);   /* a bound, not a measurement: the fix returns in about a second */
+        stts_status st = tts_synthesize(s, "a sentence it never says", collect_cb, &c, NULL, &err);
+        alarm(0);
+        CHECK_MSG(st != STTS_OK && st != STTS_ERR_CANCELLED, "%s: status %d", modes[i], (int)st);
+        CHECK_MSG(strstr(err.msg, "was killed") != NULL, "%s: %s", modes[i], err.msg);
+        printf("hung command (%s): %s\n", modes[i], err.msg);
+        collect_free(&c);
+        tts_close(s);
+    }
+    signal(SIGALRM, SIG_DFL);
+}
+
 int main(void) {
     TEST_RUN(test_matches_espeak_program);
     TEST_RUN(test_english);
@@ -310,5 +354,6 @@ int main(void) {
     TEST_RUN(test_every_table_voice_speaks);
     TEST_RUN(test_stop);
     TEST_RUN(test_command_backend);
+    TEST_RUN(test_command_hangs_mid_sentence);
     return TEST_SUMMARY();
 }

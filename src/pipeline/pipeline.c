@@ -165,6 +165,11 @@ struct pipeline {
      * device may still hold. A stop or skip that drops it aborts the device;
      * NULL once that item is freed. Guarded by amu. */
     item *w_item;
+    /* The item the player has taken from the head of the audio list (it may
+     * still wait for samples, or be in its first write, with nothing counted
+     * as played): pipeline_replay puts copies after it, never in front of
+     * it. NULL between items. Guarded by amu. */
+    item *cur;
     /* Device aborts of stops and skips under way (guarded by amu). The
      * player writes nothing of a next item while one is: audio_abort
      * discards whatever the device holds when it acts, so a sentence begun
@@ -952,6 +957,7 @@ static int stop_playing(pipeline *pl, item *it) {
     pl->queued_ns -= span_ns(it, it->n_pcm) - span_ns(it, it->played);
     pl->a_head = it->next;
     if (!pl->a_head) pl->a_tail = NULL;
+    pl->cur = NULL;
     if (it->skipped) pl->skip_pending++;   /* skipped just before the stop reached it: one outcome, skipped */
     else it->stopped = 1;
     if (it->played == 0) it->marked = 0;
@@ -988,6 +994,7 @@ static void *play_main(void *arg) {
     for (;;) {
         while (!pl->a_head && !pl->a_closed && !is_cancelled(pl)) pthread_cond_wait(&pl->a_data, &pl->amu);
         if (is_cancelled(pl) || (!pl->a_head && pl->a_closed)) break;
+        pl->cur = NULL;   /* nothing taken yet: --max-lag may skip the head */
         int skipped = skip_backlog(pl);
         if (skipped) {
             pl->skip_pending += skipped;   /* announced before the next sentence heard */
@@ -997,6 +1004,7 @@ static void *play_main(void *arg) {
             continue;
         }
         item *it = pl->a_head;
+        pl->cur = it;   /* from here on a replay goes after it */
         /* Wait for the first samples (or the end of a silent item). */
         while (it->n_pcm == 0 && !it->synth_done && !is_cancelled(pl) && !is_dropped(it))
             pthread_cond_wait(&pl->a_data, &pl->amu);
@@ -1008,6 +1016,7 @@ static void *play_main(void *arg) {
         if (it->skipped) {   /* found stale by the synth stage meanwhile */
             pl->a_head = it->next;
             if (!pl->a_head) pl->a_tail = NULL;
+            pl->cur = NULL;
             pl->skip_pending++;
             pthread_mutex_unlock(&pl->amu);
             done_append(pl, it);
@@ -1088,6 +1097,7 @@ static void *play_main(void *arg) {
         }
         pl->a_head = it->next;
         if (!pl->a_head) pl->a_tail = NULL;
+        pl->cur = NULL;
         pthread_mutex_unlock(&pl->amu);
         if (sink_failed && !it->error) it->error = "audio";
         if (have_audio && !sink_failed) {
@@ -1484,8 +1494,11 @@ int pipeline_replay(pipeline *pl, int n, stts_error *err) {
                        waiting, waiting == 1 ? " is" : "s are", n, REPLAY_WAITING_MAX);
         return -1;
     }
-    /* After the sentence playing now (if any), before everything else. */
-    item *after = pl->a_head && pl->a_head->played > 0 ? pl->a_head : NULL;
+    /* After the sentence playing now (if any), before everything else.
+     * "Playing" is the one the player has taken, not one with samples
+     * played: in front of a taken one, a copy was unlinked with it when it
+     * ended (never said, never freed, its audio counted as queued for good). */
+    item *after = pl->a_head && pl->a_head == pl->cur ? pl->a_head : NULL;
     int made = 0;
     for (int k = pl->n_history - n; k < pl->n_history; k++) {
         const item *h = pl->history[k];

@@ -234,9 +234,14 @@ static void wait_blocked(void) {
     pthread_mutex_unlock(&g_sink.mu);
 }
 
+/* Finishes; every sentence pushed or replayed has been resolved then. */
 static void finish(pipeline *pl) {
     stts_error err;
     CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+    pipeline_stats st;
+    pipeline_get_stats(pl, &st);
+    CHECK_EQ_INT(st.queued, 0);
+    CHECK_NEAR(st.lag_s, 0.0, 1e-9);
     pipeline_free(pl);
 }
 
@@ -387,6 +392,31 @@ static void replay_is_bounded(void) {
     CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
 }
 
+/* A replay while the player starts a sentence (taken from the list, its
+ * first write under way, so nothing counted as played yet): the copy goes
+ * after it. Before, it went in front of the sentence the player held, and
+ * the player, done with that one, unlinked the copy with it: never said,
+ * never freed, and its audio counted as queued for good. */
+static void replay_while_a_sentence_starts(void) {
+    pipeline *pl = start();
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.block_value = 200;   /* sentence 2's first write is held: 1 is in the history */
+    g_sink.block_nth = 1;
+    pthread_mutex_unlock(&g_sink.mu);
+    push(pl, 1, NULL);
+    push(pl, 2, NULL);
+    wait_blocked();
+    stts_error err;
+    CHECK_EQ_INT(pipeline_replay(pl, 1, &err), 1);
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.release = 1;
+    pthread_cond_broadcast(&g_sink.cv);
+    pthread_mutex_unlock(&g_sink.mu);
+    finish(pl);
+    CHECK_EQ_INT(g_sink.heard[1], 2 * PER_SENTENCE);
+    CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
+}
+
 int main(void) {
     TEST_RUN(stop_spares_the_next_sentence);
     TEST_RUN(stop_spares_a_sentence_pushed_during_it);
@@ -394,6 +424,7 @@ int main(void) {
     TEST_RUN(skip_spares_the_next_sentence);
     TEST_RUN(stop_before_a_write_begins);
     TEST_RUN(replay_is_bounded);
+    TEST_RUN(replay_while_a_sentence_starts);
     free(g_sink.ring);
     return TEST_SUMMARY();
 }

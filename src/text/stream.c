@@ -133,7 +133,7 @@ struct text_stream {
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
-    int prose_pw;         /* 2: the last word named a password; 1: and then "is"/"was": the next word may be it */
+    int prose_pw;         /* 2: the last word named a password; 1: and then "is" (is_copula): the next word may be it */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -1308,11 +1308,11 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         for (int i = 0; !named && kw[i]; i++)
             named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
         if (named) ts->key_words = KEY_WORDS;
-        /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
-         * follow, then the password itself; "Passwort:" names it at once
-         * (the English names have their "name:" rules) */
         /* Korean glues its "is" to the name as a particle: "비밀번호는 X" */
         int particle = qe - qs > 3 && (memcmp(c + qe - 3, "\xeb\x8a\x94", 3) == 0 || memcmp(c + qe - 3, "\xec\x9d\x80", 3) == 0);
+        /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
+         * follow, then the password itself; "Passwort:" (or the particle)
+         * names it at once (the English names have their "name:" rules) */
         if (names_password(c + qs, qe - qs)) ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
     }
     size_t digits = 0;
@@ -1329,9 +1329,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
     long lq = lead_quote(w, a);
     /* "my password is hunter2xyz!" in prose: after a password's name and
-     * "is", "was" or "to" (set it to), a word in quotes or one that is no word (a letter with
-     * a digit or a symbol) is the password; "the password is required",
-     * "is case-sensitive", "is 12-characters long" are read */
+     * "is", "was" or "to" (set it to), or their like in another language
+     * (is_copula), a word in quotes or one that is no word (a letter with a
+     * digit or a symbol) is the password; "the password is required", "is
+     * case-sensitive", "is 12-characters long" are read */
     /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
      * a random token after "トークンは", "キー：" */
     int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);

@@ -480,10 +480,61 @@ static stts_status load_mecab(jtalk *j, const tts_params *p, stts_error *err) {
 
 /* ---- voice ------------------------------------------------------------- */
 
+/* HTS engine loads a voice whose end is missing: a [POSITION] range past
+ * the end of the file leaves that model out without a word (a cut GV tree
+ * loaded and spoke differently), so a download cut short passed for a
+ * voice. The header's ranges ("KEY:start-end[,start-end...]", offsets into
+ * the data after the "[DATA]" line) are checked against the file size
+ * first. A file whose header cannot be read this way is left to HTS engine
+ * (which refuses garbage). */
+static stts_status check_voice_complete(const char *path, stts_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return STTS_OK;   /* HTS engine's load says why */
+    char line[4096];
+    int in_position = 0, found_data = 0;
+    unsigned long long max_end = 0;
+    long data_at = -1;
+    for (int lines = 0; lines < 10000 && fgets(line, sizeof line, f); lines++) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '[') {
+            in_position = strcmp(line, "[POSITION]") == 0;
+            if (strcmp(line, "[DATA]") == 0) {
+                found_data = 1;
+                data_at = ftell(f);
+                break;
+            }
+            continue;
+        }
+        const char *colon = in_position ? strchr(line, ':') : NULL;
+        /* every number after the colon (starts and ends): the largest is an end */
+        for (const char *q = colon ? colon + 1 : ""; *q;) {
+            if (*q >= '0' && *q <= '9') {
+                unsigned long long v = strtoull(q, (char **)&q, 10);
+                if (v > max_end) max_end = v;
+            } else {
+                q++;
+            }
+        }
+    }
+    struct stat st;
+    int ok = fstat(fileno(f), &st) == 0;
+    fclose(f);
+    if (!found_data || data_at < 0 || !ok || max_end == 0) return STTS_OK;
+    unsigned long long have = (unsigned long long)st.st_size - (unsigned long long)data_at;
+    if (max_end + 1 > have)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "cannot load HTS voice %s: the file is truncated (its header places data up to byte "
+                              "%llu after [DATA], the file holds %llu: an interrupted download or copy?); re-fetch "
+                              "it with scripts/fetch-assets",
+                              path, max_end + 1, have);
+    return STTS_OK;
+}
+
 static stts_status load_voice(jtalk *j, const tts_params *p, tts_opened *o, stts_error *err) {
     char path[1024];
     stts_status st = find_voice(p->voice, path, sizeof path, err);
     if (st != STTS_OK) return st;
+    if ((st = check_voice_complete(path, err)) != STTS_OK) return st;
     /* HTS engine prints its own complaints on stderr and returns FALSE; a
      * truncated or foreign file must not get further than here. */
     HTS_Engine_initialize(&j->engine);

@@ -316,6 +316,33 @@ static void test_bad_voices_and_languages(void) {
         CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_FORMAT);
         unlink(trunc);
     }
+    /* A real voice missing its last bytes (1, 100: inside the last GV tree)
+     * was loaded and spoke differently; it must fail at open as truncated. */
+    {
+        char vp[1024];
+        FILE *f = fopen(voice_path("mei_normal", vp, sizeof vp), "rb");
+        char *all = malloc(4u << 20);
+        size_t n = f && all ? fread(all, 1, 4u << 20, f) : 0;
+        if (f) fclose(f);
+        const size_t cuts[] = {1, 100};
+        for (int k = 0; k < 2 && n > 1000; k++) {
+            char tp[] = "/tmp/stts-cut-XXXXXX.htsvoice";
+            int cfd = mkstemps(tp, 9);
+            CHECK(cfd >= 0);
+            if (cfd < 0) break;
+            CHECK(write(cfd, all, n - cuts[k]) == (ssize_t)(n - cuts[k]));
+            close(cfd);
+            tts_default_params(&p);
+            p.voice = tp;
+            s = NULL;
+            CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_FORMAT);
+            CHECK_MSG(s == NULL && strstr(err.msg, "truncated") && strstr(err.msg, "fetch-assets"),
+                      "cut %zu: %s", cuts[k], err.msg);
+            if (s) tts_close(s);
+            unlink(tp);
+        }
+        free(all);
+    }
     /* Missing dictionary directory. */
     tts_default_params(&p);
     p.dict_dir = "/nonexistent/dic";

@@ -1112,6 +1112,10 @@ static void *play_main(void *arg) {
         pthread_mutex_lock(&pl->amu);
     }
     pthread_mutex_unlock(&pl->amu);
+    /* Cancelled: a slice whose write began just after cancel's abort would
+     * still be played when the sink is closed (audio_close drains). The
+     * player, the one writer, discards what the device holds as it leaves. */
+    if (is_cancelled(pl)) audio_abort(pl->p.sink);
     if (!is_cancelled(pl)) announce_skips(pl, 0, 0);
     if (!is_cancelled(pl)) audio_drain(pl->p.sink, &err);
     resolve_done(pl, 1);

@@ -417,6 +417,37 @@ static void replay_while_a_sentence_starts(void) {
     CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
 }
 
+static void *cancel_thread(void *arg) {
+    pipeline_cancel(arg);
+    return NULL;
+}
+
+/* Cancel (Ctrl-C, the daemon exiting) lands just before a write begins:
+ * the slice is written after cancel's aborts, and the sink's close then
+ * plays what it holds (audio_close drains). Before, that slice was heard
+ * after the cancel. */
+static void cancel_before_a_write_begins(void) {
+    pipeline *pl = start();
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.block_value = 100;
+    g_sink.block_nth = 2;
+    g_sink.block_before = 1;
+    pthread_mutex_unlock(&g_sink.mu);
+    push(pl, 1, NULL);
+    wait_blocked();
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, cancel_thread, pl), 0);
+    pthread_join(th, NULL);   /* cancel does not wait for the player */
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.release = 1;
+    pthread_cond_broadcast(&g_sink.cv);
+    pthread_mutex_unlock(&g_sink.mu);
+    pipeline_free(pl);   /* joins the player */
+    stts_error err;
+    audio_drain(&g_sink, &err);   /* what audio_close does */
+    CHECK_EQ_INT(g_sink.heard[1], 0);
+}
+
 int main(void) {
     TEST_RUN(stop_spares_the_next_sentence);
     TEST_RUN(stop_spares_a_sentence_pushed_during_it);
@@ -425,6 +456,7 @@ int main(void) {
     TEST_RUN(stop_before_a_write_begins);
     TEST_RUN(replay_is_bounded);
     TEST_RUN(replay_while_a_sentence_starts);
+    TEST_RUN(cancel_before_a_write_begins);
     free(g_sink.ring);
     return TEST_SUMMARY();
 }

@@ -82,6 +82,7 @@ typedef struct source {
     int gap;                 /* partial mode: a line was lost (broken, over-long) while this text block was
                               * open: streamed[0, gap_at) was fed, what streamed after the loss is held */
     int gap_closed;          /* and the block has stopped: its complete line may still come (SDK order) */
+    uint64_t gap_stop_ns;    /* when it stopped: given up when the input is silent for the idle flush */
     size_t gap_at;
     fbuf gapped;             /* the last block of this message whose gap was never filled (its text as
                               * streamed, the gap at gapped_at): its complete line is not said again */
@@ -896,9 +897,16 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             snprintf(s->tool_id, sizeof s->tool_id, "%s", jstr(cb, "id") ? jstr(cb, "id") : "");
         } else s->open_kind = BLK_OTHER;
     } else if (strcmp(et, "content_block_stop") == 0) {
+        /* nothing streamed after the lost line (the lost line was the block's
+         * complete line, a long one cut short, or its last delta): nothing is
+         * held, and the block ends now as usual (a late complete line adds
+         * only the rest); waiting would hold its last words back until the
+         * next event, which may come only after a long tool run */
+        if (s->gap && s->streamed.len == s->gap_at) s->gap = 0;
         if (s->open_kind == BLK_TEXT && s->gap) {
             /* a lost line and no complete line yet: it may follow the stop */
             s->gap_closed = 1;
+            s->gap_stop_ns = fe->cur_arrival;
             s->last_line = fe->cur_line;
             s->open_kind = BLK_NONE;
             return;
@@ -1633,7 +1641,16 @@ stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile
 
 void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns) {
     fe->in_tick = 1;
-    for (int i = 0; i < fe->nsrc; i++) text_stream_tick(fe->src[i]->ts, now_ns);
+    for (int i = 0; i < fe->nsrc; i++) {
+        source *s = fe->src[i];
+        /* a stopped block waiting for its complete line, and the input went
+         * silent: the line is not coming now (the CLI runs a tool); given up
+         * before the idle flush would say part of what was fed on its own */
+        uint64_t td = text_stream_deadline(s->ts);
+        if (s->gap_closed && (now_ns - s->gap_stop_ns >= fe->p.text.idle_flush_ns || (td && now_ns >= td)))
+            gap_give_up(fe, s);
+        text_stream_tick(s->ts, now_ns);
+    }
     fe->in_tick = 0;
 }
 
@@ -1641,6 +1658,10 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
     uint64_t d = 0;
     for (int i = 0; i < fe->nsrc; i++) {
         uint64_t t = text_stream_deadline(fe->src[i]->ts);
+        if (fe->src[i]->gap_closed) {
+            uint64_t g = fe->src[i]->gap_stop_ns + fe->p.text.idle_flush_ns;
+            if (!t || g < t) t = g;
+        }
         if (t && (!d || t < d)) d = t;
     }
     return d;

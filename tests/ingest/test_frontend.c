@@ -1054,6 +1054,33 @@ static void test_lost_delta_line_gap(void) {
                            DELTA(0, " Then it sleeps."), ASSIST("m2", FOX), BSTOP(0), MSTOP, RESULT(FOX), NULL};
     run(retry, &c);
     EXPECT(&c, "The quick bro | {error}The request failed with an API error. | wn fox jumps over the lazy dog. | Then it sleeps.");
+    /* the lost line was the block's complete line (a long line cut short):
+     * nothing is held, and the block still ends at its stop, not at the next
+     * event (which may come only after a tool ran) */
+    const char *cutline[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Let me run the tests:"),
+                             "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"Let me ru",
+                             BSTOP(0), MSTOP, RESULT("x"), NULL};
+    run(cutline, &c);
+    EXPECT(&c, "Let me run the tests:");
+    CHECK_EQ_INT(c.line[0], 5);
+    /* held text after a stop, and then silence (the CLI runs a tool): given
+     * up at the idle flush, not kept until the next line */
+    {
+        const char *h[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                           DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, NULL};
+        memset(&c, 0, sizeof c);
+        ingest_frontend *f2;
+        CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &f2, NULL) == STTS_OK);
+        uint64_t t0 = 1000000000ull;
+        for (uint64_t i = 0; h[i]; i++) ingest_frontend_feed(f2, h[i], strlen(h[i]), i + 1, t0 + i, 0, NULL);
+        uint64_t dl = ingest_frontend_deadline(f2);
+        CHECK(dl > t0 && dl <= t0 + 7 + 1500000000ull);
+        ingest_frontend_tick(f2, t0 + 100);   /* not yet */
+        CHECK_EQ_INT(c.n, 0);
+        ingest_frontend_tick(f2, dl);
+        EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
+        ingest_frontend_free(f2);
+    }
     /* a line over the length limit is a lost line too */
     memset(&c, 0, sizeof c);
     ingest_frontend *fe;

@@ -42,6 +42,10 @@ typedef struct item {
      * next slice; every stage drops the item when it sees it. */
     atomic_int drop;
     int stopped;             /* dropped while (or before) playing: metrics say so */
+    /* Written to its end (guarded by amu): played, though the player may hold
+     * it a while for its playback marks. A stop still cuts what the device
+     * holds of it, but does not count it as dropped. */
+    int ended;
     int replay;              /* a copy of an earlier sentence (pipeline_replay) */
     uint64_t seq;
     char *session;           /* NULL in pipe mode */
@@ -1098,6 +1102,7 @@ static void *play_main(void *arg) {
         pl->a_head = it->next;
         if (!pl->a_head) pl->a_tail = NULL;
         pl->cur = NULL;
+        it->ended = 1;
         pthread_mutex_unlock(&pl->amu);
         if (sink_failed && !it->error) it->error = "audio";
         if (have_audio && !sink_failed) {
@@ -1400,7 +1405,9 @@ static int mark_and_wake(pipeline *pl, const char *session, int *abort) {
     for (item *it = pl->live; it; it = it->live_next) {
         if (session && (!it->session || strcmp(it->session, session) != 0)) continue;
         if (atomic_load(&it->skipped)) continue;   /* already skipped: that is its outcome, not "stopped" */
-        if (!atomic_exchange(&it->drop, 1)) n++;
+        /* An ended one is marked too (its end, still in the device, is cut)
+         * but was played: not counted. */
+        if (!atomic_exchange(&it->drop, 1) && !it->ended) n++;
     }
     pthread_mutex_unlock(&pl->live_mu);
     *abort = abort_needed(pl);

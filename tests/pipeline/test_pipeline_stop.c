@@ -46,6 +46,13 @@ struct audio_sink {
     pipeline *push_pl;
     int push_value;
     uint64_t marks;
+    /* marks_wait: a mark is passed only once drained (a device still playing
+     * what was written); else at once */
+    int marks_wait;
+    uint64_t marks_drained;   /* marks up to this one are passed */
+    int writes_of[16];        /* writes per sentence value / 100 */
+    int silences_after[16];   /* silences written after the last write of sentence k (its gap) */
+    int last_value;
 };
 
 static struct audio_sink g_sink = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -61,6 +68,11 @@ static void sink_reset(void) {
     g_sink.abort_mode = g_sink.wait_value = g_sink.saw_wait_value = g_sink.held = g_sink.aborts = 0;
     g_sink.push_pl = NULL;
     g_sink.push_value = 0;
+    g_sink.marks_wait = 0;
+    g_sink.marks_drained = g_sink.marks;
+    memset(g_sink.writes_of, 0, sizeof g_sink.writes_of);
+    memset(g_sink.silences_after, 0, sizeof g_sink.silences_after);
+    g_sink.last_value = 0;
     pthread_mutex_unlock(&g_sink.mu);
 }
 
@@ -91,6 +103,12 @@ stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, s
     }
     ring_add(s, pcm, n);
     if (s->wait_value && pcm[0] == s->wait_value) s->saw_wait_value = 1;
+    if (pcm[0] > 0 && pcm[0] / 100 < 16) {
+        s->last_value = pcm[0] / 100;
+        s->writes_of[s->last_value]++;
+    } else if (pcm[0] == 0 && s->last_value) {
+        s->silences_after[s->last_value]++;
+    }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return STTS_OK;
@@ -109,6 +127,7 @@ stts_status audio_drain(audio_sink *s, stts_error *err) {
     for (size_t i = 0; i < s->n_ring; i++)
         if (s->ring[i] > 0 && s->ring[i] / 100 < 16) s->heard[s->ring[i] / 100]++;
     s->n_ring = 0;
+    s->marks_drained = s->marks;
     pthread_mutex_unlock(&s->mu);
     return STTS_OK;
 }
@@ -149,9 +168,11 @@ stts_status audio_mark(audio_sink *s, uint64_t *id, stts_error *err) {
 }
 
 int audio_mark_query(audio_sink *s, uint64_t id, uint64_t *handed_ns, uint64_t *played_ns) {
-    (void)s; (void)id;
+    pthread_mutex_lock(&s->mu);
+    int passed = !s->marks_wait || id <= s->marks_drained;
+    pthread_mutex_unlock(&s->mu);
     *handed_ns = *played_ns = stts_now_ns();
-    return 1;
+    return passed;
 }
 
 /* The player holds before writing more until a stop's abort is done. */
@@ -448,6 +469,24 @@ static void cancel_before_a_write_begins(void) {
     CHECK_EQ_INT(g_sink.heard[1], 0);
 }
 
+/* A stop after the last sentence was written whole (the device still
+ * plays its end; its marks not yet passed, so the player still holds it
+ * for its metrics): nothing was waiting to be said, and the stop says so.
+ * Before, it counted that sentence as dropped ("1 sentences dropped" from
+ * ctl stop after every reply), while its metrics said played. */
+static void stop_after_the_last_sentence_counts_nothing(void) {
+    pipeline *pl = start();
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.marks_wait = 1;
+    pthread_mutex_unlock(&g_sink.mu);
+    push(pl, 1, NULL);
+    pthread_mutex_lock(&g_sink.mu);   /* written whole, and its gap after it */
+    while (g_sink.writes_of[1] < CHUNKS || !g_sink.silences_after[1]) pthread_cond_wait(&g_sink.cv, &g_sink.mu);
+    pthread_mutex_unlock(&g_sink.mu);
+    CHECK_EQ_INT(pipeline_stop(pl, NULL), 0);
+    finish(pl);
+}
+
 int main(void) {
     TEST_RUN(stop_spares_the_next_sentence);
     TEST_RUN(stop_spares_a_sentence_pushed_during_it);
@@ -457,6 +496,7 @@ int main(void) {
     TEST_RUN(replay_is_bounded);
     TEST_RUN(replay_while_a_sentence_starts);
     TEST_RUN(cancel_before_a_write_begins);
+    TEST_RUN(stop_after_the_last_sentence_counts_nothing);
     free(g_sink.ring);
     return TEST_SUMMARY();
 }

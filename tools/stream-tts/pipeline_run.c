@@ -477,6 +477,11 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
      * starts (the engine's thread pool starts at model load). */
     sigset_t old;
     app_signals_block(&old);
+    /* A closed standard output (`--output - | player` whose player quit, an
+     * --echo reader gone) is a write error, reported as an audio output
+     * failure while the input is still read; SIGPIPE killed the process
+     * without a word (exit 141), and Claude Code's pipe with it. */
+    signal(SIGPIPE, SIG_IGN);
     const char *speak_lang = translate ? po->tgt : po->src;
     if (!fo->notice_lang_set) {   /* --notice-lang given (eng_Latn included) is kept */
         const char *nl = app_notice_lang(fo->notice_lang, speak_lang, fo->notice_lang, sizeof fo->notice_lang);

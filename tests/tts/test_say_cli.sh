@@ -36,6 +36,10 @@ timeout -k 2 20 "$bin" say --user-dict "$tmp/f.csv" --output "$tmp/rx.wav" "テ�
 check "say --user-dict FIFO: exit 1, 'not a regular file'" "[ $rc = 1 ] && grep -q \"f.csv' is not a regular file\" "$tmp/err""
 echo "今日は良い天気です。" | "$bin" say --output - >"$tmp/a.raw"
 check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -c +45 "$tmp/a.wav") "$tmp/a.raw""
+# A NUL byte in the text on stdin cut it there: the words after it were never said.
+printf 'テスト\0です' | "$bin" say --output "$tmp/nul.wav" 2>"$tmp/err"
+"$bin" say --output "$tmp/sp.wav" "テスト です" 2>>"$tmp/err"
+check "a NUL on stdin is read as a space (the words after it are said)" "cmp -s "$tmp/nul.wav" "$tmp/sp.wav""
 "$bin" say --labels "GitHub" >"$tmp/lab"
 check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
 "$bin" voices >"$tmp/voices"

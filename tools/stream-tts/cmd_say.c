@@ -56,6 +56,11 @@ static char *read_stdin(void) {
             cap *= 2;
         }
     }
+    /* The synthesizer takes a C string: a NUL byte (a binary file, a
+     * printf mistake) cut the text there and the rest was never said. It is
+     * read as the space it stands in for, as `stream-tts translate` does. */
+    for (size_t i = 0; i < n; i++)
+        if (b[i] == '\0') b[i] = ' ';
     b[n] = '\0';
     return b;
 }

@@ -355,9 +355,38 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
  * is taken from the line, the lost words included. When no such line comes,
  * the held text follows what was fed with a word break between: words cut
  * at the gap are fragments, never glued into one. */
-static void mark_gaps(ingest_frontend *fe) {
+static int has_type_member(const char *line, size_t len, const char *value);
+
+/* line[0, len): what is left of the lost line (NULL: nothing, an over-long
+ * line). Only a line that may have been a text_delta of a speaker makes a
+ * gap in that speaker's open block: a tool result, a system or rate-limit
+ * line cut short (long lines are the ones cut) costs nothing, and a line
+ * naming its parent_tool_use_id concerns that speaker only (else a
+ * subagent's broken line held the main agent's speech). */
+static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
+    char parent[128] = "";
+    int which = 0;   /* 0: any speaker; 1: the main agent; 2: the subagent parent */
+    if (line) {
+        static const char *const not_delta[] = {"tool_result", "user", "system", "result", "rate_limit_event", "assistant", NULL};
+        for (int i = 0; not_delta[i]; i++)
+            if (has_type_member(line, len, not_delta[i])) return;
+        const char *p = memmem(line, len, "\"parent_tool_use_id\"", 20);
+        if (p) {
+            const char *e = line + len;
+            p += 20;
+            while (p < e && (*p == ' ' || *p == ':')) p++;
+            if (e - p >= 4 && memcmp(p, "null", 4) == 0) which = 1;
+            else if (p < e && *p == '"') {
+                size_t k = 0;
+                for (p++; p < e && *p != '"' && k + 1 < sizeof parent; p++) parent[k++] = *p;
+                parent[k] = '\0';
+                if (p < e) which = 2;   /* the whole id is there */
+            }
+        }
+    }
     for (int i = 0; i < fe->nsrc; i++) {
         source *s = fe->src[i];
+        if ((which == 1 && s->parent) || (which == 2 && (!s->parent || strcmp(s->parent, parent) != 0))) continue;
         /* a held (repeating) or retried block has its own rules; it is fed later as a whole */
         if (s->open_kind != BLK_TEXT || s->gap || s->holding || s->cut.len) continue;
         s->gap = 1;
@@ -1408,8 +1437,8 @@ static void frag_flush(ingest_frontend *fe) {
         warnf(fe, "%s", fe->frag_err);
     fe->cur_line = cur;
     fe->frag_held = 0;
+    mark_gaps(fe, fe->frag.p, fe->frag.len);   /* the held line is lost: a text_delta perhaps */
     fe->frag.len = 0;
-    mark_gaps(fe);   /* the held line is lost: a text_delta perhaps */
 }
 
 /* line (from its first non-blank byte) failed to parse (je). Returns the
@@ -1512,7 +1541,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
     fe->cur_arrival = arrival_ns;
     if (flags & INGEST_LINE_TOO_LONG) {
         frag_flush(fe);
-        mark_gaps(fe);
+        mark_gaps(fe, NULL, 0);
         fe->st.bad_lines++;
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
@@ -1575,7 +1604,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
             return STTS_OK;
         }
         warnf(fe, "not valid JSON (%s, at column %d); skipped", je.text, je.column);
-        mark_gaps(fe);
+        mark_gaps(fe, line, len);
         return STTS_OK;
     }
     if (json_is_array(root) && is_event_array(root)) {

@@ -1081,6 +1081,19 @@ static void test_lost_delta_line_gap(void) {
         EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
         ingest_frontend_free(f2);
     }
+    /* a broken line that cannot have been this speaker's delta (a tool
+     * result cut short, a subagent's delta) holds nothing back: the main
+     * agent's next sentence is said at its own delta, not at the line */
+    const char *other_sp[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. "),
+                              "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"content\":\"long out",
+                              DELTA(0, "Second sentence here. Thi"),
+                              "{\"type\":\"stream_event\",\"parent_tool_use_id\":\"toolu_9\",\"event\":{\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"sub wo",
+                              DELTA(0, "rd one."), ASSIST("m1", "First sentence here. Second sentence here. Third one."),
+                              BSTOP(0), NULL};
+    run(other_sp, &c);
+    EXPECT(&c, "First sentence here. | Second sentence here. | Third one.");
+    CHECK_EQ_INT(c.line[1], 5);
+    CHECK_EQ_INT(c.line[2], 9);
     /* a line over the length limit is a lost line too */
     memset(&c, 0, sizeof c);
     ingest_frontend *fe;

@@ -48,7 +48,7 @@ typedef struct {
     int device_rate;        /* DEVICE: force the device to this rate (0 = sample_rate if it can) */
     double latency_ms;      /* DEVICE: requested output latency (default 20) */
     double ring_ms;         /* DEVICE: ring buffer length (default 400) */
-    const char *path;       /* WAV */
+    const char *path;       /* WAV; RAW: optional, the file fd writes to, for messages (NULL: standard output) */
     int fd;                 /* RAW (default 1 = stdout) */
 } audio_params;
 

@@ -133,8 +133,12 @@ static stts_status write_all(int fd, const void *buf, size_t n, size_t *done, co
     return STTS_OK;
 }
 
+/* What errors call the output: the WAV file, or the file a RAW sink's fd
+ * was opened on when the caller names it (`say --output x.raw`: a full disk
+ * was reported as "standard output"). */
 static const char *sink_name(const audio_sink *s) {
-    return s->p.kind == AUDIO_SINK_WAV && s->p.path && strcmp(s->p.path, "-") != 0 ? s->p.path : "standard output";
+    return s->p.kind != AUDIO_SINK_DEVICE && s->p.path && strcmp(s->p.path, "-") != 0 ? s->p.path
+                                                                                       : "standard output";
 }
 
 static void wav_header(unsigned char h[44], int rate, uint64_t data_bytes) {

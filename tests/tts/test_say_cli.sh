@@ -40,6 +40,12 @@ check "raw PCM on stdout = the WAV's samples (text from stdin)" "cmp -s <(tail -
 printf 'テスト\0です' | "$bin" say --output "$tmp/nul.wav" 2>"$tmp/err"
 "$bin" say --output "$tmp/sp.wav" "テスト です" 2>>"$tmp/err"
 check "a NUL on stdin is read as a space (the words after it are said)" "cmp -s "$tmp/nul.wav" "$tmp/sp.wav""
+# --output FILE.raw: a write error named "standard output", an open error gave no reason.
+ln -s /dev/full "$tmp/full.raw"
+"$bin" say --output "$tmp/full.raw" "テスト" 2>"$tmp/err"; rc=$?
+check "raw file on a full disk: exit 1, the file named" "[ $rc = 1 ] && grep -q 'writing audio to $tmp/full.raw failed: No space left on device' "$tmp/err""
+"$bin" say --output "$tmp/none/a.raw" "テスト" 2>"$tmp/err"; rc=$?
+check "raw file in a missing folder: exit 1, the reason" "[ $rc = 1 ] && grep -q \"'$tmp/none/a.raw': No such file or directory\" "$tmp/err""
 "$bin" say --labels "GitHub" >"$tmp/lab"
 check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
 "$bin" voices >"$tmp/voices"

@@ -3,6 +3,7 @@
  * voices of every backend. Audio is streamed: each chunk the synthesizer
  * makes goes to the sink at once. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -206,9 +207,15 @@ int cmd_say(int argc, char **argv) {
     FILE *rawf = NULL;
     if (raw_file) {
         rawf = fopen(output, "wb");
-        if (!rawf) { fprintf(stderr, "stream-tts: cannot write %s\n", output); tts_close(tts); free(text); return 1; }
+        if (!rawf) {   /* why, like the WAV sink says it */
+            fprintf(stderr, "stream-tts: cannot write raw PCM file '%s': %s\n", output, strerror(errno));
+            tts_close(tts);
+            free(text);
+            return 1;
+        }
         ap.kind = AUDIO_SINK_RAW;
         ap.fd = fileno(rawf);
+        ap.path = output;   /* errors name the file, not standard output */
     }
     audio_sink *sink = NULL;
     if (audio_open(&ap, &sink, &err) != STTS_OK) {

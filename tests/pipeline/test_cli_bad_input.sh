@@ -51,6 +51,16 @@ expect "model config.json a directory" 1 "m-dir/config.json: a directory, where 
   "$BIN" translate --model "$T/m-dir" --src eng_Latn --tgt jpn_Jpan
 demo_copy "$T/m-ok"
 expect "model through links (control)" 0 "" "$BIN" translate --model "$T/m-ok" --src eng_Latn --tgt jpn_Jpan
+# --model naming a folder that is not there, or a file: these were
+# "DIR/config.json not found" and ".../config.json/config.json not found".
+expect "--model missing folder" 1 "model directory $T/none does not exist \(give the folder that holds config.json" \
+  "$BIN" translate --model "$T/none" --src eng_Latn --tgt jpn_Jpan
+expect "--model a file" 1 "model directory $DEMO/config.json is a file, not a directory" \
+  "$BIN" translate --model "$DEMO/config.json" --src eng_Latn --tgt jpn_Jpan
+expect "main, --model missing folder" 1 "model directory $T/none does not exist" \
+  "$BIN" --input-format text --daemon never --output "$T/x.wav" --model "$T/none"
+expect "convert, a file for the folder" 1 "model directory $DEMO/config.json is a file" \
+  "$BIN" convert "$DEMO/config.json" "$T/conv-out" --quiet
 
 # A --shortlist FILE that is a FIFO with no writer hung too; a directory was
 # "read error" and a missing file "cannot open it" without the reason.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/io_util.h"
 
@@ -256,6 +257,26 @@ stts_status mt_config_load_dir(const char *dir, mt_config *cfg, stts_error *err)
     stts_status s;
     if (!cpath || !gpath) {
         s = stts_error_set(err, STTS_ERR_NOMEM, "mt_config_load_dir: out of memory");
+        goto out;
+    }
+    /* The folder itself first: a missing one was reported as "DIR/config.json
+     * not found", and a file given for the folder (--model .../config.json)
+     * as ".../config.json/config.json not found". */
+    struct stat dst;
+    if (stat(dir, &dst) != 0) {
+        int e = errno;
+        s = stts_error_set(err, e == ENOENT || e == ENOTDIR ? STTS_ERR_NOT_FOUND : STTS_ERR_IO,
+                           "model directory %s %s%s (give the folder that holds config.json, "
+                           "sentencepiece.bpe.model and the weights; scripts/fetch-model downloads one)",
+                           dir, e == ENOENT || e == ENOTDIR ? "does not exist" : "cannot be read: ",
+                           e == ENOENT || e == ENOTDIR ? "" : strerror(e));
+        goto out;
+    }
+    if (!S_ISDIR(dst.st_mode)) {
+        s = stts_error_set(err, STTS_ERR_NOT_FOUND,
+                           "model directory %s is a file, not a directory (give the folder that holds config.json, "
+                           "sentencepiece.bpe.model and the weights)",
+                           dir);
         goto out;
     }
     s = mtio_read_file(cpath, MAX_CONFIG_BYTES, &ctext, &cn, err);

@@ -490,10 +490,10 @@ stts_status mt_convert_model(const char *model_dir, const char *out_dir, const m
                               params->weights ? params->weights : "(null)");
     mt_convert_stats st0;
     memset(&st0, 0, sizeof st0);
-    if (mtio_is_dir(model_dir) != 1)
-        return stts_error_set(err, STTS_ERR_NOT_FOUND, "%s: not a model directory", model_dir);
     mt_config cfg;
-    stts_status s = mt_config_load_dir(model_dir, &cfg, err); /* a valid config before minutes of work */
+    /* a valid config before minutes of work; it also says what is wrong with
+     * the folder (missing, a file), which "not a model directory" did not */
+    stts_status s = mt_config_load_dir(model_dir, &cfg, err);
     if (s) return s;
     enum { F_SPM, F_GEN, F_CFG, F_GGUF, NF };
     static const char *const names[NF] = {"sentencepiece.bpe.model", "generation_config.json", "config.json",

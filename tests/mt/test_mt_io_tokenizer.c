@@ -4,10 +4,12 @@
  * vocabulary order (real-model ids eng_Latn = 256047, jpn_Jpan = 256079 follow
  * from spm_size 256000), decode skipping specials, bad input. When the lead's
  * tests/fixtures/mt/reference-f32.json exists, also every HF reference. */
+#define _DEFAULT_SOURCE
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_mt_io_common.h"
 #include "tokenizer.h"
@@ -131,6 +133,29 @@ static void test_load_errors(void) {
     CHECK_EQ_INT(mt_tokenizer_load(MTIO_FIX "tiny.safetensors", &t, &e), STTS_ERR_FORMAT);
     CHECK(t == NULL && strstr(e.msg, "tiny.safetensors") != NULL);
     CHECK_EQ_INT(mt_tokenizer_load(MTIO_FIX, &t, &e), STTS_ERR_FORMAT);
+    /* An empty and a cut copy of the demo model's tokenizer (an interrupted
+     * download) say so and how to fix it; they were "Internal: unk is not
+     * defined." and a protobuf call at a library source line. */
+    FILE *f = fopen(STTS_SOURCE_DIR "/models/demo-en-ja/sentencepiece.bpe.model", "rb");
+    static char buf[1 << 20];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 1000);
+    const size_t keep[] = {0, n / 2};
+    for (int k = 0; k < 2 && n > 1000; k++) {
+        char path[] = "/tmp/stts-spm-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd < 0) break;
+        CHECK(write(fd, buf, keep[k]) == (ssize_t)keep[k]);
+        close(fd);
+        t = (mt_tokenizer *)1;
+        CHECK_EQ_INT(mt_tokenizer_load(path, &t, &e), STTS_ERR_FORMAT);
+        CHECK_MSG(t == NULL && strstr(e.msg, path) && strstr(e.msg, k ? "truncated" : "empty") &&
+                      strstr(e.msg, "scripts/fetch-model"),
+                  "%s", e.msg);
+        unlink(path);
+    }
     mt_tokenizer_free(NULL);
 }
 

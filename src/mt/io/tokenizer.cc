@@ -40,14 +40,24 @@ extern "C" stts_status mt_tokenizer_load(const char *path, mt_tokenizer **out, s
                               path);
     if (!S_ISREG(st.st_mode))
         return stts_error_set(err, STTS_ERR_FORMAT, "%s: not a regular file (expected a SentencePiece model)", path);
+    /* An empty file was "Internal: unk is not defined." and a cut one a
+     * protobuf call at a library source line: what happened (an interrupted
+     * download, most likely) and the fix come first, the library's words last. */
+    if (st.st_size == 0)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "%s: the file is empty (an interrupted download?); scripts/fetch-model downloads it "
+                              "again",
+                              path);
     try {
         mt_tokenizer *tok = new mt_tokenizer();
         sentencepiece::util::Status s = tok->sp.Load(path);
         if (!s.ok()) {
             std::string why = s.ToString();
             delete tok;
-            return stts_error_set(err, STTS_ERR_FORMAT, "%s: not a valid SentencePiece model: %.300s", path,
-                                  why.c_str());
+            return stts_error_set(err, STTS_ERR_FORMAT,
+                                  "%s: not a valid SentencePiece model: truncated or corrupt (an interrupted "
+                                  "download?); scripts/fetch-model downloads it again (SentencePiece: %.200s)",
+                                  path, why.c_str());
         }
         int n = tok->sp.GetPieceSize();
         if (n < 3 || n > kMaxPieces) {

@@ -441,25 +441,72 @@ static stts_status user_dict_list(const tts_params *p, const char *dicdir, char 
     return STTS_OK;
 }
 
+/* MeCab's error is a trace of its source lines ("viterbi.cpp(50) [...]
+ * dictionary.cpp(94) [...] dictionary file is broken: /x/sys.dic"): the
+ * cause is what follows the last "] ". */
+static const char *mecab_cause(const char *why) {
+    const char *c = strrchr(why, ']');
+    return c && c[1] == ' ' && c[2] ? c + 2 : why;
+}
+
 static stts_status load_mecab(jtalk *j, const tts_params *p, stts_error *err) {
     const char *dicdir = p->dict_dir && *p->dict_dir ? p->dict_dir : DEFAULT_DICT_DIR;
+    /* what to do: the main command has no --dict-dir, `say` has */
+    const char *fix = p->dict_dir && *p->dict_dir
+                          ? "give --dict-dir the naist-jdic folder that holds sys.dic, or install Debian's "
+                            "open-jtalk-mecab-naist-jdic (scripts/install-deps)"
+                          : "install (or reinstall) Debian's open-jtalk-mecab-naist-jdic (scripts/install-deps)";
     char sysdic[1200];
     snprintf(sysdic, sizeof sysdic, "%s/sys.dic", dicdir);
     if (!file_exists(sysdic))
-        return stts_error_set(err, STTS_ERR_NOT_FOUND,
-                              "Open JTalk dictionary not found in %s (install open-jtalk-mecab-naist-jdic "
-                              "or pass the naist-jdic directory)", dicdir);
+        return stts_error_set(err, STTS_ERR_NOT_FOUND, "Open JTalk dictionary not found in %s (no sys.dic): %s",
+                              dicdir, fix);
+    /* A file of the dictionary missing or empty: MeCab said "no such file or
+     * directory" of an empty one, or gave no reason at all (char.bin). */
+    static const char *const parts[] = {"sys.dic", "unk.dic", "matrix.bin", "char.bin"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        char f[1200];
+        struct stat fst;
+        snprintf(f, sizeof f, "%s/%s", dicdir, parts[i]);
+        int there = stat(f, &fst) == 0 && S_ISREG(fst.st_mode);
+        if (!there || fst.st_size == 0)
+            return stts_error_set(err, STTS_ERR_FORMAT,
+                                  "the Open JTalk dictionary in %s is incomplete: %s is %s; %s", dicdir, parts[i],
+                                  there ? "empty" : "missing", fix);
+    }
     char *users = NULL;
     stts_status st = user_dict_list(p, dicdir, &users, err);
     if (st != STTS_OK) return st;
+    /* an empty compiled user dictionary: MeCab calls it "no such file" */
+    for (const char *u = users; *u;) {
+        size_t len = strcspn(u, ",");
+        char f[1200];
+        struct stat fst;
+        snprintf(f, sizeof f, "%.*s", (int)(len < sizeof f ? len : sizeof f - 1), u);
+        if (stat(f, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_size == 0) {
+            stts_error_set(err, STTS_ERR_FORMAT,
+                           "user dictionary %s is empty (compile it again with mecab-dict-index, or give the .csv "
+                           "it was made from)", f);
+            free(users);
+            return STTS_ERR_FORMAT;
+        }
+        u += len;
+        if (*u == ',') u++;
+    }
     char *argv[5] = {"mecab", "-d", (char *)dicdir, NULL, NULL};
     int argc = 3;
     if (users[0]) { argv[3] = "-u"; argv[4] = users; argc = 5; }
     mecab_model_t *model = mecab_model_new(argc, argv);
     if (!model) {
         const char *why = mecab_strerror(NULL);
-        stts_error_set(err, STTS_ERR_FORMAT, "cannot load the Open JTalk dictionary %s%s%s: %s", dicdir,
-                       users[0] ? " with user dictionaries " : "", users, why ? why : "mecab failed");
+        char cause[600];
+        snprintf(cause, sizeof cause, "%s", why ? mecab_cause(why) : "mecab failed");
+        for (size_t k = strlen(cause); k > 0 && cause[k - 1] == ' '; k--) cause[k - 1] = '\0';
+        /* a file of the system dictionary, or a user dictionary: different fixes */
+        int in_sys = strstr(cause, dicdir) != NULL;
+        stts_error_set(err, STTS_ERR_FORMAT, "cannot load the Open JTalk dictionary %s%s%s: %s; %s", dicdir,
+                       users[0] ? " with user dictionaries " : "", users, cause,
+                       in_sys ? fix : "rebuild or leave out the user dictionary it names");
         free(users);
         return STTS_ERR_FORMAT;
     }

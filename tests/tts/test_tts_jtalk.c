@@ -343,6 +343,51 @@ static void test_bad_voices_and_languages(void) {
         }
         free(all);
     }
+    /* A dictionary folder with one file empty or cut short (links to the
+     * real files for the rest): MeCab called an empty sys.dic "no such file
+     * or directory", gave no reason for an empty char.bin, and none of the
+     * messages said what to do. */
+    {
+        static const char *const files[] = {"sys.dic", "unk.dic", "matrix.bin", "char.bin", "left-id.def",
+                                             "right-id.def", "pos-id.def", "rewrite.def"};
+        static const struct { const char *file; int cut; const char *want; } cases[] = {
+            {"sys.dic", 0, "sys.dic is empty"}, {"char.bin", 0, "char.bin is empty"},
+            {"sys.dic", 1, "dictionary file is broken"}, {"unk.dic", -1, "unk.dic is missing"}};
+        const char *sysdir = "/var/lib/mecab/dic/open-jtalk/naist-jdic";
+        char src[1200];
+        snprintf(src, sizeof src, "%s/sys.dic", sysdir);
+        if (access(src, R_OK) != 0) TEST_SKIP("%s missing: broken-dictionary cases not run", src);
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0] && access(src, R_OK) == 0; c++) {
+            char dir[] = "/tmp/stts-dic-XXXXXX";
+            if (!mkdtemp(dir)) { CHECK(0); break; }
+            for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                char from[1200], to[1200];
+                snprintf(from, sizeof from, "%s/%s", sysdir, files[i]);
+                snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+                if (strcmp(files[i], cases[c].file) != 0) { CHECK(symlink(from, to) == 0); continue; }
+                if (cases[c].cut < 0) continue;   /* missing */
+                FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+                CHECK(in && out);
+                if (in && out && cases[c].cut) {   /* the first 1 MB of it */
+                    static char chunk[1 << 20];
+                    size_t n = fread(chunk, 1, sizeof chunk, in);
+                    CHECK(fwrite(chunk, 1, n, out) == n);
+                }
+                if (in) fclose(in);
+                if (out) fclose(out);
+            }
+            tts_default_params(&p);
+            p.dict_dir = dir;
+            s = NULL;
+            CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_FORMAT);
+            CHECK_MSG(s == NULL && strstr(err.msg, cases[c].want) && strstr(err.msg, "open-jtalk-mecab-naist-jdic"),
+                      "%s: %s", cases[c].want, err.msg);
+            if (s) tts_close(s);
+            char cmd[1300];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            CHECK(system(cmd) == 0);
+        }
+    }
     /* Missing dictionary directory. */
     tts_default_params(&p);
     p.dict_dir = "/nonexistent/dic";

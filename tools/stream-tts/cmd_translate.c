@@ -23,8 +23,8 @@ static void usage(FILE *f) {
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
             "pytorch_model.bin). Codes are NLLB codes such as eng_Latn, jpn_Jpan.\n"
             "  --beam N      beam search with N beams (default 1: greedy)\n"
-            "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
-            "                max_new_tokens; default: the model's max_length)\n"
+            "  --max-len N   at most N new tokens per line (2 or more), the forced language token\n"
+            "                included (HF's max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
             "  --weights F   weight format: int8, bf16, f16, f32 or auto (default auto: the fastest on\n"
             "                the device, int8 on a CPU); f32 with --shortlist none reproduces HF exactly\n"
@@ -107,7 +107,8 @@ int cmd_translate(int argc, char **argv) {
             if (parse_int(a, v, 1, 64, &beams)) return 2;
             i++;
         } else if (!strcmp(a, "--max-len")) {
-            if (parse_int(a, v, 1, 65535, &max_len)) return 2;
+            /* 1 is the target-language token alone: every line came out empty */
+            if (parse_int(a, v, 2, 65535, &max_len)) return 2;
             i++;
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 256, &threads)) return 2;
@@ -281,6 +282,18 @@ int cmd_translate(int argc, char **argv) {
             fprintf(stderr, "stream-tts translate: warning: line %ld is longer than the model's %d positions; "
                             "translated its first %d tokens\n",
                     lineno, nllb_model_config(m)->max_position_embeddings, r.src_tokens);
+        /* No </s> at the end: decoding stopped at the length limit and the
+         * translation is likely cut short; that was silent. */
+        if (r.n_ids > 0 && !nllb_model_is_eos(m, r.ids[r.n_ids - 1])) {
+            if (max_len > 0)
+                fprintf(stderr, "stream-tts translate: warning: line %ld: the translation stopped at --max-len %d "
+                                "and may be cut short (this model allows up to --max-len %d)\n",
+                        lineno, max_len, max_pos - 1);
+            else
+                fprintf(stderr, "stream-tts translate: warning: line %ld: the translation stopped at the model's "
+                                "max_length (%d tokens) and may be cut short; --max-len N allows more (this model: up to %d)\n",
+                        lineno, nllb_model_config(m)->max_length, max_pos - 1);
+        }
         if (json) {
             json_t *o = json_object(), *ids = json_array();
             for (int i = 0; i < r.n_ids; i++) json_array_append_new(ids, json_integer(r.ids[i]));

@@ -71,6 +71,14 @@ expect "--shortlist DIR" 2 "shortlist $T: a directory, where a file of token ids
 expect "--shortlist missing" 2 "shortlist $T/none: cannot open it: No such file or directory" $TR --shortlist "$T/none"
 expect "--shortlist from a pipe (control)" 0 "" $TR --shortlist <(seq 0 8205)
 
+# --device cuda where no GPU is usable (this build without CUDA, no driver):
+# the message said how to rebuild, not that --device cpu runs now.
+timeout -k 5 60 "$BIN" --input-format text --daemon never --output "$T/x.wav" --device cuda <"$T/in.txt" >/dev/null 2>"$T/err"; rc=$?
+if grep -q "device cuda: " "$T/err"; then
+  [ $rc -eq 1 ] && grep -q -- "--device cpu runs on the CPU" "$T/err" && ok \
+    || bad "main --device cuda without a GPU: exit $rc, stderr: $(head -c 400 "$T/err")"
+fi
+
 # translate: a line that is not UTF-8 (Latin-1 here) was translated without a word.
 printf 'Where is the station?\ncaf\xe9\n' >"$T/latin1.txt"
 timeout -k 5 60 $TR <"$T/latin1.txt" >"$T/out" 2>"$T/err"; rc=$?

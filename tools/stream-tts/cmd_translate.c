@@ -181,7 +181,12 @@ int cmd_translate(int argc, char **argv) {
     stts_error err;
     uint64_t t0 = stts_now_ns();
     if (nllb_model_load(model_dir, &mp, &m, &err) != STTS_OK) {
-        fprintf(stderr, "stream-tts translate: %s\n", err.msg);
+        /* --device cuda without a usable GPU (no CUDA in this build, no
+         * driver, no room): the reason said how to rebuild, not that the
+         * CPU (or auto) runs the same command now */
+        int gpu = strncmp(err.msg, "device cuda: ", 13) == 0;
+        fprintf(stderr, "stream-tts translate: %s%s\n", err.msg,
+                gpu ? "; --device cpu runs on the CPU (--device auto, the default: the GPU where one is usable)" : "");
         return 1;
     }
     double load_ms = (double)(stts_now_ns() - t0) / 1e6;

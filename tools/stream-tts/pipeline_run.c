@@ -518,7 +518,10 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     pipeline_opts_to_app(po, &ap);
     app *a = NULL;
     if (app_open(&ap, &a, &err) != STTS_OK) {
-        fprintf(stderr, "stream-tts: %s\n", err.msg);
+        /* --device cuda without a usable GPU: say what runs now, not only how to rebuild */
+        int gpu = strncmp(err.msg, "device cuda: ", 13) == 0;
+        fprintf(stderr, "stream-tts: %s%s\n", err.msg,
+                gpu ? "; --device cpu runs on the CPU (--device auto, the default: the GPU where one is usable)" : "");
         app_signals_restore(&old);
         return err.code == STTS_ERR_INVALID_ARG ? 2 : 1;   /* a bad flag value, as `translate` says */
     }

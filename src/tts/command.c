@@ -71,8 +71,11 @@ static int parse_header(wav_reader *w, size_t *consumed, stts_error *err) {
             w->bits = le16(w->hdr + pos + 22);
             if ((fmt != 1 && fmt != 0xFFFE) || w->bits != 16 || w->channels < 1 || w->channels > 2 ||
                 w->rate < 8000 || w->rate > 192000) {
+                /* the rate range too: a 16-bit mono WAV at 7999 Hz was refused
+                 * by a message that named only what it had right */
                 stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                               "TTS command WAV is format %d, %d-bit, %d channels, %d Hz; need 16-bit PCM, 1-2 channels",
+                               "TTS command WAV is format %d, %d-bit, %d channels, %d Hz; need 16-bit PCM, 1-2 "
+                               "channels, 8000-192000 Hz",
                                fmt, w->bits, w->channels, w->rate);
                 return -1;
             }

@@ -280,6 +280,13 @@ static void test_command_backend(void) {
     s = open_cmd("cat >/dev/null; echo not a wav file at all", "eng_Latn", &err);
     CHECK(s == NULL && err.code == STTS_ERR_FORMAT);
     CHECK(strstr(err.msg, "RIFF") != NULL);
+    /* 16-bit mono at 7999 Hz: the message must name the rate range (it
+     * listed only "16-bit PCM, 1-2 channels", which this WAV is) */
+    s = open_cmd("cat >/dev/null; printf 'RIFF\\044\\000\\000\\000WAVEfmt \\020\\000\\000\\000\\001\\000\\001\\000"
+                 "\\077\\037\\000\\000\\176\\076\\000\\000\\002\\000\\020\\000data\\000\\000\\000\\000'",
+                 "eng_Latn", &err);
+    CHECK(s == NULL && err.code == STTS_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "7999 Hz") && strstr(err.msg, "8000-192000 Hz"), "%s", err.msg);
     s = open_cmd("/nonexistent/tts-program", "eng_Latn", &err);
     CHECK(s == NULL);
     printf("bad command: %s\n", err.msg);

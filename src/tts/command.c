@@ -246,9 +246,15 @@ static stts_status run(command_impl *c, const char *text, tts_out *o, int *rate_
     }
     sigaction(SIGPIPE, &old, NULL);
     if (st == STTS_OK && stopped) st = tts_out_cancelled(o, err);
-    if (st == STTS_OK && !w->in_data)
-        st = stts_error_set(err, STTS_ERR_FORMAT, "the TTS command '%s' wrote no WAV (exit status %d)", c->cmd,
-                            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    if (st == STTS_OK && !w->in_data) {
+        /* the shell's 127 and 126 mean the program is not there or cannot run:
+         * "wrote no WAV (exit status 127)" left the user to know that */
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        st = stts_error_set(err, STTS_ERR_FORMAT, "the TTS command '%s' wrote no WAV (exit status %d%s)", c->cmd, code,
+                            code == 127   ? ": the shell did not find the program; check its name and $PATH"
+                            : code == 126 ? ": the program is not executable"
+                                          : "");
+    }
     if (st == STTS_OK && o && WIFEXITED(status) && WEXITSTATUS(status) != 0)
         st = stts_error_set(err, STTS_ERR_IO, "the TTS command '%s' failed with exit status %d", c->cmd,
                             WEXITSTATUS(status));

@@ -289,6 +289,7 @@ static void test_command_backend(void) {
     CHECK_MSG(strstr(err.msg, "7999 Hz") && strstr(err.msg, "8000-192000 Hz"), "%s", err.msg);
     s = open_cmd("/nonexistent/tts-program", "eng_Latn", &err);
     CHECK(s == NULL);
+    CHECK_MSG(strstr(err.msg, "exit status 127: the shell did not find the program") != NULL, "%s", err.msg);
     printf("bad command: %s\n", err.msg);
     /* A command that never writes and never exits (even one that ignores
      * SIGTERM) fails the probe at its time limit instead of hanging start-up. */

@@ -145,6 +145,13 @@ static void test_errors(void) {
     expect_error("{\"vocab_size\": -5}", NULL, STTS_ERR_FORMAT, "vocab_size", "-5");
     expect_error("{\"vocab_size\": 99999999999}", NULL, STTS_ERR_FORMAT, "vocab_size", "99999999999");
     expect_error("{\"encoder_layers\": 0}", NULL, STTS_ERR_FORMAT, "encoder_layers", "allowed");
+    /* past the engine's limits: refused here, with the file and key (the
+     * engine refused them later as "config: ... out of range", no file) */
+    expect_error("{\"encoder_layers\": 1024}", NULL, STTS_ERR_FORMAT, "config.json: key \"encoder_layers\" = 1024",
+                 "1..256");
+    expect_error("{\"max_position_embeddings\": 1048576}", NULL, STTS_ERR_FORMAT, "config.json",
+                 "max_position_embeddings\" = 1048576 is out of range (allowed: 2..65536)");
+    expect_error("{\"decoder_ffn_dim\": 1048576}", NULL, STTS_ERR_FORMAT, "config.json", "1..262144");
     expect_error("{\"encoder_ffn_dim\": \"4096\"}", NULL, STTS_ERR_FORMAT, "encoder_ffn_dim", "integer");
     expect_error("{\"d_model\": 12.5}", NULL, STTS_ERR_FORMAT, "d_model", "12.5");
     expect_error("{\"d_model\": true}", NULL, STTS_ERR_FORMAT, "d_model", NULL);

@@ -157,15 +157,19 @@ static stts_status parse_named(const char *config_json, size_t n, const char *cf
         }
     }
     const long long big = 1 << 20;
-    if ((s = get_int(root, cfg_file, "vocab_size", 4, 1 << 24, &c.vocab_size, err)) ||
-        (s = get_int(root, cfg_file, "d_model", 1, 65536, &c.d_model, err)) ||
-        (s = get_int(root, cfg_file, "encoder_layers", 1, 1024, &c.encoder_layers, err)) ||
-        (s = get_int(root, cfg_file, "decoder_layers", 1, 1024, &c.decoder_layers, err)) ||
+    /* The engine's own limits (check_config in src/mt/model.c): a value
+     * past them passed here and was refused there as "config: encoder_layers
+     * 1024 is out of range (0..256)", naming neither the file nor what this
+     * check had just allowed (1..1024). */
+    if ((s = get_int(root, cfg_file, "vocab_size", 4, 4000000, &c.vocab_size, err)) ||
+        (s = get_int(root, cfg_file, "d_model", 4, 65536, &c.d_model, err)) ||
+        (s = get_int(root, cfg_file, "encoder_layers", 1, 256, &c.encoder_layers, err)) ||
+        (s = get_int(root, cfg_file, "decoder_layers", 1, 256, &c.decoder_layers, err)) ||
         (s = get_int(root, cfg_file, "encoder_attention_heads", 1, 4096, &c.encoder_attention_heads, err)) ||
         (s = get_int(root, cfg_file, "decoder_attention_heads", 1, 4096, &c.decoder_attention_heads, err)) ||
-        (s = get_int(root, cfg_file, "encoder_ffn_dim", 1, big, &c.encoder_ffn_dim, err)) ||
-        (s = get_int(root, cfg_file, "decoder_ffn_dim", 1, big, &c.decoder_ffn_dim, err)) ||
-        (s = get_int(root, cfg_file, "max_position_embeddings", 1, big, &c.max_position_embeddings, err)) ||
+        (s = get_int(root, cfg_file, "encoder_ffn_dim", 1, 1 << 18, &c.encoder_ffn_dim, err)) ||
+        (s = get_int(root, cfg_file, "decoder_ffn_dim", 1, 1 << 18, &c.decoder_ffn_dim, err)) ||
+        (s = get_int(root, cfg_file, "max_position_embeddings", 2, 65536, &c.max_position_embeddings, err)) ||
         (s = get_id(root, cfg_file, "pad_token_id", &c.pad_token_id, err)) ||
         (s = get_id(root, cfg_file, "bos_token_id", &c.bos_token_id, err)) ||
         (s = get_id(root, cfg_file, "eos_token_id", &c.eos_token_id, err)) ||

@@ -434,6 +434,10 @@ stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, 
     char buf[256];
     stts_status st = STTS_OK;
     size_t off = 0;
+    /* A UTF-8 byte-order mark (Windows editors write one; CRLF is taken
+     * too) made line 1 "not a token id" with the mark invisible in the
+     * message. */
+    if (size >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) off = 3;
     while (!st && off < size) {
         line++;
         const char *nl = memchr(data + off, '\n', size - off);
@@ -453,16 +457,20 @@ stts_status nllb_shortlist_parse(const char *data, size_t size, int vocab_size, 
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\r' || *p == 0 || *p == '#') continue;
         char *end;
+        errno = 0;
         long id = strtol(p, &end, 10);
+        int overflow = errno == ERANGE;
         while (*end == ' ' || *end == '\t' || *end == '\r') end++;
         if (end == p || *end || (*p != '-' && (*p < '0' || *p > '9'))) {
             st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: \"%.40s\" is not a token id (one number per line)", name,
                                 line, strtok(p, "\r"));
             break;
         }
-        if (id < 0 || id >= vocab_size) {
-            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: token id %ld is outside the vocabulary (0..%d)", name,
-                                line, id, vocab_size - 1);
+        if (overflow || id < 0 || id >= vocab_size) {
+            /* the number as written: strtol's clamp showed 99999999999999999999
+             * as 9223372036854775807 */
+            st = stts_error_set(err, STTS_ERR_FORMAT, "%s:%d: token id %.40s is outside the vocabulary (0..%d)", name,
+                                line, strtok(p, " \t\r"), vocab_size - 1);
             break;
         }
         if (cnt == cap) {

@@ -176,7 +176,9 @@ static void test_shortlist_file_and_weight_flags(void) {
         const char *content, *want;
     } bad[] = {{"12\n999999999\n", ":2: token id 999999999 is outside the vocabulary"},
                {"# nothing\n\n", "has no token ids"},
-               {"12\nthirteen\n", ":2: \"thirteen\" is not a token id"}};
+               {"12\nthirteen\n", ":2: \"thirteen\" is not a token id"},
+               /* the number as written, not strtol's clamp (9223372036854775807) */
+               {"99999999999999999999\n", ":1: token id 99999999999999999999 is outside the vocabulary"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         f = fopen(slpath, "w");
         fputs(bad[i].content, f);
@@ -186,6 +188,14 @@ static void test_shortlist_file_and_weight_flags(void) {
         CHECK_MSG(strstr(out, "--shortlist") && strstr(out, slpath) && strstr(out, bad[i].want), "%s", out);
         free(out);
     }
+    /* a UTF-8 byte-order mark before the first id (a Windows editor's file,
+     * CRLF lines too) was "not a token id" on line 1 */
+    f = fopen(slpath, "w");
+    fputs("\xEF\xBB\xBF" "5\r\n6\r\n7\r\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --shortlist %s", model, slpath);
+    CHECK_EQ_INT(run(args, "hi\n", &out), 0);
+    free(out);
     remove(slpath);
     snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --shortlist %s", model, slpath);
     CHECK_EQ_INT(run(args, "hi\n", &out), 2); /* missing file */

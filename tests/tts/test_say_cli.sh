@@ -46,6 +46,9 @@ ln -s /dev/full "$tmp/full.raw"
 check "raw file on a full disk: exit 1, the file named" "[ $rc = 1 ] && grep -q 'writing audio to $tmp/full.raw failed: No space left on device' "$tmp/err""
 "$bin" say --output "$tmp/none/a.raw" "テスト" 2>"$tmp/err"; rc=$?
 check "raw file in a missing folder: exit 1, the reason" "[ $rc = 1 ] && grep -q \"'$tmp/none/a.raw': No such file or directory\" "$tmp/err""
+# an empty --tts-command: the default voice spoke instead, exit 0
+"$bin" say --tts-command "" --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
+check "say --tts-command '': exit 2, 'needs a command'" "[ $rc = 2 ] && grep -q -- '--tts-command needs a command' "$tmp/err""
 "$bin" say --labels "GitHub" >"$tmp/lab"
 check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
 "$bin" voices >"$tmp/voices"

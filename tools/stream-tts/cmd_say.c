@@ -135,7 +135,12 @@ int cmd_say(int argc, char **argv) {
         else if (strcmp(a, "--audio-device") == 0) { NEED(); device = v; }
         else if (strcmp(a, "--user-dict") == 0) { NEED(); tp.user_dict = v; }
         else if (strcmp(a, "--dict-dir") == 0) { NEED(); tp.dict_dir = v; }
-        else if (strcmp(a, "--tts-command") == 0) { NEED(); tp.command = v; }
+        else if (strcmp(a, "--tts-command") == 0) {
+            NEED();
+            /* empty: the default voice spoke instead, without a word (the main command refuses it) */
+            if (!*v) { fprintf(stderr, "stream-tts say: --tts-command needs a command\n"); free(text); return 2; }
+            tp.command = v;
+        }
         else if (strcmp(a, "--no-builtin-dict") == 0) tp.builtin_dict = 0;
         else if (strcmp(a, "--labels") == 0) labels = 1;
         else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) verbose = 1;

@@ -126,7 +126,13 @@ static stts_status espeak_open(const tts_params *p, tts_opened *o, stts_error *e
     }
     if (espeak_SetVoiceByName(voice) != EE_OK) {
         atomic_store(&g_open, 0);
-        return stts_error_set(err, STTS_ERR_NOT_FOUND, "espeak-ng has no voice '%s' for %s (install espeak-ng-data)",
+        /* a voice the user named (--voice): a misspelling, most likely, not a
+         * missing package; the table's own voice missing: the package */
+        return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                              p->voice && *p->voice
+                                  ? "espeak-ng has no voice '%s' (for %s): `stream-tts voices --espeak` lists them; "
+                                    "without --voice the language's default voice is used"
+                                  : "espeak-ng has no voice '%s' for %s (install espeak-ng-data)",
                               voice, p->lang);
     }
     /* espeak's units: 175 words/min normal, pitch 0-100 (50 normal, about

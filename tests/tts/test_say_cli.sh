@@ -49,6 +49,9 @@ check "raw file in a missing folder: exit 1, the reason" "[ $rc = 1 ] && grep -q
 # an empty --tts-command: the default voice spoke instead, exit 0
 "$bin" say --tts-command "" --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
 check "say --tts-command '': exit 2, 'needs a command'" "[ $rc = 2 ] && grep -q -- '--tts-command needs a command' "$tmp/err""
+# a misspelled espeak-ng --voice was told to "install espeak-ng-data"
+"$bin" say --lang eng_Latn --voice zz-nope --output "$tmp/rx.wav" "hello" 2>"$tmp/err"; rc=$?
+check "say --voice (espeak-ng, unknown): exit 1, where the voices are listed" "[ $rc = 1 ] && grep -q 'stream-tts voices --espeak' "$tmp/err" && ! grep -q 'install espeak-ng-data' "$tmp/err""
 "$bin" say --labels "GitHub" >"$tmp/lab"
 check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
 "$bin" voices >"$tmp/voices"

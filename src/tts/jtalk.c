@@ -63,8 +63,11 @@ static const char *not_file_why(const char *p) {
 static stts_status find_voice(const char *name, char *path, size_t size, stts_error *err) {
     if (!name || !*name) name = "mei_normal";
     if (strchr(name, '/') || (strlen(name) > 9 && strcmp(name + strlen(name) - 9, ".htsvoice") == 0)) {
-        if (!is_file(name))
-            return stts_error_set(err, STTS_ERR_NOT_FOUND, "voice file '%s' %s", name, not_file_why(name));
+        if (!is_file(name))   /* with what to do, as for a voice name */
+            return stts_error_set(err, STTS_ERR_NOT_FOUND,
+                                  "voice file '%s' %s (give an .htsvoice file, or a voice name: `stream-tts voices` "
+                                  "lists them; scripts/fetch-assets installs them)",
+                                  name, not_file_why(name));
         snprintf(path, size, "%s", name);
         return STTS_OK;
     }

@@ -52,6 +52,9 @@ check "say --tts-command '': exit 2, 'needs a command'" "[ $rc = 2 ] && grep -q 
 # a misspelled espeak-ng --voice was told to "install espeak-ng-data"
 "$bin" say --lang eng_Latn --voice zz-nope --output "$tmp/rx.wav" "hello" 2>"$tmp/err"; rc=$?
 check "say --voice (espeak-ng, unknown): exit 1, where the voices are listed" "[ $rc = 1 ] && grep -q 'stream-tts voices --espeak' "$tmp/err" && ! grep -q 'install espeak-ng-data' "$tmp/err""
+# a .htsvoice path that is not there: what to give instead
+"$bin" say --voice "$tmp/none.htsvoice" --output "$tmp/rx.wav" "テスト" 2>"$tmp/err"; rc=$?
+check "say --voice missing.htsvoice: exit 1, the file and where voices are listed" "[ $rc = 1 ] && grep -q \"none.htsvoice' not found\" "$tmp/err" && grep -q 'stream-tts voices' "$tmp/err""
 "$bin" say --labels "GitHub" >"$tmp/lab"
 check "labels read GitHub as g i cl t o h a b u" "[ \"\$(grep -o -- '-[a-zA-Z]*+' "$tmp/lab" | tr -d '+-' | tr '\n' ' ')\" = 'sil g i cl t o h a b u sil ' ]"
 "$bin" voices >"$tmp/voices"

@@ -867,7 +867,9 @@ static void done_append(pipeline *pl, item *it) {
 static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t n, int rate, uint64_t seq) {
     stts_error err;
     stts_error_clear(&err);
-    if (audio_write(pl->p.sink, pcm, n, rate, &err) != STTS_OK) {
+    stts_status st = audio_write(pl->p.sink, pcm, n, rate, &err);
+    if (st == STTS_ERR_CANCELLED) return -1;   /* ended by a stop's, skip's or cancel's abort: no output failure */
+    if (st != STTS_OK) {
         if (!is_cancelled(pl) && !pl->sink_down) {
             pl->sink_down = 1;
             emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "

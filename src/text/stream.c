@@ -406,7 +406,8 @@ static int starts_ci(const char *s, size_t n, const char *pre) {
     size_t l = strlen(pre);
     if (n < l) return 0;
     for (size_t i = 0; i < l; i++)
-        if (tolower((unsigned char)s[i]) != pre[i]) return 0;
+        /* both sides as unsigned: a plain char pattern byte >= 0x80 is negative and never matched */
+        if (tolower((unsigned char)s[i]) != tolower((unsigned char)pre[i])) return 0;
     return 1;
 }
 

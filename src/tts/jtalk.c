@@ -569,6 +569,19 @@ static stts_status check_voice_complete(const char *path, stts_error *err) {
     struct stat st;
     int ok = fstat(fileno(f), &st) == 0;
     fclose(f);
+    /* Said here rather than by HTS engine, which gives no reason (and leaks
+     * on that path): an empty file, or one without the [DATA] line every
+     * voice has. */
+    if (ok && st.st_size == 0)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "cannot load HTS voice %s: the file is empty (an interrupted download?); re-fetch it "
+                              "with scripts/fetch-assets",
+                              path);
+    if (ok && !found_data)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "cannot load HTS voice %s: not a valid .htsvoice file (no [DATA] line); re-fetch it "
+                              "with scripts/fetch-assets",
+                              path);
     if (!found_data || data_at < 0 || !ok || max_end == 0) return STTS_OK;
     unsigned long long have = (unsigned long long)st.st_size - (unsigned long long)data_at;
     if (max_end + 1 > have)

@@ -316,6 +316,21 @@ static void test_bad_voices_and_languages(void) {
         CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_FORMAT);
         unlink(trunc);
     }
+    /* An empty voice file: "not a valid .htsvoice file", now "empty". */
+    {
+        char ep[] = "/tmp/stts-empty-XXXXXX.htsvoice";
+        int efd = mkstemps(ep, 9);
+        CHECK(efd >= 0);
+        if (efd >= 0) {
+            close(efd);
+            tts_default_params(&p);
+            p.voice = ep;
+            s = NULL;
+            CHECK_EQ_INT(tts_open(&p, &s, &err), STTS_ERR_FORMAT);
+            CHECK_MSG(s == NULL && strstr(err.msg, "the file is empty"), "%s", err.msg);
+            unlink(ep);
+        }
+    }
     /* A real voice missing its last bytes (1, 100: inside the last GV tree)
      * was loaded and spoke differently; it must fail at open as truncated. */
     {

@@ -10,6 +10,10 @@
 
 #include "io/checkpoint_internal.h"
 
+/* What to do about a file cut short (an interrupted download): the
+ * messages said "(truncated file?)" and stopped there. */
+#define REFETCH "; scripts/fetch-model downloads it again"
+
 /* The reference implementation refuses headers above 100 MB; so do we. */
 #define MAX_HEADER_BYTES (100u << 20)
 
@@ -73,7 +77,7 @@ static stts_status parse_entry(mt_checkpoint *ck, const char *label, const char 
     if (begin > end || end > data_len)
         return stts_error_set(err, STTS_ERR_FORMAT,
                               "%s: tensor \"%.200s\": data_offsets [%llu, %llu] are not inside the %llu-byte data "
-                              "section (truncated file?)",
+                              "section (truncated file?)" REFETCH,
                               label, name, (unsigned long long)begin, (unsigned long long)end,
                               (unsigned long long)data_len);
     uint64_t nbytes = (uint64_t)numel * dt->size;
@@ -98,7 +102,7 @@ stts_status mtio_parse_safetensors(mt_checkpoint *ck, const void *buf, size_t n,
     if (hlen > n - 8)
         return stts_error_set(err, STTS_ERR_FORMAT,
                               "%s: header claims %llu bytes but only %zu follow the length field (truncated or not "
-                              "a safetensors file)",
+                              "a safetensors file)" REFETCH,
                               label, (unsigned long long)hlen, n - 8);
     if (hlen > MAX_HEADER_BYTES)
         return stts_error_set(err, STTS_ERR_FORMAT, "%s: header of %llu bytes exceeds the %u-byte limit", label,

@@ -86,10 +86,19 @@ static void test_real_1_3b_dir(void) {
     fclose(f);
     CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_ERR_FORMAT);
     CHECK(strstr(e.msg, "generation_config.json") && strstr(e.msg, "max_length") && strstr(e.msg, "-3"));
+    /* Empty files (an interrupted download): said so, not "invalid JSON at line 1, column 0". */
+    f = fopen(b, "w");
+    fclose(f);
+    CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "generation_config.json: the file is empty") != NULL, "%s", e.msg);
     /* Without it, the directory still loads. */
     unlink(b);
     CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_OK);
     CHECK_EQ_INT(c.max_length, 200); /* from config.json */
+    f = fopen(a, "w");
+    fclose(f);
+    CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "config.json: the file is empty") && strstr(e.msg, "scripts/fetch-model"), "%s", e.msg);
     unlink(a);
     CHECK_EQ_INT(mt_config_load_dir(dir, &c, &e), STTS_ERR_NOT_FOUND);
     CHECK(strstr(e.msg, "config.json") != NULL);

@@ -292,11 +292,25 @@ stts_status mt_config_load_dir(const char *dir, mt_config *cfg, stts_error *err)
         goto out;
     }
     if (s) goto out;
+    /* An empty file (an interrupted download) was "invalid JSON at line 1,
+     * column 0: '[' or '{' expected near end of file". */
+    if (cn == 0) {
+        s = stts_error_set(err, STTS_ERR_FORMAT,
+                           "%s: the file is empty (an interrupted download?); scripts/fetch-model downloads it again",
+                           cpath);
+        goto out;
+    }
     s = mtio_read_file(gpath, MAX_CONFIG_BYTES, &gtext, &gn, err);
     if (s == STTS_ERR_NOT_FOUND) {
         gtext = NULL; /* optional */
         stts_error_clear(err);
     } else if (s) {
+        goto out;
+    } else if (gn == 0) {
+        s = stts_error_set(err, STTS_ERR_FORMAT,
+                           "%s: the file is empty (an interrupted download?); scripts/fetch-model downloads it again, "
+                           "or remove it (it is optional)",
+                           gpath);
         goto out;
     }
     s = parse_named(ctext, cn, cpath, gtext, gn, gpath, cfg, err);

@@ -105,6 +105,8 @@ static void bad(const char *file, stts_status code, const char *s1, const char *
 
 static void test_corrupted(void) {
     bad("bad-zip-truncated.bin", STTS_ERR_FORMAT, "end-of-central-directory", "truncated");
+    /* and what to do about it (it stopped at "(truncated download?)") */
+    bad("bad-zip-truncated.bin", STTS_ERR_FORMAT, "truncated download?", "scripts/fetch-model downloads it again");
     bad("bad-zip-no-eocd.bin", STTS_ERR_FORMAT, "end-of-central-directory", NULL);
     bad("bad-zip-big-endian.bin", STTS_ERR_UNSUPPORTED, "byteorder", NULL);
     bad("bad-zip-no-pkl.bin", STTS_ERR_FORMAT, "data.pkl", NULL);

@@ -100,7 +100,8 @@ static stts_status zip_open(zip *z, stts_error *err) {
             break;
         }
     }
-    if (eocd == SIZE_MAX) return zfail(z, err, "no zip end-of-central-directory record (truncated download?)");
+    if (eocd == SIZE_MAX) return zfail(z, err, "no zip end-of-central-directory record (truncated download?); scripts/fetch-model downloads it "
+                             "again");
     uint64_t count = le(p + eocd + 10, 2), cd_size = le(p + eocd + 12, 4), cd_off = le(p + eocd + 16, 4);
     if (eocd >= 20 && le(p + eocd - 20, 4) == 0x07064b50) { /* ZIP64 locator */
         uint64_t z64 = le(p + eocd - 20 + 8, 8);
@@ -169,7 +170,8 @@ static stts_status zip_open(zip *z, stts_error *err) {
         }
         if (e->csize > n - data_off) {
             char msg[160];
-            snprintf(msg, sizeof msg, "zip entry of %llu bytes runs past the end of the file (truncated download?)",
+            snprintf(msg, sizeof msg, "zip entry of %llu bytes runs past the end of the file (truncated download?); "
+                     "scripts/fetch-model downloads it again",
                      (unsigned long long)e->csize);
             free(tmp);
             return zfail(z, err, msg);

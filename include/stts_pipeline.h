@@ -144,7 +144,10 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
  * --max-lag keeps that outcome (not dropped, not counted): each sentence is
  * exactly one of played, skipped, stopped in the statistics and metrics.
  * Later pushes play normally.
- * pipeline_skip: the sentence playing now only; 1 if there was one.
+ * pipeline_skip: the sentence playing now only; 1 if there was one. When
+ * the player has begun the next one but the device still plays the end of
+ * the one before (the next one's start not yet heard), that end is cut and
+ * the next one starts again from its first sample.
  * pipeline_pause: the player holds before its next slice (a sound device
  * still plays what it has buffered); resuming continues from the next
  * sample, none lost or repeated.

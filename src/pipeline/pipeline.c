@@ -46,6 +46,10 @@ typedef struct item {
      * it a while for its playback marks. A stop still cuts what the device
      * holds of it, but does not count it as dropped. */
     int ended;
+    /* pipeline_skip found the sentence before still being heard (this one
+     * written ahead of the ear, not yet audible): the player starts this one
+     * again from its first sample. Guarded by amu. */
+    int rewind;
     int replay;              /* a copy of an earlier sentence (pipeline_replay) */
     uint64_t seq;
     char *session;           /* NULL in pipe mode */
@@ -1046,8 +1050,9 @@ static void *play_main(void *arg) {
         test_delay(pl, &rng);
         if (have_audio) {
             announce_skips(pl, it->seq, 1);
-            it->t_play_start = stts_now_ns();
-            if (pl->p.on_event) {
+            int again = it->t_play_start != 0;   /* started again after a skip (rewind): said once */
+            if (!again) it->t_play_start = stts_now_ns();
+            if (pl->p.on_event && !again) {
                 pipeline_event ev = {.kind = PIPELINE_EV_PLAY, .seq = it->seq, .source = it->source,
                                      .spoken = it->spoken, .how = it->how, .notice = it->notice};
                 pl->p.on_event(pl->p.user, &ev);
@@ -1062,8 +1067,9 @@ static void *play_main(void *arg) {
         for (;;) {
             /* Paused: hold before the next slice, so resuming continues
              * from the very next sample. */
-            while (pl->paused && !is_cancelled(pl) && !is_dropped(it)) pthread_cond_wait(&pl->a_data, &pl->amu);
-            if (is_cancelled(pl) || is_dropped(it)) break;
+            while (pl->paused && !is_cancelled(pl) && !is_dropped(it) && !it->rewind)
+                pthread_cond_wait(&pl->a_data, &pl->amu);
+            if (is_cancelled(pl) || is_dropped(it) || it->rewind) break;
             size_t avail = run_end(it, it->played) - it->played;
             if (avail == 0) {
                 if (it->synth_done) break;
@@ -1082,10 +1088,25 @@ static void *play_main(void *arg) {
             pl->queued_ns -= span_ns(it, it->played + n) - span_ns(it, it->played);
             it->played += n;
             pthread_cond_broadcast(&pl->a_space);
-            if (rc != 0 && (is_cancelled(pl) || is_dropped(it))) break;
+            if (rc != 0 && (is_cancelled(pl) || is_dropped(it) || it->rewind)) break;
             if (rc != 0) sink_failed = 1;
         }
         if (is_cancelled(pl)) break;   /* the item stays listed; pipeline_free releases it */
+        if (it->rewind && !is_dropped(it)) {
+            /* Skipped while the one before was still heard: what the device
+             * holds (that one's end, this one's beginning) is discarded, and
+             * this one starts again from its first sample. The player aborts
+             * too, as for a stop: a slice may have been written after the
+             * skip's abort. */
+            pthread_mutex_unlock(&pl->amu);
+            audio_abort(pl->p.sink);
+            pthread_mutex_lock(&pl->amu);
+            pl->queued_ns += span_ns(it, it->played);   /* its samples wait again */
+            it->played = 0;
+            it->marked = 0;
+            it->rewind = 0;
+            continue;   /* from the top: after the skip's abort (aborting), this item again */
+        }
         if (is_dropped(it)) {
             if (it->played > 0) {
                 /* The stop's abort may have come between the drop check above
@@ -1458,6 +1479,24 @@ int pipeline_skip(pipeline *pl) {
     pthread_mutex_lock(&pl->amu);
     item *it = pl->a_head;
     int hit = it && !is_dropped(it) && (it->played > 0 || it->n_pcm > 0);
+    /* The player writes ahead of the ear by the device's buffer (0.4 s, and
+     * its latency): a sentence it has begun may not be heard yet, the one
+     * before still playing out its end (its start mark not yet passed).
+     * That end is what the listener skips: the device is aborted and this
+     * sentence starts again from its first sample. (marked and mark_start
+     * were set before played counted anything, under amu since.) */
+    uint64_t h = 0, p = 0;
+    if (hit && it == pl->cur && it->played > 0 && it->marked &&
+        !audio_mark_query(pl->p.sink, it->mark_start, &h, &p)) {
+        it->rewind = 1;
+        pl->aborting++;   /* the player writes nothing until the abort is done (abort_device) */
+        pl->w_item = NULL;
+        pthread_cond_broadcast(&pl->a_data);
+        pthread_cond_broadcast(&pl->a_space);
+        pthread_mutex_unlock(&pl->amu);
+        abort_device(pl);
+        return 1;
+    }
     if (hit) atomic_store(&it->drop, 1);
     /* Only when its audio may be in the device: not yet written, it is
      * dropped before the player writes any (and the one before it, still

@@ -513,6 +513,28 @@ static void stop_after_the_last_sentence_counts_nothing(void) {
     finish(pl);
 }
 
+/* Skip just after the player began sentence 2 while the device still plays
+ * the end of sentence 1 (2's start mark not passed: the player writes ahead
+ * of the ear by the device's buffer). The listener skips what they hear, the
+ * end of 1; 2 is then said whole, from its start. Before, 2 was dropped:
+ * never heard, and 1's end cut as well. */
+static void skip_while_the_one_before_plays_out(void) {
+    pipeline *pl = start();
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.marks_wait = 1;
+    g_sink.block_value = 200;
+    g_sink.block_nth = 2;
+    pthread_mutex_unlock(&g_sink.mu);
+    push(pl, 1, NULL);
+    push(pl, 2, NULL);
+    wait_blocked();
+    CHECK_EQ_INT(pipeline_skip(pl), 1);
+    finish(pl);
+    CHECK_EQ_INT(g_sink.heard[1], 0);              /* its end, still in the device, was cut */
+    CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);   /* whole, once */
+    CHECK_MSG(!logged("audio output failed"), "%s", g_log);
+}
+
 int main(void) {
     TEST_RUN(stop_spares_the_next_sentence);
     TEST_RUN(stop_spares_a_sentence_pushed_during_it);
@@ -523,6 +545,7 @@ int main(void) {
     TEST_RUN(replay_while_a_sentence_starts);
     TEST_RUN(cancel_before_a_write_begins);
     TEST_RUN(stop_after_the_last_sentence_counts_nothing);
+    TEST_RUN(skip_while_the_one_before_plays_out);
     free(g_sink.ring);
     return TEST_SUMMARY();
 }

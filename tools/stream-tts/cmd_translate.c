@@ -23,8 +23,8 @@ static void usage(FILE *f) {
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
             "pytorch_model.bin). Codes are NLLB codes such as eng_Latn, jpn_Jpan.\n"
             "  --beam N      beam search with N beams (default 1: greedy)\n"
-            "  --max-len N   at most N new tokens per line (2 or more), the forced language token\n"
-            "                included (HF's max_new_tokens; default: the model's max_length)\n"
+            "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
+            "                max_new_tokens; default: the model's max_length)\n"
             "  --threads N   compute threads (default: all cores)\n"
             "  --weights F   weight format: int8, bf16, f16, f32 or auto (default auto: the fastest on\n"
             "                the device, int8 on a CPU); f32 with --shortlist none reproduces HF exactly\n"
@@ -107,8 +107,9 @@ int cmd_translate(int argc, char **argv) {
             if (parse_int(a, v, 1, 64, &beams)) return 2;
             i++;
         } else if (!strcmp(a, "--max-len")) {
-            /* 1 is the target-language token alone: every line came out empty */
-            if (parse_int(a, v, 2, 65535, &max_len)) return 2;
+            /* 1 (the target-language token alone: every line empty) stays accepted, as it
+             * always was (scripts use it to time the encoder); each line then warns below */
+            if (parse_int(a, v, 1, 65535, &max_len)) return 2;
             i++;
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(a, v, 1, 256, &threads)) return 2;

@@ -798,17 +798,29 @@ static int is_secret_token(const char *s, size_t n) {
     return 0;
 }
 
+/* The word s[0..n) with ASCII letters lowered, into low (cap bytes, NUL
+ * ended); 0 when it is empty or does not fit (no name we look for is that
+ * long). */
+static int lower_word(const char *s, size_t n, char *low, size_t cap) {
+    if (n == 0 || n >= cap) return 0;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
+    low[n] = '\0';
+    return 1;
+}
+
+/* 1 when low contains one of words (NULL-ended). */
+static int contains_any(const char *low, const char *const *words) {
+    for (int i = 0; words[i]; i++)
+        if (strstr(low, words[i])) return 1;
+    return 0;
+}
+
 /* A word that may name a key in prose ("token", "Key", "auth"): its value
  * is left out only when that looks like a token. */
 static int names_key(const char *s, size_t n) {
     static const char *const w[] = {"token", "key", "secret", "pass", "pwd", "auth", "credential", NULL};
     char low[64];
-    if (n == 0 || n >= sizeof low) return 0;
-    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
-    low[n] = '\0';
-    for (int i = 0; w[i]; i++)
-        if (strstr(low, w[i])) return 1;
-    return 0;
+    return lower_word(s, n, low, sizeof low) && contains_any(low, w);
 }
 
 /* A value that is random letters and digits ("token: Xa9bC3dE5fG7hI9jK1lM3"),
@@ -902,12 +914,8 @@ static int names_password(const char *s, size_t n) {
                                     "senha", "wachtwoord", "l\xc3\xb6senord", "has\xc5\x82o",
                                     "\xeb\xb9\x84\xeb\xb0\x80\xeb\xb2\x88\xed\x98\xb8", NULL};   /* 비밀번호 */
     char low[64];
-    if (n == 0 || n >= sizeof low) return 0;
-    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)s[i]);
-    low[n] = '\0';
-    for (int i = 0; w[i]; i++)
-        if (strstr(low, w[i])) return 1;
-    return strcmp(low, "passe") == 0;   /* French "mot de passe" (as a word: "passed" is English) */
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    return contains_any(low, w) || strcmp(low, "passe") == 0; /* French "mot de passe" (as a word: "passed" is English) */
 }
 
 /* "is" (or "was", "to") after a password's name, in those languages:

@@ -272,6 +272,24 @@ static void push(pipeline *pl, int v, const char *session) {
     CHECK_EQ_INT(pipeline_push_session(pl, &in, session, &err), STTS_OK);
 }
 
+/* Holds the nth write of sentence value (before it begins, with before 1;
+ * else inside it, as a full device ring would). */
+static void hold_write(int value, int nth, int before) {
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.block_value = value;
+    g_sink.block_nth = nth;
+    g_sink.block_before = before;
+    pthread_mutex_unlock(&g_sink.mu);
+}
+
+/* Lets the held write go ahead. */
+static void release_write(void) {
+    pthread_mutex_lock(&g_sink.mu);
+    g_sink.release = 1;
+    pthread_cond_broadcast(&g_sink.cv);
+    pthread_mutex_unlock(&g_sink.mu);
+}
+
 /* Waits until the player is blocked in the write set up by block_value/nth. */
 static void wait_blocked(void) {
     pthread_mutex_lock(&g_sink.mu);
@@ -342,10 +360,7 @@ static void stop_spares_a_sentence_pushed_during_it(void) {
  * stop. */
 static void stop_during_first_write(void) {
     pipeline *pl = start();
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.block_value = 100;
-    g_sink.block_nth = 1;
-    pthread_mutex_unlock(&g_sink.mu);
+    hold_write(100, 1, 0);
     push(pl, 1, NULL);
     wait_blocked();
     CHECK_EQ_INT(pipeline_stop(pl, NULL), 1);
@@ -390,11 +405,7 @@ static void *stop_thread(void *arg) {
  * Before, that slice (up to 2048 samples) played after the stop. */
 static void stop_before_a_write_begins(void) {
     pipeline *pl = start();
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.block_value = 100;
-    g_sink.block_nth = 2;
-    g_sink.block_before = 1;
-    pthread_mutex_unlock(&g_sink.mu);
+    hold_write(100, 2, 1);
     push(pl, 1, NULL);
     wait_blocked();
     pthread_t th;
@@ -416,10 +427,7 @@ static void stop_before_a_write_begins(void) {
  * up to 16 copies with no overall bound (memory, and minutes of repeats). */
 static void replay_is_bounded(void) {
     pipeline *pl = start();
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.block_value = 200;   /* sentence 2 plays (its second write held): 1 is in the history */
-    g_sink.block_nth = 2;
-    pthread_mutex_unlock(&g_sink.mu);
+    hold_write(200, 2, 0);   /* sentence 2 plays (its second write held): 1 is in the history */
     push(pl, 1, NULL);
     push(pl, 2, NULL);
     wait_blocked();
@@ -430,10 +438,7 @@ static void replay_is_bounded(void) {
     CHECK_EQ_INT(total, 16);
     CHECK_EQ_INT(pipeline_replay(pl, 1, &err), -1);
     CHECK_MSG(strstr(err.msg, "16 sentences are already waiting") && strstr(err.msg, "wait until"), "%s", err.msg);
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.release = 1;
-    pthread_cond_broadcast(&g_sink.cv);
-    pthread_mutex_unlock(&g_sink.mu);
+    release_write();
     finish(pl);
     CHECK_EQ_INT(g_sink.heard[1], 17 * PER_SENTENCE);   /* once, then 16 times again */
     CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
@@ -446,19 +451,13 @@ static void replay_is_bounded(void) {
  * never freed, and its audio counted as queued for good. */
 static void replay_while_a_sentence_starts(void) {
     pipeline *pl = start();
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.block_value = 200;   /* sentence 2's first write is held: 1 is in the history */
-    g_sink.block_nth = 1;
-    pthread_mutex_unlock(&g_sink.mu);
+    hold_write(200, 1, 0);   /* sentence 2's first write is held: 1 is in the history */
     push(pl, 1, NULL);
     push(pl, 2, NULL);
     wait_blocked();
     stts_error err;
     CHECK_EQ_INT(pipeline_replay(pl, 1, &err), 1);
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.release = 1;
-    pthread_cond_broadcast(&g_sink.cv);
-    pthread_mutex_unlock(&g_sink.mu);
+    release_write();
     finish(pl);
     CHECK_EQ_INT(g_sink.heard[1], 2 * PER_SENTENCE);
     CHECK_EQ_INT(g_sink.heard[2], PER_SENTENCE);
@@ -475,20 +474,13 @@ static void *cancel_thread(void *arg) {
  * after the cancel. */
 static void cancel_before_a_write_begins(void) {
     pipeline *pl = start();
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.block_value = 100;
-    g_sink.block_nth = 2;
-    g_sink.block_before = 1;
-    pthread_mutex_unlock(&g_sink.mu);
+    hold_write(100, 2, 1);
     push(pl, 1, NULL);
     wait_blocked();
     pthread_t th;
     CHECK_EQ_INT(pthread_create(&th, NULL, cancel_thread, pl), 0);
     pthread_join(th, NULL);   /* cancel does not wait for the player */
-    pthread_mutex_lock(&g_sink.mu);
-    g_sink.release = 1;
-    pthread_cond_broadcast(&g_sink.cv);
-    pthread_mutex_unlock(&g_sink.mu);
+    release_write();
     pipeline_free(pl);   /* joins the player */
     stts_error err;
     audio_drain(&g_sink, &err);   /* what audio_close does */

@@ -50,6 +50,15 @@ for r in rows:
             errors.append(f"{r['search']}: sentence_floor_ms {sf!r} below its steps' byte floor")
         if r["ms_per_sentence"] < r["encode_ms"]:
             errors.append(f"{r['search']}: ms_per_sentence {r['ms_per_sentence']} < encode_ms {r['encode_ms']}")
+        # encode_ms is the encoder alone; first_step_ms (the call to its first
+        # token: encode + the forced step) sits inside the sentence, and its
+        # floor holds the encoder's floor and the forced step's bytes
+        fs, ff = r.get("first_step_ms"), r.get("first_step_floor_ms")
+        if not all(isinstance(a, (int, float)) and a > 0 for a in (fs, ff)):
+            errors.append(f"{r['search']}: first_step_ms, first_step_floor_ms = {fs!r}, {ff!r}: expected positive numbers")
+        elif fs > r["ms_per_sentence"] or ff < r["encode_compute_floor_ms"] - 0.01 or ff > sf + 0.01:
+            errors.append(f"{r['search']}: first_step_ms {fs} / first_step_floor_ms {ff} inconsistent with the "
+                          f"sentence ({r['ms_per_sentence']} ms, floor {sf}) and the encoder's floor")
 if errors:
     sys.exit("bench_nllb --json:\n  " + "\n  ".join(errors))
 print(f"bench_nllb --json: {len(rows)} lines with every named key ({', '.join(numbers)})")

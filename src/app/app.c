@@ -96,6 +96,21 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
                           "scripts/fetch-model nllb-200-distilled-600M (or use --no-translate)");
 }
 
+/* A model load failed for a directory taken from $STREAM_TTS_MODEL: the
+ * user gave no --model, so the message names the variable as the source
+ * (it read as if a flag were wrong) and how to fix it. */
+static void name_env_source(const char *dir, stts_error *err) {
+    if (!err || err->code == STTS_ERR_NOMEM || strncmp(err->msg, "device cuda: ", 13) == 0) return;
+    char inner[sizeof err->msg], pre[PATH_MAX + 32];
+    snprintf(inner, sizeof inner, "%s", err->msg);
+    /* "model directory DIR does not exist (...)" keeps its wording after the source */
+    snprintf(pre, sizeof pre, "model directory %s ", dir);
+    int same = strncmp(inner, pre, strlen(pre)) == 0;
+    stts_error_set(err, err->code,
+                   "model directory '%s' (from $STREAM_TTS_MODEL)%s%s; set STREAM_TTS_MODEL to an NLLB or converted "
+                   "model directory, or pass --model DIR", dir, same ? " " : ": ", same ? inner + strlen(pre) : inner);
+}
+
 stts_status app_open(const app_params *p, app **out, stts_error *err) {
     *out = NULL;
     app *a = calloc(1, sizeof *a);
@@ -120,7 +135,10 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
                                     "--weights must be int8, bf16, f16, f32 or auto, got '%s'", p->weights);
             mp.weights = (nllb_weights)(wf < 0 ? 0 : wf);
             uint64_t t = stts_now_ns();
-            if (st == STTS_OK) st = nllb_model_load(a->model_dir, &mp, &a->model, err);
+            if (st == STTS_OK) {
+                st = nllb_model_load(a->model_dir, &mp, &a->model, err);
+                if (st != STTS_OK && strcmp(a->why, "$STREAM_TTS_MODEL") == 0) name_env_source(a->model_dir, err);
+            }
             a->load_ms = (double)(stts_now_ns() - t) / 1e6;
         }
         /* --shortlist: auto (default) | none | FILE of ids, read against the model's vocabulary */

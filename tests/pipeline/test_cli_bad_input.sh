@@ -59,6 +59,21 @@ expect "--model a file" 1 "model directory $DEMO/config.json is a file, not a di
   "$BIN" translate --model "$DEMO/config.json" --src eng_Latn --tgt jpn_Jpan
 expect "main, --model missing folder" 1 "model directory $T/none does not exist" \
   "$BIN" --input-format text --daemon never --output "$T/x.wav" --model "$T/none"
+# The same from $STREAM_TTS_MODEL (no --model given): the message named no
+# source, as if a flag were wrong; it names the variable and how to fix it.
+ENVFIX="set STREAM_TTS_MODEL to an NLLB or converted model directory, or pass --model"
+expect "\$STREAM_TTS_MODEL missing folder" 1 "model directory '$T/none' \(from \\\$STREAM_TTS_MODEL\) does not exist.*; $ENVFIX" \
+  env STREAM_TTS_MODEL="$T/none" "$BIN" --input-format text --daemon never --output "$T/x.wav"
+expect "\$STREAM_TTS_MODEL a file" 1 "model directory '$DEMO/config.json' \(from \\\$STREAM_TTS_MODEL\) is a file.*; $ENVFIX" \
+  env STREAM_TTS_MODEL="$DEMO/config.json" "$BIN" --input-format text --daemon never --output "$T/x.wav"
+demo_copy "$T/m-cut"; rm "$T/m-cut/model.safetensors"; head -c 1000000 "$DEMO/model.safetensors" >"$T/m-cut/model.safetensors"
+expect "\$STREAM_TTS_MODEL truncated weights" 1 \
+  "model directory '$T/m-cut' \(from \\\$STREAM_TTS_MODEL\): .*m-cut/model.safetensors: .*truncated.*; $ENVFIX" \
+  env STREAM_TTS_MODEL="$T/m-cut" "$BIN" --input-format text --daemon never --output "$T/x.wav"
+expect "serve, \$STREAM_TTS_MODEL missing folder" 1 "" \
+  env STREAM_TTS_MODEL="$T/none" "$BIN" serve --socket "$T/env-sock/s" --output "$T/x.wav" --idle-exit 5
+grep -Eq "model directory '$T/none' \(from \\\$STREAM_TTS_MODEL\) does not exist.*; $ENVFIX" "$T/env-sock/serve.log" && ok \
+  || bad "serve, \$STREAM_TTS_MODEL missing folder: serve.log: $(tail -c 400 "$T/env-sock/serve.log" 2>/dev/null)"
 expect "convert, a file for the folder" 1 "model directory $DEMO/config.json is a file" \
   "$BIN" convert "$DEMO/config.json" "$T/conv-out" --quiet
 

@@ -162,5 +162,23 @@ expect "config naming a config" 2 "nested.conf:1: a configuration file cannot na
 { printf 'tgt = '; head -c 5000 /dev/zero | tr '\0' a; printf '\n'; } >"$T/long.conf"
 expect "config: a line over 4 KB" 2 "long.conf:1: line longer than" $D --config "$T/long.conf"
 
+# 5. --dry-run prints the source sentences untranslated: a --tgt (even one
+# that is no language code) was accepted without a word, as if it applied.
+# Warned, not refused; the output is unchanged. Settings of the
+# configuration file (shared with speaking runs) are not reported.
+timeout -k 5 20 "$BIN" --dry-run --input-format text --tgt ja <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ "$(cat "$T/out")" = "Where is the station?" ] \
+  && grep -q "warning: --tgt has no effect with --dry-run, which prints the source sentences untranslated" "$T/err" \
+  && [ "$(wc -l <"$T/err")" -eq 1 ] && ok || bad "--dry-run --tgt ja: exit $rc, stdout $(cat "$T/out"), stderr: $(cat "$T/err")"
+timeout -k 5 20 "$BIN" --dry-run --input-format text --tgt=fra_Latn --model "$T/none" --tgt deu_Latn --voice x \
+  <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && grep -q "warning: --tgt, --model, --voice have no effect with --dry-run" "$T/err" && ok \
+  || bad "--dry-run with three speech flags: exit $rc, stderr: $(cat "$T/err")"
+printf 'tgt = fra_Latn\nvoice = x\n' >"$T/speech.conf"
+timeout -k 5 20 "$BIN" --dry-run --input-format text --config "$T/speech.conf" <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/err" ] && ok || bad "--dry-run, speech settings in the configuration file: exit $rc, stderr: $(cat "$T/err")"
+timeout -k 5 20 "$BIN" --dry-run --input-format text --notice-lang jpn_Jpan <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/err" ] && ok || bad "--dry-run --notice-lang (a front-end flag): exit $rc, stderr: $(cat "$T/err")"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -48,6 +48,19 @@ static void print_json(void *user, const ingest_sentence *s) {
     json_decref(o);
 }
 
+/* Adds a speech flag's name ("--tgt" of "--tgt=x") to the list of those
+ * --dry-run ignores, once each. */
+static void note_ignored(char *list, size_t cap, const char *arg) {
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    for (const char *p = strstr(list, name); p; p = strstr(p + 1, name)) {
+        size_t n = strlen(name);
+        if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0')) return;
+    }
+    size_t len = strlen(list);
+    snprintf(list + len, cap - len, "%s%s", len ? ", " : "", name);
+}
+
 /* The configuration file's settings come first in argv, so the command
  * line overrides them (see config_argv). */
 static int run_with_args(int argc, char **argv) {
@@ -56,6 +69,7 @@ static int run_with_args(int argc, char **argv) {
     pipeline_opts po;
     pipeline_opts_init(&po);
     char err[256];
+    char speech_flags[512] = "";   /* given on the command line, unused by --dry-run */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -64,8 +78,10 @@ static int run_with_args(int argc, char **argv) {
         if (strcmp(argv[i], "--config") == 0) { i++; continue; }     /* read by config_argv */
         if (strncmp(argv[i], "--config=", 9) == 0) continue;
         int i0 = i, in_config = i <= config_argc();
-        int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err);
-        if (r == 0) r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err);
+        int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err), speech = 0;
+        if (r == 0) speech = (r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err)) > 0;
+        /* the configuration file's settings are for speaking runs too: not reported */
+        if (speech && !in_config) note_ignored(speech_flags, sizeof speech_flags, argv[i0]);
         const char *from = in_config ? " in the configuration file " : "";
         const char *where = in_config ? config_where(i0) : "";
         if (r > 0 && in_config && i != i0) {
@@ -89,6 +105,13 @@ static int run_with_args(int argc, char **argv) {
         return 2;
     }
     if (!o.dry_run) return pipeline_run(&o, &po);
+    /* --dry-run neither translates nor speaks: a --tgt (even one that is
+     * not a language code) passed silently, as if it applied. Said, not
+     * refused: the sentences printed are still what was asked for. */
+    if (speech_flags[0])
+        fprintf(stderr, "stream-tts: warning: %s %s no effect with --dry-run, which prints the source sentences "
+                        "untranslated and speaks nothing (leave %s out, or drop --dry-run to speak)\n",
+                speech_flags, strchr(speech_flags, ',') ? "have" : "has", strchr(speech_flags, ',') ? "them" : "it");
     return frontend_drive(&o, o.json ? print_json : print_text, NULL, NULL);
 }
 

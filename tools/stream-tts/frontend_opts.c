@@ -203,6 +203,7 @@ void frontend_opts_usage(FILE *f) {
           "  --merge-short-chars N   merge sentences of at most N characters with the next (default 10, 0 = off)\n"
           "Output:\n"
           "  --dry-run               print each sentence on its own line to stdout instead of speaking\n"
+          "                          (untranslated: speech flags such as --tgt have no effect, with a warning)\n"
           "  --json                  with --dry-run: one JSON object per sentence (text, kind, lang,\n"
           "                          message_id, seq, line, arrival_ns, emit_ns)\n"
           "  --stats                 print input counters to stderr at the end\n",

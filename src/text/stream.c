@@ -107,7 +107,7 @@ struct text_stream {
     int in_quote, line_quote;   /* the previous / this line is in a blockquote */
 
     /* inline layer */
-    size_t code_ticks;    /* inside a code span opened by this many backticks */
+    int ending;           /* text_stream_end: the line being finished is the block's last */
     int url_depth;        /* inside a link destination "(...)" being skipped */
     uint32_t prev_cp;     /* last code point passed on (intraword '_') */
 
@@ -1849,6 +1849,94 @@ static int entity(text_stream *ts, const char *e, size_t n) {
 /* A longer line is never held as a table header. */
 #define PIPE_MAX 4096
 
+/* ---- inline code -------------------------------------------------------------
+ * What a code span says. Its words are read as written (identifiers, commands,
+ * flags, file names: the voice's word rules read useState, --verbose and
+ * config.json as words; long paths shrink to their last component, secrets
+ * go as anywhere else), but syntax never is: a span with operators, brackets
+ * or braces (`a && b`, `x => x + 1`, `{"a": 1}`, `arr[0]`) is not read at all,
+ * since a voice would spell it symbol by symbol. A call is said by its name
+ * (`foo(x, y)`, `useState()`), a placeholder by its word (`<branch>`), and a
+ * span of one punctuation character as written: it names it ("the `;`"). */
+#define CODE_MAX 256
+
+/* A token heard as words: a letter or digit, and only characters that word
+ * rules read or drop (_ . - / : @ + ~ % # , quotes ? $), '=' inside a NAME=value
+ * or --flag=value, a final '!', a '\' of a drive path (C:\x\y). */
+static int code_word(const char *t, size_t n) {
+    int words = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cp = dec(t + i, n - i, &k);
+        unsigned char c = (unsigned char)t[i];
+        if (cp >= 0x80) words |= !is_mute_cp(cp);
+        else if (isalnum(c)) words = 1;
+        else if (c == '=') {
+            if (i == 0 || i + 1 == n || t[i + 1] == '=' || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '_'))
+                return 0;
+        } else if (c == '!') {
+            if (i + 1 != n) return 0;
+        } else if (c == '\\') {
+            if (!(n > 3 && isalpha((unsigned char)t[0]) && t[1] == ':')) return 0;
+        } else if (!strchr("_.-/:@+~%#,'\"?$", c)) {
+            return 0;
+        }
+        i += k;
+    }
+    return words;
+}
+
+/* <name>: a placeholder, said as its word. */
+static int code_placeholder(const char *t, size_t n) {
+    if (n < 3 || t[0] != '<' || t[n - 1] != '>' || !isalpha((unsigned char)t[1])) return 0;
+    for (size_t i = 1; i + 1 < n; i++)
+        if (!isalnum((unsigned char)t[i]) && t[i] != '_' && t[i] != '-') return 0;
+    return 1;
+}
+
+static void code_span(text_stream *ts, const char *s, size_t n) {
+    while (n && s[0] == ' ') { s++; n--; }
+    while (n && s[n - 1] == ' ') n--;
+    if (n == 1 && ispunct((unsigned char)s[0]) && s[0] != '`') {   /* "the trailing `;`" names the character */
+        put_bytes(ts, s, 1);
+        return;
+    }
+    if (n > 2 && s[n - 1] == ')') {   /* a call: its name */
+        const char *p = memchr(s, '(', n);
+        if (p && p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '_') && !memchr(s, ' ', (size_t)(p - s))) {
+            size_t j = (size_t)(p - s);
+            int d = 0;
+            for (; j < n; j++) {
+                d += s[j] == '(';
+                d -= s[j] == ')';
+                if (d == 0) break;
+            }
+            if (j == n - 1) n = (size_t)(p - s);
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {   /* 0: judge every token; 1: read them */
+        int any = 0;
+        for (size_t i = 0; i < n;) {
+            while (i < n && s[i] == ' ') i++;
+            size_t a = i, b = i;
+            while (b < n && s[b] != ' ') b++;
+            i = b;
+            while (a < b && s[a] == '`') a++;   /* ``a `tick` b``: the inner backticks quote */
+            while (b > a && s[b - 1] == '`') b--;
+            if (a == b) continue;
+            int ph = code_placeholder(s + a, b - a);
+            if (pass == 0) {
+                if (!ph && !code_word(s + a, b - a)) return;   /* syntax: nothing of it is read */
+                continue;
+            }
+            if (any) put_cp(ts, " ", 1, ' ');
+            any = 1;
+            if (ph) put_bytes(ts, s + a + 1, b - a - 2);
+            else put_bytes(ts, s + a, b - a);
+        }
+    }
+}
+
 static void notice(text_stream *ts, text_kind kind, text_phrase_id many, text_phrase_id one,
                    text_phrase_id lang_many, text_phrase_id lang_one, const char *a, long n);
 
@@ -1886,21 +1974,6 @@ static void inline_run(text_stream *ts, int final) {
             i++;
             continue;
         }
-        if (ts->code_ticks) {
-            if (c == '`') {
-                size_t r = run_of(s, n - i > LOOKAHEAD ? i + LOOKAHEAD : n, i, '`');
-                if (r < LOOKAHEAD && i + r == n && !final) break;
-                if (r == ts->code_ticks) ts->code_ticks = 0;
-                else put_bytes(ts, s + i, r);
-                i += r;
-                continue;
-            }
-            size_t k;
-            uint32_t cp = dec(s + i, n - i, &k);
-            put_cp(ts, s + i, k, cp);
-            i += k;
-            continue;
-        }
         int need_next = (i + 1 == n && !final);
         switch (c) {
         case '\\':
@@ -1912,10 +1985,35 @@ static void inline_run(text_stream *ts, int final) {
             else { put_cp(ts, "\\", 1, '\\'); i++; }
             break;
         case '`': {
+            /* A code span is judged whole (code_span), so it waits for its
+             * closing run of as many backticks, at most CODE_MAX bytes on. */
             size_t r = run_of(s, n - i > LOOKAHEAD ? i + LOOKAHEAD : n, i, '`');
             if (r < LOOKAHEAD && i + r == n && !final) goto hold;
-            ts->code_ticks = r;
-            i += r;
+            size_t a = i + r, j = a, end = n - a > CODE_MAX ? a + CODE_MAX : n;
+            int found = 0;
+            while (j < end && !found) {
+                if (s[j] != '`') { j++; continue; }
+                size_t q = run_of(s, n - j > LOOKAHEAD ? j + LOOKAHEAD : n, j, '`');
+                if (q < LOOKAHEAD && j + q == n && !final) goto hold;   /* the run may go on */
+                if (q == r) found = 1;
+                else j += q;
+            }
+            if (found) {
+                code_span(ts, s + a, j - a);
+                i = j + r;
+                break;
+            }
+            if (n - a < CODE_MAX && !final) goto hold;
+            /* No close on the line. At the end of the block it is code cut
+             * short ("Run `rm -rf ./build &&"): judged like a span. Elsewhere
+             * (a stray backtick in prose, a span too long to be words) the
+             * text is read on as markdown; the backticks are not read. */
+            if (ts->ending && n - a < CODE_MAX) {
+                code_span(ts, s + a, n - a);
+                i = n;
+                break;
+            }
+            i = a;
             break;
         }
         case '*': case '_': case '~': {
@@ -2210,7 +2308,6 @@ static void read_aside(text_stream *ts, tbuf *text, size_t off, int lk, uint32_t
     ts->prev_cp = prev_cp;
     ts->pipe_ok = 0;
     inline_run(ts, 1);
-    ts->code_ticks = 0;
     ts->url_depth = 0;
     word_end(ts);
     if (lk == LK_PARA) seg_space(ts);
@@ -2675,7 +2772,6 @@ static void line_end(text_stream *ts) {
         ts->pipe_wait = 1;
     } else if (ts->ls == LS_INLINE) {
         if (ts->skip == SK_PRE) ts->pre_lines++;
-        ts->code_ticks = 0;
         ts->url_depth = 0;
         word_end(ts);
         ts->val_quote = 0;   /* a quoted value ends with its line */
@@ -2780,7 +2876,6 @@ static void reset_markdown(text_stream *ts) {
     ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = 0;
     ts->skip = SK_NONE;
     ts->in_quote = ts->line_quote = 0;
-    ts->code_ticks = 0;
     ts->url_depth = 0;
     ts->prev_cp = ' ';
     ts->ncarry = 0;
@@ -2846,8 +2941,10 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     ts->now = now_ns;
     ts->force = 1;
     if (ts->ncarry) { ts->invalid_bytes += ts->ncarry; ts->ncarry = 0; }
+    ts->ending = 1;
     if (ts->line.len > ts->off || ts->ls != LS_START) newline(ts);
     if (ts->pipe_wait) pipe_resume(ts);
+    ts->ending = 0;
     end_fence(ts);
     end_json(ts);
     end_table(ts);

@@ -113,9 +113,34 @@ static void test_backslash_line_break(void) {
     expect("A \\\\ stays, and so does a \\ alone.", "A \\ stays, and so does a \\ alone.");
 }
 
+static void expect_every_split(const char *md, const char *want);
+
+/* A code span's words are read as written (identifiers, commands, flags,
+ * file names; long paths by their last component); syntax is not read at
+ * all: a voice would spell out every operator, bracket and brace. A call is
+ * said by its name, a placeholder by its word. The span is judged whole,
+ * wherever the deltas split it; one cut off by the end of the block too. */
 static void test_inline_code(void) {
-    expect("Run `git status` and ``a `tick` inside`` now.", "Run git status and a `tick` inside now.");
-    expect("The `**not bold**` stays literal.", "The **not bold** stays literal.");
+    expect("Run `git status` and ``a `tick` inside`` now.", "Run git status and a tick inside now.");
+    expect("The `**not bold**` markers are not read.", "The markers are not read.");
+    expect_nomerge("Call `useState()` or `foo(x, y)` then `os.path.join` with `--verbose` and `get_user_id` now.",
+                   "Call useState or foo then os.path.join with --verbose and get_user_id now.");
+    expect_nomerge("Open `/usr/local/bin/tool` and `src/text/stream.c` and `C:\\Users\\me\\notes.txt` here.",
+                   "Open tool and stream.c and notes.txt here.");
+    expect_nomerge("Set `NODE_ENV=production` and `--color=auto` then `git checkout -b <branch>` now.",
+                   "Set NODE_ENV=production and --color=auto then git checkout -b branch now.");
+    expect_every_split("Use `a && b` or `x => x + 1` or `{\"a\": 1}` or `arr[i] = 0;` or `x != y` or `$(pwd)` here.",
+                       "Use or or or or or here.");
+    expect_every_split("Then ``a`b`` and `` `x` `` and `rm -rf ./build/*` and `if (x) { y(); }` end.",
+                       "Then and x and and end.");
+    expect_every_split("Run `cd ~/x && make -j4` and `#include <stdio.h>` and `std::vector<int>` too.",
+                       "Run and and too.");
+    expect_nomerge("The tokenizer drops the trailing `;` and the `|` too.", "The tokenizer drops the trailing ; and the | too.");
+    /* cut off at the end of the block: judged like a span */
+    expect_every_split("Now run `rm -rf ./build &&", "Now run");
+    expect_every_split("Now run `npm test", "Now run npm test");
+    /* a stray backtick in the middle of a reply is prose (the backtick is not read) */
+    expect_nomerge("Press the ` key (top left) to open it.\nMore text.", "Press the key (top left) to open it. | More text.");
 }
 
 static void test_headings(void) {
@@ -178,7 +203,7 @@ static void test_html_comments_script_style(void) {
     expect_nomerge("<!--\nblock comment\n\nwith a blank line\n-->\n# Title", "Title");
     expect_nomerge("Prose with a stray <!-- opener\nand more.\n\nNext paragraph.", "Prose with a stray | Next paragraph.");
     expect_nomerge("Text.\n<!-- never closed\n\nall of this is inside.", "Text.");
-    expect_nomerge("Use `<!--` to open one.", "Use <!-- to open one.");
+    expect_nomerge("Use `<!--` to open one.", "Use to open one.");   /* the span opens no comment */
     expect_nomerge("Add this:\n<script>alert('secret sauce here')</script>\nDone.", "Add this: Done.");
     expect_nomerge("<style>\nbody { color: red; }\n\np { margin: 0; }\n</style>\nStyled.", "Styled.");
     expect_nomerge("A <SCRIPT type=\"x\">var a = 1 > 0;</Script > b <script src=\"x.js\"/> c.", "A b c.");
@@ -376,7 +401,7 @@ static void test_tables_without_leading_pipes(void) {
            "Results: | {table}Table, 2 rows, omitted. | That's all.");
     expect_nomerge("Intro line\nName | Value\n:--- | ---:\nfoo | 1\nAfter the table.",
                    "Intro line | {table}Table, one row, omitted. | After the table.");
-    expect_nomerge("Use a | b for pipes, and `x | y` too\nin the next line.", "Use a | b for pipes, and x | y too in the next line.");
+    expect_nomerge("Use a | b for pipes, and `x | y` too\nin the next line.", "Use a | b for pipes, and too in the next line.");
     expect_nomerge("A | B\n---\nText.", "A | B | Text.");
     expect_nomerge("Tail | pipe", "Tail | pipe");
     expect_nomerge("One | two\n| three |", "One | two | {table}Table, one row, omitted.");

@@ -1151,6 +1151,33 @@ TGT_AVXVNNI static inline void avxvnni_out4(__m128i r, const int8_t *const w[4],
 
 #define AVXVNNI_LD(p) _mm256_loadu_si256((const __m256i *)(p))
 #define AVXVNNI_DP(a, w, v) a = _mm256_dpbusd_avx_epi32(a, w, v)
+/* The multi-row block: 4 W rows by 2 x rows (q, q + K), 8 sums out in acc.
+ * 2 x rows, not 4 as at AVX-512: without AVX-512 there are 16 vector
+ * registers, and 16 accumulators + 4 W vectors + x + the flip constant
+ * spilled on every step (the 20-row product ran at ~112 GMAC/s on one Zen
+ * 5 core, the 1-row loop's rate). Its own function, not inlined, for the
+ * register allocation's sake (see vnni_block44). */
+TGT_AVXVNNI __attribute__((noinline)) static void avxvnni_block42(const int8_t *w0p, const int8_t *w1p,
+                                                                  const int8_t *w2p, const int8_t *w3p, int ilv,
+                                                                  const int8_t *q, int K, int Kv, __m256i acc[8]) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), z = _mm256_setzero_si256();
+    __m256i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+    const int8_t *q1 = q + K;
+    for (int k = 0; k < Kv; k += 32) {
+        PF_LINES(w0p, (size_t)k * 4, 2); /* 4 rows x 32 bytes (interleaved: the next 128) */
+        const int kp = I8_KP(k, ilv);
+        const __m256i w0 = _mm256_xor_si256(AVXVNNI_LD(w0p + kp), flip);
+        const __m256i w1 = _mm256_xor_si256(AVXVNNI_LD(w1p + kp), flip);
+        const __m256i w2 = _mm256_xor_si256(AVXVNNI_LD(w2p + kp), flip);
+        const __m256i w3 = _mm256_xor_si256(AVXVNNI_LD(w3p + kp), flip);
+        __m256i v = AVXVNNI_LD(q + k);
+        AVXVNNI_DP(a00, w0, v), AVXVNNI_DP(a01, w1, v), AVXVNNI_DP(a02, w2, v), AVXVNNI_DP(a03, w3, v);
+        v = AVXVNNI_LD(q1 + k);
+        AVXVNNI_DP(a10, w0, v), AVXVNNI_DP(a11, w1, v), AVXVNNI_DP(a12, w2, v), AVXVNNI_DP(a13, w3, v);
+    }
+    acc[0] = a00, acc[1] = a01, acc[2] = a02, acc[3] = a03, acc[4] = a10, acc[5] = a11, acc[6] = a12, acc[7] = a13;
+}
+
 TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W,
                                        const float *ws, int il, int ldy, const float *b, float *y, int flags, int n0,
                                        int n1) {
@@ -1166,38 +1193,16 @@ TGT_AVXVNNI static void lin_i8_avxvnni(const int8_t *xq, const float *xs, int M,
             const int8_t *w[4];
             for (int i = 0; i < 4; i++) w[i] = i8_row(W, K, il, n + (i < nw ? i : nw - 1));
             int m = mb;
-            for (; m + 4 <= me; m += 4) { /* 4 x rows share each loaded W vector */
-                const int8_t *q = xq + (size_t)m * K, *q1 = q + K, *q2 = q1 + K, *q3 = q2 + K;
-                const __m256i z = _mm256_setzero_si256();
-                __m256i a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
-                __m256i a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
-                for (int k = 0; k < Kv; k += 32) {
-                    PF_LINES(w[0], (size_t)k * 4, 2); /* 4 rows x 32 bytes (interleaved: the next 128) */
-                    const int kp = I8_KP(k, ilv);
-                    __m256i w0 = _mm256_xor_si256(AVXVNNI_LD(w[0] + kp), flip);
-                    __m256i w1 = _mm256_xor_si256(AVXVNNI_LD(w[1] + kp), flip);
-                    __m256i w2 = _mm256_xor_si256(AVXVNNI_LD(w[2] + kp), flip);
-                    __m256i w3 = _mm256_xor_si256(AVXVNNI_LD(w[3] + kp), flip);
-                    __m256i v = AVXVNNI_LD(q + k);
-                    AVXVNNI_DP(a00, w0, v), AVXVNNI_DP(a01, w1, v), AVXVNNI_DP(a02, w2, v), AVXVNNI_DP(a03, w3, v);
-                    v = AVXVNNI_LD(q1 + k);
-                    AVXVNNI_DP(a10, w0, v), AVXVNNI_DP(a11, w1, v), AVXVNNI_DP(a12, w2, v), AVXVNNI_DP(a13, w3, v);
-                    v = AVXVNNI_LD(q2 + k);
-                    AVXVNNI_DP(a20, w0, v), AVXVNNI_DP(a21, w1, v), AVXVNNI_DP(a22, w2, v), AVXVNNI_DP(a23, w3, v);
-                    v = AVXVNNI_LD(q3 + k);
-                    AVXVNNI_DP(a30, w0, v), AVXVNNI_DP(a31, w1, v), AVXVNNI_DP(a32, w2, v), AVXVNNI_DP(a33, w3, v);
-                }
-                const __m128i c0 = _mm_set1_epi32(corr[m - mb]), c1 = _mm_set1_epi32(corr[m + 1 - mb]);
-                const __m128i c2 = _mm_set1_epi32(corr[m + 2 - mb]), c3 = _mm_set1_epi32(corr[m + 3 - mb]);
+            for (; m + 2 <= me; m += 2) { /* 2 x rows share each loaded W vector (the encoder, beams) */
+                const int8_t *q = xq + (size_t)m * K, *q1 = q + K;
+                __m256i acc[8];
+                avxvnni_block42(w[0], w[1], w[2], w[3], ilv, q, K, Kv, acc);
                 float *y0 = y + (size_t)m * ldy;
-                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a00, a01, a02, a03), c0), w, q, Kv, K, nw, xs[m], ws, b, y0, n,
-                             flags);
-                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a10, a11, a12, a13), c1), w, q1, Kv, K, nw, xs[m + 1], ws, b,
-                             y0 + ldy, n, flags);
-                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a20, a21, a22, a23), c2), w, q2, Kv, K, nw, xs[m + 2], ws, b,
-                             y0 + 2 * (size_t)ldy, n, flags);
-                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(a30, a31, a32, a33), c3), w, q3, Kv, K, nw, xs[m + 3], ws, b,
-                             y0 + 3 * (size_t)ldy, n, flags);
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(acc[0], acc[1], acc[2], acc[3]), _mm_set1_epi32(corr[m - mb])),
+                             w, q, Kv, K, nw, xs[m], ws, b, y0, n, flags);
+                avxvnni_out4(_mm_sub_epi32(avxvnni_hsum4(acc[4], acc[5], acc[6], acc[7]),
+                                           _mm_set1_epi32(corr[m + 1 - mb])),
+                             w, q1, Kv, K, nw, xs[m + 1], ws, b, y0 + ldy, n, flags);
             }
             for (; m < me; m++) { /* one x row x 4 W rows (batch-1 decode) */
                 const int8_t *q = xq + (size_t)m * K;

@@ -48,6 +48,16 @@ stts_status app_check_languages(const char *src, const char *tgt, stts_error *er
  * *why says which ("--model", "the bundled demo model", ...). */
 stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const char **why, stts_error *err);
 
+/* 1 when m is not NLLB-200 but a small demo model like models/demo-en-ja
+ * (trained for English to Japanese only): its tokenizer is not NLLB-200's
+ * 256000 pieces. */
+int app_model_is_demo_files(const nllb_model *m);
+/* When m is such a model and src -> tgt is not eng_Latn -> jpn_Jpan: writes
+ * the warning (naming dir, the pair and scripts/fetch-model) to buf and
+ * returns 1; else 0. */
+int app_demo_pair_warning(const nllb_model *m, const char *dir, const char *src, const char *tgt, char *buf,
+                          size_t cap);
+
 typedef struct app app;
 
 /* Loads the model (when translating), opens the voice and the audio output.
@@ -72,7 +82,13 @@ tts_synth *app_source_synth(const app *a);
 audio_sink *app_sink(const app *a);
 const char *app_model_dir(const app *a);      /* "" when not translating */
 const char *app_model_why(const app *a);
+/* The demo model (a property of its files: app_model_is_demo_files), however it was chosen. */
 int app_model_is_demo(const app *a);
+/* "" or, for the demo model chosen with --model or $STREAM_TTS_MODEL and
+ * another pair than eng_Latn -> jpn_Jpan, why its translations will be
+ * nonsense (app_demo_pair_warning); the caller says it once. The demo
+ * model found by the search is refused for such a pair instead. */
+const char *app_model_warning(const app *a);
 double app_model_load_ms(const app *a);
 const char *app_speak_lang(const app *a);     /* tgt when translating, else src */
 int app_sink_is_raw(const app *a);            /* output "-": stdout carries audio */

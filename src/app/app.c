@@ -31,6 +31,7 @@ struct app {
     char model_dir[PATH_MAX];
     const char *why;
     int demo, raw;
+    char warning[STTS_ERROR_MAX];   /* app_model_warning */
     double load_ms;
     int sl_mode;        /* nllb_shortlist */
     int32_t *sl_ids;    /* --shortlist FILE */
@@ -96,6 +97,28 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
                           "scripts/fetch-model nllb-200-distilled-600M (or use --no-translate)");
 }
 
+/* NLLB-200's SentencePiece model has 256000 pieces at every size (600M,
+ * 1.3B, 3.3B), for its 200 languages; the demo's has 8000, trained on
+ * English and Japanese only (models/demo-en-ja/README.md). A property of
+ * the files, not of the path: a copy, a link or a converted demo is known
+ * too. */
+#define NLLB200_SPM_PIECES 256000
+
+int app_model_is_demo_files(const nllb_model *m) {
+    int spm = m ? nllb_model_config(m)->spm_size : 0;
+    return spm > 0 && spm != NLLB200_SPM_PIECES;
+}
+
+int app_demo_pair_warning(const nllb_model *m, const char *dir, const char *src, const char *tgt, char *buf,
+                          size_t cap) {
+    if (!app_model_is_demo_files(m) || (strcmp(src, "eng_Latn") == 0 && strcmp(tgt, "jpn_Jpan") == 0)) return 0;
+    snprintf(buf, cap, "the model in %s is a small demo model, not NLLB-200 (its tokenizer has %d pieces, NLLB-200's "
+             "%d for 200 languages): it only translates English to Japanese (eng_Latn -> jpn_Jpan), so %s -> %s "
+             "gives nonsense; for other languages install a real NLLB model (scripts/fetch-model "
+             "nllb-200-distilled-600M) and use it", dir, nllb_model_config(m)->spm_size, NLLB200_SPM_PIECES, src, tgt);
+    return 1;
+}
+
 /* A model load failed for a directory taken from $STREAM_TTS_MODEL: the
  * user gave no --model, so the message names the variable as the source
  * (it read as if a flag were wrong) and how to fix it. */
@@ -155,8 +178,11 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
             }
         }
         if (st == STTS_OK) {
-            a->demo = strstr(a->why, "demo") != NULL;
-            if (a->demo && (strcmp(a->src, "eng_Latn") != 0 || strcmp(a->tgt, "jpn_Jpan") != 0))
+            a->demo = app_model_is_demo_files(a->model);
+            /* Picked for the user (no NLLB found): refused. Chosen with --model
+             * or $STREAM_TTS_MODEL: the user's choice, warned about once. */
+            if (app_demo_pair_warning(a->model, a->model_dir, a->src, a->tgt, a->warning, sizeof a->warning) &&
+                strcmp(a->why, "the bundled demo model") == 0)
                 st = stts_error_set(err, STTS_ERR_UNSUPPORTED,
                                     "the demo model only translates eng_Latn to jpn_Jpan; install NLLB with "
                                     "scripts/fetch-model nllb-200-distilled-600M for %s -> %s", a->src, a->tgt);
@@ -229,6 +255,7 @@ audio_sink *app_sink(const app *a) { return a->sink; }
 const char *app_model_dir(const app *a) { return a->model ? a->model_dir : ""; }
 const char *app_model_why(const app *a) { return a->why; }
 int app_model_is_demo(const app *a) { return a->demo; }
+const char *app_model_warning(const app *a) { return a->warning; }
 double app_model_load_ms(const app *a) { return a->load_ms; }
 const char *app_speak_lang(const app *a) { return a->p.translate ? a->tgt : a->src; }
 int app_sink_is_raw(const app *a) { return a->raw; }

@@ -347,6 +347,7 @@ static void *speaker_main(void *arg) {
         snprintf(sv->device_desc, sizeof sv->device_desc, "%s", app_device_name(a));
         const char *note = ap.translate && app_model(a) ? nllb_model_device_note(app_model(a)) : "";
         if (note[0]) logf_(sv, "--device auto: translating on the CPU: %s", note);
+        if (ap.translate && *app_model_warning(a)) logf_(sv, "warning: %s", app_model_warning(a));
     } else {
         snprintf(sv->state, sizeof sv->state, "failed");
     }

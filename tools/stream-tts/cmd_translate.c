@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "nllb.h"
 #include "protect.h"
+#include "stts_app.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -192,6 +193,9 @@ int cmd_translate(int argc, char **argv) {
     }
     double load_ms = (double)(stts_now_ns() - t0) / 1e6;
     cli_device_note("stream-tts translate", m);
+    char demo_note[STTS_ERROR_MAX];   /* the demo model asked for another pair: nonsense, said once */
+    if (app_demo_pair_warning(m, model_dir, src, tgt, demo_note, sizeof demo_note))
+        fprintf(stderr, "stream-tts translate: warning: %s\n", demo_note);
     nllb_session_params sp = nllb_session_default_params();
     sp.max_beams = beams;
     nllb_session *s = NULL;

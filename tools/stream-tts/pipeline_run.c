@@ -530,6 +530,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         fprintf(stderr, "stream-tts: model %s (%s, %s)%s\n", app_model_dir(a), app_model_why(a),
                 nllb_model_backend(app_model(a)),
                 app_model_is_demo(a) ? "; a tiny English-to-Japanese demo, not NLLB: scripts/fetch-model installs the real one" : "");
+    if (translate && *app_model_warning(a)) fprintf(stderr, "stream-tts: warning: %s\n", app_model_warning(a));
     tts_synth *synth = app_synth(a);
     fprintf(stderr, "stream-tts: voice %s (%s, %d Hz), speaking %s\n", tts_voice_name(synth),
             tts_backend_label(tts_backend_of(synth)), tts_sample_rate(synth), speak_lang);

@@ -108,6 +108,7 @@ struct text_stream {
 
     /* inline layer */
     int ending;           /* text_stream_end: the line being finished is the block's last */
+    int sym_gap;          /* an emoji or a silent code span was just left out (GAP_MARK) */
     int url_depth;        /* inside a link destination "(...)" being skipped */
     uint32_t prev_cp;     /* last code point passed on (intraword '_') */
 
@@ -215,8 +216,14 @@ static int is_dropped_symbol(uint32_t cp) {
            (cp >= 0x2B00 && cp <= 0x2BFF) || (cp >= 0x1F000 && cp <= 0x1FAFF) ||
            (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xE0000 && cp <= 0xE007F) ||
            cp == 0x200D || cp == 0x20E3 || cp == 0x231A || cp == 0x231B ||
-           (cp >= 0x23E9 && cp <= 0x23FA);
+           (cp >= 0x23E9 && cp <= 0x23FA) || cp == 0x2139 || cp == 0x2328 || cp == 0x23CF;   /* ℹ ⌨ ⏏ */
 }
+/* A dropped emoji leaves a mark in the line (control bytes never reach it
+ * otherwise), so the space it stood between can go: "Done ✅." was "Done .",
+ * "完了 ✅ です" kept a space inside Japanese. KEYCAP_MARK is U+20E3: it also
+ * takes the digit, '#' or '*' before it (1️⃣ was read "1"). */
+#define GAP_MARK '\x01'
+#define KEYCAP_MARK '\x02'
 static int is_word_cp(uint32_t cp) { return cp >= 0x80 || isalnum((int)cp); }
 
 /* ---- segment layer -------------------------------------------------------- */
@@ -1631,7 +1638,34 @@ static void word_end(text_stream *ts) {
 }
 
 /* One cleaned code point (or space) from the inline layer. */
+/* After a left-out emoji or code span: the space before it goes when
+ * punctuation follows ("Done ✅." -> "Done.", a repeated one too: "Use
+ * `a && b`, `c || d`, or" -> "Use, or"), or text without spaces on both
+ * sides ("完了 ✅ です" -> "完了です"). */
+static int is_gap_punct(uint32_t cp) {
+    return (cp < 0x80 && cp && strchr(".,;:!?", (int)cp)) || is_cjk_term(cp) || is_script_term(cp) || cp == 0x3001 ||
+           cp == 0xFF0C || cp == 0xFF1A || cp == 0xFF1B || cp == 0x2026;
+}
+static int gap_close(text_stream *ts, const char *p, size_t k, uint32_t cp) {
+    ts->sym_gap = 0;
+    size_t n = ts->sent.len, st;
+    if (cp == ')' && ts->word.len == 1 && ts->word.p[0] == '(') {   /* "(✅)": the brackets go too */
+        ts->word.len = 0;
+        return 1;
+    }
+    if (ts->word.len || ts->long_word || n < 2 || ts->sent.p[n - 1] != ' ' || ts->ord_at || ts->etc_wait) return 0;
+    uint32_t before = last_cp(ts->sent.p, n - 1, &st);
+    if (is_gap_punct(cp)) {
+        unspace(ts);
+        return n - 1 - st == k && memcmp(ts->sent.p + st, p, k) == 0;   /* the same mark again: said once */
+    }
+    if (is_nospace_script(cp) && is_nospace_script(before)) unspace(ts);
+    return 0;
+}
+
 static void put_cp(text_stream *ts, const char *p, size_t k, uint32_t cp) {
+    if (cp == (uint32_t)GAP_MARK || cp == (uint32_t)KEYCAP_MARK) { ts->sym_gap = 1; return; }
+    if (ts->sym_gap && cp != ' ' && gap_close(ts, p, k, cp)) return;
     ts->prev_cp = cp;
     if (cp == ' ') {
         word_end(ts);
@@ -1871,6 +1905,7 @@ static int code_word(const char *t, size_t n) {
         unsigned char c = (unsigned char)t[i];
         if (cp >= 0x80) words |= !is_mute_cp(cp);
         else if (isalnum(c)) words = 1;
+        else if (c == GAP_MARK || c == KEYCAP_MARK) continue;
         else if (c == '=') {
             if (i == 0 || i + 1 == n || t[i + 1] == '=' || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '_'))
                 return 0;
@@ -1926,7 +1961,10 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
             if (a == b) continue;
             int ph = code_placeholder(s + a, b - a);
             if (pass == 0) {
-                if (!ph && !code_word(s + a, b - a)) return;   /* syntax: nothing of it is read */
+                if (!ph && !code_word(s + a, b - a)) {   /* syntax: nothing of it is read */
+                    ts->sym_gap = 1;
+                    return;
+                }
                 continue;
             }
             if (any) put_cp(ts, " ", 1, ' ');
@@ -2022,6 +2060,7 @@ static void inline_run(text_stream *ts, int final) {
             int capped = r == LOOKAHEAD;
             if (!capped && i + r == n && !final) goto hold;
             unsigned char nx = capped ? c : i + r < n ? (unsigned char)s[i + r] : ' ';
+            if (c == '*' && r == 1 && nx == KEYCAP_MARK) { i++; break; }   /* *️⃣ */
             uint32_t pv = ts->prev_cp;
             int keep;
             if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
@@ -2134,6 +2173,8 @@ static void inline_run(text_stream *ts, int final) {
                     break;
                 }
             }
+            if (need_next) goto hold;
+            if (i + 1 < n && s[i + 1] == KEYCAP_MARK) { i++; break; }   /* #️⃣ */
             put_cp(ts, "#", 1, '#');
             i++;
             break;
@@ -2151,6 +2192,10 @@ static void inline_run(text_stream *ts, int final) {
             break;
         }
         default: {
+            if (isdigit(c)) {   /* a keycap 1️⃣ is an emoji, its digit too */
+                if (need_next) goto hold;
+                if (i + 1 < n && s[i + 1] == KEYCAP_MARK) { i++; break; }
+            }
             if (c < 0x80) {
                 put_cp(ts, s + i, 1, c);
                 i++;
@@ -2457,6 +2502,11 @@ static int classify(text_stream *ts, int final) {
             json_line(ts, s, n);
             ts->ls = LS_DROP;
             return 1;
+        }
+        /* emoji opening the line are not there ("🤖 Generated with ...") */
+        if (n && (s[0] == GAP_MARK || s[0] == KEYCAP_MARK)) {
+            ts->off++;
+            continue;
         }
         /* decisions look at no more than LOOKAHEAD bytes (no rescans of a
          * long line); only a table row and a fence line wait for the line end */
@@ -2834,8 +2884,13 @@ static void handle_cp(text_stream *ts, const unsigned char *p, size_t k) {
      * translator and the voice) */
     if (cp < 0xA0 || cp == 0xFFFD || cp == 0xFEFF || cp == 0x2060 || (cp >= 0x200B && cp <= 0x200F) ||
         cp == 0xAD || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2061 && cp <= 0x2069) ||
-        (cp >= 0xFFF9 && cp <= 0xFFFB) || is_dropped_symbol(cp))
+        (cp >= 0xFFF9 && cp <= 0xFFFB))
         return;
+    if (is_dropped_symbol(cp)) {
+        /* variation selectors only restyle the character before them */
+        if (cp < 0xFE00 || cp > 0xFE0F) tb_put(ts, &ts->line, cp == 0x20E3 ? "\x02" : "\x01", 1);
+        return;
+    }
     tb_put(ts, &ts->line, (const char *)p, k);
 }
 
@@ -2878,6 +2933,7 @@ static void reset_markdown(text_stream *ts) {
     ts->in_quote = ts->line_quote = 0;
     ts->url_depth = 0;
     ts->prev_cp = ' ';
+    ts->sym_gap = 0;
     ts->ncarry = 0;
     ts->pem = ts->pem_hdr = 0;
     ts->cred = 0;

@@ -285,6 +285,32 @@ static void test_emoji_box(void) {
     expect("Family \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 emoji.", "Family emoji.");
 }
 
+/* An emoji leaves no space behind: none doubled, none before punctuation,
+ * none inside Japanese; variation selectors, ZWJ sequences, skin tones, flags
+ * and keycaps (their digit, '#' or '*' too) all go. A silent code span
+ * likewise. Spaces the author wrote before punctuation stay. */
+static void test_emoji_spacing(void) {
+    expect_every_split("Done \xE2\x9C\x85. Tests pass \xE2\x9C\x94\xEF\xB8\x8F, then more \xF0\x9F\x8E\x89!",
+                       "Done. | Tests pass, then more!");
+    expect_every_split("\xE2\x9C\x85 Tests pass \xF0\x9F\x87\xAF\xF0\x9F\x87\xB5 and \xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD here "
+                       "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 now "
+                       "\xF0\x9F\x8F\xB3\xEF\xB8\x8F\xE2\x80\x8D\xF0\x9F\x8C\x88 ok \xE2\x9D\xA4\xEF\xB8\x8F.",
+                       "Tests pass and here now ok.");
+    expect_every_split("Steps: 1\xEF\xB8\x8F\xE2\x83\xA3 install, 2\xE2\x83\xA3 build, #\xEF\xB8\x8F\xE2\x83\xA3 tag, "
+                       "*\xEF\xB8\x8F\xE2\x83\xA3 star, 10 items.",
+                       "Steps: install, build, tag, star, 10 items.");
+    expect_every_split("1\xEF\xB8\x8F\xE2\x83\xA3 First step here.\n\xE2\x84\xB9\xEF\xB8\x8F Note: (\xE2\x9C\x85) read it \xE2\x9C\x85 !",
+                       "First step here. | Note: read it!");
+    /* Japanese */
+    expect_every_split("\xE5\xAE\x8C\xE4\xBA\x86\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x97\xE3\x81\x9F \xE2\x9C\x85\xE3\x80\x82"
+                       "\xE6\xAC\xA1 \xF0\x9F\x8E\x89 \xE3\x81\xA7\xE3\x81\x99\xEF\xBC\x81 OK \xE2\x9C\x85 \xE3\x81\xA7\xE3\x81\x99",
+                       "\xE5\xAE\x8C\xE4\xBA\x86\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x97\xE3\x81\x9F\xE3\x80\x82 | "
+                       "\xE6\xAC\xA1\xE3\x81\xA7\xE3\x81\x99\xEF\xBC\x81 | OK \xE3\x81\xA7\xE3\x81\x99");
+    /* a silent code span leaves the same gap */
+    expect_every_split("Check `a && b`. Use `a && b`, `c || d`, or `e`.", "Check. | Use, or e.");
+    expect_nomerge("Keep this : as written .", "Keep this : as written .");
+}
+
 static void test_trailers(void) {
     expect("Committed the fix.\n\nCo-Authored-By: Claude <noreply@anthropic.com>\n"
            "\xF0\x9F\xA4\x96 Generated with [Claude Code](https://claude.com/claude-code)\n",
@@ -1345,6 +1371,7 @@ int main(void) {
     TEST_RUN(test_links);
     TEST_RUN(test_paths);
     TEST_RUN(test_emoji_box);
+    TEST_RUN(test_emoji_spacing);
     TEST_RUN(test_trailers);
     TEST_RUN(test_whitespace_numbers);
     TEST_RUN(test_odd_spaces_and_format_chars);

@@ -85,6 +85,9 @@ struct text_stream {
     int in_json;          /* unfenced JSON (a line starting {" or [{ ...): dropped to its closing bracket */
     int json_depth, json_str;
     long json_lines;
+    int in_ucode;         /* UC_*: other unfenced code (a diff, YAML, a stack trace), dropped line by line */
+    long ucode_lines;
+    int yaml_key;         /* the last line was a bare "key:" at column 0: YAML may follow */
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
     /* A paragraph line with a '|' may be the header of a table without
      * leading pipes ("Name | Value" over "--- | ---"): its reading stops at
@@ -2247,6 +2250,158 @@ static void end_json(text_stream *ts) {
            ts->json_lines);
 }
 
+/* ---- unfenced code other than JSON ---------------------------------------
+ * Lines that are clearly code or data, written without a fence: a diff, YAML,
+ * a stack trace. Each kind starts only on strong evidence, decided on its
+ * complete line, and goes on while its lines keep the shape (a blank line or
+ * any other line ends it; that line is read as usual): a prose line that
+ * merely starts with '-' or '+' ("- item", "+ is nice", "-5 degrees",
+ * "--verbose") is never taken. A false start would silence prose, worse than
+ * one line of syntax read, so the first line of a YAML block ("services:") is
+ * read: only the indented key under it shows that it is YAML. */
+enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES };
+
+static void end_ucode(text_stream *ts) {
+    if (!ts->in_ucode) return;
+    const char *lang = ts->in_ucode == UC_DIFF || ts->in_ucode == UC_DIFF_LINES ? "Diff"
+                       : ts->in_ucode == UC_YAML                                ? "YAML"
+                                                                                : NULL;
+    ts->in_ucode = UC_NONE;
+    notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_LANG_N, TEXT_PH_CODE_LANG_1, lang,
+           ts->ucode_lines);
+}
+
+static int has_prefix(const char *s, size_t n, const char *pre) {
+    size_t l = strlen(pre);
+    return n >= l && memcmp(s, pre, l) == 0;
+}
+/* "-1,4 " / "+1,5 ": a hunk range and its space; the bytes it took, or 0. */
+static size_t hunk_range(const char *s, size_t n, char sign) {
+    size_t i = 0;
+    if (i >= n || s[i++] != sign) return 0;
+    size_t d = i;
+    while (i < n && isdigit((unsigned char)s[i])) i++;
+    if (i == d) return 0;
+    if (i < n && s[i] == ',') {
+        d = ++i;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        if (i == d) return 0;
+    }
+    return i < n && s[i] == ' ' ? i + 1 : 0;
+}
+/* "@@ -1,4 +1,5 @@" (anything may follow: the function name) */
+static int is_hunk(const char *s, size_t n) {
+    if (!has_prefix(s, n, "@@ ")) return 0;
+    size_t i = 3, k;
+    if (!(k = hunk_range(s + i, n - i, '-'))) return 0;
+    i += k;
+    if (!(k = hunk_range(s + i, n - i, '+'))) return 0;
+    i += k;
+    return has_prefix(s + i, n - i, "@@");
+}
+/* "--- a/src/x.c", "+++ b/src/x.c", "--- /dev/null" (a date may follow) */
+static int is_file_header(const char *s, size_t n) {
+    if (!has_prefix(s, n, "--- ") && !has_prefix(s, n, "+++ ")) return 0;
+    size_t a = 4, b = 4;
+    while (b < n && s[b] != ' ') b++;
+    return has_prefix(s + a, b - a, "a/") || has_prefix(s + a, b - a, "b/") || has_prefix(s + a, b - a, "/dev/null");
+}
+/* A removed or added line of code: '-' or '+' right before code
+ * ("-foo()", "+x = f(y);") or before an indented line ("+    return x;"),
+ * ending like code does (; { } ( ) [ ] , :). Not "- item", "+ is nice",
+ * "--verbose ...", "-5 (approx)", "+1 (agreed)". */
+static int is_diff_code_line(const char *s, size_t n) {
+    if (n < 3 || (s[0] != '-' && s[0] != '+')) return 0;
+    unsigned char c = (unsigned char)s[1];
+    int code_start = (isalpha(c) || strchr("_$#@/\"'{}<", c)) || (c == ' ' && s[2] == ' ');
+    if (!code_start) return 0;
+    size_t e = n;
+    while (e > 1 && s[e - 1] == ' ') e--;
+    return e > 2 && strchr(";{}()[],:", s[e - 1]) != NULL;
+}
+/* "key:" or "key: value" with a key as configuration files write them
+ * (lower case first, no spaces: "services", "runs-on"; prose capitalizes
+ * "Note:"), a value not ending like a sentence */
+static int yaml_key_line(const char *s, size_t n, int bare) {
+    size_t i = 0;
+    if (n == 0 || !(islower((unsigned char)s[0]) || s[0] == '_')) return 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || strchr("_.-", s[i]))) i++;
+    if (i == n || s[i] != ':') return 0;
+    size_t j = i + 1;
+    while (j < n && s[j] == ' ') j++;
+    if (bare) return j == n;
+    size_t e = n;
+    while (e > j && s[e - 1] == ' ') e--;
+    return j == n || (j > i + 1 && !strchr(".!?", s[e - 1]));
+}
+/* "    at foo (src/a.js:10:5)", "\tat com.x.Y.z(Y.java:42)", "    at src/a.js:10:5" */
+static int is_frame_line(const char *s, size_t n) {
+    if (!has_prefix(s, n, "at ") || n < 6) return 0;
+    size_t e = n;
+    while (e > 3 && s[e - 1] == ' ') e--;
+    if (s[e - 1] == ')') {
+        const char *o = NULL;
+        for (size_t k = 3; k < e; k++)
+            if (s[k] == '(') o = s + k;
+        if (!o) return 0;
+        size_t ol = (size_t)(s + e - 1 - o);
+        if (has_prefix(o, ol, "(Native Method") || has_prefix(o, ol, "(Unknown Source") || has_prefix(o, ol, "(native")) return 1;
+        e--;
+    }
+    size_t d = e;
+    while (d > 3 && isdigit((unsigned char)s[d - 1])) d--;
+    return d < e && s[d - 1] == ':';
+}
+/* The line a Python traceback ends with: "ValueError: bad value", "KeyError" */
+static int is_exception_line(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.')) i++;
+    if (i == 0 || (i < n && s[i] != ':')) return 0;
+    static const char *const ends[] = {"Error", "Exception", "Warning", "Exit", "Interrupt", "Iteration", NULL};
+    for (int k = 0; ends[k]; k++) {
+        size_t l = strlen(ends[k]);
+        if (i >= l && memcmp(s + i - l, ends[k], l) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Does the complete line s[0, n) (indentation included) go on the unfenced
+ * code block? 2: yes, and it is its last line. */
+static int ucode_goes_on(const text_stream *ts, const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && s[i] == ' ') i++;
+    const char *t = s + i;
+    size_t tn = n - i;
+    switch (ts->in_ucode) {
+    case UC_DIFF:
+        return s[0] == ' ' || s[0] == '+' || s[0] == '-' || s[0] == '\\' || has_prefix(s, n, "@@") ||
+               has_prefix(s, n, "diff ") || has_prefix(s, n, "index ") || has_prefix(s, n, "new file mode") ||
+               has_prefix(s, n, "deleted file mode") || has_prefix(s, n, "similarity index") ||
+               has_prefix(s, n, "rename from") || has_prefix(s, n, "rename to") || has_prefix(s, n, "old mode") ||
+               has_prefix(s, n, "new mode") || has_prefix(s, n, "Binary files");
+    case UC_DIFF_LINES:   /* more such lines, a hunk, or a context line of code */
+        if (is_diff_code_line(s, n) || is_hunk(s, n)) return 1;
+        if (i == 1 && tn) {
+            size_t e = tn;
+            while (e > 0 && t[e - 1] == ' ') e--;
+            return e && strchr(";{}()[],", t[e - 1]) != NULL;
+        }
+        return 0;
+    case UC_YAML:
+        return i > 0 || yaml_key_line(s, n, 0);
+    case UC_TRACE:
+        if (i > 0 || has_prefix(s, n, "Traceback (most recent call last):") ||
+            has_prefix(s, n, "During handling of the above exception") ||
+            has_prefix(s, n, "The above exception was the direct cause"))
+            return 1;
+        return is_exception_line(s, n) ? 2 : 0;
+    case UC_FRAMES:
+        return (i > 0 && (is_frame_line(t, tn) || (has_prefix(t, tn, "... ") && tn > 9 && memcmp(t + tn - 5, " more", 5) == 0))) ||
+               has_prefix(s, n, "Caused by: ");
+    }
+    return 0;
+}
+
 /* One line of unfenced JSON: brackets counted outside strings; the block
  * ends with the line that closes its first bracket. */
 static void json_line(text_stream *ts, const char *s, size_t n) {
@@ -2491,6 +2646,18 @@ static int classify(text_stream *ts, int final) {
             ts->ls = LS_DROP;
             return 1;
         }
+        if (ts->in_ucode) {
+            if (!final) return 0;
+            int on = n ? ucode_goes_on(ts, s, n) : 0;
+            if (!on) {
+                end_ucode(ts);   /* this line is read as usual */
+                continue;
+            }
+            ts->ucode_lines++;
+            if (on == 2) end_ucode(ts);
+            ts->ls = LS_DROP;
+            return 1;
+        }
         if (ts->in_json) {
             if (!final) return 0;
             size_t b = 0;
@@ -2604,6 +2771,43 @@ static int classify(text_stream *ts, int final) {
                             return 1;
                         }
                     }
+                }
+            }
+        }
+        {
+            /* unfenced code other than JSON: a candidate waits for its line end */
+            const char *t = s + i;
+            size_t tn = n - i, tf = full - i;
+            int cand = 0;
+            static const char *const pre[] = {"diff --git ", "@@ -", "--- ", "+++ ", "Traceback (most recent call last):",
+                                              NULL};
+            for (int k = 0; pre[k] && !cand; k++) {
+                size_t l = strlen(pre[k]), m = tn < l ? tn : l;
+                if (memcmp(t, pre[k], m) == 0) {
+                    if (m < l && !fin) return 0;
+                    cand = m == l;
+                }
+            }
+            if ((c == '-' || c == '+') && !cand) {
+                if (tn < 3 && !fin) return 0;
+                cand = tn >= 3 && t[1] != c && (t[1] != ' ' || t[2] == ' ');
+            }
+            if (i > 0 && (c == 'a' || (ts->yaml_key && (isalpha(c) || c == '_')))) cand = 1;
+            if (cand) {
+                if (!final) return 0;
+                int kind = UC_NONE;
+                if (has_prefix(t, tf, "diff --git ") || is_hunk(t, tf) || is_file_header(t, tf)) kind = UC_DIFF;
+                else if (has_prefix(t, tf, "Traceback (most recent call last):")) kind = UC_TRACE;
+                else if (is_diff_code_line(t, tf)) kind = UC_DIFF_LINES;
+                else if (i > 0 && is_frame_line(t, tf)) kind = UC_FRAMES;
+                else if (i > 0 && ts->yaml_key && yaml_key_line(t, tf, 0)) kind = UC_YAML;
+                if (kind) {
+                    hard_break(ts);
+                    ts->in_ucode = kind;
+                    ts->ucode_lines = 1;
+                    ts->in_list = 0;
+                    ts->ls = LS_DROP;
+                    return 1;
                 }
             }
         }
@@ -2811,6 +3015,9 @@ static void process_line(text_stream *ts, int final) {
 }
 
 static void line_end(text_stream *ts) {
+    /* a bare "key:" at column 0 ("services:"): an indented key under it is YAML */
+    ts->yaml_key = !ts->pipe_hold && ts->ls == LS_INLINE && ts->lk == LK_PARA && !ts->line_quote && ts->inline0 == 0 &&
+                   ts->line.len < 128 && yaml_key_line(ts->line.p, ts->line.len, 1);
     if (ts->pipe_hold) {
         /* a possible table header: the line waits for the next */
         tbuf t = ts->pend;
@@ -2928,7 +3135,7 @@ static void reset_markdown(text_stream *ts) {
     ts->lk = LK_PARA;
     ts->prev_blank = 1;
     ts->in_list = 0;
-    ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = 0;
+    ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = ts->in_ucode = ts->yaml_key = 0;
     ts->skip = SK_NONE;
     ts->in_quote = ts->line_quote = 0;
     ts->url_depth = 0;
@@ -3003,6 +3210,7 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     ts->ending = 0;
     end_fence(ts);
     end_json(ts);
+    end_ucode(ts);
     end_table(ts);
     end_icode(ts);
     hard_break(ts);

@@ -383,6 +383,43 @@ static void test_unfenced_json(void) {
            "The docs say so. | {x | x > 0} is a set. | 1, 2 is a list.");
 }
 
+/* Diffs, YAML and stack traces written without a fence are not read: they
+ * start only on strong evidence (a diff header or hunk, '-'/'+' right before
+ * a line of code, an indented lower-case key under a bare "key:", a traceback
+ * or "at" frames) and end at the first line of another shape. Prose that
+ * merely looks a little like them is read. */
+static void test_unfenced_diff_yaml_traces(void) {
+    expect_nomerge("Here is the change:\n\ndiff --git a/x.c b/x.c\nindex 123..456 100644\n--- a/x.c\n+++ b/x.c\n"
+                   "@@ -1,4 +1,5 @@ int main\n int a;\n-foo();\n+bar();\n+    return x;\n\nThis renames foo.",
+                   "Here is the change: | {code}Diff code, 9 lines, omitted. | This renames foo.");
+    expect_nomerge("The patch:\n@@ -1,4 +1,5 @@\n-foo()\n+bar()\nThat is all.",
+                   "The patch: | {code}Diff code, 3 lines, omitted. | That is all.");
+    expect_nomerge("--- a/README.md\n+++ b/README.md\n-old line\n+new line\nDone.", "{code}Diff code, 4 lines, omitted. | Done.");
+    expect_nomerge("Change this:\n-foo()\n+bar(x);\n+    return x;\nand done.",
+                   "Change this: | {code}Diff code, 3 lines, omitted. | and done.");
+    expect_nomerge("\xE5\xA4\x89\xE6\x9B\xB4:\n-foo()\n+bar()\n\xE4\xBB\xA5\xE4\xB8\x8A\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
+                   "\xE5\xA4\x89\xE6\x9B\xB4: | {code}Diff code, 2 lines, omitted. | "
+                   "\xE4\xBB\xA5\xE4\xB8\x8A\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
+    expect_nomerge("Notes:\n- item text\n+ is nice\n\n-5 degrees today and +1 for this idea (agreed).\n"
+                   "--verbose prints more (and slower)\n- call foo()\nEnd.",
+                   "Notes: | item text | is nice | -5 degrees today and +1 for this idea (agreed). | "
+                   "--verbose prints more (and slower) | call foo() | End.");
+    expect_nomerge("Config:\n\nservices:\n  web:\n    image: nginx\n    ports:\n      - \"80:80\"\nname: demo\n\nThat is it.",
+                   "Config: | services: | {code}YAML code, 5 lines, omitted. | That is it.");
+    expect_nomerge("Meaning:\n  Overall: it is good.\nnote:\n  see: the docs below.\nSteps:\n  - one\n  - two\nOK.",
+                   "Meaning: Overall: it is good. | note: see: the docs below. | Steps: | one | two | OK.");
+    expect_nomerge("Error:\nTraceback (most recent call last):\n  File \"x.py\", line 3, in <module>\n    foo()\n"
+                   "ValueError: bad value\nSo the value is bad.",
+                   "Error: | {code}Code block, 4 lines, omitted. | So the value is bad.");
+    expect_nomerge("It failed:\nTypeError: x is not a function\n    at foo (src/a.js:10:5)\n    at Object.<anonymous> (src/b.js:3:1)\n"
+                   "    at node:internal/main:12:3\nFix it.",
+                   "It failed: TypeError: x is not a function | {code}Code block, 3 lines, omitted. | Fix it.");
+    expect_nomerge("Java:\nException in thread \"main\" java.lang.NullPointerException\n\tat com.x.Y.z(Y.java:42)\n"
+                   "\tat com.x.Y.main(Y.java:10)\nCaused by: java.io.IOException: boom\n\t... 3 more\nDone.",
+                   "Java: Exception in thread \"main\" java.lang.NullPointerException | {code}Code block, 4 lines, omitted. | Done.");
+    expect_nomerge("The summary:\n  at the end of the day it works.\nOK then.", "The summary: at the end of the day it works. | OK then.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1379,6 +1416,7 @@ int main(void) {
     TEST_RUN(test_fenced_code);
     TEST_RUN(test_indented_code);
     TEST_RUN(test_unfenced_json);
+    TEST_RUN(test_unfenced_diff_yaml_traces);
     TEST_RUN(test_display_math);
     TEST_RUN(test_tables);
     TEST_RUN(test_tables_without_leading_pipes);

@@ -44,6 +44,9 @@ enum { HOLD_MS = 1000, MAX_HELD = 64 };
  * after it (a slow hook, a spool replay: up to 0.5 s); a message that only
  * starts like it, later, is another one. */
 enum { ADOPT_MS = 3000 };
+/* Turns known to be over (cut with Esc, or ended) whose late batches are
+ * not spoken, remembered per session (turn_ids are never reused). */
+enum { CLOSED_TURNS = 8 };
 
 typedef struct {
     long index;
@@ -77,6 +80,11 @@ typedef struct session {
     text_stream *ts;       /* hook text */
     ingest_frontend *fe;   /* pipe client's stream-json, made on first line */
     char *turn_id;
+    /* The last CLOSED_TURNS turns known over (a later turn began, or a
+     * cut turn's prompt had its Stop): a batch of one comes late (hooks are
+     * separate processes) and is not spoken; ring, oldest overwritten. */
+    char *closed[CLOSED_TURNS];
+    int closed_next;
     msg msgs[MAX_MSGS];
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
@@ -198,6 +206,7 @@ static void session_free(session *s) {
     free(s->prompted_id);
     free(s->last_notice);
     free(s->turn_id);
+    for (int k = 0; k < CLOSED_TURNS; k++) free(s->closed[k]);
     free(s->main_agent);
     free(s->id);
     free(s);
@@ -565,6 +574,21 @@ static void release_all_held(session *s) {
         }
 }
 
+/* The current turn is over for good: its late batches are ignored. */
+static void close_turn(session *s) {
+    if (!s->turn_id) return;
+    free(s->closed[s->closed_next]);
+    s->closed[s->closed_next] = s->turn_id;
+    s->closed_next = (s->closed_next + 1) % CLOSED_TURNS;
+    s->turn_id = NULL;
+}
+
+static int turn_closed(const session *s, const char *turn) {
+    for (int k = 0; k < CLOSED_TURNS; k++)
+        if (s->closed[k] && strcmp(s->closed[k], turn) == 0) return 1;
+    return 0;
+}
+
 static void new_turn(session *s) {
     release_all_held(s);
     text_stream_end(s->ts, stts_now_ns());
@@ -654,7 +678,9 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     if (turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
         /* A parked Stop stays: Stop ends a turn, so batches of another turn
          * within the grace are its own late ones (a new prompt cannot come
-         * that fast). */
+         * that fast). The turn before is over: a batch of it that comes
+         * later is ignored (daemon_hub_hook_at), not made current again. */
+        close_turn(s);
         if (s->prompted) {
             /* The turn a prompt came in is over: what it left pending is
              * dropped, as a barge-in drops it. */
@@ -978,6 +1004,13 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
          * Stop (sessions whose hooks send no turn_id, or no batches). */
         const char *turn = str(pl, "turn_id");
         int md = !strcmp(ev, "MessageDisplay");
+        if (md && turn && turn_closed(s, turn)) {
+            /* A late batch of a turn known over (a later turn began, or
+             * the Stop of the prompt after a cut turn came): its words are
+             * of before what the user asked next. */
+            *what = "ignored (its turn is over)";
+            return STTS_OK;
+        }
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
         if (md && s->prompted) s->md_since_prompt = 1;
         const char *pid = str(pl, "prompt_id");
@@ -990,6 +1023,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
              * it ("Done.") was not said, one that began like it lost its
              * first words. A turn that goes on after a queued prompt sends
              * batches (at least its final one) first. */
+            close_turn(s);
             if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
             fresh = 1;
         }

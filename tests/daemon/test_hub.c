@@ -731,6 +731,50 @@ static void test_pending_words_after_stop(void) {
     daemon_hub_free(h);
 }
 
+/* After Esc no hook fires (claude-code-hooks.md 2.2, 5.3): the next prompt
+ * cannot be told from one queued while the turn streams, but once the next
+ * turn has begun (a batch of another turn_id, or the prompt's own Stop) the
+ * cut turn is known to be over. A batch of it that comes after that (hook
+ * processes run concurrently, so a late one can come any time) was spoken,
+ * and it made the cut turn current again: the new turn's state was dropped,
+ * so its next batch waited for its "missing" first one and its Stop said the
+ * first line again. Such a batch is not spoken now; the next turn is, once. */
+static void test_late_batch_of_cut_turn(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    ev(h, "C", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"fix it\"");
+    CHECK(md(h, "C", "t1", "m1", 0, "Working on it.\\n", 0) == STTS_OK);   /* Esc */
+    ev(h, "C", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"no, the other file\"");
+    CHECK(md(h, "C", "t2", "m2", 0, "The other file then.\\n", 0) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"C\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                  "\"message_id\":\"m1\",\"index\":1,\"final\":false,\"delta\":\"Stale words.\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "ignored"), "late batch of the cut turn: %s", w ? w : "(null)");
+    CHECK(md(h, "C", "t2", "m2", 1, "It is fixed.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);   /* nothing held may come out later */
+    ev(h, "C", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"The other file then.\\nIt is fixed.\"");
+    CHECK_MSG(count(out, "Stale words.") == 0, "spoken after the next turn began: %s", out);
+    CHECK_MSG(count(out, "The other file then.") == 1 && count(out, "It is fixed.") == 1, "%s", out);
+    CHECK_MSG(strstr(out, "then.") < strstr(out, "fixed."), "order: %s", out);
+    /* The reply to the next prompt came as a Stop only (no batches): the cut
+     * turn is over at that Stop too, and its late batch is not spoken. */
+    out_n = 0;
+    out[0] = '\0';
+    ev(h, "D", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"fix it\"");
+    CHECK(md(h, "D", "t1", "m1", 0, "Working on it.\\n", 0) == STTS_OK);   /* Esc */
+    ev(h, "D", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"stop, explain\"");
+    ev(h, "D", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Here is why.\"");
+    CHECK(md(h, "D", "t1", "m1", 1, "Stale words.\\n", 0) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "Stale words.") == 0 && count(out, "Here is why.") == 1, "%s", out);
+    /* The turn after it speaks as usual. */
+    ev(h, "D", "UserPromptSubmit", "\"prompt_id\":\"p3\",\"prompt\":\"go on\"");
+    CHECK(md(h, "D", "t3", "m3", 0, "Going on.", 1) == STTS_OK);
+    CHECK_MSG(count(out, "D|m3|Going on.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -751,5 +795,6 @@ int main(void) {
     TEST_RUN(test_interrupted_message);
     TEST_RUN(test_reply_after_esc);
     TEST_RUN(test_pending_words_after_stop);
+    TEST_RUN(test_late_batch_of_cut_turn);
     return TEST_SUMMARY();
 }

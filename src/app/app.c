@@ -5,6 +5,7 @@
 #include "stts_app.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -134,6 +135,24 @@ static void name_env_source(const char *dir, stts_error *err) {
                    "model directory, or pass --model DIR", dir, same ? " " : ": ", same ? inner + strlen(pre) : inner);
 }
 
+/* TEST-ONLY (STTS_FAULT=model_load_delay_ms:N, docs/RELIABILITY.md): the
+ * model load takes N ms longer, on the loading thread, as a large model on
+ * a slow disk does; with STTS_FAULT_GATE=FILE it first creates FILE.held,
+ * so a test can signal exactly then. */
+static void fault_slow_load(void) {
+    long ms = stts_fault("model_load_delay_ms");
+    if (ms <= 0) return;
+    const char *gate = getenv("STTS_FAULT_GATE");
+    if (gate && *gate) {
+        char held[PATH_MAX];
+        snprintf(held, sizeof held, "%s.held", gate);
+        int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
 stts_status app_open(const app_params *p, app **out, stts_error *err) {
     *out = NULL;
     app *a = calloc(1, sizeof *a);
@@ -159,6 +178,7 @@ stts_status app_open(const app_params *p, app **out, stts_error *err) {
             mp.weights = (nllb_weights)(wf < 0 ? 0 : wf);
             uint64_t t = stts_now_ns();
             if (st == STTS_OK) {
+                fault_slow_load();
                 st = nllb_model_load(a->model_dir, &mp, &a->model, err);
                 if (st != STTS_OK && strcmp(a->why, "$STREAM_TTS_MODEL") == 0) name_env_source(a->model_dir, err);
             }

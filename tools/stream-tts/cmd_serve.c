@@ -1268,6 +1268,17 @@ static int serve_main(int argc, char **argv) {
     pthread_mutex_unlock(&sv.mu);
     /* Quitting drops what is queued (an idle exit has nothing queued). */
     if (pl) pipeline_cancel(pl);
+    /* A signal while the speaker still loads (the model, the voice, the
+     * warm-up cannot be cut short): joining it waited out the whole load.
+     * Nothing has been spoken or written, the socket is gone and every
+     * connection closed: exit now, with a normal stop's status. */
+    pthread_mutex_lock(&sv.mu);
+    int loading = !sv.pl && strcmp(sv.state, "loading") == 0;
+    pthread_mutex_unlock(&sv.mu);
+    if (loading && atomic_load(&sv.sig)) {
+        logf_(&sv, "exited while starting up");   /* flushed: _exit flushes nothing */
+        _exit(rc);
+    }
     pthread_join(speaker, NULL);
     if (pl) {
         if (sv.log) pipeline_print_summary(pl, sv.log);

@@ -393,6 +393,8 @@ typedef struct {
     pthread_mutex_t out_mu;   /* stderr/echo lines vs the status line */
     atomic_int done;
     atomic_int signal_no;
+    pthread_mutex_t phase_mu; /* starting: the signal thread vs the end of start-up */
+    int starting;             /* model load, voice, output, warm-up: until pipeline_start returns */
 } run_ctx;
 
 static void clear_status(run_ctx *c) {
@@ -425,6 +427,16 @@ static void on_sentence(void *user, const ingest_sentence *s) {
 
 static void on_signal(void *user, int sig) {
     run_ctx *c = user;
+    pthread_mutex_lock(&c->phase_mu);
+    if (c->starting) {
+        /* Start-up (a model load of seconds, a voice, the warm-up) cannot
+         * be cut short, so the signal waited until it was over. Nothing has
+         * been spoken or written yet (a WAV output holds its header, whole,
+         * and no data; a metrics file is empty): exit now. */
+        dprintf(2, "stream-tts: stopped (%s) while starting up\n", sig == SIGINT ? "interrupt" : "terminated");
+        _exit(128 + sig);
+    }
+    pthread_mutex_unlock(&c->phase_mu);
     atomic_store(&c->signal_no, sig);
     __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);   /* read by the reader thread */
     pipeline_cancel(c->pl);
@@ -514,6 +526,15 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         app_signals_restore(&old);
         return 2;
     }
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    pthread_mutex_init(&c.out_mu, NULL);
+    pthread_mutex_init(&c.phase_mu, NULL);
+    /* The signal thread runs from here, before the slow part of start-up:
+     * a Ctrl-C during a model load ends the program at once (on_signal). */
+    c.starting = 1;
+    app_sigwatch *sw = NULL;
+    app_sigwatch_start(on_signal, &c, &sw, &err);
     app_params ap;
     pipeline_opts_to_app(po, &ap);
     app *a = NULL;
@@ -522,7 +543,10 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         int gpu = strncmp(err.msg, "device cuda: ", 13) == 0;
         fprintf(stderr, "stream-tts: %s%s\n", err.msg,
                 gpu ? "; --device cpu runs on the CPU (--device auto, the default: the GPU where one is usable)" : "");
+        app_sigwatch_stop(sw);
         app_signals_restore(&old);
+        pthread_mutex_destroy(&c.out_mu);
+        pthread_mutex_destroy(&c.phase_mu);
         return err.code == STTS_ERR_INVALID_ARG ? 2 : 1;   /* a bad flag value, as `translate` says */
     }
     if (translate) cli_device_note("stream-tts", app_model(a));
@@ -549,14 +573,14 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
     if (mfd >= 0 && !(metrics = fdopen(mfd, "a"))) close(mfd);
     if (po->metrics && !metrics) {
         fprintf(stderr, "stream-tts: cannot write the metrics file '%s': %s\n", po->metrics, strerror(errno));
+        app_sigwatch_stop(sw);
         app_close(a, 0, &err);
         app_signals_restore(&old);
+        pthread_mutex_destroy(&c.out_mu);
+        pthread_mutex_destroy(&c.phase_mu);
         return 1;
     }
 
-    run_ctx c;
-    memset(&c, 0, sizeof c);
-    pthread_mutex_init(&c.out_mu, NULL);
     c.echo = po->echo ? (app_sink_is_raw(a) ? stderr : stdout) : NULL;
     c.status_on = po->status < 0 ? isatty(2) : po->status;
 
@@ -572,18 +596,20 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         fprintf(stderr, "stream-tts: %s\n", err.msg);
         rc = 1;
     } else {
+        pthread_mutex_lock(&c.phase_mu);   /* signals now stop the pipeline (on_signal) */
+        c.starting = 0;
+        pthread_mutex_unlock(&c.phase_mu);
         pipeline_stats st0;
         pipeline_get_stats(c.pl, &st0);
         fprintf(stderr, "stream-tts: ready in %.0f ms (model load %.0f ms, warm-up %.0f ms)\n",
                 (double)(stts_now_ns() - t_start) / 1e6, app_model_load_ms(a), st0.warmup_ms);
         pthread_t status_th;
-        app_sigwatch *sw = NULL;
-        app_sigwatch_start(on_signal, &c, &sw, &err);
         int have_status = c.status_on && pthread_create(&status_th, NULL, status_main, &c) == 0;
         rc = frontend_drive(fo, on_sentence, &c, &c.stop);
         stts_status fst = pipeline_finish(c.pl, &err);
         atomic_store(&c.done, 1);
         app_sigwatch_stop(sw);
+        sw = NULL;
         if (have_status) pthread_join(status_th, NULL);
         pthread_mutex_lock(&c.out_mu);
         clear_status(&c);
@@ -606,6 +632,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         pipeline_print_summary(c.pl, stderr);
         pipeline_free(c.pl);
     }
+    app_sigwatch_stop(sw);   /* pipeline_start failed: still running */
     app_signals_restore(&old);
     if (metrics) fclose(metrics);
     if (app_close(a, atomic_load(&c.signal_no) != 0, &err) != STTS_OK && rc == 0) {
@@ -613,6 +640,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         rc = 1;
     }
     pthread_mutex_destroy(&c.out_mu);
+    pthread_mutex_destroy(&c.phase_mu);
     return rc;
 }
 

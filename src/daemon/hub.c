@@ -103,6 +103,10 @@ typedef struct session {
     char *parked;          /* a Stop's last_assistant_message waiting for late batches */
     size_t parked_len;
     uint64_t parked_due;   /* monotonic ns */
+    /* The parked Stop came after a prompt taken for queued, with no batch
+     * since: whose it is (that prompt's reply, or the end of the turn that
+     * goes on) is decided when it is reconciled (flush_parked). */
+    int parked_prompt;
     uint64_t used_ns;      /* last request of this session (MAX_SESSIONS) */
     /* When the current turn's speech began (its first MessageDisplay or
      * Stop; 0: none since the last prompt) and when the last prompt acted
@@ -641,8 +645,12 @@ static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n,
 /* Forgets the turn, including words still pending in the text stage
  * (barge-in: they belong to a reply the user talked over). */
 static stts_status reset_turn(session *s, stts_error *err) {
+    /* The new text stage first: on failure the session keeps a usable one
+     * (flush_parked cannot forget the session). */
+    text_stream *ts = NULL;
+    if (text_stream_new(&s->hub->p.text, on_text, s, &ts, err) != STTS_OK) return err->code;
     text_stream_free(s->ts);
-    s->ts = NULL;
+    s->ts = ts;
     msgs_clear(s);
     free(s->turn_id);
     s->turn_id = NULL;
@@ -650,7 +658,7 @@ static stts_status reset_turn(session *s, stts_error *err) {
     free(s->prompted_id);
     s->prompted_id = NULL;
     s->md_since_prompt = 0;
-    return text_stream_new(&s->hub->p.text, on_text, s, &s->ts, err);
+    return STTS_OK;
 }
 
 /* A message of the turn is still coming (no final batch yet). */
@@ -785,6 +793,16 @@ static long concat_offset(session *s, int latest, const char *l, size_t ln) {
     return -1;
 }
 
+/* L waits stop_grace_ms for late batches (flush_parked then reconciles it). */
+static stts_status park(session *s, const char *l, size_t ln, stts_error *err) {
+    if (!(s->parked = malloc(ln + 1))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    memcpy(s->parked, l, ln);
+    s->parked[ln] = '\0';
+    s->parked_len = ln;
+    s->parked_due = stts_now_ns() + (uint64_t)s->hub->p.stop_grace_ms * 1000000u;
+    return STTS_OK;
+}
+
 /* Reconciles L with the turn's messages; may_park: the no-match case waits
  * for late batches (parked) instead of speaking L now. */
 static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, const char **what,
@@ -828,13 +846,8 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
         return speak(s, m, l + joined, ln - (size_t)joined, 1, err);
     }
     if (may_park && s->hub->p.stop_grace_ms > 0) {
-        if (!(s->parked = malloc(ln + 1))) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
-        memcpy(s->parked, l, ln);
-        s->parked[ln] = '\0';
-        s->parked_len = ln;
-        s->parked_due = stts_now_ns() + (uint64_t)s->hub->p.stop_grace_ms * 1000000u;
         *what = "spoken from last_assistant_message unless its batches come within the grace";
-        return STTS_OK;
+        return park(s, l, ln, err);
     }
     char id[64];
     snprintf(id, sizeof id, "stop-%lu", ++s->stop_n);
@@ -852,13 +865,27 @@ static stts_status flush_parked(session *s, stts_error *err) {
     if (!s->parked) return STTS_OK;
     char *l = s->parked;
     s->parked = NULL;
+    int after_prompt = s->parked_prompt;
+    s->parked_prompt = 0;
+    if (after_prompt && s->prompted && !s->md_since_prompt) {
+        /* No batch of the turn the prompt came in since it: that turn was
+         * cut (Esc), and this Stop ends the prompt's own reply, whose
+         * batches never came (a narration, a hook that timed out).
+         * Matched against the cut message, a reply equal to it ("Done.")
+         * was not said, one that began like it lost its first words. */
+        close_turn(s);
+        if (reset_turn(s, err) != STTS_OK) { free(l); return err->code; }
+        s->turn_ns = stts_now_ns();
+    }
     const char *what;
     stts_status st = reconcile(s, l, s->parked_len, 0, &what, err);
     free(l);
     return st;
 }
 
-static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error *err) {
+/* after_prompt: the Stop may be the reply to the prompt taken for queued or
+ * the end of the turn it came in (daemon_hub_hook_at): it waits the grace. */
+static stts_status on_stop(session *s, json_t *pl, int after_prompt, const char **what, stts_error *err) {
     json_t *lv = json_object_get(pl, "last_assistant_message");
     const char *l = json_string_value(lv);
     size_t ln = json_string_length(lv);
@@ -877,6 +904,11 @@ static stts_status on_stop(session *s, json_t *pl, const char **what, stts_error
     if (!l || all_space(l, ln)) {
         *what = "nothing to reconcile";
         return STTS_OK;
+    }
+    if (after_prompt) {
+        *what = "waiting for the turn's batches (the end of the turn a prompt came in, or that prompt's reply)";
+        s->parked_prompt = 1;
+        return park(s, l, ln, err);
     }
     return reconcile(s, l, ln, 1, what, err);
 }
@@ -1014,20 +1046,32 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
         if (md && s->prompted) s->md_since_prompt = 1;
         const char *pid = str(pl, "prompt_id");
-        if (!md && s->prompted && !s->md_since_prompt && pid && s->prompted_id && !strcmp(pid, s->prompted_id)) {
-            /* The Stop of the prompt taken for one queued during the turn,
-             * with no batch of that turn since: that turn was cut (Esc: no
-             * final batch, no Stop) and this Stop ends the prompt's own
-             * turn, whose batches never came (a narration, a hook that
-             * timed out). Matched against the cut message, a reply equal to
-             * it ("Done.") was not said, one that began like it lost its
-             * first words. A turn that goes on after a queued prompt sends
-             * batches (at least its final one) first. */
-            close_turn(s);
-            if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
-            fresh = 1;
+        int after_prompt = 0;
+        if (!md && s->prompted && !s->md_since_prompt) {
+            /* A Stop after a prompt that came while a message streamed, no
+             * batch since: the end of the prompt's own reply (the turn was
+             * cut with Esc, which fires no hook; the reply's batches never
+             * came) or of the turn that goes on (a prompt queued meanwhile;
+             * the order of its final batch and Stop is not documented).
+             * prompt_id is the *current* prompt (claude-code-hooks.md 2),
+             * so the queued prompt's id on it proves neither; one of
+             * another prompt is the old turn's Stop, and without ids
+             * (before v2.1.196) nothing tells. With a grace it waits:
+             * a batch of the old turn meanwhile makes it that turn's
+             * (flush_parked). Without one, the prompt's id makes it the
+             * reply's, at once, and its absence the old turn's. */
+            int same = pid && s->prompted_id && !strcmp(pid, s->prompted_id);
+            json_t *lv = json_object_get(pl, "last_assistant_message");
+            int has_l = json_is_string(lv) && !all_space(json_string_value(lv), json_string_length(lv));
+            if ((same || !pid || !s->prompted_id) && has_l && h->p.stop_grace_ms > 0) {
+                after_prompt = 1;
+            } else if (same) {
+                close_turn(s);
+                if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
+                fresh = 1;
+            }
         }
-        stts_status st = md ? on_message_display(s, pl, what, err) : on_stop(s, pl, what, err);
+        stts_status st = md ? on_message_display(s, pl, what, err) : on_stop(s, pl, after_prompt, what, err);
         if (st == STTS_OK) {
             if (fresh) s->turn_ns = t;
             s->turn_over = !md;

@@ -775,6 +775,79 @@ static void test_late_batch_of_cut_turn(void) {
     daemon_hub_free(h);
 }
 
+/* What a Stop's prompt_id names: claude-code-hooks.md 2 gives it as the
+ * "current user prompt" on every event (v2.1.196+), not as the prompt of the
+ * turn that stopped. After a prompt that came while a message streamed, a
+ * Stop carrying that prompt's id with no batch since may end the prompt's
+ * own reply (the turn before was cut with Esc) or the turn that goes on (a
+ * prompt queued while it streams), its final batch still on its way (the
+ * order of the last batch and Stop is not documented). Taking it always for
+ * the new reply said the turn's first line again when that final batch
+ * came; without prompt_id (older CLIs) the new reply was matched against
+ * the cut message, and a reply equal to it ("Done.") was not said. Such a
+ * Stop now waits the grace: a batch of the old turn meanwhile makes it that
+ * turn's; none makes it the new reply's, said whole. */
+static void test_stop_after_prompt_mid_turn(void) {
+    daemon_hub *h = hub_new_grace(-1, 200);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    /* Queued: the Stop (with the queued prompt's id, or none) comes before
+     * the turn's final batch. Each line once. */
+    for (int with_id = 1; with_id >= 0; with_id--) {
+        char sid[8];
+        snprintf(sid, sizeof sid, "Q%d", with_id);
+        ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p5\",\"prompt\":\"one\"" : "\"prompt\":\"one\"");
+        CHECK(md(h, sid, "t5", "m5", 0, "First line.\\n", 0) == STTS_OK);
+        ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p6\",\"prompt\":\"queued\"" : "\"prompt\":\"queued\"");
+        char pl[512];
+        snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"Stop\",%s"
+                 "\"last_assistant_message\":\"First line.\\nSecond line.\"}", sid, with_id ? "\"prompt_id\":\"p6\"," : "");
+        CHECK(hook(h, pl, &w) == STTS_OK);
+        CHECK(md(h, sid, "t5", "m5", 1, "Second line.", 1) == STTS_OK);
+        daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+        char one[64], two[64];
+        snprintf(one, sizeof one, "%s|m5|First line.", sid);
+        snprintf(two, sizeof two, "%s|m5|Second line.", sid);
+        CHECK_MSG(count(out, "First line.") == 1 && count(out, one) == 1 && count(out, "Second line.") == 1 &&
+                      count(out, two) == 1, "queued prompt, Stop before the final batch (prompt_id %s): %s",
+                  with_id ? "given" : "absent", out);
+        out_n = 0;
+        out[0] = '\0';
+    }
+    /* Esc, then a reply equal to the cut message that comes as a Stop only:
+     * said, with or without prompt_id. Its late batches are not said again,
+     * nor the cut turn's. */
+    for (int with_id = 1; with_id >= 0; with_id--) {
+        char sid[8];
+        snprintf(sid, sizeof sid, "E%d", with_id);
+        ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p1\",\"prompt\":\"check\"" : "\"prompt\":\"check\"");
+        CHECK(md(h, sid, "t1", "m1", 0, "Done.\\n", 0) == STTS_OK);   /* Esc */
+        ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p2\",\"prompt\":\"again\"" : "\"prompt\":\"again\"");
+        ev(h, sid, "Stop", with_id ? "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Done.\"" : "\"last_assistant_message\":\"Done.\"");
+        CHECK_MSG(count(out, "Done.") == 1, "said before the grace ended: %s", out);
+        daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+        CHECK_MSG(count(out, "Done.") == 2, "the reply after Esc (prompt_id %s): %s", with_id ? "given" : "absent", out);
+        CHECK(md(h, sid, "t1", "m1", 1, "Stale words.\\n", 0) == STTS_OK);
+        CHECK(md(h, sid, "t2", "m2", 0, "Done.", 1) == STTS_OK);
+        daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+        CHECK_MSG(count(out, "Done.") == 2 && count(out, "Stale words.") == 0, "late batches: %s", out);
+        out_n = 0;
+        out[0] = '\0';
+    }
+    /* Esc, then the reply's Stop before its own batches: they are spoken
+     * within the grace, once, and the Stop finds them. */
+    ev(h, "F", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"check\"");
+    CHECK(md(h, "F", "t1", "m1", 0, "Checking.\\n", 0) == STTS_OK);   /* Esc */
+    ev(h, "F", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"again\"");
+    ev(h, "F", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Checking.\\nAll good.\"");
+    CHECK(md(h, "F", "t2", "m2", 0, "Checking.\\n", 0) == STTS_OK);
+    CHECK(md(h, "F", "t2", "m2", 1, "All good.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "F|m2|Checking.") == 1 && count(out, "All good.") == 1 && count(out, "stop-") == 0, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -796,5 +869,6 @@ int main(void) {
     TEST_RUN(test_reply_after_esc);
     TEST_RUN(test_pending_words_after_stop);
     TEST_RUN(test_late_batch_of_cut_turn);
+    TEST_RUN(test_stop_after_prompt_mid_turn);
     return TEST_SUMMARY();
 }

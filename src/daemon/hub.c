@@ -80,9 +80,10 @@ typedef struct session {
     text_stream *ts;       /* hook text */
     ingest_frontend *fe;   /* pipe client's stream-json, made on first line */
     char *turn_id;
-    /* The last CLOSED_TURNS turns known over (a later turn began, or a
-     * cut turn's prompt had its Stop): a batch of one comes late (hooks are
-     * separate processes) and is not spoken; ring, oldest overwritten. */
+    /* The last CLOSED_TURNS turns known over (a later turn began, a cut
+     * turn's prompt had its Stop, a barge-in came after their own Stop):
+     * a batch of one comes late (hooks are separate processes) and is not
+     * spoken; ring, oldest overwritten. */
     char *closed[CLOSED_TURNS];
     int closed_next;
     msg msgs[MAX_MSGS];
@@ -1037,9 +1038,10 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         const char *turn = str(pl, "turn_id");
         int md = !strcmp(ev, "MessageDisplay");
         if (md && turn && turn_closed(s, turn)) {
-            /* A late batch of a turn known over (a later turn began, or
-             * the Stop of the prompt after a cut turn came): its words are
-             * of before what the user asked next. */
+            /* A late batch of a turn known over (a later turn began, the
+             * Stop of the prompt after a cut turn came, or a barge-in after
+             * its own Stop): its words are of before what the user asked
+             * next, or were said by its Stop. */
             *what = "ignored (its turn is over)";
             return STTS_OK;
         }
@@ -1107,6 +1109,14 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
             *what = h->p.stop_on_prompt ? "stopped (turn still running)" : "turn still running";
             return STTS_OK;
         }
+        /* After its Stop the turn is over: a batch of it still to come
+         * was said by that Stop (the rest of its message) or is of a reply
+         * this barge-in cut, and the state that knew so is forgotten now.
+         * Without a Stop (or with batches after it: a Stop hook kept
+         * Claude going) the turn may go on after a tool call (a prompt
+         * typed meanwhile), and --on-prompt continue lets it finish:
+         * not closed. */
+        if (s->turn_over && h->p.stop_on_prompt) close_turn(s);
         if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
         s->turn_ns = 0;
         s->turn_over = 0;

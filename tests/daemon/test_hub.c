@@ -848,6 +848,52 @@ static void test_stop_after_prompt_mid_turn(void) {
     daemon_hub_free(h);
 }
 
+/* A turn that ended normally (not cut): its last batch may come after its
+ * Stop (each hook is its own process; their order is not documented). Its
+ * words are said once: by the Stop (the rest of the message) or by the
+ * batch, never both, and never dropped; also when the batch is later still,
+ * after the next prompt or the next turn's first batch (the Stop said its
+ * words then, and the turn was forgotten, so the batch looked new and was
+ * said a second time). */
+static void test_batch_after_its_stop(void) {
+    for (int grace = 0; grace <= 200; grace += 200) {
+        for (int later = 0; later < 3; later++) {   /* 0: at once; 1: after a prompt; 2: after the next turn's batch */
+            daemon_hub *h = hub_new_grace(-1, grace);
+            CHECK(h != NULL);
+            if (!h) return;
+            const char *w = NULL;
+            ev(h, "N", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"run it\"");
+            CHECK(md(h, "N", "t1", "m1", 0, "Line one.\\n", 0) == STTS_OK);
+            ev(h, "N", "Stop", "\"prompt_id\":\"p1\",\"last_assistant_message\":\"Line one.\\nLine two.\"");
+            if (later >= 1) ev(h, "N", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"next\"");
+            if (later == 2) CHECK(md(h, "N", "t2", "m2", 0, "Next reply.\\n", 0) == STTS_OK);
+            CHECK(hook(h, "{\"session_id\":\"N\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                          "\"message_id\":\"m1\",\"index\":1,\"final\":true,\"delta\":\"Line two.\"}", &w) == STTS_OK);
+            daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+            CHECK_MSG(count(out, "Line one.") == 1 && count(out, "Line two.") == 1,
+                      "grace %d, the last batch %s: %s (%s)", grace,
+                      later == 0 ? "right after its Stop" : later == 1 ? "after the next prompt" : "after the next turn began",
+                      out, w ? w : "(null)");
+            if (later == 2) {
+                CHECK(md(h, "N", "t2", "m2", 1, "Its end.", 1) == STTS_OK);
+                ev(h, "N", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Next reply.\\nIts end.\"");
+                CHECK_MSG(count(out, "Next reply.") == 1 && count(out, "Its end.") == 1, "the next turn: %s", out);
+            }
+            daemon_hub_free(h);
+        }
+    }
+    /* A message ending with a newline: its final batch is "" (claude-code-hooks.md 2.1). */
+    daemon_hub *h = hub_new_grace(-1, 200);
+    CHECK(h != NULL);
+    if (!h) return;
+    CHECK(md(h, "M", "t1", "m1", 0, "All done.\\n", 0) == STTS_OK);
+    ev(h, "M", "Stop", "\"last_assistant_message\":\"All done.\\n\"");
+    CHECK(md(h, "M", "t1", "m1", 1, "", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "All done.") == 1, "%s", out);
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -870,5 +916,6 @@ int main(void) {
     TEST_RUN(test_pending_words_after_stop);
     TEST_RUN(test_late_batch_of_cut_turn);
     TEST_RUN(test_stop_after_prompt_mid_turn);
+    TEST_RUN(test_batch_after_its_stop);
     return TEST_SUMMARY();
 }

@@ -1030,10 +1030,32 @@ TGT_VNNI __attribute__((noinline)) static void vnni_block44(const int8_t *w0p, c
     acc[15] = a33;
 }
 
+/* One x row by 4 W rows over [0, Kv) (the batch-1 decode step: the
+ * weight stream). Not inlined, like vnni_block44: inside lin_i8_vnni GCC
+ * copied the 4 accumulators out and back on every step. Interleaved
+ * groups are one sequential stream the hardware prefetcher follows;
+ * row-major rows are 4 streams, which get software prefetches. */
+TGT_VNNI __attribute__((noinline)) static void vnni_block41(const int8_t *w0p, const int8_t *w1p, const int8_t *w2p,
+                                                            const int8_t *w3p, int ilv, const int8_t *q, int Kv,
+                                                            __m512i acc[4]) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const size_t ks = ilv ? 4 : 1;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (int k = 0; k < Kv; k += 64) {
+        if (!ilv) PF_LINES(w0p, (size_t)k * 4, 4);
+        const size_t kp = (size_t)k * ks;
+        const __m512i v = _mm512_loadu_si512((const void *)(q + k));
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w0p + kp)), flip), v);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w1p + kp)), flip), v);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w2p + kp)), flip), v);
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w3p + kp)), flip), v);
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
 TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K, const int8_t *W, const float *ws,
                                  int il, int ldy, const float *b, float *y, int flags, int n0, int n1) {
     const int Kv = K & ~63;
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
     int32_t corr[MCHUNK]; /* 128 * sum of each x row over [0, Kv) */
     for (int mb = 0; mb < M; mb += MCHUNK) {
         const int me = mb + MCHUNK < M ? mb + MCHUNK : M;
@@ -1086,16 +1108,9 @@ TGT_VNNI static void lin_i8_vnni(const int8_t *xq, const float *xs, int M, int K
             }
             for (; m < me; m++) { /* one x row x 4 W rows (batch-1 decode) */
                 const int8_t *q = xq + (size_t)m * K;
-                __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-                for (int k = 0; k < Kv; k += 64) {
-                    if (!ilv) PF_LINES(w[0], (size_t)k * 4, 4);
-                    const size_t kp = (size_t)k * ks;
-                    __m512i v = _mm512_loadu_si512((const void *)(q + k));
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[0] + kp)), flip), v);
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[1] + kp)), flip), v);
-                    a2 = _mm512_dpbusd_epi32(a2, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[2] + kp)), flip), v);
-                    a3 = _mm512_dpbusd_epi32(a3, _mm512_xor_si512(_mm512_loadu_si512((const void *)(w[3] + kp)), flip), v);
-                }
+                __m512i acc[4];
+                vnni_block41(w[0], w[1], w[2], w[3], ilv, q, Kv, acc);
+                const __m512i a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
                 if (Kv == K && nw == 4) {
                     vnni_finish4(_mm_sub_epi32(vnni_hsum4v(a0, a1, a2, a3), _mm_set1_epi32(corr[m - mb])), xs[m],
                                  ws + n, b ? b + n : NULL, y + (size_t)m * ldy + n, flags);

@@ -53,6 +53,7 @@ typedef struct {
     char *text;
     size_t len;
     int final;
+    int quiet;             /* made before a barge-in: recorded, not said (session.quiet) */
 } held_batch;
 
 typedef struct {
@@ -89,6 +90,10 @@ typedef struct session {
     msg msgs[MAX_MSGS];
     int n_msgs;
     const char *cur_id;    /* message the text stage is speaking (for sentences) */
+    /* The message whose batch is being taken in is made of words a
+     * barge-in cut (made before the prompt): its text is recorded as said
+     * (the Stop does not say it; batches after it follow on), not spoken. */
+    const msg *quiet;
     /* The server stopped its speech (daemon_hub_stopped) and no word came
      * since: what the text stage still holds (a sentence not ended) is of
      * before the stop and is not said when flushed. Without it the idle
@@ -415,8 +420,9 @@ static stts_status speak(session *s, msg *m, const char *t, size_t n, int end, s
     if (s->cur_id && s->cur_id != m->id) text_stream_end(s->ts, now);   /* the previous message is over */
     s->cur_id = m->id;
     if (msg_append(m, t, n) != 0) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
-    if (n) s->hush = 0;   /* new words after a stop: the sentence they complete is said whole */
-    if (n && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
+    int say = n && s->quiet != m;
+    if (say) s->hush = 0;   /* new words after a stop: the sentence they complete is said whole */
+    if (say && text_stream_feed(s->ts, t, n, now, err) != STTS_OK) return err->code;
     if (end) {
         m->final = 1;
         text_stream_end(s->ts, now);
@@ -474,6 +480,7 @@ static int is_hole(const msg *m, long index) {
  * that came late, or the missing text the Stop supplied): what is pending
  * goes first, then t alone. m's text is left to the caller. */
 static stts_status say_apart(session *s, msg *m, const char *t, size_t n, stts_error *err) {
+    if (s->quiet == m) return STTS_OK;
     uint64_t now = stts_now_ns();
     if (s->cur_id) text_stream_end(s->ts, now);
     s->cur_id = m->id;
@@ -498,7 +505,7 @@ static stts_status fill_hole(session *s, msg *m, long index, const char *t, size
 }
 
 /* Holds a batch that came after a missing one; 1 when that index is held already. */
-static int hold(msg *m, long index, const char *t, size_t n, int final, stts_error *err) {
+static int hold(msg *m, long index, const char *t, size_t n, int final, int quiet, stts_error *err) {
     int pos = 0;
     while (pos < m->nheld && m->held[pos].index < index) pos++;
     if (pos < m->nheld && m->held[pos].index == index) return 1;
@@ -509,7 +516,7 @@ static int hold(msg *m, long index, const char *t, size_t n, int final, stts_err
     memcpy(c, t, n);
     c[n] = '\0';
     memmove(m->held + pos + 1, m->held + pos, (size_t)(m->nheld - pos) * sizeof *m->held);
-    m->held[pos] = (held_batch){index, c, n, final};
+    m->held[pos] = (held_batch){index, c, n, final, quiet};
     m->nheld++;
     if (!m->held_due) m->held_due = stts_now_ns() + (uint64_t)HOLD_MS * 1000000u;
     return 0;
@@ -519,12 +526,15 @@ static int hold(msg *m, long index, const char *t, size_t n, int final, stts_err
  * are given up on, becoming holes). */
 static stts_status release_held(session *s, msg *m, int all, stts_error *err) {
     stts_status st = STTS_OK;
+    const msg *was = s->quiet;
     int k = 0;
     for (; k < m->nheld && (all || m->held[k].index == m->next_index); k++) {
         held_batch *b = &m->held[k];
+        s->quiet = b->quiet ? m : NULL;
         if (st == STTS_OK) st = speak_batch(s, m, b->index, b->text, b->len, b->final, err);
         free(b->text);
     }
+    s->quiet = was;
     memmove(m->held, m->held + k, (size_t)(m->nheld - k) * sizeof *m->held);
     m->nheld -= k;
     if (!m->nheld) held_clear(m);
@@ -676,7 +686,8 @@ static const char *str(json_t *o, const char *k) {
 
 static stts_status flush_parked(session *s, stts_error *err);
 
-static stts_status on_message_display(session *s, json_t *pl, const char **what, stts_error *err) {
+/* quiet: the batch was made before the prompt that barged in (daemon_hub_hook_at). */
+static stts_status on_message_display(session *s, json_t *pl, int quiet, const char **what, stts_error *err) {
     const char *mid = str(pl, "message_id"), *turn = str(pl, "turn_id");
     json_t *delta = json_object_get(pl, "delta"), *idx = json_object_get(pl, "index");
     if (!mid || !json_is_string(delta))
@@ -713,8 +724,11 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
     long index = has_index ? (long)ix : m->next_index;
     int final = json_is_true(json_object_get(pl, "final"));
     if (is_hole(m, index)) {
-        *what = "spoken (a missing batch, late)";
-        return fill_hole(s, m, index, t, n, err);
+        *what = quiet ? "not spoken (made before the prompt that barged in)" : "spoken (a missing batch, late)";
+        s->quiet = quiet ? m : NULL;
+        stts_status st = fill_hole(s, m, index, t, n, err);
+        s->quiet = NULL;
+        return st;
     }
     if (m->final) { *what = "ignored (message already complete)"; return STTS_OK; }
     if (index < m->next_index) { *what = "duplicate"; return STTS_OK; }
@@ -723,7 +737,7 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
          * spooled and comes later): this one waits for it, so the words
          * keep their order; HOLD_MS at most (daemon_hub_tick), or the Stop
          * reconciles them. */
-        int r = hold(m, index, t, n, final, err);
+        int r = hold(m, index, t, n, final, quiet, err);
         if (r < 0) return err->code;
         *what = r ? "duplicate" : "held (an earlier batch is missing)";
         return m->nheld > MAX_HELD ? release_held(s, m, 1, err) : STTS_OK;
@@ -732,8 +746,10 @@ static stts_status on_message_display(session *s, json_t *pl, const char **what,
      * next one speaks). */
     for (int k = 0; k < s->n_msgs; k++)
         if (&s->msgs[k] != m && s->msgs[k].nheld && release_held(s, &s->msgs[k], 1, err) != STTS_OK) return err->code;
-    *what = "spoken";
+    *what = quiet ? "not spoken (made before the prompt that barged in)" : "spoken";
+    s->quiet = quiet ? m : NULL;
     stts_status st = speak_batch(s, m, index, t, n, final, err);
+    s->quiet = NULL;
     if (st == STTS_OK && m->nheld) st = release_held(s, m, 0, err);   /* the missing one came: those after it follow */
     /* A message complete while a Stop waits: reconcile now, no need to wait. */
     if (st == STTS_OK && m->final && s->parked) st = flush_parked(s, err);
@@ -868,9 +884,9 @@ static stts_status flush_parked(session *s, stts_error *err) {
     s->parked = NULL;
     int after_prompt = s->parked_prompt;
     s->parked_prompt = 0;
-    if (after_prompt && s->prompted && !s->md_since_prompt) {
-        /* No batch of the turn the prompt came in since it: that turn was
-         * cut (Esc), and this Stop ends the prompt's own reply, whose
+    if (after_prompt && s->prompted && !s->md_since_prompt && turn_running(s)) {
+        /* No batch of the turn the prompt came in since it, its message
+         * still unfinished: that turn was cut (Esc), and this Stop ends the prompt's own reply, whose
          * batches never came (a narration, a hook that timed out).
          * Matched against the cut message, a reply equal to it ("Done.")
          * was not said, one that began like it lost its first words. */
@@ -1046,12 +1062,20 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
             return STTS_OK;
         }
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
-        if (md && s->prompted) s->md_since_prompt = 1;
         const char *pid = str(pl, "prompt_id");
+        /* A batch of the turn a prompt came in, carrying another prompt_id
+         * than that prompt's: made while an earlier prompt was current
+         * (prompt_id is the current prompt: claude-code-hooks.md 2), so
+         * before the barge-in, which cut its words (after Esc, the next
+         * prompt can come while a batch's hook still runs). Recorded, not
+         * said; nor a sign that the turn goes on after the prompt. */
+        int quiet = md && h->p.stop_on_prompt && s->prompted && pid && s->prompted_id && strcmp(pid, s->prompted_id) &&
+                    turn && s->turn_id && !strcmp(turn, s->turn_id);
+        if (md && s->prompted && !quiet) s->md_since_prompt = 1;
         int after_prompt = 0;
-        if (!md && s->prompted && !s->md_since_prompt) {
+        if (!md && s->prompted && !s->md_since_prompt && turn_running(s)) {
             /* A Stop after a prompt that came while a message streamed, no
-             * batch since: the end of the prompt's own reply (the turn was
+             * batch since (that message still unfinished): the end of the prompt's own reply (the turn was
              * cut with Esc, which fires no hook; the reply's batches never
              * came) or of the turn that goes on (a prompt queued meanwhile;
              * the order of its final batch and Stop is not documented).
@@ -1073,7 +1097,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
                 fresh = 1;
             }
         }
-        stts_status st = md ? on_message_display(s, pl, what, err) : on_stop(s, pl, after_prompt, what, err);
+        stts_status st = md ? on_message_display(s, pl, quiet, what, err) : on_stop(s, pl, after_prompt, what, err);
         if (st == STTS_OK) {
             if (fresh) s->turn_ns = t;
             s->turn_over = !md;

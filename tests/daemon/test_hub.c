@@ -894,6 +894,77 @@ static void test_batch_after_its_stop(void) {
     daemon_hub_free(h);
 }
 
+/* A batch with its prompt_id (claude-code-hooks.md 2: the current prompt,
+ * on every event from v2.1.196). */
+static stts_status mdp(daemon_hub *h, const char *sid, const char *pid, const char *turn, const char *mid, long index,
+                       const char *delta, int final, const char **what) {
+    char pl[2048];
+    snprintf(pl, sizeof pl,
+             "{\"session_id\":\"%s\",\"hook_event_name\":\"MessageDisplay\",\"prompt_id\":\"%s\",\"turn_id\":\"%s\","
+             "\"message_id\":\"%s\",\"index\":%ld,\"final\":%s,\"delta\":\"%s\"}",
+             sid, pid, turn, mid, index, final ? "true" : "false", delta);
+    return hook(h, pl, what);
+}
+
+/* Esc, and the next prompt at once (a prompt typed while the reply
+ * streamed is sent when Esc cuts it): a batch of the cut turn whose hook
+ * was already running comes after that prompt, before anything of the
+ * next turn. Nothing told it from the turn going on after a queued prompt,
+ * and it was spoken after the barge-in. Its prompt_id, when it carries one,
+ * is the prompt current when it was made: another than the prompt's means
+ * words of before the barge-in, which cut them. They are not spoken, but
+ * count as said (the Stop does not say them; later batches follow on). A
+ * batch made after the prompt (its id) still speaks. */
+static void test_batch_made_before_prompt(void) {
+    daemon_hub *h = hub_new_grace(-1, 200);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    ev(h, "E", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"fix it\"");
+    CHECK(mdp(h, "E", "p1", "t1", "m1", 0, "Working on it.\\n", 0, &w) == STTS_OK);   /* Esc */
+    ev(h, "E", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"the other file\"");
+    CHECK(mdp(h, "E", "p1", "t1", "m1", 1, "Stale words.\\n", 0, &w) == STTS_OK);
+    CHECK_MSG(count(out, "Stale words.") == 0, "spoken after the barge-in (%s): %s", w ? w : "(null)", out);
+    CHECK(mdp(h, "E", "p2", "t2", "m2", 0, "The other file.", 1, &w) == STTS_OK);
+    ev(h, "E", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"The other file.\"");
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "Stale words.") == 0 && count(out, "The other file.") == 1, "%s", out);
+    /* Esc, the next prompt, a late batch of the cut turn, and the reply as a
+     * Stop only, equal to the cut message: said. */
+    out_n = 0;
+    out[0] = '\0';
+    ev(h, "F", "UserPromptSubmit", "\"prompt_id\":\"p1\",\"prompt\":\"check\"");
+    CHECK(mdp(h, "F", "p1", "t1", "m1", 0, "Done.\\n", 0, &w) == STTS_OK);   /* Esc */
+    ev(h, "F", "UserPromptSubmit", "\"prompt_id\":\"p2\",\"prompt\":\"again\"");
+    CHECK(mdp(h, "F", "p1", "t1", "m1", 1, "Stale words.\\n", 0, &w) == STTS_OK);
+    ev(h, "F", "Stop", "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Done.\"");
+    daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+    CHECK_MSG(count(out, "Stale words.") == 0 && count(out, "Done.") == 2, "%s", out);
+    /* A queued prompt: batches made after it speak; one made before it,
+     * delivered after, is cut as the barge-in cut what was queued, and is
+     * not said by the Stop either. */
+    for (int final_before = 0; final_before < 2; final_before++) {
+        out_n = 0;
+        out[0] = '\0';
+        const char *sid = final_before ? "R" : "Q";
+        ev(h, sid, "UserPromptSubmit", "\"prompt_id\":\"p5\",\"prompt\":\"one\"");
+        CHECK(mdp(h, sid, "p5", "t5", "m5", 0, "First line.\\n", 0, &w) == STTS_OK);
+        ev(h, sid, "UserPromptSubmit", "\"prompt_id\":\"p6\",\"prompt\":\"queued\"");
+        CHECK(mdp(h, sid, "p5", "t5", "m5", 1, final_before ? "Second line." : "Second line.\\n", final_before, &w) ==
+              STTS_OK);
+        if (!final_before) CHECK(mdp(h, sid, "p6", "t5", "m5", 2, "Third line.", 1, &w) == STTS_OK);
+        char pl[512];
+        snprintf(pl, sizeof pl, "{\"session_id\":\"%s\",\"hook_event_name\":\"Stop\",\"prompt_id\":\"p6\","
+                 "\"last_assistant_message\":\"First line.\\nSecond line.%s\"}", sid, final_before ? "" : "\\nThird line.");
+        CHECK(hook(h, pl, &w) == STTS_OK);
+        daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
+        CHECK_MSG(count(out, "First line.") == 1 && count(out, "Second line.") == 0 &&
+                      count(out, "Third line.") == (final_before ? 0 : 1) && count(out, "stop-") == 0,
+                  "queued prompt, a batch made before it (%s): %s", final_before ? "the final one" : "then one after", out);
+    }
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -917,5 +988,6 @@ int main(void) {
     TEST_RUN(test_late_batch_of_cut_turn);
     TEST_RUN(test_stop_after_prompt_mid_turn);
     TEST_RUN(test_batch_after_its_stop);
+    TEST_RUN(test_batch_made_before_prompt);
     return TEST_SUMMARY();
 }

@@ -592,6 +592,13 @@ static void release_all_held(session *s) {
 /* The current turn is over for good: its late batches are ignored. */
 static void close_turn(session *s) {
     if (!s->turn_id) return;
+    if (strlen(s->turn_id) > MAX_SESSION_ID) {
+        /* Not a Claude Code id (a UUID): not kept, so made-up ids cannot
+         * make the ring hold 8 lines' worth of memory per session. */
+        free(s->turn_id);
+        s->turn_id = NULL;
+        return;
+    }
     free(s->closed[s->closed_next]);
     s->closed[s->closed_next] = s->turn_id;
     s->closed_next = (s->closed_next + 1) % CLOSED_TURNS;
@@ -1075,17 +1082,18 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         int after_prompt = 0;
         if (!md && s->prompted && !s->md_since_prompt && turn_running(s)) {
             /* A Stop after a prompt that came while a message streamed, no
-             * batch since (that message still unfinished): the end of the prompt's own reply (the turn was
-             * cut with Esc, which fires no hook; the reply's batches never
-             * came) or of the turn that goes on (a prompt queued meanwhile;
-             * the order of its final batch and Stop is not documented).
-             * prompt_id is the *current* prompt (claude-code-hooks.md 2),
-             * so the queued prompt's id on it proves neither; one of
-             * another prompt is the old turn's Stop, and without ids
-             * (before v2.1.196) nothing tells. With a grace it waits:
-             * a batch of the old turn meanwhile makes it that turn's
-             * (flush_parked). Without one, the prompt's id makes it the
-             * reply's, at once, and its absence the old turn's. */
+             * batch since (that message still unfinished): the end of the
+             * prompt's own reply (the turn was cut with Esc, which fires no
+             * hook; the reply's batches never came) or of the turn that
+             * goes on (a prompt queued meanwhile; the order of its final
+             * batch and Stop is not documented). prompt_id is the *current*
+             * prompt (claude-code-hooks.md 2), so the queued prompt's id on
+             * it proves neither; one of another prompt is the old turn's
+             * Stop, and without ids (before v2.1.196) nothing tells. With a
+             * grace it waits: a batch of the old turn meanwhile makes it
+             * that turn's (flush_parked). Without one, the prompt's id
+             * makes it the reply's, at once, and its absence the old
+             * turn's. */
             int same = pid && s->prompted_id && !strcmp(pid, s->prompted_id);
             json_t *lv = json_object_get(pl, "last_assistant_message");
             int has_l = json_is_string(lv) && !all_space(json_string_value(lv), json_string_length(lv));

@@ -824,7 +824,8 @@ static void test_stop_after_prompt_mid_turn(void) {
         ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p1\",\"prompt\":\"check\"" : "\"prompt\":\"check\"");
         CHECK(md(h, sid, "t1", "m1", 0, "Done.\\n", 0) == STTS_OK);   /* Esc */
         ev(h, sid, "UserPromptSubmit", with_id ? "\"prompt_id\":\"p2\",\"prompt\":\"again\"" : "\"prompt\":\"again\"");
-        ev(h, sid, "Stop", with_id ? "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Done.\"" : "\"last_assistant_message\":\"Done.\"");
+        ev(h, sid, "Stop",
+           with_id ? "\"prompt_id\":\"p2\",\"last_assistant_message\":\"Done.\"" : "\"last_assistant_message\":\"Done.\"");
         CHECK_MSG(count(out, "Done.") == 1, "said before the grace ended: %s", out);
         daemon_hub_tick(h, stts_now_ns() + 5000000000ull);
         CHECK_MSG(count(out, "Done.") == 2, "the reply after Esc (prompt_id %s): %s", with_id ? "given" : "absent", out);

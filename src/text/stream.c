@@ -1908,7 +1908,6 @@ static int code_word(const char *t, size_t n) {
         unsigned char c = (unsigned char)t[i];
         if (cp >= 0x80) words |= !is_mute_cp(cp);
         else if (isalnum(c)) words = 1;
-        else if (c == GAP_MARK || c == KEYCAP_MARK) continue;
         else if (c == '=') {
             if (i == 0 || i + 1 == n || t[i + 1] == '=' || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '_'))
                 return 0;
@@ -1955,9 +1954,10 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
     for (int pass = 0; pass < 2; pass++) {   /* 0: judge every token; 1: read them */
         int any = 0;
         for (size_t i = 0; i < n;) {
-            while (i < n && s[i] == ' ') i++;
+            /* a dropped emoji's mark separates like a space ("`npm test ✅`") */
+            while (i < n && (s[i] == ' ' || s[i] == GAP_MARK || s[i] == KEYCAP_MARK)) i++;
             size_t a = i, b = i;
-            while (b < n && s[b] != ' ') b++;
+            while (b < n && s[b] != ' ' && s[b] != GAP_MARK && s[b] != KEYCAP_MARK) b++;
             i = b;
             while (a < b && s[a] == '`') a++;   /* ``a `tick` b``: the inner backticks quote */
             while (b > a && s[b - 1] == '`') b--;

@@ -309,6 +309,8 @@ static void test_emoji_spacing(void) {
     /* a silent code span leaves the same gap */
     expect_every_split("Check `a && b`. Use `a && b`, `c || d`, or `e`.", "Check. | Use, or e.");
     expect_nomerge("Keep this : as written .", "Keep this : as written .");
+    /* an emoji inside a code span (it looped forever on the mark it left) */
+    expect_every_split("Run `npm test \xE2\x9C\x85` and `\xF0\x9F\x8E\x89x` now.", "Run npm test and x now.");
 }
 
 static void test_trailers(void) {

@@ -82,7 +82,7 @@ stts_status client_request(const char *sock_path, const char *line, size_t n, in
 
 /* ---- the daemon process ------------------------------------------------ */
 
-/* The running program's own path (/proc/self/exe). */
+/* The running program's own path (stts_self_exe_path: /proc/self/exe). */
 stts_status client_self_exe(char *buf, size_t cap, stts_error *err);
 /* Starts `program serve --socket sock_path` fully detached: double fork and
  * setsid, stdin from /dev/null, stdout/stderr appended to log_path (or

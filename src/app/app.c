@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stts_compat.h"
 #include "stts_text.h"
 
 #ifndef STTS_SOURCE_DIR
@@ -80,9 +81,8 @@ stts_status app_pick_model(const char *flag_model, char *dir, size_t cap, const 
     /* The demo model: next to the executable in a build or install tree,
      * then in the source tree this binary was built from. */
     char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t k = stts_self_exe_path(exe, sizeof exe);
     if (k > 0) {
-        exe[k] = '\0';
         char *slash = strrchr(exe, '/');
         if (slash) *slash = '\0';
         const char *rel[] = {"/../../models/demo-en-ja", "/../share/stream-tts/models/demo-en-ja", "/../models/demo-en-ja"};
@@ -328,9 +328,8 @@ static void *sigwatch_main(void *arg) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    struct timespec tick = {0, 100000000};
     while (!atomic_load(&w->done)) {
-        int sig = sigtimedwait(&set, NULL, &tick);
+        int sig = stts_sigwait_timeout(&set, 100);   /* sigtimedwait; macOS has none */
         if (sig == SIGINT || sig == SIGTERM) {
             atomic_store(&w->sig, sig);
             w->fn(w->user, sig);

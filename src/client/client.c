@@ -5,6 +5,7 @@
  * block without a deadline and nothing may leak a descriptor to the daemon. */
 #define _GNU_SOURCE
 #include "stts_client.h"
+#include "stts_compat.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -158,7 +159,7 @@ stts_status client_conn_open(const char *sock_path, int timeout_ms, client_conn 
     if (strlen(sock_path) >= sizeof a.sun_path)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "socket path %s is too long", sock_path);
     memcpy(a.sun_path, sock_path, strlen(sock_path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
     if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "socket(): %s", strerror(errno));
     uint64_t deadline = deadline_after(timeout_ms);
     for (;;) {
@@ -197,7 +198,7 @@ stts_status client_conn_open(const char *sock_path, int timeout_ms, client_conn 
 
 static stts_status send_all(int fd, const char *p, size_t n, uint64_t deadline, stts_error *err) {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = stts_send_nosignal(fd, p, n, 0);
         if (w > 0) { p += w; n -= (size_t)w; continue; }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && errno == EAGAIN) {
@@ -299,11 +300,10 @@ stts_status client_request(const char *sock_path, const char *line, size_t n, in
 /* ---- the daemon process ------------------------------------------------ */
 
 stts_status client_self_exe(char *buf, size_t cap, stts_error *err) {
-    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    ssize_t n = stts_self_exe_path(buf, cap);
     if (n < 0 || (size_t)n >= cap - 1)
-        return stts_error_set(err, STTS_ERR_IO, "cannot find the running program (/proc/self/exe): %s",
+        return stts_error_set(err, STTS_ERR_IO, "cannot find the running program (" STTS_SELF_EXE_SOURCE "): %s",
                               n < 0 ? strerror(errno) : "path too long");
-    buf[n] = '\0';
     return STTS_OK;
 }
 
@@ -348,7 +348,7 @@ stts_status client_spawn_daemon(const char *program, const char *sock_path, cons
      * parent reads EOF. Without it a missing program failed silently in
      * the grandchild and the hook logged "started". */
     int ep[2];
-    if (pipe2(ep, O_CLOEXEC) != 0) return stts_error_set(err, STTS_ERR_IO, "pipe: %s", strerror(errno));
+    if (stts_pipe_cloexec(ep, 0) != 0) return stts_error_set(err, STTS_ERR_IO, "pipe: %s", strerror(errno));
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) {
         int e = errno;

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "stts_client.h"
+#include "stts_compat.h"
 #include "stts_daemon.h"
 
 /* The largest reply ctl reads: far above any status (sessions and the muted
@@ -115,7 +116,7 @@ int cmd_ctl(int argc, char **argv) {
     /* Non-blocking: a blocking connect to a daemon whose listen queue is
      * full (stuck, or stopped, while hooks kept connecting) waited for a
      * place forever, and ctl is what a user runs to see what is wrong. */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
@@ -145,7 +146,7 @@ int cmd_ctl(int argc, char **argv) {
     size_t n = strlen(line);
     line[n] = '\n';   /* json_dumps leaves room only for the NUL: send it as two writes instead */
     line[n] = '\0';
-    int ok = send(fd, line, n, MSG_NOSIGNAL) == (ssize_t)n && send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+    int ok = stts_send_nosignal(fd, line, n, 0) == (ssize_t)n && stts_send_nosignal(fd, "\n", 1, 0) == 1;
     free(line);
     /* The reply grows with the daemon's sessions and muted list: a fixed
      * 64 KiB buffer made `ctl status` fail on a busy daemon. Read a line of

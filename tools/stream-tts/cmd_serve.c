@@ -35,6 +35,7 @@
 #include "pipeline_run.h"
 #include "stts_app.h"
 #include "stts_client.h"
+#include "stts_compat.h"
 #include "client/log_cap.h"
 #include "stts_daemon.h"
 #include "stts_pipeline.h"
@@ -455,7 +456,7 @@ static int open_listener(server *sv, char *err, size_t cap) {
     while (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
         /* Non-blocking: a live daemon with a full listen queue (busy,
          * stopped) would hold a blocking connect; EAGAIN is a live one. */
-        int answers = 0, pr = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int answers = 0, pr = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
         if (pr >= 0) {
             answers = connect(pr, (struct sockaddr *)&a, sizeof a) == 0 || errno == EAGAIN || errno == EINPROGRESS;
             close(pr);
@@ -470,7 +471,7 @@ static int open_listener(server *sv, char *err, size_t cap) {
         nanosleep(&ts, NULL);
     }
     /* lfd stays open (and locked) for the daemon's life. */
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int probe = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 0);
     if (probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof a) == 0) {
         /* Someone answers without holding our lock (an older daemon):
          * leave it alone. */
@@ -480,7 +481,7 @@ static int open_listener(server *sv, char *err, size_t cap) {
     }
     if (probe >= 0) close(probe);
     unlink(sv->sock);   /* a stale socket file from a daemon that died */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
     if (fd < 0) { snprintf(err, cap, "socket: %s", strerror(errno)); return -1; }
     mode_t old = umask(0177);   /* the socket is born 0600 */
     int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
@@ -497,7 +498,7 @@ static int open_listener(server *sv, char *err, size_t cap) {
 static void flush_out(client *c, uint64_t now) {
     size_t off = 0;
     while (off < c->out_len) {
-        ssize_t k = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t k = stts_send_nosignal(c->fd, c->out + off, c->out_len - off, MSG_DONTWAIT);
         if (k > 0) { off += (size_t)k; continue; }
         if (k < 0 && errno == EINTR) continue;
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -1030,7 +1031,7 @@ static int serve_main(int argc, char **argv) {
     }
     hp.text.notice_lang = sv.notice_lang;
     daemon_hub_callbacks cb = {hub_sentence, hub_stop};
-    if (daemon_hub_new(&hp, &cb, &sv, &sv.hub, &e) != STTS_OK || pipe2(sv.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (daemon_hub_new(&hp, &cb, &sv, &sv.hub, &e) != STTS_OK || stts_pipe_cloexec(sv.wake, 1) != 0) {
         start_err("out of memory");
         return 1;
     }
@@ -1094,13 +1095,12 @@ static int serve_main(int argc, char **argv) {
         const int polled = ncl; /* clients accepted below have no poll result this pass */
         if (pf[0].revents & POLLIN) {
             for (;;) {
-                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int fd = stts_accept_cloexec(lfd, NULL, NULL, 1);
                 if (fd < 0) break;
-                struct ucred uc;
-                socklen_t ul = sizeof uc;
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 || uc.uid != getuid()) {
+                uid_t peer;
+                if (stts_peer_uid(fd, &peer) != 0 || peer != getuid()) {
                     reply_and_close(fd, daemon_reply_error("refused: the daemon serves its own user only"));
-                    logf_(&sv, "refused a client of uid %d", ul == sizeof uc ? (int)uc.uid : -1);
+                    logf_(&sv, "refused a client of uid %d", (int)peer);   /* -1: unknown */
                     continue;
                 }
                 if (ncl == MAX_CLIENTS) {

@@ -18,6 +18,7 @@
 #include "cli.h"
 #ifdef STTS_LAUNCHER
 #include "stts_client.h"
+#include "stts_compat.h"
 #endif
 
 #if defined(__GLIBC__) && !defined(STTS_LAUNCHER)
@@ -125,9 +126,8 @@ static int full_failed(char **argv, const char *fmt, const char *a, const char *
  * or the build tree's stream-tts beside this launcher. */
 static int exec_full(char **argv) {
     char self[PATH_MAX], cand[PATH_MAX + 32];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return full_failed(argv, "cannot find the running program (/proc/self/exe)%s%s", "", "");
-    self[n] = '\0';
+    ssize_t n = stts_self_exe_path(self, sizeof self);
+    if (n <= 0) return full_failed(argv, "cannot find the running program (" STTS_SELF_EXE_SOURCE ")%s%s", "", "");
     char *slash = strrchr(self, '/');
     *slash = '\0';
     const char *rel[] = {"/../libexec/stream-tts-full", "/stream-tts"};

@@ -19,6 +19,7 @@
 #include "io/gguf.h"
 #include "io/io_util.h"
 #include "quant.h"
+#include "stts_compat.h"
 
 #define MAX_NAME 64 /* GGUF's limit on tensor names */
 #define WBUF (1u << 20)
@@ -433,7 +434,7 @@ static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const c
     uint64_t data_start = align_up(wr_pos(&w));
     uint64_t total = data_start + (np ? p[np - 1].offset + p[np - 1].nbytes : 0);
     /* Reserve the whole file first: a full disk fails now, not after minutes. */
-    int fe = posix_fallocate(fd, 0, (off_t)total);
+    int fe = stts_preallocate(fd, (off_t)total);   /* posix_fallocate; macOS has none */
     if (fe == ENOSPC || fe == EFBIG || fe == EDQUOT) {
         s = write_err(tmp, fe, 0, err);
         goto out;

@@ -4,8 +4,9 @@
  * while stream-tts runs. If one is truncated or rewritten in place, the next
  * read of a page past its new end raises SIGBUS, which would kill the process
  * with a bare "Bus error". This handler finds the file behind the faulting
- * address in /proc/self/maps and says which file it was and what to do, then
- * exits with status 1. Only async-signal-safe calls (open, read, write,
+ * address in /proc/self/maps (Linux; elsewhere it names the kinds of file
+ * that can do this) and says which file it was and what to do, then exits
+ * with status 1. Only async-signal-safe calls (open, read, write,
  * _exit) are used. NLLB weights used in place from their mapping (a file
  * already in the compute format) can fault the same way, and are named alike. */
 #define _POSIX_C_SOURCE 200809L
@@ -27,6 +28,7 @@ static void put(const char *s) {
     }
 }
 
+#ifdef __linux__   /* only the /proc/self/maps reader below needs it */
 static uintptr_t hex(const char **p) {
     uintptr_t v = 0;
     for (;; (*p)++) {
@@ -36,13 +38,15 @@ static uintptr_t hex(const char **p) {
         else return v;
     }
 }
+#endif
 
 /* Copies the path of the mapping holding addr into out ("" when unknown). */
 static void mapped_file(uintptr_t addr, char *out, size_t cap) {
+    out[0] = '\0';
+#ifdef __linux__
     static char buf[8192];
     static char line[4096];
     size_t ll = 0;
-    out[0] = '\0';
     int fd = open("/proc/self/maps", O_RDONLY);
     if (fd < 0) return;
     ssize_t k;
@@ -71,6 +75,10 @@ static void mapped_file(uintptr_t addr, char *out, size_t cap) {
         }
     }
     close(fd);
+#else
+    (void)addr;   /* no /proc/self/maps (macOS): on_sigbus says what it can */
+    (void)cap;
+#endif
 }
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
@@ -85,7 +93,13 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
             "Replace dictionary and model files by writing a new file and renaming it over the old one, "
             "then restart stream-tts.\n");
     } else {
+#ifdef __linux__
         put("a memory-mapped file was truncated while in use (SIGBUS); stopping. Restart stream-tts.\n");
+#else
+        put("a memory-mapped file (an Open JTalk dictionary, or an NLLB model file used in place) was truncated "
+            "or rewritten in place while stream-tts had it mapped (SIGBUS); stopping. Replace dictionary and model "
+            "files by writing a new file and renaming it over the old one, then restart stream-tts.\n");
+#endif
     }
     _exit(1);
 }

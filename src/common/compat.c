@@ -43,10 +43,11 @@ static int set_fd_flags(int fd, int nonblock) {
 }
 #endif
 
-/* Where send has no MSG_NOSIGNAL, SO_NOSIGPIPE (macOS, BSDs) makes the
- * socket itself never raise SIGPIPE. */
+/* SO_NOSIGPIPE (macOS, BSDs; Linux has none) makes the socket itself never
+ * raise SIGPIPE: set even where the headers have MSG_NOSIGNAL, which newer
+ * macOS SDKs define but older macOS kernels may not honour. */
 static int set_nosigpipe(int fd) {
-#if defined(SO_NOSIGPIPE) && (!defined(MSG_NOSIGNAL) || defined(STTS_COMPAT_POSIX))
+#ifdef SO_NOSIGPIPE
     int one = 1;
     return setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #else

@@ -36,6 +36,7 @@ static int has_avxvnni(void) {
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
 #define MT_NEON 1
 #include <arm_neon.h>
+#if defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
@@ -43,11 +44,28 @@ static int has_avxvnni(void) {
 #ifndef HWCAP2_I8MM
 #define HWCAP2_I8MM (1 << 13)
 #endif
+#define CPU_HAS_DOT() ((getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
+#define CPU_HAS_I8MM() ((getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0)
+#elif defined(__APPLE__)
+/* macOS has no getauxval; it names each feature in sysctl (macOS 12 and
+ * later; an older one reports neither and gets the plain NEON kernels). */
+#include <sys/sysctl.h>
+static int apple_cpu_has(const char *name) {
+    int v = 0;
+    size_t n = sizeof v;
+    return sysctlbyname(name, &v, &n, NULL, 0) == 0 && v != 0;
+}
+#define CPU_HAS_DOT() apple_cpu_has("hw.optional.arm.FEAT_DotProd")
+#define CPU_HAS_I8MM() apple_cpu_has("hw.optional.arm.FEAT_I8MM")
+#else
+#define CPU_HAS_DOT() 0 /* no way to ask: the plain NEON kernels */
+#define CPU_HAS_I8MM() 0
+#endif
 #define TGT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
 #define TGT_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 static int g_has_dot = -1; /* sdot (ARMv8.2 dot product), checked once */
 static int has_dot(void) {
-    if (g_has_dot < 0) g_has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    if (g_has_dot < 0) g_has_dot = CPU_HAS_DOT();
     return g_has_dot;
 }
 /* smmla (the int8 matrix multiply of ARMv8.6, optional from 8.2: Apple M2
@@ -57,7 +75,7 @@ static int g_has_i8mm = -1;
 static int has_i8mm(void) {
     if (g_has_i8mm < 0) {
         const char *off = getenv("STTS_ARM_NO_I8MM");
-        g_has_i8mm = has_dot() && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0 && !(off && *off == '1');
+        g_has_i8mm = has_dot() && CPU_HAS_I8MM() && !(off && *off == '1');
     }
     return g_has_i8mm;
 }

@@ -23,7 +23,9 @@
  * reading) and every write after a backoff (250 ms doubling to 2 s) tries to
  * reopen the device. */
 #define _POSIX_C_SOURCE 200809L
+#ifdef STTS_HAVE_ALSA
 #include <alsa/asoundlib.h>
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -196,16 +198,20 @@ static stts_status wav_refresh(audio_sink *s, stts_error *err) {
 
 /* ---- device ------------------------------------------------------------- */
 
+#ifdef STTS_HAVE_ALSA
 static void alsa_quiet(const char *file, int line, const char *fn, int e, const char *fmt, ...) {
     (void)file; (void)line; (void)fn; (void)e; (void)fmt;
 }
+#endif
 
 /* PortAudio's ALSA host prints every unusable PCM it probes and its JACK
  * host complains when no JACK server runs; the CLI has its own one-line
  * message for a missing device. So stderr is muted while PortAudio probes
  * (STTS_AUDIO_DEBUG=1 keeps it). */
 static PaError pa_init(void) {
+#ifdef STTS_HAVE_ALSA
     snd_lib_error_set_handler(alsa_quiet);
+#endif
     const char *dbg = getenv("STTS_AUDIO_DEBUG");
     if (dbg && *dbg && strcmp(dbg, "0") != 0) return Pa_Initialize();
     fflush(stderr);

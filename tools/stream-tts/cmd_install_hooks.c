@@ -42,9 +42,10 @@ static int project_dir(char *buf, size_t cap) {
     for (;;) {
         snprintf(probe, sizeof probe, "%.*s/.git", (int)len, cwd);
         if (access(probe, F_OK) == 0) { snprintf(buf, cap, "%.*s", (int)(len ? len : 1), len ? cwd : "/"); return 0; }
-        char *s = len ? memrchr(cwd, '/', len) : NULL;
-        if (!s || len == 0) break;
-        len = (size_t)(s - cwd);
+        size_t cut = len; /* the last '/' before len (memrchr is glibc's, not macOS's) */
+        while (cut > 0 && cwd[cut - 1] != '/') cut--;
+        if (cut == 0 || len == 0) break;
+        len = cut - 1;
     }
     snprintf(buf, cap, "%s", cwd);
     return 0;

@@ -165,9 +165,17 @@ check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 # again"): the daemon does not have the request. stream-tts hook spools it (the
 # reply, or its send cut by the close; test_hook_cli checks the reply's case
 # alone), and the daemon replays it once the budget has room again: spoken once.
+# The budget is filled exactly, so the daemon must have read each filler
+# before the probes below start: a probe it answers holds 64 KiB until the
+# daemon reads its close, and the last filler growing to 256 KiB in that
+# moment was refused instead (CI, 2 loaded cores: the fillers' keep-alive got
+# EPIPE, no probe ever refused). 190 KiB fit in a socket's default send
+# buffer unread; with an 8 KiB one, sendall returns once all but <= 8 KiB are
+# read, past the 128 KiB step of the buffer's doubling.
 fill = []
 for size in [MB15] * 4 + [190 << 10]:   # 4 x 16 MiB buffers + 256 KiB: the whole 64.25 MiB budget
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     c.connect(d.sock)
     c.sendall(b'{"v":1,"op":"ping","pad":"' + b"p" * size)
     fill.append(c)

@@ -17,12 +17,15 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: stream-tts translate --model DIR --src CODE --tgt CODE [--beam N] [--max-len N]\n"
+            "usage: stream-tts translate [--model DIR] [--src CODE] [--tgt CODE] [--beam N] [--max-len N]\n"
             "                            [--threads N] [--weights F] [--shortlist S] [--device D] [--json] [--protect]\n"
             "       stream-tts translate --list-languages\n"
             "Translates each line of stdin (NLLB-200 / M2M100 model directory as downloaded from the\n"
             "Hugging Face hub: config.json, sentencepiece.bpe.model, model.safetensors or\n"
-            "pytorch_model.bin). Codes are NLLB codes such as eng_Latn, jpn_Jpan.\n"
+            "pytorch_model.bin, or stream-tts convert's output). Codes are NLLB codes such as eng_Latn.\n"
+            "  --model DIR   default: $STREAM_TTS_MODEL, then the installed NLLB-200-distilled-600M\n"
+            "                (scripts/fetch-model), then the bundled demo model, as the main command\n"
+            "  --src, --tgt  source and target languages (default eng_Latn and jpn_Jpan)\n"
             "  --beam N      beam search with N beams (default 1: greedy)\n"
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
@@ -158,10 +161,22 @@ int cmd_translate(int argc, char **argv) {
         free(ln);
         return 0;
     }
-    if (!model_dir || !src || !tgt) {
-        fprintf(stderr, "stream-tts translate: --model, --src and --tgt are required\n");
-        usage(stderr);
-        return 2;
+    /* The main command's defaults: the same model search (--model, then
+     * $STREAM_TTS_MODEL, the installed model, the demo model) and English
+     * to Japanese; translate once ignored $STREAM_TTS_MODEL and wanted all
+     * three flags, so a user who set the variable for the main command got
+     * "required" here. */
+    if (!src) src = "eng_Latn";
+    if (!tgt) tgt = "jpn_Jpan";
+    char picked[4096];
+    const char *model_why = "--model";
+    {
+        stts_error perr;
+        if (app_pick_model(model_dir, picked, sizeof picked, &model_why, &perr) != STTS_OK) {
+            fprintf(stderr, "stream-tts translate: %s\n", perr.msg);
+            return 2;
+        }
+        model_dir = picked;
     }
     const char *codes[2] = {src, tgt};
     for (int k = 0; k < 2; k++)
@@ -187,8 +202,11 @@ int cmd_translate(int argc, char **argv) {
          * driver, no room): the reason said how to rebuild, not that the
          * CPU (or auto) runs the same command now */
         int gpu = strncmp(err.msg, "device cuda: ", 13) == 0;
-        fprintf(stderr, "stream-tts translate: %s%s\n", err.msg,
-                gpu ? "; --device cpu runs on the CPU (--device auto, the default: the GPU where one is usable)" : "");
+        int picked_here = strcmp(model_why, "--model") != 0;
+        fprintf(stderr, "stream-tts translate: %s%s%s%s%s\n", err.msg,
+                gpu ? "; --device cpu runs on the CPU (--device auto, the default: the GPU where one is usable)" : "",
+                picked_here ? " (the model directory came from " : "", picked_here ? model_why : "",
+                picked_here ? "; --model DIR names another)" : "");
         return 1;
     }
     double load_ms = (double)(stts_now_ns() - t0) / 1e6;

@@ -128,7 +128,23 @@ static void test_flags_and_languages(void) {
     snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --beam 0", model);
     CHECK_EQ_INT(run(args, "hi\n", &out), 2);
     free(out);
-    CHECK_EQ_INT(run("--src eng_Latn --tgt jpn_Jpan", "hi\n", &out), 2); /* no --model */
+    /* no --model, --src or --tgt: $STREAM_TTS_MODEL and English to
+     * Japanese, as the main command (translate once ignored the variable
+     * and exited 2) */
+    char *with = NULL;
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan", model);
+    CHECK_EQ_INT(run(args, "The weather is nice today.\n", &with), 0);
+    setenv("STREAM_TTS_MODEL", model, 1);
+    CHECK_EQ_INT(run("", "The weather is nice today.\n", &out), 0);
+    CHECK(with && out && strlen(out) > 1 && strcmp(out, with) == 0);
+    free(out);
+    free(with);
+    setenv("STREAM_TTS_MODEL", "/nonexistent-stts-model", 1);
+    g_with_stderr = 1;
+    CHECK_EQ_INT(run("", "hi\n", &out), 1);
+    CHECK(strstr(out, "/nonexistent-stts-model") && strstr(out, "$STREAM_TTS_MODEL"));
+    g_with_stderr = 0;
+    unsetenv("STREAM_TTS_MODEL");
     free(out);
     CHECK_EQ_INT(run("--frobnicate", "", &out), 2);
     free(out);

@@ -87,6 +87,8 @@ struct text_stream {
     long json_lines;
     int in_ucode;         /* UC_*: other unfenced code (a diff, YAML, a stack trace), dropped line by line */
     long ucode_lines;
+    int ucode_gap;        /* UC_GO: blank lines were dropped; the next line decides whether the dump goes on */
+    int ucode_quote;      /* it started in a blockquote: its lines are read past their '>' */
     int yaml_key;         /* the last line was a bare "key:" at column 0: YAML may follow */
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
     /* A paragraph line with a '|' may be the header of a table without
@@ -2259,7 +2261,7 @@ static void end_json(text_stream *ts) {
  * "--verbose") is never taken. A false start would silence prose, worse than
  * one line of syntax read, so the first line of a YAML block ("services:") is
  * read: only the indented key under it shows that it is YAML. */
-enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES };
+enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_RUST };
 
 static void end_ucode(text_stream *ts) {
     if (!ts->in_ucode) return;
@@ -2267,6 +2269,7 @@ static void end_ucode(text_stream *ts) {
                        : ts->in_ucode == UC_YAML                                ? "YAML"
                                                                                 : NULL;
     ts->in_ucode = UC_NONE;
+    ts->ucode_gap = ts->ucode_quote = 0;
     notice(ts, TEXT_NOTICE_CODE, TEXT_PH_CODE_N, TEXT_PH_CODE_1, TEXT_PH_CODE_LANG_N, TEXT_PH_CODE_LANG_1, lang,
            ts->ucode_lines);
 }
@@ -2334,11 +2337,19 @@ static int yaml_key_line(const char *s, size_t n, int bare) {
     while (e > j && s[e - 1] == ' ') e--;
     return j == n || (j > i + 1 && !strchr(".!?", s[e - 1]));
 }
-/* "    at foo (src/a.js:10:5)", "\tat com.x.Y.z(Y.java:42)", "    at src/a.js:10:5" */
+/* "    at foo (src/a.js:10:5)", "\tat com.x.Y.z(Y.java:42)", "    at src/a.js:10:5",
+ * "\tat com.x.Y.z(Y.java:42) ~[app.jar:1.0]" (Logback's packaging data),
+ * "\tat com.x.Y.z(Y.java)" (compiled without line numbers) */
 static int is_frame_line(const char *s, size_t n) {
     if (!has_prefix(s, n, "at ") || n < 6) return 0;
     size_t e = n;
     while (e > 3 && s[e - 1] == ' ') e--;
+    if (s[e - 1] == ']') {
+        size_t k = e - 1;
+        while (k > 3 && s[k] != '[') k--;
+        if (s[k] == '[' && s[k - 1] == '~') k--;
+        if (s[k - 1] == ' ' && s[k - 2] == ')') e = k - 1;
+    }
     if (s[e - 1] == ')') {
         const char *o = NULL;
         for (size_t k = 3; k < e; k++)
@@ -2346,6 +2357,11 @@ static int is_frame_line(const char *s, size_t n) {
         if (!o) return 0;
         size_t ol = (size_t)(s + e - 1 - o);
         if (has_prefix(o, ol, "(Native Method") || has_prefix(o, ol, "(Unknown Source") || has_prefix(o, ol, "(native")) return 1;
+        static const char *const src[] = {".java", ".kt", ".scala", ".groovy", NULL};
+        for (int k = 0; src[k]; k++) {
+            size_t l = strlen(src[k]);
+            if (ol > l + 1 && memcmp(o + ol - l, src[k], l) == 0 && !memchr(o, ' ', ol)) return 1;
+        }
         e--;
     }
     size_t d = e;
@@ -2363,6 +2379,70 @@ static int is_exception_line(const char *s, size_t n) {
         if (i >= l && memcmp(s + i - l, ends[k], l) == 0) return 1;
     }
     return 0;
+}
+
+/* Go's and Rust's panics. The message before the dump ("panic: runtime
+ * error: integer divide by zero", "thread 'main' panicked at src/main.rs:4:5:"
+ * and its message) is what a listener wants to hear: it is read. What follows
+ * is not: a Go dump starts at its complete "goroutine 1 [running]:" line (or
+ * at the "[signal SIGSEGV: ... pc=0x...]" line between the message and it)
+ * and goes on while lines are functions "main.divide(0x1, 0x0)", "created by
+ * ...", their files "\t/home/u/app/main.go:8 +0x1d", or more goroutines
+ * after blank lines (a dump of all goroutines is one block, one notice); the
+ * go tool's "exit status 2" right after it is its last line (machine output,
+ * dropped with it). A Rust backtrace starts at its complete "stack backtrace:"
+ * line (lower case, nothing after it: "Stack backtrace: see below." is
+ * prose) and goes on while lines are numbered frames "  0: rust_begin_unwind"
+ * or their "at /rustc/.../panicking.rs:645:5"; the note "note: Some details
+ * are omitted, run with `RUST_BACKTRACE=full` ..." is its last line. */
+static size_t trim_end(const char *s, size_t n) {
+    while (n > 0 && s[n - 1] == ' ') n--;
+    return n;
+}
+/* "goroutine 1 [running]:", "goroutine 18 [chan receive, 2 minutes]:",
+ * "goroutine 1 gp=0xc000002380 m=0 mp=0x5e3a40 [running]:" (Go 1.23's
+ * GOTRACEBACK=system) */
+static int is_goroutine_header(const char *s, size_t n) {
+    n = trim_end(s, n);
+    if (!has_prefix(s, n, "goroutine ") || n < 15 || s[n - 1] != ':' || s[n - 2] != ']') return 0;
+    size_t i = 10, d = i;
+    while (i < n && isdigit((unsigned char)s[i])) i++;
+    if (i == d || s[i] != ' ') return 0;
+    const char *o = memchr(s + i, '[', n - 2 - i);
+    return o && isalpha((unsigned char)o[1]) && !memchr(o + 1, ']', (size_t)(s + n - 2 - (o + 1)));
+}
+/* "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x48f4a6]" */
+static int is_go_signal_line(const char *s, size_t n) {
+    n = trim_end(s, n);
+    return has_prefix(s, n, "[signal ") && s[n - 1] == ']' && find_ci(s, n, " pc=0x", 6);
+}
+/* "main.divide(0x1, 0x0)", "main.(*T).Run(...)", "panic({0x4a0c60?, 0x5450a0?})",
+ * "github.com/x/y.Map[...](0xc000010000)": a function in a Go dump */
+static int is_go_func_line(const char *s, size_t n) {
+    n = trim_end(s, n);
+    if (n < 3 || s[n - 1] != ')' || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
+    size_t k = 0;
+    while (k < n && s[k] != '(' && s[k] != ' ') k++;
+    if (k == n || s[k] != '(') return 0;
+    return memchr(s, '.', k) != NULL || (k == 5 && memcmp(s, "panic", 5) == 0);
+}
+/* "/home/u/app/main.go:8 +0x1d", "/usr/local/go/src/runtime/asm_amd64.s:1650 +0x1",
+ * "C:/src/app/main.go:12": where a function of a Go dump is */
+static int is_go_file_line(const char *s, size_t n) {
+    n = trim_end(s, n);
+    size_t e = 0;
+    while (e < n && s[e] != ' ') e++;
+    size_t d = e;
+    while (d > 0 && isdigit((unsigned char)s[d - 1])) d--;
+    if (d == e || d < 2 || s[d - 1] != ':') return 0;
+    if (!memchr(s, '/', d) && !memchr(s, '\\', d) && !(d >= 4 && memcmp(s + d - 4, ".go:", 4) == 0)) return 0;
+    return e == n || has_prefix(s + e, n - e, " +0x") || has_prefix(s + e, n - e, " fp=0x");
+}
+/* "0: rust_begin_unwind", "12:     0x55d5c7e0b2a1 - std::rt::lang_start" */
+static int is_numbered_frame(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && isdigit((unsigned char)s[i])) i++;
+    return i > 0 && i < n && s[i] == ':' && (i + 1 == n || s[i + 1] == ' ');
 }
 
 /* Does the complete line s[0, n) (indentation included) go on the unfenced
@@ -2398,6 +2478,20 @@ static int ucode_goes_on(const text_stream *ts, const char *s, size_t n) {
     case UC_FRAMES:
         return (i > 0 && (is_frame_line(t, tn) || (has_prefix(t, tn, "... ") && tn > 9 && memcmp(t + tn - 5, " more", 5) == 0))) ||
                has_prefix(s, n, "Caused by: ");
+    case UC_GO:
+        if (ts->ucode_gap) return is_goroutine_header(t, tn);   /* after blank lines: only another goroutine */
+        if (is_goroutine_header(t, tn) || is_go_func_line(t, tn) || is_go_file_line(t, tn) ||
+            has_prefix(t, tn, "created by ") || has_prefix(t, tn, "...additional frames elided..."))
+            return 1;
+        if (has_prefix(s, n, "exit status ") && n > 12) {
+            size_t k = 12;
+            while (k < n && isdigit((unsigned char)s[k])) k++;
+            return k > 12 && trim_end(s, n) == k ? 2 : 0;
+        }
+        return 0;
+    case UC_RUST:
+        if (is_numbered_frame(t, tn) || (i > 0 && is_frame_line(t, tn))) return 1;
+        return has_prefix(s, n, "note: Some details are omitted") ? 2 : 0;
     }
     return 0;
 }
@@ -2648,11 +2742,37 @@ static int classify(text_stream *ts, int final) {
         }
         if (ts->in_ucode) {
             if (!final) return 0;
-            int on = n ? ucode_goes_on(ts, s, n) : 0;
-            if (!on) {
+            size_t b = 0;
+            while (b < n && s[b] == ' ') b++;
+            if (ts->ucode_quote && !ts->line_quote) {
+                /* it started in a quote: its lines are past the '>' (as
+                 * they were when it started); a line without one ends it */
+                if (b < n && s[b] == '>') {
+                    ts->off += b + 1;
+                    if (b + 1 < n && s[b + 1] == ' ') ts->off++;
+                    ts->line_quote = 1;
+                    continue;
+                }
+                int gap = ts->ucode_gap;
                 end_ucode(ts);   /* this line is read as usual */
+                if (gap) ts->prev_blank = 1;
                 continue;
             }
+            if (ts->in_ucode == UC_GO && b == n) {
+                /* a blank line in a Go dump: another goroutine may follow
+                 * (the next line decides; it is dropped, not counted) */
+                ts->ucode_gap = 1;
+                ts->ls = LS_DROP;
+                return 1;
+            }
+            int on = n ? ucode_goes_on(ts, s, n) : 0;
+            if (!on) {
+                int gap = ts->ucode_gap;
+                end_ucode(ts);   /* this line is read as usual */
+                if (gap) ts->prev_blank = 1;   /* after the blank lines it dropped */
+                continue;
+            }
+            ts->ucode_gap = 0;
             ts->ucode_lines++;
             if (on == 2) end_ucode(ts);
             ts->ls = LS_DROP;
@@ -2780,7 +2900,7 @@ static int classify(text_stream *ts, int final) {
             size_t tn = n - i, tf = full - i;
             int cand = 0;
             static const char *const pre[] = {"diff --git ", "@@ -", "--- ", "+++ ", "Traceback (most recent call last):",
-                                              NULL};
+                                              "goroutine ", "[signal ", "stack backtrace:", NULL};
             for (int k = 0; pre[k] && !cand; k++) {
                 size_t l = strlen(pre[k]), m = tn < l ? tn : l;
                 if (memcmp(t, pre[k], m) == 0) {
@@ -2798,12 +2918,15 @@ static int classify(text_stream *ts, int final) {
                 int kind = UC_NONE;
                 if (has_prefix(t, tf, "diff --git ") || is_hunk(t, tf) || is_file_header(t, tf)) kind = UC_DIFF;
                 else if (has_prefix(t, tf, "Traceback (most recent call last):")) kind = UC_TRACE;
+                else if (is_goroutine_header(t, tf) || is_go_signal_line(t, tf)) kind = UC_GO;
+                else if (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) kind = UC_RUST;
                 else if (is_diff_code_line(t, tf)) kind = UC_DIFF_LINES;
                 else if (i > 0 && is_frame_line(t, tf)) kind = UC_FRAMES;
                 else if (i > 0 && ts->yaml_key && yaml_key_line(t, tf, 0)) kind = UC_YAML;
                 if (kind) {
                     hard_break(ts);
                     ts->in_ucode = kind;
+                    ts->ucode_quote = ts->line_quote;
                     ts->ucode_lines = 1;
                     ts->in_list = 0;
                     ts->ls = LS_DROP;
@@ -3135,7 +3258,7 @@ static void reset_markdown(text_stream *ts) {
     ts->lk = LK_PARA;
     ts->prev_blank = 1;
     ts->in_list = 0;
-    ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = ts->in_ucode = ts->yaml_key = 0;
+    ts->in_fence = ts->in_icode = ts->in_table = ts->in_json = ts->in_ucode = ts->ucode_gap = ts->ucode_quote = ts->yaml_key = 0;
     ts->skip = SK_NONE;
     ts->in_quote = ts->line_quote = 0;
     ts->url_depth = 0;

@@ -422,6 +422,61 @@ static void test_unfenced_diff_yaml_traces(void) {
     expect_nomerge("The summary:\n  at the end of the day it works.\nOK then.", "The summary: at the end of the day it works. | OK then.");
 }
 
+/* Go and Rust panics pasted without a fence: the message is read, the dump
+ * is not. A Go dump starts at a complete "goroutine N [state]:" line (or the
+ * "[signal ...]" line before it) and goes on through functions, files,
+ * "created by", more goroutines after blank lines, and the go tool's "exit
+ * status N"; a Rust backtrace starts at a complete "stack backtrace:" line and
+ * ends with its "note: Some details are omitted" line. Near misses are read. */
+static void test_unfenced_go_rust_panics(void) {
+    expect_nomerge("The test failed with a panic:\n\ngoroutine 1 [running]:\nmain.divide(0x1, 0x0)\n\t/home/u/app/main.go:8 +0x1d\n"
+                   "main.main()\n\t/home/u/app/main.go:12 +0x25\nexit status 2\n\nI will fix it.\n",
+                   "The test failed with a panic: | {code}Code block, 6 lines, omitted. | I will fix it.");
+    expect_nomerge("It crashed:\n\npanic: runtime error: invalid memory address or nil pointer dereference\n"
+                   "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x48f4a6]\n\n"
+                   "goroutine 1 [running]:\nmain.(*Server).Run(...)\n\t/home/u/app/server.go:8\n"
+                   "panic({0x4a0c60?, 0x5450a0?})\n\t/usr/local/go/src/runtime/panic.go:914 +0x21f\n\n\n"
+                   "goroutine 18 [chan receive, 2 minutes]:\ngithub.com/u/app/pkg.Map[...](0xc000010000)\n"
+                   "\t/home/u/app/pkg/map.go:30 +0x45\ncreated by main.main in goroutine 1\n"
+                   "\t/home/u/app/main.go:20 +0x66\nruntime.goexit()\n\t/usr/local/go/src/runtime/asm_amd64.s:1650 +0x1\n"
+                   "\nThe nil pointer is the server.",
+                   "It crashed: | panic: runtime error: invalid memory address or nil pointer dereference | "
+                   "{code}Code block, 13 lines, omitted. | The nil pointer is the server.");
+    /* a blank line then prose ends it; the prose after it is its own paragraph */
+    expect_nomerge("goroutine 7 [select]:\nmain.loop()\n\nAt the end it stopped.\nexit status 2",
+                   "{code}Code block, 2 lines, omitted. | At the end it stopped. | exit status 2");
+    /* in a quote: its lines past their '>' (a line without one ends it) */
+    expect_nomerge("> goroutine 1 [running]:\n> main.main()\n> \t/a/main.go:3 +0x1\n>\n> goroutine 2 [select]:\n> main.f()\n"
+                   "> It hangs here.\n\n> Traceback (most recent call last):\n>   File \"x.py\", line 3, in <module>\n"
+                   ">     foo()\n> ValueError: bad\n> So it failed.\n\n> Quote:\n> -foo()\n> +bar();\nNot quoted.",
+                   "{code}Code block, 5 lines, omitted. | It hangs here. | {code}Code block, 4 lines, omitted. | So it failed. | "
+                   "Quote: | {code}Diff code, 2 lines, omitted. | Not quoted.");
+    expect_nomerge("goroutine 1 [running]:\nmain.main()\nSo main panicked.", "{code}Code block, 2 lines, omitted. | So main panicked.");
+    expect_nomerge("goroutine 1 [running]:\nmain.main()\n\n", "{code}Code block, 2 lines, omitted.");
+    expect_nomerge("The goroutine count was 3 [approx]:\ngoroutine 5 is stuck.\ngoroutine 1 [running]: see the log\n"
+                   "goroutine 2 [9]:\n[signal] is a word.\nexit status 2\nmain.main() is called.",
+                   "The goroutine count was 3 approx: goroutine 5 is stuck. | goroutine 1 running: see the log goroutine 2 9: "
+                   "signal is a word. | exit status 2 main.main() is called.");
+    expect_nomerge("Rust says:\n\nthread 'main' panicked at src/main.rs:4:5:\nindex out of bounds: the len is 3 but the index is 5\n"
+                   "stack backtrace:\n   0: rust_begin_unwind\n"
+                   "             at /rustc/82e1608dfa6e0b5569232559e3d385fea5a93112/library/std/src/panicking.rs:645:5\n"
+                   "   1: <alloc::boxed::Box<F,A> as core::ops::function::FnOnce<Args>>::call_once\n"
+                   "   2:     0x55d5c7e0b2a1 - app::main::h5f5a5b5c\n             at ./src/main.rs:4:5\n"
+                   "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.\nThe index is off by two.",
+                   "Rust says: | thread 'main' panicked at src/main.rs:4:5: index out of bounds: the len is 3 but the index is 5 | "
+                   "{code}Code block, 7 lines, omitted. | The index is off by two.");
+    expect_nomerge("stack backtrace:\n  0: main\n\nAfter.", "{code}Code block, 2 lines, omitted. | After.");
+    expect_nomerge("Stack backtrace: see below.\nstack backtrace: see below.\nstack backtraces:\n  0: one\nThe end.",
+                   "Stack backtrace: see below. | stack backtrace: see below. | stack backtraces: 0: one The end.");
+    /* Java and Kotlin: the exception line is read, its frames are not */
+    expect_nomerge("Java:\n\nException in thread \"main\" java.lang.IllegalStateException: msg\n\tat com.x.App.run(App.java:42)\n"
+                   "\tat org.springframework.web.servlet.DispatcherServlet.doDispatch(DispatcherServlet.java:1067) ~[spring-webmvc-5.3.20.jar:5.3.20]\n"
+                   "\tat com.x.Gen.call(Gen.java)\n\tat MainKt.main(Main.kt:3) [app.jar:?]\n\nDone.",
+                   "Java: | Exception in thread \"main\" java.lang.IllegalStateException: msg | {code}Code block, 4 lines, omitted. | Done.");
+    expect_nomerge("Note:\n  at the Java level [see docs]\n  at Foo(the docs)\nOK.",
+                   "Note: at the Java level see docs at Foo(the docs) OK.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1419,6 +1474,7 @@ int main(void) {
     TEST_RUN(test_indented_code);
     TEST_RUN(test_unfenced_json);
     TEST_RUN(test_unfenced_diff_yaml_traces);
+    TEST_RUN(test_unfenced_go_rust_panics);
     TEST_RUN(test_display_math);
     TEST_RUN(test_tables);
     TEST_RUN(test_tables_without_leading_pipes);

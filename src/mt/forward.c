@@ -65,13 +65,15 @@ stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots
     if (ok && (slots > s->cap_slots || len > s->cap_len)) {
         int ns = slots > s->cap_slots ? slots : s->cap_slots;
         int nl = len > s->cap_len ? len : s->cap_len;
-        size_t R = (size_t)ns;
-        s->dx = grow(be, s->dx, R * d);
-        s->dh = grow(be, s->dh, R * d);
-        s->dqkv = grow(be, s->dqkv, R * 3 * d);
-        s->dq = grow(be, s->dq, R * d);
-        s->datt = grow(be, s->datt, R * d);
-        s->dff = grow(be, s->dff, R * ffd);
+        /* activation rows for twice the slots: a prefill (mt_decode_prefill)
+         * runs two positions of every slot in one pass */
+        size_t R = (size_t)ns, R2 = 2 * R;
+        s->dx = grow(be, s->dx, R2 * d);
+        s->dh = grow(be, s->dh, R2 * d);
+        s->dqkv = grow(be, s->dqkv, R2 * 3 * d);
+        s->dq = grow(be, s->dq, R2 * d);
+        s->datt = grow(be, s->datt, R2 * d);
+        s->dff = grow(be, s->dff, R2 * ffd);
         s->logits = grow(be, s->logits, R * V); /* a shortlist's logits are fewer */
         s->kc = grow(be, s->kc, Ld * R * (size_t)nl * d);
         s->vc = grow(be, s->vc, Ld * R * (size_t)nl * d);
@@ -86,7 +88,7 @@ stts_status mt_session_reserve(nllb_session *s, int tokens, int sents, int slots
         }
     }
     if (ok) {
-        int rows = s->cap_tokens > s->cap_slots ? s->cap_tokens : s->cap_slots;
+        int rows = s->cap_tokens > 2 * s->cap_slots ? s->cap_tokens : 2 * s->cap_slots;
         free(s->kp);
         free(s->vp);
         free(s->lens);
@@ -208,7 +210,7 @@ stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_err
 }
 
 static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
-                               const int *sent, int t, int want_logits, stts_error *err);
+                               const int *sent, int t, const int *rt, int lr0, int want_logits, stts_error *err);
 
 /* One decoder step, bracketed for backends that record a step and replay it
  * (step_begin/step_end: CUDA graphs). */
@@ -226,7 +228,7 @@ static stts_status step_bracket(nllb_session *s, int R, const int32_t *tok, cons
     const mt_backend_ops *op = s->be->ops;
     const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
     if (op->step_begin) op->step_begin(s->x);
-    stts_status st = decode_step(s, R, tok, from_row, slot, sent, t, want_logits, err);
+    stts_status st = decode_step(s, R, tok, from_row, slot, sent, t, NULL, 0, want_logits, err);
     if (!st && sel && sel->ticket >= 0 && (st = op->select_ahead(s->x, s->logits, R, V, sel->ticket)))
         st = stts_error_set(err, st, "backend %s failed (selecting the best of %d logits)", s->be->desc, V);
     if (!st && sel && sel->k > 0 && (st = op->select_topk(s->x, s->logits, R, V, sel->k, sel->top, sel->lp)))
@@ -263,9 +265,12 @@ stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, con
 
 /* tok: the rows' input ids (host); or from_row: each row's id is the one the
  * backend's last select_ahead chose for that row (greedy ahead), and the
- * position assumes a non-pad id (the backend applies the pad rule). */
+ * position assumes a non-pad id (the backend applies the pad rule).
+ * rt (NULL: every row at t): row r's position index (a prefill's rows of
+ * two positions). With want_logits, the logits of rows [lr0, R) only, into
+ * s->logits from its first row. */
 static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
-                               const int *sent, int t, int want_logits, stts_error *err) {
+                               const int *sent, int t, const int *rt, int lr0, int want_logits, stts_error *err) {
     const nllb_model *m = s->m;
     mt_exec *be = s->x;
     const mt_backend_ops *op = s->be->ops;
@@ -273,7 +278,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
     const float qscale = 1.0f / sqrtf((float)hd);
 
     if (tok) {
-        for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], t);
+        for (int r = 0; r < R; r++) s->pos[r] = position_of(m, tok[r], rt ? rt[r] : t);
         OP(op->embed(be, m->embed, tok, s->pos, R, m->embed_scale, m->pub.pad_token_id, m->pos_round, s->dx));
     } else {
         for (int r = 0; r < R; r++) s->pos[r] = position_of(m, m->pub.pad_token_id + 1 /* not pad */, t);
@@ -288,7 +293,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         for (int r = 0; r < R; r++) {
             s->kp[r] = kv_row(s, s->kc, l, slot[r], 0);
             s->vp[r] = kv_row(s, s->vc, l, slot[r], 0);
-            s->lens[r] = t + 1;
+            s->lens[r] = (rt ? rt[r] : t) + 1;
         }
         /* this token's key and value go from the projection into the cache
          * inside the attention (new_k/new_v), not by a copy before it */
@@ -313,21 +318,58 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         OP(op->linear(be, s->dff, R, L->fc2.w, L->fc2.b, s->dx, MT_LIN_ACCUM));
     }
     if (!want_logits) return STTS_OK;
-    OP(op->layernorm(be, s->dx, R, m->dec_ln.g, m->dec_ln.b, LN_EPS, s->dh));
+    /* the final LayerNorm and the LM head of the rows whose logits count */
+    const float *hx = s->dx + (size_t)lr0 * d;
+    float *hh = s->dh + (size_t)lr0 * d;
+    R -= lr0;
+    OP(op->layernorm(be, hx, R, m->dec_ln.g, m->dec_ln.b, LN_EPS, hh));
     if (!s->sl) {
-        OP(op->linear(be, s->dh, R, m->lm_head, NULL, s->logits, 0));
+        OP(op->linear(be, hh, R, m->lm_head, NULL, s->logits, 0));
     } else if (!s->sl_extra) {
-        OP(op->linear(be, s->dh, R, s->sl->head, NULL, s->logits, 0));
+        OP(op->linear(be, hh, R, s->sl->head, NULL, s->logits, 0));
     } else { /* the cached block and this call's source rows, side by side */
         int nb = s->sl->n, ne = s->sl_extra->rows;
-        OP(op->linear(be, s->dh, R, s->sl->head, NULL, s->lbase, 0));
-        OP(op->linear(be, s->dh, R, s->sl_extra, NULL, s->lext, 0));
+        OP(op->linear(be, hh, R, s->sl->head, NULL, s->lbase, 0));
+        OP(op->linear(be, hh, R, s->sl_extra, NULL, s->lext, 0));
         for (int r = 0; r < R; r++) {
             OP(op->copy(be, s->logits + (size_t)r * s->sl_n, s->lbase + (size_t)r * nb, (size_t)nb));
             OP(op->copy(be, s->logits + (size_t)r * s->sl_n + nb, s->lext + (size_t)r * ne, (size_t)ne));
         }
     }
     return STTS_OK;
+}
+
+stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const int32_t *tok1, const int *slot,
+                              const int *sent, int k, int32_t *top, float *lp, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    if (!s->be->prefill_ok || R < 1 || R > s->cap_slots)
+        return stts_error_set(err, STTS_ERR_UNSUPPORTED, "backend %s cannot run two positions of a slot in one pass",
+                              s->be->desc);
+    /* rows [0, R): position 0; rows [R, 2R): position 1 of the same slots.
+     * The attention writes every row's key and value into its cache before
+     * it reads any (the CPU backend), so row R + r sees row r's position 0. */
+    int *rows = malloc((size_t)8 * R * sizeof(int)); /* once per sentence */
+    if (!rows) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for the decoder's first pass");
+    int32_t *tok = (int32_t *)rows;
+    int *sl2 = rows + 2 * R, *se2 = rows + 4 * R, *rt = rows + 6 * R;
+    for (int r = 0; r < R; r++) {
+        tok[r] = tok0[r], tok[R + r] = tok1[r];
+        sl2[r] = sl2[R + r] = slot[r];
+        se2[r] = se2[R + r] = sent[r];
+        rt[r] = 0, rt[R + r] = 1;
+    }
+    const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
+    const int sel = k > 0 && op->select_topk && k <= op->select_max_k;
+    if (op->step_begin) op->step_begin(s->x);
+    stts_status st = decode_step(s, 2 * R, tok, NULL, sl2, se2, 1, rt, R, 1, err);
+    if (!st && sel && (st = op->select_topk(s->x, s->logits, R, V, k, top, lp)))
+        st = stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, k, V);
+    if (op->step_begin) {
+        stts_status se = op->step_end(s->x, st != STTS_OK);
+        if (!st && se) st = op_failed(s, se, "step_end", err);
+    }
+    free(rows);
+    return st;
 }
 
 stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err) {

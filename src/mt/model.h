@@ -150,6 +150,16 @@ stts_status mt_decode_step_select(nllb_session *s, int R, const int32_t *tok, co
  * ends with select_ahead(ticket) on them; < 0: no logits (forced step). */
 stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
                                  const int *sent, int t, int sel_ticket, stts_error *err);
+/* The forced step and the next one in one pass (backend prefill_ok): for
+ * each of R slots, tok0[r] at position index 0 and tok1[r] at 1 (the
+ * decoder's start and the forced language token, both known before the
+ * pass), in 2R rows that read the weights once. The logits are those of the
+ * position-1 rows (s->logits[R][V]); k > 0 on a selecting backend: their
+ * top k into top/lp as mt_decode_step_select, else the caller selects from
+ * the logits. The same bits as the two steps, since every kernel computes
+ * each row alone; one decoder pass fewer per sentence. */
+stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const int32_t *tok1, const int *slot,
+                              const int *sent, int k, int32_t *top, float *lp, stts_error *err);
 /* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */

@@ -116,6 +116,41 @@ static stts_status step_select_top(nllb_session *s, int R, const int32_t *tok, c
     return st;
 }
 
+/* The forced step (cur 1) and the next (cur 2) as one pass of two rows a
+ * slot (mt_decode_prefill), where the backend can and the search needs
+ * both: cur 1's token is forced, not an end, and cur 2 is within the
+ * length. Its selection is cur 2's; cur 1's bookkeeping then runs as for a
+ * forced step without a decode, and cur 2 takes the selection made.
+ * STTS_PREFILL=0 runs the two steps (comparisons). */
+static int use_prefill(const nllb_session *s, const mt_search_cfg *c, int cur, int L) {
+    const char *e = getenv("STTS_PREFILL");
+    return s->be->prefill_ok && cur == 1 && c->bos_forced >= 0 && !is_eos(c, c->bos_forced) && cur + 1 < L &&
+           !(e && strcmp(e, "0") == 0);
+}
+
+/* mt_decode_prefill and its selection of k (select_top where the backend
+ * does not select). Rows: tok0 at position 0, bos at position 1, per slot. */
+static stts_status prefill_select_top(nllb_session *s, int R, const int32_t *tok0, int32_t bos, const int *slot,
+                                      const int *sent, int V, int k, int *top, float *lp, float *mx, float *lse,
+                                      int32_t *tok1, stts_error *err) {
+    const mt_backend_ops *op = s->be->ops;
+    const int sel = op->select_topk && k <= op->select_max_k;
+    for (int r = 0; r < R; r++) tok1[r] = bos;
+    stts_status st = mt_decode_prefill(s, R, tok0, tok1, slot, sent, sel ? k : 0, (int32_t *)top, lp, err);
+    if (!st && !sel) st = select_top(s, R, V, k, top, lp, mx, lse, err);
+    return st;
+}
+
+/* cur 2 after a prefill: its rows must be the prefill's position-1 rows
+ * (the forced step keeps every row in its slot, in order). */
+static stts_status prefill_rows_match(int R, const int32_t *tok, const int *slot, int pre_R, const int *pre_slot,
+                                      int32_t bos, stts_error *err) {
+    int ok = R == pre_R;
+    for (int r = 0; ok && r < R; r++) ok = tok[r] == bos && slot[r] == pre_slot[r];
+    return ok ? STTS_OK
+              : stts_error_set(err, STTS_ERR_INTERNAL, "search: the rows after the forced step are not the prefill's");
+}
+
 static int aborted(const mt_search_cfg *c) {
     return c->p && c->p->abort_flag && atomic_load(c->p->abort_flag) != 0;
 }
@@ -155,10 +190,11 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
     int *top = malloc((size_t)N * sizeof(int));
     float *mx = malloc((size_t)N * sizeof(float)), *lse = malloc((size_t)N * sizeof(float));
     float *lp = malloc((size_t)N * sizeof(float));
-    int32_t *tok = malloc((size_t)N * sizeof(int32_t));
-    int *len = malloc((size_t)N * sizeof(int));
+    int32_t *tok = malloc((size_t)N * sizeof(int32_t)), *tok1 = malloc((size_t)N * sizeof(int32_t));
+    int *len = malloc((size_t)N * sizeof(int)), *pre_slot = malloc((size_t)N * sizeof(int));
+    int pre_R = -1; /* rows of a prefill at cur 1 (its selection waits in top/lp for cur 2) */
     stts_status st = STTS_OK;
-    if (!seq || !score || !active || !slot || !top || !mx || !lse || !lp || !tok || !len) {
+    if (!seq || !score || !active || !slot || !top || !mx || !lse || !lp || !tok || !tok1 || !len || !pre_slot) {
         st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for greedy search");
         goto out;
     }
@@ -178,7 +214,16 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
             slot[r] = active[r];
         }
         int forced = (cur == 1 && c->bos_forced >= 0);
-        if ((st = step_select_top(s, R, tok, slot, active, cur - 1, forced, V, 1, top, lp, mx, lse, err))) goto out;
+        if (use_prefill(s, c, cur, L)) {
+            if ((st = prefill_select_top(s, R, tok, c->bos_forced, slot, active, V, 1, top, lp, mx, lse, tok1, err)))
+                goto out;
+            memcpy(pre_slot, slot, (size_t)R * sizeof(int));
+            pre_R = R;
+        } else if (cur == 2 && pre_R >= 0) {
+            if ((st = prefill_rows_match(R, tok, slot, pre_R, pre_slot, c->bos_forced, err))) goto out;
+        } else if ((st = step_select_top(s, R, tok, slot, active, cur - 1, forced, V, 1, top, lp, mx, lse, err))) {
+            goto out;
+        }
         int w = 0;
         for (int r = 0; r < R; r++) {
             int i = active[r];
@@ -194,6 +239,7 @@ static stts_status greedy(nllb_session *s, int N, const mt_search_cfg *c, nllb_r
     for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
 out:
     free(seq), free(score), free(active), free(slot), free(top), free(mx), free(lse), free(lp), free(tok), free(len);
+    free(tok1), free(pre_slot);
     return st;
 }
 
@@ -317,13 +363,14 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
     int32_t *ctok = NULL;
     beam_sent *bs = calloc((size_t)N, sizeof *bs);
     size_t rows = (size_t)N * B;
-    int32_t *tok = malloc(rows * sizeof(int32_t));
+    int32_t *tok = malloc(rows * sizeof(int32_t)), *tok1 = malloc(rows * sizeof(int32_t));
     int *slot = malloc(rows * sizeof(int)), *sent = malloc(rows * sizeof(int));
+    int *pre_slot = malloc(rows * sizeof(int)), pre_R = -1; /* a prefill at cur 1 (greedy's) */
     int *top = malloc(rows * K * sizeof(int));
     float *mx = malloc(rows * sizeof(float)), *lse = malloc(rows * sizeof(float));
     float *lp = malloc(rows * K * sizeof(float));
     int *rowbase = malloc((size_t)N * sizeof(int));
-    int ok = bs && tok && slot && sent && top && mx && lse && lp && rowbase;
+    int ok = bs && tok && tok1 && pre_slot && slot && sent && top && mx && lse && lp && rowbase;
     for (int i = 0; ok && i < N; i++) {
         beam_sent *b = &bs[i];
         b->run = malloc((size_t)B * L * sizeof(int32_t));
@@ -385,7 +432,16 @@ static stts_status beam(nllb_session *s, int N, const mt_search_cfg *c, nllb_res
         if (R == 0) break;
         int forced = (cur == 1 && c->bos_forced >= 0);
         int kk = K < V ? K : V;
-        if ((st = step_select_top(s, R, tok, slot, sent, cur - 1, forced, V, kk, top, lp, mx, lse, err))) goto out;
+        if (use_prefill(s, c, cur, L)) {
+            if ((st = prefill_select_top(s, R, tok, c->bos_forced, slot, sent, V, kk, top, lp, mx, lse, tok1, err)))
+                goto out;
+            memcpy(pre_slot, slot, (size_t)R * sizeof(int));
+            pre_R = R;
+        } else if (cur == 2 && pre_R >= 0) {
+            if ((st = prefill_rows_match(R, tok, slot, pre_R, pre_slot, c->bos_forced, err))) goto out;
+        } else if ((st = step_select_top(s, R, tok, slot, sent, cur - 1, forced, V, kk, top, lp, mx, lse, err))) {
+            goto out;
+        }
         for (int i = 0; i < N; i++) {
             beam_sent *b = &bs[i];
             if (b->done) continue;
@@ -557,6 +613,7 @@ out:
             free(b->flen), free(b->flen2), free(b->fs), free(b->fs2), free(b->ff), free(b->ff2);
         }
     free(bs), free(tok), free(slot), free(sent), free(top), free(mx), free(lse), free(lp), free(rowbase);
+    free(tok1), free(pre_slot);
     free(cval), free(cbeam), free(ctok);
     return st;
 }

@@ -1153,6 +1153,7 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
         c->base.ops = &c->ops_search_selects;
     }
     c->base.threads = threads;
+    c->base.prefill_ok = 1; /* cpu_attention writes every row's key and value before it reads */
     c->level = simd > 0 ? simd : best;
     c->max_kv = max_kv;
     c->load_pool = mt_pool_new(threads);

@@ -559,6 +559,45 @@ static void test_batch_equals_single(void) {
     nllb_model_free(m);
 }
 
+/* The forced language step and the first chosen step as one pass of two
+ * rows (mt_decode_prefill, the CPU's default) give the bits of the two
+ * steps: the same ids and the same scores to the last bit, greedy and beam,
+ * one sentence and several, and at the lengths where the search may not
+ * run both steps (1 and 2 new tokens). */
+static void test_prefill_same_bits(void) {
+    nllb_model *m = tiny_model(2, NLLB_SIMD_AUTO);
+    if (!m) return;
+    stts_error e;
+    nllb_session *s;
+    CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
+    const int32_t s1[] = {347, 5, 6, 7, 2}, s2[] = {347, 2}, s3[] = {347, 200, 201, 202, 203, 204, 205, 206, 2};
+    const int32_t *src[3] = {s1, s2, s3};
+    int lens[3] = {5, 2, 9};
+    const int maxnew[] = {1, 2, 3, 15};
+    for (int beams = 1; beams <= 3; beams += 2)
+        for (int n = 1; n <= 3; n += 2)
+            for (size_t q = 0; q < sizeof maxnew / sizeof maxnew[0]; q++) {
+                nllb_translate_params p = nllb_translate_default_params();
+                p.num_beams = beams;
+                p.max_new_tokens = maxnew[q];
+                nllb_result a[3], b[3];
+                unsetenv("STTS_PREFILL");
+                CHECK(nllb_translate_ids(s, src, lens, n, 380, &p, a, &e) == STTS_OK);
+                setenv("STTS_PREFILL", "0", 1);
+                CHECK(nllb_translate_ids(s, src, lens, n, 380, &p, b, &e) == STTS_OK);
+                unsetenv("STTS_PREFILL");
+                for (int i = 0; i < n; i++) {
+                    CHECK_EQ_INT(a[i].n_ids, b[i].n_ids);
+                    for (int k = 0; k < a[i].n_ids && k < b[i].n_ids; k++) CHECK_EQ_INT(a[i].ids[k], b[i].ids[k]);
+                    CHECK(memcmp(&a[i].score, &b[i].score, sizeof(float)) == 0);
+                    nllb_result_clear(&a[i]);
+                    nllb_result_clear(&b[i]);
+                }
+            }
+    nllb_session_free(s);
+    nllb_model_free(m);
+}
+
 /* A caller's shortlist (NLLB_SHORTLIST_IDS) is cached by the list as given,
  * so the sort happens once per list: the same list again, the same ids in a
  * new buffer, in another order or with duplicates all give the same
@@ -990,6 +1029,7 @@ int main(void) {
     TEST_RUN(test_search_against_reference);
     TEST_RUN(test_beam_matches_literal_hf_transcription);
     TEST_RUN(test_batch_equals_single);
+    TEST_RUN(test_prefill_same_bits);
     TEST_RUN(test_force_length_callback_abort);
     TEST_RUN(test_bad_input_and_truncation);
     TEST_RUN(test_languages);

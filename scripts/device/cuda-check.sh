@@ -64,6 +64,8 @@ STTS_CUDA_PROGRAM=1 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_prog.log" 2>&1
 note "test_cuda with step programs rc=$? : $(tail -1 "$OUT/test_cuda_prog.log")"
 STTS_CUDA_AHEAD=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_noahead.log" 2>&1
 note "test_cuda with greedy waiting for each step rc=$? : $(tail -1 "$OUT/test_cuda_noahead.log")"
+STTS_PREFILL=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_noprefill.log" 2>&1
+note "test_cuda with the forced step as a pass of its own (STTS_PREFILL=0) rc=$? : $(tail -1 "$OUT/test_cuda_noprefill.log")"
 STTS_CUDA_GEMM=0 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_nogemm.log" 2>&1
 note "test_cuda with the encoder on GEMVs rc=$? : $(tail -1 "$OUT/test_cuda_nogemm.log")"
 for n in 0 1; do # the LayerNorm in every GEMV's prologue (0), as its own launch from one row on (1)

@@ -238,10 +238,10 @@ struct mt_backend {
     int threads;      /* default executor threads */
     char desc[64];    /* "cpu avx2 x2" */
     int greedy_ahead; /* 1: greedy runs a step ahead (the four ops above; CUDA unless STTS_CUDA_AHEAD=0) */
-    /* 1: a step's rows may be two positions of one slot (mt_decode_prefill):
-     * attention writes every row's new key and value before any row reads
-     * its cache (CPU). The CUDA attention kernel reads the cache while other
-     * rows' blocks write it, so it leaves this 0. */
+    /* 1: a step's rows may be two positions of one slot (mt_decode_prefill),
+     * each attending to the other's new key and value: the CPU writes every
+     * row's before any row reads; CUDA runs such rows' attention in two
+     * launches (attention_waves). */
     int prefill_ok;
 };
 

@@ -340,7 +340,7 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
 }
 
 stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const int32_t *tok1, const int *slot,
-                              const int *sent, int k, int32_t *top, float *lp, stts_error *err) {
+                              const int *sent, int k, int32_t *top, float *lp, int ticket, stts_error *err) {
     const mt_backend_ops *op = s->be->ops;
     if (!s->be->prefill_ok || R < 1 || R > s->cap_slots)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED, "backend %s cannot run two positions of a slot in one pass",
@@ -359,11 +359,13 @@ stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const
         rt[r] = 0, rt[R + r] = 1;
     }
     const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
-    const int sel = k > 0 && op->select_topk && k <= op->select_max_k;
+    const int sel = ticket < 0 && k > 0 && op->select_topk && k <= op->select_max_k;
     if (op->step_begin) op->step_begin(s->x);
     stts_status st = decode_step(s, 2 * R, tok, NULL, sl2, se2, 1, rt, R, 1, err);
     if (!st && sel && (st = op->select_topk(s->x, s->logits, R, V, k, top, lp)))
         st = stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, k, V);
+    if (!st && ticket >= 0 && (st = op->select_ahead(s->x, s->logits, R, V, ticket)))
+        st = stts_error_set(err, st, "backend %s failed (selecting the best of %d logits)", s->be->desc, V);
     if (op->step_begin) {
         stts_status se = op->step_end(s->x, st != STTS_OK);
         if (!st && se) st = op_failed(s, se, "step_end", err);

@@ -156,10 +156,11 @@ stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, con
  * pass), in 2R rows that read the weights once. The logits are those of the
  * position-1 rows (s->logits[R][V]); k > 0 on a selecting backend: their
  * top k into top/lp as mt_decode_step_select, else the caller selects from
- * the logits. The same bits as the two steps, since every kernel computes
- * each row alone; one decoder pass fewer per sentence. */
+ * the logits; ticket >= 0 (greedy ahead): select_ahead on them instead.
+ * The same ids as the two steps (the CPU: the same bits, every kernel
+ * computes each row alone); one decoder pass fewer per sentence. */
 stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const int32_t *tok1, const int *slot,
-                              const int *sent, int k, int32_t *top, float *lp, stts_error *err);
+                              const int *sent, int k, int32_t *top, float *lp, int ticket, stts_error *err);
 /* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */

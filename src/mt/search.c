@@ -136,7 +136,7 @@ static stts_status prefill_select_top(nllb_session *s, int R, const int32_t *tok
     const mt_backend_ops *op = s->be->ops;
     const int sel = op->select_topk && k <= op->select_max_k;
     for (int r = 0; r < R; r++) tok1[r] = bos;
-    stts_status st = mt_decode_prefill(s, R, tok0, tok1, slot, sent, sel ? k : 0, (int32_t *)top, lp, err);
+    stts_status st = mt_decode_prefill(s, R, tok0, tok1, slot, sent, sel ? k : 0, (int32_t *)top, lp, -1, err);
     if (!st && !sel) st = select_top(s, R, V, k, top, lp, mx, lse, err);
     return st;
 }
@@ -262,11 +262,11 @@ static stts_status greedy_ahead(nllb_session *s, int N, const mt_search_cfg *c, 
     unsigned char *done = calloc((size_t)N, 1);
     int *rows[2] = {malloc((size_t)N * sizeof(int)), malloc((size_t)N * sizeof(int))}; /* a step's rows, by cur & 1 */
     int *from = malloc((size_t)N * sizeof(int)), *top = malloc((size_t)N * sizeof(int));
-    int32_t *tok = malloc((size_t)N * sizeof(int32_t));
+    int32_t *tok = malloc((size_t)N * sizeof(int32_t)), *tok1 = malloc((size_t)N * sizeof(int32_t));
     float *lp = malloc((size_t)N * sizeof(float));
     int nrows[2] = {0, 0};
     stts_status st = STTS_OK;
-    if (!seq || !score || !len || !done || !rows[0] || !rows[1] || !from || !top || !tok || !lp) {
+    if (!seq || !score || !len || !done || !rows[0] || !rows[1] || !from || !top || !tok || !tok1 || !lp) {
         st = stts_error_set(err, STTS_ERR_NOMEM, "out of memory for greedy search");
         goto out;
     }
@@ -290,6 +290,24 @@ static stts_status greedy_ahead(nllb_session *s, int N, const mt_search_cfg *c, 
                 if (!done[pr[r]]) from[R] = r, rw[R++] = pr[r];
         if (R == 0) break; /* every row finished; step cur - 1's results are not needed */
         int forced = (cur == 1 && c->bos_forced >= 0);
+        if (use_prefill(s, c, cur, L)) {
+            /* the forced step and step 2 in one pass; step 2's choices stay
+             * on the device under ticket 0 for step 3, as a step 2 submitted
+             * on its own would leave them */
+            for (int r = 0; r < R; r++) tok[r] = seq[(size_t)rw[r] * L], tok1[r] = c->bos_forced;
+            if ((st = mt_decode_prefill(s, R, tok, tok1, rw, rw, 0, NULL, NULL, 2 & 1, err))) goto out;
+            for (int r = 0; r < R; r++) {
+                int i = rw[r];
+                rows[2 & 1][r] = i;
+                seq[(size_t)i * L + 1] = c->bos_forced;
+                len[i] = 2;
+                if (c->p && c->p->on_token) c->p->on_token(c->p->user, i, 1, c->bos_forced);
+            }
+            nrows[1 & 1] = nrows[2 & 1] = R;
+            prev_sel = 1;
+            cur = 2; /* the loop goes on with step 3 */
+            continue;
+        }
         if (!prev_sel)
             for (int r = 0; r < R; r++) tok[r] = seq[(size_t)rw[r] * L + cur - 1];
         if ((st = mt_decode_step_ahead(s, R, prev_sel ? NULL : tok, from, rw, rw, cur - 1, forced ? -1 : cur & 1,
@@ -338,7 +356,7 @@ static stts_status greedy_ahead(nllb_session *s, int N, const mt_search_cfg *c, 
     for (int i = 0; i < N && !st; i++) st = set_result(&res[i], seq + (size_t)i * L, len[i], score[i], err);
 out:
     free(seq), free(score), free(len), free(done), free(rows[0]), free(rows[1]), free(from), free(top), free(tok),
-        free(lp);
+        free(tok1), free(lp);
     return st;
 }
 

@@ -734,7 +734,9 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         mtk_new_kv nkv = {(const float *)r->p[2], (const float *)r->p[3], r->i[7]};
         return mtk_attention(c->st, rows, r->i[1], r->i[2], (const float *)r->p[0], r->i[3], k, k + rows,
                              (const int *)(k + 2 * rows), r->i[4], (float *)r->p[1], r->i[5], r->i[6],
-                             r->n ? 2 /* the encoder's keys and values */ : 1 /* recorded: a decode step's caches */,
+                             r->n == 1   ? 2 /* the encoder's keys and values */
+                             : r->n == 2 ? 0 /* rows after others that wrote their caches in the step before */
+                                         : 1 /* recorded: a decode step's caches */,
                              &nkv, act_of(c));
     }
     case R_COPY: return mtk_copy_list(c->st, (const float *const *)(A + r->off), r->i[0], r->n);
@@ -1071,7 +1073,38 @@ stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g,
                                   act_of(c)));
 }
 
-stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
+/* Rows that share a cache (a prefill: positions 0 and 1 of one slot, with
+ * their new keys and values) cannot run in one launch: a block would read
+ * the position another block is writing. The rows up to the first one whose
+ * cache an earlier row also writes go first; the rest follow in a launch of
+ * their own that reads nothing before it waits (after_write). */
+static int first_shared_cache_row(const mt_attn_args *a) {
+    if (!a->new_k) return a->rows;
+    for (int h = 1; h < a->rows; h++)
+        for (int j = 0; j < h; j++)
+            if (a->k[j] == a->k[h]) return h;
+    return a->rows;
+}
+
+static stts_status attention_rows(mt_exec *x, const mt_attn_args *a, int after_write);
+
+static stts_status attention_waves(mt_exec *x, const mt_attn_args *a, int after_write) {
+    const int h = first_shared_cache_row(a);
+    if (h == a->rows) return attention_rows(x, a, after_write);
+    mt_attn_args w1 = *a, w2 = *a;
+    w1.rows = h;
+    w2.rows = a->rows - h;
+    w2.q = a->q + (size_t)h * a->q_stride;
+    w2.k = a->k + h, w2.v = a->v + h, w2.kv_len = a->kv_len + h;
+    w2.out = a->out + (size_t)h * a->out_stride;
+    w2.new_k = a->new_k + (size_t)h * a->new_stride, w2.new_v = a->new_v + (size_t)h * a->new_stride;
+    stts_status st = attention_rows(x, &w1, after_write);
+    return st ? st : attention_waves(x, &w2, 1);
+}
+
+stts_status be_attention(mt_exec *x, const mt_attn_args *a) { return attention_waves(x, a, 0); }
+
+static stts_status attention_rows(mt_exec *x, const mt_attn_args *a, int after_write) {
     cuda_exec *c = cx(x);
     int max_kv = ((cuda_backend *)x->be)->max_kv;
     if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
@@ -1090,7 +1123,9 @@ stts_status be_attention(mt_exec *x, const mt_attn_args *a) {
         rr->i[0] = a->rows, rr->i[1] = a->heads, rr->i[2] = a->head_dim, rr->p[0] = a->q, rr->i[3] = a->q_stride;
         rr->i[4] = a->kv_stride, rr->p[1] = a->out, rr->i[5] = a->out_stride, rr->i[6] = max_kv, rr->off = off;
         rr->p[2] = a->new_k, rr->p[3] = a->new_v, rr->i[7] = a->new_stride;
-        rr->n = (size_t)(a->kv_static != 0); /* read back as mtk_attention's old_kv 2 */
+        /* read back as mtk_attention's old_kv: 2 (1 here) the encoder's keys,
+         * 0 (2 here) nothing before the wait, 1 (0 here) a decode step's caches */
+        rr->n = after_write ? 2 : (size_t)(a->kv_static != 0);
         return STTS_OK;
     }
     mtk_new_kv nkv = {a->new_k, a->new_v, a->new_stride};
@@ -1465,6 +1500,7 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     context_limits();
     const char *ah = getenv("STTS_CUDA_AHEAD"); /* 0: greedy waits for each step's choice (A/B runs) */
     c->base.greedy_ahead = !(ah && strcmp(ah, "0") == 0);
+    c->base.prefill_ok = 1; /* rows that share a cache run in waves (attention_waves) */
     *out = &c->base;
     return STTS_OK;
 }

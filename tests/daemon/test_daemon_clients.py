@@ -136,8 +136,40 @@ check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 # Each connection may hold a 16 MiB line: 64 of them held ~1 GiB. Four 15 MiB lines
 # in the middle of being sent fill the 64 MiB budget: a fifth is refused and closed
 # (error reply, log line), and the four still complete and are answered.
+# Each line stops in the middle, and 5 s of silence closes a connection: each
+# is kept alive from the moment it is sent (KeepAlive). Under ASan on 2 loaded
+# cores the daemon takes ~1.5 s to read each 15 MiB, so the first line waited
+# ~4.5 s for the other three here, and in section 5 (a smaller send buffer,
+# the keep-alive started after the last filler) the first filler was closed as
+# silent: the keep-alive's EPIPE, then the budget free and no probe refused.
 MB15 = 15 << 20
+
+
+class KeepAlive:
+    """A byte a second into each connection of conns (a list that may grow
+    meanwhile); stop() ends it. A send that fails is kept in errors."""
+
+    def __init__(self, conns):
+        self.conns, self.errors, self.done = conns, [], threading.Event()
+        self.th = threading.Thread(target=self.run, daemon=True)   # a failed check must not wait on it
+        self.th.start()
+
+    def run(self):
+        try:
+            while not self.done.wait(1.0):
+                for c in list(self.conns):
+                    c.sendall(b"p")
+        except OSError as e:
+            self.errors.append(e)
+
+    def stop(self):
+        self.done.set()
+        self.th.join()
+        return self.errors
+
+
 big = []
+ka4 = KeepAlive(big)
 for i in range(4):
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.connect(d.sock)
@@ -153,6 +185,7 @@ r = recv_line(extra, tolerate_reset=True)
 extra.close()
 check(b"input memory" in r, "a fifth 15 MiB request past the budget refused: %r" % r[:200])
 wait_for(lambda: "would pass 64 MiB of input" in read(log), "the refusal logged")
+check(not ka4.stop(), "the four lines kept alive: %r" % ka4.errors)
 for c in big:
     c.sendall(b'"}\n')
     r = recv_line(c)
@@ -172,24 +205,15 @@ check(d.req({"v": 1, "op": "ping"})["ok"], "the daemon still answers")
 # EPIPE, no probe ever refused). 190 KiB fit in a socket's default send
 # buffer unread; with an 8 KiB one, sendall returns once all but <= 8 KiB are
 # read, past the 128 KiB step of the buffer's doubling.
+# The fillers are in the middle of a line: kept alive from the first one on.
 fill = []
+ka = KeepAlive(fill)
 for size in [MB15] * 4 + [190 << 10]:   # 4 x 16 MiB buffers + 256 KiB: the whole 64.25 MiB budget
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     c.connect(d.sock)
     c.sendall(b'{"v":1,"op":"ping","pad":"' + b"p" * size)
     fill.append(c)
-alive = threading.Event()
-
-
-def keep_alive():   # the fillers are in the middle of a line: 5 s of silence closes them
-    while not alive.wait(1.0):
-        for c in fill:
-            c.sendall(b"p")
-
-
-ka = threading.Thread(target=keep_alive)
-ka.start()
 
 
 def full():
@@ -205,7 +229,8 @@ def full():
     return b"input memory" in r
 
 
-wait_for(full, "the input budget in use", deadline=60)
+wait_for(lambda: ka.errors or full(), "the input budget in use", deadline=60)
+assert not ka.errors, "a filler was closed (%r): %s" % (ka.errors, read(log)[-600:])
 TEXT = "This reply came while the input budget was in use."
 henv = dict(d.env, STREAM_TTS_SOCKET=d.sock, STREAM_TTS_HOOK_BUDGET_MS="5000")
 henv.pop("STREAM_TTS_DAEMON", None)
@@ -214,8 +239,7 @@ hk = subprocess.run([BIN, "hook"], input=json.dumps(stop("M", TEXT)).encode(), c
 check(hk.returncode == 0 and hk.stdout == b"", "the hook exits 0 silently: %r" % (hk,))
 hook_log = read(os.path.join(d.dir, "hook.log"))
 check("spooled to" in hook_log, "the hook spooled the request turned away: %s" % hook_log[-600:])
-alive.set()
-ka.join()
+check(not ka.stop(), "the fillers kept alive: %r" % ka.errors)
 for c in fill:
     c.sendall(b'"}\n')
     recv_line(c)

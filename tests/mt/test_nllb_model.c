@@ -531,26 +531,36 @@ static void test_beam_matches_literal_hf_transcription(void) {
     nllb_model_free(m);
 }
 
+/* Three sources of 5, 2 and 9 tokens (eng_Latn 347 ... </s>) for the
+ * batch tests below. */
+static const int32_t src3_a[] = {347, 5, 6, 7, 2}, src3_b[] = {347, 2},
+                     src3_c[] = {347, 200, 201, 202, 203, 204, 205, 206, 2};
+static const int32_t *const src3[3] = {src3_a, src3_b, src3_c};
+static int src3_lens[3] = {5, 2, 9};
+
+/* a and b hold the same ids, and scores within tol (0: the same bits). */
+static void check_same_result(const nllb_result *a, const nllb_result *b, double tol) {
+    CHECK_EQ_INT(a->n_ids, b->n_ids);
+    for (int k = 0; k < a->n_ids && k < b->n_ids; k++) CHECK_EQ_INT(a->ids[k], b->ids[k]);
+    if (tol > 0) CHECK_NEAR(a->score, b->score, tol);
+    else CHECK(memcmp(&a->score, &b->score, sizeof(float)) == 0);
+}
+
 static void test_batch_equals_single(void) {
     nllb_model *m = tiny_model(2, NLLB_SIMD_AUTO);
     if (!m) return;
     stts_error e;
     nllb_session *s;
     CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
-    const int32_t s1[] = {347, 5, 6, 7, 2}, s2[] = {347, 2}, s3[] = {347, 200, 201, 202, 203, 204, 205, 206, 2};
-    const int32_t *src[3] = {s1, s2, s3};
-    int lens[3] = {5, 2, 9};
     for (int beams = 1; beams <= 3; beams += 2) {
         nllb_translate_params p = nllb_translate_default_params();
         p.num_beams = beams;
         p.max_new_tokens = 15;
         nllb_result rb[3], r1;
-        CHECK(nllb_translate_ids(s, src, lens, 3, 380, &p, rb, &e) == STTS_OK);
+        CHECK(nllb_translate_ids(s, src3, src3_lens, 3, 380, &p, rb, &e) == STTS_OK);
         for (int i = 0; i < 3; i++) {
-            CHECK(nllb_translate_ids(s, &src[i], &lens[i], 1, 380, &p, &r1, &e) == STTS_OK);
-            CHECK_EQ_INT(r1.n_ids, rb[i].n_ids);
-            for (int k = 0; k < r1.n_ids && k < rb[i].n_ids; k++) CHECK_EQ_INT(r1.ids[k], rb[i].ids[k]);
-            CHECK_NEAR(r1.score, rb[i].score, 1e-5);
+            CHECK(nllb_translate_ids(s, &src3[i], &src3_lens[i], 1, 380, &p, &r1, &e) == STTS_OK);
+            check_same_result(&r1, &rb[i], 1e-5);
             nllb_result_clear(&r1);
             nllb_result_clear(&rb[i]);
         }
@@ -570,9 +580,6 @@ static void test_prefill_same_bits(void) {
     stts_error e;
     nllb_session *s;
     CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
-    const int32_t s1[] = {347, 5, 6, 7, 2}, s2[] = {347, 2}, s3[] = {347, 200, 201, 202, 203, 204, 205, 206, 2};
-    const int32_t *src[3] = {s1, s2, s3};
-    int lens[3] = {5, 2, 9};
     const int maxnew[] = {1, 2, 3, 15};
     for (int beams = 1; beams <= 3; beams += 2)
         for (int n = 1; n <= 3; n += 2)
@@ -582,14 +589,12 @@ static void test_prefill_same_bits(void) {
                 p.max_new_tokens = maxnew[q];
                 nllb_result a[3], b[3];
                 unsetenv("STTS_PREFILL");
-                CHECK(nllb_translate_ids(s, src, lens, n, 380, &p, a, &e) == STTS_OK);
+                CHECK(nllb_translate_ids(s, src3, src3_lens, n, 380, &p, a, &e) == STTS_OK);
                 setenv("STTS_PREFILL", "0", 1);
-                CHECK(nllb_translate_ids(s, src, lens, n, 380, &p, b, &e) == STTS_OK);
+                CHECK(nllb_translate_ids(s, src3, src3_lens, n, 380, &p, b, &e) == STTS_OK);
                 unsetenv("STTS_PREFILL");
                 for (int i = 0; i < n; i++) {
-                    CHECK_EQ_INT(a[i].n_ids, b[i].n_ids);
-                    for (int k = 0; k < a[i].n_ids && k < b[i].n_ids; k++) CHECK_EQ_INT(a[i].ids[k], b[i].ids[k]);
-                    CHECK(memcmp(&a[i].score, &b[i].score, sizeof(float)) == 0);
+                    check_same_result(&a[i], &b[i], 0.0);
                     nllb_result_clear(&a[i]);
                     nllb_result_clear(&b[i]);
                 }

@@ -573,11 +573,29 @@ static void test_batch_equals_single(void) {
  * rows (mt_decode_prefill, the CPU's default) give the bits of the two
  * steps: the same ids and the same scores to the last bit, greedy and beam,
  * one sentence and several, and at the lengths where the search may not
- * run both steps (1 and 2 new tokens). */
+ * run both steps (1 and 2 new tokens); f32, bf16 and int8 weights, at the
+ * scalar level and the best one of this CPU (each kernel's 2-row path
+ * against its 1-row path). */
+static void prefill_same_bits(nllb_weights wfmt, nllb_simd simd);
 static void test_prefill_same_bits(void) {
-    nllb_model *m = tiny_model(2, NLLB_SIMD_AUTO);
-    if (!m) return;
+    const nllb_weights fm[] = {NLLB_WEIGHTS_F32, NLLB_WEIGHTS_BF16, NLLB_WEIGHTS_INT8};
+    for (size_t i = 0; i < sizeof fm / sizeof fm[0]; i++) {
+        prefill_same_bits(fm[i], NLLB_SIMD_SCALAR);
+        prefill_same_bits(fm[i], NLLB_SIMD_AUTO);
+    }
+}
+
+static void prefill_same_bits(nllb_weights wfmt, nllb_simd simd) {
+    nllb_config c = tiny_config();
+    nllb_model_params mp = nllb_model_default_params();
+    mp.threads = 2;
+    mp.simd = simd;
+    mp.weights = wfmt;
+    nllb_model *m = NULL;
     stts_error e;
+    CHECK_MSG(nllb_model_new_random(&c, 42, &mp, &m, &e) == STTS_OK, "%s", e.msg);
+    if (!m) return;
+    CHECK(nllb_model_weights(m) == wfmt);
     nllb_session *s;
     CHECK(nllb_session_new(m, NULL, &s, &e) == STTS_OK);
     const int maxnew[] = {1, 2, 3, 15};

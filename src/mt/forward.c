@@ -346,8 +346,9 @@ stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const
         return stts_error_set(err, STTS_ERR_UNSUPPORTED, "backend %s cannot run two positions of a slot in one pass",
                               s->be->desc);
     /* rows [0, R): position 0; rows [R, 2R): position 1 of the same slots.
-     * The attention writes every row's key and value into its cache before
-     * it reads any (the CPU backend), so row R + r sees row r's position 0. */
+     * Row R + r must see row r's new key and value: the CPU's attention
+     * writes every row's into the caches before it reads any, CUDA's runs
+     * the rows that share a cache in two launches (backend.h prefill_ok). */
     int *rows = malloc((size_t)8 * R * sizeof(int)); /* once per sentence */
     if (!rows) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory for the decoder's first pass");
     int32_t *tok = (int32_t *)rows;

@@ -70,6 +70,9 @@ typedef struct {
     int *sel_top;       /* select_topk: each chunk's top k columns [rows][chunks][k] */
     double *sel_sum;    /* each chunk's exponential sum, then its count of columns in sel_top [rows][chunks] */
     size_t sel_top_n, sel_sum_n;
+    float *pos_tab;     /* sinusoidal position rows [pos_n][pos_d], filled on first use (pos_have) */
+    unsigned char *pos_have;
+    int pos_n, pos_d, pos_round;
     int profile;                          /* STTS_CPU_PROFILE */
     uint64_t prof_ns[PROF_N][3], prof_calls[PROF_N][3]; /* [kind][phase: prof_phase] */
     uint32_t prof_hist[PROF_N][3][40];    /* calls by duration, in powers of two of ns */
@@ -542,6 +545,8 @@ static void cpu_exec_free(mt_exec *xh) {
     free(x->tile);
     free(x->xq);
     free(x->xs);
+    free(x->pos_tab);
+    free(x->pos_have);
     free(x->sel_top);
     free(x->sel_sum);
     free(x);
@@ -733,52 +738,24 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
     return STTS_OK;
 }
 
-/* ---- LayerNorm: mean and biased variance in double, as exact as f32 allows ---- */
-/* One row of LayerNorm. */
-static void layernorm_row(const float *xr, int D, const float *g, const float *b, float eps, float *yr) {
-    /* 4 running sums: one chain of 1024 dependent double adds took ~9 us a
-     * row (a decode step has 25 LayerNorms: 10% of a 16-thread int8 step).
-     * Summation order in double moves the sums by ~1e-16, far below what the
-     * float mean and 1/std keep (the GPU's block reductions give the same
-     * bits, test_cuda). */
-    double s4[4] = {0, 0, 0, 0}, v4[4] = {0, 0, 0, 0};
-    int i = 0;
-    for (; i + 4 <= D; i += 4)
-        for (int j = 0; j < 4; j++) s4[j] += xr[i + j];
-    for (; i < D; i++) s4[0] += xr[i];
-    double mean = ((s4[0] + s4[1]) + (s4[2] + s4[3])) / D;
-    for (i = 0; i + 4 <= D; i += 4)
-        for (int j = 0; j < 4; j++) {
-            double d = xr[i + j] - mean;
-            v4[j] += d * d;
-        }
-    for (; i < D; i++) {
-        double d = xr[i] - mean;
-        v4[0] += d * d;
-    }
-    double v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
-    float rstd = (float)(1.0 / sqrt(v / D + (double)eps));
-    float mf = (float)mean;
-    for (i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
-}
-
+/* ---- LayerNorm (kernels.c: mt_layernorm_row) ---- */
 typedef struct {
     const float *x, *g, *b;
     float *y;
-    int D;
+    int D, level;
     float eps;
 } ln_job;
 
 static void ln_chunk(void *arg, int row, int tid) {
     (void)tid;
     const ln_job *j = arg;
-    layernorm_row(j->x + (size_t)row * j->D, j->D, j->g, j->b, j->eps, j->y + (size_t)row * j->D);
+    mt_layernorm_row(j->level, j->x + (size_t)row * j->D, j->D, j->g, j->b, j->eps, j->y + (size_t)row * j->D);
 }
 
 static stts_status cpu_layernorm_run(mt_exec *xh, const float *x, int M, const mt_weight *gw, const mt_weight *bw,
                                      float eps, float *y) {
     cpu_exec *c = (cpu_exec *)xh;
-    ln_job j = {x, vec_f32(gw), vec_f32(bw), y, gw->cols, eps};
+    ln_job j = {x, vec_f32(gw), vec_f32(bw), y, gw->cols, c->level, eps};
     if (M >= ROWS_PAR_MIN && c->head.threads > 1) {
         mt_pool_run(c->pool, M, ln_chunk, &j);
         return STTS_OK;
@@ -826,17 +803,25 @@ static void attn_group(cpu_exec *c, const mt_attn_args *a, int r, int h0, int G,
     float *o = a->out + (size_t)r * a->out_stride + off;
     float mx[ATTN_GROUP_MAX], inv[ATTN_GROUP_MAX];
     for (int g = 0; g < G; g++) mx[g] = -INFINITY;
-    for (int j = 0; j < ahead && j < n; j++) attn_prefetch(k + (size_t)j * ks, bytes);
-    for (int j = 0; j < n; j++) {
-        if (j + ahead < n) attn_prefetch(k + (size_t)(j + ahead) * ks, bytes);
+    /* Positions go 4 at a time (mt_dot4, mt_axpy4: the one-key kernels'
+     * bits): a 20-token encoder layer's attention was 12,800 calls of 64
+     * multiply-adds each, ~7% of the encoder's time on the VNNI VM. */
+    for (int j = 0; j < ahead * 4 && j < n; j++) attn_prefetch(k + (size_t)j * ks, bytes);
+    for (int j = 0; j < n; j += 4) {
+        int cnt = n - j < 4 ? n - j : 4;
+        for (int t = 0; t < cnt; t++)
+            if (j + ahead * 4 + t < n) attn_prefetch(k + (size_t)(j + ahead * 4 + t) * ks, bytes);
         const float *kj = k + (size_t)j * ks;
         for (int g = 0; g < G; g++) {
-            float d = mt_dot(c->level, q + (size_t)g * hd, kj + (size_t)g * hd, hd);
-            sc[(size_t)g * n + j] = d;
-            if (d > mx[g]) mx[g] = d;
+            float d[4];
+            mt_dot4(c->level, q + (size_t)g * hd, kj + (size_t)g * hd, ks, cnt, hd, d);
+            for (int t = 0; t < cnt; t++) {
+                sc[(size_t)g * n + j + t] = d[t];
+                if (d[t] > mx[g]) mx[g] = d[t];
+            }
         }
     }
-    for (int j = 0; j < ahead && j < n; j++) attn_prefetch(v + (size_t)j * ks, bytes);
+    for (int j = 0; j < ahead * 4 && j < n; j++) attn_prefetch(v + (size_t)j * ks, bytes);
     for (int g = 0; g < G; g++) {
         float *s = sc + (size_t)g * n;
         double sum = 0.0;
@@ -848,11 +833,16 @@ static void attn_group(cpu_exec *c, const mt_attn_args *a, int r, int h0, int G,
     }
     memset(o, 0, bytes);
     /* softmax first, then the weighted sum (torch: softmax, then bmm). */
-    for (int j = 0; j < n; j++) {
-        if (j + ahead < n) attn_prefetch(v + (size_t)(j + ahead) * ks, bytes);
+    for (int j = 0; j < n; j += 4) {
+        int cnt = n - j < 4 ? n - j : 4;
+        for (int t = 0; t < cnt; t++)
+            if (j + ahead * 4 + t < n) attn_prefetch(v + (size_t)(j + ahead * 4 + t) * ks, bytes);
         const float *vj = v + (size_t)j * ks;
-        for (int g = 0; g < G; g++)
-            mt_axpy(c->level, sc[(size_t)g * n + j] * inv[g], vj + (size_t)g * hd, o + (size_t)g * hd, hd);
+        for (int g = 0; g < G; g++) {
+            float p[4];
+            for (int t = 0; t < cnt; t++) p[t] = sc[(size_t)g * n + j + t] * inv[g];
+            mt_axpy4(c->level, p, vj + (size_t)g * hd, ks, cnt, o + (size_t)g * hd, hd);
+        }
     }
 }
 
@@ -940,26 +930,74 @@ static inline float pos_value(float v, int mode) {
     return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v;
 }
 
-static stts_status cpu_embed_run(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
-                                 float scale, int pad_idx, int pos_round, float *out) {
-    (void)xh;
-    const cpu_weight *t = (const cpu_weight *)tw;
-    const int D = tw->cols;
+/* Position p's sinusoid row (D values, rounded as pos_round asks). */
+static void pos_row(int p, int D, int pos_round, float *row) {
     int half = D / 2;
     float negc = (float)(-(log(10000.0) / (double)(half - 1)));
+    for (int i = 0; i < half; i++) {
+        float f = expf((float)i * negc);
+        float ang = (float)p * f;
+        row[i] = pos_value(sinf(ang), pos_round);
+        row[half + i] = pos_value(cosf(ang), pos_round);
+    }
+    if (D & 1) row[D - 1] = 0.0f; /* odd D: the last column is a zero pad */
+}
+
+/* The row of position p from the executor's table, computed on first use:
+ * a decode step spent ~10 us in 1024 sinf/cosf/expf for its one row, the
+ * encoder ~0.2 ms for 20; the same row comes back every sentence. NULL when
+ * the table cannot grow (the caller computes the row itself). */
+static const float *pos_cached(cpu_exec *x, int p, int D, int pos_round) {
+    if (x->pos_d != D || x->pos_round != pos_round) { /* another model shape: start over */
+        free(x->pos_tab);
+        free(x->pos_have);
+        x->pos_tab = NULL, x->pos_have = NULL, x->pos_n = 0;
+        x->pos_d = D, x->pos_round = pos_round;
+    }
+    if (p < 0 || p >= 4096) return NULL; /* past NLLB's 1026 positions: computed in place */
+    if (p >= x->pos_n) {
+        int n = x->pos_n ? x->pos_n : 256;
+        while (n <= p) n *= 2;
+        float *t = realloc(x->pos_tab, (size_t)n * D * sizeof(float));
+        if (!t) return NULL;
+        x->pos_tab = t;
+        unsigned char *h = realloc(x->pos_have, (size_t)n);
+        if (!h) return NULL;
+        memset(h + x->pos_n, 0, (size_t)(n - x->pos_n));
+        x->pos_have = h, x->pos_n = n;
+    }
+    float *row = x->pos_tab + (size_t)p * D;
+    if (!x->pos_have[p]) {
+        pos_row(p, D, pos_round, row);
+        x->pos_have[p] = 1;
+    }
+    return row;
+}
+
+static stts_status cpu_embed_run(mt_exec *xh, const mt_weight *tw, const int32_t *ids, const int *pos, int rows,
+                                 float scale, int pad_idx, int pos_round, float *out) {
+    cpu_exec *x = (cpu_exec *)xh;
+    const cpu_weight *t = (const cpu_weight *)tw;
+    const int D = tw->cols;
     for (int r = 0; r < rows; r++) {
         float *o = out + (size_t)r * D;
         wrow_f32(t, ids[r], o); /* dequantizes int8 / widens bf16, f16 */
         for (int i = 0; i < D; i++) o[i] *= scale;
         if (pos[r] == pad_idx) continue; /* the padding row of the table is zero */
-        float p = (float)pos[r];
-        for (int i = 0; i < half; i++) {
-            float f = expf((float)i * negc);
-            float ang = p * f;
-            o[i] += pos_value(sinf(ang), pos_round);
-            o[half + i] += pos_value(cosf(ang), pos_round);
+        const float *pr = pos_cached(x, pos[r], D, pos_round);
+        if (pr) {
+            for (int i = 0; i < D / 2 * 2; i++) o[i] += pr[i]; /* odd D: the last column stays as it is */
+        } else {
+            int half = D / 2;
+            float negc = (float)(-(log(10000.0) / (double)(half - 1)));
+            float p = (float)pos[r];
+            for (int i = 0; i < half; i++) {
+                float f = expf((float)i * negc);
+                float ang = p * f;
+                o[i] += pos_value(sinf(ang), pos_round);
+                o[half + i] += pos_value(cosf(ang), pos_round);
+            }
         }
-        /* odd D: the last column is a zero pad */
     }
     return STTS_OK;
 }

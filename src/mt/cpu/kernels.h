@@ -8,6 +8,7 @@
 #ifndef MT_CPU_KERNELS_H
 #define MT_CPU_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* = nllb_simd values. On x86-64 the levels are ordered scalar < avx2 <
@@ -56,5 +57,14 @@ float mt_f16_to_f32(uint16_t h);
 float mt_dot(int level, const float *a, const float *b, int n);
 /* y += a * x over n. */
 void mt_axpy(int level, float a, const float *x, float *y, int n);
+/* y = LayerNorm(x) * g + b over one row of D (mean and variance in double,
+ * the same bits at every level). */
+void mt_layernorm_row(int level, const float *x, int D, const float *g, const float *b, float eps, float *y);
+/* out[t] = mt_dot(level, a, b + t * stride, n) for t < cnt (cnt <= 4), the
+ * same bits, several keys per call (the attention's scores). */
+void mt_dot4(int level, const float *a, const float *b, size_t stride, int cnt, int n, float *out);
+/* mt_axpy(level, a[t], x + t * stride, y, n) for t = 0 .. cnt - 1 (cnt <= 4),
+ * the same bits, y read and written once. */
+void mt_axpy4(int level, const float *a, const float *x, size_t stride, int cnt, float *y, int n);
 
 #endif

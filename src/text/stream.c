@@ -89,6 +89,10 @@ struct text_stream {
     long ucode_lines;
     int ucode_gap;        /* UC_GO: blank lines were dropped; the next line decides whether the dump goes on */
     int ucode_quote;      /* it started in a blockquote: its lines are read past their '>' */
+    int uc_wait;          /* UC_*: a line that starts such a block only if the next line bears it out
+                           * ("stack backtrace:" over "0: ..."), held in uc_hold; the next line decides */
+    int uc_hold_quote;    /* the held line was in a blockquote */
+    tbuf uc_hold;         /* the held line (after its indentation and '>'), read as prose if not borne out */
     int yaml_key;         /* the last line was a bare "key:" at column 0: YAML may follow */
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
     /* A paragraph line with a '|' may be the header of a table without
@@ -2261,7 +2265,7 @@ static void end_json(text_stream *ts) {
  * "--verbose") is never taken. A false start would silence prose, worse than
  * one line of syntax read, so the first line of a YAML block ("services:") is
  * read: only the indented key under it shows that it is YAML. */
-enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_RUST };
+enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_RUST, UC_TOOL };
 
 static void end_ucode(text_stream *ts) {
     if (!ts->in_ucode) return;
@@ -2445,6 +2449,9 @@ static int is_numbered_frame(const char *s, size_t n) {
     return i > 0 && i < n && s[i] == ':' && (i + 1 == n || s[i + 1] == ' ');
 }
 
+static int tool_line(const char *s, size_t n, size_t indent);
+static int tool_goes_on(const char *t, size_t tn, size_t indent);
+
 /* Does the complete line s[0, n) (indentation included) go on the unfenced
  * code block? 2: yes, and it is its last line. */
 static int ucode_goes_on(const text_stream *ts, const char *s, size_t n) {
@@ -2492,8 +2499,254 @@ static int ucode_goes_on(const text_stream *ts, const char *s, size_t n) {
     case UC_RUST:
         if (is_numbered_frame(t, tn) || (i > 0 && is_frame_line(t, tn))) return 1;
         return has_prefix(s, n, "note: Some details are omitted") ? 2 : 0;
+    case UC_TOOL:
+        return tool_line(t, tn, i) || tool_goes_on(t, tn, i);
     }
     return 0;
+}
+
+static size_t skip_sp(const char *s, size_t n, size_t i) {
+    while (i < n && s[i] == ' ') i++;
+    return i;
+}
+static size_t word_to(const char *s, size_t n, size_t i) {
+    while (i < n && s[i] != ' ') i++;
+    return i;
+}
+/* A Go dump's "goroutine 1 [running]:" and a Rust "stack backtrace:" are
+ * also prose-shaped ("goroutine 5 [idle]:" over a sentence about it): such a
+ * line starts its block only when the next line is the block's first frame
+ * ("main.main()", "0: rust_begin_unwind"). So does a diff's "--- old.txt"
+ * without a/ or b/ (diff -u), when "+++ new.txt" follows. It is held
+ * meanwhile, and read as prose when the next line is anything else (or
+ * there is none). */
+/* diff -u's "--- old.txt" or "+++ new.txt", a date may follow ("\t2024-01-01 10:00") */
+static int diffu_header(const char *t, size_t n, const char *pre) {
+    n = trim_end(t, n);
+    if (n < 5 || !has_prefix(t, n, pre) || t[4] == ' ' || t[4] == '-' || t[4] == '+') return 0;
+    size_t e = word_to(t, n, 4), d = skip_sp(t, n, e);
+    return e == n || (d > e && d < n && isdigit((unsigned char)t[d]));
+}
+static int uc_borne_out(int kind, const char *t, size_t n) {
+    n = trim_end(t, n);
+    if (kind == UC_DIFF) return diffu_header(t, n, "+++ ");
+    if (kind == UC_GO)
+        return is_go_func_line(t, n) || has_prefix(t, n, "created by ") || has_prefix(t, n, "...additional frames elided...");
+    return n >= 2 && t[0] == '0' && t[1] == ':' && is_numbered_frame(t, n);   /* UC_RUST: frame 0 */
+}
+static void uc_hold_line(text_stream *ts, int kind, const char *t, size_t n) {
+    ts->uc_wait = kind;
+    ts->uc_hold_quote = ts->line_quote;
+    ts->uc_hold.len = 0;
+    tb_put(ts, &ts->uc_hold, t, n);
+}
+static void read_aside(text_stream *ts, tbuf *text, size_t off, int lk, uint32_t prev_cp);
+/* The held line was not borne out: it is read as a paragraph line. */
+static void uc_resume(text_stream *ts) {
+    ts->uc_wait = 0;
+    read_aside(ts, &ts->uc_hold, 0, LK_PARA, ' ');
+}
+
+/* ---- test runner and compiler output pasted without a fence ---------------
+ * Machine output of `go test`, pytest, cargo test, npm, tsc, eslint and C
+ * compilers is not read (the listener hears "Code block, N lines, omitted."
+ * and the prose around it). A block starts only at a line whose whole shape
+ * is such output (tool_line): words alone never start one ("ok", "FAIL",
+ * "test result" in prose are read). It goes on through more such lines and
+ * the lines that only follow them (tool_goes_on), to a blank line or any
+ * other line. */
+/* "0.005s", "12s", "1.2s": a duration as go test and cargo print it; its length or 0 */
+static size_t duration_len(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && isdigit((unsigned char)s[i])) i++;
+    if (i == 0) return 0;
+    if (i < n && s[i] == '.') {
+        size_t d = ++i;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        if (i == d) return 0;
+    }
+    return i < n && s[i] == 's' && (i + 1 == n || s[i + 1] == ' ' || s[i + 1] == ')') ? i + 1 : 0;
+}
+/* go test's package lines: "ok  \tgithub.com/x/y\t0.01s", "FAIL\tgithub.com/x/y\t0.005s",
+ * "ok  \tpkg\t(cached)", "FAIL\tpkg [build failed]", "?   \tpkg\t[no test files]",
+ * "ok  \tpkg\t0.01s\tcoverage: 80.0% of statements" (tabs are spaces here) */
+static int go_pkg_line(const char *s, size_t n) {
+    size_t i, min_sp;
+    if (has_prefix(s, n, "ok ")) i = 2, min_sp = 2;
+    else if (has_prefix(s, n, "FAIL ")) i = 4, min_sp = 1;
+    else if (has_prefix(s, n, "? ")) i = 1, min_sp = 2;
+    else return 0;
+    size_t p = skip_sp(s, n, i);
+    if (p - i < min_sp || p == n) return 0;
+    size_t pe = word_to(s, n, p), r = skip_sp(s, n, pe);
+    if (r == pe || r == n) return 0;
+    if (duration_len(s + r, n - r) || has_prefix(s + r, n - r, "(cached)")) return 1;
+    return s[r] == '[' && trim_end(s, n) > r + 2 && s[trim_end(s, n) - 1] == ']' && !memchr(s + r + 1, '[', n - r - 1);
+}
+/* "path(12,5):", "path:12:5:", "path:12:5", "path:12:" at s[0, n): the length, or 0.
+ * The path has an extension ("a.ts", "src/x.c"). */
+static size_t diag_loc(const char *s, size_t n, int need_col) {
+    size_t e = word_to(s, n, 0), k = 0;
+    while (k < e && s[k] != '(' && s[k] != ':') k++;
+    if (k == 0 || k == e) return 0;
+    size_t dot = k;
+    while (dot > 0 && s[dot - 1] != '.' && s[dot - 1] != '/') dot--;
+    if (dot < 2 || s[dot - 1] != '.' || dot == k) return 0;
+    size_t i = k + 1, d = i;
+    while (i < e && isdigit((unsigned char)s[i])) i++;
+    if (i == d) return 0;
+    if (s[k] == '(') {
+        if (i >= e || s[i] != ',') return 0;
+        d = ++i;
+        while (i < e && isdigit((unsigned char)s[i])) i++;
+        return i > d && i + 2 == e && s[i] == ')' && s[i + 1] == ':' ? e : 0;
+    }
+    if (i < e && s[i] == ':' && i + 1 < e) {
+        d = ++i;
+        while (i < e && isdigit((unsigned char)s[i])) i++;
+        if (i == d) return 0;
+    } else if (need_col) return 0;
+    return i == e || (i + 1 == e && s[i] == ':') ? e : 0;
+}
+/* A line that is test runner or compiler output beyond doubt (after its
+ * indentation; indent: how much there was). */
+static int tool_line(const char *s, size_t n, size_t indent) {
+    n = trim_end(s, n);
+    if (n < 4) return 0;
+    size_t i, e;
+    /* go test: "--- FAIL: TestFoo (0.00s)", "=== RUN   TestFoo", the package lines */
+    if (has_prefix(s, n, "--- FAIL: ") || has_prefix(s, n, "--- PASS: ") || has_prefix(s, n, "--- SKIP: ")) {
+        i = word_to(s, n, 10);
+        return i > 10 && i + 3 < n && s[i + 1] == '(' && s[n - 1] == ')' && duration_len(s + i + 2, n - i - 2) == n - i - 3;
+    }
+    if (has_prefix(s, n, "=== RUN ") || has_prefix(s, n, "=== PAUSE ") || has_prefix(s, n, "=== CONT ") ||
+        has_prefix(s, n, "=== NAME ")) {
+        i = skip_sp(s, n, word_to(s, n, 4));
+        return i < n && word_to(s, n, i) == n;
+    }
+    if (go_pkg_line(s, n)) return 1;
+    /* pytest: "E   AssertionError: ...", "FAILED tests/a.py::test_x - ...", "==== 1 failed in 0.1s ====",
+     * "____ test_x ____" */
+    if (s[0] == 'E' && has_prefix(s, n, "E   ")) return 1;
+    if (has_prefix(s, n, "FAILED ") || has_prefix(s, n, "PASSED ") || has_prefix(s, n, "ERROR ") ||
+        has_prefix(s, n, "SKIPPED ") || has_prefix(s, n, "XFAIL ") || has_prefix(s, n, "XPASS ")) {
+        i = word_to(s, n, 0) + 1;
+        e = word_to(s, n, i);
+        return find_ci(s + i, e - i, "::", 2) != NULL;
+    }
+    if ((s[0] == '=' || s[0] == '_') && n >= 9) {
+        char c = s[0];
+        size_t a = 0, b = n;
+        while (a < n && s[a] == c) a++;
+        while (b > a && s[b - 1] == c) b--;
+        return a >= 3 && n - b >= 3 && b > a + 2 && s[a] == ' ' && s[b - 1] == ' ';
+    }
+    /* cargo test: "test result: FAILED. 1 passed; ...", "test tests::foo ... ok", "---- tests::foo stdout ----" */
+    if (has_prefix(s, n, "test result: ok. ") || has_prefix(s, n, "test result: FAILED. ")) return 1;
+    if (has_prefix(s, n, "test ")) {
+        e = word_to(s, n, 5);
+        if (e == 5 || !has_prefix(s + e, n - e, " ... ")) return 0;
+        const char *r = s + e + 5;
+        size_t rn = n - e - 5;
+        return (rn == 2 && memcmp(r, "ok", 2) == 0) || (rn == 6 && memcmp(r, "FAILED", 6) == 0) ||
+               has_prefix(r, rn, "ignored") || has_prefix(r, rn, "bench:");
+    }
+    if (has_prefix(s, n, "---- ") && n > 10 && memcmp(s + n - 5, " ----", 5) == 0) {
+        e = word_to(s, n, 5);
+        return has_prefix(s + e, n - e, " stdout ----") || has_prefix(s + e, n - e, " stderr ----");
+    }
+    /* npm: "npm ERR! code ELIFECYCLE", "npm WARN deprecated ...", npm 10's "npm error code 1" */
+    if (has_prefix(s, n, "npm ERR! ") || has_prefix(s, n, "npm WARN ")) return 1;
+    if (has_prefix(s, n, "npm error ") || has_prefix(s, n, "npm warn ")) {
+        static const char *const w[] = {"code ", "path ", "command ", "errno ", "syscall ", "signal ",
+                                        "A complete log ", "deprecated ", "ERESOLVE", "Missing script", NULL};
+        i = s[4] == 'e' ? 10 : 9;
+        for (int k = 0; w[k]; k++)
+            if (has_prefix(s + i, n - i, w[k])) return 1;
+        return 0;
+    }
+    /* eslint's "  12:5  error  'x' is defined but never used  no-unused-vars" */
+    if (indent && isdigit((unsigned char)s[0])) {
+        i = 0;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        if (i == n || s[i] != ':') return 0;
+        e = ++i;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        if (i == e || i + 2 > n || s[i] != ' ' || s[i + 1] != ' ') return 0;
+        i = skip_sp(s, n, i);
+        return has_prefix(s + i, n - i, "error  ") || has_prefix(s + i, n - i, "warning  ");
+    }
+    /* tsc "src/a.ts(12,5): error TS2322: ...", "src/a.ts:12:5 - error TS2322: ...", compilers
+     * "src/a.c:12:5: error: ...", "x.c:3: warning: ...", go build "./main.go:12:5: undefined: x" */
+    if ((e = diag_loc(s, n, 0)) != 0) {
+        const char *r = s + e;
+        size_t rn = n - e;
+        if (s[e - 1] != ':') return has_prefix(r, rn, " - error TS") || has_prefix(r, rn, " - warning TS");
+        if (has_prefix(r, rn, " error TS") || has_prefix(r, rn, " warning TS") || has_prefix(r, rn, " error: ") ||
+            has_prefix(r, rn, " warning: ") || has_prefix(r, rn, " fatal error: "))
+            return 1;
+        return diag_loc(s, n, 1) == e && find_ci(s, e, ".go:", 4) != NULL;   /* go build, go vet */
+    }
+    return 0;
+}
+/* Does the line go on a block of tool output? (After tool_line has said no.) */
+static int tool_goes_on(const char *t, size_t tn, size_t indent) {
+    size_t n = trim_end(t, tn);
+    if (indent) return 1;   /* test logs, source excerpts, failure details */
+    if ((n == 4 && (memcmp(t, "PASS", 4) == 0 || memcmp(t, "FAIL", 4) == 0)) || (n == 9 && memcmp(t, "failures:", 9) == 0) ||
+        (n == 10 && memcmp(t, "successes:", 10) == 0))
+        return 1;
+    if (has_prefix(t, n, "exit status ") || has_prefix(t, n, "running ")) {   /* "exit status 1", "running 3 tests" */
+        size_t i = t[0] == 'e' ? 12 : 8, d = i;
+        while (i < n && isdigit((unsigned char)t[i])) i++;
+        if (i == d) return 0;
+        return t[0] == 'e' ? i == n : (has_prefix(t + i, n - i, " test") && (n - i == 5 || (n - i == 6 && t[n - 1] == 's')));
+    }
+    if ((has_prefix(t, n, "coverage: ") && find_ci(t, n, "% of statements", 15)) || has_prefix(t, n, "error: test failed, to rerun") ||
+        has_prefix(t, n, "note: "))   /* a compiler's note under its error */
+        return 1;
+    /* "tests/test_x.py:12: AssertionError" (pytest's failure location) */
+    size_t e = diag_loc(t, n, 0);
+    return e && t[e - 1] == ':';
+}
+
+/* May a line that starts t[0, n) (more may come unless fin) be one that
+ * tool_line takes? -1: not known yet. The answer for a prefix never changes
+ * with what follows it (what waits, waits for a line end), so it does not
+ * depend on where the input was split. A first word that may be a path with
+ * a location ("src/a.ts(12,5):", "./main.go:3:1:") waits while it is letters,
+ * digits, "_-/" and has no '.' without a '/' before it: a sentence's last
+ * word ("Done.") never waits. */
+static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
+    static const char *const pre[] = {"=== ", "ok  ", "FAIL ", "?  ", "E   ", "FAILED ", "PASSED ", "ERROR ", "SKIPPED ",
+                                      "XFAIL ", "XPASS ", "test ", "---- ", "npm ERR! ", "npm WARN ", "npm error ",
+                                      "npm warn ", "====", "___", NULL};
+    for (int k = 0; pre[k]; k++) {
+        size_t l = strlen(pre[k]), m = n < l ? n : l;
+        if (memcmp(t, pre[k], m) == 0) {
+            if (m == l) return 1;
+            if (!fin) return -1;
+        }
+    }
+    if (indent && isdigit((unsigned char)t[0])) {   /* eslint: "12:5  error ..." */
+        size_t i = 0;
+        while (i < n && isdigit((unsigned char)t[i])) i++;
+        if (i == n) return fin ? 0 : -1;
+        return t[i] == ':';
+    }
+    /* a path: "./" or "../", or a directory before its first '.' */
+    size_t i = 0;
+    int dir = 0;
+    if (!fin && n < 3 && t[0] == '.' && (n == 1 || t[1] == '.' || t[1] == '/')) return -1;   /* "./" or "../" may come */
+    if (has_prefix(t, n, "./") || has_prefix(t, n, "../")) dir = 1, i = t[1] == '/' ? 2 : 3;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '/') dir = 1;
+        else if (c == '.' && !dir) return 0;
+        else if (c == '(' || c == ':') return dir && i > 0;
+        else if (!(isalnum(c) || c == '_' || c == '-' || c == '.')) return 0;
+    }
+    return fin ? 0 : -1;
 }
 
 /* One line of unfenced JSON: brackets counted outside strings; the block
@@ -2686,6 +2939,29 @@ static int classify(text_stream *ts, int final) {
             if (d < 0) return 0;
             if (d) pipe_table(ts);
             else pipe_resume(ts);
+            continue;
+        }
+        if (ts->uc_wait) {
+            /* a held "goroutine 1 [running]:" or "stack backtrace:": this line decides */
+            if (!final) return 0;
+            size_t b = 0;
+            while (b < n && s[b] == ' ') b++;
+            int quoted = b < n && s[b] == '>';
+            if (quoted) {
+                b++;
+                while (b < n && s[b] == ' ') b++;
+            }
+            if (quoted == ts->uc_hold_quote && uc_borne_out(ts->uc_wait, s + b, n - b)) {
+                hard_break(ts);
+                ts->in_ucode = ts->uc_wait;
+                ts->ucode_quote = ts->uc_hold_quote;
+                ts->ucode_lines = 1;
+                ts->in_list = 0;
+                ts->uc_wait = 0;
+                ts->uc_hold.len = 0;
+            } else {
+                uc_resume(ts);
+            }
             continue;
         }
         if (ts->skip) {
@@ -2908,6 +3184,11 @@ static int classify(text_stream *ts, int final) {
                     cand = m == l;
                 }
             }
+            if (!cand) {
+                int tc = tool_cand(t, tn, i, fin);
+                if (tc < 0) return 0;
+                cand = tc;
+            }
             if ((c == '-' || c == '+') && !cand) {
                 if (tn < 3 && !fin) return 0;
                 cand = tn >= 3 && t[1] != c && (t[1] != ' ' || t[2] == ' ');
@@ -2918,8 +3199,15 @@ static int classify(text_stream *ts, int final) {
                 int kind = UC_NONE;
                 if (has_prefix(t, tf, "diff --git ") || is_hunk(t, tf) || is_file_header(t, tf)) kind = UC_DIFF;
                 else if (has_prefix(t, tf, "Traceback (most recent call last):")) kind = UC_TRACE;
-                else if (is_goroutine_header(t, tf) || is_go_signal_line(t, tf)) kind = UC_GO;
-                else if (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) kind = UC_RUST;
+                else if (is_go_signal_line(t, tf)) kind = UC_GO;
+                else if (tool_line(t, tf, i)) kind = UC_TOOL;
+                else if (is_goroutine_header(t, tf) || (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) ||
+                         diffu_header(t, tf, "--- ")) {
+                    /* the next line decides */
+                    uc_hold_line(ts, t[0] == 'g' ? UC_GO : t[0] == 's' ? UC_RUST : UC_DIFF, t, tf);
+                    ts->ls = LS_DROP;
+                    return 1;
+                }
                 else if (is_diff_code_line(t, tf)) kind = UC_DIFF_LINES;
                 else if (i > 0 && is_frame_line(t, tf)) kind = UC_FRAMES;
                 else if (i > 0 && ts->yaml_key && yaml_key_line(t, tf, 0)) kind = UC_YAML;
@@ -3274,6 +3562,8 @@ static void reset_markdown(text_stream *ts) {
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;
     ts->pend.len = 0;
+    ts->uc_wait = ts->uc_hold_quote = 0;
+    ts->uc_hold.len = 0;
 }
 
 stts_status text_stream_new(const text_params *p, text_sentence_fn fn, void *user, text_stream **out,
@@ -3307,6 +3597,7 @@ void text_stream_free(text_stream *ts) {
     free(ts->held.p);
     free(ts->out.p);
     free(ts->pend.p);
+    free(ts->uc_hold.p);
     free(ts);
 }
 
@@ -3330,6 +3621,7 @@ void text_stream_end(text_stream *ts, uint64_t now_ns) {
     ts->ending = 1;
     if (ts->line.len > ts->off || ts->ls != LS_START) newline(ts);
     if (ts->pipe_wait) pipe_resume(ts);
+    if (ts->uc_wait) uc_resume(ts);
     ts->ending = 0;
     end_fence(ts);
     end_json(ts);

@@ -477,6 +477,82 @@ static void test_unfenced_go_rust_panics(void) {
                    "Note: at the Java level see docs at Foo(the docs) OK.");
 }
 
+/* A "goroutine N [state]:" or "stack backtrace:" line starts its block only
+ * when the next line is the dump's first frame (a function; frame "0:"); it
+ * is held until then and read as prose otherwise, a blank line, the end of
+ * the block and a quote that does not go on included. A diff -u header
+ * "--- old.txt" (no a/ b/) starts a diff only over "+++ new.txt". */
+static void test_unfenced_headers_need_frames(void) {
+    expect_nomerge("The worker logs\ngoroutine 5 [idle]:\nwhen it waits, which is fine.",
+                   "The worker logs goroutine 5 idle: when it waits, which is fine.");
+    expect_nomerge("Rust prints\nstack backtrace:\nbefore the frames, as a heading.",
+                   "Rust prints stack backtrace: before the frames, as a heading.");
+    expect_nomerge("goroutine 1 [running]:\n\nmain.main()\n", "goroutine 1 running: | main.main()");
+    expect_nomerge("stack backtrace:\n\n   0: rust_begin_unwind\nThe end.", "stack backtrace: | 0: rust_begin_unwind The end.");
+    expect_nomerge("It printed:\nstack backtrace:", "It printed: stack backtrace:");
+    expect_nomerge("stack backtrace:\n  1: not the first frame\nok.", "stack backtrace: 1: not the first frame ok.");
+    expect_nomerge("> goroutine 2 [select]:\nmain.f()\nAfter.", "goroutine 2 select: | main.f() After.");
+    expect_nomerge("A dump:\ngoroutine 1 [running]:\nmain.main()\n\t/a/main.go:3 +0x1\nstack backtrace:\n\nstack backtrace:\n"
+                   "   0: rust_begin_unwind\nThe end.",
+                   "A dump: | {code}Code block, 3 lines, omitted. | stack backtrace: | {code}Code block, 2 lines, omitted. | The end.");
+    expect_nomerge("\xE3\x83\x80\xE3\x83\xB3\xE3\x83\x97:\ngoroutine 1 [running]:\nmain.main()\n"
+                   "\xE4\xBB\xA5\xE4\xB8\x8A\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
+                   "\xE3\x83\x80\xE3\x83\xB3\xE3\x83\x97: | {code}Code block, 2 lines, omitted. | "
+                   "\xE4\xBB\xA5\xE4\xB8\x8A\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
+    expect_nomerge("Patch:\n--- old.txt\t2024-01-01 10:00\n+++ new.txt\t2024-01-01 10:01\n@@ -1 +1 @@\n-a\n+b\n\nDone.",
+                   "Patch: | {code}Diff code, 5 lines, omitted. | Done.");
+    expect_nomerge("--- Makefile\n+++ Makefile\n-a:\n+b:\nEnd.", "{code}Diff code, 4 lines, omitted. | End.");
+    expect_nomerge("--- Note: this\nis prose.\n--- and more\n+++ is great\n--- old.txt\nis a file.",
+                   "--- Note: this is prose. | --- and more +++ is great --- old.txt is a file.");
+}
+
+/* Test runner and compiler output pasted without a fence (go test, pytest,
+ * cargo test, npm, tsc, eslint, C compilers, go build) is not read; a block
+ * starts only at a line whose whole shape is such output, and goes on through
+ * the lines that follow such output. Prose with the same words is read. */
+static void test_unfenced_tool_output(void) {
+    expect_nomerge("Tests fail:\n\n=== RUN   TestFoo\n--- FAIL: TestFoo (0.00s)\n    foo_test.go:12: expected 1, got 2\nFAIL\n"
+                   "FAIL\tgithub.com/x/y\t0.005s\nexit status 1\n\nThe fix is easy.",
+                   "Tests fail: | {code}Code block, 6 lines, omitted. | The fix is easy.");
+    expect_nomerge("Now:\nok  \tgithub.com/x/y\t0.01s\tcoverage: 80.0% of statements\nok  \tgithub.com/x/z\t(cached)\n"
+                   "?   \tgithub.com/x/w\t[no test files]\nFAIL\tgithub.com/x/v [build failed]\n--- PASS: TestBar (1.25s)\nAll pass.",
+                   "Now: | {code}Code block, 5 lines, omitted. | All pass.");
+    expect_nomerge("ok so the plan works.\nok  fine.\nFAIL is a word, FAIL\tpkg too.\nPASS\n--- FAIL: the build\n=== RUN it all\n"
+                   "ok  \tpkg\tquickly\nexit status 1",
+                   "ok so the plan works. | ok fine. | FAIL is a word, FAIL pkg too. | PASS --- FAIL: the build === RUN it all ok pkg "
+                   "quickly exit status 1");
+    expect_nomerge("pytest:\nE   AssertionError: assert 1 == 2\nE       assert 1 == 2\ntests/test_x.py:12: AssertionError\n"
+                   "===== 1 failed, 2 passed in 0.12s =====\nFAILED tests/test_x.py::test_foo - AssertionError: assert 1 == 2\n"
+                   "So one fails.\n________ test_bar ________\nE is a letter. FAILED the exam.\n=== not a rule",
+                   "pytest: | {code}Code block, 5 lines, omitted. | So one fails. | {code}Code block, one line, omitted. | "
+                   "E is a letter. | FAILED the exam. | === not a rule");
+    expect_nomerge("Cargo:\nrunning 3 tests\ntest tests::it_works ... ok\ntest tests::foo ... FAILED\n---- tests::foo stdout ----\n"
+                   "\ntest result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n"
+                   "error: test failed, to rerun pass `--lib`\nDone.\ntest the code ... ok\ntest result: fine.\nrunning 3 tests again",
+                   "Cargo: running 3 tests | {code}Code block, 3 lines, omitted. | {code}Code block, 2 lines, omitted. | Done. | "
+                   "test the code ... ok test result: fine. | running 3 tests again");
+    expect_nomerge("npm ERR! code ELIFECYCLE\nnpm ERR! errno 1\nnpm error code 1\nnpm WARN deprecated foo@1.0.0: use bar\n"
+                   "npm install fixed it.\nnpm error handling is odd.",
+                   "{code}Code block, 4 lines, omitted. | npm install fixed it. | npm error handling is odd.");
+    expect_nomerge("Types:\nsrc/a.ts(12,5): error TS2322: Type 'string' is not assignable to type 'number'.\n"
+                   "src/b.ts:3:1 - error TS1005: ';' expected.\nFound 2 errors in 2 files.\nsrc/a.ts(12,5) is the line.",
+                   "Types: | {code}Code block, 2 lines, omitted. | Found 2 errors in 2 files. | src/a.ts(12,5) is the line.");
+    expect_nomerge("Lint:\n/home/u/app/src/a.ts\n  12:5  error  'x' is defined but never used  no-unused-vars\n"
+                   "  13:1  warning  Unexpected console statement  no-console\n\nAt\n  12:30 we meet.",
+                   "Lint: a.ts | {code}Code block, 2 lines, omitted. | At 12:30 we meet.");
+    expect_nomerge("Build:\n./main.go:12:5: undefined: foo\nsrc/a.c:12:5: error: expected ';' before '}' token\n   12 |   foo()\n"
+                   "      |        ^\nnote: each undeclared identifier is reported only once\nFix that.\nsrc/x.c:3: is fine, "
+                   "./a.go:1: too.",
+                   "Build: | {code}Code block, 5 lines, omitted. | Fix that. | src/x.c:3: is fine, a.go:1: too.");
+    /* other languages after the block are read; a quoted block ends with the quote */
+    expect_nomerge("\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88:\n--- FAIL: TestFoo (0.00s)\nFAIL\n"
+                   "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82\n"
+                   "> FAIL\tpkg\t0.1s\n> exit status 1\nDie Tests schlagen fehl \xF0\x9F\x98\x85.",
+                   "\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88: | {code}Code block, 2 lines, omitted. | "
+                   "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82 | {code}Code block, 2 lines, omitted. | "
+                   "Die Tests schlagen fehl.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1429,6 +1505,8 @@ static void test_placeholders_badges_etc(void) {
 }
 
 int main(void) {
+    TEST_RUN(test_unfenced_headers_need_frames);
+    TEST_RUN(test_unfenced_tool_output);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

@@ -582,9 +582,12 @@ static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
                       last_cp(ts->sent.p, ts->sent.len, &pst) == 0xFF0E;
         if (decimal) ts->cjk_end = 0;
         else if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
-    } else if (is_nospace_script(cp) && ts->sent.len &&
-               (ts->sent.p[ts->sent.len - 1] == '!' || ts->sent.p[ts->sent.len - 1] == '?')) {
-        emit_sentence(ts);   /* "完了!次" : ASCII terminator inside CJK text */
+    } else if (is_nospace_script(cp) && !is_closer(cp) && ts->sent.len) {
+        /* "完了!次": an ASCII terminator inside CJK text; after its closers, like 。
+         * ("「完了!」次", never "「完了!" and "」次") */
+        size_t z = ts->sent.len, st;
+        while (z > 0 && is_closer(last_cp(ts->sent.p, z, &st))) z = st;
+        if (z > 0 && (ts->sent.p[z - 1] == '!' || ts->sent.p[z - 1] == '?')) emit_sentence(ts);
     }
     tb_put(ts, &ts->sent, p, k);
     ts->sent_chars++;

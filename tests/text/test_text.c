@@ -782,6 +782,9 @@ static void test_cjk(void) {
     expect_nomerge("これは試験です．次の文です．円周率は３．１４です．", "これは試験です． | 次の文です． | 円周率は３．１４です．");
     /* an ASCII '!' inside Japanese text */
     expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86!\xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82", "\xE5\xAE\x8C\xE4\xBA\x86! | \xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82");
+    /* ... and inside brackets: the closer stays with its sentence, as after 。 (it was "「abc!" and "」です。") */
+    expect_nomerge("パスワードは「abc!」です。彼は「本当?」と言った。English (yes!) works.",
+                   "パスワードは「abc!」 | です。 | 彼は「本当?」 | と言った。 | English (yes!) works.");
 }
 
 static void test_paragraphs(void) {

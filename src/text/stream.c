@@ -2679,6 +2679,20 @@ static int tool_line(const char *s, size_t n, size_t indent) {
         i = skip_sp(s, n, i);
         return has_prefix(s + i, n - i, "error  ") || has_prefix(s + i, n - i, "warning  ");
     }
+    /* rustc's "  --> src/main.rs:4:18" (where its error is; the "error[E0308]: ..." line before it is read) */
+    if (has_prefix(s, n, "--> ") || has_prefix(s, n, "::: ")) return diag_loc(s + 4, n - 4, 0) == n - 4;
+    /* make: "make: *** [Makefile:12: all] Error 1", "make[1]: *** ...", "make[1]: Entering directory '/x'" */
+    if (has_prefix(s, n, "make: *** ")) return 1;
+    if (has_prefix(s, n, "make[")) {
+        i = 5;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        return i > 5 && has_prefix(s + i, n - i, "]: ");
+    }
+    /* a Python frame without its "Traceback" line: "File \"/app/main.py\", line 10, in main" */
+    if (has_prefix(s, n, "File \"")) {
+        const char *q = memchr(s + 6, '"', n - 6);
+        return q && (size_t)(s + n - q) > 8 && has_prefix(q, 8, "\", line ") && isdigit((unsigned char)q[8]);
+    }
     /* tsc "src/a.ts(12,5): error TS2322: ...", "src/a.ts:12:5 - error TS2322: ...", compilers
      * "src/a.c:12:5: error: ...", "x.c:3: warning: ...", go build "./main.go:12:5: undefined: x" */
     if ((e = diag_loc(s, n, 0)) != 0) {
@@ -2708,6 +2722,10 @@ static int tool_goes_on(const char *t, size_t tn, size_t indent) {
     if ((has_prefix(t, n, "coverage: ") && find_ci(t, n, "% of statements", 15)) || has_prefix(t, n, "error: test failed, to rerun") ||
         has_prefix(t, n, "note: "))   /* a compiler's note under its error */
         return 1;
+    /* rustc's source excerpt: "4 |     let x: i32 = \"a\";" (a line number at column 0) */
+    size_t d = 0;
+    while (d < n && isdigit((unsigned char)t[d])) d++;
+    if (d && d + 1 < n && t[skip_sp(t, n, d)] == '|' && skip_sp(t, n, d) > d) return 1;
     /* "tests/test_x.py:12: AssertionError" (pytest's failure location) */
     size_t e = diag_loc(t, n, 0);
     return e && t[e - 1] == ':';
@@ -2723,7 +2741,7 @@ static int tool_goes_on(const char *t, size_t tn, size_t indent) {
 static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
     static const char *const pre[] = {"=== ", "ok  ", "FAIL ", "?  ", "E   ", "FAILED ", "PASSED ", "ERROR ", "SKIPPED ",
                                       "XFAIL ", "XPASS ", "test ", "---- ", "npm ERR! ", "npm WARN ", "npm error ",
-                                      "npm warn ", "====", "___", NULL};
+                                      "npm warn ", "====", "___", "--> ", "::: ", "make: *** ", "make[", "File \"", NULL};
     for (int k = 0; pre[k]; k++) {
         size_t l = strlen(pre[k]), m = n < l ? n : l;
         if (memcmp(t, pre[k], m) == 0) {

@@ -544,6 +544,18 @@ static void test_unfenced_tool_output(void) {
                    "      |        ^\nnote: each undeclared identifier is reported only once\nFix that.\nsrc/x.c:3: is fine, "
                    "./a.go:1: too.",
                    "Build: | {code}Code block, 5 lines, omitted. | Fix that. | src/x.c:3: is fine, a.go:1: too.");
+    /* rustc: the error line is read, its location and source excerpt are not */
+    expect_nomerge("The error:\n\nerror: mismatched types\n --> src/main.rs:4:18\n  |\n4 |     let x: i32 = \"a\";\n"
+                   "  |            ---   ^^^ expected `i32`, found `&str`\n  |\n  = note: see E0308\n\nThe fix is to parse it.\n"
+                   "--> is an arrow.\n--> a.rs:1:2 is where.\n4 | 5 is a pipe.",
+                   "The error: | error: mismatched types | {code}Code block, 6 lines, omitted. | The fix is to parse it. | "
+                   "--> is an arrow. | --> a.rs:1:2 is where. | 4 | 5 is a pipe.");
+    /* make, and Python frames pasted without their Traceback line (the exception line is read) */
+    expect_nomerge("make: *** [Makefile:12: all] Error 1\nmake[1]: Leaving directory '/x'\nmake is fine.\n"
+                   "It fails at:\n  File \"/app/main.py\", line 10, in main\n    foo()\nValueError: bad.\n"
+                   "File \"a.py\" is missing, line 3 too.",
+                   "{code}Code block, 2 lines, omitted. | make is fine. | It fails at: | {code}Code block, 2 lines, omitted. | "
+                   "ValueError: bad. | File \"a.py\" is missing, line 3 too.");
     /* other languages after the block are read; a quoted block ends with the quote */
     expect_nomerge("\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88:\n--- FAIL: TestFoo (0.00s)\nFAIL\n"
                    "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82\n"

@@ -2628,6 +2628,19 @@ static int tool_line(const char *s, size_t n, size_t indent) {
         return i < n && word_to(s, n, i) == n;
     }
     if (go_pkg_line(s, n)) return 1;
+    /* Jest: "PASS src/a.test.ts", "FAIL src/b.spec.js (5.2 s)" */
+    if (has_prefix(s, n, "PASS ") || has_prefix(s, n, "FAIL ")) {
+        e = word_to(s, n, 5);
+        if (!find_ci(s + 5, e - 5, ".test.", 6) && !find_ci(s + 5, e - 5, ".spec.", 6)) return 0;
+        return e == n || (s[e + 1] == '(' && s[n - 1] == ')' && n - e < 16);
+    }
+    /* pytest's progress: "tests/test_x.py .F.s    [ 40%]" */
+    if ((e = word_to(s, n, 0)) > 3 && memcmp(s + e - 3, ".py", 3) == 0 && e + 1 < n && s[n - 1] == ']' && s[n - 2] == '%') {
+        i = e + 1;
+        while (i < n && strchr(".FEsxX", s[i])) i++;
+        i = i > e + 1 ? skip_sp(s, n, i) : 0;
+        return i && s[i] == '[';
+    }
     /* pytest: "E   AssertionError: ...", "FAILED tests/a.py::test_x - ...", "==== 1 failed in 0.1s ====",
      * "____ test_x ____" */
     if (s[0] == 'E' && has_prefix(s, n, "E   ")) return 1;
@@ -2720,6 +2733,8 @@ static int tool_goes_on(const char *t, size_t tn, size_t indent) {
         return t[0] == 'e' ? i == n : (has_prefix(t + i, n - i, " test") && (n - i == 5 || (n - i == 6 && t[n - 1] == 's')));
     }
     if ((has_prefix(t, n, "coverage: ") && find_ci(t, n, "% of statements", 15)) || has_prefix(t, n, "error: test failed, to rerun") ||
+        (has_prefix(t, n, "platform ") && find_ci(t, n, " -- Python ", 11)) || has_prefix(t, n, "rootdir: ") ||
+        (has_prefix(t, n, "collected ") && n > 16 && memcmp(t + n - 5, "items", 5) == 0) ||
         has_prefix(t, n, "note: "))   /* a compiler's note under its error */
         return 1;
     /* rustc's source excerpt: "4 |     let x: i32 = \"a\";" (a line number at column 0) */
@@ -2739,7 +2754,7 @@ static int tool_goes_on(const char *t, size_t tn, size_t indent) {
  * digits, "_-/" and has no '.' without a '/' before it: a sentence's last
  * word ("Done.") never waits. */
 static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
-    static const char *const pre[] = {"=== ", "ok  ", "FAIL ", "?  ", "E   ", "FAILED ", "PASSED ", "ERROR ", "SKIPPED ",
+    static const char *const pre[] = {"=== ", "ok  ", "FAIL ", "PASS ", "?  ", "E   ", "FAILED ", "PASSED ", "ERROR ", "SKIPPED ",
                                       "XFAIL ", "XPASS ", "test ", "---- ", "npm ERR! ", "npm WARN ", "npm error ",
                                       "npm warn ", "====", "___", "--> ", "::: ", "make: *** ", "make[", "File \"", NULL};
     for (int k = 0; pre[k]; k++) {
@@ -2765,6 +2780,7 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
         if (c == '/') dir = 1;
         else if (c == '.' && !dir) return 0;
         else if (c == '(' || c == ':') return dir && i > 0;
+        else if (c == ' ') return dir && i > 3 && memcmp(t + i - 3, ".py", 3) == 0;   /* pytest's progress */
         else if (!(isalnum(c) || c == '_' || c == '-' || c == '.')) return 0;
     }
     return fin ? 0 : -1;

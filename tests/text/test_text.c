@@ -556,6 +556,13 @@ static void test_unfenced_tool_output(void) {
                    "File \"a.py\" is missing, line 3 too.",
                    "{code}Code block, 2 lines, omitted. | make is fine. | It fails at: | {code}Code block, 2 lines, omitted. | "
                    "ValueError: bad. | File \"a.py\" is missing, line 3 too.");
+    /* Jest's file lines; pytest's header and progress lines */
+    expect_nomerge("Jest:\nPASS src/a.test.ts\nFAIL src/b.spec.js (5.2 s)\nPASS the salt.\nFAIL src/b.js now\n\n"
+                   "===== test session starts =====\nplatform linux -- Python 3.12.0, pytest-8.0.0, pluggy-1.4.0\nrootdir: /app\n"
+                   "collected 3 items\n\ntests/test_x.py .F.          [100%]\ntests/test_x.py is the file [1%]\nplatform is a word.",
+                   "Jest: | {code}Code block, 2 lines, omitted. | PASS the salt. | FAIL src/b.js now | "
+                   "{code}Code block, 4 lines, omitted. | {code}Code block, one line, omitted. | "
+                   "tests/test_x.py is the file 1% platform is a word.");
     /* other languages after the block are read; a quoted block ends with the quote */
     expect_nomerge("\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88:\n--- FAIL: TestFoo (0.00s)\nFAIL\n"
                    "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82\n"

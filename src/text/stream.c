@@ -2650,12 +2650,18 @@ static int tool_line(const char *s, size_t n, size_t indent) {
         e = word_to(s, n, i);
         return find_ci(s + i, e - i, "::", 2) != NULL;
     }
-    if ((s[0] == '=' || s[0] == '_') && n >= 9) {
+    if ((s[0] == '=' || s[0] == '_') && n >= 13) {
+        /* a run of 5 or more on both sides, around pytest's words ("=== Summary ===" is a heading) */
         char c = s[0];
         size_t a = 0, b = n;
         while (a < n && s[a] == c) a++;
         while (b > a && s[b - 1] == c) b--;
-        return a >= 3 && n - b >= 3 && b > a + 2 && s[a] == ' ' && s[b - 1] == ' ';
+        if (a < 5 || n - b < 5 || b <= a + 2 || s[a] != ' ' || s[b - 1] != ' ') return 0;
+        static const char *const w[] = {"test", "passed", "failed", "error", "FAILURES", "ERRORS", "short test summary",
+                                        "warnings summary", "skipped", "no tests ran", NULL};
+        for (int k = 0; w[k]; k++)
+            if (find_ci(s + a, b - a, w[k], strlen(w[k]))) return 1;
+        return 0;
     }
     /* cargo test: "test result: FAILED. 1 passed; ...", "test tests::foo ... ok", "---- tests::foo stdout ----" */
     if (has_prefix(s, n, "test result: ok. ") || has_prefix(s, n, "test result: FAILED. ")) return 1;

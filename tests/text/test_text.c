@@ -523,9 +523,10 @@ static void test_unfenced_tool_output(void) {
                    "quickly exit status 1");
     expect_nomerge("pytest:\nE   AssertionError: assert 1 == 2\nE       assert 1 == 2\ntests/test_x.py:12: AssertionError\n"
                    "===== 1 failed, 2 passed in 0.12s =====\nFAILED tests/test_x.py::test_foo - AssertionError: assert 1 == 2\n"
-                   "So one fails.\n________ test_bar ________\nE is a letter. FAILED the exam.\n=== not a rule",
+                   "So one fails.\n________ test_bar ________\nE is a letter. FAILED the exam.\n=== not a rule\n"
+                   "===== Summary =====\n_____ Notes _____",
                    "pytest: | {code}Code block, 5 lines, omitted. | So one fails. | {code}Code block, one line, omitted. | "
-                   "E is a letter. | FAILED the exam. | === not a rule");
+                   "E is a letter. | FAILED the exam. | === not a rule ===== Summary ===== Notes");
     expect_nomerge("Cargo:\nrunning 3 tests\ntest tests::it_works ... ok\ntest tests::foo ... FAILED\n---- tests::foo stdout ----\n"
                    "\ntest result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n"
                    "error: test failed, to rerun pass `--lib`\nDone.\ntest the code ... ok\ntest result: fine.\nrunning 3 tests again",

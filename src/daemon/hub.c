@@ -71,6 +71,7 @@ typedef struct {
     long next_index;       /* next MessageDisplay batch expected */
     int final;
     int aside;             /* a notification or notice, not an assistant message */
+    int over;              /* of the turn before the last prompt, kept for its late batches (session.prev) */
     int from_stop;         /* spoken whole from a Stop's last_assistant_message, no batch seen */
     uint64_t stop_ns;      /* ... when (its late batches are looked for ADOPT_MS after it) */
 } msg;
@@ -120,6 +121,15 @@ typedef struct session {
      * either is stale (daemon_hub_hook_at). */
     uint64_t turn_ns, prompt_ns;
     int turn_over;         /* a Stop came: the next speech begins another turn */
+    /* The last prompt came after its turn's Stop, and that turn's batches
+     * can still come (hooks are separate processes; a Stop can even come
+     * before its message's batches): prev_turn is that turn's turn_id
+     * (NULL: none seen), prev_prompt the prompt's prompt_id (NULL: none
+     * given; a batch carrying another was made before the prompt). Under
+     * --on-prompt continue the turn's messages stay too, marked over, to
+     * tell what its Stop said (keep_turn). */
+    int prev;
+    char *prev_turn, *prev_prompt;
     char *main_agent;      /* agent_id of the main thread under `claude --agent` (NULL: none seen) */
     struct daemon_hub *hub;
 } session;
@@ -201,10 +211,18 @@ static void msg_free(msg *m) {
     free(m->seg_off);
 }
 
+static void prev_clear(session *s) {
+    free(s->prev_turn);
+    free(s->prev_prompt);
+    s->prev_turn = s->prev_prompt = NULL;
+    s->prev = 0;
+}
+
 static void msgs_clear(session *s) {
     for (int k = 0; k < s->n_msgs; k++) msg_free(&s->msgs[k]);
     s->n_msgs = 0;
     s->cur_id = NULL;
+    prev_clear(s);
 }
 
 static void session_free(session *s) {
@@ -619,24 +637,30 @@ static void new_turn(session *s) {
      * first and carries no turn_id). */
     int keep = -1;
     for (int k = 0; k < s->n_msgs; k++)
-        if (s->msgs[k].from_stop) keep = k;
+        if (s->msgs[k].from_stop && !s->msgs[k].over) keep = k;
     for (int k = 0; k < s->n_msgs; k++)
         if (k != keep) msg_free(&s->msgs[k]);
     if (keep > 0) s->msgs[0] = s->msgs[keep];
     s->n_msgs = keep >= 0;
     s->cur_id = NULL;
+    prev_clear(s);   /* a turn after the prompt's is over too: the one before it is long over */
 }
 
 /* A batch of message mid (unknown) whose text t is in the text a Stop spoke
  * whole (index 0: at its start; later ones: at a line's start): that Stop
  * was this message's, and its batches came later than the Stop's grace (a
  * slow hook, or one replayed from the spool). The Stop's message becomes
- * mid, complete, so none of its batches is spoken again. NULL otherwise. */
-static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n, long index) {
+ * mid, complete, so none of its batches is spoken again. NULL otherwise.
+ * over: the batch is of the turn before the prompt (session.prev), and so
+ * is the Stop, however late (a batch replayed from the spool): that turn
+ * is over, no later message of it can start like L. Else of the current
+ * turn. */
+static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n, long index, int over) {
     if (all_space(t, n)) return NULL;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
-        if (!m->from_stop || m->len > (1u << 20) || stts_now_ns() - m->stop_ns > (uint64_t)ADOPT_MS * 1000000u)
+        if (!m->from_stop || m->over != over || m->len > (1u << 20) ||
+            (!over && stts_now_ns() - m->stop_ns > (uint64_t)ADOPT_MS * 1000000u))
             continue;
         int found = 0;
         for (size_t p = 0; p < m->len && !found; p++) {
@@ -679,10 +703,72 @@ static stts_status reset_turn(session *s, stts_error *err) {
     return STTS_OK;
 }
 
+/* Forgets the turn kept for its late batches (session.prev). */
+static void drop_prev(session *s) {
+    int j = 0;
+    for (int k = 0; k < s->n_msgs; k++) {
+        msg *m = &s->msgs[k];
+        if (!m->over) { s->msgs[j++] = *m; continue; }
+        if (s->cur_id == m->id) {
+            text_stream_end(s->ts, stts_now_ns());   /* its pending words go out under its id first */
+            s->cur_id = NULL;
+        }
+        msg_free(m);
+    }
+    s->n_msgs = j;
+    prev_clear(s);
+}
+
+/* A prompt after its turn's Stop: that turn is over (closed, so its late
+ * batches are not taken for the next turn's) and the state is the next
+ * turn's. What tells its late batches apart is kept (session.prev): a
+ * barge-in ignores them, as it cut their words or the Stop said them (a
+ * Stop that came before its message's batches says it whole: they were
+ * said again after the barge-in). With --on-prompt continue nothing was
+ * cut, so the turn's messages stay, marked over, and its late batches are
+ * reconciled with them: forgotten, a batch whose words the Stop had said
+ * looked new and was said a second time, and after the next turn's first
+ * batch it made the old turn current again, so the next turn's batches
+ * were ignored and its Stop said them again. */
+static stts_status keep_turn(session *s, const char *pid, stts_error *err) {
+    char *turn = s->turn_id && strlen(s->turn_id) <= MAX_SESSION_ID ? strdup(s->turn_id) : NULL;
+    char *prompt = pid && strlen(pid) <= MAX_SESSION_ID ? strdup(pid) : NULL;   /* NULL on failure: told less */
+    close_turn(s);
+    if (s->hub->p.stop_on_prompt) {
+        if (reset_turn(s, err) != STTS_OK) { free(turn); free(prompt); return err->code; }
+    } else {
+        drop_prev(s);   /* the turn before the last one is long over */
+        text_stream_end(s->ts, stts_now_ns());   /* pending words are said, not dropped */
+        for (int k = 0; k < s->n_msgs; k++) s->msgs[k].over = 1;
+        s->prompted = 0;
+        free(s->prompted_id);
+        s->prompted_id = NULL;
+        s->md_since_prompt = 0;
+    }
+    s->prev = 1;
+    s->prev_turn = turn;
+    s->prev_prompt = prompt;
+    return STTS_OK;
+}
+
+/* A batch of the turn kept at the last prompt: of its turn_id, or, when
+ * none of it was seen (its Stop came first), made before that prompt
+ * (made_before: replayed from the spool; or another prompt_id:
+ * claude-code-hooks.md 2, the current prompt on every event) and not of an
+ * older turn. Without ids nothing tells, and a batch of a turn never seen
+ * is the next turn's (its Stop may have said it: known limit for CLIs
+ * before v2.1.196). */
+static int of_prev_turn(const session *s, const char *turn, const char *pid, int made_before) {
+    if (!s->prev) return 0;
+    if (turn && s->prev_turn) return strcmp(turn, s->prev_turn) == 0;
+    if (turn && turn_closed(s, turn)) return 0;
+    return made_before || (pid && s->prev_prompt && strcmp(pid, s->prev_prompt) != 0);
+}
+
 /* A message of the turn is still coming (no final batch yet). */
 static int turn_running(const session *s) {
     for (int k = 0; k < s->n_msgs; k++)
-        if (!s->msgs[k].aside && !s->msgs[k].final) return 1;
+        if (!s->msgs[k].aside && !s->msgs[k].over && !s->msgs[k].final) return 1;
     return 0;
 }
 
@@ -693,8 +779,11 @@ static const char *str(json_t *o, const char *k) {
 
 static stts_status flush_parked(session *s, stts_error *err);
 
-/* quiet: the batch was made before the prompt that barged in (daemon_hub_hook_at). */
-static stts_status on_message_display(session *s, json_t *pl, int quiet, const char **what, stts_error *err) {
+/* quiet: the batch was made before the prompt that barged in (daemon_hub_hook_at);
+ * over: it is of the turn kept at the last prompt (keep_turn), and goes
+ * with its messages only. */
+static stts_status on_message_display(session *s, json_t *pl, int quiet, int over, const char **what,
+                                      stts_error *err) {
     const char *mid = str(pl, "message_id"), *turn = str(pl, "turn_id");
     json_t *delta = json_object_get(pl, "delta"), *idx = json_object_get(pl, "index");
     if (!mid || !json_is_string(delta))
@@ -702,7 +791,7 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, const c
     if (!daemon_index_ok(pl))
         return stts_error_set(err, STTS_ERR_FORMAT, "MessageDisplay \"index\" must be a whole number from 0 to %ld",
                               DAEMON_MAX_INDEX);
-    if (turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
+    if (!over && turn && (!s->turn_id || strcmp(turn, s->turn_id) != 0)) {
         /* A parked Stop stays: Stop ends a turn, so batches of another turn
          * within the grace are its own late ones (a new prompt cannot come
          * that fast). The turn before is over: a batch of it that comes
@@ -723,11 +812,12 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, const c
     const char *t = json_string_value(delta);
     size_t n = json_string_length(delta);
     msg *m = find_msg(s, mid);
-    if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0))) {
+    if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over))) {
         *what = "already spoken (by its Stop)";
         return STTS_OK;
     }
     if (!m && !(m = new_msg(s, mid, err))) return err->code;
+    if (over) m->over = 1;   /* a message of that turn never seen: its words were not said */
     long index = has_index ? (long)ix : m->next_index;
     int final = json_is_true(json_object_get(pl, "final"));
     if (is_hole(m, index)) {
@@ -750,16 +840,19 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, const c
         return m->nheld > MAX_HELD ? release_held(s, m, 1, err) : STTS_OK;
     }
     /* Another message's held batches go first (a message is over when the
-     * next one speaks). */
+     * next one of its turn speaks). */
     for (int k = 0; k < s->n_msgs; k++)
-        if (&s->msgs[k] != m && s->msgs[k].nheld && release_held(s, &s->msgs[k], 1, err) != STTS_OK) return err->code;
+        if (&s->msgs[k] != m && s->msgs[k].over == m->over && s->msgs[k].nheld &&
+            release_held(s, &s->msgs[k], 1, err) != STTS_OK)
+            return err->code;
     *what = quiet ? "not spoken (made before the prompt that barged in)" : "spoken";
     s->quiet = quiet ? m : NULL;
     stts_status st = speak_batch(s, m, index, t, n, final, err);
     s->quiet = NULL;
     if (st == STTS_OK && m->nheld) st = release_held(s, m, 0, err);   /* the missing one came: those after it follow */
-    /* A message complete while a Stop waits: reconcile now, no need to wait. */
-    if (st == STTS_OK && m->final && s->parked) st = flush_parked(s, err);
+    /* A message complete while a Stop waits: reconcile now, no need to wait
+     * (a Stop after the prompt is not the kept turn's). */
+    if (st == STTS_OK && m->final && !m->over && s->parked) st = flush_parked(s, err);
     return st;
 }
 
@@ -807,7 +900,7 @@ static long concat_offset(session *s, int latest, const char *l, size_t ln) {
         int ok = 1, n = 0;
         for (int k = k0; k <= latest && ok; k++) {
             const msg *m = &s->msgs[k];
-            if (m->aside || all_space(m->text ? m->text : "", m->len)) continue;
+            if (m->aside || m->over || all_space(m->text ? m->text : "", m->len)) continue;
             long off = has_holes(m) || m->nheld ? -1 : prefix_offset(m->text, m->len, l + j, ln - j);
             if (off < 0) ok = 0;
             else { j += (size_t)off; n++; }
@@ -834,10 +927,10 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     /* The message the live path is speaking (the latest assistant message)
      * may be a prefix; notifications spoken meanwhile do not count. */
     int latest = s->n_msgs - 1;
-    while (latest >= 0 && s->msgs[latest].aside) latest--;
+    while (latest >= 0 && (s->msgs[latest].aside || s->msgs[latest].over)) latest--;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
-        if (m->aside) continue;
+        if (m->aside || m->over) continue;   /* over: the turn before the prompt, its Stop reconciled */
         if (has_holes(m)) {
             stts_status st = reconcile_holes(s, m, k == latest, l, ln, what, err);
             if (st != STTS_ERR_NOT_FOUND) return st;
@@ -1044,6 +1137,12 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     session *s = get(h, sid, err);
     if (!s) return err->code;
     note_main_agent(s, pl, ev);
+    const char *turn = str(pl, "turn_id"), *pid = str(pl, "prompt_id");
+    int md = !strcmp(ev, "MessageDisplay");
+    /* A batch of the turn kept at the last prompt (keep_turn): by its ids,
+     * or made before that prompt (replayed from the spool). */
+    int late = md && of_prev_turn(s, turn, pid, made_ns && t < s->prompt_ns);
+    if (late && !h->p.stop_on_prompt) return on_message_display(s, pl, 0, 1, what, err);
     if (speech && made_ns && t < s->prompt_ns && !s->prompted) {
         /* Replayed from the spool after a prompt made later was acted on:
          * that prompt barged in on this very reply and forgot its turn, so
@@ -1058,9 +1157,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         /* The turn's speech begins: its first batch (a turn_id not seen
          * before), or the first Stop or batch since the last prompt or
          * Stop (sessions whose hooks send no turn_id, or no batches). */
-        const char *turn = str(pl, "turn_id");
-        int md = !strcmp(ev, "MessageDisplay");
-        if (md && turn && turn_closed(s, turn)) {
+        if (late || (md && turn && turn_closed(s, turn))) {
             /* A late batch of a turn known over (a later turn began, the
              * Stop of the prompt after a cut turn came, or a barge-in after
              * its own Stop): its words are of before what the user asked
@@ -1069,7 +1166,6 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
             return STTS_OK;
         }
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
-        const char *pid = str(pl, "prompt_id");
         /* A batch of the turn a prompt came in, carrying another prompt_id
          * than that prompt's: made while an earlier prompt was current
          * (prompt_id is the current prompt: claude-code-hooks.md 2), so
@@ -1105,7 +1201,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
                 fresh = 1;
             }
         }
-        stts_status st = md ? on_message_display(s, pl, quiet, what, err) : on_stop(s, pl, after_prompt, what, err);
+        stts_status st = md ? on_message_display(s, pl, quiet, 0, what, err) : on_stop(s, pl, after_prompt, what, err);
         if (st == STTS_OK) {
             if (fresh) s->turn_ns = t;
             s->turn_over = !md;
@@ -1133,7 +1229,11 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
              * Not after a Stop: that turn is over, and a message still
              * without its final batch was cut (Esc, an API error); kept,
              * it made every later prompt look queued, and a reply equal to
-             * the turn's before it ("Done.") was taken for spoken. */
+             * the turn's before it ("Done.") was taken for spoken. The
+             * turn kept at the prompt before goes: this turn's batches
+             * made after this prompt carry another prompt_id than that
+             * one's. */
+            drop_prev(s);
             s->prompted = 1;
             s->md_since_prompt = 0;
             free(s->prompted_id);
@@ -1143,13 +1243,12 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         }
         /* After its Stop the turn is over: a batch of it still to come
          * was said by that Stop (the rest of its message) or is of a reply
-         * this barge-in cut, and the state that knew so is forgotten now.
-         * Without a Stop (or with batches after it: a Stop hook kept
-         * Claude going) the turn may go on after a tool call (a prompt
-         * typed meanwhile), and --on-prompt continue lets it finish:
-         * not closed. */
-        if (s->turn_over && h->p.stop_on_prompt) close_turn(s);
-        if (reset_turn(s, err) != STTS_OK) { forget(h, s); return err->code; }
+         * this barge-in cut (keep_turn). Without a Stop (or with batches
+         * after it: a Stop hook kept Claude going) the turn may go on
+         * after a tool call (a prompt typed meanwhile), and --on-prompt
+         * continue lets it finish: not closed. */
+        stts_status st = s->turn_over ? keep_turn(s, str(pl, "prompt_id"), err) : reset_turn(s, err);
+        if (st != STTS_OK) { forget(h, s); return err->code; }
         s->turn_ns = 0;
         s->turn_over = 0;
         *what = h->p.stop_on_prompt ? "stopped" : "new turn";
@@ -1226,7 +1325,7 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
             if (m->nheld && m->held_due <= now) {
                 stts_error e;
                 release_held(s, m, 1, &e);   /* only out of memory can fail */
-                if (m->final && s->parked) flush_parked(s, &e);
+                if (m->final && !m->over && s->parked) flush_parked(s, &e);
             }
         }
         if (s->parked && s->parked_due <= now) {

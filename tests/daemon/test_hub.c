@@ -26,12 +26,14 @@ static void on_stop(void *user, const char *session) {
     out_n += (size_t)snprintf(out + out_n, sizeof out - out_n, "%s|STOP\n", session);
 }
 
-/* stop_grace_ms 0: a Stop is reconciled at once */
-static daemon_hub *hub_new_grace(int notice_dedup_ms, int stop_grace_ms) {
+/* stop_grace_ms 0: a Stop is reconciled at once; stop_on_prompt 0:
+ * `serve --on-prompt continue` (a prompt stops nothing). */
+static daemon_hub *hub_new_full(int notice_dedup_ms, int stop_grace_ms, int stop_on_prompt) {
     daemon_hub_params p;
     daemon_hub_default_params(&p);
     p.text.merge_short_chars = 0;   /* one sentence per line here */
     p.stop_grace_ms = stop_grace_ms;
+    p.stop_on_prompt = stop_on_prompt;
     if (notice_dedup_ms >= 0) p.notice_dedup_ms = notice_dedup_ms;
     daemon_hub_callbacks cb = {on_sentence, on_stop};
     daemon_hub *h = NULL;
@@ -41,6 +43,10 @@ static daemon_hub *hub_new_grace(int notice_dedup_ms, int stop_grace_ms) {
     out_n = 0;
     out[0] = '\0';
     return h;
+}
+
+static daemon_hub *hub_new_grace(int notice_dedup_ms, int stop_grace_ms) {
+    return hub_new_full(notice_dedup_ms, stop_grace_ms, 1);
 }
 
 static daemon_hub *hub_new(int notice_dedup_ms) { return hub_new_grace(notice_dedup_ms, 0); }
@@ -966,6 +972,299 @@ static void test_batch_made_before_prompt(void) {
     daemon_hub_free(h);
 }
 
+/* ---- --on-prompt continue (stop_on_prompt 0) ------------------------------------ */
+
+/* What the listener hears, in order: each sentence's text on a line and
+ * "STOP" for a barge-in (session and message ids left out), compared with
+ * the exact list expected, so a sentence said twice, lost or out of order
+ * fails. */
+static const char *said(void) {
+    static char buf[sizeof out];
+    size_t n = 0;
+    for (const char *p = out; *p;) {
+        const char *e = strchr(p, '\n');
+        if (!e) break;
+        const char *a = memchr(p, '|', (size_t)(e - p));
+        const char *b = a ? memchr(a + 1, '|', (size_t)(e - a - 1)) : NULL;
+        const char *t = b ? b + 1 : a ? a + 1 : p;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%.*s\n", (int)(e - t), t);
+        p = e + 1;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Every timer due (held batches, a parked Stop, the idle flush): nothing
+ * may come out later than this. */
+static void settle(daemon_hub *h) { daemon_hub_tick(h, stts_now_ns() + 10000000000ull); }
+
+/* Events with or without prompt_id (CLIs before v2.1.196 send none). */
+static stts_status batch(daemon_hub *h, const char *sid, const char *pid, const char *turn, const char *mid, long index,
+                         const char *delta, int final, const char **what) {
+    if (pid) return mdp(h, sid, pid, turn, mid, index, delta, final, what);
+    if (what) *what = "";
+    return md(h, sid, turn, mid, index, delta, final);
+}
+
+static void prompt(daemon_hub *h, const char *sid, const char *pid) {
+    char more[128];
+    snprintf(more, sizeof more, "%s%s%s\"prompt\":\"go\"", pid ? "\"prompt_id\":\"" : "", pid ? pid : "",
+             pid ? "\"," : "");
+    ev(h, sid, "UserPromptSubmit", more);
+}
+
+static void stop(daemon_hub *h, const char *sid, const char *pid, const char *l) {
+    char more[1024];
+    snprintf(more, sizeof more, "%s%s%s\"last_assistant_message\":\"%s\"", pid ? "\"prompt_id\":\"" : "",
+             pid ? pid : "", pid ? "\"," : "", l);
+    ev(h, sid, "Stop", more);
+}
+
+static void clear_out(void) {
+    out_n = 0;
+    out[0] = '\0';
+}
+
+/* A turn's last batch that comes after its Stop (which said its words), in
+ * --on-prompt continue: right after the Stop, after the next prompt, or
+ * after the next turn's first batch. The prompt forgot the turn without
+ * closing it (closing was the barge-in's alone), so a batch after the
+ * prompt was taken for a new message and said a second time; after the
+ * next turn's first batch it also made the old turn current again, so the
+ * next turn's batches were ignored and its Stop said its first line again. */
+static void test_continue_batch_after_its_stop(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int ids = 0; ids < 2; ids++)
+            for (int later = 0; later < 3; later++) {   /* 0: at once; 1: after a prompt; 2: after the next turn's batch */
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, 0);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL;
+                prompt(h, "N", p1);
+                CHECK(batch(h, "N", p1, "t1", "m1", 0, "Line one.\\n", 0, NULL) == STTS_OK);
+                stop(h, "N", p1, "Line one.\\nLine two.");
+                if (later >= 1) prompt(h, "N", p2);
+                if (later == 2) CHECK(batch(h, "N", p2, "t2", "m2", 0, "Next reply.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "N", p1, "t1", "m1", 1, "Line two.", 1, &w) == STTS_OK);
+                settle(h);
+                CHECK_MSG(strcmp(said(), later == 2 ? "Line one.\nLine two.\nNext reply.\n" : "Line one.\nLine two.\n") == 0,
+                          "grace %d, prompt_id %s, the last batch %s (%s):\n%s", grace, ids ? "given" : "absent",
+                          later == 0 ? "right after its Stop" : later == 1 ? "after the next prompt" : "after the next turn began",
+                          w ? w : "(null)", said());
+                if (later == 0) prompt(h, "N", p2);
+                if (later < 2) CHECK(batch(h, "N", p2, "t2", "m2", 0, "Next reply.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "N", p2, "t2", "m2", 1, "Its end.", 1, NULL) == STTS_OK);
+                stop(h, "N", p2, "Next reply.\\nIts end.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), "Line one.\nLine two.\nNext reply.\nIts end.\n") == 0,
+                          "grace %d, prompt_id %s, later %d, the next turn:\n%s", grace, ids ? "given" : "absent", later,
+                          said());
+                daemon_hub_free(h);
+            }
+}
+
+/* The Stop before any batch of its message (their order is not documented):
+ * it says the whole message, and the batches, later than the grace and than
+ * the next prompt, are that message again: they were said a second time (in
+ * both modes: after the barge-in, or with --on-prompt continue), as the
+ * prompt had forgotten the Stop's message and the turn (no turn_id seen) was
+ * not closed. Their prompt_id (the prompt current when they were made) says
+ * they are of the turn before the prompt. Without ids nothing tells them
+ * from the next turn's first batches (known limit, CLIs before v2.1.196).
+ * The next turn is said whole. */
+static void test_prompt_after_stop_before_batches(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 1; ids < 2; ids++) {
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL;
+                prompt(h, "B", p1);
+                stop(h, "B", p1, "Hello there.\\nSecond line.");
+                prompt(h, "B", p2);   /* within the grace: the Stop is reconciled now, said whole */
+                CHECK(batch(h, "B", p1, "t1", "m1", 0, "Hello there.\\n", 0, &w) == STTS_OK);
+                CHECK(batch(h, "B", p1, "t1", "m1", 1, "Second line.", 1, NULL) == STTS_OK);
+                settle(h);
+                const char *want = cont ? "Hello there.\nSecond line.\n" : "STOP\nHello there.\nSecond line.\nSTOP\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, prompt_id %s (%s):\n%s",
+                          cont ? "continue" : "stop", grace, ids ? "given" : "absent", w ? w : "(null)", said());
+                CHECK(batch(h, "B", p2, "t2", "m2", 0, "Another reply.", 1, NULL) == STTS_OK);
+                stop(h, "B", p2, "Another reply.");
+                settle(h);
+                want = cont ? "Hello there.\nSecond line.\nAnother reply.\n"
+                            : "STOP\nHello there.\nSecond line.\nSTOP\nAnother reply.\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, the next turn:\n%s",
+                          cont ? "continue" : "stop", grace, said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
+/* --on-prompt continue, a prompt queued while a message streams: the turn
+ * goes on, and every batch of it is said (one made before the prompt too:
+ * nothing is cut), once, whether its Stop comes before or after its final
+ * batch; the prompt's own turn is said after it; a late copy of the old
+ * turn's batch is not said again. */
+static void test_continue_queued_prompt(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int ids = 0; ids < 2; ids++)
+            for (int stop_first = 0; stop_first < 2; stop_first++) {
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, 0);
+                CHECK(h != NULL);
+                if (!h) return;
+                prompt(h, "Q", p1);
+                CHECK(batch(h, "Q", p1, "t1", "m1", 0, "First line.\\n", 0, NULL) == STTS_OK);
+                prompt(h, "Q", p2);
+                CHECK(batch(h, "Q", p1, "t1", "m1", 1, "Second line.\\n", 0, NULL) == STTS_OK);   /* made before it */
+                if (stop_first) stop(h, "Q", p2, "First line.\\nSecond line.\\nThird line.");
+                CHECK(batch(h, "Q", p2, "t1", "m1", 2, "Third line.", 1, NULL) == STTS_OK);
+                if (!stop_first) stop(h, "Q", p2, "First line.\\nSecond line.\\nThird line.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), "First line.\nSecond line.\nThird line.\n") == 0,
+                          "grace %d, prompt_id %s, Stop %s the final batch:\n%s", grace, ids ? "given" : "absent",
+                          stop_first ? "before" : "after", said());
+                CHECK(batch(h, "Q", p2, "t2", "m2", 0, "The answer.", 1, NULL) == STTS_OK);
+                stop(h, "Q", p2, "The answer.");
+                CHECK(batch(h, "Q", p1, "t1", "m1", 2, "Third line.", 1, NULL) == STTS_OK);   /* a late copy */
+                settle(h);
+                CHECK_MSG(strcmp(said(), "First line.\nSecond line.\nThird line.\nThe answer.\n") == 0,
+                          "grace %d, prompt_id %s, Stop %s the final batch, the next turn:\n%s", grace,
+                          ids ? "given" : "absent", stop_first ? "before" : "after", said());
+                daemon_hub_free(h);
+            }
+}
+
+/* --on-prompt continue, late batches of the turn before the prompt whose
+ * words its Stop did not say (the Stop's text is the last message only):
+ * said, once, after the prompt and after the next turn began; and a reply
+ * equal to the last one, made of a Stop only, is said (the prompt starts
+ * afresh: the kept turn is not matched by the next turn's Stop). */
+static void test_continue_late_batches_not_said_by_stop(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int ids = 0; ids < 2; ids++)
+            for (int later = 1; later < 3; later++) {   /* 1: after the prompt; 2: after the next turn's first batch */
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, 0);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL;
+                prompt(h, "D", p1);
+                CHECK(batch(h, "D", p1, "t1", "m1", 0, "Alpha.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "D", p1, "t1", "m2", 0, "Beta.", 1, NULL) == STTS_OK);
+                stop(h, "D", p1, "Beta.");
+                prompt(h, "D", p2);
+                if (later == 2) CHECK(batch(h, "D", p2, "t2", "m3", 0, "Gamma.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "D", p1, "t1", "m1", 1, "Alpha two.", 1, &w) == STTS_OK);
+                CHECK(batch(h, "D", p1, "t1", "m2", 0, "Beta.", 1, NULL) == STTS_OK);   /* a copy (hook registered twice) */
+                settle(h);
+                CHECK_MSG(strcmp(said(), later == 1 ? "Alpha.\nBeta.\nAlpha two.\n" : "Alpha.\nBeta.\nGamma.\nAlpha two.\n") == 0,
+                          "grace %d, prompt_id %s, later %d (%s):\n%s", grace, ids ? "given" : "absent", later,
+                          w ? w : "(null)", said());
+                if (later == 1) CHECK(batch(h, "D", p2, "t2", "m3", 0, "Gamma.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "D", p2, "t2", "m3", 1, "Delta.", 1, NULL) == STTS_OK);
+                stop(h, "D", p2, "Gamma.\\nDelta.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), later == 1 ? "Alpha.\nBeta.\nAlpha two.\nGamma.\nDelta.\n"
+                                                    : "Alpha.\nBeta.\nGamma.\nAlpha two.\nDelta.\n") == 0,
+                          "grace %d, prompt_id %s, later %d, the next turn:\n%s", grace, ids ? "given" : "absent", later,
+                          said());
+                daemon_hub_free(h);
+            }
+    /* The same reply twice ("Done."), the second a Stop only. */
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int ids = 0; ids < 2; ids++) {
+            const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+            daemon_hub *h = hub_new_full(-1, grace, 0);
+            CHECK(h != NULL);
+            if (!h) return;
+            prompt(h, "E", p1);
+            CHECK(batch(h, "E", p1, "t1", "m1", 0, "Done.", 1, NULL) == STTS_OK);
+            stop(h, "E", p1, "Done.");
+            prompt(h, "E", p2);
+            stop(h, "E", p2, "Done.");
+            CHECK(batch(h, "E", p1, "t1", "m1", 0, "Done.", 1, NULL) == STTS_OK);   /* a late copy of the first */
+            settle(h);
+            CHECK_MSG(strcmp(said(), "Done.\nDone.\n") == 0, "grace %d, prompt_id %s:\n%s", grace,
+                      ids ? "given" : "absent", said());
+            daemon_hub_free(h);
+        }
+}
+
+/* --on-prompt continue, two prompts each after its turn's Stop: late
+ * batches of both turns after the second prompt. The older turn is closed
+ * (ignored), the kept one finds its messages: nothing twice, nothing lost,
+ * and a batch of the turn before the prompt replayed from the spool
+ * (made before it) is reconciled the same way, not dropped as stale. */
+static void test_continue_two_prompts(void) {
+    daemon_hub *h = hub_new_full(-1, 200, 0);
+    CHECK(h != NULL);
+    if (!h) return;
+    prompt(h, "F", "p1");
+    CHECK(batch(h, "F", "p1", "t1", "m1", 0, "One.\\n", 0, NULL) == STTS_OK);
+    stop(h, "F", "p1", "One.\\nTwo.");
+    prompt(h, "F", "p2");
+    CHECK(batch(h, "F", "p2", "t2", "m2", 0, "Three.\\n", 0, NULL) == STTS_OK);
+    CHECK(batch(h, "F", "p2", "t2", "m4", 0, "Other message.\\n", 0, NULL) == STTS_OK);
+    CHECK(batch(h, "F", "p2", "t2", "m5", 0, "Last message.\\n", 0, NULL) == STTS_OK);
+    stop(h, "F", "p2", "Last message.\\nFour.");
+    uint64_t made = stts_now_ns();
+    prompt(h, "F", "p3");
+    CHECK(batch(h, "F", "p1", "t1", "m1", 1, "Two.", 1, NULL) == STTS_OK);
+    CHECK(batch(h, "F", "p2", "t2", "m5", 1, "Four.", 1, NULL) == STTS_OK);
+    /* m4's last batch, spooled and replayed now (made before the prompt). */
+    json_t *pl = json_loads("{\"session_id\":\"F\",\"hook_event_name\":\"MessageDisplay\",\"prompt_id\":\"p2\","
+                            "\"turn_id\":\"t2\",\"message_id\":\"m4\",\"index\":1,\"final\":true,"
+                            "\"delta\":\"Its end.\"}", 0, NULL);
+    const char *w = NULL;
+    stts_error err;
+    stts_error_clear(&err);
+    CHECK(daemon_hub_hook_at(h, pl, made, &w, &err) == STTS_OK);
+    json_decref(pl);
+    CHECK(batch(h, "F", "p3", "t3", "m6", 0, "Five.", 1, NULL) == STTS_OK);
+    stop(h, "F", "p3", "Five.");
+    settle(h);
+    CHECK_MSG(strcmp(said(), "One.\nTwo.\nThree.\nOther message.\nLast message.\nFour.\nIts end.\nFive.\n") == 0,
+              "(%s)\n%s", w ? w : "(null)", said());
+    daemon_hub_free(h);
+}
+
+/* --on-prompt continue: a reply whose batches were spooled (the daemon not
+ * accepting) and whose Stop came live, said whole; the next prompt; then
+ * the spool replayed, seconds later (past the 3 s a Stop's message is
+ * looked for by a batch of the current turn). The replayed batches were
+ * made before the prompt: of the turn kept at it, whose Stop said them. */
+static void test_continue_spooled_after_stop(void) {
+    daemon_hub *h = hub_new_full(-1, 0, 0);
+    CHECK(h != NULL);
+    if (!h) return;
+    uint64_t made = stts_now_ns();
+    stop(h, "G", NULL, "Spooled reply.\\nIts second line.");
+    prompt(h, "G", NULL);
+    struct timespec ts = {3, 100000000};
+    nanosleep(&ts, NULL);
+    const char *b[] = {"{\"session_id\":\"G\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                       "\"message_id\":\"m1\",\"index\":0,\"final\":false,\"delta\":\"Spooled reply.\\n\"}",
+                       "{\"session_id\":\"G\",\"hook_event_name\":\"MessageDisplay\",\"turn_id\":\"t1\","
+                       "\"message_id\":\"m1\",\"index\":1,\"final\":true,\"delta\":\"Its second line.\"}"};
+    const char *w = NULL;
+    for (int i = 0; i < 2; i++) {
+        json_t *pl = json_loads(b[i], 0, NULL);
+        stts_error err;
+        stts_error_clear(&err);
+        CHECK(daemon_hub_hook_at(h, pl, made, &w, &err) == STTS_OK);
+        json_decref(pl);
+    }
+    CHECK(batch(h, "G", NULL, "t2", "m2", 0, "Next.", 1, NULL) == STTS_OK);
+    stop(h, "G", NULL, "Next.");
+    settle(h);
+    CHECK_MSG(strcmp(said(), "Spooled reply.\nIts second line.\nNext.\n") == 0, "(%s)\n%s", w ? w : "(null)", said());
+    daemon_hub_free(h);
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -990,5 +1289,11 @@ int main(void) {
     TEST_RUN(test_stop_after_prompt_mid_turn);
     TEST_RUN(test_batch_after_its_stop);
     TEST_RUN(test_batch_made_before_prompt);
+    TEST_RUN(test_continue_batch_after_its_stop);
+    TEST_RUN(test_prompt_after_stop_before_batches);
+    TEST_RUN(test_continue_queued_prompt);
+    TEST_RUN(test_continue_late_batches_not_said_by_stop);
+    TEST_RUN(test_continue_two_prompts);
+    TEST_RUN(test_continue_spooled_after_stop);
     return TEST_SUMMARY();
 }

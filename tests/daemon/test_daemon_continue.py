@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""test_daemon_continue.py STREAM_TTS SOURCE_DIR SHARED_DIR - `serve
+--on-prompt continue`: a prompt stops nothing, and a turn's batch that comes
+after its Stop and after the next prompt (hooks are separate processes) is
+not said again. The daemon once forgot the turn at that prompt without
+closing it: the late batch was taken for a new message and said a second
+time, and the next turn's words could follow it twice. Also a Stop that came
+before every batch of its message (said whole) with the batches after the
+prompt. Each sentence must be spoken exactly once, in order."""
+import os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Checks, Daemon, md, scratch, stop, voice_or_skip, wait_for  # noqa: E402
+
+BIN, SRC, SHARED = sys.argv[1:4]
+VOICE = voice_or_skip(SHARED)
+check = Checks()
+tmp = scratch("stts-daemon-continue-")
+
+
+def prompt(session, pid):
+    return {"session_id": session, "transcript_path": "/nonexistent", "cwd": "/tmp",
+            "hook_event_name": "UserPromptSubmit", "prompt_id": pid, "prompt": "go on"}
+
+
+def with_prompt(payload, pid):
+    payload = dict(payload)
+    payload["prompt_id"] = pid
+    return payload
+
+
+A = ["The first turn begins with this sentence.", "Its last sentence reached the stop hook first."]
+B = ["The second turn is spoken once.", "And so is its end."]
+C = ["A stop hook came before every batch.", "Its batches came after the next prompt."]
+Z = "This last answer closes the test."   # the anchor: spoken after everything above
+
+d = Daemon(BIN, VOICE, tmp, "continue", extra=["--gap-ms", "0", "--stop-grace", "0", "--on-prompt", "continue"],
+           pace=False)
+s = d.conn()
+# Session a: the last batch of turn 1 after its Stop and after the next prompt.
+d.hook(prompt("a", "p1"), s)
+d.hook(with_prompt(md("a", "m1", 0, A[0] + "\n", False, turn="t1"), "p1"), s)
+d.hook(with_prompt(stop("a", A[0] + "\n" + A[1]), "p1"), s)          # says A[1], the rest
+r = d.hook(prompt("a", "p2"), s)
+check(r["done"] == "new turn", "a prompt after the Stop, --on-prompt continue: %r" % r)
+late = d.hook(with_prompt(md("a", "m1", 1, A[1], True, turn="t1"), "p1"), s)
+d.hook(with_prompt(md("a", "m2", 0, B[0] + "\n", False, turn="t2"), "p2"), s)
+d.hook(with_prompt(md("a", "m2", 1, B[1], True, turn="t2"), "p2"), s)
+d.hook(with_prompt(stop("a", "\n".join(B)), "p2"), s)
+# Session b: the Stop before its message's batches (said whole), then the
+# prompt, then the batches (made before it: the first prompt's id).
+d.hook(prompt("b", "q1"), s)
+d.hook(with_prompt(stop("b", "\n".join(C)), "q1"), s)
+d.hook(prompt("b", "q2"), s)
+late_b = [d.hook(with_prompt(md("b", "n1", i, t + ("" if i else "\n"), i == 1, turn="u1"), "q1"), s)
+          for i, t in enumerate(C)]
+# The anchor: a Stop of a session of its own, spoken at once (no grace), so
+# it is queued after every sentence the requests above made (the daemon
+# answers a request once it has acted on it); a late batch held for a
+# "missing" one (1 s) would still come before the next turn's batch, which
+# releases it.
+d.hook(stop("z", Z), s)
+wait_for(lambda: any(x["source"] == Z for x in d.records()) and d.status()["queue"] == 0
+         and d.status()["pending"] == 0, "the anchor spoken")
+said = [x["source"] for x in d.records() if not x.get("stopped")]
+check(said == A + B + C + [Z], "each sentence once, in order: %r (late batches: %r, %r)" % (said, late, late_b))
+check(not any(x.get("stopped") for x in d.records()), "nothing stopped: %r" % d.records())
+s.close()
+check(d.close() == 0, "serve exits 0 on SIGTERM")
+sys.exit(check.finish())

@@ -137,6 +137,21 @@ class Daemon:
         wait_for(done, "%d %s" % (n, what))
         return self.records()
 
+    def wait_spoken(self, text, what=None):
+        """Waits until a record of text is written and nothing is queued;
+        returns the records. The daemon's one queue plays in arrival order
+        (the default --order), so every sentence queued before text, or with
+        it (timers due in the same pass of the daemon's loop may queue theirs
+        just after it), has its record by then: a check that something was
+        NOT said is anchored on a sentence (a sentinel) queued no earlier
+        than any wrong one would have been, instead of on a fixed sleep that
+        passes whether or not it came."""
+        def done():
+            st = self.status()
+            return any(r.get("source") == text for r in self.records()) and st["queue"] == 0 and st["pending"] == 0
+        wait_for(done, what or "%r spoken" % text)
+        return self.records()
+
     def ctl(self, *args):
         t = time.monotonic()
         r = subprocess.run([self.binary, "ctl", "--socket", self.sock] + list(args), capture_output=True, text=True,

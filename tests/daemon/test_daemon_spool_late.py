@@ -54,8 +54,16 @@ s.close()
 wait_for(lambda: os.path.getsize(d.wav) > 44 + 48000, "the reply to start playing")
 name = spool(d, prompt("S"), t_prompt)
 wait_for(lambda: drained(d, name), "the spooled prompt replayed")
-d.hook(stop("S", "\n".join(REPLY)))
-time.sleep(0.6)   # past the Stop's grace (250 ms): a Stop that found nothing has queued the reply again by now
+r = d.hook(stop("S", "\n".join(REPLY)))
+# The Stop finds the reply it ends. Had the prompt been taken (the turn
+# forgotten), it would find nothing and wait its grace, then say the whole
+# reply again: any other event of the session ends that wait at once (a
+# hook this daemon ignores), so by its reply the reply is queued again if it
+# ever will be, and wait_records sees it. (A fixed 0.6 s sleep stood here,
+# for the grace to pass; under load it may not have.)
+check(r["done"] == "already spoken", "the Stop finds the reply spoken: %r" % r)
+d.hook({"session_id": "S", "transcript_path": "/nonexistent", "cwd": "/tmp", "hook_event_name": "PreToolUse",
+        "tool_name": "Bash", "tool_input": {"command": "true"}})
 recs = d.wait_records(len(REPLY))
 said = [r["source"] for r in recs if r.get("session") == "S"]
 check(said == REPLY, "the reply spoken once, in order: %r" % said)
@@ -74,9 +82,15 @@ wait_for(lambda: os.path.getsize(d.wav) > size0 + 48000, "the older reply to sta
 name = spool(d, prompt("P"), time.time_ns())
 wait_for(lambda: drained(d, name), "the second spooled prompt replayed")
 wait_for(lambda: d.status()["queue"] == 0 and d.status()["pending"] == 0, "the older reply stopped")
-time.sleep(0.3)
-recs = d.records()[n:]
+# What was heard of the older reply is in the records once a sentence queued
+# after it has been spoken (one queue, played in arrival order): had the
+# prompt not stopped it, its last sentences come before this one. (A fixed
+# 0.3 s sleep stood here, for their records to be written.)
+SENTINEL = "Done."
+d.hook(md("Q", "q1", 0, SENTINEL + "\n", True))
+recs = d.wait_spoken(SENTINEL, "a later session's sentence spoken")[n:]
 heard = [r["source"] for r in recs if not r.get("stopped")]
+check(heard[-1:] == [SENTINEL], "the later sentence heard last: %r" % heard)
 check(LONG[2] not in heard and LONG[1] not in heard, "the prompt replayed in time still stops the older reply: %r"
       % [(r["source"], r.get("stopped")) for r in recs])
 

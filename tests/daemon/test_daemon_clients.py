@@ -8,7 +8,7 @@ misbehave on the socket never hold the daemon up for the others:
    holding the poll loop: hooks went unanswered for minutes;
  - a client that pipelines thousands of requests and then reads: every one
    gets its reply, in order, even after it closed its sending side."""
-import json, os, socket, subprocess, sys, threading, time
+import array, fcntl, json, os, socket, subprocess, sys, termios, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_util import Checks, Daemon, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
@@ -20,6 +20,33 @@ tmp = scratch("stts-daemon-clients-")
 d = Daemon(BIN, VOICE, tmp, "clients", pace=False)
 
 # ---- 1. a client that never reads its replies ----------------------------------------------------
+def queued(sock, op):
+    """Bytes in sock's receive queue (FIONREAD), or sent by it and not yet read by the daemon (SIOCOUTQ)."""
+    b = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), op, b)
+    return b[0]
+
+
+SIOCOUTQ = 0x5411   # = TIOCOUTQ (linux/sockios.h); Python's socket module does not name it
+
+
+def timed(payload, timeout=10):
+    """One request on a connection of its own: (reply or the error, seconds). A
+    reply that takes 10 s is a stalled poll loop (the old bug held it minutes):
+    an error, not a wait for the test's deadline."""
+    t = time.monotonic()
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(timeout)
+    try:
+        c.connect(d.sock)
+        r = d.req(payload, c)
+    except OSError as e:
+        r = e
+    finally:
+        c.close()
+    return r, time.monotonic() - t
+
+
 deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 deaf.connect(d.sock)
 deaf.setblocking(False)
@@ -30,18 +57,35 @@ try:
         sent += deaf.send(burst[sent:sent + 65536])
 except BlockingIOError:
     pass
-time.sleep(0.5)   # the daemon has read what it could and replied into a full socket
-worst = 0.0
+# The other clients are timed while the daemon holds replies the deaf client
+# does not take: from its first reply here until it closes the connection,
+# 5 s after the socket stopped taking them (log line). Its first read of the
+# burst (hundreds of status requests, a few hundred bytes of reply each) makes
+# more replies than the socket and its 64 KiB of unsent replies hold, so it
+# is holding them from the first reply on. Both ends are checked below: its
+# requests still unread after the pings, and no close before they ended.
+# (A fixed 0.5 s sleep stood here, and nothing checked that the daemon was
+# holding the deaf client's replies while the others were timed: a daemon
+# that read every request whatever its unsent replies passed.)
+wait_for(lambda: queued(deaf, termios.FIONREAD) > 0, "the deaf client's first replies", deadline=60)
+worst, answered = 0.0, 0
 for i in range(5):
-    t = time.monotonic()
-    r = d.req({"v": 1, "op": "ping"})
-    worst = max(worst, time.monotonic() - t)
-    check(r and r["ok"], "ping %d answered: %r" % (i, r))
-t = time.monotonic()
-r = d.hook({"session_id": "S", "hook_event_name": "SessionStart", "source": "startup"})
-worst = max(worst, time.monotonic() - t)
+    r, dt = timed({"v": 1, "op": "ping"})
+    worst = max(worst, dt)
+    answered += check(isinstance(r, dict) and r.get("ok") is True, "ping %d answered: %r" % (i, r))
+r, dt = timed({"v": 1, "op": "hook", "payload": {"session_id": "S", "hook_event_name": "SessionStart",
+                                                  "source": "startup"}})
+worst = max(worst, dt)
+answered += check(isinstance(r, dict) and r.get("ok") is True, "hook answered: %r" % (r,))
+unread = queued(deaf, SIOCOUTQ)
+closed_early = "took none of its replies" in read(d.err)
+check(unread > 0 and not closed_early,
+      "the pings came while the daemon held the deaf client (its requests unread: %d bytes; closed already: %s)"
+      % (unread, closed_early))
 check(worst < 0.5, "other clients answered while one reads no replies (slowest %.3f s)" % worst)
-wait_for(lambda: "took none of its replies" in read(d.err), "the deaf client closed", deadline=30)
+if answered < 6:
+    sys.exit(check.finish())   # the sections below need a daemon that answers
+wait_for(lambda: "took none of its replies" in read(d.err), "the deaf client closed", deadline=60)
 deaf.close()
 
 # ---- 2. many requests pipelined, then read -------------------------------------------------------

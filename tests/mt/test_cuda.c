@@ -686,7 +686,7 @@ static int all_rounded(const float *got, const float *want_f32, size_t n, const 
     return bad == 0;
 }
 
-/* ---- the tensor-core GEMM (kernels.cu gemm_bf16_kernel): more than 8
+/* ---- the tensor-core GEMM (kernels.cu gemm_kernel<false>): more than 8
  * rows of bf16 weights in the bf16-activation mode, against a double
  * reference (each output within one bf16 step of the reference: the f32
  * sums may round either way at a bf16 boundary), with the GEMV path
@@ -761,6 +761,63 @@ static void gemm_case(int M, int K, int N, int flags, int qcols) {
     free(W), free(Wd), free(x), free(b), free(y0), free(y), free(wb);
 }
 
+/* The int8 GEMM (gemm_kernel<true>: int8 weights widened exactly to bf16,
+ * f32 activations as two bf16 terms) and the int8 GEMV it replaces, against
+ * a double reference of the same int8 weights and scales: f32 activations,
+ * so the bound is the sums' own error (the split leaves x to ~2^-17, the
+ * tensor cores' f32 accumulation and the GEMV's f32 sums ~2^-20 of the sum
+ * of |terms|), plus an ulp of the result. A wrong scale, a lost lo term or
+ * a swapped byte is off by orders more. */
+static void gemm_i8_case(int M, int K, int N, int flags, int qcols) {
+    const float qs = 0.125f;
+    float *W = malloc(sizeof(float) * (size_t)N * K), *ws = malloc(sizeof(float) * (size_t)N);
+    float *x = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N);
+    float *y0 = malloc(sizeof(float) * (size_t)M * N), *y = malloc(sizeof(float) * (size_t)M * N);
+    int8_t *q = malloc((size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = urand() * 0.05f;
+    for (int n = 0; n < N; n++) ws[n] = mt_quantize_row_i8(W + (size_t)n * K, (size_t)K, q + (size_t)n * K);
+    for (size_t i = 0; i < (size_t)M * K; i++) x[i] = urand() * 3.0f; /* not bf16 values: the lo terms matter */
+    for (int i = 0; i < N; i++) b[i] = urand() * 0.1f;
+    for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = (flags & MTK_ACCUM) ? urand() : NAN;
+    float *dx = dev_of(x, sizeof(float) * (size_t)M * K), *db = dev_of(b, sizeof(float) * (size_t)N);
+    float *dq = dev_of(q, (size_t)N * K), *dws = dev_of(ws, sizeof(float) * (size_t)N);
+    for (int path = 0; path < 2; path++) {
+        float *dy = dev_of(y0, sizeof(float) * (size_t)M * N);
+        mtk_gemm_enable(path == 0);
+        unsigned long before = mtk_gemm_calls();
+        CHECK(mtk_linear_scaled(stream, dx, M, K, dq, MTK_W_I8, dws, N, db, dy, flags, qcols, qs) == 0);
+        CHECK_MSG((mtk_gemm_calls() > before) == (path == 0), "int8 M %d K %d N %d: the %s path did not run", M, K,
+                  N, path ? "GEMV" : "GEMM");
+        fetch(y, dy, (size_t)M * N);
+        double worst = 0;
+        size_t bad = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = 0, sabs = 0;
+                for (int k = 0; k < K; k++) {
+                    double t = (double)x[(size_t)m * K + k] * q[(size_t)n * K + k];
+                    s += t, sabs += fabs(t);
+                }
+                s = s * ws[n] + b[n];
+                sabs = sabs * ws[n] + fabs(b[n]);
+                if (flags & MTK_RELU) s = s > 0 ? s : 0;
+                if (n < qcols) s *= qs, sabs *= qs;
+                if (flags & MTK_ACCUM) s += y0[(size_t)m * N + n], sabs += fabs(y0[(size_t)m * N + n]);
+                double g = y[(size_t)m * N + n], d = isnan(g) ? INFINITY : fabs(g - s);
+                double lim = 2e-5 * sabs + 1e-6 * fabs(s) + 1e-30;
+                if (d > lim) bad++;
+                worst = fmax(worst, d / lim);
+            }
+        CHECK_MSG(bad == 0, "int8 %s M %d K %d N %d flags %d qcols %d: %zu outputs off by more than the f32 sums' error "
+                            "(worst %.2f of the bound)",
+                  path ? "GEMV" : "GEMM", M, K, N, flags, qcols, bad, worst);
+        gpu->ops->release(gpu, dy);
+    }
+    mtk_gemm_enable(1);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, db), gpu->ops->release(gpu, dq), gpu->ops->release(gpu, dws);
+    free(W), free(ws), free(x), free(b), free(y0), free(y), free(q);
+}
+
 static void test_gemm(void) {
     /* 70 rows: three row blocks, the last partial; K 320: a last round of 64 columns */
     const int Ms[] = {9, 20, 33, 70}, Ks[] = {64, 320, 1024}, Ns[] = {16, 3072};
@@ -771,6 +828,12 @@ static void test_gemm(void) {
     gemm_case(20, 4096, 1024, MTK_ACCUM, 0); /* the encoder's fc2 */
     gemm_case(20, 1024, 3072, 0, 1024);      /* the encoder's QKV with the query scaling */
     gemm_case(20, 1024, 4096, MTK_RELU, 0);  /* fc1 */
+    for (int a = 0; a < 4; a++)
+        for (int k = 0; k < 3; k++)
+            for (int fl = 0; fl < 3; fl++) gemm_i8_case(Ms[a], Ks[k], 3072, fl, 0);
+    gemm_i8_case(20, 4096, 1024, MTK_ACCUM, 0);
+    gemm_i8_case(20, 1024, 3072, 0, 1024);
+    gemm_i8_case(20, 1024, 4096, MTK_RELU, 0);
 }
 
 static void test_bf16_activations(void) {

@@ -624,7 +624,7 @@ extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void
     return mtk_linear_scaled(stream, x, M, K, W, wfmt, scales, N, b, y, flags, 0, 1.0f);
 }
 
-/* ---------------- bf16 GEMM on tensor cores (the encoder's rows) ----------------
+/* ---------------- bf16 and int8 GEMM on tensor cores (the encoder's rows) ----------------
  * More rows than one GEMV launch takes (the encoder's 20+ tokens, big
  * batches) with bf16 weights in the bf16-activation mode (MTK_ACT_BF16:
  * every Linear's input is already a bf16 value, so converting it for the
@@ -641,7 +641,7 @@ extern "C" int mtk_linear(void *stream, const float *x, int M, int K, const void
 #define GEMM_BM 32
 #define GEMM_BN 16
 #define GEMM_WARPS 4
-#define GEMM_KC 256 /* = 64 float4 columns: two rows per 128 threads (gemm_bf16_kernel's staging) */
+#define GEMM_KC 256 /* = 64 float4 columns: two rows per 128 threads (gemm_kernel's staging) */
 #define GEMM_LDX (GEMM_KC + 8) /* a row of staged x: 16-byte multiple, shifted banks */
 
 static int g_gemm_on = -1;
@@ -655,12 +655,23 @@ static int gemm_on(void) {
     return g_gemm_on;
 }
 
-__global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const float *x, int M, int K,
-                                                                      const __nv_bfloat16 *__restrict__ W, int N,
-                                                                      const float *__restrict__ b, float *y,
-                                                                      int flags, int qcols, float qs) {
+/* I8: int8 weights (weight-only, per-row scales; f32 activations). An
+ * int8 value is exact in bf16 (8 significant bits), so the weight rows are
+ * widened into shared memory as they are, and each activation is split
+ * into two bf16 terms, hi = bf16(x) and lo = bf16(x - hi) (x to ~2^-17
+ * relative, near the f32 GEMV's own rounding), both multiplied on the
+ * tensor cores into the same f32 accumulator; the row scale comes in the
+ * epilogue, as in the GEMV. The int8 encoder had run on GEMVs, 1.85 ms a
+ * sentence against bf16's 0.9 on the H200. */
+template <bool I8>
+__global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_kernel(const float *x, int M, int K,
+                                                                 const void *__restrict__ Wv, int N,
+                                                                 const float *__restrict__ scales,
+                                                                 const float *__restrict__ b, float *y, int flags,
+                                                                 int qcols, float qs) {
     using namespace nvcuda;
     __shared__ __align__(32) __nv_bfloat16 xs[GEMM_BM * GEMM_LDX];
+    __shared__ __align__(32) __nv_bfloat16 xl[I8 ? GEMM_BM * GEMM_LDX : 16]; /* the lo terms (I8) */
     __shared__ __align__(32) float part[GEMM_WARPS][GEMM_BM * GEMM_BN];
     /* dynamic: the block's 16 weight rows [GEMM_BN][K + 8], fetched whole
      * with cp.async before the wait (they are immutable), so that the
@@ -670,11 +681,27 @@ __global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const floa
     const int ldw = K + 8;
     const int warp = (int)threadIdx.x / WARP, m0 = (int)blockIdx.y * GEMM_BM, n0 = (int)blockIdx.x * GEMM_BN;
     const int rows = M - m0 < GEMM_BM ? M - m0 : GEMM_BM;
-    const __nv_bfloat16 *wb = W + (size_t)n0 * K;
-    const int cpr = K / 8; /* 16-byte chunks per weight row */
-    for (int i = (int)threadIdx.x; i < GEMM_BN * cpr; i += (int)blockDim.x) {
-        const int r = i / cpr, c = (i - r * cpr) * 8;
-        cp_async16(ws + (size_t)r * ldw + c, wb + (size_t)r * K + c);
+    if constexpr (I8) { /* 16 int8 values a thread at a time, widened as they are */
+        const int8_t *wq = (const int8_t *)Wv + (size_t)n0 * K;
+        const int cpr = K / 16;
+        for (int i = (int)threadIdx.x; i < GEMM_BN * cpr; i += (int)blockDim.x) {
+            const int r = i / cpr, c = (i - r * cpr) * 16;
+            const uint4 u = __ldg((const uint4 *)(wq + (size_t)r * K + c));
+            const uint32_t v[4] = {u.x, u.y, u.z, u.w};
+            __nv_bfloat162 *d = (__nv_bfloat162 *)(ws + (size_t)r * ldw + c);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const uint32_t h = v[j / 2] >> (16 * (j % 2));
+                d[j] = __floats2bfloat162_rn((float)(int8_t)(h & 0xffu), (float)(int8_t)((h >> 8) & 0xffu));
+            }
+        }
+    } else {
+        const __nv_bfloat16 *wb = (const __nv_bfloat16 *)Wv + (size_t)n0 * K;
+        const int cpr = K / 8; /* 16-byte chunks per weight row */
+        for (int i = (int)threadIdx.x; i < GEMM_BN * cpr; i += (int)blockDim.x) {
+            const int r = i / cpr, c = (i - r * cpr) * 8;
+            cp_async16(ws + (size_t)r * ldw + c, wb + (size_t)r * K + c);
+        }
     }
     pdl_launch_dependents();
     pdl_wait();
@@ -706,8 +733,13 @@ __global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const floa
             __nv_bfloat162 *d = (__nv_bfloat162 *)(xs + (rb + 2 * j) * GEMM_LDX + cc * 4);
             d[0] = __floats2bfloat162_rn(v[j].x, v[j].y);
             d[1] = __floats2bfloat162_rn(v[j].z, v[j].w);
+            if constexpr (I8) { /* x - hi is exact in f32 */
+                __nv_bfloat162 *l = (__nv_bfloat162 *)(xl + (rb + 2 * j) * GEMM_LDX + cc * 4);
+                l[0] = __floats2bfloat162_rn(v[j].x - __low2float(d[0]), v[j].y - __high2float(d[0]));
+                l[1] = __floats2bfloat162_rn(v[j].z - __low2float(d[1]), v[j].w - __high2float(d[1]));
+            }
         }
-        if (k0 == 0) cp_async_wait_all();
+        if (k0 == 0 && !I8) cp_async_wait_all();
         __syncthreads();
         if (k0 + GEMM_KC < K) load_round(k0 + GEMM_KC);
 #pragma unroll 4
@@ -719,6 +751,12 @@ __global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const floa
             wmma::load_matrix_sync(a1, xs + 16 * GEMM_LDX + kk, GEMM_LDX);
             wmma::mma_sync(c0, a0, bw, c0);
             wmma::mma_sync(c1, a1, bw, c1);
+            if constexpr (I8) {
+                wmma::load_matrix_sync(a0, xl + kk, GEMM_LDX);
+                wmma::load_matrix_sync(a1, xl + 16 * GEMM_LDX + kk, GEMM_LDX);
+                wmma::mma_sync(c0, a0, bw, c0);
+                wmma::mma_sync(c1, a1, bw, c1);
+            }
         }
     }
     wmma::store_matrix_sync(&part[warp][0], c0, GEMM_BN, wmma::mem_row_major);
@@ -729,7 +767,7 @@ __global__ void __launch_bounds__(GEMM_WARPS * WARP) gemm_bf16_kernel(const floa
         float acc = part[0][i];
 #pragma unroll
         for (int w = 1; w < GEMM_WARPS; w++) acc += part[w][i];
-        float v = gemv_out(acc, 1.0f, b ? __ldg(b + n) : 0.0f, flags, n, qcols, qs);
+        float v = gemv_out(acc, I8 ? __ldg(scales + n) : 1.0f, b ? __ldg(b + n) : 0.0f, flags, n, qcols, qs);
         float *yp = y + (size_t)(m0 + r) * N + n;
         if (flags & MTK_ACCUM) *yp = residual_add(*yp, v, flags);
         else *yp = v;
@@ -740,19 +778,28 @@ static int linear_impl(void *stream, const float *x, int M, int K, const void *W
                        int N, const float *b, float *y, int flags, int qcols, float qs, const ln_args *lnp) {
     cudaStream_t st = (cudaStream_t)stream;
     if (K % 8 != 0 || (qcols > 0 && (flags & MTK_ACCUM))) return (int)cudaErrorInvalidValue;
-    if (wfmt == MTK_W_BF16 && (flags & MTK_ACT_BF16) && !lnp && M > MTK_GEMV_MAX_ROWS && K % 64 == 0 &&
-        N % GEMM_BN == 0 && M <= 65535 * GEMM_BM && K <= 6144 && gemm_on()) {
+    const int gemm_bf16 = wfmt == MTK_W_BF16 && (flags & MTK_ACT_BF16);
+    const int gemm_i8 = wfmt == MTK_W_I8 && !(flags & MTK_ACT_BF16) && scales && K <= 4096; /* smem: + the lo terms */
+    if ((gemm_bf16 || gemm_i8) && !lnp && M > MTK_GEMV_MAX_ROWS && K % 64 == 0 && N % GEMM_BN == 0 &&
+        M <= 65535 * GEMM_BM && K <= 6144 && gemm_on()) {
         dim3 grid((unsigned)(N / GEMM_BN), (unsigned)((M + GEMM_BM - 1) / GEMM_BM));
         size_t smem = (size_t)GEMM_BN * (K + 8) * 2;
         static int opted; /* static + dynamic above 48 KB needs the opt-in: asked once, for the largest K */
         if (!opted) {
-            cudaError_t e = cudaFuncSetAttribute(gemm_bf16_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+            cudaError_t e = cudaFuncSetAttribute(gemm_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  GEMM_BN * (6144 + 8) * 2);
+            if (e == cudaSuccess)
+                e = cudaFuncSetAttribute(gemm_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         GEMM_BN * (4096 + 8) * 2);
             if (e != cudaSuccess) return (int)e;
             opted = 1;
         }
-        launch(st, grid, GEMM_WARPS * WARP, smem, gemm_bf16_kernel, x, M, K, (const __nv_bfloat16 *)W, N, b, y,
-               flags, qcols, qs);
+        if (gemm_i8)
+            launch(st, grid, GEMM_WARPS * WARP, smem, gemm_kernel<true>, x, M, K, W, N, scales, b, y, flags, qcols,
+                   qs);
+        else
+            launch(st, grid, GEMM_WARPS * WARP, smem, gemm_kernel<false>, x, M, K, W, N, scales, b, y, flags, qcols,
+                   qs);
         g_gemm_calls++;
         return launch_status();
     }

@@ -2760,12 +2760,19 @@ static int tool_goes_on(const char *t, size_t tn, size_t indent) {
  * digits, "_-/" and has no '.' without a '/' before it: a sentence's last
  * word ("Done.") never waits. */
 static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
-    static const char *const pre[] = {"=== ", "ok  ", "FAIL ", "PASS ", "?  ", "E   ", "FAILED ", "PASSED ", "ERROR ", "SKIPPED ",
-                                      "XFAIL ", "XPASS ", "test ", "---- ", "npm ERR! ", "npm WARN ", "npm error ",
-                                      "npm warn ", "====", "___", "--> ", "::: ", "make: *** ", "make[", "File \"", NULL};
-    for (int k = 0; pre[k]; k++) {
-        size_t l = strlen(pre[k]), m = n < l ? n : l;
-        if (memcmp(t, pre[k], m) == 0) {
+#define P_(x) {x, sizeof x - 1}
+    static const struct {
+        const char *s;
+        size_t l;
+    } pre[] = {P_("=== "), P_("ok  "), P_("FAIL "), P_("PASS "), P_("?  "), P_("E   "), P_("FAILED "), P_("PASSED "),
+               P_("ERROR "), P_("SKIPPED "), P_("XFAIL "), P_("XPASS "), P_("test "), P_("---- "), P_("npm ERR! "),
+               P_("npm WARN "), P_("npm error "), P_("npm warn "), P_("===="), P_("___"), P_("--> "), P_("::: "),
+               P_("make: *** "), P_("make["), P_("File \""), {NULL, 0}};
+#undef P_
+    for (int k = 0; pre[k].s; k++) {
+        if (t[0] != pre[k].s[0]) continue;   /* most lines: one compare each */
+        size_t l = pre[k].l, m = n < l ? n : l;
+        if (memcmp(t, pre[k].s, m) == 0) {
             if (m == l) return 1;
             if (!fin) return -1;
         }

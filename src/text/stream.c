@@ -1932,6 +1932,14 @@ static int code_word(const char *t, size_t n) {
     return words;
 }
 
+/* An argument a voice says nothing for, left out of a span that has words:
+ * "--" (end of options: `npm test -- --watch`), Go's package pattern "./..."
+ * and "..." (`go test ./...` was not read at all). */
+static int code_mute_arg(const char *t, size_t n) {
+    return (n == 2 && t[0] == '-' && t[1] == '-') || (n == 5 && memcmp(t, "./...", 5) == 0) ||
+           (n == 3 && memcmp(t, "...", 3) == 0);
+}
+
 /* <name>: a placeholder, said as its word. */
 static int code_placeholder(const char *t, size_t n) {
     if (n < 3 || t[0] != '<' || t[n - 1] != '>' || !isalpha((unsigned char)t[1])) return 0;
@@ -1960,8 +1968,13 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
             if (j == n - 1) n = (size_t)(p - s);
         }
     }
+    int said = 0;   /* tokens that are words */
     for (int pass = 0; pass < 2; pass++) {   /* 0: judge every token; 1: read them */
         int any = 0;
+        if (pass == 1 && !said) {   /* only mute arguments (`--`): nothing to read */
+            ts->sym_gap = 1;
+            return;
+        }
         for (size_t i = 0; i < n;) {
             /* a dropped emoji's mark separates like a space ("`npm test ✅`") */
             while (i < n && (s[i] == ' ' || s[i] == GAP_MARK || s[i] == KEYCAP_MARK)) i++;
@@ -1972,11 +1985,13 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
             while (b > a && s[b - 1] == '`') b--;
             if (a == b) continue;
             int ph = code_placeholder(s + a, b - a);
+            if (code_mute_arg(s + a, b - a)) continue;
             if (pass == 0) {
                 if (!ph && !code_word(s + a, b - a)) {   /* syntax: nothing of it is read */
                     ts->sym_gap = 1;
                     return;
                 }
+                said = 1;
                 continue;
             }
             if (any) put_cp(ts, " ", 1, ' ');

@@ -122,6 +122,10 @@ static void expect_every_split(const char *md, const char *want);
  * wherever the deltas split it; one cut off by the end of the block too. */
 static void test_inline_code(void) {
     expect("Run `git status` and ``a `tick` inside`` now.", "Run git status and a tick inside now.");
+    /* "--" and Go's "./..." are said as nothing, the rest of the command is read (it was "Run now.") */
+    expect_nomerge("Run `go test ./...` now. Run `cargo test -- --nocapture`, then `npm test -- --watch`.",
+                   "Run go test now. | Run cargo test --nocapture, then npm test --watch.");
+    expect_nomerge("Use `--` to end options, or `...`, not `a -- b && c`.", "Use to end options, or, not.");
     expect("The `**not bold**` markers are not read.", "The markers are not read.");
     expect_nomerge("Call `useState()` or `foo(x, y)` then `os.path.join` with `--verbose` and `get_user_id` now.",
                    "Call useState or foo then os.path.join with --verbose and get_user_id now.");

@@ -2545,8 +2545,9 @@ static int diffu_header(const char *t, size_t n, const char *pre) {
     size_t e = word_to(t, n, 4), d = skip_sp(t, n, e);
     return e == n || (d > e && d < n && isdigit((unsigned char)t[d]));
 }
-static int uc_borne_out(int kind, const char *t, size_t n) {
+static int uc_borne_out(int kind, const char *t, size_t n, size_t indent) {
     n = trim_end(t, n);
+    if (kind == UC_TOOL) return tool_line(t, n, indent);
     if (kind == UC_DIFF) return diffu_header(t, n, "+++ ");
     if (kind == UC_GO)
         return is_go_func_line(t, n) || has_prefix(t, n, "created by ") || has_prefix(t, n, "...additional frames elided...");
@@ -2626,12 +2627,141 @@ static size_t diag_loc(const char *s, size_t n, int need_col) {
     } else if (need_col) return 0;
     return i == e || (i + 1 == e && s[i] == ':') ? e : 0;
 }
+/* A log line's timestamp at s[0, n) (after an optional '['): its template's
+ * length, -1 while s[0, n) may still be the start of one, or 0. Templates:
+ * '9' a digit, 'd' a digit or a space, '-' '-' or '/', 'T' 'T' or a space,
+ * 'L' a glog level, "Mmm" a month; other bytes stand for themselves.
+ * "2026-12-02 01:23:45", "2026-12-02T01:23:45", Go's log "2026/12/02 01:23:45",
+ * glog's "I1202 01:23:45", syslog's "Dec  2 01:23:45". */
+static long stamp_tmpl(const char *tp, const char *s, size_t n) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    size_t l = strlen(tp);
+    for (size_t k = 0; k < l; k++) {
+        if (k == n) return -1;
+        char c = s[k], p = tp[k];
+        int ok;
+        if (p == 'M') {   /* three bytes: a month's name */
+            size_t m = n - k < 3 ? n - k : 3;
+            ok = 0;
+            for (int j = 0; j < 12 && !ok; j++) ok = memcmp(s + k, months + 3 * j, m) == 0;
+            if (!ok) return 0;
+            if (m < 3) return -1;
+            k += 2;
+            continue;
+        }
+        if (p == '9') ok = isdigit((unsigned char)c);
+        else if (p == 'd') ok = isdigit((unsigned char)c) || c == ' ';
+        else if (p == '-') ok = c == '-' || c == '/';
+        else if (p == 'T') ok = c == 'T' || c == ' ';
+        else if (p == 'L') ok = c == 'I' || c == 'W' || c == 'E' || c == 'F';
+        else ok = c == p;
+        if (!ok) return 0;
+    }
+    return (long)l;
+}
+static long log_stamp(const char *s, size_t n) {
+    static const char *const tp[] = {"9999-99-99T99:99:99", "L9999 99:99:99", "Mmm d9 99:99:99", NULL};
+    size_t b = n && s[0] == '[';
+    long best = 0;
+    for (int k = 0; tp[k]; k++) {
+        long r = stamp_tmpl(tp[k], s + b, n - b);
+        if (r > 0) return r + (long)b;
+        if (r < 0) best = -1;
+    }
+    return best;
+}
+/* A line that starts with a log timestamp, then text: "2026-12-02 01:23:45 INFO Starting",
+ * "[2026-12-02T01:23:45Z] ERROR db: timeout", "I1202 01:23:45.123456 1234 main.go:12] msg",
+ * "Dec  2 01:23:45 host sshd[123]: Accepted" ("2026-12-02 is the day" is prose: no time) */
+static int log_line(const char *s, size_t n) {
+    long r = log_stamp(s, n);
+    if (r <= 0) return 0;
+    size_t i = (size_t)r;
+    if (i < n && (s[i] == '.' || s[i] == ',')) {   /* fraction */
+        size_t d = ++i;
+        while (i < n && isdigit((unsigned char)s[i])) i++;
+        if (i == d) return 0;
+    }
+    if (i < n && s[i] == 'Z') i++;
+    else if (i + 4 < n && (s[i] == '+' || s[i] == '-') && isdigit((unsigned char)s[i + 1])) {   /* +00:00, -0700 */
+        i++;
+        while (i < n && (isdigit((unsigned char)s[i]) || s[i] == ':')) i++;
+    }
+    if (s[0] == '[') {
+        if (i == n || s[i] != ']') return 0;
+        i++;
+    }
+    if (i == n || s[i] != ' ') return 0;
+    return skip_sp(s, n, i) < n;
+}
+/* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
+ * "$ is a sign" and "% of them" are prose) */
+static int prompt_line(const char *s, size_t n) {
+    static const char *const cmd[] = {
+        "go", "npm", "npx", "yarn", "pnpm", "bun", "node", "deno", "make", "cmake", "ctest", "ninja", "cargo",
+        "rustc", "rustup", "git", "gh", "python", "python3", "pip", "pip3", "pytest", "uv", "poetry", "tsc",
+        "eslint", "prettier", "vitest", "jest", "docker", "kubectl", "terraform", "ls", "cd", "cat", "grep", "rg",
+        "find", "echo", "export", "mkdir", "rm", "cp", "mv", "chmod", "curl", "wget", "ssh", "sudo", "brew", "apt",
+        "apt-get", "dnf", "yum", "gcc", "g++", "clang", "java", "javac", "mvn", "gradle", "dotnet", "ruby", "bundle",
+        "rails", "php", "composer", "swift", "flutter", "dart", "mix", "ghc", "cabal", "zig", "bash", "sh", "zsh",
+        "tar", "systemctl", "journalctl", "valgrind", "gdb", NULL};
+    if (n < 3 || (s[0] != '$' && s[0] != '%') || s[1] != ' ') return 0;
+    size_t e = word_to(s, n, 2);
+    if (has_prefix(s + 2, n - 2, "./") || has_prefix(s + 2, n - 2, "../")) return e > 4;
+    for (int k = 0; cmd[k]; k++)
+        if (strlen(cmd[k]) == e - 2 && memcmp(s + 2, cmd[k], e - 2) == 0) return 1;
+    return 0;
+}
+/* vitest's and jest's result lines, after their check mark (an emoji, left as GAP_MARK, or
+ * '×' '√'): "✓ src/a.test.ts (3 tests) 5ms", "× src/b.spec.ts > adds", "✓ adds 1 + 2 (5 ms)".
+ * Checklists in prose ("✓ Tests pass") are read. */
+static int mark_line(const char *s, size_t n) {
+    size_t i;
+    if (n && s[0] == GAP_MARK) i = 1;
+    else if (has_prefix(s, n, "\xC3\x97 ")) i = 2;   /* × */
+    else if (has_prefix(s, n, "\xE2\x88\x9A ")) i = 3;   /* √ */
+    else return 0;
+    i = skip_sp(s, n, i);
+    n = trim_end(s, n);
+    size_t e = word_to(s, n, i);
+    if (e > i && (find_ci(s + i, e - i, ".test.", 6) || find_ci(s + i, e - i, ".spec.", 6) ||
+                  find_ci(s + i, e - i, "_test.", 6)) &&
+        (e == n || s[e + 1] == '(' || s[e + 1] == '>'))
+        return 1;
+    /* a duration at the end: "(5 ms)", "(5ms)", "5ms", "(1.2 s)" */
+    if (n < i + 4) return 0;
+    size_t k = n;
+    int paren = s[k - 1] == ')';
+    if (paren) k--;
+    size_t u = k;
+    while (u > i && isalpha((unsigned char)s[u - 1])) u--;
+    if (!((k - u == 2 && memcmp(s + u, "ms", 2) == 0) || (k - u == 1 && s[u] == 's'))) return 0;
+    if (u > i && s[u - 1] == ' ') u--;
+    size_t d = u;
+    while (d > i && (isdigit((unsigned char)s[d - 1]) || s[d - 1] == '.')) d--;
+    if (d == u || d == i) return 0;
+    return paren ? s[d - 1] == '(' : s[d - 1] == ' ';
+}
+/* Is this the extension of a source file a compiler or linter names? (exact: 2; a start of one: 1) */
+static int src_ext(const char *s, size_t n) {
+    static const char *const ext[] = {"c", "h", "cc", "cpp", "cxx", "hpp", "hh", "m", "mm", "go", "rs", "py", "js",
+                                      "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "java", "kt", "swift", "rb",
+                                      "php", "cs", "scala", "zig", "dart", "lua", "sh", "vue", "svelte", "hs", "ml",
+                                      "ex", "exs", NULL};
+    int r = 0;
+    for (int k = 0; ext[k] && r < 2; k++) {
+        size_t l = strlen(ext[k]);
+        if (n <= l && memcmp(s, ext[k], n) == 0) r = n == l ? 2 : 1;
+    }
+    return r;
+}
 /* A line that is test runner or compiler output beyond doubt (after its
  * indentation; indent: how much there was). */
 static int tool_line(const char *s, size_t n, size_t indent) {
     n = trim_end(s, n);
     if (n < 4) return 0;
     size_t i, e;
+    if (log_line(s, n) || prompt_line(s, n) || mark_line(s, n)) return 1;
     /* go test: "--- FAIL: TestFoo (0.00s)", "=== RUN   TestFoo", the package lines */
     if (has_prefix(s, n, "--- FAIL: ") || has_prefix(s, n, "--- PASS: ") || has_prefix(s, n, "--- SKIP: ")) {
         i = word_to(s, n, 10);
@@ -2734,11 +2864,31 @@ static int tool_line(const char *s, size_t n, size_t indent) {
         size_t rn = n - e;
         if (s[e - 1] != ':') return has_prefix(r, rn, " - error TS") || has_prefix(r, rn, " - warning TS");
         if (has_prefix(r, rn, " error TS") || has_prefix(r, rn, " warning TS") || has_prefix(r, rn, " error: ") ||
-            has_prefix(r, rn, " warning: ") || has_prefix(r, rn, " fatal error: "))
+            has_prefix(r, rn, " warning: ") || has_prefix(r, rn, " fatal error: ") || has_prefix(r, rn, " note: ") ||
+            has_prefix(r, rn, " error[E"))
             return 1;
+        /* Python's "app.py:12: SyntaxError", "a.py:3: DeprecationWarning: ..." */
+        if (rn > 6 && r[0] == ' ' && isupper((unsigned char)r[1])) {
+            size_t we = 1;
+            while (we < rn && isalnum((unsigned char)r[we])) we++;
+            if ((we == rn || r[we] == ':') &&
+                ((we > 6 && memcmp(r + we - 5, "Error", 5) == 0) || (we > 8 && memcmp(r + we - 7, "Warning", 7) == 0) ||
+                 (we > 10 && memcmp(r + we - 9, "Exception", 9) == 0)))
+                return 1;
+        }
         return diag_loc(s, n, 1) == e && find_ci(s, e, ".go:", 4) != NULL;   /* go build, go vet */
     }
     return 0;
+}
+/* A line that starts a block of tool output only over a line that tool_line takes:
+ * cargo's "running 3 tests", a lone "FAIL" or "PASS" (held; the next line decides) */
+static int tool_lone(const char *t, size_t n) {
+    n = trim_end(t, n);
+    if (n == 4) return memcmp(t, "FAIL", 4) == 0 || memcmp(t, "PASS", 4) == 0;
+    if (!has_prefix(t, n, "running ")) return 0;
+    size_t i = 8, d = i;
+    while (i < n && isdigit((unsigned char)t[i])) i++;
+    return i > d && (n - i == 5 || n - i == 6) && has_prefix(t + i, n - i, " test") && (n - i == 5 || t[n - 1] == 's');
 }
 /* Does the line go on a block of tool output? (After tool_line has said no.) */
 static int tool_goes_on(const char *t, size_t tn, size_t indent) {
@@ -2782,7 +2932,8 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
     } pre[] = {P_("=== "), P_("ok  "), P_("FAIL "), P_("PASS "), P_("?  "), P_("E   "), P_("FAILED "), P_("PASSED "),
                P_("ERROR "), P_("SKIPPED "), P_("XFAIL "), P_("XPASS "), P_("test "), P_("---- "), P_("npm ERR! "),
                P_("npm WARN "), P_("npm error "), P_("npm warn "), P_("===="), P_("___"), P_("--> "), P_("::: "),
-               P_("make: *** "), P_("make["), P_("File \""), {NULL, 0}};
+               P_("make: *** "), P_("make["), P_("File \""), P_("$ "), P_("% "), P_("running "),
+               P_("\xC3\x97 "), P_("\xE2\x88\x9A "), {NULL, 0}};
 #undef P_
     for (int k = 0; pre[k].s; k++) {
         if (t[0] != pre[k].s[0]) continue;   /* most lines: one compare each */
@@ -2792,24 +2943,38 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
             if (!fin) return -1;
         }
     }
+    if (fin && trim_end(t, n) == 4 && (memcmp(t, "FAIL", 4) == 0 || memcmp(t, "PASS", 4) == 0)) return 1;
+    long st = log_stamp(t, n);   /* a log line: "2026-12-02 01:23:45 ...", "[...] ..." */
+    if (st) return st > 0 ? 1 : fin ? 0 : -1;
     if (indent && isdigit((unsigned char)t[0])) {   /* eslint: "12:5  error ..." */
         size_t i = 0;
         while (i < n && isdigit((unsigned char)t[i])) i++;
         if (i == n) return fin ? 0 : -1;
         return t[i] == ':';
     }
-    /* a path: "./" or "../", or a directory before its first '.' */
-    size_t i = 0;
+    /* a path: "./" or "../", or a directory before its first '.', or a source file's
+     * name ("main.c:3:5:", "a.test.ts(1,2):"): what follows its '.' is a start of a
+     * known extension (or "test." "spec." "d.") while it comes */
+    size_t i = 0, dot = 0;   /* dot: after the last '.' of a name without a directory */
     int dir = 0;
     if (!fin && n < 3 && t[0] == '.' && (n == 1 || t[1] == '.' || t[1] == '/')) return -1;   /* "./" or "../" may come */
     if (has_prefix(t, n, "./") || has_prefix(t, n, "../")) dir = 1, i = t[1] == '/' ? 2 : 3;
     for (; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
-        if (c == '/') dir = 1;
-        else if (c == '.' && !dir) return 0;
-        else if (c == '(' || c == ':') return dir && i > 0;
+        if (c == '/') {
+            if (dot) return 0;
+            dir = 1;
+        } else if (c == '.' && !dir) {
+            if (i == 0 || (dot && !(i - dot == 1 && t[dot] == 'd') &&
+                           !(i - dot == 4 && (memcmp(t + dot, "test", 4) == 0 || memcmp(t + dot, "spec", 4) == 0))))
+                return 0;
+            dot = i + 1;
+        } else if (c == '(' || c == ':') return dir ? i > 0 : dot && src_ext(t + dot, i - dot) == 2;
         else if (c == ' ') return dir && i > 3 && memcmp(t + i - 3, ".py", 3) == 0;   /* pytest's progress */
         else if (!(isalnum(c) || c == '_' || c == '-' || c == '.')) return 0;
+        else if (dot && !dir && !src_ext(t + dot, i + 1 - dot) && !(i == dot && t[i] == 'd') &&
+                 !(i + 1 - dot <= 4 && (memcmp(t + dot, "test", i + 1 - dot) == 0 || memcmp(t + dot, "spec", i + 1 - dot) == 0)))
+            return 0;
     }
     return fin ? 0 : -1;
 }
@@ -3016,7 +3181,7 @@ static int classify(text_stream *ts, int final) {
                 b++;
                 while (b < n && s[b] == ' ') b++;
             }
-            if (quoted == ts->uc_hold_quote && uc_borne_out(ts->uc_wait, s + b, n - b)) {
+            if (quoted == ts->uc_hold_quote && uc_borne_out(ts->uc_wait, s + b, n - b, b)) {
                 hard_break(ts);
                 ts->in_ucode = ts->uc_wait;
                 ts->ucode_quote = ts->uc_hold_quote;
@@ -3249,6 +3414,9 @@ static int classify(text_stream *ts, int final) {
                     cand = m == l;
                 }
             }
+            /* a line after an emoji: vitest's "✓ src/a.test.ts (3 tests) 5ms" (the mark is left before it) */
+            int mark = ts->off > 0 && ts->line.p[ts->off - 1] == GAP_MARK;
+            if (!cand) cand = mark;
             if (!cand) {
                 int tc = tool_cand(t, tn, i, fin);
                 if (tc < 0) return 0;
@@ -3266,10 +3434,11 @@ static int classify(text_stream *ts, int final) {
                 else if (has_prefix(t, tf, "Traceback (most recent call last):")) kind = UC_TRACE;
                 else if (is_go_signal_line(t, tf)) kind = UC_GO;
                 else if (tool_line(t, tf, i)) kind = UC_TOOL;
+                else if (mark && mark_line(s - 1, full + 1)) kind = UC_TOOL;   /* "✓ src/a.test.ts (3 tests) 5ms" */
                 else if (is_goroutine_header(t, tf) || (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) ||
-                         diffu_header(t, tf, "--- ")) {
+                         diffu_header(t, tf, "--- ") || tool_lone(t, tf)) {
                     /* the next line decides */
-                    uc_hold_line(ts, t[0] == 'g' ? UC_GO : t[0] == 's' ? UC_RUST : UC_DIFF, t, tf);
+                    uc_hold_line(ts, t[0] == 'g' ? UC_GO : t[0] == 's' ? UC_RUST : t[0] == '-' ? UC_DIFF : UC_TOOL, t, tf);
                     ts->ls = LS_DROP;
                     return 1;
                 }

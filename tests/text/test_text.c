@@ -534,7 +534,7 @@ static void test_unfenced_tool_output(void) {
     expect_nomerge("Cargo:\nrunning 3 tests\ntest tests::it_works ... ok\ntest tests::foo ... FAILED\n---- tests::foo stdout ----\n"
                    "\ntest result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n"
                    "error: test failed, to rerun pass `--lib`\nDone.\ntest the code ... ok\ntest result: fine.\nrunning 3 tests again",
-                   "Cargo: running 3 tests | {code}Code block, 3 lines, omitted. | {code}Code block, 2 lines, omitted. | Done. | "
+                   "Cargo: | {code}Code block, 4 lines, omitted. | {code}Code block, 2 lines, omitted. | Done. | "
                    "test the code ... ok test result: fine. | running 3 tests again");
     expect_nomerge("npm ERR! code ELIFECYCLE\nnpm ERR! errno 1\nnpm error code 1\nnpm WARN deprecated foo@1.0.0: use bar\n"
                    "npm install fixed it.\nnpm error handling is odd.",
@@ -575,6 +575,41 @@ static void test_unfenced_tool_output(void) {
                    "\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88: | {code}Code block, 2 lines, omitted. | "
                    "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82 | {code}Code block, 2 lines, omitted. | "
                    "Die Tests schlagen fehl.");
+}
+
+/* Shell prompts with a command, timestamped log lines, vitest/jest check-mark
+ * lines, diagnostics on a file without a directory, and a lone "running N
+ * tests" / "FAIL" over such output are tool output; the prose shapes next to
+ * them ("$5", "$HOME", a date, a checklist, "README.md: ...") are read. */
+static void test_unfenced_prompts_logs_marks(void) {
+    expect_nomerge("Run:\n$ go test ./...\nok  \tgithub.com/x/y\t0.01s\nThen:\n$ npm install\n% make\n\n$5 is the price.\n"
+                   "$HOME is set.\n$ 5 each, $ is a sign.\n% of them agree.\n> npm run build\nDas ist alles.",
+                   "Run: | {code}Code block, 2 lines, omitted. | Then: | {code}Code block, 2 lines, omitted. | $5 is the price. | "
+                   "$HOME is set. | $ 5 each, $ is a sign. | % of them agree. | npm run build | Das ist alles.");
+    expect_nomerge("\xE3\x83\xAD\xE3\x82\xB0:\n2026-12-02 01:23:45 INFO Starting server on :8080\n"
+                   "[2026-12-02T01:23:45Z] ERROR db: timeout\nI1202 01:23:45.123456 1234 main.go:12] msg\n"
+                   "Dec  2 01:23:45 host sshd[123]: Accepted\n2026/12/02 01:23:45 listening\n"
+                   "2026-12-02 01:23:45,123 - app - INFO - ok\n2026-12-02 is the release date.\nDec 2 is fine.\n"
+                   "I1202 is a code.\n\xE3\x83\xAA\xE3\x83\xAA\xE3\x83\xBC\xE3\x82\xB9\xE3\x81\xAF" "2026-12-02"
+                   "\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
+                   "\xE3\x83\xAD\xE3\x82\xB0: | {code}Code block, 6 lines, omitted. | 2026-12-02 is the release date. | "
+                   "Dec 2 is fine. | I1202 is a code. | \xE3\x83\xAA\xE3\x83\xAA\xE3\x83\xBC\xE3\x82\xB9\xE3\x81\xAF" "2026-12-02"
+                   "\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
+    expect_nomerge("Vitest:\n\xE2\x9C\x93 src/a.test.ts (3 tests) 5ms\n\xE2\x9C\x97 src/b.test.ts (1 test) 2ms\n"
+                   "  \xC3\x97 adds 1 + 2 (5 ms)\n\xC3\x97 src/c.spec.ts > adds\n\n\xE2\x9C\x85 All tests pass.\n"
+                   "\xE2\x9C\x93 Fixed the bug.\n\xC3\x97 is a sign.\n\xE2\x9C\x93 src/a.test.ts is green.\n"
+                   "\xE2\x9C\x93 Alles gr\xC3\xBCn.",
+                   "Vitest: | {code}Code block, 4 lines, omitted. | All tests pass. | Fixed the bug. | \xC3\x97 is a sign. | "
+                   "src/a.test.ts is green. | Alles gr\xC3\xBCn.");
+    expect_nomerge("Build:\nmain.c:3:5: error: expected ';'\n   3 |   foo()\napp.py:12: SyntaxError\nfoo.go:7:2: undefined: x\n"
+                   "util.rs:4:1: warning: unused\na.test.ts(1,2): error TS1005: x\n\nSee README.md: it explains.\n"
+                   "main.c:3: is where.\nmain.c is the file.\ne.g. this works.\nmain.go: da steht es.",
+                   "Build: | {code}Code block, 6 lines, omitted. | See README.md: it explains. | main.c:3: is where. | "
+                   "main.c is the file. | e.g. this works. | main.go: da steht es.");
+    expect_nomerge("Cargo:\nrunning 3 tests\ntest a ... ok\n\nFAIL\nFAIL\tpkg\t0.1s\n\nrunning 3 tests again\nFAIL\nIt failed.\n"
+                   "PASS\n\nEnde.",
+                   "Cargo: | {code}Code block, 2 lines, omitted. | {code}Code block, 2 lines, omitted. | "
+                   "running 3 tests again FAIL It failed. | PASS | Ende.");
 }
 
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
@@ -1534,6 +1569,7 @@ static void test_placeholders_badges_etc(void) {
 int main(void) {
     TEST_RUN(test_unfenced_headers_need_frames);
     TEST_RUN(test_unfenced_tool_output);
+    TEST_RUN(test_unfenced_prompts_logs_marks);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

@@ -67,6 +67,8 @@ struct text_stream {
     uint64_t now;         /* arrival of the input being processed */
     uint64_t last_input;  /* arrival of the latest input */
     uint64_t idle_kept;   /* last_input when an idle flush kept an unfinished CJK clause; 0: none */
+    int idle_fin;         /* tick: a line's start is decided on what came ("Done." waits for its next byte) */
+    uint64_t idle_tried;  /* last_input when tick last decided a line's start that way */
     int force;            /* end/tick: deliver without holding short sentences */
 
     /* block layer */
@@ -3304,7 +3306,7 @@ static int classify(text_stream *ts, int final) {
         /* decisions look at no more than LOOKAHEAD bytes (no rescans of a
          * long line); only a table row and a fence line wait for the line end */
         size_t full = n;
-        int fin = final || n >= LOOKAHEAD;
+        int fin = final || n >= LOOKAHEAD || ts->idle_fin;
         if (n > LOOKAHEAD) n = LOOKAHEAD;
         size_t i = 0;
         while (i < n && s[i] == ' ') i++;
@@ -3915,10 +3917,24 @@ static int idle_cut_cjk(text_stream *ts) {
     return 1;
 }
 
+/* A line's start waits for its classification and ends like a sentence ("Done.", which may still
+ * become "Done.c:3:5: error"): after the idle time it is decided on what came, once. */
+static int idle_line_start(const text_stream *ts) {
+    if (ts->ls != LS_START || ts->line.len < ts->off + 2 || ts->idle_tried == ts->last_input) return 0;
+    unsigned char a = (unsigned char)ts->line.p[ts->line.len - 2], z = (unsigned char)ts->line.p[ts->line.len - 1];
+    return (z == '.' || z == '!' || z == '?') && (isalpha(a) || a >= 0x80);
+}
+
 void text_stream_tick(text_stream *ts, uint64_t now_ns) {
     /* silence since the last input: the fragment goes out, with a waiting short sentence */
     if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
     if (ts->pipe_hold || ts->pipe_wait) return;   /* a possible table header waits for its next line */
+    if (idle_line_start(ts)) {
+        ts->idle_tried = ts->last_input;
+        ts->idle_fin = 1;
+        process_line(ts, 0);
+        ts->idle_fin = 0;
+    }
     if (word_ends_sentence(ts)) word_end(ts);
     if (ts->sent.len && idle_cut_cjk(ts)) return;
     if (ts->sent.len) {
@@ -3936,7 +3952,8 @@ uint64_t text_stream_deadline(const text_stream *ts) {
      * in the past: a pending word without a sentence end waits for input. */
     if (ts->pipe_hold || ts->pipe_wait) return 0;
     if (ts->idle_kept && ts->idle_kept == ts->last_input && !ts->held.len) return 0;   /* a kept CJK clause waits */
-    return (ts->sent.len || ts->held.len || word_ends_sentence(ts)) ? ts->last_input + ts->p.idle_flush_ns : 0;
+    return (ts->sent.len || ts->held.len || word_ends_sentence(ts) || idle_line_start(ts)) ? ts->last_input + ts->p.idle_flush_ns
+                                                                                             : 0;
 }
 
 void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const char *lang, uint64_t arrival_ns) {

@@ -959,6 +959,34 @@ static void test_merge_timing_and_idle(void) {
 
 /* A delta that ends right after the period, then a pause (Claude calling a
  * tool): the idle flush sends the whole sentence, its last word included. */
+/* A line's first word ending in '.' waits for its next byte (it may be a file
+ * name: "main.c:3:5: error: ..."); at a pause it is decided on what came and
+ * flushed like any short sentence, once (no spinning on a past deadline). */
+static void test_idle_line_start(void) {
+    coll *c = malloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    text_stream *ts;
+    CHECK(text_stream_new(NULL, cb, c, &ts, NULL) == STTS_OK);
+    text_stream_feed(ts, "The build is green now.\nDone.", 29, ms(1000), NULL);
+    CHECK_EQ_INT(text_stream_deadline(ts), ms(2500));
+    text_stream_tick(ts, ms(2500));
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_STR(c->s[1], "Done.");
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_feed(ts, "\nmain.c", 7, ms(3000), NULL);   /* a half word: no deadline */
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_feed(ts, ":3:5: error: expected ';'\nFertig.", 33, ms(3100), NULL);
+    text_stream_tick(ts, ms(4600));   /* whether "Fertig." goes on the block waits for its line end */
+    CHECK_EQ_INT(c->n, 2);
+    CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    text_stream_end(ts, ms(5000));
+    CHECK_EQ_INT(c->n, 4);
+    CHECK_EQ_STR(c->s[2], "Code block, one line, omitted.");
+    CHECK_EQ_STR(c->s[3], "Fertig.");
+    text_stream_free(ts);
+    free(c);
+}
+
 static void test_idle_after_final_period(void) {
     coll *c = malloc(sizeof *c);
     memset(c, 0, sizeof *c);
@@ -1596,6 +1624,7 @@ int main(void) {
     TEST_RUN(test_headings);
     TEST_RUN(test_lists);
     TEST_RUN(test_idle_after_final_period);
+    TEST_RUN(test_idle_line_start);
     TEST_RUN(test_blockquote);
     TEST_RUN(test_rules);
     TEST_RUN(test_html);

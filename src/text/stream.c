@@ -2946,6 +2946,7 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
         }
     }
     if (fin && trim_end(t, n) == 4 && (memcmp(t, "FAIL", 4) == 0 || memcmp(t, "PASS", 4) == 0)) return 1;
+    if (indent && t[0] == GAP_MARK) return 1;   /* jest's "  ✓ adds 1 + 2 (5 ms)" */
     long st = log_stamp(t, n);   /* a log line: "2026-12-02 01:23:45 ...", "[...] ..." */
     if (st) return st > 0 ? 1 : fin ? 0 : -1;
     if (indent && isdigit((unsigned char)t[0])) {   /* eslint: "12:5  error ..." */
@@ -3416,9 +3417,16 @@ static int classify(text_stream *ts, int final) {
                     cand = m == l;
                 }
             }
-            /* a line after an emoji: vitest's "✓ src/a.test.ts (3 tests) 5ms" (the mark is left before it) */
+            /* a line after an emoji: vitest's "✓ src/a.test.ts (3 tests) 5ms" (the mark is left before it);
+             * it waits only while its first word may be a test file's path ("✅ All done" does not) */
             int mark = ts->off > 0 && ts->line.p[ts->off - 1] == GAP_MARK;
-            if (!cand) cand = mark;
+            if (!cand && mark && i == 1) {
+                size_t w = 0;
+                while (w < tn && (isalnum((unsigned char)t[w]) || t[w] == '_' || t[w] == '.' || t[w] == '/' || t[w] == '-')) w++;
+                if (w == tn && !fin) return 0;
+                cand = w < tn && t[w] == ' ' &&
+                       (find_ci(t, w, ".test.", 6) || find_ci(t, w, ".spec.", 6) || find_ci(t, w, "_test.", 6));
+            }
             if (!cand) {
                 int tc = tool_cand(t, tn, i, fin);
                 if (tc < 0) return 0;

@@ -598,9 +598,10 @@ static void test_unfenced_prompts_logs_marks(void) {
     expect_nomerge("Vitest:\n\xE2\x9C\x93 src/a.test.ts (3 tests) 5ms\n\xE2\x9C\x97 src/b.test.ts (1 test) 2ms\n"
                    "  \xC3\x97 adds 1 + 2 (5 ms)\n\xC3\x97 src/c.spec.ts > adds\n\n\xE2\x9C\x85 All tests pass.\n"
                    "\xE2\x9C\x93 Fixed the bug.\n\xC3\x97 is a sign.\n\xE2\x9C\x93 src/a.test.ts is green.\n"
-                   "\xE2\x9C\x93 Alles gr\xC3\xBCn.",
+                   "\xE2\x9C\x93 Alles gr\xC3\xBCn.\nJest:\n  \xE2\x9C\x93 adds 1 + 2 (5 ms)\n  \xE2\x9C\x95 fails (2 ms)\n"
+                   "Danach ist alles gut.",
                    "Vitest: | {code}Code block, 4 lines, omitted. | All tests pass. | Fixed the bug. | \xC3\x97 is a sign. | "
-                   "src/a.test.ts is green. | Alles gr\xC3\xBCn.");
+                   "src/a.test.ts is green. | Alles gr\xC3\xBCn. | Jest: | {code}Code block, 2 lines, omitted. | Danach ist alles gut.");
     expect_nomerge("Build:\nmain.c:3:5: error: expected ';'\n   3 |   foo()\napp.py:12: SyntaxError\nfoo.go:7:2: undefined: x\n"
                    "util.rs:4:1: warning: unused\na.test.ts(1,2): error TS1005: x\n\nSee README.md: it explains.\n"
                    "main.c:3: is where.\nmain.c is the file.\ne.g. this works.\nmain.go: da steht es.",

@@ -2694,7 +2694,10 @@ static int log_line(const char *s, size_t n) {
         i++;
     }
     if (i == n || s[i] != ' ') return 0;
-    return skip_sp(s, n, i) < n;
+    size_t j = skip_sp(s, n, i);
+    /* a bare "2026-12-02 01:23:45" before a lower-case word opens a sentence ("... is when it broke.") */
+    if (j < n && i == 19 && s[4] == '-' && s[10] == ' ' && islower((unsigned char)s[j])) return 0;
+    return j < n;
 }
 /* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
  * "$ is a sign" and "% of them" are prose) */

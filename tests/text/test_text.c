@@ -590,10 +590,11 @@ static void test_unfenced_prompts_logs_marks(void) {
                    "[2026-12-02T01:23:45Z] ERROR db: timeout\nI1202 01:23:45.123456 1234 main.go:12] msg\n"
                    "Dec  2 01:23:45 host sshd[123]: Accepted\n2026/12/02 01:23:45 listening\n"
                    "2026-12-02 01:23:45,123 - app - INFO - ok\n2026-12-02 is the release date.\nDec 2 is fine.\n"
+                   "2026-12-02 01:23:45 is when it broke.\n"
                    "I1202 is a code.\n\xE3\x83\xAA\xE3\x83\xAA\xE3\x83\xBC\xE3\x82\xB9\xE3\x81\xAF" "2026-12-02"
                    "\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
                    "\xE3\x83\xAD\xE3\x82\xB0: | {code}Code block, 6 lines, omitted. | 2026-12-02 is the release date. | "
-                   "Dec 2 is fine. | I1202 is a code. | \xE3\x83\xAA\xE3\x83\xAA\xE3\x83\xBC\xE3\x82\xB9\xE3\x81\xAF" "2026-12-02"
+                   "Dec 2 is fine. | 2026-12-02 01:23:45 is when it broke. | I1202 is a code. | \xE3\x83\xAA\xE3\x83\xAA\xE3\x83\xBC\xE3\x82\xB9\xE3\x81\xAF" "2026-12-02"
                    "\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
     expect_nomerge("Vitest:\n\xE2\x9C\x93 src/a.test.ts (3 tests) 5ms\n\xE2\x9C\x97 src/b.test.ts (1 test) 2ms\n"
                    "  \xC3\x97 adds 1 + 2 (5 ms)\n\xC3\x97 src/c.spec.ts > adds\n\n\xE2\x9C\x85 All tests pass.\n"

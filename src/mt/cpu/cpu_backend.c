@@ -930,17 +930,18 @@ static inline float pos_value(float v, int mode) {
     return mode == 1 ? round_f16(v) : mode == 2 ? round_bf16(v) : v;
 }
 
-/* Position p's sinusoid row (D values, rounded as pos_round asks). */
-static void pos_row(int p, int D, int pos_round, float *row) {
+/* Position p's sinusoids (rounded as pos_round asks) into the first
+ * 2 * (D / 2) values of row: stored (add 0, the cached table) or added to
+ * what row holds (add 1). Odd D: the last column is a zero pad, untouched. */
+static void pos_row(int p, int D, int pos_round, int add, float *row) {
     int half = D / 2;
     float negc = (float)(-(log(10000.0) / (double)(half - 1)));
     for (int i = 0; i < half; i++) {
         float f = expf((float)i * negc);
-        float ang = (float)p * f;
-        row[i] = pos_value(sinf(ang), pos_round);
-        row[half + i] = pos_value(cosf(ang), pos_round);
+        float ang = (float)p * f, s = pos_value(sinf(ang), pos_round), c = pos_value(cosf(ang), pos_round);
+        row[i] = add ? row[i] + s : s;
+        row[half + i] = add ? row[half + i] + c : c;
     }
-    if (D & 1) row[D - 1] = 0.0f; /* odd D: the last column is a zero pad */
 }
 
 /* The row of position p from the executor's table, computed on first use:
@@ -968,7 +969,7 @@ static const float *pos_cached(cpu_exec *x, int p, int D, int pos_round) {
     }
     float *row = x->pos_tab + (size_t)p * D;
     if (!x->pos_have[p]) {
-        pos_row(p, D, pos_round, row);
+        pos_row(p, D, pos_round, 0, row);
         x->pos_have[p] = 1;
     }
     return row;
@@ -985,19 +986,10 @@ static stts_status cpu_embed_run(mt_exec *xh, const mt_weight *tw, const int32_t
         for (int i = 0; i < D; i++) o[i] *= scale;
         if (pos[r] == pad_idx) continue; /* the padding row of the table is zero */
         const float *pr = pos_cached(x, pos[r], D, pos_round);
-        if (pr) {
+        if (pr)
             for (int i = 0; i < D / 2 * 2; i++) o[i] += pr[i]; /* odd D: the last column stays as it is */
-        } else {
-            int half = D / 2;
-            float negc = (float)(-(log(10000.0) / (double)(half - 1)));
-            float p = (float)pos[r];
-            for (int i = 0; i < half; i++) {
-                float f = expf((float)i * negc);
-                float ang = p * f;
-                o[i] += pos_value(sinf(ang), pos_round);
-                o[half + i] += pos_value(cosf(ang), pos_round);
-            }
-        }
+        else
+            pos_row(pos[r], D, pos_round, 1, o);
     }
     return STTS_OK;
 }

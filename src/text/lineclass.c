@@ -392,7 +392,8 @@ static long log_stamp(const char *s, size_t n) {
 }
 /* A line that starts with a log timestamp, then text: "2026-12-02 01:23:45 INFO Starting",
  * "[2026-12-02T01:23:45Z] ERROR db: timeout", "I1202 01:23:45.123456 1234 main.go:12] msg",
- * "Dec  2 01:23:45 host sshd[123]: Accepted" ("2026-12-02 is the day" is prose: no time) */
+ * "Dec  2 01:23:45 host sshd[123]: Accepted" ("2026-12-02 is the day" is prose: no time;
+ * stamp_sentence says when a line that is also prose is read) */
 static int log_line(const char *s, size_t n) {
     long r = log_stamp(s, n);
     if (r <= 0) return 0;
@@ -412,10 +413,29 @@ static int log_line(const char *s, size_t n) {
         i++;
     }
     if (i == n || s[i] != ' ') return 0;
-    size_t j = skip_sp(s, n, i);
-    /* a bare "2026-12-02 01:23:45" before a lower-case word opens a sentence ("... is when it broke.") */
-    if (j < n && i == 19 && s[4] == '-' && s[10] == ' ' && islower((unsigned char)s[j])) return 0;
-    return j < n;
+    return skip_sp(s, n, i) < n;
+}
+/* A bare "2026-12-02 01:23:45" (dashes, a space; no brackets, fraction or
+ * zone) before a sentence, as prose writes it: "... is when it broke.",
+ * "... The server crashed." Such a line on its own is read, timestamp and
+ * all (it says when the sentence happened); a run of timestamped lines is a
+ * log. With a log's marks it is a log line even alone: a level ("ERROR",
+ * "Info"), a tag ("Error: ...", "db: ..."), key=value, a capitalised line
+ * without a sentence's end ("... Server started"), or one word. */
+static int stamp_sentence(const char *s, size_t n) {
+    n = trim_end(s, n);
+    if (n < 21 || log_stamp(s, n) != 19 || s[4] != '-' || s[10] != ' ' || s[19] != ' ') return 0;
+    size_t j = skip_sp(s, n, 19);
+    if (j == n) return 0;
+    if (islower((unsigned char)s[j])) return 1;
+    if (!isupper((unsigned char)s[j])) return 0;
+    size_t e = j + 1;
+    while (e < n && isalpha((unsigned char)s[e])) e++;
+    if (e == n || s[e] != ' ' || (e - j > 1 && !islower((unsigned char)s[j + 1]))) return 0;
+    static const char *const level[] = {"Info", "Warn", "Warning", "Error", "Debug", "Trace", "Fatal", "Critical", "Notice", NULL};
+    for (int k = 0; level[k]; k++)
+        if (strlen(level[k]) == e - j && memcmp(s + j, level[k], e - j) == 0) return 0;
+    return !memchr(s + j, '=', n - j) && memchr(".!?", s[n - 1], 3) != NULL;
 }
 /* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
  * "$ is a sign" and "% of them" are prose) */
@@ -744,6 +764,10 @@ int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, i
     if (has_prefix(t, tf, "diff --git ") || is_hunk(t, tf) || is_file_header(t, tf)) return UC_DIFF;
     if (has_prefix(t, tf, "Traceback (most recent call last):")) return UC_TRACE;
     if (is_go_signal_line(t, tf)) return UC_GO;
+    if (stamp_sentence(t, tf)) {   /* read unless another log line follows */
+        *hold = UC_TOOL;
+        return UC_NONE;
+    }
     if (tool_line(t, tf, i)) return UC_TOOL;
     if (mark && mark_line(s - 1, full + 1)) return UC_TOOL;   /* "✓ src/a.test.ts (3 tests) 5ms" */
     if (is_goroutine_header(t, tf) || (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) ||

@@ -614,6 +614,30 @@ static void test_unfenced_prompts_logs_marks(void) {
                    "running 3 tests again FAIL It failed. | PASS | Ende.");
 }
 
+/* A prose line may open with a bare timestamp ("2026-12-02 01:23:45 The
+ * server crashed."): on its own it is read, timestamp and all. A run of such
+ * lines is a log and is not, nor is one line with a log's marks: a level,
+ * a tag before ':', brackets, a fraction, key=value, no sentence end. */
+static void test_unfenced_log_sentences(void) {
+    expect_nomerge("We looked at it.\n2026-12-02 01:23:45 The server crashed.\nThen it came back.\n"
+                   "> 2026-12-02 01:23:46 A user saw it!\nThat was all.\n2026-12-02 01:23:47 I restarted it?",
+                   "We looked at it. | 2026-12-02 01:23:45 The server crashed. | Then it came back. | "
+                   "2026-12-02 01:23:46 A user saw it! | That was all. | 2026-12-02 01:23:47 I restarted it?");
+    expect_nomerge("Log:\n2026-12-02 01:23:45 Server started on port 8080.\n2026-12-02 01:23:46 The server crashed.\n\n"
+                   "And:\n2026-12-02 01:23:45 listening on :8080\n2026-12-02 01:23:46 connection reset by peer\nDone.",
+                   "Log: | {code}Code block, 2 lines, omitted. | And: | {code}Code block, 2 lines, omitted. | Done.");
+    expect_nomerge("A.\n2026-12-02 01:23:45 ERROR The server crashed.\nB.\n2026-12-02 01:23:45 Error: the db timed out.\n"
+                   "C.\n2026-12-02 01:23:45.123 The server crashed.\nD.\n[2026-12-02 01:23:45] The server crashed.\nE.\n"
+                   "2026-12-02 01:23:45 Server started\nF.\n2026-12-02 01:23:45 Info The cache is warm.\nG.\n"
+                   "2026-12-02 01:23:45 Request done status=200.\nH.\n2026-12-02T01:23:45 The server crashed.\nI.\n"
+                   "2026-12-02 01:23:45 Crashed.\nJ.",
+                   "A. | {code}Code block, one line, omitted. | B. | {code}Code block, one line, omitted. | "
+                   "C. | {code}Code block, one line, omitted. | D. | {code}Code block, one line, omitted. | "
+                   "E. | {code}Code block, one line, omitted. | F. | {code}Code block, one line, omitted. | "
+                   "G. | {code}Code block, one line, omitted. | H. | {code}Code block, one line, omitted. | "
+                   "I. | {code}Code block, one line, omitted. | J.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1600,6 +1624,7 @@ int main(void) {
     TEST_RUN(test_unfenced_headers_need_frames);
     TEST_RUN(test_unfenced_tool_output);
     TEST_RUN(test_unfenced_prompts_logs_marks);
+    TEST_RUN(test_unfenced_log_sentences);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

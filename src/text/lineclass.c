@@ -202,6 +202,8 @@ static int is_numbered_frame(const char *s, size_t n) {
 
 static int tool_line(const char *s, size_t n, size_t indent);
 static int tool_goes_on(const char *t, size_t tn, size_t indent);
+static int prompt_line(const char *s, size_t n);
+static int prose_line(const char *s, size_t n);
 
 /* Does the complete line s[0, n) (indentation included) go on the unfenced
  * code block? 2: yes, and it is its last line. */
@@ -251,7 +253,11 @@ int text_lc_goes_on(int kind, int gap, const char *s, size_t n) {
         if (is_numbered_frame(t, tn) || (i > 0 && is_frame_line(t, tn))) return 1;
         return has_prefix(s, n, "note: Some details are omitted") ? 2 : 0;
     case UC_TOOL:
-        return tool_line(t, tn, i) || tool_goes_on(t, tn, i);
+        if (tool_line(t, tn, i)) return prompt_line(t, trim_end(t, tn)) ? 3 : 1;
+        return tool_goes_on(t, tn, i);
+    case UC_SHELL:   /* a command's output: any line but prose or a fence */
+        return tool_line(t, tn, i) || tool_goes_on(t, tn, i) ||
+               (!prose_line(t, tn) && !has_prefix(t, tn, "```") && !has_prefix(t, tn, "~~~"));
     }
     return 0;
 }
@@ -484,6 +490,37 @@ static int mark_line(const char *s, size_t n) {
     while (d > i && (isdigit((unsigned char)s[d - 1]) || s[d - 1] == '.')) d--;
     if (d == u || d == i) return 0;
     return paren ? s[d - 1] == '(' : s[d - 1] == ' ';
+}
+/* A line with a sentence's shape, which ends a shell command's output: a
+ * capital (or a letter of another script, or inline code) first, after any
+ * markdown marks ("## ", "- ", "1. ", "> ", "**") and emoji, and a sentence's end last
+ * (". ! ? : ..." or a CJK one; closing quotes, brackets and marks aside):
+ * "The file has two lines.", "Then:", "**Note:** it is slow.", "修正します。"
+ * Output seldom has both: "README.md  src", "total 8", "On branch main". */
+static int prose_line(const char *s, size_t n) {
+    n = trim_end(s, n);
+    while (n > 0 && s[n - 1] && strchr(")]\"'*_`", s[n - 1])) n--;
+    if (n == 0) return 0;
+    static const char *const cjk_end[] = {"\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F", "\xE2\x80\xA6", NULL};   /* 。！？… */
+    int end = memchr(".!?:", s[n - 1], 4) != NULL;
+    for (int k = 0; cjk_end[k] && !end; k++) end = n >= 3 && memcmp(s + n - 3, cjk_end[k], 3) == 0;
+    if (!end) return 0;
+    size_t i = 0, k;
+    int code = 0;
+    for (;;) {   /* markdown marks before the first word */
+        for (k = i; k < n && s[k] == '#'; k++) {}
+        if (k > i && k < n && s[k] == ' ') { i = k + 1; continue; }
+        if (i + 1 < n && strchr("-*+>", s[i]) && s[i + 1] == ' ') { i += 2; continue; }
+        if (i < n && (s[i] == GAP_MARK || s[i] == ' ')) { i++; continue; }   /* "✅ All tests pass." */
+        for (k = i; k < n && isdigit((unsigned char)s[k]); k++) {}
+        if (k > i && k + 1 < n && (s[k] == '.' || s[k] == ')') && s[k + 1] == ' ') { i = k + 2; continue; }
+        if (i < n && (s[i] == '*' || s[i] == '_' || s[i] == '`')) { code |= s[i] == '`'; i++; continue; }
+        break;
+    }
+    if (i >= n) return 0;
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80 || (code && isalnum(c))) return 1;
+    return isupper(c) && (i + 1 == n || islower((unsigned char)s[i + 1]) || s[i + 1] == ' ' || s[i + 1] == '\'');
 }
 /* Is this the extension of a source file a compiler or linter names? (exact: 2; a start of one: 1) */
 static int src_ext(const char *s, size_t n) {
@@ -768,7 +805,7 @@ int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, i
         *hold = UC_TOOL;
         return UC_NONE;
     }
-    if (tool_line(t, tf, i)) return UC_TOOL;
+    if (tool_line(t, tf, i)) return prompt_line(t, trim_end(t, tf)) ? UC_SHELL : UC_TOOL;
     if (mark && mark_line(s - 1, full + 1)) return UC_TOOL;   /* "✓ src/a.test.ts (3 tests) 5ms" */
     if (is_goroutine_header(t, tf) || (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) ||
         diffu_header(t, tf, "--- ") || tool_lone(t, tf)) {

@@ -14,8 +14,10 @@
  * so that the classifier can see it. */
 #define GAP_MARK '\x01'
 
-/* The kinds of unfenced code block (0: none). */
-enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_RUST, UC_TOOL };
+/* The kinds of unfenced code block (0: none). UC_TOOL: test runner, compiler
+ * and log output; UC_SHELL: the same after a shell prompt, whose command's
+ * output may have any shape. */
+enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_RUST, UC_TOOL, UC_SHELL };
 
 /* May the line t[0, tn) (after indent spaces; more may come unless fin)
  * start unfenced code? 1: it may (decide on its complete line with
@@ -38,7 +40,8 @@ int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, i
 int text_lc_borne_out(int kind, const char *t, size_t n, size_t indent);
 
 /* Does the complete line s[0, n) (indentation included) go on an open block
- * of that kind? 2: yes, and it is the block's last line. gap: blank lines
+ * of that kind? 2: yes, and it is the block's last line; 3: yes, and from
+ * it on the block is UC_SHELL (a prompt line came). gap: blank lines
  * came since the block's last line (only a Go dump goes on past them). */
 int text_lc_goes_on(int kind, int gap, const char *s, size_t n);
 

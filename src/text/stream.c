@@ -2607,6 +2607,7 @@ static int classify(text_stream *ts, int final) {
             }
             ts->ucode_gap = 0;
             ts->ucode_lines++;
+            if (on == 3) ts->in_ucode = UC_SHELL;   /* a prompt: what follows is its output */
             if (on == 2) end_ucode(ts);
             ts->ls = LS_DROP;
             return 1;

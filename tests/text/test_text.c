@@ -638,6 +638,24 @@ static void test_unfenced_log_sentences(void) {
                    "I. | {code}Code block, one line, omitted. | J.");
 }
 
+/* The lines under a shell prompt are its command's output, not read
+ * whatever their shape, up to a blank line or a line with a sentence's shape
+ * (a capital first, a sentence's end last); a fence ends them too. */
+static void test_unfenced_shell_output(void) {
+    expect_nomerge("Run:\n$ ls\nREADME.md  src  tests\nfoo.txt\n\nAfter.\n$ cat x\nhello world\nline two\n"
+                   "The file has two lines.\n$ git status\nOn branch main\nnothing to commit, working tree clean\nGood: clean.",
+                   "Run: | {code}Code block, 3 lines, omitted. | After. | {code}Code block, 3 lines, omitted. | "
+                   "The file has two lines. | {code}Code block, 3 lines, omitted. | Good: clean.");
+    expect_nomerge("> $ ls -la\n> total 8\n> drwxr-xr-x 2 u u 4096 .\nSo the folder is empty.\n"
+                   "$ ls\nsrc\n\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82\n"
+                   "$ make\ncc -o app main.c\n**Note:** it is slow.\n$ ls\nsrc\n## Next steps.\n"
+                   "$ cat a.md\n```md\n# Title\n```\nDone.\n$ npm test\n5 passed\n\xE2\x9C\x85 All tests pass.",
+                   "{code}Code block, 3 lines, omitted. | So the folder is empty. | {code}Code block, 2 lines, omitted. | "
+                   "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82 | {code}Code block, 2 lines, omitted. | "
+                   "Note: it is slow. | {code}Code block, 2 lines, omitted. | Next steps. | {code}Code block, one line, omitted. | "
+                   "{code}Markdown code, one line, omitted. | Done. | {code}Code block, 2 lines, omitted. | All tests pass.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1625,6 +1643,7 @@ int main(void) {
     TEST_RUN(test_unfenced_tool_output);
     TEST_RUN(test_unfenced_prompts_logs_marks);
     TEST_RUN(test_unfenced_log_sentences);
+    TEST_RUN(test_unfenced_shell_output);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

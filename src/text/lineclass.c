@@ -443,9 +443,8 @@ static int stamp_sentence(const char *s, size_t n) {
         if (strlen(level[k]) == e - j && memcmp(s + j, level[k], e - j) == 0) return 0;
     return !memchr(s + j, '=', n - j) && memchr(".!?", s[n - 1], 3) != NULL;
 }
-/* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
- * "$ is a sign" and "% of them" are prose) */
-static int prompt_line(const char *s, size_t n) {
+/* Is w[0, n) a command a prompt is followed by? 2: yes, 1: the start of one. */
+static int shell_cmd(const char *w, size_t n) {
     static const char *const cmd[] = {
         "go", "npm", "npx", "yarn", "pnpm", "bun", "node", "deno", "make", "cmake", "ctest", "ninja", "cargo",
         "rustc", "rustup", "git", "gh", "python", "python3", "pip", "pip3", "pytest", "uv", "poetry", "tsc",
@@ -454,12 +453,52 @@ static int prompt_line(const char *s, size_t n) {
         "apt-get", "dnf", "yum", "gcc", "g++", "clang", "java", "javac", "mvn", "gradle", "dotnet", "ruby", "bundle",
         "rails", "php", "composer", "swift", "flutter", "dart", "mix", "ghc", "cabal", "zig", "bash", "sh", "zsh",
         "tar", "systemctl", "journalctl", "valgrind", "gdb", NULL};
+    int r = 0;
+    for (int k = 0; cmd[k] && r < 2; k++) {
+        size_t l = strlen(cmd[k]);
+        if (n <= l && memcmp(w, cmd[k], n) == 0) r = n == l ? 2 : 1;
+    }
+    return r;
+}
+/* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
+ * "$ is a sign" and "% of them" are prose) */
+static int prompt_line(const char *s, size_t n) {
     if (n < 3 || (s[0] != '$' && s[0] != '%') || s[1] != ' ') return 0;
     size_t e = word_to(s, n, 2);
     if (has_prefix(s + 2, n - 2, "./") || has_prefix(s + 2, n - 2, "../")) return e > 4;
-    for (int k = 0; cmd[k]; k++)
-        if (strlen(cmd[k]) == e - 2 && memcmp(s + 2, cmd[k], e - 2) == 0) return 1;
-    return 0;
+    return e > 2 && shell_cmd(s + 2, e - 2) == 2;
+}
+/* A quote that is a command line, "> npm run build": '>' is the prompt of
+ * cmd.exe, PowerShell and npm's script lines, and the quote says nothing a
+ * listener wants. A known command first, then words with no English
+ * function word among them outside quoted strings, and no sentence's end
+ * after a letter: "> go test ./..." and "> git commit -m \"fix the bug\""
+ * are commands; "> make sure the tests pass", "> go to the page.", "> ls is
+ * short for list", "> npm install fixed it." are prose. */
+static int quoted_cmd(const char *s, size_t n) {
+    static const char *const fw[] = {"the", "a", "an", "to", "is", "are", "was", "were", "be", "it", "its", "this",
+                                     "that", "and", "or", "but", "of", "for", "you", "your", "we", "our", "in",
+                                     "on", "with", "into", "sure", "if", "then", "so", "will", "can", "should",
+                                     "must", "not", "by", "at", "as", "from", "when", "which", "what", NULL};
+    n = trim_end(s, n);
+    size_t e = word_to(s, n, 0);
+    if (e == 0 || shell_cmd(s, e) != 2) return 0;
+    if (n > 1 && memchr(".!?:", s[n - 1], 4) && isalpha((unsigned char)s[n - 2])) return 0;
+    char q = 0;
+    for (size_t i = skip_sp(s, n, e); i < n; i = skip_sp(s, n, e)) {
+        e = word_to(s, n, i);
+        if (!q && (s[i] == '"' || s[i] == '\'')) q = s[i++];
+        if (q) {
+            if (e > i && s[e - 1] == q) q = 0;
+            continue;
+        }
+        size_t b = i, l;
+        while (b < e && !isalpha((unsigned char)s[b])) b++;
+        for (l = b; l < e && isalpha((unsigned char)s[l]); l++) {}
+        for (int k = 0; fw[k] && l > b; k++)
+            if (strlen(fw[k]) == l - b && find_ci(s + b, l - b, fw[k], l - b)) return 0;
+    }
+    return 1;
 }
 /* vitest's and jest's result lines, after their check mark (an emoji, left as GAP_MARK, or
  * '×' '√'): "✓ src/a.test.ts (3 tests) 5ms", "× src/b.spec.ts > adds", "✓ adds 1 + 2 (5 ms)".
@@ -760,7 +799,7 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
     return fin ? 0 : -1;
 }
 
-int text_lc_cand(const char *t, size_t tn, size_t indent, int fin, int mark, int yaml_key) {
+int text_lc_cand(const char *t, size_t tn, size_t indent, int fin, int mark, int yaml_key, int quoted) {
     unsigned char c = (unsigned char)t[0];
     int cand = 0;
     static const char *const pre[] = {"diff --git ", "@@ -", "--- ", "+++ ", "Traceback (most recent call last):",
@@ -791,10 +830,15 @@ int text_lc_cand(const char *t, size_t tn, size_t indent, int fin, int mark, int
         cand = tn >= 3 && t[1] != c && (t[1] != ' ' || t[2] == ' ');
     }
     if (indent > 0 && (c == 'a' || (yaml_key && (isalpha(c) || c == '_')))) cand = 1;
+    if (!cand && quoted && islower(c)) {   /* "> npm run build": its first word decides */
+        size_t e = word_to(t, tn, 0);
+        if (e == tn && !fin) return shell_cmd(t, e) ? -1 : 0;
+        cand = shell_cmd(t, e) == 2;
+    }
     return cand;
 }
 
-int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, int *hold) {
+int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, int quoted, int *hold) {
     const char *t = s + i;
     size_t tf = full - i;
     *hold = UC_NONE;
@@ -807,6 +851,7 @@ int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, i
     }
     if (tool_line(t, tf, i)) return prompt_line(t, trim_end(t, tf)) ? UC_SHELL : UC_TOOL;
     if (mark && mark_line(s - 1, full + 1)) return UC_TOOL;   /* "✓ src/a.test.ts (3 tests) 5ms" */
+    if (quoted && quoted_cmd(t, tf)) return UC_SHELL;
     if (is_goroutine_header(t, tf) || (trim_end(t, tf) == 16 && has_prefix(t, tf, "stack backtrace:")) ||
         diffu_header(t, tf, "--- ") || tool_lone(t, tf)) {
         *hold = t[0] == 'g' ? UC_GO : t[0] == 's' ? UC_RUST : t[0] == '-' ? UC_DIFF : UC_TOOL;

@@ -25,15 +25,16 @@ enum { UC_NONE, UC_DIFF, UC_DIFF_LINES, UC_YAML, UC_TRACE, UC_FRAMES, UC_GO, UC_
  * a prefix never changes with what follows it, so it does not depend on
  * where the input was split. mark: an emoji opened the line (GAP_MARK is
  * right before the indentation); yaml_key: the line before was a bare
- * "key:" at column 0. */
-int text_lc_cand(const char *t, size_t tn, size_t indent, int fin, int mark, int yaml_key);
+ * "key:" at column 0; quoted: the line is in a blockquote (t is past its
+ * '>'), where a command line ("> npm run build") is a prompt's. */
+int text_lc_cand(const char *t, size_t tn, size_t indent, int fin, int mark, int yaml_key, int quoted);
 
 /* The kind of block the complete line s[0, full) starts (its text after i
  * spaces), or UC_NONE. When it may start one only if the next line bears it
  * out ("goroutine 1 [running]:", "stack backtrace:", "--- old.txt", a lone
- * "FAIL"), *hold is set to that kind and UC_NONE returned. mark and
- * yaml_key as for text_lc_cand (with mark, s[-1] is the GAP_MARK). */
-int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, int *hold);
+ * "FAIL"), *hold is set to that kind and UC_NONE returned. mark, yaml_key
+ * and quoted as for text_lc_cand (with mark, s[-1] is the GAP_MARK). */
+int text_lc_kind(const char *s, size_t full, size_t i, int mark, int yaml_key, int quoted, int *hold);
 
 /* Does the complete line t[0, n) (after indent spaces) bear out a held line
  * of that kind (the block's first frame, "+++ new.txt", tool output)? */

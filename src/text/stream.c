@@ -2731,12 +2731,12 @@ static int classify(text_stream *ts, int final) {
         {
             /* unfenced code other than JSON (lineclass.c): a candidate waits for its line end */
             int mark = ts->off > 0 && ts->line.p[ts->off - 1] == GAP_MARK;
-            int cand = text_lc_cand(s + i, n - i, i, fin, mark, ts->yaml_key);
+            int cand = text_lc_cand(s + i, n - i, i, fin, mark, ts->yaml_key, ts->line_quote);
             if (cand < 0) return 0;
             if (cand) {
                 if (!final) return 0;
                 int hold;
-                int kind = text_lc_kind(s, full, i, mark, ts->yaml_key, &hold);
+                int kind = text_lc_kind(s, full, i, mark, ts->yaml_key, ts->line_quote, &hold);
                 if (hold) {
                     /* the next line decides */
                     uc_hold_line(ts, hold, s + i, full - i);

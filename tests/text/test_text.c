@@ -585,7 +585,7 @@ static void test_unfenced_prompts_logs_marks(void) {
     expect_nomerge("Run:\n$ go test ./...\nok  \tgithub.com/x/y\t0.01s\nThen:\n$ npm install\n% make\n\n$5 is the price.\n"
                    "$HOME is set.\n$ 5 each, $ is a sign.\n% of them agree.\n> npm run build\nDas ist alles.",
                    "Run: | {code}Code block, 2 lines, omitted. | Then: | {code}Code block, 2 lines, omitted. | $5 is the price. | "
-                   "$HOME is set. | $ 5 each, $ is a sign. | % of them agree. | npm run build | Das ist alles.");
+                   "$HOME is set. | $ 5 each, $ is a sign. | % of them agree. | {code}Code block, one line, omitted. | Das ist alles.");
     expect_nomerge("\xE3\x83\xAD\xE3\x82\xB0:\n2026-12-02 01:23:45 INFO Starting server on :8080\n"
                    "[2026-12-02T01:23:45Z] ERROR db: timeout\nI1202 01:23:45.123456 1234 main.go:12] msg\n"
                    "Dec  2 01:23:45 host sshd[123]: Accepted\n2026/12/02 01:23:45 listening\n"
@@ -654,6 +654,20 @@ static void test_unfenced_shell_output(void) {
                    "\xE4\xBF\xAE\xE6\xAD\xA3\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82 | {code}Code block, 2 lines, omitted. | "
                    "Note: it is slow. | {code}Code block, 2 lines, omitted. | Next steps. | {code}Code block, one line, omitted. | "
                    "{code}Markdown code, one line, omitted. | Done. | {code}Code block, 2 lines, omitted. | All tests pass.");
+}
+
+/* A blockquote that is a command line ("> npm run build": '>' is a prompt
+ * too) is dropped like "$ npm run build", its output with it; a quote of
+ * prose that starts with a command's name is read. */
+static void test_quoted_commands(void) {
+    expect_nomerge("Then:\n> npm run build\n\nOr:\n> $ ls\n\n> Run this:\n> git commit -m \"fix the bug\"\n"
+                   "> Then reload the page.\n\n> make sure the tests pass\n\n> go to the settings page.\n\n"
+                   "> ls is short for list\n\n> go test ./...\n> cat /etc/hosts\n> 127.0.0.1 localhost\n\n"
+                   "> npm install fixed it.\nEnd.",
+                   "Then: | {code}Code block, one line, omitted. | Or: | {code}Code block, one line, omitted. | Run this: | "
+                   "{code}Code block, one line, omitted. | Then reload the page. | make sure the tests pass | "
+                   "go to the settings page. | ls is short for list | {code}Code block, 3 lines, omitted. | "
+                   "npm install fixed it. | End.");
 }
 
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
@@ -1644,6 +1658,7 @@ int main(void) {
     TEST_RUN(test_unfenced_prompts_logs_marks);
     TEST_RUN(test_unfenced_log_sentences);
     TEST_RUN(test_unfenced_shell_output);
+    TEST_RUN(test_quoted_commands);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

@@ -502,12 +502,12 @@ static int quoted_cmd(const char *s, size_t n) {
 }
 /* vitest's and jest's result lines, after their check mark (an emoji, left as GAP_MARK, or
  * '×' '√'): "✓ src/a.test.ts (3 tests) 5ms", "× src/b.spec.ts > adds", "✓ adds 1 + 2 (5 ms)".
- * Checklists in prose ("✓ Tests pass") are read. */
+ * Also as list items ("- ✓ src/a.test.ts"). Checklists in prose ("✓ Tests pass") are read. */
 static int mark_line(const char *s, size_t n) {
-    size_t i;
-    if (n && s[0] == GAP_MARK) i = 1;
-    else if (has_prefix(s, n, "\xC3\x97 ")) i = 2;   /* × */
-    else if (has_prefix(s, n, "\xE2\x88\x9A ")) i = 3;   /* √ */
+    size_t i = n > 2 && (s[0] == '-' || s[0] == '*' || s[0] == '+') && s[1] == ' ' ? 2 : 0;   /* "- ✓ ...": pasted as a list */
+    if (i < n && s[i] == GAP_MARK) i += 1;
+    else if (has_prefix(s + i, n - i, "\xC3\x97 ")) i += 2;   /* × */
+    else if (has_prefix(s + i, n - i, "\xE2\x88\x9A ")) i += 3;   /* √ */
     else return 0;
     i = skip_sp(s, n, i);
     n = trim_end(s, n);
@@ -752,7 +752,10 @@ static int tool_cand(const char *t, size_t n, size_t indent, int fin) {
                P_("ERROR "), P_("SKIPPED "), P_("XFAIL "), P_("XPASS "), P_("test "), P_("---- "), P_("npm ERR! "),
                P_("npm WARN "), P_("npm error "), P_("npm warn "), P_("===="), P_("___"), P_("--> "), P_("::: "),
                P_("make: *** "), P_("make["), P_("File \""), P_("$ "), P_("% "), P_("running "),
-               P_("\xC3\x97 "), P_("\xE2\x88\x9A "), {NULL, 0}};
+               P_("\xC3\x97 "), P_("\xE2\x88\x9A "),
+               /* a list item that opens with a mark waits for its line end: "- ✓ src/a.test.ts" */
+               P_("- \x01"), P_("* \x01"), P_("+ \x01"), P_("- \xC3\x97 "), P_("* \xC3\x97 "), P_("+ \xC3\x97 "),
+               P_("- \xE2\x88\x9A "), P_("* \xE2\x88\x9A "), P_("+ \xE2\x88\x9A "), {NULL, 0}};
 #undef P_
     for (int k = 0; pre[k].s; k++) {
         if (t[0] != pre[k].s[0]) continue;   /* most lines: one compare each */

@@ -670,6 +670,18 @@ static void test_quoted_commands(void) {
                    "npm install fixed it. | End.");
 }
 
+/* vitest's and jest's result lines pasted as list items ("- ✓ src/a.test.ts")
+ * are dropped like the same lines without the list marker; a checklist item
+ * in prose is read. */
+static void test_marked_list_items(void) {
+    expect_nomerge("Tests:\n- \xE2\x9C\x93 src/a.test.ts\n- \xE2\x9C\x97 test name (12 ms)\n- \xC3\x97 src/c.spec.ts > adds\n"
+                   "* \xE2\x9C\x93 src/d.test.ts (3 tests) 5ms\n- \xE2\x9C\x93 Fixed the bug.\n"
+                   "- \xE2\x9C\x85 All tests pass (42 of them).\n  - \xE2\x9C\x93 adds 1 + 2 (5 ms)\n"
+                   "+ \xE2\x9C\x93 src/a.test.ts is green.\n- \xC3\x97 is a sign.\nDone.",
+                   "Tests: | {code}Code block, 4 lines, omitted. | Fixed the bug. | All tests pass (42 of them). | "
+                   "{code}Code block, one line, omitted. | src/a.test.ts is green. | \xC3\x97 is a sign. | Done.");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1659,6 +1671,7 @@ int main(void) {
     TEST_RUN(test_unfenced_log_sentences);
     TEST_RUN(test_unfenced_shell_output);
     TEST_RUN(test_quoted_commands);
+    TEST_RUN(test_marked_list_items);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

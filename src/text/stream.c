@@ -582,7 +582,7 @@ static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     if (ts->cjk_end) {
         /* "３．１４": a fullwidth decimal point, not a full stop */
         size_t pst;
-        int decimal = (isdigit((int)cp) || (cp >= 0xFF10 && cp <= 0xFF19)) && ts->sent.len >= 3 &&
+        int decimal = ((cp < 0x80 && isdigit((int)cp)) || (cp >= 0xFF10 && cp <= 0xFF19)) && ts->sent.len >= 3 &&
                       last_cp(ts->sent.p, ts->sent.len, &pst) == 0xFF0E;
         if (decimal) ts->cjk_end = 0;
         else if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);

@@ -682,6 +682,16 @@ static void test_marked_list_items(void) {
                    "{code}Code block, one line, omitted. | src/a.test.ts is green. | \xC3\x97 is a sign. | Done.");
 }
 
+/* After a CJK sentence end the next code point is checked for a digit
+ * ("３．１４"); one past ASCII must not reach isdigit (undefined: it read
+ * outside ctype's table and crashed on U+105806). */
+static void test_cjk_end_then_high_code_point(void) {
+    expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86\xE3\x80\x82\xF4\x85\xA0\x86\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
+                   "\xE5\xAE\x8C\xE4\xBA\x86\xE3\x80\x82 | \xF4\x85\xA0\x86\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
+    expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86\xE3\x80\x82&#1071110;\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82",
+                   "\xE5\xAE\x8C\xE4\xBA\x86\xE3\x80\x82 | \xF4\x85\xA0\x86\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82");
+}
+
 /* LaTeX display math is not read ($$ ... $$, \[ ... \], on their own lines
  * or one whole line); a blank line ends an unclosed one; "$$" in prose is read. */
 static void test_display_math(void) {
@@ -1672,6 +1682,7 @@ int main(void) {
     TEST_RUN(test_unfenced_shell_output);
     TEST_RUN(test_quoted_commands);
     TEST_RUN(test_marked_list_items);
+    TEST_RUN(test_cjk_end_then_high_code_point);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
     TEST_RUN(test_secrets_quoted_phrases);

@@ -479,7 +479,9 @@ static int quoted_cmd(const char *s, size_t n) {
     static const char *const fw[] = {"the", "a", "an", "to", "is", "are", "was", "were", "be", "it", "its", "this",
                                      "that", "and", "or", "but", "of", "for", "you", "your", "we", "our", "in",
                                      "on", "with", "into", "sure", "if", "then", "so", "will", "can", "should",
-                                     "must", "not", "by", "at", "as", "from", "when", "which", "what", NULL};
+                                     "must", "not", "by", "at", "as", "from", "when", "which", "what", "ahead",
+                                     "back", "away", "there", "here", "now", "please", "i", "me", "my", "us", "they",
+                                     "them", "he", "she", NULL};
     n = trim_end(s, n);
     size_t e = word_to(s, n, 0);
     if (e == 0 || shell_cmd(s, e) != 2) return 0;

@@ -663,11 +663,11 @@ static void test_quoted_commands(void) {
     expect_nomerge("Then:\n> npm run build\n\nOr:\n> $ ls\n\n> Run this:\n> git commit -m \"fix the bug\"\n"
                    "> Then reload the page.\n\n> make sure the tests pass\n\n> go to the settings page.\n\n"
                    "> ls is short for list\n\n> go test ./...\n> cat /etc/hosts\n> 127.0.0.1 localhost\n\n"
-                   "> npm install fixed it.\nEnd.",
+                   "> npm install fixed it.\n\n> go ahead\n\n> make me a sandwich\nEnd.",
                    "Then: | {code}Code block, one line, omitted. | Or: | {code}Code block, one line, omitted. | Run this: | "
                    "{code}Code block, one line, omitted. | Then reload the page. | make sure the tests pass | "
                    "go to the settings page. | ls is short for list | {code}Code block, 3 lines, omitted. | "
-                   "npm install fixed it. | End.");
+                   "npm install fixed it. | go ahead | make me a sandwich | End.");
 }
 
 /* vitest's and jest's result lines pasted as list items ("- ✓ src/a.test.ts")

@@ -47,6 +47,9 @@ enum { ADOPT_MS = 3000 };
 /* Turns known to be over (cut with Esc, or ended) whose late batches are
  * not spoken, remembered per session (turn_ids are never reused). */
 enum { CLOSED_TURNS = 8 };
+/* prompt_ids of the prompts before the current one, remembered per session:
+ * a Stop carrying one is of a turn before the last prompt (stale_stop). */
+enum { OLD_PROMPTS = 8 };
 
 typedef struct {
     long index;
@@ -131,6 +134,25 @@ typedef struct session {
     int prev;
     char *prev_turn, *prev_prompt;
     char *main_agent;      /* agent_id of the main thread under `claude --agent` (NULL: none seen) */
+    /* Whose Stop is it (stale_stop). prompt_cur: the prompt_id of the last
+     * prompt acted on (or, before any, the first one an event carried);
+     * prompt_old: those before it (ring). at_prompt_turn: the turn_id
+     * current when the last prompt came before its turn's Stop (the turn
+     * may go on after a tool call); went_on: a batch of it came since. */
+    char *prompt_cur;
+    char *prompt_old[OLD_PROMPTS];
+    int prompt_old_next;
+    char *at_prompt_turn;
+    int went_on;
+    /* Without ids: the white-space-normalised hash (text_hash) of the last
+     * Stop's last_assistant_message in this turn (stop_h) and, at a prompt,
+     * of what ended the turn before it (prev_h: that Stop's text, or the
+     * turn's last message when the prompt came first; 0: none);
+     * md_after_prompt: a batch of the session came since the prompt;
+     * prev_silent: the turn before the prompt had no message and no Stop.
+     * parked_noid: the parked Stop carried no prompt_id. */
+    uint64_t stop_h, prev_h;
+    int md_after_prompt, prev_silent, parked_noid;
     struct daemon_hub *hub;
 } session;
 
@@ -235,6 +257,9 @@ static void session_free(session *s) {
     free(s->last_notice);
     free(s->turn_id);
     for (int k = 0; k < CLOSED_TURNS; k++) free(s->closed[k]);
+    for (int k = 0; k < OLD_PROMPTS; k++) free(s->prompt_old[k]);
+    free(s->prompt_cur);
+    free(s->at_prompt_turn);
     free(s->main_agent);
     free(s->id);
     free(s);
@@ -778,6 +803,128 @@ static const char *str(json_t *o, const char *k) {
 }
 
 static stts_status flush_parked(session *s, stts_error *err);
+static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, int over, const char **what,
+                             stts_error *err);
+
+/* ---- whose Stop is it ---------------------------------------------------------- */
+
+/* 64-bit FNV-1a of t with white space compared as prefix_offset does
+ * (leading and trailing ignored, every run one space); never 0. */
+static uint64_t text_hash(const char *t, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)t[i])) i++;
+    while (i < n) {
+        unsigned char c = (unsigned char)t[i++];
+        if (isspace(c)) {
+            while (i < n && isspace((unsigned char)t[i])) i++;
+            if (i == n) break;
+            c = ' ';
+        }
+        h = (h ^ c) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+static int prompt_was_old(const session *s, const char *pid) {
+    for (int k = 0; k < OLD_PROMPTS; k++)
+        if (s->prompt_old[k] && strcmp(s->prompt_old[k], pid) == 0) return 1;
+    return 0;
+}
+
+/* pid is the current prompt now; the one before goes to the ring. Ids
+ * longer than Claude Code's (UUIDs) are not kept: made-up ones cannot make
+ * a session hold more than OLD_PROMPTS small strings. */
+static void prompt_now(session *s, const char *pid) {
+    if (!pid || strlen(pid) > MAX_SESSION_ID) return;   /* none: the last one known stays current */
+    if (s->prompt_cur && strcmp(s->prompt_cur, pid) == 0) return;
+    char *c = strdup(pid);
+    if (!c) return;   /* out of memory: told less */
+    if (s->prompt_cur) {
+        free(s->prompt_old[s->prompt_old_next]);
+        s->prompt_old[s->prompt_old_next] = s->prompt_cur;
+        s->prompt_old_next = (s->prompt_old_next + 1) % OLD_PROMPTS;
+    }
+    s->prompt_cur = c;
+}
+
+/* A Stop of a turn before the last prompt acted on, delivered after it (a
+ * copy of its Stop from a hook registered twice, or its only Stop, late:
+ * each hook is its own process). Reconciled as the new turn's, it said the
+ * old reply again, took the new turn's first message for a prefix of it
+ * (said the old rest in the middle of the new turn and closed that message,
+ * whose own rest was lost), or made the new turn look over.
+ *
+ * With prompt_id (v2.1.196+: the prompt current when the event was made) a
+ * Stop carrying one of the prompts before the current one is that turn's,
+ * unless that turn went on after the prompt (the prompt came during a tool
+ * call, before its Stop: a batch of its turn_id since). After a prompt taken
+ * for queued (session.prompted) the turn it came in goes on, and its Stop is
+ * reconciled as usual. An id never seen is not taken for stale (the prompt
+ * hook may have failed).
+ *
+ * Without ids nothing tells a Stop's turn. One whose text is exactly what
+ * ended the turn before the prompt (its Stop's text, or its last message
+ * when the prompt came before its Stop), once a batch of the new turn came,
+ * is taken for that turn's: the new turn's reply came in batches, and its
+ * own Stop, even with the same words, finds nothing unsaid in them unless
+ * a batch of it is missing (the cost of this rule). Before any batch of the
+ * new turn it may be the new reply's only speech (older CLIs, narration): it
+ * is the new turn's, as before (parked for the grace, it is looked at again
+ * once batches came). Returns 1 when stale. */
+static int stale_stop(const session *s, const char *pid, const char *l, size_t ln) {
+    if (s->prompted || s->went_on) return 0;
+    if (pid) return prompt_was_old(s, pid);
+    if (!l || !s->prev_h || !s->md_after_prompt) return 0;
+    return text_hash(l, ln) == s->prev_h;
+}
+
+/* A stale Stop (stale_stop). The barge-in cut that turn's words, or its
+ * batches and first Stop said them: nothing. With --on-prompt continue
+ * nothing was cut: a text equal to what ended it says nothing; otherwise
+ * it is reconciled with that turn's kept messages (keep_turn) or, when that
+ * turn said nothing at all, said whole; in a text stage of its own, so a
+ * sentence of the new turn still waiting for its end is not cut in two.
+ * Only for the turn just before the prompt: an older turn's Stop says
+ * nothing. The new turn's state (its messages, a parked Stop, turn_over)
+ * is never touched. */
+static stts_status on_stale_stop(session *s, const char *pid, const char *l, size_t ln, const char **what,
+                                 stts_error *err) {
+    *what = "ignored (a Stop of the turn before the last prompt)";
+    if (s->hub->p.stop_on_prompt || !l || all_space(l, ln)) return STTS_OK;
+    /* What is kept (prev_h, prev_silent, the messages) is of the turn just
+     * before the last prompt: an older one's Stop was reconciled long ago. */
+    const char *before = s->prompt_old[(s->prompt_old_next + OLD_PROMPTS - 1) % OLD_PROMPTS];
+    if (pid && (!before || strcmp(pid, before) != 0)) return STTS_OK;
+    uint64_t h = text_hash(l, ln);
+    if (h == s->prev_h) return STTS_OK;
+    int kept = 0;
+    for (int k = 0; k < s->n_msgs; k++) kept |= s->msgs[k].over && !s->msgs[k].aside;
+    if (!kept && !s->prev_silent) return STTS_OK;   /* its messages were not kept: their words were said */
+    text_stream *ts = NULL;
+    if (text_stream_new(&s->hub->p.text, on_text, s, &ts, err) != STTS_OK) return err->code;
+    if (s->n_msgs == MAX_MSGS && s->cur_id == s->msgs[0].id) {
+        /* new_msg may forget msgs[0]: its pending words go out first. */
+        text_stream_end(s->ts, stts_now_ns());
+        s->cur_id = NULL;
+    }
+    text_stream *keep = s->ts;
+    const char *cur = s->cur_id;
+    int hush = s->hush;
+    s->ts = ts;
+    s->cur_id = NULL;
+    stts_status st = reconcile(s, l, ln, 0, 1, what, err);
+    text_stream_end(s->ts, stts_now_ns());
+    s->ts = keep;
+    s->cur_id = cur;
+    s->hush = hush;
+    text_stream_free(ts);
+    if (st == STTS_OK) {
+        s->prev_h = h;   /* a copy of it says nothing */
+        s->prev_silent = 0;
+    }
+    return st;
+}
 
 /* quiet: the batch was made before the prompt that barged in (daemon_hub_hook_at);
  * over: it is of the turn kept at the last prompt (keep_turn), and goes
@@ -893,14 +1040,14 @@ static stts_status reconcile_holes(session *s, msg *m, int latest, const char *l
  * message, so the Stop said the whole turn again. The offset in l after the
  * messages from some k0 to latest, each found where the one before ended
  * (white space compared as in prefix_offset); -1 when none. */
-static long concat_offset(session *s, int latest, const char *l, size_t ln) {
+static long concat_offset(session *s, int latest, int over, const char *l, size_t ln) {
     if (latest < 1 || ln > (1u << 20)) return -1;   /* bounded work */
     for (int k0 = latest - 1; k0 >= 0; k0--) {
         size_t j = 0;
         int ok = 1, n = 0;
         for (int k = k0; k <= latest && ok; k++) {
             const msg *m = &s->msgs[k];
-            if (m->aside || m->over || all_space(m->text ? m->text : "", m->len)) continue;
+            if (m->aside || m->over != over || all_space(m->text ? m->text : "", m->len)) continue;
             long off = has_holes(m) || m->nheld ? -1 : prefix_offset(m->text, m->len, l + j, ln - j);
             if (off < 0) ok = 0;
             else { j += (size_t)off; n++; }
@@ -921,16 +1068,18 @@ static stts_status park(session *s, const char *l, size_t ln, stts_error *err) {
 }
 
 /* Reconciles L with the turn's messages; may_park: the no-match case waits
- * for late batches (parked) instead of speaking L now. */
-static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, const char **what,
+ * for late batches (parked) instead of speaking L now. over: with the
+ * messages of the turn kept at the last prompt (session.prev) instead, for
+ * a Stop of that turn (stale_stop), never parked. */
+static stts_status reconcile(session *s, const char *l, size_t ln, int may_park, int over, const char **what,
                              stts_error *err) {
     /* The message the live path is speaking (the latest assistant message)
      * may be a prefix; notifications spoken meanwhile do not count. */
     int latest = s->n_msgs - 1;
-    while (latest >= 0 && (s->msgs[latest].aside || s->msgs[latest].over)) latest--;
+    while (latest >= 0 && (s->msgs[latest].aside || s->msgs[latest].over != over)) latest--;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
-        if (m->aside || m->over) continue;   /* over: the turn before the prompt, its Stop reconciled */
+        if (m->aside || m->over != over) continue;   /* over: the turn before the prompt, its Stop reconciled */
         if (has_holes(m)) {
             stts_status st = reconcile_holes(s, m, k == latest, l, ln, what, err);
             if (st != STTS_ERR_NOT_FOUND) return st;
@@ -951,7 +1100,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
             return speak(s, m, l + off, ln - (size_t)off, 1, err);
         }
     }
-    long joined = concat_offset(s, latest, l, ln);
+    long joined = concat_offset(s, latest, over, l, ln);
     if (joined >= 0) {
         msg *m = &s->msgs[latest];
         if (all_space(l + joined, ln - (size_t)joined)) {
@@ -962,7 +1111,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
         *what = "rest spoken";
         return speak(s, m, l + joined, ln - (size_t)joined, 1, err);
     }
-    if (may_park && s->hub->p.stop_grace_ms > 0) {
+    if (may_park && !over && s->hub->p.stop_grace_ms > 0) {
         *what = "spoken from last_assistant_message unless its batches come within the grace";
         return park(s, l, ln, err);
     }
@@ -971,6 +1120,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     msg *m = new_msg(s, id, err);
     if (!m) return err->code;
     m->from_stop = 1;
+    m->over = over;
     m->stop_ns = stts_now_ns();
     *what = "spoken from last_assistant_message";
     return speak(s, m, l, ln, 1, err);
@@ -984,6 +1134,12 @@ static stts_status flush_parked(session *s, stts_error *err) {
     s->parked = NULL;
     int after_prompt = s->parked_prompt;
     s->parked_prompt = 0;
+    if (!after_prompt && s->parked_noid && stale_stop(s, NULL, l, s->parked_len)) {
+        /* Without ids, parked before any batch of the new turn: they came
+         * meanwhile, so it is the Stop of the turn before the prompt. */
+        free(l);
+        return STTS_OK;
+    }
     if (after_prompt && s->prompted && !s->md_since_prompt && turn_running(s)) {
         /* No batch of the turn the prompt came in since it, its message
          * still unfinished: that turn was cut (Esc), and this Stop ends the prompt's own reply, whose
@@ -995,7 +1151,7 @@ static stts_status flush_parked(session *s, stts_error *err) {
         s->turn_ns = stts_now_ns();
     }
     const char *what;
-    stts_status st = reconcile(s, l, s->parked_len, 0, &what, err);
+    stts_status st = reconcile(s, l, s->parked_len, 0, 0, &what, err);
     free(l);
     return st;
 }
@@ -1022,12 +1178,14 @@ static stts_status on_stop(session *s, json_t *pl, int after_prompt, const char 
         *what = "nothing to reconcile";
         return STTS_OK;
     }
+    s->stop_h = text_hash(l, ln);
+    s->parked_noid = !str(pl, "prompt_id");
     if (after_prompt) {
         *what = "waiting for the turn's batches (the end of the turn a prompt came in, or that prompt's reply)";
         s->parked_prompt = 1;
         return park(s, l, ln, err);
     }
-    return reconcile(s, l, ln, 1, what, err);
+    return reconcile(s, l, ln, 1, 0, what, err);
 }
 
 static int listed(const char *list, const char *word) {
@@ -1153,6 +1311,13 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         *what = "ignored (stale: replayed after a later prompt)";
         return STTS_OK;
     }
+    if (speech && pid && !s->prompt_cur) prompt_now(s, pid);   /* no prompt seen yet: the current one */
+    if (speech && !md) {
+        json_t *lv = json_object_get(pl, "last_assistant_message");
+        const char *l = json_string_value(lv);
+        size_t ln = l ? json_string_length(lv) : 0;
+        if (stale_stop(s, pid, l, ln)) return on_stale_stop(s, pid, l, ln, what, err);
+    }
     if (speech) {
         /* The turn's speech begins: its first batch (a turn_id not seen
          * before), or the first Stop or batch since the last prompt or
@@ -1164,6 +1329,10 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
              * next, or were said by its Stop. */
             *what = "ignored (its turn is over)";
             return STTS_OK;
+        }
+        if (md) {
+            s->md_after_prompt = 1;
+            if (turn && s->at_prompt_turn && !strcmp(turn, s->at_prompt_turn)) s->went_on = 1;
         }
         int fresh = !s->turn_ns || s->turn_over || (md && turn && (!s->turn_id || strcmp(turn, s->turn_id)));
         /* A batch of the turn a prompt came in, carrying another prompt_id
@@ -1220,6 +1389,17 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     if (flush_parked(s, err) != STTS_OK) return err->code;
     if (strcmp(ev, "UserPromptSubmit") == 0) {
         s->prompt_ns = t;
+        /* What tells a Stop of the turn before this prompt (stale_stop),
+         * kept as it is for a copy of the same prompt (its hook registered
+         * twice): that copy would otherwise make the turn before it the
+         * empty one between them. */
+        int again = pid && s->prompt_cur && !strcmp(pid, s->prompt_cur);
+        prompt_now(s, pid);
+        if (!again) {
+            free(s->at_prompt_turn);
+            s->at_prompt_turn = NULL;
+            s->went_on = s->md_after_prompt = 0;
+        }
         /* Barge-in: what was said of the last turn no longer matters. */
         if (h->p.stop_on_prompt) h->cb.stop(h->user, sid);
         if (!s->turn_over && turn_running(s)) {
@@ -1238,8 +1418,22 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
             s->md_since_prompt = 0;
             free(s->prompted_id);
             s->prompted_id = str(pl, "prompt_id") ? strdup(str(pl, "prompt_id")) : NULL;   /* NULL: no such test */
+            if (!again) {
+                s->prev_h = s->stop_h = 0;   /* that turn goes on: its Stop is its own */
+                s->prev_silent = 0;
+            }
             *what = h->p.stop_on_prompt ? "stopped (turn still running)" : "turn still running";
             return STTS_OK;
+        }
+        if (!again) {
+            const msg *last = NULL;
+            for (int k = 0; k < s->n_msgs; k++)
+                if (!s->msgs[k].aside && !s->msgs[k].over) last = &s->msgs[k];
+            s->prev_h = s->turn_over && s->stop_h ? s->stop_h : last && last->text ? text_hash(last->text, last->len) : 0;
+            s->prev_silent = !s->turn_over && !last;
+            s->stop_h = 0;
+            if (!s->turn_over && s->turn_id && strlen(s->turn_id) <= MAX_SESSION_ID)
+                s->at_prompt_turn = strdup(s->turn_id);   /* NULL on failure: told less */
         }
         /* After its Stop the turn is over: a batch of it still to come
          * was said by that Stop (the rest of its message) or is of a reply

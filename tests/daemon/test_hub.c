@@ -1265,6 +1265,292 @@ static void test_continue_spooled_after_stop(void) {
     daemon_hub_free(h);
 }
 
+/* A Stop of the turn before the prompt that comes after it: a copy of the
+ * turn's Stop (the hook registered twice, one copy slow) or the turn's only
+ * Stop, delayed past the next prompt (hooks are separate processes). It was
+ * reconciled as the new turn's Stop: before the new turn's batches it said
+ * the old reply again; after the new turn's first message began like the old
+ * reply ("Sure."), it took that message for a prefix of its text, said the
+ * old reply's rest in the middle of the new turn and closed the message, so
+ * the new turn's own rest was lost; and it made the turn look over, so the
+ * new turn's Stop was matched as a second Stop. Its prompt_id (the prompt
+ * current when it was made, v2.1.196+) is the prompt before: it never
+ * touches the new turn. Both --on-prompt modes, with and without a grace;
+ * when: 0 right after the prompt, 1 after the new turn's first batch, 2
+ * after its last batch, 3 after its Stop. */
+static void test_stale_stop_after_prompt(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int delayed = 0; delayed < 2; delayed++)
+                for (int when = 0; when < 4; when++) {
+                    daemon_hub *h = hub_new_full(-1, grace, !cont);
+                    CHECK(h != NULL);
+                    if (!h) return;
+                    prompt(h, "S", "p1");
+                    CHECK(batch(h, "S", "p1", "t1", "m1", 0, "Sure.\\n", 0, NULL) == STTS_OK);
+                    CHECK(batch(h, "S", "p1", "t1", "m1", 1, "I fixed it.", 1, NULL) == STTS_OK);
+                    if (!delayed) stop(h, "S", "p1", "Sure.\\nI fixed it.");
+                    settle(h);
+                    prompt(h, "S", "p2");
+                    if (when == 0) stop(h, "S", "p1", "Sure.\\nI fixed it.");
+                    CHECK(batch(h, "S", "p2", "t2", "m2", 0, "Sure.\\n", 0, NULL) == STTS_OK);
+                    if (when == 1) stop(h, "S", "p1", "Sure.\\nI fixed it.");
+                    CHECK(batch(h, "S", "p2", "t2", "m2", 1, "I ran it.", 1, NULL) == STTS_OK);
+                    if (when == 2) stop(h, "S", "p1", "Sure.\\nI fixed it.");
+                    stop(h, "S", "p2", "Sure.\\nI ran it.");
+                    if (when == 3) stop(h, "S", "p1", "Sure.\\nI fixed it.");
+                    settle(h);
+                    const char *want = cont ? "Sure.\nI fixed it.\nSure.\nI ran it.\n"
+                                            : "STOP\nSure.\nI fixed it.\nSTOP\nSure.\nI ran it.\n";
+                    CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, the old Stop %s, %s:\n%s",
+                              cont ? "continue" : "stop", grace, delayed ? "delayed" : "repeated",
+                              when == 0   ? "right after the prompt"
+                              : when == 1 ? "after the new turn's first batch"
+                              : when == 2 ? "after its last batch"
+                                          : "after its Stop",
+                              said());
+                    /* The turn after is untouched too: a reply equal to the last one is said. */
+                    prompt(h, "S", "p3");
+                    stop(h, "S", "p3", "I ran it.");
+                    stop(h, "S", "p2", "Sure.\\nI ran it.");
+                    settle(h);
+                    char want2[256];
+                    snprintf(want2, sizeof want2, "%s%sI ran it.\n", want, cont ? "" : "STOP\n");
+                    CHECK_MSG(strcmp(said(), want2) == 0, "on-prompt %s, grace %d, %s, %d, the turn after:\n%s",
+                              cont ? "continue" : "stop", grace, delayed ? "delayed" : "repeated", when, said());
+                    clear_out();
+                    daemon_hub_free(h);
+                }
+}
+
+/* --on-prompt continue: the old turn's only Stop, delayed past the prompt,
+ * when its reply came without batches (a narration, a hook that failed):
+ * nothing of that reply was said, and continue lets the old turn finish, so
+ * it is said, once, without cutting the new turn's sentence in two (the new
+ * turn's pending words stay pending). Under the barge-in (stop mode) the
+ * prompt cut that reply: not said. */
+static void test_stale_stop_without_batches(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200) {
+            daemon_hub *h = hub_new_full(-1, grace, !cont);
+            CHECK(h != NULL);
+            if (!h) return;
+            prompt(h, "W", "p1");
+            prompt(h, "W", "p2");
+            CHECK(batch(h, "W", "p2", "t2", "m2", 0, "The new reply begins\\n", 0, NULL) == STTS_OK);
+            stop(h, "W", "p1", "The old reply.");
+            stop(h, "W", "p1", "The old reply.");   /* and its copy */
+            CHECK(batch(h, "W", "p2", "t2", "m2", 1, "and ends here.", 1, NULL) == STTS_OK);
+            stop(h, "W", "p2", "The new reply begins\\nand ends here.");
+            settle(h);
+            const char *want = cont ? "The old reply.\nThe new reply begins and ends here.\n"
+                                    : "STOP\nSTOP\nThe new reply begins and ends here.\n";
+            CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d:\n%s", cont ? "continue" : "stop", grace,
+                      said());
+            daemon_hub_free(h);
+        }
+}
+
+/* The prompt's hook twice (registered twice: the same prompt_id), then a
+ * copy of the turn before's Stop: the copy of the prompt made the turn
+ * before it look like the empty one between the two, and under --on-prompt
+ * continue the copy of the Stop was said as that silent turn's reply. Its
+ * words are said once, in both modes (the barge-in's STOPs aside). */
+static void test_prompt_twice_then_stale_stop(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int batches = 0; batches < 2; batches++) {
+            daemon_hub *h = hub_new_full(-1, 0, !cont);
+            CHECK(h != NULL);
+            if (!h) return;
+            prompt(h, "D", "p1");
+            if (batches) CHECK(batch(h, "D", "p1", "t1", "m1", 0, "The old reply.", 1, NULL) == STTS_OK);
+            stop(h, "D", "p1", "The old reply.");
+            prompt(h, "D", "p2");
+            prompt(h, "D", "p2");
+            stop(h, "D", "p1", "The old reply.");
+            CHECK(batch(h, "D", "p2", "t2", "m2", 0, "The new reply.", 1, NULL) == STTS_OK);
+            stop(h, "D", "p2", "The new reply.");
+            settle(h);
+            const char *want = cont ? "The old reply.\nThe new reply.\n" : "STOP\nThe old reply.\nSTOP\nSTOP\nThe new reply.\n";
+            CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, batches %d:\n%s", cont ? "continue" : "stop", batches,
+                      said());
+            daemon_hub_free(h);
+        }
+}
+
+/* A copy of the Stop of a turn two prompts back (its prompt_id is an
+ * older one): under --on-prompt continue it was matched against the kept
+ * messages of the turn just before the prompt, found none, and was said
+ * again. Said once, in both modes. */
+static void test_stop_of_older_turn(void) {
+    for (int cont = 0; cont < 2; cont++) {
+        daemon_hub *h = hub_new_full(-1, 0, !cont);
+        CHECK(h != NULL);
+        if (!h) return;
+        prompt(h, "O", "p1");
+        stop(h, "O", "p1", "First reply.");
+        prompt(h, "O", "p2");
+        CHECK(batch(h, "O", "p2", "t2", "m2", 0, "Second reply.", 1, NULL) == STTS_OK);
+        stop(h, "O", "p2", "Second reply.");
+        prompt(h, "O", "p3");
+        stop(h, "O", "p1", "First reply.");
+        stop(h, "O", "p2", "Second reply.");
+        CHECK(batch(h, "O", "p3", "t3", "m3", 0, "Third reply.", 1, NULL) == STTS_OK);
+        stop(h, "O", "p3", "Third reply.");
+        settle(h);
+        const char *want = cont ? "First reply.\nSecond reply.\nThird reply.\n"
+                                : "STOP\nFirst reply.\nSTOP\nSecond reply.\nSTOP\nThird reply.\n";
+        CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s:\n%s", cont ? "continue" : "stop", said());
+        daemon_hub_free(h);
+    }
+}
+
+/* Without ids (CLIs before v2.1.196: no prompt_id on any event) a Stop
+ * after the prompt cannot be told by its ids. One whose text is the turn
+ * before's (its Stop's, or its last message's when the prompt came before
+ * that Stop) and matches nothing of the new turn, once the new turn's
+ * batches came, is that turn's Stop again: it no longer cuts, closes or
+ * interleaves the new turn. Right after the prompt, before any batch of
+ * the new turn, it may be the new reply's only speech: it waits the grace,
+ * and batches of the new turn meanwhile make it the old turn's; without a
+ * grace it is taken for the new reply (known limit, not checked here). */
+static void test_stale_stop_without_ids(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int delayed = 0; delayed < 2; delayed++)
+                for (int when = !grace; when < 4; when++) {
+                    daemon_hub *h = hub_new_full(-1, grace, !cont);
+                    CHECK(h != NULL);
+                    if (!h) return;
+                    prompt(h, "S", NULL);
+                    CHECK(batch(h, "S", NULL, "t1", "m1", 0, "Sure.\\n", 0, NULL) == STTS_OK);
+                    CHECK(batch(h, "S", NULL, "t1", "m1", 1, "I fixed it.", 1, NULL) == STTS_OK);
+                    if (!delayed) stop(h, "S", NULL, "Sure.\\nI fixed it.");
+                    settle(h);
+                    prompt(h, "S", NULL);
+                    if (when == 0) stop(h, "S", NULL, "Sure.\\nI fixed it.");
+                    CHECK(batch(h, "S", NULL, "t2", "m2", 0, "Sure.\\n", 0, NULL) == STTS_OK);
+                    if (when == 1) stop(h, "S", NULL, "Sure.\\nI fixed it.");
+                    CHECK(batch(h, "S", NULL, "t2", "m2", 1, "I ran it.", 1, NULL) == STTS_OK);
+                    if (when == 2) stop(h, "S", NULL, "Sure.\\nI fixed it.");
+                    stop(h, "S", NULL, "Sure.\\nI ran it.");
+                    if (when == 3) stop(h, "S", NULL, "Sure.\\nI fixed it.");
+                    settle(h);
+                    const char *want = cont ? "Sure.\nI fixed it.\nSure.\nI ran it.\n"
+                                            : "STOP\nSure.\nI fixed it.\nSTOP\nSure.\nI ran it.\n";
+                    CHECK_MSG(strcmp(said(), want) == 0, "no ids, on-prompt %s, grace %d, the old Stop %s, when %d:\n%s",
+                              cont ? "continue" : "stop", grace, delayed ? "delayed" : "repeated", when, said());
+                    clear_out();
+                    daemon_hub_free(h);
+                }
+}
+
+/* A prompt that comes during a tool call (the turn's messages all ended, no
+ * Stop yet): the turn goes on after the prompt, and its Stop, carrying the
+ * prompt before (or none), is still its own: it says the rest of its last
+ * message (whose final batch never came: its hook timed out), once; the
+ * next turn is said whole. */
+static void test_stop_of_turn_going_on(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 0; ids < 2; ids++) {
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL, *p3 = ids ? "p3" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                prompt(h, "G", p1);
+                CHECK(batch(h, "G", p1, "t1", "m1", 0, "Let me check.", 1, NULL) == STTS_OK);
+                prompt(h, "G", p2);   /* during the tool call */
+                CHECK(batch(h, "G", p1, "t1", "m1b", 0, "Found it.\\n", 0, NULL) == STTS_OK);
+                stop(h, "G", p1, "Found it.\\nAll fixed.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), cont ? "Let me check.\nFound it.\nAll fixed.\n"
+                                              : "STOP\nLet me check.\nSTOP\nFound it.\nAll fixed.\n") == 0,
+                          "on-prompt %s, grace %d, ids %d:\n%s", cont ? "continue" : "stop", grace, ids, said());
+                prompt(h, "G", p3);
+                CHECK(batch(h, "G", p3, "t3", "m3", 0, "Next.", 1, NULL) == STTS_OK);
+                stop(h, "G", p3, "Next.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), cont ? "Let me check.\nFound it.\nAll fixed.\nNext.\n"
+                                              : "STOP\nLet me check.\nSTOP\nFound it.\nAll fixed.\nSTOP\nNext.\n") == 0,
+                          "on-prompt %s, grace %d, ids %d, the next turn:\n%s", cont ? "continue" : "stop", grace, ids,
+                          said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
+/* The same Stop of the current turn twice (the hook registered twice; one
+ * copy late), with or without ids, after its batches, before its final
+ * batch, or with no batches at all: each sentence once, nothing lost, in
+ * both modes; and the next turn is said whole. */
+static void test_current_stop_twice(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 0; ids < 2; ids++)
+                for (int shape = 0; shape < 3; shape++) {   /* 0: after the batches; 1: before the final one; 2: no batches */
+                    const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                    daemon_hub *h = hub_new_full(-1, grace, !cont);
+                    CHECK(h != NULL);
+                    if (!h) return;
+                    prompt(h, "T", p1);
+                    if (shape < 2) CHECK(batch(h, "T", p1, "t1", "m1", 0, "One.\\n", 0, NULL) == STTS_OK);
+                    if (shape == 0) CHECK(batch(h, "T", p1, "t1", "m1", 1, "Two.", 1, NULL) == STTS_OK);
+                    stop(h, "T", p1, "One.\\nTwo.");
+                    settle(h);
+                    stop(h, "T", p1, "One.\\nTwo.");
+                    if (shape == 1) CHECK(batch(h, "T", p1, "t1", "m1", 1, "Two.", 1, NULL) == STTS_OK);
+                    settle(h);
+                    CHECK_MSG(strcmp(said(), cont ? "One.\nTwo.\n" : "STOP\nOne.\nTwo.\n") == 0, "on-prompt %s, grace %d, ids %d, shape %d:\n%s",
+                              cont ? "continue" : "stop", grace, ids, shape, said());
+                    prompt(h, "T", p2);
+                    CHECK(batch(h, "T", p2, "t2", "m2", 0, "Three.", 1, NULL) == STTS_OK);
+                    stop(h, "T", p2, "Three.");
+                    stop(h, "T", p2, "Three.");
+                    settle(h);
+                    CHECK_MSG(strcmp(said(), cont ? "One.\nTwo.\nThree.\n" : "STOP\nOne.\nTwo.\nSTOP\nThree.\n") == 0,
+                              "on-prompt %s, grace %d, ids %d, shape %d, the next turn:\n%s", cont ? "continue" : "stop",
+                              grace, ids, shape, said());
+                    clear_out();
+                    daemon_hub_free(h);
+                }
+}
+
+/* Hostile sequences: Stops by the thousand with prompt_ids never seen or
+ * long ones, prompts with new ids each time, in both modes; nothing may
+ * crash, and the state kept per session stays bounded (run under ASan for
+ * leaks). */
+static void test_many_stale_stops(void) {
+    for (int cont = 0; cont < 2; cont++) {
+        daemon_hub *h = hub_new_full(-1, 0, !cont);
+        CHECK(h != NULL);
+        if (!h) return;
+        static char big[600];   /* past the 256 bytes an id is kept at */
+        memset(big, 'x', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        for (int i = 0; i < 3000; i++) {
+            char id[64], pl[2048];
+            snprintf(id, sizeof id, "p%d", i % 50);
+            const char *pid = i % 3 ? id : big;
+            if (i % 7 == 0) {
+                snprintf(pl, sizeof pl, "{\"session_id\":\"H\",\"hook_event_name\":\"UserPromptSubmit\",\"prompt_id\":\"%s\"}",
+                         i % 21 ? id : big);
+                CHECK(hook(h, pl, NULL) == STTS_OK);
+            }
+            if (i % 2)
+                snprintf(pl, sizeof pl, "{\"session_id\":\"H\",\"hook_event_name\":\"Stop\",\"prompt_id\":\"%s\","
+                         "\"last_assistant_message\":\"%s\"}", pid, i % 5 ? "Same words." : "Other words.");
+            else
+                snprintf(pl, sizeof pl, "{\"session_id\":\"H\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"W%d.\"}", i % 13);
+            CHECK(hook(h, pl, NULL) == STTS_OK);
+            if (i % 11 == 0) CHECK(batch(h, "H", id, "t", "m", i % 4, "Words.\\n", i % 2, NULL) == STTS_OK);
+        }
+        settle(h);
+        clear_out();
+        daemon_hub_free(h);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_index_out_of_range);
     TEST_RUN(test_big_integers_in_payloads);
@@ -1295,5 +1581,13 @@ int main(void) {
     TEST_RUN(test_continue_late_batches_not_said_by_stop);
     TEST_RUN(test_continue_two_prompts);
     TEST_RUN(test_continue_spooled_after_stop);
+    TEST_RUN(test_stale_stop_after_prompt);
+    TEST_RUN(test_stale_stop_without_batches);
+    TEST_RUN(test_stale_stop_without_ids);
+    TEST_RUN(test_prompt_twice_then_stale_stop);
+    TEST_RUN(test_stop_of_older_turn);
+    TEST_RUN(test_stop_of_turn_going_on);
+    TEST_RUN(test_current_stop_twice);
+    TEST_RUN(test_many_stale_stops);
     return TEST_SUMMARY();
 }

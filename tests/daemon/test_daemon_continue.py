@@ -6,7 +6,11 @@ not said again. The daemon once forgot the turn at that prompt without
 closing it: the late batch was taken for a new message and said a second
 time, and the next turn's words could follow it twice. Also a Stop that came
 before every batch of its message (said whole) with the batches after the
-prompt. Each sentence must be spoken exactly once, in order."""
+prompt. And a copy of a turn's Stop that comes after the next prompt and the
+next turn's first batch, which begins as the old reply did: it was taken for
+the new turn's Stop, said the old reply's rest in the middle of the new turn
+and closed the new message, whose own rest was lost. Each sentence must be
+spoken exactly once, in order."""
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +36,8 @@ def with_prompt(payload, pid):
 A = ["The first turn begins with this sentence.", "Its last sentence reached the stop hook first."]
 B = ["The second turn is spoken once.", "And so is its end."]
 C = ["A stop hook came before every batch.", "Its batches came after the next prompt."]
+D = ["Sure, I will look at the parser first.", "The parser was fixed and the tests pass."]
+E = ["Sure, I will look at the parser first.", "The tests ran again and all of them passed."]
 Z = "This last answer closes the test."   # the anchor: spoken after everything above
 
 d = Daemon(BIN, VOICE, tmp, "continue", extra=["--gap-ms", "0", "--stop-grace", "0", "--on-prompt", "continue"],
@@ -54,6 +60,18 @@ d.hook(with_prompt(stop("b", "\n".join(C)), "q1"), s)
 d.hook(prompt("b", "q2"), s)
 late_b = [d.hook(with_prompt(md("b", "n1", i, t + ("" if i else "\n"), i == 1, turn="u1"), "q1"), s)
           for i, t in enumerate(C)]
+# Session c: a copy of turn 1's Stop after the next prompt and after turn 2's
+# first batch (the same first sentence as turn 1's reply).
+d.hook(prompt("c", "r1"), s)
+d.hook(with_prompt(md("c", "k1", 0, D[0] + "\n", False, turn="v1"), "r1"), s)
+d.hook(with_prompt(md("c", "k1", 1, D[1], True, turn="v1"), "r1"), s)
+d.hook(with_prompt(stop("c", "\n".join(D)), "r1"), s)
+d.hook(prompt("c", "r2"), s)
+d.hook(with_prompt(md("c", "k2", 0, E[0] + "\n", False, turn="v2"), "r2"), s)
+stale = d.hook(with_prompt(stop("c", "\n".join(D)), "r1"), s)
+check(stale["done"] == "ignored (a Stop of the turn before the last prompt)", "the old turn's Stop again: %r" % stale)
+d.hook(with_prompt(md("c", "k2", 1, E[1], True, turn="v2"), "r2"), s)
+d.hook(with_prompt(stop("c", "\n".join(E)), "r2"), s)
 # The anchor: a Stop of a session of its own, spoken at once (no grace), so
 # it is queued after every sentence the requests above made (the daemon
 # answers a request once it has acted on it); a late batch held for a
@@ -63,7 +81,8 @@ d.hook(stop("z", Z), s)
 wait_for(lambda: any(x["source"] == Z for x in d.records()) and d.status()["queue"] == 0
          and d.status()["pending"] == 0, "the anchor spoken")
 said = [x["source"] for x in d.records() if not x.get("stopped")]
-check(said == A + B + C + [Z], "each sentence once, in order: %r (late batches: %r, %r)" % (said, late, late_b))
+check(said == A + B + C + D + E + [Z], "each sentence once, in order: %r (late batches: %r, %r; the old Stop: %r)"
+      % (said, late, late_b, stale))
 check(not any(x.get("stopped") for x in d.records()), "nothing stopped: %r" % d.records())
 s.close()
 check(d.close() == 0, "serve exits 0 on SIGTERM")

@@ -118,6 +118,7 @@ struct ingest_frontend {
     size_t nbounds, bounds_cap;
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
+    int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
     int plain_warned;           /* plain text on a stream-json input was reported */
     int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
@@ -363,9 +364,11 @@ static int has_type_member(const char *line, size_t len, const char *value);
  * line cut short (long lines are the ones cut) costs nothing, and a line
  * naming its parent_tool_use_id concerns that speaker only (else a
  * subagent's broken line held the main agent's speech). */
+static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len);
 static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
     char parent[128] = "";
     int which = 0;   /* 0: any speaker; 1: the main agent; 2: the subagent parent */
+    mark_lost_answer(fe, line, len);
     if (line) {
         static const char *const not_delta[] = {"tool_result", "user", "system", "result", "rate_limit_event", "assistant", NULL};
         for (int i = 0; not_delta[i]; i++)
@@ -393,6 +396,33 @@ static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
         s->gap_closed = 0;
         s->gap_at = s->streamed.len;
     }
+}
+
+/* The lost line (as for mark_gaps) may have been a complete assistant line
+ * of the main agent: not a user, system, result, rate-limit or stream event
+ * line, nor one naming a subagent's parent_tool_use_id, and no main-agent
+ * text block streaming (its deltas carry the words). Its text is then
+ * nowhere but in the turn's result, when it was the turn's last (the CLI
+ * cuts long lines: anthropics/claude-code#3359, #2904), so that result is
+ * said unless it was already spoken (on_result). */
+static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len) {
+    if (fe->p.transcript) return;
+    for (int i = 0; i < fe->nsrc; i++)
+        if (!fe->src[i]->parent && fe->src[i]->open_kind == BLK_TEXT) return;
+    if (line) {
+        static const char *const other[] = {"tool_result", "user", "system", "result", "rate_limit_event",
+                                            "stream_event", NULL};
+        for (int i = 0; other[i]; i++)
+            if (has_type_member(line, len, other[i])) return;
+        const char *p = memmem(line, len, "\"parent_tool_use_id\"", 20);
+        if (p) {
+            const char *e = line + len;
+            p += 20;
+            while (p < e && (*p == ' ' || *p == ':')) p++;
+            if (p < e && *p == '"') return;   /* a subagent's line */
+        }
+    }
+    fe->turn_lost = 1;
 }
 
 /* t: the complete text of the block with the gap. When it starts with what
@@ -982,6 +1012,7 @@ static void new_turn(ingest_frontend *fe) {
     fe->turn_error = 0;
     fe->turn_active = 0;
     fe->turn_structured = 0;
+    fe->turn_lost = 0;
 }
 
 /* A result text that is one JSON object or array (structured output from a
@@ -1017,10 +1048,12 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
             if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
             notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
         }
-    } else if (!fe->turn_had_text) {
-        /* nothing was said this turn: the result text is the answer, unless
+    } else if (!fe->turn_had_text || fe->turn_lost) {
+        /* nothing was said this turn (or a line that may have held the
+         * turn's last text was lost): the result text is the answer, unless
          * it is structured output (JSON for a program) or text this session
-         * already spoke (a background task's turn repeats the last answer) */
+         * already spoke (a background task's turn repeats the last answer;
+         * the turn's text spoken before the lost line) */
         const char *r = jstr(root, "result");
         json_t *so = json_object_get(root, "structured_output");
         if (fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r)) {

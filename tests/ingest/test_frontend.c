@@ -1132,6 +1132,41 @@ static void test_json_output_array(void) {
 /* Claude Code writes a text block "(no content)" as a placeholder (a
  * message's empty first chunk in transcripts): it was read out. A sentence
  * that merely contains the words is read. */
+/* Feeds tests/data/front/NAME line by line (lines split at '\n'). */
+static ingest_stats run_file(const char *name, coll *c) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/front/%s", STTS_SOURCE_DIR, name);
+    size_t len;
+    char *data = test_read_file(path, &len);
+    CHECK_MSG(data != NULL, "cannot read %s", path);
+    const char *lines[64] = {0};
+    int n = 0;
+    for (char *p = data; data && *p && n < 63; n++) {
+        lines[n] = p;
+        char *nl = strchr(p, '\n');
+        if (!nl) break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    ingest_stats st = run(lines, c);
+    free(data);
+    return st;
+}
+
+/* A turn's last assistant line cut short by the CLI (lines cut at 4000/8000
+ * characters: anthropics/claude-code#3359, #2904) after the turn had said
+ * something: the final answer is then only in the result, which was silent
+ * because the turn "had text". Now the result is said when a line that may
+ * have been the main agent's assistant text was lost this turn and the
+ * result was not already spoken; a streamed turn whose assistant line was
+ * cut, and a turn that lost an earlier line, still say each sentence once. */
+static void test_lost_assistant_line_result(void) {
+    coll c;
+    run_file("lost_final_line.jsonl", &c);
+    EXPECT(&c, "Let me look at the files. | There are three files in the folder. | The build is clean. | "
+               "The second turn streams. | Every word arrives as deltas. | Nothing was lost at the end.");
+}
+
 static void test_no_content_placeholder(void) {
     const char *L[] = {ASSIST("m1", "(no content)"), ASSIST("m1", "Real answer here."),
                        ASSIST("m2", "The file had (no content) at all."), RESULT("The file had (no content) at all."), NULL};
@@ -1184,5 +1219,6 @@ int main(void) {
     TEST_RUN(test_background_agent_after_result);
     TEST_RUN(test_json_output_array);
     TEST_RUN(test_no_content_placeholder);
+    TEST_RUN(test_lost_assistant_line_result);
     return TEST_SUMMARY();
 }

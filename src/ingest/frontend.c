@@ -1073,7 +1073,7 @@ static int is_prompt_obj(const json_t *root) {
     const char *type = jstr(root, "type");
     if (!type || strcmp(type, "user") != 0) return 0;
     if (json_is_true(json_object_get(root, "isSidechain")) || json_is_true(json_object_get(root, "isMeta")) ||
-        json_is_true(json_object_get(root, "isCompactSummary")))
+        json_is_true(json_object_get(root, "isCompactSummary")) || json_is_true(json_object_get(root, "isSynthetic")))
         return 0;
     const json_t *msg = json_object_get(root, "message");
     const json_t *c = json_is_object(msg) ? json_object_get(msg, "content") : NULL;
@@ -1093,7 +1093,10 @@ static int is_prompt_obj(const json_t *root) {
         }
     }
     if (!text) return attached;
-    return strncmp(text, "[Request interrupted", 20) != 0 && strncmp(text, "<local-command-stdout>", 22) != 0;
+    /* Claude Code's own user lines, not the user's (claude-stream-json.md
+     * §5): an interrupt, a local command's output, a deferred tool loaded */
+    return strncmp(text, "[Request interrupted", 20) != 0 && strncmp(text, "<local-command-stdout>", 22) != 0 &&
+           strcmp(text, "Tool loaded.") != 0;
 }
 
 static const char *const ignored_types[] = {

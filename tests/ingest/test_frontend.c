@@ -718,6 +718,28 @@ static void test_transcript_last_turn(void) {
     unlink(path);
 }
 
+/* Claude Code's synthetic user lines (claude-stream-json.md §5: "Tool
+ * loaded.", a compaction summary with isSynthetic) are no prompts: in a
+ * transcript they started a new "last turn", so --transcript said only what
+ * followed the last of them and lost the turn's earlier text. */
+static void test_transcript_synthetic_users(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/front/transcript_synthetic_users.jsonl", STTS_SOURCE_DIR);
+    coll c;
+    memset(&c, 0, sizeof c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    p.text.merge_short_chars = 0;
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    stts_error err;
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "I will load the tool first. | The tool is ready now. | Continuing after the summary.");
+    CHECK_EQ_INT(c.nw, 0);
+    ingest_frontend_free(fe);
+}
+
 static void test_hook_payload(void) {
     const char *ok = "{\"session_id\":\"s\",\"transcript_path\":\"/home/u/.claude/projects/p/s.jsonl\",\"hook_event_name\":\"Stop\",\"stop_hook_active\":false}";
     char *path = NULL;
@@ -1220,5 +1242,6 @@ int main(void) {
     TEST_RUN(test_json_output_array);
     TEST_RUN(test_no_content_placeholder);
     TEST_RUN(test_lost_assistant_line_result);
+    TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();
 }

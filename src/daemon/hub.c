@@ -632,19 +632,23 @@ static void release_all_held(session *s) {
         }
 }
 
-/* The current turn is over for good: its late batches are ignored. */
-static void close_turn(session *s) {
-    if (!s->turn_id) return;
-    if (strlen(s->turn_id) > MAX_SESSION_ID) {
+/* Turn id (taken, or freed) is over for good: its late batches are ignored. */
+static void close_id(session *s, char *id) {
+    if (!id) return;
+    if (strlen(id) > MAX_SESSION_ID) {
         /* Not a Claude Code id (a UUID): not kept, so made-up ids cannot
          * make the ring hold 8 lines' worth of memory per session. */
-        free(s->turn_id);
-        s->turn_id = NULL;
+        free(id);
         return;
     }
     free(s->closed[s->closed_next]);
-    s->closed[s->closed_next] = s->turn_id;
+    s->closed[s->closed_next] = id;
     s->closed_next = (s->closed_next + 1) % CLOSED_TURNS;
+}
+
+/* The current turn is over for good. */
+static void close_turn(session *s) {
+    close_id(s, s->turn_id);
     s->turn_id = NULL;
 }
 
@@ -774,6 +778,45 @@ static stts_status keep_turn(session *s, const char *pid, stts_error *err) {
     s->prev_turn = turn;
     s->prev_prompt = prompt;
     return STTS_OK;
+}
+
+/* A prompt before its turn's Stop, no message of it streaming (a prompt
+ * during a tool call, or the turn's Stop late): the turn may go on after it
+ * (its batches, then its Stop, are its own), so it is not closed here; the
+ * first batch of another turn closes it (turn_before_prompt_over). The
+ * barge-in resets its state; under --on-prompt continue its messages stay,
+ * marked over, so that a batch of it that comes after the next turn began
+ * is said only when its words were not (a copy of one said is not). */
+static stts_status hold_turn(session *s, stts_error *err) {
+    if (s->hub->p.stop_on_prompt) return reset_turn(s, err);
+    drop_prev(s);   /* the turn before the last one is long over */
+    text_stream_end(s->ts, stts_now_ns());   /* pending words are said, not dropped */
+    for (int k = 0; k < s->n_msgs; k++) s->msgs[k].over = 1;
+    free(s->turn_id);
+    s->turn_id = NULL;
+    s->prompted = 0;
+    free(s->prompted_id);
+    s->prompted_id = NULL;
+    s->md_since_prompt = 0;
+    return STTS_OK;
+}
+
+/* The first batch of another turn than the one the last prompt came in
+ * (before that turn's Stop, which did not go on since: hold_turn): that
+ * turn is over. Left open, a late batch of it (each hook is its own
+ * process) made it current again and closed the new turn: the new turn's
+ * rest was ignored, its Stop said it again, or the late batch said words
+ * of it again. Closed: under the barge-in a late batch is ignored (the
+ * prompt cut that reply); under --on-prompt continue it goes with the
+ * turn's kept messages (session.prev), said once if its words were not. */
+static void turn_before_prompt_over(session *s) {
+    char *t = s->at_prompt_turn;
+    s->at_prompt_turn = NULL;
+    if (!s->hub->p.stop_on_prompt && !s->prev) {
+        s->prev = 1;
+        s->prev_turn = strlen(t) <= MAX_SESSION_ID ? strdup(t) : NULL;   /* NULL: told less */
+    }
+    close_id(s, t);
 }
 
 /* A batch of the turn kept at the last prompt: of its turn_id, or, when
@@ -943,6 +986,7 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
          * within the grace are its own late ones (a new prompt cannot come
          * that fast). The turn before is over: a batch of it that comes
          * later is ignored (daemon_hub_hook_at), not made current again. */
+        if (!s->turn_id && s->at_prompt_turn && strcmp(turn, s->at_prompt_turn) != 0) turn_before_prompt_over(s);
         close_turn(s);
         if (s->prompted) {
             /* The turn a prompt came in is over: what it left pending is
@@ -1441,7 +1485,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
          * after it: a Stop hook kept Claude going) the turn may go on
          * after a tool call (a prompt typed meanwhile), and --on-prompt
          * continue lets it finish: not closed. */
-        stts_status st = s->turn_over ? keep_turn(s, str(pl, "prompt_id"), err) : reset_turn(s, err);
+        stts_status st = s->turn_over ? keep_turn(s, str(pl, "prompt_id"), err) : hold_turn(s, err);
         if (st != STTS_OK) { forget(h, s); return err->code; }
         s->turn_ns = 0;
         s->turn_over = 0;

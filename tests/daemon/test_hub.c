@@ -1516,6 +1516,63 @@ static void test_current_stop_twice(void) {
                 }
 }
 
+/* A prompt during a tool call of the turn before (its messages ended, its
+ * Stop not come yet), that turn's end never coming, the next turn's batches
+ * begun; then a late batch of the turn before (its turn_id: each hook is its
+ * own process): a copy of a batch already said (the hook registered twice),
+ * or a message of it never seen. The prompt forgot that turn without closing
+ * it, so the late batch made it current again and closed the new turn: the
+ * new turn's rest was ignored and its Stop said its first line again, or
+ * (the rest coming before the late batch) the new turn's Stop found nothing
+ * and said it all again. It never touches the new turn: under the barge-in
+ * (stop) its words were cut with that turn and are not said; under
+ * --on-prompt continue what it says that was not said is said once, a copy
+ * nothing. late: 0 a copy of its last batch, 1 a message never seen; when:
+ * 0 after the new turn's first batch, 1 after its last one. */
+static void test_late_batch_after_next_turn(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 0; ids < 2; ids++)
+                for (int late = 0; late < 2; late++)
+                    for (int when = 0; when < 2; when++) {
+                        const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                        daemon_hub *h = hub_new_full(-1, grace, !cont);
+                        CHECK(h != NULL);
+                        if (!h) return;
+                        prompt(h, "L", p1);
+                        CHECK(batch(h, "L", p1, "t1", "m1", 0, "Sure.\\n", 0, NULL) == STTS_OK);
+                        CHECK(batch(h, "L", p1, "t1", "m1", 1, "I fixed it.", 1, NULL) == STTS_OK);
+                        settle(h);
+                        prompt(h, "L", p2);
+                        CHECK(batch(h, "L", p2, "t2", "m2", 0, "Now running.\\n", 0, NULL) == STTS_OK);
+                        if (when == 1) CHECK(batch(h, "L", p2, "t2", "m2", 1, "It passed.", 1, NULL) == STTS_OK);
+                        if (late) CHECK(batch(h, "L", p1, "t1", "m1b", 0, "Also this.", 1, NULL) == STTS_OK);
+                        else CHECK(batch(h, "L", p1, "t1", "m1", 1, "I fixed it.", 1, NULL) == STTS_OK);
+                        if (when == 0) CHECK(batch(h, "L", p2, "t2", "m2", 1, "It passed.", 1, NULL) == STTS_OK);
+                        stop(h, "L", p2, "Now running.\\nIt passed.");
+                        settle(h);
+                        char want[256];
+                        snprintf(want, sizeof want, "%sSure.\nI fixed it.\n%sNow running.\n%s%s%s", cont ? "" : "STOP\n",
+                                 cont ? "" : "STOP\n", cont && late && when == 0 ? "Also this.\n" : "",
+                                 "It passed.\n", cont && late && when == 1 ? "Also this.\n" : "");
+                        CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, ids %d, %s %s:\n%s",
+                                  cont ? "continue" : "stop", grace, ids, late ? "a message never seen" : "a copy",
+                                  when ? "after the new turn's last batch" : "after its first batch", said());
+                        /* The turn after: said whole, the late turn's batches still ignored. */
+                        prompt(h, "L", ids ? "p3" : NULL);
+                        CHECK(batch(h, "L", p1, "t1", "m1", 1, "I fixed it.", 1, NULL) == STTS_OK);
+                        CHECK(batch(h, "L", ids ? "p3" : NULL, "t3", "m3", 0, "Next.", 1, NULL) == STTS_OK);
+                        stop(h, "L", ids ? "p3" : NULL, "Next.");
+                        settle(h);
+                        char want2[300];
+                        snprintf(want2, sizeof want2, "%s%sNext.\n", want, cont ? "" : "STOP\n");
+                        CHECK_MSG(strcmp(said(), want2) == 0, "on-prompt %s, grace %d, ids %d, %d %d, the turn after:\n%s",
+                                  cont ? "continue" : "stop", grace, ids, late, when, said());
+                        clear_out();
+                        daemon_hub_free(h);
+                    }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1588,6 +1645,7 @@ int main(void) {
     TEST_RUN(test_stop_of_older_turn);
     TEST_RUN(test_stop_of_turn_going_on);
     TEST_RUN(test_current_stop_twice);
+    TEST_RUN(test_late_batch_after_next_turn);
     TEST_RUN(test_many_stale_stops);
     return TEST_SUMMARY();
 }

@@ -144,6 +144,11 @@ typedef struct session {
     int prompt_old_next;
     char *at_prompt_turn;
     int went_on;
+    /* prompt_cur came with a UserPromptSubmit acted on (not only with a
+     * speech event before any prompt): a copy of it does nothing. Without
+     * ids: prompt_h, the hash of the last prompt's words (0: none). */
+    int prompt_acted;
+    uint64_t prompt_h;
     /* Without ids: the white-space-normalised hash (text_hash) of the last
      * Stop's last_assistant_message in this turn (stop_h) and, at a prompt,
      * of what ended the turn before it (prev_h: that Stop's text, or the
@@ -1432,6 +1437,23 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     }
     if (flush_parked(s, err) != STTS_OK) return err->code;
     if (strcmp(ev, "UserPromptSubmit") == 0) {
+        json_t *wv = json_object_get(pl, "prompt");
+        uint64_t words = json_is_string(wv) ? text_hash(json_string_value(wv), json_string_length(wv)) : 0;
+        if (pid ? (s->prompt_acted && s->prompt_cur && !strcmp(pid, s->prompt_cur)) || prompt_was_old(s, pid)
+                : words && words == s->prompt_h && !s->turn_ns) {
+            /* A copy of a prompt acted on (its hook registered twice, or
+             * delivered late: each hook is its own process): the same
+             * prompt_id, or one of the prompts before. Acted on again, it
+             * cut the reply that had begun (stop) and forgot its turn, so
+             * its Stop said it again; a copy of an older prompt made it
+             * current again. Without ids, the same words with no speech of
+             * the session since that prompt (nothing to cut or reset):
+             * after the reply began nothing tells a copy from the user
+             * sending the same words again, and it is acted on. */
+            *what = "duplicate (a copy of a prompt acted on)";
+            return STTS_OK;
+        }
+        s->prompt_h = words;
         s->prompt_ns = t;
         /* What tells a Stop of the turn before this prompt (stale_stop),
          * kept as it is for a copy of the same prompt (its hook registered
@@ -1439,6 +1461,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
          * empty one between them. */
         int again = pid && s->prompt_cur && !strcmp(pid, s->prompt_cur);
         prompt_now(s, pid);
+        if (pid && s->prompt_cur && !strcmp(pid, s->prompt_cur)) s->prompt_acted = 1;
         if (!again) {
             free(s->at_prompt_turn);
             s->at_prompt_turn = NULL;

@@ -1355,7 +1355,8 @@ static void test_stale_stop_without_batches(void) {
  * copy of the turn before's Stop: the copy of the prompt made the turn
  * before it look like the empty one between the two, and under --on-prompt
  * continue the copy of the Stop was said as that silent turn's reply. Its
- * words are said once, in both modes (the barge-in's STOPs aside). */
+ * words are said once, in both modes; the copy of the prompt does nothing
+ * (no second barge-in: test_prompt_copy_after_reply_began). */
 static void test_prompt_twice_then_stale_stop(void) {
     for (int cont = 0; cont < 2; cont++)
         for (int batches = 0; batches < 2; batches++) {
@@ -1371,7 +1372,7 @@ static void test_prompt_twice_then_stale_stop(void) {
             CHECK(batch(h, "D", "p2", "t2", "m2", 0, "The new reply.", 1, NULL) == STTS_OK);
             stop(h, "D", "p2", "The new reply.");
             settle(h);
-            const char *want = cont ? "The old reply.\nThe new reply.\n" : "STOP\nThe old reply.\nSTOP\nSTOP\nThe new reply.\n";
+            const char *want = cont ? "The old reply.\nThe new reply.\n" : "STOP\nThe old reply.\nSTOP\nThe new reply.\n";
             CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, batches %d:\n%s", cont ? "continue" : "stop", batches,
                       said());
             daemon_hub_free(h);
@@ -1573,6 +1574,58 @@ static void test_late_batch_after_next_turn(void) {
                     }
 }
 
+/* The prompt's hook twice (registered twice: the same prompt_id), the copy
+ * coming after the reply began: while its first message streams (at 0),
+ * after that message's last batch (1), or after a copy of a prompt before
+ * it (2: an older prompt_id). The copy stopped the reply again (stop) and,
+ * its message complete, forgot the turn, so the turn's Stop found nothing
+ * and said the reply again; streaming, it made the reply look like a turn
+ * a prompt was queued in. A copy of a prompt acted on does nothing, in both
+ * modes. Without ids, a copy of the prompt (the same words) before any
+ * speech since it does nothing either (at 3); after the reply began it is
+ * acted on as the user's new prompt (known limit, not checked here). */
+static void test_prompt_copy_after_reply_began(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int at = 0; at < 4; at++) {
+                const char *p1 = at < 3 ? "p1" : NULL, *p2 = at < 3 ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                prompt(h, "C", p1);
+                CHECK(batch(h, "C", p1, "t1", "m1", 0, "One.", 1, NULL) == STTS_OK);
+                stop(h, "C", p1, "One.");
+                prompt(h, "C", p2);
+                if (at == 3) prompt(h, "C", p2);
+                CHECK(batch(h, "C", p2, "t2", "m2", 0, "Two.\\n", 0, NULL) == STTS_OK);
+                if (at == 0) prompt(h, "C", p2);
+                CHECK(batch(h, "C", p2, "t2", "m2", 1, "Three.", 1, NULL) == STTS_OK);
+                if (at == 1) prompt(h, "C", p2);
+                if (at == 2) prompt(h, "C", p1);
+                stop(h, "C", p2, "Two.\\nThree.");
+                settle(h);
+                const char *want = cont ? "One.\nTwo.\nThree.\n" : "STOP\nOne.\nSTOP\nTwo.\nThree.\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, the copy %s:\n%s", cont ? "continue" : "stop",
+                          grace,
+                          at == 0   ? "while the reply streams"
+                          : at == 1 ? "after its message's last batch"
+                          : at == 2 ? "of the prompt before"
+                                    : "without ids, before the reply",
+                          said());
+                /* The next prompt still barges in, and its reply is said. */
+                prompt(h, "C", at < 3 ? "p3" : NULL);
+                CHECK(batch(h, "C", at < 3 ? "p3" : NULL, "t3", "m3", 0, "Four.", 1, NULL) == STTS_OK);
+                stop(h, "C", at < 3 ? "p3" : NULL, "Four.");
+                settle(h);
+                char want2[128];
+                snprintf(want2, sizeof want2, "%s%sFour.\n", want, cont ? "" : "STOP\n");
+                CHECK_MSG(strcmp(said(), want2) == 0, "on-prompt %s, grace %d, at %d, the next turn:\n%s",
+                          cont ? "continue" : "stop", grace, at, said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1646,6 +1699,7 @@ int main(void) {
     TEST_RUN(test_stop_of_turn_going_on);
     TEST_RUN(test_current_stop_twice);
     TEST_RUN(test_late_batch_after_next_turn);
+    TEST_RUN(test_prompt_copy_after_reply_began);
     TEST_RUN(test_many_stale_stops);
     return TEST_SUMMARY();
 }

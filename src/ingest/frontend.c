@@ -79,6 +79,8 @@ typedef struct source {
                               * event, or a new message_start before its stop); the retried
                               * message streams it again from the start: not said twice */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
+    uint32_t cont_last;      /* its last code point (a seam without a space joins in unspaced scripts) */
+    int cite_run;            /* non-partial: the last block fed stopped mid-sentence (cited spans continue it) */
     int gap;                 /* partial mode: a line was lost (broken, over-long) while this text block was
                               * open: streamed[0, gap_at) was fed, what streamed after the loss is held */
     int gap_closed;          /* and the block has stopped: its complete line may still come (SDK order) */
@@ -293,6 +295,7 @@ static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n
 static void end_block(ingest_frontend *fe, source *s) {
     gap_give_up(fe, s);   /* the held text is this block's: said before it ends */
     s->cont = 0;
+    s->cite_run = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
 }
@@ -314,10 +317,33 @@ static int ends_mid_sentence(const char *t, size_t n) {
     return 1;
 }
 
+/* The code point starting at t (n bytes, valid UTF-8 or repaired); 0 if none. */
+static uint32_t cp_at(const unsigned char *t, size_t n) {
+    if (!n) return 0;
+    if (t[0] < 0x80) return t[0];
+    size_t l = t[0] >= 0xF0 ? 4 : t[0] >= 0xE0 ? 3 : 2;
+    if (l > n) return 0;
+    uint32_t c = t[0] & (0x3F >> (l - 1));
+    for (size_t i = 1; i < l; i++) c = (c << 6) | (t[i] & 0x3F);
+    return c;
+}
+
+/* Scripts written without spaces between words (Han, kana, CJK punctuation
+ * and fullwidth forms, Hangul, whose particles join their noun, Thai, Lao,
+ * Myanmar, Khmer): a seam between two text blocks needs no space there. */
+static int unspaced_script(uint32_t c) {
+    return (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF) ||
+           (c >= 0x2E80 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0xF900 && c <= 0xFAFF) ||
+           (c >= 0xFF00 && c <= 0xFFEF) || (c >= 0x20000 && c <= 0x3FFFF);
+}
+
 /* The end of a text block: held open when it stops mid-sentence. */
 static void end_text_block(ingest_frontend *fe, source *s, const char *t, size_t n) {
-    if (!ends_mid_sentence(t, n)) end_block(fe, s);
-    else s->cont = n && (t[n - 1] == ' ' || t[n - 1] == '\t') ? 2 : 1;
+    if (!ends_mid_sentence(t, n)) { end_block(fe, s); return; }
+    s->cont = n && (t[n - 1] == ' ' || t[n - 1] == '\t') ? 2 : 1;
+    size_t k = n;
+    while (k > 0 && n - k < 4 && ((unsigned char)t[k - 1] & 0xC0) == 0x80) k--;
+    s->cont_last = k ? cp_at((const unsigned char *)t + k - 1, n - k + 1) : 0;
 }
 
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
@@ -325,7 +351,9 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (s->cont && n) {
         /* the first text after a block held open: a continuation has a space
          * or punctuation at the seam, else the held block ends here */
-        if (s->cont == 1 && !strchr(" \t\n,.;:!?)]", t[0])) end_block(fe, s);
+        if (s->cont == 1 && !strchr(" \t\n,.;:!?)]", t[0]) && !unspaced_script(s->cont_last) &&
+            !unspaced_script(cp_at((const unsigned char *)t, n)))
+            end_block(fe, s);
         s->cont = 0;
     }
     s->last_line = fe->cur_line;
@@ -849,7 +877,11 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                 }
                 gap_give_up(fe, s);
             }
-            if (seen_has(fe, h)) { fe->st.duplicates++; continue; }
+            /* a block continuing a sentence that the block before it, fed just
+             * now, left open (cited spans) is that sentence's next part even
+             * when the same words came before in the message ("Use " "Python"
+             * " for scripts and " "Python" ...): not a repeated line */
+            if (seen_has(fe, h) && !(s->cite_run && !think)) { fe->st.duplicates++; continue; }
             seen_add(fe, h);
             /* the block whose gap was never filled: all of it was said but the lost words */
             if (!think && fills_gapped(s, t, n)) { fe->st.duplicates++; continue; }
@@ -870,7 +902,10 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             }
             feed_text(fe, s, t + done, fn - done);
             if (think) end_block(fe, s);
-            else end_text_block(fe, s, t, n);
+            else {
+                end_text_block(fe, s, t, n);
+                s->cite_run = s->cont != 0;
+            }
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");
             if (nm && strcmp(nm, "StructuredOutput") == 0) {
@@ -944,7 +979,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         if (strcmp(t, "text") == 0) {
             s->open_kind = BLK_TEXT;
             /* a later text block of the same message waits while it repeats an earlier one */
-            s->holding = s->msg_blocks.len > 0;
+            s->holding = s->msg_blocks.len > 0 && !s->cont;   /* not the next part of an open sentence */
         } else if (strcmp(t, "tool_use") == 0 && jstr(cb, "name") && strcmp(jstr(cb, "name"), "StructuredOutput") == 0) {
             s->open_kind = BLK_OTHER;
             if (!parent) fe->turn_structured = 1;

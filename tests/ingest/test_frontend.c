@@ -65,6 +65,27 @@ static ingest_stats run(const char *const *lines, coll *c) {
     return run_p(&p, lines, c);
 }
 
+/* Feeds tests/data/front/NAME line by line (lines split at '\n'). */
+static ingest_stats run_file(const char *name, coll *c) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/front/%s", STTS_SOURCE_DIR, name);
+    size_t len;
+    char *data = test_read_file(path, &len);
+    CHECK_MSG(data != NULL, "cannot read %s", path);
+    const char *lines[64] = {0};
+    int n = 0;
+    for (char *p = data; data && *p && n < 63; n++) {
+        lines[n] = p;
+        char *nl = strchr(p, '\n');
+        if (!nl) break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+    ingest_stats st = run(lines, c);
+    free(data);
+    return st;
+}
+
 static void joined(const coll *c, char *out, size_t cap) {
     size_t n = 0;
     out[0] = '\0';
@@ -142,6 +163,18 @@ static void test_citation_blocks(void) {
                           ASSISTB("m1", TB("third one")), ASSISTB("m2", TB("fourth one")), NULL};
     run(ends, &c);
     EXPECT(&c, "First one. | Second one | third one | fourth one");
+}
+
+/* Cited spans split a sentence into text blocks (test_citation_blocks). In
+ * scripts written without spaces between words (Japanese, Chinese; Korean
+ * particles; Thai) the seams have no space, and each block was said as a
+ * sentence of its own ("東京の天気は" | "晴れ" | "です。"): the block ends
+ * are no sentence ends when either side of the seam is such a script. */
+static void test_citation_blocks_cjk(void) {
+    coll c;
+    run_file("citations_seams.jsonl", &c);
+    EXPECT(&c, "東京の天気は晴れです。 | 서울의 날씨는 맑음입니다. | APIはRESTです。 | 大阪は雨でした。 | 次の文です。 | "
+               "Use Python for scripts and Python for tests. | Run pytest first, then pytest again.");
 }
 
 /* A turn whose result line never came (killed CLI, cut capture): the next
@@ -1154,26 +1187,6 @@ static void test_json_output_array(void) {
 /* Claude Code writes a text block "(no content)" as a placeholder (a
  * message's empty first chunk in transcripts): it was read out. A sentence
  * that merely contains the words is read. */
-/* Feeds tests/data/front/NAME line by line (lines split at '\n'). */
-static ingest_stats run_file(const char *name, coll *c) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/front/%s", STTS_SOURCE_DIR, name);
-    size_t len;
-    char *data = test_read_file(path, &len);
-    CHECK_MSG(data != NULL, "cannot read %s", path);
-    const char *lines[64] = {0};
-    int n = 0;
-    for (char *p = data; data && *p && n < 63; n++) {
-        lines[n] = p;
-        char *nl = strchr(p, '\n');
-        if (!nl) break;
-        *nl = '\0';
-        p = nl + 1;
-    }
-    ingest_stats st = run(lines, c);
-    free(data);
-    return st;
-}
 
 /* A turn's last assistant line cut short by the CLI (lines cut at 4000/8000
  * characters: anthropics/claude-code#3359, #2904) after the turn had said
@@ -1217,6 +1230,7 @@ int main(void) {
     TEST_RUN(test_non_partial_and_duplicates);
     TEST_RUN(test_lost_deltas_suffix);
     TEST_RUN(test_citation_blocks);
+    TEST_RUN(test_citation_blocks_cjk);
     TEST_RUN(test_missing_result);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);

@@ -10,7 +10,12 @@ prompt. And a copy of a turn's Stop that comes after the next prompt and the
 next turn's first batch, which begins as the old reply did: it was taken for
 the new turn's Stop, said the old reply's rest in the middle of the new turn
 and closed the new message, whose own rest was lost. Each sentence must be
-spoken exactly once, in order."""
+spoken exactly once, in order. Also a prompt during a tool call (before the
+turn's Stop) and a late batch of that turn after the next turn's first batch:
+it made the old turn current again and closed the new one (its rest ignored,
+said again by its Stop); a copy of an old batch is not said, a message never
+seen is said once. And a copy of the prompt (the same prompt_id) after the
+reply's batches: it forgot the turn, and the reply's Stop said it again."""
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +43,10 @@ B = ["The second turn is spoken once.", "And so is its end."]
 C = ["A stop hook came before every batch.", "Its batches came after the next prompt."]
 D = ["Sure, I will look at the parser first.", "The parser was fixed and the tests pass."]
 E = ["Sure, I will look at the parser first.", "The tests ran again and all of them passed."]
+F = ["The tool call is running now.", "It is still the first turn."]
+F2 = "A message of the first turn that came late."
+G = ["The next turn starts while the first one ends.", "Its end is said once too."]
+H = ["A prompt hook registered twice sends this turn's prompt twice.", "The copy must not cut or reset it."]
 Z = "This last answer closes the test."   # the anchor: spoken after everything above
 
 d = Daemon(BIN, VOICE, tmp, "continue", extra=["--gap-ms", "0", "--stop-grace", "0", "--on-prompt", "continue"],
@@ -72,6 +81,26 @@ stale = d.hook(with_prompt(stop("c", "\n".join(D)), "r1"), s)
 check(stale["done"] == "ignored (a Stop of the turn before the last prompt)", "the old turn's Stop again: %r" % stale)
 d.hook(with_prompt(md("c", "k2", 1, E[1], True, turn="v2"), "r2"), s)
 d.hook(with_prompt(stop("c", "\n".join(E)), "r2"), s)
+# Session e: a prompt before turn 1's Stop (during a tool call), turn 2's
+# first batch, then late batches of turn 1: a copy of one said, a message
+# never seen.
+d.hook(prompt("e", "s1"), s)
+d.hook(with_prompt(md("e", "g1", 0, F[0] + "\n", False, turn="w1"), "s1"), s)
+d.hook(with_prompt(md("e", "g1", 1, F[1], True, turn="w1"), "s1"), s)
+d.hook(prompt("e", "s2"), s)
+d.hook(with_prompt(md("e", "g2", 0, G[0] + "\n", False, turn="w2"), "s2"), s)
+copy_e = d.hook(with_prompt(md("e", "g1", 1, F[1], True, turn="w1"), "s1"), s)
+check(copy_e["done"] == "ignored (message already complete)", "a copy of turn 1's batch after turn 2 began: %r" % copy_e)
+new_e = d.hook(with_prompt(md("e", "g1b", 0, F2, True, turn="w1"), "s1"), s)
+d.hook(with_prompt(md("e", "g2", 1, G[1], True, turn="w2"), "s2"), s)
+d.hook(with_prompt(stop("e", "\n".join(G)), "s2"), s)
+# Session f: a copy of the prompt after its reply's batches, then the Stop.
+d.hook(prompt("f", "x1"), s)
+d.hook(with_prompt(md("f", "h1", 0, H[0] + "\n", False, turn="y1"), "x1"), s)
+d.hook(with_prompt(md("f", "h1", 1, H[1], True, turn="y1"), "x1"), s)
+copy_f = d.hook(prompt("f", "x1"), s)
+check(copy_f["done"] == "duplicate (a copy of a prompt acted on)", "a copy of the prompt: %r" % copy_f)
+d.hook(with_prompt(stop("f", "\n".join(H)), "x1"), s)
 # The anchor: a Stop of a session of its own, spoken at once (no grace), so
 # it is queued after every sentence the requests above made (the daemon
 # answers a request once it has acted on it); a late batch held for a
@@ -81,8 +110,9 @@ d.hook(stop("z", Z), s)
 wait_for(lambda: any(x["source"] == Z for x in d.records()) and d.status()["queue"] == 0
          and d.status()["pending"] == 0, "the anchor spoken")
 said = [x["source"] for x in d.records() if not x.get("stopped")]
-check(said == A + B + C + D + E + [Z], "each sentence once, in order: %r (late batches: %r, %r; the old Stop: %r)"
-      % (said, late, late_b, stale))
+check(said == A + B + C + D + E + F + [G[0], F2, G[1]] + H + [Z],
+      "each sentence once, in order: %r (late batches: %r, %r; the old Stop: %r; turn 1's message never seen: %r)"
+      % (said, late, late_b, stale, new_e))
 check(not any(x.get("stopped") for x in d.records()), "nothing stopped: %r" % d.records())
 s.close()
 check(d.close() == 0, "serve exits 0 on SIGTERM")

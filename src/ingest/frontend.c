@@ -80,7 +80,9 @@ typedef struct source {
                               * message streams it again from the start: not said twice */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
     uint32_t cont_last;      /* its last code point (a seam without a space joins in unspaced scripts) */
+    int cont_unspaced;       /* it holds a character of an unspaced script */
     int cite_run;            /* non-partial: the last block fed stopped mid-sentence (cited spans continue it) */
+    uint64_t cite_last;      /* and its (message.id, text) hash: the same line again is a repeat */
     int gap;                 /* partial mode: a line was lost (broken, over-long) while this text block was
                               * open: streamed[0, gap_at) was fed, what streamed after the loss is held */
     int gap_closed;          /* and the block has stopped: its complete line may still come (SDK order) */
@@ -295,6 +297,7 @@ static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n
 static void end_block(ingest_frontend *fe, source *s) {
     gap_give_up(fe, s);   /* the held text is this block's: said before it ends */
     s->cont = 0;
+    s->cont_unspaced = 0;
     s->cite_run = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
@@ -344,6 +347,27 @@ static void end_text_block(ingest_frontend *fe, source *s, const char *t, size_t
     size_t k = n;
     while (k > 0 && n - k < 4 && ((unsigned char)t[k - 1] & 0xC0) == 0x80) k--;
     s->cont_last = k ? cp_at((const unsigned char *)t + k - 1, n - k + 1) : 0;
+    /* the open sentence so far: from the block's last sentence end or line
+     * break on (end_block resets it between sentences) */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '\n' || c == '.' || c == '!' || c == '?' || term_len((const unsigned char *)t + i, n - i))
+            s->cont_unspaced = 0;
+        else if (c >= 0xE0 && unspaced_script(cp_at((const unsigned char *)t + i, n - i)))
+            s->cont_unspaced = 1;
+    }
+}
+
+/* Does text t continue the sentence the last block left open? A seam with a
+ * space or punctuation does; so does one in an unspaced script: the open
+ * block ends in one ("東京の天気は" + "晴れ"), or holds one and t starts
+ * with one ("東京でAPI" + "を使います"). "First block" + "second block" does
+ * not. */
+static int seam_continues(const source *s, const char *t, size_t n) {
+    if (!s->cont || !n) return 0;
+    if (s->cont == 2 || strchr(" \t\n,.;:!?)]", t[0])) return 1;
+    if (unspaced_script(s->cont_last)) return 1;
+    return s->cont_unspaced && unspaced_script(cp_at((const unsigned char *)t, n));
 }
 
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
@@ -351,9 +375,7 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (s->cont && n) {
         /* the first text after a block held open: a continuation has a space
          * or punctuation at the seam, else the held block ends here */
-        if (s->cont == 1 && !strchr(" \t\n,.;:!?)]", t[0]) && !unspaced_script(s->cont_last) &&
-            !unspaced_script(cp_at((const unsigned char *)t, n)))
-            end_block(fe, s);
+        if (!seam_continues(s, t, n)) end_block(fe, s);
         s->cont = 0;
     }
     s->last_line = fe->cur_line;
@@ -601,10 +623,16 @@ static void cut_check(ingest_frontend *fe, source *s, int ended) {
 
 /* A held block (it repeated an earlier one so far) is decided: dropped if it
  * is an exact repeat when ended, otherwise spoken in full. */
+/* The held block continues the sentence the block before it left open (a
+ * cited span): the next part of that sentence, no repeat. */
+static int hold_continues(const source *s) {
+    return s->streamed.len && seam_continues(s, s->streamed.p, s->streamed.len);
+}
+
 static void release_hold(ingest_frontend *fe, source *s, int ended) {
     if (!s->holding) return;
     s->holding = 0;
-    if (ended && repeats_block(s, 1)) { fe->st.duplicates++; return; }
+    if (ended && repeats_block(s, 1) && !hold_continues(s)) { fe->st.duplicates++; return; }
     if (s->streamed.len) feed_text(fe, s, s->streamed.p, s->streamed.len);
 }
 
@@ -854,7 +882,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                     /* not fed yet: the full text replaces what streamed; the block end decides */
                     if (n >= s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
                         if (fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len)) fe->oom = 1;
-                        if (!repeats_block(s, 0)) release_hold(fe, s, 0);
+                        if (!repeats_block(s, 0) || hold_continues(s)) release_hold(fe, s, 0);
                     }
                     continue;
                 }
@@ -881,7 +909,10 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
              * now, left open (cited spans) is that sentence's next part even
              * when the same words came before in the message ("Use " "Python"
              * " for scripts and " "Python" ...): not a repeated line */
-            if (seen_has(fe, h) && !(s->cite_run && !think)) { fe->st.duplicates++; continue; }
+            if (seen_has(fe, h) && !(s->cite_run && !think && h != s->cite_last && seam_continues(s, t, n))) {
+                fe->st.duplicates++;
+                continue;
+            }
             seen_add(fe, h);
             /* the block whose gap was never filled: all of it was said but the lost words */
             if (!think && fills_gapped(s, t, n)) { fe->st.duplicates++; continue; }
@@ -905,6 +936,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             else {
                 end_text_block(fe, s, t, n);
                 s->cite_run = s->cont != 0;
+                s->cite_last = h;
             }
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");
@@ -948,7 +980,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             if (s->cut.len && !think) {
                 cut_check(fe, s, 0);
             } else if (s->holding) {
-                if (!repeats_block(s, 0)) release_hold(fe, s, 0);   /* diverged: say all of it now */
+                /* diverged, or the next part of an open sentence: say all of it now */
+                if (!repeats_block(s, 0) || hold_continues(s)) release_hold(fe, s, 0);
             } else if (s->gap && !think) {
                 /* held after a lost line, for the complete line to fill the gap */
             } else {
@@ -979,7 +1012,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         if (strcmp(t, "text") == 0) {
             s->open_kind = BLK_TEXT;
             /* a later text block of the same message waits while it repeats an earlier one */
-            s->holding = s->msg_blocks.len > 0 && !s->cont;   /* not the next part of an open sentence */
+            s->holding = s->msg_blocks.len > 0;
         } else if (strcmp(t, "tool_use") == 0 && jstr(cb, "name") && strcmp(jstr(cb, "name"), "StructuredOutput") == 0) {
             s->open_kind = BLK_OTHER;
             if (!parent) fe->turn_structured = 1;

@@ -101,13 +101,14 @@ def clean(text):
 
 # --- words --------------------------------------------------------------------
 
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
 TOKEN = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
 
 
 def words(text):
-    """Case-folded words; a CJK character is a word of its own (long CJK
-    sentences are cut anywhere), camelCase splits at its humps (an
+    """Case-folded words; a CJK character (Hangul syllables too: a particle
+    joins its noun where cited spans split a sentence) is a word of its own
+    (long CJK sentences are cut anywhere), camelCase splits at its humps (an
     identifier may be read as separate words)."""
     out = []
     for t in TOKEN.findall(text):
@@ -121,6 +122,40 @@ def words(text):
 SILENT_SUBTYPE_ERROR = re.compile(r"^error")
 
 
+# A text block stopping mid-sentence is continued by the next text block of
+# its message (cited spans) when the seam has a space or punctuation, or is in
+# a script written without spaces; such a block is no repeated line.
+UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uac00-\ud7af"
+                      "\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]")
+SENT_END = "\n.!?\u3002\uff01\uff1f\uff0e\u2026"
+
+
+def ends_mid(t):
+    t = t.rstrip(" \t").rstrip("*_`)]\"'")
+    return bool(t) and t[-1] not in "\n\r.!?:;\u3002\uff01\uff1f\uff0e\u2026"
+
+
+def open_unspaced(t, before):
+    """Does the sentence left open at t's end hold an unspaced script?"""
+    flag = before
+    for ch in t:
+        if ch in SENT_END:
+            flag = False
+        elif UNSPACED.match(ch):
+            flag = True
+    return flag
+
+
+def continues(prev, unspaced, nxt):
+    if not nxt:
+        return False
+    if prev[-1:] in (" ", "\t") or nxt[0] in " \t\n,.;:!?)]":
+        return True
+    if prev and UNSPACED.match(prev[-1]):
+        return True
+    return unspaced and bool(UNSPACED.match(nxt[0]))
+
+
 class Oracle:
     def __init__(self):
         self.out = []           # (class, text) in stream order
@@ -128,6 +163,8 @@ class Oracle:
         self.streamed = {}      # message.id -> {index: [text, stopped]}
         self.open_index = {}    # message.id -> index of the open text block
         self.seen = set()       # (message.id, text) spoken from assistant lines
+        self.open = None        # (message.id, text, unspaced): the last block said stopped mid-sentence
+        self.turn_lost = False  # a line lost this turn may have been the main agent's assistant text
 
     def add(self, cls, text):
         if cls == "spoken" and text.strip():
@@ -216,10 +253,15 @@ class Oracle:
                     else:
                         self.add("uncertain", text)
                     continue
-                if (mid, text) in self.seen:
+                o = self.open if self.open and self.open[0] == mid else None
+                cont = bool(o) and continues(o[1], o[2], text)
+                if (mid, text) in self.seen and not (cont and text != o[1]):
                     continue  # already spoken (repeated line, resumed session)
                 self.seen.add((mid, text))
                 self.add("spoken", text)
+                self.open = (mid, text, open_unspaced(text, cont and o[2])) if ends_mid(text) else None
+            else:
+                self.open = None
 
     def silent_content(self, m):
         if not isinstance(m, dict):
@@ -241,11 +283,27 @@ class Oracle:
         text = obj.get("result")
         is_err = obj.get("is_error") or SILENT_SUBTYPE_ERROR.match(str(obj.get("subtype", "")))
         if isinstance(text, str):
-            if is_err or self.turn_spoke:
+            if not is_err and self.turn_spoke and self.turn_lost:
+                self.add("uncertain", text)  # its last line lost: said unless already spoken
+            elif is_err or self.turn_spoke:
                 self.add("silent", text)  # error: a notice; a turn that spoke: never again
             else:
                 self.add("spoken", text)  # the answer of a turn that said nothing
         self.turn_spoke = False
+        self.turn_lost = False
+        self.open = None
+
+    def lost(self, raw):
+        """A line that failed to parse: it may have been a main-agent
+        assistant line (no other line type named, no subagent) while no main
+        text block streamed."""
+        if self.open_index.get(getattr(self, "cur", None)) is not None:
+            return
+        if re.search(rb'"type"\s*:\s*"(user|system|result|rate_limit_event|stream_event|tool_result)"', raw):
+            return
+        if re.search(rb'"parent_tool_use_id"\s*:\s*"', raw):
+            return
+        self.turn_lost = True
 
 
 def run(data):
@@ -256,6 +314,7 @@ def run(data):
         try:
             obj = json.loads(raw.decode("utf-8", errors="replace"))
         except ValueError:
+            o.lost(raw)
             continue  # malformed: warned about and skipped
         o.line(obj)
     res = {"spoken": [], "uncertain": [], "silent": []}

@@ -175,6 +175,12 @@ static void test_citation_blocks_cjk(void) {
     run_file("citations_seams.jsonl", &c);
     EXPECT(&c, "東京の天気は晴れです。 | 서울의 날씨는 맑음입니다. | APIはRESTです。 | 大阪は雨でした。 | 次の文です。 | "
                "Use Python for scripts and Python for tests. | Run pytest first, then pytest again.");
+    /* no continuation: the same line again after a block left open; an
+     * English block without an end, then a Japanese one */
+    const char *rep[] = {ASSISTB("m1", TB("Checking the value")), ASSISTB("m1", TB("Checking the value")),
+                         ASSISTB("m1", TB("Change the parser")), ASSISTB("m1", TB("次は何をしますか？")), RESULT("x"), NULL};
+    run(rep, &c);
+    EXPECT(&c, "Checking the value | Change the parser | 次は何をしますか？");
 }
 
 /* A turn whose result line never came (killed CLI, cut capture): the next

@@ -133,10 +133,34 @@ static void prof_print(const cpu_exec *x) {
 #define ATTN_PAR_MIN_MACS 8192
 /* Heads per attention task at most (scratch: ATTN_GROUP_MAX x max_kv scores). */
 #define ATTN_GROUP_MAX 16
-/* Rows from which row-wise work (LayerNorm, quantizing x) goes to the pool:
- * the encoder's 20+ tokens (its 25 LayerNorms and 84 quantizations ran on
- * one of 16 threads: ~3 of its 14 ms), not a decode step's 1-8 rows. */
-#define ROWS_PAR_MIN 8
+/* Row-wise work (LayerNorm, quantizing x) goes to the pool from this many
+ * values (rows x columns) times threads, never for one row: below it,
+ * waking the pool costs more than the work saves. The rule was 8 rows (the
+ * encoder's 25 LayerNorms and 84 quantizations had run on one of 16
+ * threads: ~3 of its 14 ms, with the scalar LayerNorm of then). Measured
+ * 2026-12-02 with the vector LayerNorm and quantizer, on the encoder's 20
+ * rows: the 2-core VM at 2 threads, 20 x 1024 LayerNorms 8-9 us a call on
+ * the calling thread against 16-25 on the pool, the encoder 11.2 against
+ * 11.65 ms (3 alternating rounds); the 16-core host at 16 threads, the pool
+ * as fast or faster (the encoder 4.1-4.8 ms either way). So the bar falls as
+ * threads rise: 65536 values at 2 threads, 8192 at 16 (the encoder's rows
+ * stay on the pool there). STTS_CPU_ROWS_PAR=N sets another bar (values x
+ * threads / 2; 0: the pool from 2 rows), for A/B runs. */
+#define ROWS_PAR_MIN_VALUES 65536
+static long rows_par_min(void) {
+    static long v = -1; /* read once; a benign race between executors sets the same value */
+    long r = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (r < 0) {
+        const char *e = getenv("STTS_CPU_ROWS_PAR");
+        r = e && *e ? atol(e) : ROWS_PAR_MIN_VALUES;
+        if (r < 0) r = 0;
+        __atomic_store_n(&v, r, __ATOMIC_RELAXED);
+    }
+    return r;
+}
+static int rows_to_pool(const cpu_exec *x, int M, int K) {
+    return x->head.threads > 1 && M >= 2 && (long)M * K * x->head.threads >= 2 * rows_par_min();
+}
 /* Rows of x from which non-f32 weights take the blocked (widen once) path. */
 #define GEMM_MIN_ROWS 8
 
@@ -721,7 +745,7 @@ static stts_status cpu_linear(mt_exec *xh, const float *in, int M, const mt_weig
         }
         uint64_t tq = prof_begin(x);
         quant_job qj = {in, x->xq, x->xs, K};
-        if (M >= ROWS_PAR_MIN && x->head.threads > 1) mt_pool_run(x->pool, M, quant_chunk, &qj);
+        if (rows_to_pool(x, M, K)) mt_pool_run(x->pool, M, quant_chunk, &qj);
         else
             for (int m = 0; m < M; m++) quant_chunk(&qj, m, 0);
         prof_end(x, PROF_QUANT, M, tq);
@@ -756,7 +780,7 @@ static stts_status cpu_layernorm_run(mt_exec *xh, const float *x, int M, const m
                                      float eps, float *y) {
     cpu_exec *c = (cpu_exec *)xh;
     ln_job j = {x, vec_f32(gw), vec_f32(bw), y, gw->cols, c->level, eps};
-    if (M >= ROWS_PAR_MIN && c->head.threads > 1) {
+    if (rows_to_pool(c, M, gw->cols)) {
         mt_pool_run(c->pool, M, ln_chunk, &j);
         return STTS_OK;
     }

@@ -680,6 +680,34 @@ static void new_turn(session *s) {
     prev_clear(s);   /* a turn after the prompt's is over too: the one before it is long over */
 }
 
+/* The first batch of another turn after the turn the last prompt came in
+ * went on after it (a prompt during a tool call; its batches came after
+ * the prompt, so it was current): that turn is over. Its held batches are
+ * said now (before the new turn's words), its pending words too. Its Stop
+ * may still come (each hook is its own process), carrying the prompt
+ * before the last one: it is a Stop of the turn before the last prompt now
+ * (stale_stop), not the new turn's. Under the barge-in its messages go, as
+ * at any turn's end (new_turn); under --on-prompt continue they are kept
+ * as the turn before the prompt's (session.prev), so that late Stop, or a
+ * late batch, says only what they did not. */
+static void turn_gone_on_over(session *s) {
+    char *t = s->at_prompt_turn;
+    s->at_prompt_turn = NULL;
+    s->went_on = 0;
+    if (s->hub->p.stop_on_prompt) {
+        free(t);
+        new_turn(s);
+        return;
+    }
+    release_all_held(s);
+    text_stream_end(s->ts, stts_now_ns());
+    prev_clear(s);   /* its messages from before the prompt are over already (hold_turn) */
+    for (int k = 0; k < s->n_msgs; k++) s->msgs[k].over = 1;
+    s->prev = 1;
+    s->prev_turn = t && strlen(t) <= MAX_SESSION_ID ? t : NULL;   /* NULL: told less */
+    if (!s->prev_turn) free(t);
+}
+
 /* A batch of message mid (unknown) whose text t is in the text a Stop spoke
  * whole (index 0: at its start; later ones: at a line's start): that Stop
  * was this message's, and its batches came later than the Stop's grace (a
@@ -992,12 +1020,23 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
          * that fast). The turn before is over: a batch of it that comes
          * later is ignored (daemon_hub_hook_at), not made current again. */
         if (!s->turn_id && s->at_prompt_turn && strcmp(turn, s->at_prompt_turn) != 0) turn_before_prompt_over(s);
+        /* The turn before, still current: no prompt reset it (no
+         * UserPromptSubmit hook installed), or it went on after the prompt
+         * (a prompt during a tool call). Tested after close_turn, which
+         * clears turn_id, this never ran (since 19264a4): the old turn's
+         * messages stayed current, so the new turn's Stop was matched
+         * against them (a reply equal to an old message was taken for said,
+         * and lost), and its held batches waited past the new turn. */
+        int had = s->turn_id != NULL;
+        int went_on = had && s->at_prompt_turn && !strcmp(s->turn_id, s->at_prompt_turn);
         close_turn(s);
         if (s->prompted) {
             /* The turn a prompt came in is over: what it left pending is
              * dropped, as a barge-in drops it. */
             if (reset_turn(s, err) != STTS_OK) return err->code;
-        } else if (s->turn_id) {
+        } else if (went_on) {
+            turn_gone_on_over(s);
+        } else if (had) {
             new_turn(s);
         }
         free(s->turn_id);

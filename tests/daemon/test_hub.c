@@ -1626,6 +1626,103 @@ static void test_prompt_copy_after_reply_began(void) {
             }
 }
 
+/* One turn_id after another with no prompt between them resetting the
+ * turn (no UserPromptSubmit hook installed: ids or none): the new turn
+ * starts clean. The first batch of another turn ran close_turn before the
+ * test for a current turn, so new_turn never ran (since 19264a4): the old
+ * turn's messages stayed current and the new turn's Stop was matched
+ * against them, so a reply equal to an old message ("Done.", its batches
+ * lost) was taken for said. Said twice, as it was said twice. */
+static void test_next_turn_without_prompt_hook(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 0; ids < 2; ids++) {
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL, *p3 = ids ? "p3" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                CHECK(batch(h, "A", p1, "t1", "m1", 0, "Done.", 1, NULL) == STTS_OK);
+                stop(h, "A", p1, "Done.");
+                settle(h);
+                CHECK(batch(h, "A", p2, "t2", "m2", 0, "Let me check.", 1, NULL) == STTS_OK);
+                stop(h, "A", p2, "Done.");   /* its last message's batches never came */
+                settle(h);
+                CHECK_MSG(strcmp(said(), "Done.\nLet me check.\nDone.\n") == 0, "on-prompt %s, grace %d, ids %d:\n%s",
+                          cont ? "continue" : "stop", grace, ids, said());
+                /* A copy of that Stop says nothing, and the turn after is
+                 * said. (Its first batch within 3 s of a Stop that spoke a
+                 * text beginning like it would be taken for that Stop's
+                 * late batches: ADOPT_MS, PROTOCOL.md.) */
+                stop(h, "A", p2, "Done.");
+                CHECK(batch(h, "A", p3, "t3", "m3", 0, "All good.", 1, NULL) == STTS_OK);
+                stop(h, "A", p3, "All good.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), "Done.\nLet me check.\nDone.\nAll good.\n") == 0,
+                          "on-prompt %s, grace %d, ids %d, the turn after:\n%s", cont ? "continue" : "stop", grace, ids,
+                          said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
+/* The old turn's held batch (one before it missing) at the first batch of
+ * the next turn (no prompt hook): said at the turn change, before the new
+ * turn's words, once. It waited for its 1 s past the new turn, which here
+ * came whole from its Stop (its first batch missing), and was said after
+ * it; a late copy of the missing batch, the old turn over, is not said. */
+static void test_held_batch_at_turn_change(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int ids = 0; ids < 2; ids++) {
+                const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL;
+                CHECK(batch(h, "B", p1, "t1", "m1", 0, "First line.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "B", p1, "t1", "m1", 2, "Third line.", 1, &w) == STTS_OK);
+                CHECK(!ids || strcmp(w, "held (an earlier batch is missing)") == 0);
+                CHECK(batch(h, "B", p2, "t2", "m2", 1, "Its end.", 1, NULL) == STTS_OK);
+                stop(h, "B", p2, "New start.\\nIts end.");
+                CHECK(batch(h, "B", p1, "t1", "m1", 1, "Second line.\\n", 0, NULL) == STTS_OK);
+                settle(h);
+                CHECK_MSG(strcmp(said(), "First line.\nThird line.\nNew start.\nIts end.\n") == 0,
+                          "on-prompt %s, grace %d, ids %d:\n%s", cont ? "continue" : "stop", grace, ids, said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
+/* A prompt during a tool call, the turn going on after it (its batches,
+ * its Stop), then the next turn's first batch: that turn is over there, as
+ * with no prompt (test_next_turn_without_prompt_hook): the next reply equal
+ * to its last message is said, and a late copy of its Stop (after the next
+ * turn began) says nothing, in both modes. */
+static void test_next_turn_after_turn_went_on(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int copy = 0; copy < 2; copy++) {
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                prompt(h, "G", "p1");
+                CHECK(batch(h, "G", "p1", "t1", "m1", 0, "Let me look.", 1, NULL) == STTS_OK);
+                prompt(h, "G", "p2");   /* during the tool call */
+                CHECK(batch(h, "G", "p1", "t1", "m1b", 0, "Done.", 1, NULL) == STTS_OK);
+                if (!copy) stop(h, "G", "p1", "Done.");
+                CHECK(batch(h, "G", "p2", "t2", "m2", 0, "Checking.", 1, NULL) == STTS_OK);
+                stop(h, "G", "p1", "Done.");   /* its (only, or a copy of its) Stop, late */
+                stop(h, "G", "p2", "Done.");
+                settle(h);
+                const char *want = cont ? "Let me look.\nDone.\nChecking.\nDone.\n"
+                                        : "STOP\nLet me look.\nSTOP\nDone.\nChecking.\nDone.\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "on-prompt %s, grace %d, the old Stop %s:\n%s",
+                          cont ? "continue" : "stop", grace, copy ? "only late" : "a late copy", said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1701,5 +1798,8 @@ int main(void) {
     TEST_RUN(test_late_batch_after_next_turn);
     TEST_RUN(test_prompt_copy_after_reply_began);
     TEST_RUN(test_many_stale_stops);
+    TEST_RUN(test_next_turn_without_prompt_hook);
+    TEST_RUN(test_held_batch_at_turn_change);
+    TEST_RUN(test_next_turn_after_turn_went_on);
     return TEST_SUMMARY();
 }

@@ -955,6 +955,48 @@ static int stale_stop(const session *s, const char *pid, const char *l, size_t l
     return text_hash(l, ln) == s->prev_h;
 }
 
+/* Words of the turn kept at the last prompt (its late batches, its Stop
+ * after the prompt: --on-prompt continue) are said in a text stage of their
+ * own, flushed at the end: said in the session's, they flushed a sentence
+ * of the new turn still waiting for its end, cut in two ("The new reply
+ * is" | "still one sentence."). The session's stage, its message and its
+ * hush are put back as they were. */
+typedef struct {
+    text_stream *ts, *keep;
+    const char *cur;
+    int hush;
+} stage_apart;
+
+static stts_status stage_apart_begin(session *s, stage_apart *sv, stts_error *err) {
+    sv->ts = NULL;
+    if (text_stream_new(&s->hub->p.text, on_text, s, &sv->ts, err) != STTS_OK) return err->code;
+    if (s->n_msgs == MAX_MSGS && s->cur_id == s->msgs[0].id) {
+        /* new_msg may forget msgs[0]: its pending words go out first. */
+        text_stream_end(s->ts, stts_now_ns());
+        s->cur_id = NULL;
+    }
+    /* The session's stage holds nothing of a message of the kept turn (it
+     * was flushed at the prompt, and since then only this stage speaks
+     * them), which adopt_stop_msg may rename: not put back. */
+    const msg *m = NULL;
+    for (int k = 0; k < s->n_msgs && !m; k++)
+        if (s->msgs[k].id == s->cur_id) m = &s->msgs[k];
+    sv->keep = s->ts;
+    sv->cur = m && m->over ? NULL : s->cur_id;
+    sv->hush = s->hush;
+    s->ts = sv->ts;
+    s->cur_id = NULL;
+    return STTS_OK;
+}
+
+static void stage_apart_end(session *s, stage_apart *sv) {
+    text_stream_end(s->ts, stts_now_ns());
+    s->ts = sv->keep;
+    s->cur_id = sv->cur;
+    s->hush = sv->hush;
+    text_stream_free(sv->ts);
+}
+
 /* A stale Stop (stale_stop). The barge-in cut that turn's words, or its
  * batches and first Stop said them: nothing. With --on-prompt continue
  * nothing was cut: a text equal to what ended it says nothing; otherwise
@@ -977,24 +1019,10 @@ static stts_status on_stale_stop(session *s, const char *pid, const char *l, siz
     int kept = 0;
     for (int k = 0; k < s->n_msgs; k++) kept |= s->msgs[k].over && !s->msgs[k].aside;
     if (!kept && !s->prev_silent) return STTS_OK;   /* its messages were not kept: their words were said */
-    text_stream *ts = NULL;
-    if (text_stream_new(&s->hub->p.text, on_text, s, &ts, err) != STTS_OK) return err->code;
-    if (s->n_msgs == MAX_MSGS && s->cur_id == s->msgs[0].id) {
-        /* new_msg may forget msgs[0]: its pending words go out first. */
-        text_stream_end(s->ts, stts_now_ns());
-        s->cur_id = NULL;
-    }
-    text_stream *keep = s->ts;
-    const char *cur = s->cur_id;
-    int hush = s->hush;
-    s->ts = ts;
-    s->cur_id = NULL;
+    stage_apart sv;
+    if (stage_apart_begin(s, &sv, err) != STTS_OK) return err->code;
     stts_status st = reconcile(s, l, ln, 0, 1, what, err);
-    text_stream_end(s->ts, stts_now_ns());
-    s->ts = keep;
-    s->cur_id = cur;
-    s->hush = hush;
-    text_stream_free(ts);
+    stage_apart_end(s, &sv);
     if (st == STTS_OK) {
         s->prev_h = h;   /* a copy of it says nothing */
         s->prev_silent = 0;
@@ -1388,7 +1416,15 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     /* A batch of the turn kept at the last prompt (keep_turn): by its ids,
      * or made before that prompt (replayed from the spool). */
     int late = md && of_prev_turn(s, turn, pid, made_ns && t < s->prompt_ns);
-    if (late && !h->p.stop_on_prompt) return on_message_display(s, pl, 0, 1, what, err);
+    if (late && !h->p.stop_on_prompt) {
+        /* In a text stage of its own: a sentence of the new turn still
+         * waiting for its end is not cut in two. */
+        stage_apart sv;
+        if (stage_apart_begin(s, &sv, err) != STTS_OK) return err->code;
+        stts_status st = on_message_display(s, pl, 0, 1, what, err);
+        stage_apart_end(s, &sv);
+        return st;
+    }
     if (speech && made_ns && t < s->prompt_ns && !s->prompted) {
         /* Replayed from the spool after a prompt made later was acted on:
          * that prompt barged in on this very reply and forgot its turn, so
@@ -1624,7 +1660,13 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
             msg *m = &s->msgs[k];
             if (m->nheld && m->held_due <= now) {
                 stts_error e;
+                stage_apart sv;
+                /* A message of the turn kept at the prompt: apart from the
+                 * new turn's words (stage_apart; out of memory: in the
+                 * session's stage). */
+                int apart = m->over && stage_apart_begin(s, &sv, &e) == STTS_OK;
                 release_held(s, m, 1, &e);   /* only out of memory can fail */
+                if (apart) stage_apart_end(s, &sv);
                 if (m->final && !m->over && s->parked) flush_parked(s, &e);
             }
         }

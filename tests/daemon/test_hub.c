@@ -1723,6 +1723,49 @@ static void test_next_turn_after_turn_went_on(void) {
             }
 }
 
+/* --on-prompt continue: a batch of the turn before the prompt that comes
+ * after the next turn began (kept at the prompt: after its Stop, or the
+ * prompt during a tool call) is said while a sentence of the new turn
+ * waits for its end. Said in the session's text stage, it flushed that
+ * sentence early, cut in two; in a stage of its own (as a late Stop's),
+ * the new sentence is said whole. how: 0 a message never seen, 1 one held
+ * (a batch before it missing) and said after the hold (1 s, before the
+ * idle flush of 1.5 s), 2 the rest of a message of it. */
+static void test_continue_late_batch_keeps_new_sentence(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int stopped = 0; stopped < 2; stopped++)
+            for (int how = 0; how < 3; how++) {
+                daemon_hub *h = hub_new_full(-1, grace, 0);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL;
+                prompt(h, "K", "p1");
+                CHECK(batch(h, "K", "p1", "t1", "m1", 0, "One.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "K", "p1", "t1", "m1", 1, "Two.", 1, NULL) == STTS_OK);
+                if (stopped) stop(h, "K", "p1", "One.\\nTwo.");
+                prompt(h, "K", "p2");
+                CHECK(batch(h, "K", "p2", "t2", "m2", 0, "The new reply is", 0, NULL) == STTS_OK);
+                if (how == 0) CHECK(batch(h, "K", "p1", "t1", "m1b", 0, "Also this.", 1, &w) == STTS_OK);
+                if (how == 1) {
+                    CHECK(batch(h, "K", "p1", "t1", "m1b", 1, "Also this.", 1, &w) == STTS_OK);
+                    daemon_hub_tick(h, stts_now_ns() + 1200000000ull);
+                }
+                if (how == 2) {
+                    CHECK(batch(h, "K", "p1", "t1", "m1c", 0, "Also this.\\n", 0, NULL) == STTS_OK);
+                    CHECK(batch(h, "K", "p1", "t1", "m1c", 1, "And that.", 1, &w) == STTS_OK);
+                }
+                CHECK(batch(h, "K", "p2", "t2", "m2", 1, " still one sentence.", 1, NULL) == STTS_OK);
+                stop(h, "K", "p2", "The new reply is still one sentence.");
+                settle(h);
+                const char *want = how == 2 ? "One.\nTwo.\nAlso this.\nAnd that.\nThe new reply is still one sentence.\n"
+                                            : "One.\nTwo.\nAlso this.\nThe new reply is still one sentence.\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "grace %d, %s, late batch %d (%s):\n%s", grace,
+                          stopped ? "after its Stop" : "prompt during a tool call", how, w ? w : "(null)", said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1801,5 +1844,6 @@ int main(void) {
     TEST_RUN(test_next_turn_without_prompt_hook);
     TEST_RUN(test_held_batch_at_turn_change);
     TEST_RUN(test_next_turn_after_turn_went_on);
+    TEST_RUN(test_continue_late_batch_keeps_new_sentence);
     return TEST_SUMMARY();
 }

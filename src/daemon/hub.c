@@ -680,6 +680,8 @@ static void new_turn(session *s) {
     prev_clear(s);   /* a turn after the prompt's is over too: the one before it is long over */
 }
 
+static uint64_t text_hash(const char *t, size_t n);
+
 /* The first batch of another turn after the turn the last prompt came in
  * went on after it (a prompt during a tool call; its batches came after
  * the prompt, so it was current): that turn is over. Its held batches are
@@ -694,6 +696,16 @@ static void turn_gone_on_over(session *s) {
     char *t = s->at_prompt_turn;
     s->at_prompt_turn = NULL;
     s->went_on = 0;
+    /* Without ids its late Stop is told by its text (stale_stop): what
+     * ended it, its Stop's text, or its last message when none came. */
+    const msg *last = NULL;
+    for (int k = 0; k < s->n_msgs; k++)
+        if (!s->msgs[k].aside && !s->msgs[k].over) last = &s->msgs[k];
+    uint64_t ended = s->turn_over && s->stop_h ? s->stop_h : last && last->text ? text_hash(last->text, last->len) : 0;
+    if (ended) {
+        s->prev_h = ended;
+        s->prev_silent = 0;
+    }
     if (s->hub->p.stop_on_prompt) {
         free(t);
         new_turn(s);

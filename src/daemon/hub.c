@@ -758,6 +758,16 @@ static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n,
     return NULL;
 }
 
+/* The turn's id and what the last prompt left (reset_turn, hold_turn). */
+static void forget_turn_id(session *s) {
+    free(s->turn_id);
+    s->turn_id = NULL;
+    s->prompted = 0;
+    free(s->prompted_id);
+    s->prompted_id = NULL;
+    s->md_since_prompt = 0;
+}
+
 /* Forgets the turn, including words still pending in the text stage
  * (barge-in: they belong to a reply the user talked over). */
 static stts_status reset_turn(session *s, stts_error *err) {
@@ -768,12 +778,7 @@ static stts_status reset_turn(session *s, stts_error *err) {
     text_stream_free(s->ts);
     s->ts = ts;
     msgs_clear(s);
-    free(s->turn_id);
-    s->turn_id = NULL;
-    s->prompted = 0;
-    free(s->prompted_id);
-    s->prompted_id = NULL;
-    s->md_since_prompt = 0;
+    forget_turn_id(s);
     return STTS_OK;
 }
 
@@ -837,12 +842,7 @@ static stts_status hold_turn(session *s, stts_error *err) {
     drop_prev(s);   /* the turn before the last one is long over */
     text_stream_end(s->ts, stts_now_ns());   /* pending words are said, not dropped */
     for (int k = 0; k < s->n_msgs; k++) s->msgs[k].over = 1;
-    free(s->turn_id);
-    s->turn_id = NULL;
-    s->prompted = 0;
-    free(s->prompted_id);
-    s->prompted_id = NULL;
-    s->md_since_prompt = 0;
+    forget_turn_id(s);
     return STTS_OK;
 }
 

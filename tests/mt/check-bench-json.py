@@ -48,8 +48,11 @@ for r in rows:
         sf = r.get("sentence_floor_ms")
         if not isinstance(sf, (int, float)) or not sf > 0 or sf < r["steps"] * r["floor_ms_per_step"] - 0.01:
             errors.append(f"{r['search']}: sentence_floor_ms {sf!r} below its steps' byte floor")
-        if r["ms_per_sentence"] < r["encode_ms"]:
-            errors.append(f"{r['search']}: ms_per_sentence {r['ms_per_sentence']} < encode_ms {r['encode_ms']}")
+        # No check compares encode_ms with ms_per_sentence: they are separate
+        # timed runs (one rep each here), and on a loaded CI machine the
+        # encoder's lone pass took 72 ms against a 36 ms sentence (stop 33).
+        # A relation between two clocks is a timed test; only relations that
+        # hold by construction are checked.
         # encode_ms is the encoder alone; first_step_ms (the call to its first
         # token: encode + the forced step) sits inside the sentence, and its
         # floor holds the encoder's floor and the forced step's bytes

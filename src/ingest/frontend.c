@@ -408,38 +408,55 @@ static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
  * at the gap are fragments, never glued into one. */
 static int has_type_member(const char *line, size_t len, const char *value);
 
+static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len);
+
+/* Does line[0, len) name one of these types (a "type" member)? */
+static int names_type(const char *line, size_t len, const char *const *types) {
+    for (int i = 0; types[i]; i++)
+        if (has_type_member(line, len, types[i])) return 1;
+    return 0;
+}
+
+/* Whose line was it? Its parent_tool_use_id, looked up lexically in what
+ * is left of it: LOST_ANY when the member is not there (or cut before its
+ * value), LOST_MAIN for null, LOST_SUB with the whole id copied to parent,
+ * LOST_SUB_CUT when the id is cut short (a subagent's, but whose is not
+ * known). */
+enum { LOST_ANY, LOST_MAIN, LOST_SUB, LOST_SUB_CUT };
+static int lost_speaker(const char *line, size_t len, char *parent, size_t cap) {
+    parent[0] = '\0';
+    const char *p = memmem(line, len, "\"parent_tool_use_id\"", 20);
+    if (!p) return LOST_ANY;
+    const char *e = line + len;
+    p += 20;
+    while (p < e && (*p == ' ' || *p == ':')) p++;
+    if (e - p >= 4 && memcmp(p, "null", 4) == 0) return LOST_MAIN;
+    if (p == e || *p != '"') return LOST_ANY;
+    size_t k = 0;
+    for (p++; p < e && *p != '"' && k + 1 < cap; p++) parent[k++] = *p;
+    parent[k] = '\0';
+    return p < e ? LOST_SUB : LOST_SUB_CUT;
+}
+
 /* line[0, len): what is left of the lost line (NULL: nothing, an over-long
  * line). Only a line that may have been a text_delta of a speaker makes a
  * gap in that speaker's open block: a tool result, a system or rate-limit
  * line cut short (long lines are the ones cut) costs nothing, and a line
  * naming its parent_tool_use_id concerns that speaker only (else a
  * subagent's broken line held the main agent's speech). */
-static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len);
 static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
     char parent[128] = "";
-    int which = 0;   /* 0: any speaker; 1: the main agent; 2: the subagent parent */
+    int which = LOST_ANY;
     mark_lost_answer(fe, line, len);
     if (line) {
         static const char *const not_delta[] = {"tool_result", "user", "system", "result", "rate_limit_event", "assistant", NULL};
-        for (int i = 0; not_delta[i]; i++)
-            if (has_type_member(line, len, not_delta[i])) return;
-        const char *p = memmem(line, len, "\"parent_tool_use_id\"", 20);
-        if (p) {
-            const char *e = line + len;
-            p += 20;
-            while (p < e && (*p == ' ' || *p == ':')) p++;
-            if (e - p >= 4 && memcmp(p, "null", 4) == 0) which = 1;
-            else if (p < e && *p == '"') {
-                size_t k = 0;
-                for (p++; p < e && *p != '"' && k + 1 < sizeof parent; p++) parent[k++] = *p;
-                parent[k] = '\0';
-                if (p < e) which = 2;   /* the whole id is there */
-            }
-        }
+        if (names_type(line, len, not_delta)) return;
+        which = lost_speaker(line, len, parent, sizeof parent);
+        if (which == LOST_SUB_CUT) which = LOST_ANY;   /* whose is not known: any speaker's block may have lost it */
     }
     for (int i = 0; i < fe->nsrc; i++) {
         source *s = fe->src[i];
-        if ((which == 1 && s->parent) || (which == 2 && (!s->parent || strcmp(s->parent, parent) != 0))) continue;
+        if ((which == LOST_MAIN && s->parent) || (which == LOST_SUB && (!s->parent || strcmp(s->parent, parent) != 0))) continue;
         /* a held (repeating) or retried block has its own rules; it is fed later as a whole */
         if (s->open_kind != BLK_TEXT || s->gap || s->holding || s->cut.len) continue;
         s->gap = 1;
@@ -462,15 +479,10 @@ static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len) 
     if (line) {
         static const char *const other[] = {"tool_result", "user", "system", "result", "rate_limit_event",
                                             "stream_event", NULL};
-        for (int i = 0; other[i]; i++)
-            if (has_type_member(line, len, other[i])) return;
-        const char *p = memmem(line, len, "\"parent_tool_use_id\"", 20);
-        if (p) {
-            const char *e = line + len;
-            p += 20;
-            while (p < e && (*p == ' ' || *p == ':')) p++;
-            if (p < e && *p == '"') return;   /* a subagent's line */
-        }
+        char parent[128];
+        if (names_type(line, len, other)) return;
+        int who = lost_speaker(line, len, parent, sizeof parent);
+        if (who == LOST_SUB || who == LOST_SUB_CUT) return;   /* a subagent's line */
     }
     fe->turn_lost = 1;
 }
@@ -576,15 +588,106 @@ static size_t streamed_prefix(const source *s, const char *t, size_t n) {
  * without a trace)? Such a block is t's start and t's end, at least 8 bytes
  * of each (two blocks that merely share a first and a last word are not
  * one), with nothing between. */
+static int middle_lost(const char *p, size_t l, const char *t, size_t n) {
+    size_t a = 0, z = 0;
+    while (a < l && a < n && p[a] == t[a]) a++;
+    while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
+    return l < n && a >= 8 && z >= 8 && a + z == l;
+}
 static int streamed_with_gap(const source *s, const char *t, size_t n) {
     if (!s->msg_blocks.len) return 0;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
-        size_t l = strlen(p), a = 0, z = 0;
-        while (a < l && a < n && p[a] == t[a]) a++;
-        while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
-        if (l < n && a >= 8 && z >= 8 && a + z == l) return 1;
+        size_t l = strlen(p);
+        if (middle_lost(p, l, t, n)) return 1;
         p += l + 1;
+    }
+    return 0;
+}
+
+/* ---- the result as the last block's complete line -----------------------------
+ * A turn's result holds the text of its last text block (claude-stream-json.md
+ * §6). When that block lost lines (a text_delta, and its complete assistant
+ * line too: long lines are the ones the CLI cuts), the result is the only
+ * copy of its words left, and it repeats the words already said: said whole
+ * (the lost-answer rule), most of the block was said twice. So the result
+ * is first taken for that block's complete line: it fills a gap still held
+ * open, or gives what the block lacks at its end; nothing is said again.
+ * White space at either end is not compared (a block may start with "\n\n"). */
+static size_t lead_ws(const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)t[i])) i++;
+    return i;
+}
+static size_t trail_ws(const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)t[n - 1 - i])) i++;
+    return i;
+}
+
+/* The main agent's block held after a lost line (s->gap) and result text r:
+ * when r starts with what was fed and holds what was held after that, the
+ * rest of r is fed (the lost words included) as the block's complete line
+ * would have been; 1 then. */
+static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_t n) {
+    if (!s->gap) return 0;
+    const char *st = s->streamed.p ? s->streamed.p : "";
+    size_t w = lead_ws(st, s->gap_at), a = lead_ws(r, n), pre = s->gap_at - w;
+    const char *h = st + s->gap_at;
+    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
+    h += hw;
+    hn -= hw;
+    hn -= trail_ws(h, hn);
+    if (n - a < pre || memcmp(r + a, st + w, pre) != 0) return 0;
+    if (hn && !memmem(r + a + pre, n - a - pre, h, hn)) return 0;
+    /* the block's complete text: what was fed, then the result's rest */
+    fbuf t = {0};
+    if (fb_put(&t, st, s->gap_at) || fb_put(&t, r + a + pre, n - a - pre)) {
+        fe->oom = 1;
+        free(t.p);
+        return 0;
+    }
+    int closed = s->gap_closed;
+    gap_fill(fe, s, t.p, t.len);
+    if (closed) {   /* stopped already: ended as its line after the stop would have */
+        if (fb_put(&s->msg_blocks, t.p, t.len) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
+        seen_add(fe, key_hash("text", s->msg_id[0] ? s->msg_id : fe->turn_id, t.p, t.len));
+        end_text_block(fe, s, t.p, t.len);
+    }
+    free(t.p);
+    return 1;
+}
+
+/* How much of result text r the main agent's last text block of this
+ * message said: n when all of it (r is the block, or its start: a result can
+ * hold only a message's first part, anthropics/claude-code#78686; or the
+ * block but for words lost in its middle, the held text given up after a
+ * lost line or deltas that never came), the offset in r after the block when
+ * r continues it (its last words were lost), 0 when r is not that block. */
+static size_t result_said(const source *s, const char *r, size_t n) {
+    if (!s->msg_blocks.len) return 0;
+    const char *p = s->msg_blocks.p, *last = p;   /* the last block: after the last NUL but one */
+    for (size_t i = 0; i + 1 < s->msg_blocks.len; i++)
+        if (p[i] == '\0') last = p + i + 1;
+    size_t l = strlen(last), a = lead_ws(r, n), lw = lead_ws(last, l);
+    last += lw;
+    l -= lw;
+    l -= trail_ws(last, l);
+    size_t rn = n - a - trail_ws(r + a, n - a);
+    if (!l || !rn) return 0;
+    if (rn <= l && memcmp(r + a, last, rn) == 0) return n;
+    if (l < rn && memcmp(r + a, last, l) == 0) return a + l;
+    if (middle_lost(last, l, r + a, rn)) return n;
+    /* the block whose gap was given up: its start and its held end */
+    if (s->gapped.len) {
+        const char *g = s->gapped.p;
+        size_t gw = lead_ws(g, s->gapped_at), pre = s->gapped_at - gw;
+        const char *h = g + s->gapped_at;
+        size_t hn = s->gapped.len - s->gapped_at, hw = lead_ws(h, hn);
+        h += hw;
+        hn -= hw;
+        hn -= trail_ws(h, hn);
+        if (pre + hn <= rn && memcmp(r + a, g + gw, pre) == 0 && memcmp(r + a + rn - hn, h, hn) == 0) return n;
     }
     return 0;
 }
@@ -1100,14 +1203,44 @@ static int looks_like_json(const char *r) {
 
 static void on_result(ingest_frontend *fe, const json_t *root) {
     fe->st.results++;
+    source *s = source_get(fe, NULL);   /* the main agent (never evicted) */
+    if (!s) return;
+    const char *sub = jstr(root, "subtype");
+    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0);
+    const char *r = jstr(root, "result");
+    size_t rn = jstrlen(root, "result");
+    json_t *so = json_object_get(root, "structured_output");
+    int structured = fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r);
+    /* The last block lost a line and its complete line never came: the
+     * result is that line (before end_block gives the gap up) */
+    int taken = !is_err && !structured && r && result_fills_gap(fe, s, r, rn);
+    if (taken) fe->st.duplicates++;
+    else if (!is_err && !structured && r && fe->turn_had_text && fe->turn_lost) {
+        /* a turn that lost a line that may have been its last assistant
+         * line: the result is said (below) unless the last block said it;
+         * when it continues that block, only the rest is new, said now as
+         * the block's end (a sentence it left open goes on) */
+        gap_give_up(fe, s);
+        size_t done = result_said(s, r, rn);
+        if (done) {
+            taken = 1;
+            fe->st.duplicates++;
+            if (done < rn) {
+                /* a block held open (it stopped mid-sentence) goes on: no seam
+                 * to judge; one already ended (message_stop flushed it) is
+                 * followed by the rest, from the start of a word cut at its
+                 * end ("The quick bro" + "brown fox.", not "wn fox.") */
+                if (s->cont) s->cont = 0;
+                else
+                    while (done > 0 && isalnum((unsigned char)r[done - 1]) && isalnum((unsigned char)r[done])) done--;
+                feed_text(fe, s, r + done, rn - done);
+            }
+        }
+    }
     for (int i = 0; i < fe->nsrc; i++) {
         end_block(fe, fe->src[i]);
         fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
     }
-    source *s = source_get(fe, NULL);
-    if (!s) return;
-    const char *sub = jstr(root, "subtype");
-    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0);
     if (is_err) {
         if (!fe->turn_error) {
             set_msg(fe, s, NULL);
@@ -1116,21 +1249,19 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
             if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
             notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
         }
-    } else if (!fe->turn_had_text || fe->turn_lost) {
+    } else if (!taken && (!fe->turn_had_text || fe->turn_lost)) {
         /* nothing was said this turn (or a line that may have held the
          * turn's last text was lost): the result text is the answer, unless
          * it is structured output (JSON for a program) or text this session
          * already spoke (a background task's turn repeats the last answer;
          * the turn's text spoken before the lost line) */
-        const char *r = jstr(root, "result");
-        json_t *so = json_object_get(root, "structured_output");
-        if (fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r)) {
+        if (structured) {
             fe->st.structured_skipped++;
-        } else if (r && already_spoken(fe, r, jstrlen(root, "result"))) {
+        } else if (r && already_spoken(fe, r, rn)) {
             fe->st.duplicates++;
         } else if (r && r[0]) {
             set_msg(fe, s, NULL);
-            feed_text(fe, s, r, jstrlen(root, "result"));
+            feed_text(fe, s, r, rn);
             end_block(fe, s);
         }
     }

@@ -65,10 +65,10 @@ static ingest_stats run(const char *const *lines, coll *c) {
     return run_p(&p, lines, c);
 }
 
-/* Feeds tests/data/front/NAME line by line (lines split at '\n'). */
-static ingest_stats run_file(const char *name, coll *c) {
+/* Feeds tests/DIR/NAME line by line (lines split at '\n'). */
+static ingest_stats run_in(const char *dir, const char *name, coll *c) {
     char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/front/%s", STTS_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/tests/%s/%s", STTS_SOURCE_DIR, dir, name);
     size_t len;
     char *data = test_read_file(path, &len);
     CHECK_MSG(data != NULL, "cannot read %s", path);
@@ -85,6 +85,7 @@ static ingest_stats run_file(const char *name, coll *c) {
     free(data);
     return st;
 }
+static ingest_stats run_file(const char *name, coll *c) { return run_in("data/front", name, c); }
 
 static void joined(const coll *c, char *out, size_t cap) {
     size_t n = 0;
@@ -1085,9 +1086,15 @@ static void test_lost_delta_line_gap(void) {
     EXPECT(&c, "The quick brown fox jumps over the lazy dog. | Then it sleeps.");
     /* no complete line: a word break at the gap, nothing glued, nothing lost that came */
     const char *none[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
-                          DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, RESULT(FOX), NULL};
+                          DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, RESULT("Other text."), NULL};
     run(none, &c);
     EXPECT(&c, "The quick bro ps over the lazy dog. | Then it sleeps.");
+    /* ... but the result holds the block's text (the turn's last): it fills the gap */
+    const char *res[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                         DELTA(0, "ps over the lazy dog. Then it sleeps."), BSTOP(0), MSTOP, RESULT(FOX), NULL};
+    st = run(res, &c);
+    EXPECT(&c, "The quick brown fox jumps over the lazy dog. | Then it sleeps.");
+    CHECK_EQ_INT(st.duplicates, 1);
     /* the next block starts before the late line (SDK order, a tool call):
      * the held text is said then, and the late line is not said again */
     const char *late[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
@@ -1208,6 +1215,53 @@ static void test_lost_assistant_line_result(void) {
                "The second turn streams. | Every word arrives as deltas. | Nothing was lost at the end.");
 }
 
+/* A text block that lost a delta line (cut short) and then its complete
+ * assistant line too (cut short as well): the block's words are only in the
+ * turn's result. The result was said whole ("lost final answer"), after the
+ * block's words around the gap had been said: most of the block twice. Now
+ * the result stands in for the block's complete line: it fills the gap (the
+ * lost words in place) or adds the missing end; nothing twice, nothing lost.
+ * tests/oracle/cases/lost_delta_and_line.jsonl: SDK order (the line after
+ * the stop), CLI order (before it), a lost last delta. */
+static void test_lost_delta_and_line(void) {
+    coll c;
+    ingest_stats st = run_in("oracle/cases", "lost_delta_and_line.jsonl", &c);
+    EXPECT(&c, "Let me check the logs. | The quick brown fox jumps over the lazy dog. | Then it sleeps in the sun. | "
+               "Every test passes on the first try now. | The flaky one was a race. | "
+               "The build is green. | Nothing else changed.");
+    CHECK_EQ_INT(st.bad_lines, 6);
+    CHECK_EQ_INT(st.results, 3);
+#define CUTA(id, txt) "{\"type\":\"assistant\",\"message\":{\"id\":\"" id "\",\"content\":[{\"type\":\"text\",\"text\":\"" txt
+    /* the last delta lost mid-word, then the line after the stop: the
+     * result's rest is said, from the start of the word cut */
+    const char *mid[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD, BSTOP(0), MSTOP,
+                         CUTA("m1", "The quick br"), RESULT("The quick brown fox."), NULL};
+    run(mid, &c);
+    EXPECT(&c, "The quick bro | brown fox.");
+    /* the result right after the stop (no message_stop): the same sentence goes on */
+    const char *mid2[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD, BSTOP(0),
+                          CUTA("m1", "The quick br"), RESULT("The quick brown fox."), NULL};
+    run(mid2, &c);
+    EXPECT(&c, "The quick brown fox.");
+    /* a result holding only the block's start (anthropics/claude-code#78686)
+     * or the block but for a middle part never streamed: nothing again */
+    const char *part[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. Second one."), BSTOP(0), MSTOP,
+                          CUTA("m1", "First"), RESULT("First sentence here."), NULL};
+    st = run(part, &c);
+    EXPECT(&c, "First sentence here. | Second one.");
+    CHECK_EQ_INT(st.duplicates, 1);
+    const char *middle[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence here. "), DELTA(0, "Third one is here."),
+                            BSTOP(0), MSTOP, CUTA("m1", "First"), RESULT("First sentence here. Second. Third one is here."), NULL};
+    run(middle, &c);
+    EXPECT(&c, "First sentence here. | Third one is here.");
+    /* a result that is another text is still said (the lost line's answer) */
+    const char *other[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Let me look."), BSTOP(0), MSTOP,
+                           CUTA("m2", "The answer"), RESULT("The answer is 42."), NULL};
+    run(other, &c);
+    EXPECT(&c, "Let me look. | The answer is 42.");
+#undef CUTA
+}
+
 static void test_no_content_placeholder(void) {
     const char *L[] = {ASSIST("m1", "(no content)"), ASSIST("m1", "Real answer here."),
                        ASSIST("m2", "The file had (no content) at all."), RESULT("The file had (no content) at all."), NULL};
@@ -1262,6 +1316,7 @@ int main(void) {
     TEST_RUN(test_json_output_array);
     TEST_RUN(test_no_content_placeholder);
     TEST_RUN(test_lost_assistant_line_result);
+    TEST_RUN(test_lost_delta_and_line);
     TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();
 }

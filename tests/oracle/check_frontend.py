@@ -2,7 +2,8 @@
 """check_frontend.py STREAM_TTS SOURCE_DIR [TRIALS] [SEED] - compares
 `stream-tts --dry-run --json` with the independent oracle
 (frontend_oracle.py, written from docs/FRONTEND.md) on the golden transcripts
-(tests/data/front/*.jsonl, samples/session.jsonl) and on TRIALS (default 200)
+(tests/data/front/*.jsonl, samples/session.jsonl, tests/oracle/cases/*.jsonl)
+and on TRIALS (default 200)
 random streams built from seed SEED (default 1; the seed of a failing trial
 is printed, and its stream kept in /tmp for a rerun).
 
@@ -178,6 +179,8 @@ def main():
     data = os.path.join(SRC, "tests/data/front")
     goldens = sorted(os.path.join(data, f) for f in os.listdir(data) if f.endswith(".jsonl"))
     goldens.append(os.path.join(SRC, "samples/session.jsonl"))
+    cases = os.path.join(SRC, "tests/oracle/cases")  # hand-made streams of the front end's own cases
+    goldens += sorted(os.path.join(cases, f) for f in os.listdir(cases) if f.endswith(".jsonl"))
     for g in goldens:
         problems += compare(os.path.relpath(g, SRC), g)
     Session = load_session_class()

@@ -156,19 +156,46 @@ def continues(prev, unspaced, nxt):
     return unspaced and bool(UNSPACED.match(nxt[0]))
 
 
+def minus_words(ws, said):
+    """ws without the words of said, taken in order (a subsequence): what a
+    result holds beyond the block said before it."""
+    out, j = [], 0
+    for w in ws:
+        if j < len(said) and w == said[j]:
+            j += 1
+        else:
+            out.append(w)
+    return out
+
+
+def pieces(blk):
+    """A block with a lost line at blk[2]: (before, fragments, after), the
+    word cut at the gap going to the fragments."""
+    pre, post = blk[0][:blk[2]], blk[0][blk[2]:]
+    frag = ""
+    if re.search(r"\w$", pre) and re.match(r"\w", post):
+        a, b = re.search(r"\w+$", pre), re.match(r"\w+", post)
+        frag = a.group(0) + " " + b.group(0)
+        pre, post = pre[:a.start()], post[b.end():]
+    return pre, frag, post
+
+
 class Oracle:
     def __init__(self):
         self.out = []           # (class, text) in stream order
         self.turn_spoke = False
-        self.streamed = {}      # message.id -> {index: [text, stopped]}
+        self.streamed = {}      # message.id -> {index: [text, stopped, gap, filled, message.id]}
         self.open_index = {}    # message.id -> index of the open text block
         self.seen = set()       # (message.id, text) spoken from assistant lines
         self.open = None        # (message.id, text, unspaced): the last block said stopped mid-sentence
         self.turn_lost = False  # a line lost this turn may have been the main agent's assistant text
+        self.last_text = ""
+        self.pending = None     # a block said around a lost line, its complete line not come yet
 
     def add(self, cls, text):
         if cls == "spoken" and text.strip():
             self.turn_spoke = True  # a notice ("Python code, 3 lines, omitted.") is speech too
+            self.last_text = text   # the last text block said (a lost line's result repeats it)
         self.out.append((cls, text))
 
     def line(self, obj):
@@ -192,10 +219,12 @@ class Oracle:
         if et == "message_start":
             m = ev.get("message") or {}
             self.cur = m.get("id")
+            self.pending = None  # given up: the words at the gap stay fragments
         elif et == "content_block_start":
+            self.pending = None
             b = ev.get("content_block") or {}
             if b.get("type") == "text" and not sub:
-                self.streamed.setdefault(self.cur, {})[ev.get("index")] = [b.get("text") or "", False]
+                self.streamed.setdefault(self.cur, {})[ev.get("index")] = [b.get("text") or "", False, None, False, self.cur]
                 self.open_index[self.cur] = ev.get("index")
         elif et == "content_block_delta":
             d = ev.get("delta") or {}
@@ -203,7 +232,7 @@ class Oracle:
                 if sub:
                     self.add("silent", d.get("text", ""))
                 else:
-                    blk = self.streamed.setdefault(self.cur, {}).setdefault(ev.get("index"), ["", False])
+                    blk = self.streamed.setdefault(self.cur, {}).setdefault(ev.get("index"), ["", False, None, False, self.cur])
                     blk[0] += d.get("text", "")
             elif d.get("type") == "thinking_delta":
                 self.add("silent", d.get("thinking", ""))
@@ -213,13 +242,13 @@ class Oracle:
             blk = self.streamed.get(self.cur, {}).get(ev.get("index"))
             if blk and not blk[1] and not sub:
                 blk[1] = True
-                self.add("spoken", blk[0])
+                self.say(blk)
             self.open_index.pop(self.cur, None)
         elif et == "message_stop":
             for idx, blk in sorted(self.streamed.get(self.cur, {}).items(), key=lambda kv: str(kv[0])):
                 if not blk[1] and not sub:
                     blk[1] = True
-                    self.add("spoken", blk[0])
+                    self.say(blk)
 
     def assistant(self, obj, sub):
         m = obj.get("message")
@@ -242,6 +271,16 @@ class Oracle:
                     self.add("silent", text)  # subagent; CLI error message (a notice, never read out)
                     continue
                 blocks = self.streamed.get(mid)
+                idx = self.open_index.get(mid)
+                gapped = blocks.get(idx) if blocks is not None and idx is not None else None
+                if not (gapped and gapped[2] is not None and not gapped[3]):
+                    gapped = self.pending if self.pending and self.pending[4] == mid else None
+                if gapped is not None:
+                    # the complete line of a block that lost a line: it fills the gap
+                    gapped[3] = True
+                    self.pending = None
+                    self.add("uncertain", " ".join(minus_words(words(clean(text)), words(clean(" ".join(pieces(gapped)[0::2]))))))
+                    continue
                 if blocks is not None:
                     # Partial mode: the line for the open block adds only a missing suffix.
                     idx = self.open_index.get(mid)
@@ -283,8 +322,13 @@ class Oracle:
         text = obj.get("result")
         is_err = obj.get("is_error") or SILENT_SUBTYPE_ERROR.match(str(obj.get("subtype", "")))
         if isinstance(text, str):
-            if not is_err and self.turn_spoke and self.turn_lost:
-                self.add("uncertain", text)  # its last line lost: said unless already spoken
+            if not is_err and self.pending is not None:
+                # the last block lost a line and its complete line never came: the result is it
+                self.add("uncertain", " ".join(minus_words(words(clean(text)), words(clean(self.last_text)))))
+            elif not is_err and self.turn_spoke and self.turn_lost:
+                # its last line lost: said unless already spoken; the words of
+                # the last block said (all but the lost ones) are not said again
+                self.add("uncertain", " ".join(minus_words(words(clean(text)), words(clean(self.last_text)))))
             elif is_err or self.turn_spoke:
                 self.add("silent", text)  # error: a notice; a turn that spoke: never again
             else:
@@ -292,12 +336,33 @@ class Oracle:
         self.turn_spoke = False
         self.turn_lost = False
         self.open = None
+        self.pending = None
+
+    def say(self, blk):
+        """A streamed block at its stop: around a lost line (a gap) the words
+        at the gap are fragments (uncertain), the rest is spoken."""
+        if blk[2] is None or blk[3] or blk[2] == len(blk[0]):
+            self.add("spoken", blk[0])
+            return
+        pre, frag, post = pieces(blk)
+        self.add("spoken", pre)
+        self.add("uncertain", frag)
+        self.add("spoken", post)
+        self.last_text = pre + " " + post
+        self.pending = blk
 
     def lost(self, raw):
-        """A line that failed to parse: it may have been a main-agent
-        assistant line (no other line type named, no subagent) while no main
-        text block streamed."""
-        if self.open_index.get(getattr(self, "cur", None)) is not None:
+        """A line that failed to parse: a text_delta of the open main-agent
+        text block perhaps (no other line type named, not a subagent's), which
+        makes a gap in it; or a main-agent assistant line while no main text
+        block streamed."""
+        idx = self.open_index.get(getattr(self, "cur", None))
+        if idx is not None:
+            blk = self.streamed.get(self.cur, {}).get(idx)
+            if blk and blk[2] is None and not re.search(
+                    rb'"type"\s*:\s*"(user|system|result|rate_limit_event|assistant|tool_result)"', raw) \
+                    and not re.search(rb'"parent_tool_use_id"\s*:\s*"[^"]*"', raw):
+                blk[2] = len(blk[0])
             return
         if re.search(rb'"type"\s*:\s*"(user|system|result|rate_limit_event|stream_event|tool_result)"', raw):
             return

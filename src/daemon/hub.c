@@ -1069,11 +1069,29 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
          * and lost), and its held batches waited past the new turn. */
         int had = s->turn_id != NULL;
         int went_on = had && s->at_prompt_turn && !strcmp(s->turn_id, s->at_prompt_turn);
+        /* Under --on-prompt continue the turn a prompt was queued in ends
+         * here as a turn that went on after the prompt does (its id kept
+         * for its late batches): copied before close_turn takes it. */
+        char *queued = s->prompted && !s->hub->p.stop_on_prompt && had && strlen(s->turn_id) <= MAX_SESSION_ID
+                           ? strdup(s->turn_id)
+                           : NULL;   /* NULL on failure: told less */
         close_turn(s);
-        if (s->prompted) {
+        if (s->prompted && s->hub->p.stop_on_prompt) {
             /* The turn a prompt came in is over: what it left pending is
              * dropped, as a barge-in drops it. */
             if (reset_turn(s, err) != STTS_OK) return err->code;
+        } else if (s->prompted) {
+            /* --on-prompt continue cuts nothing: reset here, the turn lost
+             * the words its text stage held (a line ending no sentence
+             * yet) and its held batches, and its final batch, late, was
+             * ignored as of a closed turn. They are said now, before the
+             * new turn's words, and its messages are kept for its late
+             * batches and Stop (session.prev), as for a turn that went on
+             * after the prompt. */
+            free(s->at_prompt_turn);
+            s->at_prompt_turn = queued;
+            turn_gone_on_over(s);
+            forget_turn_id(s);
         } else if (went_on) {
             turn_gone_on_over(s);
         } else if (had) {

@@ -1773,6 +1773,37 @@ static void test_continue_late_batch_keeps_new_sentence(void) {
             }
 }
 
+/* --on-prompt continue, a prompt queued while a message streams, then the
+ * next turn's first batch before that message's end: the old turn's words
+ * held in the text stage (a line that ends no sentence yet) were dropped
+ * there (the turn was reset, as the barge-in does), though nothing is cut
+ * in this mode. They are said, before the new turn's words; the old
+ * message's final batch, late, is said once (not ignored as of a closed
+ * turn), and its Stop (with ids: the old prompt's) says nothing again. */
+static void test_continue_queued_prompt_keeps_pending(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int ids = 0; ids < 2; ids++) {
+            const char *p1 = ids ? "p1" : NULL, *p2 = ids ? "p2" : NULL;
+            daemon_hub *h = hub_new_full(-1, grace, 0);
+            CHECK(h != NULL);
+            if (!h) return;
+            const char *w = NULL;
+            prompt(h, "Q", p1);
+            CHECK(batch(h, "Q", p1, "t1", "m1", 0, "First line.\\nThe fix is to change\\n", 0, NULL) == STTS_OK);
+            prompt(h, "Q", p2);   /* queued: m1 still streams */
+            CHECK(batch(h, "Q", p2, "t2", "m2", 0, "The next answer.\\n", 0, NULL) == STTS_OK);
+            CHECK(batch(h, "Q", p1, "t1", "m1", 1, "It is done.", 1, &w) == STTS_OK);   /* late */
+            if (ids) stop(h, "Q", p1, "First line.\\nThe fix is to change\\nIt is done.");
+            CHECK(batch(h, "Q", p2, "t2", "m2", 1, "All good.", 1, NULL) == STTS_OK);
+            stop(h, "Q", p2, "The next answer.\\nAll good.");
+            settle(h);
+            CHECK_MSG(strcmp(said(), "First line.\nThe fix is to change\nThe next answer.\nIt is done.\nAll good.\n") == 0,
+                      "grace %d, ids %d (late final batch: %s):\n%s", grace, ids, w ? w : "(null)", said());
+            clear_out();
+            daemon_hub_free(h);
+        }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1852,5 +1883,6 @@ int main(void) {
     TEST_RUN(test_held_batch_at_turn_change);
     TEST_RUN(test_next_turn_after_turn_went_on);
     TEST_RUN(test_continue_late_batch_keeps_new_sentence);
+    TEST_RUN(test_continue_queued_prompt_keeps_pending);
     return TEST_SUMMARY();
 }

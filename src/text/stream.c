@@ -431,6 +431,18 @@ static int starts_ci(const char *s, size_t n, const char *pre) {
     return 1;
 }
 
+/* The byte length of a letter at w (n bytes): an ASCII letter, or a
+ * two-byte UTF-8 letter of Latin-1 and Latin Extended, Greek or Cyrillic
+ * ("т.е." is an initialism like "i.e."); 0 for anything else. */
+static size_t abbr_letter(const char *w, size_t n) {
+    unsigned char c = (unsigned char)w[0];
+    if (c < 0x80) return isalpha(c) ? 1 : 0;
+    if (n < 2 || ((unsigned char)w[1] & 0xC0) != 0x80 || c < 0xC3 || c > 0xD3) return 0;
+    uint32_t cp = ((uint32_t)(c & 0x1F) << 6) | ((unsigned char)w[1] & 0x3F);
+    if (cp == 0xD7 || cp == 0xF7) return 0;   /* × ÷ */
+    return (cp >= 0xC0 && cp <= 0x24F) || (cp >= 0x386 && cp <= 0x3FF) || (cp >= 0x400 && cp <= 0x4FF) ? 2 : 0;
+}
+
 /* Abbreviations after which '.' plus space does not end a sentence. */
 static int is_abbrev(const char *w, size_t n) {
     static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
@@ -438,25 +450,37 @@ static int is_abbrev(const char *w, size_t n) {
                                      "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.",
                                      /* "Jan. 2024", "Sec. 4", "Ch. 3" were cut after the dot */
                                      "jan.", "feb.", "mar.", "apr.", "jun.", "jul.", "aug.", "sep.", "sept.", "oct.",
-                                     "nov.", "dec.", "sec.", "sect.", "ch.", "ref.", NULL};
+                                     "nov.", "dec.", "sec.", "sect.", "ch.", "ref.",
+                                     /* Russian: see, figure, page, for example, compare */
+                                     "\xD1\x81\xD0\xBC.", "\xD1\x80\xD0\xB8\xD1\x81.", "\xD1\x81\xD1\x82\xD1\x80.",
+                                     "\xD0\xBD\xD0\xB0\xD0\xBF\xD1\x80.", "\xD1\x81\xD1\x80.", NULL};
     char low[16];
     if (n >= sizeof low) return 0;
-    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)w[i]);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)w[i], d = i + 1 < n ? (unsigned char)w[i + 1] : 0;
+        low[i] = (char)tolower(c);
+        /* Cyrillic capitals А..Я (D0 90..D0 AF) as lower case (D0 B0..D0 BF, D1 80..D1 8F): "См." */
+        if (c == 0xD0 && d >= 0x90 && d <= 0xAF) {
+            low[i] = (char)(d < 0xA0 ? 0xD0 : 0xD1);
+            low[i + 1] = (char)(d < 0xA0 ? d + 0x20 : d - 0x20);
+            i++;
+        }
+    }
     low[n] = '\0';
     for (int i = 0; ab[i]; i++)
         if (strcmp(low, ab[i]) == 0) return 1;
     /* Initialisms and degrees written with dots: "U.S.", "a.m.", "Ph.D.",
-     * "M.Sc.": two or more groups of one or two letters, each closed by a
-     * dot, one of them a single letter (the two-letter groups of "Ph.D."
+     * "M.Sc.", "т.е.": two or more groups of one or two letters, each closed
+     * by a dot, one of them a single letter (the two-letter groups of "Ph.D."
      * made it end a sentence before "degree") */
     size_t groups = 0, singles = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = 0;
-        while (i + l < n && isalpha((unsigned char)w[i + l])) l++;
-        if (l < 1 || l > 2 || i + l >= n || w[i + l] != '.') return 0;
+        size_t l = 0, b = 0, k;
+        while (i + b < n && (k = abbr_letter(w + i + b, n - i - b)) > 0) { b += k; l++; }
+        if (l < 1 || l > 2 || i + b >= n || w[i + b] != '.') return 0;
         groups++;
         singles += l == 1;
-        i += l + 1;
+        i += b + 1;
     }
     return groups >= 2 && singles >= 1;
 }
@@ -501,9 +525,15 @@ static int ends_etc(const text_stream *ts) {
         return 1;
     /* a quoted question or exclamation inside a sentence: asked "why?" and left */
     if (z < n && z >= 2 && (ts->sent.p[z - 1] == '?' || ts->sent.p[z - 1] == '!')) return 1;
-    if (n < 4 || (n > 4 && ts->sent.p[n - 5] != ' ' && ts->sent.p[n - 5] != '(' && ts->sent.p[n - 5] != ',')) return 0;
-    const char *e = ts->sent.p + n - 4;
-    return (e[0] | 32) == 'e' && (e[1] | 32) == 't' && (e[2] | 32) == 'c' && e[3] == '.';
+    /* "etc." and its kin: German "usw.", Russian "т.д." and "т.п." ("и т.д.") */
+    static const char *const etc[] = {"etc.", "usw.", "\xD1\x82.\xD0\xB4.", "\xD1\x82.\xD0\xBF.", NULL};
+    for (int i = 0; etc[i]; i++) {
+        size_t l = strlen(etc[i]);
+        if (n < l || (n > l && ts->sent.p[n - l - 1] != ' ' && ts->sent.p[n - l - 1] != '(' && ts->sent.p[n - l - 1] != ','))
+            continue;
+        if (starts_ci(ts->sent.p + n - l, l, etc[i])) return 1;
+    }
+    return 0;
 }
 
 /* A day of the month written as an ordinal, "am 3. Oktober", "den 1. Mai"
@@ -575,8 +605,9 @@ static void seg_space(text_stream *ts) {
 static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     if (ts->etc_wait) {
         ts->etc_wait = 0;
-        if (!((cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9') || cp == '(' || cp == ',' || cp == ';' ||
-              cp == ':' || cp == ')'))
+        /* a lower-case letter (Latin-1 and Cyrillic ones too: "и т.д. лежат", "Подожди... что") goes on */
+        if (!((cp >= 'a' && cp <= 'z') || (cp >= 0xDF && cp <= 0xFF && cp != 0xF7) || (cp >= 0x430 && cp <= 0x45F) ||
+              (cp >= '0' && cp <= '9') || cp == '(' || cp == ',' || cp == ';' || cp == ':' || cp == ')'))
             emit_sentence(ts);
     }
     if (ts->cjk_end) {

@@ -848,6 +848,33 @@ static void test_abbreviations_unmerged(void) {
                    "It shipped in Jan. 2024 and Sept. 3 as said in Sec. 4 and Ch. 2 of it. | Done.");
 }
 
+/* Russian abbreviations: "т.е." (i.e.) and "т.к." (since) are groups of
+ * one letter and a dot like "i.e.", but only ASCII letters counted, so a
+ * Russian reply was cut in the middle of a sentence ("..., т.е." | "в файле
+ * parser.c."). "и т.д." / "и т.п." (etc.) end a sentence only when the next
+ * word does not continue it, like "etc."; so does "usw.". "см." (see),
+ * "рис." (figure), "стр." (page), "напр." (e.g.) never end one. A plain word
+ * still ends a sentence (the control). */
+static void test_abbreviations_cyrillic(void) {
+    expect_nomerge("\xD0\xAF \xD0\xB8\xD1\x81\xD0\xBF\xD1\x80\xD0\xB0\xD0\xB2\xD0\xBB\xD1\x8E "
+                   "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD1\x83, \xD1\x82.\xD0\xB5. \xD0\xB2 "
+                   "\xD1\x84\xD0\xB0\xD0\xB9\xD0\xBB\xD0\xB5 parser.c. \xD0\x92\xD1\x81\xD1\x91.",
+                   "\xD0\xAF \xD0\xB8\xD1\x81\xD0\xBF\xD1\x80\xD0\xB0\xD0\xB2\xD0\xBB\xD1\x8E "
+                   "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD1\x83, \xD1\x82.\xD0\xB5. \xD0\xB2 "
+                   "\xD1\x84\xD0\xB0\xD0\xB9\xD0\xBB\xD0\xB5 parser.c. | \xD0\x92\xD1\x81\xD1\x91.");
+    /* the same in readable form, by words: "Так нужно, т.к. тесты падают. Готово." */
+    expect_nomerge("Так нужно, т.к. Тесты падают. Готово.", "Так нужно, т.к. Тесты падают. | Готово.");
+    expect_nomerge("Яблоки, груши и т.д. Потом овощи.", "Яблоки, груши и т.д. | Потом овощи.");
+    expect_nomerge("Яблоки, груши и т.д. лежат тут. Всё.", "Яблоки, груши и т.д. лежат тут. | Всё.");
+    expect_nomerge("Столы, стулья и т.п. стоят. Всё.", "Столы, стулья и т.п. стоят. | Всё.");
+    expect_nomerge("Äpfel, Birnen usw. sind Obst. Äpfel, Birnen usw. Dann mehr.",
+                   "Äpfel, Birnen usw. sind Obst. | Äpfel, Birnen usw. | Dann mehr.");
+    expect_nomerge("См. рис. 3 на стр. 5, напр. Таблицу. Готово.", "См. рис. 3 на стр. 5, напр. Таблицу. | Готово.");
+    expect_nomerge("Подожди... что случилось? Я вижу... Да.", "Подожди... что случилось? | Я вижу... | Да.");
+    expect_nomerge("Я сделал это. Всё работает.", "Я сделал это. | Всё работает.");
+    expect_nomerge("Это я. Он тут.", "Это я. | Он тут.");
+}
+
 /* A sentence with nothing but punctuation or symbols is not emitted: the
  * translator invents words for it. Text between such pieces is kept. */
 static void test_punctuation_only(void) {
@@ -1738,6 +1765,7 @@ int main(void) {
     TEST_RUN(test_abbreviations);
     TEST_RUN(test_script_sentence_ends);
     TEST_RUN(test_abbreviations_unmerged);
+    TEST_RUN(test_abbreviations_cyrillic);
     TEST_RUN(test_day_ordinals);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_punctuation_only);

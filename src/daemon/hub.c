@@ -158,6 +158,17 @@ typedef struct session {
      * parked_noid: the parked Stop carried no prompt_id. */
     uint64_t stop_h, prev_h;
     int md_after_prompt, prev_silent, parked_noid;
+    /* Two text stages: the session's, and the kept turn's (session.prev,
+     * --on-prompt continue: its late batches and Stop, stage_apart). ts,
+     * cur_id and hush are the stage in use; ots, ocur and ohush the other
+     * one (ots NULL: the kept turn's not made yet); apart: the one in use
+     * is the kept turn's. The kept turn's stage keeps a sentence a late
+     * batch left open for the next late batch of that message, until
+     * ap_due (monotonic ns; 0: nothing to flush) or that turn's end. */
+    text_stream *ots;
+    const char *ocur;
+    int ohush, apart;
+    uint64_t ap_due;
     struct daemon_hub *hub;
 } session;
 
@@ -249,6 +260,7 @@ static void msgs_clear(session *s) {
     for (int k = 0; k < s->n_msgs; k++) msg_free(&s->msgs[k]);
     s->n_msgs = 0;
     s->cur_id = NULL;
+    s->ocur = NULL;
     prev_clear(s);
 }
 
@@ -256,6 +268,7 @@ static void session_free(session *s) {
     if (!s) return;
     msgs_clear(s);
     text_stream_free(s->ts);
+    text_stream_free(s->ots);
     ingest_frontend_free(s->fe);
     free(s->parked);
     free(s->prompted_id);
@@ -268,6 +281,56 @@ static void session_free(session *s) {
     free(s->main_agent);
     free(s->id);
     free(s);
+}
+
+/* The other text stage becomes the one in use (session.ots). */
+static void stage_swap(session *s) {
+    text_stream *t = s->ts;
+    s->ts = s->ots;
+    s->ots = t;
+    const char *c = s->cur_id;
+    s->cur_id = s->ocur;
+    s->ocur = c;
+    int h = s->hush;
+    s->hush = s->ohush;
+    s->ohush = h;
+    s->apart = !s->apart;
+}
+
+/* The stage not in use says what it holds, under its own message (on_text
+ * reads the stage in use: swapped for the call). */
+static void other_end(session *s, uint64_t now) {
+    if (!s->ots) return;
+    stage_swap(s);
+    text_stream_end(s->ts, now);
+    s->cur_id = NULL;
+    stage_swap(s);
+}
+
+/* The kept turn's stage says what it still holds: a sentence a late batch
+ * left open, which no later batch of its message completed in time, or
+ * that turn is over (its successor kept, the session ends). Once, whole
+ * as far as it came; nothing of it is lost. */
+static void apart_end(session *s) {
+    uint64_t now = stts_now_ns();
+    s->ap_due = 0;
+    if (!s->apart) {
+        other_end(s, now);
+        return;
+    }
+    text_stream_end(s->ts, now);
+    s->cur_id = NULL;
+}
+
+/* m is about to be freed: no stage may speak under its id after that, so
+ * the one speaking it says its pending words first. */
+static void msg_going(session *s, const msg *m) {
+    uint64_t now = stts_now_ns();
+    if (s->cur_id == m->id) {
+        text_stream_end(s->ts, now);
+        s->cur_id = NULL;
+    }
+    if (s->ots && s->ocur == m->id) other_end(s, now);
 }
 
 static session *find(daemon_hub *h, const char *id) {
@@ -294,6 +357,7 @@ static void make_room(daemon_hub *h) {
         return;
     }
     release_all_held(old);
+    apart_end(old);
     text_stream_end(old->ts, stts_now_ns());
     forget(h, old);
 }
@@ -429,13 +493,10 @@ static msg *find_msg(session *s, const char *id) {
 
 static msg *new_msg(session *s, const char *id, stts_error *err) {
     if (s->n_msgs == MAX_MSGS) {   /* a very long turn: forget the oldest */
-        if (s->cur_id == s->msgs[0].id) {
-            /* It is the message the text stage speaks: its pending words
-             * go out under its id now, before the id is freed (cur_id
-             * never points at a forgotten message). */
-            text_stream_end(s->ts, stts_now_ns());
-            s->cur_id = NULL;
-        }
+        /* When a text stage speaks it, its pending words go out under its
+         * id now, before the id is freed (cur_id and ocur never point at a
+         * forgotten message). */
+        msg_going(s, &s->msgs[0]);
         msg_free(&s->msgs[0]);
         memmove(s->msgs, s->msgs + 1, (MAX_MSGS - 1) * sizeof s->msgs[0]);
         s->n_msgs--;
@@ -665,6 +726,7 @@ static int turn_closed(const session *s, const char *turn) {
 
 static void new_turn(session *s) {
     release_all_held(s);
+    apart_end(s);   /* the turn kept at a prompt is long over */
     text_stream_end(s->ts, stts_now_ns());
     /* A message a Stop spoke whole (no batch of it seen yet) stays: its
      * batches, late, may be the ones that start this turn (the Stop came
@@ -712,6 +774,7 @@ static void turn_gone_on_over(session *s) {
         return;
     }
     release_all_held(s);
+    apart_end(s);   /* what its messages from before the prompt left open there */
     text_stream_end(s->ts, stts_now_ns());
     prev_clear(s);   /* its messages from before the prompt are over already (hold_turn) */
     for (int k = 0; k < s->n_msgs; k++) s->msgs[k].over = 1;
@@ -748,6 +811,7 @@ static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n,
         char *id = strdup(mid);
         if (!id) return NULL;
         if (s->cur_id == m->id) s->cur_id = id;
+        if (s->ocur == m->id) s->ocur = id;
         free(m->id);
         m->id = id;
         m->from_stop = 0;
@@ -777,6 +841,7 @@ static stts_status reset_turn(session *s, stts_error *err) {
     if (text_stream_new(&s->hub->p.text, on_text, s, &ts, err) != STTS_OK) return err->code;
     text_stream_free(s->ts);
     s->ts = ts;
+    apart_end(s);   /* the kept turn's words were not cut (--on-prompt continue) */
     msgs_clear(s);
     forget_turn_id(s);
     return STTS_OK;
@@ -784,14 +849,12 @@ static stts_status reset_turn(session *s, stts_error *err) {
 
 /* Forgets the turn kept for its late batches (session.prev). */
 static void drop_prev(session *s) {
+    apart_end(s);   /* a sentence its late batches left open: said now */
     int j = 0;
     for (int k = 0; k < s->n_msgs; k++) {
         msg *m = &s->msgs[k];
         if (!m->over) { s->msgs[j++] = *m; continue; }
-        if (s->cur_id == m->id) {
-            text_stream_end(s->ts, stts_now_ns());   /* its pending words go out under its id first */
-            s->cur_id = NULL;
-        }
+        msg_going(s, m);   /* its pending words go out under its id first */
         msg_free(m);
     }
     s->n_msgs = j;
@@ -969,44 +1032,38 @@ static int stale_stop(const session *s, const char *pid, const char *l, size_t l
 
 /* Words of the turn kept at the last prompt (its late batches, its Stop
  * after the prompt: --on-prompt continue) are said in a text stage of their
- * own, flushed at the end: said in the session's, they flushed a sentence
- * of the new turn still waiting for its end, cut in two ("The new reply
- * is" | "still one sentence."). The session's stage, its message and its
- * hush are put back as they were. */
-typedef struct {
-    text_stream *ts, *keep;
-    const char *cur;
-    int hush;
-} stage_apart;
-
-static stts_status stage_apart_begin(session *s, stage_apart *sv, stts_error *err) {
-    sv->ts = NULL;
-    if (text_stream_new(&s->hub->p.text, on_text, s, &sv->ts, err) != STTS_OK) return err->code;
-    if (s->n_msgs == MAX_MSGS && s->cur_id == s->msgs[0].id) {
-        /* new_msg may forget msgs[0]: its pending words go out first. */
-        text_stream_end(s->ts, stts_now_ns());
-        s->cur_id = NULL;
+ * own (session.ots): said in the session's, they flushed a sentence of the
+ * new turn still waiting for its end, cut in two ("The new reply is" |
+ * "still one sentence."). That stage lives as long as the kept turn: it was
+ * flushed after each late batch, so a late message's sentence split over
+ * two of its batches was said in two parts ("Also this sentence" | "goes on
+ * here."). Now a sentence left open waits for the next batch of its message
+ * (another message's batch, or a final one, ends it as in the session's
+ * stage), at most the text stage's idle time (ap_due, daemon_hub_tick), or
+ * the kept turn's end (drop_prev, new_turn, the session's end). */
+static stts_status stage_apart_begin(session *s, stts_error *err) {
+    if (!s->ots) {
+        if (text_stream_new(&s->hub->p.text, on_text, s, &s->ots, err) != STTS_OK) return err->code;
+        s->ocur = NULL;
+        s->ohush = 0;
     }
     /* The session's stage holds nothing of a message of the kept turn (it
-     * was flushed at the prompt, and since then only this stage speaks
-     * them), which adopt_stop_msg may rename: not put back. */
+     * was flushed at the prompt, and since then only the kept turn's stage
+     * speaks them), which adopt_stop_msg may rename: it lets go of it. */
     const msg *m = NULL;
     for (int k = 0; k < s->n_msgs && !m; k++)
         if (s->msgs[k].id == s->cur_id) m = &s->msgs[k];
-    sv->keep = s->ts;
-    sv->cur = m && m->over ? NULL : s->cur_id;
-    sv->hush = s->hush;
-    s->ts = sv->ts;
-    s->cur_id = NULL;
+    if (m && m->over) {
+        text_stream_end(s->ts, stts_now_ns());
+        s->cur_id = NULL;
+    }
+    stage_swap(s);
     return STTS_OK;
 }
 
-static void stage_apart_end(session *s, stage_apart *sv) {
-    text_stream_end(s->ts, stts_now_ns());
-    s->ts = sv->keep;
-    s->cur_id = sv->cur;
-    s->hush = sv->hush;
-    text_stream_free(sv->ts);
+static void stage_apart_end(session *s) {
+    stage_swap(s);
+    s->ap_due = stts_now_ns() + s->hub->p.text.idle_flush_ns;
 }
 
 /* A stale Stop (stale_stop). The barge-in cut that turn's words, or its
@@ -1031,10 +1088,9 @@ static stts_status on_stale_stop(session *s, const char *pid, const char *l, siz
     int kept = 0;
     for (int k = 0; k < s->n_msgs; k++) kept |= s->msgs[k].over && !s->msgs[k].aside;
     if (!kept && !s->prev_silent) return STTS_OK;   /* its messages were not kept: their words were said */
-    stage_apart sv;
-    if (stage_apart_begin(s, &sv, err) != STTS_OK) return err->code;
+    if (stage_apart_begin(s, err) != STTS_OK) return err->code;
     stts_status st = reconcile(s, l, ln, 0, 1, what, err);
-    stage_apart_end(s, &sv);
+    stage_apart_end(s);
     if (st == STTS_OK) {
         s->prev_h = h;   /* a copy of it says nothing */
         s->prev_silent = 0;
@@ -1414,7 +1470,10 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
         if (s) release_all_held(s);
         if (s && flush_parked(s, err) != STTS_OK) return err->code;
         if (h->p.drop_on_session_end) h->cb.stop(h->user, sid);
-        else if (s) text_stream_end(s->ts, stts_now_ns());
+        else if (s) {
+            apart_end(s);   /* the kept turn's words first: they came before */
+            text_stream_end(s->ts, stts_now_ns());
+        }
         if (s) forget(h, s);
         *what = h->p.drop_on_session_end ? "session dropped" : "session finished";
         return STTS_OK;
@@ -1449,10 +1508,9 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     if (late && !h->p.stop_on_prompt) {
         /* In a text stage of its own: a sentence of the new turn still
          * waiting for its end is not cut in two. */
-        stage_apart sv;
-        if (stage_apart_begin(s, &sv, err) != STTS_OK) return err->code;
+        if (stage_apart_begin(s, err) != STTS_OK) return err->code;
         stts_status st = on_message_display(s, pl, 0, 1, what, err);
-        stage_apart_end(s, &sv);
+        stage_apart_end(s);
         return st;
     }
     if (speech && made_ns && t < s->prompt_ns && !s->prompted) {
@@ -1681,7 +1739,7 @@ void daemon_hub_end(daemon_hub *h, const char *sid) {
 
 void daemon_hub_stopped(daemon_hub *h, const char *sid) {
     for (session *s = h->sessions; s; s = s->next)
-        if (!sid || strcmp(s->id, sid) == 0) s->hush = 1;
+        if (!sid || strcmp(s->id, sid) == 0) s->hush = s->ohush = 1;   /* both text stages */
 }
 
 void daemon_hub_tick(daemon_hub *h, uint64_t now) {
@@ -1690,13 +1748,12 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
             msg *m = &s->msgs[k];
             if (m->nheld && m->held_due <= now) {
                 stts_error e;
-                stage_apart sv;
                 /* A message of the turn kept at the prompt: apart from the
                  * new turn's words (stage_apart; out of memory: in the
                  * session's stage). */
-                int apart = m->over && stage_apart_begin(s, &sv, &e) == STTS_OK;
+                int apart = m->over && stage_apart_begin(s, &e) == STTS_OK;
                 release_held(s, m, 1, &e);   /* only out of memory can fail */
-                if (apart) stage_apart_end(s, &sv);
+                if (apart) stage_apart_end(s);
                 if (m->final && !m->over && s->parked) flush_parked(s, &e);
             }
         }
@@ -1704,6 +1761,7 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
             stts_error e;
             flush_parked(s, &e);   /* only out of memory can fail: that Stop is then not spoken */
         }
+        if (s->ap_due && s->ap_due <= now) apart_end(s);   /* a late sentence no batch completed */
         uint64_t d = text_stream_deadline(s->ts);
         if (d && d <= now) text_stream_tick(s->ts, now);
         if (s->fe) {
@@ -1719,6 +1777,7 @@ uint64_t daemon_hub_deadline(const daemon_hub *h) {
         uint64_t d = text_stream_deadline(s->ts);
         if (d && (!best || d < best)) best = d;
         if (s->parked && (!best || s->parked_due < best)) best = s->parked_due;
+        if (s->ap_due && (!best || s->ap_due < best)) best = s->ap_due;
         for (int k = 0; k < s->n_msgs; k++)
             if (s->msgs[k].nheld && (!best || s->msgs[k].held_due < best)) best = s->msgs[k].held_due;
         if (s->fe && (d = ingest_frontend_deadline(s->fe)) && (!best || d < best)) best = d;

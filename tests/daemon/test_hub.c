@@ -1804,6 +1804,45 @@ static void test_continue_queued_prompt_keeps_pending(void) {
         }
 }
 
+/* --on-prompt continue: a late message of the turn kept at the prompt
+ * whose sentence is split over two of its batches ("Also this sentence" |
+ * "goes on here."), while the new turn streams. Its text stage was flushed
+ * after each late batch, so the sentence was said in two parts; it is said
+ * once, whole. A tail that no later batch completes is said all the same:
+ * after the bound (the text stage's idle time), at the next prompt, or at
+ * the session's end, once. */
+static void test_continue_late_sentence_whole(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int stopped = 0; stopped < 2; stopped++)
+            for (int end = 0; end < 4; end++) {   /* the tail: 0 completed; 1 settled; 2 next prompt; 3 SessionEnd */
+                daemon_hub *h = hub_new_full(-1, grace, 0);
+                CHECK(h != NULL);
+                if (!h) return;
+                prompt(h, "K", "p1");
+                CHECK(batch(h, "K", "p1", "t1", "m1", 0, "One.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "K", "p1", "t1", "m1", 1, "Two.", 1, NULL) == STTS_OK);
+                if (stopped) stop(h, "K", "p1", "One.\\nTwo.");
+                prompt(h, "K", "p2");
+                CHECK(batch(h, "K", "p2", "t2", "m2", 0, "The new reply.\\n", 0, NULL) == STTS_OK);
+                CHECK(batch(h, "K", "p1", "t1", "m1c", 0, "Also this sentence\\n", 0, NULL) == STTS_OK);
+                if (end == 0) CHECK(batch(h, "K", "p1", "t1", "m1c", 1, "goes on here.", 1, NULL) == STTS_OK);
+                if (end == 2) prompt(h, "K", "p3");
+                if (end == 3) ev(h, "K", "SessionEnd", "\"reason\":\"other\"");
+                if (end < 2) {
+                    CHECK(batch(h, "K", "p2", "t2", "m2", 1, "Its end.", 1, NULL) == STTS_OK);
+                    stop(h, "K", "p2", "The new reply.\\nIts end.");
+                }
+                settle(h);
+                const char *want = end == 0   ? "One.\nTwo.\nThe new reply.\nAlso this sentence goes on here.\nIts end.\n"
+                                   : end == 1 ? "One.\nTwo.\nThe new reply.\nIts end.\nAlso this sentence\n"
+                                              : "One.\nTwo.\nThe new reply.\nAlso this sentence\n";
+                CHECK_MSG(strcmp(said(), want) == 0, "grace %d, %s, end %d:\n%s", grace,
+                          stopped ? "after its Stop" : "prompt during a tool call", end, said());
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1884,5 +1923,6 @@ int main(void) {
     TEST_RUN(test_next_turn_after_turn_went_on);
     TEST_RUN(test_continue_late_batch_keeps_new_sentence);
     TEST_RUN(test_continue_queued_prompt_keeps_pending);
+    TEST_RUN(test_continue_late_sentence_whole);
     return TEST_SUMMARY();
 }

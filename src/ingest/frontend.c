@@ -91,6 +91,7 @@ typedef struct source {
     fbuf gapped;             /* the last block of this message whose gap was never filled (its text as
                               * streamed, the gap at gapped_at): its complete line is not said again */
     size_t gapped_at;
+    int msg_done;            /* partial mode: message_stop came; a block now starts a message whose start was lost */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -749,6 +750,21 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
     s->gapped.len = 0;
+    s->msg_done = 0;
+}
+
+/* The blocks this speaker streamed since a lost message_start have no
+ * message id (set_msg(NULL) at their content_block_start, or none yet): the
+ * first line that names one is theirs. Blocks said so far are marked as
+ * spoken under it, as content_block_stop would have. */
+static void adopt_msg(ingest_frontend *fe, source *s, const char *id) {
+    snprintf(s->msg_id, sizeof s->msg_id, "%s", id);
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    while (p && p < end) {
+        size_t l = strlen(p);
+        seen_add(fe, key_hash("text", s->msg_id, p, l));
+        p += l + 1;
+    }
 }
 
 /* ---- JSON helpers ---------------------------------------------------------------- */
@@ -926,11 +942,12 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                   json_is_true(json_object_get(root, "isApiErrorMessage"));
     int synthetic = model && strcmp(model, "<synthetic>") == 0;
     int aborted = json_is_true(json_object_get(root, "aborted"));
-    /* the block open in partial mode is this line's block; if its message_start
-     * was lost the open block has no id yet and this line supplies it */
-    int streaming_this = id && s->open_kind != BLK_NONE && (strcmp(s->msg_id, id) == 0 || !s->msg_id[0]);
-    if (streaming_this) snprintf(s->msg_id, sizeof s->msg_id, "%s", id);
-    else set_msg(fe, s, id);
+    /* if the message_start of the blocks streaming (or streamed) was lost,
+     * they have no id yet and this line supplies it */
+    if (id && id[0] && !s->msg_id[0] && (s->open_kind != BLK_NONE || s->msg_blocks.len)) adopt_msg(fe, s, id);
+    /* the block open in partial mode is this line's block */
+    int streaming_this = id && s->open_kind != BLK_NONE && strcmp(s->msg_id, id) == 0;
+    if (!streaming_this) set_msg(fe, s, id);
     if (api_err || (synthetic && err)) {
         /* a CLI error dressed as a message: say what kind, do not read it */
         uint64_t h = key_hash("error", id ? id : fe->turn_id, err ? err : "", err ? strlen(err) : 0);
@@ -1103,12 +1120,17 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         keep_cut(fe, s);
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
         s->open_kind = BLK_NONE;
+        s->msg_done = 0;   /* also when the id is the same (set_msg keeps the state then) */
     } else if (strcmp(et, "content_block_start") == 0) {
         const json_t *cb = json_object_get(ev, "content_block");
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
         gap_give_up(fe, s);   /* the next block: the last one's line did not come */
         release_hold(fe, s, 1);
+        /* a block after message_stop: the next message's start was lost (a
+         * line cut short); its id is not known until a line names it (its
+         * complete line was taken for another message and said again) */
+        if (s->msg_done) set_msg(fe, s, NULL);
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK || strcmp(t, "text") != 0) end_block(fe, s);
         s->streamed.len = 0;
         s->tool_json.len = 0;
@@ -1162,6 +1184,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         }
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "message_stop") == 0) {
+        s->msg_done = 1;
         s->last_line = fe->cur_line;
         release_hold(fe, s, 1);
         if (!s->gap_closed) end_block(fe, s);   /* else the complete line may still come */

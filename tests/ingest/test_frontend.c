@@ -1262,6 +1262,42 @@ static void test_lost_delta_and_line(void) {
 #undef CUTA
 }
 
+/* A message_start line lost (cut short, or never written) after an earlier
+ * message of the turn: the next message's blocks streamed under the old
+ * message's id, so its complete assistant line (another id) was taken for a
+ * new message and said again whole. After message_stop a block starts a new
+ * message whose id is not known yet; the first line naming an id supplies it.
+ * CLI order (the line before the stop) and SDK order (after message_stop);
+ * the first message of a turn likewise. */
+static void test_lost_message_start(void) {
+    coll c;
+    const char *cut = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"message_st";
+    const char *cli[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First message."), ASSIST("m1", "First message."),
+                         BSTOP(0), MSTOP, cut, BSTART(0, "text"), DELTA(0, "Second message "), DELTA(0, "is here."),
+                         ASSIST("m2", "Second message is here."), BSTOP(0), MSTOP, RESULT("Second message is here."), NULL};
+    ingest_stats st = run(cli, &c);
+    EXPECT(&c, "First message. | Second message is here.");
+    CHECK_EQ_INT(st.bad_lines, 1);
+    CHECK(strcmp(c.id[1], "m2") == 0);
+    const char *sdk[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First message."), BSTOP(0), MSTOP,
+                         ASSIST("m1", "First message."), BSTART(0, "text"), DELTA(0, "Second message "),
+                         DELTA(0, "is here."), BSTOP(0), MSTOP, ASSIST("m2", "Second message is here."),
+                         RESULT("Second message is here."), NULL};
+    run(sdk, &c);
+    EXPECT(&c, "First message. | Second message is here.");
+    /* the turn's first message_start lost, SDK order */
+    const char *first[] = {BSTART(0, "text"), DELTA(0, "Only message "), DELTA(0, "here."), BSTOP(0), MSTOP,
+                           ASSIST("m1", "Only message here."), RESULT("Only message here."), NULL};
+    run(first, &c);
+    EXPECT(&c, "Only message here.");
+    /* and one block of it lost its deltas: the line still adds the rest */
+    const char *rest[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First message."), BSTOP(0), MSTOP,
+                          BSTART(0, "text"), DELTA(0, "Second message "), BSTOP(0), MSTOP,
+                          ASSIST("m2", "Second message is here."), RESULT("Second message is here."), NULL};
+    run(rest, &c);
+    EXPECT(&c, "First message. | Second message | is here.");
+}
+
 static void test_no_content_placeholder(void) {
     const char *L[] = {ASSIST("m1", "(no content)"), ASSIST("m1", "Real answer here."),
                        ASSIST("m2", "The file had (no content) at all."), RESULT("The file had (no content) at all."), NULL};
@@ -1317,6 +1353,7 @@ int main(void) {
     TEST_RUN(test_no_content_placeholder);
     TEST_RUN(test_lost_assistant_line_result);
     TEST_RUN(test_lost_delta_and_line);
+    TEST_RUN(test_lost_message_start);
     TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();
 }

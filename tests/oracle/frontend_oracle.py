@@ -219,9 +219,15 @@ class Oracle:
         if et == "message_start":
             m = ev.get("message") or {}
             self.cur = m.get("id")
+            self.msg_done = False
             self.pending = None  # given up: the words at the gap stay fragments
         elif et == "content_block_start":
             self.pending = None
+            if getattr(self, "msg_done", False):
+                # a block after message_stop: the next message's start was lost,
+                # its id comes with its first assistant line
+                self.cur = ("unknown", len(self.out))
+                self.msg_done = False
             b = ev.get("content_block") or {}
             if b.get("type") == "text" and not sub:
                 self.streamed.setdefault(self.cur, {})[ev.get("index")] = [b.get("text") or "", False, None, False, self.cur]
@@ -245,6 +251,7 @@ class Oracle:
                 self.say(blk)
             self.open_index.pop(self.cur, None)
         elif et == "message_stop":
+            self.msg_done = True
             for idx, blk in sorted(self.streamed.get(self.cur, {}).items(), key=lambda kv: str(kv[0])):
                 if not blk[1] and not sub:
                     blk[1] = True
@@ -255,6 +262,14 @@ class Oracle:
         if not isinstance(m, dict):
             return
         mid = m.get("id")
+        cur = getattr(self, "cur", None)
+        if isinstance(cur, tuple) and cur in self.streamed and mid not in self.streamed and not sub:
+            self.streamed[mid] = self.streamed.pop(cur)  # the lost message_start's id
+            if cur in self.open_index:
+                self.open_index[mid] = self.open_index.pop(cur)
+            if self.pending is not None and self.pending[4] == cur:
+                self.pending[4] = mid
+            self.cur = mid
         err = obj.get("is_api_error_message") or obj.get("isApiErrorMessage") or \
             (m.get("model") == "<synthetic>")
         for b in m.get("content") or []:

@@ -458,8 +458,10 @@ static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
     for (int i = 0; i < fe->nsrc; i++) {
         source *s = fe->src[i];
         if ((which == LOST_MAIN && s->parent) || (which == LOST_SUB && (!s->parent || strcmp(s->parent, parent) != 0))) continue;
-        /* a held (repeating) or retried block has its own rules; it is fed later as a whole */
-        if (s->open_kind != BLK_TEXT || s->gap || s->holding || s->cut.len) continue;
+        /* a retried block has its own rules (it is fed later as a whole); a
+         * held one (it repeats an earlier block so far) keeps the gap too:
+         * only what came before the loss is fed when the hold ends */
+        if (s->open_kind != BLK_TEXT || s->gap || s->cut.len) continue;
         s->gap = 1;
         s->gap_closed = 0;
         s->gap_at = s->streamed.len;
@@ -488,10 +490,34 @@ static void mark_lost_answer(ingest_frontend *fe, const char *line, size_t len) 
     fe->turn_lost = 1;
 }
 
+/* White space at the start and at the end of t[0, n). */
+static size_t lead_ws(const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)t[i])) i++;
+    return i;
+}
+static size_t trail_ws(const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)t[n - 1 - i])) i++;
+    return i;
+}
+
 /* t: the complete text of the block with the gap. When it starts with what
- * was fed, the rest of it is fed and becomes what streamed; 1 then. */
+ * was fed and holds what streamed after the gap, the rest of it is fed and
+ * becomes what streamed; 1 then. (With nothing fed before the gap, the start
+ * alone matched any line: an earlier block's line after the stop filled it.) */
+static void release_hold(ingest_frontend *fe, source *s, int ended);
 static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (!s->gap || n < s->gap_at || (s->gap_at && memcmp(t, s->streamed.p, s->gap_at) != 0)) return 0;
+    /* what was held, white space at its ends aside (a result's text is
+     * compared so too: result_fills_gap) */
+    const char *h = s->streamed.p + s->gap_at;
+    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
+    h += hw;
+    hn -= hw;
+    hn -= trail_ws(h, hn);
+    if (hn && !memmem(t + s->gap_at, n - s->gap_at, h, hn)) return 0;
+    release_hold(fe, s, 0);   /* a held block: what came before the gap first */
     s->gap = s->gap_closed = 0;
     feed_text(fe, s, t + s->gap_at, n - s->gap_at);
     s->streamed.len = 0;
@@ -504,6 +530,7 @@ static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
  * its stop would have. */
 static void gap_give_up(ingest_frontend *fe, source *s) {
     if (!s->gap) return;
+    release_hold(fe, s, 0);   /* a held block: what came before the gap first */
     int closed = s->gap_closed;
     s->gap = s->gap_closed = 0;
     const char *st = s->streamed.p ? s->streamed.p : "";
@@ -615,16 +642,6 @@ static int streamed_with_gap(const source *s, const char *t, size_t n) {
  * is first taken for that block's complete line: it fills a gap still held
  * open, or gives what the block lacks at its end; nothing is said again.
  * White space at either end is not compared (a block may start with "\n\n"). */
-static size_t lead_ws(const char *t, size_t n) {
-    size_t i = 0;
-    while (i < n && isspace((unsigned char)t[i])) i++;
-    return i;
-}
-static size_t trail_ws(const char *t, size_t n) {
-    size_t i = 0;
-    while (i < n && isspace((unsigned char)t[n - 1 - i])) i++;
-    return i;
-}
 
 /* The main agent's block held after a lost line (s->gap) and result text r:
  * when r starts with what was fed and holds what was held after that, the
@@ -634,14 +651,9 @@ static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_
     if (!s->gap) return 0;
     const char *st = s->streamed.p ? s->streamed.p : "";
     size_t w = lead_ws(st, s->gap_at), a = lead_ws(r, n), pre = s->gap_at - w;
-    const char *h = st + s->gap_at;
-    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
-    h += hw;
-    hn -= hw;
-    hn -= trail_ws(h, hn);
     if (n - a < pre || memcmp(r + a, st + w, pre) != 0) return 0;
-    if (hn && !memmem(r + a + pre, n - a - pre, h, hn)) return 0;
-    /* the block's complete text: what was fed, then the result's rest */
+    /* the block's complete text: what was fed, then the result's rest (it
+     * must hold what was held: gap_fill) */
     fbuf t = {0};
     if (fb_put(&t, st, s->gap_at) || fb_put(&t, r + a + pre, n - a - pre)) {
         fe->oom = 1;
@@ -649,7 +661,10 @@ static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_
         return 0;
     }
     int closed = s->gap_closed;
-    gap_fill(fe, s, t.p, t.len);
+    if (!gap_fill(fe, s, t.p, t.len)) {
+        free(t.p);
+        return 0;
+    }
     if (closed) {   /* stopped already: ended as its line after the stop would have */
         if (fb_put(&s->msg_blocks, t.p, t.len) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
         seen_add(fe, key_hash("text", s->msg_id[0] ? s->msg_id : fe->turn_id, t.p, t.len));
@@ -736,8 +751,10 @@ static int hold_continues(const source *s) {
 static void release_hold(ingest_frontend *fe, source *s, int ended) {
     if (!s->holding) return;
     s->holding = 0;
-    if (ended && repeats_block(s, 1) && !hold_continues(s)) { fe->st.duplicates++; return; }
-    if (s->streamed.len) feed_text(fe, s, s->streamed.p, s->streamed.len);
+    if (ended && !s->gap && repeats_block(s, 1) && !hold_continues(s)) { fe->st.duplicates++; return; }
+    /* after a lost line only what came before it: the rest waits for the gap's fill */
+    size_t n = s->gap ? s->gap_at : s->streamed.len;
+    if (n) feed_text(fe, s, s->streamed.p, n);
 }
 
 /* A new message id for this speaker: whatever is pending belongs to the old one. */
@@ -1023,7 +1040,9 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                     end_text_block(fe, s, t, n);
                     continue;
                 }
-                gap_give_up(fe, s);
+                /* an earlier block's line (SDK order: every line after message_stop)
+                 * is no sign that the gapped block's line will not come */
+                if (!seen_has(fe, h)) gap_give_up(fe, s);
             }
             /* a block continuing a sentence that the block before it, fed just
              * now, left open (cited spans) is that sentence's next part even

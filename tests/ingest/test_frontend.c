@@ -1254,6 +1254,11 @@ static void test_lost_delta_and_line(void) {
                             BSTOP(0), MSTOP, CUTA("m1", "First"), RESULT("First sentence here. Second. Third one is here."), NULL};
     run(middle, &c);
     EXPECT(&c, "First sentence here. | Third one is here.");
+    /* white space at the ends of the block (held "\n") is not compared with the result's */
+    const char *ws[] = {START("m1"), BSTART(0, "text"), DELTA(0, "\\n\\nHello wor"), LOSTD, DELTA(0, " again.\\n"), BSTOP(0),
+                        MSTOP, CUTA("m1", "Hel"), RESULT("Hello world again."), NULL};
+    run(ws, &c);
+    EXPECT(&c, "Hello world again.");
     /* a result that is another text is still said (the lost line's answer) */
     const char *other[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Let me look."), BSTOP(0), MSTOP,
                            CUTA("m2", "The answer"), RESULT("The answer is 42."), NULL};
@@ -1296,6 +1301,34 @@ static void test_lost_message_start(void) {
                           ASSIST("m2", "Second message is here."), RESULT("Second message is here."), NULL};
     run(rest, &c);
     EXPECT(&c, "First message. | Second message | is here.");
+}
+
+/* A delta line lost in a message's second text block, while that block was
+ * held (a later block waits while it repeats an earlier one of the message):
+ * the loss left no gap, the block was fed glued around it ("s two clear
+ * problems."), and its complete line after the stop (SDK order) matched no
+ * streamed block and was said again whole. The held block keeps the gap too:
+ * what came before it is said when the hold ends, the line fills the rest. */
+static void test_lost_delta_in_held_block(void) {
+    coll c;
+    const char *lost2 = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_";
+    const char *sdk[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Looking at the parser."), BSTOP(0), BSTART(1, "text"),
+                         lost2, DELTA(1, "s two clear problems."), BSTOP(1), MSTOP, ASSIST("m1", "Looking at the parser."),
+                         ASSIST("m1", "It has two clear problems."), RESULT("It has two clear problems."), NULL};
+    ingest_stats st = run(sdk, &c);
+    EXPECT(&c, "Looking at the parser. | It has two clear problems.");
+    CHECK_EQ_INT(st.bad_lines, 1);
+    /* CLI order, the loss after the block's start was said */
+    const char *cli[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Looking at the parser."), ASSIST("m1", "Looking at the parser."),
+                         BSTOP(0), BSTART(1, "text"), DELTA(1, "Look"), lost2, DELTA(1, "problems."),
+                         ASSIST("m1", "Look, two clear problems."), BSTOP(1), MSTOP, RESULT("x"), NULL};
+    run(cli, &c);
+    EXPECT(&c, "Looking at the parser. | Look, two clear problems.");
+    /* no complete line: what came is said, with a word break at the gap */
+    const char *none[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Looking at the parser."), BSTOP(0), BSTART(1, "text"),
+                          DELTA(1, "Look"), lost2, DELTA(1, "ing again."), BSTOP(1), MSTOP, NULL};
+    run(none, &c);
+    EXPECT(&c, "Looking at the parser. | Look ing again.");
 }
 
 static void test_no_content_placeholder(void) {
@@ -1354,6 +1387,7 @@ int main(void) {
     TEST_RUN(test_lost_assistant_line_result);
     TEST_RUN(test_lost_delta_and_line);
     TEST_RUN(test_lost_message_start);
+    TEST_RUN(test_lost_delta_in_held_block);
     TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();
 }

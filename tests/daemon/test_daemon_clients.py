@@ -82,7 +82,9 @@ closed_early = "took none of its replies" in read(d.err)
 check(unread > 0 and not closed_early,
       "the pings came while the daemon held the deaf client (its requests unread: %d bytes; closed already: %s)"
       % (unread, closed_early))
-check(worst < 0.5, "other clients answered while one reads no replies (slowest %.3f s)" % worst)
+# A daemon held by the deaf client answers the first of them only when it
+# closes that client, 5 s on; 2 s leaves a loaded ASan run room (was 0.5 s).
+check(worst < 2.0, "other clients answered while one reads no replies (slowest %.3f s)" % worst)
 if answered < 6:
     sys.exit(check.finish())   # the sections below need a daemon that answers
 wait_for(lambda: "took none of its replies" in read(d.err), "the deaf client closed", deadline=60)

@@ -77,6 +77,8 @@ typedef struct {
     int over;              /* of the turn before the last prompt, kept for its late batches (session.prev) */
     int from_stop;         /* spoken whole from a Stop's last_assistant_message, no batch seen */
     uint64_t stop_ns;      /* ... when (its late batches are looked for ADOPT_MS after it) */
+    char *stop_pid;        /* ... that Stop's prompt_id (NULL: none) */
+    unsigned long stop_ev; /* ... and the session's event number when it came (session.ev_n) */
 } msg;
 
 typedef struct session {
@@ -169,6 +171,16 @@ typedef struct session {
     const char *ocur;
     int ohush, apart;
     uint64_t ap_due;
+    /* Whose late batch is it (adopt_stop_msg): the prompt_ids the session
+     * has seen (any event), with the number of the event that first
+     * carried each (ring; ev_n counts the session's events), and the last
+     * Stop taken in (its prompt_id, its event number). */
+    char *seen_pid[OLD_PROMPTS];
+    unsigned long seen_ev[OLD_PROMPTS];
+    int seen_next;
+    unsigned long ev_n;
+    char *stop_pid;
+    unsigned long stop_ev;
     struct daemon_hub *hub;
 } session;
 
@@ -243,6 +255,7 @@ static void held_clear(msg *m) {
 
 static void msg_free(msg *m) {
     held_clear(m);
+    free(m->stop_pid);
     free(m->id);
     free(m->text);
     free(m->seg_ix);
@@ -276,6 +289,8 @@ static void session_free(session *s) {
     free(s->turn_id);
     for (int k = 0; k < CLOSED_TURNS; k++) free(s->closed[k]);
     for (int k = 0; k < OLD_PROMPTS; k++) free(s->prompt_old[k]);
+    for (int k = 0; k < OLD_PROMPTS; k++) free(s->seen_pid[k]);
+    free(s->stop_pid);
     free(s->prompt_cur);
     free(s->at_prompt_turn);
     free(s->main_agent);
@@ -783,6 +798,30 @@ static void turn_gone_on_over(session *s) {
     if (!s->prev_turn) free(t);
 }
 
+/* pid was carried by an event of the session numbered ev or before (the
+ * ring of seen_pid; one evicted from it counts as not seen). */
+static int pid_seen_by(const session *s, const char *pid, unsigned long ev) {
+    for (int k = 0; k < OLD_PROMPTS; k++)
+        if (s->seen_pid[k] && strcmp(s->seen_pid[k], pid) == 0) return s->seen_ev[k] <= ev;
+    return 0;
+}
+
+/* The session's next event, carrying pid (NULL: none): numbered, and pid
+ * remembered with the first event that carried it. Ids longer than Claude
+ * Code's are not kept (at most OLD_PROMPTS small strings). */
+static void note_event(session *s, const char *pid) {
+    s->ev_n++;
+    if (!pid || strlen(pid) > MAX_SESSION_ID) return;
+    for (int k = 0; k < OLD_PROMPTS; k++)
+        if (s->seen_pid[k] && strcmp(s->seen_pid[k], pid) == 0) return;
+    char *c = strdup(pid);
+    if (!c) return;   /* out of memory: told less */
+    free(s->seen_pid[s->seen_next]);
+    s->seen_pid[s->seen_next] = c;
+    s->seen_ev[s->seen_next] = s->ev_n;
+    s->seen_next = (s->seen_next + 1) % OLD_PROMPTS;
+}
+
 /* A batch of message mid (unknown) whose text t is in the text a Stop spoke
  * whole (index 0: at its start; later ones: at a line's start): that Stop
  * was this message's, and its batches came later than the Stop's grace (a
@@ -792,12 +831,26 @@ static void turn_gone_on_over(session *s) {
  * is the Stop, however late (a batch replayed from the spool): that turn
  * is over, no later message of it can start like L. Else of the current
  * turn. */
-static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n, long index, int over) {
+static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n, long index, int over,
+                           const char *pid) {
     if (all_space(t, n)) return NULL;
     for (int k = s->n_msgs - 1; k >= 0; k--) {
         msg *m = &s->msgs[k];
         if (!m->from_stop || m->over != over || m->len > (1u << 20) ||
             (!over && stts_now_ns() - m->stop_ns > (uint64_t)ADOPT_MS * 1000000u))
+            continue;
+        /* A batch made while another prompt was current than the Stop's
+         * (prompt_id: the current prompt, claude-code-hooks.md 2), one the
+         * session had never seen before that Stop came, was made after it:
+         * of a new turn (no UserPromptSubmit hook installed, a queued
+         * prompt taken at once), however it begins. Taken for the Stop's,
+         * its message was lost (said by no one: its batches "complete", the
+         * turn's Stop naming its last message only). A prompt_id seen before
+         * the Stop can be the older one (a Stop made after a queued prompt
+         * may carry that prompt's id: PROTOCOL.md, known limit): adopted as
+         * before. turn_id and message_id cannot tell: the Stop carries
+         * neither, and no batch of its message was seen. */
+        if (!over && pid && m->stop_pid && strcmp(pid, m->stop_pid) != 0 && !pid_seen_by(s, pid, m->stop_ev))
             continue;
         int found = 0;
         for (size_t p = 0; p < m->len && !found; p++) {
@@ -815,6 +868,8 @@ static msg *adopt_stop_msg(session *s, const char *mid, const char *t, size_t n,
         free(m->id);
         m->id = id;
         m->from_stop = 0;
+        free(m->stop_pid);
+        m->stop_pid = NULL;
         m->next_index = 0;   /* every batch of it is "after final": ignored */
         m->final = 1;
         return m;
@@ -1161,7 +1216,7 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
     const char *t = json_string_value(delta);
     size_t n = json_string_length(delta);
     msg *m = find_msg(s, mid);
-    if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over))) {
+    if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over, str(pl, "prompt_id")))) {
         *what = "already spoken (by its Stop)";
         return STTS_OK;
     }
@@ -1324,6 +1379,9 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
     m->from_stop = 1;
     m->over = over;
     m->stop_ns = stts_now_ns();
+    if (!over && s->stop_pid && !(m->stop_pid = strdup(s->stop_pid)))
+        return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    m->stop_ev = s->stop_ev;
     *what = "spoken from last_assistant_message";
     return speak(s, m, l, ln, 1, err);
 }
@@ -1382,6 +1440,12 @@ static stts_status on_stop(session *s, json_t *pl, int after_prompt, const char 
     }
     s->stop_h = text_hash(l, ln);
     s->parked_noid = !str(pl, "prompt_id");
+    /* Whose Stop (adopt_stop_msg): kept until the next Stop taken in, so a
+     * parked one, reconciled later, still has its own. */
+    const char *spid = str(pl, "prompt_id");
+    free(s->stop_pid);
+    s->stop_pid = spid && strlen(spid) <= MAX_SESSION_ID ? strdup(spid) : NULL;   /* NULL on failure: told less */
+    s->stop_ev = s->ev_n;
     if (after_prompt) {
         *what = "waiting for the turn's batches (the end of the turn a prompt came in, or that prompt's reply)";
         s->parked_prompt = 1;
@@ -1501,6 +1565,7 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     if (!s) return err->code;
     note_main_agent(s, pl, ev);
     const char *turn = str(pl, "turn_id"), *pid = str(pl, "prompt_id");
+    note_event(s, pid);
     int md = !strcmp(ev, "MessageDisplay");
     /* A batch of the turn kept at the last prompt (keep_turn): by its ids,
      * or made before that prompt (replayed from the spool). */

@@ -1651,8 +1651,9 @@ static void test_next_turn_without_prompt_hook(void) {
                           cont ? "continue" : "stop", grace, ids, said());
                 /* A copy of that Stop says nothing, and the turn after is
                  * said. (Its first batch within 3 s of a Stop that spoke a
-                 * text beginning like it would be taken for that Stop's
-                 * late batches: ADOPT_MS, PROTOCOL.md.) */
+                 * text beginning like it, without ids, would be taken for
+                 * that Stop's late batches: ADOPT_MS, PROTOCOL.md; with
+                 * ids, test_new_turn_like_stop_message.) */
                 stop(h, "A", p2, "Done.");
                 CHECK(batch(h, "A", p3, "t3", "m3", 0, "All good.", 1, NULL) == STTS_OK);
                 stop(h, "A", p3, "All good.");
@@ -1843,6 +1844,43 @@ static void test_continue_late_sentence_whole(void) {
             }
 }
 
+/* No prompt hook: a Stop said a message whole (its batches never came),
+ * and the next turn's first batch, within ADOPT_MS (3 s), begins as that
+ * message did ("Done."). It was taken for that Stop's late batch (already
+ * said): that message's batches were ignored (complete), and the turn's
+ * Stop, naming its last message only, did not bring them back. Its
+ * prompt_id tells: another prompt than the Stop's, never seen before that
+ * Stop, is a later prompt's, so the batch is of a new turn. Without ids
+ * nothing tells (ADOPT_MS rule, known limit). A late batch of the Stop's
+ * own message is still not said again: late 1, with the Stop's prompt_id;
+ * late 2, the Stop carrying another prompt's id (a prompt queued meanwhile)
+ * and the batch one seen before the Stop. */
+static void test_new_turn_like_stop_message(void) {
+    for (int cont = 0; cont < 2; cont++)
+        for (int grace = 0; grace <= 200; grace += 200)
+            for (int late = 0; late < 3; late++) {
+                daemon_hub *h = hub_new_full(-1, grace, !cont);
+                CHECK(h != NULL);
+                if (!h) return;
+                const char *w = NULL, *w2 = NULL;
+                CHECK(batch(h, "N", "p1", "t1", "m1", 0, "Let me check.", 1, NULL) == STTS_OK);
+                stop(h, "N", late == 2 ? "p1b" : "p1", "Done.\\nThe tests pass.");   /* its message's batches: late */
+                settle(h);
+                if (late) CHECK(batch(h, "N", "p1", "t1", "m1b", 0, "Done.\\n", 0, &w2) == STTS_OK);
+                CHECK(batch(h, "N", "p2", "t2", "m2", 0, "Done.\\n", 0, &w) == STTS_OK);
+                CHECK(batch(h, "N", "p2", "t2", "m2", 1, "I ran them again.", 1, NULL) == STTS_OK);
+                CHECK(batch(h, "N", "p2", "t2", "m3", 0, "Next steps follow.", 1, NULL) == STTS_OK);
+                stop(h, "N", "p2", "Next steps follow.");
+                settle(h);
+                CHECK_MSG(strcmp(said(), "Let me check.\nDone.\nThe tests pass.\nDone.\nI ran them again.\nNext steps follow.\n") == 0,
+                          "on-prompt %s, grace %d, late %d (%s; %s):\n%s", cont ? "continue" : "stop", grace, late,
+                          w ? w : "(null)", w2 ? w2 : "-", said());
+                if (late) CHECK_MSG(strcmp(w2, "already spoken (by its Stop)") == 0, "late %d: %s", late, w2);
+                clear_out();
+                daemon_hub_free(h);
+            }
+}
+
 /* Hostile sequences: Stops by the thousand with prompt_ids never seen or
  * long ones, prompts with new ids each time, in both modes; nothing may
  * crash, and the state kept per session stays bounded (run under ASan for
@@ -1924,5 +1962,6 @@ int main(void) {
     TEST_RUN(test_continue_late_batch_keeps_new_sentence);
     TEST_RUN(test_continue_queued_prompt_keeps_pending);
     TEST_RUN(test_continue_late_sentence_whole);
+    TEST_RUN(test_new_turn_like_stop_message);
     return TEST_SUMMARY();
 }

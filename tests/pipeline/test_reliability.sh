@@ -77,25 +77,55 @@ HALF_S=$((RATE * 2 / 2 + 2048 * 2))   # 0.5 s of s16 mono + one write slice
 
 # ---- 1. kill -9 at several moments -----------------------------------------------
 # Paced like a device (--pace realtime), so every moment is reached while the
-# run is still going.
-n=0
-for moment in ready first-audio mid-first one-line mid-third three-lines; do
-  n=$((n + 1)); W=$T/k$n.wav; M=$T/k$n.jsonl; E=$T/k$n.err
-  "${RUN[@]}" --input "$SAMPLE" --output "$W" --metrics "$M" --pace realtime >/dev/null 2>"$E" &
-  pid=$!
-  case $moment in
-    ready)       wait_for 60 grep_q "ready in" "$E" ;;
-    first-audio) wait_for 60 size_ge "$W" 45 ;;
-    mid-first)   wait_for 60 size_ge "$W" $((44 + RATE * 2 * 3 / 2)) ;;   # 1.5 s into sentence 0
-    one-line)    wait_for 60 lines_ge "$M" 1 ;;
-    mid-third)   wait_for 60 lines_ge "$M" 2 && s0=$(stat -c %s "$W") && wait_for 30 size_ge "$W" $((s0 + RATE)) ;;
-    three-lines) wait_for 90 lines_ge "$M" 3 ;;
-  esac || bad "kill -9 at $moment: the moment never came ($(tail -2 "$E"))"
-  kill -9 $pid; wait $pid 2>/dev/null
-  check_wav "$W" "$HALF_S" && ok || bad "kill -9 at $moment: WAV header does not cover the data"
-  check_metrics "$M" && ok || bad "kill -9 at $moment: a metrics line is not whole JSON"
-  echo "kill -9 at $moment: $(stat -c %s "$W") bytes, header $(soxi -s "$W" 2>/dev/null) frames, $(wc -l <"$M") metrics lines"
-done
+# run is still going. Each run is killed as soon as its own moment is seen
+# (polled every 20 ms). The four later moments (1.5 s to ~15 s of audio in)
+# are reached by four runs going at once, each in its own HOME: one after the
+# other, the test spent most of a minute waiting for the audio of the
+# sample's first sentences. The two at start-up run alone, where a poll of
+# four runs would be too coarse for them.
+MOMENTS=(ready first-audio mid-first one-line mid-third three-lines)
+pids=(); s0=(); gone=()
+# reached N: run N is at its moment (mid-third: 0.5 s after the second metrics line)
+reached() {
+  local n=$1 W=$T/k$1.wav M=$T/k$1.jsonl E=$T/k$1.err
+  case ${MOMENTS[$((n - 1))]} in
+    ready)       grep_q "ready in" "$E" ;;
+    first-audio) size_ge "$W" 45 ;;
+    mid-first)   size_ge "$W" $((44 + RATE * 2 * 3 / 2)) ;;   # 1.5 s into sentence 0
+    one-line)    lines_ge "$M" 1 ;;
+    mid-third)   if [ -z "${s0[$n]:-}" ]; then lines_ge "$M" 2 && s0[$n]=$(stat -c %s "$W"); return 1; fi
+                 size_ge "$W" $((s0[n] + RATE)) ;;
+    three-lines) lines_ge "$M" 3 ;;
+  esac
+}
+# kill_at_moments N...: starts runs N... at once, kills each at its moment (120 s at most), checks what it left
+kill_at_moments() {
+  local n left=$# end=$(( $(date +%s%N) + 120 * 1000000000 ))
+  for n in "$@"; do
+    mkdir -p "$T/home$n"
+    HOME=$T/home$n "${RUN[@]}" --input "$SAMPLE" --output "$T/k$n.wav" --metrics "$T/k$n.jsonl" --pace realtime \
+      >/dev/null 2>"$T/k$n.err" &
+    pids[$n]=$!
+  done
+  while [ $left -gt 0 ] && [ "$(date +%s%N)" -le "$end" ]; do
+    for n in "$@"; do
+      [ -n "${gone[$n]:-}" ] && continue
+      if reached "$n"; then kill -9 "${pids[$n]}"; gone[$n]=1; left=$((left - 1)); fi
+    done
+    [ $left -gt 0 ] && sleep 0.02
+  done
+  for n in "$@"; do
+    local moment=${MOMENTS[$((n - 1))]} W=$T/k$n.wav M=$T/k$n.jsonl
+    [ -n "${gone[$n]:-}" ] || { kill -9 "${pids[$n]}"; bad "kill -9 at $moment: the moment never came ($(tail -2 "$T/k$n.err"))"; }
+    wait "${pids[$n]}" 2>/dev/null
+    check_wav "$W" "$HALF_S" && ok || bad "kill -9 at $moment: WAV header does not cover the data"
+    check_metrics "$M" && ok || bad "kill -9 at $moment: a metrics line is not whole JSON"
+    echo "kill -9 at $moment: $(stat -c %s "$W") bytes, header $(soxi -s "$W" 2>/dev/null) frames, $(wc -l <"$M") metrics lines"
+  done
+}
+kill_at_moments 1
+kill_at_moments 2
+kill_at_moments 3 4 5 6
 
 # ---- 2. the audio output is lost mid-sentence and comes back -------------------------
 # Part 1 (the first turns) is fed; 2.5 s of audio in, the output "disappears"
@@ -104,11 +134,16 @@ done
 # of part 1 is through. Meanwhile sentences are dropped at once (the producer
 # is not held); after the longest retry back-off (2 s), part 2 is fed and
 # must be heard.
-# (Parts end at message boundaries; part 2 is one more turn, 7 sentences.)
+# (Part 1 ends at a message boundary; part 2 is one more message of one
+# sentence: it was the sample's next turn, 3 sentences played in real time,
+# which proved nothing more.)
 head -n 197 "$SAMPLE" >"$T/part1.jsonl"; sed -n 198,261p "$SAMPLE" >"$T/part2.jsonl"
-cat "$T/part1.jsonl" "$T/part2.jsonl" >"$T/both.jsonl"
+printf '%s\n' '{"type":"assistant","message":{"id":"msg_back","type":"message","role":"assistant","content":[{"type":"text","text":"The sound works again."}]},"parent_tool_use_id":null,"session_id":"2b7d9c1e-aaaa-4bbb-8ccc-0123456789ab"}' >"$T/back.jsonl"
+cat "$T/part1.jsonl" "$T/back.jsonl" >"$T/both.jsonl"
 n1=$("$BIN" --dry-run --input "$T/part1.jsonl" | wc -l)
 nall=$("$BIN" --dry-run --input "$T/both.jsonl" | wc -l)
+# Sections 3-5: the sample's first 60 lines (5 sentences, ~20 s of speech).
+head -n 60 "$SAMPLE" >"$T/short.jsonl"
 mkfifo "$T/fifo2"
 STTS_FAULT=audio_fail_after_ms:2500,audio_down_ms:0 STTS_FAULT_AUDIO_BACK=$T/back "${RUN[@]}" --input "$T/fifo2" --output "$T/dev.wav" \
   --metrics "$T/dev.jsonl" --pace realtime >/dev/null 2>"$T/dev.err" &
@@ -121,7 +156,7 @@ if wait_for 60 grep_q "audio output failed" "$T/dev.err"; then
   t_drained=$(date +%s%N)
   : >"$T/back"
   wait_for 60 ms_since_ge "$t_drained" 2500
-  cat "$T/part2.jsonl" >&7
+  cat "$T/back.jsonl" >&7
 fi
 exec 7>&-
 wait $pid; rc=$?
@@ -152,14 +187,16 @@ heard = [r for r in rows if not r.get("error")]
 assert all(r["t_first_out_ms"] is not None for r in heard)
 heard = [r for r in heard if r["seq"] > last]
 assert heard, "nothing heard after the output came back"
-# Not held by the dead output: the lost sentences went by much faster than
-# they would have played.
+# Not held by the dead output: the lost sentences went by faster than they
+# would have played (a pipeline held by the dead output, paced in real time,
+# takes at least their duration: so the bound needs no margin for load;
+# measured 0.9-3.9 s for 35.8-51.3 s of speech).
 lost_audio_ms = sum(r["audio_ms"] for r in lost[1:])
 print(f"device loss: {len(lost)} sentences lost ({lost_audio_ms/1000:.1f} s of speech) in {drain_ms} ms; "
       f"{len(heard)} heard after it came back")
 # (timings mean nothing in a sanitizer build, many times slower)
 if sys.argv[6] == "0":
-    assert drain_ms < 0.5 * lost_audio_ms, (drain_ms, lost_audio_ms)
+    assert drain_ms < lost_audio_ms, (drain_ms, lost_audio_ms)
 import struct
 b = open(sys.argv[5], "rb").read()
 secs = struct.unpack("<I", b[40:44])[0] / 2 / 48000
@@ -169,7 +206,6 @@ PY
 check_wav "$T/dev.wav" 0 && ok || bad "device loss: final WAV header"
 
 # ---- 3. translation out of memory / synthesis fails, one sentence each ----------------
-head -n 60 "$SAMPLE" >"$T/short.jsonl"
 STTS_FAULT=translate_oom_seq:1,synth_fail_seq:3 "${RUN[@]}" --input "$T/short.jsonl" --output "$T/f.wav" \
   --metrics "$T/f.jsonl" --echo >"$T/f.out" 2>"$T/f.err"; rc=$?
 [ $rc -eq 0 ] && ok || bad "stage faults: exit $rc"
@@ -217,12 +253,15 @@ PY
 # The engine converts every weight into its own memory at load and unmaps the
 # file, so neither a rename over it (what fetch-model and convert do) nor a
 # truncation in place reaches a running process: it keeps translating.
+# (The short input, then the sample's next turn after the truncation.)
+cat "$T/short.jsonl" "$T/part2.jsonl" >"$T/both4.jsonl"
+nall4=$("$BIN" --dry-run --input "$T/both4.jsonl" | wc -l)
 cp -r "$SRC/models/demo-en-ja" "$T/model"
 mkfifo "$T/fifo4"
 "${RUN[@]}" --model "$T/model" --input "$T/fifo4" --output "$T/m4.wav" --metrics "$T/m4.jsonl" >/dev/null 2>"$T/m4.err" &
 pid=$!
 exec 7<>"$T/fifo4"
-cat "$T/part1.jsonl" >&7
+cat "$T/short.jsonl" >&7
 if wait_for 60 lines_ge "$T/m4.jsonl" 1; then
   cp "$T/model/model.safetensors" "$T/model/new.safetensors" && mv "$T/model/new.safetensors" "$T/model/model.safetensors"
   : >"$T/model/model.safetensors"                        # truncated in place
@@ -232,7 +271,7 @@ fi
 exec 7>&-
 wait $pid; rc=$?
 [ $rc -eq 0 ] && ok || bad "model truncated under the process: exit $rc $(tail -3 "$T/m4.err")"
-python3 - "$T/m4.jsonl" "$nall" <<'PY' && ok || bad "model truncated: metrics"
+python3 - "$T/m4.jsonl" "$nall4" <<'PY' && ok || bad "model truncated: metrics"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 assert len(rows) == int(sys.argv[2]), len(rows)
@@ -253,7 +292,7 @@ if [ -f "$DIC" ]; then
   "${RUN[@]}" --user-dict "$T/terms.dic" --input "$T/fifo4b" --output "$T/b.wav" --metrics "$T/b.jsonl" >/dev/null 2>"$T/b.err" &
   pid=$!
   exec 7<>"$T/fifo4b"
-  cat "$T/part1.jsonl" >&7
+  cat "$T/short.jsonl" >&7
   wait_for 60 lines_ge "$T/b.jsonl" 1 || bad "SIGBUS: the run never spoke"
   : >"$T/terms.dic"
   cat "$T/part2.jsonl" >&7
@@ -268,9 +307,11 @@ fi
 
 # ---- 5. the output disk fills --------------------------------------------------------
 MNT=$T/tiny; mkdir -p "$MNT"
-nsample=$("$BIN" --dry-run --input "$SAMPLE" | wc -l)
+# The short input: ~20 s of speech, twice what the disk holds; its first two
+# sentences (8.5 s) fit, its last three do not.
+nsample=$("$BIN" --dry-run --input "$T/short.jsonl" | wc -l)
 if mount -t tmpfs -o size=1m tmpfs "$MNT" 2>/dev/null; then
-  "${RUN[@]}" --input "$SAMPLE" --output "$MNT/full.wav" --metrics "$T/full.jsonl" >/dev/null 2>"$T/full.err"; rc=$?
+  "${RUN[@]}" --input "$T/short.jsonl" --output "$MNT/full.wav" --metrics "$T/full.jsonl" >/dev/null 2>"$T/full.err"; rc=$?
   [ $rc -eq 1 ] && ok || bad "disk full: exit $rc, want 1"
   [ "$(grep -c "No space left on device" "$T/full.err")" -ge 1 ] && grep -q "could not be written to $MNT/full.wav" "$T/full.err" \
     && [ "$(grep -c "audio output failed" "$T/full.err")" -eq 1 ] && ok || bad "disk full: messages: $(cat "$T/full.err")"

@@ -92,6 +92,7 @@ typedef struct source {
                               * streamed, the gap at gapped_at): its complete line is not said again */
     size_t gapped_at;
     int msg_done;            /* partial mode: message_stop came; a block now starts a message whose start was lost */
+    double last_index;       /* the index of this message's last content_block_start (-1: none) */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -236,6 +237,7 @@ static source *source_get(ingest_frontend *fe, const char *parent) {
         return NULL;
     }
     s->used = ++fe->use_clock;
+    s->last_index = -1;
     fe->src[slot] = s;
     if (slot == fe->nsrc) fe->nsrc++;
     return s;
@@ -503,20 +505,13 @@ static size_t trail_ws(const char *t, size_t n) {
 }
 
 /* t: the complete text of the block with the gap. When it starts with what
- * was fed and holds what streamed after the gap, the rest of it is fed and
- * becomes what streamed; 1 then. (With nothing fed before the gap, the start
- * alone matched any line: an earlier block's line after the stop filled it.) */
+ * was fed, the rest of it is fed and becomes what streamed; 1 then. (The
+ * held text is not compared: a second lost line leaves it with words glued
+ * at that loss too. An earlier block's line after the stop, which would
+ * match a gap with nothing fed before it, is skipped before: on_assistant.) */
 static void release_hold(ingest_frontend *fe, source *s, int ended);
 static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (!s->gap || n < s->gap_at || (s->gap_at && memcmp(t, s->streamed.p, s->gap_at) != 0)) return 0;
-    /* what was held, white space at its ends aside (a result's text is
-     * compared so too: result_fills_gap) */
-    const char *h = s->streamed.p + s->gap_at;
-    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
-    h += hw;
-    hn -= hw;
-    hn -= trail_ws(h, hn);
-    if (hn && !memmem(t + s->gap_at, n - s->gap_at, h, hn)) return 0;
     release_hold(fe, s, 0);   /* a held block: what came before the gap first */
     s->gap = s->gap_closed = 0;
     feed_text(fe, s, t + s->gap_at, n - s->gap_at);
@@ -647,13 +642,43 @@ static int streamed_with_gap(const source *s, const char *t, size_t n) {
  * when r starts with what was fed and holds what was held after that, the
  * rest of r is fed (the lost words included) as the block's complete line
  * would have been; 1 then. */
+/* The offset in r after the text blocks of this message in msg_blocks
+ * (all of them, or all but the last) that r starts with, in order, white
+ * space between them aside: a result may hold the whole last message, its
+ * blocks joined. */
+static size_t skip_msg_blocks(const source *s, const char *r, size_t n, int but_last) {
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    size_t at = lead_ws(r, n);
+    while (p && p < end) {
+        size_t l = strlen(p), w = lead_ws(p, l), k;
+        if (but_last && p + l + 1 >= end) break;
+        k = l - w - trail_ws(p + w, l - w);
+        if (!k || n - at < k || memcmp(r + at, p + w, k) != 0) break;
+        at += k;
+        at += lead_ws(r + at, n - at);
+        p += l + 1;
+    }
+    return at;
+}
+
 static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_t n) {
     if (!s->gap) return 0;
     const char *st = s->streamed.p ? s->streamed.p : "";
-    size_t w = lead_ws(st, s->gap_at), a = lead_ws(r, n), pre = s->gap_at - w;
+    size_t w = lead_ws(st, s->gap_at), pre = s->gap_at - w;
+    size_t a = skip_msg_blocks(s, r, n, 0);   /* the message's blocks before this one */
     if (n - a < pre || memcmp(r + a, st + w, pre) != 0) return 0;
-    /* the block's complete text: what was fed, then the result's rest (it
-     * must hold what was held: gap_fill) */
+    /* the result is this block: what was fed starts it (8 bytes or more), or
+     * what was held is in it, or ends it (a second lost line glued its words) */
+    const char *h = st + s->gap_at;
+    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
+    h += hw;
+    hn -= hw;
+    hn -= trail_ws(h, hn);
+    size_t rz = n - trail_ws(r, n), tail = hn < 16 ? hn : 16;
+    if (pre < 8 && hn && !memmem(r + a + pre, n - a - pre, h, hn) &&
+        !(rz >= a + pre + tail && memcmp(r + rz - tail, h + hn - tail, tail) == 0))
+        return 0;
+    /* the block's complete text: what was fed, then the result's rest */
     fbuf t = {0};
     if (fb_put(&t, st, s->gap_at) || fb_put(&t, r + a + pre, n - a - pre)) {
         fe->oom = 1;
@@ -685,7 +710,7 @@ static size_t result_said(const source *s, const char *r, size_t n) {
     const char *p = s->msg_blocks.p, *last = p;   /* the last block: after the last NUL but one */
     for (size_t i = 0; i + 1 < s->msg_blocks.len; i++)
         if (p[i] == '\0') last = p + i + 1;
-    size_t l = strlen(last), a = lead_ws(r, n), lw = lead_ws(last, l);
+    size_t l = strlen(last), a = skip_msg_blocks(s, r, n, 1), lw = lead_ws(last, l);
     last += lw;
     l -= lw;
     l -= trail_ws(last, l);
@@ -768,6 +793,7 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     s->msg_blocks.len = 0;
     s->gapped.len = 0;
     s->msg_done = 0;
+    s->last_index = -1;
 }
 
 /* The blocks this speaker streamed since a lost message_start have no
@@ -1032,17 +1058,17 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                 continue;
             }
             uint64_t h = key_hash(key, id ? id : fe->turn_id, t, n);
-            if (s->gap && s->gap_closed && !think) {
-                /* the line after the stop of a block with a lost line: it fills the gap */
+            /* the line after the stop of a block with a lost line fills the gap;
+             * an earlier block's line (SDK order: every line comes after
+             * message_stop), said already, neither fills it nor gives it up */
+            if (s->gap && s->gap_closed && !think && !seen_has(fe, h)) {
                 if (gap_fill(fe, s, t, n)) {
                     if (fb_put(&s->msg_blocks, t, n) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
                     seen_add(fe, h);
                     end_text_block(fe, s, t, n);
                     continue;
                 }
-                /* an earlier block's line (SDK order: every line after message_stop)
-                 * is no sign that the gapped block's line will not come */
-                if (!seen_has(fe, h)) gap_give_up(fe, s);
+                gap_give_up(fe, s);
             }
             /* a block continuing a sentence that the block before it, fed just
              * now, left open (cited spans) is that sentence's next part even
@@ -1140,6 +1166,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
         s->open_kind = BLK_NONE;
         s->msg_done = 0;   /* also when the id is the same (set_msg keeps the state then) */
+        s->last_index = -1;
     } else if (strcmp(et, "content_block_start") == 0) {
         const json_t *cb = json_object_get(ev, "content_block");
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
@@ -1149,7 +1176,15 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         /* a block after message_stop: the next message's start was lost (a
          * line cut short); its id is not known until a line names it (its
          * complete line was taken for another message and said again) */
-        if (s->msg_done) set_msg(fe, s, NULL);
+        /* so does one whose index is not above the last one's (the index
+         * restarts at 0 with each message; its message_stop was lost too) */
+        const json_t *ix = json_object_get(ev, "index");
+        double idx = json_is_number(ix) ? json_number_value(ix) : -1;
+        if (s->msg_done || (idx >= 0 && s->last_index >= 0 && idx <= s->last_index)) {
+            set_msg(fe, s, NULL);
+            s->msg_done = 0;   /* set_msg keeps it when the id was already unknown */
+        }
+        s->last_index = idx;
         if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK || strcmp(t, "text") != 0) end_block(fe, s);
         s->streamed.len = 0;
         s->tool_json.len = 0;

@@ -1259,6 +1259,18 @@ static void test_lost_delta_and_line(void) {
                         MSTOP, CUTA("m1", "Hel"), RESULT("Hello world again."), NULL};
     run(ws, &c);
     EXPECT(&c, "Hello world again.");
+    /* two delta lines lost in the block: the result still fills it */
+    const char *two[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD, DELTA(0, "ps over the la"), LOSTD,
+                         DELTA(0, "dog."), BSTOP(0), MSTOP, CUTA("m1", "The"), RESULT("The quick brown fox jumps over the lazy dog."), NULL};
+    run(two, &c);
+    EXPECT(&c, "The quick brown fox jumps over the lazy dog.");
+    /* the block's first delta lost (nothing fed before the gap), a result of
+     * the whole message, its blocks joined: only this block's rest is new */
+    const char *cite[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The sky is "), BSTOP(0), BSTART(1, "text"),
+                          DELTA(1, "blue"), BSTOP(1), BSTART(2, "text"), LOSTD, DELTA(2, "e docs say. Grass is green."),
+                          BSTOP(2), MSTOP, CUTA("m1", ", th"), RESULT("The sky is blue, the docs say. Grass is green."), NULL};
+    run(cite, &c);
+    EXPECT(&c, "The sky is blue, the docs say. | Grass is green.");
     /* a result that is another text is still said (the lost line's answer) */
     const char *other[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Let me look."), BSTOP(0), MSTOP,
                            CUTA("m2", "The answer"), RESULT("The answer is 42."), NULL};
@@ -1301,6 +1313,13 @@ static void test_lost_message_start(void) {
                           ASSIST("m2", "Second message is here."), RESULT("Second message is here."), NULL};
     run(rest, &c);
     EXPECT(&c, "First message. | Second message | is here.");
+    /* its message_stop lost too: the block index going back to 0 tells */
+    const char *both[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First message."), ASSIST("m1", "First message."),
+                          BSTOP(0), BSTART(1, "text"), DELTA(1, "Next block."), ASSIST("m1", "Next block."), BSTOP(1), cut,
+                          BSTART(0, "text"), DELTA(0, "Second message "), DELTA(0, "is here."),
+                          ASSIST("m2", "Second message is here."), BSTOP(0), MSTOP, RESULT("Second message is here."), NULL};
+    run(both, &c);
+    EXPECT(&c, "First message. | Next block. | Second message is here.");
 }
 
 /* A delta line lost in a message's second text block, while that block was

@@ -76,11 +76,12 @@ static void test_matches_espeak_program(void) {
     double best_frac = 1e9;
     for (int k = 0; k < 3; k++) {
         collect d = {0};
-        uint64_t t0 = stts_now_ns();
+        uint64_t t0 = stts_now_ns(), c0 = thread_cpu_ns();
         CHECK_EQ_INT(tts_synthesize(s, k_long, collect_cb, &d, NULL, &err), STTS_OK);
-        uint64_t t1 = stts_now_ns();
-        double frac = d.chunks ? (double)(d.first_ns - t0) / (double)(t1 - t0) : 1e9;
-        printf("espeak-ng: first chunk after %.2f ms of the text's %.1f ms synthesis (%.0f%%)\n",
+        uint64_t t1 = stts_now_ns(), c1 = thread_cpu_ns();
+        /* in the thread's CPU time: a preemption does not move it */
+        double frac = d.chunks ? (double)(d.first_cpu_ns - c0) / (double)(c1 - c0) : 1e9;
+        printf("espeak-ng: first chunk after %.2f ms of the text's %.1f ms synthesis (%.0f%% of its CPU time)\n",
                (d.first_ns - t0) / 1e6, (t1 - t0) / 1e6, 100 * frac);
         if (frac < best_frac) best_frac = frac;
         collect_free(&d);

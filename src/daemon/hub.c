@@ -705,11 +705,20 @@ static int match_runs(const msg *m, const char *l, size_t ln, size_t *gs, size_t
 }
 
 /* Every held batch of the session spoken (the turn or the session ends). */
+static stts_status stage_apart_begin(session *s, stts_error *err);
+static void stage_apart_end(session *s);
+
 static void release_all_held(session *s) {
     for (int k = 0; k < s->n_msgs; k++)
         if (s->msgs[k].nheld) {
             stts_error e;
+            /* A message of the turn kept at the prompt: in that turn's
+             * stage, after the sentence it may hold open for this message
+             * (in the session's, these words came before it). Out of
+             * memory: in the session's stage. */
+            int apart = s->msgs[k].over && !s->apart && stage_apart_begin(s, &e) == STTS_OK;
             release_held(s, &s->msgs[k], 1, &e);   /* only out of memory can fail */
+            if (apart) stage_apart_end(s);
         }
 }
 

@@ -1844,6 +1844,38 @@ static void test_continue_late_sentence_whole(void) {
             }
 }
 
+/* --on-prompt continue: a late message of the kept turn whose sentence is
+ * open in that turn's text stage and whose next batch is held (one before
+ * it missing) when the session's turn changes (the next turn_id with no
+ * prompt) or the session ends. The held batch was said in the session's
+ * stage, before the open sentence it follows ("and this one." | "Also this
+ * sentence"); it goes through the kept turn's stage, after it, once. */
+static void test_continue_late_held_in_order(void) {
+    for (int grace = 0; grace <= 200; grace += 200)
+        for (int end = 0; end < 2; end++) {   /* 0: the next turn_id; 1: SessionEnd */
+            daemon_hub *h = hub_new_full(-1, grace, 0);
+            CHECK(h != NULL);
+            if (!h) return;
+            const char *w = NULL;
+            prompt(h, "J", "p1");
+            CHECK(batch(h, "J", "p1", "t1", "m1", 0, "One.", 1, NULL) == STTS_OK);
+            stop(h, "J", "p1", "One.");
+            prompt(h, "J", "p2");
+            CHECK(batch(h, "J", "p2", "t2", "m2", 0, "The new reply.", 1, NULL) == STTS_OK);
+            stop(h, "J", "p2", "The new reply.");
+            CHECK(batch(h, "J", "p1", "t1", "m1c", 0, "Also this sentence\\n", 0, NULL) == STTS_OK);
+            CHECK(batch(h, "J", "p1", "t1", "m1c", 2, "and this one.", 1, &w) == STTS_OK);
+            if (end == 0) CHECK(batch(h, "J", "p3", "t3", "m3", 0, "Next turn.", 1, NULL) == STTS_OK);
+            else ev(h, "J", "SessionEnd", "\"reason\":\"other\"");
+            settle(h);
+            const char *want = end == 0 ? "One.\nThe new reply.\nAlso this sentence and this one.\nNext turn.\n"
+                                        : "One.\nThe new reply.\nAlso this sentence and this one.\n";
+            CHECK_MSG(strcmp(said(), want) == 0, "grace %d, end %d (%s):\n%s", grace, end, w ? w : "(null)", said());
+            clear_out();
+            daemon_hub_free(h);
+        }
+}
+
 /* No prompt hook: a Stop said a message whole (its batches never came),
  * and the next turn's first batch, within ADOPT_MS (3 s), begins as that
  * message did ("Done."). It was taken for that Stop's late batch (already
@@ -1963,5 +1995,6 @@ int main(void) {
     TEST_RUN(test_continue_queued_prompt_keeps_pending);
     TEST_RUN(test_continue_late_sentence_whole);
     TEST_RUN(test_new_turn_like_stop_message);
+    TEST_RUN(test_continue_late_held_in_order);
     return TEST_SUMMARY();
 }

@@ -28,7 +28,8 @@ for op, req in (("stop", {"v": 1, "op": "stop", "session": "race"}),
                 ("mute", {"v": 1, "op": "mute", "session": "race"})):
     gate = os.path.join(tmp, op + ".gate")
     env = dict(os.environ, STTS_FAULT="serve_hold_seq:1", STTS_FAULT_GATE=gate)
-    d = Daemon(BIN, VOICE, tmp, op, extra=["--gap-ms", "0", "--stop-grace", "0"], env=env)
+    # Not paced: the window is held open by the gate, not by playback.
+    d = Daemon(BIN, VOICE, tmp, op, extra=["--gap-ms", "0", "--stop-grace", "0"], env=env, pace=False)
     d.hook(stop("race", " ".join(BEFORE)))
     wait_for(lambda: os.path.exists(gate + ".held"), "%s: the speaker holding the second sentence" % op)
     r = d.req(req)
@@ -49,7 +50,7 @@ for op, req in (("stop", {"v": 1, "op": "stop", "session": "race"}),
 # Words still pending in the hub's text stage when the stop came (a line
 # that ends no sentence; Esc: nothing more of it comes) were said when they
 # were flushed: by the idle timer 1.5 s later, or here by the SessionEnd.
-d = Daemon(BIN, VOICE, tmp, "pending", extra=["--gap-ms", "0"])
+d = Daemon(BIN, VOICE, tmp, "pending", extra=["--gap-ms", "0"], pace=False)
 d.hook(md("cut", "m1", 0, "The first sentence is complete.\nThe fix is to change the parser\n", False))
 r = d.req({"v": 1, "op": "stop", "session": "cut"})
 check(r and r["ok"], "stop: %r" % r)

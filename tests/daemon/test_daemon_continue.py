@@ -15,7 +15,11 @@ turn's Stop) and a late batch of that turn after the next turn's first batch:
 it made the old turn current again and closed the new one (its rest ignored,
 said again by its Stop); a copy of an old batch is not said, a message never
 seen is said once. And a copy of the prompt (the same prompt_id) after the
-reply's batches: it forgot the turn, and the reply's Stop said it again."""
+reply's batches: it forgot the turn, and the reply's Stop said it again.
+And a prompt queued while a message streams, then the next turn's first
+batch before that message's end: the words the old turn's text stage held
+(a line ending no sentence yet) were dropped there, and its final batch,
+coming after, ignored; both are said, once, in order."""
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +51,9 @@ F = ["The tool call is running now.", "It is still the first turn."]
 F2 = "A message of the first turn that came late."
 G = ["The next turn starts while the first one ends.", "Its end is said once too."]
 H = ["A prompt hook registered twice sends this turn's prompt twice.", "The copy must not cut or reset it."]
+Q = ["The queued prompt came while this reply streamed.", "The fix is to change the parser",
+     "The next turn begins before the old message ends.", "The old message ends after all.",
+     "And the next turn ends as well."]
 Z = "This last answer closes the test."   # the anchor: spoken after everything above
 
 d = Daemon(BIN, VOICE, tmp, "continue", extra=["--gap-ms", "0", "--stop-grace", "0", "--on-prompt", "continue"],
@@ -101,6 +108,16 @@ d.hook(with_prompt(md("f", "h1", 1, H[1], True, turn="y1"), "x1"), s)
 copy_f = d.hook(prompt("f", "x1"), s)
 check(copy_f["done"] == "duplicate (a copy of a prompt acted on)", "a copy of the prompt: %r" % copy_f)
 d.hook(with_prompt(stop("f", "\n".join(H)), "x1"), s)
+# Session q: a prompt queued while m1 streams (its second line ends no
+# sentence), the next turn's first batch, then m1's final batch, late.
+d.hook(prompt("q", "z1"), s)
+d.hook(with_prompt(md("q", "q1", 0, Q[0] + "\n" + Q[1] + "\n", False, turn="zt1"), "z1"), s)
+r = d.hook(prompt("q", "z2"), s)
+check(r["done"] == "turn still running", "a prompt while a message streams: %r" % r)
+d.hook(with_prompt(md("q", "q2", 0, Q[2] + "\n", False, turn="zt2"), "z2"), s)
+late_q = d.hook(with_prompt(md("q", "q1", 1, Q[3], True, turn="zt1"), "z1"), s)
+d.hook(with_prompt(md("q", "q2", 1, Q[4], True, turn="zt2"), "z2"), s)
+d.hook(with_prompt(stop("q", Q[2] + "\n" + Q[4]), "z2"), s)
 # The anchor: a Stop of a session of its own, spoken at once (no grace), so
 # it is queued after every sentence the requests above made (the daemon
 # answers a request once it has acted on it); a late batch held for a
@@ -110,9 +127,9 @@ d.hook(stop("z", Z), s)
 wait_for(lambda: any(x["source"] == Z for x in d.records()) and d.status()["queue"] == 0
          and d.status()["pending"] == 0, "the anchor spoken")
 said = [x["source"] for x in d.records() if not x.get("stopped")]
-check(said == A + B + C + D + E + F + [G[0], F2, G[1]] + H + [Z],
-      "each sentence once, in order: %r (late batches: %r, %r; the old Stop: %r; turn 1's message never seen: %r)"
-      % (said, late, late_b, stale, new_e))
+check(said == A + B + C + D + E + F + [G[0], F2, G[1]] + H + Q + [Z],
+      "each sentence once, in order: %r (late batches: %r, %r, %r; the old Stop: %r; turn 1's message never seen: %r)"
+      % (said, late, late_b, late_q, stale, new_e))
 check(not any(x.get("stopped") for x in d.records()), "nothing stopped: %r" % d.records())
 s.close()
 check(d.close() == 0, "serve exits 0 on SIGTERM")

@@ -88,11 +88,14 @@ typedef struct source {
     int gap_closed;          /* and the block has stopped: its complete line may still come (SDK order) */
     uint64_t gap_stop_ns;    /* when it stopped: given up when the input is silent for the idle flush */
     size_t gap_at;
+    size_t loss_at;          /* where the last lost line was (a second loss after gap_at): what streamed
+                              * after it is whole */
     fbuf gapped;             /* the last block of this message whose gap was never filled (its text as
                               * streamed, the gap at gapped_at): its complete line is not said again */
-    size_t gapped_at;
+    size_t gapped_at, gapped_tail;   /* and its last loss: gapped[gapped_tail, len) is whole */
     int msg_done;            /* partial mode: message_stop came; a block now starts a message whose start was lost */
     double last_index;       /* the index of this message's last content_block_start (-1: none) */
+    int lost_between;        /* a line was lost while no block was open (the next block's start, perhaps) */
     uint64_t last_line;
     uint64_t used;           /* for eviction */
 } source;
@@ -460,10 +463,15 @@ static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
     for (int i = 0; i < fe->nsrc; i++) {
         source *s = fe->src[i];
         if ((which == LOST_MAIN && s->parent) || (which == LOST_SUB && (!s->parent || strcmp(s->parent, parent) != 0))) continue;
+        /* between blocks: if deltas come without their block's start, the
+         * start and the first deltas may have been lost (on_event) */
+        if (s->open_kind == BLK_NONE) s->lost_between = 1;
         /* a retried block has its own rules (it is fed later as a whole); a
          * held one (it repeats an earlier block so far) keeps the gap too:
          * only what came before the loss is fed when the hold ends */
-        if (s->open_kind != BLK_TEXT || s->gap || s->cut.len) continue;
+        if (s->open_kind != BLK_TEXT || s->cut.len) continue;
+        s->loss_at = s->streamed.len;   /* a second loss: only what streams after it is whole */
+        if (s->gap) continue;
         s->gap = 1;
         s->gap_closed = 0;
         s->gap_at = s->streamed.len;
@@ -536,6 +544,7 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
     s->gapped.len = 0;
     if (fb_put(&s->gapped, st, s->streamed.len)) fe->oom = 1;
     s->gapped_at = s->gap_at;
+    s->gapped_tail = s->loss_at;
     if (closed) {
         if (fb_put(&s->msg_blocks, st, s->streamed.len) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
         seen_add(fe, key_hash("text", s->msg_id[0] ? s->msg_id : fe->turn_id, st, s->streamed.len));
@@ -546,9 +555,11 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
 /* Is t the complete text of the block whose gap was never filled (its start
  * what was fed before the gap, its end what was held after it)? */
 static int fills_gapped(const source *s, const char *t, size_t n) {
-    size_t pre = s->gapped_at, post = s->gapped.len - s->gapped_at;
-    if (!s->gapped.len || n < pre + post) return 0;
-    return memcmp(t, s->gapped.p, pre) == 0 && memcmp(t + n - post, s->gapped.p + pre, post) == 0;
+    /* what streamed after the last loss: a second lost line glued words in
+     * what was held before it; 8 bytes at least in all, or any line matched */
+    size_t pre = s->gapped_at, post = s->gapped.len - s->gapped_tail;
+    if (!s->gapped.len || n < pre + post || pre + post < 8) return 0;
+    return memcmp(t, s->gapped.p, pre) == 0 && memcmp(t + n - post, s->gapped.p + s->gapped_tail, post) == 0;
 }
 
 static int is_bound(const ingest_frontend *fe, size_t pos) {
@@ -668,15 +679,19 @@ static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_
     size_t a = skip_msg_blocks(s, r, n, 0);   /* the message's blocks before this one */
     if (n - a < pre || memcmp(r + a, st + w, pre) != 0) return 0;
     /* the result is this block: what was fed starts it (8 bytes or more), or
-     * what was held is in it, or ends it (a second lost line glued its words) */
-    const char *h = st + s->gap_at;
-    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn);
+     * what was held is in it, or what streamed after the last loss (8 bytes
+     * or more) ends it (a second lost line glued words in what was held) */
+    const char *h = st + s->gap_at, *z = st + s->loss_at;
+    size_t hn = s->streamed.len - s->gap_at, hw = lead_ws(h, hn), zn = s->streamed.len - s->loss_at, zw = lead_ws(z, zn);
     h += hw;
     hn -= hw;
     hn -= trail_ws(h, hn);
-    size_t rz = n - trail_ws(r, n), tail = hn < 16 ? hn : 16;
+    z += zw;
+    zn -= zw;
+    zn -= trail_ws(z, zn);
+    size_t rz = n - trail_ws(r, n);
     if (pre < 8 && hn && !memmem(r + a + pre, n - a - pre, h, hn) &&
-        !(rz >= a + pre + tail && memcmp(r + rz - tail, h + hn - tail, tail) == 0))
+        !(zn >= 8 && rz >= a + pre + zn && memcmp(r + rz - zn, z, zn) == 0))
         return 0;
     /* the block's complete text: what was fed, then the result's rest */
     fbuf t = {0};
@@ -719,16 +734,18 @@ static size_t result_said(const source *s, const char *r, size_t n) {
     if (rn <= l && memcmp(r + a, last, rn) == 0) return n;
     if (l < rn && memcmp(r + a, last, l) == 0) return a + l;
     if (middle_lost(last, l, r + a, rn)) return n;
-    /* the block whose gap was given up: its start and its held end */
+    /* the block whose gap was given up: its start and its held end (after
+     * its last loss) */
     if (s->gapped.len) {
         const char *g = s->gapped.p;
         size_t gw = lead_ws(g, s->gapped_at), pre = s->gapped_at - gw;
-        const char *h = g + s->gapped_at;
-        size_t hn = s->gapped.len - s->gapped_at, hw = lead_ws(h, hn);
+        const char *h = g + s->gapped_tail;
+        size_t hn = s->gapped.len - s->gapped_tail, hw = lead_ws(h, hn);
         h += hw;
         hn -= hw;
         hn -= trail_ws(h, hn);
-        if (pre + hn <= rn && memcmp(r + a, g + gw, pre) == 0 && memcmp(r + a + rn - hn, h, hn) == 0) return n;
+        if (pre + hn >= 8 && pre + hn <= rn && memcmp(r + a, g + gw, pre) == 0 && memcmp(r + a + rn - hn, h, hn) == 0)
+            return n;
     }
     return 0;
 }
@@ -1140,7 +1157,16 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
                 s->open_kind = kind;
                 s->streamed.len = 0;
                 s->holding = 0;
+                if (s->lost_between && !think) {
+                    /* and a line lost before this delta (the start, or the
+                     * first deltas too): held for the complete line, as after
+                     * a loss inside the block */
+                    s->gap = 1;
+                    s->gap_closed = 0;
+                    s->gap_at = s->loss_at = 0;
+                }
             }
+            s->lost_between = 0;
             if (fb_put(&s->streamed, t, n)) fe->oom = 1;
             if (s->cut.len && !think) {
                 cut_check(fe, s, 0);
@@ -1163,6 +1189,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const json_t *m = json_object_get(ev, "message");
         /* a text block still open: its stream was cut and the CLI retries */
         keep_cut(fe, s);
+        s->lost_between = 0;
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
         s->open_kind = BLK_NONE;
         s->msg_done = 0;   /* also when the id is the same (set_msg keeps the state then) */
@@ -1171,6 +1198,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const json_t *cb = json_object_get(ev, "content_block");
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
+        s->lost_between = 0;   /* a lost line before it was no part of this block */
         gap_give_up(fe, s);   /* the next block: the last one's line did not come */
         release_hold(fe, s, 1);
         /* a block after message_stop: the next message's start was lost (a
@@ -1317,6 +1345,7 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     for (int i = 0; i < fe->nsrc; i++) {
         end_block(fe, fe->src[i]);
         fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+        fe->src[i]->lost_between = 0;
     }
     if (is_err) {
         if (!fe->turn_error) {

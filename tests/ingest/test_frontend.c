@@ -1343,6 +1343,25 @@ static void test_lost_delta_in_held_block(void) {
                          ASSIST("m1", "Look, two clear problems."), BSTOP(1), MSTOP, RESULT("x"), NULL};
     run(cli, &c);
     EXPECT(&c, "Looking at the parser. | Look, two clear problems.");
+    /* SDK order, the first block lost two delta lines and the next block
+     * started before its line came: what came is said (fragments at the
+     * gaps), and its line, which ends like it, is not said again */
+    const char *two[] = {START("m1"), BSTART(0, "text"), LOSTD, DELTA(0, "g at t"), LOSTD, DELTA(0, "ser module now."),
+                         BSTOP(0), BSTART(1, "text"), DELTA(1, "It has two."), BSTOP(1), MSTOP,
+                         ASSIST("m1", "Looking at the parser module now."), ASSIST("m1", "It has two."), RESULT("It has two."), NULL};
+    run(two, &c);
+    EXPECT(&c, "g at tser module now. | It has two.");
+    /* a block's start and its first delta lost: the deltas that come are
+     * held for its complete line, before the stop (CLI) or after it (SDK) */
+    const char *bstart = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_st";
+    const char *nostart[] = {START("m1"), bstart, LOSTD, DELTA(0, "g at the parser module now."),
+                             ASSIST("m1", "Looking at the parser module now."), BSTOP(0), MSTOP, RESULT("x"), NULL};
+    run(nostart, &c);
+    EXPECT(&c, "Looking at the parser module now.");
+    const char *nostart2[] = {START("m1"), bstart, LOSTD, DELTA(0, "g at the parser module now."), BSTOP(0), MSTOP,
+                              ASSIST("m1", "Looking at the parser module now."), RESULT("x"), NULL};
+    run(nostart2, &c);
+    EXPECT(&c, "Looking at the parser module now.");
     /* no complete line: what came is said, with a word break at the gap */
     const char *none[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Looking at the parser."), BSTOP(0), BSTART(1, "text"),
                           DELTA(1, "Look"), lost2, DELTA(1, "ing again."), BSTOP(1), MSTOP, NULL};

@@ -45,7 +45,8 @@ ms_since_ge() { [ $(( ($(date +%s%N) - $1) / 1000000 )) -ge "$2" ]; }
 # check_wav WAV MAX_BEHIND_BYTES: header sizes are consistent, cover the data
 # on disk within MAX_BEHIND_BYTES, and sox decodes exactly what the header says.
 check_wav() {
-  python3 - "$1" "$2" <<'PY' || return 1
+  local frames want
+  want=$(python3 - "$1" "$2" <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 assert len(b) >= 44 and b[:4] == b"RIFF" and b[8:12] == b"WAVE" and b[36:40] == b"data", "not a WAV header"
@@ -54,10 +55,10 @@ on_disk = len(b) - 44
 assert riff == 36 + data, (riff, data)
 assert data % 2 == 0 and data <= on_disk, ("header claims more than on disk", data, on_disk)
 assert on_disk - data <= int(sys.argv[2]), ("header behind the data by", on_disk - data)
+print(data // 2)   # the frames the header says
 PY
-  local frames want
+) || return 1
   frames=$(soxi -s "$1" 2>/dev/null) || return 1
-  want=$(python3 -c "import struct,sys; print(struct.unpack('<I', open(sys.argv[1],'rb').read(44)[40:44])[0] // 2)" "$1")
   [ "$frames" = "$want" ] || { echo "soxi says $frames frames, header $want" >&2; return 1; }
   sox "$1" -n stat 2>/dev/null || [ "$frames" = 0 ] || return 1
 }

@@ -26,6 +26,7 @@
 #define MAX_SOURCES 64
 #define SEEN_RING 1024
 #define MAX_TOOL_JSON ((size_t)1 << 20)
+#define MAX_GAPPED 8   /* blocks of one message with a gap given up, remembered (then forgotten, oldest first) */
 
 enum { BLK_NONE, BLK_TEXT, BLK_THINK, BLK_TOOL, BLK_OTHER };
 
@@ -90,9 +91,13 @@ typedef struct source {
     size_t gap_at;
     size_t loss_at;          /* where the last lost line was (a second loss after gap_at): what streamed
                               * after it is whole */
-    fbuf gapped;             /* the last block of this message whose gap was never filled (its text as
-                              * streamed, the gap at gapped_at): its complete line is not said again */
-    size_t gapped_at, gapped_tail;   /* and its last loss: gapped[gapped_tail, len) is whole */
+    fbuf gapped;             /* the blocks of this message whose gap was never filled (their text as
+                              * streamed, back to back): their complete lines are not said again */
+    struct {
+        size_t off, len;     /* the block's text in gapped */
+        size_t at, tail;     /* its gap, and its last loss: text[tail, len) is whole */
+    } grec[MAX_GAPPED];
+    int ngapped;
     int msg_done;            /* partial mode: message_stop came; a block now starts a message whose start was lost */
     double last_index;       /* the index of this message's last content_block_start (-1: none) */
     int lost_between;        /* a line was lost while no block was open (the next block's start, perhaps) */
@@ -520,6 +525,16 @@ static size_t trail_ws(const char *t, size_t n) {
 static void release_hold(ingest_frontend *fe, source *s, int ended);
 static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (!s->gap || n < s->gap_at || (s->gap_at && memcmp(t, s->streamed.p, s->gap_at) != 0)) return 0;
+    if (!s->gap_at) {
+        /* nothing fed to compare: the line must end with what streamed
+         * after the last loss (whole), white space aside */
+        const char *z = s->streamed.p + s->loss_at;
+        size_t zn = s->streamed.len - s->loss_at, zw = lead_ws(z, zn), tn = n - trail_ws(t, n);
+        z += zw;
+        zn -= zw;
+        zn -= trail_ws(z, zn);
+        if (zn && (tn < zn || memcmp(t + tn - zn, z, zn) != 0)) return 0;
+    }
     release_hold(fe, s, 0);   /* a held block: what came before the gap first */
     s->gap = s->gap_closed = 0;
     feed_text(fe, s, t + s->gap_at, n - s->gap_at);
@@ -541,10 +556,23 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
         feed_text(fe, s, " ", 1);
         feed_text(fe, s, st + s->gap_at, s->streamed.len - s->gap_at);
     }
-    s->gapped.len = 0;
+    if (s->ngapped == MAX_GAPPED) {   /* full: forget the oldest */
+        size_t drop = s->grec[1].off;
+        memmove(s->gapped.p, s->gapped.p + drop, s->gapped.len - drop);
+        s->gapped.len -= drop;
+        memmove(&s->grec[0], &s->grec[1], (MAX_GAPPED - 1) * sizeof s->grec[0]);
+        for (int i = 0; i < MAX_GAPPED - 1; i++) s->grec[i].off -= drop;
+        s->ngapped--;
+    }
+    size_t off = s->gapped.len;
     if (fb_put(&s->gapped, st, s->streamed.len)) fe->oom = 1;
-    s->gapped_at = s->gap_at;
-    s->gapped_tail = s->loss_at;
+    else {
+        s->grec[s->ngapped].off = off;
+        s->grec[s->ngapped].len = s->streamed.len;
+        s->grec[s->ngapped].at = s->gap_at;
+        s->grec[s->ngapped].tail = s->loss_at;
+        s->ngapped++;
+    }
     if (closed) {
         if (fb_put(&s->msg_blocks, st, s->streamed.len) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
         seen_add(fe, key_hash("text", s->msg_id[0] ? s->msg_id : fe->turn_id, st, s->streamed.len));
@@ -557,9 +585,14 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
 static int fills_gapped(const source *s, const char *t, size_t n) {
     /* what streamed after the last loss: a second lost line glued words in
      * what was held before it; 8 bytes at least in all, or any line matched */
-    size_t pre = s->gapped_at, post = s->gapped.len - s->gapped_tail;
-    if (!s->gapped.len || n < pre + post || pre + post < 8) return 0;
-    return memcmp(t, s->gapped.p, pre) == 0 && memcmp(t + n - post, s->gapped.p + s->gapped_tail, post) == 0;
+    for (int i = 0; i < s->ngapped; i++) {
+        const char *g = s->gapped.p + s->grec[i].off;
+        size_t pre = s->grec[i].at, post = s->grec[i].len - s->grec[i].tail;
+        if (n >= pre + post && pre + post >= 8 && memcmp(t, g, pre) == 0 &&
+            memcmp(t + n - post, g + s->grec[i].tail, post) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int is_bound(const ingest_frontend *fe, size_t pos) {
@@ -736,11 +769,12 @@ static size_t result_said(const source *s, const char *r, size_t n) {
     if (middle_lost(last, l, r + a, rn)) return n;
     /* the block whose gap was given up: its start and its held end (after
      * its last loss) */
-    if (s->gapped.len) {
-        const char *g = s->gapped.p;
-        size_t gw = lead_ws(g, s->gapped_at), pre = s->gapped_at - gw;
-        const char *h = g + s->gapped_tail;
-        size_t hn = s->gapped.len - s->gapped_tail, hw = lead_ws(h, hn);
+    if (s->ngapped) {
+        int i = s->ngapped - 1;   /* the last one: the turn's last block */
+        const char *g = s->gapped.p + s->grec[i].off;
+        size_t gw = lead_ws(g, s->grec[i].at), pre = s->grec[i].at - gw;
+        const char *h = g + s->grec[i].tail;
+        size_t hn = s->grec[i].len - s->grec[i].tail, hw = lead_ws(h, hn);
         h += hw;
         hn -= hw;
         hn -= trail_ws(h, hn);
@@ -809,6 +843,7 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
     s->gapped.len = 0;
+    s->ngapped = 0;
     s->msg_done = 0;
     s->last_index = -1;
 }
@@ -1004,7 +1039,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     int aborted = json_is_true(json_object_get(root, "aborted"));
     /* if the message_start of the blocks streaming (or streamed) was lost,
      * they have no id yet and this line supplies it */
-    if (id && id[0] && !s->msg_id[0] && (s->open_kind != BLK_NONE || s->msg_blocks.len)) adopt_msg(fe, s, id);
+    if (id && id[0] && !s->msg_id[0] && (s->open_kind != BLK_NONE || s->msg_blocks.len || s->gap)) adopt_msg(fe, s, id);
     /* the block open in partial mode is this line's block */
     int streaming_this = id && s->open_kind != BLK_NONE && strcmp(s->msg_id, id) == 0;
     if (!streaming_this) set_msg(fe, s, id);
@@ -1078,7 +1113,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             /* the line after the stop of a block with a lost line fills the gap;
              * an earlier block's line (SDK order: every line comes after
              * message_stop), said already, neither fills it nor gives it up */
-            if (s->gap && s->gap_closed && !think && !seen_has(fe, h)) {
+            if (s->gap && s->gap_closed && !think && !seen_has(fe, h) && !fills_gapped(s, t, n)) {
                 if (gap_fill(fe, s, t, n)) {
                     if (fb_put(&s->msg_blocks, t, n) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
                     seen_add(fe, h);
@@ -1154,6 +1189,10 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             int kind = think ? BLK_THINK : BLK_TEXT;
             if (s->open_kind != kind) {   /* start was lost */
                 gap_give_up(fe, s);
+                if (s->msg_done) {   /* and the message's start: as at content_block_start */
+                    set_msg(fe, s, NULL);
+                    s->msg_done = 0;
+                }
                 s->open_kind = kind;
                 s->streamed.len = 0;
                 s->holding = 0;

@@ -1362,6 +1362,22 @@ static void test_lost_delta_in_held_block(void) {
                               ASSIST("m1", "Looking at the parser module now."), RESULT("x"), NULL};
     run(nostart2, &c);
     EXPECT(&c, "Looking at the parser module now.");
+    /* SDK order, two blocks of a message each lost a delta line (the first
+     * its first one): each late line is its own block's, none said again */
+    const char *lost0 = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_";
+    const char *both[] = {START("m1"), BSTART(0, "text"), lost0, DELTA(0, "g at the parser module now."), BSTOP(0),
+                          BSTART(1, "text"), DELTA(1, "It h"), lost2, DELTA(1, "two clear problems."), BSTOP(1), MSTOP,
+                          ASSIST("m1", "Looking at the parser module now."), ASSIST("m1", "It has two clear problems."),
+                          RESULT("It has two clear problems."), NULL};
+    run(both, &c);
+    EXPECT(&c, "g at the parser module now. | It has two clear problems.");
+    /* a message's start and its block's start both lost (after message_stop) */
+    const char *mstart = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"message_st";
+    const char *starts[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First one."), BSTOP(0), MSTOP, ASSIST("m1", "First one."),
+                            mstart, bstart, DELTA(0, "Second message "), DELTA(0, "is here."), BSTOP(0), MSTOP,
+                            ASSIST("m2", "Second message is here."), RESULT("Second message is here."), NULL};
+    run(starts, &c);
+    EXPECT(&c, "First one. | Second message is here.");
     /* no complete line: what came is said, with a word break at the gap */
     const char *none[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Looking at the parser."), BSTOP(0), BSTART(1, "text"),
                           DELTA(1, "Look"), lost2, DELTA(1, "ing again."), BSTOP(1), MSTOP, NULL};

@@ -608,7 +608,11 @@ static int is_bound(const ingest_frontend *fe, size_t pos) {
 
 /* Was text t already spoken by the main agent this session, as whole
  * sentences? Its normalized form must occur in what was spoken starting and
- * ending at sentence boundaries ("Yes." is not inside "yesterday"). */
+ * ending at sentence boundaries ("Yes." is not inside "yesterday"). A long
+ * one (32 normalized bytes or more) need only start at one: a result can
+ * hold just the start of the last message, cut mid-sentence
+ * (anthropics/claude-code#78686), and so much text is no coincidence. */
+#define SPOKEN_START_ONLY 32
 static int already_spoken(ingest_frontend *fe, const char *t, size_t n) {
     fe->norm.len = 0;
     normalize_into(fe, &fe->norm, t, n, 0);
@@ -616,7 +620,7 @@ static int already_spoken(ingest_frontend *fe, const char *t, size_t n) {
     const char *p = fe->spoken.p, *end = p + fe->spoken.len;
     while ((p = memmem(p, (size_t)(end - p), fe->norm.p, fe->norm.len)) != NULL) {
         size_t at = (size_t)(p - fe->spoken.p);
-        if (is_bound(fe, at) && is_bound(fe, at + fe->norm.len)) return 1;
+        if (is_bound(fe, at) && (fe->norm.len >= SPOKEN_START_ONLY || is_bound(fe, at + fe->norm.len))) return 1;
         p++;
     }
     return 0;

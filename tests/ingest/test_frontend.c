@@ -1385,6 +1385,25 @@ static void test_lost_delta_in_held_block(void) {
     EXPECT(&c, "Looking at the parser. | Look ing again.");
 }
 
+/* A result that holds only the start of the last message (anthropics/
+ * claude-code#78686: the rest of the final answer missing, cut mid-sentence)
+ * in a turn that lost a line (its tool call's long line cut short): the
+ * result was said, its start a second time, because it does not end at a
+ * sentence boundary. A result of 32 normalized bytes or more that starts at
+ * a sentence boundary of what was spoken and is found there whole is
+ * spoken already; short ones still need both ends ("Done" is said after
+ * "Done with it."). */
+static void test_result_truncated_start(void) {
+    const char *L[] = {
+        ASSIST("m1", "Here is the long answer with many words. It goes on and on for a while."),
+        "{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Edit\",\"input\":{\"old",
+        RESULT("Here is the long answer with many words. It goes on an"), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Here is the long answer with many words. | It goes on and on for a while.");
+    CHECK_EQ_INT(st.duplicates, 1);
+}
+
 static void test_no_content_placeholder(void) {
     const char *L[] = {ASSIST("m1", "(no content)"), ASSIST("m1", "Real answer here."),
                        ASSIST("m2", "The file had (no content) at all."), RESULT("The file had (no content) at all."), NULL};
@@ -1442,6 +1461,7 @@ int main(void) {
     TEST_RUN(test_lost_delta_and_line);
     TEST_RUN(test_lost_message_start);
     TEST_RUN(test_lost_delta_in_held_block);
+    TEST_RUN(test_result_truncated_start);
     TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();
 }

@@ -629,6 +629,7 @@ static int already_spoken(ingest_frontend *fe, const char *t, size_t n) {
 /* Partial mode: is the streamed text of the open block a prefix of (exact:
  * equal to) a text block this message already had? */
 static int repeats_block(const source *s, int exact) {
+    if (!s->msg_blocks.len) return 0;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p);
@@ -695,8 +696,9 @@ static int streamed_with_gap(const source *s, const char *t, size_t n) {
  * space between them aside: a result may hold the whole last message, its
  * blocks joined. */
 static size_t skip_msg_blocks(const source *s, const char *r, size_t n, int but_last) {
-    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     size_t at = lead_ws(r, n);
+    if (!s->msg_blocks.len) return at;
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p), w = lead_ws(p, l), k;
         if (but_last && p + l + 1 >= end) break;
@@ -858,6 +860,7 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
  * spoken under it, as content_block_stop would have. */
 static void adopt_msg(ingest_frontend *fe, source *s, const char *id) {
     snprintf(s->msg_id, sizeof s->msg_id, "%s", id);
+    if (!s->msg_blocks.len) return;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p);

@@ -191,6 +191,8 @@ class Oracle:
         self.turn_lost = False  # a line lost this turn may have been the main agent's assistant text
         self.last_text = ""
         self.pending = None     # a block said around a lost line, its complete line not come yet
+        self.cur = None         # the message streaming (its message_start may be lost)
+        self.msg_done = False   # its message_stop came
 
     def add(self, cls, text):
         if cls == "spoken" and text.strip():
@@ -223,7 +225,7 @@ class Oracle:
             self.pending = None  # given up: the words at the gap stay fragments
         elif et == "content_block_start":
             self.pending = None
-            if getattr(self, "msg_done", False):
+            if self.msg_done:
                 # a block after message_stop: the next message's start was lost,
                 # its id comes with its first assistant line
                 self.cur = ("unknown", len(self.out))
@@ -262,7 +264,7 @@ class Oracle:
         if not isinstance(m, dict):
             return
         mid = m.get("id")
-        cur = getattr(self, "cur", None)
+        cur = self.cur
         if isinstance(cur, tuple) and cur in self.streamed and mid not in self.streamed and not sub:
             self.streamed[mid] = self.streamed.pop(cur)  # the lost message_start's id
             if cur in self.open_index:
@@ -341,9 +343,10 @@ class Oracle:
                 # the last block lost a line and its complete line never came: the result is it
                 self.add("uncertain", " ".join(minus_words(words(clean(text)), words(clean(self.last_text)))))
             elif not is_err and self.turn_spoke and self.turn_lost:
-                # its last line lost: said unless already spoken; the words of
-                # the last block said (all but the lost ones) are not said again
-                self.add("uncertain", " ".join(minus_words(words(clean(text)), words(clean(self.last_text)))))
+                # its last line lost: said unless already spoken; when it goes on
+                # from the last block said, that block's words are not said again
+                ws, said = words(clean(text)), words(clean(self.last_text))
+                self.add("uncertain", " ".join(ws[len(said):] if said and ws[:len(said)] == said else ws))
             elif is_err or self.turn_spoke:
                 self.add("silent", text)  # error: a notice; a turn that spoke: never again
             else:
@@ -371,7 +374,7 @@ class Oracle:
         text block perhaps (no other line type named, not a subagent's), which
         makes a gap in it; or a main-agent assistant line while no main text
         block streamed."""
-        idx = self.open_index.get(getattr(self, "cur", None))
+        idx = self.open_index.get(self.cur)
         if idx is not None:
             blk = self.streamed.get(self.cur, {}).get(idx)
             if blk and blk[2] is None and not re.search(

@@ -528,7 +528,7 @@ static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (!s->gap_at) {
         /* nothing fed to compare: the line must end with what streamed
          * after the last loss (whole), white space aside */
-        const char *z = s->streamed.p + s->loss_at;
+        const char *z = (s->streamed.p ? s->streamed.p : "") + s->loss_at;   /* nothing streamed yet: "" */
         size_t zn = s->streamed.len - s->loss_at, zw = lead_ws(z, zn), tn = n - trail_ws(t, n);
         z += zw;
         zn -= zw;
@@ -633,7 +633,7 @@ static int repeats_block(const source *s, int exact) {
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p);
-        if (exact ? (l == s->streamed.len && memcmp(p, s->streamed.p, l) == 0)
+        if (exact ? (l == s->streamed.len && (!l || memcmp(p, s->streamed.p, l) == 0))
                   : (l >= s->streamed.len && memcmp(p, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0))
             return 1;
         p += l + 1;

@@ -13,7 +13,7 @@
  4. pause/resume: the WAV is byte-identical to an uninterrupted run;
  5. malformed and oversized lines refused, the daemon unharmed;
  6. one daemon per socket; a stale socket replaced; spooled requests."""
-import json, os, signal, subprocess, sys, time
+import json, os, re, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_util import Checks, Daemon, md, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
@@ -161,7 +161,12 @@ check(r.returncode == 0 and "stopped in" in r.stdout, "ctl stop: %s %s" % (r.std
 
 print("ctl stop: %.1f ms round trip (command start to exit), daemon says: %s" % (ms, r.stdout.strip()))
 # Bound for a loaded/sanitized machine; a sentence here lasts several seconds.
-check(ms < 2000, "ctl stop took %.0f ms" % ms)
+# On the daemon's own time for the stop ("stopped in X ms"): the round trip
+# is mostly the ctl process starting (0.5 s under TSan on a loaded machine),
+# so it is only a hang guard.
+m = re.search(r"stopped in ([0-9.]+) ms", r.stdout)
+check(m and float(m.group(1)) < 2000, "ctl stop: the daemon took %s ms" % (m.group(1) if m else "?"))
+check(ms < 10000, "ctl stop took %.0f ms" % ms)
 # Dropped sentences leave their stages at the stages' next step.
 wait_for(lambda: c.status()["queue"] == 0, "the queue to empty after stop")
 recs = c.wait_records(1)

@@ -27,6 +27,7 @@
 #define SEEN_RING 1024
 #define MAX_TOOL_JSON ((size_t)1 << 20)
 #define MAX_GAPPED 8   /* blocks of one message with a gap given up, remembered (then forgotten, oldest first) */
+#define MAX_LOSSES 4   /* later lost lines in one block's held text, remembered (then glued) */
 
 enum { BLK_NONE, BLK_TEXT, BLK_THINK, BLK_TOOL, BLK_OTHER };
 
@@ -91,11 +92,16 @@ typedef struct source {
     size_t gap_at;
     size_t loss_at;          /* where the last lost line was (a second loss after gap_at): what streamed
                               * after it is whole */
+    size_t losses[MAX_LOSSES]; /* where the later lost lines were (after gap_at, each after some text):
+                              * the held text is pieces between them, each with its own word break */
+    int nlosses;
     fbuf gapped;             /* the blocks of this message whose gap was never filled (their text as
                               * streamed, back to back): their complete lines are not said again */
     struct {
         size_t off, len;     /* the block's text in gapped */
         size_t at, tail;     /* its gap, and its last loss: text[tail, len) is whole */
+        size_t losses[MAX_LOSSES];   /* its later losses */
+        int nlosses;
     } grec[MAX_GAPPED];
     int ngapped;
     int msg_done;            /* partial mode: message_stop came; a block now starts a message whose start was lost */
@@ -475,11 +481,18 @@ static void mark_gaps(ingest_frontend *fe, const char *line, size_t len) {
          * held one (it repeats an earlier block so far) keeps the gap too:
          * only what came before the loss is fed when the hold ends */
         if (s->open_kind != BLK_TEXT || s->cut.len) continue;
-        s->loss_at = s->streamed.len;   /* a second loss: only what streams after it is whole */
-        if (s->gap) continue;
+        if (s->gap) {
+            /* a second loss: what streams after it is whole, and no word runs
+             * across it (unless there were too many) */
+            if (s->streamed.len > s->loss_at && s->nlosses < MAX_LOSSES) s->losses[s->nlosses++] = s->streamed.len;
+            s->loss_at = s->streamed.len;
+            continue;
+        }
+        s->loss_at = s->streamed.len;
         s->gap = 1;
         s->gap_closed = 0;
         s->gap_at = s->streamed.len;
+        s->nlosses = 0;
     }
 }
 
@@ -517,23 +530,55 @@ static size_t trail_ws(const char *t, size_t n) {
     return i;
 }
 
+/* Does t[from, n) hold a block's held text, g[at, len) as pieces between
+ * its later lost lines (loss[0..nl)), in order, the last piece at t's end
+ * (white space aside)? The concatenated deltas of a block are its text, so
+ * a line (or result) holding what came between the lost lines, in that
+ * order, is that block's. Returns the bytes of the pieces matched, 0 when
+ * not held (or nothing was held). */
+static size_t holds_held_at(const char *t, size_t n, size_t from, const char *g, size_t at, size_t len,
+                            const size_t *loss, int nl, int at_end) {
+    size_t pos = from, got = 0, tn = n - trail_ws(t, n);
+    for (int k = 0; k <= nl; k++) {
+        size_t b = k ? loss[k - 1] : at, e = k < nl ? loss[k] : len;
+        if (e <= b) continue;
+        if (k == nl && at_end) {   /* the last piece ends the block */
+            e -= trail_ws(g + b, e - b);
+            if (e <= b) break;
+            if (tn < pos + (e - b) || memcmp(t + tn - (e - b), g + b, e - b) != 0) return 0;
+            got += e - b;
+            break;
+        }
+        const char *f = pos < n ? memmem(t + pos, n - pos, g + b, e - b) : NULL;
+        if (!f) return 0;
+        pos = (size_t)(f - t) + (e - b);
+        got += e - b;
+    }
+    return got;
+}
+static size_t holds_held(const char *t, size_t n, size_t from, const char *g, size_t at, size_t len,
+                         const size_t *loss, int nl) {
+    return holds_held_at(t, n, from, g, at, len, loss, nl, 1);
+}
+
 /* t: the complete text of the block with the gap. When it starts with what
  * was fed, the rest of it is fed and becomes what streamed; 1 then. (The
- * held text is not compared: a second lost line leaves it with words glued
- * at that loss too. An earlier block's line after the stop, which would
- * match a gap with nothing fed before it, is skipped before: on_assistant.) */
+ * held text is not compared, but for a gap with nothing fed before it. An
+ * earlier block's line after the stop, which would match a gap with
+ * nothing fed before it, is skipped before: on_assistant.) */
 static void release_hold(ingest_frontend *fe, source *s, int ended);
-static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n) {
+static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n, int open) {
     if (!s->gap || n < s->gap_at || (s->gap_at && memcmp(t, s->streamed.p, s->gap_at) != 0)) return 0;
     if (!s->gap_at) {
-        /* nothing fed to compare: the line must end with what streamed
-         * after the last loss (whole), white space aside */
-        const char *z = (s->streamed.p ? s->streamed.p : "") + s->loss_at;   /* nothing streamed yet: "" */
-        size_t zn = s->streamed.len - s->loss_at, zw = lead_ws(z, zn), tn = n - trail_ws(t, n);
-        z += zw;
-        zn -= zw;
-        zn -= trail_ws(z, zn);
-        if (zn && (tn < zn || memcmp(t + tn - zn, z, zn) != 0)) return 0;
+        /* nothing fed to compare: the line must hold what was held, the
+         * pieces between the lost lines in order, the last one at its end
+         * (white space aside) when it comes after the stop (an earlier
+         * block's line may come then); the open block's line (before its
+         * stop) may hold more after them (its last deltas lost unseen) */
+        const char *st = s->streamed.p ? s->streamed.p : "";   /* nothing streamed yet: "" */
+        if (lead_ws(st, s->streamed.len) < s->streamed.len &&
+            !holds_held_at(t, n, 0, st, 0, s->streamed.len, s->losses, s->nlosses, !open))
+            return 0;
     }
     release_hold(fe, s, 0);   /* a held block: what came before the gap first */
     s->gap = s->gap_closed = 0;
@@ -552,9 +597,14 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
     int closed = s->gap_closed;
     s->gap = s->gap_closed = 0;
     const char *st = s->streamed.p ? s->streamed.p : "";
-    if (s->streamed.len > s->gap_at) {
-        feed_text(fe, s, " ", 1);
-        feed_text(fe, s, st + s->gap_at, s->streamed.len - s->gap_at);
+    /* each piece between lost lines after a word break: the words cut at
+     * a loss are fragments, none glued into a word that does not exist */
+    for (int k = 0; k <= s->nlosses; k++) {
+        size_t b = k ? s->losses[k - 1] : s->gap_at, e = k < s->nlosses ? s->losses[k] : s->streamed.len;
+        if (e > b) {
+            feed_text(fe, s, " ", 1);
+            feed_text(fe, s, st + b, e - b);
+        }
     }
     if (s->ngapped == MAX_GAPPED) {   /* full: forget the oldest */
         size_t drop = s->grec[1].off;
@@ -571,6 +621,8 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
         s->grec[s->ngapped].len = s->streamed.len;
         s->grec[s->ngapped].at = s->gap_at;
         s->grec[s->ngapped].tail = s->loss_at;
+        memcpy(s->grec[s->ngapped].losses, s->losses, sizeof s->losses);
+        s->grec[s->ngapped].nlosses = s->nlosses;
         s->ngapped++;
     }
     if (closed) {
@@ -581,16 +633,17 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
 }
 
 /* Is t the complete text of the block whose gap was never filled (its start
- * what was fed before the gap, its end what was held after it)? */
+ * what was fed before the gap, then each piece held between its lost lines,
+ * in order, the last at its end)? 8 bytes at least in all, or any line
+ * matched (a block with little text after its last loss was said again). */
 static int fills_gapped(const source *s, const char *t, size_t n) {
-    /* what streamed after the last loss: a second lost line glued words in
-     * what was held before it; 8 bytes at least in all, or any line matched */
     for (int i = 0; i < s->ngapped; i++) {
         const char *g = s->gapped.p + s->grec[i].off;
-        size_t pre = s->grec[i].at, post = s->grec[i].len - s->grec[i].tail;
-        if (n >= pre + post && pre + post >= 8 && memcmp(t, g, pre) == 0 &&
-            memcmp(t + n - post, g + s->grec[i].tail, post) == 0)
-            return 1;
+        size_t pre = s->grec[i].at;
+        if (n < pre || memcmp(t, g, pre) != 0) continue;
+        /* and each piece held between lost lines, in order, the last at its end */
+        size_t m = holds_held(t, n, pre, g, pre, s->grec[i].len, s->grec[i].losses, s->grec[i].nlosses);
+        if (pre + m >= 8 && (m || lead_ws(g + pre, s->grec[i].len - pre) == s->grec[i].len - pre)) return 1;
     }
     return 0;
 }
@@ -730,7 +783,8 @@ static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_
     zn -= trail_ws(z, zn);
     size_t rz = n - trail_ws(r, n);
     if (pre < 8 && hn && !memmem(r + a + pre, n - a - pre, h, hn) &&
-        !(zn >= 8 && rz >= a + pre + zn && memcmp(r + rz - zn, z, zn) == 0))
+        !(zn >= 8 && rz >= a + pre + zn && memcmp(r + rz - zn, z, zn) == 0) &&
+        pre + holds_held(r, n, a + pre, st, s->gap_at, s->streamed.len, s->losses, s->nlosses) < 8)
         return 0;
     /* the block's complete text: what was fed, then the result's rest */
     fbuf t = {0};
@@ -740,7 +794,7 @@ static int result_fills_gap(ingest_frontend *fe, source *s, const char *r, size_
         return 0;
     }
     int closed = s->gap_closed;
-    if (!gap_fill(fe, s, t.p, t.len)) {
+    if (!gap_fill(fe, s, t.p, t.len, 0)) {
         free(t.p);
         return 0;
     }
@@ -785,6 +839,10 @@ static size_t result_said(const source *s, const char *r, size_t n) {
         hn -= hw;
         hn -= trail_ws(h, hn);
         if (pre + hn >= 8 && pre + hn <= rn && memcmp(r + a, g + gw, pre) == 0 && memcmp(r + a + rn - hn, h, hn) == 0)
+            return n;
+        /* or each piece held between its lost lines, in order */
+        if (pre <= rn && memcmp(r + a, g + gw, pre) == 0 &&
+            pre + holds_held(r + a, rn, pre, g, s->grec[i].at, s->grec[i].len, s->grec[i].losses, s->grec[i].nlosses) >= 8)
             return n;
     }
     return 0;
@@ -1071,7 +1129,13 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
         const json_t *blk = json_is_array(content) ? json_array_get(content, b) : NULL;
         const char *bt = blk ? jstr(blk, "type") : "text";
         if (!bt) continue;
-        if (strcmp(bt, "text") != 0) end_block(fe, s);   /* a text block held open ends at any other block */
+        /* a text block held open ends at any other block; but not the
+         * line of a thinking or tool block that comes after the stops (SDK
+         * order) while a stopped block waits for its complete line to fill
+         * a gap: that line may still come (it gave the gap up, the lost
+         * words never said) */
+        if (strcmp(bt, "text") != 0 && !(s->gap && s->gap_closed && id && strcmp(s->msg_id, id) == 0))
+            end_block(fe, s);
         if (strcmp(bt, "text") == 0 || (strcmp(bt, "thinking") == 0 && fe->p.speak_thinking)) {
             int think = bt[1] == 'h';
             const char *key = think ? "thinking" : "text";
@@ -1087,7 +1151,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
                 /* a line was lost while it streamed: the line fills the gap */
                 if (s->gap && !think) {
-                    if (gap_fill(fe, s, t, n)) continue;
+                    if (gap_fill(fe, s, t, n, 1)) continue;
                     gap_give_up(fe, s);
                 }
                 /* already streamed as deltas: only a missing tail is new */
@@ -1121,7 +1185,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
              * an earlier block's line (SDK order: every line comes after
              * message_stop), said already, neither fills it nor gives it up */
             if (s->gap && s->gap_closed && !think && !seen_has(fe, h) && !fills_gapped(s, t, n)) {
-                if (gap_fill(fe, s, t, n)) {
+                if (gap_fill(fe, s, t, n, 0)) {
                     if (fb_put(&s->msg_blocks, t, n) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
                     seen_add(fe, h);
                     end_text_block(fe, s, t, n);
@@ -1174,6 +1238,45 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     }
 }
 
+/* A block's content_block_stop (or message_stop for a block whose stop
+ * was lost: a line cut short). */
+static void block_stop(ingest_frontend *fe, source *s) {
+    /* nothing streamed after the lost line (the lost line was the block's
+     * complete line, a long one cut short, or its last delta): nothing is
+     * held, and the block ends now as usual (a late complete line adds
+     * only the rest); waiting would hold its last words back until the
+     * next event, which may come only after a long tool run */
+    if (s->gap && s->streamed.len == s->gap_at) s->gap = 0;
+    if (s->open_kind == BLK_TEXT && s->gap) {
+        /* a lost line and no complete line yet: it may follow the stop */
+        s->gap_closed = 1;
+        s->gap_stop_ns = fe->cur_arrival;
+        s->last_line = fe->cur_line;
+        s->open_kind = BLK_NONE;
+        return;
+    }
+    if (s->open_kind == BLK_TEXT) cut_check(fe, s, 1);
+    if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
+        s->last_line = fe->cur_line;
+        release_hold(fe, s, 1);
+        if (s->open_kind == BLK_TEXT && (fb_put(&s->msg_blocks, s->streamed.p ? s->streamed.p : "", s->streamed.len) ||
+                                         fb_put(&s->msg_blocks, "", 1)))
+            fe->oom = 1;
+        if (s->open_kind == BLK_TEXT) end_text_block(fe, s, s->streamed.p ? s->streamed.p : "", s->streamed.len);
+        else end_block(fe, s);
+        seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
+                              s->msg_id[0] ? s->msg_id : fe->turn_id,
+                              s->streamed.p ? s->streamed.p : "", s->streamed.len));
+    } else if (s->open_kind == BLK_TOOL && fe->p.announce_tools) {
+        /* the complete assistant line normally announced it; if not, use the streamed input */
+        json_t *in = json_loadb(s->tool_json.p ? s->tool_json.p : "{}", s->tool_json.len ? s->tool_json.len : 2,
+                                JSON_DECODE_INT_AS_REAL, NULL);
+        maybe_announce(fe, s, s->tool_id[0] ? s->tool_id : NULL, s->tool_name, in);
+        json_decref(in);
+    }
+    s->open_kind = BLK_NONE;
+}
+
 static void on_event(ingest_frontend *fe, const json_t *root) {
     fe->st.stream_events++;
     const char *parent = jstr(root, "parent_tool_use_id");
@@ -1210,6 +1313,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
                     s->gap = 1;
                     s->gap_closed = 0;
                     s->gap_at = s->loss_at = 0;
+                    s->nlosses = 0;
                 }
             }
             s->lost_between = 0;
@@ -1245,6 +1349,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         const char *t = json_is_object(cb) ? jstr(cb, "type") : NULL;
         if (!t) { missing(fe, "content_block_start without a block type"); return; }
         s->lost_between = 0;   /* a lost line before it was no part of this block */
+        /* a block still open lost its content_block_stop: it stops here */
+        if (s->open_kind != BLK_NONE) block_stop(fe, s);
         gap_give_up(fe, s);   /* the next block: the last one's line did not come */
         release_hold(fe, s, 1);
         /* a block after message_stop: the next message's start was lost (a
@@ -1277,41 +1383,12 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             snprintf(s->tool_id, sizeof s->tool_id, "%s", jstr(cb, "id") ? jstr(cb, "id") : "");
         } else s->open_kind = BLK_OTHER;
     } else if (strcmp(et, "content_block_stop") == 0) {
-        /* nothing streamed after the lost line (the lost line was the block's
-         * complete line, a long one cut short, or its last delta): nothing is
-         * held, and the block ends now as usual (a late complete line adds
-         * only the rest); waiting would hold its last words back until the
-         * next event, which may come only after a long tool run */
-        if (s->gap && s->streamed.len == s->gap_at) s->gap = 0;
-        if (s->open_kind == BLK_TEXT && s->gap) {
-            /* a lost line and no complete line yet: it may follow the stop */
-            s->gap_closed = 1;
-            s->gap_stop_ns = fe->cur_arrival;
-            s->last_line = fe->cur_line;
-            s->open_kind = BLK_NONE;
-            return;
-        }
-        if (s->open_kind == BLK_TEXT) cut_check(fe, s, 1);
-        if (s->open_kind == BLK_TEXT || s->open_kind == BLK_THINK) {
-            s->last_line = fe->cur_line;
-            release_hold(fe, s, 1);
-            if (s->open_kind == BLK_TEXT && (fb_put(&s->msg_blocks, s->streamed.p ? s->streamed.p : "", s->streamed.len) ||
-                                             fb_put(&s->msg_blocks, "", 1)))
-                fe->oom = 1;
-            if (s->open_kind == BLK_TEXT) end_text_block(fe, s, s->streamed.p ? s->streamed.p : "", s->streamed.len);
-            else end_block(fe, s);
-            seen_add(fe, key_hash(s->open_kind == BLK_TEXT ? "text" : "thinking",
-                                  s->msg_id[0] ? s->msg_id : fe->turn_id,
-                                  s->streamed.p ? s->streamed.p : "", s->streamed.len));
-        } else if (s->open_kind == BLK_TOOL && fe->p.announce_tools) {
-            /* the complete assistant line normally announced it; if not, use the streamed input */
-            json_t *in = json_loadb(s->tool_json.p ? s->tool_json.p : "{}", s->tool_json.len ? s->tool_json.len : 2,
-                                    JSON_DECODE_INT_AS_REAL, NULL);
-            maybe_announce(fe, s, s->tool_id[0] ? s->tool_id : NULL, s->tool_name, in);
-            json_decref(in);
-        }
-        s->open_kind = BLK_NONE;
+        block_stop(fe, s);
     } else if (strcmp(et, "message_stop") == 0) {
+        /* a block still open lost its content_block_stop (a line cut
+         * short): it stops here, so that its complete line, which may
+         * follow (SDK order), fills a gap or is known as said */
+        if (s->open_kind != BLK_NONE) block_stop(fe, s);
         s->msg_done = 1;
         s->last_line = fe->cur_line;
         release_hold(fe, s, 1);

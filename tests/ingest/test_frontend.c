@@ -1345,12 +1345,13 @@ static void test_lost_delta_in_held_block(void) {
     EXPECT(&c, "Looking at the parser. | Look, two clear problems.");
     /* SDK order, the first block lost two delta lines and the next block
      * started before its line came: what came is said (fragments at the
-     * gaps), and its line, which ends like it, is not said again */
+     * gaps, a word break at each), and its line, which holds it, is not
+     * said again */
     const char *two[] = {START("m1"), BSTART(0, "text"), LOSTD, DELTA(0, "g at t"), LOSTD, DELTA(0, "ser module now."),
                          BSTOP(0), BSTART(1, "text"), DELTA(1, "It has two."), BSTOP(1), MSTOP,
                          ASSIST("m1", "Looking at the parser module now."), ASSIST("m1", "It has two."), RESULT("It has two."), NULL};
     run(two, &c);
-    EXPECT(&c, "g at tser module now. | It has two.");
+    EXPECT(&c, "g at t ser module now. | It has two.");
     /* a block's start and its first delta lost: the deltas that come are
      * held for its complete line, before the stop (CLI) or after it (SDK) */
     const char *bstart = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_st";
@@ -1383,6 +1384,35 @@ static void test_lost_delta_in_held_block(void) {
                           DELTA(1, "Look"), lost2, DELTA(1, "ing again."), BSTOP(1), MSTOP, NULL};
     run(none, &c);
     EXPECT(&c, "Looking at the parser. | Look ing again.");
+}
+
+/* A block's content_block_stop lost (a line cut short) after a delta line
+ * lost: message_stop stops the block, so its complete line after it (SDK
+ * order) fills the gap; before, the gap was given up at message_stop and
+ * the lost words never said. The next block's start stops it likewise, and
+ * its line is not said again. Two lost lines with little text after the
+ * last (under 8 bytes) and nothing fed before the first: the late line
+ * holds every piece that came, in order, so it is the block's and not said
+ * again (it was, whole, after the glued pieces); the pieces get a word
+ * break each. */
+static void test_lost_stop_and_pieces(void) {
+    coll c;
+    const char *stop = "{\"type\":\"stream_event\",\"parent_tool_use_id\":null,\"event\":{\"type\":\"content_block_sto";
+    const char *sdk[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), LOSTD,
+                         DELTA(0, "ps over the lazy dog. Then it sleeps."), stop, MSTOP, ASSIST("m1", FOX), RESULT(FOX), NULL};
+    ingest_stats st = run(sdk, &c);
+    EXPECT(&c, "The quick brown fox jumps over the lazy dog. | Then it sleeps.");
+    CHECK_EQ_INT(st.bad_lines, 2);
+    const char *next[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First block here."), stop, BSTART(1, "text"),
+                          DELTA(1, "Second one."), BSTOP(1), MSTOP, ASSIST("m1", "First block here."),
+                          ASSIST("m1", "Second one."), RESULT("Second one."), NULL};
+    run(next, &c);
+    EXPECT(&c, "First block here. | Second one.");
+    const char *pieces[] = {START("m1"), BSTART(0, "text"), LOSTD, DELTA(0, "g at the pars"), LOSTD, DELTA(0, "le."), BSTOP(0),
+                            BSTART(1, "text"), DELTA(1, "Next one."), BSTOP(1), MSTOP,
+                            ASSIST("m1", "Looking at the parser module."), ASSIST("m1", "Next one."), RESULT("Next one."), NULL};
+    run(pieces, &c);
+    EXPECT(&c, "g at the pars le. | Next one.");
 }
 
 /* A result that holds only the start of the last message (anthropics/
@@ -1461,6 +1491,7 @@ int main(void) {
     TEST_RUN(test_lost_delta_and_line);
     TEST_RUN(test_lost_message_start);
     TEST_RUN(test_lost_delta_in_held_block);
+    TEST_RUN(test_lost_stop_and_pieces);
     TEST_RUN(test_result_truncated_start);
     TEST_RUN(test_transcript_synthetic_users);
     return TEST_SUMMARY();

@@ -56,6 +56,10 @@ static const struct {
 } skip_close[] = {{"", 0, 0}, {"</system-reminder>", 18, 1}, {"-->", 3, 1}, {"</script", 8, 0}, {"</style", 7, 0},
                   {"</pre", 5, 0}, {"</thinking>", 11, 1}, {"</function_calls>", 17, 1}};
 enum { LK_PARA, LK_HEADING, LK_ITEM };
+/* What decides a possible sentence end after its space (etc_wait): after
+ * "etc." a lower-case letter, a digit or ( , ; : ) goes on; after "г." only
+ * a lower-case letter; in an open « only the closing ». */
+enum { WAIT_NONE, WAIT_ETC, WAIT_LOWER, WAIT_CLOSE };
 
 struct text_stream {
     text_params p;
@@ -151,9 +155,11 @@ struct text_stream {
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
-    int etc_wait;         /* the sentence so far ends in "etc.": the next character decides */
-    size_t ord_at;        /* the sentence so far ends in a day "3." and a space: the word from here on
-                           * decides (a month continues it: "am 3. Oktober"); 0: none */
+    int etc_wait;         /* WAIT_*: the sentence so far ends in "etc." (or the like) and a space: the
+                           * next character decides */
+    size_t ord_at;        /* the sentence so far ends in a day "3." (or a letter "S.") and a space: the
+                           * word from here on decides (a month continues it: "am 3. Oktober"); 0: none */
+    int ord_kind;         /* ORD_*: what ended in '.' */
     int long_word;        /* the word passed WORD_MAX: judged by its start, the rest is not read */
     char lw_tail[16];     /* the last bytes of that word (its trailing punctuation) */
     size_t lw_tail_len;
@@ -443,19 +449,121 @@ static size_t abbr_letter(const char *w, size_t n) {
     return (cp >= 0xC0 && cp <= 0x24F) || (cp >= 0x386 && cp <= 0x3FF) || (cp >= 0x400 && cp <= 0x4FF) ? 2 : 0;
 }
 
-/* Abbreviations after which '.' plus space does not end a sentence. */
-static int is_abbrev(const char *w, size_t n) {
-    static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "prof.", "sr.",
-                                     "jr.", "vs.", "cf.", "approx.", "st.", "fig.", "eq.",
-                                     "al.", "no.", "vol.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.",
+/* The case of a letter of a cased script (Latin with its Latin-1,
+ * Extended-A/B and Vietnamese letters, Greek, Cyrillic, Armenian): 1 lower,
+ * 2 upper, 0 anything else (digits, punctuation, scripts without case). */
+static int letter_case(uint32_t cp) {
+    if (cp < 0x80) return islower((int)cp) ? 1 : isupper((int)cp) ? 2 : 0;
+    if (cp < 0xC0) return cp == 0xAA || cp == 0xBA || cp == 0xB5 ? 1 : 0;
+    if (cp <= 0xFF) return cp == 0xD7 || cp == 0xF7 ? 0 : cp >= 0xDF ? 1 : 2;
+    if (cp <= 0x17F) {   /* pairs, upper first; odd upper in 0x139..0x148 and 0x179..0x17E */
+        if (cp == 0x138 || cp == 0x149 || cp == 0x17F) return 1;
+        if (cp == 0x178) return 2;
+        if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) return cp & 1 ? 2 : 1;
+        return cp & 1 ? 1 : 2;
+    }
+    if (cp >= 0x1CD && cp <= 0x1DC) return cp & 1 ? 2 : 1;
+    if (cp >= 0x1DE && cp <= 0x233) return cp & 1 ? 1 : 2;   /* Ș ș Ț ț ... */
+    if (cp >= 0x250 && cp <= 0x2AF) return 1;                 /* IPA */
+    if (cp == 0x386 || (cp >= 0x388 && cp <= 0x38F) || (cp >= 0x391 && cp <= 0x3AB)) return 2;
+    if (cp == 0x390 || (cp >= 0x3AC && cp <= 0x3CE)) return 1;
+    if (cp >= 0x400 && cp <= 0x42F) return 2;
+    if (cp >= 0x430 && cp <= 0x45F) return 1;
+    if (cp >= 0x460 && cp <= 0x4FF) return cp >= 0x482 && cp <= 0x489 ? 0 : cp & 1 ? 1 : 2;
+    if (cp >= 0x531 && cp <= 0x556) return 2;
+    if (cp >= 0x561 && cp <= 0x587) return 1;
+    if (cp >= 0x1E00 && cp <= 0x1EFF) return cp >= 0x1E96 && cp <= 0x1E9F ? 1 : cp & 1 ? 1 : 2;
+    if (cp >= 0x1F00 && cp <= 0x1FFF) return (cp & 0xF) < 8 ? 1 : 2;   /* polytonic Greek, roughly */
+    return 0;
+}
+
+/* What a word ending in '.' says about a sentence end before a space. */
+enum {
+    AB_NONE,   /* no abbreviation: the '.' ends the sentence */
+    AB_GO,     /* never an end: "e.g.", "Dr.", "z.B.", "bzw.", "p. ex." */
+    AB_ETC,    /* the next character decides, as after "etc.": "No. 5" vs "The answer is no. We" */
+    AB_LOWER,  /* only a lower-case letter next goes on: "в 2024 г. мы", "100 руб. Потом" */
+    AB_WORD    /* the next word decides: "z. B.", "S. 5", vs "Plan B. Then" */
+};
+
+/* Has the word a vowel letter (Latin with its accented vowels, Greek,
+ * Cyrillic)? "bzw", "гг", "др", "κλπ" have none. */
+static int has_vowel(const char *w, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        uint32_t cp = dec(w + i, n - i, &k);
+        i += k;
+        if (cp < 0x80) {
+            if (cp && strchr("aeiouyAEIOUY", (int)cp)) return 1;
+        } else if (cp >= 0xC0 && cp <= 0x24F) {
+            /* accented Latin letters are vowels but for these consonants */
+            static const uint32_t cons[] = {0xC7, 0xE7, 0xD1, 0xF1, 0xDF, 0xD0, 0xF0, 0xDE, 0xFE, 0x106, 0x107, 0x10C,
+                                            0x10D, 0x10E, 0x10F, 0x110, 0x111, 0x11E, 0x11F, 0x141, 0x142, 0x143, 0x144,
+                                            0x147, 0x148, 0x158, 0x159, 0x15A, 0x15B, 0x15E, 0x15F, 0x160, 0x161, 0x162,
+                                            0x163, 0x164, 0x165, 0x179, 0x17A, 0x17B, 0x17C, 0x17D, 0x17E, 0x218, 0x219,
+                                            0x21A, 0x21B};
+            int c = 0;
+            for (size_t j = 0; j < sizeof cons / sizeof cons[0]; j++) c |= cons[j] == cp;
+            if (!c) return 1;
+        } else if (cp >= 0x386 && cp <= 0x3CE) {
+            uint32_t g = cp >= 0x391 && cp <= 0x3A9 ? cp + 0x20 : cp;
+            if ((g >= 0x386 && g <= 0x390) || (g >= 0x3AC && g <= 0x3B0) || (g >= 0x3CA && g <= 0x3CE) || g == 0x3B1 ||
+                g == 0x3B5 || g == 0x3B7 || g == 0x3B9 || g == 0x3BF || g == 0x3C5 || g == 0x3C9)
+                return 1;
+        } else if (cp >= 0x400 && cp <= 0x45F) {
+            uint32_t c = cp < 0x410 ? cp + 0x50 : cp < 0x430 ? cp + 0x20 : cp;
+            if (c == 0x430 || c == 0x435 || c == 0x438 || c == 0x43E || c == 0x443 || c == 0x44B || c == 0x44D ||
+                c == 0x44E || c == 0x44F || c == 0x451 || c == 0x454 || c == 0x456 || c == 0x457)
+                return 1;
+        } else {
+            return 1;   /* another script: not judged */
+        }
+    }
+    return 0;
+}
+
+/* A letter and a dot ("z.", "B.", "т."). */
+static int letter_dot(const char *w, size_t n) {
+    size_t k = n ? abbr_letter(w, n) : 0;
+    return k && n == k + 1 && w[k] == '.';
+}
+
+/* Abbreviations after which '.' plus space does not end a sentence (AB_GO),
+ * or may not (AB_ETC, AB_LOWER, AB_WORD); w is the word (n bytes), prev the
+ * word before it (pn bytes; 0: none). */
+static int abbrev_class(const char *w, size_t n, const char *prev, size_t pn) {
+    static const char *const ab[] = {"e.g.", "i.e.", "mr.", "mrs.", "dr.", "prof.", "sr.",
+                                     "jr.", "vs.", "cf.", "approx.", "st.", "eq.",
+                                     "al.", "p.", "pp.", "ca.", "resp.", "incl.", "excl.", "esp.", "viz.",
                                      /* "Jan. 2024", "Sec. 4", "Ch. 3" were cut after the dot */
-                                     "jan.", "feb.", "mar.", "apr.", "jun.", "jul.", "aug.", "sep.", "sept.", "oct.",
-                                     "nov.", "dec.", "sec.", "sect.", "ch.", "ref.",
-                                     /* Russian: see, figure, page, for example, compare */
+                                     "jan.", "feb.", "apr.", "jun.", "jul.", "aug.", "sep.", "oct.",
+                                     "nov.", "dec.", "sect.", "ch.", "ref.", "dept.", "ibid.",
+                                     /* German: "bzw.", "vgl. Abschnitt 3", "Nr. 5", "Abs. 2", "ggf. Tests" */
+                                     "bzw.", "evtl.", "ggf.", "inkl.", "vgl.", "nr.", "abs.", "bspw.", "sog.", "abb.",
+                                     "kap.", "bd.", "hrsg.", "insb.", "gg\xc3\xbc.", "zzgl.", "mrd.", "jh.", "str.",
+                                     "tel.",
+                                     /* French "c.-à-d.", "réf.", "tél." */
+                                     "c.-\xc3\xa0-d.", "r\xc3\xa9" "f.", "t\xc3\xa9l.",
+                                     /* Spanish, Portuguese, Italian: "Sra.", "pág.", "núm.", "EE.UU.", "Sig.", "Dott." */
+                                     "sra.", "sras.", "sres.", "dra.", "p\xc3\xa1g.", "p\xc3\xa1gs.", "n\xc3\xbam.",
+                                     "aprox.", "ud.", "uds.", "vd.", "ee.uu.", "pag.", "sig.", "dott.",
+                                     /* Dutch, Polish: "bijv.", "np.", "tzn.", "tj.", "ul." */
+                                     "bijv.", "bv.", "nl.", "evt.", "dhr.", "mevr.", "zgn.", "np.", "tzn.", "tj.", "ul.",
+                                     /* Russian, Ukrainian: see, figure, page, for example, compare, street, see, prof. */
                                      "\xD1\x81\xD0\xBC.", "\xD1\x80\xD0\xB8\xD1\x81.", "\xD1\x81\xD1\x82\xD1\x80.",
-                                     "\xD0\xBD\xD0\xB0\xD0\xBF\xD1\x80.", "\xD1\x81\xD1\x80.", NULL};
+                                     "\xD0\xBD\xD0\xB0\xD0\xBF\xD1\x80.", "\xD1\x81\xD1\x80.", "\xD1\x83\xD0\xBB.",
+                                     "\xD0\xB4\xD0\xB8\xD0\xB2.", "\xD0\xBF\xD1\x80\xD0\xBE\xD1\x84.", NULL};
+    /* Also words ("Mar." and Spanish "mar", "Sec." and French "sec", "Ms."
+     * and "5 ms.", "Mio." and Italian "mio"): with a capital they go on, in
+     * lower case the next character decides. */
+    static const char *const wordlike[] = {"ms.", "mar.", "sept.", "vol.", "sec.", "fig.", "art.", "tab.", "cap.",
+                                           "mio.", NULL};
+    /* May end a sentence in any case ("The answer is no. We", "Apple Inc.
+     * It", "in your env. Then"): the next character decides ("No. 5"). */
+    static const char *const etc_like[] = {"no.", "ok.", "min.", "max.", "avg.", "inc.", "ltd.", "co.", "corp.",
+                                           "env.", NULL};
     char low[16];
-    if (n >= sizeof low) return 0;
+    if (n >= sizeof low) return AB_NONE;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)w[i], d = i + 1 < n ? (unsigned char)w[i + 1] : 0;
         low[i] = (char)tolower(c);
@@ -468,49 +576,96 @@ static int is_abbrev(const char *w, size_t n) {
     }
     low[n] = '\0';
     for (int i = 0; ab[i]; i++)
-        if (strcmp(low, ab[i]) == 0) return 1;
-    /* Initialisms and degrees written with dots: "U.S.", "a.m.", "Ph.D.",
-     * "M.Sc.", "т.е.": two or more groups of one or two letters, each closed
-     * by a dot, one of them a single letter (the two-letter groups of "Ph.D."
-     * made it end a sentence before "degree") */
-    size_t groups = 0, singles = 0;
+        if (strcmp(low, ab[i]) == 0) return AB_GO;
+    for (int i = 0; wordlike[i]; i++)
+        if (strcmp(low, wordlike[i]) == 0) return islower((unsigned char)w[0]) ? AB_ETC : AB_GO;
+    for (int i = 0; etc_like[i]; i++)
+        if (strcmp(low, etc_like[i]) == 0) return AB_ETC;
+    if (n == 2 && w[0] == 'M') return AB_GO;   /* French "M. Dupont" */
+    if (pn == 2 && starts_ci(prev, 2, "ad") && strcmp(low, "es.") == 0) return AB_GO;   /* Italian "ad es." */
+    /* Groups of letters each closed by a dot. Initialisms and degrees: "U.S.",
+     * "a.m.", "Ph.D.", "M.Sc.", "т.е.", two or more groups of one or two
+     * letters, one of them a single letter (the two-letter groups of "Ph.D."
+     * made it end a sentence before "degree"); written with spaces ("z. B.",
+     * "d. h.", "p. ex.", "p. ej.", "т. е."), a group of one or two letters
+     * after a single letter and a dot. */
+    size_t groups = 0, singles = 0, longest = 0, letters = 0, lower = 0;
     for (size_t i = 0; i < n;) {
-        size_t l = 0, b = 0, k;
-        while (i + b < n && (k = abbr_letter(w + i + b, n - i - b)) > 0) { b += k; l++; }
-        if (l < 1 || l > 2 || i + b >= n || w[i + b] != '.') return 0;
+        size_t l = 0, b = 0, k, kk;
+        while (i + b < n && (k = abbr_letter(w + i + b, n - i - b)) > 0) {
+            lower += letter_case(dec(w + i + b, k, &kk)) == 1;
+            b += k;
+            l++;
+        }
+        if (l < 1 || i + b >= n || w[i + b] != '.') return AB_NONE;
         groups++;
         singles += l == 1;
+        letters += l;
+        if (l > longest) longest = l;
         i += b + 1;
     }
-    return groups >= 2 && singles >= 1;
+    if (longest <= 2 && singles >= 1 && groups >= 2) return AB_GO;
+    if (groups != 1) return AB_NONE;
+    if (letters <= 2 && pn && letter_dot(prev, pn)) return AB_GO;
+    /* a single letter: "S. 5", "z. B.", "в 2024 г. мы" go on, "Plan B. Then" ends */
+    if (letters == 1) return AB_WORD;
+    /* a short lower-case word without a vowel is an abbreviation ("гг.",
+     * "др.", "ff."), as are the units "тыс." "руб." (a sentence may start
+     * with a lower-case word: "... is a sign. src/a.c is green" is two) */
+    static const char *const units[] = {"\xD1\x82\xD1\x8B\xD1\x81.", "\xD1\x80\xD1\x83\xD0\xB1.",
+                                        "\xD0\xBA\xD0\xBE\xD0\xBF.", "\xD1\x82\xD0\xB8\xD1\x81.", "tys.", NULL};
+    for (int i = 0; units[i]; i++)
+        if (strcmp(low, units[i]) == 0) return lower == letters ? AB_LOWER : AB_NONE;
+    if (letters <= 4 && lower == letters && !has_vowel(w, n)) return AB_LOWER;
+    return AB_NONE;
+}
+
+/* The end of the sentence so far without its closing quotes and brackets
+ * ("stop.\"", "why?)", German „Wirklich?“), and without a space before a
+ * closing guillemet (French "« Vraiment ? »"). */
+static size_t skip_closers(const char *s, size_t n) {
+    while (n > 0) {
+        size_t st;
+        uint32_t cp = last_cp(s, n, &st);
+        if (!is_closer(cp) && cp != 0x201C && cp != 0x2018) break;
+        n = st;
+        if (cp == 0xBB && n > 1 && s[n - 1] == ' ') n--;
+    }
+    return n;
+}
+
+/* Greek writes its question mark as ';' (U+037E, which NFC turns into
+ * U+003B): a ';' right after a Greek letter ends a sentence. */
+static int greek_question(const char *s, size_t n) {
+    size_t st;
+    if (n < 3 || s[n - 1] != ';') return 0;
+    uint32_t cp = last_cp(s, n - 1, &st);
+    return (cp >= 0x370 && cp <= 0x3FF) || (cp >= 0x1F00 && cp <= 0x1FFF);
 }
 
 /* Does the sentence so far end with '.', '!', '?' or '…' (plus closers) that
- * a following space makes final? */
+ * a following space makes final? AB_NONE: yes; the other AB_* as for an
+ * abbreviation; -1: no sentence end at all. */
 static int ends_sentence(const text_stream *ts) {
     const char *s = ts->sent.p;
-    size_t n = ts->sent.len;
-    while (n > 0) {  /* skip closing quotes/brackets */
-        size_t st = n - 1;
-        while (st > 0 && ((unsigned char)s[st] & 0xC0) == 0x80) st--;
-        size_t k;
-        uint32_t cp = dec(s + st, n - st, &k);
-        if (!is_closer(cp)) break;
-        n = st;
-    }
-    if (n == 0) return 0;
+    size_t n = skip_closers(s, ts->sent.len);
+    if (n == 0) return -1;
     unsigned char c = (unsigned char)s[n - 1];
-    if (c == '!' || c == '?') return 1;
-    if (n >= 3 && memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0) return 1;   /* … */
+    if (c == '!' || c == '?') return AB_NONE;
+    if (n >= 3 && memcmp(s + n - 3, "\xE2\x80\xA6", 3) == 0) return AB_NONE;   /* … */
     size_t st;
-    if (c >= 0x80 && is_script_term(last_cp(s, n, &st))) return 1;   /* ؟ ۔ । ॥ ... */
-    if (c != '.') return 0;
+    if (c >= 0x80 && is_script_term(last_cp(s, n, &st))) return AB_NONE;   /* ؟ ۔ । ॥ ... */
+    if (greek_question(s, n)) return AB_NONE;
+    if (c != '.') return -1;
     size_t w = n;
     while (w > 0 && s[w - 1] != ' ') w--;
+    size_t pe = w ? w - 1 : 0, p = pe;   /* the word before it: "z." of "z. B." */
+    while (p > 0 && s[p - 1] != ' ') p--;
     while (w < n && strchr("([{\"'", s[w])) w++;
+    while (p < pe && strchr("([{\"'", s[p])) p++;
     /* "(a, b, etc.) more": a closed "etc." goes on */
-    if (n < ts->sent.len && n - w == 4 && starts_ci(s + w, 4, "etc.")) return 0;
-    return !is_abbrev(s + w, n - w);
+    if (n < ts->sent.len && n - w == 4 && starts_ci(s + w, 4, "etc.")) return AB_GO;
+    return abbrev_class(s + w, n - w, s + p, pe - p);
 }
 
 /* "etc." ends a sentence only when what follows does not continue it; so
@@ -518,15 +673,19 @@ static int ends_sentence(const text_stream *ts) {
  * it works." are one sentence each, "I see... Let me check." is two; and a
  * quoted "?" or "!": He asked "why?" and left. */
 static int ends_etc(const text_stream *ts) {
-    size_t n = ts->sent.len, z = n, st;
-    while (z > 0 && is_closer(last_cp(ts->sent.p, z, &st))) z = st;   /* "wait..." and */
+    size_t n = ts->sent.len, z = skip_closers(ts->sent.p, n);   /* "wait..." and */
     if ((z >= 3 && memcmp(ts->sent.p + z - 3, "\xE2\x80\xA6", 3) == 0) ||
         (z >= 4 && memcmp(ts->sent.p + z - 3, "...", 3) == 0 && ts->sent.p[z - 4] != '.'))
         return 1;
     /* a quoted question or exclamation inside a sentence: asked "why?" and left */
     if (z < n && z >= 2 && (ts->sent.p[z - 1] == '?' || ts->sent.p[z - 1] == '!')) return 1;
-    /* "etc." and its kin: German "usw.", Russian "т.д." and "т.п." ("и т.д.") */
-    static const char *const etc[] = {"etc.", "usw.", "\xD1\x82.\xD0\xB4.", "\xD1\x82.\xD0\xBF.", NULL};
+    /* "etc." and its kin: German "usw.", Italian "ecc.", Dutch "enz.", Polish
+     * "itd." and "itp.", Russian "т.д." and "т.п." ("и т.д.", "и т. д."),
+     * Greek "κ.λπ." */
+    static const char *const etc[] = {"etc.", "usw.", "usf.", "ecc.", "enz.", "itd.", "itp.", "\xD1\x82.\xD0\xB4.",
+                                      "\xD1\x82.\xD0\xBF.", "\xD1\x82. \xD0\xB4.", "\xD1\x82. \xD0\xBF.",
+                                      "\xCE\xBA.\xCE\xBB\xCF\x80.", "\xCE\xBA\xCE\xBB\xCF\x80.", NULL};
+    if (n < 4 || ts->sent.p[n - 1] != '.') return 0;
     for (int i = 0; etc[i]; i++) {
         size_t l = strlen(etc[i]);
         if (n < l || (n > l && ts->sent.p[n - l - 1] != ' ' && ts->sent.p[n - l - 1] != '(' && ts->sent.p[n - l - 1] != ','))
@@ -536,18 +695,34 @@ static int ends_etc(const text_stream *ts) {
     return 0;
 }
 
-/* A day of the month written as an ordinal, "am 3. Oktober", "den 1. Mai"
- * (German, and the Scandinavian languages), is no sentence end: the
- * sentence so far ends in 1 or 2 digits (1 to 31) and a '.', and the next
- * word, once complete, decides. */
+/* A number and a '.' may be an ordinal: "am 3. Oktober", "den 1. Mai"
+ * (German, the Scandinavian languages), "der 2. Versuch", "im 19.
+ * Jahrhundert". The sentence so far ends in 1 to 3 digits and a '.'.
+ * ORD_ARTICLE: after an article or a preposition with one ("der", "im",
+ * "zum"): an ordinal, no end. ORD_DAY (1 to 31), ORD_NUM: the next word,
+ * once complete, decides (a month or a lower-case word goes on). */
+enum { ORD_NONE, ORD_DAY, ORD_NUM, ORD_LETTER, ORD_ARTICLE };
 static int ends_day(const text_stream *ts) {
+    static const char *const art[] = {"der", "die", "das", "dem", "den", "des", "am", "im", "zum", "zur", "vom",
+                                      "beim", "ein", "eine", "einem", "einen", "einer", "eines", "jede", "jeder",
+                                      "jedes", "jedem", "jeden", "diese", "dieser", "dieses", "diesem", "diesen",
+                                      "sein", "seine", "seinem", "seinen", "seiner", "ihr", "ihre", "ihrem", "ihren",
+                                      "ihrer", "unser", "unsere", "unserem", "unseren", NULL};
     const char *s = ts->sent.p;
     size_t n = ts->sent.len, d = 0;
-    if (n < 2 || s[n - 1] != '.') return 0;
-    while (d < n - 1 && d < 3 && isdigit((unsigned char)s[n - 2 - d])) d++;
-    if (d == 0 || d > 2 || (n - 1 - d > 0 && s[n - 2 - d] != ' ' && s[n - 2 - d] != '(')) return 0;
-    int day = d == 1 ? s[n - 2] - '0' : (s[n - 3] - '0') * 10 + (s[n - 2] - '0');
-    return day >= 1 && day <= 31;
+    if (n < 2 || s[n - 1] != '.') return ORD_NONE;
+    while (d < n - 1 && d < 4 && isdigit((unsigned char)s[n - 2 - d])) d++;
+    if (d == 0 || d > 3 || (n - 1 - d > 0 && s[n - 2 - d] != ' ' && s[n - 2 - d] != '(')) return ORD_NONE;
+    size_t e = n - 1 - d;   /* the word before the number: s[b, e - 1) */
+    if (e > 1 && s[e - 1] == ' ') {
+        size_t b = e - 1;
+        while (b > 0 && s[b - 1] != ' ') b--;
+        for (int i = 0; art[i]; i++)
+            if (strlen(art[i]) == e - 1 - b && starts_ci(s + b, e - 1 - b, art[i])) return ORD_ARTICLE;
+    }
+    int day = 0;
+    for (size_t i = 0; i < d; i++) day = day * 10 + (s[n - 1 - d + i] - '0');
+    return day >= 1 && day <= 31 && d <= 2 ? ORD_DAY : ORD_NUM;
 }
 static int is_month(const char *w, size_t n) {
     static const char *const m[] = {"januar", "j\xc3\xa4nner", "februar", "m\xc3\xa4rz", "mars", "april", "mai", "juni",
@@ -562,12 +737,28 @@ static int is_month(const char *w, size_t n) {
     }
     return 0;
 }
-/* The word after "3. " is complete: a month continues the sentence, any
- * other word starts the next one (the sentence is cut before it). */
+/* The word after "3. " or "S. " is complete (it ends at s[n)): a lower-case
+ * word goes on ("3. oktober", "в 2024 г. мы"), and after a number a month
+ * ("am 3. Oktober"), after a single letter a digit ("S. 5") or another
+ * letter and a dot ("z. B."); any other word starts the next sentence (it
+ * is cut before it). */
 static void day_decide(text_stream *ts) {
     size_t at = ts->ord_at, n = ts->sent.len;
+    int kind = ts->ord_kind;
     ts->ord_at = 0;
-    if (at == 0 || at > n || is_month(ts->sent.p + at, n - at)) return;
+    if (at == 0 || at > n) return;
+    const char *w = ts->sent.p + at;
+    size_t wl = n - at, a = 0, k;
+    while (a < wl && strchr("([{\"'", w[a]) && w[a]) a++;
+    if (a + 1 < wl && (unsigned char)w[a] == 0xC2 && (unsigned char)w[a + 1] == 0xAB) a += 2;   /* « */
+    uint32_t cp = a < wl ? dec(w + a, wl - a, &k) : 0;
+    if (letter_case(cp) == 1) return;
+    if (kind == ORD_DAY && is_month(w, wl)) return;
+    if (kind == ORD_LETTER) {
+        size_t e = wl;
+        while (e > a + 2 && strchr(",;:)", w[e - 1])) e--;
+        if ((cp >= '0' && cp <= '9') || letter_dot(w + a, e - a)) return;
+    }
     deliver(ts, ts->sent.p, at - 1, TEXT_SPEECH, NULL, ts->now);
     ts->sent_gen++;
     memmove(ts->sent.p, ts->sent.p + at, n - at);
@@ -577,37 +768,74 @@ static void day_decide(text_stream *ts) {
     secret_notice(ts);
 }
 
+/* A French quotation still open: more « than » so far. */
+static int open_guillemet(const text_stream *ts) {
+    int depth = 0;
+    for (size_t i = 0; i + 1 < ts->sent.len; i++)
+        if ((unsigned char)ts->sent.p[i] == 0xC2) depth += ts->sent.p[i + 1] == '\xAB' ? 1 : ts->sent.p[i + 1] == '\xBB' ? -1 : 0;
+    return depth > 0;
+}
+
 static void seg_space(text_stream *ts) {
     if (ts->sent.len == 0 || ts->sent.p[ts->sent.len - 1] == ' ') return;
     if (ts->ord_at) day_decide(ts);
-    if (!ts->cjk_end && ends_day(ts)) {
+    int ord = ts->cjk_end ? ORD_NONE : ends_day(ts);
+    int end = ts->cjk_end ? AB_NONE : ord ? AB_GO : ends_etc(ts) ? AB_ETC : ends_sentence(ts);
+    if (ord == ORD_DAY || ord == ORD_NUM || end == AB_WORD) {
         ts->ord_at = ts->sent.len + 1;
-        tb_put(ts, &ts->sent, " ", 1);
-        ts->sent_chars++;
-        return;
-    }
-    if (!ts->cjk_end && ends_etc(ts)) {
+        ts->ord_kind = ord ? ord : ORD_LETTER;
+    } else if (end == AB_ETC || end == AB_LOWER) {
         /* "a, b, etc. and c" goes on, "a, b, etc. Next" does not: wait for the next character
          * (likewise "Wait... what" and "Wait... Then") */
-        ts->etc_wait = 1;
-        tb_put(ts, &ts->sent, " ", 1);
-        ts->sent_chars++;
-        return;
-    }
-    if (ts->cjk_end || ends_sentence(ts)) {
-        emit_sentence(ts);
-        return;
+        ts->etc_wait = end == AB_ETC ? WAIT_ETC : WAIT_LOWER;
+    } else if (end == AB_NONE) {
+        /* « Vraiment ? » : the closing guillemet after its space stays with the sentence */
+        if (ts->cjk_end || !open_guillemet(ts)) {
+            emit_sentence(ts);
+            return;
+        }
+        ts->etc_wait = WAIT_CLOSE;
     }
     tb_put(ts, &ts->sent, " ", 1);
     ts->sent_chars++;
 }
 
+/* 「はい。」と言った: a sentence end inside Japanese corner brackets is no end
+ * of the sentence around them when it goes on after the closing bracket in
+ * hiragana: any after a quotation that opened inside the sentence
+ * (彼は「本当?」と言った, パスワードは「abc!」です), only the quoting particle
+ * と or って after one that opened it (「はい。」と言った; 「完了。」これで is two). */
+static int quote_goes_on(const text_stream *ts, uint32_t cp) {
+    if (cp < 0x3041 || cp > 0x309F) return 0;
+    const char *s = ts->sent.p;
+    size_t n = ts->sent.len, st;
+    if (n == 0) return 0;
+    uint32_t last = last_cp(s, n, &st);
+    if (last != 0x300D && last != 0x300F) return 0;
+    int depth = 0;
+    for (size_t i = n; i > 0; i = st) {
+        uint32_t c = last_cp(s, i, &st);
+        if (c == 0x300D || c == 0x300F) depth++;
+        else if ((c == 0x300C || c == 0x300E) && --depth == 0) {
+            while (st > 0 && s[st - 1] == ' ') st--;
+            return st > 0 || cp == 0x3068 || cp == 0x3063;   /* と っ */
+        }
+    }
+    return cp == 0x3068 || cp == 0x3063;
+}
+
 static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     if (ts->etc_wait) {
+        int mode = ts->etc_wait;
         ts->etc_wait = 0;
-        /* a lower-case letter (Latin-1 and Cyrillic ones too: "и т.д. лежат", "Подожди... что") goes on */
-        if (!((cp >= 'a' && cp <= 'z') || (cp >= 0xDF && cp <= 0xFF && cp != 0xF7) || (cp >= 0x430 && cp <= 0x45F) ||
-              (cp >= '0' && cp <= '9') || cp == '(' || cp == ',' || cp == ';' || cp == ':' || cp == ')'))
+        /* a closing guillemet after its space ("fini. »") is the sentence's: the next space decides;
+         * a lower-case letter (Latin, Greek, Cyrillic: "и т.д. лежат", "Подожди... что") goes on,
+         * after "etc." also a digit or ( , ; : ) */
+        int lc = letter_case(cp) == 1;
+        if (cp != 0xBB &&
+            !(mode == WAIT_LOWER && lc) &&
+            !(mode == WAIT_ETC && (lc || (cp >= '0' && cp <= '9') || cp == '(' || cp == ',' || cp == ';' ||
+                                   cp == ':' || cp == ')')))
             emit_sentence(ts);
     }
     if (ts->cjk_end) {
@@ -615,14 +843,14 @@ static void seg_put(text_stream *ts, const char *p, size_t k, uint32_t cp) {
         size_t pst;
         int decimal = ((cp < 0x80 && isdigit((int)cp)) || (cp >= 0xFF10 && cp <= 0xFF19)) && ts->sent.len >= 3 &&
                       last_cp(ts->sent.p, ts->sent.len, &pst) == 0xFF0E;
-        if (decimal) ts->cjk_end = 0;
+        if (decimal || quote_goes_on(ts, cp)) ts->cjk_end = 0;
         else if (!is_closer(cp) && !is_cjk_term(cp)) emit_sentence(ts);
     } else if (is_nospace_script(cp) && !is_closer(cp) && ts->sent.len) {
         /* "完了!次": an ASCII terminator inside CJK text; after its closers, like 。
          * ("「完了!」次", never "「完了!" and "」次") */
         size_t z = ts->sent.len, st;
         while (z > 0 && is_closer(last_cp(ts->sent.p, z, &st))) z = st;
-        if (z > 0 && (ts->sent.p[z - 1] == '!' || ts->sent.p[z - 1] == '?')) emit_sentence(ts);
+        if (z > 0 && (ts->sent.p[z - 1] == '!' || ts->sent.p[z - 1] == '?') && !quote_goes_on(ts, cp)) emit_sentence(ts);
     }
     tb_put(ts, &ts->sent, p, k);
     ts->sent_chars++;
@@ -1738,6 +1966,7 @@ static void put_bytes(text_stream *ts, const char *s, size_t n) {
 
 static void hard_break(text_stream *ts) {
     word_end(ts);
+    if (ts->ord_at) day_decide(ts);   /* "Siehe Kapitel 4. Dort" at the paragraph's end is two */
     if (ts->sent.len || ts->cjk_end) emit_sentence(ts);
     secret_notice(ts);
     /* A name ending its block ("New credentials:" over a list, a heading
@@ -3208,7 +3437,7 @@ static int word_ends_sentence(const text_stream *ts) {
     if (n == 0) return 0;
     size_t st;
     if ((unsigned char)w[n - 1] >= 0x80) return is_script_term(last_cp(w, n, &st));
-    return w[n - 1] == '.' || w[n - 1] == '!' || w[n - 1] == '?';
+    return w[n - 1] == '.' || w[n - 1] == '!' || w[n - 1] == '?' || greek_question(w, n);
 }
 
 /* An idle flush in text without spaces (Japanese, Chinese) has no word to

@@ -826,8 +826,9 @@ static void test_day_ordinals(void) {
 }
 
 static void test_abbreviations_unmerged(void) {
+    /* ("No." is not here: before a capital it is the answer "No.", test_abbreviations_english) */
     static const char *const ab[] = {"e.g.", "i.e.", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Sr.", "Jr.", "vs.",
-                                     "cf.", "approx.", "St.", "Fig.", "Eq.", "et al.", "No.", "Vol.", "p.", "pp.",
+                                     "cf.", "approx.", "St.", "Fig.", "Eq.", "et al.", "Vol.", "p.", "pp.",
                                      "ca.", "resp.", "incl.", "excl.", "esp.", "viz.", "U.S.", "a.m.", "p.m.",
                                      "E.g.", "I.e.", "MR.", "Cf.", "Vs.", "Ph.D.", "M.Sc.", "U.S.A.", "A.M.", NULL};
     for (int i = 0; ab[i]; i++) {
@@ -873,6 +874,125 @@ static void test_abbreviations_cyrillic(void) {
     expect_nomerge("Подожди... что случилось? Я вижу... Да.", "Подожди... что случилось? | Я вижу... | Да.");
     expect_nomerge("Я сделал это. Всё работает.", "Я сделал это. | Всё работает.");
     expect_nomerge("Это я. Он тут.", "Это я. | Он тут.");
+}
+
+/* English: a sentence after an abbreviation still splits; "no.", "ms.",
+ * "Inc.", "env." are also words or units that end sentences: the next
+ * character decides ("No. 5" goes on); a single letter waits for the next
+ * word ("Plan B. Then" ends, "p. 5" goes on). */
+static void test_abbreviations_english(void) {
+    expect_nomerge("I saw Dr. Smith. He was fine.", "I saw Dr. Smith. | He was fine.");
+    expect_nomerge("See Fig. 3 and No. 5, e.g. this, i.e. that, vs. those, approx. 10 at St. Mary in the U.S. at 5 p.m. "
+                   "today. Done.",
+                   "See Fig. 3 and No. 5, e.g. this, i.e. that, vs. those, approx. 10 at St. Mary in the U.S. at 5 p.m. "
+                   "today. | Done.");
+    expect_nomerge("The answer is no. We stop. It takes 5 ms. Then more. Apple Inc. is big. Set it in your env. Then run.",
+                   "The answer is no. | We stop. | It takes 5 ms. | Then more. | Apple Inc. is big. | Set it in your env. | "
+                   "Then run.");
+    expect_nomerge("No. The reason is simple. No. 5 is next.", "No. | The reason is simple. | No. 5 is next.");
+    expect_nomerge("Plan B. Then go. Part I. The end.", "Plan B. | Then go. | Part I. | The end.");
+    expect_nomerge("Let me fix it. Done.\n\nSee Chapter 4. Then", "Let me fix it. | Done. | See Chapter 4. | Then");
+}
+
+/* German: z.B., z. B., d.h., d. h., u.a., bzw., ca., evtl., ggf., inkl.,
+ * vgl., Nr., S. (Seite), Abs. never end a sentence; "usw." and "etc." wait
+ * like "etc."; an ordinal after an article ("der 2. Versuch", "im 19.
+ * Jahrhundert", "am 3. Mai") is none either; dates (03.12.2026) never were.
+ * A number before any other capitalized word still ends one. */
+static void test_abbreviations_german(void) {
+    expect_nomerge("Das geht z. B. mit Python, d. h. schnell, und u. a. mit Tests. Fertig.",
+                   "Das geht z. B. mit Python, d. h. schnell, und u. a. mit Tests. | Fertig.");
+    expect_nomerge("Das geht z.B. mit Python, d.h. schnell. Wir nutzen z. B. Tests und u. a. Linter. Fertig.",
+                   "Das geht z.B. mit Python, d.h. schnell. | Wir nutzen z. B. Tests und u. a. Linter. | Fertig.");
+    expect_nomerge("Das betrifft u.a. Tests, bzw. Linter, ca. 5 Dateien, evtl. Skripte, ggf. Daten, inkl. Doku, "
+                   "vgl. Abschnitt 3 und Nr. 5 auf S. 12 in Abs. 2. Fertig.",
+                   "Das betrifft u.a. Tests, bzw. Linter, ca. 5 Dateien, evtl. Skripte, ggf. Daten, inkl. Doku, "
+                   "vgl. Abschnitt 3 und Nr. 5 auf S. 12 in Abs. 2. | Fertig.");
+    expect_nomerge("Es kostet 5 Mio. Euro, bspw. mehr. \xC3\x84pfel, Birnen usw. Dann mehr. \xC3\x84pfel etc. sind Obst.",
+                   "Es kostet 5 Mio. Euro, bspw. mehr. | \xC3\x84pfel, Birnen usw. | Dann mehr. | \xC3\x84pfel etc. sind Obst.");
+    expect_nomerge("Es klappt am 3. Mai, beim 2. Versuch, im 19. Jahrhundert, und der 100. Kunde kommt. Fertig.",
+                   "Es klappt am 3. Mai, beim 2. Versuch, im 19. Jahrhundert, und der 100. Kunde kommt. | Fertig.");
+    expect_nomerge("Der 2. Versuch klappt. Am 03.12.2026 ist es so weit. Danach gehen wir.",
+                   "Der 2. Versuch klappt. | Am 03.12.2026 ist es so weit. | Danach gehen wir.");
+    expect_nomerge("Siehe Kapitel 4. Dort steht es. Es sind 45. Dann mehr. Es sind 3. danach mehr.",
+                   "Siehe Kapitel 4. | Dort steht es. | Es sind 45. | Dann mehr. | Es sind 3. danach mehr.");
+    /* German quotation marks close with “ */
+    expect_nomerge("Er fragte: „Wirklich?“ Dann ging er. „Ja“, sagte sie. „Wirklich?“ fragte er. „Gut.“ Fertig.",
+                   "Er fragte: „Wirklich?“ | Dann ging er. | „Ja“, sagte sie. | „Wirklich?“ fragte er. | „Gut.“ | Fertig.");
+    /* the next word decides at the paragraph's end too */
+    expect_nomerge("Siehe Kapitel 4. Dort\n\nSiehe S. 5\n\nPlan B. Dann", "Siehe Kapitel 4. | Dort | Siehe S. 5 | Plan B. | Dann");
+}
+
+/* French, Spanish, Portuguese, Italian. French sets a space before ? ! : ;
+ * and inside guillemets: « Vraiment ? » is one end, and its » stays with it;
+ * « Vraiment ? » dit-il goes on. Spanish opens with ¿ ¡ and ends at ? !;
+ * ordinals 1.º 2.ª never end one. */
+static void test_abbreviations_romance(void) {
+    expect_nomerge("Utilisez p. ex. Python, env. 5 minutes, cf. la doc. M. Dupont est l\xC3\xA0. Mme Martin aussi. Fin.",
+                   "Utilisez p. ex. Python, env. 5 minutes, cf. la doc. | M. Dupont est l\xC3\xA0. | Mme Martin aussi. | Fin.");
+    expect_nomerge("Il a dit : \xC2\xAB Vraiment ? \xC2\xBB Oui. \xC2\xAB Vraiment ? \xC2\xBB dit-il. C'est le n\xC2\xB0 5, etc. "
+                   "Voil\xC3\xA0.",
+                   "Il a dit : \xC2\xAB Vraiment ? \xC2\xBB | Oui. | \xC2\xAB Vraiment ? \xC2\xBB dit-il. | C'est le n\xC2\xB0 5, etc. | "
+                   "Voil\xC3\xA0.");
+    expect_nomerge("Vraiment ? Oui ! Attention : il faut partir. \xC2\xAB C'est fini. \xC2\xBB Ensuite on part. Il y en a sept. "
+                   "Ensuite rien.",
+                   "Vraiment ? | Oui ! | Attention : il faut partir. | \xC2\xAB C'est fini. \xC2\xBB | Ensuite on part. | "
+                   "Il y en a sept. | Ensuite rien.");
+    expect_nomerge("Use, p. ej. Python. El Sr. García y la Sra. L\xC3\xB3pez, con el Dr. P\xC3\xA9rez, ven la p\xC3\xA1g. 5 y "
+                   "el n\xC3\xBAm. 3. Fin.",
+                   "Use, p. ej. Python. | El Sr. García y la Sra. L\xC3\xB3pez, con el Dr. P\xC3\xA9rez, ven la p\xC3\xA1g. 5 y "
+                   "el n\xC3\xBAm. 3. | Fin.");
+    expect_nomerge("\xC2\xBFQu\xC3\xA9 pasa? Nada. \xC2\xA1Hola! \xC2\xBFListo?", "\xC2\xBFQu\xC3\xA9 pasa? | Nada. | \xC2\xA1Hola! | \xC2\xBFListo?");
+    expect_nomerge("Es el 1.\xC2\xBA de mayo y la 2.\xC2\xAA vez. Vivo en EE.UU. desde 2020. Fuimos al mar. Luego comimos.",
+                   "Es el 1.\xC2\xBA de mayo y la 2.\xC2\xAA vez. | Vivo en EE.UU. desde 2020. | Fuimos al mar. | Luego comimos.");
+    expect_nomerge("Veja p.ex. o Sr. Silva na p\xC3\xA1g. 3. Fim.", "Veja p.ex. o Sr. Silva na p\xC3\xA1g. 3. | Fim.");
+    expect_nomerge("Il Sig. Rossi e il Dott. Bianchi, ad es. Marco, ecc. sono qui. \xC3\x88 il mio. Poi basta.",
+                   "Il Sig. Rossi e il Dott. Bianchi, ad es. Marco, ecc. sono qui. | \xC3\x88 il mio. | Poi basta.");
+}
+
+/* Russian, Ukrainian, Polish: "г." and "r." after a year, "гг.", "тыс.",
+ * "руб.", "др.", "пр." go on before a lower-case word and end before a
+ * capital; "т. е." written with a space is one; "np.", "tzn.", "tj.",
+ * "m.in." never end; "itd.", "itp." wait like "etc.". */
+static void test_abbreviations_slavic(void) {
+    expect_nomerge("Это было в 2024 г. мы начали. В 1990-х гг. было иначе. Потом и др. Готово. В 2024 г. Потом.",
+                   "Это было в 2024 г. мы начали. | В 1990-х гг. было иначе. | Потом и др. | Готово. | В 2024 г. | Потом.");
+    expect_nomerge("Стоит 5 тыс. рублей, т. е. дёшево. Цена 100 руб. Потом скидка, см. стр. 5 и пр. Всё, и т. д. Конец.",
+                   "Стоит 5 тыс. рублей, т. е. дёшево. | Цена 100 руб. | Потом скидка, см. стр. 5 и пр. | Всё, и т. д. | Конец.");
+    expect_nomerge("Див. розділ 3, т.зв. тести. Готово.", "Див. розділ 3, т.зв. тести. | Готово.");
+    expect_nomerge("Użyj np. Pythona, tzn. skryptu, tj. pliku, m.in. testów itd. Dobrze. W 2024 r. firma rosła. "
+                   "Mamy pliki, foldery itp. Koniec.",
+                   "Użyj np. Pythona, tzn. skryptu, tj. pliku, m.in. testów itd. | Dobrze. | W 2024 r. firma rosła. | "
+                   "Mamy pliki, foldery itp. | Koniec.");
+}
+
+/* Dutch: "bijv.", "o.a.", "d.w.z." never end a sentence, "enz." waits like
+ * "etc.". */
+static void test_abbreviations_dutch(void) {
+    expect_nomerge("Gebruik bijv. Python, o.a. voor tests, d.w.z. snel, enz. Klaar. Appels, peren enz. zijn fruit.",
+                   "Gebruik bijv. Python, o.a. voor tests, d.w.z. snel, enz. | Klaar. | Appels, peren enz. zijn fruit.");
+}
+
+/* Japanese quotations: 「はい。」と言った is one sentence (the 。 is the
+ * quotation's), as is 彼は「本当?」と言った; 「完了しました。」これで… is two.
+ * Chinese after a closed quotation starts a new one. */
+static void test_sentence_ends_cjk_quotes(void) {
+    expect_nomerge("「はい。」と言った。「完了しました。」これで終わりです。", "「はい。」と言った。 | 「完了しました。」 | これで終わりです。");
+    expect_nomerge("彼は「本当?」と言った。『了解。』って返した。", "彼は「本当?」と言った。 | 『了解。』って返した。");
+    expect_nomerge("他说：“好的。”然后走了。他說：「好。」然後走了。", "他说：“好的。” | 然后走了。 | 他說：「好。」 | 然後走了。");
+}
+
+/* Greek asks with ';' (U+037E becomes ';' in NFC text): after a Greek
+ * letter it ends a sentence; elsewhere it is a semicolon. Armenian ends
+ * with ։, Korean with '.', Thai has no sentence mark (its spaces are not
+ * sentence ends). */
+static void test_sentence_ends_other_scripts(void) {
+    expect_nomerge("Τι κάνεις; Καλά. Και εσύ; Ναι, π.χ. αυτό, κ.λπ. Τέλος.",
+                   "Τι κάνεις; | Καλά. | Και εσύ; | Ναι, π.χ. αυτό, κ.λπ. | Τέλος.");
+    expect_nomerge("Set x = 1; y = 2. Done.", "Set x = 1; y = 2. | Done.");
+    expect_nomerge("Ես փոխեցի ֆայլը։ Հիմա գործարկիր թեստերը։", "Ես փոխեցի ֆայլը։ | Հիմա գործարկիր թեստերը։");
+    expect_nomerge("파일을 수정했습니다. 이제 테스트를 실행하세요.", "파일을 수정했습니다. | 이제 테스트를 실행하세요.");
+    expect_nomerge("ผมแก้ไขไฟล์แล้ว ตอนนี้รันการทดสอบได้เลย", "ผมแก้ไขไฟล์แล้ว ตอนนี้รันการทดสอบได้เลย");
 }
 
 /* A sentence with nothing but punctuation or symbols is not emitted: the
@@ -938,9 +1058,11 @@ static void test_cjk(void) {
                    "\xE6\xAC\xA1\xEF\xBC\x81\xE6\x9C\x80\xE5\xBE\x8C\xEF\xBC\x9F",
                    "\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x81\xA7\xE3\x81\x99\xE3\x80\x82"
                    " | \xE6\xAC\xA1\xEF\xBC\x81 | \xE6\x9C\x80\xE5\xBE\x8C\xEF\xBC\x9F");
-    /* closing bracket stays with its sentence */
+    /* closing bracket stays with its sentence; a quotation with the quoting と after it is part of one */
     expect_nomerge("\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D\xE3\x81\xA8\xE8\xA8\x80\xE3\x81\x86\xE3\x80\x82",
-                   "\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D | \xE3\x81\xA8\xE8\xA8\x80\xE3\x81\x86\xE3\x80\x82");
+                   "\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D\xE3\x81\xA8\xE8\xA8\x80\xE3\x81\x86\xE3\x80\x82");
+    expect_nomerge("\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D\xE6\xAC\xA1\xE3\x80\x82",
+                   "\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8D | \xE6\xAC\xA1\xE3\x80\x82");
     /* short Japanese sentence merges without a space */
     expect("\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82",
            "\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAB\xE9\x80\xB2\xE3\x81\xBF\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
@@ -949,8 +1071,8 @@ static void test_cjk(void) {
     /* an ASCII '!' inside Japanese text */
     expect_nomerge("\xE5\xAE\x8C\xE4\xBA\x86!\xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82", "\xE5\xAE\x8C\xE4\xBA\x86! | \xE6\xAC\xA1\xE3\x81\xB8\xE3\x80\x82");
     /* ... and inside brackets: the closer stays with its sentence, as after 。 (it was "「abc!" and "」です。") */
-    expect_nomerge("パスワードは「abc!」です。彼は「本当?」と言った。English (yes!) works.",
-                   "パスワードは「abc!」 | です。 | 彼は「本当?」 | と言った。 | English (yes!) works.");
+    expect_nomerge("パスワードは「abc!」です。彼は「本当?」と言った。「完了!」次へ。English (yes!) works.",
+                   "パスワードは「abc!」です。 | 彼は「本当?」と言った。 | 「完了!」 | 次へ。 | English (yes!) works.");
 }
 
 static void test_paragraphs(void) {
@@ -1767,6 +1889,13 @@ int main(void) {
     TEST_RUN(test_abbreviations_unmerged);
     TEST_RUN(test_abbreviations_cyrillic);
     TEST_RUN(test_day_ordinals);
+    TEST_RUN(test_abbreviations_english);
+    TEST_RUN(test_abbreviations_german);
+    TEST_RUN(test_abbreviations_romance);
+    TEST_RUN(test_abbreviations_slavic);
+    TEST_RUN(test_abbreviations_dutch);
+    TEST_RUN(test_sentence_ends_cjk_quotes);
+    TEST_RUN(test_sentence_ends_other_scripts);
     TEST_RUN(test_no_split_inside_tokens);
     TEST_RUN(test_punctuation_only);
     TEST_RUN(test_cjk_idle_flush);

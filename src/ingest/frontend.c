@@ -576,8 +576,11 @@ static int gap_fill(ingest_frontend *fe, source *s, const char *t, size_t n, int
          * block's line may come then); the open block's line (before its
          * stop) may hold more after them (its last deltas lost unseen) */
         const char *st = s->streamed.p ? s->streamed.p : "";   /* nothing streamed yet: "" */
+        size_t m = holds_held_at(t, n, 0, st, 0, s->streamed.len, s->losses, s->nlosses, 0);
+        /* after the stop too when 8 bytes or more of it are in the line
+         * (the last deltas lost unseen; earlier blocks' lines are known) */
         if (lead_ws(st, s->streamed.len) < s->streamed.len &&
-            !holds_held_at(t, n, 0, st, 0, s->streamed.len, s->losses, s->nlosses, !open))
+            !(m && (open || m >= 8 || holds_held(t, n, 0, st, 0, s->streamed.len, s->losses, s->nlosses))))
             return 0;
     }
     release_hold(fe, s, 0);   /* a held block: what came before the gap first */
@@ -644,6 +647,8 @@ static int fills_gapped(const source *s, const char *t, size_t n) {
         /* and each piece held between lost lines, in order, the last at its end */
         size_t m = holds_held(t, n, pre, g, pre, s->grec[i].len, s->grec[i].losses, s->grec[i].nlosses);
         if (pre + m >= 8 && (m || lead_ws(g + pre, s->grec[i].len - pre) == s->grec[i].len - pre)) return 1;
+        /* or not at its end (its last deltas lost unseen), 8 bytes held at least */
+        if (holds_held_at(t, n, pre, g, pre, s->grec[i].len, s->grec[i].losses, s->grec[i].nlosses, 0) >= 8) return 1;
     }
     return 0;
 }

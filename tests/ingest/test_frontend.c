@@ -1413,6 +1413,14 @@ static void test_lost_stop_and_pieces(void) {
                             ASSIST("m1", "Looking at the parser module."), ASSIST("m1", "Next one."), RESULT("Next one."), NULL};
     run(pieces, &c);
     EXPECT(&c, "g at the pars le. | Next one.");
+    /* the first delta line lost and the last deltas never came (no trace),
+     * SDK order: the line after the stop holds what came (8 bytes or more),
+     * not at its end, and fills the gap; it was said as it came and then
+     * whole */
+    const char *tail[] = {START("m1"), BSTART(0, "text"), LOSTD, DELTA(0, "t the parser"), BSTOP(0), MSTOP,
+                          ASSIST("m1", "Looking at the parser module now."), RESULT("Looking at the parser module now."), NULL};
+    run(tail, &c);
+    EXPECT(&c, "Looking at the parser module now.");
 }
 
 /* A result that holds only the start of the last message (anthropics/

@@ -147,7 +147,7 @@ def random_stream(Session, seed):
     s = Session("random", partial=rng.random() < 0.7, seed=seed, sid="rand-%d" % seed)
     s.init()
     for turn in range(rng.randint(1, 3)):
-        spoke = False
+        spoke, last = False, ""
         for m in range(rng.randint(1, 3)):
             blocks = []
             if rng.random() < 0.4:
@@ -160,6 +160,9 @@ def random_stream(Session, seed):
                 blocks.append(("tool", "Bash", {"command": " ".join(rng.choices(SILENT, k=3))}, tid))
             if not blocks:
                 continue
+            texts = [b[1] for b in blocks if b[0] == "text"]
+            if texts:
+                last = texts[-1]
             lost = (len(blocks) - 1,) if s.partial and blocks[-1][0] == "text" and rng.random() < 0.2 else ()
             mid = s.message(blocks, lost_deltas=lost)
             if not s.partial and rng.random() < 0.2:  # the same assistant line again (resumed session)
@@ -168,10 +171,53 @@ def random_stream(Session, seed):
                 if rng.random() < 0.3:  # a subagent's own lines
                     s.message([("text", sentence(rng, SILENT))], parent=tid)
                 s.tool_result(tid, " ".join(rng.choices(SILENT, k=8)))
-        # a turn that spoke: its result repeats the last words (never again);
-        # a silent turn: the result is the answer
-        s.result(sentence(rng, SPOKEN) if not spoke else "Summary: " + sentence(rng, SPOKEN))
+        # a turn that spoke: its result is its last text block (never said
+        # again), or other words (never said); a silent turn: the result is the answer
+        if not spoke:
+            s.result(sentence(rng, SPOKEN))
+        else:
+            s.result(last if rng.random() < 0.7 else "Summary: " + sentence(rng, SPOKEN))
+    if s.partial and rng.random() < 0.3:
+        sdk_order(s.lines)
+    if rng.random() < CUT_SHARE:
+        for _ in range(1 if rng.random() < 0.7 else 2):
+            cut_line(rng, s.lines)
     return s
+
+
+# A fraction of the random streams lose lines as the CLI loses them: a long
+# line cut short (anthropics/claude-code#3359, #2904), which the front end
+# sees as a broken line. Which line and where it is cut are random.
+CUT_SHARE = 0.6
+
+
+def cut_line(rng, lines):
+    i = rng.randrange(1, len(lines))
+    if len(lines[i]) > 2:
+        lines[i] = lines[i][:rng.randrange(1, len(lines[i]) - 1)]
+
+
+def sdk_order(lines):
+    """The order the Agent SDK documents: a message's complete assistant
+    lines after its message_stop (the CLI writes each before its block's
+    content_block_stop)."""
+    out, held = [], {}
+    for l in lines:
+        o = json.loads(l)
+        par = o.get("parent_tool_use_id")
+        if o.get("type") == "assistant" and par in held:
+            held[par].append(l)
+            continue
+        out.append(l)
+        if o.get("type") == "stream_event":
+            et = (o.get("event") or {}).get("type")
+            if et == "message_start":
+                held[par] = []
+            elif et == "message_stop":
+                out += held.pop(par, [])
+    for h in held.values():
+        out += h
+    lines[:] = out
 
 
 def main():

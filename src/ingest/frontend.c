@@ -713,6 +713,30 @@ static size_t streamed_prefix(const source *s, const char *t, size_t n) {
     return best;
 }
 
+/* The block of this message that streamed t[0, done) is t (its late
+ * line gave the rest): so it is known, whole (the turn's result repeating
+ * it was taken for a block it goes on from, and its rest said again). */
+static void grow_block(ingest_frontend *fe, source *s, const char *t, size_t n, size_t done) {
+    const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
+    while (p && p < end) {
+        size_t l = strlen(p);
+        if (l == done && memcmp(p, t, done) == 0) {
+            size_t at = (size_t)(p - s->msg_blocks.p), rest = s->msg_blocks.len - at - l;
+            fbuf nb = {0};
+            if (fb_put(&nb, s->msg_blocks.p, at) || fb_put(&nb, t, n) ||
+                fb_put(&nb, s->msg_blocks.p + at + l, rest)) {
+                fe->oom = 1;
+                free(nb.p);
+                return;
+            }
+            free(s->msg_blocks.p);
+            s->msg_blocks = nb;
+            return;
+        }
+        p += l + 1;
+    }
+}
+
 /* Partial mode: is t a text block of this message already streamed and
  * closed, except for a part in its middle that never came (a delta lost
  * without a trace)? Such a block is t's start and t's end, at least 8 bytes
@@ -1212,7 +1236,10 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             /* Partial mode, the line after its block's stop (the order the SDK
              * documents) with deltas lost: only what was not streamed is new. */
             size_t done = think ? 0 : streamed_prefix(s, t, n);
-            if (done) fe->st.duplicates++;
+            if (done) {
+                fe->st.duplicates++;
+                grow_block(fe, s, t, n, done);
+            }
             /* said as it streamed, but for deltas that never came: not again */
             if (!done && !think && streamed_with_gap(s, t, n)) { fe->st.duplicates++; continue; }
             /* An interrupted turn's text ("aborted":true) stops mid-word: the

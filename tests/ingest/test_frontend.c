@@ -1421,6 +1421,16 @@ static void test_lost_stop_and_pieces(void) {
                           ASSIST("m1", "Looking at the parser module now."), RESULT("Looking at the parser module now."), NULL};
     run(tail, &c);
     EXPECT(&c, "Looking at the parser module now.");
+    /* the last deltas never came (no trace), SDK order: the late line adds
+     * the rest; in a turn that lost a line (a tool call's, cut short) the
+     * result, that block, is not taken for one it goes on from (its rest
+     * was said again) */
+    const char *grown[] = {START("m0"), BSTART(0, "tool_use"), BSTOP(0), MSTOP,
+                           "{\"type\":\"assistant\",\"message\":{\"id\":\"m0\",\"content\":[{\"type\":\"tool_use\",\"input\":{\"a",
+                           START("m1"), BSTART(0, "text"), DELTA(0, "The quick bro"), BSTOP(0), MSTOP, ASSIST("m1", FOX),
+                           RESULT(FOX), NULL};
+    run(grown, &c);
+    EXPECT(&c, "The quick bro | wn fox jumps over the lazy dog. | Then it sleeps.");
 }
 
 /* A result that holds only the start of the last message (anthropics/

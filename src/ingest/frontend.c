@@ -605,7 +605,10 @@ static void gap_give_up(ingest_frontend *fe, source *s) {
     for (int k = 0; k <= s->nlosses; k++) {
         size_t b = k ? s->losses[k - 1] : s->gap_at, e = k < s->nlosses ? s->losses[k] : s->streamed.len;
         if (e > b) {
-            feed_text(fe, s, " ", 1);
+            /* (nothing fed before a gap at the block's start: no word to
+             * break from, and a space there would continue the sentence
+             * the block before left open, a table row's too) */
+            if (b) feed_text(fe, s, " ", 1);
             feed_text(fe, s, st + b, e - b);
         }
     }

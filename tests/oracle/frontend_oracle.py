@@ -372,7 +372,8 @@ class Oracle:
                 if re.search(r"\S$", marked) and re.match(r"\S", p):
                     # a token cut in two: its parts, as a listener may hear them
                     extra += words(re.search(r"\S+$", marked).group(0)) + words(re.match(r"\S+", p).group(0))
-                mid[gap_word(k)] = bool(re.search(r"\w$", marked)) and bool(re.match(r"\w", p))
+                # (nothing before it: the first word may be the end of one)
+                mid[gap_word(k)] = (not marked or bool(re.search(r"\w$", marked))) and bool(re.match(r"\w", p))
                 # at a line's end, not its start (a fence, table or list marker stays one)
                 head = marked.rstrip("\n")
                 if head.strip():
@@ -528,10 +529,12 @@ class Oracle:
                 # its last deltas never came, nor a broken line: the rest, the
                 # word cut at the block's end a fragment
                 rest = text[len(t):]
-                m = re.match(r"\w+", rest) if re.search(r"\w$", t) else None
-                if m:
-                    self.add("uncertain", m.group(0))
-                    rest = rest[m.end():]
+                if not t.endswith("\n"):
+                    # the rest of a line begun in the block: how it reads alone
+                    # (a table row's end, a word's end) is open
+                    head = rest.split("\n", 1)[0]
+                    self.add("uncertain", " ".join(words(head) + words(clean(head))), True)
+                    rest = rest[len(head):]
                 self.add("spoken", rest)
                 d.parts = [text]
                 self.last_text, self.last_block = text, d

@@ -369,6 +369,13 @@ class Oracle:
                 if e is not None:
                     extra += words(p[:e]) + words(clean(p[:e]))
                     p = " " + p[e:]
+                line = marked[marked.rfind("\n") + 1:]
+                if len(line.strip()) <= 3 or line.lstrip().startswith(("|", "#", ">")):
+                    # lost at a line's start (a list, heading, table or trailer
+                    # marker perhaps): how the rest of that line reads is open
+                    head = p.split("\n", 1)[0]
+                    extra += words(head) + words(clean(head))
+                    p = " " + p[len(head):]
                 if re.search(r"\S$", marked) and re.match(r"\S", p):
                     # a token cut in two: its parts, as a listener may hear them
                     extra += words(re.search(r"\S+$", marked).group(0)) + words(re.match(r"\S+", p).group(0))

@@ -49,7 +49,7 @@ __device__ __forceinline__ void pdl_launch_dependents(void) {
 #endif
 }
 /* The kernel trace (STTS_CUDA_KTRACE=1, kernels.h mtk_ktrace_*): when t is
- * set, block 0's first thread of every kernel stamps %globaltimer as its
+ * set, block (0, 0, 0)'s first thread of every kernel stamps %globaltimer as its
  * wait returns, i.e. when its predecessor has completed; consecutive stamps
  * are each kernel's share of the step's critical path. Read before the
  * wait (it changes only between runs), so an untraced kernel pays one
@@ -94,7 +94,7 @@ __device__ __forceinline__ void pdl_trigger_late(void) {
 }
 
 __device__ __forceinline__ void pdl_wait(void) {
-    const bool stamp = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && g_ktrace.t != NULL;
+    const bool stamp = threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && g_ktrace.t != NULL;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif

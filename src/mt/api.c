@@ -158,6 +158,9 @@ void nllb_session_free(nllb_session *s) {
     /* backend memory (device memory on a GPU): released by the backend */
     if (s->lbase) be->ops->release(be, s->lbase);
     if (s->lext) be->ops->release(be, s->lext);
+    float *fold[] = {s->fold_m, s->fold_c, s->fold_nt, s->fold_scores};
+    for (size_t i = 0; i < sizeof fold / sizeof *fold; i++)
+        if (fold[i]) be->ops->release(be, fold[i]);
     if (s->x) be->ops->exec_free(s->x);
     free(s);
 }

@@ -231,6 +231,36 @@ typedef struct {
     stts_status (*select_collect)(mt_exec *x, int ticket, int rows, int32_t *top, float *lp);
     stts_status (*embed_fed)(mt_exec *x, const mt_weight *table, const int *from_row, const int *pos, int rows,
                              float scale, int pad_idx, int pos_round, float *out);
+
+    /* ---- the cross-attention folded into its projections (optional, both or none) ----
+     * A decode step's cross-attention is three dependent passes (the query's
+     * LayerNorm Linear, the attention, the output projection), over keys
+     * and values that are fixed for the sentence. Folding the query
+     * projection into the keys and the output projection into the values
+     * leaves two: scores = LN(x) M^T + c, then y += softmax(scores) Nt^T + bo
+     * (docs/ENGINE.md "The cross-attention folded"). Not the same bits as the
+     * three passes (the sums run in another order), so forward.c uses it
+     * only where exact parity is not asked for (not f32 weights).
+     * cross_fold_prepare: for one sentence of S <= cross_fold_max_s
+     * positions, every one of `layers` (<= 32) decoder layers at once: layer l's
+     * keys at k + l * kv_layer and values at v + l * kv_layer (rows at
+     * kv_stride floats), H heads, its query projection Wq[l], bq[l] (may be
+     * NULL) times qs and output projection Wo[l] -> M + l * m_layer ([H*S][d]),
+     * c + l * c_layer ([H*S]), Nt + l * m_layer ([d][H*S]) (backend buffers).
+     * Outside step_begin/step_end.
+     * cross_fold_attend: ln_out = LayerNorm(in) (g, gb, eps), scores [R][H*S]
+     * = ln_out M^T + c, y[R][d] += softmax per head of the scores, times
+     * Nt^T, + bo. H * S must be a multiple of 4. */
+    stts_status (*cross_fold_prepare)(mt_exec *x, int layers, const float *k, const float *v, int kv_stride,
+                                      size_t kv_layer, int S, int H, const mt_weight *const *Wq,
+                                      const mt_weight *const *bq, float qs, const mt_weight *const *Wo, float *M,
+                                      float *c, float *Nt, size_t m_layer, size_t c_layer);
+    stts_status (*cross_fold_attend)(mt_exec *x, const float *in, int R, const mt_weight *g, const mt_weight *gb,
+                                     float eps, float *ln_out, const float *M, const float *c, const float *Nt, int H,
+                                     int S, float *scores, const mt_weight *bo, float *y);
+    /* the most positions and rows a fold takes (longer sentences and more
+     * rows: the three passes) */
+    int cross_fold_max_s, cross_fold_max_rows;
 } mt_backend_ops;
 
 struct mt_backend {

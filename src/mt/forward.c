@@ -141,6 +141,7 @@ static int position_of(const nllb_model *m, int32_t id, int index) {
 }
 
 stts_status mt_encode(nllb_session *s, const int32_t *ids, int n_sents, int T, float *enc_out, stts_error *err) {
+    s->fold_valid = 0; /* the folded cross-attention was of the sentences before */
     const nllb_model *m = s->m;
     mt_exec *be = s->x;
     const mt_backend_ops *op = s->be->ops;
@@ -212,6 +213,76 @@ stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_err
 static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const int *from_row, const int *slot,
                                const int *sent, int t, const int *rt, int lr0, int want_logits, stts_error *err);
 
+/* Whether the model's cross-attention may run folded (backend.h
+ * cross_fold_*): not with f32 weights, whose results are to be HF's to the
+ * bit (the fold sums in another order), unless STTS_CROSS_FOLD=1 asks for
+ * it anyway (tests: the folded path against the plain one at f32);
+ * STTS_CROSS_FOLD=0 never folds (A/B). */
+static int fold_forced = -1; /* mt_cross_fold_force */
+void mt_cross_fold_force(int mode) { fold_forced = mode < 0 ? -1 : mode != 0; }
+
+static int fold_wanted(const nllb_model *m) {
+    static int env = -2;
+    if (fold_forced >= 0) return fold_forced;
+    if (env == -2) {
+        const char *e = getenv("STTS_CROSS_FOLD");
+        env = e && e[0] ? e[0] != '0' : -1;
+    }
+    return env >= 0 ? env : m->wfmt != MT_WF_F32;
+}
+
+/* Called before a step's bracket (the preparation is per sentence, not a
+ * part of the recorded step): sets s->fold_now when this step's
+ * cross-attention runs folded, with the sentence's M, c and Nt made if they
+ * are not there yet. Only for rows that all read one sentence of at most
+ * cross_fold_max_s positions, and at most cross_fold_max_rows rows (greedy
+ * and its prefill): each sentence has its own M and Nt, and they grow with
+ * its length. */
+static stts_status fold_for_step(nllb_session *s, int R, const int *sent, stts_error *err) {
+    const nllb_model *m = s->m;
+    const mt_backend_ops *op = s->be->ops;
+    s->fold_now = 0;
+    if (!op->cross_fold_prepare || !op->cross_fold_attend || R < 1 || R > op->cross_fold_max_rows ||
+        !fold_wanted(m))
+        return STTS_OK;
+    for (int r = 1; r < R; r++)
+        if (sent[r] != sent[0]) return STTS_OK;
+    const int S = s->seg_len[sent[0]], H = m->pub.decoder_attention_heads, L = m->pub.decoder_layers;
+    const size_t d = (size_t)m->pub.d_model;
+    if (S < 1 || S > op->cross_fold_max_s || (H * S) % 4) return STTS_OK; /* rows of H*S floats: 16-byte copies */
+    size_t rows = (size_t)2 * s->cap_slots; /* a prefill's two positions a slot */
+    if (S > s->fold_cap_s || rows * H * s->fold_cap_s > s->fold_scores_n) {
+        int cap = (S + 15) / 16 * 16;
+        if (cap > op->cross_fold_max_s) cap = op->cross_fold_max_s;
+        if (cap < s->fold_cap_s) cap = s->fold_cap_s;
+        size_t hs = (size_t)H * cap;
+        s->fold_m = grow(s->be, s->fold_m, L * hs * d);
+        s->fold_c = grow(s->be, s->fold_c, L * hs);
+        s->fold_nt = grow(s->be, s->fold_nt, L * hs * d);
+        s->fold_scores = grow(s->be, s->fold_scores, rows * hs);
+        s->fold_valid = 0;
+        if (!s->fold_m || !s->fold_c || !s->fold_nt || !s->fold_scores) {
+            s->fold_cap_s = 0, s->fold_scores_n = 0;
+            return stts_error_set(err, STTS_ERR_NOMEM,
+                                  "out of memory for the folded cross-attention (%d positions, %d layers)", S, L);
+        }
+        s->fold_cap_s = cap, s->fold_scores_n = rows * hs, s->fold_m_n = L * hs * d;
+    }
+    if (!s->fold_valid || s->fold_sent != sent[0]) {
+        const mt_weight *wq[64], *bq[64], *wo[64];
+        if (L > 32) return STTS_OK; /* the backend op's limit (backend.h) */
+        for (int l = 0; l < L; l++) wq[l] = m->dec[l].cq.w, bq[l] = m->dec[l].cq.b, wo[l] = m->dec[l].co.w;
+        const float qscale = 1.0f / sqrtf((float)(d / (size_t)H));
+        const size_t ls = (size_t)H * s->fold_cap_s;
+        const float *k = s->ckv + (size_t)s->seg_start[sent[0]] * 2 * d;
+        OP(op->cross_fold_prepare(s->x, L, k, k + d, (int)(2 * d), (size_t)s->cap_tokens * 2 * d, S, H, wq, bq,
+                                  qscale, wo, s->fold_m, s->fold_c, s->fold_nt, ls * d, ls));
+        s->fold_valid = 1, s->fold_sent = sent[0], s->fold_s = S;
+    }
+    s->fold_now = 1;
+    return STTS_OK;
+}
+
 /* One decoder step, bracketed for backends that record a step and replay it
  * (step_begin/step_end: CUDA graphs). */
 /* The step's selection, inside the bracket so that a recording backend
@@ -227,8 +298,10 @@ static stts_status step_bracket(nllb_session *s, int R, const int32_t *tok, cons
                                 const int *sent, int t, int want_logits, const step_select *sel, stts_error *err) {
     const mt_backend_ops *op = s->be->ops;
     const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
+    stts_status st = fold_for_step(s, R, sent, err);
+    if (st) return st;
     if (op->step_begin) op->step_begin(s->x);
-    stts_status st = decode_step(s, R, tok, from_row, slot, sent, t, NULL, 0, want_logits, err);
+    st = decode_step(s, R, tok, from_row, slot, sent, t, NULL, 0, want_logits, err);
     if (!st && sel && sel->ticket >= 0 && (st = op->select_ahead(s->x, s->logits, R, V, sel->ticket)))
         st = stts_error_set(err, st, "backend %s failed (selecting the best of %d logits)", s->be->desc, V);
     if (!st && sel && sel->k > 0 && (st = op->select_topk(s->x, s->logits, R, V, sel->k, sel->top, sel->lp)))
@@ -302,17 +375,25 @@ static stts_status decode_step(nllb_session *s, int R, const int32_t *tok, const
         OP(op->attention(be, &sa));
         OP(op->linear(be, s->datt, R, L->o.w, L->o.b, s->dx, MT_LIN_ACCUM));
 
-        /* cross-attention over the sentence's encoder K/V */
-        OP(ln_linear(s, s->dx, R, &L->ln_cross, s->dh, L->cq.w, L->cq.b, s->dq, 0, d, qscale));
-        const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
-        for (int r = 0; r < R; r++) {
-            s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
-            s->vp[r] = s->kp[r] + d;
-            s->lens[r] = s->seg_len[sent[r]];
+        /* cross-attention over the sentence's encoder K/V (folded into its
+         * projections where fold_for_step said so: two passes, not three) */
+        if (s->fold_now) {
+            const size_t ls = (size_t)H * s->fold_cap_s;
+            OP(op->cross_fold_attend(be, s->dx, R, L->ln_cross.g, L->ln_cross.b, LN_EPS, s->dh,
+                                     s->fold_m + (size_t)l * ls * d, s->fold_c + (size_t)l * ls,
+                                     s->fold_nt + (size_t)l * ls * d, H, s->fold_s, s->fold_scores, L->co.b, s->dx));
+        } else {
+            OP(ln_linear(s, s->dx, R, &L->ln_cross, s->dh, L->cq.w, L->cq.b, s->dq, 0, d, qscale));
+            const float *ckv = s->ckv + (size_t)l * s->cap_tokens * 2 * d;
+            for (int r = 0; r < R; r++) {
+                s->kp[r] = ckv + (size_t)s->seg_start[sent[r]] * 2 * d;
+                s->vp[r] = s->kp[r] + d;
+                s->lens[r] = s->seg_len[sent[r]];
+            }
+            mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d, NULL, NULL, 0, 1};
+            OP(op->attention(be, &ca));
+            OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
         }
-        mt_attn_args ca = {R, H, hd, s->dq, d, s->kp, s->vp, s->lens, 2 * d, s->datt, d, NULL, NULL, 0, 1};
-        OP(op->attention(be, &ca));
-        OP(op->linear(be, s->datt, R, L->co.w, L->co.b, s->dx, MT_LIN_ACCUM));
 
         OP(ln_linear(s, s->dx, R, &L->ln_ffn, s->dh, L->fc1.w, L->fc1.b, s->dff, MT_LIN_RELU, 0, 0.0f));
         OP(op->linear(be, s->dff, R, L->fc2.w, L->fc2.b, s->dx, MT_LIN_ACCUM));
@@ -361,8 +442,13 @@ stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const
     }
     const int V = s->sl ? s->sl_n : s->m->pub.vocab_size;
     const int sel = ticket < 0 && k > 0 && op->select_topk && k <= op->select_max_k;
+    stts_status st = fold_for_step(s, 2 * R, se2, err);
+    if (st) {
+        free(rows);
+        return st;
+    }
     if (op->step_begin) op->step_begin(s->x);
-    stts_status st = decode_step(s, 2 * R, tok, NULL, sl2, se2, 1, rt, R, 1, err);
+    st = decode_step(s, 2 * R, tok, NULL, sl2, se2, 1, rt, R, 1, err);
     if (!st && sel && (st = op->select_topk(s->x, s->logits, R, V, k, top, lp)))
         st = stts_error_set(err, st, "backend %s failed (selecting the top %d of %d logits)", s->be->desc, k, V);
     if (!st && ticket >= 0 && (st = op->select_ahead(s->x, s->logits, R, V, ticket)))

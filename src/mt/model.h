@@ -125,6 +125,14 @@ struct nllb_session {
     /* search scratch (host) */
     void *search;
     size_t search_bytes;
+    /* the cross-attention folded (backend.h cross_fold_*; forward.c
+     * fold_for_step): every decoder layer's M, c and Nt for one sentence,
+     * laid out for fold_cap_s positions a head, and the scores of a step */
+    float *fold_m, *fold_c, *fold_nt, *fold_scores;
+    size_t fold_m_n, fold_scores_n;
+    int fold_cap_s;
+    int fold_valid, fold_sent, fold_s; /* the sentence they hold (mt_encode clears fold_valid) */
+    int fold_now;                      /* the step being run uses them */
 };
 
 /* forward.c (every backend failure is returned with err naming the op) */
@@ -162,6 +170,10 @@ stts_status mt_decode_step_ahead(nllb_session *s, int R, const int32_t *tok, con
 stts_status mt_decode_prefill(nllb_session *s, int R, const int32_t *tok0, const int32_t *tok1, const int *slot,
                               const int *sent, int k, int32_t *top, float *lp, int ticket, stts_error *err);
 /* Copies KV-cache rows [0, len) of slot src to slot dst in every layer. */
+/* Where the cross-attention folds (backend.h cross_fold_*): -1 as forward.c
+ * decides (not f32 weights; STTS_CROSS_FOLD), 0 never, 1 wherever the
+ * backend can, f32 too (tests: one process, both ways). */
+void mt_cross_fold_force(int mode);
 stts_status mt_kv_copy_slot(nllb_session *s, int dst, int src, int len, stts_error *err);
 /* Host view of s->logits rows (backend memory when host visible). */
 stts_status mt_logits_host(nllb_session *s, int R, const float **out, stts_error *err);

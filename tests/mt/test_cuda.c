@@ -195,6 +195,121 @@ static void test_ln_linear(void) {
     ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
 }
 
+/* ---- the cross-attention folded (backend.h cross_fold_*) ----
+ * Through the backend's ops: two layers prepared in one call (their own
+ * weights, keys and values, at layer strides with room between), then each
+ * layer's folded scores, softmax and projection of R rows against a
+ * double-precision reference of the unfolded arithmetic (LayerNorm, query
+ * projection and scaling, attention over S positions, output projection and
+ * residual) on the same dequantized weights. Not the same order of sums,
+ * so within a relative 2e-5 of the output's scale; a wrong head, position,
+ * layer, scale or bias is off by orders more. */
+enum { FOLD_L = 2 };
+static void cross_fold_case(mt_wfmt fmt, int R, int S, int H, int hd) {
+    const int D = H * hd, HS = H * S, L = FOLD_L;
+    const float qs = 1.0f / sqrtf((float)hd);
+    const size_t kv_layer = (size_t)(S + 3) * 2 * D, m_layer = (size_t)(HS + 8) * D, c_layer = (size_t)HS + 8;
+    float *Wq = malloc(sizeof(float) * L * D * D), *Wo = malloc(sizeof(float) * L * D * D);
+    float *Wqd = malloc(sizeof(float) * D * D), *Wod = malloc(sizeof(float) * D * D);
+    float *bq = malloc(sizeof(float) * L * D), *bo = malloc(sizeof(float) * D), *g = malloc(sizeof(float) * D);
+    float *gb = malloc(sizeof(float) * D), *kv = malloc(sizeof(float) * L * kv_layer);
+    float *x = malloc(sizeof(float) * R * D), *y0 = malloc(sizeof(float) * R * D), *y = malloc(sizeof(float) * R * D);
+    for (int i = 0; i < L * D * D; i++) Wq[i] = urand() * 0.2f, Wo[i] = urand() * 0.1f;
+    for (int i = 0; i < L * D; i++) bq[i] = urand() * 0.1f;
+    for (int i = 0; i < D; i++) bo[i] = urand() * 0.1f, g[i] = 1 + urand() * 0.2f, gb[i] = urand() * 0.1f;
+    for (size_t i = 0; i < L * kv_layer; i++) kv[i] = urand();
+    for (int i = 0; i < R * D; i++) x[i] = urand() * 2 + 0.3f, y0[i] = urand();
+    mt_weight *gwq[FOLD_L], *gwo[FOLD_L], *gbq[FOLD_L];
+    for (int l = 0; l < L; l++) {
+        gwq[l] = wnew(gpu, Wq + (size_t)l * D * D, D, D, fmt), gwo[l] = wnew(gpu, Wo + (size_t)l * D * D, D, D, fmt);
+        gbq[l] = wnew(gpu, bq + (size_t)l * D, 1, D, MT_WF_F32);
+        if (!gwq[l] || !gwo[l] || !gbq[l]) return;
+    }
+    mt_weight *gbo = wnew(gpu, bo, 1, D, MT_WF_F32), *gg = wnew(gpu, g, 1, D, MT_WF_F32), *ggb = wnew(gpu, gb, 1, D, MT_WF_F32);
+    if (!gbo || !gg || !ggb) return;
+    stts_error e;
+    float *dkv = dev_of(kv, sizeof(float) * L * kv_layer), *dx = dev_of(x, sizeof(float) * R * D);
+    float *dy = dev_of(NULL, sizeof(float) * R * D), *dln = dev_of(NULL, sizeof(float) * R * D);
+    float *dM = dev_of(NULL, sizeof(float) * L * m_layer), *dc = dev_of(NULL, sizeof(float) * L * c_layer);
+    float *dN = dev_of(NULL, sizeof(float) * L * m_layer), *dsc = dev_of(NULL, sizeof(float) * R * HS);
+    CHECK(gpu->ops->cross_fold_prepare(gx, L, dkv, dkv + D, 2 * D, kv_layer, S, H, (const mt_weight *const *)gwq,
+                                       (const mt_weight *const *)gbq, qs, (const mt_weight *const *)gwo, dM, dc, dN,
+                                       m_layer, c_layer) == STTS_OK);
+    double *ln = malloc(sizeof(double) * D), *q = malloc(sizeof(double) * D), *o = malloc(sizeof(double) * D);
+    double *p = malloc(sizeof(double) * S);
+    for (int l = 0; l < L; l++) {
+        CHECK(gpu->ops->upload(gx, dy, y0, (size_t)R * D) == STTS_OK);
+        CHECK(gpu->ops->cross_fold_attend(gx, dx, R, gg, ggb, 1e-5f, dln, dM + l * m_layer, dc + l * c_layer,
+                                          dN + l * m_layer, H, S, dsc, gbo, dy) == STTS_OK);
+        fetch(y, dy, (size_t)R * D);
+        CHECK(gpu->ops->weight_read(gpu, gwq[l], 0, D, Wqd, &e) == STTS_OK);
+        CHECK(gpu->ops->weight_read(gpu, gwo[l], 0, D, Wod, &e) == STTS_OK);
+        const float *kvl = kv + l * kv_layer, *bql = bq + (size_t)l * D;
+        double worst = 0, scale = 1e-30;
+        for (int r = 0; r < R; r++) {
+            const float *xr = x + (size_t)r * D;
+            double mean = 0, var = 0;
+            for (int i = 0; i < D; i++) mean += xr[i];
+            mean /= D;
+            for (int i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            var /= D;
+            for (int i = 0; i < D; i++) ln[i] = (xr[i] - mean) / sqrt(var + 1e-5) * g[i] + gb[i];
+            for (int n = 0; n < D; n++) {
+                double t = bql[n];
+                for (int i = 0; i < D; i++) t += (double)Wqd[(size_t)n * D + i] * ln[i];
+                q[n] = t * qs;
+            }
+            for (int h = 0; h < H; h++) {
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < S; j++) {
+                    double t = 0;
+                    for (int e2 = 0; e2 < hd; e2++) t += q[h * hd + e2] * kvl[(size_t)j * 2 * D + h * hd + e2];
+                    p[j] = t, mx = fmax(mx, t);
+                }
+                for (int j = 0; j < S; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int e2 = 0; e2 < hd; e2++) {
+                    double t = 0;
+                    for (int j = 0; j < S; j++) t += p[j] / sum * kvl[(size_t)j * 2 * D + D + h * hd + e2];
+                    o[h * hd + e2] = t;
+                }
+            }
+            for (int n = 0; n < D; n++) {
+                double t = bo[n] + y0[(size_t)r * D + n];
+                for (int i = 0; i < D; i++) t += (double)Wod[(size_t)n * D + i] * o[i];
+                worst = fmax(worst, isnan(y[(size_t)r * D + n]) ? INFINITY : fabs(y[(size_t)r * D + n] - t));
+                scale = fmax(scale, fabs(t));
+            }
+        }
+        CHECK_MSG(worst / scale < 2e-5, "cross fold %s R %d S %d H %d hd %d layer %d: max |err| / max |ref| = %.3g",
+                  mt_wfmt_name(fmt), R, S, H, hd, l, worst / scale);
+    }
+    float *dev[] = {dkv, dx, dy, dln, dM, dc, dN, dsc};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) gpu->ops->release(gpu, dev[i]);
+    for (int l = 0; l < L; l++)
+        gpu->ops->weight_free(gpu, gwq[l]), gpu->ops->weight_free(gpu, gwo[l]), gpu->ops->weight_free(gpu, gbq[l]);
+    gpu->ops->weight_free(gpu, gbo), gpu->ops->weight_free(gpu, gg), gpu->ops->weight_free(gpu, ggb);
+    free(Wq), free(Wo), free(Wqd), free(Wod), free(bq), free(bo), free(g), free(gb), free(kv), free(x), free(y0);
+    free(y), free(ln), free(q), free(o), free(p);
+}
+
+static void test_cross_fold(void) {
+    CHECK(gpu->ops->cross_fold_max_s == MTK_FOLD_MAX_S && gpu->ops->cross_fold_max_rows >= 2);
+    cross_fold_case(MT_WF_F32, 1, 20, 16, 64); /* the 600M shape's greedy step */
+    cross_fold_case(MT_WF_BF16, 4, 7, 4, 16);
+    cross_fold_case(MT_WF_I8, 3, 33, 4, 32);  /* two values a lane in the softmax */
+    cross_fold_case(MT_WF_BF16, 9, 64, 2, 32); /* rows in two launches, the longest sentence folded */
+    cross_fold_case(MT_WF_F16, 2, 1, 4, 16);  /* one position: every probability 1 */
+    cross_fold_case(MT_WF_F32, 1, 5, 4, 16);  /* 20 scores a row: rows 16-byte aligned, not 32 */
+    /* refused: a sentence longer than the fold takes */
+    float *d = dev_of(NULL, 64);
+    float z[16 * 16] = {0};
+    const mt_weight *w[1] = {wnew(gpu, z, 16, 16, MT_WF_F32)};
+    CHECK(gpu->ops->cross_fold_prepare(gx, 1, d, d, 32, 0, MTK_FOLD_MAX_S + 1, 4, w, NULL, 1.0f, w, d, d, d, 0, 0) ==
+          STTS_ERR_INVALID_ARG);
+    gpu->ops->weight_free(gpu, (mt_weight *)w[0]);
+    gpu->ops->release(gpu, d);
+}
+
 /* A shortlist gather keeps each row's bytes (and int8 scale). */
 static void test_gather(void) {
     enum { N = 300, K = 64, G = 7 };
@@ -928,7 +1043,11 @@ static json_t *fixture_ref(const char *ref_name, const char **src, const char **
     return j;
 }
 
-static void engine_model(const char *model, const char *ref_name) {
+/* fold: the cross-attention folded (mt_cross_fold_force(1)) on the GPU:
+ * greedy steps and beam steps of at most 2 live rows run folded, and the
+ * ids must still be the CPU's (other sums, the same choices on these
+ * models; each folded step is checked to have run). */
+static void engine_model(const char *model, const char *ref_name, int fold) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
     struct stat sb;
@@ -955,6 +1074,8 @@ static void engine_model(const char *model, const char *ref_name) {
     if (m[1]) CHECK_MSG(strncmp(nllb_model_backend(m[1]), "cuda", 4) == 0, "backend %s", nllb_model_backend(m[1]));
     json_t *cases = json_object_get(j, "cases");
     int compared = 0;
+    mt_cross_fold_force(fold);
+    const unsigned long folds0 = mtk_cross_fold_apply_calls();
     for (size_t k = 0; s[0] && s[1] && k < json_array_size(cases); k++) {
         const char *text = json_string_value(json_object_get(json_array_get(cases, k), "text"));
         for (int beams = 1; beams <= 4; beams += 3) {
@@ -977,7 +1098,10 @@ static void engine_model(const char *model, const char *ref_name) {
             nllb_result_clear(&r[1]);
         }
     }
-    printf("%s: %d translations compared (greedy and beam 4)\n", model, compared);
+    mt_cross_fold_force(-1);
+    if (fold) CHECK_MSG(mtk_cross_fold_apply_calls() > folds0, "%s: the folded cross-attention never ran", model);
+    printf("%s: %d translations compared (greedy and beam 4%s)\n", model, compared,
+           fold ? ", the cross-attention folded" : "");
     for (int d = 0; d < 2; d++) {
         nllb_session_free(s[d]);
         nllb_model_free(m[d]);
@@ -986,11 +1110,13 @@ static void engine_model(const char *model, const char *ref_name) {
 }
 
 static void test_engine(void) {
-    engine_model("tiny-f32-st", "reference-f32.json");
-    engine_model("tiny-f16-st", "reference-f16.json");
-    engine_model("tiny-bf16-st", "reference-bf16.json");
-    engine_model("tiny-f32-pt", "reference-f32.json");
-    engine_model("tiny-f16-pt", "reference-f16.json");
+    engine_model("tiny-f32-st", "reference-f32.json", 0);
+    engine_model("tiny-f16-st", "reference-f16.json", 0);
+    engine_model("tiny-bf16-st", "reference-bf16.json", 0);
+    engine_model("tiny-f32-pt", "reference-f32.json", 0);
+    engine_model("tiny-f16-pt", "reference-f16.json", 0);
+    engine_model("tiny-f32-st", "reference-f32.json", 1);
+    engine_model("tiny-bf16-st", "reference-bf16.json", 1);
 }
 
 /* A GPU whose memory other programs hold (STTS_CUDA_WEIGHT_LIMIT: weight
@@ -1298,7 +1424,7 @@ static int wanted(const char *name) {
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
                                     "test_layernorm", "test_attention", "test_attention_warp_bits", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
-                                    "test_greedy_ahead", "test_gemm", "test_auto_fallback"};
+                                    "test_greedy_ahead", "test_gemm", "test_auto_fallback", "test_cross_fold"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -1354,6 +1480,7 @@ int main(int argc, char **argv) {
     RUN(test_greedy_ahead);
     RUN(test_gemm);
     RUN(test_auto_fallback);
+    RUN(test_cross_fold);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

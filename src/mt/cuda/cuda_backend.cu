@@ -119,7 +119,7 @@ static uint64_t now_ns(void) {
  * one instead (same kernels, no graph). With STTS_CUDA_PROGRAM=1 a new
  * graph's records are first split into units (plan_units): runs of records
  * that one persistent step program runs (program.h), the rest kernels. */
-enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR, R_SELECT };
+enum { R_LINEAR, R_LN, R_SCALE, R_EMBED, R_ATTN, R_COPY, R_LN_LINEAR, R_SELECT, R_FOLD_APPLY };
 #define MAX_GRAPHS 6
 struct rec {
     int kind;
@@ -743,6 +743,9 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
     case R_SELECT:
         return mtk_select_topk(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->i[2], (int32_t *)r->p[1],
                                (float *)r->p[2], (void *)r->p[3], (const int32_t *)r->p[4], (int32_t *)r->p[5]);
+    case R_FOLD_APPLY:
+        return mtk_cross_fold_apply(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->i[2], (const float *)r->p[1],
+                                    r->i[3], (const float *)r->p[2], (float *)r->p[3], r->i[4]);
     case R_LN_LINEAR:
         return mtk_ln_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
                              (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
@@ -1056,6 +1059,67 @@ stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, c
     }
     return check(c, mtk_linear(c->st, in, M, w->h.cols, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
                                bh ? (const float *)cw(bh)->d : NULL, y, flags));
+}
+
+/* The most rows a step folds its cross-attention for: greedy and its
+ * prefill. At 4 rows (beam 4) the folded step was slower on the H200
+ * (826 against 756 us a step in the kernel trace, 2026-12-02 12:20 UTC):
+ * the softmax takes 8 rounds of a block's warps there, and the f32 M rows
+ * stage 4 f32 input rows where the bf16 query GEMV stages bf16. */
+#define FOLD_MAX_ROWS 2
+
+/* The cross-attention folded (backend.h cross_fold_*, kernels.h
+ * mtk_cross_fold_*): the scores are an ln_linear whose weights are the
+ * session's f32 M, recorded as any other; the softmax and weighted sum are
+ * one more record. */
+stts_status be_cross_fold_prepare(mt_exec *x, int layers, const float *k, const float *v, int kv_stride,
+                                  size_t kv_layer, int S, int H, const mt_weight *const *Wq,
+                                  const mt_weight *const *bq, float qs, const mt_weight *const *Wo, float *M, float *cc,
+                                  float *Nt, size_t m_layer, size_t c_layer) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (c->recording || S < 1 || S > MTK_FOLD_MAX_S || H < 1 || layers < 1 || layers > MTK_FOLD_MAX_LAYERS)
+        return STTS_ERR_INVALID_ARG;
+    mtk_fold_weights w;
+    memset(&w, 0, sizeof w);
+    const int D = Wq[0]->cols, qf = kfmt(Wq[0]->fmt), of = kfmt(Wo[0]->fmt);
+    for (int l = 0; l < layers; l++) {
+        const cuda_weight *q = cw(Wq[l]), *o = cw(Wo[l]);
+        if (q->h.rows != D || q->h.cols != D || o->h.rows != D || o->h.cols != D || D % H ||
+            kfmt(q->h.fmt) != qf || kfmt(o->h.fmt) != of)
+            return STTS_ERR_INVALID_ARG;
+        w.wq[l] = q->d, w.qsc[l] = q->dscale, w.wo[l] = o->d, w.osc[l] = o->dscale;
+        w.bq[l] = bq && bq[l] ? (const float *)cw(bq[l])->d : NULL;
+    }
+    return check(c, mtk_cross_fold_prepare(c->st, layers, k, v, kv_stride, kv_layer, S, H, D / H, &w, qf, of, qs, M,
+                                           cc, Nt, m_layer, c_layer));
+}
+
+stts_status be_cross_fold_attend(mt_exec *x, const float *in, int R, const mt_weight *g, const mt_weight *gb,
+                                 float eps, float *ln_out, const float *M, const float *cc, const float *Nt, int H,
+                                 int S, float *scores, const mt_weight *bo, float *y) {
+    cuda_exec *c = cx(x);
+    if (fail(c, cudaSuccess)) return STTS_ERR_DEVICE;
+    if (R <= 0) return STTS_OK;
+    const int D = g->cols, HS = H * S;
+    if (S < 1 || S > MTK_FOLD_MAX_S || H < 1 || ln_out == in) return STTS_ERR_INVALID_ARG;
+    const int sflags = act_flags(c, 0), yflags = act_flags(c, MT_LIN_ACCUM);
+    const float *bod = bo ? (const float *)cw(bo)->d : NULL;
+    if (c->recording) {
+        rec *r = rec_add(c, R_LN_LINEAR);
+        if (!r) return rec_nomem(c);
+        r->p[0] = in, r->i[0] = R, r->i[1] = D, r->p[1] = M, r->i[2] = MTK_W_F32, r->p[2] = NULL, r->i[3] = HS;
+        r->p[3] = cc, r->p[4] = scores, r->i[4] = sflags, r->i[5] = 0, r->f[0] = 0.0f, r->p[5] = cw(g)->d;
+        r->p[6] = cw(gb)->d, r->f[1] = eps, r->p[7] = ln_out;
+        if (!(r = rec_add(c, R_FOLD_APPLY))) return rec_nomem(c);
+        r->p[0] = scores, r->i[0] = R, r->i[1] = H, r->i[2] = S, r->p[1] = Nt, r->i[3] = D, r->p[2] = bod;
+        r->p[3] = y, r->i[4] = yflags;
+        return STTS_OK;
+    }
+    if (check(c, mtk_ln_linear(c->st, in, R, D, (const float *)cw(g)->d, (const float *)cw(gb)->d, eps, ln_out, M,
+                               MTK_W_F32, NULL, HS, cc, scores, sflags, 0, 0.0f)))
+        return STTS_ERR_DEVICE;
+    return check(c, mtk_cross_fold_apply(c->st, scores, R, H, S, Nt, D, bod, y, yflags));
 }
 
 stts_status be_layernorm(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *b, float eps,
@@ -1444,7 +1508,8 @@ const mt_backend_ops cuda_ops = {
     be_step_begin, be_step_end,
     be_linear_scaled, be_ln_linear,
     be_copy_many,
-    be_select_map, be_select_ahead, be_select_collect, be_embed_fed
+    be_select_map, be_select_ahead, be_select_collect, be_embed_fed,
+    be_cross_fold_prepare, be_cross_fold_attend, MTK_FOLD_MAX_S, FOLD_MAX_ROWS
 };
 
 } // namespace

@@ -1626,3 +1626,205 @@ extern "C" int mtk_topk_logsoftmax(void *stream, const float *logits, int rows, 
     launch((cudaStream_t)stream, rows, 1024, 0, topk_kernel, logits, V, k, val, idx);
     return launch_status();
 }
+
+/* ---------------- the cross-attention folded into its projections ----------------
+ * (kernels.h mtk_cross_fold_*; docs/ENGINE.md "The cross-attention folded").
+ * A decode step's cross-attention is three dependent launches: the query's
+ * LayerNorm GEMV, the attention over the sentence's S encoder positions,
+ * the output projection. The keys and values are fixed for the sentence,
+ * so the query projection folds into the keys (M = qs K_h Wq_h: a score is
+ * one dot product with LN(x)) and the output projection into the values
+ * (Nt = Wo_h V_h^T: the output is a weighted sum of those columns). The
+ * step then runs the scores as a LayerNorm GEMV over H * S rows and the
+ * softmax and the weighted sum as one more launch (cross_fold_apply_kernel):
+ * two dependent launches instead of three. */
+
+#define FOLD_THREADS 128
+
+/* Every layer in one launch, blockIdx.z = 2 * layer + part. Part 0:
+ * M[h*S + j][i] = qs sum_e k[j][h*hd + e] Wq[h*hd + e][i] and c[h*S + j] =
+ * qs sum_e bq[h*hd + e] k[j][h*hd + e], a thread per column i; part 1:
+ * Nt[n][h*S + j] = sum_e Wo[n][h*hd + e] v[j][h*hd + e], a thread per row n.
+ * The head's keys (or values) sit in shared memory, every thread reading
+ * the same element at once (a broadcast); each thread's weights are loaded
+ * FOLD_BATCH at a time, independent loads in flight together (one at a
+ * time, a head's 64 dependent L2 round trips made the launch ~40 us). Once
+ * per sentence, before its first step. */
+#define FOLD_BATCH 16
+template <int SB>
+__global__ void __launch_bounds__(FOLD_THREADS) cross_fold_prepare_kernel(
+    const float *k, const float *v, int kv_stride, size_t kv_layer, int S, int hd, const mtk_fold_weights w, int qfmt,
+    int ofmt, float qs, float *M, float *c, float *Nt, size_t m_layer, size_t c_layer) {
+    extern __shared__ float fsm[]; /* [S][hd] */
+    pdl_launch_dependents();
+    pdl_wait();
+    const int h = (int)blockIdx.y, D = (int)gridDim.y * hd, HS = (int)gridDim.y * S, l = (int)blockIdx.z / 2;
+    const int t = (int)(blockIdx.x * FOLD_THREADS + threadIdx.x);
+    const bool folds_q = (blockIdx.z & 1) == 0;
+    const float *src = (folds_q ? k : v) + (size_t)l * kv_layer;
+    for (int e = threadIdx.x; e < S * hd; e += FOLD_THREADS) {
+        int j = e / hd, i = e % hd;
+        fsm[e] = src[(size_t)j * kv_stride + (size_t)h * hd + i];
+    }
+    __syncthreads();
+    const float *bq = w.bq[l];
+    if (folds_q && blockIdx.x == 0 && (int)threadIdx.x < S) {
+        float s = 0.0f;
+        for (int e = 0; bq && e < hd; e++) s = fmaf(__ldg(bq + h * hd + e), fsm[threadIdx.x * hd + e], s);
+        c[(size_t)l * c_layer + h * S + (int)threadIdx.x] = s * qs;
+    }
+    if (t >= D) return;
+    float acc[SB];
+#pragma unroll
+    for (int j = 0; j < SB; j++) acc[j] = 0.0f;
+    for (int e0 = 0; e0 < hd; e0 += FOLD_BATCH) {
+        float wv[FOLD_BATCH];
+#pragma unroll
+        for (int u = 0; u < FOLD_BATCH; u++) {
+            const int e = e0 + u;
+            /* Wq[h*hd + e][t] (column t of the head's rows) or Wo[t][h*hd + e] */
+            wv[u] = e >= hd ? 0.0f
+                    : folds_q ? table_elem(w.wq[l], qfmt, w.qsc[l], (size_t)h * hd + e, D, t)
+                              : table_elem(w.wo[l], ofmt, w.osc[l], (size_t)t, D, h * hd + e);
+        }
+#pragma unroll
+        for (int u = 0; u < FOLD_BATCH; u++) {
+            if (e0 + u >= hd) break;
+#pragma unroll
+            for (int j = 0; j < SB; j++)
+                if (j < S) acc[j] = fmaf(fsm[j * hd + e0 + u], wv[u], acc[j]);
+        }
+    }
+    if (folds_q) {
+        float *Ml = M + (size_t)l * m_layer;
+#pragma unroll
+        for (int j = 0; j < SB; j++)
+            if (j < S) Ml[(size_t)(h * S + j) * D + t] = acc[j] * qs;
+    } else {
+        float *Nl = Nt + (size_t)l * m_layer;
+#pragma unroll
+        for (int j = 0; j < SB; j++)
+            if (j < S) Nl[(size_t)t * HS + h * S + j] = acc[j];
+    }
+}
+
+extern "C" int mtk_cross_fold_prepare(void *stream, int layers, const float *k, const float *v, int kv_stride,
+                                      size_t kv_layer, int S, int heads, int head_dim, const mtk_fold_weights *w,
+                                      int qfmt, int ofmt, float qs, float *M, float *c, float *Nt, size_t m_layer,
+                                      size_t c_layer) {
+    if (S < 1 || S > MTK_FOLD_MAX_S || heads < 1 || head_dim < 1 || heads > 65535 || layers < 1 ||
+        layers > MTK_FOLD_MAX_LAYERS)
+        return (int)cudaErrorInvalidValue;
+    const int D = heads * head_dim;
+    size_t smem = (size_t)S * head_dim * sizeof(float);
+    dim3 grid((unsigned)((D + FOLD_THREADS - 1) / FOLD_THREADS), (unsigned)heads, (unsigned)(2 * layers));
+    void (*kern)(const float *, const float *, int, size_t, int, int, const mtk_fold_weights, int, int, float, float *,
+                 float *, float *, size_t, size_t) =
+        S <= 16 ? cross_fold_prepare_kernel<16> : S <= 32 ? cross_fold_prepare_kernel<32> : cross_fold_prepare_kernel<64>;
+    if (smem > SMEM_OPT_IN) {
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return (int)e;
+    }
+    launch((cudaStream_t)stream, grid, FOLD_THREADS, smem, kern, k, v, kv_stride, kv_layer, S, head_dim, *w, qfmt, ofmt,
+           qs, M, c, Nt, m_layer, c_layer);
+    return launch_status();
+}
+
+/* y[r][n] (+)= sum_c Nt[n][c] p[r][c] + bo[n], p[r] the softmax of
+ * scores[r] in groups of S (one group per head). As a GEMV: a block's 8
+ * rows of Nt (one warp each) are staged before the wait; after it, the
+ * block stages the rows' scores, takes each group's softmax (a warp per
+ * group: max, exp, sum by shuffles) and the dot products. In the
+ * bf16-activation mode the probabilities are rounded to bf16 as HF's bf16
+ * model rounds them, and the output as gemv_out and residual_add round. */
+template <int R>
+__global__ void __launch_bounds__(GEMV_THREADS) cross_fold_apply_kernel(const float *scores, int H, int S,
+                                                                        const float *__restrict__ Nt, int D,
+                                                                        const float *__restrict__ bo, float *y,
+                                                                        int flags) {
+    extern __shared__ __align__(16) unsigned char asm_[];
+    pdl_launch_dependents();
+    const int HS = H * S, wib = (int)(threadIdx.x / WARP), lane = (int)(threadIdx.x % WARP);
+    const int n0 = (int)blockIdx.x * 8, n = n0 + wib, rows = D - n0 < 8 ? D - n0 : 8;
+    float *tile = (float *)asm_, *ps = tile + (((size_t)8 * HS + 3) & ~(size_t)3);
+    copy_to_shared((unsigned char *)tile, (const unsigned char *)(Nt + (size_t)n0 * HS), (size_t)rows * HS * sizeof(float));
+    const bool writer = n < D && lane == 0;
+    const float bias = writer && bo ? __ldg(bo + n) : 0.0f;
+    pdl_wait();
+    float yo[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) yo[r] = writer && (flags & MTK_ACCUM) ? y[(size_t)r * D + n] : 0.0f;
+    copy_to_shared((unsigned char *)ps, (const unsigned char *)scores, (size_t)R * HS * sizeof(float));
+    cp_async_wait_all();
+    __syncthreads();
+    for (int g = wib; g < R * H; g += GEMV_THREADS / WARP) { /* group g: row g / H, head g % H */
+        float *p = ps + (size_t)g * S;
+        float a = lane < S ? p[lane] : -INFINITY, b = lane + WARP < S ? p[lane + WARP] : -INFINITY;
+        float mx = fmaxf(a, b);
+        for (int o = WARP / 2; o > 0; o /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        a = lane < S ? expf(a - mx) : 0.0f;
+        b = lane + WARP < S ? expf(b - mx) : 0.0f;
+        float sum = a + b;
+        for (int o = WARP / 2; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        const float inv = 1.0f / sum;
+        a *= inv, b *= inv;
+        if (flags & MTK_ACT_BF16) a = bf16_round(a), b = bf16_round(b);
+        if (lane < S) p[lane] = a;
+        if (lane + WARP < S) p[lane + WARP] = b;
+    }
+    __syncthreads();
+    if (n >= D) return;
+    const float *w = tile + (size_t)wib * HS;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    for (int cc = lane; cc < HS; cc += WARP) {
+        const float wv = w[cc];
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = fmaf(wv, ps[(size_t)r * HS + cc], acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+        for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
+    if (!writer) return;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float v = gemv_out(acc[r], 1.0f, bias, flags, n, 0, 0.0f);
+        float *yp = y + (size_t)r * D + n;
+        *yp = (flags & MTK_ACCUM) ? residual_add(yo[r], v, flags) : v;
+    }
+}
+
+static unsigned long g_fold_apply_calls;
+extern "C" unsigned long mtk_cross_fold_apply_calls(void) { return g_fold_apply_calls; }
+
+extern "C" int mtk_cross_fold_apply(void *stream, const float *scores, int rows, int heads, int S, const float *Nt,
+                                    int D, const float *bo, float *y, int flags) {
+    if (rows <= 0) return 0;
+    const int HS = heads * S;
+    if (S < 1 || S > MTK_FOLD_MAX_S || heads < 1 || D < 1 || HS % 4) return (int)cudaErrorInvalidValue;
+    g_fold_apply_calls++;
+    cudaStream_t st = (cudaStream_t)stream;
+    for (int r0 = 0; r0 < rows; r0 += MTK_GEMV_MAX_ROWS) {
+        const int R = rows - r0 < MTK_GEMV_MAX_ROWS ? rows - r0 : MTK_GEMV_MAX_ROWS;
+        size_t smem = ((((size_t)8 * HS + 3) & ~(size_t)3) + (size_t)R * HS) * sizeof(float);
+        void (*kern)(const float *, int, int, const float *, int, const float *, float *, int) = NULL;
+        switch (R) {
+        case 1: kern = cross_fold_apply_kernel<1>; break;
+        case 2: kern = cross_fold_apply_kernel<2>; break;
+        case 3: kern = cross_fold_apply_kernel<3>; break;
+        case 4: kern = cross_fold_apply_kernel<4>; break;
+        case 5: kern = cross_fold_apply_kernel<5>; break;
+        case 6: kern = cross_fold_apply_kernel<6>; break;
+        case 7: kern = cross_fold_apply_kernel<7>; break;
+        default: kern = cross_fold_apply_kernel<8>; break;
+        }
+        if (smem > SMEM_OPT_IN) {
+            cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            if (e != cudaSuccess) return (int)e;
+        }
+        launch(st, dim3((unsigned)((D + 7) / 8)), GEMV_THREADS, smem, kern, scores + (size_t)r0 * HS, heads, S, Nt, D,
+               bo, y + (size_t)r0 * D, flags);
+    }
+    return launch_status();
+}

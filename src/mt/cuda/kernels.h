@@ -94,6 +94,38 @@ int mtk_attention(void *stream, int rows, int heads, int head_dim, const float *
                   const float *const *k, const float *const *v, const int *kv_len, int kv_stride, float *out,
                   int out_stride, int max_kv, int old_kv, const mtk_new_kv *nkv, int act_bf16);
 
+/* The cross-attention folded into its projections (kernels.cu; forward.c
+ * decides where): for one sentence's S <= MTK_FOLD_MAX_S encoder positions
+ * (keys k, values v: rows at kv_stride floats), heads x head_dim = D, the
+ * query projection Wq [D][D] (+ bq, times the query scaling qs) and the
+ * output projection Wo [D][D] (formats and int8 scales as mtk_linear), per
+ * decoder layer:
+ *   M[h*S + j][i]  = qs sum_e k[j][h*hd + e] Wq[h*hd + e][i]   ([H*S][D])
+ *   c[h*S + j]     = qs sum_e bq[h*hd + e] k[j][h*hd + e]      (bq may be NULL)
+ *   Nt[n][h*S + j] = sum_e Wo[n][h*hd + e] v[j][h*hd + e]      ([D][H*S])
+ * so that a row's scores are LN(x) M^T + c (an mtk_ln_linear with f32
+ * weights M), and its attention output projected is mtk_cross_fold_apply. */
+#define MTK_FOLD_MAX_S 64
+/* Every layer's in one launch: layer l's keys and values at k, v + l *
+ * kv_layer, its M and Nt at + l * m_layer, its c at + l * c_layer, its
+ * weights from w (one weight format per projection across layers). */
+#define MTK_FOLD_MAX_LAYERS 32
+typedef struct {
+    const void *wq[MTK_FOLD_MAX_LAYERS], *wo[MTK_FOLD_MAX_LAYERS];
+    const float *qsc[MTK_FOLD_MAX_LAYERS], *osc[MTK_FOLD_MAX_LAYERS], *bq[MTK_FOLD_MAX_LAYERS];
+} mtk_fold_weights;
+int mtk_cross_fold_prepare(void *stream, int layers, const float *k, const float *v, int kv_stride, size_t kv_layer,
+                           int S, int heads, int head_dim, const mtk_fold_weights *w, int qfmt, int ofmt, float qs,
+                           float *M, float *c, float *Nt, size_t m_layer, size_t c_layer);
+/* y[r][D] (=, += with MTK_ACCUM) sum_c Nt[n][c] p[r][c] + bo[n], where p[r]
+ * is scores[r][H*S] with a softmax over each head's S values (flags:
+ * MTK_ACCUM, MTK_ACT_BF16). heads * S must be a multiple of 4. */
+int mtk_cross_fold_apply(void *stream, const float *scores, int rows, int heads, int S, const float *Nt, int D,
+                         const float *bo, float *y, int flags);
+/* Launches of mtk_cross_fold_apply so far (graph captures count once; tests
+ * check the folded path ran). */
+unsigned long mtk_cross_fold_apply_calls(void);
+
 /* Up to MTK_INLINE_ROWS rows of per-row arguments passed by value in the
  * kernel's parameters (no host-to-device copy per call: decode steps). */
 #define MTK_INLINE_ROWS 32

@@ -11,7 +11,9 @@ Ours in bf16 rounds its activations as HF's bf16 model does (the default);
 where OURS_PREFIX-f32act-bf16-greedy.jsonl exists (test_cuda --demo run with
 STTS_CUDA_BF16_ACTIVATIONS=0: bf16 weights, f32 activations), HF bf16 greedy
 is compared with it too. The disagreements are split by which side kept the
-f32 result."""
+f32 result. HF_DEMO_EXTRA="NAME=FILE,..." compares HF bf16 greedy with more
+of our bf16 greedy outputs (test_cuda --demo files of other settings, e.g.
+the cross-attention unfolded: STTS_CROSS_FOLD=0)."""
 import json
 import os
 import sys
@@ -33,6 +35,9 @@ ref = [l.rstrip("\n") for l in open(os.path.join(data, "test.ja"), encoding="utf
 ours = {k: [json.loads(l) for l in open(f"{prefix}-{k}.jsonl")] for k in ("greedy", "beam4", "bf16-greedy", "int8-greedy")}
 if os.path.exists(f"{prefix}-f32act-bf16-greedy.jsonl"):
     ours["f32act-bf16-greedy"] = [json.loads(l) for l in open(f"{prefix}-f32act-bf16-greedy.jsonl")]
+extra = [e.split("=", 1) for e in os.environ.get("HF_DEMO_EXTRA", "").split(",") if "=" in e]
+for k, path in extra:
+    ours[k] = [json.loads(l) for l in open(path)]
 bleu = lambda hyp: sacrebleu.corpus_bleu(hyp, [ref], tokenize="char").score
 for k, v in ours.items():
     print(f"ours (GPU) {k}: char BLEU {bleu([o['text'] for o in v]):.2f}")
@@ -49,7 +54,7 @@ for name, dtype, beams, mine in (("greedy_bf16", torch.bfloat16, 1, "bf16-greedy
     same = sum(a == b["ids"] for a, b in zip(outs, mine_v))
     print(f"HF GPU {name}: char BLEU {bleu([dec(o) for o in outs]):.2f}; ids identical to ours (GPU {mine}): "
           f"{same}/{len(src)} = {100.0 * same / len(src):.1f}%")
-    for other in ("bf16-greedy", "f32act-bf16-greedy") if name == "greedy_bf16" else ():
+    for other in ("bf16-greedy", "f32act-bf16-greedy", *[k for k, _ in extra]) if name == "greedy_bf16" else ():
         if other not in ours:
             continue
         v, f32 = ours[other], ours["greedy"]

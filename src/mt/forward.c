@@ -249,7 +249,8 @@ static stts_status fold_for_step(nllb_session *s, int R, const int *sent, stts_e
         if (sent[r] != sent[0]) return STTS_OK;
     const int S = s->seg_len[sent[0]], H = m->pub.decoder_attention_heads, L = m->pub.decoder_layers;
     const size_t d = (size_t)m->pub.d_model;
-    if (S < 1 || S > op->cross_fold_max_s || (H * S) % 4) return STTS_OK; /* rows of H*S floats: 16-byte copies */
+    /* rows of H*S floats: 16-byte copies; 32 layers: the op's limit (backend.h) */
+    if (S < 1 || S > op->cross_fold_max_s || (H * S) % 4 || L > 32 || s->fold_nomem) return STTS_OK;
     size_t rows = (size_t)2 * s->cap_slots; /* a prefill's two positions a slot */
     if (S > s->fold_cap_s || rows * H * s->fold_cap_s > s->fold_scores_n) {
         int cap = (S + 15) / 16 * 16;
@@ -262,15 +263,18 @@ static stts_status fold_for_step(nllb_session *s, int R, const int *sent, stts_e
         s->fold_scores = grow(s->be, s->fold_scores, rows * hs);
         s->fold_valid = 0;
         if (!s->fold_m || !s->fold_c || !s->fold_nt || !s->fold_scores) {
-            s->fold_cap_s = 0, s->fold_scores_n = 0;
-            return stts_error_set(err, STTS_ERR_NOMEM,
-                                  "out of memory for the folded cross-attention (%d positions, %d layers)", S, L);
+            /* the fold is an optimization: without memory for it (a full
+             * GPU) the session keeps the three passes, and stops asking */
+            float **bufs[] = {&s->fold_m, &s->fold_c, &s->fold_nt, &s->fold_scores};
+            for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+                if (*bufs[i]) s->be->ops->release(s->be, *bufs[i]), *bufs[i] = NULL;
+            s->fold_cap_s = 0, s->fold_scores_n = 0, s->fold_nomem = 1;
+            return STTS_OK;
         }
-        s->fold_cap_s = cap, s->fold_scores_n = rows * hs, s->fold_m_n = L * hs * d;
+        s->fold_cap_s = cap, s->fold_scores_n = rows * hs;
     }
     if (!s->fold_valid || s->fold_sent != sent[0]) {
-        const mt_weight *wq[64], *bq[64], *wo[64];
-        if (L > 32) return STTS_OK; /* the backend op's limit (backend.h) */
+        const mt_weight *wq[32], *bq[32], *wo[32];
         for (int l = 0; l < L; l++) wq[l] = m->dec[l].cq.w, bq[l] = m->dec[l].cq.b, wo[l] = m->dec[l].co.w;
         const float qscale = 1.0f / sqrtf((float)(d / (size_t)H));
         const size_t ls = (size_t)H * s->fold_cap_s;

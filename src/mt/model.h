@@ -129,8 +129,9 @@ struct nllb_session {
      * fold_for_step): every decoder layer's M, c and Nt for one sentence,
      * laid out for fold_cap_s positions a head, and the scores of a step */
     float *fold_m, *fold_c, *fold_nt, *fold_scores;
-    size_t fold_m_n, fold_scores_n;
+    size_t fold_scores_n;
     int fold_cap_s;
+    int fold_nomem;                    /* the buffers could not be had: never fold in this session */
     int fold_valid, fold_sent, fold_s; /* the sentence they hold (mt_encode clears fold_valid) */
     int fold_now;                      /* the step being run uses them */
 };

@@ -76,6 +76,12 @@ for n in 0 1; do # one weight row a warp always (0), two for every one-row GEMV 
   STTS_CUDA_RPW_MIN_N=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_rpw$n.log" 2>&1
   note "test_cuda with STTS_CUDA_RPW_MIN_N=$n rc=$? : $(tail -1 "$OUT/test_cuda_rpw$n.log")"
 done
+# the LayerNorm folded into the weights never (0), for every format and row count (1: no row limit, or
+# test_greedy_ahead's batches would fold some steps in one mode and not the other; 2026-12-02 15:55 UTC)
+for n in 0 1; do
+  STTS_CUDA_LN_FOLD=$n STTS_CUDA_LN_FOLD_ROWS=1000 timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_lnfold$n.log" 2>&1
+  note "test_cuda with STTS_CUDA_LN_FOLD=$n rc=$? : $(tail -1 "$OUT/test_cuda_lnfold$n.log")"
+done
 if ! skip memcheck && command -v compute-sanitizer >/dev/null; then
   timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $C/bin/test_cuda >"$OUT/memcheck.log" 2>&1
   note "memcheck rc=$? : $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"

@@ -191,10 +191,13 @@ typedef struct {
      * model calls linear, then scale_cols. */
     stts_status (*linear_scaled)(mt_exec *x, const float *in, int M, const mt_weight *W, const mt_weight *b, float *y,
                                  int flags, int cols, float s);
-    /* Optional: ln_out = LayerNorm(in) (g, gb, eps) and y = linear_scaled(
-     * ln_out, ...) (cols 0: plain linear) in one pass where the backend
-     * can (the LayerNorm in the GEMV's prologue); the same bits as layernorm
-     * then linear_scaled. ln_out != in. NULL: the model calls them in turn. */
+    /* Optional: y = linear_scaled(LayerNorm(in) (g, gb, eps), ...) (cols 0:
+     * plain linear) in one pass where the backend can (the LayerNorm in the
+     * GEMV's prologue): the same bits as layernorm then linear_scaled, or,
+     * where the backend folds the LayerNorm into W (CUDA, int8 and f16
+     * weights: cuda_backend.cu ln_fold_rc), within rounding of them. ln_out
+     * (!= in) is the backend's scratch for the normalized rows: its contents
+     * afterwards are unspecified. NULL: the model calls them in turn. */
     stts_status (*ln_linear)(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
                              float *ln_out, const mt_weight *W, const mt_weight *b, float *y, int flags, int cols,
                              float s);

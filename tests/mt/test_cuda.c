@@ -187,12 +187,121 @@ static void ln_linear_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt
 }
 
 static void test_ln_linear(void) {
+    mt_cuda_ln_fold_force(0); /* these are the unfolded bits; test_ln_fold has the folded ones */
     ln_linear_case(1, 1024, 3072, 0, 1024, MT_WF_BF16);
     ln_linear_case(11, 1024, 1024, 0, 1024, MT_WF_F32);
     ln_linear_case(20, 1024, 4096, MT_LIN_RELU, 0, MT_WF_BF16); /* the encoder's fc1 shape: 8 + 8 + 4 rows */
     ln_linear_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8);
     ln_linear_case(1, 1024, 3085, MT_LIN_RELU, 0, MT_WF_BF16); /* two rows a warp, a partial last block */
     ln_linear_case(3, 256, 20000, 0, 0, MT_WF_F16);
+    mt_cuda_ln_fold_force(-1);
+}
+
+/* ---- the LayerNorm folded into the weights (kernels.h mtk_ln_linear_folded) ----
+ * Through the backend's ln_linear with the fold forced on: the output
+ * against a double-precision reference of LayerNorm then Linear on the
+ * same dequantized weights, within a relative 2e-5 of the output's scale
+ * (other sums than normalizing first; a lost mean term, a wrong gain, bias,
+ * scale or row is off by orders more). x has a mean far from 0 (the fold subtracts
+ * mean * rc after the products: cancellation shows here). Every weight
+ * format, 1-11 rows (two launches at 11), the query scaling, ReLU, two
+ * rows a warp with a partial last block. Also: the default leaves f32
+ * unfolded (the parity format), and a weight whose LayerNorm changed is
+ * not folded with the old one's vectors. */
+static void ln_fold_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt, float mean) {
+    float *w = malloc(sizeof(float) * N * K), *wd = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
+    float *bb = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * K), *gb = malloc(sizeof(float) * K);
+    float *y = malloc(sizeof(float) * M * N);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < M * K; i++) x[i] = urand() * 3 + mean;
+    for (int i = 0; i < N; i++) bb[i] = urand();
+    for (int i = 0; i < K; i++) g[i] = 1 + urand() * 0.2f, gb[i] = urand() * 0.1f;
+    mt_weight *W = wnew(gpu, w, N, K, fmt), *B = wnew(gpu, bb, 1, N, MT_WF_F32);
+    mt_weight *G = wnew(gpu, g, 1, K, MT_WF_F32), *GB = wnew(gpu, gb, 1, K, MT_WF_F32);
+    stts_error e;
+    CHECK(gpu->ops->weight_read(gpu, W, 0, N, wd, &e) == STTS_OK);
+    float *dx = dev_of(x, sizeof(float) * M * K), *dh = dev_of(NULL, sizeof(float) * M * K);
+    float *dy = dev_of(NULL, sizeof(float) * M * N);
+    mt_cuda_ln_fold_force(1);
+    CHECK(gpu->ops->ln_linear(gx, dx, M, G, GB, 1e-5f, dh, W, B, dy, flags, cols, 0.125f) == STTS_OK);
+    mt_cuda_ln_fold_force(-1);
+    fetch(y, dy, (size_t)M * N);
+    double *ln = malloc(sizeof(double) * K), worst = 0, scale = 1e-30;
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * K;
+        double mu = 0, var = 0;
+        for (int k = 0; k < K; k++) mu += xr[k];
+        mu /= K;
+        for (int k = 0; k < K; k++) var += (xr[k] - mu) * (xr[k] - mu);
+        var /= K;
+        for (int k = 0; k < K; k++) ln[k] = (xr[k] - mu) / sqrt(var + 1e-5) * g[k] + gb[k];
+        for (int n = 0; n < N; n++) {
+            double t = bb[n];
+            for (int k = 0; k < K; k++) t += (double)wd[(size_t)n * K + k] * ln[k];
+            if (flags & MT_LIN_RELU) t = t > 0 ? t : 0;
+            if (n < cols) t *= 0.125;
+            double got = y[(size_t)m * N + n];
+            worst = fmax(worst, isnan(got) ? INFINITY : fabs(got - t));
+            scale = fmax(scale, fabs(t));
+        }
+    }
+    CHECK_MSG(worst / scale < 2e-5, "folded ln_linear %s M %d K %d N %d flags %d mean %g: max |err| / max |ref| = %.3g",
+              mt_wfmt_name(fmt), M, K, N, flags, mean, worst / scale);
+    gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, B), gpu->ops->weight_free(gpu, G);
+    gpu->ops->weight_free(gpu, GB);
+    gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dh), gpu->ops->release(gpu, dy);
+    free(w), free(wd), free(x), free(bb), free(g), free(gb), free(y), free(ln);
+}
+
+/* With the default (f32: unfolded) and after the LayerNorm changed, the
+ * folded and unfolded paths' outputs tell which one ran: equal bits mean
+ * unfolded (the unfolded ln_linear is layernorm + linear to the bit). */
+static void ln_fold_rules(void) {
+    if (getenv("STTS_CUDA_LN_FOLD")) {
+        printf("note: STTS_CUDA_LN_FOLD is set: the default fold rules not checked\n");
+        return;
+    }
+    const int M = 1, K = 256, N = 512;
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * K), *g = malloc(sizeof(float) * K);
+    float *gb = malloc(sizeof(float) * K), *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    for (int i = 0; i < N * K; i++) w[i] = urand() * 0.05f;
+    for (int i = 0; i < K; i++) x[i] = urand() * 3 + 20, g[i] = 1 + urand() * 0.2f, gb[i] = urand() * 0.1f;
+    for (int f = 0; f < 2; f++) {
+        mt_wfmt fmt = f ? MT_WF_I8 : MT_WF_F32;
+        mt_weight *W = wnew(gpu, w, N, K, fmt), *G = wnew(gpu, g, 1, K, MT_WF_F32), *GB = wnew(gpu, gb, 1, K, MT_WF_F32);
+        mt_weight *G2 = wnew(gpu, g, 1, K, MT_WF_F32);
+        float *dx = dev_of(x, sizeof(float) * K), *dh = dev_of(NULL, sizeof(float) * K);
+        float *d1 = dev_of(NULL, sizeof(float) * N), *d2 = dev_of(NULL, sizeof(float) * N);
+        CHECK(gpu->ops->layernorm(gx, dx, M, G, GB, 1e-5f, dh) == STTS_OK);
+        CHECK(gpu->ops->linear(gx, dh, M, W, NULL, d1, 0) == STTS_OK);
+        CHECK(gpu->ops->ln_linear(gx, dx, M, G, GB, 1e-5f, dh, W, NULL, d2, 0, 0, 0.0f) == STTS_OK);
+        fetch(a, d1, N);
+        fetch(b, d2, N);
+        int same = memcmp(a, b, sizeof(float) * N) == 0;
+        CHECK_MSG(f ? !same : same, "default fold rule, %s: %s", mt_wfmt_name(fmt),
+                  f ? "int8 ran unfolded" : "f32 ran folded");
+        if (f) { /* folded with G; another LayerNorm (G2, same values) must not reuse G's vectors */
+            CHECK(gpu->ops->ln_linear(gx, dx, M, G2, GB, 1e-5f, dh, W, NULL, d2, 0, 0, 0.0f) == STTS_OK);
+            fetch(b, d2, N);
+            CHECK_MSG(memcmp(a, b, sizeof(float) * N) == 0, "a weight's second LayerNorm ran folded");
+        }
+        gpu->ops->weight_free(gpu, W), gpu->ops->weight_free(gpu, G), gpu->ops->weight_free(gpu, GB);
+        gpu->ops->weight_free(gpu, G2);
+        gpu->ops->release(gpu, dx), gpu->ops->release(gpu, dh), gpu->ops->release(gpu, d1), gpu->ops->release(gpu, d2);
+    }
+    free(w), free(x), free(g), free(gb), free(a), free(b);
+}
+
+static void test_ln_fold(void) {
+    ln_fold_case(1, 1024, 3072, 0, 1024, MT_WF_BF16, 0.5f); /* the QKV GEMV, query-scaled */
+    ln_fold_case(1, 1024, 4096, MT_LIN_RELU, 0, MT_WF_I8, 0.5f); /* fc1 */
+    ln_fold_case(1, 1024, 3085, MT_LIN_RELU, 0, MT_WF_I8, 30.0f); /* two rows a warp, partial block, far mean */
+    ln_fold_case(2, 1024, 3072, 0, 1024, MT_WF_I8, 0.5f);         /* the prefill's 2 rows */
+    ln_fold_case(4, 1024, 4096, MT_LIN_RELU, 0, MT_WF_BF16, -8.0f); /* beam 4 */
+    ln_fold_case(11, 1024, 1024, 0, 512, MT_WF_F16, 0.5f);          /* 8 + 3 rows */
+    ln_fold_case(3, 1024, 1000, 0, 0, MT_WF_F32, 2.0f);             /* split rows (f32), forced */
+    ln_fold_case(1, 256, 777, 0, 0, MT_WF_I8, 0.0f);                /* K of 256: one value a thread */
+    ln_fold_rules();
 }
 
 /* ---- the cross-attention folded (backend.h cross_fold_*) ----
@@ -772,8 +881,10 @@ static void test_program(void) {
     if (!xp || !xk) return;
     const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
     const int rows[] = {1, 3, 8};
+    mt_cuda_ln_fold_force(0); /* programs run unfolded LayerNorms only */
     for (size_t f = 0; f < 4; f++)
         for (size_t r = 0; r < 3; r++) program_case(xp, xk, fmts[f], rows[r]);
+    mt_cuda_ln_fold_force(-1);
     gpu->ops->exec_free(xp);
     gpu->ops->exec_free(xk);
 }
@@ -1047,7 +1158,7 @@ static json_t *fixture_ref(const char *ref_name, const char **src, const char **
  * greedy steps and beam steps of at most 2 live rows run folded, and the
  * ids must still be the CPU's (other sums, the same choices on these
  * models; each folded step is checked to have run). */
-static void engine_model(const char *model, const char *ref_name, int fold) {
+static void engine_model(const char *model, const char *ref_name, int fold, int ln_fold) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/mt/%s", source_dir(), model);
     struct stat sb;
@@ -1075,6 +1186,7 @@ static void engine_model(const char *model, const char *ref_name, int fold) {
     json_t *cases = json_object_get(j, "cases");
     int compared = 0;
     mt_cross_fold_force(fold);
+    if (ln_fold) mt_cuda_ln_fold_force(1);
     const unsigned long folds0 = mtk_cross_fold_apply_calls();
     for (size_t k = 0; s[0] && s[1] && k < json_array_size(cases); k++) {
         const char *text = json_string_value(json_object_get(json_array_get(cases, k), "text"));
@@ -1099,9 +1211,10 @@ static void engine_model(const char *model, const char *ref_name, int fold) {
         }
     }
     mt_cross_fold_force(-1);
+    mt_cuda_ln_fold_force(-1);
     if (fold) CHECK_MSG(mtk_cross_fold_apply_calls() > folds0, "%s: the folded cross-attention never ran", model);
-    printf("%s: %d translations compared (greedy and beam 4%s)\n", model, compared,
-           fold ? ", the cross-attention folded" : "");
+    printf("%s: %d translations compared (greedy and beam 4%s%s)\n", model, compared,
+           fold ? ", the cross-attention folded" : "", ln_fold ? ", the LayerNorms folded" : "");
     for (int d = 0; d < 2; d++) {
         nllb_session_free(s[d]);
         nllb_model_free(m[d]);
@@ -1110,13 +1223,16 @@ static void engine_model(const char *model, const char *ref_name, int fold) {
 }
 
 static void test_engine(void) {
-    engine_model("tiny-f32-st", "reference-f32.json", 0);
-    engine_model("tiny-f16-st", "reference-f16.json", 0);
-    engine_model("tiny-bf16-st", "reference-bf16.json", 0);
-    engine_model("tiny-f32-pt", "reference-f32.json", 0);
-    engine_model("tiny-f16-pt", "reference-f16.json", 0);
-    engine_model("tiny-f32-st", "reference-f32.json", 1);
-    engine_model("tiny-bf16-st", "reference-bf16.json", 1);
+    engine_model("tiny-f32-st", "reference-f32.json", 0, 0);
+    engine_model("tiny-f16-st", "reference-f16.json", 0, 0);
+    engine_model("tiny-bf16-st", "reference-bf16.json", 0, 0);
+    engine_model("tiny-f32-pt", "reference-f32.json", 0, 0);
+    engine_model("tiny-f16-pt", "reference-f16.json", 0, 0);
+    engine_model("tiny-f32-st", "reference-f32.json", 1, 0);
+    engine_model("tiny-bf16-st", "reference-bf16.json", 1, 0);
+    /* the LayerNorms folded (f32 forced: the same choices, other sums), alone and with the cross-attention */
+    engine_model("tiny-f32-st", "reference-f32.json", 0, 1);
+    engine_model("tiny-bf16-st", "reference-bf16.json", 1, 1);
 }
 
 /* A GPU whose memory other programs hold (STTS_CUDA_WEIGHT_LIMIT: weight
@@ -1424,7 +1540,8 @@ static int wanted(const char *name) {
 static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_ln_linear", "test_gather",
                                     "test_layernorm", "test_attention", "test_attention_warp_bits", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
-                                    "test_greedy_ahead", "test_gemm", "test_auto_fallback", "test_cross_fold"};
+                                    "test_greedy_ahead", "test_gemm", "test_auto_fallback", "test_cross_fold",
+                                    "test_ln_fold"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -1481,6 +1598,7 @@ int main(int argc, char **argv) {
     RUN(test_gemm);
     RUN(test_auto_fallback);
     RUN(test_cross_fold);
+    RUN(test_ln_fold);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

@@ -12,6 +12,7 @@
  * unusable) and every later op reports it. */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,11 @@ struct cuda_weight {
     mt_weight h;
     void *d;       /* rows x cols elements of h.fmt */
     float *dscale; /* int8: [rows] */
+    /* the LayerNorm (lnf_g, lnf_gb) that precedes this weight folded into
+     * it (kernels.h mtk_ln_linear_folded): rc [2][rows], then scratch;
+     * made at first use, under the backend's lnf_lock (see ln_fold_rc) */
+    float *d_lnf;
+    const void *lnf_g, *lnf_gb;
 };
 
 struct cuda_backend {
@@ -43,6 +49,7 @@ struct cuda_backend {
      * MTK_ACT_BF16) for every op, and f32 weights and the position table
      * rounded to bf16 values */
     int act_bf16;
+    pthread_mutex_t lnf_lock; /* making a weight's folded LayerNorm vectors (ln_fold_rc) */
 };
 
 struct cuda_exec {
@@ -125,7 +132,7 @@ struct rec {
     int kind;
     int i[8];
     float f[2];
-    const void *p[8];
+    const void *p[9];
     size_t n, off; /* copy length; arena offset of the changing arguments */
 };
 /* A graph's records in order, as units: a run of records that one step
@@ -407,6 +414,7 @@ stts_status args_send(cuda_exec *c, size_t bytes) {
 void be_destroy(mt_backend *be) {
     if (!be) return;
     cudaDeviceSynchronize();
+    pthread_mutex_destroy(&((cuda_backend *)be)->lnf_lock);
     free(be);
 }
 
@@ -414,6 +422,7 @@ void wfree(cuda_weight *w) {
     if (!w) return;
     if (w->d) cudaFree(w->d);
     if (w->dscale) cudaFree(w->dscale);
+    if (w->d_lnf) cudaFree(w->d_lnf);
     free(w);
 }
 
@@ -747,10 +756,10 @@ int rec_launch(cuda_exec *c, const rec *r, const unsigned char *A) {
         return mtk_cross_fold_apply(c->st, (const float *)r->p[0], r->i[0], r->i[1], r->i[2], (const float *)r->p[1],
                                     r->i[3], (const float *)r->p[2], (float *)r->p[3], r->i[4]);
     case R_LN_LINEAR:
-        return mtk_ln_linear(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
-                             (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
-                             (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4], r->i[4],
-                             r->i[5], r->f[0]);
+        return mtk_ln_linear_folded(c->st, (const float *)r->p[0], r->i[0], r->i[1], (const float *)r->p[5],
+                                    (const float *)r->p[6], r->f[1], (float *)r->p[7], r->p[1], r->i[2],
+                                    (const float *)r->p[2], r->i[3], (const float *)r->p[3], (float *)r->p[4],
+                                    r->i[4], r->i[5], r->f[0], (const float *)r->p[8]);
     }
     return (int)cudaErrorInvalidValue;
 }
@@ -765,6 +774,7 @@ int rec_op(const rec *r, const unsigned char *A, mtk_prog_op *op, int *wfmt) {
     switch (r->kind) {
     case R_LINEAR:
     case R_LN_LINEAR: {
+        if (r->kind == R_LN_LINEAR && r->p[8]) return 0; /* folded LayerNorms: programs do not have them */
         mtk_gemv_op &g = op->u.gemv;
         op->kind = MTK_OP_GEMV, op->rows = r->i[0];
         g.x = (const float *)r->p[0], g.K = r->i[1], g.W = r->p[1], *wfmt = r->i[2];
@@ -1019,6 +1029,67 @@ stts_status be_linear_scaled(mt_exec *x, const float *in, int M, const mt_weight
                                       bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
 }
 
+/* ---- the LayerNorm folded into the weights after it ----
+ * A LayerNorm + Linear pair's GEMV reduces the row's statistics before its
+ * dot products can start: on the H200 a one-row LayerNorm GEMV took ~4.9
+ * us on the step's critical path where a plain one took ~2.4 (kernel trace,
+ * 2026-12-02), and a greedy step has 24 of them (QKV, fc1). Folded
+ * (kernels.h mtk_ln_linear_folded), the products run on g * x while the
+ * statistics are reduced; the LayerNorm's gain and bias pass through W
+ * once per weight (rc). Not HF's bf16 roundings (the normalized row is no
+ * longer rounded to bf16 before the products) and not the CPU's f32 bits,
+ * so: never for f32 weights (the parity format); on for int8 and f16
+ * (int8 greedy 11.85 -> 11.6 ms on the H200, the same ids on the demo set);
+ * off for bf16 (HF's bf16 arithmetic: its greedy agreement with HF fell
+ * from 485 to 478 of 500 folded, below the issue's 97%; docs/QUALITY.md).
+ * At most kernels.cu's lnf_max_rows rows. STTS_CUDA_LN_FOLD=0 turns it
+ * off, =1 on for every format (f32 too: A/B runs and tests, as
+ * mt_cuda_ln_fold_force). */
+#define LNF_BF16_DEFAULT 0
+int g_lnf_force = -1;
+
+int ln_fold_mode(void) {
+    static int env = -2;
+    if (g_lnf_force >= 0) return g_lnf_force;
+    if (env == -2) {
+        const char *e = getenv("STTS_CUDA_LN_FOLD");
+        env = e && *e ? (strcmp(e, "0") != 0) : -1;
+    }
+    return env;
+}
+
+/* The weight's rc for this LayerNorm, made at its first use (NULL: run
+ * unfolded: off, f32, another LayerNorm already folded into it, or no
+ * memory). Weights are shared by executors on other threads: the vectors
+ * are made under the backend's lock and published once complete (the
+ * stream synchronized), so no executor reads them half made. */
+const float *ln_fold_rc(cuda_exec *c, const cuda_weight *wc, const mt_weight *g, const mt_weight *gb) {
+    const int mode = ln_fold_mode(), fmt = kfmt(wc->h.fmt);
+    if (mode == 0 || (mode < 0 && (fmt == MTK_W_F32 || (act_of(c) && !LNF_BF16_DEFAULT)))) return NULL;
+    cuda_weight *w = (cuda_weight *)wc;
+    const void *gd = cw(g)->d, *bd = cw(gb)->d;
+    cuda_backend *be = (cuda_backend *)c->head.be;
+    pthread_mutex_lock(&be->lnf_lock);
+    if (!w->d_lnf) {
+        const int N = w->h.rows, K = w->h.cols;
+        float *d = NULL;
+        if (cudaMalloc((void **)&d, (size_t)(2 * N + 2 * K) * sizeof(float)) != cudaSuccess) {
+            cudaGetLastError();
+            d = NULL;
+        } else if (mtk_ln_fold_prepare(c->st, w->d, fmt, w->dscale, N, K, (const float *)gd, (const float *)bd,
+                                       d + 2 * (size_t)N, d) ||
+                   cudaStreamSynchronize(c->st) != cudaSuccess) {
+            cudaGetLastError();
+            cudaFree(d);
+            d = NULL;
+        }
+        if (d) w->d_lnf = d, w->lnf_g = gd, w->lnf_gb = bd;
+    }
+    const float *rc = w->d_lnf && w->lnf_g == gd && w->lnf_gb == bd ? w->d_lnf : NULL;
+    pthread_mutex_unlock(&be->lnf_lock);
+    return rc;
+}
+
 stts_status be_ln_linear(mt_exec *x, const float *in, int M, const mt_weight *g, const mt_weight *gb, float eps,
                          float *ln_out, const mt_weight *Wh, const mt_weight *bh, float *y, int flags, int cols,
                          float s) {
@@ -1030,17 +1101,19 @@ stts_status be_ln_linear(mt_exec *x, const float *in, int M, const mt_weight *g,
         ln_out == in)
         return STTS_ERR_INVALID_ARG;
     flags = act_flags(c, flags);
+    const float *rc = ln_fold_rc(c, w, g, gb);
     if (c->recording) {
         rec *r = rec_add(c, R_LN_LINEAR);
         if (!r) return rec_nomem(c);
         r->p[0] = in, r->i[0] = M, r->i[1] = w->h.cols, r->p[1] = w->d, r->i[2] = kfmt(w->h.fmt);
         r->p[2] = w->dscale, r->i[3] = w->h.rows, r->p[3] = bh ? cw(bh)->d : NULL, r->p[4] = y, r->i[4] = flags;
         r->i[5] = cols, r->f[0] = s, r->p[5] = cw(g)->d, r->p[6] = cw(gb)->d, r->f[1] = eps, r->p[7] = ln_out;
+        r->p[8] = rc;
         return STTS_OK;
     }
-    return check(c, mtk_ln_linear(c->st, in, M, w->h.cols, (const float *)cw(g)->d, (const float *)cw(gb)->d, eps,
-                                  ln_out, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
-                                  bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s));
+    return check(c, mtk_ln_linear_folded(c->st, in, M, w->h.cols, (const float *)cw(g)->d, (const float *)cw(gb)->d,
+                                         eps, ln_out, w->d, kfmt(w->h.fmt), w->dscale, w->h.rows,
+                                         bh ? (const float *)cw(bh)->d : NULL, y, flags, cols, s, rc));
 }
 
 stts_status be_linear(mt_exec *x, const float *in, int M, const mt_weight *Wh, const mt_weight *bh, float *y,
@@ -1559,6 +1632,7 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     c->base.ops = &cuda_ops;
     c->base.threads = 1;
     c->max_kv = max_kv;
+    pthread_mutex_init(&c->lnf_lock, NULL);
     cudaDeviceProp p;
     cudaGetDeviceProperties(&p, 0);
     snprintf(c->base.desc, sizeof c->base.desc, "cuda %.40s", p.name);
@@ -1569,6 +1643,8 @@ extern "C" stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_er
     *out = &c->base;
     return STTS_OK;
 }
+
+extern "C" void mt_cuda_ln_fold_force(int mode) { g_lnf_force = mode < 0 ? -1 : mode != 0; }
 
 extern "C" void mt_cuda_backend_set_bf16_activations(mt_backend *be, int on) {
     if (!be || be->ops != &cuda_ops) return;

@@ -40,6 +40,12 @@ void *mt_cuda_exec_stream(mt_exec *x);
  * effect on other backends. */
 void mt_cuda_backend_set_bf16_activations(mt_backend *be, int on);
 
+/* The LayerNorm folded into the Linear after it (cuda_backend.cu
+ * ln_fold_rc), process-wide: 1 for every weight format (f32 too), 0 never,
+ * -1 the default (int8 and f16; STTS_CUDA_LN_FOLD). Tests; no effect on
+ * other backends. */
+void mt_cuda_ln_fold_force(int mode);
+
 /* How many of the last decode step's ops ran inside step programs
  * (program.h; 0 when the step ran as kernels, or for other backends). */
 int mt_cuda_exec_program_ops(mt_exec *x);

@@ -34,3 +34,5 @@ int mt_cuda_exec_program_ops(mt_exec *x) {
 void mt_cuda_backend_set_bf16_activations(mt_backend *be, int on) {
     (void)be, (void)on;
 }
+
+void mt_cuda_ln_fold_force(int mode) { (void)mode; }

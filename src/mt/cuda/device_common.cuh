@@ -203,6 +203,13 @@ struct ln_args {
     const float *g, *b;
     float eps;
     float *out;
+    /* The LayerNorm folded into the weights (NULL: normalize first):
+     * rc[n] = sum_k W[n][k] g[k] and rc[N + n] = sum_k W[n][k] b[k] (the
+     * int8 row scale included), so that
+     *   LN(x) W^T = ((x . (g W_n)) - mean * rc[n]) * rstd + rc[N + n]:
+     * the dot products run on g * x while the statistics are reduced, and
+     * only the epilogue needs them (mtk_ln_linear_folded). */
+    const float *rc;
 };
 
 __device__ __forceinline__ float ln_val(float x, float mf, float rstd, float g, float b) {
@@ -260,6 +267,57 @@ __device__ __forceinline__ void ln_row(const float v[GEMV_LN_J], int K, const fl
             dst[i] = o;
             if (write_out) out[i] = o;
         }
+    }
+}
+
+/* ---- the LayerNorm folded into the GEMV (ln_args.rc) ----
+ * The statistics are ln_row's one-pass ones (per thread in column order,
+ * then the warps' partial sums in warp order); the dot products and the
+ * epilogue are other sums than normalizing first (within f32 rounding of
+ * them: test_cuda's test_ln_fold). The normalized rows are never made, so
+ * ln_out is not written: block 0 writing them cost its block (and so the
+ * launch, which its successor waits for whole) ~1 us on the H200. */
+
+/* A row's per-thread sums reduced over the warp; lane 0 stores them at
+ * sh[w] and sh[8 + w] (sh: the row's 16 doubles). */
+__device__ __forceinline__ void lnf_partials(double sm, double sq, double *sh) {
+    for (int o = WARP / 2; o > 0; o /= 2)
+        sm += __shfl_xor_sync(0xffffffffu, sm, o), sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    const int w = (int)threadIdx.x / WARP;
+    if (threadIdx.x % WARP == 0) sh[w] = sm, sh[8 + w] = sq;
+}
+
+/* The row's mean and 1/std from its 8 warps' partials (after a barrier). */
+__device__ __forceinline__ void lnf_stats(const double *sh, int K, float eps, float &mf, float &rstd) {
+    double ts = 0.0, tq = 0.0;
+    for (int i = 0; i < GEMV_THREADS / WARP; i++) ts += sh[i], tq += sh[8 + i];
+    const double mean = ts / K, var = fmax(tq - mean * ts, 0.0);
+    rstd = (float)(1.0 / sqrt(var / K + (double)eps)), mf = (float)mean;
+}
+
+/* Output n's Linear value (before bias) from its dot product with g * x. */
+__device__ __forceinline__ float lnf_value(float acc, float sc, float r, float c, float mf, float rstd) {
+    return fmaf(fmaf(acc, sc, -mf * r), rstd, c);
+}
+
+/* R rows staged in shared memory (f32) become g * x in place; each row's
+ * sums go to sh + 16 r (lnf_partials). Before a barrier. */
+template <int R>
+__device__ __forceinline__ void lnf_rows(float *xs, int K, const float *g, double *sh) {
+    const int tid = (int)threadIdx.x;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        double sm = 0.0, sq = 0.0;
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int c = tid + j * GEMV_THREADS;
+            if (c < K) {
+                float v = xs[(size_t)r * K + c];
+                sm += v, sq += (double)v * v;
+                xs[(size_t)r * K + c] = v * g[c];
+            }
+        }
+        lnf_partials(sm, sq, sh + 16 * r);
     }
 }
 

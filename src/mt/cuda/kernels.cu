@@ -342,19 +342,30 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     float *lng = (float *)(gsm + (((size_t)RB * row_bytes + 15) & ~(size_t)15)), *lnb = lng + (LN ? K : 0), *xs = lnb + (LN ? K : 0);
     /* immutable inputs first: the tile, the row's scale and bias, the LayerNorm's parameters */
     copy_to_shared(tile, (const unsigned char *)W + (size_t)n0 * row_bytes, (size_t)rows * row_bytes);
-    if (LN) {
+    const bool fold = LN && ln.rc != nullptr; /* the LayerNorm folded into the weights (ln_args.rc) */
+    float gr[GEMV_LN_J]; /* fold, one row: the gain in registers, g * x made before the barrier */
+    if (LN && R == 1 && fold) {
+#pragma unroll
+        for (int j = 0; j < GEMV_LN_J; j++) {
+            int i = (int)threadIdx.x + j * GEMV_THREADS;
+            gr[j] = i < K ? __ldg(ln.g + i) : 0.0f;
+        }
+    } else if (LN) {
         copy_to_shared((unsigned char *)lng, (const unsigned char *)ln.g, (size_t)K * sizeof(float));
         copy_to_shared((unsigned char *)lnb, (const unsigned char *)ln.b, (size_t)K * sizeof(float));
     }
     const bool writer = n < N && split == 0 && lane == 0;
     float sc = 1.0f, bias = 0.0f, sc2 = 1.0f, bias2 = 0.0f;
+    float fr = 0.0f, fc = 0.0f, fr2 = 0.0f, fc2 = 0.0f; /* fold: rc[n], rc[N + n] */
     const int n2 = n + 8; /* P = 2: the warp's second row */
     if (writer) {
         if (scales) sc = __ldg(scales + n);
         if (b) bias = __ldg(b + n);
+        if (fold) fr = __ldg(ln.rc + n), fc = __ldg(ln.rc + N + n);
         if (P == 2 && n2 < N) {
             if (scales) sc2 = __ldg(scales + n2);
             if (b) bias2 = __ldg(b + n2);
+            if (fold) fr2 = __ldg(ln.rc + n2), fc2 = __ldg(ln.rc + N + n2);
         }
     }
     pdl_wait();
@@ -375,9 +386,22 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
             int i = (int)threadIdx.x + j * GEMV_THREADS;
             v[j] = i < K ? x[i] : 0.0f;
         }
-        cp_async_wait_all();
-        __syncthreads(); /* the gain and bias in shared memory */
-        ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
+        if (fold) {
+            /* g * x for the dot products and the statistics' partial sums,
+             * with no barrier between them: the one below publishes both */
+            double sm = 0.0, sq = 0.0;
+#pragma unroll
+            for (int j = 0; j < GEMV_LN_J; j++) {
+                int i = (int)threadIdx.x + j * GEMV_THREADS;
+                if (i < K) xs[i] = v[j] * gr[j], sm += v[j], sq += (double)v[j] * v[j];
+            }
+            lnf_partials(sm, sq, ln_sh);
+            cp_async_wait_all();
+        } else {
+            cp_async_wait_all();
+            __syncthreads(); /* the gain and bias in shared memory */
+            ln_row(v, K, lng, lnb, ln.eps, ln_sh, xs, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
+        }
     } else if (gemv_x_bf16<R, LN>(flags)) {
         /* bf16 inputs of 2+ rows staged as bf16 (gemv_x_bf16), through L2
          * only (__ldcg, after the wait: no stale L1 line) */
@@ -407,7 +431,8 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
              * rows, and beam 4 ran 5-7% slower on the H200 than in shared
              * memory; one row is 2% faster in registers. */
             __syncthreads(); /* the rows, gain and bias in shared memory */
-            ln_rows<R>(xs, R, K, lng, lnb, ln.eps, ln_sh, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
+            if (fold) lnf_rows<R>(xs, K, lng, ln_sh);
+            else ln_rows<R>(xs, R, K, lng, lnb, ln.eps, ln_sh, ln.out, blockIdx.x == 0, (flags & MTK_ACT_BF16) != 0);
         }
     }
     __syncthreads(); /* the tile and the (normalized) rows visible to every warp */
@@ -423,6 +448,12 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
             gemv_dot2<WL>(tile + (size_t)wib * row_bytes, n2 < N ? tile + (size_t)(wib + 8) * row_bytes : NULL, xs, K,
                           lane, acc[0], acc2);
         if (!writer) return;
+        if (fold) {
+            float mf, rstd;
+            lnf_stats(ln_sh, K, ln.eps, mf, rstd);
+            acc[0] = lnf_value(acc[0], sc, fr, fc, mf, rstd), sc = 1.0f;
+            acc2 = lnf_value(acc2, sc2, fr2, fc2, mf, rstd), sc2 = 1.0f;
+        }
         float v = gemv_out(acc[0], sc, bias, flags, n, qcols, qs);
         y[n] = (flags & MTK_ACCUM) ? residual_add(yo[0], v, flags) : v;
         if (n2 < N) {
@@ -459,6 +490,15 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         }
     } else if (!writer) {
         return;
+    }
+    if (fold) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float mf, rstd;
+            lnf_stats(ln_sh + 16 * r, K, ln.eps, mf, rstd);
+            acc[r] = lnf_value(acc[r], sc, fr, fc, mf, rstd);
+        }
+        sc = 1.0f;
     }
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -603,7 +643,7 @@ extern "C" int mtk_gemv_split(int K, int wfmt) {
 template <typename WL>
 static void gemv_launch_ln(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                            const float *b, float *y, int flags, int qcols, float qs, const ln_args *ln) {
-    ln_args none = {NULL, NULL, 0.0f, NULL};
+    ln_args none = {NULL, NULL, 0.0f, NULL, NULL};
     const ln_args &l = ln ? *ln : none;
 #define GO(S_)                                                                                                     \
     do {                                                                                                           \
@@ -864,13 +904,30 @@ static int ln_split(int M) {
     return g_ln_split > 0 && M >= g_ln_split && M <= MTK_GEMV_MAX_ROWS;
 }
 
-extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
-                             float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
-                             float *y, int flags, int qcols, float qs) {
+/* The most rows a folded LayerNorm GEMV takes: greedy steps and their
+ * prefill. More rows run unfolded (split as ln_split says): at 4 rows
+ * (beam 4) the folded GEMV stages 4 f32 rows of g * x and reduces 4 rows'
+ * statistics in every block, where the split path normalizes once and
+ * stages bf16; int8 beam 4 went 26.8-27.2 -> 29.1-29.3 ms folded, greedy
+ * gained 0.2-0.25 ms (H200, 2026-12-02 15:38 UTC, lnfold-check.sh).
+ * STTS_CUDA_LN_FOLD_ROWS=N (A/B runs). */
+static int lnf_max_rows(void) {
+    static int v = -1;
+    if (v < 0) v = env_int("STTS_CUDA_LN_FOLD_ROWS", 2);
+    return v;
+}
+
+static int ln_linear_impl(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                          float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
+                          int flags, int qcols, float qs, const float *rc) {
     if (!g || !gb || !ln_out || ln_out == x) return (int)cudaErrorInvalidValue;
     if (K > GEMV_THREADS * GEMV_LN_J) { /* wider than the prologue's registers: two launches */
         int e = mtk_layernorm(stream, x, M, K, g, gb, eps, ln_out, (flags & MTK_ACT_BF16) != 0);
         return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+    }
+    if (rc && M <= lnf_max_rows()) { /* folded: no statistics before the dot products, so no split either */
+        ln_args ln = {g, gb, eps, ln_out, rc};
+        return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
     }
     if (M > 0 && ln_split(M)) {
         launch((cudaStream_t)stream, M, GEMV_THREADS, 0, ln_prologue_kernel, x, K, g, gb, eps, ln_out,
@@ -878,8 +935,30 @@ extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const f
         int e = launch_status();
         return e ? e : linear_impl(stream, ln_out, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
     }
-    ln_args ln = {g, gb, eps, ln_out};
+    ln_args ln = {g, gb, eps, ln_out, NULL};
     return linear_impl(stream, x, M, K, W, wfmt, scales, N, b, y, flags, qcols, qs, &ln);
+}
+
+extern "C" int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                             float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b,
+                             float *y, int flags, int qcols, float qs) {
+    return ln_linear_impl(stream, x, M, K, g, gb, eps, ln_out, W, wfmt, scales, N, b, y, flags, qcols, qs, NULL);
+}
+
+extern "C" int mtk_ln_linear_folded(void *stream, const float *x, int M, int K, const float *g, const float *gb,
+                                    float eps, float *ln_out, const void *W, int wfmt, const float *scales, int N,
+                                    const float *b, float *y, int flags, int qcols, float qs, const float *rc) {
+    return ln_linear_impl(stream, x, M, K, g, gb, eps, ln_out, W, wfmt, scales, N, b, y, flags, qcols, qs, rc);
+}
+
+extern "C" int mtk_ln_fold_prepare(void *stream, const void *W, int wfmt, const float *scales, int N, int K,
+                                   const float *g, const float *gb, float *tmp, float *rc) {
+    cudaStream_t st = (cudaStream_t)stream;
+    if (cudaMemcpyAsync(tmp, g, (size_t)K * sizeof(float), cudaMemcpyDeviceToDevice, st) != cudaSuccess ||
+        cudaMemcpyAsync(tmp + K, gb, (size_t)K * sizeof(float), cudaMemcpyDeviceToDevice, st) != cudaSuccess)
+        return (int)cudaGetLastError();
+    /* rows g and b through the GEMV itself: rc = [g; b] W^T, scale included */
+    return linear_impl(stream, tmp, 2, K, W, wfmt, scales, N, NULL, rc, 0, 0, 1.0f, NULL);
 }
 
 /* ---------------- LayerNorm (mean and variance in double, as the CPU) ---------------- */

@@ -72,6 +72,22 @@ int mtk_ln_linear(void *stream, const float *x, int M, int K, const float *g, co
                   float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
                   int flags, int qcols, float qs);
 
+/* The LayerNorm folded into the weights (no bf16 rounding of the
+ * normalized rows before the products, other sums than mtk_ln_linear; the
+ * CUDA backend decides where, cuda_backend.cu): with rc [2][N] from
+ * mtk_ln_fold_prepare for these W, g and gb,
+ *   y = ((g * x) W^T - mean(x) rc[0]) / std(x) + rc[1] + b
+ * so that a block's dot products need not wait for the row's statistics.
+ * ln_out is not written (backend.h ln_linear: its contents afterwards are
+ * unspecified). */
+int mtk_ln_linear_folded(void *stream, const float *x, int M, int K, const float *g, const float *gb, float eps,
+                         float *ln_out, const void *W, int wfmt, const float *scales, int N, const float *b, float *y,
+                         int flags, int qcols, float qs, const float *rc);
+/* rc[0][n] = sum_k W[n][k] g[k], rc[1][n] = sum_k W[n][k] gb[k] (the int8
+ * row scale applied); tmp: device scratch of 2K floats. */
+int mtk_ln_fold_prepare(void *stream, const void *W, int wfmt, const float *scales, int N, int K, const float *g,
+                        const float *gb, float *tmp, float *rc);
+
 /* y[M][D] = LayerNorm(x) * g + b (biased variance); y may equal x. */
 int mtk_layernorm(void *stream, const float *x, int M, int D, const float *g, const float *b, float eps, float *y,
                   int act_bf16);

@@ -197,6 +197,16 @@ static void test_ln_linear(void) {
     mt_cuda_ln_fold_force(-1);
 }
 
+/* LayerNorm of one row in double (eps 1e-5): the references' normalized row. */
+static void ref_layernorm(const float *x, int K, const float *g, const float *gb, double *out) {
+    double mu = 0, var = 0;
+    for (int k = 0; k < K; k++) mu += x[k];
+    mu /= K;
+    for (int k = 0; k < K; k++) var += (x[k] - mu) * (x[k] - mu);
+    var /= K;
+    for (int k = 0; k < K; k++) out[k] = (x[k] - mu) / sqrt(var + 1e-5) * g[k] + gb[k];
+}
+
 /* ---- the LayerNorm folded into the weights (kernels.h mtk_ln_linear_folded) ----
  * Through the backend's ln_linear with the fold forced on: the output
  * against a double-precision reference of LayerNorm then Linear on the
@@ -228,13 +238,7 @@ static void ln_fold_case(int M, int K, int N, int flags, int cols, mt_wfmt fmt, 
     fetch(y, dy, (size_t)M * N);
     double *ln = malloc(sizeof(double) * K), worst = 0, scale = 1e-30;
     for (int m = 0; m < M; m++) {
-        const float *xr = x + (size_t)m * K;
-        double mu = 0, var = 0;
-        for (int k = 0; k < K; k++) mu += xr[k];
-        mu /= K;
-        for (int k = 0; k < K; k++) var += (xr[k] - mu) * (xr[k] - mu);
-        var /= K;
-        for (int k = 0; k < K; k++) ln[k] = (xr[k] - mu) / sqrt(var + 1e-5) * g[k] + gb[k];
+        ref_layernorm(x + (size_t)m * K, K, g, gb, ln);
         for (int n = 0; n < N; n++) {
             double t = bb[n];
             for (int k = 0; k < K; k++) t += (double)wd[(size_t)n * K + k] * ln[k];
@@ -356,13 +360,7 @@ static void cross_fold_case(mt_wfmt fmt, int R, int S, int H, int hd) {
         const float *kvl = kv + l * kv_layer, *bql = bq + (size_t)l * D;
         double worst = 0, scale = 1e-30;
         for (int r = 0; r < R; r++) {
-            const float *xr = x + (size_t)r * D;
-            double mean = 0, var = 0;
-            for (int i = 0; i < D; i++) mean += xr[i];
-            mean /= D;
-            for (int i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
-            var /= D;
-            for (int i = 0; i < D; i++) ln[i] = (xr[i] - mean) / sqrt(var + 1e-5) * g[i] + gb[i];
+            ref_layernorm(x + (size_t)r * D, D, g, gb, ln);
             for (int n = 0; n < D; n++) {
                 double t = bql[n];
                 for (int i = 0; i < D; i++) t += (double)Wqd[(size_t)n * D + i] * ln[i];

@@ -61,7 +61,8 @@ done
 for mode in ${TRACE_MODES:-STTS_CUDA_LN_FOLD=0 STTS_CUDA_LN_FOLD=1}; do
   for w in ${TRACE_WEIGHTS:-int8 bf16}; do
     echo "== kernel trace, $w, full LM head ($mode)"
-    env "$mode" STTS_CUDA_KTRACE=1 timeout 120 $C/bin/bench_nllb --device cuda --weights $w --reps 3 2>&1 |
+    envs=(); [ "$mode" = default ] || envs=("$mode")
+    env "${envs[@]}" STTS_CUDA_KTRACE=1 timeout 120 $C/bin/bench_nllb --device cuda --weights $w --reps 3 2>&1 |
       grep -E "ktrace: graph [24],|us per replay" | head -16
   done
 done

@@ -12,6 +12,8 @@
  *   linear, linear + residual, LayerNorm and attention give the f32
  *   outputs of a backend without it rounded to bf16 (the residual add
  *   rounding the rounded product's sum).
+ *   several weight rows a warp: the same bits as one row a warp, every
+ *   format, 1-8 rows, bf16 activations or not.
  *   engine: on every tiny fixture model (tests/fixtures/mt), greedy and
  *   beam-4 ids of the GPU model identical to the CPU model's.
  *
@@ -1060,22 +1062,32 @@ static void test_gemm(void) {
     gemm_i8_case(20, 1024, 4096, MTK_RELU, 0);
 }
 
+/* A second GPU backend that rounds activations to bf16 (HF's bf16
+ * arithmetic; gpu has no such rule whatever the environment says), and an
+ * executor on it. 0 when either could not be made (a failed CHECK). */
+static int bf16_act_backend(mt_backend **hb, mt_exec **hx) {
+    stts_error e;
+    *hb = NULL, *hx = NULL;
+    const char *was = getenv("STTS_CUDA_BF16_ACTIVATIONS");
+    char *keep = was ? strdup(was) : NULL;
+    unsetenv("STTS_CUDA_BF16_ACTIVATIONS");
+    CHECK(mt_cuda_backend_new(1100, hb, &e) == STTS_OK);
+    if (*hb) mt_cuda_backend_set_bf16_activations(*hb, 1);
+    if (keep) setenv("STTS_CUDA_BF16_ACTIVATIONS", keep, 1);
+    free(keep);
+    if (!*hb) return 0;
+    CHECK(hb[0]->ops->exec_new(*hb, 0, hx, &e) == STTS_OK);
+    return *hx != NULL;
+}
+
 static void test_bf16_activations(void) {
     enum { M = 3, K = 256, N = 200, H = 4, HD = 64, L = 9 };
     /* a second backend with the rule (the executor's backend, gpu, has
      * none); biases and LayerNorm parameters already bf16 values, so that
      * both backends hold the same weights and only the outputs differ */
-    mt_backend *hb = NULL;
-    mt_exec *hx = NULL;
-    stts_error e;
-    const char *was = getenv("STTS_CUDA_BF16_ACTIVATIONS");
-    char *keep = was ? strdup(was) : NULL;
-    unsetenv("STTS_CUDA_BF16_ACTIVATIONS");
-    CHECK(mt_cuda_backend_new(1100, &hb, &e) == STTS_OK);
-    if (hb) mt_cuda_backend_set_bf16_activations(hb, 1);
-    if (keep) setenv("STTS_CUDA_BF16_ACTIVATIONS", keep, 1);
-    free(keep);
-    if (!hb || hb->ops->exec_new(hb, 0, &hx, &e) != STTS_OK) return;
+    mt_backend *hb;
+    mt_exec *hx;
+    if (!bf16_act_backend(&hb, &hx)) return;
     mt_backend *be[2] = {gpu, hb};
     mt_exec *ex[2] = {gx, hx};
     float *W = pg_rand((size_t)N * K, 0.05f), *x = pg_rand((size_t)M * K, 1.0f), *b = pg_rand(N, 0.1f);
@@ -1218,6 +1230,87 @@ static void engine_model(const char *model, const char *ref_name, int fold, int 
         nllb_model_free(m[d]);
     }
     json_decref(j);
+}
+
+/* ---- several weight rows a warp (mtk_gemv_rows_per_warp) ----
+ * The GEMV gives a warp 2 or 4 weight rows at once (gemv_dot_rows: each
+ * input value read once for all of them, the sums reduce-scattered over
+ * the lanes) from some number of output columns: one row a warp
+ * everywhere, the default thresholds and the path for every GEMV must give
+ * the same bits, for every format, 1-8 input rows, with and without bf16
+ * activations (2+ rows then staged as bf16), plain, ReLU and accumulated
+ * outputs, and a last block whose warps lack some of their rows. The
+ * arithmetic itself is held to the double reference by test_linear (its
+ * 16411-column cases take the path by default). */
+static void rows_per_warp_case(mt_backend *B, mt_exec *X, int bf16_act, mt_wfmt fmt, int M, int K, int N,
+                               int flags, int ln) {
+    float *W = pg_rand((size_t)N * K, 0.05f), *x = pg_rand((size_t)M * K, 1.0f), *b = pg_rand(N, 0.1f);
+    float *y0 = pg_rand((size_t)M * N, 1.0f), *g = pg_rand(K, 0.2f), *gb = pg_rand(K, 0.1f), *y[3];
+    for (int i = 0; i < K; i++) g[i] += 1.0f;
+    if (bf16_act) {
+        for (size_t i = 0; i < (size_t)M * K; i++) x[i] = host_bf16(x[i]);
+        for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = host_bf16(y0[i]);
+        for (int i = 0; i < N; i++) b[i] = host_bf16(b[i]);
+        for (int i = 0; i < K; i++) g[i] = host_bf16(g[i]), gb[i] = host_bf16(gb[i]);
+    }
+    if (!(flags & MT_LIN_ACCUM))
+        for (size_t i = 0; i < (size_t)M * N; i++) y0[i] = NAN; /* an output left unwritten shows */
+    mt_weight *gw = wnew(B, W, N, K, fmt), *gbias = wnew(B, b, 1, N, MT_WF_F32);
+    mt_weight *lg = wnew(B, g, 1, K, MT_WF_F32), *lb = wnew(B, gb, 1, K, MT_WF_F32);
+    float *dx = B->ops->alloc(B, (size_t)M * K), *dy = B->ops->alloc(B, (size_t)M * N);
+    float *dl = B->ops->alloc(B, (size_t)M * K);
+    if (!gw || !gbias || !lg || !lb || !dx || !dy || !dl) return;
+    CHECK(B->ops->upload(X, dx, x, (size_t)M * K) == STTS_OK);
+    const int thr[3][2] = {{0, 0}, {-1, -1}, {1, 1}}; /* never, the defaults, always */
+    if (ln) mt_cuda_ln_fold_force(ln == 2);
+    for (int t = 0; t < 3; t++) {
+        y[t] = malloc(sizeof(float) * (size_t)M * N);
+        CHECK(B->ops->upload(X, dy, y0, (size_t)M * N) == STTS_OK);
+        mtk_gemv_rows_per_warp(thr[t][0], thr[t][1]);
+        if (ln) CHECK(B->ops->ln_linear(X, dx, M, lg, lb, 1e-5f, dl, gw, gbias, dy, flags, 0, 1.0f) == STTS_OK);
+        else CHECK(B->ops->linear(X, dx, M, gw, gbias, dy, flags) == STTS_OK);
+        CHECK(B->ops->download(X, y[t], dy, (size_t)M * N) == STTS_OK);
+    }
+    mtk_gemv_rows_per_warp(-1, -1);
+    mt_cuda_ln_fold_force(-1);
+    static const char *const lnn[] = {"", " after a LayerNorm", " after a folded LayerNorm"};
+    for (int t = 1; t < 3; t++)
+        CHECK_MSG(memcmp(y[0], y[t], sizeof(float) * (size_t)M * N) == 0,
+                  "%s%s%s M %d K %d N %d flags %d: %s rows a warp differ from one row a warp", mt_wfmt_name(fmt),
+                  bf16_act ? " (bf16 activations)" : "", lnn[ln], M, K, N, flags,
+                  t == 1 ? "the default" : "always several");
+    for (size_t i = 0; i < (size_t)M * N; i++)
+        if (isnan(y[0][i])) {
+            CHECK_MSG(0, "%s M %d N %d: output %zu not written", mt_wfmt_name(fmt), M, N, i);
+            break;
+        }
+    B->ops->weight_free(B, gw), B->ops->weight_free(B, gbias), B->ops->weight_free(B, lg), B->ops->weight_free(B, lb);
+    B->ops->release(B, dx), B->ops->release(B, dy), B->ops->release(B, dl);
+    free(W), free(x), free(b), free(y0), free(g), free(gb), free(y[0]), free(y[1]), free(y[2]);
+}
+
+static void test_rows_per_warp(void) {
+    mt_backend *hb;
+    mt_exec *hx;
+    const mt_wfmt fmts[] = {MT_WF_F32, MT_WF_BF16, MT_WF_F16, MT_WF_I8};
+    const int flags[] = {0, MT_LIN_RELU, MT_LIN_ACCUM};
+    for (int f = 0; f < 4; f++)
+        for (int M = 1; M <= 8; M++) {
+            /* 16411 = 16384 + 27: over the default thresholds, a last block of 27 rows */
+            rows_per_warp_case(gpu, gx, 0, fmts[f], M, 1024, 16411, flags[M % 3], 0);
+            rows_per_warp_case(gpu, gx, 0, fmts[f], M, 64, 1000 + M, flags[(M + 1) % 3], 0);
+            /* the LayerNorm in the GEMV (2 rows folded; more where STTS_CUDA_LN_SPLIT=0 says) */
+            rows_per_warp_case(gpu, gx, 0, fmts[f], M, 1024, 3077, flags[(M + 2) % 3], 1 + M % 2);
+        }
+    if (!bf16_act_backend(&hb, &hx)) return;
+    for (int M = 1; M <= 8; M++) {
+        rows_per_warp_case(hb, hx, 1, MT_WF_BF16, M, 1024, 16411, flags[M % 3], 0);
+        rows_per_warp_case(hb, hx, 1, MT_WF_I8, M, 1024, 16411, flags[(M + 2) % 3], 0);
+        rows_per_warp_case(hb, hx, 1, MT_WF_BF16, M, 1024, 37, flags[(M + 1) % 3], 0);
+        rows_per_warp_case(hb, hx, 1, MT_WF_I8, M, 1024, 3077, flags[M % 3], 1 + M % 2);
+    }
+    hb->ops->exec_free(hx);
+    hb->ops->destroy(hb);
 }
 
 static void test_engine(void) {
@@ -1539,7 +1632,7 @@ static const char *const CASES[] = {"test_linear", "test_linear_scaled", "test_l
                                     "test_layernorm", "test_attention", "test_attention_warp_bits", "test_embed", "test_argmax_topk",
                                     "test_select", "test_program", "test_bf16_activations", "test_engine",
                                     "test_greedy_ahead", "test_gemm", "test_auto_fallback", "test_cross_fold",
-                                    "test_ln_fold"};
+                                    "test_ln_fold", "test_rows_per_warp"};
 
 /* Every name --only lists must be a case (CASES: the RUN lines of main, in
  * order): a misspelt one would otherwise run nothing and pass. */
@@ -1597,6 +1690,7 @@ int main(int argc, char **argv) {
     RUN(test_auto_fallback);
     RUN(test_cross_fold);
     RUN(test_ln_fold);
+    RUN(test_rows_per_warp);
     gpu->ops->exec_free(gx);
     cpu->ops->exec_free(cx);
     gpu->ops->destroy(gpu);

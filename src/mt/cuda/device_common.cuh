@@ -501,6 +501,10 @@ struct xf32 {
         s = fmaf(w[6], c.z, s);
         return fmaf(w[7], c.w, s);
     }
+    static __device__ __forceinline__ void load8(const float *p, float x[8]) {
+        const float4 a = ((const float4 *)p)[0], c = ((const float4 *)p)[1];
+        x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = c.x, x[5] = c.y, x[6] = c.z, x[7] = c.w;
+    }
 };
 struct xbf16 {
     typedef uint16_t elem;
@@ -513,6 +517,12 @@ struct xbf16 {
             s = fmaf(w[2 * q + 1], __uint_as_float(h[q] & 0xffff0000u), s);
         }
         return s;
+    }
+    static __device__ __forceinline__ void load8(const uint16_t *p, float x[8]) {
+        const uint4 u = *(const uint4 *)p;
+        const uint32_t h[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++) x[2 * q] = __uint_as_float(h[q] << 16), x[2 * q + 1] = __uint_as_float(h[q] & 0xffff0000u);
     }
 };
 
@@ -538,32 +548,70 @@ __device__ __forceinline__ void gemv_dot(const unsigned char *trow, const typena
         for (int o = WARP / 2; o > 0; o /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], o);
 }
 
-/* gemv_dot for one input row (f32, shared memory) and two weight rows at
- * once (trow2 NULL: only the first): each row's products in gemv_dot's
- * order (S = 1), so the same bits, with each x value read once for both. */
-template <typename WL>
-__device__ __forceinline__ void gemv_dot2(const unsigned char *trow, const unsigned char *trow2, const float *xs, int K,
-                                          int lane, float &acc, float &acc2) {
-    float s = acc, s2 = acc2;
-#pragma unroll 4
+/* P weight rows a warp (whole rows: S = 1), rows trow + p * pstride for
+ * p < np (the rest of P left at zero), times R input rows: each (row,
+ * input) product in gemv_dot's order (8 columns a lane at a time, fmaf in
+ * column order), so the same bits, with each input value read from shared
+ * memory and widened once for all P rows instead of once per row (at 4
+ * input rows those reads, not the weight bytes, bounded the LM head: 326 us
+ * a beam-4 step on the H200 against ~60 us of int8 bytes). acc[p * R + r]. */
+template <typename WL, int R, int P, typename XL>
+__device__ __forceinline__ void gemv_dot_rows(const unsigned char *trow, size_t pstride, int np,
+                                              const typename XL::elem *xs, int K, int lane, float *acc) {
+#pragma unroll 2
     for (int k = lane * 8; k < K; k += WARP * 8) {
-        float w[8], w2[8];
-        WL::unpack(*(const typename WL::raw *)(trow + (size_t)k * WL::ELEM_BYTES), w);
-        if (trow2) WL::unpack(*(const typename WL::raw *)(trow2 + (size_t)k * WL::ELEM_BYTES), w2);
-        else
+        float x[R][8];
 #pragma unroll
-            for (int i = 0; i < 8; i++) w2[i] = 0.0f;
-        const float4 a = ((const float4 *)(xs + k))[0], c = ((const float4 *)(xs + k))[1];
-        const float x[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+        for (int r = 0; r < R; r++) XL::load8(xs + (size_t)r * K + k, x[r]);
 #pragma unroll
-        for (int i = 0; i < 8; i++) s = fmaf(w[i], x[i], s), s2 = fmaf(w2[i], x[i], s2);
+        for (int p = 0; p < P; p++) {
+            if (p >= np) break;
+            float w[8];
+            WL::unpack(*(const typename WL::raw *)(trow + p * pstride + (size_t)k * WL::ELEM_BYTES), w);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int i = 0; i < 8; i++) acc[p * R + r] = fmaf(w[i], x[r][i], acc[p * R + r]);
+        }
     }
+}
+
+/* The warp sums of C values a lane (C a power of two, at most 32) in the
+ * xor butterfly's tree (offsets 16, 8, ..., 1: the sums gemv_dot's
+ * shuffles make, the same bits), as a reduce-scatter: at each of the first
+ * log2 C offsets a lane keeps the half of its values its offset bit picks
+ * and receives the partner's copy of that half, so C values cost C - 1
+ * shuffles (+ one a remaining offset) instead of 5 C. Afterwards a[0] is
+ * the sum of value *j, which the lanes differing only in the offsets below
+ * 32 / C share (warp_sum_scatter_lane below names one of them). */
+template <int C, int O>
+__device__ __forceinline__ void warp_sum_scatter(float *a, int lane, int &j) {
+    if constexpr (O > 0) {
+        if constexpr (C > 1) {
+            const bool hi = (lane & O) != 0;
 #pragma unroll
-    for (int o = WARP / 2; o > 0; o /= 2) {
-        s += __shfl_xor_sync(0xffffffffu, s, o);
-        s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+            for (int i = 0; i < C / 2; i++) {
+                const float send = hi ? a[i] : a[i + C / 2], keep = hi ? a[i + C / 2] : a[i];
+                a[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+            }
+            if (hi) j += C / 2;
+            warp_sum_scatter<C / 2, O / 2>(a, lane, j);
+        } else {
+            a[0] += __shfl_xor_sync(0xffffffffu, a[0], O);
+            warp_sum_scatter<1, O / 2>(a, lane, j);
+        }
     }
-    acc = s, acc2 = s2;
+}
+/* the value a lane holds after warp_sum_scatter<C, 16>, and whether it is
+ * the one lane of those holding it that writes it (the lowest) */
+template <int C>
+__device__ __forceinline__ int warp_sum_scatter_value(int lane, bool &writer) {
+    int j = 0, c = C;
+#pragma unroll
+    for (int o = 16; o > 0 && c > 1; o /= 2, c /= 2)
+        if (lane & o) j += c / 2;
+    writer = (lane & (32 / C - 1)) == 0;
+    return j;
 }
 
 /* Output column n of one row from its dot product: int8 scale and bias

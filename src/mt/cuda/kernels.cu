@@ -322,8 +322,11 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
                                                             const float *__restrict__ scales, int N,
                                                             const float *__restrict__ b, float *y, int flags,
                                                             int qcols, float qs, const ln_args ln) {
-    static_assert(P == 1 || (S == 1 && R == 1), "P rows per warp: one input row, whole rows per warp");
-    constexpr int RB = 8 * P / S; /* rows per block (P = 2: warp w has rows w and w + 8) */
+    static_assert(P == 1 || S == 1, "P rows per warp: whole rows per warp");
+    constexpr int RB = 8 * P / S; /* rows per block (P > 1: warp w has rows w, w + 8, ...) */
+    /* P > 1: the warp's P x R sums end in different lanes (warp_sum_scatter) */
+    constexpr int PC = P * R <= 1 ? 1 : P * R <= 2 ? 2 : P * R <= 4 ? 4 : P * R <= 8 ? 8 : P * R <= 16 ? 16 : 32;
+    static_assert(P == 1 || P * R <= 32, "P x R sums: at most one a lane");
     __shared__ float part[8][R];
     __shared__ double ln_sh[R * 16 > 32 ? R * 16 : 32];
     /* dynamic: the weight tile [RB][K] (16-byte aligned), for LN the gain
@@ -354,28 +357,35 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
         copy_to_shared((unsigned char *)lng, (const unsigned char *)ln.g, (size_t)K * sizeof(float));
         copy_to_shared((unsigned char *)lnb, (const unsigned char *)ln.b, (size_t)K * sizeof(float));
     }
-    const bool writer = n < N && split == 0 && lane == 0;
-    float sc = 1.0f, bias = 0.0f, sc2 = 1.0f, bias2 = 0.0f;
-    float fr = 0.0f, fc = 0.0f, fr2 = 0.0f, fc2 = 0.0f; /* fold: rc[n], rc[N + n] */
-    const int n2 = n + 8; /* P = 2: the warp's second row */
+    /* the output this thread writes: lane 0 of the row's first warp (P = 1:
+     * all R input rows of column n); P > 1: the lane warp_sum_scatter
+     * leaves holding sum pj = p * R + r, for column n + 8 p, input row r */
+    int pr = 0, pn = n;
+    bool writer;
+    if (P == 1) {
+        writer = n < N && split == 0 && lane == 0;
+    } else {
+        const int pj = warp_sum_scatter_value<PC>(lane, writer);
+        pr = pj % R, pn = n + 8 * (pj / R);
+        writer = writer && pj < P * R && pn < N;
+    }
+    float sc = 1.0f, bias = 0.0f;
+    float fr = 0.0f, fc = 0.0f; /* fold: rc[n], rc[N + n] */
     if (writer) {
-        if (scales) sc = __ldg(scales + n);
-        if (b) bias = __ldg(b + n);
-        if (fold) fr = __ldg(ln.rc + n), fc = __ldg(ln.rc + N + n);
-        if (P == 2 && n2 < N) {
-            if (scales) sc2 = __ldg(scales + n2);
-            if (b) bias2 = __ldg(b + n2);
-            if (fold) fr2 = __ldg(ln.rc + n2), fc2 = __ldg(ln.rc + N + n2);
-        }
+        if (scales) sc = __ldg(scales + pn);
+        if (b) bias = __ldg(b + pn);
+        if (fold) fr = __ldg(ln.rc + pn), fc = __ldg(ln.rc + N + pn);
     }
     pdl_wait();
-    float yo[R], yo2 = 0.0f; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
+    float yo[R]; /* MTK_ACCUM: the residual, read once the previous kernel has written it */
 #pragma unroll
     for (int r = 0; r < R; r++) yo[r] = 0.0f;
     if ((flags & MTK_ACCUM) && writer) {
+        if (P == 1)
 #pragma unroll
-        for (int r = 0; r < R; r++) yo[r] = y[(size_t)r * N + n];
-        if (P == 2 && n2 < N) yo2 = y[n2];
+            for (int r = 0; r < R; r++) yo[r] = y[(size_t)r * N + n];
+        else
+            yo[0] = y[(size_t)pr * N + pn];
     }
     if (LN && R == 1) {
         /* one row: x into registers, read before the tile has arrived (its
@@ -440,26 +450,29 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float *x, int 
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
-    if (P == 2) {
-        /* two rows a warp (one input row): each row's products in gemv_dot's
-         * order, so the same bits as one row a warp */
-        float acc2 = 0.0f;
-        if (n < N)
-            gemv_dot2<WL>(tile + (size_t)wib * row_bytes, n2 < N ? tile + (size_t)(wib + 8) * row_bytes : NULL, xs, K,
-                          lane, acc[0], acc2);
+    if constexpr (P > 1) {
+        /* P weight rows a warp: each product in gemv_dot's order and each
+         * sum in its shuffle tree, so the same bits as one row a warp */
+        float pacc[PC];
+#pragma unroll
+        for (int i = 0; i < PC; i++) pacc[i] = 0.0f;
+        const int np = n >= N ? 0 : (N - n + 7) / 8; /* the warp's rows below N */
+        if (gemv_x_bf16<R, LN>(flags))
+            gemv_dot_rows<WL, R, P, xbf16>(tile + (size_t)wib * row_bytes, 8 * row_bytes, np, (const uint16_t *)xs, K,
+                                           lane, pacc);
+        else
+            gemv_dot_rows<WL, R, P, xf32>(tile + (size_t)wib * row_bytes, 8 * row_bytes, np, xs, K, lane, pacc);
+        int pj = 0;
+        warp_sum_scatter<PC, 16>(pacc, lane, pj);
         if (!writer) return;
+        float a = pacc[0];
         if (fold) {
             float mf, rstd;
-            lnf_stats(ln_sh, K, ln.eps, mf, rstd);
-            acc[0] = lnf_value(acc[0], sc, fr, fc, mf, rstd), sc = 1.0f;
-            acc2 = lnf_value(acc2, sc2, fr2, fc2, mf, rstd), sc2 = 1.0f;
+            lnf_stats(ln_sh + 16 * pr, K, ln.eps, mf, rstd);
+            a = lnf_value(a, sc, fr, fc, mf, rstd), sc = 1.0f;
         }
-        float v = gemv_out(acc[0], sc, bias, flags, n, qcols, qs);
-        y[n] = (flags & MTK_ACCUM) ? residual_add(yo[0], v, flags) : v;
-        if (n2 < N) {
-            v = gemv_out(acc2, sc2, bias2, flags, n2, qcols, qs);
-            y[n2] = (flags & MTK_ACCUM) ? residual_add(yo2, v, flags) : v;
-        }
+        const float v = gemv_out(a, sc, bias, flags, pn, qcols, qs);
+        y[(size_t)pr * N + pn] = (flags & MTK_ACCUM) ? residual_add(yo[0], v, flags) : v;
         return;
     }
     if (n < N) {
@@ -549,49 +562,84 @@ static bool gemv_xb_host(int R, bool LN, int flags) {
  * int8 greedy 13.7 -> 13.2; beam 4 (4 rows: unaffected) and the
  * 32000-row LM head unchanged. 3072 takes the QKV and fc1 GEMVs and the
  * LM head; STTS_CUDA_RPW_MIN_N=N sets another threshold, 0 turns it off. */
+static int g_rpw_min_n = -1, g_rpw_rows_min_n = -1;
 static int gemv_rpw_min_n(void) {
-    static int v = -1;
-    if (v < 0) {
-        v = env_int("STTS_CUDA_RPW_MIN_N", 3072);
-        if (v < 0) v = 0;
+    if (g_rpw_min_n < 0) {
+        g_rpw_min_n = env_int("STTS_CUDA_RPW_MIN_N", 3072);
+        if (g_rpw_min_n < 0) g_rpw_min_n = 0;
     }
-    return v;
+    return g_rpw_min_n;
 }
 
-template <typename WL, int S, bool LN, int P = 1>
+/* Several input rows (beams, a batch): 4 weight rows a warp up to 4 input
+ * rows, 2 up to 8 (gemv_dot_rows: the same bits), so each staged input
+ * value is read and widened once for 4 (2) weight rows instead of once a
+ * row. At 4 rows the LM head's inputs, read from shared memory once per
+ * weight row, had bounded it at ~5x its bytes. From how many output
+ * columns, by weight format (H200, 2026-12-02 17:13 UTC,
+ * rpw-rows-check.sh, 2 rounds, the same ids everywhere): int8 from 1024,
+ * i.e. every decoder GEMV of whole rows (beam 4 26.5-26.8 -> 20.1-20.2
+ * ms; 22.7 with the LM head alone; + 32000 rows 19.8-20.0 -> 17.3); 16-bit
+ * weights from 16384, the LM head alone (bf16 beam 4 20.5-20.8 -> 18.8;
+ * from 1024 19.9, and + 32000 rows 15.9 -> 17.1: 4 rows a warp leave a
+ * 1024-column GEMV 32 blocks of 64 KB tiles). STTS_CUDA_RPW_ROWS_MIN_N=N
+ * sets one threshold for every format, 0 turns it off. */
+static int gemv_rpw_rows_min_n(int elem_bytes) {
+    if (g_rpw_rows_min_n < 0) {
+        const char *e = getenv("STTS_CUDA_RPW_ROWS_MIN_N");
+        g_rpw_rows_min_n = e ? (atoi(e) < 0 ? 0 : atoi(e)) : 0x7fffffff; /* 0x7fffffff: by format */
+    }
+    if (g_rpw_rows_min_n != 0x7fffffff) return g_rpw_rows_min_n;
+    return elem_bytes == 1 ? 1024 : 16384;
+}
+
+extern "C" void mtk_gemv_rows_per_warp(int one_row_min_n, int rows_min_n) {
+    g_rpw_min_n = one_row_min_n, g_rpw_rows_min_n = rows_min_n;
+}
+
+/* weight rows a warp: M = 0 one; M = 1 (gemv_launch_s's choice) two at one
+ * input row, 4 up to 4 rows, 2 up to 8; whole rows only (S = 1) */
+template <int R, bool LN, int S, int M>
+__host__ __device__ constexpr int gemv_rows_per_warp() {
+    return (M == 0 || S != 1) ? 1 : R == 1 ? 2 : R <= 4 ? 4 : 2;
+}
+
+template <typename WL, int S, bool LN, int M = 0>
 static void gemv_launch_s(cudaStream_t st, const float *x, int R, int K, const void *W, const float *scales, int N,
                           const float *b, float *y, int flags, int qcols, float qs, const ln_args &ln) {
-    if constexpr (P == 1 && S == 1) {
-        if (R == 1 && gemv_rpw_min_n() && N >= gemv_rpw_min_n()) {
-            gemv_launch_s<WL, S, LN, 2>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, ln);
+    const size_t xbytes = (size_t)(LN ? 2 : 0) * K * sizeof(float) +
+                          (size_t)R * K * (gemv_xb_host(R, LN, flags) ? sizeof(uint16_t) : sizeof(float));
+    if constexpr (M == 0 && S == 1) {
+        const int thr = R == 1 ? gemv_rpw_min_n() : gemv_rpw_rows_min_n(WL::ELEM_BYTES);
+        const size_t tile = (size_t)8 * (R == 1 ? 2 : R <= 4 ? 4 : 2) * K * WL::ELEM_BYTES; /* gemv_rows_per_warp */
+        if (thr && N >= thr && tile + xbytes <= 200 * 1024) {
+            gemv_launch_s<WL, S, LN, 1>(st, x, R, K, W, scales, N, b, y, flags, qcols, qs, ln);
             return;
         }
     }
-    const int rows_per_block = 8 * P / S;
-    dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));
-    size_t smem = (((size_t)rows_per_block * K * WL::ELEM_BYTES + 15) & ~(size_t)15) +
-                  (size_t)(LN ? 2 : 0) * K * sizeof(float) +
-                  (size_t)R * K * (gemv_xb_host(R, LN, flags) ? sizeof(uint16_t) : sizeof(float));
     switch (R) {
 #define CASE(n)                                                                                                   \
-    case n:                                                                                                       \
+    case n: {                                                                                                     \
+        constexpr int P = gemv_rows_per_warp<n, LN, S, M>(), rows_per_block = 8 * P / S;                          \
+        auto kern = gemv_kernel<n, WL, S, LN, P>;                                                                 \
+        dim3 block(GEMV_THREADS), grid((unsigned)((N + rows_per_block - 1) / rows_per_block));                    \
+        const size_t smem = (((size_t)rows_per_block * K * WL::ELEM_BYTES + 15) & ~(size_t)15) + xbytes;          \
         if (smem > SMEM_OPT_IN) {                                                                                 \
-            cudaError_t e = cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>,                                       \
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);         \
+            cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);   \
             if (e != cudaSuccess && launch_err == cudaSuccess) launch_err = e;                                   \
         }                                                                                                         \
         if (gemv_carveout() >= 0) {                                                                               \
             static int set_##n;                                                                                   \
             if (!set_##n) {                                                                                       \
                 set_##n = 1;                                                                                      \
-                if (cudaFuncSetAttribute(gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>,                                               \
-                                         cudaFuncAttributePreferredSharedMemoryCarveout,                          \
-                                         gemv_carveout()) != cudaSuccess)                                         \
+                if (cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, gemv_carveout()) !=  \
+                    cudaSuccess)                                                                                  \
                     cudaGetLastError();                                                                           \
             }                                                                                                     \
         }                                                                                                         \
-        launch(st, grid, block, smem, gemv_kernel<n, WL, S, LN, (n == 1 ? P : 1)>, x, K, W, scales, N, b, y, flags, qcols, qs, ln); \
-        break;
+        launch(st, grid, block, smem, kern, x, K, W, scales, N, b, y, flags, qcols, qs, ln);                      \
+        break;                                                                                                    \
+    }
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default:

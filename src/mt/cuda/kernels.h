@@ -45,6 +45,12 @@ int mtk_linear(void *stream, const float *x, int M, int K, const void *W, int wf
  * STTS_CUDA_GEMM=0 in the environment. mtk_gemm_calls: launches so far
  * (tests check the path they mean to cover ran). */
 void mtk_gemm_enable(int on);
+/* Weight rows a warp in the GEMV (tests, A/B): from one_row_min_n output
+ * columns two at one input row, from rows_min_n several at 2-8 rows (the
+ * same bits either way); 0 never, -1 back to the defaults (the latter's by
+ * weight format) or the environment (STTS_CUDA_RPW_MIN_N,
+ * STTS_CUDA_RPW_ROWS_MIN_N). */
+void mtk_gemv_rows_per_warp(int one_row_min_n, int rows_min_n);
 unsigned long mtk_gemm_calls(void);
 
 /* Attention with head sizes 32, 64 and 128 runs one warp per (head, row)

@@ -72,9 +72,9 @@ for n in 0 1; do # the LayerNorm in every GEMV's prologue (0), as its own launch
   STTS_CUDA_LN_SPLIT=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_lnsplit$n.log" 2>&1
   note "test_cuda with STTS_CUDA_LN_SPLIT=$n rc=$? : $(tail -1 "$OUT/test_cuda_lnsplit$n.log")"
 done
-for n in 0 1; do # one weight row a warp always (0), two for every one-row GEMV of whole rows (1)
-  STTS_CUDA_RPW_MIN_N=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_rpw$n.log" 2>&1
-  note "test_cuda with STTS_CUDA_RPW_MIN_N=$n rc=$? : $(tail -1 "$OUT/test_cuda_rpw$n.log")"
+for n in 0 1; do # one weight row a warp always (0), several for every GEMV of whole rows (1)
+  STTS_CUDA_RPW_MIN_N=$n STTS_CUDA_RPW_ROWS_MIN_N=$n timeout 120 $C/bin/test_cuda >"$OUT/test_cuda_rpw$n.log" 2>&1
+  note "test_cuda with STTS_CUDA_RPW_MIN_N=$n STTS_CUDA_RPW_ROWS_MIN_N=$n rc=$? : $(tail -1 "$OUT/test_cuda_rpw$n.log")"
 done
 # the LayerNorm folded into the weights never (0), for every format and row count (1: no row limit, or
 # test_greedy_ahead's batches would fold some steps in one mode and not the other; 2026-12-02 15:55 UTC)

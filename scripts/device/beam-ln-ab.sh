@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# beam-ln-ab.sh - one GPU-machine call: the LayerNorm GEMVs of beam steps
+# (4 rows) now that several weight rows a warp take the LayerNorm too:
+# test_cuda (default, STTS_CUDA_LN_SPLIT=0, the fold at every row count),
+# the demo set's ids in each setting against the default's, bench_nllb
+# alternating the previous binary (bin/bench_nllb_old, if carried) and the
+# settings in MODES, and the int8 LM head's kernel time old vs new
+# (one row: the int8 widening without I2F). Run from the repository root
+# with .device/cuda carried. ROUNDS (2).
+set -uo pipefail
+C=.device/cuda
+export LD_LIBRARY_PATH=$PWD/$C/lib STTS_TEST_SOURCE_DIR=$PWD
+nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
+date -u
+read -r -a MODES <<< "${MODES:-default STTS_CUDA_LN_SPLIT=0 STTS_CUDA_LN_FOLD_ROWS=8}"
+tag() { echo "${1//[^A-Za-z0-9]/_}"; }
+for mode in "${MODES[@]}"; do
+  envs=(); [ "$mode" = default ] || envs=("$mode")
+  echo "== test_cuda ($mode)"
+  env "${envs[@]}" timeout 200 $C/bin/test_cuda 2>&1 | grep -iE "fail|passed|differ" | head -12
+  env "${envs[@]}" timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en /tmp/bl-$(tag "$mode") 2>&1 |
+    grep -E "^demo (greedy|beam)"
+done
+for f in /tmp/bl-default*; do
+  for m in "${MODES[@]}"; do
+    t=$(tag "$m"); [ "$t" = default ] && continue
+    g=${f/bl-default/bl-$t}
+    if cmp -s "$f" "$g"; then echo "== same ids, default vs $t: ${f#/tmp/bl-default}"; else echo "== ids differ, default vs $t: ${f#/tmp/bl-default}"; fi
+  done
+done
+bench() { # label binary env...
+  local label=$1 bin=$2; shift 2
+  for sl in 0 32000; do
+    env "$@" timeout 120 $C/bin/$bin --device cuda --weights bf16,int8 --shortlist-rows $sl --reps 5 --json 2>&1 |
+      grep '^{' | python3 -c "import json,sys
+for l in sys.stdin:
+    d=json.loads(l); print('$label', d['weights'], d['shortlist_rows'], d['search'], 'sentence', d['ms_per_sentence'], 'step', d['ms_per_step'], 'encode', d['encode_ms'])"
+  done
+}
+for r in $(seq "${ROUNDS:-2}"); do
+  echo "== round $r"
+  [ -x $C/bin/bench_nllb_old ] && bench old bench_nllb_old
+  for mode in "${MODES[@]}"; do
+    envs=(); [ "$mode" = default ] || envs=("$mode")
+    bench "$mode" bench_nllb "${envs[@]}"
+  done
+done
+for b in bench_nllb_old bench_nllb; do
+  [ -x $C/bin/$b ] || continue
+  echo "== $b: int8 greedy, the LM head (one row) and the LayerNorm GEMVs"
+  STTS_CUDA_KTRACE=1 timeout 120 $C/bin/$b --device cuda --weights int8 --reps 3 2>&1 |
+    awk '/ktrace: graph/{p = ($0 ~ / 89 kernels, 92/)} p' | grep -E "graph|Li1E3wi8" | head -6
+done
+date -u

@@ -553,7 +553,7 @@ static bool gemv_xb_host(int R, bool LN, int flags) {
 }
 
 /* A one-row GEMV of whole rows (S = 1) with at least this many output
- * columns gives each warp two weight rows (gemv_dot2: the same bits), so
+ * columns gives each warp two weight rows (gemv_dot_rows: the same bits), so
  * half as many blocks: fc1's LayerNorm GEMV had 512 blocks of 64 registers,
  * more than fit beside the previous kernel's under programmatic dependent
  * launch, and took 7.6-8.2 us where the QKV GEMV's 384 took ~4 (kernel

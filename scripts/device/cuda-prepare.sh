@@ -44,7 +44,7 @@ strip --strip-debug "$DEST"/bin/*
 for b in "$DEST"/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' |
   while read -r so; do cp -L "$so" "$DEST/lib/"; done
-cp scripts/device/cuda-check.sh scripts/device/cpu-check.sh scripts/device/ab-env.sh scripts/device/fold-check.sh scripts/device/lnfold-check.sh scripts/device/rpw-rows-check.sh scripts/device/beam-ln-ab.sh scripts/device/beam-trace.sh scripts/device/nsys-step.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
+cp scripts/device/cuda-check.sh scripts/device/cpu-check.sh scripts/device/ab-env.sh scripts/device/fold-check.sh scripts/device/lnfold-check.sh scripts/device/rpw-rows-check.sh scripts/device/beam-ln-ab.sh scripts/device/bench-lib.sh scripts/device/beam-trace.sh scripts/device/nsys-step.sh scripts/device/hf-gpu-timing.py scripts/device/hf-demo-gpu.py scripts/device/hf-cpu-timing-cfg.py "$DEST/"
 # the demo test set as the engine's tests and HF's reference see it (natural text)
 python3 scripts/demo-model/prepare-data.py ../shared/data/small_parallel_enja /tmp/cuda-prep-data >/dev/null
 cp /tmp/cuda-prep-data/test.en /tmp/cuda-prep-data/test.ja "$DEST/data/"

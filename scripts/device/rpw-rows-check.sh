@@ -30,15 +30,7 @@ for f in /tmp/rr-new*; do
     if cmp -s "$f" "$g"; then echo "== same ids, new vs $t: ${f#/tmp/rr-new}"; else echo "== IDS DIFFER, new vs $t: ${f#/tmp/rr-new}"; fi
   done
 done
-bench() { # label binary env...
-  local label=$1 bin=$2; shift 2
-  for sl in 0 32000; do
-    env "$@" timeout 120 $C/bin/$bin --device cuda --weights bf16,int8 --shortlist-rows $sl --reps 5 --json 2>&1 |
-      grep '^{' | python3 -c "import json,sys
-for l in sys.stdin:
-    d=json.loads(l); print('$label', d['weights'], d['shortlist_rows'], d['search'], 'sentence', d['ms_per_sentence'], 'step', d['ms_per_step'], 'encode', d['encode_ms'])"
-  done
-}
+. "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...]
 for r in $(seq "${ROUNDS:-2}"); do
   echo "== round $r"
   [ -x $C/bin/bench_nllb_old ] && bench old bench_nllb_old

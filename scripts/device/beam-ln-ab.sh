@@ -13,6 +13,7 @@ export LD_LIBRARY_PATH=$PWD/$C/lib STTS_TEST_SOURCE_DIR=$PWD
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 date -u
 read -r -a MODES <<< "${MODES:-default STTS_CUDA_LN_SPLIT=0 STTS_CUDA_LN_FOLD_ROWS=8}"
+. "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...], same_ids A B WHAT
 tag() { echo "${1//[^A-Za-z0-9]/_}"; }
 for mode in "${MODES[@]}"; do
   envs=(); [ "$mode" = default ] || envs=("$mode")
@@ -25,10 +26,9 @@ for f in /tmp/bl-default*; do
   for m in "${MODES[@]}"; do
     t=$(tag "$m"); [ "$t" = default ] && continue
     g=${f/bl-default/bl-$t}
-    if cmp -s "$f" "$g"; then echo "== same ids, default vs $t: ${f#/tmp/bl-default}"; else echo "== ids differ, default vs $t: ${f#/tmp/bl-default}"; fi
+    same_ids "$f" "$g" "default vs $t: ${f#/tmp/bl-default}"
   done
 done
-. "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...]
 for r in $(seq "${ROUNDS:-2}"); do
   echo "== round $r"
   [ -x $C/bin/bench_nllb_old ] && bench old bench_nllb_old

@@ -14,3 +14,7 @@ for l in sys.stdin:
           'step', d['ms_per_step'], 'encode', d['encode_ms'])"
   done
 }
+# same_ids A B WHAT: whether two files of a demo run's ids are byte-identical
+same_ids() {
+  if cmp -s "$1" "$2"; then echo "== same ids, $3"; else echo "== IDS DIFFER, $3"; fi
+}

@@ -17,6 +17,7 @@ echo "== test_cuda (default)"
 timeout 200 $C/bin/test_cuda 2>&1 | grep -iE "fail|passed|differ" | head -20
 echo "== test_cuda (STTS_CUDA_RPW_ROWS_MIN_N=1: several rows a warp in every GEMV of 2-8 rows)"
 STTS_CUDA_RPW_ROWS_MIN_N=1 timeout 200 $C/bin/test_cuda 2>&1 | grep -iE "fail|passed|differ" | head -20
+. "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...], same_ids A B WHAT
 run_demo() { # tag binary env...
   local tag=$1 bin=$2; shift 2
   env "$@" timeout 200 $C/bin/$bin --demo models/demo-en-ja $C/data/test.en /tmp/rr-$tag 2>&1 | grep -E "^demo (greedy|beam)"
@@ -27,10 +28,9 @@ run_demo off test_cuda STTS_CUDA_RPW_ROWS_MIN_N=0
 for f in /tmp/rr-new*; do
   for t in off old; do
     g=${f/rr-new/rr-$t}; [ -f "$g" ] || continue
-    if cmp -s "$f" "$g"; then echo "== same ids, new vs $t: ${f#/tmp/rr-new}"; else echo "== IDS DIFFER, new vs $t: ${f#/tmp/rr-new}"; fi
+    same_ids "$f" "$g" "new vs $t: ${f#/tmp/rr-new}"
   done
 done
-. "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...]
 for r in $(seq "${ROUNDS:-2}"); do
   echo "== round $r"
   [ -x $C/bin/bench_nllb_old ] && bench old bench_nllb_old

@@ -6,7 +6,8 @@
 # alternating the previous binary (bin/bench_nllb_old, if carried) and the
 # settings in MODES, and the int8 LM head's kernel time old vs new
 # (one row: the int8 widening without I2F). Run from the repository root
-# with .device/cuda carried. ROUNDS (2).
+# with .device/cuda carried. ROUNDS (2); MODES: settings separated by
+# spaces, a setting's variables by commas (A=1,B=2).
 set -uo pipefail
 C=.device/cuda
 export LD_LIBRARY_PATH=$PWD/$C/lib STTS_TEST_SOURCE_DIR=$PWD
@@ -16,7 +17,7 @@ read -r -a MODES <<< "${MODES:-default STTS_CUDA_LN_SPLIT=0 STTS_CUDA_LN_FOLD_RO
 . "$(dirname "$0")/bench-lib.sh" # bench LABEL BINARY [ENV...], same_ids A B WHAT
 tag() { echo "${1//[^A-Za-z0-9]/_}"; }
 for mode in "${MODES[@]}"; do
-  envs=(); [ "$mode" = default ] || envs=("$mode")
+  envs=(); [ "$mode" = default ] || IFS=, read -r -a envs <<< "$mode"
   echo "== test_cuda ($mode)"
   env "${envs[@]}" timeout 200 $C/bin/test_cuda 2>&1 | grep -iE "fail|passed|differ" | head -12
   env "${envs[@]}" timeout 200 $C/bin/test_cuda --demo models/demo-en-ja $C/data/test.en /tmp/bl-$(tag "$mode") 2>&1 |
@@ -33,7 +34,7 @@ for r in $(seq "${ROUNDS:-2}"); do
   echo "== round $r"
   [ -x $C/bin/bench_nllb_old ] && bench old bench_nllb_old
   for mode in "${MODES[@]}"; do
-    envs=(); [ "$mode" = default ] || envs=("$mode")
+    envs=(); [ "$mode" = default ] || IFS=, read -r -a envs <<< "$mode"
     bench "$mode" bench_nllb "${envs[@]}"
   done
 done

@@ -8,7 +8,7 @@ misbehave on the socket never hold the daemon up for the others:
    holding the poll loop: hooks went unanswered for minutes;
  - a client that pipelines thousands of requests and then reads: every one
    gets its reply, in order, even after it closed its sending side."""
-import array, fcntl, json, os, socket, subprocess, sys, termios, threading, time
+import array, fcntl, json, os, signal, socket, subprocess, sys, termios, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_util import Checks, Daemon, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
@@ -292,6 +292,37 @@ for c in fill:
     c.close()
 wait_for(lambda: any(r.get("session") == "M" for r in d.records()), "the spooled Stop spoken", deadline=60)
 check(sum(1 for r in d.records() if r.get("session") == "M") == 1, "spoken once")
+
+# ---- 5. requests that piled up while the daemon was stopped: in their order of arrival -------------
+# Hooks are separate processes, each on its own connection. While the daemon
+# is busy (here: stopped with SIGSTOP) they wait in the listen queue; once it
+# runs again it must take them in the order they came, or a reply's words are
+# said out of order (the poll loop served its connections newest first:
+# "Charlie, Delta, Alpha, Bravo" for the order below).
+from daemon_util import md  # noqa: E402
+ORDER = ["Alpha comes first here.", "Bravo comes second here.", "Charlie comes third here.",
+         "Delta comes fourth here."]
+before = len(d.records())
+d.p.send_signal(signal.SIGSTOP)
+conns = []
+try:
+    for i, t in enumerate(ORDER):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(60)
+        c.connect(d.sock)
+        msg, ix = ("o-m1", i) if i < 2 else ("o-m2", i - 2)
+        c.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("O", msg, ix, t + "\n", ix == 1)}) +
+                   "\n").encode())
+        conns.append(c)
+finally:
+    d.p.send_signal(signal.SIGCONT)
+replies = [json.loads(recv_line(c)) for c in conns]
+for c in conns:
+    c.close()
+check(all(r.get("ok") for r in replies), "every piled-up request answered: %r" % replies)
+recs = d.wait_spoken(ORDER[-1])
+said = [r["source"] for r in recs[before:] if r.get("session") == "O"]
+check(said == ORDER, "piled-up requests spoken in their order of arrival: %r" % said)
 
 check(d.close() == 0, "serve exits 0 on SIGTERM")
 sys.exit(check.finish())

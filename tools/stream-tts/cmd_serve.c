@@ -1110,11 +1110,15 @@ static int serve_main(int argc, char **argv) {
                 cl[ncl++] = (client){.fd = fd, .heard_ns = now};
             }
         }
-        for (int k = ncl - 1; k >= 0; k--) {
+        /* Clients in the order they connected: hooks are separate
+         * processes, so requests that piled up while the daemon was busy
+         * (or stopped) are taken in their order of arrival, as a reply's
+         * words came (a downward loop said them newest first). Closed
+         * ones are dropped after the loop, so slot k is the client polled
+         * as k throughout. */
+        for (int k = 0; k < ncl; k++) {
             client *c = &cl[k];
             int closed = 0;
-            /* slot k still holds the client polled as k: a closed one is
-             * replaced by the last, which this downward loop has served */
             const short rev = k < polled ? pf[k + 2].revents : 0;
             if (c->out_len && (rev & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
             if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof && (rev & (POLLIN | POLLHUP | POLLERR))) {
@@ -1229,9 +1233,13 @@ static int serve_main(int argc, char **argv) {
                 free(c->buf);
                 free(c->out);
                 free(c->waiting_end);
-                cl[k] = cl[--ncl];
+                c->fd = -1;   /* dropped below */
             }
         }
+        int kept = 0;
+        for (int k = 0; k < ncl; k++)
+            if (cl[k].fd >= 0) cl[kept++] = cl[k];
+        ncl = kept;
         if (sv.live && now - last_spool > 500000000ull) {
             process_spool(&sv);
             last_spool = now;

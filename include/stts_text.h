@@ -83,6 +83,10 @@ void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const
                         uint64_t arrival_ns);
 /* Counters: invalid UTF-8 bytes dropped so far. */
 uint64_t text_stream_invalid_bytes(const text_stream *ts);
+/* 1 while a fenced code block (``` or ~~~) is open, as of the lines fed so
+ * far: the daemon asks it when the batch before the text it feeds next is
+ * missing (src/daemon/hub.c, release_held). */
+int text_stream_in_code_block(const text_stream *ts);
 
 /* Cleans a short string in one go (no segmentation): markup removed, URLs to
  * their domain, long paths to their last component, emoji and controls

@@ -40,6 +40,11 @@ enum { MAX_SESSION_ID = 256 };
  * MAX_HELD of them; then they are spoken and the missing one is a hole that
  * a late batch or the Stop fills. */
 enum { HOLD_MS = 1000, MAX_HELD = 64 };
+/* Held batches that may begin inside a code block the missing batch opened
+ * (hole_in_code: their first fence line is a bare ``` and the count is odd)
+ * wait on, HOLD_MS at a time, for the message's final batch, which tells,
+ * up to this long; then they are spoken as if outside one. */
+enum { HOLD_CODE_MS = 8000 };
 /* Batches of a message whose Stop spoke it whole are recognised this long
  * after it (a slow hook, a spool replay: up to 0.5 s); a message that only
  * starts like it, later, is another one. */
@@ -71,6 +76,7 @@ typedef struct {
     held_batch *held;      /* batches after a missing one, waiting for it (ascending) */
     int nheld;
     uint64_t held_due;     /* monotonic ns: when the held ones are spoken anyway */
+    uint64_t held_since;   /* ... and when the first of them was held */
     long next_index;       /* next MessageDisplay batch expected */
     int final;
     int aside;             /* a notification or notice, not an assistant message */
@@ -251,6 +257,7 @@ static void held_clear(msg *m) {
     m->held = NULL;
     m->nheld = 0;
     m->held_due = 0;
+    m->held_since = 0;
 }
 
 static void msg_free(msg *m) {
@@ -642,15 +649,153 @@ static int hold(msg *m, long index, const char *t, size_t n, int final, int quie
     memmove(m->held + pos + 1, m->held + pos, (size_t)(m->nheld - pos) * sizeof *m->held);
     m->held[pos] = (held_batch){index, c, n, final, quiet};
     m->nheld++;
-    if (!m->held_due) m->held_due = stts_now_ns() + (uint64_t)HOLD_MS * 1000000u;
+    if (!m->held_due) {
+        m->held_since = stts_now_ns();
+        m->held_due = m->held_since + (uint64_t)HOLD_MS * 1000000u;
+    }
     return 0;
 }
 
-/* Speaks the held batches: those that follow on (all: the missing ones
- * are given up on, becoming holes). */
-static stts_status release_held(session *s, msg *m, int all, stts_error *err) {
+/* ---- code blocks across a missing batch ------------------------------------------ */
+
+/* A missing batch may have opened or closed a fenced code block: the held
+ * batches after it, fed to the text stage as they stand, then had their code
+ * read out as prose and their prose dropped as code (a review found
+ * "curl -H 'Authorization: Bearer ...'" said aloud, and the sentence after
+ * the block lost, when the batch with the opening ```bash timed out). The
+ * fences (CommonMark's: ``` or ~~~, 3 or more, an opening one may carry an
+ * info string, a closing one is at least as long and carries none) are
+ * followed here, a line at a time, as the text stage follows them. */
+typedef struct {
+    int in;         /* inside a block */
+    char ch;        /* its fence character and length */
+    size_t len;
+    int lines;      /* fence lines seen */
+    int first_bare; /* the first fence line seen carried no info string (it may close a block) */
+    int at_start;   /* the next byte begins a line */
+} fence_scan;
+
+/* One line (without its newline); 1 when it is a fence line. */
+static int fence_line(fence_scan *f, const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && (t[i] == ' ' || t[i] == '>')) i++;   /* indented or quoted fences, as the text stage */
+    if (i == n || (t[i] != '`' && t[i] != '~')) return 0;
+    char c = t[i];
+    size_t r = 0;
+    while (i + r < n && t[i + r] == c) r++;
+    if (r < 3) return 0;
+    size_t j = i + r;
+    int bare = 1;
+    for (size_t k = j; k < n; k++) {
+        if (c == '`' && t[k] == '`') return 0;   /* inline code, not a fence */
+        if (t[k] != ' ' && t[k] != '\t' && t[k] != '\r') bare = 0;
+    }
+    if (f->in) {
+        if (c != f->ch || r < f->len || !bare) return 0;   /* a line of the block */
+        f->in = 0;
+    } else {
+        f->in = 1, f->ch = c, f->len = r;
+    }
+    if (!f->lines++) f->first_bare = bare;
+    return 1;
+}
+
+/* Text t (lines, the last one possibly unfinished: it is taken as a line). */
+static void fence_text(fence_scan *f, const char *t, size_t n) {
+    for (size_t a = 0; a < n;) {
+        const char *nl = memchr(t + a, '\n', n - a);
+        size_t e = nl ? (size_t)(nl - t) : n;
+        fence_line(f, t + a, e - a);
+        a = e + 1;
+    }
+}
+
+/* L's fence lines followed up to a point, for the holes' spans (reconcile_holes). */
+typedef struct {
+    fence_scan f;
+    size_t pos;     /* the next line's start */
+    size_t open_at; /* where the open block's opening line starts */
+} fence_walk;
+
+/* Takes in L's lines that start before upto; stops early, at a line end,
+ * when the walk leaves a block (stop_on_close). 1 when it did. */
+static int fence_walk_to(fence_walk *w, const char *l, size_t ln, size_t upto, int stop_on_close) {
+    while (w->pos < upto && w->pos < ln) {
+        const char *nl = memchr(l + w->pos, '\n', ln - w->pos);
+        size_t e = nl ? (size_t)(nl - l) : ln;
+        int was = w->f.in;
+        fence_line(&w->f, l + w->pos, e - w->pos);
+        if (!was && w->f.in) w->open_at = w->pos;
+        w->pos = e < ln ? e + 1 : ln;
+        if (stop_on_close && was && !w->f.in) return 1;
+    }
+    return 0;
+}
+
+/* The words of L's span [*a, *b) said apart (a hole's, or the rest after
+ * the last batch) without code at its edges: a span that begins inside a
+ * block (its opening line was spoken, or held and spoken past the hole)
+ * starts after the line that closes it; one that leaves a block open
+ * (cut_open, a hole's) ends before that block's opening line, whose lines
+ * came after the hole and were taken as code there (release_held). */
+static void span_outside_code(fence_walk *w, const char *l, size_t ln, size_t *a, size_t *b, int cut_open) {
+    fence_walk_to(w, l, ln, *a, 0);
+    if (w->f.in) {
+        if (fence_walk_to(w, l, ln, *b, 1) && w->pos < *b) *a = w->pos;
+        else { *a = *b; return; }
+    }
+    fence_walk_to(w, l, ln, *b, 0);
+    if (cut_open && w->f.in && w->open_at >= *a && w->open_at < *b) *b = w->open_at;
+}
+
+/* How m's held batches begin, the missing batch before them unseen:
+ * HOLE_CODE inside a code block it opened, HOLE_PROSE outside any,
+ * HOLE_ASIS as the text stage stands (it reads on), HOLE_UNKNOWN not known
+ * yet. A message ends with its blocks closed: once it is over (its final
+ * batch held, or `over`: another message or its Stop came), the held text
+ * begins inside a block when, read from outside one, it would leave one
+ * open and its first fence line can close one (bare; it then does).
+ * Before that, a bare first fence line may as well open the block the next
+ * batches go on with: not known. A first fence line with an info string
+ * opens one: outside. No fence line: outside once the message is over (a
+ * block the stage is in was closed in the hole), else as the stage stands
+ * (more lines of its block, or prose after prose: a sentence that goes on
+ * past the hole stays whole). */
+enum { HOLE_UNKNOWN = -1, HOLE_PROSE, HOLE_CODE, HOLE_ASIS };
+static int hole_in_code(const msg *m, int over) {
+    fence_scan f = {0};
+    for (int k = 0; k < m->nheld; k++) fence_text(&f, m->held[k].text, m->held[k].len);
+    over = over || m->held[m->nheld - 1].final;
+    if (!f.lines) return over ? HOLE_PROSE : HOLE_ASIS;
+    if (!f.first_bare) return HOLE_PROSE;
+    if (!over) return HOLE_UNKNOWN;
+    return f.in ? HOLE_CODE : HOLE_PROSE;
+}
+
+/* Speaks the held batches: those that follow on (HELD_NEXT), or all of
+ * them, the missing ones given up on, becoming holes: HELD_ALL when the
+ * message may go on (the wait is over, too many held), HELD_OVER when it is
+ * over (another message of the turn speaks, the turn or session ends, its
+ * Stop came). Past a hole the text stage starts afresh (what it held open
+ * before the hole is said), inside a code block when hole_in_code says the
+ * missing batch opened one. */
+enum { HELD_NEXT, HELD_ALL, HELD_OVER };
+static stts_status release_held(session *s, msg *m, int how, stts_error *err) {
     stts_status st = STTS_OK;
     const msg *was = s->quiet;
+    const int all = how != HELD_NEXT;
+    if (all && m->nheld && m->held[0].index != m->next_index && !m->held[0].quiet && s->quiet != m) {
+        const int in = hole_in_code(m, how == HELD_OVER);
+        const int stage = s->cur_id == m->id && text_stream_in_code_block(s->ts);
+        if ((in == HOLE_CODE && !stage) || (in == HOLE_PROSE && stage)) {
+            /* the block state the hole left differs from the stage's: what
+             * it holds is said (an open block's notice), then afresh */
+            uint64_t now = stts_now_ns();
+            if (s->cur_id) text_stream_end(s->ts, now);
+            s->cur_id = m->id;
+            if (in == HOLE_CODE && text_stream_feed(s->ts, "```\n", 4, now, err) != STTS_OK) st = err->code;
+        }
+    }
     int k = 0;
     for (; k < m->nheld && (all || m->held[k].index == m->next_index); k++) {
         held_batch *b = &m->held[k];
@@ -717,7 +862,7 @@ static void release_all_held(session *s) {
              * (in the session's, these words came before it). Out of
              * memory: in the session's stage. */
             int apart = s->msgs[k].over && !s->apart && stage_apart_begin(s, &e) == STTS_OK;
-            release_held(s, &s->msgs[k], 1, &e);   /* only out of memory can fail */
+            release_held(s, &s->msgs[k], HELD_OVER, &e);   /* only out of memory can fail */
             if (apart) stage_apart_end(s);
         }
 }
@@ -1250,19 +1395,19 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
         int r = hold(m, index, t, n, final, quiet, err);
         if (r < 0) return err->code;
         *what = r ? "duplicate" : "held (an earlier batch is missing)";
-        return m->nheld > MAX_HELD ? release_held(s, m, 1, err) : STTS_OK;
+        return m->nheld > MAX_HELD ? release_held(s, m, HELD_ALL, err) : STTS_OK;
     }
     /* Another message's held batches go first (a message is over when the
      * next one of its turn speaks). */
     for (int k = 0; k < s->n_msgs; k++)
         if (&s->msgs[k] != m && s->msgs[k].over == m->over && s->msgs[k].nheld &&
-            release_held(s, &s->msgs[k], 1, err) != STTS_OK)
+            release_held(s, &s->msgs[k], HELD_OVER, err) != STTS_OK)
             return err->code;
     *what = quiet ? "not spoken (made before the prompt that barged in)" : "spoken";
     s->quiet = quiet ? m : NULL;
     stts_status st = speak_batch(s, m, index, t, n, final, err);
     s->quiet = NULL;
-    if (st == STTS_OK && m->nheld) st = release_held(s, m, 0, err);   /* the missing one came: those after it follow */
+    if (st == STTS_OK && m->nheld) st = release_held(s, m, HELD_NEXT, err);   /* the missing one came: those after it follow */
     /* A message complete while a Stop waits: reconcile now, no need to wait
      * (a Stop after the prompt is not the kept turn's). */
     if (st == STTS_OK && m->final && !m->over && s->parked) st = flush_parked(s, err);
@@ -1281,12 +1426,19 @@ static stts_status reconcile_holes(session *s, msg *m, int latest, const char *l
     int rest = !all_space(l + tail, ln - tail);
     if (rest && !latest) return STTS_ERR_NOT_FOUND;
     int said = rest;
+    fence_walk w = {0};
     for (int g = 0; g < ng; g++) {
-        if (all_space(l + gs[g], ge[g] - gs[g])) continue;
+        size_t a = gs[g], b = ge[g];
+        span_outside_code(&w, l, ln, &a, &b, 1);
+        if (all_space(l + a, b - a)) continue;
         said = 1;
-        if (say_apart(s, m, l + gs[g], ge[g] - gs[g], err) != STTS_OK) return err->code;
+        if (say_apart(s, m, l + a, b - a, err) != STTS_OK) return err->code;
     }
-    if (rest && say_apart(s, m, l + tail, ln - tail, err) != STTS_OK) return err->code;
+    if (rest) {
+        size_t a = tail, b = ln;
+        span_outside_code(&w, l, ln, &a, &b, 0);
+        if (!all_space(l + a, b - a) && say_apart(s, m, l + a, b - a, err) != STTS_OK) return err->code;
+    }
     *what = said ? "missing batches spoken" : "already spoken";
     /* m is L now: one run from batch 0, complete. */
     long next = m->nheld ? m->held[m->nheld - 1].index + 1 : m->next_index;
@@ -1356,7 +1508,7 @@ static stts_status reconcile(session *s, const char *l, size_t ln, int may_park,
         if (off < 0) continue;
         if (all_space(l + off, ln - (size_t)off)) {
             *what = "already spoken";
-            if (m->nheld) return release_held(s, m, 1, err);   /* not in L: their own words */
+            if (m->nheld) return release_held(s, m, HELD_OVER, err);   /* not in L: their own words */
             if (!m->final && s->cur_id == m->id) { m->final = 1; text_stream_end(s->ts, stts_now_ns()); }
             return STTS_OK;
         }
@@ -1822,11 +1974,15 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
             msg *m = &s->msgs[k];
             if (m->nheld && m->held_due <= now) {
                 stts_error e;
+                if (hole_in_code(m, 0) == HOLE_UNKNOWN && now - m->held_since < (uint64_t)HOLD_CODE_MS * 1000000u) {
+                    m->held_due = now + (uint64_t)HOLD_MS * 1000000u;   /* in a code block or not: its end tells */
+                    continue;
+                }
                 /* A message of the turn kept at the prompt: apart from the
                  * new turn's words (stage_apart; out of memory: in the
                  * session's stage). */
                 int apart = m->over && stage_apart_begin(s, &e) == STTS_OK;
-                release_held(s, m, 1, &e);   /* only out of memory can fail */
+                release_held(s, m, HELD_ALL, &e);   /* only out of memory can fail */
                 if (apart) stage_apart_end(s);
                 if (m->final && !m->over && s->parked) flush_parked(s, &e);
             }

@@ -3406,6 +3406,8 @@ stts_status text_stream_feed(text_stream *ts, const char *s, size_t n, uint64_t 
     return STTS_OK;
 }
 
+int text_stream_in_code_block(const text_stream *ts) { return ts->in_fence == 1; }
+
 void text_stream_end(text_stream *ts, uint64_t now_ns) {
     ts->now = now_ns;
     ts->force = 1;

@@ -415,6 +415,78 @@ static void test_missing_batches(void) {
     daemon_hub_free(h);
 }
 
+/* A missing batch that opened or closed a fenced code block: the held
+ * batches after it are read in the right block state (code lines never
+ * said, prose never dropped), and the Stop's words for the hole leave the
+ * code out too. Found by a review: the batch with "```bash" timed out, the
+ * held curl line (with its Authorization header) was said aloud, the closing
+ * fence opened a block, and "That lists the items." was never said. */
+static const char *k_code_l = "\"last_assistant_message\":\"Run:\\n```bash\\ncurl -H 'Authorization: Bearer xyz' "
+                              "https://api.example.com/v1/items\\njq '.items[] | .name'\\n```\\nThat lists the items.\"";
+static void test_missing_batch_opened_code(void) {
+    const char *code1 = "curl -H 'Authorization: Bearer xyz' https://api.example.com/v1/items\\njq '.items[] | .name'\\n";
+    /* The opening batch lost, the final one held: past the wait, the held
+     * lines are code; the Stop then says "Run:" (without "code, 0 lines"). */
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    CHECK(md(h, "C", "t", "m", 1, code1, 0) == STTS_OK);
+    CHECK(md(h, "C", "t", "m", 2, "```\\nThat lists the items.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 2000000000ull);
+    CHECK_MSG(count(out, "That lists the items.") == 1, "the prose after the block, past the hole: %s", out);
+    CHECK_MSG(!strstr(out, "curl") && !strstr(out, "Bearer") && !strstr(out, "jq"), "code said: %s", out);
+    ev(h, "C", "Stop", k_code_l);
+    CHECK_MSG(count(out, "Run") == 1 && count(out, "That lists the items.") == 1, "the Stop's hole: %s", out);
+    CHECK_MSG(!strstr(out, "curl") && !strstr(out, "Bearer") && !strstr(out, "jq") && !strstr(out, "0 lines"),
+              "code said at the Stop: %s", out);
+    daemon_hub_free(h);
+    /* The same, the final batch not come when the wait ends: a bare fence
+     * may open a block as well as close one, so they wait on for the end. */
+    h = hub_new(-1);
+    uint64_t t0 = stts_now_ns();
+    CHECK(md(h, "C", "t", "m", 1, code1, 0) == STTS_OK);
+    CHECK(md(h, "C", "t", "m", 2, "```\\nThat lists the items.\\n", 0) == STTS_OK);
+    daemon_hub_tick(h, t0 + 2000000000ull);
+    CHECK_MSG(out_n == 0, "said before it is known whether they begin in a block: %s", out);
+    CHECK(md(h, "C", "t", "m", 3, "All done here.", 1) == STTS_OK);
+    daemon_hub_tick(h, t0 + 4000000000ull);
+    CHECK_MSG(count(out, "That lists the items.") == 1 && count(out, "All done here.") == 1, "after the end: %s", out);
+    CHECK_MSG(!strstr(out, "curl") && !strstr(out, "Bearer"), "code said: %s", out);
+    daemon_hub_free(h);
+    /* Never known (no end within HOLD_CODE_MS): said as the text stage
+     * reads them, outside a block: the prose, not the bare block's lines. */
+    h = hub_new(-1);
+    t0 = stts_now_ns();
+    CHECK(md(h, "C", "t", "m", 0, "Look at this.\\n", 0) == STTS_OK);
+    CHECK(md(h, "C", "t", "m", 2, "Here is the output:\\n```\\nfoo bar baz qux\\n", 0) == STTS_OK);
+    daemon_hub_tick(h, t0 + 2000000000ull);
+    CHECK_MSG(!strstr(out, "Here is"), "said before it is known: %s", out);
+    daemon_hub_tick(h, t0 + 9000000000ull);
+    CHECK_MSG(count(out, "Here is the output") == 1 && !strstr(out, "foo bar"), "after the longest wait: %s", out);
+    daemon_hub_free(h);
+    /* The missing batch closed a block the text stage was in: the prose
+     * held after it is said, not dropped as code; the Stop says the hole's
+     * sentence without the fence. */
+    h = hub_new(-1);
+    CHECK(md(h, "C", "t", "m", 0, "Run:\\n```bash\\nls -la /tmp\\n", 0) == STTS_OK);
+    CHECK(md(h, "C", "t", "m", 2, "More prose here.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 2000000000ull);
+    CHECK_MSG(count(out, "More prose here.") == 1 && !strstr(out, "ls -la"), "past the closing hole: %s", out);
+    ev(h, "C", "Stop", "\"last_assistant_message\":\"Run:\\n```bash\\nls -la /tmp\\n```\\nThat lists it.\\nMore prose here.\"");
+    CHECK_MSG(count(out, "That lists it.") == 1 && count(out, "More prose here.") == 1 && count(out, "Run") == 1 &&
+              !strstr(out, "ls -la"), "the Stop's hole: %s", out);
+    daemon_hub_free(h);
+    /* A hole with no block around it: as before (the first missing-batch case). */
+    h = hub_new(-1);
+    CHECK(md(h, "C", "t", "m", 0, "Line zero here.\\n", 0) == STTS_OK);
+    CHECK(md(h, "C", "t", "m", 2, "Line two here.", 1) == STTS_OK);
+    daemon_hub_tick(h, stts_now_ns() + 2000000000ull);
+    ev(h, "C", "Stop", k_gap_l);
+    CHECK_MSG(count(out, "Line zero") == 1 && count(out, "Line one") == 1 && count(out, "Line two") == 1,
+              "no block: %s", out);
+    daemon_hub_free(h);
+}
+
 /* The same Stop twice within the grace (the hook registered twice: user and
  * project settings with different paths, or an old `stream-tts --hook`
  * entry beside the new one): the second waits with the first instead of
@@ -1958,6 +2030,7 @@ int main(void) {
     TEST_RUN(test_subagent_stop_keeps_grace);
     TEST_RUN(test_sessions_bounded);
     TEST_RUN(test_missing_batches);
+    TEST_RUN(test_missing_batch_opened_code);
     TEST_RUN(test_stop_twice_in_grace);
     TEST_RUN(test_stale_spooled_prompt);
     TEST_RUN(test_unpaired_surrogates);

@@ -871,6 +871,23 @@ static void seg_put_str(text_stream *ts, const char *s, size_t n) {
 /* ---- word layer ----------------------------------------------------------- */
 
 /* "https://www.github.com/a/b?x" -> "github.com"; 0 when not a URL. */
+/* CommonMark's email autolink: <local@domain>, the local part of letters,
+ * digits and .!#$%&'*+/=?^_`{|}~-, the domain dot-separated labels of
+ * letters, digits and '-' (none starting or ending with it). */
+static int email_autolink(const char *t, size_t n) {
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)t[i]) || (t[i] && strchr(".!#$%&'*+/=?^_`{|}~-", t[i])))) i++;
+    if (i == 0 || i >= n || t[i] != '@') return 0;
+    size_t label = 0;
+    for (i++; i < n; i++) {
+        if (isalnum((unsigned char)t[i])) label++;
+        else if (t[i] == '-' && label) label++;
+        else if (t[i] == '.' && label && t[i - 1] != '-') label = 0;
+        else return 0;
+    }
+    return label > 0 && t[n - 1] != '-';
+}
+
 static size_t url_domain(const char *s, size_t n, const char **out) {
     size_t i;
     if (starts_ci(s, n, "https://")) i = 8;
@@ -2428,9 +2445,10 @@ static void inline_run(text_stream *ts, int final) {
             }
             const char *t = s + i + 1;
             size_t tl = (size_t)(e - t);
-            if (url_domain(t, tl, &t) || starts_ci(s + i + 1, tl, "mailto:")) {
-                /* autolink <https://...>; <mailto:a@b.c> reads the address
-                 * (the scheme was read out) */
+            if (url_domain(t, tl, &t) || starts_ci(s + i + 1, tl, "mailto:") || email_autolink(s + i + 1, tl)) {
+                /* autolink <https://...>; <mailto:a@b.c> and <a@b.c> read the
+                 * address (the scheme was read out; "Co-Authored-By: Claude
+                 * <noreply@anthropic.com>" kept its brackets) */
                 size_t sk = starts_ci(s + i + 1, tl, "mailto:") ? 7 : 0;
                 put_bytes(ts, s + i + 1 + sk, tl - sk);
                 i = (size_t)(e - s) + 1;

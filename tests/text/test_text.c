@@ -267,6 +267,10 @@ static void test_links(void) {
     expect("(see https://x.com/a).", "(see x.com).");
     /* a mailto autolink reads the address, not the scheme */
     expect("Mail <mailto:bob@example.com> or <MAILTO:x@y.org> now.", "Mail bob@example.com or x@y.org now.");
+    /* an email autolink reads the address without its brackets (a commit
+     * trailer: "Co-Authored-By: Claude <noreply@anthropic.com>") */
+    expect("Signed by Claude <noreply@anthropic.com> today.", "Signed by Claude noreply@anthropic.com today.");
+    expect("Write to <a.b+c@ex-ample.co.jp> now.", "Write to a.b+c@ex-ample.co.jp now.");
     /* link reference definitions are not shown, so not read; look-alikes are */
     expect_nomerge("See the [docs][1] and the [guide][guide].\n\n[1]: https://example.com/docs/a/b \"Docs title\"\n"
                    "[guide]: <https://example.com/guide>\n  [g2]: /local/path (T)\n[^1]: The footnote is read.\n\n"

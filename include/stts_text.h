@@ -81,6 +81,11 @@ uint64_t text_stream_deadline(const text_stream *ts);
 /* Emits a notice (tool/error) in order: pending text is ended first. */
 void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const char *lang,
                         uint64_t arrival_ns);
+/* The same, said now, before the sentence the stream holds unfinished,
+ * which stays pending: a stream cut mid-sentence whose retry streams it
+ * again and completes it (ingest's keep_cut). */
+void text_stream_notice_now(text_stream *ts, text_kind kind, const char *text, const char *lang,
+                            uint64_t arrival_ns);
 /* Counters: invalid UTF-8 bytes dropped so far. */
 uint64_t text_stream_invalid_bytes(const text_stream *ts);
 /* 1 while a fenced code block (``` or ~~~) is open, as of the lines fed so

@@ -80,6 +80,8 @@ typedef struct source {
     fbuf cut;                /* partial mode: text spoken of a block its stream cut (an "error"
                               * event, or a new message_start before its stop); the retried
                               * message streams it again from the start: not said twice */
+    int cut_open;            /* ... and the text stage keeps the cut block's unfinished sentence for
+                              * the retry to complete ("Delta ep" + "silon zeta.", not two pieces) */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
     uint32_t cont_last;      /* its last code point (a seam without a space joins in unspaced scripts) */
     int cont_unspaced;       /* it holds a character of an unspaced script */
@@ -316,6 +318,8 @@ static void end_block(ingest_frontend *fe, source *s) {
     s->cont = 0;
     s->cont_unspaced = 0;
     s->cite_run = 0;
+    if (s->cut_open && s->cut.len) return;   /* the retry's text completes the sentence (cut_check) */
+    s->cut_open = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
 }
@@ -389,6 +393,12 @@ static int seam_continues(const source *s, const char *t, size_t n) {
 
 static void feed_text(ingest_frontend *fe, source *s, const char *t, size_t n) {
     stts_error e;
+    if (s->cut_open) {
+        /* other text than the cut block's continuation: the unfinished
+         * sentence it kept ends first */
+        s->cut_open = 0;
+        text_stream_end(s->ts, fe->cur_arrival);
+    }
     if (s->cont && n) {
         /* the first text after a block held open: a continuation has a space
          * or punctuation at the seam, else the held block ends here */
@@ -890,6 +900,7 @@ static void keep_cut(ingest_frontend *fe, source *s) {
     size_t n = s->gap ? s->gap_at : s->streamed.len;
     s->gap = 0;
     if (n && fb_put(&s->cut, s->streamed.p, n)) fe->oom = 1;
+    s->cut_open = s->cut.len > 0;
 }
 
 /* After a cut stream: the open text block's streamed text, not fed while
@@ -901,10 +912,11 @@ static void cut_check(ingest_frontend *fe, source *s, int ended) {
     size_t m = s->streamed.len < s->cut.len ? s->streamed.len : s->cut.len;
     if (m && memcmp(s->streamed.p, s->cut.p, m) != 0) {
         s->cut.len = 0;
-        feed_text(fe, s, s->streamed.p, s->streamed.len);
+        feed_text(fe, s, s->streamed.p, s->streamed.len);   /* a different answer: the cut sentence ends first */
     } else if (s->streamed.len > s->cut.len) {
         size_t k = s->cut.len;
         s->cut.len = 0;
+        s->cut_open = 0;   /* the rest continues the sentence the stage kept */
         feed_text(fe, s, s->streamed.p + k, s->streamed.len - k);
     } else if (ended) {
         s->cut.len = 0;
@@ -988,7 +1000,10 @@ static void notice(ingest_frontend *fe, source *s, text_kind kind, text_phrase_i
     const char *lu;
     text_phrase_format(fe->lang, id, arg, 0, buf, sizeof buf, &lu);
     s->last_line = fe->cur_line;
-    text_stream_notice(s->ts, kind, buf, lu, fe->cur_arrival);
+    /* an "error" event that cut a text block (keep_cut): said now, the
+     * unfinished sentence left for the retry to complete */
+    if (s->cut_open && s->cut.len) text_stream_notice_now(s->ts, kind, buf, lu, fe->cur_arrival);
+    else text_stream_notice(s->ts, kind, buf, lu, fe->cur_arrival);
 }
 
 static void basename_of(const char *path, char *out, size_t cap) {
@@ -1501,8 +1516,8 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
         }
     }
     for (int i = 0; i < fe->nsrc; i++) {
-        end_block(fe, fe->src[i]);
         fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+        end_block(fe, fe->src[i]);
         fe->src[i]->lost_between = 0;
     }
     if (is_err) {
@@ -1580,7 +1595,10 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
          * here: that turn's state (text said, error, structured output) must
          * not decide the next turn's fallback. A result still to come is
          * kept from repeating text by already_spoken. */
-        for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
+        for (int i = 0; i < fe->nsrc; i++) {
+            fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+            end_block(fe, fe->src[i]);
+        }
         warnf(fe, "the previous turn ended without a result line; a new turn starts here");
         new_turn(fe);
         return;

@@ -3538,6 +3538,11 @@ void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const
     deliver(ts, text, strlen(text), kind, lang, arrival_ns);
 }
 
+void text_stream_notice_now(text_stream *ts, text_kind kind, const char *text, const char *lang, uint64_t arrival_ns) {
+    ts->now = arrival_ns;
+    deliver(ts, text, strlen(text), kind, lang, arrival_ns);
+}
+
 uint64_t text_stream_invalid_bytes(const text_stream *ts) { return ts->invalid_bytes; }
 
 /* ---- one-shot cleaning ---------------------------------------------------------- */

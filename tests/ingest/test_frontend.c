@@ -262,7 +262,29 @@ static void test_retried_stream_said_once(void) {
                        RESULT("Hello world. This is the full answer."), NULL};
     coll c;
     run(L, &c);
-    EXPECT(&c, "Hello world. | This is the | {error}The request failed with an API error. | full answer.");
+    /* the cut sentence waits for the retry to complete it (it was said in
+     * two pieces, "This is the" | "full answer."); the error is said now */
+    EXPECT(&c, "Hello world. | {error}The request failed with an API error. | This is the full answer.");
+    /* cut without an error event, mid-word; the retry streams it again: the
+     * word whole ("Delta ep" | "silon zeta." before) */
+    const char *L1[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Alpha beta gamma. Delta ep"),
+                        START("m2"), BSTART(0, "text"), DELTA(0, "Alpha beta gamma. Delta epsilon zeta."),
+                        ASSIST("m2", "Alpha beta gamma. Delta epsilon zeta."), BSTOP(0), MSTOP,
+                        RESULT("Alpha beta gamma. Delta epsilon zeta."), NULL};
+    run(L1, &c);
+    EXPECT(&c, "Alpha beta gamma. | Delta epsilon zeta.");
+    /* ... a thinking block first in the retried message (extended thinking) */
+    const char *L1t[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Alpha beta gamma. Delta ep"),
+                         START("m2"), BSTART(0, "thinking"), BSTOP(0), BSTART(1, "text"),
+                         DELTA(1, "Alpha beta gamma. Delta epsilon zeta."), BSTOP(1), MSTOP, NULL};
+    run(L1t, &c);
+    EXPECT(&c, "Alpha beta gamma. | Delta epsilon zeta.");
+    /* ... and never retried: the cut sentence is said at the turn's end */
+    const char *L1n[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Alpha beta gamma. Delta ep"),
+                         EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),
+                         "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true}", NULL};
+    run(L1n, &c);
+    EXPECT(&c, "Alpha beta gamma. | {error}The request failed with an API error. | Delta ep");
     /* cut without an error event; the retry answers differently: all of it */
     const char *L2[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First try says this. And"),
                         START("m2"), BSTART(0, "text"), DELTA(0, "Second try differs."), BSTOP(0), MSTOP, NULL};
@@ -273,7 +295,7 @@ static void test_retried_stream_said_once(void) {
                         EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),
                         START("m2"), BSTART(0, "text"), DELTA(0, "Short answer."), BSTOP(0), MSTOP, NULL};
     run(L3, &c);
-    EXPECT(&c, "Short answer. | Extra words | {error}The request failed with an API error.");
+    EXPECT(&c, "Short answer. | {error}The request failed with an API error. | Extra words");
     /* closed blocks of two messages with the same start are both said */
     const char *L4[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Same start."), BSTOP(0), MSTOP,
                         START("m2"), BSTART(0, "text"), DELTA(0, "Same start. And more."), BSTOP(0), MSTOP, NULL};
@@ -1121,7 +1143,7 @@ static void test_lost_delta_line_gap(void) {
                            START("m2"), BSTART(0, "text"), DELTA(0, "The quick brown fox jumps over the lazy dog."),
                            DELTA(0, " Then it sleeps."), ASSIST("m2", FOX), BSTOP(0), MSTOP, RESULT(FOX), NULL};
     run(retry, &c);
-    EXPECT(&c, "The quick bro | {error}The request failed with an API error. | wn fox jumps over the lazy dog. | Then it sleeps.");
+    EXPECT(&c, "{error}The request failed with an API error. | The quick brown fox jumps over the lazy dog. | Then it sleeps.");
     /* the lost line was the block's complete line (a long line cut short):
      * nothing is held, and the block still ends at its stop, not at the next
      * event (which may come only after a tool ran) */

@@ -86,6 +86,10 @@ void text_stream_notice(text_stream *ts, text_kind kind, const char *text, const
  * again and completes it (ingest's keep_cut). */
 void text_stream_notice_now(text_stream *ts, text_kind kind, const char *text, const char *lang,
                             uint64_t arrival_ns);
+/* Drops the word being collected (letters fed after the last space, not
+ * yet part of a sentence): the half word an interrupted turn's stream
+ * stopped in ("Then I will upd"). 1 when it did. */
+int text_stream_drop_word(text_stream *ts);
 /* Counters: invalid UTF-8 bytes dropped so far. */
 uint64_t text_stream_invalid_bytes(const text_stream *ts);
 /* 1 while a fenced code block (``` or ~~~) is open, as of the lines fed so

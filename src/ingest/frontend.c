@@ -1219,8 +1219,18 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                     }
                     continue;
                 }
-                if (n > s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0) {
-                    feed_text(fe, s, t + s->streamed.len, n - s->streamed.len);
+                /* an interrupted turn's line (aborted): its last word is cut
+                 * ("Then I will upd"): not said, as in non-partial mode
+                 * below; streamed already, it is dropped from the stage */
+                size_t fn = n;
+                if (aborted && !think && n && isalnum((unsigned char)t[n - 1])) {
+                    while (fn > 0 && !isspace((unsigned char)t[fn - 1])) fn--;
+                    while (fn > 0 && isspace((unsigned char)t[fn - 1])) fn--;
+                }
+                int prefix = n >= s->streamed.len && memcmp(t, s->streamed.p ? s->streamed.p : "", s->streamed.len) == 0;
+                if (prefix && fn < s->streamed.len && s->streamed.len - fn < 64) text_stream_drop_word(s->ts);
+                if (prefix && n > s->streamed.len) {
+                    if (fn > s->streamed.len) feed_text(fe, s, t + s->streamed.len, fn - s->streamed.len);
                     if (fb_put(&s->streamed, t + s->streamed.len, n - s->streamed.len)) fe->oom = 1;
                 } else {
                     fe->st.duplicates++;

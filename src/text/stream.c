@@ -3543,6 +3543,14 @@ void text_stream_notice_now(text_stream *ts, text_kind kind, const char *text, c
     deliver(ts, text, strlen(text), kind, lang, arrival_ns);
 }
 
+int text_stream_drop_word(text_stream *ts) {
+    /* bytes of the line not read yet (a construct waiting for more) or a
+     * word past WORD_MAX (partly passed on): not a plain word to drop */
+    if (ts->line.len > ts->off || ts->long_word || !ts->word.len) return 0;
+    ts->word.len = 0;
+    return 1;
+}
+
 uint64_t text_stream_invalid_bytes(const text_stream *ts) { return ts->invalid_bytes; }
 
 /* ---- one-shot cleaning ---------------------------------------------------------- */

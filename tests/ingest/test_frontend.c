@@ -358,6 +358,21 @@ static void test_aborted(void) {
                         "\"text\":\"Done with it.\"}]},\"aborted\":true,\"parent_tool_use_id\":null}", NULL};
     run(L2, &c);
     EXPECT(&c, "Done with it.");
+    /* partial mode: the half word was streamed already; the aborted line
+     * drops it from the text stage (it was said: "Then I will upd"), as in
+     * non-partial mode; so when the line holds more of it than streamed */
+    const char *L3[] = {START("a3"), BSTART(0, "text"), DELTA(0, "I will refactor the parser. Then I will upd"),
+                        "{\"type\":\"assistant\",\"message\":{\"id\":\"a3\",\"model\":\"claude\",\"content\":[{\"type\":"
+                        "\"text\",\"text\":\"I will refactor the parser. Then I will upd\"}]},\"aborted\":true,"
+                        "\"parent_tool_use_id\":null}", NULL};
+    run(L3, &c);
+    EXPECT(&c, "I will refactor the parser. | Then I will");
+    const char *L4[] = {START("a4"), BSTART(0, "text"), DELTA(0, "First part. Then I"),
+                        "{\"type\":\"assistant\",\"message\":{\"id\":\"a4\",\"model\":\"claude\",\"content\":[{\"type\":"
+                        "\"text\",\"text\":\"First part. Then I will upd\"}]},\"aborted\":true,\"parent_tool_use_id\":null}",
+                        NULL};
+    run(L4, &c);
+    EXPECT(&c, "First part. | Then I will");
 }
 
 static void test_subagents(void) {

@@ -558,7 +558,8 @@ class Oracle:
             self.adopt(mid)
         err = obj.get("is_api_error_message") or obj.get("isApiErrorMessage") or \
             (m.get("model") == "<synthetic>")
-        for b in m.get("content") or []:
+        content = m.get("content") or []
+        for bi, b in enumerate(content):
             if not isinstance(b, dict):
                 continue
             bt = b.get("type")
@@ -571,6 +572,17 @@ class Oracle:
                 if sub or err:
                     self.add("silent", text)  # subagent; CLI error message (a notice, never read out)
                     continue
+                if obj.get("aborted") is True and bi == len(content) - 1 and text[-1:].isascii() and \
+                        text[-1:].isalnum():
+                    # FRONTEND.md "aborted": the half word the turn stopped in
+                    # is not said, in either mode
+                    cut = re.sub(r"\S+$", "", text).rstrip()
+                    self.add("silent", text[len(cut):].strip())
+                    blk = self.open_blk
+                    if blk is not None and blk.mid == mid and blk.text() == text:
+                        blk.parts, blk.filled = [cut], True  # streamed: said at its stop without it
+                        continue
+                    text = cut
                 if mid in self.msgs and self.partial_line(mid, text):
                     continue
                 o = self.open if self.open and self.open[0] == mid else None

@@ -35,13 +35,15 @@ static int names_stream_tts(const char *path, size_t n) {
     return n - b == 10 && memcmp(path + b, "stream-tts", 10) == 0;
 }
 
-/* The older Stop-hook mode that earlier versions' users wrote by hand:
+/* Entries of ours written by hand: today's `stream-tts hook` in shell form
+ * (one command string, no args), or the older Stop-hook mode that earlier
+ * versions' users wrote:
  * `stream-tts --hook [flags]` as one shell command (no pipe, list or
  * redirection: a compound command is the user's own), or in exec form with
  * "--hook" among its args. It forwards the payload as `hook` does now, so
  * left beside our entries it sends every Stop twice, and after --uninstall
  * it would still start the daemon. */
-static int is_old_hook_mode(const char *cmd, json_t *args) {
+static int is_hand_written(const char *cmd, json_t *args) {
     if (json_is_array(args)) {
         if (!names_stream_tts(cmd, strlen(cmd))) return 0;
         for (size_t i = 0; i < json_array_size(args); i++) {
@@ -54,13 +56,18 @@ static int is_old_hook_mode(const char *cmd, json_t *args) {
     const char *p = cmd + strspn(cmd, " \t");
     size_t first = strcspn(p, " \t");
     if (!names_stream_tts(p, first)) return 0;
-    for (p += first; *p;) {
+    p += first;
+    for (int k = 0;; k++) {
         p += strspn(p, " \t");
+        if (!*p) return 0;
         size_t w = strcspn(p, " \t");
         if (w == 6 && memcmp(p, "--hook", 6) == 0) return 1;
+        /* "stream-tts hook" and nothing else: today's entry, written by hand
+         * in shell form (not recognised, it was kept beside ours, every
+         * event sent twice, and left by --uninstall) */
+        if (k == 0 && w == 4 && memcmp(p, "hook", 4) == 0 && !p[4 + strspn(p + 4, " \t")]) return 1;
         p += w;
     }
-    return 0;
 }
 
 static int is_ours(json_t *h) {
@@ -69,7 +76,7 @@ static int is_ours(json_t *h) {
     const char *cmd = json_string_value(json_object_get(h, "command"));
     json_t *args = json_object_get(h, "args");
     if (!type || strcmp(type, "command") != 0 || !cmd) return 0;
-    if (is_old_hook_mode(cmd, args)) return 1;
+    if (is_hand_written(cmd, args)) return 1;
     if (!json_is_array(args) || json_array_size(args) != 1) return 0;
     const char *a0 = json_string_value(json_array_get(args, 0));
     return a0 && strcmp(a0, "hook") == 0 && names_stream_tts(cmd, strlen(cmd));

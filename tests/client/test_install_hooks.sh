@@ -116,6 +116,44 @@ grep -q 'disableAllHooks' "$T/err" && ok || bad "disabled: no warning on a secon
 "$BIN" install-hooks --settings "$B9" >"$T/out" 2>"$T/err"
 [ -s "$T/err" ] && bad "a warning without disableAllHooks: $(cat "$T/err")" || ok
 
+# 12. folders missing two levels up are made; a link to a file not made yet
+# stays a link and the file is made at its target (it was replaced by a plain file).
+"$BIN" install-hooks --settings "$T/deep/a/b/settings.json" >/dev/null 2>"$T/err" && ok || bad "deep path: $(cat "$T/err")"
+grep -q MessageDisplay "$T/deep/a/b/settings.json" 2>/dev/null && ok || bad "deep path: no file"
+mkdir -p "$T/dl/target"; ln -s target/settings.json "$T/dl/link.json"
+"$BIN" install-hooks --settings "$T/dl/link.json" >/dev/null 2>"$T/err" && ok || bad "dangling link: $(cat "$T/err")"
+[ -L "$T/dl/link.json" ] && grep -q MessageDisplay "$T/dl/target/settings.json" 2>/dev/null && ok ||
+  bad "dangling link: not kept, or its target not made ($(ls -l "$T/dl" "$T/dl/target"))"
+
+# 13. our entry written by hand in shell form ("command": "/path/stream-tts hook", no args) is
+# ours: replaced, not kept beside ours (every event twice), and removed by --uninstall.
+printf '{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"/opt/x/stream-tts hook"}]}],%s}}\n' \
+  '"PreToolUse":[{"hooks":[{"type":"command","command":"/opt/x/stream-tts hook --verbose"}]}]' >"$T/sh.json"
+"$BIN" install-hooks --settings "$T/sh.json" >/dev/null 2>&1 && ok || bad "shell form: install"
+[ "$(grep -c '/opt/x/stream-tts hook"' "$T/sh.json")" -eq 0 ] && [ "$(grep -c '"Stop"' "$T/sh.json")" -eq 1 ] && ok ||
+  bad "shell form: kept beside ours: $(cat "$T/sh.json")"
+grep -q 'stream-tts hook --verbose' "$T/sh.json" && ok || bad "shell form with flags (the user's own) was removed"
+"$BIN" install-hooks --uninstall --settings "$T/sh.json" >/dev/null 2>&1 && ok || bad "shell form: uninstall"
+grep -q MessageDisplay "$T/sh.json" && bad "shell form: uninstall left ours" || ok
+
+# 14. a read-only settings file is refused, untouched (a rename replaced it whatever its mode).
+# Root may write any file, so this runs as another user where that can be arranged.
+printf '{"theme": "ro"}\n' >"$T/ro.json"; chmod 444 "$T/ro.json"; cp "$T/ro.json" "$T/ro.orig"
+if [ "$(id -u)" != 0 ]; then
+  "$BIN" install-hooks --settings "$T/ro.json" >/dev/null 2>"$T/err"; rc=$?
+elif command -v setpriv >/dev/null && setpriv --reuid=65534 --regid=65534 --clear-groups true 2>/dev/null; then
+  mkdir -p "$T/rod"; mv "$T/ro.json" "$T/rod/"; chmod 777 "$T/rod"; chmod 755 "$T"
+  setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$T/rod" "$BIN" install-hooks \
+    --settings "$T/rod/ro.json" --command /usr/bin/stream-tts >/dev/null 2>"$T/err"; rc=$?
+  mv "$T/rod/ro.json" "$T/ro.json"
+else
+  echo "SKIP (14): running as root without setpriv: a read-only file cannot be tested" >&2; rc=skip
+fi
+if [ "$rc" != skip ]; then
+  [ "$rc" -eq 1 ] && grep -q 'not writable' "$T/err" && cmp -s "$T/ro.json" "$T/ro.orig" && ok ||
+    bad "read-only file: exit $rc, $(cat "$T/err"), $(cat "$T/ro.json")"
+fi
+
 # 11. --version and --help.
 "$BIN" --version | grep -Eq '^stream-tts [0-9]+\.[0-9]+\.[0-9]+$' && ok || bad "--version"
 "$BIN" --help >"$T/help" 2>&1

@@ -98,14 +98,43 @@ static int write_file(const char *path, const char *text, size_t n, mode_t mode)
     return 0;
 }
 
+/* The folders above path, each made when missing (mkdir -p): a new
+ * project's .claude/, or a --settings path two levels down. */
 static int mkdir_parent(const char *path) {
     char d[PATH_MAX + 32];
     snprintf(d, sizeof d, "%s", path);
     char *s = strrchr(d, '/');
     if (!s || s == d) return 0;
     *s = '\0';
-    if (mkdir(d, 0755) == 0 || errno == EEXIST) return 0;
-    return -1;
+    for (char *p = d + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+        if (stat(d, &st) != 0) return -1;
+        if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+        if (!(*p = c)) return 0;
+    }
+}
+
+/* A symlink whose target does not exist yet (a dotfile manager's link
+ * made before the file): the file is made at the target, the link kept
+ * (realpath fails on it, and the link was replaced by a plain file). */
+static void follow_dangling(char *path, size_t cap) {
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat st;
+        char t[PATH_MAX];
+        if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return;
+        ssize_t n = readlink(path, t, sizeof t - 1);
+        if (n <= 0) return;
+        t[n] = '\0';
+        /* relative: to the link's folder */
+        const char *slash = t[0] == '/' ? NULL : strrchr(path, '/');
+        size_t dir = slash ? (size_t)(slash - path + 1) : 0;
+        if (dir + (size_t)n >= cap) return;
+        memcpy(path + dir, t, (size_t)n + 1);
+    }
 }
 
 int cmd_install_hooks(int argc, char **argv) {
@@ -151,6 +180,7 @@ int cmd_install_hooks(int argc, char **argv) {
     /* Write through a symlinked settings file (dotfile managers) to its target. */
     char real[PATH_MAX];
     if (realpath(path, real)) snprintf(path, sizeof path, "%s", real);
+    else follow_dangling(path, sizeof path);
     char self[PATH_MAX];
     stts_error e;
     if (!command) {
@@ -198,6 +228,13 @@ int cmd_install_hooks(int argc, char **argv) {
         printf("%s: would %s%s (dry run, nothing written); the file would read:\n%s", path,
                uninstall ? "remove stream-tts's hook entries" : "add stream-tts's hook entries",
                missing ? " (new file)" : "", out.text);
+    } else if (!missing && access(path, W_OK) != 0) {
+        /* the file is replaced by a rename, which its own permissions do not
+         * stop: a read-only settings file (kept so on purpose, or owned by
+         * another user in a shared folder) was rewritten */
+        fprintf(stderr, "stream-tts install-hooks: %s is not writable (%s); nothing changed. Make it writable, "
+                        "or see the change with --dry-run and make it yourself\n", path, strerror(errno));
+        rc = 1;
     } else {
         struct stat st;
         mode_t mode = 0644;

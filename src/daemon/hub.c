@@ -1683,9 +1683,10 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     *what = "ignored";
     uint64_t t = made_ns ? made_ns : stts_now_ns();
     const char *sid = str(pl, "session_id"), *ev = str(pl, "hook_event_name");
-    if (!sid || !*sid || !ev)
+    if (!sid || !ev)
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload needs \"session_id\" and \"hook_event_name\" strings");
-    if (strlen(sid) > MAX_SESSION_ID || strlen(sid) != json_string_length(json_object_get(pl, "session_id")))
+    /* "" and "\u0000..." (empty as a C string) get the rule they break */
+    if (!*sid || strlen(sid) > MAX_SESSION_ID || strlen(sid) != json_string_length(json_object_get(pl, "session_id")))
         return stts_error_set(err, STTS_ERR_FORMAT, "hook payload \"session_id\" must be 1 to %d bytes, without \\u0000",
                               MAX_SESSION_ID);
     /* Before any session state is touched (a parked Stop keeps its grace). */
@@ -1906,7 +1907,12 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
     }
     if (strcmp(ev, "Notification") == 0) {
         const char *type = str(pl, "notification_type"), *m = str(pl, "message");
-        if (!m || !type || !listed(h->notify, type)) { *what = "not spoken (type)"; return STTS_OK; }
+        if (!m) {
+            *what = json_object_get(pl, "message") ? "not spoken (\"message\" is not a string)"
+                                                   : "not spoken (no \"message\")";
+            return STTS_OK;
+        }
+        if (!type || !listed(h->notify, type)) { *what = "not spoken (type)"; return STTS_OK; }
         return say(s, "notification", m, what, err);
     }
     if (strcmp(ev, "StopFailure") == 0) {

@@ -59,8 +59,14 @@ int daemon_json_whole(const json_t *v, json_int_t *out) {
 int daemon_index_ok(json_t *payload) {
     json_t *ev = json_object_get(payload, "hook_event_name"), *idx = json_object_get(payload, "index");
     json_int_t i;
-    if (!json_is_string(ev) || strcmp(json_string_value(ev), "MessageDisplay") != 0 || !daemon_json_whole(idx, &i))
-        return 1;
+    if (!json_is_string(ev) || strcmp(json_string_value(ev), "MessageDisplay") != 0) return 1;
+    if (json_is_real(idx)) {
+        /* a whole number past 2^53 (1e300) is no json_int_t, and was taken
+         * for a missing index (the next batch) instead of refused */
+        double d = json_real_value(idx);
+        if (isfinite(d) && d == floor(d) && (d < 0 || d > DAEMON_MAX_INDEX)) return 0;
+    }
+    if (!daemon_json_whole(idx, &i)) return 1;
     return i >= 0 && i <= DAEMON_MAX_INDEX;
 }
 

@@ -120,6 +120,51 @@ static void test_index_out_of_range(void) {
                       "\"MessageDisplay\",\"message_id\":\"m\",\"index\":-1,\"delta\":\"x\"}}";
     CHECK(daemon_request_parse(bad, strlen(bad), &rq, &err) == STTS_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "index") != NULL, "error: %s", err.msg);
+    /* a whole number past 2^53 is refused too (it was taken for a missing
+     * index: spoken as the next batch) */
+    const char *huge[] = {"1e300", "-1e300", "9007199254740993", "1e16"};
+    for (size_t k = 0; k < sizeof huge / sizeof *huge; k++) {
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"v\":1,\"op\":\"hook\",\"payload\":{\"session_id\":\"S\",\"hook_event_name\":"
+                 "\"MessageDisplay\",\"message_id\":\"mh\",\"index\":%s,\"delta\":\"Huge.\"}}",
+                 huge[k]);
+        stts_error_clear(&err);
+        CHECK_MSG(daemon_request_parse(line, strlen(line), &rq, &err) == STTS_ERR_FORMAT, "index %s", huge[k]);
+        CHECK_MSG(strstr(err.msg, "index") != NULL, "index %s: %s", huge[k], err.msg);
+    }
+    daemon_hub_free(h);
+}
+
+/* Refusals name the rule broken: a session_id of "" or starting with
+ * \u0000 (empty as a C string; it got the generic "needs strings"), and a
+ * Notification whose message is no string (it read "(type)"). */
+static void test_refusals_named(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    const char *sids[] = {"\"\"", "\"\\u0000\"", "\"\\u0000abc\"", "\"ab\\u0000c\""};
+    for (size_t k = 0; k < sizeof sids / sizeof *sids; k++) {
+        char pl[256];
+        snprintf(pl, sizeof pl, "{\"session_id\":%s,\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"Hi.\"}",
+                 sids[k]);
+        char line[512];
+        snprintf(line, sizeof line, "{\"v\":1,\"op\":\"hook\",\"payload\":%s}", pl);
+        daemon_request rq;
+        stts_error err;
+        stts_error_clear(&err);
+        stts_status st = daemon_request_parse(line, strlen(line), &rq, &err);
+        if (st == STTS_OK) {
+            st = daemon_hub_hook(h, rq.payload, &w, &err);
+            daemon_request_clear(&rq);
+        }
+        CHECK_MSG(st == STTS_ERR_FORMAT && strstr(err.msg, "1 to 256 bytes"), "session_id %s: %s", sids[k], err.msg);
+    }
+    CHECK(hook(h, "{\"session_id\":\"N\",\"hook_event_name\":\"Notification\",\"notification_type\":"
+                  "\"permission_prompt\",\"message\":42}", &w) == STTS_OK);
+    CHECK_MSG(w && strstr(w, "not a string"), "reply: %s", w ? w : "");
+    CHECK_MSG(out_n == 0, "said: %s", out);
     daemon_hub_free(h);
 }
 
@@ -2022,6 +2067,7 @@ static void test_many_stale_stops(void) {
 
 int main(void) {
     TEST_RUN(test_index_out_of_range);
+    TEST_RUN(test_refusals_named);
     TEST_RUN(test_big_integers_in_payloads);
     TEST_RUN(test_queued_prompt);
     TEST_RUN(test_notification_dedup);

@@ -36,8 +36,12 @@
 /* $STREAM_TTS_HOOK_BUDGET_MS (1-10000) replaces it: for tests that check what
  * the daemon received on a machine too busy to answer within 40 ms. */
 static int g_budget_ms = HOOK_BUDGET_MS;
-/* stdin left open with no complete object: give up after this long idle. */
+/* stdin left open with no complete object: give up after this long idle,
+ * or this long in all however the bytes trickle in (the idle wait alone kept
+ * a hook alive without end on a slow trickle; Claude Code writes the object
+ * at once and kills a hook at its timeout, a manual run may not). */
 #define HOOK_STALL_MS 2000
+#define HOOK_READ_MAX_MS 10000
 
 static char g_log[PATH_MAX + 16];      /* "" -> stderr (which Claude Code keeps in its debug log) */
 static char g_event[64] = "?";
@@ -141,6 +145,7 @@ static char *read_payload(size_t *n) {
     payload_scan sc = {0, 0, 0, 0, 0, 0, -1};
     char *b = malloc(cap);
     if (!b) { hook_log("out of memory reading the payload"); return NULL; }
+    const uint64_t t0 = stts_now_ns();
     for (;;) {
         if (len == cap) {
             if (cap > CLIENT_PAYLOAD_MAX) break;
@@ -154,8 +159,14 @@ static char *read_payload(size_t *n) {
         int r = poll(&p, 1, 0);
         if (r == 0) {
             if (len && looks_complete(&sc, b, len)) break;
-            r = poll(&p, 1, HOOK_STALL_MS);
-            if (r == 0) { hook_log("stdin stayed open with no complete payload for %d ms", HOOK_STALL_MS); break; }
+            uint64_t spent = (stts_now_ns() - t0) / 1000000u;
+            int wait = spent >= HOOK_READ_MAX_MS ? 0 : (int)(HOOK_READ_MAX_MS - spent);
+            r = wait ? poll(&p, 1, wait < HOOK_STALL_MS ? wait : HOOK_STALL_MS) : 0;
+            if (r == 0) {
+                hook_log(wait > HOOK_STALL_MS ? "stdin stayed open with no complete payload for %d ms"
+                                              : "stdin gave no complete payload in %d ms", wait > HOOK_STALL_MS ? HOOK_STALL_MS : HOOK_READ_MAX_MS);
+                break;
+            }
         }
         if (r < 0 && errno == EINTR) continue;
         ssize_t k = read(0, b + len, cap - len);

@@ -24,7 +24,11 @@
  * line evicted another's half-said sentence (fragments, and the complete
  * line said again). */
 #define MAX_SOURCES 64
-#define SEEN_RING 1024
+/* Hashes of spoken text blocks and announced tool ids remembered, the
+ * oldest forgotten past this many: a resumed session re-emits its earlier
+ * messages (a ring of 1024 said the first answer of an 1100-turn session
+ * again). Grown as needed, so a short session stays small. */
+#define SEEN_MAX ((size_t)1 << 16)
 #define MAX_TOOL_JSON ((size_t)1 << 20)
 #define MAX_GAPPED 8   /* blocks of one message with a gap given up, remembered (then forgotten, oldest first) */
 #define MAX_LOSSES 4   /* later lost lines in one block's held text, remembered (then glued) */
@@ -83,6 +87,7 @@ typedef struct source {
     int cut_open;            /* ... and the text stage keeps the cut block's unfinished sentence for
                               * the retry to complete ("Delta ep" + "silon zeta.", not two pieces) */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
+    uint64_t cont_ns;        /* ... since when (it ends whole after the idle flush time without input) */
     uint32_t cont_last;      /* its last code point (a seam without a space joins in unspaced scripts) */
     int cont_unspaced;       /* it holds a character of an unspaced script */
     int cite_run;            /* non-partial: the last block fed stopped mid-sentence (cited spans continue it) */
@@ -130,8 +135,9 @@ struct ingest_frontend {
     int turn_had_text, turn_error;
     int turn_active;            /* a main-agent assistant line or stream event came since the turn began
                                  * (a background subagent's lines come after its turn's result) */
-    uint64_t seen[SEEN_RING];   /* hashes of spoken text blocks and announced tool ids */
-    size_t seen_n, seen_pos;
+    uint64_t *seen;             /* hashes of spoken text blocks and announced tool ids, oldest first */
+    size_t seen_n, seen_cap, seen_pos;   /* (a ring once seen_n reaches SEEN_MAX: seen_pos is the oldest) */
+    uint64_t *seen_tab;         /* the same hashes, open addressing (0: empty), 2 x seen_cap slots */
     char unknown[16][40];       /* unknown type names already warned about */
     int nunknown;
     json_fix fix;               /* a line jansson rejected, repaired */
@@ -181,15 +187,57 @@ static uint64_t key_hash(const char *kind, const char *id, const char *text, siz
     h = fnv(h, id, strlen(id) + 1);
     return fnv(h, text, n);
 }
+static uint64_t seen_key(uint64_t h) { return h ? h : 1; }   /* 0 marks an empty slot */
+static size_t seen_slot(const ingest_frontend *fe, uint64_t h) {
+    size_t mask = 2 * fe->seen_cap - 1, i = (size_t)(h ^ (h >> 29)) & mask;
+    while (fe->seen_tab[i] && fe->seen_tab[i] != h) i = (i + 1) & mask;
+    return i;
+}
 static int seen_has(const ingest_frontend *fe, uint64_t h) {
-    for (size_t i = 0; i < fe->seen_n; i++)
-        if (fe->seen[i] == h) return 1;
-    return 0;
+    h = seen_key(h);
+    return fe->seen_cap && fe->seen_tab[seen_slot(fe, h)] == h;
+}
+/* Removes h from the table (linear probing: the entries after it that
+ * probed past its slot move back, so no search stops early). */
+static void seen_tab_del(ingest_frontend *fe, uint64_t h) {
+    size_t mask = 2 * fe->seen_cap - 1, i = seen_slot(fe, h);
+    if (fe->seen_tab[i] != h) return;
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        uint64_t v = fe->seen_tab[j];
+        if (!v) break;
+        size_t home = (size_t)(v ^ (v >> 29)) & mask;
+        /* v may fill the hole at i unless its home lies cyclically in (i, j] */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            fe->seen_tab[i] = v;
+            i = j;
+        }
+    }
+    fe->seen_tab[i] = 0;
 }
 static void seen_add(ingest_frontend *fe, uint64_t h) {
+    h = seen_key(h);
+    if (seen_has(fe, h)) return;
+    if (fe->seen_n == fe->seen_cap && fe->seen_cap < SEEN_MAX) {
+        /* grow: the ring is still in order [0, n); the table is rebuilt */
+        size_t nc = fe->seen_cap ? fe->seen_cap * 2 : 256;
+        uint64_t *r = realloc(fe->seen, nc * sizeof *r), *t = calloc(2 * nc, sizeof *t);
+        if (r) fe->seen = r;
+        if (!r || !t) { free(t); fe->oom = 1; return; }
+        free(fe->seen_tab);
+        fe->seen_tab = t;
+        fe->seen_cap = nc;
+        for (size_t k = 0; k < fe->seen_n; k++) fe->seen_tab[seen_slot(fe, fe->seen[k])] = fe->seen[k];
+        fe->seen_pos = fe->seen_n;
+    }
+    if (fe->seen_n == fe->seen_cap) {   /* full at SEEN_MAX: the oldest goes */
+        seen_tab_del(fe, fe->seen[fe->seen_pos]);
+        fe->seen_n--;
+    }
     fe->seen[fe->seen_pos] = h;
-    fe->seen_pos = (fe->seen_pos + 1) % SEEN_RING;
-    if (fe->seen_n < SEEN_RING) fe->seen_n++;
+    fe->seen_tab[seen_slot(fe, h)] = h;
+    fe->seen_pos = (fe->seen_pos + 1) % fe->seen_cap;
+    fe->seen_n++;
 }
 
 /* ---- sentences out ---------------------------------------------------------- */
@@ -365,6 +413,7 @@ static int unspaced_script(uint32_t c) {
 static void end_text_block(ingest_frontend *fe, source *s, const char *t, size_t n) {
     if (!ends_mid_sentence(t, n)) { end_block(fe, s); return; }
     s->cont = n && (t[n - 1] == ' ' || t[n - 1] == '\t') ? 2 : 1;
+    s->cont_ns = fe->cur_arrival;
     size_t k = n;
     while (k > 0 && n - k < 4 && ((unsigned char)t[k - 1] & 0xC0) == 0x80) k--;
     s->cont_last = k ? cp_at((const unsigned char *)t + k - 1, n - k + 1) : 0;
@@ -1664,6 +1713,8 @@ void ingest_frontend_free(ingest_frontend *fe) {
     if (!fe) return;
     for (int i = 0; i < fe->nsrc; i++) source_free(fe->src[i]);
     json_fix_free(&fe->fix);
+    free(fe->seen);
+    free(fe->seen_tab);
     free(fe->spoken.p);
     free(fe->bounds);
     free(fe->norm.p);
@@ -2205,6 +2256,12 @@ void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns) {
         uint64_t td = text_stream_deadline(s->ts);
         if (s->gap_closed && (now_ns - s->gap_stop_ns >= fe->p.text.idle_flush_ns || (td && now_ns >= td)))
             gap_give_up(fe, s);
+        /* a complete block held open for a cited span's continuation, and
+         * none came: it ends whole. The idle flush kept its last word back
+         * as unfinished ("All 42" of "All 42 pass", a one-word "Done" not at
+         * all) until the next line; a transcript has no result line after
+         * the reply to end it (--follow said it at the next prompt). */
+        if (s->cont && now_ns >= s->cont_ns + fe->p.text.idle_flush_ns) end_block(fe, s);
         text_stream_tick(s->ts, now_ns);
     }
     fe->in_tick = 0;
@@ -2216,6 +2273,10 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
         uint64_t t = text_stream_deadline(fe->src[i]->ts);
         if (fe->src[i]->gap_closed) {
             uint64_t g = fe->src[i]->gap_stop_ns + fe->p.text.idle_flush_ns;
+            if (!t || g < t) t = g;
+        }
+        if (fe->src[i]->cont) {   /* a block held open ends whole then (ingest_frontend_tick) */
+            uint64_t g = fe->src[i]->cont_ns + fe->p.text.idle_flush_ns;
             if (!t || g < t) t = g;
         }
         if (t && (!d || t < d)) d = t;

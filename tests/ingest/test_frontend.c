@@ -345,6 +345,65 @@ static void test_api_error_message(void) {
     CHECK_EQ_INT(c.n, 0);
 }
 
+/* The spoken blocks remembered so that re-emitted lines (a resumed
+ * session) are not said again: 1024 once, so a long session said its first
+ * answer twice. Now up to 65536, the oldest forgotten first: every
+ * re-emitted line within them is silent, one past them is said again, and
+ * the table that finds them stays right as old ones leave it. */
+typedef struct {
+    long said, bad;
+    unsigned char *got;   /* per answer number: times said */
+    long n;
+} seen_count;
+static void seen_cb(void *u, const ingest_sentence *s) {
+    seen_count *c = u;
+    long k;
+    if (sscanf(s->text, "Answer %ld is here.", &k) == 1 && k >= 0 && k < c->n) {
+        c->got[k]++;
+        c->said++;
+    } else {
+        c->bad++;
+    }
+}
+static void test_seen_long_session(void) {
+    enum { N = 70000, MAX = 65536 };
+    ingest_params p;
+    ingest_default_params(&p);
+    p.text.merge_short_chars = 0;
+    seen_count c = {0, 0, calloc(N, 1), N};
+    ingest_frontend *fe;
+    CHECK(ingest_frontend_new(&p, seen_cb, NULL, &c, &fe, NULL) == STTS_OK);
+    char line[256];
+    uint64_t ln = 0;
+    for (long k = 0; k < N; k++) {
+        snprintf(line, sizeof line, ASSIST("m%ld", "Answer %ld is here."), k, k);
+        ln++;
+        ingest_frontend_feed(fe, line, strlen(line), ln, ln, 0, NULL);
+    }
+    CHECK_MSG(c.said == N && c.bad == 0, "first pass: %ld said, %ld other", c.said, c.bad);
+    /* re-emitted: the last MAX are remembered (checked first: said again,
+     * a forgotten one is remembered anew and pushes the oldest out), the
+     * first N - MAX forgotten */
+    for (long k = N - 1; k >= 0; k -= 7) {
+        snprintf(line, sizeof line, ASSIST("m%ld", "Answer %ld is here."), k, k);
+        ln++;
+        ingest_frontend_feed(fe, line, strlen(line), ln, ln, 0, NULL);
+    }
+    ingest_frontend_finish(fe, ln);
+    ingest_frontend_free(fe);
+    long twice_old = 0, twice_new = 0, missing = 0;
+    for (long k = 0; k < N; k++) {
+        if (!c.got[k]) missing++;
+        if (c.got[k] > 1 && k < N - MAX) twice_old++;
+        if (c.got[k] > 1 && k >= N - MAX) twice_new++;
+    }
+    long old_reemitted = 0;
+    for (long k = N - 1; k >= 0; k -= 7) old_reemitted += k < N - MAX;
+    CHECK_MSG(missing == 0 && twice_new == 0, "%ld never said, %ld remembered ones said twice", missing, twice_new);
+    CHECK_MSG(twice_old == old_reemitted, "forgotten ones said again: %ld of %ld", twice_old, old_reemitted);
+    free(c.got);
+}
+
 static void test_aborted(void) {
     const char *L[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"a1\",\"model\":\"claude\",\"content\":[{\"type\":\"text\","
                        "\"text\":\"I will refactor the par\"}]},\"aborted\":true,\"parent_tool_use_id\":null}",
@@ -655,6 +714,32 @@ static void test_truncated_and_too_long_flags(void) {
     CHECK_EQ_INT(st.truncated, 1);
     CHECK_EQ_INT(st.bad_lines, 1);
     ingest_frontend_free(fe);
+}
+
+/* A complete text block that ends without a sentence end ("All 42 pass",
+ * "Done": a transcript line, or a non-partial line) is held open for a
+ * cited span's continuation; when none comes within the idle flush time
+ * it is said whole. The idle flush kept its last word back as unfinished
+ * until the next line (`--follow` said "pass" at the next prompt, and a
+ * one-word reply not at all until then). */
+static void test_open_block_ends_when_idle(void) {
+    const char *cases[][2] = {{ASSIST("m1", "All 42 pass"), "All 42 pass"}, {ASSIST("m2", "Done"), "Done"},
+                              {ASSIST("m3", "東京の天気は晴れです"), "東京の天気は晴れです"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        coll c;
+        memset(&c, 0, sizeof c);
+        ingest_frontend *fe;
+        CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &fe, NULL) == STTS_OK);
+        ingest_frontend_feed(fe, cases[k][0], strlen(cases[k][0]), 1, 1000000000ull, 0, NULL);
+        CHECK_MSG(ingest_frontend_deadline(fe) == 2500000000ull, "case %zu: deadline %llu", k,
+                  (unsigned long long)ingest_frontend_deadline(fe));
+        ingest_frontend_tick(fe, 2000000000ull);
+        CHECK_MSG(c.n == 0, "case %zu: said before the idle time", k);
+        ingest_frontend_tick(fe, 2500000000ull);
+        CHECK_MSG(c.n == 1 && strcmp(c.s[0], cases[k][1]) == 0, "case %zu: %d said, '%s'", k, c.n, c.n ? c.s[0] : "");
+        CHECK_EQ_INT(ingest_frontend_deadline(fe), 0);
+        ingest_frontend_free(fe);
+    }
 }
 
 static void test_idle_flush_through_frontend(void) {
@@ -1522,6 +1607,7 @@ int main(void) {
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
     TEST_RUN(test_aborted);
+    TEST_RUN(test_seen_long_session);
     TEST_RUN(test_subagents);
     TEST_RUN(test_many_parallel_subagents);
     TEST_RUN(test_thinking);
@@ -1531,6 +1617,7 @@ int main(void) {
     TEST_RUN(test_large_tool_results_fast_path);
     TEST_RUN(test_lone_surrogates);
     TEST_RUN(test_idle_flush_through_frontend);
+    TEST_RUN(test_open_block_ends_when_idle);
     TEST_RUN(test_idle_flush_not_while_consumer_blocks);
     TEST_RUN(test_key_order_and_whitespace);
     TEST_RUN(test_transcript_last_turn);

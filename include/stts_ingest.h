@@ -56,6 +56,9 @@ stts_status ingest_reader_new(int fd, size_t max_line, ingest_reader **out, stts
 stts_status ingest_reader_follow(const char *path, int from_end, size_t max_line,
                                  ingest_reader **out, stts_error *err);
 void ingest_reader_free(ingest_reader *r);
+/* Where in the followed file the next line is read from (its start, for
+ * ingest_reader_follow(from_end): the bytes before it came before us). */
+uint64_t ingest_reader_follow_offset(const ingest_reader *r);
 /* Waits up to timeout_ms (<0: forever) for the next complete line.
  * INGEST_GOT_LINE fills *line; INGEST_TIMEOUT: nothing yet; INGEST_EOF: end.
  * A last line without '\n' is returned once with INGEST_LINE_TRUNCATED.
@@ -141,6 +144,9 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe);
 /* End of input: everything pending is emitted. */
 void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns);
 void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out);
+/* While on, lines are taken in (what was said is remembered) but no
+ * sentence is delivered and no warning given. */
+void ingest_frontend_mute(ingest_frontend *fe, int on);
 /* Feeds every line of r into fe, as it arrives, until end of input, running
  * the idle timer while the input is silent, then finishes fe. stop (may be
  * NULL) is looked at least every 250 ms: when it becomes nonzero the pump
@@ -156,6 +162,12 @@ int ingest_transcript_is_prompt(const char *line, size_t len);
 /* Speaks the last turn of a transcript file through fe (which must have
  * transcript=1): finds the last prompt, then feeds the lines after it. */
 stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, stts_error *err);
+/* The transcript's lines before byte upto (at most its last 64 MiB), taken
+ * in as already said: nothing is spoken or warned about, but the blocks are
+ * remembered, so `--follow` does not say them again when the session is
+ * resumed (its messages written again) or the file is read again from its
+ * start (truncated, replaced). */
+stts_status ingest_transcript_record(ingest_frontend *fe, const char *path, uint64_t upto, stts_error *err);
 /* The transcript_path of a Stop-hook payload (JSON on stdin). Returns a
  * malloc'd string the caller frees. */
 stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err);

@@ -147,6 +147,7 @@ struct ingest_frontend {
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
     int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
+    int muted;                  /* lines taken in as already said: no sentence, no warning (ingest_transcript_record) */
     int plain_warned;           /* plain text on a stream-json input was reported */
     int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
@@ -168,7 +169,7 @@ static void warnf(ingest_frontend *fe, const char *fmt, ...)
 #endif
     ;
 static void warnf(ingest_frontend *fe, const char *fmt, ...) {
-    if (!fe->warn) return;
+    if (!fe->warn || fe->muted) return;
     char msg[400];
     int k = snprintf(msg, sizeof msg, "line %llu: ", (unsigned long long)fe->cur_line);
     va_list ap;
@@ -244,6 +245,7 @@ static void seen_add(ingest_frontend *fe, uint64_t h) {
 static void text_cb(void *user, const text_sentence *s) {
     source *src = user;
     ingest_frontend *fe = src->fe;
+    if (fe->muted) return;
     ingest_sentence o;
     o.text = s->text;
     o.len = s->len;
@@ -2295,6 +2297,8 @@ void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns) {
 }
 
 void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out) { *out = fe->st; }
+
+void ingest_frontend_mute(ingest_frontend *fe, int on) { fe->muted = on != 0; }
 
 /* ---- transcripts ------------------------------------------------------------------------ */
 int ingest_transcript_is_prompt(const char *line, size_t len) {

@@ -80,12 +80,29 @@ stts_status ingest_reader_follow(const char *path, int from_end, size_t max_line
     r->dev = sb.st_dev;
     r->ino = sb.st_ino;
     if (from_end) {
-        /* Only what is written from now on: Claude Code appends whole lines. */
+        /* Only what is written from now on. A line being written as we
+         * start (its '\n' not there yet) is read from its start: its end
+         * alone was read as a line of plain text ("not Claude Code
+         * stream-json") and the reply in it lost. */
         r->pos = lseek(fd, 0, SEEK_END);
         if (r->pos < 0) r->pos = 0;
+        off_t at = r->pos;
+        char b[4096];
+        while (at > 0 && r->pos - at < (off_t)r->max_line) {
+            size_t n = at < (off_t)sizeof b ? (size_t)at : sizeof b;
+            if (pread(fd, b, n, at - (off_t)n) != (ssize_t)n) { at = r->pos; break; }
+            size_t k = n;
+            while (k > 0 && b[k - 1] != '\n') k--;
+            if (k > 0) { at = at - (off_t)n + (off_t)k; break; }
+            at -= (off_t)n;
+        }
+        if (r->pos - at >= (off_t)r->max_line) at = r->pos;   /* a line that long is skipped anyway */
+        if (at != r->pos && lseek(fd, at, SEEK_SET) == at) r->pos = at;
     }
     return STTS_OK;
 }
+
+uint64_t ingest_reader_follow_offset(const ingest_reader *r) { return r && r->pos > 0 ? (uint64_t)r->pos : 0; }
 
 void ingest_reader_free(ingest_reader *r) {
     if (!r) return;

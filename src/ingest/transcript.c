@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,5 +47,51 @@ stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, s
     ingest_reader_free(r);
     close(fd);
     if (st == STTS_OK) ingest_frontend_finish(fe, stts_now_ns());
+    return st;
+}
+
+/* Read as ingest_reader_next would, but from a byte range: the lines that
+ * end before upto, each fed while the frontend is muted. */
+stts_status ingest_transcript_record(ingest_frontend *fe, const char *path, uint64_t upto, stts_error *err) {
+    enum { RECORD_MAX = 64 << 20 };   /* bytes of history taken in: a long session's last 64 MiB */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return stts_error_set(err, STTS_ERR_IO, "cannot open transcript '%s': %s", path, strerror(errno));
+    uint64_t from = upto > RECORD_MAX ? upto - RECORD_MAX : 0;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    stts_status st = buf ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+    int skip = from > 0;   /* mid-line: the first line is not whole */
+    uint64_t at = from, line_no = 0;
+    ingest_frontend_mute(fe, 1);
+    while (st == STTS_OK && at < upto) {
+        if (len == cap) {
+            /* a line longer than the buffer: grown up to the range's size */
+            char *g = cap < RECORD_MAX ? realloc(buf, cap * 2) : NULL;
+            if (!g) { skip = 1; len = 0; continue; }   /* dropped; the rest of it skipped */
+            buf = g;
+            cap *= 2;
+        }
+        size_t want = cap - len;
+        if ((uint64_t)want > upto - at) want = (size_t)(upto - at);
+        ssize_t k = pread(fd, buf + len, want, (off_t)at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;   /* shorter than upto now (truncated meanwhile): what there is */
+        at += (uint64_t)k;
+        len += (size_t)k;
+        size_t start = 0;
+        for (char *nl; (nl = memchr(buf + start, '\n', len - start)) != NULL;) {
+            size_t e = (size_t)(nl - buf);
+            if (!skip) st = ingest_frontend_feed(fe, buf + start, e - start, ++line_no, stts_now_ns(), 0, err);
+            skip = 0;
+            start = e + 1;
+            if (st != STTS_OK) break;
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+    }
+    ingest_frontend_finish(fe, stts_now_ns());   /* muted: what it held is dropped, not said */
+    ingest_frontend_mute(fe, 0);
+    free(buf);
+    close(fd);
     return st;
 }

@@ -99,6 +99,31 @@ wait_for "Appended while following." "$T/fout"
 [ "$(cat "$T/fout")" = "Appended while following." ] && ok || bad "--follow: '$(cat "$T/fout")'"
 kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
 
+# 6b. --follow of a session under way: a line half written at the start is read whole once
+# its end comes (its end alone read as plain text, the reply lost); the earlier turns are not
+# said again when written again (a resumed session; a rewrite that replaces the file); a reply
+# without a sentence end is said whole within the idle time, not at the next line.
+TF=$T/live.jsonl
+A_OLD='{"type":"assistant","message":{"id":"y1","content":[{"type":"text","text":"Old answer here."}]}}'
+A_HALF='{"type":"assistant","message":{"id":"y2","content":[{"type":"text","text":"Being written now."}]}}'
+A_WORD='{"type":"assistant","message":{"id":"y3","content":[{"type":"text","text":"One word"}]}}'
+A_NEW='{"type":"assistant","message":{"id":"y4","content":[{"type":"text","text":"After the rewrite."}]}}'
+U='{"type":"user","message":{"role":"user","content":"a question"}}'
+{ echo "$U"; echo "$A_OLD"; echo "$U"; printf '%s' "${A_HALF:0:40}"; } >"$TF"
+"$BIN" --dry-run --follow "$TF" >"$T/f2out" 2>"$T/f2err" &
+FPID=$!
+wait_for "following .* from its end" "$T/f2err" && ok || bad "--follow (6b): no ready line: '$(cat "$T/f2err")'"
+echo "${A_HALF:40}" >>"$TF"
+wait_for "Being written now." "$T/f2out" && ok || bad "--follow: the line half written at the start was lost: $(cat "$T/f2err")"
+{ echo "$A_OLD"; echo "$U"; echo "$A_WORD"; } >>"$TF"   # re-emitted, then a reply without a sentence end
+wait_for "One word" "$T/f2out" && ok || bad "--follow: 'One word' not said without a next line"
+cp "$TF" "$T/live.new"; echo "$U" >>"$T/live.new"; echo "$A_NEW" >>"$T/live.new"; mv "$T/live.new" "$TF"
+wait_for "After the rewrite." "$T/f2out"
+[ "$(cat "$T/f2out")" = "$(printf 'Being written now.\nOne word\nAfter the rewrite.')" ] && ok ||
+  bad "--follow of a session under way: '$(cat "$T/f2out")'"
+grep -q "plain text" "$T/f2err" && bad "--follow: a warning about plain text: $(cat "$T/f2err")" || ok
+kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
+
 # 7. bad flags: exit 2, message on stderr, nothing on stdout
 for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry-run --notice-lang english" \
             "--json" "--dry-run --input a --transcript b" "--dry-run extra" "--dry-run --max-sentence-chars 5" \

@@ -296,6 +296,12 @@ int frontend_drive(const frontend_opts *o, ingest_sentence_fn fn, void *user, vo
                 fprintf(stderr, "stream-tts: %s\n", err.msg);
                 rc = 1;
             } else {
+                /* What the file holds already is remembered as said, not
+                 * spoken: a resumed session writes its messages again, and
+                 * a truncated or replaced file is read again from its start. */
+                if (ingest_transcript_record(fe, o->follow, ingest_reader_follow_offset(r), &err) != STTS_OK)
+                    fprintf(stderr, "stream-tts: warning: %s; its earlier turns may be spoken again if written "
+                                    "again\n", err.msg);
                 /* Ready: what is appended from now on is spoken (tests wait on this line). */
                 fprintf(stderr, "stream-tts: following %s from its end\n", o->follow);
             }

@@ -1641,7 +1641,9 @@ static int is_prompt_obj(const json_t *root) {
 static const char *const ignored_types[] = {
     "system", "user", "rate_limit_event", "control_request", "control_response",
     "control_cancel_request", "keep_alive", "tool_progress", "auth_status", "summary",
-    "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage", NULL};
+    "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage",
+    /* a transcript's session metadata (its title, the last prompt for the resume list) */
+    "custom-title", "ai-title", "last-prompt", NULL};
 
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
     if (strcmp(type, "assistant") == 0) {
@@ -1680,6 +1682,10 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
     for (int i = 0; ignored_types[i]; i++)
         if (strcmp(type, ignored_types[i]) == 0) return;
     if (fe->p.transcript && (strcmp(type, "result") == 0 || strcmp(type, "stream_event") == 0)) return;
+    /* A transcript's record format is internal and gains metadata lines
+     * with new CLI versions (claude-stream-json.md §7): counted, not warned
+     * about; they are not the model speaking. */
+    if (fe->p.transcript) { fe->st.unknown_types++; return; }
     unknown_type(fe, "line type", type);
 }
 

@@ -839,6 +839,9 @@ static void test_transcript_last_turn(void) {
                "{\"type\":\"user\",\"isMeta\":true,\"message\":{\"role\":\"user\",\"content\":\"meta\"}}\n"
                "{\"type\":\"assistant\",\"isApiErrorMessage\":true,\"message\":{\"id\":\"e\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\",\"text\":\"API Error\"}]}}\n"
                "{\"type\":\"file-history-snapshot\",\"snapshot\":{}}\n"
+               /* session metadata, and a line type of a later CLI: no warning (c.nw below) */
+               "{\"type\":\"custom-title\",\"customTitle\":\"x\"}\n{\"type\":\"ai-title\",\"aiTitle\":\"y\"}\n"
+               "{\"type\":\"last-prompt\",\"lastPrompt\":\"z\"}\n{\"type\":\"some-new-meta\",\"v\":1}\n"
                TA("a3", "New answer part two.")
                TA("a3", "New answer part two."));   /* resumed: same message again; and no final newline issue */
     coll c;

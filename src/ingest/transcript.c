@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,27 @@ stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, s
         close(fd);
         return stts_error_set(err, STTS_ERR_IO, "cannot read transcript '%s': it is a directory; give the "
                               "session's .jsonl file (~/.claude/projects/<project>/<session>.jsonl)", path);
+    }
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode) && lseek(fd, 0, SEEK_CUR) < 0) {
+        /* a pipe (--transcript /dev/stdin, <(...)): read twice below, so
+         * copied to a temporary file first ("cannot rewind: Illegal seek") */
+        FILE *tf = tmpfile();
+        int tfd = tf ? dup(fileno(tf)) : -1;
+        if (tf) fclose(tf);   /* unlinked already; the dup keeps it */
+        char b[65536];
+        ssize_t k = 0;
+        while (tfd >= 0 && (k = read(fd, b, sizeof b)) != 0) {
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0 || write(tfd, b, (size_t)k) != k) { k = -1; break; }
+        }
+        int e = errno ? errno : EIO;
+        close(fd);
+        if (tfd < 0 || k < 0 || lseek(tfd, 0, SEEK_SET) != 0) {
+            if (tfd >= 0) close(tfd);
+            return stts_error_set(err, STTS_ERR_IO, "cannot read transcript '%s' into a temporary file: %s", path,
+                                  strerror(tfd < 0 ? errno : e));
+        }
+        fd = tfd;
     }
     /* pass 1: where does the last turn start? */
     ingest_reader *r = NULL;

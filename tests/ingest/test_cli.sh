@@ -85,6 +85,9 @@ TR=$T/session.jsonl
   echo '{"type":"assistant","message":{"id":"x2","content":[{"type":"text","text":"The **last** turn is spoken."}]}}'
 } >"$TR"
 [ "$("$BIN" --dry-run --transcript "$TR" 2>&1)" = "The last turn is spoken." ] && ok || bad "--transcript"
+# from a pipe (read twice: copied to a temporary file; it was "cannot rewind: Illegal seek")
+[ "$(cat "$TR" | "$BIN" --dry-run --transcript /dev/stdin 2>&1)" = "The last turn is spoken." ] && ok ||
+  bad "--transcript from a pipe: $(cat "$TR" | "$BIN" --dry-run --transcript /dev/stdin 2>&1)"
 printf '{"session_id":"s","transcript_path":"%s","hook_event_name":"Stop","stop_hook_active":false}' "$TR" >"$T/payload"
 [ "$("$BIN" --dry-run --hook <"$T/payload" 2>&1)" = "The last turn is spoken." ] && ok || bad "--hook"
 echo 'not json' | "$BIN" --dry-run --hook >/dev/null 2>"$T/herr"; rc=$?

@@ -125,7 +125,12 @@ wait_for "After the rewrite." "$T/f2out"
 [ "$(cat "$T/f2out")" = "$(printf 'Being written now.\nOne word\nAfter the rewrite.')" ] && ok ||
   bad "--follow of a session under way: '$(cat "$T/f2out")'"
 grep -q "plain text" "$T/f2err" && bad "--follow: a warning about plain text: $(cat "$T/f2err")" || ok
-kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
+# SIGTERM: the sentence not ended yet is printed before the exit (128 + 15), not lost
+echo '{"type":"assistant","message":{"id":"y5","content":[{"type":"text","text":"Last words. Cut off here"}]}}' >>"$TF"
+wait_for "Last words." "$T/f2out"
+kill -TERM $FPID; wait $FPID; rc=$?; FPID=
+[ $rc -eq 143 ] && [ "$(tail -1 "$T/f2out")" = "Cut off here" ] && grep -q "stopped (terminated)" "$T/f2err" && ok ||
+  bad "--dry-run --follow on SIGTERM: exit $rc, last line '$(tail -1 "$T/f2out")'"
 
 # 7. bad flags: exit 2, message on stderr, nothing on stdout
 for args in "--bogus" "--dry-run --idle-flush-ms abc" "--dry-run --input" "--dry-run --notice-lang english" \

@@ -3,6 +3,7 @@
  * stdout as soon as it is emitted; diagnostics go to stderr. The speech path
  * (translate, synthesize, play) is plugged in by the pipeline stage. */
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,12 @@
 #include "cli.h"
 #include "frontend_opts.h"
 #include "pipeline_run.h"
+
+/* --dry-run's SIGINT/SIGTERM: the input stops being read and what the
+ * front end holds (a sentence not ended yet) is printed before the exit
+ * (the signal's default action lost it). */
+static volatile sig_atomic_t g_dry_signal;
+static void on_dry_signal(int sig) { g_dry_signal = sig; }
 
 static void usage(FILE *f) {
     fputs("usage: stream-tts [flags]          speak Claude Code's stream-json output\n"
@@ -112,7 +119,19 @@ static int run_with_args(int argc, char **argv) {
         fprintf(stderr, "stream-tts: warning: %s %s no effect with --dry-run, which prints the source sentences "
                         "untranslated and speaks nothing (leave %s out, or drop --dry-run to speak)\n",
                 speech_flags, strchr(speech_flags, ',') ? "have" : "has", strchr(speech_flags, ',') ? "them" : "it");
-    return frontend_drive(&o, o.json ? print_json : print_text, NULL, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_dry_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = frontend_drive(&o, o.json ? print_json : print_text, NULL, &g_dry_signal);
+    fflush(stdout);
+    if (g_dry_signal) {
+        fprintf(stderr, "stream-tts: stopped (%s)\n", g_dry_signal == SIGINT ? "interrupt" : "terminated");
+        return 128 + g_dry_signal;
+    }
+    return rc;
 }
 
 int cmd_run(int argc, char **argv) {

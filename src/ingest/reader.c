@@ -24,6 +24,14 @@ struct ingest_reader {
     dev_t dev;
     ino_t ino;
     off_t pos;              /* bytes read from the followed file */
+    /* The bytes just before pos when the followed file last ran dry: when
+     * it grows again they must still be there, or it was rewritten in place
+     * (truncated and written longer within one poll: reading on from pos
+     * started mid-line, "plain text, not stream-json", and lost the turn). */
+    char tail[32];
+    size_t tail_len;
+    off_t tail_pos;
+    int dry;
     char *buf;
     size_t cap, start, end, scan;   /* unread bytes are [start,end); no '\n' in [start,scan) */
     size_t max_line;
@@ -136,6 +144,33 @@ static int check_rotation(ingest_reader *r) {
     r->pos = 0;
     r->start = r->end = r->scan = 0;   /* a partial line of the old file is gone */
     r->skipping = 0;
+    r->dry = 0;
+    r->rewinds++;
+    return 1;
+}
+
+/* The followed file ran dry at pos: its last bytes, to check when it grows. */
+static void note_tail(ingest_reader *r) {
+    if (r->dry) return;
+    r->dry = 1;
+    r->tail_pos = r->pos;
+    r->tail_len = r->pos < (off_t)sizeof r->tail ? (size_t)r->pos : sizeof r->tail;
+    if (r->tail_len && pread(r->fd, r->tail, r->tail_len, r->tail_pos - (off_t)r->tail_len) != (ssize_t)r->tail_len)
+        r->tail_len = 0;
+}
+
+/* It grew: are the bytes before the growth those it had? If not it was
+ * rewritten, and is read again from its start (1). */
+static int rewritten(ingest_reader *r) {
+    r->dry = 0;
+    char now[sizeof r->tail];
+    if (!r->tail_len || (pread(r->fd, now, r->tail_len, r->tail_pos - (off_t)r->tail_len) == (ssize_t)r->tail_len &&
+                         memcmp(now, r->tail, r->tail_len) == 0))
+        return 0;
+    if (lseek(r->fd, 0, SEEK_SET) != 0) return 0;
+    r->pos = 0;
+    r->start = r->end = r->scan = 0;
+    r->skipping = 0;
     r->rewinds++;
     return 1;
 }
@@ -236,6 +271,7 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
         if (got == 0) {
             if (!r->follow) { r->eof = 1; continue; }
             if (check_rotation(r)) continue;   /* read the new content at once */
+            note_tail(r);
             uint64_t t = now_ms();
             if (timeout_ms >= 0 && t >= deadline) { *res = INGEST_TIMEOUT; return STTS_OK; }
             uint64_t nap = timeout_ms < 0 ? 100 : deadline - t;
@@ -244,6 +280,7 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
             nanosleep(&ts, NULL);
             continue;
         }
+        if (r->follow && r->dry && r->tail_pos == r->pos && rewritten(r)) continue;   /* the new bytes: read again */
         r->end += (size_t)got;
         r->pos += got;
     }

@@ -285,6 +285,20 @@ static void test_follow(void) {
     CHECK(rename(tmp, path) == 0);
     CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "from the rotated file, which is long enough to be bigger") == 0);
     CHECK_EQ_INT(ingest_reader_rewinds(r), 2);
+    /* rewritten in place, longer, between two looks (truncated and written
+     * again within one poll): the size never went below what was read, so
+     * only the bytes before it tell; it was read on from the old offset,
+     * mid-line */
+    CHECK(ingest_reader_next(r, 30, &ln, &res, NULL) == STTS_OK && res == INGEST_TIMEOUT);
+    append(path, "a rewritten first line that is longer than the old file was\nits second line\n", "w");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "a rewritten first line that is longer than the old file was") == 0);
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "its second line") == 0);
+    CHECK_EQ_INT(ingest_reader_rewinds(r), 3);
+    /* and plain appends after it read on (the bytes before them unchanged) */
+    CHECK(ingest_reader_next(r, 30, &ln, &res, NULL) == STTS_OK && res == INGEST_TIMEOUT);
+    append(path, "appended\n", "a");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "appended") == 0);
+    CHECK_EQ_INT(ingest_reader_rewinds(r), 3);
     ingest_reader_free(r);
     unlink(path);
     stts_error err;

@@ -664,7 +664,13 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
     stts_error eg;
     if (nllb_cuda_probe(&eg) != STTS_OK) {
         p.device = NLLB_DEVICE_CPU;
-        return model_load_on(dir, &p, out, err);
+        stts_status st = model_load_on(dir, &p, out, err);
+        /* a build with CUDA on a machine without a usable GPU (no driver,
+         * no GPU, too old a GPU): the CPU, and why (issue 11: one line on
+         * stderr); a build without CUDA runs on the CPU by its making */
+        if (st == STTS_OK && mt_cuda_built())
+            snprintf((*out)->device_note, sizeof (*out)->device_note, "%s", eg.msg);
+        return st;
     }
     p.device = NLLB_DEVICE_CUDA;
     stts_status st = model_load_on(dir, &p, out, &eg);

@@ -1587,6 +1587,8 @@ const mt_backend_ops cuda_ops = {
 
 } // namespace
 
+extern "C" int mt_cuda_built(void) { return 1; }
+
 extern "C" stts_status mt_cuda_probe(stts_error *err) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);

@@ -19,6 +19,9 @@ extern "C" {
 /* STTS_OK when this build has CUDA and a usable device (driver present, a
  * GPU the sm_90 code runs on); else an error saying why. */
 stts_status mt_cuda_probe(stts_error *err);
+/* 1 when this build has the CUDA backend (0: cuda_stub.c): whether a failed
+ * probe is worth saying when the CPU is taken by default. */
+int mt_cuda_built(void);
 
 /* The CUDA backend on device 0. max_kv bounds kv_len in attention. */
 stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_error *err);

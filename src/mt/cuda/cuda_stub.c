@@ -8,6 +8,8 @@ stts_status mt_cuda_probe(stts_error *err) {
                           "this build has no CUDA backend (configure with -DSTTS_CUDA=ON, needs nvcc)");
 }
 
+int mt_cuda_built(void) { return 0; }
+
 stts_status mt_cuda_backend_new(int max_kv, mt_backend **out, stts_error *err) {
     (void)max_kv;
     *out = 0;

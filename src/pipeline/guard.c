@@ -119,17 +119,22 @@ int guard_already_in_target(const char *text, const char *src_lang, const char *
      * code runs do not count, and dense scripts' characters count double. */
     const unsigned char *p = (const unsigned char *)text;
     size_t n = strlen(text), i = 0;
-    double in = 0, all = 0;
+    double in = 0, all = 0, dense_in = 0;
+    int words = 0, last_in = 0;   /* Latin words (not code); whether the last letter is the target's */
     while (i < n) {
         if (p[i] > ' ' && p[i] < 0x80) {
             size_t e = i;
             while (e < n && p[e] > ' ' && p[e] < 0x80) e++;
-            if (!is_code_run(text + i, e - i))
+            if (!is_code_run(text + i, e - i)) {
+                int letters = 0;
                 for (size_t k = i; k < e; k++)
                     if (((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'z')) {
                         all += 1;
+                        letters++;
                         if (in_script(ts, p[k])) in += 1;
                     }
+                if (letters) words++, last_in = in_script(ts, 'a');
+            }
             i = e;
             continue;
         }
@@ -140,9 +145,20 @@ int guard_already_in_target(const char *text, const char *src_lang, const char *
         if (!is_letter(cp)) continue;
         double w = is_dense(cp) ? 2 : 1;
         all += w;
-        if (in_script(ts, cp)) in += w;
+        last_in = in_script(ts, cp);
+        if (last_in) in += w;
+        if (last_in && is_dense(cp)) dense_in += w;
     }
-    return all > 0 && in / all >= 0.5;
+    if (all > 0 && in / all >= 0.5) return 1;
+    /* Japanese (Korean, Chinese) with plain English words in it, as Claude
+     * writes it: "Docker Compose で PostgreSQL と Redis を起動します。"
+     * ("PostgreSQL が PostgreSQL に喜ばそうとして" came back). By letters the
+     * English words outweigh it; by words they do not, and such a sentence
+     * ends in the target's script (its verb), where English quoting a
+     * Japanese word ends in English ("The word こんにちは means hello.").
+     * So: ending in the dense script, with its characters outweighing three
+     * a Latin word. */
+    return last_in && dense_in > 0 && dense_in / (dense_in + 3.0 * words) >= 0.5;
 }
 
 /* A token n-gram (n = 1..4) repeated back to back: the classic decoder loop. */

@@ -35,10 +35,17 @@ static void already_in_target(void) {
     CHECK(guard_already_in_target("npm install を実行してから npm run build を実行します。", "eng_Latn", "jpn_Jpan"));
     CHECK(guard_already_in_target("git status で変更を確認します。", "eng_Latn", "jpn_Jpan"));
     CHECK(guard_already_in_target("src/main.c의 parse_args()를 수정했습니다.", "eng_Latn", "kor_Hang"));
+    /* ... and with plain English words in it (by letters they outweighed it: translated into nonsense) */
+    CHECK(guard_already_in_target("Docker Compose で PostgreSQL と Redis を起動します。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("Claude Code の新しい version を install しました。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("Unit test と integration test を追加しました。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("Claude Code 버전을 설치했습니다.", "eng_Latn", "kor_Hang"));
     /* English quoting Japanese is English */
     CHECK(!guard_already_in_target("The word こんにちは means hello.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("Set the button text to 「保存する」 now.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("Rename 設定 to 設定画面 in the menu.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("The Japanese word for thanks is ありがとう.", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("Click the button labeled 保存.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("Don't use the well-known src/main.c file.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("12345 !!!", "eng_Latn", "jpn_Jpan"));
     /* Same script on both sides: never skipped (French source, English target). */

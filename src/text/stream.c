@@ -3505,6 +3505,11 @@ void text_stream_tick(text_stream *ts, uint64_t now_ns) {
     /* silence since the last input: the fragment goes out, with a waiting short sentence */
     if (now_ns - ts->last_input < ts->p.idle_flush_ns) return;
     if (ts->pipe_hold || ts->pipe_wait) return;   /* a possible table header waits for its next line */
+    /* an unfinished CJK clause kept by the last idle flush waits for input,
+     * as text_stream_deadline says: a caller ticking on its own clock (the
+     * pump wakes every 250 ms) cut it mid-word a tick later ("パラメータを検"
+     * | "証しています。") */
+    if (ts->idle_kept && ts->idle_kept == ts->last_input && !ts->held.len) return;
     if (idle_line_start(ts)) {
         ts->idle_tried = ts->last_input;
         ts->idle_fin = 1;

@@ -1037,6 +1037,11 @@ static void test_cjk_idle_flush(void) {
     CHECK_EQ_INT(c->n, 1);
     CHECK_EQ_STR(c->s[0], "これはテストの文章で、");
     CHECK_EQ_INT(text_stream_deadline(ts), 0);
+    /* a caller that ticks on its own clock (the pump, every 250 ms) does not
+     * cut the kept clause mid-word ("まだ続きま" | "す。") */
+    text_stream_tick(ts, 3250000000ull);
+    text_stream_tick(ts, 3500000000ull);
+    CHECK_EQ_INT(c->n, 1);
     text_stream_feed(ts, "す。次の文はここで終わりです。", strlen("す。次の文はここで終わりです。"), 4000000000ull, NULL);
     text_stream_end(ts, 4000000000ull);
     CHECK_EQ_INT(c->n, 2);

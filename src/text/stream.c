@@ -316,6 +316,19 @@ static int has_words(const char *s, size_t n) {
 }
 
 /* Every finished sentence passes here: short ones wait for the next. */
+/* Text written mostly in a script without spaces (Japanese, Chinese, Thai):
+ * more of its letters are of such scripts than of others. */
+static int nospace_text(const char *s, size_t n) {
+    long dense = 0, other = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        uint32_t cp = dec(s + i, n - i, &k);
+        if (is_nospace_script(cp)) dense++;
+        else if (cp < 0x80 ? isalpha((int)cp) != 0 : (cp >= 0xC0 && cp < 0x2000) || (cp >= 0xAC00 && cp <= 0xD7AF))
+            other++;   /* letters of spaced scripts (Latin, Cyrillic, Arabic, Hangul...), not punctuation */
+    }
+    return dense > 0 && dense >= other;
+}
+
 static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, const char *lang,
                     uint64_t arrival) {
     if (n == 0) return;
@@ -335,9 +348,13 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
         call(ts, s, n, TEXT_SPEECH, NULL, arrival);
         return;
     }
+    /* A short sentence waits to be merged with the next one only in the
+     * same kind of script: "はい、了解です。 The build passed." went to the
+     * translator whole (the Japanese with it), "Done. 次に…" to the Japanese
+     * voice untranslated; the translate stage decides per sentence. */
+    if (ts->held.len && nospace_text(ts->held.p, ts->held.len) != nospace_text(s, n)) flush_held(ts);
     if (ts->held.len) {
-        /* Japanese joins without a space: "はい。次に…"; a sentence in another
-         * script after it is a word of its own ("完了。Next" was one word) */
+        /* Japanese joins without a space: "はい。次に…" */
         size_t st = ts->held.len - 1, k;
         while (st > 0 && ((unsigned char)ts->held.p[st] & 0xC0) == 0x80) st--;
         if (!is_nospace_script(dec(ts->held.p + st, ts->held.len - st, &k)) || !is_nospace_script(dec(s, n, &k)))

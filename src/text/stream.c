@@ -405,6 +405,18 @@ static int is_conj(const char *s, size_t n) {
 
 /* A sentence over the limit is cut at the best clause boundary in its later
  * two thirds: ';' ':' > ',' '、' > before a conjunction > any space. */
+/* Combining marks (and joiners) that belong to the character before them. */
+static int is_combining(uint32_t cp) {
+    return (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x0483 && cp <= 0x0489) || (cp >= 0x0591 && cp <= 0x05C7) ||
+           (cp >= 0x0610 && cp <= 0x061A) || (cp >= 0x064B && cp <= 0x065F) || cp == 0x0670 ||
+           (cp >= 0x0900 && cp <= 0x0903) || (cp >= 0x093A && cp <= 0x094F) || (cp >= 0x0951 && cp <= 0x0957) ||
+           (cp >= 0x0962 && cp <= 0x0963) || (cp >= 0x0981 && cp <= 0x0983) || (cp >= 0x09BC && cp <= 0x09D7) ||
+           cp == 0x0E31 || (cp >= 0x0E34 && cp <= 0x0E3A) || (cp >= 0x0E47 && cp <= 0x0E4E) || cp == 0x0EB1 ||
+           (cp >= 0x0EB4 && cp <= 0x0EBC) || (cp >= 0x0EC8 && cp <= 0x0ECD) || (cp >= 0x1AB0 && cp <= 0x1AFF) ||
+           (cp >= 0x1DC0 && cp <= 0x1DFF) || cp == 0x200C || cp == 0x200D || (cp >= 0x20D0 && cp <= 0x20FF) ||
+           (cp >= 0x3099 && cp <= 0x309A) || (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xFE20 && cp <= 0xFE2F);
+}
+
 static void cut_long(text_stream *ts) {
     const char *s = ts->sent.p;
     size_t n = ts->sent.len, chars = 0, min_chars = ts->p.max_sentence_chars / 3;
@@ -432,6 +444,15 @@ static void cut_long(text_stream *ts) {
     if (best_cls < 0) {   /* no boundary at all (e.g. CJK without punctuation): cut before the last character */
         best = n - 1;
         while (best > 0 && ((unsigned char)s[best] & 0xC0) == 0x80) best--;
+        /* ... and its marks: a cut before a combining mark (Thai ั, a
+         * Devanagari vowel sign, an accent) left it alone at the start of
+         * the next part, its letter in this one */
+        size_t k;
+        while (best > 0 && is_combining(dec(s + best, n - best, &k))) {
+            best--;
+            while (best > 0 && ((unsigned char)s[best] & 0xC0) == 0x80) best--;
+        }
+        if (best == 0) best = n;   /* all one cluster: kept whole */
     }
     size_t keep_from = best;
     while (keep_from < n && s[keep_from] == ' ') keep_from++;

@@ -1145,6 +1145,20 @@ static void test_short_merge(void) {
            "\xe3\x81\xaf\xe3\x81\x84\xe3\x80\x82 " "API \xe3\x82\x92\xe4\xbd\xbf\xe3\x81\x84\xe3\x81\xbe\xe3\x81\x99\xe3\x80\x82");
 }
 
+/* A sentence over max_sentence_chars with no boundary in it (Thai without
+ * spaces) is cut before its last character, and never between a letter and
+ * its combining mark: "...ก" | "ั..." left the mark alone. */
+static void test_cut_keeps_clusters(void) {
+    text_params p;
+    text_default_params(&p);
+    p.max_sentence_chars = 10;
+    /* 10 x U+0E01 (ก), then U+0E31 (ั, a mark), then U+0E1A (บ) */
+    expect_p(&p, "\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81"
+                 "\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\xb1\xe0\xb8\x9a",
+             "\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81\xe0\xb8\x81"
+             "\xe0\xb8\x81 | \xe0\xb8\x81\xe0\xb8\xb1\xe0\xb8\x9a");
+}
+
 static uint64_t ms(uint64_t x) { return x * 1000000ull; }
 
 static void test_merge_timing_and_idle(void) {
@@ -1918,6 +1932,7 @@ int main(void) {
     TEST_RUN(test_paragraphs);
     TEST_RUN(test_long_sentence);
     TEST_RUN(test_short_merge);
+    TEST_RUN(test_cut_keeps_clusters);
     TEST_RUN(test_merge_timing_and_idle);
     TEST_RUN(test_emitted_as_soon_as_certain);
     TEST_RUN(test_notice_api);

@@ -464,7 +464,10 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--reps")) {
             if (bench_int_flag("bench_nllb", a, v, 1, 100000, &reps)) return 2;
         } else if (!strcmp(a, "--steps")) {
-            if (bench_int_flag("bench_nllb", a, v, 1, 100000, &steps)) return 2;
+            /* 2 at least: a step is timed between the second and the last
+             * token (with the prefill the first two come together, and one
+             * step timed nothing: 0.002 ms against a 7 ms floor) */
+            if (bench_int_flag("bench_nllb", a, v, 2, 100000, &steps)) return 2;
         } else if (!strcmp(a, "--src-len")) {
             if (bench_int_flag("bench_nllb", a, v, 2, 1024, &src_len)) return 2;
         } else if (!strcmp(a, "--shortlist-rows")) {
@@ -527,7 +530,14 @@ int main(int argc, char **argv) {
 
     /* On the GPU (--device cuda, or auto with a usable GPU) the probe is a
      * device-to-device copy of 1 GiB (bytes read + written per second). */
-    int gpu = device == NLLB_DEVICE_CUDA || (device == NLLB_DEVICE_AUTO && nllb_cuda_probe(NULL) == STTS_OK);
+    stts_error pe;
+    int gpu_ok = nllb_cuda_probe(&pe) == STTS_OK;
+    if (device == NLLB_DEVICE_CUDA && !gpu_ok) {   /* said before any probe line (it printed 0.00 GB/s first) */
+        fprintf(stderr, "bench_nllb: --device cuda: %s\n", pe.msg);
+        free(src);
+        return 1;
+    }
+    int gpu = device == NLLB_DEVICE_CUDA || (device == NLLB_DEVICE_AUTO && gpu_ok);
     /* the probe's threads and buffer exist before anything is timed */
     probe_pool *pp = gpu ? NULL : probe_new((size_t)1 << 30, threads);
     if (!gpu && !pp) {

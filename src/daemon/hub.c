@@ -43,7 +43,7 @@ enum { HOLD_MS = 1000, MAX_HELD = 64 };
 /* Held batches that may begin inside a code block the missing batch opened
  * (hole_in_code: their first fence line is a bare ``` and the count is odd)
  * wait on, HOLD_MS at a time, for the message's final batch, which tells,
- * up to this long; then they are spoken as if outside one. */
+ * up to this long; then they are read as the text stage stands. */
 enum { HOLD_CODE_MS = 8000 };
 /* Batches of a message whose Stop spoke it whole are recognised this long
  * after it (a slow hook, a spool replay: up to 0.5 s); a message that only

@@ -81,6 +81,23 @@ grep -q "shared with everyone.*--scope local" "$T/err" && ok || bad "project sco
 [ -f "$P/.claude/settings.local.json" ] && ok || bad "local scope file"
 [ -s "$T/err" ] && bad "local scope warned: $(cat "$T/err")" || ok
 "$BIN" install-hooks --scope global >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "bad scope not exit 2"
+# The local file holds this machine's path: kept out of git (as Claude Code keeps
+# the one it makes), with our backups of it, in .git/info/exclude; once only.
+grep -qx '/.claude/settings.local.json' "$P/.git/info/exclude" 2>/dev/null &&
+  grep -qx '/.claude/settings.local.json.bak-\*' "$P/.git/info/exclude" && ok || bad "local file not kept out of git"
+(cd "$P" && "$BIN" install-hooks --scope=local --uninstall >/dev/null 2>&1) && ok || bad "--scope=local --uninstall exit"
+[ "$(grep -c settings.local "$P/.git/info/exclude")" = 2 ] && ok || bad "exclude rule written twice"
+if command -v git >/dev/null; then
+  # a real repository and a worktree of it (its .git is a file; info/ is shared)
+  R=$T/repo; git init -q "$R" && echo x >"$R/f" && git -C "$R" add f &&
+    git -C "$R" -c user.email=t@t -c user.name=t commit -qm x && git -C "$R" worktree add -q "$T/wt" 2>/dev/null
+  (cd "$T/wt" && "$BIN" install-hooks --scope local >/dev/null 2>&1) && ok || bad "worktree local exit"
+  [ -f "$T/wt/.claude/settings.local.json" ] && [ -z "$(git -C "$T/wt" status --porcelain)" ] && ok ||
+    bad "worktree: settings.local.json not ignored: $(git -C "$T/wt" status --porcelain)"
+fi
+# --settings=FILE, as --settings FILE
+"$BIN" install-hooks --settings="$T/eq/s.json" >/dev/null 2>&1 && grep -q MessageDisplay "$T/eq/s.json" && ok ||
+  bad "--settings=FILE not taken"
 
 # 8. a symlinked settings file stays a link; its target is edited.
 mkdir -p "$T/dot"; echo '{"theme":"light"}' >"$T/dot/settings.json"; rm -f "$U"; ln -s "$T/dot/settings.json" "$U"

@@ -148,6 +148,17 @@ static void test_flags_and_languages(void) {
     free(out);
     CHECK_EQ_INT(run("--frobnicate", "", &out), 2);
     free(out);
+    /* "--flag=VALUE" reads as "--flag VALUE" (it was refused as an unknown
+     * option on every subcommand but the main one) */
+    snprintf(args, sizeof args, "--model=%s --src=eng_Latn --tgt=jpn_Jpan --weights=f32 --max-len=12", model);
+    CHECK_EQ_INT(run(args, "The weather is nice today.\n", &out), 0);
+    snprintf(args, sizeof args, "--model %s --src eng_Latn --tgt jpn_Jpan --weights f32 --max-len 12", model);
+    CHECK_EQ_INT(run(args, "The weather is nice today.\n", &with), 0);
+    CHECK(out && with && strlen(out) > 1 && strcmp(out, with) == 0);
+    free(out);
+    free(with);
+    CHECK_EQ_INT(run("--weights=bogus", "", &out), 2);
+    free(out);
     CHECK_EQ_INT(run("--model /nonexistent --src eng_Latn --tgt jpn_Jpan", "hi\n", &out), 1);
     free(out);
 }

@@ -70,4 +70,9 @@ check "no sound device: exit 1, one line with the --output fallback" "[ $rc = 1 
 "$bin" say --output "$tmp/b.wav" "。。。" 2>"$tmp/err"
 rc=$?
 check "punctuation only: exit 1, 'nothing to say'" "[ $rc = 1 ] && grep -q 'nothing to say' "$tmp/err""
+# "--flag=VALUE" as "--flag VALUE", and "--" before text that starts with a dash
+"$bin" say --output="$tmp/eq.wav" --rate=16000 "テスト" 2>"$tmp/err"; rc=$?
+check "say --output=F --rate=16000: exit 0, a 16 kHz WAV" "[ $rc = 0 ] && [ \"\$(od -An -tu4 -j24 -N4 "$tmp/eq.wav" | tr -d ' ')\" = 16000 ]"
+"$bin" say --output "$tmp/dash.wav" -- "--help" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "say -- --help: the words are said, not the usage" "[ $rc = 0 ] && [ -s "$tmp/dash.wav" ] && ! grep -q usage "$tmp/out""
 exit $fail

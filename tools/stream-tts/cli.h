@@ -13,6 +13,9 @@ int cmd_ctl(int argc, char **argv);        /* stream-tts ctl ...: daemon control
 int cmd_hook(int argc, char **argv);       /* stream-tts hook: Claude Code hook client */
 int cmd_install_hooks(int argc, char **argv); /* stream-tts install-hooks */
 int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint converter */
+/* argv with each "--name=VALUE" of value_flags (NULL-terminated list) split
+ * into two words; one allocation, free() it. NULL when out of memory. */
+char **cli_split_equals(int argc, char **argv, const char *const *value_flags, int *out_argc);
 /* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
 void cli_install_sigbus_handler(void);
 

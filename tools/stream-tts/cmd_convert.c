@@ -5,6 +5,7 @@
  * progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -46,7 +47,7 @@ static void on_progress(void *user, size_t done, size_t total, const char *tenso
             tensor ? tensor : "");
 }
 
-int cmd_convert(int argc, char **argv) {
+static int convert_main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *weights = "int8";
     progress pr = {0, -10, {0, 0}};
     for (int i = 1; i < argc; i++) {
@@ -104,4 +105,18 @@ int cmd_convert(int argc, char **argv) {
                 out, (unsigned long long)st.file_bytes, st.tensors_out, st.quantized, weights, st.tied_dropped,
                 st.skipped, since(&pr.t0));
     return 0;
+}
+
+/* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
+int cmd_convert(int argc, char **argv) {
+    static const char *const value_flags[] = {"--weights", NULL};
+    int n;
+    char **args = cli_split_equals(argc, argv, value_flags, &n);
+    if (!args) {
+        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
+        return 1;
+    }
+    int rc = convert_main(n, args);
+    free(args);
+    return rc;
 }

@@ -74,6 +74,7 @@ static char *read_all(const char *path, size_t *n, int *missing) {
     return b;
 }
 
+
 static int write_file(const char *path, const char *text, size_t n, mode_t mode) {
     char tmp[PATH_MAX + 80];
     snprintf(tmp, sizeof tmp, "%s.stream-tts.%ld.tmp", path, (long)getpid());
@@ -137,7 +138,83 @@ static void follow_dangling(char *path, size_t cap) {
     }
 }
 
-int cmd_install_hooks(int argc, char **argv) {
+/* A line of file equal to want, whole (trailing spaces and CR ignored). */
+static int file_has_line(const char *file, const char *want) {
+    FILE *f = fopen(file, "r");
+    if (!f) return 0;
+    char line[1024];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = '\0';
+        found = strcmp(line, want) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* settings.local.json and our backups of it are kept out of git, as Claude
+ * Code keeps the one it makes (claude-code-hooks.md 1): it holds this machine's absolute path.
+ * The rule goes to the repository's own .git/info/exclude (never committed,
+ * nobody else's business); a worktree's .git file names its git folder, whose
+ * "commondir" holds the shared info/. No git program is run: the launcher
+ * stays light and git need not be installed. Quiet unless it wrote. */
+static void keep_local_out_of_git(const char *proj) {
+    char gitdir[PATH_MAX], probe[PATH_MAX + 32], line[PATH_MAX];
+    struct stat st;
+    /* a path that does not fit is given up on, quietly (the return values checked) */
+    if (snprintf(gitdir, sizeof gitdir, "%s/.git", proj) >= (int)sizeof gitdir) return;
+    if (stat(gitdir, &st) != 0) return;              /* not a git work tree */
+    if (S_ISREG(st.st_mode)) {                        /* "gitdir: PATH" (worktree, submodule) */
+        FILE *f = fopen(gitdir, "r");
+        int ok = f && fgets(line, sizeof line, f) && strncmp(line, "gitdir: ", 8) == 0;
+        if (f) fclose(f);
+        if (!ok) return;
+        line[strcspn(line, "\r\n")] = '\0';
+        if ((line[8] == '/' ? snprintf(gitdir, sizeof gitdir, "%s", line + 8)
+                            : snprintf(gitdir, sizeof gitdir, "%s/%s", proj, line + 8)) >= (int)sizeof gitdir)
+            return;
+        if (snprintf(probe, sizeof probe, "%s/commondir", gitdir) >= (int)sizeof probe) return;
+        f = fopen(probe, "r");
+        if (f) {
+            ok = fgets(line, sizeof line, f) != NULL;
+            fclose(f);
+            line[strcspn(line, "\r\n")] = '\0';
+            char common[PATH_MAX];
+            if (ok && (line[0] == '/' ? snprintf(common, sizeof common, "%s", line)
+                                      : snprintf(common, sizeof common, "%s/%s", gitdir, line)) >= (int)sizeof common)
+                return;
+            if (ok) memcpy(gitdir, common, sizeof gitdir);
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        return;
+    }
+    /* the file, and the backups this command leaves beside it */
+    static const char *const rules[] = {"/.claude/settings.local.json", "/.claude/settings.local.json.bak-*", NULL};
+    char ignore[PATH_MAX + 16];
+    if (snprintf(ignore, sizeof ignore, "%s/.gitignore", proj) >= (int)sizeof ignore ||
+        snprintf(probe, sizeof probe, "%s/info/exclude", gitdir) >= (int)sizeof probe)
+        return;
+    const char *add[2];
+    int n_add = 0;
+    for (int k = 0; rules[k]; k++)
+        if (!file_has_line(ignore, rules[k]) && !file_has_line(ignore, rules[k] + 1) &&
+            !file_has_line(probe, rules[k]) && !file_has_line(probe, rules[k] + 1))
+            add[n_add++] = rules[k];
+    if (!n_add) return;
+    if (mkdir_parent(probe) != 0) return;
+    FILE *f = fopen(probe, "a");
+    if (!f) {
+        fprintf(stderr, "stream-tts install-hooks: note: could not add .claude/settings.local.json to %s (%s): "
+                        "keep it out of git yourself, it holds this machine's path\n", probe, strerror(errno));
+        return;
+    }
+    fprintf(f, "# stream-tts install-hooks --scope local: your own settings, this machine's paths\n");
+    for (int k = 0; k < n_add; k++) fprintf(f, "%s\n", add[k]);
+    if (fclose(f) == 0) printf("kept out of git: %s and its backups, in %s\n", rules[0] + 1, probe);
+}
+
+static int install_hooks_main(int argc, char **argv) {
     const char *scope = "user", *settings = NULL, *command = NULL;
     int uninstall = 0, dry = 0;
     for (int i = 1; i < argc; i++) {
@@ -150,8 +227,7 @@ int cmd_install_hooks(int argc, char **argv) {
             if (a[2] == 's' && a[3] == 'c') scope = v;
             else if (a[2] == 's') settings = v;
             else command = v;
-        } else if (strncmp(a, "--scope=", 8) == 0) scope = a + 8;
-        else {
+        } else {
             fprintf(stderr, "stream-tts install-hooks: unknown or incomplete argument '%s' "
                             "(see stream-tts install-hooks --help)\n", a);
             return 2;
@@ -266,6 +342,7 @@ int cmd_install_hooks(int argc, char **argv) {
             else printf("%s: %s %d hook entries running '%s hook'%s\n", path, out.removed ? "updated" : "added",
                         out.added, command, missing ? " (new file)" : "");
             if (backup[0]) printf("backup of the previous file: %s\n", backup);
+            if (!settings && strcmp(scope, "local") == 0) keep_local_out_of_git(proj);
             if (!uninstall && !settings && strcmp(scope, "project") == 0)
                 /* Committed, the entries run this machine's path on every
                  * clone: where it does not exist, Claude Code shows a hook
@@ -283,5 +360,19 @@ int cmd_install_hooks(int argc, char **argv) {
     }
     free(out.text);
     free(text);
+    return rc;
+}
+
+/* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
+int cmd_install_hooks(int argc, char **argv) {
+    static const char *const value_flags[] = {"--scope", "--settings", "--command", NULL};
+    int n;
+    char **args = cli_split_equals(argc, argv, value_flags, &n);
+    if (!args) {
+        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
+        return 1;
+    }
+    int rc = install_hooks_main(n, args);
+    free(args);
     return rc;
 }

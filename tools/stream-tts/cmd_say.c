@@ -24,7 +24,7 @@ static void on_signal(int sig) {
 
 static void say_usage(FILE *f) {
     fprintf(f,
-            "usage: stream-tts say [options] [TEXT...]   (TEXT from stdin when not given)\n"
+            "usage: stream-tts say [options] [--] [TEXT...]   (TEXT from stdin when not given)\n"
             "  --lang CODE            NLLB language code (default jpn_Jpan: Open JTalk; others: espeak-ng)\n"
             "  --voice FILE|NAME      .htsvoice file or name (mei_normal, tohoku-f01-neutral), or an espeak voice\n"
             "  --speed X              speaking rate factor (default 1.0)\n"
@@ -98,11 +98,11 @@ static int ends_with(const char *s, const char *suf) {
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-int cmd_say(int argc, char **argv) {
+static int say_main(int argc, char **argv) {
     tts_params tp;
     tts_default_params(&tp);
     const char *output = NULL, *device = NULL;
-    int labels = 0, verbose = 0;
+    int labels = 0, verbose = 0, text_only = 0;
     int out_rate = 0;   /* --rate: the output's rate; the sink converts the voice's to it */
     char *text = NULL;
     size_t tlen = 0;
@@ -114,6 +114,8 @@ int cmd_say(int argc, char **argv) {
 #define NUM(dst) do { NEED(); char *e_; double x_ = strtod(v, &e_); \
         if (e_ == v || *e_) { fprintf(stderr, "stream-tts say: %s expects a number, got '%s'\n", a, v); free(text); return 2; } \
         (dst) = x_; } while (0)
+        if (!text_only && strcmp(a, "--") == 0) { text_only = 1; continue; }
+        if (text_only) goto add_word;  /* after "--": "-5 degrees" or "--help" is text to say */
         if (strcmp(a, "--lang") == 0) { NEED(); tp.lang = v; }
         else if (strcmp(a, "--voice") == 0) { NEED(); tp.voice = v; }
         else if (strcmp(a, "--speed") == 0) NUM(tp.speed);
@@ -161,6 +163,7 @@ int cmd_say(int argc, char **argv) {
             free(text);
             return 2;
         } else {
+        add_word:;
             size_t l = strlen(a);
             char *g = realloc(text, tlen + l + 2);
             if (!g) { free(text); return 1; }
@@ -300,4 +303,18 @@ int cmd_voices(int argc, char **argv) {
     char dirs[4096];
     printf("\nOpen JTalk voices are searched in %s\n", tts_voice_dirs(dirs, sizeof dirs));
     return 0;
+}
+
+/* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
+int cmd_say(int argc, char **argv) {
+    static const char *const value_flags[] = {"--lang", "--voice", "--speed", "--pitch", "--volume", "--rate", "--output", "--audio-device", "--user-dict", "--dict-dir", "--tts-command", NULL};
+    int n;
+    char **args = cli_split_equals(argc, argv, value_flags, &n);
+    if (!args) {
+        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
+        return 1;
+    }
+    int rc = say_main(n, args);
+    free(args);
+    return rc;
 }

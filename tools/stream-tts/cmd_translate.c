@@ -95,7 +95,7 @@ static int known_code(const char *code) {
     return 0;
 }
 
-int cmd_translate(int argc, char **argv) {
+static int translate_main(int argc, char **argv) {
     const char *model_dir = NULL, *src = NULL, *tgt = NULL;
     const char *shortlist = "auto";
     const char *device = NULL; /* the engine's default: auto, silently */
@@ -346,5 +346,19 @@ int cmd_translate(int argc, char **argv) {
     free(sl_ids);
     nllb_session_free(s);
     nllb_model_free(m);
+    return rc;
+}
+
+/* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
+int cmd_translate(int argc, char **argv) {
+    static const char *const value_flags[] = {"--model", "--src", "--tgt", "--beam", "--max-len", "--threads", "--weights", "--shortlist", "--device", NULL};
+    int n;
+    char **args = cli_split_equals(argc, argv, value_flags, &n);
+    if (!args) {
+        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
+        return 1;
+    }
+    int rc = translate_main(n, args);
+    free(args);
     return rc;
 }

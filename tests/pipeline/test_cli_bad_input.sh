@@ -165,6 +165,13 @@ expect "config: unknown key, line named" 2 "unknown option '--no-such-key=1' in 
   $D --config "$T/unknown.conf"
 printf 'config = /elsewhere\n' >"$T/nested.conf"
 expect "config naming a config" 2 "nested.conf:1: a configuration file cannot name another one" $D --config "$T/nested.conf"
+# A setting given on the command line too leaves the file's out: a bad value
+# there failed the run even with the flag that corrects it.
+printf 'echo = true\nspeed = fast\n' >"$T/override.conf"
+expect "config: bad value, given right on the command line" 0 "" $D --config "$T/override.conf" --speed 1.2
+expect "config: bad value, given right as --flag=VALUE" 0 "" $D --config "$T/override.conf" --speed=1.2
+expect "config: bad value, another flag given" 2 "--speed expects a number.*override.conf:2" \
+  $D --config "$T/override.conf" --pitch 1
 { printf 'tgt = '; head -c 5000 /dev/zero | tr '\0' a; printf '\n'; } >"$T/long.conf"
 expect "config: a line over 4 KB" 2 "long.conf:1: line longer than" $D --config "$T/long.conf"
 

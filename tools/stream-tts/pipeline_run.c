@@ -367,6 +367,23 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
             return config_fail(f, out, n, err, cap, "cannot read the configuration file '%s': %s", path, strerror(errno));
         fclose(f);
     }
+    /* A setting the command line gives too is left out here, not merely
+     * overridden later: each flag is checked as it is read, so a bad value in
+     * the file ("weights = int9") failed the run even with --weights int8 on
+     * the command line, the very way to get past it. */
+    int kept = 1;
+    for (int k = 1; k < n; k++) {
+        size_t klen = strcspn(out[k], "=");
+        int given = 0;
+        for (int i = 1; i < argc && !given; i++) {
+            if (!strcmp(argv[i], "--")) break;
+            given = !strncmp(argv[i], out[k], klen) && (argv[i][klen] == '\0' || argv[i][klen] == '=');
+        }
+        if (given) { free(out[k]); continue; }
+        g_config_lines[kept - 1] = g_config_lines[k - 1];
+        out[kept++] = out[k];
+    }
+    n = kept;
     g_config_n = n - 1;
     if (g_config_n > 0) snprintf(g_config_path, sizeof g_config_path, "%s", path);
     char **g = realloc(out, (size_t)(n + argc) * sizeof *g);

@@ -77,6 +77,11 @@ typedef struct {
     const char *tgt_lang;        /* NLLB code spoken (jpn_Jpan) */
     int translate;               /* 0: speak the source text */
     const nllb_model *model;     /* required when translate, unless translate_fn is set */
+    const char *model_langs;     /* the languages the model was trained on, comma-separated NLLB
+                                    codes (the demo model: "eng_Latn,jpn_Jpan"); NULL: every code
+                                    it has. A sentence in another script is translated from its own
+                                    language only when the model knows it (guard_source_lang).
+                                    Not copied: it must outlive the pipeline */
     pipeline_translate_fn translate_fn;  /* optional: used instead of the engine */
     void *translate_user;
     int num_beams;               /* 1 = greedy (the guard retries with 4) */

@@ -109,9 +109,79 @@ static int is_code_run(const char *s, size_t n) {
     return 0;
 }
 
+/* Kana: a sentence with any is Japanese, never Chinese (the prolonged-sound
+ * mark and the middle dot, which Chinese text borrows, left out). */
+static int is_kana(uint32_t cp) {
+    return (cp >= 0x3041 && cp <= 0x309F) || (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x31F0 && cp <= 0x31FF) ||
+           (cp >= 0xFF66 && cp <= 0xFF9D);
+}
+
+/* Characters of everyday Chinese that modern Japanese does not write: the
+ * simplified forms (这 们 说 时 题 ...) and the traditional ones Japanese
+ * replaced (這 說 對 經 ...), plus the particles 呢 吧 啊. Only characters
+ * whose Japanese counterpart differs are listed: 会 時 問 題 個 並 過 為 数 網 are both. */
+static const char CHINESE_SIMPLIFIED[] =
+    "这们么吗说个还对时过为进问题请该让从给现经关发实应样谁据运码错误设开启动务库变类输结构项链页览检测试调读删"
+    "创图长门东车马书见语话认记计论识议译讯执处备网络获显线选择组态块";
+static const char CHINESE_TRADITIONAL[] = "這們麼嗎說還對讓從經關發實應樣據碼啟變鏈覽檢讀刪圖譯處裡擇顯";
+static const char CHINESE_BOTH[] = "呢吧啊";
+
+static int in_list(const char *list, uint32_t cp) {
+    const unsigned char *p = (const unsigned char *)list;
+    size_t n = strlen(list), i = 0;
+    while (i < n) {
+        uint32_t c;
+        size_t k = stts_utf8_decode(p + i, n - i, &c);
+        if (!k) return 0;
+        if (c == cp) return 1;
+        i += k;
+    }
+    return 0;
+}
+
+typedef struct {
+    int kana, han, simplified, traditional, particles;
+} cjk_counts;
+
+static void count_cjk(const char *text, cjk_counts *c) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    memset(c, 0, sizeof *c);
+    while (i < n) {
+        uint32_t cp;
+        size_t k = stts_utf8_decode(p + i, n - i, &cp);
+        if (!k) { i++; continue; }
+        i += k;
+        if (cp < 0x3000) continue;
+        if (is_kana(cp)) c->kana++;
+        else if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF)) {
+            c->han++;
+            c->simplified += in_list(CHINESE_SIMPLIFIED, cp);
+            c->traditional += in_list(CHINESE_TRADITIONAL, cp);
+            c->particles += in_list(CHINESE_BOTH, cp);
+        }
+    }
+}
+
+/* Han text that is Chinese, not Japanese: no kana at all, and a character
+ * Japanese does not use, or a run too long for a Japanese heading. */
+static int is_chinese(const cjk_counts *c) {
+    return c->han > 0 && c->kana == 0 && (c->simplified + c->traditional + c->particles > 0 || c->han >= 16);
+}
+
 int guard_already_in_target(const char *text, const char *src_lang, const char *tgt_lang) {
     const script_ranges *ss = script_of_code(src_lang), *ts = script_of_code(tgt_lang);
     if (!ts || ss == ts || !text) return 0;
+    /* Han is shared: Chinese written to a Japanese listener, or Japanese to a
+     * Chinese one, is not in the target, whatever the letters say (Open JTalk
+     * read Chinese as Japanese readings of its characters). */
+    const char *tag = strchr(tgt_lang, '_') + 1;
+    if (!strcmp(tag, "Jpan") || !strcmp(tag, "Hans") || !strcmp(tag, "Hant")) {
+        cjk_counts c;
+        count_cjk(text, &c);
+        if (tag[0] == 'J' && is_chinese(&c)) return 0;
+        if (tag[0] == 'H' && c.kana > 0) return 0;
+    }
     /* Claude's Japanese has commands, paths and identifiers in it
      * ("src/main.c の parse_args() を修正しました。", "npm install を実行します。"):
      * counted by letters those outweighed the Japanese, and the sentence went
@@ -159,6 +229,59 @@ int guard_already_in_target(const char *text, const char *src_lang, const char *
      * So: ending in the dense script, with its characters outweighing three
      * a Latin word. */
     return last_in && dense_in > 0 && dense_in / (dense_in + 3.0 * words) >= 0.5;
+}
+
+const char *guard_source_lang(const char *text, const char *src_lang) {
+    static const struct { const char *tag, *code; } DEFAULT_LANG[] = {
+        {"Hang", "kor_Hang"}, {"Cyrl", "rus_Cyrl"}, {"Grek", "ell_Grek"}, {"Arab", "arb_Arab"},
+        {"Hebr", "heb_Hebr"}, {"Deva", "hin_Deva"}, {"Beng", "ben_Beng"}, {"Taml", "tam_Taml"},
+        {"Thai", "tha_Thai"}, {"Geor", "kat_Geor"}, {"Armn", "hye_Armn"}, {"Ethi", "amh_Ethi"},
+    };
+    if (!text) return NULL;
+    /* letters per script, dense ones double and code runs left out, as
+     * guard_already_in_target counts them */
+    double per[sizeof SCRIPTS / sizeof SCRIPTS[0]] = {0}, all = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text), i = 0;
+    while (i < n) {
+        if (p[i] > ' ' && p[i] < 0x80) {
+            size_t e = i;
+            while (e < n && p[e] > ' ' && p[e] < 0x80) e++;
+            if (!is_code_run(text + i, e - i))
+                for (size_t k = i; k < e; k++)
+                    if ((p[k] | 0x20) >= 'a' && (p[k] | 0x20) <= 'z') all += 1, per[0] += 1;   /* SCRIPTS[0]: Latn */
+            i = e;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = stts_utf8_decode(p + i, n - i, &cp);
+        if (!k) { i++; continue; }
+        i += k;
+        if (!is_letter(cp)) continue;
+        double w = is_dense(cp) ? 2 : 1;
+        all += w;
+        for (size_t s = 0; s < sizeof SCRIPTS / sizeof SCRIPTS[0]; s++)
+            if (in_script(&SCRIPTS[s], cp)) { per[s] += w; break; }   /* Han: counted as Jpan, sorted out below */
+    }
+    size_t best = 0;
+    for (size_t s = 1; s < sizeof SCRIPTS / sizeof SCRIPTS[0]; s++)
+        if (per[s] > per[best]) best = s;
+    if (all <= 0 || per[best] / all < 0.5) return NULL;
+    const char *tag = SCRIPTS[best].tag, *code = NULL;
+    if (!strcmp(tag, "Jpan")) {
+        cjk_counts c;
+        count_cjk(text, &c);
+        if (is_chinese(&c)) code = c.traditional > c.simplified ? "zho_Hant" : "zho_Hans";
+        else if (c.kana > 0) code = "jpn_Jpan";
+        else return NULL;   /* a few Han characters alone: Japanese or Chinese, not said */
+    } else {
+        for (size_t d = 0; d < sizeof DEFAULT_LANG / sizeof DEFAULT_LANG[0]; d++)
+            if (!strcmp(tag, DEFAULT_LANG[d].tag)) code = DEFAULT_LANG[d].code;
+    }
+    if (!code) return NULL;   /* Latin (which language?) or a script without one default */
+    const char *us = src_lang ? strchr(src_lang, '_') : NULL;
+    if (us && !strcmp(us, strchr(code, '_'))) return NULL;   /* the source's own script: its language stands */
+    return code;
 }
 
 /* A token n-gram (n = 1..4) repeated back to back: the classic decoder loop. */

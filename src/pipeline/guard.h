@@ -22,6 +22,17 @@ double guard_script_fraction(const char *text, const char *nllb_code);
  * ideographs, kana and hangul count double. */
 int guard_already_in_target(const char *text, const char *src_lang, const char *tgt_lang);
 
+/* The language a sentence is written in when its script says so and that
+ * is not the source's script: a Chinese, Korean or Russian reply to an
+ * English-source pipeline is tokenized as that language, not as English.
+ * Kana make Japanese; Han without kana with characters Japanese does not
+ * use make Chinese (zho_Hans, or zho_Hant when its traditional forms
+ * outnumber the simplified); other scripts their most spoken language
+ * (Hang kor_Hang, Cyrl rus_Cyrl, Arab arb_Arab, ...). NULL when the
+ * sentence is mostly Latin, mixed, in the source's script, or a few Han
+ * characters that could be either. */
+const char *guard_source_lang(const char *text, const char *src_lang);
+
 /* Checks a translation. ids: the decoder sequence (as nllb_result), hit_max:
  * decoding stopped at the length limit without </s>. Returns 0 when it is
  * fine, else 1 with a short reason in why. */

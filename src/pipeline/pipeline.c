@@ -380,8 +380,8 @@ static double ms(uint64_t a, uint64_t b) { return b >= a ? (double)(b - a) / 1e6
 
 /* Translates src with the engine. Returns a malloc'd string, or NULL with
  * *hit_max etc. describing the result; ids copied for the guard. */
-static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_beams, int32_t **ids_out,
-                              int *n_ids, int *hit_max, stts_error *err) {
+static char *engine_translate(pipeline *pl, item *cur, const char *src, const char *src_lang, int num_beams,
+                              int32_t **ids_out, int *n_ids, int *hit_max, stts_error *err) {
     const nllb_model *m = pl->p.model;
     int32_t *src_ids = NULL;
     int n_src = 0;
@@ -390,12 +390,12 @@ static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_
     *hit_max = 0;
     if (pl->p.translate_fn) {
         char *text = NULL;
-        if (pl->p.translate_fn(pl->p.translate_user, src, pl->src_lang, pl->tgt_lang, num_beams, &text, ids_out,
+        if (pl->p.translate_fn(pl->p.translate_user, src, src_lang, pl->tgt_lang, num_beams, &text, ids_out,
                                n_ids, hit_max, err) != STTS_OK)
             return NULL;
         return text;
     }
-    if (nllb_tokenize(m, src, pl->src_lang, &src_ids, &n_src, err) != STTS_OK) return NULL;
+    if (nllb_tokenize(m, src, src_lang, &src_ids, &n_src, err) != STTS_OK) return NULL;
     nllb_translate_params tp = nllb_translate_default_params();
     tp.num_beams = num_beams;
     /* A sentence's translation is rarely over twice its source tokens; the
@@ -425,6 +425,18 @@ static char *engine_translate(pipeline *pl, item *cur, const char *src, int num_
     return text;
 }
 
+/* Whether the model translates from code: in its trained list when one is
+ * given, else a language id it has (the engine), or any (translate_fn). */
+static int model_knows(const pipeline *pl, const char *code) {
+    if (pl->p.model_langs) {
+        size_t n = strlen(code);
+        for (const char *c = pl->p.model_langs; c && *c; c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL)
+            if (!strncmp(c, code, n) && (c[n] == ',' || c[n] == '\0')) return 1;
+        return 0;
+    }
+    return pl->p.translate_fn || nllb_model_lang_id(pl->p.model, code) >= 0;
+}
+
 static void translate_item(pipeline *pl, item *it) {
     const char *src = it->source;
     if (it->notice_lang && strcmp(it->notice_lang, pl->tgt_lang) == 0) {
@@ -445,7 +457,19 @@ static void translate_item(pipeline *pl, item *it) {
         it->how = PIPELINE_UNTRANSLATED;
         return;
     }
-    if (guard_already_in_target(src, pl->src_lang, pl->tgt_lang)) {
+    /* A reply in another script than the source's (Chinese, Korean, Russian
+     * to an English-source pipeline) is tokenized as its own language when
+     * the model has it; the demo model, which has not, keeps the source's. */
+    const char *src_lang = pl->src_lang, *seen = guard_source_lang(src, pl->src_lang);
+    int seen_known = seen && strcmp(seen, pl->tgt_lang) != 0 && model_knows(pl, seen);
+    if (seen_known) src_lang = seen;
+    /* Chinese to a Japanese listener (or Japanese to a Chinese one) is not in
+     * the target, but a model without that language would only garble it:
+     * then it is read as written, as it was before the two were told apart. */
+    int shares_han = seen && !seen_known && strchr(pl->tgt_lang, '_') &&
+                     (!strncmp(seen, "zho_", 4) || !strcmp(seen, "jpn_Jpan")) &&
+                     (!strcmp(strchr(pl->tgt_lang, '_'), "_Jpan") || !strncmp(pl->tgt_lang, "zho_", 4));
+    if (shares_han || guard_already_in_target(src, pl->src_lang, pl->tgt_lang)) {
         it->spoken = strdup(src);
         it->how = PIPELINE_SAME_SCRIPT;
         pthread_mutex_lock(&pl->smu);
@@ -477,7 +501,7 @@ static void translate_item(pipeline *pl, item *it) {
         if (stts_fault("translate_oom_seq") == (long)it->seq)   /* TEST-ONLY fault injection */
             stts_error_set(&err, STTS_ERR_NOMEM, "out of memory (injected fault)");
         else
-            out = engine_translate(pl, it, mt_in, beams, &ids, &n_ids, &hit_max, &err);
+            out = engine_translate(pl, it, mt_in, src_lang, beams, &ids, &n_ids, &hit_max, &err);
         if (!out) {
             if (is_cancelled(pl) || is_dropped(it)) { protect_clear(&pm); free(prot); return; }
             emit_log(pl, it->seq, "sentence %llu: translation failed (%s); speaking the source",
@@ -490,7 +514,7 @@ static void translate_item(pipeline *pl, item *it) {
         }
         char why[128] = "";
         int bad = pl->p.guard && pl->p.force_length <= 0 &&
-                  guard_check(mt_in, out, ids, n_ids, hit_max, pl->src_lang, pl->tgt_lang, why, sizeof why);
+                  guard_check(mt_in, out, ids, n_ids, hit_max, src_lang, pl->tgt_lang, why, sizeof why);
         free(ids);
         if (!bad && protected_ > 0) {
             char *back = protect_restore(out, &pm);
@@ -1188,7 +1212,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
             if (!buf[0] || strcmp(lu, pl->tgt_lang) == 0 || strchr(buf, '\x01') || strstr(buf, "-987654")) continue;
             int32_t *ids = NULL;
             int n = 0, hit = 0;
-            char *out = engine_translate(pl, NULL, buf, 1, &ids, &n, &hit, err);
+            char *out = engine_translate(pl, NULL, buf, pl->src_lang, 1, &ids, &n, &hit, err);
             free(ids);
             if (!out) return err->code ? err->code : STTS_ERR_INTERNAL;
             pl->notice_src[k] = strdup(buf);
@@ -1207,7 +1231,7 @@ static stts_status warm_up(pipeline *pl, stts_error *err) {
         /* nothing translated above: one translation still warms the engine */
         int32_t *ids = NULL;
         int n = 0, hit = 0;
-        char *out = engine_translate(pl, NULL, "Skipping ahead.", 1, &ids, &n, &hit, err);
+        char *out = engine_translate(pl, NULL, "Skipping ahead.", pl->src_lang, 1, &ids, &n, &hit, err);
         free(ids);
         if (!out) { free(skip_text); return err->code ? err->code : STTS_ERR_INTERNAL; }
         free(out);

@@ -625,6 +625,85 @@ static void notices_translated_once_at_start(void) {
     rig_close(&r);
 }
 
+/* ---- a sentence in another script is translated from its own language ---- */
+
+static char g_src_langs[8][16];
+static atomic_int g_src_n;
+static stts_status lang_recording_translate(void *user, const char *src, const char *src_lang, const char *tgt_lang,
+                                            int num_beams, char **text, int32_t **ids, int *n_ids, int *hit_max,
+                                            stts_error *err) {
+    (void)user, (void)src, (void)tgt_lang, (void)num_beams, (void)err;
+    int k = atomic_fetch_add(&g_src_n, 1);
+    if (k < 8) snprintf(g_src_langs[k], sizeof g_src_langs[k], "%s", src_lang);
+    *text = strdup("翻訳です。");
+    *ids = NULL;
+    *n_ids = 0;
+    *hit_max = 0;
+    return STTS_OK;
+}
+
+/* Chinese to a Japanese listener: Han, but not Japanese. It was spoken as
+ * written (Open JTalk reading it as Japanese); with a model that has Chinese
+ * it is translated from zho_Hans, Korean from kor_Hang, English from the
+ * source. A model trained on English and Japanese only (the demo) reads the
+ * Chinese as written still, and gets the Korean as the source language. */
+static void other_scripts_translated_from_their_language(void) {
+    static const char *const text[] = {
+        "这个函数返回一个列表，我们需要先检查它是否为空。",
+        "이 함수는 목록을 반환합니다.",
+        "The function returns a list.",
+        "これは日本語の文です。",
+    };
+    for (int round = 0; round < 2; round++) {
+        rig r;
+        if (rig_open(&r, round ? "langs-demo.wav" : "langs.wav") != 0) { CHECK(0); rig_close(&r); return; }
+        played pd;
+        memset(&pd, 0, sizeof pd);
+        pthread_mutex_init(&pd.mu, NULL);
+        r.pp.on_event = on_play;
+        r.pp.user = &pd;
+        r.pp.model = NULL;
+        r.pp.translate_fn = lang_recording_translate;
+        r.pp.model_langs = round ? "eng_Latn,jpn_Jpan" : NULL;
+        r.pp.guard = 0;
+        r.pp.cache_entries = 0;
+        r.pp.warmup = 0;
+        r.pp.protect = 0;
+        r.pp.notice_lang = "jpn_Jpan";   /* no notice translated at start-up */
+        atomic_store(&g_src_n, 0);
+        pipeline *pl = NULL;
+        stts_error err;
+        CHECK_EQ_INT(pipeline_start(&r.pp, &pl, &err), STTS_OK);
+        if (!pl) { pthread_mutex_destroy(&pd.mu); rig_close(&r); return; }
+        for (int i = 0; i < 4; i++) {
+            ingest_sentence s;
+            sentence(&s, (uint64_t)i, text[i]);
+            CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
+        }
+        CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
+        if (round == 0) {
+            CHECK_EQ_INT(atomic_load(&g_src_n), 3);
+            CHECK_EQ_STR(g_src_langs[0], "zho_Hans");
+            CHECK_EQ_STR(g_src_langs[1], "kor_Hang");
+            CHECK_EQ_STR(g_src_langs[2], "eng_Latn");
+            CHECK_EQ_INT(pd.n, 4);
+            CHECK_EQ_STR(pd.spoken[0], "翻訳です。");
+            CHECK_EQ_STR(pd.spoken[3], text[3]);
+            CHECK_EQ_INT(pd.how[3], PIPELINE_SAME_SCRIPT);
+        } else {
+            CHECK_EQ_INT(atomic_load(&g_src_n), 2);
+            CHECK_EQ_STR(g_src_langs[0], "eng_Latn");   /* the Korean, as before */
+            CHECK_EQ_STR(g_src_langs[1], "eng_Latn");
+            CHECK_EQ_INT(pd.n, 4);
+            CHECK_EQ_STR(pd.spoken[0], text[0]);
+            CHECK_EQ_INT(pd.how[0], PIPELINE_SAME_SCRIPT);
+        }
+        pipeline_free(pl);
+        pthread_mutex_destroy(&pd.mu);
+        rig_close(&r);
+    }
+}
+
 /* ---- memory bounded on a 100k-line input ---- */
 
 static long vm_hwm_kb(void) {
@@ -716,6 +795,7 @@ int main(void) {
     TEST_RUN(max_lag_skips_with_notice);
     TEST_RUN(stale_then_stopped_one_outcome);
     TEST_RUN(notices_translated_once_at_start);
+    TEST_RUN(other_scripts_translated_from_their_language);
     TEST_RUN(memory_bounded_100k_lines);
     nllb_model_free(g_model);
     char cmd[400];

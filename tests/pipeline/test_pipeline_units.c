@@ -48,8 +48,32 @@ static void already_in_target(void) {
     CHECK(!guard_already_in_target("Click the button labeled 保存.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("Don't use the well-known src/main.c file.", "eng_Latn", "jpn_Jpan"));
     CHECK(!guard_already_in_target("12345 !!!", "eng_Latn", "jpn_Jpan"));
+    /* Han is shared: Chinese is not Japanese (Open JTalk read it as Japanese), Japanese not Chinese */
+    CHECK(!guard_already_in_target("这个函数返回一个列表，我们需要先检查它是否为空。", "eng_Latn", "jpn_Jpan"));
+    CHECK(!guard_already_in_target("這個函數會傳回一個清單。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("设置完成了吗", "eng_Latn", "zho_Hans"));
+    CHECK(!guard_already_in_target("東京都で会議を開催しました。", "eng_Latn", "zho_Hans"));
+    CHECK(guard_already_in_target("東京都で会議を開催しました。", "eng_Latn", "jpn_Jpan"));
+    CHECK(guard_already_in_target("設定変更。", "eng_Latn", "jpn_Jpan"));   /* kanji only, Japanese characters */
     /* Same script on both sides: never skipped (French source, English target). */
     CHECK(!guard_already_in_target("Bonjour tout le monde.", "fra_Latn", "eng_Latn"));
+}
+
+static void source_language(void) {
+    CHECK_EQ_STR(guard_source_lang("这个函数返回一个列表。", "eng_Latn"), "zho_Hans");
+    CHECK_EQ_STR(guard_source_lang("這個函數會傳回一個清單，這樣說。", "eng_Latn"), "zho_Hant");
+    CHECK_EQ_STR(guard_source_lang("これは日本語の文です。", "eng_Latn"), "jpn_Jpan");
+    CHECK_EQ_STR(guard_source_lang("src/main.c の parse_args() を修正しました。", "eng_Latn"), "jpn_Jpan");
+    CHECK_EQ_STR(guard_source_lang("이 함수는 목록을 반환합니다.", "eng_Latn"), "kor_Hang");
+    CHECK_EQ_STR(guard_source_lang("Эта функция возвращает список.", "eng_Latn"), "rus_Cyrl");
+    CHECK_EQ_STR(guard_source_lang("הפונקציה מחזירה רשימה.", "eng_Latn"), "heb_Hebr");
+    CHECK(guard_source_lang("The function returns a list.", "eng_Latn") == NULL);
+    CHECK(guard_source_lang("La fonction renvoie une liste.", "eng_Latn") == NULL);   /* which Latin language? */
+    CHECK(guard_source_lang("Click the button labeled 保存 to save it.", "eng_Latn") == NULL);
+    CHECK(guard_source_lang("東京", "eng_Latn") == NULL);                 /* Japanese or Chinese: not said */
+    CHECK(guard_source_lang("Эта функция возвращает список.", "ukr_Cyrl") == NULL);   /* the source's script */
+    CHECK(guard_source_lang("12345 !!!", "eng_Latn") == NULL);
+    CHECK(guard_source_lang(NULL, "eng_Latn") == NULL);
 }
 
 static void guard_verdicts(void) {
@@ -218,6 +242,7 @@ int main(void) {
     TEST_RUN(protect_tokens);
     TEST_RUN(script_fraction);
     TEST_RUN(already_in_target);
+    TEST_RUN(source_language);
     TEST_RUN(guard_verdicts);
     TEST_RUN(cache_lru);
     TEST_RUN(hit_max_uses_model_eos);

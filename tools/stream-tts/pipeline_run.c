@@ -692,6 +692,7 @@ void pipeline_opts_to_params(const pipeline_opts *po, const app *a, pipeline_par
     pp->tgt_lang = po->tgt;
     pp->translate = !po->no_translate;
     pp->model = app_model(a);
+    pp->model_langs = app_model_is_demo(a) ? "eng_Latn,jpn_Jpan" : NULL;   /* models/demo-en-ja/README.md */
     pp->num_beams = po->beam;
     pp->force_length = po->force_length;
     pp->guard = !po->no_guard;

@@ -1993,6 +1993,43 @@ static int gap_close(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     return 0;
 }
 
+/* A URL being read takes a spaceless-script letter into its word when the
+ * letter is part of it: "https://例え.jp/ドキュメント" and
+ * ".../wiki/東京" were cut at the script change and read in pieces
+ * ("https:例え.jp/ドキュメント"). Japanese writes a URL against its particles
+ * ("https://example.comを開いて"), so such a letter joins only a host just
+ * begun after "://", or a path, query or fragment part begun right after
+ * '/', '=', '?', '&' or '#', and a path part ends at the first hiragana after
+ * anything else ("/wiki/東京を参照" keeps を out; "/wiki/ひらがな" is whole). */
+static int url_takes(const text_stream *ts, uint32_t cp) {
+    const char *w = ts->word.p;
+    size_t n = ts->word.len, start;
+    if ((cp >= 0x3000 && cp <= 0x303F) || (cp >= 0xFF00 && cp <= 0xFFEF)) return 0;   /* punctuation */
+    if (starts_ci(w, n, "https://")) start = 8;
+    else if (starts_ci(w, n, "http://")) start = 7;
+    else if (starts_ci(w, n, "ftp://")) start = 6;
+    else return 0;
+    size_t host_end = start;
+    while (host_end < n && w[host_end] != '/' && w[host_end] != '?' && w[host_end] != '#') host_end++;
+    size_t run = n;   /* the trailing run of non-ASCII bytes */
+    while (run > start && (unsigned char)w[run - 1] >= 0x80) run--;
+    if (host_end >= n) {   /* in the host */
+        if (run < n) return 1;
+        return run == start || w[run - 1] == '.' || w[run - 1] == '-';
+    }
+    if (run == n) return strchr("/=?&#", w[n - 1]) != NULL;
+    if (run <= host_end || !strchr("/=?&#", w[run - 1])) return 0;
+    int hira = cp >= 0x3041 && cp <= 0x309F, all_hira = 1;
+    for (size_t i = run; i < n;) {
+        uint32_t c;
+        size_t k;
+        c = dec(w + i, n - i, &k);
+        if (!(c >= 0x3041 && c <= 0x309F)) all_hira = 0;
+        i += k;
+    }
+    return !hira || all_hira;
+}
+
 static void put_cp(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     if (cp == (uint32_t)GAP_MARK || cp == (uint32_t)KEYCAP_MARK) { ts->sym_gap = 1; return; }
     if (ts->sym_gap && cp != ' ' && gap_close(ts, p, k, cp)) return;
@@ -2000,7 +2037,7 @@ static void put_cp(text_stream *ts, const char *p, size_t k, uint32_t cp) {
     if (cp == ' ') {
         word_end(ts);
         seg_space(ts);
-    } else if (is_nospace_script(cp)) {
+    } else if (is_nospace_script(cp) && !(ts->word.len && !ts->long_word && url_takes(ts, cp))) {
         word_end(ts);
         seg_put(ts, p, k, cp);
     } else if (ts->long_word) {

@@ -265,6 +265,16 @@ static void test_links(void) {
     expect("Autolink <https://example.org/x/y> and www.example.net/path and http://user@host.io:8080/p.",
            "Autolink example.org and example.net and host.io.");
     expect("(see https://x.com/a).", "(see x.com).");
+    /* a URL with Japanese in its host, path or query is one word (it was cut
+     * at each script change and read in pieces), but Japanese written against
+     * it stays prose */
+    expect("See https://例え.jp/ドキュメント for details.", "See 例え.jp for details.");
+    expect("Read https://ja.wikipedia.org/wiki/東京 and https://example.com/a?q=テスト&x=1 now.",
+           "Read ja.wikipedia.org and example.com now.");
+    expect("https://example.comを開いてください。", "example.comを開いてください。");
+    expect("https://ja.wikipedia.org/wiki/東京を参照してください。", "ja.wikipedia.orgを参照してください。");
+    expect("https://ja.wikipedia.org/wiki/ひらがな を見て。", "ja.wikipedia.org を見て。");
+    expect("詳細はhttps://docs.example.com/guide/設定。", "詳細はdocs.example.com。");
     /* a mailto autolink reads the address, not the scheme */
     expect("Mail <mailto:bob@example.com> or <MAILTO:x@y.org> now.", "Mail bob@example.com or x@y.org now.");
     /* an email autolink reads the address without its brackets (a commit

@@ -42,7 +42,42 @@ struct ingest_reader {
      * before a final unterminated line was returned (0: a '\n' line). */
     int can_unread;
     size_t last_start, last_end;
+    /* Following: when the file last grew, and whether the unfinished line
+     * was judged since (a whole JSON object with no '\n' after it yet). */
+    uint64_t grew_ms;
+    int judged;
 };
+
+/* A followed file's last line that stays without its '\n' for this long is
+ * taken as it is when it is a whole JSON object (whitespace around it); a
+ * writer that ends its lines makes no such line, and a half-written line
+ * is no whole object, so nothing is taken early. */
+#define FOLLOW_WHOLE_LINE_MS 1000
+
+/* s[0,n) is one JSON object, braces balanced outside strings, nothing but
+ * white space after its closing brace. Not a validation (the parser does
+ * that): it tells a finished line from one still being written. */
+static int whole_json_object(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
+    if (i >= n || s[i] != '{') return 0;
+    int depth = 0, in_str = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        else if (c == '{' || c == '[') depth++;
+        else if ((c == '}' || c == ']') && --depth == 0) break;
+    }
+    if (i >= n) return 0;
+    for (i++; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
 
 static stts_status alloc_reader(size_t max_line, ingest_reader **out, stts_error *err) {
     ingest_reader *r = calloc(1, sizeof *r);
@@ -182,6 +217,7 @@ int ingest_reader_unread(ingest_reader *r) {
     if (r->last_end) { /* the final line without '\n': its bytes again, then EOF again */
         r->start = r->last_start;
         r->end = r->scan = r->last_end;
+        r->judged = 0;   /* following: taken again at the next call */
         return 0;
     }
     r->start = r->scan = r->last_start; /* the '\n' after it is found again */
@@ -273,6 +309,22 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
             if (check_rotation(r)) continue;   /* read the new content at once */
             note_tail(r);
             uint64_t t = now_ms();
+            if (r->end > r->start && !r->skipping && !r->judged && t - r->grew_ms >= FOLLOW_WHOLE_LINE_MS) {
+                r->judged = 1;
+                if (whole_json_object(r->buf + r->start, r->end - r->start)) {
+                    /* the last line, never ended: said, as at the end of a file */
+                    line->data = r->buf + r->start;
+                    line->len = r->end - r->start;
+                    line->no = ++r->line_no;
+                    line->flags = 0;
+                    r->can_unread = 1;
+                    r->last_start = r->start;
+                    r->last_end = r->end;
+                    r->start = r->end = r->scan = 0;
+                    *res = INGEST_GOT_LINE;
+                    return STTS_OK;
+                }
+            }
             if (timeout_ms >= 0 && t >= deadline) { *res = INGEST_TIMEOUT; return STTS_OK; }
             uint64_t nap = timeout_ms < 0 ? 100 : deadline - t;
             if (nap > 100) nap = 100;
@@ -283,5 +335,7 @@ stts_status ingest_reader_next(ingest_reader *r, int timeout_ms, ingest_line *li
         if (r->follow && r->dry && r->tail_pos == r->pos && rewritten(r)) continue;   /* the new bytes: read again */
         r->end += (size_t)got;
         r->pos += got;
+        r->grew_ms = now_ms();
+        r->judged = 0;
     }
 }

@@ -299,6 +299,26 @@ static void test_follow(void) {
     append(path, "appended\n", "a");
     CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "appended") == 0);
     CHECK_EQ_INT(ingest_reader_rewinds(r), 3);
+    /* a last line that never gets its '\n': a whole JSON object is taken
+     * once it has sat for a second (it was never said); a half-written one
+     * never is, and the '\n' that may still come makes only an empty line */
+    append(path, "{\"type\":\"x\",\"t\":\"a } \\\" b\"}", "a");
+    uint64_t t0 = stts_now_ns();
+    int got = 0;
+    for (int tries = 0; tries < 200 && !got; tries++)
+        got = ingest_reader_next(r, 50, &ln, &res, NULL) == STTS_OK && res == INGEST_GOT_LINE;
+    CHECK(got && ln.len == strlen("{\"type\":\"x\",\"t\":\"a } \\\" b\"}") &&
+          memcmp(ln.data, "{\"type\":\"x\",", 12) == 0);
+    CHECK(stts_now_ns() - t0 >= 900000000ull);   /* not before the line sat */
+    append(path, "\n{\"type\":\"y\",\"t\":\"half", "a");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "") == 0);
+    t0 = stts_now_ns();
+    got = 0;
+    while (!got && stts_now_ns() - t0 < 1500000000ull)
+        got = ingest_reader_next(r, 50, &ln, &res, NULL) == STTS_OK && res == INGEST_GOT_LINE;
+    CHECK(!got);   /* the half-written line waits */
+    append(path, " done\"}\n", "a");
+    CHECK(next_line(r, buf, sizeof buf) && strcmp(buf, "{\"type\":\"y\",\"t\":\"half done\"}") == 0);
     ingest_reader_free(r);
     unlink(path);
     stts_error err;

@@ -124,6 +124,7 @@ typedef struct {
     uint64_t notices;           /* notices emitted */
     uint64_t tool_results_skipped; /* large tool-result lines recognised without parsing */
     uint64_t structured_skipped; /* results not spoken because they were structured output */
+    uint64_t interrupted;        /* error results of turns the user interrupted: no error notice */
     uint64_t plain_text_lines;  /* stream-json input: lines that look like plain text (reported once) */
 } ingest_stats;
 

@@ -86,7 +86,9 @@ typedef struct source {
                               * message streams it again from the start: not said twice */
     int cut_open;            /* ... and the text stage keeps the cut block's unfinished sentence for
                               * the retry to complete ("Delta ep" + "silon zeta.", not two pieces) */
-    int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space) */
+    int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space;
+                              * CONT_TOKEN_LIMIT: its message hit the output token limit) */
+    int stop_max_tokens;     /* partial mode: this message's message_delta said stop_reason "max_tokens" */
     uint64_t cont_ns;        /* ... since when (it ends whole after the idle flush time without input) */
     uint32_t cont_last;      /* its last code point (a seam without a space joins in unspaced scripts) */
     int cont_unspaced;       /* it holds a character of an unspaced script */
@@ -146,6 +148,7 @@ struct ingest_frontend {
     size_t nbounds, bounds_cap;
     fbuf norm;                  /* scratch */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
+    int turn_interrupted;       /* the user stopped it (an "aborted" line, "[Request interrupted ...]") */
     int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
     int muted;                  /* lines taken in as already said: no sentence, no warning (ingest_transcript_record) */
     int plain_warned;           /* plain text on a stream-json input was reported */
@@ -362,6 +365,18 @@ static void normalize_into(ingest_frontend *fe, fbuf *b, const char *t, size_t n
 
 #define SPOKEN_MAX ((size_t)1 << 20)
 
+/* A reply cut by the output token limit ("...a complete rewr") goes on in
+ * the next message ("ite of the tokenizer stage."), after a user line of
+ * Claude Code's own ("Output token limit hit. Resume directly ..."): the
+ * open sentence is held for it, joined as it comes (mid-word), and for
+ * longer than the idle flush since a new request is made first; the turn's
+ * result ends it in any case. */
+#define CONT_TOKEN_LIMIT 3
+#define TOKEN_LIMIT_WAIT_NS (20ull * 1000000000ull)
+
+/* How long a block held open waits for its continuation. */
+static uint64_t cont_wait(const struct ingest_frontend *fe, const struct source *s);
+
 /* The end of a text block of the main agent is a sentence boundary. */
 static void end_block(ingest_frontend *fe, source *s) {
     gap_give_up(fe, s);   /* the held text is this block's: said before it ends */
@@ -437,7 +452,7 @@ static void end_text_block(ingest_frontend *fe, source *s, const char *t, size_t
  * not. */
 static int seam_continues(const source *s, const char *t, size_t n) {
     if (!s->cont || !n) return 0;
-    if (s->cont == 2 || strchr(" \t\n,.;:!?)]", t[0])) return 1;
+    if (s->cont == 2 || s->cont == CONT_TOKEN_LIMIT || strchr(" \t\n,.;:!?)]", t[0])) return 1;
     if (unspaced_script(s->cont_last)) return 1;
     return s->cont_unspaced && unspaced_script(cp_at((const unsigned char *)t, n));
 }
@@ -997,7 +1012,8 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     const char *n = id ? id : "";
     if (strcmp(s->msg_id, n) == 0) return;
     release_hold(fe, s, 0);
-    end_block(fe, s);
+    if (s->cont != CONT_TOKEN_LIMIT) end_block(fe, s);   /* the next message continues that one */
+    s->stop_max_tokens = 0;
     snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
@@ -1200,6 +1216,7 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                   json_is_true(json_object_get(root, "isApiErrorMessage"));
     int synthetic = model && strcmp(model, "<synthetic>") == 0;
     int aborted = json_is_true(json_object_get(root, "aborted"));
+    if (aborted && !parent) fe->turn_interrupted = 1;
     /* if the message_start of the blocks streaming (or streamed) was lost,
      * they have no id yet and this line supplies it */
     if (id && id[0] && !s->msg_id[0] && (s->open_kind != BLK_NONE || s->msg_blocks.len || s->gap)) adopt_msg(fe, s, id);
@@ -1336,6 +1353,11 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                 end_text_block(fe, s, t, n);
                 s->cite_run = s->cont != 0;
                 s->cite_last = h;
+                /* the line says its message hit the output token limit (a
+                 * transcript, some CLI versions): the next message goes on */
+                const char *sr = jstr(msg, "stop_reason");
+                if (s->cont && b + 1 == nb && !parent && sr && strcmp(sr, "max_tokens") == 0)
+                    s->cont = CONT_TOKEN_LIMIT;
             }
         } else if (strcmp(bt, "tool_use") == 0 || strcmp(bt, "server_tool_use") == 0) {
             const char *nm = jstr(blk, "name");
@@ -1503,14 +1525,23 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         s->msg_done = 1;
         s->last_line = fe->cur_line;
         release_hold(fe, s, 1);
-        if (!s->gap_closed) end_block(fe, s);   /* else the complete line may still come */
+        if (s->stop_max_tokens && s->cont && !parent) {
+            s->cont = CONT_TOKEN_LIMIT;   /* held for the next message, which continues it */
+            s->cont_ns = fe->cur_arrival;
+        } else if (!s->gap_closed) {
+            end_block(fe, s);   /* else the complete line may still come */
+        }
         s->open_kind = BLK_NONE;
     } else if (strcmp(et, "error") == 0) {
         const json_t *e = json_object_get(ev, "error");
         keep_cut(fe, s);
         if (!parent) fe->turn_error = 1;
         notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(json_is_object(e) ? jstr(e, "type") : NULL), NULL);
-    } else if (strcmp(et, "message_delta") != 0 && strcmp(et, "ping") != 0) {
+    } else if (strcmp(et, "message_delta") == 0) {
+        const json_t *d = json_object_get(ev, "delta");
+        const char *why = json_is_object(d) ? jstr(d, "stop_reason") : NULL;
+        if (why && strcmp(why, "max_tokens") == 0) s->stop_max_tokens = 1;
+    } else if (strcmp(et, "ping") != 0) {
         unknown_type(fe, "stream event type", et);
     }
 }
@@ -1522,6 +1553,7 @@ static void new_turn(ingest_frontend *fe) {
     fe->turn_error = 0;
     fe->turn_active = 0;
     fe->turn_structured = 0;
+    fe->turn_interrupted = 0;
     fe->turn_lost = 0;
 }
 
@@ -1581,7 +1613,16 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
         end_block(fe, fe->src[i]);
         fe->src[i]->lost_between = 0;
     }
-    if (is_err) {
+    /* A turn the user interrupted ends in an error result
+     * (error_during_execution, terminal_reason "aborted_streaming"): they
+     * stopped it themselves, so no error is announced. A result that names
+     * another cause (error_max_turns, ...) is still said. */
+    const char *tr = jstr(root, "terminal_reason");
+    int interrupted = (tr && strncmp(tr, "aborted", 7) == 0) ||
+                      (fe->turn_interrupted && sub && strcmp(sub, "error_during_execution") == 0);
+    if (is_err && interrupted) {
+        fe->st.interrupted++;
+    } else if (is_err) {
         if (!fe->turn_error) {
             set_msg(fe, s, NULL);
             const char *why = sub && strcmp(sub, "success") != 0 ? sub : jstr(root, "terminal_reason");
@@ -1608,10 +1649,38 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     new_turn(fe);
 }
 
+/* The text of a user line's first text block (or its string content). */
+static const char *user_text(const json_t *root) {
+    const json_t *msg = json_object_get(root, "message");
+    const json_t *c = json_is_object(msg) ? json_object_get(msg, "content") : NULL;
+    if (json_is_string(c)) return json_string_value(c);
+    size_t i;
+    json_t *b;
+    if (json_is_array(c))
+        json_array_foreach(c, i, b) {
+            const char *bt = jstr(b, "type");
+            if (bt && strcmp(bt, "text") == 0) return jstr(b, "text");
+        }
+    return NULL;
+}
+
+/* Claude Code's own prompts that start a turn of its own: a finished
+ * background task's notification (origin.kind "task-notification",
+ * claude-stream-json.md §6). It is stored with isMeta in some versions, and
+ * was then no turn boundary: the reply before it was said again with the
+ * task's turn. */
+static int is_task_notification(const json_t *root) {
+    const json_t *o = json_object_get(root, "origin");
+    const char *k = json_is_object(o) ? jstr(o, "kind") : NULL;
+    return k && strcmp(k, "task-notification") == 0;
+}
+
 static int is_prompt_obj(const json_t *root) {
     const char *type = jstr(root, "type");
     if (!type || strcmp(type, "user") != 0) return 0;
-    if (json_is_true(json_object_get(root, "isSidechain")) || json_is_true(json_object_get(root, "isMeta")) ||
+    if (json_is_true(json_object_get(root, "isSidechain"))) return 0;
+    if (is_task_notification(root)) return 1;
+    if (json_is_true(json_object_get(root, "isMeta")) ||
         json_is_true(json_object_get(root, "isCompactSummary")) || json_is_true(json_object_get(root, "isSynthetic")))
         return 0;
     const json_t *msg = json_object_get(root, "message");
@@ -1633,15 +1702,24 @@ static int is_prompt_obj(const json_t *root) {
     }
     if (!text) return attached;
     /* Claude Code's own user lines, not the user's (claude-stream-json.md
-     * §5): an interrupt, a local command's output, a deferred tool loaded */
-    return strncmp(text, "[Request interrupted", 20) != 0 && strncmp(text, "<local-command-stdout>", 22) != 0 &&
-           strcmp(text, "Tool loaded.") != 0;
+     * §5): an interrupt, a local command's output, a deferred tool loaded;
+     * the prompt it adds after a reply cut by the output token limit (the
+     * next message continues the same reply); a slash command or a `!`
+     * shell line and their output, which Claude does not answer (the reply
+     * before them is still the last one) */
+    static const char *const own[] = {"[Request interrupted", "<local-command-", "Output token limit hit",
+                                      "<command-name>", "<command-message>", "<bash-input>", "<bash-stdout>",
+                                      "<bash-stderr>", NULL};
+    for (int i = 0; own[i]; i++)
+        if (strncmp(text, own[i], strlen(own[i])) == 0) return 0;
+    return strcmp(text, "Tool loaded.") != 0;
 }
 
 static const char *const ignored_types[] = {
     "system", "user", "rate_limit_event", "control_request", "control_response",
     "control_cancel_request", "keep_alive", "tool_progress", "auth_status", "summary",
     "file-history-snapshot", "attachment", "queue-operation", "progress", "subagent_token_usage",
+    "active_goal",   /* 2.1.220: the session's goal, null when none */
     /* a transcript's session metadata (its title, the last prompt for the resume list) */
     "custom-title", "ai-title", "last-prompt", NULL};
 
@@ -1665,6 +1743,15 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
         warnf(fe, "the previous turn ended without a result line; a new turn starts here");
         new_turn(fe);
         return;
+    }
+    if (strcmp(type, "user") == 0 && !parent_of(fe, root)) {
+        const char *ut = user_text(root);
+        if (ut && strncmp(ut, "[Request interrupted", 20) == 0) fe->turn_interrupted = 1;
+        source *m = ut && strncmp(ut, "Output token limit hit", 22) == 0 ? source_get(fe, NULL) : NULL;
+        if (m && m->cont) {   /* the reply cut by the limit goes on in the next message */
+            m->cont = CONT_TOKEN_LIMIT;
+            m->cont_ns = fe->cur_arrival;
+        }
     }
     if (fe->p.transcript) {
         if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
@@ -2269,10 +2356,14 @@ void ingest_frontend_tick(ingest_frontend *fe, uint64_t now_ns) {
          * as unfinished ("All 42" of "All 42 pass", a one-word "Done" not at
          * all) until the next line; a transcript has no result line after
          * the reply to end it (--follow said it at the next prompt). */
-        if (s->cont && now_ns >= s->cont_ns + fe->p.text.idle_flush_ns) end_block(fe, s);
+        if (s->cont && now_ns >= s->cont_ns + cont_wait(fe, s)) end_block(fe, s);
         text_stream_tick(s->ts, now_ns);
     }
     fe->in_tick = 0;
+}
+
+static uint64_t cont_wait(const struct ingest_frontend *fe, const struct source *s) {
+    return s->cont == CONT_TOKEN_LIMIT ? TOKEN_LIMIT_WAIT_NS : fe->p.text.idle_flush_ns;
 }
 
 uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
@@ -2284,7 +2375,7 @@ uint64_t ingest_frontend_deadline(const ingest_frontend *fe) {
             if (!t || g < t) t = g;
         }
         if (fe->src[i]->cont) {   /* a block held open ends whole then (ingest_frontend_tick) */
-            uint64_t g = fe->src[i]->cont_ns + fe->p.text.idle_flush_ns;
+            uint64_t g = fe->src[i]->cont_ns + cont_wait(fe, fe->src[i]);
             if (!t || g < t) t = g;
         }
         if (t && (!d || t < d)) d = t;

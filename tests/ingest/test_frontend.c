@@ -434,6 +434,77 @@ static void test_aborted(void) {
     EXPECT(&c, "First part. | Then I will");
 }
 
+/* A turn the user interrupted ends in an error result (a real 2.1.220
+ * capture: error_during_execution, terminal_reason "aborted_streaming"): no
+ * "stopped with an error" notice, the user stopped it. Another cause named
+ * by the result (max turns) is still said. */
+static void test_interrupt_no_error_notice(void) {
+    const char *L[] = {ASSIST("i1", "Pipes connect programs."),
+                       "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]},\"parent_tool_use_id\":null}",
+                       "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,"
+                       "\"terminal_reason\":\"aborted_streaming\",\"errors\":[\"[ede_diagnostic] result_type=user\"]}",
+                       ASSIST("i2", "alive"), RESULT("alive"), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "Pipes connect programs. | alive");
+    CHECK_EQ_INT(st.interrupted, 1);
+    /* terminal_reason alone (no interrupt line) */
+    const char *L2[] = {ASSIST("i3", "Working on it."),
+                        "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,"
+                        "\"terminal_reason\":\"aborted_tools\"}", NULL};
+    run(L2, &c);
+    EXPECT(&c, "Working on it.");
+    /* an error without an interrupt is said, as before */
+    const char *L3[] = {ASSIST("i4", "Working on it."),
+                        "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true}", NULL};
+    run(L3, &c);
+    {
+        char j[1024];
+        joined(&c, j, sizeof j);
+        CHECK(strstr(j, "Working on it. | {error}") == j);
+    }
+    const char *L4[] = {ASSIST("i5", "Working on it."),
+                        "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]},\"parent_tool_use_id\":null}",
+                        "{\"type\":\"result\",\"subtype\":\"error_max_turns\",\"is_error\":true}", NULL};
+    run(L4, &c);
+    {
+        char j[1024];
+        joined(&c, j, sizeof j);
+        CHECK(strstr(j, "Working on it. | {error}") == j);
+    }
+    /* a 2.1.220 line type of the session's goal: no "unknown line type" */
+    const char *L5[] = {"{\"type\":\"active_goal\",\"value\":null}", ASSIST("i6", "Fine."), NULL};
+    run(L5, &c);
+    EXPECT(&c, "Fine.");
+    CHECK_EQ_INT(c.nw, 0);
+}
+
+/* A reply cut by the output token limit mid-word ("a complete rewr") goes
+ * on in the next message after Claude Code's own "Output token limit hit"
+ * prompt: one sentence, the word whole, in partial and non-partial mode. */
+static void test_token_limit_continuation(void) {
+    const char *L[] = {ASSIST("t1", "Here is the report. The parser needs a complete rewr"),
+                       "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Output token limit hit. Resume "
+                       "directly. Pick up mid-thought if that is where the cut happened.\"},\"parent_tool_use_id\":null}",
+                       ASSIST("t2", "ite of the tokenizer. That is all."), RESULT("That is all."), NULL};
+    coll c;
+    run(L, &c);
+    EXPECT(&c, "Here is the report. | The parser needs a complete rewrite of the tokenizer. | That is all.");
+    const char *L2[] = {START("t3"), BSTART(0, "text"), DELTA(0, "Here is the report. The parser needs a complete rewr"),
+                        ASSIST("t3", "Here is the report. The parser needs a complete rewr"), BSTOP(0),
+                        EV("{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"}}"), MSTOP,
+                        "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Output token limit hit. Resume "
+                        "directly.\"},\"parent_tool_use_id\":null}",
+                        START("t4"), BSTART(0, "text"), DELTA(0, "ite of the tokenizer. That is all."),
+                        ASSIST("t4", "ite of the tokenizer. That is all."), BSTOP(0), MSTOP, RESULT("That is all."), NULL};
+    run(L2, &c);
+    EXPECT(&c, "Here is the report. | The parser needs a complete rewrite of the tokenizer. | That is all.");
+    /* a message that ends mid-sentence for another reason still ends at the next message */
+    const char *L3[] = {ASSIST("t5", "First block"), ASSIST("t6", "second block."), RESULT("second block."), NULL};
+    run(L3, &c);
+    EXPECT(&c, "First block | second block.");
+}
+
 static void test_subagents(void) {
     const char *L[] = {EVP("toolu_1", "{\"type\":\"message_start\",\"message\":{\"id\":\"s1\"}}"),
                        EVP("toolu_1", "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\"}}"),
@@ -880,6 +951,46 @@ static void test_transcript_last_turn(void) {
     ingest_frontend_free(fe);
     CHECK(ingest_transcript_last_turn(fe = NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
     CHECK(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
+    unlink(path);
+}
+
+/* Which user lines of a transcript start the last turn: a finished
+ * background task's notification does, also when stored with isMeta (the
+ * reply before it was said again with the task's); Claude Code's "Output
+ * token limit hit" continuation prompt, a slash command and a `!` shell
+ * line do not (the reply was lost, or none was said). */
+static void test_transcript_turn_boundaries(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/stts_tb_%d.jsonl", (int)getpid());
+    static const struct { const char *file, *want; } cases[] = {
+        {TU("build it") TA("b1", "Starting the build now.")
+         "{\"type\":\"user\",\"isMeta\":true,\"origin\":{\"kind\":\"task-notification\"},\"message\":{\"role\":"
+         "\"user\",\"content\":\"<task-notification>done</task-notification>\"},\"uuid\":\"y\"}\n"
+         TA("b2", "The build finished cleanly."),
+         "The build finished cleanly."},
+        {TU("report") TA("c1", "Here is the report. The parser needs a complete rewr")
+         TU("Output token limit hit. Resume directly.") TA("c2", "ite of the tokenizer."),
+         "Here is the report. | The parser needs a complete rewrite of the tokenizer."},
+        {TU("explain") TA("d1", "It works like this.")
+         TU("<command-name>/cost</command-name>") TU("<local-command-stdout>Total cost: $0.01</local-command-stdout>")
+         TU("<bash-input>ls</bash-input>") TU("<bash-stdout>a b</bash-stdout>"),
+         "It works like this."},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        write_file(path, cases[k].file);
+        coll c;
+        memset(&c, 0, sizeof c);
+        ingest_params p;
+        ingest_default_params(&p);
+        p.transcript = 1;
+        p.text.merge_short_chars = 0;
+        ingest_frontend *fe;
+        stts_error err;
+        CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+        CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+        EXPECT(&c, cases[k].want);
+        ingest_frontend_free(fe);
+    }
     unlink(path);
 }
 
@@ -1594,6 +1705,9 @@ static void test_no_content_placeholder(void) {
 }
 
 int main(void) {
+    TEST_RUN(test_interrupt_no_error_notice);
+    TEST_RUN(test_token_limit_continuation);
+    TEST_RUN(test_transcript_turn_boundaries);
     TEST_RUN(test_slow_consumer_no_idle_cut);
     TEST_RUN(test_result_already_spoken);
     TEST_RUN(test_result_whole_sentences);

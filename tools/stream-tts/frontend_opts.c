@@ -223,14 +223,14 @@ static void print_stats(const ingest_frontend *fe) {
             "stream-tts: %llu lines (%llu bytes), %llu bad, %llu invalid UTF-8, %llu truncated, "
             "%llu unknown types, %llu missing fields, %llu subagent lines skipped, %llu duplicates skipped, "
             "%llu stream events, %llu results, %llu large tool results not parsed, %llu structured results, "
-            "%llu plain-text lines; %llu sentences, %llu notices\n",
+            "%llu interrupted turns, %llu plain-text lines; %llu sentences, %llu notices\n",
             (unsigned long long)s.lines, (unsigned long long)s.bytes, (unsigned long long)s.bad_lines,
             (unsigned long long)s.invalid_utf8, (unsigned long long)s.truncated,
             (unsigned long long)s.unknown_types, (unsigned long long)s.missing_fields,
             (unsigned long long)s.subagent_skipped, (unsigned long long)s.duplicates,
             (unsigned long long)s.stream_events, (unsigned long long)s.results,
             (unsigned long long)s.tool_results_skipped, (unsigned long long)s.structured_skipped,
-            (unsigned long long)s.plain_text_lines, (unsigned long long)s.sentences,
+            (unsigned long long)s.interrupted, (unsigned long long)s.plain_text_lines, (unsigned long long)s.sentences,
             (unsigned long long)s.notices);
 }
 

@@ -90,6 +90,11 @@ void text_stream_notice_now(text_stream *ts, text_kind kind, const char *text, c
  * yet part of a sentence): the half word an interrupted turn's stream
  * stopped in ("Then I will upd"). 1 when it did. */
 int text_stream_drop_word(text_stream *ts);
+/* Drops the unfinished sentence (the words fed since the last sentence end,
+ * never said) and resets the markdown state; complete sentences held to be
+ * merged still go out. A cut stream retried with other words replaces it
+ * (ingest's retry_diverged). */
+void text_stream_discard_pending(text_stream *ts, uint64_t now_ns);
 /* Counters: invalid UTF-8 bytes dropped so far. */
 uint64_t text_stream_invalid_bytes(const text_stream *ts);
 /* 1 while a fenced code block (``` or ~~~) is open, as of the lines fed so

@@ -86,6 +86,15 @@ typedef struct source {
                               * message streams it again from the start: not said twice */
     int cut_open;            /* ... and the text stage keeps the cut block's unfinished sentence for
                               * the retry to complete ("Delta ep" + "silon zeta.", not two pieces) */
+    fbuf cut_blocks;         /* the cut message's text blocks, each + NUL: its finished ones and, last,
+                              * the one its stream cut; the retry's text blocks are matched against
+                              * them in order (pop_cut into cut), streamed again or sent as complete
+                              * lines (the CLI's non-streaming fallback, under a new message id) */
+    size_t cut_blocks_at;    /* the next one to match */
+    int cut_last_open;       /* the last of them is the block the stream cut (cut_open applies to it) */
+    int cut_cur_open;        /* the one in cut now is that block */
+    char retry_id[128];      /* the message that retries the cut one (the first after it) */
+    int msg_streamed;        /* this message began with a message_start (partial mode) */
     int cont;                /* the last text block stopped mid-sentence and is not ended (1; 2: after a space;
                               * CONT_TOKEN_LIMIT: its message hit the output token limit) */
     int stop_max_tokens;     /* partial mode: this message's message_delta said stop_reason "max_tokens" */
@@ -272,6 +281,7 @@ static void source_free(source *s) {
     free(s->tool_json.p);
     free(s->msg_blocks.p);
     free(s->cut.p);
+    free(s->cut_blocks.p);
     free(s->gapped.p);
     free(s);
 }
@@ -383,7 +393,7 @@ static void end_block(ingest_frontend *fe, source *s) {
     s->cont = 0;
     s->cont_unspaced = 0;
     s->cite_run = 0;
-    if (s->cut_open && s->cut.len) return;   /* the retry's text completes the sentence (cut_check) */
+    if (s->cut_open && (s->cut.len || s->cut_blocks.len)) return;   /* the retry's text completes it (cut_check) */
     s->cut_open = 0;
     text_stream_end(s->ts, fe->cur_arrival);
     if (!s->parent) spoken_bound(fe);
@@ -956,33 +966,99 @@ static size_t result_said(const source *s, const char *r, size_t n) {
     return 0;
 }
 
-/* The open text block's stream is cut (an "error" event, or the next
- * message_start before its stop): what was said of it is kept, for the
- * retried message that streams it again. After a lost line that is only
- * what was fed: the held rest comes again with the retry (fed now, it was
- * said twice, the retry diverging from the cut text at the gap). */
+/* The message's stream is cut (an "error" event, the next message_start
+ * before its message_stop, or complete lines of another message: the CLI's
+ * non-streaming fallback): what was said of its text blocks is kept, for the
+ * retried message that sends them again (anthropics/claude-code#24663). The
+ * open text block's part is, after a lost line, only what was fed: the held
+ * rest comes again with the retry (fed now, it was said twice, the retry
+ * diverging from the cut text at the gap). */
 static void keep_cut(ingest_frontend *fe, source *s) {
-    if (s->open_kind != BLK_TEXT || s->cut.len) return;
-    size_t n = s->gap ? s->gap_at : s->streamed.len;
+    if (s->cut.len || s->cut_blocks.len) return;   /* a retry of a retry: the first cut's text stands */
+    int open = s->open_kind == BLK_TEXT;
+    if (!(s->msg_streamed && !s->msg_done && s->msg_blocks.len) && !open) return;
+    if (s->msg_streamed && !s->msg_done && s->msg_blocks.len && fb_put(&s->cut_blocks, s->msg_blocks.p, s->msg_blocks.len))
+        fe->oom = 1;
+    size_t n = open ? (s->gap ? s->gap_at : s->streamed.len) : 0;
     s->gap = 0;
-    if (n && fb_put(&s->cut, s->streamed.p, n)) fe->oom = 1;
-    s->cut_open = s->cut.len > 0;
+    s->cut_last_open = open && n;
+    if (s->cut_last_open && (fb_put(&s->cut_blocks, s->streamed.p, n) || fb_put(&s->cut_blocks, "", 1))) fe->oom = 1;
+    s->cut_blocks_at = 0;
+    s->cut_open = s->cut_last_open;
+    s->retry_id[0] = '\0';
+}
+
+/* The cut state is given up (the turn ended, another message than the
+ * retry came): a sentence the stage kept for the retry ends now. */
+static void drop_cut(ingest_frontend *fe, source *s) {
+    s->cut.len = 0;
+    s->cut_blocks.len = 0;
+    s->cut_blocks_at = 0;
+    s->retry_id[0] = '\0';
+    if (s->cut_open) {
+        s->cut_open = 0;
+        text_stream_end(s->ts, fe->cur_arrival);
+    }
+}
+
+/* The retry's next text block begins: the cut block it matches goes into
+ * cut (empty when the retry has more blocks than the cut message had). */
+static void pop_cut(source *s) {
+    s->cut.len = 0;
+    if (s->cut_blocks_at >= s->cut_blocks.len) return;
+    const char *b = s->cut_blocks.p + s->cut_blocks_at;
+    size_t l = strlen(b);
+    s->cut_blocks_at += l + 1;
+    if (l && fb_put(&s->cut, b, l)) s->fe->oom = 1;
+    /* only the block the stream cut (the last) has an unfinished sentence kept */
+    s->cut_cur_open = s->cut_blocks_at >= s->cut_blocks.len && s->cut_last_open;
+    if (s->cut_blocks_at >= s->cut_blocks.len) s->cut_blocks.len = s->cut_blocks_at = 0;
+}
+
+/* Where the last sentence in t[0, n) ends: after ". " "! " "? ", a line
+ * break or a CJK full stop, the space included (0: none). */
+static size_t last_sentence_end(const char *t, size_t n) {
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '\n') at = i + 1;
+        else if ((t[i] == '.' || t[i] == '!' || t[i] == '?') && i + 1 < n && (t[i + 1] == ' ' || t[i + 1] == '\n'))
+            at = i + 2;
+        else if (term_len((const unsigned char *)t + i, n - i)) at = i + term_len((const unsigned char *)t + i, n - i);
+    }
+    return at > n ? n : at;
+}
+
+/* The retry diverged from the cut text (a fresh sample seldom repeats it
+ * word for word): the sentences both share from the start were said and
+ * are not said again; the cut's unfinished sentence, never said, gives way
+ * to the retry's words ("The macOS job is sti" to "On macOS, the job is
+ * still running."). */
+static void retry_diverged(ingest_frontend *fe, source *s, const char *t, size_t n) {
+    size_t m = 0;
+    while (m < n && m < s->cut.len && t[m] == s->cut.p[m]) m++;
+    size_t from = last_sentence_end(t, m);
+    if (s->cut_open) {
+        s->cut_open = 0;
+        text_stream_discard_pending(s->ts, fe->cur_arrival);
+    }
+    s->cut.len = 0;
+    if (from) fe->st.duplicates++;
+    if (n > from) feed_text(fe, s, t + from, n - from);
 }
 
 /* After a cut stream: the open text block's streamed text, not fed while
  * it repeats the cut block's text; the part beyond it is fed as it comes;
- * all of it when it diverges (a different answer). ended: the block ended
- * still within the cut text (nothing new). */
+ * from the first sentence they do not share when it diverges. ended: the
+ * block ended still within the cut text (nothing new). */
 static void cut_check(ingest_frontend *fe, source *s, int ended) {
     if (!s->cut.len) return;
     size_t m = s->streamed.len < s->cut.len ? s->streamed.len : s->cut.len;
     if (m && memcmp(s->streamed.p, s->cut.p, m) != 0) {
-        s->cut.len = 0;
-        feed_text(fe, s, s->streamed.p, s->streamed.len);   /* a different answer: the cut sentence ends first */
+        retry_diverged(fe, s, s->streamed.p, s->streamed.len);
     } else if (s->streamed.len > s->cut.len) {
         size_t k = s->cut.len;
         s->cut.len = 0;
-        s->cut_open = 0;   /* the rest continues the sentence the stage kept */
+        if (s->cut_cur_open) s->cut_open = 0;   /* the rest continues the sentence the stage kept */
         feed_text(fe, s, s->streamed.p + k, s->streamed.len - k);
     } else if (ended) {
         s->cut.len = 0;
@@ -1012,8 +1088,14 @@ static void set_msg(ingest_frontend *fe, source *s, const char *id) {
     const char *n = id ? id : "";
     if (strcmp(s->msg_id, n) == 0) return;
     release_hold(fe, s, 0);
+    /* the first message after a cut is its retry; any later one ends that */
+    if (s->cut_blocks.len || s->cut.len) {
+        if (!s->retry_id[0] && n[0]) snprintf(s->retry_id, sizeof s->retry_id, "%s", n);
+        else if (strcmp(s->retry_id, n) != 0) drop_cut(fe, s);
+    }
     if (s->cont != CONT_TOKEN_LIMIT) end_block(fe, s);   /* the next message continues that one */
     s->stop_max_tokens = 0;
+    s->msg_streamed = 0;
     snprintf(s->msg_id, sizeof s->msg_id, "%s", n);
     s->open_kind = BLK_NONE;
     s->msg_blocks.len = 0;
@@ -1069,7 +1151,7 @@ static void notice(ingest_frontend *fe, source *s, text_kind kind, text_phrase_i
     s->last_line = fe->cur_line;
     /* an "error" event that cut a text block (keep_cut): said now, the
      * unfinished sentence left for the retry to complete */
-    if (s->cut_open && s->cut.len) text_stream_notice_now(s->ts, kind, buf, lu, fe->cur_arrival);
+    if (s->cut_open && (s->cut.len || s->cut_blocks.len)) text_stream_notice_now(s->ts, kind, buf, lu, fe->cur_arrival);
     else text_stream_notice(s->ts, kind, buf, lu, fe->cur_arrival);
 }
 
@@ -1222,6 +1304,10 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     if (id && id[0] && !s->msg_id[0] && (s->open_kind != BLK_NONE || s->msg_blocks.len || s->gap)) adopt_msg(fe, s, id);
     /* the block open in partial mode is this line's block */
     int streaming_this = id && s->open_kind != BLK_NONE && strcmp(s->msg_id, id) == 0;
+    /* complete lines of another message while a streamed one is unfinished:
+     * its stream stalled and the CLI asked again without streaming */
+    if (!streaming_this && id && s->msg_streamed && !s->msg_done && s->msg_id[0] && strcmp(s->msg_id, id) != 0)
+        keep_cut(fe, s);
     if (!streaming_this) set_msg(fe, s, id);
     if (api_err || (synthetic && err)) {
         /* a CLI error dressed as a message: say what kind, do not read it */
@@ -1306,6 +1392,20 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
                 continue;
             }
             uint64_t h = key_hash(key, id ? id : fe->turn_id, t, n);
+            if (!think && s->cut_blocks.len) {
+                /* a complete line of the retry: matched with the cut block,
+                 * as a streamed one is (cut_check), said only where new */
+                seen_add(fe, h);
+                pop_cut(s);
+                s->streamed.len = 0;
+                if (fb_put(&s->streamed, t, n)) fe->oom = 1;
+                if (s->cut.len) cut_check(fe, s, 1);
+                else feed_text(fe, s, t, n);
+                s->streamed.len = 0;
+                if (fb_put(&s->msg_blocks, t, n) || fb_put(&s->msg_blocks, "", 1)) fe->oom = 1;
+                end_text_block(fe, s, t, n);
+                continue;
+            }
             /* the line after the stop of a block with a lost line fills the gap;
              * an earlier block's line (SDK order: every line comes after
              * message_stop), said already, neither fills it nor gives it up */
@@ -1474,6 +1574,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         keep_cut(fe, s);
         s->lost_between = 0;
         set_msg(fe, s, json_is_object(m) ? jstr(m, "id") : NULL);
+        s->msg_streamed = 1;
         s->open_kind = BLK_NONE;
         s->msg_done = 0;   /* also when the id is the same (set_msg keeps the state then) */
         s->last_index = -1;
@@ -1503,8 +1604,11 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
         s->tool_json.len = 0;
         if (strcmp(t, "text") == 0) {
             s->open_kind = BLK_TEXT;
-            /* a later text block of the same message waits while it repeats an earlier one */
-            s->holding = s->msg_blocks.len > 0;
+            if (s->cut_blocks.len) pop_cut(s);   /* a retry's block: matched with the cut one */
+            /* a later text block of the same message waits while it repeats an
+             * earlier one; a retry's block matched with a cut one does not: the
+             * cut decides what of it is new (cut_check) */
+            s->holding = s->msg_blocks.len > 0 && !s->cut.len;
         } else if (strcmp(t, "tool_use") == 0 && jstr(cb, "name") && strcmp(jstr(cb, "name"), "StructuredOutput") == 0) {
             s->open_kind = BLK_OTHER;
             if (!parent) fe->turn_structured = 1;
@@ -1609,7 +1713,7 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
         }
     }
     for (int i = 0; i < fe->nsrc; i++) {
-        fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+        drop_cut(fe, fe->src[i]);   /* no retry crosses a turn */
         end_block(fe, fe->src[i]);
         fe->src[i]->lost_between = 0;
     }
@@ -1737,7 +1841,7 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
          * not decide the next turn's fallback. A result still to come is
          * kept from repeating text by already_spoken. */
         for (int i = 0; i < fe->nsrc; i++) {
-            fe->src[i]->cut.len = 0;   /* no retry crosses a turn */
+            drop_cut(fe, fe->src[i]);   /* no retry crosses a turn */
             end_block(fe, fe->src[i]);
         }
         warnf(fe, "the previous turn ended without a result line; a new turn starts here");

@@ -3631,6 +3631,21 @@ int text_stream_drop_word(text_stream *ts) {
     return 1;
 }
 
+void text_stream_discard_pending(text_stream *ts, uint64_t now_ns) {
+    ts->now = now_ns;
+    ts->word.len = 0;
+    ts->sent.len = 0;
+    ts->sent_chars = 0;
+    ts->sent_gen++;
+    ts->cjk_end = ts->etc_wait = 0;
+    ts->ord_at = 0;
+    secret_notice(ts);   /* a secret it held was left out all the same: said */
+    ts->force = 1;
+    flush_held(ts);      /* complete short sentences waiting to merge were said text */
+    ts->force = 0;
+    reset_markdown(ts);
+}
+
 uint64_t text_stream_invalid_bytes(const text_stream *ts) { return ts->invalid_bytes; }
 
 /* ---- one-shot cleaning ---------------------------------------------------------- */

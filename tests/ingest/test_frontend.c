@@ -285,11 +285,56 @@ static void test_retried_stream_said_once(void) {
                          "{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true}", NULL};
     run(L1n, &c);
     EXPECT(&c, "Alpha beta gamma. | {error}The request failed with an API error. | Delta ep");
-    /* cut without an error event; the retry answers differently: all of it */
+    /* cut without an error event; the retry answers differently: all of it,
+     * and the cut's unfinished "And", never said, gives way to it (it was
+     * said on its own) */
     const char *L2[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First try says this. And"),
                         START("m2"), BSTART(0, "text"), DELTA(0, "Second try differs."), BSTOP(0), MSTOP, NULL};
     run(L2, &c);
-    EXPECT(&c, "First try says this. | And | Second try differs.");
+    EXPECT(&c, "First try says this. | Second try differs.");
+    /* the retry shares the first sentence, then words it otherwise (a fresh
+     * sample): the shared sentence once, the cut's half sentence not at all
+     * ("The tests pass on Linux." twice and "The macOS job is sti" before) */
+    const char *L2d[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The tests pass on Linux. "),
+                         DELTA(0, "The macOS job is sti"),
+                         "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1}",
+                         START("m2"), BSTART(0, "text"), DELTA(0, "The tes"), DELTA(0, "ts pass on Lin"),
+                         DELTA(0, "ux. On macOS, the job is still running."),
+                         ASSIST("m2", "The tests pass on Linux. On macOS, the job is still running."), BSTOP(0), MSTOP,
+                         RESULT("The tests pass on Linux. On macOS, the job is still running."), NULL};
+    run(L2d, &c);
+    EXPECT(&c, "The tests pass on Linux. | On macOS, the job is still running.");
+    /* a stream stalled mid-block and the CLI's non-streaming fallback: the
+     * answer again as a complete line under a new id (#24663) */
+    const char *L2f[] = {START("m1"), BSTART(0, "text"), DELTA(0, "First sentence is complete. The answer is for"),
+                         DELTA(0, "ty"), "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1}",
+                         ASSIST("m2", "First sentence is complete. The answer is forty-two."),
+                         RESULT("First sentence is complete. The answer is forty-two."), NULL};
+    run(L2f, &c);
+    EXPECT(&c, "First sentence is complete. | The answer is forty-two.");
+    /* ... stalled in a tool block after a finished text block: the fallback's
+     * copy of that block is not said again */
+    const char *L2g[] = {START("m1"), BSTART(0, "text"), DELTA(0, "I found the bug in the parser."),
+                         ASSIST("m1", "I found the bug in the parser."), BSTOP(0),
+                         EV("{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Edit\"}}"),
+                         ASSIST("m2", "I found the bug in the parser."), START("m3"), BSTART(0, "text"), DELTA(0, "Fixed it."),
+                         ASSIST("m3", "Fixed it."), BSTOP(0), MSTOP, RESULT("Fixed it."), NULL};
+    run(L2g, &c);
+    EXPECT(&c, "I found the bug in the parser. | Fixed it.");
+    /* ... a message of two text blocks cut in its second, streamed again:
+     * the first was matched with the retry's first, not with the cut one */
+    const char *L2h[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Block one is done."), BSTOP(0),
+                         BSTART(1, "text"), DELTA(1, "Block two is cu"),
+                         START("m2"), BSTART(0, "text"), DELTA(0, "Block one is done."), BSTOP(0),
+                         BSTART(1, "text"), DELTA(1, "Block two is cut no more."), BSTOP(1), MSTOP, NULL};
+    run(L2h, &c);
+    EXPECT(&c, "Block one is done. | Block two is cut no more.");
+    /* a message after the retry that starts like the cut one is new: said */
+    const char *L2i[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Same start. Then cu"),
+                         START("m2"), BSTART(0, "text"), DELTA(0, "Same start. Then cut no more."), BSTOP(0), MSTOP,
+                         START("m3"), BSTART(0, "text"), DELTA(0, "Same start. Another message."), BSTOP(0), MSTOP, NULL};
+    run(L2i, &c);
+    EXPECT(&c, "Same start. | Then cut no more. | Same start. | Another message.");
     /* the retry says less than was cut: nothing new */
     const char *L3[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Short answer. Extra words"),
                         EV("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}"),

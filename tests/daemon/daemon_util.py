@@ -184,7 +184,7 @@ def voice_or_skip(shared):
     """The Japanese voice every daemon test speaks with, or exit 77 (CTest's skip) without it."""
     voice = os.path.join(shared, "assets/voices/mei_normal.htsvoice")
     if not os.path.exists(voice):
-        print("SKIP: voice %s not found (scripts/fetch-assets)" % voice)
+        print("SKIPPED: voice %s not found (scripts/fetch-assets)" % voice)
         sys.exit(77)
     return voice
 

@@ -11,7 +11,7 @@ from daemon_util import Daemon, cleanup, md, scratch, voice_or_skip  # noqa: E40
 
 BIN, SRC, SHARED = sys.argv[1:4]
 if os.geteuid() != 0 or not shutil.which("setpriv"):
-    print("SKIP: needs root and setpriv to run a client under another uid")
+    print("SKIPPED: needs root and setpriv to run a client under another uid")
     sys.exit(77)
 VOICE = voice_or_skip(SHARED)
 fails = 0

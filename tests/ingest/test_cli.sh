@@ -155,7 +155,7 @@ done
 [ $rc -eq 0 ] && ok || bad "--help exit $rc"
 for f in --input --transcript --hook --follow --max-line-mib --speak-subagents --announce-tools --speak-thinking \
          --read-tables --notice-lang --input-format --idle-flush-ms --max-sentence-chars --merge-short-chars --dry-run --json --stats --help; do
-  grep -q -- "$f" "$T/help" && ok || bad "--help lacks $f"
+  grep -Eq -- "(^|[^a-z-])$f([^a-z-]|\$)" "$T/help" && ok || bad "--help lacks $f"   # whole flags: --input is not --input-format
 done
 "$BIN" --dry-run --stats --input "$SAMPLE" 2>&1 >/dev/null | grep -q "lines (.* bytes), 0 bad" && ok || bad "--stats"
 

@@ -6,7 +6,7 @@
 set -uo pipefail
 exe=$1; src=$2
 fix="$src/tests/fixtures/mt/tiny-f32-st"
-[ -d "$fix" ] || { echo "SKIP: $fix missing"; exit 77; }
+[ -d "$fix" ] || { echo "SKIPPED: $fix missing"; exit 77; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
 check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }

@@ -35,6 +35,8 @@ int main(void) {
             fprintf(stderr, "nllb_ids: %s\n", e.msg);
             return 1;
         }
+        /* which kernels ran (scripts/test-arm64 checks it is NEON, not scalar) */
+        if (f == 0) fprintf(stderr, "nllb_ids: backend %s\n", nllb_model_backend(m));
         for (int beams = 1; beams <= 4; beams += 3)
             for (int i = 0; i < 3; i++) {
                 nllb_translate_params tp = nllb_translate_default_params();

@@ -73,7 +73,7 @@ static double max_rel_diff(const float *got, json_t *ref, size_t n, double *max_
 
 typedef struct {
     double enc_abs, logit_abs, enc_rel, logit_rel, score;
-    int greedy_ok, beam_ok, cases;
+    int greedy_ok, beam_ok, cases, enc_cases, logit_cases;
 } stats;
 
 /* every: test cases k with k % every == 0 (plus the last, the long input);
@@ -110,7 +110,7 @@ static void run_model(const char *model_name, const char *ref_name, int batch_to
     json_t *cases = json_object_get(ref, "cases");
     size_t nc = json_array_size(cases);
     CHECK(nc > 0);
-    stats sx = {0, 0, 0, 0, 0, 0, 0, 0};
+    stats sx = {0};
     int32_t **srcs = calloc(nc, sizeof *srcs);
     int *lens = calloc(nc, sizeof *lens);
     float *logits = malloc(sizeof(float) * 2 * (size_t)V);
@@ -132,6 +132,7 @@ static void run_model(const char *model_name, const char *ref_name, int batch_to
         /* encoder output and first decoder step logits */
         json_t *eo = json_object_get(c, "encoder_out");
         if (eo) {
+            sx.enc_cases++;
             float *enc = malloc(sizeof(float) * (size_t)lens[k] * d);
             CHECK(nllb_encode(s, srcs[k], lens[k], enc, &e) == STTS_OK);
             double ab, rel = max_rel_diff(enc, eo, (size_t)lens[k] * d, &ab);
@@ -141,6 +142,7 @@ static void run_model(const char *model_name, const char *ref_name, int batch_to
         }
         json_t *dl = json_object_get(c, "dec_logits");
         if (dl) {
+            sx.logit_cases++;
             int32_t dec[2] = {2, tgt_id};
             CHECK(nllb_decoder_logits(s, srcs[k], lens[k], dec, 2, logits, &e) == STTS_OK);
             double ab, rel = max_rel_diff(logits, dl, 2 * (size_t)V, &ab);
@@ -170,6 +172,10 @@ static void run_model(const char *model_name, const char *ref_name, int batch_to
         nllb_result_clear(&r);
         sx.cases++;
     }
+    /* a reference written without these keys compared nothing and passed */
+    CHECK_MSG(sx.cases > 0 && sx.enc_cases > 0 && sx.logit_cases > 0,
+              "%s: %d cases, %d with encoder outputs, %d with logits in the reference", model_name, sx.cases,
+              sx.enc_cases, sx.logit_cases);
     CHECK_MSG(sx.enc_rel <= 1e-4, "%s encoder max diff %g (abs %g)", model_name, sx.enc_rel, sx.enc_abs);
     CHECK_MSG(sx.logit_rel <= 1e-4, "%s logits max diff %g (abs %g)", model_name, sx.logit_rel, sx.logit_abs);
     printf("%-13s %3d cases: greedy %d/%d, beam-4 %d/%d identical; max |diff| encoder %.2g, logits %.2g "
@@ -224,6 +230,8 @@ static void test_f16_pytorch_bin(void) { run_model("tiny-f16-pt", "reference-f16
 static void test_bf16_safetensors(void) {
     char p[1200];
     snprintf(p, sizeof p, "%s/reference-bf16.json", fixdir);
+    /* committed with the fixtures (scripts/device/fixtures-and-demo.sh): missing is a failure */
+    CHECK_MSG(exists(p), "%s is missing", p);
     if (exists(p)) run_model("tiny-bf16-st", "reference-bf16.json", 0, 3);
 }
 

@@ -14,7 +14,7 @@ check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 
 "$bin" say --output "$tmp/a.wav" "今日は良い天気です。" 2>"$tmp/err"
 check "say --output wav exits 0" "[ $? = 0 ]"
-check "wav is 48 kHz mono 16-bit" "[ \"\$(od -An -tu4 -j24 -N4 "$tmp/a.wav" | tr -d ' ')\" = 48000 ] && [ \"\$(od -An -tu2 -j22 -N2 "$tmp/a.wav" | tr -d ' ')\" = 1 ]"
+check "wav is 48 kHz mono 16-bit" "[ \"\$(od -An -tu4 -j24 -N4 "$tmp/a.wav" | tr -d ' ')\" = 48000 ] && [ \"\$(od -An -tu2 -j22 -N2 "$tmp/a.wav" | tr -d ' ')\" = 1 ] && [ \"\$(od -An -tu2 -j34 -N2 "$tmp/a.wav" | tr -d ' ')\" = 16 ]"
 size=$(stat -c %s "$tmp/a.wav")
 check "wav holds 1.2-2.6 s of audio" "[ $size -gt $((44 + 2 * 48000 * 12 / 10)) ] && [ $size -lt $((44 + 2 * 48000 * 26 / 10)) ]"
 "$bin" say --rate 16000 --output "$tmp/r16.wav" "今日は良い天気です。" 2>"$tmp/err"

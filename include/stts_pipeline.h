@@ -193,6 +193,11 @@ typedef struct {
 } pipeline_stats;
 
 void pipeline_get_stats(pipeline *pl, pipeline_stats *st);
+/* Sentences pushed and not yet resolved (played, skipped or dropped): what
+ * a feeder that holds its own queue looks at before handing the next one
+ * over (the daemon keeps one in hand: its controls and order then apply to
+ * the rest). Cheap: one lock. */
+int pipeline_in_flight(pipeline *pl);
 /* Multi-line summary for stderr at exit. */
 void pipeline_print_summary(pipeline *pl, FILE *f);
 /* One-line status for a terminal ("queued 3  lag 2.1 s  mt 41 ms  tts 7 ms"). */

@@ -1647,6 +1647,13 @@ void pipeline_free(pipeline *pl) {
 
 /* ---- reporting ---------------------------------------------------------------------------- */
 
+int pipeline_in_flight(pipeline *pl) {
+    pthread_mutex_lock(&pl->smu);
+    int n = pl->in_flight;
+    pthread_mutex_unlock(&pl->smu);
+    return n;
+}
+
 void pipeline_get_stats(pipeline *pl, pipeline_stats *st) {
     pthread_mutex_lock(&pl->smu);
     *st = pl->st;

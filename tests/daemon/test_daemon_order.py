@@ -82,6 +82,9 @@ if all(t in spoken for t in B):
     check(spoken[first_b:first_b + len(B)] == B, "B spoken as one block: %r" % spoken)
     check(len(a_after) >= waiting > 0, "B spoken before the %d of A still waiting; %d of A after B: %r"
           % (waiting, len(a_after), spoken))
+    # The daemon hands the pipeline one sentence ahead of the one playing:
+    # B follows those two (the pipeline took ~40 of A's before, B came 41st)
+    check(first_b <= 2, "B right after the 2 of A in the pipeline: %d of A before it" % first_b)
 # The cue: exactly at each change of session, never within one.
 changes, cues_ok = 0, True
 prev = None
@@ -96,5 +99,55 @@ for i, (sess, t) in enumerate(seq):
     prev = sess
 check(changes == 2, "two changes of session (A -> B -> A): %d" % changes)
 check(cues_ok and src.count(CUE) == changes, "a cue at each change and nowhere else: %r" % src)
+
+# ---- ctl speed reaches the queued sentences ----------------------------------------------------------
+# A reply queued (paused), then `ctl speed 2`: all but the 2 sentences already
+# in the pipeline are made at the new speed (the pipeline had synthesized the
+# whole backlog, and none of it changed).
+d = Daemon(BIN, VOICE, tmp, "speed", extra=["--gap-ms", "0"], pace=False)
+s = d.conn()
+d.ctl("pause")
+d.hook(prompt("sess-S"), s)
+S = ["Sierra sentence number %d is here." % i for i in range(10, 20)]
+for i, t in enumerate(S):
+    d.hook(md("sess-S", "msg-S", i, t + "\n", i == len(S) - 1), s)
+s.close()
+wait_for(lambda: d.status()["pending"] == len(S) - 2, "the reply queued behind the 2 in the pipeline")
+# both of those made (at speed 1) before the change: their audio waits (~3.6 s each)
+wait_for(lambda: d.status()["lag"] >= 5.0, "the 2 sentences in the pipeline synthesized")
+d.ctl("speed", "2")
+d.ctl("resume")
+recs = [r for r in d.wait_records(len(S)) if not r.get("stopped")]
+d.close()
+ms = [r["audio_ms"] for r in recs]
+check(len(ms) == len(S) and max(ms[2:]) < 0.7 * min(ms[:2]),
+      "speed 2 from the third sentence on: audio ms %r" % [round(x) for x in ms])
+
+# ---- --max-lag skips an old backlog, never another session's notification ------------------------------
+# A's reply waits (paused) until it is older than the limit; B's permission
+# prompt comes behind it. The pipeline's own lag rule skipped B's prompt
+# with A's backlog ("skipped 15 older sentences"); the daemon applies it to
+# its queue now, and notices are never skipped.
+import time  # noqa: E402
+d = Daemon(BIN, VOICE, tmp, "lag", extra=["--gap-ms", "0", "--max-lag", "1"], pace=False)
+s = d.conn()
+d.ctl("pause")
+d.hook(prompt("sess-L"), s)
+L = ["Lima sentence number %d is here." % i for i in range(10, 22)]
+for i, t in enumerate(L):
+    d.hook(md("sess-L", "msg-L", i, t + "\n", i == len(L) - 1), s)
+wait_for(lambda: d.status()["pending"] == len(L) - 2, "the reply queued")
+time.sleep(1.5)   # older than --max-lag now
+NOTE = "Claude needs your permission to use Bash."
+d.hook({"session_id": "sess-N", "hook_event_name": "Notification", "message": NOTE,
+        "notification_type": "permission_prompt", "transcript_path": "/nonexistent", "cwd": "/tmp"}, s)
+s.close()
+d.ctl("resume")
+recs = d.wait_spoken(NOTE)
+d.close()
+said = [r["source"] for r in recs if not r.get("stopped") and not r.get("skipped")]
+check(NOTE in said, "the other session's permission prompt is said: %r" % said)
+check(any(t in ("Skipping ahead.", "少し先に進みます。") for t in said) and len([t for t in said if t in L]) < len(L),
+      "the old backlog skipped, announced: %r" % said)
 
 sys.exit(check.finish())

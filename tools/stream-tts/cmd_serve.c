@@ -63,6 +63,11 @@ enum { MAX_CLIENTS = 64 };
  * mute silently lost). */
 enum { MAX_MUTED = 512 };
 
+/* Sentences in the pipeline at once: the one playing and the next, made
+ * ready while it plays (what the pipeline exists for); the rest wait in the
+ * pending queue, where the controls and --order still reach them. */
+enum { SPEAK_AHEAD = 2 };
+
 /* A sentence waiting for the pipeline (owned by the pending queue). */
 typedef struct pend {
     char *session;
@@ -323,7 +328,10 @@ static void *speaker_main(void *arg) {
     FILE *metrics = NULL;
     uint64_t t0 = stts_now_ns();
     if (app_open(&ap, &a, &err) == STTS_OK) {
-        if (sv->po.metrics && !(metrics = fopen(sv->po.metrics, "w")))
+        /* appended to (O_APPEND): a restart after an idle exit kept no
+         * history, and a copy-and-truncate rotation left NULs before the
+         * next line */
+        if (sv->po.metrics && !(metrics = fopen(sv->po.metrics, "a")))
             stts_error_set(&err, STTS_ERR_IO, "cannot write the metrics file '%s': %s", sv->po.metrics, strerror(errno));
         if (!err.code) {
             pipeline_params pp;
@@ -332,6 +340,10 @@ static void *speaker_main(void *arg) {
             pp.metrics = metrics;
             pp.on_event = on_event;
             pp.user = sv;
+            /* --max-lag is applied here, to the pending queue (speaker_main):
+             * the pipeline holds one sentence ahead, so its own backlog rule
+             * would see none, and it skipped other sessions' notifications */
+            pp.max_lag_s = 0;
             pipeline_start(&pp, &pl, &err);
         }
     }
@@ -387,12 +399,51 @@ static void *speaker_main(void *arg) {
              tts_backend_label(tts_backend_of(app_synth(a))), tts_sample_rate(app_synth(a)), sv->device_desc);
     pthread_mutex_unlock(&sv->mu);
     if (write(sv->wake[1], "r", 1) < 0) {}
+    int lag_skipped = 0;
     for (;;) {
+        /* One sentence playing and one being made ready: the next is chosen
+         * only when there is room, so --order, mute, stop and speed apply to
+         * all the rest (the pipeline took up to 60 s of audio ahead: a
+         * 40-sentence backlog was spoken before a newer session's, and a
+         * new speed reached none of it). */
+        for (;;) {
+            pthread_mutex_lock(&sv->mu);
+            int quit = sv->quit;
+            pthread_mutex_unlock(&sv->mu);
+            if (quit || pipeline_in_flight(pl) < SPEAK_AHEAD) break;
+            struct timespec ts = {0, 10 * 1000000L};   /* a poll: a sentence lasts seconds */
+            nanosleep(&ts, NULL);
+        }
         pthread_mutex_lock(&sv->mu);
         while (!daemon_queue_count(sv->pending) && !sv->quit) pthread_cond_wait(&sv->cv, &sv->mu);
         if (sv->quit) { pthread_mutex_unlock(&sv->mu); break; }
         pend *p = take(sv);   /* in hand until daemon_queue_handed: a stop meanwhile marks it */
+        /* --max-lag: a sentence emitted longer ago than the limit, with a
+         * newer one waiting, is skipped (announced before the next one said);
+         * a notification or notice is never skipped: it may be another
+         * session's permission prompt */
+        if (sv->po.max_lag_s > 0 && p->kind == TEXT_SPEECH && strcmp(p->message_id, "notification") != 0 &&
+            strcmp(p->message_id, "stop-failure") != 0 && daemon_queue_count(sv->pending) > 0 &&
+            stts_now_ns() - p->emit_ns > (uint64_t)(sv->po.max_lag_s * 1e9)) {
+            daemon_queue_handed(sv->pending);
+            pthread_mutex_unlock(&sv->mu);
+            if (!lag_skipped++) logf_(sv, "--max-lag %.1f s: skipping older sentences of session %s", sv->po.max_lag_s,
+                                      p->session);
+            pend_free(p);
+            continue;
+        }
         pthread_mutex_unlock(&sv->mu);
+        if (lag_skipped) {
+            logf_(sv, "--max-lag: skipped %d older sentence%s", lag_skipped, lag_skipped == 1 ? "" : "s");
+            char skip[256];
+            const char *lu = NULL;
+            text_phrase_format(sv->notice_lang, TEXT_PH_SKIPPING, NULL, 0, skip, sizeof skip, &lu);
+            ingest_sentence k = {.text = skip, .len = strlen(skip), .kind = TEXT_NOTICE_SKIP, .lang = lu,
+                                 .message_id = "skip", .seq = p->seq, .arrival_ns = p->arrival_ns,
+                                 .emit_ns = stts_now_ns()};
+            pipeline_push_session(pl, &k, p->session, &err);
+            lag_skipped = 0;
+        }
         hold_at_gate(p->seq);   /* TEST-ONLY (STTS_FAULT=serve_hold_seq:N): the window made wide */
         pthread_mutex_lock(&sv->mu);
         if (daemon_queue_hand_dropped(sv->pending)) {

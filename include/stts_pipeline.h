@@ -198,6 +198,9 @@ void pipeline_get_stats(pipeline *pl, pipeline_stats *st);
  * over (the daemon keeps one in hand: its controls and order then apply to
  * the rest). Cheap: one lock. */
 int pipeline_in_flight(pipeline *pl);
+/* The same for one session's sentences (pushed with pipeline_push_session,
+ * not yet freed): a pipe client's `end` waits for its own speech only. */
+int pipeline_session_in_flight(pipeline *pl, const char *session);
 /* Multi-line summary for stderr at exit. */
 void pipeline_print_summary(pipeline *pl, FILE *f);
 /* One-line status for a terminal ("queued 3  lag 2.1 s  mt 41 ms  tts 7 ms"). */

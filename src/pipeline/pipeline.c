@@ -1647,6 +1647,15 @@ void pipeline_free(pipeline *pl) {
 
 /* ---- reporting ---------------------------------------------------------------------------- */
 
+int pipeline_session_in_flight(pipeline *pl, const char *session) {
+    int n = 0;
+    pthread_mutex_lock(&pl->live_mu);
+    for (const item *it = pl->live; it; it = it->live_next)
+        n += it->session && session && strcmp(it->session, session) == 0;
+    pthread_mutex_unlock(&pl->live_mu);
+    return n;
+}
+
 int pipeline_in_flight(pipeline *pl) {
     pthread_mutex_lock(&pl->smu);
     int n = pl->in_flight;

@@ -113,4 +113,47 @@ d.hook({"session_id": "C9", "hook_event_name": "SessionStart", "source": "resume
 r = d.hook(md("C9", "m1", 0, "Interactive reply.", True, "t2"))
 check(r["done"] == "spoken", "resumed session's MessageDisplay after a killed pipe: %r" % r)
 check(d.close() == 0, "daemon exit")
+
+# Text and markdown input is not sent to the daemon (it reads stream-json
+# lines: such input was never said, and the run exited 0): --daemon always
+# refuses it clearly, auto speaks it in-process.
+d = Daemon(BIN, VOICE, tmp, "pt", pace=False)
+env["STREAM_TTS_SOCKET"] = d.sock
+r = subprocess.run([BIN, "--daemon", "always", "--input-format", "text"], input="Plain text here.\n",
+                   capture_output=True, text=True, env=env, timeout=120)
+check(r.returncode == 2 and "stream-json input only" in r.stderr, "always + text: %d %s" % (r.returncode, r.stderr))
+r = subprocess.run([BIN, "--input-format", "markdown", "--voice", VOICE, "--output", os.path.join(tmp, "md.wav")],
+                   input="Some **markdown** here.\n", capture_output=True, text=True, env=env, timeout=120)
+check(r.returncode == 0 and "through the daemon" not in r.stderr and os.path.getsize(os.path.join(tmp, "md.wav")) > 44,
+      "markdown in-process: %d %s" % (r.returncode, r.stderr[-300:]))
+check(not d.records(), "nothing sent to the daemon: %r" % d.records())
+check(d.close() == 0, "daemon exit")
+
+# A pipe client's end waits for its own speech only: another session's long
+# reply (paced, ~20 s) after it held `claude -p ... | stream-tts` until it
+# was over.
+d = Daemon(BIN, VOICE, tmp, "pw")   # paced: speech takes its real time
+env["STREAM_TTS_SOCKET"] = d.sock
+one = os.path.join(tmp, "one.jsonl")
+with open(one, "w") as f:
+    for l in [{"type": "system", "subtype": "init", "session_id": "P1"},
+              {"type": "assistant", "message": {"id": "m1", "role": "assistant", "content": [
+                  {"type": "text", "text": "Pipe reply is short."}]}, "session_id": "P1"},
+              {"type": "result", "subtype": "success", "result": "Pipe reply is short.", "session_id": "P1"}]:
+        f.write(json.dumps(l) + "\n")
+import time  # noqa: E402
+t0 = time.monotonic()
+pc = subprocess.Popen([BIN, "--input", one, "--voice", VOICE], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                      env=env, text=True)
+wait_for(lambda: d.status()["queue"] > 0 or d.records(), "the pipe's sentence queued", 60)
+LONG = " ".join("Bravo sentence number %d is said here." % i for i in range(1, 11))
+d.hook(md("B", "mB", 0, LONG, True))
+out = pc.communicate(timeout=120)[1]
+took = time.monotonic() - t0
+still = d.status()["queue"]   # B's paced reply (~20 s) is still being spoken
+recs = d.wait_records(11)
+check(pc.returncode == 0 and still >= 3 and any(x["source"] == "Pipe reply is short." for x in recs),
+      "the pipe client left after its own speech (%.1f s) while %d of the other session's sentences waited (%s)"
+      % (took, still, out[-200:]))
+check(d.close() == 0, "daemon exit")
 sys.exit(check.finish())

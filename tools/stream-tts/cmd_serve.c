@@ -631,11 +631,9 @@ static int session_busy(server *sv, const char *session) {
     int busy = daemon_queue_has(sv->pending, session);
     pipeline *pl = sv->pl;
     pthread_mutex_unlock(&sv->mu);
-    if (!busy && pl) {
-        pipeline_stats st;
-        pipeline_get_stats(pl, &st);
-        busy = st.queued > 0;   /* conservative: anything in flight */
-    }
+    /* its own sentences only: a pipe client (`claude -p ... | stream-tts`)
+     * waited for every other session's speech too, and forever while paused */
+    if (!busy && pl) busy = pipeline_session_in_flight(pl, session) > 0;
     return busy;
 }
 

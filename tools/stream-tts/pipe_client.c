@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,51 @@ static json_t *request(const char *op, const char *session) {
     json_object_set_new(o, "op", json_string(op));
     json_object_set_new(o, "session", json_string(session));
     return o;
+}
+
+/* The end of input: the reply to end+wait comes when the session's speech
+ * is done, so it is waited for as long as the daemon lives. A paused daemon
+ * holds it: that is said once (the run sat silent before), found by a
+ * status request on its own connection after 2 s without the reply. */
+static int end_and_wait(client_conn *c, const char *path, const char *session, char *why, size_t cap) {
+    json_t *rq = request("end", session);
+    json_object_set_new(rq, "wait", json_true());
+    char *line = json_dumps(rq, JSON_COMPACT);
+    json_decref(rq);
+    stts_error err;
+    if (!line) { snprintf(why, cap, "out of memory"); return -1; }
+    stts_status st = client_conn_send(c, line, strlen(line), 5000, &err);
+    free(line);
+    if (st != STTS_OK) { snprintf(why, cap, "%s", err.msg); return -1; }
+    int told = 0;
+    for (;;) {
+        struct pollfd pfd = {client_conn_fd(c), POLLIN, 0};
+        int pr = poll(&pfd, 1, 2000);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr != 0) break;   /* the reply (or the connection's end) is there */
+        if (told) continue;
+        static const char status[] = "{\"v\":1,\"op\":\"status\"}";
+        char *rep = NULL;
+        if (client_request(path, status, sizeof status - 1, 2000, &rep, &err) == STTS_OK && rep) {
+            json_t *r = json_loads(rep, 0, NULL);
+            if (r && json_is_true(json_object_get(r, "paused"))) {
+                fprintf(stderr, "stream-tts: the daemon is paused: this run's speech waits for `stream-tts ctl resume` "
+                                "(Ctrl-C leaves it queued there)\n");
+                told = 1;
+            }
+            json_decref(r);
+        }
+        free(rep);
+    }
+    const char *rep = NULL;
+    size_t n = 0;
+    st = client_conn_recv(c, &rep, &n, 5000, &err);
+    if (st != STTS_OK) { snprintf(why, cap, "%s", err.msg); return -1; }
+    json_t *r = json_loadb(rep, n, 0, NULL);
+    int ok = r && json_is_true(json_object_get(r, "ok"));
+    if (!ok) snprintf(why, cap, "the daemon refused: %.200s", r ? json_string_value(json_object_get(r, "error")) : rep);
+    json_decref(r);
+    return ok ? 0 : -1;
 }
 
 int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **fallback_reader, int *fallback_fd) {
@@ -144,15 +190,9 @@ int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **f
             return -2;
         }
     }
-    if (rc == 0) {
-        /* The reply to end+wait comes when the session's speech is done:
-         * wait as long as the daemon lives. */
-        json_t *rq = request("end", session);
-        json_object_set_new(rq, "wait", json_true());
-        if (exchange(c, rq, 24 * 3600 * 1000, why, sizeof why) != 0) {
-            fprintf(stderr, "stream-tts: the daemon went away before finishing (%s)\n", why);
-            rc = 1;
-        }
+    if (rc == 0 && end_and_wait(c, path, session, why, sizeof why) != 0) {
+        fprintf(stderr, "stream-tts: the daemon went away before finishing (%s)\n", why);
+        rc = 1;
     }
     client_conn_free(c);
     ingest_reader_free(r);

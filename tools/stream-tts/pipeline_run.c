@@ -484,6 +484,16 @@ int pipeline_run(const frontend_opts *fo_in, const pipeline_opts *po) {
 #ifdef STTS_HAVE_CMD_SERVE
     int stream_input = !fo->transcript && !fo->follow && !fo->hook;
     int own_output = po->output || po->metrics || po->echo;
+    /* The daemon reads stream-json `line`s: text or markdown sent there was
+     * never said (each line taken for broken JSON) though the run exited 0. */
+    if (stream_input && fo->ingest.input_format != INGEST_INPUT_STREAM_JSON) {
+        if (!strcmp(po->daemon, "always")) {
+            fprintf(stderr, "stream-tts: --daemon always takes stream-json input only (the daemon reads Claude Code's "
+                            "lines); --input-format text or markdown is spoken in-process: use --daemon auto or never\n");
+            return 2;
+        }
+        stream_input = 0;
+    }
     if (stream_input && (!strcmp(po->daemon, "always") || (!strcmp(po->daemon, "auto") && !own_output))) {
         int rc = pipe_via_daemon(fo, po->daemon, &fallback, &fallback_fd);
         if (rc >= 0) return rc;

@@ -146,8 +146,16 @@ struct text_stream {
     int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
-    int pw_words;         /* words left in a command whose pw_flag takes a password (docker login -p X) */
-    char pw_flag;         /* 'p' (docker/podman login, sshpass) or 'a' (redis-cli) */
+    int pw_words;         /* words left in a command whose pw_flags take a password (docker login -p X) */
+    char pw_flags[4];     /* "p" (docker/podman/az login, sshpass), "a" (redis-cli), "b" (gh secret set),
+                           * "k" (openssl), "NP" (ssh-keygen's new and old passphrase) */
+    int htpw_words;       /* words left in an htpasswd command line */
+    int htpw_args;        /* its arguments so far (not flags) */
+    int htpw_opts;        /* its flags: 1 -b (the password is an argument), 2 -n (no file argument) */
+    int netrc;            /* .netrc layout "machine HOST login USER password PASS": 1 after machine,
+                           * 2 after its host (or login's user), 3 after login */
+    int user_pair;        /* "Username / password: admin / PASS": 1 the user comes next, 2 then the '/' */
+    int bang_end;         /* a '!' after a left-out value went with it: a capital next ends the sentence */
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
@@ -1086,6 +1094,9 @@ static int is_prefixed_token(const char *s, size_t n) {
         {"npm_", "", 30}, {"hf_", "", 30}, {"pypi-", "_-", 30},
         {"ya29.", "_-.", 20},      /* Google OAuth access tokens */
         {"SG.", "_-.", 60},        /* SendGrid: SG.<22>.<43> (the dots kept it from the base64 rule) */
+        /* HashiCorp Vault service, batch and recovery tokens: one dot, so
+         * neither the base64 rule nor the dotted-token rule saw them */
+        {"hvs.", "_-", 24}, {"hvb.", "_-", 24}, {"hvr.", "_-", 24},
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
@@ -1102,11 +1113,29 @@ static int is_prefixed_token(const char *s, size_t n) {
     if (pre(s, n, "dapi", &pl) && n >= 36 && is_hex(s + 4, 32) &&
         (n == 36 || (n == 38 && s[36] == '-' && isdigit((unsigned char)s[37]))))
         return 1;
-    /* JWT: eyJ<header>.<payload>.<signature> */
+    /* JWT: eyJ<header>.<payload>.<signature>; also what is left of one
+     * wrapped at a dot: "<payload>.<signature>" on the next line starts with
+     * eyJ too but has one dot (a JSON object in base64url is no prose word) */
     if (pre(s, n, "eyJ", &pl)) {
         const char *d1 = memchr(s, '.', n);
         const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(s + n - d1 - 1)) : NULL;
         if (d1 && d2 && d2 - d1 > 4 && s + n - d2 > 4 && span_of(s, n, "_-.")) return 1;
+        if (d1 && !d2 && d1 - s > 8 && s + n - d1 > 16 && span_of(s, n, "_-.")) return 1;
+    }
+    /* Microsoft Entra ID (Azure AD) client secrets: 3 characters, a digit,
+     * "Q~", then 31 to 34 of [A-Za-z0-9_~.-]; the '~' and '.' kept them out
+     * of every other class */
+    if (n >= 37 && n <= 40 && isdigit((unsigned char)s[3]) && s[4] == 'Q' && s[5] == '~' &&
+        span_of(s, n, "_~.-"))
+        return 1;
+    /* Telegram bot tokens: the bot's id (8 to 10 digits), ':', then 35 of
+     * base64url (the ':' kept them out of the base64 rule) */
+    {
+        size_t d = 0;
+        while (d < n && isdigit((unsigned char)s[d])) d++;
+        if (d >= 8 && d <= 10 && d < n && s[d] == ':' && n - d - 1 >= 30 && n - d - 1 <= 40 &&
+            span_of(s + d + 1, n - d - 1, "_-") && looks_random(s + d + 1, n - d - 1))
+            return 1;
     }
     return 0;
 }
@@ -1179,6 +1208,7 @@ static int is_cred_name(const char *s, size_t n, int strict) {
                                          "access_token", "refresh_token", "credential", NULL};
     static const char *const loose[] = {"token", "pwd", "pass", "auth", NULL};
     char low[64];
+    if (n > 1 && s[0] == '+') { s++; n--; }   /* "+DB_PASS=x", a headerless diff's added line */
     if (n == 0 || n >= sizeof low) return 0;
     int caps = 1, sep = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1256,11 +1286,19 @@ static int names_password(const char *s, size_t n) {
 }
 
 /* "is" (or "was", "to") after a password's name, in those languages:
- * German "ist", "lautet", Spanish "es", French "est", Portuguese "é",
+ * German "ist", "lautet", Spanish "es", French "est", Portuguese "é", Italian "è",
  * Swedish "är", Danish and Norwegian "er", Polish "jest". */
 static int is_copula(const char *s, size_t n) {
-    static const char *const w[] = {"is", "was", "to", "ist", "lautet", "war", "es", "era", "est", "\xc3\xa9",
-                                    "\xc3\xa4r", "er", "jest", NULL};
+    static const char *const w[] = {"is", "was", "to", "be", "been", "ist", "lautet", "war", "es", "era", "est", "\xc3\xa9",
+                                    "\xc3\xa8", "\xc3\xa4r", "er", "jest", NULL};   /* Italian "è" */
+    for (int i = 0; w[i]; i++)
+        if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
+    return 0;
+}
+
+/* "should", "will", "has": "the password should be X" ("be" is a copula) */
+static int is_modal(const char *s, size_t n) {
+    static const char *const w[] = {"should", "must", "will", "would", "shall", "can", "could", "has", "have", "had", NULL};
     for (int i = 0; w[i]; i++)
         if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
     return 0;
@@ -1422,6 +1460,43 @@ static void value_quote(text_stream *ts, const char *w, size_t n, size_t q) {
     }
 }
 
+/* What follows a left-out value: a '!' right after it may be its last
+ * character ("Password: Hunt3r2024!"), and read it said "Password:
+ * exclamation": it goes with the value. It may also have ended the
+ * sentence: the next word decides (bang_end, word_end): a capital there
+ * ends the sentence ("My password is hunter2xyz! Then go."), anything else
+ * goes on ("with password Hunt3r2024! and change it"). Then the value's
+ * closing quotes, as put_unquoted. */
+static void put_value_tail(text_stream *ts, const char *t, size_t tn, int max) {
+    size_t bang = 0;
+    while (bang < tn && t[bang] == '!') bang++;
+    ts->bang_end = bang == tn && bang > 0;
+    put_unquoted(ts, t + bang, tn - bang, 0, max);
+}
+
+/* Does the sentence so far end in a user's name and a slash ("Username /
+ * ")? Then "password:" names the second of a pair: "Username / password:
+ * admin / Hunt3r2024", whose first value is the user. */
+static int names_user(const char *s, size_t n) {
+    static const char *const w[] = {"user", "username", "login", "email", "account", "id", NULL};
+    char low[16];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+static int sent_ends_user_slash(const text_stream *ts) {
+    const char *p = ts->sent.p;
+    size_t n = ts->sent.len;
+    while (n && p[n - 1] == ' ') n--;
+    if (!n || p[n - 1] != '/') return 0;
+    n--;
+    while (n && p[n - 1] == ' ') n--;
+    size_t e = n;
+    while (n && p[n - 1] != ' ' && p[n - 1] != '*' && p[n - 1] != '(') n--;
+    return names_user(p + n, e - n);
+}
+
 /* The quote a value's lead punctuation w[0, a) opened: its index, or -1. */
 static long lead_quote(const char *w, size_t a) {
     for (size_t i = a; i > 0; i--)
@@ -1527,8 +1602,42 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         ts->secret_pending = 1;
         return 1;
     }
+    /* "Username / password: admin / PASS": the first value is the user (read),
+     * the one after the '/' is the password; "admin/PASS" likewise */
+    int upair = ts->user_pair;
+    ts->user_pair = 0;
+    if (upair == 1 && cl) {
+        const char *sl = memchr(c, '/', cl);
+        if (sl && sl > c && sl + 1 < c + cl && !is_placeholder_value(sl + 1, (size_t)(c + cl - sl - 1))) {
+            ts->secret_pending = 1;
+            ts->cred = 0;
+            seg_put_str(ts, w, (size_t)(sl - w));
+            put_value_tail(ts, w + b, n - b, 2);
+            return 1;
+        }
+        ts->user_pair = 2;
+        ts->cred = 0;
+        seg_put_str(ts, w, n);
+        return 1;
+    }
+    if (upair == 2 && cl == 1 && c[0] == '/') {   /* the pair's '/' goes with its password */
+        ts->cred = 2;
+        unspace(ts);
+        return 1;
+    }
     int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
     ts->cred = 0;
+    /* .netrc: "machine HOST login USER password PASS" (also "account"); the
+     * value after "password" has no '=', ':' or "is" to name it. Only in
+     * that layout: "the login password field" in prose is read */
+    int netrc = ts->netrc, netrc_pw = 0;
+    ts->netrc = 0;
+    if (cl == 7 && memcmp(c, "machine", 7) == 0 && b == n) ts->netrc = 1;
+    else if (netrc == 1 || netrc == 3) ts->netrc = 2;   /* the host, or login's user */
+    else if (netrc == 2 && b == n && ((cl == 5 && memcmp(c, "login", 5) == 0) || (cl == 7 && memcmp(c, "account", 7) == 0)))
+        ts->netrc = 3;
+    else if (netrc == 2 && b == n && ((cl == 8 && memcmp(c, "password", 8) == 0) || (cl == 6 && memcmp(c, "passwd", 6) == 0)))
+        netrc_pw = 1;
     ts->prose_pw = 0;
     ts->bearer = 0;
     int mysql = ts->mysql_words > 0, user = ts->user_flag, keyw = ts->key_words > 0;
@@ -1579,14 +1688,40 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     ts->login_cmd = 0;
     ts->gh_cmd = 0;
     if (ts->pw_words) ts->pw_words--;
-    if (ts->pw_words && b == n && ((cl == 2 && c[0] == '-' && c[1] == ts->pw_flag) ||
-                                   (ts->pw_flag == 'b' && cl == 6 && memcmp(c, "--body", 6) == 0))) {
+    if (ts->pw_words && b == n && ((cl == 2 && c[0] == '-' && c[1] && strchr(ts->pw_flags, c[1])) ||
+                                   (ts->pw_flags[0] == 'b' && cl == 6 && memcmp(c, "--body", 6) == 0))) {
         ts->cred = 2;
         ts->pw_words = 0;
     }
+    /* openssl's "-pass pass:PASS" ("-passin", "-passout"): the password is
+     * glued to "pass:" ("env:VAR" and "file:path" name none) */
+    if (ts->pw_words && ts->pw_flags[0] == 'k' && cl > 5 && memcmp(c, "pass:", 5) == 0 &&
+        !is_placeholder_value(c + 5, cl - 5)) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, c, 4);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    /* "htpasswd -b [-c] FILE USER PASS", "htpasswd -nb USER PASS": with -b
+     * the password is a plain argument, the third (the second with -n) */
+    if (ts->htpw_words) {
+        ts->htpw_words--;
+        if (cl > 1 && c[0] == '-') {
+            for (size_t i = 1; i < cl; i++) ts->htpw_opts |= c[i] == 'b' ? 1 : c[i] == 'n' ? 2 : 0;
+        } else if (++ts->htpw_args == ((ts->htpw_opts & 2) ? 2 : 3)) {
+            ts->htpw_words = 0;
+            if ((ts->htpw_opts & 1) && !is_placeholder_value(c, cl)) {
+                ts->secret_pending = 1;
+                unspace(ts);
+                put_unquoted(ts, w + b, n - b, 0, 2);
+                return 1;
+            }
+        }
+    }
     /* "gh secret set NAME --body=VALUE" and "-bVALUE" (the flag parser takes
      * both): the flag is read, the secret glued to it is not */
-    if (ts->pw_words && ts->pw_flag == 'b') {
+    if (ts->pw_words && ts->pw_flags[0] == 'b') {
         size_t fl = cl > 7 && memcmp(c, "--body=", 7) == 0 ? 7 : cl > 2 && c[0] == '-' && c[1] == 'b' ? 2 : 0;
         size_t vs = fl, ve = cl;
         while (vs < ve && (c[vs] == '"' || c[vs] == '\'')) vs++;
@@ -1606,23 +1741,38 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         for (size_t i = 0; i < cl; i++)
             if (c[i] == '/') base = c + i + 1;
         size_t bl = (size_t)(c + cl - base);
-        static const char *const reg[] = {"docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "registry", NULL};
+        static const char *const reg[] = {"docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "registry",
+                                          "az", NULL};   /* az login -u USER -p PASS */
         for (int i = 0; reg[i]; i++)
             if (bl == strlen(reg[i]) && memcmp(base, reg[i], bl) == 0) ts->login_cmd = 1;
         if ((login && bl == 5 && memcmp(base, "login", 5) == 0) || (bl == 7 && memcmp(base, "sshpass", 7) == 0)) {
-            ts->pw_flag = 'p';
+            strcpy(ts->pw_flags, "p");
             ts->pw_words = 16;
         }
         if (bl == 9 && memcmp(base, "redis-cli", 9) == 0) {
-            ts->pw_flag = 'a';
+            strcpy(ts->pw_flags, "a");
             ts->pw_words = 16;
+        }
+        /* "openssl enc -k PASS" (and "-pass pass:PASS", below), "ssh-keygen
+         * -N NEWPASS -P OLDPASS": the passphrase is the flag's word */
+        if (bl == 7 && memcmp(base, "openssl", 7) == 0) {
+            strcpy(ts->pw_flags, "k");
+            ts->pw_words = 16;
+        }
+        if (bl == 10 && memcmp(base, "ssh-keygen", 10) == 0) {
+            strcpy(ts->pw_flags, "NP");
+            ts->pw_words = 16;
+        }
+        if (bl == 8 && memcmp(base, "htpasswd", 8) == 0) {
+            ts->htpw_words = 12;
+            ts->htpw_args = ts->htpw_opts = 0;
         }
         /* "gh secret set NAME --body VALUE" (or -b VALUE): the value is the
          * secret itself ("gh variable set" is not, nor "gh secret list") */
         if (bl == 2 && memcmp(base, "gh", 2) == 0) ts->gh_cmd = 1;
         if (gh == 1 && cl == 6 && memcmp(c, "secret", 6) == 0) ts->gh_cmd = 2;
         if (gh == 2 && cl == 3 && memcmp(c, "set", 3) == 0) {
-            ts->pw_flag = 'b';
+            strcpy(ts->pw_flags, "b");
             ts->pw_words = 16;
         }
         static const char *const my[] = {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
@@ -1651,15 +1801,30 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         while (qe > qs && (c[qe - 1] == '"' || c[qe - 1] == '\'' || c[qe - 1] == '`')) qe--;
         static const char *const kw[] = {"token", "tokens", "secret", "secrets", "key", "keys", NULL};
         int named = is_cred_name(c + qs, qe - qs, 0);
+        /* a dotted config key names one by its last part ("git config
+         * github.token <40 hex>", "hub.oauthtoken") */
+        size_t ks = qe;
+        while (ks > qs && c[ks - 1] != '.') ks--;
+        if (ks == qs) ks = qe;   /* no dot: the whole word, below */
         for (int i = 0; !named && kw[i]; i++)
-            named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
+            named = (qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i])) ||
+                    (qe - ks == strlen(kw[i]) && starts_ci(c + ks, qe - ks, kw[i]));
+        /* key words of other languages (Spanish and Italian "clave", "chiave",
+         * Portuguese "chave", French "clé", German "Schlüssel", Dutch
+         * "sleutel", Korean 키, "secreto", "segreto", "segredo"); only a
+         * random token after them is taken, so a broad match is safe */
+        static const char *const kw_other[] = {"clave", "chave", "chiave", "cl\xc3\xa9", "schl\xc3\xbcssel", "sleutel",
+                                               "nyckel", "n\xc3\xb8gle", "klucz", "\xed\x82\xa4", "secreto", "segreto",
+                                               "segredo", NULL};
+        char lowk[64];
+        if (!named && lower_word(c + qs, qe - qs, lowk, sizeof lowk)) named = contains_any(lowk, kw_other);
         if (named) ts->key_words = KEY_WORDS;
         /* Korean glues its "is" to the name as a particle: "비밀번호는 X" */
         int particle = qe - qs > 3 && (memcmp(c + qe - 3, "\xeb\x8a\x94", 3) == 0 || memcmp(c + qe - 3, "\xec\x9d\x80", 3) == 0);
         /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
          * follow, then the password itself; "Passwort:" (or the particle)
          * names it at once (the English names have their "name:" rules) */
-        if (names_password(c + qs, qe - qs)) ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
+        if (names_password(c + qs, qe - qs) && c[qs] != '-') ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1671,8 +1836,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
-    if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
-    if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
+    /* any case: HTTP/2 and "curl -v" show lower-case headers ("authorization:
+     * basic ..."); the token tests below keep "bearer authentication" read */
+    if (cl == 6 && b == n && starts_ci(c, 6, "bearer")) ts->bearer = 1;
+    if (cl == 5 && b == n && starts_ci(c, 5, "basic")) ts->bearer = 2;
     long lq = lead_quote(w, a);
     /* "my password is hunter2xyz!" in prose: after a password's name and
      * "is", "was" or "to" (set it to), or their like in another language
@@ -1682,23 +1849,35 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
      * a random token after "トークンは", "キー：" */
     int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);
+    /* right after the name, without "is": a quoted word or one with a
+     * digit or a symbol other than '_' ("with password Hunt3r2024!", "the
+     * password \"x\""; "the password reset_token flow" is read) */
+    int direct = 0;
+    if (ppw == 2 && cl) {
+        size_t marks = 0;   /* digits and symbols other than '_' */
+        for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
+        direct = lq >= 0 || (looks_like_password(c, cl) && marks);
+    }
     if (cl && !is_placeholder_value(c, cl) &&
-        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) ||
+        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct ||
          (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
-        put_unquoted(ts, w + b, n - b, 0, 2);
+        put_value_tail(ts, w + b, n - b, 2);
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
     if (ppw == 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    /* "should be", "will be", "has been", "is now": the value comes after them */
+    if (ppw == 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
+    if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
         cl && !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
-        put_unquoted(ts, w + b, n - b, 0, 2);
+        put_value_tail(ts, w + b, n - b, 2);
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
@@ -1739,6 +1918,11 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                                        (quoted && ne - ns == 5 && starts_ci(c + ns, 5, "token")));
                 if (first && c[q] == '=' && name) { first = -1; break; }
                 first = 0;
+                /* a value that is a secret by its own format goes under any
+                 * name (Azure's ...;AccountKey=<base64>;EndpointSuffix=...) */
+                size_t ve = e;
+                while (ve > vs && (c[ve - 1] == '"' || c[ve - 1] == '\'' || c[ve - 1] == '}' || c[ve - 1] == ']')) ve--;
+                if (!name && ve > vs && is_secret_token(c + vs, ve - vs)) name = 1;
                 if (name && vs < e && !is_placeholder_value(c + vs, e - vs)) {
                     if (!hit) seg_put_str(ts, w, a);
                     hit = ts->secret_pending = 1;
@@ -1793,7 +1977,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                 ts->secret_pending = 1;
                 seg_put_str(ts, w, a);
                 seg_put_str(ts, c, nl);
-                put_unquoted(ts, w + b, n - b, 0, vq);   /* the value's closing quotes */
+                put_value_tail(ts, w + b, n - b, vq);   /* the value's closing quotes */
                 if (vq) value_quote(ts, w, n, (size_t)(v - w) - 1);   /* DB_PASSWORD="two words" */
                 return 1;
             }
@@ -1810,6 +1994,16 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int colon = b < n && memchr(w + b, ':', n - b) != NULL;
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
+    if (netrc_pw) ts->cred = 2;
+    /* "Username / password:" or "user/password:": the next value is the user */
+    if (colon) {
+        const char *sl = memchr(c + cs, '/', ce - cs);
+        if ((ts->cred == 2 && sent_ends_user_slash(ts)) ||
+            (sl && names_user(c + cs, (size_t)(sl - c - cs)) && is_cred_name(sl + 1, (size_t)(c + ce - sl - 1), 0))) {
+            ts->cred = 0;
+            ts->user_pair = 1;
+        }
+    }
     /* "The token: it expires" is read, "Vercel token: Xa9bC3dE5..." is not */
     else if (colon && !equals && names_key(c + cs, ce - cs)) ts->cred = 4;
     /* a command-line flag "--password hunter2", "--api-key KEY": the next
@@ -1940,6 +2134,14 @@ static void word_end(text_stream *ts) {
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    if (ts->bang_end) {   /* "My password is hunter2xyz! Then go.": the '!' ended it */
+        ts->bang_end = 0;
+        if (a < n && isupper((unsigned char)w[a]) && ts->sent.len) {
+            unspace(ts);
+            seg_put_str(ts, ".", 1);
+            seg_space(ts);
+        }
+    }
     int handled = word_secret(ts, w, n, a, b);
     /* a sentence end (or a ';') closes the window after a key word: "Set the
      * key. The commit 9fce..." is a commit */
@@ -2067,6 +2269,10 @@ static void hard_break(text_stream *ts) {
      * still taken for the value; a flag or "password =" waiting for its
      * value stop waiting. */
     ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
+    /* likewise a password's name right before the break takes no value
+     * without "is" in the next block, nor a user/password pair */
+    if (ts->prose_pw == 2) ts->prose_pw = 0;
+    ts->user_pair = ts->bang_end = 0;
 }
 
 /* ---- inline layer ----------------------------------------------------------- */

@@ -1535,6 +1535,88 @@ static void test_secrets(void) {
              "キーはです。 | {secret}\xE7\xA7\x98\xE5\xAF\x86\xE6\x83\x85\xE5\xA0\xB1\xE3\x81\xAF\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
 }
 
+/* Secret formats the review found read aloud: an Azure connection string's
+ * AccountKey in its ';' chain (only the first pair was judged by its value),
+ * a headerless diff's "+NAME=value" line, Entra ID client secrets ("Q~" and
+ * '.'), Vault tokens (one dot), Telegram bot tokens (a ':'), and a JWT
+ * wrapped at a dot (its second line has one dot). Look-alikes stay read. */
+static void test_secrets_review_formats(void) {
+    expect_every_split("Use DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q8Vn2Lk+Xw4Rj7Tp1Zs9Ma3Hd6Fb0Ce5Gy8Nu2Ki4Ow7Qv1Px3Ly6Tz9Rb2Jm5Hc8Wd1Fe4Ag7Sn0Uk3Xo6Vq9==;EndpointSuffix=core.windows.net now.",
+                       "Use DefaultEndpointsProtocol=https;AccountName=acme;AccountKey;EndpointSuffix=core.windows.net now." SECRET);
+    expect_every_split("Rotated:\n\n-JWT_SECRET=Hunt3r2024xyz\n+JWT_SECRET=Qw7Er9Ty2Ui4Op6\n\nDone.",
+                       "Rotated: | -JWT_SECRET +JWT_SECRET" SECRET " | Done.");
+    expect_every_split("The client secret is Wq18Q~k3Zx.Lm9Vb2Nc4Dq7Tr5Ys1Ue8Fg6Hj0Kd in the portal.",
+                       "The client secret is in the portal." SECRET);
+    expect_every_split("Vault returned hvs.CAESIJlU9JMYEhOPYv4KEvW_Ux1sBx8nN6TwnXqkCsZyQ4zH for this session.",
+                       "Vault returned for this session." SECRET);
+    expect_every_split("Revoke 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw in BotFather.", "Revoke in BotFather." SECRET);
+    expect_every_split("The token is eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+                       "The token is." SECRET SECRET);
+    /* read: times, ratios, a plain ';' list, a version, short dotted words */
+    expect_every_split("At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.",
+                       "At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.");
+}
+
+/* Passwords passed as command arguments: htpasswd -b's positional password,
+ * az login -p, openssl -k and pass:, ssh-keygen -N/-P, a 40-hex token under
+ * a dotted config key (github.token). Without those flags they are read. */
+static void test_secrets_cli_args(void) {
+    expect_every_split("Run `htpasswd -b -c .htpasswd admin Hunt3r2024` first.", "Run htpasswd -b -c .htpasswd admin first." SECRET);
+    expect_every_split("Run `htpasswd -nb admin Hunt3r2024` first.", "Run htpasswd -nb admin first." SECRET);
+    expect_every_split("In CI, `az login -u deploy@acme.com -p Hunt3r2024` signs in.", "In CI, az login -u deploy@acme.com -p signs in." SECRET);
+    expect_every_split("Use `openssl enc -aes-256-cbc -k Hunt3r2024 -in a.txt` or `openssl rsa -passout pass:Hunt3r2024` here.",
+                       "Use openssl enc -aes-256-cbc -k -in a.txt or openssl rsa -passout pass here." SECRET);
+    expect_every_split("Run `ssh-keygen -t ed25519 -N \"Hunt3r2024\" -f deploy` once.", "Run ssh-keygen -t ed25519 -N -f deploy once." SECRET);
+    expect_every_split("It used `git config --global github.token 4f2a9c8e1b7d3a6f5e2c9b8a7d6e5f4a3b2c1d0e` once.",
+                       "It used git config --global github.token once." SECRET);
+    /* read: htpasswd without -b prompts; openssl's other flags; a commit under a plain config key */
+    expect_every_split("Run `htpasswd -c .htpasswd admin` and `openssl rand -hex 16` and `git config core.editor vim` here.",
+                       "Run htpasswd -c .htpasswd admin and openssl rand -hex 16 and git config core.editor vim here.");
+}
+
+/* .netrc's "machine HOST login USER password PASS" (no '=', ':' or "is"), a
+ * "Username / password: user / PASS" pair (the user was taken for the value
+ * and the password read), and a '!' ending a left-out value. */
+static void test_secrets_netrc_and_pairs(void) {
+    expect_every_split("Entries:\n\nmachine api.heroku.com\n  login me@example.com\n  password 4f2a9c8e-1b7d-3a6f-5e2c-9b8a7d6e5f4a\n\nDone.",
+                       "Entries: | machine api.heroku.com login me@example.com password" SECRET " | Done.");
+    expect_every_split("machine github.com login octocat password Sup3rS3cret!2024", "machine github.com login octocat password" SECRET);
+    expect_every_split("Username / password: admin / Hunt3r2024!", "Username / password: admin" SECRET);
+    expect_every_split("Use user/password: admin/Hunt3r2024 here.", "Use user/password: admin here." SECRET);
+    expect_every_split("- **Password:** `Hunt3r2024!`", "Password:" SECRET);
+    /* read: prose about logins and machines, a '/' pair that names no password */
+    expect_every_split("The machine learning login page has a password field.", "The machine learning login page has a password field.");
+    expect_every_split("Read / write: both / none.", "Read / write: both / none.");
+}
+
+/* Key words of other languages (clave, chave, clé, Schlüssel, 키) before a
+ * random token, and Italian "password è". Plain words after them stay. */
+static void test_secrets_other_language_keys(void) {
+    expect_every_split("La password \xc3\xa8 Hunt3r2024!x e va cambiata.", "La password \xc3\xa8 e va cambiata." SECRET);
+    expect_every_split("La clave API es Xk9mP2qLw8vB3nR7tY5uHd y hay que rotarla.", "La clave API es y hay que rotarla." SECRET);
+    expect_every_split("A chave da API \xc3\xa9 Xk9mP2qLw8vB3nR7tY5uHd, troque-a.", "A chave da API \xc3\xa9, troque-a." SECRET);
+    expect_every_split("La cl\xc3\xa9 API est Xk9mP2qLw8vB3nR7tY5uHd, change-la.", "La cl\xc3\xa9 API est, change-la." SECRET);
+    expect_every_split("Der API-Schl\xc3\xbcssel lautet Xk9mP2qLw8vB3nR7tY5uHd und fertig.", "Der API-Schl\xc3\xbcssel lautet und fertig." SECRET);
+    expect_every_split("API \xed\x82\xa4\xeb\x8a\x94 Xk9mP2qLw8vB3nR7tY5uHd \xec\x9e\x85\xeb\x8b\x88\xeb\x8b\xa4.", "API \xed\x82\xa4\xeb\x8a\x94 \xec\x9e\x85\xeb\x8b\x88\xeb\x8b\xa4." SECRET);
+    expect_every_split("La clave del \xc3\xa9xito es simple y La password \xc3\xa8 lunga.", "La clave del \xc3\xa9xito es simple y La password \xc3\xa8 lunga.");
+}
+
+/* Password phrasings without "is": right after "password" a quoted word or
+ * one with a digit or symbol, "should be", "is now"; lower-case "basic" and
+ * "bearer" headers (HTTP/2, curl -v). */
+static void test_secrets_password_phrasings(void) {
+    expect_every_split("Log in as `admin` with password `Hunt3r2024!` and change it.", "Log in as admin with password and change it." SECRET);
+    expect_every_split("Use the password \"Hunt3r2024!\" for the test user.", "Use the password for the test user." SECRET);
+    expect_every_split("The new password should be Hunt3r2024! per the ticket.", "The new password should be per the ticket." SECRET);
+    expect_every_split("The password is now Hunt3r2024x here.", "The password is now here." SECRET);
+    expect_every_split("The log shows authorization: basic YWRtaW46SHVudDNyMjAyNA== on every request.",
+                       "The log shows authorization: basic on every request." SECRET);
+    expect_every_split("Send authorization: bearer 9f8e7d6c5b4a39281706abcdefXYZ now.", "Send authorization: bearer now." SECRET);
+    /* read: plain words and identifiers after "password", bearer prose */
+    expect_every_split("The password reset_token flow and password hashing should be fast, with bearer authentication.",
+                       "The password reset_token flow and password hashing should be fast, with bearer authentication.");
+}
+
 /* Secrets in shapes the first rules missed: a password glued to mysql's -p,
  * curl's -u user:password, 32+ hex after a key word or under a key's name
  * (Twilio auth tokens), a vendor key glued to other characters; and the
@@ -1673,7 +1755,7 @@ static void test_secrets_gh_secret_set(void) {
  * ("required", "case-sensitive", "12-characters") and hashes after a sentence
  * end or past three words stay read. */
 static void test_secrets_in_prose(void) {
-    expect_every_split("My password is hunter2xyz! Then go.", "My password is!" SECRET " | Then go.");
+    expect_every_split("My password is hunter2xyz! Then go.", "My password is." SECRET " | Then go.");
     expect_every_split("The root password was \"open sesame\" and set the DB_PASSWORD to p@ssw0rd today.",
                        "The root password was and set the DB_PASSWORD to today." SECRET);
     expect_every_split("The password is required, the password is case-sensitive and is 12-characters long.",
@@ -1873,6 +1955,11 @@ int main(void) {
     TEST_RUN(test_cjk_end_then_high_code_point);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
+    TEST_RUN(test_secrets_review_formats);
+    TEST_RUN(test_secrets_cli_args);
+    TEST_RUN(test_secrets_netrc_and_pairs);
+    TEST_RUN(test_secrets_other_language_keys);
+    TEST_RUN(test_secrets_password_phrasings);
     TEST_RUN(test_secrets_quoted_phrases);
     TEST_RUN(test_backslash_line_break);
     TEST_RUN(test_secrets_name_ends_block);

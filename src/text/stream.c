@@ -103,6 +103,7 @@ struct text_stream {
     tbuf uc_hold;         /* the held line (after its indentation and '>'), read as prose if not borne out */
     int yaml_key;         /* the last line was a bare "key:" at column 0: YAML may follow */
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
+    uint32_t table_cred_cols;    /* columns (the first 32) whose header names a credential ("| Password |") */
     /* A paragraph line with a '|' may be the header of a table without
      * leading pipes ("Name | Value" over "--- | ---"): its reading stops at
      * the '|' and the line waits for the next one. A delimiter row makes it a
@@ -2918,13 +2919,14 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     int delim = 1;
     for (size_t i = 0; i < n; i++)
         if (!strchr("|-: ", s[i])) delim = 0;
-    if (!ts->in_table) { ts->in_table = 1; ts->table_rows = 0; ts->table_delim = 0; }
+    if (!ts->in_table) { ts->in_table = 1; ts->table_rows = 0; ts->table_delim = 0; ts->table_cred_cols = 0; }
     if (delim) { ts->table_delim = 1; return 0; }
     ts->table_rows++;
     if (!ts->p.read_tables) return 0;
     tbuf row = {0};
     size_t i = 0;
     int named = 0;   /* the previous cell names a credential (| DB_PASSWORD | hunter2 |) */
+    int col = -1;
     while (i < n) {
         if (s[i] == '|') { i++; continue; }
         size_t st = i;
@@ -2936,6 +2938,17 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
         size_t ca = a, cb = b;
         while (ca < cb && (s[ca] == '`' || s[ca] == '*' || s[ca] == '_')) ca++;
         while (cb > ca && (s[cb - 1] == '`' || s[cb - 1] == '*' || s[cb - 1] == '_')) cb--;
+        col++;
+        /* a header cell naming a credential ("| User | Password |"): that
+         * column's body cells are values, as after a naming cell */
+        if (!ts->table_delim && col < 32 && cb > ca && is_cred_name(s + ca, cb - ca, 0)) ts->table_cred_cols |= 1u << col;
+        if (ts->table_delim && col < 32 && (ts->table_cred_cols >> col & 1)) {
+            /* unless the cell is itself a variable's name (| DB_PASSWORD |
+             * under "| Password | Notes |" is a label, not the value) */
+            int var = cb > ca && span_of(s + ca, cb - ca, "_");
+            for (size_t k = ca; var && k < cb; k++) var = !islower((unsigned char)s[k]);
+            if (!(var && is_cred_name(s + ca, cb - ca, 0))) named = 1;
+        }
         /* a body row's value cell after a credential's name: "password,
          * hunter2" was read (the name rules want "name:" or "name="); one
          * word that is not plain prose ("Hashed", "none") nor a placeholder */
@@ -3213,6 +3226,7 @@ static int classify(text_stream *ts, int final) {
         }
         unsigned char c = (unsigned char)s[i];
         if (ts->in_quote && !ts->line_quote && c != '>') {   /* the quote ended */
+            if (ts->in_table) end_table(ts);   /* a table in it too */
             hard_break(ts);
             ts->in_quote = 0;
         }
@@ -3248,7 +3262,9 @@ static int classify(text_stream *ts, int final) {
             }
             return 1;
         }
-        end_table(ts);
+        /* a quoted line's '>' comes off below, and then the line may be the
+         * table's next row ("> | a | b |"): each row was a table of its own */
+        if (c != '>') end_table(ts);
         ts->prev_blank = 0;
         if (c == '[' && i + 1 < n && s[i + 1] != '^' && s[i + 1] != ']') {
             /* A link reference definition "[1]: https://... "Title"" is not

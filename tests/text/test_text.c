@@ -1806,6 +1806,21 @@ static void test_secrets_table_cells(void) {
              "Password, Notes | password" SECRET " | DB_PASSWORD, the database one" SECRET
              " | password, Hashed with bcrypt | token, $TOKEN | password, none");
     expect_p(&p, "Name | Value\n--- | ---\nsecret | Xy12ab\n", "Name, Value | secret" SECRET);
+    /* a column whose header names a credential: its body cells are values */
+    expect_p(&p, "| User | Role | Password |\n|---|---|---|\n| admin | superuser | Adm1n!2024 |\n| bob | viewer | none |\n",
+             "User, Role, Password | admin, superuser" SECRET " | bob, viewer, none");
+    /* a table in a block quote is one table: its header and rows go together */
+    expect_p(&p, "> | Key | Value |\n> | --- | --- |\n> | DB_PASSWORD | hunter2 |\n", "Key, Value | DB_PASSWORD" SECRET);
+}
+
+/* A table in a block quote gave a notice per line ("Table, one row" /
+ * "Table, 0 rows" / "Table, one row"): each quoted line ended the table
+ * before its '>' came off. */
+static void test_tables_in_quotes(void) {
+    expect_nomerge("From the issue:\n\n> | Key | Value |\n> | --- | --- |\n> | timeout | 30 |\n\nThat's the default.",
+                   "From the issue: | {table}Table, one row, omitted. | That's the default.");
+    expect_nomerge("> A quote\n> | k | v |\n> |---|---|\n> | x | 1 |\nAfter it.",
+                   "A quote | {table}Table, one row, omitted. | After it.");
 }
 
 /* A password as the word after -p of docker/podman login and sshpass, or
@@ -1971,6 +1986,7 @@ int main(void) {
     TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_latex_environments);
     TEST_RUN(test_secrets_table_cells);
+    TEST_RUN(test_tables_in_quotes);
     TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_secrets_chains_and_sigils);
     TEST_RUN(test_secrets_pem_mentions);

@@ -160,7 +160,8 @@ struct text_stream {
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
-    int prose_pw;         /* 2: the last word named a password; 1: and then "is" (is_copula): the next word may be it */
+    int prose_pw;         /* 2: the last word named a password; 3: it was the bare name ("password"), whose next
+                           * word may be it at once; 1: and then "is" (is_copula): the next word may be it */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -1825,7 +1826,12 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
          * follow, then the password itself; "Passwort:" (or the particle)
          * names it at once (the English names have their "name:" rules) */
-        if (names_password(c + qs, qe - qs) && c[qs] != '-') ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
+        if (names_password(c + qs, qe - qs) && c[qs] != '-') {
+            ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
+            /* a bare name ("with password X"), not a pair (REDIS_PASSWORD=x,
+             * whose next line is another pair) */
+            if (ts->prose_pw == 2 && b == n && !memchr(c, '=', cl) && !memchr(c, ':', cl)) ts->prose_pw = 3;
+        }
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1854,7 +1860,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * digit or a symbol other than '_' ("with password Hunt3r2024!", "the
      * password \"x\""; "the password reset_token flow" is read) */
     int direct = 0;
-    if (ppw == 2 && cl) {
+    if (ppw == 3 && cl) {
         size_t marks = 0;   /* digits and symbols other than '_' */
         for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
         direct = lq >= 0 || (looks_like_password(c, cl) && marks);
@@ -1868,9 +1874,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    if (ppw == 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    if (ppw >= 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
     /* "should be", "will be", "has been", "is now": the value comes after them */
-    if (ppw == 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
+    if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
     if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
@@ -2272,7 +2278,7 @@ static void hard_break(text_stream *ts) {
     ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
     /* likewise a password's name right before the break takes no value
      * without "is" in the next block, nor a user/password pair */
-    if (ts->prose_pw == 2) ts->prose_pw = 0;
+    if (ts->prose_pw >= 2) ts->prose_pw = 0;
     ts->user_pair = ts->bang_end = 0;
 }
 

@@ -1612,6 +1612,11 @@ static void test_secrets_password_phrasings(void) {
     expect_every_split("The log shows authorization: basic YWRtaW46SHVudDNyMjAyNA== on every request.",
                        "The log shows authorization: basic on every request." SECRET);
     expect_every_split("Send authorization: bearer 9f8e7d6c5b4a39281706abcdefXYZ now.", "Send authorization: bearer now." SECRET);
+    /* a NAME=value pair is no bare name: the next pair is read as before */
+    expect_every_split("Env:\n\nREDIS_PASSWORD=hunter2\nMAIL_PASS=letmein123\nDEBUG=true\n\nDone.",
+                       "Env: | REDIS_PASSWORD MAIL_PASS DEBUG=true" SECRET " | Done.");
+    expect_every_split("Use `psql \"host=db user=admin password=Hunt3r2024 dbname=prod\"` now.",
+                       "Use psql \"host=db user=admin password dbname=prod\" now." SECRET);
     /* read: plain words and identifiers after "password", bearer prose */
     expect_every_split("The password reset_token flow and password hashing should be fast, with bearer authentication.",
                        "The password reset_token flow and password hashing should be fast, with bearer authentication.");

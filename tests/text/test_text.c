@@ -628,6 +628,18 @@ static void test_unfenced_prompts_logs_marks(void) {
                    "running 3 tests again FAIL It failed. | PASS | Ende.");
 }
 
+/* A "$ " prompt whose command was not on the list was read, its output too
+ * (a generated key, a token): any lower-case command name counts when the
+ * line reads as a command. Prose after "$ " and "% " stays read. */
+static void test_prompts_any_command(void) {
+    expect_nomerge("I checked:\n\n$ openssl rand -hex 16\n9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c\n$ heroku auth:token\n"
+                   "4f2a9c8e-1b7d-3a6f-5e2c-9b8a7d6e5f4a\n$ env | grep -i region\nAWS_REGION=eu-west-1\n\nBoth work now.",
+                   "I checked: | {code}Code block, 6 lines, omitted. | Both work now.");
+    expect_nomerge("$ whoami\nroot\n\nDone.", "{code}Code block, 2 lines, omitted. | Done.");
+    expect_nomerge("$ is a sign\n\n$ signs mark prompts.\n\n$ amounts in the table are rounded\n\n% of them agree\n\nEnd.",
+                   "$ is a sign | $ signs mark prompts. | $ amounts in the table are rounded | % of them agree | End.");
+}
+
 /* A prose line may open with a bare timestamp ("2026-12-02 01:23:45 The
  * server crashed."): on its own it is read, timestamp and all. A run of such
  * lines is a log and is not, nor is one line with a log's marks: a level,
@@ -1968,6 +1980,7 @@ int main(void) {
     TEST_RUN(test_unfenced_headers_need_frames);
     TEST_RUN(test_unfenced_tool_output);
     TEST_RUN(test_unfenced_prompts_logs_marks);
+    TEST_RUN(test_prompts_any_command);
     TEST_RUN(test_unfenced_log_sentences);
     TEST_RUN(test_unfenced_shell_output);
     TEST_RUN(test_quoted_commands);

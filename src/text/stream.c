@@ -2490,10 +2490,18 @@ static int code_word(const char *t, size_t n) {
             if (i == 0 || i + 1 == n || t[i + 1] == '=' || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '_'))
                 return 0;
         } else if (c == '!') {
-            if (i + 1 != n) return 0;
+            /* at the end, or before closing quotes: 'Hunt3r 2024!' */
+            for (size_t j = i + 1; j < n; j++)
+                if (t[j] != '"' && t[j] != '\'') return 0;
+        } else if (c == '$') {
+            /* $VAR, "$VAR" name a variable; a '$' inside a token is an
+             * expansion in shell syntax ("$HOME/.local/bin:$PATH" read as
+             * "bin:$PATH\"" once the path rule cut it) */
+            for (size_t j = 0; j < i; j++)
+                if (t[j] != '"' && t[j] != '\'') return 0;
         } else if (c == '\\') {
             if (!(n > 3 && isalpha((unsigned char)t[0]) && t[1] == ':')) return 0;
-        } else if (!strchr("_.-/:@+~%#,'\"?$", c)) {
+        } else if (!strchr("_.-/:@+~%#,'\"?", c)) {
             return 0;
         }
         i += k;
@@ -2503,10 +2511,12 @@ static int code_word(const char *t, size_t n) {
 
 /* An argument a voice says nothing for, left out of a span that has words:
  * "--" (end of options: `npm test -- --watch`), Go's package pattern "./..."
- * and "..." (`go test ./...` was not read at all). */
+ * and "..." (`go test ./...` was not read at all), and the paths "." and
+ * ".." (`git add .`, `pip install -e .`, `cd ..` were dropped whole, as
+ * syntax). */
 static int code_mute_arg(const char *t, size_t n) {
     return (n == 2 && t[0] == '-' && t[1] == '-') || (n == 5 && memcmp(t, "./...", 5) == 0) ||
-           (n == 3 && memcmp(t, "...", 3) == 0);
+           (n == 3 && memcmp(t, "...", 3) == 0) || (n == 1 && t[0] == '.') || (n == 2 && t[0] == '.' && t[1] == '.');
 }
 
 /* <name>: a placeholder, said as its word. */

@@ -147,6 +147,21 @@ static void test_inline_code(void) {
     expect_nomerge("Press the ` key (top left) to open it.\nMore text.", "Press the key (top left) to open it. | More text.");
 }
 
+/* Code spans the review found: "." and ".." are paths said as nothing (the
+ * whole span was dropped as syntax), a "$" inside a token is shell
+ * expansion (the path rule cut "PATH=\"$HOME/.local/bin:$PATH\"" to
+ * "bin:$PATH\""), and a '!' before a closing quote is no operator (a quoted
+ * password of two words lost its variable's name and notice). */
+static void test_inline_code_review(void) {
+    expect_nomerge("Stage it with `git add .` and go up with `cd ..` then `pip install -e .` now.",
+                   "Stage it with git add and go up with cd then pip install -e now.");
+    expect_nomerge("Add `export PATH=\"$HOME/.local/bin:$PATH\"` to your profile, or `echo \"$HOME\"` there.",
+                   "Add to your profile, or echo \"$HOME\" there.");
+    expect_every_split("The line `export DATABASE_PASSWORD='Hunt3r 2024!'` in `.bashrc` has a space.",
+                       "The line export DATABASE_PASSWORD in .bashrc has a space. | {secret}Secret omitted.");
+    expect_nomerge("But `a!b` and `x!='y'` are syntax.", "But and are syntax.");
+}
+
 static void test_headings(void) {
     /* a closing sequence is not read; #s inside or not after a space are */
     expect("# Title\nBody text here.\n### Sub heading ###\nMore body.",
@@ -2015,6 +2030,7 @@ int main(void) {
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);
+    TEST_RUN(test_inline_code_review);
     TEST_RUN(test_headings);
     TEST_RUN(test_lists);
     TEST_RUN(test_idle_after_final_period);

@@ -2149,6 +2149,30 @@ static void word_end(text_stream *ts) {
             seg_space(ts);
         }
     }
+    /* an emoji shortcode (":rocket:", ":white_check_mark:", ":+1:") is an
+     * emoji not yet rendered: left out like one, its punctuation kept */
+    {
+        size_t e = a, codes = 0;
+        while (e < n && w[e] == ':') {
+            size_t j = e + 1, letters = 0;
+            while (j < n && (islower((unsigned char)w[j]) || isdigit((unsigned char)w[j]) || strchr("_+-", w[j]))) {
+                letters += islower((unsigned char)w[j]) != 0;
+                j++;
+            }
+            int plus1 = j - e == 3 && (w[e + 1] == '+' || w[e + 1] == '-') && w[e + 2] == '1';
+            if (j >= n || w[j] != ':' || j == e + 1 || (!letters && !plus1)) break;
+            e = j + 1;
+            codes++;
+        }
+        size_t t = e;
+        while (t < n && strchr(".,;!?)]}\"'", w[t])) t++;
+        if (codes && t == n) {   /* "(:tada:)" goes with its brackets, "done :tada:!" keeps the '!' */
+            unspace(ts);
+            for (size_t k = e; k < n; k++)
+                if (strchr(".,;!?", w[k])) seg_put_str(ts, w + k, 1);
+            return;
+        }
+    }
     int handled = word_secret(ts, w, n, a, b);
     /* a sentence end (or a ';') closes the window after a key word: "Set the
      * key. The commit 9fce..." is a commit */
@@ -2733,6 +2757,35 @@ static void inline_run(text_stream *ts, int final) {
                     break;
                 }
             }
+            /* <code>...</code> is a code span written in HTML: judged like
+             * one (its operators were read: "a < b && c"), its entities
+             * decoded first; it waits for its close, at most CODE_MAX bytes
+             * on, and without one on its line it is a tag as before (a
+             * shorter "<cod" waits below, for its '>') */
+            if (n - i >= 6 && starts_ci(s + i, 6, "<code>")) {
+                size_t a = i + 6, lim = n - a > CODE_MAX ? CODE_MAX : n - a;
+                const char *cl = find_ci(s + a, lim, "</code>", 7);
+                if (!cl && lim < CODE_MAX && !final) goto hold;
+                if (cl) {
+                    char buf[CODE_MAX];
+                    size_t bl = 0;
+                    static const struct { const char *ent, *ch; } ents[] = {
+                        {"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&apos;", "'"},
+                        {"&nbsp;", " "}};
+                    for (const char *p = s + a; p < cl;) {
+                        size_t k = 0, el = 0;
+                        for (; k < sizeof ents / sizeof ents[0]; k++) {
+                            el = strlen(ents[k].ent);
+                            if ((size_t)(cl - p) >= el && memcmp(p, ents[k].ent, el) == 0) break;
+                        }
+                        if (k < sizeof ents / sizeof ents[0]) { buf[bl++] = ents[k].ch[0]; p += el; }
+                        else buf[bl++] = *p++;
+                    }
+                    code_span(ts, buf, bl);
+                    i = (size_t)(cl - s) + 7;
+                    break;
+                }
+            }
             size_t lim = n - i < 256 ? n - i : 256;
             const char *e = memchr(s + i + 1, '>', lim - 1);
             if (!e) {
@@ -3302,6 +3355,20 @@ static int classify(text_stream *ts, int final) {
                         while (de < full && s[de] != ' ') de++;
                         int url = s[v] == '<' || s[v] == '/' || s[v] == '#' ||
                                   (de - v > 3 && find_ci(s + v, de - v, "://", 3)) || starts_ci(s + v, de - v, "www.");
+                        /* or a relative path, which renderers hide as well
+                         * ("./docs/SETUP.md", "../ci.yml", "docs/x.md",
+                         * "CHANGELOG.md"): path characters only, and a '/' or
+                         * a file extension ("[Note]: see." is prose) */
+                        if (!url) {
+                            int path = 1, slash = 0, ext = 0;
+                            for (size_t q = v; q < de && path; q++) {
+                                unsigned char ch = (unsigned char)s[q];
+                                path = isalnum(ch) || strchr("._~/#?=&%+-", ch);
+                                slash |= ch == '/';
+                                ext |= ch == '.' && q + 1 < de && isalpha((unsigned char)s[q + 1]);
+                            }
+                            url = path && (slash || ext) && isalnum((unsigned char)s[de - 1]);
+                        }
                         size_t t = de;
                         while (t < full && s[t] == ' ') t++;
                         size_t te = full;

@@ -162,6 +162,21 @@ static void test_inline_code_review(void) {
     expect_nomerge("But `a!b` and `x!='y'` are syntax.", "But and are syntax.");
 }
 
+/* Syntax the review found read: an HTML <code> element (its operators),
+ * link reference definitions with a relative destination, and emoji
+ * shortcodes (":rocket:"), which are left out like rendered emoji. */
+static void test_html_code_refdefs_shortcodes(void) {
+    expect_every_split("The template had <code>a &lt; b &amp;&amp; c</code> here, and <code>git status</code> too.",
+                       "The template had here, and git status too.");
+    expect_nomerge("See the [guide][setup].\n\n[setup]: ./docs/SETUP.md\n[ci]: ../.github/workflows/ci.yml \"CI\"\n"
+                   "[log]: CHANGELOG.md\n\nThat's all.", "See the guide. | That's all.");
+    expect_nomerge("[Note]: see below.\n\n[1]: v1.2\n\nEnd.", "Note: see below. | 1: v1.2 | End.");
+    expect_every_split("Build passed :white_check_mark: and the deploy :rocket: is done :tada:! Thanks :+1:.",
+                       "Build passed and the deploy is done! | Thanks.");
+    expect_every_split("At 12:30: and a:b: and std::vector and key: value and ::1 stay.",
+                       "At 12:30: and a:b: and std::vector and key: value and ::1 stay.");
+}
+
 static void test_headings(void) {
     /* a closing sequence is not read; #s inside or not after a space are */
     expect("# Title\nBody text here.\n### Sub heading ###\nMore body.",
@@ -2031,6 +2046,7 @@ int main(void) {
     TEST_RUN(test_emphasis);
     TEST_RUN(test_inline_code);
     TEST_RUN(test_inline_code_review);
+    TEST_RUN(test_html_code_refdefs_shortcodes);
     TEST_RUN(test_headings);
     TEST_RUN(test_lists);
     TEST_RUN(test_idle_after_final_period);

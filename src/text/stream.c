@@ -2551,6 +2551,30 @@ static int code_placeholder(const char *t, size_t n) {
     return 1;
 }
 
+/* Is the '*' (or '_') run s[i, i + r) part of a file glob rather than
+ * emphasis ("test_*.py", "*_test.go", "*.py", a "**" run before a slash)? Its word
+ * (to the spaces around it) names a file: a '.' or '/' in it; and the run
+ * is inside the word, or opens it before '.', '/' or '_' (a glob's shape;
+ * "*main.c*" and "**README.md**" are emphasis: a letter follows). A '_' is
+ * one only next to a '*'. Emphasis markers are dropped statelessly, so a
+ * kept glob character unbalances nothing. -1: the word is not all here. */
+static int glob_mark(const char *s, size_t n, size_t i, size_t r, int final) {
+    size_t a = i, e = i + r;
+    while (a > 0 && i - a < LOOKAHEAD && s[a - 1] != ' ') a--;
+    while (e < n && e - i < LOOKAHEAD && s[e] != ' ') e++;
+    if (e == n && !final && e - i < LOOKAHEAD) return -1;
+    if (s[i] == '_' && !((i > a && s[i - 1] == '*') || (i + 1 < e && s[i + 1] == '*'))) return 0;
+    size_t te = e;   /* the word without its closing punctuation */
+    while (te > i + r && strchr(".,;:!?)]}\"'", s[te - 1])) te--;
+    int named = 0;
+    for (size_t k = a; k < te; k++) named |= s[k] == '.' || s[k] == '/';
+    if (!named || i + r >= te) return 0;
+    size_t ws = a;   /* the word's start past opening brackets and quotes */
+    while (ws < i && strchr("([{\"'", s[ws])) ws++;
+    if (i > ws) return 1;
+    return s[i + r] == '.' || s[i + r] == '/' || s[i + r] == '_';
+}
+
 static void code_span(text_stream *ts, const char *s, size_t n) {
     while (n && s[0] == ' ') { s++; n--; }
     while (n && s[n - 1] == ' ') n--;
@@ -2693,11 +2717,22 @@ static void inline_run(text_stream *ts, int final) {
             if (c == '*' && r == 1 && nx == KEYCAP_MARK) { i++; break; }   /* *️⃣ */
             uint32_t pv = ts->prev_cp;
             int keep;
-            if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
+            /* a power: "2**31", "10**-3" (no closing run follows in such a
+             * line, so CommonMark leaves it literal; dropped, it read "231") */
+            int power = c == '*' && r <= 2 && pv < 0x80 && isdigit((int)pv) && !capped &&
+                        (isdigit(nx) || (nx == '-' && i + r + 1 < n && isdigit((unsigned char)s[i + r + 1])));
+            if (c == '*' && r <= 2 && nx == '-' && i + r + 1 == n && !final) goto hold;
+            int glob = 0;
+            if ((c == '*' && r <= 2) || (c == '_' && r == 1)) {
+                glob = glob_mark(s, n, i, r, final);
+                if (glob < 0) goto hold;
+            }
+            if (c == '_') keep = (is_word_cp(pv) && (nx >= 0x80 || isalnum(nx))) || glob;   /* snake_case, test_*.py */
             /* 2*3; and "2 * 3", "a ** b": a run with a space on both sides
              * opens and closes no emphasis (CommonMark), it is the character
              * (the operator was dropped: "2 3") */
-            else if (c == '*') keep = (r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx)) || (pv == ' ' && nx == ' ');
+            else if (c == '*') keep = (r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx)) || (pv == ' ' && nx == ' ') ||
+                                      power || glob;
             else keep = r == 1;                                                 /* ~/x, ~5 */
             if (keep) put_bytes(ts, s + i, r);
             i += r;

@@ -105,6 +105,18 @@ static void test_emphasis(void) {
            "So 2 * 3 * 4 = 24 and x ** 2 grows, but this is emphasis.");
 }
 
+/* "**" and "*" that open no emphasis were dropped, changing numbers and
+ * file names ("2**31" read "231", "test_*.py" "test.py"): a power between
+ * digits and a glob's '*' (and the '_' next to it) stay. Emphasis around a
+ * file name still goes. */
+static void expect_every_split(const char *md, const char *want);
+static void test_emphasis_power_glob(void) {
+    expect_every_split("The limit is 2**31 - 1, and 10**-3 equals 0.001.", "The limit is 2**31 - 1, and 10**-3 equals 0.001.");
+    expect_every_split("Match test_*.py and *_test.go and **/*.js files.", "Match test_*.py and *_test.go and **/*.js files.");
+    expect_every_split("Open *main.c* or **README.md** or *see docs/x.md* and **10** things.",
+                       "Open main.c or README.md or see docs/x.md and 10 things.");
+}
+
 /* A backslash ending a line is markdown's hard line break: it was read out
  * ("First line\ second line."); an escaped one is still a backslash. */
 static void test_backslash_line_break(void) {
@@ -2044,6 +2056,7 @@ int main(void) {
     TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
+    TEST_RUN(test_emphasis_power_glob);
     TEST_RUN(test_inline_code);
     TEST_RUN(test_inline_code_review);
     TEST_RUN(test_html_code_refdefs_shortcodes);

@@ -1395,6 +1395,9 @@ static int is_image_url(const char *s, size_t n) {
 
 static void secret_notice(text_stream *ts) {
     if (!ts->secret_pending) return;
+    /* a PEM header on a line of its own is a key only when a body follows
+     * (word_secret): the notice waits for that line, unless the text ends */
+    if (ts->pem && ts->pem_hdr >= 2 && !ts->force) return;
     ts->secret_pending = 0;
     char buf[128];
     const char *lu;
@@ -1550,7 +1553,26 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
          * are looked for anywhere in the word, and what follows the last
          * "-----" is punctuation read as usual (an end only at the word's end
          * swallowed the rest of the reply) */
-        if (ts->pem_hdr == 3) ts->pem_hdr = 0;   /* the body, on the lines after the header */
+        if (ts->pem_hdr == 3) {
+            /* the first word on the lines after the header: a body is
+             * base64 (16+ of it on a line, a flattened key's first word
+             * too), an armor header ("Proc-Type:", "Version:") or the END
+             * line of an empty block. Anything else is prose that named the
+             * header on a line of its own ("start with the line" / header /
+             * "and end with"): it is read on, with no notice (it swallowed
+             * the prose up to the END line) */
+            size_t bl = 0, hl = 0;
+            while (bl < cl && (isalnum((unsigned char)c[bl]) || c[bl] == '+' || c[bl] == '/' || c[bl] == '=')) bl++;
+            while (hl < cl && (isalpha((unsigned char)c[hl]) || c[hl] == '-')) hl++;
+            int armor = hl > 0 && hl + 1 == n - a && w[a + hl] == ':';
+            ts->pem_hdr = 0;
+            if (bl < 16 && !armor && !mem_find(w, n, "-----END", 8)) {
+                ts->pem = 0;
+                ts->secret_pending = ts->pem_prev_secret;
+            }
+        }
+    }
+    if (ts->pem) {
         if (ts->pem_hdr == 1) {
             /* the header's closing dashes: at the word's end, or followed by
              * the "\n" of a key quoted in JSON (the body goes on in this
@@ -2180,6 +2202,19 @@ static void word_end(text_stream *ts) {
                   memchr(w + b, ';', n - b)))
         ts->key_words = ts->prose_pw = 0;
     if (handled) return;
+    /* a PEM marker that prose names on a line of its own ("and end with" /
+     * "-----END CERTIFICATE-----"): its words without the dashes */
+    if (b - a > 5 && (memcmp(w + a, "-----", 5) == 0 || memcmp(w + b - 5, "-----", 5) == 0)) {
+        size_t da = a, db = b;
+        while (da < db && w[da] == '-') da++;
+        while (db > da && w[db - 1] == '-') db--;
+        if (da - a >= 5 || b - db >= 5) {
+            seg_put_str(ts, w, a);
+            seg_put_str(ts, w + da, db - da);
+            seg_put_str(ts, w + b, n - b);
+            return;
+        }
+    }
     if (b > a && is_image_url(w + a, b - a)) {
         unspace(ts);
         seg_put_str(ts, w + b, n - b);

@@ -1728,6 +1728,16 @@ static void test_secrets_pem_mentions(void) {
                        "Make sure it starts with. | Then more.");
     expect_every_split("Flat -----BEGIN RSA PRIVATE KEY----- MIIEpAIBAAKCAQEA7xyzABC -----END RSA PRIVATE KEY----- here.",
                        "Flat here." SECRET);
+    /* a header on a line of its own, then prose: the prose is read, with no
+     * notice (it was lost up to the END line, and a notice claimed a key) */
+    expect_every_split("It must start with the line\n\n-----BEGIN CERTIFICATE-----\n\nand end with\n\n"
+                       "-----END CERTIFICATE-----\n\notherwise nginx refuses it.",
+                       "It must start with the line | and end with | END CERTIFICATE | otherwise nginx refuses it.");
+    /* a body after a blank line or armor headers is still a key */
+    expect_every_split("Key:\n\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFzYc2cBEAC7vL4nR8sT1wZ5bC3dF6gH0jKabc\n"
+                       "-----END PGP PUBLIC KEY BLOCK-----\n\nEnc:\n\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\n"
+                       "MIIEpAIBAAKCAQEA7xyzABCdefGHIjklMNO\n-----END RSA PRIVATE KEY-----\n\nAfter.",
+                       "Key:" SECRET " | Enc:" SECRET " | After.");
 }
 
 /* Random letters and digits within 3 words after a key word, shorter than

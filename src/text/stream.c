@@ -137,6 +137,8 @@ struct text_stream {
     uint64_t sent_gen;    /* counts sentences taken out of sent (emitted, cut, unspaced) */
     int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
+    int secret_said;      /* the last thing delivered was the secret notice: a "sentence" of nothing but a
+                           * secret after it (a JWT wrapped onto its next line) needs no second one */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_hdr;          /* 1: in its BEGIN header; 2: the header ended its word; 3: and then its line */
     int pem_prev_secret;  /* secret_pending before it: a mere mention of the format restores it */
@@ -346,6 +348,7 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
      * text, "...", "(!)", "→", what is left of "🎉!") says nothing, and the
      * translator turns it into invented words ("本気になって。"): dropped. */
     if (kind == TEXT_SPEECH && !has_words(s, n)) return;
+    if (kind == TEXT_SPEECH) ts->secret_said = 0;
     if (kind != TEXT_SPEECH) {
         flush_held(ts);
         call(ts, s, n, kind, lang, arrival);
@@ -1398,11 +1401,16 @@ static void secret_notice(text_stream *ts) {
     /* a PEM header on a line of its own is a key only when a body follows
      * (word_secret): the notice waits for that line, unless the text ends */
     if (ts->pem && ts->pem_hdr >= 2 && !ts->force) return;
+    if (ts->secret_said) {
+        ts->secret_pending = 0;
+        return;
+    }
     ts->secret_pending = 0;
     char buf[128];
     const char *lu;
     size_t len = text_phrase_format(ts->lang, TEXT_PH_SECRET, NULL, 0, buf, sizeof buf, &lu);
     deliver(ts, buf, len, TEXT_NOTICE_SECRET, lu, ts->now);
+    ts->secret_said = 1;
 }
 
 /* Drops the space before a left-out word so "is sk-... ." reads "is." */

@@ -1605,7 +1605,7 @@ static void test_secrets_review_formats(void) {
                        "Vault returned for this session." SECRET);
     expect_every_split("Revoke 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw in BotFather.", "Revoke in BotFather." SECRET);
     expect_every_split("The token is eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-                       "The token is." SECRET SECRET);
+                       "The token is." SECRET);
     /* read: times, ratios, a plain ';' list, a version, short dotted words */
     expect_every_split("At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.",
                        "At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.");

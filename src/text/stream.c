@@ -149,6 +149,7 @@ struct text_stream {
     int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
+    int digest_words;     /* words left after one naming a digest ("sha256", "checksum"): long hex there is one */
     int pw_words;         /* words left in a command whose pw_flags take a password (docker login -p X) */
     char pw_flags[4];     /* "p" (docker/podman/az login, sshpass), "a" (redis-cli), "b" (gh secret set),
                            * "k" (openssl), "NP" (ssh-keygen's new and old passphrase) */
@@ -1919,6 +1920,22 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         return 1;
     }
     if (cred == 1 && n == 1 && (w[0] == '=' || w[0] == ':')) { ts->cred = 2; return 1; }
+    /* long hex after a word naming a digest ("The sha256 is e3b0...",
+     * "checksum: ..."): a checksum, not a secret; not read (64 digits say
+     * nothing to a listener) and not announced as a secret either */
+    if (ts->digest_words && !keyw && cl > 40 && is_hex(c, cl)) {
+        unspace(ts);
+        put_unquoted(ts, w, a, 1, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    {
+        static const char *const dg[] = {"sha256", "sha-256", "sha384", "sha512", "sha-512", "sha3", "blake2", "digest",
+                                         "checksum", "hash", NULL};
+        char lowd[64];
+        if (ts->digest_words) ts->digest_words--;
+        if (lower_word(c, cl, lowd, sizeof lowd) && contains_any(lowd, dg)) ts->digest_words = 8;
+    }
     if (cl && is_secret_token(c, cl)) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -2208,7 +2225,7 @@ static void word_end(text_stream *ts) {
      * key. The commit 9fce..." is a commit */
     if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
                   memchr(w + b, ';', n - b)))
-        ts->key_words = ts->prose_pw = 0;
+        ts->key_words = ts->prose_pw = ts->digest_words = 0;
     if (handled) return;
     /* a PEM marker that prose names on a line of its own ("and end with" /
      * "-----END CERTIFICATE-----"): its words without the dashes */
@@ -3825,7 +3842,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
-    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = 0;
+    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

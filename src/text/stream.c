@@ -972,6 +972,16 @@ static size_t path_last(const char *s, size_t n, const char **out) {
                    starts_ci(s, n, "../") ||
                    (n > 3 && isalpha((unsigned char)s[0]) && s[1] == ':' && (s[2] == '\\' || s[2] == '/'));
     if (!absolute && seps < 2) return 0;  /* "and/or", "src/main.c" stay */
+    /* a relative path needs a file-like part, a '.' inside a component
+     * ("src/text/stream.c", "docs/.github/x"): "GET/POST/PUT/DELETE",
+     * "read/write/execute", "Linux/macOS/Windows" are alternatives, and
+     * their last word alone changed the meaning */
+    if (!absolute) {
+        int dotted = 0;
+        for (size_t i = 0; i + 1 < n && !dotted; i++)
+            dotted = s[i] == '.' && s[i + 1] != '/' && s[i + 1] != '\\' && s[i + 1] != '.';
+        if (!dotted) return 0;
+    }
     size_t e = n;
     while (e > 0 && (s[e - 1] == '/' || s[e - 1] == '\\')) e--;
     size_t b = e;

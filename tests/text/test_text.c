@@ -336,6 +336,9 @@ static void test_paths(void) {
     expect("Use and/or logic on 2024/01/02 with 3/4 cups.", "Use and/or logic on 2024/01/02 with 3/4 cups.");
     expect("Files C:\\Users\\me\\notes.txt and ~/work/todo.md and ./build/out/ here.",
            "Files notes.txt and todo.md and out here.");
+    /* alternatives are no path: their last word alone changed the meaning */
+    expect("It supports GET/POST/PUT/DELETE and read/write/execute on Linux/macOS/Windows, in docs/api/v2.",
+           "It supports GET/POST/PUT/DELETE and read/write/execute on Linux/macOS/Windows, in docs/api/v2.");
 }
 
 static void test_emoji_box(void) {

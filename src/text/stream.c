@@ -2396,6 +2396,27 @@ static size_t run_of(const char *s, size_t n, size_t i, char c) {
 
 /* after[0, an): the line after the '>' (final: all of it). -1: more bytes
  * are needed to decide. */
+/* Does "</name>" (any case) follow in after[0, an), within LOOKAHEAD? -1:
+ * not known yet (the line goes on and the window is not all here). */
+static int close_follows(const char *name, size_t nl, const char *after, size_t an, int final) {
+    size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
+    for (size_t k = 0; k + 3 + nl <= m; k++) {
+        if (after[k] != '<' || after[k + 1] != '/' || after[k + 2 + nl] != '>') continue;
+        int same = 1;
+        for (size_t c = 0; c < nl && same; c++) same = tolower((unsigned char)after[k + 2 + c]) == tolower((unsigned char)name[c]);
+        if (same) return 1;
+    }
+    return an < LOOKAHEAD && !final ? -1 : 0;
+}
+
+/* An element's name said as a word ("the <script> tag", "A <textarea>
+ * holds"): prose naming the element, not markup. */
+static void tag_as_word(text_stream *ts, const char *name, size_t nl, const char *after, size_t an) {
+    if (is_word_cp(ts->prev_cp) && ts->prev_cp != '_') put_cp(ts, " ", 1, ' ');
+    put_bytes(ts, name, nl);
+    if (an && isalnum((unsigned char)after[0])) put_cp(ts, " ", 1, ' ');   /* "<pre>text" */
+}
+
 static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, const char *after, size_t an, int final) {
     size_t i = 0;
     int closing = 0;
@@ -2424,6 +2445,21 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, cons
         if (found) {
             ts->skip = nl == 8 ? SK_THINK : SK_FCALLS;
             ts->skip_para = !at_start;
+            return 1;
+        }
+    }
+    /* <script>, <style>, <pre> mid-line open a dropped element only when
+     * their close follows on the line, as <thinking>; else it is prose
+     * naming the element ("I moved the <script> tag to the end ..." lost
+     * the rest of its paragraph), and the name is read */
+    int drop_el = !closing && t[n - 1] != '/' &&
+                  ((nl == 6 && starts_ci(t + ns, nl, "script")) || (nl == 5 && starts_ci(t + ns, nl, "style")) ||
+                   (nl == 3 && starts_ci(t + ns, nl, "pre")));
+    if (drop_el && !at_start && i == n) {
+        int cf = close_follows(t + ns, nl, after, an, final);
+        if (cf < 0) return -1;
+        if (!cf) {
+            tag_as_word(ts, t + ns, nl, after, an);
             return 1;
         }
     }
@@ -2473,6 +2509,19 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, cons
                                             "article", "slot", "select", "figure", "legend", "dialog", "var", NULL};
     int amb = 0;
     for (int b = 0; known && ambiguous[b] && !amb; b++) amb = strlen(ambiguous[b]) == nl && starts_ci(t + ns, nl, ambiguous[b]);
+    /* likewise an element that is no inline formatting nor void, mid-line,
+     * without attributes and without its close on the line: prose naming
+     * it ("A <textarea> holds the input" read "A holds the input").
+     * Formatting tags (<b>, <kbd>, ...) may close on a later line or piece
+     * of a cut stream: they stay markup */
+    static const char *const markup[] = {"a", "b", "i", "u", "s", "em", "strong", "code", "span", "sub", "sup", "kbd",
+                                         "small", "mark", "del", "ins", "abbr", "cite", "q", "var", "samp", "tt",
+                                         "strike", "big", "font", "center", "nobr", "dfn", "bdi", "bdo", "ruby", "rt",
+                                         "rp", "img", "input", "wbr", "meta", "link", "col", "area", "source",
+                                         "track", "embed", "param", "image", NULL};
+    int is_markup = 0;
+    for (int b = 0; markup[b] && !is_markup; b++) is_markup = strlen(markup[b]) == nl && starts_ci(t + ns, nl, markup[b]);
+    if (known && !is_markup && !at_start) amb = 1;
     if (i == n && amb) {
         size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
         int closed = 0;

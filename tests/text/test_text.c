@@ -253,7 +253,11 @@ static void test_html_comments_script_style(void) {
     expect_nomerge("Add this:\n<script>alert('secret sauce here')</script>\nDone.", "Add this: Done.");
     expect_nomerge("<style>\nbody { color: red; }\n\np { margin: 0; }\n</style>\nStyled.", "Styled.");
     expect_nomerge("A <SCRIPT type=\"x\">var a = 1 > 0;</Script > b <script src=\"x.js\"/> c.", "A b c.");
-    expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a | Then reload.");
+    /* mid-line without its close on the line: prose naming the element
+     * (it ate the paragraph, "Add a"); a name read as a word */
+    expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a script tag to the page. | Then reload.");
+    expect_nomerge("I moved the <script> tag to the end. This speeds up <pre> blocks too.\n\nA <textarea> holds it, a <b>bold</b> word.",
+                   "I moved the script tag to the end. | This speeds up pre blocks too. | A textarea holds it, a bold word.");
     /* <pre> is code or output: a notice, like a fence */
     expect_nomerge("Here is the output:\n\n<pre>\nint main() { return 0; }\nexit 1\n</pre>\n\nAnd <PRE class=\"x\"><code>x = 1</code></pre> inline.",
                    "Here is the output: | {code}Code block, 2 lines, omitted. | And | {code}Code block, one line, omitted. | inline.");

@@ -82,6 +82,7 @@ struct text_stream {
     size_t off;
     int ls, lk;
     int prev_blank, in_list;
+    size_t list_col;      /* the open list item's content column ("- " at 0: 2; "10. " at 2: 6) */
     int in_fence;
     int fence_quote;      /* the fence opened inside a blockquote: the quote's end closes it */
     char fence_ch;
@@ -3453,7 +3454,11 @@ static int classify(text_stream *ts, int final) {
             hard_break(ts);
             ts->in_quote = 0;
         }
-        if (i >= 4 && !ts->in_list && (ts->prev_blank || ts->in_icode)) {
+        /* indented code: 4 spaces past the content column, which in a list
+         * item is its text's ("- Option B:" over a blank line and
+         * "      rm -rf ..." at 6 is code in the item; "  More." is its
+         * next paragraph) */
+        if (i >= (ts->in_list ? ts->list_col + 4 : 4) && (ts->prev_blank || ts->in_icode)) {
             if (ts->in_table) end_table(ts);
             if (!ts->in_icode) { hard_break(ts); ts->in_icode = 1; ts->icode_lines = 0; }
             ts->icode_lines++;
@@ -3685,6 +3690,7 @@ static int classify(text_stream *ts, int final) {
                 ts->ls = LS_INLINE;
                 ts->lk = LK_ITEM;
                 ts->in_list = 1;
+                ts->list_col = i + 2;
                 return 1;
             }
             if (c != '+') {   /* rule "---", "***", "___" or setext underline "===" */
@@ -3713,6 +3719,7 @@ static int classify(text_stream *ts, int final) {
                     ts->ls = LS_INLINE;
                     ts->lk = LK_ITEM;
                     ts->in_list = 1;
+                    ts->list_col = k + 2;
                     return 1;
                 }
             }

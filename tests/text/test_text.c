@@ -435,6 +435,11 @@ static void test_indented_code(void) {
     expect("Text here.\n\n    int x = 1;\n    return x;\n\nAfter it.",
            "Text here. | {code}Code block, 2 lines, omitted. | After it.");
     expect_nomerge("- item\n    nested continuation stays\n- next", "item | nested continuation stays | next");
+    /* in a list item: 4 spaces past the item's content column, after a blank line */
+    expect_nomerge("- Option B:\n\n      rm -rf node_modules && npm ci\n      npm run build\n\nAfter the list.",
+                   "Option B: | {code}Code block, 2 lines, omitted. | After the list.");
+    expect_nomerge("1. Step:\n\n       make all\n\n   Then more.\n\n- item\n\n    four spaces past 0 is a paragraph.",
+                   "Step: | {code}Code block, one line, omitted. | Then more. | item | four spaces past 0 is a paragraph.");
 }
 
 /* JSON written without a fence is syntax too: a line starting {" [{ [" or

@@ -1831,7 +1831,22 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * Xk9mP2qLw8vB3nR7tY5u"): too short for the base64 rule, which wants 32
      * (shorter hex and UUIDs, key ids, and dotted names such as
      * app.8d79d89a0da0c41aebb8.js stay read) */
-    if (keyw && ((keyhex && cl >= 32 && is_hex(c, cl)) ||
+    /* an AWS secret access key after "secret" or "key": 40 of [A-Za-z0-9/+]
+     * with both cases and a digit (AWS's documented example key,
+     * ".../bPxRfiCYEXAMPLEKEY", is not random enough for the rules above;
+     * its '/' made it a path, and its last part was read) */
+    int aws_secret = 0;
+    if (keyw && cl == 40 && span_of(c, cl, "/+")) {
+        int up = 0, lo = 0, dg = 0;
+        for (size_t i = 0; i < cl; i++) {
+            up |= isupper((unsigned char)c[i]) != 0;
+            lo |= islower((unsigned char)c[i]) != 0;
+            dg |= isdigit((unsigned char)c[i]) != 0;
+        }
+        /* and a '/' or '+': a 40-letter identifier ("getUserProfile...2024Report") has neither */
+        aws_secret = up && lo && dg && (memchr(c, '/', cl) || memchr(c, '+', cl));
+    }
+    if (keyw && ((keyhex && cl >= 32 && is_hex(c, cl)) || aws_secret ||
                  (!is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);

@@ -1624,6 +1624,11 @@ static void test_secrets_review_formats(void) {
     expect_every_split("Revoke 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw in BotFather.", "Revoke in BotFather." SECRET);
     expect_every_split("The token is eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
                        "The token is." SECRET);
+    /* an AWS secret access key after "secret": 40 of [A-Za-z0-9/+]; the
+     * documented example key is not random enough for the base64 rule, and
+     * the path rule read its last part (now, with no '.', all of it) */
+    expect_every_split("The AWS key and secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY are in config.ini.",
+                       "The AWS key and secret are in config.ini." SECRET);
     /* read: times, ratios, a plain ';' list, a version, short dotted words */
     expect_every_split("At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.",
                        "At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.");

@@ -2074,6 +2074,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     int colon = b < n && memchr(w + b, ':', n - b) != NULL;
     int equals = b < n && memchr(w + b, '=', n - b) != NULL;
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
+    /* "The token: it expires" is read, "Vercel token: Xa9bC3dE5..." is not */
+    else if (colon && !equals && names_key(c + cs, ce - cs)) ts->cred = 4;
     if (netrc_pw) ts->cred = 2;
     /* "Username / password:" or "user/password:": the next value is the user */
     if (colon) {
@@ -2084,8 +2086,6 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
             ts->user_pair = 1;
         }
     }
-    /* "The token: it expires" is read, "Vercel token: Xa9bC3dE5..." is not */
-    else if (colon && !equals && names_key(c + cs, ce - cs)) ts->cred = 4;
     /* a command-line flag "--password hunter2", "--api-key KEY": the next
      * word, unless it is another flag ("--password-stdin" names no value) or
      * a plain word (prose about the flag) */

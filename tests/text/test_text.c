@@ -1661,6 +1661,9 @@ static void test_secrets_netrc_and_pairs(void) {
     expect_every_split("Username / password: admin / Hunt3r2024!", "Username / password: admin" SECRET);
     expect_every_split("Use user/password: admin/Hunt3r2024 here.", "Use user/password: admin here." SECRET);
     expect_every_split("- **Password:** `Hunt3r2024!`", "Password:" SECRET);
+    /* the pair rule left a key word's "name:" rule alone ("auth:", "token:" + a random value) */
+    expect_every_split("The registry \"auth\": \"ZGVwbG95OlhxOSFwTDI=\" and auth: Zx9Kq2Lm8Vb4Nc7XaB here.",
+                       "The registry \"auth\": and auth: here." SECRET);
     /* read: prose about logins and machines, a '/' pair that names no password */
     expect_every_split("The machine learning login page has a password field.", "The machine learning login page has a password field.");
     expect_every_split("Read / write: both / none.", "Read / write: both / none.");

@@ -151,6 +151,7 @@ struct text_stream {
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
     int digest_words;     /* words left after one naming a digest ("sha256", "checksum"): long hex there is one */
+    int login_words;      /* words left after "credentials", "login", "sign in": user:PASS or user/PASS there */
     int pw_words;         /* words left in a command whose pw_flags take a password (docker login -p X) */
     char pw_flags[4];     /* "p" (docker/podman/az login, sshpass), "a" (redis-cli), "b" (gh secret set),
                            * "k" (openssl), "NP" (ssh-keygen's new and old passphrase) */
@@ -1669,6 +1670,35 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         unspace(ts);
         return 1;
     }
+    /* "Credentials are admin/Hunt3r2024!", "sign in with admin:Hunt3r2024!":
+     * within a few words after a word naming a login, a user and a
+     * password joined by ':' or '/' (the password with a digit or a symbol:
+     * "with Google/GitHub", "user:pass" are read) */
+    int in_login = ts->login_words > 0;
+    if (ts->login_words) ts->login_words--;
+    if (in_login && cl > 2) {
+        const char *sep = NULL;
+        for (size_t i = 1; i + 1 < cl && !sep; i++)
+            if (c[i] == ':' || c[i] == '/') sep = c + i;
+        size_t ul = sep ? (size_t)(sep - c) : 0, pl = sep ? cl - ul - 1 : 0;
+        if (sep && span_of(c, ul, "._@-") && !memchr(sep + 1, '/', pl) && !memchr(sep + 1, ':', pl) &&
+            looks_like_password(sep + 1, pl) && !is_placeholder_value(sep + 1, pl)) {
+            ts->secret_pending = 1;
+            ts->login_words = 0;
+            seg_put_str(ts, w, (size_t)(sep - w));
+            put_value_tail(ts, w + b, n - b, 2);
+            return 1;
+        }
+    }
+    {
+        static const char *const lw[] = {"credentials", "credential", "creds", "login", "log", "logon", "sign",
+                                         "signin", NULL};
+        char lowl[16];
+        if (b == n || !strchr(".!?;", w[b]))
+            if (lower_word(c, cl, lowl, sizeof lowl))
+                for (int i = 0; lw[i]; i++)
+                    if (strcmp(lowl, lw[i]) == 0) ts->login_words = 4;
+    }
     int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
     ts->cred = 0;
     /* .netrc: "machine HOST login USER password PASS" (also "account"); the
@@ -2251,7 +2281,7 @@ static void word_end(text_stream *ts) {
      * key. The commit 9fce..." is a commit */
     if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
                   memchr(w + b, ';', n - b)))
-        ts->key_words = ts->prose_pw = ts->digest_words = 0;
+        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = 0;
     if (handled) return;
     /* a PEM marker that prose names on a line of its own ("and end with" /
      * "-----END CERTIFICATE-----"): its words without the dashes */
@@ -3923,7 +3953,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
-    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = 0;
+    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = ts->login_words = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

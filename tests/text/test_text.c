@@ -1664,6 +1664,11 @@ static void test_secrets_netrc_and_pairs(void) {
     /* the pair rule left a key word's "name:" rule alone ("auth:", "token:" + a random value) */
     expect_every_split("The registry \"auth\": \"ZGVwbG95OlhxOSFwTDI=\" and auth: Zx9Kq2Lm8Vb4Nc7XaB here.",
                        "The registry \"auth\": and auth: here." SECRET);
+    /* user:PASS and user/PASS within a few words after a word naming a login */
+    expect_every_split("You can sign in with admin:Hunt3r2024! on the staging site.", "You can sign in with admin on the staging site." SECRET);
+    expect_every_split("Credentials are admin/Hunt3r2024! for now.", "Credentials are admin for now." SECRET);
+    expect_every_split("Sign in with Google/GitHub or log in as user:pass at 10:30/11:45 today.",
+                       "Sign in with Google/GitHub or log in as user:pass at 10:30/11:45 today.");
     /* read: prose about logins and machines, a '/' pair that names no password */
     expect_every_split("The machine learning login page has a password field.", "The machine learning login page has a password field.");
     expect_every_split("Read / write: both / none.", "Read / write: both / none.");

@@ -452,7 +452,9 @@ static int shell_cmd(const char *w, size_t n) {
         "find", "echo", "export", "mkdir", "rm", "cp", "mv", "chmod", "curl", "wget", "ssh", "sudo", "brew", "apt",
         "apt-get", "dnf", "yum", "gcc", "g++", "clang", "java", "javac", "mvn", "gradle", "dotnet", "ruby", "bundle",
         "rails", "php", "composer", "swift", "flutter", "dart", "mix", "ghc", "cabal", "zig", "bash", "sh", "zsh",
-        "tar", "systemctl", "journalctl", "valgrind", "gdb", NULL};
+        "tar", "systemctl", "journalctl", "valgrind", "gdb", "env", "psql", "mysql", "sqlite3", "redis-cli", "aws",
+        "gcloud", "az", "heroku", "helm", "sed", "awk", "jq", "openssl", "ssh-keygen", "lsof", "netstat", "whoami",
+        "ruff", "mypy", "tox", "nix", "xcodebuild", "adb", "vault", NULL};
     int r = 0;
     for (int k = 0; cmd[k] && r < 2; k++) {
         size_t l = strlen(cmd[k]);
@@ -460,34 +462,38 @@ static int shell_cmd(const char *w, size_t n) {
     }
     return r;
 }
+static int command_words(const char *s, size_t n, size_t from);
 /* A shell prompt with a command: "$ go test ./...", "% make", "$ ./run.sh -v" ("$5", "$HOME",
- * "$ is a sign" and "% of them" are prose) */
+ * "$ is a sign" and "% of them" are prose). After "$ " any lower-case
+ * command name counts when the line reads as a command (command_words):
+ * no list holds every tool ("$ openssl rand -hex 16", "$ heroku
+ * auth:token", "$ env | grep -i region"), and those print secrets. "% "
+ * keeps to the list ("% of them agree" is prose). */
 static int prompt_line(const char *s, size_t n) {
     if (n < 3 || (s[0] != '$' && s[0] != '%') || s[1] != ' ') return 0;
     size_t e = word_to(s, n, 2);
     if (has_prefix(s + 2, n - 2, "./") || has_prefix(s + 2, n - 2, "../")) return e > 4;
-    return e > 2 && shell_cmd(s + 2, e - 2) == 2;
+    if (e > 2 && shell_cmd(s + 2, e - 2) == 2) return 1;
+    if (s[0] != '$' || e == 2 || !islower((unsigned char)s[2])) return 0;
+    for (size_t i = 2; i < e; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && !strchr("-_.", s[i])) return 0;
+    return command_words(s, trim_end(s, n), 2);
 }
-/* A quote that is a command line, "> npm run build": '>' is the prompt of
- * cmd.exe, PowerShell and npm's script lines, and the quote says nothing a
- * listener wants. A known command first, then words with no English
- * function word among them outside quoted strings, and no sentence's end
- * after a letter: "> go test ./..." and "> git commit -m \"fix the bug\""
- * are commands; "> make sure the tests pass", "> go to the page.", "> ls is
- * short for list", "> npm install fixed it." are prose. */
-static int quoted_cmd(const char *s, size_t n) {
+/* The words of s[from, n) read as a command, not a sentence: no English
+ * function word outside quoted strings, and no sentence's end after a
+ * letter ("make sure the tests pass", "go to the page.", "ls is short for
+ * list", "npm install fixed it." are prose). */
+static int command_words(const char *s, size_t n, size_t from) {
     static const char *const fw[] = {"the", "a", "an", "to", "is", "are", "was", "were", "be", "it", "its", "this",
                                      "that", "and", "or", "but", "of", "for", "you", "your", "we", "our", "in",
                                      "on", "with", "into", "sure", "if", "then", "so", "will", "can", "should",
                                      "must", "not", "by", "at", "as", "from", "when", "which", "what", "ahead",
                                      "back", "away", "there", "here", "now", "please", "i", "me", "my", "us", "they",
                                      "them", "he", "she", NULL};
-    n = trim_end(s, n);
-    size_t e = word_to(s, n, 0);
-    if (e == 0 || shell_cmd(s, e) != 2) return 0;
     if (n > 1 && memchr(".!?:", s[n - 1], 4) && isalpha((unsigned char)s[n - 2])) return 0;
     char q = 0;
-    for (size_t i = skip_sp(s, n, e); i < n; i = skip_sp(s, n, e)) {
+    size_t e;
+    for (size_t i = skip_sp(s, n, from); i < n; i = skip_sp(s, n, e)) {
         e = word_to(s, n, i);
         if (!q && (s[i] == '"' || s[i] == '\'')) q = s[i++];
         if (q) {
@@ -501,6 +507,18 @@ static int quoted_cmd(const char *s, size_t n) {
             if (strlen(fw[k]) == l - b && find_ci(s + b, l - b, fw[k], l - b)) return 0;
     }
     return 1;
+}
+/* A quote that is a command line, "> npm run build": '>' is the prompt of
+ * cmd.exe, PowerShell and npm's script lines, and the quote says nothing a
+ * listener wants. A known command first, then command_words: "> go test
+ * ./..." and "> git commit -m \"fix the bug\"" are commands; "> make sure
+ * the tests pass", "> go to the page.", "> ls is short for list", "> npm
+ * install fixed it." are prose. */
+static int quoted_cmd(const char *s, size_t n) {
+    n = trim_end(s, n);
+    size_t e = word_to(s, n, 0);
+    if (e == 0 || shell_cmd(s, e) != 2) return 0;
+    return command_words(s, n, e);
 }
 /* vitest's and jest's result lines, after their check mark (an emoji, left as GAP_MARK, or
  * '×' '√'): "✓ src/a.test.ts (3 tests) 5ms", "× src/b.spec.ts > adds", "✓ adds 1 + 2 (5 ms)".

@@ -82,6 +82,7 @@ struct text_stream {
     size_t off;
     int ls, lk;
     int prev_blank, in_list;
+    size_t list_col;      /* the open list item's content column ("- " at 0: 2; "10. " at 2: 6) */
     int in_fence;
     int fence_quote;      /* the fence opened inside a blockquote: the quote's end closes it */
     char fence_ch;
@@ -103,6 +104,7 @@ struct text_stream {
     tbuf uc_hold;         /* the held line (after its indentation and '>'), read as prose if not borne out */
     int yaml_key;         /* the last line was a bare "key:" at column 0: YAML may follow */
     int in_table, table_delim;   /* in_table 2: a table without leading pipes (rows are lines with a '|') */
+    uint32_t table_cred_cols;    /* columns (the first 32) whose header names a credential ("| Password |") */
     /* A paragraph line with a '|' may be the header of a table without
      * leading pipes ("Name | Value" over "--- | ---"): its reading stops at
      * the '|' and the line waits for the next one. A delimiter row makes it a
@@ -136,6 +138,8 @@ struct text_stream {
     uint64_t sent_gen;    /* counts sentences taken out of sent (emitted, cut, unspaced) */
     int cjk_end;          /* sentence ended by a CJK terminator; closers may follow */
     int secret_pending;   /* a secret was left out of this sentence: its notice follows it */
+    int secret_said;      /* the last thing delivered was the secret notice: a "sentence" of nothing but a
+                           * secret after it (a JWT wrapped onto its next line) needs no second one */
     int pem;              /* inside a PEM block: 1 after -----BEGIN, 2 after -----END */
     int pem_hdr;          /* 1: in its BEGIN header; 2: the header ended its word; 3: and then its line */
     int pem_prev_secret;  /* secret_pending before it: a mere mention of the format restores it */
@@ -146,12 +150,23 @@ struct text_stream {
     int mysql_words;      /* words left in a mysql/mariadb command line: its -pPASSWORD is a password */
     int user_flag;        /* the last word was "-u" or "--user": a user:password next is a credential */
     int key_words;        /* words left after one naming a key ("token", "secret"): 32+ hex there is a key */
-    int pw_words;         /* words left in a command whose pw_flag takes a password (docker login -p X) */
-    char pw_flag;         /* 'p' (docker/podman login, sshpass) or 'a' (redis-cli) */
+    int digest_words;     /* words left after one naming a digest ("sha256", "checksum"): long hex there is one */
+    int login_words;      /* words left after "credentials", "login", "sign in": user:PASS or user/PASS there */
+    int pw_words;         /* words left in a command whose pw_flags take a password (docker login -p X) */
+    char pw_flags[4];     /* "p" (docker/podman/az login, sshpass), "a" (redis-cli), "b" (gh secret set),
+                           * "k" (openssl), "NP" (ssh-keygen's new and old passphrase) */
+    int htpw_words;       /* words left in an htpasswd command line */
+    int htpw_args;        /* its arguments so far (not flags) */
+    int htpw_opts;        /* its flags: 1 -b (the password is an argument), 2 -n (no file argument) */
+    int netrc;            /* .netrc layout "machine HOST login USER password PASS": 1 after machine,
+                           * 2 after its host (or login's user), 3 after login */
+    int user_pair;        /* "Username / password: admin / PASS": 1 the user comes next, 2 then the '/' */
+    int bang_end;         /* a '!' after a left-out value went with it: a capital next ends the sentence */
     int login_cmd;        /* the last word was docker, podman ...: "login" may follow */
     int set_cmd;          /* the last word was setx, or set (and its flags): a name and its value follow */
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
-    int prose_pw;         /* 2: the last word named a password; 1: and then "is" (is_copula): the next word may be it */
+    int prose_pw;         /* 2: the last word named a password; 3: it was the bare name ("password"), whose next
+                           * word may be it at once; 1: and then "is" (is_copula): the next word may be it */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -336,6 +351,7 @@ static void deliver(text_stream *ts, const char *s, size_t n, text_kind kind, co
      * text, "...", "(!)", "→", what is left of "🎉!") says nothing, and the
      * translator turns it into invented words ("本気になって。"): dropped. */
     if (kind == TEXT_SPEECH && !has_words(s, n)) return;
+    if (kind == TEXT_SPEECH) ts->secret_said = 0;
     if (kind != TEXT_SPEECH) {
         flush_held(ts);
         call(ts, s, n, kind, lang, arrival);
@@ -958,6 +974,16 @@ static size_t path_last(const char *s, size_t n, const char **out) {
                    starts_ci(s, n, "../") ||
                    (n > 3 && isalpha((unsigned char)s[0]) && s[1] == ':' && (s[2] == '\\' || s[2] == '/'));
     if (!absolute && seps < 2) return 0;  /* "and/or", "src/main.c" stay */
+    /* a relative path needs a file-like part, a '.' inside a component
+     * ("src/text/stream.c", "docs/.github/x"): "GET/POST/PUT/DELETE",
+     * "read/write/execute", "Linux/macOS/Windows" are alternatives, and
+     * their last word alone changed the meaning */
+    if (!absolute) {
+        int dotted = 0;
+        for (size_t i = 0; i + 1 < n && !dotted; i++)
+            dotted = s[i] == '.' && s[i + 1] != '/' && s[i + 1] != '\\' && s[i + 1] != '.';
+        if (!dotted) return 0;
+    }
     size_t e = n;
     while (e > 0 && (s[e - 1] == '/' || s[e - 1] == '\\')) e--;
     size_t b = e;
@@ -1086,6 +1112,9 @@ static int is_prefixed_token(const char *s, size_t n) {
         {"npm_", "", 30}, {"hf_", "", 30}, {"pypi-", "_-", 30},
         {"ya29.", "_-.", 20},      /* Google OAuth access tokens */
         {"SG.", "_-.", 60},        /* SendGrid: SG.<22>.<43> (the dots kept it from the base64 rule) */
+        /* HashiCorp Vault service, batch and recovery tokens: one dot, so
+         * neither the base64 rule nor the dotted-token rule saw them */
+        {"hvs.", "_-", 24}, {"hvb.", "_-", 24}, {"hvr.", "_-", 24},
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
@@ -1102,11 +1131,29 @@ static int is_prefixed_token(const char *s, size_t n) {
     if (pre(s, n, "dapi", &pl) && n >= 36 && is_hex(s + 4, 32) &&
         (n == 36 || (n == 38 && s[36] == '-' && isdigit((unsigned char)s[37]))))
         return 1;
-    /* JWT: eyJ<header>.<payload>.<signature> */
+    /* JWT: eyJ<header>.<payload>.<signature>; also what is left of one
+     * wrapped at a dot: "<payload>.<signature>" on the next line starts with
+     * eyJ too but has one dot (a JSON object in base64url is no prose word) */
     if (pre(s, n, "eyJ", &pl)) {
         const char *d1 = memchr(s, '.', n);
         const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(s + n - d1 - 1)) : NULL;
         if (d1 && d2 && d2 - d1 > 4 && s + n - d2 > 4 && span_of(s, n, "_-.")) return 1;
+        if (d1 && !d2 && d1 - s > 8 && s + n - d1 > 16 && span_of(s, n, "_-.")) return 1;
+    }
+    /* Microsoft Entra ID (Azure AD) client secrets: 3 characters, a digit,
+     * "Q~", then 31 to 34 of [A-Za-z0-9_~.-]; the '~' and '.' kept them out
+     * of every other class */
+    if (n >= 37 && n <= 40 && isdigit((unsigned char)s[3]) && s[4] == 'Q' && s[5] == '~' &&
+        span_of(s, n, "_~.-"))
+        return 1;
+    /* Telegram bot tokens: the bot's id (8 to 10 digits), ':', then 35 of
+     * base64url (the ':' kept them out of the base64 rule) */
+    {
+        size_t d = 0;
+        while (d < n && isdigit((unsigned char)s[d])) d++;
+        if (d >= 8 && d <= 10 && d < n && s[d] == ':' && n - d - 1 >= 30 && n - d - 1 <= 40 &&
+            span_of(s + d + 1, n - d - 1, "_-") && looks_random(s + d + 1, n - d - 1))
+            return 1;
     }
     return 0;
 }
@@ -1179,6 +1226,7 @@ static int is_cred_name(const char *s, size_t n, int strict) {
                                          "access_token", "refresh_token", "credential", NULL};
     static const char *const loose[] = {"token", "pwd", "pass", "auth", NULL};
     char low[64];
+    if (n > 1 && s[0] == '+') { s++; n--; }   /* "+DB_PASS=x", a headerless diff's added line */
     if (n == 0 || n >= sizeof low) return 0;
     int caps = 1, sep = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1256,11 +1304,19 @@ static int names_password(const char *s, size_t n) {
 }
 
 /* "is" (or "was", "to") after a password's name, in those languages:
- * German "ist", "lautet", Spanish "es", French "est", Portuguese "é",
+ * German "ist", "lautet", Spanish "es", French "est", Portuguese "é", Italian "è",
  * Swedish "är", Danish and Norwegian "er", Polish "jest". */
 static int is_copula(const char *s, size_t n) {
-    static const char *const w[] = {"is", "was", "to", "ist", "lautet", "war", "es", "era", "est", "\xc3\xa9",
-                                    "\xc3\xa4r", "er", "jest", NULL};
+    static const char *const w[] = {"is", "was", "to", "be", "been", "ist", "lautet", "war", "es", "era", "est", "\xc3\xa9",
+                                    "\xc3\xa8", "\xc3\xa4r", "er", "jest", NULL};   /* Italian "è" */
+    for (int i = 0; w[i]; i++)
+        if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
+    return 0;
+}
+
+/* "should", "will", "has": "the password should be X" ("be" is a copula) */
+static int is_modal(const char *s, size_t n) {
+    static const char *const w[] = {"should", "must", "will", "would", "shall", "can", "could", "has", "have", "had", NULL};
     for (int i = 0; w[i]; i++)
         if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
     return 0;
@@ -1355,11 +1411,19 @@ static int is_image_url(const char *s, size_t n) {
 
 static void secret_notice(text_stream *ts) {
     if (!ts->secret_pending) return;
+    /* a PEM header on a line of its own is a key only when a body follows
+     * (word_secret): the notice waits for that line, unless the text ends */
+    if (ts->pem && ts->pem_hdr >= 2 && !ts->force) return;
+    if (ts->secret_said) {
+        ts->secret_pending = 0;
+        return;
+    }
     ts->secret_pending = 0;
     char buf[128];
     const char *lu;
     size_t len = text_phrase_format(ts->lang, TEXT_PH_SECRET, NULL, 0, buf, sizeof buf, &lu);
     deliver(ts, buf, len, TEXT_NOTICE_SECRET, lu, ts->now);
+    ts->secret_said = 1;
 }
 
 /* Drops the space before a left-out word so "is sk-... ." reads "is." */
@@ -1422,6 +1486,43 @@ static void value_quote(text_stream *ts, const char *w, size_t n, size_t q) {
     }
 }
 
+/* What follows a left-out value: a '!' right after it may be its last
+ * character ("Password: Hunt3r2024!"), and read it said "Password:
+ * exclamation": it goes with the value. It may also have ended the
+ * sentence: the next word decides (bang_end, word_end): a capital there
+ * ends the sentence ("My password is hunter2xyz! Then go."), anything else
+ * goes on ("with password Hunt3r2024! and change it"). Then the value's
+ * closing quotes, as put_unquoted. */
+static void put_value_tail(text_stream *ts, const char *t, size_t tn, int max) {
+    size_t bang = 0;
+    while (bang < tn && t[bang] == '!') bang++;
+    ts->bang_end = bang == tn && bang > 0;
+    put_unquoted(ts, t + bang, tn - bang, 0, max);
+}
+
+/* Does the sentence so far end in a user's name and a slash ("Username /
+ * ")? Then "password:" names the second of a pair: "Username / password:
+ * admin / Hunt3r2024", whose first value is the user. */
+static int names_user(const char *s, size_t n) {
+    static const char *const w[] = {"user", "username", "login", "email", "account", "id", NULL};
+    char low[16];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+static int sent_ends_user_slash(const text_stream *ts) {
+    const char *p = ts->sent.p;
+    size_t n = ts->sent.len;
+    while (n && p[n - 1] == ' ') n--;
+    if (!n || p[n - 1] != '/') return 0;
+    n--;
+    while (n && p[n - 1] == ' ') n--;
+    size_t e = n;
+    while (n && p[n - 1] != ' ' && p[n - 1] != '*' && p[n - 1] != '(') n--;
+    return names_user(p + n, e - n);
+}
+
 /* The quote a value's lead punctuation w[0, a) opened: its index, or -1. */
 static long lead_quote(const char *w, size_t a) {
     for (size_t i = a; i > 0; i--)
@@ -1473,7 +1574,26 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
          * are looked for anywhere in the word, and what follows the last
          * "-----" is punctuation read as usual (an end only at the word's end
          * swallowed the rest of the reply) */
-        if (ts->pem_hdr == 3) ts->pem_hdr = 0;   /* the body, on the lines after the header */
+        if (ts->pem_hdr == 3) {
+            /* the first word on the lines after the header: a body is
+             * base64 (16+ of it on a line, a flattened key's first word
+             * too), an armor header ("Proc-Type:", "Version:") or the END
+             * line of an empty block. Anything else is prose that named the
+             * header on a line of its own ("start with the line" / header /
+             * "and end with"): it is read on, with no notice (it swallowed
+             * the prose up to the END line) */
+            size_t bl = 0, hl = 0;
+            while (bl < cl && (isalnum((unsigned char)c[bl]) || c[bl] == '+' || c[bl] == '/' || c[bl] == '=')) bl++;
+            while (hl < cl && (isalpha((unsigned char)c[hl]) || c[hl] == '-')) hl++;
+            int armor = hl > 0 && hl + 1 == n - a && w[a + hl] == ':';
+            ts->pem_hdr = 0;
+            if (bl < 16 && !armor && !mem_find(w, n, "-----END", 8)) {
+                ts->pem = 0;
+                ts->secret_pending = ts->pem_prev_secret;
+            }
+        }
+    }
+    if (ts->pem) {
         if (ts->pem_hdr == 1) {
             /* the header's closing dashes: at the word's end, or followed by
              * the "\n" of a key quoted in JSON (the body goes on in this
@@ -1527,8 +1647,71 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         ts->secret_pending = 1;
         return 1;
     }
+    /* "Username / password: admin / PASS": the first value is the user (read),
+     * the one after the '/' is the password; "admin/PASS" likewise */
+    int upair = ts->user_pair;
+    ts->user_pair = 0;
+    if (upair == 1 && cl) {
+        const char *sl = memchr(c, '/', cl);
+        if (sl && sl > c && sl + 1 < c + cl && !is_placeholder_value(sl + 1, (size_t)(c + cl - sl - 1))) {
+            ts->secret_pending = 1;
+            ts->cred = 0;
+            seg_put_str(ts, w, (size_t)(sl - w));
+            put_value_tail(ts, w + b, n - b, 2);
+            return 1;
+        }
+        ts->user_pair = 2;
+        ts->cred = 0;
+        seg_put_str(ts, w, n);
+        return 1;
+    }
+    if (upair == 2 && cl == 1 && c[0] == '/') {   /* the pair's '/' goes with its password */
+        ts->cred = 2;
+        unspace(ts);
+        return 1;
+    }
+    /* "Credentials are admin/Hunt3r2024!", "sign in with admin:Hunt3r2024!":
+     * within a few words after a word naming a login, a user and a
+     * password joined by ':' or '/' (the password with a digit or a symbol:
+     * "with Google/GitHub", "user:pass" are read) */
+    int in_login = ts->login_words > 0;
+    if (ts->login_words) ts->login_words--;
+    if (in_login && cl > 2) {
+        const char *sep = NULL;
+        for (size_t i = 1; i + 1 < cl && !sep; i++)
+            if (c[i] == ':' || c[i] == '/') sep = c + i;
+        size_t ul = sep ? (size_t)(sep - c) : 0, pl = sep ? cl - ul - 1 : 0;
+        if (sep && span_of(c, ul, "._@-") && !memchr(sep + 1, '/', pl) && !memchr(sep + 1, ':', pl) &&
+            looks_like_password(sep + 1, pl) && !is_placeholder_value(sep + 1, pl)) {
+            ts->secret_pending = 1;
+            ts->login_words = 0;
+            seg_put_str(ts, w, (size_t)(sep - w));
+            put_value_tail(ts, w + b, n - b, 2);
+            return 1;
+        }
+    }
+    {
+        static const char *const lw[] = {"credentials", "credential", "creds", "login", "log", "logon", "sign",
+                                         "signin", NULL};
+        char lowl[16];
+        if (b == n || !strchr(".!?;", w[b]))
+            if (lower_word(c, cl, lowl, sizeof lowl))
+                for (int i = 0; lw[i]; i++)
+                    if (strcmp(lowl, lw[i]) == 0) ts->login_words = 4;
+    }
     int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
     ts->cred = 0;
+    /* .netrc: "machine HOST login USER password PASS" (also "account"); the
+     * value after "password" has no '=', ':' or "is" to name it. Only in
+     * that layout: "the login password field" in prose is read */
+    int netrc = ts->netrc, netrc_pw = 0;
+    ts->netrc = 0;
+    if (cl == 7 && memcmp(c, "machine", 7) == 0 && b == n) ts->netrc = 1;
+    else if (netrc == 1 || netrc == 3) ts->netrc = 2;   /* the host, or login's user */
+    else if (netrc == 2 && b == n && ((cl == 5 && memcmp(c, "login", 5) == 0) || (cl == 7 && memcmp(c, "account", 7) == 0)))
+        ts->netrc = 3;
+    else if (netrc == 2 && b == n && ((cl == 8 && memcmp(c, "password", 8) == 0) || (cl == 6 && memcmp(c, "passwd", 6) == 0)))
+        netrc_pw = 1;
     ts->prose_pw = 0;
     ts->bearer = 0;
     int mysql = ts->mysql_words > 0, user = ts->user_flag, keyw = ts->key_words > 0;
@@ -1579,14 +1762,40 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     ts->login_cmd = 0;
     ts->gh_cmd = 0;
     if (ts->pw_words) ts->pw_words--;
-    if (ts->pw_words && b == n && ((cl == 2 && c[0] == '-' && c[1] == ts->pw_flag) ||
-                                   (ts->pw_flag == 'b' && cl == 6 && memcmp(c, "--body", 6) == 0))) {
+    if (ts->pw_words && b == n && ((cl == 2 && c[0] == '-' && c[1] && strchr(ts->pw_flags, c[1])) ||
+                                   (ts->pw_flags[0] == 'b' && cl == 6 && memcmp(c, "--body", 6) == 0))) {
         ts->cred = 2;
         ts->pw_words = 0;
     }
+    /* openssl's "-pass pass:PASS" ("-passin", "-passout"): the password is
+     * glued to "pass:" ("env:VAR" and "file:path" name none) */
+    if (ts->pw_words && ts->pw_flags[0] == 'k' && cl > 5 && memcmp(c, "pass:", 5) == 0 &&
+        !is_placeholder_value(c + 5, cl - 5)) {
+        ts->secret_pending = 1;
+        seg_put_str(ts, w, a);
+        seg_put_str(ts, c, 4);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    /* "htpasswd -b [-c] FILE USER PASS", "htpasswd -nb USER PASS": with -b
+     * the password is a plain argument, the third (the second with -n) */
+    if (ts->htpw_words) {
+        ts->htpw_words--;
+        if (cl > 1 && c[0] == '-') {
+            for (size_t i = 1; i < cl; i++) ts->htpw_opts |= c[i] == 'b' ? 1 : c[i] == 'n' ? 2 : 0;
+        } else if (++ts->htpw_args == ((ts->htpw_opts & 2) ? 2 : 3)) {
+            ts->htpw_words = 0;
+            if ((ts->htpw_opts & 1) && !is_placeholder_value(c, cl)) {
+                ts->secret_pending = 1;
+                unspace(ts);
+                put_unquoted(ts, w + b, n - b, 0, 2);
+                return 1;
+            }
+        }
+    }
     /* "gh secret set NAME --body=VALUE" and "-bVALUE" (the flag parser takes
      * both): the flag is read, the secret glued to it is not */
-    if (ts->pw_words && ts->pw_flag == 'b') {
+    if (ts->pw_words && ts->pw_flags[0] == 'b') {
         size_t fl = cl > 7 && memcmp(c, "--body=", 7) == 0 ? 7 : cl > 2 && c[0] == '-' && c[1] == 'b' ? 2 : 0;
         size_t vs = fl, ve = cl;
         while (vs < ve && (c[vs] == '"' || c[vs] == '\'')) vs++;
@@ -1606,23 +1815,38 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         for (size_t i = 0; i < cl; i++)
             if (c[i] == '/') base = c + i + 1;
         size_t bl = (size_t)(c + cl - base);
-        static const char *const reg[] = {"docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "registry", NULL};
+        static const char *const reg[] = {"docker", "podman", "nerdctl", "buildah", "skopeo", "oras", "registry",
+                                          "az", NULL};   /* az login -u USER -p PASS */
         for (int i = 0; reg[i]; i++)
             if (bl == strlen(reg[i]) && memcmp(base, reg[i], bl) == 0) ts->login_cmd = 1;
         if ((login && bl == 5 && memcmp(base, "login", 5) == 0) || (bl == 7 && memcmp(base, "sshpass", 7) == 0)) {
-            ts->pw_flag = 'p';
+            strcpy(ts->pw_flags, "p");
             ts->pw_words = 16;
         }
         if (bl == 9 && memcmp(base, "redis-cli", 9) == 0) {
-            ts->pw_flag = 'a';
+            strcpy(ts->pw_flags, "a");
             ts->pw_words = 16;
+        }
+        /* "openssl enc -k PASS" (and "-pass pass:PASS", below), "ssh-keygen
+         * -N NEWPASS -P OLDPASS": the passphrase is the flag's word */
+        if (bl == 7 && memcmp(base, "openssl", 7) == 0) {
+            strcpy(ts->pw_flags, "k");
+            ts->pw_words = 16;
+        }
+        if (bl == 10 && memcmp(base, "ssh-keygen", 10) == 0) {
+            strcpy(ts->pw_flags, "NP");
+            ts->pw_words = 16;
+        }
+        if (bl == 8 && memcmp(base, "htpasswd", 8) == 0) {
+            ts->htpw_words = 12;
+            ts->htpw_args = ts->htpw_opts = 0;
         }
         /* "gh secret set NAME --body VALUE" (or -b VALUE): the value is the
          * secret itself ("gh variable set" is not, nor "gh secret list") */
         if (bl == 2 && memcmp(base, "gh", 2) == 0) ts->gh_cmd = 1;
         if (gh == 1 && cl == 6 && memcmp(c, "secret", 6) == 0) ts->gh_cmd = 2;
         if (gh == 2 && cl == 3 && memcmp(c, "set", 3) == 0) {
-            ts->pw_flag = 'b';
+            strcpy(ts->pw_flags, "b");
             ts->pw_words = 16;
         }
         static const char *const my[] = {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
@@ -1637,7 +1861,22 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * Xk9mP2qLw8vB3nR7tY5u"): too short for the base64 rule, which wants 32
      * (shorter hex and UUIDs, key ids, and dotted names such as
      * app.8d79d89a0da0c41aebb8.js stay read) */
-    if (keyw && ((keyhex && cl >= 32 && is_hex(c, cl)) ||
+    /* an AWS secret access key after "secret" or "key": 40 of [A-Za-z0-9/+]
+     * with both cases and a digit (AWS's documented example key,
+     * ".../bPxRfiCYEXAMPLEKEY", is not random enough for the rules above;
+     * its '/' made it a path, and its last part was read) */
+    int aws_secret = 0;
+    if (keyw && cl == 40 && span_of(c, cl, "/+")) {
+        int up = 0, lo = 0, dg = 0;
+        for (size_t i = 0; i < cl; i++) {
+            up |= isupper((unsigned char)c[i]) != 0;
+            lo |= islower((unsigned char)c[i]) != 0;
+            dg |= isdigit((unsigned char)c[i]) != 0;
+        }
+        /* and a '/' or '+': a 40-letter identifier ("getUserProfile...2024Report") has neither */
+        aws_secret = up && lo && dg && (memchr(c, '/', cl) || memchr(c, '+', cl));
+    }
+    if (keyw && ((keyhex && cl >= 32 && is_hex(c, cl)) || aws_secret ||
                  (!is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -1651,15 +1890,35 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         while (qe > qs && (c[qe - 1] == '"' || c[qe - 1] == '\'' || c[qe - 1] == '`')) qe--;
         static const char *const kw[] = {"token", "tokens", "secret", "secrets", "key", "keys", NULL};
         int named = is_cred_name(c + qs, qe - qs, 0);
+        /* a dotted config key names one by its last part ("git config
+         * github.token <40 hex>", "hub.oauthtoken") */
+        size_t ks = qe;
+        while (ks > qs && c[ks - 1] != '.') ks--;
+        if (ks == qs) ks = qe;   /* no dot: the whole word, below */
         for (int i = 0; !named && kw[i]; i++)
-            named = qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i]);
+            named = (qe - qs == strlen(kw[i]) && starts_ci(c + qs, qe - qs, kw[i])) ||
+                    (qe - ks == strlen(kw[i]) && starts_ci(c + ks, qe - ks, kw[i]));
+        /* key words of other languages (Spanish and Italian "clave", "chiave",
+         * Portuguese "chave", French "clé", German "Schlüssel", Dutch
+         * "sleutel", Korean 키, "secreto", "segreto", "segredo"); only a
+         * random token after them is taken, so a broad match is safe */
+        static const char *const kw_other[] = {"clave", "chave", "chiave", "cl\xc3\xa9", "schl\xc3\xbcssel", "sleutel",
+                                               "nyckel", "n\xc3\xb8gle", "klucz", "\xed\x82\xa4", "secreto", "segreto",
+                                               "segredo", NULL};
+        char lowk[64];
+        if (!named && lower_word(c + qs, qe - qs, lowk, sizeof lowk)) named = contains_any(lowk, kw_other);
         if (named) ts->key_words = KEY_WORDS;
         /* Korean glues its "is" to the name as a particle: "비밀번호는 X" */
         int particle = qe - qs > 3 && (memcmp(c + qe - 3, "\xeb\x8a\x94", 3) == 0 || memcmp(c + qe - 3, "\xec\x9d\x80", 3) == 0);
         /* "password", "DB_PASSWORD", "Passwort" (not "passport"): "is" may
          * follow, then the password itself; "Passwort:" (or the particle)
          * names it at once (the English names have their "name:" rules) */
-        if (names_password(c + qs, qe - qs)) ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
+        if (names_password(c + qs, qe - qs) && c[qs] != '-') {
+            ts->prose_pw = (b < n && w[b] == ':' && !named) || particle ? 1 : 2;
+            /* a bare name ("with password X"), not a pair (REDIS_PASSWORD=x,
+             * whose next line is another pair) */
+            if (ts->prose_pw == 2 && b == n && !memchr(c, '=', cl) && !memchr(c, ':', cl)) ts->prose_pw = 3;
+        }
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1671,8 +1930,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         put_unquoted(ts, w + b, n - b, 0, 2);
         return 1;
     }
-    if (cl == 6 && b == n && memcmp(c, "Bearer", 6) == 0) ts->bearer = 1;
-    if (cl == 5 && b == n && memcmp(c, "Basic", 5) == 0) ts->bearer = 2;
+    /* any case: HTTP/2 and "curl -v" show lower-case headers ("authorization:
+     * basic ..."); the token tests below keep "bearer authentication" read */
+    if (cl == 6 && b == n && starts_ci(c, 6, "bearer")) ts->bearer = 1;
+    if (cl == 5 && b == n && starts_ci(c, 5, "basic")) ts->bearer = 2;
     long lq = lead_quote(w, a);
     /* "my password is hunter2xyz!" in prose: after a password's name and
      * "is", "was" or "to" (set it to), or their like in another language
@@ -1682,27 +1943,55 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
      * a random token after "トークンは", "キー：" */
     int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);
+    /* right after the name, without "is": a quoted word or one with a
+     * digit or a symbol other than '_' ("with password Hunt3r2024!", "the
+     * password \"x\""; "the password reset_token flow" is read) */
+    int direct = 0;
+    if (ppw == 3 && cl) {
+        size_t marks = 0;   /* digits and symbols other than '_' */
+        for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
+        direct = lq >= 0 || (looks_like_password(c, cl) && marks);
+    }
     if (cl && !is_placeholder_value(c, cl) &&
-        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) ||
+        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct ||
          (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
-        put_unquoted(ts, w + b, n - b, 0, 2);
+        put_value_tail(ts, w + b, n - b, 2);
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    if (ppw == 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    if (ppw >= 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    /* "should be", "will be", "has been", "is now": the value comes after them */
+    if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
+    if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
         cl && !is_placeholder_value(c, cl)) {
         ts->secret_pending = 1;   /* the value of "aws_secret_access_key = ..." */
         unspace(ts);
-        put_unquoted(ts, w + b, n - b, 0, 2);
+        put_value_tail(ts, w + b, n - b, 2);
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
     if (cred == 1 && n == 1 && (w[0] == '=' || w[0] == ':')) { ts->cred = 2; return 1; }
+    /* long hex after a word naming a digest ("The sha256 is e3b0...",
+     * "checksum: ..."): a checksum, not a secret; not read (64 digits say
+     * nothing to a listener) and not announced as a secret either */
+    if (ts->digest_words && !keyw && cl > 40 && is_hex(c, cl)) {
+        unspace(ts);
+        put_unquoted(ts, w, a, 1, 2);
+        put_unquoted(ts, w + b, n - b, 0, 2);
+        return 1;
+    }
+    {
+        static const char *const dg[] = {"sha256", "sha-256", "sha384", "sha512", "sha-512", "sha3", "blake2", "digest",
+                                         "checksum", "hash", NULL};
+        char lowd[64];
+        if (ts->digest_words) ts->digest_words--;
+        if (lower_word(c, cl, lowd, sizeof lowd) && contains_any(lowd, dg)) ts->digest_words = 8;
+    }
     if (cl && is_secret_token(c, cl)) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -1739,6 +2028,11 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                                        (quoted && ne - ns == 5 && starts_ci(c + ns, 5, "token")));
                 if (first && c[q] == '=' && name) { first = -1; break; }
                 first = 0;
+                /* a value that is a secret by its own format goes under any
+                 * name (Azure's ...;AccountKey=<base64>;EndpointSuffix=...) */
+                size_t ve = e;
+                while (ve > vs && (c[ve - 1] == '"' || c[ve - 1] == '\'' || c[ve - 1] == '}' || c[ve - 1] == ']')) ve--;
+                if (!name && ve > vs && is_secret_token(c + vs, ve - vs)) name = 1;
                 if (name && vs < e && !is_placeholder_value(c + vs, e - vs)) {
                     if (!hit) seg_put_str(ts, w, a);
                     hit = ts->secret_pending = 1;
@@ -1793,7 +2087,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                 ts->secret_pending = 1;
                 seg_put_str(ts, w, a);
                 seg_put_str(ts, c, nl);
-                put_unquoted(ts, w + b, n - b, 0, vq);   /* the value's closing quotes */
+                put_value_tail(ts, w + b, n - b, vq);   /* the value's closing quotes */
                 if (vq) value_quote(ts, w, n, (size_t)(v - w) - 1);   /* DB_PASSWORD="two words" */
                 return 1;
             }
@@ -1812,6 +2106,16 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (is_cred_name(c + cs, ce - cs, colon && !equals)) ts->cred = (colon || equals) ? 2 : 1;
     /* "The token: it expires" is read, "Vercel token: Xa9bC3dE5..." is not */
     else if (colon && !equals && names_key(c + cs, ce - cs)) ts->cred = 4;
+    if (netrc_pw) ts->cred = 2;
+    /* "Username / password:" or "user/password:": the next value is the user */
+    if (colon) {
+        const char *sl = memchr(c + cs, '/', ce - cs);
+        if ((ts->cred == 2 && sent_ends_user_slash(ts)) ||
+            (sl && names_user(c + cs, (size_t)(sl - c - cs)) && is_cred_name(sl + 1, (size_t)(c + ce - sl - 1), 0))) {
+            ts->cred = 0;
+            ts->user_pair = 1;
+        }
+    }
     /* a command-line flag "--password hunter2", "--api-key KEY": the next
      * word, unless it is another flag ("--password-stdin" names no value) or
      * a plain word (prose about the flag) */
@@ -1940,13 +2244,58 @@ static void word_end(text_stream *ts) {
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    if (ts->bang_end) {   /* "My password is hunter2xyz! Then go.": the '!' ended it */
+        ts->bang_end = 0;
+        if (a < n && isupper((unsigned char)w[a]) && ts->sent.len) {
+            unspace(ts);
+            seg_put_str(ts, ".", 1);
+            seg_space(ts);
+        }
+    }
+    /* an emoji shortcode (":rocket:", ":white_check_mark:", ":+1:") is an
+     * emoji not yet rendered: left out like one, its punctuation kept */
+    {
+        size_t e = a, codes = 0;
+        while (e < n && w[e] == ':') {
+            size_t j = e + 1, letters = 0;
+            while (j < n && (islower((unsigned char)w[j]) || isdigit((unsigned char)w[j]) || strchr("_+-", w[j]))) {
+                letters += islower((unsigned char)w[j]) != 0;
+                j++;
+            }
+            int plus1 = j - e == 3 && (w[e + 1] == '+' || w[e + 1] == '-') && w[e + 2] == '1';
+            if (j >= n || w[j] != ':' || j == e + 1 || (!letters && !plus1)) break;
+            e = j + 1;
+            codes++;
+        }
+        size_t t = e;
+        while (t < n && strchr(".,;!?)]}\"'", w[t])) t++;
+        if (codes && t == n) {   /* "(:tada:)" goes with its brackets, "done :tada:!" keeps the '!' */
+            unspace(ts);
+            for (size_t k = e; k < n; k++)
+                if (strchr(".,;!?", w[k])) seg_put_str(ts, w + k, 1);
+            return;
+        }
+    }
     int handled = word_secret(ts, w, n, a, b);
     /* a sentence end (or a ';') closes the window after a key word: "Set the
      * key. The commit 9fce..." is a commit */
     if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
                   memchr(w + b, ';', n - b)))
-        ts->key_words = ts->prose_pw = 0;
+        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = 0;
     if (handled) return;
+    /* a PEM marker that prose names on a line of its own ("and end with" /
+     * "-----END CERTIFICATE-----"): its words without the dashes */
+    if (b - a > 5 && (memcmp(w + a, "-----", 5) == 0 || memcmp(w + b - 5, "-----", 5) == 0)) {
+        size_t da = a, db = b;
+        while (da < db && w[da] == '-') da++;
+        while (db > da && w[db - 1] == '-') db--;
+        if (da - a >= 5 || b - db >= 5) {
+            seg_put_str(ts, w, a);
+            seg_put_str(ts, w + da, db - da);
+            seg_put_str(ts, w + b, n - b);
+            return;
+        }
+    }
     if (b > a && is_image_url(w + a, b - a)) {
         unspace(ts);
         seg_put_str(ts, w + b, n - b);
@@ -2067,6 +2416,10 @@ static void hard_break(text_stream *ts) {
      * still taken for the value; a flag or "password =" waiting for its
      * value stop waiting. */
     ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
+    /* likewise a password's name right before the break takes no value
+     * without "is" in the next block, nor a user/password pair */
+    if (ts->prose_pw >= 2) ts->prose_pw = 0;
+    ts->user_pair = ts->bang_end = 0;
 }
 
 /* ---- inline layer ----------------------------------------------------------- */
@@ -2089,6 +2442,27 @@ static size_t run_of(const char *s, size_t n, size_t i, char c) {
 
 /* after[0, an): the line after the '>' (final: all of it). -1: more bytes
  * are needed to decide. */
+/* Does "</name>" (any case) follow in after[0, an), within LOOKAHEAD? -1:
+ * not known yet (the line goes on and the window is not all here). */
+static int close_follows(const char *name, size_t nl, const char *after, size_t an, int final) {
+    size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
+    for (size_t k = 0; k + 3 + nl <= m; k++) {
+        if (after[k] != '<' || after[k + 1] != '/' || after[k + 2 + nl] != '>') continue;
+        int same = 1;
+        for (size_t c = 0; c < nl && same; c++) same = tolower((unsigned char)after[k + 2 + c]) == tolower((unsigned char)name[c]);
+        if (same) return 1;
+    }
+    return an < LOOKAHEAD && !final ? -1 : 0;
+}
+
+/* An element's name said as a word ("the <script> tag", "A <textarea>
+ * holds"): prose naming the element, not markup. */
+static void tag_as_word(text_stream *ts, const char *name, size_t nl, const char *after, size_t an) {
+    if (is_word_cp(ts->prev_cp) && ts->prev_cp != '_') put_cp(ts, " ", 1, ' ');
+    put_bytes(ts, name, nl);
+    if (an && isalnum((unsigned char)after[0])) put_cp(ts, " ", 1, ' ');   /* "<pre>text" */
+}
+
 static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, const char *after, size_t an, int final) {
     size_t i = 0;
     int closing = 0;
@@ -2117,6 +2491,21 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, cons
         if (found) {
             ts->skip = nl == 8 ? SK_THINK : SK_FCALLS;
             ts->skip_para = !at_start;
+            return 1;
+        }
+    }
+    /* <script>, <style>, <pre> mid-line open a dropped element only when
+     * their close follows on the line, as <thinking>; else it is prose
+     * naming the element ("I moved the <script> tag to the end ..." lost
+     * the rest of its paragraph), and the name is read */
+    int drop_el = !closing && t[n - 1] != '/' &&
+                  ((nl == 6 && starts_ci(t + ns, nl, "script")) || (nl == 5 && starts_ci(t + ns, nl, "style")) ||
+                   (nl == 3 && starts_ci(t + ns, nl, "pre")));
+    if (drop_el && !at_start && i == n) {
+        int cf = close_follows(t + ns, nl, after, an, final);
+        if (cf < 0) return -1;
+        if (!cf) {
+            tag_as_word(ts, t + ns, nl, after, an);
             return 1;
         }
     }
@@ -2166,6 +2555,19 @@ static int html_tag(text_stream *ts, const char *t, size_t n, int at_start, cons
                                             "article", "slot", "select", "figure", "legend", "dialog", "var", NULL};
     int amb = 0;
     for (int b = 0; known && ambiguous[b] && !amb; b++) amb = strlen(ambiguous[b]) == nl && starts_ci(t + ns, nl, ambiguous[b]);
+    /* likewise an element that is no inline formatting nor void, mid-line,
+     * without attributes and without its close on the line: prose naming
+     * it ("A <textarea> holds the input" read "A holds the input").
+     * Formatting tags (<b>, <kbd>, ...) may close on a later line or piece
+     * of a cut stream: they stay markup */
+    static const char *const markup[] = {"a", "b", "i", "u", "s", "em", "strong", "code", "span", "sub", "sup", "kbd",
+                                         "small", "mark", "del", "ins", "abbr", "cite", "q", "var", "samp", "tt",
+                                         "strike", "big", "font", "center", "nobr", "dfn", "bdi", "bdo", "ruby", "rt",
+                                         "rp", "img", "input", "wbr", "meta", "link", "col", "area", "source",
+                                         "track", "embed", "param", "image", NULL};
+    int is_markup = 0;
+    for (int b = 0; markup[b] && !is_markup; b++) is_markup = strlen(markup[b]) == nl && starts_ci(t + ns, nl, markup[b]);
+    if (known && !is_markup && !at_start) amb = 1;
     if (i == n && amb) {
         size_t m = an < LOOKAHEAD ? an : LOOKAHEAD;
         int closed = 0;
@@ -2277,10 +2679,18 @@ static int code_word(const char *t, size_t n) {
             if (i == 0 || i + 1 == n || t[i + 1] == '=' || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '_'))
                 return 0;
         } else if (c == '!') {
-            if (i + 1 != n) return 0;
+            /* at the end, or before closing quotes: 'Hunt3r 2024!' */
+            for (size_t j = i + 1; j < n; j++)
+                if (t[j] != '"' && t[j] != '\'') return 0;
+        } else if (c == '$') {
+            /* $VAR, "$VAR" name a variable; a '$' inside a token is an
+             * expansion in shell syntax ("$HOME/.local/bin:$PATH" read as
+             * "bin:$PATH\"" once the path rule cut it) */
+            for (size_t j = 0; j < i; j++)
+                if (t[j] != '"' && t[j] != '\'') return 0;
         } else if (c == '\\') {
             if (!(n > 3 && isalpha((unsigned char)t[0]) && t[1] == ':')) return 0;
-        } else if (!strchr("_.-/:@+~%#,'\"?$", c)) {
+        } else if (!strchr("_.-/:@+~%#,'\"?", c)) {
             return 0;
         }
         i += k;
@@ -2290,10 +2700,12 @@ static int code_word(const char *t, size_t n) {
 
 /* An argument a voice says nothing for, left out of a span that has words:
  * "--" (end of options: `npm test -- --watch`), Go's package pattern "./..."
- * and "..." (`go test ./...` was not read at all). */
+ * and "..." (`go test ./...` was not read at all), and the paths "." and
+ * ".." (`git add .`, `pip install -e .`, `cd ..` were dropped whole, as
+ * syntax). */
 static int code_mute_arg(const char *t, size_t n) {
     return (n == 2 && t[0] == '-' && t[1] == '-') || (n == 5 && memcmp(t, "./...", 5) == 0) ||
-           (n == 3 && memcmp(t, "...", 3) == 0);
+           (n == 3 && memcmp(t, "...", 3) == 0) || (n == 1 && t[0] == '.') || (n == 2 && t[0] == '.' && t[1] == '.');
 }
 
 /* <name>: a placeholder, said as its word. */
@@ -2302,6 +2714,30 @@ static int code_placeholder(const char *t, size_t n) {
     for (size_t i = 1; i + 1 < n; i++)
         if (!isalnum((unsigned char)t[i]) && t[i] != '_' && t[i] != '-') return 0;
     return 1;
+}
+
+/* Is the '*' (or '_') run s[i, i + r) part of a file glob rather than
+ * emphasis ("test_*.py", "*_test.go", "*.py", a "**" run before a slash)? Its word
+ * (to the spaces around it) names a file: a '.' or '/' in it; and the run
+ * is inside the word, or opens it before '.', '/' or '_' (a glob's shape;
+ * "*main.c*" and "**README.md**" are emphasis: a letter follows). A '_' is
+ * one only next to a '*'. Emphasis markers are dropped statelessly, so a
+ * kept glob character unbalances nothing. -1: the word is not all here. */
+static int glob_mark(const char *s, size_t n, size_t i, size_t r, int final) {
+    size_t a = i, e = i + r;
+    while (a > 0 && i - a < LOOKAHEAD && s[a - 1] != ' ') a--;
+    while (e < n && e - i < LOOKAHEAD && s[e] != ' ') e++;
+    if (e == n && !final && e - i < LOOKAHEAD) return -1;
+    if (s[i] == '_' && !((i > a && s[i - 1] == '*') || (i + 1 < e && s[i + 1] == '*'))) return 0;
+    size_t te = e;   /* the word without its closing punctuation */
+    while (te > i + r && strchr(".,;:!?)]}\"'", s[te - 1])) te--;
+    int named = 0;
+    for (size_t k = a; k < te; k++) named |= s[k] == '.' || s[k] == '/';
+    if (!named || i + r >= te) return 0;
+    size_t ws = a;   /* the word's start past opening brackets and quotes */
+    while (ws < i && strchr("([{\"'", s[ws])) ws++;
+    if (i > ws) return 1;
+    return s[i + r] == '.' || s[i + r] == '/' || s[i + r] == '_';
 }
 
 static void code_span(text_stream *ts, const char *s, size_t n) {
@@ -2446,11 +2882,22 @@ static void inline_run(text_stream *ts, int final) {
             if (c == '*' && r == 1 && nx == KEYCAP_MARK) { i++; break; }   /* *️⃣ */
             uint32_t pv = ts->prev_cp;
             int keep;
-            if (c == '_') keep = is_word_cp(pv) && (nx >= 0x80 || isalnum(nx));   /* snake_case */
+            /* a power: "2**31", "10**-3" (no closing run follows in such a
+             * line, so CommonMark leaves it literal; dropped, it read "231") */
+            int power = c == '*' && r <= 2 && pv < 0x80 && isdigit((int)pv) && !capped &&
+                        (isdigit(nx) || (nx == '-' && i + r + 1 < n && isdigit((unsigned char)s[i + r + 1])));
+            if (c == '*' && r <= 2 && nx == '-' && i + r + 1 == n && !final) goto hold;
+            int glob = 0;
+            if ((c == '*' && r <= 2) || (c == '_' && r == 1)) {
+                glob = glob_mark(s, n, i, r, final);
+                if (glob < 0) goto hold;
+            }
+            if (c == '_') keep = (is_word_cp(pv) && (nx >= 0x80 || isalnum(nx))) || glob;   /* snake_case, test_*.py */
             /* 2*3; and "2 * 3", "a ** b": a run with a space on both sides
              * opens and closes no emphasis (CommonMark), it is the character
              * (the operator was dropped: "2 3") */
-            else if (c == '*') keep = (r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx)) || (pv == ' ' && nx == ' ');
+            else if (c == '*') keep = (r == 1 && pv < 0x80 && isdigit((int)pv) && isdigit(nx)) || (pv == ' ' && nx == ' ') ||
+                                      power || glob;
             else keep = r == 1;                                                 /* ~/x, ~5 */
             if (keep) put_bytes(ts, s + i, r);
             i += r;
@@ -2507,6 +2954,35 @@ static void inline_run(text_stream *ts, int final) {
                     ts->skip = SK_COMMENT;
                     ts->skip_para = i != ts->inline0;
                     i += 2;
+                    break;
+                }
+            }
+            /* <code>...</code> is a code span written in HTML: judged like
+             * one (its operators were read: "a < b && c"), its entities
+             * decoded first; it waits for its close, at most CODE_MAX bytes
+             * on, and without one on its line it is a tag as before (a
+             * shorter "<cod" waits below, for its '>') */
+            if (n - i >= 6 && starts_ci(s + i, 6, "<code>")) {
+                size_t a = i + 6, lim = n - a > CODE_MAX ? CODE_MAX : n - a;
+                const char *cl = find_ci(s + a, lim, "</code>", 7);
+                if (!cl && lim < CODE_MAX && !final) goto hold;
+                if (cl) {
+                    char buf[CODE_MAX];
+                    size_t bl = 0;
+                    static const struct { const char *ent, *ch; } ents[] = {
+                        {"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&apos;", "'"},
+                        {"&nbsp;", " "}};
+                    for (const char *p = s + a; p < cl;) {
+                        size_t k = 0, el = 0;
+                        for (; k < sizeof ents / sizeof ents[0]; k++) {
+                            el = strlen(ents[k].ent);
+                            if ((size_t)(cl - p) >= el && memcmp(p, ents[k].ent, el) == 0) break;
+                        }
+                        if (k < sizeof ents / sizeof ents[0]) { buf[bl++] = ents[k].ch[0]; p += el; }
+                        else buf[bl++] = *p++;
+                    }
+                    code_span(ts, buf, bl);
+                    i = (size_t)(cl - s) + 7;
                     break;
                 }
             }
@@ -2712,13 +3188,14 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     int delim = 1;
     for (size_t i = 0; i < n; i++)
         if (!strchr("|-: ", s[i])) delim = 0;
-    if (!ts->in_table) { ts->in_table = 1; ts->table_rows = 0; ts->table_delim = 0; }
+    if (!ts->in_table) { ts->in_table = 1; ts->table_rows = 0; ts->table_delim = 0; ts->table_cred_cols = 0; }
     if (delim) { ts->table_delim = 1; return 0; }
     ts->table_rows++;
     if (!ts->p.read_tables) return 0;
     tbuf row = {0};
     size_t i = 0;
     int named = 0;   /* the previous cell names a credential (| DB_PASSWORD | hunter2 |) */
+    int col = -1;
     while (i < n) {
         if (s[i] == '|') { i++; continue; }
         size_t st = i;
@@ -2730,6 +3207,17 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
         size_t ca = a, cb = b;
         while (ca < cb && (s[ca] == '`' || s[ca] == '*' || s[ca] == '_')) ca++;
         while (cb > ca && (s[cb - 1] == '`' || s[cb - 1] == '*' || s[cb - 1] == '_')) cb--;
+        col++;
+        /* a header cell naming a credential ("| User | Password |"): that
+         * column's body cells are values, as after a naming cell */
+        if (!ts->table_delim && col < 32 && cb > ca && is_cred_name(s + ca, cb - ca, 0)) ts->table_cred_cols |= 1u << col;
+        if (ts->table_delim && col < 32 && (ts->table_cred_cols >> col & 1)) {
+            /* unless the cell is itself a variable's name (| DB_PASSWORD |
+             * under "| Password | Notes |" is a label, not the value) */
+            int var = cb > ca && span_of(s + ca, cb - ca, "_");
+            for (size_t k = ca; var && k < cb; k++) var = !islower((unsigned char)s[k]);
+            if (!(var && is_cred_name(s + ca, cb - ca, 0))) named = 1;
+        }
         /* a body row's value cell after a credential's name: "password,
          * hunter2" was read (the name rules want "name:" or "name="); one
          * word that is not plain prose ("Hashed", "none") nor a placeholder */
@@ -3007,10 +3495,15 @@ static int classify(text_stream *ts, int final) {
         }
         unsigned char c = (unsigned char)s[i];
         if (ts->in_quote && !ts->line_quote && c != '>') {   /* the quote ended */
+            if (ts->in_table) end_table(ts);   /* a table in it too */
             hard_break(ts);
             ts->in_quote = 0;
         }
-        if (i >= 4 && !ts->in_list && (ts->prev_blank || ts->in_icode)) {
+        /* indented code: 4 spaces past the content column, which in a list
+         * item is its text's ("- Option B:" over a blank line and
+         * "      rm -rf ..." at 6 is code in the item; "  More." is its
+         * next paragraph) */
+        if (i >= (ts->in_list ? ts->list_col + 4 : 4) && (ts->prev_blank || ts->in_icode)) {
             if (ts->in_table) end_table(ts);
             if (!ts->in_icode) { hard_break(ts); ts->in_icode = 1; ts->icode_lines = 0; }
             ts->icode_lines++;
@@ -3042,7 +3535,9 @@ static int classify(text_stream *ts, int final) {
             }
             return 1;
         }
-        end_table(ts);
+        /* a quoted line's '>' comes off below, and then the line may be the
+         * table's next row ("> | a | b |"): each row was a table of its own */
+        if (c != '>') end_table(ts);
         ts->prev_blank = 0;
         if (c == '[' && i + 1 < n && s[i + 1] != '^' && s[i + 1] != ']') {
             /* A link reference definition "[1]: https://... "Title"" is not
@@ -3064,6 +3559,20 @@ static int classify(text_stream *ts, int final) {
                         while (de < full && s[de] != ' ') de++;
                         int url = s[v] == '<' || s[v] == '/' || s[v] == '#' ||
                                   (de - v > 3 && find_ci(s + v, de - v, "://", 3)) || starts_ci(s + v, de - v, "www.");
+                        /* or a relative path, which renderers hide as well
+                         * ("./docs/SETUP.md", "../ci.yml", "docs/x.md",
+                         * "CHANGELOG.md"): path characters only, and a '/' or
+                         * a file extension ("[Note]: see." is prose) */
+                        if (!url) {
+                            int path = 1, slash = 0, ext = 0;
+                            for (size_t q = v; q < de && path; q++) {
+                                unsigned char ch = (unsigned char)s[q];
+                                path = isalnum(ch) || strchr("._~/#?=&%+-", ch);
+                                slash |= ch == '/';
+                                ext |= ch == '.' && q + 1 < de && isalpha((unsigned char)s[q + 1]);
+                            }
+                            url = path && (slash || ext) && isalnum((unsigned char)s[de - 1]);
+                        }
                         size_t t = de;
                         while (t < full && s[t] == ' ') t++;
                         size_t te = full;
@@ -3226,6 +3735,7 @@ static int classify(text_stream *ts, int final) {
                 ts->ls = LS_INLINE;
                 ts->lk = LK_ITEM;
                 ts->in_list = 1;
+                ts->list_col = i + 2;
                 return 1;
             }
             if (c != '+') {   /* rule "---", "***", "___" or setext underline "===" */
@@ -3254,6 +3764,7 @@ static int classify(text_stream *ts, int final) {
                     ts->ls = LS_INLINE;
                     ts->lk = LK_ITEM;
                     ts->in_list = 1;
+                    ts->list_col = k + 2;
                     return 1;
                 }
             }
@@ -3442,7 +3953,7 @@ static void reset_markdown(text_stream *ts) {
     ts->cred = 0;
     ts->bearer = 0;
     ts->val_quote = 0;
-    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = 0;
+    ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = ts->login_words = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

@@ -105,6 +105,18 @@ static void test_emphasis(void) {
            "So 2 * 3 * 4 = 24 and x ** 2 grows, but this is emphasis.");
 }
 
+/* "**" and "*" that open no emphasis were dropped, changing numbers and
+ * file names ("2**31" read "231", "test_*.py" "test.py"): a power between
+ * digits and a glob's '*' (and the '_' next to it) stay. Emphasis around a
+ * file name still goes. */
+static void expect_every_split(const char *md, const char *want);
+static void test_emphasis_power_glob(void) {
+    expect_every_split("The limit is 2**31 - 1, and 10**-3 equals 0.001.", "The limit is 2**31 - 1, and 10**-3 equals 0.001.");
+    expect_every_split("Match test_*.py and *_test.go and **/*.js files.", "Match test_*.py and *_test.go and **/*.js files.");
+    expect_every_split("Open *main.c* or **README.md** or *see docs/x.md* and **10** things.",
+                       "Open main.c or README.md or see docs/x.md and 10 things.");
+}
+
 /* A backslash ending a line is markdown's hard line break: it was read out
  * ("First line\ second line."); an escaped one is still a backslash. */
 static void test_backslash_line_break(void) {
@@ -145,6 +157,36 @@ static void test_inline_code(void) {
     expect_every_split("Now run `npm test", "Now run npm test");
     /* a stray backtick in the middle of a reply is prose (the backtick is not read) */
     expect_nomerge("Press the ` key (top left) to open it.\nMore text.", "Press the key (top left) to open it. | More text.");
+}
+
+/* Code spans the review found: "." and ".." are paths said as nothing (the
+ * whole span was dropped as syntax), a "$" inside a token is shell
+ * expansion (the path rule cut "PATH=\"$HOME/.local/bin:$PATH\"" to
+ * "bin:$PATH\""), and a '!' before a closing quote is no operator (a quoted
+ * password of two words lost its variable's name and notice). */
+static void test_inline_code_review(void) {
+    expect_nomerge("Stage it with `git add .` and go up with `cd ..` then `pip install -e .` now.",
+                   "Stage it with git add and go up with cd then pip install -e now.");
+    expect_nomerge("Add `export PATH=\"$HOME/.local/bin:$PATH\"` to your profile, or `echo \"$HOME\"` there.",
+                   "Add to your profile, or echo \"$HOME\" there.");
+    expect_every_split("The line `export DATABASE_PASSWORD='Hunt3r 2024!'` in `.bashrc` has a space.",
+                       "The line export DATABASE_PASSWORD in .bashrc has a space. | {secret}Secret omitted.");
+    expect_nomerge("But `a!b` and `x!='y'` are syntax.", "But and are syntax.");
+}
+
+/* Syntax the review found read: an HTML <code> element (its operators),
+ * link reference definitions with a relative destination, and emoji
+ * shortcodes (":rocket:"), which are left out like rendered emoji. */
+static void test_html_code_refdefs_shortcodes(void) {
+    expect_every_split("The template had <code>a &lt; b &amp;&amp; c</code> here, and <code>git status</code> too.",
+                       "The template had here, and git status too.");
+    expect_nomerge("See the [guide][setup].\n\n[setup]: ./docs/SETUP.md\n[ci]: ../.github/workflows/ci.yml \"CI\"\n"
+                   "[log]: CHANGELOG.md\n\nThat's all.", "See the guide. | That's all.");
+    expect_nomerge("[Note]: see below.\n\n[1]: v1.2\n\nEnd.", "Note: see below. | 1: v1.2 | End.");
+    expect_every_split("Build passed :white_check_mark: and the deploy :rocket: is done :tada:! Thanks :+1:.",
+                       "Build passed and the deploy is done! | Thanks.");
+    expect_every_split("At 12:30: and a:b: and std::vector and key: value and ::1 stay.",
+                       "At 12:30: and a:b: and std::vector and key: value and ::1 stay.");
 }
 
 static void test_headings(void) {
@@ -211,7 +253,11 @@ static void test_html_comments_script_style(void) {
     expect_nomerge("Add this:\n<script>alert('secret sauce here')</script>\nDone.", "Add this: Done.");
     expect_nomerge("<style>\nbody { color: red; }\n\np { margin: 0; }\n</style>\nStyled.", "Styled.");
     expect_nomerge("A <SCRIPT type=\"x\">var a = 1 > 0;</Script > b <script src=\"x.js\"/> c.", "A b c.");
-    expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a | Then reload.");
+    /* mid-line without its close on the line: prose naming the element
+     * (it ate the paragraph, "Add a"); a name read as a word */
+    expect_nomerge("Add a <script> tag to the page.\n\nThen reload.", "Add a script tag to the page. | Then reload.");
+    expect_nomerge("I moved the <script> tag to the end. This speeds up <pre> blocks too.\n\nA <textarea> holds it, a <b>bold</b> word.",
+                   "I moved the script tag to the end. | This speeds up pre blocks too. | A textarea holds it, a bold word.");
     /* <pre> is code or output: a notice, like a fence */
     expect_nomerge("Here is the output:\n\n<pre>\nint main() { return 0; }\nexit 1\n</pre>\n\nAnd <PRE class=\"x\"><code>x = 1</code></pre> inline.",
                    "Here is the output: | {code}Code block, 2 lines, omitted. | And | {code}Code block, one line, omitted. | inline.");
@@ -294,6 +340,9 @@ static void test_paths(void) {
     expect("Use and/or logic on 2024/01/02 with 3/4 cups.", "Use and/or logic on 2024/01/02 with 3/4 cups.");
     expect("Files C:\\Users\\me\\notes.txt and ~/work/todo.md and ./build/out/ here.",
            "Files notes.txt and todo.md and out here.");
+    /* alternatives are no path: their last word alone changed the meaning */
+    expect("It supports GET/POST/PUT/DELETE and read/write/execute on Linux/macOS/Windows, in docs/api/v2.",
+           "It supports GET/POST/PUT/DELETE and read/write/execute on Linux/macOS/Windows, in docs/api/v2.");
 }
 
 static void test_emoji_box(void) {
@@ -386,6 +435,11 @@ static void test_indented_code(void) {
     expect("Text here.\n\n    int x = 1;\n    return x;\n\nAfter it.",
            "Text here. | {code}Code block, 2 lines, omitted. | After it.");
     expect_nomerge("- item\n    nested continuation stays\n- next", "item | nested continuation stays | next");
+    /* in a list item: 4 spaces past the item's content column, after a blank line */
+    expect_nomerge("- Option B:\n\n      rm -rf node_modules && npm ci\n      npm run build\n\nAfter the list.",
+                   "Option B: | {code}Code block, 2 lines, omitted. | After the list.");
+    expect_nomerge("1. Step:\n\n       make all\n\n   Then more.\n\n- item\n\n    four spaces past 0 is a paragraph.",
+                   "Step: | {code}Code block, one line, omitted. | Then more. | item | four spaces past 0 is a paragraph.");
 }
 
 /* JSON written without a fence is syntax too: a line starting {" [{ [" or
@@ -626,6 +680,18 @@ static void test_unfenced_prompts_logs_marks(void) {
                    "PASS\n\nEnde.",
                    "Cargo: | {code}Code block, 2 lines, omitted. | {code}Code block, 2 lines, omitted. | "
                    "running 3 tests again FAIL It failed. | PASS | Ende.");
+}
+
+/* A "$ " prompt whose command was not on the list was read, its output too
+ * (a generated key, a token): any lower-case command name counts when the
+ * line reads as a command. Prose after "$ " and "% " stays read. */
+static void test_prompts_any_command(void) {
+    expect_nomerge("I checked:\n\n$ openssl rand -hex 16\n9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c\n$ heroku auth:token\n"
+                   "4f2a9c8e-1b7d-3a6f-5e2c-9b8a7d6e5f4a\n$ env | grep -i region\nAWS_REGION=eu-west-1\n\nBoth work now.",
+                   "I checked: | {code}Code block, 6 lines, omitted. | Both work now.");
+    expect_nomerge("$ whoami\nroot\n\nDone.", "{code}Code block, 2 lines, omitted. | Done.");
+    expect_nomerge("$ is a sign\n\n$ signs mark prompts.\n\n$ amounts in the table are rounded\n\n% of them agree\n\nEnd.",
+                   "$ is a sign | $ signs mark prompts. | $ amounts in the table are rounded | % of them agree | End.");
 }
 
 /* A prose line may open with a bare timestamp ("2026-12-02 01:23:45 The
@@ -1480,8 +1546,14 @@ static void test_secrets(void) {
     expect_every_split("Set DATABASE_URL=\"postgres://admin:s3cr3tP4ss@db.internal/app\" today.",
                        "Set DATABASE_URL db.internal today." SECRET);
     expect_every_split("Quote \"DB_PASSWORD=hunter2\" as is.", "Quote \"DB_PASSWORD\" as is." SECRET);
-    expect_every_split("The digest 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08aa is long hex.",
-                       "The digest is long hex." SECRET);
+    expect_every_split("The value 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08aa is long hex.",
+                       "The value is long hex." SECRET);
+    /* after a word naming a digest it is a checksum: left out, no notice
+     * (unless a key word says it is a key) */
+    expect_every_split("The sha256 is e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 for the empty file.",
+                       "The sha256 is for the empty file.");
+    expect_every_split("The HMAC secret hash is e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 now.",
+                       "The HMAC secret hash is now." SECRET);
     expect_every_split("Blob Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A9 here.", "Blob here." SECRET);
     /* bearer tokens of any format, and Google OAuth tokens on their own */
     expect_every_split("Use header Authorization: Bearer ya29.a0AfH6SMBx3kQ1234567890abcdefghijklmnop now.",
@@ -1533,6 +1605,106 @@ static void test_secrets(void) {
     p.notice_lang = "jpn_Jpan";
     expect_p(&p, "キーはsk-ant-api03-Xy7kP2mQ9vL4nR8sT1wZ5bC3dF6gHです。",
              "キーはです。 | {secret}\xE7\xA7\x98\xE5\xAF\x86\xE6\x83\x85\xE5\xA0\xB1\xE3\x81\xAF\xE7\x9C\x81\xE7\x95\xA5\xE3\x81\x97\xE3\x81\xBE\xE3\x81\x99\xE3\x80\x82");
+}
+
+/* Secret formats the review found read aloud: an Azure connection string's
+ * AccountKey in its ';' chain (only the first pair was judged by its value),
+ * a headerless diff's "+NAME=value" line, Entra ID client secrets ("Q~" and
+ * '.'), Vault tokens (one dot), Telegram bot tokens (a ':'), and a JWT
+ * wrapped at a dot (its second line has one dot). Look-alikes stay read. */
+static void test_secrets_review_formats(void) {
+    expect_every_split("Use DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q8Vn2Lk+Xw4Rj7Tp1Zs9Ma3Hd6Fb0Ce5Gy8Nu2Ki4Ow7Qv1Px3Ly6Tz9Rb2Jm5Hc8Wd1Fe4Ag7Sn0Uk3Xo6Vq9==;EndpointSuffix=core.windows.net now.",
+                       "Use DefaultEndpointsProtocol=https;AccountName=acme;AccountKey;EndpointSuffix=core.windows.net now." SECRET);
+    expect_every_split("Rotated:\n\n-JWT_SECRET=Hunt3r2024xyz\n+JWT_SECRET=Qw7Er9Ty2Ui4Op6\n\nDone.",
+                       "Rotated: | -JWT_SECRET +JWT_SECRET" SECRET " | Done.");
+    expect_every_split("The client secret is Wq18Q~k3Zx.Lm9Vb2Nc4Dq7Tr5Ys1Ue8Fg6Hj0Kd in the portal.",
+                       "The client secret is in the portal." SECRET);
+    expect_every_split("Vault returned hvs.CAESIJlU9JMYEhOPYv4KEvW_Ux1sBx8nN6TwnXqkCsZyQ4zH for this session.",
+                       "Vault returned for this session." SECRET);
+    expect_every_split("Revoke 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw in BotFather.", "Revoke in BotFather." SECRET);
+    expect_every_split("The token is eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+                       "The token is." SECRET);
+    /* an AWS secret access key after "secret": 40 of [A-Za-z0-9/+]; the
+     * documented example key is not random enough for the base64 rule, and
+     * the path rule read its last part (now, with no '.', all of it) */
+    expect_every_split("The AWS key and secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY are in config.ini.",
+                       "The AWS key and secret are in config.ini." SECRET);
+    /* read: times, ratios, a plain ';' list, a version, short dotted words */
+    expect_every_split("At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.",
+                       "At 12:30:45 the ratio 123456789:1 and a=1;b=2 and hvs.short and s.t.u are read.");
+}
+
+/* Passwords passed as command arguments: htpasswd -b's positional password,
+ * az login -p, openssl -k and pass:, ssh-keygen -N/-P, a 40-hex token under
+ * a dotted config key (github.token). Without those flags they are read. */
+static void test_secrets_cli_args(void) {
+    expect_every_split("Run `htpasswd -b -c .htpasswd admin Hunt3r2024` first.", "Run htpasswd -b -c .htpasswd admin first." SECRET);
+    expect_every_split("Run `htpasswd -nb admin Hunt3r2024` first.", "Run htpasswd -nb admin first." SECRET);
+    expect_every_split("In CI, `az login -u deploy@acme.com -p Hunt3r2024` signs in.", "In CI, az login -u deploy@acme.com -p signs in." SECRET);
+    expect_every_split("Use `openssl enc -aes-256-cbc -k Hunt3r2024 -in a.txt` or `openssl rsa -passout pass:Hunt3r2024` here.",
+                       "Use openssl enc -aes-256-cbc -k -in a.txt or openssl rsa -passout pass here." SECRET);
+    expect_every_split("Run `ssh-keygen -t ed25519 -N \"Hunt3r2024\" -f deploy` once.", "Run ssh-keygen -t ed25519 -N -f deploy once." SECRET);
+    expect_every_split("It used `git config --global github.token 4f2a9c8e1b7d3a6f5e2c9b8a7d6e5f4a3b2c1d0e` once.",
+                       "It used git config --global github.token once." SECRET);
+    /* read: htpasswd without -b prompts; openssl's other flags; a commit under a plain config key */
+    expect_every_split("Run `htpasswd -c .htpasswd admin` and `openssl rand -hex 16` and `git config core.editor vim` here.",
+                       "Run htpasswd -c .htpasswd admin and openssl rand -hex 16 and git config core.editor vim here.");
+}
+
+/* .netrc's "machine HOST login USER password PASS" (no '=', ':' or "is"), a
+ * "Username / password: user / PASS" pair (the user was taken for the value
+ * and the password read), and a '!' ending a left-out value. */
+static void test_secrets_netrc_and_pairs(void) {
+    expect_every_split("Entries:\n\nmachine api.heroku.com\n  login me@example.com\n  password 4f2a9c8e-1b7d-3a6f-5e2c-9b8a7d6e5f4a\n\nDone.",
+                       "Entries: | machine api.heroku.com login me@example.com password" SECRET " | Done.");
+    expect_every_split("machine github.com login octocat password Sup3rS3cret!2024", "machine github.com login octocat password" SECRET);
+    expect_every_split("Username / password: admin / Hunt3r2024!", "Username / password: admin" SECRET);
+    expect_every_split("Use user/password: admin/Hunt3r2024 here.", "Use user/password: admin here." SECRET);
+    expect_every_split("- **Password:** `Hunt3r2024!`", "Password:" SECRET);
+    /* the pair rule left a key word's "name:" rule alone ("auth:", "token:" + a random value) */
+    expect_every_split("The registry \"auth\": \"ZGVwbG95OlhxOSFwTDI=\" and auth: Zx9Kq2Lm8Vb4Nc7XaB here.",
+                       "The registry \"auth\": and auth: here." SECRET);
+    /* user:PASS and user/PASS within a few words after a word naming a login */
+    expect_every_split("You can sign in with admin:Hunt3r2024! on the staging site.", "You can sign in with admin on the staging site." SECRET);
+    expect_every_split("Credentials are admin/Hunt3r2024! for now.", "Credentials are admin for now." SECRET);
+    expect_every_split("Sign in with Google/GitHub or log in as user:pass at 10:30/11:45 today.",
+                       "Sign in with Google/GitHub or log in as user:pass at 10:30/11:45 today.");
+    /* read: prose about logins and machines, a '/' pair that names no password */
+    expect_every_split("The machine learning login page has a password field.", "The machine learning login page has a password field.");
+    expect_every_split("Read / write: both / none.", "Read / write: both / none.");
+}
+
+/* Key words of other languages (clave, chave, clé, Schlüssel, 키) before a
+ * random token, and Italian "password è". Plain words after them stay. */
+static void test_secrets_other_language_keys(void) {
+    expect_every_split("La password \xc3\xa8 Hunt3r2024!x e va cambiata.", "La password \xc3\xa8 e va cambiata." SECRET);
+    expect_every_split("La clave API es Xk9mP2qLw8vB3nR7tY5uHd y hay que rotarla.", "La clave API es y hay que rotarla." SECRET);
+    expect_every_split("A chave da API \xc3\xa9 Xk9mP2qLw8vB3nR7tY5uHd, troque-a.", "A chave da API \xc3\xa9, troque-a." SECRET);
+    expect_every_split("La cl\xc3\xa9 API est Xk9mP2qLw8vB3nR7tY5uHd, change-la.", "La cl\xc3\xa9 API est, change-la." SECRET);
+    expect_every_split("Der API-Schl\xc3\xbcssel lautet Xk9mP2qLw8vB3nR7tY5uHd und fertig.", "Der API-Schl\xc3\xbcssel lautet und fertig." SECRET);
+    expect_every_split("API \xed\x82\xa4\xeb\x8a\x94 Xk9mP2qLw8vB3nR7tY5uHd \xec\x9e\x85\xeb\x8b\x88\xeb\x8b\xa4.", "API \xed\x82\xa4\xeb\x8a\x94 \xec\x9e\x85\xeb\x8b\x88\xeb\x8b\xa4." SECRET);
+    expect_every_split("La clave del \xc3\xa9xito es simple y La password \xc3\xa8 lunga.", "La clave del \xc3\xa9xito es simple y La password \xc3\xa8 lunga.");
+}
+
+/* Password phrasings without "is": right after "password" a quoted word or
+ * one with a digit or symbol, "should be", "is now"; lower-case "basic" and
+ * "bearer" headers (HTTP/2, curl -v). */
+static void test_secrets_password_phrasings(void) {
+    expect_every_split("Log in as `admin` with password `Hunt3r2024!` and change it.", "Log in as admin with password and change it." SECRET);
+    expect_every_split("Use the password \"Hunt3r2024!\" for the test user.", "Use the password for the test user." SECRET);
+    expect_every_split("The new password should be Hunt3r2024! per the ticket.", "The new password should be per the ticket." SECRET);
+    expect_every_split("The password is now Hunt3r2024x here.", "The password is now here." SECRET);
+    expect_every_split("The log shows authorization: basic YWRtaW46SHVudDNyMjAyNA== on every request.",
+                       "The log shows authorization: basic on every request." SECRET);
+    expect_every_split("Send authorization: bearer 9f8e7d6c5b4a39281706abcdefXYZ now.", "Send authorization: bearer now." SECRET);
+    /* a NAME=value pair is no bare name: the next pair is read as before */
+    expect_every_split("Env:\n\nREDIS_PASSWORD=hunter2\nMAIL_PASS=letmein123\nDEBUG=true\n\nDone.",
+                       "Env: | REDIS_PASSWORD MAIL_PASS DEBUG=true" SECRET " | Done.");
+    expect_every_split("Use `psql \"host=db user=admin password=Hunt3r2024 dbname=prod\"` now.",
+                       "Use psql \"host=db user=admin password dbname=prod\" now." SECRET);
+    /* read: plain words and identifiers after "password", bearer prose */
+    expect_every_split("The password reset_token flow and password hashing should be fast, with bearer authentication.",
+                       "The password reset_token flow and password hashing should be fast, with bearer authentication.");
 }
 
 /* Secrets in shapes the first rules missed: a password glued to mysql's -p,
@@ -1587,6 +1759,16 @@ static void test_secrets_pem_mentions(void) {
                        "Make sure it starts with. | Then more.");
     expect_every_split("Flat -----BEGIN RSA PRIVATE KEY----- MIIEpAIBAAKCAQEA7xyzABC -----END RSA PRIVATE KEY----- here.",
                        "Flat here." SECRET);
+    /* a header on a line of its own, then prose: the prose is read, with no
+     * notice (it was lost up to the END line, and a notice claimed a key) */
+    expect_every_split("It must start with the line\n\n-----BEGIN CERTIFICATE-----\n\nand end with\n\n"
+                       "-----END CERTIFICATE-----\n\notherwise nginx refuses it.",
+                       "It must start with the line | and end with | END CERTIFICATE | otherwise nginx refuses it.");
+    /* a body after a blank line or armor headers is still a key */
+    expect_every_split("Key:\n\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBFzYc2cBEAC7vL4nR8sT1wZ5bC3dF6gH0jKabc\n"
+                       "-----END PGP PUBLIC KEY BLOCK-----\n\nEnc:\n\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\n"
+                       "MIIEpAIBAAKCAQEA7xyzABCdefGHIjklMNO\n-----END RSA PRIVATE KEY-----\n\nAfter.",
+                       "Key:" SECRET " | Enc:" SECRET " | After.");
 }
 
 /* Random letters and digits within 3 words after a key word, shorter than
@@ -1673,7 +1855,7 @@ static void test_secrets_gh_secret_set(void) {
  * ("required", "case-sensitive", "12-characters") and hashes after a sentence
  * end or past three words stay read. */
 static void test_secrets_in_prose(void) {
-    expect_every_split("My password is hunter2xyz! Then go.", "My password is!" SECRET " | Then go.");
+    expect_every_split("My password is hunter2xyz! Then go.", "My password is." SECRET " | Then go.");
     expect_every_split("The root password was \"open sesame\" and set the DB_PASSWORD to p@ssw0rd today.",
                        "The root password was and set the DB_PASSWORD to today." SECRET);
     expect_every_split("The password is required, the password is case-sensitive and is 12-characters long.",
@@ -1724,6 +1906,21 @@ static void test_secrets_table_cells(void) {
              "Password, Notes | password" SECRET " | DB_PASSWORD, the database one" SECRET
              " | password, Hashed with bcrypt | token, $TOKEN | password, none");
     expect_p(&p, "Name | Value\n--- | ---\nsecret | Xy12ab\n", "Name, Value | secret" SECRET);
+    /* a column whose header names a credential: its body cells are values */
+    expect_p(&p, "| User | Role | Password |\n|---|---|---|\n| admin | superuser | Adm1n!2024 |\n| bob | viewer | none |\n",
+             "User, Role, Password | admin, superuser" SECRET " | bob, viewer, none");
+    /* a table in a block quote is one table: its header and rows go together */
+    expect_p(&p, "> | Key | Value |\n> | --- | --- |\n> | DB_PASSWORD | hunter2 |\n", "Key, Value | DB_PASSWORD" SECRET);
+}
+
+/* A table in a block quote gave a notice per line ("Table, one row" /
+ * "Table, 0 rows" / "Table, one row"): each quoted line ended the table
+ * before its '>' came off. */
+static void test_tables_in_quotes(void) {
+    expect_nomerge("From the issue:\n\n> | Key | Value |\n> | --- | --- |\n> | timeout | 30 |\n\nThat's the default.",
+                   "From the issue: | {table}Table, one row, omitted. | That's the default.");
+    expect_nomerge("> A quote\n> | k | v |\n> |---|---|\n> | x | 1 |\nAfter it.",
+                   "A quote | {table}Table, one row, omitted. | After it.");
 }
 
 /* A password as the word after -p of docker/podman login and sshpass, or
@@ -1866,6 +2063,7 @@ int main(void) {
     TEST_RUN(test_unfenced_headers_need_frames);
     TEST_RUN(test_unfenced_tool_output);
     TEST_RUN(test_unfenced_prompts_logs_marks);
+    TEST_RUN(test_prompts_any_command);
     TEST_RUN(test_unfenced_log_sentences);
     TEST_RUN(test_unfenced_shell_output);
     TEST_RUN(test_quoted_commands);
@@ -1873,6 +2071,11 @@ int main(void) {
     TEST_RUN(test_cjk_end_then_high_code_point);
     TEST_RUN(test_secrets);
     TEST_RUN(test_secrets_glued_and_flags);
+    TEST_RUN(test_secrets_review_formats);
+    TEST_RUN(test_secrets_cli_args);
+    TEST_RUN(test_secrets_netrc_and_pairs);
+    TEST_RUN(test_secrets_other_language_keys);
+    TEST_RUN(test_secrets_password_phrasings);
     TEST_RUN(test_secrets_quoted_phrases);
     TEST_RUN(test_backslash_line_break);
     TEST_RUN(test_secrets_name_ends_block);
@@ -1884,6 +2087,7 @@ int main(void) {
     TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_latex_environments);
     TEST_RUN(test_secrets_table_cells);
+    TEST_RUN(test_tables_in_quotes);
     TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_secrets_chains_and_sigils);
     TEST_RUN(test_secrets_pem_mentions);
@@ -1893,7 +2097,10 @@ int main(void) {
     TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
+    TEST_RUN(test_emphasis_power_glob);
     TEST_RUN(test_inline_code);
+    TEST_RUN(test_inline_code_review);
+    TEST_RUN(test_html_code_refdefs_shortcodes);
     TEST_RUN(test_headings);
     TEST_RUN(test_lists);
     TEST_RUN(test_idle_after_final_period);

@@ -9,7 +9,7 @@ muted sessions stays bounded:
 import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, md, scratch, voice_or_skip  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, scratch, voice_or_skip  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -90,5 +90,27 @@ check(r.returncode == 0 and len(r.stdout) > 65536, "ctl status --json with a lar
 r, _ = d.ctl("status")
 check(r.returncode == 0, "ctl status with a large muted list: rc %d, %s" % (r.returncode, r.stderr[:200]))
 
+check(r.returncode == 0 and "muted sessions" in r.stdout, "ctl status names the muted sessions: %s" % r.stdout[-300:])
+check(d.close() == 0, "serve exit status")
+
+# ---- 5. what ctl says: the status names mute and speed; a control that did nothing says so ----------
+d = Daemon(BIN, VOICE, tmp, "ctlsay", extra=["--notify", "permission_promt,idle_prompt"])
+check("'permission_promt' is not a notification type" in read(d.err), "--notify typo warned: %s" % read(d.err)[-300:])
+d.hook(event("A", "SessionStart", source="startup"))
+d.ctl("mute", "A")
+d.ctl("speed", "0.5")
+r, _ = d.ctl("status")
+check("speed 0.50" in r.stdout and "muted sessions 1: A" in r.stdout, "ctl status text: %s" % r.stdout)
+d.ctl("mute")
+r, _ = d.ctl("status")
+check("muted: every session" in r.stdout, "ctl status text, mute all: %s" % r.stdout)
+r, _ = d.ctl("skip")
+check(r.returncode == 0 and "nothing was playing" in r.stdout, "ctl skip with nothing playing: %s" % r.stdout)
+r, _ = d.ctl("replay")
+check(r.returncode == 0 and "nothing to replay" in r.stdout, "ctl replay with no history: %s" % r.stdout)
+r, _ = d.ctl("mute", "no-such-session")
+check(r.returncode == 0 and "holds no session with that id" in r.stdout, "ctl mute of an unknown id: %s" % r.stdout)
+r, _ = d.ctl("mute", "A")
+check("holds no session" not in r.stdout, "ctl mute of a known id: %s" % r.stdout)
 check(d.close() == 0, "serve exit status")
 sys.exit(check.finish())

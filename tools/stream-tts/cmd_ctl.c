@@ -100,7 +100,8 @@ int cmd_ctl(int argc, char **argv) {
     } else if ((!strcmp(cmd, "mute") || !strcmp(cmd, "unmute")) && arg) {
         json_object_set_new(rq, "session", json_string(arg));
     } else if (arg) {
-        fprintf(stderr, "stream-tts ctl: '%s' takes no argument\n", cmd);
+        fprintf(stderr, "stream-tts ctl: '%s' takes no argument%s ('%s' given)\n", cmd,
+                !strcmp(cmd, "status") ? " but --json" : "", arg);
         json_decref(rq);
         return 2;
     }
@@ -197,6 +198,28 @@ int cmd_ctl(int argc, char **argv) {
         for (size_t i = 0; i < json_array_size(ss); i++)
             printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(ss, i)));
         printf("\n");
+        /* what silences or changes speech, so that a user who hears nothing finds why */
+        double speed = json_number_value(json_object_get(r, "speed"));
+        if (speed > 0 && speed != 1.0) printf("speed %.2f\n", speed);
+        json_t *mu = json_object_get(r, "muted");
+        if (json_is_true(json_object_get(r, "muted_all"))) printf("muted: every session (stream-tts ctl unmute)\n");
+        if (json_object_size(mu)) {
+            printf("muted sessions %zu", json_object_size(mu));
+            const char *k;
+            json_t *v;
+            size_t i = 0;
+            json_object_foreach(mu, k, v) printf("%s%s", i++ ? ", " : ": ", k);
+            printf("\n");
+        }
+    } else if (!strcmp(cmd, "skip")) {
+        if (json_integer_value(json_object_get(r, "skipped")) > 0) printf("skipped the sentence playing\n");
+        else printf("nothing was playing; nothing skipped\n");
+    } else if (!strcmp(cmd, "replay")) {
+        long long n = json_integer_value(json_object_get(r, "replayed"));
+        if (n > 0) printf("replaying %lld sentence%s\n", n, n == 1 ? "" : "s");
+        else printf("nothing to replay: no sentence has been played yet\n");
+    } else if ((!strcmp(cmd, "mute") || !strcmp(cmd, "unmute")) && json_is_false(json_object_get(r, "known"))) {
+        printf("ok; note: the daemon holds no session with that id now (stream-tts ctl status lists them)\n");
     } else if (!strcmp(cmd, "stop")) {
         printf("stopped in %.1f ms (%lld sentences dropped)\n", json_number_value(json_object_get(r, "stop_ms")),
                (long long)json_integer_value(json_object_get(r, "dropped")));

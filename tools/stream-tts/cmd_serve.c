@@ -774,6 +774,17 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         }
         pthread_mutex_unlock(&sv->mu);
         if (mute && !r) stop_session(sv, rq.session);
+        if (rq.session && !r) {
+            /* a session the daemon does not hold: most likely a mistyped id
+             * (ctl says so; the mute stands, for a session still to come) */
+            json_t *ss = daemon_hub_sessions(sv->hub);
+            int known = 0;
+            size_t i;
+            json_t *v;
+            json_array_foreach(ss, i, v) known |= json_is_string(v) && !strcmp(json_string_value(v), rq.session);
+            json_decref(ss);
+            json_object_set_new(out, "known", json_boolean(known));
+        }
         break;
     }
     case DAEMON_OP_STATUS:
@@ -873,6 +884,26 @@ static void usage(FILE *f) {
  * holds off starting another daemon for a while). */
 static char g_start_failed[700];
 
+/* --notify: a type Claude Code is not known to send is most likely a typo,
+ * which silently turned off the prompts it meant (claude-code-hooks.md 2);
+ * said at start, and taken as given (a later CLI may add types). */
+static void warn_notify_types(const char *list) {
+    static const char *const known[] = {"permission_prompt", "idle_prompt", "auth_success", "elicitation_dialog",
+                                        "elicitation_url_dialog", "elicitation_complete", "elicitation_response",
+                                        "agent_needs_input", "agent_completed", NULL};
+    if (!*list) return;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int ok = 0;
+        for (int k = 0; known[k] && !ok; k++) ok = strlen(known[k]) == n && !strncmp(known[k], p, n);
+        if (!ok)
+            fprintf(stderr, "stream-tts serve: warning: --notify: '%.*s' is not a notification type Claude Code is "
+                            "known to send (permission_prompt, idle_prompt, elicitation_dialog, auth_success, "
+                            "agent_needs_input, ...; 'none' alone for none); taken as given\n", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+}
+
 static void start_err(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -970,6 +1001,7 @@ static int serve_main(int argc, char **argv) {
         } else if ((v = cli_flag_value("--notify", argc, argv, &i, &missing)) || missing) {
             if (missing) goto needs;
             notify = strcmp(v, "none") ? v : "";
+            warn_notify_types(notify);
         } else if ((v = cli_flag_value("--stop-grace", argc, argv, &i, &missing)) || missing) {
             char *end;
             long ms = missing ? -1 : strtol(v, &end, 10);

@@ -113,4 +113,17 @@ check(r.returncode == 0 and "holds no session with that id" in r.stdout, "ctl mu
 r, _ = d.ctl("mute", "A")
 check("holds no session" not in r.stdout, "ctl mute of a known id: %s" % r.stdout)
 check(d.close() == 0, "serve exit status")
+
+# ---- 6. an idle daemon holding a mute does not exit (a new one would speak) ---------------------------
+import time  # noqa: E402
+d = Daemon(BIN, VOICE, tmp, "idlemute", extra=["--idle-exit", "1"])
+d.ctl("mute")
+time.sleep(2.5)
+check(d.p.poll() is None and "kept running" in read(d.err) + read(os.path.join(d.dir, "serve.log")),
+      "a muted idle daemon stays, saying why")
+d.ctl("unmute")
+t0 = time.monotonic()
+while d.p.poll() is None and time.monotonic() - t0 < 20:
+    time.sleep(0.1)
+check(d.p.poll() == 0, "unmuted, it exits when idle: %r" % d.p.poll())
 sys.exit(check.finish())

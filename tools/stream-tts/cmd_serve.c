@@ -109,6 +109,7 @@ typedef struct {
     char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
     int newest_first, cue;
     double idle_exit_s;
+    int idle_held_said;      /* the log said once why an idle daemon stays (a control is set) */
     FILE *log;
     int err_is_log;          /* stderr is serve.log (a daemon a hook started): each line written once */
     pthread_mutex_t log_mu;
@@ -1328,8 +1329,20 @@ static int serve_main(int argc, char **argv) {
         if (sv.idle_exit_s > 0 && ncl == 0 && (double)(now - sv.last_activity) / 1e9 > sv.idle_exit_s) {
             json_t *st = status_json(&sv);
             int idle = json_integer_value(json_object_get(st, "queue")) == 0;
+            /* A control the user set lives only in this process: a muted,
+             * paused or re-speeded daemon that exited came back (started by
+             * the next hook) unmuted, unpaused and at speed 1, and spoke. It
+             * stays while any is set. */
+            double speed = json_number_value(json_object_get(st, "speed"));
+            int held = json_is_true(json_object_get(st, "paused")) || json_is_true(json_object_get(st, "muted_all")) ||
+                       json_object_size(json_object_get(st, "muted")) > 0 || (speed > 0 && speed != sv.po.speed);
             json_decref(st);
-            if (idle) {
+            if (idle && held && !sv.idle_held_said) {
+                logf_(&sv, "idle for %.0f s, but kept running: it holds a control set with ctl (mute, pause or "
+                           "speed) that a new daemon would not have", sv.idle_exit_s);
+                sv.idle_held_said = 1;
+            }
+            if (idle && !held) {
                 logf_(&sv, "idle for %.0f s: exiting (--idle-exit)", sv.idle_exit_s);
                 break;
             }

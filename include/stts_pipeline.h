@@ -156,8 +156,9 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
  * pipeline_pause: the player holds before its next slice (a sound device
  * still plays what it has buffered); resuming continues from the next
  * sample, none lost or repeated.
- * pipeline_replay: the last n played sentences (up to 16 kept) play again,
- * right after the current one; returns how many. At most 16 replayed
+ * pipeline_replay: the last n played sentences (up to 16 kept; one stopped
+ * or skipped part-way counts, whole; the daemon's "cue" and the skip notices
+ * do not) play again, right after the current one; returns how many. At most 16 replayed
  * copies wait at once: a request that would pass that adds nothing and
  * returns -1 with err saying so (what waits, and what to do). */
 int pipeline_stop(pipeline *pl, const char *session);

@@ -952,7 +952,10 @@ static int skip_backlog(pipeline *pl) {
 
 /* Keeps a copy of a played sentence for pipeline_replay. */
 static void remember(pipeline *pl, const item *it) {
-    if (it->n_pcm == 0) return;
+    /* the daemon's own notices between sentences ("Another session.",
+     * "Skipping ahead.") are no sentences to say again: `replay 2` said the
+     * cue and the last sentence, not the two last sentences */
+    if (it->n_pcm == 0 || it->kind == TEXT_NOTICE_SKIP || (it->message_id && !strcmp(it->message_id, "cue"))) return;
     item *h = calloc(1, sizeof *h);
     if (!h) return;
     h->pcm = malloc(it->n_pcm * sizeof *h->pcm);
@@ -997,6 +1000,9 @@ static int stop_playing(pipeline *pl, item *it) {
     if (it->played == 0) it->marked = 0;
     pthread_cond_broadcast(&pl->a_space);
     pthread_mutex_unlock(&pl->amu);
+    /* heard in part: a replay after the stop or skip says it whole (it
+     * replayed the sentence before it, the one cut never kept) */
+    if (it->stopped && it->played > 0) remember(pl, it);
     done_append(pl, it);
     resolve_done(pl, 0);
     pthread_mutex_lock(&pl->amu);

@@ -150,4 +150,35 @@ check(NOTE in said, "the other session's permission prompt is said: %r" % said)
 check(any(t in ("Skipping ahead.", "少し先に進みます。") for t in said) and len([t for t in said if t in L]) < len(L),
       "the old backlog skipped, announced: %r" % said)
 
+# ---- replay: the cue is no sentence; a sentence cut by stop is kept; muted speech stays unheard ---------
+d = Daemon(BIN, VOICE, tmp, "replay", extra=["--cue", "--gap-ms", "0"])   # paced: a stop lands mid-sentence
+d.hook(md("sess-A", "mA", 0, "Alpha said first.\n", True))
+d.wait_spoken("Alpha said first.")
+d.hook(md("sess-B", "mB", 0, "Bravo said second.\n", True))
+d.wait_spoken("Bravo said second.")
+n0 = len(d.records())
+d.ctl("replay", "2")
+rep = d.wait_records(n0 + 2)[n0:]
+check([r["source"] for r in rep] == ["Alpha said first.", "Bravo said second."] and all(r.get("replay") for r in rep),
+      "replay 2 says the two sentences, not the cue: %r" % [r["source"] for r in rep])
+LONGB = "Bravo is a long sentence that the user cuts before it ends, then wants to hear again."
+d.hook(md("sess-B", "mB2", 0, LONGB + "\n", True))
+wait_for(lambda: d.status()["lag"] > 0 and d.status()["queue"] == 1, "the long sentence playing")
+time.sleep(0.8)
+d.ctl("stop")
+n1 = len(d.records())
+d.ctl("replay")
+rep = d.wait_records(n1 + 1)[n1:]
+check([r["source"] for r in rep] == [LONGB], "replay after a stop says the sentence cut: %r" % [r["source"] for r in rep])
+d.ctl("mute", "sess-B")   # the last two sentences are B's (the cut one and its replay)
+n2 = len(d.records())
+d.ctl("replay", "2")
+rep = [r for r in d.wait_records(n2 + 2)[n2:]]
+heard = [r["source"] for r in rep if not r.get("stopped")]
+check(len(rep) == 2 and not heard, "a muted session's sentences are not replayed: %r" % [r["source"] for r in rep])
+d.ctl("mute")
+r, _ = d.ctl("replay")
+check("every session is muted" in r.stdout, "replay under mute-all: %s" % r.stdout)
+d.close()
+
 sys.exit(check.finish())

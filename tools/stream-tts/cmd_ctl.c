@@ -217,6 +217,7 @@ int cmd_ctl(int argc, char **argv) {
     } else if (!strcmp(cmd, "replay")) {
         long long n = json_integer_value(json_object_get(r, "replayed"));
         if (n > 0) printf("replaying %lld sentence%s\n", n, n == 1 ? "" : "s");
+        else if (json_is_true(json_object_get(r, "muted"))) printf("nothing replayed: every session is muted\n");
         else printf("nothing to replay: no sentence has been played yet\n");
     } else if ((!strcmp(cmd, "mute") || !strcmp(cmd, "unmute")) && json_is_false(json_object_get(r, "known"))) {
         printf("ok; note: the daemon holds no session with that id now (stream-tts ctl status lists them)\n");

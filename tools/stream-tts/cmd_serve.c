@@ -744,9 +744,23 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         json_object_set_new(out, "paused", json_boolean(pl && pipeline_paused(pl)));
         break;
     case DAEMON_OP_REPLAY: {
-        int made = pl ? pipeline_replay(pl, rq.n, &err) : 0;
+        /* muted speech stays unheard: nothing under mute-all, and a muted
+         * session's copies are dropped again as a mute drops its queue (it
+         * replayed them) */
+        pthread_mutex_lock(&sv->mu);
+        int all = sv->muted_all != NULL;
+        json_t *muted = json_deep_copy(sv->muted);
+        pthread_mutex_unlock(&sv->mu);
+        int made = pl && !all ? pipeline_replay(pl, rq.n, &err) : 0;
         if (made < 0) r = daemon_reply_error(err.msg);   /* too many replays waiting: says what to do */
-        else json_object_set_new(out, "replayed", json_integer(made));
+        else {
+            const char *k;
+            json_t *v;
+            if (made > 0) json_object_foreach(muted, k, v) pipeline_stop(pl, k);
+            json_object_set_new(out, "replayed", json_integer(made));
+            if (all) json_object_set_new(out, "muted", json_true());
+        }
+        json_decref(muted);
         break;
     }
     case DAEMON_OP_SPEED:

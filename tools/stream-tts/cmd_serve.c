@@ -126,6 +126,7 @@ typedef struct {
     FILE *metrics;
     char *muted_all;         /* non-NULL string "1" when everything is muted */
     json_t *muted;           /* object: session -> true */
+    json_t *mute_tail;       /* object: the ones muted after their session ended (lifted at its next start) */
     json_t *newest;          /* object: session -> prompt counter, for --order newest */
     json_int_t prompt_n;
     char last_session[260];
@@ -268,7 +269,10 @@ static int mute_room(server *sv) {
     const char *key;
     void *tmp;
     json_object_foreach_safe(sv->muted, tmp, key, v)
-        if (!json_object_get(live, key)) json_object_del(sv->muted, key);
+        if (!json_object_get(live, key)) {
+            json_object_del(sv->mute_tail, key);
+            json_object_del(sv->muted, key);
+        }
     json_decref(ids);
     json_decref(live);
     return json_object_size(sv->muted) < MAX_MUTED;
@@ -703,6 +707,16 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
             pthread_mutex_unlock(&sv->mu);
         }
         if (ev && sid && !strcmp(ev, "SessionEnd")) session_ended(sv, sid);
+        if (ev && sid && !strcmp(ev, "SessionStart")) {
+            pthread_mutex_lock(&sv->mu);
+            int lift = json_object_get(sv->mute_tail, sid) != NULL;
+            if (lift) {
+                json_object_del(sv->mute_tail, sid);
+                json_object_del(sv->muted, sid);
+            }
+            pthread_mutex_unlock(&sv->mu);
+            if (lift) logf_(sv, "session %s started again: the mute given after its end is lifted", sid);
+        }
         json_object_set_new(out, "done", json_string(what));
         break;
     }
@@ -790,8 +804,10 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         pthread_mutex_unlock(&sv->mu);
         if (mute && !r) stop_session(sv, rq.session);
         if (rq.session && !r) {
-            /* a session the daemon does not hold: most likely a mistyped id
-             * (ctl says so; the mute stands, for a session still to come) */
+            /* a session the daemon does not hold: a mistyped id (ctl says
+             * so), or one that ended, muted for the tail of its speech: that
+             * mute is lifted when the session starts again (resumed under
+             * the same id, its reply was dropped for good, unannounced) */
             json_t *ss = daemon_hub_sessions(sv->hub);
             int known = 0;
             size_t i;
@@ -799,6 +815,10 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
             json_array_foreach(ss, i, v) known |= json_is_string(v) && !strcmp(json_string_value(v), rq.session);
             json_decref(ss);
             json_object_set_new(out, "known", json_boolean(known));
+            pthread_mutex_lock(&sv->mu);
+            if (mute && !known) json_object_set_new(sv->mute_tail, rq.session, json_true());
+            else json_object_del(sv->mute_tail, rq.session);
+            pthread_mutex_unlock(&sv->mu);
         }
         break;
     }
@@ -1099,6 +1119,7 @@ static int serve_main(int argc, char **argv) {
         return lfd == -2 ? 3 : 1;
     }
     sv.muted = json_object();
+    sv.mute_tail = json_object();
     sv.newest = json_object();
     if (daemon_queue_new(session_rank, &sv, &sv.pending, &e) != STTS_OK) {
         start_err("out of memory");
@@ -1410,6 +1431,7 @@ static int serve_main(int argc, char **argv) {
     pthread_mutex_unlock(&sv.mu);
     daemon_hub_free(sv.hub);
     json_decref(sv.muted);
+    json_decref(sv.mute_tail);
     json_decref(sv.newest);
     close(sv.wake[0]);
     close(sv.wake[1]);

@@ -1913,6 +1913,10 @@ stts_status daemon_hub_hook_at(daemon_hub *h, json_t *pl, uint64_t made_ns, cons
             return STTS_OK;
         }
         if (!type || !listed(h->notify, type)) { *what = "not spoken (type)"; return STTS_OK; }
+        /* nothing to say: answered so (it was "spoken", and nothing was) */
+        size_t k = 0;
+        while (m[k] && isspace((unsigned char)m[k])) k++;
+        if (!m[k]) { *what = "not spoken (empty message)"; return STTS_OK; }
         return say(s, "notification", m, what, err);
     }
     if (strcmp(ev, "StopFailure") == 0) {

@@ -244,4 +244,29 @@ check("stop rotated-elsewhere" in read(log), "the daemon writes to the new serve
 check("stop rotated-elsewhere" not in read(log + ".1"), "nothing more goes into serve.log.1")
 check(d.close() == 0, "logrot: daemon exit")
 
+# serve --echo prints each sentence as it starts playing (it was accepted and
+# printed nothing); an empty Notification message is answered as not spoken
+# (it was "spoken", and nothing was said).
+sock = os.path.join(tmp, "echo", "socket")
+out = os.path.join(tmp, "echo.out")
+env = dict(os.environ, HOME=tmp)
+env.pop("STREAM_TTS_SOCKET", None)
+with open(out, "w") as fo:
+    p = subprocess.Popen([BIN, "serve", "--socket", sock, "--voice", VOICE, "--output", os.path.join(tmp, "echo.wav"),
+                          "--idle-exit", "0", "--echo"], stdout=fo, stderr=subprocess.DEVNULL, env=env)
+wait_for(lambda: os.path.exists(sock), "serve --echo listening")
+ds = Daemon.__new__(Daemon)   # the helpers' requests, on that daemon's socket (its stdout is the point here)
+ds.sock = sock
+wait_for(lambda: (ds.status() or {}).get("state") == "ready", "serve --echo ready")
+r = ds.hook({"session_id": "E", "transcript_path": "/nonexistent", "cwd": "/tmp", "hook_event_name": "MessageDisplay",
+             "turn_id": "t", "message_id": "m", "index": 0, "final": True, "delta": "The sky is blue.\n"})
+wait_for(lambda: "The sky is blue." in read(out), "the echo line")
+for m in ("", "   "):
+    r = ds.hook({"session_id": "E", "transcript_path": "/nonexistent", "cwd": "/tmp", "hook_event_name": "Notification",
+                 "message": m, "notification_type": "permission_prompt"})
+    check(r and r["done"] == "not spoken (empty message)", "empty notification %r: %r" % (m, r))
+p.terminate()
+p.wait(30)
+check("The sky is blue." in read(out), "serve --echo printed the sentence: %r" % read(out)[-200:])
+
 sys.exit(check.finish())

@@ -297,6 +297,17 @@ static void hub_stop(void *user, const char *session) { stop_session(user, sessi
 static void on_event(void *user, const pipeline_event *ev) {
     server *sv = user;
     if (ev->kind == PIPELINE_EV_LOG) logf_(sv, "%s", ev->message);
+    else if (ev->kind == PIPELINE_EV_PLAY && sv->po.echo) {
+        /* --echo: as the pipe mode prints it, on serve's stdout (its log
+         * when a hook started it); it was accepted and printed nothing */
+        if (ev->how == PIPELINE_MT || ev->how == PIPELINE_MT_RETRY || ev->how == PIPELINE_CACHE)
+            printf("%s\n  -> %s\n", ev->source, ev->spoken);
+        else if (ev->notice)
+            printf("%s %s\n", ev->notice, ev->spoken);
+        else
+            printf("%s\n", ev->spoken);
+        fflush(stdout);
+    }
 }
 
 /* The next sentence to speak: arrival order, or with --order newest the

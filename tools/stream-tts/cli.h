@@ -16,6 +16,9 @@ int cmd_convert(int argc, char **argv);    /* stream-tts convert: checkpoint con
 /* argv with each "--name=VALUE" of value_flags (NULL-terminated list) split
  * into two words; one allocation, free() it. NULL when out of memory. */
 char **cli_split_equals(int argc, char **argv, const char *const *value_flags, int *out_argc);
+/* fn(argc, argv) on that argv, freed after: a subcommand's entry point
+ * taking both "--flag VALUE" and "--flag=VALUE". */
+int cli_run_split(int argc, char **argv, const char *const *value_flags, int (*fn)(int, char **));
 /* SIGBUS (a mapped dictionary truncated under us): one line naming the file, exit 1. */
 void cli_install_sigbus_handler(void);
 

@@ -2,6 +2,7 @@
  * launcher (which links no front end): see cli.h. */
 #include "cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,4 +49,16 @@ char **cli_split_equals(int argc, char **argv, const char *const *value_flags, i
     out[n] = NULL;
     *out_argc = n;
     return out;
+}
+
+int cli_run_split(int argc, char **argv, const char *const *value_flags, int (*fn)(int, char **)) {
+    int n;
+    char **args = cli_split_equals(argc, argv, value_flags, &n);
+    if (!args) {
+        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
+        return 1;
+    }
+    int rc = fn(n, args);
+    free(args);
+    return rc;
 }

@@ -110,13 +110,5 @@ static int convert_main(int argc, char **argv) {
 /* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
 int cmd_convert(int argc, char **argv) {
     static const char *const value_flags[] = {"--weights", NULL};
-    int n;
-    char **args = cli_split_equals(argc, argv, value_flags, &n);
-    if (!args) {
-        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
-        return 1;
-    }
-    int rc = convert_main(n, args);
-    free(args);
-    return rc;
+    return cli_run_split(argc, argv, value_flags, convert_main);
 }

@@ -366,13 +366,5 @@ static int install_hooks_main(int argc, char **argv) {
 /* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
 int cmd_install_hooks(int argc, char **argv) {
     static const char *const value_flags[] = {"--scope", "--settings", "--command", NULL};
-    int n;
-    char **args = cli_split_equals(argc, argv, value_flags, &n);
-    if (!args) {
-        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
-        return 1;
-    }
-    int rc = install_hooks_main(n, args);
-    free(args);
-    return rc;
+    return cli_run_split(argc, argv, value_flags, install_hooks_main);
 }

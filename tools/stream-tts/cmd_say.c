@@ -307,14 +307,8 @@ int cmd_voices(int argc, char **argv) {
 
 /* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
 int cmd_say(int argc, char **argv) {
-    static const char *const value_flags[] = {"--lang", "--voice", "--speed", "--pitch", "--volume", "--rate", "--output", "--audio-device", "--user-dict", "--dict-dir", "--tts-command", NULL};
-    int n;
-    char **args = cli_split_equals(argc, argv, value_flags, &n);
-    if (!args) {
-        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
-        return 1;
-    }
-    int rc = say_main(n, args);
-    free(args);
-    return rc;
+    static const char *const value_flags[] = {"--lang",         "--voice",     "--speed",    "--pitch",
+                                              "--volume",       "--rate",      "--output",   "--audio-device",
+                                              "--user-dict",    "--dict-dir",  "--tts-command", NULL};
+    return cli_run_split(argc, argv, value_flags, say_main);
 }

@@ -351,14 +351,7 @@ static int translate_main(int argc, char **argv) {
 
 /* Both "--flag VALUE" and "--flag=VALUE", as on the main command. */
 int cmd_translate(int argc, char **argv) {
-    static const char *const value_flags[] = {"--model", "--src", "--tgt", "--beam", "--max-len", "--threads", "--weights", "--shortlist", "--device", NULL};
-    int n;
-    char **args = cli_split_equals(argc, argv, value_flags, &n);
-    if (!args) {
-        fprintf(stderr, "stream-tts: out of memory reading the command line\n");
-        return 1;
-    }
-    int rc = translate_main(n, args);
-    free(args);
-    return rc;
+    static const char *const value_flags[] = {"--model",   "--src",     "--tgt",       "--beam",   "--max-len",
+                                              "--threads", "--weights", "--shortlist", "--device", NULL};
+    return cli_run_split(argc, argv, value_flags, translate_main);
 }

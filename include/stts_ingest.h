@@ -102,7 +102,21 @@ typedef struct {
     uint64_t line_no;        /* input line that completed the sentence */
     uint64_t arrival_ns;     /* when that line arrived (stts_now_ns clock) */
     uint64_t emit_ns;        /* when the sentence was handed to the callback */
+    unsigned flags;          /* INGEST_SENT_*: how the daemon's queue treats it */
 } ingest_sentence;
+
+/* ingest_sentence.flags. The daemon's queue and the replay history used to
+ * recognise these by their message ids ("notification", "cue"); a flag says
+ * it where the sentence is made, and the ids stay what the metrics show. */
+enum {
+    /* Not reply text but the session's state (a Notification's message, a
+     * StopFailure): perhaps a permission prompt waiting for the user, so
+     * never skipped as lag (--max-lag). */
+    INGEST_SENT_ASIDE = 1u << 0,
+    /* The daemon's own connective ("Another session."): no sentence of
+     * anyone's, so never said again by replay. */
+    INGEST_SENT_NO_REPLAY = 1u << 1,
+};
 
 typedef void (*ingest_sentence_fn)(void *user, const ingest_sentence *s);
 /* A skipped or repaired line: msg names the problem ("line 12: ..."). */

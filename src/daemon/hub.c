@@ -226,11 +226,19 @@ void daemon_hub_default_params(daemon_hub_params *p) {
     p->notice_dedup_ms = 2000;
 }
 
+/* The flags of the sentences of message id (a pointer into s->msgs, as
+ * cur_id is): a notification's are asides. */
+static unsigned flags_of(const session *s, const char *id) {
+    for (int k = 0; id && k < s->n_msgs; k++)
+        if (s->msgs[k].id == id) return s->msgs[k].aside ? INGEST_SENT_ASIDE : 0;
+    return 0;
+}
+
 static void emit(session *s, const char *msg_id, const text_sentence *t, uint64_t line_no) {
     daemon_hub *h = s->hub;
     ingest_sentence is = {.text = t->text, .len = t->len, .kind = t->kind, .lang = t->lang,
                           .message_id = msg_id ? msg_id : "", .seq = h->seq++, .line_no = line_no,
-                          .arrival_ns = t->arrival_ns, .emit_ns = stts_now_ns()};
+                          .arrival_ns = t->arrival_ns, .emit_ns = stts_now_ns(), .flags = flags_of(s, msg_id)};
     h->cb.sentence(h->user, s->id, &is);
 }
 

@@ -54,6 +54,7 @@ typedef struct item {
     uint64_t seq;
     char *session;           /* NULL in pipe mode */
     char *message_id;
+    unsigned flags;          /* INGEST_SENT_* */
     text_kind kind;
     char *source;
     char *notice_lang;       /* notices: the language of source; NULL for speech */
@@ -955,7 +956,7 @@ static void remember(pipeline *pl, const item *it) {
     /* the daemon's own notices between sentences ("Another session.",
      * "Skipping ahead.") are no sentences to say again: `replay 2` said the
      * cue and the last sentence, not the two last sentences */
-    if (it->n_pcm == 0 || it->kind == TEXT_NOTICE_SKIP || (it->message_id && !strcmp(it->message_id, "cue"))) return;
+    if (it->n_pcm == 0 || it->kind == TEXT_NOTICE_SKIP || (it->flags & INGEST_SENT_NO_REPLAY)) return;
     item *h = calloc(1, sizeof *h);
     if (!h) return;
     h->pcm = malloc(it->n_pcm * sizeof *h->pcm);
@@ -974,6 +975,7 @@ static void remember(pipeline *pl, const item *it) {
     h->n_pcm = h->cap_pcm = it->n_pcm;
     h->seq = it->seq;
     h->kind = it->kind;
+    h->flags = it->flags;
     h->how = it->how;
     pthread_mutex_lock(&pl->amu);
     if (pl->n_history == HISTORY) {
@@ -1380,6 +1382,7 @@ stts_status pipeline_push_session(pipeline *pl, const ingest_sentence *s, const 
     }
     it->seq = s->seq;
     it->kind = s->kind;
+    it->flags = s->flags;
     it->message_id = dup_or_empty(s->message_id, s->message_id ? strlen(s->message_id) : 0);
     it->source = dup_or_empty(s->text, s->len);
     it->notice_lang = s->lang ? strdup(s->lang) : NULL;
@@ -1602,6 +1605,7 @@ int pipeline_replay(pipeline *pl, int n, stts_error *err) {
         it->n_pcm = it->cap_pcm = h->n_pcm;
         it->seq = h->seq;
         it->kind = h->kind;
+        it->flags = h->flags;
         it->how = h->how;
         it->replay = 1;
         it->synth_done = 1;

@@ -125,25 +125,28 @@ check(len(ms) == len(S) and max(ms[2:]) < 0.7 * min(ms[:2]),
 
 # ---- --max-lag skips an old backlog, never another session's notification ------------------------------
 # A's reply waits (paused) until it is older than the limit; B's permission
-# prompt comes behind it. The pipeline's own lag rule skipped B's prompt
-# with A's backlog ("skipped 15 older sentences"); the daemon applies it to
-# its queue now, and notices are never skipped.
+# prompt comes in the middle of it, so that it too is older than the limit
+# with newer sentences behind it when playback resumes. The pipeline's own
+# lag rule skipped B's prompt with A's backlog ("skipped 15 older
+# sentences"); the daemon applies it to its queue now, and notices are never
+# skipped.
 import time  # noqa: E402
 d = Daemon(BIN, VOICE, tmp, "lag", extra=["--gap-ms", "0", "--max-lag", "1"], pace=False)
 s = d.conn()
 d.ctl("pause")
 d.hook(prompt("sess-L"), s)
 L = ["Lima sentence number %d is here." % i for i in range(10, 22)]
-for i, t in enumerate(L):
-    d.hook(md("sess-L", "msg-L", i, t + "\n", i == len(L) - 1), s)
-wait_for(lambda: d.status()["pending"] == len(L) - 2, "the reply queued")
-time.sleep(1.5)   # older than --max-lag now
 NOTE = "Claude needs your permission to use Bash."
-d.hook({"session_id": "sess-N", "hook_event_name": "Notification", "message": NOTE,
-        "notification_type": "permission_prompt", "transcript_path": "/nonexistent", "cwd": "/tmp"}, s)
+for i, t in enumerate(L):
+    if i == 6:
+        d.hook({"session_id": "sess-N", "hook_event_name": "Notification", "message": NOTE,
+                "notification_type": "permission_prompt", "transcript_path": "/nonexistent", "cwd": "/tmp"}, s)
+    d.hook(md("sess-L", "msg-L", i, t + "\n", i == len(L) - 1), s)
+wait_for(lambda: d.status()["pending"] == len(L) + 1 - 2, "the reply and the prompt queued")
+time.sleep(1.5)   # older than --max-lag now, each of them
 s.close()
 d.ctl("resume")
-recs = d.wait_spoken(NOTE)
+recs = d.wait_spoken(L[-1])
 d.close()
 said = [r["source"] for r in recs if not r.get("stopped") and not r.get("skipped")]
 check(NOTE in said, "the other session's permission prompt is said: %r" % said)

@@ -74,6 +74,7 @@ typedef struct pend {
     char *text, *lang, *message_id;
     size_t len;
     text_kind kind;
+    unsigned flags;   /* INGEST_SENT_* */
     uint64_t seq, arrival_ns, emit_ns;
 } pend;
 
@@ -230,6 +231,7 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     p->lang = s->lang ? strdup(s->lang) : NULL;
     p->message_id = strdup(s->message_id ? s->message_id : "");
     p->kind = s->kind;
+    p->flags = s->flags;
     p->seq = s->seq;
     p->arrival_ns = s->arrival_ns;
     p->emit_ns = s->emit_ns;
@@ -438,8 +440,8 @@ static void *speaker_main(void *arg) {
          * newer one waiting, is skipped (announced before the next one said);
          * a notification or notice is never skipped: it may be another
          * session's permission prompt */
-        if (sv->po.max_lag_s > 0 && p->kind == TEXT_SPEECH && strcmp(p->message_id, "notification") != 0 &&
-            strcmp(p->message_id, "stop-failure") != 0 && daemon_queue_count(sv->pending) > 0 &&
+        if (sv->po.max_lag_s > 0 && p->kind == TEXT_SPEECH && !(p->flags & INGEST_SENT_ASIDE) &&
+            daemon_queue_count(sv->pending) > 0 &&
             stts_now_ns() - p->emit_ns > (uint64_t)(sv->po.max_lag_s * 1e9)) {
             daemon_queue_handed(sv->pending);
             pthread_mutex_unlock(&sv->mu);
@@ -478,12 +480,12 @@ static void *speaker_main(void *arg) {
             const char *cue = "Another session.";
             ingest_sentence c = {.text = cue, .len = strlen(cue), .kind = TEXT_NOTICE_TOOL, .lang = "eng_Latn",
                                  .message_id = "cue", .seq = p->seq, .arrival_ns = p->arrival_ns,
-                                 .emit_ns = stts_now_ns()};
+                                 .emit_ns = stts_now_ns(), .flags = INGEST_SENT_NO_REPLAY};
             pipeline_push_session(pl, &c, p->session, &err);
         }
         ingest_sentence s = {.text = p->text, .len = p->len, .kind = p->kind, .lang = p->lang,
                              .message_id = p->message_id, .seq = p->seq, .arrival_ns = p->arrival_ns,
-                             .emit_ns = p->emit_ns};
+                             .emit_ns = p->emit_ns, .flags = p->flags};
         stts_status st = pipeline_push_session(pl, &s, p->session, &err);
         pthread_mutex_lock(&sv->mu);
         int stopped = daemon_queue_handed(sv->pending);

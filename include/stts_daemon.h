@@ -134,13 +134,25 @@ json_t *daemon_hub_sessions(const daemon_hub *h);
 uint64_t daemon_hub_sentences(const daemon_hub *h);
 
 /* ---- sentences waiting for the speech pipeline ---------------------------------- */
-/* Items (the caller's) of sessions, taken in arrival order or, newest first,
- * the oldest item of the session of highest rank (the caller's: serve's
- * --order newest ranks a session by its last prompt), the sessions of equal
- * rank (all of rank 0, say) in arrival order between them. Push, take,
- * rerank and daemon_queue_has are O(log sessions); dropping a session's
- * items is O(their number). One thread at a time (serve holds its lock). */
+/* Items (the caller's) of sessions, taken in one of three orders
+ * (daemon_order). Push, take, rerank and daemon_queue_has are O(log
+ * sessions); dropping a session's items is O(their number); a take in
+ * DAEMON_ORDER_SESSION with urgent items waiting walks to the oldest of them.
+ * One thread at a time (serve holds its lock). */
 typedef struct daemon_queue daemon_queue;
+typedef enum {
+    /* the oldest item, whoever's */
+    DAEMON_ORDER_ARRIVAL = 0,
+    /* the oldest item of the session of highest rank (the caller's: serve's
+     * --order newest ranks a session by its last prompt), the sessions of
+     * equal rank (all of rank 0, say) in arrival order between them */
+    DAEMON_ORDER_NEWEST = 1,
+    /* the session taken from last keeps the speaker while it has items, so
+     * two replies streaming at once are not interleaved sentence by
+     * sentence; then the oldest item, whoever's. Urgent items (a permission
+     * prompt) go first, oldest first, and leave the speaker where it was. */
+    DAEMON_ORDER_SESSION = 2,
+} daemon_order;
 /* A session's rank, asked when it gets its first waiting item and on
  * daemon_queue_rerank; higher speaks first, 0 when it has none. */
 typedef uint64_t (*daemon_rank_fn)(void *user, const char *session);
@@ -148,11 +160,12 @@ typedef uint64_t (*daemon_rank_fn)(void *user, const char *session);
 stts_status daemon_queue_new(daemon_rank_fn rank, void *user, daemon_queue **out, stts_error *err);
 /* Frees the queue and, through free_item (may be NULL), the items still in it. */
 void daemon_queue_free(daemon_queue *q, void (*free_item)(void *));
-stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, stts_error *err);
+/* urgent: see DAEMON_ORDER_SESSION (the other orders ignore it). */
+stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, int urgent, stts_error *err);
 /* The next item, removed; NULL when empty. It is then "in hand" (its
  * session remembered) until daemon_queue_handed: the caller hands it on
  * (serve: into the pipeline) without holding its lock. */
-void *daemon_queue_take(daemon_queue *q, int newest_first);
+void *daemon_queue_take(daemon_queue *q, daemon_order order);
 /* 1 when a drop of the in-hand item's session (or of all) came after it
  * was taken: a stop that found it neither queued nor in the pipeline. The
  * caller does not hand it on (hand_dropped, before), or stops it where it

@@ -13,6 +13,11 @@
  *
  * A session's record (hash chain, heap slot) exists while it has items.
  *
+ * --order session keeps the id of the session it took from last
+ * ("speaking"); its record is found by the hash in O(1). Urgent items are
+ * few (notifications): a count says whether any wait, and a take walks the
+ * arrival list to the oldest only then.
+ *
  * The item taken last is "in hand" (its session remembered) until the
  * caller says it is handed on (daemon_queue_handed): serve's speaker takes
  * a sentence under its lock and pushes it into the pipeline without it (a
@@ -32,6 +37,7 @@ typedef struct qitem {
     struct qitem *snext;         /* arrival order, its session */
     qsession *s;
     uint64_t seq;                /* arrival number */
+    int urgent;
     void *data;
 } qitem;
 
@@ -53,6 +59,8 @@ struct daemon_queue {
     size_t heap_cap;
     daemon_rank_fn rank;
     void *user;
+    size_t n_urgent;             /* urgent items waiting */
+    char *speaking;              /* DAEMON_ORDER_SESSION: the session taken from last */
     int in_hand;                 /* an item was taken and is not handed on yet */
     int hand_dropped;            /* ... and a drop of its session (or of all) came meanwhile */
     char *hand;                  /* its session; NULL (out of memory): any drop covers it */
@@ -154,6 +162,7 @@ static void unlink_item(daemon_queue *q, qitem *it) {
     if (it->next) it->next->prev = it->prev;
     else q->tail = it->prev;
     q->n--;
+    if (it->urgent) q->n_urgent--;
 }
 
 stts_status daemon_queue_new(daemon_rank_fn rank, void *user, daemon_queue **out, stts_error *err) {
@@ -178,12 +187,13 @@ void daemon_queue_free(daemon_queue *q, void (*free_item)(void *)) {
     if (!q) return;
     daemon_queue_drop(q, NULL, free_item);
     free(q->hand);
+    free(q->speaking);
     free(q->buckets);
     free(q->heap);
     free(q);
 }
 
-stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, stts_error *err) {
+stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, int urgent, stts_error *err) {
     qitem *it = calloc(1, sizeof *it);
     if (!it) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     qsession *s = find(q, session);
@@ -199,6 +209,8 @@ stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, 
     }
     it->s = s;
     it->seq = q->seq++;
+    it->urgent = urgent != 0;
+    q->n_urgent += it->urgent;
     it->data = item;
     it->prev = q->tail;
     if (q->tail) q->tail->next = it;
@@ -216,11 +228,21 @@ stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, 
     return STTS_OK;
 }
 
-/* The next item, removed (nothing in hand changes). */
-static void *take_item(daemon_queue *q, int newest_first) {
-    if (!q->n) return NULL;
-    /* Arrival order: the oldest item, which is its session's oldest. */
-    qitem *it = newest_first ? q->heap[0]->head : q->head;
+/* The item that order takes next; q->n > 0. */
+static qitem *next_item(const daemon_queue *q, daemon_order order) {
+    if (order == DAEMON_ORDER_NEWEST) return q->heap[0]->head;
+    if (order == DAEMON_ORDER_SESSION) {
+        if (q->n_urgent)
+            for (qitem *it = q->head; it; it = it->next)
+                if (it->urgent) return it;
+        qsession *s = q->speaking ? find(q, q->speaking) : NULL;
+        if (s) return s->head;
+    }
+    return q->head;   /* arrival order: the oldest item, which is its session's oldest */
+}
+
+/* it, which is its session's oldest, removed (nothing in hand changes); its data. */
+static void *remove_item(daemon_queue *q, qitem *it) {
     qsession *s = it->s;
     unlink_item(q, it);
     s->head = it->snext;
@@ -235,14 +257,33 @@ static void *take_item(daemon_queue *q, int newest_first) {
     return data;
 }
 
-void *daemon_queue_take(daemon_queue *q, int newest_first) {
+/* The oldest urgent item need not be its session's oldest: it is unlinked
+ * from its session's list where it is. */
+static void *remove_urgent(daemon_queue *q, qitem *it) {
+    qsession *s = it->s;
+    if (s->head == it) return remove_item(q, it);
+    qitem *p = s->head;
+    while (p->snext != it) p = p->snext;
+    p->snext = it->snext;
+    if (s->tail == it) s->tail = p;
+    unlink_item(q, it);   /* its session's oldest item, its key, is unchanged */
+    void *data = it->data;
+    free(it);
+    return data;
+}
+
+void *daemon_queue_take(daemon_queue *q, daemon_order order) {
     if (!q->n) return NULL;
-    const char *session = newest_first ? q->heap[0]->id : q->head->s->id;
+    qitem *it = next_item(q, order);
     free(q->hand);
-    q->hand = strdup(session);
+    q->hand = strdup(it->s->id);
     q->in_hand = 1;
     q->hand_dropped = 0;
-    return take_item(q, newest_first);
+    if (order == DAEMON_ORDER_SESSION && !it->urgent && (!q->speaking || strcmp(q->speaking, it->s->id) != 0)) {
+        free(q->speaking);
+        q->speaking = strdup(it->s->id);   /* NULL (out of memory): arrival order for the next take */
+    }
+    return it->urgent ? remove_urgent(q, it) : remove_item(q, it);
 }
 
 int daemon_queue_hand_dropped(const daemon_queue *q) { return q->in_hand && q->hand_dropped; }
@@ -261,7 +302,7 @@ size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)
     if (q->in_hand && (!session || !q->hand || strcmp(q->hand, session) == 0)) q->hand_dropped = 1;
     if (!session) {
         while (q->n) {
-            void *d = take_item(q, 0);
+            void *d = remove_item(q, q->head);
             if (free_item) free_item(d);
             n++;
         }

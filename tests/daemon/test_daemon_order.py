@@ -100,6 +100,40 @@ for i, (sess, t) in enumerate(seq):
 check(changes == 2, "two changes of session (A -> B -> A): %d" % changes)
 check(cues_ok and src.count(CUE) == changes, "a cue at each change and nowhere else: %r" % src)
 
+# ---- --order session: two replies streaming at once are not interleaved; a notification goes first ----
+# A's first sentences fill the paused pipeline (2 taken) and one waits; then
+# B's and A's batches alternate. Arrival order would say A3 B1 A4 B2 ...; by
+# session, A keeps the speaker while it has sentences waiting, then B. C's
+# permission prompt, queued in the middle, is said first of what waits (after
+# the 2 in the pipeline), and A goes on after it. (The speaker switches when
+# its session has nothing waiting at the moment it takes: a session whose
+# next sentence has not come yet gives way.)
+d = Daemon(BIN, VOICE, tmp, "session", extra=["--gap-ms", "0", "--order", "session"], pace=False)
+s = d.conn()
+d.ctl("pause")
+SA = ["Alpha part %d is being said." % i for i in range(1, 6)]
+SB = ["Bravo part %d is being said." % i for i in range(1, 6)]
+PERM = "Claude needs your permission to use Bash."
+d.hook(prompt("sess-A"), s)
+d.hook(prompt("sess-B"), s)
+for i in range(3):
+    d.hook(md("sess-A", "msg-A", i, SA[i] + "\n", False), s)
+wait_for(lambda: d.status()["pending"] == 1, "the pipeline full (2 taken), A3 waiting")
+for i in range(len(SB)):
+    d.hook(md("sess-B", "msg-B", i, SB[i] + "\n", i == len(SB) - 1), s)
+    if i == 1:
+        d.hook({"session_id": "sess-C", "hook_event_name": "Notification", "message": PERM,
+                "notification_type": "permission_prompt", "transcript_path": "/nonexistent", "cwd": "/tmp"}, s)
+    if i + 3 < len(SA):
+        d.hook(md("sess-A", "msg-A", i + 3, SA[i + 3] + "\n", i + 3 == len(SA) - 1), s)
+s.close()
+d.ctl("resume")
+recs = d.wait_records(len(SA) + len(SB) + 1)
+d.close()
+said = [r["source"] for r in recs if not r.get("stopped")]
+check(said == SA[:2] + [PERM] + SA[2:] + SB, "--order session: A whole, the prompt first of what waited, "
+      "then B: %r" % said)
+
 # ---- ctl speed reaches the queued sentences ----------------------------------------------------------
 # A reply queued (paused), then `ctl speed 2`: all but the 2 sentences already
 # in the pipeline are made at the new speed (the pipeline had synthesized the

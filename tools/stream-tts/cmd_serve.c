@@ -108,7 +108,8 @@ typedef struct {
     /* settings */
     pipeline_opts po;
     char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
-    int newest_first, cue;
+    daemon_order order;      /* --order */
+    int cue;
     double idle_exit_s;
     int idle_held_said;      /* the log said once why an idle daemon stays (a control is set) */
     FILE *log;
@@ -242,7 +243,7 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     }
     stts_error err;
     pthread_mutex_lock(&sv->mu);
-    stts_status st = daemon_queue_push(sv->pending, session, p, &err);
+    stts_status st = daemon_queue_push(sv->pending, session, p, (p->flags & INGEST_SENT_ASIDE) != 0, &err);
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
     if (st != STTS_OK) {
@@ -312,9 +313,11 @@ static void on_event(void *user, const pipeline_event *ev) {
     }
 }
 
-/* The next sentence to speak: arrival order, or with --order newest the
- * oldest sentence of the session whose prompt came last. mu held. */
-static pend *take(server *sv) { return daemon_queue_take(sv->pending, sv->newest_first); }
+/* The next sentence to speak: arrival order; with --order newest the
+ * oldest sentence of the session whose prompt came last; with --order
+ * session the speaking session's next while it has one, a notification
+ * first. mu held. */
+static pend *take(server *sv) { return daemon_queue_take(sv->pending, sv->order); }
 
 /* TEST-ONLY (STTS_FAULT=serve_hold_seq:N, docs/RELIABILITY.md): the speaker
  * holds sentence N between taking it from the queue and handing it to the
@@ -910,7 +913,10 @@ static void usage(FILE *f) {
           "  --socket PATH           socket (default $STREAM_TTS_SOCKET, $XDG_RUNTIME_DIR/stream-tts/socket,\n"
           "                          else /tmp/stream-tts-$UID/socket); the log is serve.log beside it\n"
           "  --pace realtime         a file or pipe output (--output) takes audio at playback speed\n"
-          "  --order arrival|newest  which session speaks next (default arrival)\n"
+          "  --order arrival|newest|session  which sentence speaks next: the oldest (arrival, the default);\n"
+          "                          the newest prompt's session first (newest); or the session speaking\n"
+          "                          goes on while it has sentences, so replies are not interleaved, and a\n"
+          "                          notification goes first (session)\n"
           "  --cue                   a short spoken cue when the speaker changes session\n"
           "  --idle-exit SECONDS     exit after this long with nothing to say and no request (default 1800; 0 never)\n"
           "  --on-prompt stop|continue      UserPromptSubmit stops that session's speech (default stop)\n"
@@ -1021,11 +1027,13 @@ static int serve_main(int argc, char **argv) {
             if (missing) goto needs;
             sock_flag = v;
         } else if ((v = cli_flag_value("--order", argc, argv, &i, &missing)) || missing) {
-            if (missing || (strcmp(v, "arrival") && strcmp(v, "newest"))) {
-                start_err("--order takes 'arrival' or 'newest'");
+            if (missing || (strcmp(v, "arrival") && strcmp(v, "newest") && strcmp(v, "session"))) {
+                start_err("--order takes 'arrival', 'newest' or 'session'");
                 return 2;
             }
-            sv.newest_first = !strcmp(v, "newest");
+            sv.order = !strcmp(v, "newest")    ? DAEMON_ORDER_NEWEST
+                       : !strcmp(v, "session") ? DAEMON_ORDER_SESSION
+                                               : DAEMON_ORDER_ARRIVAL;
         } else if ((v = cli_flag_value("--idle-exit", argc, argv, &i, &missing)) || missing) {
             char *end;
             double x = missing ? -1 : strtod(v, &end);

@@ -42,8 +42,11 @@ typedef enum {
     PIPELINE_SAME_SCRIPT,   /* already written in the target language's script */
     PIPELINE_NOTICE,        /* a notice already in the target language */
     PIPELINE_UNTRANSLATED,  /* translation off (--no-translate) */
-    PIPELINE_FALLBACK       /* translation failed (engine error, or the guard twice): the source is
+    PIPELINE_FALLBACK,      /* translation failed (engine error, or the guard twice): the source is
                                spoken untranslated, after a "translation failed" notice */
+    PIPELINE_NOT_READ       /* in a language the model does not translate from (or translation is
+                               off) and in a script the voice cannot read (it would spell it
+                               letter by letter): a short notice is said instead */
 } pipeline_how;
 const char *pipeline_how_name(pipeline_how h);
 
@@ -181,6 +184,7 @@ void pipeline_free(pipeline *pl);
 typedef struct {
     uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
     uint64_t same_script, synth_errors, translate_errors;
+    uint64_t not_read;            /* PIPELINE_NOT_READ: a notice said instead */
     uint64_t stopped;             /* dropped by pipeline_stop/skip */
     uint64_t audio_errors;        /* sentences (partly) lost to a failing audio output */
     double warmup_ms;             /* warm-up translation + synthesis */

@@ -144,6 +144,7 @@ typedef enum {
     TEXT_PH_SECRET,         /* Secret omitted. */
     TEXT_PH_SKIPPING,       /* Skipping ahead. */
     TEXT_PH_TRANSLATION_FAILED, /* Translation failed. (before a sentence spoken untranslated) */
+    TEXT_PH_NOT_READ,       /* A sentence in another language was not read. (neither the model nor the voice could) */
     TEXT_PH__COUNT
 } text_phrase_id;
 

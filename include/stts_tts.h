@@ -114,6 +114,12 @@ stts_status tts_set_speed(tts_synth *s, double speed, stts_error *err);
  * debugging the reading dictionary (`stream-tts say --labels`). */
 stts_status tts_labels(tts_synth *s, const char *text, char **out, stts_error *err);
 
+/* 1 when the voice reads text of that NLLB language's script: its own
+ * language's, or one its engine also reads (Open JTalk: Han and Latin;
+ * espeak-ng: Latin, Hangul, Devanagari); 0 when it would spell it letter by
+ * letter or drop it. An unknown code or a command backend: 1. */
+int tts_reads_lang(const tts_synth *s, const char *nllb_code);
+
 /* The espeak-ng voice for an NLLB code, or NULL when there is none. */
 const char *tts_espeak_voice_for(const char *nllb_code);
 

@@ -158,6 +158,11 @@ struct pipeline {
     /* "Translation failed." in the listener's language, said before a
      * sentence spoken untranslated (PIPELINE_FALLBACK). */
     char *fail_notice;
+    /* "A sentence in another language was not read." in the spoken
+     * language, said instead of a sentence neither the model nor the voice
+     * can read (PIPELINE_NOT_READ). */
+    char *not_read_notice;
+    int last_not_read;        /* the sentence translate_item saw last was PIPELINE_NOT_READ */
 
     nllb_session *session;
     mt_cache *cache;
@@ -297,6 +302,7 @@ const char *pipeline_how_name(pipeline_how h) {
     case PIPELINE_NOTICE: return "notice";
     case PIPELINE_UNTRANSLATED: return "untranslated";
     case PIPELINE_FALLBACK: return "fallback-source";
+    case PIPELINE_NOT_READ: return "not-read";
     }
     return "?";
 }
@@ -438,6 +444,22 @@ static int model_knows(const pipeline *pl, const char *code) {
     return pl->p.translate_fn || nllb_model_lang_id(pl->p.model, code) >= 0;
 }
 
+/* PIPELINE_NOT_READ: the notice said instead of it (who: "the model nor
+ * the voice reads", "the voice does not read"). A reply all in such a
+ * language would say the notice once per sentence: the sentences right
+ * after one that was not read are silent (translate thread only). */
+static void not_read(pipeline *pl, item *it, const char *lang, const char *who) {
+    int again = pl->last_not_read;
+    emit_log(pl, it->seq, "sentence %llu: written in %s, which %s; %s", (unsigned long long)it->seq, lang, who,
+             again ? "not said (the notice was said before it)" : "a notice said instead");
+    /* "" makes no audio and no "Skipping ahead." (skipped would) */
+    it->spoken = strdup(again ? "" : pl->not_read_notice ? pl->not_read_notice : "");
+    it->how = PIPELINE_NOT_READ;
+    pthread_mutex_lock(&pl->smu);
+    pl->st.not_read++;
+    pthread_mutex_unlock(&pl->smu);
+}
+
 static void translate_item(pipeline *pl, item *it) {
     const char *src = it->source;
     if (it->notice_lang && strcmp(it->notice_lang, pl->tgt_lang) == 0) {
@@ -453,15 +475,21 @@ static void translate_item(pipeline *pl, item *it) {
                 return;
             }
     }
+    /* The language the sentence is written in, when its script tells
+     * another one than the source's (Chinese, Korean, Russian to an
+     * English-source pipeline); NULL: the source language. */
+    const char *seen = guard_source_lang(src, pl->src_lang);
     if (!pl->p.translate) {
+        /* espeak-ng's English voice spelled a Japanese sentence out as
+         * "Japanese letter, Japanese letter" for seconds */
+        if (seen && !tts_reads_lang(pl->p.synth, seen)) { not_read(pl, it, seen, "the voice does not read"); return; }
         it->spoken = strdup(src);
         it->how = PIPELINE_UNTRANSLATED;
         return;
     }
-    /* A reply in another script than the source's (Chinese, Korean, Russian
-     * to an English-source pipeline) is tokenized as its own language when
-     * the model has it; the demo model, which has not, keeps the source's. */
-    const char *src_lang = pl->src_lang, *seen = guard_source_lang(src, pl->src_lang);
+    /* Tokenized as its own language when the model has it; the demo model,
+     * which has not, keeps the source's. */
+    const char *src_lang = pl->src_lang;
     int seen_known = seen && strcmp(seen, pl->tgt_lang) != 0 && model_knows(pl, seen);
     if (seen_known) src_lang = seen;
     /* Chinese to a Japanese listener (or Japanese to a Chinese one) is not in
@@ -475,6 +503,22 @@ static void translate_item(pipeline *pl, item *it) {
         it->how = PIPELINE_SAME_SCRIPT;
         pthread_mutex_lock(&pl->smu);
         pl->st.same_script++;
+        pthread_mutex_unlock(&pl->smu);
+        return;
+    }
+    /* A language the model does not translate from (Korean, Arabic to the
+     * demo model): fed to it as the source language, it came back as an
+     * invented sentence ("今しかない。" for "all tests passed"). Read as
+     * written when the voice for untranslated sentences can, else a notice. */
+    if (seen && !seen_known && strcmp(seen, pl->tgt_lang) != 0) {
+        tts_synth *v = pl->p.source_synth ? pl->p.source_synth : pl->p.synth;
+        if (!tts_reads_lang(v, seen)) { not_read(pl, it, seen, "neither the model nor the voice reads"); return; }
+        emit_log(pl, it->seq, "sentence %llu: written in %s, which the model does not translate from; "
+                 "speaking the source", (unsigned long long)it->seq, seen);
+        it->spoken = strdup(src);
+        it->how = PIPELINE_FALLBACK;
+        pthread_mutex_lock(&pl->smu);
+        pl->st.fallbacks++;
         pthread_mutex_unlock(&pl->smu);
         return;
     }
@@ -565,6 +609,7 @@ static void *translate_main(void *arg) {
             it->spoken = strdup("");
         } else {
             translate_item(pl, it);
+            pl->last_not_read = it->how == PIPELINE_NOT_READ;
         }
         it->t_tr_end = stts_now_ns();
         if (!it->spoken && is_dropped(it) && !is_cancelled(pl)) { drop_item(pl, it); continue; }
@@ -1273,6 +1318,24 @@ static stts_status make_fail_notice(pipeline *pl, stts_error *err) {
     return pl->fail_notice ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
 }
 
+/* The PIPELINE_NOT_READ notice, as the one above when translating; without
+ * translation, in the spoken (source) language's table, English when it
+ * has none (a phrase the voice may read badly, but never garbage). */
+static stts_status make_not_read_notice(pipeline *pl, stts_error *err) {
+    char buf[256];
+    const char *lu = NULL;
+    if (pl->p.translate) {
+        const char *nl = pl->p.notice_lang ? pl->p.notice_lang : pl->tgt_lang;
+        text_phrase_format(nl, TEXT_PH_NOT_READ, NULL, 0, buf, sizeof buf, &lu);
+        const char *tr = pl->notice_tr[TEXT_PH_NOT_READ];
+        pl->not_read_notice = strdup(tr && strcmp(lu, pl->tgt_lang) != 0 ? tr : buf);
+    } else {
+        text_phrase_format(pl->src_lang, TEXT_PH_NOT_READ, NULL, 0, buf, sizeof buf, &lu);
+        pl->not_read_notice = strdup(buf);
+    }
+    return pl->not_read_notice ? STTS_OK : stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
+}
+
 stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error *err) {
     *out = NULL;
     /* Checked before anything else (a caller that is not the CLI gets no
@@ -1334,6 +1397,7 @@ stts_status pipeline_start(const pipeline_params *p, pipeline **out, stts_error 
     }
     if (st == STTS_OK && (p->warmup || p->max_lag_s > 0)) st = warm_up(pl, err);   /* the --max-lag notice needs it */
     if (st == STTS_OK && p->translate) st = make_fail_notice(pl, err);
+    if (st == STTS_OK) st = make_not_read_notice(pl, err);
     if (st == STTS_OK) {
         if (pthread_create(&pl->th_translate, NULL, translate_main, pl) != 0) {
             st = stts_error_set(err, STTS_ERR_INTERNAL, "pipeline: cannot start the translate thread");
@@ -1649,6 +1713,7 @@ void pipeline_free(pipeline *pl) {
     free(pl->skip_pcm);
     for (int k = 0; k < TEXT_PH__COUNT; k++) free(pl->notice_src[k]), free(pl->notice_tr[k]);
     free(pl->fail_notice);
+    free(pl->not_read_notice);
     free(pl->d_translate);
     free(pl->d_synth_first);
     free(pl->d_ready_out);
@@ -1696,6 +1761,9 @@ void pipeline_print_summary(pipeline *pl, FILE *f) {
                "language, %llu beam retries, %llu spoken untranslated after the guard\n",
             (unsigned long long)s.played, (unsigned long long)s.skipped, (unsigned long long)s.cache_hits,
             (unsigned long long)s.same_script, (unsigned long long)s.retries, (unsigned long long)s.fallbacks);
+    if (s.not_read)
+        fprintf(f, "stream-tts: %llu sentences in a language neither the model nor the voice reads: a notice "
+                   "said instead\n", (unsigned long long)s.not_read);
     if (s.translate_errors || s.synth_errors || s.audio_errors)
         fprintf(f, "stream-tts: failures: %llu translations (spoken untranslated), %llu syntheses (not spoken), "
                    "%llu sentences lost to the audio output\n", (unsigned long long)s.translate_errors,

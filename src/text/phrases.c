@@ -44,6 +44,7 @@ static const phrase_table tables[] = {
         [TEXT_PH_SECRET] = "Secret omitted.",
         [TEXT_PH_SKIPPING] = "Skipping ahead.",
         [TEXT_PH_TRANSLATION_FAILED] = "Translation failed.",
+        [TEXT_PH_NOT_READ] = "A sentence in another language was not read.",
     }},
     {"jpn_Jpan", {
         [TEXT_PH_CODE_LANG_N] = "{a}のコード、{n}行、省略します。",
@@ -76,6 +77,7 @@ static const phrase_table tables[] = {
         [TEXT_PH_SECRET] = "秘密情報は省略します。",
         [TEXT_PH_SKIPPING] = "少し先に進みます。",
         [TEXT_PH_TRANSLATION_FAILED] = "翻訳できませんでした。",
+        [TEXT_PH_NOT_READ] = "別の言語の文は読み上げませんでした。",
     }},
 };
 

@@ -312,4 +312,4 @@ static stts_status command_list(tts_voice_fn fn, void *user, int *stopped, stts_
 static int command_probe(const tts_params *p) { return p->command && *p->command ? 3 : 0; }
 
 const tts_backend_desc tts_command_backend = {TTS_BACKEND_COMMAND, "command", "the command backend", NULL,
-                                              command_probe, command_open, command_list};
+                                              NULL, command_probe, command_open, command_list};

@@ -184,5 +184,8 @@ static int espeak_probe(const tts_params *p) {
     return 1;
 }
 
+/* Every espeak-ng voice reads Latin letters, and switches by itself to its
+ * Korean and Hindi voices for Hangul and Devanagari; other scripts it
+ * spells character by character ("Japanese letter, Japanese letter"). */
 const tts_backend_desc tts_espeak_backend = {TTS_BACKEND_ESPEAK, "espeak-ng", "espeak-ng", NULL,
-                                             espeak_probe, espeak_open, espeak_list};
+                                             "Latn Hang Deva", espeak_probe, espeak_open, espeak_list};

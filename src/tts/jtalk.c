@@ -930,5 +930,8 @@ static stts_status jtalk_open(const tts_params *p, tts_opened *o, stts_error *er
 
 static int jtalk_probe(const tts_params *p) { return strcmp(p->lang, "jpn_Jpan") == 0 ? 2 : 0; }
 
+/* Open JTalk reads Han as Japanese (Chinese comes out in Japanese readings,
+ * which the pipeline accepts for a Japanese listener) and Latin letters and
+ * words (its dictionary and letter names). */
 const tts_backend_desc tts_jtalk_backend = {TTS_BACKEND_OPENJTALK, "openjtalk", "Open JTalk", "jpn_Jpan",
-                                            jtalk_probe, jtalk_open, jtalk_list};
+                                            "Hans Hant Latn", jtalk_probe, jtalk_open, jtalk_list};

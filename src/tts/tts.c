@@ -15,6 +15,8 @@
 struct tts_synth {
     tts_opened o;
     tts_backend backend;
+    const char *also_reads;  /* its backend's (tts_backend_desc) */
+    char lang[32];           /* the NLLB code it was opened for */
 };
 
 struct tts_out {
@@ -245,6 +247,8 @@ stts_status tts_open(const tts_params *p, tts_synth **out, stts_error *err) {
     tts_synth *s = calloc(1, sizeof *s);
     if (!s) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
     s->backend = d->id;
+    s->also_reads = d->also_reads;
+    snprintf(s->lang, sizeof s->lang, "%s", p->lang ? p->lang : "");
     st = d->open(p, &s->o, err);
     if (st != STTS_OK) { free(s); return st; }
     *out = s;
@@ -258,6 +262,14 @@ void tts_close(tts_synth *s) {
 }
 
 int tts_sample_rate(const tts_synth *s) { return s->o.rate; }
+
+int tts_reads_lang(const tts_synth *s, const char *nllb_code) {
+    const char *us = nllb_code ? strchr(nllb_code, '_') : NULL;
+    if (!s || !us || !s->also_reads) return 1;   /* nothing known: trusted */
+    const char *own = strchr(s->lang, '_');
+    if (own && strcmp(own, us) == 0) return 1;
+    return speaks(s->also_reads, us + 1);
+}
 tts_backend tts_backend_of(const tts_synth *s) { return s->backend; }
 const char *tts_voice_name(const tts_synth *s) { return s->o.voice; }
 

@@ -47,6 +47,10 @@ typedef struct {
     const char *name;        /* tts_backend_label: "openjtalk" */
     const char *title;       /* for messages: "Open JTalk" */
     const char *langs;       /* NLLB codes it speaks, space-separated; NULL: any (open checks) */
+    /* Scripts (the tags of NLLB codes: "Latn", "Hang") its voices read
+     * besides their own language's, space-separated; NULL: any (a command
+     * that is not ours: unknown, so trusted). See tts_reads_lang. */
+    const char *also_reads;
     /* How strongly it claims a TTS_BACKEND_AUTO request: 0 not at all; the
      * highest claim wins, ties go to the earlier table entry. */
     int (*probe)(const tts_params *p);

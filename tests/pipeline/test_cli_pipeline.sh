@@ -169,6 +169,24 @@ echo hi | "$BIN" translate --src eng_Latn --tgt jpn_Jpan --model "$SRC/models/de
 "$BIN" --input "$T/short.jsonl" --voice "$VOICE" --shortlist "$T/none.sl" --output "$T/e.wav" >/dev/null 2>"$T/e7"; rc=$?
 [ $rc -eq 2 ] && grep -q "none.sl" "$T/e7" && ok || bad "missing --shortlist file: exit $rc, $(cat "$T/e7")"
 
+# 5b. --no-translate: a sentence the spoken voice cannot read is not spelled out. espeak-ng's English
+# voice said a Japanese sentence as "Japanese letter, Japanese letter" for seconds: a short notice
+# is said instead; the English around it is read.
+if ! "$BIN" voices 2>/dev/null | grep -q "en-us"; then
+  skip "espeak-ng has no en-us voice here: --no-translate not run"
+else
+  {
+    printf '%s\n' '{"type":"assistant","message":{"id":"m1","role":"assistant","content":[{"type":"text","text":"The tests pass. 次に README を更新します。 Then I will tag the release."}]}}'
+    printf '%s\n' '{"type":"result","subtype":"success","is_error":false,"result":"x"}'
+  } >"$T/mixed.jsonl"
+  "$BIN" --input "$T/mixed.jsonl" --no-translate --output "$T/nt.wav" --metrics "$T/nt.jsonl" --echo \
+    >"$T/nt.echo" 2>"$T/nt.err"; rc=$?
+  want=$(printf '%s\n' "The tests pass." "A sentence in another language was not read." "Then I will tag the release.")
+  [ $rc -eq 0 ] && [ "$(cat "$T/nt.echo")" = "$want" ] && ok || bad "--no-translate, Japanese inside English: exit $rc, said: $(cat "$T/nt.echo")"
+  grep -q '"how":"not-read","source":"次に README を更新します。"' "$T/nt.jsonl" && ok \
+    || bad "--no-translate: no not-read metrics record: $(cat "$T/nt.jsonl")"
+fi
+
 # 6. No sound card (CI, containers): one clear line pointing at --output, exit 1.
 if aplay -l 2>/dev/null | grep -q '^card'; then
   skip "a sound card is present (aplay -l lists one): the no-device message is not reachable here"

@@ -193,6 +193,7 @@ static pthread_cond_t g_vcv = PTHREAD_COND_INITIALIZER;
 static unsigned g_synthesized;   /* bit k: sentence "k" fully synthesized */
 
 int tts_sample_rate(const tts_synth *s) { (void)s; return 16000; }
+int tts_reads_lang(const tts_synth *s, const char *code) { (void)s; (void)code; return 1; }
 stts_status tts_set_speed(tts_synth *s, double speed, stts_error *err) { (void)s; (void)speed; (void)err; return STTS_OK; }
 
 stts_status tts_synthesize(tts_synth *s, const char *text, tts_chunk_fn cb, void *user, const atomic_int *stop,

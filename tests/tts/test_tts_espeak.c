@@ -186,6 +186,44 @@ static void test_languages(void) {
     tts_close(b);
 }
 
+/* tts_reads_lang's table, against what the English voice makes of each
+ * script: Latin, Hangul and Devanagari are read (espeak-ng switches to its
+ * Korean and Hindi voices), Japanese, Chinese, Cyrillic and Arabic are
+ * spelled a character at a time ("Japanese letter, ..."), several times
+ * longer per character. */
+static void test_reads_lang(void) {
+    /* Cyrillic is spelled too ("ve, es, je, te"), but its letter names are
+     * short: its length does not tell, so it is not measured. */
+    static const struct { const char *lang, *text; int reads, measured; } k[] = {
+        {"eng_Latn", "All the tests passed.", 1, 1},
+        {"kor_Hang", "모든 테스트가 통과했습니다.", 1, 1},
+        {"hin_Deva", "सभी परीक्षण पास हो गए।", 1, 1},
+        {"jpn_Jpan", "すべてのテストに合格しました。", 0, 1},
+        {"zho_Hans", "所有测试都通过了。", 0, 1},
+        {"rus_Cyrl", "Все тесты прошли.", 0, 0},
+        {"arb_Arab", "تم اجتياز جميع الاختبارات.", 0, 1},
+    };
+    stts_error err = {0};
+    tts_synth *s = open_lang("eng_Latn", &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) return;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        CHECK_MSG(tts_reads_lang(s, k[i].lang) == k[i].reads, "%s", k[i].lang);
+        collect c = {0};
+        CHECK_EQ_INT(tts_synthesize(s, k[i].text, collect_cb, &c, NULL, &err), STTS_OK);
+        size_t chars = 0;
+        for (const char *p = k[i].text; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+        double ms_per_char = 1000.0 * (double)c.n / tts_sample_rate(s) / (double)chars;
+        printf("espeak-ng en-us on %s: %.0f ms a character\n", k[i].lang, ms_per_char);
+        /* read: 50-170 ms a character; spelled: 500 ms and more */
+        CHECK_MSG(!k[i].measured || (k[i].reads ? ms_per_char < 250 : ms_per_char > 350),
+                  "%s: %.0f ms a character", k[i].lang, ms_per_char);
+        collect_free(&c);
+    }
+    CHECK(tts_reads_lang(s, "xyz") == 1);   /* no script tag: nothing known */
+    tts_close(s);
+}
+
 static void test_stop(void) {
     stts_error err = {0};
     tts_synth *s = open_lang("eng_Latn", &err);
@@ -360,6 +398,7 @@ int main(void) {
     TEST_RUN(test_german);
     TEST_RUN(test_identifiers_as_words_en);
     TEST_RUN(test_languages);
+    TEST_RUN(test_reads_lang);
     TEST_RUN(test_every_table_voice_speaks);
     TEST_RUN(test_stop);
     TEST_RUN(test_command_backend);

@@ -474,6 +474,26 @@ static void test_default_voice_by_name(void) {
     unsetenv("STTS_VOICE_DIR");
 }
 
+/* tts_reads_lang: Open JTalk reads Japanese, Han (Chinese in Japanese
+ * readings) and Latin letters; Hangul, Cyrillic and Arabic it drops: a
+ * Korean sentence makes (almost) no audio. */
+static void test_reads_lang(void) {
+    tts_synth *s = open_voice("mei_normal", 1);
+    if (!s) return;
+    CHECK(tts_reads_lang(s, "jpn_Jpan") && tts_reads_lang(s, "zho_Hans") && tts_reads_lang(s, "zho_Hant"));
+    CHECK(tts_reads_lang(s, "eng_Latn"));
+    CHECK(!tts_reads_lang(s, "kor_Hang") && !tts_reads_lang(s, "rus_Cyrl") && !tts_reads_lang(s, "arb_Arab"));
+    collect ko = {0}, ja = {0};
+    stts_error err = {0};
+    tts_synthesize(s, "모든 테스트가 통과했습니다.", collect_cb, &ko, NULL, &err);
+    CHECK_EQ_INT(tts_synthesize(s, "すべてのテストに合格しました。", collect_cb, &ja, NULL, &err), STTS_OK);
+    printf("Open JTalk: Korean %zu samples, Japanese %zu\n", ko.n, ja.n);
+    CHECK_MSG(ko.n < ja.n / 4, "Korean %zu samples, Japanese %zu", ko.n, ja.n);
+    collect_free(&ko);
+    collect_free(&ja);
+    tts_close(s);
+}
+
 int main(void) {
     {
         char vp_[1024];
@@ -491,5 +511,6 @@ int main(void) {
     TEST_RUN(test_bad_voices_and_languages);
     TEST_RUN(test_default_voice_by_name);
     TEST_RUN(test_handles_in_threads);
+    TEST_RUN(test_reads_lang);
     return TEST_SUMMARY();
 }

@@ -108,13 +108,16 @@ const char *app_notice_lang(const char *current, const char *speak_lang, char *b
 /* Blocks SIGINT and SIGTERM in the calling thread (call before any thread
  * starts, so every thread inherits the mask) and resets them from SIG_IGN
  * (a shell starts background jobs with SIGINT ignored; sigwait only sees
- * signals that are not ignored). *old receives the previous mask. */
+ * signals that are not ignored); SIGHUP too, unless it is ignored (nohup).
+ * *old receives the previous mask. */
 void app_signals_block(sigset_t *old);
+/* "interrupt" (SIGINT), "hangup" (SIGHUP), "terminated" (the rest), for messages. */
+const char *app_signal_word(int sig);
 void app_signals_restore(const sigset_t *old);
 
 typedef void (*app_signal_fn)(void *user, int sig);
 typedef struct app_sigwatch app_sigwatch;
-/* A thread that waits for SIGINT/SIGTERM and calls fn once (on that thread). */
+/* A thread that waits for SIGINT/SIGTERM (SIGHUP) and calls fn once (on that thread). */
 stts_status app_sigwatch_start(app_signal_fn fn, void *user, app_sigwatch **out, stts_error *err);
 /* Stops the thread (within 100 ms) and frees; returns the signal seen or 0. */
 int app_sigwatch_stop(app_sigwatch *w);

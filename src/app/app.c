@@ -303,14 +303,28 @@ const char *app_notice_lang(const char *current, const char *speak_lang, char *b
 
 /* ---- signals ------------------------------------------------------------------ */
 
+/* SIGHUP (the terminal of a hand-started daemon closed, or a "reload"
+ * out of habit) killed the process by its default action: no log line,
+ * the socket left, the WAV header short of its last samples. It ends the
+ * run as SIGTERM does now, unless it was ignored when the process started
+ * (nohup asks for exactly that, and keeps it). */
+static int g_watch_hup;
+
 void app_signals_block(sigset_t *old) {
+    struct sigaction hup;
+    g_watch_hup = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    if (g_watch_hup) sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, old);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+}
+
+const char *app_signal_word(int sig) {
+    return sig == SIGINT ? "interrupt" : sig == SIGHUP ? "hangup" : "terminated";
 }
 
 void app_signals_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
@@ -328,9 +342,10 @@ static void *sigwatch_main(void *arg) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    if (g_watch_hup) sigaddset(&set, SIGHUP);
     while (!atomic_load(&w->done)) {
         int sig = stts_sigwait_timeout(&set, 100);   /* sigtimedwait; macOS has none */
-        if (sig == SIGINT || sig == SIGTERM) {
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
             atomic_store(&w->sig, sig);
             w->fn(w->user, sig);
             break;

@@ -125,10 +125,12 @@ static int run_with_args(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup;   /* a closed terminal ends it as SIGTERM does, unless nohup ignores it */
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
     int rc = frontend_drive(&o, o.json ? print_json : print_text, NULL, &g_dry_signal);
     fflush(stdout);
     if (g_dry_signal) {
-        fprintf(stderr, "stream-tts: stopped (%s)\n", g_dry_signal == SIGINT ? "interrupt" : "terminated");
+        fprintf(stderr, "stream-tts: stopped (%s)\n", app_signal_word(g_dry_signal));
         return 128 + g_dry_signal;
     }
     return rc;

@@ -238,6 +238,8 @@ static int say_main(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction hup;   /* a closed terminal ends it as SIGTERM does, unless nohup ignores it */
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);  /* a closed pipe is an I/O error, reported */
 
     say_ctx c = {0};

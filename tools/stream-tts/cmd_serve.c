@@ -108,6 +108,12 @@ typedef struct {
     /* settings */
     pipeline_opts po;
     char sock[108], dir[108], log_path[128], spool[128];   /* the socket path fits sockaddr_un */
+    /* What this daemon made at those paths, so that it never removes or
+     * talks over another daemon's: the socket it bound and the lock file it
+     * holds (flock, for its whole life), by device and inode. */
+    dev_t sock_dev, lock_dev;
+    ino_t sock_ino, lock_ino;
+    int lock_fd;
     daemon_order order;      /* --order */
     int cue;
     double idle_exit_s;
@@ -510,6 +516,27 @@ static void *speaker_main(void *arg) {
 #define LOCK_WAIT_NS (5ull * 1000000000ull)
 
 /* Binds and listens; -1 with err filled. Another live daemon -> -2. */
+/* Binds and listens on sv->sock (no file there), remembering its inode. */
+static int listen_at(server *sv, char *err, size_t cap) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", sv->sock);
+    int fd = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
+    if (fd < 0) { snprintf(err, cap, "socket: %s", strerror(errno)); return -1; }
+    mode_t old = umask(0177);   /* the socket is born 0600 */
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    umask(old);
+    if (rc != 0 || chmod(sv->sock, 0600) != 0 || listen(fd, 64) != 0) {
+        snprintf(err, cap, "cannot listen on %s: %s", sv->sock, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct stat ss;
+    if (lstat(sv->sock, &ss) == 0) sv->sock_dev = ss.st_dev, sv->sock_ino = ss.st_ino;
+    return fd;
+}
+
 static int open_listener(server *sv, char *err, size_t cap) {
     char lock_path[128];
     snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
@@ -543,6 +570,9 @@ static int open_listener(server *sv, char *err, size_t cap) {
         nanosleep(&ts, NULL);
     }
     /* lfd stays open (and locked) for the daemon's life. */
+    struct stat ls;
+    if (fstat(lfd, &ls) == 0) sv->lock_dev = ls.st_dev, sv->lock_ino = ls.st_ino;
+    sv->lock_fd = lfd;
     int probe = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 0);
     if (probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof a) == 0) {
         /* Someone answers without holding our lock (an older daemon):
@@ -553,17 +583,59 @@ static int open_listener(server *sv, char *err, size_t cap) {
     }
     if (probe >= 0) close(probe);
     unlink(sv->sock);   /* a stale socket file from a daemon that died */
-    int fd = stts_socket_cloexec(AF_UNIX, SOCK_STREAM, 1);
-    if (fd < 0) { snprintf(err, cap, "socket: %s", strerror(errno)); return -1; }
-    mode_t old = umask(0177);   /* the socket is born 0600 */
-    int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
-    umask(old);
-    if (rc != 0 || chmod(sv->sock, 0600) != 0 || listen(fd, 64) != 0) {
-        snprintf(err, cap, "cannot listen on %s: %s", sv->sock, strerror(errno));
-        close(fd);
+    return listen_at(sv, err, cap);
+}
+
+/* 1 when path names the file (dev, ino). */
+static int same_file(const char *path, dev_t dev, ino_t ino) {
+    struct stat st;
+    return lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* The socket path, checked at the spool tick. Its folder removed (a tmp
+ * cleaner, $XDG_RUNTIME_DIR at logout) left a daemon nobody could reach:
+ * `ctl` said none was running, each hook started a serve that waited 5 s for
+ * the lock and gave up, and only the spool reached it. Now: still ours, 0;
+ * gone while the lock is still ours (or can be taken again), listen there
+ * again and return the new listening socket in *lfd, 0; taken by another
+ * daemon (another socket at the path, or another's lock), -1: this one
+ * leaves, without removing what is not its own. */
+static int keep_socket(server *sv, int *lfd) {
+    if (same_file(sv->sock, sv->sock_dev, sv->sock_ino)) return 0;
+    struct stat st;
+    if (lstat(sv->sock, &st) == 0) {
+        logf_(sv, "the socket %s is another daemon's now: exiting", sv->sock);
         return -1;
     }
-    return fd;
+    char lock_path[128];
+    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
+    if (!same_file(lock_path, sv->lock_dev, sv->lock_ino)) {
+        /* The folder went with our lock file: take the lock again, or
+         * another daemon started meanwhile and holds it. */
+        stts_error e;
+        stts_error_clear(&e);
+        client_prepare_dir(sv->dir, &e);
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (fd >= 0) close(fd);
+            logf_(sv, "the socket %s was removed and another daemon holds its lock: exiting", sv->sock);
+            return -1;
+        }
+        close(sv->lock_fd);
+        struct stat ls;
+        if (fstat(fd, &ls) == 0) sv->lock_dev = ls.st_dev, sv->lock_ino = ls.st_ino;
+        sv->lock_fd = fd;
+    }
+    char err[300];
+    int fd = listen_at(sv, err, sizeof err);
+    if (fd < 0) {
+        logf_(sv, "the socket %s was removed, and listening again failed (%s): exiting", sv->sock, err);
+        return -1;
+    }
+    logf_(sv, "the socket %s was removed: listening on it again", sv->sock);
+    close(*lfd);
+    *lfd = fd;
+    return 0;
 }
 
 /* Sends what it can of c's pending replies, without waiting. */
@@ -1184,14 +1256,14 @@ static int serve_main(int argc, char **argv) {
     }
 
     client cl[MAX_CLIENTS];
-    int ncl = 0;
+    int ncl = 0, full_said = 0;
     size_t in_total = 0;   /* sum of the clients' buffer capacities, within IN_BUDGET */
     sv.last_activity = stts_now_ns();
     uint64_t last_spool = stts_now_ns();
     int rc = 0;
     for (;;) {
         struct pollfd pf[MAX_CLIENTS + 2];
-        pf[0] = (struct pollfd){lfd, POLLIN, 0};
+        pf[0] = (struct pollfd){lfd, ncl < MAX_CLIENTS ? POLLIN : 0, 0};   /* full: new ones wait */
         pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
         for (int k = 0; k < ncl; k++)   /* no more requests read while its replies pile up */
             pf[k + 2] = (struct pollfd){cl[k].fd, (short)((cl[k].out_len < OUT_HIGH && !cl[k].eof ? POLLIN : 0) |
@@ -1208,7 +1280,7 @@ static int serve_main(int argc, char **argv) {
         if (waiting && timeout > 20) timeout = 20;
         poll(pf, (nfds_t)ncl + 2, timeout);
         if (atomic_load(&sv.sig)) {
-            logf_(&sv, "stopping (%s)", atomic_load(&sv.sig) == SIGINT ? "interrupt" : "terminated");
+            logf_(&sv, "stopping (%s)", app_signal_word(atomic_load(&sv.sig)));
             break;
         }
         pthread_mutex_lock(&sv.mu);
@@ -1232,7 +1304,12 @@ static int serve_main(int argc, char **argv) {
         daemon_hub_tick(sv.hub, now);
         const int polled = ncl; /* clients accepted below have no poll result this pass */
         if (pf[0].revents & POLLIN) {
-            for (;;) {
+            /* At most the free slots: the rest wait in the listen queue
+             * (polled again once a slot frees). Accepted and turned away,
+             * a hook's request, sent whole before the daemon read it (the
+             * daemon stopped or busy), was lost: the hook had taken it for
+             * delivered when no reply came within its 40 ms. */
+            while (ncl < MAX_CLIENTS) {
                 int fd = stts_accept_cloexec(lfd, NULL, NULL, 1);
                 if (fd < 0) break;
                 uid_t peer;
@@ -1241,13 +1318,14 @@ static int serve_main(int argc, char **argv) {
                     logf_(&sv, "refused a client of uid %d", (int)peer);   /* -1: unknown */
                     continue;
                 }
-                if (ncl == MAX_CLIENTS) {
-                    reply_and_close(fd, daemon_reply_error("too many clients; try again"));
-                    continue;
-                }
                 cl[ncl++] = (client){.fd = fd, .heard_ns = now};
             }
+            if (ncl == MAX_CLIENTS && !full_said) {
+                logf_(&sv, "%d connections open: new ones wait in the listen queue until one closes", MAX_CLIENTS);
+                full_said = 1;
+            }
         }
+        if (ncl < MAX_CLIENTS / 2) full_said = 0;
         /* Clients in the order they connected: hooks are separate
          * processes, so requests that piled up while the daemon was busy
          * (or stopped) are taken in their order of arrival, as a reply's
@@ -1378,8 +1456,9 @@ static int serve_main(int argc, char **argv) {
         for (int k = 0; k < ncl; k++)
             if (cl[k].fd >= 0) cl[kept++] = cl[k];
         ncl = kept;
-        if (sv.live && now - last_spool > 500000000ull) {
-            process_spool(&sv);
+        if (now - last_spool > 500000000ull) {
+            if (keep_socket(&sv, &lfd) != 0) break;
+            if (sv.live) process_spool(&sv);
             last_spool = now;
         }
         if (sv.idle_exit_s > 0 && ncl == 0 && (double)(now - sv.last_activity) / 1e9 > sv.idle_exit_s) {
@@ -1405,7 +1484,10 @@ static int serve_main(int argc, char **argv) {
             sv.last_activity = now;   /* still speaking: look again later */
         }
     }
-    unlink(sv.sock);
+    /* Only its own: a newer daemon may listen at the path (this one's
+     * folder was removed and the newer one made it again); removing its
+     * socket cut it off from every client for its whole life. */
+    if (same_file(sv.sock, sv.sock_dev, sv.sock_ino)) unlink(sv.sock);
     close(lfd);
     /* Every connection closed now, not after speech has stopped: a hook
      * whose request was not read learns at once that it was not taken

@@ -450,7 +450,7 @@ static void on_signal(void *user, int sig) {
          * be cut short, so the signal waited until it was over. Nothing has
          * been spoken or written yet (a WAV output holds its header, whole,
          * and no data; a metrics file is empty): exit now. */
-        dprintf(2, "stream-tts: stopped (%s) while starting up\n", sig == SIGINT ? "interrupt" : "terminated");
+        dprintf(2, "stream-tts: stopped (%s) while starting up\n", app_signal_word(sig));
         _exit(128 + sig);
     }
     pthread_mutex_unlock(&c->phase_mu);
@@ -643,7 +643,7 @@ static int pipeline_run_here(frontend_opts *fo, const pipeline_opts *po) {
         pthread_mutex_unlock(&c.out_mu);
         int sig = atomic_load(&c.signal_no);
         if (sig) {
-            fprintf(stderr, "stream-tts: stopped (%s)\n", sig == SIGINT ? "interrupt" : "terminated");
+            fprintf(stderr, "stream-tts: stopped (%s)\n", app_signal_word(sig));
             rc = 128 + sig;
         } else if (fst != STTS_OK && rc == 0) {
             rc = 1;

@@ -170,6 +170,15 @@ void ingest_frontend_mute(ingest_frontend *fe, int on);
 stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
                                  stts_error *err);
 
+/* Is text Claude Code's "(no content)" placeholder, white space around it
+ * aside? Claude Code writes it for a message without text (an empty first
+ * chunk in transcripts, /clear's synthetic message, a turn that ends on a
+ * tool call, then its result and Stop's last_assistant_message). It is not
+ * the model's words and is never spoken: every path that speaks assistant
+ * text (the front end's assistant lines and result fallback, the daemon's
+ * hook batches and Stop fallback) asks this one function. */
+int ingest_is_placeholder(const char *text, size_t len);
+
 /* ---- transcripts ---------------------------------------------------------------- */
 /* Is this transcript line a user prompt (the start of a turn)? Tool results,
  * meta lines, sidechains and interruption markers are not. */

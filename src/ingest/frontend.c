@@ -1343,10 +1343,9 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             const char *t = blk ? jstr(blk, key) : json_string_value(content);
             size_t n = blk ? jstrlen(blk, key) : json_string_length(content);
             if (!t) { missing(fe, "text block without text"); continue; }
-            /* Claude Code's placeholder for a message without text (an empty
-             * first chunk in transcripts, /clear's synthetic message): not
-             * the model's words; it was read out as "no content" */
-            if (!think && n == 12 && memcmp(t, "(no content)", 12) == 0) continue;
+            /* Claude Code's placeholder for a message without text: not the
+             * model's words; it was read out as "no content" */
+            if (!think && ingest_is_placeholder(t, n)) continue;
             /* the open block is the line's last (a line holding the whole message
              * repeats the blocks already closed before it) */
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
@@ -1744,7 +1743,9 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
             fe->st.structured_skipped++;
         } else if (r && already_spoken(fe, r, rn)) {
             fe->st.duplicates++;
-        } else if (r && r[0]) {
+        } else if (r && r[0] && !ingest_is_placeholder(r, rn)) {
+            /* (the placeholder is the result of a turn whose last message
+             * had no text: silent here as in its assistant line) */
             set_msg(fe, s, NULL);
             feed_text(fe, s, r, rn);
             end_block(fe, s);
@@ -2500,6 +2501,13 @@ void ingest_frontend_finish(ingest_frontend *fe, uint64_t now_ns) {
 void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out) { *out = fe->st; }
 
 void ingest_frontend_mute(ingest_frontend *fe, int on) { fe->muted = on != 0; }
+
+int ingest_is_placeholder(const char *text, size_t len) {
+    static const char ph[] = "(no content)";
+    if (!text) return 0;
+    size_t a = lead_ws(text, len), b = trail_ws(text, len);
+    return a < len && len - a - b == sizeof ph - 1 && memcmp(text + a, ph, sizeof ph - 1) == 0;
+}
 
 /* ---- transcripts ------------------------------------------------------------------------ */
 int ingest_transcript_is_prompt(const char *line, size_t len) {

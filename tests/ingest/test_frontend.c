@@ -1747,6 +1747,24 @@ static void test_no_content_placeholder(void) {
     p.transcript = 1;
     run_p(&p, T, &c);
     EXPECT(&c, "Done.");
+    /* a turn that ends on a tool call, then an empty final message: its
+     * result is the placeholder too, and the result fallback (nothing said
+     * this turn) read it out ("(no content)", translated into an invented
+     * sentence); white space around it is still the placeholder */
+    const char *R[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"model\":\"claude\",\"content\":[{\"type\":"
+                       "\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{\"command\":\"touch x\"}}]},\"parent_tool_use_id\":null}",
+                       "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"tool_use_id\":\"t1\",\"type\":"
+                       "\"tool_result\",\"content\":\"\"}]},\"parent_tool_use_id\":null}",
+                       ASSIST("m2", "\\n(no content)"), RESULT("(no content)\\n"),
+                       ASSIST("m3", "Next turn."), RESULT("Next turn."), RESULT(" (no content)\\n"), NULL};
+    run(R, &c);
+    EXPECT(&c, "Next turn.");
+    CHECK(ingest_is_placeholder("(no content)", 12));
+    CHECK(ingest_is_placeholder("\n\t(no content) \r\n", 17));
+    CHECK(!ingest_is_placeholder("(no content) here", 17));
+    CHECK(!ingest_is_placeholder("(no content", 11));
+    CHECK(!ingest_is_placeholder("   ", 3));
+    CHECK(!ingest_is_placeholder(NULL, 0));
 }
 
 int main(void) {

@@ -127,7 +127,7 @@ typedef struct {
     uint64_t bytes;             /* bytes fed */
     uint64_t bad_lines;         /* skipped: not JSON, not an object, no type, too long */
     uint64_t invalid_utf8;      /* lines whose invalid UTF-8 was replaced */
-    uint64_t truncated;         /* last line without newline */
+    uint64_t truncated;         /* last line without newline that is not one whole JSON value */
     uint64_t unknown_types;     /* lines of a type (or event type) not handled */
     uint64_t missing_fields;    /* known type but a needed field missing or mistyped */
     uint64_t subagent_skipped;  /* subagent lines not spoken */

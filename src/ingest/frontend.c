@@ -2324,7 +2324,8 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
     }
-    if (flags & INGEST_LINE_TRUNCATED) {
+    int cut = (flags & INGEST_LINE_TRUNCATED) != 0;
+    if (cut && fe->p.input_format != INGEST_INPUT_STREAM_JSON) {
         fe->st.truncated++;
         warnf(fe, "input ended without a newline: the last line may be cut short");
     }
@@ -2337,7 +2338,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         return STTS_OK;
     }
     if (k == len) return STTS_OK;   /* blank line */
-    if (!(flags & INGEST_LINE_TRUNCATED) && is_large_tool_result(line, len)) {
+    if (!cut && is_large_tool_result(line, len)) {
         frag_flush(fe);
         fe->st.tool_results_skipped++;
         return STTS_OK;
@@ -2348,6 +2349,13 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         fe->fix.oom = 0;
         json_decref(root);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no);
+    }
+    /* A last line without its newline is only suspect when it is not one
+     * whole JSON value: a transcript may simply end so (claude-stream-json.md
+     * §10), and every --transcript of such a session warned. */
+    if (cut && !(json_is_object(root) || json_is_array(root))) {
+        fe->st.truncated++;
+        warnf(fe, "input ended without a newline: the last line may be cut short");
     }
     if (fe->fix.utf8_at != (size_t)-1) {
         fe->st.invalid_utf8++;

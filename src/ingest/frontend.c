@@ -146,6 +146,8 @@ struct ingest_frontend {
     int turn_had_text, turn_error;
     int turn_active;            /* a main-agent assistant line or stream event came since the turn began
                                  * (a background subagent's lines come after its turn's result) */
+    uint64_t init_line;         /* a system/init that came while a main-agent message streamed (0: none):
+                                 * the next main-agent line says whether a new turn began there */
     uint64_t *seen;             /* hashes of spoken text blocks and announced tool ids, oldest first */
     size_t seen_n, seen_cap, seen_pos;   /* (a ring once seen_n reaches SEEN_MAX: seen_pos is the oldest) */
     uint64_t *seen_tab;         /* the same hashes, open addressing (0: empty), 2 x seen_cap slots */
@@ -1658,6 +1660,40 @@ static void new_turn(ingest_frontend *fe) {
     fe->turn_structured = 0;
     fe->turn_interrupted = 0;
     fe->turn_lost = 0;
+    fe->init_line = 0;
+}
+
+/* A turn had output but no result line (a killed CLI, a cut capture) and
+ * the next turn's init came at line `at`: that turn's state (text said,
+ * error, structured output) must not decide the next turn's fallback. A
+ * result still to come is kept from repeating text by already_spoken. */
+static void turn_without_result(ingest_frontend *fe, uint64_t at) {
+    for (int i = 0; i < fe->nsrc; i++) {
+        source *s = fe->src[i];
+        drop_cut(fe, s);   /* no retry crosses a turn */
+        end_block(fe, s);
+        /* a block the killed CLI left open is over: the next turn's message
+         * is no retry of it */
+        s->open_kind = BLK_NONE;
+        s->holding = 0;
+    }
+    uint64_t cur = fe->cur_line;
+    fe->cur_line = at;   /* the warning names the init */
+    warnf(fe, "the previous turn ended without a result line; a new turn starts here");
+    fe->cur_line = cur;
+    new_turn(fe);
+}
+
+/* A main-agent line after an init that came mid-message (init_line): the
+ * same message going on means a background task finished and the main
+ * agent went on (that init ended nothing); another message means the CLI
+ * was killed mid-message and a new turn began at the init. */
+static void settle_init(ingest_frontend *fe, const char *msg_id, int new_msg) {
+    if (!fe->init_line) return;
+    uint64_t at = fe->init_line;
+    fe->init_line = 0;
+    const source *m = fe->src[0];
+    if (new_msg || (msg_id && m->msg_id[0] && strcmp(msg_id, m->msg_id) != 0)) turn_without_result(fe, at);
 }
 
 /* A result text that is one JSON object or array (structured output from a
@@ -1830,23 +1866,29 @@ static const char *const ignored_types[] = {
 
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
     if (strcmp(type, "assistant") == 0) {
-        if (!parent_of(fe, root)) fe->turn_active = 1;
+        if (!parent_of(fe, root)) {
+            const json_t *msg = json_object_get(root, "message");
+            settle_init(fe, json_is_object(msg) ? jstr(msg, "id") : NULL, 0);
+            fe->turn_active = 1;
+        }
         on_assistant(fe, root);
         return;
     }
     if (!fe->p.transcript && fe->turn_active && strcmp(type, "system") == 0 && jstr(root, "subtype") &&
         strcmp(jstr(root, "subtype"), "init") == 0) {
-        /* An init starts every turn. One after a turn that had output but
-         * no result line (a killed CLI, a cut capture) starts the next turn
-         * here: that turn's state (text said, error, structured output) must
-         * not decide the next turn's fallback. A result still to come is
-         * kept from repeating text by already_spoken. */
-        for (int i = 0; i < fe->nsrc; i++) {
-            drop_cut(fe, fe->src[i]);   /* no retry crosses a turn */
-            end_block(fe, fe->src[i]);
+        /* An init starts every turn; one after a turn that had output but no
+         * result line starts the next turn here. But a second init also
+         * comes when a background task finishes and the main agent goes on
+         * (claude-stream-json.md §3), perhaps while a message streams: that
+         * ended neither the block (one sentence was said as two pieces) nor
+         * the turn, so while a main-agent message is unfinished the next
+         * main-agent line decides (settle_init). */
+        const source *m = fe->src[0];   /* the main agent (never evicted) */
+        if (m->open_kind != BLK_NONE || (m->msg_streamed && !m->msg_done)) {
+            if (!fe->init_line) fe->init_line = fe->cur_line;
+            return;
         }
-        warnf(fe, "the previous turn ended without a result line; a new turn starts here");
-        new_turn(fe);
+        turn_without_result(fe, fe->cur_line);
         return;
     }
     if (strcmp(type, "user") == 0 && !parent_of(fe, root)) {
@@ -1864,7 +1906,12 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
             new_turn(fe);
         }
     } else if (strcmp(type, "stream_event") == 0) {
-        if (!jstr(root, "parent_tool_use_id")) fe->turn_active = 1;
+        if (!jstr(root, "parent_tool_use_id")) {
+            const json_t *ev = json_object_get(root, "event");
+            const char *et = json_is_object(ev) ? jstr(ev, "type") : NULL;
+            settle_init(fe, NULL, et && strcmp(et, "message_start") == 0);
+            fe->turn_active = 1;
+        }
         on_event(fe, root);
         return;
     } else if (strcmp(type, "result") == 0) {

@@ -209,6 +209,49 @@ static void test_missing_result(void) {
     CHECK_EQ_INT(c.kind[1], TEXT_NOTICE_ERROR);
 }
 
+/* A second init comes when a background task finishes and the main agent
+ * goes on (claude-stream-json.md §3), perhaps while a text block streams:
+ * it ended the block (one sentence said as two pieces) and warned that the
+ * turn had no result line. Mid-message, the next main-agent line decides:
+ * the same message going on is no new turn; another message after an init
+ * (the CLI killed mid-message) is, as an init after a finished message. */
+#define TASK_DONE "{\"type\":\"system\",\"subtype\":\"task_notification\",\"session_id\":\"s1\",\"task_id\":\"bash_7\"," \
+                  "\"status\":\"completed\",\"summary\":\"Background command completed\"}"
+static void test_init_mid_block(void) {
+    const char *L[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "While the bu"), DELTA(0, "ild runs, I will review "),
+                       TASK_DONE, INIT, DELTA(0, "the parser changes."),
+                       ASSIST("m1", "While the build runs, I will review the parser changes."), BSTOP(0), MSTOP,
+                       RESULT("While the build runs, I will review the parser changes."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "While the build runs, I will review the parser changes.");
+    CHECK_EQ_INT(c.nw, 0);
+    CHECK_EQ_INT(st.results, 1);
+    /* between two blocks of one message, too */
+    const char *B[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "First block here."), BSTOP(0), INIT,
+                       BSTART(1, "text"), DELTA(1, "Second block here."), BSTOP(1), MSTOP, RESULT("Second block here."),
+                       INIT, ASSIST("m2", "Next turn."), RESULT("Next turn."), NULL};
+    run(B, &c);
+    EXPECT(&c, "First block here. | Second block here. | Next turn.");
+    CHECK_EQ_INT(c.nw, 0);
+    /* the CLI killed mid-block: the next message is a new turn, not a
+     * retry of the cut one; warned at the init */
+    const char *K[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "Cut short at "), INIT, START("m2"),
+                       BSTART(0, "text"), DELTA(0, "Second turn here."), BSTOP(0), MSTOP, RESULT("Second turn here."), NULL};
+    run(K, &c);
+    EXPECT(&c, "Cut short at | Second turn here.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 5: ") && strstr(c.warn[0], "without a result line"));
+    /* an init after a finished streamed message and no result: a new turn,
+     * whose result (nothing else said in it) is its answer */
+    const char *F[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "First answer here."), BSTOP(0), MSTOP,
+                       TASK_DONE, INIT, RESULT("Second answer here."), NULL};
+    run(F, &c);
+    EXPECT(&c, "First answer here. | Second answer here.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 8: ") && strstr(c.warn[0], "without a result line"));
+}
+
 static void test_lost_deltas_suffix(void) {
     /* deltas stopped early: the assistant line supplies only the rest */
     const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"),
@@ -1799,6 +1842,7 @@ int main(void) {
     TEST_RUN(test_citation_blocks);
     TEST_RUN(test_citation_blocks_cjk);
     TEST_RUN(test_missing_result);
+    TEST_RUN(test_init_mid_block);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
     TEST_RUN(test_aborted);

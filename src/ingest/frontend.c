@@ -163,6 +163,7 @@ struct ingest_frontend {
     int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
     int muted;                  /* lines taken in as already said: no sentence, no warning (ingest_transcript_record) */
     int plain_warned;           /* plain text on a stream-json input was reported */
+    int format_warned;          /* a line of the other format (transcript vs stream-json) was reported */
     int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
     int frag_held;              /* frag holds such a start */
@@ -1276,13 +1277,19 @@ static text_phrase_id error_phrase(const char *code) {
 }
 
 /* ---- line handlers ----------------------------------------------------------------- */
-static const char *parent_of(ingest_frontend *fe, const json_t *root) {
-    if (fe->p.transcript) return json_is_true(json_object_get(root, "isSidechain")) ? "sidechain" : NULL;
-    return jstr(root, "parent_tool_use_id");
+/* The subagent a line is from (NULL: the main agent). Both markers are
+ * honoured in both modes: stream-json's parent_tool_use_id and the
+ * transcript's isSidechain (a transcript given to --input spoke its
+ * subagents' text; a stream-json capture given to --transcript took a
+ * subagent's prompt for the user's). */
+static const char *parent_of(const json_t *root) {
+    const char *p = jstr(root, "parent_tool_use_id");
+    if (p) return p;
+    return json_is_true(json_object_get(root, "isSidechain")) ? "sidechain" : NULL;
 }
 
 static void on_assistant(ingest_frontend *fe, const json_t *root) {
-    const char *parent = parent_of(fe, root);
+    const char *parent = parent_of(root);
     if (parent && !fe->p.speak_subagents) { fe->st.subagent_skipped++; return; }
     const json_t *msg = json_object_get(root, "message");
     if (!json_is_object(msg)) { missing(fe, "assistant line without a \"message\" object"); return; }
@@ -1819,7 +1826,7 @@ static int is_task_notification(const json_t *root) {
 static int is_prompt_obj(const json_t *root) {
     const char *type = jstr(root, "type");
     if (!type || strcmp(type, "user") != 0) return 0;
-    if (json_is_true(json_object_get(root, "isSidechain"))) return 0;
+    if (parent_of(root)) return 0;   /* a subagent's prompt, not the user's */
     if (is_task_notification(root)) return 1;
     if (json_is_true(json_object_get(root, "isMeta")) ||
         json_is_true(json_object_get(root, "isCompactSummary")) || json_is_true(json_object_get(root, "isSynthetic")))
@@ -1864,9 +1871,29 @@ static const char *const ignored_types[] = {
     /* a transcript's session metadata (its title, the last prompt for the resume list) */
     "custom-title", "ai-title", "last-prompt", NULL};
 
+/* A file of the other format speaks wrongly (a transcript given to --input
+ * speaks every turn; a stream-json capture given to --transcript has no
+ * prompts to find the last turn by): said once, with the flag to use. */
+static void check_format(ingest_frontend *fe, const json_t *root, const char *type) {
+    if (fe->format_warned) return;
+    if (fe->p.transcript) {
+        if (strcmp(type, "stream_event") != 0 && strcmp(type, "result") != 0) return;
+        warnf(fe, "a \"%s\" line: this looks like stream-json output (claude -p --output-format stream-json), "
+                  "not a transcript; read it with --input FILE (or on stdin)", type);
+    } else {
+        /* parentUuid (null on a session's first line) is the transcript's
+         * own: some wrappers write sessionId for session_id in stream-json */
+        if (!json_object_get(root, "parentUuid") || json_object_get(root, "session_id")) return;
+        warnf(fe, "camelCase parentUuid/sessionId: this looks like a Claude Code transcript (~/.claude/projects/...), "
+                  "not stream-json; every turn in it is spoken; --transcript FILE speaks its last turn");
+    }
+    fe->format_warned = 1;
+}
+
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
+    check_format(fe, root, type);
     if (strcmp(type, "assistant") == 0) {
-        if (!parent_of(fe, root)) {
+        if (!parent_of(root)) {
             const json_t *msg = json_object_get(root, "message");
             settle_init(fe, json_is_object(msg) ? jstr(msg, "id") : NULL, 0);
             fe->turn_active = 1;
@@ -1891,7 +1918,7 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
         turn_without_result(fe, fe->cur_line);
         return;
     }
-    if (strcmp(type, "user") == 0 && !parent_of(fe, root)) {
+    if (strcmp(type, "user") == 0 && !parent_of(root)) {
         const char *ut = user_text(root);
         if (ut && strncmp(ut, "[Request interrupted", 20) == 0) fe->turn_interrupted = 1;
         source *m = ut && strncmp(ut, "Output token limit hit", 22) == 0 ? source_get(fe, NULL) : NULL;

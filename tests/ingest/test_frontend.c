@@ -612,6 +612,56 @@ static void test_subagents(void) {
     CHECK_EQ_STR(c.id[0], "s1");
 }
 
+/* Both subagent markers in both modes: a transcript given to --input spoke
+ * its sidechain (isSidechain) text; a stream-json capture given to
+ * --transcript took a subagent's prompt (a user text line with
+ * parent_tool_use_id) for the user's last prompt, dropping the main reply's
+ * start and speaking the subagent. Each also says once that the file looks
+ * like the other format. */
+#define TRLINE(type, side, content) "{\"parentUuid\":null,\"isSidechain\":" side ",\"userType\":\"external\"," \
+    "\"sessionId\":\"s\",\"version\":\"2.1.230\",\"type\":\"" type "\",\"message\":" content ",\"uuid\":\"u\"}"
+static void write_file(const char *path, const char *text);
+static void test_subagent_markers_both_modes(void) {
+    const char *T[] = {TRLINE("user", "false", "{\"role\":\"user\",\"content\":\"where is the loader?\"}"),
+                       TRLINE("assistant", "false", "{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"I will use an agent.\"}]}"),
+                       TRLINE("user", "true", "{\"role\":\"user\",\"content\":\"Find the config loader.\"}"),
+                       TRLINE("assistant", "true", "{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":\"The loader is in config.c.\"}]}"),
+                       TRLINE("assistant", "false", "{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"It is in config.c.\"}]}"),
+                       NULL};
+    coll c;
+    ingest_stats st = run(T, &c);   /* as stream-json (--input) */
+    EXPECT(&c, "I will use an agent. | It is in config.c.");
+    CHECK_EQ_INT(st.subagent_skipped, 1);
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 1: ") && strstr(c.warn[0], "transcript") && strstr(c.warn[0], "--transcript"));
+    /* a stream-json capture read as a transcript */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/stts_sub_%d.jsonl", (int)getpid());
+    write_file(path, INIT "\n" ASSIST("m1", "I will ask a research agent.") "\n"
+               "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+               "\"Find the parse function.\"}]},\"parent_tool_use_id\":\"toolu_1\",\"session_id\":\"s\"}\n"
+               "{\"type\":\"assistant\",\"message\":{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":"
+               "\"Searching the tree.\"}]},\"parent_tool_use_id\":\"toolu_1\"}\n"
+               ASSIST("m2", "The parser is in parse.py.") "\n" RESULT("The parser is in parse.py.") "\n");
+    const char *sub_prompt = "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Find it.\"},"
+                             "\"parent_tool_use_id\":\"toolu_1\"}";
+    CHECK(!ingest_transcript_is_prompt(sub_prompt, strlen(sub_prompt)));
+    memset(&c, 0, sizeof c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    p.text.merge_short_chars = 0;
+    ingest_frontend *fe;
+    stts_error err;
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "I will ask a research agent. | The parser is in parse.py.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 6: ") && strstr(c.warn[0], "stream-json") && strstr(c.warn[0], "--input"));
+    ingest_frontend_free(fe);
+    unlink(path);
+}
+
 /* A background agent goes on after its turn's result; its lines then (and a
  * partial stream of them) made the next turn's system/init warn that the
  * previous turn had no result, which it had. */
@@ -1848,6 +1898,7 @@ int main(void) {
     TEST_RUN(test_aborted);
     TEST_RUN(test_seen_long_session);
     TEST_RUN(test_subagents);
+    TEST_RUN(test_subagent_markers_both_modes);
     TEST_RUN(test_many_parallel_subagents);
     TEST_RUN(test_thinking);
     TEST_RUN(test_tools);

@@ -1265,6 +1265,7 @@ static void maybe_announce(ingest_frontend *fe, source *s, const char *tool_id, 
 
 static text_phrase_id error_phrase(const char *code) {
     if (!code) return TEXT_PH_ERR_GENERIC;
+    if (strstr(code, "structured_output")) return TEXT_PH_ERR_STRUCTURED;   /* error_max_structured_output_retries */
     if (strstr(code, "auth")) return TEXT_PH_ERR_AUTH;
     if (strstr(code, "rate")) return TEXT_PH_ERR_RATE_LIMIT;
     if (strstr(code, "billing")) return TEXT_PH_ERR_BILLING;
@@ -1274,6 +1275,48 @@ static text_phrase_id error_phrase(const char *code) {
     if (strstr(code, "during_execution")) return TEXT_PH_ERR_EXECUTION;
     if (strstr(code, "api") || strstr(code, "overloaded")) return TEXT_PH_ERR_API;
     return TEXT_PH_ERR_GENERIC;
+}
+
+/* The phrase for an API error by its HTTP status (a result's
+ * api_error_status): the subtype says only "success" and terminal_reason
+ * "api_error" for a failed login and an overload alike. */
+static text_phrase_id status_phrase(double st) {
+    if (st == 401 || st == 403) return TEXT_PH_ERR_AUTH;
+    if (st == 429) return TEXT_PH_ERR_RATE_LIMIT;
+    if (st == 529) return TEXT_PH_ERR_API;   /* overloaded */
+    return TEXT_PH__COUNT;                   /* none: the subtype decides */
+}
+
+/* Claude Code's plan usage limit, "Claude AI usage limit reached|1751317200"
+ * (the reset time after the bar; later "Claude usage limit reached. Your
+ * limit will reset at ..."): a <synthetic> message and the result text, the
+ * result with is_error true under subtype "success" (or, in some versions,
+ * false). Only a short text that starts so and goes on after a bar or a
+ * full stop, not a reply that talks about it. */
+static int is_usage_limit(const char *t, size_t n) {
+    static const char *const pre[] = {"Claude AI usage limit reached", "Claude usage limit reached", NULL};
+    if (!t || n > 200) return 0;
+    size_t a = lead_ws(t, n);
+    for (int i = 0; pre[i]; i++) {
+        size_t l = strlen(pre[i]);
+        if (n - a >= l && memcmp(t + a, pre[i], l) == 0 &&
+            (n - a == l || t[a + l] == '|' || t[a + l] == '.' || lead_ws(t + a + l, n - a - l) == n - a - l))
+            return 1;
+    }
+    return 0;
+}
+
+/* The phrase for a CLI error message: its error field ("authentication_failed",
+ * "rate_limit"), else what its text says ("API Error: 529 {...overloaded...}"
+ * under error "unknown"). */
+static text_phrase_id message_error_phrase(const char *err, const char *text) {
+    text_phrase_id id = error_phrase(err);
+    if (id != TEXT_PH_ERR_GENERIC || !text || strncmp(text, "API Error", 9) != 0) return id;
+    const char *p = text + 9;
+    while (*p == ':' || *p == ' ') p++;
+    text_phrase_id by_status = isdigit((unsigned char)p[0]) ? status_phrase(atof(p)) : TEXT_PH__COUNT;
+    if (by_status != TEXT_PH__COUNT) return by_status;
+    return strstr(text, "overloaded") ? TEXT_PH_ERR_API : id;
 }
 
 /* ---- line handlers ----------------------------------------------------------------- */
@@ -1318,13 +1361,18 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     if (!streaming_this && id && s->msg_streamed && !s->msg_done && s->msg_id[0] && strcmp(s->msg_id, id) != 0)
         keep_cut(fe, s);
     if (!streaming_this) set_msg(fe, s, id);
-    if (api_err || (synthetic && err)) {
+    /* the usage limit comes as a <synthetic> message without an error field
+     * (it went down the silent local-command branch below) */
+    const json_t *b0 = json_is_array(content) ? json_array_get(content, 0) : NULL;
+    const char *t0 = b0 ? jstr(b0, "text") : json_string_value(content);
+    int limit = synthetic && t0 && is_usage_limit(t0, b0 ? jstrlen(b0, "text") : json_string_length(content));
+    if (api_err || (synthetic && err) || limit) {
         /* a CLI error dressed as a message: say what kind, do not read it */
         uint64_t h = key_hash("error", id ? id : fe->turn_id, err ? err : "", err ? strlen(err) : 0);
         if (!seen_has(fe, h)) {
             seen_add(fe, h);
             if (!parent) fe->turn_error = 1;
-            notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(err), NULL);
+            notice(fe, s, TEXT_NOTICE_ERROR, limit ? TEXT_PH_ERR_RATE_LIMIT : message_error_phrase(err, t0), NULL);
         }
         return;
     }
@@ -1723,9 +1771,12 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     source *s = source_get(fe, NULL);   /* the main agent (never evicted) */
     if (!s) return;
     const char *sub = jstr(root, "subtype");
-    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0);
     const char *r = jstr(root, "result");
     size_t rn = jstrlen(root, "result");
+    /* the usage limit is an error whatever is_error says (a version writing
+     * it false said nothing at all) */
+    int limit = is_usage_limit(r, rn);
+    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0) || limit;
     json_t *so = json_object_get(root, "structured_output");
     int structured = fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r);
     /* The last block lost a line and its complete line never came: the
@@ -1771,9 +1822,16 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     } else if (is_err) {
         if (!fe->turn_error) {
             set_msg(fe, s, NULL);
+            /* what the CLI says of the failure, most specific first: the
+             * usage limit, the API's HTTP status, the subtype, the reason */
             const char *why = sub && strcmp(sub, "success") != 0 ? sub : jstr(root, "terminal_reason");
-            text_phrase_id id = error_phrase(why);
-            if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
+            const json_t *hs = json_object_get(root, "api_error_status");
+            double status = json_is_number(hs) ? json_number_value(hs) : json_is_string(hs) ? atof(json_string_value(hs)) : 0;
+            text_phrase_id id = limit ? TEXT_PH_ERR_RATE_LIMIT : status_phrase(status);
+            if (id == TEXT_PH__COUNT) {
+                id = error_phrase(why);
+                if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
+            }
             notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
         }
     } else if (!taken && (!fe->turn_had_text || fe->turn_lost)) {

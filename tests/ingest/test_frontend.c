@@ -433,6 +433,59 @@ static void test_api_error_message(void) {
     CHECK_EQ_INT(c.n, 0);
 }
 
+/* The error notice from what the CLI says of the failure: the notice came
+ * from subtype / terminal_reason only, so a usage limit, a failed login
+ * (api_error_status 401) and an overload were all "an API error", and the
+ * structured-output retries "an error"; a usage-limit result with is_error
+ * false said nothing. One notice per failure. */
+#define SYNTH(id, err, text) "{\"type\":\"assistant\",\"message\":{\"id\":\"" id "\",\"type\":\"message\",\"role\":" \
+    "\"assistant\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}],\"stop_reason\":" \
+    "\"stop_sequence\"},\"parent_tool_use_id\":null" err "}"
+#define ERRRES(sub, iserr, rest) "{\"type\":\"result\",\"subtype\":\"" sub "\",\"is_error\":" iserr ",\"num_turns\":1" rest "}"
+static void test_error_notices_from_cli(void) {
+    static const struct { const char *l1, *l2, *want; } cases[] = {
+        /* 1.0.x: the usage limit as a <synthetic> message, then the result (success, is_error true) */
+        {SYNTH("u1", "", "Claude AI usage limit reached|1751317200"),
+         ERRRES("success", "true", ",\"result\":\"Claude AI usage limit reached|1751317200\""), "{error}Claude Code hit a rate limit."},
+        /* the same with is_error false: still the notice, once */
+        {SYNTH("u2", "", "Claude AI usage limit reached|1751317200"),
+         ERRRES("success", "false", ",\"result\":\"Claude AI usage limit reached|1751317200\""), "{error}Claude Code hit a rate limit."},
+        {INIT, ERRRES("success", "false", ",\"result\":\"Claude AI usage limit reached|1755806400\""), "{error}Claude Code hit a rate limit."},
+        /* the result alone, with the HTTP status */
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 401 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":401"),
+         "{error}Claude Code could not log in."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 403 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":403"),
+         "{error}Claude Code could not log in."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 429 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":429"),
+         "{error}Claude Code hit a rate limit."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 529 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":529"),
+         "{error}The request failed with an API error."},
+        /* an error message with error "unknown": its text's status; the result's is no second notice */
+        {SYNTH("o1", ",\"error\":\"unknown\",\"is_api_error_message\":true",
+               "API Error: 529 {\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"overloaded_error\\\"}}"),
+         ERRRES("success", "true", ",\"result\":\"API Error: 529\",\"terminal_reason\":\"api_error\",\"api_error_status\":529"),
+         "{error}The request failed with an API error."},
+        {INIT, ERRRES("error_max_structured_output_retries", "true",
+                      ",\"errors\":[\"Failed to provide valid structured output after 5 attempts\"]"),
+         "{error}Stopped: the structured output did not match the schema."},
+        /* the model's own words about a limit are read, not taken for one */
+        {ASSIST("m1", "Claude AI usage limit reached is what the banner says when you run out."),
+         RESULT("Claude AI usage limit reached is what the banner says when you run out."),
+         "Claude AI usage limit reached is what the banner says when you run out."},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *L[] = {cases[k].l1, cases[k].l2, NULL};
+        coll c;
+        run(L, &c);
+        EXPECT(&c, cases[k].want);
+        CHECK_MSG(c.nw == 0, "case %zu: %d warnings", k, c.nw);
+    }
+    char buf[160];
+    const char *lu;
+    text_phrase_format("jpn_Jpan", TEXT_PH_ERR_STRUCTURED, NULL, 0, buf, sizeof buf, &lu);
+    CHECK_EQ_STR(lu, "jpn_Jpan");
+}
+
 /* The spoken blocks remembered so that re-emitted lines (a resumed
  * session) are not said again: 1024 once, so a long session said its first
  * answer twice. Now up to 65536, the oldest forgotten first: every
@@ -1895,6 +1948,7 @@ int main(void) {
     TEST_RUN(test_init_mid_block);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
+    TEST_RUN(test_error_notices_from_cli);
     TEST_RUN(test_aborted);
     TEST_RUN(test_seen_long_session);
     TEST_RUN(test_subagents);

@@ -183,6 +183,18 @@ int ingest_is_placeholder(const char *text, size_t len);
 /* Is this transcript line a user prompt (the start of a turn)? Tool results,
  * meta lines, sidechains and interruption markers are not. */
 int ingest_transcript_is_prompt(const char *line, size_t len);
+/* What a transcript line is for finding turns: */
+enum {
+    INGEST_TRANSCRIPT_OTHER = 0,
+    INGEST_TRANSCRIPT_PROMPT,    /* a user prompt: a turn starts (ingest_transcript_is_prompt) */
+    INGEST_TRANSCRIPT_COMMAND,   /* a slash command the user typed (<command-name>): a turn starts
+                                  * there only if Claude answers it (a prompt command, a skill), i.e.
+                                  * a REPLY comes before the next PROMPT; a local command (/cost,
+                                  * /model, /compact) is answered by its output alone */
+    INGEST_TRANSCRIPT_REPLY      /* a main-agent assistant line from the model (or an API error
+                                  * message), not a <synthetic> local-command output */
+};
+int ingest_transcript_line_kind(const char *line, size_t len);
 /* Speaks the last turn of a transcript file through fe (which must have
  * transcript=1): finds the last prompt, then feeds the lines after it. */
 stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, stts_error *err);

@@ -164,6 +164,7 @@ struct ingest_frontend {
     int muted;                  /* lines taken in as already said: no sentence, no warning (ingest_transcript_record) */
     int plain_warned;           /* plain text on a stream-json input was reported */
     int format_warned;          /* a line of the other format (transcript vs stream-json) was reported */
+    int tr_command;             /* transcript: a slash command came; a turn starts if Claude answers it */
     int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
     int frag_held;              /* frag holds such a start */
@@ -1921,6 +1922,35 @@ static int is_prompt_obj(const json_t *root) {
     return strcmp(text, "Tool loaded.") != 0;
 }
 
+/* A slash command the user typed: Claude Code's "<command-message>x is
+ * running…</command-message>\n<command-name>/x</command-name>..." user line
+ * (either tag first). A prompt command or a skill is then expanded in an
+ * isMeta line and answered; a local command (/cost, /model, /compact) is
+ * answered by its <local-command-stdout> alone. */
+static int is_command_obj(const json_t *root) {
+    const char *type = jstr(root, "type");
+    if (!type || strcmp(type, "user") != 0 || parent_of(root)) return 0;
+    if (json_is_true(json_object_get(root, "isMeta")) || json_is_true(json_object_get(root, "isCompactSummary")))
+        return 0;
+    const char *t = user_text(root);
+    if (!t) return 0;
+    t += lead_ws(t, strlen(t));
+    return strncmp(t, "<command-name>", 14) == 0 || strncmp(t, "<command-message>", 17) == 0;
+}
+
+/* A main-agent assistant line that answers: the model's (or an API error
+ * in its place), not a <synthetic> message (a local command's output, "No
+ * response requested."). */
+static int is_reply_obj(const json_t *root) {
+    const char *type = jstr(root, "type");
+    if (!type || strcmp(type, "assistant") != 0 || parent_of(root)) return 0;
+    const json_t *msg = json_object_get(root, "message");
+    const char *model = json_is_object(msg) ? jstr(msg, "model") : NULL;
+    if (!model || strcmp(model, "<synthetic>") != 0) return 1;
+    return json_is_true(json_object_get(root, "isApiErrorMessage")) ||
+           json_is_true(json_object_get(root, "is_api_error_message")) || jstr(root, "error");
+}
+
 static const char *const ignored_types[] = {
     "system", "user", "rate_limit_event", "control_request", "control_response",
     "control_cancel_request", "keep_alive", "tool_progress", "auth_status", "summary",
@@ -1951,6 +1981,13 @@ static void check_format(ingest_frontend *fe, const json_t *root, const char *ty
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
     check_format(fe, root, type);
     if (strcmp(type, "assistant") == 0) {
+        if (fe->p.transcript && fe->tr_command && is_reply_obj(root)) {
+            /* Claude answers the slash command (a prompt command, a skill):
+             * its turn, as ingest_transcript_last_turn finds it */
+            fe->tr_command = 0;
+            for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
+            new_turn(fe);
+        }
         if (!parent_of(root)) {
             const json_t *msg = json_object_get(root, "message");
             settle_init(fe, json_is_object(msg) ? jstr(msg, "id") : NULL, 0);
@@ -1987,8 +2024,11 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
     }
     if (fe->p.transcript) {
         if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
+            fe->tr_command = 0;
             for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
             new_turn(fe);
+        } else if (strcmp(type, "user") == 0 && is_command_obj(root)) {
+            fe->tr_command = 1;
         }
     } else if (strcmp(type, "stream_event") == 0) {
         if (!jstr(root, "parent_tool_use_id")) {
@@ -2650,17 +2690,25 @@ int ingest_is_placeholder(const char *text, size_t len) {
 }
 
 /* ---- transcripts ------------------------------------------------------------------------ */
-int ingest_transcript_is_prompt(const char *line, size_t len) {
+int ingest_transcript_line_kind(const char *line, size_t len) {
     /* repaired like a fed line: a prompt with half an emoji is still the
      * prompt that starts the last turn */
     json_fix f = {0};
     json_error_t je;
     json_t *root = parse_json(&f, line, len, &je);
     json_fix_free(&f);
-    if (!root) return 0;
-    int r = json_is_object(root) && is_prompt_obj(root);
+    if (!root) return INGEST_TRANSCRIPT_OTHER;
+    int k = !json_is_object(root) ? INGEST_TRANSCRIPT_OTHER
+            : is_prompt_obj(root)  ? INGEST_TRANSCRIPT_PROMPT
+            : is_command_obj(root) ? INGEST_TRANSCRIPT_COMMAND
+            : is_reply_obj(root)   ? INGEST_TRANSCRIPT_REPLY
+                                   : INGEST_TRANSCRIPT_OTHER;
     json_decref(root);
-    return r;
+    return k;
+}
+
+int ingest_transcript_is_prompt(const char *line, size_t len) {
+    return ingest_transcript_line_kind(line, len) == INGEST_TRANSCRIPT_PROMPT;
 }
 
 stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err) {

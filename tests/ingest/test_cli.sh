@@ -101,8 +101,19 @@ wait_for() { for _ in $(seq 600); do grep -q "$1" "$2" 2>/dev/null && return 0; 
 wait_for "following .* from its end" "$T/ferr" && ok || bad "--follow: no ready line: '$(cat "$T/ferr")'"
 echo '{"type":"assistant","message":{"id":"x3","content":[{"type":"text","text":"Appended while following."}]}}' >>"$TR"
 wait_for "Appended while following." "$T/fout"
-[ "$(cat "$T/fout")" = "Appended while following." ] && ok || bad "--follow: '$(cat "$T/fout")'"
+# a slash command Claude answers (its line, the isMeta expansion, the reply): the reply, once
+{ echo '{"type":"user","message":{"role":"user","content":"<command-message>review is running</command-message>\n<command-name>/review</command-name>"}}'
+  echo '{"type":"user","isMeta":true,"message":{"role":"user","content":[{"type":"text","text":"Review the pull request."}]}}'
+  echo '{"type":"assistant","message":{"id":"x4","content":[{"type":"text","text":"The review is done."}]}}'
+} >>"$TR"
+wait_for "The review is done." "$T/fout"
+[ "$(cat "$T/fout")" = "$(printf 'Appended while following.\nThe review is done.')" ] && ok || bad "--follow: '$(cat "$T/fout")'"
 kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
+# --transcript and --hook: that reply is the last turn (the one before it was said again)
+[ "$("$BIN" --dry-run --transcript "$TR" 2>&1)" = "The review is done." ] && ok ||
+  bad "--transcript after an answered slash command: $("$BIN" --dry-run --transcript "$TR" 2>&1)"
+[ "$("$BIN" --dry-run --hook <"$T/payload" 2>&1)" = "The review is done." ] && ok ||
+  bad "--hook after an answered slash command: $("$BIN" --dry-run --hook <"$T/payload" 2>&1)"
 
 # 6b. --follow of a session under way: a line half written at the start is read whole once
 # its end comes (its end alone read as plain text, the reply lost); the earlier turns are not

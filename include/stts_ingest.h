@@ -127,7 +127,7 @@ typedef struct {
     uint64_t bytes;             /* bytes fed */
     uint64_t bad_lines;         /* skipped: not JSON, not an object, no type, too long */
     uint64_t invalid_utf8;      /* lines whose invalid UTF-8 was replaced */
-    uint64_t truncated;         /* last line without newline */
+    uint64_t truncated;         /* last line without newline that is not one whole JSON value */
     uint64_t unknown_types;     /* lines of a type (or event type) not handled */
     uint64_t missing_fields;    /* known type but a needed field missing or mistyped */
     uint64_t subagent_skipped;  /* subagent lines not spoken */
@@ -170,10 +170,31 @@ void ingest_frontend_mute(ingest_frontend *fe, int on);
 stts_status ingest_frontend_pump(ingest_frontend *fe, ingest_reader *r, volatile sig_atomic_t *stop,
                                  stts_error *err);
 
+/* Is text Claude Code's "(no content)" placeholder, white space around it
+ * aside? Claude Code writes it for a message without text (an empty first
+ * chunk in transcripts, /clear's synthetic message, a turn that ends on a
+ * tool call, then its result and Stop's last_assistant_message). It is not
+ * the model's words and is never spoken: every path that speaks assistant
+ * text (the front end's assistant lines and result fallback, the daemon's
+ * hook batches and Stop fallback) asks this one function. */
+int ingest_is_placeholder(const char *text, size_t len);
+
 /* ---- transcripts ---------------------------------------------------------------- */
 /* Is this transcript line a user prompt (the start of a turn)? Tool results,
  * meta lines, sidechains and interruption markers are not. */
 int ingest_transcript_is_prompt(const char *line, size_t len);
+/* What a transcript line is for finding turns: */
+enum {
+    INGEST_TRANSCRIPT_OTHER = 0,
+    INGEST_TRANSCRIPT_PROMPT,    /* a user prompt: a turn starts (ingest_transcript_is_prompt) */
+    INGEST_TRANSCRIPT_COMMAND,   /* a slash command the user typed (<command-name>): a turn starts
+                                  * there only if Claude answers it (a prompt command, a skill), i.e.
+                                  * a REPLY comes before the next PROMPT; a local command (/cost,
+                                  * /model, /compact) is answered by its output alone */
+    INGEST_TRANSCRIPT_REPLY      /* a main-agent assistant line from the model (or an API error
+                                  * message), not a <synthetic> local-command output */
+};
+int ingest_transcript_line_kind(const char *line, size_t len);
 /* Speaks the last turn of a transcript file through fe (which must have
  * transcript=1): finds the last prompt, then feeds the lines after it. */
 stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, stts_error *err);

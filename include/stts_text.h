@@ -141,6 +141,7 @@ typedef enum {
     TEXT_PH_ERR_MAX_TURNS,
     TEXT_PH_ERR_BUDGET,
     TEXT_PH_ERR_EXECUTION,
+    TEXT_PH_ERR_STRUCTURED, /* error_max_structured_output_retries */
     TEXT_PH_SECRET,         /* Secret omitted. */
     TEXT_PH_SKIPPING,       /* Skipping ahead. */
     TEXT_PH_TRANSLATION_FAILED, /* Translation failed. (before a sentence spoken untranslated) */

@@ -146,6 +146,8 @@ struct ingest_frontend {
     int turn_had_text, turn_error;
     int turn_active;            /* a main-agent assistant line or stream event came since the turn began
                                  * (a background subagent's lines come after its turn's result) */
+    uint64_t init_line;         /* a system/init that came while a main-agent message streamed (0: none):
+                                 * the next main-agent line says whether a new turn began there */
     uint64_t *seen;             /* hashes of spoken text blocks and announced tool ids, oldest first */
     size_t seen_n, seen_cap, seen_pos;   /* (a ring once seen_n reaches SEEN_MAX: seen_pos is the oldest) */
     uint64_t *seen_tab;         /* the same hashes, open addressing (0: empty), 2 x seen_cap slots */
@@ -161,6 +163,8 @@ struct ingest_frontend {
     int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
     int muted;                  /* lines taken in as already said: no sentence, no warning (ingest_transcript_record) */
     int plain_warned;           /* plain text on a stream-json input was reported */
+    int format_warned;          /* a line of the other format (transcript vs stream-json) was reported */
+    int tr_command;             /* transcript: a slash command came; a turn starts if Claude answers it */
     int utf8_warned;            /* invalid UTF-8 in text or markdown input was reported */
     fbuf frag;                  /* the start of a line split in two (rejoin_split), waiting for its rest */
     int frag_held;              /* frag holds such a start */
@@ -1262,6 +1266,7 @@ static void maybe_announce(ingest_frontend *fe, source *s, const char *tool_id, 
 
 static text_phrase_id error_phrase(const char *code) {
     if (!code) return TEXT_PH_ERR_GENERIC;
+    if (strstr(code, "structured_output")) return TEXT_PH_ERR_STRUCTURED;   /* error_max_structured_output_retries */
     if (strstr(code, "auth")) return TEXT_PH_ERR_AUTH;
     if (strstr(code, "rate")) return TEXT_PH_ERR_RATE_LIMIT;
     if (strstr(code, "billing")) return TEXT_PH_ERR_BILLING;
@@ -1273,14 +1278,62 @@ static text_phrase_id error_phrase(const char *code) {
     return TEXT_PH_ERR_GENERIC;
 }
 
+/* The phrase for an API error by its HTTP status (a result's
+ * api_error_status): the subtype says only "success" and terminal_reason
+ * "api_error" for a failed login and an overload alike. */
+static text_phrase_id status_phrase(double st) {
+    if (st == 401 || st == 403) return TEXT_PH_ERR_AUTH;
+    if (st == 429) return TEXT_PH_ERR_RATE_LIMIT;
+    if (st == 529) return TEXT_PH_ERR_API;   /* overloaded */
+    return TEXT_PH__COUNT;                   /* none: the subtype decides */
+}
+
+/* Claude Code's plan usage limit, "Claude AI usage limit reached|1751317200"
+ * (the reset time after the bar; later "Claude usage limit reached. Your
+ * limit will reset at ..."): a <synthetic> message and the result text, the
+ * result with is_error true under subtype "success" (or, in some versions,
+ * false). Only a short text that starts so and goes on after a bar or a
+ * full stop, not a reply that talks about it. */
+static int is_usage_limit(const char *t, size_t n) {
+    static const char *const pre[] = {"Claude AI usage limit reached", "Claude usage limit reached", NULL};
+    if (!t || n > 200) return 0;
+    size_t a = lead_ws(t, n);
+    for (int i = 0; pre[i]; i++) {
+        size_t l = strlen(pre[i]);
+        if (n - a >= l && memcmp(t + a, pre[i], l) == 0 &&
+            (n - a == l || t[a + l] == '|' || t[a + l] == '.' || lead_ws(t + a + l, n - a - l) == n - a - l))
+            return 1;
+    }
+    return 0;
+}
+
+/* The phrase for a CLI error message: its error field ("authentication_failed",
+ * "rate_limit"), else what its text says ("API Error: 529 {...overloaded...}"
+ * under error "unknown"). */
+static text_phrase_id message_error_phrase(const char *err, const char *text) {
+    text_phrase_id id = error_phrase(err);
+    if (id != TEXT_PH_ERR_GENERIC || !text || strncmp(text, "API Error", 9) != 0) return id;
+    const char *p = text + 9;
+    while (*p == ':' || *p == ' ') p++;
+    text_phrase_id by_status = isdigit((unsigned char)p[0]) ? status_phrase(atof(p)) : TEXT_PH__COUNT;
+    if (by_status != TEXT_PH__COUNT) return by_status;
+    return strstr(text, "overloaded") ? TEXT_PH_ERR_API : id;
+}
+
 /* ---- line handlers ----------------------------------------------------------------- */
-static const char *parent_of(ingest_frontend *fe, const json_t *root) {
-    if (fe->p.transcript) return json_is_true(json_object_get(root, "isSidechain")) ? "sidechain" : NULL;
-    return jstr(root, "parent_tool_use_id");
+/* The subagent a line is from (NULL: the main agent). Both markers are
+ * honoured in both modes: stream-json's parent_tool_use_id and the
+ * transcript's isSidechain (a transcript given to --input spoke its
+ * subagents' text; a stream-json capture given to --transcript took a
+ * subagent's prompt for the user's). */
+static const char *parent_of(const json_t *root) {
+    const char *p = jstr(root, "parent_tool_use_id");
+    if (p) return p;
+    return json_is_true(json_object_get(root, "isSidechain")) ? "sidechain" : NULL;
 }
 
 static void on_assistant(ingest_frontend *fe, const json_t *root) {
-    const char *parent = parent_of(fe, root);
+    const char *parent = parent_of(root);
     if (parent && !fe->p.speak_subagents) { fe->st.subagent_skipped++; return; }
     const json_t *msg = json_object_get(root, "message");
     if (!json_is_object(msg)) { missing(fe, "assistant line without a \"message\" object"); return; }
@@ -1309,13 +1362,18 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
     if (!streaming_this && id && s->msg_streamed && !s->msg_done && s->msg_id[0] && strcmp(s->msg_id, id) != 0)
         keep_cut(fe, s);
     if (!streaming_this) set_msg(fe, s, id);
-    if (api_err || (synthetic && err)) {
+    /* the usage limit comes as a <synthetic> message without an error field
+     * (it went down the silent local-command branch below) */
+    const json_t *b0 = json_is_array(content) ? json_array_get(content, 0) : NULL;
+    const char *t0 = b0 ? jstr(b0, "text") : json_string_value(content);
+    int limit = synthetic && t0 && is_usage_limit(t0, b0 ? jstrlen(b0, "text") : json_string_length(content));
+    if (api_err || (synthetic && err) || limit) {
         /* a CLI error dressed as a message: say what kind, do not read it */
         uint64_t h = key_hash("error", id ? id : fe->turn_id, err ? err : "", err ? strlen(err) : 0);
         if (!seen_has(fe, h)) {
             seen_add(fe, h);
             if (!parent) fe->turn_error = 1;
-            notice(fe, s, TEXT_NOTICE_ERROR, error_phrase(err), NULL);
+            notice(fe, s, TEXT_NOTICE_ERROR, limit ? TEXT_PH_ERR_RATE_LIMIT : message_error_phrase(err, t0), NULL);
         }
         return;
     }
@@ -1343,10 +1401,9 @@ static void on_assistant(ingest_frontend *fe, const json_t *root) {
             const char *t = blk ? jstr(blk, key) : json_string_value(content);
             size_t n = blk ? jstrlen(blk, key) : json_string_length(content);
             if (!t) { missing(fe, "text block without text"); continue; }
-            /* Claude Code's placeholder for a message without text (an empty
-             * first chunk in transcripts, /clear's synthetic message): not
-             * the model's words; it was read out as "no content" */
-            if (!think && n == 12 && memcmp(t, "(no content)", 12) == 0) continue;
+            /* Claude Code's placeholder for a message without text: not the
+             * model's words; it was read out as "no content" */
+            if (!think && ingest_is_placeholder(t, n)) continue;
             /* the open block is the line's last (a line holding the whole message
              * repeats the blocks already closed before it) */
             if (streaming_this && b + 1 == nb && s->open_kind == (think ? BLK_THINK : BLK_TEXT)) {
@@ -1659,6 +1716,40 @@ static void new_turn(ingest_frontend *fe) {
     fe->turn_structured = 0;
     fe->turn_interrupted = 0;
     fe->turn_lost = 0;
+    fe->init_line = 0;
+}
+
+/* A turn had output but no result line (a killed CLI, a cut capture) and
+ * the next turn's init came at line `at`: that turn's state (text said,
+ * error, structured output) must not decide the next turn's fallback. A
+ * result still to come is kept from repeating text by already_spoken. */
+static void turn_without_result(ingest_frontend *fe, uint64_t at) {
+    for (int i = 0; i < fe->nsrc; i++) {
+        source *s = fe->src[i];
+        drop_cut(fe, s);   /* no retry crosses a turn */
+        end_block(fe, s);
+        /* a block the killed CLI left open is over: the next turn's message
+         * is no retry of it */
+        s->open_kind = BLK_NONE;
+        s->holding = 0;
+    }
+    uint64_t cur = fe->cur_line;
+    fe->cur_line = at;   /* the warning names the init */
+    warnf(fe, "the previous turn ended without a result line; a new turn starts here");
+    fe->cur_line = cur;
+    new_turn(fe);
+}
+
+/* A main-agent line after an init that came mid-message (init_line): the
+ * same message going on means a background task finished and the main
+ * agent went on (that init ended nothing); another message means the CLI
+ * was killed mid-message and a new turn began at the init. */
+static void settle_init(ingest_frontend *fe, const char *msg_id, int new_msg) {
+    if (!fe->init_line) return;
+    uint64_t at = fe->init_line;
+    fe->init_line = 0;
+    const source *m = fe->src[0];
+    if (new_msg || (msg_id && m->msg_id[0] && strcmp(msg_id, m->msg_id) != 0)) turn_without_result(fe, at);
 }
 
 /* A result text that is one JSON object or array (structured output from a
@@ -1681,9 +1772,12 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     source *s = source_get(fe, NULL);   /* the main agent (never evicted) */
     if (!s) return;
     const char *sub = jstr(root, "subtype");
-    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0);
     const char *r = jstr(root, "result");
     size_t rn = jstrlen(root, "result");
+    /* the usage limit is an error whatever is_error says (a version writing
+     * it false said nothing at all) */
+    int limit = is_usage_limit(r, rn);
+    int is_err = json_is_true(json_object_get(root, "is_error")) || (sub && strncmp(sub, "error", 5) == 0) || limit;
     json_t *so = json_object_get(root, "structured_output");
     int structured = fe->turn_structured || (so && !json_is_null(so)) || looks_like_json(r);
     /* The last block lost a line and its complete line never came: the
@@ -1729,9 +1823,16 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
     } else if (is_err) {
         if (!fe->turn_error) {
             set_msg(fe, s, NULL);
+            /* what the CLI says of the failure, most specific first: the
+             * usage limit, the API's HTTP status, the subtype, the reason */
             const char *why = sub && strcmp(sub, "success") != 0 ? sub : jstr(root, "terminal_reason");
-            text_phrase_id id = error_phrase(why);
-            if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
+            const json_t *hs = json_object_get(root, "api_error_status");
+            double status = json_is_number(hs) ? json_number_value(hs) : json_is_string(hs) ? atof(json_string_value(hs)) : 0;
+            text_phrase_id id = limit ? TEXT_PH_ERR_RATE_LIMIT : status_phrase(status);
+            if (id == TEXT_PH__COUNT) {
+                id = error_phrase(why);
+                if (id == TEXT_PH_ERR_GENERIC && sub && strcmp(sub, "success") == 0) id = TEXT_PH_ERR_API;
+            }
             notice(fe, s, TEXT_NOTICE_ERROR, id, NULL);
         }
     } else if (!taken && (!fe->turn_had_text || fe->turn_lost)) {
@@ -1744,7 +1845,9 @@ static void on_result(ingest_frontend *fe, const json_t *root) {
             fe->st.structured_skipped++;
         } else if (r && already_spoken(fe, r, rn)) {
             fe->st.duplicates++;
-        } else if (r && r[0]) {
+        } else if (r && r[0] && !ingest_is_placeholder(r, rn)) {
+            /* (the placeholder is the result of a turn whose last message
+             * had no text: silent here as in its assistant line) */
             set_msg(fe, s, NULL);
             feed_text(fe, s, r, rn);
             end_block(fe, s);
@@ -1782,7 +1885,7 @@ static int is_task_notification(const json_t *root) {
 static int is_prompt_obj(const json_t *root) {
     const char *type = jstr(root, "type");
     if (!type || strcmp(type, "user") != 0) return 0;
-    if (json_is_true(json_object_get(root, "isSidechain"))) return 0;
+    if (parent_of(root)) return 0;   /* a subagent's prompt, not the user's */
     if (is_task_notification(root)) return 1;
     if (json_is_true(json_object_get(root, "isMeta")) ||
         json_is_true(json_object_get(root, "isCompactSummary")) || json_is_true(json_object_get(root, "isSynthetic")))
@@ -1819,6 +1922,35 @@ static int is_prompt_obj(const json_t *root) {
     return strcmp(text, "Tool loaded.") != 0;
 }
 
+/* A slash command the user typed: Claude Code's "<command-message>x is
+ * running…</command-message>\n<command-name>/x</command-name>..." user line
+ * (either tag first). A prompt command or a skill is then expanded in an
+ * isMeta line and answered; a local command (/cost, /model, /compact) is
+ * answered by its <local-command-stdout> alone. */
+static int is_command_obj(const json_t *root) {
+    const char *type = jstr(root, "type");
+    if (!type || strcmp(type, "user") != 0 || parent_of(root)) return 0;
+    if (json_is_true(json_object_get(root, "isMeta")) || json_is_true(json_object_get(root, "isCompactSummary")))
+        return 0;
+    const char *t = user_text(root);
+    if (!t) return 0;
+    t += lead_ws(t, strlen(t));
+    return strncmp(t, "<command-name>", 14) == 0 || strncmp(t, "<command-message>", 17) == 0;
+}
+
+/* A main-agent assistant line that answers: the model's (or an API error
+ * in its place), not a <synthetic> message (a local command's output, "No
+ * response requested."). */
+static int is_reply_obj(const json_t *root) {
+    const char *type = jstr(root, "type");
+    if (!type || strcmp(type, "assistant") != 0 || parent_of(root)) return 0;
+    const json_t *msg = json_object_get(root, "message");
+    const char *model = json_is_object(msg) ? jstr(msg, "model") : NULL;
+    if (!model || strcmp(model, "<synthetic>") != 0) return 1;
+    return json_is_true(json_object_get(root, "isApiErrorMessage")) ||
+           json_is_true(json_object_get(root, "is_api_error_message")) || jstr(root, "error");
+}
+
 static const char *const ignored_types[] = {
     "system", "user", "rate_limit_event", "control_request", "control_response",
     "control_cancel_request", "keep_alive", "tool_progress", "auth_status", "summary",
@@ -1827,28 +1959,61 @@ static const char *const ignored_types[] = {
     /* a transcript's session metadata (its title, the last prompt for the resume list) */
     "custom-title", "ai-title", "last-prompt", NULL};
 
+/* A file of the other format speaks wrongly (a transcript given to --input
+ * speaks every turn; a stream-json capture given to --transcript has no
+ * prompts to find the last turn by): said once, with the flag to use. */
+static void check_format(ingest_frontend *fe, const json_t *root, const char *type) {
+    if (fe->format_warned) return;
+    if (fe->p.transcript) {
+        if (strcmp(type, "stream_event") != 0 && strcmp(type, "result") != 0) return;
+        warnf(fe, "a \"%s\" line: this looks like stream-json output (claude -p --output-format stream-json), "
+                  "not a transcript; read it with --input FILE (or on stdin)", type);
+    } else {
+        /* parentUuid (null on a session's first line) is the transcript's
+         * own: some wrappers write sessionId for session_id in stream-json */
+        if (!json_object_get(root, "parentUuid") || json_object_get(root, "session_id")) return;
+        warnf(fe, "camelCase parentUuid/sessionId: this looks like a Claude Code transcript (~/.claude/projects/...), "
+                  "not stream-json; every turn in it is spoken; --transcript FILE speaks its last turn");
+    }
+    fe->format_warned = 1;
+}
+
 static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) {
+    check_format(fe, root, type);
     if (strcmp(type, "assistant") == 0) {
-        if (!parent_of(fe, root)) fe->turn_active = 1;
+        if (fe->p.transcript && fe->tr_command && is_reply_obj(root)) {
+            /* Claude answers the slash command (a prompt command, a skill):
+             * its turn, as ingest_transcript_last_turn finds it */
+            fe->tr_command = 0;
+            for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
+            new_turn(fe);
+        }
+        if (!parent_of(root)) {
+            const json_t *msg = json_object_get(root, "message");
+            settle_init(fe, json_is_object(msg) ? jstr(msg, "id") : NULL, 0);
+            fe->turn_active = 1;
+        }
         on_assistant(fe, root);
         return;
     }
     if (!fe->p.transcript && fe->turn_active && strcmp(type, "system") == 0 && jstr(root, "subtype") &&
         strcmp(jstr(root, "subtype"), "init") == 0) {
-        /* An init starts every turn. One after a turn that had output but
-         * no result line (a killed CLI, a cut capture) starts the next turn
-         * here: that turn's state (text said, error, structured output) must
-         * not decide the next turn's fallback. A result still to come is
-         * kept from repeating text by already_spoken. */
-        for (int i = 0; i < fe->nsrc; i++) {
-            drop_cut(fe, fe->src[i]);   /* no retry crosses a turn */
-            end_block(fe, fe->src[i]);
+        /* An init starts every turn; one after a turn that had output but no
+         * result line starts the next turn here. But a second init also
+         * comes when a background task finishes and the main agent goes on
+         * (claude-stream-json.md §3), perhaps while a message streams: that
+         * ended neither the block (one sentence was said as two pieces) nor
+         * the turn, so while a main-agent message is unfinished the next
+         * main-agent line decides (settle_init). */
+        const source *m = fe->src[0];   /* the main agent (never evicted) */
+        if (m->open_kind != BLK_NONE || (m->msg_streamed && !m->msg_done)) {
+            if (!fe->init_line) fe->init_line = fe->cur_line;
+            return;
         }
-        warnf(fe, "the previous turn ended without a result line; a new turn starts here");
-        new_turn(fe);
+        turn_without_result(fe, fe->cur_line);
         return;
     }
-    if (strcmp(type, "user") == 0 && !parent_of(fe, root)) {
+    if (strcmp(type, "user") == 0 && !parent_of(root)) {
         const char *ut = user_text(root);
         if (ut && strncmp(ut, "[Request interrupted", 20) == 0) fe->turn_interrupted = 1;
         source *m = ut && strncmp(ut, "Output token limit hit", 22) == 0 ? source_get(fe, NULL) : NULL;
@@ -1859,11 +2024,19 @@ static void dispatch(ingest_frontend *fe, const json_t *root, const char *type) 
     }
     if (fe->p.transcript) {
         if (strcmp(type, "user") == 0 && is_prompt_obj(root)) {
+            fe->tr_command = 0;
             for (int i = 0; i < fe->nsrc; i++) end_block(fe, fe->src[i]);
             new_turn(fe);
+        } else if (strcmp(type, "user") == 0 && is_command_obj(root)) {
+            fe->tr_command = 1;
         }
     } else if (strcmp(type, "stream_event") == 0) {
-        if (!jstr(root, "parent_tool_use_id")) fe->turn_active = 1;
+        if (!jstr(root, "parent_tool_use_id")) {
+            const json_t *ev = json_object_get(root, "event");
+            const char *et = json_is_object(ev) ? jstr(ev, "type") : NULL;
+            settle_init(fe, NULL, et && strcmp(et, "message_start") == 0);
+            fe->turn_active = 1;
+        }
         on_event(fe, root);
         return;
     } else if (strcmp(type, "result") == 0) {
@@ -2323,7 +2496,8 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
     }
-    if (flags & INGEST_LINE_TRUNCATED) {
+    int cut = (flags & INGEST_LINE_TRUNCATED) != 0;
+    if (cut && fe->p.input_format != INGEST_INPUT_STREAM_JSON) {
         fe->st.truncated++;
         warnf(fe, "input ended without a newline: the last line may be cut short");
     }
@@ -2336,7 +2510,7 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         return STTS_OK;
     }
     if (k == len) return STTS_OK;   /* blank line */
-    if (!(flags & INGEST_LINE_TRUNCATED) && is_large_tool_result(line, len)) {
+    if (!cut && is_large_tool_result(line, len)) {
         frag_flush(fe);
         fe->st.tool_results_skipped++;
         return STTS_OK;
@@ -2347,6 +2521,13 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         fe->fix.oom = 0;
         json_decref(root);
         return stts_error_set(err, STTS_ERR_NOMEM, "out of memory repairing line %llu", (unsigned long long)line_no);
+    }
+    /* A last line without its newline is only suspect when it is not one
+     * whole JSON value: a transcript may simply end so (claude-stream-json.md
+     * §10), and every --transcript of such a session warned. */
+    if (cut && !(json_is_object(root) || json_is_array(root))) {
+        fe->st.truncated++;
+        warnf(fe, "input ended without a newline: the last line may be cut short");
     }
     if (fe->fix.utf8_at != (size_t)-1) {
         fe->st.invalid_utf8++;
@@ -2501,18 +2682,33 @@ void ingest_frontend_stats(const ingest_frontend *fe, ingest_stats *out) { *out 
 
 void ingest_frontend_mute(ingest_frontend *fe, int on) { fe->muted = on != 0; }
 
+int ingest_is_placeholder(const char *text, size_t len) {
+    static const char ph[] = "(no content)";
+    if (!text) return 0;
+    size_t a = lead_ws(text, len), b = trail_ws(text, len);
+    return a < len && len - a - b == sizeof ph - 1 && memcmp(text + a, ph, sizeof ph - 1) == 0;
+}
+
 /* ---- transcripts ------------------------------------------------------------------------ */
-int ingest_transcript_is_prompt(const char *line, size_t len) {
+int ingest_transcript_line_kind(const char *line, size_t len) {
     /* repaired like a fed line: a prompt with half an emoji is still the
      * prompt that starts the last turn */
     json_fix f = {0};
     json_error_t je;
     json_t *root = parse_json(&f, line, len, &je);
     json_fix_free(&f);
-    if (!root) return 0;
-    int r = json_is_object(root) && is_prompt_obj(root);
+    if (!root) return INGEST_TRANSCRIPT_OTHER;
+    int k = !json_is_object(root) ? INGEST_TRANSCRIPT_OTHER
+            : is_prompt_obj(root)  ? INGEST_TRANSCRIPT_PROMPT
+            : is_command_obj(root) ? INGEST_TRANSCRIPT_COMMAND
+            : is_reply_obj(root)   ? INGEST_TRANSCRIPT_REPLY
+                                   : INGEST_TRANSCRIPT_OTHER;
     json_decref(root);
-    return r;
+    return k;
+}
+
+int ingest_transcript_is_prompt(const char *line, size_t len) {
+    return ingest_transcript_line_kind(line, len) == INGEST_TRANSCRIPT_PROMPT;
 }
 
 stts_status ingest_hook_transcript_path(const char *payload, size_t len, char **path, stts_error *err) {

@@ -43,16 +43,26 @@ stts_status ingest_transcript_last_turn(ingest_frontend *fe, const char *path, s
         }
         fd = tfd;
     }
-    /* pass 1: where does the last turn start? */
+    /* pass 1: where does the last turn start? At the last prompt, or at a
+     * later slash command that Claude answered (a reply before the next
+     * prompt): the reply before it was said again with the command's */
     ingest_reader *r = NULL;
     stts_status st = ingest_reader_new(fd, 0, &r, err);
-    uint64_t last_prompt = 0;
+    uint64_t last_prompt = 0, command = 0;
     ingest_line ln;
     ingest_result res;
     while (st == STTS_OK) {
         st = ingest_reader_next(r, -1, &ln, &res, err);
         if (st != STTS_OK || res == INGEST_EOF) break;
-        if (ingest_transcript_is_prompt(ln.data, ln.len)) last_prompt = ln.no;
+        switch (ingest_transcript_line_kind(ln.data, ln.len)) {
+        case INGEST_TRANSCRIPT_PROMPT: last_prompt = ln.no; command = 0; break;
+        case INGEST_TRANSCRIPT_COMMAND: command = ln.no; break;
+        case INGEST_TRANSCRIPT_REPLY:
+            if (command) last_prompt = command;
+            command = 0;
+            break;
+        default: break;
+        }
     }
     ingest_reader_free(r);
     r = NULL;

@@ -75,7 +75,9 @@ wait $LPID
 "$BIN" --dry-run --input "$T/bad.jsonl" >"$T/bout" 2>"$T/berr"; rc=$?
 [ $rc -eq 0 ] && ok || bad "bad input: exit $rc"
 [ "$(cat "$T/bout")" = "$(printf 'First valid line.\nSecond valid line.\nTruncated last line.')" ] && ok || bad "bad input output: $(cat "$T/bout")"
-for n in 2 3 4 6; do grep -q "^stream-tts: line $n: " "$T/berr" && ok || bad "no warning for line $n: $(cat "$T/berr")"; done
+for n in 2 3 4; do grep -q "^stream-tts: line $n: " "$T/berr" && ok || bad "no warning for line $n: $(cat "$T/berr")"; done
+# the last line lacks its newline but is one whole object: nothing was cut
+grep -q "^stream-tts: line 6: " "$T/berr" && bad "complete last line warned about: $(cat "$T/berr")" || ok
 
 # 6. transcripts: --transcript, --hook, --follow
 TR=$T/session.jsonl
@@ -99,8 +101,19 @@ wait_for() { for _ in $(seq 600); do grep -q "$1" "$2" 2>/dev/null && return 0; 
 wait_for "following .* from its end" "$T/ferr" && ok || bad "--follow: no ready line: '$(cat "$T/ferr")'"
 echo '{"type":"assistant","message":{"id":"x3","content":[{"type":"text","text":"Appended while following."}]}}' >>"$TR"
 wait_for "Appended while following." "$T/fout"
-[ "$(cat "$T/fout")" = "Appended while following." ] && ok || bad "--follow: '$(cat "$T/fout")'"
+# a slash command Claude answers (its line, the isMeta expansion, the reply): the reply, once
+{ echo '{"type":"user","message":{"role":"user","content":"<command-message>review is running</command-message>\n<command-name>/review</command-name>"}}'
+  echo '{"type":"user","isMeta":true,"message":{"role":"user","content":[{"type":"text","text":"Review the pull request."}]}}'
+  echo '{"type":"assistant","message":{"id":"x4","content":[{"type":"text","text":"The review is done."}]}}'
+} >>"$TR"
+wait_for "The review is done." "$T/fout"
+[ "$(cat "$T/fout")" = "$(printf 'Appended while following.\nThe review is done.')" ] && ok || bad "--follow: '$(cat "$T/fout")'"
 kill $FPID 2>/dev/null; wait $FPID 2>/dev/null; FPID=
+# --transcript and --hook: that reply is the last turn (the one before it was said again)
+[ "$("$BIN" --dry-run --transcript "$TR" 2>&1)" = "The review is done." ] && ok ||
+  bad "--transcript after an answered slash command: $("$BIN" --dry-run --transcript "$TR" 2>&1)"
+[ "$("$BIN" --dry-run --hook <"$T/payload" 2>&1)" = "The review is done." ] && ok ||
+  bad "--hook after an answered slash command: $("$BIN" --dry-run --hook <"$T/payload" 2>&1)"
 
 # 6b. --follow of a session under way: a line half written at the start is read whole once
 # its end comes (its end alone read as plain text, the reply lost); the earlier turns are not

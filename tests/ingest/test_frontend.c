@@ -209,6 +209,49 @@ static void test_missing_result(void) {
     CHECK_EQ_INT(c.kind[1], TEXT_NOTICE_ERROR);
 }
 
+/* A second init comes when a background task finishes and the main agent
+ * goes on (claude-stream-json.md §3), perhaps while a text block streams:
+ * it ended the block (one sentence said as two pieces) and warned that the
+ * turn had no result line. Mid-message, the next main-agent line decides:
+ * the same message going on is no new turn; another message after an init
+ * (the CLI killed mid-message) is, as an init after a finished message. */
+#define TASK_DONE "{\"type\":\"system\",\"subtype\":\"task_notification\",\"session_id\":\"s1\",\"task_id\":\"bash_7\"," \
+                  "\"status\":\"completed\",\"summary\":\"Background command completed\"}"
+static void test_init_mid_block(void) {
+    const char *L[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "While the bu"), DELTA(0, "ild runs, I will review "),
+                       TASK_DONE, INIT, DELTA(0, "the parser changes."),
+                       ASSIST("m1", "While the build runs, I will review the parser changes."), BSTOP(0), MSTOP,
+                       RESULT("While the build runs, I will review the parser changes."), NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "While the build runs, I will review the parser changes.");
+    CHECK_EQ_INT(c.nw, 0);
+    CHECK_EQ_INT(st.results, 1);
+    /* between two blocks of one message, too */
+    const char *B[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "First block here."), BSTOP(0), INIT,
+                       BSTART(1, "text"), DELTA(1, "Second block here."), BSTOP(1), MSTOP, RESULT("Second block here."),
+                       INIT, ASSIST("m2", "Next turn."), RESULT("Next turn."), NULL};
+    run(B, &c);
+    EXPECT(&c, "First block here. | Second block here. | Next turn.");
+    CHECK_EQ_INT(c.nw, 0);
+    /* the CLI killed mid-block: the next message is a new turn, not a
+     * retry of the cut one; warned at the init */
+    const char *K[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "Cut short at "), INIT, START("m2"),
+                       BSTART(0, "text"), DELTA(0, "Second turn here."), BSTOP(0), MSTOP, RESULT("Second turn here."), NULL};
+    run(K, &c);
+    EXPECT(&c, "Cut short at | Second turn here.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 5: ") && strstr(c.warn[0], "without a result line"));
+    /* an init after a finished streamed message and no result: a new turn,
+     * whose result (nothing else said in it) is its answer */
+    const char *F[] = {INIT, START("m1"), BSTART(0, "text"), DELTA(0, "First answer here."), BSTOP(0), MSTOP,
+                       TASK_DONE, INIT, RESULT("Second answer here."), NULL};
+    run(F, &c);
+    EXPECT(&c, "First answer here. | Second answer here.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 8: ") && strstr(c.warn[0], "without a result line"));
+}
+
 static void test_lost_deltas_suffix(void) {
     /* deltas stopped early: the assistant line supplies only the rest */
     const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "Hello wor"),
@@ -390,6 +433,59 @@ static void test_api_error_message(void) {
     CHECK_EQ_INT(c.n, 0);
 }
 
+/* The error notice from what the CLI says of the failure: the notice came
+ * from subtype / terminal_reason only, so a usage limit, a failed login
+ * (api_error_status 401) and an overload were all "an API error", and the
+ * structured-output retries "an error"; a usage-limit result with is_error
+ * false said nothing. One notice per failure. */
+#define SYNTH(id, err, text) "{\"type\":\"assistant\",\"message\":{\"id\":\"" id "\",\"type\":\"message\",\"role\":" \
+    "\"assistant\",\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}],\"stop_reason\":" \
+    "\"stop_sequence\"},\"parent_tool_use_id\":null" err "}"
+#define ERRRES(sub, iserr, rest) "{\"type\":\"result\",\"subtype\":\"" sub "\",\"is_error\":" iserr ",\"num_turns\":1" rest "}"
+static void test_error_notices_from_cli(void) {
+    static const struct { const char *l1, *l2, *want; } cases[] = {
+        /* 1.0.x: the usage limit as a <synthetic> message, then the result (success, is_error true) */
+        {SYNTH("u1", "", "Claude AI usage limit reached|1751317200"),
+         ERRRES("success", "true", ",\"result\":\"Claude AI usage limit reached|1751317200\""), "{error}Claude Code hit a rate limit."},
+        /* the same with is_error false: still the notice, once */
+        {SYNTH("u2", "", "Claude AI usage limit reached|1751317200"),
+         ERRRES("success", "false", ",\"result\":\"Claude AI usage limit reached|1751317200\""), "{error}Claude Code hit a rate limit."},
+        {INIT, ERRRES("success", "false", ",\"result\":\"Claude AI usage limit reached|1755806400\""), "{error}Claude Code hit a rate limit."},
+        /* the result alone, with the HTTP status */
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 401 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":401"),
+         "{error}Claude Code could not log in."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 403 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":403"),
+         "{error}Claude Code could not log in."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 429 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":429"),
+         "{error}Claude Code hit a rate limit."},
+        {INIT, ERRRES("success", "true", ",\"result\":\"API Error: 529 {}\",\"terminal_reason\":\"api_error\",\"api_error_status\":529"),
+         "{error}The request failed with an API error."},
+        /* an error message with error "unknown": its text's status; the result's is no second notice */
+        {SYNTH("o1", ",\"error\":\"unknown\",\"is_api_error_message\":true",
+               "API Error: 529 {\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"overloaded_error\\\"}}"),
+         ERRRES("success", "true", ",\"result\":\"API Error: 529\",\"terminal_reason\":\"api_error\",\"api_error_status\":529"),
+         "{error}The request failed with an API error."},
+        {INIT, ERRRES("error_max_structured_output_retries", "true",
+                      ",\"errors\":[\"Failed to provide valid structured output after 5 attempts\"]"),
+         "{error}Stopped: the structured output did not match the schema."},
+        /* the model's own words about a limit are read, not taken for one */
+        {ASSIST("m1", "Claude AI usage limit reached is what the banner says when you run out."),
+         RESULT("Claude AI usage limit reached is what the banner says when you run out."),
+         "Claude AI usage limit reached is what the banner says when you run out."},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *L[] = {cases[k].l1, cases[k].l2, NULL};
+        coll c;
+        run(L, &c);
+        EXPECT(&c, cases[k].want);
+        CHECK_MSG(c.nw == 0, "case %zu: %d warnings", k, c.nw);
+    }
+    char buf[160];
+    const char *lu;
+    text_phrase_format("jpn_Jpan", TEXT_PH_ERR_STRUCTURED, NULL, 0, buf, sizeof buf, &lu);
+    CHECK_EQ_STR(lu, "jpn_Jpan");
+}
+
 /* The spoken blocks remembered so that re-emitted lines (a resumed
  * session) are not said again: 1024 once, so a long session said its first
  * answer twice. Now up to 65536, the oldest forgotten first: every
@@ -567,6 +663,56 @@ static void test_subagents(void) {
     run_p(&p, L, &c);
     EXPECT(&c, "Sub says hi. | Main says hello.");
     CHECK_EQ_STR(c.id[0], "s1");
+}
+
+/* Both subagent markers in both modes: a transcript given to --input spoke
+ * its sidechain (isSidechain) text; a stream-json capture given to
+ * --transcript took a subagent's prompt (a user text line with
+ * parent_tool_use_id) for the user's last prompt, dropping the main reply's
+ * start and speaking the subagent. Each also says once that the file looks
+ * like the other format. */
+#define TRLINE(type, side, content) "{\"parentUuid\":null,\"isSidechain\":" side ",\"userType\":\"external\"," \
+    "\"sessionId\":\"s\",\"version\":\"2.1.230\",\"type\":\"" type "\",\"message\":" content ",\"uuid\":\"u\"}"
+static void write_file(const char *path, const char *text);
+static void test_subagent_markers_both_modes(void) {
+    const char *T[] = {TRLINE("user", "false", "{\"role\":\"user\",\"content\":\"where is the loader?\"}"),
+                       TRLINE("assistant", "false", "{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"I will use an agent.\"}]}"),
+                       TRLINE("user", "true", "{\"role\":\"user\",\"content\":\"Find the config loader.\"}"),
+                       TRLINE("assistant", "true", "{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":\"The loader is in config.c.\"}]}"),
+                       TRLINE("assistant", "false", "{\"id\":\"m2\",\"content\":[{\"type\":\"text\",\"text\":\"It is in config.c.\"}]}"),
+                       NULL};
+    coll c;
+    ingest_stats st = run(T, &c);   /* as stream-json (--input) */
+    EXPECT(&c, "I will use an agent. | It is in config.c.");
+    CHECK_EQ_INT(st.subagent_skipped, 1);
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 1: ") && strstr(c.warn[0], "transcript") && strstr(c.warn[0], "--transcript"));
+    /* a stream-json capture read as a transcript */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/stts_sub_%d.jsonl", (int)getpid());
+    write_file(path, INIT "\n" ASSIST("m1", "I will ask a research agent.") "\n"
+               "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+               "\"Find the parse function.\"}]},\"parent_tool_use_id\":\"toolu_1\",\"session_id\":\"s\"}\n"
+               "{\"type\":\"assistant\",\"message\":{\"id\":\"s1\",\"content\":[{\"type\":\"text\",\"text\":"
+               "\"Searching the tree.\"}]},\"parent_tool_use_id\":\"toolu_1\"}\n"
+               ASSIST("m2", "The parser is in parse.py.") "\n" RESULT("The parser is in parse.py.") "\n");
+    const char *sub_prompt = "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Find it.\"},"
+                             "\"parent_tool_use_id\":\"toolu_1\"}";
+    CHECK(!ingest_transcript_is_prompt(sub_prompt, strlen(sub_prompt)));
+    memset(&c, 0, sizeof c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    p.text.merge_short_chars = 0;
+    ingest_frontend *fe;
+    stts_error err;
+    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    EXPECT(&c, "I will ask a research agent. | The parser is in parse.py.");
+    CHECK_EQ_INT(c.nw, 1);
+    CHECK(strstr(c.warn[0], "line 6: ") && strstr(c.warn[0], "stream-json") && strstr(c.warn[0], "--input"));
+    ingest_frontend_free(fe);
+    unlink(path);
 }
 
 /* A background agent goes on after its turn's result; its lines then (and a
@@ -812,6 +958,10 @@ static void test_lone_surrogates(void) {
     CHECK(strstr(c.warn[1], "line 2: 1 unpaired") != NULL);
 }
 
+/* A last line without its newline is warned about (and counted) only when
+ * it is not one whole JSON object: a transcript may simply end so, and
+ * every --transcript of such a session warned that the line "may be cut
+ * short" after saying it whole. */
 static void test_truncated_and_too_long_flags(void) {
     coll c;
     memset(&c, 0, sizeof c);
@@ -822,13 +972,24 @@ static void test_truncated_and_too_long_flags(void) {
     ingest_frontend_feed(fe, a, strlen(a), 2, 0, INGEST_LINE_TRUNCATED, NULL);
     ingest_frontend_finish(fe, 0);
     EXPECT(&c, "Complete last line here.");
-    CHECK_EQ_INT(c.nw, 2);
+    CHECK_EQ_INT(c.nw, 1);
     CHECK(strstr(c.warn[0], "line 1: line longer than the limit") != NULL);
-    CHECK(strstr(c.warn[1], "line 2: input ended without a newline") != NULL);
     ingest_stats st;
     ingest_frontend_stats(fe, &st);
-    CHECK_EQ_INT(st.truncated, 1);
+    CHECK_EQ_INT(st.truncated, 0);
     CHECK_EQ_INT(st.bad_lines, 1);
+    ingest_frontend_free(fe);
+    /* really cut short: warned, counted, and its text not guessed at */
+    memset(&c, 0, sizeof c);
+    CHECK(ingest_frontend_new(NULL, cb, wcb, &c, &fe, NULL) == STTS_OK);
+    ingest_frontend_feed(fe, a, strlen(a), 1, 0, 0, NULL);
+    ingest_frontend_feed(fe, a, strlen(a) - 9, 2, 0, INGEST_LINE_TRUNCATED, NULL);
+    ingest_frontend_finish(fe, 0);
+    EXPECT(&c, "Complete last line here.");
+    CHECK(c.nw >= 1);
+    CHECK(strstr(c.warn[0], "line 2: input ended without a newline") != NULL);
+    ingest_frontend_stats(fe, &st);
+    CHECK_EQ_INT(st.truncated, 1);
     ingest_frontend_free(fe);
 }
 
@@ -937,6 +1098,8 @@ static void write_file(const char *path, const char *text) {
 }
 
 #define TU(text) "{\"type\":\"user\",\"isSidechain\":false,\"message\":{\"role\":\"user\",\"content\":\"" text "\"},\"uuid\":\"x\"}\n"
+#define TMETA(text) "{\"type\":\"user\",\"isSidechain\":false,\"isMeta\":true,\"message\":{\"role\":\"user\",\"content\":" \
+    "[{\"type\":\"text\",\"text\":\"" text "\"}]},\"uuid\":\"m\"}\n"
 #define TA(id, text) "{\"type\":\"assistant\",\"isSidechain\":false,\"message\":{\"id\":\"" id "\",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}]}}\n"
 
 static void test_transcript_last_turn(void) {
@@ -1002,8 +1165,10 @@ static void test_transcript_last_turn(void) {
 /* Which user lines of a transcript start the last turn: a finished
  * background task's notification does, also when stored with isMeta (the
  * reply before it was said again with the task's); Claude Code's "Output
- * token limit hit" continuation prompt, a slash command and a `!` shell
- * line do not (the reply was lost, or none was said). */
+ * token limit hit" continuation prompt, a local slash command and a `!`
+ * shell line do not (the reply was lost, or none was said); a slash command
+ * that Claude answers (a prompt command, a skill) does. Fed whole, as
+ * --follow does, each reply is said once. */
 static void test_transcript_turn_boundaries(void) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/stts_tb_%d.jsonl", (int)getpid());
@@ -1020,6 +1185,47 @@ static void test_transcript_turn_boundaries(void) {
          TU("<command-name>/cost</command-name>") TU("<local-command-stdout>Total cost: $0.01</local-command-stdout>")
          TU("<bash-input>ls</bash-input>") TU("<bash-stdout>a b</bash-stdout>"),
          "It works like this."},
+        /* a prompt command Claude answers (/review, a .claude/commands file):
+         * the command line, its isMeta expansion, then the reply, which is
+         * the last turn; the reply before it was said again */
+        {TU("why does test_empty fail?") TA("e1", "The test expects None.")
+         TU("<command-message>review is running\u2026</command-message>\\n<command-name>/review</command-name>\\n"
+            "<command-args>42</command-args>")
+         TMETA("You are an expert code reviewer. Review pull request 42.")
+         TA("e2", "Pull request 42 looks good."), "Pull request 42 looks good."},
+        /* a skill run as a slash command, answered in several lines */
+        {TU("what does the parser do?") TA("f1", "It builds a tree.")
+         TU("<command-message>dev:reflect</command-message>\\n<command-name>/dev:reflect</command-name>")
+         TMETA("Base directory for this skill: /home/ana/.claude/skills/reflect")
+         TA("f2", "I will reflect now.")
+         "{\"type\":\"assistant\",\"isSidechain\":false,\"message\":{\"id\":\"f2\",\"content\":[{\"type\":\"tool_use\","
+         "\"id\":\"t\",\"name\":\"Read\",\"input\":{}}]}}\n"
+         "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\","
+         "\"content\":\"ok\"}]}}\n"
+         TA("f3", "The fix went well."), "I will reflect now. | The fix went well."},
+        /* a local command with a <synthetic> message ("No response
+         * requested."), then the user's next command: no reply, no turn */
+        {TU("explain") TA("g1", "It works like this.")
+         TMETA("Caveat: The messages below were generated by the user while running local commands.")
+         TU("<command-name>/model</command-name>\\n<command-message>model</command-message>")
+         TU("<local-command-stdout>Set model to opus</local-command-stdout>")
+         "{\"type\":\"assistant\",\"isSidechain\":false,\"message\":{\"id\":\"g2\",\"model\":\"<synthetic>\",\"content\":"
+         "[{\"type\":\"text\",\"text\":\"No response requested.\"}]}}\n"
+         TU("<command-name>/cost</command-name>") TU("<local-command-stdout>Total cost: $0.01</local-command-stdout>"),
+         "It works like this."},
+        /* an answered command, then a local one: the answer is the last turn */
+        {TU("first") TA("h1", "Old reply.")
+         TU("<command-name>/init</command-name>\\n<command-message>init</command-message>")
+         TMETA("Please analyze this codebase and create a CLAUDE.md file.")
+         TA("h2", "I created CLAUDE.md.")
+         TU("<command-name>/cost</command-name>") TU("<local-command-stdout>Total cost: $0.01</local-command-stdout>"),
+         "I created CLAUDE.md."},
+        /* a command whose answer is an API error: the error, not the reply before */
+        {TU("first") TA("i1", "Old reply.")
+         TU("<command-name>/review</command-name>") TMETA("Review the pull request.")
+         "{\"type\":\"assistant\",\"isSidechain\":false,\"isApiErrorMessage\":true,\"message\":{\"id\":\"i2\","
+         "\"model\":\"<synthetic>\",\"content\":[{\"type\":\"text\",\"text\":\"API Error: 500\"}]}}\n",
+         "{error}Claude Code reported an error."},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         write_file(path, cases[k].file);
@@ -1037,6 +1243,28 @@ static void test_transcript_turn_boundaries(void) {
         ingest_frontend_free(fe);
     }
     unlink(path);
+    /* --follow feeds every line: the reply before the command and the
+     * command's reply, once each */
+    const char *F[] = {"{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"why?\"}}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"a1\",\"content\":[{\"type\":\"text\",\"text\":\"Because it is empty\"}]}}",
+                       "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"<command-name>/review</command-name>\"}}",
+                       "{\"type\":\"user\",\"isMeta\":true,\"message\":{\"role\":\"user\",\"content\":\"Review it.\"}}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"a2\",\"content\":[{\"type\":\"text\",\"text\":\"Looks good.\"}]}}",
+                       "{\"type\":\"assistant\",\"message\":{\"id\":\"a2\",\"content\":[{\"type\":\"text\",\"text\":\"Looks good.\"}]}}",
+                       NULL};
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    p.text.merge_short_chars = 0;
+    coll c;
+    run_p(&p, F, &c);
+    EXPECT(&c, "Because it is empty | Looks good.");
+    CHECK_EQ_INT(c.nw, 0);
+    /* the kinds the turn search goes by */
+    CHECK(ingest_transcript_line_kind(F[0], strlen(F[0])) == INGEST_TRANSCRIPT_PROMPT);
+    CHECK(ingest_transcript_line_kind(F[1], strlen(F[1])) == INGEST_TRANSCRIPT_REPLY);
+    CHECK(ingest_transcript_line_kind(F[2], strlen(F[2])) == INGEST_TRANSCRIPT_COMMAND);
+    CHECK(ingest_transcript_line_kind(F[3], strlen(F[3])) == INGEST_TRANSCRIPT_OTHER);
 }
 
 /* Claude Code's synthetic user lines (claude-stream-json.md §5: "Tool
@@ -1747,6 +1975,24 @@ static void test_no_content_placeholder(void) {
     p.transcript = 1;
     run_p(&p, T, &c);
     EXPECT(&c, "Done.");
+    /* a turn that ends on a tool call, then an empty final message: its
+     * result is the placeholder too, and the result fallback (nothing said
+     * this turn) read it out ("(no content)", translated into an invented
+     * sentence); white space around it is still the placeholder */
+    const char *R[] = {"{\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"model\":\"claude\",\"content\":[{\"type\":"
+                       "\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{\"command\":\"touch x\"}}]},\"parent_tool_use_id\":null}",
+                       "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"tool_use_id\":\"t1\",\"type\":"
+                       "\"tool_result\",\"content\":\"\"}]},\"parent_tool_use_id\":null}",
+                       ASSIST("m2", "\\n(no content)"), RESULT("(no content)\\n"),
+                       ASSIST("m3", "Next turn."), RESULT("Next turn."), RESULT(" (no content)\\n"), NULL};
+    run(R, &c);
+    EXPECT(&c, "Next turn.");
+    CHECK(ingest_is_placeholder("(no content)", 12));
+    CHECK(ingest_is_placeholder("\n\t(no content) \r\n", 17));
+    CHECK(!ingest_is_placeholder("(no content) here", 17));
+    CHECK(!ingest_is_placeholder("(no content", 11));
+    CHECK(!ingest_is_placeholder("   ", 3));
+    CHECK(!ingest_is_placeholder(NULL, 0));
 }
 
 int main(void) {
@@ -1766,11 +2012,14 @@ int main(void) {
     TEST_RUN(test_citation_blocks);
     TEST_RUN(test_citation_blocks_cjk);
     TEST_RUN(test_missing_result);
+    TEST_RUN(test_init_mid_block);
     TEST_RUN(test_result_rules);
     TEST_RUN(test_api_error_message);
+    TEST_RUN(test_error_notices_from_cli);
     TEST_RUN(test_aborted);
     TEST_RUN(test_seen_long_session);
     TEST_RUN(test_subagents);
+    TEST_RUN(test_subagent_markers_both_modes);
     TEST_RUN(test_many_parallel_subagents);
     TEST_RUN(test_thinking);
     TEST_RUN(test_tools);

@@ -1377,6 +1377,10 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
     int has_index = daemon_json_whole(idx, &ix);
     const char *t = json_string_value(delta);
     size_t n = json_string_length(delta);
+    /* Claude Code's "(no content)" stands for an empty message: a batch
+     * like any other, with no words (it was read out, and translated into
+     * an invented sentence) */
+    if (ingest_is_placeholder(t, n)) t = "", n = 0;
     msg *m = find_msg(s, mid);
     if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over, str(pl, "prompt_id")))) {
         *what = "already spoken (by its Stop)";
@@ -1603,7 +1607,7 @@ static stts_status on_stop(session *s, json_t *pl, int after_prompt, const char 
         }
     }
     if (flush_parked(s, err) != STTS_OK) return err->code;
-    if (!l || all_space(l, ln)) {
+    if (!l || all_space(l, ln) || ingest_is_placeholder(l, ln)) {   /* "(no content)": an empty reply */
         *what = "nothing to reconcile";
         return STTS_OK;
     }

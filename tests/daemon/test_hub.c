@@ -728,6 +728,27 @@ static void test_stop_with_whole_turn(void) {
     daemon_hub_free(h);
 }
 
+/* Claude Code's "(no content)" placeholder (a turn that ended on a tool
+ * call) was read out, from a batch and from a Stop, and the demo model made
+ * an invented sentence of it. The words around it are still said. */
+static void test_no_content_placeholder(void) {
+    daemon_hub *h = hub_new(-1);
+    CHECK(h != NULL);
+    if (!h) return;
+    const char *w = NULL;
+    CHECK(md(h, "S", "t1", "m1", 0, "Let me check the file.\\n", 1) == STTS_OK);
+    CHECK(md(h, "S", "t1", "m2", 0, "(no content)", 1) == STTS_OK);
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\"(no content)\"}", &w) == STTS_OK);
+    /* a Stop alone (no batches: an older CLI) */
+    ev(h, "S", "UserPromptSubmit", "\"prompt\":\"again\"");
+    CHECK(hook(h, "{\"session_id\":\"S\",\"hook_event_name\":\"Stop\",\"last_assistant_message\":"
+                  "\" (no content)\\n\"}", &w) == STTS_OK);
+    CHECK_MSG(w && strcmp(w, "nothing to reconcile") == 0, "%s", w ? w : "(null)");
+    CHECK_MSG(count(out, "Let me check the file.") == 1 && count(out, "no content") == 0, "%s", out);
+    daemon_hub_free(h);
+}
+
 /* Under `claude --agent NAME` the main thread is an agent: every payload
  * carries its agent_id (claude-code-hooks.md, 2), MessageDisplay too, and
  * all its replies were taken for a subagent's: nothing said live, the Stop
@@ -2083,6 +2104,7 @@ int main(void) {
     TEST_RUN(test_stale_spooled_stop);
     TEST_RUN(test_batch_after_stop);
     TEST_RUN(test_stop_with_whole_turn);
+    TEST_RUN(test_no_content_placeholder);
     TEST_RUN(test_main_thread_agent);
     TEST_RUN(test_interrupted_message);
     TEST_RUN(test_reply_after_esc);

@@ -185,6 +185,7 @@ typedef struct {
     uint64_t pushed, translated, synthesized, played, skipped, fallbacks, retries, cache_hits;
     uint64_t same_script, synth_errors, translate_errors;
     uint64_t not_read;            /* PIPELINE_NOT_READ: a notice said instead */
+    char output_error[256];       /* the audio output is failing now: why ("" when it works) */
     uint64_t stopped;             /* dropped by pipeline_stop/skip */
     uint64_t audio_errors;        /* sentences (partly) lost to a failing audio output */
     double warmup_ms;             /* warm-up translation + synthesis */

@@ -70,7 +70,7 @@ struct audio_sink {
     /* TEST-ONLY fault injection (STTS_FAULT, docs/RELIABILITY.md) */
     long fault_after_frames, fault_down_ms;
     uint64_t fault_up_ns;
-    int file_errno;         /* a file write failed: later writes fail too */
+    int file_errno;         /* a write failed: later writes fail too, unless the file can resume (file_resumes) */
     /* device sink */
     PaStream *stream;
     int pa_up;
@@ -398,6 +398,12 @@ static int out_rate(const audio_sink *s) {
 
 static void go_down(audio_sink *s, const char *why);
 
+/* A WAV file on disk (seekable) tries again after a failed write: the
+ * daemon writing to one for days went silent for good after one "disk
+ * full", though it said (and the pipeline says) speech comes back when the
+ * output works again. A pipe or raw stream does not (its reader is gone). */
+static int file_resumes(const audio_sink *s) { return s->p.kind == AUDIO_SINK_WAV && s->seekable && s->fd >= 0; }
+
 /* Output-rate samples to the file or the device ring. */
 static stts_status put_out(audio_sink *s, const int16_t *pcm, size_t n, stts_error *err) {
     if (n == 0) return STTS_OK;
@@ -410,6 +416,17 @@ static stts_status put_out(audio_sink *s, const int16_t *pcm, size_t n, stts_err
         if (st != STTS_OK) {
             /* Disk full and the like: the header keeps covering what is on disk. */
             s->file_errno = errno ? errno : EIO;
+            if (file_resumes(s) && (s->data_bytes & 1)) {
+                /* half a sample written: cut back to whole ones, so that
+                 * a later write lands aligned */
+                uint64_t whole = s->data_bytes & ~(uint64_t)1;
+                if (ftruncate(s->fd, (off_t)(44 + whole)) == 0 && lseek(s->fd, (off_t)(44 + whole), SEEK_SET) >= 0) {
+                    s->data_bytes = whole;
+                    s->frames_in = whole / 2;
+                } else {
+                    s->file_errno = -1;   /* cannot realign: it stays failed */
+                }
+            }
             wav_refresh(s, NULL);
             return st;
         }
@@ -585,9 +602,12 @@ stts_status audio_write(audio_sink *s, const int16_t *pcm, size_t n, int rate, s
     if (rate < 1000 || rate > 384000)
         return stts_error_set(err, STTS_ERR_INVALID_ARG, "audio_write: samples tagged with %d Hz, out of range", rate);
     if (n == 0) return STTS_OK;
-    if (s->file_errno)
+    if (s->file_errno > 0 && file_resumes(s)) {
+        s->file_errno = 0;   /* tried again: put_out sets it again if it fails */
+    } else if (s->file_errno) {
         return stts_error_set(err, STTS_ERR_IO, "writing audio to %s failed earlier (%s); nothing more is written",
-                              sink_name(s), strerror(s->file_errno));
+                              sink_name(s), s->file_errno > 0 ? strerror(s->file_errno) : "a partial sample");
+    }
     if (s->down) {
         stts_status st = try_up(s, err);
         if (st != STTS_OK) return st;

@@ -946,6 +946,9 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
     if (st != STTS_OK) {
         if (!is_cancelled(pl) && !pl->sink_down) {
             pl->sink_down = 1;
+            pthread_mutex_lock(&pl->smu);   /* for pipeline_get_stats: a daemon's status says it */
+            snprintf(pl->st.output_error, sizeof pl->st.output_error, "%.250s", err.msg);
+            pthread_mutex_unlock(&pl->smu);
             emit_log(pl, seq, "audio output failed at sentence %llu: %s; still reading input, speech is dropped "
                      "until the output works again", (unsigned long long)seq, err.msg);
         }
@@ -953,6 +956,9 @@ static int play_samples(pipeline *pl, const item *it, const int16_t *pcm, size_t
     }
     if (pl->sink_down) {
         pl->sink_down = 0;
+        pthread_mutex_lock(&pl->smu);
+        pl->st.output_error[0] = '\0';
+        pthread_mutex_unlock(&pl->smu);
         emit_log(pl, seq, "audio output works again; speaking from sentence %llu on", (unsigned long long)seq);
     }
     /* Paced by the samples' own rate: their duration is the same at any

@@ -337,6 +337,27 @@ assert [r["seq"] for r in rows] == list(range(int(sys.argv[2]))), "a metrics lin
 assert rows[0].get("error") is None and rows[-1]["error"] == "audio"
 PY
   echo "disk full: $(stat -c %s "$T/full.wav") bytes written, header $(soxi -s "$T/full.wav") frames"
+  # 5b. Space comes back: a WAV on disk is written again (it stayed failed for good, and a daemon
+  # writing one went silent for the rest of its life). The disk is full but 64 KiB when the first
+  # line comes; the filler goes 1.5 s later; the second line comes 3 s after the first.
+  "${NS[@]}" bash -c 'm=$1; copy=$2; shift 2; mount -t tmpfs -o size=1m tmpfs "$m" || exit 99
+    head -c $((1024 * 1024 - 65536)) /dev/zero >"$m/filler" 2>/dev/null
+    (sleep 1.5; rm -f "$m/filler") &
+    { echo "This sentence is spoken while the disk is full."; sleep 3
+      echo "This one is written after the space came back."; } | "$@"; rc=$?
+    wait; cp "$m/back.wav" "$copy"; umount "$m"; exit $rc' _ "$MNT" "$T/back.wav" \
+    "${RUN[@]}" --input - --input-format text --output "$MNT/back.wav" --metrics "$T/back.jsonl" >/dev/null 2>"$T/back.err"; rc=$?
+  [ $rc -eq 1 ] && grep -q "audio output failed at sentence 0" "$T/back.err" \
+    && grep -q "audio output works again; speaking from sentence 1" "$T/back.err" && ok \
+    || bad "disk full, then space: exit $rc, $(cat "$T/back.err")"
+  check_wav "$T/back.wav" 0 && ok || bad "disk full, then space: the WAV header does not match what was written"
+  python3 - "$T/back.jsonl" "$T/back.wav" <<'PY' && ok || bad "disk full, then space: the second sentence is not in the WAV"
+import json, struct, sys
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+assert [r.get("error") for r in rows] == ["audio", None], rows
+data = struct.unpack("<I", open(sys.argv[2], "rb").read()[40:44])[0]
+assert data / 2 / 48000 >= 0.9 * rows[1]["audio_ms"] / 1000, (data, rows[1]["audio_ms"])
+PY
 else
   skip "disk full: neither mount -t tmpfs nor unshare -rm is permitted here"
 fi

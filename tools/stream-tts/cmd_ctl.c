@@ -199,6 +199,8 @@ int cmd_ctl(int argc, char **argv) {
             printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(ss, i)));
         printf("\n");
         /* what silences or changes speech, so that a user who hears nothing finds why */
+        json_t *oe = json_object_get(r, "output_error");
+        if (json_is_string(oe)) printf("output failing: %s (speech is dropped until it works again)\n", json_string_value(oe));
         double speed = json_number_value(json_object_get(r, "speed"));
         if (speed > 0 && speed != 1.0) printf("speed %.2f\n", speed);
         json_t *mu = json_object_get(r, "muted");

@@ -711,6 +711,8 @@ static json_t *status_json(server *sv) {
         json_object_set_new(o, "spoken", json_integer((json_int_t)st.played));
         json_object_set_new(o, "stopped", json_integer((json_int_t)st.stopped));
         json_object_set_new(o, "paused", json_boolean(pipeline_paused(pl)));
+        /* a WAV on a full disk, a lost sound device: "ready" alone hid that nothing was heard */
+        if (st.output_error[0]) json_object_set_new(o, "output_error", json_string(st.output_error));
     } else {
         json_object_set_new(o, "queue", json_integer((json_int_t)n_pend));
         json_object_set_new(o, "lag", json_real(0));

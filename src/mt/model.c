@@ -516,8 +516,10 @@ static stts_status load_weights(loader *ld, stts_error *err) {
         if ((emb = find(ld->ck, emb_names[i]))) emb_name = emb_names[i];
     if (!emb)
         return stts_error_set(err, STTS_ERR_FORMAT,
-                              "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint",
-                              mt_checkpoint_path(ld->ck));
+                              "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint%s",
+                              mt_checkpoint_path(ld->ck),
+                              mt_checkpoint_weights(ld->ck) ? "; re-run stream-tts convert on the Hugging Face model "
+                                                              "directory" : "");
     mt_wpart part;
     if ((st = matrix_part(ld, emb, emb_name, c->vocab_size, c->d_model, &part, err)) ||
         (st = make_mat(m, &m->embed, &part, 1, c->vocab_size, c->d_model, ld->src_flags, err)))
@@ -525,8 +527,12 @@ static stts_status load_weights(loader *ld, stts_error *err) {
     m->lm_head = m->embed;
     /* transformers loads a half-precision checkpoint in its dtype, and builds
      * the sinusoidal table in that dtype too: the positions it adds are the
-     * f32 values rounded to f16/bf16. Do the same, for parity. */
-    m->pos_round = emb->dtype == MT_DTYPE_F16 ? 1 : emb->dtype == MT_DTYPE_BF16 ? 2 : 0;
+     * f32 values rounded to f16/bf16. Do the same, for parity. A converted
+     * file stores the embedding in the format asked for, so it records the
+     * source's dtype, and computes what its HF directory computes. */
+    int pos_dtype = mt_checkpoint_source_dtype(ld->ck);
+    if (pos_dtype < 0) pos_dtype = (int)emb->dtype; /* HF checkpoints; format 2 files assume their stored dtype */
+    m->pos_round = pos_dtype == MT_DTYPE_F16 ? 1 : pos_dtype == MT_DTYPE_BF16 ? 2 : 0;
     if (!m->cfg.tie_word_embeddings) {
         const mt_tensor *lm = find(ld->ck, "lm_head.weight");
         if (lm && lm != emb) {

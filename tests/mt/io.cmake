@@ -19,8 +19,9 @@ if(TARGET nllb)
   stts_add_fuzzer(fuzz_gguf SOURCES fuzz_gguf.c LIBS nllb)
   stts_add_fuzzer(fuzz_shortlist SOURCES fuzz_shortlist.c LIBS nllb)   # --shortlist FILE
 endif()
-# `stream-tts convert` end to end (shell, ~3 s CPU): translate parity through
-# --model (with the HF directory and HF transformers references), exit codes
+# `stream-tts convert` end to end (shell, ~35 s CPU): translate parity through
+# --model (ids and scores of the HF directory for every --weights on 500
+# sentences, and HF transformers references), exit codes
 # and messages for bad flags, missing and truncated input.
 if(TARGET nllb AND TARGET stream-tts)
   add_test(NAME test_mt_convert_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-convert-cli.sh

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cuda/cuda_backend.h"
@@ -133,6 +134,14 @@ static mt_wfmt resolve_format(nllb_weights w, int gpu) {
 }
 
 stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
+int nllb_cuda_built(void) { return mt_cuda_built(); }
+
+/* An NVIDIA driver is loaded (a GPU a build without CUDA leaves unused).
+ * STTS_TEST_NVIDIA_DRIVER names another file to look for (tests). */
+static int nvidia_driver_present(void) {
+    const char *p = getenv("STTS_TEST_NVIDIA_DRIVER");
+    return access(p && *p ? p : "/proc/driver/nvidia/version", F_OK) == 0;
+}
 
 static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_error *err) {
     const nllb_config *c = &m->pub;
@@ -154,9 +163,20 @@ static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_e
         if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "device cuda: %s", e2.msg);
     }
     if (!m->be) {
-        int simd = (int)p->simd;
-        if (simd == NLLB_SIMD_AUTO && (st = nllb_simd_from_env(&simd, err))) return st;
+        int simd = (int)p->simd, from_env = 0;
+        if (simd == NLLB_SIMD_AUTO) {
+            if ((st = nllb_simd_from_env(&simd, err))) return st;
+            from_env = simd != NLLB_SIMD_AUTO;
+        }
         st = mt_cpu_backend_new(p->threads, simd, max_kv, &m->be, err);
+        if (st == STTS_ERR_UNSUPPORTED && from_env) {
+            /* name where the level came from: a variable set long ago and
+             * forgotten reads like a bug of the program otherwise */
+            char why[STTS_ERROR_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return stts_error_set(err, st, "STTS_SIMD=%s (environment): %s; unset STTS_SIMD or set it to one of those",
+                                  getenv("STTS_SIMD"), why);
+        }
         if (st) return st;
     }
     m->wfmt = resolve_format(p->weights, m->be->ops->host_visible == 0);
@@ -673,9 +693,14 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
         stts_status st = model_load_on(dir, &p, out, err);
         /* a build with CUDA on a machine without a usable GPU (no driver,
          * no GPU, too old a GPU): the CPU, and why (issue 11: one line on
-         * stderr); a build without CUDA runs on the CPU by its making */
+         * stderr). A build without CUDA runs on the CPU by its making: said
+         * only where a GPU is left unused (decided 2026-12-03: a line on
+         * every run of a CPU-only build on a machine without a GPU would
+         * say nothing the user can act on). */
         if (st == STTS_OK && mt_cuda_built())
             snprintf((*out)->device_note, sizeof (*out)->device_note, "%s", eg.msg);
+        else if (st == STTS_OK && nvidia_driver_present())
+            snprintf((*out)->device_note, sizeof (*out)->device_note, "an NVIDIA driver is loaded, but %s", eg.msg);
         return st;
     }
     p.device = NLLB_DEVICE_CUDA;

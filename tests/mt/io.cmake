@@ -27,4 +27,12 @@ if(TARGET nllb AND TARGET stream-tts)
   add_test(NAME test_mt_convert_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-convert-cli.sh
            $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_mt_convert_cli PROPERTIES LABELS mt SKIP_RETURN_CODE 77)
+  # The flag contracts shared by translate, the main command and bench_nllb
+  # (device fallback line, --threads range, config file errors, STTS_SIMD,
+  # NUL input; ~3 s). Labelled cuda too: in a CUDA build it checks the
+  # default device's fallback line with the GPUs hidden.
+  add_test(NAME test_cli_contracts COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-cli-contracts.sh
+           $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR}
+           $<$<TARGET_EXISTS:bench_nllb>:$<TARGET_FILE:bench_nllb>>)
+  set_tests_properties(test_cli_contracts PROPERTIES LABELS "mt;cli;cuda" SKIP_RETURN_CODE 77)
 endif()

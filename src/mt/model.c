@@ -17,6 +17,9 @@
 #include "model.h"
 #include "quant.h"
 
+/* Padding rows allowed after <mask> (see model_load_on). */
+#define NLLB_MAX_PAD_ROWS 1024
+
 /* ---------- weights (handles made by the backend) ---------- */
 
 /* A vector (bias, LayerNorm) from host f32: always f32, always copied (small). */
@@ -650,6 +653,23 @@ static stts_status model_load_on(const char *dir, const nllb_model_params *param
                             "%s: the tokenizer has %d tokens (with language codes and <mask>) but config.json "
                             "vocab_size is %d",
                             path, mt_tokenizer_num_tokens(m->tok), c->vocab_size);
+        goto fail;
+    }
+    /* NLLB's layout puts the language codes and <mask> at the end of the
+     * tokenizer's ids and only padding after them: 2 rows in every NLLB-200
+     * model (and the repository's demo and tiny ones); a vocabulary rounded
+     * up to a multiple of up to 1024 would have fewer than 1024. More means
+     * the tokenizer is smaller than the one the weights were trained with:
+     * its language codes fall on ordinary pieces of the model, and the
+     * translation is nonsense with exit 0 (2026-12-03 review, finding 4). */
+    if (c->vocab_size - mt_tokenizer_num_tokens(m->tok) >= NLLB_MAX_PAD_ROWS) {
+        st = stts_error_set(err, STTS_ERR_FORMAT,
+                            "%s: the tokenizer has %d SentencePiece pieces, so its language codes and <mask> end at "
+                            "id %d, but config.json's vocab_size is %d: %d embedding rows no token would reach (NLLB "
+                            "models have 2); the tokenizer belongs to another model: use the sentencepiece.bpe.model "
+                            "that came with these weights",
+                            path, c->spm_size, mt_tokenizer_num_tokens(m->tok) - 1, c->vocab_size,
+                            c->vocab_size - mt_tokenizer_num_tokens(m->tok));
         goto fail;
     }
     /* The checkpoint is opened (headers only) before anything is allocated,

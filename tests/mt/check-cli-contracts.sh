@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-cli-contracts.sh STREAM_TTS SOURCE_DIR [BENCH_NLLB] - what --help and
 # the docs promise about flags shared by translate, the main command and
-# bench_nllb (the 2026-12-03 CLI review, findings 3, 5, 6, 8, 9, 10, 11):
+# bench_nllb (the 2026-12-03 CLI review, findings 3, 4, 5, 6, 8, 9, 10, 11):
 # - --device left out is auto, and says why it runs on the CPU as auto given
 #   does (CUDA build: no usable GPU; build without CUDA: an NVIDIA driver is
 #   loaded), and --help says what auto does in this build;
@@ -10,6 +10,7 @@
 #   reported with file:line;
 # - STTS_SIMD naming a level the CPU lacks: the variable and the levels it has;
 # - NUL bytes on translate's stdin are warned about;
+# - a tokenizer smaller than the weights' vocabulary (another model's) is refused;
 # - bench_nllb --help exits 0, an unknown flag or bad value is one line.
 set -uo pipefail
 exe=$1; src=$2; bench=${3:-}
@@ -92,6 +93,18 @@ check "STTS_SIMD=$lacking on the main command: the same message" "[ $rc = 1 ] &&
 printf 'Hello\000world.\nFine.\n' | "$exe" translate --model "$model" --threads 1 >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "a NUL byte on stdin: translated as a space, warned with line and byte" \
   "[ $rc = 0 ] && [ \$(wc -l <'$tmp/out') = 2 ] && grep -q 'line 1 holds a NUL byte (byte 6)' '$tmp/err' && ! grep -q 'line 2' '$tmp/err'"
+
+# ---- finding 4: the tokenizer of another (smaller) model ----
+demo="$src/models/demo-en-ja"
+if [ -d "$demo" ]; then
+  cp -r "$demo" "$tmp/mixed"; cp "$model/sentencepiece.bpe.model" "$tmp/mixed/"
+  tr_run_m() { echo "Hello." | "$exe" translate --model "$1" --threads 1 >"$tmp/out" 2>"$tmp/err"; }
+  tr_run_m "$tmp/mixed"; rc=$?
+  check "demo weights with a 1000-piece tokenizer: exit 1, names the tokenizer file, says it is another model's" \
+    "[ $rc = 1 ] && [ ! -s '$tmp/out' ] && grep -q '$tmp/mixed/sentencepiece.bpe.model: the tokenizer has 1000 SentencePiece pieces' '$tmp/err' && grep -q 'belongs to another model' '$tmp/err'"
+  tr_run_m "$demo"; rc=$?
+  check "the demo with its own tokenizer still loads" "[ $rc = 0 ] && [ -s '$tmp/out' ]"
+fi
 
 # ---- finding 9: bench_nllb's own flags ----
 if [ -n "$bench" ] && [ -x "$bench" ]; then

@@ -13,7 +13,8 @@
  * the engine's own speed.
  *
  *   bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N] [--threads N] [--reps N]
- *              [--steps N] [--src-len N] [--simd scalar|avx2|avxvnni|avx512|avx512vnni] [--device auto|cpu|cuda] [--json]
+ *              [--steps N] [--src-len N] [--simd auto|scalar|avx2|avxvnni|avx512|avx512vnni|neon]
+ *              [--device auto|cpu|cuda] [--json] [--help]
  * --shortlist-rows 0: the full vocabulary; a comma-separated list gives one
  * value per --weights entry (--weights f32,int8 --shortlist-rows 0,32000: f32
  * with the full LM head beside int8 with 32000 rows, the issue's ratio in one
@@ -438,10 +439,14 @@ static double encode_only_ms(nllb_session *s, const int32_t *src, int n, float *
     return now_ms() - t0;
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N[,...]] [--threads N] "
-                    "[--reps N] [--steps N] [--src-len N] [--simd scalar|avx2|avxvnni|avx512|avx512vnni] [--device auto|cpu|cuda] "
-                    "[--json]\n");
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench_nllb [--weights f32|bf16|f16|int8[,...]] [--shortlist-rows N[,...]] [--threads N]\n"
+               "                  [--reps N] [--steps N] [--src-len N]\n"
+               "                  [--simd auto|scalar|avx2|avxvnni|avx512|avx512vnni|neon] [--device auto|cpu|cuda]\n"
+               "                  [--json] [--help]\n"
+               "Times the NLLB-200-distilled-600M shape with random weights (the shape is fixed).\n"
+               "  --threads N   0..256, 0 (default) = all cores\n"
+               "  --simd L      force a kernel level (one this CPU has); default auto\n");
 }
 
 int main(int argc, char **argv) {
@@ -454,13 +459,26 @@ int main(int argc, char **argv) {
             json = 1;
             continue;
         }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        static const char *const value_flags[] = {"--threads", "--reps",   "--steps", "--src-len", "--shortlist-rows",
+                                                  "--weights", "--device", "--simd",  NULL};
+        int known = 0;
+        for (const char *const *f = value_flags; *f && !known; f++) known = !strcmp(a, *f);
+        if (!known) {
+            fprintf(stderr, "bench_nllb: unknown option '%s' (bench_nllb --help lists them)\n", a);
+            return 2;
+        }
         if (!v) {
-            usage();
+            fprintf(stderr, "bench_nllb: %s needs a value (bench_nllb --help)\n", a);
             return 2;
         }
         i++;
         if (!strcmp(a, "--threads")) {
-            if (bench_int_flag("bench_nllb", a, v, 0, 4096, &threads)) return 2;
+            /* the engine's range, as translate and the main command */
+            if (bench_int_flag("bench_nllb", "--threads (0 = all cores)", v, 0, 256, &threads)) return 2;
         } else if (!strcmp(a, "--reps")) {
             if (bench_int_flag("bench_nllb", a, v, 1, 100000, &reps)) return 2;
         } else if (!strcmp(a, "--steps")) {
@@ -487,20 +505,22 @@ int main(int argc, char **argv) {
                 return 2;
             }
             simd = (nllb_simd)sv;
-        } else {
-            usage();
-            return 2;
         }
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads > 256) threads = 256; /* all cores of a larger machine: the engine's limit */
     nllb_config cfg = nllb_config_600m();
     int slr[8], nsl = 0;
     for (char *save = NULL, *t = strtok_r(sllist, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (nsl == 8 || bench_int_flag("bench_nllb", "--shortlist-rows", t, 0, cfg.vocab_size, &slr[nsl])) {
-            fprintf(stderr, "bench_nllb: --shortlist-rows takes up to 8 values from 0 (full vocabulary) to %d\n",
-                    cfg.vocab_size);
+        char *end = NULL;
+        errno = 0;
+        long x = strtol(t, &end, 10);
+        if (nsl == 8 || end == t || *end || errno || x < 0 || x > cfg.vocab_size) { /* one line, not two */
+            fprintf(stderr, "bench_nllb: --shortlist-rows takes up to 8 values from 0 (full vocabulary) to %d (got \"%s\")\n",
+                    cfg.vocab_size, t);
             return 2;
         }
+        slr[nsl] = (int)x;
         nsl++;
     }
     if (reps < 1 || steps < 1 || src_len < 2 || src_len > 1024 || nsl < 1) {

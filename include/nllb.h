@@ -75,7 +75,7 @@ typedef enum {
 typedef enum { NLLB_DEVICE_AUTO = 0, NLLB_DEVICE_CPU, NLLB_DEVICE_CUDA } nllb_device;
 
 typedef struct {
-    int threads;        /* compute threads per session; 0 = number of online cores */
+    int threads;        /* compute threads per session, 1..256; 0 = the online cores (at most 256) */
     nllb_simd simd;     /* NLLB_SIMD_AUTO */
     nllb_weights weights; /* default params: F32 (HF-exact); a zeroed struct: AUTO */
     nllb_device device;   /* NLLB_DEVICE_AUTO */
@@ -93,6 +93,8 @@ const char *nllb_simd_name(nllb_simd s);
 /* STTS_OK when NLLB_DEVICE_CUDA can be used here; else why not (no CUDA in
  * this build, no driver, no GPU, an unsupported GPU). */
 stts_status nllb_cuda_probe(stts_error *err);
+/* 1 when this build has the CUDA backend (-DSTTS_CUDA=ON), else 0. */
+int nllb_cuda_built(void);
 
 /* The architecture of a model (what config.json says). */
 typedef struct {
@@ -132,9 +134,11 @@ int nllb_model_is_eos(const nllb_model *model, int32_t id);
 const nllb_config *nllb_model_config(const nllb_model *model);
 /* e.g. "cpu avx512 x2": backend, kernel level, threads. */
 const char *nllb_model_backend(const nllb_model *model);
-/* Why a NLLB_DEVICE_AUTO model runs on the CPU although a usable GPU is
- * there (e.g. "the GPU could not hold the model (...out of memory...)"); ""
- * when it runs where AUTO meant it to. */
+/* Why a NLLB_DEVICE_AUTO model runs on the CPU: in a CUDA build, the
+ * probe's reason (no driver, no GPU) or "the GPU could not hold the model
+ * (...out of memory...)"; in a build without CUDA, only when the machine
+ * has an NVIDIA driver (a GPU this build cannot use). "" when it runs where
+ * AUTO meant it to. */
 const char *nllb_model_device_note(const nllb_model *model);
 /* The weight format in use (F32, BF16, F16 or INT8; never AUTO). */
 nllb_weights nllb_model_weights(const nllb_model *model);

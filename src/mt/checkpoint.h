@@ -59,6 +59,12 @@ const char *mt_checkpoint_path(const mt_checkpoint *ck);
  * checkpoint. In a converted file every 2-D tensor has that format (int8:
  * MT_DTYPE_I8) and every 1-D tensor is f32. */
 const char *mt_checkpoint_weights(const mt_checkpoint *ck);
+/* Added by src/mt/io, for converted files: the dtype of the embedding of
+ * the checkpoint the file was converted from (MT_DTYPE_F32, MT_DTYPE_F16 or
+ * MT_DTYPE_BF16), which decides the rounding of the position table as it
+ * does for that checkpoint; -1 for an HF checkpoint (use the embedding's own
+ * dtype) and for files of format 2, which assume the stored dtype. */
+int mt_checkpoint_source_dtype(const mt_checkpoint *ck);
 /* The per-row scales of an MT_DTYPE_I8 tensor: its "<name>.scale" tensor,
  * f32 of shape [t->shape[0]], finite and >= 0 (checked at open); NULL for
  * any other tensor. Dequantized weight = q * scale[row] (quant.h). */

@@ -10,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cuda/cuda_backend.h"
 #include "model.h"
 #include "quant.h"
+
+/* Padding rows allowed after <mask> (see model_load_on). */
+#define NLLB_MAX_PAD_ROWS 1024
 
 /* ---------- weights (handles made by the backend) ---------- */
 
@@ -133,6 +137,14 @@ static mt_wfmt resolve_format(nllb_weights w, int gpu) {
 }
 
 stts_status nllb_cuda_probe(stts_error *err) { return mt_cuda_probe(err); }
+int nllb_cuda_built(void) { return mt_cuda_built(); }
+
+/* An NVIDIA driver is loaded (a GPU a build without CUDA leaves unused).
+ * STTS_TEST_NVIDIA_DRIVER names another file to look for (tests). */
+static int nvidia_driver_present(void) {
+    const char *p = getenv("STTS_TEST_NVIDIA_DRIVER");
+    return access(p && *p ? p : "/proc/driver/nvidia/version", F_OK) == 0;
+}
 
 static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_error *err) {
     const nllb_config *c = &m->pub;
@@ -154,9 +166,20 @@ static stts_status model_alloc(nllb_model *m, const nllb_model_params *p, stts_e
         if (st && p->device == NLLB_DEVICE_CUDA) return stts_error_set(err, st, "device cuda: %s", e2.msg);
     }
     if (!m->be) {
-        int simd = (int)p->simd;
-        if (simd == NLLB_SIMD_AUTO && (st = nllb_simd_from_env(&simd, err))) return st;
+        int simd = (int)p->simd, from_env = 0;
+        if (simd == NLLB_SIMD_AUTO) {
+            if ((st = nllb_simd_from_env(&simd, err))) return st;
+            from_env = simd != NLLB_SIMD_AUTO;
+        }
         st = mt_cpu_backend_new(p->threads, simd, max_kv, &m->be, err);
+        if (st == STTS_ERR_UNSUPPORTED && from_env) {
+            /* name where the level came from: a variable set long ago and
+             * forgotten reads like a bug of the program otherwise */
+            char why[STTS_ERROR_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return stts_error_set(err, st, "STTS_SIMD=%s (environment): %s; unset STTS_SIMD or set it to one of those",
+                                  getenv("STTS_SIMD"), why);
+        }
         if (st) return st;
     }
     m->wfmt = resolve_format(p->weights, m->be->ops->host_visible == 0);
@@ -516,8 +539,10 @@ static stts_status load_weights(loader *ld, stts_error *err) {
         if ((emb = find(ld->ck, emb_names[i]))) emb_name = emb_names[i];
     if (!emb)
         return stts_error_set(err, STTS_ERR_FORMAT,
-                              "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint",
-                              mt_checkpoint_path(ld->ck));
+                              "%s: no embedding tensor (model.shared.weight or a tied copy) in the checkpoint%s",
+                              mt_checkpoint_path(ld->ck),
+                              mt_checkpoint_weights(ld->ck) ? "; re-run stream-tts convert on the Hugging Face model "
+                                                              "directory" : "");
     mt_wpart part;
     if ((st = matrix_part(ld, emb, emb_name, c->vocab_size, c->d_model, &part, err)) ||
         (st = make_mat(m, &m->embed, &part, 1, c->vocab_size, c->d_model, ld->src_flags, err)))
@@ -525,8 +550,12 @@ static stts_status load_weights(loader *ld, stts_error *err) {
     m->lm_head = m->embed;
     /* transformers loads a half-precision checkpoint in its dtype, and builds
      * the sinusoidal table in that dtype too: the positions it adds are the
-     * f32 values rounded to f16/bf16. Do the same, for parity. */
-    m->pos_round = emb->dtype == MT_DTYPE_F16 ? 1 : emb->dtype == MT_DTYPE_BF16 ? 2 : 0;
+     * f32 values rounded to f16/bf16. Do the same, for parity. A converted
+     * file stores the embedding in the format asked for, so it records the
+     * source's dtype, and computes what its HF directory computes. */
+    int pos_dtype = mt_checkpoint_source_dtype(ld->ck);
+    if (pos_dtype < 0) pos_dtype = (int)emb->dtype; /* HF checkpoints; format 2 files assume their stored dtype */
+    m->pos_round = pos_dtype == MT_DTYPE_F16 ? 1 : pos_dtype == MT_DTYPE_BF16 ? 2 : 0;
     if (!m->cfg.tie_word_embeddings) {
         const mt_tensor *lm = find(ld->ck, "lm_head.weight");
         if (lm && lm != emb) {
@@ -626,6 +655,23 @@ static stts_status model_load_on(const char *dir, const nllb_model_params *param
                             path, mt_tokenizer_num_tokens(m->tok), c->vocab_size);
         goto fail;
     }
+    /* NLLB's layout puts the language codes and <mask> at the end of the
+     * tokenizer's ids and only padding after them: 2 rows in every NLLB-200
+     * model (and the repository's demo and tiny ones); a vocabulary rounded
+     * up to a multiple of up to 1024 would have fewer than 1024. More means
+     * the tokenizer is smaller than the one the weights were trained with:
+     * its language codes fall on ordinary pieces of the model, and the
+     * translation is nonsense with exit 0 (2026-12-03 review, finding 4). */
+    if (c->vocab_size - mt_tokenizer_num_tokens(m->tok) >= NLLB_MAX_PAD_ROWS) {
+        st = stts_error_set(err, STTS_ERR_FORMAT,
+                            "%s: the tokenizer has %d SentencePiece pieces, so its language codes and <mask> end at "
+                            "id %d, but config.json's vocab_size is %d: %d embedding rows no token would reach (NLLB "
+                            "models have 2); the tokenizer belongs to another model: use the sentencepiece.bpe.model "
+                            "that came with these weights",
+                            path, c->spm_size, mt_tokenizer_num_tokens(m->tok) - 1, c->vocab_size,
+                            c->vocab_size - mt_tokenizer_num_tokens(m->tok));
+        goto fail;
+    }
     /* The checkpoint is opened (headers only) before anything is allocated,
      * so a config that does not match the weights is reported as that, not
      * as an allocation failure of the config's sizes. */
@@ -667,9 +713,14 @@ stts_status nllb_model_load(const char *dir, const nllb_model_params *params, nl
         stts_status st = model_load_on(dir, &p, out, err);
         /* a build with CUDA on a machine without a usable GPU (no driver,
          * no GPU, too old a GPU): the CPU, and why (issue 11: one line on
-         * stderr); a build without CUDA runs on the CPU by its making */
+         * stderr). A build without CUDA runs on the CPU by its making: said
+         * only where a GPU is left unused (decided 2026-12-03: a line on
+         * every run of a CPU-only build on a machine without a GPU would
+         * say nothing the user can act on). */
         if (st == STTS_OK && mt_cuda_built())
             snprintf((*out)->device_note, sizeof (*out)->device_note, "%s", eg.msg);
+        else if (st == STTS_OK && nvidia_driver_present())
+            snprintf((*out)->device_note, sizeof (*out)->device_note, "an NVIDIA driver is loaded, but %s", eg.msg);
         return st;
     }
     p.device = NLLB_DEVICE_CUDA;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check-convert-cli.sh STREAM_TTS SOURCE_DIR - `stream-tts convert` as a user
-# runs it: a converted tiny fixture translates (--json ids) exactly like its
-# HF directory through `stream-tts translate --model`; bad flags exit 2 and
+# runs it: a converted model translates (--json ids and scores) exactly like
+# its HF directory through `stream-tts translate --model`, for every source
+# dtype and every --weights; bad flags exit 2 and
 # missing input exits 1, each with a message naming the problem.
 set -uo pipefail
 exe=$1; src=$2
@@ -43,24 +44,45 @@ got=[json.loads(l)[\"ids\"] for l in open(sys.argv[2])]
 sys.exit(0 if got==ref and len(ref)>50 else 1)' '$ref' '$tmp/rout'"
 done
 
-# Once translate has --weights (the engine's int8/bf16 loader, issue 9): a
-# converted int8/bf16 directory gives the ids of the HF directory quantized
-# or rounded at load (one rule, quant.h), for every tiny fixture and the demo.
-if "$exe" translate --help 2>/dev/null | grep -q -- '--weights'; then
-  for m in "$src"/tests/fixtures/mt/tiny-*-st "$src/models/demo-en-ja"; do
-    for w in bf16 int8; do
-      "$exe" convert "$m" "$tmp/w" --weights $w --quiet
-      "$exe" translate --model "$m" --weights $w --shortlist none --src eng_Latn --tgt jpn_Jpan --json \
-        --max-len 24 --threads 1 <"$tmp/in" >"$tmp/a" 2>/dev/null
-      "$exe" translate --model "$tmp/w" --weights $w --shortlist none --src eng_Latn --tgt jpn_Jpan --json \
-        --max-len 24 --threads 1 <"$tmp/in" >"$tmp/b" 2>/dev/null
-      check "$(basename "$m") converted to $w: ids of the HF directory loaded as $w" \
-        "[ -s '$tmp/a' ] && [ \"\$(ids '$tmp/a')\" = \"\$(ids '$tmp/b')\" ]"
+# A converted directory computes exactly what its HF directory computes
+# with the same --weights: ids AND scores, greedy on the 500 demo test
+# sentences and beam 4 on their first 100, for every source dtype (the tiny
+# f32/f16/bf16 fixtures, the demo's f16) and every --weights. The position
+# table's rounding follows the source dtype (stts.source.dtype); before it was
+# recorded, an f16 source converted to int8 gave other ids (finding 1 of the
+# 2026-12-03 CLI review: 3 sentences had not shown it).
+in500="$src/tests/fixtures/demo/test-500.en"
+for m in "$src"/tests/fixtures/mt/tiny-f32-st "$src"/tests/fixtures/mt/tiny-f16-st "$src"/tests/fixtures/mt/tiny-bf16-st \
+         "$src/models/demo-en-ja"; do
+  for w in f32 f16 bf16 int8; do
+    "$exe" convert "$m" "$tmp/w" --weights $w --quiet
+    for beam in 1 4; do
+      n=500; [ $beam = 1 ] || n=100
+      head -n $n "$in500" >"$tmp/in$n"
+      fl="--weights $w --shortlist none --src eng_Latn --tgt jpn_Jpan --json --max-len 32 --threads 1 --beam $beam"
+      "$exe" translate --model "$m" $fl <"$tmp/in$n" >"$tmp/a" 2>/dev/null
+      "$exe" translate --model "$tmp/w" $fl <"$tmp/in$n" >"$tmp/b" 2>/dev/null
+      if python3 - "$tmp/a" "$tmp/b" "$n" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+bad = [i for i in range(max(len(a), len(b)))
+       if i >= len(a) or i >= len(b) or a[i]["ids"] != b[i]["ids"] or a[i]["score"] != b[i]["score"]]
+if len(a) == int(sys.argv[3]) and not bad:
+    sys.exit(0)
+print("  %d of %d lines differ in ids or score" % (len(bad), len(a)))
+if bad:
+    i = bad[0]
+    g = lambda r, k: r[i][k] if i < len(r) else None
+    print("  line %d: HF dir %s %r, converted %s %r" % (i + 1, g(a, "ids"), g(a, "score"), g(b, "ids"), g(b, "score")))
+sys.exit(1)
+PY
+      then echo "ok: $(basename "$m") converted to $w, beam $beam: ids and scores of the HF directory on $n lines"
+      else echo "FAIL: $(basename "$m") converted to $w, beam $beam: not the HF directory's ids and scores"; fail=1
+      fi
     done
   done
-else
-  echo "note: translate has no --weights yet: int8/bf16 parity through the CLI not run"
-fi
+done
 
 "$exe" convert "$fix" "$tmp/x" --weights int4 2>"$tmp/err"; rc=$?
 check "unknown --weights: exit 2 and names the value" "[ $rc = 2 ] && grep -q 'unknown --weights \"int4\"' '$tmp/err'"
@@ -72,4 +94,31 @@ cp "$tmp/out/model.gguf" "$tmp/model.gguf.bak"
 truncate -s 5000 "$tmp/out/model.gguf"
 "$exe" translate --model "$tmp/out" --src eng_Latn --tgt jpn_Jpan <"$tmp/in" >/dev/null 2>"$tmp/err"; rc=$?
 check "truncated model.gguf: exit non-zero, says to re-run convert" "[ $rc != 0 ] && grep -q 're-run stream-tts convert' '$tmp/err'"
+cp "$tmp/model.gguf.bak" "$tmp/out/model.gguf"
+
+# A header field corrupted in place: refused with what is wrong (exit 1),
+# never a translation of shifted or misordered bytes with exit 0. The
+# alignment 4096 -> 32 or 256 and the format version 3 -> 1 or 2 loaded
+# garbage before (2026-12-03 CLI review, finding 2).
+"$exe" convert "$fix" "$tmp/c" --weights bf16 --quiet
+cp "$tmp/c/model.gguf" "$tmp/c.bak"
+patch_u32() { # FILE KEY VALUE: the u32 value of metadata KEY
+  python3 - "$@" <<'PY'
+import struct, sys
+p, key, v = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+b = bytearray(open(p, "rb").read(1 << 16))
+i = b.index(key) + len(key) + 4            # the key, its u32 type, then the value
+f = open(p, "r+b"); f.seek(i); f.write(struct.pack("<I", v)); f.close()
+PY
+}
+for c in "general.alignment 32 always writes 4096" "general.alignment 256 always writes 4096" \
+         "general.alignment 1048576 always writes 4096" "stts.format_version 1 another version of stream-tts" \
+         "stts.format_version 2 a corrupt header"; do
+  set -- $c; key=$1; val=$2; shift 2; want="$*"
+  cp "$tmp/c.bak" "$tmp/c/model.gguf"
+  patch_u32 "$tmp/c/model.gguf" "$key" "$val"
+  "$exe" translate --model "$tmp/c" --src eng_Latn --tgt jpn_Jpan <"$tmp/in" >"$tmp/o" 2>"$tmp/err"; rc=$?
+  check "$key corrupted to $val: exit 1, '$want', re-run convert" \
+    "[ $rc = 1 ] && [ ! -s '$tmp/o' ] && grep -q '$want' '$tmp/err' && grep -q 're-run stream-tts convert' '$tmp/err'"
+done
 exit $fail

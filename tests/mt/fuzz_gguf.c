@@ -18,6 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     stts_error e;
     if (mt_checkpoint_open_gguf_mem(buf, size, &ck, &e) == STTS_OK) {
         if (!mt_checkpoint_weights(ck)) abort();
+        int sd = mt_checkpoint_source_dtype(ck); /* format 3: one of these; format 2: -1 */
+        if (sd != -1 && sd != MT_DTYPE_F32 && sd != MT_DTYPE_F16 && sd != MT_DTYPE_BF16) abort();
         for (size_t i = 0; i < mt_checkpoint_count(ck); i++) {
             const mt_tensor *t = mt_checkpoint_at(ck, i);
             if (mt_checkpoint_find(ck, t->name) != t) abort();
@@ -25,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 (const uint8_t *)t->data + t->nbytes > buf + size)
                 abort();
             if (t->nbytes != (size_t)t->numel * mt_dtype_size(t->dtype)) abort();
-            /* the interleaved layout (format 2) fits the tensor: every row readable inside it */
+            /* the interleaved layout (formats 2, 3) fits the tensor: every row readable inside it */
             if (t->il < 0 || (t->il && (t->ndim != 2 || t->il > t->shape[0] || (t->il & 3) ||
                                         ((size_t)t->shape[1] * mt_dtype_size(t->dtype)) % 64)))
                 abort();

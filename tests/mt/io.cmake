@@ -19,11 +19,20 @@ if(TARGET nllb)
   stts_add_fuzzer(fuzz_gguf SOURCES fuzz_gguf.c LIBS nllb)
   stts_add_fuzzer(fuzz_shortlist SOURCES fuzz_shortlist.c LIBS nllb)   # --shortlist FILE
 endif()
-# `stream-tts convert` end to end (shell, ~3 s CPU): translate parity through
-# --model (with the HF directory and HF transformers references), exit codes
+# `stream-tts convert` end to end (shell, ~35 s CPU): translate parity through
+# --model (ids and scores of the HF directory for every --weights on 500
+# sentences, and HF transformers references), exit codes
 # and messages for bad flags, missing and truncated input.
 if(TARGET nllb AND TARGET stream-tts)
   add_test(NAME test_mt_convert_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-convert-cli.sh
            $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR})
   set_tests_properties(test_mt_convert_cli PROPERTIES LABELS mt SKIP_RETURN_CODE 77)
+  # The flag contracts shared by translate, the main command and bench_nllb
+  # (device fallback line, --threads range, config file errors, STTS_SIMD,
+  # NUL input; ~3 s). Labelled cuda too: in a CUDA build it checks the
+  # default device's fallback line with the GPUs hidden.
+  add_test(NAME test_cli_contracts COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check-cli-contracts.sh
+           $<TARGET_FILE:stream-tts> ${CMAKE_SOURCE_DIR}
+           $<$<TARGET_EXISTS:bench_nllb>:$<TARGET_FILE:bench_nllb>>)
+  set_tests_properties(test_cli_contracts PROPERTIES LABELS "mt;cli;cuda" SKIP_RETURN_CODE 77)
 endif()

@@ -254,41 +254,25 @@ static void test_round_trip(void) {
     }
     CHECK_MSG(g_interleaved > 0, "no converted int8 tensor was in the interleaved layout (the tiny fixtures' fc2)");
     CHECK_MSG(g_interleaved_half > 0, "no converted bf16 / f16 tensor was in the interleaved layout");
-    /* a format 1 file (int8 row-major, before the interleaved layout) is
-     * still read, row-major: the same file with its int8 rows written back
-     * row-major and the version set to 1 gives the same rows */
+    /* the version field of a real converted file corrupted: to 1 (the
+     * row-major format, no longer read) and to 2 (read, but its files have
+     * no source dtype) are both refused; before, 1 read the interleaved
+     * int8 rows as row-major and translated garbage with exit 0 */
     size_t n1 = 0;
     unsigned char *img = read_all(pa, &n1);
-    mt_checkpoint *c2 = NULL, *c1 = NULL;
-    CHECK(img && mt_checkpoint_open_gguf_mem(img, n1, &c2, &e) == STTS_OK);
-    int8_t **rows_v2 = NULL;
-    size_t nt = c2 ? mt_checkpoint_count(c2) : 0;
-    rows_v2 = calloc(nt ? nt : 1, sizeof *rows_v2);
-    for (size_t i = 0; i < nt; i++) { /* de-interleave in place (the handle points into img) */
-        const mt_tensor *t = mt_checkpoint_at(c2, i);
-        if (t->dtype != MT_DTYPE_I8) continue;
-        const int N = (int)t->shape[0], K = (int)t->shape[1];
-        rows_v2[i] = malloc((size_t)N * K);
-        for (int r = 0; r < N; r++) mt_i8_row_get((const int8_t *)t->data, K, t->il, r, rows_v2[i] + (size_t)r * K);
-        memcpy((void *)t->data, rows_v2[i], (size_t)N * K);
-    }
     static const char key[] = "stts.format_version";
     unsigned char *kp = NULL;
     for (size_t i = 0; img && !kp && i + sizeof key < n1; i++)
         if (!memcmp(img + i, key, sizeof key - 1)) kp = img + i;
     CHECK(kp != NULL);
-    if (kp) kp[sizeof key - 1 + 4] = 1; /* after the key: u32 type, then the u32 value (little-endian) */
-    CHECK_MSG(kp && mt_checkpoint_open_gguf_mem(img, n1, &c1, &e) == STTS_OK, "format 1: %s", e.msg);
-    for (size_t i = 0; c1 && i < nt; i++) {
-        const mt_tensor *t = mt_checkpoint_at(c1, i);
-        if (!rows_v2[i]) continue;
-        CHECK_EQ_INT(t->il, 0);
-        CHECK_MSG(memcmp(t->data, rows_v2[i], (size_t)t->numel) == 0, "%s: format 1 rows differ", t->name);
+    for (int v = 1; kp && v <= 2; v++) {
+        mt_checkpoint *c1 = NULL;
+        kp[sizeof key - 1 + 4] = (unsigned char)v; /* after the key: u32 type, then the u32 value (little-endian) */
+        CHECK_MSG(mt_checkpoint_open_gguf_mem(img, n1, &c1, &e) != STTS_OK &&
+                      strstr(e.msg, v == 1 ? "another version of stream-tts" : "a corrupt header"),
+                  "format %d: %s", v, e.msg);
+        mt_checkpoint_close(c1);
     }
-    for (size_t i = 0; i < nt; i++) free(rows_v2[i]);
-    free(rows_v2);
-    mt_checkpoint_close(c1);
-    mt_checkpoint_close(c2);
     free(img);
     mt_checkpoint_close(qa);
     mt_checkpoint_close(qb);
@@ -371,9 +355,9 @@ static void test_parity(void) {
         check_parity(FIX "tiny-bf16-st", "bf16");
     }
     /* the demo model is f16 on disk: f16 is lossless; f32 too, the values
-     * being the same (the loader rounds positions by the embedding's dtype,
-     * which the f32 file changes; the parity below shows it does not matter
-     * for these sentences, and test_parity_f32_of_f16 states the rule) */
+     * being the same, and the file records the source dtype (f16) that the
+     * position rounding follows (check-convert-cli.sh compares every format
+     * on 500 sentences, scores included) */
     check_parity(DEMO, "f16");
     check_parity(DEMO, "f32");
 }
@@ -391,7 +375,9 @@ typedef struct {
     const char *magic;
     uint32_t version, fmt, align;
     const char *weights, *arch;
-    int no_fmt, dup_key;
+    const char *src_dtype; /* NULL: no "stts.source.dtype" (format 2) */
+    int no_fmt, no_align, dup_key;
+    size_t extra; /* bytes appended after the last tensor */
     uint64_t nt_claim; /* 0: the real count */
     int nt;
     tb_t t[8];
@@ -427,20 +413,23 @@ static void putstr(buf *b, const char *s) {
 
 static size_t tb_size(uint32_t type) { return type == 0 ? 4 : type == 24 ? 1 : 2; }
 
-/* A valid int8 file: "a.weight" [4][8] int8, its scale [4], "ln.weight" [8] f32. */
+/* A valid int8 file (format 3, packed as the writer packs: each tensor at
+ * the next multiple of 4096): "a.weight" [4][8] int8, its scale [4],
+ * "ln.weight" [8] f32. */
 static tb tb_valid(void) {
     tb t;
     memset(&t, 0, sizeof t);
     t.magic = "GGUF";
     t.version = 3;
-    t.fmt = 1;
-    t.align = 64;
+    t.fmt = 3;
+    t.align = 4096;
     t.weights = "int8";
     t.arch = "m2m_100";
+    t.src_dtype = "f16";
     t.nt = 3;
     t.t[0] = (tb_t){"a.weight", 24, 2, {8, 4}, 0};
-    t.t[1] = (tb_t){"a.weight.scale", 0, 1, {4}, 64};
-    t.t[2] = (tb_t){"ln.weight", 0, 1, {8}, 128};
+    t.t[1] = (tb_t){"a.weight.scale", 0, 1, {4}, 4096};
+    t.t[2] = (tb_t){"ln.weight", 0, 1, {8}, 8192};
     t.fill = 0.25f;
     return t;
 }
@@ -450,9 +439,10 @@ static size_t tb_build(const tb *t, unsigned char **out, size_t *header_end) {
     put(&b, t->magic, 4);
     put32(&b, t->version);
     put64(&b, t->nt_claim ? t->nt_claim : (uint64_t)t->nt);
-    put64(&b, (uint64_t)(6 - t->no_fmt + t->dup_key));
+    put64(&b, (uint64_t)(7 - t->no_fmt - t->no_align - !t->src_dtype + t->dup_key));
     putstr(&b, "general.architecture"), put32(&b, 8), putstr(&b, t->arch);
-    putstr(&b, "general.alignment"), put32(&b, 4), put32(&b, t->align);
+    if (!t->no_align) putstr(&b, "general.alignment"), put32(&b, 4), put32(&b, t->align);
+    if (t->src_dtype) putstr(&b, "stts.source.dtype"), put32(&b, 8), putstr(&b, t->src_dtype);
     if (!t->no_fmt) putstr(&b, "stts.format_version"), put32(&b, 4), put32(&b, t->fmt);
     putstr(&b, "stts.weights"), put32(&b, 8), putstr(&b, t->weights);
     putstr(&b, "stts.source.config_size"), put32(&b, 10), put64(&b, 0);
@@ -473,8 +463,8 @@ static size_t tb_build(const tb *t, unsigned char **out, size_t *header_end) {
     if (header_end) *header_end = b.n;
     while (b.n % t->align) put(&b, "", 1);
     size_t data = b.n;
-    for (uint64_t k = 0; k < end; k += 4) put(&b, &t->fill, 4);
-    b.n = data + end;
+    for (uint64_t k = 0; k < end + t->extra; k += 4) put(&b, &t->fill, 4);
+    b.n = data + end + t->extra;
     /* int8 codes: any bytes are valid; keep them small */
     *out = b.p;
     return b.n;
@@ -505,21 +495,44 @@ static void test_bad_files(void) {
     tb ok = tb_valid();
     stts_error e;
     CHECK_MSG(open_tb(&ok, &e) == STTS_OK, "the valid hand-built file: %s", e.msg);
+    /* format 2 (before stts.source.dtype) is still read */
+    tb ok2 = tb_valid();
+    ok2.fmt = 2;
+    ok2.src_dtype = NULL;
+    CHECK_MSG(open_tb(&ok2, &e) == STTS_OK, "a format 2 file: %s", e.msg);
     BAD(t_.magic = "GGUX", "not a GGUF file");
     BAD(t_.version = 2, "GGUF version 2");
     BAD(t_.version = 4, "re-run stream-tts convert");
-    BAD(t_.fmt = 3, "another version of stream-tts");
+    BAD(t_.fmt = 4, "another version of stream-tts");
     BAD(t_.fmt = 0, "another version of stream-tts");
+    /* format 1 (row-major) is no longer read: its files differ from format
+     * 2 in byte order alone, so a version field corrupted to 1 was misread */
+    BAD(t_.fmt = 1, "another version of stream-tts");
+    /* a version corrupted within the formats read: the source dtype key
+     * that format 3 requires and format 2 never has tells it */
+    BAD(t_.fmt = 2, "whose files have no \"stts.source.dtype\"");
+    BAD(t_.src_dtype = NULL, "without \"stts.source.dtype\"");
+    BAD(t_.src_dtype = "f8", "expected f32, f16 or bf16");
     BAD(t_.no_fmt = 1, "not one written by stream-tts convert");
     BAD(t_.weights = "int4", "weight format tag");
     BAD(t_.weights = "f32", "wrong format tag");
     BAD(t_.arch = "llama", "m2m_100");
-    BAD(t_.align = 48, "power of two");
+    /* the writer's alignment only: a smaller one shifted every tensor and
+     * loaded garbage (2026-12-03 review, finding 2) */
+    BAD(t_.align = 48, "always writes 4096");
+    BAD(t_.align = 32, "always writes 4096");
+    BAD(t_.align = 256, "always writes 4096");
+    BAD(t_.align = 1u << 20, "always writes 4096");
+    BAD(t_.no_align = 1, "\"general.alignment\" is absent");
+    BAD(t_.nt = 0, "claims 0 tensors");
+    /* offsets as the writer packs them, and nothing after the last tensor */
+    BAD(t_.t[2].offset = 3 * 4096, "stream-tts convert puts the next tensor at byte 8192");
+    BAD(t_.extra = 4096, "bytes appended");
     BAD(t_.dup_key = 1, "occurs twice");
     BAD(t_.nt_claim = 1u << 30, "more than the file can hold");
     BAD(t_.t[2].offset = 1u << 20, "data section");
-    BAD(t_.t[2].offset = 96, "not a multiple of the alignment");
-    BAD(t_.t[2].offset = 64, "overlap");
+    BAD(t_.t[2].offset = 8192 + 96, "not a multiple of the alignment");
+    BAD((t_.t[1].dims[0] = 2048, t_.t[1].offset = 0, t_.t[0].offset = 4096), "overlap");
     BAD((t_.t[2].dims[0] = 1ull << 62, t_.t[2].nd = 2, t_.t[2].dims[1] = 1ull << 62), "overflow");
     BAD(t_.t[2].dims[0] = 0, "out of range");
     BAD((t_.t[2].nd = 5, t_.t[2].dims[4] = 1), "dimensions");
@@ -684,11 +697,11 @@ static int write_seeds(const char *dir) {
     v[1].weights = "f16";
     v[1].nt = 2;
     v[1].t[0] = (tb_t){"a.weight", 1, 2, {8, 4}, 0};
-    v[1].t[1] = (tb_t){"ln.weight", 0, 1, {8}, 64};
+    v[1].t[1] = (tb_t){"ln.weight", 0, 1, {8}, 4096};
     v[2].weights = "bf16";
     v[2].nt = 2;
     v[2].t[0] = (tb_t){"a.weight", 30, 2, {8, 4}, 0};
-    v[2].t[1] = (tb_t){"ln.weight", 0, 1, {8}, 64};
+    v[2].t[1] = (tb_t){"ln.weight", 0, 1, {8}, 4096};
     v[3].weights = "f32";
     v[3].nt = 1;
     v[3].t[0] = (tb_t){"x", 0, 3, {2, 2, 2}, 0};

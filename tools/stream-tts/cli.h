@@ -32,5 +32,8 @@ int cli_device(const char *who, const char *value, int *device);
  * although a GPU was there, and why (nllb_model_device_note). */
 struct nllb_model;
 void cli_device_note(const char *who, const struct nllb_model *m);
+/* --help's words on what auto does in this build (two lines, the second
+ * indented for the flag column). */
+const char *cli_device_auto_help(void);
 
 #endif

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "frontend_opts.h"
 #include "pipeline_run.h"
+#include "stts_app.h"
 
 /* --dry-run's SIGINT/SIGTERM: the input stops being read and what the
  * front end holds (a sentence not ended yet) is printed before the exit
@@ -77,6 +78,7 @@ static int run_with_args(int argc, char **argv) {
     pipeline_opts_init(&po);
     char err[256];
     char speech_flags[512] = "";   /* given on the command line, unused by --dry-run */
+    char src_where[512] = "", tgt_where[512] = "";   /* "FILE:LINE" of a --src/--tgt the configuration file gave */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -85,13 +87,22 @@ static int run_with_args(int argc, char **argv) {
         if (strcmp(argv[i], "--config") == 0) { i++; continue; }     /* read by config_argv */
         if (strncmp(argv[i], "--config=", 9) == 0) continue;
         int i0 = i, in_config = i <= config_argc();
-        int r = frontend_opts_parse(&o, argc, argv, &i, err, sizeof err), speech = 0;
-        if (r == 0) speech = (r = pipeline_opts_parse(&po, argc, argv, &i, err, sizeof err)) > 0;
+        /* A configuration line without "= value" (written "--key") must not
+         * take the next argument as its value: the parsers see it alone.
+         * Before, "weights" took "--config" and was reported as a bad
+         * --weights value. */
+        int bare = in_config && !strchr(argv[i0], '='), lim = bare ? i0 + 1 : argc;
+        int r = frontend_opts_parse(&o, lim, argv, &i, err, sizeof err), speech = 0;
+        if (r == 0) speech = (r = pipeline_opts_parse(&po, lim, argv, &i, err, sizeof err)) > 0;
         /* the configuration file's settings are for speaking runs too: not reported */
         if (speech && !in_config) note_ignored(speech_flags, sizeof speech_flags, argv[i0]);
+        if (speech && in_config && !strncmp(argv[i0], "--src", 5))
+            snprintf(src_where, sizeof src_where, "%s", config_where(i0));
+        if (speech && in_config && !strncmp(argv[i0], "--tgt", 5))
+            snprintf(tgt_where, sizeof tgt_where, "%s", config_where(i0));
         const char *from = in_config ? " in the configuration file " : "";
         const char *where = in_config ? config_where(i0) : "";
-        if (r > 0 && in_config && i != i0) {
+        if ((r > 0 && in_config && i != i0) || (r < 0 && bare)) {
             /* a line "tgt" without "= value": the flag took the next argument as its value */
             fprintf(stderr, "stream-tts: '%s' needs a value%s%s: write '%s = VALUE'\n", argv[i0] + 2, from, where,
                     argv[i0] + 2);
@@ -111,7 +122,17 @@ static int run_with_args(int argc, char **argv) {
         fprintf(stderr, "stream-tts: %s (see stream-tts --help)\n", err);
         return 2;
     }
-    if (!o.dry_run) return pipeline_run(&o, &po);
+    if (!o.dry_run) {
+        /* an unknown code from the configuration file: said with its file:line,
+         * as every other bad value there (the run checks the codes again) */
+        stts_error lerr;
+        if (app_check_languages(po.src, po.tgt, &lerr) != STTS_OK) {
+            const char *where = strstr(lerr.msg, "for --tgt") ? tgt_where : src_where;
+            fprintf(stderr, "stream-tts: %s%s%s\n", lerr.msg, where[0] ? " in the configuration file " : "", where);
+            return 2;
+        }
+        return pipeline_run(&o, &po);
+    }
     /* --dry-run neither translates nor speaks: a --tgt (even one that is
      * not a language code) passed silently, as if it applied. Said, not
      * refused: the sentences printed are still what was asked for. */

@@ -29,19 +29,19 @@ static void usage(FILE *f) {
             "  --beam N      beam search with N beams (default 1: greedy)\n"
             "  --max-len N   at most N new tokens per line, the forced language token included (HF's\n"
             "                max_new_tokens; default: the model's max_length)\n"
-            "  --threads N   compute threads (default: all cores)\n"
+            "  --threads N   compute threads, 0..256 (default 0: all cores, at most 256)\n"
             "  --weights F   weight format: int8, bf16, f16, f32 or auto (default auto: the fastest on\n"
             "                the device, int8 on a CPU); f32 with --shortlist none reproduces HF exactly\n"
             "  --shortlist S auto (default: the target language's script(s), Latin, digits and\n"
             "                punctuation, + the source's ids), none (the full vocabulary) or FILE (token\n"
             "                ids, one per line)\n"
-            "  --device D    auto (default: the GPU when this build has CUDA, a GPU and driver are\n"
-            "                there and the model fits in its free memory, else the CPU, saying why on\n"
-            "                stderr), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU)\n"
+            "  --device D    auto (default), cpu, or cuda (needs -DSTTS_CUDA=ON and an NVIDIA Hopper GPU).\n"
+            "                %s\n"
             "  --json        one JSON object per line: text, ids, score, ms, truncated (and protected)\n"
             "  --protect     identifiers, paths, code words and numbers reach the output verbatim, as the\n"
             "                speech pipeline does (stand-in names swapped back; docs/QUALITY.md)\n"
-            "  --show-protected  print each line as --protect hands it to the model (no translation)\n");
+            "  --show-protected  print each line as --protect hands it to the model (no translation)\n",
+            cli_device_auto_help());
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
@@ -74,6 +74,15 @@ int cli_device(const char *who, const char *value, int *device) {
     }
     *device = d;
     return 0;
+}
+
+/* What --device auto does in this build (the help's one line, both commands). */
+const char *cli_device_auto_help(void) {
+    if (nllb_cuda_built())
+        return "auto: the GPU when a CUDA device and driver are there and\n"
+               "                the model fits, else the CPU with one line on stderr saying why";
+    return "no CUDA in this build: auto is the CPU, said on stderr only\n"
+           "                when an NVIDIA driver is loaded or --device auto is given";
 }
 
 void cli_device_note(const char *who, const nllb_model *m) {
@@ -116,7 +125,8 @@ static int translate_main(int argc, char **argv) {
             if (parse_int(a, v, 1, 65535, &max_len)) return 2;
             i++;
         } else if (!strcmp(a, "--threads")) {
-            if (parse_int(a, v, 1, 256, &threads)) return 2;
+            /* one range everywhere (the main command, bench_nllb, the engine): 0 = all cores */
+            if (parse_int(a, v, 0, 256, &threads)) return 2;
             i++;
         } else if (!strcmp(a, "--weights") && v) {
             if ((weights = nllb_weights_parse(argv[++i])) < 0) {
@@ -263,9 +273,18 @@ static int translate_main(int argc, char **argv) {
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
         /* getline keeps NUL bytes but the engine takes C strings: a NUL would
-         * cut the line short, so it is read as the space it stands in for. */
+         * cut the line short, so it is read as the space it stands in for,
+         * and said, as invalid UTF-8 is (a binary file is not text). */
+        ssize_t first_nul = -1;
         for (ssize_t z = 0; z < n; z++)
-            if (line[z] == '\0') line[z] = ' ';
+            if (line[z] == '\0') {
+                if (first_nul < 0) first_nul = z;
+                line[z] = ' ';
+            }
+        if (first_nul >= 0)
+            fprintf(stderr, "stream-tts translate: warning: line %ld holds a NUL byte (byte %zd); the input must be "
+                            "text, each NUL is translated as a space\n",
+                    lineno, first_nul + 1);
         /* Not UTF-8 (Latin-1 text, a binary file): the tokenizer makes
          * unknown tokens of the bad bytes and the model guesses; said, so a
          * wrong encoding does not pass for a bad translation. */

@@ -71,7 +71,7 @@ int pipeline_opts_parse(pipeline_opts *o, int argc, char **argv, int *i, char *e
         {"--max-lag", offsetof(pipeline_opts, max_lag_s), 0, 86400},
     };
     static const struct { const char *name; size_t off; int lo, hi; } INT[] = {
-        {"--beam", offsetof(pipeline_opts, beam), 1, 16}, {"--threads", offsetof(pipeline_opts, threads), 0, 1024},
+        {"--beam", offsetof(pipeline_opts, beam), 1, 16}, {"--threads", offsetof(pipeline_opts, threads), 0, 256},
         {"--cache", offsetof(pipeline_opts, cache), 0, 1000000},
         {"--force-length", offsetof(pipeline_opts, force_length), 0, 1000},
     };
@@ -149,12 +149,16 @@ void pipeline_opts_usage(FILE *f) {
           "  --tgt LANG              spoken language (default jpn_Jpan); see stream-tts translate --list-languages\n"
           "  --no-translate          speak the source text itself (espeak-ng for English)\n"
           "  --beam N                beam search width (default 1, greedy; bad output is retried with 4)\n"
-          "  --threads N             translation threads (default: all cores)\n"
+          "  --threads N             translation threads, 0..256 (default 0: all cores, at most 256)\n"
           "  --weights F             int8, bf16, f16, f32 or auto (default: the fastest, int8 on a CPU)\n"
           "  --shortlist S           auto (default), none (full vocabulary) or FILE of token ids\n"
-          "  --device auto|cpu|cuda  where translation runs (default auto: the GPU if this build and machine\n"
-          "                          have one and the model fits in its free memory, else the CPU)\n"
-          "  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
+          "  --device auto|cpu|cuda  where translation runs (default auto)\n",
+          f);
+    /* the translate help's indent is 16 columns; this one's 26 */
+    const char *dh = cli_device_auto_help(), *nl = strchr(dh, '\n');
+    fprintf(f, "                          %.*s\n", (int)(nl ? nl - dh : (long)strlen(dh)), dh);
+    if (nl) fprintf(f, "                          %s\n", nl + 1 + strspn(nl + 1, " "));
+    fputs("  --voice FILE|NAME       voice: .htsvoice or name (mei_normal, tohoku-f01-neutral) or espeak voice\n"
           "  --speed X --pitch ST --volume DB   voice rate factor, pitch shift in semitones, gain in dB\n"
           "  --user-dict F[,F...]    extra Japanese reading dictionaries (.csv or .dic)\n"
           "  --tts-command CMD       external TTS: CMD reads text on stdin, writes WAV on stdout\n"

@@ -580,7 +580,8 @@ static stts_status cpu_exec_new(mt_backend *be, int threads, mt_exec **out, stts
     cpu_backend *c = (cpu_backend *)be;
     *out = NULL;
     if (threads <= 0) threads = be->threads;
-    if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
+    if (threads > 256)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "--threads %d is out of range (0 = all cores, 1..256)", threads);
     cpu_exec *x = calloc(1, sizeof *x);
     if (!x) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating an executor");
     x->head.be = be;
@@ -1176,11 +1177,12 @@ static const mt_backend_ops cpu_ops = {
 
 stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **out, stts_error *err) {
     *out = NULL;
-    if (threads <= 0) {
+    if (threads <= 0) { /* all cores, up to the pool's limit (a 384-core host still runs) */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 ? (int)n : 1;
+        threads = n > 256 ? 256 : n > 0 ? (int)n : 1;
     }
-    if (threads > 256) return stts_error_set(err, STTS_ERR_INVALID_ARG, "threads %d is out of range (1..256)", threads);
+    if (threads > 256)
+        return stts_error_set(err, STTS_ERR_INVALID_ARG, "--threads %d is out of range (0 = all cores, 1..256)", threads);
     if (max_kv < 1) max_kv = 1;
     /* simd: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 neon, 5 avx512vnni, 6 avxvnni (the nllb_simd values); a
      * forced level this CPU (or this build) lacks is an error, never a
@@ -1189,11 +1191,18 @@ stts_status mt_cpu_backend_new(int threads, int simd, int max_kv, mt_backend **o
     if (simd < 0 || simd > MT_KL_AVXVNNI)
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
                               "SIMD level %d is not one of auto, scalar, avx2, avxvnni, avx512, avx512vnni, neon", simd);
-    if (simd > 0 && !mt_kernels_supported(simd))
+    if (simd > 0 && !mt_kernels_supported(simd)) {
+        /* the levels this CPU and build do have, weakest first: what to use instead */
+        static const int order[] = {MT_KL_SCALAR, MT_KL_AVX2, MT_KL_AVXVNNI, MT_KL_AVX512, MT_KL_AVX512VNNI, MT_KL_NEON};
+        char have[128] = "";
+        for (size_t k = 0; k < sizeof order / sizeof *order; k++)
+            if (mt_kernels_supported(order[k]))
+                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", have[0] ? ", " : "",
+                         mt_kernels_name(order[k]));
         return stts_error_set(err, STTS_ERR_UNSUPPORTED,
-                              "the forced SIMD level %s is not available on this CPU or build (best: %s); use auto or "
-                              "a lower level",
-                              mt_kernels_name(simd), mt_kernels_name(best));
+                              "SIMD level %s is not available on this CPU or build, which has: auto, %s",
+                              mt_kernels_name(simd), have);
+    }
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory creating the CPU backend");
     c->base.ops = &cpu_ops;

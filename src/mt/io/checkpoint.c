@@ -20,6 +20,7 @@
 mt_checkpoint *mtio_ck_new(const char *path) {
     mt_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return NULL;
+    ck->source_dtype = -1;
     ck->path = strdup(path ? path : "(memory)");
     if (!ck->path) {
         free(ck);
@@ -197,6 +198,7 @@ stts_status mt_checkpoint_open_gguf_mem(const void *buf, size_t n, mt_checkpoint
 }
 
 const char *mt_checkpoint_weights(const mt_checkpoint *ck) { return ck ? ck->weights : NULL; }
+int mt_checkpoint_source_dtype(const mt_checkpoint *ck) { return ck ? ck->source_dtype : -1; }
 
 const mt_tensor *mt_checkpoint_scale(const mt_checkpoint *ck, const mt_tensor *t) {
     if (!ck || !t || t->dtype != MT_DTYPE_I8) return NULL;

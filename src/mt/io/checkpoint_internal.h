@@ -24,6 +24,9 @@ struct mt_checkpoint {
      * FNV-1a 64 of the config.json the file was converted with. */
     char *weights;
     uint64_t config_size, config_hash;
+    /* The source's embedding dtype (MT_DTYPE_F32/F16/BF16) a format 3 file
+     * records; -1 for HF checkpoints and older converted files. */
+    int source_dtype;
 };
 
 mt_checkpoint *mtio_ck_new(const char *path);

@@ -239,8 +239,18 @@ static int same_bytes(const mt_tensor *a, const mt_tensor *b) {
 
 static uint64_t align_up(uint64_t x) { return (x + MTIO_GGUF_ALIGNMENT - 1) / MTIO_GGUF_ALIGNMENT * MTIO_GGUF_ALIGNMENT; }
 
+/* What the converted file records as its source dtype (MTIO_KEY_SOURCE_DTYPE):
+ * the HF checkpoint's embedding dtype, which its loader rounds the positions
+ * to; a converted source passes its own on (a format 2 one: its stored
+ * dtype, which is what it computes with; int8 counts as f32). */
+static const char *source_dtype(const mt_checkpoint *ck, const mt_tensor *emb) {
+    int d = mt_checkpoint_source_dtype(ck);
+    if (d < 0) d = emb ? (int)emb->dtype : MT_DTYPE_F32;
+    return d == MT_DTYPE_F16 ? "f16" : d == MT_DTYPE_BF16 ? "bf16" : "f32";
+}
+
 static stts_status make_plan(const mt_checkpoint *ck, const char *w, plan **out, size_t *nout, mt_convert_stats *st,
-                             stts_error *err) {
+                             const char **src_dtype, stts_error *err) {
     size_t n = mt_checkpoint_count(ck);
     plan *p = calloc(2 * n + 1, sizeof *p);
     if (!p) return stts_error_set(err, STTS_ERR_NOMEM, "out of memory");
@@ -253,6 +263,7 @@ static stts_status make_plan(const mt_checkpoint *ck, const char *w, plan **out,
                                             "shared.weight", "encoder.embed_tokens.weight",
                                             "decoder.embed_tokens.weight"};
     for (size_t i = 0; i < sizeof emb_names / sizeof *emb_names && !emb; i++) emb = mt_checkpoint_find(ck, emb_names[i]);
+    *src_dtype = source_dtype(ck, emb);
     for (size_t i = 0; i < n; i++) {
         const mt_tensor *t = mt_checkpoint_at(ck, i);
         if (scale_owner(ck, t)) continue; /* written with its int8 tensor */
@@ -392,9 +403,9 @@ static stts_status write_tensor(wr *w, const plan *q, float *row, void *obuf, fl
     return s;
 }
 
-static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const char *weights, uint64_t cfg_size,
-                              uint64_t cfg_hash, const mt_convert_params *prm, uint64_t *file_bytes,
-                              stts_error *err) {
+static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const char *weights, const char *src_dtype,
+                              uint64_t cfg_size, uint64_t cfg_hash, const mt_convert_params *prm,
+                              uint64_t *file_bytes, stts_error *err) {
     /* the largest row and row count, for the scratch buffers */
     int64_t max_cols = 1, max_rows = 1;
     for (size_t i = 0; i < np; i++) {
@@ -413,7 +424,7 @@ static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const c
         goto out;
     }
     /* header */
-    const uint64_t nkv = 6;
+    const uint64_t nkv = 7;
     if ((s = wr_put(&w, "GGUF", 4)) || (s = wr_u32(&w, MTIO_GGUF_VERSION)) || (s = wr_u64(&w, np)) ||
         (s = wr_u64(&w, nkv)))
         goto out;
@@ -423,7 +434,8 @@ static stts_status write_gguf(const char *tmp, const plan *p, size_t np, const c
         (s = wr_u32(&w, MTIO_GV_U32)) || (s = wr_u32(&w, MTIO_FORMAT_VERSION)) || (s = wr_str(&w, MTIO_KEY_WEIGHTS)) ||
         (s = wr_u32(&w, MTIO_GV_STRING)) || (s = wr_str(&w, weights)) || (s = wr_str(&w, MTIO_KEY_CONFIG_SIZE)) ||
         (s = wr_u32(&w, MTIO_GV_U64)) || (s = wr_u64(&w, cfg_size)) || (s = wr_str(&w, MTIO_KEY_CONFIG_HASH)) ||
-        (s = wr_u32(&w, MTIO_GV_U64)) || (s = wr_u64(&w, cfg_hash)))
+        (s = wr_u32(&w, MTIO_GV_U64)) || (s = wr_u64(&w, cfg_hash)) || (s = wr_str(&w, MTIO_KEY_SOURCE_DTYPE)) ||
+        (s = wr_u32(&w, MTIO_GV_STRING)) || (s = wr_str(&w, src_dtype)))
         goto out;
     for (size_t i = 0; i < np; i++) {
         if ((s = wr_str(&w, p[i].name)) || (s = wr_u32(&w, (uint32_t)p[i].ndim))) goto out;
@@ -507,13 +519,14 @@ stts_status mt_convert_model(const char *model_dir, const char *out_dir, const m
     mt_checkpoint *ck = NULL;
     plan *p = NULL;
     size_t np = 0;
+    const char *src_dtype = "f32";
     if ((s = read_opt(model_dir, names[F_SPM], 1, &data[F_SPM], &len[F_SPM], err)) ||
         (s = read_opt(model_dir, names[F_GEN], 0, &data[F_GEN], &len[F_GEN], err)) ||
         (s = read_opt(model_dir, names[F_CFG], 1, &data[F_CFG], &len[F_CFG], err)))
         goto out;
     if ((s = mt_checkpoint_open(model_dir, &ck, err))) goto out;
     st0.tensors_in = mt_checkpoint_count(ck);
-    if ((s = make_plan(ck, params->weights, &p, &np, &st0, err))) goto out;
+    if ((s = make_plan(ck, params->weights, &p, &np, &st0, &src_dtype, err))) goto out;
     st0.tensors_out = np;
     if (mtio_is_dir(out_dir) < 0 && mkdir(out_dir, 0755) != 0) {
         s = stts_error_set(err, STTS_ERR_IO, "%s: cannot create the output directory: %s", out_dir,
@@ -533,7 +546,7 @@ stts_status mt_convert_model(const char *model_dir, const char *out_dir, const m
         }
     }
     created[F_GGUF] = 1;
-    if ((s = write_gguf(sg[F_GGUF].tmp, p, np, params->weights, len[F_CFG], mtio_fnv1a64(data[F_CFG], len[F_CFG]),
+    if ((s = write_gguf(sg[F_GGUF].tmp, p, np, params->weights, src_dtype, len[F_CFG], mtio_fnv1a64(data[F_CFG], len[F_CFG]),
                         params, &st0.file_bytes, err)))
         goto out;
     for (int i = 0; i < 3; i++) {

@@ -184,10 +184,10 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
 
     const char *keys[MAX_KV];
     size_t key_lens[MAX_KV];
-    const char *arch = NULL, *weights = NULL;
-    size_t arch_len = 0, weights_len = 0;
-    uint32_t alignment = 32, fmt = 0;
-    int have_fmt = 0, have_cfg_size = 0, have_cfg_hash = 0;
+    const char *arch = NULL, *weights = NULL, *src_dtype = NULL;
+    size_t arch_len = 0, weights_len = 0, src_dtype_len = 0;
+    uint32_t alignment = 0, fmt = 0;
+    int have_fmt = 0, have_align = 0, have_cfg_size = 0, have_cfg_hash = 0;
     uint64_t cfg_size = 0, cfg_hash = 0;
     for (uint64_t i = 0; i < nkv; i++) {
         const char *key;
@@ -220,6 +220,11 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
                 return s;
         } else if (!strcmp(k, MTIO_KEY_ALIGNMENT)) {
             if ((s = key_type(&r, k, t, MTIO_GV_U32)) || (s = rd_u32(&v, &alignment, k))) return s;
+            have_align = 1;
+        } else if (!strcmp(k, MTIO_KEY_SOURCE_DTYPE)) {
+            if ((s = key_type(&r, k, t, MTIO_GV_STRING)) ||
+                (s = rd_str(&v, &src_dtype, &src_dtype_len, MAX_STRING, k)))
+                return s;
         } else if (!strcmp(k, MTIO_KEY_FORMAT_VERSION)) {
             if ((s = key_type(&r, k, t, MTIO_GV_U32)) || (s = rd_u32(&v, &fmt, k))) return s;
             have_fmt = 1;
@@ -263,9 +268,39 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
     if (!have_cfg_size || !have_cfg_hash)
         return stts_error_set(err, STTS_ERR_FORMAT, "%s: \"%s\" or \"%s\" is missing; " FIX, label,
                               MTIO_KEY_CONFIG_SIZE, MTIO_KEY_CONFIG_HASH);
-    if (alignment < 8 || alignment > (1u << 16) || (alignment & (alignment - 1)))
-        return stts_error_set(err, STTS_ERR_FORMAT, "%s: \"%s\" = %u is not a power of two in 8..65536; " FIX,
-                              label, MTIO_KEY_ALIGNMENT, alignment);
+    /* The writer has only ever used one alignment: any other value (GGUF's
+     * default 32 when the key is absent) would shift every tensor. */
+    if (!have_align || alignment != MTIO_GGUF_ALIGNMENT) {
+        char got[32] = "absent";
+        if (have_align) snprintf(got, sizeof got, "%u", alignment);
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "%s: \"%s\" is %s, but stream-tts convert always writes %u (a corrupt header); " FIX,
+                              label, MTIO_KEY_ALIGNMENT, got, MTIO_GGUF_ALIGNMENT);
+    }
+    /* Format 3 records the source dtype; format 2 files have no such key:
+     * its presence or absence tells a corrupted version field. */
+    int sdt = -1;
+    if (src_dtype) {
+        if (src_dtype_len == 3 && !memcmp(src_dtype, "f32", 3)) sdt = MT_DTYPE_F32;
+        else if (src_dtype_len == 3 && !memcmp(src_dtype, "f16", 3)) sdt = MT_DTYPE_F16;
+        else if (src_dtype_len == 4 && !memcmp(src_dtype, "bf16", 4)) sdt = MT_DTYPE_BF16;
+        else
+            return stts_error_set(err, STTS_ERR_FORMAT, "%s: \"%s\" is \"%.*s\", expected f32, f16 or bf16; " FIX,
+                                  label, MTIO_KEY_SOURCE_DTYPE, (int)(src_dtype_len > 32 ? 32 : src_dtype_len),
+                                  src_dtype);
+    }
+    if (fmt >= 3 && sdt < 0)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "%s: model file format %u without \"%s\" (a corrupt header); " FIX, label, fmt,
+                              MTIO_KEY_SOURCE_DTYPE);
+    if (fmt < 3 && sdt >= 0)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "%s: \"%s\" says format %u, whose files have no \"%s\" (a corrupt header); " FIX,
+                              label, MTIO_KEY_FORMAT_VERSION, fmt, MTIO_KEY_SOURCE_DTYPE);
+    /* every converted model has hundreds of tensors: 0 is a corrupt count */
+    if (nt == 0)
+        return stts_error_set(err, STTS_ERR_FORMAT,
+                              "%s: the header claims 0 tensors (a corrupt header or an empty model); " FIX, label);
 
     tinfo *ti = calloc(nt ? (size_t)nt : 1, sizeof *ti);
     tinfo **by_off = calloc(nt ? (size_t)nt : 1, sizeof *by_off);
@@ -361,6 +396,28 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
                                    (int)by_off[i - 1]->name_len, by_off[i - 1]->name, (int)by_off[i]->name_len,
                                    by_off[i]->name);
     }
+    /* The writer packs the tensors: the first at 0, each next one at the
+     * first multiple of the alignment after the previous one's end, and the
+     * file ends with the last. A header whose offsets or sizes say anything
+     * else was not written by it (or was corrupted since). */
+    uint64_t expect = 0;
+    for (size_t i = 0; i < nt && !s; i++) {
+        const tinfo *t = by_off[i];
+        if (t->offset != expect)
+            s = stts_error_set(err, STTS_ERR_FORMAT,
+                               "%s: tensor \"%.*s\" starts at byte %llu of the data section, where stream-tts "
+                               "convert puts the %s tensor at byte %llu (a corrupt header); " FIX,
+                               label, (int)t->name_len, t->name, (unsigned long long)t->offset,
+                               i ? "next" : "first", (unsigned long long)expect);
+        uint64_t end = t->offset + t->nbytes;
+        if (i + 1 == nt && !s && end != data_len)
+            s = stts_error_set(err, STTS_ERR_FORMAT,
+                               "%s: the data section has %llu bytes but its last tensor \"%.*s\" ends at byte "
+                               "%llu (a corrupt header, or bytes appended to the file); " FIX,
+                               label, (unsigned long long)data_len, (int)t->name_len, t->name,
+                               (unsigned long long)end);
+        expect = (end + alignment - 1) / alignment * alignment;
+    }
     for (size_t i = 0; i < nt && !s; i++) {
         const tinfo *t = &ti[i];
         mt_dtype dt = t->type == MTIO_GT_F32 ? MT_DTYPE_F32 : t->type == MTIO_GT_F16 ? MT_DTYPE_F16
@@ -372,7 +429,7 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
         /* format 2 writes int8, bf16 and f16 matrices interleaved where the
          * shape allows (the rows and columns fit an int: checked by the
          * model's shapes before any kernel reads them) */
-        if (!s && dt != MT_DTYPE_F32 && fmt >= 2 && t->ndim == 2 && t->shape[0] <= INT32_MAX &&
+        if (!s && dt != MT_DTYPE_F32 && t->ndim == 2 && t->shape[0] <= INT32_MAX &&
             t->shape[1] <= INT32_MAX)
             ck->tensors[ck->n - 1].il = mt_il_rows((int)t->shape[1], mt_dtype_size(dt), (int)t->shape[0]);
     }
@@ -385,6 +442,7 @@ stts_status mtio_parse_gguf(mt_checkpoint *ck, const void *buf, size_t n, const 
     strcpy(ck->weights, wtag);
     ck->config_size = cfg_size;
     ck->config_hash = cfg_hash;
+    ck->source_dtype = sdt;
     return STTS_OK;
 }
 

@@ -12,12 +12,19 @@
 /* Our own layout version inside the container: bump it whenever what a
  * tensor means changes (names, scales, rounding rule), so an old file is
  * refused with "re-run stream-tts convert" instead of misread. */
-/* 2: int8 matrices in quant.h's interleaved layout; 1 (still read): int8
- * row-major. The rest is the same in both. */
-#define MTIO_FORMAT_VERSION 2u
-#define MTIO_FORMAT_VERSION_MIN 1u
+/* 3: as 2, plus MTIO_KEY_SOURCE_DTYPE (required), which the position
+ * rounding follows (a converted file computes what its HF directory
+ * computes). 2 (still read): int8, bf16 and f16 matrices in quant.h's
+ * interleaved layout; the source dtype is assumed to be the stored
+ * embedding's (f32 for int8). 1 (row-major throughout) is no longer read:
+ * its files differ from 2 only in byte order, so a corrupted version field
+ * could not be told from a real one. */
+#define MTIO_FORMAT_VERSION 3u
+#define MTIO_FORMAT_VERSION_MIN 2u
 /* Every tensor starts on a 4096-byte boundary of the file (page-aligned on
- * x86 and most Linux arm64 systems; SIMD loads never straddle a page). */
+ * x86 and most Linux arm64 systems; SIMD loads never straddle a page). The
+ * writer has used no other value, so the reader requires it: a corrupted
+ * alignment would otherwise shift every tensor. */
 #define MTIO_GGUF_ALIGNMENT 4096u
 #define MTIO_GGUF_ARCH "m2m_100"
 
@@ -28,6 +35,10 @@
 #define MTIO_KEY_WEIGHTS "stts.weights"               /* string "f32" | "f16" | "bf16" | "int8" */
 #define MTIO_KEY_CONFIG_SIZE "stts.source.config_size" /* uint64: bytes of config.json */
 #define MTIO_KEY_CONFIG_HASH "stts.source.config_fnv1a64" /* uint64: FNV-1a 64 of config.json */
+/* string "f32" | "f16" | "bf16" (format 3): the dtype of the source
+ * checkpoint's embedding, the one the HF directory's model code rounds its
+ * sinusoidal positions to (transformers computes in the checkpoint's dtype) */
+#define MTIO_KEY_SOURCE_DTYPE "stts.source.dtype"
 
 /* GGUF metadata value types (spec: gguf_metadata_value_type). */
 enum {

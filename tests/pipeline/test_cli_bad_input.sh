@@ -165,6 +165,10 @@ printf 'tgt\necho = true\n' >"$T/noval2.conf"
 expect "config key without value, then a line" 2 "'tgt' needs a value .*noval2.conf:1" $D --config "$T/noval2.conf"
 expect "serve: config key without value" 2 "'tgt' needs a value .*noval2.conf:1" \
   "$BIN" serve --config "$T/noval2.conf" --socket "$T/sock"
+# ... also when the next argument is not a valid value of it (it was reported as a bad value)
+printf 'weights\n' >"$T/noval3.conf"
+expect "serve: config key without value, before --config" 2 "'weights' needs a value .*noval3.conf:1" \
+  "$BIN" serve --config "$T/noval3.conf" --socket "$T/sock"
 printf 'echo\n' >"$T/switch.conf"
 expect "config: a bare switch (control)" 0 "" $D --config "$T/switch.conf"
 printf '\n\nspeed = fast\n' >"$T/type.conf"

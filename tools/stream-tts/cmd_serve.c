@@ -1079,8 +1079,17 @@ static int serve_main(int argc, char **argv) {
              * its speech settings apply; its input flags (which mean
              * nothing to the daemon) are accepted and left unused. */
             int i0 = i;
-            int r = pipeline_opts_parse(&sv.po, argc, argv, &i, err, sizeof err);
-            if (r == 0) r = frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err);
+            /* A line without "= value" (written "--key") is parsed alone: it
+             * took the next argument as its value, and a bad one was
+             * reported as that ("weights" with "--config"). */
+            int bare = !strchr(argv[i0], '='), lim = bare ? i0 + 1 : argc;
+            int r = pipeline_opts_parse(&sv.po, lim, argv, &i, err, sizeof err);
+            if (r == 0) r = frontend_opts_parse(&fo, lim, argv, &i, err, sizeof err);
+            if (r < 0 && bare) {
+                start_err("'%s' needs a value in the configuration file %s: write '%s = VALUE'", argv[i0] + 2,
+                          config_where(i0), argv[i0] + 2);
+                return 2;
+            }
             if (r < 0) {
                 start_err("%s in the configuration file %s", err, config_where(i0));
                 return 2;

@@ -108,6 +108,11 @@ tenth = sorted(queue_message(8000, "tenth-%d" % k)[1] for k in range(3))[1]
 r, took = queue_message(80000, "big")
 check(r["done"] == "spoken" and (took < 20 or took < 30 * tenth),
       "a 2.4 MB message queued in %.1f s (a tenth of it in %.2f s): %r" % (took, tenth, r))
+# ... of which the first 20000 wait (hours of speech), the rest dropped, said in the log (the queue,
+# and the daemon's memory, grew without bound: 566000 sentences for one 8 MB message)
+check("20000 sentences are waiting (hours of speech): later sentences are dropped" in read(d.err),
+      "the queue's bound is said: %s" % read(d.err)[-400:])
+check(d.status()["pending"] == 0, "stop emptied it")
 d.close()
 
 # ---- the socket's folder removed under a running daemon ------------------------------------------------

@@ -68,6 +68,12 @@ enum { MAX_MUTED = 512 };
  * pending queue, where the controls and --order still reach them. */
 enum { SPEAK_AHEAD = 2 };
 
+/* Sentences waiting at most (about 14 hours of speech): one 8 MB message
+ * (a hook's largest) queued 566000, nine days of speech, and the memory of
+ * each stayed with the process. Past it a session's sentences are dropped,
+ * said once in the log; notifications are still taken. */
+enum { MAX_PENDING = 20000 };
+
 /* A sentence waiting for the pipeline (owned by the pending queue). */
 typedef struct pend {
     char *session;
@@ -128,6 +134,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     daemon_queue *pending;
+    uint64_t overflow;       /* sentences dropped since the queue was full (MAX_PENDING) */
     int quit;
     pipeline *pl;            /* set once loaded (under mu); freed by the main thread after the speaker ends */
     app *app;
@@ -229,6 +236,14 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     server *sv = user;
     pthread_mutex_lock(&sv->mu);
     if (is_muted(sv, session)) { pthread_mutex_unlock(&sv->mu); return; }
+    if (daemon_queue_count(sv->pending) >= MAX_PENDING && !(s->flags & INGEST_SENT_ASIDE)) {
+        int first = !sv->overflow++;
+        pthread_mutex_unlock(&sv->mu);
+        if (first)
+            logf_(sv, "%d sentences are waiting (hours of speech): later sentences are dropped until the queue "
+                  "shrinks (stream-tts ctl stop empties it)", MAX_PENDING);
+        return;
+    }
     pthread_mutex_unlock(&sv->mu);
     pend *p = calloc(1, sizeof *p);
     if (!p) return;
@@ -250,6 +265,13 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     stts_error err;
     pthread_mutex_lock(&sv->mu);
     stts_status st = daemon_queue_push(sv->pending, session, p, (p->flags & INGEST_SENT_ASIDE) != 0, &err);
+    if (daemon_queue_count(sv->pending) < MAX_PENDING / 2 && sv->overflow) {
+        uint64_t n = sv->overflow;
+        sv->overflow = 0;
+        pthread_mutex_unlock(&sv->mu);
+        logf_(sv, "the queue has room again: %llu sentences were dropped", (unsigned long long)n);
+        pthread_mutex_lock(&sv->mu);
+    }
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
     if (st != STTS_OK) {

@@ -327,7 +327,20 @@ const char *app_signal_word(int sig) {
     return sig == SIGINT ? "interrupt" : sig == SIGHUP ? "hangup" : "terminated";
 }
 
-void app_signals_restore(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+void app_signals_restore(const sigset_t *old) {
+    /* The watcher took one signal and the run ended by it; a second one
+     * still pending (logind at logout sends SIGTERM, then SIGHUP; a double
+     * Ctrl-C) would kill the process at the unblock below, before its
+     * cleanup (the WAV header, the socket). It is taken here: the run is
+     * ending already. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (g_watch_hup) sigaddset(&set, SIGHUP);
+    for (int k = 0; k < 8 && stts_sigwait_timeout(&set, 0) > 0; k++) {}
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 
 struct app_sigwatch {
     pthread_t th;

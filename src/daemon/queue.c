@@ -300,6 +300,12 @@ size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)
     size_t n = 0;
     /* The item in hand is no longer here: the drop is noted for it. */
     if (q->in_hand && (!session || !q->hand || strcmp(q->hand, session) == 0)) q->hand_dropped = 1;
+    /* A dropped session (a stop, a prompt's barge-in) no longer holds the
+     * speaker: its next sentences wait their turn behind the others'. */
+    if (q->speaking && (!session || strcmp(q->speaking, session) == 0)) {
+        free(q->speaking);
+        q->speaking = NULL;
+    }
     if (!session) {
         while (q->n) {
             void *d = remove_item(q, q->head);

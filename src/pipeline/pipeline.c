@@ -162,7 +162,10 @@ struct pipeline {
      * language, said instead of a sentence neither the model nor the voice
      * can read (PIPELINE_NOT_READ). */
     char *not_read_notice;
-    int last_not_read;        /* the sentence translate_item saw last was PIPELINE_NOT_READ */
+    /* The sentence translate_item saw last was PIPELINE_NOT_READ, said as
+     * the notice: of this session and message (translate thread only). */
+    int last_not_read;
+    char last_nr_session[128], last_nr_message[128];
 
     nllb_session *session;
     mt_cache *cache;
@@ -446,10 +449,17 @@ static int model_knows(const pipeline *pl, const char *code) {
 
 /* PIPELINE_NOT_READ: the notice said instead of it (who: "the model nor
  * the voice reads", "the voice does not read"). A reply all in such a
- * language would say the notice once per sentence: the sentences right
- * after one that was not read are silent (translate thread only). */
+ * language would say the notice once per sentence: the sentences of the
+ * same message right after one whose notice was said are silent (another
+ * session's, or a later message's, get their own notice). Translate thread
+ * only. */
 static void not_read(pipeline *pl, item *it, const char *lang, const char *who) {
-    int again = pl->last_not_read;
+    const char *ses = it->session ? it->session : "", *msg = it->message_id ? it->message_id : "";
+    int again = pl->last_not_read && !strcmp(pl->last_nr_session, ses) && !strcmp(pl->last_nr_message, msg);
+    if (!again) {
+        snprintf(pl->last_nr_session, sizeof pl->last_nr_session, "%s", ses);
+        snprintf(pl->last_nr_message, sizeof pl->last_nr_message, "%s", msg);
+    }
     emit_log(pl, it->seq, "sentence %llu: written in %s, which %s; %s", (unsigned long long)it->seq, lang, who,
              again ? "not said (the notice was said before it)" : "a notice said instead");
     /* "" makes no audio and no "Skipping ahead." (skipped would) */
@@ -601,12 +611,13 @@ static void *translate_main(void *arg) {
     uint64_t rng = pl->p.test_seed * 0x9E3779B97F4A7C15ull + 1;
     item *it;
     while ((it = tq_pop(pl, &pl->q_text))) {
-        if (is_dropped(it)) { drop_item(pl, it); continue; }
+        if (is_dropped(it)) { pl->last_not_read = 0; drop_item(pl, it); continue; }
         test_delay(pl, &rng);
         it->t_tr_start = stts_now_ns();
         if (is_stale(pl, it, &pl->q_text)) {
             it->skipped = 1;
             it->spoken = strdup("");
+            pl->last_not_read = 0;
         } else {
             translate_item(pl, it);
             pl->last_not_read = it->how == PIPELINE_NOT_READ;

@@ -165,6 +165,15 @@ with open(d.wav, "rb") as f:
     wav = f.read()
 data_len = struct.unpack("<I", wav[40:44])[0] if len(wav) >= 44 else -1
 check(data_len == len(wav) - 44 and data_len > 0, "the WAV header counts every sample: %d of %d" % (data_len, len(wav) - 44))
+# Two at once (logind at logout sends SIGTERM, then SIGHUP): the second, still pending when the
+# first had ended the run, killed the process at the signals' unblock, before its cleanup.
+d = Daemon(BIN, VOICE, tmp, "hup2", pace=False)
+d.hook(md("h", "mh", 0, "A sentence said before the two signals.\n", True))
+d.wait_spoken("A sentence said before the two signals.")
+os.kill(d.p.pid, signal.SIGTERM)
+os.kill(d.p.pid, signal.SIGHUP)
+check(d.p.wait(30) == 0 and "exited" in read(d.err), "two signals at once: exit %r, %s" % (d.p.returncode, read(d.err)[-200:]))
+check(not os.path.exists(d.sock), "two signals at once: its socket removed")
 if check.failed:
     print(err[-2000:], file=sys.stderr)
 sys.exit(check.finish())

@@ -97,6 +97,7 @@ static void test_order_matches_the_walk(void) {
                 daemon_queue_rerank(q, how == 1 && rand() % 2 ? NULL : names[s]);
             } else if (op < 97) {
                 size_t n = daemon_queue_drop(q, names[s], free);
+                if (ref_speaking == s) ref_speaking = -1;   /* a dropped session gives the speaker up */
                 int kept = 0, dropped = 0;
                 for (int k = 0; k < ref_n; k++) {
                     if (ref[k] % NSESS == s) {

@@ -649,12 +649,14 @@ static stts_status lang_recording_translate(void *user, const char *src, const c
  * Chinese as written still. The Korean it got as English, and invented a
  * sentence ("今しかない。" for "all tests passed"): now, as the Japanese
  * voice cannot read Hangul either, a notice is said instead, once for the
- * two Korean sentences in a row. */
+ * two Korean sentences in a row of one message; a third, of another
+ * message, gets its own. */
 static void other_scripts_translated_from_their_language(void) {
     static const char *const text[] = {
         "这个函数返回一个列表，我们需要先检查它是否为空。",
         "이 함수는 목록을 반환합니다.",
         "모든 테스트가 통과했습니다.",
+        "다음 파일을 수정하겠습니다.",
         "The function returns a list.",
         "これは日本語の文です。",
     };
@@ -683,19 +685,21 @@ static void other_scripts_translated_from_their_language(void) {
         for (int i = 0; i < N; i++) {
             ingest_sentence s;
             sentence(&s, (uint64_t)i, text[i]);
+            if (i == 3) s.message_id = "msg_other";
             CHECK_EQ_INT(pipeline_push(pl, &s, &err), STTS_OK);
         }
         CHECK_EQ_INT(pipeline_finish(pl, &err), STTS_OK);
         if (round == 0) {
-            CHECK_EQ_INT(atomic_load(&g_src_n), 4);
+            CHECK_EQ_INT(atomic_load(&g_src_n), 5);
             CHECK_EQ_STR(g_src_langs[0], "zho_Hans");
             CHECK_EQ_STR(g_src_langs[1], "kor_Hang");
             CHECK_EQ_STR(g_src_langs[2], "kor_Hang");
-            CHECK_EQ_STR(g_src_langs[3], "eng_Latn");
+            CHECK_EQ_STR(g_src_langs[3], "kor_Hang");
+            CHECK_EQ_STR(g_src_langs[4], "eng_Latn");
             CHECK_EQ_INT(pd.n, N);
             CHECK_EQ_STR(pd.spoken[0], "翻訳です。");
-            CHECK_EQ_STR(pd.spoken[4], text[4]);
-            CHECK_EQ_INT(pd.how[4], PIPELINE_SAME_SCRIPT);
+            CHECK_EQ_STR(pd.spoken[5], text[5]);
+            CHECK_EQ_INT(pd.how[5], PIPELINE_SAME_SCRIPT);
         } else {
             CHECK_EQ_INT(atomic_load(&g_src_n), 1);   /* the English only */
             CHECK_EQ_STR(g_src_langs[0], "eng_Latn");
@@ -704,8 +708,10 @@ static void other_scripts_translated_from_their_language(void) {
             CHECK_EQ_INT(pd.how[0], PIPELINE_SAME_SCRIPT);
             CHECK_EQ_STR(pd.spoken[1], "別の言語の文は読み上げませんでした。");
             CHECK_EQ_INT(pd.how[1], PIPELINE_NOT_READ);
-            CHECK_EQ_STR(pd.spoken[2], "翻訳です。");
-            CHECK_EQ_STR(pd.spoken[3], text[4]);
+            CHECK_EQ_STR(pd.spoken[2], "別の言語の文は読み上げませんでした。");   /* another message's */
+            CHECK_EQ_INT(pd.how[2], PIPELINE_NOT_READ);
+            CHECK_EQ_STR(pd.spoken[3], "翻訳です。");
+            CHECK_EQ_STR(pd.spoken[4], text[5]);
         }
         pipeline_free(pl);
         pthread_mutex_destroy(&pd.mu);

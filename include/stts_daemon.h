@@ -176,6 +176,8 @@ int daemon_queue_handed(daemon_queue *q);
  * item in hand is not counted: it is only marked, see above). */
 size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)(void *));
 size_t daemon_queue_count(const daemon_queue *q);
+/* Items of session waiting (not the one in hand). O(1). */
+size_t daemon_queue_session_count(const daemon_queue *q, const char *session);
 /* session has items queued, or the item in hand (not dropped). */
 int daemon_queue_has(const daemon_queue *q, const char *session);
 /* The rank of session (NULL: of every session) changed: asked again. */

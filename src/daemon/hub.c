@@ -1377,10 +1377,12 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
     int has_index = daemon_json_whole(idx, &ix);
     const char *t = json_string_value(delta);
     size_t n = json_string_length(delta);
-    /* Claude Code's "(no content)" stands for an empty message: a batch
-     * like any other, with no words (it was read out, and translated into
-     * an invented sentence) */
-    if (ingest_is_placeholder(t, n)) t = "", n = 0;
+    /* Claude Code's "(no content)" stands for an empty message: as the
+     * whole of one (its first batch and its last), a batch like any other
+     * with no words (it was read out, and translated into an invented
+     * sentence); as one batch of a longer message, Claude's own words */
+    if ((!has_index || ix == 0) && json_is_true(json_object_get(pl, "final")) && ingest_is_placeholder(t, n))
+        t = "", n = 0;
     msg *m = find_msg(s, mid);
     if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over, str(pl, "prompt_id")))) {
         *what = "already spoken (by its Stop)";

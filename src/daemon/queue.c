@@ -45,6 +45,7 @@ struct qsession {
     qsession *hnext;             /* hash chain */
     char *id;
     qitem *head, *tail;
+    size_t n;                    /* its items */
     uint64_t rank;
     size_t heap_ix;
 };
@@ -217,6 +218,7 @@ stts_status daemon_queue_push(daemon_queue *q, const char *session, void *item, 
     else q->head = it;
     q->tail = it;
     q->n++;
+    s->n++;
     if (s->tail) {
         s->tail->snext = it;   /* its oldest item, its key, is unchanged */
         s->tail = it;
@@ -244,6 +246,7 @@ static qitem *next_item(const daemon_queue *q, daemon_order order) {
 /* it, which is its session's oldest, removed (nothing in hand changes); its data. */
 static void *remove_item(daemon_queue *q, qitem *it) {
     qsession *s = it->s;
+    s->n--;
     unlink_item(q, it);
     s->head = it->snext;
     void *data = it->data;
@@ -266,6 +269,7 @@ static void *remove_urgent(daemon_queue *q, qitem *it) {
     while (p->snext != it) p = p->snext;
     p->snext = it->snext;
     if (s->tail == it) s->tail = p;
+    s->n--;
     unlink_item(q, it);   /* its session's oldest item, its key, is unchanged */
     void *data = it->data;
     free(it);
@@ -329,6 +333,11 @@ size_t daemon_queue_drop(daemon_queue *q, const char *session, void (*free_item)
 }
 
 size_t daemon_queue_count(const daemon_queue *q) { return q->n; }
+
+size_t daemon_queue_session_count(const daemon_queue *q, const char *session) {
+    const qsession *s = find(q, session);
+    return s ? s->n : 0;
+}
 
 int daemon_queue_has(const daemon_queue *q, const char *session) {
     /* The item in hand is on its way to the pipeline: not spoken yet (an

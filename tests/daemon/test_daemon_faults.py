@@ -12,7 +12,7 @@ may stay quiet (a pipe client between lines)."""
 import json, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Checks, Daemon, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
+from daemon_util import Checks, Daemon, md, read, recv_line, scratch, stop, voice_or_skip, wait_for  # noqa: E402
 
 BIN, SRC, SHARED = sys.argv[1:4]
 VOICE = voice_or_skip(SHARED)
@@ -110,9 +110,21 @@ check(r["done"] == "spoken" and (took < 20 or took < 30 * tenth),
       "a 2.4 MB message queued in %.1f s (a tenth of it in %.2f s): %r" % (took, tenth, r))
 # ... of which the first 20000 wait (hours of speech), the rest dropped, said in the log (the queue,
 # and the daemon's memory, grew without bound: 566000 sentences for one 8 MB message)
-check("20000 sentences are waiting (hours of speech): later sentences are dropped" in read(d.err),
-      "the queue's bound is said: %s" % read(d.err)[-400:])
+check("20000 sentences of session big are waiting (hours of speech): its later sentences are dropped"
+      in read(d.err), "the queue's bound is said: %s" % read(d.err)[-400:])
 check(d.status()["pending"] == 0, "stop emptied it")
+# The bound is the session's: another session's sentence still comes in (a global bound dropped
+# every session's speech while one flooded).
+d.ctl("pause")
+d.hook({"session_id": "flood", "hook_event_name": "MessageDisplay", "message_id": "mf", "index": 0, "final": True,
+        "delta": "".join("Flood sentence %d is here. " % i for i in range(25000))})
+wait_for(lambda: d.status()["pending"] == 20000, "the flood's 20000 waiting")
+d.hook({"session_id": "other", "hook_event_name": "MessageDisplay", "message_id": "mo", "index": 0, "final": True,
+        "delta": "Another session is still heard.\n"})
+check(d.status()["pending"] == 20001, "another session's sentence queued past the flood's bound: %d"
+      % d.status()["pending"])
+d.ctl("stop")
+d.ctl("resume")
 d.close()
 
 # ---- the socket's folder removed under a running daemon ------------------------------------------------
@@ -149,6 +161,31 @@ check(r.returncode == 0 and "ready" in r.stdout, "ctl reaches the newer daemon: 
 b.send_signal(signal.SIGTERM)
 check(b.wait(30) == 0, "the newer daemon exits cleanly")
 check(not os.path.exists(d.sock), "... removing its own socket")
+# ... with every slot taken and a hook's request waiting in the listen queue: the replaced
+# listener is kept until its queue is taken (closed at once, the waiting connection was reset
+# unread, and the hook had taken its request for delivered).
+d = Daemon(BIN, VOICE, tmp, "rmfull", pace=False)
+held = []
+for _ in range(64):
+    c = d.conn()
+    c.sendall(b'{"v":1,"op":"ping"}\n')
+    recv_line(c)
+    held.append(c)
+late = d.conn()
+late.settimeout(30)
+late.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("q", "mq", 0, "Waiting in the listen queue.\n", True)})
+              + "\n").encode())
+os.unlink(d.sock)
+wait_for(lambda: os.path.exists(d.sock), "the socket made again")
+for c in held:
+    c.close()
+buf = recv_line(late)
+late.close()
+check(buf.endswith(b"\n") and json.loads(buf)["ok"], "the waiting connection is served after the socket is made "
+      "again: %r" % buf)
+d.wait_spoken("Waiting in the listen queue.")
+d.close()
+
 # ---- SIGHUP (the terminal of a hand-started daemon closed) ends it as SIGTERM does ----------------------
 # It was the default action: no log line, the socket left, the queue lost,
 # the WAV header short of its last samples.

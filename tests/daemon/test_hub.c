@@ -746,6 +746,12 @@ static void test_no_content_placeholder(void) {
                   "\" (no content)\\n\"}", &w) == STTS_OK);
     CHECK_MSG(w && strcmp(w, "nothing to reconcile") == 0, "%s", w ? w : "(null)");
     CHECK_MSG(count(out, "Let me check the file.") == 1 && count(out, "no content") == 0, "%s", out);
+    /* the same words as one batch of a longer message are Claude's own */
+    ev(h, "S", "UserPromptSubmit", "\"prompt\":\"what does it print?\"");
+    CHECK(md(h, "S", "t3", "m3", 0, "It prints\\n", 0) == STTS_OK);
+    CHECK(md(h, "S", "t3", "m3", 1, "(no content)", 0) == STTS_OK);
+    CHECK(md(h, "S", "t3", "m3", 2, "\\nwhen the list is empty.\\n", 1) == STTS_OK);
+    CHECK_MSG(count(out, "(no content)") == 1, "%s", out);
     daemon_hub_free(h);
 }
 

@@ -112,6 +112,9 @@ static void test_order_matches_the_walk(void) {
             }
             CHECK(daemon_queue_count(q) == (size_t)ref_n);
             int has = 0;
+            size_t of_s = 0;
+            for (int k = 0; k < ref_n; k++) of_s += ref[k] % NSESS == s;
+            CHECK(daemon_queue_session_count(q, names[s]) == of_s);
             for (int k = 0; k < ref_n && !has; k++) has = ref[k] % NSESS == s;
             CHECK(daemon_queue_has(q, names[s]) == has);
         }

@@ -68,11 +68,13 @@ enum { MAX_MUTED = 512 };
  * pending queue, where the controls and --order still reach them. */
 enum { SPEAK_AHEAD = 2 };
 
-/* Sentences waiting at most (about 14 hours of speech): one 8 MB message
- * (a hook's largest) queued 566000, nine days of speech, and the memory of
- * each stayed with the process. Past it a session's sentences are dropped,
- * said once in the log; notifications are still taken. */
-enum { MAX_PENDING = 20000 };
+/* Sentences of one session waiting at most (about 14 hours of speech): one
+ * 8 MB message (a hook's largest) queued 566000, nine days of speech, and
+ * the memory of each stayed with the process. Past it that session's
+ * sentences are dropped (said once in the log), not another's: a reply of
+ * another session still comes in, and speaks next under --order newest.
+ * MAX_PENDING bounds all sessions together. Notifications are always taken. */
+enum { MAX_PENDING_SESSION = 20000, MAX_PENDING = 100000 };
 
 /* A sentence waiting for the pipeline (owned by the pending queue). */
 typedef struct pend {
@@ -134,7 +136,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     daemon_queue *pending;
-    uint64_t overflow;       /* sentences dropped since the queue was full (MAX_PENDING) */
+    uint64_t overflow;       /* sentences dropped since the queue was full (MAX_PENDING_SESSION, MAX_PENDING) */
     int quit;
     pipeline *pl;            /* set once loaded (under mu); freed by the main thread after the speaker ends */
     app *app;
@@ -165,15 +167,25 @@ typedef struct {
  * is opened. A daemon that a hook started also has its stdout and stderr on serve.log
  * (client_spawn_daemon): those descriptors move to the new file too, so the
  * old one stops growing. Called with log_mu held. */
+static void log_reopen(server *sv);
+
 static void log_cap(server *sv) {
-    struct stat was, err2;
+    struct stat was;
     if (fstat(fileno(sv->log), &was) != 0 || was.st_size <= CLIENT_LOG_MAX) return;
     client_log_rotate(sv->log_path);
     /* Moved, by this call or by another process that rotated it first (a
      * second daemon while one exits): either way a new serve.log is opened.
      * Reopening only after its own rename left a daemon whose log another
      * process had rotated writing into serve.log.1 for good, past the cap. */
-    if (!client_log_moved(sv->log_path, fileno(sv->log))) return;
+    log_reopen(sv);
+}
+
+/* A new serve.log when the path no longer names the one open (rotated, or
+ * removed with its folder), with stdout and stderr moved along when they
+ * were on it. Called with log_mu held. */
+static void log_reopen(server *sv) {
+    struct stat was, err2;
+    if (fstat(fileno(sv->log), &was) != 0 || !client_log_moved(sv->log_path, fileno(sv->log))) return;
     FILE *f = fopen(sv->log_path, "ae");
     if (!f) return;   /* keep writing to the old one rather than lose lines */
     fchmod(fileno(f), 0600);
@@ -236,10 +248,15 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     server *sv = user;
     pthread_mutex_lock(&sv->mu);
     if (is_muted(sv, session)) { pthread_mutex_unlock(&sv->mu); return; }
-    if (daemon_queue_count(sv->pending) >= MAX_PENDING && !(s->flags & INGEST_SENT_ASIDE)) {
+    size_t mine = daemon_queue_session_count(sv->pending, session);
+    if ((mine >= MAX_PENDING_SESSION || daemon_queue_count(sv->pending) >= MAX_PENDING) &&
+        !(s->flags & INGEST_SENT_ASIDE)) {
         int first = !sv->overflow++;
         pthread_mutex_unlock(&sv->mu);
-        if (first)
+        if (first && mine >= MAX_PENDING_SESSION)
+            logf_(sv, "%d sentences of session %s are waiting (hours of speech): its later sentences are dropped "
+                  "until they are said (stream-tts ctl stop empties the queue)", MAX_PENDING_SESSION, session);
+        else if (first)
             logf_(sv, "%d sentences are waiting (hours of speech): later sentences are dropped until the queue "
                   "shrinks (stream-tts ctl stop empties it)", MAX_PENDING);
         return;
@@ -265,7 +282,7 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     stts_error err;
     pthread_mutex_lock(&sv->mu);
     stts_status st = daemon_queue_push(sv->pending, session, p, (p->flags & INGEST_SENT_ASIDE) != 0, &err);
-    if (daemon_queue_count(sv->pending) < MAX_PENDING / 2 && sv->overflow) {
+    if (daemon_queue_count(sv->pending) < MAX_PENDING_SESSION / 2 && sv->overflow) {
         uint64_t n = sv->overflow;
         sv->overflow = 0;
         pthread_mutex_unlock(&sv->mu);
@@ -537,7 +554,6 @@ static void *speaker_main(void *arg) {
 /* How long a start waits for the lock of a daemon that is exiting. */
 #define LOCK_WAIT_NS (5ull * 1000000000ull)
 
-/* Binds and listens; -1 with err filled. Another live daemon -> -2. */
 /* Binds and listens on sv->sock (no file there), remembering its inode. */
 static int listen_at(server *sv, char *err, size_t cap) {
     struct sockaddr_un a;
@@ -559,6 +575,7 @@ static int listen_at(server *sv, char *err, size_t cap) {
     return fd;
 }
 
+/* Takes the lock and listens; -1 with err filled. Another live daemon -> -2. */
 static int open_listener(server *sv, char *err, size_t cap) {
     char lock_path[128];
     snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
@@ -619,43 +636,66 @@ static int same_file(const char *path, dev_t dev, ino_t ino) {
  * `ctl` said none was running, each hook started a serve that waited 5 s for
  * the lock and gave up, and only the spool reached it. Now: still ours, 0;
  * gone while the lock is still ours (or can be taken again), listen there
- * again and return the new listening socket in *lfd, 0; taken by another
+ * again and return the new listening socket in *lfd (the old one in
+ * *old_lfd, until its waiting connections are taken), 0; taken by another
  * daemon (another socket at the path, or another's lock), -1: this one
- * leaves, without removing what is not its own. */
-static int keep_socket(server *sv, int *lfd) {
-    if (same_file(sv->sock, sv->sock_dev, sv->sock_ino)) return 0;
+ * leaves, without removing what is not its own. The lock file is checked
+ * (and made again) on its own too. */
+static int keep_socket(server *sv, int *lfd, int *old_lfd) {
+    char lock_path[128];
+    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
+    int sock_ours = same_file(sv->sock, sv->sock_dev, sv->sock_ino);
     struct stat st;
-    if (lstat(sv->sock, &st) == 0) {
+    if (!sock_ours && lstat(sv->sock, &st) == 0) {
         logf_(sv, "the socket %s is another daemon's now: exiting", sv->sock);
         return -1;
     }
-    char lock_path[128];
-    snprintf(lock_path, sizeof lock_path, "%s/serve.lock", sv->dir);
     if (!same_file(lock_path, sv->lock_dev, sv->lock_ino)) {
-        /* The folder went with our lock file: take the lock again, or
-         * another daemon started meanwhile and holds it. */
+        /* The lock file went (with the folder, or alone: an age-based tmp
+         * cleaner skips a listening socket, not an old lock file), and a
+         * starting daemon would take a new one at once: take it again, or
+         * leave when another daemon did first. */
         stts_error e;
         stts_error_clear(&e);
-        client_prepare_dir(sv->dir, &e);
+        if (client_prepare_dir(sv->dir, &e) != STTS_OK) {
+            logf_(sv, "the folder %s was removed and cannot be made again (%s): exiting", sv->dir, e.msg);
+            return -1;
+        }
         int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (fd >= 0) close(fd);
-            logf_(sv, "the socket %s was removed and another daemon holds its lock: exiting", sv->sock);
+        if (fd < 0) {
+            logf_(sv, "the lock file %s was removed and cannot be made again (%s): exiting", lock_path,
+                  strerror(errno));
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            logf_(sv, "the lock file %s was removed and another daemon holds the new one: exiting", lock_path);
             return -1;
         }
         close(sv->lock_fd);
         struct stat ls;
         if (fstat(fd, &ls) == 0) sv->lock_dev = ls.st_dev, sv->lock_ino = ls.st_ino;
         sv->lock_fd = fd;
+        if (sock_ours) logf_(sv, "the lock file %s was removed: made again", lock_path);
     }
+    if (sock_ours) return 0;
     char err[300];
     int fd = listen_at(sv, err, sizeof err);
     if (fd < 0) {
         logf_(sv, "the socket %s was removed, and listening again failed (%s): exiting", sv->sock, err);
         return -1;
     }
+    /* serve.log went with the folder: lines written to the removed file
+     * were seen by nobody */
+    pthread_mutex_lock(&sv->log_mu);
+    if (sv->log) log_reopen(sv);
+    pthread_mutex_unlock(&sv->log_mu);
     logf_(sv, "the socket %s was removed: listening on it again", sv->sock);
-    close(*lfd);
+    /* The old listener is kept until the connections already waiting in
+     * its queue are taken: closed now, they were reset unread (a hook that
+     * had sent its request took it for delivered). */
+    if (*old_lfd >= 0) close(*old_lfd);
+    *old_lfd = *lfd;
     *lfd = fd;
     return 0;
 }
@@ -1290,6 +1330,7 @@ static int serve_main(int argc, char **argv) {
 
     client cl[MAX_CLIENTS];
     int ncl = 0, full_said = 0;
+    int old_lfd = -1;   /* a listener replaced by keep_socket, until its waiting connections are taken */
     size_t in_total = 0;   /* sum of the clients' buffer capacities, within IN_BUDGET */
     sv.last_activity = stts_now_ns();
     uint64_t last_spool = stts_now_ns();
@@ -1336,15 +1377,20 @@ static int serve_main(int argc, char **argv) {
         now = stts_now_ns();
         daemon_hub_tick(sv.hub, now);
         const int polled = ncl; /* clients accepted below have no poll result this pass */
-        if (pf[0].revents & POLLIN) {
-            /* At most the free slots: the rest wait in the listen queue
-             * (polled again once a slot frees). Accepted and turned away,
-             * a hook's request, sent whole before the daemon read it (the
-             * daemon stopped or busy), was lost: the hook had taken it for
-             * delivered when no reply came within its 40 ms. */
-            while (ncl < MAX_CLIENTS) {
-                int fd = stts_accept_cloexec(lfd, NULL, NULL, 1);
-                if (fd < 0) break;
+        /* At most the free slots: the rest wait in the listen queue (polled
+         * again once a slot frees). Accepted and turned away, a hook's
+         * request, sent whole before the daemon read it (the daemon stopped
+         * or busy), was lost: the hook had taken it for delivered when no
+         * reply came within its 40 ms. A replaced listener's queue first
+         * (older; nothing new reaches it), closed once empty. */
+        const int from[2] = {old_lfd, (pf[0].revents & POLLIN) ? lfd : -1};
+        for (int w = 0; w < 2; w++) {
+            while (from[w] >= 0 && ncl < MAX_CLIENTS) {
+                int fd = stts_accept_cloexec(from[w], NULL, NULL, 1);
+                if (fd < 0) {
+                    if (w == 0 && errno != EINTR && errno != ECONNABORTED) { close(old_lfd); old_lfd = -1; }
+                    break;
+                }
                 uid_t peer;
                 if (stts_peer_uid(fd, &peer) != 0 || peer != getuid()) {
                     reply_and_close(fd, daemon_reply_error("refused: the daemon serves its own user only"));
@@ -1353,6 +1399,8 @@ static int serve_main(int argc, char **argv) {
                 }
                 cl[ncl++] = (client){.fd = fd, .heard_ns = now};
             }
+        }
+        if (pf[0].revents & POLLIN) {
             if (ncl == MAX_CLIENTS && !full_said) {
                 logf_(&sv, "%d connections open: new ones wait in the listen queue until one closes", MAX_CLIENTS);
                 full_said = 1;
@@ -1490,7 +1538,7 @@ static int serve_main(int argc, char **argv) {
             if (cl[k].fd >= 0) cl[kept++] = cl[k];
         ncl = kept;
         if (now - last_spool > 500000000ull) {
-            if (keep_socket(&sv, &lfd) != 0) break;
+            if (keep_socket(&sv, &lfd, &old_lfd) != 0) break;
             if (sv.live) process_spool(&sv);
             last_spool = now;
         }
@@ -1522,6 +1570,7 @@ static int serve_main(int argc, char **argv) {
      * socket cut it off from every client for its whole life. */
     if (same_file(sv.sock, sv.sock_dev, sv.sock_ino)) unlink(sv.sock);
     close(lfd);
+    if (old_lfd >= 0) close(old_lfd);
     /* Every connection closed now, not after speech has stopped: a hook
      * whose request was not read learns at once that it was not taken
      * (and hands it to the next daemon) instead of waiting past its budget

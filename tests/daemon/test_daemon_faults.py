@@ -138,6 +138,8 @@ wait_for(lambda: os.path.exists(d.sock), "the socket made again")
 r, _ = d.ctl("status")
 check(r.returncode == 0 and "ready" in r.stdout, "ctl reaches the daemon again: %s %s" % (r.stdout, r.stderr))
 check("was removed: listening on it again" in read(d.err), "the daemon says it listens again: %s" % read(d.err)[-300:])
+wait_for(lambda: "listening on it again" in read(os.path.join(d.dir, "serve.log")),
+         "serve.log made again (it went with the folder, and later lines went to the deleted file)")
 # ... and a daemon whose folder was taken over by a newer one leaves without
 # removing the newer one's socket (it did: the newer one was cut off for its
 # whole life). The old one is stopped while the folder goes and the new one

@@ -674,6 +674,21 @@ static void test_subagents(void) {
 #define TRLINE(type, side, content) "{\"parentUuid\":null,\"isSidechain\":" side ",\"userType\":\"external\"," \
     "\"sessionId\":\"s\",\"version\":\"2.1.230\",\"type\":\"" type "\",\"message\":" content ",\"uuid\":\"u\"}"
 static void write_file(const char *path, const char *text);
+/* The last turn of the transcript at path, as --transcript speaks it, into c
+ * (merge_short: the text stage's merge of short sentences, 0 = off). */
+static void last_turn(const char *path, int merge_short, coll *c) {
+    memset(c, 0, sizeof *c);
+    ingest_params p;
+    ingest_default_params(&p);
+    p.transcript = 1;
+    if (!merge_short) p.text.merge_short_chars = 0;
+    ingest_frontend *fe;
+    stts_error err;
+    CHECK(ingest_frontend_new(&p, cb, wcb, c, &fe, NULL) == STTS_OK);
+    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    ingest_frontend_free(fe);
+}
+
 static void test_subagent_markers_both_modes(void) {
     const char *T[] = {TRLINE("user", "false", "{\"role\":\"user\",\"content\":\"where is the loader?\"}"),
                        TRLINE("assistant", "false", "{\"id\":\"m1\",\"content\":[{\"type\":\"text\",\"text\":\"I will use an agent.\"}]}"),
@@ -699,19 +714,10 @@ static void test_subagent_markers_both_modes(void) {
     const char *sub_prompt = "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"Find it.\"},"
                              "\"parent_tool_use_id\":\"toolu_1\"}";
     CHECK(!ingest_transcript_is_prompt(sub_prompt, strlen(sub_prompt)));
-    memset(&c, 0, sizeof c);
-    ingest_params p;
-    ingest_default_params(&p);
-    p.transcript = 1;
-    p.text.merge_short_chars = 0;
-    ingest_frontend *fe;
-    stts_error err;
-    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    last_turn(path, 0, &c);
     EXPECT(&c, "I will ask a research agent. | The parser is in parse.py.");
     CHECK_EQ_INT(c.nw, 1);
     CHECK(strstr(c.warn[0], "line 6: ") && strstr(c.warn[0], "stream-json") && strstr(c.warn[0], "--input"));
-    ingest_frontend_free(fe);
     unlink(path);
 }
 
@@ -1124,17 +1130,9 @@ static void test_transcript_last_turn(void) {
                TA("a3", "New answer part two.")
                TA("a3", "New answer part two."));   /* resumed: same message again; and no final newline issue */
     coll c;
-    memset(&c, 0, sizeof c);
-    ingest_params p;
-    ingest_default_params(&p);
-    p.transcript = 1;
-    ingest_frontend *fe;
-    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-    stts_error err;
-    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    last_turn(path, 1, &c);
     EXPECT(&c, "New answer part one. | {error}Claude Code reported an error. | New answer part two.");
     CHECK_EQ_INT(c.nw, 0);
-    ingest_frontend_free(fe);
     CHECK(ingest_transcript_is_prompt(TU("hello"), strlen(TU("hello")) - 1));
     CHECK(!ingest_transcript_is_prompt(TU("[Request interrupted by user]"), strlen(TU("[Request interrupted by user]")) - 1));
     /* a last prompt with half an emoji (a lone surrogate escape) is still the
@@ -1142,22 +1140,17 @@ static void test_transcript_last_turn(void) {
     write_file(path, TU("first prompt") TA("a1", "Old answer.") TU("broken emoji \\ud83d here")
                      TA("a2", "New answer."));
     CHECK(ingest_transcript_is_prompt(TU("broken \\ud83d"), strlen(TU("broken \\ud83d")) - 1));
-    memset(&c, 0, sizeof c);
-    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    last_turn(path, 1, &c);
     EXPECT(&c, "New answer.");
-    ingest_frontend_free(fe);
     /* a prompt that is only a pasted image starts the last turn too */
     write_file(path, TU("first prompt") TA("a1", "Old answer.")
                      "{\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":"
                      "{\"type\":\"base64\",\"media_type\":\"image/png\",\"data\":\"iVBORw0KGgo=\"}}]},\"uuid\":\"x\"}\n"
                      TA("a2", "The screenshot shows an error."));
-    memset(&c, 0, sizeof c);
-    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    last_turn(path, 1, &c);
     EXPECT(&c, "The screenshot shows an error.");
-    ingest_frontend_free(fe);
-    CHECK(ingest_transcript_last_turn(fe = NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
+    stts_error err;
+    CHECK(ingest_transcript_last_turn(NULL, "/nonexistent/x.jsonl", &err) == STTS_ERR_IO);
     CHECK(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
     unlink(path);
 }
@@ -1230,17 +1223,8 @@ static void test_transcript_turn_boundaries(void) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         write_file(path, cases[k].file);
         coll c;
-        memset(&c, 0, sizeof c);
-        ingest_params p;
-        ingest_default_params(&p);
-        p.transcript = 1;
-        p.text.merge_short_chars = 0;
-        ingest_frontend *fe;
-        stts_error err;
-        CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-        CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+        last_turn(path, 0, &c);
         EXPECT(&c, cases[k].want);
-        ingest_frontend_free(fe);
     }
     unlink(path);
     /* --follow feeds every line: the reply before the command and the
@@ -1275,18 +1259,9 @@ static void test_transcript_synthetic_users(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/tests/data/front/transcript_synthetic_users.jsonl", STTS_SOURCE_DIR);
     coll c;
-    memset(&c, 0, sizeof c);
-    ingest_params p;
-    ingest_default_params(&p);
-    p.transcript = 1;
-    p.text.merge_short_chars = 0;
-    ingest_frontend *fe;
-    CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
-    stts_error err;
-    CHECK(ingest_transcript_last_turn(fe, path, &err) == STTS_OK);
+    last_turn(path, 0, &c);
     EXPECT(&c, "I will load the tool first. | The tool is ready now. | Continuing after the summary.");
     CHECK_EQ_INT(c.nw, 0);
-    ingest_frontend_free(fe);
 }
 
 static void test_hook_payload(void) {

@@ -22,6 +22,8 @@ size_t mt_checkpoint_count(const mt_checkpoint *ck) { return (void)ck, 0; }
 const mt_tensor *mt_checkpoint_at(const mt_checkpoint *ck, size_t i) { return (void)ck, (void)i, NULL; }
 const mt_tensor *mt_checkpoint_find(const mt_checkpoint *ck, const char *name) { return (void)ck, (void)name, NULL; }
 const char *mt_checkpoint_path(const mt_checkpoint *ck) { return (void)ck, "(none)"; }
+const char *mt_checkpoint_weights(const mt_checkpoint *ck) { return (void)ck, NULL; }
+int mt_checkpoint_source_dtype(const mt_checkpoint *ck) { return (void)ck, -1; }
 const char *mt_dtype_name(mt_dtype d) { return (void)d, "?"; }
 size_t mt_dtype_size(mt_dtype d) {
     return d == MT_DTYPE_F32 ? 4 : d == MT_DTYPE_F16 || d == MT_DTYPE_BF16 ? 2 : d == MT_DTYPE_I64 ? 8 : d == MT_DTYPE_I8 ? 1 : 0;

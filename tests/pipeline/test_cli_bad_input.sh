@@ -169,6 +169,21 @@ expect "serve: config key without value" 2 "'tgt' needs a value .*noval2.conf:1"
 printf 'weights\n' >"$T/noval3.conf"
 expect "serve: config key without value, before --config" 2 "'weights' needs a value .*noval3.conf:1" \
   "$BIN" serve --config "$T/noval3.conf" --socket "$T/sock"
+# serve.KEY lines: the daemon's own settings (a daemon a hook starts has no flags); the main
+# command leaves them to it, serve reads them as its flags, errors with file:line.
+printf 'serve.order = session\nserve.cue = true\nserve.idle-exit = 1\n' >"$T/servekeys.conf"
+expect "config: serve.* lines, the main command" 0 "" $D --config "$T/servekeys.conf"
+expect "config: serve.* lines, serve (idle-exit 1 from the file)" 0 "idle for 1 s: exiting" \
+  "$BIN" serve --config "$T/servekeys.conf" --socket "$T/sk/s" --output "$T/sk.wav"
+printf '# mine\nserve.order = sideways\n' >"$T/servebad.conf"
+expect "config: a bad serve.order" 2 "--order takes .*configuration file .*servebad.conf:2" \
+  "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
+printf 'serve.cue = maybe\n' >"$T/servebad.conf"
+expect "config: serve.cue not true or false" 2 "'serve.cue' takes true or false.*servebad.conf:1" \
+  "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
+printf 'serve.order\n' >"$T/servebad.conf"
+expect "config: serve.order without a value" 2 "'serve.order' needs a value.*servebad.conf:1" \
+  "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
 printf 'echo\n' >"$T/switch.conf"
 expect "config: a bare switch (control)" 0 "" $D --config "$T/switch.conf"
 printf '\n\nspeed = fast\n' >"$T/type.conf"

@@ -87,6 +87,7 @@ static int run_with_args(int argc, char **argv) {
         if (strcmp(argv[i], "--config") == 0) { i++; continue; }     /* read by config_argv */
         if (strncmp(argv[i], "--config=", 9) == 0) continue;
         int i0 = i, in_config = i <= config_argc();
+        if (in_config && !strncmp(argv[i], "--serve.", 8)) continue;   /* "serve.KEY = VALUE": the daemon's own */
         /* A configuration line without "= value" (written "--key") must not
          * take the next argument as its value: the parsers see it alone.
          * Before, "weights" took "--config" and was reported as a bad

@@ -1063,7 +1063,8 @@ static void usage(FILE *f) {
           "  --notice-lang CODE      language of notices, an NLLB code (default: the spoken language's when\n"
           "                          it has a phrase table, else eng_Latn)\n"
           "  --config FILE           settings file (default ~/.config/stream-tts/config, as for stream-tts;\n"
-          "                          its speech settings apply, flags given here win)\n"
+          "                          its speech settings apply, flags given here win); serve's own flags\n"
+          "                          there as serve.KEY = VALUE (serve.order = session, serve.cue = true)\n"
           "and the speech flags of stream-tts (--model, --tgt, --voice, --output, --metrics, ...):\n", f);
     pipeline_opts_usage(f);
 }
@@ -1099,11 +1100,18 @@ static void start_err(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+/* The configuration file's line of the `serve.` setting being read, if
+ * one is: its errors say where it was written. */
+static char g_cfg_where[PATH_MAX + 16];
+
 static void start_err(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_start_failed, sizeof g_start_failed, fmt, ap);
     va_end(ap);
+    size_t n = strlen(g_start_failed);
+    if (g_cfg_where[0] && n < sizeof g_start_failed)
+        snprintf(g_start_failed + n, sizeof g_start_failed - n, " (in the configuration file %.600s)", g_cfg_where);
     fprintf(stderr, "stream-tts serve: %s\n", g_start_failed);
 }
 
@@ -1126,6 +1134,7 @@ static int serve_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         const char *v;
+        g_cfg_where[0] = '\0';
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--config")) {   /* read by config_argv */
             if (i + 1 < argc) snprintf(sv.config_file, sizeof sv.config_file, "%s", argv[i + 1]);
@@ -1136,7 +1145,29 @@ static int serve_main(int argc, char **argv) {
             snprintf(sv.config_file, sizeof sv.config_file, "%s", argv[i] + 9);
             continue;
         }
-        if (i <= config_argc()) {
+        if (i <= config_argc() && !strncmp(argv[i], "--serve.", 8)) {
+            /* "serve.KEY = VALUE": a setting of the daemon's own (order,
+             * cue, max-lag, idle-exit, ...), which the main command leaves
+             * to it. A daemon a hook starts has no other way to get one. It
+             * is read as the flag --KEY=VALUE below; a switch takes "true"
+             * or "false". */
+            snprintf(g_cfg_where, sizeof g_cfg_where, "%s", config_where(i));
+            memmove(argv[i] + 2, argv[i] + 8, strlen(argv[i] + 8) + 1);
+            char *eq = strchr(argv[i], '=');
+            int is_switch = !strncmp(argv[i], "--cue", eq ? (size_t)(eq - argv[i]) : strlen(argv[i])) ||
+                            !strncmp(argv[i], "--no-stop-failure", eq ? (size_t)(eq - argv[i]) : strlen(argv[i]));
+            if (is_switch && eq) {
+                if (!strcmp(eq + 1, "false")) continue;
+                if (strcmp(eq + 1, "true") != 0) {
+                    start_err("'serve.%.*s' takes true or false, got '%s'", (int)(eq - argv[i] - 2), argv[i] + 2, eq + 1);
+                    return 2;
+                }
+                *eq = '\0';
+            } else if (!is_switch && !eq) {
+                start_err("'serve.%s' needs a value: write 'serve.%s = VALUE'", argv[i] + 2, argv[i] + 2);
+                return 2;
+            }
+        } else if (i <= config_argc()) {
             /* From the configuration file, written for the main command:
              * its speech settings apply; its input flags (which mean
              * nothing to the daemon) are accepted and left unused. */

@@ -137,6 +137,7 @@ typedef struct {
     pthread_cond_t cv;
     daemon_queue *pending;
     uint64_t overflow;       /* sentences dropped since the queue was full (MAX_PENDING_SESSION, MAX_PENDING) */
+    uint64_t dropped_total;  /* ... since the start: a request's reply says how many were its own */
     int quit;
     pipeline *pl;            /* set once loaded (under mu); freed by the main thread after the speaker ends */
     app *app;
@@ -252,6 +253,7 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     if ((mine >= MAX_PENDING_SESSION || daemon_queue_count(sv->pending) >= MAX_PENDING) &&
         !(s->flags & INGEST_SENT_ASIDE)) {
         int first = !sv->overflow++;
+        sv->dropped_total++;
         pthread_mutex_unlock(&sv->mu);
         if (first && mine >= MAX_PENDING_SESSION)
             logf_(sv, "%d sentences of session %s are waiting (hours of speech): its later sentences are dropped "
@@ -828,6 +830,9 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         const char *what = "";
         const char *ev = json_string_value(json_object_get(rq.payload, "hook_event_name"));
         const char *sid = json_string_value(json_object_get(rq.payload, "session_id"));
+        pthread_mutex_lock(&sv->mu);
+        uint64_t dropped0 = sv->dropped_total;
+        pthread_mutex_unlock(&sv->mu);
         if (daemon_hub_hook_at(sv->hub, rq.payload, made_ns, &what, &err) != STTS_OK) {
             r = daemon_reply_error(err.msg);
             logf_(sv, "hook refused: %s", err.msg);
@@ -868,6 +873,16 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
             }
             pthread_mutex_unlock(&sv->mu);
             if (lift) logf_(sv, "session %s started again: the mute given after its end is lifted", sid);
+        }
+        /* sentences past the queue's bound: "spoken" would say they were not lost */
+        pthread_mutex_lock(&sv->mu);
+        uint64_t dropped = sv->dropped_total - dropped0;
+        pthread_mutex_unlock(&sv->mu);
+        char part[160];
+        if (dropped) {
+            snprintf(part, sizeof part, "%s, but %llu sentences dropped (%d of the session already waiting)", what,
+                     (unsigned long long)dropped, MAX_PENDING_SESSION);
+            what = part;
         }
         json_object_set_new(out, "done", json_string(what));
         break;

@@ -1381,7 +1381,8 @@ static stts_status on_message_display(session *s, json_t *pl, int quiet, int ove
      * whole of one (its first batch and its last), a batch like any other
      * with no words (it was read out, and translated into an invented
      * sentence); as one batch of a longer message, Claude's own words */
-    if ((!has_index || ix == 0) && json_is_true(json_object_get(pl, "final")) && ingest_is_placeholder(t, n))
+    if ((has_index ? ix == 0 : !find_msg(s, mid)) && json_is_true(json_object_get(pl, "final")) &&
+        ingest_is_placeholder(t, n))
         t = "", n = 0;
     msg *m = find_msg(s, mid);
     if (!m && (m = adopt_stop_msg(s, mid, t, n, has_index ? (long)ix : 0, over, str(pl, "prompt_id")))) {

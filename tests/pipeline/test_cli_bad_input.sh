@@ -179,11 +179,24 @@ printf '# mine\nserve.order = sideways\n' >"$T/servebad.conf"
 expect "config: a bad serve.order" 2 "--order takes .*configuration file .*servebad.conf:2" \
   "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
 printf 'serve.cue = maybe\n' >"$T/servebad.conf"
-expect "config: serve.cue not true or false" 2 "'serve.cue' takes true or false.*servebad.conf:1" \
+expect "config: serve.cue not true or false" 2 "cue takes true or false, got 'maybe'.*servebad.conf:1" \
   "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
 printf 'serve.order\n' >"$T/servebad.conf"
 expect "config: serve.order without a value" 2 "'serve.order' needs a value.*servebad.conf:1" \
   "$BIN" serve --config "$T/servebad.conf" --socket "$T/sk/s"
+# a relative serve.output is the config file's folder's, and wins over output (whatever the order)
+mkdir -p "$T/cfgd" "$T/elsewhere"
+printf 'serve.output = daemon.wav\noutput = main.wav\nserve.idle-exit = 1\nserve.echo\n' >"$T/cfgd/config"
+(cd "$T/elsewhere" && timeout 60 "$BIN" serve --config "$T/cfgd/config" --socket "$T/sk2/s" >/dev/null 2>"$T/sk2.err"); rc=$?
+[ $rc -eq 0 ] && [ -s "$T/cfgd/daemon.wav" ] && [ ! -e "$T/elsewhere/daemon.wav" ] && [ ! -e "$T/cfgd/main.wav" ] && ok \
+  || bad "serve.output: exit $rc, $(ls "$T/cfgd" "$T/elsewhere" | tr '\n' ' ') $(head -c 300 "$T/sk2.err")"
+# the command line wins over a bad serve.KEY, as over a bad KEY; serve.socket is refused (no client reads it)
+printf 'serve.order = sideways\nserve.idle-exit = 1\n' >"$T/servebad.conf"
+expect "config: a bad serve.order, --order given" 0 "idle for 1 s" \
+  "$BIN" serve --config "$T/servebad.conf" --order newest --socket "$T/sk/s" --output "$T/sk.wav"
+printf 'serve.socket = %s\n' "$T/elsewhere/s" >"$T/servebad.conf"
+expect "config: serve.socket" 2 "'serve.socket' is not read from the configuration file.*STREAM_TTS_SOCKET" \
+  "$BIN" serve --config "$T/servebad.conf"
 printf 'echo\n' >"$T/switch.conf"
 expect "config: a bare switch (control)" 0 "" $D --config "$T/switch.conf"
 printf '\n\nspeed = fast\n' >"$T/type.conf"

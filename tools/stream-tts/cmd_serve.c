@@ -671,6 +671,10 @@ static int keep_socket(server *sv, int *lfd, int *old_lfd) {
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             close(fd);
+            /* A serve starting this very moment took it: while the socket
+             * is still ours, that one finds us answering and leaves; look
+             * again at the next tick rather than both leaving. */
+            if (sock_ours) return 0;
             logf_(sv, "the lock file %s was removed and another daemon holds the new one: exiting", lock_path);
             return -1;
         }
@@ -880,8 +884,8 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
         pthread_mutex_unlock(&sv->mu);
         char part[160];
         if (dropped) {
-            snprintf(part, sizeof part, "%s, but %llu sentences dropped (%d of the session already waiting)", what,
-                     (unsigned long long)dropped, MAX_PENDING_SESSION);
+            snprintf(part, sizeof part, "%s, but %llu sentences dropped (the daemon's queue is full: %d a session, "
+                     "%d in all)", what, (unsigned long long)dropped, MAX_PENDING_SESSION, MAX_PENDING);
             what = part;
         }
         json_object_set_new(out, "done", json_string(what));
@@ -1147,7 +1151,7 @@ static int serve_main(int argc, char **argv) {
     frontend_opts fo;
     frontend_opts_init(&fo);
     for (int i = 1; i < argc; i++) {
-        int missing = 0;
+        int missing = 0, b, on;
         const char *v;
         g_cfg_where[0] = '\0';
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -1169,16 +1173,22 @@ static int serve_main(int argc, char **argv) {
             snprintf(g_cfg_where, sizeof g_cfg_where, "%s", config_where(i));
             memmove(argv[i] + 2, argv[i] + 8, strlen(argv[i] + 8) + 1);
             char *eq = strchr(argv[i], '=');
-            int is_switch = !strncmp(argv[i], "--cue", eq ? (size_t)(eq - argv[i]) : strlen(argv[i])) ||
-                            !strncmp(argv[i], "--no-stop-failure", eq ? (size_t)(eq - argv[i]) : strlen(argv[i]));
-            if (is_switch && eq) {
-                if (!strcmp(eq + 1, "false")) continue;
-                if (strcmp(eq + 1, "true") != 0) {
-                    start_err("'serve.%.*s' takes true or false, got '%s'", (int)(eq - argv[i] - 2), argv[i] + 2, eq + 1);
-                    return 2;
-                }
-                *eq = '\0';
-            } else if (!is_switch && !eq) {
+            size_t klen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+            int is_switch = (klen == 5 && !strncmp(argv[i], "--cue", 5)) ||
+                            (klen == 17 && !strncmp(argv[i], "--no-stop-failure", 17));
+            if (!strncmp(argv[i], "--socket", 8) && (klen == 8)) {
+                /* ctl and the hooks do not read the configuration file: a
+                 * daemon listening elsewhere was out of their reach, and a
+                 * hook started a second one on the default path */
+                start_err("'serve.socket' is not read from the configuration file (the clients would not find "
+                          "the daemon): set STREAM_TTS_SOCKET for every client and the daemon alike");
+                return 2;
+            }
+            if (!is_switch && !eq) {
+                /* a bare line: a switch of the speech flags ("serve.echo"), or a flag missing its value */
+                int j = i, r = pipeline_opts_parse(&sv.po, i + 1, argv, &j, err, sizeof err);
+                if (r == 0) r = frontend_opts_parse(&fo, i + 1, argv, &j, err, sizeof err);
+                if (r > 0 && j == i) continue;
                 start_err("'serve.%s' needs a value: write 'serve.%s = VALUE'", argv[i] + 2, argv[i] + 2);
                 return 2;
             }
@@ -1257,10 +1267,12 @@ static int serve_main(int argc, char **argv) {
                 return 2;
             }
             hp.stop_grace_ms = (int)ms;
-        } else if (!strcmp(argv[i], "--cue")) {
-            sv.cue = 1;
-        } else if (!strcmp(argv[i], "--no-stop-failure")) {
-            hp.speak_stop_failure = 0;
+        } else if ((b = cli_bool_flag("--cue", argv[i], &on, err, sizeof err)) != 0) {
+            if (b < 0) { start_err("%s", err); return 2; }   /* --cue=false turns off a serve.cue of the file */
+            sv.cue = on;
+        } else if ((b = cli_bool_flag("--no-stop-failure", argv[i], &on, err, sizeof err)) != 0) {
+            if (b < 0) { start_err("%s", err); return 2; }
+            hp.speak_stop_failure = !on;
         } else if (!strcmp(argv[i], "--notice-lang") || !strncmp(argv[i], "--notice-lang=", 14)) {
             if (frontend_opts_parse(&fo, argc, argv, &i, err, sizeof err) < 0) {
                 start_err("%s", err);
@@ -1279,6 +1291,7 @@ static int serve_main(int argc, char **argv) {
         start_err("%s needs a value", argv[i]);
         return 2;
     }
+    g_cfg_where[0] = '\0';   /* later start errors are not the last serve. line's */
     if (notify) hp.notify_types = notify;
     if (!sv.config_file[0]) {   /* no --config: where config_argv looked */
         const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
@@ -1434,7 +1447,7 @@ static int serve_main(int argc, char **argv) {
             while (from[w] >= 0 && ncl < MAX_CLIENTS) {
                 int fd = stts_accept_cloexec(from[w], NULL, NULL, 1);
                 if (fd < 0) {
-                    if (w == 0 && errno != EINTR && errno != ECONNABORTED) { close(old_lfd); old_lfd = -1; }
+                    if (w == 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { close(old_lfd); old_lfd = -1; }
                     break;
                 }
                 uid_t peer;

@@ -236,6 +236,7 @@ static char **config_fail(FILE *f, char **out, int n, char *err, size_t cap, con
  * same file read from two shells named two files. Keys whose value is a
  * path; the words they also take (-, auto, none, a voice's name) stay. */
 static int config_path_key(const char *key, const char *val) {
+    if (!strncmp(key, "serve.", 6)) key += 6;   /* the daemon's own settings: the same keys */
     static const char *const paths[] = {"model", "output", "metrics", "input", "transcript", "follow", "user-dict",
                                         "shortlist", "voice", NULL};
     int k = 0;
@@ -252,7 +253,7 @@ static int config_path_key(const char *key, const char *val) {
 
 /* "--key=value" with each relative path of value (user-dict: a comma-separated list) joined to dir. */
 static char *config_arg(const char *key, const char *val, const char *dir) {
-    int list = !strcmp(key, "user-dict"), items = 1;
+    int list = !strcmp(key, "user-dict") || !strcmp(key, "serve.user-dict"), items = 1;
     for (const char *c = val; list && *c; c++) items += *c == ',';
     size_t len = strlen(key) + strlen(val) + 4;
     if (dir && config_path_key(key, val)) len += (strlen(dir) + 1) * (size_t)items; /* the folder before each */
@@ -377,17 +378,37 @@ char **config_argv(int argc, char **argv, int *new_argc, char *err, size_t cap) 
      * the command line, the very way to get past it. */
     int kept = 1;
     for (int k = 1; k < n; k++) {
-        size_t klen = strcspn(out[k], "=");
+        /* "--serve.order" is given by "--order" (serve's flag) */
+        const char *flag = out[k];
+        char unprefixed[256];
+        if (!strncmp(flag, "--serve.", 8)) {
+            snprintf(unprefixed, sizeof unprefixed, "--%s", flag + 8);
+            flag = unprefixed;
+        }
+        size_t klen = strcspn(flag, "=");
         int given = 0;
         for (int i = 1; i < argc && !given; i++) {
             if (!strcmp(argv[i], "--")) break;
-            given = !strncmp(argv[i], out[k], klen) && (argv[i][klen] == '\0' || argv[i][klen] == '=');
+            given = !strncmp(argv[i], flag, klen) && (argv[i][klen] == '\0' || argv[i][klen] == '=');
         }
         if (given) { free(out[k]); continue; }
         g_config_lines[kept - 1] = g_config_lines[k - 1];
         out[kept++] = out[k];
     }
     n = kept;
+    /* serve.KEY lines after the plain ones: for the daemon they win over
+     * the same KEY written for every command, wherever each is in the
+     * file (stable: each group keeps its order) */
+    for (int a = 1, moved = 0; a + moved < n;) {
+        if (strncmp(out[a], "--serve.", 8) != 0) { a++; continue; }
+        char *s = out[a];
+        int line = g_config_lines[a - 1];
+        memmove(out + a, out + a + 1, (size_t)(n - a - 1) * sizeof *out);
+        memmove(g_config_lines + a - 1, g_config_lines + a, (size_t)(n - a - 1) * sizeof *g_config_lines);
+        out[n - 1] = s;
+        g_config_lines[n - 2] = line;
+        moved++;
+    }
     g_config_n = n - 1;
     if (g_config_n > 0) snprintf(g_config_path, sizeof g_config_path, "%s", path);
     char **g = realloc(out, (size_t)(n + argc) * sizeof *g);

@@ -106,7 +106,7 @@ def queue_message(n, session):
 
 tenth = sorted(queue_message(8000, "tenth-%d" % k)[1] for k in range(3))[1]
 r, took = queue_message(80000, "big")
-check(r["done"].startswith("spoken, but ") and " sentences dropped (20000 of the session already waiting)" in r["done"]
+check(r["done"].startswith("spoken, but ") and " sentences dropped (the daemon's queue is full: 20000 a session" in r["done"]
       and (took < 20 or took < 30 * tenth),
       "a 2.4 MB message queued in %.1f s (a tenth of it in %.2f s): %r" % (took, tenth, r))
 # ... of which the first 20000 wait (hours of speech), the rest dropped, said in the log (the queue,

@@ -167,6 +167,13 @@ struct text_stream {
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
     int prose_pw;         /* 2: the last word named a password; 3: it was the bare name ("password"), whose next
                            * word may be it at once; 1: and then "is" (is_copula): the next word may be it */
+    int cred_noun;        /* the last word named a credential, nothing after it: 2 a password, 1 a key or
+                           * token; 0 when it was none. "for", "of" ... next opens cred_span */
+    int key_qual;         /* the last word was "API", "access", "private" ...: a "key" next is a key's name */
+    int cred_span;        /* words left in "The passphrase for the key is": a phrase between a credential's
+                           * name and its "is" */
+    int span_cue;         /* that phrase ended in "is", "was", "to", "=" or ':': 2 the next word may be the
+                           * password (as prose_pw 1), 1 the key or token if it looks like one */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -1322,6 +1329,62 @@ static int is_modal(const char *s, size_t n) {
     return 0;
 }
 
+/* A word opening a phrase that says whose credential it is, between the
+ * credential's name and its "is": "The passphrase FOR the key is ...",
+ * "the password OF the root user was ...", "the token WE use is ...". Only
+ * these: a noun right after the name makes the name a modifier ("the
+ * password policy is described in "Security.md"", "the token format is
+ * "JWT""), and what follows "is" is then about the policy, not a value. */
+static int is_span_word(const char *s, size_t n) {
+    static const char *const w[] = {"for", "of", "on", "in", "from", "at", "used", "that", "we", "you", "i", "they", NULL};
+    char low[8];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+
+/* A word naming a key or token in prose (for cred_span): "secret", "token",
+ * "key" after a word that makes it a credential (qual: "API key", "private
+ * key"; "the key for this map" is a lookup key), or a credential's variable
+ * name ("GITHUB_TOKEN", "SECRET"; "secretary" is a word). */
+static int names_key_noun(const char *s, size_t n, int qual) {
+    static const char *const w[] = {"secret", "token", "passcode", NULL};
+    char low[64];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    if (qual && (strcmp(low, "key") == 0 || strcmp(low, "token") == 0)) return 1;
+    int caps = 1;
+    for (size_t i = 0; i < n; i++) caps &= !islower((unsigned char)s[i]);
+    return (caps || memchr(s, '_', n)) && n >= 5 && is_cred_name(s, n, 1);
+}
+
+/* A word that makes a "key" after it a credential ("API key", "access key"). */
+static int is_key_qualifier(const char *s, size_t n) {
+    static const char *const w[] = {"api", "access", "private", "secret", "signing", "encryption", "license", "master",
+                                    "deploy", "client", "auth", "bearer", "bot", NULL};
+    char low[16];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+
+/* A quoted value that names where a secret is, not the secret: a path or a
+ * file name ("is "config/secrets.yaml"", "is "prod.pem""). */
+static int is_reference_value(const char *s, size_t n) {
+    static const char *const ext[] = {"md", "txt", "json", "yaml", "yml", "toml", "env", "ini", "cfg", "conf", "pem",
+                                      "key", "crt", "pdf", "html", "xml", "csv", "log", "sh", "py", "js", "ts", NULL};
+    if (memchr(s, '/', n) || memchr(s, '\\', n)) return 1;
+    size_t d = n;
+    while (d > 0 && s[d - 1] != '.') d--;
+    if (d < 2) return 0;   /* no dot, or only a leading one */
+    for (int i = 0; ext[i]; i++)
+        if (n - d == strlen(ext[i]) && starts_ci(s + d, n - d, ext[i])) return 1;
+    return 0;
+}
+
 /* Japanese and Chinese name a password or a key in text without spaces
  * ("パスワードはhunter2xyzです", "密码是 hunter2xyz"), so no word names it: the
  * sentence so far ends in such a phrase (an opening quote or a space aside).
@@ -1540,6 +1603,9 @@ static const char *mem_find(const char *s, size_t n, const char *pat, size_t pl)
 /* Words after one naming a key ("token", "secret") in which a token-like
  * word is taken for its value (within the sentence: see word_end). */
 #define KEY_WORDS 5
+/* Words between a credential's name and its "is" ("The passphrase for the
+ * production key is ..."). */
+#define CRED_SPAN 6
 
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
@@ -1700,7 +1766,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                     if (strcmp(lowl, lw[i]) == 0) ts->login_words = 4;
     }
     int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
-    ts->cred = 0;
+    int noun = ts->cred_noun, kqual = ts->key_qual, span = ts->cred_span, scue = ts->span_cue;
+    ts->cred = ts->cred_noun = ts->key_qual = ts->cred_span = ts->span_cue = 0;
     /* .netrc: "machine HOST login USER password PASS" (also "account"); the
      * value after "password" has no '=', ':' or "is" to name it. Only in
      * that layout: "the login password field" in prose is read */
@@ -1919,6 +1986,11 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
              * whose next line is another pair) */
             if (ts->prose_pw == 2 && b == n && !memchr(c, '=', cl) && !memchr(c, ':', cl)) ts->prose_pw = 3;
         }
+        if (b == n && qs == 0 && qe == cl) {
+            if (names_password(c, cl) && c[0] != '-') ts->cred_noun = 2;
+            else if (names_key_noun(c, cl, kqual)) ts->cred_noun = 1;
+            ts->key_qual = is_key_qualifier(c, cl);
+        }
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1952,8 +2024,15 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
         direct = lq >= 0 || (looks_like_password(c, cl) && marks);
     }
+    /* after "The passphrase for the key is" (cred_span): as after "password
+     * is", but a quoted path or file name says where the secret is ("The
+     * password for prod is in "vault.yaml"" stops at "in" anyway); after a
+     * key's or token's name only a word that looks like one ("The token for
+     * the bot is "expired"" is read) */
+    int spanned = scue && !is_reference_value(c, cl) &&
+                  (scue == 2 ? lq >= 0 || looks_like_password(c, cl) : looks_like_password(c, cl) || looks_like_token(c, cl));
     if (cl && !is_placeholder_value(c, cl) &&
-        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct ||
+        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct || spanned ||
          (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -1965,6 +2044,26 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* "should be", "will be", "has been", "is now": the value comes after them */
     if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
     if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
+    if (scue && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->span_cue = scue;
+    /* "The passphrase for the key is "correct horse battery staple"": a
+     * credential's name, a phrase opened by "for", "of" ... (is_span_word)
+     * of at most CRED_SPAN words with no punctuation, then "is", "was",
+     * "to" (is_copula), a ':' ending the phrase's last word, or a lone '='
+     * or ':': the next word is taken as after "password is". "should be"
+     * ends it too ("be" is a copula). A noun right after the name ("the
+     * password policy is ...") opens no phrase. */
+    if (noun && b == n && is_span_word(c, cl)) {
+        ts->cred_span = CRED_SPAN;
+        ts->cred_noun = noun;
+    } else if (span) {
+        int sep = n == 1 && (w[0] == '=' || w[0] == ':');
+        if (sep || (b == n && is_copula(c, cl)) || (b + 1 == n && w[b] == ':' && cl)) {
+            ts->span_cue = noun;
+        } else if (b == n && span > 1) {
+            ts->cred_span = span - 1;
+            ts->cred_noun = noun;
+        }
+    }
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
@@ -2281,7 +2380,7 @@ static void word_end(text_stream *ts) {
      * key. The commit 9fce..." is a commit */
     if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
                   memchr(w + b, ';', n - b)))
-        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = 0;
+        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = ts->cred_span = ts->span_cue = 0;
     if (handled) return;
     /* a PEM marker that prose names on a line of its own ("and end with" /
      * "-----END CERTIFICATE-----"): its words without the dashes */
@@ -2419,6 +2518,7 @@ static void hard_break(text_stream *ts) {
     /* likewise a password's name right before the break takes no value
      * without "is" in the next block, nor a user/password pair */
     if (ts->prose_pw >= 2) ts->prose_pw = 0;
+    ts->cred_noun = ts->key_qual = ts->cred_span = 0;
     ts->user_pair = ts->bang_end = 0;
 }
 
@@ -3954,6 +4054,7 @@ static void reset_markdown(text_stream *ts) {
     ts->bearer = 0;
     ts->val_quote = 0;
     ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = ts->login_words = 0;
+    ts->cred_noun = ts->key_qual = ts->cred_span = ts->span_cue = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

@@ -1875,6 +1875,37 @@ static void test_secrets_in_prose(void) {
                        "The token expires; see request Xk9mP2qLw8vB3nR7tY5u later.");
 }
 
+/* Words between a credential's name and its "is" kept the value read:
+ * "The passphrase for the key is \"correct horse battery staple\"". A
+ * phrase opened by "for", "of", "to", "we" ... of up to six words, then
+ * "is", "was", "to", ':' or '=', names the value. A noun right after the
+ * name ("password policy"), a quoted path or file name, a plain word after
+ * a token's name and a comma in the phrase keep it read. */
+static void test_secrets_name_phrase_is(void) {
+    expect_every_split("The passphrase for the key is \"correct horse battery staple\" and you need it.",
+                       "The passphrase for the key is and you need it." SECRET);
+    expect_every_split("The password for the database was hunter2xyz until yesterday.",
+                       "The password for the database was until yesterday." SECRET);
+    expect_every_split("Set the password for the root user to \"hunter2\" please.", "Set the password for the root user to please." SECRET);
+    expect_every_split("The password of the root user: \"toor123\" here.", "The password of the root user: here." SECRET);
+    expect_every_split("The password for the admin should be \"S3cure!pass\" from now.",
+                       "The password for the admin should be from now." SECRET);
+    expect_every_split("The token for the staging bot is \"Xk9mP2qLw8vB3nR7tY5u\" now.", "The token for the staging bot is now." SECRET);
+    expect_every_split("The secret for the webhook is whsec_abc123 there.", "The secret for the webhook is there." SECRET);
+    expect_every_split("The API key we use in staging is \"abc123def456\" there.", "The API key we use in staging is there." SECRET);
+    /* read: a reference, not a value */
+    expect_every_split("The password policy is described in \"Security.md\" today.",
+                       "The password policy is described in \"Security.md\" today.");
+    expect_every_split("The password for prod is in \"vault.yaml\" and the private key for prod is \"prod.pem\" there.",
+                       "The password for prod is in \"vault.yaml\" and the private key for prod is \"prod.pem\" there.");
+    expect_every_split("The password for the admin account is stored in Vault.", "The password for the admin account is stored in Vault.");
+    expect_every_split("The token for the bot is \"expired\" and the key for this map is \"user_id2\" ok.",
+                       "The token for the bot is \"expired\" and the key for this map is \"user_id2\" ok.");
+    expect_every_split("The secretary for the board is \"Ann B2\" really.", "The secretary for the board is \"Ann B2\" really.");
+    expect_every_split("The password field in the form is \"Enter password\" as a placeholder.",
+                       "The password field in the form is \"Enter password\" as a placeholder.");
+}
+
 /* A password in prose in other languages (German "Das Passwort ist ...",
  * Spanish, French, Portuguese; Japanese and Chinese, where no word names
  * it: "パスワードはhunter2xyzです") and a random token after "トークンは" were
@@ -2094,6 +2125,7 @@ int main(void) {
     TEST_RUN(test_secrets_databricks);
     TEST_RUN(test_secrets_gh_secret_set);
     TEST_RUN(test_secrets_in_prose);
+    TEST_RUN(test_secrets_name_phrase_is);
     TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);

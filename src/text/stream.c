@@ -2040,7 +2040,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    if (ppw >= 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    /* "is:" too: "The password is:" over a list item or a line holding it */
+    if (ppw >= 2 && (b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) ts->prose_pw = 1;
     /* "should be", "will be", "has been", "is now": the value comes after them */
     if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
     if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
@@ -2514,10 +2515,15 @@ static void hard_break(text_stream *ts) {
      * prose ("Added a vault" lost "Added"): only a token-like word there is
      * still taken for the value; a flag or "password =" waiting for its
      * value stop waiting. */
+    /* A password's name with its ':' or '=' ("Your new password:" over a
+     * line holding it) is the exception: a word in quotes or one that is
+     * no word (a letter with a digit or a symbol, looks_like_password)
+     * there is the password, as after "password is"; prose is read. */
+    int pw_named = ts->cred == 2 && ts->prose_pw == 2;
     ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
     /* likewise a password's name right before the break takes no value
      * without "is" in the next block, nor a user/password pair */
-    if (ts->prose_pw >= 2) ts->prose_pw = 0;
+    if (ts->prose_pw >= 2) ts->prose_pw = pw_named ? 1 : 0;
     ts->cred_noun = ts->key_qual = ts->cred_span = 0;
     ts->user_pair = ts->bang_end = 0;
 }

@@ -1906,6 +1906,17 @@ static void test_secrets_name_phrase_is(void) {
                        "The password field in the form is \"Enter password\" as a placeholder.");
 }
 
+/* A password on the line (or list item) after "The password is:" or
+ * "Your new password:" was read: the break took the name's cue. Prose
+ * there stays read. */
+static void test_secrets_name_over_block(void) {
+    expect_every_split("The password is:\n\n- `Hunt3r2024!`\n\nDone.", "The password is:" SECRET " | Done.");
+    expect_every_split("Your new password:\n\n`Hunt3r2024!`\n\nKeep it.", "Your new password:" SECRET " | Keep it.");
+    expect_every_split("The password is: Hunt3r2024! there.", "The password is: there." SECRET);
+    expect_every_split("## Password:\n\nUse the manager, never reuse them.\n\nDB_PASSWORD=\n\nNext we deploy.",
+                       "Password: | Use the manager, never reuse them. | DB_PASSWORD= | Next we deploy.");
+}
+
 /* A password in prose in other languages (German "Das Passwort ist ...",
  * Spanish, French, Portuguese; Japanese and Chinese, where no word names
  * it: "パスワードはhunter2xyzです") and a random token after "トークンは" were
@@ -2126,6 +2137,7 @@ int main(void) {
     TEST_RUN(test_secrets_gh_secret_set);
     TEST_RUN(test_secrets_in_prose);
     TEST_RUN(test_secrets_name_phrase_is);
+    TEST_RUN(test_secrets_name_over_block);
     TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);

@@ -3290,6 +3290,13 @@ static int is_fence_close(const text_stream *ts, const char *s, size_t n) {
 
 /* A table row: counted, or (read_tables) rewritten as "a, b, c" for the
  * inline layer. Returns 1 if the line should be read. */
+/* Is s[i] escaped by an odd number of backslashes before it? */
+static int backslashed(const char *s, size_t i) {
+    size_t k = 0;
+    while (k < i && s[i - 1 - k] == '\\') k++;
+    return k & 1;
+}
+
 static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     int delim = 1;
     for (size_t i = 0; i < n; i++)
@@ -3299,14 +3306,44 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     ts->table_rows++;
     if (!ts->p.read_tables) return 0;
     tbuf row = {0};
-    size_t i = 0;
     int named = 0;   /* the previous cell names a credential (| DB_PASSWORD | hunter2 |) */
     int col = -1;
-    while (i < n) {
-        if (s[i] == '|') { i++; continue; }
+    /* The cells are what lies between unescaped pipes, empty ones too: "| a
+     * || b |" has three, "|  | x |" two, and a Password column's cells are
+     * counted from the header's (skipping runs of pipes took the cell after
+     * an empty one for the one before it, and read a password). A leading
+     * and a trailing pipe are the row's border. A pipe in a code span is
+     * the span's text ("`a|b`": GFM would split it, but it is written as
+     * one cell, and its column's cells stay in line with the header). */
+    size_t i = 0, end = n;
+    uint64_t unclosed = 0;   /* backtick run lengths with no closing run */
+    while (i < end && s[i] == ' ') i++;
+    while (end > i && s[end - 1] == ' ') end--;
+    if (i < end && s[i] == '|') i++;
+    if (end > i && s[end - 1] == '|' && !backslashed(s, end - 1)) end--;
+    while (i <= end) {
         size_t st = i;
-        while (i < n && !(s[i] == '|' && (i == 0 || s[i - 1] != '\\'))) i++;
+        while (i < end && !(s[i] == '|' && !backslashed(s, i))) {
+            if (s[i] == '`' && !backslashed(s, i)) {
+                size_t r = run_of(s, end, i, '`'), j = i + r, close = 0;
+                /* a run length whose search failed has no closing run later
+                 * either: not searched again (a line of lone backticks stays
+                 * linear) */
+                if (r >= 64 || (unclosed >> r & 1)) j = end;
+                while (j < end && !close) {
+                    if (s[j] != '`') { j++; continue; }
+                    size_t rr = run_of(s, end, j, '`');
+                    if (rr == r) close = j + rr;
+                    j += rr;
+                }
+                if (!close && r < 64) unclosed |= 1ull << r;
+                i = close ? close : i + r;   /* an unclosed run is literal backticks */
+                continue;
+            }
+            i++;
+        }
         size_t a = st, b = i;
+        i++;   /* past the pipe (or the end: the loop stops) */
         while (a < b && s[a] == ' ') a++;
         while (b > a && s[b - 1] == ' ') b--;
         /* the cell without its code span or emphasis marks */
@@ -3396,6 +3433,7 @@ static void pipe_table(text_stream *ts) {
     ts->in_table = 2;
     ts->table_rows = 0;
     ts->table_delim = 0;
+    ts->table_cred_cols = 0;   /* not the last table's Password column */
     tbuf row = {0};
     if (table_row(ts, ts->pend.p, ts->pend.len, &row)) read_aside(ts, &row, 0, LK_ITEM, ' ');
     free(row.p);

@@ -1955,6 +1955,22 @@ static void test_secrets_table_cells(void) {
     expect_p(&p, "> | Key | Value |\n> | --- | --- |\n> | DB_PASSWORD | hunter2 |\n", "Key, Value | DB_PASSWORD" SECRET);
 }
 
+/* The Password column was found by counting cells, and empty cells were
+ * not counted ("| admin || Adm1n!2024 |" put the password in the Role
+ * column, read); an escaped pipe or one in a code span is a cell's text.
+ * A table without leading pipes kept the last table's Password column. */
+static void test_secrets_table_columns(void) {
+    text_params p;
+    text_default_params(&p);
+    p.read_tables = 1;
+    p.merge_short_chars = 0;
+    expect_p(&p, "| User | Role | Password |\n|---|---|---|\n| admin || Adm1n!2024 |\n|  | viewer | S3cret!99 |\n"
+             "| bob | a \\| b | P4ss!word |\n| carl | `x|y` | Zz9!zz9z |\n| dan | `a` | none |\n",
+             "User, Role, Password | admin" SECRET " | viewer" SECRET " | bob, a | b" SECRET " | carl," SECRET " | dan, a, none");
+    expect_p(&p, "| Notes | Password |\n|---|---|\n| y | x1!z |\n\nText.\n\nName | Value\n--- | ---\nfoo | bar1x!\n",
+             "Notes, Password | y" SECRET " | Text. | Name, Value | foo, bar1x!");
+}
+
 /* A table in a block quote gave a notice per line ("Table, one row" /
  * "Table, 0 rows" / "Table, one row"): each quoted line ended the table
  * before its '>' came off. */
@@ -2129,6 +2145,7 @@ int main(void) {
     TEST_RUN(test_placeholders_words_and_elements);
     TEST_RUN(test_latex_environments);
     TEST_RUN(test_secrets_table_cells);
+    TEST_RUN(test_secrets_table_columns);
     TEST_RUN(test_tables_in_quotes);
     TEST_RUN(test_secrets_login_flags);
     TEST_RUN(test_secrets_chains_and_sigils);

@@ -996,6 +996,16 @@ static size_t path_last(const char *s, size_t n, const char **out) {
     size_t b = e;
     while (b > 0 && s[b - 1] != '/' && s[b - 1] != '\\') b--;
     if (b >= e) return 0;
+    /* a glob of a folder's files (the last part only stars: "./build/" and
+     * a star): its folder too; the star alone read "every file anywhere" */
+    if (b > 1) {
+        size_t st = 0;
+        while (b + st < e && s[b + st] == '*') st++;
+        if (b + st == e) {
+            b--;
+            while (b > 0 && s[b - 1] != '/' && s[b - 1] != '\\') b--;
+        }
+    }
     *out = s + b;
     return e - b;
 }
@@ -2822,6 +2832,27 @@ static int code_placeholder(const char *t, size_t n) {
     return 1;
 }
 
+/* Does a '*' run of length r, opening emphasis, come before s[i] on the
+ * line (within LOOKAHEAD bytes) and not closed yet? Then a run of r at a
+ * word's end closes it (bold "src/", "*see the files in src/" and a star):
+ * emphasis, not a glob. An opener is at a word's start before a letter,
+ * not a glob's ("*.log", "*_test.go"); a closer ends a word. */
+static int emphasis_open(const char *s, size_t i, size_t r) {
+    size_t k = i > LOOKAHEAD ? i - LOOKAHEAD : 0;
+    int open = 0;
+    while (k < i) {
+        if (s[k] != '*') { k++; continue; }
+        size_t rr = run_of(s, i, k, '*');
+        unsigned char pv = k ? (unsigned char)s[k - 1] : ' ', nx = k + rr < i ? (unsigned char)s[k + rr] : ' ';
+        if (rr == r) {
+            if ((isspace(pv) || strchr("([{\"'", pv)) && !isspace(nx) && !strchr("./_*", nx)) open++;
+            else if (open && !isspace(pv) && (isspace(nx) || ispunct(nx))) open--;
+        }
+        k += rr;
+    }
+    return open > 0;
+}
+
 /* Is the '*' (or '_') run s[i, i + r) part of a file glob rather than
  * emphasis ("test_*.py", "*_test.go", "*.py", a "**" run before a slash)? Its word
  * (to the spaces around it) names a file: a '.' or '/' in it; and the run
@@ -2837,11 +2868,23 @@ static int glob_mark(const char *s, size_t n, size_t i, size_t r, int final) {
     if (s[i] == '_' && !((i > a && s[i - 1] == '*') || (i + 1 < e && s[i + 1] == '*'))) return 0;
     size_t te = e;   /* the word without its closing punctuation */
     while (te > i + r && strchr(".,;:!?)]}\"'", s[te - 1])) te--;
+    size_t ws = a;   /* the word's start past opening brackets and quotes */
+    while (ws < i && strchr("([{\"'", s[ws])) ws++;
+    /* a star ending a word after a slash, '_' or '-' ("test_*", "pkg-*",
+     * a folder's "src/" and a star): a closing run with no opener is
+     * literal (CommonMark), and an opener earlier on the line makes it
+     * emphasis (emphasis_open); dropped, the glob read "src/" or "test" and
+     * changed the meaning. A '_' before the star goes with it (alone it
+     * was dropped as a mark). */
+    if (s[i] == '*' && i + r == te && i > ws + 1 && strchr("/_-", s[i - 1]) && !emphasis_open(s, i, r)) return 1;
+    if (s[i] == '_' && r == 1 && i > ws && i + 1 < te && s[i + 1] == '*') {
+        size_t se = i + 1;
+        while (se < te && s[se] == '*') se++;
+        if (se == te && se - i - 1 <= 2 && !emphasis_open(s, i + 1, se - i - 1)) return 1;
+    }
     int named = 0;
     for (size_t k = a; k < te; k++) named |= s[k] == '.' || s[k] == '/';
     if (!named || i + r >= te) return 0;
-    size_t ws = a;   /* the word's start past opening brackets and quotes */
-    while (ws < i && strchr("([{\"'", s[ws])) ws++;
     if (i > ws) return 1;
     return s[i + r] == '.' || s[i + r] == '/' || s[i + r] == '_';
 }

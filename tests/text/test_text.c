@@ -117,6 +117,21 @@ static void test_emphasis_power_glob(void) {
                        "Open main.c or README.md or see docs/x.md and 10 things.");
 }
 
+/* A glob's '*' at a word's end was dropped (a folder's "src/" and a star
+ * read "src/", "test_*" read "test", a long path "./build/" and a star just
+ * the star): kept, with the folder of a long path. A run closing emphasis
+ * opened earlier on the line is still emphasis (bold "src/", an italic
+ * phrase ending in "src/"). */
+static void test_glob_word_end(void) {
+    expect_every_split("Run the tests in src/* and delete files matching test_* or pkg-* now.",
+                       "Run the tests in src/* and delete files matching test_* or pkg-* now.");
+    expect_every_split("List dist/** or node_modules/*, then clean ./build/* and ~/cache/* here.",
+                       "List dist/** or node_modules/*, then clean build/* and cache/* here.");
+    expect_every_split("- **src/** holds code, **docs/** the rest.", "src/ holds code, docs/ the rest.");
+    expect_every_split("Then a *b* c.", "Then a b c.");
+    expect_every_split("*see the files in src/* today.", "see the files in src/ today.");
+}
+
 /* A backslash ending a line is markdown's hard line break: it was read out
  * ("First line\ second line."); an escaped one is still a backslash. */
 static void test_backslash_line_break(void) {
@@ -2159,6 +2174,7 @@ int main(void) {
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);
     TEST_RUN(test_emphasis_power_glob);
+    TEST_RUN(test_glob_word_end);
     TEST_RUN(test_inline_code);
     TEST_RUN(test_inline_code_review);
     TEST_RUN(test_html_code_refdefs_shortcodes);

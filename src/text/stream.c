@@ -172,6 +172,10 @@ struct text_stream {
     int key_qual;         /* the last word was "API", "access", "private" ...: a "key" next is a key's name */
     int cred_span;        /* words left in "The passphrase for the key is": a phrase between a credential's
                            * name and its "is" */
+    int login_slash;      /* the last word was a lone '/' a few words after "login", "credentials": a
+                           * password-like word next is the pair's password ("admin / admin123") */
+    int word_code;        /* the word being built began in a code span */
+    int word_is_code;     /* the word word_end is judging began in one ("the password `toor`") */
     int span_cue;         /* that phrase ended in "is", "was", "to", "=" or ':': 2 the next word may be the
                            * password (as prose_pw 1), 1 the key or token if it looks like one */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
@@ -1766,6 +1770,23 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
             return 1;
         }
     }
+    /* spaced around its '/': "Login with admin / admin123", "credentials
+     * are `admin` / `changeme123`" (the '/' goes with the password) */
+    int lslash = ts->login_slash;
+    ts->login_slash = in_login && n == 1 && w[0] == '/';
+    if (lslash && cl && looks_like_password(c, cl) && !is_placeholder_value(c, cl)) {
+        ts->secret_pending = 1;
+        ts->login_words = 0;
+        unspace(ts);
+        if (ts->sent.len && ts->sent.p[ts->sent.len - 1] == '/') {
+            ts->sent_gen++;
+            ts->sent.len--;
+            ts->sent_chars--;
+            unspace(ts);
+        }
+        put_value_tail(ts, w + b, n - b, 2);
+        return 1;
+    }
     {
         static const char *const lw[] = {"credentials", "credential", "creds", "login", "log", "logon", "sign",
                                          "signin", NULL};
@@ -2025,6 +2046,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
      * a random token after "トークンは", "キー：" */
     int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);
+    /* a word in a code span there is set apart like a quoted one ("with
+     * the password `toor`"); not a flag ("the password `--stdin` option") */
+    int codew = ts->word_is_code && cl && c[0] != '-';
     /* right after the name, without "is": a quoted word or one with a
      * digit or a symbol other than '_' ("with password Hunt3r2024!", "the
      * password \"x\""; "the password reset_token flow" is read) */
@@ -2032,7 +2056,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (ppw == 3 && cl) {
         size_t marks = 0;   /* digits and symbols other than '_' */
         for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
-        direct = lq >= 0 || (looks_like_password(c, cl) && marks);
+        direct = lq >= 0 || codew || (looks_like_password(c, cl) && marks);
     }
     /* after "The passphrase for the key is" (cred_span): as after "password
      * is", but a quoted path or file name says where the secret is ("The
@@ -2040,9 +2064,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
      * key's or token's name only a word that looks like one ("The token for
      * the bot is "expired"" is read) */
     int spanned = scue && !is_reference_value(c, cl) &&
-                  (scue == 2 ? lq >= 0 || looks_like_password(c, cl) : looks_like_password(c, cl) || looks_like_token(c, cl));
+                  (scue == 2 ? lq >= 0 || codew || looks_like_password(c, cl) : looks_like_password(c, cl) || looks_like_token(c, cl));
     if (cl && !is_placeholder_value(c, cl) &&
-        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct || spanned ||
+        ((cue == 1 && (lq >= 0 || codew || looks_like_password(c, cl))) || direct || spanned ||
          (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -2066,6 +2090,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (noun && b == n && is_span_word(c, cl)) {
         ts->cred_span = CRED_SPAN;
         ts->cred_noun = noun;
+    } else if (noun == 1 && (b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) {
+        /* no phrase: "Set SECRET_KEY to 'django-insecure-...'", "the
+         * webhook secret is whsec_..." (a password's name has prose_pw) */
+        ts->span_cue = 1;
     } else if (span) {
         int sep = n == 1 && (w[0] == '=' || w[0] == ':');
         if (sep || (b == n && is_copula(c, cl)) || (b + 1 == n && w[b] == ':' && cl)) {
@@ -2354,6 +2382,8 @@ static void word_end(text_stream *ts) {
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    ts->word_is_code = ts->word_code;
+    ts->word_code = 0;
     if (ts->bang_end) {   /* "My password is hunter2xyz! Then go.": the '!' ended it */
         ts->bang_end = 0;
         if (a < n && isupper((unsigned char)w[a]) && ts->sent.len) {
@@ -2936,6 +2966,10 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
                 continue;
             }
             if (any) put_cp(ts, " ", 1, ' ');
+            /* for word_secret: a span's first word is set apart like a
+             * quoted one (a span of a command line is not: its later words
+             * are arguments, "htpasswd -c .htpasswd admin") */
+            if (!any && !ts->word.len) ts->word_code = 1;
             any = 1;
             if (ph) put_bytes(ts, s + a + 1, b - a - 2);
             else put_bytes(ts, s + a, b - a);

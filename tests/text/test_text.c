@@ -1932,6 +1932,27 @@ static void test_secrets_name_over_block(void) {
                        "Password: | Use the manager, never reuse them. | DB_PASSWORD= | Next we deploy.");
 }
 
+/* Found probing realistic replies: a login pair spaced around its '/'
+ * ("Login with admin / admin123"), a code span right after "the password"
+ * holding a plain word ("with the password `toor`"), and a credential
+ * variable then "to" or "is" and its value ("Set SECRET_KEY to '...'") were
+ * read. Prose of the same shapes stays read. */
+static void test_secrets_probe_shapes(void) {
+    expect_every_split("Login with admin / admin123 on the dashboard.", "Login with admin on the dashboard." SECRET);
+    expect_every_split("The default credentials are `admin` / `changeme123` there.", "The default credentials are admin there." SECRET);
+    expect_every_split("Sign in as `root` with the password `toor` now.", "Sign in as root with the password now." SECRET);
+    expect_every_split("Set SECRET_KEY to 'django-insecure-8f#k2l$9x!m@3q&w' in production.",
+                       "Set SECRET_KEY to in production." SECRET);
+    expect_every_split("The webhook secret is whsec_abc123 now.", "The webhook secret is now." SECRET);
+    /* read */
+    expect_every_split("Sign in with Google / GitHub on the next page, or log in with your account / SSO there.",
+                       "Sign in with Google / GitHub on the next page, or log in with your account / SSO there.");
+    expect_every_split("Use the password `--stdin` option, and run `htpasswd -c .htpasswd admin` first.",
+                       "Use the password --stdin option, and run htpasswd -c .htpasswd admin first.");
+    expect_every_split("The token is valid for one hour, the secret is to keep it small and the SECRET_KEY is read at start.",
+                       "The token is valid for one hour, the secret is to keep it small and the SECRET_KEY is read at start.");
+}
+
 /* A password in prose in other languages (German "Das Passwort ist ...",
  * Spanish, French, Portuguese; Japanese and Chinese, where no word names
  * it: "パスワードはhunter2xyzです") and a random token after "トークンは" were
@@ -2170,6 +2191,7 @@ int main(void) {
     TEST_RUN(test_secrets_in_prose);
     TEST_RUN(test_secrets_name_phrase_is);
     TEST_RUN(test_secrets_name_over_block);
+    TEST_RUN(test_secrets_probe_shapes);
     TEST_RUN(test_secrets_in_prose_other_languages);
     TEST_RUN(test_pathological_lines);
     TEST_RUN(test_emphasis);

@@ -1335,6 +1335,15 @@ static int is_copula(const char *s, size_t n) {
     return 0;
 }
 
+/* A word that is a dash or an arrow, set between a name and its value
+ * ("Password — x", "Password - x", "token -> x"). */
+static int is_dash_sep(const char *w, size_t n) {
+    static const char *const d[] = {"-", "--", "->", "=>", "\xE2\x80\x94", "\xE2\x80\x93", "\xE2\x86\x92", NULL};   /* — – → */
+    for (int i = 0; d[i]; i++)
+        if (strlen(d[i]) == n && memcmp(w, d[i], n) == 0) return 1;
+    return 0;
+}
+
 /* "should", "will", "has": "the password should be X" ("be" is a copula) */
 static int is_modal(const char *s, size_t n) {
     static const char *const w[] = {"should", "must", "will", "would", "shall", "can", "could", "has", "have", "had", NULL};
@@ -2074,8 +2083,10 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    /* "is:" too: "The password is:" over a list item or a line holding it */
-    if (ppw >= 2 && (b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) ts->prose_pw = 1;
+    /* "is:" too: "The password is:" over a list item or a line holding it;
+     * and a dash or an arrow between them ("- Password — Wonder!and9",
+     * "DB password → x", a list of credentials) */
+    if (ppw >= 2 && (((b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) || is_dash_sep(w, n))) ts->prose_pw = 1;
     /* "should be", "will be", "has been", "is now": the value comes after them */
     if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
     if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
@@ -2090,7 +2101,7 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (noun && b == n && is_span_word(c, cl)) {
         ts->cred_span = CRED_SPAN;
         ts->cred_noun = noun;
-    } else if (noun == 1 && (b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) {
+    } else if (noun == 1 && (((b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) || is_dash_sep(w, n))) {
         /* no phrase: "Set SECRET_KEY to 'django-insecure-...'", "the
          * webhook secret is whsec_..." (a password's name has prose_pw) */
         ts->span_cue = 1;

@@ -1944,6 +1944,11 @@ static void test_secrets_probe_shapes(void) {
     expect_every_split("Set SECRET_KEY to 'django-insecure-8f#k2l$9x!m@3q&w' in production.",
                        "Set SECRET_KEY to in production." SECRET);
     expect_every_split("The webhook secret is whsec_abc123 now.", "The webhook secret is now." SECRET);
+    /* a dash or an arrow between the name and the value (a list of credentials) */
+    expect_every_split("- Password \xE2\x80\x94 Wonder!and9\n- DB password \xE2\x86\x92 Pg!Pass2024\n- Password - `hunter2`\n"
+                       "- API token \xE2\x80\x94 Xk9mP2qLw8vB3nR7tY5u\n- Password -> reset flow\n- The password - if any - is optional.\n",
+                       "Password \xE2\x80\x94" SECRET " | DB password \xE2\x86\x92" SECRET " | Password -" SECRET
+                       " | API token \xE2\x80\x94" SECRET " | Password -> reset flow | The password - if any - is optional.");
     /* read */
     expect_every_split("Sign in with Google / GitHub on the next page, or log in with your account / SSO there.",
                        "Sign in with Google / GitHub on the next page, or log in with your account / SSO there.");

@@ -1136,6 +1136,17 @@ static int is_prefixed_token(const char *s, size_t n) {
         /* HashiCorp Vault service, batch and recovery tokens: one dot, so
          * neither the base64 rule nor the dotted-token rule saw them */
         {"hvs.", "_-", 24}, {"hvb.", "_-", 24}, {"hvr.", "_-", 24},
+        /* all hex after the prefix (DigitalOcean, Shopify, Supabase), so
+         * the base64 rule, which wants both cases, never saw them */
+        {"dop_v1_", "", 64}, {"doo_v1_", "", 64}, {"dor_v1_", "", 64},
+        {"shpat_", "", 32}, {"shpca_", "", 32}, {"shppa_", "", 32}, {"shpss_", "", 32},
+        {"sbp_", "", 40}, {"rk_test_", "", 16},
+        {"HRKU-", "_-", 30},       /* Heroku */
+        {"PMAK-", "-", 50},        /* Postman */
+        {"glsa_", "_", 32},        /* Grafana service accounts */
+        {"tskey-", "-", 20},       /* Tailscale */
+        {"pscale_tkn_", "_-", 30}, /* PlanetScale */
+        {"AGE-SECRET-KEY-1", "", 50},   /* age's private keys (upper case only) */
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))

@@ -1892,7 +1892,7 @@ static void test_secrets_in_prose(void) {
 
 /* Words between a credential's name and its "is" kept the value read:
  * "The passphrase for the key is \"correct horse battery staple\"". A
- * phrase opened by "for", "of", "to", "we" ... of up to six words, then
+ * phrase opened by "for", "of", "that", "we" ... of up to six words, then
  * "is", "was", "to", ':' or '=', names the value. A noun right after the
  * name ("password policy"), a quoted path or file name, a plain word after
  * a token's name and a comma in the phrase keep it read. */

@@ -60,6 +60,10 @@ typedef struct {
     int oom;
     size_t utf8_at;         /* offset of the first invalid byte; (size_t)-1: none */
     int surrogates, numbers;
+    /* the repaired line's first replaced escape, when it is a low surrogate
+     * opening a string, and its last, when it is a high one closing a string
+     * (0: none): half of a pair split across two text_delta lines */
+    unsigned sur_head, sur_tail;
 } json_fix;
 
 static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_t *je);
@@ -75,6 +79,9 @@ typedef struct source {
     text_stream *ts;
     char msg_id[128];        /* current message.id; "" = none (the turn id is used) */
     int open_kind;           /* the content block open in partial mode */
+    unsigned pend_high;      /* the open block's last delta ended in a lone high surrogate (now U+FFFD,
+                              * cut off): the next delta's leading low one completes it */
+    double pend_index;       /* that delta's block index */
     fbuf streamed;           /* text_delta text of the open text block */
     char tool_name[96];
     char tool_id[96];
@@ -158,6 +165,7 @@ struct ingest_frontend {
     uint32_t *bounds;           /* sentence boundaries in spoken (ascending offsets) */
     size_t nbounds, bounds_cap;
     fbuf norm;                  /* scratch */
+    fbuf pair;                  /* a delta's text with a split surrogate pair joined */
     int turn_structured;        /* the turn ended in structured output (StructuredOutput tool) */
     int turn_interrupted;       /* the user stopped it (an "aborted" line, "[Request interrupted ...]") */
     int turn_lost;              /* a line lost this turn may have been the main agent's assistant text */
@@ -1576,6 +1584,8 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
     if (!et) { missing(fe, "stream_event without an event type"); return; }
     source *s = source_get(fe, parent);
     if (!s) return;
+    /* a pending surrogate half joins only the next delta of its block */
+    if (strcmp(et, "content_block_delta") != 0 && strcmp(et, "ping") != 0) s->pend_high = 0;
     if (strcmp(et, "content_block_delta") == 0) {
         const json_t *d = json_object_get(ev, "delta");
         const char *dt = json_is_object(d) ? jstr(d, "type") : NULL;
@@ -1588,6 +1598,7 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             size_t n = jstrlen(d, key);
             int kind = think ? BLK_THINK : BLK_TEXT;
             if (s->open_kind != kind) {   /* start was lost */
+                s->pend_high = 0;
                 gap_give_up(fe, s);
                 if (s->msg_done) {   /* and the message's start: as at content_block_start */
                     set_msg(fe, s, NULL);
@@ -1607,6 +1618,33 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
                 }
             }
             s->lost_between = 0;
+            /* A UTF-16 surrogate pair split across two deltas (a writer that
+             * cuts a string between its halves): each line had a lone half,
+             * replaced by U+FFFD (parse_json). The high half at this delta's
+             * end waits; the low half at the next delta's start completes the
+             * character. One never completed is dropped. */
+            const json_t *ix = json_object_get(ev, "index");
+            double idx = json_is_number(ix) ? json_number_value(ix) : -1;
+            unsigned high = s->pend_high && s->pend_index == idx ? s->pend_high : 0;
+            s->pend_high = 0;
+            if (high && fe->fix.sur_head && n >= 3 && memcmp(t, "\xEF\xBF\xBD", 3) == 0) {
+                uint32_t cp = 0x10000 + ((high - 0xD800) << 10) + (fe->fix.sur_head - 0xDC00);
+                char u[4] = {(char)(0xF0 | cp >> 18), (char)(0x80 | (cp >> 12 & 0x3F)), (char)(0x80 | (cp >> 6 & 0x3F)),
+                             (char)(0x80 | (cp & 0x3F))};
+                fe->pair.len = 0;
+                if (fb_put(&fe->pair, u, 4) || fb_put(&fe->pair, t + 3, n - 3)) {
+                    fe->oom = 1;
+                    return;
+                }
+                t = fe->pair.p;
+                n = fe->pair.len;
+            }
+            if (fe->fix.sur_tail && n >= 3 && memcmp(t + n - 3, "\xEF\xBF\xBD", 3) == 0) {
+                s->pend_high = fe->fix.sur_tail;
+                s->pend_index = idx;
+                n -= 3;
+                if (n == 0) return;
+            }
             if (fb_put(&s->streamed, t, n)) fe->oom = 1;
             if (s->cut.len && !think) {
                 cut_check(fe, s, 0);
@@ -1618,10 +1656,13 @@ static void on_event(ingest_frontend *fe, const json_t *root) {
             } else {
                 feed_text(fe, s, t, n);
             }
-        } else if (strcmp(dt, "input_json_delta") == 0 && s->open_kind == BLK_TOOL) {
-            const char *t = jstr(d, "partial_json");
-            size_t n = jstrlen(d, "partial_json");
-            if (t && s->tool_json.len + n <= MAX_TOOL_JSON && fb_put(&s->tool_json, t, n)) fe->oom = 1;
+        } else {
+            s->pend_high = 0;   /* another kind of delta: not the block of the pending half */
+            if (strcmp(dt, "input_json_delta") == 0 && s->open_kind == BLK_TOOL) {
+                const char *t = jstr(d, "partial_json");
+                size_t n = jstrlen(d, "partial_json");
+                if (t && s->tool_json.len + n <= MAX_TOOL_JSON && fb_put(&s->tool_json, t, n)) fe->oom = 1;
+            }
         }
         return;
     }
@@ -2090,6 +2131,7 @@ void ingest_frontend_free(ingest_frontend *fe) {
     free(fe->spoken.p);
     free(fe->bounds);
     free(fe->norm.p);
+    free(fe->pair.p);
     free(fe->frag.p);
     free(fe);
 }
@@ -2136,10 +2178,11 @@ static int hex4(const char *p, unsigned *v) {
     return 1;
 }
 
-static int repair_surrogates(fbuf *out, const char *line, size_t len, int *oom) {
+static int repair_surrogates(json_fix *f, fbuf *out, const char *line, size_t len, int *oom) {
     out->len = 0;
     int fixed = 0;
     size_t i = 0, bs = 0;
+    f->sur_head = f->sur_tail = 0;
     while (i < len) {
         unsigned v, w;
         if (line[i] == 'u' && bs % 2 == 1 && i + 4 < len && hex4(line + i + 1, &v) && v >= 0xD800 && v <= 0xDFFF) {
@@ -2149,6 +2192,17 @@ static int repair_surrogates(fbuf *out, const char *line, size_t len, int *oom) 
                 if (fb_put(out, line + i, 11)) { *oom = 1; return fixed; }
                 i += 11;
             } else {
+                /* at a string's edge, the other half may be at the next
+                 * delta's (on_event): a low one right after an opening
+                 * quote (a closing one is never followed by a backslash),
+                 * a high one right before the closing quote */
+                size_t q = i - 1;   /* its backslash */
+                if (!fixed && v >= 0xDC00 && q > 0 && line[q - 1] == '"') {
+                    size_t k = 0;
+                    while (k + 1 < q && line[q - 2 - k] == '\\') k++;
+                    if (k % 2 == 0) f->sur_head = v;
+                }
+                f->sur_tail = v <= 0xDBFF && i + 5 < len && line[i + 5] == '"' ? v : 0;
                 if (fb_put(out, "ufffd", 5)) { *oom = 1; return fixed; }
                 i += 5;
                 fixed++;
@@ -2239,6 +2293,7 @@ static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_
     skip_bom(&line, &len);
     f->utf8_at = (size_t)-1;
     f->surrogates = f->numbers = 0;
+    f->sur_head = f->sur_tail = 0;
     json_t *root = json_loadb(line, len, JSON_FLAGS, je);
     const char *cur = line;
     size_t cur_len = len;
@@ -2250,7 +2305,7 @@ static json_t *parse_json(json_fix *f, const char *line, size_t len, json_error_
         root = json_loadb(cur, cur_len, JSON_FLAGS, je);
     }
     if (!root && strstr(je->text, "invalid Unicode")) {
-        f->surrogates = repair_surrogates(&f->b, cur, cur_len, &f->oom);
+        f->surrogates = repair_surrogates(f, &f->b, cur, cur_len, &f->oom);
         if (f->oom) return NULL;
         fbuf t = f->a;   /* the repaired copy is in b: keep it in a */
         f->a = f->b;

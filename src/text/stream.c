@@ -167,6 +167,17 @@ struct text_stream {
     int gh_cmd;           /* 1: the last word was gh; 2: gh secret ("set" makes -b/--body take the secret) */
     int prose_pw;         /* 2: the last word named a password; 3: it was the bare name ("password"), whose next
                            * word may be it at once; 1: and then "is" (is_copula): the next word may be it */
+    int cred_noun;        /* the last word named a credential, nothing after it: 2 a password, 1 a key or
+                           * token; 0 when it was none. "for", "of" ... next opens cred_span */
+    int key_qual;         /* the last word was "API", "access", "private" ...: a "key" next is a key's name */
+    int cred_span;        /* words left in "The passphrase for the key is": a phrase between a credential's
+                           * name and its "is" */
+    int login_slash;      /* the last word was a lone '/' a few words after "login", "credentials": a
+                           * password-like word next is the pair's password ("admin / admin123") */
+    int word_code;        /* the word being built began in a code span */
+    int word_is_code;     /* the word word_end is judging began in one ("the password `toor`") */
+    int span_cue;         /* that phrase ended in "is", "was", "to", "=" or ':': 2 the next word may be the
+                           * password (as prose_pw 1), 1 the key or token if it looks like one */
     char val_quote;       /* a left-out value opened this quote and has not closed it ("correct horse"):
                            * the words up to the closing one are the value too */
     int val_quote_words;  /* words it may still take (a stray quote does not eat the paragraph) */
@@ -989,6 +1000,16 @@ static size_t path_last(const char *s, size_t n, const char **out) {
     size_t b = e;
     while (b > 0 && s[b - 1] != '/' && s[b - 1] != '\\') b--;
     if (b >= e) return 0;
+    /* a glob of a folder's files (the last part only stars: "./build/" and
+     * a star): its folder too; the star alone read "every file anywhere" */
+    if (b > 1) {
+        size_t st = 0;
+        while (b + st < e && s[b + st] == '*') st++;
+        if (b + st == e) {
+            b--;
+            while (b > 0 && s[b - 1] != '/' && s[b - 1] != '\\') b--;
+        }
+    }
     *out = s + b;
     return e - b;
 }
@@ -1115,6 +1136,17 @@ static int is_prefixed_token(const char *s, size_t n) {
         /* HashiCorp Vault service, batch and recovery tokens: one dot, so
          * neither the base64 rule nor the dotted-token rule saw them */
         {"hvs.", "_-", 24}, {"hvb.", "_-", 24}, {"hvr.", "_-", 24},
+        /* all hex after the prefix (DigitalOcean, Shopify, Supabase), so
+         * the base64 rule, which wants both cases, never saw them */
+        {"dop_v1_", "", 64}, {"doo_v1_", "", 64}, {"dor_v1_", "", 64},
+        {"shpat_", "", 32}, {"shpca_", "", 32}, {"shppa_", "", 32}, {"shpss_", "", 32},
+        {"sbp_", "", 40}, {"rk_test_", "", 16},
+        {"HRKU-", "_-", 30},       /* Heroku */
+        {"PMAK-", "-", 50},        /* Postman */
+        {"glsa_", "_", 32},        /* Grafana service accounts */
+        {"tskey-", "-", 20},       /* Tailscale */
+        {"pscale_tkn_", "_-", 30}, /* PlanetScale */
+        {"AGE-SECRET-KEY-1", "", 50},   /* age's private keys (upper case only) */
     };
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (pre(s, n, keys[k].prefix, &pl) && n - pl >= keys[k].min && span_of(s + pl, n - pl, keys[k].extra))
@@ -1314,11 +1346,76 @@ static int is_copula(const char *s, size_t n) {
     return 0;
 }
 
+/* A word that is a dash or an arrow, set between a name and its value
+ * ("Password — x", "Password - x", "token -> x"). */
+static int is_dash_sep(const char *w, size_t n) {
+    static const char *const d[] = {"-", "--", "->", "=>", "\xE2\x80\x94", "\xE2\x80\x93", "\xE2\x86\x92", NULL};   /* — – → */
+    for (int i = 0; d[i]; i++)
+        if (strlen(d[i]) == n && memcmp(w, d[i], n) == 0) return 1;
+    return 0;
+}
+
 /* "should", "will", "has": "the password should be X" ("be" is a copula) */
 static int is_modal(const char *s, size_t n) {
     static const char *const w[] = {"should", "must", "will", "would", "shall", "can", "could", "has", "have", "had", NULL};
     for (int i = 0; w[i]; i++)
         if (strlen(w[i]) == n && memcmp(s, w[i], n) == 0) return 1;
+    return 0;
+}
+
+/* A word opening a phrase that says whose credential it is, between the
+ * credential's name and its "is": "The passphrase FOR the key is ...",
+ * "the password OF the root user was ...", "the token WE use is ...". Only
+ * these: a noun right after the name makes the name a modifier ("the
+ * password policy is described in "Security.md"", "the token format is
+ * "JWT""), and what follows "is" is then about the policy, not a value. */
+static int is_span_word(const char *s, size_t n) {
+    static const char *const w[] = {"for", "of", "on", "in", "from", "at", "used", "that", "we", "you", "i", "they", NULL};
+    char low[8];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+
+/* A word naming a key or token in prose (for cred_span): "secret", "token",
+ * "key" after a word that makes it a credential (qual: "API key", "private
+ * key"; "the key for this map" is a lookup key), or a credential's variable
+ * name ("GITHUB_TOKEN", "SECRET"; "secretary" is a word). */
+static int names_key_noun(const char *s, size_t n, int qual) {
+    static const char *const w[] = {"secret", "token", "passcode", NULL};
+    char low[64];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    if (qual && (strcmp(low, "key") == 0 || strcmp(low, "token") == 0)) return 1;
+    int caps = 1;
+    for (size_t i = 0; i < n; i++) caps &= !islower((unsigned char)s[i]);
+    return (caps || memchr(s, '_', n)) && n >= 5 && is_cred_name(s, n, 1);
+}
+
+/* A word that makes a "key" after it a credential ("API key", "access key"). */
+static int is_key_qualifier(const char *s, size_t n) {
+    static const char *const w[] = {"api", "access", "private", "secret", "signing", "encryption", "license", "master",
+                                    "deploy", "client", "auth", "bearer", "bot", NULL};
+    char low[16];
+    if (!lower_word(s, n, low, sizeof low)) return 0;
+    for (int i = 0; w[i]; i++)
+        if (strcmp(low, w[i]) == 0) return 1;
+    return 0;
+}
+
+/* A quoted value that names where a secret is, not the secret: a path or a
+ * file name ("is "config/secrets.yaml"", "is "prod.pem""). */
+static int is_reference_value(const char *s, size_t n) {
+    static const char *const ext[] = {"md", "txt", "json", "yaml", "yml", "toml", "env", "ini", "cfg", "conf", "pem",
+                                      "key", "crt", "pdf", "html", "xml", "csv", "log", "sh", "py", "js", "ts", NULL};
+    if (memchr(s, '/', n) || memchr(s, '\\', n)) return 1;
+    size_t d = n;
+    while (d > 0 && s[d - 1] != '.') d--;
+    if (d < 2) return 0;   /* no dot, or only a leading one */
+    for (int i = 0; ext[i]; i++)
+        if (n - d == strlen(ext[i]) && starts_ci(s + d, n - d, ext[i])) return 1;
     return 0;
 }
 
@@ -1540,6 +1637,9 @@ static const char *mem_find(const char *s, size_t n, const char *pat, size_t pl)
 /* Words after one naming a key ("token", "secret") in which a token-like
  * word is taken for its value (within the sentence: see word_end). */
 #define KEY_WORDS 5
+/* Words between a credential's name and its "is" ("The passphrase for the
+ * production key is ..."). */
+#define CRED_SPAN 6
 
 static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_t b) {
     const char *c = w + a;
@@ -1690,6 +1790,23 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
             return 1;
         }
     }
+    /* spaced around its '/': "Login with admin / admin123", "credentials
+     * are `admin` / `changeme123`" (the '/' goes with the password) */
+    int lslash = ts->login_slash;
+    ts->login_slash = in_login && n == 1 && w[0] == '/';
+    if (lslash && cl && looks_like_password(c, cl) && !is_placeholder_value(c, cl)) {
+        ts->secret_pending = 1;
+        ts->login_words = 0;
+        unspace(ts);
+        if (ts->sent.len && ts->sent.p[ts->sent.len - 1] == '/') {
+            ts->sent_gen++;
+            ts->sent.len--;
+            ts->sent_chars--;
+            unspace(ts);
+        }
+        put_value_tail(ts, w + b, n - b, 2);
+        return 1;
+    }
     {
         static const char *const lw[] = {"credentials", "credential", "creds", "login", "log", "logon", "sign",
                                          "signin", NULL};
@@ -1700,7 +1817,8 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
                     if (strcmp(lowl, lw[i]) == 0) ts->login_words = 4;
     }
     int cred = ts->cred, bearer = ts->bearer, ppw = ts->prose_pw;
-    ts->cred = 0;
+    int noun = ts->cred_noun, kqual = ts->key_qual, span = ts->cred_span, scue = ts->span_cue;
+    ts->cred = ts->cred_noun = ts->key_qual = ts->cred_span = ts->span_cue = 0;
     /* .netrc: "machine HOST login USER password PASS" (also "account"); the
      * value after "password" has no '=', ':' or "is" to name it. Only in
      * that layout: "the login password field" in prose is read */
@@ -1919,6 +2037,11 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
              * whose next line is another pair) */
             if (ts->prose_pw == 2 && b == n && !memchr(c, '=', cl) && !memchr(c, ':', cl)) ts->prose_pw = 3;
         }
+        if (b == n && qs == 0 && qe == cl) {
+            if (names_password(c, cl) && c[0] != '-') ts->cred_noun = 2;
+            else if (names_key_noun(c, cl, kqual)) ts->cred_noun = 1;
+            ts->key_qual = is_key_qualifier(c, cl);
+        }
     }
     size_t digits = 0;
     for (size_t i = 0; bearer && i < cl; i++) digits += isdigit((unsigned char)c[i]) != 0;
@@ -1943,6 +2066,9 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     /* likewise after "パスワードは" (Japanese, Chinese: no word names it), and
      * a random token after "トークンは", "キー：" */
     int cue = ppw == 1 ? 1 : ppw ? 0 : cjk_secret_cue(ts);
+    /* a word in a code span there is set apart like a quoted one ("with
+     * the password `toor`"); not a flag ("the password `--stdin` option") */
+    int codew = ts->word_is_code && cl && c[0] != '-';
     /* right after the name, without "is": a quoted word or one with a
      * digit or a symbol other than '_' ("with password Hunt3r2024!", "the
      * password \"x\""; "the password reset_token flow" is read) */
@@ -1950,10 +2076,17 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
     if (ppw == 3 && cl) {
         size_t marks = 0;   /* digits and symbols other than '_' */
         for (size_t i = 0; i < cl; i++) marks += isdigit((unsigned char)c[i]) || (c[i] != '_' && strchr("!@#$%^&*+=?~", c[i]));
-        direct = lq >= 0 || (looks_like_password(c, cl) && marks);
+        direct = lq >= 0 || codew || (looks_like_password(c, cl) && marks);
     }
+    /* after "The passphrase for the key is" (cred_span): as after "password
+     * is", but a quoted path or file name says where the secret is ("The
+     * password for prod is in "vault.yaml"" stops at "in" anyway); after a
+     * key's or token's name only a word that looks like one ("The token for
+     * the bot is "expired"" is read) */
+    int spanned = scue && !is_reference_value(c, cl) &&
+                  (scue == 2 ? lq >= 0 || codew || looks_like_password(c, cl) : looks_like_password(c, cl) || looks_like_token(c, cl));
     if (cl && !is_placeholder_value(c, cl) &&
-        ((cue == 1 && (lq >= 0 || looks_like_password(c, cl))) || direct ||
+        ((cue == 1 && (lq >= 0 || codew || looks_like_password(c, cl))) || direct || spanned ||
          (cue == 2 && !is_hex(c, cl) && !is_uuid(c, cl) && span_of(c, cl, "_-") && looks_like_token(c, cl)))) {
         ts->secret_pending = 1;
         unspace(ts);
@@ -1961,10 +2094,37 @@ static int word_secret(text_stream *ts, const char *w, size_t n, size_t a, size_
         if (lq >= 0) value_quote(ts, w, n, (size_t)lq);
         return 1;
     }
-    if (ppw >= 2 && b == n && is_copula(c, cl)) ts->prose_pw = 1;
+    /* "is:" too: "The password is:" over a list item or a line holding it;
+     * and a dash or an arrow between them ("- Password — Wonder!and9",
+     * "DB password → x", a list of credentials) */
+    if (ppw >= 2 && (((b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) || is_dash_sep(w, n))) ts->prose_pw = 1;
     /* "should be", "will be", "has been", "is now": the value comes after them */
     if (ppw >= 2 && b == n && is_modal(c, cl)) ts->prose_pw = 2;
     if (ppw == 1 && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->prose_pw = 1;
+    if (scue && b == n && cl == 3 && memcmp(c, "now", 3) == 0) ts->span_cue = scue;
+    /* "The passphrase for the key is "correct horse battery staple"": a
+     * credential's name, a phrase opened by "for", "of" ... (is_span_word)
+     * of at most CRED_SPAN words with no punctuation, then "is", "was",
+     * "to" (is_copula), a ':' ending the phrase's last word, or a lone '='
+     * or ':': the next word is taken as after "password is". "should be"
+     * ends it too ("be" is a copula). A noun right after the name ("the
+     * password policy is ...") opens no phrase. */
+    if (noun && b == n && is_span_word(c, cl)) {
+        ts->cred_span = CRED_SPAN;
+        ts->cred_noun = noun;
+    } else if (noun == 1 && (((b == n || (b + 1 == n && w[b] == ':')) && is_copula(c, cl)) || is_dash_sep(w, n))) {
+        /* no phrase: "Set SECRET_KEY to 'django-insecure-...'", "the
+         * webhook secret is whsec_..." (a password's name has prose_pw) */
+        ts->span_cue = 1;
+    } else if (span) {
+        int sep = n == 1 && (w[0] == '=' || w[0] == ':');
+        if (sep || (b == n && is_copula(c, cl)) || (b + 1 == n && w[b] == ':' && cl)) {
+            ts->span_cue = noun;
+        } else if (b == n && span > 1) {
+            ts->cred_span = span - 1;
+            ts->cred_noun = noun;
+        }
+    }
     if (((cred == 2 && !(cl == 1 && (c[0] == '=' || c[0] == ':'))) ||
          (cred == 3 && c[0] != '-' && (!is_plain_word(c, cl) || lq >= 0)) ||   /* --password "two words" */
          (cred == 4 && looks_like_token(c, cl))) &&
@@ -2244,6 +2404,8 @@ static void word_end(text_stream *ts) {
     while (a < b && is_lead_punct(w + a, b - a, &k)) a += k;
     while (b > a && is_trail_punct(w + a, b - a, &k)) b -= k;
     ts->word.len = 0;   /* w stays valid: seg_* never touch the word buffer */
+    ts->word_is_code = ts->word_code;
+    ts->word_code = 0;
     if (ts->bang_end) {   /* "My password is hunter2xyz! Then go.": the '!' ended it */
         ts->bang_end = 0;
         if (a < n && isupper((unsigned char)w[a]) && ts->sent.len) {
@@ -2281,7 +2443,7 @@ static void word_end(text_stream *ts) {
      * key. The commit 9fce..." is a commit */
     if (b < n && (memchr(w + b, '.', n - b) || memchr(w + b, '!', n - b) || memchr(w + b, '?', n - b) ||
                   memchr(w + b, ';', n - b)))
-        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = 0;
+        ts->key_words = ts->prose_pw = ts->digest_words = ts->login_words = ts->cred_span = ts->span_cue = 0;
     if (handled) return;
     /* a PEM marker that prose names on a line of its own ("and end with" /
      * "-----END CERTIFICATE-----"): its words without the dashes */
@@ -2415,10 +2577,16 @@ static void hard_break(text_stream *ts) {
      * prose ("Added a vault" lost "Added"): only a token-like word there is
      * still taken for the value; a flag or "password =" waiting for its
      * value stop waiting. */
+    /* A password's name with its ':' or '=' ("Your new password:" over a
+     * line holding it) is the exception: a word in quotes or one that is
+     * no word (a letter with a digit or a symbol, looks_like_password)
+     * there is the password, as after "password is"; prose is read. */
+    int pw_named = ts->cred == 2 && ts->prose_pw == 2;
     ts->cred = ts->cred == 2 || ts->cred == 4 ? 4 : 0;
     /* likewise a password's name right before the break takes no value
      * without "is" in the next block, nor a user/password pair */
-    if (ts->prose_pw >= 2) ts->prose_pw = 0;
+    if (ts->prose_pw >= 2) ts->prose_pw = pw_named ? 1 : 0;
+    ts->cred_noun = ts->key_qual = ts->cred_span = 0;
     ts->user_pair = ts->bang_end = 0;
 }
 
@@ -2716,6 +2884,27 @@ static int code_placeholder(const char *t, size_t n) {
     return 1;
 }
 
+/* Does a '*' run of length r, opening emphasis, come before s[i] on the
+ * line (within LOOKAHEAD bytes) and not closed yet? Then a run of r at a
+ * word's end closes it (bold "src/", "*see the files in src/" and a star):
+ * emphasis, not a glob. An opener is at a word's start before a letter,
+ * not a glob's ("*.log", "*_test.go"); a closer ends a word. */
+static int emphasis_open(const char *s, size_t i, size_t r) {
+    size_t k = i > LOOKAHEAD ? i - LOOKAHEAD : 0;
+    int open = 0;
+    while (k < i) {
+        if (s[k] != '*') { k++; continue; }
+        size_t rr = run_of(s, i, k, '*');
+        unsigned char pv = k ? (unsigned char)s[k - 1] : ' ', nx = k + rr < i ? (unsigned char)s[k + rr] : ' ';
+        if (rr == r) {
+            if ((isspace(pv) || strchr("([{\"'", pv)) && !isspace(nx) && !strchr("./_*", nx)) open++;
+            else if (open && !isspace(pv) && (isspace(nx) || ispunct(nx))) open--;
+        }
+        k += rr;
+    }
+    return open > 0;
+}
+
 /* Is the '*' (or '_') run s[i, i + r) part of a file glob rather than
  * emphasis ("test_*.py", "*_test.go", "*.py", a "**" run before a slash)? Its word
  * (to the spaces around it) names a file: a '.' or '/' in it; and the run
@@ -2731,11 +2920,23 @@ static int glob_mark(const char *s, size_t n, size_t i, size_t r, int final) {
     if (s[i] == '_' && !((i > a && s[i - 1] == '*') || (i + 1 < e && s[i + 1] == '*'))) return 0;
     size_t te = e;   /* the word without its closing punctuation */
     while (te > i + r && strchr(".,;:!?)]}\"'", s[te - 1])) te--;
+    size_t ws = a;   /* the word's start past opening brackets and quotes */
+    while (ws < i && strchr("([{\"'", s[ws])) ws++;
+    /* a star ending a word after a slash, '_' or '-' ("test_*", "pkg-*",
+     * a folder's "src/" and a star): a closing run with no opener is
+     * literal (CommonMark), and an opener earlier on the line makes it
+     * emphasis (emphasis_open); dropped, the glob read "src/" or "test" and
+     * changed the meaning. A '_' before the star goes with it (alone it
+     * was dropped as a mark). */
+    if (s[i] == '*' && i + r == te && i > ws + 1 && strchr("/_-", s[i - 1]) && !emphasis_open(s, i, r)) return 1;
+    if (s[i] == '_' && r == 1 && i > ws && i + 1 < te && s[i + 1] == '*') {
+        size_t se = i + 1;
+        while (se < te && s[se] == '*') se++;
+        if (se == te && se - i - 1 <= 2 && !emphasis_open(s, i + 1, se - i - 1)) return 1;
+    }
     int named = 0;
     for (size_t k = a; k < te; k++) named |= s[k] == '.' || s[k] == '/';
     if (!named || i + r >= te) return 0;
-    size_t ws = a;   /* the word's start past opening brackets and quotes */
-    while (ws < i && strchr("([{\"'", s[ws])) ws++;
     if (i > ws) return 1;
     return s[i + r] == '.' || s[i + r] == '/' || s[i + r] == '_';
 }
@@ -2787,6 +2988,10 @@ static void code_span(text_stream *ts, const char *s, size_t n) {
                 continue;
             }
             if (any) put_cp(ts, " ", 1, ' ');
+            /* for word_secret: a span's first word is set apart like a
+             * quoted one (a span of a command line is not: its later words
+             * are arguments, "htpasswd -c .htpasswd admin") */
+            if (!any && !ts->word.len) ts->word_code = 1;
             any = 1;
             if (ph) put_bytes(ts, s + a + 1, b - a - 2);
             else put_bytes(ts, s + a, b - a);
@@ -3184,6 +3389,13 @@ static int is_fence_close(const text_stream *ts, const char *s, size_t n) {
 
 /* A table row: counted, or (read_tables) rewritten as "a, b, c" for the
  * inline layer. Returns 1 if the line should be read. */
+/* Is s[i] escaped by an odd number of backslashes before it? */
+static int backslashed(const char *s, size_t i) {
+    size_t k = 0;
+    while (k < i && s[i - 1 - k] == '\\') k++;
+    return k & 1;
+}
+
 static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     int delim = 1;
     for (size_t i = 0; i < n; i++)
@@ -3193,14 +3405,44 @@ static int table_row(text_stream *ts, const char *s, size_t n, tbuf *out) {
     ts->table_rows++;
     if (!ts->p.read_tables) return 0;
     tbuf row = {0};
-    size_t i = 0;
     int named = 0;   /* the previous cell names a credential (| DB_PASSWORD | hunter2 |) */
     int col = -1;
-    while (i < n) {
-        if (s[i] == '|') { i++; continue; }
+    /* The cells are what lies between unescaped pipes, empty ones too: "| a
+     * || b |" has three, "|  | x |" two, and a Password column's cells are
+     * counted from the header's (skipping runs of pipes took the cell after
+     * an empty one for the one before it, and read a password). A leading
+     * and a trailing pipe are the row's border. A pipe in a code span is
+     * the span's text ("`a|b`": GFM would split it, but it is written as
+     * one cell, and its column's cells stay in line with the header). */
+    size_t i = 0, end = n;
+    uint64_t unclosed = 0;   /* backtick run lengths with no closing run */
+    while (i < end && s[i] == ' ') i++;
+    while (end > i && s[end - 1] == ' ') end--;
+    if (i < end && s[i] == '|') i++;
+    if (end > i && s[end - 1] == '|' && !backslashed(s, end - 1)) end--;
+    while (i <= end) {
         size_t st = i;
-        while (i < n && !(s[i] == '|' && (i == 0 || s[i - 1] != '\\'))) i++;
+        while (i < end && !(s[i] == '|' && !backslashed(s, i))) {
+            if (s[i] == '`' && !backslashed(s, i)) {
+                size_t r = run_of(s, end, i, '`'), j = i + r, close = 0;
+                /* a run length whose search failed has no closing run later
+                 * either: not searched again (a line of lone backticks stays
+                 * linear) */
+                if (r >= 64 || (unclosed >> r & 1)) j = end;
+                while (j < end && !close) {
+                    if (s[j] != '`') { j++; continue; }
+                    size_t rr = run_of(s, end, j, '`');
+                    if (rr == r) close = j + rr;
+                    j += rr;
+                }
+                if (!close && r < 64) unclosed |= 1ull << r;
+                i = close ? close : i + r;   /* an unclosed run is literal backticks */
+                continue;
+            }
+            i++;
+        }
         size_t a = st, b = i;
+        i++;   /* past the pipe (or the end: the loop stops) */
         while (a < b && s[a] == ' ') a++;
         while (b > a && s[b - 1] == ' ') b--;
         /* the cell without its code span or emphasis marks */
@@ -3290,6 +3532,7 @@ static void pipe_table(text_stream *ts) {
     ts->in_table = 2;
     ts->table_rows = 0;
     ts->table_delim = 0;
+    ts->table_cred_cols = 0;   /* not the last table's Password column */
     tbuf row = {0};
     if (table_row(ts, ts->pend.p, ts->pend.len, &row)) read_aside(ts, &row, 0, LK_ITEM, ' ');
     free(row.p);
@@ -3954,6 +4197,7 @@ static void reset_markdown(text_stream *ts) {
     ts->bearer = 0;
     ts->val_quote = 0;
     ts->pw_words = ts->login_cmd = ts->set_cmd = ts->gh_cmd = ts->prose_pw = ts->digest_words = ts->login_words = 0;
+    ts->cred_noun = ts->key_qual = ts->cred_span = ts->span_cue = 0;
     ts->long_word = 0;
     ts->lw_tail_len = 0;
     ts->pipe_ok = ts->pipe_hold = ts->pipe_wait = 0;

@@ -964,6 +964,28 @@ static void test_lone_surrogates(void) {
     CHECK(strstr(c.warn[1], "line 2: 1 unpaired") != NULL);
 }
 
+/* A surrogate pair split across two text_delta lines (the first ends in
+ * the high half, the next begins with the low one) lost the character, and
+ * the complete line (the character whole) then differed from what streamed:
+ * the whole block was said again. The halves are joined (U+20BB7, a kanji
+ * of a name), and the complete line is known as said. A half never
+ * completed (the next delta does not start with a low half, or the block
+ * stops) is dropped, and a low half at another block's start is not joined
+ * (the block that stopped mid-sentence goes on into it, as before). */
+static void test_split_surrogate_pair(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The shop \\ud842"),
+                       DELTA(0, "\\udfb7\xe9\x87\x8e\xe5\xae\xb6 is in Tokyo. Lone \\ud83d"), DELTA(0, " half here. End \\ud83d"),
+                       BSTOP(0), BSTART(1, "text"), DELTA(1, "\\ude00Next block."), BSTOP(1),
+                       ASSISTB("m1", TB("The shop \\ud842\\udfb7\xe9\x87\x8e\xe5\xae\xb6 is in Tokyo. Lone  half here. End ") ","
+                               TB("\\ude00Next block.")),
+                       MSTOP, NULL};
+    coll c;
+    ingest_stats st = run(L, &c);
+    EXPECT(&c, "The shop \xf0\xa0\xae\xb7\xe9\x87\x8e\xe5\xae\xb6 is in Tokyo. | Lone half here. | End Next block.");
+    CHECK_EQ_INT(st.bad_lines, 0);
+    CHECK_EQ_INT(st.duplicates, 2);   /* the complete line's two blocks */
+}
+
 /* A last line without its newline is warned about (and counted) only when
  * it is not one whole JSON object: a transcript may simply end so, and
  * every --transcript of such a session warned that the line "may be cut
@@ -2002,6 +2024,7 @@ int main(void) {
     TEST_RUN(test_truncated_and_too_long_flags);
     TEST_RUN(test_large_tool_results_fast_path);
     TEST_RUN(test_lone_surrogates);
+    TEST_RUN(test_split_surrogate_pair);
     TEST_RUN(test_idle_flush_through_frontend);
     TEST_RUN(test_open_block_ends_when_idle);
     TEST_RUN(test_idle_flush_not_while_consumer_blocks);

@@ -2551,11 +2551,11 @@ stts_status ingest_frontend_feed(ingest_frontend *fe, const char *line, size_t l
         warnf(fe, "line longer than the limit; skipped");
         return STTS_OK;
     }
+    /* Plain text and markdown often end without a newline (an editor's
+     * file, `printf`, a heredoc piped through tr): nothing tells a cut line
+     * from a finished one there, so only JSON input, which can tell, warns
+     * (below). */
     int cut = (flags & INGEST_LINE_TRUNCATED) != 0;
-    if (cut && fe->p.input_format != INGEST_INPUT_STREAM_JSON) {
-        fe->st.truncated++;
-        warnf(fe, "input ended without a newline: the last line may be cut short");
-    }
     if (fe->p.input_format == INGEST_INPUT_STREAM_JSON) skip_bom(&line, &len);
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;

@@ -1440,6 +1440,22 @@ static void test_input_formats(void) {
         CHECK_EQ_INT(c.warn_line[0], 2);
         CHECK_MSG(strstr(c.warn[0], "line 2: invalid UTF-8 at byte 4") != NULL, "%s", c.warn[0]);
     }
+    /* a file or printf ending without a newline: read whole, nothing warned */
+    for (int f = 0; f < 2; f++) {
+        p.input_format = f ? INGEST_INPUT_MARKDOWN : INGEST_INPUT_TEXT;
+        memset(&c, 0, sizeof c);
+        ingest_frontend *fe;
+        CHECK(ingest_frontend_new(&p, cb, wcb, &c, &fe, NULL) == STTS_OK);
+        ingest_frontend_feed(fe, "First line here.", 16, 1, 0, 0, NULL);
+        ingest_frontend_feed(fe, "No newline at the end", 21, 2, 0, INGEST_LINE_TRUNCATED, NULL);
+        ingest_frontend_finish(fe, 0);
+        EXPECT(&c, "First line here. | No newline at the end");
+        CHECK_EQ_INT(c.nw, 0);
+        ingest_stats sn;
+        ingest_frontend_stats(fe, &sn);
+        CHECK_EQ_INT(sn.truncated, 0);
+        ingest_frontend_free(fe);
+    }
     p.input_format = INGEST_INPUT_STREAM_JSON;
     const char *J[] = {"Hello there, this is not JSON.", "Nor is this.", "{broken", ASSIST("m1", "Spoken."), NULL};
     ingest_stats st = run_p(&p, J, &c);

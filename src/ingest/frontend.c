@@ -849,12 +849,23 @@ static int middle_lost(const char *p, size_t l, const char *t, size_t n) {
     while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
     return l < n && a >= 8 && z >= 8 && a + z == l;
 }
+/* ... or t is such a block with a few bytes in its middle changed (a byte
+ * the stream replaced with U+FFFD, a character one copy lost): at least 16
+ * bytes the same at its start and 8 at its end, at most 8 different on
+ * either side. Read whole, it was said twice; what the stream said of it
+ * stands. */
+static int middle_changed(const char *p, size_t l, const char *t, size_t n) {
+    size_t a = 0, z = 0;
+    while (a < l && a < n && p[a] == t[a]) a++;
+    while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
+    return a >= 16 && z >= 8 && l - a - z <= 8 && n - a - z <= 8;
+}
 static int streamed_with_gap(const source *s, const char *t, size_t n) {
     if (!s->msg_blocks.len) return 0;
     const char *p = s->msg_blocks.p, *end = p + s->msg_blocks.len;
     while (p && p < end) {
         size_t l = strlen(p);
-        if (middle_lost(p, l, t, n)) return 1;
+        if (middle_lost(p, l, t, n) || middle_changed(p, l, t, n)) return 1;
         p += l + 1;
     }
     return 0;

@@ -1415,6 +1415,30 @@ static void test_identical_blocks_partial(void) {
     EXPECT(&c, "Checking the logs now. | Checking the tests too. | Checking | Checking the logs now.");
 }
 
+/* The complete line of a streamed block that differs from what streamed by
+ * a character in its middle (a replaced byte, a character the stream lost):
+ * the same block, said once, not whole again. A block differing by more is
+ * new and read. */
+static void test_block_changed_in_middle(void) {
+    const char *L[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The build of the caf\\ufffd menu finished "),
+                       DELTA(0, "without errors today."), BSTOP(0), MSTOP,
+                       ASSIST("m1", "The build of the caf\u00e9 menu finished without errors today."), NULL};
+    coll c;
+    run(L, &c);
+    CHECK_EQ_INT(c.n, 1);
+    /* the turn's result holding the block as the complete line has it */
+    const char *R[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The build of the caf\\ufffd menu finished "),
+                       DELTA(0, "without errors today."), BSTOP(0), MSTOP,
+                       RESULT("The build of the caf\u00e9 menu finished without errors today."), NULL};
+    run(R, &c);
+    CHECK_EQ_INT(c.n, 1);
+    const char *M[] = {START("m1"), BSTART(0, "text"), DELTA(0, "The build of the backend finished "),
+                       DELTA(0, "without errors today."), BSTOP(0), MSTOP,
+                       ASSIST("m1", "The build of the frontend and the docs finished without errors today."), NULL};
+    run(M, &c);
+    EXPECT(&c, "The build of the backend finished without errors today. | The build of the frontend and the docs finished without errors today.");
+}
+
 /* --input-format text/markdown, and plain text on a stream-json input. */
 static void test_input_formats(void) {
     ingest_params p;
@@ -2018,6 +2042,7 @@ int main(void) {
     TEST_RUN(test_structured_output);
     TEST_RUN(test_big_numbers);
     TEST_RUN(test_identical_blocks_partial);
+    TEST_RUN(test_block_changed_in_middle);
     TEST_RUN(test_input_formats);
     TEST_RUN(test_partial_spoken_once);
     TEST_RUN(test_non_partial_and_duplicates);

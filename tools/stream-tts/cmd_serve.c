@@ -40,7 +40,22 @@
 #include "stts_daemon.h"
 #include "stts_pipeline.h"
 
-enum { MAX_CLIENTS = 64 };
+/* Connections at once: MAX_CLIENTS that may stay (pipe clients, a hook
+ * session's ctl ... anything), and RESERVE_SLOTS more taken only when those
+ * are all held, each for one request: a control (`ctl stop`, `status`, ...)
+ * or a hook. 64 long-lived pipe clients left no slot at all, and `ctl` waited
+ * in the listen queue until one closed (it gives up after 10 s): a user must
+ * always be able to stop the daemon. A reserve connection is closed once its
+ * one request is answered, and must send it within CONN_QUIET_NS of being
+ * accepted (bytes trickled in do not extend that), so no client can keep one;
+ * the ops that keep a connection (line, end, ping: a pipe client's first
+ * request) are refused there. Hooks may hold at most RESERVE_SLOTS -
+ * RESERVE_CTL of them (a hook waits for the hub while a huge message is
+ * being taken), so RESERVE_CTL always answer a control at once; a hook past
+ * that gets "too many clients" and spools its request, which this daemon
+ * replays within 0.5 s. The memory bound is unchanged: input buffers share
+ * IN_BUDGET, and 8 more slots add at most 8 unsent-reply buffers. */
+enum { MAX_CLIENTS = 64, RESERVE_SLOTS = 8, RESERVE_CTL = 2, ALL_SLOTS = MAX_CLIENTS + RESERVE_SLOTS };
 /* A connection that has sent no complete request yet, or stops in the
  * middle of one, for this long is closed: 64 silent connections would
  * otherwise shut every hook out. One that has made a request may then
@@ -106,6 +121,8 @@ typedef struct {
                           * replies still sent, then it is closed (a client that pipelined requests
                           * and shut down writing lost the replies still queued when the daemon read
                           * its EOF) */
+    int oneshot;         /* in a reserve slot (MAX_CLIENTS): one control or hook request, then closed */
+    int reserve_hook;    /* ... and that request is a hook (RESERVE_CTL) */
 } client;
 /* A client whose unsent replies pass this many bytes gets no more of its
  * requests read until it takes them; one that takes none for
@@ -800,24 +817,22 @@ static int session_busy(server *sv, const char *session) {
     return busy;
 }
 
-/* Acts on one request; returns the reply line (malloc'd) or NULL when the
- * reply is deferred (end with wait). made_ns: when a spooled request was
- * made (stts_now_ns's clock), 0 for one that came on the socket. */
-static char *handle(server *sv, client *c, const char *line, size_t len, uint64_t made_ns) {
-    daemon_request rq;
+/* Acts on one parsed request (taken: cleared here); returns the reply line
+ * (malloc'd) or NULL when the reply is deferred (end with wait). line is
+ * the request as it came (spooled while loading). made_ns: when a spooled
+ * request was made (stts_now_ns's clock), 0 for one that came on the
+ * socket. */
+static char *handle_rq(server *sv, client *c, daemon_request *taken, const char *line, size_t len, uint64_t made_ns) {
+    daemon_request rq = *taken;
+    memset(taken, 0, sizeof *taken);
     stts_error err;
     stts_error_clear(&err);
-    if (daemon_request_parse(line, len, &rq, &err) != STTS_OK) {
-        logf_(sv, "request refused: %s", err.msg);
-        return daemon_reply_error(err.msg);
-    }
-    sv->last_activity = stts_now_ns();
     json_t *out = json_object();
     char *r = NULL;
     pthread_mutex_lock(&sv->mu);
     pipeline *pl = sv->pl;
     pthread_mutex_unlock(&sv->mu);
-    if (rq.op == DAEMON_OP_HOOK && !sv->live && c) {
+    if (rq.op == DAEMON_OP_HOOK && c && !sv->live) {
         /* Still loading: the request waits in the spool, in order with the
          * ones hooks spooled, and stays there if this daemon cannot speak
          * (the next start speaks it). */
@@ -1009,6 +1024,45 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
     }
     daemon_request_clear(&rq);
     return r;
+}
+
+/* Parses one request line and acts on it (handle_rq). */
+static char *handle(server *sv, client *c, const char *line, size_t len, uint64_t made_ns) {
+    daemon_request rq;
+    stts_error err;
+    if (daemon_request_parse(line, len, &rq, &err) != STTS_OK) {
+        logf_(sv, "request refused: %s", err.msg);
+        return daemon_reply_error(err.msg);
+    }
+    sv->last_activity = stts_now_ns();
+    return handle_rq(sv, c, &rq, line, len, made_ns);
+}
+
+/* A request made in a reserve slot (client.oneshot, MAX_CLIENTS): NULL when
+ * it is served there, else the refusal (a reply line). ncl clients in cl. */
+static char *reserve_refusal(server *sv, const client *cl, int ncl, daemon_op op) {
+    char m[300];
+    if (op == DAEMON_OP_LINE || op == DAEMON_OP_END || op == DAEMON_OP_PING) {
+        /* ops of a connection that stays (ping is a pipe client's first
+         * request): refused at once, it speaks in-process rather than
+         * losing its first line to the close */
+        snprintf(m, sizeof m, "the daemon's %d connections for clients that stay (pipes) are all in use: this "
+                 "connection takes one control or hook request, not '%s'; connection closed", MAX_CLIENTS,
+                 daemon_op_name(op));
+        logf_(sv, "a '%s' request in a reserve slot refused (%d connections that stay are open)", daemon_op_name(op),
+              MAX_CLIENTS);
+        return daemon_reply_error(m);
+    }
+    if (op != DAEMON_OP_HOOK) return NULL;
+    int hooks = 0;
+    for (int k = 0; k < ncl; k++) hooks += cl[k].oneshot && cl[k].reserve_hook;
+    if (hooks < RESERVE_SLOTS - RESERVE_CTL) return NULL;
+    /* "too many clients": `stream-tts hook` spools the request on that
+     * prefix, and this daemon replays it at its next tick */
+    snprintf(m, sizeof m, "too many clients; try again (every connection is in use; %d of the reserve are kept "
+             "for ctl)", RESERVE_CTL);
+    logf_(sv, "a hook request in a reserve slot refused: %d hooks hold the reserve", hooks);
+    return daemon_reply_error(m);
 }
 
 /* Spooled requests (written by hook clients that found no daemon), in
@@ -1387,7 +1441,7 @@ static int serve_main(int argc, char **argv) {
         return 1;
     }
 
-    client cl[MAX_CLIENTS];
+    client cl[ALL_SLOTS];
     int ncl = 0, full_said = 0;
     int old_lfd = -1;   /* a listener replaced by keep_socket, until its waiting connections are taken */
     size_t in_total = 0;   /* sum of the clients' buffer capacities, within IN_BUDGET */
@@ -1395,12 +1449,13 @@ static int serve_main(int argc, char **argv) {
     uint64_t last_spool = stts_now_ns();
     int rc = 0;
     for (;;) {
-        struct pollfd pf[MAX_CLIENTS + 2];
-        pf[0] = (struct pollfd){lfd, ncl < MAX_CLIENTS ? POLLIN : 0, 0};   /* full: new ones wait */
+        struct pollfd pf[ALL_SLOTS + 2];
+        pf[0] = (struct pollfd){lfd, ncl < ALL_SLOTS ? POLLIN : 0, 0};   /* full: new ones wait */
         pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
-        for (int k = 0; k < ncl; k++)   /* no more requests read while its replies pile up */
-            pf[k + 2] = (struct pollfd){cl[k].fd, (short)((cl[k].out_len < OUT_HIGH && !cl[k].eof ? POLLIN : 0) |
-                                                          (cl[k].out_len ? POLLOUT : 0)), 0};
+        for (int k = 0; k < ncl; k++) {   /* no more requests read while its replies pile up */
+            const int more = cl[k].out_len < OUT_HIGH && !cl[k].eof && !(cl[k].oneshot && cl[k].served);
+            pf[k + 2] = (struct pollfd){cl[k].fd, (short)((more ? POLLIN : 0) | (cl[k].out_len ? POLLOUT : 0)), 0};
+        }
         uint64_t now = stts_now_ns();
         int timeout = 250;
         uint64_t dl = daemon_hub_deadline(sv.hub);
@@ -1443,8 +1498,10 @@ static int serve_main(int argc, char **argv) {
          * reply came within its 40 ms. A replaced listener's queue first
          * (older; nothing new reaches it), closed once empty. */
         const int from[2] = {old_lfd, (pf[0].revents & POLLIN) ? lfd : -1};
+        int nstay = 0;   /* clients in the slots that may stay */
+        for (int k = 0; k < ncl; k++) nstay += !cl[k].oneshot;
         for (int w = 0; w < 2; w++) {
-            while (from[w] >= 0 && ncl < MAX_CLIENTS) {
+            while (from[w] >= 0 && ncl < ALL_SLOTS) {
                 int fd = stts_accept_cloexec(from[w], NULL, NULL, 1);
                 if (fd < 0) {
                     if (w == 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { close(old_lfd); old_lfd = -1; }
@@ -1456,14 +1513,20 @@ static int serve_main(int argc, char **argv) {
                     logf_(&sv, "refused a client of uid %d", (int)peer);   /* -1: unknown */
                     continue;
                 }
-                cl[ncl++] = (client){.fd = fd, .heard_ns = now};
+                const int oneshot = nstay >= MAX_CLIENTS;
+                nstay += !oneshot;
+                cl[ncl++] = (client){.fd = fd, .heard_ns = now, .oneshot = oneshot};
             }
         }
-        if (pf[0].revents & POLLIN) {
-            if (ncl == MAX_CLIENTS && !full_said) {
-                logf_(&sv, "%d connections open: new ones wait in the listen queue until one closes", MAX_CLIENTS);
-                full_said = 1;
-            }
+        if (nstay == MAX_CLIENTS && full_said < 1) {
+            logf_(&sv, "%d connections open: new ones get one control or hook request each (a reserve of %d)",
+                  MAX_CLIENTS, RESERVE_SLOTS);
+            full_said = 1;
+        }
+        if ((pf[0].revents & POLLIN) && ncl == ALL_SLOTS && full_said < 2) {
+            logf_(&sv, "%d connections open (the reserve too): new ones wait in the listen queue until one closes",
+                  ALL_SLOTS);
+            full_said = 2;
         }
         if (ncl < MAX_CLIENTS / 2) full_said = 0;
         /* Clients in the order they connected: hooks are separate
@@ -1504,20 +1567,35 @@ static int serve_main(int argc, char **argv) {
                     if (!closed) {
                         memcpy(c->buf + c->len, buf, (size_t)n);
                         c->len += (size_t)n;
-                        c->heard_ns = now;
+                        if (!c->oneshot) c->heard_ns = now;   /* a reserve slot's time is counted from its accept */
                     }
                 }
             }
             /* Every complete line gets its reply, in order. */
             size_t start = 0;
-            while (!closed && !c->waiting_end && c->buf && c->out_len < OUT_HIGH && !c->broken) {
+            while (!closed && !c->waiting_end && c->buf && c->out_len < OUT_HIGH && !c->broken &&
+                   !(c->oneshot && c->served)) {
                 /* A long line comes in many reads: search only the new bytes. */
                 size_t from = start + (start ? 0 : c->scanned);
                 char *nl_ = memchr(c->buf + from, '\n', c->len - from);
                 if (!nl_) { c->scanned = c->len - start; break; }
                 size_t ln = (size_t)(nl_ - (c->buf + start));
                 c->scanned = 0;
-                char *r = handle(&sv, c, c->buf + start, ln, 0);
+                char *r;
+                daemon_request rq;
+                stts_error re;
+                if (!c->oneshot) {
+                    r = handle(&sv, c, c->buf + start, ln, 0);
+                } else if (daemon_request_parse(c->buf + start, ln, &rq, &re) != STTS_OK) {
+                    logf_(&sv, "request refused: %s", re.msg);
+                    r = daemon_reply_error(re.msg);
+                } else if ((r = reserve_refusal(&sv, cl, ncl, rq.op)) != NULL) {
+                    daemon_request_clear(&rq);
+                } else {
+                    c->reserve_hook = rq.op == DAEMON_OP_HOOK;
+                    sv.last_activity = stts_now_ns();
+                    r = handle_rq(&sv, c, &rq, c->buf + start, ln, 0);
+                }
                 start += ln + 1;
                 c->served++;
                 if (r) reply(c, r);
@@ -1537,6 +1615,9 @@ static int serve_main(int argc, char **argv) {
             /* After its EOF: once every complete line is answered (none held,
              * none waiting on a session's end) and every reply sent. A last
              * line without its newline is a request cut short: said so. */
+            /* A reserve slot's one request is answered: closed once its reply is sent (what
+             * else it sent is not read: a connection closed before a reply was not taken). */
+            if (!closed && c->oneshot && c->served && !c->out_len && !c->waiting_end) closed = 1;
             if (!closed && c->eof && !c->held_lines && !c->waiting_end) {
                 if (c->len) {
                     reply(c, daemon_reply_error("the request ended without a newline; not read"));

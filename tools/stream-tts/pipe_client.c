@@ -142,6 +142,11 @@ int pipe_via_daemon(const frontend_opts *fo, const char *mode, ingest_reader **f
     json_object_set_new(ping, "op", json_string("ping"));
     if (exchange(c, ping, 5000, why, sizeof why) != 0) {
         client_conn_free(c);
+        /* A daemon that answers but refuses the pipe (its connections for
+         * clients that stay are all in use) is said: two voices at once
+         * would otherwise come unexplained. */
+        if (!always && !strncmp(why, "the daemon refused", 18))
+            fprintf(stderr, "stream-tts: %s; speaking in-process\n", why);
         if (!always) return -1;
         fprintf(stderr, "stream-tts: --daemon always: the stream-tts daemon on %s does not answer (%s)\n", path, why);
         return 1;

@@ -6,8 +6,16 @@ always reach the daemon:
    in the listen queue until a pipe ended, and gave up after 10 s); a hook
    is served there too; what would keep a reserve connection (ping, line,
    end) is refused, and a reserve connection is closed after its one request
-   or 5 s after it was accepted, however it trickles its bytes."""
-import json, os, socket, sys, time
+   or 5 s after it was accepted, however it trickles its bytes;
+ - a huge request (an 8 MB MessageDisplay: 3.5 s of the text stage) no
+   longer holds the poll loop: `ctl status` is answered while the message is
+   still being taken (it waited for the whole of it), a `ctl stop` meanwhile
+   silences the rest of it, and the requests that need the hub (the same
+   session's next batch, another session's hook) wait and keep their order;
+ - with 64 pipes open and a huge message being taken, hooks may hold only 6
+   of the 8 reserve slots: ctl is still answered at once, and the hook past
+   them is told "too many clients" (it spools; the daemon replays it)."""
+import json, os, select, socket, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon_util import Checks, Daemon, md, read, recv_line, scratch, voice_or_skip, wait_for  # noqa: E402
@@ -133,6 +141,122 @@ def stays():
 
 
 wait_for(stays, "a connection that stays, after the pipes left")
+check(d.close() == 0, "serve exits cleanly")
+
+
+# ---- 2. a huge message does not hold the daemon's loop -----------------------------------------------
+def big_delta(mb, unit="Sentence %d is here. "):
+    parts, size, i = [], 0, 0
+    while size < mb * 1024 * 1024:
+        parts.append(unit % i)
+        size += len(parts[-1])
+        i += 1
+    return "".join(parts)
+
+
+def send_big(d, payload):
+    """Sends a hook request from a thread (the daemon takes 8 MB as it reads); returns its socket."""
+    s = d.conn()
+    line = (json.dumps({"v": 1, "op": "hook", "payload": payload}) + "\n").encode()
+    threading.Thread(target=s.sendall, args=(line,), daemon=True).start()
+    return s
+
+
+def answered(s):
+    return bool(select.select([s], [], [], 0)[0])
+
+
+def intake_mb(d):
+    """A message size whose intake takes ~3 s in this build (8 MB in Release: 2.3 s on a 2-core VM;
+    1 MB at least: a sanitized build takes 10 times as long or more)."""
+    t = time.monotonic()
+    d.hook(md("cal", "mcal", 0, big_delta(0.5), True))
+    took = time.monotonic() - t
+    d.ctl("stop")
+    return max(1.0, min(8.0, 0.5 * 3.0 / max(took, 1e-3)))
+
+
+d = Daemon(BIN, VOICE, tmp, "big", pace=False)
+d.ctl("pause")   # what is taken waits in the queue, where status counts it
+mb = intake_mb(d)
+big = send_big(d, md("big", "mbig", 0, big_delta(mb), True))
+# A status answered with some of the message queued while the hook has no reply yet: answered
+# during the intake. (Before, status waited for the whole message: its reply came after the hook's.)
+during, lat = 0, []
+while not answered(big):
+    t = time.monotonic()
+    st = d.status()
+    lat.append(time.monotonic() - t)
+    if st["pending"] > 0 and not answered(big):
+        during += 1
+        if during == 3:   # ... and a stop meanwhile silences the rest of the message
+            r, _ = d.ctl("stop")
+            check(r.returncode == 0, "ctl stop during the intake: %s %s" % (r.stdout, r.stderr))
+            stopped_at = d.status()["pending"]
+rep = json.loads(recv_line(big))
+big.close()
+print("%d status requests answered before the %.1f MB message's hook reply (%d with it partly queued); the "
+      "slowest in %.0f ms" % (len(lat), mb, during, max(lat) * 1000))
+check(during >= 3, "ctl status answered while the message was still being taken (%d times)" % during)
+check(rep["ok"], "the hook's reply, once the whole message is taken: %r" % rep)
+if during >= 3:
+    st = d.status()
+    check(st["pending"] == 0 and stopped_at == 0, "the stop during the intake dropped the rest of the message: "
+          "%d waiting just after it, %d after the hook's reply" % (stopped_at, st["pending"]))
+d.ctl("resume")
+
+# The requests that need the hub wait for it and keep their order: the same message's next batch and
+# another session's hook, sent while the first batch (mostly a code block, not read) is being taken.
+code = "Start of the big one.\n```\n" + "x = 1\n" * (1024 * 1024 // 6) + "```\nEnd of the big one.\n"
+d.ctl("pause")
+big = send_big(d, md("o", "mo", 0, code, False))
+wait_for(lambda: d.status()["pending"] > 0, "the first sentence of the big batch taken")
+nxt, other = d.conn(), d.conn()
+nxt.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("o", "mo", 1, "The next batch.\n", True)}) + "\n").encode())
+other.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("q", "mq", 0, "Another session.\n", True)})
+               + "\n").encode())
+replies = [json.loads(recv_line(x)) for x in (big, nxt, other)]
+check(all(r["ok"] and r["done"] == "spoken" for r in replies), "each batch spoken: %r" % replies)
+d.ctl("resume")
+rows = d.wait_spoken("Another session.")
+said = [r["source"] for r in rows if r.get("session") in ("o", "q")]
+want = ["Start of the big one.", "End of the big one.", "The next batch.", "Another session."]
+check([x for x in said if x in want] == want and all(said.count(x) == 1 for x in want),
+      "in order, each once: %r" % said)
+check(d.close() == 0, "serve exits cleanly")
+
+# ---- 3. 64 pipes, a huge message being taken, and hooks filling the reserve ------------------------------
+d = Daemon(BIN, VOICE, tmp, "both", pace=False)
+pipes = []
+for k in range(64):
+    c = d.conn()
+    c.sendall(b'{"v":1,"op":"ping"}\n')
+    recv_line(c)
+    pipes.append(c)
+d.ctl("pause")
+big = send_big(d, md("big", "mbig", 0, big_delta(intake_mb(d)), True))
+wait_for(lambda: d.status()["pending"] > 0, "the huge message being taken")
+hooks = []
+for k in range(5):   # each waits for the hub, in the reserve: with the huge one, 6 hooks hold it
+    s = d.conn()
+    s.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("h%d" % k, "m", 0, "Hook %d.\n" % k, True)})
+               + "\n").encode())
+    hooks.append(s)
+r, ms = d.ctl("status")
+check(r.returncode == 0 and not answered(big), "ctl answered with the reserve's hooks waiting for the hub: %s %s "
+      "(%.0f ms)" % (r.stdout, r.stderr, ms))
+s = d.conn()
+s.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("h6", "m", 0, "Hook 6.\n", True)}) + "\n").encode())
+buf = recv_line(s, tolerate_reset=True)
+s.close()
+check(b"too many clients; try again" in buf and not answered(big), "a 7th hook in the reserve: %r" % buf)
+check(json.loads(recv_line(big))["ok"], "the huge message taken")
+for k, s in enumerate(hooks):
+    buf = recv_line(s)
+    check(json.loads(buf)["ok"], "hook %d served once the hub is back: %r" % (k, buf))
+for c in pipes + hooks + [big]:
+    c.close()
+d.ctl("stop")
 check(d.close() == 0, "serve exits cleanly")
 
 sys.exit(check.finish())

@@ -9,7 +9,8 @@
  * answer, hook hub, spool, idle timers); the speaker thread loads the
  * model and pushes queued sentences into the pipeline (pipeline_push
  * blocks when the pipeline is full, which must never hold the poll loop);
- * the pipeline's own three threads; the signal thread. */
+ * a hub job thread while a long request (HUB_JOB_MIN) is taken, which owns
+ * the hub meanwhile; the pipeline's own three threads; the signal thread. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -123,6 +124,8 @@ typedef struct {
                           * its EOF) */
     int oneshot;         /* in a reserve slot (MAX_CLIENTS): one control or hook request, then closed */
     int reserve_hook;    /* ... and that request is a hook (RESERVE_CTL) */
+    int in_job;          /* its request is the hub job's (hub_job): the reply comes when it ends */
+    int wait_hub;        /* its next request needs the hub while a job holds it: left in buf until then */
 } client;
 /* A client whose unsent replies pass this many bytes gets no more of its
  * requests read until it takes them; one that takes none for
@@ -177,7 +180,39 @@ typedef struct {
     int wake[2];             /* self-pipe: the signal thread wakes poll */
     uint64_t last_activity;
     daemon_hub *hub;
+    /* A request line of HUB_JOB_MIN bytes or more is acted on by a thread
+     * of its own (hub_job), and the hub is that thread's until it ends: the
+     * poll loop meanwhile answers every control and holds the requests
+     * that need the hub (hook, line, end) where they are. The first four
+     * are the poll loop's own. */
+    struct hub_job *job;
+    json_t *job_sessions;    /* the hub's sessions when the job began (status, mute) */
+    json_t *job_ends;        /* pipe sessions whose client left meanwhile: ended after the job */
+    /* Under mu: stops (and mutes) given while the job runs. Its sentences
+     * of those sessions are dropped as they come, and the hub is told of
+     * the stop once it is back, as if the stop came after the whole request
+     * (the words its text stage still holds are not said when flushed). */
+    int job_stop_all;
+    json_t *job_stopped;     /* object: session -> true */
 } server;
+
+/* The text stage takes ~0.4 us a byte (an 8 MB MessageDisplay held the poll
+ * loop for 3.5 s: ctl and every other client waited): a line this long
+ * (~25 ms of it; a normal batch is a few KB) is the hub job's. */
+#define HUB_JOB_MIN ((size_t)64 * 1024)
+typedef struct hub_job {
+    server *sv;
+    pthread_t tid;
+    int fd;                  /* the client it answers (kept open meanwhile: fds of open clients are unique) */
+    int oneshot;             /* that client is in a reserve slot: a line request is not acted on */
+    char *line;              /* a copy: the client's buffer may move */
+    size_t len;
+    daemon_request rq;       /* parsed; when not a hook or line, for the poll loop to act on (back) */
+    int back;
+    char *reply;
+    char *session;           /* a line request's session (the client's pipe_session) */
+    int done;                /* under sv->mu */
+} hub_job;
 
 /* serve.log gains a line for every ctl op and every refused request: a
  * misbehaving client could fill the disk. Capped as hook.log is (the same
@@ -265,7 +300,11 @@ static uint64_t session_rank(void *user, const char *session) {
 static void hub_sentence(void *user, const char *session, const ingest_sentence *s) {
     server *sv = user;
     pthread_mutex_lock(&sv->mu);
-    if (is_muted(sv, session)) { pthread_mutex_unlock(&sv->mu); return; }
+    if (is_muted(sv, session) || sv->quit || sv->job_stop_all ||
+        (sv->job_stopped && json_object_get(sv->job_stopped, session))) {
+        pthread_mutex_unlock(&sv->mu);
+        return;
+    }
     size_t mine = daemon_queue_session_count(sv->pending, session);
     if ((mine >= MAX_PENDING_SESSION || daemon_queue_count(sv->pending) >= MAX_PENDING) &&
         !(s->flags & INGEST_SENT_ASIDE)) {
@@ -325,11 +364,17 @@ static void session_ended(server *sv, const char *session) {
     pthread_mutex_unlock(&sv->mu);
 }
 
+/* The hub's sessions (a new reference): while a job holds the hub, as they
+ * were when it began. Poll loop only. */
+static json_t *hub_sessions(server *sv) {
+    return sv->job ? json_incref(sv->job_sessions) : daemon_hub_sessions(sv->hub);
+}
+
 /* Room for one more muted session; 0 when MAX_MUTED are muted and the hub
  * holds every one of them. mu held. */
 static int mute_room(server *sv) {
     if (json_object_size(sv->muted) < MAX_MUTED) return 1;
-    json_t *live = json_object(), *ids = daemon_hub_sessions(sv->hub);
+    json_t *live = json_object(), *ids = hub_sessions(sv);
     size_t k;
     json_t *v;
     json_array_foreach(ids, k, v) json_object_set(live, json_string_value(v), json_true());
@@ -345,9 +390,11 @@ static int mute_room(server *sv) {
     return json_object_size(sv->muted) < MAX_MUTED;
 }
 
-static int stop_session(server *sv, const char *session) {
+/* A stop by the hub's owner (the poll loop with no job, or the job's
+ * thread: a barge-in). */
+static int stop_now(server *sv, const char *session) {
     /* Words the hub still holds (a sentence not ended) are of before the
-     * stop too: not said when flushed (poll-loop thread, as the hub's). */
+     * stop too: not said when flushed (the hub's thread). */
     daemon_hub_stopped(sv->hub, session);
     pthread_mutex_lock(&sv->mu);
     size_t n = drop_pending(sv, session);
@@ -357,7 +404,25 @@ static int stop_session(server *sv, const char *session) {
     return (int)n;
 }
 
-static void hub_stop(void *user, const char *session) { stop_session(user, session); }
+/* A stop from the poll loop (ctl stop, mute). While a job holds the hub it
+ * silences at once all the same: the queue and the player are emptied now,
+ * the job's later sentences of the session dropped, and the hub told when
+ * it is back (job_finish). */
+static int stop_session(server *sv, const char *session) {
+    if (!sv->job) return stop_now(sv, session);
+    pthread_mutex_lock(&sv->mu);
+    /* bounded: past MAX_MUTED made-up ids, every session's (rather than a
+     * table that any local client could grow during a long job) */
+    if (!session || json_object_size(sv->job_stopped) >= MAX_MUTED) sv->job_stop_all = 1;
+    else json_object_set_new(sv->job_stopped, session, json_true());
+    size_t n = drop_pending(sv, session);
+    pipeline *pl = sv->pl;
+    pthread_mutex_unlock(&sv->mu);
+    if (pl) n += (size_t)pipeline_stop(pl, session);
+    return (int)n;
+}
+
+static void hub_stop(void *user, const char *session) { stop_now(user, session); }
 
 /* ---- speaker thread ------------------------------------------------------------ */
 
@@ -784,7 +849,7 @@ static json_t *status_json(server *sv) {
     json_object_set_new(o, "muted", json_deep_copy(sv->muted));
     json_object_set_new(o, "muted_all", json_boolean(sv->muted_all != NULL));
     pthread_mutex_unlock(&sv->mu);
-    json_object_set_new(o, "sessions", daemon_hub_sessions(sv->hub));
+    json_object_set_new(o, "sessions", hub_sessions(sv));
     json_object_set_new(o, "pid", json_integer(getpid()));
     json_object_set_new(o, "socket", json_string(sv->sock));
     json_object_set_new(o, "speed", json_real(sv->speed));
@@ -994,7 +1059,7 @@ static char *handle_rq(server *sv, client *c, daemon_request *taken, const char 
              * so), or one that ended, muted for the tail of its speech: that
              * mute is lifted when the session starts again (resumed under
              * the same id, its reply was dropped for good, unannounced) */
-            json_t *ss = daemon_hub_sessions(sv->hub);
+            json_t *ss = hub_sessions(sv);
             int known = 0;
             size_t i;
             json_t *v;
@@ -1038,9 +1103,10 @@ static char *handle(server *sv, client *c, const char *line, size_t len, uint64_
     return handle_rq(sv, c, &rq, line, len, made_ns);
 }
 
-/* A request made in a reserve slot (client.oneshot, MAX_CLIENTS): NULL when
- * it is served there, else the refusal (a reply line). ncl clients in cl. */
-static char *reserve_refusal(server *sv, const client *cl, int ncl, daemon_op op) {
+/* A request made by c in a reserve slot (client.oneshot, MAX_CLIENTS): NULL
+ * when it is served there, else the refusal (a reply line). ncl clients in
+ * cl. */
+static char *reserve_refusal(server *sv, const client *cl, int ncl, const client *c, daemon_op op) {
     char m[300];
     if (op == DAEMON_OP_LINE || op == DAEMON_OP_END || op == DAEMON_OP_PING) {
         /* ops of a connection that stays (ping is a pipe client's first
@@ -1055,7 +1121,7 @@ static char *reserve_refusal(server *sv, const client *cl, int ncl, daemon_op op
     }
     if (op != DAEMON_OP_HOOK) return NULL;
     int hooks = 0;
-    for (int k = 0; k < ncl; k++) hooks += cl[k].oneshot && cl[k].reserve_hook;
+    for (int k = 0; k < ncl; k++) hooks += &cl[k] != c && cl[k].oneshot && cl[k].reserve_hook;   /* others' */
     if (hooks < RESERVE_SLOTS - RESERVE_CTL) return NULL;
     /* "too many clients": `stream-tts hook` spools the request on that
      * prefix, and this daemon replays it at its next tick */
@@ -1063,6 +1129,157 @@ static char *reserve_refusal(server *sv, const client *cl, int ncl, daemon_op op
              "for ctl)", RESERVE_CTL);
     logf_(sv, "a hook request in a reserve slot refused: %d hooks hold the reserve", hooks);
     return daemon_reply_error(m);
+}
+
+/* ---- the hub job: one long request off the poll loop ------------------------------------- */
+
+static void *job_main(void *arg) {
+    hub_job *j = arg;
+    server *sv = j->sv;
+    stts_error err;
+    if (daemon_request_parse(j->line, j->len, &j->rq, &err) != STTS_OK) {
+        logf_(sv, "request refused: %s", err.msg);
+        j->reply = daemon_reply_error(err.msg);
+    } else if (j->rq.op == DAEMON_OP_HOOK || (j->rq.op == DAEMON_OP_LINE && !j->oneshot)) {
+        if (j->rq.op == DAEMON_OP_LINE) j->session = strdup(j->rq.session);   /* NULL: not ended at close */
+        /* no client: it touches nothing of the poll loop's (the daemon is
+         * live, so a hook is not spooled) */
+        j->reply = handle_rq(sv, NULL, &j->rq, j->line, j->len, 0);
+    } else {
+        j->back = 1;   /* a control with a huge line: the poll loop's, as any control */
+    }
+    pthread_mutex_lock(&sv->mu);
+    j->done = 1;
+    pthread_mutex_unlock(&sv->mu);
+    if (write(sv->wake[1], "j", 1) < 0) {}
+    return NULL;
+}
+
+/* Starts the hub job for client c's request line; -1 when no thread could
+ * be made (then it is acted on in the poll loop, as before). */
+static int job_start(server *sv, client *c, const char *line, size_t len) {
+    hub_job *j = calloc(1, sizeof *j);
+    /* one copy of at most DAEMON_MAX_LINE beside IN_BUDGET: one job at a time */
+    char *copy = j ? malloc(len) : NULL;
+    json_t *ss = copy ? daemon_hub_sessions(sv->hub) : NULL;
+    if (!ss) { free(copy); free(j); return -1; }
+    memcpy(copy, line, len);
+    *j = (hub_job){.sv = sv, .fd = c->fd, .oneshot = c->oneshot, .line = copy, .len = len};
+    sv->job = j;
+    sv->job_sessions = ss;
+    if (pthread_create(&j->tid, NULL, job_main, j) != 0) {
+        sv->job = NULL;
+        json_decref(ss);
+        sv->job_sessions = NULL;
+        free(copy);
+        free(j);
+        return -1;
+    }
+    c->in_job = 1;
+    return 0;
+}
+
+static int job_done(server *sv) {
+    pthread_mutex_lock(&sv->mu);
+    int d = sv->job && sv->job->done;
+    pthread_mutex_unlock(&sv->mu);
+    return d;
+}
+
+static char *reserve_refusal(server *sv, const client *cl, int ncl, const client *c, daemon_op op);
+
+/* The job has ended (or the daemon exits: cl NULL): the hub is the poll
+ * loop's again. The stops and pipe ends that came meanwhile reach it, in
+ * that order, and the client gets its reply. */
+static void job_finish(server *sv, client *cl, int ncl) {
+    hub_job *j = sv->job;
+    pthread_join(j->tid, NULL);
+    sv->job = NULL;
+    json_decref(sv->job_sessions);
+    sv->job_sessions = NULL;
+    pthread_mutex_lock(&sv->mu);
+    int all = sv->job_stop_all;
+    json_t *stopped = sv->job_stopped;
+    sv->job_stop_all = 0;
+    sv->job_stopped = json_object();
+    pthread_mutex_unlock(&sv->mu);
+    if (all) daemon_hub_stopped(sv->hub, NULL);
+    const char *key;
+    json_t *v;
+    if (!all) json_object_foreach(stopped, key, v) daemon_hub_stopped(sv->hub, key);
+    json_decref(stopped);
+    size_t i;
+    json_array_foreach(sv->job_ends, i, v) {
+        daemon_hub_end(sv->hub, json_string_value(v));
+        session_ended(sv, json_string_value(v));
+    }
+    json_array_clear(sv->job_ends);
+    client *c = NULL;
+    for (int k = 0; cl && k < ncl && !c; k++)
+        if (cl[k].in_job && cl[k].fd == j->fd) c = &cl[k];
+    char *r = j->reply;
+    if (c && j->back) {
+        r = c->oneshot ? reserve_refusal(sv, cl, ncl, c, j->rq.op) : NULL;
+        if (r) daemon_request_clear(&j->rq);
+        else r = handle_rq(sv, c, &j->rq, j->line, j->len, 0);
+    }
+    if (c && j->session && (!c->pipe_session || strcmp(c->pipe_session, j->session) != 0)) {
+        free(c->pipe_session);
+        c->pipe_session = j->session;
+        j->session = NULL;
+    } else if (!c && j->session && cl) {
+        /* its pipe client was closed meanwhile (it took no replies for 5 s):
+         * that session ends as at any pipe client's close */
+        daemon_hub_end(sv->hub, j->session);
+        session_ended(sv, j->session);
+    }
+    if (c) {
+        c->in_job = 0;
+        reply(c, r);
+    } else {
+        free(r);
+    }
+    for (int k = 0; cl && k < ncl; k++) cl[k].wait_hub = 0;   /* their turn, in connection order */
+    daemon_request_clear(&j->rq);
+    free(j->session);
+    free(j->line);
+    free(j);
+    sv->last_activity = stts_now_ns();
+}
+
+/* What the poll loop does with client c's next request line. */
+enum { LINE_DONE, LINE_HELD, LINE_JOB };
+static int serve_line(server *sv, client *cl, int ncl, client *c, const char *line, size_t ln, char **reply_out) {
+    *reply_out = NULL;
+    if (ln >= HUB_JOB_MIN) {
+        if (sv->job) return LINE_HELD;   /* one job at a time; not parsed while it waits */
+        if (c->oneshot && (*reply_out = reserve_refusal(sv, cl, ncl, c, DAEMON_OP_HOOK))) return LINE_DONE;
+        /* while loading a hook is only spooled (quick): acted on here */
+        if (sv->live && job_start(sv, c, line, ln) == 0) {
+            c->reserve_hook = c->oneshot;
+            sv->last_activity = stts_now_ns();
+            return LINE_JOB;
+        }
+    }
+    daemon_request rq;
+    stts_error e;
+    if (daemon_request_parse(line, ln, &rq, &e) != STTS_OK) {
+        logf_(sv, "request refused: %s", e.msg);
+        *reply_out = daemon_reply_error(e.msg);
+        return LINE_DONE;
+    }
+    if (c->oneshot && (*reply_out = reserve_refusal(sv, cl, ncl, c, rq.op))) {
+        daemon_request_clear(&rq);
+        return LINE_DONE;
+    }
+    c->reserve_hook = c->oneshot && rq.op == DAEMON_OP_HOOK;
+    if (sv->job && (rq.op == DAEMON_OP_HOOK || rq.op == DAEMON_OP_LINE || rq.op == DAEMON_OP_END)) {
+        daemon_request_clear(&rq);   /* parsed again when the hub is back */
+        return LINE_HELD;
+    }
+    sv->last_activity = stts_now_ns();
+    *reply_out = handle_rq(sv, c, &rq, line, ln, 0);
+    return LINE_DONE;
 }
 
 /* Spooled requests (written by hook clients that found no daemon), in
@@ -1399,6 +1616,8 @@ static int serve_main(int argc, char **argv) {
     }
     sv.muted = json_object();
     sv.mute_tail = json_object();
+    sv.job_stopped = json_object();
+    sv.job_ends = json_array();
     sv.newest = json_object();
     if (daemon_queue_new(session_rank, &sv, &sv.pending, &e) != STTS_OK) {
         start_err("out of memory");
@@ -1453,17 +1672,19 @@ static int serve_main(int argc, char **argv) {
         pf[0] = (struct pollfd){lfd, ncl < ALL_SLOTS ? POLLIN : 0, 0};   /* full: new ones wait */
         pf[1] = (struct pollfd){sv.wake[0], POLLIN, 0};
         for (int k = 0; k < ncl; k++) {   /* no more requests read while its replies pile up */
-            const int more = cl[k].out_len < OUT_HIGH && !cl[k].eof && !(cl[k].oneshot && cl[k].served);
+            const int more = cl[k].out_len < OUT_HIGH && !cl[k].eof && !(cl[k].oneshot && cl[k].served) &&
+                             !cl[k].in_job && !cl[k].wait_hub;
             pf[k + 2] = (struct pollfd){cl[k].fd, (short)((more ? POLLIN : 0) | (cl[k].out_len ? POLLOUT : 0)), 0};
         }
         uint64_t now = stts_now_ns();
         int timeout = 250;
-        uint64_t dl = daemon_hub_deadline(sv.hub);
+        uint64_t dl = sv.job ? 0 : daemon_hub_deadline(sv.hub);   /* the job's hub: its timers wait */
         if (dl) timeout = dl <= now ? 0 : (int)((dl - now) / 1000000 + 1) < timeout ? (int)((dl - now) / 1000000 + 1) : timeout;
         int waiting = 0;
         for (int k = 0; k < ncl; k++) {
             waiting |= cl[k].waiting_end != NULL;
             if (cl[k].held_lines && cl[k].out_len < OUT_HIGH) timeout = 0;   /* its next requests, now */
+            if (cl[k].wait_hub && !sv.job) timeout = 0;
         }
         if (waiting && timeout > 20) timeout = 20;
         poll(pf, (nfds_t)ncl + 2, timeout);
@@ -1489,7 +1710,8 @@ static int serve_main(int argc, char **argv) {
             }
         }
         now = stts_now_ns();
-        daemon_hub_tick(sv.hub, now);
+        if (sv.job && job_done(&sv)) job_finish(&sv, cl, ncl);
+        if (!sv.job) daemon_hub_tick(sv.hub, now);
         const int polled = ncl; /* clients accepted below have no poll result this pass */
         /* At most the free slots: the rest wait in the listen queue (polled
          * again once a slot frees). Accepted and turned away, a hook's
@@ -1540,7 +1762,8 @@ static int serve_main(int argc, char **argv) {
             int closed = 0;
             const short rev = k < polled ? pf[k + 2].revents : 0;
             if (c->out_len && (rev & (POLLOUT | POLLERR | POLLHUP))) flush_out(c, now);
-            if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof && (rev & (POLLIN | POLLHUP | POLLERR))) {
+            if (c->out_len < OUT_HIGH && !c->held_lines && !c->eof && !c->in_job && !c->wait_hub &&
+                (rev & (POLLIN | POLLHUP | POLLERR))) {
                 char buf[65536];
                 ssize_t n = recv(c->fd, buf, sizeof buf, 0);
                 if (n == 0) c->eof = 1; /* served and flushed below before it is closed */
@@ -1574,28 +1797,20 @@ static int serve_main(int argc, char **argv) {
             /* Every complete line gets its reply, in order. */
             size_t start = 0;
             while (!closed && !c->waiting_end && c->buf && c->out_len < OUT_HIGH && !c->broken &&
-                   !(c->oneshot && c->served)) {
+                   !(c->oneshot && c->served) && !c->in_job && !c->wait_hub) {
                 /* A long line comes in many reads: search only the new bytes. */
                 size_t from = start + (start ? 0 : c->scanned);
                 char *nl_ = memchr(c->buf + from, '\n', c->len - from);
                 if (!nl_) { c->scanned = c->len - start; break; }
                 size_t ln = (size_t)(nl_ - (c->buf + start));
-                c->scanned = 0;
                 char *r;
-                daemon_request rq;
-                stts_error re;
-                if (!c->oneshot) {
-                    r = handle(&sv, c, c->buf + start, ln, 0);
-                } else if (daemon_request_parse(c->buf + start, ln, &rq, &re) != STTS_OK) {
-                    logf_(&sv, "request refused: %s", re.msg);
-                    r = daemon_reply_error(re.msg);
-                } else if ((r = reserve_refusal(&sv, cl, ncl, rq.op)) != NULL) {
-                    daemon_request_clear(&rq);
-                } else {
-                    c->reserve_hook = rq.op == DAEMON_OP_HOOK;
-                    sv.last_activity = stts_now_ns();
-                    r = handle_rq(&sv, c, &rq, c->buf + start, ln, 0);
+                int how = serve_line(&sv, cl, ncl, c, c->buf + start, ln, &r);
+                if (how == LINE_HELD) {   /* the line stays, found again (scanned) when the hub is back */
+                    c->wait_hub = 1;
+                    c->scanned = ln;
+                    break;
                 }
+                c->scanned = 0;
                 start += ln + 1;
                 c->served++;
                 if (r) reply(c, r);
@@ -1612,13 +1827,16 @@ static int serve_main(int argc, char **argv) {
                 c->scanned = 0;
             }
             c->held_lines = !closed && c->out_len >= OUT_HIGH;
+            /* A request in the job, or one waiting for the hub, is whole and taken: none of the
+             * checks below (a cut request, the time to send one) applies while it waits. */
+            const int hub_wait = c->in_job || c->wait_hub;
             /* After its EOF: once every complete line is answered (none held,
              * none waiting on a session's end) and every reply sent. A last
              * line without its newline is a request cut short: said so. */
             /* A reserve slot's one request is answered: closed once its reply is sent (what
              * else it sent is not read: a connection closed before a reply was not taken). */
-            if (!closed && c->oneshot && c->served && !c->out_len && !c->waiting_end) closed = 1;
-            if (!closed && c->eof && !c->held_lines && !c->waiting_end) {
+            if (!closed && c->oneshot && c->served && !c->out_len && !c->waiting_end && !hub_wait) closed = 1;
+            if (!closed && c->eof && !c->held_lines && !c->waiting_end && !hub_wait) {
                 if (c->len) {
                     reply(c, daemon_reply_error("the request ended without a newline; not read"));
                     c->len = 0;
@@ -1631,8 +1849,8 @@ static int serve_main(int argc, char **argv) {
                       CONN_QUIET_NS / 1000000000ull);
                 closed = 1;
             }
-            if (!closed && !c->out_len && !c->waiting_end && (c->len > 0 || !c->served) && now > c->heard_ns &&
-                now - c->heard_ns > CONN_QUIET_NS) {
+            if (!closed && !c->out_len && !c->waiting_end && !hub_wait && (c->len > 0 || !c->served) &&
+                now > c->heard_ns && now - c->heard_ns > CONN_QUIET_NS) {
                 char m[128];
                 snprintf(m, sizeof m, "nothing received for %llu s %s; connection closed",
                          CONN_QUIET_NS / 1000000000ull, c->len ? "in the middle of a request" : "after connecting");
@@ -1652,9 +1870,14 @@ static int serve_main(int argc, char **argv) {
                 c->waiting_end = NULL;
                 reply(c, daemon_reply_ok(NULL));
             }
-            if (c->broken) closed = 1;
+            if (c->broken && !c->in_job) closed = 1;   /* the job's client: at its end (job_finish) */
             if (closed) {
-                if (c->pipe_session) {
+                if (c->pipe_session && sv.job) {
+                    /* the hub is the job's: ended when it is back */
+                    json_array_append_new(sv.job_ends, json_string(c->pipe_session));
+                    logf_(&sv, "pipe session %s: the client left without \"end\"; ended", c->pipe_session);
+                    free(c->pipe_session);
+                } else if (c->pipe_session) {
                     /* A pipe client gone without its `end` (killed, crashed):
                      * its session ends here as with `end`, or it would stay
                      * forever, and so would its claim on Claude Code's
@@ -1679,7 +1902,7 @@ static int serve_main(int argc, char **argv) {
         ncl = kept;
         if (now - last_spool > 500000000ull) {
             if (keep_socket(&sv, &lfd, &old_lfd) != 0) break;
-            if (sv.live) process_spool(&sv);
+            if (sv.live && !sv.job) process_spool(&sv);
             last_spool = now;
         }
         if (sv.idle_exit_s > 0 && ncl == 0 && (double)(now - sv.last_activity) / 1e9 > sv.idle_exit_s) {
@@ -1730,6 +1953,10 @@ static int serve_main(int argc, char **argv) {
     pthread_mutex_unlock(&sv.mu);
     /* Quitting drops what is queued (an idle exit has nothing queued). */
     if (pl) pipeline_cancel(pl);
+    /* A job still taking a huge request: its sentences are dropped now
+     * (quit), but its text stage's work cannot be cut short; its client
+     * was closed above, unanswered (not taken, for the next daemon). */
+    if (sv.job) job_finish(&sv, NULL, 0);
     /* A signal while the speaker still loads (the model, the voice, the
      * warm-up cannot be cut short): joining it waited out the whole load.
      * Nothing has been spoken or written, the socket is gone and every
@@ -1757,6 +1984,8 @@ static int serve_main(int argc, char **argv) {
     daemon_hub_free(sv.hub);
     json_decref(sv.muted);
     json_decref(sv.mute_tail);
+    json_decref(sv.job_stopped);
+    json_decref(sv.job_ends);
     json_decref(sv.newest);
     close(sv.wake[0]);
     close(sv.wake[1]);

@@ -128,6 +128,11 @@ void daemon_hub_end(daemon_hub *h, const char *session);
 /* Idle timers of every session's text stage. */
 void daemon_hub_tick(daemon_hub *h, uint64_t now_ns);
 uint64_t daemon_hub_deadline(const daemon_hub *h);
+/* Bytes of text the timers due at now would hand to the text stages (held
+ * batches released, a parked Stop's message said; pending words flushed
+ * are not counted: one sentence at most), so that
+ * the server can run a long tick off its poll loop (cmd_serve's hub job). */
+size_t daemon_hub_tick_bytes(const daemon_hub *h, uint64_t now_ns);
 /* Sessions known (registered or with speech), as a JSON array of ids. */
 json_t *daemon_hub_sessions(const daemon_hub *h);
 /* Sentences emitted so far, all sessions. */

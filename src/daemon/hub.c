@@ -2026,6 +2026,22 @@ void daemon_hub_tick(daemon_hub *h, uint64_t now) {
     }
 }
 
+size_t daemon_hub_tick_bytes(const daemon_hub *h, uint64_t now) {
+    size_t n = 0;
+    for (const session *s = h->sessions; s; s = s->next) {
+        int held = 0;
+        for (int k = 0; k < s->n_msgs; k++) {
+            const msg *m = &s->msgs[k];
+            if (!m->nheld || m->held_due > now) continue;
+            held = 1;
+            for (int b = 0; b < m->nheld; b++) n += m->held[b].len;
+        }
+        /* a parked Stop is reconciled when due, or when a held batch released now completes its message */
+        if (s->parked && (s->parked_due <= now || held)) n += s->parked_len;
+    }
+    return n;
+}
+
 uint64_t daemon_hub_deadline(const daemon_hub *h) {
     uint64_t best = 0;
     for (const session *s = h->sessions; s; s = s->next) {

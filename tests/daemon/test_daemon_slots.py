@@ -259,4 +259,30 @@ for c in pipes + hooks + [big]:
 d.ctl("stop")
 check(d.close() == 0, "serve exits cleanly")
 
+# ---- 4. a huge Stop said whole at the end of its grace (no batches came) -----------------------------------
+# Parked by the hook's request, it was said by the loop's timer: 2.3 s of an 8 MB message held the loop
+# as the request did. Now the timer runs as the hub job: a hook sent once its first sentences are queued
+# waits for it, and status requests are answered meanwhile (before, the hook was answered at once: the
+# whole message had been taken before the status that saw its first sentences).
+d = Daemon(BIN, VOICE, tmp, "stop", pace=False)
+d.ctl("pause")
+mb = intake_mb(d)
+r = d.hook({"session_id": "st", "hook_event_name": "Stop", "last_assistant_message": big_delta(mb),
+            "stop_hook_active": False})
+wait_for(lambda: d.status()["pending"] > 0, "the Stop's first sentences")
+sent = d.conn()
+sent.sendall((json.dumps({"v": 1, "op": "hook", "payload": md("z", "mz", 0, "Sentinel.\n", True)}) + "\n").encode())
+during = 0
+while True:
+    d.status()
+    if answered(sent):
+        break
+    during += 1
+rep = json.loads(recv_line(sent))
+sent.close()
+check(rep["ok"] and during >= 3, "status answered %d times while the %.1f MB Stop was being said (the next hook "
+      "waiting for it): %r" % (during, mb, rep))
+d.ctl("stop")
+check(d.close() == 0, "serve exits cleanly")
+
 sys.exit(check.finish())

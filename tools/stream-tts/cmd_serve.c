@@ -203,6 +203,7 @@ typedef struct {
 typedef struct hub_job {
     server *sv;
     pthread_t tid;
+    uint64_t tick_ns;        /* not 0: the hub's timers due then (a parked 8 MB Stop said whole), no request */
     int fd;                  /* the client it answers (kept open meanwhile: fds of open clients are unique) */
     int oneshot;             /* that client is in a reserve slot: a line request is not acted on */
     char *line;              /* a copy: the client's buffer may move */
@@ -1137,7 +1138,9 @@ static void *job_main(void *arg) {
     hub_job *j = arg;
     server *sv = j->sv;
     stts_error err;
-    if (daemon_request_parse(j->line, j->len, &j->rq, &err) != STTS_OK) {
+    if (j->tick_ns) {
+        daemon_hub_tick(sv->hub, j->tick_ns);
+    } else if (daemon_request_parse(j->line, j->len, &j->rq, &err) != STTS_OK) {
         logf_(sv, "request refused: %s", err.msg);
         j->reply = daemon_reply_error(err.msg);
     } else if (j->rq.op == DAEMON_OP_HOOK || (j->rq.op == DAEMON_OP_LINE && !j->oneshot)) {
@@ -1177,6 +1180,27 @@ static int job_start(server *sv, client *c, const char *line, size_t len) {
     }
     c->in_job = 1;
     return 0;
+}
+
+/* The hub's timers due at now, as a job when they would feed the text
+ * stage a lot (a Stop of 8 MB parked for its grace, then said whole, held
+ * the poll loop 2.3 s); else at once. */
+static void hub_tick(server *sv, uint64_t now) {
+    if (daemon_hub_tick_bytes(sv->hub, now) >= HUB_JOB_MIN) {
+        hub_job *j = calloc(1, sizeof *j);
+        json_t *ss = j ? daemon_hub_sessions(sv->hub) : NULL;
+        if (ss) {
+            *j = (hub_job){.sv = sv, .tick_ns = now, .fd = -1};
+            sv->job = j;
+            sv->job_sessions = ss;
+            if (pthread_create(&j->tid, NULL, job_main, j) == 0) return;
+            sv->job = NULL;
+            sv->job_sessions = NULL;
+        }
+        json_decref(ss);
+        free(j);
+    }
+    daemon_hub_tick(sv->hub, now);
 }
 
 static int job_done(server *sv) {
@@ -1711,7 +1735,7 @@ static int serve_main(int argc, char **argv) {
         }
         now = stts_now_ns();
         if (sv.job && job_done(&sv)) job_finish(&sv, cl, ncl);
-        if (!sv.job) daemon_hub_tick(sv.hub, now);
+        if (!sv.job) hub_tick(&sv, now);
         const int polled = ncl; /* clients accepted below have no poll result this pass */
         /* At most the free slots: the rest wait in the listen queue (polled
          * again once a slot frees). Accepted and turned away, a hook's

@@ -105,6 +105,19 @@ class Daemon:
         s.connect(self.sock)
         return s
 
+    def hold_pipes(self, n=64):
+        """n connections that stay, each opened as a pipe client does (a ping answered): the daemon's
+        slots for long-lived clients, held."""
+        held = []
+        for k in range(n):
+            c = self.conn()
+            c.sendall(b'{"v":1,"op":"ping"}\n')
+            line = recv_line(c)
+            if not json.loads(line).get("ok"):
+                raise AssertionError("pipe %d's ping: %r" % (k, line))
+            held.append(c)
+        return held
+
     def req(self, obj, s=None):
         own = s is None
         s = s or self.conn()

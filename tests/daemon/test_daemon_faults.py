@@ -173,12 +173,7 @@ check(not os.path.exists(d.sock), "... removing its own socket")
 # listener is kept until its queue is taken (closed at once, the waiting connection was reset
 # unread, and the hook had taken its request for delivered).
 d = Daemon(BIN, VOICE, tmp, "rmfull", pace=False)
-held = []
-for _ in range(64):
-    c = d.conn()
-    c.sendall(b'{"v":1,"op":"ping"}\n')
-    recv_line(c)
-    held.append(c)
+held = d.hold_pipes(64)
 wait_for(lambda: "64 connections open: new ones get one control or hook request" in read(d.err), "64 accepted")
 held += [d.conn() for _ in range(8)]   # the reserve of one-request slots, silent
 late = d.conn()

@@ -39,12 +39,7 @@ def closed_after_reply(s):
 
 # ---- 1. 64 pipe clients hold every slot that stays ------------------------------------------------
 d = Daemon(BIN, VOICE, tmp, "slots", pace=False)
-pipes = []
-for k in range(64):
-    c = d.conn()
-    c.sendall(b'{"v":1,"op":"ping"}\n')
-    check(json.loads(recv_line(c))["ok"], "pipe %d's ping" % k)
-    pipes.append(c)
+pipes = d.hold_pipes(64)
 # ... each with a session (a pipe client's line), so they are what `stream-tts pipe` leaves open
 for k, c in enumerate(pipes[:4]):
     line = json.dumps({"type": "system", "subtype": "init", "session_id": "pipe-%d" % k})
@@ -227,12 +222,7 @@ check(d.close() == 0, "serve exits cleanly")
 
 # ---- 3. 64 pipes, a huge message being taken, and hooks filling the reserve ------------------------------
 d = Daemon(BIN, VOICE, tmp, "both", pace=False)
-pipes = []
-for k in range(64):
-    c = d.conn()
-    c.sendall(b'{"v":1,"op":"ping"}\n')
-    recv_line(c)
-    pipes.append(c)
+pipes = d.hold_pipes(64)
 d.ctl("pause")
 mb = intake_mb(d)
 for attempt in range(3):

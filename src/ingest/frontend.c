@@ -843,10 +843,16 @@ static void grow_block(ingest_frontend *fe, source *s, const char *t, size_t n, 
  * without a trace)? Such a block is t's start and t's end, at least 8 bytes
  * of each (two blocks that merely share a first and a last word are not
  * one), with nothing between. */
+/* How many bytes p[0, l) and t[0, n) share at their start (*a) and, after
+ * that, at their end (*z). */
+static void common_ends(const char *p, size_t l, const char *t, size_t n, size_t *a, size_t *z) {
+    *a = *z = 0;
+    while (*a < l && *a < n && p[*a] == t[*a]) ++*a;
+    while (*z < l - *a && *z < n - *a && p[l - 1 - *z] == t[n - 1 - *z]) ++*z;
+}
 static int middle_lost(const char *p, size_t l, const char *t, size_t n) {
-    size_t a = 0, z = 0;
-    while (a < l && a < n && p[a] == t[a]) a++;
-    while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
+    size_t a, z;
+    common_ends(p, l, t, n, &a, &z);
     return l < n && a >= 8 && z >= 8 && a + z == l;
 }
 /* ... or t is such a block with a few bytes in its middle changed (a byte
@@ -855,9 +861,8 @@ static int middle_lost(const char *p, size_t l, const char *t, size_t n) {
  * either side. Read whole, it was said twice; what the stream said of it
  * stands. */
 static int middle_changed(const char *p, size_t l, const char *t, size_t n) {
-    size_t a = 0, z = 0;
-    while (a < l && a < n && p[a] == t[a]) a++;
-    while (z < l - a && z < n - a && p[l - 1 - z] == t[n - 1 - z]) z++;
+    size_t a, z;
+    common_ends(p, l, t, n, &a, &z);
     return a >= 16 && z >= 8 && l - a - z <= 8 && n - a - z <= 8;
 }
 static int streamed_with_gap(const source *s, const char *t, size_t n) {

@@ -297,12 +297,18 @@ static uint64_t session_rank(void *user, const char *session) {
     return v > 0 ? (uint64_t)v : 0;
 }
 
-/* hub callbacks (poll-loop thread) */
+/* A sentence of session is not to be queued: muted, quitting, or stopped
+ * while the hub job runs. mu held. */
+static int sentence_refused(server *sv, const char *session) {
+    return is_muted(sv, session) || sv->quit || sv->job_stop_all ||
+           (sv->job_stopped && json_object_get(sv->job_stopped, session));
+}
+
+/* hub callbacks (the hub's owner: the poll loop, or the hub job's thread) */
 static void hub_sentence(void *user, const char *session, const ingest_sentence *s) {
     server *sv = user;
     pthread_mutex_lock(&sv->mu);
-    if (is_muted(sv, session) || sv->quit || sv->job_stop_all ||
-        (sv->job_stopped && json_object_get(sv->job_stopped, session))) {
+    if (sentence_refused(sv, session)) {
         pthread_mutex_unlock(&sv->mu);
         return;
     }
@@ -340,6 +346,14 @@ static void hub_sentence(void *user, const char *session, const ingest_sentence 
     }
     stts_error err;
     pthread_mutex_lock(&sv->mu);
+    /* Asked again: on the hub job's thread a stop or mute from the poll loop
+     * may have come while the copy was made, and it has emptied the queue
+     * already (a sentence from before the stop queued after it was said). */
+    if (sentence_refused(sv, session)) {
+        pthread_mutex_unlock(&sv->mu);
+        pend_free(p);
+        return;
+    }
     stts_status st = daemon_queue_push(sv->pending, session, p, (p->flags & INGEST_SENT_ASIDE) != 0, &err);
     if (daemon_queue_count(sv->pending) < MAX_PENDING_SESSION / 2 && sv->overflow) {
         uint64_t n = sv->overflow;
@@ -1092,14 +1106,21 @@ static char *handle_rq(server *sv, client *c, daemon_request *taken, const char 
     return r;
 }
 
+/* Parses one request line into rq; NULL then, else the refusal's reply
+ * line (logged). Every path that reads a request (socket, spool, the hub
+ * job) refuses the same way. */
+static char *parse_request(server *sv, const char *line, size_t len, daemon_request *rq) {
+    stts_error err;
+    if (daemon_request_parse(line, len, rq, &err) == STTS_OK) return NULL;
+    logf_(sv, "request refused: %s", err.msg);
+    return daemon_reply_error(err.msg);
+}
+
 /* Parses one request line and acts on it (handle_rq). */
 static char *handle(server *sv, client *c, const char *line, size_t len, uint64_t made_ns) {
     daemon_request rq;
-    stts_error err;
-    if (daemon_request_parse(line, len, &rq, &err) != STTS_OK) {
-        logf_(sv, "request refused: %s", err.msg);
-        return daemon_reply_error(err.msg);
-    }
+    char *refused = parse_request(sv, line, len, &rq);
+    if (refused) return refused;
     sv->last_activity = stts_now_ns();
     return handle_rq(sv, c, &rq, line, len, made_ns);
 }
@@ -1137,12 +1158,10 @@ static char *reserve_refusal(server *sv, const client *cl, int ncl, const client
 static void *job_main(void *arg) {
     hub_job *j = arg;
     server *sv = j->sv;
-    stts_error err;
     if (j->tick_ns) {
         daemon_hub_tick(sv->hub, j->tick_ns);
-    } else if (daemon_request_parse(j->line, j->len, &j->rq, &err) != STTS_OK) {
-        logf_(sv, "request refused: %s", err.msg);
-        j->reply = daemon_reply_error(err.msg);
+    } else if ((j->reply = parse_request(sv, j->line, j->len, &j->rq)) != NULL) {
+        /* refused: the reply says why */
     } else if (j->rq.op == DAEMON_OP_HOOK || (j->rq.op == DAEMON_OP_LINE && !j->oneshot)) {
         if (j->rq.op == DAEMON_OP_LINE) j->session = strdup(j->rq.session);   /* NULL: not ended at close */
         /* no client: it touches nothing of the poll loop's (the daemon is
@@ -1286,12 +1305,7 @@ static int serve_line(server *sv, client *cl, int ncl, client *c, const char *li
         }
     }
     daemon_request rq;
-    stts_error e;
-    if (daemon_request_parse(line, ln, &rq, &e) != STTS_OK) {
-        logf_(sv, "request refused: %s", e.msg);
-        *reply_out = daemon_reply_error(e.msg);
-        return LINE_DONE;
-    }
+    if ((*reply_out = parse_request(sv, line, ln, &rq)) != NULL) return LINE_DONE;
     if (c->oneshot && (*reply_out = reserve_refusal(sv, cl, ncl, c, rq.op))) {
         daemon_request_clear(&rq);
         return LINE_DONE;
